@@ -1,0 +1,43 @@
+# Scion: build, test and demo. `make demo` and `make test` work on a fresh Debian machine with Swift.
+
+DEBIAN_PACKAGES := libhdf5-dev libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libopenblas-dev pkg-config
+SWIFT ?= swift
+SCION_DEBUG := .build/debug/scion
+SCION_RELEASE := .build/release/scion
+DEMO_MODEL := fixtures/keras2/nested_transfer.h5
+
+.PHONY: all deps build release test demo bench clean
+
+all: build
+
+# Installs only the Debian packages that are missing; quick when all are present.
+deps:
+	@missing=""; for package in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# Scion's main job on the bundled example: until fine-tuning lands, inspect a real Keras 2
+# transfer-learning model (a frozen nested base plus a new head).
+demo: build
+	$(SCION_DEBUG) inspect $(DEMO_MODEL)
+
+bench: release
+	bench/inspect_bench.py
+
+clean:
+	rm -rf .build

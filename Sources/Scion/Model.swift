@@ -1,0 +1,84 @@
+import Foundation
+import ScionIR
+import ScionKeras
+
+/// A model file read into the IR: the library's front door.
+///
+/// ```swift
+/// let model = try Model.load("mobilenet.h5")
+/// print(model.graph.totalParameterCount)
+/// ```
+public struct Model {
+    public var graph: Graph
+    public var format: ModelFormat
+    public var path: String
+
+    public init(graph: Graph, format: ModelFormat, path: String) {
+        self.graph = graph; self.format = format; self.path = path
+    }
+
+    /// Reads a model, telling the format by its first bytes (and by extension when they say nothing).
+    /// Reads no weight bytes: parameters load when first used.
+    public static func load(_ path: String) throws -> Model {
+        let format = try ModelFormat.detect(path: path)
+        let graph: Graph
+        switch format {
+        case .kerasHDF5: graph = try KerasModelReader.readHDF5(at: path)
+        case .kerasArchive: graph = try KerasModelReader.readArchive(at: path)
+        case .onnx: throw ScionError(file: path, "reading ONNX is not available yet")
+        }
+        return Model(graph: graph, format: format, path: path)
+    }
+}
+
+/// The file formats Scion reads and writes.
+public enum ModelFormat: String, Sendable, CaseIterable {
+    /// Keras `.h5` (Keras 2, Keras 3 legacy, or weights only).
+    case kerasHDF5 = "keras-h5"
+    /// Keras 3 `.keras` zip archive.
+    case kerasArchive = "keras"
+    case onnx
+
+    static let hdf5Signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    /// The format of an existing file, from its magic bytes; the extension decides only for files
+    /// whose first bytes say nothing (ONNX has no magic).
+    public static func detect(path: String) throws -> ModelFormat {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ScionError(file: path, "no such file")
+        }
+        guard !isDirectory.boolValue else { throw ScionError(file: path, "is a directory, not a model file") }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw ScionError(file: path, "cannot be opened for reading") }
+        defer { try? handle.close() }
+        let head = [UInt8]((try? handle.read(upToCount: 8)) ?? Data())
+        if head.isEmpty { throw ScionError(file: path, "is empty") }
+        if head.starts(with: hdf5Signature) { return .kerasHDF5 }
+        if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) || head.starts(with: [0x50, 0x4B, 0x05, 0x06]) { return .kerasArchive }
+        switch (path as NSString).pathExtension.lowercased() {
+        case "h5", "hdf5", "keras2": return .kerasHDF5  // HDF5 may start after a user block
+        case "keras": return .kerasArchive
+        case "onnx": return .onnx
+        default:
+            throw ScionError(file: path, "is not a model Scion reads (expected Keras .h5, .keras or .onnx)")
+        }
+    }
+
+    /// The format a path's extension asks for, for writers.
+    public static func forOutput(path: String) throws -> ModelFormat {
+        switch (path as NSString).pathExtension.lowercased() {
+        case "h5", "hdf5": return .kerasHDF5
+        case "keras": return .kerasArchive
+        case "onnx": return .onnx
+        case let other: throw ScionError(file: path, "cannot tell the output format from extension '.\(other)' (use .onnx, .h5 or .keras)")
+        }
+    }
+}
+
+/// An error of the front door: a file it cannot take, with the file named.
+public struct ScionError: Error, CustomStringConvertible, Sendable {
+    public var file: String
+    public var reason: String
+    public init(file: String, _ reason: String) { self.file = file; self.reason = reason }
+    public var description: String { "\(file): \(reason)" }
+}

@@ -1,0 +1,84 @@
+/// What a node computes. A closed set: every concern (shape inference, execution, each writer) is one
+/// exhaustive `switch`, so adding a case makes the compiler list every place to update. Ops not
+/// interpreted are kept as `opaque` so they survive a round trip.
+///
+/// Granularity is the Keras layer / ONNX node of the CNN op set; a fused activation is an attribute.
+public enum Op: Equatable, Sendable {
+    case dense(DenseAttributes)
+    case conv(ConvAttributes)
+    case depthwiseConv(DepthwiseConvAttributes)
+    case separableConv(SeparableConvAttributes)
+    case convTranspose(ConvTransposeAttributes)
+    case pool(PoolAttributes)
+    case globalPool(GlobalPoolAttributes)
+    case batchNormalization(BatchNormalizationAttributes)
+    case layerNormalization(LayerNormalizationAttributes)
+    case activation(Activation)
+    /// Parametric ReLU with a learned slope (`alpha` parameter) per element, shared along some axes.
+    case prelu(PReLUAttributes)
+    case dropout(DropoutAttributes)
+    case flatten(FlattenAttributes)
+    case reshape(ReshapeAttributes)
+    case permute(PermuteAttributes)
+    case zeroPadding(SpatialPaddingAttributes)
+    case cropping(SpatialPaddingAttributes)
+    case upSampling(UpSamplingAttributes)
+    /// n-ary elementwise combination with broadcasting (Keras merge layers).
+    case elementwise(ElementwiseOperation)
+    case concatenate(ConcatenateAttributes)
+    /// `x * scale + offset`.
+    case rescaling(RescalingAttributes)
+    /// `(x - mean) / sqrt(variance)`, statistics held as parameters (`mean`, `variance`).
+    case normalization(NormalizationAttributes)
+    case embedding(EmbeddingAttributes)
+    /// Inception-ResNet's residual: `inputs[0] + scale * inputs[1]`.
+    case scaledResidual(ScaledResidualAttributes)
+    /// ConvNeXt's LayerScale: `x * gamma`, gamma a learned per-channel parameter.
+    case layerScale
+    /// Identity at inference; drops whole residual branches during training (ConvNeXt).
+    case stochasticDepth(DropoutAttributes)
+    case identity
+    case opaque(OpaqueAttributes)
+
+    /// The op's name in tables: Keras's class names where one exists.
+    public var typeName: String {
+        switch self {
+        case .dense: "Dense"
+        case .conv(let a): a.rank == 1 ? "Conv1D" : a.rank == 3 ? "Conv3D" : "Conv2D"
+        case .depthwiseConv(let a): a.rank == 1 ? "DepthwiseConv1D" : "DepthwiseConv2D"
+        case .separableConv(let a): a.rank == 1 ? "SeparableConv1D" : "SeparableConv2D"
+        case .convTranspose(let a): a.rank == 1 ? "Conv1DTranspose" : "Conv2DTranspose"
+        case .pool(let a): (a.kind == .max ? "MaxPooling" : "AveragePooling") + "\(a.rank)D"
+        case .globalPool(let a): (a.kind == .max ? "GlobalMaxPooling" : "GlobalAveragePooling") + "\(a.rank)D"
+        case .batchNormalization: "BatchNormalization"
+        case .layerNormalization: "LayerNormalization"
+        case .activation(let a):
+            switch a {
+            case .relu: "ReLU"
+            case .leakyRelu: "LeakyReLU"
+            case .elu: "ELU"
+            case .softmax: "Softmax"
+            default: "Activation"
+            }
+        case .prelu: "PReLU"
+        case .dropout: "Dropout"
+        case .flatten: "Flatten"
+        case .reshape: "Reshape"
+        case .permute: "Permute"
+        case .zeroPadding(let a): "ZeroPadding\(a.padding.count)D"
+        case .cropping(let a): "Cropping\(a.padding.count)D"
+        case .upSampling(let a): "UpSampling\(a.size.count)D"
+        case .elementwise(let operation): operation.typeName
+        case .concatenate: "Concatenate"
+        case .rescaling: "Rescaling"
+        case .normalization: "Normalization"
+        case .embedding: "Embedding"
+        case .scaledResidual: "CustomScaleLayer"
+        case .layerScale: "LayerScale"
+        case .stochasticDepth: "StochasticDepth"
+        case .identity: "Identity"
+        case .opaque(let a): a.type
+        }
+    }
+}
+

@@ -1,0 +1,217 @@
+/// Shape rules of the spatial ops: convolutions, pooling, padding, reshaping and merging.
+extension Context {
+    func spatialAxes(rank: Int, layout: Layout) -> [Int] {
+        layout == .channelsLast ? Array(1..<max(rank - 1, 1)) : Array(2..<max(rank, 2))
+    }
+
+    func channelAxis(rank: Int, layout: Layout) -> Int { layout == .channelsLast ? rank - 1 : 1 }
+
+    /// Output length of a sliding window along one axis.
+    func windowOutput(_ input: Int?, kernel: Int, stride: Int, dilation: Int, padding: Padding,
+                      axis: Int, spatialRank: Int, ceilMode: Bool = false) throws -> Int? {
+        guard let input else { return nil }
+        guard stride > 0, kernel > 0, dilation > 0 else { throw fail("kernel, stride and dilation must be positive") }
+        let span = dilation * (kernel - 1) + 1
+        let padded: Int
+        switch padding {
+        case .same: return (input + stride - 1) / stride
+        case .valid: padded = input
+        case .causal: padded = input + span - 1
+        case .explicit(let pads):
+            guard pads.count == 2 * spatialRank else { throw fail("has \(pads.count) pads for \(spatialRank) axes") }
+            padded = input + pads[axis] + pads[axis + spatialRank]
+        }
+        if padded < span { throw fail("window of \(span) does not fit an input of length \(padded)") }
+        let steps = ceilMode ? (padded - span + stride - 1) / stride : (padded - span) / stride
+        return steps + 1
+    }
+
+    func slidingWindow(kernel: [Int], strides: [Int], dilations: [Int], padding: Padding, layout: Layout,
+                       outputChannels: Int?) throws -> (input: Shape, output: Shape)? {
+        try requireInputs(1)
+        guard let shape = try firstShape(minimumRank: kernel.count + 2) else { return nil }
+        guard shape.rank == kernel.count + 2 else {
+            throw fail("needs an input of rank \(kernel.count + 2), got shape \(shape)")
+        }
+        guard strides.count == kernel.count, dilations.count == kernel.count else {
+            throw fail("kernel, strides and dilations have different ranks")
+        }
+        var output = shape
+        for (offset, axis) in spatialAxes(rank: shape.rank, layout: layout).enumerated() {
+            output[axis] = try windowOutput(shape[axis], kernel: kernel[offset], stride: strides[offset],
+                                            dilation: dilations[offset], padding: padding, axis: offset,
+                                            spatialRank: kernel.count)
+        }
+        if let outputChannels { output[channelAxis(rank: shape.rank, layout: layout)] = outputChannels }
+        return (shape, output)
+    }
+
+    func convolution(_ a: ConvAttributes) throws -> Shape? {
+        guard let (input, output) = try slidingWindow(
+            kernel: a.kernelSize, strides: a.strides, dilations: a.dilations, padding: a.padding,
+            layout: a.layout, outputChannels: a.filters) else { return nil }
+        let channels = input[channelAxis(rank: input.rank, layout: a.layout)]
+        guard a.groups > 0, channels.map({ $0 % a.groups == 0 }) ?? true, a.filters % a.groups == 0 else {
+            throw fail("\(a.groups) groups do not divide \(channels.map(String.init) ?? "?") input channels and \(a.filters) filters")
+        }
+        let perGroup = channels.map { $0 / a.groups }
+        let kernel: [Int?] = a.layout == .channelsLast
+            ? a.kernelSize.map { $0 } + [perGroup, a.filters]
+            : [a.filters, perGroup] + a.kernelSize.map { $0 }
+        try expectParameter("kernel", kernel)
+        try expectBias(a.useBias, a.filters)
+        return output
+    }
+
+    func depthwise(_ a: DepthwiseConvAttributes, checkBias: Bool) throws -> Shape? {
+        guard let (input, _) = try slidingWindow(
+            kernel: a.kernelSize, strides: a.strides, dilations: a.dilations, padding: a.padding,
+            layout: a.layout, outputChannels: nil) else { return nil }
+        let channels = input[channelAxis(rank: input.rank, layout: a.layout)]
+        let outputChannels = channels.map { $0 * a.depthMultiplier }
+        guard let (_, output) = try slidingWindow(
+            kernel: a.kernelSize, strides: a.strides, dilations: a.dilations, padding: a.padding,
+            layout: a.layout, outputChannels: outputChannels) else { return nil }
+        try expectParameter("depthwise_kernel", a.kernelSize.map { $0 } + [channels, a.depthMultiplier])
+        if checkBias { try expectBias(a.useBias, outputChannels) }
+        return output
+    }
+
+    func separable(_ a: SeparableConvAttributes) throws -> Shape? {
+        guard var output = try depthwise(a.depthwise, checkBias: false) else { return nil }
+        let axis = channelAxis(rank: output.rank, layout: a.depthwise.layout)
+        try expectParameter("pointwise_kernel", Array(repeating: 1, count: a.rank) + [output[axis], a.filters])
+        try expectBias(a.depthwise.useBias, a.filters)
+        output[axis] = a.filters
+        return output
+    }
+
+    /// Keras's `deconv_output_length`.
+    func transposedConvolution(_ a: ConvTransposeAttributes) throws -> Shape? {
+        try requireInputs(1)
+        guard let shape = try firstShape(minimumRank: a.rank + 2) else { return nil }
+        var output = shape
+        let channels = channelAxis(rank: shape.rank, layout: a.layout)
+        for (offset, axis) in spatialAxes(rank: shape.rank, layout: a.layout).enumerated() {
+            guard let length = shape[axis] else { continue }
+            let stride = a.strides[offset]
+            let kernel = a.kernelSize[offset] + (a.kernelSize[offset] - 1) * (a.dilations[offset] - 1)
+            if let outputPadding = a.outputPadding {
+                let pad: Int
+                switch a.padding {
+                case .same: pad = kernel / 2
+                case .explicit(let pads): pad = pads[offset]
+                default: pad = 0
+                }
+                output[axis] = (length - 1) * stride + kernel - 2 * pad + outputPadding[offset]
+            } else {
+                switch a.padding {
+                case .same: output[axis] = length * stride
+                default: output[axis] = length * stride + max(kernel - stride, 0)
+                }
+            }
+        }
+        output[channels] = a.filters
+        let kernel: [Int?] = a.layout == .channelsLast
+            ? a.kernelSize.map { $0 } + [a.filters, shape[channels]]
+            : [shape[channels], a.filters] + a.kernelSize.map { $0 }
+        try expectParameter("kernel", kernel)
+        try expectBias(a.useBias, a.filters)
+        return output
+    }
+
+    func pooling(_ a: PoolAttributes) throws -> Shape? {
+        try requireInputs(1)
+        guard let shape = try firstShape(minimumRank: a.rank + 2) else { return nil }
+        var output = shape
+        for (offset, axis) in spatialAxes(rank: shape.rank, layout: a.layout).enumerated() {
+            output[axis] = try windowOutput(shape[axis], kernel: a.poolSize[offset], stride: a.strides[offset],
+                                            dilation: 1, padding: a.padding, axis: offset, spatialRank: a.rank,
+                                            ceilMode: a.ceilMode)
+        }
+        return output
+    }
+
+    func spatialPadding(_ a: SpatialPaddingAttributes) throws -> Shape? {
+        try requireInputs(1)
+        guard var shape = try firstShape(minimumRank: a.padding.count + 2) else { return nil }
+        let sign = if case .cropping = node.op { -1 } else { 1 }
+        for (pair, axis) in zip(a.padding, spatialAxes(rank: shape.rank, layout: a.layout)) {
+            guard pair.count == 2 else { throw fail("padding \(pair) is not a (before, after) pair") }
+            guard let length = shape[axis] else { continue }
+            let result = length + sign * (pair[0] + pair[1])
+            if result <= 0 { throw fail("cropping \(pair) leaves nothing of length \(length)") }
+            shape[axis] = result
+        }
+        return shape
+    }
+
+    func reshape(_ a: ReshapeAttributes) throws -> Shape? {
+        try requireInputs(1)
+        guard let shape = try firstShape(minimumRank: 1) else { return nil }
+        let total = Shape.product(Array(shape.dimensions.dropFirst()))
+        let unknownCount = a.targetShape.filter { $0 == -1 }.count
+        guard unknownCount <= 1, a.targetShape.allSatisfy({ $0 == -1 || $0 > 0 }) else {
+            throw fail("target shape \(a.targetShape) is not valid")
+        }
+        let known = a.targetShape.filter { $0 != -1 }.checkedProduct ?? 0
+        var dimensions: [Int?] = a.targetShape.map { $0 }
+        if let total {
+            if unknownCount == 1 {
+                guard known > 0, total % known == 0 else {
+                    throw fail("cannot reshape \(shape) to \(a.targetShape)")
+                }
+                dimensions = a.targetShape.map { $0 == -1 ? total / known : $0 }
+            } else if known != total {
+                throw fail("cannot reshape \(shape) (\(total) elements per sample) to \(a.targetShape)")
+            }
+        } else if unknownCount == 1 {
+            dimensions = a.targetShape.map { $0 == -1 ? nil : $0 }
+        }
+        return Shape([shape[0]] + dimensions)
+    }
+
+    /// Numpy broadcasting of every input; unknown dimensions stay unknown.
+    func broadcastInputs() throws -> Shape? {
+        guard !inputs.isEmpty else { throw fail("has no input") }
+        var result: [Int?] = []
+        for input in inputs {
+            guard let shape = input.shape else { return nil }
+            let rank = max(result.count, shape.rank)
+            let left = Array(repeating: 1, count: rank - result.count) + result
+            let right = Array(repeating: 1, count: rank - shape.rank) + shape.dimensions
+            result = try zip(left, right).map { pair -> Int? in
+                switch pair {
+                case (let a?, let b?):
+                    if a == b || b == 1 { return a }
+                    if a == 1 { return b }
+                    throw fail("cannot combine shapes: \(a) and \(b) differ (inputs \(inputs.map { $0.shape.map(\.description) ?? "?" }))")
+                case (1?, nil), (nil, 1?), (nil, nil): return nil
+                case (let a?, nil): return a
+                case (nil, let b?): return b
+                }
+            }
+        }
+        return Shape(result)
+    }
+
+    func concatenate(axis: Int) throws -> Shape? {
+        guard let first = inputs.first else { throw fail("has no input") }
+        guard var result = first.shape else { return nil }
+        guard let resolved = result.normalizedAxis(axis) else { throw fail("axis \(axis) is outside \(result)") }
+        var total: Int? = 0
+        for input in inputs {
+            guard let shape = input.shape else { return nil }
+            guard shape.rank == result.rank else { throw fail("inputs have different ranks: \(result) and \(shape)") }
+            for dimension in 0..<shape.rank where dimension != resolved {
+                if let a = result[dimension], let b = shape[dimension], a != b {
+                    throw fail("inputs differ outside the concatenation axis: \(result) and \(shape)")
+                }
+                if result[dimension] == nil { result[dimension] = shape[dimension] }
+            }
+            total = total.flatMap { sum in shape[resolved].map { sum + $0 } }
+        }
+        result[resolved] = total
+        return result
+    }
+}

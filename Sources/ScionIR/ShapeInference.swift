@@ -1,0 +1,195 @@
+/// Output shapes and types of each op, checked against the op's parameters. One exhaustive switch.
+public enum ShapeInference {
+    /// Shapes and types of `node`'s outputs given its inputs; `parameterShapes` maps roles
+    /// (`kernel`, `bias`...) to shapes.
+    public static func outputs(of node: Node, inputs: [ValueInfo], parameterShapes: [String: [Int]]) throws
+        -> [ValueInfo]
+    {
+        var context = Context(node: node, inputs: inputs, parameterShapes: parameterShapes)
+        let shapes = try context.infer()
+        let dtype = context.outputType
+        return shapes.enumerated().map { offset, shape in
+            ValueInfo(name: offset < node.outputs.count ? node.outputs[offset] : "", shape: shape, dtype: dtype)
+        }
+    }
+}
+
+/// Per-node state of shape inference: the node, its input shapes and its parameter shapes.
+struct Context {
+    let node: Node
+    let inputs: [ValueInfo]
+    let parameterShapes: [String: [Int]]
+
+    init(node: Node, inputs: [ValueInfo], parameterShapes: [String: [Int]]) {
+        self.node = node; self.inputs = inputs; self.parameterShapes = parameterShapes
+    }
+
+    var outputType: DType {
+        if case .embedding = node.op { return .float32 }
+        return inputs.first?.dtype ?? .float32
+    }
+
+    func fail(_ reason: String) -> IRError { IRError(node.name, reason, kind: .shape) }
+
+    func parameterFailure(_ reason: String) -> IRError { IRError(node.name, reason, kind: .parameter) }
+
+    /// The first input's shape; nil when unknown (then every output is unknown too).
+    func firstShape(minimumRank: Int = 0) throws -> Shape? {
+        guard let first = inputs.first else { throw fail("has no input") }
+        guard let shape = first.shape else { return nil }
+        if shape.rank < minimumRank {
+            throw fail("needs an input of rank \(minimumRank) or more, got shape \(shape)")
+        }
+        return shape
+    }
+
+    func requireInputs(_ count: Int) throws {
+        if inputs.count != count { throw fail("needs \(count) input(s), got \(inputs.count)") }
+    }
+
+    /// Checks that parameter `role` exists with `expected` shape (nil entries match anything).
+    func expectParameter(_ role: String, _ expected: [Int?]) throws {
+        guard let actual = parameterShapes[role] else { throw parameterFailure("is missing its '\(role)' weights") }
+        let matches = actual.count == expected.count
+            && zip(actual, expected).allSatisfy { pair in pair.1.map { $0 == pair.0 } ?? true }
+        if !matches {
+            let wanted = "[" + expected.map { $0.map(String.init) ?? "?" }.joined(separator: ", ") + "]"
+            throw parameterFailure("weight '\(role)' has shape \(actual) but the layer needs \(wanted)")
+        }
+    }
+
+    func expectBias(_ used: Bool, _ count: Int?) throws {
+        if used { try expectParameter("bias", [count]) }
+    }
+
+    mutating func infer() throws -> [Shape?] {
+        switch node.op {
+        case .dense(let a):
+            try requireInputs(1)
+            guard var shape = try firstShape(minimumRank: 2) else { return [nil] }
+            try expectParameter("kernel", [shape[shape.rank - 1], a.units])
+            try expectBias(a.useBias, a.units)
+            shape[shape.rank - 1] = a.units
+            return [shape]
+        case .conv(let a):
+            return [try convolution(a)]
+        case .depthwiseConv(let a):
+            return [try depthwise(a, checkBias: true)]
+        case .separableConv(let a):
+            return [try separable(a)]
+        case .convTranspose(let a):
+            return [try transposedConvolution(a)]
+        case .pool(let a):
+            return [try pooling(a)]
+        case .globalPool(let a):
+            try requireInputs(1)
+            guard let shape = try firstShape(minimumRank: a.rank + 2) else { return [nil] }
+            let channels = a.layout == .channelsLast ? shape[shape.rank - 1] : shape[1]
+            if a.keepDimensions {
+                var result = shape
+                for axis in spatialAxes(rank: shape.rank, layout: a.layout) { result[axis] = 1 }
+                return [result]
+            }
+            return [Shape([shape[0], channels])]
+        case .batchNormalization(let a):
+            try requireInputs(1)
+            guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
+            guard let axis = shape.normalizedAxis(a.axis) else { throw fail("axis \(a.axis) is outside \(shape)") }
+            let channels = shape[axis]
+            if a.scale { try expectParameter("gamma", [channels]) }
+            if a.center { try expectParameter("beta", [channels]) }
+            try expectParameter("moving_mean", [channels])
+            try expectParameter("moving_variance", [channels])
+            return [shape]
+        case .layerNormalization(let a):
+            try requireInputs(1)
+            guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
+            let axes = try a.axes.map { axis -> Int in
+                guard let resolved = shape.normalizedAxis(axis) else { throw fail("axis \(axis) is outside \(shape)") }
+                return resolved
+            }
+            let expected = axes.sorted().map { shape[$0] }
+            if a.scale { try expectParameterElements("gamma", expected) }
+            if a.center { try expectParameterElements("beta", expected) }
+            return [shape]
+        case .prelu(let a):
+            try requireInputs(1)
+            guard let shape = try firstShape(minimumRank: 2) else { return [nil] }
+            var expected = Array(shape.dimensions.dropFirst())
+            for axis in a.sharedAxes where axis >= 1 && axis <= expected.count { expected[axis - 1] = 1 }
+            try expectParameter("alpha", expected)
+            return [shape]
+        case .activation, .dropout, .stochasticDepth, .identity:
+            try requireInputs(1)
+            return [try firstShape()]
+        case .rescaling:
+            try requireInputs(1)
+            return [try firstShape()]
+        case .normalization(let a):
+            try requireInputs(1)
+            guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
+            let kept = try a.axes.map { axis -> Int? in
+                guard let resolved = shape.normalizedAxis(axis) else { throw fail("axis \(axis) is outside \(shape)") }
+                return shape[resolved]
+            }
+            for role in ["mean", "variance"] where parameterShapes[role] != nil {
+                try expectParameterElements(role, kept)
+            }
+            return [shape]
+        case .layerScale:
+            try requireInputs(1)
+            guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
+            try expectParameterElements("gamma", [shape[shape.rank - 1]])
+            return [shape]
+        case .flatten:
+            try requireInputs(1)
+            guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
+            return [Shape([shape[0], Shape.product(Array(shape.dimensions.dropFirst()))])]
+        case .reshape(let a):
+            return [try reshape(a)]
+        case .permute(let a):
+            try requireInputs(1)
+            guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
+            let sorted = a.dimensions.sorted()
+            guard a.dimensions.count == shape.rank - 1, sorted == Array(1..<shape.rank) else {
+                throw fail("permutation \(a.dimensions) does not fit input \(shape)")
+            }
+            return [Shape([shape[0]] + a.dimensions.map { shape[$0] })]
+        case .zeroPadding(let a), .cropping(let a):
+            return [try spatialPadding(a)]
+        case .upSampling(let a):
+            try requireInputs(1)
+            guard var shape = try firstShape(minimumRank: a.size.count + 2) else { return [nil] }
+            for (axis, factor) in zip(spatialAxes(rank: shape.rank, layout: a.layout), a.size) {
+                shape[axis] = shape[axis].map { $0 * factor }
+            }
+            return [shape]
+        case .elementwise(let operation):
+            if inputs.count < 2 && operation != .add && operation != .multiply {
+                throw fail("needs at least 2 inputs, got \(inputs.count)")
+            }
+            return [try broadcastInputs()]
+        case .scaledResidual:
+            try requireInputs(2)
+            return [try broadcastInputs()]
+        case .concatenate(let a):
+            return [try concatenate(axis: a.axis)]
+        case .embedding(let a):
+            try requireInputs(1)
+            try expectParameter("embeddings", [a.inputDimension, a.outputDimension])
+            guard let shape = try firstShape() else { return [nil] }
+            return [Shape(shape.dimensions + [a.outputDimension])]
+        case .opaque:
+            return Array(repeating: nil, count: max(node.outputs.count, 1))
+        }
+    }
+
+    /// Checks a parameter's element count (Keras stores some statistics with broadcast shapes).
+    func expectParameterElements(_ role: String, _ dimensions: [Int?]) throws {
+        guard let actual = parameterShapes[role] else { throw parameterFailure("is missing its '\(role)' weights") }
+        guard let expected = Shape.product(dimensions) else { return }
+        if actual.checkedProduct != expected {
+            throw parameterFailure("weight '\(role)' has shape \(actual) but the layer needs \(expected) elements")
+        }
+    }
+}

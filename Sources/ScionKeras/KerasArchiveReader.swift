@@ -1,0 +1,96 @@
+import Foundation
+import HDF5
+import ScionIR
+
+/// Reads Keras 3 `.keras` archives: a zip holding `config.json`, `metadata.json` and
+/// `model.weights.h5`, whose groups follow Keras's object paths (`layers/conv2d/vars/0`) rather than
+/// layer names. A stored (uncompressed) weights file is opened in place, from the mapped archive.
+extension KerasModelReader {
+    /// Configs of real models are well under this; a larger one is refused before it is inflated.
+    static let maximumConfigBytes = 256 << 20
+    /// A compressed weights file has to be inflated into memory; refuse beyond this.
+    static let maximumInflatedWeightsBytes = 16 << 30
+
+    public static func readArchive(at path: String) throws -> Graph {
+        let archive = try ZipArchive(path: path)
+        guard let configEntry = archive.entry(named: "config.json") else {
+            throw KerasError(.notAKerasFile, file: path, "a zip archive without config.json: not a .keras model")
+        }
+        let configBytes = try archive.contents(of: configEntry, limit: maximumConfigBytes)
+        var version = "3"
+        if let metadataEntry = archive.entry(named: "metadata.json"),
+           let metadata = try? JSON.parse(Data(archive.contents(of: metadataEntry, limit: 1 << 20))),
+           let recorded = metadata["keras_version"]?.string {
+            version = recorded
+        }
+        let builder = try architecture(configText: Data(configBytes), configName: "config.json",
+                                       kerasVersion: version, format: "keras-archive", path: path)
+        var graph = builder.graph
+
+        guard let weightsEntry = archive.entry(named: "model.weights.h5") else {
+            throw KerasError(.invalidWeights, file: path, subject: "model.weights.h5", "entry is missing: the archive holds no weights")
+        }
+        let (weightsFile, memory) = try openWeights(weightsEntry, in: archive, path: path)
+        let binder = KerasObjectPathWeightBinder(file: path, records: builder.records, backingMemory: memory)
+        try binder.bind(from: weightsFile.root, into: &graph)
+        try finish(&graph, file: path)
+        return graph
+    }
+
+    /// Opens the archive's weights file without copying it when stored, inflating it otherwise.
+    /// Returns the object that owns the memory the file lives in.
+    private static func openWeights(_ entry: ZipEntry, in archive: ZipArchive, path: String) throws -> (HDF5File, AnyObject) {
+        let name = "\(path)/model.weights.h5"
+        if let stored = try archive.storedBytes(of: entry, verifyingChecksum: false) {
+            return (try wrapping(name) { try HDF5File(readingImage: stored, name: name) }, archive)
+        }
+        let inflated = OwnedBytes(try archive.contents(of: entry, limit: maximumInflatedWeightsBytes))
+        let file = try wrapping(name) { try HDF5File(readingImage: UnsafeRawBufferPointer(inflated.buffer), name: name) }
+        return (file, inflated)
+    }
+}
+
+/// Bytes at a stable address for as long as this object lives, for C code that keeps a pointer.
+final class OwnedBytes {
+    let buffer: UnsafeMutableRawBufferPointer
+
+    init(_ bytes: [UInt8]) {
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
+        bytes.withUnsafeBytes { source in buffer.copyMemory(from: source) }
+    }
+
+    deinit { buffer.deallocate() }
+}
+
+/// Binds weights stored by Keras 3's object paths: each layer's variables are `vars/0`, `vars/1`...
+/// under `layers/<snake_case class>[_N]`, in the order the layer created them.
+struct KerasObjectPathWeightBinder {
+    let file: String
+    let records: [KerasLayerRecord]
+    let backingMemory: AnyObject
+
+    func bind(from root: HDF5Group, into graph: inout Graph) throws {
+        for record in records where !record.isModel {
+            let varsPath = "\(record.objectPath)/vars"
+            guard (try? root.kind(of: varsPath)) == .group else { continue }
+            let vars = try KerasModelReader.wrapping(file) { try root.group(varsPath) }
+            let stored = try KerasModelReader.wrapping(file) { try vars.childNames() }
+                .compactMap { name in Int(name).map { (index: $0, name: name) } }
+                .sorted { $0.index < $1.index }
+            if stored.isEmpty { continue }
+            let roles = KerasWeightRoles.roles(className: record.className, config: record.config)
+            for (position, entry) in stored.enumerated() {
+                let role = roles.flatMap { position < $0.count ? $0[position] : nil } ?? "var\(entry.index)"
+                let dataset = try KerasModelReader.wrapping(file) { try vars.dataset(entry.name) }
+                let name = "\(record.scopedName)/\(role)"
+                let trainable = record.trainable && !KerasWeightRoles.isAlwaysFrozen(role, className: record.className)
+                guard graph.parameters.add(try makeParameter(
+                    name: name, role: role, dataset: dataset, trainable: trainable, file: file,
+                    backingMemory: backingMemory)) else {
+                    throw KerasError(.invalidWeights, file: file, subject: name, "weight is stored twice")
+                }
+                for index in record.nodeIndices { graph.nodes[index].parameters.append(name) }
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+import ScionIR
+
+/// One tensor as a Keras config names it: the `index`-th output of the `node`-th call of `layer`.
+struct KerasTensorReference: Hashable {
+    let layer: String
+    let node: Int
+    let tensor: Int
+}
+
+extension KerasGraphBuilder {
+    /// Adds one call of a layer (or of a nested model, flattened in place); returns its output values.
+    /// Records are keyed by `recordScope` so every call of a shared layer or shared nested model
+    /// binds to the same weights.
+    mutating func addLayerCall(_ layer: JSON, inputs: [String], scope: String, recordScope: String? = nil,
+                               objectPath: String, parentTrainable: Bool, depth: Int, callIndex: Int?) throws
+        -> [String]
+    {
+        let recordScope = recordScope ?? scope
+        guard let registeredName = layer["class_name"]?.string else {
+            throw configError(Self.scoped(scope, Self.layerName(layer)), "layer has no class_name")
+        }
+        // Keras 2 writes registered custom classes as `Package>Name` (`Custom>CustomScaleLayer`).
+        let className = registeredName.split(separator: ">").last.map(String.init) ?? registeredName
+        let config = layer["config"] ?? .object([:])
+        let name = Self.layerName(layer)
+        let trainable = parentTrainable && (config["trainable"]?.bool ?? true)
+        let recordName = Self.scoped(recordScope, name)
+        let call = callIndex ?? 0
+        let isModel = kerasModelClassNames.contains(className) && config["layers"] != nil
+        var recordIndex = recordIndices[recordName]
+        if recordIndex == nil {
+            records.append(KerasLayerRecord(
+                name: name, scopedName: recordName, className: className, config: config, scope: recordScope,
+                trainable: trainable, objectPath: objectPath, isModel: isModel))
+            recordIndex = records.count - 1
+            recordIndices[recordName] = recordIndex
+        }
+        if isModel {
+            let nestedScope = Self.scoped(scope, call > 0 ? "\(name)#\(call)" : name)
+            graph.submodels.append(Submodel(path: nestedScope, type: className, trainable: trainable))
+            return try buildModel(className: className, config: config, scope: nestedScope,
+                                  recordScope: recordName, objectPath: objectPath, trainable: trainable,
+                                  boundInputs: inputs, depth: depth + 1)
+        }
+        let op = layerOp(className: className, config: config, inputCount: inputs.count, callArguments: layer)
+        var nodeName = Self.scoped(scope, call > 0 ? "\(name)#\(call)" : name)
+        while usedNames.contains(nodeName) { nodeName += "'" }
+        usedNames.insert(nodeName)
+        let node = Node(name: nodeName, op: op, inputs: inputs, outputs: [nodeName], layer: recordName,
+                        scope: scope, trainable: trainable)
+        if let recordIndex { records[recordIndex].nodeIndices.append(graph.nodes.count) }
+        graph.nodes.append(node)
+        return [nodeName]
+    }
+
+    /// The op for a layer, or an opaque op keeping its config when Scion does not interpret it.
+    func layerOp(className: String, config: JSON, inputCount: Int, callArguments: JSON) -> Op {
+        if let module = callArguments["module"]?.string, module.hasPrefix("keras.src.ops") || module.hasPrefix("keras.ops") {
+            return operationOp(className: className, config: config, inputCount: inputCount, layer: callArguments)
+        }
+        do {
+            if let op = try table.op(className: className, config: config) { return op }
+            if let op = legacyOp(className: className, config: config, inputCount: inputCount, layer: callArguments) {
+                return op
+            }
+        } catch {
+            // Known class with values we do not interpret: keep it whole rather than guess.
+        }
+        return .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized))
+    }
+
+    /// Keras 3 records Python arithmetic on tensors (`x * (1 / 6)`, `x + y`) as operation nodes, whose
+    /// class names collide with merge layers (`Add`, `Multiply`) and whose constants sit in the call's
+    /// arguments. Arithmetic of two tensors, or of a tensor and a number, is interpreted; anything
+    /// else stays opaque.
+    private func operationOp(className: String, config: JSON, inputCount: Int, layer: JSON) -> Op {
+        let opaque = Op.opaque(OpaqueAttributes(domain: "keras.ops", type: className, configuration: config.serialized))
+        guard let arguments = layer["inbound_nodes"]?.array?.first?["args"]?.array, arguments.count == 2 else { return opaque }
+        let isTensor = arguments.map { $0["class_name"]?.string == "__keras_tensor__" }
+        if inputCount == 2, isTensor == [true, true] {
+            switch className {
+            case "Add": return .elementwise(.add)
+            case "Subtract": return .elementwise(.subtract)
+            case "Multiply": return .elementwise(.multiply)
+            case "Maximum": return .elementwise(.maximum)
+            case "Minimum": return .elementwise(.minimum)
+            default: return opaque
+            }
+        }
+        guard inputCount == 1, let constant = (isTensor[0] ? arguments[1] : arguments[0]).float else { return opaque }
+        let tensorFirst = isTensor[0]
+        switch className {
+        case "Add": return .rescaling(RescalingAttributes(scale: [1], offset: [constant]))
+        case "Multiply": return .rescaling(RescalingAttributes(scale: [constant], offset: [0]))
+        case "Subtract":
+            return tensorFirst ? .rescaling(RescalingAttributes(scale: [1], offset: [-constant]))
+                : .rescaling(RescalingAttributes(scale: [-1], offset: [constant]))
+        case "Divide", "TrueDivide":
+            return tensorFirst && constant != 0 ? .rescaling(RescalingAttributes(scale: [1 / constant], offset: [0])) : opaque
+        default: return opaque
+        }
+    }
+
+    /// Keras 2 layers that hold Python code, recognised in the forms keras.applications writes:
+    /// Inception-ResNet's residual scaling (a `Lambda` with a `scale` argument and two inputs), and
+    /// `TFOpLambda` arithmetic with a constant (MobileNetV3's hard sigmoid).
+    private func legacyOp(className: String, config: JSON, inputCount: Int, layer: JSON) -> Op? {
+        switch className {
+        case "Lambda":
+            if inputCount == 2, let scale = config["arguments"]?["scale"]?.float {
+                return .scaledResidual(ScaledResidualAttributes(scale: scale))
+            }
+        case "TFOpLambda", "SlicingOpLambda":
+            if inputCount == 2, let function = config["function"]?.string {
+                switch function {
+                case "__operators__.add", "math.add": return .elementwise(.add)
+                case "math.subtract": return .elementwise(.subtract)
+                case "math.multiply": return .elementwise(.multiply)
+                case "math.maximum": return .elementwise(.maximum)
+                case "math.minimum": return .elementwise(.minimum)
+                default: return nil
+                }
+            }
+            // Keras 2 writes such a call flat: `[name, node, tensor, {"y": 3.0, ...}]`.
+            guard inputCount == 1, let function = config["function"]?.string,
+                  let call = layer["inbound_nodes"]?.array?.first?.array, call.count >= 4,
+                  let constant = call[3]["y"]?.float else { return nil }
+            switch function {
+            case "__operators__.add", "math.add": return .rescaling(RescalingAttributes(scale: [1], offset: [constant]))
+            case "math.subtract": return .rescaling(RescalingAttributes(scale: [1], offset: [-constant]))
+            case "math.multiply": return .rescaling(RescalingAttributes(scale: [constant], offset: [0]))
+            case "math.truediv" where constant != 0, "math.divide" where constant != 0:
+                return .rescaling(RescalingAttributes(scale: [1 / constant], offset: [0]))
+            default: return nil
+            }
+        default:
+            return nil
+        }
+        return nil
+    }
+
+    /// Adds a graph input from an InputLayer config (`batch_input_shape` in Keras 2, `batch_shape`
+    /// in Keras 3); returns its name.
+    mutating func addGraphInput(layerConfig: JSON, scope: String, fallbackName: String) throws -> String {
+        let name = Self.scoped(scope, layerConfig["name"]?.string ?? fallbackName)
+        let shapeJSON = layerConfig["batch_input_shape"] ?? layerConfig["batch_shape"]
+        var shape: Shape?
+        if let dimensions = shapeJSON?.array {
+            shape = Shape(try dimensions.map { dimension -> Int? in
+                if dimension.isNull { return nil }
+                guard let value = dimension.int, value >= 0 else {
+                    throw configError(name, "input shape \(shapeJSON?.serialized ?? "") has an invalid dimension")
+                }
+                return value
+            })
+        }
+        let dtype = Self.dtype(layerConfig["dtype"]) ?? .float32
+        guard !graph.inputs.contains(where: { $0.name == name }) else {
+            throw configError(name, "two inputs have this name")
+        }
+        let info = ValueInfo(name: name, shape: shape, dtype: dtype)
+        graph.inputs.append(info)
+        graph.values[name] = info
+        usedNames.insert(name)
+        return name
+    }
+
+    /// A dtype as Keras 2 (a string) or Keras 3 (a DTypePolicy dictionary) writes it.
+    static func dtype(_ value: JSON?) -> DType? {
+        guard let value else { return nil }
+        if let name = value.string { return DType(kerasName: name) }
+        if let name = value["config"]?["name"]?.string {
+            // Mixed-precision policies (`mixed_float16`) compute in their second type.
+            return DType(kerasName: name.hasPrefix("mixed_") ? String(name.dropFirst(6)) : name)
+        }
+        return nil
+    }
+
+    /// `input_layers` / `output_layers`: a list of `[name, node, tensor]`, or one such triple.
+    static func tensorReferences(_ value: JSON?, subject: String, builder: KerasGraphBuilder) throws
+        -> [KerasTensorReference]
+    {
+        guard let array = value?.array else { throw builder.configError(subject, "is missing or not a list") }
+        if array.first?.string != nil { return [try reference(array, subject: subject, builder: builder)] }
+        return try array.map { element in
+            guard let triple = element.array else { throw builder.configError(subject, "entry \(element.serialized) is not [name, node, tensor]") }
+            return try reference(triple, subject: subject, builder: builder)
+        }
+    }
+
+    static func reference(_ triple: [JSON], subject: String, builder: KerasGraphBuilder) throws -> KerasTensorReference {
+        guard triple.count >= 3, let layer = triple[0].string, let node = triple[1].int, let tensor = triple[2].int,
+              node >= 0, tensor >= 0 else {
+            throw builder.configError(subject, "tensor reference \(JSON.array(triple).serialized) is not [name, node, tensor]")
+        }
+        return KerasTensorReference(layer: layer, node: node, tensor: tensor)
+    }
+
+    /// The tensors each call of a Functional model's layer reads. Keras 2 writes
+    /// `[[[name, node, tensor, kwargs], ...], ...]`; Keras 3 `[{"args": [...], "kwargs": {...}}, ...]`
+    /// with `__keras_tensor__` objects anywhere inside the arguments.
+    static func inboundCalls(_ layer: JSON, builder: KerasGraphBuilder) throws -> [[KerasTensorReference]] {
+        let subject = layerName(layer)
+        guard let calls = layer["inbound_nodes"]?.array else { return [] }
+        return try calls.map { call in
+            // Keras 2 writes a TFOpLambda call flat, as one `[name, node, tensor, kwargs]`.
+            // Its second operand may be another tensor, as `{"y": [name, node, tensor]}`.
+            if let flat = call.array, flat.first?.string != nil {
+                var references = [try reference(flat, subject: subject, builder: builder)]
+                if flat.count >= 4, let operand = flat[3]["y"]?.array, operand.first?.string != nil {
+                    references.append(try reference(operand, subject: subject, builder: builder))
+                }
+                return references
+            }
+            if let tensors = call.array {
+                return try tensors.map { tensor in
+                    guard let triple = tensor.array else {
+                        throw builder.configError(subject, "inbound tensor \(tensor.serialized) is not a list")
+                    }
+                    return try reference(triple, subject: subject, builder: builder)
+                }
+            }
+            var found: [KerasTensorReference] = []
+            try collectTensors(call["args"] ?? .null, into: &found, subject: subject, builder: builder, depth: 0)
+            return found
+        }
+    }
+
+    private static func collectTensors(_ value: JSON, into found: inout [KerasTensorReference], subject: String,
+                                       builder: KerasGraphBuilder, depth: Int) throws {
+        guard depth < 16 else { return }
+        if value["class_name"]?.string == "__keras_tensor__" {
+            guard let history = value["config"]?["keras_history"]?.array else {
+                throw builder.configError(subject, "a keras tensor has no keras_history")
+            }
+            found.append(try reference(history, subject: subject, builder: builder))
+        } else if let array = value.array {
+            for element in array { try collectTensors(element, into: &found, subject: subject, builder: builder, depth: depth + 1) }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import XCTest
+
+/// Runs the built `scion` command and captures what it prints.
+struct CommandResult {
+    var status: Int32
+    var standardOutput: String
+    var standardError: String
+}
+
+enum Repository {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let fixtures = root.appendingPathComponent("fixtures")
+
+    static func fixture(_ path: String) -> String { fixtures.appendingPathComponent(path).path }
+}
+
+/// The `scion` executable built next to the test bundle.
+func scionExecutable() throws -> URL {
+    let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("scion")
+    for candidate in [besideTests, Repository.root.appendingPathComponent(".build/debug/scion")]
+    where FileManager.default.isExecutableFile(atPath: candidate.path) {
+        return candidate
+    }
+    throw XCTSkip("the scion executable is not built (run `swift build` first)")
+}
+
+func runScion(_ arguments: [String], timeout: TimeInterval = 60) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = try scionExecutable()
+    process.arguments = arguments
+    let output = Pipe()
+    let error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    // Read both pipes while the process runs so a large output cannot block it.
+    nonisolated(unsafe) var outputData = Data()
+    nonisolated(unsafe) var errorData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { outputData = output.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter()
+    DispatchQueue.global().async { errorData = error.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    if group.wait(timeout: .now() + timeout) == .timedOut {
+        process.terminate()
+        XCTFail("scion \(arguments.joined(separator: " ")) did not finish in \(timeout) s")
+    }
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus,
+                         standardOutput: String(decoding: outputData, as: UTF8.self),
+                         standardError: String(decoding: errorData, as: UTF8.self))
+}
+
+/// A fresh temporary folder, removed when the test ends.
+func temporaryDirectory(_ testCase: XCTestCase) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("scion-tests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    testCase.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+    return url
+}
