@@ -29,7 +29,7 @@ release: deps
 
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --disable-swift-testing
 
 # Scion's main job on the bundled example: until fine-tuning lands, inspect a real Keras 2
 # transfer-learning model (a frozen nested base plus a new head).
