@@ -29,6 +29,7 @@ let package = Package(
         .testTarget(name: "ScionIRTests", dependencies: ["ScionIR"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"], exclude: ["Resources"]),
         .testTarget(name: "ScionKerasTests", dependencies: ["ScionKeras", "ScionIR", "HDF5"]),
+        .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR"]),
         .testTarget(name: "ScionCommandTests", dependencies: ["ScionCommand"]),
     ],
     swiftLanguageModes: [.v6]

@@ -29,6 +29,14 @@ public struct Model {
         }
         return Model(graph: graph, format: format, path: path)
     }
+
+    /// Refuses weights-only files for operations that need layers (converting, cutting, running...).
+    public func requireArchitecture(for operation: String) throws {
+        guard graph.hasArchitecture else {
+            throw ScionError(file: path, "holds weights only (saved with save_weights): \(operation) needs the model's "
+                + "architecture; save the whole model with model.save()")
+        }
+    }
 }
 
 /// The file formats Scion reads and writes.
