@@ -34,7 +34,9 @@ public enum Op: Equatable, Sendable {
     /// Inception-ResNet's residual: `inputs[0] + scale * inputs[1]`.
     case scaledResidual(ScaledResidualAttributes)
     /// ConvNeXt's LayerScale: `x * gamma`, gamma a learned per-channel parameter.
-    case layerScale
+    case layerScale(LayerScaleAttributes)
+    /// Reorders axes: output axis `i` is input axis `permutation[i]` (the batch axis included).
+    case transpose(TransposeAttributes)
     /// Identity at inference; drops whole residual branches during training (ConvNeXt).
     case stochasticDepth(DropoutAttributes)
     case identity
@@ -75,6 +77,7 @@ public enum Op: Equatable, Sendable {
         case .embedding: "Embedding"
         case .scaledResidual: "CustomScaleLayer"
         case .layerScale: "LayerScale"
+        case .transpose: "Transpose"
         case .stochasticDepth: "StochasticDepth"
         case .identity: "Identity"
         case .opaque(let a): a.type

@@ -218,10 +218,25 @@ public struct ConcatenateAttributes: Equatable, Sendable {
 }
 
 public struct RescalingAttributes: Equatable, Sendable {
-    /// One value, or one per channel (last axis).
+    /// One value, or one per channel along `axis`.
     public var scale: [Float]
     public var offset: [Float]
-    public init(scale: [Float], offset: [Float]) { self.scale = scale; self.offset = offset }
+    /// The axis per-channel values run along: -1 (Keras), 1 after a channels-first layout pass.
+    public var axis: Int
+    public init(scale: [Float], offset: [Float], axis: Int = -1) {
+        self.scale = scale; self.offset = offset; self.axis = axis
+    }
+}
+
+public struct LayerScaleAttributes: Equatable, Sendable {
+    /// The axis `gamma` runs along: -1 (Keras), 1 after a channels-first layout pass.
+    public var axis: Int
+    public init(axis: Int = -1) { self.axis = axis }
+}
+
+public struct TransposeAttributes: Equatable, Sendable {
+    public var permutation: [Int]
+    public init(permutation: [Int]) { self.permutation = permutation }
 }
 
 public struct NormalizationAttributes: Equatable, Sendable {

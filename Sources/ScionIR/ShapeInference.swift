@@ -136,11 +136,19 @@ struct Context {
                 try expectParameterElements(role, kept)
             }
             return [shape]
-        case .layerScale:
+        case .layerScale(let a):
             try requireInputs(1)
             guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
-            try expectParameterElements("gamma", [shape[shape.rank - 1]])
+            guard let axis = shape.normalizedAxis(a.axis) else { throw fail("axis \(a.axis) is outside \(shape)") }
+            try expectParameterElements("gamma", [shape[axis]])
             return [shape]
+        case .transpose(let a):
+            try requireInputs(1)
+            guard let shape = try firstShape() else { return [nil] }
+            guard a.permutation.sorted() == Array(0..<shape.rank) else {
+                throw fail("permutation \(a.permutation) does not fit input \(shape)")
+            }
+            return [Shape(a.permutation.map { shape[$0] })]
         case .flatten:
             try requireInputs(1)
             guard let shape = try firstShape(minimumRank: 1) else { return [nil] }

@@ -125,7 +125,7 @@ struct KerasLayerTable {
         case "CustomScaleLayer":
             return .scaledResidual(ScaledResidualAttributes(scale: c.float("scale", 1)))
         case "LayerScale":
-            return .layerScale
+            return .layerScale(LayerScaleAttributes())
         case "StochasticDepth":
             return .stochasticDepth(DropoutAttributes(rate: c.float("drop_path_rate", 0)))
         case "Identity":
