@@ -6,7 +6,10 @@ SCION_DEBUG := .build/debug/scion
 SCION_RELEASE := .build/release/scion
 DEMO_MODEL := fixtures/keras2/nested_transfer.h5
 
-.PHONY: all deps build release test demo bench clean
+ORACLE_VENV := .build/oracle-venv
+ORACLE_PYTHON := $(ORACLE_VENV)/bin/python
+
+.PHONY: all deps build release test unit-test interop oracle demo bench clean
 
 all: build
 
@@ -27,9 +30,23 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-test: deps
+test: unit-test interop
+
+unit-test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --disable-swift-testing
+	SCION_INTEROP_DIR=$(CURDIR)/.build/interop-tests $(SWIFT) test --skip-build --disable-swift-testing
+
+# The real tools as oracles: onnx's checker and onnxruntime, in a venv of their own (about a minute).
+oracle: $(ORACLE_PYTHON)
+$(ORACLE_PYTHON): Tests/Interop/requirements.txt
+	python3 -m venv $(ORACLE_VENV)
+	$(ORACLE_VENV)/bin/pip install -q -r Tests/Interop/requirements.txt
+	touch $(ORACLE_PYTHON)
+
+# Every fixture converted to ONNX must pass the checker and give Keras's numbers in onnxruntime; every
+# ONNX file the Swift tests wrote must pass the checker and load.
+interop: build oracle
+	$(ORACLE_PYTHON) Tests/Interop/check_onnx.py --scion $(SCION_DEBUG) --also $(CURDIR)/.build/interop-tests
 
 # Scion's main job on the bundled example: until fine-tuning lands, inspect a real Keras 2
 # transfer-learning model (a frozen nested base plus a new head).

@@ -244,7 +244,13 @@ public struct NormalizationAttributes: Equatable, Sendable {
     public var axes: [Int]
     /// Keras's `invert=True` undoes the normalization.
     public var invert: Bool
-    public init(axes: [Int], invert: Bool = false) { self.axes = axes; self.invert = invert }
+    /// Statistics given in the layer's config (`Normalization(mean=..., variance=...)`); when nil they
+    /// are the `mean` and `variance` parameters (an adapted layer).
+    public var mean: [Float]?
+    public var variance: [Float]?
+    public init(axes: [Int], invert: Bool = false, mean: [Float]? = nil, variance: [Float]? = nil) {
+        self.axes = axes; self.invert = invert; self.mean = mean; self.variance = variance
+    }
 }
 
 public struct EmbeddingAttributes: Equatable, Sendable {

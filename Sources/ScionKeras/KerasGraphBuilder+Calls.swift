@@ -55,7 +55,7 @@ extension KerasGraphBuilder {
 
     /// The op for a layer, or an opaque op keeping its config when Scion does not interpret it.
     func layerOp(className: String, config: JSON, inputCount: Int, callArguments: JSON) -> Op {
-        if let module = callArguments["module"]?.string, module.hasPrefix("keras.src.ops") || module.hasPrefix("keras.ops") {
+        if Self.isOperationNode(callArguments) {
             return operationOp(className: className, config: config, inputCount: inputCount, layer: callArguments)
         }
         do {
@@ -67,6 +67,17 @@ extension KerasGraphBuilder {
             // Known class with values we do not interpret: keep it whole rather than guess.
         }
         return .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized))
+    }
+
+    /// An operation node, not a layer: `.keras` configs say so in `module`; legacy `.h5` configs drop
+    /// the module, but an operation is called with its operands as separate arguments
+    /// (`args: [tensor, 3.0]`) where a merge layer gets one list (`args: [[tensor, tensor]]`).
+    static func isOperationNode(_ layer: JSON) -> Bool {
+        if let module = layer["module"]?.string {
+            return module.hasPrefix("keras.src.ops") || module.hasPrefix("keras.ops")
+        }
+        guard let arguments = layer["inbound_nodes"]?.array?.first?["args"]?.array else { return false }
+        return arguments.count == 2 && arguments[0]["class_name"]?.string == "__keras_tensor__"
     }
 
     /// Keras 3 records Python arithmetic on tensors (`x * (1 / 6)`, `x + y`) as operation nodes, whose

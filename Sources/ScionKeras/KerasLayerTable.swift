@@ -118,7 +118,9 @@ struct KerasLayerTable {
             return .rescaling(RescalingAttributes(scale: scale, offset: c.json["offset"]?.floatArray ?? [0]))
         case "Normalization":
             return .normalization(NormalizationAttributes(
-                axes: c.json["axis"].flatMap { $0.isNull ? [] : $0.intArray } ?? [-1], invert: c.bool("invert", false)))
+                axes: c.json["axis"].flatMap { $0.isNull ? [] : $0.intArray } ?? [-1], invert: c.bool("invert", false),
+                mean: c.json["mean"].flatMap { $0.isNull ? nil : Self.flatFloats($0) },
+                variance: c.json["variance"].flatMap { $0.isNull ? nil : Self.flatFloats($0) }))
         case "Embedding":
             return .embedding(EmbeddingAttributes(inputDimension: try c.int("input_dim"),
                                                   outputDimension: try c.int("output_dim")))
@@ -133,6 +135,18 @@ struct KerasLayerTable {
         default:
             return nil
         }
+    }
+
+    /// Numbers of a possibly nested JSON array, flattened (Keras writes statistics as nested lists).
+    static func flatFloats(_ value: JSON, depth: Int = 0) -> [Float]? {
+        if let number = value.float { return [number] }
+        guard depth < 8, let array = value.array else { return nil }
+        var result: [Float] = []
+        for element in array {
+            guard let inner = flatFloats(element, depth: depth + 1) else { return nil }
+            result += inner
+        }
+        return result
     }
 
     private func depthwise(_ c: LayerConfig, rank: Int) throws -> DepthwiseConvAttributes {

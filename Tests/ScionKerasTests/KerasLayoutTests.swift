@@ -49,4 +49,32 @@ final class KerasLayoutTests: XCTestCase {
         XCTAssertEqual(try first("densenet/bn/gamma"), 20)
         XCTAssertEqual(try first("densenet/bn/moving_mean"), 22)
     }
+
+    /// Keras 3's legacy `.h5` writes operation nodes (`x + 3.0`) without their `module`, under class
+    /// names that merge layers also use. The call's form tells them apart.
+    func testKeras3LegacyOperationNodesAreNotMergeLayers() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("scion-\(UUID().uuidString).h5").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        func tensor(_ name: String) -> String {
+            #"{"class_name": "__keras_tensor__", "config": {"shape": [null, 4], "dtype": "float32", "keras_history": ["\#(name)", 0, 0]}}"#
+        }
+        let layers = [
+            #"{"class_name": "InputLayer", "name": "in", "config": {"name": "in", "batch_shape": [null, 4]}, "inbound_nodes": []}"#,
+            #"{"class_name": "Add", "config": {"name": "add"}, "name": "add", "inbound_nodes": [{"args": [\#(tensor("in")), 3.0], "kwargs": {}}]}"#,
+            #"{"class_name": "Multiply", "config": {"name": "multiply"}, "name": "multiply", "inbound_nodes": [{"args": [\#(tensor("add")), 0.5], "kwargs": {}}]}"#,
+            #"{"class_name": "Add", "config": {"name": "merge"}, "name": "merge", "inbound_nodes": [{"args": [[\#(tensor("in")), \#(tensor("multiply"))]], "kwargs": {}}]}"#,
+        ]
+        let config = #"{"class_name": "Functional", "config": {"name": "m", "layers": [\#(layers.joined(separator: ", "))], "input_layers": [["in", 0, 0]], "output_layers": [["merge", 0, 0]]}}"#
+        let file = try HDF5File(creating: path)
+        try file.root.setStringAttribute("model_config", config)
+        try file.root.setStringAttribute("keras_version", "3.15.1")
+        try file.root.createGroup("model_weights").setStringArrayAttribute("layer_names", [])
+        try file.flush()
+
+        let graph = try KerasModelReader.readHDF5(at: path)
+        XCTAssertEqual(graph.node(named: "add")?.op, .rescaling(RescalingAttributes(scale: [1], offset: [3])))
+        XCTAssertEqual(graph.node(named: "multiply")?.op, .rescaling(RescalingAttributes(scale: [0.5], offset: [0])))
+        XCTAssertEqual(graph.node(named: "merge")?.op, .elementwise(.add))
+        XCTAssertEqual(graph.node(named: "merge")?.inputs, ["in", "multiply"])
+    }
 }

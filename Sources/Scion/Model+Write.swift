@@ -1,0 +1,64 @@
+import Foundation
+import ScionIR
+import ScionONNX
+import ScionPasses
+
+/// Writing a model: format from the output's extension, written to a temporary file beside the target
+/// and renamed into place, so a failure leaves nothing behind and an existing file untouched.
+extension Model {
+    public struct WriteOptions: Sendable {
+        /// ONNX opset to write.
+        public var opset: Int64
+        /// Replace an existing file.
+        public var force: Bool
+        public init(opset: Int64 = ONNXExporter.defaultOpset, force: Bool = false) {
+            self.opset = opset; self.force = force
+        }
+    }
+
+    /// Writes the model to `path` in the format its extension names.
+    public func write(to path: String, options: WriteOptions = WriteOptions()) throws {
+        try requireArchitecture(for: "writing")
+        let format = try ModelFormat.forOutput(path: path)
+        if FileManager.default.fileExists(atPath: path) && !options.force {
+            throw ScionError(file: path, "already exists; pass --force to replace it")
+        }
+        switch format {
+        case .onnx:
+            var graph = self.graph
+            if graph.metadata["layout"] != Layout.channelsFirst.rawValue {
+                try ChannelsFirstLayoutPass().run(&graph)
+            }
+            let onnx = try ONNXExporter.makeModel(from: graph, file: path, opset: options.opset)
+            try AtomicFile.write(to: path) { temporary in
+                try ONNXProtoCodec.write(onnx, to: temporary, file: path)
+            }
+        case .kerasHDF5, .kerasArchive:
+            throw ScionError(file: path, "writing Keras files is not available yet (issue #4)")
+        }
+    }
+}
+
+/// Writes through a temporary file in the target's folder, renamed over the target only when the
+/// writer succeeded: readers never see a half-written file, and an existing file survives a failure.
+/// Writing onto the file being read is safe: the reader keeps the old file open until it is done.
+public enum AtomicFile {
+    public static func write(to path: String, _ body: (String) throws -> Void) throws {
+        let url = URL(fileURLWithPath: path)
+        let folder = url.deletingLastPathComponent()
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ScionError(file: path, "folder \(folder.path) does not exist")
+        }
+        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).scion-\(UUID().uuidString).tmp").path
+        do {
+            try body(temporary)
+            guard rename(temporary, path) == 0 else {
+                throw ScionError(file: path, "cannot move the written file into place: \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+import Scion
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert a model between formats (.h5, .keras, .onnx), chosen by extension."
+    )
+
+    @Argument(help: "The model to read (.h5, .keras, .onnx).")
+    var input: String
+
+    @Argument(help: "The file to write; its extension picks the format.")
+    var output: String
+
+    @Option(help: "ONNX opset to write (13 to 21).")
+    var opset: Int64 = 17
+
+    @Flag(help: "Replace OUTPUT if it exists.")
+    var force = false
+
+    func run() throws {
+        try reportingErrors {
+            let model = try Model.load(input)
+            try model.write(to: output, options: Model.WriteOptions(opset: opset, force: force))
+        }
+    }
+}

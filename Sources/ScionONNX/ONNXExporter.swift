@@ -1,0 +1,75 @@
+import ScionIR
+
+/// Turns a channels-first graph (after `ChannelsFirstLayoutPass`) into an ONNX model: one ONNX node, or
+/// a short fixed pattern, per IR node; fused activations expanded; parameters become initializers whose
+/// bytes are read only when the model is written.
+public enum ONNXExporter {
+    /// Opsets the exporter writes. 13 settled the single-axis Softmax and input-form Squeeze/Clip/Pad.
+    public static let supportedOpsets: ClosedRange<Int64> = 13...21
+    public static let defaultOpset: Int64 = 17
+    /// metadata_props key listing frozen parameters (a JSON array of names), read back by the reader.
+    public static let frozenParametersKey = "scion.frozen_parameters"
+
+    public static func makeModel(from graph: Graph, file: String, opset: Int64 = defaultOpset,
+                                 producerVersion: String = "0.1.0") throws -> ONNXModel {
+        guard supportedOpsets.contains(opset) else {
+            throw ONNXError(.unsupported, file: file, "opset \(opset) is not supported for writing (use 13 to 21)")
+        }
+        guard graph.hasArchitecture else {
+            throw ONNXError(.unsupported, file: file, "a weights-only file has no graph to write")
+        }
+        var names = Set(graph.inputs.map(\.name))
+        for node in graph.nodes { names.formUnion(node.outputs) }
+        names.formUnion(graph.parameters.names)
+        var builder = ONNXGraphBuilder(file: file, opset: opset, reservedNames: names)
+        for node in graph.nodes {
+            let inputs = node.inputs.map { graph.values[$0] }
+            try builder.emit(node, parameters: graph.parameters(of: node), inputShapes: inputs.map { $0?.shape },
+                             outputShape: graph.values[node.outputs.first ?? ""]?.shape)
+        }
+        // Only parameters some ONNX node reads (a Normalization's statistics are folded into constants).
+        let used = Set(builder.nodes.flatMap(\.inputs))
+        let initializers = graph.parameters.all.filter { used.contains($0.name) }.map { parameter in
+            ONNXTensor(name: parameter.name, dimensions: parameter.shape.map { Int64($0) },
+                       dataType: ONNXDataType(parameter.dtype).rawValue, data: .storage(parameter.storage))
+        }
+        let onnxGraph = ONNXGraph(
+            name: graph.name, nodes: builder.nodes, initializers: initializers + builder.initializers,
+            inputs: graph.inputs.map { valueInfo($0) },
+            outputs: graph.outputs.map { name in valueInfo(graph.values[name] ?? ValueInfo(name: name, shape: nil, dtype: .float32)) })
+        let frozen = graph.parameters.all.filter { !$0.trainable && used.contains($0.name) }.map(\.name)
+        var metadata: [(key: String, value: String)] = [(frozenParametersKey, jsonArray(frozen))]
+        for key in graph.metadata.keys.sorted() where key.hasPrefix("keras") || key == "format" {
+            metadata.append(("scion.source.\(key)", graph.metadata[key] ?? ""))
+        }
+        return ONNXModel(irVersion: irVersion(forOpset: opset), operatorSets: [ONNXOperatorSet(domain: "", version: opset)],
+                         producerName: "scion", producerVersion: producerVersion, graph: onnxGraph, metadata: metadata)
+    }
+
+    /// The IR version onnx pairs with each opset (onnx.helper.VERSION_TABLE).
+    static func irVersion(forOpset opset: Int64) -> Int64 {
+        switch opset {
+        case ...14: 7
+        case 15...18: 8
+        case 19...20: 9
+        default: 10
+        }
+    }
+
+    /// Unknown dimensions become named ones: `batch` for the first, `dim_N` for the others.
+    static func valueInfo(_ value: ValueInfo) -> ONNXValueInfo {
+        let shape = value.shape.map { shape in
+            shape.dimensions.enumerated().map { index, dimension -> ONNXDimension in
+                if let dimension { return .value(Int64(dimension)) }
+                return .parameter(index == 0 ? "batch" : "dim_\(index)")
+            }
+        }
+        return ONNXValueInfo(name: value.name, elementType: ONNXDataType(value.dtype).rawValue, shape: shape)
+    }
+
+    static func jsonArray(_ strings: [String]) -> String {
+        "[" + strings.map { string in
+            "\"" + string.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }.joined(separator: ",") + "]"
+    }
+}

@@ -1,0 +1,53 @@
+import ScionIR
+
+/// Another tensor's bytes with its axes reordered, computed only when read.
+///
+/// A layout pass must change every kernel of a model (HWIO to OIHW, Dense rows in a new order),
+/// but a 500 MB model should not be read, let alone held twice, just to be converted. This source
+/// keeps the original storage and a `TensorPermutation`; the permuted bytes exist only once someone
+/// asks the new parameter for them (a writer streaming initializers, a test). The original is read
+/// with `keep: false`, so converting does not leave the unpermuted bytes cached in the old storage
+/// as well.
+///
+/// `byteRange` limits the permutation to one contiguous part of the tensor (the rows of a Dense
+/// kernel that read one flattened input of a Concatenate); the bytes outside it are kept as they are.
+public final class PermutedTensorSource: TensorSource {
+    /// The tensor before the permutation.
+    public let base: TensorStorage
+    public let permutation: TensorPermutation
+    /// The bytes of `base` the permutation applies to: all of them unless a part was given.
+    public let byteRange: Range<Int>
+
+    /// Throws when `base` does not hold exactly the bytes `permutation` describes (in `byteRange`,
+    /// when given).
+    public init(base: TensorStorage, permutation: TensorPermutation, byteRange: Range<Int>? = nil) throws {
+        let range = byteRange ?? 0..<base.byteCount
+        guard range.lowerBound >= 0, range.upperBound <= base.byteCount, range.count == permutation.byteCount else {
+            throw PassError(pass: "tensor-permutation", subject: base.location,
+                            "holds \(base.byteCount) bytes, but shape \(permutation.shape) of "
+                                + "\(permutation.elementSize)-byte elements needs \(permutation.byteCount) at bytes \(range)")
+        }
+        self.base = base
+        self.permutation = permutation
+        self.byteRange = range
+    }
+
+    public var byteCount: Int { base.byteCount }
+
+    public var location: String {
+        let part = byteRange.count == base.byteCount ? "" : " bytes \(byteRange.lowerBound)..<\(byteRange.upperBound)"
+        return "\(base.location) (axes \(permutation.shape)\(part) permuted by \(permutation.permutation))"
+    }
+
+    public func readBytes() throws -> [UInt8] {
+        let bytes = try base.bytes(keep: false)
+        guard bytes.count == base.byteCount, byteRange.upperBound <= bytes.count else {
+            throw PassError(pass: "tensor-permutation", subject: base.location,
+                            "read \(bytes.count) bytes, expected \(base.byteCount)")
+        }
+        if byteRange.count == bytes.count { return try permutation.apply(to: bytes) }
+        var result = bytes
+        result.replaceSubrange(byteRange, with: try permutation.apply(to: Array(bytes[byteRange])))
+        return result
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import ScionIR
+import ScionKeras
+import XCTest
+
+@testable import ScionPasses
+
+/// The pass on every model Keras wrote for the fixtures: verify() passes, outputs keep their names
+/// and shapes, no channels-last spatial op is left, every permuted weight reads back at its size,
+/// and the number of Transposes is the one expected (printed in the log).
+final class ChannelsFirstFixtureTests: XCTestCase {
+    /// Transposes per fixture: one per image input, one per image output, plus one per boundary of a
+    /// channels-last island (ConvNeXt's LayerNormalization and Dense; Embedding feeding a spatial
+    /// op). Models without spatial ops get none; conv2d_zoo's Flatten -> Concatenate -> Dense
+    /// permutes Dense rows instead of transposing.
+    let expectedTransposes: [String: Int] = [
+        "activation_zoo": 0, "conv1d_zoo": 1, "conv2d_zoo": 1, "convnext_blocks": 4, "efficientnet_blocks": 2,
+        "embedding": 1, "inception_resnet_block": 2, "lambda_scale": 2, "many_layers": 0, "merge_zoo": 0,
+        "misc_zoo": 0, "mobilenet": 1, "mobilenet_v2": 1, "mobilenet_v3_small": 1, "multi_io": 1,
+        "nested_functional": 1, "nested_transfer": 1, "partly_frozen": 1, "shared_layer": 2,
+        "teachable_machine": 1, "trained_with_optimizer": 1,
+    ]
+
+    /// The repository's fixtures folder, found from this file's path.
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("fixtures")
+
+    func read(_ url: URL) throws -> Graph {
+        url.pathExtension == "keras" ? try KerasModelReader.readArchive(at: url.path) : try KerasModelReader.readHDF5(at: url.path)
+    }
+
+    func modelFiles(in folder: URL) throws -> [URL] {
+        try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+            .filter { ($0.hasSuffix(".h5") || $0.hasSuffix(".keras")) && !$0.hasPrefix("weights_only") }
+            .map { folder.appendingPathComponent($0) }
+    }
+
+    func testEveryFixtureConvertsWithTheExpectedTransposes() throws {
+        var converted = 0
+        for version in ["keras2", "keras3"] {
+            for url in try modelFiles(in: Self.fixtures.appendingPathComponent(version)) {
+                let name = "\(version)/\(url.lastPathComponent)"
+                let source = try read(url)
+                let graph = try convert(source)
+                let transposes = graph.transposes
+                print("layout: \(name): \(transposes.count) transpose(s) \(transposes.map(\.name))")
+                let base = url.deletingPathExtension().lastPathComponent
+                XCTAssertEqual(transposes.count, expectedTransposes[base], name)
+                for parameter in graph.parameters.all {
+                    let bytes = try parameter.storage.bytes(keep: false)
+                    XCTAssertEqual(bytes.count, parameter.byteCount, "\(name): \(parameter.name)")
+                }
+                XCTAssertEqual(graph.totalParameterCount, source.totalParameterCount, name)
+                XCTAssertEqual(graph.trainableParameterCount, source.trainableParameterCount, name)
+                converted += 1
+            }
+        }
+        XCTAssertGreaterThan(converted, 40, "fixtures are missing")
+    }
+
+    /// Weights-only files have no architecture to convert.
+    func testWeightsOnlyFixtureIsRefused() throws {
+        var graph = try read(Self.fixtures.appendingPathComponent("keras2/weights_only.h5"))
+        XCTAssertThrowsError(try ChannelsFirstLayoutPass().run(&graph)) { error in
+            XCTAssertTrue(error is PassError, "\(error)")
+        }
+    }
+
+    /// Full-size keras.applications models (fixtures/applications, not committed; skipped when not
+    /// made). Converts each without reading a weight and prints its Transposes: one at the input
+    /// for all but ConvNeXt, whose LayerNormalization and Dense run channels-last in every block.
+    func testFullSizeApplicationsConvert() throws {
+        let root = Self.fixtures.appendingPathComponent("applications")
+        guard FileManager.default.fileExists(atPath: root.path) else {
+            throw XCTSkip("fixtures/applications not made; run fixtures/make_applications.py")
+        }
+        var converted = 0
+        for version in ["keras2", "keras3"] {
+            let folder = root.appendingPathComponent(version)
+            guard FileManager.default.fileExists(atPath: folder.path) else { continue }
+            for url in try modelFiles(in: folder) {
+                let name = "\(version)/\(url.lastPathComponent)"
+                let graph = try convert(try read(url))
+                print("layout: \(name): \(graph.transposes.count) transpose(s)")
+                if !url.lastPathComponent.hasPrefix("ConvNeXt") {
+                    XCTAssertEqual(graph.transposes.count, 1, name)
+                }
+                converted += 1
+            }
+        }
+        XCTAssertGreaterThan(converted, 0)
+    }
+}
