@@ -11,8 +11,14 @@ extension Model {
         public var opset: Int64
         /// Replace an existing file.
         public var force: Bool
-        public init(opset: Int64 = ONNXExporter.defaultOpset, force: Bool = false) {
-            self.opset = opset; self.force = force
+        /// ONNX: weights go to `OUT.data` beside the model when they exceed this many bytes (protobuf
+        /// cannot hold a message over 2 GiB); 0 always writes them there.
+        public var externalDataThreshold: Int
+        public static let protobufLimit = (1 << 31) - (64 << 20)
+
+        public init(opset: Int64 = ONNXExporter.defaultOpset, force: Bool = false,
+                    externalDataThreshold: Int = WriteOptions.protobufLimit) {
+            self.opset = opset; self.force = force; self.externalDataThreshold = externalDataThreshold
         }
     }
 
@@ -29,9 +35,21 @@ extension Model {
             if graph.metadata["layout"] != Layout.channelsFirst.rawValue {
                 try ChannelsFirstLayoutPass().run(&graph)
             }
-            let onnx = try ONNXExporter.makeModel(from: graph, file: path, opset: options.opset)
+            var onnx = try ONNXExporter.makeModel(from: graph, file: path, opset: options.opset)
+            let weightBytes = graph.parameters.all.reduce(0) { $0 + $1.byteCount }
+            if weightBytes > options.externalDataThreshold {
+                let dataName = (path as NSString).lastPathComponent + ".data"
+                let dataPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(dataName)
+                if FileManager.default.fileExists(atPath: dataPath) && !options.force {
+                    throw ScionError(file: dataPath, "already exists; pass --force to replace it")
+                }
+                try AtomicFile.write(to: dataPath) { temporary in
+                    try ONNXExternalData.write(&onnx.graph.initializers, to: temporary, location: dataName, file: path)
+                }
+            }
+            let model = onnx
             try AtomicFile.write(to: path) { temporary in
-                try ONNXProtoCodec.write(onnx, to: temporary, file: path)
+                try ONNXProtoCodec.write(model, to: temporary, file: path)
             }
         case .kerasHDF5, .kerasArchive:
             throw ScionError(file: path, "writing Keras files is not available yet (issue #4)")

@@ -20,10 +20,15 @@ struct ConvertCommand: ParsableCommand {
     @Flag(help: "Replace OUTPUT if it exists.")
     var force = false
 
+    @Flag(help: "ONNX: write the weights to OUTPUT.data beside the model (automatic above 2 GB).")
+    var externalData = false
+
     func run() throws {
         try reportingErrors {
             let model = try Model.load(input)
-            try model.write(to: output, options: Model.WriteOptions(opset: opset, force: force))
+            var options = Model.WriteOptions(opset: opset, force: force)
+            if externalData { options.externalDataThreshold = 0 }
+            try model.write(to: output, options: options)
         }
     }
 }

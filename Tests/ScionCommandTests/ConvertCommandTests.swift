@@ -83,6 +83,27 @@ final class ConvertCommandTests: XCTestCase {
         XCTAssertTrue(result.standardError.contains("weights only"), result.standardError)
     }
 
+    /// Above 2 GB the weights must leave the protobuf; `--external-data` forces it on a small model.
+    func testExternalDataIsWrittenBesideTheModel() throws {
+        let directory = try temporaryDirectory(self)
+        let output = directory.appendingPathComponent("convnext.onnx")
+        let result = try runScion(["convert", Repository.fixture("keras3/convnext_blocks.keras"), output.path, "--external-data"])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        let data = directory.appendingPathComponent("convnext.onnx.data")
+        let modelSize = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: output.path)[.size] as? Int)
+        let dataSize = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: data.path)[.size] as? Int)
+        XCTAssertGreaterThan(dataSize, 1952 * 4, "every weight is in the data file")
+        XCTAssertLessThan(modelSize, 16_000, "the model file holds the graph only")
+        let again = try runScion(["convert", Repository.fixture("keras3/convnext_blocks.keras"), output.path, "--external-data"])
+        XCTAssertEqual(again.status, 1, "an existing model is not replaced without --force")
+        guard let folder = ProcessInfo.processInfo.environment["SCION_INTEROP_DIR"] else { return }
+        let target = URL(fileURLWithPath: folder).appendingPathComponent("external-data")
+        try? FileManager.default.removeItem(at: target)
+        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: output, to: target.appendingPathComponent("convnext.onnx"))
+        try FileManager.default.copyItem(at: data, to: target.appendingPathComponent("convnext.onnx.data"))
+    }
+
     func testEveryOpsetFrom13To21Writes() throws {
         let directory = try temporaryDirectory(self)
         for opset in 13...21 {
