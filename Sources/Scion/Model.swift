@@ -1,6 +1,7 @@
 import Foundation
 import ScionIR
 import ScionKeras
+import ScionONNX
 
 /// A model file read into the IR: the library's front door.
 ///
@@ -25,7 +26,10 @@ public struct Model {
         switch format {
         case .kerasHDF5: graph = try KerasModelReader.readHDF5(at: path)
         case .kerasArchive: graph = try KerasModelReader.readArchive(at: path)
-        case .onnx: throw ScionError(file: path, "reading ONNX is not available yet")
+        case .onnx:
+            let onnx = try ONNXProtoCodec.decode(contentsOf: path)
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            graph = try ONNXImporter.importModel(onnx, file: path, folder: folder)
         }
         return Model(graph: graph, format: format, path: path)
     }

@@ -40,6 +40,34 @@ public enum Op: Equatable, Sendable {
     /// Identity at inference; drops whole residual branches during training (ConvNeXt).
     case stochasticDepth(DropoutAttributes)
     case identity
+    // ONNX ops with no exact Keras-layer equivalent (OpAttributes+ONNX.swift).
+    /// A constant tensor: its one parameter (role `value`) is the output. How an ONNX initializer or
+    /// Constant that feeds an ordinary operand (Add's bias, Where's fill value) enters the graph.
+    case constant(ConstantAttributes)
+    /// `alpha * op(A) @ op(B) + beta * C`; B and C are parameters (`kernel`, `bias`) when constant.
+    case gemm(GemmAttributes)
+    /// Numpy matmul of two inputs, or of the input and a `kernel` parameter.
+    case matMul
+    case unary(UnaryOperation)
+    /// Elementwise comparisons and logic with broadcasting; the result is bool.
+    case comparison(ComparisonOperation)
+    /// ONNX Where: `condition ? inputs[1] : inputs[2]` with broadcasting.
+    case select
+    case reduce(ReduceAttributes)
+    /// ONNX Gather along `axis`: inputs data and indices.
+    case gather(GatherAttributes)
+    case cast(CastAttributes)
+    case squeeze(AxesAttributes)
+    case unsqueeze(AxesAttributes)
+    case slice(SliceAttributes)
+    /// One input, several outputs.
+    case split(SplitAttributes)
+    case pad(PadAttributes)
+    case clip(ClipAttributes)
+    case resize(ResizeAttributes)
+    case localResponseNormalization(LocalResponseNormalizationAttributes)
+    /// Softmax of ONNX before opset 13: over all axes from `axis` on, as one flattened axis.
+    case coercedSoftmax(CoercedSoftmaxAttributes)
     case opaque(OpaqueAttributes)
 
     /// The op's name in tables: Keras's class names where one exists.
@@ -80,6 +108,24 @@ public enum Op: Equatable, Sendable {
         case .transpose: "Transpose"
         case .stochasticDepth: "StochasticDepth"
         case .identity: "Identity"
+        case .constant: "Constant"
+        case .gemm: "Gemm"
+        case .matMul: "MatMul"
+        case .unary(let operation): operation.typeName
+        case .comparison(let operation): operation.typeName
+        case .select: "Where"
+        case .reduce(let a): a.kind.typeName
+        case .gather: "Gather"
+        case .cast: "Cast"
+        case .squeeze: "Squeeze"
+        case .unsqueeze: "Unsqueeze"
+        case .slice: "Slice"
+        case .split: "Split"
+        case .pad: "Pad"
+        case .clip: "Clip"
+        case .resize: "Resize"
+        case .localResponseNormalization: "LRN"
+        case .coercedSoftmax(let a): a.logarithm ? "LogSoftmax" : "Softmax"
         case .opaque(let a): a.type
         }
     }

@@ -89,12 +89,14 @@ public struct ConvTransposeAttributes: Equatable, Sendable {
     public var useBias: Bool
     public var activation: Activation
     public var layout: Layout
+    /// ONNX ConvTranspose's `group`: channels-first kernel `[in, filters/groups, k...]`. Keras: 1.
+    public var groups: Int
     public var rank: Int { kernelSize.count }
     public init(filters: Int, kernelSize: [Int], strides: [Int], dilations: [Int], padding: Padding,
-                outputPadding: [Int]?, useBias: Bool, activation: Activation, layout: Layout) {
+                outputPadding: [Int]?, useBias: Bool, activation: Activation, layout: Layout, groups: Int = 1) {
         self.filters = filters; self.kernelSize = kernelSize; self.strides = strides
         self.dilations = dilations; self.padding = padding; self.outputPadding = outputPadding
-        self.useBias = useBias; self.activation = activation; self.layout = layout
+        self.useBias = useBias; self.activation = activation; self.layout = layout; self.groups = groups
     }
 }
 
@@ -166,13 +168,23 @@ public struct DropoutAttributes: Equatable, Sendable {
 public struct FlattenAttributes: Equatable, Sendable {
     /// Keras flattens channels-last data in NHWC order; an ONNX Flatten works on NCHW.
     public var layout: Layout
-    public init(layout: Layout) { self.layout = layout }
+    /// Axes before `axis` form the first output dimension, the rest the second (ONNX Flatten). Keras
+    /// always flattens at 1: everything but the batch.
+    public var axis: Int
+    public init(layout: Layout, axis: Int = 1) { self.layout = layout; self.axis = axis }
 }
 
 public struct ReshapeAttributes: Equatable, Sendable {
-    /// Target shape without the batch dimension; one entry may be -1.
+    /// Target shape without the batch dimension (Keras); one entry may be -1. With `includesBatch`
+    /// (ONNX Reshape) the whole shape, where 0 copies the input's dimension unless `allowZero`.
     public var targetShape: [Int]
-    public init(targetShape: [Int]) { self.targetShape = targetShape }
+    /// ONNX's Reshape names every dimension, the batch included.
+    public var includesBatch: Bool
+    /// ONNX `allowzero=1`: a 0 means an empty dimension rather than "copy the input's".
+    public var allowZero: Bool
+    public init(targetShape: [Int], includesBatch: Bool = false, allowZero: Bool = false) {
+        self.targetShape = targetShape; self.includesBatch = includesBatch; self.allowZero = allowZero
+    }
 }
 
 public struct PermuteAttributes: Equatable, Sendable {
@@ -199,6 +211,8 @@ public struct UpSamplingAttributes: Equatable, Sendable {
 
 public enum ElementwiseOperation: String, Equatable, Sendable {
     case add, subtract, multiply, average, maximum, minimum
+    /// ONNX Div and Pow (two inputs, numpy broadcasting).
+    case divide, power
 
     public var typeName: String {
         switch self {
@@ -208,6 +222,8 @@ public enum ElementwiseOperation: String, Equatable, Sendable {
         case .average: "Average"
         case .maximum: "Maximum"
         case .minimum: "Minimum"
+        case .divide: "Divide"
+        case .power: "Power"
         }
     }
 }

@@ -100,10 +100,11 @@ extension Context {
                 let pad: Int
                 switch a.padding {
                 case .same: pad = kernel / 2
-                case .explicit(let pads): pad = pads[offset]
+                case .explicit(let pads): pad = pads[offset] + pads[offset + a.rank]
                 default: pad = 0
                 }
-                output[axis] = (length - 1) * stride + kernel - 2 * pad + outputPadding[offset]
+                let total = if case .explicit = a.padding { pad } else { 2 * pad }
+                output[axis] = (length - 1) * stride + kernel - total + outputPadding[offset]
             } else {
                 switch a.padding {
                 case .same: output[axis] = length * stride
@@ -114,7 +115,7 @@ extension Context {
         output[channels] = a.filters
         let kernel: [Int?] = a.layout == .channelsLast
             ? a.kernelSize.map { $0 } + [a.filters, shape[channels]]
-            : [shape[channels], a.filters] + a.kernelSize.map { $0 }
+            : [shape[channels], a.groups > 0 ? a.filters / a.groups : a.filters] + a.kernelSize.map { $0 }
         try expectParameter("kernel", kernel)
         try expectBias(a.useBias, a.filters)
         return output
@@ -147,6 +148,7 @@ extension Context {
     }
 
     func reshape(_ a: ReshapeAttributes) throws -> Shape? {
+        if a.includesBatch { return try fullReshape(a) }
         try requireInputs(1)
         guard let shape = try firstShape(minimumRank: 1) else { return nil }
         let total = Shape.product(Array(shape.dimensions.dropFirst()))

@@ -26,6 +26,7 @@ struct Context {
 
     var outputType: DType {
         if case .embedding = node.op { return .float32 }
+        if let type = onnxOutputType { return type }
         return inputs.first?.dtype ?? .float32
     }
 
@@ -149,10 +150,12 @@ struct Context {
                 throw fail("permutation \(a.permutation) does not fit input \(shape)")
             }
             return [Shape(a.permutation.map { shape[$0] })]
-        case .flatten:
+        case .flatten(let a):
             try requireInputs(1)
             guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
-            return [Shape([shape[0], Shape.product(Array(shape.dimensions.dropFirst()))])]
+            guard a.axis >= 0, a.axis <= shape.rank else { throw fail("flatten axis \(a.axis) is outside \(shape)") }
+            return [Shape([Shape.product(Array(shape.dimensions.prefix(a.axis))),
+                           Shape.product(Array(shape.dimensions.dropFirst(a.axis)))])]
         case .reshape(let a):
             return [try reshape(a)]
         case .permute(let a):
@@ -189,6 +192,9 @@ struct Context {
             return [Shape(shape.dimensions + [a.outputDimension])]
         case .opaque:
             return Array(repeating: nil, count: max(node.outputs.count, 1))
+        case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
+             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax:
+            return try inferImported()
         }
     }
 

@@ -42,7 +42,15 @@ public enum ONNXExporter {
         for key in graph.metadata.keys.sorted() where key.hasPrefix("keras") || key == "format" {
             metadata.append(("scion.source.\(key)", graph.metadata[key] ?? ""))
         }
-        return ONNXModel(irVersion: irVersion(forOpset: opset), operatorSets: [ONNXOperatorSet(domain: "", version: opset)],
+        // Opaque nodes the ONNX reader kept may belong to other domains: their imports come along.
+        var operatorSets = [ONNXOperatorSet(domain: "", version: opset)]
+        for entry in (graph.metadata["onnx.opset_imports"] ?? "").split(separator: ",") {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            if parts.count == 2, let version = Int64(parts[1]) {
+                operatorSets.append(ONNXOperatorSet(domain: String(parts[0]), version: version))
+            }
+        }
+        return ONNXModel(irVersion: irVersion(forOpset: opset), operatorSets: operatorSets,
                          producerName: "scion", producerVersion: producerVersion, graph: onnxGraph, metadata: metadata)
     }
 

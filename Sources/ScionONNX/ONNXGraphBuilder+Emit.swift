@@ -35,6 +35,9 @@ extension ONNXGraphBuilder {
             add("Conv", name: node.name, inputs: [input, try parameter("kernel")] + (a.useBias ? [try parameter("bias")] : []),
                 output: target, attributes: attributes)
             if a.activation != .linear { try activation(a.activation, node: node, input: target, output: output, rank: outputShape?.rank) }
+        case .convTranspose(let a) where a.groups != 1 || a.outputPadding != nil && a.padding != .valid && a.padding != .same:
+            try requireChannelsFirst(a.layout, node)
+            try emitImportedConvTranspose(node, a, role: role)
         case .convTranspose(let a):
             try requireChannelsFirst(a.layout, node)
             let target = a.activation == .linear ? output : uniqueName("\(node.name)/linear")
@@ -63,7 +66,7 @@ extension ONNXGraphBuilder {
                 add("Flatten", name: "\(node.name)/flatten", inputs: [pooled], output: output, attributes: [.int("axis", 1)])
             }
         case .batchNormalization(let a):
-            guard let rank = inputShape?.rank, inputShape?.normalizedAxis(a.axis) == 1 || rank <= 2 && a.axis == -1 else {
+            guard a.axis == 1 || inputShape?.normalizedAxis(a.axis) == 1 || (inputShape?.rank ?? 3) <= 2 && a.axis == -1 else {
                 throw unsupported(node, "BatchNormalization over axis \(a.axis) of a rank-\(inputShape?.rank ?? 0) tensor (ONNX normalizes axis 1)")
             }
             let channels = try parameterLength(parameters, "moving_mean", node)
@@ -103,8 +106,12 @@ extension ONNXGraphBuilder {
             add("PRelu", name: node.name, inputs: [input, try parameter("alpha")], output: output)
         case .dropout, .stochasticDepth, .identity:
             add("Identity", name: node.name, inputs: [input], output: output)
-        case .flatten:
-            add("Flatten", name: node.name, inputs: [input], output: output, attributes: [.int("axis", 1)])
+        case .flatten(let a):
+            add("Flatten", name: node.name, inputs: [input], output: output, attributes: [.int("axis", a.axis)])
+        case .reshape(let a) where a.includesBatch:
+            let shape = constant("\(node.name)/shape", int64s: a.targetShape.map { Int64($0) })
+            add("Reshape", name: node.name, inputs: [input, shape], output: output,
+                attributes: a.allowZero ? [.int("allowzero", 1)] : [])
         case .reshape(let a):
             let shape = constant("\(node.name)/shape", int64s: [0] + a.targetShape.map { Int64($0) })
             add("Reshape", name: node.name, inputs: [input, shape], output: output)
@@ -172,8 +179,13 @@ extension ONNXGraphBuilder {
                 gamma = intermediate("Reshape", name: "\(node.name)/gamma", inputs: [gamma, shape])
             }
             add("Mul", name: node.name, inputs: [input, gamma], output: output)
+        case .opaque(let a) where a.domain != "keras" && a.configuration.hasPrefix(ONNXNodePacking.prefix):
+            try emitOpaqueONNX(node, a)
         case .opaque(let a):
             throw unsupported(node, "layer type '\(a.type)' has no ONNX equivalent in Scion")
+        case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
+             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax:
+            try emitImported(node, role: role, inputShape: inputShape)
         }
     }
 

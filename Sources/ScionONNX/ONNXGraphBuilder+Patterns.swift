@@ -173,6 +173,9 @@ extension ONNXGraphBuilder {
         case .average: add("Mean", name: node.name, inputs: inputs, output: output)
         case .maximum: add("Max", name: node.name, inputs: inputs, output: output)
         case .minimum: add("Min", name: node.name, inputs: inputs, output: output)
+        case .divide, .power:
+            guard inputs.count == 2 else { throw unsupported(node, "\(operation.typeName) takes exactly 2 inputs") }
+            add(operation == .divide ? "Div" : "Pow", name: node.name, inputs: inputs, output: output)
         case .subtract:
             guard inputs.count == 2 else { throw unsupported(node, "Subtract takes exactly 2 inputs") }
             add("Sub", name: node.name, inputs: inputs, output: output)

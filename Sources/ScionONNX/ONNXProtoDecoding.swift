@@ -68,7 +68,7 @@ struct ONNXProtoDecoder {
         return result
     }
 
-    private func node(_ proto: UnsafeMutablePointer<Onnx__NodeProto>, index: Int, depth: Int) throws -> ONNXNode {
+    func node(_ proto: UnsafeMutablePointer<Onnx__NodeProto>, index: Int, depth: Int) throws -> ONNXNode {
         let message = proto.pointee
         let name = text(message.name)
         let opType = text(message.op_type)

@@ -127,7 +127,7 @@ struct ONNXProtoEncoder {
         }
     }
 
-    private func node(_ node: ONNXNode, index: Int, depth: Int) throws -> UnsafeMutablePointer<Onnx__NodeProto> {
+    func node(_ node: ONNXNode, index: Int, depth: Int) throws -> UnsafeMutablePointer<Onnx__NodeProto> {
         let subject = node.name.isEmpty ? "node #\(index) (\(node.opType))" : "node '\(node.name)' (\(node.opType))"
         let attributes = try node.attributes.map {
             Optional(try attribute($0, subject: "\(subject) attribute '\($0.name)'", depth: depth))

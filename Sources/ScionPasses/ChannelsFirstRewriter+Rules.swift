@@ -73,6 +73,11 @@ extension ChannelsFirstRewriter {
             return inputRank.map { $0 <= 2 } == true ? .flexible : .original
         case .permute, .embedding, .opaque, .transpose:
             return .original
+        // Ops only ONNX files bring: they never appear in channels-last Keras graphs, and when one does
+        // it keeps the order it was written for.
+        case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
+             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax:
+            return .original
         case .batchNormalization:
             guard canRunChannelsFirst(node) else { return .original }
             let inputRank = node.inputs.first.flatMap { rank(of: $0) } ?? 0

@@ -1,0 +1,176 @@
+import ScionIR
+
+/// Folding of the ops that compute on values: Gather, Concat, Slice and broadcasting arithmetic.
+extension ONNXImportSession {
+    /// Strides of a row-major shape.
+    static func strides(_ shape: [Int]) -> [Int] {
+        var result = [Int](repeating: 1, count: shape.count)
+        var step = 1
+        for axis in shape.indices.reversed() { result[axis] = step; step *= shape[axis] }
+        return result
+    }
+
+    mutating func foldGather(_ node: ONNXNode, output: String) throws -> Bool {
+        guard node.inputs.count == 2, let data = constants[node.inputs[0]], let indicesConstant = constants[node.inputs[1]],
+              let values = try numbers(node.inputs[0]), let indices = try numbers(node.inputs[1])?.integers,
+              !data.shape.isEmpty else { return false }
+        let rank = data.shape.count
+        let axis = intAttribute(node, "axis", 0) < 0 ? intAttribute(node, "axis", 0) + rank : intAttribute(node, "axis", 0)
+        guard (0..<rank).contains(axis) else { return false }
+        let length = data.shape[axis]
+        let resolved = indices.map { Int($0 < 0 ? $0 + Int64(length) : $0) }
+        guard resolved.allSatisfy({ (0..<length).contains($0) }) else { return false }
+        let outer = Array(data.shape[..<axis]).checkedProduct ?? 0
+        let inner = Array(data.shape[(axis + 1)...]).checkedProduct ?? 0
+        var picks: [Int] = []
+        for block in 0..<outer {
+            for index in resolved {
+                let base = (block * length + index) * inner
+                picks.append(contentsOf: base..<(base + inner))
+            }
+        }
+        let shape = Array(data.shape[..<axis]) + indicesConstant.shape + Array(data.shape[(axis + 1)...])
+        constants[output] = make(values.picking(picks), dtype: data.dtype, shape: shape)
+        return true
+    }
+
+    mutating func foldConcat(_ node: ONNXNode, output: String) throws -> Bool {
+        let parts = node.inputs.filter { !$0.isEmpty }
+        guard let first = parts.first.flatMap({ constants[$0] }), !first.shape.isEmpty else { return false }
+        let rank = first.shape.count
+        let attributeAxis = intAttribute(node, "axis", 0)
+        let axis = attributeAxis < 0 ? attributeAxis + rank : attributeAxis
+        guard (0..<rank).contains(axis) else { return false }
+        var shape = first.shape
+        shape[axis] = 0
+        var pieces: [(ImportedConstant, ConstantNumbers)] = []
+        for part in parts {
+            guard let constant = constants[part], constant.shape.count == rank, constant.dtype == first.dtype,
+                  let values = try numbers(part) else { return false }
+            pieces.append((constant, values))
+            shape[axis] += constant.shape[axis]
+        }
+        let outer = Array(first.shape[..<axis]).checkedProduct ?? 0
+        var integers: [Int64] = []
+        var reals: [Double] = []
+        let integral = !first.dtype.isFloatingPoint
+        for block in 0..<outer {
+            for (constant, values) in pieces {
+                let width = Array(constant.shape[axis...]).checkedProduct ?? 0
+                let range = (block * width)..<((block + 1) * width)
+                if integral { integers += values.integers[range] } else { reals += values.reals[range] }
+            }
+        }
+        constants[output] = make(integral ? .integers(integers) : .reals(reals), dtype: first.dtype, shape: shape)
+        return true
+    }
+
+    mutating func foldArithmetic(_ node: ONNXNode, output: String) throws -> Bool {
+        guard node.inputs.count == 2, node.attribute("broadcast") == nil, let left = constants[node.inputs[0]],
+              let right = constants[node.inputs[1]], left.dtype == right.dtype,
+              let a = try numbers(node.inputs[0]), let b = try numbers(node.inputs[1]) else { return false }
+        let rank = max(left.shape.count, right.shape.count)
+        let leftShape = Array(repeating: 1, count: rank - left.shape.count) + left.shape
+        let rightShape = Array(repeating: 1, count: rank - right.shape.count) + right.shape
+        var shape: [Int] = []
+        for (l, r) in zip(leftShape, rightShape) {
+            guard l == r || l == 1 || r == 1 else { return false }
+            shape.append(l == 1 ? r : l)
+        }
+        guard let count = shape.checkedProduct, count <= Self.foldingLimit else { return false }
+        let outputStrides = Self.strides(shape)
+        let leftStrides = Self.strides(leftShape)
+        let rightStrides = Self.strides(rightShape)
+        var leftIndex = [Int](repeating: 0, count: count)
+        var rightIndex = [Int](repeating: 0, count: count)
+        for flat in 0..<count {
+            var rest = flat
+            for axis in 0..<rank {
+                let coordinate = rest / outputStrides[axis]
+                rest %= outputStrides[axis]
+                if leftShape[axis] != 1 { leftIndex[flat] += coordinate * leftStrides[axis] }
+                if rightShape[axis] != 1 { rightIndex[flat] += coordinate * rightStrides[axis] }
+            }
+        }
+        let result: ConstantNumbers
+        if left.dtype.isFloatingPoint {
+            let x = a.reals, y = b.reals
+            let values = (0..<count).map { flat -> Double in
+                let (p, q) = (x[leftIndex[flat]], y[rightIndex[flat]])
+                switch node.opType {
+                case "Add": return p + q
+                case "Sub": return p - q
+                case "Mul": return p * q
+                default: return p / q
+                }
+            }
+            result = .reals(values)
+        } else {
+            let x = a.integers, y = b.integers
+            var values: [Int64] = []
+            for flat in 0..<count {
+                let (p, q) = (x[leftIndex[flat]], y[rightIndex[flat]])
+                switch node.opType {
+                case "Add": values.append(p &+ q)
+                case "Sub": values.append(p &- q)
+                case "Mul": values.append(p &* q)
+                default:
+                    guard q != 0 else { return false }
+                    // ONNX integer Div truncates like C.
+                    values.append(p / q)
+                }
+            }
+            result = .integers(values)
+        }
+        constants[output] = make(result, dtype: left.dtype, shape: shape)
+        return true
+    }
+
+    /// Slices of 1-D constants (the shape vectors exporters cut up).
+    mutating func foldSlice(_ node: ONNXNode, output: String) throws -> Bool {
+        guard let data = constants[node.inputs[0]], data.shape.count == 1, let values = try numbers(node.inputs[0]),
+              let bounds = try sliceBounds(node), bounds.axes.allSatisfy({ $0 == 0 || $0 == -1 }), bounds.starts.count == 1 else {
+            return false
+        }
+        let length = data.shape[0]
+        let indices = Self.sliceIndices(length: length, start: bounds.starts[0], end: bounds.ends[0], step: bounds.steps[0])
+        constants[output] = make(values.picking(indices), dtype: data.dtype, shape: [indices.count])
+        return true
+    }
+
+    static func sliceIndices(length: Int, start: Int, end: Int, step: Int) -> [Int] {
+        guard step != 0 else { return [] }
+        var first = start < 0 ? start + length : start
+        var last = end < 0 ? end + length : end
+        if step > 0 {
+            first = min(max(first, 0), length); last = min(max(last, 0), length)
+            return Array(stride(from: first, to: last, by: step))
+        }
+        first = min(max(first, 0), length - 1); last = min(max(last, -1), length - 1)
+        return Array(stride(from: first, to: last, by: step))
+    }
+
+    /// Slice's starts, ends, axes and steps: attributes before opset 10, constant inputs after.
+    func sliceBounds(_ node: ONNXNode) throws -> (starts: [Int], ends: [Int], axes: [Int], steps: [Int])? {
+        func ints(_ values: [Int64]) -> [Int] { values.map { Int(truncatingIfNeeded: $0) } }
+        var starts: [Int], ends: [Int], axes: [Int]? = nil, steps: [Int]? = nil
+        if opset < 10 {
+            guard case .ints(let s)? = node.attribute("starts"), case .ints(let e)? = node.attribute("ends") else { return nil }
+            starts = ints(s); ends = ints(e)
+            if case .ints(let a)? = node.attribute("axes") { axes = ints(a) }
+        } else {
+            func operand(_ position: Int) throws -> [Int]?? {
+                guard position < node.inputs.count, !node.inputs[position].isEmpty else { return .some(nil) }
+                guard let values = try numbers(node.inputs[position])?.integers else { return nil }
+                return .some(ints(values))
+            }
+            guard let s = try operand(1), let e = try operand(2), let a = try operand(3), let st = try operand(4),
+                  let startValues = s, let endValues = e else { return nil }
+            starts = startValues; ends = endValues; axes = a; steps = st
+        }
+        let resolvedAxes = axes ?? Array(0..<starts.count)
+        let resolvedSteps = steps ?? Array(repeating: 1, count: starts.count)
+        guard ends.count == starts.count, resolvedAxes.count == starts.count, resolvedSteps.count == starts.count else { return nil }
+        return (starts, ends, resolvedAxes, resolvedSteps)
+    }
+}
