@@ -50,10 +50,13 @@ interop: build oracle
 	$(ORACLE_PYTHON) Tests/Interop/check_onnx.py --scion $(SCION_DEBUG) --also $(CURDIR)/.build/interop-tests
 	$(ORACLE_PYTHON) Tests/Interop/check_onnx_roundtrip.py --scion $(SCION_DEBUG) --quiet
 
-# Scion's main job on the bundled example: until fine-tuning lands, inspect a real Keras 2
-# transfer-learning model (a frozen nested base plus a new head).
+# Scion's main job on the bundled example, as far as it goes today: inspect a real Keras 2
+# transfer-learning model (a frozen nested base plus a new head), convert it to ONNX, inspect that.
 demo: build
 	$(SCION_DEBUG) inspect $(DEMO_MODEL)
+	@mkdir -p .build/demo
+	$(SCION_DEBUG) convert $(DEMO_MODEL) .build/demo/nested_transfer.onnx --force
+	$(SCION_DEBUG) inspect .build/demo/nested_transfer.onnx
 
 bench: release
 	bench/inspect_bench.py

@@ -62,7 +62,7 @@ extension ONNXGraphBuilder {
             add("Slice", name: node.name, inputs: inputs, output: output)
         case .split(let a):
             let sizes = constant("\(node.name)/split", int64s: a.sizes.map { Int64($0) })
-            nodes.append(ONNXNode(name: uniqueName(node.name), opType: "Split", inputs: [input, sizes], outputs: node.outputs,
+            nodes.append(ONNXNode(name: uniqueNodeName(node.name), opType: "Split", inputs: [input, sizes], outputs: node.outputs,
                                   attributes: [.int("axis", a.axis)]))
         case .pad(let a):
             var inputs = [input, constant("\(node.name)/pads", int64s: a.pads.map { Int64($0) })]

@@ -8,6 +8,9 @@ struct ONNXGraphBuilder {
     var nodes: [ONNXNode] = []
     var initializers: [ONNXTensor] = []
     private var usedNames: Set<String>
+    /// Node names live apart from value names in ONNX, so a node keeps its layer's name even though
+    /// its output value has the same one.
+    private var usedNodeNames: Set<String> = []
 
     init(file: String, opset: Int64, reservedNames: Set<String>) {
         self.file = file
@@ -27,11 +30,23 @@ struct ONNXGraphBuilder {
         return name
     }
 
+    /// A node name not used by another node yet.
+    mutating func uniqueNodeName(_ base: String) -> String {
+        var name = base
+        var counter = 1
+        while usedNodeNames.contains(name) {
+            name = "\(base)_\(counter)"
+            counter += 1
+        }
+        usedNodeNames.insert(name)
+        return name
+    }
+
     /// Adds a node; returns its first output.
     @discardableResult
     mutating func add(_ opType: String, name: String, inputs: [String], output: String,
                       attributes: [ONNXAttribute] = []) -> String {
-        nodes.append(ONNXNode(name: uniqueName(name), opType: opType, inputs: inputs, outputs: [output],
+        nodes.append(ONNXNode(name: uniqueNodeName(name), opType: opType, inputs: inputs, outputs: [output],
                               attributes: attributes))
         return output
     }

@@ -24,6 +24,10 @@ public enum ONNXImporter {
         var session = ONNXImportSession(model: model, file: file, folder: folder, opset: opset)
         try session.run()
         var graph = session.graph
+        // ONNX has no layer flag: a node counts as frozen when all its weights are.
+        for index in graph.nodes.indices where !graph.nodes[index].parameters.isEmpty {
+            graph.nodes[index].trainable = graph.nodes[index].parameters.contains { graph.parameters[$0]?.trainable == true }
+        }
         do {
             try graph.verify()
         } catch let error as IRError {
