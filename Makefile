@@ -36,7 +36,8 @@ unit-test: deps
 	$(SWIFT) build --build-tests
 	SCION_INTEROP_DIR=$(CURDIR)/.build/interop-tests $(SWIFT) test --skip-build --disable-swift-testing
 
-# The real tools as oracles: onnx's checker and onnxruntime, in a venv of their own (about a minute).
+# The real tools as oracles: onnx's checker, onnxruntime and Keras 3 (JAX), in a venv of their own
+# (about a minute to install).
 oracle: $(ORACLE_PYTHON)
 $(ORACLE_PYTHON): Tests/Interop/requirements.txt
 	python3 -m venv $(ORACLE_VENV)
@@ -49,6 +50,7 @@ $(ORACLE_PYTHON): Tests/Interop/requirements.txt
 interop: build oracle
 	$(ORACLE_PYTHON) Tests/Interop/check_onnx.py --scion $(SCION_DEBUG) --also $(CURDIR)/.build/interop-tests
 	$(ORACLE_PYTHON) Tests/Interop/check_onnx_roundtrip.py --scion $(SCION_DEBUG) --quiet
+	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG)
 
 # Scion's main job on the bundled example, as far as it goes today: inspect a real Keras 2
 # transfer-learning model (a frozen nested base plus a new head), convert it to ONNX, inspect that.

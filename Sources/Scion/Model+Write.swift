@@ -1,5 +1,6 @@
 import Foundation
 import ScionIR
+import ScionKeras
 import ScionONNX
 import ScionPasses
 
@@ -51,8 +52,16 @@ extension Model {
             try AtomicFile.write(to: path) { temporary in
                 try ONNXProtoCodec.write(model, to: temporary, file: path)
             }
-        case .kerasHDF5, .kerasArchive:
-            throw ScionError(file: path, "writing Keras files is not available yet (issue #4)")
+        case .kerasArchive:
+            let graph = self.graph
+            try AtomicFile.write(to: path) { temporary in
+                try KerasModelWriter.writeArchive(graph, to: temporary, file: path)
+            }
+        case .kerasHDF5:
+            let graph = self.graph
+            try AtomicFile.write(to: path) { temporary in
+                try KerasModelWriter.writeHDF5(graph, to: temporary, file: path)
+            }
         }
     }
 }

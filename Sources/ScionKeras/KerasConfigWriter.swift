@@ -1,0 +1,291 @@
+import ScionIR
+
+/// One Keras 3 layer to write: its class, its module (where Keras 3 finds the class) and its
+/// config without the common keys (`name`, `trainable`, `dtype`), which the model writer adds.
+struct KerasLayerSpecification {
+    var className: String
+    var module: String = "keras.layers"
+    var registeredName: String?
+    var config: [String: JSON]
+    /// Which inputs this layer reads: the node's inputs (`.nodeInput`) or an earlier layer of the same
+    /// expansion (`.step`). Nil means all of the node's inputs, in order.
+    var inputs: [KerasLayerInput]?
+    /// Merge layers take their inputs as one list argument; other layers one tensor per argument.
+    var takesList: Bool = false
+}
+
+enum KerasLayerInput: Equatable {
+    case nodeInput(Int)
+    case step(Int)
+}
+
+/// IR ops to Keras 3 layer configs: the inverse of `KerasLayerTable`. Configs hold only the keys
+/// whose values differ from Keras 3's defaults or matter for inference; initializers and
+/// regularizers are left to their defaults because the weights are loaded afterwards.
+///
+/// Most ops become one layer. An op Keras 3 can only express with two layers (a fused activation
+/// Keras 3 has no name for, Keras 2's hard sigmoid) becomes a short chain, the last layer producing
+/// the node's output.
+struct KerasConfigWriter {
+    struct Refusal: Error { let reason: String }
+
+    static let onnxRefusal = "writing an ONNX (channels-first) graph to Keras is not available yet"
+
+    func layers(for node: Node, inputRanks: [Int?]) throws -> [KerasLayerSpecification] {
+        switch node.op {
+        case .dense(let a):
+            return try withActivation(a.activation) { name in
+                KerasLayerSpecification(className: "Dense", config: [
+                    "units": .number(Double(a.units)), "use_bias": .bool(a.useBias), "activation": .string(name)])
+            }
+        case .conv(let a):
+            try requireChannelsLast(a.layout)
+            return try withActivation(a.activation) { name in
+                KerasLayerSpecification(className: "Conv\(a.rank)D", config: [
+                    "filters": .number(Double(a.filters)), "kernel_size": Self.ints(a.kernelSize),
+                    "strides": Self.ints(a.strides), "dilation_rate": Self.ints(a.dilations),
+                    "padding": .string(try Self.padding(a.padding)), "groups": .number(Double(a.groups)),
+                    "use_bias": .bool(a.useBias), "data_format": "channels_last", "activation": .string(name)])
+            }
+        case .depthwiseConv(let a):
+            try requireChannelsLast(a.layout)
+            return try withActivation(a.activation) { name in
+                KerasLayerSpecification(className: "DepthwiseConv\(a.rank)D", config: try Self.depthwise(a, activation: name))
+            }
+        case .separableConv(let a):
+            try requireChannelsLast(a.depthwise.layout)
+            return try withActivation(a.depthwise.activation) { name in
+                var config = try Self.depthwise(a.depthwise, activation: name)
+                config["filters"] = .number(Double(a.filters))
+                return KerasLayerSpecification(className: "SeparableConv\(a.rank)D", config: config)
+            }
+        case .convTranspose(let a):
+            try requireChannelsLast(a.layout)
+            guard a.groups == 1 else { throw Refusal(reason: "Keras has no grouped transposed convolution") }
+            return try withActivation(a.activation) { name in
+                KerasLayerSpecification(className: "Conv\(a.rank)DTranspose", config: [
+                    "filters": .number(Double(a.filters)), "kernel_size": Self.ints(a.kernelSize),
+                    "strides": Self.ints(a.strides), "dilation_rate": Self.ints(a.dilations),
+                    "padding": .string(try Self.padding(a.padding)),
+                    "output_padding": a.outputPadding.map(Self.ints) ?? .null,
+                    "use_bias": .bool(a.useBias), "data_format": "channels_last", "activation": .string(name)])
+            }
+        case .pool(let a):
+            try requireChannelsLast(a.layout)
+            guard !a.countIncludePad || a.padding == .valid, !a.ceilMode else {
+                throw Refusal(reason: "Keras pooling cannot count padding or round up")
+            }
+            return [KerasLayerSpecification(className: (a.kind == .max ? "MaxPooling" : "AveragePooling") + "\(a.rank)D", config: [
+                "pool_size": Self.ints(a.poolSize), "strides": Self.ints(a.strides),
+                "padding": .string(try Self.padding(a.padding)), "data_format": "channels_last"])]
+        case .globalPool(let a):
+            try requireChannelsLast(a.layout)
+            return [KerasLayerSpecification(className: (a.kind == .max ? "GlobalMaxPooling" : "GlobalAveragePooling") + "\(a.rank)D",
+                                            config: ["keepdims": .bool(a.keepDimensions), "data_format": "channels_last"])]
+        case .batchNormalization(let a):
+            return [KerasLayerSpecification(className: "BatchNormalization", config: [
+                "axis": .number(Double(a.axis)), "epsilon": Self.number(a.epsilon), "momentum": Self.number(a.momentum),
+                "center": .bool(a.center), "scale": .bool(a.scale)])]
+        case .layerNormalization(let a):
+            return [KerasLayerSpecification(className: "LayerNormalization", config: [
+                "axis": Self.ints(a.axes), "epsilon": Self.number(a.epsilon), "center": .bool(a.center), "scale": .bool(a.scale)])]
+        case .activation(let activation):
+            return try standaloneActivation(activation)
+        case .prelu(let a):
+            return [KerasLayerSpecification(className: "PReLU", config: ["shared_axes": a.sharedAxes.isEmpty ? .null : Self.ints(a.sharedAxes)])]
+        case .dropout(let a):
+            if a.spatial, let rank = inputRanks.first ?? nil, (3...5).contains(rank) {
+                return [KerasLayerSpecification(className: "SpatialDropout\(rank - 2)D", config: ["rate": Self.number(a.rate)])]
+            }
+            return [KerasLayerSpecification(className: "Dropout", config: ["rate": Self.number(a.rate)])]
+        case .flatten(let a):
+            try requireChannelsLast(a.layout)
+            guard a.axis == 1 else { throw Refusal(reason: "Keras flattens from axis 1 only") }
+            return [KerasLayerSpecification(className: "Flatten", config: ["data_format": "channels_last"])]
+        case .reshape(let a):
+            guard !a.includesBatch else { throw Refusal(reason: Self.onnxRefusal) }
+            return [KerasLayerSpecification(className: "Reshape", config: ["target_shape": Self.ints(a.targetShape)])]
+        case .permute(let a):
+            return [KerasLayerSpecification(className: "Permute", config: ["dims": Self.ints(a.dimensions)])]
+        case .zeroPadding(let a), .cropping(let a):
+            try requireChannelsLast(a.layout)
+            let isPadding = if case .zeroPadding = node.op { true } else { false }
+            let rank = a.padding.count
+            let value: JSON = rank == 1 ? Self.ints(a.padding[0]) : .array(a.padding.map(Self.ints))
+            var config: [String: JSON] = [isPadding ? "padding" : "cropping": value]
+            if rank > 1 { config["data_format"] = "channels_last" }
+            return [KerasLayerSpecification(className: (isPadding ? "ZeroPadding" : "Cropping") + "\(rank)D", config: config)]
+        case .upSampling(let a):
+            try requireChannelsLast(a.layout)
+            let rank = a.size.count
+            if rank == 1 { return [KerasLayerSpecification(className: "UpSampling1D", config: ["size": .number(Double(a.size[0]))])] }
+            var config: [String: JSON] = ["size": Self.ints(a.size), "data_format": "channels_last"]
+            if rank == 2 { config["interpolation"] = .string(a.interpolation) }
+            return [KerasLayerSpecification(className: "UpSampling\(rank)D", config: config)]
+        case .elementwise(let operation):
+            switch operation {
+            case .add, .subtract, .multiply, .average, .maximum, .minimum:
+                return [KerasLayerSpecification(className: operation.typeName, config: [:], takesList: true)]
+            case .divide, .power:
+                throw Refusal(reason: "Keras has no \(operation.typeName) layer")
+            }
+        case .concatenate(let a):
+            return [KerasLayerSpecification(className: "Concatenate", config: ["axis": .number(Double(a.axis))], takesList: true)]
+        case .rescaling(let a):
+            guard a.axis == -1 else { throw Refusal(reason: Self.onnxRefusal) }
+            return [Self.rescaling(scale: a.scale, offset: a.offset)]
+        case .normalization(let a):
+            var config: [String: JSON] = ["axis": Self.ints(a.axes), "invert": .bool(a.invert)]
+            if let mean = a.mean, let variance = a.variance {
+                config["mean"] = .array(mean.map(Self.number)); config["variance"] = .array(variance.map(Self.number))
+            }
+            return [KerasLayerSpecification(className: "Normalization", config: config)]
+        case .embedding(let a):
+            return [KerasLayerSpecification(className: "Embedding", config: [
+                "input_dim": .number(Double(a.inputDimension)), "output_dim": .number(Double(a.outputDimension))])]
+        case .scaledResidual(let a):
+            return [KerasLayerSpecification(className: "CustomScaleLayer", module: "keras.src.applications.inception_resnet_v2",
+                                            registeredName: "CustomScaleLayer", config: ["scale": Self.number(a.scale)], takesList: true)]
+        case .layerScale(let a):
+            guard a.axis == -1 else { throw Refusal(reason: Self.onnxRefusal) }
+            return [KerasLayerSpecification(className: "LayerScale", module: "keras.src.applications.convnext",
+                                            registeredName: "LayerScale", config: ["init_values": 1e-6, "projection_dim": .number(-1)])]
+        case .stochasticDepth(let a):
+            return [KerasLayerSpecification(className: "StochasticDepth", module: "keras.src.applications.convnext",
+                                            registeredName: "StochasticDepth", config: ["drop_path_rate": Self.number(a.rate)])]
+        case .identity:
+            return [KerasLayerSpecification(className: "Identity", config: [:])]
+        case .opaque(let a):
+            guard a.domain == "keras", let data = a.configuration.data(using: .utf8),
+                  let config = try? JSON.parse(data).object else {
+                throw Refusal(reason: "\(a.domain) op '\(a.type)' has no Keras layer equivalent")
+            }
+            var kept = config
+            for key in ["name", "trainable", "dtype"] { kept[key] = nil }
+            return [KerasLayerSpecification(className: a.type, config: kept)]
+        case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
+             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax, .transpose:
+            throw Refusal(reason: "\(node.op.typeName) comes from an ONNX graph; \(Self.onnxRefusal)")
+        }
+    }
+
+    private func requireChannelsLast(_ layout: Layout) throws {
+        guard layout == .channelsLast else { throw Refusal(reason: Self.onnxRefusal) }
+    }
+
+    /// A layer with a fused activation: fused when Keras 3 has a name for it, otherwise the layer
+    /// with `linear` followed by the activation as a layer of its own.
+    private func withActivation(_ activation: Activation, _ make: (String) throws -> KerasLayerSpecification) throws
+        -> [KerasLayerSpecification]
+    {
+        if let name = Self.activationName(activation) { return [try make(name)] }
+        var chain = [try make("linear")]
+        for var step in try standaloneActivation(activation) {
+            step.inputs = (step.inputs ?? [.nodeInput(0)]).map { input in
+                switch input {
+                case .nodeInput: .step(0)
+                case .step(let index): .step(index + 1)
+                }
+            }
+            chain.append(step)
+        }
+        return chain
+    }
+
+    /// An activation as layers: the parametrised ones as their own classes, the rest as `Activation`.
+    private func standaloneActivation(_ activation: Activation) throws -> [KerasLayerSpecification] {
+        switch activation {
+        case .relu(let maxValue, let slope, let threshold):
+            return [KerasLayerSpecification(className: "ReLU", config: [
+                "max_value": maxValue.map(Self.number) ?? .null, "negative_slope": Self.number(slope),
+                "threshold": Self.number(threshold)])]
+        case .leakyRelu(let alpha):
+            return [KerasLayerSpecification(className: "LeakyReLU", config: ["negative_slope": Self.number(alpha)])]
+        case .elu(let alpha):
+            return [KerasLayerSpecification(className: "ELU", config: ["alpha": Self.number(alpha)])]
+        case .softmax(let axis):
+            return [KerasLayerSpecification(className: "Softmax", config: ["axis": .number(Double(axis))])]
+        case .hardSigmoid(let alpha, let beta):
+            if let name = Self.activationName(activation) {
+                return [KerasLayerSpecification(className: "Activation", config: ["activation": .string(name)])]
+            }
+            // clip(alpha x + beta, 0, 1) exactly: an affine Rescaling, then ReLU capped at 1.
+            var clip = KerasLayerSpecification(className: "ReLU", config: [
+                "max_value": 1, "negative_slope": 0, "threshold": 0])
+            clip.inputs = [.step(0)]
+            return [Self.rescaling(scale: [alpha], offset: [beta]), clip]
+        default:
+            guard let name = Self.activationName(activation) else {
+                throw Refusal(reason: "activation \(activation.displayName) with these parameters has no Keras 3 equivalent")
+            }
+            return [KerasLayerSpecification(className: "Activation", config: ["activation": .string(name)])]
+        }
+    }
+
+    /// Keras 3's name for an activation, when one computes exactly this function.
+    static func activationName(_ activation: Activation) -> String? {
+        switch activation {
+        case .linear: "linear"
+        case .relu(let maxValue, let slope, let threshold):
+            slope == 0 && threshold == 0 ? (maxValue == nil ? "relu" : maxValue == 6 ? "relu6" : nil) : nil
+        case .leakyRelu(let alpha): alpha == 0.2 ? "leaky_relu" : nil
+        case .elu(let alpha): alpha == 1 ? "elu" : nil
+        case .selu: "selu"
+        case .sigmoid: "sigmoid"
+        case .hardSigmoid(let alpha, let beta): abs(alpha - 1.0 / 6.0) < 1e-7 && beta == 0.5 ? "hard_sigmoid" : nil
+        case .hardSwish: "hard_silu"
+        case .swish: "silu"
+        case .tanh: "tanh"
+        case .gelu(let approximate): approximate ? nil : "gelu"
+        case .softplus: "softplus"
+        case .softsign: "softsign"
+        case .exponential: "exponential"
+        case .mish: "mish"
+        case .softmax(let axis): axis == -1 ? "softmax" : nil
+        case .logSoftmax(let axis): axis == -1 ? "log_softmax" : nil
+        case .celu(let alpha): alpha == 1 ? "celu" : nil
+        case .squareplus(let b): b == 4 ? "squareplus" : nil
+        case .sparsePlus: "sparse_plus"
+        case .sparseSigmoid: "sparse_sigmoid"
+        case .sparsemax(let axis): axis == -1 ? "sparsemax" : nil
+        case .tanhShrink: "tanh_shrink"
+        case .softShrink(let threshold): threshold == 0.5 ? "soft_shrink" : nil
+        case .hardShrink(let threshold): threshold == 0.5 ? "hard_shrink" : nil
+        case .hardTanh: "hard_tanh"
+        case .logSigmoid: "log_sigmoid"
+        }
+    }
+
+    static func rescaling(scale: [Float], offset: [Float]) -> KerasLayerSpecification {
+        func value(_ values: [Float]) -> JSON { values.count == 1 ? number(values[0]) : .array(values.map(number)) }
+        return KerasLayerSpecification(className: "Rescaling", config: ["scale": value(scale), "offset": value(offset)])
+    }
+
+    private static func depthwise(_ a: DepthwiseConvAttributes, activation: String) throws -> [String: JSON] {
+        ["kernel_size": ints(a.kernelSize), "strides": ints(a.strides), "dilation_rate": ints(a.dilations),
+         "padding": .string(try padding(a.padding)), "depth_multiplier": .number(Double(a.depthMultiplier)),
+         "use_bias": .bool(a.useBias), "data_format": "channels_last", "activation": .string(activation)]
+    }
+
+    static func padding(_ padding: Padding) throws -> String {
+        switch padding {
+        case .valid: "valid"
+        case .same: "same"
+        case .causal: "causal"
+        case .explicit: throw Refusal(reason: "explicit padding has no Keras equivalent; \(onnxRefusal)")
+        }
+    }
+
+    static func ints(_ values: [Int]) -> JSON { .array(values.map { .number(Double($0)) }) }
+
+    /// A float32 as the double that prints back to the same float32 (0.2, not 0.20000000298...).
+    static func number(_ value: Float) -> JSON {
+        .number(Double("\(value)") ?? Double(value))
+    }
+}
+
+extension JSON: ExpressibleByStringLiteral, ExpressibleByFloatLiteral, ExpressibleByIntegerLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(floatLiteral value: Double) { self = .number(value) }
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+}

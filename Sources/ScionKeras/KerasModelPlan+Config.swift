@@ -1,0 +1,114 @@
+import ScionIR
+
+extension KerasModelPlan {
+    static let floatPolicy: JSON = .object([
+        "module": "keras", "class_name": "DTypePolicy", "config": .object(["name": "float32"]), "registered_name": .null])
+
+    /// The `config.json` object: one Functional model, layers with Keras 3 `inbound_nodes`.
+    func modelConfig() -> JSON {
+        var layerList: [JSON] = []
+        for layer in layers {
+            var config = layer.specification.config
+            config["name"] = .string(layer.name)
+            var entry: [String: JSON] = [
+                "module": .string(layer.specification.module), "class_name": .string(layer.specification.className),
+                "registered_name": layer.specification.registeredName.map(JSON.string) ?? .null,
+                "name": .string(layer.name)]
+            if layer.isInput {
+                config["batch_shape"] = .array(layer.batchShape.map { $0.map { .number(Double($0)) } ?? .null })
+                config["dtype"] = .string(layer.dtype.rawValue)
+                config["sparse"] = .bool(false)
+                entry["inbound_nodes"] = .array([])
+            } else {
+                config["trainable"] = .bool(layer.trainable)
+                config["dtype"] = Self.floatPolicy
+                entry["inbound_nodes"] = .array(layer.calls.map { inputs in
+                    let tensors = inputs.map(kerasTensor)
+                    let arguments: [JSON] = layer.specification.takesList ? [.array(tensors)] : tensors
+                    return .object(["args": .array(arguments), "kwargs": .object([:])])
+                })
+            }
+            entry["config"] = .object(config)
+            layerList.append(.object(entry))
+        }
+        func references(_ values: [String]) -> JSON {
+            let triples = values.map(reference)
+            return triples.count == 1 ? triples[0] : .array(triples)
+        }
+        let inputs = layers.filter(\.isInput).map { JSON.array([.string($0.name), 0, 0]) }
+        return .object([
+            "module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
+            "config": .object([
+                "name": .string(graph.name.replacingOccurrences(of: "/", with: "_")), "trainable": .bool(true),
+                "layers": .array(layerList),
+                "input_layers": inputs.count == 1 ? inputs[0] : .array(inputs),
+                "output_layers": references(graph.outputs)])])
+    }
+
+    private func reference(_ value: String) -> JSON {
+        guard let producer = producers[value] else { return .null }
+        return .array([.string(layers[producer.layer].name), .number(Double(producer.call)), 0])
+    }
+
+    private func kerasTensor(_ value: String) -> JSON {
+        let info = graph.values[value] ?? stepValues[value]
+        var config: [String: JSON] = [
+            "dtype": .string((info?.dtype ?? .float32).rawValue), "keras_history": reference(value)]
+        if let shape = info?.shape { config["shape"] = .array(shape.dimensions.map { $0.map { .number(Double($0)) } ?? .null }) }
+        return .object(["class_name": "__keras_tensor__", "config": .object(config)])
+    }
+
+    /// Indices of `layers` in the order Keras 3 lists the loaded model's layers (`model.layers`),
+    /// which names the weight groups: Keras's `map_graph` orders operations by decreasing depth from
+    /// the outputs, ties by first visit in a depth-first walk from the outputs.
+    func kerasLayerOrder() -> [Int] {
+        struct CallKey: Hashable { let layer: Int; let call: Int }
+        func parents(_ key: CallKey) -> [CallKey] {
+            guard !layers[key.layer].isInput else { return [] }
+            return layers[key.layer].calls[key.call].compactMap { producers[$0].map { CallKey(layer: $0.layer, call: $0.call) } }
+        }
+        var finished = Set<CallKey>()
+        var ordered: [CallKey] = []
+        var firstVisit: [Int: Int] = [:]
+        // Iterative depth-first walk (deep models would overflow a recursive one).
+        for output in graph.outputs {
+            guard let producer = producers[output] else { continue }
+            var stack: [(CallKey, Int)] = [(CallKey(layer: producer.layer, call: producer.call), 0)]
+            while let (key, next) = stack.popLast() {
+                if next == 0 {
+                    if finished.contains(key) { continue }
+                    if firstVisit[key.layer] == nil { firstVisit[key.layer] = firstVisit.count }
+                }
+                let inputs = parents(key)
+                if next < inputs.count {
+                    stack.append((key, next + 1))
+                    if !finished.contains(inputs[next]) { stack.append((inputs[next], 0)) }
+                } else if !finished.contains(key) {
+                    finished.insert(key)
+                    ordered.append(key)
+                }
+            }
+        }
+        var nodeDepth: [CallKey: Int] = [:]
+        var layerDepth: [Int: Int] = [:]
+        for key in ordered.reversed() {
+            var depth = nodeDepth[key] ?? 0
+            depth = max(depth, layerDepth[key.layer] ?? 0)
+            layerDepth[key.layer] = depth
+            nodeDepth[key] = depth
+            for parent in parents(key) where finished.contains(parent) {
+                nodeDepth[parent] = max(depth + 1, nodeDepth[parent] ?? 0)
+            }
+        }
+        // Unused inputs: depth 0 and visit index -1, so they sort first among depth 0, as in Keras.
+        for (index, layer) in layers.enumerated() where layer.isInput && layerDepth[index] == nil {
+            layerDepth[index] = 0
+            firstVisit[index] = -1
+        }
+        return layerDepth.keys.sorted { left, right in
+            let (leftDepth, rightDepth) = (layerDepth[left] ?? 0, layerDepth[right] ?? 0)
+            if leftDepth != rightDepth { return leftDepth > rightDepth }
+            return (firstVisit[left] ?? 0) < (firstVisit[right] ?? 0)
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import ScionIR
+
+/// The Keras 3 layers a graph becomes, with their calls and weights: what both the config and the
+/// weights file are written from.
+struct KerasModelPlan {
+    struct PlannedLayer {
+        var name: String
+        var specification: KerasLayerSpecification
+        var trainable: Bool
+        var parameters: [Parameter]
+        /// Each call's input values; empty for an input layer.
+        var calls: [[String]]
+        var isInput: Bool
+        var batchShape: [Int?] = []
+        var dtype: DType = .float32
+    }
+
+    let file: String
+    let graph: Graph
+    var layers: [PlannedLayer] = []
+    /// The layer call producing each value: layer index and call index.
+    var producers: [String: (layer: Int, call: Int)] = [:]
+    /// Shapes of the values between the layers of an expanded node (a fused activation written as
+    /// its own layer): the node's output shape, since every such step keeps the shape.
+    var stepValues: [String: ValueInfo] = [:]
+    private var usedNames: Set<String> = []
+    private var layerIndexByIRLayer: [String: Int] = [:]
+
+    init(graph: Graph, file: String) throws {
+        self.graph = graph
+        self.file = file
+        guard graph.hasArchitecture else {
+            throw KerasError(.weightsOnly, file: file, "the model has no architecture to write")
+        }
+        if graph.metadata["layout"] == Layout.channelsFirst.rawValue {
+            throw KerasError(.writeFailed, file: file, KerasConfigWriter.onnxRefusal)
+        }
+        for input in graph.inputs {
+            let name = uniqueName(input.name)
+            layers.append(PlannedLayer(
+                name: name, specification: KerasLayerSpecification(className: "InputLayer", config: [:]),
+                trainable: true, parameters: [], calls: [], isInput: true,
+                batchShape: input.shape?.dimensions ?? [nil], dtype: input.dtype))
+            producers[input.name] = (layers.count - 1, 0)
+        }
+        let writer = KerasConfigWriter()
+        for node in graph.nodes { try add(node, writer: writer) }
+        for output in graph.outputs where producers[output] == nil {
+            throw KerasError(.writeFailed, file: file, subject: output, "is a model output that no layer produces")
+        }
+    }
+
+    /// Keras layer names: no `/` (Keras 3 refuses it), unique.
+    private mutating func uniqueName(_ name: String) -> String {
+        let base = name.replacingOccurrences(of: "/", with: "_")
+        var candidate = base
+        var counter = 1
+        while usedNames.contains(candidate) {
+            candidate = "\(base)_\(counter)"
+            counter += 1
+        }
+        usedNames.insert(candidate)
+        return candidate
+    }
+
+    private mutating func add(_ node: Node, writer: KerasConfigWriter) throws {
+        let inputRanks = node.inputs.map { graph.values[$0]?.shape?.rank }
+        let specifications: [KerasLayerSpecification]
+        do {
+            specifications = try writer.layers(for: node, inputRanks: inputRanks)
+        } catch let refusal as KerasConfigWriter.Refusal {
+            throw KerasError(.writeFailed, file: file, subject: node.name, refusal.reason)
+        }
+        for input in node.inputs where producers[input] == nil {
+            throw KerasError(.writeFailed, file: file, subject: node.name, "reads \(input), which nothing produces")
+        }
+        // A later call of a shared layer: one more call of the same Keras layers.
+        if let first = layerIndexByIRLayer[node.layer], layers[first].specification.className == specifications.first?.className {
+            var stepOutputs: [String] = []
+            for (step, specification) in specifications.enumerated() {
+                let layerIndex = first + step
+                let inputs = resolve(specification.inputs, node: node, stepOutputs: stepOutputs)
+                layers[layerIndex].calls.append(inputs)
+                let value = step == specifications.count - 1 ? node.outputs.first ?? node.name : "\(node.name)#step\(step)"
+                producers[value] = (layerIndex, layers[layerIndex].calls.count - 1)
+                recordStepValue(value, of: node)
+                stepOutputs.append(value)
+            }
+            return
+        }
+        let parameters = try orderedParameters(of: node, className: specifications.first?.className ?? "",
+                                               config: specifications.first?.config ?? [:])
+        let baseName = node.layer
+        var stepOutputs: [String] = []
+        for (step, var specification) in specifications.enumerated() {
+            let name = uniqueName(step == 0 ? baseName : "\(baseName)_\(kerasSnakeCase(specification.className))")
+            if specification.className == "LayerScale", let gamma = parameters.first, let last = gamma.shape.last {
+                specification.config["projection_dim"] = .number(Double(last))
+            }
+            let inputs = resolve(specification.inputs, node: node, stepOutputs: stepOutputs)
+            layers.append(PlannedLayer(name: name, specification: specification, trainable: node.trainable,
+                                       parameters: step == 0 ? parameters : [], calls: [inputs], isInput: false))
+            if step == 0 { layerIndexByIRLayer[node.layer] = layers.count - 1 }
+            let value = step == specifications.count - 1 ? node.outputs.first ?? node.name : "\(node.name)#step\(step)"
+            producers[value] = (layers.count - 1, 0)
+            recordStepValue(value, of: node)
+            stepOutputs.append(value)
+        }
+        guard node.outputs.count == 1 else {
+            throw KerasError(.writeFailed, file: file, subject: node.name, "Keras layers written by Scion have one output")
+        }
+    }
+
+    private mutating func recordStepValue(_ value: String, of node: Node) {
+        guard graph.values[value] == nil, let output = node.outputs.first, let info = graph.values[output] else { return }
+        stepValues[value] = ValueInfo(name: value, shape: info.shape, dtype: info.dtype)
+    }
+
+    private func resolve(_ inputs: [KerasLayerInput]?, node: Node, stepOutputs: [String]) -> [String] {
+        guard let inputs else { return node.inputs }
+        return inputs.compactMap { input in
+            switch input {
+            case .nodeInput(let index): node.inputs.indices.contains(index) ? node.inputs[index] : nil
+            case .step(let index): stepOutputs.indices.contains(index) ? stepOutputs[index] : nil
+            }
+        }
+    }
+
+    /// The node's weights in the order Keras 3 creates the layer's variables (`vars/0`, `vars/1`...).
+    private func orderedParameters(of node: Node, className: String, config: [String: JSON]) throws -> [Parameter] {
+        let parameters = try node.parameters.map { name -> Parameter in
+            guard let parameter = graph.parameters[name] else {
+                throw KerasError(.writeFailed, file: file, subject: node.name, "uses weight \(name), which the model does not hold")
+            }
+            return parameter
+        }
+        guard let roles = KerasWeightRoles.roles(className: className, config: .object(config)) else { return parameters }
+        var byRole: [String: Parameter] = [:]
+        for parameter in parameters { byRole[parameter.role] = parameter }
+        let ordered = roles.compactMap { byRole[$0] }
+        guard ordered.count == parameters.count else {
+            throw KerasError(.writeFailed, file: file, subject: node.name,
+                             "has weights \(parameters.map(\.role)), Keras \(className) expects \(roles)")
+        }
+        return ordered
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import HDF5
+import ScionIR
+
+/// Writes a graph as a Keras 3 model. Nested models are flattened into one Functional model (their
+/// layers inlined, `/` in scoped names replaced by `_`, since Keras 3 refuses `/` in layer names);
+/// a shared layer is one layer with several calls and its weights once.
+public enum KerasModelWriter {
+    /// The Keras version written into the files: Keras 3 reads configs by major version.
+    static let kerasVersion = "3.15.1"
+
+    /// Writes a `.keras` archive: `metadata.json`, `config.json` and `model.weights.h5`, all stored
+    /// uncompressed as Keras writes them. `path` is where to write (a temporary file, usually);
+    /// `file` names the target in messages.
+    public static func writeArchive(_ graph: Graph, to path: String, file: String) throws {
+        let plan = try KerasModelPlan(graph: graph, file: file)
+        let config = plan.modelConfig()
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd@HH:mm:ss"
+        let metadata: JSON = .object(["keras_version": .string(kerasVersion), "date_saved": .string(formatter.string(from: Date()))])
+        let weightsPath = path + ".weights.h5.tmp"
+        defer { try? FileManager.default.removeItem(atPath: weightsPath) }
+        try writeWeights(plan, to: weightsPath, file: file)
+        let zip = try ZipWriter(path: path)
+        try zip.addEntry(name: "metadata.json", bytes: Array(metadata.serialized.utf8), compress: false)
+        try zip.addEntry(name: "config.json", bytes: Array(config.serialized.utf8), compress: false)
+        try zip.addEntry(name: "model.weights.h5", contentsOfFile: weightsPath, compress: false)
+        try zip.finish()
+    }
+
+    /// The weights file: `layers/<snake_case class>[_N]/vars/<i>` in the order Keras 3 walks the
+    /// loaded model's layers, and an empty `vars` for the model itself.
+    static func writeWeights(_ plan: KerasModelPlan, to path: String, file: String) throws {
+        do {
+            let weights = try HDF5File(creating: path)
+            let root = weights.root
+            _ = try root.createGroup("vars")
+            _ = try root.createGroup("layers")
+            var used: [String: Int] = [:]
+            for index in plan.kerasLayerOrder() {
+                let layer = plan.layers[index]
+                var groupName = kerasSnakeCase(layer.specification.className)
+                if let count = used[groupName] {
+                    used[groupName] = count + 1
+                    groupName += "_\(count + 1)"
+                } else {
+                    used[groupName] = 0
+                }
+                let vars = try root.createGroup("layers/\(groupName)/vars")
+                for (position, parameter) in layer.parameters.enumerated() {
+                    guard let elementType = HDF5ElementType(parameter.dtype) else {
+                        throw KerasError(.writeFailed, file: file, subject: parameter.name, "\(parameter.dtype) weights cannot be written to Keras")
+                    }
+                    let dataset = try vars.createDataset("\(position)", elementType: elementType, shape: parameter.shape)
+                    try dataset.write(bytes: try parameter.storage.bytes(keep: false))
+                }
+            }
+            try weights.flush()
+        } catch let error as HDF5Error {
+            throw KerasError(.writeFailed, file: file, subject: "model.weights.h5", error.description)
+        }
+    }
+}
+
+extension HDF5ElementType {
+    init?(_ dtype: DType) {
+        switch dtype {
+        case .float16: self = .float16
+        case .float32: self = .float32
+        case .float64: self = .float64
+        case .int8: self = .int8
+        case .int16: self = .int16
+        case .int32: self = .int32
+        case .int64: self = .int64
+        case .uint8: self = .uint8
+        case .uint16: self = .uint16
+        case .uint32: self = .uint32
+        case .uint64: self = .uint64
+        case .bool: self = .bool
+        case .bfloat16, .string: return nil
+        }
+    }
+}

@@ -1,0 +1,106 @@
+"""Converts every Keras fixture with `scion convert` and checks the result in real Keras 3.
+
+For each model in fixtures/keras2 and fixtures/keras3 that has NAME.json and stored inputs/outputs,
+runs `scion convert MODEL OUT.keras` (and OUT.h5 with --h5), loads the result with
+keras.models.load_model(compile=False), predicts on the fixture's inputs and compares with the
+fixture's outputs (max|a-b| <= 1e-4 * max|b|), and compares count_params() and the trainable
+parameter count with the reference JSON.
+
+Usage: KERAS_BACKEND=jax /opt/scion-oracle-venv/bin/python Tests/Interop/check_keras.py
+       [--scion PATH] [--h5] [--folder fixtures/applications/keras2 ...] [NAME ...]
+Prints one line per case and "keras: P passed, F failed, S skipped"; exits 1 on failures.
+"""
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+import numpy as np  # noqa: E402
+import keras  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def arrays(folder, name, kind):
+    single = os.path.join(folder, f"{name}.{kind}.npy")
+    if os.path.exists(single):
+        return [np.load(single)]
+    return [np.load(p) for p in sorted(glob.glob(os.path.join(folder, f"{name}.{kind}_*.npy")),
+                                       key=lambda p: int(p.rsplit("_", 1)[1].split(".")[0]))]
+
+
+def check(scion, source, reference, inputs, outputs, out_path):
+    result = subprocess.run([scion, "convert", source, out_path, "--force"], capture_output=True, text=True)
+    if result.returncode != 0:
+        return False, "convert: " + (result.stderr.strip().splitlines() or ["failed"])[-1]
+    try:
+        model = keras.models.load_model(out_path, compile=False)
+    except Exception as error:  # noqa: BLE001 - every load failure is a finding
+        return False, f"load: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
+    predicted = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
+    if not isinstance(predicted, (list, tuple)):
+        predicted = [predicted]
+    worst = 0.0
+    for got, expected in zip(predicted, outputs):
+        got = np.asarray(got)
+        if got.shape != expected.shape:
+            return False, f"output shape {got.shape} != {expected.shape}"
+        scale = float(np.max(np.abs(expected))) or 1.0
+        difference = float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64))))
+        worst = max(worst, difference / scale)
+    if worst > 1e-4:
+        return False, f"outputs differ: relative {worst:.3g}"
+    total = model.count_params()
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    if total != reference["totalParams"] or trainable != reference["trainableParams"]:
+        return False, (f"params {total}/{trainable} trainable, reference "
+                       f"{reference['totalParams']}/{reference['trainableParams']}")
+    return True, f"relative difference {worst:.2g}, {total} params"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scion", default=os.path.join(ROOT, ".build", "debug", "scion"))
+    parser.add_argument("--h5", action="store_true", help="also write and check OUT.h5")
+    parser.add_argument("--folder", action="append", dest="folders",
+                        help="fixture folder to check (repeatable); default fixtures/keras2 and fixtures/keras3, "
+                             "e.g. fixtures/applications/keras2 for the full-size applications")
+    parser.add_argument("names", nargs="*")
+    options = parser.parse_args()
+    passed = failed = skipped = 0
+    extensions = [".keras"] + ([".h5"] if options.h5 else [])
+    with tempfile.TemporaryDirectory() as scratch:
+        folders = options.folders or [os.path.join("fixtures", "keras2"), os.path.join("fixtures", "keras3")]
+        for folder in folders:
+            folder = os.path.join(ROOT, folder)
+            version = os.path.relpath(folder, os.path.join(ROOT, "fixtures"))
+            for json_path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+                name = os.path.basename(json_path)[:-5]
+                if options.names and name not in options.names:
+                    continue
+                reference = json.load(open(json_path))
+                inputs, outputs = arrays(folder, name, "input"), arrays(folder, name, "output")
+                sources = [p for p in (os.path.join(folder, f"{name}.h5"), os.path.join(folder, f"{name}.keras"))
+                           if os.path.exists(p)]
+                for source in sources:
+                    label = f"{version}/{os.path.basename(source)}"
+                    if not inputs or not outputs:
+                        skipped += 1
+                        print(f"SKIP {label}: no stored inputs/outputs")
+                        continue
+                    for extension in extensions:
+                        out_path = os.path.join(scratch, f"{version.replace(os.sep, '_')}_{os.path.basename(source)}{extension}")
+                        ok, detail = check(options.scion, source, reference, inputs, outputs, out_path)
+                        passed += ok
+                        failed += not ok
+                        print(f"{'PASS' if ok else 'FAIL'} {label} -> {extension}: {detail}", flush=True)
+    print(f"keras: {passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

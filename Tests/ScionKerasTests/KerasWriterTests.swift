@@ -1,0 +1,118 @@
+import Foundation
+import ScionIR
+import XCTest
+
+@testable import ScionKeras
+
+/// Every fixture written back as Keras 3 (`.keras` and legacy `.h5`) and read again by Scion keeps
+/// its weights byte for byte, its trainable flags and its ops. Whether real Keras 3 loads the files
+/// and predicts the same is checked by `Tests/Interop/check_keras.py`.
+final class KerasWriterTests: XCTestCase {
+    private func temporaryPath(_ name: String) -> String {
+        NSTemporaryDirectory() + "scion-writer-\(UUID().uuidString)-\(name)"
+    }
+
+    /// Weights as (shape, trainable, bytes), sorted: names change (`/` becomes `_`), contents must not.
+    private func weightSummary(_ graph: Graph) throws -> [String] {
+        try graph.parameters.all.map { parameter in
+            let bytes = try parameter.storage.bytes()
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            return "\(parameter.shape) \(parameter.dtype) \(parameter.trainable) \(bytes.count) \(hash)"
+        }.sorted()
+    }
+
+    private func roundTrip(_ url: URL, archive: Bool) throws -> (Graph, Graph) {
+        let original = try readKeras(url)
+        let path = temporaryPath(url.deletingPathExtension().lastPathComponent + (archive ? ".keras" : ".h5"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        if archive {
+            try KerasModelWriter.writeArchive(original, to: path, file: path)
+            return (try readKeras(url), try KerasModelReader.readArchive(at: path))
+        }
+        try KerasModelWriter.writeHDF5(original, to: path, file: path)
+        return (try readKeras(url), try KerasModelReader.readHDF5(at: path))
+    }
+
+    private func checkEveryFixture(archive: Bool) throws {
+        let fixtures = try Repository.fixtureModels().filter { !$0.model.lastPathComponent.contains("weights") }
+        XCTAssertGreaterThan(fixtures.count, 40, "fixtures are missing")
+        for (url, _) in fixtures {
+            let name = "\(url.deletingLastPathComponent().lastPathComponent)/\(url.lastPathComponent)"
+            let (original, written) = try roundTrip(url, archive: archive)
+            XCTAssertEqual(written.totalParameterCount, original.totalParameterCount, "total params of \(name)")
+            XCTAssertEqual(written.trainableParameterCount, original.trainableParameterCount, "trainable params of \(name)")
+            XCTAssertEqual(try weightSummary(written), try weightSummary(original), "weights of \(name)")
+            // Keras 2's hard sigmoid has no Keras 3 name: written as Rescaling + ReLU(max 1), two nodes.
+            if name != "keras2/activation_zoo.h5" {
+                XCTAssertEqual(written.nodes.map(\.op), original.nodes.map(\.op), "ops of \(name)")
+                XCTAssertEqual(written.nodes.map(\.trainable), original.nodes.map(\.trainable), "trainable flags of \(name)")
+            }
+        }
+    }
+
+    func testEveryFixtureSurvivesTheKerasArchive() throws { try checkEveryFixture(archive: true) }
+
+    func testEveryFixtureSurvivesTheLegacyHDF5() throws { try checkEveryFixture(archive: false) }
+
+    func testArchiveHoldsStoredEntriesInKerasOrder() throws {
+        let url = Repository.root.appendingPathComponent("fixtures/keras3/nested_transfer.keras")
+        let path = temporaryPath("nested.keras")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try KerasModelWriter.writeArchive(try readKeras(url), to: path, file: path)
+        let archive = try ZipArchive(path: path)
+        XCTAssertEqual(archive.entries.map(\.name), ["metadata.json", "config.json", "model.weights.h5"])
+        for entry in archive.entries { XCTAssertNotNil(try archive.storedBytes(of: entry, verifyingChecksum: true), entry.name) }
+        guard let configEntry = archive.entry(named: "config.json") else { return XCTFail("no config.json") }
+        let config = try JSON.parse(Data(archive.contents(of: configEntry, limit: 1 << 20)))
+        let names = config["config"]?["layers"]?.array?.compactMap { $0["name"]?.string } ?? []
+        XCTAssertFalse(names.contains { $0.contains("/") }, "Keras 3 refuses '/' in layer names: \(names)")
+        XCTAssertEqual(Set(names).count, names.count)
+    }
+
+    func testKerasTwoHardSigmoidIsWrittenExactly() throws {
+        var graph = Graph(name: "hard", inputs: [ValueInfo(name: "x", shape: Shape([nil, 4]), dtype: .float32)], outputs: ["h"])
+        graph.nodes = [Node(name: "h", op: .activation(.hardSigmoid(alpha: 0.2, beta: 0.5)), inputs: ["x"], outputs: ["h"])]
+        try graph.inferShapes()
+        let path = temporaryPath("hard.keras")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try KerasModelWriter.writeArchive(graph, to: path, file: path)
+        let written = try KerasModelReader.readArchive(at: path)
+        XCTAssertEqual(written.nodes.map(\.op), [
+            .rescaling(RescalingAttributes(scale: [0.2], offset: [0.5])),
+            .activation(.relu(maxValue: 1, negativeSlope: 0, threshold: 0))])
+    }
+
+    func testFusedActivationWithoutKerasThreeNameBecomesLayers() throws {
+        var graph = Graph(name: "fused", inputs: [ValueInfo(name: "x", shape: Shape([nil, 4]), dtype: .float32)], outputs: ["d"])
+        let kernel = Parameter(name: "d/kernel", role: "kernel", shape: [4, 2], dtype: .float32, trainable: true,
+                               storage: TensorStorage(bytes: [UInt8](repeating: 0, count: 32)))
+        graph.parameters.add(kernel)
+        let dense = DenseAttributes(units: 2, useBias: false, activation: .hardSigmoid(alpha: 0.2, beta: 0.5))
+        graph.nodes = [Node(name: "d", op: .dense(dense), inputs: ["x"], outputs: ["d"], parameters: ["d/kernel"])]
+        try graph.inferShapes()
+        let path = temporaryPath("fused.keras")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try KerasModelWriter.writeArchive(graph, to: path, file: path)
+        let written = try KerasModelReader.readArchive(at: path)
+        XCTAssertEqual(written.nodes.map(\.op), [
+            .dense(DenseAttributes(units: 2, useBias: false)),
+            .rescaling(RescalingAttributes(scale: [0.2], offset: [0.5])),
+            .activation(.relu(maxValue: 1, negativeSlope: 0, threshold: 0))])
+        XCTAssertEqual(written.nodes.map(\.inputs), [["x"], ["d"], [written.nodes[1].name]])
+    }
+
+    func testChannelsFirstGraphsAreRefused() throws {
+        var graph = Graph(name: "onnx", inputs: [ValueInfo(name: "x", shape: Shape([1, 3, 8, 8]), dtype: .float32)], outputs: ["y"])
+        graph.nodes = [Node(name: "y", op: .matMul, inputs: ["x", "x"], outputs: ["y"])]
+        graph.metadata["layout"] = Layout.channelsFirst.rawValue
+        XCTAssertThrowsError(try KerasModelWriter.writeArchive(graph, to: temporaryPath("x.keras"), file: "out.keras")) { error in
+            XCTAssertEqual((error as? KerasError)?.kind, .writeFailed)
+            XCTAssertTrue("\(error)".contains("ONNX"), "\(error)")
+        }
+        graph.metadata["layout"] = nil
+        XCTAssertThrowsError(try KerasModelWriter.writeHDF5(graph, to: temporaryPath("x.h5"), file: "out.h5")) { error in
+            XCTAssertEqual((error as? KerasError)?.subject, "y")
+        }
+    }
+}
