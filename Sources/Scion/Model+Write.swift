@@ -16,6 +16,8 @@ extension Model {
         /// cannot hold a message over 2 GiB); 0 always writes them there.
         public var externalDataThreshold: Int
         public static let protobufLimit = (1 << 31) - (64 << 20)
+        /// Keras files: store weights with HDF5's deflate filter.
+        public var compress = false
 
         public init(opset: Int64 = ONNXExporter.defaultOpset, force: Bool = false,
                     externalDataThreshold: Int = WriteOptions.protobufLimit) {
@@ -55,12 +57,12 @@ extension Model {
         case .kerasArchive:
             let graph = self.graph
             try AtomicFile.write(to: path) { temporary in
-                try KerasModelWriter.writeArchive(graph, to: temporary, file: path)
+                try KerasModelWriter.writeArchive(graph, to: temporary, file: path, compress: options.compress)
             }
         case .kerasHDF5:
             let graph = self.graph
             try AtomicFile.write(to: path) { temporary in
-                try KerasModelWriter.writeHDF5(graph, to: temporary, file: path)
+                try KerasModelWriter.writeHDF5(graph, to: temporary, file: path, compress: options.compress)
             }
         }
     }

@@ -23,11 +23,15 @@ struct ConvertCommand: ParsableCommand {
     @Flag(help: "ONNX: write the weights to OUTPUT.data beside the model (automatic above 2 GB).")
     var externalData = false
 
+    @Flag(help: "Keras: store the weights with HDF5's deflate filter.")
+    var compress = false
+
     func run() throws {
         try reportingErrors {
             let model = try Model.load(input)
             var options = Model.WriteOptions(opset: opset, force: force)
             if externalData { options.externalDataThreshold = 0 }
+            options.compress = compress
             try model.write(to: output, options: options)
         }
     }

@@ -11,7 +11,7 @@ extension KerasModelWriter {
     static let attributeChunkLimit = 64512
 
     /// `path` is where to write (a temporary file, usually); `file` names the target in messages.
-    public static func writeHDF5(_ graph: Graph, to path: String, file: String) throws {
+    public static func writeHDF5(_ graph: Graph, to path: String, file: String, compress: Bool = false) throws {
         let plan = try KerasModelPlan(graph: graph, file: file)
         var config = plan.modelConfig()
         // The legacy format stores `{"class_name", "config"}` without the module fields.
@@ -44,7 +44,8 @@ extension KerasModelWriter {
                     guard let elementType = HDF5ElementType(parameter.dtype) else {
                         throw KerasError(.writeFailed, file: file, subject: parameter.name, "\(parameter.dtype) weights cannot be written to Keras")
                     }
-                    let dataset = try group.createDataset(name, elementType: elementType, shape: parameter.shape)
+                    let dataset = try group.createDataset(name, elementType: elementType, shape: parameter.shape,
+                                                          deflateLevel: compress ? deflateLevel : nil)
                     try dataset.write(bytes: try parameter.storage.bytes(keep: false))
                 }
             }

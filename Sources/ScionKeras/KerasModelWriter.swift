@@ -8,11 +8,15 @@ import ScionIR
 public enum KerasModelWriter {
     /// The Keras version written into the files: Keras 3 reads configs by major version.
     static let kerasVersion = "3.15.1"
+    /// zlib level for `--compress`: 6 is zlib's default balance of size and speed.
+    static let deflateLevel = 6
 
     /// Writes a `.keras` archive: `metadata.json`, `config.json` and `model.weights.h5`, all stored
     /// uncompressed as Keras writes them. `path` is where to write (a temporary file, usually);
     /// `file` names the target in messages.
-    public static func writeArchive(_ graph: Graph, to path: String, file: String) throws {
+    /// With `compress`, weights are stored with HDF5's deflate filter (chunked), which h5py and Keras
+    /// read transparently.
+    public static func writeArchive(_ graph: Graph, to path: String, file: String, compress: Bool = false) throws {
         let plan = try KerasModelPlan(graph: graph, file: file)
         let config = plan.modelConfig()
         let formatter = DateFormatter()
@@ -22,7 +26,7 @@ public enum KerasModelWriter {
         let metadata: JSON = .object(["keras_version": .string(kerasVersion), "date_saved": .string(formatter.string(from: Date()))])
         let weightsPath = path + ".weights.h5.tmp"
         defer { try? FileManager.default.removeItem(atPath: weightsPath) }
-        try writeWeights(plan, to: weightsPath, file: file)
+        try writeWeights(plan, to: weightsPath, file: file, compress: compress)
         let zip = try ZipWriter(path: path)
         try zip.addEntry(name: "metadata.json", bytes: Array(metadata.serialized.utf8), compress: false)
         try zip.addEntry(name: "config.json", bytes: Array(config.serialized.utf8), compress: false)
@@ -32,7 +36,7 @@ public enum KerasModelWriter {
 
     /// The weights file: `layers/<snake_case class>[_N]/vars/<i>` in the order Keras 3 walks the
     /// loaded model's layers, and an empty `vars` for the model itself.
-    static func writeWeights(_ plan: KerasModelPlan, to path: String, file: String) throws {
+    static func writeWeights(_ plan: KerasModelPlan, to path: String, file: String, compress: Bool) throws {
         do {
             let weights = try HDF5File(creating: path)
             let root = weights.root
@@ -53,7 +57,8 @@ public enum KerasModelWriter {
                     guard let elementType = HDF5ElementType(parameter.dtype) else {
                         throw KerasError(.writeFailed, file: file, subject: parameter.name, "\(parameter.dtype) weights cannot be written to Keras")
                     }
-                    let dataset = try vars.createDataset("\(position)", elementType: elementType, shape: parameter.shape)
+                    let dataset = try vars.createDataset("\(position)", elementType: elementType, shape: parameter.shape,
+                                                         deflateLevel: compress ? deflateLevel : nil)
                     try dataset.write(bytes: try parameter.storage.bytes(keep: false))
                 }
             }
