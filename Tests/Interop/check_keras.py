@@ -92,9 +92,19 @@ def main():
                         skipped += 1
                         print(f"SKIP {label}: no stored inputs/outputs")
                         continue
-                    for extension in extensions:
+                    for extension in extensions + ([".keras.h5"] if options.h5 else []):
                         out_path = os.path.join(scratch, f"{version.replace(os.sep, '_')}_{os.path.basename(source)}{extension}")
-                        ok, detail = check(options.scion, source, reference, inputs, outputs, out_path)
+                        origin = source
+                        if extension == ".keras.h5":
+                            # The chain a user makes: source -> .keras -> .h5, the last one loaded.
+                            origin = out_path[:-3]
+                            converted = subprocess.run([options.scion, "convert", source, origin, "--force"],
+                                                       capture_output=True, text=True)
+                            if converted.returncode != 0:
+                                failed += 1
+                                print(f"FAIL {label} -> .keras (chain): {converted.stderr.strip()}", flush=True)
+                                continue
+                        ok, detail = check(options.scion, origin, reference, inputs, outputs, out_path)
                         passed += ok
                         failed += not ok
                         print(f"{'PASS' if ok else 'FAIL'} {label} -> {extension}: {detail}", flush=True)
