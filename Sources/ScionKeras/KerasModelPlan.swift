@@ -23,7 +23,7 @@ struct KerasModelPlan {
     /// Shapes of the values between the layers of an expanded node (a fused activation written as
     /// its own layer): the node's output shape, since every such step keeps the shape.
     var stepValues: [String: ValueInfo] = [:]
-    private var usedNames: Set<String> = []
+    private var usedNames = UniqueNames()
     private var layerIndexByIRLayer: [String: Int] = [:]
 
     init(graph: Graph, file: String) throws {
@@ -52,15 +52,7 @@ struct KerasModelPlan {
 
     /// Keras layer names: no `/` (Keras 3 refuses it), unique.
     private mutating func uniqueName(_ name: String) -> String {
-        let base = name.replacingOccurrences(of: "/", with: "_")
-        var candidate = base
-        var counter = 1
-        while usedNames.contains(candidate) {
-            candidate = "\(base)_\(counter)"
-            counter += 1
-        }
-        usedNames.insert(candidate)
-        return candidate
+        usedNames.claim(name.replacingOccurrences(of: "/", with: "_"))
     }
 
     private mutating func add(_ node: Node, writer: KerasConfigWriter) throws {

@@ -7,40 +7,22 @@ struct ONNXGraphBuilder {
     let opset: Int64
     var nodes: [ONNXNode] = []
     var initializers: [ONNXTensor] = []
-    private var usedNames: Set<String>
+    private var valueNames: UniqueNames
     /// Node names live apart from value names in ONNX, so a node keeps its layer's name even though
     /// its output value has the same one.
-    private var usedNodeNames: Set<String> = []
+    private var nodeNames = UniqueNames()
 
     init(file: String, opset: Int64, reservedNames: Set<String>) {
         self.file = file
         self.opset = opset
-        self.usedNames = reservedNames
+        self.valueNames = UniqueNames(taken: reservedNames)
     }
 
     /// A name not used yet, derived from `base`.
-    mutating func uniqueName(_ base: String) -> String {
-        var name = base
-        var counter = 1
-        while usedNames.contains(name) {
-            name = "\(base)_\(counter)"
-            counter += 1
-        }
-        usedNames.insert(name)
-        return name
-    }
+    mutating func uniqueName(_ base: String) -> String { valueNames.claim(base) }
 
     /// A node name not used by another node yet.
-    mutating func uniqueNodeName(_ base: String) -> String {
-        var name = base
-        var counter = 1
-        while usedNodeNames.contains(name) {
-            name = "\(base)_\(counter)"
-            counter += 1
-        }
-        usedNodeNames.insert(name)
-        return name
-    }
+    mutating func uniqueNodeName(_ base: String) -> String { nodeNames.claim(base) }
 
     /// Adds a node; returns its first output.
     @discardableResult

@@ -79,7 +79,7 @@ struct ONNXImportSession {
     var known: [String: ValueInfo] = [:]
     /// Values some node or the graph's outputs read: extra outputs nobody reads may be dropped.
     var consumed: Set<String> = []
-    var nodeNames: Set<String> = []
+    var nodeNames = UniqueNames()
     /// Parameter name by (source, role, shape), so a constant shared by several nodes is one parameter.
     var parameterNames: [String: String] = [:]
 
@@ -199,13 +199,7 @@ struct ONNXImportSession {
         }
     }
 
-    mutating func uniqueNodeName(_ base: String) -> String {
-        var name = base
-        var counter = 1
-        while nodeNames.contains(name) { name = "\(base)_\(counter)"; counter += 1 }
-        nodeNames.insert(name)
-        return name
-    }
+    mutating func uniqueNodeName(_ base: String) -> String { nodeNames.claim(base) }
 
     /// Appends a node and records its outputs' shapes (unknown when inference fails: `verify` reports
     /// the problem at the end with the whole graph in view).

@@ -48,8 +48,9 @@ struct ChannelsFirstRewriter {
     /// Dense nodes (by source index) that must permute some of their kernel rows, because a Flatten
     /// before them now flattens channels-first data (one entry per such Flatten).
     var pendingRowPermutations: [Int: [FlattenedFeatures]] = [:]
-    var takenValueNames: Set<String>
-    var takenNodeNames: Set<String>
+    /// Inserted names follow the originals as `name_2`, `name_3`...
+    var takenValueNames: UniqueNames
+    var takenNodeNames: UniqueNames
     /// Names of the Transpose nodes this pass inserted.
     var insertedTransposes: Set<String> = []
     /// Rank of every source value whose rank is known: from its inferred shape, or, after an opaque
@@ -78,8 +79,8 @@ struct ChannelsFirstRewriter {
             for input in node.inputs { consumers[input, default: []].append(index) }
             for parameter in Set(node.parameters) { parameterUses[parameter, default: 0] += 1 }
         }
-        self.takenValueNames = values
-        self.takenNodeNames = Set(source.nodes.map(\.name))
+        self.takenValueNames = UniqueNames(taken: values, firstSuffix: 2)
+        self.takenNodeNames = UniqueNames(taken: source.nodes.map(\.name), firstSuffix: 2)
         self.producerScope = scopes
     }
 
@@ -211,24 +212,9 @@ struct ChannelsFirstRewriter {
         return target
     }
 
-    mutating func uniqueValueName(_ base: String) -> String {
-        let name = Self.unique(base, avoiding: takenValueNames)
-        takenValueNames.insert(name)
-        return name
-    }
+    mutating func uniqueValueName(_ base: String) -> String { takenValueNames.claim(base) }
 
-    mutating func uniqueNodeName(_ base: String) -> String {
-        let name = Self.unique(base, avoiding: takenNodeNames)
-        takenNodeNames.insert(name)
-        return name
-    }
-
-    static func unique(_ base: String, avoiding taken: Set<String>) -> String {
-        if !taken.contains(base) { return base }
-        var counter = 2
-        while taken.contains("\(base)_\(counter)") { counter += 1 }
-        return "\(base)_\(counter)"
-    }
+    mutating func uniqueNodeName(_ base: String) -> String { takenNodeNames.claim(base) }
 
     /// Drops inserted Transposes nobody reads: an input transposed up front whose consumers all ended
     /// up reading the original order.
