@@ -68,23 +68,3 @@ public enum KerasModelWriter {
         }
     }
 }
-
-extension HDF5ElementType {
-    init?(_ dtype: DType) {
-        switch dtype {
-        case .float16: self = .float16
-        case .float32: self = .float32
-        case .float64: self = .float64
-        case .int8: self = .int8
-        case .int16: self = .int16
-        case .int32: self = .int32
-        case .int64: self = .int64
-        case .uint8: self = .uint8
-        case .uint16: self = .uint16
-        case .uint32: self = .uint32
-        case .uint64: self = .uint64
-        case .bool: self = .bool
-        case .bfloat16, .string: return nil
-        }
-    }
-}

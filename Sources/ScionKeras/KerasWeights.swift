@@ -73,24 +73,27 @@ enum KerasWeightRoles {
     }
 }
 
+/// Element types as HDF5 stores them and as the IR names them, in one table both directions read.
+/// Strings, bfloat16 and compound types have no counterpart.
+private let hdf5ElementTypes: [(HDF5ElementType, DType)] = [
+    (.float16, .float16), (.float32, .float32), (.float64, .float64),
+    (.int8, .int8), (.int16, .int16), (.int32, .int32), (.int64, .int64),
+    (.uint8, .uint8), (.uint16, .uint16), (.uint32, .uint32), (.uint64, .uint64), (.bool, .bool),
+]
+
 extension DType {
     /// The IR type for an HDF5 element type; nil for strings and compound types.
     init?(_ type: HDF5ElementType) {
-        switch type {
-        case .float16: self = .float16
-        case .float32: self = .float32
-        case .float64: self = .float64
-        case .int8: self = .int8
-        case .int16: self = .int16
-        case .int32: self = .int32
-        case .int64: self = .int64
-        case .uint8: self = .uint8
-        case .uint16: self = .uint16
-        case .uint32: self = .uint32
-        case .uint64: self = .uint64
-        case .bool: self = .bool
-        case .string, .other: return nil
-        }
+        guard let match = hdf5ElementTypes.first(where: { $0.0 == type }) else { return nil }
+        self = match.1
+    }
+}
+
+extension HDF5ElementType {
+    /// The HDF5 type that stores an IR type; nil for bfloat16 and strings.
+    init?(_ dtype: DType) {
+        guard let match = hdf5ElementTypes.first(where: { $0.1 == dtype }) else { return nil }
+        self = match.0
     }
 }
 
