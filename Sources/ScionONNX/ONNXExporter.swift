@@ -1,3 +1,4 @@
+import Foundation
 import ScionIR
 
 /// Turns a channels-first graph (after `ChannelsFirstLayoutPass`) into an ONNX model: one ONNX node, or
@@ -75,9 +76,12 @@ public enum ONNXExporter {
         return ONNXValueInfo(name: value.name, elementType: ONNXDataType(value.dtype).rawValue, shape: shape)
     }
 
+    /// A JSON array of strings, written by the same library the reader parses it with (hand escaping
+    /// would miss control characters and leave the reader an unreadable list).
     static func jsonArray(_ strings: [String]) -> String {
-        "[" + strings.map { string in
-            "\"" + string.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-        }.joined(separator: ",") + "]"
+        guard let data = try? JSONSerialization.data(withJSONObject: strings, options: [.withoutEscapingSlashes]) else {
+            return "[]"
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 }
