@@ -216,9 +216,10 @@ struct LayerTreeBuilder {
             }
             let children = nest(members, scope: childScope)
             let submodel = graph.submodels.first { $0.path == childScope }
-            let inside = Set(graph.nodes.filter { $0.scope == childScope || $0.scope.hasPrefix(childScope + "/") }.flatMap(\.outputs))
-            let entry = graph.nodes.first { $0.scope == childScope || $0.scope.hasPrefix(childScope + "/") }
-            let exit = graph.nodes.last { $0.scope == childScope || $0.scope.hasPrefix(childScope + "/") }
+            let nodesInside = graph.nodes.filter { $0.scope == childScope || $0.scope.hasPrefix(childScope + "/") }
+            let inside = Set(nodesInside.flatMap(\.outputs))
+            let entry = nodesInside.first
+            let exit = nodesInside.last
             result.append(ModelSummary.Layer(
                 name: childName, type: submodel?.type ?? "Model",
                 inputs: entry?.inputs.filter { !inside.contains($0) } ?? [],
