@@ -18,6 +18,9 @@ extension Model {
         public static let protobufLimit = (1 << 31) - (64 << 20)
         /// Keras files: store weights with HDF5's deflate filter.
         public var compress = false
+        /// Keras files from ONNX: image-like inputs become channels-last instead of getting a Permute
+        /// at entry (see `KerasLayersPass`).
+        public var channelsLastInputs = false
 
         public init(opset: Int64 = ONNXExporter.defaultOpset, force: Bool = false,
                     externalDataThreshold: Int = WriteOptions.protobufLimit) {
@@ -55,16 +58,30 @@ extension Model {
                 try ONNXProtoCodec.write(model, to: temporary, file: path)
             }
         case .kerasArchive:
-            let graph = self.graph
+            let graph = try kerasGraph(options)
             try AtomicFile.write(to: path) { temporary in
                 try KerasModelWriter.writeArchive(graph, to: temporary, file: path, compress: options.compress)
             }
         case .kerasHDF5:
-            let graph = self.graph
+            let graph = try kerasGraph(options)
             try AtomicFile.write(to: path) { temporary in
                 try KerasModelWriter.writeHDF5(graph, to: temporary, file: path, compress: options.compress)
             }
         }
+    }
+}
+
+extension Model {
+    /// The graph as Keras layers: an ONNX graph goes through `KerasLayersPass` (patterns to layers,
+    /// channels-first to channels-last); a Keras one is written as it is.
+    func kerasGraph(_ options: WriteOptions) throws -> Graph {
+        var graph = self.graph
+        do {
+            try KerasLayersPass(channelsLastInputs: options.channelsLastInputs).run(&graph)
+        } catch let error as PassError {
+            throw ScionError(file: path, "\(error.subject.isEmpty ? "" : "node '\(error.subject)': ")\(error.reason)")
+        }
+        return graph
     }
 }
 

@@ -26,12 +26,16 @@ struct ConvertCommand: ParsableCommand {
     @Flag(help: "Keras: store the weights with HDF5's deflate filter.")
     var compress = false
 
+    @Flag(help: "Keras from ONNX: the model takes channels-last (NHWC) image arrays instead of the ONNX model's NCHW ones.")
+    var channelsLastInput = false
+
     func run() throws {
         try reportingErrors {
             let model = try Model.load(input)
             var options = Model.WriteOptions(opset: opset, force: force)
             if externalData { options.externalDataThreshold = 0 }
             options.compress = compress
+            options.channelsLastInputs = channelsLastInput
             try model.write(to: output, options: options)
         }
     }

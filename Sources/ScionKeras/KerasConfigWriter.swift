@@ -29,7 +29,9 @@ enum KerasLayerInput: Equatable {
 struct KerasConfigWriter {
     struct Refusal: Error { let reason: String }
 
-    static let onnxRefusal = "writing an ONNX (channels-first) graph to Keras is not available yet"
+    /// The writers take channels-last graphs of Keras layers; `KerasLayersPass` makes one from an
+    /// ONNX graph (`Model.write` runs it).
+    static let onnxRefusal = "the graph is channels-first (read from ONNX); KerasLayersPass must convert it before a Keras writer"
 
     func layers(for node: Node, inputRanks: [Int?]) throws -> [KerasLayerSpecification] {
         switch node.op {
@@ -107,6 +109,13 @@ struct KerasConfigWriter {
             return [KerasLayerSpecification(className: "Reshape", config: ["target_shape": Self.ints(a.targetShape)])]
         case .permute(let a):
             return [KerasLayerSpecification(className: "Permute", config: ["dims": Self.ints(a.dimensions)])]
+        case .transpose(let a):
+            // A Transpose that keeps the batch axis is a Permute; Keras numbers the other axes from 1,
+            // as the permutation already does.
+            guard a.permutation.first == 0, a.permutation.count >= 2 else {
+                throw Refusal(reason: "Transpose \(a.permutation) moves the batch axis; Keras's Permute cannot")
+            }
+            return [KerasLayerSpecification(className: "Permute", config: ["dims": Self.ints(Array(a.permutation.dropFirst()))])]
         case .zeroPadding(let a), .cropping(let a):
             try requireChannelsLast(a.layout)
             let isPadding = if case .zeroPadding = node.op { true } else { false }
@@ -164,8 +173,8 @@ struct KerasConfigWriter {
             for key in ["name", "trainable", "dtype"] { kept[key] = nil }
             return [KerasLayerSpecification(className: a.type, config: kept)]
         case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
-             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax, .transpose:
-            throw Refusal(reason: "\(node.op.typeName) comes from an ONNX graph; \(Self.onnxRefusal)")
+             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax:
+            throw Refusal(reason: "\(node.op.typeName) has no Keras layer equivalent")
         }
     }
 

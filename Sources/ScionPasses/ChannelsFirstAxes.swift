@@ -58,3 +58,42 @@ enum ChannelsFirstAxes {
         [spatialRank] + Array(0..<spatialRank) + [spatialRank + 1]
     }
 }
+
+/// The reverse conversion, channels-first (ONNX) to channels-last (Keras), for `KerasLayersPass`.
+/// A channels-first value `[N, C, d1, ..., d(r-2)]` becomes `[N, d1, ..., d(r-2), C]`.
+enum ChannelsLastAxes {
+    /// Where channels-first axis `axis` sits once the value is channels-last: 0 stays 0, 1 (the
+    /// channels) becomes the last axis, spatial axis `i` becomes `i - 1`. Nil outside the rank.
+    static func channelsLastPosition(of axis: Int, rank: Int) -> Int? {
+        let resolved = axis < 0 ? axis + rank : axis
+        guard (0..<rank).contains(resolved) else { return nil }
+        if resolved == 0 { return 0 }
+        if resolved == 1 { return rank - 1 }
+        return resolved - 1
+    }
+
+    /// ONNX convolution kernels `[out, in/groups, k...]` (OIHW) to Keras `[k..., in/groups, out]`
+    /// (HWIO); the same permutation takes ONNX ConvTranspose's `[in, out, k...]` to Keras's
+    /// `[k..., out, in]`.
+    static func kernelToChannelsLast(spatialRank: Int) -> [Int] {
+        Array(2..<(spatialRank + 2)) + [1, 0]
+    }
+
+    /// A depthwise ONNX kernel `[in × multiplier, 1, k...]`, read as `[in, multiplier, k...]`, to
+    /// Keras's `[k..., in, multiplier]` (the inverse of `depthwiseKernelToGrouped`).
+    static func groupedKernelToDepthwise(spatialRank: Int) -> [Int] {
+        Array(2..<(spatialRank + 2)) + [0, 1]
+    }
+
+    /// PReLU's per-sample slope `[C, d1, ..., dk]` to `[d1, ..., dk, C]`.
+    static func sampleToChannelsLast(sampleRank: Int) -> [Int] {
+        sampleRank < 1 ? [] : Array(1..<sampleRank) + [0]
+    }
+
+    /// Dense kernel rows after a Flatten that now flattens channels-last data: ONNX numbered the
+    /// features `(c, s...)`, Keras numbers them `(s..., c)`. Seen as `[C, s1, ..., sk, units]`, the
+    /// new row order is the transpose `[1, ..., k, 0, k+1]`.
+    static func flattenedRowsToChannelsLast(spatialRank: Int) -> [Int] {
+        Array(1..<(spatialRank + 1)) + [0, spatialRank + 1]
+    }
+}

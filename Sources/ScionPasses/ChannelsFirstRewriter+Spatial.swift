@@ -146,53 +146,18 @@ extension ChannelsFirstRewriter {
         return moved
     }
 
-    /// Replaces the node's parameter with `role` by one whose bytes are the old ones permuted (read
-    /// only when asked, see `PermutedTensorSource`), keeping its name, position and trainable flag.
-    /// `viewShape` reads the old tensor (or, from `firstElement` on, part of it) as another shape
-    /// with the same elements first (Dense rows as `[spatial..., C, units]`); `newShape` is the
-    /// result's shape (default: the permuted view). A parameter shared by several nodes is changed
-    /// once; two different changes of the same elements are an error.
+    /// Replaces the node's parameter with `role` by its bytes permuted lazily (see
+    /// `ParameterPermutation.apply`), once however many nodes share it.
     @discardableResult
     mutating func permuteParameter(of node: Node, role: String, change: String, permutation: [Int],
                                    viewShape: [Int]? = nil, newShape: [Int]? = nil, newRole: String? = nil,
                                    firstElement: Int? = nil) throws -> Parameter {
-        guard let original = sourceParameter(of: node, role: role), let current = parameters[original.name] else {
+        guard let original = sourceParameter(of: node, role: role) else {
             throw failure(node.name, "is missing its '\(role)' weights")
         }
-        let view = viewShape ?? original.shape
-        let key = "\(original.name) from element \(firstElement ?? 0)"
-        let description = "\(change) \(view) by \(permutation)"
-        if let done = parameterChanges[key] {
-            guard done == description else {
-                throw failure(node.name,
-                              "parameter '\(original.name)' is shared with a node that needs it changed differently (\(done))")
-            }
-            return current
-        }
-        guard let elementSize = original.dtype.byteSize else {
-            throw failure(node.name, "parameter '\(original.name)' of type \(original.dtype) cannot be permuted")
-        }
-        let tensorPermutation = try TensorPermutation(shape: view, permutation: permutation, elementSize: elementSize)
-        let resultShape = newShape ?? tensorPermutation.permutedShape
-        guard let total = original.shape.checkedProduct, resultShape.checkedProduct == total else {
-            throw failure(node.name, "parameter '\(original.name)' of shape \(original.shape) cannot be shaped \(resultShape)")
-        }
-        var byteRange: Range<Int>?
-        if let firstElement {
-            let start = firstElement * elementSize
-            byteRange = start..<(start + tensorPermutation.byteCount)
-        } else if tensorPermutation.elementCount != total {
-            throw failure(node.name, "parameter '\(original.name)' of shape \(original.shape) cannot be read as \(view)")
-        }
-        var changed = current
-        if !tensorPermutation.isIdentity {
-            changed.storage = TensorStorage(source: try PermutedTensorSource(
-                base: current.storage, permutation: tensorPermutation, byteRange: byteRange))
-        }
-        changed.shape = resultShape
-        if let newRole { changed.role = newRole }
-        parameters[original.name] = changed
-        parameterChanges[key] = description
-        return changed
+        let request = ParameterPermutation(change: change, permutation: permutation, viewShape: viewShape,
+                                           newShape: newShape, newRole: newRole, firstElement: firstElement)
+        return try request.apply(to: original, in: &parameters, changes: &parameterChanges, pass: passName, node: node.name)
     }
+
 }

@@ -54,21 +54,26 @@ struct ReferenceEvaluator {
                                      strides: [1, 1], padding: .valid,
                                      weight: { o, i, _, _ in pointwise[i * a.filters + o] }, bias: bias),
                             a.depthwise.activation, layout: .channelsLast)
-        case .pool(let a) where a.kind == .max && a.padding == .valid:
+        case .pool(let a) where a.kind == .max:
+            // Valid, or ONNX's explicit pads (padded cells never win a max).
+            var pads = [0, 0, 0, 0]
+            if case .explicit(let explicit) = a.padding { pads = explicit } else if a.padding != .valid { throw Unsupported(op: "MaxPool same") }
             let channelsLast = a.layout == .channelsLast
             let spatial = channelsLast ? [1, 2] : [2, 3]
             var shape = x.shape
             for (position, axis) in spatial.enumerated() {
-                shape[axis] = (x.shape[axis] - a.poolSize[position]) / a.strides[position] + 1
+                shape[axis] = (x.shape[axis] + pads[position] + pads[2 + position] - a.poolSize[position]) / a.strides[position] + 1
             }
             let values = allIndices(shape).map { index -> Float in
                 var best = -Float.infinity
                 for window in allIndices(a.poolSize) {
                     var source = index
+                    var inside = true
                     for (position, axis) in spatial.enumerated() {
-                        source[axis] = index[axis] * a.strides[position] + window[position]
+                        source[axis] = index[axis] * a.strides[position] + window[position] - pads[position]
+                        inside = inside && (0..<x.shape[axis]).contains(source[axis])
                     }
-                    best = max(best, x.values[offset(source, in: x.shape)])
+                    if inside { best = max(best, x.values[offset(source, in: x.shape)]) }
                 }
                 return best
             }
@@ -116,6 +121,34 @@ struct ReferenceEvaluator {
                 }
             }
             return activate(Tensor(shape: Array(x.shape.dropLast()) + [a.units], values: values), a.activation, layout: nil)
+        case .gemm(let a) where !a.transposeA && a.alpha == 1 && a.beta == 1:
+            // ONNX Gemm with a constant weight `[units, in]` (transB) or `[in, units]`.
+            let kernel = try weights(node, "kernel")
+            let inner = x.shape[1]
+            let units = kernel.count / inner
+            let bias = node.parameters.count > 1 ? try weights(node, "bias") : [Float](repeating: 0, count: units)
+            var values = [Float](repeating: 0, count: x.shape[0] * units)
+            for row in 0..<x.shape[0] {
+                for unit in 0..<units {
+                    var sum = bias[unit]
+                    for k in 0..<inner {
+                        sum += x.values[row * inner + k] * (a.transposeB ? kernel[unit * inner + k] : kernel[k * units + unit])
+                    }
+                    values[row * units + unit] = sum
+                }
+            }
+            return Tensor(shape: [x.shape[0], units], values: values)
+        case .zeroPadding(let a):
+            let spatial = a.layout == .channelsLast ? [1, 2] : [2, 3]
+            var shape = x.shape
+            for (position, axis) in spatial.enumerated() { shape[axis] += a.padding[position][0] + a.padding[position][1] }
+            var result = Tensor(shape: shape, values: [Float](repeating: 0, count: shape.checkedProduct ?? 0))
+            for index in allIndices(x.shape) {
+                var target = index
+                for (position, axis) in spatial.enumerated() { target[axis] += a.padding[position][0] }
+                result.values[offset(target, in: shape)] = x.values[offset(index, in: x.shape)]
+            }
+            return result
         case .elementwise(.add):
             var result = x
             for other in inputs.dropFirst() { result.values = zip(result.values, other.values).map(+) }
@@ -169,15 +202,20 @@ struct ReferenceEvaluator {
         let (batch, height, width, channels) = channelsLast
             ? (x.shape[0], x.shape[1], x.shape[2], x.shape[3]) : (x.shape[0], x.shape[2], x.shape[3], x.shape[1])
         let perGroup = channels / groups, filtersPerGroup = filters / groups
-        func outputLength(_ length: Int, _ k: Int, _ s: Int) -> (Int, Int) {
-            if case .same = padding {
+        func outputLength(_ length: Int, _ k: Int, _ s: Int, axis: Int) -> (Int, Int) {
+            switch padding {
+            case .same:
                 let out = (length + s - 1) / s
                 return (out, max((out - 1) * s + k - length, 0) / 2)
+            case .explicit(let pads):
+                // ONNX: all begins, then all ends.
+                return ((length + pads[axis] + pads[2 + axis] - k) / s + 1, pads[axis])
+            default:
+                return ((length - k) / s + 1, 0)
             }
-            return ((length - k) / s + 1, 0)
         }
-        let (outHeight, top) = outputLength(height, kernel[0], strides[0])
-        let (outWidth, left) = outputLength(width, kernel[1], strides[1])
+        let (outHeight, top) = outputLength(height, kernel[0], strides[0], axis: 0)
+        let (outWidth, left) = outputLength(width, kernel[1], strides[1], axis: 1)
         let shape = channelsLast ? [batch, outHeight, outWidth, filters] : [batch, filters, outHeight, outWidth]
         var values = [Float](repeating: 0, count: shape.checkedProduct ?? 0)
         func at(_ n: Int, _ c: Int, _ y: Int, _ z: Int) -> Float {

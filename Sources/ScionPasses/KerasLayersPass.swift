@@ -1,0 +1,59 @@
+import ScionIR
+
+/// Turns a graph read from ONNX (channels-first, ONNX ops) into one every node of which is a Keras
+/// layer, channels-last, computing the same function: what the Keras writers need.
+///
+/// ```
+///  before (ONNX, torch-style)                 after (Keras layers)
+///
+///  image (N,3,32,32)                          image (N,3,32,32)      same input arrays by default
+///    │                                          │
+///    │                                        image/to_channels_last   Permute (2, 3, 1)
+///  conv    Conv pads [1,1,1,1], OIHW          conv    Conv2D padding "same", HWIO
+///  bn      BatchNormalization (axis 1)        bn      BatchNormalization axis -1
+///  clip    Clip(0, 6)                         clip    ReLU(max_value=6)
+///  pad     Pad [0,0,0,0, 0,0,1,1]             pad     ZeroPadding2D ((0,1),(0,1))
+///  pool    MaxPool                            pool    MaxPooling2D
+///  flatten Flatten (NCHW order)               flatten Flatten (NHWC order)
+///  fc      Gemm transB=1                      fc      Dense, kernel rows permuted to NHWC order
+///    ▼                                          ▼
+/// ```
+///
+/// Two phases: `KerasPatternRewriter` folds ONNX patterns into Keras ops (Gemm → Dense, x·σ(x) →
+/// swish, constant arithmetic → Rescaling, Pad → ZeroPadding...), then `ChannelsLastRewriter` moves
+/// the layout, inserting a Permute only where a value is needed in a form it does not have (at most
+/// one per image-like input and output, plus one around each memory-order-dependent island). A node
+/// Keras has no layer for fails the pass naming the node and its op, before anything is written.
+///
+/// With `channelsLastInputs`, image-like inputs that feed the convolutions directly are declared
+/// channels-last (`(N, 32, 32, 3)` above) instead of getting a Permute at entry. Graphs that are
+/// not channels-first (read from Keras) are left unchanged.
+public struct KerasLayersPass: GraphPass {
+    public let name = "keras-layers"
+    public var channelsLastInputs: Bool
+
+    public init(channelsLastInputs: Bool = false) {
+        self.channelsLastInputs = channelsLastInputs
+    }
+
+    public func run(_ graph: inout Graph) throws {
+        guard graph.hasArchitecture else {
+            throw PassError(pass: name, subject: graph.name, "has no architecture (weights only); nothing to convert")
+        }
+        guard graph.metadata["layout"] == Layout.channelsFirst.rawValue else { return }
+        var patterns = KerasPatternRewriter(passName: name, graph: graph)
+        try patterns.rewrite()
+        let folded = patterns.graph
+        var rewriter = ChannelsLastRewriter(passName: name, source: folded, channelsLastInputs: channelsLastInputs)
+        try rewriter.rewrite()
+        var result = folded
+        result.inputs = rewriter.inputs
+        result.nodes = rewriter.nodes
+        result.parameters = rewriter.parameters
+        result.values = [:]
+        for input in result.inputs { result.values[input.name] = input }
+        result.metadata["layout"] = Layout.channelsLast.rawValue
+        try result.inferShapes()
+        graph = result
+    }
+}
