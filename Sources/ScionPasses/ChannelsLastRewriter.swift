@@ -97,7 +97,10 @@ struct ChannelsLastRewriter {
 
     mutating func rewrite() throws {
         let order = try source.topologicalOrder()
-        for index in order { rules[index] = try rule(for: index) }
+        // Constants last: a constant left over is only a problem because of the node reading it,
+        // and when that node has no Keras layer anyway, the message should name it for that.
+        for index in order where !isConstant(index) { rules[index] = try rule(for: index) }
+        for index in order where isConstant(index) { rules[index] = try rule(for: index) }
         computeDemand(order: order)
         for (position, input) in source.inputs.enumerated() {
             guard let shape = input.shape, shape.rank >= 3, demand[input.name] == .channelsLast else {
@@ -122,6 +125,11 @@ struct ChannelsLastRewriter {
             }
         }
         removeUnusedTransposes()
+    }
+
+    func isConstant(_ index: Int) -> Bool {
+        if case .constant = source.nodes[index].op { return true }
+        return false
     }
 
     mutating func rewriteNode(at index: Int) throws {

@@ -3,19 +3,28 @@ import ScionIR
 /// Padding, global pooling and shape ops in the forms Keras layers take.
 extension KerasPatternRewriter {
     /// A constant-zero Pad of the spatial axes only is ZeroPadding; one that only removes is Cropping.
+    /// Spatial axes are 2... of a channels-first value, or 1...r-2 of a channels-last one (tf2onnx
+    /// leaves some of Keras's ZeroPadding2D on NHWC values).
     mutating func foldPadding(_ position: Int) throws {
         let node = graph.nodes[position]
         guard case .pad(let a) = node.op, a.mode == .constant, a.value == 0, node.inputs.count == 1 else { return }
         let rank = a.pads.count / 2
-        guard (3...5).contains(rank), a.pads.count == 2 * rank, a.pads[0] == 0, a.pads[1] == 0,
-              a.pads[rank] == 0, a.pads[rank + 1] == 0 else { return }
-        let pairs = (2..<rank).map { [a.pads[$0], a.pads[rank + $0]] }
+        guard (3...5).contains(rank), a.pads.count == 2 * rank else { return }
+        let untouched = { (axis: Int) in a.pads[axis] == 0 && a.pads[rank + axis] == 0 }
+        let layout: Layout
+        let spatial: [Int]
+        if untouched(0) && untouched(1) {
+            layout = .channelsFirst; spatial = Array(2..<rank)
+        } else if untouched(0) && untouched(rank - 1) {
+            layout = .channelsLast; spatial = Array(1..<(rank - 1))
+        } else { return }
+        let pairs = spatial.map { [a.pads[$0], a.pads[rank + $0]] }
         let values = pairs.flatMap { $0 }
         if values.allSatisfy({ $0 >= 0 }) {
-            graph.nodes[position].op = .zeroPadding(SpatialPaddingAttributes(padding: pairs, layout: .channelsFirst))
+            graph.nodes[position].op = .zeroPadding(SpatialPaddingAttributes(padding: pairs, layout: layout))
         } else if values.allSatisfy({ $0 <= 0 }) {
             let crops = pairs.map { $0.map { -$0 } }
-            graph.nodes[position].op = .cropping(SpatialPaddingAttributes(padding: crops, layout: .channelsFirst))
+            graph.nodes[position].op = .cropping(SpatialPaddingAttributes(padding: crops, layout: layout))
         }
     }
 
