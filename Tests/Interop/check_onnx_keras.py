@@ -48,10 +48,7 @@ EXPECTED_REFUSALS = {
     "test_MaxPool3d_stride_padding": "may be negative",
     "test_PoissonNLLLLoss_no_reduce": "reads the constant",
     "test_Softsign": "Abs",
-    # tf2onnx writes these Keras layers as primitive ops with no Keras layer: activations as
-    # Min/Max/Greater/Erfc (onnxruntime cannot run Erfc either), LayerNormalization and Normalization
-    # through Shape/Expand/ReduceProd.
-    "activation_zoo": "Greater has no Keras layer",
+    # tf2onnx writes LayerNormalization and Normalization through Shape/Expand/ReduceProd.
     "misc_zoo": "Shape",
 }
 
