@@ -13,12 +13,7 @@ extension KerasModelWriter {
     /// `path` is where to write (a temporary file, usually); `file` names the target in messages.
     public static func writeHDF5(_ graph: Graph, to path: String, file: String, compress: Bool = false) throws {
         let plan = try KerasModelPlan(graph: graph, file: file)
-        var config = plan.modelConfig()
-        // The legacy format stores `{"class_name", "config"}` without the module fields.
-        if case .object(var top) = config {
-            top["module"] = nil; top["registered_name"] = nil
-            config = .object(top)
-        }
+        let config = plan.modelConfig(legacy: true)
         do {
             let output = try HDF5File(creating: path)
             let root = output.root

@@ -4,25 +4,34 @@ extension KerasModelPlan {
     static let floatPolicy: JSON = .object([
         "module": "keras", "class_name": "DTypePolicy", "config": .object(["name": "float32"]), "registered_name": .null])
 
-    /// The `config.json` object: one Functional model, layers with Keras 3 `inbound_nodes`.
-    func modelConfig() -> JSON {
+    /// The model config: Keras 3's schema for `config.json` (`legacy == false`), or, for `.h5`, the
+    /// Keras 2 schema that both Keras 3's legacy loader and tf_keras read (`batch_input_shape`, dtype
+    /// strings, `inbound_nodes` as `[[layer, node, tensor, {}], ...]` lists, no module fields for
+    /// built-in layers): one file for both, where tf_keras has the layers.
+    func modelConfig(legacy: Bool = false) -> JSON {
         var layerList: [JSON] = []
         for layer in layers {
             var config = layer.specification.config
             config["name"] = .string(layer.name)
-            var entry: [String: JSON] = [
-                "module": .string(layer.specification.module), "class_name": .string(layer.specification.className),
-                "registered_name": layer.specification.registeredName.map(JSON.string) ?? .null,
-                "name": .string(layer.name)]
+            if legacy, layer.specification.className == "LeakyReLU", let slope = config.removeValue(forKey: "negative_slope") {
+                // tf_keras calls it `alpha`; Keras 3 still reads `alpha` (with a deprecation warning).
+                config["alpha"] = slope
+            }
+            var entry: [String: JSON] = ["class_name": .string(layer.specification.className), "name": .string(layer.name)]
+            if !legacy || layer.specification.module != "keras.layers" {
+                entry["module"] = .string(layer.specification.module)
+                entry["registered_name"] = layer.specification.registeredName.map(JSON.string) ?? .null
+            }
             if layer.isInput {
-                config["batch_shape"] = .array(layer.batchShape.map { $0.map { .number(Double($0)) } ?? .null })
+                config[legacy ? "batch_input_shape" : "batch_shape"] = .array(layer.batchShape.map { $0.map { .number(Double($0)) } ?? .null })
                 config["dtype"] = .string(layer.dtype.rawValue)
                 config["sparse"] = .bool(false)
                 entry["inbound_nodes"] = .array([])
             } else {
                 config["trainable"] = .bool(layer.trainable)
-                config["dtype"] = Self.floatPolicy
+                config["dtype"] = legacy ? "float32" : Self.floatPolicy
                 entry["inbound_nodes"] = .array(layer.calls.map { inputs in
+                    if legacy { return .array(inputs.map(legacyReference)) }
                     let tensors = inputs.map(kerasTensor)
                     let arguments: [JSON] = layer.specification.takesList ? [.array(tensors)] : tensors
                     return .object(["args": .array(arguments), "kwargs": .object([:])])
@@ -33,16 +42,25 @@ extension KerasModelPlan {
         }
         func references(_ values: [String]) -> JSON {
             let triples = values.map(reference)
-            return triples.count == 1 ? triples[0] : .array(triples)
+            return triples.count == 1 && !legacy ? triples[0] : .array(triples)
         }
         let inputs = layers.filter(\.isInput).map { JSON.array([.string($0.name), 0, 0]) }
+        let body: JSON = .object([
+            "name": .string(graph.name.replacingOccurrences(of: "/", with: "_")), "trainable": .bool(true),
+            "layers": .array(layerList),
+            "input_layers": inputs.count == 1 && !legacy ? inputs[0] : .array(inputs),
+            "output_layers": references(graph.outputs)])
+        if legacy { return .object(["class_name": "Functional", "config": body]) }
         return .object([
             "module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
-            "config": .object([
-                "name": .string(graph.name.replacingOccurrences(of: "/", with: "_")), "trainable": .bool(true),
-                "layers": .array(layerList),
-                "input_layers": inputs.count == 1 ? inputs[0] : .array(inputs),
-                "output_layers": references(graph.outputs)])])
+            "config": body])
+    }
+
+    /// Keras 2's inbound reference: `[layer name, call index, tensor index, {}]`.
+    private func legacyReference(_ value: String) -> JSON {
+        guard case .array(var triple) = reference(value) else { return .null }
+        triple.append(.object([:]))
+        return .array(triple)
     }
 
     private func reference(_ value: String) -> JSON {

@@ -50,9 +50,14 @@ struct KerasModelPlan {
         }
     }
 
-    /// Keras layer names: no `/` (Keras 3 refuses it), unique.
+    /// Keras layer names: no `/` (Keras 3 refuses it), and only what TensorFlow accepts in a name
+    /// scope (tf_keras opens one per layer: letters, digits, `_ . -`, not starting with `_ -`), so
+    /// tf2onnx's `conv/BiasAdd:0` becomes `conv_BiasAdd_0`; unique.
     private mutating func uniqueName(_ name: String) -> String {
-        usedNames.claim(name.replacingOccurrences(of: "/", with: "_"))
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+        var cleaned = String(name.map { allowed.contains($0) ? $0 : "_" })
+        if let first = cleaned.first, first == "_" || first == "-" { cleaned = "layer" + cleaned }
+        return usedNames.claim(cleaned.isEmpty ? "layer" : cleaned)
     }
 
     private mutating func add(_ node: Node, writer: KerasConfigWriter) throws {
