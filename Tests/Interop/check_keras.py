@@ -20,17 +20,10 @@ import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np  # noqa: E402
+from fixture_arrays import arrays  # noqa: E402
 import keras  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def arrays(folder, name, kind):
-    single = os.path.join(folder, f"{name}.{kind}.npy")
-    if os.path.exists(single):
-        return [np.load(single)]
-    return [np.load(p) for p in sorted(glob.glob(os.path.join(folder, f"{name}.{kind}_*.npy")),
-                                       key=lambda p: int(p.rsplit("_", 1)[1].split(".")[0]))]
 
 
 def check(scion, source, reference, inputs, outputs, out_path):

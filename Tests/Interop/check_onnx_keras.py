@@ -28,6 +28,7 @@ import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np  # noqa: E402
+from fixture_arrays import arrays  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
@@ -158,14 +159,6 @@ def torch_cases(folder):
         feeds = {i.name: a for i, a in zip(onnx_inputs(model), inputs)}
         nhwc = any(n.op_type == "Conv" and len(inputs[0].shape) == 4 for n in model.graph.node)
         yield os.path.basename(directory), os.path.join(directory, "model.onnx"), feeds, outputs, nhwc
-
-
-def arrays(folder, name, kind):
-    single = os.path.join(folder, f"{name}.{kind}.npy")
-    if os.path.exists(single):
-        return [np.load(single)]
-    return [np.load(p) for p in sorted(glob.glob(os.path.join(folder, f"{name}.{kind}_*.npy")),
-                                       key=lambda p: int(p.rsplit("_", 1)[1].split(".")[0]))]
 
 
 def tf2onnx_cases(folder, refs):

@@ -21,6 +21,7 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
+from fixture_arrays import arrays  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from tf_keras.src.applications import convnext, inception_resnet_v2  # noqa: E402
 
@@ -28,14 +29,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # Layers keras.applications defines privately; tf_keras has them under these names.
 CUSTOM_OBJECTS = {"LayerScale": convnext.LayerScale, "StochasticDepth": convnext.StochasticDepth,
                   "CustomScaleLayer": getattr(inception_resnet_v2, "CustomScaleLayer", None)}
-
-
-def arrays(folder, name, kind):
-    single = os.path.join(folder, f"{name}.{kind}.npy")
-    if os.path.exists(single):
-        return [np.load(single)]
-    return [np.load(p) for p in sorted(glob.glob(os.path.join(folder, f"{name}.{kind}_*.npy")),
-                                       key=lambda p: int(p.rsplit("_", 1)[1].split(".")[0]))]
 
 
 def check(scion, source, reference_folder, name, out_path):
