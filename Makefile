@@ -53,7 +53,7 @@ interop: build oracle
 	$(ORACLE_PYTHON) Tests/Interop/check_onnx.py --scion $(SCION_DEBUG) --also $(CURDIR)/.build/interop-tests
 	$(ORACLE_PYTHON) Tests/Interop/check_onnx_roundtrip.py --scion $(SCION_DEBUG) --quiet
 	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG)
-	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_onnx_keras.py --h5 --scion $(SCION_DEBUG) --torch --tf2onnx fixtures/tf2onnx
+	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_onnx_keras.py --h5 --scion $(SCION_DEBUG) --torch --tf2onnx fixtures/tf2onnx --tf2onnx fixtures/torch
 
 # Scion's main job on the bundled example, as far as it goes today: inspect a real Keras 2
 # transfer-learning model (a frozen nested base plus a new head), convert it to ONNX, inspect that.

@@ -10,7 +10,12 @@ extension KerasModelPlan {
     /// built-in layers): one file for both, where tf_keras has the layers.
     func modelConfig(legacy: Bool = false) -> JSON {
         var layerList: [JSON] = []
-        for layer in layers {
+        // Keras lists layers in `model.layers` order, which also numbers the weight groups of a
+        // `.keras` archive (`layers/conv2d_1`...): readers that number them by config order, as
+        // Scion's does, then find each layer's weights.
+        let order = kerasLayerOrder()
+        let listed = Set(order)
+        for layer in (order + layers.indices.filter { !listed.contains($0) }).map({ layers[$0] }) {
             var config = layer.specification.config
             config["name"] = .string(layer.name)
             if legacy, layer.specification.className == "LeakyReLU", let slope = config.removeValue(forKey: "negative_slope") {

@@ -9,7 +9,8 @@ compared as well where they exist.
 
 Sources:
   --torch [DIR]    the onnx wheel's pytorch-converted/ set (DIR/test_*/model.onnx + test_data_set_0)
-  --tf2onnx DIR    NAME.onnx written by tf2onnx, references NAME.input*.npy / NAME.output*.npy in --refs
+  --tf2onnx DIR    NAME.onnx (tf2onnx's, torch's), references NAME.input*.npy / NAME.output*.npy beside
+                   them or in --refs (repeatable)
   --files F...     any ONNX files; random inputs (seed 0) for float inputs of known shape
 
 Models Keras has no layers for must be refused cleanly: exit 1, one `error:` line naming the node,
@@ -165,12 +166,17 @@ def tf2onnx_cases(folder, refs):
     for path in sorted(glob.glob(os.path.join(folder, "*.onnx"))):
         name = os.path.basename(path)[:-5]
         model = onnx.load(path)
-        inputs = arrays(refs, name, "input")
-        if not inputs:  # no stored Keras numbers: onnxruntime alone is the reference
+        # References beside the model (torch's fixtures), else in `refs` (Keras's, for tf2onnx's).
+        source = folder if arrays(folder, name, "input") else refs
+        inputs = arrays(source, name, "input")
+        if not inputs:  # no stored numbers: onnxruntime alone is the reference
             yield name, path, random_feeds(model), None, False
             continue
         feeds = {i.name: a for i, a in zip(onnx_inputs(model), inputs)}
-        yield name, path, feeds, arrays(refs, name, "output"), False
+        # A channels-first image input read by a Conv directly (torch's) is also tried NHWC.
+        first = onnx_inputs(model)[0].name
+        nhwc = inputs[0].ndim == 4 and any(n.op_type == "Conv" and first in n.input for n in model.graph.node)
+        yield name, path, feeds, arrays(source, name, "output"), nhwc
 
 
 def random_feeds(model):
@@ -195,7 +201,8 @@ def main():
     parser.add_argument("--torch", nargs="?", const=os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data",
                                                                "pytorch-converted"),
                         help="a pytorch-converted folder; without a value, the one in the onnx wheel")
-    parser.add_argument("--tf2onnx")
+    parser.add_argument("--tf2onnx", action="append", default=[],
+                        help="a folder of NAME.onnx; references beside them or in --refs (repeatable)")
     parser.add_argument("--refs", default=os.path.join(ROOT, "fixtures", "keras2"))
     parser.add_argument("--files", nargs="*", default=[])
     parser.add_argument("--h5", action="store_true", help="also write and check .h5")
@@ -203,8 +210,8 @@ def main():
     cases = []
     if args.torch:
         cases += list(torch_cases(args.torch))
-    if args.tf2onnx:
-        cases += list(tf2onnx_cases(args.tf2onnx, args.refs))
+    for folder in args.tf2onnx:
+        cases += list(tf2onnx_cases(folder, args.refs))
     cases += list(file_cases(args.files))
     passed = failed = 0
     with tempfile.TemporaryDirectory() as folder:

@@ -33,6 +33,22 @@ final class ONNXToKerasCommandTests: XCTestCase {
         }
     }
 
+    /// torch's exports (fixtures/torch): Scion reads back what it wrote, with the same counts. A
+    /// ResNet's branches make Keras's layer order differ from the graph's, which the config follows.
+    func testTorchExportsReadBackWithTheSameCounts() throws {
+        let directory = try temporaryDirectory(self)
+        for name in ["tiny_resnet", "tiny_vgg", "tiny_mobilenet"] {
+            let source = Repository.fixture("torch/\(name).onnx")
+            let total = try summary(source)["totalParams"] as? Int
+            for suffix in ["keras", "h5"] {
+                let output = directory.appendingPathComponent("\(name).\(suffix)").path
+                let result = try runScion(["convert", source, output])
+                XCTAssertEqual(result.status, 0, result.standardError)
+                XCTAssertEqual(try summary(output)["totalParams"] as? Int, total, "\(name).\(suffix)")
+            }
+        }
+    }
+
     /// Keras 2 .h5 → ONNX → .keras: frozen layers stay frozen all the way.
     func testFrozenBaseSurvivesTheRoundTripThroughONNX() throws {
         let directory = try temporaryDirectory(self)

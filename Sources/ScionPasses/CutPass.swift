@@ -1,0 +1,105 @@
+import ScionIR
+
+/// Cuts a model after a layer: that layer's output becomes the model's only output, and everything
+/// nothing needs any more goes (nodes, their weights, unused inputs, emptied nested-model scopes).
+///
+/// ```
+///  before                                   after `--after avg_pool`      after `--drop-top`
+///
+///  input (N,224,224,3)                      input                         input
+///  ... conv5_block3_out (N,7,7,2048)        ... conv5_block3_out          ... conv5_block3_out  ◀ output
+///  avg_pool   GAP2D    (N,2048)             avg_pool  ◀ output
+///  predictions Dense   (N,1000)  ◀ output
+/// ```
+///
+/// `dropTop` does what keras.applications' `include_top=False` does: it walks back from the model's
+/// output through the layers with flat (rank ≤ 2) outputs (the classifier: Dense, Dropout, Flatten,
+/// global pooling, Softmax...) and cuts after the first layer whose output still has spatial axes.
+public struct CutPass: GraphPass {
+    public enum Point: Equatable, Sendable {
+        case after(String)
+        case dropTop
+    }
+
+    public let name = "cut"
+    public var point: Point
+
+    public init(_ point: Point) { self.point = point }
+
+    public func run(_ graph: inout Graph) throws {
+        guard graph.hasArchitecture else {
+            throw PassError(pass: name, subject: graph.name, "has no architecture (weights only); nothing to cut")
+        }
+        try graph.inferShapes()
+        let index = try cutIndex(in: graph)
+        let node = graph.nodes[index]
+        guard node.outputs.count == 1, let output = node.outputs.first else {
+            throw PassError(pass: name, subject: node.name, "has \(node.outputs.count) outputs; cut after a layer with one")
+        }
+        try requireNoDanglingOutput(graph, keeping: output)
+        try graph.prune(keepingOutputs: [output])
+    }
+
+    func cutIndex(in graph: Graph) throws -> Int {
+        switch point {
+        case .after(let layer):
+            return try NodeLookup(graph: graph, pass: name).index(of: layer)
+        case .dropTop:
+            return try topStart(in: graph)
+        }
+    }
+
+    /// The name of the layer `--drop-top` cuts after.
+    public static func dropTopLayer(in graph: Graph) throws -> String {
+        var copy = graph
+        try copy.inferShapes()
+        return copy.nodes[try CutPass(.dropTop).topStart(in: copy)].name
+    }
+
+    /// The last layer with a spatial output before the flat classifier, walking back from the output.
+    func topStart(in graph: Graph) throws -> Int {
+        guard graph.outputs.count == 1, let output = graph.outputs.first else {
+            throw PassError(pass: name, subject: graph.name,
+                            "has \(graph.outputs.count) outputs; --drop-top needs one (cut with --after LAYER instead)")
+        }
+        let producers = graph.producers
+        var value = output
+        while let index = producers[value] {
+            let node = graph.nodes[index]
+            let rank = graph.values[value]?.shape?.rank
+            if let rank, rank >= 3 { return index }
+            let inputNames = Set(graph.inputs.map(\.name))
+            let layered = node.inputs.filter { producers[$0] != nil || inputNames.contains($0) }
+            guard layered.count == 1, let next = layered.first, producers[next] != nil else {
+                throw PassError(pass: name, subject: node.name,
+                                "the classifier does not narrow to one spatial feature map here; cut with --after LAYER instead")
+            }
+            value = next
+        }
+        throw PassError(pass: name, subject: graph.name, "has no layer with a spatial output to keep; cut with --after LAYER instead")
+    }
+
+    /// A multi-output model keeps only the cut's output: refuse when that silently drops another
+    /// output the cut layer does not lead to.
+    func requireNoDanglingOutput(_ graph: Graph, keeping output: String) throws {
+        let others = graph.outputs.filter { $0 != output }
+        guard !others.isEmpty else { return }
+        let producers = graph.producers
+        let dropped = others.filter { other in
+            // An output computed from the cut point is replaced by the cut itself; any other is lost.
+            var stack = [other]
+            var seen = Set<String>()
+            while let value = stack.popLast() {
+                if value == output { return false }
+                guard seen.insert(value).inserted, let index = producers[value] else { continue }
+                stack.append(contentsOf: graph.nodes[index].inputs)
+            }
+            return true
+        }
+        if !dropped.isEmpty {
+            throw PassError(pass: name, subject: graph.name,
+                            "the cut keeps one output, which would leave output(s) \(dropped.joined(separator: ", ")) dangling; "
+                                + "cut a single-output model, or cut after a layer every output depends on")
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import ScionIR
+
+/// Marks layers frozen (their weights not trained) or trainable, as Keras's `layer.trainable` does.
+///
+/// ```
+///  freeze --up-to out_relu                       (a grafted MobileNetV2)
+///
+///  Conv1 ... block_16_project ... out_relu   trainable → frozen   (out_relu and all it depends on)
+///  global_average_pooling2d, dense           unchanged (trainable)
+/// ```
+///
+/// Selections, applied in this order: `all`; `upTo` a layer (that layer and every layer it depends
+/// on: the base under a head); `layers` whose name matches a regular expression; then `unfreeze`
+/// makes the layers matching its expression trainable again (the top of a base, for fine-tuning).
+/// Moving statistics (BatchNormalization's moving mean and variance, Normalization's mean, variance
+/// and count) are never trainable. A nested model is trainable when any of its layers is.
+public struct FreezePass: GraphPass {
+    public let name = "freeze"
+    public var all: Bool
+    public var upTo: String?
+    public var layers: String?
+    public var unfreeze: String?
+
+    public init(all: Bool = false, upTo: String? = nil, layers: String? = nil, unfreeze: String? = nil) {
+        self.all = all; self.upTo = upTo; self.layers = layers; self.unfreeze = unfreeze
+    }
+
+    static let statisticRoles: Set<String> = ["moving_mean", "moving_variance", "mean", "variance", "count"]
+
+    public func run(_ graph: inout Graph) throws {
+        guard all || upTo != nil || layers != nil || unfreeze != nil else {
+            throw PassError(pass: name, subject: graph.name, "says nothing to do; give --all, --up-to LAYER, --layers REGEX or --unfreeze REGEX")
+        }
+        var frozen = Set<Int>()
+        if all { frozen.formUnion(graph.nodes.indices) }
+        if let upTo {
+            let index = try NodeLookup(graph: graph, pass: name).index(of: upTo)
+            frozen.formUnion(Self.ancestors(of: index, in: graph))
+        }
+        if let layers { frozen.formUnion(try matching(layers, option: "--layers", in: graph)) }
+        let thawed = try unfreeze.map { try matching($0, option: "--unfreeze", in: graph) } ?? []
+        for index in graph.nodes.indices {
+            let trainable: Bool
+            if thawed.contains(index) { trainable = true } else if frozen.contains(index) { trainable = false } else { continue }
+            graph.nodes[index].trainable = trainable
+            for parameter in graph.nodes[index].parameters {
+                guard var entry = graph.parameters[parameter] else { continue }
+                entry.trainable = trainable && !Self.statisticRoles.contains(entry.role)
+                graph.parameters[parameter] = entry
+            }
+        }
+        for position in graph.submodels.indices {
+            let path = graph.submodels[position].path
+            let inside = graph.nodes.filter { $0.scope == path || $0.scope.hasPrefix(path + "/") }
+            if !inside.isEmpty { graph.submodels[position].trainable = inside.contains(where: \.trainable) }
+        }
+    }
+
+    /// `index` and every node it depends on.
+    static func ancestors(of index: Int, in graph: Graph) -> Set<Int> {
+        let producers = graph.producers
+        var result = Set<Int>()
+        var stack = [index]
+        while let next = stack.popLast() {
+            guard result.insert(next).inserted else { continue }
+            stack.append(contentsOf: graph.nodes[next].inputs.compactMap { producers[$0] })
+        }
+        return result
+    }
+
+    /// Nodes whose name or layer name matches `pattern` somewhere; an expression matching nothing
+    /// is an error (a typo would otherwise freeze nothing, silently).
+    func matching(_ pattern: String, option: String, in graph: Graph) throws -> Set<Int> {
+        let expression: NSRegularExpression
+        do {
+            expression = try NSRegularExpression(pattern: pattern)
+        } catch {
+            throw PassError(pass: name, subject: pattern, "\(option) is not a valid regular expression")
+        }
+        let found = graph.nodes.indices.filter { index in
+            [graph.nodes[index].name, graph.nodes[index].layer].contains { text in
+                expression.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+            }
+        }
+        if found.isEmpty {
+            let hint = NodeLookup(graph: graph, pass: name).closestNames(to: pattern)
+            throw PassError(pass: name, subject: pattern, "\(option) matches no layer"
+                + (hint.isEmpty ? "" : "; closest names: \(hint.joined(separator: ", "))"))
+        }
+        return Set(found)
+    }
+}
