@@ -48,12 +48,14 @@ $(ORACLE_PYTHON): Tests/Interop/requirements.txt
 # ONNX file the Swift tests wrote must pass the checker and load; the onnx wheel's backend test models
 # read into the IR and written back must give their expected outputs (docs/onnx-conformance.md);
 # every Keras file Scion writes, from Keras files and from ONNX (torch's and tf2onnx's), must load in
-# Keras 3 and predict what its source predicts (docs/keras-writers.md, docs/onnx-to-keras.md).
+# Keras 3 and predict what its source predicts (docs/keras-writers.md, docs/onnx-to-keras.md); cut and
+# grafted models must give Keras's own feature models' numbers (docs/surgery.md).
 interop: build oracle
 	$(ORACLE_PYTHON) Tests/Interop/check_onnx.py --scion $(SCION_DEBUG) --also $(CURDIR)/.build/interop-tests
 	$(ORACLE_PYTHON) Tests/Interop/check_onnx_roundtrip.py --scion $(SCION_DEBUG) --quiet
 	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG)
 	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_onnx_keras.py --h5 --scion $(SCION_DEBUG) --torch --tf2onnx fixtures/tf2onnx --tf2onnx fixtures/torch
+	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_surgery.py --scion $(SCION_DEBUG)
 
 # Scion's main job on the bundled example, as far as it goes today: inspect a real Keras 2
 # transfer-learning model (a frozen nested base plus a new head), convert it to ONNX, inspect that.

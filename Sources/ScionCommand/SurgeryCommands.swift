@@ -182,3 +182,31 @@ struct EditCommand: ParsableCommand {
         }
     }
 }
+
+struct DiffCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "What changed between two models: layers removed, added, changed; weights; trainability.")
+
+    @Argument(help: "The model before (.h5, .keras, .onnx).")
+    var before: String
+
+    @Argument(help: "The model after.")
+    var after: String
+
+    @Flag(help: "Print one JSON object (removed, added, changed, weightsChanged, trainabilityChanged...).")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let diff = try ModelDiff(try Model.load(before), try Model.load(after))
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try encoder.encode(diff), as: UTF8.self))
+            } else {
+                print(diff.text())
+            }
+        }
+    }
+}
