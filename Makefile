@@ -4,7 +4,7 @@ DEBIAN_PACKAGES := libhdf5-dev libprotobuf-c-dev protobuf-c-compiler zlib1g-dev 
 SWIFT ?= swift
 SCION_DEBUG := .build/debug/scion
 SCION_RELEASE := .build/release/scion
-DEMO_MODEL := fixtures/keras2/nested_transfer.h5
+DEMO_MODEL := fixtures/keras2/mobilenet_v2.h5
 
 ORACLE_VENV := .build/oracle-venv
 ORACLE_PYTHON := $(ORACLE_VENV)/bin/python
@@ -57,13 +57,18 @@ interop: build oracle
 	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_onnx_keras.py --h5 --scion $(SCION_DEBUG) --torch --tf2onnx fixtures/tf2onnx --tf2onnx fixtures/torch
 	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_surgery.py --scion $(SCION_DEBUG)
 
-# Scion's main job on the bundled example, as far as it goes today: inspect a real Keras 2
-# transfer-learning model (a frozen nested base plus a new head), convert it to ONNX, inspect that.
+# Scion's main job on the bundled example: a Keras 2 MobileNetV2 classifier becomes the start of a new
+# model (classifier dropped, new head, base frozen), written as Keras 3 and as ONNX, and compared.
 demo: build
-	$(SCION_DEBUG) inspect $(DEMO_MODEL)
 	@mkdir -p .build/demo
-	$(SCION_DEBUG) convert $(DEMO_MODEL) .build/demo/nested_transfer.onnx --force
-	$(SCION_DEBUG) inspect .build/demo/nested_transfer.onnx
+	@echo "== A Keras 2 MobileNetV2 classifier (tf.keras .h5, which Keras 3 refuses to load)"
+	$(SCION_DEBUG) inspect $(DEMO_MODEL) | tail -8
+	@echo "== Transfer learning: drop the classifier, graft a 5-class head, freeze the base; write Keras 3 and ONNX"
+	$(SCION_DEBUG) edit $(DEMO_MODEL) --drop-top --head gap,dropout:0.2,dense:5:softmax --freeze-base --seed 0 -o .build/demo/flowers.keras --force
+	$(SCION_DEBUG) edit $(DEMO_MODEL) --drop-top --head gap,dropout:0.2,dense:5:softmax --freeze-base --seed 0 -o .build/demo/flowers.onnx --force
+	$(SCION_DEBUG) inspect .build/demo/flowers.keras | tail -8
+	@echo "== What changed (the ONNX file read back, compared layer by layer and weight by weight)"
+	$(SCION_DEBUG) diff $(DEMO_MODEL) .build/demo/flowers.onnx
 
 bench: release
 	bench/inspect_bench.py
