@@ -24,10 +24,12 @@ let package = Package(
         .target(name: "ONNXProto", dependencies: ["CProtobufC"]),
         .target(name: "ScionONNX", dependencies: ["ScionIR", "ONNXProto"]),
         .target(name: "ScionPasses", dependencies: ["ScionIR"]),
-        .target(name: "Scion", dependencies: ["ScionIR", "ScionKeras", "ScionONNX", "ScionPasses", "CZlib"]),
+        // The executor: forward pass on the CPU, matrix products through OpenBLAS.
+        .target(name: "ScionRuntime", dependencies: ["ScionIR", "ScionPasses", "CBLAS"]),
+        .target(name: "Scion", dependencies: ["ScionIR", "ScionKeras", "ScionONNX", "ScionPasses", "ScionRuntime", "CZlib"]),
         .executableTarget(
             name: "ScionCommand",
-            dependencies: ["Scion", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Scion", "ScionRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         .testTarget(name: "ScionIRTests", dependencies: ["ScionIR"]),
@@ -36,6 +38,7 @@ let package = Package(
         .testTarget(name: "ScionONNXTests", dependencies: ["ScionONNX", "ScionIR"], exclude: ["Resources"]),
         .testTarget(name: "ScionPassesTests", dependencies: ["ScionPasses", "ScionIR", "ScionKeras"]),
         .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR"]),
+        .testTarget(name: "ScionRuntimeTests", dependencies: ["ScionRuntime", "ScionIR", "Scion"]),
         .testTarget(name: "ScionCommandTests", dependencies: ["ScionCommand"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import Scion
+import ScionRuntime
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a model forward on the CPU: .npy inputs in, .npy outputs out.")
+
+    @Argument(help: "The model to run (.h5, .keras, .onnx).")
+    var model: String
+
+    @Option(name: .customLong("input"), help: "A .npy array per model input, in the model's input order.")
+    var inputs: [String] = []
+
+    @Option(help: "Where to write the output (.npy); with several outputs or taps, OUT_0.npy, OUT_1.npy... are written.")
+    var output: String
+
+    @Option(name: .customLong("layer"), help: "Also write this layer's output (repeatable).")
+    var layers: [String] = []
+
+    @Flag(help: "Replace existing output files.")
+    var force = false
+
+    @Flag(help: "Print the BLAS kernel in use and the time taken.")
+    var verbose = false
+
+    func run() throws {
+        BLAS.reexecIfNeeded()
+        try reportingErrors {
+            let start = Date()
+            let loaded = try Model.load(model)
+            let executor: Executor
+            do {
+                executor = try Executor(graph: loaded.graph, taps: layers)
+            } catch let error as RuntimeError {
+                throw ScionError(file: model, error.description)
+            }
+            guard inputs.count == executor.graph.inputs.count else {
+                throw ScionError(file: model, "takes \(executor.graph.inputs.count) input(s) (\(executor.graph.inputs.map(\.name).joined(separator: ", "))), \(inputs.count) --input given")
+            }
+            var feeds: [String: RuntimeTensor] = [:]
+            for (input, path) in zip(executor.graph.inputs, inputs) { feeds[input.name] = try NumpyFile.read(path) }
+            let results: [String: RuntimeTensor]
+            do {
+                results = try executor.run(feeds)
+            } catch let error as RuntimeError {
+                throw ScionError(file: model, error.description)
+            }
+            let names = loaded.graph.outputs + layers.compactMap { executor.taps[$0] }.filter { !loaded.graph.outputs.contains($0) }
+            let paths = names.count == 1 ? [output] : names.indices.map { output.replacingOccurrences(of: ".npy", with: "_\($0).npy") }
+            for path in paths where FileManager.default.fileExists(atPath: path) && !force {
+                throw ScionError(file: path, "already exists; pass --force to replace it")
+            }
+            for (name, path) in zip(names, paths) {
+                guard let tensor = results[name] else { throw ScionError(file: model, "\(name): not computed") }
+                try AtomicFile.write(to: path) { temporary in
+                    try Data(NumpyFile.encode(tensor)).write(to: URL(fileURLWithPath: temporary))
+                }
+                if verbose || names.count > 1 { print("\(path): \(name) \(tensor.shape)") }
+            }
+            if verbose {
+                print(String(format: "BLAS: %@; %.3f s", BLAS.kernelReport, Date().timeIntervalSince(start)))
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import CBLAS
+import Foundation
+
+/// Matrix products through the system BLAS (OpenBLAS), and the one setting that makes it fast here.
+public enum BLAS {
+    /// `C[m×n] = A[m×k] · B[k×n] (+ C when accumulate)`, row-major; `transposeA`/`transposeB` read A
+    /// as `[k×m]` or B as `[n×k]`.
+    static func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, transposeA: Bool = false,
+                     b: UnsafePointer<Float>, transposeB: Bool = false, c: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n),
+                    accumulate ? 1 : 0, c, Int32(n))
+    }
+
+    /// The kernel OpenBLAS chose when it was loaded (`SkylakeX`, `Haswell`, `Prescott`...).
+    public static var coreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    /// One line for verbose output: the kernel and where the choice came from.
+    public static var kernelReport: String {
+        let environment = ProcessInfo.processInfo.environment
+        let source: String
+        if environment["SCION_BLAS_REEXEC"] != nil {
+            source = "OPENBLAS_CORETYPE set by Scion from the CPU's flags"
+        } else if let set = environment["OPENBLAS_CORETYPE"] {
+            source = "OPENBLAS_CORETYPE=\(set) from the environment, left as set"
+        } else {
+            source = "detected by OpenBLAS"
+        }
+        return "OpenBLAS \(coreName) kernel (\(source))"
+    }
+
+    /// OpenBLAS 0.3.21 (Debian 12) does not recognise some recent CPUs and falls back to older
+    /// kernels (Prescott, or Haswell's AVX2 on AVX-512 machines), 2 to 5 times slower than the
+    /// ones the CPU can run (docs/benchmarks.md). The
+    /// kernel is picked when the library loads, so the choice must be in the environment before the
+    /// process starts: `reexecIfNeeded` sets `OPENBLAS_CORETYPE` from the CPU's flags and runs the
+    /// command again, once. It never overrides a value the user or the system set (some set it to
+    /// avoid wrong results on older builds), and does nothing when OpenBLAS already found a fast core.
+    public static func reexecIfNeeded(arguments: [String] = CommandLine.arguments) {
+        let environment = ProcessInfo.processInfo.environment
+        guard environment["OPENBLAS_CORETYPE"] == nil, environment["SCION_BLAS_REEXEC"] == nil,
+              let wanted = suitableCore(cpuFlags: cpuFlags()), lesserCores[wanted]?.contains(coreName) == true else { return }
+        setenv("OPENBLAS_CORETYPE", wanted, 1)
+        setenv("SCION_BLAS_REEXEC", "1", 1)
+        var pointers = arguments.map { strdup($0) } + [nil]
+        execv("/proc/self/exe", &pointers)
+        // exec failed: carry on with the slow kernel rather than fail.
+        unsetenv("OPENBLAS_CORETYPE")
+        unsetenv("SCION_BLAS_REEXEC")
+    }
+
+    /// Cores OpenBLAS may fall back to that are slower than the one named (measured here: sgemm
+    /// 1024³ at 227 GFLOP/s with the Haswell kernel it picks on an AVX-512 CPU, 438 with SkylakeX;
+    /// other machines fall back to Prescott at ~27).
+    static let lesserCores: [String: Set<String>] = [
+        "SkylakeX": ["Prescott", "Core2", "Nehalem", "Sandybridge", "Haswell", "Zen", "unknown"],
+        "Haswell": ["Prescott", "Core2", "Nehalem", "Sandybridge", "unknown"],
+    ]
+
+    /// The OpenBLAS core for a CPU with these `/proc/cpuinfo` flags; nil when there is nothing to gain.
+    static func suitableCore(cpuFlags: Set<String>) -> String? {
+        if ["avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl"].allSatisfy(cpuFlags.contains) { return "SkylakeX" }
+        if ["avx2", "fma"].allSatisfy(cpuFlags.contains) { return "Haswell" }
+        return nil
+    }
+
+    static func cpuFlags() -> Set<String> {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+              let colon = line.firstIndex(of: ":") else { return [] }
+        return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+    }
+}

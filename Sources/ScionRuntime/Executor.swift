@@ -1,0 +1,123 @@
+import ScionIR
+import ScionPasses
+
+/// Runs a model forward on the CPU, float32, any batch size.
+///
+/// One internal layout: channels-first, as ONNX defines the ops. A Keras graph is converted once by
+/// `ChannelsFirstLayoutPass` (the same conversion the ONNX writer uses, so Scion runs a Keras model
+/// exactly as its ONNX export runs); its inputs and outputs keep their Keras shapes. Layers to tap
+/// (`taps`) become extra outputs before the conversion, so they come back in their own layout too.
+/// Weights are read once; each value is dropped after its last reader (a liveness plan), so peak
+/// memory is about the weights plus the live activations.
+public struct Executor {
+    public let graph: Graph
+    let order: [Int]
+    let weights: [String: [Float]]
+    /// Index in `order` of each value's last reader; graph outputs are never dropped.
+    let lastUse: [String: Int]
+    /// Tapped layer name → the value holding its output.
+    public let taps: [String: String]
+
+    public init(graph source: Graph, taps tapped: [String] = []) throws {
+        guard source.hasArchitecture else { throw RuntimeError(source.name, "has no architecture (weights only); nothing to run") }
+        var graph = source
+        var taps: [String: String] = [:]
+        for name in tapped {
+            let index = try Self.lookup(name, in: graph)
+            guard let output = graph.nodes[index].outputs.first else { throw RuntimeError(name, "has no output to tap") }
+            taps[name] = output
+            if !graph.outputs.contains(output) { graph.outputs.append(output) }
+        }
+        if graph.metadata["layout"] != Layout.channelsFirst.rawValue {
+            do {
+                try ChannelsFirstLayoutPass().run(&graph)
+            } catch let error as PassError {
+                throw RuntimeError(error.subject, error.reason)
+            }
+        }
+        try graph.inferShapes()
+        self.graph = graph
+        self.taps = taps
+        order = try graph.topologicalOrder()
+        var weights: [String: [Float]] = [:]
+        for parameter in graph.parameters.all {
+            weights[parameter.name] = try Self.floats(parameter)
+        }
+        self.weights = weights
+        var lastUse: [String: Int] = [:]
+        for (step, index) in order.enumerated() {
+            for input in graph.nodes[index].inputs { lastUse[input] = step }
+        }
+        for output in graph.outputs { lastUse[output] = Int.max }
+        self.lastUse = lastUse
+    }
+
+    static func lookup(_ name: String, in graph: Graph) throws -> Int {
+        do {
+            return try NodeLookup(graph: graph, pass: "run").index(of: name)
+        } catch let error as PassError {
+            throw RuntimeError(error.subject, error.reason)
+        }
+    }
+
+    /// A parameter's values as float32 (integer constants converted).
+    static func floats(_ parameter: Parameter) throws -> [Float] {
+        let bytes = try parameter.storage.bytes(keep: false)
+        let count = parameter.elementCount
+        return try bytes.withUnsafeBytes { raw -> [Float] in
+            switch parameter.dtype {
+            case .float32 where bytes.count == count * 4:
+                return Array(raw.bindMemory(to: Float.self).prefix(count))
+            case .float64 where bytes.count == count * 8:
+                return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self)) }
+            case .int64 where bytes.count == count * 8:
+                return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+            case .int32 where bytes.count == count * 4:
+                return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
+            default:
+                throw RuntimeError(parameter.name, "holds \(parameter.dtype) values (\(bytes.count) bytes for shape \(parameter.shape)); the executor runs float32")
+            }
+        }
+    }
+
+    /// Runs the model: `inputs` by input name; returns every graph output and tap by value name.
+    public func run(_ inputs: [String: RuntimeTensor]) throws -> [String: RuntimeTensor] {
+        var values: [String: RuntimeTensor] = [:]
+        for input in graph.inputs {
+            guard let tensor = inputs[input.name] else {
+                throw RuntimeError(input.name, "is a model input but no array was given for it")
+            }
+            if let shape = input.shape {
+                let fits = shape.rank == tensor.rank && zip(shape.dimensions, tensor.shape).allSatisfy { $0 == nil || $0 == $1 }
+                guard fits else { throw RuntimeError(input.name, "expects shape \(shape), got \(tensor.shape)") }
+            }
+            values[input.name] = tensor
+        }
+        for (step, index) in order.enumerated() {
+            let node = graph.nodes[index]
+            let arguments = try node.inputs.map { name -> RuntimeTensor in
+                guard let value = values[name] else { throw RuntimeError(node.name, "reads \(name), which is not computed") }
+                return value
+            }
+            let result = try evaluate(node, arguments)
+            if let output = node.outputs.first { values[output] = result }
+            for input in node.inputs where (lastUse[input] ?? 0) <= step { values[input] = nil }
+        }
+        var results: [String: RuntimeTensor] = [:]
+        for output in graph.outputs { results[output] = values[output] }
+        return results
+    }
+
+    func parameter(_ node: Node, _ role: String) -> [Float]? {
+        node.parameters.first { graph.parameters[$0]?.role == role }.flatMap { weights[$0] }
+    }
+
+    func parameterShape(_ node: Node, _ role: String) -> [Int]? {
+        node.parameters.lazy.compactMap { graph.parameters[$0] }.first { $0.role == role }?.shape
+    }
+
+    func require(_ node: Node, _ role: String) throws -> [Float] {
+        guard let values = parameter(node, role) else { throw RuntimeError(node.name, "is missing its '\(role)' weights") }
+        return values
+    }
+}

@@ -1,0 +1,173 @@
+import ScionIR
+
+/// The compute kernels, channels-first (`[N, C, spatial...]`), on plain float arrays.
+enum Kernels {
+    /// Window geometry along one spatial axis: output length and the padding before it.
+    struct Window {
+        var output: Int
+        var before: Int
+    }
+
+    /// Output length and leading padding for an input of `length`, window `kernel` (already dilated),
+    /// `stride`; ONNX's explicit pads are `pads[axis]` before and `pads[rank + axis]` after. `same`
+    /// pads as TensorFlow and ONNX's SAME_UPPER do (the odd cell at the end).
+    static func window(length: Int, kernel: Int, stride: Int, padding: Padding, axis: Int, rank: Int,
+                       ceilMode: Bool = false) -> Window {
+        switch padding {
+        case .same:
+            let output = (length + stride - 1) / stride
+            return Window(output: output, before: max((output - 1) * stride + kernel - length, 0) / 2)
+        case .explicit(let pads):
+            let before = pads.count == 2 * rank ? pads[axis] : 0
+            let after = pads.count == 2 * rank ? pads[rank + axis] : 0
+            let span = length + before + after - kernel
+            var output = (ceilMode ? (span + stride - 1) / stride : span / stride) + 1
+            // A window may not start in the end padding (ONNX, PyTorch).
+            if ceilMode, (output - 1) * stride >= length + before { output -= 1 }
+            return Window(output: max(output, 0), before: before)
+        case .causal:
+            return Window(output: (length + stride - 1) / stride, before: kernel - 1)
+        case .valid:
+            return Window(output: max((length - kernel) / stride + 1, 0), before: 0)
+        }
+    }
+
+    /// Convolution of rank 1 or 2 (rank 1 runs as height 1), grouped, through im2col and GEMM; a
+    /// depthwise convolution (one input channel per group) runs as direct loops instead.
+    static func convolution(_ x: RuntimeTensor, kernel: [Float], kernelShape: [Int], bias: [Float]?, attributes a: ConvAttributes,
+                            node: String) throws -> RuntimeTensor {
+        guard a.rank == 1 || a.rank == 2, x.rank == a.rank + 2, kernelShape.count == a.rank + 2 else {
+            throw RuntimeError(node, "convolution of rank \(a.rank) on \(x.shape) is not supported (ranks 1 and 2 are)")
+        }
+        let oneD = a.rank == 1
+        let (batch, channels) = (x.shape[0], x.shape[1])
+        let height = oneD ? 1 : x.shape[2], width = x.shape[a.rank + 1]
+        let kh = oneD ? 1 : a.kernelSize[0], kw = a.kernelSize[a.rank - 1]
+        let (sh, sw) = oneD ? (1, a.strides[0]) : (a.strides[0], a.strides[1])
+        let (dh, dw) = oneD ? (1, a.dilations[0]) : (a.dilations[0], a.dilations[1])
+        let filters = kernelShape[0], perGroup = kernelShape[1]
+        guard a.groups > 0, perGroup * a.groups == channels, filters % a.groups == 0 else {
+            throw RuntimeError(node, "kernel \(kernelShape) with \(a.groups) groups does not fit input \(x.shape)")
+        }
+        let rows = window(length: height, kernel: (kh - 1) * dh + 1, stride: sh, padding: oneD ? .valid : a.padding, axis: 0, rank: 2)
+        let cols = window(length: width, kernel: (kw - 1) * dw + 1, stride: sw, padding: a.padding, axis: a.rank - 1, rank: a.rank)
+        let (oh, ow) = (rows.output, cols.output)
+        let outShape = oneD ? [batch, filters, ow] : [batch, filters, oh, ow]
+        var output = [Float](repeating: 0, count: batch * filters * oh * ow)
+        let filtersPerGroup = filters / a.groups
+        let patch = perGroup * kh * kw
+        let plane = oh * ow
+        if perGroup == 1 && a.groups > 1 {
+            depthwise(x.data, kernel, &output, batch: batch, channels: channels, multiplier: filtersPerGroup,
+                      height: height, width: width, kh: kh, kw: kw, sh: sh, sw: sw, dh: dh, dw: dw,
+                      top: rows.before, left: cols.before, oh: oh, ow: ow)
+        } else {
+            let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && rows.before == 0 && cols.before == 0 && oh == height && ow == width
+            var columns = [Float](repeating: 0, count: direct ? 0 : patch * plane)
+            for n in 0..<batch {
+                for group in 0..<a.groups {
+                    let inputOffset = (n * channels + group * perGroup) * height * width
+                    let outputOffset = (n * filters + group * filtersPerGroup) * plane
+                    kernel.withUnsafeBufferPointer { k in
+                        output.withUnsafeMutableBufferPointer { out in
+                            let weights = k.baseAddress! + group * filtersPerGroup * patch
+                            if direct {
+                                x.data.withUnsafeBufferPointer { input in
+                                    BLAS.gemm(m: filtersPerGroup, n: plane, k: patch, a: weights, b: input.baseAddress! + inputOffset,
+                                              c: out.baseAddress! + outputOffset)
+                                }
+                            } else {
+                                im2col(x.data, offset: inputOffset, into: &columns, channels: perGroup, height: height, width: width,
+                                       kh: kh, kw: kw, sh: sh, sw: sw, dh: dh, dw: dw, top: rows.before, left: cols.before, oh: oh, ow: ow)
+                                columns.withUnsafeBufferPointer { c in
+                                    BLAS.gemm(m: filtersPerGroup, n: plane, k: patch, a: weights, b: c.baseAddress!,
+                                              c: out.baseAddress! + outputOffset)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let bias {
+            for n in 0..<batch {
+                for f in 0..<filters {
+                    let start = (n * filters + f) * plane
+                    for i in start..<(start + plane) { output[i] += bias[f] }
+                }
+            }
+        }
+        return RuntimeTensor(shape: outShape, data: output)
+    }
+
+    /// Unfolds the windows of one sample's channels into columns: row `(c, y, x)` of the kernel,
+    /// column `(oy, ox)` of the output; padding reads as zeros.
+    static func im2col(_ data: [Float], offset: Int, into columns: inout [Float], channels: Int, height: Int, width: Int,
+                       kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, top: Int, left: Int, oh: Int, ow: Int) {
+        data.withUnsafeBufferPointer { source in
+            columns.withUnsafeMutableBufferPointer { target in
+                var row = 0
+                for c in 0..<channels {
+                    let channel = offset + c * height * width
+                    for ky in 0..<kh {
+                        for kx in 0..<kw {
+                            let base = row * oh * ow
+                            for oy in 0..<oh {
+                                let y = oy * sh + ky * dh - top
+                                let line = base + oy * ow
+                                guard y >= 0 && y < height else {
+                                    for ox in 0..<ow { target[line + ox] = 0 }
+                                    continue
+                                }
+                                let sourceLine = channel + y * width
+                                for ox in 0..<ow {
+                                    let xx = ox * sw + kx * dw - left
+                                    target[line + ox] = xx >= 0 && xx < width ? source[sourceLine + xx] : 0
+                                }
+                            }
+                            row += 1
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Depthwise convolution: output channel `c · multiplier + m` is input channel `c` with its own
+    /// filter; a GEMM per channel would be too small to pay.
+    static func depthwise(_ x: [Float], _ kernel: [Float], _ output: inout [Float], batch: Int, channels: Int, multiplier: Int,
+                          height: Int, width: Int, kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int,
+                          top: Int, left: Int, oh: Int, ow: Int) {
+        x.withUnsafeBufferPointer { input in
+            kernel.withUnsafeBufferPointer { k in
+                output.withUnsafeMutableBufferPointer { out in
+                    for n in 0..<batch {
+                        for c in 0..<channels {
+                            let source = (n * channels + c) * height * width
+                            for m in 0..<multiplier {
+                                let filter = c * multiplier + m
+                                let weights = filter * kh * kw
+                                let target = (n * channels * multiplier + filter) * oh * ow
+                                for oy in 0..<oh {
+                                    for ox in 0..<ow {
+                                        var sum: Float = 0
+                                        for ky in 0..<kh {
+                                            let y = oy * sh + ky * dh - top
+                                            if y < 0 || y >= height { continue }
+                                            for kx in 0..<kw {
+                                                let xx = ox * sw + kx * dw - left
+                                                if xx < 0 || xx >= width { continue }
+                                                sum += input[source + y * width + xx] * k[weights + ky * kw + kx]
+                                            }
+                                        }
+                                        out[target + oy * ow + ox] = sum
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

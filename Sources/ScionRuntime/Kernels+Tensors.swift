@@ -1,0 +1,233 @@
+import Foundation
+import ScionIR
+
+/// Matrix products, broadcasting arithmetic and shape ops.
+extension Kernels {
+    /// `x[..., k] · w[k, columns]` over the last axis, through BLAS.
+    static func matmul(_ x: RuntimeTensor, _ w: [Float], columns: Int) -> RuntimeTensor {
+        let inner = x.shape.last ?? 1
+        let rows = x.count / max(inner, 1)
+        var output = [Float](repeating: 0, count: rows * columns)
+        x.data.withUnsafeBufferPointer { a in
+            w.withUnsafeBufferPointer { b in
+                output.withUnsafeMutableBufferPointer { c in
+                    BLAS.gemm(m: rows, n: columns, k: inner, a: a.baseAddress!, b: b.baseAddress!, c: c.baseAddress!)
+                }
+            }
+        }
+        return RuntimeTensor(shape: Array(x.shape.dropLast()) + [columns], data: output)
+    }
+
+    /// Adds `bias` to every row (the last axis).
+    static func addRows(_ x: inout RuntimeTensor, _ bias: [Float]) {
+        let width = bias.count
+        x.data.withUnsafeMutableBufferPointer { values in
+            for index in 0..<values.count { values[index] += bias[index % width] }
+        }
+    }
+
+    /// numpy matmul of two runtime tensors of rank 2, or batched with equal leading axes.
+    static func batchedMatmul(_ a: RuntimeTensor, _ b: RuntimeTensor, node: String) throws -> RuntimeTensor {
+        guard a.rank >= 2, b.rank == 2 || b.shape.dropLast(2) == a.shape.dropLast(2), a.shape.last == b.shape[b.rank - 2] else {
+            throw RuntimeError(node, "MatMul of \(a.shape) and \(b.shape) is not supported")
+        }
+        if b.rank == 2 { return matmul(a, b.data, columns: b.shape[1]) }
+        let (m, k, n) = (a.shape[a.rank - 2], a.shape[a.rank - 1], b.shape[b.rank - 1])
+        let batches = a.count / (m * k)
+        var output = [Float](repeating: 0, count: batches * m * n)
+        a.data.withUnsafeBufferPointer { x in
+            b.data.withUnsafeBufferPointer { y in
+                output.withUnsafeMutableBufferPointer { z in
+                    for i in 0..<batches {
+                        BLAS.gemm(m: m, n: n, k: k, a: x.baseAddress! + i * m * k, b: y.baseAddress! + i * k * n,
+                                  c: z.baseAddress! + i * m * n)
+                    }
+                }
+            }
+        }
+        return RuntimeTensor(shape: Array(a.shape.dropLast()) + [n], data: output)
+    }
+
+    /// n-ary elementwise arithmetic with numpy broadcasting.
+    static func elementwise(_ operation: ElementwiseOperation, _ inputs: [RuntimeTensor], node: String) throws -> RuntimeTensor {
+        guard var result = inputs.first else { throw RuntimeError(node, "has no inputs") }
+        let combine: (Float, Float) -> Float
+        switch operation {
+        case .add, .average: combine = (+)
+        case .subtract: combine = (-)
+        case .multiply: combine = (*)
+        case .divide: combine = (/)
+        case .maximum: combine = { max($0, $1) }
+        case .minimum: combine = { min($0, $1) }
+        case .power: combine = { Float(pow(Double($0), Double($1))) }
+        }
+        for other in inputs.dropFirst() {
+            result = try broadcast(result, other, node: node, combine)
+        }
+        if operation == .average, inputs.count > 1 {
+            let count = Float(inputs.count)
+            result.data = result.data.map { $0 / count }
+        }
+        return result
+    }
+
+    static func broadcast(_ a: RuntimeTensor, _ b: RuntimeTensor, node: String, _ combine: (Float, Float) -> Float) throws -> RuntimeTensor {
+        if a.shape == b.shape { return RuntimeTensor(shape: a.shape, data: zip(a.data, b.data).map(combine)) }
+        let rank = max(a.rank, b.rank)
+        let shapeA = Array(repeating: 1, count: rank - a.rank) + a.shape
+        let shapeB = Array(repeating: 1, count: rank - b.rank) + b.shape
+        var shape: [Int] = []
+        for (x, y) in zip(shapeA, shapeB) {
+            guard x == y || x == 1 || y == 1 else { throw RuntimeError(node, "cannot broadcast \(a.shape) with \(b.shape)") }
+            shape.append(max(x, y))
+        }
+        let stridesA = broadcastStrides(shapeA), stridesB = broadcastStrides(shapeB)
+        let total = shape.reduce(1, *)
+        var output = [Float](repeating: 0, count: total)
+        var index = [Int](repeating: 0, count: rank)
+        for position in 0..<total {
+            var offsetA = 0, offsetB = 0
+            for axis in 0..<rank {
+                offsetA += index[axis] * stridesA[axis]
+                offsetB += index[axis] * stridesB[axis]
+            }
+            output[position] = combine(a.data[offsetA], b.data[offsetB])
+            var axis = rank - 1
+            while axis >= 0 {
+                index[axis] += 1
+                if index[axis] < shape[axis] { break }
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+        return RuntimeTensor(shape: shape, data: output)
+    }
+
+    /// Row-major strides with 0 along broadcast (length-1) axes.
+    static func broadcastStrides(_ shape: [Int]) -> [Int] {
+        var strides = [Int](repeating: 0, count: shape.count)
+        var stride = 1
+        for axis in shape.indices.reversed() {
+            strides[axis] = shape[axis] == 1 ? 0 : stride
+            stride *= shape[axis]
+        }
+        return strides
+    }
+
+    static func concatenate(_ inputs: [RuntimeTensor], axis: Int, node: String) throws -> RuntimeTensor {
+        guard let first = inputs.first else { throw RuntimeError(node, "has no inputs") }
+        let resolved = axis < 0 ? axis + first.rank : axis
+        guard inputs.allSatisfy({ $0.rank == first.rank }), (0..<first.rank).contains(resolved) else {
+            throw RuntimeError(node, "cannot concatenate \(inputs.map(\.shape)) along axis \(axis)")
+        }
+        let outer = first.shape.prefix(resolved).reduce(1, *)
+        var shape = first.shape
+        shape[resolved] = inputs.reduce(0) { $0 + $1.shape[resolved] }
+        var output: [Float] = []
+        output.reserveCapacity(shape.reduce(1, *))
+        for o in 0..<outer {
+            for input in inputs {
+                let block = input.count / max(outer, 1)
+                output.append(contentsOf: input.data[(o * block)..<((o + 1) * block)])
+            }
+        }
+        return RuntimeTensor(shape: shape, data: output)
+    }
+
+    /// Keras reshapes name the sample's shape; ONNX reshapes the whole (0 copies the input's length).
+    static func reshape(_ x: RuntimeTensor, _ a: ReshapeAttributes, node: String) throws -> RuntimeTensor {
+        var target = a.includesBatch ? a.targetShape : [x.shape.first ?? 1] + a.targetShape
+        if a.includesBatch && !a.allowZero {
+            for (axis, length) in target.enumerated() where length == 0 && axis < x.rank { target[axis] = x.shape[axis] }
+        }
+        let known = target.filter { $0 != -1 }.reduce(1, *)
+        if let unknown = target.firstIndex(of: -1) {
+            guard known > 0, x.count % known == 0 else { throw RuntimeError(node, "cannot reshape \(x.shape) to \(a.targetShape)") }
+            target[unknown] = x.count / known
+        }
+        guard target.reduce(1, *) == x.count else { throw RuntimeError(node, "cannot reshape \(x.shape) to \(a.targetShape)") }
+        return RuntimeTensor(shape: target, data: x.data)
+    }
+
+    /// Output axis `i` is input axis `permutation[i]`.
+    static func transpose(_ x: RuntimeTensor, _ permutation: [Int]) -> RuntimeTensor {
+        let shape = permutation.map { x.shape[$0] }
+        let sourceStrides = x.strides
+        let strides = permutation.map { sourceStrides[$0] }
+        var output = [Float](repeating: 0, count: x.count)
+        var index = [Int](repeating: 0, count: shape.count)
+        var offset = 0
+        for position in 0..<x.count {
+            output[position] = x.data[offset]
+            var axis = shape.count - 1
+            while axis >= 0 {
+                index[axis] += 1
+                offset += strides[axis]
+                if index[axis] < shape[axis] { break }
+                offset -= strides[axis] * shape[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+        return RuntimeTensor(shape: shape, data: output)
+    }
+
+    /// ONNX's reductions over `axes` (all axes when nil).
+    static func reduce(_ x: RuntimeTensor, _ a: ReduceAttributes, node: String) throws -> RuntimeTensor {
+        let axes = Set((a.axes ?? Array(0..<x.rank)).map { $0 < 0 ? $0 + x.rank : $0 })
+        guard axes.allSatisfy({ (0..<x.rank).contains($0) }) else { throw RuntimeError(node, "reduces axes \(a.axes ?? []) of \(x.shape)") }
+        let kept = x.shape.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
+        let keptStrides = RuntimeTensor(shape: kept, data: []).strides
+        let count = kept.reduce(1, *), group = Float(x.count / max(count, 1))
+        let start: Float = [.maximum].contains(a.kind) ? -.infinity : a.kind == .minimum ? .infinity : a.kind == .product ? 1 : 0
+        var accumulated = [Float](repeating: start, count: count)
+        let strides = x.strides
+        for position in 0..<x.count {
+            var target = 0
+            for axis in 0..<x.rank where !axes.contains(axis) { target += (position / strides[axis] % x.shape[axis]) * keptStrides[axis] }
+            let v = x.data[position]
+            switch a.kind {
+            case .mean, .sum: accumulated[target] += v
+            case .maximum: accumulated[target] = max(accumulated[target], v)
+            case .minimum: accumulated[target] = min(accumulated[target], v)
+            case .product: accumulated[target] *= v
+            case .l1: accumulated[target] += abs(v)
+            case .l2, .sumSquare: accumulated[target] += v * v
+            case .logSumExp: accumulated[target] += exp(v)
+            }
+        }
+        switch a.kind {
+        case .mean: accumulated = accumulated.map { $0 / group }
+        case .l2: accumulated = accumulated.map { $0.squareRoot() }
+        case .logSumExp: accumulated = accumulated.map { log($0) }
+        default: break
+        }
+        let shape = a.keepDimensions ? kept : x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
+        return RuntimeTensor(shape: shape, data: accumulated)
+    }
+
+    /// Pads (positive) or crops (negative) each axis: `begins[axis]` before, `ends[axis]` after.
+    static func pad(_ x: RuntimeTensor, begins: [Int], ends: [Int], value: Float) -> RuntimeTensor {
+        let shape = x.shape.indices.map { x.shape[$0] + begins[$0] + ends[$0] }
+        var output = [Float](repeating: value, count: shape.reduce(1, *))
+        let target = RuntimeTensor(shape: shape, data: []).strides
+        var index = [Int](repeating: 0, count: x.rank)
+        for position in 0..<x.count {
+            var offset = 0, inside = true
+            for axis in 0..<x.rank {
+                let moved = index[axis] + begins[axis]
+                if moved < 0 || moved >= shape[axis] { inside = false; break }
+                offset += moved * target[axis]
+            }
+            if inside { output[offset] = x.data[position] }
+            var axis = x.rank - 1
+            while axis >= 0 {
+                index[axis] += 1
+                if index[axis] < x.shape[axis] { break }
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+        return RuntimeTensor(shape: shape, data: output)
+    }
+}

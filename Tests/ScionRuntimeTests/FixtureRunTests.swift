@@ -1,0 +1,74 @@
+import Foundation
+import Scion
+import ScionIR
+@testable import ScionRuntime
+import XCTest
+
+/// The executor against the numbers the real tools produced: every fixture (Keras 2 and 3 models,
+/// tf2onnx's and torch's ONNX) run on its stored inputs must give its stored outputs within
+/// max|a-b| <= 1e-4 * max|b|. Models with ops the executor does not run yet are listed with the op,
+/// so a regression fails and a newly supported op shows up as an unexpected pass.
+final class FixtureRunTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("fixtures")
+
+    /// Model → the op it stops at.
+    static let notYet: [String: String] = [
+        // tf2onnx spells LayerNormalization with Shape / Expand (dynamic shapes).
+        "tf2onnx/misc_zoo": "Shape",
+    ]
+
+    func arrays(_ folder: URL, _ name: String, _ kind: String) throws -> [RuntimeTensor] {
+        let single = folder.appendingPathComponent("\(name).\(kind).npy")
+        if FileManager.default.fileExists(atPath: single.path) { return [try NumpyFile.read(single.path)] }
+        var result: [RuntimeTensor] = []
+        while true {
+            let path = folder.appendingPathComponent("\(name).\(kind)_\(result.count).npy").path
+            guard FileManager.default.fileExists(atPath: path) else { return result }
+            result.append(try NumpyFile.read(path))
+        }
+    }
+
+    func testEveryFixtureGivesTheRealToolsOutputs() throws {
+        var passed: [String] = [], stopped: [String: String] = [:]
+        for (folder, suffix, references) in [("keras2", "h5", "keras2"), ("keras3", "keras", "keras3"),
+                                             ("tf2onnx", "onnx", "keras2"), ("torch", "onnx", "torch")] {
+            let directory = Self.fixtures.appendingPathComponent(folder)
+            let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".\(suffix)") }.sorted()
+            for file in files {
+                let name = String(file.dropLast(suffix.count + 1)), label = "\(folder)/\(name)"
+                let referenceFolder = Self.fixtures.appendingPathComponent(references)
+                let inputs = try arrays(referenceFolder, name, "input"), expected = try arrays(referenceFolder, name, "output")
+                guard !inputs.isEmpty, !expected.isEmpty else { continue }
+                let model = try Model.load(directory.appendingPathComponent(file).path)
+                let outputs: [RuntimeTensor]
+                do {
+                    let executor = try Executor(graph: model.graph)
+                    let feeds = Dictionary(uniqueKeysWithValues: zip(executor.graph.inputs.map(\.name), inputs))
+                    let results = try executor.run(feeds)
+                    outputs = model.graph.outputs.compactMap { results[$0] }
+                } catch let error as RuntimeError {
+                    stopped[label] = error.description
+                    continue
+                }
+                XCTAssertEqual(outputs.count, expected.count, label)
+                for (got, want) in zip(outputs, expected) {
+                    XCTAssertEqual(got.shape, want.shape, label)
+                    let scale = want.data.map(abs).max() ?? 1
+                    let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? 0
+                    XCTAssertLessThanOrEqual(worst, 1e-4 * max(scale, 1e-12), "\(label): max |a-b| \(worst), max |b| \(scale)")
+                }
+                passed.append(label)
+            }
+        }
+        for (label, reason) in stopped {
+            let expected = try XCTUnwrap(Self.notYet[label], "\(label) stopped: \(reason)")
+            XCTAssertTrue(reason.contains(expected), "\(label): \(reason)")
+        }
+        for label in Self.notYet.keys where stopped[label] == nil {
+            XCTFail("\(label) runs now: remove it from notYet")
+        }
+        XCTAssertGreaterThan(passed.count, 50, "\(passed)")
+        print("executor: \(passed.count) fixtures match, \(stopped.count) use ops not run yet")
+    }
+}
