@@ -51,6 +51,9 @@ extension Executor {
             guard copies, let factors, factors.count == x.rank, factors.prefix(2) == [1, 1],
                   a.scales?.allSatisfy({ $0 == $0.rounded() }) ?? true, factors.allSatisfy({ $0 >= 1 }) else { return nil }
             return upsampleNearest(x, Array(factors.dropFirst(2)))
+        case .unary(let operation):
+            guard let f = Self.unaryFunction(operation) else { return nil }
+            return RuntimeTensor(shape: x.shape, data: x.data.map(f))
         case .reduce(let a):
             return try Kernels.reduce(x, a, node: node.name)
         case .slice(let a):
@@ -70,6 +73,24 @@ extension Executor {
             return RuntimeTensor(shape: shape, data: x.data)
         default:
             return nil
+        }
+    }
+
+    static func unaryFunction(_ operation: UnaryOperation) -> ((Float) -> Float)? {
+        switch operation {
+        case .negate: return { (v: Float) -> Float in -v }
+        case .absolute: return { (v: Float) -> Float in abs(v) }
+        case .squareRoot: return { (v: Float) -> Float in v.squareRoot() }
+        case .reciprocal: return { (v: Float) -> Float in 1 / v }
+        case .logarithm: return { (v: Float) -> Float in log(v) }
+        case .errorFunction: return { (v: Float) -> Float in erf(v) }
+        case .floor: return { (v: Float) -> Float in v.rounded(.down) }
+        case .ceil: return { (v: Float) -> Float in v.rounded(.up) }
+        case .round: return { (v: Float) -> Float in v.rounded(.toNearestOrEven) }
+        case .sign: return { (v: Float) -> Float in v > 0 ? 1 : v < 0 ? -1 : 0 }
+        case .sine: return { (v: Float) -> Float in sin(v) }
+        case .cosine: return { (v: Float) -> Float in cos(v) }
+        case .not: return nil
         }
     }
 

@@ -37,7 +37,7 @@ enum Kernels {
     static func convolution(_ x: RuntimeTensor, kernel: [Float], kernelShape: [Int], bias: [Float]?, attributes a: ConvAttributes,
                             node: String) throws -> RuntimeTensor {
         guard a.rank == 1 || a.rank == 2, x.rank == a.rank + 2, kernelShape.count == a.rank + 2 else {
-            throw RuntimeError(node, "convolution of rank \(a.rank) on \(x.shape) is not supported (ranks 1 and 2 are)")
+            throw RuntimeError(node, "convolution of rank \(a.rank) on \(x.shape) is not supported by the executor yet (ranks 1 and 2 are)")
         }
         let oneD = a.rank == 1
         let (batch, channels) = (x.shape[0], x.shape[1])

@@ -8,7 +8,7 @@ extension Kernels {
     /// the part past the end that ceil mode adds).
     static func pool(_ x: RuntimeTensor, _ a: PoolAttributes, node: String) throws -> RuntimeTensor {
         guard a.rank == 1 || a.rank == 2, x.rank == a.rank + 2 else {
-            throw RuntimeError(node, "pooling of rank \(a.rank) on \(x.shape) is not supported (ranks 1 and 2 are)")
+            throw RuntimeError(node, "pooling of rank \(a.rank) on \(x.shape) is not supported by the executor yet (ranks 1 and 2 are)")
         }
         let oneD = a.rank == 1
         let (batch, channels) = (x.shape[0], x.shape[1])

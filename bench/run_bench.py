@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""`scion run` side by side with onnxruntime: the whole job (start, load the model, run a batch, save
+the result), each in a fresh process, median of N runs.
+
+Scion runs the Keras .h5 and Scion's ONNX export of it; onnxruntime runs the same ONNX file from a
+Python process (import onnxruntime and numpy, load, run, np.save), as its users do. OpenBLAS's kernel
+is reported: this machine's environment sets OPENBLAS_CORETYPE=Haswell, which Scion leaves alone; the
+same runs without it show what OpenBLAS picks by itself.
+
+Usage: bench/run_bench.py [--models ResNet50 MobileNetV2] [--batch 2] [--repeat 5]
+(needs fixtures/applications, a release build and /opt/scion-oracle-venv)
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCION = os.path.join(ROOT, ".build", "release", "scion")
+ORACLE = "/opt/scion-oracle-venv/bin/python"
+ORT_JOB = """
+import sys, numpy as np, onnxruntime as ort
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+x = np.load(sys.argv[2])
+np.save(sys.argv[3], session.run(None, {session.get_inputs()[0].name: x})[0])
+"""
+
+
+def timed(command, environment):
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env=environment)
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", nargs="*", default=["ResNet50", "MobileNetV2"])
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    folder = tempfile.mkdtemp()
+    as_set = dict(os.environ)
+    unset = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    print(f"| model | batch | scion run .h5 (s) | scion run .onnx (s) | same, OPENBLAS_CORETYPE unset (s) | onnxruntime from Python (s) |")
+    print("|---|---|---|---|---|---|")
+    for name in args.models:
+        h5 = os.path.join(ROOT, "fixtures", "applications", "keras2", f"{name}.h5")
+        onnx_path = os.path.join(folder, f"{name}.onnx")
+        subprocess.run([SCION, "convert", h5, onnx_path, "--force"], check=True)
+        size = 299 if name.startswith("Inception") else 224
+        x = np.random.default_rng(0).random((args.batch, size, size, 3), dtype=np.float32)
+        x_path = os.path.join(folder, "x.npy")
+        np.save(x_path, x)
+        out = os.path.join(folder, "out.npy")
+        jobs = {
+            "h5": ([SCION, "run", h5, "--input", x_path, "--output", out, "--force"], as_set),
+            "onnx": ([SCION, "run", onnx_path, "--input", x_path, "--output", out, "--force"], as_set),
+            "onnx-unset": ([SCION, "run", onnx_path, "--input", x_path, "--output", out, "--force"], unset),
+            "ort": ([ORACLE, "-c", ORT_JOB, onnx_path, x_path, out], as_set),
+        }
+        medians = {key: statistics.median(timed(command, env) for _ in range(args.repeat)) for key, (command, env) in jobs.items()}
+        print(f"| {name} | {args.batch} | {medians['h5']:.2f} | {medians['onnx']:.2f} | {medians['onnx-unset']:.2f} | {medians['ort']:.2f} |",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
