@@ -31,6 +31,7 @@ struct RunCommand: ParsableCommand {
         try reportingErrors {
             let start = Date()
             let loaded = try Model.load(model)
+            let loadedAt = Date()
             let executor: Executor
             do {
                 executor = try Executor(graph: loaded.graph, taps: layers)
@@ -43,11 +44,13 @@ struct RunCommand: ParsableCommand {
             var feeds: [String: RuntimeTensor] = [:]
             for (input, path) in zip(executor.graph.inputs, inputs) { feeds[input.name] = try NumpyFile.read(path) }
             let results: [String: RuntimeTensor]
+            let preparedAt = Date()
             do {
                 results = try executor.run(feeds)
             } catch let error as RuntimeError {
                 throw ScionError(file: model, error.description)
             }
+            let ranAt = Date()
             let names = loaded.graph.outputs + layers.compactMap { executor.taps[$0] }.filter { !loaded.graph.outputs.contains($0) }
             let paths = names.count == 1 ? [output] : names.indices.map { output.replacingOccurrences(of: ".npy", with: "_\($0).npy") }
             for path in paths where FileManager.default.fileExists(atPath: path) && !force {
@@ -61,7 +64,9 @@ struct RunCommand: ParsableCommand {
                 if verbose || names.count > 1 { print("\(path): \(name) \(tensor.shape)") }
             }
             if verbose {
-                print(String(format: "BLAS: %@; %.3f s", BLAS.kernelReport, Date().timeIntervalSince(start)))
+                print(String(format: "read %.3f s, prepare %.3f s, run %.3f s, total %.3f s", loadedAt.timeIntervalSince(start),
+                             preparedAt.timeIntervalSince(loadedAt), ranAt.timeIntervalSince(preparedAt), Date().timeIntervalSince(start)))
+                print("BLAS: \(BLAS.kernelReport)")
             }
         }
     }

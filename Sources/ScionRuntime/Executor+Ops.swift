@@ -7,7 +7,7 @@ extension Executor {
         switch node.op {
         case .conv(let a):
             guard a.layout == .channelsFirst else { throw RuntimeError(node.name, "a channels-last convolution is left after the layout pass") }
-            let bias = a.useBias ? try require(node, "bias") : nil
+            let bias = try foldedBiases[node.name] ?? (a.useBias ? require(node, "bias") : nil)
             let y = try Kernels.convolution(x, kernel: try require(node, "kernel"), kernelShape: parameterShape(node, "kernel") ?? [],
                                             bias: bias, attributes: a, node: node.name)
             return try Kernels.activate(y, a.activation, node: node.name)
@@ -16,6 +16,7 @@ extension Executor {
         case .globalPool(let a):
             return Kernels.globalPool(x, a)
         case .batchNormalization(let a):
+            if folded.contains(node.name) { return x }
             return try batchNormalization(node, x, a)
         case .activation(let activation):
             return try Kernels.activate(x, activation, node: node.name)

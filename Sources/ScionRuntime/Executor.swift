@@ -17,6 +17,10 @@ public struct Executor {
     let lastUse: [String: Int]
     /// Tapped layer name → the value holding its output.
     public let taps: [String: String]
+    /// BatchNormalization nodes folded into the convolution before them: they pass values through.
+    let folded: Set<String>
+    /// Biases a folded BatchNormalization gave to convolutions that had none, by node name.
+    let foldedBiases: [String: [Float]]
 
     public init(graph source: Graph, taps tapped: [String] = []) throws {
         guard source.hasArchitecture else { throw RuntimeError(source.name, "has no architecture (weights only); nothing to run") }
@@ -43,13 +47,60 @@ public struct Executor {
         for parameter in graph.parameters.all {
             weights[parameter.name] = try Self.floats(parameter)
         }
+        var folded = Set<String>()
+        var foldedBiases: [String: [Float]] = [:]
+        Self.foldBatchNormalization(graph, &weights, &folded, &foldedBiases)
         self.weights = weights
+        self.folded = folded
+        self.foldedBiases = foldedBiases
         var lastUse: [String: Int] = [:]
         for (step, index) in order.enumerated() {
             for input in graph.nodes[index].inputs { lastUse[input] = step }
         }
         for output in graph.outputs { lastUse[output] = Int.max }
         self.lastUse = lastUse
+    }
+
+    /// Inference-time folding, exact up to float rounding: a BatchNormalization over the channels
+    /// of a convolution's output that nothing else reads (and that is not a requested output)
+    /// scales the convolution's kernel and bias instead: `W' = W · s`, `b' = b · s + t` per filter,
+    /// with `s = gamma / sqrt(variance + epsilon)`, `t = beta - mean · s`.
+    static func foldBatchNormalization(_ graph: Graph, _ weights: inout [String: [Float]], _ folded: inout Set<String>,
+                                       _ foldedBiases: inout [String: [Float]]) {
+        var readers: [String: [Int]] = [:]
+        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { readers[input, default: []].append(index) } }
+        let outputs = Set(graph.outputs)
+        var kernelUses: [String: Int] = [:]
+        for node in graph.nodes { for parameter in node.parameters { kernelUses[parameter, default: 0] += 1 } }
+        for node in graph.nodes {
+            guard case .conv(let a) = node.op, a.activation == .linear, let output = node.outputs.first,
+                  !outputs.contains(output), let next = readers[output], next.count == 1 else { continue }
+            let bn = graph.nodes[next[0]]
+            guard case .batchNormalization(let b) = bn.op, b.axis == 1 || b.axis == -3 && a.rank == 2,
+                  let kernelName = node.parameters.first(where: { graph.parameters[$0]?.role == "kernel" }),
+                  kernelUses[kernelName] == 1, var kernel = weights[kernelName] else { continue }
+            let biasName = a.useBias ? node.parameters.first(where: { graph.parameters[$0]?.role == "bias" }) : nil
+            if a.useBias && (biasName == nil || kernelUses[biasName ?? ""] != 1) { continue }
+            var bias = biasName.flatMap { weights[$0] } ?? [Float](repeating: 0, count: a.filters)
+            func values(_ role: String) -> [Float]? {
+                bn.parameters.first { graph.parameters[$0]?.role == role }.flatMap { weights[$0] }
+            }
+            let filters = bias.count
+            guard let mean = values("moving_mean"), let variance = values("moving_variance"), mean.count == filters,
+                  variance.count == filters, kernel.count % filters == 0 else { continue }
+            let gamma = b.scale ? values("gamma") : [Float](repeating: 1, count: filters)
+            let beta = b.center ? values("beta") : [Float](repeating: 0, count: filters)
+            guard let gamma, let beta, gamma.count == filters, beta.count == filters else { continue }
+            let perFilter = kernel.count / filters
+            for f in 0..<filters {
+                let scale = gamma[f] / (variance[f] + b.epsilon).squareRoot()
+                for i in (f * perFilter)..<((f + 1) * perFilter) { kernel[i] *= scale }
+                bias[f] = bias[f] * scale + beta[f] - mean[f] * scale
+            }
+            weights[kernelName] = kernel
+            if let biasName { weights[biasName] = bias } else { foldedBiases[node.name] = bias }
+            folded.insert(bn.name)
+        }
     }
 
     static func lookup(_ name: String, in graph: Graph) throws -> Int {

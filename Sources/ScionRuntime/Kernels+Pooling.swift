@@ -99,6 +99,14 @@ extension Kernels {
         case .softmax(let axis): return softmax(x, axis: axis, logarithm: false)
         case .logSoftmax(let axis): return softmax(x, axis: axis, logarithm: true)
         case .sparsemax(let axis): return sparsemax(x, axis: axis)
+        case .relu(let maxValue, 0, 0):
+            // The common case without a closure call per value.
+            let cap = maxValue ?? .infinity
+            var data = x.data
+            data.withUnsafeMutableBufferPointer { values in
+                for index in values.indices { values[index] = min(max(values[index], 0), cap) }
+            }
+            return RuntimeTensor(shape: x.shape, data: data)
         default:
             guard let f = elementFunction(activation) else {
                 throw RuntimeError(node, "activation \(activation.displayName) is not supported by the executor yet")

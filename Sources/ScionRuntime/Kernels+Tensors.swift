@@ -209,6 +209,23 @@ extension Kernels {
     /// Pads (positive) or crops (negative) each axis: `begins[axis]` before, `ends[axis]` after.
     static func pad(_ x: RuntimeTensor, begins: [Int], ends: [Int], value: Float) -> RuntimeTensor {
         let shape = x.shape.indices.map { x.shape[$0] + begins[$0] + ends[$0] }
+        if x.rank == 4, begins.prefix(2) == [0, 0], ends.prefix(2) == [0, 0], (begins + ends).allSatisfy({ $0 >= 0 }) {
+            // Spatial zero padding of NCHW images: whole rows at a time.
+            let (height, width, outHeight, outWidth) = (x.shape[2], x.shape[3], shape[2], shape[3])
+            var output = [Float](repeating: value, count: shape.reduce(1, *))
+            x.data.withUnsafeBufferPointer { source in
+                output.withUnsafeMutableBufferPointer { target in
+                    for plane in 0..<(x.shape[0] * x.shape[1]) {
+                        for y in 0..<height {
+                            let from = source.baseAddress! + (plane * height + y) * width
+                            let to = target.baseAddress! + (plane * outHeight + y + begins[2]) * outWidth + begins[3]
+                            to.update(from: from, count: width)
+                        }
+                    }
+                }
+            }
+            return RuntimeTensor(shape: shape, data: output)
+        }
         var output = [Float](repeating: value, count: shape.reduce(1, *))
         let target = RuntimeTensor(shape: shape, data: []).strides
         var index = [Int](repeating: 0, count: x.rank)

@@ -66,6 +66,10 @@ def reference_cases(folder, refs, pattern):
         reference = os.path.join(refs, f"{name}.json")
         if os.path.exists(features) and os.path.exists(reference):
             layer = json.load(open(reference)).get("featuresLayer")
+            if layer and path.endswith(".onnx"):
+                # tf2onnx names nodes `model/layer/Op`: the last node of that layer.
+                nodes = [n.name for n in onnx.load(path, load_external_data=False).graph.node if f"/{layer}/" in n.name]
+                layer = nodes[-1] if nodes else None
             if layer:
                 outputs = outputs + [np.load(features)]
         if inputs:
