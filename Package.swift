@@ -37,7 +37,7 @@ let package = Package(
         .testTarget(name: "ScionKerasTests", dependencies: ["ScionKeras", "ScionIR", "HDF5"]),
         .testTarget(name: "ScionONNXTests", dependencies: ["ScionONNX", "ScionIR"], exclude: ["Resources"]),
         .testTarget(name: "ScionPassesTests", dependencies: ["ScionPasses", "ScionIR", "ScionKeras"]),
-        .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR"]),
+        .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR", "ScionRuntime"]),
         .testTarget(name: "ScionRuntimeTests", dependencies: ["ScionRuntime", "ScionIR", "Scion"]),
         .testTarget(name: "ScionCommandTests", dependencies: ["ScionCommand"]),
     ],

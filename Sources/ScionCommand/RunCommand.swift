@@ -71,3 +71,49 @@ struct RunCommand: ParsableCommand {
         }
     }
 }
+
+struct CompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Run two models on the same input and find the first layer whose outputs diverge.",
+        discussion: "Exit status 0 when every shared layer and output agrees within the tolerance, 1 when they differ (the report says where) or on an error.")
+
+    @Argument(help: "The reference model (.h5, .keras, .onnx).")
+    var reference: String
+
+    @Argument(help: "The model to check against it.")
+    var candidate: String
+
+    @Option(name: .customLong("input"), help: "A .npy array per model input.")
+    var inputs: [String] = []
+
+    @Option(help: "Largest max|a-b| / max|a| accepted.")
+    var tolerance: Double = 1e-4
+
+    @Flag(help: "Print one JSON object (layers, outputs, firstDivergence...).")
+    var json = false
+
+    func run() throws {
+        BLAS.reexecIfNeeded()
+        var agrees = true
+        try reportingErrors {
+            let arrays = try inputs.map(NumpyFile.read)
+            let comparison: ModelComparison
+            do {
+                comparison = try ModelComparison(try Model.load(reference), try Model.load(candidate), inputs: arrays, tolerance: tolerance)
+            } catch let error as RuntimeError {
+                throw ScionError(file: reference, error.description)
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+                print(String(decoding: try encoder.encode(comparison), as: UTF8.self))
+            } else {
+                print(comparison.text())
+            }
+            agrees = comparison.agrees
+        }
+        if !agrees { throw ExitCode(1) }
+    }
+}

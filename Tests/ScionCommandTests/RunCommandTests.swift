@@ -1,0 +1,57 @@
+import Foundation
+import XCTest
+
+/// `scion run` and `scion compare`, end to end. The numbers are checked against the real tools in
+/// ScionRuntimeTests (every fixture) and Tests/Interop/check_run.py (ONNX backend cases).
+final class RunCommandTests: XCTestCase {
+    func testRunWritesTheModelsOutputAndTaps() throws {
+        let directory = try temporaryDirectory(self)
+        let output = directory.appendingPathComponent("out.npy").path
+        let model = Repository.fixture("keras2/mobilenet_v2.h5"), input = Repository.fixture("keras2/mobilenet_v2.input.npy")
+        let result = try runScion(["run", model, "--input", input, "--output", output, "--verbose"])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        XCTAssertTrue(result.standardOutput.contains("BLAS: OpenBLAS"), result.standardOutput)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: output))
+        XCTAssertEqual(try runScion(["run", model, "--input", input, "--output", output]).status, 1, "no overwrite without --force")
+        let tapped = try runScion(["run", model, "--input", input, "--output", output, "--layer", "out_relu", "--force"])
+        XCTAssertEqual(tapped.status, 0, tapped.standardError)
+        XCTAssertTrue(tapped.standardOutput.contains("out_1.npy: out_relu [2, 1, 1, 1280]"), tapped.standardOutput)
+    }
+
+    func testBadInputsFailWithOneLine() throws {
+        let directory = try temporaryDirectory(self)
+        let output = directory.appendingPathComponent("out.npy").path
+        let model = Repository.fixture("keras2/mobilenet_v2.h5")
+        let text = directory.appendingPathComponent("text.npy")
+        try Data("not numpy".utf8).write(to: text)
+        let cases: [([String], String)] = [
+            (["run", model, "--input", text.path, "--output", output], "not a NumPy .npy file"),
+            (["run", model, "--input", Repository.fixture("keras2/conv1d_zoo.input.npy"), "--output", output], "expects shape"),
+            (["run", model, "--output", output], "takes 1 input(s)"),
+            (["run", model, "--input", Repository.fixture("keras2/mobilenet_v2.input.npy"), "--layer", "nope", "--output", output],
+             "no layer has this name"),
+        ]
+        for (arguments, expected) in cases {
+            let result = try runScion(arguments)
+            XCTAssertEqual(result.status, 1, arguments.joined(separator: " "))
+            XCTAssertEqual(result.standardError.split(separator: "\n").count, 1, result.standardError)
+            XCTAssertTrue(result.standardError.contains(expected), "\(arguments): \(result.standardError)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output))
+    }
+
+    func testCompareAgreesWithTheONNXExportAndNotWithAGraftedChild() throws {
+        let directory = try temporaryDirectory(self)
+        let model = Repository.fixture("keras2/mobilenet_v2.h5"), input = Repository.fixture("keras2/mobilenet_v2.input.npy")
+        let onnx = directory.appendingPathComponent("m.onnx").path
+        XCTAssertEqual(try runScion(["convert", model, onnx]).status, 0)
+        let same = try runScion(["compare", model, onnx, "--input", input])
+        XCTAssertEqual(same.status, 0, same.standardOutput + same.standardError)
+        XCTAssertTrue(same.standardOutput.contains("No layer diverges"), same.standardOutput)
+        let child = directory.appendingPathComponent("child.keras").path
+        XCTAssertEqual(try runScion(["edit", model, "--drop-top", "--head", "gap,dense:5:softmax", "--seed", "1", "-o", child]).status, 0)
+        let different = try runScion(["compare", model, child, "--input", input])
+        XCTAssertEqual(different.status, 1)
+        XCTAssertTrue(different.standardOutput.contains("beyond tolerance"), different.standardOutput)
+    }
+}
