@@ -11,10 +11,10 @@ struct RunCommand: ParsableCommand {
     @Argument(help: "The model to run (.h5, .keras, .onnx).")
     var model: String
 
-    @Option(name: .customLong("input"), help: "A .npy array per model input, in the model's input order.")
+    @Option(name: .customLong("input"), help: "A .npy array per model input, in the model's input order, or an .npz of them by name.")
     var inputs: [String] = []
 
-    @Option(help: "Where to write the output (.npy); with several outputs or taps, OUT_0.npy, OUT_1.npy... are written.")
+    @Option(help: "Where to write: OUT.npy for one array, OUT.npz for several outputs or --layer taps (by name).")
     var output: String
 
     @Option(name: .customLong("layer"), help: "Also write this layer's output (repeatable).")
@@ -38,11 +38,7 @@ struct RunCommand: ParsableCommand {
             } catch let error as RuntimeError {
                 throw ScionError(file: model, error.description)
             }
-            guard inputs.count == executor.graph.inputs.count else {
-                throw ScionError(file: model, "takes \(executor.graph.inputs.count) input(s) (\(executor.graph.inputs.map(\.name).joined(separator: ", "))), \(inputs.count) --input given")
-            }
-            var feeds: [String: RuntimeTensor] = [:]
-            for (input, path) in zip(executor.graph.inputs, inputs) { feeds[input.name] = try NumpyFile.read(path) }
+            let feeds = try readInputs(inputs, for: executor.graph.inputs.map(\.name))
             let results: [String: RuntimeTensor]
             let preparedAt = Date()
             do {
@@ -51,17 +47,28 @@ struct RunCommand: ParsableCommand {
                 throw ScionError(file: model, error.description)
             }
             let ranAt = Date()
-            let names = loaded.graph.outputs + layers.compactMap { executor.taps[$0] }.filter { !loaded.graph.outputs.contains($0) }
-            let paths = names.count == 1 ? [output] : names.indices.map { output.replacingOccurrences(of: ".npy", with: "_\($0).npy") }
-            for path in paths where FileManager.default.fileExists(atPath: path) && !force {
-                throw ScionError(file: path, "already exists; pass --force to replace it")
+            // Outputs under their value names, then each tap under the name it was asked by.
+            let entries = loaded.graph.outputs.map { ($0, $0) } + layers.compactMap { layer in executor.taps[layer].map { (layer, $0) } }
+            let names = entries.map(\.0)
+            if FileManager.default.fileExists(atPath: output) && !force {
+                throw ScionError(file: output, "already exists; pass --force to replace it")
             }
-            for (name, path) in zip(names, paths) {
-                guard let tensor = results[name] else { throw ScionError(file: model, "\(name): not computed") }
-                try AtomicFile.write(to: path) { temporary in
-                    try Data(NumpyFile.encode(tensor)).write(to: URL(fileURLWithPath: temporary))
+            let arrays = try entries.map { name, value -> (name: String, tensor: RuntimeTensor) in
+                guard let tensor = results[value] else { throw ScionError(file: model, "\(value): not computed") }
+                return (name, tensor)
+            }
+            if output.hasSuffix(".npz") {
+                try AtomicFile.write(to: output) { try NumpyArchive.write(arrays, to: $0) }
+            } else {
+                guard arrays.count == 1 else {
+                    throw ScionError(file: output, "\(arrays.count) arrays to write (\(names.joined(separator: ", "))); give --output OUT.npz")
                 }
-                if verbose || names.count > 1 { print("\(path): \(name) \(tensor.shape)") }
+                try AtomicFile.write(to: output) { temporary in
+                    try Data(NumpyFile.encode(arrays[0].tensor)).write(to: URL(fileURLWithPath: temporary))
+                }
+            }
+            if verbose {
+                for (name, tensor) in arrays { print("\(name): \(tensor.shape)") }
             }
             if verbose {
                 print(String(format: "read %.3f s, prepare %.3f s, run %.3f s, total %.3f s", loadedAt.timeIntervalSince(start),
@@ -70,6 +77,29 @@ struct RunCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// The arrays for a model's inputs: each `.npy` is the next input; an `.npz` gives its arrays by
+/// name (or, when the names are not the model's, in order).
+func readInputs(_ paths: [String], for names: [String]) throws -> [String: RuntimeTensor] {
+    var ordered: [RuntimeTensor] = []
+    var named: [String: RuntimeTensor] = [:]
+    for path in paths {
+        if path.hasSuffix(".npz") {
+            for (name, tensor) in try NumpyArchive.read(path) {
+                if names.contains(name) { named[name] = tensor } else { ordered.append(tensor) }
+            }
+        } else {
+            ordered.append(try NumpyFile.read(path))
+        }
+    }
+    let missing = names.filter { named[$0] == nil }
+    guard ordered.count == missing.count else {
+        throw ScionError(file: paths.first ?? "--input", "the model takes \(names.count) input(s) (\(names.joined(separator: ", "))); "
+            + "\(ordered.count + named.count) array(s) given")
+    }
+    for (name, tensor) in zip(missing, ordered) { named[name] = tensor }
+    return named
 }
 
 struct CompareCommand: ParsableCommand {
@@ -97,12 +127,14 @@ struct CompareCommand: ParsableCommand {
         BLAS.reexecIfNeeded()
         var agrees = true
         try reportingErrors {
-            let arrays = try inputs.map(NumpyFile.read)
+            let reference = try Model.load(self.reference)
+            let named = try readInputs(inputs, for: reference.graph.inputs.map(\.name))
+            let arrays = reference.graph.inputs.compactMap { named[$0.name] }
             let comparison: ModelComparison
             do {
-                comparison = try ModelComparison(try Model.load(reference), try Model.load(candidate), inputs: arrays, tolerance: tolerance)
+                comparison = try ModelComparison(reference, try Model.load(candidate), inputs: arrays, tolerance: tolerance)
             } catch let error as RuntimeError {
-                throw ScionError(file: reference, error.description)
+                throw ScionError(file: self.reference, error.description)
             }
             if json {
                 let encoder = JSONEncoder()

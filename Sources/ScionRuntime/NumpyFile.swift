@@ -14,7 +14,7 @@ public enum NumpyFile {
         return try decode([UInt8](data), file: path)
     }
 
-    static func decode(_ bytes: [UInt8], file: String) throws -> RuntimeTensor {
+    public static func decode(_ bytes: [UInt8], file: String) throws -> RuntimeTensor {
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
             throw RuntimeError(file, "is not a NumPy .npy file (no \\x93NUMPY magic)")
         }

@@ -33,17 +33,16 @@ def run(scion, model, inputs, folder, layer=None):
         path = os.path.join(folder, f"input_{index}.npy")
         np.save(path, np.ascontiguousarray(array))
         paths.append(path)
-    out = os.path.join(folder, "out.npy")
+    out = os.path.join(folder, "out.npz")
     command = [scion, "run", model, "--output", out, "--force"] + [part for p in paths for part in ("--input", p)]
     if layer:
         command += ["--layer", layer]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         return None, (result.stderr.strip().splitlines() or ["failed"])[-1]
-    single = os.path.exists(out)
-    outputs = [np.load(out)] if single else [np.load(p) for p in sorted(glob.glob(os.path.join(folder, "out_*.npy")))]
-    for p in glob.glob(os.path.join(folder, "out*.npy")):
-        os.remove(p)
+    with np.load(out) as archive:  # outputs in order, then the tapped layer
+        outputs = [archive[name] for name in archive.files]
+    os.remove(out)
     return outputs, None
 
 

@@ -13,9 +13,14 @@ final class RunCommandTests: XCTestCase {
         XCTAssertTrue(result.standardOutput.contains("BLAS: OpenBLAS"), result.standardOutput)
         XCTAssertTrue(FileManager.default.fileExists(atPath: output))
         XCTAssertEqual(try runScion(["run", model, "--input", input, "--output", output]).status, 1, "no overwrite without --force")
-        let tapped = try runScion(["run", model, "--input", input, "--output", output, "--layer", "out_relu", "--force"])
+        let archive = directory.appendingPathComponent("out.npz").path
+        let tapped = try runScion(["run", model, "--input", input, "--output", archive, "--layer", "out_relu", "--verbose"])
         XCTAssertEqual(tapped.status, 0, tapped.standardError)
-        XCTAssertTrue(tapped.standardOutput.contains("out_1.npy: out_relu [2, 1, 1, 1280]"), tapped.standardOutput)
+        XCTAssertTrue(tapped.standardOutput.contains("out_relu: [2, 1, 1, 1280]"), tapped.standardOutput)
+        // Several arrays need an .npz; the .npz feeds a run again (by input name, or in order).
+        let several = try runScion(["run", model, "--input", input, "--output", output, "--layer", "out_relu", "--force"])
+        XCTAssertEqual(several.status, 1)
+        XCTAssertTrue(several.standardError.contains("give --output OUT.npz"), several.standardError)
     }
 
     func testBadInputsFailWithOneLine() throws {
@@ -27,7 +32,7 @@ final class RunCommandTests: XCTestCase {
         let cases: [([String], String)] = [
             (["run", model, "--input", text.path, "--output", output], "not a NumPy .npy file"),
             (["run", model, "--input", Repository.fixture("keras2/conv1d_zoo.input.npy"), "--output", output], "expects shape"),
-            (["run", model, "--output", output], "takes 1 input(s)"),
+            (["run", model, "--output", output], "the model takes 1 input(s)"),
             (["run", model, "--input", Repository.fixture("keras2/mobilenet_v2.input.npy"), "--layer", "nope", "--output", output],
              "no layer has this name"),
         ]
