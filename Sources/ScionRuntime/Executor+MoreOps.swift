@@ -51,6 +51,8 @@ extension Executor {
             guard copies, let factors, factors.count == x.rank, factors.prefix(2) == [1, 1],
                   a.scales?.allSatisfy({ $0 == $0.rounded() }) ?? true, factors.allSatisfy({ $0 >= 1 }) else { return nil }
             return upsampleNearest(x, Array(factors.dropFirst(2)))
+        case .pad(let a) where a.mode == .reflect || a.mode == .edge:
+            return try Kernels.padReflectingOrRepeating(x, pads: a.pads, reflect: a.mode == .reflect, node: node.name)
         case .unary(let operation):
             guard let f = Self.unaryFunction(operation) else { return nil }
             return RuntimeTensor(shape: x.shape, data: x.data.map(f))

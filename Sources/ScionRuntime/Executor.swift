@@ -142,6 +142,10 @@ public struct Executor {
                 let fits = shape.rank == tensor.rank && zip(shape.dimensions, tensor.shape).allSatisfy { $0 == nil || $0 == $1 }
                 guard fits else { throw RuntimeError(input.name, "expects shape \(shape), got \(tensor.shape)") }
             }
+            // A NaN or infinity in the input spreads through every layer: name it instead.
+            if let bad = tensor.data.firstIndex(where: { !$0.isFinite }) {
+                throw RuntimeError(input.name, "holds \(tensor.data[bad]) at flat index \(bad); inputs must be finite")
+            }
             values[input.name] = tensor
         }
         for (step, index) in order.enumerated() {
@@ -150,8 +154,15 @@ public struct Executor {
                 guard let value = values[name] else { throw RuntimeError(node.name, "reads \(name), which is not computed") }
                 return value
             }
-            let result = try evaluate(node, arguments)
-            if let output = node.outputs.first { values[output] = result }
+            if case .split(let a) = node.op, let x = arguments.first {
+                // The one op with several outputs: slices along the axis.
+                let parts = try Kernels.split(x, axis: a.axis, sizes: a.sizes, node: node.name)
+                guard parts.count == node.outputs.count else { throw RuntimeError(node.name, "makes \(parts.count) parts for \(node.outputs.count) outputs") }
+                for (output, part) in zip(node.outputs, parts) { values[output] = part }
+            } else {
+                let result = try evaluate(node, arguments)
+                if let output = node.outputs.first { values[output] = result }
+            }
             for input in node.inputs where (lastUse[input] ?? 0) <= step { values[input] = nil }
         }
         var results: [String: RuntimeTensor] = [:]

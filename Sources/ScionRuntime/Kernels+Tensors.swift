@@ -172,6 +172,53 @@ extension Kernels {
         return RuntimeTensor(shape: shape, data: output)
     }
 
+    /// ONNX Pad in `reflect` mode (mirror without repeating the edge) or `edge` mode (repeat it).
+    static func padReflectingOrRepeating(_ x: RuntimeTensor, pads: [Int], reflect: Bool, node: String) throws -> RuntimeTensor {
+        let rank = x.rank
+        guard pads.count == 2 * rank, pads.allSatisfy({ $0 >= 0 }),
+              !reflect || (0..<rank).allSatisfy({ pads[$0] < x.shape[$0] && pads[rank + $0] < x.shape[$0] }) else {
+            throw RuntimeError(node, "pads \(pads) do not fit \(x.shape) for \(reflect ? "reflect" : "edge") padding")
+        }
+        let shape = (0..<rank).map { x.shape[$0] + pads[$0] + pads[rank + $0] }
+        var output = RuntimeTensor(zeros: shape)
+        let sourceStrides = x.strides, targetStrides = output.strides
+        for position in 0..<output.count {
+            var remainder = position, offset = 0
+            for axis in 0..<rank {
+                var index = remainder / targetStrides[axis] - pads[axis]
+                remainder %= targetStrides[axis]
+                let length = x.shape[axis]
+                if index < 0 { index = reflect ? -index : 0 }
+                if index >= length { index = reflect ? 2 * length - 2 - index : length - 1 }
+                offset += index * sourceStrides[axis]
+            }
+            output.data[position] = x.data[offset]
+        }
+        return output
+    }
+
+    /// Consecutive slices of `sizes` along `axis`.
+    static func split(_ x: RuntimeTensor, axis: Int, sizes: [Int], node: String) throws -> [RuntimeTensor] {
+        let resolved = axis < 0 ? axis + x.rank : axis
+        guard (0..<x.rank).contains(resolved), sizes.reduce(0, +) == x.shape[resolved], sizes.allSatisfy({ $0 >= 0 }) else {
+            throw RuntimeError(node, "cannot split \(x.shape) into \(sizes) along axis \(axis)")
+        }
+        let outer = x.shape.prefix(resolved).reduce(1, *), inner = x.shape[(resolved + 1)...].reduce(1, *)
+        var start = 0
+        return sizes.map { size in
+            var shape = x.shape
+            shape[resolved] = size
+            var data: [Float] = []
+            data.reserveCapacity(outer * size * inner)
+            for o in 0..<outer {
+                let base = (o * x.shape[resolved] + start) * inner
+                data.append(contentsOf: x.data[base..<(base + size * inner)])
+            }
+            start += size
+            return RuntimeTensor(shape: shape, data: data)
+        }
+    }
+
     /// ONNX's reductions over `axes` (all axes when nil).
     static func reduce(_ x: RuntimeTensor, _ a: ReduceAttributes, node: String) throws -> RuntimeTensor {
         let axes = Set((a.axes ?? Array(0..<x.rank)).map { $0 < 0 ? $0 + x.rank : $0 })

@@ -29,7 +29,16 @@ final class RunCommandTests: XCTestCase {
         let model = Repository.fixture("keras2/mobilenet_v2.h5")
         let text = directory.appendingPathComponent("text.npy")
         try Data("not numpy".utf8).write(to: text)
+        var values = [Float](repeating: 0.5, count: 2 * 32 * 32 * 3)
+        values[7] = .nan
+        let nan = directory.appendingPathComponent("nan.npy")
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 32, 32, 3), }"
+        header += String(repeating: " ", count: (64 - (10 + header.utf8.count + 1) % 64) % 64) + "\n"
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count), 0] + Array(header.utf8)
+        values.withUnsafeBytes { bytes += $0 }
+        try Data(bytes).write(to: nan)
         let cases: [([String], String)] = [
+            (["run", model, "--input", nan.path, "--output", output], "holds nan at flat index 7"),
             (["run", model, "--input", text.path, "--output", output], "not a NumPy .npy file"),
             (["run", model, "--input", Repository.fixture("keras2/conv1d_zoo.input.npy"), "--output", output], "expects shape"),
             (["run", model, "--output", output], "the model takes 1 input(s)"),
