@@ -1,3 +1,4 @@
+import Foundation
 import ScionIR
 
 /// The compute kernels, channels-first (`[N, C, spatial...]`), on plain float arrays.
@@ -104,28 +105,44 @@ enum Kernels {
     /// column `(oy, ox)` of the output; padding reads as zeros.
     static func im2col(_ data: [Float], offset: Int, into columns: inout [Float], channels: Int, height: Int, width: Int,
                        kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, top: Int, left: Int, oh: Int, ow: Int) {
+        // Channels are independent: spread them over the cores (the GEMM after it is threaded by
+        // OpenBLAS; unfolding alone would otherwise leave all but one core idle).
+        let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), channels)
+        let rowsPerChannel = kh * kw * oh * ow
         data.withUnsafeBufferPointer { source in
             columns.withUnsafeMutableBufferPointer { target in
-                var row = 0
-                for c in 0..<channels {
-                    let channel = offset + c * height * width
-                    for ky in 0..<kh {
-                        for kx in 0..<kw {
-                            let base = row * oh * ow
-                            for oy in 0..<oh {
-                                let y = oy * sh + ky * dh - top
-                                let line = base + oy * ow
-                                guard y >= 0 && y < height else {
-                                    for ox in 0..<ow { target[line + ox] = 0 }
-                                    continue
-                                }
-                                let sourceLine = channel + y * width
-                                for ox in 0..<ow {
-                                    let xx = ox * sw + kx * dw - left
-                                    target[line + ox] = xx >= 0 && xx < width ? source[sourceLine + xx] : 0
+                // Addresses cross into the workers as integers: each writes its own channels' rows only.
+                let inputAddress = Int(bitPattern: source.baseAddress), outputAddress = Int(bitPattern: target.baseAddress)
+                DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                    guard let input = UnsafePointer<Float>(bitPattern: inputAddress),
+                          let output = UnsafeMutablePointer<Float>(bitPattern: outputAddress) else { return }
+                    let first = channels * worker / workers, last = channels * (worker + 1) / workers
+                    for c in first..<last {
+                        let channel = input + offset + c * height * width
+                        var line = output + c * rowsPerChannel
+                        for ky in 0..<kh {
+                            for kx in 0..<kw {
+                                for oy in 0..<oh {
+                                    let y = oy * sh + ky * dh - top
+                                    if y < 0 || y >= height {
+                                        line.update(repeating: 0, count: ow)
+                                    } else if sw == 1 {
+                                        // Stride 1: the valid part of the row is one contiguous copy.
+                                        let shift = kx * dw - left
+                                        let low = min(max(-shift, 0), ow), high = max(min(width - shift, ow), low)
+                                        if low > 0 { line.update(repeating: 0, count: low) }
+                                        (line + low).update(from: channel + y * width + low + shift, count: high - low)
+                                        if high < ow { (line + high).update(repeating: 0, count: ow - high) }
+                                    } else {
+                                        let row = channel + y * width
+                                        for ox in 0..<ow {
+                                            let xx = ox * sw + kx * dw - left
+                                            line[ox] = xx >= 0 && xx < width ? row[xx] : 0
+                                        }
+                                    }
+                                    line += ow
                                 }
                             }
-                            row += 1
                         }
                     }
                 }
