@@ -116,6 +116,21 @@ public struct TensorPermutation: Equatable, Sendable {
             let strides = plan.inputStrides.map { $0 / 4 }
             let lengths = axes == 3 ? plan.outputLengths : [1] + plan.outputLengths
             let words = axes == 3 ? strides : [0] + strides
+            if strides[0] == 1 && axes == 3 {
+                // The outermost output axis is the input's contiguous one (HWIO → OIHW): walk it in
+                // tiles of 16, so each input cache line is read once and 16 output rows fill in order.
+                let (l0, l1, l2) = (lengths[0], lengths[1], lengths[2])
+                for tile in stride(from: 0, to: l0, by: 16) {
+                    let end = min(tile + 16, l0)
+                    for b in 0..<l1 {
+                        for c in 0..<l2 {
+                            let base = b * words[1] + c * words[2]
+                            for a in tile..<end { output[(a * l1 + b) * l2 + c] = input[base + a] }
+                        }
+                    }
+                }
+                return
+            }
             var position = 0
             for a in 0..<lengths[0] {
                 for b in 0..<lengths[1] {

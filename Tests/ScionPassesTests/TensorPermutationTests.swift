@@ -28,7 +28,8 @@ final class TensorPermutationTests: XCTestCase {
     func testEveryPermutationOfSmallShapesMatchesReference() throws {
         // Shapes with length-1 axes and axes that stay adjacent exercise the merged-axis plan and the
         // whole-row copies.
-        let shapes = [[2, 3, 4], [3, 1, 2, 4], [2, 3, 1, 5], [1, 4, 1, 3], [2, 2, 3, 2, 2], [5], [1, 1]]
+        // [3, 2, 5, 37]: kernels whose contiguous axis is longer than the 16-wide tiles of the fast path.
+        let shapes = [[2, 3, 4], [3, 1, 2, 4], [2, 3, 1, 5], [1, 4, 1, 3], [2, 2, 3, 2, 2], [5], [1, 1], [3, 2, 5, 37]]
         for shape in shapes {
             for elementSize in [1, 2, 3, 4, 8] {
                 let count = (shape.checkedProduct ?? 0) * elementSize
