@@ -223,34 +223,12 @@ extension Executor {
             steps[axis] = step
             lengths[axis] = max(0, step > 0 ? (end - start + step - 1) / step : (start - end - step - 1) / -step)
         }
-        var output = RuntimeTensor(zeros: lengths)
-        let sourceStrides = x.strides, targetStrides = output.strides
-        for position in 0..<output.count {
-            var remainder = position, offset = 0
-            for axis in 0..<lengths.count {
-                let index = remainder / targetStrides[axis]
-                remainder %= targetStrides[axis]
-                offset += (starts[axis] + index * steps[axis]) * sourceStrides[axis]
-            }
-            output.data[position] = x.data[offset]
-        }
-        return output
+        return Kernels.remap(x, to: lengths) { axis, index in starts[axis] + index * steps[axis] }
     }
 
     /// Each spatial cell repeated `size` times along its axis.
     func upsampleNearest(_ x: RuntimeTensor, _ size: [Int]) -> RuntimeTensor {
         let shape = [x.shape[0], x.shape[1]] + zip(x.shape.dropFirst(2), size).map { $0 * $1 }
-        var output = RuntimeTensor(zeros: shape)
-        let sourceStrides = x.strides, targetStrides = output.strides
-        for position in 0..<output.count {
-            var remainder = position, offset = 0
-            for axis in 0..<shape.count {
-                let index = remainder / targetStrides[axis]
-                remainder %= targetStrides[axis]
-                offset += (axis >= 2 ? index / size[axis - 2] : index) * sourceStrides[axis]
-            }
-            output.data[position] = x.data[offset]
-        }
-        return output
+        return Kernels.remap(x, to: shape) { axis, index in axis >= 2 ? index / size[axis - 2] : index }
     }
 }

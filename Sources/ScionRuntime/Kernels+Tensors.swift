@@ -172,6 +172,23 @@ extension Kernels {
         return RuntimeTensor(shape: shape, data: output)
     }
 
+    /// A tensor of `shape` whose element at index `(i0, i1, ...)` is `x` at `(source(0, i0), source(1, i1), ...)`:
+    /// slicing, upsampling and padding by reflection are all this, with another `source`.
+    static func remap(_ x: RuntimeTensor, to shape: [Int], _ source: (_ axis: Int, _ index: Int) -> Int) -> RuntimeTensor {
+        var output = RuntimeTensor(zeros: shape)
+        let sourceStrides = x.strides, targetStrides = output.strides
+        for position in 0..<output.count {
+            var remainder = position, offset = 0
+            for axis in 0..<shape.count {
+                let index = remainder / targetStrides[axis]
+                remainder %= targetStrides[axis]
+                offset += source(axis, index) * sourceStrides[axis]
+            }
+            output.data[position] = x.data[offset]
+        }
+        return output
+    }
+
     /// ONNX Pad in `reflect` mode (mirror without repeating the edge) or `edge` mode (repeat it).
     static func padReflectingOrRepeating(_ x: RuntimeTensor, pads: [Int], reflect: Bool, node: String) throws -> RuntimeTensor {
         let rank = x.rank
@@ -180,21 +197,12 @@ extension Kernels {
             throw RuntimeError(node, "pads \(pads) do not fit \(x.shape) for \(reflect ? "reflect" : "edge") padding")
         }
         let shape = (0..<rank).map { x.shape[$0] + pads[$0] + pads[rank + $0] }
-        var output = RuntimeTensor(zeros: shape)
-        let sourceStrides = x.strides, targetStrides = output.strides
-        for position in 0..<output.count {
-            var remainder = position, offset = 0
-            for axis in 0..<rank {
-                var index = remainder / targetStrides[axis] - pads[axis]
-                remainder %= targetStrides[axis]
-                let length = x.shape[axis]
-                if index < 0 { index = reflect ? -index : 0 }
-                if index >= length { index = reflect ? 2 * length - 2 - index : length - 1 }
-                offset += index * sourceStrides[axis]
-            }
-            output.data[position] = x.data[offset]
+        return remap(x, to: shape) { axis, target in
+            let index = target - pads[axis], length = x.shape[axis]
+            if index < 0 { return reflect ? -index : 0 }
+            if index >= length { return reflect ? 2 * length - 2 - index : length - 1 }
+            return index
         }
-        return output
     }
 
     /// Consecutive slices of `sizes` along `axis`.
