@@ -150,8 +150,13 @@ public struct Executor {
         }
         for (step, index) in order.enumerated() {
             let node = graph.nodes[index]
+            // A value read for the last time is moved out of the table, so the kernel holds the only
+            // reference and can write its result into the same buffer (ReLU, BatchNormalization...).
             let arguments = try node.inputs.map { name -> RuntimeTensor in
-                guard let value = values[name] else { throw RuntimeError(node.name, "reads \(name), which is not computed") }
+                let lastRead = (lastUse[name] ?? 0) <= step && node.inputs.filter({ $0 == name }).count == 1
+                guard let value = lastRead ? values.removeValue(forKey: name) : values[name] else {
+                    throw RuntimeError(node.name, "reads \(name), which is not computed")
+                }
                 return value
             }
             if case .split(let a) = node.op, let x = arguments.first {
