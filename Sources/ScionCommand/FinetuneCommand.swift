@@ -1,0 +1,173 @@
+import ArgumentParser
+import Foundation
+import Scion
+import ScionRuntime
+
+struct FinetuneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "finetune",
+        abstract: "Train a model's head on its frozen base's features, verify the base did not move, write the result.",
+        discussion: """
+            The base (everything before the first layer with trainable weights) runs once per sample; the head \
+            (Dense, activations, Dropout, Flatten) trains on those cached features. Data: an .npz with arrays \
+            x and y (class indices, or one-hot rows). Not yet: training layers inside the base (issue #7).
+            """)
+
+    @Argument(help: "The model to train (.h5, .keras, .onnx): a frozen base with a trainable head (scion edit makes one).")
+    var model: String
+
+    @Option(help: "Training data: an .npz with arrays named by --x and --y.")
+    var data: String
+
+    @Option(help: "An .npz of validation data (same array names).")
+    var validation: String?
+
+    @Option(help: "Fraction of the training data (its last samples, as Keras takes them) held out for validation.")
+    var validationSplit: Double = 0
+
+    @Option(help: "Name of the input array in the .npz files.")
+    var x = "x"
+
+    @Option(help: "Name of the target array in the .npz files.")
+    var y = "y"
+
+    @Option(help: "Passes over the training data.")
+    var epochs = 10
+
+    @Option(help: "Samples per gradient step.")
+    var batchSize = 32
+
+    @Option(help: "Learning rate.")
+    var learningRate: Float = 1e-3
+
+    @Option(help: "adam or sgd (Keras 3's formulas and defaults).")
+    var optimizer = "adam"
+
+    @Option(help: "SGD momentum.")
+    var momentum: Float = 0
+
+    @Option(help: "sparse_categorical_crossentropy, categorical_crossentropy or mse; by default from the targets' shape.")
+    var loss: String?
+
+    @Option(help: "Seed for shuffling and Dropout.")
+    var seed: UInt64 = 0
+
+    @Option(name: [.customShort("o"), .long], help: "Where to write the trained model (.h5, .keras, .onnx).")
+    var output: String
+
+    @Flag(help: "Replace OUTPUT if it exists.")
+    var force = false
+
+    @Flag(help: "Print the per-epoch history and the verification as JSON.")
+    var json = false
+
+    func run() throws {
+        BLAS.reexecIfNeeded()
+        try reportingErrors {
+            if FileManager.default.fileExists(atPath: output) && !force {
+                throw ScionError(file: output, "already exists; pass --force to replace it")
+            }
+            var source = try Model.load(model)
+            var trainer: HeadTrainer
+            do { trainer = try HeadTrainer(graph: source.graph) } catch let error as RuntimeError {
+                throw ScionError(file: model, error.description)
+            }
+            var (inputs, targets) = try readPair(data)
+            var validationPair = try validation.map(readPair)
+            if validationSplit > 0 {
+                guard validationSplit < 1, validationPair == nil else {
+                    throw UsageError("--validation-split must be in (0, 1) and not combined with --validation")
+                }
+                let held = Int((Double(inputs.shape[0]) * validationSplit).rounded(.down))
+                let kept = inputs.shape[0] - held
+                validationPair = (rows(inputs, kept..<inputs.shape[0]), rows(targets, kept..<targets.shape[0]))
+                (inputs, targets) = (rows(inputs, 0..<kept), rows(targets, 0..<kept))
+            }
+            var options = HeadTrainer.Options()
+            options.epochs = epochs
+            options.batchSize = batchSize
+            options.learningRate = learningRate
+            options.seed = seed
+            switch optimizer {
+            case "adam": options.optimizer = .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-7)
+            case "sgd": options.optimizer = .sgd(momentum: momentum, nesterov: false)
+            default: throw UsageError("--optimizer \(optimizer): adam or sgd")
+            }
+            if let loss {
+                guard let chosen = HeadTrainer.Loss(rawValue: loss) else {
+                    throw UsageError("--loss \(loss): one of \(HeadTrainer.Loss.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                options.loss = chosen
+            } else {
+                options.loss = targets.rank == 1 ? .sparseCategoricalCrossentropy : .categoricalCrossentropy
+            }
+            let started = Date()
+            let features: RuntimeTensor, validationFeatures: RuntimeTensor?
+            do {
+                features = try trainer.features(of: inputs)
+                validationFeatures = try validationPair.map { try trainer.features(of: $0.0) }
+            } catch let error as RuntimeError {
+                throw ScionError(file: model, error.description)
+            }
+            if !json {
+                print(String(format: "Features cached: the frozen base (%d layers) ran once per sample on %d samples in %.2f s; "
+                    + "training the head (%d layers) on them.", trainer.baseLayerCount, inputs.shape[0],
+                    Date().timeIntervalSince(started), trainer.headLayerCount))
+            }
+            var history: [[String: Double]] = []
+            do {
+                _ = try trainer.fit(features: features, targets: targets, options: options) { epoch, current in
+                    var entry: [String: Double] = ["epoch": Double(epoch.epoch), "loss": epoch.loss, "seconds": epoch.seconds]
+                    if let accuracy = epoch.accuracy { entry["accuracy"] = accuracy }
+                    var line = String(format: "Epoch %d/%d - loss %.4f", epoch.epoch, epochs, epoch.loss)
+                    if let accuracy = epoch.accuracy { line += String(format: " - accuracy %.4f", accuracy) }
+                    if let validationFeatures, let pair = validationPair,
+                       let result = try? current.evaluate(features: validationFeatures, targets: pair.1, loss: options.loss) {
+                        entry["val_loss"] = result.loss
+                        line += String(format: " - val_loss %.4f", result.loss)
+                        if let accuracy = result.accuracy { entry["val_accuracy"] = accuracy; line += String(format: " - val_accuracy %.4f", accuracy) }
+                    }
+                    history.append(entry)
+                    if !json { print(line + String(format: " - %.3f s", epoch.seconds)) }
+                }
+            } catch let error as RuntimeError {
+                throw ScionError(file: data, error.description)
+            }
+            let original = source
+            source.graph = trainer.trainedGraph()
+            try source.write(to: output, options: Model.WriteOptions(force: force))
+            // Verification against the file as written: only the head's tensors may differ.
+            let diff = try ModelDiff(original, try Model.load(output))
+            let changed = diff.weightsChanged.map(\.name)
+            if json {
+                let report: [String: Any] = ["history": history, "weightsCompared": diff.weightsCompared,
+                                             "weightsUnchanged": diff.weightsUnchanged, "weightsChanged": changed]
+                let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print("Verified in \(output): \(diff.weightsUnchanged) of \(diff.weightsCompared) tensors unchanged (the frozen base); "
+                    + "\(changed.count) trained: \(changed.joined(separator: ", "))")
+            }
+        }
+    }
+
+    /// `x` and `y` from an .npz.
+    func readPair(_ path: String) throws -> (RuntimeTensor, RuntimeTensor) {
+        let arrays = try NumpyArchive.read(path)
+        guard let inputs = arrays.first(where: { $0.name == x })?.tensor, let labels = arrays.first(where: { $0.name == y })?.tensor else {
+            throw ScionError(file: path, "needs arrays '\(x)' and '\(y)' (has \(arrays.map(\.name).joined(separator: ", ")))")
+        }
+        guard inputs.shape.first == labels.shape.first, (inputs.shape.first ?? 0) > 0 else {
+            throw ScionError(file: path, "'\(x)' has \(inputs.shape.first ?? 0) samples, '\(y)' \(labels.shape.first ?? 0)")
+        }
+        if let bad = (inputs.data + labels.data).firstIndex(where: { !$0.isFinite }) {
+            throw ScionError(file: path, "holds a NaN or infinity (flat index \(bad))")
+        }
+        return (inputs, labels)
+    }
+
+    func rows(_ tensor: RuntimeTensor, _ range: Range<Int>) -> RuntimeTensor {
+        let width = tensor.count / max(tensor.shape[0], 1)
+        return RuntimeTensor(shape: [range.count] + tensor.shape.dropFirst(), data: Array(tensor.data[(range.lowerBound * width)..<(range.upperBound * width)]))
+    }
+}
