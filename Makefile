@@ -50,7 +50,8 @@ $(ORACLE_PYTHON): Tests/Interop/requirements.txt
 # every Keras file Scion writes, from Keras files and from ONNX (torch's and tf2onnx's), must load in
 # Keras 3 and predict what its source predicts (docs/keras-writers.md, docs/onnx-to-keras.md); cut and
 # grafted models must give Keras's own feature models' numbers (docs/surgery.md); `scion run` must give
-# the ONNX backend cases' stored outputs (docs/runtime.md).
+# the ONNX backend cases' stored outputs (docs/runtime.md); `scion finetune` must train a head as
+# Keras's fit() does (docs/finetune.md).
 interop: build oracle
 	$(ORACLE_PYTHON) Tests/Interop/check_onnx.py --scion $(SCION_DEBUG) --also $(CURDIR)/.build/interop-tests
 	$(ORACLE_PYTHON) Tests/Interop/check_onnx_roundtrip.py --scion $(SCION_DEBUG) --quiet
@@ -58,6 +59,7 @@ interop: build oracle
 	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_onnx_keras.py --h5 --scion $(SCION_DEBUG) --torch --tf2onnx fixtures/tf2onnx --tf2onnx fixtures/torch
 	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_surgery.py --scion $(SCION_DEBUG)
 	$(ORACLE_PYTHON) Tests/Interop/check_run.py --backend --scion $(SCION_DEBUG)
+	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_finetune.py --scion $(SCION_DEBUG)
 
 # Scion's main job on the bundled example: a Keras 2 MobileNetV2 classifier becomes the start of a new
 # model (classifier dropped, new head, base frozen), written as Keras 3 and as ONNX, and compared.
