@@ -151,33 +151,45 @@ enum Kernels {
     }
 
     /// Depthwise convolution: output channel `c · multiplier + m` is input channel `c` with its own
-    /// filter; a GEMM per channel would be too small to pay.
+    /// filter; a GEMM per channel would be too small to pay. Each output plane accumulates one kernel
+    /// tap at a time over the run of columns that tap can reach (a contiguous, vectorisable loop for
+    /// stride 1), and planes are spread over the cores.
     static func depthwise(_ x: [Float], _ kernel: [Float], _ output: inout [Float], batch: Int, channels: Int, multiplier: Int,
                           height: Int, width: Int, kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int,
                           top: Int, left: Int, oh: Int, ow: Int) {
+        let planes = batch * channels * multiplier
+        let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), planes)
         x.withUnsafeBufferPointer { input in
             kernel.withUnsafeBufferPointer { k in
                 output.withUnsafeMutableBufferPointer { out in
-                    for n in 0..<batch {
-                        for c in 0..<channels {
-                            let source = (n * channels + c) * height * width
-                            for m in 0..<multiplier {
-                                let filter = c * multiplier + m
-                                let weights = filter * kh * kw
-                                let target = (n * channels * multiplier + filter) * oh * ow
-                                for oy in 0..<oh {
-                                    for ox in 0..<ow {
-                                        var sum: Float = 0
-                                        for ky in 0..<kh {
-                                            let y = oy * sh + ky * dh - top
-                                            if y < 0 || y >= height { continue }
-                                            for kx in 0..<kw {
-                                                let xx = ox * sw + kx * dw - left
-                                                if xx < 0 || xx >= width { continue }
-                                                sum += input[source + y * width + xx] * k[weights + ky * kw + kx]
-                                            }
+                    let addresses = (Int(bitPattern: input.baseAddress), Int(bitPattern: k.baseAddress), Int(bitPattern: out.baseAddress))
+                    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                        guard let source = UnsafePointer<Float>(bitPattern: addresses.0),
+                              let weights = UnsafePointer<Float>(bitPattern: addresses.1),
+                              let target = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
+                        for plane in (planes * worker / workers)..<(planes * (worker + 1) / workers) {
+                            let n = plane / (channels * multiplier), filter = plane % (channels * multiplier)
+                            let c = filter / multiplier
+                            let image = source + (n * channels + c) * height * width
+                            let result = target + plane * oh * ow
+                            result.update(repeating: 0, count: oh * ow)
+                            for kx in 0..<kw {
+                                // Columns whose tap falls inside the row: 0 <= ox·sw + kx·dw - left < width.
+                                let shift = kx * dw - left
+                                let low = min(max((-shift + sw - 1) / sw, 0), ow)
+                                let high = max(min((width - 1 - shift) / sw + 1, ow), low)
+                                if shift >= width { continue }
+                                for ky in 0..<kh {
+                                    let weight = weights[(filter * kh + ky) * kw + kx]
+                                    for oy in 0..<oh {
+                                        let y = oy * sh + ky * dh - top
+                                        if y < 0 || y >= height { continue }
+                                        let row = image + y * width + shift, line = result + oy * ow
+                                        if sw == 1 {
+                                            for ox in low..<high { line[ox] += weight * row[ox] }
+                                        } else {
+                                            for ox in low..<high { line[ox] += weight * row[ox * sw] }
                                         }
-                                        out[target + oy * ow + ox] = sum
                                     }
                                 }
                             }
