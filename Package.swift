@@ -39,7 +39,7 @@ let package = Package(
         .testTarget(name: "ScionPassesTests", dependencies: ["ScionPasses", "ScionIR", "ScionKeras"]),
         .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR", "ScionRuntime"]),
         .testTarget(name: "ScionRuntimeTests", dependencies: ["ScionRuntime", "ScionIR", "Scion"]),
-        .testTarget(name: "ScionCommandTests", dependencies: ["ScionCommand"]),
+        .testTarget(name: "ScionCommandTests", dependencies: ["ScionCommand", "Scion", "ScionRuntime"]),
     ],
     swiftLanguageModes: [.v6]
 )
