@@ -37,7 +37,7 @@ struct RunCommand: ParsableCommand {
             let loadedAt = Date()
             let executor: Executor
             do {
-                executor = try Executor(graph: loaded.graph, taps: layers)
+                executor = try loaded.executor(taps: layers)
             } catch let error as RuntimeError {
                 throw ScionError(file: model, error.description)
             }

@@ -40,3 +40,22 @@ enum ONNXNodePacking {
         return try ONNXProtoDecoder(file: file).node(message, index: 0, depth: 0)
     }
 }
+
+/// Reading an ONNX node kept opaque, for code outside this module (the executor's fallback for
+/// dynamic-shape ops).
+public enum ONNXOpaqueNode {
+    /// The node's scalar numeric attributes (ints and floats), or nil when `configuration` is not a
+    /// packed ONNX node.
+    public static func numericAttributes(_ configuration: String) -> [String: Double]? {
+        guard let node = try? ONNXNodePacking.unpack(configuration, file: "", subject: "") else { return nil }
+        var result: [String: Double] = [:]
+        for attribute in node.attributes {
+            switch attribute.value {
+            case .int(let value): result[attribute.name] = Double(value)
+            case .float(let value): result[attribute.name] = Double(value)
+            default: break
+            }
+        }
+        return result
+    }
+}

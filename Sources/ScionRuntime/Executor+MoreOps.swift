@@ -53,6 +53,14 @@ extension Executor {
             return upsampleNearest(x, Array(factors.dropFirst(2)))
         case .pad(let a) where a.mode == .reflect || a.mode == .edge:
             return try Kernels.padReflectingOrRepeating(x, pads: a.pads, reflect: a.mode == .reflect, node: node.name)
+        case .opaque:
+            return try opaqueEvaluator?(node, inputs)
+        case .cast:
+            // Values are held as float32; integer casts of shape arithmetic stay exact below 2^24.
+            return x
+        case .gather(let a):
+            guard inputs.count == 2 else { throw RuntimeError(node.name, "Gather needs data and indices") }
+            return try Kernels.gather(inputs[0], indices: inputs[1], axis: a.axis, node: node.name)
         case .unary(let operation):
             guard let f = Self.unaryFunction(operation) else { return nil }
             return RuntimeTensor(shape: x.shape, data: x.data.map(f))

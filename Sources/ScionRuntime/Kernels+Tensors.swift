@@ -205,6 +205,25 @@ extension Kernels {
         }
     }
 
+    /// ONNX Gather: `data` indexed along `axis` by `indices` (negative counting from the end).
+    static func gather(_ data: RuntimeTensor, indices: RuntimeTensor, axis: Int, node: String) throws -> RuntimeTensor {
+        let resolved = axis < 0 ? axis + data.rank : axis
+        guard (0..<data.rank).contains(resolved) else { throw RuntimeError(node, "gathers axis \(axis) of \(data.shape)") }
+        let length = data.shape[resolved], outer = data.shape.prefix(resolved).reduce(1, *), inner = data.shape[(resolved + 1)...].reduce(1, *)
+        var output: [Float] = []
+        output.reserveCapacity(outer * indices.count * inner)
+        for o in 0..<outer {
+            for raw in indices.data {
+                var index = Int(raw)
+                if index < 0 { index += length }
+                guard (0..<length).contains(index) else { throw RuntimeError(node, "index \(raw) is outside length \(length)") }
+                let base = (o * length + index) * inner
+                output.append(contentsOf: data.data[base..<(base + inner)])
+            }
+        }
+        return RuntimeTensor(shape: Array(data.shape.prefix(resolved)) + indices.shape + Array(data.shape[(resolved + 1)...]), data: output)
+    }
+
     /// Consecutive slices of `sizes` along `axis`.
     static func split(_ x: RuntimeTensor, axis: Int, sizes: [Int], node: String) throws -> [RuntimeTensor] {
         let resolved = axis < 0 ? axis + x.rank : axis

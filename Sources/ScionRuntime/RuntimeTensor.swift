@@ -42,3 +42,11 @@ public struct RuntimeError: Error, CustomStringConvertible, Equatable, Sendable 
 
     public var description: String { subject.isEmpty ? reason : "\(subject): \(reason)" }
 }
+
+extension RuntimeTensor {
+    /// ONNX Expand: this tensor broadcast (numpy rules) against `shape`, where a 1 keeps its length.
+    public func expanded(to shape: [Int], node: String) throws -> RuntimeTensor {
+        let zeros = RuntimeTensor(zeros: shape.map { max($0, 1) })
+        return try Kernels.broadcast(self, zeros, node: node) { value, _ in value }
+    }
+}

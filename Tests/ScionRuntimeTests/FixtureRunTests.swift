@@ -13,10 +13,7 @@ final class FixtureRunTests: XCTestCase {
         .deletingLastPathComponent().appendingPathComponent("fixtures")
 
     /// Model → the op it stops at.
-    static let notYet: [String: String] = [
-        // tf2onnx spells LayerNormalization with Shape / Expand (dynamic shapes).
-        "tf2onnx/misc_zoo": "Shape",
-    ]
+    static let notYet: [String: String] = [:]
 
     func arrays(_ folder: URL, _ name: String, _ kind: String) throws -> [RuntimeTensor] {
         let single = folder.appendingPathComponent("\(name).\(kind).npy")
@@ -43,7 +40,7 @@ final class FixtureRunTests: XCTestCase {
                 let model = try Model.load(directory.appendingPathComponent(file).path)
                 let outputs: [RuntimeTensor]
                 do {
-                    let executor = try Executor(graph: model.graph)
+                    let executor = try model.executor()
                     let feeds = Dictionary(uniqueKeysWithValues: zip(executor.graph.inputs.map(\.name), inputs))
                     let results = try executor.run(feeds)
                     outputs = model.graph.outputs.compactMap { results[$0] }

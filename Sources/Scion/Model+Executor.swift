@@ -1,0 +1,59 @@
+import ScionIR
+import ScionONNX
+import ScionRuntime
+
+/// The executor for a loaded model, with the ONNX ops the IR keeps opaque that only shape
+/// arithmetic needs (tf2onnx spells some Keras layers with them): Shape, Expand, and Reshape to a
+/// computed shape.
+extension Model {
+    public func executor(taps: [String] = []) throws -> Executor {
+        var executor = try Executor(graph: graph, taps: taps)
+        executor.opaqueEvaluator = { node, inputs in try Self.evaluateOpaque(node, inputs) }
+        return executor
+    }
+
+    @Sendable static func evaluateOpaque(_ node: Node, _ inputs: [RuntimeTensor]) throws -> RuntimeTensor? {
+        guard case .opaque(let a) = node.op, a.domain.isEmpty || a.domain == "ai.onnx", let x = inputs.first,
+              let attributes = ONNXOpaqueNode.numericAttributes(a.configuration) else { return nil }
+        switch a.type {
+        case "Shape":
+            let rank = x.rank
+            func resolve(_ bound: Int) -> Int { min(max(bound < 0 ? bound + rank : bound, 0), rank) }
+            let start = resolve(Int(attributes["start"] ?? 0)), end = resolve(Int(attributes["end"] ?? Double(rank)))
+            let lengths = end > start ? x.shape[start..<end].map(Float.init) : []
+            return RuntimeTensor(shape: [lengths.count], data: lengths)
+        case "Expand":
+            guard inputs.count == 2 else { return nil }
+            return try x.expanded(to: inputs[1].data.map { Int($0) }, node: node.name)
+        case "BatchNormalization" where inputs.count == 5 && (attributes["training_mode"] ?? 0) == 0:
+            // Statistics computed at run time (tf2onnx's LayerNormalization): y = (x - mean) / sqrt(var + eps) · scale + bias
+            // along axis 1.
+            let epsilon = Float(attributes["epsilon"] ?? 1e-5)
+            let channels = x.rank > 1 ? x.shape[1] : 1
+            guard inputs[1...].allSatisfy({ $0.count == channels }) else { return nil }
+            let (scale, bias, mean, variance) = (inputs[1].data, inputs[2].data, inputs[3].data, inputs[4].data)
+            let inner = x.shape.dropFirst(2).reduce(1, *)
+            var data = x.data
+            for index in data.indices {
+                let c = (index / inner) % channels
+                data[index] = (data[index] - mean[c]) / (variance[c] + epsilon).squareRoot() * scale[c] + bias[c]
+            }
+            return RuntimeTensor(shape: x.shape, data: data)
+        case "Reshape":
+            guard inputs.count == 2, attributes["allowzero"] ?? 0 == 0 else { return nil }
+            var target = inputs[1].data.map { Int($0) }
+            for (axis, length) in target.enumerated() where length == 0 && axis < x.rank { target[axis] = x.shape[axis] }
+            if let unknown = target.firstIndex(of: -1) {
+                let known = target.filter { $0 != -1 }.reduce(1, *)
+                guard known > 0 else { return nil }
+                target[unknown] = x.count / known
+            }
+            guard target.reduce(1, *) == x.count else {
+                throw ScionError(file: node.name, "cannot reshape \(x.shape) to \(inputs[1].data.map { Int($0) })")
+            }
+            return RuntimeTensor(shape: target, data: x.data)
+        default:
+            return nil
+        }
+    }
+}
