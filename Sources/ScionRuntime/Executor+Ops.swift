@@ -10,7 +10,7 @@ extension Executor {
             let bias = try foldedBiases[node.name] ?? (a.useBias ? require(node, "bias") : nil)
             let y = try Kernels.convolution(x, kernel: try require(node, "kernel"), kernelShape: parameterShape(node, "kernel") ?? [],
                                             bias: bias, attributes: a, node: node.name)
-            return try Kernels.activate(y, a.activation, node: node.name)
+            return try Kernels.activate(y, fusedReLUs[node.name] ?? a.activation, node: node.name)
         case .pool(let a):
             return try Kernels.pool(x, a, node: node.name)
         case .globalPool(let a):
@@ -19,6 +19,7 @@ extension Executor {
             if folded.contains(node.name) { return x }
             return try batchNormalization(node, x, a)
         case .activation(let activation):
+            if passThrough.contains(node.name) { return x }
             return try Kernels.activate(x, activation, node: node.name)
         case .dense(let a):
             let kernel = try require(node, "kernel")
@@ -33,7 +34,8 @@ extension Executor {
             guard let shape = parameterShape(node, "kernel"), shape.count == 2 else { throw RuntimeError(node.name, "needs a rank-2 kernel") }
             return Kernels.matmul(x, kernel, columns: shape[1])
         case .elementwise(let operation):
-            return try Kernels.elementwise(operation, inputs, node: node.name)
+            let y = try Kernels.elementwise(operation, inputs, node: node.name)
+            return try fusedReLUs[node.name].map { try Kernels.activate(y, $0, node: node.name) } ?? y
         case .concatenate(let a):
             return try Kernels.concatenate(inputs, axis: a.axis, node: node.name)
         case .flatten(let a):

@@ -24,6 +24,10 @@ public struct Executor {
     let folded: Set<String>
     /// Biases a folded BatchNormalization gave to convolutions that had none, by node name.
     let foldedBiases: [String: [Float]]
+    /// ReLUs computed by the convolution or addition before them (in the same pass over the values),
+    /// by that node's name; the ReLU nodes themselves pass values through.
+    let fusedReLUs: [String: Activation]
+    let passThrough: Set<String>
 
     public init(graph source: Graph, taps tapped: [String] = []) throws {
         guard source.hasArchitecture else { throw RuntimeError(source.name, "has no architecture (weights only); nothing to run") }
@@ -56,6 +60,7 @@ public struct Executor {
         self.weights = weights
         self.folded = folded
         self.foldedBiases = foldedBiases
+        (fusedReLUs, passThrough) = Self.fuseReLUs(graph, folded: folded)
         var lastUse: [String: Int] = [:]
         for (step, index) in order.enumerated() {
             for input in graph.nodes[index].inputs { lastUse[input] = step }
@@ -104,6 +109,37 @@ public struct Executor {
             if let biasName { weights[biasName] = bias } else { foldedBiases[node.name] = bias }
             folded.insert(bn.name)
         }
+    }
+
+    /// A ReLU (capped or not) whose input comes from a convolution or an addition (through folded
+    /// BatchNormalizations) that nothing else reads is applied by that node as it writes its result:
+    /// one pass over the values fewer. Graph outputs and taps keep their own values.
+    static func fuseReLUs(_ graph: Graph, folded: Set<String>) -> ([String: Activation], Set<String>) {
+        var readers: [String: Int] = [:]
+        for node in graph.nodes { for input in node.inputs { readers[input, default: 0] += 1 } }
+        let outputs = Set(graph.outputs)
+        let producers = graph.producers
+        var fused: [String: Activation] = [:], through = Set<String>()
+        for node in graph.nodes {
+            guard case .activation(let activation) = node.op, case .relu(_, 0, 0) = activation, let input = node.inputs.first else { continue }
+            var value = input, chain: [String] = []
+            while let index = producers[value], folded.contains(graph.nodes[index].name) {
+                chain.append(graph.nodes[index].name)
+                value = graph.nodes[index].inputs.first ?? ""
+            }
+            guard let index = producers[value], readers[value] == 1, !outputs.contains(value),
+                  chain.allSatisfy({ name in graph.nodes.first { $0.name == name }?.outputs.allSatisfy { readers[$0] == 1 && !outputs.contains($0) } == true })
+            else { continue }
+            let producer = graph.nodes[index]
+            switch producer.op {
+            case .conv(let a) where a.activation == .linear: break
+            case .elementwise(.add): break
+            default: continue
+            }
+            fused[producer.name] = activation
+            through.insert(node.name)
+        }
+        return (fused, through)
     }
 
     static func lookup(_ name: String, in graph: Graph) throws -> Int {
