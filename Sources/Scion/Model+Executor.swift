@@ -39,6 +39,36 @@ extension Model {
                 data[index] = (data[index] - mean[c]) / (variance[c] + epsilon).squareRoot() * scale[c] + bias[c]
             }
             return RuntimeTensor(shape: x.shape, data: data)
+        case "MaxPool" where (3...4).contains(x.rank):
+            guard let lists = ONNXOpaqueNode.integerListAttributes(a.configuration), let kernel = lists["kernel_shape"],
+                  (attributes["storage_order"] ?? 0) == 0, node.outputs.count == 1 else { return nil }
+            let spatial = x.rank - 2
+            return x.maxPool2D(kernel: kernel, strides: lists["strides"] ?? Array(repeating: 1, count: spatial),
+                               pads: lists["pads"] ?? Array(repeating: 0, count: 2 * spatial),
+                               dilations: lists["dilations"] ?? Array(repeating: 1, count: spatial),
+                               ceilMode: (attributes["ceil_mode"] ?? 0) == 1)
+        case "InstanceNormalization" where inputs.count == 3 && x.rank >= 3:
+            // Per sample and channel over the spatial axes: (x - mean) / sqrt(var + eps) · scale + bias.
+            let epsilon = Float(attributes["epsilon"] ?? 1e-5)
+            let area = x.shape.dropFirst(2).reduce(1, *), channels = x.shape[1]
+            var data = x.data
+            for plane in 0..<(x.shape[0] * channels) {
+                let c = plane % channels, range = (plane * area)..<((plane + 1) * area)
+                let mean = data[range].reduce(0, +) / Float(area)
+                let variance = data[range].reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(area)
+                let scale = inputs[1].data[c] / (variance + epsilon).squareRoot()
+                for index in range { data[index] = (data[index] - mean) * scale + inputs[2].data[c] }
+            }
+            return RuntimeTensor(shape: x.shape, data: data)
+        case "Gemm" where inputs.count >= 2:
+            // Old opsets' Gemm with `broadcast`, which the IR keeps opaque.
+            return try RuntimeTensor.gemm(x, inputs[1], inputs.count > 2 ? inputs[2] : nil, alpha: Float(attributes["alpha"] ?? 1),
+                                          beta: Float(attributes["beta"] ?? 1), transposeA: attributes["transA"] == 1,
+                                          transposeB: attributes["transB"] == 1, node: node.name)
+        case "Tile" where inputs.count == 2:
+            let repeats = inputs[1].data.map { Int($0) }
+            guard repeats.count == x.rank, repeats.allSatisfy({ $0 >= 0 }) else { return nil }
+            return x.tiled(repeats)
         case "Reshape":
             guard inputs.count == 2, attributes["allowzero"] ?? 0 == 0 else { return nil }
             var target = inputs[1].data.map { Int($0) }

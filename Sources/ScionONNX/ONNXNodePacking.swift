@@ -58,4 +58,14 @@ public enum ONNXOpaqueNode {
         }
         return result
     }
+
+    /// The node's integer-list attributes (`kernel_shape`, `pads`...).
+    public static func integerListAttributes(_ configuration: String) -> [String: [Int]]? {
+        guard let node = try? ONNXNodePacking.unpack(configuration, file: "", subject: "") else { return nil }
+        var result: [String: [Int]] = [:]
+        for attribute in node.attributes {
+            if case .ints(let values) = attribute.value { result[attribute.name] = values.map { Int(truncatingIfNeeded: $0) } }
+        }
+        return result
+    }
 }

@@ -55,6 +55,8 @@ extension Executor {
             return try Kernels.padReflectingOrRepeating(x, pads: a.pads, reflect: a.mode == .reflect, node: node.name)
         case .opaque:
             return try opaqueEvaluator?(node, inputs)
+        case .localResponseNormalization(let a):
+            return Kernels.localResponseNormalization(x, a)
         case .cast:
             // Values are held as float32; integer casts of shape arithmetic stay exact below 2^24.
             return x

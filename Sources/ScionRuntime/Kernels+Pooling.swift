@@ -68,6 +68,28 @@ extension Kernels {
         return RuntimeTensor(shape: shape, data: output)
     }
 
+    /// ONNX LRN across channels: `x / (bias + alpha / size · Σ x²)^beta` over the `size` channels
+    /// around each one (floor((size - 1) / 2) before, ceil after).
+    static func localResponseNormalization(_ x: RuntimeTensor, _ a: LocalResponseNormalizationAttributes) -> RuntimeTensor {
+        let channels = x.shape[1], area = x.shape.dropFirst(2).reduce(1, *)
+        let before = (a.size - 1) / 2, after = a.size - 1 - before
+        var output = x.data
+        for n in 0..<x.shape[0] {
+            for c in 0..<channels {
+                for position in 0..<area {
+                    var sum: Float = 0
+                    for other in max(0, c - before)...min(channels - 1, c + after) {
+                        let value = x.data[(n * channels + other) * area + position]
+                        sum += value * value
+                    }
+                    let index = (n * channels + c) * area + position
+                    output[index] = x.data[index] / pow(a.bias + a.alpha / Float(a.size) * sum, a.beta)
+                }
+            }
+        }
+        return RuntimeTensor(shape: x.shape, data: output)
+    }
+
     /// `x * scale[c] + shift[c]` along `axis`.
     static func perAxis(_ x: RuntimeTensor, axis: Int, scale: [Float], shift: [Float]) -> RuntimeTensor {
         let inner = x.shape[(axis + 1)...].reduce(1, *), length = x.shape[axis]
