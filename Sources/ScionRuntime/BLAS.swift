@@ -5,11 +5,13 @@ import Foundation
 public enum BLAS {
     /// `C[m×n] = A[m×k] · B[k×n] (+ C when accumulate)`, row-major; `transposeA`/`transposeB` read A
     /// as `[k×m]` or B as `[n×k]`.
+    /// `ldc` is C's row stride when C is a block of columns of a wider matrix.
     static func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, transposeA: Bool = false,
-                     b: UnsafePointer<Float>, transposeB: Bool = false, c: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+                     b: UnsafePointer<Float>, transposeB: Bool = false, c: UnsafeMutablePointer<Float>, accumulate: Bool = false,
+                     ldc: Int? = nil) {
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), 1, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n),
-                    accumulate ? 1 : 0, c, Int32(n))
+                    accumulate ? 1 : 0, c, Int32(ldc ?? n))
     }
 
     /// The kernel OpenBLAS chose when it was loaded (`SkylakeX`, `Haswell`, `Prescott`...).

@@ -64,7 +64,8 @@ enum Kernels {
                       top: rows.before, left: cols.before, oh: oh, ow: ow)
         } else {
             let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && rows.before == 0 && cols.before == 0 && oh == height && ow == width
-            var columns = [Float](repeating: 0, count: direct ? 0 : patch * plane)
+            let blockRows = max(1, min(oh, (1 << 19) / max(patch * ow, 1)))
+            var columns = [Float](repeating: 0, count: direct ? 0 : patch * blockRows * ow)
             for n in 0..<batch {
                 for group in 0..<a.groups {
                     let inputOffset = (n * channels + group * perGroup) * height * width
@@ -78,11 +79,17 @@ enum Kernels {
                                               c: out.baseAddress! + outputOffset)
                                 }
                             } else {
-                                im2col(x.data, offset: inputOffset, into: &columns, channels: perGroup, height: height, width: width,
-                                       kh: kh, kw: kw, sh: sh, sw: sw, dh: dh, dw: dw, top: rows.before, left: cols.before, oh: oh, ow: ow)
-                                columns.withUnsafeBufferPointer { c in
-                                    BLAS.gemm(m: filtersPerGroup, n: plane, k: patch, a: weights, b: c.baseAddress!,
-                                              c: out.baseAddress! + outputOffset)
+                                // Output rows in blocks whose unfolded columns stay in cache (about 2 MB)
+                                // between being written and being multiplied.
+                                for first in stride(from: 0, to: oh, by: blockRows) {
+                                    let count = min(blockRows, oh - first)
+                                    im2col(x.data, offset: inputOffset, into: &columns, channels: perGroup, height: height, width: width,
+                                           kh: kh, kw: kw, sh: sh, sw: sw, dh: dh, dw: dw, top: rows.before, left: cols.before,
+                                           firstRow: first, rowCount: count, ow: ow)
+                                    columns.withUnsafeBufferPointer { c in
+                                        BLAS.gemm(m: filtersPerGroup, n: count * ow, k: patch, a: weights, b: c.baseAddress!,
+                                                  c: out.baseAddress! + outputOffset + first * ow, ldc: plane)
+                                    }
                                 }
                             }
                         }
@@ -104,11 +111,12 @@ enum Kernels {
     /// Unfolds the windows of one sample's channels into columns: row `(c, y, x)` of the kernel,
     /// column `(oy, ox)` of the output; padding reads as zeros.
     static func im2col(_ data: [Float], offset: Int, into columns: inout [Float], channels: Int, height: Int, width: Int,
-                       kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, top: Int, left: Int, oh: Int, ow: Int) {
+                       kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, top: Int, left: Int,
+                       firstRow: Int, rowCount: Int, ow: Int) {
         // Channels are independent: spread them over the cores (the GEMM after it is threaded by
         // OpenBLAS; unfolding alone would otherwise leave all but one core idle).
         let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), channels)
-        let rowsPerChannel = kh * kw * oh * ow
+        let rowsPerChannel = kh * kw * rowCount * ow
         data.withUnsafeBufferPointer { source in
             columns.withUnsafeMutableBufferPointer { target in
                 // Addresses cross into the workers as integers: each writes its own channels' rows only.
@@ -122,7 +130,7 @@ enum Kernels {
                         var line = output + c * rowsPerChannel
                         for ky in 0..<kh {
                             for kx in 0..<kw {
-                                for oy in 0..<oh {
+                                for oy in firstRow..<(firstRow + rowCount) {
                                     let y = oy * sh + ky * dh - top
                                     if y < 0 || y >= height {
                                         line.update(repeating: 0, count: ow)
