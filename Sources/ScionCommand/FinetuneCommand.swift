@@ -40,8 +40,20 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Learning rate.")
     var learningRate: Float = 1e-3
 
-    @Option(help: "adam or sgd (Keras 3's formulas and defaults).")
+    @Option(help: "adam, adamw or sgd (Keras 3's formulas and defaults).")
     var optimizer = "adam"
+
+    @Option(help: "AdamW's weight decay (Keras's default 0.004).")
+    var weightDecay: Float = 0.004
+
+    @Option(help: "Learning-rate schedule: constant, cosine (to 0 over all steps) or step (see --decay-epochs, --decay-rate).")
+    var schedule = "constant"
+
+    @Option(help: "step schedule: multiply the rate by --decay-rate every this many epochs.")
+    var decayEpochs = 1
+
+    @Option(help: "step schedule: the factor.")
+    var decayRate: Float = 0.1
 
     @Option(help: "SGD momentum.")
     var momentum: Float = 0
@@ -90,8 +102,16 @@ struct FinetuneCommand: ParsableCommand {
             options.seed = seed
             switch optimizer {
             case "adam": options.optimizer = .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-7)
+            case "adamw": options.optimizer = .adamW(beta1: 0.9, beta2: 0.999, epsilon: 1e-7, weightDecay: weightDecay)
             case "sgd": options.optimizer = .sgd(momentum: momentum, nesterov: false)
-            default: throw UsageError("--optimizer \(optimizer): adam or sgd")
+            default: throw UsageError("--optimizer \(optimizer): adam, adamw or sgd")
+            }
+            let stepsPerEpoch = (inputs.shape[0] + batchSize - 1) / max(batchSize, 1)
+            switch schedule {
+            case "constant": options.schedule = .constant
+            case "cosine": options.schedule = .cosine(decaySteps: stepsPerEpoch * epochs, alpha: 0)
+            case "step": options.schedule = .step(decaySteps: stepsPerEpoch * decayEpochs, decayRate: decayRate)
+            default: throw UsageError("--schedule \(schedule): constant, cosine or step")
             }
             if let loss {
                 guard let chosen = HeadTrainer.Loss(rawValue: loss) else {

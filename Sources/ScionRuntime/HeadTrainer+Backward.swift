@@ -97,7 +97,8 @@ extension HeadTrainer {
 
     /// One optimizer step for every trainable tensor of the head, with Keras 3's formulas.
     mutating func apply(_ gradients: [String: [Float]], options: Options, step: Int, slots: inout [String: Slots]) {
-        let rate = options.learningRate
+        // `step` counts this update from 1; Keras evaluates the schedule at the updates made before it.
+        let rate = options.schedule.rate(options.learningRate, iterations: step - 1)
         for position in layers.indices {
             for role in ["kernel", "bias"] {
                 let key = "\(position).\(role)"
@@ -115,7 +116,10 @@ extension HeadTrainer {
                             weights[i] += nesterov ? momentum * slot.first[i] - rate * gradient[i] : slot.first[i]
                         }
                     }
-                case .adam(let beta1, let beta2, let epsilon):
+                case .adam(let beta1, let beta2, let epsilon), .adamW(let beta1, let beta2, let epsilon, _):
+                    if case .adamW(_, _, _, let decay) = options.optimizer, decay > 0 {
+                        for i in weights.indices { weights[i] -= weights[i] * decay * rate }
+                    }
                     let t = Float(step)
                     let corrected = rate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
                     for i in weights.indices {

@@ -42,18 +42,28 @@ def main():
         y = random.integers(0, 3, 24)
         data = os.path.join(folder, "data.npz")
         np.savez(data, x=x, y=y)
-        for optimizer, rate, epochs in (("sgd", 0.5, 3), ("adam", 0.01, 4)):
-            out = os.path.join(folder, f"tuned_{optimizer}.keras")
+        cases = (("sgd", 0.5, 3, "constant"), ("adam", 0.01, 4, "constant"), ("adamw", 0.01, 4, "cosine"),
+                 ("sgd", 0.5, 3, "step"))
+        for optimizer, rate, epochs, schedule in cases:
+            out = os.path.join(folder, f"tuned_{optimizer}_{schedule}.keras")
+            extra = ["--decay-epochs", "1", "--decay-rate", "0.5"] if schedule == "step" else []
             result = subprocess.run([args.scion, "finetune", base, "--data", data, "--epochs", str(epochs), "--batch-size", "24",
-                                     "--learning-rate", str(rate), "--optimizer", optimizer, "-o", out, "--force", "--json"],
-                                    capture_output=True, text=True)
+                                     "--learning-rate", str(rate), "--optimizer", optimizer, "--schedule", schedule, "-o", out,
+                                     "--force", "--json"] + extra, capture_output=True, text=True)
             if result.returncode != 0:
                 failed += 1
                 print(f"FAIL {optimizer}: {result.stderr.strip()}")
                 continue
             report = json.loads(result.stdout)
             model = keras.models.load_model(base, compile=False)
-            keras_optimizer = keras.optimizers.SGD(learning_rate=rate) if optimizer == "sgd" else keras.optimizers.Adam(learning_rate=rate)
+            # One full batch per epoch: `epochs` updates in all.
+            learning_rate = {"constant": rate,
+                             "cosine": keras.optimizers.schedules.CosineDecay(rate, decay_steps=epochs),
+                             "step": keras.optimizers.schedules.ExponentialDecay(rate, decay_steps=1, decay_rate=0.5,
+                                                                                 staircase=True)}[schedule]
+            keras_optimizer = {"sgd": lambda: keras.optimizers.SGD(learning_rate=learning_rate),
+                               "adam": lambda: keras.optimizers.Adam(learning_rate=learning_rate),
+                               "adamw": lambda: keras.optimizers.AdamW(learning_rate=learning_rate)}[optimizer]()
             model.compile(optimizer=keras_optimizer, loss="sparse_categorical_crossentropy")
             history = model.fit(x, y, batch_size=24, epochs=epochs, shuffle=False, verbose=0).history["loss"]
             tuned = keras.models.load_model(out, compile=False)
@@ -65,7 +75,7 @@ def main():
             ok = weights <= 1e-4 and losses <= 1e-4 and frozen_same and report["weightsChanged"] == ["dense/kernel", "dense/bias"]
             passed += ok
             failed += not ok
-            print(f"{'ok  ' if ok else 'FAIL'} {optimizer} lr {rate}, {epochs} full-batch epochs: head weights vs Keras's fit() "
+            print(f"{'ok  ' if ok else 'FAIL'} {optimizer} lr {rate} {schedule}, {epochs} full-batch epochs: head weights vs Keras's fit() "
                   f"relative {weights:.2g}, losses {losses:.2g}, frozen tensors bit-identical: {frozen_same}", flush=True)
     print(f"finetune: {passed} passed, {failed} failed, 0 skipped")
     return 1 if failed else 0

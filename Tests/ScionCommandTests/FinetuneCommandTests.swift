@@ -26,7 +26,7 @@ final class FinetuneCommandTests: XCTestCase {
             (["finetune", model, "--data", data, "-o", output], "needs arrays 'x' and 'y'"),
             (["finetune", Repository.fixture("keras3/mobilenet_v2.keras"), "--data", data, "--x", "images", "--y", "labels", "-o", output],
              "is trainable but not part of a head"),
-            (["finetune", model, "--data", data, "--optimizer", "rmsprop", "--x", "images", "--y", "labels", "-o", output], "adam or sgd"),
+            (["finetune", model, "--data", data, "--optimizer", "rmsprop", "--x", "images", "--y", "labels", "-o", output], "adamw or sgd"),
         ]
         for (arguments, expected) in cases {
             let result = try runScion(arguments)
