@@ -16,8 +16,14 @@ struct FinetuneCommand: ParsableCommand {
     @Argument(help: "The model to train (.h5, .keras, .onnx): a frozen base with a trainable head (scion edit makes one).")
     var model: String
 
-    @Option(help: "Training data: an .npz with arrays named by --x and --y.")
+    @Option(help: "Training data: an .npz with arrays named by --x and --y, an .npy of inputs with --labels, or a numeric .csv.")
     var data: String
+
+    @Option(help: "With an .npy of inputs: the .npy of targets.")
+    var labels: String?
+
+    @Option(help: "CSV: the label column (header name or 0-based index; default the last).")
+    var labelColumn: String?
 
     @Option(help: "An .npz of validation data (same array names).")
     var validation: String?
@@ -84,8 +90,8 @@ struct FinetuneCommand: ParsableCommand {
             do { trainer = try HeadTrainer(graph: source.graph) } catch let error as RuntimeError {
                 throw ScionError(file: model, error.description)
             }
-            var (inputs, targets) = try readPair(data)
-            var validationPair = try validation.map(readPair)
+            var (inputs, targets) = try TrainingData.load(data, xName: x, yName: y, labels: labels, labelColumn: labelColumn)
+            var validationPair = try validation.map { try TrainingData.load($0, xName: x, yName: y, labelColumn: labelColumn) }
             if validationSplit > 0 {
                 guard validationSplit < 1, validationPair == nil else {
                     throw UsageError("--validation-split must be in (0, 1) and not combined with --validation")
@@ -121,6 +127,7 @@ struct FinetuneCommand: ParsableCommand {
             } else {
                 options.loss = targets.rank == 1 ? .sparseCategoricalCrossentropy : .categoricalCrossentropy
             }
+            try checkTargets(targets, loss: options.loss, classes: trainer.outputUnits, file: data)
             let started = Date()
             let features: RuntimeTensor, validationFeatures: RuntimeTensor?
             do {
@@ -171,19 +178,19 @@ struct FinetuneCommand: ParsableCommand {
         }
     }
 
-    /// `x` and `y` from an .npz.
-    func readPair(_ path: String) throws -> (RuntimeTensor, RuntimeTensor) {
-        let arrays = try NumpyArchive.read(path)
-        guard let inputs = arrays.first(where: { $0.name == x })?.tensor, let labels = arrays.first(where: { $0.name == y })?.tensor else {
-            throw ScionError(file: path, "needs arrays '\(x)' and '\(y)' (has \(arrays.map(\.name).joined(separator: ", ")))")
+    /// Labels must name one of the head's classes; one-hot rows must have one column per class.
+    func checkTargets(_ targets: RuntimeTensor, loss: HeadTrainer.Loss, classes: Int?, file: String) throws {
+        guard let classes else { return }
+        switch loss {
+        case .sparseCategoricalCrossentropy:
+            if let bad = targets.data.first(where: { $0 != $0.rounded() || $0 < 0 || Int($0) >= classes }) {
+                throw ScionError(file: file, "label \(bad) is not a class of the head's \(classes) (0 to \(classes - 1))")
+            }
+        case .categoricalCrossentropy, .meanSquaredError:
+            if targets.count / max(targets.shape[0], 1) != classes {
+                throw ScionError(file: file, "targets have \(targets.count / max(targets.shape[0], 1)) columns, the head \(classes) outputs")
+            }
         }
-        guard inputs.shape.first == labels.shape.first, (inputs.shape.first ?? 0) > 0 else {
-            throw ScionError(file: path, "'\(x)' has \(inputs.shape.first ?? 0) samples, '\(y)' \(labels.shape.first ?? 0)")
-        }
-        if let bad = (inputs.data + labels.data).firstIndex(where: { !$0.isFinite }) {
-            throw ScionError(file: path, "holds a NaN or infinity (flat index \(bad))")
-        }
-        return (inputs, labels)
     }
 
     func rows(_ tensor: RuntimeTensor, _ range: Range<Int>) -> RuntimeTensor {

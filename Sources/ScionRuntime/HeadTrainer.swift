@@ -140,6 +140,9 @@ public struct HeadTrainer {
         baseLayerCount = graph.nodes.count - chain.count
     }
 
+    /// Units of the last Dense of the head: the number of classes it predicts.
+    public var outputUnits: Int? { layers.last { !$0.kernel.isEmpty }?.units }
+
     static func trainableKind(_ op: Op) -> Bool {
         switch op {
         case .dense, .activation, .dropout, .identity, .flatten: true

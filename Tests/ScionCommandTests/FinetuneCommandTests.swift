@@ -22,11 +22,16 @@ final class FinetuneCommandTests: XCTestCase {
         let directory = try temporaryDirectory(self)
         let (model, data) = try prepare(directory)
         let output = directory.appendingPathComponent("out.keras").path
+        let outOfRange = directory.appendingPathComponent("range.npz").path
+        let x = try NumpyFile.read(Repository.fixture("keras3/mobilenet_v2.input.npy"))
+        try NumpyArchive.write([("images", x), ("labels", RuntimeTensor(shape: [2], data: [0, 7]))], to: outOfRange)
         let cases: [([String], String)] = [
             (["finetune", model, "--data", data, "-o", output], "needs arrays 'x' and 'y'"),
             (["finetune", Repository.fixture("keras3/mobilenet_v2.keras"), "--data", data, "--x", "images", "--y", "labels", "-o", output],
              "is trainable but not part of a head"),
             (["finetune", model, "--data", data, "--optimizer", "rmsprop", "--x", "images", "--y", "labels", "-o", output], "adamw or sgd"),
+            (["finetune", model, "--data", outOfRange, "--x", "images", "--y", "labels", "-o", output],
+             "label 7.0 is not a class of the head's 3 (0 to 2)"),
         ]
         for (arguments, expected) in cases {
             let result = try runScion(arguments)
