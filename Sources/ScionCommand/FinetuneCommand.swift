@@ -155,7 +155,9 @@ struct FinetuneCommand: ParsableCommand {
                         if let accuracy = result.accuracy { entry["val_accuracy"] = accuracy; line += String(format: " - val_accuracy %.4f", accuracy) }
                     }
                     history.append(entry)
-                    if !json { print(line + String(format: " - %.3f s", epoch.seconds)) }
+                    let elapsed = history.reduce(0) { $0 + ($1["seconds"] ?? 0) }
+                    let remaining = elapsed / Double(epoch.epoch) * Double(epochs - epoch.epoch)
+                    if !json { print(line + String(format: " - %.3f s", epoch.seconds) + (epoch.epoch < epochs ? String(format: " - ETA %.1f s", remaining) : "")) }
                 }
             } catch let error as RuntimeError {
                 throw ScionError(file: data, error.description)
