@@ -79,6 +79,9 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(help: "Print the per-epoch history and the verification as JSON.")
     var json = false
 
+    @Option(help: "Write an HTML report (learning curves, verification table) to DIR/index.html.")
+    var report: String?
+
     func run() throws {
         BLAS.reexecIfNeeded()
         try reportingErrors {
@@ -168,6 +171,9 @@ struct FinetuneCommand: ParsableCommand {
             // Verification against the file as written: only the head's tensors may differ.
             let diff = try ModelDiff(original, try Model.load(output))
             let changed = diff.weightsChanged.map(\.name)
+            if let report {
+                try writeReport(to: report, history: history, before: original, diff: diff, options: options)
+            }
             if json {
                 let report: [String: Any] = ["history": history, "weightsCompared": diff.weightsCompared,
                                              "weightsUnchanged": diff.weightsUnchanged, "weightsChanged": changed]
@@ -178,6 +184,25 @@ struct FinetuneCommand: ParsableCommand {
                     + "\(changed.count) trained: \(changed.joined(separator: ", "))")
             }
         }
+    }
+
+    func writeReport(to folder: String, history: [[String: Double]], before: Model, diff: ModelDiff,
+                     options: HeadTrainer.Options) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let path = (folder as NSString).appendingPathComponent("index.html")
+        if FileManager.default.fileExists(atPath: path) && !force {
+            throw ScionError(file: path, "already exists; pass --force to replace it")
+        }
+        let rows = history.map { entry in
+            TrainingReport.EpochRow(epoch: Int(entry["epoch"] ?? 0), loss: entry["loss"] ?? 0, accuracy: entry["accuracy"],
+                                    validationLoss: entry["val_loss"], validationAccuracy: entry["val_accuracy"], seconds: entry["seconds"] ?? 0)
+        }
+        let settings = [("model", model), ("data", data), ("output", output), ("optimizer", optimizer), ("learning rate", "\(learningRate)"),
+                        ("schedule", schedule), ("epochs", "\(epochs)"), ("batch size", "\(batchSize)"),
+                        ("loss", options.loss.rawValue), ("seed", "\(seed)")]
+        let page = try TrainingReport(title: "scion finetune: \((model as NSString).lastPathComponent)", settings: settings,
+                                      epochs: rows, before: before, after: try Model.load(output), diff: diff).html()
+        try AtomicFile.write(to: path) { try Data(page.utf8).write(to: URL(fileURLWithPath: $0)) }
     }
 
     /// Labels must name one of the head's classes; one-hot rows must have one column per class.

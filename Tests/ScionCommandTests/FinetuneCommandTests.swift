@@ -54,5 +54,13 @@ final class FinetuneCommandTests: XCTestCase {
             XCTAssertTrue(result.standardOutput.contains("Epoch 3/3 - loss"), result.standardOutput)
             XCTAssertTrue(result.standardOutput.contains("2 trained: dense/kernel, dense/bias"), result.standardOutput)
         }
+        // The report: learning curves and the verification table, checked against the written file.
+        let report = directory.appendingPathComponent("report").path
+        let output = directory.appendingPathComponent("reported.keras").path
+        let result = try runScion(["finetune", model, "--data", data, "--x", "images", "--y", "labels", "--epochs", "2",
+                                   "--batch-size", "2", "-o", output, "--report", report])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        let page = try String(contentsOfFile: (report as NSString).appendingPathComponent("index.html"), encoding: .utf8)
+        XCTAssertTrue(page.contains("<svg") && page.contains(": identical") && page.contains("trained: dense/kernel"), page)
     }
 }
