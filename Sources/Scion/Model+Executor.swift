@@ -7,8 +7,13 @@ import ScionRuntime
 /// computed shape.
 extension Model {
     public func executor(taps: [String] = []) throws -> Executor {
+        try Self.executor(for: graph, taps: taps)
+    }
+
+    /// An executor for any graph (a model's, or a view of it), with the opaque ONNX ops wired in.
+    static func executor(for graph: Graph, taps: [String]) throws -> Executor {
         var executor = try Executor(graph: graph, taps: taps)
-        executor.opaqueEvaluator = { node, inputs in try Self.evaluateOpaque(node, inputs) }
+        executor.opaqueEvaluator = { node, inputs in try evaluateOpaque(node, inputs) }
         return executor
     }
 

@@ -38,9 +38,7 @@ public struct ModelComparison: Encodable, Sendable {
             guard node.outputs.count == 1, let other = nodesB[node.name] else { return false }
             return node.op.typeName == other.op.typeName && Self.fusedActivation(node.op) == Self.fusedActivation(other.op)
         }.map(\.name)
-        var runA = try Executor(graph: a, taps: shared), runB = try Executor(graph: b, taps: shared)
-        runA.opaqueEvaluator = { try Model.evaluateOpaque($0, $1) }
-        runB.opaqueEvaluator = { try Model.evaluateOpaque($0, $1) }
+        let runA = try Model.executor(for: a, taps: shared), runB = try Model.executor(for: b, taps: shared)
         guard inputs.count == a.inputs.count, inputs.count == b.inputs.count else {
             throw ScionError(file: reference.path, "takes \(a.inputs.count) input(s), the other model \(b.inputs.count); \(inputs.count) given")
         }

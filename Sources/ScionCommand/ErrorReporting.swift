@@ -13,3 +13,14 @@ func reportingErrors(_ body: () throws -> Void) throws {
         throw ExitCode(1)
     }
 }
+
+/// Prints `value` as the commands' `--json` output: indented, keys sorted, slashes as they are.
+/// `spellNonFinite` writes infinities and NaN as strings (`compare` reports infinite differences).
+func printJSON(_ value: some Encodable, spellNonFinite: Bool = false) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    if spellNonFinite {
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    }
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}

@@ -70,11 +70,10 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Seed for shuffling and Dropout.")
     var seed: UInt64 = 0
 
-    @Option(name: [.customShort("o"), .long], help: "Where to write the trained model (.h5, .keras, .onnx).")
-    var output: String
+    @OptionGroup var destination: OutputOptions
 
-    @Flag(help: "Replace OUTPUT if it exists.")
-    var force = false
+    var output: String { destination.output }
+    var force: Bool { destination.force }
 
     @Flag(help: "Print the per-epoch history and the verification as JSON.")
     var json = false
@@ -167,7 +166,7 @@ struct FinetuneCommand: ParsableCommand {
             }
             let original = source
             source.graph = trainer.trainedGraph()
-            try source.write(to: output, options: Model.WriteOptions(force: force))
+            try destination.write(source)
             // Verification against the file as written: only the head's tensors may differ.
             let diff = try ModelDiff(original, try Model.load(output))
             let changed = diff.weightsChanged.map(\.name)

@@ -23,10 +23,7 @@ struct InspectCommand: ParsableCommand {
             let summary = try ModelSummary(graph: loaded.graph, format: loaded.format.rawValue,
                                            includeWeights: weights, checksums: weights)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                let data = try encoder.encode(summary)
-                print(String(decoding: data, as: UTF8.self))
+                try printJSON(summary)
             } else {
                 print(summary.table())
             }

@@ -146,10 +146,7 @@ struct CompareCommand: ParsableCommand {
                 throw ScionError(file: self.reference, error.description)
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-                print(String(decoding: try encoder.encode(comparison), as: UTF8.self))
+                try printJSON(comparison, spellNonFinite: true)
             } else {
                 print(comparison.text())
             }

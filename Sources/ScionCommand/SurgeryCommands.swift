@@ -201,9 +201,7 @@ struct DiffCommand: ParsableCommand {
         try reportingErrors {
             let diff = try ModelDiff(try Model.load(before), try Model.load(after))
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(diff), as: UTF8.self))
+                try printJSON(diff)
             } else {
                 print(diff.text())
             }

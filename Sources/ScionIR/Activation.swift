@@ -72,3 +72,24 @@ public enum Activation: Equatable, Hashable, Sendable {
         }
     }
 }
+
+extension Activation {
+    /// The axis a per-axis activation (softmax, log-softmax, sparsemax) runs along; nil for the
+    /// elementwise ones.
+    public var axis: Int? {
+        switch self {
+        case .softmax(let axis), .logSoftmax(let axis), .sparsemax(let axis): axis
+        default: nil
+        }
+    }
+
+    /// The same activation along another axis (elementwise ones are returned as they are).
+    public func withAxis(_ axis: Int) -> Activation {
+        switch self {
+        case .softmax: .softmax(axis: axis)
+        case .logSoftmax: .logSoftmax(axis: axis)
+        case .sparsemax: .sparsemax(axis: axis)
+        default: self
+        }
+    }
+}

@@ -36,6 +36,11 @@ public struct Graph {
         node.parameters.compactMap { parameters[$0] }
     }
 
+    /// The parameter playing `role` (`kernel`, `bias`, `gamma`...) in a node, if it has one.
+    public func parameter(of node: Node, role: String) -> Parameter? {
+        node.parameters.lazy.compactMap { parameters[$0] }.first { $0.role == role }
+    }
+
     /// The node producing each value.
     public var producers: [String: Int] {
         var result: [String: Int] = [:]

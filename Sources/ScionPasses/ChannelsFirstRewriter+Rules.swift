@@ -110,7 +110,7 @@ extension ChannelsFirstRewriter {
         let fits = { (axis: Int) in ChannelsFirstAxes.channelsFirstPosition(of: axis, rank: rank) != nil }
         switch node.op {
         case .activation(let activation):
-            return Self.activationAxis(activation).map(fits) ?? true
+            return activation.axis.map(fits) ?? true
         case .batchNormalization(let a):
             // ONNX BatchNormalization normalizes axis 1: channels-first, that is the channel axis.
             // A Keras one over another axis stays in the original order, where its axis means what
@@ -142,13 +142,6 @@ extension ChannelsFirstRewriter {
         }
     }
 
-    static func activationAxis(_ activation: Activation) -> Int? {
-        switch activation {
-        case .softmax(let axis), .logSoftmax(let axis), .sparsemax(let axis): axis
-        default: nil
-        }
-    }
-
     static func isPerChannel(_ attributes: RescalingAttributes) -> Bool {
         attributes.scale.count > 1 || attributes.offset.count > 1
     }
@@ -156,7 +149,7 @@ extension ChannelsFirstRewriter {
     /// The source graph's parameter playing `role` in a source node (before any change: a shared
     /// layer's second call must see the same kernel as its first).
     func sourceParameter(of node: Node, role: String) -> Parameter? {
-        node.parameters.lazy.compactMap { source.parameters[$0] }.first { $0.role == role }
+        source.parameter(of: node, role: role)
     }
 
     /// Flatten of a channels-first value: a plain channels-first flatten when only the channels are

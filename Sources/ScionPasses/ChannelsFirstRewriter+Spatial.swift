@@ -128,14 +128,8 @@ extension ChannelsFirstRewriter {
 
     /// An activation with an axis (softmax) applied to a value that is now channels-first.
     func remapped(_ activation: Activation, rank: Int, node: Node) throws -> Activation {
-        guard let axis = Self.activationAxis(activation) else { return activation }
-        let moved = try position(of: axis, rank: rank, node: node)
-        switch activation {
-        case .softmax: return .softmax(axis: moved)
-        case .logSoftmax: return .logSoftmax(axis: moved)
-        case .sparsemax: return .sparsemax(axis: moved)
-        default: return activation
-        }
+        guard let axis = activation.axis else { return activation }
+        return activation.withAxis(try position(of: axis, rank: rank, node: node))
     }
 
     /// Channels-first position of a channels-last axis, or an error naming the node.

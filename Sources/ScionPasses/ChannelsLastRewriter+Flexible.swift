@@ -12,10 +12,10 @@ extension ChannelsLastRewriter {
             a.axis = -1
             op = .rescaling(a)
         }
-        if case .activation(let activation) = op, let axis = ChannelsFirstRewriter.activationAxis(activation),
+        if case .activation(let activation) = op, let axis = activation.axis,
            valueRank > 0, axis == valueRank - 1 {
             // Keras names log_softmax and sparsemax only over the last axis, written -1.
-            op = .activation(Self.withAxis(activation, -1))
+            op = .activation(activation.withAxis(-1))
         }
         if let features = pendingRowPermutations[index] {
             try permuteFlattenedRows(of: node, spatial: features.spatial, channels: features.channels)
@@ -56,17 +56,8 @@ extension ChannelsLastRewriter {
     }
 
     func remapped(_ activation: Activation, rank: Int, node: Node) throws -> Activation {
-        guard let axis = ChannelsFirstRewriter.activationAxis(activation) else { return activation }
-        return Self.withAxis(activation, try position(of: axis, rank: rank, node: node))
-    }
-
-    static func withAxis(_ activation: Activation, _ axis: Int) -> Activation {
-        switch activation {
-        case .softmax: .softmax(axis: axis)
-        case .logSoftmax: .logSoftmax(axis: axis)
-        case .sparsemax: .sparsemax(axis: axis)
-        default: activation
-        }
+        guard let axis = activation.axis else { return activation }
+        return activation.withAxis(try position(of: axis, rank: rank, node: node))
     }
 
     /// A Flatten reads the original order when it has it; otherwise it flattens the channels-last

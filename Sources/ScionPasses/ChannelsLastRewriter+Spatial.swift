@@ -218,7 +218,7 @@ extension ChannelsLastRewriter {
     }
 
     func sourceParameter(of node: Node, role: String) -> Parameter? {
-        node.parameters.lazy.compactMap { source.parameters[$0] }.first { $0.role == role }
+        source.parameter(of: node, role: role)
     }
 
     mutating func permuteKernel(of node: Node, role: String, change: String, permutation: [Int],

@@ -170,9 +170,9 @@ struct KerasPatternRewriter {
         switch node.op {
         case .gemm(let a):
             guard !a.transposeA, a.alpha == 1, a.beta == 1, node.inputs.count == 1,
-                  let kernel = graph.parameters(of: node).first(where: { $0.role == "kernel" }), kernel.shape.count == 2 else { return }
+                  let kernel = graph.parameter(of: node, role: "kernel"), kernel.shape.count == 2 else { return }
             let units = a.transposeB ? kernel.shape[0] : kernel.shape[1]
-            let bias = graph.parameters(of: node).first { $0.role == "bias" }
+            let bias = graph.parameter(of: node, role: "bias")
             if let bias, bias.shape.reduce(1, *) != units || bias.shape.filter({ $0 != 1 }).count > 1 { return }
             if a.transposeB {
                 var changes: [String: String] = [:]

@@ -85,14 +85,12 @@ public struct Executor {
                   !outputs.contains(output), let next = readers[output], next.count == 1 else { continue }
             let bn = graph.nodes[next[0]]
             guard case .batchNormalization(let b) = bn.op, b.axis == 1 || b.axis == -3 && a.rank == 2,
-                  let kernelName = node.parameters.first(where: { graph.parameters[$0]?.role == "kernel" }),
+                  let kernelName = graph.parameter(of: node, role: "kernel")?.name,
                   kernelUses[kernelName] == 1, var kernel = weights[kernelName] else { continue }
-            let biasName = a.useBias ? node.parameters.first(where: { graph.parameters[$0]?.role == "bias" }) : nil
+            let biasName = a.useBias ? graph.parameter(of: node, role: "bias")?.name : nil
             if a.useBias && (biasName == nil || kernelUses[biasName ?? ""] != 1) { continue }
             var bias = biasName.flatMap { weights[$0] } ?? [Float](repeating: 0, count: a.filters)
-            func values(_ role: String) -> [Float]? {
-                bn.parameters.first { graph.parameters[$0]?.role == role }.flatMap { weights[$0] }
-            }
+            func values(_ role: String) -> [Float]? { graph.parameter(of: bn, role: role).flatMap { weights[$0.name] } }
             let filters = bias.count
             guard let mean = values("moving_mean"), let variance = values("moving_variance"), mean.count == filters,
                   variance.count == filters, kernel.count % filters == 0 else { continue }
@@ -122,14 +120,15 @@ public struct Executor {
         var fused: [String: Activation] = [:], through = Set<String>()
         for node in graph.nodes {
             guard case .activation(let activation) = node.op, case .relu(_, 0, 0) = activation, let input = node.inputs.first else { continue }
-            var value = input, chain: [String] = []
+            // Walk back through folded BatchNormalizations; every value on the way must have no
+            // other reader, or fusing would change what that reader sees.
+            let privateValue = { (value: String) in readers[value] == 1 && !outputs.contains(value) }
+            var value = input, passable = true
             while let index = producers[value], folded.contains(graph.nodes[index].name) {
-                chain.append(graph.nodes[index].name)
+                passable = passable && privateValue(value)
                 value = graph.nodes[index].inputs.first ?? ""
             }
-            guard let index = producers[value], readers[value] == 1, !outputs.contains(value),
-                  chain.allSatisfy({ name in graph.nodes.first { $0.name == name }?.outputs.allSatisfy { readers[$0] == 1 && !outputs.contains($0) } == true })
-            else { continue }
+            guard passable, let index = producers[value], privateValue(value) else { continue }
             let producer = graph.nodes[index]
             switch producer.op {
             case .conv(let a) where a.activation == .linear: break
@@ -215,12 +214,10 @@ public struct Executor {
     }
 
     func parameter(_ node: Node, _ role: String) -> [Float]? {
-        node.parameters.first { graph.parameters[$0]?.role == role }.flatMap { weights[$0] }
+        graph.parameter(of: node, role: role).flatMap { weights[$0.name] }
     }
 
-    func parameterShape(_ node: Node, _ role: String) -> [Int]? {
-        node.parameters.lazy.compactMap { graph.parameters[$0] }.first { $0.role == role }?.shape
-    }
+    func parameterShape(_ node: Node, _ role: String) -> [Int]? { graph.parameter(of: node, role: role)?.shape }
 
     func require(_ node: Node, _ role: String) throws -> [Float] {
         guard let values = parameter(node, role) else { throw RuntimeError(node.name, "is missing its '\(role)' weights") }

@@ -6,7 +6,7 @@ extension HeadTrainer {
     /// Loss, correct predictions and each trainable tensor's gradient (`"layer index.kernel"`,
     /// `".bias"`) for one batch, in training mode.
     func lossAndGradients(_ input: RuntimeTensor, targets: [Float], loss: Loss,
-                          random: inout SeededGenerator) throws -> (Double, Int, [String: [Float]]) {
+                          random: inout SplitMix64) throws -> (Double, Int, [String: [Float]]) {
         let (outputs, masks) = try forward(input, training: true, random: &random)
         guard let prediction = outputs.last else { return (0, 0, [:]) }
         var (value, hits, dy) = lossValue(prediction, targets: targets, loss: loss)

@@ -20,7 +20,7 @@ extension HeadTrainer {
             throw RuntimeError("data", "has \(samples) samples and \(y.shape.first ?? 0) targets")
         }
         let width = x.count / samples
-        var random = SeededGenerator(seed: options.seed)
+        var random = SplitMix64(seed: options.seed)
         var slots: [String: Slots] = [:]
         var step = 0
         var history: [Epoch] = []
@@ -57,7 +57,7 @@ extension HeadTrainer {
 
     /// Loss and accuracy of the head in inference mode (no Dropout).
     public func evaluate(features x: RuntimeTensor, targets y: RuntimeTensor, loss: Loss) throws -> (loss: Double, accuracy: Double?) {
-        var random = SeededGenerator(seed: 0)
+        var random = SplitMix64(seed: 0)
         let (outputs, _) = try forward(x, training: false, random: &random)
         guard let prediction = outputs.last else { return (0, nil) }
         let (value, hits, _) = lossValue(prediction, targets: y.data, loss: loss)
@@ -65,7 +65,7 @@ extension HeadTrainer {
     }
 
     /// Forward through the head: each layer's output (index 0 is the input), and Dropout masks.
-    func forward(_ x: RuntimeTensor, training: Bool, random: inout SeededGenerator) throws -> ([RuntimeTensor], [Int: [Float]]) {
+    func forward(_ x: RuntimeTensor, training: Bool, random: inout SplitMix64) throws -> ([RuntimeTensor], [Int: [Float]]) {
         var outputs = [x]
         var masks: [Int: [Float]] = [:]
         for (position, layer) in layers.enumerated() {
@@ -120,18 +120,4 @@ extension HeadTrainer {
         }
         return (total / Double(batch), hits, gradient)
     }
-}
-
-/// A seedable generator for shuffling and Dropout (SplitMix64).
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Float { Float(next() >> 40) / Float(1 << 24) }
 }

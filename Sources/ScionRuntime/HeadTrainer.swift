@@ -117,7 +117,7 @@ public struct HeadTrainer {
             let node = graph.nodes[index]
             var layer = Layer(node: node)
             if case .dense(let a) = node.op {
-                let kernel = node.parameters.compactMap { graph.parameters[$0] }.first { $0.role == "kernel" }
+                let kernel = graph.parameter(of: node, role: "kernel")
                 guard let kernel, kernel.shape.count == 2 else { throw RuntimeError(node.name, "needs a rank-2 kernel") }
                 guard Self.supported(a.activation) else {
                     throw RuntimeError(node.name, "fused activation \(a.activation.displayName) cannot be trained yet")
@@ -125,7 +125,7 @@ public struct HeadTrainer {
                 layer.kernel = try Executor.floats(kernel)
                 layer.inputs = kernel.shape[0]
                 layer.units = kernel.shape[1]
-                if let bias = node.parameters.compactMap({ graph.parameters[$0] }).first(where: { $0.role == "bias" }) {
+                if let bias = graph.parameter(of: node, role: "bias") {
                     layer.bias = try Executor.floats(bias)
                 }
             }

@@ -60,3 +60,13 @@ func temporaryDirectory(_ testCase: XCTestCase) throws -> URL {
     testCase.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
     return url
 }
+
+/// Runs `scion` expecting a mistake to be reported as it should be: exit status 1 and one line
+/// `error: ...` on stderr that mentions `expected`.
+func assertOneLineFailure(_ arguments: [String], mentions expected: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    let result = try runScion(arguments)
+    XCTAssertEqual(result.status, 1, arguments.joined(separator: " "), file: file, line: line)
+    XCTAssertEqual(result.standardError.split(separator: "\n").count, 1, result.standardError, file: file, line: line)
+    XCTAssertTrue(result.standardError.hasPrefix("error: "), result.standardError, file: file, line: line)
+    XCTAssertTrue(result.standardError.contains(expected), "\(arguments): \(result.standardError)", file: file, line: line)
+}

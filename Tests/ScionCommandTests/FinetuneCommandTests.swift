@@ -34,10 +34,7 @@ final class FinetuneCommandTests: XCTestCase {
              "label 7.0 is not a class of the head's 3 (0 to 2)"),
         ]
         for (arguments, expected) in cases {
-            let result = try runScion(arguments)
-            XCTAssertEqual(result.status, 1, arguments.joined(separator: " "))
-            XCTAssertEqual(result.standardError.split(separator: "\n").count, 1, result.standardError)
-            XCTAssertTrue(result.standardError.contains(expected), "\(arguments): \(result.standardError)")
+            try assertOneLineFailure(arguments, mentions: expected)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: output))
     }

@@ -1,4 +1,5 @@
 import Foundation
+import ScionRuntime
 import XCTest
 
 /// `scion run` and `scion compare`, end to end. The numbers are checked against the real tools in
@@ -32,11 +33,7 @@ final class RunCommandTests: XCTestCase {
         var values = [Float](repeating: 0.5, count: 2 * 32 * 32 * 3)
         values[7] = .nan
         let nan = directory.appendingPathComponent("nan.npy")
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 32, 32, 3), }"
-        header += String(repeating: " ", count: (64 - (10 + header.utf8.count + 1) % 64) % 64) + "\n"
-        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count), 0] + Array(header.utf8)
-        values.withUnsafeBytes { bytes += $0 }
-        try Data(bytes).write(to: nan)
+        try Data(NumpyFile.encode(RuntimeTensor(shape: [2, 32, 32, 3], data: values))).write(to: nan)
         let cases: [([String], String)] = [
             (["run", model, "--input", nan.path, "--output", output], "holds nan at flat index 7"),
             (["run", model, "--input", text.path, "--output", output], "not a NumPy .npy file"),
@@ -46,10 +43,7 @@ final class RunCommandTests: XCTestCase {
              "no layer has this name"),
         ]
         for (arguments, expected) in cases {
-            let result = try runScion(arguments)
-            XCTAssertEqual(result.status, 1, arguments.joined(separator: " "))
-            XCTAssertEqual(result.standardError.split(separator: "\n").count, 1, result.standardError)
-            XCTAssertTrue(result.standardError.contains(expected), "\(arguments): \(result.standardError)")
+            try assertOneLineFailure(arguments, mentions: expected)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: output))
     }

@@ -69,12 +69,7 @@ final class SurgeryCommandTests: XCTestCase {
             (["edit", model, "-o", output], "nothing to do"),
         ]
         for (arguments, expected) in cases {
-            let result = try runScion(arguments)
-            XCTAssertEqual(result.status, 1, arguments.joined(separator: " "))
-            let lines = result.standardError.split(separator: "\n")
-            XCTAssertEqual(lines.count, 1, result.standardError)
-            XCTAssertTrue(result.standardError.hasPrefix("error: "), result.standardError)
-            XCTAssertTrue(result.standardError.contains(expected), "\(arguments): \(result.standardError)")
+            try assertOneLineFailure(arguments, mentions: expected)
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), [])
     }

@@ -1,4 +1,5 @@
 import Foundation
+import ScionIR
 import XCTest
 @testable import ScionKeras
 
@@ -554,19 +555,6 @@ final class ZipArchiveTests: XCTestCase {
     AAAAAC0ALQAAAAAAAAAAAAIAAAAAAAAAAgAAAAAAAACWAAAAAAAAAI4AAAAAAAAAUEsGBwAAAAAkAQAAAAAAAAEAAABQSwUGAAAA
     AAIAAgCWAAAAjgAAAAAA
     """
-}
-
-/// A small deterministic generator so fuzz-style tests are reproducible.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var value = state
-        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-        return value ^ (value >> 31)
-    }
 }
 
 private extension Array where Element == UInt8 {

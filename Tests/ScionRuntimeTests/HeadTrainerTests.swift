@@ -8,7 +8,7 @@ import XCTest
 final class HeadTrainerTests: XCTestCase {
     /// x [N, 4] → frozen Dense 4→4 (the base) → Dense 4→5 relu → Dropout → Dense 5→3 softmax.
     func model(dropout: Float = 0) -> Graph {
-        var random = SeededGenerator(seed: 3)
+        var random = SplitMix64(seed: 3)
         func parameter(_ name: String, _ role: String, _ shape: [Int], trainable: Bool) -> Parameter {
             let values = (0..<shape.reduce(1, *)).map { _ in random.unit() - 0.5 }
             return Parameter(name: name, role: role, shape: shape, dtype: .float32, trainable: trainable,
@@ -34,7 +34,7 @@ final class HeadTrainerTests: XCTestCase {
 
     /// Three Gaussian blobs in 4-D.
     func blobs(_ count: Int) -> (RuntimeTensor, RuntimeTensor) {
-        var random = SeededGenerator(seed: 9)
+        var random = SplitMix64(seed: 9)
         var x: [Float] = [], y: [Float] = []
         for index in 0..<count {
             let label = index % 3
@@ -52,12 +52,12 @@ final class HeadTrainerTests: XCTestCase {
             let features = try trainer.features(of: x)
             let targets = loss == .meanSquaredError
                 ? (0..<18).map { Float($0 % 3 == Int(labels.data[$0 / 3]) ? 1 : 0) } : labels.data
-            var random = SeededGenerator(seed: 0)
+            var random = SplitMix64(seed: 0)
             let (_, _, gradients) = try trainer.lossAndGradients(features, targets: targets, loss: loss, random: &random)
             func lossAt(_ change: (inout HeadTrainer) -> Void) throws -> Double {
                 var copy = trainer
                 change(&copy)
-                var generator = SeededGenerator(seed: 0)
+                var generator = SplitMix64(seed: 0)
                 let (outputs, _) = try copy.forward(features, training: true, random: &generator)
                 return copy.lossValue(outputs.last!, targets: targets, loss: loss).0
             }
