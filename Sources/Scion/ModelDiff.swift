@@ -108,9 +108,8 @@ public struct ModelDiff: Encodable, Sendable {
         guard graph.hasArchitecture else { return graph }
         do {
             try KerasLayersPass().run(&graph)
-        } catch let error as PassError {
+        } catch is PassError {
             // Not expressible as Keras layers: compare the graph as it is read.
-            _ = error
             graph = model.graph
         }
         return graph

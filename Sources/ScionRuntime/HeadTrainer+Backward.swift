@@ -9,7 +9,8 @@ extension HeadTrainer {
                           random: inout SplitMix64) throws -> (Double, Int, [String: [Float]]) {
         let (outputs, masks) = try forward(input, training: true, random: &random)
         guard let prediction = outputs.last else { return (0, 0, [:]) }
-        var (value, hits, dy) = lossValue(prediction, targets: targets, loss: loss)
+        let (value, hits, lossGradient) = lossValue(prediction, targets: targets, loss: loss)
+        var dy = lossGradient
         let batch = input.shape[0], classes = prediction.count / max(batch, 1)
         // Cross-entropy through a softmax: the gradient at the softmax's input is (p - y) / batch,
         // exact and stable; the softmax's own backward step is then skipped.
@@ -63,7 +64,6 @@ extension HeadTrainer {
                 break
             }
         }
-        _ = value
         return (value, hits, gradients)
     }
 
