@@ -61,18 +61,13 @@ interop: build oracle
 	$(ORACLE_PYTHON) Tests/Interop/check_run.py --backend --scion $(SCION_DEBUG)
 	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_finetune.py --scion $(SCION_DEBUG)
 
-# Scion's main job on the bundled example: a Keras 2 MobileNetV2 classifier becomes the start of a new
-# model (classifier dropped, new head, base frozen), written as Keras 3 and as ONNX, and compared.
+# Scion's main job on the bundled example: transfer learning end to end. A CNN pretrained by Keras on
+# digits 0-4 (fixtures/digits) is cut, grafted with a head for digits 5-9, frozen, trained on 5 images
+# per class, fine-tuned, compared with training from scratch, written as .keras and .onnx and verified.
 demo: build
-	@mkdir -p .build/demo
-	@echo "== A Keras 2 MobileNetV2 classifier (tf.keras .h5, which Keras 3 refuses to load)"
-	$(SCION_DEBUG) inspect $(DEMO_MODEL) | tail -8
-	@echo "== Transfer learning: drop the classifier, graft a 5-class head, freeze the base; write Keras 3 and ONNX"
-	$(SCION_DEBUG) edit $(DEMO_MODEL) --drop-top --head gap,dropout:0.2,dense:5:softmax --freeze-base --seed 0 -o .build/demo/flowers.keras --force
-	$(SCION_DEBUG) edit $(DEMO_MODEL) --drop-top --head gap,dropout:0.2,dense:5:softmax --freeze-base --seed 0 -o .build/demo/flowers.onnx --force
-	$(SCION_DEBUG) inspect .build/demo/flowers.keras | tail -8
-	@echo "== What changed (the ONNX file read back, compared layer by layer and weight by weight)"
-	$(SCION_DEBUG) diff $(DEMO_MODEL) .build/demo/flowers.onnx
+	$(SCION_DEBUG) demo --output-dir .build/demo --force
+	@echo "== What changed between the pretrained model and the fine-tuned ONNX file (read back)"
+	$(SCION_DEBUG) diff fixtures/digits/digits_cnn.keras .build/demo/digits_5_9.onnx
 
 bench: release
 	bench/inspect_bench.py

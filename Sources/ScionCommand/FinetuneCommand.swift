@@ -6,11 +6,14 @@ import ScionRuntime
 struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Train a model's head on its frozen base's features, verify the base did not move, write the result.",
+        abstract: "Train a model's trainable layers (backprop, Keras's optimizers), verify frozen weights did not move, write the result.",
         discussion: """
-            The base (everything before the first layer with trainable weights) runs once per sample; the head \
-            (Dense, activations, Dropout, Flatten) trains on those cached features. Data: an .npz with arrays \
-            x and y (class indices, or one-hot rows). Not yet: training layers inside the base (issue #7).
+            Transfer learning's recipe: train the head on the frozen base, then optionally thaw the top of the base \
+            (--unfreeze-top N or --unfreeze REGEX) and go on at a lower rate (--fine-tune-epochs, \
+            --fine-tune-learning-rate). The frozen part before the trainable layers runs once per sample and training \
+            reads its cached outputs (bottleneck features). Trainable BatchNormalization layers use batch statistics and \
+            update their moving averages; frozen ones run in inference mode; Dropout is active only while training. \
+            Data: an .npz with arrays x and y, an .npy pair, or a CSV (labels as class indices or one-hot rows).
             """)
 
     @Argument(help: "The model to train (.h5, .keras, .onnx): a frozen base with a trainable head (scion edit makes one).")
@@ -37,38 +40,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Name of the target array in the .npz files.")
     var y = "y"
 
-    @Option(help: "Passes over the training data.")
-    var epochs = 10
-
-    @Option(help: "Samples per gradient step.")
-    var batchSize = 32
-
-    @Option(help: "Learning rate.")
-    var learningRate: Float = 1e-3
-
-    @Option(help: "adam, adamw or sgd (Keras 3's formulas and defaults).")
-    var optimizer = "adam"
-
-    @Option(help: "AdamW's weight decay (Keras's default 0.004).")
-    var weightDecay: Float = 0.004
-
-    @Option(help: "Learning-rate schedule: constant, cosine (to 0 over all steps) or step (see --decay-epochs, --decay-rate).")
-    var schedule = "constant"
-
-    @Option(help: "step schedule: multiply the rate by --decay-rate every this many epochs.")
-    var decayEpochs = 1
-
-    @Option(help: "step schedule: the factor.")
-    var decayRate: Float = 0.1
-
-    @Option(help: "SGD momentum.")
-    var momentum: Float = 0
-
-    @Option(help: "sparse_categorical_crossentropy, categorical_crossentropy or mse; by default from the targets' shape.")
-    var loss: String?
-
-    @Option(help: "Seed for shuffling and Dropout.")
-    var seed: UInt64 = 0
+    @OptionGroup(title: "Training") var training: TrainingOptions
 
     @OptionGroup var destination: OutputOptions
 
@@ -87,11 +59,7 @@ struct FinetuneCommand: ParsableCommand {
             if FileManager.default.fileExists(atPath: output) && !force {
                 throw ScionError(file: output, "already exists; pass --force to replace it")
             }
-            var source = try Model.load(model)
-            var trainer: HeadTrainer
-            do { trainer = try HeadTrainer(graph: source.graph) } catch let error as RuntimeError {
-                throw ScionError(file: model, error.description)
-            }
+            let source = try Model.load(model)
             var (inputs, targets) = try TrainingData.load(data, xName: x, yName: y, labels: labels, labelColumn: labelColumn)
             var validationPair = try validation.map { try TrainingData.load($0, xName: x, yName: y, labelColumn: labelColumn) }
             if validationSplit > 0 {
@@ -103,120 +71,81 @@ struct FinetuneCommand: ParsableCommand {
                 validationPair = (rows(inputs, kept..<inputs.shape[0]), rows(targets, kept..<targets.shape[0]))
                 (inputs, targets) = (rows(inputs, 0..<kept), rows(targets, 0..<kept))
             }
-            var options = HeadTrainer.Options()
-            options.epochs = epochs
-            options.batchSize = batchSize
-            options.learningRate = learningRate
-            options.seed = seed
-            switch optimizer {
-            case "adam": options.optimizer = .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-7)
-            case "adamw": options.optimizer = .adamW(beta1: 0.9, beta2: 0.999, epsilon: 1e-7, weightDecay: weightDecay)
-            case "sgd": options.optimizer = .sgd(momentum: momentum, nesterov: false)
-            default: throw UsageError("--optimizer \(optimizer): adam, adamw or sgd")
+            let phases = try training.phases(samples: inputs.shape[0], targetRank: targets.rank)
+            let loss = phases[0].options.loss
+            let classes = try outputUnits(of: source)
+            try TrainingOptions.checkInputs(inputs, model: source, file: data)
+            try TrainingOptions.checkTargets(targets, loss: loss, classes: classes, file: data)
+            if let validationPair {
+                let file = validation ?? data
+                try TrainingOptions.checkInputs(validationPair.0, model: source, file: file)
+                try TrainingOptions.checkTargets(validationPair.1, loss: loss, classes: classes, file: file)
             }
-            let stepsPerEpoch = (inputs.shape[0] + batchSize - 1) / max(batchSize, 1)
-            switch schedule {
-            case "constant": options.schedule = .constant
-            case "cosine": options.schedule = .cosine(decaySteps: stepsPerEpoch * epochs, alpha: 0)
-            case "step": options.schedule = .step(decaySteps: stepsPerEpoch * decayEpochs, decayRate: decayRate)
-            default: throw UsageError("--schedule \(schedule): constant, cosine or step")
+            let progress = TrainingProgress(quiet: json)
+            var tuning = FineTuning(model: source)
+            for phase in phases {
+                try tuning.run(phase, data: (inputs, targets), validation: validationPair, events: progress.handle)
             }
-            if let loss {
-                guard let chosen = HeadTrainer.Loss(rawValue: loss) else {
-                    throw UsageError("--loss \(loss): one of \(HeadTrainer.Loss.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                options.loss = chosen
-            } else {
-                options.loss = targets.rank == 1 ? .sparseCategoricalCrossentropy : .categoricalCrossentropy
-            }
-            try checkTargets(targets, loss: options.loss, classes: trainer.outputUnits, file: data)
-            let started = Date()
-            let features: RuntimeTensor, validationFeatures: RuntimeTensor?
-            do {
-                features = try trainer.features(of: inputs)
-                validationFeatures = try validationPair.map { try trainer.features(of: $0.0) }
-            } catch let error as RuntimeError {
-                throw ScionError(file: model, error.description)
-            }
-            if !json {
-                print(String(format: "Features cached: the frozen base (%d layers) ran once per sample on %d samples in %.2f s; "
-                    + "training the head (%d layers) on them.", trainer.baseLayerCount, inputs.shape[0],
-                    Date().timeIntervalSince(started), trainer.headLayerCount))
-            }
-            var history: [[String: Double]] = []
-            do {
-                _ = try trainer.fit(features: features, targets: targets, options: options) { epoch, current in
-                    var entry: [String: Double] = ["epoch": Double(epoch.epoch), "loss": epoch.loss, "seconds": epoch.seconds]
-                    if let accuracy = epoch.accuracy { entry["accuracy"] = accuracy }
-                    var line = String(format: "Epoch %d/%d - loss %.4f", epoch.epoch, epochs, epoch.loss)
-                    if let accuracy = epoch.accuracy { line += String(format: " - accuracy %.4f", accuracy) }
-                    if let validationFeatures, let pair = validationPair,
-                       let result = try? current.evaluate(features: validationFeatures, targets: pair.1, loss: options.loss) {
-                        entry["val_loss"] = result.loss
-                        line += String(format: " - val_loss %.4f", result.loss)
-                        if let accuracy = result.accuracy { entry["val_accuracy"] = accuracy; line += String(format: " - val_accuracy %.4f", accuracy) }
-                    }
-                    history.append(entry)
-                    let elapsed = history.reduce(0) { $0 + ($1["seconds"] ?? 0) }
-                    let remaining = elapsed / Double(epoch.epoch) * Double(epochs - epoch.epoch)
-                    if !json { print(line + String(format: " - %.3f s", epoch.seconds) + (epoch.epoch < epochs ? String(format: " - ETA %.1f s", remaining) : "")) }
-                }
-            } catch let error as RuntimeError {
-                throw ScionError(file: data, error.description)
-            }
-            let original = source
-            source.graph = trainer.trainedGraph()
-            try destination.write(source)
-            // Verification against the file as written: only the head's tensors may differ.
-            let diff = try ModelDiff(original, try Model.load(output))
+            try destination.write(tuning.model)
+            // Verification against the file as written: only tensors some phase trained may differ.
+            let written = try Model.load(output)
+            let diff = try ModelDiff(source, written)
             let changed = diff.weightsChanged.map(\.name)
+            let unexpected = changed.filter { !tuning.mutable.contains($0) }
             if let report {
-                try writeReport(to: report, history: history, before: original, diff: diff, options: options)
+                try writeReport(to: report, history: tuning.history, before: source, after: written, diff: diff, loss: loss)
             }
             if json {
-                let report: [String: Any] = ["history": history, "weightsCompared": diff.weightsCompared,
-                                             "weightsUnchanged": diff.weightsUnchanged, "weightsChanged": changed]
-                let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
+                try printJSON(FinetuneResult(phases: tuning.plans, history: tuning.history, weightsCompared: diff.weightsCompared,
+                                             weightsUnchanged: diff.weightsUnchanged, weightsChanged: changed, unexpectedlyChanged: unexpected))
             } else {
-                print("Verified in \(output): \(diff.weightsUnchanged) of \(diff.weightsCompared) tensors unchanged (the frozen base); "
+                progress.say("Verified in \(output): \(diff.weightsUnchanged) of \(diff.weightsCompared) tensors unchanged (every frozen one); "
                     + "\(changed.count) trained: \(changed.joined(separator: ", "))")
+            }
+            if !unexpected.isEmpty {
+                throw ScionError(file: output, "tensors that were never trainable changed: \(unexpected.joined(separator: ", "))")
             }
         }
     }
 
-    func writeReport(to folder: String, history: [[String: Double]], before: Model, diff: ModelDiff,
-                     options: HeadTrainer.Options) throws {
+    struct FinetuneResult: Encodable {
+        var phases: [FineTuning.PhasePlan]
+        var history: [FineTuning.EpochRecord]
+        var weightsCompared: Int
+        var weightsUnchanged: Int
+        var weightsChanged: [String]
+        var unexpectedlyChanged: [String]
+    }
+
+    /// Units of the model's output (the classes of a classifier), from its inferred shape.
+    func outputUnits(of model: Model) throws -> Int? {
+        var graph = model.graph
+        try graph.inferShapes()
+        return graph.outputs.first.flatMap { graph.values[$0]?.shape?.dimensions.last ?? nil }
+    }
+
+    func writeReport(to folder: String, history: [FineTuning.EpochRecord], before: Model, after: Model, diff: ModelDiff,
+                     loss: Trainer.Loss) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let path = (folder as NSString).appendingPathComponent("index.html")
         if FileManager.default.fileExists(atPath: path) && !force {
             throw ScionError(file: path, "already exists; pass --force to replace it")
         }
-        let rows = history.map { entry in
-            TrainingReport.EpochRow(epoch: Int(entry["epoch"] ?? 0), loss: entry["loss"] ?? 0, accuracy: entry["accuracy"],
-                                    validationLoss: entry["val_loss"], validationAccuracy: entry["val_accuracy"], seconds: entry["seconds"] ?? 0)
+        let rows = history.enumerated().map { index, entry in
+            TrainingReport.EpochRow(epoch: index + 1, loss: entry.loss, accuracy: entry.accuracy, validationLoss: entry.validationLoss,
+                                    validationAccuracy: entry.validationAccuracy, seconds: entry.seconds)
         }
-        let settings = [("model", model), ("data", data), ("output", output), ("optimizer", optimizer), ("learning rate", "\(learningRate)"),
-                        ("schedule", schedule), ("epochs", "\(epochs)"), ("batch size", "\(batchSize)"),
-                        ("loss", options.loss.rawValue), ("seed", "\(seed)")]
+        var settings = [("model", model), ("data", data), ("output", output), ("optimizer", training.optimizer),
+                        ("learning rate", "\(training.learningRate)"), ("schedule", training.schedule), ("epochs", "\(training.epochs)"),
+                        ("batch size", "\(training.batchSize)"), ("loss", loss.rawValue), ("seed", "\(training.seed)")]
+        if training.hasSecondPhase {
+            settings.append(("fine-tune", [training.unfreezeTop.map { "top \($0) layers" }, training.unfreeze.map { "layers matching \($0)" }]
+                .compactMap { $0 }.joined(separator: ", ") + ", \(training.fineTuneEpochs ?? training.epochs) epochs at "
+                + "\(training.fineTuneLearningRate ?? training.learningRate / 10)"))
+        }
         let page = try TrainingReport(title: "scion finetune: \((model as NSString).lastPathComponent)", settings: settings,
-                                      epochs: rows, before: before, after: try Model.load(output), diff: diff).html()
+                                      epochs: rows, before: before, after: after, diff: diff).html()
         try AtomicFile.write(to: path) { try Data(page.utf8).write(to: URL(fileURLWithPath: $0)) }
-    }
-
-    /// Labels must name one of the head's classes; one-hot rows must have one column per class.
-    func checkTargets(_ targets: RuntimeTensor, loss: HeadTrainer.Loss, classes: Int?, file: String) throws {
-        guard let classes else { return }
-        switch loss {
-        case .sparseCategoricalCrossentropy:
-            if let bad = targets.data.first(where: { $0 != $0.rounded() || $0 < 0 || Int($0) >= classes }) {
-                throw ScionError(file: file, "label \(bad) is not a class of the head's \(classes) (0 to \(classes - 1))")
-            }
-        case .categoricalCrossentropy, .meanSquaredError:
-            if targets.count / max(targets.shape[0], 1) != classes {
-                throw ScionError(file: file, "targets have \(targets.count / max(targets.shape[0], 1)) columns, the head \(classes) outputs")
-            }
-        }
     }
 
     func rows(_ tensor: RuntimeTensor, _ range: Range<Int>) -> RuntimeTensor {

@@ -110,12 +110,19 @@ struct FreezeCommand: ParsableCommand {
     @Option(help: "Make the layers matching this regular expression trainable (applied last).")
     var unfreeze: String?
 
+    @Option(help: "Make the last N layers of the base trainable (the base: every layer before the first trainable one).")
+    var unfreezeTop: Int?
+
+    @Flag(help: "With --unfreeze or --unfreeze-top, leave BatchNormalization layers frozen (inference mode), as Keras's guide advises.")
+    var keepBatchNormFrozen = false
+
     @OptionGroup var destination: OutputOptions
 
     func run() throws {
         try reportingErrors {
             var model = try Model.load(input)
-            try model.apply(FreezePass(all: all, upTo: upTo, layers: layers, unfreeze: unfreeze))
+            try model.apply(FreezePass(all: all, upTo: upTo, layers: layers, unfreeze: unfreeze, unfreezeTop: unfreezeTop,
+                                       keepBatchNormFrozen: keepBatchNormFrozen))
             try destination.write(model)
         }
     }

@@ -12,7 +12,12 @@ import ScionIR
 ///
 /// Selections, applied in this order: `all`; `upTo` a layer (that layer and every layer it depends
 /// on: the base under a head); `layers` whose name matches a regular expression; then `unfreeze`
-/// makes the layers matching its expression trainable again (the top of a base, for fine-tuning).
+/// makes the layers matching its expression trainable again, and `unfreezeTop` the last N layers of
+/// the base (the top of a base, for fine-tuning). The base is every layer, in the model's order,
+/// before the first one with trainable weights (the head), so the top N are what Keras's
+/// `base_model.layers[-N:]` are. With `keepBatchNormFrozen`, BatchNormalization layers stay frozen
+/// when thawing, as Keras's transfer-learning guide advises (in inference mode, their statistics
+/// are not disturbed by the small fine-tuning batches).
 /// Moving statistics (BatchNormalization's moving mean and variance, Normalization's mean, variance
 /// and count) are never trainable. A nested model is trainable when any of its layers is.
 public struct FreezePass: GraphPass {
@@ -21,16 +26,21 @@ public struct FreezePass: GraphPass {
     public var upTo: String?
     public var layers: String?
     public var unfreeze: String?
+    public var unfreezeTop: Int?
+    public var keepBatchNormFrozen: Bool
 
-    public init(all: Bool = false, upTo: String? = nil, layers: String? = nil, unfreeze: String? = nil) {
+    public init(all: Bool = false, upTo: String? = nil, layers: String? = nil, unfreeze: String? = nil,
+                unfreezeTop: Int? = nil, keepBatchNormFrozen: Bool = false) {
         self.all = all; self.upTo = upTo; self.layers = layers; self.unfreeze = unfreeze
+        self.unfreezeTop = unfreezeTop; self.keepBatchNormFrozen = keepBatchNormFrozen
     }
 
-    static let statisticRoles: Set<String> = ["moving_mean", "moving_variance", "mean", "variance", "count"]
+    public static let statisticRoles: Set<String> = ["moving_mean", "moving_variance", "mean", "variance", "count"]
 
     public func run(_ graph: inout Graph) throws {
-        guard all || upTo != nil || layers != nil || unfreeze != nil else {
-            throw PassError(pass: name, subject: graph.name, "says nothing to do; give --all, --up-to LAYER, --layers REGEX or --unfreeze REGEX")
+        guard all || upTo != nil || layers != nil || unfreeze != nil || unfreezeTop != nil else {
+            throw PassError(pass: name, subject: graph.name,
+                            "says nothing to do; give --all, --up-to LAYER, --layers REGEX, --unfreeze REGEX or --unfreeze-top N")
         }
         var frozen = Set<Int>()
         if all { frozen.formUnion(graph.nodes.indices) }
@@ -39,7 +49,11 @@ public struct FreezePass: GraphPass {
             frozen.formUnion(Self.ancestors(of: index, in: graph))
         }
         if let layers { frozen.formUnion(try matching(layers, option: "--layers", in: graph)) }
-        let thawed = try unfreeze.map { try matching($0, option: "--unfreeze", in: graph) } ?? []
+        var thawed = try unfreeze.map { try matching($0, option: "--unfreeze", in: graph) } ?? []
+        if let unfreezeTop { thawed.formUnion(try Self.baseTop(unfreezeTop, in: graph, pass: name)) }
+        if keepBatchNormFrozen {
+            thawed = thawed.filter { if case .batchNormalization = graph.nodes[$0].op { false } else { true } }
+        }
         for index in graph.nodes.indices {
             let trainable: Bool
             if thawed.contains(index) { trainable = true } else if frozen.contains(index) { trainable = false } else { continue }
@@ -55,6 +69,17 @@ public struct FreezePass: GraphPass {
             let inside = graph.nodes.filter { $0.scope == path || $0.scope.hasPrefix(path + "/") }
             if !inside.isEmpty { graph.submodels[position].trainable = inside.contains(where: \.trainable) }
         }
+    }
+
+    /// The last `count` layers of the base: the layers before the first one with trainable weights.
+    public static func baseTop(_ count: Int, in graph: Graph, pass: String = "freeze") throws -> Set<Int> {
+        guard count > 0 else { throw PassError(pass: pass, subject: graph.name, "--unfreeze-top needs a positive count, not \(count)") }
+        let head = graph.nodes.firstIndex { node in node.parameters.contains { graph.parameters[$0]?.trainable == true } }
+        let baseEnd = head ?? graph.nodes.count
+        guard baseEnd > 0 else {
+            throw PassError(pass: pass, subject: graph.name, "--unfreeze-top: the first layer is trainable already, so there is no frozen base")
+        }
+        return Set(max(0, baseEnd - count)..<baseEnd)
     }
 
     /// `index` and every node it depends on.

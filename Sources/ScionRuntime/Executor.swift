@@ -12,7 +12,8 @@ import ScionPasses
 public struct Executor {
     public let graph: Graph
     let order: [Int]
-    let weights: [String: [Float]]
+    /// Every parameter as float32, by name; the trainer replaces the ones it trains.
+    var weights: [String: [Float]]
     /// Index in `order` of each value's last reader; graph outputs are never dropped.
     let lastUse: [String: Int]
     /// Tapped layer name → the value holding its output.
@@ -29,7 +30,9 @@ public struct Executor {
     let fusedReLUs: [String: Activation]
     let passThrough: Set<String>
 
-    public init(graph source: Graph, taps tapped: [String] = []) throws {
+    /// `fusing: false` keeps every node as the graph has it (no BatchNormalization folding, no ReLU
+    /// fusion): the trainer evaluates nodes one at a time and changes their weights between steps.
+    public init(graph source: Graph, taps tapped: [String] = [], fusing: Bool = true) throws {
         guard source.hasArchitecture else { throw RuntimeError(source.name, "has no architecture (weights only); nothing to run") }
         var graph = source
         var taps: [String: String] = [:]
@@ -56,11 +59,11 @@ public struct Executor {
         }
         var folded = Set<String>()
         var foldedBiases: [String: [Float]] = [:]
-        Self.foldBatchNormalization(graph, &weights, &folded, &foldedBiases)
+        if fusing { Self.foldBatchNormalization(graph, &weights, &folded, &foldedBiases) }
         self.weights = weights
         self.folded = folded
         self.foldedBiases = foldedBiases
-        (fusedReLUs, passThrough) = Self.fuseReLUs(graph, folded: folded)
+        (fusedReLUs, passThrough) = fusing ? Self.fuseReLUs(graph, folded: folded) : ([:], [])
         var lastUse: [String: Int] = [:]
         for (step, index) in order.enumerated() {
             for input in graph.nodes[index].inputs { lastUse[input] = step }

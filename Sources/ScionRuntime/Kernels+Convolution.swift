@@ -33,27 +33,50 @@ enum Kernels {
         }
     }
 
+    /// A convolution's sizes, rank 1 running as height 1: input, kernel, strides, dilations, the
+    /// padding before each axis, output; shared by the forward and backward kernels.
+    struct ConvGeometry {
+        var batch, channels, height, width, kh, kw, sh, sw, dh, dw, top, left, oh, ow: Int
+        var filters, perGroup, groups: Int
+        var oneD: Bool
+        var filtersPerGroup: Int { filters / groups }
+        var patch: Int { perGroup * kh * kw }
+        var plane: Int { oh * ow }
+        var outputShape: [Int] { oneD ? [batch, filters, ow] : [batch, filters, oh, ow] }
+        var isDepthwise: Bool { perGroup == 1 && groups > 1 }
+
+        init(input shape: [Int], kernelShape: [Int], _ a: ConvAttributes, node: String) throws {
+            guard a.rank == 1 || a.rank == 2, shape.count == a.rank + 2, kernelShape.count == a.rank + 2 else {
+                throw RuntimeError(node, "convolution of rank \(a.rank) on \(shape) is not supported by the executor yet (ranks 1 and 2 are)")
+            }
+            oneD = a.rank == 1
+            (batch, channels) = (shape[0], shape[1])
+            height = oneD ? 1 : shape[2]
+            width = shape[a.rank + 1]
+            kh = oneD ? 1 : a.kernelSize[0]
+            kw = a.kernelSize[a.rank - 1]
+            (sh, sw) = oneD ? (1, a.strides[0]) : (a.strides[0], a.strides[1])
+            (dh, dw) = oneD ? (1, a.dilations[0]) : (a.dilations[0], a.dilations[1])
+            (filters, perGroup, groups) = (kernelShape[0], kernelShape[1], a.groups)
+            guard a.groups > 0, perGroup * a.groups == channels, filters % a.groups == 0 else {
+                throw RuntimeError(node, "kernel \(kernelShape) with \(a.groups) groups does not fit input \(shape)")
+            }
+            let rows = window(length: height, kernel: (kh - 1) * dh + 1, stride: sh, padding: oneD ? .valid : a.padding, axis: 0, rank: 2)
+            let cols = window(length: width, kernel: (kw - 1) * dw + 1, stride: sw, padding: a.padding, axis: a.rank - 1, rank: a.rank)
+            (oh, ow, top, left) = (rows.output, cols.output, rows.before, cols.before)
+        }
+    }
+
     /// Convolution of rank 1 or 2 (rank 1 runs as height 1), grouped, through im2col and GEMM; a
     /// depthwise convolution (one input channel per group) runs as direct loops instead.
     static func convolution(_ x: RuntimeTensor, kernel: [Float], kernelShape: [Int], bias: [Float]?, attributes a: ConvAttributes,
                             node: String) throws -> RuntimeTensor {
-        guard a.rank == 1 || a.rank == 2, x.rank == a.rank + 2, kernelShape.count == a.rank + 2 else {
-            throw RuntimeError(node, "convolution of rank \(a.rank) on \(x.shape) is not supported by the executor yet (ranks 1 and 2 are)")
-        }
-        let oneD = a.rank == 1
-        let (batch, channels) = (x.shape[0], x.shape[1])
-        let height = oneD ? 1 : x.shape[2], width = x.shape[a.rank + 1]
-        let kh = oneD ? 1 : a.kernelSize[0], kw = a.kernelSize[a.rank - 1]
-        let (sh, sw) = oneD ? (1, a.strides[0]) : (a.strides[0], a.strides[1])
-        let (dh, dw) = oneD ? (1, a.dilations[0]) : (a.dilations[0], a.dilations[1])
-        let filters = kernelShape[0], perGroup = kernelShape[1]
-        guard a.groups > 0, perGroup * a.groups == channels, filters % a.groups == 0 else {
-            throw RuntimeError(node, "kernel \(kernelShape) with \(a.groups) groups does not fit input \(x.shape)")
-        }
-        let rows = window(length: height, kernel: (kh - 1) * dh + 1, stride: sh, padding: oneD ? .valid : a.padding, axis: 0, rank: 2)
-        let cols = window(length: width, kernel: (kw - 1) * dw + 1, stride: sw, padding: a.padding, axis: a.rank - 1, rank: a.rank)
-        let (oh, ow) = (rows.output, cols.output)
-        let outShape = oneD ? [batch, filters, ow] : [batch, filters, oh, ow]
+        let g = try ConvGeometry(input: x.shape, kernelShape: kernelShape, a, node: node)
+        let (batch, channels, height, width) = (g.batch, g.channels, g.height, g.width)
+        let (kh, kw, sh, sw, dh, dw) = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)
+        let (oh, ow, filters, perGroup) = (g.oh, g.ow, g.filters, g.perGroup)
+        let rows = Window(output: oh, before: g.top), cols = Window(output: ow, before: g.left)
+        let outShape = g.outputShape
         var output = [Float](repeating: 0, count: batch * filters * oh * ow)
         let filtersPerGroup = filters / a.groups
         let patch = perGroup * kh * kw

@@ -6,27 +6,54 @@ extension Kernels {
     /// Max or average pooling of rank 1 or 2. Padding never wins a max; an average divides by the
     /// cells inside the input unless `countIncludePad` (then by the window, padding included, but not
     /// the part past the end that ceil mode adds).
+    /// A pooling's sizes, rank 1 running as height 1, shared by the forward and backward kernels;
+    /// `padEnd` is where explicit padding ends (windows past it, in ceil mode, count only real and
+    /// padded cells).
+    struct PoolGeometry {
+        var batch, channels, height, width, kh, kw, sh, sw, oh, ow: Int
+        var rows, cols: Window
+        var padEnd: (Int, Int)
+        var oneD: Bool
+
+        init(input shape: [Int], _ a: PoolAttributes, node: String) throws {
+            guard a.rank == 1 || a.rank == 2, shape.count == a.rank + 2 else {
+                throw RuntimeError(node, "pooling of rank \(a.rank) on \(shape) is not supported by the executor yet (ranks 1 and 2 are)")
+            }
+            oneD = a.rank == 1
+            (batch, channels) = (shape[0], shape[1])
+            height = oneD ? 1 : shape[2]
+            width = shape[a.rank + 1]
+            (kh, kw) = oneD ? (1, a.poolSize[0]) : (a.poolSize[0], a.poolSize[1])
+            (sh, sw) = oneD ? (1, a.strides[0]) : (a.strides[0], a.strides[1])
+            rows = window(length: height, kernel: kh, stride: sh, padding: oneD ? .valid : a.padding, axis: 0, rank: 2, ceilMode: a.ceilMode)
+            cols = window(length: width, kernel: kw, stride: sw, padding: a.padding, axis: a.rank - 1, rank: a.rank, ceilMode: a.ceilMode)
+            padEnd = (height, width)
+            if case .explicit(let pads) = a.padding, pads.count == 2 * a.rank {
+                padEnd = oneD ? (1, width + pads[1]) : (height + pads[2], width + pads[3])
+            }
+            (oh, ow) = (rows.output, cols.output)
+        }
+
+        var outputShape: [Int] { oneD ? [batch, channels, ow] : [batch, channels, oh, ow] }
+
+        /// The cells an average divides by for the window starting at (y0, x0).
+        func divisor(_ a: PoolAttributes, y0: Int, x0: Int, inside: Int) -> Int {
+            let counted = a.countIncludePad ? (min(y0 + kh, padEnd.0) - y0) * (min(x0 + kw, padEnd.1) - x0) : inside
+            return max(counted, 1)
+        }
+    }
+
+    /// Max or average pooling of rank 1 or 2. Padding never wins a max; an average divides by the
+    /// cells inside the input unless `countIncludePad` (then by the window, padding included, but not
+    /// the part past the end that ceil mode adds).
     static func pool(_ x: RuntimeTensor, _ a: PoolAttributes, node: String) throws -> RuntimeTensor {
-        guard a.rank == 1 || a.rank == 2, x.rank == a.rank + 2 else {
-            throw RuntimeError(node, "pooling of rank \(a.rank) on \(x.shape) is not supported by the executor yet (ranks 1 and 2 are)")
-        }
-        let oneD = a.rank == 1
-        let (batch, channels) = (x.shape[0], x.shape[1])
-        let height = oneD ? 1 : x.shape[2], width = x.shape[a.rank + 1]
-        let (kh, kw) = oneD ? (1, a.poolSize[0]) : (a.poolSize[0], a.poolSize[1])
-        let (sh, sw) = oneD ? (1, a.strides[0]) : (a.strides[0], a.strides[1])
-        let rows = window(length: height, kernel: kh, stride: sh, padding: oneD ? .valid : a.padding, axis: 0, rank: 2, ceilMode: a.ceilMode)
-        let cols = window(length: width, kernel: kw, stride: sw, padding: a.padding, axis: a.rank - 1, rank: a.rank, ceilMode: a.ceilMode)
-        // Where explicit padding ends: windows past it (ceil mode) count only real and padded cells.
-        var padEnd = (height, width)
-        if case .explicit(let pads) = a.padding, pads.count == 2 * a.rank {
-            padEnd = oneD ? (1, width + pads[1]) : (height + pads[2], width + pads[3])
-        }
-        let (oh, ow) = (rows.output, cols.output)
-        var output = [Float](repeating: 0, count: batch * channels * oh * ow)
+        let g = try PoolGeometry(input: x.shape, a, node: node)
+        let (height, width, kh, kw, sh, sw, oh, ow) = (g.height, g.width, g.kh, g.kw, g.sh, g.sw, g.oh, g.ow)
+        let (rows, cols) = (g.rows, g.cols)
+        var output = [Float](repeating: 0, count: g.batch * g.channels * oh * ow)
         let isMax = a.kind == .max
         x.data.withUnsafeBufferPointer { input in
-            for plane in 0..<(batch * channels) {
+            for plane in 0..<(g.batch * g.channels) {
                 let source = plane * height * width, target = plane * oh * ow
                 for oy in 0..<oh {
                     let y0 = oy * sh - rows.before
@@ -44,16 +71,13 @@ extension Kernels {
                         if isMax {
                             output[target + oy * ow + ox] = best
                         } else {
-                            let counted = a.countIncludePad
-                                ? (min(y0 + kh, padEnd.0) - y0) * (min(x0 + kw, padEnd.1) - x0)
-                                : inside
-                            output[target + oy * ow + ox] = sum / Float(max(counted, 1))
+                            output[target + oy * ow + ox] = sum / Float(g.divisor(a, y0: y0, x0: x0, inside: inside))
                         }
                     }
                 }
             }
         }
-        return RuntimeTensor(shape: oneD ? [batch, channels, ow] : [batch, channels, oh, ow], data: output)
+        return RuntimeTensor(shape: g.outputShape, data: output)
     }
 
     static func globalPool(_ x: RuntimeTensor, _ a: GlobalPoolAttributes) -> RuntimeTensor {

@@ -6,6 +6,13 @@ Scion fine-tunes it with the same optimizer, learning rate, epochs and batch siz
 weights must agree within 1e-4 relative, the per-epoch losses too, and every frozen tensor in
 Scion's output must be bit-identical to the input's.
 
+Deeper training is compared the same way, every tensor of every layer (weights and BatchNormalization
+moving statistics): the top of MobileNetV2's base made trainable (`scion freeze --unfreeze-top`:
+depthwise and 1x1 convolutions, ReLU6, residual additions, BatchNormalization frozen or training with
+batch statistics), the digits CNN trained from scratch (convolutions, training BatchNormalization, max
+pooling), and the two-phase recipe (`--unfreeze-top 4 --fine-tune-epochs`) against Keras's
+recompile-and-fit.
+
 Usage: KERAS_BACKEND=jax /opt/scion-oracle-venv/bin/python Tests/Interop/check_finetune.py [--scion PATH]
 Prints one line per case and "finetune: P passed, F failed, S skipped"; exits 1 on failures.
 """
@@ -77,8 +84,115 @@ def main():
             failed += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {optimizer} lr {rate} {schedule}, {epochs} full-batch epochs: head weights vs Keras's fit() "
                   f"relative {weights:.2g}, losses {losses:.2g}, frozen tensors bit-identical: {frozen_same}", flush=True)
+        for ok in deep_cases(args.scion, folder, base, x, y):
+            passed += ok
+            failed += not ok
     print(f"finetune: {passed} passed, {failed} failed, 0 skipped")
     return 1 if failed else 0
+
+
+def keras_optimizer(name, rate, momentum=0.0):
+    return {"sgd": lambda: keras.optimizers.SGD(learning_rate=rate, momentum=momentum),
+            "adam": lambda: keras.optimizers.Adam(learning_rate=rate)}[name]()
+
+
+def compare_all(tuned, reference, original, ignore=()):
+    """Largest relative difference over every tensor of every layer (trained weights and moving
+    statistics), and whether each tensor Keras left alone is bit-identical to the original in Scion's output.
+    Relative to max|b|, but at least 1e-3: a bias before a training BatchNormalization has a zero
+    gradient in exact arithmetic, so its values are float noise (~1e-9) in both tools."""
+    worst, frozen_same = 0.0, True
+    for layer in reference.layers:
+        mine, theirs, before = (m.get_layer(layer.name).get_weights() for m in (tuned, reference, original))
+        for index, (a, b, c) in enumerate(zip(mine, theirs, before)):
+            if (layer.name, index) in ignore:
+                continue
+            a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+            worst = max(worst, float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(b))), 1e-3))
+            if np.array_equal(b, c):
+                frozen_same = frozen_same and np.array_equal(a, c)
+    return worst, frozen_same
+
+
+def deep_cases(scion, folder, grafted, x, y):
+    """Training through the base: every tensor against Keras's fit() with full batches."""
+    digits = os.path.join(ROOT, "fixtures", "digits")
+    fewshot = np.load(os.path.join(digits, "fewshot.npz"))
+    dx, dy = fewshot["x"], fewshot["y"]
+    digits_data = os.path.join(digits, "fewshot.npz")
+    data = os.path.join(folder, "data.npz")
+    cases = []
+    for name, keep_bn, optimizer, rate, epochs, tolerance in (
+            ("MobileNetV2 top 24 layers, BatchNormalization frozen", True, "sgd", 0.1, 3, 1e-4),
+            ("MobileNetV2 top 24 layers, BatchNormalization frozen", True, "adam", 1e-3, 2, 1e-4)):
+        start = os.path.join(folder, "deep.keras")
+        subprocess.run([scion, "freeze", grafted, "--unfreeze-top", "24", "-o", start, "--force"]
+                       + (["--keep-batch-norm-frozen"] if keep_bn else []), check=True, capture_output=True)
+        cases.append((f"{name}, {optimizer} lr {rate}", start, data, x, y, optimizer, rate, epochs, tolerance, []))
+    scratch = os.path.join(digits, "digits_scratch.keras")
+    # MobileNetV2's random-weight fixture collapses to nearly constant activations at 1x1 (batch
+    # variance ~0), where training-mode BatchNormalization only amplifies float noise; the digits CNN,
+    # trained by Keras, has well-spread activations.
+    cases.append(("digits CNN from scratch (conv, BatchNormalization training, max pooling), sgd momentum 0.9 lr 0.05",
+                  scratch, digits_data, dx, dy, "sgd", 0.05, 3, 1e-4, ["--momentum", "0.9"]))
+    # Adam divides each step by sqrt(v): elements with near-zero gradients amplify float differences,
+    # so its cases allow 1e-3. With Adam, the biases of the convolutions before those BatchNormalizations (which subtract the
+    # batch mean, so the biases cannot change the output) get gradients of pure float noise that
+    # Adam's normalized step turns into +-lr in either direction, in Keras as in Scion: not compared.
+    cases.append(("digits CNN from scratch (conv, BatchNormalization training, max pooling), adam lr 0.001 "
+                  "(biases before BatchNormalization not compared)",
+                  scratch, digits_data, dx, dy, "adam", 0.001, 3, 1e-3, []))
+    for label, start, data_file, inputs, targets, optimizer, rate, epochs, tolerance, extra in cases:
+        out = os.path.join(folder, "deep_out.keras")
+        result = subprocess.run([scion, "finetune", start, "--data", data_file, "--epochs", str(epochs), "--batch-size",
+                                 str(len(inputs)), "--learning-rate", str(rate), "--optimizer", optimizer, "-o", out,
+                                 "--force", "--json"] + extra, capture_output=True, text=True)
+        if result.returncode != 0:
+            print(f"FAIL {label}: {result.stderr.strip()}")
+            yield False
+            continue
+        model = keras.models.load_model(start, compile=False)
+        model.compile(optimizer=keras_optimizer(optimizer, rate, 0.9 if extra else 0.0), loss="sparse_categorical_crossentropy")
+        history = model.fit(inputs, targets, batch_size=len(inputs), epochs=epochs, shuffle=False, verbose=0).history["loss"]
+        report = json.loads(result.stdout)
+        losses = relative([e["loss"] for e in report["history"]], history)
+        ignore = {(f"conv{i}", 1) for i in (1, 2, 3)} if "biases before" in label else ()
+        worst, frozen_same = compare_all(keras.models.load_model(out, compile=False), model,
+                                         keras.models.load_model(start, compile=False), ignore)
+        ok = worst <= tolerance and losses <= 1e-4 and frozen_same and not report["unexpectedlyChanged"]
+        print(f"{'ok  ' if ok else 'FAIL'} {label}, {epochs} full-batch epochs: every tensor vs Keras's fit() relative "
+              f"{worst:.2g} (<= {tolerance:g}), losses {losses:.2g}, untouched tensors bit-identical: {frozen_same}", flush=True)
+        yield ok
+    # The two-phase recipe: head, then the top 4 layers of the base (BatchNormalization kept frozen)
+    # at a lower rate with a fresh optimizer, as recompiling does in Keras.
+    start = os.path.join(folder, "digits_grafted.keras")
+    subprocess.run([scion, "edit", os.path.join(digits, "digits_cnn.keras"), "--cut-after", "gap", "--head", "dense:5:softmax",
+                    "--freeze-base", "--seed", "1", "-o", start, "--force"], check=True, capture_output=True)
+    out = os.path.join(folder, "two_phase.keras")
+    result = subprocess.run([scion, "finetune", start, "--data", digits_data, "--epochs", "3", "--batch-size", str(len(dx)),
+                             "--learning-rate", "0.01", "--unfreeze-top", "4", "--fine-tune-epochs", "2",
+                             "--fine-tune-learning-rate", "0.001", "-o", out, "--force", "--json"], capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"FAIL digits two-phase: {result.stderr.strip()}")
+        yield False
+        return
+    model = keras.models.load_model(start, compile=False)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    first = model.fit(dx, dy, batch_size=len(dx), epochs=3, shuffle=False, verbose=0).history["loss"]
+    base = [layer for layer in model.layers if layer.name != "dense"]
+    for layer in base[-4:]:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = True
+    model.compile(optimizer=keras.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy")
+    second = model.fit(dx, dy, batch_size=len(dx), epochs=2, shuffle=False, verbose=0).history["loss"]
+    report = json.loads(result.stdout)
+    losses = relative([e["loss"] for e in report["history"]], first + second)
+    worst, frozen_same = compare_all(keras.models.load_model(out, compile=False), model, keras.models.load_model(start, compile=False))
+    unfrozen = report["phases"][1]["unfrozen"]
+    ok = worst <= 1e-3 and losses <= 1e-4 and frozen_same and unfrozen == ["conv3"] and not report["unexpectedlyChanged"]
+    print(f"{'ok  ' if ok else 'FAIL'} digits two-phase (head 3 epochs adam 0.01, then top 4 layers {unfrozen} 2 epochs at 0.001): "
+          f"every tensor vs Keras relative {worst:.2g}, losses {losses:.2g}, untouched tensors bit-identical: {frozen_same}", flush=True)
+    yield ok
 
 
 if __name__ == "__main__":

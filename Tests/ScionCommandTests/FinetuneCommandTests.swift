@@ -27,11 +27,15 @@ final class FinetuneCommandTests: XCTestCase {
         try NumpyArchive.write([("images", x), ("labels", RuntimeTensor(shape: [2], data: [0, 7]))], to: outOfRange)
         let cases: [([String], String)] = [
             (["finetune", model, "--data", data, "-o", output], "needs arrays 'x' and 'y'"),
-            (["finetune", Repository.fixture("keras3/mobilenet_v2.keras"), "--data", data, "--x", "images", "--y", "labels", "-o", output],
-             "is trainable but not part of a head"),
+            (["finetune", model, "--data", Repository.fixture("digits/fewshot.npz"), "-o", output],
+             "samples have shape [8, 8, 1]; the model's input"),
+            (["finetune", model, "--data", data, "--x", "images", "--y", "labels", "--fine-tune-epochs", "3", "-o", output],
+             "need --unfreeze-top N or --unfreeze REGEX"),
+            (["finetune", model, "--data", data, "--x", "images", "--y", "labels", "--unfreeze", "no_such_layer", "-o", output],
+             "--unfreeze matches no layer"),
             (["finetune", model, "--data", data, "--optimizer", "rmsprop", "--x", "images", "--y", "labels", "-o", output], "adamw or sgd"),
             (["finetune", model, "--data", outOfRange, "--x", "images", "--y", "labels", "-o", output],
-             "label 7.0 is not a class of the head's 3 (0 to 2)"),
+             "label 7.0 is not a class of the model's 3 (0 to 2)"),
         ]
         for (arguments, expected) in cases {
             try assertOneLineFailure(arguments, mentions: expected)
@@ -47,7 +51,7 @@ final class FinetuneCommandTests: XCTestCase {
             let result = try runScion(["finetune", model, "--data", data, "--x", "images", "--y", "labels", "--epochs", "3",
                                        "--batch-size", "2", "--learning-rate", "0.1", "-o", output])
             XCTAssertEqual(result.status, 0, result.standardError)
-            XCTAssertTrue(result.standardOutput.contains("Features cached: the frozen base"), result.standardOutput)
+            XCTAssertTrue(result.standardOutput.contains("features cached: the frozen prefix"), result.standardOutput)
             XCTAssertTrue(result.standardOutput.contains("Epoch 3/3 - loss"), result.standardOutput)
             XCTAssertTrue(result.standardOutput.contains("2 trained: dense/kernel, dense/bias"), result.standardOutput)
         }
@@ -59,5 +63,29 @@ final class FinetuneCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.standardError)
         let page = try String(contentsOfFile: (report as NSString).appendingPathComponent("index.html"), encoding: .utf8)
         XCTAssertTrue(page.contains("<svg") && page.contains(": identical") && page.contains("trained: dense/kernel"), page)
+    }
+
+    /// The recipe's second phase on the digits CNN: the top 4 layers of the base (conv3, bn3, relu3,
+    /// gap) thaw, bn3 stays frozen as Keras's guide advises, so conv3 and the head train; every other
+    /// tensor keeps its bytes in the written file.
+    func testTwoPhasesThawTheTopOfTheBase() throws {
+        let directory = try temporaryDirectory(self)
+        let grafted = directory.appendingPathComponent("grafted.keras").path
+        let edit = try runScion(["edit", Repository.fixture("digits/digits_cnn.keras"), "--cut-after", "gap", "--head", "dense:5:softmax",
+                                 "--freeze-base", "-o", grafted])
+        XCTAssertEqual(edit.status, 0, edit.standardError)
+        let output = directory.appendingPathComponent("tuned.h5").path
+        let result = try runScion(["finetune", grafted, "--data", Repository.fixture("digits/fewshot.npz"), "--epochs", "2",
+                                   "--batch-size", "25", "--unfreeze-top", "4", "--fine-tune-epochs", "2", "-o", output, "--json"])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
+        let phases = try XCTUnwrap(report["phases"] as? [[String: Any]])
+        XCTAssertEqual(phases.count, 2)
+        XCTAssertEqual(phases[1]["unfrozen"] as? [String], ["conv3"])
+        XCTAssertEqual(phases[1]["batchNormKeptFrozen"] as? [String], ["bn3"])
+        XCTAssertEqual(phases[1]["cached"] as? Bool, true)
+        XCTAssertEqual((report["history"] as? [Any])?.count, 4)
+        XCTAssertEqual(Set(report["weightsChanged"] as? [String] ?? []), ["conv3/kernel", "conv3/bias", "dense/kernel", "dense/bias"])
+        XCTAssertEqual(report["unexpectedlyChanged"] as? [String], [])
     }
 }

@@ -1,0 +1,136 @@
+import Foundation
+import ScionIR
+import ScionPasses
+import ScionRuntime
+
+/// Transfer learning's training recipe on a model: one or more phases, each optionally making more
+/// of the base trainable first (`--unfreeze-top N`, `--unfreeze REGEX`), then training with its own
+/// optimizer, as recompiling a Keras model between phases does. Validation metrics are taken at the
+/// end of each epoch in inference mode.
+public struct FineTuning {
+    public struct Phase {
+        public var name: String
+        public var options: Trainer.Options
+        /// Applied before the phase trains (the layers to thaw); nil keeps the trainable flags.
+        public var unfreeze: FreezePass?
+        public init(name: String, options: Trainer.Options, unfreeze: FreezePass? = nil) {
+            self.name = name; self.options = options; self.unfreeze = unfreeze
+        }
+    }
+
+    /// What a phase will train, said before it starts.
+    public struct PhasePlan: Sendable, Encodable {
+        public var phase: String
+        /// Layers made trainable for this phase, and BatchNormalizations left frozen among them.
+        public var unfrozen: [String]
+        public var batchNormKeptFrozen: [String]
+        public var trainableTensors: Int
+        public var trainableValues: Int
+        /// Nodes of the frozen prefix (run once per sample when cached) and of the trained part.
+        public var prefixNodes: Int
+        /// Whether the prefix holds any frozen layer with weights (else it only reshapes the input).
+        public var prefixHasWeights: Bool
+        public var trainedNodes: Int
+        public var cached: Bool
+        public var frontier: [String]
+        public var prefixSeconds: Double
+    }
+
+    public struct EpochRecord: Sendable, Encodable {
+        public var phase: String
+        public var epoch: Int
+        public var epochs: Int
+        public var loss: Double
+        public var accuracy: Double?
+        public var validationLoss: Double?
+        public var validationAccuracy: Double?
+        public var seconds: Double
+
+        enum CodingKeys: String, CodingKey {
+            case phase, epoch, epochs, loss, accuracy, seconds
+            case validationLoss = "val_loss", validationAccuracy = "val_accuracy"
+        }
+    }
+
+    public enum Event {
+        case planned(PhasePlan)
+        case batch(String, Trainer.BatchProgress)
+        case epoch(EpochRecord)
+    }
+
+    public private(set) var model: Model
+    public private(set) var history: [EpochRecord] = []
+    public private(set) var plans: [PhasePlan] = []
+    /// Every tensor some phase trained, and the moving statistics of BatchNormalizations that
+    /// trained: the only tensors allowed to differ from the model given.
+    public private(set) var mutable: Set<String> = []
+
+    public init(model: Model) { self.model = model }
+
+    /// Runs one phase on (x, y), with optional validation data.
+    public mutating func run(_ phase: Phase, data: (x: RuntimeTensor, y: RuntimeTensor), validation: (x: RuntimeTensor, y: RuntimeTensor)?,
+                             events: (Event) -> Void = { _ in }) throws {
+        var plan = PhasePlan(phase: phase.name, unfrozen: [], batchNormKeptFrozen: [], trainableTensors: 0, trainableValues: 0,
+                             prefixNodes: 0, prefixHasWeights: false, trainedNodes: 0, cached: false, frontier: [], prefixSeconds: 0)
+        if let unfreeze = phase.unfreeze {
+            let before = model.graph
+            try model.apply(unfreeze)
+            plan.unfrozen = Self.newlyTrainable(before, model.graph)
+            if unfreeze.keepBatchNormFrozen {
+                var all = unfreeze
+                all.keepBatchNormFrozen = false
+                var probe = before
+                try all.run(&probe)
+                plan.batchNormKeptFrozen = Self.newlyTrainable(before, probe).filter { !plan.unfrozen.contains($0) }
+            }
+        }
+        var trainer: Trainer
+        do { trainer = try Trainer(graph: model.graph, opaqueEvaluator: Model.evaluateOpaque) } catch let error as RuntimeError {
+            throw ScionError(file: model.path, error.description)
+        }
+        let started = Date()
+        let features: Trainer.Features, validationFeatures: Trainer.Features?
+        do {
+            features = try trainer.features(of: data.x)
+            validationFeatures = try validation.map { try trainer.features(of: $0.x) }
+        } catch let error as RuntimeError {
+            throw ScionError(file: model.path, error.description)
+        }
+        plan.trainableTensors = trainer.trainableParameters.count
+        plan.trainableValues = trainer.trainableParameters.reduce(0) { $0 + (trainer.graph.parameters[$1]?.elementCount ?? 0) }
+        plan.prefixNodes = trainer.prefixNodeCount
+        plan.prefixHasWeights = trainer.prefixHasWeights
+        plan.trainedNodes = trainer.trainedNodeCount
+        plan.cached = features.isCached
+        plan.frontier = trainer.frontier
+        plan.prefixSeconds = Date().timeIntervalSince(started)
+        plans.append(plan)
+        events(.planned(plan))
+        let epochs = phase.options.epochs
+        var records: [EpochRecord] = []
+        do {
+            _ = try trainer.fit(features, targets: data.y, options: phase.options, onBatch: { events(.batch(phase.name, $0)) }) { epoch, current in
+                var record = EpochRecord(phase: phase.name, epoch: epoch.epoch, epochs: epochs, loss: epoch.loss, accuracy: epoch.accuracy,
+                                         seconds: epoch.seconds)
+                if let validationFeatures, let validation {
+                    let result = try current.evaluate(validationFeatures, targets: validation.y, loss: phase.options.loss)
+                    (record.validationLoss, record.validationAccuracy) = (result.loss, result.accuracy)
+                }
+                records.append(record)
+                events(.epoch(record))
+            }
+        } catch let error as RuntimeError {
+            throw ScionError(file: model.path, error.description)
+        }
+        history += records
+        mutable.formUnion(trainer.writtenParameters)
+        model.graph = trainer.trainedGraph()
+    }
+
+    /// Layers with a weight trainable in `after` and in `before` not.
+    static func newlyTrainable(_ before: Graph, _ after: Graph) -> [String] {
+        after.nodes.filter { node in
+            node.parameters.contains { after.parameters[$0]?.trainable == true && before.parameters[$0]?.trainable != true }
+        }.map(\.name)
+    }
+}

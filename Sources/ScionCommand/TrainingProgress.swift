@@ -1,0 +1,73 @@
+import Foundation
+import Scion
+
+/// Prints a fine-tuning run as Keras does: on a terminal, a bar redrawn in place as the batches
+/// go (running loss and accuracy, ETA), then one line per epoch; when the output is a file or a
+/// pipe, only the per-epoch lines (no carriage returns in logs). Silent with `--json`.
+final class TrainingProgress {
+    let quiet: Bool
+    let terminal: Bool
+    private var lastDraw = Date.distantPast
+    private var epochSeconds: [String: [Double]] = [:]
+
+    init(quiet: Bool, terminal: Bool = isatty(STDOUT_FILENO) != 0) {
+        self.quiet = quiet
+        self.terminal = terminal
+    }
+
+    func handle(_ event: FineTuning.Event) {
+        guard !quiet else { return }
+        switch event {
+        case .planned(let plan):
+            say(Self.describe(plan))
+        case .batch(let phase, let progress):
+            guard terminal, progress.batch == progress.batches || Date().timeIntervalSince(lastDraw) > 0.1 else { return }
+            lastDraw = Date()
+            let width = 24, done = width * progress.batch / max(progress.batches, 1)
+            let bar = String(repeating: "=", count: max(done - 1, 0)) + (done > 0 ? (done == width ? "=" : ">") : "")
+                + String(repeating: ".", count: width - done)
+            let remaining = progress.seconds / Double(progress.batch) * Double(progress.batches - progress.batch)
+            var line = "\(Self.label(phase)) \(progress.epoch) \(progress.batch)/\(progress.batches) [\(bar)]"
+                + String(format: " ETA %.1f s - loss %.4f", remaining, progress.loss)
+            if let accuracy = progress.accuracy { line += String(format: " - accuracy %.4f", accuracy) }
+            FileHandle.standardOutput.write(Data("\r\u{1B}[2K\(line)".utf8))
+        case .epoch(let record):
+            epochSeconds[record.phase, default: []].append(record.seconds)
+            let spent = epochSeconds[record.phase] ?? []
+            let remaining = spent.reduce(0, +) / Double(max(spent.count, 1)) * Double(record.epochs - record.epoch)
+            var line = "\(Self.label(record.phase)) \(record.epoch)/\(record.epochs)" + String(format: " - loss %.4f", record.loss)
+            if let accuracy = record.accuracy { line += String(format: " - accuracy %.4f", accuracy) }
+            if let loss = record.validationLoss { line += String(format: " - val_loss %.4f", loss) }
+            if let accuracy = record.validationAccuracy { line += String(format: " - val_accuracy %.4f", accuracy) }
+            line += String(format: " - %.3f s", record.seconds)
+            if record.epoch < record.epochs { line += String(format: " - ETA %.1f s", remaining) }
+            if terminal { FileHandle.standardOutput.write(Data("\r\u{1B}[2K".utf8)) }
+            say(line)
+        }
+    }
+
+    func say(_ line: String) {
+        guard !quiet else { return }
+        // Unbuffered, like the bar: the two must reach the terminal in order.
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+
+    static func label(_ phase: String) -> String { phase == "head" ? "Epoch" : "\(phase) epoch" }
+
+    /// What a phase trains and how: "the frozen base ran once per sample" is the bottleneck trick.
+    static func describe(_ plan: FineTuning.PhasePlan) -> String {
+        var text = "\(plan.phase): training \(plan.trainableTensors) tensors (\(plan.trainableValues) values) in \(plan.trainedNodes) node\(plan.trainedNodes == 1 ? "" : "s")"
+        if !plan.unfrozen.isEmpty { text += "; unfrozen: \(plan.unfrozen.joined(separator: ", "))" }
+        if !plan.batchNormKeptFrozen.isEmpty {
+            text += "; BatchNormalization kept frozen (inference mode): \(plan.batchNormKeptFrozen.joined(separator: ", "))"
+        }
+        if plan.prefixNodes == 0 || !plan.prefixHasWeights {
+            text += "; nothing frozen before them, every node runs each step"
+        } else if plan.cached {
+            text += String(format: "; features cached: the frozen prefix (%d nodes) ran once per sample in %.2f s", plan.prefixNodes, plan.prefixSeconds)
+        } else {
+            text += "; the frozen prefix (\(plan.prefixNodes) nodes) reruns each batch (its outputs would not fit the 2 GiB cache)"
+        }
+        return text + "."
+    }
+}

@@ -1,0 +1,220 @@
+import Foundation
+import ScionIR
+import ScionPasses
+
+/// Trains a model's trainable weights with backpropagation, as Keras's `fit()` would.
+///
+/// The model runs channels-first (the layout pass the executor uses); trained tensors are written
+/// back into the model as given, in its own layout, and every other tensor keeps its bytes, so frozen
+/// weights are bit-identical in every file written afterwards.
+///
+/// Bottleneck features, automatically: the nodes that depend only on the input through frozen,
+/// deterministic layers (the frozen base) give the same values every epoch, so they run once per
+/// sample (`features(of:)`, on the fused inference executor) and training runs only the rest (the
+/// "trainable part") on those cached values. The cut between them, `frontier`, moves with what is
+/// trainable: the head alone, or the top of the base too in a second phase.
+///
+/// Keras's semantics: a BatchNormalization whose layer is trainable normalizes with the batch's
+/// statistics and updates its moving averages (`moving = moving · momentum + batch · (1 - momentum)`);
+/// a frozen one runs in inference mode. Dropout is active only while training.
+public struct Trainer {
+    /// The model as given, in its own layout: trained tensors are written back into it.
+    let source: Graph
+    /// The channels-first graph, unfused, holding the weights as they train.
+    var executor: Executor
+    /// The trainable part: node indices of `executor.graph`, in topological order.
+    let steps: [Int]
+    /// Values the trainable part reads that the frozen prefix (or the model's input) provides.
+    public let frontier: [String]
+    /// Runs the frozen prefix (fused, for speed) up to the frontier; nil when the frontier is the input.
+    let prefix: Executor?
+    public let trainableParameters: [String]
+    /// BatchNormalization nodes (by name) that use batch statistics while training.
+    let trainingBatchNorms: Set<String>
+    /// For each tensor written back: where each channels-first element sits in the source layout
+    /// (nil when the layouts agree).
+    let sourcePositions: [String: [Int32]?]
+    public let inputName: String
+    public let output: String
+
+    public var graph: Graph { executor.graph }
+    /// The tensors training changes: the trainable ones and the moving statistics of
+    /// BatchNormalizations that train.
+    public var writtenParameters: [String] { Array(sourcePositions.keys) }
+    public var prefixNodeCount: Int { graph.nodes.count - steps.count }
+    public var trainedNodeCount: Int { steps.count }
+    /// Whether the frozen prefix holds layers with weights (else it only reshapes the input).
+    public var prefixHasWeights: Bool { prefix?.graph.nodes.contains { !$0.parameters.isEmpty } ?? false }
+    /// Units of the model's output: the number of classes a classifier predicts.
+    public var outputUnits: Int? { graph.values[output]?.shape?.dimensions.last ?? nil }
+
+    /// `opaqueEvaluator` runs the ops the IR keeps opaque (see `Executor.opaqueEvaluator`).
+    public init(graph model: Graph, opaqueEvaluator: (@Sendable (Node, [RuntimeTensor]) throws -> RuntimeTensor?)? = nil) throws {
+        var graph = model
+        try graph.inferShapes()
+        guard graph.outputs.count == 1, let output = graph.outputs.first else {
+            throw RuntimeError(graph.name, "training needs a model with one output")
+        }
+        guard graph.inputs.count == 1, let input = graph.inputs.first else {
+            throw RuntimeError(graph.name, "training needs a model with one input")
+        }
+        if graph.metadata["layout"] != Layout.channelsFirst.rawValue {
+            do { try ChannelsFirstLayoutPass().run(&graph) } catch let error as PassError { throw RuntimeError(error.subject, error.reason) }
+        }
+        let trainable = graph.parameters.all.filter(\.trainable).map(\.name)
+        guard !trainable.isEmpty else {
+            throw RuntimeError(model.name, "has no trainable weights to train (freeze less, or graft a head)")
+        }
+        let trainableSet = Set(trainable)
+        var trainingBatchNorms = Set<String>()
+        for node in graph.nodes {
+            guard case .batchNormalization = node.op, node.trainable else { continue }
+            let affine = node.parameters.filter { !FreezePass.statisticRoles.contains(graph.parameters[$0]?.role ?? "") }
+            if affine.allSatisfy(trainableSet.contains) { trainingBatchNorms.insert(node.name) }
+        }
+        // The frozen, deterministic prefix: nodes whose inputs all come from it (or the input).
+        let order = try graph.topologicalOrder()
+        var fixed = Set([input.name])
+        var steps: [Int] = []
+        for index in order {
+            let node = graph.nodes[index]
+            let frozen = !node.parameters.contains(where: trainableSet.contains) && !trainingBatchNorms.contains(node.name)
+            if frozen && !Self.isRandomWhileTraining(node.op) && node.inputs.allSatisfy(fixed.contains) {
+                fixed.formUnion(node.outputs)
+            } else {
+                steps.append(index)
+            }
+        }
+        guard !fixed.contains(output) else {
+            throw RuntimeError(model.name, "its trainable weights do not affect its output \(output)")
+        }
+        var frontier: [String] = []
+        for index in steps { for value in graph.nodes[index].inputs where fixed.contains(value) && !frontier.contains(value) { frontier.append(value) } }
+        let computed = frontier.filter { $0 != input.name }
+        if computed.isEmpty {
+            prefix = nil
+        } else {
+            var base = graph
+            try base.prune(keepingOutputs: computed)
+            var prefixExecutor = try Executor(graph: base)
+            prefixExecutor.opaqueEvaluator = opaqueEvaluator
+            prefix = prefixExecutor
+        }
+        executor = try Executor(graph: graph, fusing: false)
+        executor.opaqueEvaluator = opaqueEvaluator
+        var written = trainable
+        for node in graph.nodes where trainingBatchNorms.contains(node.name) {
+            written += node.parameters.filter { FreezePass.statisticRoles.contains(graph.parameters[$0]?.role ?? "") }
+        }
+        sourcePositions = try Self.sourcePositions(of: written, in: model, channelsFirst: graph)
+        source = model
+        self.steps = steps
+        self.frontier = frontier
+        self.trainingBatchNorms = trainingBatchNorms
+        trainableParameters = trainable
+        inputName = input.name
+        self.output = output
+    }
+
+    static func isRandomWhileTraining(_ op: Op) -> Bool {
+        switch op {
+        case .dropout(let a), .stochasticDepth(let a): a.rate > 0
+        default: false
+        }
+    }
+
+    /// Where each element of the channels-first tensors sits in the source layout: the layout pass
+    /// run once more on the model with those tensors replaced by their own element indices (int32,
+    /// the same width as float32), so every permutation the pass makes is undone exactly.
+    static func sourcePositions(of names: [String], in model: Graph, channelsFirst: Graph) throws -> [String: [Int32]?] {
+        var result: [String: [Int32]?] = [:]
+        if model.metadata["layout"] == Layout.channelsFirst.rawValue || model.nodes == channelsFirst.nodes {
+            for name in names { result[name] = .some(nil) }
+            return result
+        }
+        var probe = model
+        for name in names {
+            guard var parameter = probe.parameters[name] else {
+                throw RuntimeError(name, "is trained but not a tensor of the model as given; it cannot be written back")
+            }
+            let indices = (0..<Int32(parameter.elementCount)).map { $0 }
+            parameter.dtype = .int32
+            parameter.storage = TensorStorage(bytes: indices.withUnsafeBytes { Array($0) })
+            probe.parameters[name] = parameter
+        }
+        do { try ChannelsFirstLayoutPass().run(&probe) } catch let error as PassError { throw RuntimeError(error.subject, error.reason) }
+        for name in names {
+            guard let bytes = try probe.parameters[name]?.storage.bytes(keep: false) else { throw RuntimeError(name, "lost by the layout pass") }
+            let positions = bytes.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+            result[name] = positions.enumerated().allSatisfy { Int32($0.offset) == $0.element } ? .some(nil) : positions
+        }
+        return result
+    }
+
+    /// The model as given with the trained tensors (and the moving averages of BatchNormalizations
+    /// that trained) in its own layout; every other tensor keeps its storage, byte for byte.
+    public func trainedGraph() -> Graph {
+        var result = source
+        for (name, positions) in sourcePositions {
+            guard var parameter = result.parameters[name], let values = executor.weights[name] else { continue }
+            var ordered = values
+            if let positions {
+                for (index, position) in positions.enumerated() { ordered[Int(position)] = values[index] }
+            }
+            parameter.storage = TensorStorage(bytes: ordered.withUnsafeBytes { Array($0) })
+            parameter.dtype = .float32
+            result.parameters[name] = parameter
+        }
+        return result
+    }
+
+    /// The frontier values for every sample, or the inputs to recompute them from per batch when
+    /// caching them would take more than `memoryLimit` bytes.
+    public struct Features: Sendable {
+        var cached: [String: RuntimeTensor]
+        var inputs: RuntimeTensor?
+        public let count: Int
+        /// True when the frozen prefix ran once per sample and training reads its stored outputs.
+        public var isCached: Bool { inputs == nil }
+    }
+
+    /// Runs the frozen prefix once over `x` (in batches) and keeps its outputs at the frontier.
+    public func features(of x: RuntimeTensor, batchSize: Int = 64, memoryLimit: Int = 2 << 30) throws -> Features {
+        let samples = x.shape.first ?? 0
+        guard let prefix else { return Features(cached: [inputName: x], inputs: nil, count: samples) }
+        let perSample = frontier.reduce(0) { total, name in
+            total + (graph.values[name]?.shape?.dimensions.dropFirst().reduce(1) { $0 * ($1 ?? 1) } ?? 1)
+        }
+        if perSample * samples * 4 > memoryLimit { return Features(cached: [:], inputs: x, count: samples) }
+        var parts: [String: [RuntimeTensor]] = [:]
+        for start in stride(from: 0, to: samples, by: batchSize) {
+            let batch = try prefixValues(prefix, Self.rows(x, Array(start..<min(start + batchSize, samples))))
+            for (name, value) in batch { parts[name, default: []].append(value) }
+        }
+        var cached: [String: RuntimeTensor] = [:]
+        for (name, values) in parts {
+            cached[name] = RuntimeTensor(shape: [samples] + (values.first?.shape.dropFirst() ?? []), data: values.flatMap(\.data))
+        }
+        return Features(cached: cached, inputs: nil, count: samples)
+    }
+
+    /// The frontier values of the samples `rows`.
+    func frontierBatch(_ features: Features, rows: [Int]) throws -> [String: RuntimeTensor] {
+        if let inputs = features.inputs, let prefix { return try prefixValues(prefix, Self.rows(inputs, rows)) }
+        return features.cached.mapValues { Self.rows($0, rows) }
+    }
+
+    func prefixValues(_ prefix: Executor, _ x: RuntimeTensor) throws -> [String: RuntimeTensor] {
+        var values = try prefix.run([inputName: x])
+        if frontier.contains(inputName) { values[inputName] = x }
+        return values
+    }
+
+    static func rows(_ tensor: RuntimeTensor, _ rows: [Int]) -> RuntimeTensor {
+        let width = tensor.count / max(tensor.shape.first ?? 1, 1)
+        var data = [Float]()
+        data.reserveCapacity(rows.count * width)
+        for row in rows { data += tensor.data[(row * width)..<((row + 1) * width)] }
+        return RuntimeTensor(shape: [rows.count] + tensor.shape.dropFirst(), data: data)
+    }
+}

@@ -1,0 +1,241 @@
+import Foundation
+import ScionIR
+@testable import ScionRuntime
+import XCTest
+
+/// Every op's backward step against finite differences of its forward step.
+///
+/// Each case is `x → x + shift → op → output`, channels-first, where `shift` is a trainable tensor of
+/// one sample's shape: its gradient is the op's input gradient summed over the batch, so input and
+/// weight gradients are both checked element by element. The loss is `Σ w · output` with fixed
+/// random `w` (so dL/doutput = w), the derivative is the central difference with step 1e-3 on
+/// float32 forward passes, and the seeds are fixed (Dropout draws the same mask every pass).
+final class GradientCheckTests: XCTestCase {
+    var random = SplitMix64(seed: 7)
+
+    func values(_ count: Int, scale: Float = 1) -> [Float] { (0..<count).map { _ in (random.unit() * 2 - 1) * scale } }
+
+    func parameter(_ name: String, _ role: String, _ shape: [Int], trainable: Bool = true, scale: Float = 1, offset: Float = 0) -> Parameter {
+        let data = values(shape.reduce(1, *), scale: scale).map { $0 + offset }
+        return Parameter(name: name, role: role, shape: shape, dtype: .float32, trainable: trainable,
+                         storage: TensorStorage(bytes: data.withUnsafeBytes { Array($0) }))
+    }
+
+    func node(_ name: String, _ op: Op, _ inputs: [String], parameters: [String] = [], trainable: Bool = true) -> Node {
+        Node(name: name, op: op, inputs: inputs, outputs: [name], parameters: parameters, trainable: trainable)
+    }
+
+    /// Checks every trainable tensor's gradient (up to 12 elements of each) for the op(s) `build`
+    /// makes on the shifted input; `build` returns its nodes, their parameters and the output value.
+    func check(_ name: String, input: [Int], shift: Bool = true, file: StaticString = #filePath, line: UInt = #line,
+               _ build: (String) -> ([Node], [Parameter], String)) throws {
+        var nodes: [Node] = [], table = ParameterTable()
+        var first = "x"
+        if shift {
+            table.add(parameter("shift", "value", [1] + input.dropFirst()))
+            nodes.append(node("shift", .constant(ConstantAttributes(dtype: .float32)), [], parameters: ["shift"]))
+            nodes.append(node("shifted", .elementwise(.add), ["x", "shift"]))
+            first = "shifted"
+        }
+        let (opNodes, parameters, output) = build(first)
+        for parameter in parameters { table.add(parameter) }
+        var graph = Graph(name: name, inputs: [ValueInfo(name: "x", shape: Shape([nil] + input.dropFirst().map { $0 }), dtype: .float32)],
+                          outputs: [output], nodes: nodes + opNodes, parameters: table)
+        graph.metadata["layout"] = Layout.channelsFirst.rawValue
+        var trainer = try Trainer(graph: graph)
+        let x = RuntimeTensor(shape: input, data: values(input.reduce(1, *)))
+        let batch = try trainer.frontierBatch(try trainer.features(of: x), rows: Array(0..<input[0]))
+        func run(_ trainer: Trainer) throws -> RuntimeTensor {
+            var generator = SplitMix64(seed: 1)
+            let tape = try trainer.forward(batch, training: true, random: &generator)
+            return try XCTUnwrap(tape.values[trainer.output])
+        }
+        let prediction = try run(trainer)
+        let weights = values(prediction.count)
+        func loss(_ trainer: Trainer) throws -> Double {
+            zip(try run(trainer).data, weights).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        var generator = SplitMix64(seed: 1)
+        let tape = try trainer.forward(batch, training: true, random: &generator)
+        let gradients = try trainer.backward(tape, outputGradient: RuntimeTensor(shape: prediction.shape, data: weights),
+                                             skipOutputActivation: false)
+        XCTAssertEqual(Set(gradients.keys), Set(trainer.trainableParameters), "\(name): a gradient for every trainable tensor", file: file, line: line)
+        let epsilon: Float = 1e-3
+        for tensor in trainer.trainableParameters {
+            let analytic = try XCTUnwrap(gradients[tensor], "\(name): \(tensor)", file: file, line: line)
+            let original = try XCTUnwrap(trainer.executor.weights[tensor])
+            for index in stride(from: 0, to: original.count, by: max(1, original.count / 12)) {
+                trainer.executor.weights[tensor]![index] = original[index] + epsilon
+                let plus = try loss(trainer)
+                trainer.executor.weights[tensor]![index] = original[index] - epsilon
+                let minus = try loss(trainer)
+                trainer.executor.weights[tensor] = original
+                let numeric = (plus - minus) / Double(2 * epsilon), value = Double(analytic[index])
+                XCTAssertEqual(value, numeric, accuracy: 5e-3 + 2e-2 * max(abs(numeric), abs(value)),
+                               "\(name): d/d\(tensor)[\(index)]", file: file, line: line)
+            }
+        }
+    }
+
+    func testConvolutions() throws {
+        let cases: [(String, [Int], ConvAttributes, [Int])] = [
+            ("conv 3x3 stride 2 same, swish", [2, 3, 6, 6],
+             ConvAttributes(filters: 4, kernelSize: [3, 3], strides: [2, 2], dilations: [1, 1], padding: .same, activation: .swish,
+                            layout: .channelsFirst), [4, 3, 3, 3]),
+            ("conv 2x3 dilated 2, explicit pads, no bias", [2, 2, 7, 6],
+             ConvAttributes(filters: 3, kernelSize: [2, 3], strides: [1, 1], dilations: [2, 2], padding: .explicit([1, 0, 2, 1]),
+                            useBias: false, layout: .channelsFirst), [3, 2, 2, 3]),
+            ("grouped conv, 2 groups, valid", [2, 4, 5, 5],
+             ConvAttributes(filters: 6, kernelSize: [3, 3], strides: [1, 1], dilations: [1, 1], padding: .valid, groups: 2,
+                            layout: .channelsFirst), [6, 2, 3, 3]),
+            ("depthwise, multiplier 2, stride 2 same, relu6", [2, 3, 7, 7],
+             ConvAttributes(filters: 6, kernelSize: [3, 3], strides: [2, 2], dilations: [1, 1], padding: .same, groups: 3,
+                            activation: .relu(maxValue: 0.5, negativeSlope: 0, threshold: 0), layout: .channelsFirst), [6, 1, 3, 3]),
+            ("depthwise dilated 2, valid", [1, 2, 7, 7],
+             ConvAttributes(filters: 2, kernelSize: [3, 3], strides: [1, 1], dilations: [2, 2], padding: .valid, groups: 2,
+                            layout: .channelsFirst), [2, 1, 3, 3]),
+            ("conv 1-D stride 2 same", [2, 3, 9],
+             ConvAttributes(filters: 4, kernelSize: [3], strides: [2], dilations: [1], padding: .same, layout: .channelsFirst), [4, 3, 3]),
+        ]
+        for (name, input, attributes, kernelShape) in cases {
+            try check(name, input: input) { x in
+                var parameters = [parameter("c/kernel", "kernel", kernelShape, scale: 0.5)]
+                var names = ["c/kernel"]
+                if attributes.useBias { parameters.append(parameter("c/bias", "bias", [attributes.filters])); names.append("c/bias") }
+                return ([node("c", .conv(attributes), [x], parameters: names)], parameters, "c")
+            }
+        }
+    }
+
+    func testDenseAndMatMul() throws {
+        try check("dense tanh on [N, F]", input: [3, 5]) { x in
+            ([node("d", .dense(DenseAttributes(units: 4, activation: .tanh)), [x], parameters: ["d/kernel", "d/bias"])],
+             [parameter("d/kernel", "kernel", [5, 4]), parameter("d/bias", "bias", [4])], "d")
+        }
+        try check("dense on [N, T, F]", input: [2, 3, 4]) { x in
+            ([node("d", .dense(DenseAttributes(units: 2)), [x], parameters: ["d/kernel", "d/bias"])],
+             [parameter("d/kernel", "kernel", [4, 2]), parameter("d/bias", "bias", [2])], "d")
+        }
+        try check("matmul with a weight", input: [3, 4]) { x in
+            ([node("m", .matMul, [x], parameters: ["m/kernel"])], [parameter("m/kernel", "kernel", [4, 3])], "m")
+        }
+    }
+
+    func testBatchNormalization() throws {
+        func bn(_ trainable: Bool) -> (String) -> ([Node], [Parameter], String) {
+            { x in
+                let roles = ["gamma", "beta", "moving_mean", "moving_variance"]
+                let parameters = roles.map { role in
+                    self.parameter("bn/\(role)", role, [3], trainable: trainable && (role == "gamma" || role == "beta"),
+                                   scale: role == "moving_variance" ? 0.5 : 1, offset: role == "moving_variance" ? 1 : 0)
+                }
+                return ([self.node("bn", .batchNormalization(BatchNormalizationAttributes(axis: 1, epsilon: 1e-3, momentum: 0.99, center: true, scale: true)),
+                                   [x], parameters: roles.map { "bn/\($0)" }, trainable: trainable)], parameters, "bn")
+            }
+        }
+        try check("BatchNormalization training (batch statistics)", input: [4, 3, 3, 3], bn(true))
+        try check("BatchNormalization frozen (inference mode)", input: [4, 3, 3, 3], bn(false))
+        try check("BatchNormalization training on [N, F]", input: [5, 3], bn(true))
+    }
+
+    func testActivations() throws {
+        let activations: [Activation] = [
+            .plainRelu, .relu(maxValue: 0.6, negativeSlope: 0.1, threshold: 0.05), .leakyRelu(alpha: 0.2), .elu(alpha: 1.2), .selu, .sigmoid,
+            .hardSigmoid(alpha: 0.2, beta: 0.5), .hardSwish, .swish, .tanh, .gelu(approximate: false), .gelu(approximate: true), .softplus,
+            .softsign, .exponential, .mish, .hardTanh, .logSigmoid, .tanhShrink, .softmax(axis: 1), .logSoftmax(axis: -1), .linear,
+        ]
+        for activation in activations {
+            try check("activation \(activation)", input: [2, 4, 3]) { x in
+                ([node("a", .activation(activation), [x])], [], "a")
+            }
+        }
+    }
+
+    func testPooling() throws {
+        let pools: [(String, PoolAttributes)] = [
+            ("max 3x3 stride 2 same", PoolAttributes(kind: .max, poolSize: [3, 3], strides: [2, 2], padding: .same, layout: .channelsFirst)),
+            ("max 2x2 valid", PoolAttributes(kind: .max, poolSize: [2, 2], strides: [2, 2], padding: .valid, layout: .channelsFirst)),
+            ("average 3x3 stride 2 same", PoolAttributes(kind: .average, poolSize: [3, 3], strides: [2, 2], padding: .same, layout: .channelsFirst)),
+            ("average explicit pads counting them", PoolAttributes(kind: .average, poolSize: [3, 3], strides: [1, 1], padding: .explicit([1, 1, 1, 1]),
+                                                                   countIncludePad: true, layout: .channelsFirst)),
+        ]
+        for (name, attributes) in pools {
+            try check("pool \(name)", input: [2, 2, 5, 5]) { x in ([node("p", .pool(attributes), [x])], [], "p") }
+        }
+        try check("pool 1-D max", input: [2, 3, 7]) { x in
+            ([node("p", .pool(PoolAttributes(kind: .max, poolSize: [2], strides: [2], padding: .valid, layout: .channelsFirst)), [x])], [], "p")
+        }
+        for kind in [PoolKind.average, .max] {
+            try check("global \(kind) pool", input: [2, 3, 4, 4]) { x in
+                ([node("g", .globalPool(GlobalPoolAttributes(kind: kind, rank: 2, layout: .channelsFirst)), [x])], [], "g")
+            }
+        }
+    }
+
+    func testElementwiseWithBroadcasting() throws {
+        for operation in [ElementwiseOperation.add, .subtract, .multiply, .divide, .maximum, .minimum, .average] {
+            try check("\(operation) with a broadcast [1, C, 1, 1] weight", input: [2, 3, 2, 2]) { x in
+                let offset: Float = operation == .divide ? 2 : 0
+                return ([node("w", .constant(ConstantAttributes(dtype: .float32)), [], parameters: ["w"]),
+                         node("e", .elementwise(operation), [x, "w"])], [parameter("w", "value", [1, 3, 1, 1], offset: offset)], "e")
+            }
+        }
+        try check("multiply of three, one broadcast", input: [2, 3, 2]) { x in
+            ([node("w", .constant(ConstantAttributes(dtype: .float32)), [], parameters: ["w"]), node("sq", .activation(.sigmoid), [x]),
+              node("e", .elementwise(.multiply), [x, "w", "sq"])], [parameter("w", "value", [3, 1])], "e")
+        }
+    }
+
+    func testShapeOps() throws {
+        try check("concatenate on channels (a value used twice)", input: [2, 2, 3]) { x in
+            ([node("t", .activation(.tanh), [x]), node("c", .concatenate(ConcatenateAttributes(axis: 1)), [x, "t", x])], [], "c")
+        }
+        try check("split into two, the first part unused", input: [2, 5, 2]) { x in
+            ([Node(name: "s", op: .split(SplitAttributes(axis: 1, sizes: [2, 3])), inputs: [x], outputs: ["s0", "s1"]),
+              node("t", .activation(.tanh), ["s1"])], [], "t")
+        }
+        try check("zero padding", input: [2, 2, 3, 3]) { x in
+            ([node("z", .zeroPadding(SpatialPaddingAttributes(padding: [[1, 2], [0, 1]], layout: .channelsFirst)), [x])], [], "z")
+        }
+        try check("cropping", input: [2, 2, 5, 5]) { x in
+            ([node("c", .cropping(SpatialPaddingAttributes(padding: [[1, 0], [2, 1]], layout: .channelsFirst)), [x])], [], "c")
+        }
+        try check("constant pad", input: [2, 2, 3]) { x in
+            ([node("p", .pad(PadAttributes(pads: [0, 1, 2, 0, 0, 1], mode: .constant, value: 0.5)), [x])], [], "p")
+        }
+        try check("flatten", input: [2, 3, 2, 2]) { x in ([node("f", .flatten(FlattenAttributes(layout: .channelsFirst, axis: 1)), [x])], [], "f") }
+        try check("reshape", input: [2, 3, 4]) { x in ([node("r", .reshape(ReshapeAttributes(targetShape: [4, 3])), [x])], [], "r") }
+        try check("transpose", input: [2, 3, 4, 5]) { x in ([node("t", .transpose(TransposeAttributes(permutation: [0, 2, 3, 1])), [x])], [], "t") }
+        try check("permute", input: [2, 3, 4]) { x in ([node("p", .permute(PermuteAttributes(dimensions: [2, 1])), [x])], [], "p") }
+    }
+
+    func testScalingAndParametricOps() throws {
+        try check("rescaling per channel", input: [2, 3, 2, 2]) { x in
+            ([node("r", .rescaling(RescalingAttributes(scale: [0.5, 2, -1], offset: [1, 1, 1], axis: 1)), [x])], [], "r")
+        }
+        try check("clip", input: [2, 6]) { x in ([node("c", .clip(ClipAttributes(minimum: -0.4, maximum: 0.3)), [x])], [], "c") }
+        try check("PReLU per channel", input: [2, 3, 2, 2]) { x in
+            ([node("p", .prelu(PReLUAttributes(sharedAxes: [2, 3])), [x], parameters: ["p/alpha"])], [parameter("p/alpha", "alpha", [3, 1, 1])], "p")
+        }
+        try check("LayerScale", input: [2, 3, 2, 2]) { x in
+            ([node("l", .layerScale(LayerScaleAttributes(axis: 1)), [x], parameters: ["l/gamma"])], [parameter("l/gamma", "gamma", [3])], "l")
+        }
+        try check("scaled residual", input: [2, 3, 2]) { x in
+            ([node("t", .activation(.tanh), [x]), node("r", .scaledResidual(ScaledResidualAttributes(scale: 0.3)), [x, "t"])], [], "r")
+        }
+        try check("Dropout while training (the mask replayed)", input: [3, 8]) { x in
+            ([node("d", .dropout(DropoutAttributes(rate: 0.4)), [x]), node("t", .activation(.tanh), ["d"])], [], "t")
+        }
+        try check("spatial Dropout while training", input: [3, 4, 2, 2]) { x in
+            ([node("d", .dropout(DropoutAttributes(rate: 0.5, spatial: true)), [x])], [], "d")
+        }
+    }
+
+    func testAnOpWithoutGradientIsNamed() throws {
+        XCTAssertThrowsError(try check("local response normalization", input: [2, 3, 2, 2]) { x in
+            ([node("lrn", .localResponseNormalization(LocalResponseNormalizationAttributes(size: 3, alpha: 1e-4, beta: 0.75, bias: 1)), [x])], [], "lrn")
+        }) { error in
+            XCTAssertTrue("\(error)".hasPrefix("lrn: LRN has no gradient yet"), "\(error)")
+        }
+    }
+}
