@@ -2,16 +2,20 @@
 """Transfer-learning accuracy: the same recipes in Keras 3's `fit()` and in `scion finetune`.
 
 Task (fixtures/digits/, made by fixtures/make_digits.py): a CNN pretrained on digits 0-4 re-used for
-digits 5-9 with 20 images per class (fewshot.npz); accuracy on the other 796 images (test.npz).
+digits 5-9 with 20 images per class (fewshot.npz, or its first --per-class images of each class, as
+`scion demo` takes them); accuracy on the other 796 images (test.npz).
 Both sides start from the very same files, so their initial weights are identical; what can differ
 is only the training (shuffling order, arithmetic, and whatever Scion gets wrong).
 
 Recipes, each for every seed:
-  head       base frozen, new Dense(5) head trained: Adam 1e-3, batch 16, 40 epochs
+  head       base frozen, new Dense(5) head trained: Adam 1e-2, batch 16, 30 epochs
   two-phase  "head", then the top 4 base layers unfrozen (BatchNormalization stays frozen, so it
-             keeps running in inference mode), fresh Adam 1e-4, 20 more epochs
+             keeps running in inference mode), fresh Adam 1e-3, 20 more epochs
   scratch    digits_scratch.keras (fresh initial weights, same graph), everything trainable
-             (BatchNormalization trains on batch statistics): Adam 1e-3, batch 16, 40 epochs
+             (BatchNormalization trains on batch statistics): Adam 1e-2, batch 16, 50 epochs
+  scratch-full-batch  "scratch" with one batch of all the training images per epoch: no shuffling
+             order to differ, so both tools should reach the same weights and the same accuracy
+(the first three are the recipe `scion demo` runs).
 
 Keras side: load_model, set the trainable flags, compile, fit(shuffle=True) after
 keras.utils.set_random_seed(seed); accuracy = argmax of predict() on test.npz. Time: the fit() calls.
@@ -39,9 +43,9 @@ import keras  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = os.path.join(ROOT, "fixtures", "digits")
-RECIPES = ("head", "two-phase", "scratch")
-BATCH, EPOCHS, LR = 16, 40, 1e-3
-UNFREEZE_TOP, FT_EPOCHS, FT_LR = 4, 20, 1e-4
+RECIPES = ("head", "two-phase", "scratch", "scratch-full-batch")
+BATCH, EPOCHS, LR = 16, 30, 1e-2
+UNFREEZE_TOP, FT_EPOCHS, FT_LR = 4, 20, 1e-3
 
 
 def load(name):
@@ -65,12 +69,16 @@ def split(model, trainable_in_file):
     return base, head
 
 
-def fit(model, x, y, lr, epochs):
+def batch_size(recipe, samples):
+    return samples if recipe == "scratch-full-batch" else BATCH
+
+
+def fit(model, x, y, lr, epochs, batch):
     """compile + fit; returns the wall-clock seconds of fit() (JAX tracing included)."""
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     start = time.perf_counter()
-    model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=True, verbose=0)
+    model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=True, verbose=0)
     return time.perf_counter() - start
 
 
@@ -79,17 +87,18 @@ def keras_run(recipe, start_file, seed, train, test):
     keras.utils.set_random_seed(seed)
     model = keras.saving.load_model(start_file, compile=False)
     info = {}
-    if recipe == "scratch":
+    batch = batch_size(recipe, len(train[1]))
+    if recipe.startswith("scratch"):
         for layer in model.layers:
             layer.trainable = True
-        seconds = fit(model, *train, LR, EPOCHS)
+        seconds = fit(model, *train, LR, EPOCHS + FT_EPOCHS, batch)
     else:
         base, head = split(model, {l.name: l.trainable for l in model.layers})
         for layer in base:
             layer.trainable = False
         for layer in head:
             layer.trainable = True
-        seconds = fit(model, *train, LR, EPOCHS)
+        seconds = fit(model, *train, LR, EPOCHS, batch)
         if recipe == "two-phase":
             top = base[-UNFREEZE_TOP:]
             thawed = [l for l in top if not isinstance(l, keras.layers.BatchNormalization)]
@@ -98,18 +107,19 @@ def keras_run(recipe, start_file, seed, train, test):
             info = {"base_layers": len(base), "top": [l.name for l in top],
                     "unfrozen": [l.name for l in thawed],
                     "unfrozen_with_weights": [l.name for l in thawed if l.weights]}
-            seconds += fit(model, *train, FT_LR, FT_EPOCHS)   # fresh Adam: compile() makes a new one
+            seconds += fit(model, *train, FT_LR, FT_EPOCHS, batch)   # fresh Adam: compile() makes a new one
     info["trainable_params"] = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     return accuracy(model.predict(test[0], verbose=0), test[1]), seconds, info
 
 
 # ------------------------------------------------------------------ Scion side
 
-def scion_run(scion, recipe, start_file, seed, work, test_x_file, test_y):
+def scion_run(scion, recipe, start_file, seed, work, train_file, samples, test_x_file, test_y):
     out = os.path.join(work, f"scion-{recipe}-{seed}.keras")
-    command = [scion, "finetune", start_file, "--data", os.path.join(DIGITS, "fewshot.npz"),
-               "--validation", os.path.join(DIGITS, "test.npz"), "--epochs", str(EPOCHS),
-               "--batch-size", str(BATCH), "--learning-rate", str(LR), "--optimizer", "adam",
+    epochs = EPOCHS + FT_EPOCHS if recipe.startswith("scratch") else EPOCHS
+    # No --validation: Keras's fit() is timed without one too.
+    command = [scion, "finetune", start_file, "--data", train_file, "--epochs", str(epochs),
+               "--batch-size", str(batch_size(recipe, samples)), "--learning-rate", str(LR), "--optimizer", "adam",
                "--seed", str(seed)]
     if recipe == "two-phase":
         command += ["--unfreeze-top", str(UNFREEZE_TOP), "--fine-tune-epochs", str(FT_EPOCHS),
@@ -125,9 +135,8 @@ def scion_run(scion, recipe, start_file, seed, work, test_x_file, test_y):
     subprocess.run([scion, "run", out, "--input", test_x_file, "--output", predictions, "--force"],
                    check=True, capture_output=True)
     info = {}
-    try:   # kept for the record only; the accuracy above comes from `scion run`
-        report = json.loads(done.stdout)
-        info["trainer_last_val_accuracy"] = report["history"][-1].get("val_accuracy")
+    try:   # kept for the record only
+        info["trainer_last_loss"] = json.loads(done.stdout)["history"][-1]["loss"]
     except (ValueError, KeyError, IndexError):
         pass
     return accuracy(np.load(predictions), test_y), seconds, info
@@ -154,6 +163,7 @@ def main():
     parser.add_argument("--keras-only", action="store_true", help="skip `scion finetune` (still uses `scion edit`)")
     parser.add_argument("--keep", metavar="WORK_DIR", help="work here and keep the files")
     parser.add_argument("--json", metavar="PATH", help="write the raw numbers here")
+    parser.add_argument("--per-class", type=int, default=20, help="training images per class (1 to 20)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     recipes = args.recipes.split(",")
@@ -164,6 +174,11 @@ def main():
     work = args.keep or tempfile.mkdtemp(prefix="finetune_accuracy-")
     os.makedirs(work, exist_ok=True)
     train, test = load("fewshot.npz"), load("test.npz")
+    # The first --per-class images of each class, in file order (as `scion demo` picks them).
+    chosen = sorted(i for k in range(5) for i in np.where(train[1] == k)[0][:args.per_class])
+    train = (train[0][chosen], train[1][chosen])
+    train_file = os.path.join(work, "train.npz")
+    np.savez(train_file, x=train[0], y=train[1])
     test_x_file = os.path.join(work, "test_x.npy")
     np.save(test_x_file, test[0])
 
@@ -176,13 +191,13 @@ def main():
                         "--head", "dense:5:softmax", "--freeze-base", "--seed", str(seed), "-o", grafted,
                         "--force"], check=True, capture_output=True)
         for recipe in recipes:
-            start_file = os.path.join(DIGITS, "digits_scratch.keras") if recipe == "scratch" else grafted
+            start_file = os.path.join(DIGITS, "digits_scratch.keras") if recipe.startswith("scratch") else grafted
             run = {"recipe": recipe, "seed": seed}
             run["keras_accuracy"], run["keras_seconds"], run["keras_info"] = keras_run(
                 recipe, start_file, seed, train, test)
             if not args.keras_only:
                 run["scion_accuracy"], run["scion_seconds"], run["scion_info"] = scion_run(
-                    args.scion, recipe, start_file, seed, work, test_x_file, test[1])
+                    args.scion, recipe, start_file, seed, work, train_file, len(train[1]), test_x_file, test[1])
             runs.append(run)
             scion_note = "" if args.keras_only else (
                 f", scion {run['scion_accuracy']:.4f}" if run["scion_accuracy"] is not None

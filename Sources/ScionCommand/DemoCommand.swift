@@ -42,8 +42,11 @@ struct DemoCommand: ParsableCommand {
             demo.settings.seed = seed
             demo.force = force
             let report = (outputDir as NSString).appendingPathComponent("report.html")
-            if FileManager.default.fileExists(atPath: report) && !force {
-                throw ScionError(file: report, "already exists; pass --force to replace it")
+            for name in ["digits_5_9.keras", "digits_5_9.onnx", "report.html"] {
+                let path = (outputDir as NSString).appendingPathComponent(name)
+                if FileManager.default.fileExists(atPath: path) && !force {
+                    throw ScionError(file: path, "already exists; pass --force to replace it")
+                }
             }
             let progress = TrainingProgress(quiet: json)
             let started = Date()

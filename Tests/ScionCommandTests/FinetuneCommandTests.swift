@@ -25,8 +25,16 @@ final class FinetuneCommandTests: XCTestCase {
         let outOfRange = directory.appendingPathComponent("range.npz").path
         let x = try NumpyFile.read(Repository.fixture("keras3/mobilenet_v2.input.npy"))
         try NumpyArchive.write([("images", x), ("labels", RuntimeTensor(shape: [2], data: [0, 7]))], to: outOfRange)
+        let miscounted = directory.appendingPathComponent("count.npz").path
+        try NumpyArchive.write([("x", x), ("y", RuntimeTensor(shape: [3], data: [0, 1, 2]))], to: miscounted)
+        let withNaN = directory.appendingPathComponent("nan.npz").path
+        var poisoned = x
+        poisoned.data[17] = .nan
+        try NumpyArchive.write([("x", poisoned), ("y", RuntimeTensor(shape: [2], data: [0, 1]))], to: withNaN)
         let cases: [([String], String)] = [
             (["finetune", model, "--data", data, "-o", output], "needs arrays 'x' and 'y'"),
+            (["finetune", model, "--data", miscounted, "-o", output], "has 2 input samples and 3 targets"),
+            (["finetune", model, "--data", withNaN, "-o", output], "holds a NaN or infinity (flat index 17"),
             (["finetune", model, "--data", Repository.fixture("digits/fewshot.npz"), "-o", output],
              "samples have shape [8, 8, 1]; the model's input"),
             (["finetune", model, "--data", data, "--x", "images", "--y", "labels", "--fine-tune-epochs", "3", "-o", output],
@@ -87,5 +95,28 @@ final class FinetuneCommandTests: XCTestCase {
         XCTAssertEqual((report["history"] as? [Any])?.count, 4)
         XCTAssertEqual(Set(report["weightsChanged"] as? [String] ?? []), ["conv3/kernel", "conv3/bias", "dense/kernel", "dense/bias"])
         XCTAssertEqual(report["unexpectedlyChanged"] as? [String], [])
+    }
+}
+
+/// `scion demo`: the recipe on the digits fixture, its files verified, nothing overwritten silently.
+final class DemoCommandTests: XCTestCase {
+    func testTheDemoTransfersAndVerifies() throws {
+        let directory = try temporaryDirectory(self)
+        let output = directory.appendingPathComponent("demo").path
+        let arguments = ["demo", "--fixtures", Repository.fixture("digits"), "--output-dir", output, "--json"]
+        let result = try runScion(arguments)
+        XCTAssertEqual(result.status, 0, result.standardError)
+        let summary = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
+        let outcomes = try XCTUnwrap(summary["outcomes"] as? [[String: Any]])
+        let accuracies = outcomes.compactMap { $0["testAccuracy"] as? Double }
+        XCTAssertEqual(accuracies.count, 3)
+        // Transfer beats the head alone, which beats training from scratch on the same 25 images.
+        XCTAssertGreaterThan(accuracies[1], accuracies[0])
+        XCTAssertGreaterThan(accuracies[0], accuracies[2] + 0.2, "\(accuracies)")
+        XCTAssertEqual((summary["checks"] as? [String])?.count, 2)
+        for name in ["digits_5_9.keras", "digits_5_9.onnx", "report.html"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: (output as NSString).appendingPathComponent(name)), name)
+        }
+        try assertOneLineFailure(arguments, mentions: "already exists; pass --force")
     }
 }
