@@ -7,12 +7,16 @@ import Scion
 final class TrainingProgress {
     let quiet: Bool
     let terminal: Bool
+    /// Where the text goes: standard output, unbuffered (the bar and the lines must arrive in order).
+    let write: (String) -> Void
     private var lastDraw = Date.distantPast
     private var epochSeconds: [String: [Double]] = [:]
 
-    init(quiet: Bool, terminal: Bool = isatty(STDOUT_FILENO) != 0) {
+    init(quiet: Bool, terminal: Bool = isatty(STDOUT_FILENO) != 0,
+         write: @escaping (String) -> Void = { FileHandle.standardOutput.write(Data($0.utf8)) }) {
         self.quiet = quiet
         self.terminal = terminal
+        self.write = write
     }
 
     func handle(_ event: FineTuning.Event) {
@@ -30,7 +34,7 @@ final class TrainingProgress {
             var line = "\(Self.label(phase)) \(progress.epoch) \(progress.batch)/\(progress.batches) [\(bar)]"
                 + String(format: " ETA %.1f s - loss %.4f", remaining, progress.loss)
             if let accuracy = progress.accuracy { line += String(format: " - accuracy %.4f", accuracy) }
-            FileHandle.standardOutput.write(Data("\r\u{1B}[2K\(line)".utf8))
+            write("\r\u{1B}[2K\(line)")
         case .epoch(let record):
             epochSeconds[record.phase, default: []].append(record.seconds)
             let spent = epochSeconds[record.phase] ?? []
@@ -41,15 +45,14 @@ final class TrainingProgress {
             if let accuracy = record.validationAccuracy { line += String(format: " - val_accuracy %.4f", accuracy) }
             line += String(format: " - %.3f s", record.seconds)
             if record.epoch < record.epochs { line += String(format: " - ETA %.1f s", remaining) }
-            if terminal { FileHandle.standardOutput.write(Data("\r\u{1B}[2K".utf8)) }
+            if terminal { write("\r\u{1B}[2K") }
             say(line)
         }
     }
 
     func say(_ line: String) {
         guard !quiet else { return }
-        // Unbuffered, like the bar: the two must reach the terminal in order.
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        write(line + "\n")
     }
 
     static func label(_ phase: String) -> String { phase == "head" ? "Epoch" : "\(phase) epoch" }

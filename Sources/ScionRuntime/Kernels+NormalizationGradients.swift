@@ -82,6 +82,12 @@ extension Kernels {
             let t = Foundation.tanh(x)
             return t * t
         }
+        case .celu(let alpha): return { x, _ in x > 0 ? 1 : exp(x / alpha) }
+        case .squareplus(let b): return { x, _ in (1 + x / (x * x + b).squareRoot()) / 2 }
+        case .sparsePlus: return { x, _ in x <= -1 ? 0 : x >= 1 ? 1 : (x + 1) / 2 }
+        case .sparseSigmoid: return { x, _ in x <= -1 || x >= 1 ? 0 : 0.5 }
+        case .softShrink(let t): return { x, _ in x > t || x < -t ? 1 : 0 }
+        case .hardShrink(let t): return { x, _ in abs(x) > t ? 1 : 0 }
         default: return nil
         }
     }

@@ -155,6 +155,7 @@ extension Trainer {
             let scaled = RuntimeTensor(shape: dy.shape, data: dy.data.map { $0 * a.scale })
             return StepGradients(inputs: [Kernels.sumToShape(dy, inputs[0].shape), Kernels.sumToShape(scaled, inputs[1].shape)])
         default:
+            if let step = try backwardMore(node, inputs, y: y, dy: dy) { return step }
             throw RuntimeError(node.name, "\(node.op.typeName) has no gradient yet, and it lies between the loss and trainable "
                 + "weights (freeze the layers before it, or cut it away)")
         }

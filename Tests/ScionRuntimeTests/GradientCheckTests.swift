@@ -27,8 +27,8 @@ final class GradientCheckTests: XCTestCase {
 
     /// Checks every trainable tensor's gradient (up to 12 elements of each) for the op(s) `build`
     /// makes on the shifted input; `build` returns its nodes, their parameters and the output value.
-    func check(_ name: String, input: [Int], shift: Bool = true, file: StaticString = #filePath, line: UInt = #line,
-               _ build: (String) -> ([Node], [Parameter], String)) throws {
+    func check(_ name: String, input: [Int], shift: Bool = true, inputValues: [Float]? = nil, file: StaticString = #filePath,
+               line: UInt = #line, _ build: (String) -> ([Node], [Parameter], String)) throws {
         var nodes: [Node] = [], table = ParameterTable()
         var first = "x"
         if shift {
@@ -43,7 +43,7 @@ final class GradientCheckTests: XCTestCase {
                           outputs: [output], nodes: nodes + opNodes, parameters: table)
         graph.metadata["layout"] = Layout.channelsFirst.rawValue
         var trainer = try Trainer(graph: graph)
-        let x = RuntimeTensor(shape: input, data: values(input.reduce(1, *)))
+        let x = RuntimeTensor(shape: input, data: inputValues ?? values(input.reduce(1, *)))
         let batch = try trainer.frontierBatch(try trainer.features(of: x), rows: Array(0..<input[0]))
         func run(_ trainer: Trainer) throws -> RuntimeTensor {
             var generator = SplitMix64(seed: 1)
@@ -143,6 +143,7 @@ final class GradientCheckTests: XCTestCase {
             .plainRelu, .relu(maxValue: 0.6, negativeSlope: 0.1, threshold: 0.05), .leakyRelu(alpha: 0.2), .elu(alpha: 1.2), .selu, .sigmoid,
             .hardSigmoid(alpha: 0.2, beta: 0.5), .hardSwish, .swish, .tanh, .gelu(approximate: false), .gelu(approximate: true), .softplus,
             .softsign, .exponential, .mish, .hardTanh, .logSigmoid, .tanhShrink, .softmax(axis: 1), .logSoftmax(axis: -1), .linear,
+            .celu(alpha: 0.8), .squareplus(b: 4), .sparsePlus, .sparseSigmoid, .softShrink(threshold: 0.3), .hardShrink(threshold: 0.3),
         ]
         for activation in activations {
             try check("activation \(activation)", input: [2, 4, 3]) { x in
@@ -228,6 +229,56 @@ final class GradientCheckTests: XCTestCase {
         }
         try check("spatial Dropout while training", input: [3, 4, 2, 2]) { x in
             ([node("d", .dropout(DropoutAttributes(rate: 0.5, spatial: true)), [x])], [], "d")
+        }
+    }
+
+    func testNormalizationsReductionsAndONNXMath() throws {
+        for axes in [[-1], [1, 2]] {
+            try check("LayerNormalization over \(axes)", input: [2, 3, 4]) { x in
+                let shape = axes == [-1] ? [4] : [3, 4]
+                return ([node("ln", .layerNormalization(LayerNormalizationAttributes(axes: axes, epsilon: 1e-3, center: true, scale: true)), [x],
+                              parameters: ["ln/gamma", "ln/beta"])],
+                        [parameter("ln/gamma", "gamma", shape, offset: 1), parameter("ln/beta", "beta", shape)], "ln")
+            }
+        }
+        for kind in [ReduceKind.mean, .sum, .maximum, .minimum, .sumSquare, .l2, .logSumExp, .l1] {
+            try check("Reduce \(kind) over [2, 3]", input: [2, 3, 3, 2]) { x in
+                ([node("r", .reduce(ReduceAttributes(kind: kind, axes: [2, 3], keepDimensions: kind == .mean)), [x])], [], "r")
+            }
+        }
+        try check("Gemm with a transposed weight and a bias", input: [3, 4]) { x in
+            ([node("g", .gemm(GemmAttributes(alpha: 0.7, beta: 1.3, transposeB: true)), [x], parameters: ["g/kernel", "g/bias"])],
+             [parameter("g/kernel", "kernel", [5, 4]), parameter("g/bias", "bias", [5])], "g")
+        }
+        for operation in [UnaryOperation.negate, .absolute, .squareRoot, .reciprocal, .logarithm, .errorFunction, .sine, .cosine] {
+            try check("unary \(operation) (of a positive value)", input: [2, 5]) { x in
+                ([node("e", .activation(.exponential), [x]), node("u", .unary(operation), ["e"])], [], "u")
+            }
+        }
+        try check("Normalization (fixed statistics)", input: [2, 3]) { x in
+            ([node("n", .normalization(NormalizationAttributes(axes: [-1], mean: [0.5, -1, 2], variance: [4, 0.25, 1])), [x])], [], "n")
+        }
+        try check("Embedding", input: [2, 3], shift: false, inputValues: [0, 2, 3, 1, 1, 0]) { x in
+            ([node("e", .embedding(EmbeddingAttributes(inputDimension: 4, outputDimension: 2)), [x], parameters: ["e/embeddings"])],
+             [parameter("e/embeddings", "embeddings", [4, 2])], "e")
+        }
+    }
+
+    func testOpsThatMoveValues() throws {
+        try check("slice with a step", input: [2, 3, 7]) { x in
+            ([node("s", .slice(SliceAttributes(starts: [1, 6], ends: [3, 0], axes: [1, 2], steps: [1, -2])), [x])], [], "s")
+        }
+        try check("UpSampling nearest", input: [2, 2, 2, 3]) { x in
+            ([node("u", .upSampling(UpSamplingAttributes(size: [2, 3], interpolation: "nearest", layout: .channelsFirst)), [x])], [], "u")
+        }
+        try check("reflect pad", input: [2, 2, 4]) { x in
+            ([node("p", .pad(PadAttributes(pads: [0, 0, 2, 0, 0, 1], mode: .reflect)), [x])], [], "p")
+        }
+        try check("Gather with fixed indices", input: [2, 4, 3]) { x in
+            ([node("i", .constant(ConstantAttributes(dtype: .int64)), [], parameters: ["i"], trainable: false),
+              node("g", .gather(GatherAttributes(axis: 1)), [x, "i"])],
+             [Parameter(name: "i", role: "value", shape: [3], dtype: .float32, trainable: false,
+                        storage: TensorStorage(bytes: [Float(3), 0, 3].withUnsafeBytes { Array($0) }))], "g")
         }
     }
 
