@@ -162,9 +162,6 @@ public struct TransferDemo {
         guard taken.allSatisfy({ $0 == count }) else {
             throw ScionError(file: file, "has fewer than \(count) images of some class (\(taken))")
         }
-        let width = x.count / max(x.shape[0], 1)
-        let data = chosen.flatMap { x.data[($0 * width)..<(($0 + 1) * width)] }
-        return (RuntimeTensor(shape: [chosen.count] + x.shape.dropFirst(), data: data),
-                RuntimeTensor(shape: [chosen.count], data: chosen.map { y.data[$0] }))
+        return (x.rows(chosen), y.rows(chosen))
     }
 }

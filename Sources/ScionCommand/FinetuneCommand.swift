@@ -68,8 +68,8 @@ struct FinetuneCommand: ParsableCommand {
                 }
                 let held = Int((Double(inputs.shape[0]) * validationSplit).rounded(.down))
                 let kept = inputs.shape[0] - held
-                validationPair = (rows(inputs, kept..<inputs.shape[0]), rows(targets, kept..<targets.shape[0]))
-                (inputs, targets) = (rows(inputs, 0..<kept), rows(targets, 0..<kept))
+                validationPair = (inputs.rows(kept..<inputs.shape[0]), targets.rows(kept..<targets.shape[0]))
+                (inputs, targets) = (inputs.rows(0..<kept), targets.rows(0..<kept))
             }
             let phases = try training.phases(samples: inputs.shape[0], targetRank: targets.rank)
             let loss = phases[0].options.loss
@@ -146,10 +146,5 @@ struct FinetuneCommand: ParsableCommand {
         let page = try TrainingReport(title: "scion finetune: \((model as NSString).lastPathComponent)", settings: settings,
                                       epochs: rows, before: before, after: after, diff: diff).html()
         try AtomicFile.write(to: path) { try Data(page.utf8).write(to: URL(fileURLWithPath: $0)) }
-    }
-
-    func rows(_ tensor: RuntimeTensor, _ range: Range<Int>) -> RuntimeTensor {
-        let width = tensor.count / max(tensor.shape[0], 1)
-        return RuntimeTensor(shape: [range.count] + tensor.shape.dropFirst(), data: Array(tensor.data[(range.lowerBound * width)..<(range.upperBound * width)]))
     }
 }

@@ -18,6 +18,18 @@ public struct RuntimeTensor: Equatable, Sendable {
     public var count: Int { data.count }
     public var rank: Int { shape.count }
 
+    /// The samples (first-axis rows) at `indices`, in that order.
+    public func rows(_ indices: [Int]) -> RuntimeTensor {
+        let width = count / max(shape.first ?? 1, 1)
+        var result = [Float]()
+        result.reserveCapacity(indices.count * width)
+        for row in indices { result += data[(row * width)..<((row + 1) * width)] }
+        return RuntimeTensor(shape: [indices.count] + shape.dropFirst(), data: result)
+    }
+
+    /// The samples in `range`.
+    public func rows(_ range: Range<Int>) -> RuntimeTensor { rows(Array(range)) }
+
     /// Row-major strides.
     var strides: [Int] {
         var result = [Int](repeating: 1, count: shape.count)

@@ -35,7 +35,7 @@ extension Trainer {
                 let rows = Array(order[batchStart..<min(batchStart + options.batchSize, samples)])
                 let tape = try forward(try frontierBatch(features, rows: rows), training: true, random: &random)
                 guard let prediction = tape.values[output] else { throw RuntimeError(output, "not computed") }
-                let targets = Self.rows(y, rows)
+                let targets = y.rows(rows)
                 let result = lossValue(prediction, targets: targets.data, loss: options.loss)
                 let gradients = try backward(tape, outputGradient: RuntimeTensor(shape: prediction.shape, data: result.gradient),
                                              skipOutputActivation: result.atLogits)
@@ -66,7 +66,7 @@ extension Trainer {
             let rows = Array(start..<min(start + batchSize, features.count))
             let tape = try forward(try frontierBatch(features, rows: rows), training: false, random: &random)
             guard let prediction = tape.values[output] else { throw RuntimeError(output, "not computed") }
-            let result = lossValue(prediction, targets: Self.rows(y, rows).data, loss: loss)
+            let result = lossValue(prediction, targets: y.rows(rows).data, loss: loss)
             total += result.loss * Double(rows.count)
             correct += result.correct
         }

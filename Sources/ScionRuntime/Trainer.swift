@@ -128,7 +128,7 @@ public struct Trainer {
     /// the same width as float32), so every permutation the pass makes is undone exactly.
     static func sourcePositions(of names: [String], in model: Graph, channelsFirst: Graph) throws -> [String: [Int32]?] {
         var result: [String: [Int32]?] = [:]
-        if model.metadata["layout"] == Layout.channelsFirst.rawValue || model.nodes == channelsFirst.nodes {
+        if model.metadata["layout"] == Layout.channelsFirst.rawValue {
             for name in names { result[name] = .some(nil) }
             return result
         }
@@ -188,7 +188,7 @@ public struct Trainer {
         if perSample * samples * 4 > memoryLimit { return Features(cached: [:], inputs: x, count: samples) }
         var parts: [String: [RuntimeTensor]] = [:]
         for start in stride(from: 0, to: samples, by: batchSize) {
-            let batch = try prefixValues(prefix, Self.rows(x, Array(start..<min(start + batchSize, samples))))
+            let batch = try prefixValues(prefix, x.rows(Array(start..<min(start + batchSize, samples))))
             for (name, value) in batch { parts[name, default: []].append(value) }
         }
         var cached: [String: RuntimeTensor] = [:]
@@ -200,21 +200,13 @@ public struct Trainer {
 
     /// The frontier values of the samples `rows`.
     func frontierBatch(_ features: Features, rows: [Int]) throws -> [String: RuntimeTensor] {
-        if let inputs = features.inputs, let prefix { return try prefixValues(prefix, Self.rows(inputs, rows)) }
-        return features.cached.mapValues { Self.rows($0, rows) }
+        if let inputs = features.inputs, let prefix { return try prefixValues(prefix, inputs.rows(rows)) }
+        return features.cached.mapValues { $0.rows(rows) }
     }
 
     func prefixValues(_ prefix: Executor, _ x: RuntimeTensor) throws -> [String: RuntimeTensor] {
         var values = try prefix.run([inputName: x])
         if frontier.contains(inputName) { values[inputName] = x }
         return values
-    }
-
-    static func rows(_ tensor: RuntimeTensor, _ rows: [Int]) -> RuntimeTensor {
-        let width = tensor.count / max(tensor.shape.first ?? 1, 1)
-        var data = [Float]()
-        data.reserveCapacity(rows.count * width)
-        for row in rows { data += tensor.data[(row * width)..<((row + 1) * width)] }
-        return RuntimeTensor(shape: [rows.count] + tensor.shape.dropFirst(), data: data)
     }
 }
