@@ -85,6 +85,8 @@ enum Kernels {
             depthwise(x.data, kernel, &output, batch: batch, channels: channels, multiplier: filtersPerGroup,
                       height: height, width: width, kh: kh, kw: kw, sh: sh, sw: sw, dh: dh, dw: dw,
                       top: rows.before, left: cols.before, oh: oh, ow: ow)
+        } else if batch > 1 && filtersPerGroup * plane * patch < 1 << 20 {
+            smallImageConvolution(x, kernel: kernel, into: &output, g)
         } else {
             let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && rows.before == 0 && cols.before == 0 && oh == height && ow == width
             let blockRows = max(1, min(oh, (1 << 19) / max(patch * ow, 1)))
@@ -131,15 +133,52 @@ enum Kernels {
         return RuntimeTensor(shape: outShape, data: output)
     }
 
+    /// Small convolutions (under a million multiply-adds per sample: tiny images, thin layers):
+    /// samples side by side, so one GEMM per group covers a chunk of the batch (unfolded columns up
+    /// to about 16 MB) instead of one GEMM per sample, whose call and threading overhead would exceed
+    /// its arithmetic. Larger ones keep the per-sample path (no unfolding at all for 1x1).
+    static func smallImageConvolution(_ x: RuntimeTensor, kernel: [Float], into output: inout [Float], _ g: ConvGeometry) {
+        let (patch, plane, fpg) = (g.patch, g.plane, g.filtersPerGroup)
+        let chunk = max(1, min(g.batch, (1 << 22) / max(patch * plane, 1)))
+        var columns = [Float](repeating: 0, count: patch * chunk * plane)
+        var result = [Float](repeating: 0, count: fpg * chunk * plane)
+        for first in stride(from: 0, to: g.batch, by: chunk) {
+            let count = min(chunk, g.batch - first), span = count * plane
+            for group in 0..<g.groups {
+                for s in 0..<count {
+                    im2col(x.data, offset: ((first + s) * g.channels + group * g.perGroup) * g.height * g.width, into: &columns,
+                           channels: g.perGroup, height: g.height, width: g.width, kh: g.kh, kw: g.kw, sh: g.sh, sw: g.sw,
+                           dh: g.dh, dw: g.dw, top: g.top, left: g.left, firstRow: 0, rowCount: g.oh, ow: g.ow,
+                           rowStride: span, columnOffset: s * plane)
+                }
+                kernel.withUnsafeBufferPointer { k in
+                    columns.withUnsafeBufferPointer { c in
+                        result.withUnsafeMutableBufferPointer { r in
+                            BLAS.gemm(m: fpg, n: span, k: patch, a: k.baseAddress! + group * fpg * patch, b: c.baseAddress!, c: r.baseAddress!)
+                        }
+                    }
+                }
+                for s in 0..<count {
+                    for f in 0..<fpg {
+                        let target = ((first + s) * g.filters + group * fpg + f) * plane
+                        output.replaceSubrange(target..<(target + plane), with: result[(f * span + s * plane)..<(f * span + (s + 1) * plane)])
+                    }
+                }
+            }
+        }
+    }
+
     /// Unfolds the windows of one sample's channels into columns: row `(c, y, x)` of the kernel,
-    /// column `(oy, ox)` of the output; padding reads as zeros.
+    /// column `(oy, ox)` of the output; padding reads as zeros. By default the rows are
+    /// `rowCount · ow` long; `rowStride` and `columnOffset` place them in a wider matrix instead
+    /// (several samples side by side, for one GEMM over all of them).
     static func im2col(_ data: [Float], offset: Int, into columns: inout [Float], channels: Int, height: Int, width: Int,
                        kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, top: Int, left: Int,
-                       firstRow: Int, rowCount: Int, ow: Int) {
+                       firstRow: Int, rowCount: Int, ow: Int, rowStride: Int? = nil, columnOffset: Int = 0) {
+        let stride = rowStride ?? rowCount * ow
         // Channels are independent: spread them over the cores (the GEMM after it is threaded by
         // OpenBLAS; unfolding alone would otherwise leave all but one core idle).
         let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), channels)
-        let rowsPerChannel = kh * kw * rowCount * ow
         data.withUnsafeBufferPointer { source in
             columns.withUnsafeMutableBufferPointer { target in
                 // Addresses cross into the workers as integers: each writes its own channels' rows only.
@@ -150,9 +189,9 @@ enum Kernels {
                     let first = channels * worker / workers, last = channels * (worker + 1) / workers
                     for c in first..<last {
                         let channel = input + offset + c * height * width
-                        var line = output + c * rowsPerChannel
                         for ky in 0..<kh {
                             for kx in 0..<kw {
+                                var line = output + ((c * kh + ky) * kw + kx) * stride + columnOffset
                                 for oy in firstRow..<(firstRow + rowCount) {
                                     let y = oy * sh + ky * dh - top
                                     if y < 0 || y >= height {

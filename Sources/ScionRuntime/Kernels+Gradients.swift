@@ -25,42 +25,55 @@ extension Kernels {
             depthwiseBackward(x.data, kernel, dz.data, &dKernel, &dx, g, inputGradient: inputGradient)
             return (inputGradient ? RuntimeTensor(shape: x.shape, data: dx) : nil, dKernel, dBias)
         }
+        // Samples side by side: one GEMM per group for a chunk of samples (unfolded columns up to
+        // about 16 MB) rather than two per sample, which for small images would be all overhead.
         let (patch, plane, fpg) = (g.patch, g.plane, g.filtersPerGroup)
-        var columns = [Float](repeating: 0, count: patch * plane)
-        var dColumns = [Float](repeating: 0, count: inputGradient ? patch * plane : 0)
-        for n in 0..<g.batch {
+        let chunk = max(1, min(g.batch, (1 << 22) / max(patch * plane, 1)))
+        var columns = [Float](repeating: 0, count: patch * chunk * plane)
+        var dColumns = [Float](repeating: 0, count: inputGradient ? patch * chunk * plane : 0)
+        var dzGroup = [Float](repeating: 0, count: fpg * chunk * plane)
+        for first in stride(from: 0, to: g.batch, by: chunk) {
+            let count = min(chunk, g.batch - first), span = count * plane
             for group in 0..<g.groups {
-                let inputOffset = (n * g.channels + group * g.perGroup) * g.height * g.width
-                let gradientOffset = (n * g.filters + group * fpg) * plane
-                im2col(x.data, offset: inputOffset, into: &columns, channels: g.perGroup, height: g.height, width: g.width,
-                       kh: g.kh, kw: g.kw, sh: g.sh, sw: g.sw, dh: g.dh, dw: g.dw, top: g.top, left: g.left,
-                       firstRow: 0, rowCount: g.oh, ow: g.ow)
-                dz.data.withUnsafeBufferPointer { gradient in
-                    let dzGroup = gradient.baseAddress! + gradientOffset
+                for s in 0..<count {
+                    let n = first + s
+                    im2col(x.data, offset: (n * g.channels + group * g.perGroup) * g.height * g.width, into: &columns, channels: g.perGroup,
+                           height: g.height, width: g.width, kh: g.kh, kw: g.kw, sh: g.sh, sw: g.sw, dh: g.dh, dw: g.dw,
+                           top: g.top, left: g.left, firstRow: 0, rowCount: g.oh, ow: g.ow, rowStride: span, columnOffset: s * plane)
+                    for f in 0..<fpg {
+                        let source = (n * g.filters + group * fpg + f) * plane
+                        dzGroup.replaceSubrange((f * span + s * plane)..<(f * span + (s + 1) * plane), with: dz.data[source..<(source + plane)])
+                    }
+                }
+                dzGroup.withUnsafeBufferPointer { gradient in
                     columns.withUnsafeBufferPointer { c in
                         dKernel.withUnsafeMutableBufferPointer { dw in
-                            BLAS.gemm(m: fpg, n: patch, k: plane, a: dzGroup, b: c.baseAddress!, transposeB: true,
+                            BLAS.gemm(m: fpg, n: patch, k: span, a: gradient.baseAddress!, b: c.baseAddress!, transposeB: true,
                                       c: dw.baseAddress! + group * fpg * patch, accumulate: true)
                         }
                     }
                     if inputGradient {
                         kernel.withUnsafeBufferPointer { w in
                             dColumns.withUnsafeMutableBufferPointer { d in
-                                BLAS.gemm(m: patch, n: plane, k: fpg, a: w.baseAddress! + group * fpg * patch, transposeA: true,
-                                          b: dzGroup, c: d.baseAddress!)
+                                BLAS.gemm(m: patch, n: span, k: fpg, a: w.baseAddress! + group * fpg * patch, transposeA: true,
+                                          b: gradient.baseAddress!, c: d.baseAddress!)
                             }
                         }
                     }
                 }
-                if inputGradient { col2im(dColumns, into: &dx, offset: inputOffset, g) }
+                guard inputGradient else { continue }
+                for s in 0..<count {
+                    col2im(dColumns, into: &dx, offset: ((first + s) * g.channels + group * g.perGroup) * g.height * g.width, g,
+                           rowStride: span, columnOffset: s * plane)
+                }
             }
         }
         return (inputGradient ? RuntimeTensor(shape: x.shape, data: dx) : nil, dKernel, dBias)
     }
 
-    /// Adds unfolded columns (one group's `[perGroup·kh·kw, oh·ow]`) back onto the input cells they
-    /// were read from: the adjoint of `im2col`.
-    static func col2im(_ columns: [Float], into dx: inout [Float], offset: Int, _ g: ConvGeometry) {
+    /// Adds unfolded columns (one group's `[perGroup·kh·kw, oh·ow]`, rows `rowStride` apart from
+    /// `columnOffset` on) back onto the input cells they were read from: the adjoint of `im2col`.
+    static func col2im(_ columns: [Float], into dx: inout [Float], offset: Int, _ g: ConvGeometry, rowStride: Int, columnOffset: Int) {
         var row = 0
         for c in 0..<g.perGroup {
             let channel = offset + c * g.height * g.width
@@ -68,7 +81,7 @@ extension Kernels {
                 for kx in 0..<g.kw {
                     for oy in 0..<g.oh {
                         let y = oy * g.sh + ky * g.dh - g.top
-                        let line = (row * g.oh + oy) * g.ow
+                        let line = row * rowStride + columnOffset + oy * g.ow
                         guard y >= 0 && y < g.height else { continue }
                         for ox in 0..<g.ow {
                             let xx = ox * g.sw + kx * g.dw - g.left
