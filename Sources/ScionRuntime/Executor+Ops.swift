@@ -9,7 +9,7 @@ extension Executor {
             guard a.layout == .channelsFirst else { throw RuntimeError(node.name, "a channels-last convolution is left after the layout pass") }
             let bias = try foldedBiases[node.name] ?? (a.useBias ? require(node, "bias") : nil)
             let y = try Kernels.convolution(x, kernel: try require(node, "kernel"), kernelShape: parameterShape(node, "kernel") ?? [],
-                                            bias: bias, attributes: a, node: node.name)
+                                            bias: bias, attributes: a, node: node.name, samplesSideBySide: training)
             return try Kernels.activate(y, fusedReLUs[node.name] ?? a.activation, node: node.name)
         case .pool(let a):
             return try Kernels.pool(x, a, node: node.name)

@@ -29,6 +29,9 @@ public struct Executor {
     /// by that node's name; the ReLU nodes themselves pass values through.
     let fusedReLUs: [String: Activation]
     let passThrough: Set<String>
+    /// The trainer's executor (unfused): its convolutions on small images put the batch's samples
+    /// side by side in one GEMM (see `Kernels.smallImageConvolution`).
+    let training: Bool
 
     /// `fusing: false` keeps every node as the graph has it (no BatchNormalization folding, no ReLU
     /// fusion): the trainer evaluates nodes one at a time and changes their weights between steps.
@@ -59,6 +62,7 @@ public struct Executor {
         }
         var folded = Set<String>()
         var foldedBiases: [String: [Float]] = [:]
+        training = !fusing
         if fusing { Self.foldBatchNormalization(graph, &weights, &folded, &foldedBiases) }
         self.weights = weights
         self.folded = folded
