@@ -105,7 +105,8 @@ extension HDF5AttributeHolder {
             guard let bytes = Checked.multiply(count, MemoryLayout<UnsafeMutablePointer<CChar>?>.stride),
                   bytes <= maxAttributeBytes
             else { throw fail("claims \(count) strings, too many") }
-            return try readVariableStrings(attribute, space: space, count: count, cset: cset, fail: libraryFail)
+            // Read where a crash cannot reach this process (HDF5File+Isolation.swift).
+            return try isolatedVariableStrings(name, count: count)
         }
         let size = H5Tget_size(fileType)
         guard size > 0 else { throw libraryFail("cannot read the string size of") }
@@ -113,25 +114,6 @@ extension HDF5AttributeHolder {
             throw fail("claims \(count) strings of \(size) bytes, too large")
         }
         return try readFixedStrings(attribute, count: count, size: size, cset: cset, fail: libraryFail)
-    }
-
-    /// Variable-length strings: memory type `H5T_C_S1` with size `H5T_VARIABLE` and the
-    /// file's character set (libhdf5 does not convert between ASCII and UTF-8 strings);
-    /// libhdf5 allocates each string, released with `H5Dvlen_reclaim`.
-    private func readVariableStrings(_ attribute: hid_t, space: hid_t, count: Int, cset: H5T_cset_t,
-                                     fail: (String) -> HDF5Error) throws -> [String] {
-        let memoryType = H5Tcopy(scion_H5T_C_S1())
-        guard memoryType >= 0 else { throw fail("cannot create a memory type for") }
-        defer { Temporary.closeType(memoryType) }
-        guard H5Tset_size(memoryType, scion_H5T_VARIABLE()) >= 0,
-              cset.rawValue < 0 || H5Tset_cset(memoryType, cset) >= 0
-        else { throw fail("cannot set up a memory type for") }
-        var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
-        // Also after a failed read, which may have allocated some strings (NULLs are skipped).
-        defer { _ = pointers.withUnsafeMutableBytes { H5Dvlen_reclaim(memoryType, space, scion_H5P_DEFAULT(), $0.baseAddress) } }
-        let status = pointers.withUnsafeMutableBytes { H5Aread(attribute, memoryType, $0.baseAddress) }
-        guard status >= 0 else { throw fail("cannot read") }
-        return pointers.map { pointer in pointer.map { String(cString: $0) } ?? "" }
     }
 
     /// Fixed-length strings: memory type `H5T_C_S1` of the file's size with `H5T_STR_NULLPAD`

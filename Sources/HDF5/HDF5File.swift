@@ -7,21 +7,26 @@ import Foundation
 /// Untrusted files: this module checks the signature before opening, never follows soft or
 /// external links, refuses datasets stored outside the file (external raw storage, virtual
 /// datasets), checks element counts for overflow, bounds allocations, and compares
-/// contiguous storage with the declared shape. It cannot make libhdf5 itself safe: damaged
-/// object headers, global heaps (variable-length strings) or link tables can crash or hang
-/// libhdf5 1.10.8 (h5dump does the same). Parse files from untrusted sources in a separate
-/// process, or build against a newer libhdf5.
+/// contiguous storage with the declared shape. libhdf5 1.10.8 itself crashes or hangs on some
+/// damaged object headers, global heaps (variable-length strings) or link tables (h5dump does the
+/// same), so a file opened for reading is first walked in a child process
+/// (`HDF5File+Isolation.swift`): a crash there is an error, and variable-length strings, the usual
+/// crash site, are only ever read there.
 public final class HDF5File: Sendable {
     /// The path given when opening or creating, or the name of an in-memory image.
     public let path: String
     let handle: HDF5Handle
+    /// Variable-length string attributes read by the walk in a child process (files opened for
+    /// reading; empty for files being written).
+    let walkedStrings: WalkedStrings
 
     /// The 8-byte HDF5 format signature: `\x89HDF\r\n\x1a\n`.
     static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
 
-    private init(path: String, id: hid_t) {
+    private init(path: String, id: hid_t, walkedStrings: WalkedStrings = WalkedStrings()) {
         self.path = path
         self.handle = HDF5Handle(id: id, kind: .file, owner: nil)
+        self.walkedStrings = walkedStrings
     }
 
     /// Opens an existing file read-only.
@@ -46,7 +51,13 @@ public final class HDF5File: Sendable {
         }
         let id = H5Fopen(path, scion_H5F_ACC_RDONLY(), fapl)
         guard id >= 0 else { throw HDF5Error.library(file: path, object: "", "cannot open HDF5 file") }
-        self.init(path: path, id: id)
+        let strings: WalkedStrings
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        do { strings = try Self.walk(id, path: path, fileSize: size) } catch {
+            H5Fclose(id)
+            throw error
+        }
+        self.init(path: path, id: id, walkedStrings: strings)
     }
 
     /// Opens an HDF5 file image held in memory, read-only and without copying it.
@@ -79,6 +90,10 @@ public final class HDF5File: Sendable {
         }
         guard id >= 0 else {
             throw HDF5Error(file: name, object: "", reason: "cannot open HDF5 file image" + (detail.map { ": \($0)" } ?? ""))
+        }
+        do { walkedStrings = try Self.walk(id, path: name, fileSize: bytes.count) } catch {
+            H5Fclose(id)
+            throw error
         }
         self.path = name
         self.handle = HDF5Handle(id: id, kind: .file, owner: nil)

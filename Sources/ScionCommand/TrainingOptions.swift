@@ -133,7 +133,7 @@ struct TrainingOptions: ParsableArguments {
         let sample = Array(x.shape.dropFirst()), expected = Array(shape.dimensions.dropFirst())
         let fits = sample.count == expected.count && zip(sample, expected).allSatisfy { $1 == nil || $0 == $1 }
         guard fits else {
-            throw ScionError(file: file, "samples have shape \(sample); the model's input '\(input.name)' takes \(expected.map { $0.map(String.init) ?? "?" })")
+            throw ScionError(file: file, "samples have shape \(sample); the model's input '\(input.name)' takes [\(expected.map { $0.map(String.init) ?? "?" }.joined(separator: ", "))]")
         }
     }
 }

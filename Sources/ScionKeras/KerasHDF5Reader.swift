@@ -29,9 +29,10 @@ public enum KerasModelReader {
                                        kerasVersion: version, format: "keras-h5", path: path)
         var graph = builder.graph
         if let backend = try? root.stringAttribute("backend") { graph.metadata["backend"] = backend }
-        guard (try? root.kind(of: "model_weights")) == .group else {
+        if (try? root.kind(of: "model_weights")) == nil {
             throw KerasError(.invalidWeights, file: path, subject: "model_weights", "group is missing: the file holds no weights")
         }
+        // A link (soft or external) is refused by the group lookup, with what it points to.
         let weights = try wrapping(path) { try root.group("model_weights") }
         var binder = KerasLegacyWeightBinder(file: path, records: builder.records)
         try binder.bind(from: weights, into: &graph)

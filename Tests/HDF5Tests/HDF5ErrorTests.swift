@@ -1,5 +1,5 @@
 import Foundation
-import HDF5
+@testable import HDF5
 import XCTest
 
 /// Bad input gives one-line HDF5Errors and libhdf5 prints nothing.
@@ -138,5 +138,32 @@ final class HDF5ErrorTests: XCTestCase {
         let error = HDF5Error(file: "m.h5", object: "/evil\nname", reason: "tab\there")
         XCTAssertEqual(error.description, "m.h5: /evil\\nname: tab\\there")
         XCTAssertEqual(HDF5Error(file: "m.h5", object: "", reason: "bad").description, "m.h5: bad")
+    }
+}
+
+/// The child's answer (CHDF5/isolated.h) as the parent parses it: whole records, and a record cut
+/// short by a crash ends the list without reading past the bytes.
+final class HDF5IsolationRecordTests: XCTestCase {
+    func record(_ kind: String, _ fields: [String], count: UInt64? = nil) -> [UInt8] {
+        var bytes = Array(kind.utf8)
+        for (index, field) in fields.enumerated() {
+            if index == 2, let count { bytes += withUnsafeBytes(of: count.littleEndian) { Array($0) } }
+            bytes += withUnsafeBytes(of: UInt64(field.utf8.count).littleEndian) { Array($0) } + Array(field.utf8)
+        }
+        return bytes
+    }
+
+    func testRecordsParseAndACutRecordEndsTheList() {
+        let whole = record("O", ["/model_weights"]) + record("S", ["/model_weights", "layer_names", "conv", "dense"], count: 2)
+        let (strings, last) = whole.withUnsafeBytes { HDF5File.parse($0) }
+        XCTAssertEqual(last, "/model_weights")
+        XCTAssertEqual(strings.values[HDF5File.WalkedStrings.key("/model_weights", "layer_names")], ["conv", "dense"])
+        for cut in 0..<whole.count {
+            let (partial, _) = Array(whole.prefix(cut)).withUnsafeBytes { HDF5File.parse($0) }
+            XCTAssertLessThanOrEqual(partial.values.count, 1)
+        }
+        var lying = record("S", ["/", "a"]) + withUnsafeBytes(of: UInt64.max) { Array($0) }
+        lying += [1, 2, 3]
+        XCTAssertTrue(lying.withUnsafeBytes { HDF5File.parse($0) }.0.values.isEmpty, "a count larger than the bytes stops the parse")
     }
 }

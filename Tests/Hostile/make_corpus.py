@@ -1,0 +1,178 @@
+"""Writes the hostile corpus: files a stranger could hand Scion, each of which must end in exit status
+1 with one line on stderr, within seconds (Tests/ScionCommandTests/HostileCorpusTests.swift runs
+them; corpus.json says how and what the line must mention).
+
+Deterministic (fixed seeds); run from the repository root with the oracle venv (numpy, onnx, h5py):
+    .build/oracle-venv/bin/python Tests/Hostile/make_corpus.py
+hdf5_heap_crash.h5 and hdf5_loops.h5 are not made here: they are Keras .h5 fixtures with random
+bytes overwritten, kept from fuzzing because libhdf5 1.10.8 crashes (a damaged global heap) or
+loops forever (a damaged link table) on them.
+"""
+import io
+import json
+import os
+import random
+import struct
+import zipfile
+
+import h5py
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SMALL_H5 = os.path.join(ROOT, "fixtures", "keras2", "conv1d_zoo.h5")
+SMALL_KERAS = os.path.join(ROOT, "fixtures", "digits", "digits_cnn.keras")
+entries = []
+
+
+def write(name, data, args, expect):
+    with open(os.path.join(HERE, name), "wb") as f:
+        f.write(data)
+    entries.append({"file": name, "args": args, "expect": expect})
+
+
+def keep(name, args, expect):
+    entries.append({"file": name, "args": args, "expect": expect})
+
+
+def onnx_bytes(nodes, inputs, outputs, initializers=(), value_info=()):
+    graph = helper.make_graph(nodes, "hostile", inputs, outputs, list(initializers), value_info=list(value_info))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model.SerializeToString()
+
+
+def keras_archive(files):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def h5_bytes(build):
+    path = os.path.join(HERE, "_scratch.h5")
+    with h5py.File(path, "w") as f:
+        build(f)
+    data = open(path, "rb").read()
+    os.remove(path)
+    return data
+
+
+def npy(array_bytes_header, body=b""):
+    magic = b"\x93NUMPY\x01\x00"
+    header = array_bytes_header.encode("latin1")
+    header += b" " * (63 - (len(magic) + 2 + len(header)) % 64) + b"\n"
+    return magic + struct.pack("<H", len(header)) + header + body
+
+
+def main():
+    rng = random.Random(8)
+    inspect = ["inspect", "{file}"]
+    h5 = open(SMALL_H5, "rb").read()
+    keras = open(SMALL_KERAS, "rb").read()
+
+    # Keras .h5: empty, random, truncated, bit-flipped, libhdf5's own crash and loop, links.
+    write("empty.h5", b"", inspect, "is empty")
+    write("random.h5", bytes(rng.randrange(256) for _ in range(4096)), inspect, "not an HDF5 file")
+    write("truncated.h5", h5[: len(h5) // 2], inspect, "truncated file")
+    flipped = bytearray(h5)
+    for offset in range(2048, len(flipped), 997):
+        flipped[offset] ^= 0x5A
+    write("bit_flipped.h5", bytes(flipped), inspect, "model_config")
+    keep("hdf5_heap_crash.h5", inspect, "libhdf5 crashed")
+    keep("hdf5_loops.h5", inspect, "did not finish")
+    config = json.dumps({"class_name": "Sequential", "config": {"name": "s", "layers": []}})
+
+    def soft(f):
+        f.attrs["model_config"] = config
+        f["model_weights"] = h5py.SoftLink("/elsewhere")
+    write("soft_link.h5", h5_bytes(soft), inspect, "is a soft link to '/elsewhere'")
+
+    def external(f):
+        f.attrs["model_config"] = config
+        f["model_weights"] = h5py.ExternalLink("/etc/passwd", "/")
+    write("external_link.h5", h5_bytes(external), inspect, "links to other files are not followed")
+
+    def not_json(f):
+        f.attrs["model_config"] = "{not json"
+        f.create_group("model_weights")
+    write("config_not_json.h5", h5_bytes(not_json), inspect, "JSON")
+
+    # .keras archives: empty, random, truncated, zip bomb, hostile configs.
+    write("empty.keras", b"", inspect, "is empty")
+    write("random.keras", bytes(rng.randrange(256) for _ in range(4096)), inspect, "not a zip archive")
+    write("truncated.keras", keras[: len(keras) * 2 // 3], inspect, "truncated")
+    write("zip_bomb.keras", keras_archive({"config.json": b" " * (300 << 20), "model.weights.h5": b""}), inspect, "more than the 268435456-byte limit")
+    write("config_deep.keras", keras_archive({"config.json": b"[" * 200000 + b"]" * 200000}), inspect, "config.json: is not valid JSON")
+    write("config_not_json.keras", keras_archive({"config.json": b"{\"class_name\": ", "model.weights.h5": b""}), inspect, "config.json: is not valid JSON")
+    cycle = {"class_name": "Functional", "config": {"name": "m", "layers": [
+        {"class_name": "Dense", "name": "a", "config": {"name": "a", "units": 2},
+         "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": ["b", 0, 0]}}], "kwargs": {}}]},
+        {"class_name": "Dense", "name": "b", "config": {"name": "b", "units": 2},
+         "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": ["a", 0, 0]}}], "kwargs": {}}]}],
+        "input_layers": [], "output_layers": [["b", 0, 0]]}}
+    write("config_cycle.keras", keras_archive({"config.json": json.dumps(cycle).encode(), "model.weights.h5": b""}), inspect, "which no layer in the model produces")
+
+    # ONNX: empty, random, truncated, declared-huge and negative dims, escaping external data,
+    # cycles, dangling edges.
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    good = onnx_bytes([helper.make_node("Relu", ["x"], ["y"])], [x], [y])
+    write("empty.onnx", b"", inspect, "is empty")
+    write("random.onnx", bytes(rng.randrange(256) for _ in range(4096)), inspect, "not an ONNX model")
+    write("truncated.onnx", good[: len(good) - 7], inspect, "not an ONNX model")
+    def declared(dims):
+        tensor = TensorProto(name="w", data_type=TensorProto.FLOAT)
+        tensor.dims.extend(dims)
+        return tensor
+    huge = declared([1 << 40, 1 << 40])
+    write("declared_huge.onnx", onnx_bytes([helper.make_node("Add", ["x", "w"], ["y"])], [x], [y], [huge]),
+          ["convert", "{file}", "{output}.keras"], "hold more elements than can be counted")
+    negative = declared([-3, 4])
+    write("negative_dims.onnx", onnx_bytes([helper.make_node("Add", ["x", "w"], ["y"])], [x], [y], [negative]),
+          ["convert", "{file}", "{output}.keras"], "has a negative dimension")
+    for name, location in (("external_escape.onnx", "../../../etc/passwd"), ("external_absolute.onnx", "/etc/passwd")):
+        w = helper.make_tensor("w", TensorProto.FLOAT, [1, 4], vals=[0, 0, 0, 0])
+        w.ClearField("float_data")
+        w.data_location = TensorProto.EXTERNAL
+        w.external_data.add(key="location", value=location)
+        write(name, onnx_bytes([helper.make_node("Add", ["x", "w"], ["y"])], [x], [y], [w]),
+              ["convert", "{file}", "{output}.keras"], "external data")
+    write("cycle.onnx", onnx_bytes([helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
+                                    helper.make_node("Identity", ["a"], ["y"])], [x], [y]), inspect, "is part of a cycle")
+    write("dangling.onnx", onnx_bytes([helper.make_node("Add", ["x", "nowhere"], ["y"])], [x], [y]), inspect, "reads 'nowhere', which no node")
+
+    # .npy inputs for `scion run`: declared huge, negative shape, truncated data, unknown dtype.
+    model = os.path.join("fixtures", "keras3", "mobilenet_v2.keras")
+    run = ["run", model, "--input", "{file}", "--output", "{output}.npy"]
+    write("declared_huge.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 1099511627776), }"), run, "too large")
+    write("negative_shape.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 4), }"), run, "malformed shape")
+    write("truncated.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 32, 32, 3), }", b"\0" * 100), run, "but holds 100 data bytes")
+    write("object_dtype.npy", npy("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", b"\0" * 16), run, "holds |O values")
+
+    # Bad training data for `scion finetune` on the digits CNN (one output of 5 classes).
+    digits = os.path.join("fixtures", "digits", "digits_cnn.keras")
+    tune = ["finetune", digits, "--data", "{file}", "-o", "{output}.keras"]
+    images = np.zeros((4, 8, 8, 1), np.float32)
+
+    def npz(**arrays):
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+    write("train_count_mismatch.npz", npz(x=images, y=np.arange(3)), tune, "4 input samples and 3 targets")
+    poisoned = images.copy()
+    poisoned[1, 2, 3, 0] = np.nan
+    write("train_nan.npz", npz(x=poisoned, y=np.arange(4)), tune, "NaN")
+    write("train_label_range.npz", npz(x=images, y=np.array([0, 1, 2, 9])), tune, "label 9.0 is not a class")
+    write("train_wrong_shape.npz", npz(x=np.zeros((4, 8, 8, 3), np.float32), y=np.arange(4)), tune, "samples have shape [8, 8, 3]")
+
+    with open(os.path.join(HERE, "corpus.json"), "w") as f:
+        json.dump(entries, f, indent=1)
+        f.write("\n")
+    print(f"{len(entries)} hostile cases in {HERE}")
+
+
+if __name__ == "__main__":
+    main()
