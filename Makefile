@@ -9,7 +9,7 @@ DEMO_MODEL := fixtures/keras2/mobilenet_v2.h5
 ORACLE_VENV := .build/oracle-venv
 ORACLE_PYTHON := $(ORACLE_VENV)/bin/python
 
-.PHONY: all deps build release test unit-test interop oracle demo bench clean
+.PHONY: all deps build release test unit-test interop fuzz oracle demo bench clean
 
 all: build
 
@@ -30,7 +30,7 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-test: unit-test interop
+test: unit-test interop fuzz
 
 unit-test: deps
 	$(SWIFT) build --build-tests
@@ -68,6 +68,11 @@ demo: build
 	$(SCION_DEBUG) demo --output-dir .build/demo --force
 	@echo "== What changed between the pretrained model and the fine-tuned ONNX file (read back)"
 	$(SCION_DEBUG) diff fixtures/digits/digits_cnn.keras .build/demo/digits_5_9.onnx
+
+# The readers under libFuzzer and AddressSanitizer: the hostile corpus once, then FUZZ_SECONDS (30)
+# of fuzzing per reader from the fixtures (docs/hostile-inputs.md).
+fuzz: deps
+	scripts/fuzz.sh
 
 bench: release
 	bench/inspect_bench.py

@@ -43,3 +43,16 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Fuzz targets (libFuzzer), only when asked: `make fuzz` builds them with
+// `SCION_FUZZ=1 swift build -Xswiftc -sanitize=fuzzer,address` in .build/fuzz (docs/hostile-inputs.md).
+if Context.environment["SCION_FUZZ"] != nil {
+    let entryFromLibFuzzer: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
+    package.targets += [
+        .executableTarget(name: "FuzzONNX", dependencies: ["ScionONNX"], path: "Fuzz/ONNX", swiftSettings: entryFromLibFuzzer),
+        .executableTarget(name: "FuzzKerasConfig", dependencies: ["ScionKeras"], path: "Fuzz/KerasConfig", swiftSettings: entryFromLibFuzzer),
+        .executableTarget(name: "FuzzKerasArchive", dependencies: ["ScionKeras"], path: "Fuzz/KerasArchive", swiftSettings: entryFromLibFuzzer),
+        .executableTarget(name: "FuzzNumpy", dependencies: ["Scion", "ScionRuntime"], path: "Fuzz/Numpy", swiftSettings: entryFromLibFuzzer),
+    ]
+    package.products += ["FuzzONNX", "FuzzKerasConfig", "FuzzKerasArchive", "FuzzNumpy"].map { .executable(name: $0, targets: [$0]) }
+}

@@ -27,10 +27,17 @@
 #include <time.h>
 #include <unistd.h>
 
+// Present only in sanitizer-instrumented builds (weak: NULL otherwise).
+extern void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
+// The child's exit statuses are these plus SCION_CHILD_EXIT_BASE, so that an exit by anything else
+// (a sanitizer's report in an instrumented build exits with 1) counts as a crash.
+enum { SCION_CHILD_EXIT_BASE = 100 };
+
 enum {
     SCION_ISOLATED_OK = 0,
     SCION_ISOLATED_READ_FAILED = 1,   // libhdf5 returned an error (the child reported it)
-    SCION_ISOLATED_CRASHED = 2,       // the child died of a signal (the library crashed)
+    SCION_ISOLATED_CRASHED = 2,       // the child died of a signal, or exited some other way
     SCION_ISOLATED_TIMED_OUT = 3,     // the child did not finish in time (killed)
     SCION_ISOLATED_TOO_LARGE = 4,     // the child's answer exceeds the caller's limit
     SCION_ISOLATED_SYSTEM = 5         // fork, pipe or memory failed
@@ -78,7 +85,7 @@ static inline herr_t scion_walk_attribute(hid_t location, const char *name, cons
             for (hssize_t i = 0; i < points && !failed; i++) {
                 failed = scion_write_field(state->fd, strings[i] ? strings[i] : "", strings[i] ? strlen(strings[i]) : 0);
             }
-            if (failed) _exit(SCION_ISOLATED_SYSTEM);
+            if (failed) _exit(SCION_CHILD_EXIT_BASE + SCION_ISOLATED_SYSTEM);
         }
         // No reclaim: the child exits right after the walk.
         if (memory >= 0) H5Tclose(memory);
@@ -93,7 +100,9 @@ static inline herr_t scion_walk_object(hid_t root, const char *name, const H5O_i
     scion_walk_state *state = (scion_walk_state *)data;
     if (strcmp(name, ".") == 0) snprintf(state->path, sizeof state->path, "/");
     else snprintf(state->path, sizeof state->path, "/%s", name);
-    if (scion_write_all(state->fd, "O", 1) || scion_write_field(state->fd, state->path, strlen(state->path))) _exit(SCION_ISOLATED_SYSTEM);
+    if (scion_write_all(state->fd, "O", 1) || scion_write_field(state->fd, state->path, strlen(state->path))) {
+        _exit(SCION_CHILD_EXIT_BASE + SCION_ISOLATED_SYSTEM);
+    }
     hid_t object = H5Oopen(root, name, H5P_DEFAULT);
     if (object < 0) return 0;
     H5Aiterate2(object, H5_INDEX_NAME, H5_ITER_INC, NULL, scion_walk_attribute, data);
@@ -136,7 +145,9 @@ static inline int scion_run_isolated(int (*work)(int, void *), void *argument, s
         // Never outlive the caller (killed while waiting) or the time it waits: a libhdf5 loop
         // would otherwise spin on as an orphan.
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(SCION_ISOLATED_SYSTEM);
+        if (getppid() != parent) _exit(SCION_CHILD_EXIT_BASE + SCION_ISOLATED_SYSTEM);
+        // Under a fuzzer, its death callback would report the child's crash as the fuzzer's own.
+        if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(NULL);
         alarm((unsigned)(timeout_ms / 1000 + 2));
         // Die quietly: no crash report from the Swift runtime's handlers, no glibc heap-corruption
         // message; the parent reports what happened in one line.
@@ -144,7 +155,7 @@ static inline int scion_run_isolated(int (*work)(int, void *), void *argument, s
         for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++) signal(quiet[i], SIG_DFL);
         int null = open("/dev/null", O_WRONLY);
         if (null >= 0) { dup2(null, STDERR_FILENO); dup2(null, STDOUT_FILENO); close(null); }
-        _exit(work(fds[1], argument));
+        _exit(SCION_CHILD_EXIT_BASE + work(fds[1], argument));
     }
     close(fds[1]);
     size_t capacity = 4096, size = 0;
@@ -178,10 +189,10 @@ static inline int scion_run_isolated(int (*work)(int, void *), void *argument, s
     int status = 0;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
     if (result == SCION_ISOLATED_OK) {
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) - SCION_CHILD_EXIT_BASE : -1;
         if (WIFSIGNALED(status)) { result = SCION_ISOLATED_CRASHED; *signal_number = WTERMSIG(status); }
-        else if (!WIFEXITED(status) || WEXITSTATUS(status) != SCION_ISOLATED_OK) {
-            result = WIFEXITED(status) && WEXITSTATUS(status) == SCION_ISOLATED_READ_FAILED ? SCION_ISOLATED_READ_FAILED : SCION_ISOLATED_SYSTEM;
-        }
+        else if (code == SCION_ISOLATED_READ_FAILED || code == SCION_ISOLATED_SYSTEM) result = code;
+        else if (code != SCION_ISOLATED_OK) { result = SCION_ISOLATED_CRASHED; *signal_number = -WEXITSTATUS(status); }
     }
     *out = buffer;   // also on failure: the records before it say how far the child got
     *out_size = size;

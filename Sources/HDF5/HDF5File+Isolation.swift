@@ -41,7 +41,8 @@ extension HDF5File {
         case SCION_ISOLATED_OK, SCION_ISOLATED_READ_FAILED:
             return
         case SCION_ISOLATED_CRASHED:
-            throw HDF5Error(file: file, object: object, reason: "is damaged: libhdf5 crashed (signal \(signal)) \(what)")
+            let how = signal > 0 ? "signal \(signal)" : "exit status \(-signal)"
+            throw HDF5Error(file: file, object: object, reason: "is damaged: libhdf5 crashed (\(how)) \(what)")
         case SCION_ISOLATED_TIMED_OUT:
             throw HDF5Error(file: file, object: object, reason: "is damaged: libhdf5 did not finish \(what) in \(timeout / 1000) s")
         case SCION_ISOLATED_TOO_LARGE:

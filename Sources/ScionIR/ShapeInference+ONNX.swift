@@ -76,7 +76,10 @@ extension Context {
             guard var shape = try firstShape() else { return [nil] }
             guard a.pads.count == 2 * shape.rank else { throw fail("has \(a.pads.count) pads for rank \(shape.rank)") }
             for axis in 0..<shape.rank {
-                shape[axis] = shape[axis].map { $0 + a.pads[axis] + a.pads[axis + shape.rank] }
+                guard let length = shape[axis] else { continue }
+                let total = try? checkedSum(length, a.pads[axis], a.pads[axis + shape.rank])
+                guard let total, total >= 0 else { throw fail("pads \(a.pads) do not fit shape \(shape)") }
+                shape[axis] = total
             }
             return [shape]
         case .resize(let a):

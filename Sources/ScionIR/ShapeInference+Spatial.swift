@@ -7,22 +7,38 @@ extension Context {
     func channelAxis(rank: Int, layout: Layout) -> Int { layout == .channelsLast ? rank - 1 : 1 }
 
     /// Output length of a sliding window along one axis.
+    /// `a + b + ...`, or an error when hostile sizes would overflow (a trap otherwise).
+    func checkedSum(_ terms: Int...) throws -> Int {
+        try terms.reduce(0) { total, term in
+            let (sum, overflow) = total.addingReportingOverflow(term)
+            if overflow { throw fail("sizes overflow: \(terms.map(String.init).joined(separator: " + "))") }
+            return sum
+        }
+    }
+
+    /// `a · b`, or an error when it would overflow.
+    func checkedProduct(_ a: Int, _ b: Int) throws -> Int {
+        let (product, overflow) = a.multipliedReportingOverflow(by: b)
+        if overflow { throw fail("sizes overflow: \(a) × \(b)") }
+        return product
+    }
+
     func windowOutput(_ input: Int?, kernel: Int, stride: Int, dilation: Int, padding: Padding,
                       axis: Int, spatialRank: Int, ceilMode: Bool = false) throws -> Int? {
         guard let input else { return nil }
         guard stride > 0, kernel > 0, dilation > 0 else { throw fail("kernel, stride and dilation must be positive") }
-        let span = dilation * (kernel - 1) + 1
+        let span = try checkedSum(checkedProduct(dilation, kernel - 1), 1)
         let padded: Int
         switch padding {
-        case .same: return (input + stride - 1) / stride
+        case .same: return try checkedSum(input, stride - 1) / stride
         case .valid: padded = input
-        case .causal: padded = input + span - 1
+        case .causal: padded = try checkedSum(input, span - 1)
         case .explicit(let pads):
             guard pads.count == 2 * spatialRank else { throw fail("has \(pads.count) pads for \(spatialRank) axes") }
-            padded = input + pads[axis] + pads[axis + spatialRank]
+            padded = try checkedSum(input, pads[axis], pads[axis + spatialRank])
         }
         if padded < span { throw fail("window of \(span) does not fit an input of length \(padded)") }
-        let steps = ceilMode ? (padded - span + stride - 1) / stride : (padded - span) / stride
+        let steps = ceilMode ? try checkedSum(padded - span, stride - 1) / stride : (padded - span) / stride
         return steps + 1
     }
 
@@ -90,12 +106,17 @@ extension Context {
     func transposedConvolution(_ a: ConvTransposeAttributes) throws -> Shape? {
         try requireInputs(1)
         guard let shape = try firstShape(minimumRank: a.rank + 2) else { return nil }
+        guard a.strides.count == a.rank, a.dilations.count == a.rank, a.outputPadding.map({ $0.count == a.rank }) ?? true,
+              a.strides.allSatisfy({ $0 > 0 }), a.dilations.allSatisfy({ $0 > 0 }), a.kernelSize.allSatisfy({ $0 > 0 }) else {
+            throw fail("kernel, strides, dilations and output padding must have \(a.rank) positive values each")
+        }
+        if case .explicit(let pads) = a.padding, pads.count != 2 * a.rank { throw fail("needs \(2 * a.rank) pads, got \(pads.count)") }
         var output = shape
         let channels = channelAxis(rank: shape.rank, layout: a.layout)
         for (offset, axis) in spatialAxes(rank: shape.rank, layout: a.layout).enumerated() {
             guard let length = shape[axis] else { continue }
             let stride = a.strides[offset]
-            let kernel = a.kernelSize[offset] + (a.kernelSize[offset] - 1) * (a.dilations[offset] - 1)
+            let kernel = try checkedSum(checkedProduct(a.kernelSize[offset] - 1, a.dilations[offset]), 1)
             if let outputPadding = a.outputPadding {
                 let pad: Int
                 switch a.padding {
@@ -104,11 +125,11 @@ extension Context {
                 default: pad = 0
                 }
                 let total = if case .explicit = a.padding { pad } else { 2 * pad }
-                output[axis] = (length - 1) * stride + kernel - total + outputPadding[offset]
+                output[axis] = try checkedSum(checkedProduct(length - 1, stride), kernel, -total, outputPadding[offset])
             } else {
                 switch a.padding {
-                case .same: output[axis] = length * stride
-                default: output[axis] = length * stride + max(kernel - stride, 0)
+                case .same: output[axis] = try checkedProduct(length, stride)
+                default: output[axis] = try checkedSum(checkedProduct(length, stride), max(kernel - stride, 0))
                 }
             }
         }
@@ -124,6 +145,9 @@ extension Context {
     func pooling(_ a: PoolAttributes) throws -> Shape? {
         try requireInputs(1)
         guard let shape = try firstShape(minimumRank: a.rank + 2) else { return nil }
+        guard a.strides.count == a.rank, shape.rank == a.rank + 2 else {
+            throw fail("pool size \(a.poolSize) and strides \(a.strides) do not fit an input of shape \(shape)")
+        }
         var output = shape
         for (offset, axis) in spatialAxes(rank: shape.rank, layout: a.layout).enumerated() {
             output[axis] = try windowOutput(shape[axis], kernel: a.poolSize[offset], stride: a.strides[offset],
@@ -140,7 +164,7 @@ extension Context {
         for (pair, axis) in zip(a.padding, spatialAxes(rank: shape.rank, layout: a.layout)) {
             guard pair.count == 2 else { throw fail("padding \(pair) is not a (before, after) pair") }
             guard let length = shape[axis] else { continue }
-            let result = length + sign * (pair[0] + pair[1])
+            let result = try checkedSum(length, checkedProduct(sign, checkedSum(pair[0], pair[1])))
             if result <= 0 { throw fail("cropping \(pair) leaves nothing of length \(length)") }
             shape[axis] = result
         }

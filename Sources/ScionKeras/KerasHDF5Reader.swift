@@ -40,6 +40,18 @@ public enum KerasModelReader {
         return graph
     }
 
+    /// A model's architecture from its config JSON alone (`model_config` of an .h5, `config.json` of
+    /// a .keras): the layers, their connections and inferred shapes, without weights. `file` names
+    /// the source in errors.
+    public static func readArchitecture(configJSON: Data, kerasVersion: String = "3", file: String) throws -> Graph {
+        var graph = try architecture(configText: configJSON, configName: "config", kerasVersion: kerasVersion,
+                                     format: "keras-config", path: file).graph
+        do { try graph.inferShapes() } catch let error as IRError {
+            throw KerasError(.invalidConfig, file: file, subject: error.subject, error.reason)
+        }
+        return graph
+    }
+
     /// Parses a model config and builds its nodes; weights come after.
     static func architecture(configText: Data, configName: String, kerasVersion: String, format: String,
                              path: String) throws -> KerasGraphBuilder {

@@ -4,7 +4,8 @@ them; corpus.json says how and what the line must mention).
 
 Deterministic (fixed seeds); run from the repository root with the oracle venv (numpy, onnx, h5py):
     .build/oracle-venv/bin/python Tests/Hostile/make_corpus.py
-hdf5_heap_crash.h5 and hdf5_loops.h5 are not made here: they are Keras .h5 fixtures with random
+hdf5_heap_crash.h5, hdf5_loops.h5 and fuzz_*.onnx are not made here (the fuzz_ files are inputs
+scripts/fuzz.sh found that crashed a reader, kept as regressions). The .h5 ones are Keras fixtures with random
 bytes overwritten, kept from fuzzing because libhdf5 1.10.8 crashes (a damaged global heap) or
 loops forever (a damaged link table) on them.
 """
@@ -143,6 +144,14 @@ def main():
     write("cycle.onnx", onnx_bytes([helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
                                     helper.make_node("Identity", ["a"], ["y"])], [x], [y]), inspect, "is part of a cycle")
     write("dangling.onnx", onnx_bytes([helper.make_node("Add", ["x", "nowhere"], ["y"])], [x], [y]), inspect, "reads 'nowhere', which no node")
+
+    # Found by fuzzing (scripts/fuzz.sh): a ConvTranspose whose attribute lists are shorter than
+    # its rank crashed shape inference (an index out of range) in the importer.
+    keep("fuzz_conv_transpose_attributes.onnx", inspect, "which no node, input or initializer provides")
+    # ... and Pad amounts near Int.max overflowed its shape arithmetic (a trap).
+    keep("fuzz_pad_overflow.onnx", inspect, "do not fit shape")
+    # ... and a MaxPool with fewer strides than window axes indexed past them.
+    keep("fuzz_pool_strides.onnx", inspect, "do not fit an input of shape")
 
     # .npy inputs for `scion run`: declared huge, negative shape, truncated data, unknown dtype.
     model = os.path.join("fixtures", "keras3", "mobilenet_v2.keras")

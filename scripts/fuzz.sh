@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Fuzzes Scion's readers with libFuzzer under AddressSanitizer: the ONNX reader, the Keras config
+# parser, the .keras archive reader (zip, config, weights' HDF5) and .npy/.npz. Each target first
+# runs every file of the hostile corpus once (regressions), then fuzzes for FUZZ_SECONDS from seeds
+# taken from the fixtures. A crash, a leak-free hang (-timeout) or an allocation over -rss_limit_mb
+# fails the run and leaves the input in .build/fuzz/artifacts. docs/hostile-inputs.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${FUZZ_SECONDS:-30}
+build=.build/fuzz
+for target in FuzzONNX FuzzKerasConfig FuzzKerasArchive FuzzNumpy; do
+    SCION_FUZZ=1 swift build --scratch-path "$build" -Xswiftc -sanitize=fuzzer,address --product "$target" 2>&1 \
+        | grep -E "error|Build of product" || true
+    [ -x "$build/debug/$target" ] || { echo "$target was not built" >&2; exit 1; }
+done
+seeds=$(mktemp -d)
+trap 'rm -rf "$seeds"' EXIT
+mkdir -p "$seeds"/{FuzzONNX,FuzzKerasConfig,FuzzKerasArchive,FuzzNumpy} "$build/artifacts"
+find fixtures/tf2onnx fixtures/torch -name '*.onnx' -size -64k -exec cp {} "$seeds/FuzzONNX/" \;
+for archive in fixtures/keras3/*.keras; do
+    unzip -p "$archive" config.json > "$seeds/FuzzKerasConfig/$(basename "$archive" .keras).json" 2>/dev/null || true
+done
+find fixtures/keras3 -name '*.keras' -size -40k -exec cp {} "$seeds/FuzzKerasArchive/" \;
+find fixtures/keras3 -name '*.input.npy' -size -16k -exec cp {} "$seeds/FuzzNumpy/" \;
+cp Tests/Hostile/train_nan.npz "$seeds/FuzzNumpy/"
+mkdir -p "$seeds/hostile-configs"
+for archive in Tests/Hostile/config_*.keras; do
+    unzip -p "$archive" config.json > "$seeds/hostile-configs/$(basename "$archive" .keras).json" 2>/dev/null || true
+done
+declare -A hostile=([FuzzONNX]="Tests/Hostile/*.onnx" [FuzzKerasConfig]="$seeds/hostile-configs/*.json" [FuzzKerasArchive]="Tests/Hostile/*.keras"
+                    [FuzzNumpy]="Tests/Hostile/*.npy Tests/Hostile/*.npz")
+export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan-suppressions.txt:print_suppressions=0"
+status=0 passed=0 failed=0
+for target in FuzzONNX FuzzKerasConfig FuzzKerasArchive FuzzNumpy; do
+    before=$status
+    binary="$build/debug/$target"
+    options=(-rss_limit_mb=3072 -timeout=20 -artifact_prefix="$build/artifacts/$target-")
+    files=(${hostile[$target]})
+    if [ ${#files[@]} -gt 0 ]; then
+        "$binary" "${options[@]}" "${files[@]}" > "$build/$target.hostile.log" 2>&1 || { echo "$target: a hostile corpus file fails (log: $build/$target.hostile.log)"; status=1; }
+    fi
+    work=$(mktemp -d)
+    if "$binary" "${options[@]}" -max_total_time="$seconds" -print_final_stats=1 "$work" "$seeds/$target" > "$build/$target.log" 2>&1; then
+        runs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$build/$target.log" | grep -oE "[0-9]+$" || echo "?")
+        echo "fuzz $target: ok, $runs inputs in ${seconds} s, ${#files[@]} hostile files"
+    else
+        echo "fuzz $target: FAILED (log: $build/$target.log; input in $build/artifacts)"
+        tail -30 "$build/$target.log"
+        status=1
+    fi
+    rm -rf "$work"
+    if [ $status -eq $before ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+done
+echo "fuzz: $passed passed, $failed failed, 0 skipped"
+exit $status
