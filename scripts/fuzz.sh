@@ -17,16 +17,17 @@ seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
 mkdir -p "$seeds"/{FuzzONNX,FuzzKerasConfig,FuzzKerasArchive,FuzzNumpy} "$build/artifacts"
 find fixtures/tf2onnx fixtures/torch -name '*.onnx' -size -64k -exec cp {} "$seeds/FuzzONNX/" \;
-for archive in fixtures/keras3/*.keras; do
-    unzip -p "$archive" config.json > "$seeds/FuzzKerasConfig/$(basename "$archive" .keras).json" 2>/dev/null || true
-done
+# config.json of each archive (python3's zipfile: no unzip needed on a fresh machine).
+configs() { python3 -c 'import sys, zipfile, os
+for archive in sys.argv[2:]:
+    with zipfile.ZipFile(archive) as z, open(os.path.join(sys.argv[1], os.path.basename(archive) + ".json"), "wb") as f:
+        f.write(z.read("config.json"))' "$@"; }
+configs "$seeds/FuzzKerasConfig" fixtures/keras3/*.keras
 find fixtures/keras3 -name '*.keras' -size -40k -exec cp {} "$seeds/FuzzKerasArchive/" \;
 find fixtures/keras3 -name '*.input.npy' -size -16k -exec cp {} "$seeds/FuzzNumpy/" \;
 cp Tests/Hostile/train_nan.npz "$seeds/FuzzNumpy/"
 mkdir -p "$seeds/hostile-configs"
-for archive in Tests/Hostile/config_*.keras; do
-    unzip -p "$archive" config.json > "$seeds/hostile-configs/$(basename "$archive" .keras).json" 2>/dev/null || true
-done
+configs "$seeds/hostile-configs" Tests/Hostile/config_*.keras
 declare -A hostile=([FuzzONNX]="Tests/Hostile/*.onnx" [FuzzKerasConfig]="$seeds/hostile-configs/*.json" [FuzzKerasArchive]="Tests/Hostile/*.keras"
                     [FuzzNumpy]="Tests/Hostile/*.npy Tests/Hostile/*.npz")
 export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan-suppressions.txt:print_suppressions=0"
