@@ -9,7 +9,7 @@ DEMO_MODEL := fixtures/keras2/mobilenet_v2.h5
 ORACLE_VENV := .build/oracle-venv
 ORACLE_PYTHON := $(ORACLE_VENV)/bin/python
 
-.PHONY: all deps build release test unit-test interop fuzz oracle demo bench clean
+.PHONY: all deps build release test unit-test interop fuzz asan-corpus oracle demo bench clean
 
 all: build
 
@@ -30,7 +30,7 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-test: unit-test interop fuzz
+test: unit-test interop fuzz asan-corpus
 
 unit-test: deps
 	$(SWIFT) build --build-tests
@@ -73,6 +73,10 @@ demo: build
 # of fuzzing per reader from the fixtures (docs/hostile-inputs.md).
 fuzz: deps
 	scripts/fuzz.sh
+
+# The hostile corpus through the scion command built with AddressSanitizer.
+asan-corpus: deps
+	scripts/asan-corpus.sh
 
 bench: release
 	bench/inspect_bench.py
