@@ -162,6 +162,30 @@ final class TrainerTests: XCTestCase {
         XCTAssertNotEqual(try trained.parameters["bn/moving_mean"]?.storage.bytes(), try graph.parameters["bn/moving_mean"]?.storage.bytes())
     }
 
+    /// Binary cross-entropy through a sigmoid (the stable p - y gradient), binary accuracy at 0.5.
+    func testBinaryCrossEntropyLearns() throws {
+        var parameters = ParameterTable()
+        parameters.add(parameter("out/kernel", "kernel", [4, 1], trainable: true))
+        parameters.add(parameter("out/bias", "bias", [1], trainable: true))
+        let graph = Graph(name: "binary", inputs: [ValueInfo(name: "x", shape: Shape([nil, 4]), dtype: .float32)], outputs: ["out"],
+                          nodes: [Node(name: "out", op: .dense(DenseAttributes(units: 1, activation: .sigmoid)), inputs: ["x"], outputs: ["out"],
+                                       parameters: ["out/kernel", "out/bias"])], parameters: parameters)
+        var trainer = try Trainer(graph: graph)
+        let (x, labels) = blobs(60)
+        let y = RuntimeTensor(shape: [60, 1], data: labels.data.map { $0 == 0 ? 1 : 0 })
+        let features = try trainer.features(of: x)
+        var options = Trainer.Options()
+        options.loss = .binaryCrossentropy
+        options.epochs = 30
+        options.batchSize = 10
+        options.learningRate = 0.05
+        let before = try trainer.evaluate(features, targets: y, loss: .binaryCrossentropy)
+        _ = try trainer.fit(features, targets: y, options: options)
+        let after = try trainer.evaluate(features, targets: y, loss: .binaryCrossentropy)
+        XCTAssertLessThan(after.loss, before.loss / 3)
+        XCTAssertGreaterThan(after.accuracy ?? 0, 0.95)
+    }
+
     func testNothingTrainableIsRefused() throws {
         var graph = denseModel()
         for name in graph.parameters.names { graph.parameters[name]?.trainable = false }
