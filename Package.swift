@@ -49,10 +49,14 @@ let package = Package(
 if Context.environment["SCION_FUZZ"] != nil {
     let entryFromLibFuzzer: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
     package.targets += [
-        .executableTarget(name: "FuzzONNX", dependencies: ["ScionONNX"], path: "Fuzz/ONNX", swiftSettings: entryFromLibFuzzer),
-        .executableTarget(name: "FuzzKerasConfig", dependencies: ["ScionKeras"], path: "Fuzz/KerasConfig", swiftSettings: entryFromLibFuzzer),
-        .executableTarget(name: "FuzzKerasArchive", dependencies: ["ScionKeras"], path: "Fuzz/KerasArchive", swiftSettings: entryFromLibFuzzer),
-        .executableTarget(name: "FuzzNumpy", dependencies: ["Scion", "ScionRuntime"], path: "Fuzz/Numpy", swiftSettings: entryFromLibFuzzer),
+        .target(name: "FuzzSupport", path: "Fuzz/Support"),
+        .executableTarget(name: "FuzzONNX", dependencies: ["ScionONNX", "FuzzSupport"], path: "Fuzz/ONNX", swiftSettings: entryFromLibFuzzer),
+        .executableTarget(name: "FuzzKerasConfig", dependencies: ["ScionKeras", "FuzzSupport"], path: "Fuzz/KerasConfig",
+                          swiftSettings: entryFromLibFuzzer),
+        .executableTarget(name: "FuzzKerasArchive", dependencies: ["ScionKeras", "FuzzSupport"], path: "Fuzz/KerasArchive",
+                          swiftSettings: entryFromLibFuzzer),
+        .executableTarget(name: "FuzzNumpy", dependencies: ["Scion", "ScionRuntime", "FuzzSupport"], path: "Fuzz/Numpy",
+                          swiftSettings: entryFromLibFuzzer),
     ]
     package.products += ["FuzzONNX", "FuzzKerasConfig", "FuzzKerasArchive", "FuzzNumpy"].map { .executable(name: $0, targets: [$0]) }
 }

@@ -43,21 +43,22 @@ extension Trainer {
 
     func forwardStep(_ node: Node, _ inputs: [RuntimeTensor], training: Bool,
                      random: inout SplitMix64) throws -> (RuntimeTensor, Saved?) {
+        // A fused activation runs apart, so its input (what backward differentiates at) is kept.
+        func fused(_ activation: Activation, linear op: Op) throws -> (RuntimeTensor, Saved?) {
+            var linear = node
+            linear.op = op
+            let z = try executor.evaluate(linear, inputs)
+            return (try Kernels.activate(z, activation, node: node.name), .preActivation(z))
+        }
         switch node.op {
         case .conv(var a) where a.activation != .linear:
             let activation = a.activation
             a.activation = .linear
-            var linear = node
-            linear.op = .conv(a)
-            let z = try executor.evaluate(linear, inputs)
-            return (try Kernels.activate(z, activation, node: node.name), .preActivation(z))
+            return try fused(activation, linear: .conv(a))
         case .dense(var a) where a.activation != .linear:
             let activation = a.activation
             a.activation = .linear
-            var linear = node
-            linear.op = .dense(a)
-            let z = try executor.evaluate(linear, inputs)
-            return (try Kernels.activate(z, activation, node: node.name), .preActivation(z))
+            return try fused(activation, linear: .dense(a))
         case .batchNormalization(let a) where training && trainingBatchNorms.contains(node.name):
             guard let x = inputs.first else { throw RuntimeError(node.name, "has no input") }
             let axis = a.axis < 0 ? a.axis + x.rank : a.axis
