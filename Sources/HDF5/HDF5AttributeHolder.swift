@@ -59,8 +59,8 @@ extension HDF5AttributeHolder {
         try readStringAttribute(name, allowNonStringWhenEmpty: true)
     }
 
-    /// Wraps `H5Aopen`, `H5Aget_space`, `H5Aget_type`, `H5Aread` and, for variable-length
-    /// strings, `H5Dvlen_reclaim`.
+    /// Wraps `H5Aopen`, `H5Aget_space`, `H5Aget_type` and `H5Aread` (fixed-length strings);
+    /// variable-length strings come from the file's walk in a child process.
     func readStringAttribute(_ name: String, allowNonStringWhenEmpty: Bool) throws -> [String] {
         HDF5Library.silence()
         func fail(_ reason: String) -> HDF5Error {

@@ -35,7 +35,9 @@ public struct Executor {
 
     /// `fusing: false` keeps every node as the graph has it (no BatchNormalization folding, no ReLU
     /// fusion): the trainer evaluates nodes one at a time and changes their weights between steps.
-    public init(graph source: Graph, taps tapped: [String] = [], fusing: Bool = true) throws {
+    /// `loading` limits the weights read to those parameters (the trainer's executor runs only the
+    /// trainable part; the frozen prefix has its own); nil reads them all.
+    public init(graph source: Graph, taps tapped: [String] = [], fusing: Bool = true, loading: Set<String>? = nil) throws {
         guard source.hasArchitecture else { throw RuntimeError(source.name, "has no architecture (weights only); nothing to run") }
         var graph = source
         var taps: [String: String] = [:]
@@ -57,7 +59,7 @@ public struct Executor {
         self.taps = taps
         order = try graph.topologicalOrder()
         var weights: [String: [Float]] = [:]
-        for parameter in graph.parameters.all {
+        for parameter in graph.parameters.all where loading?.contains(parameter.name) ?? true {
             weights[parameter.name] = try Self.floats(parameter)
         }
         var folded = Set<String>()

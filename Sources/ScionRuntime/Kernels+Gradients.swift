@@ -196,25 +196,14 @@ extension Kernels {
         return RuntimeTensor(shape: x.shape, data: dx)
     }
 
-    /// Sums a broadcast result's gradient back to an operand's shape (numpy broadcasting undone).
-    static func sumToShape(_ full: RuntimeTensor, _ shape: [Int]) -> RuntimeTensor {
+    /// Sums a broadcast result's gradient back to an operand's shape (numpy broadcasting undone):
+    /// a ReduceSum over the axes the operand lacks or had as 1.
+    static func sumToShape(_ full: RuntimeTensor, _ shape: [Int]) throws -> RuntimeTensor {
         if full.shape == shape { return full }
         let padded = Array(repeating: 1, count: full.rank - shape.count) + shape
-        let strides = broadcastStrides(padded)
-        var result = [Float](repeating: 0, count: shape.reduce(1, *))
-        var index = [Int](repeating: 0, count: full.rank)
-        for value in full.data {
-            var offset = 0
-            for axis in 0..<full.rank { offset += index[axis] * strides[axis] }
-            result[offset] += value
-            var axis = full.rank - 1
-            while axis >= 0 {
-                index[axis] += 1
-                if index[axis] < full.shape[axis] { break }
-                index[axis] = 0
-                axis -= 1
-            }
-        }
-        return RuntimeTensor(shape: shape, data: result)
+        let axes = full.shape.indices.filter { padded[$0] == 1 && full.shape[$0] != 1 }
+        var summed = try reduce(full, ReduceAttributes(kind: .sum, axes: axes, keepDimensions: true), node: "gradient")
+        summed.shape = shape
+        return summed
     }
 }

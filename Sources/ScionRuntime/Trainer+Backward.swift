@@ -15,7 +15,6 @@ extension Trainer {
     /// `skipOutputActivation`, the gradient given is already at the input of the output's activation
     /// (cross-entropy through softmax, or through sigmoid: `p - y`, exact and stable).
     func backward(_ tape: Tape, outputGradient: RuntimeTensor, skipOutputActivation: Bool) throws -> [String: [Float]] {
-        let trainable = Set(trainableParameters)
         var gradients: [String: RuntimeTensor] = [output: outputGradient]
         var result: [String: [Float]] = [:]
         for index in steps.reversed() {
@@ -49,20 +48,6 @@ extension Trainer {
             }
             for (name, d) in step.parameters where trainable.contains(name) {
                 if let existing = result[name] { result[name] = zip(existing, d).map(+) } else { result[name] = d }
-            }
-        }
-        return result
-    }
-
-    /// The values that depend on a trainable weight (or a training-mode BatchNormalization): the
-    /// only ones a gradient must reach.
-    var needsGradient: Set<String> {
-        let trainable = Set(trainableParameters)
-        var result = Set<String>()
-        for index in steps {
-            let node = graph.nodes[index]
-            if node.parameters.contains(where: trainable.contains) || node.inputs.contains(where: result.contains) {
-                result.formUnion(node.outputs)
             }
         }
         return result
@@ -135,7 +120,7 @@ extension Trainer {
                 throw RuntimeError(node.name, "is missing its alpha")
             }
             let slopes = try Kernels.broadcast(x, RuntimeTensor(shape: [1] + alpha.shape, data: values), node: node.name) { $0 >= 0 ? 1 : $1 }
-            let dAlpha = Kernels.sumToShape(RuntimeTensor(shape: x.shape, data: zip(dy.data, x.data).map { $1 < 0 ? $0 * $1 : 0 }), [1] + alpha.shape)
+            let dAlpha = try Kernels.sumToShape(RuntimeTensor(shape: x.shape, data: zip(dy.data, x.data).map { $1 < 0 ? $0 * $1 : 0 }), [1] + alpha.shape)
             return StepGradients(inputs: [RuntimeTensor(shape: x.shape, data: zip(dy.data, slopes.data).map(*))],
                                  parameters: [(alpha.name, dAlpha.data)])
         case .layerScale(let a):
@@ -153,7 +138,7 @@ extension Trainer {
             return StepGradients(inputs: [], parameters: node.parameters.first.map { [($0, dy.data)] } ?? [])
         case .scaledResidual(let a):
             let scaled = RuntimeTensor(shape: dy.shape, data: dy.data.map { $0 * a.scale })
-            return StepGradients(inputs: [Kernels.sumToShape(dy, inputs[0].shape), Kernels.sumToShape(scaled, inputs[1].shape)])
+            return StepGradients(inputs: [try Kernels.sumToShape(dy, inputs[0].shape), try Kernels.sumToShape(scaled, inputs[1].shape)])
         default:
             if let step = try backwardMore(node, inputs, y: y, dy: dy) { return step }
             throw RuntimeError(node.name, "\(node.op.typeName) has no gradient yet, and it lies between the loss and trainable "
@@ -233,26 +218,26 @@ extension Trainer {
         }
         switch operation {
         case .add:
-            return inputs.map { Kernels.sumToShape(dy, $0.shape) }
+            return try inputs.map { try Kernels.sumToShape(dy, $0.shape) }
         case .average:
-            return inputs.map { Kernels.sumToShape(scaled(1 / Float(inputs.count)), $0.shape) }
+            return try inputs.map { try Kernels.sumToShape(scaled(1 / Float(inputs.count)), $0.shape) }
         case .subtract where inputs.count == 2:
-            return [Kernels.sumToShape(dy, inputs[0].shape), Kernels.sumToShape(scaled(-1), inputs[1].shape)]
+            return [try Kernels.sumToShape(dy, inputs[0].shape), try Kernels.sumToShape(scaled(-1), inputs[1].shape)]
         case .multiply:
             return try inputs.indices.map { position in
                 let others = inputs.enumerated().filter { $0.offset != position }.map(\.element)
                 guard !others.isEmpty else { return dy }
                 let product = try Kernels.elementwise(.multiply, others, node: node)
-                return Kernels.sumToShape(try times(product, *), inputs[position].shape)
+                return try Kernels.sumToShape(try times(product, *), inputs[position].shape)
             }
         case .divide where inputs.count == 2:
             let (a, b) = (inputs[0], inputs[1])
             let quotient = try Kernels.broadcast(a, b, node: node) { $0 / ($1 * $1) }
-            return [Kernels.sumToShape(try times(b, /), a.shape), Kernels.sumToShape(try times(quotient) { -$0 * $1 }, b.shape)]
+            return [try Kernels.sumToShape(try times(b, /), a.shape), try Kernels.sumToShape(try times(quotient) { -$0 * $1 }, b.shape)]
         case .maximum where inputs.count == 2, .minimum where inputs.count == 2:
             let (a, b) = (inputs[0], inputs[1])
             let first = try Kernels.broadcast(a, b, node: node) { operation == .maximum ? ($0 >= $1 ? 1 : 0) : ($0 <= $1 ? 1 : 0) }
-            return [Kernels.sumToShape(try times(first, *), a.shape), Kernels.sumToShape(try times(first) { $0 * (1 - $1) }, b.shape)]
+            return [try Kernels.sumToShape(try times(first, *), a.shape), try Kernels.sumToShape(try times(first) { $0 * (1 - $1) }, b.shape)]
         default:
             throw RuntimeError(node, "\(operation.typeName) of \(inputs.count) inputs has no gradient yet")
         }

@@ -88,17 +88,6 @@ extension Trainer {
         return RuntimeTensor(shape: [features.count] + shape.dropFirst(), data: data)
     }
 
-    /// The activation that produces the output (softmax, sigmoid...), fused or a layer of its own.
-    var outputActivation: Activation? {
-        guard let index = graph.producers[output] else { return nil }
-        switch graph.nodes[index].op {
-        case .activation(let activation): return activation
-        case .dense(let a): return a.activation
-        case .conv(let a): return a.activation
-        default: return nil
-        }
-    }
-
     /// Mean loss over the batch, correct predictions (fractions for binary accuracy), and the
     /// gradient: dL/d(output), or at the output activation's input when `atLogits` (cross-entropy
     /// through softmax or sigmoid gives `(p - y) / n`, exact and stable). Probabilities are clipped

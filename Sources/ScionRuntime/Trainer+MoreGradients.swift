@@ -142,7 +142,7 @@ extension Trainer {
         if a.transposeB { dB = Kernels.transpose(dB, [1, 0]) }
         var step = StepGradients(inputs: [RuntimeTensor(shape: x.shape, data: dx.data)], parameters: [(kernel.name, dB.data)])
         if let bias = graph.parameter(of: node, role: "bias") {
-            let summed = Kernels.sumToShape(RuntimeTensor(shape: dy.shape, data: dy.data.map { $0 * a.beta }), bias.shape)
+            let summed = try Kernels.sumToShape(RuntimeTensor(shape: dy.shape, data: dy.data.map { $0 * a.beta }), bias.shape)
             step.parameters.append((bias.name, summed.data))
         }
         return step

@@ -29,6 +29,14 @@ public struct Trainer {
     /// Runs the frozen prefix (fused, for speed) up to the frontier; nil when the frontier is the input.
     let prefix: Executor?
     public let trainableParameters: [String]
+    /// The same names as a set, for the per-batch lookups.
+    let trainable: Set<String>
+    /// Values that depend on a trainable weight (or a training-mode BatchNormalization): the only
+    /// ones a gradient must reach.
+    let needsGradient: Set<String>
+    /// The activation that produces the output (softmax, sigmoid...), fused or a layer of its own:
+    /// it decides whether a loss's gradient can be taken at its input.
+    let outputActivation: Activation?
     /// BatchNormalization nodes (by name) that use batch statistics while training.
     let trainingBatchNorms: Set<String>
     /// For each tensor written back: where each channels-first element sits in the source layout
@@ -45,8 +53,6 @@ public struct Trainer {
     public var trainedNodeCount: Int { steps.count }
     /// Whether the frozen prefix holds layers with weights (else it only reshapes the input).
     public var prefixHasWeights: Bool { prefix?.graph.nodes.contains { !$0.parameters.isEmpty } ?? false }
-    /// Units of the model's output: the number of classes a classifier predicts.
-    public var outputUnits: Int? { graph.values[output]?.shape?.dimensions.last ?? nil }
 
     /// `opaqueEvaluator` runs the ops the IR keeps opaque (see `Executor.opaqueEvaluator`).
     public init(graph model: Graph, opaqueEvaluator: (@Sendable (Node, [RuntimeTensor]) throws -> RuntimeTensor?)? = nil) throws {
@@ -100,7 +106,8 @@ public struct Trainer {
             prefixExecutor.opaqueEvaluator = opaqueEvaluator
             prefix = prefixExecutor
         }
-        executor = try Executor(graph: graph, fusing: false)
+        let stepParameters = Set(steps.flatMap { graph.nodes[$0].parameters })
+        executor = try Executor(graph: graph, fusing: false, loading: stepParameters)
         executor.opaqueEvaluator = opaqueEvaluator
         var written = trainable
         for node in graph.nodes where trainingBatchNorms.contains(node.name) {
@@ -112,6 +119,23 @@ public struct Trainer {
         self.frontier = frontier
         self.trainingBatchNorms = trainingBatchNorms
         trainableParameters = trainable
+        self.trainable = trainableSet
+        var needsGradient = Set<String>()
+        for index in steps {
+            let node = graph.nodes[index]
+            if node.parameters.contains(where: trainableSet.contains) || node.inputs.contains(where: needsGradient.contains) {
+                needsGradient.formUnion(node.outputs)
+            }
+        }
+        self.needsGradient = needsGradient
+        outputActivation = graph.producers[output].flatMap { index in
+            switch graph.nodes[index].op {
+            case .activation(let activation): activation
+            case .dense(let a): a.activation
+            case .conv(let a): a.activation
+            default: nil
+            }
+        }
         inputName = input.name
         self.output = output
     }
