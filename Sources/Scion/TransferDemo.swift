@@ -86,7 +86,11 @@ public struct TransferDemo {
         let thaw = FreezePass(unfreezeTop: settings.unfreezeTop, keepBatchNormFrozen: true)
         started = Date()
         try tuning.run(FineTuning.Phase(name: "fine-tune", options: second, unfreeze: thaw), data: (x, y), validation: test, events: events)
-        outcomes.append(try score("transfer: + top \(settings.unfreezeTop) layers fine-tuned", tuning, x.shape[0], test, since: started))
+        let transferSeconds = Date().timeIntervalSince(started)
+        // The fine-tuned model's predictions: its score, and what its written files must predict.
+        let transferPredictions = try Self.predict(tuning.model, test.x)
+        outcomes.append(score("transfer: + top \(settings.unfreezeTop) layers fine-tuned", tuning, transferPredictions, x.shape[0], test,
+                              seconds: transferSeconds))
 
         // The baseline: the same network from Keras's initial weights, every layer training, same budget.
         var scratchOptions = options
@@ -96,13 +100,19 @@ public struct TransferDemo {
         try scratch.run(FineTuning.Phase(name: "scratch", options: scratchOptions), data: (x, y), validation: nil, events: events)
         outcomes.append(try score("from scratch, same images and epochs", scratch, x.shape[0], test, since: started))
 
-        let (written, checks) = try writeAndVerify(tuning, grafted: grafted, test: test.x)
+        let (written, checks) = try writeAndVerify(tuning, grafted: grafted, test: test.x, expected: transferPredictions)
         return Result(outcomes: outcomes, testImages: test.x.shape[0], written: written, checks: checks, history: tuning.history)
     }
 
     func score(_ name: String, _ tuning: FineTuning, _ labelled: Int, _ test: (x: RuntimeTensor, y: RuntimeTensor),
                since: Date) throws -> Outcome {
-        let predictions = try Self.predict(tuning.model, test.x)
+        let seconds = Date().timeIntervalSince(since)
+        return score(name, tuning, try Self.predict(tuning.model, test.x), labelled, test, seconds: seconds)
+    }
+
+    /// Accuracy of `predictions` (class scores per test image) against the test labels.
+    func score(_ name: String, _ tuning: FineTuning, _ predictions: RuntimeTensor, _ labelled: Int,
+               _ test: (x: RuntimeTensor, y: RuntimeTensor), seconds: Double) -> Outcome {
         let classes = predictions.count / max(test.x.shape[0], 1)
         var correct = 0
         for row in 0..<test.x.shape[0] {
@@ -111,7 +121,7 @@ public struct TransferDemo {
         }
         let trained = tuning.plans.last.map(\.trainableValues) ?? 0
         return Outcome(name: name, labelledImages: labelled, testAccuracy: Double(correct) / Double(max(test.x.shape[0], 1)),
-                       trainedValues: trained, seconds: Date().timeIntervalSince(since))
+                       trainedValues: trained, seconds: seconds)
     }
 
     static func predict(_ model: Model, _ x: RuntimeTensor) throws -> RuntimeTensor {
@@ -124,9 +134,8 @@ public struct TransferDemo {
     }
 
     /// Writes the fine-tuned model as .keras and .onnx and checks each file as read back.
-    func writeAndVerify(_ tuning: FineTuning, grafted: Model, test: RuntimeTensor) throws -> ([String], [String]) {
+    func writeAndVerify(_ tuning: FineTuning, grafted: Model, test: RuntimeTensor, expected: RuntimeTensor) throws -> ([String], [String]) {
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
-        let expected = try Self.predict(tuning.model, test)
         let scale = expected.data.map(abs).max() ?? 1
         var written: [String] = [], checks: [String] = []
         for name in ["digits_5_9.keras", "digits_5_9.onnx"] {
