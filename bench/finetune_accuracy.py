@@ -187,7 +187,7 @@ def main():
         # The grafted start file, one per seed (the seed draws the new head's weights). scion edit
         # --drop-top cuts like include_top=False, i.e. before `gap` too, so cut after `gap` by name.
         grafted = os.path.join(work, f"grafted-{seed}.keras")
-        subprocess.run([args.scion, "edit", os.path.join(DIGITS, "digits_cnn.keras"), "--cut-after", "gap",
+        subprocess.run([args.scion, "edit", os.path.join(DIGITS, "digits_cnn.keras"), "--after", "gap",
                         "--head", "dense:5:softmax", "--freeze-base", "--seed", str(seed), "-o", grafted,
                         "--force"], check=True, capture_output=True)
         for recipe in recipes:

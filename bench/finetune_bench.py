@@ -8,7 +8,7 @@ whole `scion finetune` process (load, cache the base's features, train, write .k
 verify). Median of R runs.
 
 With `--unfreeze-top N`, the recipe's second phase instead: the grafted model with the last N layers
-of the base made trainable too (`scion freeze --unfreeze-top N --keep-batch-norm-frozen`; Keras loads
+of the base made trainable too (`scion freeze --unfreeze-top N`, BatchNormalization kept frozen; Keras loads
 that file, so the same layers train in both), trained the same way: backprop through those layers,
 with the frozen rest of the base cached by Scion and recomputed every batch by Keras.
 
@@ -47,7 +47,7 @@ def main():
                     "-o", grafted, "--force"], check=True)
     if args.unfreeze_top:
         thawed = os.path.join(folder, "thawed.keras")
-        subprocess.run([SCION, "freeze", grafted, "--unfreeze-top", str(args.unfreeze_top), "--keep-batch-norm-frozen",
+        subprocess.run([SCION, "freeze", grafted, "--unfreeze-top", str(args.unfreeze_top),
                         "-o", thawed, "--force"], check=True)
         grafted = thawed
     size = 299 if args.model.startswith(("Inception", "Xception")) else 224

@@ -9,8 +9,8 @@ same environment (OPENBLAS_CORETYPE as set). Median of N runs each.
 Usage: bench/gemm_bench.py [--repeat 5]   (oracle venv python; needs gcc and a release build)
 """
 import argparse
+import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -86,9 +86,9 @@ def main():
         np.save(x_path, np.random.default_rng(1).random(shape, dtype=np.float32))
         # The fastest of N forward passes in one process, as for the C program (the first call of
         # each also starts OpenBLAS's threads).
-        result = subprocess.run([SCION, "run", path, "--input", x_path, "--output", out, "--force", "--verbose",
+        result = subprocess.run([SCION, "run", path, "--input", x_path, "--output", out, "--force", "--json",
                                  "--repeat", str(args.repeat + 1)], capture_output=True, text=True, check=True)
-        times = [float(re.search(r"run ([0-9.]+) s", result.stdout).group(1))]
+        times = [json.loads(result.stdout)["runSeconds"]]
         scion = 2 * m * n * k / min(times) / 1e9
         alone = 2 * m * n * k / float(subprocess.run([program, str(m), str(n), str(k), str(args.repeat)],
                                                      capture_output=True, text=True, check=True).stdout) / 1e9

@@ -5,38 +5,24 @@ import Scion
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert a model between formats (.h5, .keras, .onnx), chosen by extension."
-    )
+        abstract: "Convert a model between formats (.h5, .keras, .onnx), chosen by the output's extension.",
+        discussion: "Give the output as the second argument or with -o (scion convert in.h5 out.onnx, scion convert in.h5 -o out.onnx).")
 
-    @Argument(help: "The model to read (.h5, .keras, .onnx).")
-    var input: String
+    @OptionGroup var source: ModelArgument
 
-    @Argument(help: "The file to write; its extension picks the format.")
-    var output: String
+    @Argument(help: "The file to write (or give -o); its extension picks the format.", completion: .file(extensions: ["onnx", "h5", "keras"]))
+    var positionalOutput: String?
 
-    @Option(help: "ONNX opset to write (13 to 21).")
-    var opset: Int64 = 17
+    @OptionGroup(title: "Output") var destination: ModelOutputOptions
 
-    @Flag(help: "Replace OUTPUT if it exists.")
-    var force = false
-
-    @Flag(help: "ONNX: write the weights to OUTPUT.data beside the model (automatic above 2 GB).")
-    var externalData = false
-
-    @Flag(help: "Keras: store the weights with HDF5's deflate filter.")
-    var compress = false
-
-    @Flag(help: "Keras from ONNX: the model takes channels-last (NHWC) image arrays instead of the ONNX model's NCHW ones.")
-    var channelsLastInput = false
+    @OptionGroup var report: ReportOptions
 
     func run() throws {
         try reportingErrors {
-            let model = try Model.load(input)
-            var options = Model.WriteOptions(opset: opset, force: force)
-            if externalData { options.externalDataThreshold = 0 }
-            options.compress = compress
-            options.channelsLastInputs = channelsLastInput
-            try model.write(to: output, options: options)
+            let started = Date()
+            let output = try destination.check(positional: positionalOutput)
+            let model = try Model.load(source.input)
+            try destination.write(model, to: output, command: "convert", input: source.input, started: started, report: report)
         }
     }
 }

@@ -42,9 +42,9 @@ struct FinetuneCommand: ParsableCommand {
 
     @OptionGroup(title: "Training") var training: TrainingOptions
 
-    @OptionGroup var destination: OutputOptions
+    @OptionGroup(title: "Output") var destination: ModelOutputOptions
 
-    var output: String { destination.output }
+    var output: String { destination.output ?? "" }
     var force: Bool { destination.force }
 
     @Flag(help: "Print the per-epoch history and the verification as JSON.")
@@ -56,9 +56,7 @@ struct FinetuneCommand: ParsableCommand {
     func run() throws {
         BLAS.reexecIfNeeded()
         try reportingErrors {
-            if FileManager.default.fileExists(atPath: output) && !force {
-                throw ScionError(file: output, "already exists; pass --force to replace it")
-            }
+            _ = try destination.check()
             let source = try Model.load(model)
             var (inputs, targets) = try TrainingData.load(data, xName: x, yName: y, labels: labels, labelColumn: labelColumn)
             var validationPair = try validation.map { try TrainingData.load($0, xName: x, yName: y, labelColumn: labelColumn) }
@@ -86,7 +84,7 @@ struct FinetuneCommand: ParsableCommand {
             for phase in phases {
                 try tuning.run(phase, data: (inputs, targets), validation: validationPair, events: progress.handle)
             }
-            try destination.write(tuning.model)
+            try tuning.model.write(to: output, options: destination.writeOptions)
             // Verification against the file as written: only tensors some phase trained may differ.
             let written = try Model.load(output)
             let diff = try ModelDiff(source, written)

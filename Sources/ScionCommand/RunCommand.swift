@@ -8,150 +8,101 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a model forward on the CPU: .npy inputs in, .npy outputs out.")
 
-    @Argument(help: "The model to run (.h5, .keras, .onnx).")
-    var model: String
+    @OptionGroup var source: ModelArgument
 
-    @Option(name: .customLong("input"), help: "A .npy array per model input, in the model's input order, or an .npz of them by name.")
+    @Option(name: .customLong("input"), help: "A .npy array per model input, in the model's input order, or an .npz of them by name.",
+            completion: .file(extensions: ["npy", "npz"]))
     var inputs: [String] = []
 
-    @Option(help: "Where to write: OUT.npy for one array, OUT.npz for several outputs or --layer taps (by name).")
+    @Option(name: [.customShort("o"), .long], help: "Where to write: OUT.npy for one array, OUT.npz for several outputs or --layer taps (by name).",
+            completion: .file(extensions: ["npy", "npz"]))
     var output: String
 
     @Option(name: .customLong("layer"), help: "Also write this layer's output (repeatable).")
     var layers: [String] = []
 
-    @Flag(help: "Replace existing output files.")
+    @Flag(help: "Replace the output if it exists.")
     var force = false
 
-    @Flag(help: "Print the BLAS kernel in use and the time taken.")
+    @Flag(help: "Also print the BLAS kernel in use and the time of each stage.")
     var verbose = false
 
-    @Option(name: .customLong("repeat"), help: "Run the forward pass this many times (benchmarks); --verbose reports the fastest.")
+    @Option(name: .customLong("repeat"), help: "Run the forward pass this many times (benchmarks); the time reported is the fastest.")
     var repetitions: Int = 1
+
+    @OptionGroup var report: ReportOptions
+
+    func validate() throws {
+        guard repetitions >= 1 else { throw ValidationError("--repeat must be 1 or more") }
+    }
+
+    struct Result: Encodable {
+        struct Array: Encodable { var name: String; var shape: [Int] }
+        var command = "run"
+        var input: String
+        var output: String
+        var arrays: [Array]
+        var readSeconds: Double
+        var prepareSeconds: Double
+        var runSeconds: Double
+        var repetitions: Int
+        var blas: String
+    }
 
     func run() throws {
         BLAS.reexecIfNeeded()
         try reportingErrors {
+            try OutputCheck.check(output, force: force, extensions: ["npy", "npz"], what: "arrays")
             let start = Date()
-            let loaded = try Model.load(model)
+            let loaded = try Model.load(source.input)
             let loadedAt = Date()
             let executor: Executor
             do {
                 executor = try loaded.executor(taps: layers)
             } catch let error as RuntimeError {
-                throw ScionError(file: model, error.description)
+                throw ScionError(file: source.input, error.description)
             }
             let feeds = try readInputs(inputs, for: executor.graph.inputs.map(\.name))
             var results: [String: RuntimeTensor] = [:]
             let preparedAt = Date()
             var fastest = Double.infinity
-            for _ in 0..<max(repetitions, 1) {
+            for _ in 0..<repetitions {
                 let started = Date()
                 do {
                     results = try executor.run(feeds)
                 } catch let error as RuntimeError {
-                    throw ScionError(file: model, error.description)
+                    throw ScionError(file: source.input, error.description)
                 }
                 fastest = min(fastest, Date().timeIntervalSince(started))
             }
-            let ranAt = preparedAt.addingTimeInterval(fastest)
             // Outputs under their value names, then each tap under the name it was asked by.
             let entries = loaded.graph.outputs.map { ($0, $0) } + layers.compactMap { layer in executor.taps[layer].map { (layer, $0) } }
             let names = entries.map(\.0)
-            if FileManager.default.fileExists(atPath: output) && !force {
-                throw ScionError(file: output, "already exists; pass --force to replace it")
-            }
             let arrays = try entries.map { name, value -> (name: String, tensor: RuntimeTensor) in
-                guard let tensor = results[value] else { throw ScionError(file: model, "\(value): not computed") }
+                guard let tensor = results[value] else { throw ScionError(file: source.input, "\(value): not computed") }
                 return (name, tensor)
             }
-            if output.hasSuffix(".npz") {
+            if output.lowercased().hasSuffix(".npz") {
                 try AtomicFile.write(to: output) { try NumpyArchive.write(arrays, to: $0) }
             } else {
                 guard arrays.count == 1 else {
-                    throw ScionError(file: output, "\(arrays.count) arrays to write (\(names.joined(separator: ", "))); give --output OUT.npz")
+                    throw ScionError(file: output, "\(arrays.count) arrays to write (\(names.joined(separator: ", "))); give -o OUT.npz")
                 }
                 try AtomicFile.write(to: output) { temporary in
                     try Data(NumpyFile.encode(arrays[0].tensor)).write(to: URL(fileURLWithPath: temporary))
                 }
             }
-            if verbose {
-                for (name, tensor) in arrays { print("\(name): \(tensor.shape)") }
-            }
-            if verbose {
-                print(String(format: "read %.3f s, prepare %.3f s, run %.4f s%@, total %.3f s", loadedAt.timeIntervalSince(start),
-                             preparedAt.timeIntervalSince(loadedAt), ranAt.timeIntervalSince(preparedAt),
-                             repetitions > 1 ? " (fastest of \(repetitions))" : "", Date().timeIntervalSince(start)))
+            let result = Result(input: source.input, output: output, arrays: arrays.map { .init(name: $0.name, shape: $0.tensor.shape) },
+                                readSeconds: loadedAt.timeIntervalSince(start), prepareSeconds: preparedAt.timeIntervalSince(loadedAt),
+                                runSeconds: fastest, repetitions: repetitions, blas: BLAS.kernelReport)
+            if verbose && report.talks {
+                for array in result.arrays { print("\(array.name): \(array.shape)") }
+                print("read \(Readable.seconds(result.readSeconds)), prepare \(Readable.seconds(result.prepareSeconds)), run "
+                      + "\(Readable.seconds(fastest))\(repetitions > 1 ? " (fastest of \(repetitions))" : "")")
                 print("BLAS: \(BLAS.kernelReport)")
             }
+            let shapes = result.arrays.map { "\($0.name) \($0.shape)" }.joined(separator: ", ")
+            try report.finish(result, line: "wrote \(output) (\(shapes)) in \(Readable.seconds(Date().timeIntervalSince(start)))")
         }
-    }
-}
-
-/// The arrays for a model's inputs: each `.npy` is the next input; an `.npz` gives its arrays by
-/// name (or, when the names are not the model's, in order).
-func readInputs(_ paths: [String], for names: [String]) throws -> [String: RuntimeTensor] {
-    var ordered: [RuntimeTensor] = []
-    var named: [String: RuntimeTensor] = [:]
-    for path in paths {
-        if path.hasSuffix(".npz") {
-            for (name, tensor) in try NumpyArchive.read(path) {
-                if names.contains(name) { named[name] = tensor } else { ordered.append(tensor) }
-            }
-        } else {
-            ordered.append(try NumpyFile.read(path))
-        }
-    }
-    let missing = names.filter { named[$0] == nil }
-    guard ordered.count == missing.count else {
-        throw ScionError(file: paths.first ?? "--input", "the model takes \(names.count) input(s) (\(names.joined(separator: ", "))); "
-            + "\(ordered.count + named.count) array(s) given")
-    }
-    for (name, tensor) in zip(missing, ordered) { named[name] = tensor }
-    return named
-}
-
-struct CompareCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "compare",
-        abstract: "Run two models on the same input and find the first layer whose outputs diverge.",
-        discussion: "Exit status 0 when every shared layer and output agrees within the tolerance, 1 when they differ (the report says where) or on an error.")
-
-    @Argument(help: "The reference model (.h5, .keras, .onnx).")
-    var reference: String
-
-    @Argument(help: "The model to check against it.")
-    var candidate: String
-
-    @Option(name: .customLong("input"), help: "A .npy array per model input.")
-    var inputs: [String] = []
-
-    @Option(help: "Largest max|a-b| / max|a| accepted.")
-    var tolerance: Double = 1e-4
-
-    @Flag(help: "Print one JSON object (layers, outputs, firstDivergence...).")
-    var json = false
-
-    func run() throws {
-        BLAS.reexecIfNeeded()
-        var agrees = true
-        try reportingErrors {
-            let reference = try Model.load(self.reference)
-            let named = try readInputs(inputs, for: reference.graph.inputs.map(\.name))
-            let arrays = reference.graph.inputs.compactMap { named[$0.name] }
-            let comparison: ModelComparison
-            do {
-                comparison = try ModelComparison(reference, try Model.load(candidate), inputs: arrays, tolerance: tolerance)
-            } catch let error as RuntimeError {
-                throw ScionError(file: self.reference, error.description)
-            }
-            if json {
-                try printJSON(comparison, spellNonFinite: true)
-            } else {
-                print(comparison.text())
-            }
-            agrees = comparison.agrees
-        }
-        if !agrees { throw ExitCode(1) }
     }
 }

@@ -127,7 +127,7 @@ def deep_cases(scion, folder, grafted, x, y):
             ("MobileNetV2 top 24 layers, BatchNormalization frozen", True, "adam", 1e-3, 2, 1e-4)):
         start = os.path.join(folder, "deep.keras")
         subprocess.run([scion, "freeze", grafted, "--unfreeze-top", "24", "-o", start, "--force"]
-                       + (["--keep-batch-norm-frozen"] if keep_bn else []), check=True, capture_output=True)
+                       + ([] if keep_bn else ["--train-batch-norm"]), check=True, capture_output=True)
         cases.append((f"{name}, {optimizer} lr {rate}", start, data, x, y, optimizer, rate, epochs, tolerance, []))
     scratch = os.path.join(digits, "digits_scratch.keras")
     # MobileNetV2's random-weight fixture collapses to nearly constant activations at 1x1 (batch
@@ -166,7 +166,7 @@ def deep_cases(scion, folder, grafted, x, y):
     # The two-phase recipe: head, then the top 4 layers of the base (BatchNormalization kept frozen)
     # at a lower rate with a fresh optimizer, as recompiling does in Keras.
     start = os.path.join(folder, "digits_grafted.keras")
-    subprocess.run([scion, "edit", os.path.join(digits, "digits_cnn.keras"), "--cut-after", "gap", "--head", "dense:5:softmax",
+    subprocess.run([scion, "edit", os.path.join(digits, "digits_cnn.keras"), "--after", "gap", "--head", "dense:5:softmax",
                     "--freeze-base", "--seed", "1", "-o", start, "--force"], check=True, capture_output=True)
     out = os.path.join(folder, "two_phase.keras")
     result = subprocess.run([scion, "finetune", start, "--data", digits_data, "--epochs", "3", "--batch-size", str(len(dx)),

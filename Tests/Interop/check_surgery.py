@@ -148,7 +148,7 @@ def check_onnx_case(folder, source, node):
     grafted = {}
     for suffix in ("onnx", "keras"):
         out = os.path.join(folder, f"{name}_grafted.{suffix}")
-        scion("edit", path, "--cut-after", node, "--head", f"flatten,dense:{CLASSES}:softmax", "--freeze-base", "--seed", "0",
+        scion("edit", path, "--after", node, "--head", f"flatten,dense:{CLASSES}:softmax", "--freeze-base", "--seed", "0",
               "-o", out)
         grafted[suffix] = out
     keras_model = keras.models.load_model(grafted["keras"], compile=False)

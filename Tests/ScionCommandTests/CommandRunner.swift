@@ -61,11 +61,13 @@ func temporaryDirectory(_ testCase: XCTestCase) throws -> URL {
     return url
 }
 
-/// Runs `scion` expecting a mistake to be reported as it should be: exit status 1 and one line
-/// `error: ...` on stderr that mentions `expected`.
-func assertOneLineFailure(_ arguments: [String], mentions expected: String, file: StaticString = #filePath, line: UInt = #line) throws {
+/// Runs `scion` expecting a mistake to be reported as it should be: one line `error: ...` on stderr
+/// that mentions `expected`, and exit status 1 (the work failed) or, for `usage: true`, 2 (the
+/// command line is wrong).
+func assertOneLineFailure(_ arguments: [String], mentions expected: String, usage: Bool = false,
+                          file: StaticString = #filePath, line: UInt = #line) throws {
     let result = try runScion(arguments)
-    XCTAssertEqual(result.status, 1, arguments.joined(separator: " "), file: file, line: line)
+    XCTAssertEqual(result.status, usage ? 2 : 1, arguments.joined(separator: " "), file: file, line: line)
     XCTAssertEqual(result.standardError.split(separator: "\n").count, 1, result.standardError, file: file, line: line)
     XCTAssertTrue(result.standardError.hasPrefix("error: "), result.standardError, file: file, line: line)
     XCTAssertTrue(result.standardError.contains(expected), "\(arguments): \(result.standardError)", file: file, line: line)

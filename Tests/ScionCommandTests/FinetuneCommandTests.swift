@@ -31,22 +31,22 @@ final class FinetuneCommandTests: XCTestCase {
         var poisoned = x
         poisoned.data[17] = .nan
         try NumpyArchive.write([("x", poisoned), ("y", RuntimeTensor(shape: [2], data: [0, 1]))], to: withNaN)
-        let cases: [([String], String)] = [
-            (["finetune", model, "--data", data, "-o", output], "needs arrays 'x' and 'y'"),
-            (["finetune", model, "--data", miscounted, "-o", output], "has 2 input samples and 3 targets"),
-            (["finetune", model, "--data", withNaN, "-o", output], "holds a NaN or infinity (flat index 17"),
+        let cases: [([String], String, Bool)] = [
+            (["finetune", model, "--data", data, "-o", output], "needs arrays 'x' and 'y'", false),
+            (["finetune", model, "--data", miscounted, "-o", output], "has 2 input samples and 3 targets", false),
+            (["finetune", model, "--data", withNaN, "-o", output], "holds a NaN or infinity (flat index 17", false),
             (["finetune", model, "--data", Repository.fixture("digits/fewshot.npz"), "-o", output],
-             "samples have shape [8, 8, 1]; the model's input"),
+             "samples have shape [8, 8, 1]; the model's input", false),
             (["finetune", model, "--data", data, "--x", "images", "--y", "labels", "--fine-tune-epochs", "3", "-o", output],
-             "need --unfreeze-top N or --unfreeze REGEX"),
+             "need --unfreeze-top N or --unfreeze REGEX", true),
             (["finetune", model, "--data", data, "--x", "images", "--y", "labels", "--unfreeze", "no_such_layer", "-o", output],
-             "--unfreeze matches no layer"),
-            (["finetune", model, "--data", data, "--optimizer", "rmsprop", "--x", "images", "--y", "labels", "-o", output], "adamw or sgd"),
+             "--unfreeze matches no layer", false),
+            (["finetune", model, "--data", data, "--optimizer", "rmsprop", "--x", "images", "--y", "labels", "-o", output], "adamw or sgd", true),
             (["finetune", model, "--data", outOfRange, "--x", "images", "--y", "labels", "-o", output],
-             "label 7.0 is not a class of the model's 3 (0 to 2)"),
+             "label 7.0 is not a class of the model's 3 (0 to 2)", false),
         ]
-        for (arguments, expected) in cases {
-            try assertOneLineFailure(arguments, mentions: expected)
+        for (arguments, expected, usage) in cases {
+            try assertOneLineFailure(arguments, mentions: expected, usage: usage)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: output))
     }
@@ -79,7 +79,7 @@ final class FinetuneCommandTests: XCTestCase {
     func testTwoPhasesThawTheTopOfTheBase() throws {
         let directory = try temporaryDirectory(self)
         let grafted = directory.appendingPathComponent("grafted.keras").path
-        let edit = try runScion(["edit", Repository.fixture("digits/digits_cnn.keras"), "--cut-after", "gap", "--head", "dense:5:softmax",
+        let edit = try runScion(["edit", Repository.fixture("digits/digits_cnn.keras"), "--after", "gap", "--head", "dense:5:softmax",
                                  "--freeze-base", "-o", grafted])
         XCTAssertEqual(edit.status, 0, edit.standardError)
         let output = directory.appendingPathComponent("tuned.h5").path

@@ -4,9 +4,10 @@ import XCTest
 /// `scion cut | graft | freeze | edit | diff`, end to end. Keras and onnxruntime check the numbers in
 /// Tests/Interop/check_surgery.py.
 final class SurgeryCommandTests: XCTestCase {
+    /// The JSON a command prints; `diff` exits 3 when the models differ, as they do after surgery.
     func json(_ arguments: [String]) throws -> [String: Any] {
         let result = try runScion(arguments)
-        XCTAssertEqual(result.status, 0, result.standardError)
+        XCTAssertEqual(result.status, arguments.first == "diff" ? 3 : 0, result.standardError)
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
     }
 
@@ -59,17 +60,17 @@ final class SurgeryCommandTests: XCTestCase {
         let directory = try temporaryDirectory(self)
         let output = directory.appendingPathComponent("out.keras").path
         let model = Repository.fixture("keras2/mobilenet_v2.h5")
-        let cases: [([String], String)] = [
-            (["cut", model, "--after", "blok_16_project", "-o", output], "closest: block_16_project"),
-            (["graft", model, "--head", "gap,dens:5", "-o", output], "did you mean 'dense'?"),
-            (["graft", model, "--head", "gap", "-o", output], "global pooling needs a spatial input"),
-            (["freeze", model, "--layers", "(", "-o", output], "not a valid regular expression"),
-            (["freeze", model, "-o", output], "give --all, --up-to LAYER"),
-            (["cut", Repository.fixture("keras2/multi_io.h5"), "--drop-top", "-o", output], "outputs"),
-            (["edit", model, "-o", output], "nothing to do"),
+        let cases: [([String], String, Bool)] = [
+            (["cut", model, "--after", "blok_16_project", "-o", output], "closest: block_16_project", false),
+            (["graft", model, "--head", "gap,dens:5", "-o", output], "did you mean 'dense'?", true),
+            (["graft", model, "--head", "gap", "-o", output], "global pooling needs a spatial input", false),
+            (["freeze", model, "--layers", "(", "-o", output], "not a valid regular expression", false),
+            (["freeze", model, "-o", output], "give --all, --up-to LAYER", false),
+            (["cut", Repository.fixture("keras2/multi_io.h5"), "--drop-top", "-o", output], "outputs", false),
+            (["edit", model, "-o", output], "nothing to do", true),
         ]
-        for (arguments, expected) in cases {
-            try assertOneLineFailure(arguments, mentions: expected)
+        for (arguments, expected, usage) in cases {
+            try assertOneLineFailure(arguments, mentions: expected, usage: usage)
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), [])
     }
@@ -79,7 +80,7 @@ final class SurgeryCommandTests: XCTestCase {
     func testSurgeryOnATorchExport() throws {
         let directory = try temporaryDirectory(self)
         let output = directory.appendingPathComponent("resnet_head.onnx").path
-        let result = try runScion(["edit", Repository.fixture("torch/tiny_resnet.onnx"), "--cut-after", "/pool/GlobalAveragePool",
+        let result = try runScion(["edit", Repository.fixture("torch/tiny_resnet.onnx"), "--after", "/pool/GlobalAveragePool",
                                    "--head", "flatten,dense:3:softmax", "--freeze-base", "-o", output])
         XCTAssertEqual(result.status, 0, result.standardError)
         let summary = try json(["inspect", "--json", output])
