@@ -6,7 +6,8 @@ import Scion
 /// (convert, cut, graft, freeze, edit, finetune). Flags that do not apply to the chosen format are
 /// refused rather than ignored.
 struct ModelOutputOptions: ParsableArguments {
-    @Option(name: [.customShort("o"), .long], help: "The model to write (.onnx, .h5, .keras); its extension picks the format.",
+    @Option(name: [.customShort("o"), .long],
+            help: ArgumentHelp("The model to write (.onnx, .h5, .keras); its extension picks the format.", valueName: "file"),
             completion: .file(extensions: ["onnx", "h5", "keras"]))
     var output: String?
 
@@ -133,6 +134,7 @@ struct WrittenModel: Encodable {
 
 /// The model a command reads: a file argument that completes model files in the shell.
 struct ModelArgument: ParsableArguments {
-    @Argument(help: "The model to read (.h5, .keras, .onnx).", completion: .file(extensions: ["h5", "keras", "onnx"]))
+    @Argument(help: ArgumentHelp("The model to read (.h5, .keras, .onnx).", valueName: "model"),
+              completion: .file(extensions: ["h5", "keras", "onnx"]))
     var input: String
 }

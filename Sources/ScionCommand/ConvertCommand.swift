@@ -10,7 +10,8 @@ struct ConvertCommand: ParsableCommand {
 
     @OptionGroup var source: ModelArgument
 
-    @Argument(help: "The file to write (or give -o); its extension picks the format.", completion: .file(extensions: ["onnx", "h5", "keras"]))
+    @Argument(help: ArgumentHelp("The file to write (or give -o); its extension picks the format.", valueName: "output"),
+              completion: .file(extensions: ["onnx", "h5", "keras"]))
     var positionalOutput: String?
 
     @OptionGroup(title: "Output") var destination: ModelOutputOptions

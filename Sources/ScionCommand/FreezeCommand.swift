@@ -27,7 +27,7 @@ struct FreezeCommand: ParsableCommand {
     @Option(help: "Make the layers matching this regular expression trainable (applied last).")
     var unfreeze: String?
 
-    @Option(help: "Make the last N layers of the base trainable (the base: every layer before the first trainable one).")
+    @Option(parsing: .unconditional, help: "Make the last N layers of the base trainable (the base: every layer before the first trainable one).")
     var unfreezeTop: Int?
 
     @Flag(help: "With --unfreeze or --unfreeze-top, make thawed BatchNormalization layers trainable too.")

@@ -27,7 +27,7 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Also print the BLAS kernel in use and the time of each stage.")
     var verbose = false
 
-    @Option(name: .customLong("repeat"), help: "Run the forward pass this many times (benchmarks); the time reported is the fastest.")
+    @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Run the forward pass this many times (benchmarks); the time reported is the fastest.")
     var repetitions: Int = 1
 
     @OptionGroup var report: ReportOptions
