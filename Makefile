@@ -9,7 +9,7 @@ DEMO_MODEL := fixtures/keras2/mobilenet_v2.h5
 ORACLE_VENV := .build/oracle-venv
 ORACLE_PYTHON := $(ORACLE_VENV)/bin/python
 
-.PHONY: all deps build release test unit-test interop fuzz asan-corpus oracle demo bench clean
+.PHONY: all deps build release install test unit-test interop fuzz asan-corpus oracle demo bench cli-doc clean
 
 all: build
 
@@ -29,6 +29,19 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release
+
+# Copies the release binary (and the resources it carries) to $(PREFIX)/bin.
+PREFIX ?= /usr/local
+install: release
+	install -d $(PREFIX)/bin
+	cp -R $$($(SWIFT) build -c release --show-bin-path)/scion $(PREFIX)/bin/
+	@for bundle in $$($(SWIFT) build -c release --show-bin-path)/*.resources; do \
+	  [ -e "$$bundle" ] && cp -R "$$bundle" $(PREFIX)/bin/ || true; done
+	@echo "installed $(PREFIX)/bin/scion"
+
+# docs/cli.md's reference part, regenerated from every command's --help (CLIReferenceTests checks it).
+cli-doc: build
+	scripts/cli-doc.sh $(SCION_DEBUG)
 
 test: unit-test interop fuzz asan-corpus
 
