@@ -1,19 +1,25 @@
 import CZlib
 import ScionIR
 
-/// What `scion inspect` shows: layers, shapes, parameter counts and trainability, nested models
-/// nested. Encodes to the documented JSON keys.
+/// What `scion inspect` shows: where the model comes from (format, producer, versions, notes), its
+/// interface, its layers with shapes, parameter counts and trainability, nested models nested.
+/// Encodes to the JSON keys documented in docs/inspect.md (ModelSummary+Coding.swift).
 public struct ModelSummary: Encodable, Sendable {
     public struct Tensor: Encodable, Sendable {
         public var name: String
         /// nil when unknown; unknown dimensions (the batch) are null.
         public var shape: [Int?]?
         public var dtype: String
+        /// The file's names for the dimensions (ONNX `dim_param`), nil entries for unnamed ones; nil
+        /// when the file names none.
+        public var dimensionNames: [String?]?
     }
 
     public struct Layer: Encodable, Sendable {
         public var name: String
         public var type: String
+        /// The layers (nodes) producing what this one reads, or the graph inputs' names; a later
+        /// output of a multi-output node is `name[k]`.
         public var inputs: [String]
         public var outputShape: [Int?]?
         public var params: Int
@@ -22,6 +28,8 @@ public struct ModelSummary: Encodable, Sendable {
         public var sharedWith: String?
         /// The layers of a nested model.
         public var layers: [Layer]?
+        /// A graph input's row: it has no trainability to show.
+        var isInput = false
     }
 
     public struct Weight: Encodable, Sendable {
@@ -35,9 +43,34 @@ public struct ModelSummary: Encodable, Sendable {
         public var trainable: Bool?
     }
 
+    public struct Producer: Encodable, Sendable, Equatable {
+        public var name: String
+        public var version: String?
+    }
+
+    public struct OperatorSet: Encodable, Sendable, Equatable {
+        /// As in the file: empty for the default domain (`ai.onnx`).
+        public var domain: String
+        public var version: Int
+    }
+
+    /// Whose words the table speaks: the format the model was read from decides the type names
+    /// (Keras class names or ONNX op types) and how an unknown dimension reads (`None` or `?`).
+    enum Vocabulary: Sendable { case keras, onnx }
+
     public var format: String
     public var name: String
     public var kerasVersion: String?
+    /// The program that wrote the file: the ONNX exporter, or Keras for Keras files.
+    public var producer: Producer?
+    /// The Keras backend recorded in the file (`tensorflow`, `jax`...); nil for ONNX or when not recorded.
+    public var backend: String?
+    /// ONNX only (nil for Keras files).
+    public var irVersion: Int?
+    public var opsets: [OperatorSet]?
+    /// ONNX `metadata_props` in file order; nil for Keras files.
+    public var metadata: [ModelInfo.Property]?
+    public var docString: String?
     public var weightsOnly: Bool
     public var inputs: [Tensor]
     public var outputs: [Tensor]
@@ -49,19 +82,35 @@ public struct ModelSummary: Encodable, Sendable {
     public var sizeBytes: Int
     public var trainableBytes: Int?
     public var weights: [Weight]?
+    var vocabulary: Vocabulary
 
     /// Summarizes `graph`. With `checksums`, reads every weight to list it with its CRC-32; without,
     /// reads no weight bytes at all.
     public init(graph: Graph, format: String, includeWeights: Bool, checksums: Bool) throws {
         self.format = format
         name = graph.name
-        kerasVersion = graph.metadata["keras_version"]
         weightsOnly = !graph.hasArchitecture
-        inputs = graph.inputs.map { Tensor(name: $0.name, shape: $0.shape?.dimensions, dtype: $0.dtype.rawValue) }
-        outputs = graph.outputs.map { name in
-            let info = graph.values[name]
-            return Tensor(name: name, shape: info?.shape?.dimensions, dtype: info?.dtype.rawValue ?? "unknown")
+        let info = graph.info
+        // Only the ONNX reader records an IR version: it marks a model read from ONNX.
+        vocabulary = info.irVersion == nil ? .keras : .onnx
+        switch vocabulary {
+        case .onnx:
+            producer = info.producerName.map { Producer(name: $0, version: info.producerVersion) }
+            irVersion = info.irVersion
+            opsets = info.operatorSets.map { OperatorSet(domain: $0.domain, version: $0.version) }
+            metadata = info.properties
+            docString = info.documentation
+        case .keras:
+            kerasVersion = graph.metadata["keras_version"]
+            backend = graph.metadata["backend"]
+            producer = Producer(name: "Keras", version: kerasVersion)
         }
+        func tensor(_ name: String, _ value: ValueInfo?) -> Tensor {
+            Tensor(name: name, shape: value?.shape?.dimensions, dtype: value?.dtype.rawValue ?? "unknown",
+                   dimensionNames: info.dimensionNames[name])
+        }
+        inputs = graph.inputs.map { tensor($0.name, $0) }
+        outputs = graph.outputs.map { tensor($0, graph.values[$0]) }
         let all = graph.parameters.all
         let trainabilityKnown = graph.metadata["trainability"] != "unknown"
         totalParams = all.reduce(0) { $0 + $1.elementCount }
@@ -72,7 +121,7 @@ public struct ModelSummary: Encodable, Sendable {
             nonTrainableParams = totalParams - trainable
             trainableBytes = all.reduce(0) { $0 + ($1.trainable ? $1.byteCount : 0) }
         }
-        layers = LayerTreeBuilder(graph: graph).build()
+        layers = LayerTreeBuilder(graph: graph, vocabulary: vocabulary).build()
         if includeWeights || weightsOnly {
             weights = try all.map { parameter in
                 var checksum: String?
@@ -91,145 +140,8 @@ public struct ModelSummary: Encodable, Sendable {
     }
 }
 
-// Encoders that write every key, null when unknown: consumers of `--json` can rely on the keys.
-extension ModelSummary.Tensor {
-    enum CodingKeys: String, CodingKey { case name, shape, dtype }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(name, forKey: .name)
-        try container.encode(shape, forKey: .shape)
-        try container.encode(dtype, forKey: .dtype)
-    }
-}
-
-extension ModelSummary.Layer {
-    enum CodingKeys: String, CodingKey { case name, type, inputs, outputShape, params, trainable, sharedWith, layers }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(name, forKey: .name)
-        try container.encode(type, forKey: .type)
-        try container.encode(inputs, forKey: .inputs)
-        try container.encode(outputShape, forKey: .outputShape)
-        try container.encode(params, forKey: .params)
-        try container.encode(trainable, forKey: .trainable)
-        try container.encodeIfPresent(sharedWith, forKey: .sharedWith)
-        try container.encodeIfPresent(layers, forKey: .layers)
-    }
-}
-
-extension ModelSummary.Weight {
-    enum CodingKeys: String, CodingKey { case name, shape, dtype, bytes, crc32, trainable }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(name, forKey: .name)
-        try container.encode(shape, forKey: .shape)
-        try container.encode(dtype, forKey: .dtype)
-        try container.encode(bytes, forKey: .bytes)
-        try container.encodeIfPresent(crc32, forKey: .crc32)
-        try container.encode(trainable, forKey: .trainable)
-    }
-}
-
-extension ModelSummary {
-    enum CodingKeys: String, CodingKey {
-        case format, name, kerasVersion, weightsOnly, inputs, outputs, layers, totalParams, trainableParams
-        case nonTrainableParams, sizeBytes, trainableBytes, weights
-    }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(format, forKey: .format)
-        try container.encode(name, forKey: .name)
-        try container.encode(kerasVersion, forKey: .kerasVersion)
-        try container.encode(weightsOnly, forKey: .weightsOnly)
-        try container.encode(inputs, forKey: .inputs)
-        try container.encode(outputs, forKey: .outputs)
-        try container.encode(layers, forKey: .layers)
-        try container.encode(totalParams, forKey: .totalParams)
-        try container.encode(trainableParams, forKey: .trainableParams)
-        try container.encode(nonTrainableParams, forKey: .nonTrainableParams)
-        try container.encode(sizeBytes, forKey: .sizeBytes)
-        try container.encode(trainableBytes, forKey: .trainableBytes)
-        try container.encodeIfPresent(weights, forKey: .weights)
-    }
-}
-
 /// `0x1a2b` -> `"00001a2b"`.
 func hex8(_ value: UInt32) -> String {
     let digits = String(value, radix: 16)
     return String(repeating: "0", count: Swift.max(0, 8 - digits.count)) + digits
-}
-
-/// Builds the nested layer rows from the flat, scoped node list.
-struct LayerTreeBuilder {
-    let graph: Graph
-
-    func build() -> [ModelSummary.Layer] {
-        guard graph.hasArchitecture else { return [] }
-        var rows: [ModelSummary.Layer] = graph.inputs.map {
-            ModelSummary.Layer(name: $0.name, type: "InputLayer", inputs: [], outputShape: $0.shape?.dimensions,
-                               params: 0, trainable: true)
-        }
-        var counted = Set<String>()
-        var nodeRows: [(scope: String, row: ModelSummary.Layer)] = []
-        for node in graph.nodes {
-            let fresh = node.parameters.filter { !counted.contains($0) }
-            let params = fresh.compactMap { graph.parameters[$0]?.elementCount }.reduce(0, +)
-            let sharedWith = !node.parameters.isEmpty && fresh.isEmpty ? node.layer : nil
-            counted.formUnion(node.parameters)
-            // The layer's own flag, as Keras reports it (a Normalization layer is trainable even
-            // though its statistics are not).
-            let trainable = node.trainable
-            let row = ModelSummary.Layer(
-                name: displayName(node.name, scope: node.scope), type: node.op.typeName,
-                inputs: node.inputs, outputShape: graph.values[node.outputs.first ?? ""]?.shape?.dimensions,
-                params: params, trainable: trainable, sharedWith: sharedWith)
-            nodeRows.append((node.scope, row))
-        }
-        rows += nest(nodeRows, scope: "")
-        return rows
-    }
-
-    private func displayName(_ name: String, scope: String) -> String {
-        scope.isEmpty ? name : String(name.dropFirst(scope.count + 1))
-    }
-
-    /// Groups rows of `scope`'s direct children, turning each nested scope into one row holding its
-    /// own rows, in order of first appearance.
-    private func nest(_ rows: [(scope: String, row: ModelSummary.Layer)], scope: String) -> [ModelSummary.Layer] {
-        var result: [ModelSummary.Layer] = []
-        var index = 0
-        while index < rows.count {
-            let current = rows[index]
-            if current.scope == scope {
-                result.append(current.row)
-                index += 1
-                continue
-            }
-            // The child scope this row sits in, one level below `scope`.
-            let remainder = scope.isEmpty ? current.scope : String(current.scope.dropFirst(scope.count + 1))
-            let childName = String(remainder.split(separator: "/").first ?? Substring(remainder))
-            let childScope = scope.isEmpty ? childName : "\(scope)/\(childName)"
-            var members: [(scope: String, row: ModelSummary.Layer)] = []
-            while index < rows.count, rows[index].scope == childScope || rows[index].scope.hasPrefix(childScope + "/") {
-                members.append(rows[index])
-                index += 1
-            }
-            let children = nest(members, scope: childScope)
-            let submodel = graph.submodels.first { $0.path == childScope }
-            let nodesInside = graph.nodes.filter { $0.scope == childScope || $0.scope.hasPrefix(childScope + "/") }
-            let inside = Set(nodesInside.flatMap(\.outputs))
-            let entry = nodesInside.first
-            let exit = nodesInside.last
-            result.append(ModelSummary.Layer(
-                name: childName, type: submodel?.type ?? "Model",
-                inputs: entry?.inputs.filter { !inside.contains($0) } ?? [],
-                outputShape: exit.flatMap { graph.values[$0.outputs.first ?? ""]?.shape?.dimensions },
-                params: Self.total(children), trainable: submodel?.trainable ?? true, layers: children))
-        }
-        return result
-    }
-
-    private static func total(_ rows: [ModelSummary.Layer]) -> Int {
-        rows.reduce(0) { $0 + $1.params }
-    }
 }

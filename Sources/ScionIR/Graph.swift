@@ -19,6 +19,8 @@ public struct Graph {
     public var hasArchitecture: Bool
     /// Free-form facts from the source file (producer, versions), kept for writers and inspect.
     public var metadata: [String: String]
+    /// What the source file says about itself, typed (versions, operator sets, producer, notes).
+    public var info = ModelInfo()
 
     public init(name: String, inputs: [ValueInfo] = [], outputs: [String] = [], nodes: [Node] = [],
                 parameters: ParameterTable = ParameterTable(), submodels: [Submodel] = [],

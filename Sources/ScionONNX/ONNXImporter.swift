@@ -124,6 +124,7 @@ struct ONNXImportSession {
         }
         applyTrainability()
         recordMetadata()
+        recordModelInfo()
     }
 
     /// ONNX requires nodes in topological order, but files do not always comply: sort, and refuse
@@ -183,6 +184,7 @@ struct ONNXImportSession {
             }
         }
         let name = uniqueNodeName(node.name.isEmpty ? "\(node.opType)_\(index)" : node.name)
+        graph.info.nodeTypes[name] = node.opType
         if let mapped {
             var parameterNames: [String] = []
             for parameter in mapped.parameters {
@@ -219,8 +221,11 @@ struct ONNXImportSession {
         if !materialized.contains(name) {
             materialized.insert(name)
             let parameter = try makeParameter(name, role: "value", shape: nil, subject: "constant '\(name)'")
-            add(Node(name: uniqueNodeName(name), op: .constant(ConstantAttributes(dtype: constant.dtype)), inputs: [],
-                     outputs: [name], parameters: [parameter]))
+            let node = Node(name: uniqueNodeName(name), op: .constant(ConstantAttributes(dtype: constant.dtype)), inputs: [],
+                            outputs: [name], parameters: [parameter])
+            // Not a node of the file: an initializer (or a folded result) that an ordinary operand reads.
+            graph.info.nodeTypes[node.name] = constant.fromInitializer ? "Initializer" : "Constant"
+            add(node)
         }
         return name
     }

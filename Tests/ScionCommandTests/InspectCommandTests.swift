@@ -30,7 +30,7 @@ final class InspectCommandTests: XCTestCase {
         }
         let inputs = try XCTUnwrap(object["inputs"] as? [[String: Any]])
         XCTAssertEqual(inputs.count, 2)
-        XCTAssertEqual(Set(inputs.flatMap { $0.keys }), ["name", "shape", "dtype"])
+        XCTAssertEqual(Set(inputs.flatMap { $0.keys }), ["name", "shape", "dtype", "dimensionNames"])
         let outputs = try XCTUnwrap(object["outputs"] as? [[String: Any]])
         XCTAssertEqual(outputs.count, 2)
         let layers = try XCTUnwrap(object["layers"] as? [[String: Any]])
@@ -41,6 +41,55 @@ final class InspectCommandTests: XCTestCase {
         }
         XCTAssertEqual(object["totalParams"] as? Int, 353)
         XCTAssertEqual(object["sizeBytes"] as? Int, 353 * 4)
+    }
+
+    /// The model-level keys, compared with what `onnx.load` reports for the same files; every key is
+    /// present for every format, null where the format has no such thing.
+    func testJSONHasModelFactsForONNXAndKeras() throws {
+        let tf2onnx = try json(["inspect", "--json", Repository.fixture("tf2onnx/conv2d_zoo.onnx")])
+        XCTAssertEqual(tf2onnx["irVersion"] as? Int, 8)
+        XCTAssertEqual(tf2onnx["producer"] as? [String: String], ["name": "tf2onnx", "version": "1.17.0 None"])
+        let opsets = try XCTUnwrap(tf2onnx["opsets"] as? [[String: Any]])
+        XCTAssertEqual(opsets.map { "\($0["domain"] ?? "?")=\($0["version"] ?? "?")" }, ["=17", "ai.onnx.ml=2"])
+        XCTAssertEqual(tf2onnx["metadata"] as? [String: String], [:])
+        for key in ["docString", "kerasVersion", "backend"] { XCTAssertTrue(tf2onnx[key] is NSNull, key) }
+        let input = try XCTUnwrap((tf2onnx["inputs"] as? [[String: Any]])?.first)
+        XCTAssertEqual((input["dimensionNames"] as? [Any])?.map { "\($0)" }, ["unk__277", "<null>", "<null>", "<null>"])
+
+        let keras = try json(["inspect", "--json", Repository.fixture("keras2/nested_transfer.h5")])
+        XCTAssertEqual(keras["producer"] as? [String: String], ["name": "Keras", "version": "2.21.0"])
+        XCTAssertEqual(keras["backend"] as? String, "tensorflow")
+        for key in ["irVersion", "opsets", "metadata", "docString"] { XCTAssertTrue(keras[key] is NSNull, key) }
+        XCTAssertTrue((keras["inputs"] as? [[String: Any]])?.first?["dimensionNames"] is NSNull)
+    }
+
+    /// Scion's own ONNX carries metadata_props (`onnx.load` lists the same four): inspect shows them all.
+    func testMetadataPropsOfAConvertedModelAreListed() throws {
+        let directory = try temporaryDirectory(self)
+        let onnx = directory.appendingPathComponent("nested.onnx").path
+        XCTAssertEqual(try runScion(["convert", Repository.fixture("keras2/nested_transfer.h5"), onnx]).status, 0)
+        let object = try json(["inspect", "--json", onnx])
+        let metadata = try XCTUnwrap(object["metadata"] as? [String: String])
+        XCTAssertEqual(metadata.keys.sorted(), ["scion.frozen_parameters", "scion.source.format", "scion.source.keras.class_name",
+                                                "scion.source.keras_version"])
+        XCTAssertEqual(metadata["scion.source.keras_version"], "2.21.0")
+        XCTAssertEqual(object["producer"] as? [String: String], ["name": "scion", "version": "0.1.0"])
+        let table = try runScion(["inspect", onnx]).standardOutput
+        XCTAssertTrue(table.contains("\n           scion.source.keras_version = 2.21.0\n"), table)
+    }
+
+    /// The interface comes first, then the layers; ONNX nodes by their op types, inputs by producing node.
+    func testTableShowsInterfaceThenLayersOfAnONNXFile() throws {
+        let result = try runScion(["inspect", Repository.fixture("torch/tiny_vgg.onnx")])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        let text = result.standardOutput
+        let interface = try XCTUnwrap(text.range(of: "\nInput   image   float32  (batch, 3, 16, 16)\nOutput  output  float32  (batch, 5)\n"), text)
+        let layers = try XCTUnwrap(text.range(of: "\nLayer (type) "), text)
+        XCTAssertLessThan(interface.lowerBound, layers.lowerBound)
+        XCTAssertTrue(text.contains("Producer:  pytorch 2.13.0\n"), text)
+        XCTAssertFalse(text.contains("Conv2D"), "Keras names for ONNX nodes: \(text)")
+        XCTAssertFalse(text.contains("_output_0"), "value names in the Inputs column: \(text)")
+        XCTAssertLessThanOrEqual(text.split(separator: "\n").map(\.count).max() ?? 0, 120)
     }
 
     func testJSONCountsEqualKerasForEveryFixture() throws {
