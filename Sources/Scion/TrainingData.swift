@@ -19,6 +19,10 @@ public enum TrainingData {
     /// `.npy`), or `.csv` (label column `labelColumn`, a header name or 0-based index; default the last).
     public static func load(_ path: String, xName: String = "x", yName: String = "y", labels: String? = nil,
                             labelColumn: String? = nil) throws -> (x: RuntimeTensor, y: RuntimeTensor) {
+        // Said first and plainly: the readers' own messages ("is not a NumPy .npz archive") mislead here.
+        for file in [path] + [labels].compactMap({ $0 }) where !FileManager.default.fileExists(atPath: file) {
+            throw ScionError(file: file, "does not exist")
+        }
         let pair: (RuntimeTensor, RuntimeTensor)
         switch Format(path: path) {
         case .npz:

@@ -67,7 +67,8 @@ public struct TransferDemo {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(file, forKey: .file)
             try container.encode(verification, forKey: .verification)
-            try container.encode(predictionDifference.isFinite ? predictionDifference : -1, forKey: .predictionDifference)
+            // null when the shapes differ (JSON has no infinity).
+            try container.encode(predictionDifference.isFinite ? predictionDifference : nil as Double?, forKey: .predictionDifference)
             try container.encode(predictionTolerance, forKey: .predictionTolerance)
             try container.encode(predictionsAgree, forKey: .predictionsAgree)
             try container.encode(passed, forKey: .passed)

@@ -35,6 +35,8 @@ final class TrainingDataTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "\(name): \(error)")
             }
         }
+        let missing = FileManager.default.temporaryDirectory.appendingPathComponent("scion-\(UUID().uuidString)-missing.npz").path
+        XCTAssertThrowsError(try TrainingData.load(missing)) { XCTAssertEqual("\($0)", "\(missing): does not exist") }
         let npz = FileManager.default.temporaryDirectory.appendingPathComponent("scion-\(UUID().uuidString).npz").path
         try NumpyArchive.write([("inputs", RuntimeTensor(shape: [2, 1], data: [1, 2]))], to: npz)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: npz) }
