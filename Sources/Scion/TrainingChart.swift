@@ -79,7 +79,8 @@ struct TrainingChart {
             svg += "<line x1=\"\(f(x(tick)))\" y1=\"\(f(plotBottom))\" x2=\"\(f(x(tick)))\" y2=\"\(f(plotBottom + 4))\" stroke=\"#666\"/>"
             svg += "<text x=\"\(f(x(tick)))\" y=\"\(f(plotBottom + 16))\" text-anchor=\"middle\">\(Int(tick))</text>"
         }
-        svg += "<polyline fill=\"none\" stroke=\"#666\" points=\"\(f(Self.left)),\(f(Self.top)) \(f(Self.left)),\(f(plotBottom)) \(f(plotRight)),\(f(plotBottom))\"/>"
+        let axes = "\(f(Self.left)),\(f(Self.top)) \(f(Self.left)),\(f(plotBottom)) \(f(plotRight)),\(f(plotBottom))"
+        svg += "<polyline fill=\"none\" stroke=\"#666\" points=\"\(axes)\"/>"
         svg += "<text x=\"\(f((Self.left + plotRight) / 2))\" y=\"\(f(plotBottom + 32))\" text-anchor=\"middle\">epoch</text>"
         svg += "<text transform=\"translate(14 \(f(Self.top + height / 2))) rotate(-90)\" text-anchor=\"middle\">\(TrainingReport.escape(yLabel))</text>"
         for boundary in boundaries {

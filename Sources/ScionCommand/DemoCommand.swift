@@ -94,8 +94,9 @@ struct DemoCommand: ParsableCommand {
         for outcome in result.outcomes {
             let name = outcome.name.padding(toLength: width, withPad: " ", startingAt: 0)
             let accuracy = Readable.percent(outcome.testAccuracy)
+            let trained = "\(Readable.count(outcome.trainedValues)) values trained in \(Readable.seconds(outcome.seconds))"
             progress.say("  \(name)  \(String(repeating: " ", count: max(6 - accuracy.count, 0)))\(accuracy)   "
-                + "(\(outcome.labelledImages) labelled images, \(Readable.count(outcome.trainedValues)) values trained in \(Readable.seconds(outcome.seconds)))")
+                + "(\(outcome.labelledImages) labelled images, \(trained))")
         }
         progress.say("")
         for check in result.checks { progress.say("Verified \(check.summary)") }
@@ -142,7 +143,8 @@ struct DemoCommand: ParsableCommand {
         var settings = [("task", "digits 5-9 from \(run.perClass) labelled images per class, on a CNN pretrained by Keras on digits 0-4"),
                         ("recipe", "cut after gap, graft Dense(5, softmax), freeze the base; head: Adam \(Readable.setting(run.learningRate)), "
                             + "\(run.headEpochs) epochs, batch \(run.batchSize); fine-tune: top \(run.unfreezeTop) layers thawed "
-                            + "(BatchNormalization kept frozen), \(run.fineTuneEpochs) epochs at \(Readable.setting(FineTuning.tenth(of: run.learningRate)))"),
+                            + "(BatchNormalization kept frozen), \(run.fineTuneEpochs) epochs at "
+                            + Readable.setting(FineTuning.tenth(of: run.learningRate))),
                         ("baseline", "the same network from Keras's initial weights, every layer trained, the same \(total) epochs"),
                         ("validation", "the \(result.testImages) held-out test images (solid curves): after every epoch of the transfer run, "
                             + "every \(run.scratchValidationInterval) epochs of the baseline"),

@@ -175,7 +175,8 @@ struct TrainingOptions: ParsableArguments {
             schedule += ": × \(Readable.setting(decayRate ?? 0.1)) every \(decayEpochs ?? 1) epoch\((decayEpochs ?? 1) == 1 ? "" : "s")"
         }
         var settings = [("optimizer", optimizer), ("learning rate", Readable.setting(learningRate)), ("schedule", schedule),
-                        (hasSecondPhase ? "head epochs" : "epochs", "\(epochs)"), ("batch size", "\(batchSize)"), ("loss", loss.rawValue), ("seed", "\(seed)")]
+                        (hasSecondPhase ? "head epochs" : "epochs", "\(epochs)"), ("batch size", "\(batchSize)"), ("loss", loss.rawValue),
+                        ("seed", "\(seed)")]
         if hasSecondPhase {
             let thawed = [unfreezeTop.map { "the top \($0) layers of the base" }, unfreeze.map { "the layers matching \($0)" }].compactMap { $0 }
             settings.append(("fine-tune", thawed.joined(separator: " and ") + " thawed"

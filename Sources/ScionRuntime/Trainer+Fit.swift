@@ -49,8 +49,8 @@ extension Trainer {
                 step += 1
                 apply(gradients, options: options, step: step, slots: &slots)
                 if let (name, value) = firstNonFiniteWeight() {
-                    throw RuntimeError("", "\(name) became \(Self.spell(Double(value))) in the update of epoch \(epoch), batch \(batch + 1) of \(batches); training "
-                        + "diverged (lower the learning rate)")
+                    throw RuntimeError("", "\(name) became \(Self.spell(Double(value))) in the update of epoch \(epoch), "
+                        + "batch \(batch + 1) of \(batches); training diverged (lower the learning rate)")
                 }
                 lossSum += result.loss * Double(rows.count)
                 correct += result.correct
