@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Transfer-learning accuracy: the same recipes in Keras 3's `fit()` and in `scion finetune`.
 
-Task (fixtures/digits/, made by fixtures/make_digits.py): a CNN pretrained on digits 0-4 re-used for
+Task (Sources/ScionCommand/Resources/digits/, made by fixtures/make_digits.py): a CNN pretrained on digits 0-4 re-used for
 digits 5-9 with 20 images per class (fewshot.npz, or its first --per-class images of each class, as
 `scion demo` takes them); accuracy on the other 796 images (test.npz).
 Both sides start from the very same files, so their initial weights are identical; what can differ
@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import keras  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIGITS = os.path.join(ROOT, "fixtures", "digits")
+DIGITS = os.path.join(ROOT, "Sources", "ScionCommand", "Resources", "digits")   # scion demo's resources
 RECIPES = ("head", "two-phase", "scratch", "scratch-full-batch")
 BATCH, EPOCHS, LR = 16, 30, 1e-2
 UNFREEZE_TOP, FT_EPOCHS, FT_LR = 4, 20, 1e-3

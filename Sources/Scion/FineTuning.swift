@@ -13,8 +13,12 @@ public struct FineTuning {
         public var options: Trainer.Options
         /// Applied before the phase trains (the layers to thaw); nil keeps the trainable flags.
         public var unfreeze: FreezePass?
-        public init(name: String, options: Trainer.Options, unfreeze: FreezePass? = nil) {
+        /// Validate after every this many epochs (and after the last): a full network evaluated on many
+        /// images every epoch can cost more than the training (the demo's from-scratch baseline).
+        public var validationInterval: Int
+        public init(name: String, options: Trainer.Options, unfreeze: FreezePass? = nil, validationInterval: Int = 1) {
             self.name = name; self.options = options; self.unfreeze = unfreeze
+            self.validationInterval = max(validationInterval, 1)
         }
     }
 
@@ -67,6 +71,13 @@ public struct FineTuning {
 
     public init(model: Model) { self.model = model }
 
+    /// The second phase's default rate, a tenth of the first, computed as Keras users write it in
+    /// Python (`lr / 10` on the decimal they typed, in double, then float32): 0.01 gives 0.001, where
+    /// dividing the float32 would give 0.0009999999.
+    public static func tenth(of rate: Float) -> Float {
+        Float((Double("\(rate)") ?? Double(rate)) / 10)
+    }
+
     /// Runs one phase on (x, y), with optional validation data.
     public mutating func run(_ phase: Phase, data: (x: RuntimeTensor, y: RuntimeTensor), validation: (x: RuntimeTensor, y: RuntimeTensor)?,
                              events: (Event) -> Void = { _ in }) throws {
@@ -112,7 +123,7 @@ public struct FineTuning {
             _ = try trainer.fit(features, targets: data.y, options: phase.options, onBatch: { events(.batch(phase.name, $0)) }) { epoch, current in
                 var record = EpochRecord(phase: phase.name, epoch: epoch.epoch, epochs: epochs, loss: epoch.loss, accuracy: epoch.accuracy,
                                          seconds: epoch.seconds)
-                if let validationFeatures, let validation {
+                if let validationFeatures, let validation, epoch.epoch % phase.validationInterval == 0 || epoch.epoch == epochs {
                     let result = try current.evaluate(validationFeatures, targets: validation.y, loss: phase.options.loss)
                     (record.validationLoss, record.validationAccuracy) = (result.loss, result.accuracy)
                 }
@@ -120,7 +131,7 @@ public struct FineTuning {
                 events(.epoch(record))
             }
         } catch let error as RuntimeError {
-            throw ScionError(file: model.path, error.description)
+            throw ScionError(file: model.path, "\(phase.name) phase: \(error.description)")
         }
         history += records
         mutable.formUnion(trainer.writtenParameters)

@@ -1,114 +1,168 @@
-import CZlib
 import Foundation
-import ScionIR
 
-/// The page `scion finetune --report DIR` writes: learning curves (inline SVG, no scripts, no network)
-/// and the verification table: frozen tensors unchanged (checksums of the file as written), trained
-/// ones changed, final metrics, time per epoch.
+/// The page `scion finetune --report FILE.html` and `scion demo` write: one HTML file, no scripts and
+/// nothing fetched. Learning curves (inline SVG, the head and fine-tune phases marked, other runs such
+/// as the demo's from-scratch baseline beside them), the settings, and the verification exactly as the
+/// terminal reported it (the same `TrainingVerification` values): one row per tensor with its CRC-32
+/// before and in each written file, the verdict, and every epoch's metrics.
 public struct TrainingReport {
-    public struct EpochRow: Sendable {
-        public var epoch: Int
-        public var loss: Double
-        public var accuracy: Double?
-        public var validationLoss: Double?
-        public var validationAccuracy: Double?
-        public var seconds: Double
-        public init(epoch: Int, loss: Double, accuracy: Double?, validationLoss: Double?, validationAccuracy: Double?, seconds: Double) {
-            self.epoch = epoch; self.loss = loss; self.accuracy = accuracy
-            self.validationLoss = validationLoss; self.validationAccuracy = validationAccuracy; self.seconds = seconds
+    /// One training run's history: its phases follow each other on the x axis.
+    public struct Run {
+        public var name: String
+        public var history: [FineTuning.EpochRecord]
+        public init(name: String, history: [FineTuning.EpochRecord]) {
+            self.name = name
+            self.history = history
         }
     }
 
     public var title: String
     public var settings: [(String, String)]
-    public var epochs: [EpochRow]
-    /// CRC-32 of every frozen tensor, in order, before training and in the written file.
-    public var frozenChecksumBefore: String
-    public var frozenChecksumAfter: String
-    public var frozenCount: Int
-    public var diff: ModelDiff
+    public var runs: [Run]
+    public var verifications: [TrainingVerification]
+    /// What the validation curves measure (`796 held-out images`), for the legend.
+    public var validationName: String
+    /// The verdict lines above the table, one per written file: by default each verification's
+    /// summary (the terminal's line); the demo adds its prediction check to each.
+    public var verdicts: [(text: String, passed: Bool)]
 
-    /// Checksums computed in Keras's layout for both models, so an ONNX output compares with a Keras
-    /// input kernel by kernel.
-    public init(title: String, settings: [(String, String)], epochs: [EpochRow], before: Model, after: Model, diff: ModelDiff) throws {
+    public init(title: String, settings: [(String, String)], runs: [Run], verifications: [TrainingVerification],
+                validationName: String = "validation") {
         self.title = title
         self.settings = settings
-        self.epochs = epochs
-        self.diff = diff
-        let trained = Set(diff.weightsChanged.map(\.name))
-        let a = try ModelDiff.comparable(before), b = try ModelDiff.comparable(after)
-        let frozen = a.parameters.all.filter { !$0.trainable && !trained.contains($0.name) && b.parameters[$0.name] != nil }
-        frozenCount = frozen.count
-        frozenChecksumBefore = try Self.checksum(frozen.map(\.name), in: a)
-        frozenChecksumAfter = try Self.checksum(frozen.map(\.name), in: b)
+        self.runs = runs
+        self.verifications = verifications
+        self.validationName = validationName
+        verdicts = verifications.map { ($0.summary, $0.passed) }
     }
 
-    static func checksum(_ names: [String], in graph: Graph) throws -> String {
-        var value: uLong = 0
-        for name in names {
-            guard let parameter = graph.parameters[name] else { continue }
-            let bytes = try parameter.storage.bytes(keep: false)
-            value = bytes.withUnsafeBufferPointer { CZlib.crc32(value, $0.baseAddress, uInt($0.count)) }
-        }
-        return String(format: "%08x", UInt32(truncatingIfNeeded: value))
-    }
+    /// Every verification passed (what the page's verdict says).
+    public var passed: Bool { verifications.allSatisfy(\.passed) && verdicts.allSatisfy(\.passed) }
 
     static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
-    /// A line chart of one or more series over the epochs.
-    static func chart(_ title: String, _ series: [(name: String, color: String, values: [Double])]) -> String {
-        let (width, height, margin) = (480.0, 220.0, 40.0)
-        let all = series.flatMap(\.values).filter(\.isFinite)
-        guard let low = all.min(), let high = all.max(), let count = series.map(\.values.count).max(), count > 0 else { return "" }
-        let span = high > low ? high - low : 1
-        func x(_ index: Int) -> Double { margin + (width - 2 * margin) * (count > 1 ? Double(index) / Double(count - 1) : 0.5) }
-        func y(_ value: Double) -> Double { height - margin - (height - 2 * margin) * (value - low) / span }
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\">"
-        svg += "<text x=\"\(margin)\" y=\"20\" font-size=\"14\">\(escape(title))</text>"
-        svg += "<line x1=\"\(margin)\" y1=\"\(height - margin)\" x2=\"\(width - margin)\" y2=\"\(height - margin)\" stroke=\"#999\"/>"
-        svg += "<text x=\"4\" y=\"\(y(high) + 4)\" font-size=\"11\">\(String(format: "%.3g", high))</text>"
-        svg += "<text x=\"4\" y=\"\(y(low) + 4)\" font-size=\"11\">\(String(format: "%.3g", low))</text>"
-        svg += "<text x=\"\(width - margin - 40)\" y=\"\(height - 10)\" font-size=\"11\">epoch \(count)</text>"
-        for (offset, item) in series.enumerated() where !item.values.isEmpty {
-            let points = item.values.enumerated().map { String(format: "%.1f,%.1f", x($0.offset), y($0.element)) }.joined(separator: " ")
-            svg += "<polyline fill=\"none\" stroke=\"\(item.color)\" stroke-width=\"2\" points=\"\(points)\"/>"
-            svg += "<text x=\"\(width - margin - 110)\" y=\"\(40 + 14 * offset)\" font-size=\"11\" fill=\"\(item.color)\">\(escape(item.name))</text>"
-        }
-        return svg + "</svg>"
-    }
+    static let style = """
+        body{font-family:system-ui,sans-serif;margin:2em auto;max-width:64em;padding:0 1em;color:#222}
+        h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em}
+        table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
+        td.num{text-align:right;font-variant-numeric:tabular-nums}code,.crc{font-family:ui-monospace,monospace}
+        .ok{color:#070}.bad{color:#b00;font-weight:bold}.verdict{padding:.5em .8em;border-radius:4px;margin:.4em 0}
+        .verdict.ok{background:#eef8ee}.verdict.bad{background:#fbeaea}.charts{display:flex;flex-wrap:wrap;gap:1em}
+        summary{cursor:pointer;margin:.4em 0}
+        """
 
     public func html() -> String {
-        let losses: [(name: String, color: String, values: [Double])] = [
-            ("loss", "#1f77b4", epochs.map(\.loss)), ("val_loss", "#ff7f0e", epochs.compactMap(\.validationLoss))]
-        let accuracies: [(name: String, color: String, values: [Double])] = [
-            ("accuracy", "#1f77b4", epochs.compactMap(\.accuracy)), ("val_accuracy", "#ff7f0e", epochs.compactMap(\.validationAccuracy))]
-        func cell(_ value: Double?) -> String { value.map { String(format: "%.4f", $0) } ?? "" }
         var page = "<!doctype html><html><head><meta charset=\"utf-8\"><title>\(Self.escape(title))</title>"
-        page += "<style>body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}"
-        page += "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.ok{color:#080}.bad{color:#b00}</style></head><body>"
-        page += "<h1>\(Self.escape(title))</h1><table>"
+        page += "<style>\(Self.style)</style></head><body><h1>\(Self.escape(title))</h1><table>"
         for (key, value) in settings { page += "<tr><th>\(Self.escape(key))</th><td>\(Self.escape(value))</td></tr>" }
-        page += "</table><h2>Learning curves</h2>\(Self.chart("loss", losses))"
-        if !accuracies[0].values.isEmpty { page += Self.chart("accuracy", accuracies) }
-        let frozenOK = frozenChecksumBefore == frozenChecksumAfter && diff.weightsUnchanged == frozenCount
-        page += "<h2>Verification</h2><table><tr><th>check</th><th>result</th></tr>"
-        page += "<tr><td>frozen tensors unchanged in the written file (CRC-32 of all \(frozenCount), before / after)</td>"
-        page += "<td class=\"\(frozenOK ? "ok" : "bad")\">\(frozenChecksumBefore) / \(frozenChecksumAfter): "
-        page += "\(frozenOK ? "identical" : "DIFFERENT")</td></tr>"
-        for change in diff.weightsChanged {
-            page += "<tr><td>trained: \(Self.escape(change.name))</td><td>changed, max |delta| \(change.maxAbsDelta.map { String(format: "%.4g", $0) } ?? "-")</td></tr>"
+        page += "</table>"
+        let charts = lossChart() + accuracyChart()
+        if !charts.isEmpty { page += "<h2>Learning curves</h2><div class=\"charts\">\(charts)</div>" }
+        page += verificationSection()
+        page += epochTable()
+        return page + "</body></html>\n"
+    }
+
+    // MARK: curves
+
+    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+
+    /// The phase boundaries of every run: between the last epoch of one phase and the first of the next.
+    var boundaries: [TrainingChart.Boundary] {
+        runs.flatMap { run in
+            run.history.indices.dropFirst().filter { run.history[$0].phase != run.history[$0 - 1].phase }.map { index in
+                TrainingChart.Boundary(x: Double(index) + 0.5, before: run.history[index - 1].phase, after: run.history[index].phase)
+            }
         }
-        if let last = epochs.last {
-            page += "<tr><td>final metrics</td><td>loss \(cell(last.loss)) accuracy \(cell(last.accuracy)) "
-            page += "val_loss \(cell(last.validationLoss)) val_accuracy \(cell(last.validationAccuracy))</td></tr>"
+    }
+
+    func series(_ training: (FineTuning.EpochRecord) -> Double?, _ validation: (FineTuning.EpochRecord) -> Double?) -> [TrainingChart.Series] {
+        runs.enumerated().flatMap { index, run -> [TrainingChart.Series] in
+            let color = Self.palette[index % Self.palette.count]
+            func points(_ value: (FineTuning.EpochRecord) -> Double?) -> [(Double, Double)] {
+                run.history.enumerated().compactMap { epoch, record in value(record).map { (Double(epoch + 1), $0) } }
+            }
+            let prefix = runs.count > 1 ? "\(run.name): " : ""
+            return [TrainingChart.Series(label: prefix + "training", color: color, dashed: true, points: points(training)),
+                    TrainingChart.Series(label: prefix + validationName, color: color, dashed: false, points: points(validation))]
+                .filter { !$0.points.isEmpty }
         }
-        page += "</table><h2>Epochs</h2><table><tr><th>epoch</th><th>loss</th><th>accuracy</th><th>val_loss</th><th>val_accuracy</th><th>seconds</th></tr>"
-        for row in epochs {
-            page += "<tr><td>\(row.epoch)</td><td>\(cell(row.loss))</td><td>\(cell(row.accuracy))</td><td>\(cell(row.validationLoss))</td>"
-            page += "<td>\(cell(row.validationAccuracy))</td><td>\(String(format: "%.3f", row.seconds))</td></tr>"
+    }
+
+    func lossChart() -> String {
+        TrainingChart(title: "Loss", yLabel: "loss", series: series(\.loss, \.validationLoss), boundaries: boundaries, yRange: nil).svg()
+    }
+
+    func accuracyChart() -> String {
+        let series = series(\.accuracy, \.validationAccuracy)
+        guard !series.isEmpty else { return "" }
+        return TrainingChart(title: "Accuracy", yLabel: "accuracy", series: series, boundaries: boundaries, yRange: 0...1).svg()
+    }
+
+    // MARK: verification
+
+    func verificationSection() -> String {
+        guard let first = verifications.first else { return "" }
+        var page = "<h2>Verification</h2>"
+        page += "<p>Each written file was read back and every tensor compared with \(Self.escape(TrainingVerification.name(first.reference))), "
+        page += "the model training started from: frozen tensors must be byte-identical, trained ones may differ.</p>"
+        for (text, ok) in verdicts {
+            page += "<div class=\"verdict \(ok ? "ok" : "bad")\">\(ok ? "✔ verified" : "✘ FAILED"): \(Self.escape(text))</div>"
         }
-        return page + "</table></body></html>\n"
+        let rows = first.tensors.count
+        page += "<details\(rows <= 40 || !passed ? " open" : "")><summary>CRC-32 of each tensor (\(first.frozen.count) frozen, "
+        page += "\(first.trained.count) trained)</summary><table><tr><th>tensor</th><th>role</th><th>CRC-32 before</th>"
+        for verification in verifications { page += "<th>in \(Self.escape(TrainingVerification.name(verification.file)))</th>" }
+        page += "<th>result</th></tr>"
+        let lookups = verifications.map { Dictionary($0.tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }) }
+        for tensor in first.tensors {
+            let found = lookups.map { $0[tensor.name] }
+            page += "<tr><td><code>\(Self.escape(tensor.name))</code></td><td>\(tensor.trained ? "trained" : "frozen")</td>"
+            page += "<td class=\"crc\">\(tensor.crc32Before)</td>"
+            for entry in found { page += "<td class=\"crc\">\(entry?.crc32After ?? "missing")</td>" }
+            page += Self.resultCell(tensor, found.compactMap { $0 }) + "</tr>"
+        }
+        return page + "</table></details>"
+    }
+
+    /// Frozen: identical in every file, else which differ. Trained: how far it moved.
+    static func resultCell(_ tensor: TrainingVerification.Tensor, _ entries: [TrainingVerification.Tensor]) -> String {
+        if tensor.trained {
+            let deltas = entries.compactMap(\.maxAbsDelta)
+            let text = deltas.isEmpty ? (entries.allSatisfy(\.identical) ? "unchanged" : "changed")
+                : "changed, max |Δ| " + Readable.number(deltas.max() ?? 0)
+            return "<td>\(text)</td>"
+        }
+        if entries.allSatisfy(\.identical) { return "<td class=\"ok\">identical</td>" }
+        let delta = entries.compactMap(\.maxAbsDelta).max().map { ", max |Δ| " + Readable.number($0) } ?? ""
+        return "<td class=\"bad\">\(entries.contains { $0.crc32After == nil } ? "MISSING" : "DIFFERENT")\(delta)</td>"
+    }
+
+    // MARK: epochs
+
+    func epochTable() -> String {
+        let count = runs.map(\.history.count).reduce(0, +)
+        guard count > 0 else { return "" }
+        let hasValidation = runs.contains { $0.history.contains { $0.validationLoss != nil } }
+        let hasAccuracy = runs.contains { $0.history.contains { $0.accuracy != nil } }
+        func cell(_ value: Double?) -> String { "<td class=\"num\">\(value.map { Readable.number($0) } ?? "")</td>" }
+        var page = "<h2>Epochs</h2><details\(count <= 30 ? " open" : "")><summary>\(count) epochs</summary><table><tr>"
+        page += (runs.count > 1 ? "<th>run</th>" : "") + "<th>phase</th><th>epoch</th><th>loss</th>"
+        if hasAccuracy { page += "<th>accuracy</th>" }
+        if hasValidation { page += "<th>val_loss</th>" + (hasAccuracy ? "<th>val_accuracy</th>" : "") }
+        page += "<th>time</th></tr>"
+        for run in runs {
+            for record in run.history {
+                page += "<tr>" + (runs.count > 1 ? "<td>\(Self.escape(run.name))</td>" : "")
+                page += "<td>\(Self.escape(record.phase))</td><td class=\"num\">\(record.epoch)/\(record.epochs)</td>\(cell(record.loss))"
+                if hasAccuracy { page += cell(record.accuracy) }
+                if hasValidation { page += cell(record.validationLoss) + (hasAccuracy ? cell(record.validationAccuracy) : "") }
+                page += "<td class=\"num\">\(Readable.seconds(record.seconds))</td></tr>"
+            }
+        }
+        return page + "</table></details>"
     }
 }

@@ -8,112 +8,156 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "Transfer learning end to end in seconds: re-use a CNN pretrained on digits 0-4 for digits 5-9.",
         discussion: """
-            A small CNN pretrained by Keras on scikit-learn's 8x8 digits 0-4 (fixtures/digits, with the script that \
-            made it) is cut, grafted with a new head for the digits 5-9, frozen, trained on a few labelled images per \
-            class, then its top layers are fine-tuned at a lower rate. The same network trained from scratch on the \
-            same images is the baseline. The result is written as .keras and .onnx, read back and verified (frozen \
-            tensors byte-identical, the same predictions), with an HTML report.
+            A small CNN pretrained by Keras on scikit-learn's 8x8 digits 0-4 (shipped with scion, made by \
+            fixtures/make_digits.py) is cut, grafted with a new head for the digits 5-9, frozen, trained on a few \
+            labelled images per class, then its top layers are fine-tuned at a lower rate. The same network trained \
+            from scratch on the same images is the baseline. The result is written as digits_5_9.keras and \
+            digits_5_9.onnx, each read back and verified (frozen tensors byte-identical to the grafted model, the \
+            same predictions), with report.html beside them.
             """)
 
-    @Option(help: "Folder of the digits fixtures (default: fixtures/digits here or next to the scion checkout).")
-    var fixtures: String?
+    @Option(name: [.customShort("o"), .long], help: ArgumentHelp("The folder to write into (its parent must exist).", valueName: "folder"),
+            completion: .directory)
+    var output = "scion-demo"
 
-    @Option(help: "Folder for the trained model (.keras, .onnx) and the report.")
-    var outputDir = "scion-demo"
-
-    @Option(help: "Labelled images per class (1 to 20).")
-    var perClass = 5
-
-    @Option(help: "Seed for the new head's weights, shuffling and Dropout.")
-    var seed: UInt64 = 0
-
-    @Flag(help: "Replace files in the output folder.")
+    @Flag(help: "Replace the demo's files in the folder if they exist.")
     var force = false
 
-    @Flag(help: "Print the outcomes, checks and history as JSON.")
-    var json = false
+    @Option(parsing: .unconditional, help: ArgumentHelp("Labelled images per class (1 to 20).", valueName: "n"))
+    var perClass = 5
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seed for the new head's weights, shuffling and Dropout.", valueName: "n"))
+    var seed: UInt64 = 0
+
+    @Option(help: ArgumentHelp("Read the model and data from this folder instead of the copies shipped with scion.", valueName: "folder"),
+            completion: .directory)
+    var fixtures: String?
+
+    @OptionGroup var printing: ReportOptions
+
+    func validate() throws {
+        guard (1...20).contains(perClass) else { throw ValidationError("--per-class \(perClass): must be 1 to 20 (the data has 20 per class)") }
+    }
+
+    /// The files the demo writes, full paths: a person can open them from anywhere.
+    var files: [String] {
+        let folder = URL(fileURLWithPath: output).standardizedFileURL
+        return (TransferDemo.modelFiles + ["report.html"]).map { folder.appendingPathComponent($0).path }
+    }
 
     func run() throws {
         BLAS.reexecIfNeeded()
         try reportingErrors {
-            guard (1...20).contains(perClass) else { throw UsageError("--per-class must be 1 to 20 (the fixture has 20 per class)") }
-            var demo = TransferDemo(fixtures: try locateFixtures(), outputDirectory: outputDir)
+            let started = Date()
+            // The folder and every file in it are checked before the run, never after 10 s of training.
+            try OutputCheck.checkFolder(output)
+            for path in files {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
+                if isDirectory.boolValue { throw ScionError(file: path, "is a folder, not a file") }
+                if !force { throw ScionError(file: path, "already exists; pass --force to replace it") }
+            }
+            var demo = TransferDemo(fixtures: try locateFixtures(), outputDirectory: output)
             demo.settings.perClass = perClass
             demo.settings.seed = seed
             demo.force = force
-            let report = (outputDir as NSString).appendingPathComponent("report.html")
-            for name in ["digits_5_9.keras", "digits_5_9.onnx", "report.html"] {
-                let path = (outputDir as NSString).appendingPathComponent(name)
-                if FileManager.default.fileExists(atPath: path) && !force {
-                    throw ScionError(file: path, "already exists; pass --force to replace it")
-                }
-            }
-            let progress = TrainingProgress(quiet: json)
-            let started = Date()
+            let progress = TrainingProgress.forCommand(printing)
             let result = try demo.run(events: { event in
-                // Epoch lines of the transfer phases only: the baseline's would double the output.
-                if case .epoch(let record) = event, record.phase == "scratch" || record.epoch % 10 != 0 { return }
-                if case .batch(let phase, _) = event, phase == "scratch" { return }
+                // Every 10th epoch line: 100 lines would bury the outcome.
+                if case .epoch(let record) = event, record.epoch % 10 != 0 && record.epoch != record.epochs { return }
                 progress.handle(event)
             }, say: progress.say)
-            try writeReport(result, to: report, fixtures: demo.fixtures)
-            if json {
-                try printJSON(DemoSummary(outcomes: result.outcomes, testImages: result.testImages, written: result.written + [report],
-                                          checks: result.checks, history: result.history))
-                return
-            }
-            progress.say("")
-            progress.say("Test accuracy on \(result.testImages) images of digits 5-9 never seen in training:")
-            let width = result.outcomes.map(\.name.count).max() ?? 0
-            for outcome in result.outcomes {
-                let name = outcome.name.padding(toLength: width, withPad: " ", startingAt: 0)
-                progress.say("  \(name)  " + String(format: "%5.1f%%   (%d labelled images, %d values trained in %.1f s)",
-                                                     100 * outcome.testAccuracy, outcome.labelledImages, outcome.trainedValues, outcome.seconds))
-            }
-            progress.say("")
-            for check in result.checks { progress.say("Verified \(check)") }
-            progress.say("Wrote \((result.written + [report]).joined(separator: ", ")) in " + String(format: "%.1f s.", Date().timeIntervalSince(started)))
+            try finish(result, progress: progress, started: started)
         }
+    }
+
+    /// The outcome from the checks computed once in `TransferDemo`: the report first (it explains a
+    /// failure too), then the terminal lines or the JSON object, or one error and exit 1. Model files
+    /// that failed their check are removed.
+    func finish(_ result: TransferDemo.Result, progress: TrainingProgress, started: Date) throws {
+        let report = files[2]
+        try writeReport(result, to: report)
+        guard result.passed else {
+            let failed = result.checks.filter { !$0.passed }
+            for check in failed { try? FileManager.default.removeItem(atPath: check.file) }
+            throw ScionError(file: failed[0].file, "verification failed, the file was removed: \(failed[0].summary); see \(report)")
+        }
+        if printing.json {
+            try printJSON(DemoSummary(outcomes: result.outcomes, testImages: result.testImages, written: files, checks: result.checks,
+                                      history: result.history, scratchHistory: result.scratchHistory, seconds: Date().timeIntervalSince(started)))
+            return
+        }
+        guard printing.talks else { return }
+        progress.say("")
+        progress.say("Test accuracy on \(result.testImages) images of digits 5-9 never seen in training:")
+        let width = result.outcomes.map(\.name.count).max() ?? 0
+        for outcome in result.outcomes {
+            let name = outcome.name.padding(toLength: width, withPad: " ", startingAt: 0)
+            let accuracy = Readable.percent(outcome.testAccuracy)
+            let trained = "\(Readable.count(outcome.trainedValues)) values trained in \(Readable.seconds(outcome.seconds))"
+            progress.say("  \(name)  \(String(repeating: " ", count: max(6 - accuracy.count, 0)))\(accuracy)   "
+                + "(\(outcome.labelledImages) labelled images, \(trained))")
+        }
+        progress.say("")
+        for check in result.checks { progress.say("Verified \(check.summary)") }
+        for path in files { progress.say("wrote \(path)") }
+        progress.say("Done in \(Readable.seconds(Date().timeIntervalSince(started))); open \(report) for the learning curves.")
     }
 
     struct DemoSummary: Encodable {
+        var command = "demo"
         var outcomes: [TransferDemo.Outcome]
         var testImages: Int
         var written: [String]
-        var checks: [String]
+        var checks: [TransferDemo.FileCheck]
         var history: [FineTuning.EpochRecord]
+        var scratchHistory: [FineTuning.EpochRecord]
+        var seconds: Double
     }
 
-    /// fixtures/digits in the current folder, else in the checkout the binary was built in
-    /// (.build/<configuration>/scion → ../../fixtures/digits).
+    /// `--fixtures`, else the copies shipped with the binary: SwiftPM's resource bundle, which `swift
+    /// build` puts next to it and which must travel with it. The bundle is looked for before
+    /// `Bundle.module` is touched, because SwiftPM's accessor stops the process when it finds none.
     func locateFixtures() throws -> String {
-        if let fixtures { return fixtures }
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        let candidates = ["fixtures/digits",
-                          executable.deletingLastPathComponent().appendingPathComponent("../../fixtures/digits").standardized.path,
-                          executable.deletingLastPathComponent().appendingPathComponent("../../../fixtures/digits").standardized.path]
-        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: ($0 as NSString).appendingPathComponent("digits_cnn.keras")) }) else {
-            throw ScionError(file: "fixtures/digits", "not found (looked in \(candidates.joined(separator: ", "))); pass --fixtures DIR")
+        func complete(_ folder: String) -> Bool {
+            TransferDemo.fixtureFiles.allSatisfy { FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent($0)) }
         }
-        return found
+        if let fixtures {
+            guard complete(fixtures) else {
+                throw ScionError(file: fixtures, "does not hold the demo's files (\(TransferDemo.fixtureFiles.joined(separator: ", ")))")
+            }
+            return fixtures
+        }
+        let bundle = Bundle.main.bundleURL.appendingPathComponent("Scion_ScionCommand.resources")
+        guard FileManager.default.fileExists(atPath: bundle.path), let folder = Bundle.module.url(forResource: "digits", withExtension: nil),
+              complete(folder.path) else {
+            throw ScionError(file: bundle.path, "not found: the demo's model and data travel with scion in this folder; copy it next to "
+                + "the scion binary, or pass --fixtures DIR")
+        }
+        return folder.path
     }
 
-    func writeReport(_ result: TransferDemo.Result, to path: String, fixtures: String) throws {
-        let before = try Model.load((fixtures as NSString).appendingPathComponent("digits_cnn.keras"))
-        guard let keras = result.written.first(where: { $0.hasSuffix(".keras") }) else { return }
-        let after = try Model.load(keras)
-        let rows = result.history.enumerated().map { index, entry in
-            TrainingReport.EpochRow(epoch: index + 1, loss: entry.loss, accuracy: entry.accuracy, validationLoss: entry.validationLoss,
-                                    validationAccuracy: entry.validationAccuracy, seconds: entry.seconds)
-        }
-        var settings = [("task", "digits 5-9 from \(perClass) labelled images per class, on a CNN pretrained by Keras on digits 0-4"),
-                        ("validation", "\(result.testImages) held-out images (val_* curves)")]
+    func writeReport(_ result: TransferDemo.Result, to path: String) throws {
+        let run = result.settings
+        let total = run.headEpochs + run.fineTuneEpochs
+        var settings = [("task", "digits 5-9 from \(run.perClass) labelled images per class, on a CNN pretrained by Keras on digits 0-4"),
+                        ("recipe", "cut after gap, graft Dense(5, softmax), freeze the base; head: Adam \(Readable.setting(run.learningRate)), "
+                            + "\(run.headEpochs) epochs, batch \(run.batchSize); fine-tune: top \(run.unfreezeTop) layers thawed "
+                            + "(BatchNormalization kept frozen), \(run.fineTuneEpochs) epochs at "
+                            + Readable.setting(FineTuning.tenth(of: run.learningRate))),
+                        ("baseline", "the same network from Keras's initial weights, every layer trained, the same \(total) epochs"),
+                        ("validation", "the \(result.testImages) held-out test images (solid curves): after every epoch of the transfer run, "
+                            + "every \(run.scratchValidationInterval) epochs of the baseline"),
+                        ("seed", "\(run.seed)")]
         for outcome in result.outcomes {
-            settings.append((outcome.name, String(format: "%.1f%% test accuracy, %d values trained", 100 * outcome.testAccuracy, outcome.trainedValues)))
+            settings.append((outcome.name, "\(Readable.percent(outcome.testAccuracy)) test accuracy, "
+                + "\(Readable.count(outcome.trainedValues)) values trained in \(Readable.seconds(outcome.seconds))"))
         }
-        for check in result.checks { settings.append(("verified", check)) }
-        let page = try TrainingReport(title: "scion demo: transfer learning on digits", settings: settings, epochs: rows,
-                                      before: before, after: after, diff: try ModelDiff(before, after)).html()
-        try AtomicFile.write(to: path) { try Data(page.utf8).write(to: URL(fileURLWithPath: $0)) }
+        var page = TrainingReport(title: "scion demo: transfer learning on digits", settings: settings,
+                                  runs: [TrainingReport.Run(name: "transfer", history: result.history),
+                                         TrainingReport.Run(name: "from scratch", history: result.scratchHistory)],
+                                  verifications: result.checks.map(\.verification), validationName: "test images")
+        page.verdicts = result.checks.map { ($0.summary, $0.passed) }
+        try AtomicFile.write(to: path) { try Data(page.html().utf8).write(to: URL(fileURLWithPath: $0)) }
     }
 }

@@ -13,106 +13,136 @@ struct FinetuneCommand: ParsableCommand {
             --fine-tune-learning-rate). The frozen part before the trainable layers runs once per sample and training \
             reads its cached outputs (bottleneck features). Trainable BatchNormalization layers use batch statistics and \
             update their moving averages; frozen ones run in inference mode; Dropout is active only while training. \
-            Data: an .npz with arrays x and y, an .npy pair, or a CSV (labels as class indices or one-hot rows).
+            The written file is read back and every tensor no phase trained must be byte-identical to the model \
+            given, else the run fails (exit 1) and the file is removed. A NaN or infinite loss or weight stops training.
+
+            Data: an .npz with arrays x and y (--x, --y for other names), an .npy of inputs with --labels Y.npy, or a \
+            numeric .csv (--label-column); targets are class indices or one-hot rows, inputs in the model's layout.
+
+            Example: scion finetune grafted.keras --data train.npz --validation-split 0.2 --epochs 10 \
+            --unfreeze-top 20 --fine-tune-epochs 10 -o trained.onnx --report report.html
             """)
 
-    @Argument(help: "The model to train (.h5, .keras, .onnx): a frozen base with a trainable head (scion edit makes one).")
+    @Argument(help: ArgumentHelp("The model to train (.h5, .keras, .onnx): a frozen base with a trainable head (scion edit makes one).",
+                                 valueName: "model"),
+              completion: .file(extensions: ["h5", "keras", "onnx"]))
     var model: String
 
-    @Option(help: "Training data: an .npz with arrays named by --x and --y, an .npy of inputs with --labels, or a numeric .csv.")
-    var data: String
-
-    @Option(help: "With an .npy of inputs: the .npy of targets.")
-    var labels: String?
-
-    @Option(help: "CSV: the label column (header name or 0-based index; default the last).")
-    var labelColumn: String?
-
-    @Option(help: "An .npz of validation data (same array names).")
-    var validation: String?
-
-    @Option(help: "Fraction of the training data (its last samples, as Keras takes them) held out for validation.")
-    var validationSplit: Double = 0
-
-    @Option(help: "Name of the input array in the .npz files.")
-    var x = "x"
-
-    @Option(help: "Name of the target array in the .npz files.")
-    var y = "y"
+    @OptionGroup(title: "Data") var source: TrainingDataOptions
 
     @OptionGroup(title: "Training") var training: TrainingOptions
 
     @OptionGroup(title: "Output") var destination: ModelOutputOptions
 
-    var output: String { destination.output ?? "" }
-    var force: Bool { destination.force }
-
-    @Flag(help: "Print the per-epoch history and the verification as JSON.")
-    var json = false
-
-    @Option(help: "Write an HTML report (learning curves, verification table) to DIR/index.html.")
+    @Option(help: ArgumentHelp("Also write an HTML report (learning curves, the verification with each tensor's CRC-32) to this .html file.",
+                               valueName: "file"),
+            completion: .file(extensions: ["html"]))
     var report: String?
+
+    @OptionGroup var printing: ReportOptions
 
     func run() throws {
         BLAS.reexecIfNeeded()
         try reportingErrors {
-            _ = try destination.check()
-            let source = try Model.load(model)
-            var (inputs, targets) = try TrainingData.load(data, xName: x, yName: y, labels: labels, labelColumn: labelColumn)
-            var validationPair = try validation.map { try TrainingData.load($0, xName: x, yName: y, labelColumn: labelColumn) }
-            if validationSplit > 0 {
-                guard validationSplit < 1, validationPair == nil else {
-                    throw UsageError("--validation-split must be in (0, 1) and not combined with --validation")
-                }
-                let held = Int((Double(inputs.shape[0]) * validationSplit).rounded(.down))
-                let kept = inputs.shape[0] - held
-                validationPair = (inputs.rows(kept..<inputs.shape[0]), targets.rows(kept..<targets.shape[0]))
-                (inputs, targets) = (inputs.rows(0..<kept), targets.rows(0..<kept))
-            }
-            let phases = try training.phases(samples: inputs.shape[0], targetRank: targets.rank)
-            let loss = phases[0].options.loss
-            let classes = try outputUnits(of: source)
-            try TrainingOptions.checkInputs(inputs, model: source, file: data)
-            try TrainingOptions.checkTargets(targets, loss: loss, classes: classes, file: data)
+            let started = Date()
+            // Every output is checked before anything is read: a run must not fail at its end for a
+            // reason known at its start.
+            let output = try destination.check()
+            if let report { try OutputCheck.check(report, force: destination.force, extensions: ["html"], what: "a report") }
+            try Self.refuseOverwritingTheInput(model: model, output: output)
+            let given = try Model.load(model)
+            let ((inputs, targets), validationPair) = try source.load()
+            let classes = try outputUnits(of: given)
+            let loss = training.chosenLoss(targets: targets, classes: classes)
+            try TrainingOptions.checkInputs(inputs, model: given, file: source.data)
+            try TrainingOptions.checkTargets(targets, loss: loss, classes: classes, file: source.data)
             if let validationPair {
-                let file = validation ?? data
-                try TrainingOptions.checkInputs(validationPair.0, model: source, file: file)
-                try TrainingOptions.checkTargets(validationPair.1, loss: loss, classes: classes, file: file)
+                let file = source.validation ?? source.data
+                try TrainingOptions.checkInputs(validationPair.x, model: given, file: file)
+                try TrainingOptions.checkTargets(validationPair.y, loss: loss, classes: classes, file: file)
             }
-            let progress = TrainingProgress(quiet: json)
-            var tuning = FineTuning(model: source)
-            for phase in phases {
+            let progress = TrainingProgress.forCommand(printing)
+            var tuning = FineTuning(model: given)
+            for phase in training.phases(samples: inputs.shape[0], loss: loss) {
                 try tuning.run(phase, data: (inputs, targets), validation: validationPair, events: progress.handle)
             }
             try tuning.model.write(to: output, options: destination.writeOptions)
-            // Verification against the file as written: only tensors some phase trained may differ.
-            let written = try Model.load(output)
-            let diff = try ModelDiff(source, written)
-            let changed = diff.weightsChanged.map(\.name)
-            let unexpected = changed.filter { !tuning.mutable.contains($0) }
-            if let report {
-                try writeReport(to: report, history: tuning.history, before: source, after: written, diff: diff, loss: loss)
-            }
-            if json {
-                try printJSON(FinetuneResult(phases: tuning.plans, history: tuning.history, weightsCompared: diff.weightsCompared,
-                                             weightsUnchanged: diff.weightsUnchanged, weightsChanged: changed, unexpectedlyChanged: unexpected))
-            } else {
-                progress.say("Verified in \(output): \(diff.weightsUnchanged) of \(diff.weightsCompared) tensors unchanged (every frozen one); "
-                    + "\(changed.count) trained: \(changed.joined(separator: ", "))")
-            }
-            if !unexpected.isEmpty {
-                throw ScionError(file: output, "tensors that were never trainable changed: \(unexpected.joined(separator: ", "))")
-            }
+            // The one verification: the file as written, read back, against the model given.
+            let verification = try TrainingVerification(reference: given, written: try Model.load(output), trained: tuning.mutable)
+            try finish(Outcome(verification: verification, plans: tuning.plans, history: tuning.history, model: tuning.model,
+                               output: output, loss: loss, started: started), progress: progress)
         }
     }
 
+    /// What a run produced, handed to `finish` (and to tests that feed it a failing verification).
+    struct Outcome {
+        var verification: TrainingVerification
+        var plans: [FineTuning.PhasePlan]
+        var history: [FineTuning.EpochRecord]
+        var model: Model
+        var output: String
+        var loss: Trainer.Loss
+        var started: Date
+    }
+
+    /// Shows the verification everywhere from the one value: the report (written either way, it
+    /// explains a failure), then the terminal lines or the JSON object, or the error. A failed
+    /// verification removes the written model, so a file that broke the frozen-weights promise is
+    /// never left looking like a result.
+    func finish(_ outcome: Outcome, progress: TrainingProgress) throws {
+        let verification = outcome.verification
+        if let report {
+            try writeReport(to: report, outcome)
+        }
+        guard verification.passed else {
+            for path in [outcome.output, outcome.output + ".data"] where FileManager.default.fileExists(atPath: path) {
+                try? FileManager.default.removeItem(atPath: path)
+            }
+            throw ScionError(file: outcome.output, "verification failed, the file was removed: \(verification.summary)"
+                + (report.map { "; see \($0)" } ?? ""))
+        }
+        let written = WrittenModel(command: "finetune", input: model, output: outcome.output, model: outcome.model, started: outcome.started)
+        if printing.json {
+            try printJSON(FinetuneResult(written: written, data: source.data, report: report, phases: outcome.plans, history: outcome.history,
+                                         verification: verification))
+        } else if printing.talks {
+            progress.say("Verified " + verification.summary)
+            progress.say(written.line)
+            if let report { progress.say("wrote \(report) (learning curves, verification)") }
+        }
+    }
+
+    /// The `--json` object: what every writing command reports, plus the phases, the history and the
+    /// verification (each tensor with its CRC-32 before and after).
     struct FinetuneResult: Encodable {
+        var command = "finetune"
+        var input: String
+        var output: String
+        var format: String
+        var params: Int
+        var trainableParams: Int
+        var bytes: Int
+        var seconds: Double
+        var data: String
+        var report: String?
         var phases: [FineTuning.PhasePlan]
         var history: [FineTuning.EpochRecord]
-        var weightsCompared: Int
-        var weightsUnchanged: Int
-        var weightsChanged: [String]
-        var unexpectedlyChanged: [String]
+        var verification: TrainingVerification
+
+        init(written: WrittenModel, data: String, report: String?, phases: [FineTuning.PhasePlan], history: [FineTuning.EpochRecord],
+             verification: TrainingVerification) {
+            (input, output, format, params, trainableParams) = (written.input, written.output, written.format, written.params, written.trainableParams)
+            (bytes, seconds) = (written.bytes, written.seconds)
+            (self.data, self.report, self.phases, self.history, self.verification) = (data, report, phases, history, verification)
+        }
+    }
+
+    /// Writing over the model being trained would also make the verification compare the new file
+    /// with itself (the input's frozen tensors are read lazily, after the write), so it is refused.
+    static func refuseOverwritingTheInput(model: String, output: String) throws {
+        let a = URL(fileURLWithPath: model).standardizedFileURL.resolvingSymlinksInPath().path
+        let b = URL(fileURLWithPath: output).standardizedFileURL.resolvingSymlinksInPath().path
+        if a == b { throw UsageError("-o \(output) is the model being trained; write the result to another file") }
     }
 
     /// Units of the model's output (the classes of a classifier), from its inferred shape.
@@ -122,27 +152,18 @@ struct FinetuneCommand: ParsableCommand {
         return graph.outputs.first.flatMap { graph.values[$0]?.shape?.dimensions.last ?? nil }
     }
 
-    func writeReport(to folder: String, history: [FineTuning.EpochRecord], before: Model, after: Model, diff: ModelDiff,
-                     loss: Trainer.Loss) throws {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let path = (folder as NSString).appendingPathComponent("index.html")
-        if FileManager.default.fileExists(atPath: path) && !force {
-            throw ScionError(file: path, "already exists; pass --force to replace it")
+    func writeReport(to path: String, _ outcome: Outcome) throws {
+        var settings = [("model", model), ("data", source.description), ("output", outcome.output)]
+        settings += training.settings(loss: outcome.loss)
+        if let last = outcome.history.last {
+            var metrics = "loss \(Readable.number(last.loss))" + (last.accuracy.map { ", accuracy \(Readable.number($0))" } ?? "")
+            if let loss = last.validationLoss { metrics += ", val_loss \(Readable.number(loss))" }
+            if let accuracy = last.validationAccuracy { metrics += ", val_accuracy \(Readable.number(accuracy))" }
+            settings.append(("final metrics", metrics))
         }
-        let rows = history.enumerated().map { index, entry in
-            TrainingReport.EpochRow(epoch: index + 1, loss: entry.loss, accuracy: entry.accuracy, validationLoss: entry.validationLoss,
-                                    validationAccuracy: entry.validationAccuracy, seconds: entry.seconds)
-        }
-        var settings = [("model", model), ("data", data), ("output", output), ("optimizer", training.optimizer),
-                        ("learning rate", "\(training.learningRate)"), ("schedule", training.schedule), ("epochs", "\(training.epochs)"),
-                        ("batch size", "\(training.batchSize)"), ("loss", loss.rawValue), ("seed", "\(training.seed)")]
-        if training.hasSecondPhase {
-            settings.append(("fine-tune", [training.unfreezeTop.map { "top \($0) layers" }, training.unfreeze.map { "layers matching \($0)" }]
-                .compactMap { $0 }.joined(separator: ", ") + ", \(training.fineTuneEpochs ?? training.epochs) epochs at "
-                + "\(training.fineTuneLearningRate ?? training.learningRate / 10)"))
-        }
-        let page = try TrainingReport(title: "scion finetune: \((model as NSString).lastPathComponent)", settings: settings,
-                                      epochs: rows, before: before, after: after, diff: diff).html()
+        let page = TrainingReport(title: "scion finetune: \((model as NSString).lastPathComponent)", settings: settings,
+                                  runs: [TrainingReport.Run(name: "", history: outcome.history)],
+                                  verifications: [outcome.verification]).html()
         try AtomicFile.write(to: path) { try Data(page.utf8).write(to: URL(fileURLWithPath: $0)) }
     }
 }

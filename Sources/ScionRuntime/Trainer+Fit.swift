@@ -37,11 +37,21 @@ extension Trainer {
                 guard let prediction = tape.values[output] else { throw RuntimeError(output, "not computed") }
                 let targets = y.rows(rows)
                 let result = lossValue(prediction, targets: targets.data, loss: options.loss)
+                // A diverged run stops at the batch where it happens: a NaN loss would otherwise train
+                // every weight to NaN and the model would still be written.
+                guard result.loss.isFinite else {
+                    throw RuntimeError("", "the loss is \(Self.spell(result.loss)) at epoch \(epoch), batch \(batch + 1) of \(batches); training diverged "
+                        + "(lower the learning rate, or check the data's scale)")
+                }
                 let gradients = try backward(tape, outputGradient: RuntimeTensor(shape: prediction.shape, data: result.gradient),
                                              skipOutputActivation: result.atLogits)
                 updateMovingAverages(tape)
                 step += 1
                 apply(gradients, options: options, step: step, slots: &slots)
+                if let (name, value) = firstNonFiniteWeight() {
+                    throw RuntimeError("", "\(name) became \(Self.spell(Double(value))) in the update of epoch \(epoch), "
+                        + "batch \(batch + 1) of \(batches); training diverged (lower the learning rate)")
+                }
                 lossSum += result.loss * Double(rows.count)
                 correct += result.correct
                 seen += rows.count
@@ -56,6 +66,20 @@ extension Trainer {
             try onEpoch(record, self)
         }
         return history
+    }
+
+    /// The first tensor training writes (trainable weights, moving statistics) holding a NaN or an
+    /// infinity, with that value: one pass over what the step already touched.
+    func firstNonFiniteWeight() -> (String, Float)? {
+        for name in trainableParameters + writtenParameters.filter({ !trainable.contains($0) }).sorted() {
+            if let bad = executor.weights[name]?.first(where: { !$0.isFinite }) { return (name, bad) }
+        }
+        return nil
+    }
+
+    /// A non-finite value as a message names it (Swift prints a negative NaN as `-nan`).
+    static func spell(_ value: Double) -> String {
+        value.isNaN ? "NaN" : value.isInfinite ? (value < 0 ? "-infinity" : "infinity") : "\(value)"
     }
 
     /// Loss and accuracy in inference mode (no Dropout, moving statistics), in batches.

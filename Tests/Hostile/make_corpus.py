@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SMALL_H5 = os.path.join(ROOT, "fixtures", "keras2", "conv1d_zoo.h5")
-SMALL_KERAS = os.path.join(ROOT, "fixtures", "digits", "digits_cnn.keras")
+SMALL_KERAS = os.path.join(ROOT, "Sources", "ScionCommand", "Resources", "digits", "digits_cnn.keras")
 entries = []
 
 
@@ -162,7 +162,7 @@ def main():
     write("object_dtype.npy", npy("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", b"\0" * 16), run, "holds |O values")
 
     # Bad training data for `scion finetune` on the digits CNN (one output of 5 classes).
-    digits = os.path.join("fixtures", "digits", "digits_cnn.keras")
+    digits = os.path.join("fixtures", "digits", "digits_cnn.h5")   # the same weights as the demo's .keras
     tune = ["finetune", digits, "--data", "{file}", "-o", "{output}.keras"]
     images = np.zeros((4, 8, 8, 1), np.float32)
 

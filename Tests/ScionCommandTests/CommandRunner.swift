@@ -14,6 +14,11 @@ enum Repository {
     static let fixtures = root.appendingPathComponent("fixtures")
 
     static func fixture(_ path: String) -> String { fixtures.appendingPathComponent(path).path }
+
+    /// `scion demo`'s digits files: package resources of the scion command, one copy in the repository.
+    static let digits = root.appendingPathComponent("Sources/ScionCommand/Resources/digits")
+
+    static func digits(_ name: String) -> String { digits.appendingPathComponent(name).path }
 }
 
 /// The `scion` executable built next to the test bundle.
@@ -26,10 +31,12 @@ func scionExecutable() throws -> URL {
     throw XCTSkip("the scion executable is not built (run `swift build` first)")
 }
 
-func runScion(_ arguments: [String], timeout: TimeInterval = 60) throws -> CommandResult {
+/// `executable` runs another copy of scion (a binary moved elsewhere); `directory` is its working folder.
+func runScion(_ arguments: [String], timeout: TimeInterval = 60, executable: URL? = nil, in directory: URL? = nil) throws -> CommandResult {
     let process = Process()
-    process.executableURL = try scionExecutable()
+    process.executableURL = try executable ?? scionExecutable()
     process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory }
     let output = Pipe()
     let error = Pipe()
     process.standardOutput = output

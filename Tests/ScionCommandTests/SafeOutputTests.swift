@@ -7,8 +7,8 @@ import XCTest
 final class SafeOutputTests: XCTestCase {
     func testConvertingAFileOntoItselfKeepsItsWeights() throws {
         let directory = try temporaryDirectory(self)
-        for name in ["digits_cnn.keras", "digits_cnn.h5"] {
-            let original = Repository.fixture("digits/\(name)")
+        for original in [Repository.digits("digits_cnn.keras"), Repository.fixture("digits/digits_cnn.h5")] {
+            let name = (original as NSString).lastPathComponent
             let copy = directory.appendingPathComponent(name).path
             try FileManager.default.copyItem(atPath: original, toPath: copy)
             let converted = try runScion(["convert", copy, copy, "--force"])
@@ -20,10 +20,10 @@ final class SafeOutputTests: XCTestCase {
             XCTAssertEqual(report["weightsUnchanged"] as? Int, 20, name)
         }
         let onnx = directory.appendingPathComponent("digits.onnx").path
-        XCTAssertEqual(try runScion(["convert", Repository.fixture("digits/digits_cnn.keras"), onnx]).status, 0)
+        XCTAssertEqual(try runScion(["convert", Repository.digits("digits_cnn.keras"), onnx]).status, 0)
         let before = try Data(contentsOf: URL(fileURLWithPath: onnx))
         XCTAssertEqual(try runScion(["convert", onnx, onnx, "--force"]).status, 0)
-        let diff = try runScion(["diff", onnx, Repository.fixture("digits/digits_cnn.keras")])
+        let diff = try runScion(["diff", onnx, Repository.digits("digits_cnn.keras")])
         XCTAssertEqual(diff.status, 0, diff.standardError)
         XCTAssertFalse(try Data(contentsOf: URL(fileURLWithPath: onnx)).isEmpty)
         XCTAssertNotEqual(before.count, 0)
@@ -38,7 +38,7 @@ final class SafeOutputTests: XCTestCase {
         XCTAssertEqual(result.status, 1)
         XCTAssertEqual(try String(contentsOfFile: output, encoding: .utf8), "precious")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), ["out.keras"], "no temporary file left")
-        let refused = try runScion(["convert", Repository.fixture("digits/digits_cnn.keras"), output])
+        let refused = try runScion(["convert", Repository.digits("digits_cnn.keras"), output])
         XCTAssertEqual(refused.status, 1, "an existing file is never overwritten without --force")
         XCTAssertEqual(try String(contentsOfFile: output, encoding: .utf8), "precious")
     }

@@ -21,18 +21,26 @@ final class TrainingProgressTests: XCTestCase {
         let progress = TrainingProgress(quiet: false, terminal: true) { text += $0 }
         events().forEach(progress.handle)
         // The first batch draws at once, the last always; the ones between are throttled.
-        XCTAssertTrue(text.contains("\r\u{1B}[2KEpoch 1 1/4 [=====>..................] ETA 0.6 s - loss 1.5000 - accuracy 0.2500"), text)
-        XCTAssertTrue(text.contains("Epoch 1 4/4 [========================] ETA 0.0 s"), text)
-        XCTAssertTrue(text.hasSuffix("\r\u{1B}[2KEpoch 1/2 - loss 0.7500 - accuracy 0.5000 - val_loss 0.8000 - val_accuracy 0.4000 - 0.800 s - ETA 0.8 s\n"), text)
+        XCTAssertTrue(text.contains("\r\u{1B}[2KEpoch 1 1/4 [=====>..................] ETA 0.60 s - loss 1.5 - accuracy 0.25"), text)
+        XCTAssertTrue(text.contains("Epoch 1 4/4 [========================] ETA 0.00 s"), text)
+        XCTAssertTrue(text.hasSuffix("\r\u{1B}[2KEpoch 1/2 - loss 0.75 - accuracy 0.5 - val_loss 0.8 - val_accuracy 0.4 - 0.80 s - ETA 0.80 s\n"), text)
     }
 
     func testLogsGetOnlyEpochLinesAndJSONNothing() {
         var text = ""
         TrainingProgress(quiet: false, terminal: false) { text += $0 }.handle(events().last!)
         events().dropLast().forEach(TrainingProgress(quiet: false, terminal: false) { text += $0 }.handle)
-        XCTAssertEqual(text, "Epoch 1/2 - loss 0.7500 - accuracy 0.5000 - val_loss 0.8000 - val_accuracy 0.4000 - 0.800 s - ETA 0.8 s\n")
+        XCTAssertEqual(text, "Epoch 1/2 - loss 0.75 - accuracy 0.5 - val_loss 0.8 - val_accuracy 0.4 - 0.80 s - ETA 0.80 s\n")
         var quiet = ""
         events().forEach(TrainingProgress(quiet: true, terminal: true) { quiet += $0 }.handle)
         XCTAssertEqual(quiet, "")
+    }
+
+    /// Numbers as people read them: a small loss keeps its digits (was `0.0000`), a rate its spelling.
+    func testSmallNumbersStayReadable() {
+        var text = ""
+        TrainingProgress(quiet: false, terminal: false) { text += $0 }.handle(.epoch(FineTuning.EpochRecord(
+            phase: "fine-tune", epoch: 2, epochs: 2, loss: 1.49e-08, accuracy: 1, validationLoss: 0.0278, validationAccuracy: 0.875, seconds: 12.25)))
+        XCTAssertEqual(text, "fine-tune epoch 2/2 - loss 1.49e-08 - accuracy 1 - val_loss 0.0278 - val_accuracy 0.875 - 12.2 s\n")
     }
 }

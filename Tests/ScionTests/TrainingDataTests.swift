@@ -22,16 +22,21 @@ final class TrainingDataTests: XCTestCase {
     }
 
     func testMistakesNameTheRowColumnOrArray() throws {
-        let cases: [(String, String, String)] = [
-            ("c.csv", "a,b\n1,2\n3,x\n", "row 2, column 2: 'x' is not a number"),
-            ("d.csv", "a,b\n1,2\n3\n", "row 2 has 1 cells"),
-            ("e.csv", "a,b\n1,nan\n", "NaN or infinity"),
+        let cases: [(String, String, String?, String)] = [
+            ("c.csv", "a,b\n1,2\n3,x\n", nil, "line 3, column 1 (b): 'x' is not a number"),
+            ("d.csv", "a,b\r\n1,2\r\n\r\n3\r\n", nil, "line 4 has 1 cells, the first row 2"),
+            ("e.csv", "a,b\n1,nan\n", nil, "NaN or infinity"),
+            ("f.csv", "a,b\n", nil, "has a header but no data rows"),
+            ("g.csv", "1,2\n", "2", "has no column '2' (2 columns, indices 0 to 1)"),
+            ("h.csv", "a,b\n1,2\n", "c", "has no column 'c' (2 columns, indices 0 to 1: a, b)"),
         ]
-        for (name, text, expected) in cases {
-            XCTAssertThrowsError(try TrainingData.load(try temporary(name, text))) { error in
+        for (name, text, column, expected) in cases {
+            XCTAssertThrowsError(try TrainingData.load(try temporary(name, text), labelColumn: column)) { error in
                 XCTAssertTrue("\(error)".contains(expected), "\(name): \(error)")
             }
         }
+        let missing = FileManager.default.temporaryDirectory.appendingPathComponent("scion-\(UUID().uuidString)-missing.npz").path
+        XCTAssertThrowsError(try TrainingData.load(missing)) { XCTAssertEqual("\($0)", "\(missing): does not exist") }
         let npz = FileManager.default.temporaryDirectory.appendingPathComponent("scion-\(UUID().uuidString).npz").path
         try NumpyArchive.write([("inputs", RuntimeTensor(shape: [2, 1], data: [1, 2]))], to: npz)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: npz) }
