@@ -52,6 +52,10 @@ public struct ModelDiff: Encodable, Sendable {
     public var weightsCompared = 0
     public var weightsUnchanged = 0
     public var trainabilityChanged: [TrainabilityChange] = []
+    /// Against a weights-only file (no layers to match), the tensors only the first or only the
+    /// second model has, by name.
+    public var weightsRemoved: [String] = []
+    public var weightsAdded: [String] = []
     /// Layers paired between the models, and how.
     public var layersMatched = 0
     public var matchedByName = 0
@@ -61,19 +65,23 @@ public struct ModelDiff: Encodable, Sendable {
     public var notes: [String] = []
     /// One model is ONNX: only what inference computes is compared.
     var inferenceOnly = false
+    /// One file holds weights only: there are no layers to compare.
+    public var weightsOnly = false
 
     enum CodingKeys: String, CodingKey {
         case removed, added, changed, weightsChanged, weightsCompared, weightsUnchanged, trainabilityChanged
-        case layersMatched, matchedByName, matchedByStructure, notes
+        case weightsRemoved, weightsAdded, weightsOnly, layersMatched, matchedByName, matchedByStructure, notes
     }
 
     public var isEmpty: Bool {
         removed.isEmpty && added.isEmpty && changed.isEmpty && weightsChanged.isEmpty && trainabilityChanged.isEmpty
+            && weightsRemoved.isEmpty && weightsAdded.isEmpty
     }
 
     public init(_ before: Model, _ after: Model) throws {
         guard before.graph.hasArchitecture, after.graph.hasArchitecture else {
             try compareWeightsByName(before.graph, after.graph)
+            weightsOnly = true
             notes.append("a weights-only file has no layers: weights compared by name")
             return
         }
@@ -198,10 +206,14 @@ public struct ModelDiff: Encodable, Sendable {
         "[" + values.map { value in graph.producer(of: value).map { graph.layers[$0].name } ?? value }.joined(separator: ", ") + "]"
     }
 
-    /// Weights-only files: tensors paired by name.
+    /// Weights-only files: tensors paired by name; those in one file only are listed.
     mutating func compareWeightsByName(_ a: Graph, _ b: Graph) throws {
+        weightsAdded = b.parameters.names.filter { a.parameters[$0] == nil }
         for parameter in a.parameters.all {
-            guard let other = b.parameters[parameter.name] else { continue }
+            guard let other = b.parameters[parameter.name] else {
+                weightsRemoved.append(parameter.name)
+                continue
+            }
             weightsCompared += 1
             if let change = try Self.compare(parameter, other) { weightsChanged.append(change) } else { weightsUnchanged += 1 }
         }
@@ -239,22 +251,31 @@ public struct ModelDiff: Encodable, Sendable {
             return lines
         }
         var lines = notes.map { "note: \($0)" }
-        lines.append("Layers matched: \(layersMatched) (\(matchedByName) by name, \(matchedByStructure) by structure)")
-        lines.append("Removed layers: \(removed.count)")
-        lines += list(removed) { "- \($0.name) (\($0.type))" }
-        lines.append("Added layers: \(added.count)")
-        lines += list(added) { "+ \($0.name) (\($0.type))" }
-        let layers = Set(changed.map(\.layer)).count
-        lines.append("Changed layers: \(layers)")
-        lines += list(changed) { "~ \($0.layer): \($0.field) \($0.before) -> \($0.after)" }
+        if !weightsOnly {
+            lines.append("Layers matched: \(layersMatched) (\(matchedByName) by name, \(matchedByStructure) by structure)")
+            lines.append("Removed layers: \(removed.count)")
+            lines += list(removed) { "- \($0.name) (\($0.type))" }
+            lines.append("Added layers: \(added.count)")
+            lines += list(added) { "+ \($0.name) (\($0.type))" }
+            lines.append("Changed layers: \(Set(changed.map(\.layer)).count)")
+            lines += list(changed) { "~ \($0.layer): \($0.field) \($0.before) -> \($0.after)" }
+        }
+        if !weightsRemoved.isEmpty || !weightsAdded.isEmpty {
+            lines.append("Weights only in the first: \(weightsRemoved.count)")
+            lines += list(weightsRemoved) { "- \($0)" }
+            lines.append("Weights only in the second: \(weightsAdded.count)")
+            lines += list(weightsAdded) { "+ \($0)" }
+        }
         lines.append("Weights in both: \(weightsCompared), unchanged: \(weightsUnchanged), changed: \(weightsChanged.count)")
         lines += list(weightsChanged) { change in
             change.shapeBefore.filter({ $0 != 1 }) != change.shapeAfter.filter({ $0 != 1 })
                 ? "~ \(change.name): shape \(change.shapeBefore) -> \(change.shapeAfter)"
                 : "~ \(change.name): max |delta| \(change.maxAbsDelta.map { Readable.number($0) } ?? "(bytes differ)")"
         }
-        lines.append("Trainability changed: \(trainabilityChanged.count) layers")
-        lines += list(trainabilityChanged) { "~ \($0.name): \($0.before ? "trainable" : "frozen") -> \($0.after ? "trainable" : "frozen")" }
+        if !weightsOnly {
+            lines.append("Trainability changed: \(trainabilityChanged.count) layers")
+            lines += list(trainabilityChanged) { "~ \($0.name): \($0.before ? "trainable" : "frozen") -> \($0.after ? "trainable" : "frozen")" }
+        }
         lines.append(isEmpty ? "No differences." : "The models differ.")
         return lines.joined(separator: "\n")
     }

@@ -141,6 +141,20 @@ final class ModelDiffTests: XCTestCase {
         XCTAssertFalse(diff.isEmpty)
     }
 
+    /// Against a weights-only file the tensors are compared by name; tensors in one file only are a
+    /// difference (two unrelated files used to diff empty: nothing compared, "no differences").
+    func testWeightsOnlyFilesCompareTensorsByName() throws {
+        let unrelated = try ModelDiff(try Model.load(fixture("keras2/partly_frozen.h5")), try Model.load(fixture("keras2/weights_only.h5")))
+        XCTAssertFalse(unrelated.isEmpty, unrelated.text())
+        XCTAssertEqual(unrelated.weightsCompared, 0)
+        XCTAssertEqual(unrelated.weightsRemoved.count, 16)
+        XCTAssertTrue(unrelated.text().hasSuffix("The models differ."), unrelated.text())
+        let same = try ModelDiff(try Model.load(fixture("keras2/weights_only.h5")), try Model.load(fixture("keras2/weights_only.h5")))
+        XCTAssertTrue(same.isEmpty, same.text())
+        XCTAssertEqual(same.weightsCompared, 29)
+        XCTAssertFalse(same.text().contains("Removed layers"), same.text())
+    }
+
     func edit(_ model: inout Model, _ name: String, _ change: (Op) -> Op) throws {
         let index = try XCTUnwrap(model.graph.nodes.firstIndex { $0.name == name }, name)
         model.graph.nodes[index].op = change(model.graph.nodes[index].op)
