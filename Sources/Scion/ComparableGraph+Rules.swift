@@ -285,6 +285,7 @@ extension ComparableGraph {
             }
         }
         merged.parameters = parameters
+        merged.weightsInSettings = chain.reduce(into: Set<String>()) { $0.formUnion(layers[$1].weightsInSettings) }
         if let principal = chain.first(where: { layers[$0].name == name }) {
             merged.trainable = layers[principal].trainable
             merged.layer = layers[principal].layer

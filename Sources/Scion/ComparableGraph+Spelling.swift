@@ -88,6 +88,7 @@ extension ComparableGraph {
             // x · gamma: a Rescaling by the learned per-channel gamma (kept as the weight).
             if let gamma = floats(layer.parameter("gamma")) {
                 layers[index].op = .rescaling(RescalingAttributes(scale: gamma, offset: [0], axis: axis(a.axis, outputRank)))
+                layers[index].weightsInSettings = ["gamma"]
             }
         case .permute(let a):
             layers[index].op = .transpose(TransposeAttributes(permutation: [0] + a.dimensions))
@@ -100,6 +101,7 @@ extension ComparableGraph {
             if let rescaling = normalizationAsRescaling(a, layer: layer, rank: input?.rank) {
                 // The statistics stay as weights: compared when the other model has them too.
                 layers[index].op = .rescaling(rescaling)
+                layers[index].weightsInSettings = ["mean", "variance", "count"]
             }
         default:
             break

@@ -45,6 +45,9 @@ struct ComparableGraph {
         /// roles unique.
         var parameters: [Parameter]
         var trainable: Bool
+        /// Roles of weights whose values the op's settings also hold (a LayerScale's gamma as its
+        /// Rescaling's scale): compared there when the other model has no such weight.
+        var weightsInSettings: Set<String> = []
         /// The output holds the other model's elements in another order (a Flatten of channels-first
         /// data whose Dense rows were permuted to match): `compare` cannot compare it element-wise.
         var reordered = false

@@ -52,8 +52,8 @@ public struct ModelDiff: Encodable, Sendable {
     public var weightsCompared = 0
     public var weightsUnchanged = 0
     public var trainabilityChanged: [TrainabilityChange] = []
-    /// Against a weights-only file (no layers to match), the tensors only the first or only the
-    /// second model has, by name.
+    /// Weights of matched layers (or, against a weights-only file, tensors by name) only the first
+    /// or only the second model has.
     public var weightsRemoved: [String] = []
     public var weightsAdded: [String] = []
     /// Layers paired between the models, and how.
@@ -168,8 +168,14 @@ public struct ModelDiff: Encodable, Sendable {
         if x.trainable != y.trainable, !x.parameters.isEmpty {
             trainabilityChanged.append(TrainabilityChange(name: x.name, before: x.trainable, after: y.trainable))
         }
+        // A weight one side has and the other lacks (a bias dropped with use_bias) is a difference
+        // of its own: nothing is skipped silently.
+        weightsAdded += y.parameters.filter { x.parameter($0.role) == nil && !y.weightsInSettings.contains($0.role) }.map(\.name)
         for parameter in x.parameters {
-            guard let other = y.parameter(parameter.role) else { continue }
+            guard let other = y.parameter(parameter.role) else {
+                if !x.weightsInSettings.contains(parameter.role) { weightsRemoved.append(parameter.name) }
+                continue
+            }
             weightsCompared += 1
             if var change = try Self.compare(parameter, other) {
                 change.layer = x.name
