@@ -99,8 +99,12 @@ struct LayerMatching {
                 guard candidate.op.typeName == layer.op.typeName else { return false }
                 return Self.sameShape(a.shape(layer.output), b.shape(candidate.output))
             case .family:
-                guard ComparableGraph.family(candidate.op) == ComparableGraph.family(layer.op),
-                      Self.sameWork(layer, candidate) else { return false }
+                guard ComparableGraph.family(candidate.op) == ComparableGraph.family(layer.op) else { return false }
+                // Different work is a counterpart only when neither model finishes it later: then
+                // the two really compute different things there (a head's activation changed).
+                if !Self.sameWork(layer, candidate) && (Self.finishedLater(index, in: a) || Self.finishedLater(other, in: b)) {
+                    return false
+                }
                 return Self.sameNumbers(a.shape(layer.output), b.shape(candidate.output))
             }
         }
@@ -152,6 +156,24 @@ struct LayerMatching {
         }
         let (left, right) = (work(x), work(y))
         return left.0 == right.0 && left.1 == right.1
+    }
+
+    /// True when a bias or an activation is applied to the layer's output further on, through
+    /// transposes and reshapes only (tf2onnx's Conv1D: Conv2D, transpose, squeeze, bias, ReLU).
+    static func finishedLater(_ index: Int, in graph: ComparableGraph) -> Bool {
+        var frontier = [graph.layers[index].output]
+        var seen = Set(frontier)
+        while let value = frontier.popLast() {
+            for reader in graph.readers(of: value) {
+                let layer = graph.layers[reader]
+                switch layer.op {
+                case .rescaling, .activation, .batchNormalization, .prelu: return true
+                default:
+                    if onlyReshapes(layer, in: graph), seen.insert(layer.output).inserted { frontier.append(layer.output) }
+                }
+            }
+        }
+        return false
     }
 
     /// Shapes that hold the same numbers in the same order, or in one layout and the other: equal

@@ -7,7 +7,16 @@ extension ModelComparison {
         lines += notes.map { "note: \($0)" }
         lines.append("Layers matched: \(layersMatched) of \(referenceLayers) / \(candidateLayers) (\(matchedByName) by name, "
             + "\(matchedByStructure) by structure); values compared: \(layersCompared); tolerance \(Readable.setting(tolerance)) relative")
-        if layersCompared == 0 {
+        if !unmatchedReference.isEmpty || !unmatchedCandidate.isEmpty {
+            func some(_ names: [String]) -> String {
+                names.isEmpty ? "" : " (" + names.prefix(5).joined(separator: ", ") + (names.count > 5 ? ", ..." : "") + ")"
+            }
+            lines.append("Not matched, so not compared: \(unmatchedReference.count) layer(s) of the reference\(some(unmatchedReference)), "
+                + "\(unmatchedCandidate.count) of the candidate\(some(unmatchedCandidate))")
+        }
+        if layersMatched == 0 {
+            lines.append("0 layers matched: only outputs compared")
+        } else if layersCompared == 0 {
             lines.append("0 layers compared: only outputs compared")
         } else if let firstDivergence, let index = layers.firstIndex(of: firstDivergence) {
             lines.append("First divergence: \(Self.describe(firstDivergence))")
@@ -30,7 +39,12 @@ extension ModelComparison {
             if let agreement = output.argmaxAgreement { line += ", argmax agrees on \(Readable.percent(agreement)) of rows" }
             lines.append(line + (output.withinTolerance ? "" : "  (beyond tolerance)"))
         }
-        lines.append(agrees ? "The models agree within the tolerance." : "The models differ.")
+        if !agrees {
+            lines.append("The models differ.")
+        } else {
+            lines.append(layersCompared == 0 ? "The outputs agree within the tolerance; no layer was compared."
+                : "The models agree within the tolerance.")
+        }
         return lines.joined(separator: "\n")
     }
 

@@ -55,6 +55,9 @@ public struct ModelComparison: Encodable, Sendable {
     /// Layers of each model after its normal form (fused activations, folded BatchNormalization).
     public var referenceLayers = 0
     public var candidateLayers = 0
+    /// Layers of each model left without a counterpart: nothing was compared there.
+    public var unmatchedReference: [String] = []
+    public var unmatchedCandidate: [String] = []
     /// Pairs of values compared (a matched layer and the steps both sides folded into it).
     public var layersCompared: Int { layers.count }
     /// Compared pairs in the reference model's order.
@@ -68,7 +71,8 @@ public struct ModelComparison: Encodable, Sendable {
     public var agrees: Bool { outputs.allSatisfy(\.withinTolerance) && firstDivergence == nil && !outputs.isEmpty }
 
     enum CodingKeys: String, CodingKey {
-        case tolerance, inputs, layersMatched, matchedByName, matchedByStructure, referenceLayers, candidateLayers, layersCompared, layers
+        case tolerance, inputs, layersMatched, matchedByName, matchedByStructure, referenceLayers, candidateLayers, unmatchedReference
+        case unmatchedCandidate, layersCompared, layers
         case outputs, firstDivergence, notes, agrees
     }
 
@@ -81,6 +85,8 @@ public struct ModelComparison: Encodable, Sendable {
         try container.encode(matchedByStructure, forKey: .matchedByStructure)
         try container.encode(referenceLayers, forKey: .referenceLayers)
         try container.encode(candidateLayers, forKey: .candidateLayers)
+        try container.encode(unmatchedReference, forKey: .unmatchedReference)
+        try container.encode(unmatchedCandidate, forKey: .unmatchedCandidate)
         try container.encode(layersCompared, forKey: .layersCompared)
         try container.encode(layers, forKey: .layers)
         try container.encode(outputs, forKey: .outputs)
@@ -108,6 +114,8 @@ public struct ModelComparison: Encodable, Sendable {
         matchedByStructure = matching.byStructure
         referenceLayers = a.layers.count
         candidateLayers = b.layers.count
+        unmatchedReference = a.layers.indices.filter { matching.pairOfA[$0] == nil }.map { a.layers[$0].name }
+        unmatchedCandidate = b.layers.indices.filter { matching.pairOfB[$0] == nil }.map { b.layers[$0].name }
 
         // The values to compare: each matched layer's output, and its steps when both sides have the
         // same steps (same kinds, same count).
