@@ -26,8 +26,8 @@ extension ModelComparison {
                     + "max |a-b| \(Readable.number(layer.maxAbs)), relative \(Readable.number(layer.maxRel))")
             }
         } else if let worst = layers.max(by: { $0.maxRel < $1.maxRel }) {
-            lines.append("No layer diverges among the \(layersCompared) values compared; largest relative difference "
-                + "\(Readable.number(worst.maxRel)) at \(Self.describe(worst))")
+            lines.append("No layer diverges among the \(layersCompared) values compared; "
+                + (worst.maxRel == 0 ? "all are identical" : "largest relative difference \(Readable.number(worst.maxRel)) at \(Self.describe(worst))"))
         }
         for output in outputs {
             if output.shapesDiffer {

@@ -114,8 +114,11 @@ public struct ModelComparison: Encodable, Sendable {
         matchedByStructure = matching.byStructure
         referenceLayers = a.layers.count
         candidateLayers = b.layers.count
-        unmatchedReference = a.layers.indices.filter { matching.pairOfA[$0] == nil }.map { a.layers[$0].name }
-        unmatchedCandidate = b.layers.indices.filter { matching.pairOfB[$0] == nil }.map { b.layers[$0].name }
+        // Transposes and reshapes that were looked through compute nothing to compare.
+        unmatchedReference = a.layers.indices.filter { matching.pairOfA[$0] == nil && !LayerMatching.onlyReshapes(a.layers[$0], in: a) }
+            .map { a.layers[$0].name }
+        unmatchedCandidate = b.layers.indices.filter { matching.pairOfB[$0] == nil && !LayerMatching.onlyReshapes(b.layers[$0], in: b) }
+            .map { b.layers[$0].name }
 
         // The values to compare: each matched layer's output, and its steps when both sides have the
         // same steps (same kinds, same count).

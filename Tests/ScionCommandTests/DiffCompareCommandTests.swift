@@ -107,6 +107,34 @@ final class DiffCompareCommandTests: XCTestCase {
         XCTAssertEqual(output["maxAbs"] as? Double, 1.1920928955078125e-07)
     }
 
+    /// A head whose activation changed (Dense softmax -> Dense linear, renamed by the graft) is
+    /// still that head's counterpart: the first divergence, exit 3. Where nothing matched, the
+    /// layers left out are named.
+    func testCompareFindsAChangedHeadAndNamesWhatItCouldNotMatch() throws {
+        let directory = try temporaryDirectory(self)
+        let model = Repository.fixture("keras2/mobilenet_v2.h5")
+        let child = directory.appendingPathComponent("linear.keras").path
+        XCTAssertEqual(try runScion(["edit", model, "--drop-top", "--head", "gap,dense:5", "--seed", "1", "-o", child]).status, 0)
+        let result = try runScion(["compare", model, child, "--input", Repository.fixture("keras2/mobilenet_v2.input.npy")])
+        XCTAssertEqual(result.status, 3)
+        XCTAssertTrue(result.standardOutput.contains("First divergence: predictions (= dense)\n"), result.standardOutput)
+        let unmatched = try runScion(["compare", Repository.fixture("keras2/conv1d_zoo.h5"), Repository.fixture("tf2onnx/conv1d_zoo.onnx")])
+        XCTAssertEqual(unmatched.status, 0, unmatched.standardError)
+        XCTAssertTrue(unmatched.standardOutput.contains("Not matched, so not compared: 9 layer(s) of the reference (conv1d_same, "),
+                      unmatched.standardOutput)
+        XCTAssertTrue(unmatched.standardOutput.contains("0 layers matched: only outputs compared"), unmatched.standardOutput)
+    }
+
+    /// The usage lines in docs/surgery.md and docs/runtime.md are the ones --help prints.
+    func testDocsShowTheUsageLinesOfHelp() throws {
+        for (command, page) in [("diff", "docs/surgery.md"), ("compare", "docs/runtime.md")] {
+            let help = try runScion([command, "--help"])
+            let usage = try XCTUnwrap(help.standardOutput.split(separator: "\n").first { $0.hasPrefix("USAGE: ") }).dropFirst("USAGE: ".count)
+            let text = try String(contentsOf: Repository.root.appendingPathComponent(page), encoding: .utf8)
+            XCTAssertTrue(text.contains("`\(usage)`") || text.contains("\n\(usage)\n"), "\(page) lacks the usage line: \(usage)")
+        }
+    }
+
     /// Without --input, compare runs on seeded random samples and says so.
     func testCompareWithoutInputsUsesSeededSamples() throws {
         let model = Repository.fixture("keras2/mobilenet_v2.h5")
