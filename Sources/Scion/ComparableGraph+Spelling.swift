@@ -10,7 +10,8 @@ import ScionIR
 ///  Flatten, Squeeze, Unsqueeze, Reshape        →  Reshape to the output's shape (all are row-major)
 ///  Reshape (N,1,1,C) → (N,C,1,1)               →  Transpose [0, 3, 1, 2] (the same move of a 1x1 image)
 ///  Normalization(mean, variance)               →  Rescaling(1/σ, -mean/σ) (what it computes)
-///  a scalar Rescaling's axis                   →  -1 (it has none)
+///  a Rescaling of equal values                 →  one value, no axis (-1)
+///  CustomScaleLayer(scale 1)                   →  Add
 /// ```
 /// Fields are put back into Keras's words for display (`LayerFields`): explicit pads equal to what
 /// "same" gives print as `same`.
@@ -81,13 +82,12 @@ extension ComparableGraph {
         case .layerNormalization(var a):
             a.axes = a.axes.map { value in outputRank.map { value < 0 ? value + $0 : value } ?? value }.sorted()
             layers[index].op = .layerNormalization(a)
-        case .rescaling(var a):
-            a.axis = a.scale.count > 1 || a.offset.count > 1 ? axis(a.axis, outputRank) : -1
-            layers[index].op = .rescaling(a)
+        case .rescaling(let a):
+            layers[index].op = .rescaling(Self.canonical(a, axis: axis(a.axis, outputRank)))
         case .layerScale(let a):
             // x · gamma: a Rescaling by the learned per-channel gamma (kept as the weight).
             if let gamma = floats(layer.parameter("gamma")) {
-                layers[index].op = .rescaling(RescalingAttributes(scale: gamma, offset: [0], axis: axis(a.axis, outputRank)))
+                layers[index].op = .rescaling(Self.canonical(RescalingAttributes(scale: gamma, offset: [0]), axis: axis(a.axis, outputRank)))
                 layers[index].weightsInSettings = ["gamma"]
             }
         case .permute(let a):
@@ -97,6 +97,9 @@ extension ComparableGraph {
             reshape(index, to: output, from: input)
         case .reshape, .squeeze, .unsqueeze:
             reshape(index, to: output, from: input)
+        case .scaledResidual(let a) where a.scale == 1:
+            // a + 1·x is an Add (ONNX writes no Mul by one).
+            layers[index].op = .elementwise(.add)
         case .normalization(let a):
             if let rescaling = normalizationAsRescaling(a, layer: layer, rank: input?.rank) {
                 // The statistics stay as weights: compared when the other model has them too.
@@ -106,6 +109,16 @@ extension ComparableGraph {
         default:
             break
         }
+    }
+
+    /// A Rescaling with one scale and one offset when all its values are equal (a LayerScale's gamma
+    /// at its initial value is one number repeated; an ONNX export writes it as a scalar), its axis
+    /// only when it has per-channel values.
+    static func canonical(_ a: RescalingAttributes, axis: Int) -> RescalingAttributes {
+        func collapsed(_ values: [Float]) -> [Float] { values.allSatisfy { $0 == values.first } && !values.isEmpty ? [values[0]] : values }
+        var result = RescalingAttributes(scale: collapsed(a.scale), offset: collapsed(a.offset), axis: -1)
+        if result.scale.count > 1 || result.offset.count > 1 { result.axis = axis }
+        return result
     }
 
     /// A small float32 weight's values (per-channel statistics and scales).

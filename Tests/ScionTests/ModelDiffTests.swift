@@ -141,6 +141,28 @@ final class ModelDiffTests: XCTestCase {
         XCTAssertFalse(diff.isEmpty)
     }
 
+    /// Values the ONNX writer simplifies still diff empty: a LayerScale whose gamma is one number
+    /// repeated (its initial value; written as a scalar Mul) and a CustomScaleLayer of scale 1
+    /// (written as a plain Add), as in keras.applications' ConvNeXt and InceptionResNetV2.
+    func testValuesTheONNXWriterSimplifiesStillDiffEmpty() throws {
+        let directory = try temporaryDirectory()
+        var convnext = try Model.load(fixture("keras3/convnext_blocks.keras"))
+        for name in ["blockA_layer_scale", "blockB_layer_scale"] {
+            let gamma = try XCTUnwrap(convnext.graph.node(named: name)?.parameters.first)
+            var parameter = try XCTUnwrap(convnext.graph.parameters[gamma])
+            parameter.storage = TensorStorage(bytes: [Float](repeating: 1e-6, count: parameter.elementCount).withUnsafeBytes { Array($0) })
+            convnext.graph.parameters[gamma] = parameter
+        }
+        var inception = try Model.load(fixture("keras3/inception_resnet_block.keras"))
+        try edit(&inception, "custom_scale_layer") { _ in .scaledResidual(ScaledResidualAttributes(scale: 1)) }
+        for (name, model) in [("convnext", convnext), ("inception", inception)] {
+            let onnx = directory.appendingPathComponent("\(name).onnx").path
+            try model.write(to: onnx)
+            let diff = try ModelDiff(model, try Model.load(onnx))
+            XCTAssertTrue(diff.isEmpty, "\(name):\n\(diff.text())")
+        }
+    }
+
     /// Against a weights-only file the tensors are compared by name; tensors in one file only are a
     /// difference (two unrelated files used to diff empty: nothing compared, "no differences").
     func testWeightsOnlyFilesCompareTensorsByName() throws {
