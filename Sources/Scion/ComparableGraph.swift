@@ -109,7 +109,8 @@ struct ComparableGraph {
                 graph = spelled
             } catch {
                 try? graph.inferShapes()
-                return (graph, "\(error)")
+                let reason = (error as? PassError).map { "\($0.subject): \($0.reason)" } ?? "\(error)"
+                return (graph, reason)
             }
         }
         try? graph.inferShapes()

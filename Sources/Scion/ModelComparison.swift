@@ -106,7 +106,8 @@ public struct ModelComparison: Encodable, Sendable {
         options.inferenceOnly = true
         let a = ComparableGraph(reference, options: options), b = ComparableGraph(candidate, options: options)
         for (model, graph) in [(reference, a), (candidate, b)] {
-            if let reason = graph.unmapped { notes.append("\(model.path) is compared as ONNX ops, not Keras layers: \(reason)") }
+            let note = graph.unmapped.map { "\(model.path) is compared as ONNX ops, not Keras layers (\($0))" }
+            if let note, !notes.contains(note) { notes.append(note) }
         }
         let matching = LayerMatching(a, b, kind: .family)
         layersMatched = matching.pairs.count
@@ -163,6 +164,11 @@ public struct ModelComparison: Encodable, Sendable {
 
     /// Each array against each model's declared inputs: the model that refuses it is named.
     static func checkInputs(_ inputs: [RuntimeTensor], _ reference: Model, _ candidate: Model) throws {
+        func names(_ model: Model) -> String { model.graph.inputs.map(\.name).joined(separator: ", ") }
+        guard reference.graph.inputs.count == candidate.graph.inputs.count else {
+            throw ScionError(file: candidate.path, "takes \(candidate.graph.inputs.count) input(s) (\(names(candidate))), the reference "
+                + "\(reference.path) \(reference.graph.inputs.count) (\(names(reference))): they cannot run on the same arrays")
+        }
         for model in [reference, candidate] {
             let declared = model.graph.inputs
             guard declared.count == inputs.count else {

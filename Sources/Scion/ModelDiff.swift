@@ -91,9 +91,8 @@ public struct ModelDiff: Encodable, Sendable {
         options.inferenceOnly = before.format == .onnx || after.format == .onnx
         let a = ComparableGraph(before, options: options), b = ComparableGraph(after, options: options)
         for (model, graph) in [(before, a), (after, b)] {
-            if let reason = graph.unmapped {
-                notes.append("\(model.path) is compared as ONNX ops, not Keras layers: \(reason)")
-            }
+            let note = graph.unmapped.map { "\(model.path) is compared as ONNX ops, not Keras layers (\($0))" }
+            if let note, !notes.contains(note) { notes.append(note) }
         }
         if options.inferenceOnly, [before.graph, after.graph].contains(where: { $0.nodes.contains { Self.isTrainingOnly($0.op) } }) {
             notes.append("Dropout layers are not compared: ONNX keeps no training-only layers")
