@@ -77,6 +77,9 @@ final class DiffCompareCommandTests: XCTestCase {
                                  mentions: "\(channelsLast): input 'image' takes shape (None, 16, 16, 3)")
         try assertOneLineFailure(["compare", channelsLast, torch, "--input", Repository.fixture("torch/tiny_resnet.input.npy")],
                                  mentions: "\(channelsLast): input 'image' takes shape (None, 16, 16, 3)")
+        let twoInputs = Repository.fixture("keras2/multi_io.h5"), oneInput = Repository.fixture("keras2/mobilenet_v2.h5")
+        try assertOneLineFailure(["compare", twoInputs, oneInput],
+                                 mentions: "\(oneInput): takes 1 input(s) (input_1), the reference \(twoInputs) 2 (image, vector)")
     }
 
     /// Outputs of different shapes: said in words, exit 3, JSON without a number for them.
