@@ -67,7 +67,8 @@ interop: build oracle
 demo: build
 	$(SCION_DEBUG) demo --output-dir .build/demo --force
 	@echo "== What changed between the pretrained model and the fine-tuned ONNX file (read back)"
-	$(SCION_DEBUG) diff fixtures/digits/digits_cnn.keras .build/demo/digits_5_9.onnx
+	@# diff exits 3 when the models differ, as these do (a new head, trained weights): not a failure.
+	$(SCION_DEBUG) diff fixtures/digits/digits_cnn.keras .build/demo/digits_5_9.onnx || [ $$? -eq 3 ]
 
 # The readers under libFuzzer and AddressSanitizer: the hostile corpus once, then FUZZ_SECONDS (30)
 # of fuzzing per reader from the fixtures (docs/hostile-inputs.md).
