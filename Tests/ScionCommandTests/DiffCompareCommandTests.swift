@@ -1,4 +1,6 @@
 import Foundation
+import Scion
+import ScionIR
 import XCTest
 
 /// `scion diff` and `scion compare` end to end: what a person reads and what --json gives, exit
@@ -64,6 +66,31 @@ final class DiffCompareCommandTests: XCTestCase {
         XCTAssertEqual(pair["layer"] as? String, "Conv1")
         XCTAssertEqual(pair["candidateLayer"] as? String, "mobilenetv2_0.25_32/Conv1/Conv2D")
         XCTAssertEqual(pair["matchedBy"] as? String, "structure")
+    }
+
+    /// The failing side end to end: one weight in the middle of the model perturbed and the model
+    /// written as ONNX; compare names that layer as the first divergence and exits 3, and diff
+    /// names the weight.
+    func testAPerturbedWeightIsTheFirstDivergenceAcrossFormats() throws {
+        let directory = try temporaryDirectory(self)
+        let model = Repository.fixture("keras2/mobilenet_v2.h5")
+        var perturbed = try Model.load(model)
+        let kernelName = try XCTUnwrap(perturbed.graph.node(named: "block_5_project")?.parameters.first)
+        var kernel = try XCTUnwrap(perturbed.graph.parameters[kernelName])
+        var values = try kernel.storage.bytes().withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        values[0] += 0.5
+        kernel.storage = TensorStorage(bytes: values.withUnsafeBytes { Array($0) })
+        perturbed.graph.parameters[kernelName] = kernel
+        let onnx = directory.appendingPathComponent("perturbed.onnx").path
+        try perturbed.write(to: onnx)
+        let result = try runScion(["compare", model, onnx, "--input", Repository.fixture("keras2/mobilenet_v2.input.npy"), "--json"])
+        XCTAssertEqual(result.status, 3, result.standardError)
+        let divergence = try XCTUnwrap(try json(result)["firstDivergence"] as? [String: Any])
+        XCTAssertEqual(divergence["layer"] as? String, "block_5_project")
+        XCTAssertEqual(divergence["withinTolerance"] as? Bool, false)
+        let diff = try runScion(["diff", model, onnx, "--json"])
+        XCTAssertEqual(diff.status, 3)
+        XCTAssertEqual((try json(diff)["weightsChanged"] as? [[String: Any]])?.compactMap { $0["name"] as? String }, [kernelName])
     }
 
     /// Arrays that fit the reference but not the candidate are refused naming the candidate (they
