@@ -20,6 +20,7 @@ import ScionPasses
 ///  DepthwiseConv → 1x1 Conv                      →  SeparableConv
 ///  Add(a, Rescaling(s)(x))                       →  CustomScaleLayer(s)(a, x)
 ///  Transpose p → LayerNormalization → Transpose p⁻¹  →  LayerNormalization over the moved axis
+///  Transpose p → Flatten (→ Concatenate) → Dense  →  Flatten → Dense, the kernel's rows read in p's order
 ///  GlobalPooling(keepdims) → Reshape(N, C)       →  GlobalPooling
 ///  Conv/Dense → BatchNormalization*              →  one layer (compare only: tf2onnx folds it)
 ///  Conv/Dense(linear) → Activation               →  Conv/Dense(activation)
