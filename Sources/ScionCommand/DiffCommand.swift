@@ -27,7 +27,7 @@ struct DiffCommand: ParsableCommand {
         var same = true
         try reportingErrors {
             let diff = try ModelDiff(try Model.load(before), try Model.load(after))
-            try report.finish(diff, line: diff.text())
+            try report.finish(diff, line: diff.text(), spellNonFinite: true)
             same = diff.isEmpty
         }
         if !same { throw ExitStatus.differ }

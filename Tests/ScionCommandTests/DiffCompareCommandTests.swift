@@ -93,6 +93,29 @@ final class DiffCompareCommandTests: XCTestCase {
         XCTAssertEqual((try json(diff)["weightsChanged"] as? [[String: Any]])?.compactMap { $0["name"] as? String }, [kernelName])
     }
 
+    /// A weight turned NaN is an infinite change, spelled "inf" in the JSON (JSON has no infinity:
+    /// the encoder failed and diff exited 1).
+    func testANaNWeightIsAnInfiniteChangeInJSON() throws {
+        let directory = try temporaryDirectory(self)
+        let model = Repository.fixture("keras2/partly_frozen.h5")
+        var broken = try Model.load(model)
+        let kernelName = try XCTUnwrap(broken.graph.parameters.names.first { $0.hasSuffix("kernel") })
+        var kernel = try XCTUnwrap(broken.graph.parameters[kernelName])
+        var values = try kernel.storage.bytes().withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        values[0] = .nan
+        kernel.storage = TensorStorage(bytes: values.withUnsafeBytes { Array($0) })
+        broken.graph.parameters[kernelName] = kernel
+        let path = directory.appendingPathComponent("nan.keras").path
+        try broken.write(to: path)
+        let result = try runScion(["diff", model, path, "--json"])
+        XCTAssertEqual(result.status, 3, result.standardError)
+        let change = try XCTUnwrap((try json(result)["weightsChanged"] as? [[String: Any]])?.first)
+        XCTAssertEqual(change["name"] as? String, kernelName)
+        XCTAssertEqual(change["maxAbsDelta"] as? String, "inf")
+        let text = try runScion(["diff", model, path])
+        XCTAssertTrue(text.standardOutput.contains("~ \(kernelName): max |delta| inf"), text.standardOutput)
+    }
+
     /// Arrays that fit the reference but not the candidate are refused naming the candidate (they
     /// were blamed on the reference).
     func testCompareNamesTheModelThatRefusesTheInput() throws {
