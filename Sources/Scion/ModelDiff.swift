@@ -1,27 +1,35 @@
 import ScionIR
-import ScionPasses
 
-/// What changed between two models, by layer and tensor names: the report `scion diff` prints.
+/// What changed between two models: the report `scion diff` prints.
 ///
-/// Works across formats: a graph read from ONNX is first mapped to Keras layers and layout
-/// (`KerasLayersPass`), so a Keras model and its ONNX export compare layer by layer, their kernels in
-/// one layout. Weights are read one tensor pair at a time.
+/// It compares what the models compute, not how a format spells it: both are brought to one normal
+/// form (`ComparableGraph`: Keras layers and layout, fused activations, explicit pads...), their
+/// layers matched by name, then by structure where names differ (`LayerMatching`), and each matched
+/// pair compared setting by setting in Keras's words (`LayerFields`) and weight by weight (by role,
+/// one tensor pair at a time). So a Keras model and its ONNX export, or an ONNX model and its Keras
+/// conversion, diff empty; a changed activation, an edited weight, a removed layer do not.
 public struct ModelDiff: Encodable, Sendable {
     public struct Layer: Encodable, Sendable, Equatable {
         public var name: String
         public var type: String
     }
 
+    /// One setting of one layer: `{"layer": "predictions", "field": "activation", "before":
+    /// "softmax", "after": "linear"}`. `field` is Keras's name for the setting, or `type`, `name`
+    /// (a layer matched by structure under another name), `inputs` (what the layer reads), `input
+    /// shape` (a model input).
     public struct Change: Encodable, Sendable, Equatable {
-        public var name: String
-        /// `type`, `config` or `weights shapes`.
-        public var what: String
+        public var layer: String
+        public var field: String
         public var before: String
         public var after: String
     }
 
     public struct WeightChange: Encodable, Sendable, Equatable {
+        /// The weight's name in the first model.
         public var name: String
+        public var layer: String
+        public var role: String
         /// Largest absolute difference of the elements (float tensors); nil when only the bytes
         /// could be compared, or the shapes differ.
         public var maxAbsDelta: Double?
@@ -38,41 +46,138 @@ public struct ModelDiff: Encodable, Sendable {
     public var removed: [Layer] = []
     public var added: [Layer] = []
     public var changed: [Change] = []
-    /// Tensors present in both under the same name whose values differ.
+    /// Weights of matched layers (same role) whose values differ.
     public var weightsChanged: [WeightChange] = []
-    /// Tensors present in both, and how many of those are equal.
+    /// Weights of matched layers compared, and how many of those are equal.
     public var weightsCompared = 0
     public var weightsUnchanged = 0
     public var trainabilityChanged: [TrainabilityChange] = []
+    /// Weights of matched layers (or, against a weights-only file, tensors by name) only the first
+    /// or only the second model has.
+    public var weightsRemoved: [String] = []
+    public var weightsAdded: [String] = []
+    /// Layers paired between the models, and how.
+    public var layersMatched = 0
+    public var matchedByName = 0
+    public var matchedByStructure = 0
+    /// What was not compared, and why (a model that could not be read as Keras layers, Dropout
+    /// against ONNX).
+    public var notes: [String] = []
+    /// One model is ONNX: only what inference computes is compared.
+    var inferenceOnly = false
+    /// One file holds weights only: there are no layers to compare.
+    public var weightsOnly = false
+
+    enum CodingKeys: String, CodingKey {
+        case removed, added, changed, weightsChanged, weightsCompared, weightsUnchanged, trainabilityChanged
+        case weightsRemoved, weightsAdded, weightsOnly, layersMatched, matchedByName, matchedByStructure, notes
+    }
 
     public var isEmpty: Bool {
         removed.isEmpty && added.isEmpty && changed.isEmpty && weightsChanged.isEmpty && trainabilityChanged.isEmpty
+            && weightsRemoved.isEmpty && weightsAdded.isEmpty
     }
 
     public init(_ before: Model, _ after: Model) throws {
-        let a = try Self.comparable(before), b = try Self.comparable(after)
-        let nodesA = Dictionary(a.nodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        let nodesB = Dictionary(b.nodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        removed = a.nodes.filter { nodesB[$0.name] == nil }.map { Layer(name: $0.name, type: $0.op.typeName) }
-        added = b.nodes.filter { nodesA[$0.name] == nil }.map { Layer(name: $0.name, type: $0.op.typeName) }
-        for node in a.nodes {
-            guard let other = nodesB[node.name] else { continue }
-            if node.op.typeName != other.op.typeName {
-                changed.append(Change(name: node.name, what: "type", before: node.op.typeName, after: other.op.typeName))
-            } else if Self.canonical(node.op, a.values[node.outputs.first ?? ""]?.shape?.rank)
-                        != Self.canonical(other.op, b.values[other.outputs.first ?? ""]?.shape?.rank) {
-                changed.append(Change(name: node.name, what: "config", before: "\(node.op)", after: "\(other.op)"))
-            }
-            // Only layers with weights: a weightless layer's flag changes nothing (and ONNX does not
-            // record it).
-            if node.trainable != other.trainable, !node.parameters.isEmpty {
-                trainabilityChanged.append(TrainabilityChange(name: node.name, before: node.trainable, after: other.trainable))
+        guard before.graph.hasArchitecture, after.graph.hasArchitecture else {
+            try compareWeightsByName(before.graph, after.graph)
+            weightsOnly = true
+            notes.append("a weights-only file has no layers: weights compared by name")
+            return
+        }
+        // ONNX keeps no training-only layers: against an ONNX model a Dropout is what it is at
+        // inference, nothing.
+        var options = ComparableGraph.Options()
+        options.inferenceOnly = before.format == .onnx || after.format == .onnx
+        let a = ComparableGraph(before, options: options), b = ComparableGraph(after, options: options)
+        for (model, graph) in [(before, a), (after, b)] {
+            let note = graph.unmapped.map { "\(model.path) is compared as ONNX ops, not Keras layers (\($0))" }
+            if let note, !notes.contains(note) { notes.append(note) }
+        }
+        if options.inferenceOnly, [before.graph, after.graph].contains(where: { $0.nodes.contains { Self.isTrainingOnly($0.op) } }) {
+            notes.append("Dropout layers are not compared: ONNX keeps no training-only layers")
+        }
+        inferenceOnly = options.inferenceOnly
+        let matching = LayerMatching(a, b, kind: .type)
+        layersMatched = matching.pairs.count
+        matchedByName = matching.byName
+        matchedByStructure = matching.byStructure
+        removed = a.layers.indices.filter { matching.pairOfA[$0] == nil }.map { Layer(name: a.layers[$0].name, type: a.layers[$0].op.typeName) }
+        added = b.layers.indices.filter { matching.pairOfB[$0] == nil }.map { Layer(name: b.layers[$0].name, type: b.layers[$0].op.typeName) }
+        compareInterfaces(a, b)
+        for pair in matching.pairs {
+            try compare(a.layers[pair.a], in: a, with: b.layers[pair.b], in: b, matching: matching)
+        }
+    }
+
+    /// The graph in Keras's layers and layout (ONNX graphs mapped back when they map), shapes
+    /// inferred: the view whose parameter names `weightsChanged` uses.
+    public static func comparable(_ model: Model) throws -> Graph {
+        ComparableGraph.kerasView(model.graph).0
+    }
+
+    static func isTrainingOnly(_ op: Op) -> Bool {
+        switch op {
+        case .dropout, .stochasticDepth: true
+        default: false
+        }
+    }
+
+    /// Model inputs and outputs: how many, and the inputs' shapes (a channels-last conversion
+    /// changes what arrays the model takes).
+    mutating func compareInterfaces(_ a: ComparableGraph, _ b: ComparableGraph) {
+        if a.inputs.count != b.inputs.count {
+            changed.append(Change(layer: "(model)", field: "inputs", before: "\(a.inputs.count)", after: "\(b.inputs.count)"))
+        }
+        if a.outputs.count != b.outputs.count {
+            changed.append(Change(layer: "(model)", field: "outputs", before: "\(a.outputs.count)", after: "\(b.outputs.count)"))
+        }
+        for (x, y) in zip(a.inputs, b.inputs) where x.shape != y.shape || x.dtype != y.dtype {
+            changed.append(Change(layer: x.name, field: "input shape", before: Self.describe(x), after: Self.describe(y)))
+        }
+    }
+
+    static func describe(_ value: ValueInfo) -> String {
+        (value.shape?.description ?? "unknown") + (value.dtype == .float32 ? "" : " \(value.dtype.rawValue)")
+    }
+
+    mutating func compare(_ x: ComparableGraph.Layer, in a: ComparableGraph, with y: ComparableGraph.Layer, in b: ComparableGraph,
+                          matching: LayerMatching) throws {
+        if !Self.sameName(x, y, derivedNamesAllowed: inferenceOnly) {
+            changed.append(Change(layer: x.name, field: "name", before: x.layer, after: y.layer))
+        }
+        if x.op.typeName != y.op.typeName {
+            changed.append(Change(layer: x.name, field: "type", before: x.op.typeName, after: y.op.typeName))
+        } else {
+            let before = LayerFields.fields(x.op, input: x.inputs.first.flatMap { a.shape($0) })
+            let after = LayerFields.fields(y.op, input: y.inputs.first.flatMap { b.shape($0) })
+            for field in before {
+                guard let other = after.first(where: { $0.name == field.name }) else { continue }
+                if field != other { changed.append(Change(layer: x.name, field: field.name, before: field.text, after: other.text)) }
             }
         }
-        for parameter in a.parameters.all {
-            guard let other = b.parameters[parameter.name] else { continue }
+        let mapped = x.inputs.map { matching.values[$0] }
+        let readsTheSame = mapped == y.inputs.map { Optional($0) }
+            || LayerMatching.isCommutative(x.op) && mapped.compactMap { $0 }.sorted() == y.inputs.sorted() && !mapped.contains(nil)
+        if !readsTheSame {
+            changed.append(Change(layer: x.name, field: "inputs", before: Self.producers(x.inputs, in: a),
+                                  after: Self.producers(y.inputs, in: b)))
+        }
+        // A weightless layer's flag changes nothing it computes or trains.
+        if x.trainable != y.trainable, !x.parameters.isEmpty {
+            trainabilityChanged.append(TrainabilityChange(name: x.name, before: x.trainable, after: y.trainable))
+        }
+        // A weight one side has and the other lacks (a bias dropped with use_bias) is a difference
+        // of its own: nothing is skipped silently.
+        weightsAdded += y.parameters.filter { x.parameter($0.role) == nil && !y.weightsInSettings.contains($0.role) }.map(\.name)
+        for parameter in x.parameters {
+            guard let other = y.parameter(parameter.role) else {
+                if !x.weightsInSettings.contains(parameter.role) { weightsRemoved.append(parameter.name) }
+                continue
+            }
             weightsCompared += 1
-            if let change = try Self.compare(parameter, other) {
+            if var change = try Self.compare(parameter, other) {
+                change.layer = x.name
                 weightsChanged.append(change)
             } else {
                 weightsUnchanged += 1
@@ -80,83 +185,103 @@ public struct ModelDiff: Encodable, Sendable {
         }
     }
 
-    /// The op with equivalent spellings made equal: an axis counted from the end or the start, `same`
-    /// and `valid` for a 1x1 stride-1 convolution (the same computation).
-    static func canonical(_ op: Op, _ rank: Int?) -> Op {
-        let resolve = { (axis: Int) -> Int in
-            guard let rank else { return axis }
-            return axis == rank - 1 ? -1 : axis
-        }
-        switch op {
-        case .batchNormalization(var a):
-            a.axis = resolve(a.axis)
-            return .batchNormalization(a)
-        case .concatenate(var a):
-            a.axis = resolve(a.axis)
-            return .concatenate(a)
-        case .conv(var a) where a.kernelSize.allSatisfy { $0 == 1 } && a.strides.allSatisfy { $0 == 1 } && a.padding == .same:
-            a.padding = .valid
-            return .conv(a)
-        default:
-            return op
+    /// Two layers have one name when their Keras layer names are spelled alike (`base/conv1`,
+    /// `base_conv1`). Against ONNX, which spells one Keras layer as several nodes, a name derived
+    /// from the other (`embed_1`, `permute/to_channels_first`) is the same name too.
+    static func sameName(_ x: ComparableGraph.Layer, _ y: ComparableGraph.Layer, derivedNamesAllowed: Bool) -> Bool {
+        let kerasName = LayerMatching.kerasName
+        if kerasName(x.layer) == kerasName(y.layer) || kerasName(x.name) == kerasName(y.name) { return true }
+        guard derivedNamesAllowed else { return false }
+        return [(x.name, y.name), (x.layer, y.layer)].contains { a, b in
+            isDerived(a, b) || isDerived(kerasName(a), kerasName(b))
         }
     }
 
-    /// The graph in Keras's layers and layout (ONNX graphs mapped back), shapes inferred.
-    static func comparable(_ model: Model) throws -> Graph {
-        var graph = model.graph
-        guard graph.hasArchitecture else { return graph }
-        do {
-            try KerasLayersPass().run(&graph)
-        } catch is PassError {
-            // Not expressible as Keras layers: compare the graph as it is read.
-            graph = model.graph
+    /// `b` is `a` with `/part`, `_2` or `#1` after it, or the other way round.
+    static func isDerived(_ a: String, _ b: String) -> Bool {
+        let (short, long) = a.count <= b.count ? (a, b) : (b, a)
+        guard long.count > short.count, long.hasPrefix(short) else { return false }
+        let rest = long.dropFirst(short.count)
+        if rest.hasPrefix("/") { return true }
+        return (rest.hasPrefix("_") || rest.hasPrefix("#")) && rest.count > 1 && rest.dropFirst().allSatisfy(\.isNumber)
+    }
+
+    /// The layers (or model inputs) producing `values`, for a person: `[conv1, image]`.
+    static func producers(_ values: [String], in graph: ComparableGraph) -> String {
+        "[" + values.map { value in graph.producer(of: value).map { graph.layers[$0].name } ?? value }.joined(separator: ", ") + "]"
+    }
+
+    /// Weights-only files: tensors paired by name; those in one file only are listed.
+    mutating func compareWeightsByName(_ a: Graph, _ b: Graph) throws {
+        weightsAdded = b.parameters.names.filter { a.parameters[$0] == nil }
+        for parameter in a.parameters.all {
+            guard let other = b.parameters[parameter.name] else {
+                weightsRemoved.append(parameter.name)
+                continue
+            }
+            weightsCompared += 1
+            if let change = try Self.compare(parameter, other) { weightsChanged.append(change) } else { weightsUnchanged += 1 }
         }
-        return graph
     }
 
     /// Nil when equal; the largest absolute element difference for float tensors of one shape.
+    /// Shapes that differ only by axes of length 1 (a bias `[5]` or `[1, 5]`) are one shape.
     static func compare(_ a: Parameter, _ b: Parameter) throws -> WeightChange? {
-        guard a.shape == b.shape, a.dtype == b.dtype else {
-            return WeightChange(name: a.name, maxAbsDelta: nil, shapeBefore: a.shape, shapeAfter: b.shape)
-        }
+        var change = WeightChange(name: a.name, layer: "", role: a.role, maxAbsDelta: nil, shapeBefore: a.shape, shapeAfter: b.shape)
+        guard a.shape.filter({ $0 != 1 }) == b.shape.filter({ $0 != 1 }), a.dtype == b.dtype else { return change }
         let bytesA = try a.storage.bytes(keep: false), bytesB = try b.storage.bytes(keep: false)
         if bytesA == bytesB { return nil }
-        var delta: Double?
         if a.dtype == .float32, bytesA.count == bytesB.count {
-            delta = bytesA.withUnsafeBytes { left in
+            let delta = bytesA.withUnsafeBytes { left in
                 bytesB.withUnsafeBytes { right in
-                    zip(left.bindMemory(to: Float.self), right.bindMemory(to: Float.self))
-                        .reduce(0.0) { max($0, abs(Double($1.0) - Double($1.1))) }
+                    zip(left.bindMemory(to: Float.self), right.bindMemory(to: Float.self)).reduce(0.0) { worst, pair in
+                        // NaN against a number is a change (max would skip it).
+                        pair.0.isNaN != pair.1.isNaN ? .infinity : max(worst, abs(Double(pair.0) - Double(pair.1)))
+                    }
                 }
             }
-            // +0 and -0, or equal NaN payloads, differ in bytes only.
+            // +0 and -0, or NaNs with different payloads, differ in bytes only.
             if delta == 0 { return nil }
+            change.maxAbsDelta = delta
         }
-        return WeightChange(name: a.name, maxAbsDelta: delta, shapeBefore: a.shape, shapeAfter: b.shape)
+        return change
     }
 
-    /// A few lines a person reads: each section with its count, long lists shortened.
+    /// A few lines a person reads: how layers were paired, each section with its count, one line per
+    /// changed setting, long lists shortened.
     public func text(maximum: Int = 12) -> String {
         func list<T>(_ items: [T], _ line: (T) -> String) -> [String] {
             var lines = items.prefix(maximum).map { "  " + line($0) }
             if items.count > maximum { lines.append("  ... and \(items.count - maximum) more") }
             return lines
         }
-        var lines: [String] = []
-        lines.append("Removed layers: \(removed.count)")
-        lines += list(removed) { "- \($0.name) (\($0.type))" }
-        lines.append("Added layers: \(added.count)")
-        lines += list(added) { "+ \($0.name) (\($0.type))" }
-        lines.append("Changed layers: \(changed.count)")
-        lines += list(changed) { "~ \($0.name): \($0.what) \($0.before) -> \($0.after)" }
+        var lines = notes.map { "note: \($0)" }
+        if !weightsOnly {
+            lines.append("Layers matched: \(layersMatched) (\(matchedByName) by name, \(matchedByStructure) by structure)")
+            lines.append("Removed layers: \(removed.count)")
+            lines += list(removed) { "- \($0.name) (\($0.type))" }
+            lines.append("Added layers: \(added.count)")
+            lines += list(added) { "+ \($0.name) (\($0.type))" }
+            lines.append("Changed layers: \(Set(changed.map(\.layer)).count)")
+            lines += list(changed) { "~ \($0.layer): \($0.field) \($0.before) -> \($0.after)" }
+        }
+        if !weightsRemoved.isEmpty || !weightsAdded.isEmpty {
+            lines.append("Weights only in the first: \(weightsRemoved.count)")
+            lines += list(weightsRemoved) { "- \($0)" }
+            lines.append("Weights only in the second: \(weightsAdded.count)")
+            lines += list(weightsAdded) { "+ \($0)" }
+        }
         lines.append("Weights in both: \(weightsCompared), unchanged: \(weightsUnchanged), changed: \(weightsChanged.count)")
         lines += list(weightsChanged) { change in
-            change.shapeBefore != change.shapeAfter ? "~ \(change.name): shape \(change.shapeBefore) -> \(change.shapeAfter)"
-                : "~ \(change.name): max |delta| \(change.maxAbsDelta.map { "\($0)" } ?? "(bytes differ)")"
+            change.shapeBefore.filter({ $0 != 1 }) != change.shapeAfter.filter({ $0 != 1 })
+                ? "~ \(change.name): shape \(change.shapeBefore) -> \(change.shapeAfter)"
+                : "~ \(change.name): max |delta| \(change.maxAbsDelta.map { Readable.number($0) } ?? "(bytes differ)")"
         }
-        lines.append("Trainability changed: \(trainabilityChanged.count) layers")
-        lines += list(trainabilityChanged) { "~ \($0.name): \($0.before ? "trainable" : "frozen") -> \($0.after ? "trainable" : "frozen")" }
+        if !weightsOnly {
+            lines.append("Trainability changed: \(trainabilityChanged.count) layers")
+            lines += list(trainabilityChanged) { "~ \($0.name): \($0.before ? "trainable" : "frozen") -> \($0.after ? "trainable" : "frozen")" }
+        }
+        lines.append(isEmpty ? "No differences." : "The models differ.")
         return lines.joined(separator: "\n")
     }
 }

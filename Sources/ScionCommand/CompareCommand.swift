@@ -7,7 +7,14 @@ struct CompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
         abstract: "Run two models on the same input and find the first layer whose outputs diverge.",
-        discussion: "Exit status 0 when every matched layer and output agrees within the tolerance, 3 when they differ (the report says where), 1 on an error.")
+        discussion: """
+            Layers are matched by name, then by position and kind where names differ (a Keras model and its \
+            tf2onnx or torch export), allowing for folded BatchNormalization, fused activations and NCHW/NHWC \
+            layouts. Without --input, both models run on 2 samples drawn at random (seed 0).
+
+            Exit status 0 when every matched layer and output agrees within the tolerance, 3 when they differ \
+            (the report says where), 1 on an error.
+            """)
 
     @Argument(help: "The reference model (.h5, .keras, .onnx).", completion: .file(extensions: ["h5", "keras", "onnx"]))
     var reference: String
@@ -15,7 +22,7 @@ struct CompareCommand: ParsableCommand {
     @Argument(help: "The model to check against it.", completion: .file(extensions: ["h5", "keras", "onnx"]))
     var candidate: String
 
-    @Option(name: .customLong("input"), help: "A .npy array per model input, or an .npz of them by name.",
+    @Option(name: .customLong("input"), help: "A .npy array per model input, or an .npz of them by name (default: random samples).",
             completion: .file(extensions: ["npy", "npz"]))
     var inputs: [String] = []
 
@@ -33,14 +40,19 @@ struct CompareCommand: ParsableCommand {
         var agrees = true
         try reportingErrors {
             let reference = try Model.load(self.reference)
-            let named = try readInputs(inputs, for: reference.graph.inputs.map(\.name))
-            let arrays = reference.graph.inputs.compactMap { named[$0.name] }
-            let comparison: ModelComparison
-            do {
-                comparison = try ModelComparison(reference, try Model.load(candidate), inputs: arrays, tolerance: tolerance)
-            } catch let error as RuntimeError {
-                throw ScionError(file: self.reference, error.description)
+            let candidate = try Model.load(self.candidate)
+            let arrays: [RuntimeTensor]
+            let source: String
+            if inputs.isEmpty {
+                arrays = try SampleInputs.make(for: reference)
+                source = SampleInputs.describe() + ", shape " + arrays.map { "\($0.shape)" }.joined(separator: ", ")
+            } else {
+                let named = try readInputs(inputs, for: reference.graph.inputs.map(\.name), model: self.reference)
+                arrays = reference.graph.inputs.compactMap { named[$0.name] }
+                source = inputs.joined(separator: ", ")
             }
+            var comparison = try ModelComparison(reference, candidate, inputs: arrays, tolerance: tolerance)
+            comparison.inputs = source
             try report.finish(comparison, line: comparison.text(), spellNonFinite: true)
             agrees = comparison.agrees
         }

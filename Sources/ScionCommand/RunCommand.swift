@@ -62,7 +62,7 @@ struct RunCommand: ParsableCommand {
             } catch let error as RuntimeError {
                 throw ScionError(file: source.input, error.description)
             }
-            let feeds = try readInputs(inputs, for: executor.graph.inputs.map(\.name))
+            let feeds = try readInputs(inputs, for: executor.graph.inputs.map(\.name), model: source.input)
             var results: [String: RuntimeTensor] = [:]
             let preparedAt = Date()
             var fastest = Double.infinity

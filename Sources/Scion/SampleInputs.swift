@@ -1,0 +1,48 @@
+import ScionIR
+import ScionRuntime
+
+/// Arrays to run a model on when the user gives none (`scion compare` without `--input`): one per
+/// model input, of its declared shape with `batch` samples, drawn from a seeded generator so two
+/// runs compare the same numbers. An input that feeds an Embedding gets whole ids within its table;
+/// any other, values uniform in [-1, 1).
+public enum SampleInputs {
+    /// What `make` draws, for reports.
+    public static func describe(batch: Int = 2, seed: UInt64 = 0) -> String {
+        "\(batch) random samples (seed \(seed): uniform in [-1, 1), whole ids for an Embedding)"
+    }
+
+    public static func make(for model: Model, batch: Int = 2, seed: UInt64 = 0) throws -> [RuntimeTensor] {
+        var generator = SplitMix64(seed: seed)
+        return try model.graph.inputs.map { input in
+            guard let shape = input.shape else {
+                throw ScionError(file: model.path, "input '\(input.name)' has no declared shape: give arrays with --input")
+            }
+            let dimensions = try shape.dimensions.enumerated().map { axis, length -> Int in
+                if let length { return length }
+                guard axis == 0 else {
+                    throw ScionError(file: model.path, "input '\(input.name)' has shape \(shape), unknown beyond the batch: give arrays with --input")
+                }
+                return batch
+            }
+            let count = dimensions.checkedProduct ?? 0
+            if let rows = embeddingRows(model.graph, input: input.name) {
+                return RuntimeTensor(shape: dimensions, data: (0..<count).map { _ in Float(generator.next() % UInt64(rows)) })
+            }
+            return RuntimeTensor(shape: dimensions, data: (0..<count).map { _ in generator.uniform(-1, 1) })
+        }
+    }
+
+    /// The smallest table of the Embeddings `input` feeds (directly or through a Cast); nil when it
+    /// feeds none.
+    static func embeddingRows(_ graph: Graph, input: String) -> Int? {
+        var values: Set<String> = [input]
+        for node in graph.nodes where node.inputs.contains(where: values.contains) {
+            if case .cast = node.op { values.formUnion(node.outputs) }
+        }
+        let rows = graph.nodes.compactMap { node -> Int? in
+            guard node.inputs.first.map(values.contains) == true, case .embedding(let a) = node.op else { return nil }
+            return a.inputDimension
+        }
+        return rows.min().map { max($0, 1) }
+    }
+}

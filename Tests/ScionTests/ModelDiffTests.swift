@@ -1,0 +1,195 @@
+import Foundation
+import Scion
+import ScionIR
+import XCTest
+
+/// `ModelDiff` compares what two models compute: a model and its conversions to every format diff
+/// empty; a real change (an activation, a padding, a layer type, a weight, a removed layer) is
+/// reported setting by setting in Keras's words, also across formats.
+final class ModelDiffTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("fixtures")
+
+    func fixture(_ path: String) -> String { Self.fixtures.appendingPathComponent(path).path }
+
+    func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("scion-diff-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    /// Every Keras fixture converted to .onnx, .keras and .h5, and every ONNX fixture (tf2onnx,
+    /// torch) converted to .keras and .h5, diffs empty against its source: fused and separate
+    /// activations, padding and axis spellings, nested scopes, ONNX's spellings of GELU or of a
+    /// ReLU with a threshold are one model. The conversions Scion refuses are listed, so a new
+    /// refusal or a new difference fails here.
+    func testEveryFixtureDiffsEmptyAgainstItsConversions() throws {
+        let directory = try temporaryDirectory()
+        let sources = try ["keras2", "keras3", "tf2onnx", "torch"].flatMap { folder in
+            try FileManager.default.contentsOfDirectory(atPath: fixture(folder)).sorted()
+                .filter { name in [".h5", ".keras", ".onnx"].contains { name.hasSuffix($0) } }.map { "\(folder)/\($0)" }
+        }
+        var refused: [String] = [], compared = 0
+        for source in sources {
+            let original = try Model.load(fixture(source))
+            for format in source.hasSuffix(".onnx") ? ["keras", "h5"] : ["onnx", "keras", "h5"] {
+                let output = directory.appendingPathComponent(source.replacingOccurrences(of: "/", with: "_") + "." + format).path
+                do {
+                    try original.write(to: output)
+                } catch {
+                    refused.append("\(source) -> \(format)")
+                    continue
+                }
+                let diff = try ModelDiff(original, try Model.load(output))
+                XCTAssertTrue(diff.isEmpty, "\(source) -> \(format):\n\(diff.text())")
+                XCTAssertEqual(diff.weightsCompared, diff.weightsUnchanged, "\(source) -> \(format)")
+                compared += 1
+            }
+        }
+        XCTAssertEqual(refused.sorted(), [
+            "keras2/weights_only.h5 -> h5", "keras2/weights_only.h5 -> keras", "keras2/weights_only.h5 -> onnx",
+            "keras3/activation_zoo.h5 -> onnx", "keras3/activation_zoo.keras -> onnx",
+            "keras3/weights_only.weights.h5 -> h5", "keras3/weights_only.weights.h5 -> keras", "keras3/weights_only.weights.h5 -> onnx",
+            "tf2onnx/misc_zoo.onnx -> h5", "tf2onnx/misc_zoo.onnx -> keras",
+        ])
+        XCTAssertEqual(compared, 211)
+    }
+
+    /// A Keras model and its ONNX export are matched layer for layer by name, with the weights
+    /// compared by role.
+    func testAKerasModelAndItsONNXExportAreOneModel() throws {
+        let directory = try temporaryDirectory()
+        let original = try Model.load(fixture("keras2/mobilenet_v2.h5"))
+        let onnx = directory.appendingPathComponent("m.onnx").path
+        try original.write(to: onnx)
+        let diff = try ModelDiff(original, try Model.load(onnx))
+        XCTAssertTrue(diff.isEmpty, diff.text())
+        XCTAssertEqual(diff.matchedByName, diff.layersMatched)
+        XCTAssertEqual(diff.weightsCompared, 262)
+        XCTAssertTrue(diff.text().hasSuffix("No differences."), diff.text())
+    }
+
+    /// Settings change one line each, as Keras names them; a type change is `Dense -> Conv2D`;
+    /// nothing of Swift's own spelling shows.
+    func testChangedSettingsAreReportedOneFieldAtATime() throws {
+        let original = try Model.load(fixture("keras2/mobilenet_v2.h5"))
+        var changed = original
+        try edit(&changed, "predictions") { op in
+            guard case .dense(var a) = op else { return op }
+            a.activation = .linear
+            return .dense(a)
+        }
+        try edit(&changed, "Conv1") { op in
+            guard case .conv(var a) = op else { return op }
+            a.padding = .valid
+            return .conv(a)
+        }
+        try edit(&changed, "Conv1_relu") { _ in .activation(.sigmoid) }
+        let diff = try ModelDiff(original, changed)
+        let fields = diff.changed.map { "\($0.layer): \($0.field) \($0.before) -> \($0.after)" }
+        XCTAssertTrue(fields.contains("predictions: activation softmax -> linear"), "\(fields)")
+        XCTAssertTrue(fields.contains("Conv1: padding same -> valid"), "\(fields)")
+        XCTAssertTrue(fields.contains("Conv1_relu: type ReLU -> Activation"), "\(fields)")
+        let text = diff.text()
+        XCTAssertTrue(text.contains("~ predictions: activation softmax -> linear"), text)
+        XCTAssertFalse(text.contains("ScionIR"), text)
+        XCTAssertFalse(text.contains("Attributes("), text)
+        XCTAssertTrue(text.hasSuffix("The models differ."), text)
+
+        var retyped = original
+        try edit(&retyped, "predictions") { _ in
+            .conv(ConvAttributes(filters: 5, kernelSize: [1, 1], strides: [1, 1], dilations: [1, 1], padding: .valid, layout: .channelsLast))
+        }
+        let typeDiff = try ModelDiff(original, retyped)
+        XCTAssertEqual(typeDiff.changed.filter { $0.field == "type" }.map { "\($0.before) -> \($0.after)" }, ["Dense -> Conv2D"])
+    }
+
+    /// The same changes written to ONNX are still reported: the normal form does not hide them.
+    func testAChangeSurvivesConversionToONNX() throws {
+        let directory = try temporaryDirectory()
+        let original = try Model.load(fixture("keras2/mobilenet_v2.h5"))
+        var changed = original
+        try edit(&changed, "predictions") { op in
+            guard case .dense(var a) = op else { return op }
+            a.activation = .linear
+            return .dense(a)
+        }
+        let kernel = try perturb(&changed, layer: "block_5_project", by: 0.5)
+        let onnx = directory.appendingPathComponent("changed.onnx").path
+        try changed.write(to: onnx)
+        let diff = try ModelDiff(original, try Model.load(onnx))
+        XCTAssertEqual(diff.changed.map { "\($0.layer): \($0.field) \($0.before) -> \($0.after)" }, ["predictions: activation softmax -> linear"])
+        XCTAssertEqual(diff.weightsChanged.map(\.name), [kernel])
+        XCTAssertEqual(diff.weightsChanged.first?.maxAbsDelta ?? 0, 0.5, accuracy: 1e-6)
+        XCTAssertEqual(diff.weightsUnchanged, diff.weightsCompared - 1)
+    }
+
+    /// A layer taken out of the middle is removed, and the layer after it reads something else.
+    func testARemovedLayerIsReported() throws {
+        let original = try Model.load(fixture("keras2/mobilenet_v2.h5"))
+        var changed = original
+        let index = try XCTUnwrap(changed.graph.nodes.firstIndex { $0.name == "block_2_expand_relu" })
+        let removed = changed.graph.nodes.remove(at: index)
+        for position in changed.graph.nodes.indices {
+            changed.graph.nodes[position].inputs = changed.graph.nodes[position].inputs.map { $0 == removed.outputs[0] ? removed.inputs[0] : $0 }
+        }
+        let diff = try ModelDiff(original, changed)
+        XCTAssertEqual(diff.removed.map { "\($0.name) (\($0.type))" }, ["block_2_expand_relu (ReLU)"])
+        XCTAssertEqual(diff.added, [])
+        XCTAssertTrue(diff.changed.contains { $0.layer == "block_2_depthwise" && $0.field == "inputs" }, "\(diff.changed)")
+        XCTAssertFalse(diff.isEmpty)
+    }
+
+    /// Values the ONNX writer simplifies still diff empty: a LayerScale whose gamma is one number
+    /// repeated (its initial value; written as a scalar Mul) and a CustomScaleLayer of scale 1
+    /// (written as a plain Add), as in keras.applications' ConvNeXt and InceptionResNetV2.
+    func testValuesTheONNXWriterSimplifiesStillDiffEmpty() throws {
+        let directory = try temporaryDirectory()
+        var convnext = try Model.load(fixture("keras3/convnext_blocks.keras"))
+        for name in ["blockA_layer_scale", "blockB_layer_scale"] {
+            let gamma = try XCTUnwrap(convnext.graph.node(named: name)?.parameters.first)
+            var parameter = try XCTUnwrap(convnext.graph.parameters[gamma])
+            parameter.storage = TensorStorage(bytes: [Float](repeating: 1e-6, count: parameter.elementCount).withUnsafeBytes { Array($0) })
+            convnext.graph.parameters[gamma] = parameter
+        }
+        var inception = try Model.load(fixture("keras3/inception_resnet_block.keras"))
+        try edit(&inception, "custom_scale_layer") { _ in .scaledResidual(ScaledResidualAttributes(scale: 1)) }
+        for (name, model) in [("convnext", convnext), ("inception", inception)] {
+            let onnx = directory.appendingPathComponent("\(name).onnx").path
+            try model.write(to: onnx)
+            let diff = try ModelDiff(model, try Model.load(onnx))
+            XCTAssertTrue(diff.isEmpty, "\(name):\n\(diff.text())")
+        }
+    }
+
+    /// Against a weights-only file the tensors are compared by name; tensors in one file only are a
+    /// difference (two unrelated files used to diff empty: nothing compared, "no differences").
+    func testWeightsOnlyFilesCompareTensorsByName() throws {
+        let unrelated = try ModelDiff(try Model.load(fixture("keras2/partly_frozen.h5")), try Model.load(fixture("keras2/weights_only.h5")))
+        XCTAssertFalse(unrelated.isEmpty, unrelated.text())
+        XCTAssertEqual(unrelated.weightsCompared, 0)
+        XCTAssertEqual(unrelated.weightsRemoved.count, 16)
+        XCTAssertTrue(unrelated.text().hasSuffix("The models differ."), unrelated.text())
+        let same = try ModelDiff(try Model.load(fixture("keras2/weights_only.h5")), try Model.load(fixture("keras2/weights_only.h5")))
+        XCTAssertTrue(same.isEmpty, same.text())
+        XCTAssertEqual(same.weightsCompared, 29)
+        XCTAssertFalse(same.text().contains("Removed layers"), same.text())
+    }
+
+    func edit(_ model: inout Model, _ name: String, _ change: (Op) -> Op) throws {
+        let index = try XCTUnwrap(model.graph.nodes.firstIndex { $0.name == name }, name)
+        model.graph.nodes[index].op = change(model.graph.nodes[index].op)
+    }
+}
+
+/// Adds `delta` to the first element of a layer's kernel, in memory; returns the kernel's name.
+func perturb(_ model: inout Model, layer: String, by delta: Float) throws -> String {
+    let name = try XCTUnwrap(model.graph.node(named: layer)?.parameters.first, layer)
+    var kernel = try XCTUnwrap(model.graph.parameters[name])
+    var values = try kernel.storage.bytes().withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    values[0] += delta
+    kernel.storage = TensorStorage(bytes: values.withUnsafeBytes { Array($0) })
+    model.graph.parameters[name] = kernel
+    return name
+}
