@@ -1,6 +1,6 @@
 import Foundation
-import ScionKeras
 import ScionRuntime
+import ScionZip
 
 /// NumPy's `.npz`: a zip of `.npy` files, one per array, named `NAME.npy` (what `numpy.savez` writes
 /// and `numpy.load` reads, stored or deflated).

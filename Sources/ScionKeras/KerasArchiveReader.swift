@@ -1,6 +1,7 @@
 import Foundation
 import HDF5
 import ScionIR
+import ScionZip
 
 /// Reads Keras 3 `.keras` archives: a zip holding `config.json`, `metadata.json` and
 /// `model.weights.h5`, whose groups follow Keras's object paths (`layers/conv2d/vars/0`) rather than
@@ -12,6 +13,10 @@ extension KerasModelReader {
     static let maximumInflatedWeightsBytes = 16 << 30
 
     public static func readArchive(at path: String) throws -> Graph {
+        try KerasError.fromZip { try readArchiveEntries(at: path) }
+    }
+
+    private static func readArchiveEntries(at path: String) throws -> Graph {
         let archive = try ZipArchive(path: path)
         guard let configEntry = archive.entry(named: "config.json") else {
             throw KerasError(.notAKerasFile, file: path, "a zip archive without config.json: not a .keras model")

@@ -1,6 +1,7 @@
 import Foundation
 import HDF5
 import ScionIR
+import ScionZip
 
 /// Writes a graph as a Keras 3 model. Nested models are flattened into one Functional model (their
 /// layers inlined, `/` in scoped names replaced by `_`, since Keras 3 refuses `/` in layer names);
@@ -27,11 +28,13 @@ public enum KerasModelWriter {
         let weightsPath = path + ".weights.h5.tmp"
         defer { try? FileManager.default.removeItem(atPath: weightsPath) }
         try writeWeights(plan, to: weightsPath, file: file, compress: compress)
-        let zip = try ZipWriter(path: path)
-        try zip.addEntry(name: "metadata.json", bytes: Array(metadata.serialized.utf8), compress: false)
-        try zip.addEntry(name: "config.json", bytes: Array(config.serialized.utf8), compress: false)
-        try zip.addEntry(name: "model.weights.h5", contentsOfFile: weightsPath, compress: false)
-        try zip.finish()
+        try KerasError.fromZip {
+            let zip = try ZipWriter(path: path)
+            try zip.addEntry(name: "metadata.json", bytes: Array(metadata.serialized.utf8), compress: false)
+            try zip.addEntry(name: "config.json", bytes: Array(config.serialized.utf8), compress: false)
+            try zip.addEntry(name: "model.weights.h5", contentsOfFile: weightsPath, compress: false)
+            try zip.finish()
+        }
     }
 
     /// The weights file: `layers/<snake_case class>[_N]/vars/<i>` in the order Keras 3 walks the

@@ -1,5 +1,6 @@
 import Foundation
 import ScionIR
+import ScionZip
 import XCTest
 
 @testable import ScionKeras

@@ -12,23 +12,23 @@ import Darwin
 ///
 /// Every offset and size here has been checked against the file by `ZipArchive` before the
 /// value was handed out, so code holding a `ZipEntry` from an archive can rely on it.
-public struct ZipEntry: Equatable, Sendable {
+package struct ZipEntry: Equatable, Sendable {
     /// The entry's path inside the archive, decoded as UTF-8 (e.g. `model.weights.h5`).
-    public var name: String
+    package var name: String
     /// 0 = stored (no compression), 8 = deflate. Other methods are listed but refused when read.
-    public var compressionMethod: UInt16
+    package var compressionMethod: UInt16
     /// Bytes the entry occupies in the archive.
-    public var compressedSize: UInt64
+    package var compressedSize: UInt64
     /// Bytes the entry claims to expand to; only trusted after the data has been checked against it.
-    public var uncompressedSize: UInt64
+    package var uncompressedSize: UInt64
     /// CRC-32 of the uncompressed bytes, as recorded in the central directory.
-    public var crc32: UInt32
+    package var crc32: UInt32
     /// Where the entry's local file header starts.
-    public var localHeaderOffset: UInt64
+    package var localHeaderOffset: UInt64
     /// Where the entry's (possibly compressed) bytes start, just after the local header.
-    public var dataOffset: UInt64
+    package var dataOffset: UInt64
 
-    public init(
+    package init(
         name: String, compressionMethod: UInt16, compressedSize: UInt64, uncompressedSize: UInt64,
         crc32: UInt32, localHeaderOffset: UInt64, dataOffset: UInt64
     ) {
@@ -42,7 +42,7 @@ public struct ZipEntry: Equatable, Sendable {
     }
 
     /// Directories are listed as entries whose name ends in a slash.
-    public var isDirectory: Bool { name.hasSuffix("/") }
+    package var isDirectory: Bool { name.hasSuffix("/") }
 }
 
 /// Constants from the PKWARE APPNOTE, shared by the reader and the writer so both agree on layout.
@@ -234,7 +234,7 @@ func zipSystemErrorDescription(_ code: Int32) -> String {
 /// Raw-inflates `input` into a buffer of exactly `declaredSize` bytes. A stream that would
 /// produce even one byte more is rejected, so the declared size bounds memory use.
 func zipInflate(
-    _ input: UnsafeRawBufferPointer, declaredSize: Int, failure: (String) -> KerasError
+    _ input: UnsafeRawBufferPointer, declaredSize: Int, failure: (String) -> ZipError
 ) throws -> [UInt8] {
     let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
     stream.initialize(to: z_stream())
@@ -314,7 +314,7 @@ final class ZipDeflater {
         stream.initialize(to: z_stream())
         output = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
         guard scion_deflateInit2(stream, Z_DEFAULT_COMPRESSION, -15) == Z_OK else {
-            throw KerasError(.writeFailed, file: path, subject: entryName, "cannot initialise zlib deflate")
+            throw ZipError(.writeFailed, file: path, entry: entryName, "cannot initialise zlib deflate")
         }
     }
 
@@ -347,7 +347,7 @@ final class ZipDeflater {
             if status == Z_STREAM_END { return }
             let stalled = status == Z_BUF_ERROR && produced == 0 && stream.pointee.avail_in == inputBefore && finishing
             guard status == Z_OK || status == Z_BUF_ERROR, !stalled else {
-                throw KerasError(.writeFailed, file: path, subject: entryName, "zlib deflate failed with status \(status)")
+                throw ZipError(.writeFailed, file: path, entry: entryName, "zlib deflate failed with status \(status)")
             }
             if !finishing, allInputGiven, stream.pointee.avail_in == 0, stream.pointee.avail_out != 0 { return }
         }

@@ -7,56 +7,56 @@ import Musl
 import Darwin
 #endif
 
-/// A read-only zip archive (a Keras 3 `.keras` file), memory-mapped so that a large stored entry
-/// such as `model.weights.h5` can be used in place without copying it.
+/// A read-only zip archive (a Keras 3 `.keras` model, a NumPy `.npz`), memory-mapped so that a
+/// large stored entry such as `model.weights.h5` can be used in place without copying it.
 ///
 /// Everything read from the file is treated as hostile: the central directory is parsed and every
 /// offset, size and count is checked against the file size before it is used, so damaged or
-/// crafted archives produce a `KerasError` rather than a crash, a hang or a huge allocation.
+/// crafted archives produce a `ZipError` rather than a crash, a hang or a huge allocation.
 ///
 /// The archive never changes after `init`, so it may be shared between threads. If another
 /// process truncates the file while it is mapped, touching the lost pages raises SIGBUS; that is
-/// inherent to memory mapping, and `.keras` files are not expected to change while being read.
-public final class ZipArchive: @unchecked Sendable {
+/// inherent to memory mapping, and models and data are not expected to change while being read.
+package final class ZipArchive: @unchecked Sendable {
     /// The path the archive was opened from, used in error messages.
-    public let path: String
+    package let path: String
     /// Entries in central directory order.
-    public let entries: [ZipEntry]
+    package let entries: [ZipEntry]
     /// Size of the file in bytes.
-    public let fileSize: Int
+    package let fileSize: Int
 
     private let mapping: UnsafeRawBufferPointer
     private let entryIndexByName: [String: Int]
 
     /// Opens and maps the archive at `path` and reads its central directory.
-    public init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
-            throw KerasError(.notAKerasFile, file: path, "cannot open for reading: \(zipSystemErrorDescription(errno))")
+            throw ZipError(.notAZipArchive, file: path, "cannot open for reading: \(zipSystemErrorDescription(errno))")
         }
         defer { close(descriptor) }
 
         var status = stat()
         guard fstat(descriptor, &status) == 0 else {
-            throw KerasError(.notAKerasFile, file: path, "cannot read file status: \(zipSystemErrorDescription(errno))")
+            throw ZipError(.notAZipArchive, file: path, "cannot read file status: \(zipSystemErrorDescription(errno))")
         }
         guard (status.st_mode & S_IFMT) == S_IFREG else {
-            throw KerasError(.notAKerasFile, file: path, "not a regular file, so not a zip archive")
+            throw ZipError(.notAZipArchive, file: path, "not a regular file, so not a zip archive")
         }
         // mmap refuses a length of 0, and nothing shorter than an end record can be a zip archive.
         let size = Int(status.st_size)
         guard size > 0 else {
-            throw KerasError(.notAKerasFile, file: path, "empty file, not a zip archive")
+            throw ZipError(.notAZipArchive, file: path, "empty file, not a zip archive")
         }
         guard size >= ZipFormat.endOfCentralDirectoryLength else {
-            throw KerasError(.notAKerasFile, file: path, "file of \(size) bytes is too short to be a zip archive")
+            throw ZipError(.notAZipArchive, file: path, "file of \(size) bytes is too short to be a zip archive")
         }
 
         guard let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0),
               address != UnsafeMutableRawPointer(bitPattern: -1)
         else {
-            throw KerasError(.invalidArchive, file: path, "cannot map the file into memory: \(zipSystemErrorDescription(errno))")
+            throw ZipError(.damaged, file: path, "cannot map the file into memory: \(zipSystemErrorDescription(errno))")
         }
         let bytes = UnsafeRawBufferPointer(start: address, count: size)
         do {
@@ -78,7 +78,7 @@ public final class ZipArchive: @unchecked Sendable {
     }
 
     /// The entry called `name`, or nil if the archive has none.
-    public func entry(named name: String) -> ZipEntry? {
+    package func entry(named name: String) -> ZipEntry? {
         entryIndexByName[name].map { entries[$0] }
     }
 
@@ -87,12 +87,12 @@ public final class ZipArchive: @unchecked Sendable {
     /// `limit` is the most bytes the caller is willing to hold: an entry declaring more is refused
     /// before anything is allocated, and inflation stops as soon as the output would exceed the
     /// declared size, so a zip bomb costs at most `limit` bytes of memory.
-    public func contents(of entry: ZipEntry, limit: Int) throws -> [UInt8] {
+    package func contents(of entry: ZipEntry, limit: Int) throws -> [UInt8] {
         let data = try validatedData(of: entry)
         let declared = entry.uncompressedSize
         guard declared <= UInt64(max(limit, 0)) else {
-            throw KerasError(.invalidArchive, file: path, subject: entry.name,
-                             "entry declares \(declared) bytes uncompressed, more than the \(max(limit, 0))-byte limit")
+            throw ZipError(.damaged, file: path, entry: entry.name,
+                           "entry declares \(declared) bytes uncompressed, more than the \(max(limit, 0))-byte limit")
         }
         let output: [UInt8]
         switch entry.compressionMethod {
@@ -100,11 +100,11 @@ public final class ZipArchive: @unchecked Sendable {
             output = Array(data)
         case ZipFormat.deflateMethod:
             guard declared <= ZipFormat.maximumInflatedSize(compressedSize: entry.compressedSize) else {
-                throw KerasError(.invalidArchive, file: path, subject: entry.name,
-                                 "entry declares \(declared) bytes uncompressed, more than its \(entry.compressedSize) deflated bytes can expand to")
+                throw ZipError(.damaged, file: path, entry: entry.name,
+                               "entry declares \(declared) bytes uncompressed, more than its \(entry.compressedSize) deflated bytes can expand to")
             }
             output = try zipInflate(data, declaredSize: Int(declared)) { reason in
-                KerasError(.invalidArchive, file: path, subject: entry.name, reason)
+                ZipError(.damaged, file: path, entry: entry.name, reason)
             }
         default:
             throw unsupportedMethodError(entry)
@@ -122,7 +122,7 @@ public final class ZipArchive: @unchecked Sendable {
     ///
     /// With `verifyingChecksum` (the default) the CRC-32 is checked first, which reads the whole
     /// entry once; pass false only when the caller verifies the contents some other way.
-    public func storedBytes(of entry: ZipEntry, verifyingChecksum: Bool = true) throws -> UnsafeRawBufferPointer? {
+    package func storedBytes(of entry: ZipEntry, verifyingChecksum: Bool = true) throws -> UnsafeRawBufferPointer? {
         let data = try validatedData(of: entry)
         switch entry.compressionMethod {
         case ZipFormat.storedMethod:
@@ -142,30 +142,30 @@ public final class ZipArchive: @unchecked Sendable {
     /// a `ZipEntry` built or modified by the caller could point anywhere.
     private func validatedData(of entry: ZipEntry) throws -> UnsafeRawBufferPointer {
         guard let index = entryIndexByName[entry.name], entries[index] == entry else {
-            throw KerasError(.invalidArchive, file: path, subject: entry.name, "entry does not belong to this archive")
+            throw ZipError(.damaged, file: path, entry: entry.name, "entry does not belong to this archive")
         }
         let file = ZipByteRegion(bytes: mapping)
         guard let data = file.subregion(offset: entry.dataOffset, count: entry.compressedSize) else {
-            throw KerasError(.invalidArchive, file: path, subject: entry.name, "entry data lies outside the file")
+            throw ZipError(.damaged, file: path, entry: entry.name, "entry data lies outside the file")
         }
         return data.bytes
     }
 
-    private func unsupportedMethodError(_ entry: ZipEntry) -> KerasError {
-        KerasError(.invalidArchive, file: path, subject: entry.name,
-                   "compression method \(entry.compressionMethod) is not supported (only 0, stored, and 8, deflate)")
+    private func unsupportedMethodError(_ entry: ZipEntry) -> ZipError {
+        ZipError(.damaged, file: path, entry: entry.name,
+                 "compression method \(entry.compressionMethod) is not supported (only 0, stored, and 8, deflate)")
     }
 
     private func verifyChecksum(of bytes: UnsafeRawBufferPointer, entry: ZipEntry) throws {
         guard UInt64(bytes.count) == entry.uncompressedSize else {
-            throw KerasError(.invalidArchive, file: path, subject: entry.name,
-                             "entry holds \(bytes.count) bytes but declares \(entry.uncompressedSize)")
+            throw ZipError(.damaged, file: path, entry: entry.name,
+                           "entry holds \(bytes.count) bytes but declares \(entry.uncompressedSize)")
         }
         var checksum = ZipChecksum()
         checksum.update(bytes)
         guard checksum.value == entry.crc32 else {
-            throw KerasError(.invalidArchive, file: path, subject: entry.name,
-                             "checksum mismatch: computed CRC-32 \(hex(checksum.value)), the archive records \(hex(entry.crc32))")
+            throw ZipError(.damaged, file: path, entry: entry.name,
+                           "checksum mismatch: computed CRC-32 \(hex(checksum.value)), the archive records \(hex(entry.crc32))")
         }
     }
 }
@@ -195,8 +195,8 @@ private struct CentralDirectoryParser {
         var limit: UInt64
     }
 
-    func damaged(_ reason: String, entry: String = "") -> KerasError {
-        KerasError(.invalidArchive, file: path, subject: entry, reason)
+    func damaged(_ reason: String, entry: String = "") -> ZipError {
+        ZipError(.damaged, file: path, entry: entry, reason)
     }
 
     func parse() throws -> Result {
@@ -205,15 +205,15 @@ private struct CentralDirectoryParser {
         return try readEntries(directory)
     }
 
-    /// A `.keras` file starts with a local file header, or with the end record when it is empty.
+    /// A zip archive starts with a local file header, or with the end record when it is empty.
     /// Checking this first gives "not a zip archive" for HDF5 and other files instead of a vaguer
-    /// "damaged archive".
+    /// "damaged archive" (a `.keras` path holding a legacy `.h5` model is a common mix-up).
     func checkMagic() throws {
         let magic = file.uint32(at: 0)
         guard magic != ZipFormat.localFileHeaderSignature, magic != ZipFormat.endOfCentralDirectorySignature else { return }
         let leading = (0 ..< min(4, file.count)).map { String(file.bytes[$0], radix: 16) }.joined(separator: " ")
         let hint = magic == 0x4644_4889 ? "; it looks like an HDF5 file" : ""
-        throw KerasError(.notAKerasFile, file: path, "not a zip archive (starts with bytes \(leading))\(hint)")
+        throw ZipError(.notAZipArchive, file: path, "not a zip archive (starts with bytes \(leading))\(hint)")
     }
 
     /// Searches backwards for the end record whose comment runs exactly to the end of the file.

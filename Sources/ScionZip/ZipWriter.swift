@@ -8,7 +8,7 @@ import Musl
 import Darwin
 #endif
 
-/// Writes a zip archive (a Keras 3 `.keras` file) to a path, entry by entry.
+/// Writes a zip archive (a Keras 3 `.keras` model, a NumPy `.npz`) to a path, entry by entry.
 ///
 /// Entries are streamed to disk as they are added, so a large weights file can be copied into a
 /// stored entry without holding it in memory. Each local header is written first with placeholder
@@ -19,12 +19,12 @@ import Darwin
 /// The writer writes straight to `path`; callers wanting an atomic replace write to a temporary
 /// path and rename after `finish()`. After any error the writer refuses further work, and the
 /// partial file is left for the caller to remove.
-public final class ZipWriter {
+package final class ZipWriter {
     /// 1980-01-01 00:00, the earliest DOS timestamp; the default makes output byte-for-byte
     /// reproducible for identical input.
-    public static let defaultModificationDate = Date(timeIntervalSince1970: 315_532_800)
+    package static let defaultModificationDate = Date(timeIntervalSince1970: 315_532_800)
 
-    public let path: String
+    package let path: String
 
     private enum State { case open, writingEntry, finished, failed }
 
@@ -57,7 +57,7 @@ public final class ZipWriter {
     private static let bufferCapacity = 1 << 20
 
     /// Creates (or truncates) the file at `path`.
-    public convenience init(path: String, modificationDate: Date = ZipWriter.defaultModificationDate) throws {
+    package convenience init(path: String, modificationDate: Date = ZipWriter.defaultModificationDate) throws {
         try self.init(path: path, modificationDate: modificationDate, zip64Threshold: UInt64(ZipFormat.zip64Marker32))
     }
 
@@ -67,7 +67,7 @@ public final class ZipWriter {
         (dosTime, dosDate) = ZipFormat.dosTimestamp(modificationDate)
         descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
-            throw KerasError(.writeFailed, file: path, "cannot create the file: \(zipSystemErrorDescription(errno))")
+            throw ZipError(.writeFailed, file: path, "cannot create the file: \(zipSystemErrorDescription(errno))")
         }
         pending.reserveCapacity(Self.bufferCapacity)
     }
@@ -78,7 +78,7 @@ public final class ZipWriter {
 
     /// Adds an entry holding `bytes`, deflated when `compress` is true (Keras stores entries
     /// uncompressed, so it passes false).
-    public func addEntry(name: String, bytes: some ContiguousBytes, compress: Bool) throws {
+    package func addEntry(name: String, bytes: some ContiguousBytes, compress: Bool) throws {
         try bytes.withUnsafeBytes { buffer in
             try addEntry(name: name, size: UInt64(buffer.count), compress: compress) { try $0.write(buffer) }
         }
@@ -87,7 +87,7 @@ public final class ZipWriter {
     /// Adds an entry of exactly `size` bytes that `body` writes in chunks through the stream it is
     /// given, so the entry never has to be in memory at once. The size is needed up front to decide
     /// whether the local header needs a ZIP64 field; writing more or fewer bytes is an error.
-    public func addEntry(name: String, size: UInt64, compress: Bool, body: (ZipEntryStream) throws -> Void) throws {
+    package func addEntry(name: String, size: UInt64, compress: Bool, body: (ZipEntryStream) throws -> Void) throws {
         try checkCanAdd(name)
         state = .writingEntry
         do {
@@ -115,7 +115,7 @@ public final class ZipWriter {
             guard record.localHeaderUsesZip64
                 || (record.compressedSize < zip64Threshold && record.uncompressedSize < zip64Threshold)
             else {
-                throw KerasError(.writeFailed, file: path, subject: name, "deflated data grew past the 4 GiB a header without ZIP64 can describe")
+                throw ZipError(.writeFailed, file: path, entry: name, "deflated data grew past the 4 GiB a header without ZIP64 can describe")
             }
             try flushPending()
             try localHeader(for: record).withUnsafeBytes { try writeFully($0, at: record.localHeaderOffset) }
@@ -129,10 +129,10 @@ public final class ZipWriter {
     }
 
     /// Adds an entry with the contents of the file at `sourcePath`, read in 1 MiB chunks.
-    public func addEntry(name: String, contentsOfFile sourcePath: String, compress: Bool) throws {
+    package func addEntry(name: String, contentsOfFile sourcePath: String, compress: Bool) throws {
         try checkCanAdd(name)
-        func failure(_ reason: String) -> KerasError {
-            KerasError(.writeFailed, file: path, subject: name, reason)
+        func failure(_ reason: String) -> ZipError {
+            ZipError(.writeFailed, file: path, entry: name, reason)
         }
         let source = open(sourcePath, O_RDONLY | O_CLOEXEC)
         guard source >= 0 else { throw failure("cannot open \(sourcePath): \(zipSystemErrorDescription(errno))") }
@@ -160,8 +160,8 @@ public final class ZipWriter {
 
     /// Writes the central directory and end records and closes the file. The archive is complete
     /// only after this returns.
-    public func finish() throws {
-        guard state == .open else { throw stateError(subject: "") }
+    package func finish() throws {
+        guard state == .open else { throw stateError(entry: "") }
         do {
             let directoryOffset = position
             for record in records { try emitBytes(centralHeader(for: record)) }
@@ -239,23 +239,23 @@ public final class ZipWriter {
         }
     }
 
-    private func ioError(_ reason: String) -> KerasError {
-        KerasError(.writeFailed, file: path, "\(reason): \(zipSystemErrorDescription(errno))")
+    private func ioError(_ reason: String) -> ZipError {
+        ZipError(.writeFailed, file: path, "\(reason): \(zipSystemErrorDescription(errno))")
     }
 
-    private func stateError(subject: String) -> KerasError {
+    private func stateError(entry: String) -> ZipError {
         let reason = switch state {
         case .open: "the writer is ready"
         case .writingEntry: "cannot add an entry while another entry is being written"
         case .finished: "the archive is already finished"
         case .failed: "an earlier error left the archive incomplete"
         }
-        return KerasError(.writeFailed, file: path, subject: subject, reason)
+        return ZipError(.writeFailed, file: path, entry: entry, reason)
     }
 
     private func checkCanAdd(_ name: String) throws {
-        guard state == .open else { throw stateError(subject: name) }
-        func invalid(_ reason: String) -> KerasError { KerasError(.writeFailed, file: path, subject: name, reason) }
+        guard state == .open else { throw stateError(entry: name) }
+        func invalid(_ reason: String) -> ZipError { ZipError(.writeFailed, file: path, entry: name, reason) }
         guard !name.isEmpty else { throw invalid("entry name is empty") }
         guard name.utf8.count <= Int(UInt16.max) else { throw invalid("entry name is longer than 65535 bytes") }
         guard !name.utf8.contains(0) else { throw invalid("entry name contains a NUL character") }
@@ -337,7 +337,7 @@ public final class ZipWriter {
 
 /// The sink `ZipWriter.addEntry(name:size:compress:body:)` hands to its body: each `write`
 /// appends a chunk to the entry, updating the CRC-32 and compressing on the way.
-public final class ZipEntryStream {
+package final class ZipEntryStream {
     private let writer: ZipWriter
     private let entryName: String
     private let declaredSize: UInt64
@@ -358,7 +358,7 @@ public final class ZipEntryStream {
     }
 
     /// Appends `bytes` to the entry. Only valid inside the `addEntry` body.
-    public func write(_ bytes: some ContiguousBytes) throws {
+    package func write(_ bytes: some ContiguousBytes) throws {
         try bytes.withUnsafeBytes { try write(buffer: $0) }
     }
 
@@ -403,7 +403,7 @@ public final class ZipEntryStream {
         }
     }
 
-    private func failure(_ reason: String) -> KerasError {
-        KerasError(.writeFailed, file: writer.path, subject: entryName, reason)
+    private func failure(_ reason: String) -> ZipError {
+        ZipError(.writeFailed, file: writer.path, entry: entryName, reason)
     }
 }
