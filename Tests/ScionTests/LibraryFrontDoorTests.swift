@@ -111,7 +111,7 @@ final class LibraryFrontDoorTests: XCTestCase {
         XCTAssertEqual(best, labels.rows(0..<4).data.map { Int($0) })
     }
 
-    // Mirrors FineTuning.md.
+    // Mirrors FineTuningAHead.md.
     func testFineTuneAHead() throws {
         var model = try Model.load("digits_cnn.keras")
         try model.apply(GraftPass(head: try HeadSpec(parsing: "dense:5:softmax"), at: "gap", seed: 0))
@@ -147,6 +147,23 @@ final class LibraryFrontDoorTests: XCTestCase {
         let written = try Model.load("digits_5_9.keras")
         XCTAssertEqual(try written.graph.parameters["conv1/kernel"]?.storage.bytes(), try model.graph.parameters["conv1/kernel"]?.storage.bytes())
         XCTAssertNotEqual(try written.graph.parameters["conv3/kernel"]?.storage.bytes(), try model.graph.parameters["conv3/kernel"]?.storage.bytes())
+    }
+
+    /// The articles show the code above as it is: every Swift block of an article is in this file.
+    func testArticlesShowTheCodeTheseTestsRun() throws {
+        let catalog = Self.root.appendingPathComponent("Sources/Scion/Scion.docc")
+        let tests = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)
+        let articles = ["LoadingAndInspecting", "Surgery", "Converting", "Running", "FineTuningAHead"]
+        for article in articles {
+            let text = try String(contentsOf: catalog.appendingPathComponent(article + ".md"), encoding: .utf8)
+            let blocks = text.components(separatedBy: "```swift\n").dropFirst().compactMap { $0.components(separatedBy: "```").first }
+            XCTAssertFalse(blocks.isEmpty, "\(article).md has no Swift code")
+            for block in blocks {
+                let indented = block.split(separator: "\n", omittingEmptySubsequences: false)
+                    .map { $0.isEmpty ? "" : "        " + $0 }.joined(separator: "\n")
+                XCTAssertTrue(tests.contains(indented), "\(article).md shows code that LibraryFrontDoorTests does not run:\n\(block)")
+            }
+        }
     }
 
     /// The first output of `model` on `x`.
