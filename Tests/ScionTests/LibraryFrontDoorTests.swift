@@ -51,7 +51,7 @@ final class LibraryFrontDoorTests: XCTestCase {
         XCTAssertEqual(model.graph.node(named: "bn1")?.parameters, ["bn1/gamma", "bn1/beta", "bn1/moving_mean", "bn1/moving_variance"])
     }
 
-    // Mirrors Surgery.md.
+    // Mirrors Surgery.md and the README's From Swift section.
     func testCutGraftFreeze() throws {
         var model = try Model.load("digits_cnn.keras")
         try model.apply(CutPass(.after("gap")))
@@ -149,13 +149,16 @@ final class LibraryFrontDoorTests: XCTestCase {
         XCTAssertNotEqual(try written.graph.parameters["conv3/kernel"]?.storage.bytes(), try model.graph.parameters["conv3/kernel"]?.storage.bytes())
     }
 
-    /// The articles show the code above as it is: every Swift block of an article is in this file.
+    /// The articles (and the README's From Swift section) show the code above as it is: every Swift
+    /// block of an article is in this file.
     func testArticlesShowTheCodeTheseTestsRun() throws {
         let catalog = Self.root.appendingPathComponent("Sources/Scion/Scion.docc")
         let tests = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)
         let articles = ["LoadingAndInspecting", "Surgery", "Converting", "Running", "FineTuningAHead"]
-        for article in articles {
-            let text = try String(contentsOf: catalog.appendingPathComponent(article + ".md"), encoding: .utf8)
+        for article in articles + ["README"] {
+            let file = article == "README" ? Self.root.appendingPathComponent("README.md") : catalog.appendingPathComponent(article + ".md")
+            var text = try String(contentsOf: file, encoding: .utf8)
+            if article == "README" { text = text.components(separatedBy: "## From Swift").last?.replacingOccurrences(of: "import Scion\n\n", with: "") ?? "" }
             let blocks = text.components(separatedBy: "```swift\n").dropFirst().compactMap { $0.components(separatedBy: "```").first }
             XCTAssertFalse(blocks.isEmpty, "\(article).md has no Swift code")
             for block in blocks {
