@@ -9,7 +9,7 @@ DEMO_MODEL := fixtures/keras2/mobilenet_v2.h5
 ORACLE_VENV := .build/oracle-venv
 ORACLE_PYTHON := $(ORACLE_VENV)/bin/python
 
-.PHONY: all deps build release install test unit-test interop fuzz asan-corpus oracle demo bench cli-doc clean
+.PHONY: all deps build release install test unit-test interop fuzz asan-corpus oracle demo bench cli-doc docs clean
 
 all: build
 
@@ -42,6 +42,18 @@ install: release
 # docs/cli.md's reference part, regenerated from every command's --help (CLIReferenceTests checks it).
 cli-doc: build
 	scripts/cli-doc.sh $(SCION_DEBUG)
+
+# The library's documentation: the DocC catalog Sources/Scion/Scion.docc (overview and articles) with the
+# IR, passes and runtime that `import Scion` brings, as one archive; any DocC warning (a broken symbol
+# link...) fails the build. Read it with `python3 -m http.server -d $(DOCS_ARCHIVE)` at
+# http://localhost:8000/documentation/scion. Not part of `make test`; its articles' code is
+# (Tests/ScionTests/LibraryFrontDoorTests.swift).
+DOCS_ARCHIVE := .build/docs/Scion.doccarchive
+docs: deps
+	mkdir -p $(dir $(DOCS_ARCHIVE))
+	$(SWIFT) package --allow-writing-to-directory $(dir $(DOCS_ARCHIVE)) generate-documentation \
+	  --target Scion --target ScionIR --target ScionPasses --target ScionRuntime --enable-experimental-combined-documentation \
+	  --warnings-as-errors --output-path $(DOCS_ARCHIVE)
 
 test: unit-test interop fuzz asan-corpus
 

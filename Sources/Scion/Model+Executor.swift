@@ -6,6 +6,9 @@ import ScionRuntime
 /// arithmetic needs (tf2onnx spells some Keras layers with them): Shape, Expand, and Reshape to a
 /// computed shape.
 extension Model {
+    /// An executor that runs this model forward. Each layer named in `taps` (full name, nested name
+    /// or unique suffix) becomes an extra output; `taps` of the executor maps each name to the value
+    /// that holds it.
     public func executor(taps: [String] = []) throws -> Executor {
         try Self.executor(for: graph, taps: taps)
     }

@@ -10,8 +10,11 @@ import ScionONNX
 /// print(model.graph.totalParameterCount)
 /// ```
 public struct Model {
+    /// The model's layers, values and parameters; passes change it (`apply(_:)`).
     public var graph: Graph
+    /// The format the file was read from.
     public var format: ModelFormat
+    /// The file the model was read from; errors about the model name it.
     public var path: String
 
     public init(graph: Graph, format: ModelFormat, path: String) {
