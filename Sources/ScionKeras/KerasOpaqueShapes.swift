@@ -15,6 +15,11 @@ enum KerasOpaqueShapes {
     /// Fills in the output shapes of opaque Keras layers whose rule is known, following the graph
     /// as far as shapes reach (an LSTM after an LSTM needs the first one's shape).
     static func fill(_ graph: inout Graph) throws {
+        // Most models have no opaque layer: no extra shape inference for them.
+        guard graph.nodes.contains(where: { node in
+            if case .opaque(let a) = node.op { return a.domain == "keras" && a.outputShapes == nil }
+            return false
+        }) else { return }
         var changed = true
         // Each round settles at least one more opaque node, so this ends; the bound is a guard.
         var rounds = 0
