@@ -290,7 +290,10 @@ public struct OpaqueAttributes: Equatable, Sendable {
     public var type: String
     /// The original configuration, serialized (JSON for Keras).
     public var configuration: String
-    public init(domain: String, type: String, configuration: String) {
-        self.domain = domain; self.type = type; self.configuration = configuration
+    /// Output shapes when the reader knows them (a Keras LSTM's from its `units` and
+    /// `return_sequences`), so shape inference, cutting and writers see past the op; nil when unknown.
+    public var outputShapes: [Shape?]?
+    public init(domain: String, type: String, configuration: String, outputShapes: [Shape?]? = nil) {
+        self.domain = domain; self.type = type; self.configuration = configuration; self.outputShapes = outputShapes
     }
 }

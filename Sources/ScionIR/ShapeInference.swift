@@ -190,8 +190,8 @@ struct Context {
             try expectParameter("embeddings", [a.inputDimension, a.outputDimension])
             guard let shape = try firstShape() else { return [nil] }
             return [Shape(shape.dimensions + [a.outputDimension])]
-        case .opaque:
-            return Array(repeating: nil, count: max(node.outputs.count, 1))
+        case .opaque(let a):
+            return a.outputShapes ?? Array(repeating: nil, count: max(node.outputs.count, 1))
         case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
              .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax:
             return try inferImported()

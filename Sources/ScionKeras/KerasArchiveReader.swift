@@ -68,27 +68,25 @@ final class OwnedBytes {
 }
 
 /// Binds weights stored by Keras 3's object paths: each layer's variables are `vars/0`, `vars/1`...
-/// under `layers/<snake_case class>[_N]`, in the order the layer created them.
+/// under `layers/<snake_case class>[_N]`, in the order the layer created them; a layer with
+/// sublayers (LSTM's `cell`, Bidirectional's `forward_layer`...) has their groups inside its own,
+/// read after its own variables in Keras's order (`KerasNestedWeights`).
 struct KerasObjectPathWeightBinder {
     let file: String
     let records: [KerasLayerRecord]
     let backingMemory: AnyObject
+    /// Sublayers nest a few levels (Bidirectional > LSTM > cell); a deeper file is hostile.
+    static let maximumNesting = 8
 
     func bind(from root: HDF5Group, into graph: inout Graph) throws {
         for record in records where !record.isModel {
-            let varsPath = "\(record.objectPath)/vars"
-            guard (try? root.kind(of: varsPath)) == .group else { continue }
-            let vars = try KerasModelReader.wrapping(file) { try root.group(varsPath) }
-            let stored = try KerasModelReader.wrapping(file) { try vars.childNames() }
-                .compactMap { name in Int(name).map { (index: $0, name: name) } }
-                .sorted { $0.index < $1.index }
-            if stored.isEmpty { continue }
-            let roles = KerasWeightRoles.roles(className: record.className, config: record.config)
-            for (position, entry) in stored.enumerated() {
-                let role = roles.flatMap { position < $0.count ? $0[position] : nil } ?? "var\(entry.index)"
-                let dataset = try KerasModelReader.wrapping(file) { try vars.dataset(entry.name) }
+            guard (try? root.kind(of: record.objectPath)) == .group else { continue }
+            let variables = try collect(root, path: record.objectPath, prefix: "", className: record.className,
+                                        config: record.config, depth: 0, record: record)
+            for (role, dataset) in variables {
                 let name = "\(record.scopedName)/\(role)"
-                let trainable = record.trainable && !KerasWeightRoles.isAlwaysFrozen(role, className: record.className)
+                let trainable = record.trainable
+                    && !KerasNestedWeights.isAlwaysFrozen(role, className: record.className, config: record.config)
                 guard graph.parameters.add(try makeParameter(
                     name: name, role: role, dataset: dataset, trainable: trainable, file: file,
                     backingMemory: backingMemory)) else {
@@ -97,5 +95,40 @@ struct KerasObjectPathWeightBinder {
                 for index in record.nodeIndices { graph.nodes[index].parameters.append(name) }
             }
         }
+    }
+
+    /// The variables of the object at `path` and of its sublayers, with their roles (`kernel`,
+    /// `forward_layer/cell/kernel`), in Keras's order: its own `vars/<i>` by number, then the
+    /// sublayers Keras creates in a known order, then any other groups in the file's order.
+    private func collect(_ root: HDF5Group, path: String, prefix: String, className: String, config: JSON,
+                         depth: Int, record: KerasLayerRecord) throws -> [(role: String, dataset: HDF5Dataset)] {
+        guard depth <= Self.maximumNesting else {
+            throw KerasError(.invalidWeights, file: file, subject: record.scopedName,
+                             "weights nested more than \(Self.maximumNesting) sublayers deep at \(path)")
+        }
+        var result: [(role: String, dataset: HDF5Dataset)] = []
+        let varsPath = "\(path)/vars"
+        if (try? root.kind(of: varsPath)) == .group {
+            let vars = try KerasModelReader.wrapping(file) { try root.group(varsPath) }
+            let stored = try KerasModelReader.wrapping(file) { try vars.childNames() }
+                .compactMap { name in Int(name).map { (index: $0, name: name) } }
+                .sorted { $0.index < $1.index }
+            let roles = KerasNestedWeights.ownRoles(className: className, config: config)
+            for (position, entry) in stored.enumerated() {
+                let role = roles.flatMap { position < $0.count ? $0[position] : nil } ?? "var\(entry.index)"
+                result.append((prefix + role, try KerasModelReader.wrapping(file) { try vars.dataset(entry.name) }))
+            }
+        }
+        let group = try KerasModelReader.wrapping(file) { try root.group(path) }
+        let children = try KerasModelReader.wrapping(file) { try group.childNames() }
+            .filter { $0 != "vars" && (try? group.kind(of: $0)) == .group }
+        let known = KerasNestedWeights.sublayers(className: className, config: config)
+        let ordered = known.filter { children.contains($0.attribute) }.map { ($0.attribute, $0.className, $0.config) }
+            + children.filter { child in !known.contains { $0.attribute == child } }.map { ($0, "", JSON.null) }
+        for (child, childClass, childConfig) in ordered {
+            result += try collect(root, path: "\(path)/\(child)", prefix: "\(prefix)\(child)/", className: childClass,
+                                  config: childConfig, depth: depth + 1, record: record)
+        }
+        return result
     }
 }

@@ -169,7 +169,7 @@ struct KerasConfigWriter {
                   let config = try? JSON.parse(data).object else {
                 throw Refusal(reason: "\(a.domain) op '\(a.type)' has no Keras layer equivalent")
             }
-            var kept = config
+            var kept = KerasOpaqueConfig.forKerasThree(className: a.type, config: config, trainable: node.trainable)
             for key in ["name", "trainable", "dtype"] { kept[key] = nil }
             return [KerasLayerSpecification(className: a.type, config: kept)]
         case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,

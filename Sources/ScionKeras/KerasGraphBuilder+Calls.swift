@@ -71,13 +71,16 @@ extension KerasGraphBuilder {
 
     /// An operation node, not a layer: `.keras` configs say so in `module`; legacy `.h5` configs drop
     /// the module, but an operation is called with its operands as separate arguments
-    /// (`args: [tensor, 3.0]`) where a merge layer gets one list (`args: [[tensor, tensor]]`).
+    /// (`args: [tensor, 3.0]`) where a merge layer gets one list (`args: [[tensor, tensor]]`), and
+    /// its config holds only its name. A layer called with two tensors (MultiHeadAttention's query
+    /// and value) always records `trainable` in its config.
     static func isOperationNode(_ layer: JSON) -> Bool {
         if let module = layer["module"]?.string {
             return module.hasPrefix("keras.src.ops") || module.hasPrefix("keras.ops")
         }
         guard let arguments = layer["inbound_nodes"]?.array?.first?["args"]?.array else { return false }
         return arguments.count == 2 && arguments[0]["class_name"]?.string == "__keras_tensor__"
+            && layer["config"]?["trainable"] == nil
     }
 
     /// Keras 3 records Python arithmetic on tensors (`x * (1 / 6)`, `x + y`) as operation nodes, whose
@@ -224,12 +227,20 @@ extension KerasGraphBuilder {
                 return references
             }
             if let tensors = call.array {
-                return try tensors.map { tensor in
+                var references: [KerasTensorReference] = []
+                for tensor in tensors {
                     guard let triple = tensor.array else {
                         throw builder.configError(subject, "inbound tensor \(tensor.serialized) is not a list")
                     }
-                    return try reference(triple, subject: subject, builder: builder)
+                    references.append(try reference(triple, subject: subject, builder: builder))
+                    // tf_keras writes MultiHeadAttention(query, value, key) as the query with
+                    // `{"value": [name, node, tensor], "key": ...}`: the later operands, in order.
+                    for keyword in ["value", "key"] {
+                        guard triple.count >= 4, let operand = triple[3][keyword]?.array, operand.first?.string != nil else { continue }
+                        references.append(try reference(operand, subject: subject, builder: builder))
+                    }
                 }
+                return references
             }
             var found: [KerasTensorReference] = []
             try collectTensors(call["args"] ?? .null, into: &found, subject: subject, builder: builder, depth: 0)

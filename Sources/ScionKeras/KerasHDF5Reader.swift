@@ -74,6 +74,7 @@ public enum KerasModelReader {
         // Keras 2 lists a nested model's trainable weights first; list them in layer order instead.
         graph.parameters.reorder(first: graph.nodes.flatMap(\.parameters))
         do {
+            try KerasOpaqueShapes.fill(&graph)
             try graph.verify()
         } catch let error as IRError {
             throw KerasError(error.kind == .parameter ? .invalidWeights : .invalidConfig, file: file,

@@ -29,13 +29,16 @@ extension KerasModelWriter {
             for index in order.sorted(by: { plan.layers[$0].name < plan.layers[$1].name }) {
                 let layer = plan.layers[index]
                 let group = try weights.createGroup(layer.name)
-                let names = layer.parameters.map { parameter in
+                // Keras binds these by position in `trainable_weights + non_trainable_weights`:
+                // trainable first, which only reorders a layer whose sublayers hold statistics.
+                let parameters = layer.parameters.filter(\.trainable) + layer.parameters.filter { !$0.trainable }
+                let names = parameters.map { parameter in
                     let role = parameter.role == "depthwise_kernel" && layer.specification.className.hasPrefix("DepthwiseConv")
                         ? "kernel" : parameter.role
                     return "\(layer.name)/\(role)"
                 }
                 try setSplitAttribute(group, "weight_names", names)
-                for (parameter, name) in zip(layer.parameters, names) {
+                for (parameter, name) in zip(parameters, names) {
                     guard let elementType = HDF5ElementType(parameter.dtype) else {
                         throw KerasError(.writeFailed, file: file, subject: parameter.name, "\(parameter.dtype) weights cannot be written to Keras")
                     }

@@ -44,7 +44,9 @@ struct KerasLegacyWeightBinder {
     /// Roles from the stored names (`kernel:0` -> `kernel`). When the names are not the ones the layer
     /// class uses (Keras 3 names some weights `variable`), and their number matches, by position.
     private func roles(for names: [String], of record: KerasLayerRecord) -> [String] {
-        let fromNames = names.map { KerasWeightRoles.role(fromWeightName: $0, className: record.className) }
+        let fromNames = names.map {
+            KerasNestedWeights.role(fromWeightName: $0, layerName: record.name, className: record.className, config: record.config)
+        }
         guard let expected = KerasWeightRoles.roles(className: record.className, config: record.config) else {
             return fromNames
         }
@@ -71,6 +73,18 @@ struct KerasLegacyWeightBinder {
             let suffix = layerPath.suffix(length).joined(separator: "/")
             if let match = candidates.first(where: { $0.scopedName.hasSuffix("/" + suffix) }) { return match }
         }
+        // A layer with sublayers names its weights below its own name
+        // (`bilstm/forward_lstm/lstm_cell/kernel:0`): the owner is a leading part of the path.
+        for end in stride(from: layerPath.count - 1, through: 1, by: -1) {
+            let head = Array(layerPath.prefix(end))
+            for length in stride(from: head.count, through: 1, by: -1) {
+                let suffix = head.suffix(length).joined(separator: "/")
+                if let match = candidates.first(where: { $0.scopedName.dropFirst(prefix.count) == suffix || $0.name == suffix }),
+                   !KerasNestedWeights.sublayers(className: match.className, config: match.config).isEmpty {
+                    return match
+                }
+            }
+        }
         throw KerasError(.invalidWeights, file: file, subject: "\(model.scopedName)/\(weightName)",
                          "weight belongs to no layer of nested model '\(model.scopedName)'")
     }
@@ -80,7 +94,8 @@ struct KerasLegacyWeightBinder {
         guard graph.parameters[name] == nil else {
             throw KerasError(.invalidWeights, file: file, subject: name, "weight is stored twice")
         }
-        let trainable = record.trainable && !KerasWeightRoles.isAlwaysFrozen(role, className: record.className)
+        let trainable = record.trainable
+            && !KerasNestedWeights.isAlwaysFrozen(role, className: record.className, config: record.config)
         graph.parameters.add(try makeParameter(name: name, role: role, dataset: dataset, trainable: trainable, file: file))
         for index in record.nodeIndices { graph.nodes[index].parameters.append(name) }
     }

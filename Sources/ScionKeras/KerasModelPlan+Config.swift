@@ -36,7 +36,13 @@ extension KerasModelPlan {
                 config["trainable"] = .bool(layer.trainable)
                 config["dtype"] = legacy ? "float32" : Self.floatPolicy
                 entry["inbound_nodes"] = .array(layer.calls.map { inputs in
-                    if legacy { return .array(inputs.map(legacyReference)) }
+                    // Keras 2's form passes several inputs as one list, and other arguments only as
+                    // keyword values Keras 3 does not resolve: a layer taking separate tensors
+                    // (MultiHeadAttention's query and value) is written in Keras 3's form, which
+                    // Keras 3's .h5 reader reads per layer.
+                    if legacy && (layer.specification.takesList || inputs.count == 1) {
+                        return .array(inputs.map(legacyReference))
+                    }
                     let tensors = inputs.map(kerasTensor)
                     let arguments: [JSON] = layer.specification.takesList ? [.array(tensors)] : tensors
                     return .object(["args": .array(arguments), "kwargs": .object([:])])

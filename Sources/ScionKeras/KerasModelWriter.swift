@@ -55,12 +55,20 @@ public enum KerasModelWriter {
                 } else {
                     used[groupName] = 0
                 }
-                let vars = try root.createGroup("layers/\(groupName)/vars")
-                for (position, parameter) in layer.parameters.enumerated() {
+                _ = try root.createGroup("layers/\(groupName)/vars")
+                // A sublayer's variables (role `forward_layer/cell/kernel`) go to its own group,
+                // `forward_layer/cell/vars/<i>`, numbered within it (KerasNestedWeights).
+                var counts: [String: Int] = [:]
+                for parameter in layer.parameters {
                     guard let elementType = HDF5ElementType(parameter.dtype) else {
                         throw KerasError(.writeFailed, file: file, subject: parameter.name, "\(parameter.dtype) weights cannot be written to Keras")
                     }
-                    let dataset = try vars.createDataset("\(position)", elementType: elementType, shape: parameter.shape,
+                    let owner = parameter.role.split(separator: "/").dropLast().joined(separator: "/")
+                    let object = owner.isEmpty ? "layers/\(groupName)" : "layers/\(groupName)/\(owner)"
+                    let position = counts[object, default: 0]
+                    counts[object] = position + 1
+                    if position == 0 && !owner.isEmpty { try createObjectGroups(root, layer: "layers/\(groupName)", owner: owner) }
+                    let dataset = try root.createDataset("\(object)/vars/\(position)", elementType: elementType, shape: parameter.shape,
                                                          deflateLevel: compress ? deflateLevel : nil)
                     try dataset.write(bytes: try parameter.storage.bytes(keep: false))
                 }
@@ -68,6 +76,16 @@ public enum KerasModelWriter {
             try weights.flush()
         } catch let error as HDF5Error {
             throw KerasError(.writeFailed, file: file, subject: "model.weights.h5", error.description)
+        }
+    }
+
+    /// The `vars` group of every object on the way to a sublayer (`forward_layer/vars`,
+    /// `forward_layer/cell/vars`), as Keras writes them, each once.
+    private static func createObjectGroups(_ root: HDF5Group, layer: String, owner: String) throws {
+        var path = layer
+        for component in owner.split(separator: "/") {
+            path += "/\(component)"
+            if (try? root.kind(of: "\(path)/vars")) != .group { _ = try root.createGroup("\(path)/vars") }
         }
     }
 }

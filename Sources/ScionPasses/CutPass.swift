@@ -12,9 +12,10 @@ import ScionIR
 ///  predictions Dense   (N,1000)  ◀ output
 /// ```
 ///
-/// `dropTop` does what keras.applications' `include_top=False` does: it walks back from the model's
-/// output through the layers with flat (rank ≤ 2) outputs (the classifier: Dense, Dropout, Flatten,
-/// global pooling, Softmax...) and cuts after the first layer whose output still has spatial axes.
+/// `dropTop` does what keras.applications' `include_top=False` does: it removes the trailing
+/// classifier (global pooling or Flatten of the features, then Dense, Dropout, activations, Reshape,
+/// normalisation, 1x1 convolutions on the pooled map) and keeps everything up to the last layer that
+/// produces features. `ClassifierHead` finds it, and refuses when it cannot tell.
 public struct CutPass: GraphPass {
     public enum Point: Equatable, Sendable {
         case after(String)
@@ -56,27 +57,9 @@ public struct CutPass: GraphPass {
         return copy.nodes[try CutPass(.dropTop).topStart(in: copy)].name
     }
 
-    /// The last layer with a spatial output before the flat classifier, walking back from the output.
+    /// The layer the trailing classifier starts after.
     func topStart(in graph: Graph) throws -> Int {
-        guard graph.outputs.count == 1, let output = graph.outputs.first else {
-            throw PassError(pass: name, subject: graph.name,
-                            "has \(graph.outputs.count) outputs; --drop-top needs one (cut with --after LAYER instead)")
-        }
-        let producers = graph.producers
-        var value = output
-        while let index = producers[value] {
-            let node = graph.nodes[index]
-            let rank = graph.values[value]?.shape?.rank
-            if let rank, rank >= 3 { return index }
-            let inputNames = Set(graph.inputs.map(\.name))
-            let layered = node.inputs.filter { producers[$0] != nil || inputNames.contains($0) }
-            guard layered.count == 1, let next = layered.first, producers[next] != nil else {
-                throw PassError(pass: name, subject: node.name,
-                                "the classifier does not narrow to one spatial feature map here; cut with --after LAYER instead")
-            }
-            value = next
-        }
-        throw PassError(pass: name, subject: graph.name, "has no layer with a spatial output to keep; cut with --after LAYER instead")
+        try ClassifierHead(graph: graph, pass: name).cutPoint()
     }
 
     /// A multi-output model keeps only the cut's output: refuse when that silently drops another

@@ -56,6 +56,35 @@ extension KerasPatternRewriter {
         }
     }
 
+    /// A Concat of one input copies it. torchvision's DenseNet exports one per block
+    /// (`torch.cat([x], 1)`), and Keras 3 refuses a Concatenate of one input when it reads a legacy
+    /// `.h5`, so the node goes and its readers read the input. When the Concat's output is a model
+    /// output, the input's producer takes over that name instead; only when the input is itself a
+    /// graph input or output does an Identity (a Keras layer) stay in its place.
+    mutating func foldSingleInputConcat(_ position: Int) {
+        let node = graph.nodes[position]
+        guard case .concatenate = node.op, node.inputs.count == 1, node.outputs.count == 1 else { return }
+        let (input, output) = (node.inputs[0], node.outputs[0])
+        if !graphOutputs.contains(output) {
+            rename(output, to: input)
+        } else if let producer = producers[input], !graphOutputs.contains(input),
+                  let slot = graph.nodes[producer].outputs.firstIndex(of: input) {
+            graph.nodes[producer].outputs[slot] = output
+            rename(input, to: output)
+        } else {
+            graph.nodes[position].op = .identity
+            return
+        }
+        removed.insert(node.name)
+    }
+
+    /// Makes every node that reads `value` read `replacement` instead.
+    mutating func rename(_ value: String, to replacement: String) {
+        for position in graph.nodes.indices where graph.nodes[position].inputs.contains(value) {
+            graph.nodes[position].inputs = graph.nodes[position].inputs.map { $0 == value ? replacement : $0 }
+        }
+    }
+
     /// A Slice with unit steps over the spatial axes only, of known lengths, is a Cropping: over axes
     /// 2... of a channels-first value, or axes 1...r-2 of a channels-last one.
     mutating func foldSlice(_ position: Int) throws {

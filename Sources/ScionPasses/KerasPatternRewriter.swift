@@ -19,6 +19,7 @@ import ScionIR
 ///  ReduceMean / ReduceMax over every spatial axis            →  GlobalAverage / GlobalMaxPooling
 ///  Reshape(N, -1), Squeeze / Unsqueeze / Reshape of a known shape  →  Flatten / Reshape without the batch
 ///  Softmax of opset < 13 on rank 2    →  Softmax over the last axis
+///  Concat of one input (torchvision's DenseNet)  →  nothing: its readers read the input
 /// ```
 struct KerasPatternRewriter {
     let passName: String
@@ -29,7 +30,7 @@ struct KerasPatternRewriter {
     var producers: [String: Int] = [:]
     var graphOutputs: Set<String>
 
-    enum Sweep: CaseIterable { case swish, constantTranspose, dense, denseBias, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
+    enum Sweep: CaseIterable { case singleInputConcat, swish, constantTranspose, dense, denseBias, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
 
     init(passName: String, graph: Graph) {
         self.passName = passName
@@ -45,6 +46,7 @@ struct KerasPatternRewriter {
             index()
             for position in graph.nodes.indices where !removed.contains(graph.nodes[position].name) {
                 switch sweep {
+                case .singleInputConcat: foldSingleInputConcat(position)
                 case .swish: try foldSwish(position)
                 case .constantTranspose: try foldConstantTranspose(position)
                 case .dense: try foldDense(position)

@@ -11,6 +11,9 @@ Keras models (fixtures, or the full-size keras.applications with --applications)
      Keras's TOP features and the head's written weights (the pooled features compared too).
 ONNX models (tf2onnx's, torch's): cut at a node name and graft a head; the cut must give what
 onnxruntime gives for that node's output on the source, in onnxruntime and in Keras.
+`--drop-top` against keras.applications (check_drop_top.py, run in a child process with Keras's numpy
+backend, which builds the models about 6x faster than JAX): every family's include_top=True model cut
+by Scion must keep exactly the layers of its include_top=False model; also a text model and a refusal.
 
 Usage: KERAS_BACKEND=jax /opt/scion-oracle-venv/bin/python Tests/Interop/check_surgery.py [--applications]
 Prints one line per check and "surgery: P passed, F failed, S skipped"; exits 1 on failures.
@@ -48,6 +51,13 @@ APPLICATION_CASES = [
 ONNX_CASES = [
     ("tf2onnx/mobilenet_v2.onnx", "mobilenetv2_0.25_32/global_average_pooling2d/Mean"),
     ("torch/tiny_resnet.onnx", "/pool/GlobalAveragePool"),
+]
+# (source, node whose output `cut --drop-top` must end at): the classifier's pooling/Flatten input.
+ONNX_DROP_TOP = [
+    ("torch/tiny_resnet.onnx", "/layer2/Relu_1"),
+    ("torch/tiny_densenet.onnx", "/Relu"),
+    ("torch/tiny_vgg.onnx", "/features/features.5/MaxPool"),
+    ("tf2onnx/mobilenet_v2.onnx", "mobilenetv2_0.25_32/out_relu/Relu6"),
 ]
 CLASSES = 3
 
@@ -161,6 +171,21 @@ def check_onnx_case(folder, source, node):
     return results
 
 
+def check_onnx_drop_top(folder, source, node):
+    """`cut --drop-top` of an ONNX export ends where its classifier starts: onnxruntime gives the
+    source's value of that node."""
+    path = os.path.join(FIXTURES, source)
+    name = os.path.basename(source)[:-5]
+    folder_arrays = arrays(os.path.dirname(path), name, "input") or arrays(os.path.join(FIXTURES, "keras2"), name, "input")
+    x = folder_arrays[0]
+    value = next(n.output[0] for n in onnx.load(path).graph.node if n.name == node)
+    out = os.path.join(folder, f"{name}_top.onnx")
+    scion("cut", path, "--drop-top", "-o", out)
+    difference = relative(run_onnx(out, x), run_onnx(path, x, extra_output=value))
+    return [("ok" if difference <= 1e-5 else "fail",
+             f"{source} cut --drop-top: relative {difference:.2g} vs onnxruntime's {node} on the source")]
+
+
 def main():
     global SCION
     parser = argparse.ArgumentParser()
@@ -173,6 +198,7 @@ def main():
         jobs = [(check_keras_case, case) for case in (APPLICATION_CASES if args.applications else KERAS_CASES)]
         if not args.applications:
             jobs += [(check_onnx_case, case) for case in ONNX_CASES]
+            jobs += [(check_onnx_drop_top, case) for case in ONNX_DROP_TOP]
         for check, case in jobs:
             try:
                 results = check(folder, *case)
@@ -182,6 +208,19 @@ def main():
                 counts[status] += 1
                 print(f"{ {'ok': 'ok  ', 'fail': 'FAIL', 'skip': 'skip'}[status] } {message}", flush=True)
             keras.backend.clear_session()
+    if not args.applications:
+        # The applications families, in a process of their own (another Keras backend).
+        child = subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "check_drop_top.py"),
+                                "--scion", SCION], env=dict(os.environ, KERAS_BACKEND="numpy"), capture_output=True, text=True)
+        lines = child.stdout.strip().splitlines()
+        for line in lines[:-1]:
+            print(line, flush=True)
+            status = {"ok": "ok", "FA": "fail", "sk": "skip"}.get(line[:2])
+            if status:
+                counts[status] += 1
+        if child.returncode not in (0, 1) or not lines:
+            counts["fail"] += 1
+            print(f"FAIL check_drop_top.py crashed: {(child.stderr.strip().splitlines() or ['no output'])[-1]}")
     print(f"surgery: {counts['ok']} passed, {counts['fail']} failed, {counts['skip']} skipped")
     return 1 if counts["fail"] else 0
 

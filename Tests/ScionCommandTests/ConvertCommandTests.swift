@@ -31,6 +31,14 @@ final class ConvertCommandTests: XCTestCase {
                     XCTAssertFalse(FileManager.default.fileExists(atPath: output.path), "nothing half-written")
                     continue
                 }
+                if let layer = ["text_rnn": "bilstm: layer type 'Bidirectional'", "attention": "mha: layer type 'MultiHeadAttention'"]
+                    .first(where: { file.hasPrefix($0.key + ".") })?.value {
+                    // Recurrent and attention layers are kept opaque: no ONNX for them yet, refused by name.
+                    XCTAssertEqual(result.status, 1)
+                    XCTAssertTrue(result.standardError.contains(layer), result.standardError)
+                    XCTAssertFalse(FileManager.default.fileExists(atPath: output.path), "nothing half-written")
+                    continue
+                }
                 XCTAssertEqual(result.status, 0, "\(folder)/\(file): \(result.standardError)")
                 XCTAssertTrue(FileManager.default.fileExists(atPath: output.path))
                 try keepForInterop(output, as: "\(folder)_\(file).onnx")

@@ -35,6 +35,14 @@ final class KerasWriterTests: XCTestCase {
         return (try readKeras(url), try KerasModelReader.readHDF5(at: path))
     }
 
+    /// An op as the writers must keep it. An opaque layer's config is Keras's, rewritten on the way
+    /// (Keras 2-only keys dropped, `name`/`dtype` written anew, Keras 3's `shared_object_id`s gone):
+    /// its class and output shapes must survive; whether Keras 3 builds it is check_keras.py's job.
+    private func comparable(_ op: Op) -> String {
+        guard case .opaque(let a) = op else { return "\(op)" }
+        return "opaque \(a.domain) \(a.type) \(a.outputShapes.map { "\($0)" } ?? "?")"
+    }
+
     private func checkEveryFixture(archive: Bool) throws {
         let fixtures = try Repository.fixtureModels().filter { !$0.model.lastPathComponent.contains("weights") }
         XCTAssertGreaterThan(fixtures.count, 40, "fixtures are missing")
@@ -46,7 +54,7 @@ final class KerasWriterTests: XCTestCase {
             XCTAssertEqual(try weightSummary(written), try weightSummary(original), "weights of \(name)")
             // Keras 2's hard sigmoid has no Keras 3 name: written as Rescaling + ReLU(max 1), two nodes.
             if name != "keras2/activation_zoo.h5" {
-                XCTAssertEqual(written.nodes.map(\.op), original.nodes.map(\.op), "ops of \(name)")
+                XCTAssertEqual(written.nodes.map { comparable($0.op) }, original.nodes.map { comparable($0.op) }, "ops of \(name)")
                 XCTAssertEqual(written.nodes.map(\.trainable), original.nodes.map(\.trainable), "trainable flags of \(name)")
             }
         }

@@ -177,6 +177,31 @@ final class KerasLayersPassTests: XCTestCase {
         XCTAssertEqual(graph.nodes[1].op, .activation(.swish))
     }
 
+    /// torchvision's DenseNet: the first layer of each dense block concatenates a list of one
+    /// (`torch.cat([x], 1)`), which Keras 3 refuses as a Concatenate when it reads a legacy .h5. The
+    /// Concat goes; as the model's output, the input's producer takes its name; reading a graph
+    /// input directly, it stays as an Identity layer.
+    func testConcatOfOneInputLeavesNoConcatenate() throws {
+        var sketch = GraphSketch(inputs: [("image", [2, 3, 4, 4])])
+        let conv = sketch.add("conv", cfConv(4, pads: [1, 1, 1, 1]), ["image"], parameters: [("kernel", [4, 3, 3, 3]), ("bias", [4])])
+        let single = sketch.add("cat_one", .concatenate(ConcatenateAttributes(axis: 1)), [conv])
+        let relu = sketch.add("relu", .activation(.plainRelu), [single])
+        let both = sketch.add("cat_two", .concatenate(ConcatenateAttributes(axis: 1)), [single, relu])
+        sketch.add("cat_out", .concatenate(ConcatenateAttributes(axis: 1)), [both])
+        sketch.outputs = ["cat_out"]
+        let source = onnxGraph(sketch)
+        let graph = try toKeras(source)
+        XCTAssertEqual(graph.nodes.filter { $0.op.typeName == "Concatenate" }.map(\.inputs.count), [2])
+        XCTAssertNil(graph.node(named: "cat_one"))
+        XCTAssertNil(graph.node(named: "cat_out"), "the output keeps its name on the two-input Concatenate's output")
+        try assertSameOutputs(source, graph, input: Tensor.random([2, 3, 4, 4], seed: 3))
+
+        var direct = GraphSketch(inputs: [("x", [2, 4])])
+        direct.add("cat", .concatenate(ConcatenateAttributes(axis: 1)), ["x"])
+        direct.outputs = ["cat"]
+        XCTAssertEqual(try toKeras(onnxGraph(direct)).nodes.map(\.op), [.identity])
+    }
+
     func testKerasGraphsAreLeftAlone() throws {
         var sketch = GraphSketch(inputs: [("x", [nil, 4])])
         sketch.add("dense", Ops.dense(2), ["x"], parameters: [("kernel", [4, 2]), ("bias", [2])])
