@@ -50,6 +50,8 @@ extension KerasGraphBuilder {
                         scope: scope, trainable: trainable)
         if let recordIndex { records[recordIndex].nodeIndices.append(graph.nodes.count) }
         graph.nodes.append(node)
+        // The class the file names (`Activation`, not the `ReLU` Scion reads it as), for inspect.
+        graph.info.nodeTypes[nodeName] = className
         return [nodeName]
     }
 

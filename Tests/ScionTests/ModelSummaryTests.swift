@@ -116,6 +116,19 @@ final class ModelSummaryTests: XCTestCase {
         XCTAssertEqual(keras.layers[1].layers?.map(\.type).first, "Conv2D")
     }
 
+    /// A Keras layer's type is the class its file names, as Keras's own summary shows it: the
+    /// reference JSON holds `layer.__class__.__name__` for every layer (an `Activation("relu")` is an
+    /// Activation, not the ReLU Scion reads it as).
+    func testKerasLayerTypesAreTheClassesKerasNames() throws {
+        for fixture in ["keras2/activation_zoo", "keras3/activation_zoo", "keras2/merge_zoo", "keras3/misc_zoo", "keras2/mobilenet_v2"] {
+            let reference = try XCTUnwrap(JSONSerialization.jsonObject(
+                with: Data(contentsOf: fixtures.appendingPathComponent(fixture + ".json"))) as? [String: Any])
+            let expected = try XCTUnwrap(reference["layers"] as? [[String: Any]]).compactMap { $0["className"] as? String }
+            let file = fixture + (FileManager.default.fileExists(atPath: fixtures.appendingPathComponent(fixture + ".h5").path) ? ".h5" : ".keras")
+            XCTAssertEqual(try summary(file).layers.map(\.type), expected, fixture)
+        }
+    }
+
     func testUnknownDimensionsReadAsEachFormatWritesThem() throws {
         XCTAssertTrue(try summary("torch/tiny_resnet.onnx").table().contains("\nInput   image   float32  (batch, 3, 16, 16)\n"))
         // tf2onnx's `unk__N` only says "unknown"; the JSON keeps the name.
