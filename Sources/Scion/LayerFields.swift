@@ -137,7 +137,7 @@ enum LayerFields {
         case .coercedSoftmax(let a):
             return [LayerField("axis", a.axis)]
         case .opaque(let a):
-            return [LayerField("config", a.configuration)]
+            return OpaqueConfigFields.fields(a.configuration)
         }
     }
 
