@@ -130,7 +130,7 @@ extension ComparableGraph {
             depthwise.useBias = c.useBias
             depthwise.activation = c.activation
             merge(index, next, op: .separableConv(SeparableConvAttributes(filters: c.filters, depthwise: depthwise)),
-                  name: layers[next].name, roles: ["kernel": "pointwise_kernel"])
+                  name: layers[next].name, roles: [.kernel: .pointwiseKernel])
             return true
         case (.rescaling(let r), .elementwise(.add)) where r.scale.count == 1 && r.offset == [0] && layers[next].inputs.count == 2:
             let other = layers[next].inputs.first { $0 != layers[index].output } ?? layers[index].output
@@ -235,7 +235,7 @@ extension ComparableGraph {
             dense = next
             layers[reader].reordered = true
         }
-        guard case .dense = layers[dense].op, let kernel = layers[dense].parameter("kernel"), kernel.shape.count == 2,
+        guard case .dense = layers[dense].op, let kernel = layers[dense].parameter(.kernel), kernel.shape.count == 2,
               let size = kernel.dtype.byteSize else { return false }
         let dimensions = transposed.dimensions.dropFirst().compactMap { $0 }
         guard dimensions.count == p.count - 1, let rowCount = dimensions.checkedProduct, firstRow + rowCount <= kernel.shape[0] else {
@@ -253,7 +253,7 @@ extension ComparableGraph {
                                                      byteRange: start..<(start + rowCount * units * size)) else { return false }
         var reordered = kernel
         reordered.storage = TensorStorage(source: source)
-        if let position = layers[dense].parameters.firstIndex(where: { $0.role == "kernel" }) {
+        if let position = layers[dense].parameters.firstIndex(where: { $0.role == .kernel }) {
             layers[dense].parameters[position] = reordered
         }
         layers[flatten].inputs = layers[transpose].inputs
@@ -264,7 +264,7 @@ extension ComparableGraph {
     }
 
     /// Merges layer `first` into its sole reader `second`.
-    mutating func merge(_ first: Int, _ second: Int, op: Op, name: String, inputs: [String]? = nil, roles: [String: String] = [:]) {
+    mutating func merge(_ first: Int, _ second: Int, op: Op, name: String, inputs: [String]? = nil, roles: [ParameterRole: ParameterRole] = [:]) {
         merge([first, second], op: op, name: name, inputs: inputs, roles: roles)
     }
 
@@ -272,7 +272,7 @@ extension ComparableGraph {
     /// last was (every input of the chain is computed before it): named `name`, reading `inputs`
     /// (the first's when not given), producing the last one's output. `roles` renames the weights
     /// of the layers after the first (a pointwise convolution's `kernel` in a SeparableConv).
-    mutating func merge(_ chain: [Int], op: Op, name: String, inputs: [String]? = nil, roles: [String: String] = [:]) {
+    mutating func merge(_ chain: [Int], op: Op, name: String, inputs: [String]? = nil, roles: [ParameterRole: ParameterRole] = [:]) {
         guard let head = chain.first, let tail = chain.last, head != tail else { return }
         var merged = layers[tail]
         merged.op = op
@@ -286,7 +286,7 @@ extension ComparableGraph {
             }
         }
         merged.parameters = parameters
-        merged.weightsInSettings = chain.reduce(into: Set<String>()) { $0.formUnion(layers[$1].weightsInSettings) }
+        merged.weightsInSettings = chain.reduce(into: Set<ParameterRole>()) { $0.formUnion(layers[$1].weightsInSettings) }
         if let principal = chain.first(where: { layers[$0].name == name }) {
             merged.trainable = layers[principal].trainable
             merged.layer = layers[principal].layer

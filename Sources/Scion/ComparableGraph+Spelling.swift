@@ -33,8 +33,8 @@ extension ComparableGraph {
             layers[index].op = .depthwiseConv(DepthwiseConvAttributes(
                 kernelSize: a.kernelSize, strides: a.strides, dilations: a.dilations, padding: a.padding,
                 depthMultiplier: a.filters / a.groups, useBias: a.useBias, activation: a.activation, layout: a.layout))
-            for position in layers[index].parameters.indices where layers[index].parameters[position].role == "kernel" {
-                layers[index].parameters[position].role = "depthwise_kernel"
+            for position in layers[index].parameters.indices where layers[index].parameters[position].role == .kernel {
+                layers[index].parameters[position].role = .depthwiseKernel
             }
             canonicalizeSpelling(index, options)
         case .conv(var a):
@@ -64,13 +64,13 @@ extension ComparableGraph {
             a.axis = axis(a.axis, outputRank)
             if options.inferenceOnly {
                 // ONNX's BatchNormalization always has a scale and a bias: ones and zeros are none.
-                if a.center, floats(layer.parameter("beta"))?.allSatisfy({ $0 == 0 }) == true {
+                if a.center, floats(layer.parameter(.beta))?.allSatisfy({ $0 == 0 }) == true {
                     a.center = false
-                    layers[index].parameters.removeAll { $0.role == "beta" }
+                    layers[index].parameters.removeAll { $0.role == .beta }
                 }
-                if a.scale, floats(layer.parameter("gamma"))?.allSatisfy({ $0 == 1 }) == true {
+                if a.scale, floats(layer.parameter(.gamma))?.allSatisfy({ $0 == 1 }) == true {
                     a.scale = false
-                    layers[index].parameters.removeAll { $0.role == "gamma" }
+                    layers[index].parameters.removeAll { $0.role == .gamma }
                 }
             }
             layers[index].op = .batchNormalization(a)
@@ -86,9 +86,9 @@ extension ComparableGraph {
             layers[index].op = .rescaling(Self.canonical(a, axis: axis(a.axis, outputRank)))
         case .layerScale(let a):
             // x · gamma: a Rescaling by the learned per-channel gamma (kept as the weight).
-            if let gamma = floats(layer.parameter("gamma")) {
+            if let gamma = floats(layer.parameter(.gamma)) {
                 layers[index].op = .rescaling(Self.canonical(RescalingAttributes(scale: gamma, offset: [0]), axis: axis(a.axis, outputRank)))
-                layers[index].weightsInSettings = ["gamma"]
+                layers[index].weightsInSettings = [.gamma]
             }
         case .permute(let a):
             layers[index].op = .transpose(TransposeAttributes(permutation: [0] + a.dimensions))
@@ -104,7 +104,7 @@ extension ComparableGraph {
             if let rescaling = normalizationAsRescaling(a, layer: layer, rank: input?.rank) {
                 // The statistics stay as weights: compared when the other model has them too.
                 layers[index].op = .rescaling(rescaling)
-                layers[index].weightsInSettings = ["mean", "variance", "count"]
+                layers[index].weightsInSettings = [.mean, .variance, .count]
             }
         default:
             break
@@ -163,7 +163,7 @@ extension ComparableGraph {
     /// `(x - mean) / max(σ, 1e-7)` (or its inverse) as the Rescaling it is, statistics read from the
     /// config or the adapted weights, as the executor computes it.
     func normalizationAsRescaling(_ a: NormalizationAttributes, layer: Layer, rank: Int?) -> RescalingAttributes? {
-        guard let mean = a.mean ?? floats(layer.parameter("mean")), let variance = a.variance ?? floats(layer.parameter("variance")),
+        guard let mean = a.mean ?? floats(layer.parameter(.mean)), let variance = a.variance ?? floats(layer.parameter(.variance)),
               mean.count == variance.count, !mean.isEmpty else { return nil }
         let deviation = variance.map { max($0.squareRoot(), 1e-7) }
         let scale = a.invert ? deviation : deviation.map { 1 / $0 }

@@ -47,12 +47,12 @@ struct ComparableGraph {
         var trainable: Bool
         /// Roles of weights whose values the op's settings also hold (a LayerScale's gamma as its
         /// Rescaling's scale): compared there when the other model has no such weight.
-        var weightsInSettings: Set<String> = []
+        var weightsInSettings: Set<ParameterRole> = []
         /// The output holds the other model's elements in another order (a Flatten of channels-first
         /// data whose Dense rows were permuted to match): `compare` cannot compare it element-wise.
         var reordered = false
 
-        func parameter(_ role: String) -> Parameter? { parameters.first { $0.role == role } }
+        func parameter(_ role: ParameterRole) -> Parameter? { parameters.first { $0.role == role } }
     }
 
     struct Options {

@@ -227,7 +227,7 @@ public struct ModelDiff: Encodable, Sendable {
     /// Nil when equal; the largest absolute element difference for float tensors of one shape.
     /// Shapes that differ only by axes of length 1 (a bias `[5]` or `[1, 5]`) are one shape.
     static func compare(_ a: Parameter, _ b: Parameter) throws -> WeightChange? {
-        var change = WeightChange(name: a.name, layer: "", role: a.role, maxAbsDelta: nil, shapeBefore: a.shape, shapeAfter: b.shape)
+        var change = WeightChange(name: a.name, layer: "", role: a.role.rawValue, maxAbsDelta: nil, shapeBefore: a.shape, shapeAfter: b.shape)
         guard a.shape.filter({ $0 != 1 }) == b.shape.filter({ $0 != 1 }), a.dtype == b.dtype else { return change }
         let bytesA = try a.storage.bytes(keep: false), bytesB = try b.storage.bytes(keep: false)
         if bytesA == bytesB { return nil }

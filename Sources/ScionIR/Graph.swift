@@ -39,7 +39,7 @@ public struct Graph {
     }
 
     /// The parameter playing `role` (`kernel`, `bias`, `gamma`...) in a node, if it has one.
-    public func parameter(of node: Node, role: String) -> Parameter? {
+    public func parameter(of node: Node, role: ParameterRole) -> Parameter? {
         node.parameters.lazy.compactMap { parameters[$0] }.first { $0.role == role }
     }
 

@@ -15,7 +15,7 @@ extension Context {
     mutating func inferImported() throws -> [Shape?] {
         switch node.op {
         case .constant:
-            guard let shape = parameterShapes["value"] else { throw parameterFailure("is missing its 'value' weights") }
+            guard let shape = parameterShapes[.value] else { throw parameterFailure("is missing its 'value' weights") }
             return [Shape(shape.map { $0 })]
         case .gemm(let a):
             return [try gemm(a)]
@@ -109,7 +109,7 @@ extension Context {
     /// B and C come from parameters (`kernel`, `bias`) or, when not constant, from inputs 1 and 2.
     func gemm(_ a: GemmAttributes) throws -> Shape? {
         guard let first = inputs.first else { throw fail("has no input") }
-        let b: Shape? = parameterShapes["kernel"].map { Shape($0.map { $0 }) } ?? (inputs.count > 1 ? inputs[1].shape : nil)
+        let b: Shape? = parameterShapes[.kernel].map { Shape($0.map { $0 }) } ?? (inputs.count > 1 ? inputs[1].shape : nil)
         guard let shape = first.shape, let b else { return nil }
         guard shape.rank == 2, b.rank == 2 else { throw fail("Gemm needs 2-D operands, got \(shape) and \(b)") }
         let rows = a.transposeA ? shape[1] : shape[0]
@@ -120,7 +120,7 @@ extension Context {
     }
 
     func matrixProduct() throws -> Shape? {
-        let right: Shape? = parameterShapes["kernel"].map { Shape($0.map { $0 }) } ?? (inputs.count > 1 ? inputs[1].shape : nil)
+        let right: Shape? = parameterShapes[.kernel].map { Shape($0.map { $0 }) } ?? (inputs.count > 1 ? inputs[1].shape : nil)
         guard let left = try firstShape(), let right else { return nil }
         guard left.rank >= 1, right.rank >= 1 else { throw fail("MatMul needs operands of rank 1 or more") }
         let leftMatrix = left.rank == 1 ? Shape([1] + left.dimensions) : left

@@ -74,7 +74,7 @@ extension Context {
         let kernel: [Int?] = a.layout == .channelsLast
             ? a.kernelSize.map { $0 } + [perGroup, a.filters]
             : [a.filters, perGroup] + a.kernelSize.map { $0 }
-        try expectParameter("kernel", kernel)
+        try expectParameter(.kernel, kernel)
         try expectBias(a.useBias, a.filters)
         return output
     }
@@ -88,7 +88,7 @@ extension Context {
         guard let (_, output) = try slidingWindow(
             kernel: a.kernelSize, strides: a.strides, dilations: a.dilations, padding: a.padding,
             layout: a.layout, outputChannels: outputChannels) else { return nil }
-        try expectParameter("depthwise_kernel", a.kernelSize.map { $0 } + [channels, a.depthMultiplier])
+        try expectParameter(.depthwiseKernel, a.kernelSize.map { $0 } + [channels, a.depthMultiplier])
         if checkBias { try expectBias(a.useBias, outputChannels) }
         return output
     }
@@ -96,7 +96,7 @@ extension Context {
     func separable(_ a: SeparableConvAttributes) throws -> Shape? {
         guard var output = try depthwise(a.depthwise, checkBias: false) else { return nil }
         let axis = channelAxis(rank: output.rank, layout: a.depthwise.layout)
-        try expectParameter("pointwise_kernel", Array(repeating: 1, count: a.rank) + [output[axis], a.filters])
+        try expectParameter(.pointwiseKernel, Array(repeating: 1, count: a.rank) + [output[axis], a.filters])
         try expectBias(a.depthwise.useBias, a.filters)
         output[axis] = a.filters
         return output
@@ -137,7 +137,7 @@ extension Context {
         let kernel: [Int?] = a.layout == .channelsLast
             ? a.kernelSize.map { $0 } + [a.filters, shape[channels]]
             : [shape[channels], a.groups > 0 ? a.filters / a.groups : a.filters] + a.kernelSize.map { $0 }
-        try expectParameter("kernel", kernel)
+        try expectParameter(.kernel, kernel)
         try expectBias(a.useBias, a.filters)
         return output
     }

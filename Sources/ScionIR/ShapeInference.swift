@@ -2,7 +2,7 @@
 public enum ShapeInference {
     /// Shapes and types of `node`'s outputs given its inputs; `parameterShapes` maps roles
     /// (`kernel`, `bias`...) to shapes.
-    public static func outputs(of node: Node, inputs: [ValueInfo], parameterShapes: [String: [Int]]) throws
+    public static func outputs(of node: Node, inputs: [ValueInfo], parameterShapes: [ParameterRole: [Int]]) throws
         -> [ValueInfo]
     {
         var context = Context(node: node, inputs: inputs, parameterShapes: parameterShapes)
@@ -18,9 +18,9 @@ public enum ShapeInference {
 struct Context {
     let node: Node
     let inputs: [ValueInfo]
-    let parameterShapes: [String: [Int]]
+    let parameterShapes: [ParameterRole: [Int]]
 
-    init(node: Node, inputs: [ValueInfo], parameterShapes: [String: [Int]]) {
+    init(node: Node, inputs: [ValueInfo], parameterShapes: [ParameterRole: [Int]]) {
         self.node = node; self.inputs = inputs; self.parameterShapes = parameterShapes
     }
 
@@ -49,7 +49,7 @@ struct Context {
     }
 
     /// Checks that parameter `role` exists with `expected` shape (nil entries match anything).
-    func expectParameter(_ role: String, _ expected: [Int?]) throws {
+    func expectParameter(_ role: ParameterRole, _ expected: [Int?]) throws {
         guard let actual = parameterShapes[role] else { throw parameterFailure("is missing its '\(role)' weights") }
         let matches = actual.count == expected.count
             && zip(actual, expected).allSatisfy { pair in pair.1.map { $0 == pair.0 } ?? true }
@@ -60,7 +60,7 @@ struct Context {
     }
 
     func expectBias(_ used: Bool, _ count: Int?) throws {
-        if used { try expectParameter("bias", [count]) }
+        if used { try expectParameter(.bias, [count]) }
     }
 
     mutating func infer() throws -> [Shape?] {
@@ -68,7 +68,7 @@ struct Context {
         case .dense(let a):
             try requireInputs(1)
             guard var shape = try firstShape(minimumRank: 2) else { return [nil] }
-            try expectParameter("kernel", [shape[shape.rank - 1], a.units])
+            try expectParameter(.kernel, [shape[shape.rank - 1], a.units])
             try expectBias(a.useBias, a.units)
             shape[shape.rank - 1] = a.units
             return [shape]
@@ -97,10 +97,10 @@ struct Context {
             guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
             guard let axis = shape.normalizedAxis(a.axis) else { throw fail("axis \(a.axis) is outside \(shape)") }
             let channels = shape[axis]
-            if a.scale { try expectParameter("gamma", [channels]) }
-            if a.center { try expectParameter("beta", [channels]) }
-            try expectParameter("moving_mean", [channels])
-            try expectParameter("moving_variance", [channels])
+            if a.scale { try expectParameter(.gamma, [channels]) }
+            if a.center { try expectParameter(.beta, [channels]) }
+            try expectParameter(.movingMean, [channels])
+            try expectParameter(.movingVariance, [channels])
             return [shape]
         case .layerNormalization(let a):
             try requireInputs(1)
@@ -110,15 +110,15 @@ struct Context {
                 return resolved
             }
             let expected = axes.sorted().map { shape[$0] }
-            if a.scale { try expectParameterElements("gamma", expected) }
-            if a.center { try expectParameterElements("beta", expected) }
+            if a.scale { try expectParameterElements(.gamma, expected) }
+            if a.center { try expectParameterElements(.beta, expected) }
             return [shape]
         case .prelu(let a):
             try requireInputs(1)
             guard let shape = try firstShape(minimumRank: 2) else { return [nil] }
             var expected = Array(shape.dimensions.dropFirst())
             for axis in a.sharedAxes where axis >= 1 && axis <= expected.count { expected[axis - 1] = 1 }
-            try expectParameter("alpha", expected)
+            try expectParameter(.alpha, expected)
             return [shape]
         case .activation, .dropout, .stochasticDepth, .identity:
             try requireInputs(1)
@@ -133,7 +133,7 @@ struct Context {
                 guard let resolved = shape.normalizedAxis(axis) else { throw fail("axis \(axis) is outside \(shape)") }
                 return shape[resolved]
             }
-            for role in ["mean", "variance"] where parameterShapes[role] != nil {
+            for role in [ParameterRole.mean, .variance] where parameterShapes[role] != nil {
                 try expectParameterElements(role, kept)
             }
             return [shape]
@@ -141,7 +141,7 @@ struct Context {
             try requireInputs(1)
             guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
             guard let axis = shape.normalizedAxis(a.axis) else { throw fail("axis \(a.axis) is outside \(shape)") }
-            try expectParameterElements("gamma", [shape[axis]])
+            try expectParameterElements(.gamma, [shape[axis]])
             return [shape]
         case .transpose(let a):
             try requireInputs(1)
@@ -187,7 +187,7 @@ struct Context {
             return [try concatenate(axis: a.axis)]
         case .embedding(let a):
             try requireInputs(1)
-            try expectParameter("embeddings", [a.inputDimension, a.outputDimension])
+            try expectParameter(.embeddings, [a.inputDimension, a.outputDimension])
             guard let shape = try firstShape() else { return [nil] }
             return [Shape(shape.dimensions + [a.outputDimension])]
         case .opaque(let a):
@@ -199,7 +199,7 @@ struct Context {
     }
 
     /// Checks a parameter's element count (Keras stores some statistics with broadcast shapes).
-    func expectParameterElements(_ role: String, _ dimensions: [Int?]) throws {
+    func expectParameterElements(_ role: ParameterRole, _ dimensions: [Int?]) throws {
         guard let actual = parameterShapes[role] else { throw parameterFailure("is missing its '\(role)' weights") }
         guard let expected = Shape.product(dimensions) else { return }
         if actual.checkedProduct != expected {

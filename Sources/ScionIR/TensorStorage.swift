@@ -63,14 +63,14 @@ public final class TensorStorage {
 public struct Parameter {
     /// Unique and stable: `layer/role`, with nested models' scope (`base/conv1/kernel`).
     public var name: String
-    /// The weight's part in its op: `kernel`, `bias`, `gamma`, `moving_mean`...
-    public var role: String
+    /// The weight's part in its op: `.kernel`, `.bias`, `.gamma`, `.movingMean`...
+    public var role: ParameterRole
     public var shape: [Int]
     public var dtype: DType
     public var trainable: Bool
     public var storage: TensorStorage
 
-    public init(name: String, role: String, shape: [Int], dtype: DType, trainable: Bool, storage: TensorStorage) {
+    public init(name: String, role: ParameterRole, shape: [Int], dtype: DType, trainable: Bool, storage: TensorStorage) {
         self.name = name; self.role = role; self.shape = shape; self.dtype = dtype
         self.trainable = trainable; self.storage = storage
     }

@@ -84,7 +84,7 @@ struct KerasObjectPathWeightBinder {
             let variables = try collect(root, path: record.objectPath, prefix: "", className: record.className,
                                         config: record.config, depth: 0, record: record)
             for (role, dataset) in variables {
-                let name = "\(record.scopedName)/\(role)"
+                let name = "\(record.scopedName)/\(role.rawValue)"
                 let trainable = record.trainable
                     && !KerasNestedWeights.isAlwaysFrozen(role, className: record.className, config: record.config)
                 guard graph.parameters.add(try makeParameter(
@@ -101,12 +101,12 @@ struct KerasObjectPathWeightBinder {
     /// `forward_layer/cell/kernel`), in Keras's order: its own `vars/<i>` by number, then the
     /// sublayers Keras creates in a known order, then any other groups in the file's order.
     private func collect(_ root: HDF5Group, path: String, prefix: String, className: String, config: JSON,
-                         depth: Int, record: KerasLayerRecord) throws -> [(role: String, dataset: HDF5Dataset)] {
+                         depth: Int, record: KerasLayerRecord) throws -> [(role: ParameterRole, dataset: HDF5Dataset)] {
         guard depth <= Self.maximumNesting else {
             throw KerasError(.invalidWeights, file: file, subject: record.scopedName,
                              "weights nested more than \(Self.maximumNesting) sublayers deep at \(path)")
         }
-        var result: [(role: String, dataset: HDF5Dataset)] = []
+        var result: [(role: ParameterRole, dataset: HDF5Dataset)] = []
         let varsPath = "\(path)/vars"
         if (try? root.kind(of: varsPath)) == .group {
             let vars = try KerasModelReader.wrapping(file) { try root.group(varsPath) }
@@ -115,8 +115,10 @@ struct KerasObjectPathWeightBinder {
                 .sorted { $0.index < $1.index }
             let roles = KerasNestedWeights.ownRoles(className: className, config: config)
             for (position, entry) in stored.enumerated() {
-                let role = roles.flatMap { position < $0.count ? $0[position] : nil } ?? "var\(entry.index)"
-                result.append((prefix + role, try KerasModelReader.wrapping(file) { try vars.dataset(entry.name) }))
+                let role = roles.flatMap { position < $0.count ? $0[position] : nil } ?? .other("var\(entry.index)")
+                // `prefix` is the sublayers' attribute path with a trailing slash (`forward_layer/cell/`).
+                let scoped = prefix.isEmpty ? role : .sublayer(String(prefix.dropLast()), role)
+                result.append((scoped, try KerasModelReader.wrapping(file) { try vars.dataset(entry.name) }))
             }
         }
         let group = try KerasModelReader.wrapping(file) { try root.group(path) }

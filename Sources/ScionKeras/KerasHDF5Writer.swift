@@ -33,9 +33,9 @@ extension KerasModelWriter {
                 // trainable first, which only reorders a layer whose sublayers hold statistics.
                 let parameters = layer.parameters.filter(\.trainable) + layer.parameters.filter { !$0.trainable }
                 let names = parameters.map { parameter in
-                    let role = parameter.role == "depthwise_kernel" && layer.specification.className.hasPrefix("DepthwiseConv")
-                        ? "kernel" : parameter.role
-                    return "\(layer.name)/\(role)"
+                    let role: ParameterRole = parameter.role == .depthwiseKernel && layer.specification.className.hasPrefix("DepthwiseConv")
+                        ? .kernel : parameter.role
+                    return "\(layer.name)/\(role.rawValue)"
                 }
                 try setSplitAttribute(group, "weight_names", names)
                 for (parameter, name) in zip(parameters, names) {

@@ -43,7 +43,7 @@ struct KerasLegacyWeightBinder {
 
     /// Roles from the stored names (`kernel:0` -> `kernel`). When the names are not the ones the layer
     /// class uses (Keras 3 names some weights `variable`), and their number matches, by position.
-    private func roles(for names: [String], of record: KerasLayerRecord) -> [String] {
+    private func roles(for names: [String], of record: KerasLayerRecord) -> [ParameterRole] {
         let fromNames = names.map {
             KerasNestedWeights.role(fromWeightName: $0, layerName: record.name, className: record.className, config: record.config)
         }
@@ -89,8 +89,8 @@ struct KerasLegacyWeightBinder {
                          "weight belongs to no layer of nested model '\(model.scopedName)'")
     }
 
-    private func add(role: String, dataset: HDF5Dataset, to record: KerasLayerRecord, graph: inout Graph) throws {
-        let name = "\(record.scopedName)/\(role)"
+    private func add(role: ParameterRole, dataset: HDF5Dataset, to record: KerasLayerRecord, graph: inout Graph) throws {
+        let name = "\(record.scopedName)/\(role.rawValue)"
         guard graph.parameters[name] == nil else {
             throw KerasError(.invalidWeights, file: file, subject: name, "weight is stored twice")
         }

@@ -132,12 +132,12 @@ struct KerasModelPlan {
             return parameter
         }
         guard let roles = KerasWeightRoles.roles(className: className, config: .object(config)) else { return parameters }
-        var byRole: [String: Parameter] = [:]
+        var byRole: [ParameterRole: Parameter] = [:]
         for parameter in parameters { byRole[parameter.role] = parameter }
         let ordered = roles.compactMap { byRole[$0] }
         guard ordered.count == parameters.count else {
             throw KerasError(.writeFailed, file: file, subject: node.name,
-                             "has weights \(parameters.map(\.role)), Keras \(className) expects \(roles)")
+                             "has weights \(parameters.map(\.role.rawValue)), Keras \(className) expects \(roles.map(\.rawValue))")
         }
         return ordered
     }

@@ -63,7 +63,7 @@ public enum KerasModelWriter {
                     guard let elementType = HDF5ElementType(parameter.dtype) else {
                         throw KerasError(.writeFailed, file: file, subject: parameter.name, "\(parameter.dtype) weights cannot be written to Keras")
                     }
-                    let owner = parameter.role.split(separator: "/").dropLast().joined(separator: "/")
+                    let owner = parameter.role.rawValue.split(separator: "/").dropLast().joined(separator: "/")
                     let object = owner.isEmpty ? "layers/\(groupName)" : "layers/\(groupName)/\(owner)"
                     let position = counts[object, default: 0]
                     counts[object] = position + 1

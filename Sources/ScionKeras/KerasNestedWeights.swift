@@ -71,13 +71,13 @@ enum KerasNestedWeights {
 
     /// Roles of the variables a class owns itself, in creation order: the classes of the flat table,
     /// plus the sublayer classes above.
-    static func ownRoles(className: String, config: JSON) -> [String]? {
-        let useBias = config["use_bias"]?.bool ?? true
+    static func ownRoles(className: String, config: JSON) -> [ParameterRole]? {
+        let bias: [ParameterRole] = (config["use_bias"]?.bool ?? true) ? [.bias] : []
         switch className {
         case "LSTMCell", "GRUCell", "SimpleRNNCell", "ConvLSTMCell":
-            return ["kernel", "recurrent_kernel"] + (useBias ? ["bias"] : [])
+            return [.kernel, .recurrentKernel] + bias
         case "EinsumDense":
-            return ["kernel"] + (useBias ? ["bias"] : [])
+            return [.kernel] + bias
         case "LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Bidirectional", "TimeDistributed",
              "MultiHeadAttention":
             return []
@@ -89,7 +89,7 @@ enum KerasNestedWeights {
     /// The IR role of a stored legacy weight name of layer `layerName`:
     /// `bilstm/forward_lstm/lstm_cell/kernel:0` -> `forward_layer/cell/kernel`. Names of layers
     /// without sublayers give their last component, as before (`conv1/kernel:0` -> `kernel`).
-    static func role(fromWeightName name: String, layerName: String, className: String, config: JSON) -> String {
+    static func role(fromWeightName name: String, layerName: String, className: String, config: JSON) -> ParameterRole {
         let leaf = KerasWeightRoles.role(fromWeightName: name, className: className)
         guard !sublayers(className: className, config: config).isEmpty else { return leaf }
         var parts = name.split(separator: "/").map(String.init)
@@ -97,13 +97,13 @@ enum KerasNestedWeights {
         // The components after the layer's own name (a Sequential puts the model's name first).
         let own = layerName.split(separator: "/").last.map(String.init) ?? layerName
         guard let position = parts.firstIndex(of: own), position + 1 < parts.count else { return leaf }
-        return attributePath(Array(parts[(position + 1)...]), className: className, config: config)
+        return ParameterRole(rawValue: attributePath(Array(parts[(position + 1)...]), className: className, config: config))
     }
 
     /// Maps weight-name components below a layer to attribute components, recursively.
     private static func attributePath(_ parts: [String], className: String, config: JSON) -> String {
         guard parts.count > 1, let first = parts.first else {
-            return parts.first.map { KerasWeightRoles.role(fromWeightName: $0, className: className) } ?? ""
+            return parts.first.map { KerasWeightRoles.role(fromWeightName: $0, className: className).rawValue } ?? ""
         }
         let candidates = sublayers(className: className, config: config)
         // A single sublayer is that one whatever Keras called it (a renamed cell or wrapped layer).
@@ -117,15 +117,15 @@ enum KerasNestedWeights {
 
     /// Whether a (possibly nested) role is statistics, never trainable: a nested BatchNormalization
     /// inside TimeDistributed, say. Decided by the innermost class owning the variable.
-    static func isAlwaysFrozen(_ role: String, className: String, config: JSON) -> Bool {
+    static func isAlwaysFrozen(_ role: ParameterRole, className: String, config: JSON) -> Bool {
         var (owner, ownerConfig) = (className, config)
-        let parts = role.split(separator: "/").map(String.init)
+        let parts = role.rawValue.split(separator: "/").map(String.init)
         for attribute in parts.dropLast() {
             guard let sublayer = sublayers(className: owner, config: ownerConfig).first(where: { $0.attribute == attribute }) else {
                 return false
             }
             (owner, ownerConfig) = (sublayer.className, sublayer.config)
         }
-        return KerasWeightRoles.isAlwaysFrozen(parts.last ?? role, className: owner)
+        return KerasWeightRoles.isAlwaysFrozen(role.leaf, className: owner)
     }
 }

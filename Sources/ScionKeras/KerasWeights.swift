@@ -30,46 +30,48 @@ final class HDF5TensorSource: TensorSource {
 /// trainable.
 enum KerasWeightRoles {
     /// Roles in creation order: Keras 3 stores a layer's variables as `vars/0`, `vars/1`... in this order.
-    static func roles(className: String, config: JSON) -> [String]? {
+    static func roles(className: String, config: JSON) -> [ParameterRole]? {
         let useBias = config["use_bias"]?.bool ?? true
-        let bias = useBias ? ["bias"] : []
+        let bias: [ParameterRole] = useBias ? [.bias] : []
+        let scale: [ParameterRole] = (config["scale"]?.bool ?? true) ? [.gamma] : []
+        let center: [ParameterRole] = (config["center"]?.bool ?? true) ? [.beta] : []
         switch className {
         case "Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
              "Convolution1D", "Convolution2D", "Convolution2DTranspose":
-            return ["kernel"] + bias
+            return [.kernel] + bias
         case "DepthwiseConv1D", "DepthwiseConv2D":
-            return ["depthwise_kernel"] + bias
+            return [.depthwiseKernel] + bias
         case "SeparableConv1D", "SeparableConv2D":
-            return ["depthwise_kernel", "pointwise_kernel"] + bias
+            return [.depthwiseKernel, .pointwiseKernel] + bias
         case "BatchNormalization", "SyncBatchNormalization":
-            return ((config["scale"]?.bool ?? true) ? ["gamma"] : []) + ((config["center"]?.bool ?? true) ? ["beta"] : [])
-                + ["moving_mean", "moving_variance"]
+            return scale + center + [.movingMean, .movingVariance]
         case "LayerNormalization":
-            return ((config["scale"]?.bool ?? true) ? ["gamma"] : []) + ((config["center"]?.bool ?? true) ? ["beta"] : [])
-        case "PReLU": return ["alpha"]
-        case "Embedding": return ["embeddings"]
-        case "LayerScale": return ["gamma"]
-        case "Normalization": return ["mean", "variance", "count"]
+            return scale + center
+        case "PReLU": return [.alpha]
+        case "Embedding": return [.embeddings]
+        case "LayerScale": return [.gamma]
+        case "Normalization": return [.mean, .variance, .count]
         default: return nil
         }
     }
 
+    /// The classes that keep statistics. Only theirs are frozen by role: another layer's weight that
+    /// happens to be called `count` or `mean` (a custom layer's) is left as the layer says.
+    static let statisticClasses: Set<String> = ["BatchNormalization", "SyncBatchNormalization", "Normalization"]
+
     /// Roles that are statistics, not learned: never trainable whatever the layer's flag.
-    static func isAlwaysFrozen(_ role: String, className: String) -> Bool {
-        switch className {
-        case "BatchNormalization", "SyncBatchNormalization": role == "moving_mean" || role == "moving_variance"
-        case "Normalization": role == "mean" || role == "variance" || role == "count"
-        default: false
-        }
+    static func isAlwaysFrozen(_ role: ParameterRole, className: String) -> Bool {
+        statisticClasses.contains(className) && role.isStatistic
     }
 
     /// The role a stored weight name stands for: `conv1/kernel:0` -> `kernel`. Keras 3 calls a
     /// depthwise kernel `kernel`; the IR calls it `depthwise_kernel` in every format.
-    static func role(fromWeightName name: String, className: String) -> String {
+    static func role(fromWeightName name: String, className: String) -> ParameterRole {
         var last = name.split(separator: "/").last.map(String.init) ?? name
         if let colon = last.lastIndex(of: ":") { last = String(last[..<colon]) }
-        if last == "kernel", className.hasPrefix("DepthwiseConv") { return "depthwise_kernel" }
-        return last
+        let role = ParameterRole(rawValue: last)
+        if role == .kernel, className.hasPrefix("DepthwiseConv") { return .depthwiseKernel }
+        return role
     }
 }
 
@@ -98,7 +100,7 @@ extension HDF5ElementType {
 }
 
 /// Makes a parameter for one stored dataset, checking its size before anything is read.
-func makeParameter(name: String, role: String, dataset: HDF5Dataset, trainable: Bool, file: String,
+func makeParameter(name: String, role: ParameterRole, dataset: HDF5Dataset, trainable: Bool, file: String,
                    backingMemory: AnyObject? = nil) throws -> Parameter {
     guard let dtype = DType(dataset.elementType), let width = dtype.byteSize else {
         throw KerasError(.invalidWeights, file: file, subject: name, "stored as \(dataset.elementType), not a numeric tensor")

@@ -65,7 +65,8 @@ struct KerasWeightsOnlyReader {
             throw KerasError(.invalidWeights, file: file, "more than \(Self.maximumTensors) tensors")
         }
         let role = KerasWeightRoles.role(fromWeightName: name, className: "")
-        let statistic = role == "moving_mean" || role == "moving_variance"
+        // No architecture says the class, so the name alone decides (trainability is `unknown` anyway).
+        let statistic = role.isStatistic
         var unique = name
         var suffix = 1
         while graph.parameters[unique] != nil { unique = "\(name)_\(suffix)"; suffix += 1 }

@@ -8,19 +8,19 @@ extension ONNXGraphBuilder {
         let output = node.outputs.first ?? node.name
         let input = node.inputs.first ?? ""
         let inputShape = inputShapes.first ?? nil
-        func parameter(_ name: String) throws -> String {
+        func parameter(_ name: ParameterRole) throws -> String {
             guard let value = role[name] else { throw unsupported(node, "has no '\(name)' weights") }
             return value
         }
         switch node.op {
         case .dense(let a):
-            let kernel = try parameter("kernel")
+            let kernel = try parameter(.kernel)
             let target = a.activation == .linear ? output : uniqueName("\(node.name)/linear")
             if inputShape?.rank == 2 {
-                add("Gemm", name: node.name, inputs: [input, kernel] + (a.useBias ? [try parameter("bias")] : []), output: target)
+                add("Gemm", name: node.name, inputs: [input, kernel] + (a.useBias ? [try parameter(.bias)] : []), output: target)
             } else if a.useBias {
                 let product = intermediate("MatMul", name: node.name, inputs: [input, kernel])
-                add("Add", name: "\(node.name)/bias", inputs: [product, try parameter("bias")], output: target)
+                add("Add", name: "\(node.name)/bias", inputs: [product, try parameter(.bias)], output: target)
             } else {
                 add("MatMul", name: node.name, inputs: [input, kernel], output: target)
             }
@@ -32,7 +32,7 @@ extension ONNXGraphBuilder {
                                                .ints("dilations", a.dilations), .int("group", a.groups)]
             attributes += try padding(a.padding, node: node, input: inputShape, kernel: a.kernelSize, strides: a.strides,
                                       dilations: a.dilations)
-            add("Conv", name: node.name, inputs: [input, try parameter("kernel")] + (a.useBias ? [try parameter("bias")] : []),
+            add("Conv", name: node.name, inputs: [input, try parameter(.kernel)] + (a.useBias ? [try parameter(.bias)] : []),
                 output: target, attributes: attributes)
             if a.activation != .linear { try activation(a.activation, node: node, input: target, output: output, rank: outputShape?.rank) }
         case .convTranspose(let a) where a.groups != 1 || a.outputPadding != nil && a.padding != .valid && a.padding != .same:
@@ -43,7 +43,7 @@ extension ONNXGraphBuilder {
             let target = a.activation == .linear ? output : uniqueName("\(node.name)/linear")
             let attributes = try transposedPadding(a, node: node, input: inputShape, output: outputShape)
             add("ConvTranspose", name: node.name,
-                inputs: [input, try parameter("kernel")] + (a.useBias ? [try parameter("bias")] : []),
+                inputs: [input, try parameter(.kernel)] + (a.useBias ? [try parameter(.bias)] : []),
                 output: target, attributes: attributes)
             if a.activation != .linear { try activation(a.activation, node: node, input: target, output: output, rank: outputShape?.rank) }
         case .depthwiseConv, .separableConv:
@@ -69,11 +69,11 @@ extension ONNXGraphBuilder {
             guard a.axis == 1 || inputShape?.normalizedAxis(a.axis) == 1 || (inputShape?.rank ?? 3) <= 2 && a.axis == -1 else {
                 throw unsupported(node, "BatchNormalization over axis \(a.axis) of a rank-\(inputShape?.rank ?? 0) tensor (ONNX normalizes axis 1)")
             }
-            let channels = try parameterLength(parameters, "moving_mean", node)
-            let scale = a.scale ? try parameter("gamma") : constant("\(node.name)/gamma", floats: Array(repeating: 1, count: channels), dimensions: [Int64(channels)])
-            let bias = a.center ? try parameter("beta") : constant("\(node.name)/beta", floats: Array(repeating: 0, count: channels), dimensions: [Int64(channels)])
+            let channels = try parameterLength(parameters, .movingMean, node)
+            let scale = a.scale ? try parameter(.gamma) : constant("\(node.name)/gamma", floats: Array(repeating: 1, count: channels), dimensions: [Int64(channels)])
+            let bias = a.center ? try parameter(.beta) : constant("\(node.name)/beta", floats: Array(repeating: 0, count: channels), dimensions: [Int64(channels)])
             add("BatchNormalization", name: node.name,
-                inputs: [input, scale, bias, try parameter("moving_mean"), try parameter("moving_variance")],
+                inputs: [input, scale, bias, try parameter(.movingMean), try parameter(.movingVariance)],
                 output: output, attributes: [.float("epsilon", a.epsilon), .float("momentum", a.momentum)])
         case .layerNormalization(let a):
             guard let shape = inputShape else { throw unsupported(node, "LayerNormalization needs a known input rank") }
@@ -82,9 +82,9 @@ extension ONNXGraphBuilder {
                 throw unsupported(node, "LayerNormalization axes \(a.axes) do not fit a rank-\(shape.rank) input")
             }
             let count = Shape.product(axes.map { shape[$0] }) ?? 0
-            let scale = a.scale ? try parameter("gamma") : constant("\(node.name)/gamma", floats: Array(repeating: 1, count: count), dimensions: axes.map { Int64(shape[$0] ?? 0) })
+            let scale = a.scale ? try parameter(.gamma) : constant("\(node.name)/gamma", floats: Array(repeating: 1, count: count), dimensions: axes.map { Int64(shape[$0] ?? 0) })
             var inputs = [input, scale]
-            if a.center { inputs.append(try parameter("beta")) }
+            if a.center { inputs.append(try parameter(.beta)) }
             if axes == Array(first..<shape.rank) {
                 inputs[0] = input
                 layerNormalization(inputs, axis: first, rank: shape.rank, epsilon: a.epsilon, name: node.name, output: output)
@@ -103,7 +103,7 @@ extension ONNXGraphBuilder {
         case .activation(let activation):
             try self.activation(activation, node: node, input: input, output: output, rank: inputShape?.rank)
         case .prelu:
-            add("PRelu", name: node.name, inputs: [input, try parameter("alpha")], output: output)
+            add("PRelu", name: node.name, inputs: [input, try parameter(.alpha)], output: output)
         case .dropout, .stochasticDepth, .identity:
             add("Identity", name: node.name, inputs: [input], output: output)
         case .flatten(let a):
@@ -164,7 +164,7 @@ extension ONNXGraphBuilder {
             try normalization(a, node: node, parameters: parameters, input: input, output: output, inputShape: inputShape)
         case .embedding:
             let indices = intermediate("Cast", name: node.name, inputs: [input], attributes: [.int("to", Int(ONNXDataType.int64.rawValue))])
-            add("Gather", name: node.name, inputs: [try parameter("embeddings"), indices], output: output, attributes: [.int("axis", 0)])
+            add("Gather", name: node.name, inputs: [try parameter(.embeddings), indices], output: output, attributes: [.int("axis", 0)])
         case .scaledResidual(let a):
             let scaled = intermediate("Mul", name: node.name, inputs: [
                 node.inputs[1], constant("\(node.name)/scale", floats: [a.scale], dimensions: []),
@@ -173,7 +173,7 @@ extension ONNXGraphBuilder {
         case .layerScale(let a):
             let rank = inputShape?.rank ?? 1
             let axis = a.axis < 0 ? a.axis + rank : a.axis
-            var gamma = try parameter("gamma")
+            var gamma = try parameter(.gamma)
             if axis != rank - 1 {
                 let shape = constant("\(node.name)/gamma_shape", int64s: [-1] + Array(repeating: 1, count: rank - 1 - axis))
                 gamma = intermediate("Reshape", name: "\(node.name)/gamma", inputs: [gamma, shape])
@@ -216,7 +216,7 @@ extension ONNXGraphBuilder {
         if layout != .channelsFirst { throw unsupported(node, "is channels-last; run the layout pass before export") }
     }
 
-    func parameterLength(_ parameters: [Parameter], _ role: String, _ node: Node) throws -> Int {
+    func parameterLength(_ parameters: [Parameter], _ role: ParameterRole, _ node: Node) throws -> Int {
         guard let parameter = parameters.first(where: { $0.role == role }) else { throw unsupported(node, "has no '\(role)' weights") }
         return parameter.elementCount
     }

@@ -4,22 +4,22 @@ import ScionIR
 /// ONNX for the ops the ONNX reader brings into the IR (OpAttributes+ONNX.swift), and for opaque ONNX
 /// nodes, written back as they were read. Forms are those of opset 13+, the oldest Scion writes.
 extension ONNXGraphBuilder {
-    mutating func emitImported(_ node: Node, role: [String: String], inputShape: Shape?) throws {
+    mutating func emitImported(_ node: Node, role: [ParameterRole: String], inputShape: Shape?) throws {
         let output = node.outputs.first ?? node.name
         let input = node.inputs.first ?? ""
         /// A parameter by role, or else the node's input at `position` (an operand that is not constant).
-        func operand(_ name: String, position: Int) -> String? {
+        func operand(_ name: ParameterRole, position: Int) -> String? {
             role[name] ?? (position < node.inputs.count ? node.inputs[position] : nil)
         }
         switch node.op {
         case .constant:
-            guard let value = role["value"] else { throw unsupported(node, "has no 'value' weights") }
+            guard let value = role[.value] else { throw unsupported(node, "has no 'value' weights") }
             // The value normally carries the parameter's own name: the initializer is the value.
             if value != output { add("Identity", name: node.name, inputs: [value], output: output) }
         case .gemm(let a):
-            guard let b = operand("kernel", position: 1) else { throw unsupported(node, "Gemm has no B operand") }
+            guard let b = operand(.kernel, position: 1) else { throw unsupported(node, "Gemm has no B operand") }
             var inputs = [input, b]
-            if let c = role["bias"] ?? (role["kernel"] == nil ? (node.inputs.count > 2 ? node.inputs[2] : nil)
+            if let c = role[.bias] ?? (role[.kernel] == nil ? (node.inputs.count > 2 ? node.inputs[2] : nil)
                                                               : (node.inputs.count > 1 ? node.inputs[1] : nil)) {
                 inputs.append(c)
             }
@@ -28,7 +28,7 @@ extension ONNXGraphBuilder {
                 .int("transA", a.transposeA ? 1 : 0), .int("transB", a.transposeB ? 1 : 0),
             ])
         case .matMul:
-            guard let right = operand("kernel", position: 1) else { throw unsupported(node, "MatMul has no second operand") }
+            guard let right = operand(.kernel, position: 1) else { throw unsupported(node, "MatMul has no second operand") }
             add("MatMul", name: node.name, inputs: [input, right], output: output)
         case .unary(let operation):
             add(operation.typeName, name: node.name, inputs: [input], output: output)
@@ -116,8 +116,8 @@ extension ONNXGraphBuilder {
     }
 
     /// ConvTranspose the reader brought: explicit ONNX pads, output padding and groups as they were.
-    mutating func emitImportedConvTranspose(_ node: Node, _ a: ConvTransposeAttributes, role: [String: String]) throws {
-        guard case .explicit(let pads) = a.padding, let kernel = role["kernel"] else {
+    mutating func emitImportedConvTranspose(_ node: Node, _ a: ConvTransposeAttributes, role: [ParameterRole: String]) throws {
+        guard case .explicit(let pads) = a.padding, let kernel = role[.kernel] else {
             throw unsupported(node, "an imported ConvTranspose needs explicit pads and a kernel")
         }
         let output = node.outputs.first ?? node.name
@@ -128,7 +128,7 @@ extension ONNXGraphBuilder {
             attributes.append(.ints("output_padding", outputPadding))
         }
         var inputs = [node.inputs.first ?? "", kernel]
-        if a.useBias, let bias = role["bias"] { inputs.append(bias) }
+        if a.useBias, let bias = role[.bias] { inputs.append(bias) }
         add("ConvTranspose", name: node.name, inputs: inputs, output: target, attributes: attributes)
         if a.activation != .linear { try activation(a.activation, node: node, input: target, output: output, rank: nil) }
     }

@@ -192,15 +192,15 @@ extension ONNXGraphBuilder {
     /// or from the adapted layer's weights (read here: they are small).
     mutating func normalization(_ a: NormalizationAttributes, node: Node, parameters: [Parameter], input: String,
                                 output: String, inputShape: Shape?) throws {
-        func floats(_ role: String) throws -> [Float] {
+        func floats(_ role: ParameterRole) throws -> [Float] {
             guard let parameter = parameters.first(where: { $0.role == role }), parameter.dtype == .float32 else {
                 throw unsupported(node, "has no float32 '\(role)' statistics")
             }
             let bytes = try parameter.storage.bytes(keep: false)
             return bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         }
-        let mean = try a.mean ?? floats("mean")
-        let variance = try a.variance ?? floats("variance")
+        let mean = try a.mean ?? floats(.mean)
+        let variance = try a.variance ?? floats(.variance)
         guard mean.count == variance.count, !mean.isEmpty else { throw unsupported(node, "mean and variance differ in size") }
         let scale = variance.map { max($0.squareRoot(), 1e-7) }
         let rank = inputShape?.rank ?? 1

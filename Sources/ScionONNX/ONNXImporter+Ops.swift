@@ -42,8 +42,8 @@ extension ONNXImportSession {
             let attributes = BatchNormalizationAttributes(axis: 1, epsilon: floatAttribute(node, "epsilon", 1e-5),
                                                           momentum: floatAttribute(node, "momentum", 0.9), center: true, scale: true)
             return MappedNode(op: .batchNormalization(attributes), inputs: [x], parameters: [
-                (node.inputs[1], "gamma", nil), (node.inputs[2], "beta", nil),
-                (node.inputs[3], "moving_mean", nil), (node.inputs[4], "moving_variance", nil),
+                (node.inputs[1], .gamma, nil), (node.inputs[2], .beta, nil),
+                (node.inputs[3], .movingMean, nil), (node.inputs[4], .movingVariance, nil),
             ])
         case "LayerNormalization":
             guard let scale = input(node, 1), isConstant(scale), let rank = rank(x) else { return nil }
@@ -54,8 +54,8 @@ extension ONNXImportSession {
             if let bias, !isConstant(bias) { return nil }
             let attributes = LayerNormalizationAttributes(axes: Array(first..<rank), epsilon: floatAttribute(node, "epsilon", 1e-5),
                                                           center: bias != nil, scale: true)
-            var parameters: [(source: String, role: String, shape: [Int]?)] = [(scale, "gamma", nil)]
-            if let bias { parameters.append((bias, "beta", nil)) }
+            var parameters: [(source: String, role: ParameterRole, shape: [Int]?)] = [(scale, .gamma, nil)]
+            if let bias { parameters.append((bias, .beta, nil)) }
             return MappedNode(op: .layerNormalization(attributes), inputs: [x], parameters: parameters)
         case "PRelu": return prelu(node, x)
         case "LRN":
@@ -65,14 +65,14 @@ extension ONNXImportSession {
         case "Gemm": return gemm(node, x)
         case "MatMul":
             guard let b = input(node, 1) else { return nil }
-            if isConstant(b) { return MappedNode(op: .matMul, inputs: [x], parameters: [(b, "kernel", nil)]) }
+            if isConstant(b) { return MappedNode(op: .matMul, inputs: [x], parameters: [(b, .kernel, nil)]) }
             return MappedNode(op: .matMul, inputs: [x, b])
         case "Gather":
             let axis = intAttribute(node, "axis", 0)
             guard let indices = input(node, 1) else { return nil }
             if axis == 0, let table = constants[x], table.shape.count == 2, table.dtype == .float32, !isConstant(indices) {
                 return MappedNode(op: .embedding(EmbeddingAttributes(inputDimension: table.shape[0], outputDimension: table.shape[1])),
-                                  inputs: [indices], parameters: [(x, "embeddings", nil)])
+                                  inputs: [indices], parameters: [(x, .embeddings, nil)])
             }
             return MappedNode(op: .gather(GatherAttributes(axis: axis)), inputs: [x, indices])
         case "Dropout":
@@ -111,8 +111,8 @@ extension ONNXImportSession {
             filters: kernel.shape[0], kernelSize: intsAttribute(node, "kernel_shape") ?? Array(kernel.shape[2...]),
             strides: intsAttribute(node, "strides") ?? ones, dilations: intsAttribute(node, "dilations") ?? ones,
             padding: padding, groups: intAttribute(node, "group", 1), useBias: bias != nil, layout: .channelsFirst)
-        var parameters: [(source: String, role: String, shape: [Int]?)] = [(w, "kernel", nil)]
-        if let bias { parameters.append((bias, "bias", nil)) }
+        var parameters: [(source: String, role: ParameterRole, shape: [Int]?)] = [(w, .kernel, nil)]
+        if let bias { parameters.append((bias, .bias, nil)) }
         return MappedNode(op: .conv(attributes), inputs: [x], parameters: parameters)
     }
 
@@ -130,8 +130,8 @@ extension ONNXImportSession {
             padding: .explicit(intsAttribute(node, "pads") ?? Array(repeating: 0, count: 2 * rank)),
             outputPadding: intsAttribute(node, "output_padding") ?? Array(repeating: 0, count: rank),
             useBias: bias != nil, activation: .linear, layout: .channelsFirst, groups: groups)
-        var parameters: [(source: String, role: String, shape: [Int]?)] = [(w, "kernel", nil)]
-        if let bias { parameters.append((bias, "bias", nil)) }
+        var parameters: [(source: String, role: ParameterRole, shape: [Int]?)] = [(w, .kernel, nil)]
+        if let bias { parameters.append((bias, .bias, nil)) }
         return MappedNode(op: .convTranspose(attributes), inputs: [x], parameters: parameters)
     }
 
@@ -161,7 +161,7 @@ extension ONNXImportSession {
             return nil
         }
         let shared = padded.enumerated().filter { $0.element == 1 && inputShape[$0.offset + 1] != 1 }.map { $0.offset + 1 }
-        return MappedNode(op: .prelu(PReLUAttributes(sharedAxes: shared)), inputs: [x], parameters: [(slope, "alpha", padded)])
+        return MappedNode(op: .prelu(PReLUAttributes(sharedAxes: shared)), inputs: [x], parameters: [(slope, .alpha, padded)])
     }
 
     func gemm(_ node: ONNXNode, _ x: String) -> MappedNode? {
@@ -169,10 +169,10 @@ extension ONNXImportSession {
         let attributes = GemmAttributes(alpha: floatAttribute(node, "alpha", 1), beta: floatAttribute(node, "beta", 1),
                                         transposeA: intAttribute(node, "transA", 0) == 1, transposeB: intAttribute(node, "transB", 0) == 1)
         var mapped = MappedNode(op: .gemm(attributes), inputs: [x])
-        if isConstant(b) { mapped.parameters.append((b, "kernel", nil)) } else { mapped.inputs.append(b) }
+        if isConstant(b) { mapped.parameters.append((b, .kernel, nil)) } else { mapped.inputs.append(b) }
         if let c = input(node, 2) {
             // A runtime C after a constant B would sit where B's input would be: keep that case opaque.
-            if isConstant(c) { mapped.parameters.append((c, "bias", nil)) } else if isConstant(b) { return nil } else { mapped.inputs.append(c) }
+            if isConstant(c) { mapped.parameters.append((c, .bias, nil)) } else if isConstant(b) { return nil } else { mapped.inputs.append(c) }
         }
         return mapped
     }

@@ -61,7 +61,7 @@ struct MappedNode {
     var op: Op
     var inputs: [String]
     /// (constant's value name, role, shape to give the parameter when it differs from the constant's).
-    var parameters: [(source: String, role: String, shape: [Int]?)] = []
+    var parameters: [(source: String, role: ParameterRole, shape: [Int]?)] = []
     /// How many of the ONNX node's outputs the op produces (the rest must be unused).
     var outputCount = 1
 }
@@ -220,7 +220,7 @@ struct ONNXImportSession {
         guard let constant = constants[name], known[name] == nil else { return name }
         if !materialized.contains(name) {
             materialized.insert(name)
-            let parameter = try makeParameter(name, role: "value", shape: nil, subject: "constant '\(name)'")
+            let parameter = try makeParameter(name, role: .value, shape: nil, subject: "constant '\(name)'")
             let node = Node(name: uniqueNodeName(name), op: .constant(ConstantAttributes(dtype: constant.dtype)), inputs: [],
                             outputs: [name], parameters: [parameter])
             // Not a node of the file: an initializer (or a folded result) that an ordinary operand reads.
@@ -231,7 +231,7 @@ struct ONNXImportSession {
     }
 
     /// The parameter for a constant in a role, shared when the same constant plays the same role.
-    mutating func makeParameter(_ source: String, role: String, shape: [Int]?, subject: String) throws -> String {
+    mutating func makeParameter(_ source: String, role: ParameterRole, shape: [Int]?, subject: String) throws -> String {
         guard let constant = constants[source] else {
             throw ONNXError(.unsupported, file: file, subject: subject, "'\(source)' must be a constant")
         }
@@ -243,8 +243,8 @@ struct ONNXImportSession {
         while graph.parameters[name] != nil { name = "\(source)#\(counter)"; counter += 1 }
         let trainable: Bool
         switch role {
-        case "moving_mean", "moving_variance": trainable = false
-        case "value": trainable = constant.fromInitializer && constant.dtype.isFloatingPoint
+        case _ where role.isStatistic: trainable = false
+        case .value: trainable = constant.fromInitializer && constant.dtype.isFloatingPoint
         default: trainable = constant.dtype.isFloatingPoint
         }
         graph.parameters.add(Parameter(name: name, role: role, shape: finalShape, dtype: constant.dtype,

@@ -61,7 +61,7 @@ extension ChannelsFirstRewriter {
             // Alpha is `[spatial..., C]` (one slope per element of a sample, ones along shared
             // axes): permute it to `[C, spatial...]`. Shared axes count from 1 after the batch axis,
             // the same numbering as full-rank axes, so they move like any axis.
-            try permuteParameter(of: node, role: "alpha", change: "PReLU alpha to channels-first",
+            try permuteParameter(of: node, role: .alpha, change: "PReLU alpha to channels-first",
                                  permutation: ChannelsFirstAxes.sampleToChannelsFirst(sampleRank: rank - 1))
             a.sharedAxes = try a.sharedAxes.map { try position(of: $0, rank: rank, node: node) }
             return .prelu(a)
@@ -125,7 +125,7 @@ extension ChannelsFirstRewriter {
     /// the flattened features (from `features.firstRow` on), old row `s·C + c` (Keras flattened
     /// `(s..., c)`) moves to new row `c·S + s` (see `ChannelsFirstAxes.flattenedRowsToChannelsFirst`).
     mutating func permuteFlattenedRows(of node: Node, features: FlattenedFeatures) throws {
-        guard let kernel = sourceParameter(of: node, role: "kernel"), kernel.shape.count == 2 else {
+        guard let kernel = sourceParameter(of: node, role: .kernel), kernel.shape.count == 2 else {
             throw failure(node.name, "a Dense after a Flatten needs a kernel of rank 2")
         }
         let units = kernel.shape[1]
@@ -135,7 +135,7 @@ extension ChannelsFirstRewriter {
             let flattened = features.spatial + [features.channels]
             throw failure(node.name, "kernel \(kernel.shape) has no rows \(features.firstRow)... for flattened shape \(flattened)")
         }
-        try permuteParameter(of: node, role: "kernel", change: "Dense rows for a channels-first Flatten",
+        try permuteParameter(of: node, role: .kernel, change: "Dense rows for a channels-first Flatten",
                              permutation: ChannelsFirstAxes.flattenedRowsToChannelsFirst(spatialRank: features.spatial.count),
                              viewShape: view, newShape: kernel.shape, firstElement: features.firstRow * units)
     }

@@ -135,7 +135,7 @@ extension ChannelsFirstRewriter {
             return moved == Array((rank - moved.count)..<rank)
         case .prelu:
             // Alpha `[spatial..., C]` is permuted in place: only when no other node reads it.
-            guard let alpha = sourceParameter(of: node, role: "alpha") else { return false }
+            guard let alpha = sourceParameter(of: node, role: .alpha) else { return false }
             return alpha.shape.count == rank - 1 && parameterUses[alpha.name] == 1
         default:
             return true
@@ -148,7 +148,7 @@ extension ChannelsFirstRewriter {
 
     /// The source graph's parameter playing `role` in a source node (before any change: a shared
     /// layer's second call must see the same kernel as its first).
-    func sourceParameter(of node: Node, role: String) -> Parameter? {
+    func sourceParameter(of node: Node, role: ParameterRole) -> Parameter? {
         source.parameter(of: node, role: role)
     }
 
@@ -183,7 +183,7 @@ extension ChannelsFirstRewriter {
             guard let output = next.outputs.first, next.outputs.count == 1 else { return nil }
             switch next.op {
             case .dense:
-                guard let kernel = sourceParameter(of: next, role: "kernel"), parameterUses[kernel.name] == 1 else {
+                guard let kernel = sourceParameter(of: next, role: .kernel), parameterUses[kernel.name] == 1 else {
                     return nil
                 }
                 return (reader, firstRow)

@@ -27,7 +27,7 @@ extension ChannelsFirstRewriter {
         switch node.op {
         case .conv(var a):
             // Kernel [k..., in/groups, out] (HWIO) to [out, in/groups, k...] (OIHW).
-            try permuteParameter(of: node, role: "kernel", change: "convolution kernel to OIHW",
+            try permuteParameter(of: node, role: .kernel, change: "convolution kernel to OIHW",
                                  permutation: ChannelsFirstAxes.kernelToChannelsFirst(spatialRank: spatialRank))
             a.layout = .channelsFirst
             a.activation = try remapped(a.activation, rank: rank, node: node)
@@ -39,7 +39,7 @@ extension ChannelsFirstRewriter {
             return
         case .convTranspose(var a):
             // Keras kernel [k..., out, in] to ONNX ConvTranspose's [in, out, k...].
-            try permuteParameter(of: node, role: "kernel", change: "transposed convolution kernel to IOHW",
+            try permuteParameter(of: node, role: .kernel, change: "transposed convolution kernel to IOHW",
                                  permutation: ChannelsFirstAxes.kernelToChannelsFirst(spatialRank: spatialRank))
             a.layout = .channelsFirst
             a.activation = try remapped(a.activation, rank: rank, node: node)
@@ -72,7 +72,7 @@ extension ChannelsFirstRewriter {
     /// `[in × multiplier]` in the same channel order, is unchanged.
     mutating func groupedDepthwise(_ node: Node, _ a: DepthwiseConvAttributes, activation: Activation,
                                    useBias: Bool? = nil) throws -> ConvAttributes {
-        guard let kernel = sourceParameter(of: node, role: "depthwise_kernel") else {
+        guard let kernel = sourceParameter(of: node, role: .depthwiseKernel) else {
             throw failure(node.name, "is missing its 'depthwise_kernel' weights")
         }
         let spatialRank = a.rank
@@ -86,9 +86,9 @@ extension ChannelsFirstRewriter {
         }
         let (filters, overflow) = channels.multipliedReportingOverflow(by: multiplier)
         guard !overflow else { throw failure(node.name, "depthwise kernel \(kernel.shape) is too large") }
-        try permuteParameter(of: node, role: "depthwise_kernel", change: "depthwise kernel to grouped OIHW",
+        try permuteParameter(of: node, role: .depthwiseKernel, change: "depthwise kernel to grouped OIHW",
                              permutation: ChannelsFirstAxes.depthwiseKernelToGrouped(spatialRank: spatialRank),
-                             newShape: [filters, 1] + Array(kernel.shape.prefix(spatialRank)), newRole: "kernel")
+                             newShape: [filters, 1] + Array(kernel.shape.prefix(spatialRank)), newRole: .kernel)
         return ConvAttributes(filters: filters, kernelSize: a.kernelSize, strides: a.strides, dilations: a.dilations,
                               padding: a.padding, groups: channels, useBias: useBias ?? a.useBias,
                               activation: activation, layout: .channelsFirst)
@@ -99,8 +99,8 @@ extension ChannelsFirstRewriter {
     /// `[1..., in × multiplier, filters]` permuted to `[filters, in × multiplier, 1...]`, the bias and
     /// the activation. The node producing the original output keeps the original name.
     mutating func rewriteSeparable(_ node: Node, _ a: SeparableConvAttributes, input: String) throws {
-        guard let depthwiseKernel = sourceParameter(of: node, role: "depthwise_kernel"),
-              sourceParameter(of: node, role: "pointwise_kernel") != nil,
+        guard let depthwiseKernel = sourceParameter(of: node, role: .depthwiseKernel),
+              sourceParameter(of: node, role: .pointwiseKernel) != nil,
               let output = node.outputs.first, node.outputs.count == 1 else {
             throw failure(node.name, "needs depthwise and pointwise kernels and one output")
         }
@@ -112,8 +112,8 @@ extension ChannelsFirstRewriter {
                              layer: node.layer, scope: node.scope, trainable: node.trainable)
         nodes.append(depthwise)
 
-        try permuteParameter(of: node, role: "pointwise_kernel", change: "pointwise kernel to OIHW",
-                             permutation: ChannelsFirstAxes.kernelToChannelsFirst(spatialRank: a.rank), newRole: "kernel")
+        try permuteParameter(of: node, role: .pointwiseKernel, change: "pointwise kernel to OIHW",
+                             permutation: ChannelsFirstAxes.kernelToChannelsFirst(spatialRank: a.rank), newRole: .kernel)
         let ones = Array(repeating: 1, count: a.rank)
         let pointwiseAttributes = ConvAttributes(
             filters: a.filters, kernelSize: ones, strides: ones, dilations: ones, padding: .valid, groups: 1,
@@ -143,8 +143,8 @@ extension ChannelsFirstRewriter {
     /// Replaces the node's parameter with `role` by its bytes permuted lazily (see
     /// `ParameterPermutation.apply`), once however many nodes share it.
     @discardableResult
-    mutating func permuteParameter(of node: Node, role: String, change: String, permutation: [Int],
-                                   viewShape: [Int]? = nil, newShape: [Int]? = nil, newRole: String? = nil,
+    mutating func permuteParameter(of node: Node, role: ParameterRole, change: String, permutation: [Int],
+                                   viewShape: [Int]? = nil, newShape: [Int]? = nil, newRole: ParameterRole? = nil,
                                    firstElement: Int? = nil) throws -> Parameter {
         guard let original = sourceParameter(of: node, role: role) else {
             throw failure(node.name, "is missing its '\(role)' weights")

@@ -38,7 +38,7 @@ extension ChannelsLastRewriter {
             if ChannelsFirstRewriter.isPerChannel(a) { a.axis = -1 }
             return .rescaling(a)
         case .prelu(var a):
-            try permuteKernel(of: node, role: "alpha", change: "PReLU alpha to channels-last",
+            try permuteKernel(of: node, role: .alpha, change: "PReLU alpha to channels-last",
                               permutation: ChannelsLastAxes.sampleToChannelsLast(sampleRank: rank - 1))
             a.sharedAxes = try a.sharedAxes.map { try position(of: $0, rank: rank, node: node) }.sorted()
             return .prelu(a)
@@ -83,11 +83,11 @@ extension ChannelsLastRewriter {
     /// Dense rows after a Flatten of channels-last data: old row `c·S + s` (ONNX flattened
     /// `(c, s...)`) moves to new row `s·C + c`.
     mutating func permuteFlattenedRows(of node: Node, spatial: [Int], channels: Int) throws {
-        guard let kernel = sourceParameter(of: node, role: "kernel"), kernel.shape.count == 2,
+        guard let kernel = sourceParameter(of: node, role: .kernel), kernel.shape.count == 2,
               let rows = (spatial + [channels]).checkedProduct, rows == kernel.shape[0] else {
             throw failure(node.name, "a Dense after a Flatten of \([channels] + spatial) needs a kernel with that many rows")
         }
-        try permuteKernel(of: node, role: "kernel", change: "Dense rows for a channels-last Flatten",
+        try permuteKernel(of: node, role: .kernel, change: "Dense rows for a channels-last Flatten",
                           permutation: ChannelsLastAxes.flattenedRowsToChannelsLast(spatialRank: spatial.count),
                           viewShape: [channels] + spatial + [kernel.shape[1]], newShape: kernel.shape)
     }

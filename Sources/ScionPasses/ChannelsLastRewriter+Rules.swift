@@ -35,7 +35,7 @@ extension ChannelsLastRewriter {
             return ChannelsFirstRewriter.isPerChannel(a) ? (a.axis == 1 ? .channelsLastOnly : .original) : .flexible
         case .prelu:
             guard let rank = inputRank, rank >= 3 else { return .flexible }
-            let alpha = source.parameter(of: node, role: "alpha")
+            let alpha = source.parameter(of: node, role: .alpha)
             return alpha.map { $0.shape.count == rank - 1 && parameterUses[$0.name] == 1 } == true ? .flexible : .original
         case .activation(let activation):
             // Keras has log-softmax and sparsemax only over the last axis: the form where the axis
@@ -78,7 +78,7 @@ extension ChannelsLastRewriter {
             guard reader.outputs.count == 1, reader.inputs.count == 1 else { break }
             switch reader.op {
             case .dense:
-                let kernel = source.parameter(of: reader, role: "kernel")
+                let kernel = source.parameter(of: reader, role: .kernel)
                 guard let kernel, parameterUses[kernel.name] == 1 else { break }
                 return .flatten(channelsLast: true, dense: readers[0])
             case .dropout, .identity, .activation:

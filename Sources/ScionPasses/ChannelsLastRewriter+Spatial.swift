@@ -37,7 +37,7 @@ extension ChannelsLastRewriter {
             op = try convolution(node, a)
         case .convTranspose(var a):
             guard a.groups == 1 else { throw failure(node.name, "a grouped ConvTranspose has no Keras layer") }
-            try permuteKernel(of: node, role: "kernel", change: "transposed convolution kernel to Keras's [k..., out, in]",
+            try permuteKernel(of: node, role: .kernel, change: "transposed convolution kernel to Keras's [k..., out, in]",
                               permutation: ChannelsLastAxes.kernelToChannelsLast(spatialRank: spatialRank))
             if case .explicit(let pads) = a.padding, pads.contains(where: { $0 != 0 }) {
                 guard pads.allSatisfy({ $0 >= 0 }) else { throw failure(node.name, "negative pads \(pads) have no Keras equivalent") }
@@ -94,20 +94,20 @@ extension ChannelsLastRewriter {
     /// A convolution's Keras form: a DepthwiseConv when every group is one input channel (rank 1
     /// or 2; Keras has no DepthwiseConv3D), otherwise a (grouped) Conv with the kernel permuted.
     mutating func convolution(_ node: Node, _ a: ConvAttributes) throws -> Op {
-        guard let kernel = sourceParameter(of: node, role: "kernel"), kernel.shape.count == a.rank + 2 else {
+        guard let kernel = sourceParameter(of: node, role: .kernel), kernel.shape.count == a.rank + 2 else {
             throw failure(node.name, "is missing a kernel of rank \(a.rank + 2)")
         }
         let channels = kernel.shape[1] * a.groups
         if a.groups > 1, kernel.shape[1] == 1, a.rank <= 2, a.filters % channels == 0 {
             let multiplier = a.filters / channels
-            try permuteKernel(of: node, role: "kernel", change: "grouped kernel to a depthwise kernel",
+            try permuteKernel(of: node, role: .kernel, change: "grouped kernel to a depthwise kernel",
                               permutation: ChannelsLastAxes.groupedKernelToDepthwise(spatialRank: a.rank),
-                              viewShape: [channels, multiplier] + a.kernelSize, newRole: "depthwise_kernel")
+                              viewShape: [channels, multiplier] + a.kernelSize, newRole: .depthwiseKernel)
             return .depthwiseConv(DepthwiseConvAttributes(
                 kernelSize: a.kernelSize, strides: a.strides, dilations: a.dilations, padding: a.padding,
                 depthMultiplier: multiplier, useBias: a.useBias, activation: a.activation, layout: .channelsLast))
         }
-        try permuteKernel(of: node, role: "kernel", change: "convolution kernel to HWIO",
+        try permuteKernel(of: node, role: .kernel, change: "convolution kernel to HWIO",
                           permutation: ChannelsLastAxes.kernelToChannelsLast(spatialRank: a.rank))
         return .conv(a)
     }
@@ -217,12 +217,12 @@ extension ChannelsLastRewriter {
         return output
     }
 
-    func sourceParameter(of node: Node, role: String) -> Parameter? {
+    func sourceParameter(of node: Node, role: ParameterRole) -> Parameter? {
         source.parameter(of: node, role: role)
     }
 
-    mutating func permuteKernel(of node: Node, role: String, change: String, permutation: [Int],
-                                viewShape: [Int]? = nil, newShape: [Int]? = nil, newRole: String? = nil,
+    mutating func permuteKernel(of node: Node, role: ParameterRole, change: String, permutation: [Int],
+                                viewShape: [Int]? = nil, newShape: [Int]? = nil, newRole: ParameterRole? = nil,
                                 firstElement: Int? = nil) throws {
         guard let original = sourceParameter(of: node, role: role) else {
             throw failure(node.name, "is missing its '\(role)' weights")

@@ -35,8 +35,6 @@ public struct FreezePass: GraphPass {
         self.unfreezeTop = unfreezeTop; self.keepBatchNormFrozen = keepBatchNormFrozen
     }
 
-    public static let statisticRoles: Set<String> = ["moving_mean", "moving_variance", "mean", "variance", "count"]
-
     public func run(_ graph: inout Graph) throws {
         guard all || upTo != nil || layers != nil || unfreeze != nil || unfreezeTop != nil else {
             throw PassError(pass: name, subject: graph.name,
@@ -60,7 +58,7 @@ public struct FreezePass: GraphPass {
             graph.nodes[index].trainable = trainable
             for parameter in graph.nodes[index].parameters {
                 guard var entry = graph.parameters[parameter] else { continue }
-                entry.trainable = trainable && !Self.statisticRoles.contains(entry.role)
+                entry.trainable = trainable && !entry.role.isStatistic
                 graph.parameters[parameter] = entry
             }
         }

@@ -123,8 +123,8 @@ struct HeadBuilder {
             let layerName = names.claim("dense")
             let limit = (6 / Float(inputs + units)).squareRoot()
             let kernel = (0..<(inputs * units)).map { _ in random.uniform(-limit, limit) }
-            let parameters = [addParameter(layerName, "kernel", [inputs, units], kernel),
-                              addParameter(layerName, "bias", [units], [Float](repeating: 0, count: units))]
+            let parameters = [addParameter(layerName, .kernel, [inputs, units], kernel),
+                              addParameter(layerName, .bias, [units], [Float](repeating: 0, count: units))]
             let op = Op.dense(DenseAttributes(units: units, useBias: true, activation: activation))
             return add(layerName, op, input, parameters: parameters, claimed: true)
         case .batchNormalization:
@@ -133,9 +133,9 @@ struct HeadBuilder {
             }
             let layerName = names.claim("batch_normalization")
             let ones = [Float](repeating: 1, count: channels), zeros = [Float](repeating: 0, count: channels)
-            let parameters = [addParameter(layerName, "gamma", [channels], ones), addParameter(layerName, "beta", [channels], zeros),
-                              addParameter(layerName, "moving_mean", [channels], zeros, trainable: false),
-                              addParameter(layerName, "moving_variance", [channels], ones, trainable: false)]
+            let parameters = [addParameter(layerName, .gamma, [channels], ones), addParameter(layerName, .beta, [channels], zeros),
+                              addParameter(layerName, .movingMean, [channels], zeros),
+                              addParameter(layerName, .movingVariance, [channels], ones)]
             let op = Op.batchNormalization(BatchNormalizationAttributes(
                 axis: channelAxis == rank - 1 ? -1 : channelAxis, epsilon: 1e-3, momentum: 0.99, center: true, scale: true))
             return add(layerName, op, input, parameters: parameters, claimed: true)
@@ -149,10 +149,11 @@ struct HeadBuilder {
         return nodeName
     }
 
-    mutating func addParameter(_ layer: String, _ role: String, _ shape: [Int], _ values: [Float], trainable: Bool = true) -> String {
-        let name = "\(layer)/\(role)"
+    /// A new weight named `layer/role`; trainable unless it is a statistic (as Keras makes them).
+    mutating func addParameter(_ layer: String, _ role: ParameterRole, _ shape: [Int], _ values: [Float]) -> String {
+        let name = "\(layer)/\(role.rawValue)"
         let bytes = values.withUnsafeBytes { Array($0) }
-        graph.parameters.add(Parameter(name: name, role: role, shape: shape, dtype: .float32, trainable: trainable,
+        graph.parameters.add(Parameter(name: name, role: role, shape: shape, dtype: .float32, trainable: !role.isStatistic,
                                        storage: TensorStorage(bytes: bytes)))
         return name
     }

@@ -172,9 +172,9 @@ struct KerasPatternRewriter {
         switch node.op {
         case .gemm(let a):
             guard !a.transposeA, a.alpha == 1, a.beta == 1, node.inputs.count == 1,
-                  let kernel = graph.parameter(of: node, role: "kernel"), kernel.shape.count == 2 else { return }
+                  let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 2 else { return }
             let units = a.transposeB ? kernel.shape[0] : kernel.shape[1]
-            let bias = graph.parameter(of: node, role: "bias")
+            let bias = graph.parameter(of: node, role: .bias)
             if let bias, bias.shape.reduce(1, *) != units || bias.shape.filter({ $0 != 1 }).count > 1 { return }
             if a.transposeB {
                 var changes: [String: String] = [:]
@@ -189,7 +189,7 @@ struct KerasPatternRewriter {
                 // A weight listed as a graph input in old ONNX files reaches MatMul through a node.
                 graph.nodes[position].inputs = [node.inputs[0]]
                 graph.nodes[position].parameters = [weight.name]
-                graph.parameters[weight.name]?.role = "kernel"
+                graph.parameters[weight.name]?.role = .kernel
                 graph.nodes[position].op = .dense(DenseAttributes(units: weight.shape[1], useBias: false))
                 return
             }
@@ -226,7 +226,7 @@ struct KerasPatternRewriter {
         graph.nodes[position].op = .dense(a)
         graph.nodes[position].parameters.append(bias.name)
         graph.nodes[position].outputs = add.outputs
-        graph.parameters[bias.name]?.role = "bias"
+        graph.parameters[bias.name]?.role = .bias
         graph.parameters[bias.name]?.shape = [a.units]
         removed.insert(add.name)
     }

@@ -15,7 +15,7 @@ struct ParameterPermutation {
     var viewShape: [Int]? = nil
     /// The result's shape. Default: the permuted view.
     var newShape: [Int]? = nil
-    var newRole: String? = nil
+    var newRole: ParameterRole? = nil
     var firstElement: Int? = nil
 
     /// Replaces `original` (as the source graph had it) in `parameters` by the permuted tensor,

@@ -10,8 +10,8 @@ extension Executor {
             let y = try convolutionTranspose(node, x, a)
             return try Kernels.activate(y, a.activation, node: node.name)
         case .prelu:
-            guard let shape = parameterShape(node, "alpha") else { throw RuntimeError(node.name, "is missing its alpha") }
-            let alpha = RuntimeTensor(shape: [1] + shape, data: try require(node, "alpha"))
+            guard let shape = parameterShape(node, .alpha) else { throw RuntimeError(node.name, "is missing its alpha") }
+            let alpha = RuntimeTensor(shape: [1] + shape, data: try require(node, .alpha))
             let negative = try Kernels.broadcast(x, alpha, node: node.name) { $0 * $1 }
             return RuntimeTensor(shape: x.shape, data: zip(x.data, negative.data).map { $0 >= 0 ? $0 : $1 })
         case .layerNormalization(let a):
@@ -21,13 +21,13 @@ extension Executor {
             let scaled = RuntimeTensor(shape: inputs[1].shape, data: inputs[1].data.map { $0 * a.scale })
             return try Kernels.broadcast(inputs[0], scaled, node: node.name, +)
         case .layerScale(let a):
-            let gamma = try require(node, "gamma")
+            let gamma = try require(node, .gamma)
             let axis = a.axis < 0 ? a.axis + x.rank : a.axis
             return Kernels.perAxis(x, axis: axis, scale: gamma, shift: [Float](repeating: 0, count: gamma.count))
         case .normalization(let a):
             return try normalization(node, x, a)
         case .embedding(let a):
-            let table = try require(node, "embeddings")
+            let table = try require(node, .embeddings)
             var output = [Float]()
             output.reserveCapacity(x.count * a.outputDimension)
             for value in x.data {
@@ -110,11 +110,11 @@ extension Executor {
     /// `W[i, :, :, :]` over the output (one GEMM per sample, then a scatter); the output window starts
     /// `before` cells into that full result, its length from shape inference.
     func convolutionTranspose(_ node: Node, _ x: RuntimeTensor, _ a: ConvTransposeAttributes) throws -> RuntimeTensor {
-        guard a.rank == 2, a.groups == 1, x.rank == 4, let shape = parameterShape(node, "kernel"), shape.count == 4,
+        guard a.rank == 2, a.groups == 1, x.rank == 4, let shape = parameterShape(node, .kernel), shape.count == 4,
               shape[0] == x.shape[1] else {
             throw RuntimeError(node.name, "only 2-D, one-group transposed convolutions are supported")
         }
-        let kernel = try require(node, "kernel")
+        let kernel = try require(node, .kernel)
         let (batch, inputs, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (filters, kh, kw) = (shape[1], shape[2], shape[3])
         let effective = [(kh - 1) * a.dilations[0] + 1, (kw - 1) * a.dilations[1] + 1]
@@ -137,7 +137,7 @@ extension Executor {
         let plane = height * width, outPlane = output[0] * output[1]
         var columns = [Float](repeating: 0, count: filters * kh * kw * plane)
         var result = [Float](repeating: 0, count: batch * filters * outPlane)
-        let bias = a.useBias ? try require(node, "bias") : nil
+        let bias = a.useBias ? try require(node, .bias) : nil
         for n in 0..<batch {
             x.data.withUnsafeBufferPointer { input in
                 kernel.withUnsafeBufferPointer { w in
@@ -184,8 +184,8 @@ extension Executor {
             return Kernels.transpose(try layerNormalization(node, Kernels.transpose(x, permutation), moved), inverse)
         }
         let inner = x.shape[first...].reduce(1, *)
-        let gamma = a.scale ? try require(node, "gamma") : [Float](repeating: 1, count: inner)
-        let beta = a.center ? try require(node, "beta") : [Float](repeating: 0, count: inner)
+        let gamma = a.scale ? try require(node, .gamma) : [Float](repeating: 1, count: inner)
+        let beta = a.center ? try require(node, .beta) : [Float](repeating: 0, count: inner)
         guard gamma.count == inner, beta.count == inner else { throw RuntimeError(node.name, "gamma/beta do not have \(inner) values") }
         var data = x.data
         for start in stride(from: 0, to: x.count, by: inner) {
@@ -201,7 +201,7 @@ extension Executor {
     /// Keras's Normalization: `(x - mean) / max(sqrt(variance), 1e-7)` along the kept axis (or its
     /// inverse).
     func normalization(_ node: Node, _ x: RuntimeTensor, _ a: NormalizationAttributes) throws -> RuntimeTensor {
-        let mean = try a.mean ?? require(node, "mean"), variance = try a.variance ?? require(node, "variance")
+        let mean = try a.mean ?? require(node, .mean), variance = try a.variance ?? require(node, .variance)
         let deviation = variance.map { max($0.squareRoot(), 1e-7) }
         let axes = a.axes.map { $0 < 0 ? $0 + x.rank : $0 }
         let scale = a.invert ? deviation : deviation.map { 1 / $0 }

@@ -7,8 +7,8 @@ extension Executor {
         switch node.op {
         case .conv(let a):
             guard a.layout == .channelsFirst else { throw RuntimeError(node.name, "a channels-last convolution is left after the layout pass") }
-            let bias = try foldedBiases[node.name] ?? (a.useBias ? require(node, "bias") : nil)
-            let y = try Kernels.convolution(x, kernel: try require(node, "kernel"), kernelShape: parameterShape(node, "kernel") ?? [],
+            let bias = try foldedBiases[node.name] ?? (a.useBias ? require(node, .bias) : nil)
+            let y = try Kernels.convolution(x, kernel: try require(node, .kernel), kernelShape: parameterShape(node, .kernel) ?? [],
                                             bias: bias, attributes: a, node: node.name, samplesSideBySide: training)
             return try Kernels.activate(y, fusedReLUs[node.name] ?? a.activation, node: node.name)
         case .pool(let a):
@@ -22,16 +22,16 @@ extension Executor {
             if passThrough.contains(node.name) { return x }
             return try Kernels.activate(x, activation, node: node.name)
         case .dense(let a):
-            let kernel = try require(node, "kernel")
+            let kernel = try require(node, .kernel)
             var y = Kernels.matmul(x, kernel, columns: a.units)
-            if a.useBias { Kernels.addRows(&y, try require(node, "bias")) }
+            if a.useBias { Kernels.addRows(&y, try require(node, .bias)) }
             return try Kernels.activate(y, a.activation, node: node.name)
         case .gemm(let a):
             return try gemm(node, inputs, a)
         case .matMul:
             if inputs.count == 2 { return try Kernels.batchedMatmul(inputs[0], inputs[1], node: node.name) }
-            let kernel = try require(node, "kernel")
-            guard let shape = parameterShape(node, "kernel"), shape.count == 2 else { throw RuntimeError(node.name, "needs a rank-2 kernel") }
+            let kernel = try require(node, .kernel)
+            guard let shape = parameterShape(node, .kernel), shape.count == 2 else { throw RuntimeError(node.name, "needs a rank-2 kernel") }
             return Kernels.matmul(x, kernel, columns: shape[1])
         case .elementwise(let operation):
             let y = try Kernels.elementwise(operation, inputs, node: node.name)
@@ -80,9 +80,9 @@ extension Executor {
         let axis = a.axis < 0 ? a.axis + x.rank : a.axis
         guard (0..<x.rank).contains(axis) else { throw RuntimeError(node.name, "axis \(a.axis) is outside rank \(x.rank)") }
         let channels = x.shape[axis]
-        let mean = try require(node, "moving_mean"), variance = try require(node, "moving_variance")
-        let gamma = a.scale ? try require(node, "gamma") : [Float](repeating: 1, count: channels)
-        let beta = a.center ? try require(node, "beta") : [Float](repeating: 0, count: channels)
+        let mean = try require(node, .movingMean), variance = try require(node, .movingVariance)
+        let gamma = a.scale ? try require(node, .gamma) : [Float](repeating: 1, count: channels)
+        let beta = a.center ? try require(node, .beta) : [Float](repeating: 0, count: channels)
         guard [mean.count, variance.count, gamma.count, beta.count].allSatisfy({ $0 == channels }) else {
             throw RuntimeError(node.name, "statistics do not have \(channels) values")
         }
@@ -99,8 +99,8 @@ extension Executor {
         if inputs.count >= 2 {
             b = inputs[1]
         } else {
-            guard let shape = parameterShape(node, "kernel") else { throw RuntimeError(node.name, "is missing its weight") }
-            b = RuntimeTensor(shape: shape, data: try require(node, "kernel"))
+            guard let shape = parameterShape(node, .kernel) else { throw RuntimeError(node.name, "is missing its weight") }
+            b = RuntimeTensor(shape: shape, data: try require(node, .kernel))
         }
         if a.transposeB { b = Kernels.transpose(b, [1, 0]) }
         guard x.rank == 2, b.rank == 2, x.shape[1] == b.shape[0] else {
@@ -108,7 +108,7 @@ extension Executor {
         }
         var y = Kernels.matmul(x, b.data, columns: b.shape[1])
         if a.alpha != 1 { y.data = y.data.map { $0 * a.alpha } }
-        let c = inputs.count >= 3 ? inputs[2] : parameterShape(node, "bias").map { RuntimeTensor(shape: $0, data: parameter(node, "bias") ?? []) }
+        let c = inputs.count >= 3 ? inputs[2] : parameterShape(node, .bias).map { RuntimeTensor(shape: $0, data: parameter(node, .bias) ?? []) }
         if let c {
             let scaled = a.beta == 1 ? c : RuntimeTensor(shape: c.shape, data: c.data.map { $0 * a.beta })
             y = try Kernels.elementwise(.add, [y, scaled], node: node.name)

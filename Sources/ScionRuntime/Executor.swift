@@ -94,17 +94,17 @@ public struct Executor {
                   !outputs.contains(output), let next = readers[output], next.count == 1 else { continue }
             let bn = graph.nodes[next[0]]
             guard case .batchNormalization(let b) = bn.op, b.axis == 1 || b.axis == -3 && a.rank == 2,
-                  let kernelName = graph.parameter(of: node, role: "kernel")?.name,
+                  let kernelName = graph.parameter(of: node, role: .kernel)?.name,
                   kernelUses[kernelName] == 1, var kernel = weights[kernelName] else { continue }
-            let biasName = a.useBias ? graph.parameter(of: node, role: "bias")?.name : nil
+            let biasName = a.useBias ? graph.parameter(of: node, role: .bias)?.name : nil
             if a.useBias && (biasName == nil || kernelUses[biasName ?? ""] != 1) { continue }
             var bias = biasName.flatMap { weights[$0] } ?? [Float](repeating: 0, count: a.filters)
-            func values(_ role: String) -> [Float]? { graph.parameter(of: bn, role: role).flatMap { weights[$0.name] } }
+            func values(_ role: ParameterRole) -> [Float]? { graph.parameter(of: bn, role: role).flatMap { weights[$0.name] } }
             let filters = bias.count
-            guard let mean = values("moving_mean"), let variance = values("moving_variance"), mean.count == filters,
+            guard let mean = values(.movingMean), let variance = values(.movingVariance), mean.count == filters,
                   variance.count == filters, kernel.count % filters == 0 else { continue }
-            let gamma = b.scale ? values("gamma") : [Float](repeating: 1, count: filters)
-            let beta = b.center ? values("beta") : [Float](repeating: 0, count: filters)
+            let gamma = b.scale ? values(.gamma) : [Float](repeating: 1, count: filters)
+            let beta = b.center ? values(.beta) : [Float](repeating: 0, count: filters)
             guard let gamma, let beta, gamma.count == filters, beta.count == filters else { continue }
             let perFilter = kernel.count / filters
             for f in 0..<filters {
@@ -222,13 +222,13 @@ public struct Executor {
         return results
     }
 
-    func parameter(_ node: Node, _ role: String) -> [Float]? {
+    func parameter(_ node: Node, _ role: ParameterRole) -> [Float]? {
         graph.parameter(of: node, role: role).flatMap { weights[$0.name] }
     }
 
-    func parameterShape(_ node: Node, _ role: String) -> [Int]? { graph.parameter(of: node, role: role)?.shape }
+    func parameterShape(_ node: Node, _ role: ParameterRole) -> [Int]? { graph.parameter(of: node, role: role)?.shape }
 
-    func require(_ node: Node, _ role: String) throws -> [Float] {
+    func require(_ node: Node, _ role: ParameterRole) throws -> [Float] {
         guard let values = parameter(node, role) else { throw RuntimeError(node.name, "is missing its '\(role)' weights") }
         return values
     }

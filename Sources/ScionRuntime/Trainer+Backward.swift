@@ -66,13 +66,13 @@ extension Trainer {
         switch node.op {
         case .conv(let a):
             let dz = try throughActivation(a.activation)
-            guard let kernel = graph.parameter(of: node, role: "kernel"), let weights = executor.weights[kernel.name] else {
+            guard let kernel = graph.parameter(of: node, role: .kernel), let weights = executor.weights[kernel.name] else {
                 throw RuntimeError(node.name, "is missing its 'kernel' weights")
             }
             let (dx, dKernel, dBias) = try Kernels.convolutionBackward(x, kernel: weights, kernelShape: kernel.shape, dz: dz, attributes: a,
                                                                        inputGradient: wanted.first ?? false, node: node.name)
             var step = StepGradients(inputs: [dx], parameters: [(kernel.name, dKernel)])
-            if a.useBias, let bias = graph.parameter(of: node, role: "bias") { step.parameters.append((bias.name, dBias)) }
+            if a.useBias, let bias = graph.parameter(of: node, role: .bias) { step.parameters.append((bias.name, dBias)) }
             return step
         case .dense(let a):
             return try denseBackward(node, x, dz: try throughActivation(a.activation), bias: a.useBias)
@@ -116,7 +116,7 @@ extension Trainer {
             let low = a.minimum ?? -.infinity, high = a.maximum ?? .infinity
             return same(zip(dy.data, x.data).map { $1 > low && $1 < high ? $0 : 0 })
         case .prelu:
-            guard let alpha = graph.parameter(of: node, role: "alpha"), let values = executor.weights[alpha.name] else {
+            guard let alpha = graph.parameter(of: node, role: .alpha), let values = executor.weights[alpha.name] else {
                 throw RuntimeError(node.name, "is missing its alpha")
             }
             let slopes = try Kernels.broadcast(x, RuntimeTensor(shape: [1] + alpha.shape, data: values), node: node.name) { $0 >= 0 ? 1 : $1 }
@@ -124,7 +124,7 @@ extension Trainer {
             return StepGradients(inputs: [RuntimeTensor(shape: x.shape, data: zip(dy.data, slopes.data).map(*))],
                                  parameters: [(alpha.name, dAlpha.data)])
         case .layerScale(let a):
-            guard let gamma = graph.parameter(of: node, role: "gamma"), let values = executor.weights[gamma.name] else {
+            guard let gamma = graph.parameter(of: node, role: .gamma), let values = executor.weights[gamma.name] else {
                 throw RuntimeError(node.name, "is missing its gamma")
             }
             let axis = a.axis < 0 ? a.axis + x.rank : a.axis
@@ -148,7 +148,7 @@ extension Trainer {
 
     /// Dense (and MatMul with a weight) on any rank: `z = x · W (+ b)` over the last axis.
     func denseBackward(_ node: Node, _ x: RuntimeTensor, dz: RuntimeTensor, bias: Bool) throws -> StepGradients {
-        guard let kernel = graph.parameter(of: node, role: "kernel"), kernel.shape.count == 2, let weights = executor.weights[kernel.name] else {
+        guard let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 2, let weights = executor.weights[kernel.name] else {
             throw RuntimeError(node.name, "needs a rank-2 kernel")
         }
         let (inputs, units) = (kernel.shape[0], kernel.shape[1])
@@ -170,7 +170,7 @@ extension Trainer {
             }
         }
         var step = StepGradients(inputs: [RuntimeTensor(shape: x.shape, data: dx)], parameters: [(kernel.name, dKernel)])
-        if bias, let biasParameter = graph.parameter(of: node, role: "bias") {
+        if bias, let biasParameter = graph.parameter(of: node, role: .bias) {
             var dBias = [Float](repeating: 0, count: units)
             for (index, value) in dz.data.enumerated() { dBias[index % units] += value }
             step.parameters.append((biasParameter.name, dBias))
@@ -184,14 +184,14 @@ extension Trainer {
         let channels = x.shape[axis]
         let (gamma, _) = try affine(node, a, channels: channels)
         var names: (gamma: String?, beta: String?) = (nil, nil)
-        if a.scale { names.gamma = graph.parameter(of: node, role: "gamma")?.name }
-        if a.center { names.beta = graph.parameter(of: node, role: "beta")?.name }
+        if a.scale { names.gamma = graph.parameter(of: node, role: .gamma)?.name }
+        if a.center { names.beta = graph.parameter(of: node, role: .beta)?.name }
         let dx: RuntimeTensor, dGamma: [Float], dBeta: [Float]
         if case .batchStatistics(let statistics) = saved {
             (dx, dGamma, dBeta) = Kernels.batchNormalizationTrainingBackward(dy, axis: axis, gamma: gamma, statistics)
         } else {
             // Inference mode: y = gamma · (x - mean) / sqrt(variance + epsilon) + beta, statistics fixed.
-            let mean = try executor.require(node, "moving_mean"), variance = try executor.require(node, "moving_variance")
+            let mean = try executor.require(node, .movingMean), variance = try executor.require(node, .movingVariance)
             let inverse = variance.map { 1 / ($0 + a.epsilon).squareRoot() }
             dx = Kernels.perAxis(dy, axis: axis, scale: (0..<channels).map { gamma[$0] * inverse[$0] }, shift: [Float](repeating: 0, count: channels))
             var g = [Float](repeating: 0, count: channels), b = [Float](repeating: 0, count: channels)

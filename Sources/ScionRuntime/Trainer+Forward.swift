@@ -87,8 +87,8 @@ extension Trainer {
 
     /// A BatchNormalization's gamma and beta (ones and zeros when it has no scale or center).
     func affine(_ node: Node, _ a: BatchNormalizationAttributes, channels: Int) throws -> ([Float], [Float]) {
-        let gamma = a.scale ? try executor.require(node, "gamma") : [Float](repeating: 1, count: channels)
-        let beta = a.center ? try executor.require(node, "beta") : [Float](repeating: 0, count: channels)
+        let gamma = a.scale ? try executor.require(node, .gamma) : [Float](repeating: 1, count: channels)
+        let beta = a.center ? try executor.require(node, .beta) : [Float](repeating: 0, count: channels)
         guard gamma.count == channels, beta.count == channels else {
             throw RuntimeError(node.name, "gamma and beta do not have \(channels) values")
         }
@@ -101,7 +101,7 @@ extension Trainer {
             guard case .batchStatistics(let statistics) = saved else { continue }
             let node = graph.nodes[index]
             guard case .batchNormalization(let a) = node.op else { continue }
-            for (role, batch) in [("moving_mean", statistics.mean), ("moving_variance", statistics.variance)] {
+            for (role, batch) in [(ParameterRole.movingMean, statistics.mean), (.movingVariance, statistics.variance)] {
                 guard let name = graph.parameter(of: node, role: role)?.name, var moving = executor.weights[name],
                       moving.count == batch.count else { continue }
                 for c in moving.indices { moving[c] = moving[c] * a.momentum + batch[c] * (1 - a.momentum) }

@@ -17,7 +17,7 @@ extension Trainer {
             guard let derivative = Self.unaryDerivative(operation) else { return nil }
             return StepGradients(inputs: [RuntimeTensor(shape: x.shape, data: (0..<x.count).map { dy.data[$0] * derivative(x.data[$0], y.data[$0]) })])
         case .embedding(let a):
-            guard let table = graph.parameter(of: node, role: "embeddings") else { return nil }
+            guard let table = graph.parameter(of: node, role: .embeddings) else { return nil }
             var dTable = [Float](repeating: 0, count: table.elementCount)
             for (position, value) in x.data.enumerated() {
                 let row = Int(value)
@@ -66,7 +66,7 @@ extension Trainer {
             (input, upstream) = (Kernels.transpose(x, permutation), Kernels.transpose(dy, permutation))
         }
         let inner = axes.reduce(1) { $0 * x.shape[$1] }
-        let gamma = a.scale ? try executor.require(node, "gamma") : [Float](repeating: 1, count: inner)
+        let gamma = a.scale ? try executor.require(node, .gamma) : [Float](repeating: 1, count: inner)
         var dGamma = [Float](repeating: 0, count: inner), dBeta = [Float](repeating: 0, count: inner)
         var dx = [Float](repeating: 0, count: x.count)
         let count = Float(inner)
@@ -91,8 +91,8 @@ extension Trainer {
         var result = RuntimeTensor(shape: input.shape, data: dx)
         if let inverse { result = Kernels.transpose(result, inverse) }
         var step = StepGradients(inputs: [result])
-        if a.scale, let name = graph.parameter(of: node, role: "gamma")?.name { step.parameters.append((name, dGamma)) }
-        if a.center, let name = graph.parameter(of: node, role: "beta")?.name { step.parameters.append((name, dBeta)) }
+        if a.scale, let name = graph.parameter(of: node, role: .gamma)?.name { step.parameters.append((name, dGamma)) }
+        if a.center, let name = graph.parameter(of: node, role: .beta)?.name { step.parameters.append((name, dBeta)) }
         return step
     }
 
@@ -132,7 +132,7 @@ extension Trainer {
 
     /// ONNX Gemm with its weight and bias as parameters: `y = alpha · op(x) · op(W) + beta · C`.
     func gemmBackward(_ node: Node, _ a: GemmAttributes, _ x: RuntimeTensor, dy: RuntimeTensor) throws -> StepGradients? {
-        guard !a.transposeA, let kernel = graph.parameter(of: node, role: "kernel"), kernel.shape.count == 2,
+        guard !a.transposeA, let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 2,
               let weights = executor.weights[kernel.name] else { return nil }
         let w = RuntimeTensor(shape: kernel.shape, data: weights)
         let b = a.transposeB ? Kernels.transpose(w, [1, 0]) : w
@@ -141,7 +141,7 @@ extension Trainer {
         var dB = Kernels.matmul(Kernels.transpose(x, [1, 0]), scaled.data, columns: b.shape[1])
         if a.transposeB { dB = Kernels.transpose(dB, [1, 0]) }
         var step = StepGradients(inputs: [RuntimeTensor(shape: x.shape, data: dx.data)], parameters: [(kernel.name, dB.data)])
-        if let bias = graph.parameter(of: node, role: "bias") {
+        if let bias = graph.parameter(of: node, role: .bias) {
             let summed = try Kernels.sumToShape(RuntimeTensor(shape: dy.shape, data: dy.data.map { $0 * a.beta }), bias.shape)
             step.parameters.append((bias.name, summed.data))
         }

@@ -75,7 +75,7 @@ public struct Trainer {
         var trainingBatchNorms = Set<String>()
         for node in graph.nodes {
             guard case .batchNormalization = node.op, node.trainable else { continue }
-            let affine = node.parameters.filter { !FreezePass.statisticRoles.contains(graph.parameters[$0]?.role ?? "") }
+            let affine = node.parameters.filter { !(graph.parameters[$0]?.role.isStatistic ?? false) }
             if affine.allSatisfy(trainableSet.contains) { trainingBatchNorms.insert(node.name) }
         }
         // The frozen, deterministic prefix: nodes whose inputs all come from it (or the input).
@@ -111,7 +111,7 @@ public struct Trainer {
         executor.opaqueEvaluator = opaqueEvaluator
         var written = trainable
         for node in graph.nodes where trainingBatchNorms.contains(node.name) {
-            written += node.parameters.filter { FreezePass.statisticRoles.contains(graph.parameters[$0]?.role ?? "") }
+            written += node.parameters.filter { graph.parameters[$0]?.role.isStatistic ?? false }
         }
         sourcePositions = try Self.sourcePositions(of: written, in: model, channelsFirst: graph)
         source = model

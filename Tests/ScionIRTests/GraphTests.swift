@@ -2,7 +2,7 @@ import ScionIR
 import XCTest
 
 /// A parameter whose bytes live in memory, for graphs built by hand.
-func parameter(_ name: String, role: String, shape: [Int], trainable: Bool = true) -> Parameter {
+func parameter(_ name: String, role: ParameterRole, shape: [Int], trainable: Bool = true) -> Parameter {
     Parameter(name: name, role: role, shape: shape, dtype: .float32, trainable: trainable,
               storage: TensorStorage(bytes: [UInt8](repeating: 0, count: (shape.checkedProduct ?? 0) * 4)))
 }
@@ -10,13 +10,13 @@ func parameter(_ name: String, role: String, shape: [Int], trainable: Bool = tru
 /// input (N,8,8,3) -> conv 3x3 same, 4 filters -> bn -> relu -> gap -> dense 2 softmax
 func smallCNN() -> Graph {
     var table = ParameterTable()
-    table.add(parameter("conv/kernel", role: "kernel", shape: [3, 3, 3, 4]))
-    table.add(parameter("conv/bias", role: "bias", shape: [4]))
-    for role in ["gamma", "beta", "moving_mean", "moving_variance"] {
-        table.add(parameter("bn/\(role)", role: role, shape: [4], trainable: !role.hasPrefix("moving")))
+    table.add(parameter("conv/kernel", role: .kernel, shape: [3, 3, 3, 4]))
+    table.add(parameter("conv/bias", role: .bias, shape: [4]))
+    for role in [ParameterRole.gamma, .beta, .movingMean, .movingVariance] {
+        table.add(parameter("bn/\(role.rawValue)", role: role, shape: [4], trainable: !role.isStatistic))
     }
-    table.add(parameter("dense/kernel", role: "kernel", shape: [4, 2]))
-    table.add(parameter("dense/bias", role: "bias", shape: [2]))
+    table.add(parameter("dense/kernel", role: .kernel, shape: [4, 2]))
+    table.add(parameter("dense/bias", role: .bias, shape: [2]))
     let nodes = [
         Node(name: "conv", op: .conv(ConvAttributes(filters: 4, kernelSize: [3, 3], strides: [1, 1], dilations: [1, 1],
                                                      padding: .same, layout: .channelsLast)),
@@ -85,7 +85,7 @@ final class GraphTests: XCTestCase {
 
     func testKernelContradictingInputIsAParameterError() {
         var graph = smallCNN()
-        graph.parameters["dense/kernel"] = parameter("dense/kernel", role: "kernel", shape: [5, 2])
+        graph.parameters["dense/kernel"] = parameter("dense/kernel", role: .kernel, shape: [5, 2])
         XCTAssertThrowsError(try graph.verify()) { error in
             let irError = error as? IRError
             XCTAssertEqual(irError?.kind, .parameter)
@@ -119,9 +119,9 @@ final class GraphTests: XCTestCase {
 
     func testParameterTableKeepsInsertionOrderAndRefusesDuplicates() {
         var table = ParameterTable()
-        XCTAssertTrue(table.add(parameter("b", role: "kernel", shape: [1])))
-        XCTAssertTrue(table.add(parameter("a", role: "bias", shape: [1])))
-        XCTAssertFalse(table.add(parameter("b", role: "kernel", shape: [2])))
+        XCTAssertTrue(table.add(parameter("b", role: .kernel, shape: [1])))
+        XCTAssertTrue(table.add(parameter("a", role: .bias, shape: [1])))
+        XCTAssertFalse(table.add(parameter("b", role: .kernel, shape: [2])))
         XCTAssertEqual(table.names, ["b", "a"])
         table["b"] = nil
         XCTAssertEqual(table.names, ["a"])

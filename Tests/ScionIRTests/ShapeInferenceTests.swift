@@ -6,7 +6,8 @@ final class ShapeInferenceTests: XCTestCase {
     func infer(_ op: Op, inputs: [[Int?]], parameters: [String: [Int]] = [:]) throws -> Shape? {
         let node = Node(name: "n", op: op, inputs: inputs.indices.map { "x\($0)" }, outputs: ["y"])
         let infos = inputs.enumerated().map { ValueInfo(name: "x\($0.offset)", shape: Shape($0.element), dtype: .float32) }
-        return try ShapeInference.outputs(of: node, inputs: infos, parameterShapes: parameters).first?.shape
+        let shapes = Dictionary(uniqueKeysWithValues: parameters.map { (ParameterRole(rawValue: $0.key), $0.value) })
+        return try ShapeInference.outputs(of: node, inputs: infos, parameterShapes: shapes).first?.shape
     }
 
     func conv(_ kernel: Int, stride: Int, padding: Padding, dilation: Int = 1, filters: Int = 8) -> Op {

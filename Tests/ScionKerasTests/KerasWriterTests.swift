@@ -94,7 +94,7 @@ final class KerasWriterTests: XCTestCase {
 
     func testFusedActivationWithoutKerasThreeNameBecomesLayers() throws {
         var graph = Graph(name: "fused", inputs: [ValueInfo(name: "x", shape: Shape([nil, 4]), dtype: .float32)], outputs: ["d"])
-        let kernel = Parameter(name: "d/kernel", role: "kernel", shape: [4, 2], dtype: .float32, trainable: true,
+        let kernel = Parameter(name: "d/kernel", role: .kernel, shape: [4, 2], dtype: .float32, trainable: true,
                                storage: TensorStorage(bytes: [UInt8](repeating: 0, count: 32)))
         graph.parameters.add(kernel)
         let dense = DenseAttributes(units: 2, useBias: false, activation: .hardSigmoid(alpha: 0.2, beta: 0.5))

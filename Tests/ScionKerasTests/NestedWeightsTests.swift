@@ -65,11 +65,11 @@ final class NestedWeightsTests: XCTestCase {
                                ("text_rnn/bilstm/backward_lstm/lstm_cell/bias", "backward_layer/cell/bias"),
                                ("bilstm/forward_layer/cell/recurrent_kernel", "forward_layer/cell/recurrent_kernel")] {
             XCTAssertEqual(KerasNestedWeights.role(fromWeightName: stored, layerName: "bilstm", className: "Bidirectional",
-                                                   config: bidirectional), role, stored)
+                                                   config: bidirectional).rawValue, role, stored)
         }
         XCTAssertEqual(KerasNestedWeights.role(fromWeightName: "mha/attention_output/kernel:0", layerName: "mha",
-                                               className: "MultiHeadAttention", config: .object([:])), "output_dense/kernel")
+                                               className: "MultiHeadAttention", config: .object([:])).rawValue, "output_dense/kernel")
         XCTAssertEqual(KerasNestedWeights.role(fromWeightName: "conv1/kernel:0", layerName: "conv1", className: "Conv2D",
-                                               config: .object([:])), "kernel", "layers without sublayers are unchanged")
+                                               config: .object([:])).rawValue, "kernel", "layers without sublayers are unchanged")
     }
 }

@@ -52,7 +52,7 @@ final class ONNXImporterTests: XCTestCase {
                               inputs: [input("x", [nil, 3, 8, 8]), input("W", [4, 3, 3, 3])], outputs: [input("y", [nil, 4, 8, 8])])
         let imported = try ONNXImporter.importModel(model(graph, opset: 8, irVersion: 3), file: "ir3.onnx", folder: "/tmp")
         XCTAssertEqual(imported.inputs.map(\.name), ["x"])
-        XCTAssertEqual(imported.parameters["W"]?.role, "kernel")
+        XCTAssertEqual(imported.parameters["W"]?.role, .kernel)
         XCTAssertEqual(imported.parameters["W"]?.trainable, true)
         XCTAssertEqual(imported.values["y"]?.shape, Shape([nil, 4, 8, 8]))
         XCTAssertEqual(imported.metadata["format"], "onnx")
@@ -67,7 +67,7 @@ final class ONNXImporterTests: XCTestCase {
         let imported = try ONNXImporter.importModel(model(graph, opset: 6, irVersion: 3), file: "b.onnx", folder: "/tmp")
         let constant = try XCTUnwrap(imported.parameters.all.first)
         XCTAssertEqual(constant.shape, [3, 1, 1])
-        XCTAssertEqual(constant.role, "value")
+        XCTAssertEqual(constant.role, .value)
         XCTAssertEqual(imported.values["y"]?.shape, Shape([2, 3, 4, 5]))
     }
 
@@ -98,7 +98,7 @@ final class ONNXImporterTests: XCTestCase {
                                                     file: "frozen.onnx", folder: "/tmp")
         XCTAssertEqual(imported.parameters["W"]?.trainable, false)
         XCTAssertEqual(imported.parameters["B"]?.trainable, true)
-        XCTAssertEqual(imported.parameters["B"]?.role, "bias")
+        XCTAssertEqual(imported.parameters["B"]?.role, .bias)
     }
 
     func testDanglingInputIsReportedWithTheNode() {

@@ -36,7 +36,7 @@ final class ChannelsFirstWeightTests: XCTestCase {
         XCTAssertEqual(a.layout, .channelsFirst)
         let parameter = try XCTUnwrap(graph.parameters["dw/depthwise_kernel"])
         XCTAssertEqual(parameter.shape, [6, 1, 3, 2])
-        XCTAssertEqual(parameter.role, "kernel")
+        XCTAssertEqual(parameter.role, .kernel)
         let old = try parameterValues(sketch.graph, "dw/depthwise_kernel")
         let new = try parameterValues(graph, "dw/depthwise_kernel")
         for index in allIndices([3, 2, 3, 2]) {
@@ -247,7 +247,7 @@ final class ChannelsFirstWeightTests: XCTestCase {
         for parameter in graph.parameters.all {
             let count = parameter.shape.checkedProduct ?? 0
             let values = Tensor.random([count], seed: UInt64(parameter.name.count)).values
-                .map { parameter.role == "moving_variance" ? abs($0) + 0.5 : $0 * 0.3 }
+                .map { parameter.role == .movingVariance ? abs($0) + 0.5 : $0 * 0.3 }
             graph.parameters[parameter.name]?.storage = TensorStorage(bytes: floatBytes(values))
         }
         let converted = try convert(graph)

@@ -21,7 +21,7 @@ struct GraphSketch {
             let parameterName = "\(name)/\(role)"
             if parameters[parameterName] == nil {
                 parameters.add(Parameter(
-                    name: parameterName, role: role, shape: shape, dtype: .float32,
+                    name: parameterName, role: ParameterRole(rawValue: role), shape: shape, dtype: .float32,
                     trainable: trainable && !role.hasPrefix("moving"),
                     storage: TensorStorage(bytes: floatBytes(count: shape.checkedProduct ?? 0, offset: Float(offset * 1000)))))
             }

@@ -108,7 +108,7 @@ final class KerasLayersPassTests: XCTestCase {
         XCTAssertEqual(a.depthMultiplier, 2)
         let kernel = try parameterValues(graph, "dw/kernel")
         XCTAssertEqual(graph.parameters["dw/kernel"]?.shape, [3, 3, 2, 2])
-        XCTAssertEqual(graph.parameters["dw/kernel"]?.role, "depthwise_kernel")
+        XCTAssertEqual(graph.parameters["dw/kernel"]?.role, .depthwiseKernel)
         // Keras [y, x, c, m] is ONNX filter c·2 + m at (y, x): element ((c·2 + m)·3 + y)·3 + x.
         for (y, x, c, m) in [(0, 0, 0, 0), (1, 2, 1, 0), (2, 1, 0, 1), (2, 2, 1, 1)] {
             XCTAssertEqual(kernel[offset([y, x, c, m], in: [3, 3, 2, 2])], Float(((c * 2 + m) * 3 + y) * 3 + x))
@@ -173,7 +173,7 @@ final class KerasLayersPassTests: XCTestCase {
         let graph = try toKeras(onnxGraph(sketch))
         XCTAssertEqual(graph.nodes.map(\.op.typeName), ["Dense", "Activation"])
         XCTAssertEqual(graph.nodes[0].parameters, ["matmul/kernel", "b/value"])
-        XCTAssertEqual(graph.parameters["b/value"]?.role, "bias")
+        XCTAssertEqual(graph.parameters["b/value"]?.role, .bias)
         XCTAssertEqual(graph.nodes[1].op, .activation(.swish))
     }
 

@@ -21,7 +21,7 @@ struct ReferenceEvaluator {
     }
 
     func weights(_ node: Node, _ role: String) throws -> [Float] {
-        let name = try XCTUnwrap(node.parameters.first { graph.parameters[$0]?.role == role }, "\(node.name) \(role)")
+        let name = try XCTUnwrap(node.parameters.first { graph.parameters[$0]?.role.rawValue == role }, "\(node.name) \(role)")
         return floats(try XCTUnwrap(graph.parameters[name]).storage.bytes())
     }
 

@@ -17,7 +17,7 @@ final class GradientCheckTests: XCTestCase {
 
     func parameter(_ name: String, _ role: String, _ shape: [Int], trainable: Bool = true, scale: Float = 1, offset: Float = 0) -> Parameter {
         let data = values(shape.reduce(1, *), scale: scale).map { $0 + offset }
-        return Parameter(name: name, role: role, shape: shape, dtype: .float32, trainable: trainable,
+        return Parameter(name: name, role: ParameterRole(rawValue: role), shape: shape, dtype: .float32, trainable: trainable,
                          storage: TensorStorage(bytes: data.withUnsafeBytes { Array($0) }))
     }
 
@@ -277,7 +277,7 @@ final class GradientCheckTests: XCTestCase {
         try check("Gather with fixed indices", input: [2, 4, 3]) { x in
             ([node("i", .constant(ConstantAttributes(dtype: .int64)), [], parameters: ["i"], trainable: false),
               node("g", .gather(GatherAttributes(axis: 1)), [x, "i"])],
-             [Parameter(name: "i", role: "value", shape: [3], dtype: .float32, trainable: false,
+             [Parameter(name: "i", role: .value, shape: [3], dtype: .float32, trainable: false,
                         storage: TensorStorage(bytes: [Float(3), 0, 3].withUnsafeBytes { Array($0) }))], "g")
         }
     }

@@ -10,9 +10,9 @@ final class TrainerDivergenceTests: XCTestCase {
     func model(activation: Activation) -> Graph {
         var parameters = ParameterTable()
         let kernel: [Float] = [0.5, -0.25, 0.125, 0.75], bias: [Float] = [0, 0]
-        parameters.add(Parameter(name: "out/kernel", role: "kernel", shape: [2, 2], dtype: .float32, trainable: true,
+        parameters.add(Parameter(name: "out/kernel", role: .kernel, shape: [2, 2], dtype: .float32, trainable: true,
                                  storage: TensorStorage(bytes: kernel.withUnsafeBytes { Array($0) })))
-        parameters.add(Parameter(name: "out/bias", role: "bias", shape: [2], dtype: .float32, trainable: true,
+        parameters.add(Parameter(name: "out/bias", role: .bias, shape: [2], dtype: .float32, trainable: true,
                                  storage: TensorStorage(bytes: bias.withUnsafeBytes { Array($0) })))
         return Graph(name: "tiny", inputs: [ValueInfo(name: "x", shape: Shape([nil, 2]), dtype: .float32)], outputs: ["out"],
                      nodes: [Node(name: "out", op: .dense(DenseAttributes(units: 2, activation: activation)), inputs: ["x"], outputs: ["out"],

@@ -12,7 +12,7 @@ final class TrainerTests: XCTestCase {
 
     func parameter(_ name: String, _ role: String, _ shape: [Int], trainable: Bool, offset: Float = 0) -> Parameter {
         let values = (0..<shape.reduce(1, *)).map { _ in random.unit() - 0.5 + offset }
-        return Parameter(name: name, role: role, shape: shape, dtype: .float32, trainable: trainable,
+        return Parameter(name: name, role: ParameterRole(rawValue: role), shape: shape, dtype: .float32, trainable: trainable,
                          storage: TensorStorage(bytes: values.withUnsafeBytes { Array($0) }))
     }
 

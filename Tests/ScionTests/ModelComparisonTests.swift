@@ -127,8 +127,8 @@ final class ModelComparisonTests: XCTestCase {
         let original = try Model.load(fixture("keras2/mobilenet_v2.h5"))
         var wider = original
         let index = try XCTUnwrap(wider.graph.nodes.firstIndex { $0.name == "predictions" })
-        var bias = try XCTUnwrap(wider.graph.parameter(of: wider.graph.nodes[index], role: "bias"))
-        var kernel = try XCTUnwrap(wider.graph.parameter(of: wider.graph.nodes[index], role: "kernel"))
+        var bias = try XCTUnwrap(wider.graph.parameter(of: wider.graph.nodes[index], role: .bias))
+        var kernel = try XCTUnwrap(wider.graph.parameter(of: wider.graph.nodes[index], role: .kernel))
         kernel.shape = [kernel.shape[0], 10]
         kernel.storage = TensorStorage(bytes: [UInt8](repeating: 0, count: kernel.shape[0] * 10 * 4))
         bias.shape = [10]
