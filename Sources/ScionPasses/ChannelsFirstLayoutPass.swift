@@ -44,8 +44,8 @@ import ScionIR
 /// - Graph outputs keep their names: when the value an output names is channels-first, its
 ///   producer writes `name/channels_first` and the final Transpose writes `name`.
 ///
-/// A graph marked `metadata["layout"] == "channelsFirst"`, or whose spatial ops are all already
-/// channels-first, is left unchanged. Afterwards `metadata["layout"]` is `"channelsFirst"`.
+/// A graph marked `layout == .channelsFirst`, or whose spatial ops are all already channels-first,
+/// is left unchanged. Afterwards a converted graph's `layout` is `.channelsFirst`.
 public struct ChannelsFirstLayoutPass: GraphPass {
     public let name = "layout-channels-first"
 
@@ -62,14 +62,14 @@ public struct ChannelsFirstLayoutPass: GraphPass {
         try rewriter.rewrite()
         graph.nodes = rewriter.nodes
         graph.parameters = rewriter.parameters
-        graph.metadata["layout"] = Layout.channelsFirst.rawValue
+        graph.layout = .channelsFirst
         try graph.inferShapes()
     }
 
     /// True for a graph the pass must not touch: marked channels-first, or with spatial ops that are
     /// all channels-first already (read from ONNX).
     static func isChannelsFirst(_ graph: Graph) -> Bool {
-        if graph.metadata["layout"] == Layout.channelsFirst.rawValue { return true }
+        if graph.layout == .channelsFirst { return true }
         let layouts = graph.nodes.compactMap { ChannelsFirstRewriter.spatialLayout(of: $0.op) }
         return !layouts.isEmpty && layouts.allSatisfy { $0 == .channelsFirst }
     }

@@ -47,7 +47,7 @@ public struct Executor {
             taps[name] = output
             if !graph.outputs.contains(output) { graph.outputs.append(output) }
         }
-        if graph.metadata["layout"] != Layout.channelsFirst.rawValue {
+        if graph.layout != .channelsFirst {
             do {
                 try ChannelsFirstLayoutPass().run(&graph)
             } catch let error as PassError {

@@ -64,7 +64,7 @@ public struct Trainer {
         guard graph.inputs.count == 1, let input = graph.inputs.first else {
             throw RuntimeError(graph.name, "training needs a model with one input")
         }
-        if graph.metadata["layout"] != Layout.channelsFirst.rawValue {
+        if graph.layout != .channelsFirst {
             do { try ChannelsFirstLayoutPass().run(&graph) } catch let error as PassError { throw RuntimeError(error.subject, error.reason) }
         }
         let trainable = graph.parameters.all.filter(\.trainable).map(\.name)
@@ -152,7 +152,7 @@ public struct Trainer {
     /// the same width as float32), so every permutation the pass makes is undone exactly.
     static func sourcePositions(of names: [String], in model: Graph, channelsFirst: Graph) throws -> [String: [Int32]?] {
         var result: [String: [Int32]?] = [:]
-        if model.metadata["layout"] == Layout.channelsFirst.rawValue {
+        if model.layout == .channelsFirst {
             for name in names { result[name] = .some(nil) }
             return result
         }
