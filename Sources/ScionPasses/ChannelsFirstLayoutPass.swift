@@ -25,6 +25,9 @@ import ScionIR
 ///  outputs: dense (N,10), sep (N,32,32,24)    outputs: dense (N,10), sep (N,32,32,24)
 /// ```
 ///
+/// Depthwise and separable convolutions are first lowered to grouped ones by `GroupedConvolutionPass`
+/// (the `dw` and `sep` rows above), whose kernels this pass then permutes like any other.
+///
 /// Rules, in short (the doc comments of `ChannelsFirstRewriter` and its extensions give each one):
 /// - Every value is held either in its original order or channels-first (channels moved from last
 ///   to axis 1); values of rank 2 or less are the same either way. Spatial ops (convolutions,
@@ -56,6 +59,7 @@ public struct ChannelsFirstLayoutPass: GraphPass {
             throw PassError(pass: name, subject: graph.name, "has no architecture (weights only); nothing to convert")
         }
         if Self.isChannelsFirst(graph) { return }
+        try GroupedConvolutionPass().run(&graph)
         var source = graph
         try source.inferShapes()
         var rewriter = ChannelsFirstRewriter(passName: name, source: source)
