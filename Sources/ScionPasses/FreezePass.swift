@@ -35,7 +35,7 @@ public struct FreezePass: GraphPass {
         self.unfreezeTop = unfreezeTop; self.keepBatchNormFrozen = keepBatchNormFrozen
     }
 
-    public static let statisticRoles: Set<String> = ["moving_mean", "moving_variance", "mean", "variance", "count"]
+    public static let statisticRoles = Parameter.statisticRoles
 
     public func run(_ graph: inout Graph) throws {
         guard all || upTo != nil || layers != nil || unfreeze != nil || unfreezeTop != nil else {
