@@ -28,8 +28,9 @@ let package = Package(
         .target(name: "ONNXProto", dependencies: ["CProtobufC"]),
         .target(name: "ScionONNX", dependencies: ["ScionIR", "ONNXProto"]),
         .target(name: "ScionPasses", dependencies: ["ScionIR"]),
-        // The executor: forward pass on the CPU, matrix products through OpenBLAS.
-        .target(name: "ScionRuntime", dependencies: ["ScionIR", "ScionPasses", "CBLAS"]),
+        // The executor: forward pass on the CPU, matrix products through OpenBLAS. It takes graphs
+        // already lowered (Scion runs ScionPasses' ExecutorLowering first), so it needs no passes.
+        .target(name: "ScionRuntime", dependencies: ["ScionIR", "CBLAS"]),
         .target(name: "Scion", dependencies: ["ScionIR", "ScionKeras", "ScionONNX", "ScionPasses", "ScionRuntime", "ScionZip", "CZlib"]),
         .executableTarget(
             name: "ScionCommand",
@@ -46,7 +47,7 @@ let package = Package(
         .testTarget(name: "ScionONNXTests", dependencies: ["ScionONNX", "ScionIR"], exclude: ["Resources"]),
         .testTarget(name: "ScionPassesTests", dependencies: ["ScionPasses", "ScionIR", "ScionKeras"]),
         .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR", "ScionRuntime"]),
-        .testTarget(name: "ScionRuntimeTests", dependencies: ["ScionRuntime", "ScionIR", "Scion"]),
+        .testTarget(name: "ScionRuntimeTests", dependencies: ["ScionRuntime", "ScionIR", "ScionPasses", "Scion"]),
         .testTarget(name: "ScionCommandTests", dependencies: ["ScionCommand", "Scion", "ScionRuntime"]),
     ],
     swiftLanguageModes: [.v6]

@@ -101,7 +101,7 @@ struct ComparableGraph {
     static func kerasView(_ source: Graph) -> (Graph, String?) {
         var graph = source
         guard graph.hasArchitecture else { return (graph, nil) }
-        if graph.metadata["layout"] == Layout.channelsFirst.rawValue {
+        if graph.layout == .channelsFirst {
             var spelled = graph
             ONNXSpellings.rewrite(&spelled)
             do {

@@ -95,8 +95,19 @@ public struct FineTuning {
                 plan.batchNormKeptFrozen = Self.newlyTrainable(before, probe).filter { !plan.unfrozen.contains($0) }
             }
         }
+        // The trainer runs the lowered graph; the tensors it trains go back into the model's own
+        // layout after the phase, at positions worked out now so a tensor that cannot go back fails
+        // before the training, not after.
         var trainer: Trainer
-        do { trainer = try Trainer(graph: model.graph, opaqueEvaluator: Model.evaluateOpaque) } catch let error as RuntimeError {
+        let positions: [String: [Int32]?]
+        do {
+            trainer = try Trainer(graph: try Model.lowered(model.graph).0, opaqueEvaluator: Model.evaluateOpaque)
+            do {
+                positions = try ExecutorLowering().sourcePositions(of: trainer.writtenParameters, in: model.graph)
+            } catch let error as PassError {
+                throw RuntimeError(error.subject, error.reason)
+            }
+        } catch let error as RuntimeError {
             throw ScionError(file: model.path, error.description)
         }
         let started = Date()
@@ -135,7 +146,11 @@ public struct FineTuning {
         }
         history += records
         mutable.formUnion(trainer.writtenParameters)
-        model.graph = trainer.trainedGraph()
+        do {
+            model.graph = try ExecutorLowering().writeBack(trainer.trainedTensors, into: model.graph, positions: positions)
+        } catch let error as PassError {
+            throw ScionError(file: model.path, "\(phase.name) phase: \(error.subject): \(error.reason)")
+        }
     }
 
     /// Layers with a weight trainable in `after` and in `before` not.

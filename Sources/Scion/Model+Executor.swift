@@ -1,10 +1,11 @@
 import ScionIR
 import ScionONNX
+import ScionPasses
 import ScionRuntime
 
-/// The executor for a loaded model, with the ONNX ops the IR keeps opaque that only shape
-/// arithmetic needs (tf2onnx spells some Keras layers with them): Shape, Expand, and Reshape to a
-/// computed shape.
+/// The executor for a loaded model: the graph lowered to the executor's form first, with the ONNX
+/// ops the IR keeps opaque that only shape arithmetic needs (tf2onnx spells some Keras layers with
+/// them): Shape, Expand, and Reshape to a computed shape.
 extension Model {
     /// An executor that runs this model forward. Each layer named in `taps` (full name, nested name
     /// or unique suffix) becomes an extra output; `taps` of the executor maps each name to the value
@@ -15,9 +16,33 @@ extension Model {
 
     /// An executor for any graph (a model's, or a view of it), with the opaque ONNX ops wired in.
     static func executor(for graph: Graph, taps: [String]) throws -> Executor {
-        var executor = try Executor(graph: graph, taps: taps)
+        let (lowered, tapped) = try lowered(graph, tapping: taps)
+        var executor = try Executor(graph: lowered, taps: tapped)
         executor.opaqueEvaluator = { node, inputs in try evaluateOpaque(node, inputs) }
         return executor
+    }
+
+    /// `graph` in the executor's form (`ExecutorLowering`), the layers named in `taps` made outputs
+    /// first, so they come back in the model's own layout as its outputs do; with the value each
+    /// tapped name now holds. Pass failures are the executor's errors (`RuntimeError`), as a user of
+    /// the executor sees them.
+    static func lowered(_ graph: Graph, tapping taps: [String] = []) throws -> (Graph, [String: String]) {
+        var result = graph
+        var tapped: [String: String] = [:]
+        do {
+            if !taps.isEmpty && !graph.hasArchitecture { throw RuntimeError(graph.name, "has no architecture (weights only); nothing to run") }
+            for name in taps {
+                let index = try NodeLookup(graph: result, pass: "run").index(of: name)
+                guard let output = result.nodes[index].outputs.first else { throw RuntimeError(name, "has no output to tap") }
+                tapped[name] = output
+                if !result.outputs.contains(output) { result.outputs.append(output) }
+            }
+            // A weights-only graph has nothing to lower: the executor says so.
+            if result.hasArchitecture { try ExecutorLowering().run(&result) }
+        } catch let error as PassError {
+            throw RuntimeError(error.subject, error.reason)
+        }
+        return (result, tapped)
     }
 
     @Sendable static func evaluateOpaque(_ node: Node, _ inputs: [RuntimeTensor]) throws -> RuntimeTensor? {

@@ -38,7 +38,7 @@ extension Model {
         switch format {
         case .onnx:
             var graph = self.graph
-            if graph.metadata["layout"] != Layout.channelsFirst.rawValue {
+            if graph.layout != .channelsFirst {
                 try ChannelsFirstLayoutPass().run(&graph)
             }
             var onnx = try ONNXExporter.makeModel(from: graph, file: path, opset: options.opset)

@@ -17,6 +17,12 @@ public struct Graph {
     /// False for a weights-only file: parameters but no nodes. Operations that need the architecture
     /// refuse such graphs.
     public var hasArchitecture: Bool
+    /// Where the channels of the graph's image-like values are, as a whole: channels-last when read
+    /// from Keras, channels-first when read from ONNX or after `ChannelsFirstLayoutPass`. Each spatial
+    /// op also records its own layout; this says which convention the graph as a whole follows, so a
+    /// writer can refuse a graph in the other one and the executor can check it was lowered. nil for a
+    /// graph that says nothing (built by hand). No file stores it: each reader sets it.
+    public var layout: Layout?
     /// Free-form facts from the source file (producer, versions), kept for writers and inspect.
     public var metadata: [String: String]
     /// What the source file says about itself, typed (versions, operator sets, producer, notes).
@@ -24,10 +30,10 @@ public struct Graph {
 
     public init(name: String, inputs: [ValueInfo] = [], outputs: [String] = [], nodes: [Node] = [],
                 parameters: ParameterTable = ParameterTable(), submodels: [Submodel] = [],
-                hasArchitecture: Bool = true, metadata: [String: String] = [:]) {
+                hasArchitecture: Bool = true, layout: Layout? = nil, metadata: [String: String] = [:]) {
         self.name = name; self.inputs = inputs; self.outputs = outputs; self.nodes = nodes
         self.parameters = parameters; self.values = [:]; self.submodels = submodels
-        self.hasArchitecture = hasArchitecture; self.metadata = metadata
+        self.hasArchitecture = hasArchitecture; self.layout = layout; self.metadata = metadata
         for input in inputs { values[input.name] = input }
     }
 

@@ -16,7 +16,7 @@ struct KerasGraphBuilder {
     init(file: String, kerasMajorVersion: Int, modelName: String) {
         self.file = file
         self.table = KerasLayerTable(kerasMajorVersion: kerasMajorVersion)
-        self.graph = Graph(name: modelName)
+        self.graph = Graph(name: modelName, layout: .channelsLast)
     }
 
     func configError(_ subject: String, _ reason: String) -> KerasError {

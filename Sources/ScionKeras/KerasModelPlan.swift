@@ -32,7 +32,7 @@ struct KerasModelPlan {
         guard graph.hasArchitecture else {
             throw KerasError(.weightsOnly, file: file, "the model has no architecture to write")
         }
-        if graph.metadata["layout"] == Layout.channelsFirst.rawValue {
+        if graph.layout == .channelsFirst {
             throw KerasError(.writeFailed, file: file, KerasConfigWriter.onnxRefusal)
         }
         for input in graph.inputs {

@@ -53,7 +53,7 @@ struct KerasWeightsOnlyReader {
     }
 
     private func emptyGraph(format: String, root: HDF5Group) -> Graph {
-        var graph = Graph(name: "weights", hasArchitecture: false)
+        var graph = Graph(name: "weights", hasArchitecture: false, layout: .channelsLast)
         graph.metadata["format"] = format
         graph.metadata["trainability"] = "unknown"
         if let version = try? root.stringAttribute("keras_version") { graph.metadata["keras_version"] = version }

@@ -264,7 +264,7 @@ struct ONNXImportSession {
 
     mutating func recordMetadata() {
         graph.metadata["format"] = "onnx"
-        graph.metadata["layout"] = "channelsFirst"
+        graph.layout = .channelsFirst
         graph.metadata["onnx.opset"] = String(opset)
         graph.metadata["onnx.ir_version"] = String(model.irVersion)
         let others = model.operatorSets.filter { !($0.domain.isEmpty || $0.domain == "ai.onnx") }

@@ -34,15 +34,6 @@ enum ChannelsFirstAxes {
         [spatialRank + 1, spatialRank] + Array(0..<spatialRank)
     }
 
-    /// Depthwise kernels: Keras `[k..., in, multiplier]` to `[in, multiplier, k...]`, which read
-    /// row-major is the grouped-convolution weight `[in × multiplier, 1, k...]` whose output channel
-    /// `c × multiplier + m` is input channel `c`'s `m`-th filter, the order Keras (TensorFlow's
-    /// depthwise_conv2d: `output[..., c * multiplier + m]`) and ONNX grouped Conv (group `c` owns
-    /// output channels `c × multiplier ..< (c + 1) × multiplier`) both use.
-    static func depthwiseKernelToGrouped(spatialRank: Int) -> [Int] {
-        [spatialRank, spatialRank + 1] + Array(0..<spatialRank)
-    }
-
     /// A per-sample tensor without the batch axis, `[d1, ..., d(r-2), C]` (PReLU's alpha), to
     /// `[C, d1, ..., d(r-2)]`: `[r-2, 0, 1, ..., r-3]` for a tensor of rank r-1.
     static func sampleToChannelsFirst(sampleRank: Int) -> [Int] {
@@ -80,7 +71,8 @@ enum ChannelsLastAxes {
     }
 
     /// A depthwise ONNX kernel `[in × multiplier, 1, k...]`, read as `[in, multiplier, k...]`, to
-    /// Keras's `[k..., in, multiplier]` (the inverse of `depthwiseKernelToGrouped`).
+    /// Keras's `[k..., in, multiplier]` (the inverse of `GroupedConvolutionPass`'s reshape followed by
+    /// `kernelToChannelsFirst`; output channel `c × multiplier + m` is input channel `c`'s `m`-th filter).
     static func groupedKernelToDepthwise(spatialRank: Int) -> [Int] {
         Array(2..<(spatialRank + 2)) + [0, 1]
     }

@@ -25,6 +25,9 @@ import ScionIR
 ///  outputs: dense (N,10), sep (N,32,32,24)    outputs: dense (N,10), sep (N,32,32,24)
 /// ```
 ///
+/// Depthwise and separable convolutions are first lowered to grouped ones by `GroupedConvolutionPass`
+/// (the `dw` and `sep` rows above), whose kernels this pass then permutes like any other.
+///
 /// Rules, in short (the doc comments of `ChannelsFirstRewriter` and its extensions give each one):
 /// - Every value is held either in its original order or channels-first (channels moved from last
 ///   to axis 1); values of rank 2 or less are the same either way. Spatial ops (convolutions,
@@ -44,8 +47,8 @@ import ScionIR
 /// - Graph outputs keep their names: when the value an output names is channels-first, its
 ///   producer writes `name/channels_first` and the final Transpose writes `name`.
 ///
-/// A graph marked `metadata["layout"] == "channelsFirst"`, or whose spatial ops are all already
-/// channels-first, is left unchanged. Afterwards `metadata["layout"]` is `"channelsFirst"`.
+/// A graph marked `layout == .channelsFirst`, or whose spatial ops are all already channels-first,
+/// is left unchanged. Afterwards a converted graph's `layout` is `.channelsFirst`.
 public struct ChannelsFirstLayoutPass: GraphPass {
     public let name = "layout-channels-first"
 
@@ -56,20 +59,21 @@ public struct ChannelsFirstLayoutPass: GraphPass {
             throw PassError(pass: name, subject: graph.name, "has no architecture (weights only); nothing to convert")
         }
         if Self.isChannelsFirst(graph) { return }
+        try GroupedConvolutionPass().run(&graph)
         var source = graph
         try source.inferShapes()
         var rewriter = ChannelsFirstRewriter(passName: name, source: source)
         try rewriter.rewrite()
         graph.nodes = rewriter.nodes
         graph.parameters = rewriter.parameters
-        graph.metadata["layout"] = Layout.channelsFirst.rawValue
+        graph.layout = .channelsFirst
         try graph.inferShapes()
     }
 
     /// True for a graph the pass must not touch: marked channels-first, or with spatial ops that are
     /// all channels-first already (read from ONNX).
     static func isChannelsFirst(_ graph: Graph) -> Bool {
-        if graph.metadata["layout"] == Layout.channelsFirst.rawValue { return true }
+        if graph.layout == .channelsFirst { return true }
         let layouts = graph.nodes.compactMap { ChannelsFirstRewriter.spatialLayout(of: $0.op) }
         return !layouts.isEmpty && layouts.allSatisfy { $0 == .channelsFirst }
     }

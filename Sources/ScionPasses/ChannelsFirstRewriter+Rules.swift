@@ -39,19 +39,7 @@ extension ChannelsFirstRewriter {
     }
 
     /// Layout of a spatial op; nil for ops without one.
-    static func spatialLayout(of op: Op) -> Layout? {
-        switch op {
-        case .conv(let a): a.layout
-        case .depthwiseConv(let a): a.layout
-        case .separableConv(let a): a.depthwise.layout
-        case .convTranspose(let a): a.layout
-        case .pool(let a): a.layout
-        case .globalPool(let a): a.layout
-        case .zeroPadding(let a), .cropping(let a): a.layout
-        case .upSampling(let a): a.layout
-        default: nil
-        }
-    }
+    static func spatialLayout(of op: Op) -> Layout? { op.spatialLayout }
 
     func rule(for index: Int) -> Rule {
         let node = source.nodes[index]

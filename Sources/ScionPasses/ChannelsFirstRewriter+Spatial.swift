@@ -32,11 +32,9 @@ extension ChannelsFirstRewriter {
             a.layout = .channelsFirst
             a.activation = try remapped(a.activation, rank: rank, node: node)
             copy.op = .conv(a)
-        case .depthwiseConv(let a):
-            copy.op = .conv(try groupedDepthwise(node, a, activation: try remapped(a.activation, rank: rank, node: node)))
-        case .separableConv(let a):
-            try rewriteSeparable(node, a, input: copy.inputs[0])
-            return
+        case .depthwiseConv, .separableConv:
+            // `ChannelsFirstLayoutPass` runs `GroupedConvolutionPass` first: none is left here.
+            throw failure(node.name, "a \(node.op.typeName) must be lowered to grouped convolutions first (GroupedConvolutionPass)")
         case .convTranspose(var a):
             // Keras kernel [k..., out, in] to ONNX ConvTranspose's [in, out, k...].
             try permuteParameter(of: node, role: .kernel, change: "transposed convolution kernel to IOHW",
@@ -64,66 +62,6 @@ extension ChannelsFirstRewriter {
         }
         copy.outputs = node.outputs.map { outputName($0, form: .channelsFirst) }
         emit(copy, sourceOutputs: node.outputs, form: .channelsFirst)
-    }
-
-    /// A depthwise convolution as the grouped convolution ONNX has: one group per input channel,
-    /// `in × multiplier` filters, the Keras kernel `[k..., in, multiplier]` permuted to
-    /// `[in × multiplier, 1, k...]` (see `ChannelsFirstAxes.depthwiseKernelToGrouped`). The bias,
-    /// `[in × multiplier]` in the same channel order, is unchanged.
-    mutating func groupedDepthwise(_ node: Node, _ a: DepthwiseConvAttributes, activation: Activation,
-                                   useBias: Bool? = nil) throws -> ConvAttributes {
-        guard let kernel = sourceParameter(of: node, role: .depthwiseKernel) else {
-            throw failure(node.name, "is missing its 'depthwise_kernel' weights")
-        }
-        let spatialRank = a.rank
-        guard kernel.shape.count == spatialRank + 2 else {
-            throw failure(node.name, "depthwise kernel \(kernel.shape) does not have rank \(spatialRank + 2)")
-        }
-        let channels = kernel.shape[spatialRank]
-        let multiplier = kernel.shape[spatialRank + 1]
-        guard multiplier == a.depthMultiplier, channels > 0 else {
-            throw failure(node.name, "depthwise kernel \(kernel.shape) does not fit depth multiplier \(a.depthMultiplier)")
-        }
-        let (filters, overflow) = channels.multipliedReportingOverflow(by: multiplier)
-        guard !overflow else { throw failure(node.name, "depthwise kernel \(kernel.shape) is too large") }
-        try permuteParameter(of: node, role: .depthwiseKernel, change: "depthwise kernel to grouped OIHW",
-                             permutation: ChannelsFirstAxes.depthwiseKernelToGrouped(spatialRank: spatialRank),
-                             newShape: [filters, 1] + Array(kernel.shape.prefix(spatialRank)), newRole: .kernel)
-        return ConvAttributes(filters: filters, kernelSize: a.kernelSize, strides: a.strides, dilations: a.dilations,
-                              padding: a.padding, groups: channels, useBias: useBias ?? a.useBias,
-                              activation: activation, layout: .channelsFirst)
-    }
-
-    /// A separable convolution as two convolutions: `name/depthwise` (the grouped depthwise part, no
-    /// bias, no activation) then `name`, a 1×1 convolution with the pointwise kernel
-    /// `[1..., in × multiplier, filters]` permuted to `[filters, in × multiplier, 1...]`, the bias and
-    /// the activation. The node producing the original output keeps the original name.
-    mutating func rewriteSeparable(_ node: Node, _ a: SeparableConvAttributes, input: String) throws {
-        guard let depthwiseKernel = sourceParameter(of: node, role: .depthwiseKernel),
-              sourceParameter(of: node, role: .pointwiseKernel) != nil,
-              let output = node.outputs.first, node.outputs.count == 1 else {
-            throw failure(node.name, "needs depthwise and pointwise kernels and one output")
-        }
-        let rank = a.rank + 2
-        let depthwiseAttributes = try groupedDepthwise(node, a.depthwise, activation: .linear, useBias: false)
-        let depthwiseValue = uniqueValueName("\(output)/depthwise")
-        let depthwise = Node(name: uniqueNodeName("\(node.name)/depthwise"), op: .conv(depthwiseAttributes),
-                             inputs: [input], outputs: [depthwiseValue], parameters: [depthwiseKernel.name],
-                             layer: node.layer, scope: node.scope, trainable: node.trainable)
-        nodes.append(depthwise)
-
-        try permuteParameter(of: node, role: .pointwiseKernel, change: "pointwise kernel to OIHW",
-                             permutation: ChannelsFirstAxes.kernelToChannelsFirst(spatialRank: a.rank), newRole: .kernel)
-        let ones = Array(repeating: 1, count: a.rank)
-        let pointwiseAttributes = ConvAttributes(
-            filters: a.filters, kernelSize: ones, strides: ones, dilations: ones, padding: .valid, groups: 1,
-            useBias: a.depthwise.useBias, activation: try remapped(a.depthwise.activation, rank: rank, node: node),
-            layout: .channelsFirst)
-        let pointwise = Node(name: node.name, op: .conv(pointwiseAttributes), inputs: [depthwiseValue],
-                             outputs: [outputName(output, form: .channelsFirst)],
-                             parameters: node.parameters.filter { $0 != depthwiseKernel.name },
-                             layer: node.layer, scope: node.scope, trainable: node.trainable)
-        emit(pointwise, sourceOutputs: node.outputs, form: .channelsFirst)
     }
 
     /// An activation with an axis (softmax) applied to a value that is now channels-first.

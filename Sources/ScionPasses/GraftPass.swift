@@ -81,7 +81,7 @@ struct HeadBuilder {
         // Parameter names are `layer/role`: their first component is taken too.
         let parameterLayers = graph.parameters.names.map { String($0.split(separator: "/").first ?? "") }
         self.names = UniqueNames(taken: taken + parameterLayers, firstSuffix: 1)
-        self.channelsFirst = graph.metadata["layout"] == Layout.channelsFirst.rawValue
+        self.channelsFirst = graph.layout == .channelsFirst
     }
 
     func failure(_ subject: String, _ reason: String) -> PassError { PassError(pass: pass, subject: subject, reason) }

@@ -40,7 +40,7 @@ public struct KerasLayersPass: GraphPass {
         guard graph.hasArchitecture else {
             throw PassError(pass: name, subject: graph.name, "has no architecture (weights only); nothing to convert")
         }
-        guard graph.metadata["layout"] == Layout.channelsFirst.rawValue else { return }
+        guard graph.layout == .channelsFirst else { return }
         var patterns = KerasPatternRewriter(passName: name, graph: graph)
         try patterns.rewrite()
         let folded = patterns.graph
@@ -52,7 +52,7 @@ public struct KerasLayersPass: GraphPass {
         result.parameters = rewriter.parameters
         result.values = [:]
         for input in result.inputs { result.values[input.name] = input }
-        result.metadata["layout"] = Layout.channelsLast.rawValue
+        result.layout = .channelsLast
         try result.inferShapes()
         graph = result
     }

@@ -59,31 +59,3 @@ public struct NodeLookup {
         return previous[b.count]
     }
 }
-
-extension Graph {
-    /// Keeps only what `outputs` need: nodes they depend on, the parameters those nodes use, the
-    /// inputs they read and the nested-model scopes that still hold nodes. Values' shapes are
-    /// recomputed.
-    public mutating func prune(keepingOutputs newOutputs: [String]) throws {
-        outputs = newOutputs
-        let producer = producers
-        var needed = Set(newOutputs)
-        var keep = Set<Int>()
-        var stack = newOutputs.compactMap { producer[$0] }
-        while let index = stack.popLast() {
-            guard keep.insert(index).inserted else { continue }
-            for input in nodes[index].inputs where needed.insert(input).inserted {
-                if let next = producer[input] { stack.append(next) }
-            }
-        }
-        nodes = nodes.indices.filter(keep.contains).map { nodes[$0] }
-        let used = Set(nodes.flatMap(\.parameters))
-        for name in parameters.names where !used.contains(name) { parameters[name] = nil }
-        inputs = inputs.filter { needed.contains($0.name) }
-        let scopes = Set(nodes.map(\.scope))
-        submodels = submodels.filter { submodel in scopes.contains { $0 == submodel.path || $0.hasPrefix(submodel.path + "/") } }
-        values = [:]
-        for input in inputs { values[input.name] = input }
-        try inferShapes()
-    }
-}

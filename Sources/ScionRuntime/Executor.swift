@@ -1,12 +1,12 @@
 import ScionIR
-import ScionPasses
 
 /// Runs a model forward on the CPU, float32, any batch size.
 ///
-/// One internal layout: channels-first, as ONNX defines the ops. A Keras graph is converted once by
-/// `ChannelsFirstLayoutPass` (the same conversion the ONNX writer uses, so Scion runs a Keras model
-/// exactly as its ONNX export runs); its inputs and outputs keep their Keras shapes. Layers to tap
-/// (`taps`) become extra outputs before the conversion, so they come back in their own layout too.
+/// One internal layout: channels-first, as ONNX defines the ops, with depthwise and separable
+/// convolutions lowered to grouped ones. The executor takes a graph already in that form (the
+/// `Scion` library's `Model.executor()` runs `ExecutorLowering` first: the same conversion the ONNX
+/// writer uses, so Scion runs a Keras model exactly as its ONNX export runs) and refuses any other,
+/// naming the node (`requireLowered`), rather than read a channels-last value as channels-first.
 /// Weights are read once; each value is dropped after its last reader (a liveness plan), so peak
 /// memory is about the weights plus the live activations.
 public struct Executor {
@@ -16,7 +16,7 @@ public struct Executor {
     var weights: [String: [Float]]
     /// Index in `order` of each value's last reader; graph outputs are never dropped.
     let lastUse: [String: Int]
-    /// Tapped layer name → the value holding its output.
+    /// Tapped layer name → the value holding its output (one of the graph's outputs).
     public let taps: [String: String]
     /// Runs ops the IR keeps opaque (ONNX's dynamic-shape ops: Shape, Expand...), given by the layer
     /// that can read them (`Model.executor`); nil for none.
@@ -33,27 +33,20 @@ public struct Executor {
     /// side by side in one GEMM (see `Kernels.smallImageConvolution`).
     let training: Bool
 
-    /// `fusing: false` keeps every node as the graph has it (no BatchNormalization folding, no ReLU
-    /// fusion): the trainer evaluates nodes one at a time and changes their weights between steps.
-    /// `loading` limits the weights read to those parameters (the trainer's executor runs only the
-    /// trainable part; the frozen prefix has its own); nil reads them all.
-    public init(graph source: Graph, taps tapped: [String] = [], fusing: Bool = true, loading: Set<String>? = nil) throws {
+    /// `graph` must be lowered (see the type's comment). `taps` maps layer names to the values that
+    /// hold their outputs, which the caller made graph outputs before lowering, so they come back in
+    /// the model's own layout. `fusing: false` keeps every node as the graph has it (no
+    /// BatchNormalization folding, no ReLU fusion): the trainer evaluates nodes one at a time and
+    /// changes their weights between steps. `loading` limits the weights read to those parameters
+    /// (the trainer's executor runs only the trainable part; the frozen prefix has its own); nil
+    /// reads them all.
+    public init(graph source: Graph, taps: [String: String] = [:], fusing: Bool = true, loading: Set<String>? = nil) throws {
         guard source.hasArchitecture else { throw RuntimeError(source.name, "has no architecture (weights only); nothing to run") }
+        try Self.requireLowered(source)
+        for (name, value) in taps where !source.outputs.contains(value) {
+            throw RuntimeError(name, "is tapped as '\(value)', which is not an output of the graph")
+        }
         var graph = source
-        var taps: [String: String] = [:]
-        for name in tapped {
-            let index = try Self.lookup(name, in: graph)
-            guard let output = graph.nodes[index].outputs.first else { throw RuntimeError(name, "has no output to tap") }
-            taps[name] = output
-            if !graph.outputs.contains(output) { graph.outputs.append(output) }
-        }
-        if graph.metadata["layout"] != Layout.channelsFirst.rawValue {
-            do {
-                try ChannelsFirstLayoutPass().run(&graph)
-            } catch let error as PassError {
-                throw RuntimeError(error.subject, error.reason)
-            }
-        }
         try graph.inferShapes()
         self.graph = graph
         self.taps = taps
@@ -148,14 +141,6 @@ public struct Executor {
             through.insert(node.name)
         }
         return (fused, through)
-    }
-
-    static func lookup(_ name: String, in graph: Graph) throws -> Int {
-        do {
-            return try NodeLookup(graph: graph, pass: "run").index(of: name)
-        } catch let error as PassError {
-            throw RuntimeError(error.subject, error.reason)
-        }
     }
 
     /// A parameter's values as float32 (integer constants converted).

@@ -1,12 +1,11 @@
 import Foundation
 import ScionIR
-import ScionPasses
 
 /// Trains a model's trainable weights with backpropagation, as Keras's `fit()` would.
 ///
-/// The model runs channels-first (the layout pass the executor uses); trained tensors are written
-/// back into the model as given, in its own layout, and every other tensor keeps its bytes, so frozen
-/// weights are bit-identical in every file written afterwards.
+/// The model comes lowered, as the executor takes it (channels-first, grouped convolutions: the
+/// `Scion` library's `FineTuning` runs `ExecutorLowering` first); `trainedTensors` are in that form,
+/// and `ExecutorLowering.writeBack` puts them back into the model as given, in its own layout.
 ///
 /// Bottleneck features, automatically: the nodes that depend only on the input through frozen,
 /// deterministic layers (the frozen base) give the same values every epoch, so they run once per
@@ -18,9 +17,7 @@ import ScionPasses
 /// statistics and updates its moving averages (`moving = moving · momentum + batch · (1 - momentum)`);
 /// a frozen one runs in inference mode. Dropout is active only while training.
 public struct Trainer {
-    /// The model as given, in its own layout: trained tensors are written back into it.
-    let source: Graph
-    /// The channels-first graph, unfused, holding the weights as they train.
+    /// The lowered graph, unfused, holding the weights as they train.
     var executor: Executor
     /// The trainable part: node indices of `executor.graph`, in topological order.
     let steps: [Int]
@@ -39,22 +36,20 @@ public struct Trainer {
     let outputActivation: Activation?
     /// BatchNormalization nodes (by name) that use batch statistics while training.
     let trainingBatchNorms: Set<String>
-    /// For each tensor written back: where each channels-first element sits in the source layout
-    /// (nil when the layouts agree).
-    let sourcePositions: [String: [Int32]?]
+    /// The tensors training changes: the trainable ones and the moving statistics of
+    /// BatchNormalizations that train.
+    public let writtenParameters: [String]
     public let inputName: String
     public let output: String
 
     public var graph: Graph { executor.graph }
-    /// The tensors training changes: the trainable ones and the moving statistics of
-    /// BatchNormalizations that train.
-    public var writtenParameters: [String] { Array(sourcePositions.keys) }
     public var prefixNodeCount: Int { graph.nodes.count - steps.count }
     public var trainedNodeCount: Int { steps.count }
     /// Whether the frozen prefix holds layers with weights (else it only reshapes the input).
     public var prefixHasWeights: Bool { prefix?.graph.nodes.contains { !$0.parameters.isEmpty } ?? false }
 
-    /// `opaqueEvaluator` runs the ops the IR keeps opaque (see `Executor.opaqueEvaluator`).
+    /// `model` must be lowered (`Executor.requireLowered`). `opaqueEvaluator` runs the ops the IR
+    /// keeps opaque (see `Executor.opaqueEvaluator`).
     public init(graph model: Graph, opaqueEvaluator: (@Sendable (Node, [RuntimeTensor]) throws -> RuntimeTensor?)? = nil) throws {
         var graph = model
         try graph.inferShapes()
@@ -64,9 +59,7 @@ public struct Trainer {
         guard graph.inputs.count == 1, let input = graph.inputs.first else {
             throw RuntimeError(graph.name, "training needs a model with one input")
         }
-        if graph.metadata["layout"] != Layout.channelsFirst.rawValue {
-            do { try ChannelsFirstLayoutPass().run(&graph) } catch let error as PassError { throw RuntimeError(error.subject, error.reason) }
-        }
+        try Executor.requireLowered(graph)
         let trainable = graph.parameters.all.filter(\.trainable).map(\.name)
         guard !trainable.isEmpty else {
             throw RuntimeError(model.name, "has no trainable weights to train (freeze less, or graft a head)")
@@ -113,8 +106,7 @@ public struct Trainer {
         for node in graph.nodes where trainingBatchNorms.contains(node.name) {
             written += node.parameters.filter { graph.parameters[$0]?.role.isStatistic ?? false }
         }
-        sourcePositions = try Self.sourcePositions(of: written, in: model, channelsFirst: graph)
-        source = model
+        writtenParameters = written
         self.steps = steps
         self.frontier = frontier
         self.trainingBatchNorms = trainingBatchNorms
@@ -147,45 +139,20 @@ public struct Trainer {
         }
     }
 
-    /// Where each element of the channels-first tensors sits in the source layout: the layout pass
-    /// run once more on the model with those tensors replaced by their own element indices (int32,
-    /// the same width as float32), so every permutation the pass makes is undone exactly.
-    static func sourcePositions(of names: [String], in model: Graph, channelsFirst: Graph) throws -> [String: [Int32]?] {
-        var result: [String: [Int32]?] = [:]
-        if model.metadata["layout"] == Layout.channelsFirst.rawValue {
-            for name in names { result[name] = .some(nil) }
-            return result
-        }
-        var probe = model
-        for name in names {
-            guard var parameter = probe.parameters[name] else {
-                throw RuntimeError(name, "is trained but not a tensor of the model as given; it cannot be written back")
-            }
-            let indices = (0..<Int32(parameter.elementCount)).map { $0 }
-            parameter.dtype = .int32
-            parameter.storage = TensorStorage(bytes: indices.withUnsafeBytes { Array($0) })
-            probe.parameters[name] = parameter
-        }
-        do { try ChannelsFirstLayoutPass().run(&probe) } catch let error as PassError { throw RuntimeError(error.subject, error.reason) }
-        for name in names {
-            guard let bytes = try probe.parameters[name]?.storage.bytes(keep: false) else { throw RuntimeError(name, "lost by the layout pass") }
-            let positions = bytes.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
-            result[name] = positions.enumerated().allSatisfy { Int32($0.offset) == $0.element } ? .some(nil) : positions
-        }
+    /// The tensors training changed (`writtenParameters`), float32 in the lowered graph's layout:
+    /// what `ExecutorLowering.writeBack` puts back into the model as given.
+    public var trainedTensors: [String: [Float]] {
+        var result: [String: [Float]] = [:]
+        for name in writtenParameters { result[name] = executor.weights[name] }
         return result
     }
 
-    /// The model as given with the trained tensors (and the moving averages of BatchNormalizations
-    /// that trained) in its own layout; every other tensor keeps its storage, byte for byte.
+    /// The lowered graph with the trained tensors; every other tensor keeps its storage, byte for byte.
     public func trainedGraph() -> Graph {
-        var result = source
-        for (name, positions) in sourcePositions {
-            guard var parameter = result.parameters[name], let values = executor.weights[name] else { continue }
-            var ordered = values
-            if let positions {
-                for (index, position) in positions.enumerated() { ordered[Int(position)] = values[index] }
-            }
-            parameter.storage = TensorStorage(bytes: ordered.withUnsafeBytes { Array($0) })
+        var result = executor.graph
+        for (name, values) in trainedTensors {
+            guard var parameter = result.parameters[name] else { continue }
+            parameter.storage = TensorStorage(bytes: values.withUnsafeBytes { Array($0) })
             parameter.dtype = .float32
             result.parameters[name] = parameter
         }

@@ -29,6 +29,7 @@ final class KerasFixtureTests: XCTestCase {
         for (url, reference) in try Repository.fixtureModels() {
             guard let weights = reference.weights else { continue }
             let graph = try readKeras(url)
+            XCTAssertEqual(graph.layout, .channelsLast, url.path)
             // Weights-only files do not record trainability; compare shapes alone there.
             let known = graph.metadata["trainability"] != "unknown"
             let theirs = weights.map { "\($0.shape) \(known ? $0.trainable.map(String.init) ?? "?" : "?")" }.sorted()

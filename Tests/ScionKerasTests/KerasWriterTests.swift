@@ -114,12 +114,12 @@ final class KerasWriterTests: XCTestCase {
     func testChannelsFirstGraphsAreRefused() throws {
         var graph = Graph(name: "onnx", inputs: [ValueInfo(name: "x", shape: Shape([1, 3, 8, 8]), dtype: .float32)], outputs: ["y"])
         graph.nodes = [Node(name: "y", op: .matMul, inputs: ["x", "x"], outputs: ["y"])]
-        graph.metadata["layout"] = Layout.channelsFirst.rawValue
+        graph.layout = .channelsFirst
         XCTAssertThrowsError(try KerasModelWriter.writeArchive(graph, to: temporaryPath("x.keras"), file: "out.keras")) { error in
             XCTAssertEqual((error as? KerasError)?.kind, .writeFailed)
             XCTAssertTrue("\(error)".contains("ONNX"), "\(error)")
         }
-        graph.metadata["layout"] = nil
+        graph.layout = nil
         XCTAssertThrowsError(try KerasModelWriter.writeHDF5(graph, to: temporaryPath("x.h5"), file: "out.h5")) { error in
             XCTAssertEqual((error as? KerasError)?.subject, "y")
         }

@@ -56,6 +56,7 @@ final class ONNXImporterTests: XCTestCase {
         XCTAssertEqual(imported.parameters["W"]?.trainable, true)
         XCTAssertEqual(imported.values["y"]?.shape, Shape([nil, 4, 8, 8]))
         XCTAssertEqual(imported.metadata["format"], "onnx")
+        XCTAssertEqual(imported.layout, .channelsFirst)
         XCTAssertEqual(imported.metadata["onnx.opset"], "8")
     }
 

@@ -214,13 +214,14 @@ final class ChannelsFirstLayoutPassTests: XCTestCase {
         try ChannelsFirstLayoutPass().run(&graph)
         XCTAssertEqual(graph.nodes, sketch.graph.nodes)
         XCTAssertEqual(graph.metadata, sketch.graph.metadata)
+        XCTAssertEqual(graph.layout, sketch.graph.layout)
         try graph.verify()
 
         var marked = GraphSketch(inputs: [("x", [nil, 3, 8])])
         marked.add("relu", .activation(.plainRelu), ["x"])
         marked.outputs = ["relu"]
         var markedGraph = marked.graph
-        markedGraph.metadata["layout"] = "channelsFirst"
+        markedGraph.layout = .channelsFirst
         let copy = markedGraph
         try ChannelsFirstLayoutPass().run(&markedGraph)
         XCTAssertEqual(markedGraph.nodes, copy.nodes)

@@ -9,7 +9,7 @@ final class KerasLayersPassTests: XCTestCase {
     /// A channels-first sketch, as the ONNX importer marks its graphs.
     func onnxGraph(_ sketch: GraphSketch) -> Graph {
         var graph = sketch.graph
-        graph.metadata["layout"] = Layout.channelsFirst.rawValue
+        graph.layout = .channelsFirst
         return graph
     }
 
@@ -22,7 +22,7 @@ final class KerasLayersPassTests: XCTestCase {
         var graph = original
         try KerasLayersPass(channelsLastInputs: channelsLastInputs).run(&graph)
         try graph.verify()
-        XCTAssertEqual(graph.metadata["layout"], "channelsLast")
+        XCTAssertEqual(graph.layout, .channelsLast)
         XCTAssertEqual(graph.outputs, original.outputs)
         XCTAssertEqual(graph.nodes.filter { ChannelsFirstRewriter.spatialLayout(of: $0.op) == .channelsFirst }.map(\.name), [])
         return graph

@@ -62,6 +62,6 @@ func convert(_ original: Graph, file: StaticString = #filePath, line: UInt = #li
     XCTAssertEqual(graph.outputShapes(), before.outputShapes(), "output shapes", file: file, line: line)
     XCTAssertEqual(graph.inputs, before.inputs, "inputs", file: file, line: line)
     XCTAssertEqual(graph.channelsLastSpatialNodes.map(\.name), [], "channels-last spatial ops left", file: file, line: line)
-    XCTAssertEqual(graph.metadata["layout"], "channelsFirst", file: file, line: line)
+    XCTAssertEqual(graph.layout, .channelsFirst, file: file, line: line)
     return graph
 }

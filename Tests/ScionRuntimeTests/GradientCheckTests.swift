@@ -41,7 +41,7 @@ final class GradientCheckTests: XCTestCase {
         for parameter in parameters { table.add(parameter) }
         var graph = Graph(name: name, inputs: [ValueInfo(name: "x", shape: Shape([nil] + input.dropFirst().map { $0 }), dtype: .float32)],
                           outputs: [output], nodes: nodes + opNodes, parameters: table)
-        graph.metadata["layout"] = Layout.channelsFirst.rawValue
+        graph.layout = .channelsFirst
         var trainer = try Trainer(graph: graph)
         let x = RuntimeTensor(shape: input, data: inputValues ?? values(input.reduce(1, *)))
         let batch = try trainer.frontierBatch(try trainer.features(of: x), rows: Array(0..<input[0]))

@@ -1,5 +1,6 @@
 import Foundation
 import ScionIR
+import ScionPasses
 @testable import ScionRuntime
 import XCTest
 
@@ -63,6 +64,14 @@ final class TrainerTests: XCTestCase {
                      nodes: nodes, parameters: parameters)
     }
 
+    /// A model as the executor and trainer take it: the lowering `Model.executor()` and `FineTuning`
+    /// run (channels-first, grouped convolutions).
+    func lowered(_ graph: Graph) throws -> Graph {
+        var result = graph
+        try ExecutorLowering().run(&result)
+        return result
+    }
+
     /// Three Gaussian blobs in `width` dimensions (the label picks which dimension is raised).
     func blobs(_ count: Int, shape: [Int] = [4]) -> (RuntimeTensor, RuntimeTensor) {
         var generator = SplitMix64(seed: 9)
@@ -83,10 +92,10 @@ final class TrainerTests: XCTestCase {
         let (x, _) = blobs(6)
         XCTAssertTrue(try head.features(of: x).isCached)
         XCTAssertFalse(try head.features(of: x, memoryLimit: 16).isCached, "over the limit, the prefix reruns per batch")
-        let cnn = try Trainer(graph: kerasCNN(convTrainable: false))
+        let cnn = try Trainer(graph: lowered(kerasCNN(convTrainable: false)))
         XCTAssertEqual(cnn.trainableParameters.sorted(), ["dense/bias", "dense/kernel"])
         XCTAssertTrue(cnn.trainingBatchNorms.isEmpty, "a frozen BatchNormalization runs in inference mode")
-        let whole = try Trainer(graph: kerasCNN(convTrainable: true))
+        let whole = try Trainer(graph: lowered(kerasCNN(convTrainable: true)))
         XCTAssertEqual(whole.trainingBatchNorms, ["bn"])
         XCTAssertEqual(whole.prefixNodeCount, 1, "only the input's layout Transpose is left to cache")
     }
@@ -118,7 +127,7 @@ final class TrainerTests: XCTestCase {
     /// the trainer's own predictions (a wrong element order would not).
     func testTrainedTensorsReturnInTheModelsOwnLayout() throws {
         let graph = kerasCNN(convTrainable: true)
-        var trainer = try Trainer(graph: graph)
+        var trainer = try Trainer(graph: lowered(graph))
         let (x, y) = blobs(24, shape: [5, 5, 2])
         let features = try trainer.features(of: x)
         var options = Trainer.Options()
@@ -126,10 +135,10 @@ final class TrainerTests: XCTestCase {
         options.batchSize = 8
         options.learningRate = 0.05
         _ = try trainer.fit(features, targets: y, options: options)
-        let trained = trainer.trainedGraph()
+        let trained = try ExecutorLowering().writeBack(trainer.trainedTensors, into: graph)
         XCTAssertEqual(trained.parameters["conv/kernel"]?.shape, [3, 3, 2, 4])
         let expected = try trainer.predict(features)
-        let actual = try XCTUnwrap(try Executor(graph: trained).run(["x": x])["dense"])
+        let actual = try XCTUnwrap(try Executor(graph: lowered(trained)).run(["x": x])["dense"])
         let scale = expected.data.map(abs).max() ?? 1
         XCTAssertLessThanOrEqual(zip(actual.data, expected.data).map { abs($0 - $1) }.max() ?? 1, 1e-5 * scale)
     }
@@ -137,7 +146,7 @@ final class TrainerTests: XCTestCase {
     /// moving = moving · momentum + batch · (1 - momentum), with the batch's biased variance.
     func testMovingAveragesFollowKerasFormula() throws {
         let graph = kerasCNN(convTrainable: true)
-        var trainer = try Trainer(graph: graph)
+        var trainer = try Trainer(graph: lowered(graph))
         let (x, y) = blobs(6, shape: [5, 5, 2])
         let features = try trainer.features(of: x)
         let meanBefore = try XCTUnwrap(trainer.executor.weights["bn/moving_mean"])
@@ -145,7 +154,7 @@ final class TrainerTests: XCTestCase {
         // The batch's statistics of the convolution's output, from the executor on the model as given.
         var tapped = graph
         tapped.outputs = ["conv"]
-        let conv = try XCTUnwrap(try Executor(graph: tapped).run(["x": x])["conv"])
+        let conv = try XCTUnwrap(try Executor(graph: lowered(tapped)).run(["x": x])["conv"])
         var options = Trainer.Options()
         options.epochs = 1
         options.batchSize = 6
@@ -158,7 +167,7 @@ final class TrainerTests: XCTestCase {
             XCTAssertEqual(Double(trainer.executor.weights["bn/moving_mean"]![c]), Double(meanBefore[c]) * 0.9 + mean * 0.1, accuracy: 1e-5)
             XCTAssertEqual(Double(trainer.executor.weights["bn/moving_variance"]![c]), Double(varianceBefore[c]) * 0.9 + variance * 0.1, accuracy: 1e-5)
         }
-        let trained = trainer.trainedGraph()
+        let trained = try ExecutorLowering().writeBack(trainer.trainedTensors, into: graph)
         XCTAssertNotEqual(try trained.parameters["bn/moving_mean"]?.storage.bytes(), try graph.parameters["bn/moving_mean"]?.storage.bytes())
     }
 
@@ -184,6 +193,28 @@ final class TrainerTests: XCTestCase {
         let after = try trainer.evaluate(features, targets: y, loss: .binaryCrossentropy)
         XCTAssertLessThan(after.loss, before.loss / 3)
         XCTAssertGreaterThan(after.accuracy ?? 0, 0.95)
+    }
+
+    /// A graph that is not lowered is refused naming the node, never run in the wrong layout.
+    func testAGraphNotLoweredIsRefusedNamingTheNode() throws {
+        XCTAssertThrowsError(try Trainer(graph: kerasCNN(convTrainable: true))) { error in
+            XCTAssertEqual((error as? RuntimeError)?.subject, "conv", "\(error)")
+            XCTAssertTrue("\(error)".contains("channels-last"), "\(error)")
+        }
+        var pooled = kerasCNN(convTrainable: false)
+        pooled.nodes[0].op = .conv(ConvAttributes(filters: 4, kernelSize: [3, 3], strides: [1, 1], dilations: [1, 1], padding: .same,
+                                                  layout: .channelsFirst))
+        XCTAssertThrowsError(try Executor(graph: pooled)) { error in
+            XCTAssertEqual((error as? RuntimeError)?.subject, "gap", "\(error)")
+        }
+        var depthwise = kerasCNN(convTrainable: false)
+        depthwise.nodes[0].op = .depthwiseConv(DepthwiseConvAttributes(kernelSize: [3, 3], strides: [1, 1], dilations: [1, 1], padding: .same,
+                                                                       depthMultiplier: 2, useBias: true, activation: .linear,
+                                                                       layout: .channelsFirst))
+        XCTAssertThrowsError(try Executor(graph: depthwise)) { error in
+            XCTAssertEqual((error as? RuntimeError)?.subject, "conv", "\(error)")
+            XCTAssertTrue("\(error)".contains("grouped"), "\(error)")
+        }
     }
 
     func testNothingTrainableIsRefused() throws {

@@ -1,0 +1,26 @@
+import ScionIR
+
+/// What the executor and trainer need from a graph, checked before anything runs.
+extension Executor {
+    /// Refuses a graph the kernels would misread, naming the node: a depthwise or separable
+    /// convolution (the kernels know grouped convolutions only) or a spatial op that computes
+    /// channels-last (every spatial kernel reads channels-first values; running one on NHWC values
+    /// would give a wrong answer, not an error). Every other op reads its axes from its attributes,
+    /// so a graph without spatial ops runs the same in either layout. The fix is the same for all:
+    /// lower the graph first (`ExecutorLowering` in ScionPasses, which `Model.executor()` and
+    /// `FineTuning` run).
+    public static func requireLowered(_ graph: Graph) throws {
+        for node in graph.nodes {
+            switch node.op {
+            case .depthwiseConv, .separableConv:
+                throw RuntimeError(node.name, "is a \(node.op.typeName), which the executor runs only as grouped convolutions: "
+                                   + "lower the graph first (GroupedConvolutionPass, or Model.executor())")
+            default:
+                if node.op.spatialLayout == .channelsLast {
+                    throw RuntimeError(node.name, "is a channels-last \(node.op.typeName); the executor runs channels-first graphs: "
+                                       + "convert the graph first (ChannelsFirstLayoutPass, or Model.executor())")
+                }
+            }
+        }
+    }
+}
