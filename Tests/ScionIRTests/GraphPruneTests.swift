@@ -39,7 +39,7 @@ final class GraphPruneTests: XCTestCase {
 
     func testRemoveUnusedParametersKeepsTheOthersInOrder() {
         var graph = smallCNN()
-        graph.parameters.add(Parameter(name: "orphan", role: "kernel", shape: [2], dtype: .float32, trainable: true,
+        graph.parameters.add(Parameter(name: "orphan", role: .kernel, shape: [2], dtype: .float32, trainable: true,
                                        storage: TensorStorage(bytes: [UInt8](repeating: 0, count: 8))))
         graph.nodes.removeAll { $0.name == "bn" }
         graph.removeUnusedParameters()

@@ -35,7 +35,7 @@ final class GroupedConvolutionPassTests: XCTestCase {
         XCTAssertEqual(graph.parameters["dw/depthwise_kernel"]?.shape, [3, 2, 1, 6])
         XCTAssertEqual(graph.parameters["sep/depthwise_kernel"]?.shape, [3, 3, 1, 6])
         XCTAssertEqual(graph.parameters["sep/pointwise_kernel"]?.shape, [1, 1, 6, 3])
-        XCTAssertEqual(Set(graph.parameters.all.filter { $0.name.hasSuffix("_kernel") }.map(\.role)), ["kernel"])
+        XCTAssertEqual(Set(graph.parameters.all.filter { $0.name.hasSuffix("_kernel") }.map(\.role)), [ParameterRole.kernel])
         for name in ["dw/depthwise_kernel", "sep/depthwise_kernel", "sep/pointwise_kernel"] {
             XCTAssertEqual(try parameterValues(graph, name), try parameterValues(sketch.graph, name), name)
         }
