@@ -55,9 +55,11 @@ public enum Readable {
         return "\(value) B"
     }
 
-    /// A duration: `0.31 s`, `12.4 s`, `2 min 05 s`.
+    /// A duration: `0 s`, `3.2 ms`, `0.31 s`, `12.4 s`, `2 min 05 s` (a short epoch is not `0.00 s`).
     public static func seconds(_ value: Double) -> String {
         guard value.isFinite else { return "-" }
+        if value <= 0 { return "0 s" }
+        if value < 0.01 { return String(format: "%.1f ms", value * 1000) }
         if value < 10 { return String(format: "%.2f s", value) }
         if value < 60 { return String(format: "%.1f s", value) }
         let whole = Int(value.rounded())
