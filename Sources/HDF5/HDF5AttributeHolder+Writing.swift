@@ -8,7 +8,7 @@ extension HDF5AttributeHolder {
     /// read back cut short).
     ///
     /// Wraps `H5Screate`, `H5Acreate2` and `H5Awrite`.
-    public func setStringAttribute(_ name: String, _ value: String) throws {
+    package func setStringAttribute(_ name: String, _ value: String) throws {
         try writeFixedStrings(name, [value], scalar: true)
     }
 
@@ -17,7 +17,7 @@ extension HDF5AttributeHolder {
     /// `weight_names` through numpy. An empty array gets shape `(0,)`.
     ///
     /// Wraps `H5Screate_simple`, `H5Acreate2` and `H5Awrite`.
-    public func setStringArrayAttribute(_ name: String, _ values: [String]) throws {
+    package func setStringArrayAttribute(_ name: String, _ values: [String]) throws {
         try writeFixedStrings(name, values, scalar: false)
     }
 

@@ -1,7 +1,7 @@
 import CHDF5
 
 /// An object that carries attributes: `HDF5Group` and `HDF5Dataset`.
-public protocol HDF5AttributeHolder: AnyObject, Sendable {
+package protocol HDF5AttributeHolder: AnyObject, Sendable {
     /// The file the object belongs to.
     var file: HDF5File { get }
     /// Full path of the object inside the file.
@@ -16,7 +16,7 @@ let maxAttributeBytes = 1 << 30
 
 extension HDF5AttributeHolder {
     /// Names of this object's attributes, in name order. Wraps `H5Aiterate2`.
-    public func attributeNames() throws -> [String] {
+    package func attributeNames() throws -> [String] {
         HDF5Library.silence()
         var names: [String] = []
         let status = withUnsafeMutablePointer(to: &names) { pointer in
@@ -31,7 +31,7 @@ extension HDF5AttributeHolder {
     }
 
     /// Whether the attribute exists; false also when libhdf5 cannot tell. Wraps `H5Aexists`.
-    public func hasAttribute(_ name: String) -> Bool {
+    package func hasAttribute(_ name: String) -> Bool {
         HDF5Library.silence()
         guard !name.utf8.contains(0) else { return false }
         let status = H5Aexists(objectHandle.id, name)
@@ -42,7 +42,7 @@ extension HDF5AttributeHolder {
     /// A string attribute holding exactly one string: a scalar, or an array of one element
     /// (fixed-length with any padding, or variable-length). Invalid UTF-8 is repaired
     /// with U+FFFD.
-    public func stringAttribute(_ name: String) throws -> String {
+    package func stringAttribute(_ name: String) throws -> String {
         let values = try readStringAttribute(name, allowNonStringWhenEmpty: false)
         guard values.count == 1, let value = values.first else {
             throw HDF5Error(file: file.path, object: path,
@@ -55,7 +55,7 @@ extension HDF5AttributeHolder {
     /// scalar (one element), or an empty attribute (`[]`: an `H5S_NULL` dataspace or a
     /// zero-length array, of any type, since h5py stores `[]` as a float64 array of shape
     /// `(0,)`, which is what Keras writes for a layer without weights).
-    public func stringArrayAttribute(_ name: String) throws -> [String] {
+    package func stringArrayAttribute(_ name: String) throws -> [String] {
         try readStringAttribute(name, allowNonStringWhenEmpty: true)
     }
 

@@ -1,16 +1,16 @@
 import CHDF5
 
 /// An open dataset. Keeps its file open. Shape and element type are read when opening.
-public final class HDF5Dataset: HDF5AttributeHolder, Sendable {
-    public let file: HDF5File
+package final class HDF5Dataset: HDF5AttributeHolder, Sendable {
+    package let file: HDF5File
     /// Full path inside the file, e.g. `/model_weights/dense/dense/kernel:0`.
-    public let path: String
-    public let objectHandle: HDF5Handle
+    package let path: String
+    package let objectHandle: HDF5Handle
     /// Dimensions; `[]` for a scalar, `[0]` for an `H5S_NULL` (empty) dataspace.
-    public let shape: [Int]
-    public let elementType: HDF5ElementType
+    package let shape: [Int]
+    package let elementType: HDF5ElementType
     /// The product of `shape` (1 for a scalar); opening fails when it overflows `Int`.
-    public let elementCount: Int
+    package let elementCount: Int
 
     /// Wraps `H5Dget_space`, `H5Sget_simple_extent_type`, `H5Sget_simple_extent_dims`
     /// and `H5Dget_type`.
@@ -57,14 +57,14 @@ public final class HDF5Dataset: HDF5AttributeHolder, Sendable {
 
     /// Bytes of raw data allocated in the file (compressed size for filtered datasets; 0 if
     /// nothing was written yet or on error). Wraps `H5Dget_storage_size`.
-    public var storageSize: Int {
+    package var storageSize: Int {
         HDF5Library.silence()
         return Checked.int(H5Dget_storage_size(objectHandle.id)) ?? Int.max
     }
 
     /// `elementCount * elementType.byteWidth`: bytes that `readBytes` returns and `write`
     /// expects; nil for strings, other types, or on overflow.
-    public var byteCount: Int? {
+    package var byteCount: Int? {
         elementType.byteWidth.flatMap { Checked.multiply(elementCount, $0) }
     }
 
@@ -75,7 +75,7 @@ public final class HDF5Dataset: HDF5AttributeHolder, Sendable {
     /// bytes, data stored outside the file (external raw storage or virtual datasets), and
     /// contiguous or compact datasets whose stored bytes are fewer than the shape needs.
     /// Wraps `H5Dread`.
-    public func readBytes(limit: Int = 1 << 34) throws -> [UInt8] {
+    package func readBytes(limit: Int = 1 << 34) throws -> [UInt8] {
         HDF5Library.silence()
         let needed = try checkedByteCount()
         guard needed <= limit else {
@@ -92,7 +92,7 @@ public final class HDF5Dataset: HDF5AttributeHolder, Sendable {
     /// Reads the whole dataset into caller-provided memory of exactly `byteCount` bytes,
     /// with the same conversion and checks as `readBytes` (apart from the size limit).
     /// Wraps `H5Dread`.
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws {
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws {
         HDF5Library.silence()
         let needed = try checkedByteCount()
         guard buffer.count == needed else {
@@ -105,7 +105,7 @@ public final class HDF5Dataset: HDF5AttributeHolder, Sendable {
 
     /// Writes the whole dataset from little-endian bytes of `elementType`, exactly
     /// `byteCount` of them. Wraps `H5Dwrite`.
-    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+    package func write(_ bytes: UnsafeRawBufferPointer) throws {
         HDF5Library.silence()
         let needed = try checkedByteCount()
         guard bytes.count == needed else {
@@ -122,7 +122,7 @@ public final class HDF5Dataset: HDF5AttributeHolder, Sendable {
     }
 
     /// Convenience for `write(_:)` from an array. Wraps `H5Dwrite`.
-    public func write(bytes: [UInt8]) throws {
+    package func write(bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try write($0) }
     }
 

@@ -3,7 +3,7 @@ import CHDF5
 /// The element type of a dataset, as this module reads and writes it.
 ///
 /// Numbers are always exchanged little-endian, whatever the byte order in the file.
-public enum HDF5ElementType: Hashable, Sendable, CustomStringConvertible {
+package enum HDF5ElementType: Hashable, Sendable, CustomStringConvertible {
     /// IEEE 754 half precision (numpy `float16`), exchanged as raw 2-byte halves.
     case float16
     case float32, float64
@@ -18,7 +18,7 @@ public enum HDF5ElementType: Hashable, Sendable, CustomStringConvertible {
     case other(String)
 
     /// Bytes per element in memory, or nil for `string` and `other`.
-    public var byteWidth: Int? {
+    package var byteWidth: Int? {
         switch self {
         case .int8, .uint8, .bool: return 1
         case .float16, .int16, .uint16: return 2
@@ -28,7 +28,7 @@ public enum HDF5ElementType: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .float16: return "float16"
         case .float32: return "float32"

@@ -5,16 +5,16 @@ import CHDF5
 /// Errors raised after a failed libhdf5 call carry the deepest message of libhdf5's error
 /// stack (the innermost function, which usually names the real cause, e.g.
 /// "truncated file: eof = 1000, ..."), appended to our own description of the operation.
-public struct HDF5Error: Error, CustomStringConvertible, Equatable, Sendable {
+package struct HDF5Error: Error, CustomStringConvertible, Equatable, Sendable {
     /// Path of the file on disk (or the name given to an in-memory image).
-    public var file: String
+    package var file: String
     /// Path of the object inside the file (e.g. `/model_weights/dense`); empty when the
     /// problem concerns the whole file.
-    public var object: String
+    package var object: String
     /// What went wrong, in one line.
-    public var reason: String
+    package var reason: String
 
-    public init(file: String, object: String, reason: String) {
+    package init(file: String, object: String, reason: String) {
         self.file = file
         self.object = object
         self.reason = reason
@@ -22,7 +22,7 @@ public struct HDF5Error: Error, CustomStringConvertible, Equatable, Sendable {
 
     /// "FILE: OBJECT: reason" (or "FILE: reason" when there is no object), on one line:
     /// names taken from an untrusted file cannot smuggle line breaks into it.
-    public var description: String {
+    package var description: String {
         let parts = object.isEmpty ? [file, reason] : [file, object, reason]
         return parts.map(Self.oneLine).joined(separator: ": ")
     }

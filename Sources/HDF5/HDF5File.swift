@@ -12,9 +12,9 @@ import Foundation
 /// same), so a file opened for reading is first walked in a child process
 /// (`HDF5File+Isolation.swift`): a crash there is an error, and variable-length strings, the usual
 /// crash site, are only ever read there.
-public final class HDF5File: Sendable {
+package final class HDF5File: Sendable {
     /// The path given when opening or creating, or the name of an in-memory image.
-    public let path: String
+    package let path: String
     let handle: HDF5Handle
     /// Variable-length string attributes read by the walk in a child process (files opened for
     /// reading; empty for files being written).
@@ -35,7 +35,7 @@ public final class HDF5File: Sendable {
     /// carries the HDF5 signature at offset 0, 512, 1024, 2048, ... (after a user block),
     /// so that the common mistakes get a clear message. Wraps `H5Fis_hdf5` and `H5Fopen`
     /// (with `H5F_CLOSE_STRONG`, so closing the file really closes it).
-    public convenience init(readingFrom path: String) throws {
+    package convenience init(readingFrom path: String) throws {
         HDF5Library.silence()
         try Self.checkFileOnDisk(path)
         let isHDF5 = H5Fis_hdf5(path)
@@ -69,7 +69,7 @@ public final class HDF5File: Sendable {
     ///
     /// Wraps `H5LTopen_file_image` with `H5LT_FILE_IMAGE_DONT_COPY |
     /// H5LT_FILE_IMAGE_DONT_RELEASE` (and without `H5LT_FILE_IMAGE_OPEN_RW`).
-    public init(readingImage bytes: UnsafeRawBufferPointer, name: String) throws {
+    package init(readingImage bytes: UnsafeRawBufferPointer, name: String) throws {
         HDF5Library.silence()
         guard let base = bytes.baseAddress, !bytes.isEmpty else {
             throw HDF5Error(file: name, object: "", reason: "the file is empty")
@@ -105,7 +105,7 @@ public final class HDF5File: Sendable {
     /// Objects are written in the HDF5 1.8 format (readable by every h5py/Keras since
     /// 2008), which, unlike the "earliest" default, can hold attributes larger than 64 KiB
     /// (big `model_config` strings). Wraps `H5Fcreate` with `H5F_ACC_EXCL`.
-    public convenience init(creating path: String) throws {
+    package convenience init(creating path: String) throws {
         HDF5Library.silence()
         if FileManager.default.fileExists(atPath: path) {
             throw HDF5Error(file: path, object: "", reason: "already exists; create a new file and rename it into place")
@@ -125,12 +125,12 @@ public final class HDF5File: Sendable {
 
     /// The root group `/`. It uses the file's own identifier, which libhdf5 accepts
     /// wherever a group is expected.
-    public var root: HDF5Group {
+    package var root: HDF5Group {
         HDF5Group(file: self, handle: handle, path: "/")
     }
 
     /// Writes everything buffered for this file to disk. Wraps `H5Fflush`.
-    public func flush() throws {
+    package func flush() throws {
         HDF5Library.silence()
         guard H5Fflush(handle.id, H5F_SCOPE_GLOBAL) >= 0 else {
             throw HDF5Error.library(file: path, object: "", "cannot flush file")

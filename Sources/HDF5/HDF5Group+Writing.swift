@@ -7,7 +7,7 @@ extension HDF5Group {
     /// Creates a group at `name` (a name or relative path; missing intermediate groups are
     /// created too). Fails if the name exists. Wraps `H5Gcreate2` with
     /// `H5Pset_create_intermediate_group`.
-    public func createGroup(_ name: String) throws -> HDF5Group {
+    package func createGroup(_ name: String) throws -> HDF5Group {
         HDF5Library.silence()
         let fullPath = try components(of: name).reduce(path, Self.join)
         let lcpl = try makeLinkCreationList(object: fullPath)
@@ -27,7 +27,7 @@ extension HDF5Group {
     ///
     /// Wraps `H5Screate_simple` (or `H5Screate`), `H5Pset_chunk`, `H5Pset_deflate` and
     /// `H5Dcreate2`. Write the data with `HDF5Dataset.write(_:)`.
-    public func createDataset(_ name: String, elementType: HDF5ElementType, shape: [Int],
+    package func createDataset(_ name: String, elementType: HDF5ElementType, shape: [Int],
                               deflateLevel: Int? = nil, chunkShape: [Int]? = nil) throws -> HDF5Dataset {
         HDF5Library.silence()
         let fullPath = try components(of: name).reduce(path, Self.join)

@@ -1,7 +1,7 @@
 import CHDF5
 
 /// What a name in a group refers to. Links are reported, never followed.
-public enum HDF5ObjectKind: Hashable, Sendable {
+package enum HDF5ObjectKind: Hashable, Sendable {
     case group
     case dataset
     /// A committed (named) datatype.
@@ -17,11 +17,11 @@ public enum HDF5ObjectKind: Hashable, Sendable {
 }
 
 /// An open group. Keeps its file open.
-public final class HDF5Group: HDF5AttributeHolder, Sendable {
-    public let file: HDF5File
+package final class HDF5Group: HDF5AttributeHolder, Sendable {
+    package let file: HDF5File
     /// Full path inside the file, e.g. `/model_weights/dense`.
-    public let path: String
-    public let objectHandle: HDF5Handle
+    package let path: String
+    package let objectHandle: HDF5Handle
 
     init(file: HDF5File, handle: HDF5Handle, path: String) {
         self.file = file
@@ -33,7 +33,7 @@ public final class HDF5Group: HDF5AttributeHolder, Sendable {
     /// in HDF5's name order (byte-wise ascending).
     ///
     /// Wraps `H5Literate` with `H5_INDEX_NAME`, `H5_ITER_INC`.
-    public func childNames() throws -> [String] {
+    package func childNames() throws -> [String] {
         HDF5Library.silence()
         var names: [String] = []
         let status = withUnsafeMutablePointer(to: &names) { pointer in
@@ -53,7 +53,7 @@ public final class HDF5Group: HDF5AttributeHolder, Sendable {
     /// group, `.missing`.
     ///
     /// Wraps `H5Lexists`, `H5Lget_info` and `H5Oget_info_by_name2`.
-    public func kind(of child: String) throws -> HDF5ObjectKind {
+    package func kind(of child: String) throws -> HDF5ObjectKind {
         HDF5Library.silence()
         let components = try components(of: child)
         var location = objectHandle.id
@@ -81,7 +81,7 @@ public final class HDF5Group: HDF5AttributeHolder, Sendable {
     /// Opens the group at `name` (a name or relative path `a/b/c`). Each component must be
     /// a hard link to a group; soft and external links are refused, naming the link and its
     /// target (the file is untrusted). Wraps `H5Gopen2`.
-    public func group(_ name: String) throws -> HDF5Group {
+    package func group(_ name: String) throws -> HDF5Group {
         HDF5Library.silence()
         let (id, fullPath) = try open(name, as: .group)
         return HDF5Group(file: file, handle: HDF5Handle(id: id, kind: .group, owner: file.handle), path: fullPath)
@@ -89,7 +89,7 @@ public final class HDF5Group: HDF5AttributeHolder, Sendable {
 
     /// Opens the dataset at `name` (a name or relative path `layer/kernel:0`), with the same
     /// checks as `group(_:)`. Wraps `H5Dopen2`.
-    public func dataset(_ name: String) throws -> HDF5Dataset {
+    package func dataset(_ name: String) throws -> HDF5Dataset {
         HDF5Library.silence()
         let (id, fullPath) = try open(name, as: .dataset)
         return try HDF5Dataset(file: file, handle: HDF5Handle(id: id, kind: .dataset, owner: file.handle), path: fullPath)

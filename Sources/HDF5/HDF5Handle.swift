@@ -8,7 +8,7 @@ import CHDF5
 /// released).
 ///
 /// libhdf5 is built thread-safe here (one global lock), so handles may cross threads.
-public final class HDF5Handle: Sendable {
+package final class HDF5Handle: Sendable {
     enum Kind: Sendable {
         case file, group, dataset
     }

@@ -22,7 +22,10 @@ extension Model {
         /// at entry (see `KerasLayersPass`).
         public var channelsLastInputs = false
 
-        public init(opset: Int64 = ONNXExporter.defaultOpset, force: Bool = false,
+        /// The opset written when none is asked for (ONNX opset 17, onnxruntime 1.14 and later).
+        public static let defaultOpset: Int64 = ONNXExporter.defaultOpset
+
+        public init(opset: Int64 = WriteOptions.defaultOpset, force: Bool = false,
                     externalDataThreshold: Int = WriteOptions.protobufLimit) {
             self.opset = opset; self.force = force; self.externalDataThreshold = externalDataThreshold
         }

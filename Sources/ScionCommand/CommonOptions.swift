@@ -54,7 +54,7 @@ struct ModelOutputOptions: ParsableArguments {
     }
 
     var writeOptions: Model.WriteOptions {
-        var options = Model.WriteOptions(opset: opset ?? 17, force: force)
+        var options = Model.WriteOptions(opset: opset ?? Model.WriteOptions.defaultOpset, force: force)
         if externalData { options.externalDataThreshold = 0 }
         options.compress = compress
         options.channelsLastInputs = channelsLastInput

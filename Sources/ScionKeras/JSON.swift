@@ -2,7 +2,7 @@ import Foundation
 
 /// A parsed JSON document (Keras configs). Typed accessors return nil instead of trapping, so a
 /// hostile config turns into a clear error rather than a crash.
-public enum JSON: Equatable, Sendable {
+package enum JSON: Equatable, Sendable {
     case object([String: JSON])
     case array([JSON])
     case string(String)
@@ -10,32 +10,32 @@ public enum JSON: Equatable, Sendable {
     case bool(Bool)
     case null
 
-    public static func parse(_ data: Data) throws -> JSON {
+    package static func parse(_ data: Data) throws -> JSON {
         try JSONDecoder().decode(JSON.self, from: data)
     }
 
-    public subscript(key: String) -> JSON? {
+    package subscript(key: String) -> JSON? {
         if case .object(let dictionary) = self { return dictionary[key] }
         return nil
     }
 
-    public var object: [String: JSON]? { if case .object(let value) = self { value } else { nil } }
-    public var array: [JSON]? { if case .array(let value) = self { value } else { nil } }
-    public var string: String? { if case .string(let value) = self { value } else { nil } }
-    public var bool: Bool? { if case .bool(let value) = self { value } else { nil } }
-    public var isNull: Bool { self == .null }
+    package var object: [String: JSON]? { if case .object(let value) = self { value } else { nil } }
+    package var array: [JSON]? { if case .array(let value) = self { value } else { nil } }
+    package var string: String? { if case .string(let value) = self { value } else { nil } }
+    package var bool: Bool? { if case .bool(let value) = self { value } else { nil } }
+    package var isNull: Bool { self == .null }
 
-    public var double: Double? { if case .number(let value) = self { value } else { nil } }
-    public var float: Float? { double.map { Float($0) } }
+    package var double: Double? { if case .number(let value) = self { value } else { nil } }
+    package var float: Float? { double.map { Float($0) } }
 
     /// An integer, when the number is whole and fits.
-    public var int: Int? {
+    package var int: Int? {
         guard let double, double.rounded() == double, abs(double) < 9.0e15 else { return nil }
         return Int(double)
     }
 
     /// Integers of an array; a lone integer counts as a one-element array.
-    public var intArray: [Int]? {
+    package var intArray: [Int]? {
         if let int { return [int] }
         guard let array else { return nil }
         var result: [Int] = []
@@ -47,7 +47,7 @@ public enum JSON: Equatable, Sendable {
     }
 
     /// Floats of an array; a lone number counts as a one-element array.
-    public var floatArray: [Float]? {
+    package var floatArray: [Float]? {
         if let float { return [float] }
         guard let array else { return nil }
         var result: [Float] = []
@@ -59,7 +59,7 @@ public enum JSON: Equatable, Sendable {
     }
 
     /// Serializes back to compact JSON (kept for opaque layers).
-    public var serialized: String {
+    package var serialized: String {
         switch self {
         case .null: return "null"
         case .bool(let value): return value ? "true" : "false"
@@ -95,7 +95,7 @@ public enum JSON: Equatable, Sendable {
 }
 
 extension JSON: Decodable {
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() { self = .null }
         else if let value = try? container.decode(Bool.self) { self = .bool(value) }

@@ -12,7 +12,7 @@ extension KerasModelReader {
     /// A compressed weights file has to be inflated into memory; refuse beyond this.
     static let maximumInflatedWeightsBytes = 16 << 30
 
-    public static func readArchive(at path: String) throws -> Graph {
+    package static func readArchive(at path: String) throws -> Graph {
         try KerasError.fromZip { try readArchiveEntries(at: path) }
     }
 

@@ -1,7 +1,7 @@
 /// Everything that can go wrong reading or writing a Keras file, with the context a user needs:
 /// the file, and the layer, tensor or archive entry concerned.
-public struct KerasError: Error, CustomStringConvertible, Equatable, Sendable {
-    public enum Kind: String, Sendable {
+package struct KerasError: Error, CustomStringConvertible, Equatable, Sendable {
+    package enum Kind: String, Sendable {
         /// The file is not a Keras model at all (wrong magic, empty, not HDF5, not a zip).
         case notAKerasFile
         /// A `.keras` zip archive is damaged or hostile.
@@ -16,20 +16,20 @@ public struct KerasError: Error, CustomStringConvertible, Equatable, Sendable {
         case writeFailed
     }
 
-    public var kind: Kind
-    public var file: String
+    package var kind: Kind
+    package var file: String
     /// Layer, tensor or entry the problem is about; empty when it concerns the whole file.
-    public var subject: String
-    public var reason: String
+    package var subject: String
+    package var reason: String
 
-    public init(_ kind: Kind, file: String, subject: String = "", _ reason: String) {
+    package init(_ kind: Kind, file: String, subject: String = "", _ reason: String) {
         self.kind = kind
         self.file = file
         self.subject = subject
         self.reason = reason
     }
 
-    public var description: String {
+    package var description: String {
         subject.isEmpty ? "\(file): \(reason)" : "\(file): \(subject): \(reason)"
     }
 }

@@ -4,9 +4,9 @@ import ScionIR
 
 /// Reads Keras `.h5` files: whole models written by Keras 2 (tf.keras, tf_keras) and Keras 3's legacy
 /// `.h5` saver, and weights-only files from `save_weights`.
-public enum KerasModelReader {
+package enum KerasModelReader {
     /// Reads a `.h5` model or weights file. Reads no weight bytes: parameters load on first use.
-    public static func readHDF5(at path: String) throws -> Graph {
+    package static func readHDF5(at path: String) throws -> Graph {
         let file = try wrapping(path) { try HDF5File(readingFrom: path) }
         let root = file.root
         if root.hasAttribute("model_config") {
@@ -43,7 +43,7 @@ public enum KerasModelReader {
     /// A model's architecture from its config JSON alone (`model_config` of an .h5, `config.json` of
     /// a .keras): the layers, their connections and inferred shapes, without weights. `file` names
     /// the source in errors.
-    public static func readArchitecture(configJSON: Data, kerasVersion: String = "3", file: String) throws -> Graph {
+    package static func readArchitecture(configJSON: Data, kerasVersion: String = "3", file: String) throws -> Graph {
         var graph = try architecture(configText: configJSON, configName: "config", kerasVersion: kerasVersion,
                                      format: "keras-config", path: file).graph
         do { try graph.inferShapes() } catch let error as IRError {

@@ -11,7 +11,7 @@ extension KerasModelWriter {
     static let attributeChunkLimit = 64512
 
     /// `path` is where to write (a temporary file, usually); `file` names the target in messages.
-    public static func writeHDF5(_ graph: Graph, to path: String, file: String, compress: Bool = false) throws {
+    package static func writeHDF5(_ graph: Graph, to path: String, file: String, compress: Bool = false) throws {
         let plan = try KerasModelPlan(graph: graph, file: file)
         let config = plan.modelConfig(legacy: true)
         do {

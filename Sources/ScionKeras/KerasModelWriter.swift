@@ -6,7 +6,7 @@ import ScionZip
 /// Writes a graph as a Keras 3 model. Nested models are flattened into one Functional model (their
 /// layers inlined, `/` in scoped names replaced by `_`, since Keras 3 refuses `/` in layer names);
 /// a shared layer is one layer with several calls and its weights once.
-public enum KerasModelWriter {
+package enum KerasModelWriter {
     /// The Keras version written into the files: Keras 3 reads configs by major version.
     static let kerasVersion = "3.15.1"
     /// zlib level for `--compress`: 6 is zlib's default balance of size and speed.
@@ -17,7 +17,7 @@ public enum KerasModelWriter {
     /// `file` names the target in messages.
     /// With `compress`, weights are stored with HDF5's deflate filter (chunked), which h5py and Keras
     /// read transparently.
-    public static func writeArchive(_ graph: Graph, to path: String, file: String, compress: Bool = false) throws {
+    package static func writeArchive(_ graph: Graph, to path: String, file: String, compress: Bool = false) throws {
         let plan = try KerasModelPlan(graph: graph, file: file)
         let config = plan.modelConfig()
         let formatter = DateFormatter()

@@ -4,14 +4,14 @@ import ScionIR
 /// Turns a channels-first graph (after `ChannelsFirstLayoutPass`) into an ONNX model: one ONNX node, or
 /// a short fixed pattern, per IR node; fused activations expanded; parameters become initializers whose
 /// bytes are read only when the model is written.
-public enum ONNXExporter {
+package enum ONNXExporter {
     /// Opsets the exporter writes. 13 settled the single-axis Softmax and input-form Squeeze/Clip/Pad.
-    public static let supportedOpsets: ClosedRange<Int64> = 13...21
-    public static let defaultOpset: Int64 = 17
+    package static let supportedOpsets: ClosedRange<Int64> = 13...21
+    package static let defaultOpset: Int64 = 17
     /// metadata_props key listing frozen parameters (a JSON array of names), read back by the reader.
-    public static let frozenParametersKey = "scion.frozen_parameters"
+    package static let frozenParametersKey = "scion.frozen_parameters"
 
-    public static func makeModel(from graph: Graph, file: String, opset: Int64 = defaultOpset,
+    package static func makeModel(from graph: Graph, file: String, opset: Int64 = defaultOpset,
                                  producerVersion: String = "0.1.0") throws -> ONNXModel {
         guard supportedOpsets.contains(opset) else {
             throw ONNXError(.unsupported, file: file, "opset \(opset) is not supported for writing (use 13 to 21)")

@@ -7,12 +7,12 @@ import ScionIR
 /// followed, to a regular file inside the model's folder; absolute paths, `..` and links escaping the
 /// folder are refused, and the declared range must lie inside the file. Writing streams each tensor into
 /// one data file, aligned so that readers may map it.
-public enum ONNXExternalData {
+package enum ONNXExternalData {
     /// Offsets in written data files are multiples of this (onnxruntime maps aligned ranges).
-    public static let alignment = 4096
+    package static let alignment = 4096
 
     /// Lazy storage for `length` (or `byteCount`) bytes at `offset` of `location`, checked now.
-    public static func source(location: String, offset: Int, length: Int?, folder: String, file: String,
+    package static func source(location: String, offset: Int, length: Int?, folder: String, file: String,
                               byteCount: Int) throws -> TensorStorage {
         let path = try resolve(location, folder: folder, file: file)
         let attributes = try? FileManager.default.attributesOfItem(atPath: path)
@@ -48,7 +48,7 @@ public enum ONNXExternalData {
 
     /// Moves every initializer's bytes into `dataPath` (streamed, one tensor at a time) and points the
     /// tensors at it by `location` (the data file's name, relative to the model).
-    public static func write(_ initializers: inout [ONNXTensor], to dataPath: String, location: String, file: String) throws {
+    package static func write(_ initializers: inout [ONNXTensor], to dataPath: String, location: String, file: String) throws {
         guard FileManager.default.createFile(atPath: dataPath, contents: nil),
               let handle = FileHandle(forWritingAtPath: dataPath) else {
             throw ONNXError(.writeFailed, file: file, subject: location, "cannot create the external data file")

@@ -10,10 +10,10 @@ import ScionIR
 /// of that node by role. A constant feeding an ordinary operand (Add's bias, Where's fill value)
 /// becomes a `.constant` node whose one parameter (role `value`) has the constant's own name, so the
 /// writer emits it again as the same initializer.
-public enum ONNXImporter {
-    public static let supportedOpsets: ClosedRange<Int64> = 6...21
+package enum ONNXImporter {
+    package static let supportedOpsets: ClosedRange<Int64> = 6...21
 
-    public static func importModel(_ model: ONNXModel, file: String, folder: String) throws -> Graph {
+    package static func importModel(_ model: ONNXModel, file: String, folder: String) throws -> Graph {
         guard model.irVersion >= 3 else {
             throw ONNXError(.unsupported, file: file, "IR version \(model.irVersion) is older than 3, which Scion reads")
         }

@@ -5,13 +5,13 @@ import ScionIR
 /// else in ScionONNX works on these structs, never on C pointers.
 
 /// ONNX `TensorProto.DataType` values.
-public enum ONNXDataType: Int32, Sendable, CaseIterable {
+package enum ONNXDataType: Int32, Sendable, CaseIterable {
     case undefined = 0, float = 1, uint8 = 2, int8 = 3, uint16 = 4, int16 = 5, int32 = 6, int64 = 7
     case string = 8, bool = 9, float16 = 10, double = 11, uint32 = 12, uint64 = 13
     case complex64 = 14, complex128 = 15, bfloat16 = 16
 
     /// The IR type, nil for types the IR has no name for.
-    public var dtype: DType? {
+    package var dtype: DType? {
         switch self {
         case .float: .float32
         case .uint8: .uint8
@@ -31,7 +31,7 @@ public enum ONNXDataType: Int32, Sendable, CaseIterable {
         }
     }
 
-    public init(_ dtype: DType) {
+    package init(_ dtype: DType) {
         switch dtype {
         case .float32: self = .float
         case .float16: self = .float16
@@ -52,7 +52,7 @@ public enum ONNXDataType: Int32, Sendable, CaseIterable {
 }
 
 /// Where a tensor's bytes are.
-public enum ONNXTensorData {
+package enum ONNXTensorData {
     /// Little-endian raw bytes (`raw_data`), or values decoded from the typed fields
     /// (`float_data`, `int64_data`...) converted to raw bytes.
     case raw([UInt8])
@@ -66,37 +66,37 @@ public enum ONNXTensorData {
 }
 
 /// `TensorProto`.
-public struct ONNXTensor {
-    public var name: String
-    public var dimensions: [Int64]
-    public var dataType: Int32
-    public var data: ONNXTensorData
+package struct ONNXTensor {
+    package var name: String
+    package var dimensions: [Int64]
+    package var dataType: Int32
+    package var data: ONNXTensorData
 
-    public init(name: String, dimensions: [Int64], dataType: Int32, data: ONNXTensorData) {
+    package init(name: String, dimensions: [Int64], dataType: Int32, data: ONNXTensorData) {
         self.name = name; self.dimensions = dimensions; self.dataType = dataType; self.data = data
     }
 }
 
 /// One dimension of a `TensorShapeProto`.
-public enum ONNXDimension: Equatable, Sendable {
+package enum ONNXDimension: Equatable, Sendable {
     case value(Int64)
     case parameter(String)
     case unknown
 }
 
 /// `ValueInfoProto` of a tensor type.
-public struct ONNXValueInfo: Equatable, Sendable {
-    public var name: String
-    public var elementType: Int32
+package struct ONNXValueInfo: Equatable, Sendable {
+    package var name: String
+    package var elementType: Int32
     /// nil when the shape is not given at all (unknown rank).
-    public var shape: [ONNXDimension]?
-    public init(name: String, elementType: Int32, shape: [ONNXDimension]?) {
+    package var shape: [ONNXDimension]?
+    package init(name: String, elementType: Int32, shape: [ONNXDimension]?) {
         self.name = name; self.elementType = elementType; self.shape = shape
     }
 }
 
 /// `AttributeProto`.
-public enum ONNXAttributeValue {
+package enum ONNXAttributeValue {
     case float(Float)
     case int(Int64)
     case string([UInt8])
@@ -109,38 +109,38 @@ public enum ONNXAttributeValue {
     case graphs([ONNXGraph])
 }
 
-public struct ONNXAttribute {
-    public var name: String
-    public var value: ONNXAttributeValue
-    public init(name: String, value: ONNXAttributeValue) { self.name = name; self.value = value }
+package struct ONNXAttribute {
+    package var name: String
+    package var value: ONNXAttributeValue
+    package init(name: String, value: ONNXAttributeValue) { self.name = name; self.value = value }
 }
 
 /// `NodeProto`.
-public struct ONNXNode {
-    public var name: String
-    public var opType: String
-    public var domain: String
-    public var inputs: [String]
-    public var outputs: [String]
-    public var attributes: [ONNXAttribute]
-    public init(name: String, opType: String, domain: String = "", inputs: [String], outputs: [String],
+package struct ONNXNode {
+    package var name: String
+    package var opType: String
+    package var domain: String
+    package var inputs: [String]
+    package var outputs: [String]
+    package var attributes: [ONNXAttribute]
+    package init(name: String, opType: String, domain: String = "", inputs: [String], outputs: [String],
                 attributes: [ONNXAttribute] = []) {
         self.name = name; self.opType = opType; self.domain = domain; self.inputs = inputs
         self.outputs = outputs; self.attributes = attributes
     }
 
-    public func attribute(_ name: String) -> ONNXAttributeValue? { attributes.first { $0.name == name }?.value }
+    package func attribute(_ name: String) -> ONNXAttributeValue? { attributes.first { $0.name == name }?.value }
 }
 
 /// `GraphProto`.
-public struct ONNXGraph {
-    public var name: String
-    public var nodes: [ONNXNode]
-    public var initializers: [ONNXTensor]
-    public var inputs: [ONNXValueInfo]
-    public var outputs: [ONNXValueInfo]
-    public var valueInfo: [ONNXValueInfo]
-    public init(name: String, nodes: [ONNXNode] = [], initializers: [ONNXTensor] = [], inputs: [ONNXValueInfo] = [],
+package struct ONNXGraph {
+    package var name: String
+    package var nodes: [ONNXNode]
+    package var initializers: [ONNXTensor]
+    package var inputs: [ONNXValueInfo]
+    package var outputs: [ONNXValueInfo]
+    package var valueInfo: [ONNXValueInfo]
+    package init(name: String, nodes: [ONNXNode] = [], initializers: [ONNXTensor] = [], inputs: [ONNXValueInfo] = [],
                 outputs: [ONNXValueInfo] = [], valueInfo: [ONNXValueInfo] = []) {
         self.name = name; self.nodes = nodes; self.initializers = initializers; self.inputs = inputs
         self.outputs = outputs; self.valueInfo = valueInfo
@@ -148,26 +148,26 @@ public struct ONNXGraph {
 }
 
 /// `OperatorSetIdProto`.
-public struct ONNXOperatorSet: Equatable, Sendable {
-    public var domain: String
-    public var version: Int64
-    public init(domain: String, version: Int64) { self.domain = domain; self.version = version }
+package struct ONNXOperatorSet: Equatable, Sendable {
+    package var domain: String
+    package var version: Int64
+    package init(domain: String, version: Int64) { self.domain = domain; self.version = version }
 }
 
 /// `ModelProto`.
-public struct ONNXModel {
-    public var irVersion: Int64
-    public var operatorSets: [ONNXOperatorSet]
-    public var producerName: String
-    public var producerVersion: String
-    public var domain: String
-    public var modelVersion: Int64
-    public var documentation: String
-    public var graph: ONNXGraph
+package struct ONNXModel {
+    package var irVersion: Int64
+    package var operatorSets: [ONNXOperatorSet]
+    package var producerName: String
+    package var producerVersion: String
+    package var domain: String
+    package var modelVersion: Int64
+    package var documentation: String
+    package var graph: ONNXGraph
     /// `metadata_props`, in order.
-    public var metadata: [(key: String, value: String)]
+    package var metadata: [(key: String, value: String)]
 
-    public init(irVersion: Int64, operatorSets: [ONNXOperatorSet], producerName: String = "",
+    package init(irVersion: Int64, operatorSets: [ONNXOperatorSet], producerName: String = "",
                 producerVersion: String = "", domain: String = "", modelVersion: Int64 = 0,
                 documentation: String = "", graph: ONNXGraph, metadata: [(key: String, value: String)] = []) {
         self.irVersion = irVersion; self.operatorSets = operatorSets; self.producerName = producerName
@@ -176,7 +176,7 @@ public struct ONNXModel {
     }
 
     /// The opset version of the default (`ai.onnx`) domain.
-    public var defaultOpset: Int64? {
+    package var defaultOpset: Int64? {
         operatorSets.first { $0.domain == "" || $0.domain == "ai.onnx" }?.version
     }
 }

@@ -43,10 +43,10 @@ enum ONNXNodePacking {
 
 /// Reading an ONNX node kept opaque, for code outside this module (the executor's fallback for
 /// dynamic-shape ops).
-public enum ONNXOpaqueNode {
+package enum ONNXOpaqueNode {
     /// The node's scalar numeric attributes (ints and floats), or nil when `configuration` is not a
     /// packed ONNX node.
-    public static func numericAttributes(_ configuration: String) -> [String: Double]? {
+    package static func numericAttributes(_ configuration: String) -> [String: Double]? {
         guard let node = try? ONNXNodePacking.unpack(configuration, file: "", subject: "") else { return nil }
         var result: [String: Double] = [:]
         for attribute in node.attributes {
@@ -60,7 +60,7 @@ public enum ONNXOpaqueNode {
     }
 
     /// The node's integer-list attributes (`kernel_shape`, `pads`...).
-    public static func integerListAttributes(_ configuration: String) -> [String: [Int]]? {
+    package static func integerListAttributes(_ configuration: String) -> [String: [Int]]? {
         guard let node = try? ONNXNodePacking.unpack(configuration, file: "", subject: "") else { return nil }
         var result: [String: [Int]] = [:]
         for attribute in node.attributes {

@@ -11,18 +11,18 @@ import ONNXProto
 ///
 /// Files are untrusted: every count, size and nesting level is checked before it is used, and every
 /// problem is an `ONNXError` naming the file and the tensor, node or field concerned.
-public enum ONNXProtoCodec {
+package enum ONNXProtoCodec {
     /// Subgraphs (If branches, Loop and Scan bodies) nested deeper than this are refused, on reading
     /// and on writing: real models nest a few levels, and the limit keeps both the recursive
     /// conversion and protobuf-c's recursive parser far from the end of the stack.
-    public static let maximumSubgraphDepth = 32
+    package static let maximumSubgraphDepth = 32
 
     /// Decodes a whole `ModelProto`.
     ///
     /// - Parameters:
     ///   - bytes: the serialized model; only read during the call.
     ///   - file: how errors name the model (usually its path).
-    public static func decode(_ bytes: UnsafeRawBufferPointer, file: String) throws -> ONNXModel {
+    package static func decode(_ bytes: UnsafeRawBufferPointer, file: String) throws -> ONNXModel {
         guard bytes.count > 0, let base = bytes.baseAddress else {
             throw ONNXError(.invalidProtobuf, file: file, "the file is empty, not an ONNX model")
         }
@@ -49,7 +49,7 @@ public enum ONNXProtoCodec {
 
     /// Decodes the model in the file at `path`, memory-mapping it rather than reading it into an
     /// array, so a 2 GB model costs address space and page cache rather than a second copy.
-    public static func decode(contentsOf path: String) throws -> ONNXModel {
+    package static func decode(contentsOf path: String) throws -> ONNXModel {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw ONNXError(.invalidProtobuf, file: path, "cannot be opened: \(systemErrorDescription())")
@@ -85,7 +85,7 @@ public enum ONNXProtoCodec {
     /// removed; writing to a temporary path and renaming is the caller's business.
     ///
     /// - Parameter file: how errors name the model (the final path when `path` is a temporary one).
-    public static func write(_ model: ONNXModel, to path: String, file: String) throws {
+    package static func write(_ model: ONNXModel, to path: String, file: String) throws {
         try ONNXProtoStreamWriter(file: file).write(model, to: path)
     }
 
