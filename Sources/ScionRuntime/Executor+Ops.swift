@@ -1,6 +1,7 @@
 import ScionIR
 
-/// Each op's forward computation, channels-first.
+/// Each op's forward computation, channels-first: one exhaustive switch, so a new op makes the
+/// compiler ask for its kernel here (longer bodies live in Executor+LayerOps.swift).
 extension Executor {
     func evaluate(_ node: Node, _ inputs: [RuntimeTensor]) throws -> RuntimeTensor {
         guard let x = inputs.first ?? constantValue(node) else { throw RuntimeError(node.name, "has no input") }
@@ -56,17 +57,76 @@ extension Executor {
             return Kernels.pad(x, begins: [0, 0] + a.padding.map { $0[0] }, ends: [0, 0] + a.padding.map { $0[1] }, value: 0)
         case .cropping(let a):
             return Kernels.pad(x, begins: [0, 0] + a.padding.map { -$0[0] }, ends: [0, 0] + a.padding.map { -$0[1] }, value: 0)
-        case .pad(let a) where a.mode == .constant:
-            let rank = a.pads.count / 2
-            return Kernels.pad(x, begins: Array(a.pads.prefix(rank)), ends: Array(a.pads.suffix(rank)), value: a.value)
+        case .pad(let a):
+            switch a.mode {
+            case .constant:
+                let rank = a.pads.count / 2
+                return Kernels.pad(x, begins: Array(a.pads.prefix(rank)), ends: Array(a.pads.suffix(rank)), value: a.value)
+            case .reflect, .edge:
+                return try Kernels.padReflectingOrRepeating(x, pads: a.pads, reflect: a.mode == .reflect, node: node.name)
+            case .wrap:
+                throw unsupported(node, "Pad in wrap mode")
+            }
         case .constant:
             return x
         case .clip(let a):
             return RuntimeTensor(shape: x.shape, data: x.data.map { min(max($0, a.minimum ?? -.infinity), a.maximum ?? .infinity) })
-        default:
-            if let result = try evaluateMore(node, inputs, x) { return result }
-            throw RuntimeError(node.name, "\(node.op.typeName) is not supported by the executor yet")
+        case .convTranspose(let a):
+            return try Kernels.activate(try convolutionTranspose(node, x, a), a.activation, node: node.name)
+        case .prelu:
+            return try prelu(node, x)
+        case .layerNormalization(let a):
+            return try layerNormalization(node, x, a)
+        case .scaledResidual(let a):
+            return try scaledResidual(node, inputs, a)
+        case .layerScale(let a):
+            return try layerScale(node, x, a)
+        case .normalization(let a):
+            return try normalization(node, x, a)
+        case .embedding(let a):
+            return try embedding(node, x, a)
+        case .upSampling(let a):
+            guard a.interpolation == "nearest", x.rank == a.size.count + 2 else {
+                throw unsupported(node, "UpSampling with \(a.interpolation) interpolation")
+            }
+            return upsampleNearest(x, a.size)
+        case .resize(let a):
+            guard let result = resizeByCopying(x, a) else { throw unsupported(node, "Resize other than whole-factor nearest") }
+            return result
+        case .opaque(let a):
+            guard let result = try opaqueEvaluator?(node, inputs) else { throw unsupported(node, "\(a.domain) \(a.type)") }
+            return result
+        case .localResponseNormalization(let a):
+            return Kernels.localResponseNormalization(x, a)
+        case .cast:
+            // Values are held as float32; integer casts of shape arithmetic stay exact below 2^24.
+            return x
+        case .gather(let a):
+            guard inputs.count == 2 else { throw RuntimeError(node.name, "Gather needs data and indices") }
+            return try Kernels.gather(inputs[0], indices: inputs[1], axis: a.axis, node: node.name)
+        case .unary(let operation):
+            guard let f = Self.unaryFunction(operation) else { throw unsupported(node, "\(node.op.typeName)") }
+            return RuntimeTensor(shape: x.shape, data: x.data.map(f))
+        case .reduce(let a):
+            return try Kernels.reduce(x, a, node: node.name)
+        case .slice(let a):
+            return try slice(node, x, a)
+        case .squeeze(let a):
+            return try squeeze(node, x, a)
+        case .unsqueeze(let a):
+            return unsqueeze(x, a)
+        case .depthwiseConv, .separableConv:
+            throw RuntimeError(node.name, "is a \(node.op.typeName): lower the graph to grouped convolutions first (ExecutorLowering)")
+        case .split:
+            // `run` slices a Split itself: it is the one op with several outputs.
+            throw RuntimeError(node.name, "Split is evaluated by the run loop, not one output at a time")
+        case .comparison, .select, .coercedSoftmax:
+            throw unsupported(node, node.op.typeName)
         }
+    }
+
+    func unsupported(_ node: Node, _ what: String) -> RuntimeError {
+        RuntimeError(node.name, "\(what) is not supported by the executor yet")
     }
 
     /// A constant node's tensor (it has no inputs).

@@ -1,91 +1,71 @@
 import Foundation
 import ScionIR
 
-/// Ops beyond the core CNN set: transposed convolution, normalizations, PReLU, Embedding, the
-/// residual helpers of keras.applications, upsampling, Squeeze / Unsqueeze.
+/// The longer forward kernels `evaluate` dispatches to: transposed convolution, normalizations,
+/// PReLU, Embedding, the residual helpers of keras.applications, upsampling and resizing, Squeeze /
+/// Unsqueeze, slicing.
 extension Executor {
-    func evaluateMore(_ node: Node, _ inputs: [RuntimeTensor], _ x: RuntimeTensor) throws -> RuntimeTensor? {
-        switch node.op {
-        case .convTranspose(let a):
-            let y = try convolutionTranspose(node, x, a)
-            return try Kernels.activate(y, a.activation, node: node.name)
-        case .prelu:
-            guard let shape = parameterShape(node, .alpha) else { throw RuntimeError(node.name, "is missing its alpha") }
-            let alpha = RuntimeTensor(shape: [1] + shape, data: try require(node, .alpha))
-            let negative = try Kernels.broadcast(x, alpha, node: node.name) { $0 * $1 }
-            return RuntimeTensor(shape: x.shape, data: zip(x.data, negative.data).map { $0 >= 0 ? $0 : $1 })
-        case .layerNormalization(let a):
-            return try layerNormalization(node, x, a)
-        case .scaledResidual(let a):
-            guard inputs.count == 2 else { throw RuntimeError(node.name, "needs two inputs") }
-            let scaled = RuntimeTensor(shape: inputs[1].shape, data: inputs[1].data.map { $0 * a.scale })
-            return try Kernels.broadcast(inputs[0], scaled, node: node.name, +)
-        case .layerScale(let a):
-            let gamma = try require(node, .gamma)
-            let axis = a.axis < 0 ? a.axis + x.rank : a.axis
-            return Kernels.perAxis(x, axis: axis, scale: gamma, shift: [Float](repeating: 0, count: gamma.count))
-        case .normalization(let a):
-            return try normalization(node, x, a)
-        case .embedding(let a):
-            let table = try require(node, .embeddings)
-            var output = [Float]()
-            output.reserveCapacity(x.count * a.outputDimension)
-            for value in x.data {
-                let row = Int(value)
-                guard value == value.rounded(), row >= 0, row < a.inputDimension else {
-                    throw RuntimeError(node.name, "index \(value) is outside the table of \(a.inputDimension) rows")
-                }
-                output.append(contentsOf: table[(row * a.outputDimension)..<((row + 1) * a.outputDimension)])
+    func prelu(_ node: Node, _ x: RuntimeTensor) throws -> RuntimeTensor {
+        guard let shape = parameterShape(node, .alpha) else { throw RuntimeError(node.name, "is missing its alpha") }
+        let alpha = RuntimeTensor(shape: [1] + shape, data: try require(node, .alpha))
+        let negative = try Kernels.broadcast(x, alpha, node: node.name) { $0 * $1 }
+        return RuntimeTensor(shape: x.shape, data: zip(x.data, negative.data).map { $0 >= 0 ? $0 : $1 })
+    }
+
+    func scaledResidual(_ node: Node, _ inputs: [RuntimeTensor], _ a: ScaledResidualAttributes) throws -> RuntimeTensor {
+        guard inputs.count == 2 else { throw RuntimeError(node.name, "needs two inputs") }
+        let scaled = RuntimeTensor(shape: inputs[1].shape, data: inputs[1].data.map { $0 * a.scale })
+        return try Kernels.broadcast(inputs[0], scaled, node: node.name, +)
+    }
+
+    func layerScale(_ node: Node, _ x: RuntimeTensor, _ a: LayerScaleAttributes) throws -> RuntimeTensor {
+        let gamma = try require(node, .gamma)
+        let axis = a.axis < 0 ? a.axis + x.rank : a.axis
+        return Kernels.perAxis(x, axis: axis, scale: gamma, shift: [Float](repeating: 0, count: gamma.count))
+    }
+
+    func embedding(_ node: Node, _ x: RuntimeTensor, _ a: EmbeddingAttributes) throws -> RuntimeTensor {
+        let table = try require(node, .embeddings)
+        var output = [Float]()
+        output.reserveCapacity(x.count * a.outputDimension)
+        for value in x.data {
+            let row = Int(value)
+            guard value == value.rounded(), row >= 0, row < a.inputDimension else {
+                throw RuntimeError(node.name, "index \(value) is outside the table of \(a.inputDimension) rows")
             }
-            return RuntimeTensor(shape: x.shape + [a.outputDimension], data: output)
-        case .upSampling(let a) where a.interpolation == "nearest" && x.rank == a.size.count + 2:
-            return upsampleNearest(x, a.size)
-        case .resize(let a):
-            // Whole factors with a sampling that copies each cell: the nearest-neighbour cases
-            // KerasPatternRewriter maps to UpSampling.
-            let copies = a.mode == "nearest" && [("asymmetric", "floor"), ("tf_half_pixel_for_nn", "floor"),
-                                                 ("half_pixel", "round_prefer_floor"), ("half_pixel", "round_prefer_ceil")]
-                .contains { $0 == (a.coordinateTransformation, a.nearestMode) }
-            let factors = a.scales.map { $0.map { Int($0) } }
-                ?? a.sizes.map { sizes in zip(sizes, x.shape).map { $1 > 0 && $0 % $1 == 0 ? $0 / $1 : 0 } }
-            guard copies, let factors, factors.count == x.rank, factors.prefix(2) == [1, 1],
-                  a.scales?.allSatisfy({ $0 == $0.rounded() }) ?? true, factors.allSatisfy({ $0 >= 1 }) else { return nil }
-            return upsampleNearest(x, Array(factors.dropFirst(2)))
-        case .pad(let a) where a.mode == .reflect || a.mode == .edge:
-            return try Kernels.padReflectingOrRepeating(x, pads: a.pads, reflect: a.mode == .reflect, node: node.name)
-        case .opaque:
-            return try opaqueEvaluator?(node, inputs)
-        case .localResponseNormalization(let a):
-            return Kernels.localResponseNormalization(x, a)
-        case .cast:
-            // Values are held as float32; integer casts of shape arithmetic stay exact below 2^24.
-            return x
-        case .gather(let a):
-            guard inputs.count == 2 else { throw RuntimeError(node.name, "Gather needs data and indices") }
-            return try Kernels.gather(inputs[0], indices: inputs[1], axis: a.axis, node: node.name)
-        case .unary(let operation):
-            guard let f = Self.unaryFunction(operation) else { return nil }
-            return RuntimeTensor(shape: x.shape, data: x.data.map(f))
-        case .reduce(let a):
-            return try Kernels.reduce(x, a, node: node.name)
-        case .slice(let a):
-            return try slice(node, x, a)
-        case .squeeze(let a):
-            let axes = Set(a.axes.map { $0 < 0 ? $0 + x.rank : $0 })
-            guard axes.allSatisfy({ (0..<x.rank).contains($0) && x.shape[$0] == 1 }) else {
-                throw RuntimeError(node.name, "cannot squeeze axes \(a.axes) of \(x.shape)")
-            }
-            return RuntimeTensor(shape: x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element), data: x.data)
-        case .unsqueeze(let a):
-            let rank = x.rank + a.axes.count
-            let axes = Set(a.axes.map { $0 < 0 ? $0 + rank : $0 })
-            var shape: [Int] = []
-            var source = x.shape.makeIterator()
-            for axis in 0..<rank { shape.append(axes.contains(axis) ? 1 : (source.next() ?? 1)) }
-            return RuntimeTensor(shape: shape, data: x.data)
-        default:
-            return nil
+            output.append(contentsOf: table[(row * a.outputDimension)..<((row + 1) * a.outputDimension)])
         }
+        return RuntimeTensor(shape: x.shape + [a.outputDimension], data: output)
+    }
+
+    /// Whole factors with a sampling that copies each cell: the nearest-neighbour cases
+    /// KerasPatternRewriter maps to UpSampling; nil for any other Resize.
+    func resizeByCopying(_ x: RuntimeTensor, _ a: ResizeAttributes) -> RuntimeTensor? {
+        let copies = a.mode == "nearest" && [("asymmetric", "floor"), ("tf_half_pixel_for_nn", "floor"),
+                                             ("half_pixel", "round_prefer_floor"), ("half_pixel", "round_prefer_ceil")]
+            .contains { $0 == (a.coordinateTransformation, a.nearestMode) }
+        let factors = a.scales.map { $0.map { Int($0) } }
+            ?? a.sizes.map { sizes in zip(sizes, x.shape).map { $1 > 0 && $0 % $1 == 0 ? $0 / $1 : 0 } }
+        guard copies, let factors, factors.count == x.rank, factors.prefix(2) == [1, 1],
+              a.scales?.allSatisfy({ $0 == $0.rounded() }) ?? true, factors.allSatisfy({ $0 >= 1 }) else { return nil }
+        return upsampleNearest(x, Array(factors.dropFirst(2)))
+    }
+
+    func squeeze(_ node: Node, _ x: RuntimeTensor, _ a: AxesAttributes) throws -> RuntimeTensor {
+        let axes = Set(a.axes.map { $0 < 0 ? $0 + x.rank : $0 })
+        guard axes.allSatisfy({ (0..<x.rank).contains($0) && x.shape[$0] == 1 }) else {
+            throw RuntimeError(node.name, "cannot squeeze axes \(a.axes) of \(x.shape)")
+        }
+        return RuntimeTensor(shape: x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element), data: x.data)
+    }
+
+    func unsqueeze(_ x: RuntimeTensor, _ a: AxesAttributes) -> RuntimeTensor {
+        let rank = x.rank + a.axes.count
+        let axes = Set(a.axes.map { $0 < 0 ? $0 + rank : $0 })
+        var shape: [Int] = []
+        var source = x.shape.makeIterator()
+        for axis in 0..<rank { shape.append(axes.contains(axis) ? 1 : (source.next() ?? 1)) }
+        return RuntimeTensor(shape: shape, data: x.data)
     }
 
     static func unaryFunction(_ operation: UnaryOperation) -> ((Float) -> Float)? {
