@@ -112,28 +112,27 @@ struct FinetuneCommand: ParsableCommand {
         }
     }
 
-    /// The `--json` object: what every writing command reports, plus the phases, the history and the
-    /// verification (each tensor with its CRC-32 before and after).
+    /// The `--json` object: what every writing command reports (`WrittenModel`'s keys, at the top
+    /// level as for the other commands), plus the data, the phases, the history and the verification
+    /// (each tensor with its CRC-32 before and after).
     struct FinetuneResult: Encodable {
-        var command = "finetune"
-        var input: String
-        var output: String
-        var format: String
-        var params: Int
-        var trainableParams: Int
-        var bytes: Int
-        var seconds: Double
+        var written: WrittenModel
         var data: String
         var report: String?
         var phases: [FineTuning.PhasePlan]
         var history: [FineTuning.EpochRecord]
         var verification: TrainingVerification
 
-        init(written: WrittenModel, data: String, report: String?, phases: [FineTuning.PhasePlan], history: [FineTuning.EpochRecord],
-             verification: TrainingVerification) {
-            (input, output, format, params, trainableParams) = (written.input, written.output, written.format, written.params, written.trainableParams)
-            (bytes, seconds) = (written.bytes, written.seconds)
-            (self.data, self.report, self.phases, self.history, self.verification) = (data, report, phases, history, verification)
+        enum CodingKeys: String, CodingKey { case data, report, phases, history, verification }
+
+        func encode(to encoder: any Encoder) throws {
+            try written.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(data, forKey: .data)
+            try container.encodeIfPresent(report, forKey: .report)
+            try container.encode(phases, forKey: .phases)
+            try container.encode(history, forKey: .history)
+            try container.encode(verification, forKey: .verification)
         }
     }
 
