@@ -24,10 +24,10 @@ extension ModelSummary {
             lines.append("")
             lines += TextFitting.render(rows)
         }
-        lines.append("Total params: \(Self.grouped(totalParams)) (\(Self.byteText(sizeBytes)))")
+        lines.append("Total params: \(Readable.grouped(totalParams)) (\(Self.byteText(sizeBytes)))")
         if let trainableParams, let nonTrainableParams, let trainableBytes {
-            lines.append("Trainable params: \(Self.grouped(trainableParams)) (\(Self.byteText(trainableBytes)))")
-            lines.append("Non-trainable params: \(Self.grouped(nonTrainableParams)) (\(Self.byteText(sizeBytes - trainableBytes)))")
+            lines.append("Trainable params: \(Readable.grouped(trainableParams)) (\(Self.byteText(trainableBytes)))")
+            lines.append("Non-trainable params: \(Readable.grouped(nonTrainableParams)) (\(Self.byteText(sizeBytes - trainableBytes)))")
         } else {
             lines.append("Trainable params: unknown (the file does not record it)")
         }
@@ -39,7 +39,7 @@ extension ModelSummary {
         let dimensionNames = Dictionary(inputs.map { ($0.name, $0.dimensionNames) }, uniquingKeysWith: { first, _ in first })
         var rows: [[Cell]] = [["Layer (type)", "Output Shape", "Param #", "Trainable", "Inputs"].map(Cell.init)]
         func add(_ layer: Layer, depth: Int, scope: String) {
-            let params = layer.sharedWith.map { Cell(lead: "shared (", [$0], trail: ")") } ?? Cell(Self.grouped(layer.params))
+            let params = layer.sharedWith.map { Cell(lead: "shared (", [$0], trail: ")") } ?? Cell(Readable.grouped(layer.params))
             // Inside a nested model its own layers go by the names its rows show; others by full path.
             let inputs = layer.inputs.map { scope.isEmpty || !$0.hasPrefix(scope + "/") ? $0 : String($0.dropFirst(scope.count + 1)) }
             let shape = shapeText(layer.outputShape, names: layer.isInput ? dimensionNames[layer.name] ?? nil : nil)
@@ -115,17 +115,6 @@ extension ModelSummary {
 
     static func isPlaceholder(_ name: String) -> Bool {
         name.hasPrefix("unk__") && name.dropFirst(5).allSatisfy(\.isNumber) && name.count > 5
-    }
-
-    /// `1234567` -> `1,234,567`: exact, as Keras prints parameter counts.
-    static func grouped(_ value: Int) -> String {
-        let digits = String(value.magnitude)
-        var result = ""
-        for (offset, character) in digits.enumerated() {
-            if offset > 0, (digits.count - offset) % 3 == 0 { result.append(",") }
-            result.append(character)
-        }
-        return value < 0 ? "-" + result : result
     }
 
     /// `4844` -> `4.73 KB`, in units of 1024 as Keras's summary counts them.
