@@ -205,7 +205,7 @@ public struct ModelComparison: Encodable, Sendable {
         var layouts = [tensor]
         if rank >= 3 {
             let toLast = [0] + Array(2..<rank) + [1], toFirst = [0, rank - 1] + Array(1..<(rank - 1))
-            layouts += [transposed(tensor, toLast), transposed(tensor, toFirst)]
+            layouts += [tensor.transposed(toLast), tensor.transposed(toFirst)]
         }
         for candidate in layouts where candidate.shape == shape { return candidate }
         guard tensor.shape.first == shape.first else { return nil }
@@ -213,27 +213,6 @@ public struct ModelComparison: Encodable, Sendable {
             return RuntimeTensor(shape: shape, data: candidate.data)
         }
         return nil
-    }
-
-    static func transposed(_ x: RuntimeTensor, _ permutation: [Int]) -> RuntimeTensor {
-        let shape = permutation.map { x.shape[$0] }
-        var strides = [Int](repeating: 1, count: x.rank)
-        for axis in stride(from: x.rank - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * x.shape[axis + 1] }
-        var data = [Float](repeating: 0, count: x.count)
-        var index = [Int](repeating: 0, count: x.rank)
-        for position in data.indices {
-            var source = 0
-            for axis in 0..<x.rank { source += index[axis] * strides[permutation[axis]] }
-            data[position] = x.data[source]
-            var axis = x.rank - 1
-            while axis >= 0 {
-                index[axis] += 1
-                if index[axis] < shape[axis] { break }
-                index[axis] = 0
-                axis -= 1
-            }
-        }
-        return RuntimeTensor(shape: shape, data: data)
     }
 
     /// Largest absolute difference, and that over the reference's largest magnitude. A NaN on one

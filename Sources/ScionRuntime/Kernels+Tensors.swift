@@ -322,3 +322,9 @@ extension Kernels {
         return RuntimeTensor(shape: shape, data: output)
     }
 }
+
+extension RuntimeTensor {
+    /// The tensor with its axes in `permutation`'s order (`Kernels.transpose`), for the library's
+    /// comparisons across layouts.
+    package func transposed(_ permutation: [Int]) -> RuntimeTensor { Kernels.transpose(self, permutation) }
+}
