@@ -126,11 +126,7 @@ public struct ModelSummary: Encodable, Sendable {
             weights = try all.map { parameter in
                 var checksum: String?
                 if checksums {
-                    let bytes = try parameter.storage.bytes(keep: false)
-                    let value = bytes.withUnsafeBufferPointer { buffer in
-                        CZlib.crc32(0, buffer.baseAddress, uInt(buffer.count))
-                    }
-                    checksum = hex8(UInt32(truncatingIfNeeded: value))
+                    checksum = crc32Text(try parameter.storage.bytes(keep: false))
                 }
                 return Weight(name: parameter.name, shape: parameter.shape, dtype: parameter.dtype.rawValue,
                               bytes: parameter.byteCount, crc32: checksum,
@@ -140,8 +136,10 @@ public struct ModelSummary: Encodable, Sendable {
     }
 }
 
-/// `0x1a2b` -> `"00001a2b"`.
-func hex8(_ value: UInt32) -> String {
-    let digits = String(value, radix: 16)
+/// A tensor's CRC-32 as `inspect --weights` and the training verification print it: eight
+/// lower-case hex digits (`00001a2b`).
+func crc32Text(_ bytes: [UInt8]) -> String {
+    let value = bytes.withUnsafeBufferPointer { CZlib.crc32(0, $0.baseAddress, uInt($0.count)) }
+    let digits = String(UInt32(truncatingIfNeeded: value), radix: 16)
     return String(repeating: "0", count: Swift.max(0, 8 - digits.count)) + digits
 }

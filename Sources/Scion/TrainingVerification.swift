@@ -1,4 +1,3 @@
-import CZlib
 import Foundation
 import ScionIR
 
@@ -44,11 +43,11 @@ public struct TrainingVerification: Sendable, Encodable {
         let before = try ModelDiff.comparable(reference), after = try ModelDiff.comparable(written)
         tensors = try before.parameters.all.map { parameter in
             let bytes = try parameter.storage.bytes(keep: false)
-            var tensor = Tensor(name: parameter.name, trained: trained.contains(parameter.name), crc32Before: Self.crc32(bytes),
+            var tensor = Tensor(name: parameter.name, trained: trained.contains(parameter.name), crc32Before: crc32Text(bytes),
                                 crc32After: nil, identical: false, maxAbsDelta: nil)
             guard let other = after.parameters[parameter.name] else { return tensor }
             let written = try other.storage.bytes(keep: false)
-            tensor.crc32After = Self.crc32(written)
+            tensor.crc32After = crc32Text(written)
             tensor.identical = parameter.shape == other.shape && parameter.dtype == other.dtype && bytes == written
             if !tensor.identical, parameter.dtype == .float32, other.dtype == .float32, bytes.count == written.count {
                 tensor.maxAbsDelta = Self.maxAbsDelta(bytes, written)
@@ -62,11 +61,6 @@ public struct TrainingVerification: Sendable, Encodable {
         self.reference = reference
         self.file = file
         self.tensors = tensors
-    }
-
-    static func crc32(_ bytes: [UInt8]) -> String {
-        let value = bytes.withUnsafeBufferPointer { CZlib.crc32(0, $0.baseAddress, uInt($0.count)) }
-        return String(format: "%08x", UInt32(truncatingIfNeeded: value))
     }
 
     static func maxAbsDelta(_ a: [UInt8], _ b: [UInt8]) -> Double {
