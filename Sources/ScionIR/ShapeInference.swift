@@ -102,6 +102,16 @@ struct Context {
             try expectParameter(.movingMean, [channels])
             try expectParameter(.movingVariance, [channels])
             return [shape]
+        case .groupNormalization(let a):
+            try requireInputs(1)
+            guard let shape = try firstShape(minimumRank: 2) else { return [nil] }
+            guard let axis = shape.normalizedAxis(a.axis), axis > 0 else { throw fail("axis \(a.axis) is not a channel axis of \(shape)") }
+            if let channels = shape[axis], a.groupCount(channels: channels) == nil {
+                throw fail("\(channels) channels do not split into \(a.groups) groups")
+            }
+            if a.scale { try expectParameter(.gamma, [shape[axis]]) }
+            if a.center { try expectParameter(.beta, [shape[axis]]) }
+            return [shape]
         case .layerNormalization(let a):
             try requireInputs(1)
             guard let shape = try firstShape(minimumRank: 1) else { return [nil] }

@@ -66,7 +66,7 @@ extension ChannelsFirstRewriter {
         case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
              .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax:
             return .original
-        case .batchNormalization:
+        case .batchNormalization, .groupNormalization:
             guard canRunChannelsFirst(node) else { return .original }
             let inputRank = node.inputs.first.flatMap { rank(of: $0) } ?? 0
             return inputRank >= 3 ? .channelsFirstOnly : .flexible
@@ -99,6 +99,9 @@ extension ChannelsFirstRewriter {
         switch node.op {
         case .activation(let activation):
             return activation.axis.map(fits) ?? true
+        case .groupNormalization(let a):
+            // ONNX's instance and group normalizations take channels at axis 1, like BatchNormalization.
+            return a.axis == -1 || a.axis == rank - 1
         case .batchNormalization(let a):
             // ONNX BatchNormalization normalizes axis 1: channels-first, that is the channel axis.
             // A Keras one over another axis stays in the original order, where its axis means what

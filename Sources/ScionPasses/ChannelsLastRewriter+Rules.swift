@@ -47,7 +47,7 @@ extension ChannelsLastRewriter {
             if resolved == 1 { return .channelsLastOnly }
             throw failure(node.name, "\(activation.displayName) over axis \(axis) of a rank-\(rank) value has no Keras layer "
                 + "(Keras computes it over the last axis only)")
-        case .dropout, .identity, .batchNormalization, .concatenate:
+        case .dropout, .identity, .batchNormalization, .groupNormalization, .concatenate:
             return sameRanks(node) ? .flexible : .original
         case .elementwise:
             return sameRanks(node) ? .flexible : .original

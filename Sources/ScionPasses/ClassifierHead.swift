@@ -156,7 +156,7 @@ struct ClassifierHead {
     private func isClassifierOp(_ op: Op) -> Bool {
         switch op {
         case .dense, .gemm, .matMul, .dropout, .activation, .prelu, .coercedSoftmax, .reshape, .flatten, .squeeze,
-             .unsqueeze, .identity, .batchNormalization, .layerNormalization, .normalization, .conv, .elementwise,
+             .unsqueeze, .identity, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .conv, .elementwise,
              .concatenate, .rescaling, .clip, .unary, .cast, .stochasticDepth, .globalPool, .reduce, .constant:
             return true
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .permute, .zeroPadding, .cropping, .upSampling,

@@ -77,6 +77,9 @@ extension Executor {
             return try prelu(node, x)
         case .layerNormalization(let a):
             return try layerNormalization(node, x, a)
+        case .groupNormalization(let a):
+            return try Kernels.groupNormalization(x, a, gamma: a.scale ? require(node, .gamma) : nil,
+                                                  beta: a.center ? require(node, .beta) : nil, node: node.name)
         case .scaledResidual(let a):
             return try scaledResidual(node, inputs, a)
         case .layerScale(let a):

@@ -9,6 +9,13 @@ extension Trainer {
         switch node.op {
         case .layerNormalization(let a):
             return try layerNormalizationBackward(node, a, x, dy: dy)
+        case .groupNormalization(let a):
+            let gamma = a.scale ? try executor.require(node, .gamma) : nil
+            let gradients = try Kernels.groupNormalizationBackward(x, a, gamma: gamma, dy: dy, node: node.name)
+            var step = StepGradients(inputs: [gradients.input])
+            if a.scale, let name = graph.parameter(of: node, role: .gamma)?.name { step.parameters.append((name, gradients.gamma)) }
+            if a.center, let name = graph.parameter(of: node, role: .beta)?.name { step.parameters.append((name, gradients.beta)) }
+            return step
         case .reduce(let a):
             return StepGradients(inputs: [try reduceBackward(a, x, y: y, dy: dy, node: node.name)])
         case .gemm(let a) where inputs.count == 1:
