@@ -4,8 +4,7 @@ import ScionIR
 /// Activations and elementwise math of one operand: activation layers (and the activations fused
 /// into Conv and Dense, run apart while training), PReLU, Clip, ONNX's unary math, and the
 /// pre-opset-13 coerced Softmax (not run yet). Each activation's function and derivative are
-/// `Kernels.activate` / `Kernels.activationGradient` (Kernels+Pooling.swift,
-/// Kernels+NormalizationGradients.swift).
+/// `Kernels.activate` / `Kernels.activationGradient` (Kernels+Activation.swift).
 extension Executor {
     func prelu(_ node: Node, _ x: RuntimeTensor) throws -> RuntimeTensor {
         guard let shape = parameterShape(node, .alpha) else { throw RuntimeError(node.name, "is missing its alpha") }

@@ -3,7 +3,7 @@ import ScionIR
 /// Normalizations: BatchNormalization (inference from moving statistics; training from the batch's,
 /// updating the moving averages), LayerNormalization, Keras's Normalization (fixed statistics) and
 /// ONNX's LRN. Forward kernels, the training-mode forward and the VJPs; the batch-statistics
-/// kernels are in Kernels+NormalizationGradients.swift, LRN's in Kernels+Pooling.swift.
+/// kernels are in Kernels+BatchNormalization.swift, LRN's in Kernels+Pooling.swift.
 extension Executor {
     func batchNormalization(_ node: Node, _ x: RuntimeTensor, _ a: BatchNormalizationAttributes) throws -> RuntimeTensor {
         let axis = a.axis < 0 ? a.axis + x.rank : a.axis
