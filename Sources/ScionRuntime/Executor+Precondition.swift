@@ -11,11 +11,22 @@ extension Executor {
     /// `FineTuning` run).
     public static func requireLowered(_ graph: Graph) throws {
         for node in graph.nodes {
+            // One exhaustive switch, families in the order of `Executor.evaluate`: a new op must say
+            // whether the kernels can run it as the graph has it.
             switch node.op {
             case .depthwiseConv, .separableConv:
                 throw RuntimeError(node.name, "is a \(node.op.typeName), which the executor runs only as grouped convolutions: "
                                    + "lower the graph first (GroupedConvolutionPass, or Model.executor())")
-            default:
+            case .conv, .convTranspose,
+                 .pool, .globalPool, .reduce,
+                 .dense, .gemm, .matMul, .embedding,
+                 .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .localResponseNormalization,
+                 .activation, .prelu, .clip, .unary, .coercedSoftmax,
+                 .elementwise, .scaledResidual, .layerScale, .rescaling, .comparison, .select,
+                 .flatten, .reshape, .squeeze, .unsqueeze, .transpose, .permute, .identity, .cast,
+                 .concatenate, .split, .slice, .gather, .pad, .zeroPadding, .cropping, .upSampling, .resize,
+                 .dropout, .stochasticDepth,
+                 .constant, .opaque:
                 if node.op.spatialLayout == .channelsLast {
                     throw RuntimeError(node.name, "is a channels-last \(node.op.typeName); the executor runs channels-first graphs: "
                                        + "convert the graph first (ChannelsFirstLayoutPass, or Model.executor())")

@@ -132,15 +132,20 @@ public struct Executor {
             }
             guard passable, let index = producers[value], privateValue(value) else { continue }
             let producer = graph.nodes[index]
-            switch producer.op {
-            case .conv(let a) where a.activation == .linear: break
-            case .elementwise(.add): break
-            default: continue
-            }
+            guard absorbsReLU(producer.op) else { continue }
             fused[producer.name] = activation
             through.insert(node.name)
         }
         return (fused, through)
+    }
+
+    /// Whether the op's kernel applies `fusedReLUs` as it writes its result: a linear convolution
+    /// (`convolution`) and an addition (`elementwise`), the two that read it. An optimisation those
+    /// kernels opt into, not a per-op concern: any other op keeps its ReLU node, which is exact.
+    static func absorbsReLU(_ op: Op) -> Bool {
+        if case .conv(let a) = op { return a.activation == .linear }
+        if case .elementwise(.add) = op { return true }
+        return false
     }
 
     /// A parameter's values as float32 (integer constants converted).
@@ -192,8 +197,8 @@ public struct Executor {
                 return value
             }
             if case .split(let a) = node.op, let x = arguments.first {
-                // The one op with several outputs: slices along the axis.
-                let parts = try Kernels.split(x, axis: a.axis, sizes: a.sizes, node: node.name)
+                // The one op with several outputs: slices along the axis (Ops/Movement.swift).
+                let parts = try split(node, x, a)
                 guard parts.count == node.outputs.count else { throw RuntimeError(node.name, "makes \(parts.count) parts for \(node.outputs.count) outputs") }
                 for (output, part) in zip(node.outputs, parts) { values[output] = part }
             } else {

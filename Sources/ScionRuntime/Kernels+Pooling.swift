@@ -1,7 +1,8 @@
 import Foundation
 import ScionIR
 
-/// Pooling, normalization arithmetic and activations.
+/// Pooling, LRN, and the per-channel affine arithmetic that BatchNormalization, LayerScale and
+/// Rescaling share (`perAxis`, `rescale`).
 extension Kernels {
     /// Max or average pooling of rank 1 or 2. Padding never wins a max; an average divides by the
     /// cells inside the input unless `countIncludePad` (then by the window, padding included, but not
@@ -137,123 +138,5 @@ extension Kernels {
         let scale = a.scale.count == length ? a.scale : Array(repeating: a.scale.first ?? 1, count: length)
         let offset = a.offset.count == length ? a.offset : Array(repeating: a.offset.first ?? 0, count: length)
         return perAxis(x, axis: axis, scale: scale, shift: offset)
-    }
-
-    static func activate(_ x: RuntimeTensor, _ activation: Activation, node: String) throws -> RuntimeTensor {
-        switch activation {
-        case .linear: return x
-        case .softmax(let axis): return softmax(x, axis: axis, logarithm: false)
-        case .logSoftmax(let axis): return softmax(x, axis: axis, logarithm: true)
-        case .sparsemax(let axis): return sparsemax(x, axis: axis)
-        case .relu(let maxValue, 0, 0):
-            // The common case without a closure call per value.
-            let cap = maxValue ?? .infinity
-            var data = x.data
-            data.withUnsafeMutableBufferPointer { values in
-                for index in values.indices { values[index] = min(max(values[index], 0), cap) }
-            }
-            return RuntimeTensor(shape: x.shape, data: data)
-        default:
-            guard let f = elementFunction(activation) else {
-                throw RuntimeError(node, "activation \(activation.displayName) is not supported by the executor yet")
-            }
-            return RuntimeTensor(shape: x.shape, data: x.data.map(f))
-        }
-    }
-
-    /// The function an elementwise activation applies to each value.
-    static func elementFunction(_ activation: Activation) -> ((Float) -> Float)? {
-        switch activation {
-        case .relu(let maxValue, let slope, let threshold):
-            return { (v: Float) -> Float in
-                if let maxValue, v >= maxValue { return maxValue }
-                return v >= threshold ? v : slope * (v - threshold)
-            }
-        case .leakyRelu(let alpha): return { (v: Float) -> Float in v >= 0 ? v : alpha * v }
-        case .elu(let alpha): return { (v: Float) -> Float in v > 0 ? v : alpha * (exp(v) - 1) }
-        case .selu: return selu
-        case .sigmoid: return sigmoid
-        case .hardSigmoid(let alpha, let beta): return { (v: Float) -> Float in min(max(alpha * v + beta, 0), 1) }
-        case .hardSwish: return { (v: Float) -> Float in v * min(max(v / 6 + 0.5, 0), 1) }
-        case .swish: return { (v: Float) -> Float in v * sigmoid(v) }
-        case .tanh: return { (v: Float) -> Float in Foundation.tanh(v) }
-        case .gelu(let approximate): return approximate ? geluTanh : geluExact
-        case .softplus: return softplus
-        case .softsign: return { (v: Float) -> Float in v / (1 + abs(v)) }
-        case .exponential: return { (v: Float) -> Float in exp(v) }
-        case .mish: return { (v: Float) -> Float in v * Foundation.tanh(softplus(v)) }
-        case .celu(let alpha): return { (v: Float) -> Float in max(v, 0) + min(0, alpha * (exp(v / alpha) - 1)) }
-        case .squareplus(let b): return { (v: Float) -> Float in (v + (v * v + b).squareRoot()) / 2 }
-        case .sparsePlus: return { (v: Float) -> Float in v <= -1 ? 0 : v >= 1 ? v : (v + 1) * (v + 1) / 4 }
-        case .sparseSigmoid: return { (v: Float) -> Float in v <= -1 ? 0 : v >= 1 ? 1 : (v + 1) / 2 }
-        case .tanhShrink: return { (v: Float) -> Float in v - Foundation.tanh(v) }
-        case .softShrink(let t): return { (v: Float) -> Float in v > t ? v - t : v < -t ? v + t : 0 }
-        case .hardShrink(let t): return { (v: Float) -> Float in abs(v) > t ? v : 0 }
-        case .hardTanh: return { (v: Float) -> Float in min(max(v, -1), 1) }
-        case .logSigmoid: return { (v: Float) -> Float in -softplus(-v) }
-        default: return nil
-        }
-    }
-
-    static func sigmoid(_ v: Float) -> Float { 1 / (1 + exp(-v)) }
-
-    static func softplus(_ v: Float) -> Float { v > 20 ? v : log1p(exp(v)) }
-
-    static func selu(_ v: Float) -> Float {
-        let negative: Float = 1.6732632423543772 * (exp(v) - 1)
-        return 1.0507009873554805 * (v > 0 ? v : negative)
-    }
-
-    static func geluExact(_ v: Float) -> Float {
-        let scaled: Float = v / 1.4142135623730951
-        return 0.5 * v * (1 + erf(scaled))
-    }
-
-    static func geluTanh(_ v: Float) -> Float {
-        let inner: Float = 0.7978845608 * (v + 0.044715 * v * v * v)
-        return 0.5 * v * (1 + Foundation.tanh(inner))
-    }
-
-    /// Sparsemax (Martins & Astudillo): the projection of each slice onto the probability simplex.
-    static func sparsemax(_ x: RuntimeTensor, axis: Int) -> RuntimeTensor {
-        let resolved = axis < 0 ? axis + x.rank : axis
-        let length = x.shape[resolved], inner = x.shape[(resolved + 1)...].reduce(1, *)
-        let outer = x.count / max(length * inner, 1)
-        var data = x.data
-        for o in 0..<outer {
-            for i in 0..<inner {
-                let positions = (0..<length).map { o * length * inner + i + $0 * inner }
-                let sorted = positions.map { data[$0] }.sorted(by: >)
-                var cumulative: Float = 0, support = 0, total: Float = 0
-                for (k, value) in sorted.enumerated() {
-                    cumulative += value
-                    if 1 + Float(k + 1) * value > cumulative { support = k + 1; total = cumulative }
-                }
-                let threshold = (total - 1) / Float(max(support, 1))
-                for position in positions { data[position] = max(data[position] - threshold, 0) }
-            }
-        }
-        return RuntimeTensor(shape: x.shape, data: data)
-    }
-
-    static func softmax(_ x: RuntimeTensor, axis: Int, logarithm: Bool) -> RuntimeTensor {
-        let resolved = axis < 0 ? axis + x.rank : axis
-        let length = x.shape[resolved], inner = x.shape[(resolved + 1)...].reduce(1, *)
-        let outer = x.count / max(length * inner, 1)
-        var data = x.data
-        for o in 0..<outer {
-            for i in 0..<inner {
-                let base = o * length * inner + i
-                var peak = -Float.infinity
-                for k in 0..<length { peak = max(peak, data[base + k * inner]) }
-                var total: Float = 0
-                for k in 0..<length { total += exp(data[base + k * inner] - peak) }
-                for k in 0..<length {
-                    let shifted = data[base + k * inner] - peak
-                    data[base + k * inner] = logarithm ? shifted - log(total) : exp(shifted) / total
-                }
-            }
-        }
-        return RuntimeTensor(shape: x.shape, data: data)
     }
 }

@@ -120,23 +120,9 @@ public struct Trainer {
             }
         }
         self.needsGradient = needsGradient
-        outputActivation = graph.producers[output].flatMap { index in
-            switch graph.nodes[index].op {
-            case .activation(let activation): activation
-            case .dense(let a): a.activation
-            case .conv(let a): a.activation
-            default: nil
-            }
-        }
+        outputActivation = graph.producers[output].flatMap { Self.outputActivation(of: graph.nodes[$0].op) }
         inputName = input.name
         self.output = output
-    }
-
-    static func isRandomWhileTraining(_ op: Op) -> Bool {
-        switch op {
-        case .dropout(let a), .stochasticDepth(let a): a.rate > 0
-        default: false
-        }
     }
 
     /// The tensors training changed (`writtenParameters`), float32 in the lowered graph's layout:

@@ -1,0 +1,25 @@
+import ScionIR
+
+/// Values the executor does not compute from its inputs: a Constant's tensor (a parameter), and
+/// the ops the IR keeps opaque, handed to `opaqueEvaluator`. A trainable constant (an ONNX
+/// initializer used as a value) gets dy as its gradient; opaque ops have none.
+extension Executor {
+    /// A constant node's tensor (it has no inputs).
+    func constantValue(_ node: Node) -> RuntimeTensor? {
+        guard case .constant = node.op, let name = node.parameters.first, let values = weights[name],
+              let shape = graph.parameters[name]?.shape else { return nil }
+        return RuntimeTensor(shape: shape, data: values)
+    }
+
+    func opaque(_ node: Node, _ inputs: [RuntimeTensor], _ a: OpaqueAttributes) throws -> RuntimeTensor {
+        guard let result = try opaqueEvaluator?(node, inputs) else { throw unsupported(node, "\(a.domain) \(a.type)") }
+        return result
+    }
+}
+
+extension Trainer {
+    /// A trainable tensor used as a value (an ONNX initializer added or multiplied in).
+    func constantBackward(_ node: Node, dy: RuntimeTensor) -> StepGradients {
+        StepGradients(inputs: [], parameters: node.parameters.first.map { [($0, dy.data)] } ?? [])
+    }
+}

@@ -1,0 +1,131 @@
+import ScionIR
+
+/// Weight-matrix layers: Dense, ONNX Gemm and MatMul (of two inputs, or of the input and a
+/// `kernel`), and Embedding (a row lookup in a weight table). Forward kernels and VJPs; the GEMM
+/// itself is `Kernels.matmul` / `BLAS.gemm`.
+extension Executor {
+    func dense(_ node: Node, _ x: RuntimeTensor, _ a: DenseAttributes) throws -> RuntimeTensor {
+        let kernel = try require(node, .kernel)
+        var y = Kernels.matmul(x, kernel, columns: a.units)
+        if a.useBias { Kernels.addRows(&y, try require(node, .bias)) }
+        return try Kernels.activate(y, a.activation, node: node.name)
+    }
+
+    func matMul(_ node: Node, _ inputs: [RuntimeTensor], _ x: RuntimeTensor) throws -> RuntimeTensor {
+        if inputs.count == 2 { return try Kernels.batchedMatmul(inputs[0], inputs[1], node: node.name) }
+        let kernel = try require(node, .kernel)
+        guard let shape = parameterShape(node, .kernel), shape.count == 2 else { throw RuntimeError(node.name, "needs a rank-2 kernel") }
+        return Kernels.matmul(x, kernel, columns: shape[1])
+    }
+
+    func gemm(_ node: Node, _ inputs: [RuntimeTensor], _ a: GemmAttributes) throws -> RuntimeTensor {
+        var x = inputs[0]
+        if a.transposeA { x = Kernels.transpose(x, [1, 0]) }
+        var b: RuntimeTensor
+        if inputs.count >= 2 {
+            b = inputs[1]
+        } else {
+            guard let shape = parameterShape(node, .kernel) else { throw RuntimeError(node.name, "is missing its weight") }
+            b = RuntimeTensor(shape: shape, data: try require(node, .kernel))
+        }
+        if a.transposeB { b = Kernels.transpose(b, [1, 0]) }
+        guard x.rank == 2, b.rank == 2, x.shape[1] == b.shape[0] else {
+            throw RuntimeError(node.name, "Gemm of \(x.shape) and \(b.shape) does not fit")
+        }
+        var y = Kernels.matmul(x, b.data, columns: b.shape[1])
+        if a.alpha != 1 { y.data = y.data.map { $0 * a.alpha } }
+        let c = inputs.count >= 3 ? inputs[2] : parameterShape(node, .bias).map { RuntimeTensor(shape: $0, data: parameter(node, .bias) ?? []) }
+        if let c {
+            let scaled = a.beta == 1 ? c : RuntimeTensor(shape: c.shape, data: c.data.map { $0 * a.beta })
+            y = try Kernels.elementwise(.add, [y, scaled], node: node.name)
+        }
+        return y
+    }
+
+    func embedding(_ node: Node, _ x: RuntimeTensor, _ a: EmbeddingAttributes) throws -> RuntimeTensor {
+        let table = try require(node, .embeddings)
+        var output = [Float]()
+        output.reserveCapacity(x.count * a.outputDimension)
+        for value in x.data {
+            let row = Int(value)
+            guard value == value.rounded(), row >= 0, row < a.inputDimension else {
+                throw RuntimeError(node.name, "index \(value) is outside the table of \(a.inputDimension) rows")
+            }
+            output.append(contentsOf: table[(row * a.outputDimension)..<((row + 1) * a.outputDimension)])
+        }
+        return RuntimeTensor(shape: x.shape + [a.outputDimension], data: output)
+    }
+}
+
+extension Trainer {
+    /// Dense (and MatMul with a weight) on any rank: `z = x · W (+ b)` over the last axis.
+    func denseBackward(_ node: Node, _ x: RuntimeTensor, dz: RuntimeTensor, bias: Bool) throws -> StepGradients {
+        guard let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 2, let weights = executor.weights[kernel.name] else {
+            throw RuntimeError(node.name, "needs a rank-2 kernel")
+        }
+        let (inputs, units) = (kernel.shape[0], kernel.shape[1])
+        let rows = x.count / max(inputs, 1)
+        var dKernel = [Float](repeating: 0, count: inputs * units)
+        var dx = [Float](repeating: 0, count: rows * inputs)
+        x.data.withUnsafeBufferPointer { input in
+            dz.data.withUnsafeBufferPointer { g in
+                dKernel.withUnsafeMutableBufferPointer { w in
+                    // dW = xᵀ · dz
+                    BLAS.gemm(m: inputs, n: units, k: rows, a: input.baseAddress!, transposeA: true, b: g.baseAddress!, c: w.baseAddress!)
+                }
+                weights.withUnsafeBufferPointer { w in
+                    dx.withUnsafeMutableBufferPointer { d in
+                        // dx = dz · Wᵀ
+                        BLAS.gemm(m: rows, n: inputs, k: units, a: g.baseAddress!, b: w.baseAddress!, transposeB: true, c: d.baseAddress!)
+                    }
+                }
+            }
+        }
+        var step = StepGradients(inputs: [RuntimeTensor(shape: x.shape, data: dx)], parameters: [(kernel.name, dKernel)])
+        if bias, let biasParameter = graph.parameter(of: node, role: .bias) {
+            var dBias = [Float](repeating: 0, count: units)
+            for (index, value) in dz.data.enumerated() { dBias[index % units] += value }
+            step.parameters.append((biasParameter.name, dBias))
+        }
+        return step
+    }
+
+    /// MatMul by a `kernel` parameter is Dense without bias; a MatMul of two computed values has no
+    /// gradient yet (nil).
+    func matMulBackward(_ node: Node, _ inputs: [RuntimeTensor], _ x: RuntimeTensor, dy: RuntimeTensor) throws -> StepGradients? {
+        guard inputs.count == 1 else { return nil }
+        return try denseBackward(node, x, dz: dy, bias: false)
+    }
+
+    /// ONNX Gemm with its weight and bias as parameters: `y = alpha · op(x) · op(W) + beta · C`. Nil
+    /// (no gradient yet) for a Gemm of computed operands or with `transposeA`.
+    func gemmBackward(_ node: Node, _ a: GemmAttributes, _ inputs: [RuntimeTensor], _ x: RuntimeTensor,
+                      dy: RuntimeTensor) throws -> StepGradients? {
+        guard inputs.count == 1, !a.transposeA, let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 2,
+              let weights = executor.weights[kernel.name] else { return nil }
+        let w = RuntimeTensor(shape: kernel.shape, data: weights)
+        let b = a.transposeB ? Kernels.transpose(w, [1, 0]) : w
+        let scaled = RuntimeTensor(shape: dy.shape, data: dy.data.map { $0 * a.alpha })
+        let dx = Kernels.matmul(scaled, Kernels.transpose(b, [1, 0]).data, columns: b.shape[0])
+        var dB = Kernels.matmul(Kernels.transpose(x, [1, 0]), scaled.data, columns: b.shape[1])
+        if a.transposeB { dB = Kernels.transpose(dB, [1, 0]) }
+        var step = StepGradients(inputs: [RuntimeTensor(shape: x.shape, data: dx.data)], parameters: [(kernel.name, dB.data)])
+        if let bias = graph.parameter(of: node, role: .bias) {
+            let summed = try Kernels.sumToShape(RuntimeTensor(shape: dy.shape, data: dy.data.map { $0 * a.beta }), bias.shape)
+            step.parameters.append((bias.name, summed.data))
+        }
+        return step
+    }
+
+    /// Each looked-up row's gradient added to its row of the table; indices get none. Nil when the
+    /// node has no table parameter.
+    func embeddingBackward(_ node: Node, _ a: EmbeddingAttributes, _ x: RuntimeTensor, dy: RuntimeTensor) -> StepGradients? {
+        guard let table = graph.parameter(of: node, role: .embeddings) else { return nil }
+        var dTable = [Float](repeating: 0, count: table.elementCount)
+        for (position, value) in x.data.enumerated() {
+            let row = Int(value)
+            for k in 0..<a.outputDimension { dTable[row * a.outputDimension + k] += dy.data[position * a.outputDimension + k] }
+        }
+        return StepGradients(inputs: [nil], parameters: [(table.name, dTable)])
+    }
+}

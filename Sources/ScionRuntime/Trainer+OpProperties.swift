@@ -1,0 +1,47 @@
+import ScionIR
+
+/// Per-op properties the trainer decides with, each one exhaustive switch with no `default:`, so a
+/// new op makes the compiler ask. They would belong in ScionIR as properties of `Op`; they live here
+/// until the IR has them. Families in the order of `Executor.evaluate`.
+extension Trainer {
+    /// The activation an op applies last, which decides whether a loss's gradient can be taken at
+    /// its input (`lossValue`: cross-entropy through softmax or sigmoid). Only Dense's and Conv's
+    /// fused activations are run apart while training (`forwardStep`); ConvTranspose's is not, and
+    /// it has no VJP, so it reports none.
+    static func outputActivation(of op: Op) -> Activation? {
+        switch op {
+        case .activation(let activation): activation
+        case .dense(let a): a.activation
+        case .conv(let a): a.activation
+        case .depthwiseConv, .separableConv, .convTranspose,
+             .pool, .globalPool, .reduce,
+             .gemm, .matMul, .embedding,
+             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .localResponseNormalization,
+             .prelu, .clip, .unary, .coercedSoftmax,
+             .elementwise, .scaledResidual, .layerScale, .rescaling, .comparison, .select,
+             .flatten, .reshape, .squeeze, .unsqueeze, .transpose, .permute, .identity, .cast,
+             .concatenate, .split, .slice, .gather, .pad, .zeroPadding, .cropping, .upSampling, .resize,
+             .dropout, .stochasticDepth,
+             .constant, .opaque:
+            nil
+        }
+    }
+
+    /// Whether an op gives different values from one training step to the next with the same
+    /// inputs and weights: such a node never joins the frozen prefix whose outputs are cached.
+    static func isRandomWhileTraining(_ op: Op) -> Bool {
+        switch op {
+        case .dropout(let a), .stochasticDepth(let a): a.rate > 0
+        case .conv, .depthwiseConv, .separableConv, .convTranspose,
+             .pool, .globalPool, .reduce,
+             .dense, .gemm, .matMul, .embedding,
+             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .localResponseNormalization,
+             .activation, .prelu, .clip, .unary, .coercedSoftmax,
+             .elementwise, .scaledResidual, .layerScale, .rescaling, .comparison, .select,
+             .flatten, .reshape, .squeeze, .unsqueeze, .transpose, .permute, .identity, .cast,
+             .concatenate, .split, .slice, .gather, .pad, .zeroPadding, .cropping, .upSampling, .resize,
+             .constant, .opaque:
+            false
+        }
+    }
+}
