@@ -21,13 +21,13 @@ extension Executor {
         return Kernels.perAxis(x, axis: axis, scale: scale, shift: shift)
     }
 
-    /// `(x - mean) / sqrt(variance + epsilon) * gamma + beta` over trailing axes.
     /// GroupNormalization (and ONNX InstanceNormalization): statistics per sample and group of channels.
     func groupNormalization(_ node: Node, _ x: RuntimeTensor, _ a: GroupNormalizationAttributes) throws -> RuntimeTensor {
         try Kernels.groupNormalization(x, a, gamma: a.scale ? require(node, .gamma) : nil, beta: a.center ? require(node, .beta) : nil,
                                        node: node.name)
     }
 
+    /// `(x - mean) / sqrt(variance + epsilon) * gamma + beta` over trailing axes.
     func layerNormalization(_ node: Node, _ x: RuntimeTensor, _ a: LayerNormalizationAttributes) throws -> RuntimeTensor {
         let axes = a.axes.map { $0 < 0 ? $0 + x.rank : $0 }.sorted()
         guard let first = axes.first, axes.allSatisfy({ (0..<x.rank).contains($0) }) else {
