@@ -235,6 +235,7 @@ struct LayerMatching {
         return padded.contains("_" + kerasName(name) + "_")
     }
 
+    /// Ops whose inputs are matched in any order: the merges whose result does not depend on it.
     static func isCommutative(_ op: Op) -> Bool {
         switch op {
         case .elementwise(let operation):
