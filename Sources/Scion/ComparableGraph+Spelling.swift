@@ -106,7 +106,15 @@ extension ComparableGraph {
                 layers[index].op = .rescaling(rescaling)
                 layers[index].weightsInSettings = [.mean, .variance, .count]
             }
-        default:
+        // Already canonical: a grouped Conv not one group per channel, an activation without an
+        // axis, a Flatten from a later axis, a CustomScaleLayer scaling by other than 1.
+        case .conv, .activation, .flatten, .scaledResidual:
+            break
+        // Ops with one spelling.
+        case .dense, .globalPool, .upSampling, .zeroPadding, .cropping, .prelu, .dropout, .stochasticDepth, .identity,
+             .transpose, .elementwise, .embedding, .localResponseNormalization, .coercedSoftmax, .clip, .unary:
+            break
+        case .constant, .gemm, .matMul, .comparison, .select, .reduce, .gather, .cast, .slice, .split, .pad, .resize, .opaque:
             break
         }
     }
