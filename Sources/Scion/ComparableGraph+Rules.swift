@@ -59,7 +59,20 @@ extension ComparableGraph {
         case .reshape: passes = shape(layer.inputs[0]).map { $0 == shape(layer.output) && $0.rank > 0 } ?? false
         case .rescaling(let a): passes = a.scale.allSatisfy { $0 == 1 } && a.offset.allSatisfy { $0 == 0 }
         case .cast(let a): passes = graph.values[layer.inputs[0]]?.dtype == a.to
-        default: passes = false
+        case .activation: // other than linear
+            passes = false
+        // Layers that compute something of their own.
+        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
+             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
+             .localResponseNormalization, .prelu, .clip, .coercedSoftmax, .embedding:
+            passes = false
+        // Shape ops that move, drop or add numbers.
+        case .flatten, .permute, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather:
+            passes = false
+        // Merges, arithmetic, constants and layers Scion does not interpret.
+        case .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce, .constant,
+             .opaque:
+            passes = false
         }
         if passes { elide(index) }
         return passes
@@ -152,10 +165,10 @@ extension ComparableGraph {
             g.keepDimensions = false
             merge(index, next, op: .globalPool(g), name: layers[index].name)
             return true
-        case (_, .batchNormalization) where options.foldBatchNormalization && Self.fusedActivation(first) == .linear:
+        case (_, .batchNormalization) where options.foldBatchNormalization && first.fusedActivation == .linear:
             merge(index, next, op: first, name: layers[index].name)
             return true
-        case (_, .activation(let activation)) where Self.fusedActivation(first) == .linear:
+        case (_, .activation(let activation)) where first.fusedActivation == .linear:
             guard let fused = Self.withActivation(first, activation, rank: rank(layers[next].output)) else { return false }
             merge(index, next, op: fused, name: layers[index].name)
             return true
@@ -181,6 +194,11 @@ extension ComparableGraph {
             guard let axis = moved(a.axis) else { return nil }
             a.axis = axis
             return .batchNormalization(a)
+        case .groupNormalization(var a):
+            // Groups are runs along the channel axis, which a transpose of other axes leaves alone.
+            guard let axis = moved(a.axis) else { return nil }
+            a.axis = axis
+            return .groupNormalization(a)
         case .rescaling(var a):
             guard a.scale.count > 1 || a.offset.count > 1 else { return op }
             guard let axis = moved(a.axis) else { return nil }
@@ -188,7 +206,17 @@ extension ComparableGraph {
             return .rescaling(a)
         case .dropout, .identity, .stochasticDepth:
             return op
-        default:
+        // Ops whose result depends on the layout or on axes they do not name: they stop a transpose.
+        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
+             .upSampling, .layerNormalization, .normalization, .layerScale, .localResponseNormalization, .prelu, .clip,
+             .coercedSoftmax, .embedding:
+            return nil
+        // Shape ops (two transposes in a row are composed instead).
+        case .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather:
+            return nil
+        // Merges and arithmetic, which read other values laid out their own way.
+        case .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce, .constant,
+             .cast, .opaque:
             return nil
         }
     }
@@ -329,17 +357,6 @@ extension ComparableGraph {
         return .explicit(result)
     }
 
-    static func fusedActivation(_ op: Op) -> Activation? {
-        switch op {
-        case .dense(let a): a.activation
-        case .conv(let a): a.activation
-        case .depthwiseConv(let a): a.activation
-        case .separableConv(let a): a.depthwise.activation
-        case .convTranspose(let a): a.activation
-        default: nil
-        }
-    }
-
     /// The op with `activation` fused in. Keras fuses per-axis activations (softmax) along the last
     /// axis only.
     static func withActivation(_ op: Op, _ activation: Activation, rank: Int?) -> Op? {
@@ -347,13 +364,6 @@ extension ComparableGraph {
             guard let rank, axis == rank - 1 || axis == -1 else { return nil }
         }
         let fused = activation.axis == nil ? activation : activation.withAxis(-1)
-        switch op {
-        case .dense(var a): a.activation = fused; return .dense(a)
-        case .conv(var a): a.activation = fused; return .conv(a)
-        case .depthwiseConv(var a): a.activation = fused; return .depthwiseConv(a)
-        case .separableConv(var a): a.depthwise.activation = fused; return .separableConv(a)
-        case .convTranspose(var a): a.activation = fused; return .convTranspose(a)
-        default: return nil
-        }
+        return op.withFusedActivation(fused)
     }
 }

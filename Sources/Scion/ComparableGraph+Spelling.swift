@@ -74,6 +74,14 @@ extension ComparableGraph {
                 }
             }
             layers[index].op = .batchNormalization(a)
+        case .groupNormalization(var a):
+            a.axis = axis(a.axis, outputRank)
+            // One group per channel is spelled -1 (Keras) or by the count (a GroupNormalization with
+            // as many groups as channels, ONNX's InstanceNormalization read back).
+            if let channels = layer.parameter(.gamma)?.shape.first ?? layer.parameter(.beta)?.shape.first, a.groups == channels {
+                a.groups = -1
+            }
+            layers[index].op = .groupNormalization(a)
         case .concatenate(var a):
             a.axis = axis(a.axis, outputRank)
             layers[index].op = .concatenate(a)
@@ -106,7 +114,15 @@ extension ComparableGraph {
                 layers[index].op = .rescaling(rescaling)
                 layers[index].weightsInSettings = [.mean, .variance, .count]
             }
-        default:
+        // Already canonical: a grouped Conv not one group per channel, an activation without an
+        // axis, a Flatten from a later axis, a CustomScaleLayer scaling by other than 1.
+        case .conv, .activation, .flatten, .scaledResidual:
+            break
+        // Ops with one spelling.
+        case .dense, .globalPool, .upSampling, .zeroPadding, .cropping, .prelu, .dropout, .stochasticDepth, .identity,
+             .transpose, .elementwise, .embedding, .localResponseNormalization, .coercedSoftmax, .clip, .unary:
+            break
+        case .constant, .gemm, .matMul, .comparison, .select, .reduce, .gather, .cast, .slice, .split, .pad, .resize, .opaque:
             break
         }
     }

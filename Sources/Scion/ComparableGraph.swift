@@ -172,7 +172,12 @@ struct ComparableGraph {
         case .flatten, .reshape, .squeeze, .unsqueeze: "reshape"
         case .transpose, .permute: "transpose"
         case .rescaling: "rescaling"
-        default: op.typeName
+        // Families of one op, named by its type.
+        case .convTranspose, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
+             .localResponseNormalization, .coercedSoftmax, .unary, .embedding, .dropout, .stochasticDepth, .identity,
+             .zeroPadding, .cropping, .upSampling, .slice, .split, .pad, .resize, .gather, .elementwise, .concatenate,
+             .scaledResidual, .comparison, .select, .reduce, .constant, .cast, .opaque:
+            op.typeName
         }
     }
 }

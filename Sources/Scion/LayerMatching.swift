@@ -145,14 +145,7 @@ struct LayerMatching {
     static func sameWork(_ x: ComparableGraph.Layer, _ y: ComparableGraph.Layer) -> Bool {
         func work(_ layer: ComparableGraph.Layer) -> (Activation?, Bool?) {
             let folded = layer.steps.contains { $0.family == "BatchNormalization" }
-            switch layer.op {
-            case .dense(let a): return (a.activation, a.useBias || folded)
-            case .conv(let a): return (a.activation, a.useBias || folded)
-            case .depthwiseConv(let a): return (a.activation, a.useBias || folded)
-            case .separableConv(let a): return (a.depthwise.activation, a.depthwise.useBias || folded)
-            case .convTranspose(let a): return (a.activation, a.useBias || folded)
-            default: return (nil, nil)
-            }
+            return (layer.op.fusedActivation, layer.op.useBias.map { $0 || folded })
         }
         let (left, right) = (work(x), work(y))
         return left.0 == right.0 && left.1 == right.1
@@ -166,14 +159,34 @@ struct LayerMatching {
         while let value = frontier.popLast() {
             for reader in graph.readers(of: value) {
                 let layer = graph.layers[reader]
-                switch layer.op {
-                case .rescaling, .activation, .batchNormalization, .prelu: return true
-                default:
-                    if onlyReshapes(layer, in: graph), seen.insert(layer.output).inserted { frontier.append(layer.output) }
-                }
+                if Self.finishesLayer(layer.op) { return true }
+                if onlyReshapes(layer, in: graph), seen.insert(layer.output).inserted { frontier.append(layer.output) }
             }
         }
         return false
+    }
+
+    /// Ops that add a bias or apply an activation to what a convolution or Dense computed: where the
+    /// other model's layer finishes the work of a layer exported without them.
+    static func finishesLayer(_ op: Op) -> Bool {
+        switch op {
+        case .rescaling, .activation, .batchNormalization, .prelu:
+            true
+        // Layers of their own (a bias of their own is `sameWork`'s business).
+        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .gemm, .matMul, .embedding, .pool, .globalPool,
+             .zeroPadding, .cropping, .upSampling, .layerNormalization, .groupNormalization, .normalization, .layerScale,
+             .localResponseNormalization:
+            false
+        // Activations ONNX spells as ops of their own are not looked for.
+        case .clip, .coercedSoftmax, .unary:
+            false
+        // Moves and merges of values; reshapes are walked through by `onlyReshapes`.
+        case .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
+             .elementwise, .concatenate, .scaledResidual, .comparison, .select, .reduce:
+            false
+        case .dropout, .stochasticDepth, .identity, .constant, .cast, .opaque:
+            false
+        }
     }
 
     /// Shapes that hold the same numbers in the same order, or in one layout and the other: equal
@@ -222,10 +235,25 @@ struct LayerMatching {
         return padded.contains("_" + kerasName(name) + "_")
     }
 
+    /// Ops whose inputs are matched in any order: the merges whose result does not depend on it.
     static func isCommutative(_ op: Op) -> Bool {
         switch op {
-        case .elementwise(let operation): [.add, .multiply, .average, .maximum, .minimum].contains(operation)
-        default: false
+        case .elementwise(let operation):
+            switch operation {
+            case .add, .multiply, .average, .maximum, .minimum: true
+            case .subtract, .divide, .power: false
+            }
+        // Only Keras's merge layers are matched with their inputs in any order (ONNX comparisons are
+        // written in the order they were read on both sides).
+        case .comparison, .concatenate, .scaledResidual, .select, .gemm, .matMul:
+            false
+        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
+             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale,
+             .localResponseNormalization, .activation, .prelu, .clip, .coercedSoftmax, .unary, .embedding:
+            false
+        case .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
+             .reduce, .dropout, .stochasticDepth, .identity, .constant, .cast, .opaque:
+            false
         }
     }
 

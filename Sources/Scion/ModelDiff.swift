@@ -94,7 +94,7 @@ public struct ModelDiff: Encodable, Sendable {
             let note = graph.unmapped.map { "\(model.path) is compared as ONNX ops, not Keras layers (\($0))" }
             if let note, !notes.contains(note) { notes.append(note) }
         }
-        if options.inferenceOnly, [before.graph, after.graph].contains(where: { $0.nodes.contains { Self.isTrainingOnly($0.op) } }) {
+        if options.inferenceOnly, [before.graph, after.graph].contains(where: { $0.nodes.contains { $0.op.isTrainingOnly } }) {
             notes.append("Dropout layers are not compared: ONNX keeps no training-only layers")
         }
         inferenceOnly = options.inferenceOnly
@@ -114,13 +114,6 @@ public struct ModelDiff: Encodable, Sendable {
     /// inferred: the view whose parameter names `weightsChanged` uses.
     public static func comparable(_ model: Model) throws -> Graph {
         ComparableGraph.kerasView(model.graph).0
-    }
-
-    static func isTrainingOnly(_ op: Op) -> Bool {
-        switch op {
-        case .dropout, .stochasticDepth: true
-        default: false
-        }
     }
 
     /// Model inputs and outputs: how many, and the inputs' shapes (a channels-last conversion

@@ -1,4 +1,5 @@
-/// Shape rules of the spatial ops: convolutions, pooling, padding, reshaping and merging.
+/// Shape rules of the spatial ops: convolutions, pooling, padding, cropping and upsampling, whose
+/// spatial axes follow their layout.
 extension Context {
     func spatialAxes(rank: Int, layout: Layout) -> [Int] {
         layout == .channelsLast ? Array(1..<max(rank - 1, 1)) : Array(2..<max(rank, 2))
@@ -122,14 +123,14 @@ extension Context {
                 switch a.padding {
                 case .same: pad = kernel / 2
                 case .explicit(let pads): pad = pads[offset] + pads[offset + a.rank]
-                default: pad = 0
+                case .valid, .causal: pad = 0
                 }
                 let total = if case .explicit = a.padding { pad } else { 2 * pad }
                 output[axis] = try checkedSum(checkedProduct(length - 1, stride), kernel, -total, outputPadding[offset])
             } else {
                 switch a.padding {
                 case .same: output[axis] = try checkedProduct(length, stride)
-                default: output[axis] = try checkedSum(checkedProduct(length, stride), max(kernel - stride, 0))
+                case .valid, .causal, .explicit: output[axis] = try checkedSum(checkedProduct(length, stride), max(kernel - stride, 0))
                 }
             }
         }
@@ -171,73 +172,24 @@ extension Context {
         return shape
     }
 
-    func reshape(_ a: ReshapeAttributes) throws -> Shape? {
-        if a.includesBatch { return try fullReshape(a) }
+    func globalPooling(_ a: GlobalPoolAttributes) throws -> Shape? {
         try requireInputs(1)
-        guard let shape = try firstShape(minimumRank: 1) else { return nil }
-        let total = Shape.product(Array(shape.dimensions.dropFirst()))
-        let unknownCount = a.targetShape.filter { $0 == -1 }.count
-        guard unknownCount <= 1, a.targetShape.allSatisfy({ $0 == -1 || $0 > 0 }) else {
-            throw fail("target shape \(a.targetShape) is not valid")
+        guard let shape = try firstShape(minimumRank: a.rank + 2) else { return nil }
+        let channels = a.layout == .channelsLast ? shape[shape.rank - 1] : shape[1]
+        if a.keepDimensions {
+            var result = shape
+            for axis in spatialAxes(rank: shape.rank, layout: a.layout) { result[axis] = 1 }
+            return result
         }
-        let known = a.targetShape.filter { $0 != -1 }.checkedProduct ?? 0
-        var dimensions: [Int?] = a.targetShape.map { $0 }
-        if let total {
-            if unknownCount == 1 {
-                guard known > 0, total % known == 0 else {
-                    throw fail("cannot reshape \(shape) to \(a.targetShape)")
-                }
-                dimensions = a.targetShape.map { $0 == -1 ? total / known : $0 }
-            } else if known != total {
-                throw fail("cannot reshape \(shape) (\(total) elements per sample) to \(a.targetShape)")
-            }
-        } else if unknownCount == 1 {
-            dimensions = a.targetShape.map { $0 == -1 ? nil : $0 }
-        }
-        return Shape([shape[0]] + dimensions)
+        return Shape([shape[0], channels])
     }
 
-    /// Numpy broadcasting of every input; unknown dimensions stay unknown.
-    func broadcastInputs() throws -> Shape? {
-        guard !inputs.isEmpty else { throw fail("has no input") }
-        var result: [Int?] = []
-        for input in inputs {
-            guard let shape = input.shape else { return nil }
-            let rank = max(result.count, shape.rank)
-            let left = Array(repeating: 1, count: rank - result.count) + result
-            let right = Array(repeating: 1, count: rank - shape.rank) + shape.dimensions
-            result = try zip(left, right).map { pair -> Int? in
-                switch pair {
-                case (let a?, let b?):
-                    if a == b || b == 1 { return a }
-                    if a == 1 { return b }
-                    throw fail("cannot combine shapes: \(a) and \(b) differ (inputs \(inputs.map { $0.shape.map(\.description) ?? "?" }))")
-                case (1?, nil), (nil, 1?), (nil, nil): return nil
-                case (let a?, nil): return a
-                case (nil, let b?): return b
-                }
-            }
+    func upSampling(_ a: UpSamplingAttributes) throws -> Shape? {
+        try requireInputs(1)
+        guard var shape = try firstShape(minimumRank: a.size.count + 2) else { return nil }
+        for (axis, factor) in zip(spatialAxes(rank: shape.rank, layout: a.layout), a.size) {
+            shape[axis] = shape[axis].map { $0 * factor }
         }
-        return Shape(result)
-    }
-
-    func concatenate(axis: Int) throws -> Shape? {
-        guard let first = inputs.first else { throw fail("has no input") }
-        guard var result = first.shape else { return nil }
-        guard let resolved = result.normalizedAxis(axis) else { throw fail("axis \(axis) is outside \(result)") }
-        var total: Int? = 0
-        for input in inputs {
-            guard let shape = input.shape else { return nil }
-            guard shape.rank == result.rank else { throw fail("inputs have different ranks: \(result) and \(shape)") }
-            for dimension in 0..<shape.rank where dimension != resolved {
-                if let a = result[dimension], let b = shape[dimension], a != b {
-                    throw fail("inputs differ outside the concatenation axis: \(result) and \(shape)")
-                }
-                if result[dimension] == nil { result[dimension] = shape[dimension] }
-            }
-            total = total.flatMap { sum in shape[resolved].map { sum + $0 } }
-        }
-        result[resolved] = total
-        return result
+        return shape
     }
 }

@@ -1,4 +1,5 @@
-/// Output shapes and types of each op, checked against the op's parameters. One exhaustive switch.
+/// Output shapes and types of each op, checked against the op's parameters. One exhaustive switch
+/// (`Context.infer`); the rules themselves are grouped by op family in the ShapeInference+ files.
 public enum ShapeInference {
     /// Shapes and types of `node`'s outputs given its inputs; `parameterShapes` maps roles
     /// (`kernel`, `bias`...) to shapes.
@@ -24,10 +25,21 @@ struct Context {
         self.node = node; self.inputs = inputs; self.parameterShapes = parameterShapes
     }
 
+    /// The outputs' element type: the first input's unless the op decides it.
     var outputType: DType {
-        if case .embedding = node.op { return .float32 }
-        if let type = onnxOutputType { return type }
-        return inputs.first?.dtype ?? .float32
+        switch node.op {
+        case .embedding: .float32
+        case .constant(let a): a.dtype
+        case .cast(let a): a.to
+        case .comparison: .bool
+        case .select where inputs.count > 1: inputs[1].dtype
+        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
+             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale, .prelu, .rescaling,
+             .localResponseNormalization, .activation, .clip, .coercedSoftmax, .unary, .dropout, .stochasticDepth, .identity,
+             .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
+             .elementwise, .scaledResidual, .concatenate, .gemm, .matMul, .reduce, .select, .opaque:
+            inputs.first?.dtype ?? .float32
+        }
     }
 
     func fail(_ reason: String) -> IRError { IRError(node.name, reason, kind: .shape) }
@@ -63,148 +75,64 @@ struct Context {
         if used { try expectParameter(.bias, [count]) }
     }
 
+    /// The shape rule of every op: one exhaustive switch, the rules grouped by family in
+    /// ShapeInference+Spatial, +Normalization, +Reshaping and +Arithmetic.
     mutating func infer() throws -> [Shape?] {
         switch node.op {
-        case .dense(let a):
-            try requireInputs(1)
-            guard var shape = try firstShape(minimumRank: 2) else { return [nil] }
-            try expectParameter(.kernel, [shape[shape.rank - 1], a.units])
-            try expectBias(a.useBias, a.units)
-            shape[shape.rank - 1] = a.units
-            return [shape]
-        case .conv(let a):
-            return [try convolution(a)]
-        case .depthwiseConv(let a):
-            return [try depthwise(a, checkBias: true)]
-        case .separableConv(let a):
-            return [try separable(a)]
-        case .convTranspose(let a):
-            return [try transposedConvolution(a)]
-        case .pool(let a):
-            return [try pooling(a)]
-        case .globalPool(let a):
-            try requireInputs(1)
-            guard let shape = try firstShape(minimumRank: a.rank + 2) else { return [nil] }
-            let channels = a.layout == .channelsLast ? shape[shape.rank - 1] : shape[1]
-            if a.keepDimensions {
-                var result = shape
-                for axis in spatialAxes(rank: shape.rank, layout: a.layout) { result[axis] = 1 }
-                return [result]
-            }
-            return [Shape([shape[0], channels])]
-        case .batchNormalization(let a):
-            try requireInputs(1)
-            guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
-            guard let axis = shape.normalizedAxis(a.axis) else { throw fail("axis \(a.axis) is outside \(shape)") }
-            let channels = shape[axis]
-            if a.scale { try expectParameter(.gamma, [channels]) }
-            if a.center { try expectParameter(.beta, [channels]) }
-            try expectParameter(.movingMean, [channels])
-            try expectParameter(.movingVariance, [channels])
-            return [shape]
-        case .groupNormalization(let a):
-            try requireInputs(1)
-            guard let shape = try firstShape(minimumRank: 2) else { return [nil] }
-            guard let axis = shape.normalizedAxis(a.axis), axis > 0 else { throw fail("axis \(a.axis) is not a channel axis of \(shape)") }
-            if let channels = shape[axis], a.groupCount(channels: channels) == nil {
-                throw fail("\(channels) channels do not split into \(a.groups) groups")
-            }
-            if a.scale { try expectParameter(.gamma, [shape[axis]]) }
-            if a.center { try expectParameter(.beta, [shape[axis]]) }
-            return [shape]
-        case .layerNormalization(let a):
-            try requireInputs(1)
-            guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
-            let axes = try a.axes.map { axis -> Int in
-                guard let resolved = shape.normalizedAxis(axis) else { throw fail("axis \(axis) is outside \(shape)") }
-                return resolved
-            }
-            let expected = axes.sorted().map { shape[$0] }
-            if a.scale { try expectParameterElements(.gamma, expected) }
-            if a.center { try expectParameterElements(.beta, expected) }
-            return [shape]
-        case .prelu(let a):
-            try requireInputs(1)
-            guard let shape = try firstShape(minimumRank: 2) else { return [nil] }
-            var expected = Array(shape.dimensions.dropFirst())
-            for axis in a.sharedAxes where axis >= 1 && axis <= expected.count { expected[axis - 1] = 1 }
-            try expectParameter(.alpha, expected)
-            return [shape]
-        case .activation, .dropout, .stochasticDepth, .identity:
+        // Spatial ops (ShapeInference+Spatial.swift).
+        case .conv(let a): return [try convolution(a)]
+        case .depthwiseConv(let a): return [try depthwise(a, checkBias: true)]
+        case .separableConv(let a): return [try separable(a)]
+        case .convTranspose(let a): return [try transposedConvolution(a)]
+        case .pool(let a): return [try pooling(a)]
+        case .globalPool(let a): return [try globalPooling(a)]
+        case .zeroPadding(let a), .cropping(let a): return [try spatialPadding(a)]
+        case .upSampling(let a): return [try upSampling(a)]
+        // Weighted layers that keep their input's shape (ShapeInference+Normalization.swift).
+        case .batchNormalization(let a): return [try batchNormalization(a)]
+        case .layerNormalization(let a): return [try layerNormalization(a)]
+        case .groupNormalization(let a): return [try groupNormalization(a)]
+        case .normalization(let a): return [try normalization(a)]
+        case .layerScale(let a): return [try layerScale(a)]
+        case .prelu(let a): return [try prelu(a)]
+        // One input, its shape unchanged.
+        case .activation, .dropout, .stochasticDepth, .identity, .rescaling, .unary, .cast, .clip, .localResponseNormalization,
+             .coercedSoftmax:
             try requireInputs(1)
             return [try firstShape()]
-        case .rescaling:
-            try requireInputs(1)
-            return [try firstShape()]
-        case .normalization(let a):
-            try requireInputs(1)
-            guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
-            let kept = try a.axes.map { axis -> Int? in
-                guard let resolved = shape.normalizedAxis(axis) else { throw fail("axis \(axis) is outside \(shape)") }
-                return shape[resolved]
-            }
-            for role in [ParameterRole.mean, .variance] where parameterShapes[role] != nil {
-                try expectParameterElements(role, kept)
-            }
-            return [shape]
-        case .layerScale(let a):
-            try requireInputs(1)
-            guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
-            guard let axis = shape.normalizedAxis(a.axis) else { throw fail("axis \(a.axis) is outside \(shape)") }
-            try expectParameterElements(.gamma, [shape[axis]])
-            return [shape]
-        case .transpose(let a):
-            try requireInputs(1)
-            guard let shape = try firstShape() else { return [nil] }
-            guard a.permutation.sorted() == Array(0..<shape.rank) else {
-                throw fail("permutation \(a.permutation) does not fit input \(shape)")
-            }
-            return [Shape(a.permutation.map { shape[$0] })]
-        case .flatten(let a):
-            try requireInputs(1)
-            guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
-            guard a.axis >= 0, a.axis <= shape.rank else { throw fail("flatten axis \(a.axis) is outside \(shape)") }
-            return [Shape([Shape.product(Array(shape.dimensions.prefix(a.axis))),
-                           Shape.product(Array(shape.dimensions.dropFirst(a.axis)))])]
-        case .reshape(let a):
-            return [try reshape(a)]
-        case .permute(let a):
-            try requireInputs(1)
-            guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
-            let sorted = a.dimensions.sorted()
-            guard a.dimensions.count == shape.rank - 1, sorted == Array(1..<shape.rank) else {
-                throw fail("permutation \(a.dimensions) does not fit input \(shape)")
-            }
-            return [Shape([shape[0]] + a.dimensions.map { shape[$0] })]
-        case .zeroPadding(let a), .cropping(let a):
-            return [try spatialPadding(a)]
-        case .upSampling(let a):
-            try requireInputs(1)
-            guard var shape = try firstShape(minimumRank: a.size.count + 2) else { return [nil] }
-            for (axis, factor) in zip(spatialAxes(rank: shape.rank, layout: a.layout), a.size) {
-                shape[axis] = shape[axis].map { $0 * factor }
-            }
-            return [shape]
-        case .elementwise(let operation):
-            if inputs.count < 2 && operation != .add && operation != .multiply {
-                throw fail("needs at least 2 inputs, got \(inputs.count)")
-            }
-            return [try broadcastInputs()]
+        // Shape ops (ShapeInference+Reshaping.swift).
+        case .flatten(let a): return [try flatten(a)]
+        case .reshape(let a): return [try reshape(a)]
+        case .permute(let a): return [try permute(a)]
+        case .transpose(let a): return [try transpose(a)]
+        case .squeeze(let a): return [try squeeze(a)]
+        case .unsqueeze(let a): return [try unsqueeze(a)]
+        case .slice(let a): return [try slice(a)]
+        case .split(let a): return try split(a)
+        case .pad(let a): return [try pad(a)]
+        case .gather(let a): return [try gather(a)]
+        case .resize(let a): return [try resize(a)]
+        case .concatenate(let a): return [try concatenate(axis: a.axis)]
+        // Ops that compute (ShapeInference+Arithmetic.swift).
+        case .dense(let a): return [try dense(a)]
+        case .gemm(let a): return [try gemm(a)]
+        case .matMul: return [try matrixProduct()]
+        case .elementwise(let operation): return [try elementwise(operation)]
         case .scaledResidual:
             try requireInputs(2)
             return [try broadcastInputs()]
-        case .concatenate(let a):
-            return [try concatenate(axis: a.axis)]
-        case .embedding(let a):
-            try requireInputs(1)
-            try expectParameter(.embeddings, [a.inputDimension, a.outputDimension])
-            guard let shape = try firstShape() else { return [nil] }
-            return [Shape(shape.dimensions + [a.outputDimension])]
+        case .comparison:
+            try requireInputs(2)
+            return [try broadcastInputs()]
+        case .select:
+            try requireInputs(3)
+            return [try broadcastInputs()]
+        case .reduce(let a): return [try reduce(a)]
+        case .embedding(let a): return [try embedding(a)]
+        case .constant: return [try constant()]
+        // Kept as read: the shapes the reader found, or unknown.
         case .opaque(let a):
             return a.outputShapes ?? Array(repeating: nil, count: max(node.outputs.count, 1))
-        case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
-             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax:
-            return try inferImported()
         }
     }
 

@@ -98,7 +98,11 @@ extension ONNXGraphBuilder {
                                           attributes: [.int("axis", 1)])
             let shape = intermediate("Shape", name: node.name, inputs: [input])
             add("Reshape", name: node.name, inputs: [normalized, shape], output: output)
-        default:
+        // Keras-layer ops: `emit` writes them itself and hands only the imported ops above here.
+        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .batchNormalization,
+             .layerNormalization, .groupNormalization, .activation, .prelu, .dropout, .flatten, .reshape, .permute, .zeroPadding, .cropping,
+             .upSampling, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .scaledResidual, .layerScale,
+             .transpose, .stochasticDepth, .identity, .opaque:
             throw unsupported(node, "is not an imported ONNX op")
         }
     }

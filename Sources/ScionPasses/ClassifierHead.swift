@@ -98,12 +98,22 @@ struct ClassifierHead {
     /// tf2onnx flattens an NHWC Keras feature map as a Transpose then a Reshape: the Transpose
     /// belongs to the flattening when entries alone read it.
     private func isReorderBeforeEntry(_ node: Node) -> Bool {
-        switch node.op {
+        guard isAxisReorder(node.op), let output = node.outputs.first, let readers = consumers[output], !readers.isEmpty,
+              !graph.outputs.contains(output) else { return false }
+        return readers.allSatisfy { isEntry(graph.nodes[$0]) }
+    }
+
+    /// Ops that only reorder axes.
+    private func isAxisReorder(_ op: Op) -> Bool {
+        switch op {
         case .transpose, .permute:
-            guard let output = node.outputs.first, let readers = consumers[output], !readers.isEmpty,
-                  !graph.outputs.contains(output) else { return false }
-            return readers.allSatisfy { isEntry(graph.nodes[$0]) }
-        default:
+            return true
+        case .dense, .gemm, .matMul, .dropout, .activation, .prelu, .coercedSoftmax, .reshape, .flatten, .squeeze,
+             .unsqueeze, .identity, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .conv,
+             .elementwise, .concatenate, .rescaling, .clip, .unary, .cast, .stochasticDepth, .globalPool, .reduce, .constant,
+             .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding, .cropping, .upSampling, .embedding,
+             .scaledResidual, .layerScale, .comparison, .select, .gather, .slice, .split, .pad, .resize,
+             .localResponseNormalization, .opaque:
             return false
         }
     }
@@ -139,7 +149,12 @@ struct ClassifierHead {
             guard a.kind == .mean || a.kind == .maximum, let rank = graph.values[input]?.shape?.rank, let axes = a.axes else { return false }
             let resolved = Set(axes.map { $0 < 0 ? $0 + rank : $0 })
             return resolved.count == rank - 2 && !resolved.contains(0) && resolved.isSubset(of: Set(1..<rank))
-        default:
+        // Ops that neither pool nor flatten a feature map.
+        case .dense, .gemm, .matMul, .dropout, .activation, .prelu, .coercedSoftmax, .unsqueeze, .identity,
+             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .conv, .elementwise, .concatenate,
+             .rescaling, .clip, .unary, .cast, .stochasticDepth, .constant, .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
+             .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .scaledResidual, .layerScale, .comparison,
+             .select, .gather, .slice, .split, .pad, .resize, .localResponseNormalization, .opaque:
             return false
         }
     }

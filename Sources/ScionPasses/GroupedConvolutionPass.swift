@@ -33,12 +33,11 @@ public struct GroupedConvolutionPass: GraphPass {
         var nodeNames = UniqueNames(taken: graph.nodes.map(\.name), firstSuffix: 2)
         var nodes: [Node] = []
         for node in source.nodes {
-            switch node.op {
-            case .depthwiseConv(let a) where a.layout == .channelsLast:
+            if case .depthwiseConv(let a) = node.op, a.layout == .channelsLast {
                 var copy = node
                 copy.op = .conv(try groupedDepthwise(node, a, useBias: a.useBias, activation: a.activation, source: source, in: &graph))
                 nodes.append(copy)
-            case .separableConv(let a) where a.depthwise.layout == .channelsLast:
+            } else if case .separableConv(let a) = node.op, a.depthwise.layout == .channelsLast {
                 guard let kernel = source.parameter(of: node, role: .depthwiseKernel),
                       let pointwiseKernel = source.parameter(of: node, role: .pointwiseKernel),
                       let input = node.inputs.first, node.inputs.count == 1, let output = node.outputs.first, node.outputs.count == 1 else {
@@ -59,7 +58,7 @@ public struct GroupedConvolutionPass: GraphPass {
                 pointwise.inputs = [depthwiseValue]
                 pointwise.parameters = node.parameters.filter { $0 != kernel.name }
                 nodes.append(pointwise)
-            default:
+            } else {
                 nodes.append(node)
             }
         }
@@ -69,12 +68,11 @@ public struct GroupedConvolutionPass: GraphPass {
         try graph.inferShapes()
     }
 
+    /// The nodes `run` rewrites: channels-last depthwise and separable convolutions.
     static func lowers(_ node: Node) -> Bool {
-        switch node.op {
-        case .depthwiseConv(let a): a.layout == .channelsLast
-        case .separableConv(let a): a.depthwise.layout == .channelsLast
-        default: false
-        }
+        if case .depthwiseConv(let a) = node.op { return a.layout == .channelsLast }
+        if case .separableConv(let a) = node.op { return a.depthwise.layout == .channelsLast }
+        return false
     }
 
     /// The grouped convolution a depthwise one is: one group per input channel, `in × multiplier`

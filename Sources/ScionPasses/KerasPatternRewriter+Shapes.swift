@@ -33,15 +33,14 @@ extension KerasPatternRewriter {
     /// axis is a global pooling.
     mutating func foldGlobalPooling(_ position: Int) throws {
         let node = graph.nodes[position]
-        switch node.op {
-        case .globalPool(var a) where a.keepDimensions:
+        if case .globalPool(var a) = node.op, a.keepDimensions {
             guard let output = node.outputs.first, let reader = soleReader(of: output),
                   dropsUnitAxes(graph.nodes[reader], spatialRank: a.rank) else { return }
             a.keepDimensions = false
             graph.nodes[position].op = .globalPool(a)
             graph.nodes[position].outputs = graph.nodes[reader].outputs
             removed.insert(graph.nodes[reader].name)
-        case .reduce(let a) where a.kind == .mean || a.kind == .maximum:
+        } else if case .reduce(let a) = node.op, a.kind == .mean || a.kind == .maximum {
             // Over axes 2... of a channels-first value, or axes 1...r-2 of a channels-last one (tf2onnx
             // keeps Keras's NHWC order around a global pooling it does not fuse).
             guard let input = node.inputs.first, let rank = shape(input)?.rank, rank >= 3, let axes = a.axes,
@@ -51,8 +50,6 @@ extension KerasPatternRewriter {
             if resolved == Set(2..<rank) { layout = .channelsFirst } else if resolved == Set(1..<(rank - 1)) { layout = .channelsLast } else { return }
             graph.nodes[position].op = .globalPool(GlobalPoolAttributes(
                 kind: a.kind == .mean ? .average : .max, rank: rank - 2, keepDimensions: a.keepDimensions, layout: layout))
-        default:
-            return
         }
     }
 
@@ -166,14 +163,13 @@ extension KerasPatternRewriter {
     /// Whether `node` turns `[N, C, 1, ...]` into `[N, C]`.
     func dropsUnitAxes(_ node: Node, spatialRank: Int) -> Bool {
         guard let output = node.outputs.first, let shape = shape(output), shape.rank == 2 else { return false }
-        switch node.op {
-        case .squeeze(let a):
+        if case .squeeze(let a) = node.op {
             let rank = spatialRank + 2
             return Set(a.axes.map { $0 < 0 ? $0 + rank : $0 }) == Set(2..<rank)
-        case .flatten(let a): return a.axis == 1
-        case .reshape: return true
-        default: return false
         }
+        if case .flatten(let a) = node.op { return a.axis == 1 }
+        if case .reshape = node.op { return true }
+        return false
     }
 
     /// ONNX reshapes name the batch axis; Keras's do not. A Reshape to `[N, features]` is a Flatten; a
@@ -182,25 +178,30 @@ extension KerasPatternRewriter {
     mutating func foldReshapes(_ position: Int) throws {
         let node = graph.nodes[position]
         guard let input = node.inputs.first, let output = node.outputs.first, node.outputs.count == 1 else { return }
-        switch node.op {
-        case .reshape(let a) where a.includesBatch:
+        if case .reshape(let a) = node.op, a.includesBatch {
             guard keepsBatch(a, input: input), let result = shape(output) else { return }
             if result.rank == 2, (shape(input)?.rank ?? 0) >= 3 {
                 graph.nodes[position].op = .flatten(FlattenAttributes(layout: .channelsFirst))
             } else if let lengths = knownSampleLengths(result) {
                 graph.nodes[position].op = .reshape(ReshapeAttributes(targetShape: lengths))
             }
-        case .squeeze(let a), .unsqueeze(let a):
+        } else if let squeeze = squeezeAxes(node.op) {
             guard let result = shape(output), let inputRank = shape(input)?.rank else { return }
-            let rank = node.op.typeName == "Squeeze" ? inputRank : result.rank
-            guard !a.axes.contains(where: { $0 == 0 || $0 == -rank }), let lengths = knownSampleLengths(result) else { return }
+            let rank = squeeze.squeezes ? inputRank : result.rank
+            guard !squeeze.axes.axes.contains(where: { $0 == 0 || $0 == -rank }), let lengths = knownSampleLengths(result) else { return }
             graph.nodes[position].op = .reshape(ReshapeAttributes(targetShape: lengths))
-        case .coercedSoftmax(let a):
+        } else if case .coercedSoftmax(let a) = node.op {
             guard shape(input)?.rank == 2, a.axis == 1 || a.axis == -1 else { return }
             graph.nodes[position].op = .activation(a.logarithm ? .logSoftmax(axis: -1) : .softmax(axis: -1))
-        default:
-            return
         }
+    }
+
+    /// A Squeeze's or Unsqueeze's axes, and whether it squeezes (its axes count in the input's rank
+    /// rather than the output's).
+    func squeezeAxes(_ op: Op) -> (axes: AxesAttributes, squeezes: Bool)? {
+        if case .squeeze(let a) = op { return (a, true) }
+        if case .unsqueeze(let a) = op { return (a, false) }
+        return nil
     }
 
     /// An ONNX reshape target whose first entry keeps the batch: 0 (copy), -1 with every other length

@@ -171,8 +171,7 @@ struct KerasPatternRewriter {
     /// Gemm with constant weights, and MatMul by a constant rank-2 kernel, are Dense layers.
     mutating func foldDense(_ position: Int) throws {
         let node = graph.nodes[position]
-        switch node.op {
-        case .gemm(let a):
+        if case .gemm(let a) = node.op {
             guard !a.transposeA, a.alpha == 1, a.beta == 1, node.inputs.count == 1,
                   let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 2 else { return }
             let units = a.transposeB ? kernel.shape[0] : kernel.shape[1]
@@ -185,7 +184,7 @@ struct KerasPatternRewriter {
             }
             if let bias { graph.parameters[bias.name]?.shape = [units] }
             graph.nodes[position].op = .dense(DenseAttributes(units: units, useBias: bias != nil))
-        case .matMul:
+        } else if case .matMul = node.op {
             guard let input = shape(node.inputs[0]), input.rank >= 2 else { return }
             if node.inputs.count == 2, let (_, weight) = constant(node.inputs[1]), weight.shape.count == 2 {
                 // A weight listed as a graph input in old ONNX files reaches MatMul through a node.
@@ -197,8 +196,6 @@ struct KerasPatternRewriter {
             }
             guard node.inputs.count == 1, let kernel = graph.parameters(of: node).first, kernel.shape.count == 2 else { return }
             graph.nodes[position].op = .dense(DenseAttributes(units: kernel.shape[1], useBias: false))
-        default:
-            return
         }
     }
 
@@ -262,7 +259,7 @@ struct KerasPatternRewriter {
             case .divide:
                 guard !constantFirst else { continue }
                 scale = values.map { 1 / $0 }
-            default: continue
+            case .average, .maximum, .minimum, .power: continue
             }
             let (scales, offsets) = (Self.collapsed(scale), Self.collapsed(offset))
             // Per-channel values run along axis 1 (channels-first, moved by the layout pass) or the

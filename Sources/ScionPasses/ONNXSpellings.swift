@@ -124,14 +124,13 @@ public enum ONNXSpellings {
                   let divide = privateProducer(divValue) else { return nil }
             let node = graph.nodes[divide]
             let root = Float(2.0.squareRoot())
-            switch node.op {
-            case .elementwise(.divide) where node.inputs.count == 2 && node.inputs[0] == x && scalar(node.inputs[1]) == root:
+            if case .elementwise(.divide) = node.op, node.inputs.count == 2, node.inputs[0] == x, scalar(node.inputs[1]) == root {
                 return [add, erf, divide]
-            case .elementwise(.multiply) where operand(node, besides: 1 / root) == x:
-                return [add, erf, divide]
-            default:
-                return nil
             }
+            if case .elementwise(.multiply) = node.op, operand(node, besides: 1 / root) == x {
+                return [add, erf, divide]
+            }
+            return nil
         }
 
         /// `x · tanh(softplus(x))`.

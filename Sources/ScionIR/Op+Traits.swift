@@ -1,0 +1,86 @@
+/// Per-op properties asked by several modules (diff, passes, executor), each one exhaustive
+/// `switch` with no `default:`: a new `Op` case does not compile until each property is decided.
+extension Op {
+    /// The activation a layer applies to its own result (Keras's `activation` argument); nil for ops
+    /// that fuse none.
+    public var fusedActivation: Activation? {
+        switch self {
+        // Layers with an `activation` argument.
+        case .dense(let a): a.activation
+        case .conv(let a): a.activation
+        case .depthwiseConv(let a): a.activation
+        case .separableConv(let a): a.depthwise.activation
+        case .convTranspose(let a): a.activation
+        // Convolution-free spatial ops.
+        case .pool, .globalPool, .zeroPadding, .cropping, .upSampling: nil
+        // Normalizations and scalings.
+        case .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization: nil
+        // Activations are the activation itself, not a fused one.
+        case .activation, .prelu, .clip, .coercedSoftmax: nil
+        // Shape and axis ops.
+        case .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather: nil
+        // Merges and arithmetic.
+        case .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce: nil
+        // Pass-throughs, constants and the rest.
+        case .dropout, .stochasticDepth, .identity, .constant, .cast, .embedding, .opaque: nil
+        }
+    }
+
+    /// The op with `activation` as its fused activation; nil for ops that fuse none (those whose
+    /// `fusedActivation` is nil).
+    public func withFusedActivation(_ activation: Activation) -> Op? {
+        switch self {
+        case .dense(var a): a.activation = activation; return .dense(a)
+        case .conv(var a): a.activation = activation; return .conv(a)
+        case .depthwiseConv(var a): a.activation = activation; return .depthwiseConv(a)
+        case .separableConv(var a): a.depthwise.activation = activation; return .separableConv(a)
+        case .convTranspose(var a): a.activation = activation; return .convTranspose(a)
+        case .pool, .globalPool, .zeroPadding, .cropping, .upSampling,
+             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization,
+             .activation, .prelu, .clip, .coercedSoftmax,
+             .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
+             .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce,
+             .dropout, .stochasticDepth, .identity, .constant, .cast, .embedding, .opaque:
+            return nil
+        }
+    }
+
+    /// Whether a layer with a `use_bias` argument adds its own bias; nil for ops without that
+    /// argument (Gemm's C and PReLU's slope are operands, not an option).
+    public var useBias: Bool? {
+        switch self {
+        case .dense(let a): a.useBias
+        case .conv(let a): a.useBias
+        case .depthwiseConv(let a): a.useBias
+        case .separableConv(let a): a.depthwise.useBias
+        case .convTranspose(let a): a.useBias
+        case .pool, .globalPool, .zeroPadding, .cropping, .upSampling,
+             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization,
+             .activation, .prelu, .clip, .coercedSoftmax,
+             .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
+             .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce,
+             .dropout, .stochasticDepth, .identity, .constant, .cast, .embedding, .opaque:
+            nil
+        }
+    }
+
+    /// Ops that change their input only while training and pass it through at inference (Dropout,
+    /// StochasticDepth): what `diff --inference-only` looks through.
+    public var isTrainingOnly: Bool {
+        switch self {
+        case .dropout, .stochasticDepth:
+            true
+        case .identity:
+            // Passes through always, not only at inference.
+            false
+        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose,
+             .pool, .globalPool, .zeroPadding, .cropping, .upSampling,
+             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization,
+             .activation, .prelu, .clip, .coercedSoftmax,
+             .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
+             .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce,
+             .constant, .cast, .embedding, .opaque:
+            false
+        }
+    }
+}
