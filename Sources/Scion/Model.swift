@@ -39,7 +39,7 @@ public struct Model: Sendable {
     }
 
     /// Refuses weights-only files for operations that need layers (converting, cutting, running...).
-    public func requireArchitecture(for operation: String) throws {
+    package func requireArchitecture(for operation: String) throws {
         guard graph.hasArchitecture else {
             throw ScionError(file: path, "holds weights only (saved with save_weights): \(operation) needs the model's "
                 + "architecture; save the whole model with model.save()")
@@ -82,7 +82,7 @@ public enum ModelFormat: String, Sendable, CaseIterable {
     }
 
     /// The format a path's extension asks for, for writers.
-    public static func forOutput(path: String) throws -> ModelFormat {
+    package static func forOutput(path: String) throws -> ModelFormat {
         switch (path as NSString).pathExtension.lowercased() {
         case "h5", "hdf5": return .kerasHDF5
         case "keras": return .kerasArchive
