@@ -86,7 +86,7 @@ extension Activation {
     }
 
     /// The same activation along another axis (elementwise ones are returned as they are).
-    public func withAxis(_ axis: Int) -> Activation {
+    package func withAxis(_ axis: Int) -> Activation {
         switch self {
         case .softmax: .softmax(axis: axis)
         case .logSoftmax: .logSoftmax(axis: axis)

@@ -31,7 +31,7 @@ public struct Shape: Equatable, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Resolves a negative axis (`-1` is the last) against this rank; nil when out of range.
-    public func normalizedAxis(_ axis: Int) -> Int? {
+    package func normalizedAxis(_ axis: Int) -> Int? {
         let resolved = axis < 0 ? axis + rank : axis
         return (0..<rank).contains(resolved) ? resolved : nil
     }
