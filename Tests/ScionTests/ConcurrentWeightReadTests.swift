@@ -1,7 +1,6 @@
 import Dispatch
 import Foundation
 import Scion
-import Synchronization
 import ScionIR
 import XCTest
 
@@ -24,26 +23,41 @@ final class ConcurrentWeightReadTests: XCTestCase {
     /// a different starting point so that several ask for the same storage at the same time.
     func concurrentBytes(_ model: Model, keep: Bool, rounds: Int = 8) throws -> [String: [UInt8]] {
         let parameters = model.graph.parameters.all
-        let results = Mutex<[String: [UInt8]]>([:])
-        let failures = Mutex<[String]>([])
+        let shared = Collected()
         DispatchQueue.concurrentPerform(iterations: rounds) { round in
             for offset in parameters.indices {
                 let parameter = parameters[(offset + round * 7) % parameters.count]
                 do {
                     let bytes = try parameter.storage.bytes(keep: keep)
-                    results.withLock { results in
-                        if let earlier = results[parameter.name], earlier != bytes {
-                            failures.withLock { $0.append("\(parameter.name): workers read different bytes") }
-                        }
-                        results[parameter.name] = bytes
-                    }
+                    shared.record(parameter.name, bytes)
                 } catch {
-                    failures.withLock { $0.append("\(parameter.name): \(error)") }
+                    shared.fail("\(parameter.name): \(error)")
                 }
             }
         }
-        XCTAssertEqual(failures.withLock { $0 }, [])
-        return results.withLock { $0 }
+        XCTAssertEqual(shared.failures, [])
+        return shared.results
+    }
+
+    /// What the workers found. An `NSLock` rather than a `Mutex`: on Linux, ThreadSanitizer does not
+    /// see `Mutex`'s futex as synchronisation and reports the accesses it guards as races.
+    final class Collected: @unchecked Sendable {
+        private let lock = NSLock()
+        private var _results: [String: [UInt8]] = [:]
+        private var _failures: [String] = []
+        private var _unexpected = 0
+
+        func record(_ name: String, _ bytes: [UInt8]) {
+            lock.withLock {
+                if let earlier = _results[name], earlier != bytes { _failures.append("\(name): workers read different bytes") }
+                _results[name] = bytes
+            }
+        }
+        func fail(_ message: String) { lock.withLock { _failures.append(message) } }
+        func countUnexpected() { lock.withLock { _unexpected += 1 } }
+        var results: [String: [UInt8]] { lock.withLock { _results } }
+        var failures: [String] { lock.withLock { _failures } }
+        var unexpected: Int { lock.withLock { _unexpected } }
     }
 
     func check(_ path: String, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -88,13 +102,13 @@ final class ConcurrentWeightReadTests: XCTestCase {
         }
         let original = try Model.load(fixture("keras2/conv2d_zoo.h5")).graph.parameters[parameter.name]!.storage.bytes()
         let replacement = [UInt8](repeating: 0xAB, count: original.count)
-        let unexpected = Mutex(0)
+        let shared = Collected()
         DispatchQueue.concurrentPerform(iterations: 8) { worker in
             if worker == 3 { parameter.storage.replace(with: replacement); return }
             let bytes = (try? parameter.storage.bytes()) ?? []
-            if bytes != original && bytes != replacement { unexpected.withLock { $0 += 1 } }
+            if bytes != original && bytes != replacement { shared.countUnexpected() }
         }
-        XCTAssertEqual(unexpected.withLock { $0 }, 0)
+        XCTAssertEqual(shared.unexpected, 0)
         XCTAssertEqual(try parameter.storage.bytes(), replacement)
     }
 }
