@@ -8,14 +8,18 @@ import ScionRuntime
 /// optimizer, as recompiling a Keras model between phases does. Validation metrics are taken at the
 /// end of each epoch in inference mode.
 public struct FineTuning {
+    /// One phase of the recipe: what to thaw first, then how to train.
     public struct Phase {
+        /// The phase's name in the history and the plans (`head`, `fine-tune`).
         public var name: String
+        /// Epochs, batch size, optimizer, learning rate and loss for this phase.
         public var options: Trainer.Options
         /// Applied before the phase trains (the layers to thaw); nil keeps the trainable flags.
         public var unfreeze: FreezePass?
         /// Validate after every this many epochs (and after the last): a full network evaluated on many
         /// images every epoch can cost more than the training (the demo's from-scratch baseline).
         public var validationInterval: Int
+        /// A phase; `validationInterval` below 1 counts as 1.
         public init(name: String, options: Trainer.Options, unfreeze: FreezePass? = nil, validationInterval: Int = 1) {
             self.name = name; self.options = options; self.unfreeze = unfreeze
             self.validationInterval = max(validationInterval, 1)
@@ -24,30 +28,48 @@ public struct FineTuning {
 
     /// What a phase will train, said before it starts.
     public struct PhasePlan: Sendable, Encodable {
+        /// The phase's name.
         public var phase: String
-        /// Layers made trainable for this phase, and BatchNormalizations left frozen among them.
+        /// Layers made trainable for this phase.
         public var unfrozen: [String]
+        /// BatchNormalizations among the thawed layers that stay frozen (inference mode).
         public var batchNormKeptFrozen: [String]
+        /// Trainable tensors in this phase.
         public var trainableTensors: Int
+        /// Trainable values (elements of those tensors) in this phase.
         public var trainableValues: Int
         /// Nodes of the frozen prefix (run once per sample when cached) and of the trained part.
         public var prefixNodes: Int
         /// Whether the prefix holds any frozen layer with weights (else it only reshapes the input).
         public var prefixHasWeights: Bool
+        /// Nodes of the trained part, run forward and backward every batch.
         public var trainedNodes: Int
+        /// Whether the frozen prefix ran once per sample and training reads its stored outputs (else it
+        /// is run again for every batch).
         public var cached: Bool
+        /// The values where the frozen prefix ends and the trained part begins.
         public var frontier: [String]
+        /// Time spent running the frozen prefix over the data.
         public var prefixSeconds: Double
     }
 
+    /// One epoch's metrics, as Keras's `History` records them.
     public struct EpochRecord: Sendable, Encodable {
+        /// The phase the epoch belongs to.
         public var phase: String
+        /// The epoch's number in its phase, from 1.
         public var epoch: Int
+        /// Epochs in the phase.
         public var epochs: Int
+        /// Mean training loss over the epoch's samples.
         public var loss: Double
+        /// Training accuracy, for classification losses; nil otherwise.
         public var accuracy: Double?
+        /// Loss on the validation data, when given and validated this epoch.
         public var validationLoss: Double?
+        /// Accuracy on the validation data, when given, validated this epoch and a classification.
         public var validationAccuracy: Double?
+        /// Time the epoch took.
         public var seconds: Double
 
         enum CodingKeys: String, CodingKey {
@@ -56,19 +78,27 @@ public struct FineTuning {
         }
     }
 
+    /// What `run` reports while it works.
     public enum Event {
+        /// A phase is about to train: what it will train.
         case planned(PhasePlan)
+        /// A batch finished, in the named phase.
         case batch(String, Trainer.BatchProgress)
+        /// An epoch finished.
         case epoch(EpochRecord)
     }
 
+    /// The model, with the weights and trainable flags the phases so far left it.
     public private(set) var model: Model
+    /// Every epoch of every phase run so far, in order.
     public private(set) var history: [EpochRecord] = []
+    /// Each phase's plan, in order.
     public private(set) var plans: [PhasePlan] = []
     /// Every tensor some phase trained, and the moving statistics of BatchNormalizations that
     /// trained: the only tensors allowed to differ from the model given.
     public private(set) var mutable: Set<String> = []
 
+    /// A recipe starting from `model` (its trainable flags as given: freeze the base first).
     public init(model: Model) { self.model = model }
 
     /// The second phase's default rate, a tenth of the first, computed as Keras users write it in

@@ -17,7 +17,7 @@ extension Model {
 
     /// Runs a question about the graph (which layer `--drop-top` cuts after), reporting a
     /// `PassError` against the model's file.
-    public func resolving<T>(_ question: (Graph) throws -> T) throws -> T {
+    package func resolving<T>(_ question: (Graph) throws -> T) throws -> T {
         try reportingPassErrors { try question(graph) }
     }
 

@@ -7,6 +7,7 @@ import ScionPasses
 /// Writing a model: format from the output's extension, written to a temporary file beside the target
 /// and renamed into place, so a failure leaves nothing behind and an existing file untouched.
 extension Model {
+    /// How `write(to:options:)` writes: ONNX opset and external data, replacing, Keras compression.
     public struct WriteOptions: Sendable {
         /// ONNX opset to write.
         public var opset: Int64
@@ -15,6 +16,7 @@ extension Model {
         /// ONNX: weights go to `OUT.data` beside the model when they exceed this many bytes (protobuf
         /// cannot hold a message over 2 GiB); 0 always writes them there.
         public var externalDataThreshold: Int
+        /// The default `externalDataThreshold`: 2 GiB less 64 MiB of room for the graph itself.
         public static let protobufLimit = (1 << 31) - (64 << 20)
         /// Keras files: store weights with HDF5's deflate filter.
         public var compress = false
@@ -25,6 +27,7 @@ extension Model {
         /// The opset written when none is asked for (ONNX opset 17, onnxruntime 1.14 and later).
         public static let defaultOpset: Int64 = ONNXExporter.defaultOpset
 
+        /// Options with the given opset, replacing and threshold; `compress` and `channelsLastInputs` off.
         public init(opset: Int64 = WriteOptions.defaultOpset, force: Bool = false,
                     externalDataThreshold: Int = WriteOptions.protobufLimit) {
             self.opset = opset; self.force = force; self.externalDataThreshold = externalDataThreshold
@@ -92,6 +95,8 @@ extension Model {
 /// writer succeeded: readers never see a half-written file, and an existing file survives a failure.
 /// Writing onto the file being read is safe: the reader keeps the old file open until it is done.
 public enum AtomicFile {
+    /// Calls `body` with a temporary path in `path`'s folder, then renames what it wrote onto `path`;
+    /// throws (and removes the temporary file) when `body` throws or the folder does not exist.
     public static func write(to path: String, _ body: (String) throws -> Void) throws {
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent()

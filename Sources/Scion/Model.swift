@@ -9,7 +9,7 @@ import ScionONNX
 /// let model = try Model.load("mobilenet.h5")
 /// print(model.graph.totalParameterCount)
 /// ```
-public struct Model {
+public struct Model: Sendable {
     /// The model's layers, values and parameters; passes change it (`apply(_:)`).
     public var graph: Graph
     /// The format the file was read from.
@@ -17,6 +17,7 @@ public struct Model {
     /// The file the model was read from; errors about the model name it.
     public var path: String
 
+    /// A model from a graph built or changed in code; `format` and `path` are what errors and writers report.
     public init(graph: Graph, format: ModelFormat, path: String) {
         self.graph = graph; self.format = format; self.path = path
     }
@@ -38,7 +39,7 @@ public struct Model {
     }
 
     /// Refuses weights-only files for operations that need layers (converting, cutting, running...).
-    public func requireArchitecture(for operation: String) throws {
+    package func requireArchitecture(for operation: String) throws {
         guard graph.hasArchitecture else {
             throw ScionError(file: path, "holds weights only (saved with save_weights): \(operation) needs the model's "
                 + "architecture; save the whole model with model.save()")
@@ -52,6 +53,7 @@ public enum ModelFormat: String, Sendable, CaseIterable {
     case kerasHDF5 = "keras-h5"
     /// Keras 3 `.keras` zip archive.
     case kerasArchive = "keras"
+    /// ONNX `.onnx` (with external data files next to it, if any).
     case onnx
 
     static let hdf5Signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
@@ -80,7 +82,7 @@ public enum ModelFormat: String, Sendable, CaseIterable {
     }
 
     /// The format a path's extension asks for, for writers.
-    public static func forOutput(path: String) throws -> ModelFormat {
+    package static func forOutput(path: String) throws -> ModelFormat {
         switch (path as NSString).pathExtension.lowercased() {
         case "h5", "hdf5": return .kerasHDF5
         case "keras": return .kerasArchive
@@ -92,8 +94,12 @@ public enum ModelFormat: String, Sendable, CaseIterable {
 
 /// An error of the front door: a file it cannot take, with the file named.
 public struct ScionError: Error, CustomStringConvertible, Sendable {
+    /// The file the error is about.
     public var file: String
+    /// What is wrong with it.
     public var reason: String
+    /// An error about `file`.
     public init(file: String, _ reason: String) { self.file = file; self.reason = reason }
+    /// `file: reason`.
     public var description: String { "\(file): \(reason)" }
 }

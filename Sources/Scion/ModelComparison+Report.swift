@@ -2,6 +2,8 @@
 /// the models part (with the layers around it), and each output. Numbers as people read them
 /// (`Readable`); the JSON keeps them whole.
 extension ModelComparison {
+    /// The report as text: around the first divergence, `context` compared pairs before it and at most
+    /// `maximum` pairs in all.
     public func text(context: Int = 3, maximum: Int = 12) -> String {
         var lines = inputs.map { ["Inputs: \($0)"] } ?? []
         lines += notes.map { "note: \($0)" }

@@ -21,53 +21,70 @@ public struct ModelComparison: Encodable, Sendable {
         public var candidateLayer: String
         /// `name` or `structure`.
         public var matchedBy: String
+        /// Shape of the compared values (the reference's).
         public var shape: [Int]
+        /// Largest absolute difference between the two.
         public var maxAbs: Double
         /// `maxAbs / max |reference|`.
         public var maxRel: Double
+        /// `maxRel` is at most the tolerance.
         public var withinTolerance: Bool
     }
 
+    /// One model output compared with the candidate's, matched or not.
     public struct OutputError: Encodable, Sendable, Equatable {
+        /// The reference's output.
         public var name: String
+        /// The candidate's output it was compared with.
         public var candidateName: String
+        /// The reference output's shape.
         public var shape: [Int]
+        /// The candidate output's shape.
         public var candidateShape: [Int]
         /// Nil when the shapes differ (nothing to subtract).
         public var maxAbs: Double?
+        /// `maxAbs / max |reference|`; nil when the shapes differ.
         public var maxRel: Double?
         /// Fraction of rows (all axes but the last) whose largest element is at the same index; nil
         /// for outputs with one value per row or shapes that differ.
         public var argmaxAgreement: Double?
+        /// The shapes agree and `maxRel` is at most the tolerance.
         public var withinTolerance: Bool
         /// The two outputs cannot be subtracted: their shapes differ (beyond one being the other's
         /// channels-first form).
         public var shapesDiffer: Bool
     }
 
+    /// The largest relative difference (`maxRel`) that still agrees.
     public var tolerance: Double
     /// What the models ran on, as the caller describes it (`2 random samples (seed 0)`, file names).
     public var inputs: String?
     /// Layers paired between the models, and how.
     public var layersMatched = 0
+    /// Of those, the layers paired by name.
     public var matchedByName = 0
+    /// Of those, the layers paired by structure (position, kind, output shape).
     public var matchedByStructure = 0
     /// Layers of each model after its normal form (fused activations, folded BatchNormalization).
     public var referenceLayers = 0
+    /// The candidate's layers, counted the same way.
     public var candidateLayers = 0
     /// Layers of each model left without a counterpart: nothing was compared there.
     public var unmatchedReference: [String] = []
+    /// The candidate's layers left without a counterpart.
     public var unmatchedCandidate: [String] = []
     /// Pairs of values compared (a matched layer and the steps both sides folded into it).
     public var layersCompared: Int { layers.count }
     /// Compared pairs in the reference model's order.
     public var layers: [LayerError] = []
+    /// Every output of the reference, compared with the candidate's.
     public var outputs: [OutputError] = []
     /// The first compared pair whose values differ beyond the tolerance.
     public var firstDivergence: LayerError?
     /// What limited the comparison (a model not read as Keras layers, matched layers skipped).
     public var notes: [String] = []
 
+    /// True when every output is within the tolerance and no compared layer diverges.
     public var agrees: Bool { outputs.allSatisfy(\.withinTolerance) && firstDivergence == nil && !outputs.isEmpty }
 
     enum CodingKeys: String, CodingKey {
@@ -76,6 +93,7 @@ public struct ModelComparison: Encodable, Sendable {
         case outputs, firstDivergence, notes, agrees
     }
 
+    /// Encodes every field above, and `layersCompared` and `agrees`; `firstDivergence` is null when nothing diverges.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(tolerance, forKey: .tolerance)

@@ -4,6 +4,7 @@ import ScionIR
 // consumers of `--json` can rely on the keys.
 extension ModelSummary.Tensor {
     enum CodingKeys: String, CodingKey { case name, shape, dtype, dimensionNames }
+    /// Encodes the keys docs/inspect.md lists.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(name, forKey: .name)
@@ -15,6 +16,7 @@ extension ModelSummary.Tensor {
 
 extension ModelSummary.Layer {
     enum CodingKeys: String, CodingKey { case name, type, inputs, outputShape, params, trainable, sharedWith, layers }
+    /// Encodes the keys docs/inspect.md lists.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(name, forKey: .name)
@@ -30,6 +32,7 @@ extension ModelSummary.Layer {
 
 extension ModelSummary.Weight {
     enum CodingKeys: String, CodingKey { case name, shape, dtype, bytes, crc32, trainable }
+    /// Encodes the keys docs/inspect.md lists.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(name, forKey: .name)
@@ -54,6 +57,7 @@ extension ModelSummary {
         case format, name, kerasVersion, producer, backend, irVersion, opsets, metadata, docString, weightsOnly
         case inputs, outputs, layers, totalParams, trainableParams, nonTrainableParams, sizeBytes, trainableBytes, weights
     }
+    /// Encodes the keys docs/inspect.md lists.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(format, forKey: .format)
@@ -90,6 +94,7 @@ extension ModelSummary {
 
 extension ModelSummary.Producer {
     enum CodingKeys: String, CodingKey { case name, version }
+    /// Encodes the keys docs/inspect.md lists.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(name, forKey: .name)

@@ -4,6 +4,7 @@ import ScionIR
 /// The human table, in the spirit of Keras's `model.summary()`: where the model comes from, its
 /// interface, then its layers; every line within `TextFitting.lineWidth` columns.
 extension ModelSummary {
+    /// The summary as the text table `scion inspect` prints.
     public func table() -> String {
         var lines = headerLines()
         if weightsOnly {

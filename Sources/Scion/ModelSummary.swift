@@ -5,24 +5,33 @@ import ScionIR
 /// interface, its layers with shapes, parameter counts and trainability, nested models nested.
 /// Encodes to the JSON keys documented in docs/inspect.md (ModelSummary+Coding.swift).
 public struct ModelSummary: Encodable, Sendable {
+    /// A graph input or output.
     public struct Tensor: Encodable, Sendable {
+        /// The value's name.
         public var name: String
         /// nil when unknown; unknown dimensions (the batch) are null.
         public var shape: [Int?]?
+        /// Element type (`float32`...).
         public var dtype: String
         /// The file's names for the dimensions (ONNX `dim_param`), nil entries for unnamed ones; nil
         /// when the file names none.
         public var dimensionNames: [String?]?
     }
 
+    /// One row of the layer table: a node, or a nested model with its own layers.
     public struct Layer: Encodable, Sendable {
+        /// The layer's name (a nested one's without its model's scope).
         public var name: String
+        /// Keras class name or ONNX op type, in the vocabulary of the format read.
         public var type: String
         /// The layers (nodes) producing what this one reads, or the graph inputs' names; a later
         /// output of a multi-output node is `name[k]`.
         public var inputs: [String]
+        /// Shape of its (first) output; nil when unknown, unknown dimensions null.
         public var outputShape: [Int?]?
+        /// Parameter count (elements of its weights).
         public var params: Int
+        /// The layer's trainable flag.
         public var trainable: Bool
         /// For a later call of a shared layer: the layer whose weights it uses (counted there).
         public var sharedWith: String?
@@ -32,10 +41,15 @@ public struct ModelSummary: Encodable, Sendable {
         var isInput = false
     }
 
+    /// One stored weight tensor (listed with `includeWeights`).
     public struct Weight: Encodable, Sendable {
+        /// The parameter's name (`conv1/kernel`).
         public var name: String
+        /// Its dimensions.
         public var shape: [Int]
+        /// Element type (`float32`...).
         public var dtype: String
+        /// Bytes it occupies.
         public var bytes: Int
         /// CRC-32 of the stored bytes as 8 hex digits; only with `--weights`.
         public var crc32: String?
@@ -43,14 +57,19 @@ public struct ModelSummary: Encodable, Sendable {
         public var trainable: Bool?
     }
 
+    /// The program that wrote the file.
     public struct Producer: Encodable, Sendable, Equatable {
+        /// Its name (`tf2onnx`, `pytorch`, `keras`...).
         public var name: String
+        /// Its version, when the file records one.
         public var version: String?
     }
 
+    /// One ONNX operator set the model imports.
     public struct OperatorSet: Encodable, Sendable, Equatable {
         /// As in the file: empty for the default domain (`ai.onnx`).
         public var domain: String
+        /// The operator set's version.
         public var version: Int
     }
 
@@ -58,8 +77,11 @@ public struct ModelSummary: Encodable, Sendable {
     /// (Keras class names or ONNX op types) and how an unknown dimension reads (`None` or `?`).
     enum Vocabulary: Sendable { case keras, onnx }
 
+    /// The format read, as given to `init` (`keras-h5`, `keras`, `onnx`).
     public var format: String
+    /// The model's name.
     public var name: String
+    /// The Keras version that saved the file; nil for ONNX or when not recorded.
     public var kerasVersion: String?
     /// The program that wrote the file: the ONNX exporter, or Keras for Keras files.
     public var producer: Producer?
@@ -67,20 +89,31 @@ public struct ModelSummary: Encodable, Sendable {
     public var backend: String?
     /// ONNX only (nil for Keras files).
     public var irVersion: Int?
+    /// ONNX operator sets imported, in file order; nil for Keras files.
     public var opsets: [OperatorSet]?
     /// ONNX `metadata_props` in file order; nil for Keras files.
     public var metadata: [ModelInfo.Property]?
+    /// ONNX `doc_string`; nil when absent.
     public var docString: String?
+    /// True for a weights-only file: no layers, inputs or outputs.
     public var weightsOnly: Bool
+    /// The graph's inputs.
     public var inputs: [Tensor]
+    /// The graph's outputs.
     public var outputs: [Tensor]
+    /// The table's rows in order, graph inputs included; a nested model holds its own layers.
     public var layers: [Layer]
+    /// Elements in all weights.
     public var totalParams: Int
     /// nil when the file does not say which weights are trainable (weights-only files).
     public var trainableParams: Int?
+    /// Elements in the frozen weights; nil when the file does not say (weights-only files).
     public var nonTrainableParams: Int?
+    /// Bytes of all weights.
     public var sizeBytes: Int
+    /// Bytes of the trainable weights; nil when the file does not say.
     public var trainableBytes: Int?
+    /// Every weight, when asked for with `includeWeights`; nil otherwise.
     public var weights: [Weight]?
     var vocabulary: Vocabulary
 

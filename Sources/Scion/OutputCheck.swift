@@ -3,9 +3,9 @@ import Foundation
 /// Checks an output path before any work is done, so a long run never fails at its end for a reason
 /// known at its start: the folder must exist (it is never created silently), the extension must be
 /// one the writer knows, the path must not be a folder, and an existing file needs `force`.
-public enum OutputCheck {
+package enum OutputCheck {
     /// `extensions` are lower-case without the dot; `what` names the kind of file in messages.
-    public static func check(_ path: String, force: Bool, extensions: [String], what: String) throws {
+    package static func check(_ path: String, force: Bool, extensions: [String], what: String) throws {
         let url = URL(fileURLWithPath: path)
         let suffix = url.pathExtension.lowercased()
         guard extensions.contains(suffix) else {
@@ -25,12 +25,12 @@ public enum OutputCheck {
     }
 
     /// A model output: .onnx, .h5 or .keras.
-    public static func checkModel(_ path: String, force: Bool) throws {
+    package static func checkModel(_ path: String, force: Bool) throws {
         try check(path, force: force, extensions: ["onnx", "h5", "hdf5", "keras"], what: "a model")
     }
 
     /// A folder Scion writes several files into (`scion demo -o DIR`): it may exist; its parent must.
-    public static func checkFolder(_ path: String) throws {
+    package static func checkFolder(_ path: String) throws {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else { throw ScionError(file: path, "is a file, not a folder") }

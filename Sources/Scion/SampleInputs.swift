@@ -5,13 +5,13 @@ import ScionRuntime
 /// model input, of its declared shape with `batch` samples, drawn from a seeded generator so two
 /// runs compare the same numbers. An input that feeds an Embedding gets whole ids within its table;
 /// any other, values uniform in [-1, 1).
-public enum SampleInputs {
+package enum SampleInputs {
     /// What `make` draws, for reports.
-    public static func describe(batch: Int = 2, seed: UInt64 = 0) -> String {
+    package static func describe(batch: Int = 2, seed: UInt64 = 0) -> String {
         "\(batch) random samples (seed \(seed): uniform in [-1, 1), whole ids for an Embedding)"
     }
 
-    public static func make(for model: Model, batch: Int = 2, seed: UInt64 = 0) throws -> [RuntimeTensor] {
+    package static func make(for model: Model, batch: Int = 2, seed: UInt64 = 0) throws -> [RuntimeTensor] {
         var generator = SplitMix64(seed: seed)
         return try model.graph.inputs.map { input in
             guard let shape = input.shape else {

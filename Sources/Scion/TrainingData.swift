@@ -7,10 +7,10 @@ import ScionRuntime
 public enum TrainingData {
     /// The kinds of file training reads, by extension (any case); each takes different options, so
     /// the command checks them against the format before reading anything.
-    public enum Format: String, Sendable {
+    package enum Format: String, Sendable {
         case npz, npy, csv
 
-        public init?(path: String) {
+        package init?(path: String) {
             self.init(rawValue: URL(fileURLWithPath: path).pathExtension.lowercased())
         }
     }

@@ -5,28 +5,28 @@ import Foundation
 /// as the demo's from-scratch baseline beside them), the settings, and the verification exactly as the
 /// terminal reported it (the same `TrainingVerification` values): one row per tensor with its CRC-32
 /// before and in each written file, the verdict, and every epoch's metrics.
-public struct TrainingReport {
+package struct TrainingReport {
     /// One training run's history: its phases follow each other on the x axis.
-    public struct Run {
-        public var name: String
-        public var history: [FineTuning.EpochRecord]
-        public init(name: String, history: [FineTuning.EpochRecord]) {
+    package struct Run {
+        package var name: String
+        package var history: [FineTuning.EpochRecord]
+        package init(name: String, history: [FineTuning.EpochRecord]) {
             self.name = name
             self.history = history
         }
     }
 
-    public var title: String
-    public var settings: [(String, String)]
-    public var runs: [Run]
-    public var verifications: [TrainingVerification]
+    package var title: String
+    package var settings: [(String, String)]
+    package var runs: [Run]
+    package var verifications: [TrainingVerification]
     /// What the validation curves measure (`796 held-out images`), for the legend.
-    public var validationName: String
+    package var validationName: String
     /// The verdict lines above the table, one per written file: by default each verification's
     /// summary (the terminal's line); the demo adds its prediction check to each.
-    public var verdicts: [(text: String, passed: Bool)]
+    package var verdicts: [(text: String, passed: Bool)]
 
-    public init(title: String, settings: [(String, String)], runs: [Run], verifications: [TrainingVerification],
+    package init(title: String, settings: [(String, String)], runs: [Run], verifications: [TrainingVerification],
                 validationName: String = "validation") {
         self.title = title
         self.settings = settings
@@ -37,7 +37,7 @@ public struct TrainingReport {
     }
 
     /// Every verification passed (what the page's verdict says).
-    public var passed: Bool { verifications.allSatisfy(\.passed) && verdicts.allSatisfy(\.passed) }
+    package var passed: Bool { verifications.allSatisfy(\.passed) && verdicts.allSatisfy(\.passed) }
 
     static func escape(_ text: String) -> String {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
@@ -54,7 +54,7 @@ public struct TrainingReport {
         summary{cursor:pointer;margin:.4em 0}
         """
 
-    public func html() -> String {
+    package func html() -> String {
         var page = "<!doctype html><html><head><meta charset=\"utf-8\"><title>\(Self.escape(title))</title>"
         page += "<style>\(Self.style)</style></head><body><h1>\(Self.escape(title))</h1><table>"
         for (key, value) in settings { page += "<tr><th>\(Self.escape(key))</th><td>\(Self.escape(value))</td></tr>" }

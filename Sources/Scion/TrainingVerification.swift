@@ -9,14 +9,16 @@ import ScionIR
 /// Both models are compared in Keras's layers and layout (an ONNX file is mapped back, as `scion
 /// diff` does), so an ONNX output is checked against a Keras input kernel by kernel.
 public struct TrainingVerification: Sendable, Encodable {
+    /// One tensor of the reference, compared with the written file.
     public struct Tensor: Sendable, Encodable, Equatable {
+        /// The parameter's name (`conv1/kernel`).
         public var name: String
         /// Some phase trained it (or it holds the moving statistics of a BatchNormalization that
         /// trained): allowed to differ.
         public var trained: Bool
-        /// CRC-32 of its bytes (8 hex digits) in the model given and in the written file; nil after
-        /// when the written file lacks the tensor.
+        /// CRC-32 of its bytes (8 hex digits) in the model given.
         public var crc32Before: String
+        /// CRC-32 in the written file; nil when the file lacks the tensor.
         public var crc32After: String?
         /// The bytes are the same (a CRC match alone could be a collision).
         public var identical: Bool
@@ -26,13 +28,18 @@ public struct TrainingVerification: Sendable, Encodable {
 
     /// The model training started from, and the file as written and read back.
     public var reference: String
+    /// The written file, as read back.
     public var file: String
+    /// Every tensor of the reference, in its order.
     public var tensors: [Tensor]
 
+    /// The tensors no phase trained: each must be byte-identical in the written file.
     public var frozen: [Tensor] { tensors.filter { !$0.trained } }
+    /// The tensors a phase trained: allowed to differ.
     public var trained: [Tensor] { tensors.filter(\.trained) }
     /// Frozen tensors that differ or are missing in the written file: any one fails the run.
     public var violations: [Tensor] { frozen.filter { !$0.identical } }
+    /// True when no frozen tensor differs or is missing.
     public var passed: Bool { violations.isEmpty }
 
     /// `trained`: every tensor a phase was allowed to change (`FineTuning.mutable`); `referenceName`
@@ -57,7 +64,7 @@ public struct TrainingVerification: Sendable, Encodable {
     }
 
     /// A verification of tensors computed elsewhere (tests, other front ends).
-    public init(reference: String, file: String, tensors: [Tensor]) {
+    package init(reference: String, file: String, tensors: [Tensor]) {
         self.reference = reference
         self.file = file
         self.tensors = tensors
@@ -72,7 +79,7 @@ public struct TrainingVerification: Sendable, Encodable {
     }
 
     /// A file as a sentence names it: its last component.
-    public static func name(_ path: String) -> String { (path as NSString).lastPathComponent }
+    package static func name(_ path: String) -> String { (path as NSString).lastPathComponent }
 
     /// Names, the first `limit` of them, then how many more.
     static func list(_ names: [String], limit: Int = 6) -> String {
@@ -99,6 +106,7 @@ public struct TrainingVerification: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey { case reference, file, passed, frozen, trained }
 
+    /// Encodes `reference`, `file`, `passed`, and the `frozen` and `trained` tensors.
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(reference, forKey: .reference)

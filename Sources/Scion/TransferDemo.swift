@@ -12,58 +12,58 @@ import ScionRuntime
 /// same images (Keras's initial weights, `digits_scratch.keras`) is the baseline. The result is
 /// written as .keras and .onnx, each read back and checked: frozen tensors byte for byte against the
 /// grafted model, and each file's predictions against the trained model's.
-public struct TransferDemo {
-    public struct Settings: Sendable {
-        public var perClass = 5
-        public var headEpochs = 30
-        public var fineTuneEpochs = 20
-        public var batchSize = 16
-        public var learningRate: Float = 0.01
-        public var unfreezeTop = 4
-        public var seed: UInt64 = 0
+package struct TransferDemo {
+    package struct Settings: Sendable {
+        package var perClass = 5
+        package var headEpochs = 30
+        package var fineTuneEpochs = 20
+        package var batchSize = 16
+        package var learningRate: Float = 0.01
+        package var unfreezeTop = 4
+        package var seed: UInt64 = 0
         /// The baseline is scored on the test images every this many epochs (see `run`).
-        public var scratchValidationInterval = 10
-        public init() {}
+        package var scratchValidationInterval = 10
+        package init() {}
     }
 
     /// One trained model's score on the held-out images.
-    public struct Outcome: Sendable, Encodable {
-        public var name: String
-        public var labelledImages: Int
-        public var testAccuracy: Double
-        public var trainedValues: Int
+    package struct Outcome: Sendable, Encodable {
+        package var name: String
+        package var labelledImages: Int
+        package var testAccuracy: Double
+        package var trainedValues: Int
         /// Time spent training: the frozen prefix run once per sample plus the epochs' batches
         /// (validation after each epoch is not training, so it is left out).
-        public var seconds: Double
+        package var seconds: Double
     }
 
     /// What was checked on one written file, computed once: its tensors against the grafted model,
     /// and its predictions on the test images against the trained model's.
-    public struct FileCheck: Sendable, Encodable {
-        public var file: String
-        public var verification: TrainingVerification
+    package struct FileCheck: Sendable, Encodable {
+        package var file: String
+        package var verification: TrainingVerification
         /// Largest difference between the file's class scores and the trained model's (infinity when
         /// the shapes differ), and the most allowed (a written format may round differently).
-        public var predictionDifference: Double
-        public var predictionTolerance: Double
-        public var testImages: Int
+        package var predictionDifference: Double
+        package var predictionTolerance: Double
+        package var testImages: Int
 
-        public var predictionsAgree: Bool { predictionDifference <= predictionTolerance }
-        public var passed: Bool { verification.passed && predictionsAgree }
+        package var predictionsAgree: Bool { predictionDifference <= predictionTolerance }
+        package var passed: Bool { verification.passed && predictionsAgree }
 
         /// The prediction half of the check in words.
-        public var predictionSummary: String {
+        package var predictionSummary: String {
             let agreement = predictionDifference == 0 ? "identical to"
                 : predictionsAgree ? "within \(Readable.number(predictionDifference)) of"
                 : "DIFFERENT from (max difference \(Readable.number(predictionDifference)), allowed \(Readable.number(predictionTolerance)))"
             return "predictions on the \(testImages) test images \(agreement) the trained model's"
         }
 
-        public var summary: String { verification.summary + "; " + predictionSummary }
+        package var summary: String { verification.summary + "; " + predictionSummary }
 
         enum CodingKeys: String, CodingKey { case file, verification, predictionDifference, predictionTolerance, predictionsAgree, passed }
 
-        public func encode(to encoder: Encoder) throws {
+        package func encode(to encoder: Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(file, forKey: .file)
             try container.encode(verification, forKey: .verification)
@@ -75,38 +75,38 @@ public struct TransferDemo {
         }
     }
 
-    public struct Result: Sendable {
+    package struct Result: Sendable {
         /// The settings the run used (the report states them).
-        public var settings: Settings
-        public var outcomes: [Outcome]
-        public var testImages: Int
+        package var settings: Settings
+        package var outcomes: [Outcome]
+        package var testImages: Int
         /// One check per written model file (.keras, .onnx), each read back.
-        public var checks: [FileCheck]
+        package var checks: [FileCheck]
         /// The transfer run (head, then fine-tune) and the from-scratch baseline, epoch by epoch.
-        public var history: [FineTuning.EpochRecord]
-        public var scratchHistory: [FineTuning.EpochRecord]
-        public var passed: Bool { checks.allSatisfy(\.passed) }
+        package var history: [FineTuning.EpochRecord]
+        package var scratchHistory: [FineTuning.EpochRecord]
+        package var passed: Bool { checks.allSatisfy(\.passed) }
     }
 
-    public let fixtures: String
-    public let outputDirectory: String
-    public var settings = Settings()
-    public var force = false
+    package let fixtures: String
+    package let outputDirectory: String
+    package var settings = Settings()
+    package var force = false
 
-    public init(fixtures: String, outputDirectory: String) {
+    package init(fixtures: String, outputDirectory: String) {
         self.fixtures = fixtures
         self.outputDirectory = outputDirectory
     }
 
     /// The fixture files the demo reads, in the order it reads them.
-    public static let fixtureFiles = ["digits_cnn.keras", "fewshot.npz", "test.npz", "digits_scratch.keras"]
+    package static let fixtureFiles = ["digits_cnn.keras", "fewshot.npz", "test.npz", "digits_scratch.keras"]
     /// The files it writes into its output folder (the report is the command's).
-    public static let modelFiles = ["digits_5_9.keras", "digits_5_9.onnx"]
+    package static let modelFiles = ["digits_5_9.keras", "digits_5_9.onnx"]
 
     func fixture(_ name: String) -> String { (fixtures as NSString).appendingPathComponent(name) }
     func output(_ name: String) -> String { (outputDirectory as NSString).appendingPathComponent(name) }
 
-    public func run(events: (FineTuning.Event) -> Void = { _ in }, say: (String) -> Void = { _ in }) throws -> Result {
+    package func run(events: (FineTuning.Event) -> Void = { _ in }, say: (String) -> Void = { _ in }) throws -> Result {
         let pretrained = try Model.load(fixture("digits_cnn.keras"))
         let (allX, allY) = try TrainingData.load(fixture("fewshot.npz"))
         let test = try TrainingData.load(fixture("test.npz"))

@@ -33,7 +33,9 @@ public enum Activation: Equatable, Hashable, Sendable {
     case hardTanh
     case logSigmoid
 
+    /// `max(x, 0)`: ReLU without a cap, slope or threshold.
     public static let plainRelu = Activation.relu(maxValue: nil, negativeSlope: 0, threshold: 0)
+    /// `min(max(x, 0), 6)`.
     public static let relu6 = Activation.relu(maxValue: 6, negativeSlope: 0, threshold: 0)
 
     /// Short human name for tables (`relu6`, `softmax`...).
@@ -84,7 +86,7 @@ extension Activation {
     }
 
     /// The same activation along another axis (elementwise ones are returned as they are).
-    public func withAxis(_ axis: Int) -> Activation {
+    package func withAxis(_ axis: Int) -> Activation {
         switch self {
         case .softmax: .softmax(axis: axis)
         case .logSoftmax: .logSoftmax(axis: axis)

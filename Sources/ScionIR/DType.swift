@@ -16,6 +16,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         }
     }
 
+    /// True for the float types (float16, bfloat16, float32, float64).
     public var isFloatingPoint: Bool {
         switch self {
         case .float16, .bfloat16, .float32, .float64: true
@@ -24,7 +25,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     }
 
     /// Reads the names Keras and numpy use (`"float32"`, `"int64"`, `"bool"`...).
-    public init?(kerasName: String) {
+    package init?(kerasName: String) {
         switch kerasName {
         case "half": self = .float16
         case "float": self = .float32

@@ -3,16 +3,20 @@
 /// Everything meets here: readers produce a `Graph`, passes change it, writers and the executor
 /// consume it. Nested Keras models are flattened into scoped nodes (`base/conv1`) and remembered in
 /// `submodels`, so names stay human and any unique suffix resolves.
-public struct Graph {
+public struct Graph: Sendable {
+    /// The model's name (Keras's model name, ONNX's graph name).
     public var name: String
     /// Graph inputs: values no node produces.
     public var inputs: [ValueInfo]
     /// Names of the values the model returns, in order.
     public var outputs: [String]
+    /// The nodes, in topological order.
     public var nodes: [Node]
+    /// The weights the nodes use, by name.
     public var parameters: ParameterTable
     /// Shapes and types of every value, filled by `inferShapes()`.
     public var values: [String: ValueInfo]
+    /// The nested models the graph was flattened from, by scope.
     public var submodels: [Submodel]
     /// False for a weights-only file: parameters but no nodes. Operations that need the architecture
     /// refuse such graphs.
@@ -28,6 +32,7 @@ public struct Graph {
     /// What the source file says about itself, typed (versions, operator sets, producer, notes).
     public var info = ModelInfo()
 
+    /// A graph from its parts; `values` starts with the inputs only (`inferShapes()` fills the rest).
     public init(name: String, inputs: [ValueInfo] = [], outputs: [String] = [], nodes: [Node] = [],
                 parameters: ParameterTable = ParameterTable(), submodels: [Submodel] = [],
                 hasArchitecture: Bool = true, layout: Layout? = nil, metadata: [String: String] = [:]) {
@@ -37,6 +42,7 @@ public struct Graph {
         for input in inputs { values[input.name] = input }
     }
 
+    /// The node with exactly this name.
     public func node(named name: String) -> Node? { nodes.first { $0.name == name } }
 
     /// Parameters a node uses, in its order.
@@ -58,23 +64,30 @@ public struct Graph {
         return result
     }
 
+    /// Elements in all parameters.
     public var totalParameterCount: Int { parameters.all.reduce(0) { $0 + $1.elementCount } }
+    /// Elements in the trainable parameters.
     public var trainableParameterCount: Int {
         parameters.all.reduce(0) { $0 + ($1.trainable ? $1.elementCount : 0) }
     }
 }
 
 /// Parameters by name, in insertion order (the order Keras lists its weights).
-public struct ParameterTable {
+public struct ParameterTable: Sendable {
     private var ordered: [Parameter] = []
     private var index: [String: Int] = [:]
 
+    /// An empty table.
     public init() {}
 
+    /// Every parameter, in order.
     public var all: [Parameter] { ordered }
+    /// Number of parameters.
     public var count: Int { ordered.count }
+    /// Every parameter's name, in order.
     public var names: [String] { ordered.map(\.name) }
 
+    /// The parameter with this name; setting nil removes it, setting a new name appends it.
     public subscript(name: String) -> Parameter? {
         get { index[name].map { ordered[$0] } }
         set {

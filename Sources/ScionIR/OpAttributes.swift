@@ -18,10 +18,15 @@ public enum Layout: String, Equatable, Hashable, Sendable, Codable {
     case channelsFirst
 }
 
+/// A fully connected layer: `x @ kernel + bias`, kernel `[inputs, units]`.
 public struct DenseAttributes: Equatable, Sendable {
+    /// Number of outputs per sample (the kernel is `[inputs, units]`).
     public var units: Int
+    /// Whether a `bias` parameter is added.
     public var useBias: Bool
+    /// The activation fused after the op (`.linear` for none).
     public var activation: Activation
+    /// Attributes with these values.
     public init(units: Int, useBias: Bool = true, activation: Activation = .linear) {
         self.units = units; self.useBias = useBias; self.activation = activation
     }
@@ -30,16 +35,27 @@ public struct DenseAttributes: Equatable, Sendable {
 /// Convolution of rank 1, 2 or 3. Kernel `[k..., in/groups, filters]` channels-last,
 /// `[filters, in/groups, k...]` channels-first.
 public struct ConvAttributes: Equatable, Sendable {
+    /// Number of output channels.
     public var filters: Int
+    /// The window per spatial axis.
     public var kernelSize: [Int]
+    /// Step per spatial axis.
     public var strides: [Int]
+    /// Spacing between kernel taps per spatial axis (1: dense).
     public var dilations: [Int]
+    /// How the input is padded.
     public var padding: Padding
+    /// Number of groups the channels are split into (1: an ordinary convolution).
     public var groups: Int
+    /// Whether a `bias` parameter is added.
     public var useBias: Bool
+    /// The activation fused after the op (`.linear` for none).
     public var activation: Activation
+    /// Where the channel axis is: channels-last from Keras, channels-first from ONNX or after the layout pass.
     public var layout: Layout
+    /// Number of spatial axes: 1, 2 or 3.
     public var rank: Int { kernelSize.count }
+    /// Attributes with these values.
     public init(filters: Int, kernelSize: [Int], strides: [Int], dilations: [Int], padding: Padding,
                 groups: Int = 1, useBias: Bool = true, activation: Activation = .linear, layout: Layout) {
         self.filters = filters; self.kernelSize = kernelSize; self.strides = strides
@@ -50,15 +66,25 @@ public struct ConvAttributes: Equatable, Sendable {
 
 /// Depthwise convolution; kernel `[k..., in, depthMultiplier]` channels-last.
 public struct DepthwiseConvAttributes: Equatable, Sendable {
+    /// The window per spatial axis.
     public var kernelSize: [Int]
+    /// Step per spatial axis.
     public var strides: [Int]
+    /// Spacing between kernel taps per spatial axis (1: dense).
     public var dilations: [Int]
+    /// How the input is padded.
     public var padding: Padding
+    /// Output channels per input channel.
     public var depthMultiplier: Int
+    /// Whether a `bias` parameter is added.
     public var useBias: Bool
+    /// The activation fused after the op (`.linear` for none).
     public var activation: Activation
+    /// Where the channel axis is: channels-last from Keras, channels-first from ONNX or after the layout pass.
     public var layout: Layout
+    /// Number of spatial axes: 1, 2 or 3.
     public var rank: Int { kernelSize.count }
+    /// Attributes with these values.
     public init(kernelSize: [Int], strides: [Int], dilations: [Int], padding: Padding, depthMultiplier: Int,
                 useBias: Bool, activation: Activation, layout: Layout) {
         self.kernelSize = kernelSize; self.strides = strides; self.dilations = dilations
@@ -70,9 +96,13 @@ public struct DepthwiseConvAttributes: Equatable, Sendable {
 /// Depthwise then pointwise convolution (Keras SeparableConv): parameters
 /// `depthwise_kernel [k..., in, multiplier]`, `pointwise_kernel [1..., in*multiplier, filters]`, `bias`.
 public struct SeparableConvAttributes: Equatable, Sendable {
+    /// Number of output channels.
     public var filters: Int
+    /// The depthwise step: window, strides, dilations, padding, multiplier, bias, activation.
     public var depthwise: DepthwiseConvAttributes
+    /// Number of spatial axes: 1, 2 or 3.
     public var rank: Int { depthwise.rank }
+    /// Attributes with these values.
     public init(filters: Int, depthwise: DepthwiseConvAttributes) {
         self.filters = filters; self.depthwise = depthwise
     }
@@ -80,18 +110,29 @@ public struct SeparableConvAttributes: Equatable, Sendable {
 
 /// Transposed convolution; Keras kernel `[k..., filters, in]`.
 public struct ConvTransposeAttributes: Equatable, Sendable {
+    /// Number of output channels.
     public var filters: Int
+    /// The window per spatial axis.
     public var kernelSize: [Int]
+    /// Step per spatial axis.
     public var strides: [Int]
+    /// Spacing between kernel taps per spatial axis (1: dense).
     public var dilations: [Int]
+    /// How the input is padded.
     public var padding: Padding
+    /// Extra size added at the end of each spatial axis of the output; nil for none.
     public var outputPadding: [Int]?
+    /// Whether a `bias` parameter is added.
     public var useBias: Bool
+    /// The activation fused after the op (`.linear` for none).
     public var activation: Activation
+    /// Where the channel axis is: channels-last from Keras, channels-first from ONNX or after the layout pass.
     public var layout: Layout
     /// ONNX ConvTranspose's `group`: channels-first kernel `[in, filters/groups, k...]`. Keras: 1.
     public var groups: Int
+    /// Number of spatial axes: 1, 2 or 3.
     public var rank: Int { kernelSize.count }
+    /// Attributes with these values.
     public init(filters: Int, kernelSize: [Int], strides: [Int], dilations: [Int], padding: Padding,
                 outputPadding: [Int]?, useBias: Bool, activation: Activation, layout: Layout, groups: Int = 1) {
         self.filters = filters; self.kernelSize = kernelSize; self.strides = strides
@@ -100,18 +141,28 @@ public struct ConvTransposeAttributes: Equatable, Sendable {
     }
 }
 
+/// Max or average pooling.
 public enum PoolKind: String, Equatable, Sendable { case max, average }
 
+/// Max or average pooling over a window.
 public struct PoolAttributes: Equatable, Sendable {
+    /// Max or average pooling.
     public var kind: PoolKind
+    /// The window per spatial axis.
     public var poolSize: [Int]
+    /// Step per spatial axis.
     public var strides: [Int]
+    /// How the input is padded.
     public var padding: Padding
     /// Average pooling: whether padded cells count in the divisor (Keras: no).
     public var countIncludePad: Bool
+    /// Whether the output size rounds up instead of down (ONNX `ceil_mode`).
     public var ceilMode: Bool
+    /// Where the channel axis is: channels-last from Keras, channels-first from ONNX or after the layout pass.
     public var layout: Layout
+    /// Number of spatial axes: 1, 2 or 3.
     public var rank: Int { poolSize.count }
+    /// Attributes with these values.
     public init(kind: PoolKind, poolSize: [Int], strides: [Int], padding: Padding,
                 countIncludePad: Bool = false, ceilMode: Bool = false, layout: Layout) {
         self.kind = kind; self.poolSize = poolSize; self.strides = strides; self.padding = padding
@@ -119,11 +170,17 @@ public struct PoolAttributes: Equatable, Sendable {
     }
 }
 
+/// Max or average over every spatial position.
 public struct GlobalPoolAttributes: Equatable, Sendable {
+    /// Max or average pooling.
     public var kind: PoolKind
+    /// Number of spatial axes pooled: 1, 2 or 3.
     public var rank: Int
+    /// Whether reduced axes stay, with size 1.
     public var keepDimensions: Bool
+    /// Where the channel axis is: channels-last from Keras, channels-first from ONNX or after the layout pass.
     public var layout: Layout
+    /// Attributes with these values.
     public init(kind: PoolKind, rank: Int, keepDimensions: Bool = false, layout: Layout) {
         self.kind = kind; self.rank = rank; self.keepDimensions = keepDimensions; self.layout = layout
     }
@@ -132,48 +189,68 @@ public struct GlobalPoolAttributes: Equatable, Sendable {
 /// Parameters, each `[channels]`, in this order when present: `gamma`, `beta`, `moving_mean`,
 /// `moving_variance` (the moving statistics are never trainable).
 public struct BatchNormalizationAttributes: Equatable, Sendable {
+    /// The channel axis, which keeps its own statistics (Keras's `axis`; 1 after the layout pass).
     public var axis: Int
+    /// Added to the variance before its square root.
     public var epsilon: Float
+    /// Weight of the old moving statistics in each training update (Keras's `momentum`).
     public var momentum: Float
+    /// Whether a `beta` offset is learned.
     public var center: Bool
+    /// Whether a `gamma` factor is learned.
     public var scale: Bool
+    /// Attributes with these values.
     public init(axis: Int, epsilon: Float, momentum: Float, center: Bool, scale: Bool) {
         self.axis = axis; self.epsilon = epsilon; self.momentum = momentum; self.center = center; self.scale = scale
     }
 }
 
+/// Normalization over `axes` per sample; parameters `gamma` and `beta` when present.
 public struct LayerNormalizationAttributes: Equatable, Sendable {
+    /// The axes normalized together.
     public var axes: [Int]
+    /// Added to the variance before its square root.
     public var epsilon: Float
+    /// Whether a `beta` offset is learned.
     public var center: Bool
+    /// Whether a `gamma` factor is learned.
     public var scale: Bool
+    /// Attributes with these values.
     public init(axes: [Int], epsilon: Float, center: Bool, scale: Bool) {
         self.axes = axes; self.epsilon = epsilon; self.center = center; self.scale = scale
     }
 }
 
+/// Parametric ReLU: a learned slope (`alpha` parameter) for negative inputs.
 public struct PReLUAttributes: Equatable, Sendable {
     /// Axes (1-based, batch excluded, as Keras counts) along which one slope is shared.
     public var sharedAxes: [Int]
+    /// Attributes with these values.
     public init(sharedAxes: [Int]) { self.sharedAxes = sharedAxes }
 }
 
+/// Dropout (and stochastic depth): identity at inference.
 public struct DropoutAttributes: Equatable, Sendable {
+    /// Fraction of values dropped while training.
     public var rate: Float
     /// Drops whole feature maps (SpatialDropout) instead of single elements.
     public var spatial: Bool
+    /// Attributes with these values.
     public init(rate: Float, spatial: Bool = false) { self.rate = rate; self.spatial = spatial }
 }
 
+/// Collapses the input to two dimensions: the axes before `axis`, and the rest.
 public struct FlattenAttributes: Equatable, Sendable {
     /// Keras flattens channels-last data in NHWC order; an ONNX Flatten works on NCHW.
     public var layout: Layout
     /// Axes before `axis` form the first output dimension, the rest the second (ONNX Flatten). Keras
     /// always flattens at 1: everything but the batch.
     public var axis: Int
+    /// Attributes with these values.
     public init(layout: Layout, axis: Int = 1) { self.layout = layout; self.axis = axis }
 }
 
+/// A new shape for the same elements.
 public struct ReshapeAttributes: Equatable, Sendable {
     /// Target shape without the batch dimension (Keras); one entry may be -1. With `includesBatch`
     /// (ONNX Reshape) the whole shape, where 0 copies the input's dimension unless `allowZero`.
@@ -182,38 +259,51 @@ public struct ReshapeAttributes: Equatable, Sendable {
     public var includesBatch: Bool
     /// ONNX `allowzero=1`: a 0 means an empty dimension rather than "copy the input's".
     public var allowZero: Bool
+    /// Attributes with these values.
     public init(targetShape: [Int], includesBatch: Bool = false, allowZero: Bool = false) {
         self.targetShape = targetShape; self.includesBatch = includesBatch; self.allowZero = allowZero
     }
 }
 
+/// Keras's Permute: reorders the axes after the batch.
 public struct PermuteAttributes: Equatable, Sendable {
     /// Permutation of the non-batch axes, 1-based as Keras writes it (`(2, 1)` swaps the two).
     public var dimensions: [Int]
+    /// Attributes with these values.
     public init(dimensions: [Int]) { self.dimensions = dimensions }
 }
 
 /// Padding or cropping per spatial axis: `(before, after)` pairs, in spatial order.
 public struct SpatialPaddingAttributes: Equatable, Sendable {
+    /// `[before, after]` per spatial axis, in spatial order.
     public var padding: [[Int]]
+    /// Where the channel axis is: channels-last from Keras, channels-first from ONNX or after the layout pass.
     public var layout: Layout
+    /// Attributes with these values.
     public init(padding: [[Int]], layout: Layout) { self.padding = padding; self.layout = layout }
 }
 
+/// Repeats each spatial position `size` times per axis.
 public struct UpSamplingAttributes: Equatable, Sendable {
+    /// The factor per spatial axis.
     public var size: [Int]
+    /// `nearest` or `bilinear`, as Keras names them.
     public var interpolation: String
+    /// Where the channel axis is: channels-last from Keras, channels-first from ONNX or after the layout pass.
     public var layout: Layout
+    /// Attributes with these values.
     public init(size: [Int], interpolation: String, layout: Layout) {
         self.size = size; self.interpolation = interpolation; self.layout = layout
     }
 }
 
+/// How an elementwise node combines its inputs (Keras merge layers, ONNX binary ops).
 public enum ElementwiseOperation: String, Equatable, Sendable {
     case add, subtract, multiply, average, maximum, minimum
     /// ONNX Div and Pow (two inputs, numpy broadcasting).
     case divide, power
 
+    /// The name in tables (`Add`, `Multiply`...).
     public var typeName: String {
         switch self {
         case .add: "Add"
@@ -228,33 +318,45 @@ public enum ElementwiseOperation: String, Equatable, Sendable {
     }
 }
 
+/// Joins the inputs along one axis.
 public struct ConcatenateAttributes: Equatable, Sendable {
+    /// The axis the inputs are joined along (negative counts from the end).
     public var axis: Int
+    /// Attributes with these values.
     public init(axis: Int) { self.axis = axis }
 }
 
+/// `x * scale + offset`.
 public struct RescalingAttributes: Equatable, Sendable {
     /// One value, or one per channel along `axis`.
     public var scale: [Float]
+    /// One value, or one per channel along `axis`.
     public var offset: [Float]
     /// The axis per-channel values run along: -1 (Keras), 1 after a channels-first layout pass.
     public var axis: Int
+    /// Attributes with these values.
     public init(scale: [Float], offset: [Float], axis: Int = -1) {
         self.scale = scale; self.offset = offset; self.axis = axis
     }
 }
 
+/// ConvNeXt's LayerScale: `x * gamma`, gamma a learned parameter along `axis`.
 public struct LayerScaleAttributes: Equatable, Sendable {
     /// The axis `gamma` runs along: -1 (Keras), 1 after a channels-first layout pass.
     public var axis: Int
+    /// Attributes with these values.
     public init(axis: Int = -1) { self.axis = axis }
 }
 
+/// Reorders every axis, the batch included.
 public struct TransposeAttributes: Equatable, Sendable {
+    /// Output axis `i` is input axis `permutation[i]` (the batch axis included).
     public var permutation: [Int]
+    /// Attributes with these values.
     public init(permutation: [Int]) { self.permutation = permutation }
 }
 
+/// Keras's Normalization: `(x - mean) / sqrt(variance)`.
 public struct NormalizationAttributes: Equatable, Sendable {
     /// Axes that keep their own statistics (Keras default: the last).
     public var axes: [Int]
@@ -263,22 +365,31 @@ public struct NormalizationAttributes: Equatable, Sendable {
     /// Statistics given in the layer's config (`Normalization(mean=..., variance=...)`); when nil they
     /// are the `mean` and `variance` parameters (an adapted layer).
     public var mean: [Float]?
+    /// The variance given in the config (with `mean`); nil when held as a parameter.
     public var variance: [Float]?
+    /// Attributes with these values.
     public init(axes: [Int], invert: Bool = false, mean: [Float]? = nil, variance: [Float]? = nil) {
         self.axes = axes; self.invert = invert; self.mean = mean; self.variance = variance
     }
 }
 
+/// Looks up rows of the `embeddings` parameter, `[inputDimension, outputDimension]`, by index.
 public struct EmbeddingAttributes: Equatable, Sendable {
+    /// Size of the vocabulary: indices run from 0 to `inputDimension - 1`.
     public var inputDimension: Int
+    /// Length of each embedding vector.
     public var outputDimension: Int
+    /// Attributes with these values.
     public init(inputDimension: Int, outputDimension: Int) {
         self.inputDimension = inputDimension; self.outputDimension = outputDimension
     }
 }
 
+/// Inception-ResNet's residual: `inputs[0] + scale * inputs[1]`.
 public struct ScaledResidualAttributes: Equatable, Sendable {
+    /// The factor on the residual branch: `inputs[0] + scale * inputs[1]`.
     public var scale: Float
+    /// Attributes with these values.
     public init(scale: Float) { self.scale = scale }
 }
 
@@ -293,6 +404,7 @@ public struct OpaqueAttributes: Equatable, Sendable {
     /// Output shapes when the reader knows them (a Keras LSTM's from its `units` and
     /// `return_sequences`), so shape inference, cutting and writers see past the op; nil when unknown.
     public var outputShapes: [Shape?]?
+    /// Attributes with these values.
     public init(domain: String, type: String, configuration: String, outputShapes: [Shape?]? = nil) {
         self.domain = domain; self.type = type; self.configuration = configuration; self.outputShapes = outputShapes
     }

@@ -100,7 +100,9 @@ extension ParameterRole: RawRepresentable {
 }
 
 extension ParameterRole: Hashable {
+    /// Equal when the names are.
     public static func == (a: ParameterRole, b: ParameterRole) -> Bool { a.rawValue == b.rawValue }
+    /// Hashes the name.
     public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
 }
 

@@ -1,11 +1,15 @@
 /// A tensor shape whose dimensions may be unknown (`nil`), as the batch dimension usually is.
 public struct Shape: Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// Each dimension's size; nil where it is unknown.
     public var dimensions: [Int?]
 
+    /// A shape from its dimensions (nil for unknown ones).
     public init(_ dimensions: [Int?]) { self.dimensions = dimensions }
 
+    /// Number of dimensions.
     public var rank: Int { dimensions.count }
 
+    /// The size of dimension `index` (nil when unknown).
     public subscript(index: Int) -> Int? {
         get { dimensions[index] }
         set { dimensions[index] = newValue }
@@ -15,7 +19,7 @@ public struct Shape: Equatable, Hashable, Sendable, CustomStringConvertible {
     public var elementCount: Int? { Shape.product(dimensions) }
 
     /// Product of known dimensions; nil if one is unknown or the product overflows.
-    public static func product(_ dimensions: [Int?]) -> Int? {
+    package static func product(_ dimensions: [Int?]) -> Int? {
         var result = 1
         for dimension in dimensions {
             guard let dimension, dimension >= 0 else { return nil }
@@ -27,7 +31,7 @@ public struct Shape: Equatable, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Resolves a negative axis (`-1` is the last) against this rank; nil when out of range.
-    public func normalizedAxis(_ axis: Int) -> Int? {
+    package func normalizedAxis(_ axis: Int) -> Int? {
         let resolved = axis < 0 ? axis + rank : axis
         return (0..<rank).contains(resolved) ? resolved : nil
     }
@@ -41,5 +45,5 @@ public struct Shape: Equatable, Hashable, Sendable, CustomStringConvertible {
 
 extension Array where Element == Int {
     /// Product of the elements, nil on overflow or a negative element.
-    public var checkedProduct: Int? { Shape.product(self.map { Optional($0) }) }
+    package var checkedProduct: Int? { Shape.product(self.map { Optional($0) }) }
 }

@@ -1,6 +1,11 @@
+import Synchronization
+
 /// Somewhere a tensor's bytes live outside memory: an HDF5 dataset, a range of an ONNX file, an
 /// external-data file. Readers provide implementations; nothing is read until asked.
-public protocol TensorSource: AnyObject {
+///
+/// Sendable, because a storage may be read from any task: `TensorStorage` calls `readBytes()` from
+/// one task at a time, but not always the same one.
+public protocol TensorSource: AnyObject, Sendable {
     /// Bytes the tensor occupies once read (elements times element size).
     var byteCount: Int { get }
     /// Where the bytes are, for messages (`model.h5:/model_weights/dense/dense/kernel:0`).
@@ -11,32 +16,45 @@ public protocol TensorSource: AnyObject {
 
 /// Where a parameter's bytes are. A reference type so that a layer shared by several nodes and every
 /// copy of a graph share one storage: reading happens once, on first use, and only when asked.
-public final class TensorStorage {
-    private enum Backing {
+///
+/// Safe to share between tasks: the contents sit behind a lock, and reads from the source are
+/// serialised, so tasks asking at once for bytes not yet loaded wait for one read instead of each
+/// starting their own.
+public final class TensorStorage: Sendable {
+    private enum Backing: Sendable {
         case memory([UInt8])
         case source(any TensorSource)
     }
 
-    private var backing: Backing
+    private let backing: Mutex<Backing>
+    /// Held while reading from the source (not while answering `isLoaded`, `byteCount`...): one read
+    /// at a time, and a caller that waited finds the bytes another kept.
+    private let reading = Mutex(())
 
-    public init(bytes: [UInt8]) { backing = .memory(bytes) }
-    public init(source: any TensorSource) { backing = .source(source) }
+    /// A storage holding `bytes` in memory.
+    public init(bytes: [UInt8]) { backing = Mutex(.memory(bytes)) }
+    /// A storage that reads its bytes from `source` on first use.
+    public init(source: any TensorSource) { backing = Mutex(.source(source)) }
+
+    private var current: Backing { backing.withLock { $0 } }
 
     /// True when the bytes are already in memory.
     public var isLoaded: Bool {
-        if case .memory = backing { return true }
+        if case .memory = current { return true }
         return false
     }
 
+    /// Bytes the tensor occupies, known without reading it.
     public var byteCount: Int {
-        switch backing {
+        switch current {
         case .memory(let bytes): bytes.count
         case .source(let source): source.byteCount
         }
     }
 
+    /// Where the bytes are, for messages: the source's location, or `memory`.
     public var location: String {
-        switch backing {
+        switch current {
         case .memory: "memory"
         case .source(let source): source.location
         }
@@ -44,37 +62,52 @@ public final class TensorStorage {
 
     /// The bytes, read from the source on first use and kept when `keep` is true.
     public func bytes(keep: Bool = true) throws -> [UInt8] {
-        switch backing {
-        case .memory(let bytes):
-            return bytes
-        case .source(let source):
-            let bytes = try source.readBytes()
-            if keep { backing = .memory(bytes) }
-            return bytes
+        if case .memory(let bytes) = current { return bytes }
+        return try reading.withLock { _ throws -> [UInt8] in
+            switch current {
+            case .memory(let bytes):
+                return bytes  // another caller read and kept them while this one waited
+            case .source(let source):
+                let bytes = try source.readBytes()
+                if keep {
+                    backing.withLock { backing in
+                        // Unless `replace(with:)` came first while the source was being read.
+                        if case .source(let still) = backing, still === source { backing = .memory(bytes) }
+                    }
+                }
+                return bytes
+            }
         }
     }
 
     /// Replaces the contents (after training, for example).
-    public func replace(with bytes: [UInt8]) { backing = .memory(bytes) }
+    public func replace(with bytes: [UInt8]) { backing.withLock { $0 = .memory(bytes) } }
 }
 
 /// A named weight tensor. `trainable` follows Keras: false for a frozen layer's weights, for every
 /// weight inside a frozen nested model, and always for BatchNormalization's moving statistics.
-public struct Parameter {
+public struct Parameter: Sendable {
     /// Unique and stable: `layer/role`, with nested models' scope (`base/conv1/kernel`).
     public var name: String
     /// The weight's part in its op: `.kernel`, `.bias`, `.gamma`, `.movingMean`...
     public var role: ParameterRole
+    /// Dimensions, in row-major order as the bytes are laid out (a Keras Conv2D kernel is HWIO).
     public var shape: [Int]
+    /// Element type.
     public var dtype: DType
+    /// Whether training updates this weight.
     public var trainable: Bool
+    /// The bytes, shared by every copy of the graph and read on first use.
     public var storage: TensorStorage
 
+    /// A parameter whose bytes are in `storage`.
     public init(name: String, role: ParameterRole, shape: [Int], dtype: DType, trainable: Bool, storage: TensorStorage) {
         self.name = name; self.role = role; self.shape = shape; self.dtype = dtype
         self.trainable = trainable; self.storage = storage
     }
 
+    /// Number of elements (0 when the shape's product overflows).
     public var elementCount: Int { shape.checkedProduct ?? 0 }
+    /// Bytes the elements occupy (0 for a type without a fixed size).
     public var byteCount: Int { elementCount * (dtype.byteSize ?? 0) }
 }

@@ -1,5 +1,6 @@
 import HDF5
 import ScionIR
+import Synchronization
 
 /// A weight tensor inside an HDF5 file; its bytes are read only when asked for.
 final class HDF5TensorSource: TensorSource {
@@ -7,7 +8,17 @@ final class HDF5TensorSource: TensorSource {
     let byteCount: Int
     let location: String
     /// Memory the HDF5 file lives in, for files opened from an archive: must outlive the dataset.
-    let backingMemory: AnyObject?
+    /// Only held, never read or changed here (libhdf5 reads it through its own pointer), so sharing
+    /// the reference between tasks is safe whatever its type.
+    nonisolated(unsafe) let backingMemory: AnyObject?
+
+    /// Serialises every lazy weight read, whichever file it comes from. `TensorStorage` is Sendable, so
+    /// tasks may ask for weights at once; libhdf5 is only safe for that when built thread-safe (Debian's
+    /// is, `H5_HAVE_THREADSAFE`), a build option off by default, and even then it runs one call at a
+    /// time behind its own global lock: this lock costs no parallelism and keeps reads sound with a
+    /// libhdf5 built without it. (Opening files is not covered: load models from one task at a time on
+    /// such a build.)
+    private static let readLock = Mutex(())
 
     init(dataset: HDF5Dataset, byteCount: Int, location: String, backingMemory: AnyObject?) {
         self.dataset = dataset
@@ -17,7 +28,7 @@ final class HDF5TensorSource: TensorSource {
     }
 
     func readBytes() throws -> [UInt8] {
-        let bytes = try dataset.readBytes(limit: byteCount)
+        let bytes = try Self.readLock.withLock { _ throws -> [UInt8] in try dataset.readBytes(limit: byteCount) }
         guard bytes.count == byteCount else {
             throw HDF5Error(file: dataset.file.path, object: dataset.path,
                             reason: "read \(bytes.count) bytes, expected \(byteCount)")

@@ -1,4 +1,5 @@
 import ScionIR
+import Synchronization
 import XCTest
 
 /// A parameter whose bytes live in memory, for graphs built by hand.
@@ -130,10 +131,11 @@ final class GraphTests: XCTestCase {
 
     func testStorageReadsSourceOnceWhenKept() throws {
         final class CountingSource: TensorSource {
-            var reads = 0
+            let readCount = Mutex(0)
+            var reads: Int { readCount.withLock { $0 } }
             let byteCount = 4
             let location = "test"
-            func readBytes() throws -> [UInt8] { reads += 1; return [1, 2, 3, 4] }
+            func readBytes() throws -> [UInt8] { readCount.withLock { $0 += 1 }; return [1, 2, 3, 4] }
         }
         let source = CountingSource()
         let storage = TensorStorage(source: source)

@@ -1,6 +1,7 @@
 import Foundation
 import ScionIR
 import ScionONNX
+import Synchronization
 import XCTest
 
 /// Helpers shared by the codec tests: fixture paths, a canonical text form of a model for exact
@@ -140,12 +141,14 @@ enum ONNXProtoTestSupport {
 /// initializer exactly once and keeps nothing.
 final class CountingSource: TensorSource {
     let content: [UInt8]
-    var reads = 0
+    private let readCount = Mutex(0)
+    /// How often `readBytes()` ran.
+    var reads: Int { readCount.withLock { $0 } }
     /// What `byteCount` announces; by default the true count.
     let announcedCount: Int?
-    let failure: (any Error)?
+    let failure: (any Error & Sendable)?
 
-    init(content: [UInt8], announcedCount: Int? = nil, failure: (any Error)? = nil) {
+    init(content: [UInt8], announcedCount: Int? = nil, failure: (any Error & Sendable)? = nil) {
         self.content = content
         self.announcedCount = announcedCount
         self.failure = failure
@@ -155,7 +158,7 @@ final class CountingSource: TensorSource {
     var location: String { "counting source" }
 
     func readBytes() throws -> [UInt8] {
-        reads += 1
+        readCount.withLock { $0 += 1 }
         if let failure { throw failure }
         return content
     }
