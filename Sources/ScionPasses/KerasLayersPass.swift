@@ -21,9 +21,10 @@ import ScionIR
 ///
 /// Two phases: `KerasPatternRewriter` folds ONNX patterns into Keras ops (Gemm → Dense, x·σ(x) →
 /// swish, constant arithmetic → Rescaling, Pad → ZeroPadding...), then `LayoutRewriter` in direction
-/// `.toChannelsLast` moves the layout, inserting a Permute only where a value is needed in a form it does not have (at most
-/// one per image-like input and output, plus one around each memory-order-dependent island). A node
-/// Keras has no layer for fails the pass naming the node and its op, before anything is written.
+/// `.toChannelsLast` moves the layout, inserting a Permute only where a value is needed in a form it
+/// does not have (at most one per image-like input and output, plus one around each
+/// memory-order-dependent island). A node Keras has no layer for fails the pass naming the node and
+/// its op (`LayoutRewriter.rule(for:)`), before anything is written.
 ///
 /// With `channelsLastInputs`, image-like inputs that feed the convolutions directly are declared
 /// channels-last (`(N, 32, 32, 3)` above) instead of getting a Permute at entry. Graphs that are
