@@ -80,8 +80,3 @@ public struct ChannelsFirstLayoutPass: GraphPass {
     }
 }
 
-/// Kept for the tests that still spell `ChannelsFirstRewriter.spatialLayout(of:)`; new code reads
-/// `Op.spatialLayout`. Remove once the tests do too.
-enum ChannelsFirstRewriter {
-    static func spatialLayout(of op: Op) -> Layout? { op.spatialLayout }
-}
