@@ -1,7 +1,8 @@
 extension Op {
     /// The layout a spatial op (convolution, pooling, padding, cropping, upsampling) computes in; nil
-    /// for ops without one. The layout pass converts by it and the executor checks it: a kernel
-    /// written for channels-first would silently misread a channels-last op's values.
+    /// for ops without one. The layout passes convert by it and the executor checks it: a kernel
+    /// written for channels-first would silently misread a channels-last op's values. Exhaustive, so a
+    /// new op must say whether it has a layout.
     public var spatialLayout: Layout? {
         switch self {
         case .conv(let a): a.layout
@@ -12,7 +13,36 @@ extension Op {
         case .globalPool(let a): a.layout
         case .zeroPadding(let a), .cropping(let a): a.layout
         case .upSampling(let a): a.layout
-        default: nil
+        // Layout-free: they work on whatever order their input has, or on an order of their own
+        // (Dense on the last axis, ONNX ops on channels-first by definition).
+        case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout, .flatten, .reshape,
+             .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .scaledResidual,
+             .layerScale, .transpose, .stochasticDepth, .identity:
+            nil
+        case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
+             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax, .opaque:
+            nil
+        }
+    }
+
+    /// Number of spatial axes of a spatial op (2 for Conv2D); nil for ops without a `spatialLayout`.
+    public var spatialRank: Int? {
+        switch self {
+        case .conv(let a): a.rank
+        case .depthwiseConv(let a): a.rank
+        case .separableConv(let a): a.rank
+        case .convTranspose(let a): a.rank
+        case .pool(let a): a.rank
+        case .globalPool(let a): a.rank
+        case .zeroPadding(let a), .cropping(let a): a.padding.count
+        case .upSampling(let a): a.size.count
+        case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout, .flatten, .reshape,
+             .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .scaledResidual,
+             .layerScale, .transpose, .stochasticDepth, .identity:
+            nil
+        case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
+             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax, .opaque:
+            nil
         }
     }
 }

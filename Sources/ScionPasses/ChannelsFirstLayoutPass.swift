@@ -28,7 +28,8 @@ import ScionIR
 /// Depthwise and separable convolutions are first lowered to grouped ones by `GroupedConvolutionPass`
 /// (the `dw` and `sep` rows above), whose kernels this pass then permutes like any other.
 ///
-/// Rules, in short (the doc comments of `ChannelsFirstRewriter` and its extensions give each one):
+/// Rules, in short (`LayoutRewriter` in direction `.toChannelsFirst` does the work; `rule(for:)` and
+/// the doc comments of its extensions give each one):
 /// - Every value is held either in its original order or channels-first (channels moved from last
 ///   to axis 1); values of rank 2 or less are the same either way. Spatial ops (convolutions,
 ///   pooling, padding, cropping, upsampling) and BatchNormalization over the channels (ONNX
@@ -62,7 +63,7 @@ public struct ChannelsFirstLayoutPass: GraphPass {
         try GroupedConvolutionPass().run(&graph)
         var source = graph
         try source.inferShapes()
-        var rewriter = ChannelsFirstRewriter(passName: name, source: source)
+        var rewriter = LayoutRewriter(direction: .toChannelsFirst, passName: name, source: source)
         try rewriter.rewrite()
         graph.nodes = rewriter.nodes
         graph.parameters = rewriter.parameters
@@ -74,7 +75,8 @@ public struct ChannelsFirstLayoutPass: GraphPass {
     /// all channels-first already (read from ONNX).
     static func isChannelsFirst(_ graph: Graph) -> Bool {
         if graph.layout == .channelsFirst { return true }
-        let layouts = graph.nodes.compactMap { ChannelsFirstRewriter.spatialLayout(of: $0.op) }
+        let layouts = graph.nodes.compactMap(\.op.spatialLayout)
         return !layouts.isEmpty && layouts.allSatisfy { $0 == .channelsFirst }
     }
 }
+

@@ -20,10 +20,11 @@ import ScionIR
 /// ```
 ///
 /// Two phases: `KerasPatternRewriter` folds ONNX patterns into Keras ops (Gemm → Dense, x·σ(x) →
-/// swish, constant arithmetic → Rescaling, Pad → ZeroPadding...), then `ChannelsLastRewriter` moves
-/// the layout, inserting a Permute only where a value is needed in a form it does not have (at most
-/// one per image-like input and output, plus one around each memory-order-dependent island). A node
-/// Keras has no layer for fails the pass naming the node and its op, before anything is written.
+/// swish, constant arithmetic → Rescaling, Pad → ZeroPadding...), then `LayoutRewriter` in direction
+/// `.toChannelsLast` moves the layout, inserting a Permute only where a value is needed in a form it
+/// does not have (at most one per image-like input and output, plus one around each
+/// memory-order-dependent island). A node Keras has no layer for fails the pass naming the node and
+/// its op (`LayoutRewriter.rule(for:)`), before anything is written.
 ///
 /// With `channelsLastInputs`, image-like inputs that feed the convolutions directly are declared
 /// channels-last (`(N, 32, 32, 3)` above) instead of getting a Permute at entry. Graphs that are
@@ -44,7 +45,8 @@ public struct KerasLayersPass: GraphPass {
         var patterns = KerasPatternRewriter(passName: name, graph: graph)
         try patterns.rewrite()
         let folded = patterns.graph
-        var rewriter = ChannelsLastRewriter(passName: name, source: folded, channelsLastInputs: channelsLastInputs)
+        var rewriter = LayoutRewriter(direction: .toChannelsLast, passName: name, source: folded,
+                                      convertsInputs: channelsLastInputs)
         try rewriter.rewrite()
         var result = folded
         result.inputs = rewriter.inputs

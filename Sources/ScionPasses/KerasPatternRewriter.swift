@@ -1,7 +1,7 @@
 import ScionIR
 
 /// Phase one of `KerasLayersPass`: replaces ONNX node patterns by the ops Keras has layers for,
-/// while the graph is still channels-first (phase two, `ChannelsLastRewriter`, moves the layout).
+/// while the graph is still channels-first (phase two, `LayoutRewriter` going channels-last, moves the layout).
 ///
 /// Each rewrite is exact (same numbers, not an approximation) and local; a pattern that does not
 /// match exactly is left alone, and phase two refuses what is left that Keras cannot express.

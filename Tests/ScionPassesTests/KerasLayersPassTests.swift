@@ -24,7 +24,7 @@ final class KerasLayersPassTests: XCTestCase {
         try graph.verify()
         XCTAssertEqual(graph.layout, .channelsLast)
         XCTAssertEqual(graph.outputs, original.outputs)
-        XCTAssertEqual(graph.nodes.filter { ChannelsFirstRewriter.spatialLayout(of: $0.op) == .channelsFirst }.map(\.name), [])
+        XCTAssertEqual(graph.nodes.filter { $0.op.spatialLayout == .channelsFirst }.map(\.name), [])
         return graph
     }
 

@@ -44,7 +44,7 @@ extension Graph {
 
     /// Spatial ops still channels-last: none should be left after the pass.
     var channelsLastSpatialNodes: [Node] {
-        nodes.filter { ChannelsFirstRewriter.spatialLayout(of: $0.op) == .channelsLast }
+        nodes.filter { $0.op.spatialLayout == .channelsLast }
     }
 
     func outputShapes() -> [Shape?] { outputs.map { values[$0]?.shape } }
