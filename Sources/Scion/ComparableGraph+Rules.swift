@@ -63,8 +63,8 @@ extension ComparableGraph {
             passes = false
         // Layers that compute something of their own.
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .normalization, .layerScale, .localResponseNormalization,
-             .prelu, .clip, .coercedSoftmax, .embedding:
+             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
+             .localResponseNormalization, .prelu, .clip, .coercedSoftmax, .embedding:
             passes = false
         // Shape ops that move, drop or add numbers.
         case .flatten, .permute, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather:
@@ -194,6 +194,11 @@ extension ComparableGraph {
             guard let axis = moved(a.axis) else { return nil }
             a.axis = axis
             return .batchNormalization(a)
+        case .groupNormalization(var a):
+            // Groups are runs along the channel axis, which a transpose of other axes leaves alone.
+            guard let axis = moved(a.axis) else { return nil }
+            a.axis = axis
+            return .groupNormalization(a)
         case .rescaling(var a):
             guard a.scale.count > 1 || a.offset.count > 1 else { return op }
             guard let axis = moved(a.axis) else { return nil }

@@ -74,6 +74,25 @@ extension ComparableGraph {
                 }
             }
             layers[index].op = .batchNormalization(a)
+        case .groupNormalization(var a):
+            a.axis = axis(a.axis, outputRank)
+            // One group per channel is spelled -1 (Keras) or by the count (a GroupNormalization with
+            // as many groups as channels, ONNX's InstanceNormalization read back).
+            if let channels = layer.parameter(.gamma)?.shape.first ?? layer.parameter(.beta)?.shape.first, a.groups == channels {
+                a.groups = -1
+            }
+            // ONNX's InstanceNormalization always has a scale and a bias: ones and zeros are none.
+            if options.inferenceOnly {
+                if a.center, floats(layer.parameter(.beta))?.allSatisfy({ $0 == 0 }) == true {
+                    a.center = false
+                    layers[index].parameters.removeAll { $0.role == .beta }
+                }
+                if a.scale, floats(layer.parameter(.gamma))?.allSatisfy({ $0 == 1 }) == true {
+                    a.scale = false
+                    layers[index].parameters.removeAll { $0.role == .gamma }
+                }
+            }
+            layers[index].op = .groupNormalization(a)
         case .concatenate(var a):
             a.axis = axis(a.axis, outputRank)
             layers[index].op = .concatenate(a)

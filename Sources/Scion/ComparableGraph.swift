@@ -173,7 +173,7 @@ struct ComparableGraph {
         case .transpose, .permute: "transpose"
         case .rescaling: "rescaling"
         // Families of one op, named by its type.
-        case .convTranspose, .batchNormalization, .layerNormalization, .normalization, .layerScale,
+        case .convTranspose, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
              .localResponseNormalization, .coercedSoftmax, .unary, .embedding, .dropout, .stochasticDepth, .identity,
              .zeroPadding, .cropping, .upSampling, .slice, .split, .pad, .resize, .gather, .elementwise, .concatenate,
              .scaledResidual, .comparison, .select, .reduce, .constant, .cast, .opaque:

@@ -65,6 +65,9 @@ enum LayerFields {
         case .batchNormalization(let a):
             return [LayerField("axis", a.axis), LayerField("momentum", float: a.momentum), LayerField("epsilon", float: a.epsilon),
                     LayerField("center", a.center), LayerField("scale", a.scale)]
+        case .groupNormalization(let a):
+            return [LayerField("groups", a.groups), LayerField("axis", a.axis), LayerField("epsilon", float: a.epsilon),
+                    LayerField("center", a.center), LayerField("scale", a.scale)]
         case .layerNormalization(let a):
             return [LayerField("axis", a.axes), LayerField("epsilon", float: a.epsilon), LayerField("center", a.center),
                     LayerField("scale", a.scale)]

@@ -174,7 +174,7 @@ struct LayerMatching {
             true
         // Layers of their own (a bias of their own is `sameWork`'s business).
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .gemm, .matMul, .embedding, .pool, .globalPool,
-             .zeroPadding, .cropping, .upSampling, .layerNormalization, .normalization, .layerScale,
+             .zeroPadding, .cropping, .upSampling, .layerNormalization, .groupNormalization, .normalization, .layerScale,
              .localResponseNormalization:
             false
         // Activations ONNX spells as ops of their own are not looked for.
@@ -248,7 +248,7 @@ struct LayerMatching {
         case .comparison, .concatenate, .scaledResidual, .select, .gemm, .matMul:
             false
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .normalization, .rescaling, .layerScale,
+             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale,
              .localResponseNormalization, .activation, .prelu, .clip, .coercedSoftmax, .unary, .embedding:
             false
         case .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,

@@ -14,7 +14,7 @@ extension Op {
         // Convolution-free spatial ops.
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling: nil
         // Normalizations and scalings.
-        case .batchNormalization, .layerNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization: nil
+        case .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization: nil
         // Activations are the activation itself, not a fused one.
         case .activation, .prelu, .clip, .coercedSoftmax: nil
         // Shape and axis ops.
@@ -36,7 +36,7 @@ extension Op {
         case .separableConv(var a): a.depthwise.activation = activation; return .separableConv(a)
         case .convTranspose(var a): a.activation = activation; return .convTranspose(a)
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling,
-             .batchNormalization, .layerNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization,
+             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization,
              .activation, .prelu, .clip, .coercedSoftmax,
              .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
              .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce,
@@ -55,7 +55,7 @@ extension Op {
         case .separableConv(let a): a.depthwise.useBias
         case .convTranspose(let a): a.useBias
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling,
-             .batchNormalization, .layerNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization,
+             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization,
              .activation, .prelu, .clip, .coercedSoftmax,
              .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
              .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce,
@@ -75,7 +75,7 @@ extension Op {
             false
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose,
              .pool, .globalPool, .zeroPadding, .cropping, .upSampling,
-             .batchNormalization, .layerNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization,
+             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization,
              .activation, .prelu, .clip, .coercedSoftmax,
              .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
              .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce,

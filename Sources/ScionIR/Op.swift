@@ -13,6 +13,8 @@ public enum Op: Equatable, Sendable {
     case globalPool(GlobalPoolAttributes)
     case batchNormalization(BatchNormalizationAttributes)
     case layerNormalization(LayerNormalizationAttributes)
+    /// Keras GroupNormalization; ONNX InstanceNormalization is its one-group-per-channel case.
+    case groupNormalization(GroupNormalizationAttributes)
     case activation(Activation)
     /// Parametric ReLU with a learned slope (`alpha` parameter) per element, shared along some axes.
     case prelu(PReLUAttributes)
@@ -82,6 +84,7 @@ public enum Op: Equatable, Sendable {
         case .globalPool(let a): (a.kind == .max ? "GlobalMaxPooling" : "GlobalAveragePooling") + "\(a.rank)D"
         case .batchNormalization: "BatchNormalization"
         case .layerNormalization: "LayerNormalization"
+        case .groupNormalization: "GroupNormalization"
         case .activation(let a):
             switch a {
             case .relu: "ReLU"

@@ -14,6 +14,19 @@ extension Context {
         return shape
     }
 
+    /// The channel axis must exist beside the batch and its length split into the groups.
+    func groupNormalization(_ a: GroupNormalizationAttributes) throws -> Shape? {
+        try requireInputs(1)
+        guard let shape = try firstShape(minimumRank: 2) else { return nil }
+        guard let axis = shape.normalizedAxis(a.axis), axis > 0 else { throw fail("axis \(a.axis) is not a channel axis of \(shape)") }
+        if let channels = shape[axis], a.groupCount(channels: channels) == nil {
+            throw fail("\(channels) channels do not split into \(a.groups) groups")
+        }
+        if a.scale { try expectParameter(.gamma, [shape[axis]]) }
+        if a.center { try expectParameter(.beta, [shape[axis]]) }
+        return shape
+    }
+
     func layerNormalization(_ a: LayerNormalizationAttributes) throws -> Shape? {
         try requireInputs(1)
         guard let shape = try firstShape(minimumRank: 1) else { return nil }

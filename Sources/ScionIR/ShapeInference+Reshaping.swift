@@ -49,6 +49,12 @@ extension Context {
             if let total = shape.elementCount, let known = Shape.product(others), known > 0 {
                 guard total % known == 0 else { throw fail("cannot reshape \(shape) to \(a.targetShape)") }
                 dimensions[inferred] = total / known
+            } else if a.targetShape.first == 0, !a.allowZero, let perSample = Shape.product(Array(shape.dimensions.dropFirst())),
+                      let known = Shape.product(Array(others.dropFirst())), known > 0 {
+                // The batch is copied (0), so the inferred length is what is left of one sample, whatever
+                // the batch (torch's GroupNorm reshapes to [0, groups, -1] under a dynamic batch).
+                guard perSample % known == 0 else { throw fail("cannot reshape \(shape) to \(a.targetShape)") }
+                dimensions[inferred] = perSample / known
             }
         } else if let total = shape.elementCount, let known = Shape.product(dimensions), total != known {
             throw fail("cannot reshape \(shape) to \(a.targetShape)")

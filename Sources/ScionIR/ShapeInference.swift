@@ -34,7 +34,7 @@ struct Context {
         case .comparison: .bool
         case .select where inputs.count > 1: inputs[1].dtype
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .normalization, .layerScale, .prelu, .rescaling,
+             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale, .prelu, .rescaling,
              .localResponseNormalization, .activation, .clip, .coercedSoftmax, .unary, .dropout, .stochasticDepth, .identity,
              .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
              .elementwise, .scaledResidual, .concatenate, .gemm, .matMul, .reduce, .select, .opaque:
@@ -91,6 +91,7 @@ struct Context {
         // Weighted layers that keep their input's shape (ShapeInference+Normalization.swift).
         case .batchNormalization(let a): return [try batchNormalization(a)]
         case .layerNormalization(let a): return [try layerNormalization(a)]
+        case .groupNormalization(let a): return [try groupNormalization(a)]
         case .normalization(let a): return [try normalization(a)]
         case .layerScale(let a): return [try layerScale(a)]
         case .prelu(let a): return [try prelu(a)]

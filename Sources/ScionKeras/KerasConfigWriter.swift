@@ -88,6 +88,10 @@ struct KerasConfigWriter {
             return [KerasLayerSpecification(className: "BatchNormalization", config: [
                 "axis": .number(Double(a.axis)), "epsilon": Self.number(a.epsilon), "momentum": Self.number(a.momentum),
                 "center": .bool(a.center), "scale": .bool(a.scale)])]
+        case .groupNormalization(let a):
+            return [KerasLayerSpecification(className: "GroupNormalization", config: [
+                "groups": .number(Double(a.groups)), "axis": .number(Double(a.axis)), "epsilon": Self.number(a.epsilon),
+                "center": .bool(a.center), "scale": .bool(a.scale)])]
         case .layerNormalization(let a):
             return [KerasLayerSpecification(className: "LayerNormalization", config: [
                 "axis": Self.ints(a.axes), "epsilon": Self.number(a.epsilon), "center": .bool(a.center), "scale": .bool(a.scale)])]

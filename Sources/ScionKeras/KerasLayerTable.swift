@@ -59,6 +59,12 @@ struct KerasLayerTable {
             return .batchNormalization(BatchNormalizationAttributes(
                 axis: axes[0], epsilon: c.float("epsilon", 1e-3), momentum: c.float("momentum", 0.99),
                 center: c.bool("center", true), scale: c.bool("scale", true)))
+        case "GroupNormalization":
+            let axes = c.json["axis"]?.intArray ?? [-1]
+            guard axes.count == 1 else { throw Unsupported(reason: "GroupNormalization over several axes \(axes)") }
+            return .groupNormalization(GroupNormalizationAttributes(
+                groups: c.optionalInt("groups") ?? 32, axis: axes[0], epsilon: c.float("epsilon", 1e-3),
+                center: c.bool("center", true), scale: c.bool("scale", true)))
         case "LayerNormalization":
             return .layerNormalization(LayerNormalizationAttributes(
                 axes: c.json["axis"]?.intArray ?? [-1], epsilon: c.float("epsilon", 1e-3),

@@ -56,7 +56,7 @@ enum KerasWeightRoles {
             return [.depthwiseKernel, .pointwiseKernel] + bias
         case "BatchNormalization", "SyncBatchNormalization":
             return scale + center + [.movingMean, .movingVariance]
-        case "LayerNormalization":
+        case "LayerNormalization", "GroupNormalization":
             return scale + center
         case "PReLU": return [.alpha]
         case "Embedding": return [.embeddings]

@@ -75,6 +75,8 @@ extension ONNXGraphBuilder {
             add("BatchNormalization", name: node.name,
                 inputs: [input, scale, bias, try parameter(.movingMean), try parameter(.movingVariance)],
                 output: output, attributes: [.float("epsilon", a.epsilon), .float("momentum", a.momentum)])
+        case .groupNormalization(let a):
+            try emitGroupNormalization(node, a, parameters: parameters, role: role, inputShape: inputShape)
         case .layerNormalization(let a):
             guard let shape = inputShape else { throw unsupported(node, "LayerNormalization needs a known input rank") }
             let axes = a.axes.compactMap { shape.normalizedAxis($0) }.sorted()

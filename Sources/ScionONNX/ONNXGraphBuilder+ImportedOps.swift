@@ -100,7 +100,7 @@ extension ONNXGraphBuilder {
             add("Reshape", name: node.name, inputs: [normalized, shape], output: output)
         // Keras-layer ops: `emit` writes them itself and hands only the imported ops above here.
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .batchNormalization,
-             .layerNormalization, .activation, .prelu, .dropout, .flatten, .reshape, .permute, .zeroPadding, .cropping,
+             .layerNormalization, .groupNormalization, .activation, .prelu, .dropout, .flatten, .reshape, .permute, .zeroPadding, .cropping,
              .upSampling, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .scaledResidual, .layerScale,
              .transpose, .stochasticDepth, .identity, .opaque:
             throw unsupported(node, "is not an imported ONNX op")

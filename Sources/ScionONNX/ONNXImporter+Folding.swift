@@ -63,8 +63,13 @@ extension ONNXImportSession {
             }
             constants[output] = result
         case "Shape":
-            guard let shape = known[inputs[0]]?.shape ?? constants[inputs[0]].map({ Shape($0.shape.map { $0 }) }),
-                  shape.dimensions.allSatisfy({ $0 != nil }) else { return false }
+            guard let shape = known[inputs[0]]?.shape ?? constants[inputs[0]].map({ Shape($0.shape.map { $0 }) }) else { return false }
+            guard shape.dimensions.allSatisfy({ $0 != nil }) else {
+                if shape.dimensions.count(where: { $0 == nil }) == 1, node.attribute("start") == nil, node.attribute("end") == nil {
+                    reportedShapes[output] = shape
+                }
+                return false
+            }
             var dimensions = shape.dimensions.compactMap { $0 }.map { Int64($0) }
             let rank = dimensions.count
             func clamp(_ value: Int) -> Int { min(max(value < 0 ? value + rank : value, 0), rank) }

@@ -57,6 +57,8 @@ extension ONNXImportSession {
             var parameters: [(source: String, role: ParameterRole, shape: [Int]?)] = [(scale, .gamma, nil)]
             if let bias { parameters.append((bias, .beta, nil)) }
             return MappedNode(op: .layerNormalization(attributes), inputs: [x], parameters: parameters)
+        case "InstanceNormalization": return instanceNormalization(node, x)
+        case "GroupNormalization": return groupNormalization(node, x)
         case "PRelu": return prelu(node, x)
         case "LRN":
             return single(.localResponseNormalization(LocalResponseNormalizationAttributes(

@@ -40,6 +40,7 @@ extension ONNXImportSession {
             let target: [Int]?
             if opset < 5 { target = intsAttribute(node, "shape") } else {
                 target = try input(node, 1).flatMap { try numbers($0)?.integers.map { Int(truncatingIfNeeded: $0) } }
+                    ?? input(node, 1).flatMap { reportedShapes[$0] }.map { $0.dimensions.map { $0 ?? -1 } }
             }
             guard let target else { return nil }
             return single(.reshape(ReshapeAttributes(targetShape: target, includesBatch: true,

@@ -77,6 +77,10 @@ struct ONNXImportSession {
     var materialized: Set<String> = []
     /// Shapes and types of the values imported so far, for decisions that need a rank.
     var known: [String: ValueInfo] = [:]
+    /// What a Shape node reports for a value with one unknown length (a dynamic batch): a Reshape to it
+    /// is a Reshape to those lengths with the unknown one inferred (-1), as torch's exported GroupNorm
+    /// restores its input's shape.
+    var reportedShapes: [String: Shape] = [:]
     /// Values some node or the graph's outputs read: extra outputs nobody reads may be dropped.
     var consumed: Set<String> = []
     var nodeNames = UniqueNames()
@@ -122,9 +126,22 @@ struct ONNXImportSession {
             }
             graph.outputs.append(try value(output.name))
         }
+        removeUnreadShapeReports()
         applyTrainability()
         recordMetadata()
         recordModelInfo()
+    }
+
+    /// Drops the Shape nodes whose report every reader took as constant lengths (`reportedShapes`):
+    /// nothing reads them any more, and a Keras file could not hold them.
+    mutating func removeUnreadShapeReports() {
+        let read = Set(graph.nodes.flatMap(\.inputs)).union(graph.outputs)
+        let unread = graph.nodes.filter { node in
+            !node.outputs.isEmpty && node.outputs.allSatisfy { reportedShapes[$0] != nil && !read.contains($0) }
+        }
+        for node in unread { graph.info.nodeTypes[node.name] = nil }
+        let names = Set(unread.map(\.name))
+        graph.nodes.removeAll { names.contains($0.name) }
     }
 
     /// ONNX requires nodes in topological order, but files do not always comply: sort, and refuse

@@ -109,8 +109,8 @@ struct ClassifierHead {
         case .transpose, .permute:
             return true
         case .dense, .gemm, .matMul, .dropout, .activation, .prelu, .coercedSoftmax, .reshape, .flatten, .squeeze,
-             .unsqueeze, .identity, .batchNormalization, .layerNormalization, .normalization, .conv, .elementwise,
-             .concatenate, .rescaling, .clip, .unary, .cast, .stochasticDepth, .globalPool, .reduce, .constant,
+             .unsqueeze, .identity, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .conv,
+             .elementwise, .concatenate, .rescaling, .clip, .unary, .cast, .stochasticDepth, .globalPool, .reduce, .constant,
              .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding, .cropping, .upSampling, .embedding,
              .scaledResidual, .layerScale, .comparison, .select, .gather, .slice, .split, .pad, .resize,
              .localResponseNormalization, .opaque:
@@ -151,8 +151,8 @@ struct ClassifierHead {
             return resolved.count == rank - 2 && !resolved.contains(0) && resolved.isSubset(of: Set(1..<rank))
         // Ops that neither pool nor flatten a feature map.
         case .dense, .gemm, .matMul, .dropout, .activation, .prelu, .coercedSoftmax, .unsqueeze, .identity,
-             .batchNormalization, .layerNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling, .clip,
-             .unary, .cast, .stochasticDepth, .constant, .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
+             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .conv, .elementwise, .concatenate,
+             .rescaling, .clip, .unary, .cast, .stochasticDepth, .constant, .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
              .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .scaledResidual, .layerScale, .comparison,
              .select, .gather, .slice, .split, .pad, .resize, .localResponseNormalization, .opaque:
             return false
@@ -171,7 +171,7 @@ struct ClassifierHead {
     private func isClassifierOp(_ op: Op) -> Bool {
         switch op {
         case .dense, .gemm, .matMul, .dropout, .activation, .prelu, .coercedSoftmax, .reshape, .flatten, .squeeze,
-             .unsqueeze, .identity, .batchNormalization, .layerNormalization, .normalization, .conv, .elementwise,
+             .unsqueeze, .identity, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .conv, .elementwise,
              .concatenate, .rescaling, .clip, .unary, .cast, .stochasticDepth, .globalPool, .reduce, .constant:
             return true
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .permute, .zeroPadding, .cropping, .upSampling,

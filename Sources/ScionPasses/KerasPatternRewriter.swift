@@ -10,6 +10,7 @@ import ScionIR
 ///  Gemm(x, W, b) transB=1             →  Dense, kernel Wᵀ (permuted lazily), bias b
 ///  MatMul(x, W) → Add(·, b)           →  Dense, kernel W, bias b
 ///  Mul(x, Sigmoid(x))                 →  swish activation
+///  Reshape [0, G, -1] → InstanceNormalization(1, 0) → Reshape back → Mul γ → Add β  →  GroupNormalization
 ///  Add / Sub / Mul / Div with a scalar or per-channel constant, Neg  →  Rescaling (scale, offset)
 ///  Transpose of a constant          →  the constant, transposed
 ///  Pad(constant 0) on spatial axes    →  ZeroPadding (negative pads: Cropping)
@@ -30,7 +31,7 @@ struct KerasPatternRewriter {
     var producers: [String: Int] = [:]
     var graphOutputs: Set<String>
 
-    enum Sweep: CaseIterable { case singleInputConcat, swish, constantTranspose, dense, denseBias, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
+    enum Sweep: CaseIterable { case singleInputConcat, swish, constantTranspose, dense, denseBias, groupNormalization, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
 
     init(passName: String, graph: Graph) {
         self.passName = passName
@@ -51,6 +52,7 @@ struct KerasPatternRewriter {
                 case .constantTranspose: try foldConstantTranspose(position)
                 case .dense: try foldDense(position)
                 case .denseBias: try foldDenseBias(position)
+                case .groupNormalization: try foldGroupNormalization(position)
                 case .constantArithmetic: try foldConstantArithmetic(position)
                 case .padding: try foldPadding(position)
                 case .slice: try foldSlice(position)

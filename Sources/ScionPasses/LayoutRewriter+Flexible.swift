@@ -36,6 +36,9 @@ extension LayoutRewriter {
         case .batchNormalization(var a):
             a.axis = try position(of: a.axis, rank: rank, node: node)
             return .batchNormalization(a)
+        case .groupNormalization(var a):
+            a.axis = try position(of: a.axis, rank: rank, node: node)
+            return .groupNormalization(a)
         case .concatenate(var a):
             a.axis = try position(of: a.axis, rank: rank, node: node)
             return .concatenate(a)

@@ -118,6 +118,12 @@ extension LayoutRewriter {
             // Keras meant (axis 1 there maps directly too).
             guard canRunConverted(node, axesFit: { a.axis == -1 || a.axis == $0 - 1 }) else { return .original }
             return (inputRank ?? 0) >= 3 ? .convertedOnly : .flexible
+        case .groupNormalization(let a):
+            if keras { return follows() }
+            // ONNX's InstanceNormalization and GroupNormalization take channels at axis 1, as
+            // BatchNormalization does; groups are runs along the channel axis in either form.
+            guard canRunConverted(node, axesFit: { a.axis == -1 || a.axis == $0 - 1 }) else { return .original }
+            return (inputRank ?? 0) >= 3 ? .convertedOnly : .flexible
         case .rescaling(let a):
             guard keras else { return follows { !Self.isPerChannel(a) || fits(a.axis, rank: $0) } }
             // Keras's per-channel Rescaling works on the last axis: over ONNX's channels it needs the

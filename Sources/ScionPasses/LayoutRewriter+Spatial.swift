@@ -61,7 +61,7 @@ extension LayoutRewriter {
         case .depthwiseConv, .separableConv:
             // `ChannelsFirstLayoutPass` runs `GroupedConvolutionPass` first, and ONNX has neither.
             throw failure(node.name, "a \(node.op.typeName) must be lowered to grouped convolutions first (GroupedConvolutionPass)")
-        case .dense, .batchNormalization, .layerNormalization, .activation, .prelu, .dropout, .flatten, .reshape,
+        case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout, .flatten, .reshape,
              .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .scaledResidual,
              .layerScale, .transpose, .stochasticDepth, .identity,
              .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,

@@ -40,6 +40,8 @@ extension Executor {
             return try batchNormalization(node, x, a)
         case .layerNormalization(let a):
             return try layerNormalization(node, x, a)
+        case .groupNormalization(let a):
+            return try groupNormalization(node, x, a)
         case .normalization(let a):
             return try normalization(node, x, a)
         case .localResponseNormalization(let a):

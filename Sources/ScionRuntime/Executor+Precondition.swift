@@ -20,7 +20,7 @@ extension Executor {
             case .conv, .convTranspose,
                  .pool, .globalPool, .reduce,
                  .dense, .gemm, .matMul, .embedding,
-                 .batchNormalization, .layerNormalization, .normalization, .localResponseNormalization,
+                 .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .localResponseNormalization,
                  .activation, .prelu, .clip, .unary, .coercedSoftmax,
                  .elementwise, .scaledResidual, .layerScale, .rescaling, .comparison, .select,
                  .flatten, .reshape, .squeeze, .unsqueeze, .transpose, .permute, .identity, .cast,

@@ -81,6 +81,7 @@ extension Trainer {
         // Ops/Normalization.swift
         case .batchNormalization(let a): try batchNormalizationBackward(node, a, x, dy: dy, saved: saved)
         case .layerNormalization(let a): try layerNormalizationBackward(node, a, x, dy: dy)
+        case .groupNormalization(let a): try groupNormalizationBackward(node, a, x, dy: dy)
         case .normalization: try normalizationBackward(node, x, dy: dy)
         // Ops/Activation.swift
         case .activation(let activation): try activationBackward(node, activation, x, y: y, dy: dy, skip: skipActivation)

@@ -103,7 +103,7 @@ def run_onnx(path, inputs):
     return session.run(None, feeds)
 
 
-OPSET_FIXTURES = [("keras3", "convnext_blocks"), ("keras3", "mobilenet_v3_small"), ("keras3", "misc_zoo")]
+OPSET_FIXTURES = [("keras3", "convnext_blocks"), ("keras3", "mobilenet_v3_small"), ("keras3", "misc_zoo"), ("keras3", "group_norm")]
 
 
 def check_fixture(arguments, folder, name, model, opset):
@@ -172,7 +172,7 @@ def main():
     passed = 0
     jobs = [(folder, name, model, None) for folder, name, model in fixture_models(arguments.fixtures)]
     # Every opset the writer supports, on fixtures whose patterns change with the opset
-    # (LayerNormalization before 17, Gelu from 20, HardSwish from 14).
+    # (LayerNormalization before 17, Gelu from 20, HardSwish from 14, GroupNormalization from 21).
     for opset in range(13, 22):
         for folder, name in OPSET_FIXTURES:
             model = os.path.join(arguments.fixtures, folder, name + ".keras")

@@ -241,6 +241,17 @@ final class GradientCheckTests: XCTestCase {
                         [parameter("ln/gamma", "gamma", shape, offset: 1), parameter("ln/beta", "beta", shape)], "ln")
             }
         }
+        // Two groups of two channels, one group per channel without beta, and channels last (Keras's
+        // axis -1, moved to axis 1 and back inside the kernel).
+        for (groups, axis, center, input) in [(2, 1, true, [2, 4, 3, 2]), (-1, 1, false, [2, 3, 4]), (2, -1, true, [2, 3, 4])] {
+            try check("GroupNormalization groups \(groups) axis \(axis)", input: input) { x in
+                let channels = input[axis < 0 ? input.count + axis : axis]
+                let a = GroupNormalizationAttributes(groups: groups, axis: axis, epsilon: 1e-3, center: center)
+                let names = center ? ["gn/gamma", "gn/beta"] : ["gn/gamma"]
+                let parameters = [parameter("gn/gamma", "gamma", [channels], offset: 1)] + (center ? [parameter("gn/beta", "beta", [channels])] : [])
+                return ([node("gn", .groupNormalization(a), [x], parameters: names)], parameters, "gn")
+            }
+        }
         for kind in [ReduceKind.mean, .sum, .maximum, .minimum, .sumSquare, .l2, .logSumExp, .l1] {
             try check("Reduce \(kind) over [2, 3]", input: [2, 3, 3, 2]) { x in
                 ([node("r", .reduce(ReduceAttributes(kind: kind, axes: [2, 3], keepDimensions: kind == .mean)), [x])], [], "r")

@@ -56,7 +56,7 @@ final class ModelDiffTests: XCTestCase {
             "keras3/weights_only.weights.h5 -> h5", "keras3/weights_only.weights.h5 -> keras", "keras3/weights_only.weights.h5 -> onnx",
             "tf2onnx/misc_zoo.onnx -> h5", "tf2onnx/misc_zoo.onnx -> keras",
         ])
-        XCTAssertEqual(compared, 225)
+        XCTAssertEqual(compared, 236)
     }
 
     /// A Keras model and its ONNX export are matched layer for layer by name, with the weights
@@ -126,6 +126,31 @@ final class ModelDiffTests: XCTestCase {
         XCTAssertEqual(diff.weightsChanged.map(\.name), [kernel])
         XCTAssertEqual(diff.weightsChanged.first?.maxAbsDelta ?? 0, 0.5, accuracy: 1e-6)
         XCTAssertEqual(diff.weightsUnchanged, diff.weightsCompared - 1)
+    }
+
+    /// GroupNormalization's settings survive ONNX (InstanceNormalization, the Reshape form before
+    /// opset 21): a changed group count or epsilon is reported, an unchanged model diffs empty.
+    func testGroupNormalizationSettingsSurviveONNX() throws {
+        let directory = try temporaryDirectory()
+        let original = try Model.load(fixture("keras3/group_norm.keras"))
+        var changed = original
+        try edit(&changed, "group_norm") { op in
+            guard case .groupNormalization(var a) = op else { return op }
+            a.groups = 2
+            return .groupNormalization(a)
+        }
+        try edit(&changed, "instance_norm") { op in
+            guard case .groupNormalization(var a) = op else { return op }
+            a.epsilon = 1e-3
+            return .groupNormalization(a)
+        }
+        for (name, model) in [("same", original), ("changed", changed)] {
+            let onnx = directory.appendingPathComponent("\(name).onnx").path
+            try model.write(to: onnx)
+            let diff = try ModelDiff(original, try Model.load(onnx))
+            let fields = diff.changed.map { "\($0.layer): \($0.field) \($0.before) -> \($0.after)" }
+            XCTAssertEqual(fields, name == "same" ? [] : ["group_norm: groups 4 -> 2", "instance_norm: epsilon 1e-05 -> 0.001"], name)
+        }
     }
 
     /// A layer taken out of the middle is removed, and the layer after it reads something else.

@@ -21,6 +21,12 @@ extension Executor {
         return Kernels.perAxis(x, axis: axis, scale: scale, shift: shift)
     }
 
+    /// GroupNormalization (and ONNX InstanceNormalization): statistics per sample and group of channels.
+    func groupNormalization(_ node: Node, _ x: RuntimeTensor, _ a: GroupNormalizationAttributes) throws -> RuntimeTensor {
+        try Kernels.groupNormalization(x, a, gamma: a.scale ? require(node, .gamma) : nil, beta: a.center ? require(node, .beta) : nil,
+                                       node: node.name)
+    }
+
     /// `(x - mean) / sqrt(variance + epsilon) * gamma + beta` over trailing axes.
     func layerNormalization(_ node: Node, _ x: RuntimeTensor, _ a: LayerNormalizationAttributes) throws -> RuntimeTensor {
         let axes = a.axes.map { $0 < 0 ? $0 + x.rank : $0 }.sorted()
@@ -177,6 +183,17 @@ extension Trainer {
         var step = StepGradients(inputs: [result])
         if a.scale, let name = graph.parameter(of: node, role: .gamma)?.name { step.parameters.append((name, dGamma)) }
         if a.center, let name = graph.parameter(of: node, role: .beta)?.name { step.parameters.append((name, dBeta)) }
+        return step
+    }
+
+    /// GroupNormalization: the kernel's gradients for the input, gamma and beta (Kernels+GroupNormalization.swift).
+    func groupNormalizationBackward(_ node: Node, _ a: GroupNormalizationAttributes, _ x: RuntimeTensor,
+                                    dy: RuntimeTensor) throws -> StepGradients {
+        let gamma = a.scale ? try executor.require(node, .gamma) : nil
+        let gradients = try Kernels.groupNormalizationBackward(x, a, gamma: gamma, dy: dy, node: node.name)
+        var step = StepGradients(inputs: [gradients.input])
+        if a.scale, let name = graph.parameter(of: node, role: .gamma)?.name { step.parameters.append((name, gradients.gamma)) }
+        if a.center, let name = graph.parameter(of: node, role: .beta)?.name { step.parameters.append((name, gradients.beta)) }
         return step
     }
 
