@@ -58,20 +58,21 @@ extension ComparableGraph {
         case .transpose(let a): passes = a.permutation == Array(a.permutation.indices)
         case .reshape: passes = shape(layer.inputs[0]).map { $0 == shape(layer.output) && $0.rank > 0 } ?? false
         case .rescaling(let a): passes = a.scale.allSatisfy { $0 == 1 } && a.offset.allSatisfy { $0 == 0 }
-        case .cast(let a): passes = graph.values[layer.inputs[0]]?.dtype == a.to
+        case .onnx(.cast(let a)): passes = graph.values[layer.inputs[0]]?.dtype == a.to
         case .activation: // other than linear
             passes = false
         // Layers that compute something of their own.
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
              .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
-             .localResponseNormalization, .prelu, .clip, .coercedSoftmax, .embedding:
+             .onnx(.localResponseNormalization), .prelu, .onnx(.clip), .onnx(.coercedSoftmax), .embedding:
             passes = false
         // Shape ops that move, drop or add numbers.
-        case .flatten, .permute, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather:
+        case .flatten, .permute, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad),
+             .onnx(.resize), .onnx(.gather):
             passes = false
         // Merges, arithmetic, constants and layers Scion does not interpret.
-        case .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce, .constant,
-             .opaque:
+        case .elementwise, .concatenate, .scaledResidual, .onnx(.gemm), .onnx(.matMul), .onnx(.unary),
+             .onnx(.comparison), .onnx(.select), .onnx(.reduce), .onnx(.constant), .opaque:
             passes = false
         }
         if passes { elide(index) }
@@ -208,15 +209,16 @@ extension ComparableGraph {
             return op
         // Ops whose result depends on the layout or on axes they do not name: they stop a transpose.
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .layerNormalization, .normalization, .layerScale, .localResponseNormalization, .prelu, .clip,
-             .coercedSoftmax, .embedding:
+             .upSampling, .layerNormalization, .normalization, .layerScale, .onnx(.localResponseNormalization), .prelu,
+             .onnx(.clip), .onnx(.coercedSoftmax), .embedding:
             return nil
         // Shape ops (two transposes in a row are composed instead).
-        case .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather:
+        case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
+             .onnx(.pad), .onnx(.resize), .onnx(.gather):
             return nil
         // Merges and arithmetic, which read other values laid out their own way.
-        case .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce, .constant,
-             .cast, .opaque:
+        case .elementwise, .concatenate, .scaledResidual, .onnx(.gemm), .onnx(.matMul), .onnx(.unary),
+             .onnx(.comparison), .onnx(.select), .onnx(.reduce), .onnx(.constant), .onnx(.cast), .opaque:
             return nil
         }
     }

@@ -114,7 +114,7 @@ extension ComparableGraph {
         case .flatten(let a) where a.axis == 1:
             // Flatten is row-major whatever its layout says (the layout only guides layout passes).
             reshape(index, to: output, from: input)
-        case .reshape, .squeeze, .unsqueeze:
+        case .reshape, .onnx(.squeeze), .onnx(.unsqueeze):
             reshape(index, to: output, from: input)
         case .scaledResidual(let a) where a.scale == 1:
             // a + 1·x is an Add (ONNX writes no Mul by one).
@@ -131,9 +131,11 @@ extension ComparableGraph {
             break
         // Ops with one spelling.
         case .dense, .globalPool, .upSampling, .zeroPadding, .cropping, .prelu, .dropout, .stochasticDepth, .identity,
-             .transpose, .elementwise, .embedding, .localResponseNormalization, .coercedSoftmax, .clip, .unary:
+             .transpose, .elementwise, .embedding, .onnx(.localResponseNormalization), .onnx(.coercedSoftmax),
+             .onnx(.clip), .onnx(.unary):
             break
-        case .constant, .gemm, .matMul, .comparison, .select, .reduce, .gather, .cast, .slice, .split, .pad, .resize, .opaque:
+        case .onnx(.constant), .onnx(.gemm), .onnx(.matMul), .onnx(.comparison), .onnx(.select), .onnx(.reduce),
+             .onnx(.gather), .onnx(.cast), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .opaque:
             break
         }
     }

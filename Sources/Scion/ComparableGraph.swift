@@ -165,18 +165,19 @@ struct ComparableGraph {
     static func family(_ op: Op) -> String {
         switch op {
         case .conv, .depthwiseConv, .separableConv: "convolution"
-        case .dense, .gemm, .matMul: "dense"
-        case .activation, .prelu, .clip: "activation"
+        case .dense, .onnx(.gemm), .onnx(.matMul): "dense"
+        case .activation, .prelu, .onnx(.clip): "activation"
         case .pool: "pooling"
         case .globalPool: "global pooling"
-        case .flatten, .reshape, .squeeze, .unsqueeze: "reshape"
+        case .flatten, .reshape, .onnx(.squeeze), .onnx(.unsqueeze): "reshape"
         case .transpose, .permute: "transpose"
         case .rescaling: "rescaling"
         // Families of one op, named by its type.
         case .convTranspose, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
-             .localResponseNormalization, .coercedSoftmax, .unary, .embedding, .dropout, .stochasticDepth, .identity,
-             .zeroPadding, .cropping, .upSampling, .slice, .split, .pad, .resize, .gather, .elementwise, .concatenate,
-             .scaledResidual, .comparison, .select, .reduce, .constant, .cast, .opaque:
+             .onnx(.localResponseNormalization), .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .dropout,
+             .stochasticDepth, .identity, .zeroPadding, .cropping, .upSampling, .onnx(.slice), .onnx(.split),
+             .onnx(.pad), .onnx(.resize), .onnx(.gather), .elementwise, .concatenate, .scaledResidual,
+             .onnx(.comparison), .onnx(.select), .onnx(.reduce), .onnx(.constant), .onnx(.cast), .opaque:
             op.typeName
         }
     }

@@ -88,7 +88,7 @@ enum LayerFields {
                     LayerField("data_format", format(a.layout))]
         case .upSampling(let a):
             return [LayerField("size", a.size), LayerField("interpolation", a.interpolation), LayerField("data_format", format(a.layout))]
-        case .elementwise, .matMul, .select, .identity, .unary, .comparison:
+        case .elementwise, .onnx(.matMul), .onnx(.select), .identity, .onnx(.unary), .onnx(.comparison):
             return []
         case .concatenate(let a):
             return [LayerField("axis", a.axis)]
@@ -108,36 +108,36 @@ enum LayerFields {
             return [LayerField("axis", a.axis)]
         case .transpose(let a):
             return [LayerField("perm", a.permutation)]
-        case .constant(let a):
+        case .onnx(.constant(let a)):
             return [LayerField("dtype", a.dtype.rawValue)]
-        case .gemm(let a):
+        case .onnx(.gemm(let a)):
             return [LayerField("alpha", float: a.alpha), LayerField("beta", float: a.beta), LayerField("transA", a.transposeA),
                     LayerField("transB", a.transposeB)]
-        case .reduce(let a):
+        case .onnx(.reduce(let a)):
             return [LayerField("axes", a.axes.map(list) ?? "all"), LayerField("keepdims", a.keepDimensions)]
-        case .gather(let a):
+        case .onnx(.gather(let a)):
             return [LayerField("axis", a.axis)]
-        case .cast(let a):
+        case .onnx(.cast(let a)):
             return [LayerField("to", a.to.rawValue)]
-        case .squeeze(let a), .unsqueeze(let a):
+        case .onnx(.squeeze(let a)), .onnx(.unsqueeze(let a)):
             return [LayerField("axes", a.axes)]
-        case .slice(let a):
+        case .onnx(.slice(let a)):
             return [LayerField("starts", a.starts), LayerField("ends", a.ends), LayerField("axes", a.axes), LayerField("steps", a.steps)]
-        case .split(let a):
+        case .onnx(.split(let a)):
             return [LayerField("axis", a.axis), LayerField("split", a.sizes)]
-        case .pad(let a):
+        case .onnx(.pad(let a)):
             return [LayerField("pads", a.pads), LayerField("mode", a.mode.rawValue), LayerField("value", float: a.value)]
-        case .clip(let a):
+        case .onnx(.clip(let a)):
             return [LayerField("min", a.minimum.map { Readable.setting($0) } ?? "None"),
                     LayerField("max", a.maximum.map { Readable.setting($0) } ?? "None")]
-        case .resize(let a):
+        case .onnx(.resize(let a)):
             return [LayerField("mode", a.mode), LayerField("coordinate_transformation_mode", a.coordinateTransformation),
                     LayerField("nearest_mode", a.nearestMode), LayerField("scales", floats: a.scales ?? []),
                     LayerField("sizes", a.sizes.map(list) ?? "None")]
-        case .localResponseNormalization(let a):
+        case .onnx(.localResponseNormalization(let a)):
             return [LayerField("size", a.size), LayerField("alpha", float: a.alpha), LayerField("beta", float: a.beta),
                     LayerField("bias", float: a.bias)]
-        case .coercedSoftmax(let a):
+        case .onnx(.coercedSoftmax(let a)):
             return [LayerField("axis", a.axis)]
         case .opaque(let a):
             return OpaqueConfigFields.fields(a.configuration)

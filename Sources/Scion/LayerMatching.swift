@@ -173,18 +173,19 @@ struct LayerMatching {
         case .rescaling, .activation, .batchNormalization, .prelu:
             true
         // Layers of their own (a bias of their own is `sameWork`'s business).
-        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .gemm, .matMul, .embedding, .pool, .globalPool,
-             .zeroPadding, .cropping, .upSampling, .layerNormalization, .groupNormalization, .normalization, .layerScale,
-             .localResponseNormalization:
+        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .onnx(.gemm), .onnx(.matMul), .embedding,
+             .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .layerNormalization, .groupNormalization,
+             .normalization, .layerScale, .onnx(.localResponseNormalization):
             false
         // Activations ONNX spells as ops of their own are not looked for.
-        case .clip, .coercedSoftmax, .unary:
+        case .onnx(.clip), .onnx(.coercedSoftmax), .onnx(.unary):
             false
         // Moves and merges of values; reshapes are walked through by `onlyReshapes`.
-        case .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
-             .elementwise, .concatenate, .scaledResidual, .comparison, .select, .reduce:
+        case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
+             .onnx(.pad), .onnx(.resize), .onnx(.gather), .elementwise, .concatenate, .scaledResidual,
+             .onnx(.comparison), .onnx(.select), .onnx(.reduce):
             false
-        case .dropout, .stochasticDepth, .identity, .constant, .cast, .opaque:
+        case .dropout, .stochasticDepth, .identity, .onnx(.constant), .onnx(.cast), .opaque:
             false
         }
     }
@@ -245,14 +246,16 @@ struct LayerMatching {
             }
         // Only Keras's merge layers are matched with their inputs in any order (ONNX comparisons are
         // written in the order they were read on both sides).
-        case .comparison, .concatenate, .scaledResidual, .select, .gemm, .matMul:
+        case .onnx(.comparison), .concatenate, .scaledResidual, .onnx(.select), .onnx(.gemm), .onnx(.matMul):
             false
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale,
-             .localResponseNormalization, .activation, .prelu, .clip, .coercedSoftmax, .unary, .embedding:
+             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling,
+             .layerScale, .onnx(.localResponseNormalization), .activation, .prelu, .onnx(.clip), .onnx(.coercedSoftmax),
+             .onnx(.unary), .embedding:
             false
-        case .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
-             .reduce, .dropout, .stochasticDepth, .identity, .constant, .cast, .opaque:
+        case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
+             .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.reduce), .dropout, .stochasticDepth, .identity,
+             .onnx(.constant), .onnx(.cast), .opaque:
             false
         }
     }

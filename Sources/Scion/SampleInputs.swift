@@ -37,7 +37,7 @@ package enum SampleInputs {
     static func embeddingRows(_ graph: Graph, input: String) -> Int? {
         var values: Set<String> = [input]
         for node in graph.nodes where node.inputs.contains(where: values.contains) {
-            if case .cast = node.op { values.formUnion(node.outputs) }
+            if case .onnx(.cast) = node.op { values.formUnion(node.outputs) }
         }
         let rows = graph.nodes.compactMap { node -> Int? in
             guard node.inputs.first.map(values.contains) == true, case .embedding(let a) = node.op else { return nil }

@@ -15,12 +15,11 @@ extension Op {
         case .upSampling(let a): a.layout
         // Layout-free: they work on whatever order their input has, or on an order of their own
         // (Dense on the last axis, ONNX ops on channels-first by definition).
-        case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout, .flatten, .reshape,
-             .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .scaledResidual,
-             .layerScale, .transpose, .stochasticDepth, .identity:
+        case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
+             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
+             .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity:
             nil
-        case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
-             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax, .opaque:
+        case .opaque, .onnx:
             nil
         }
     }
@@ -36,12 +35,11 @@ extension Op {
         case .globalPool(let a): a.rank
         case .zeroPadding(let a), .cropping(let a): a.padding.count
         case .upSampling(let a): a.size.count
-        case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout, .flatten, .reshape,
-             .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .scaledResidual,
-             .layerScale, .transpose, .stochasticDepth, .identity:
+        case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
+             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
+             .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity:
             nil
-        case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
-             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax, .opaque:
+        case .opaque, .onnx:
             nil
         }
     }

@@ -14,15 +14,18 @@ extension Op {
         // Convolution-free spatial ops.
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling: nil
         // Normalizations and scalings.
-        case .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization: nil
+        case .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale,
+             .onnx(.localResponseNormalization): nil
         // Activations are the activation itself, not a fused one.
-        case .activation, .prelu, .clip, .coercedSoftmax: nil
+        case .activation, .prelu, .onnx(.clip), .onnx(.coercedSoftmax): nil
         // Shape and axis ops.
-        case .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather: nil
+        case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
+             .onnx(.pad), .onnx(.resize), .onnx(.gather): nil
         // Merges and arithmetic.
-        case .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce: nil
+        case .elementwise, .concatenate, .scaledResidual, .onnx(.gemm), .onnx(.matMul), .onnx(.unary),
+             .onnx(.comparison), .onnx(.select), .onnx(.reduce): nil
         // Pass-throughs, constants and the rest.
-        case .dropout, .stochasticDepth, .identity, .constant, .cast, .embedding, .opaque: nil
+        case .dropout, .stochasticDepth, .identity, .onnx(.constant), .onnx(.cast), .embedding, .opaque: nil
         }
     }
 
@@ -35,12 +38,10 @@ extension Op {
         case .depthwiseConv(var a): a.activation = activation; return .depthwiseConv(a)
         case .separableConv(var a): a.depthwise.activation = activation; return .separableConv(a)
         case .convTranspose(var a): a.activation = activation; return .convTranspose(a)
-        case .pool, .globalPool, .zeroPadding, .cropping, .upSampling,
-             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization,
-             .activation, .prelu, .clip, .coercedSoftmax,
-             .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
-             .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce,
-             .dropout, .stochasticDepth, .identity, .constant, .cast, .embedding, .opaque:
+        case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
+             .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape,
+             .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
+             .embedding, .opaque, .onnx:
             return nil
         }
     }
@@ -54,12 +55,10 @@ extension Op {
         case .depthwiseConv(let a): a.useBias
         case .separableConv(let a): a.depthwise.useBias
         case .convTranspose(let a): a.useBias
-        case .pool, .globalPool, .zeroPadding, .cropping, .upSampling,
-             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization,
-             .activation, .prelu, .clip, .coercedSoftmax,
-             .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
-             .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce,
-             .dropout, .stochasticDepth, .identity, .constant, .cast, .embedding, .opaque:
+        case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
+             .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape,
+             .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
+             .embedding, .opaque, .onnx:
             nil
         }
     }
@@ -73,13 +72,10 @@ extension Op {
         case .identity:
             // Passes through always, not only at inference.
             false
-        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose,
-             .pool, .globalPool, .zeroPadding, .cropping, .upSampling,
-             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale, .localResponseNormalization,
-             .activation, .prelu, .clip, .coercedSoftmax,
-             .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
-             .elementwise, .concatenate, .scaledResidual, .gemm, .matMul, .unary, .comparison, .select, .reduce,
-             .constant, .cast, .embedding, .opaque:
+        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
+             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling,
+             .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose, .elementwise, .concatenate,
+             .scaledResidual, .embedding, .opaque, .onnx:
             false
         }
     }

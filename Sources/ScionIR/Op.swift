@@ -42,34 +42,10 @@ public enum Op: Equatable, Sendable {
     /// Identity at inference; drops whole residual branches during training (ConvNeXt).
     case stochasticDepth(DropoutAttributes)
     case identity
-    // ONNX ops with no exact Keras-layer equivalent (OpAttributes+ONNX.swift).
-    /// A constant tensor: its one parameter (role `value`) is the output. How an ONNX initializer or
-    /// Constant that feeds an ordinary operand (Add's bias, Where's fill value) enters the graph.
-    case constant(ConstantAttributes)
-    /// `alpha * op(A) @ op(B) + beta * C`; B and C are parameters (`kernel`, `bias`) when constant.
-    case gemm(GemmAttributes)
-    /// Numpy matmul of two inputs, or of the input and a `kernel` parameter.
-    case matMul
-    case unary(UnaryOperation)
-    /// Elementwise comparisons and logic with broadcasting; the result is bool.
-    case comparison(ComparisonOperation)
-    /// ONNX Where: `condition ? inputs[1] : inputs[2]` with broadcasting.
-    case select
-    case reduce(ReduceAttributes)
-    /// ONNX Gather along `axis`: inputs data and indices.
-    case gather(GatherAttributes)
-    case cast(CastAttributes)
-    case squeeze(AxesAttributes)
-    case unsqueeze(AxesAttributes)
-    case slice(SliceAttributes)
-    /// One input, several outputs.
-    case split(SplitAttributes)
-    case pad(PadAttributes)
-    case clip(ClipAttributes)
-    case resize(ResizeAttributes)
-    case localResponseNormalization(LocalResponseNormalizationAttributes)
-    /// Softmax of ONNX before opset 13: over all axes from `axis` on, as one flattened axis.
-    case coercedSoftmax(CoercedSoftmaxAttributes)
+    /// An ONNX op Keras has no layer for (Gemm, MatMul, Where, Gather...): one case, so a concern that
+    /// only Keras layers have (Keras export, Keras's layer names) handles them together, and a concern
+    /// every op has (shape inference, execution, ONNX export) switches over `ONNXOperation` in turn.
+    case onnx(ONNXOperation)
     case opaque(OpaqueAttributes)
 
     /// The op's name in tables: Keras's class names where one exists.
@@ -111,6 +87,47 @@ public enum Op: Equatable, Sendable {
         case .transpose: "Transpose"
         case .stochasticDepth: "StochasticDepth"
         case .identity: "Identity"
+        case .onnx(let operation): operation.typeName
+        case .opaque(let a): a.type
+        }
+    }
+}
+
+/// ONNX ops with no exact Keras-layer equivalent, as the ONNX reader brings them into the IR
+/// (attributes in OpAttributes+ONNX.swift). A closed set like `Op`: a new case makes the compiler
+/// list every place that must handle it.
+public enum ONNXOperation: Equatable, Sendable {
+    /// A constant tensor: its one parameter (role `value`) is the output. How an ONNX initializer or
+    /// Constant that feeds an ordinary operand (Add's bias, Where's fill value) enters the graph.
+    case constant(ConstantAttributes)
+    /// `alpha * op(A) @ op(B) + beta * C`; B and C are parameters (`kernel`, `bias`) when constant.
+    case gemm(GemmAttributes)
+    /// Numpy matmul of two inputs, or of the input and a `kernel` parameter.
+    case matMul
+    case unary(UnaryOperation)
+    /// Elementwise comparisons and logic with broadcasting; the result is bool.
+    case comparison(ComparisonOperation)
+    /// ONNX Where: `condition ? inputs[1] : inputs[2]` with broadcasting.
+    case select
+    case reduce(ReduceAttributes)
+    /// ONNX Gather along `axis`: inputs data and indices.
+    case gather(GatherAttributes)
+    case cast(CastAttributes)
+    case squeeze(AxesAttributes)
+    case unsqueeze(AxesAttributes)
+    case slice(SliceAttributes)
+    /// One input, several outputs.
+    case split(SplitAttributes)
+    case pad(PadAttributes)
+    case clip(ClipAttributes)
+    case resize(ResizeAttributes)
+    case localResponseNormalization(LocalResponseNormalizationAttributes)
+    /// Softmax of ONNX before opset 13: over all axes from `axis` on, as one flattened axis.
+    case coercedSoftmax(CoercedSoftmaxAttributes)
+
+    /// The op's ONNX type name.
+    public var typeName: String {
+        switch self {
         case .constant: "Constant"
         case .gemm: "Gemm"
         case .matMul: "MatMul"
@@ -129,8 +146,6 @@ public enum Op: Equatable, Sendable {
         case .resize: "Resize"
         case .localResponseNormalization: "LRN"
         case .coercedSoftmax(let a): a.logarithm ? "LogSoftmax" : "Softmax"
-        case .opaque(let a): a.type
         }
     }
 }
-

@@ -130,7 +130,8 @@ extension Context {
             } else {
                 switch a.padding {
                 case .same: output[axis] = try checkedProduct(length, stride)
-                case .valid, .causal, .explicit: output[axis] = try checkedSum(checkedProduct(length, stride), max(kernel - stride, 0))
+                case .valid, .causal,
+                     .explicit: output[axis] = try checkedSum(checkedProduct(length, stride), max(kernel - stride, 0))
                 }
             }
         }

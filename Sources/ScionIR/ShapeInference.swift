@@ -29,15 +29,17 @@ struct Context {
     var outputType: DType {
         switch node.op {
         case .embedding: .float32
-        case .constant(let a): a.dtype
-        case .cast(let a): a.to
-        case .comparison: .bool
-        case .select where inputs.count > 1: inputs[1].dtype
+        case .onnx(.constant(let a)): a.dtype
+        case .onnx(.cast(let a)): a.to
+        case .onnx(.comparison): .bool
+        case .onnx(.select) where inputs.count > 1: inputs[1].dtype
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale, .prelu, .rescaling,
-             .localResponseNormalization, .activation, .clip, .coercedSoftmax, .unary, .dropout, .stochasticDepth, .identity,
-             .flatten, .reshape, .permute, .transpose, .squeeze, .unsqueeze, .slice, .split, .pad, .resize, .gather,
-             .elementwise, .scaledResidual, .concatenate, .gemm, .matMul, .reduce, .select, .opaque:
+             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
+             .prelu, .rescaling, .onnx(.localResponseNormalization), .activation, .onnx(.clip), .onnx(.coercedSoftmax),
+             .onnx(.unary), .dropout, .stochasticDepth, .identity, .flatten, .reshape, .permute, .transpose,
+             .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
+             .onnx(.gather), .elementwise, .scaledResidual, .concatenate, .onnx(.gemm), .onnx(.matMul), .onnx(.reduce),
+             .onnx(.select), .opaque:
             inputs.first?.dtype ?? .float32
         }
     }
@@ -96,8 +98,8 @@ struct Context {
         case .layerScale(let a): return [try layerScale(a)]
         case .prelu(let a): return [try prelu(a)]
         // One input, its shape unchanged.
-        case .activation, .dropout, .stochasticDepth, .identity, .rescaling, .unary, .cast, .clip, .localResponseNormalization,
-             .coercedSoftmax:
+        case .activation, .dropout, .stochasticDepth, .identity, .rescaling, .onnx(.unary), .onnx(.cast), .onnx(.clip),
+             .onnx(.localResponseNormalization), .onnx(.coercedSoftmax):
             try requireInputs(1)
             return [try firstShape()]
         // Shape ops (ShapeInference+Reshaping.swift).
@@ -105,31 +107,31 @@ struct Context {
         case .reshape(let a): return [try reshape(a)]
         case .permute(let a): return [try permute(a)]
         case .transpose(let a): return [try transpose(a)]
-        case .squeeze(let a): return [try squeeze(a)]
-        case .unsqueeze(let a): return [try unsqueeze(a)]
-        case .slice(let a): return [try slice(a)]
-        case .split(let a): return try split(a)
-        case .pad(let a): return [try pad(a)]
-        case .gather(let a): return [try gather(a)]
-        case .resize(let a): return [try resize(a)]
+        case .onnx(.squeeze(let a)): return [try squeeze(a)]
+        case .onnx(.unsqueeze(let a)): return [try unsqueeze(a)]
+        case .onnx(.slice(let a)): return [try slice(a)]
+        case .onnx(.split(let a)): return try split(a)
+        case .onnx(.pad(let a)): return [try pad(a)]
+        case .onnx(.gather(let a)): return [try gather(a)]
+        case .onnx(.resize(let a)): return [try resize(a)]
         case .concatenate(let a): return [try concatenate(axis: a.axis)]
         // Ops that compute (ShapeInference+Arithmetic.swift).
         case .dense(let a): return [try dense(a)]
-        case .gemm(let a): return [try gemm(a)]
-        case .matMul: return [try matrixProduct()]
+        case .onnx(.gemm(let a)): return [try gemm(a)]
+        case .onnx(.matMul): return [try matrixProduct()]
         case .elementwise(let operation): return [try elementwise(operation)]
         case .scaledResidual:
             try requireInputs(2)
             return [try broadcastInputs()]
-        case .comparison:
+        case .onnx(.comparison):
             try requireInputs(2)
             return [try broadcastInputs()]
-        case .select:
+        case .onnx(.select):
             try requireInputs(3)
             return [try broadcastInputs()]
-        case .reduce(let a): return [try reduce(a)]
+        case .onnx(.reduce(let a)): return [try reduce(a)]
         case .embedding(let a): return [try embedding(a)]
-        case .constant: return [try constant()]
+        case .onnx(.constant): return [try constant()]
         // Kept as read: the shapes the reader found, or unknown.
         case .opaque(let a):
             return a.outputShapes ?? Array(repeating: nil, count: max(node.outputs.count, 1))

@@ -176,8 +176,7 @@ struct KerasConfigWriter {
             var kept = KerasOpaqueConfig.forKerasThree(className: a.type, config: config, trainable: node.trainable)
             for key in ["name", "trainable", "dtype"] { kept[key] = nil }
             return [KerasLayerSpecification(className: a.type, config: kept)]
-        case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
-             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax:
+        case .onnx:
             throw Refusal(reason: "\(node.op.typeName) has no Keras layer equivalent")
         }
     }

@@ -185,9 +185,8 @@ extension ONNXGraphBuilder {
             try emitOpaqueONNX(node, a)
         case .opaque(let a):
             throw unsupported(node, "layer type '\(a.type)' has no ONNX equivalent in Scion")
-        case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
-             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax:
-            try emitImported(node, role: role, inputShape: inputShape)
+        case .onnx(let operation):
+            try emitImported(node, operation, role: role, inputShape: inputShape)
         }
     }
 

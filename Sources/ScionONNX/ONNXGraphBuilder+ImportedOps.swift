@@ -4,14 +4,14 @@ import ScionIR
 /// ONNX for the ops the ONNX reader brings into the IR (OpAttributes+ONNX.swift), and for opaque ONNX
 /// nodes, written back as they were read. Forms are those of opset 13+, the oldest Scion writes.
 extension ONNXGraphBuilder {
-    mutating func emitImported(_ node: Node, role: [ParameterRole: String], inputShape: Shape?) throws {
+    mutating func emitImported(_ node: Node, _ operation: ONNXOperation, role: [ParameterRole: String], inputShape: Shape?) throws {
         let output = node.outputs.first ?? node.name
         let input = node.inputs.first ?? ""
         /// A parameter by role, or else the node's input at `position` (an operand that is not constant).
         func operand(_ name: ParameterRole, position: Int) -> String? {
             role[name] ?? (position < node.inputs.count ? node.inputs[position] : nil)
         }
-        switch node.op {
+        switch operation {
         case .constant:
             guard let value = role[.value] else { throw unsupported(node, "has no 'value' weights") }
             // The value normally carries the parameter's own name: the initializer is the value.
@@ -98,12 +98,6 @@ extension ONNXGraphBuilder {
                                           attributes: [.int("axis", 1)])
             let shape = intermediate("Shape", name: node.name, inputs: [input])
             add("Reshape", name: node.name, inputs: [normalized, shape], output: output)
-        // Keras-layer ops: `emit` writes them itself and hands only the imported ops above here.
-        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .batchNormalization,
-             .layerNormalization, .groupNormalization, .activation, .prelu, .dropout, .flatten, .reshape, .permute, .zeroPadding, .cropping,
-             .upSampling, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .scaledResidual, .layerScale,
-             .transpose, .stochasticDepth, .identity, .opaque:
-            throw unsupported(node, "is not an imported ONNX op")
         }
     }
 

@@ -61,14 +61,14 @@ extension ONNXImportSession {
         case "GroupNormalization": return groupNormalization(node, x)
         case "PRelu": return prelu(node, x)
         case "LRN":
-            return single(.localResponseNormalization(LocalResponseNormalizationAttributes(
+            return single(.onnx(.localResponseNormalization(LocalResponseNormalizationAttributes(
                 size: intAttribute(node, "size", 1), alpha: floatAttribute(node, "alpha", 1e-4),
-                beta: floatAttribute(node, "beta", 0.75), bias: floatAttribute(node, "bias", 1))))
+                beta: floatAttribute(node, "beta", 0.75), bias: floatAttribute(node, "bias", 1)))))
         case "Gemm": return gemm(node, x)
         case "MatMul":
             guard let b = input(node, 1) else { return nil }
-            if isConstant(b) { return MappedNode(op: .matMul, inputs: [x], parameters: [(b, .kernel, nil)]) }
-            return MappedNode(op: .matMul, inputs: [x, b])
+            if isConstant(b) { return MappedNode(op: .onnx(.matMul), inputs: [x], parameters: [(b, .kernel, nil)]) }
+            return MappedNode(op: .onnx(.matMul), inputs: [x, b])
         case "Gather":
             let axis = intAttribute(node, "axis", 0)
             guard let indices = input(node, 1) else { return nil }
@@ -76,7 +76,7 @@ extension ONNXImportSession {
                 return MappedNode(op: .embedding(EmbeddingAttributes(inputDimension: table.shape[0], outputDimension: table.shape[1])),
                                   inputs: [indices], parameters: [(x, .embeddings, nil)])
             }
-            return MappedNode(op: .gather(GatherAttributes(axis: axis)), inputs: [x, indices])
+            return MappedNode(op: .onnx(.gather(GatherAttributes(axis: axis))), inputs: [x, indices])
         case "Dropout":
             if let training = input(node, 2), try numbers(training)?.integers.first != 0 { return nil }
             var rate = floatAttribute(node, "ratio", 0.5)
@@ -170,7 +170,7 @@ extension ONNXImportSession {
         guard let b = input(node, 1), opset >= 7 || intAttribute(node, "broadcast", 0) == 1 || input(node, 2) == nil else { return nil }
         let attributes = GemmAttributes(alpha: floatAttribute(node, "alpha", 1), beta: floatAttribute(node, "beta", 1),
                                         transposeA: intAttribute(node, "transA", 0) == 1, transposeB: intAttribute(node, "transB", 0) == 1)
-        var mapped = MappedNode(op: .gemm(attributes), inputs: [x])
+        var mapped = MappedNode(op: .onnx(.gemm(attributes)), inputs: [x])
         if isConstant(b) { mapped.parameters.append((b, .kernel, nil)) } else { mapped.inputs.append(b) }
         if let c = input(node, 2) {
             // A runtime C after a constant B would sit where B's input would be: keep that case opaque.

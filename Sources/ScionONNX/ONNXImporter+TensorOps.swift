@@ -17,21 +17,21 @@ extension ONNXImportSession {
         case "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Xor":
             guard let operation = ComparisonOperation.allCases.first(where: { $0.typeName == node.opType }),
                   let inputs = try legacyBroadcast(node, values) else { return nil }
-            return MappedNode(op: .comparison(operation), inputs: inputs)
+            return MappedNode(op: .onnx(.comparison(operation)), inputs: inputs)
         case "Where":
             guard values.count == 3 else { return nil }
-            return MappedNode(op: .select, inputs: values)
+            return MappedNode(op: .onnx(.select), inputs: values)
         case "Neg", "Abs", "Sqrt", "Reciprocal", "Log", "Erf", "Floor", "Ceil", "Round", "Sign", "Not", "Sin", "Cos":
             guard let operation = UnaryOperation.allCases.first(where: { $0.typeName == node.opType }) else { return nil }
-            return single(.unary(operation))
+            return single(.onnx(.unary(operation)))
         case "Clip":
             guard let (minimum, maximum) = try clipBounds(node) else { return nil }
-            return single(.clip(ClipAttributes(minimum: minimum, maximum: maximum)))
+            return single(.onnx(.clip(ClipAttributes(minimum: minimum, maximum: maximum))))
         case "Softmax", "LogSoftmax":
             let axis = intAttribute(node, "axis", 1)
             guard axis >= 0 || rank(x) != nil else { return nil }
             let resolved = axis < 0 ? axis + (rank(x) ?? 0) : axis
-            return single(.coercedSoftmax(CoercedSoftmaxAttributes(axis: resolved, logarithm: node.opType == "LogSoftmax")))
+            return single(.onnx(.coercedSoftmax(CoercedSoftmaxAttributes(axis: resolved, logarithm: node.opType == "LogSoftmax"))))
         case "Flatten":
             let axis = intAttribute(node, "axis", 1)
             guard axis >= 0 || rank(x) != nil else { return nil }
@@ -54,29 +54,29 @@ extension ONNXImportSession {
             let resolved = axis < 0 ? rank(x).map { axis + $0 } ?? axis : axis
             return MappedNode(op: .concatenate(ConcatenateAttributes(axis: resolved)), inputs: values)
         case "Squeeze":
-            if let axes = try axesOperand(node) { return single(.squeeze(AxesAttributes(axes: axes))) }
+            if let axes = try axesOperand(node) { return single(.onnx(.squeeze(AxesAttributes(axes: axes)))) }
             guard let shape = shape(x), shape.dimensions.allSatisfy({ $0 != nil }) else { return nil }
-            return single(.squeeze(AxesAttributes(axes: shape.dimensions.indices.filter { shape[$0] == 1 })))
+            return single(.onnx(.squeeze(AxesAttributes(axes: shape.dimensions.indices.filter { shape[$0] == 1 }))))
         case "Unsqueeze":
             guard let axes = try axesOperand(node) else { return nil }
-            return single(.unsqueeze(AxesAttributes(axes: axes)))
+            return single(.onnx(.unsqueeze(AxesAttributes(axes: axes))))
         case "Cast":
             guard let target = castTarget(node) else { return nil }
-            return single(.cast(CastAttributes(to: target)))
+            return single(.onnx(.cast(CastAttributes(to: target))))
         case "Slice":
             guard let bounds = try sliceBounds(node) else { return nil }
-            return single(.slice(SliceAttributes(starts: bounds.starts, ends: bounds.ends, axes: bounds.axes, steps: bounds.steps)))
+            return single(.onnx(.slice(SliceAttributes(starts: bounds.starts, ends: bounds.ends, axes: bounds.axes, steps: bounds.steps))))
         case "Split": return try split(node, x)
         case "Pad": return try pad(node, x)
         case "Upsample", "Resize": return try resize(node, x)
-        case "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp",
-             "ReduceSumSquare":
+        case "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+             "ReduceLogSumExp", "ReduceSumSquare":
             guard let kind = ReduceKind.allCases.first(where: { $0.typeName == node.opType }) else { return nil }
             let axes = try axesOperand(node)
             if axes == nil, let axesInput = input(node, 1), !axesInput.isEmpty { return nil }
             if axes == nil || axes == [], intAttribute(node, "noop_with_empty_axes", 0) == 1 { return nil }
-            return single(.reduce(ReduceAttributes(kind: kind, axes: axes == [] ? nil : axes,
-                                                   keepDimensions: intAttribute(node, "keepdims", 1) == 1)))
+            return single(.onnx(.reduce(ReduceAttributes(kind: kind, axes: axes == [] ? nil : axes,
+                                                   keepDimensions: intAttribute(node, "keepdims", 1) == 1))))
         default:
             return nil
         }
@@ -99,7 +99,7 @@ extension ONNXImportSession {
             return [inputs[0], name]
         }
         let aligned = "\(inputs[1])/aligned_\(node.outputs.first ?? "")"
-        add(Node(name: uniqueNodeName(aligned), op: .unsqueeze(AxesAttributes(axes: Array(rightRank..<(rightRank + trailing)))),
+        add(Node(name: uniqueNodeName(aligned), op: .onnx(.unsqueeze(AxesAttributes(axes: Array(rightRank..<(rightRank + trailing))))),
                  inputs: [try value(inputs[1])], outputs: [aligned]))
         return [inputs[0], aligned]
     }
@@ -119,7 +119,7 @@ extension ONNXImportSession {
             if node.attribute("num_outputs") == nil, length % outputs != 0 { return nil }
         }
         guard let sizes, sizes.count == outputs, !node.outputs.contains("") else { return nil }
-        var mapped = MappedNode(op: .split(SplitAttributes(axis: axis, sizes: sizes)), inputs: [x])
+        var mapped = MappedNode(op: .onnx(.split(SplitAttributes(axis: axis, sizes: sizes))), inputs: [x])
         mapped.outputCount = outputs
         return mapped
     }
@@ -128,7 +128,7 @@ extension ONNXImportSession {
         guard let mode = PadMode(rawValue: stringAttribute(node, "mode", "constant")) else { return nil }
         if opset < 11 {
             guard let pads = intsAttribute(node, "pads") ?? intsAttribute(node, "paddings") else { return nil }
-            return MappedNode(op: .pad(PadAttributes(pads: pads, mode: mode, value: floatAttribute(node, "value", 0))), inputs: [x])
+            return MappedNode(op: .onnx(.pad(PadAttributes(pads: pads, mode: mode, value: floatAttribute(node, "value", 0)))), inputs: [x])
         }
         guard let padsInput = input(node, 1), var pads = try numbers(padsInput)?.integers.map({ Int(truncatingIfNeeded: $0) }) else { return nil }
         var value: Float = 0
@@ -147,7 +147,7 @@ extension ONNXImportSession {
             }
             pads = full
         }
-        return MappedNode(op: .pad(PadAttributes(pads: pads, mode: mode, value: value)), inputs: [x])
+        return MappedNode(op: .onnx(.pad(PadAttributes(pads: pads, mode: mode, value: value))), inputs: [x])
     }
 
     /// Upsample and Resize before opset 11 map coordinates asymmetrically and take the floor of the
@@ -162,8 +162,8 @@ extension ONNXImportSession {
             }
             if scales == nil, let operand = input(node, 1) { scales = try numbers(operand)?.reals.map { Float($0) } }
             guard let scales, scales.allSatisfy({ $0 >= 1 }) else { return nil }
-            return MappedNode(op: .resize(ResizeAttributes(mode: mode, coordinateTransformation: "asymmetric", nearestMode: "floor",
-                                                           scales: scales, sizes: nil)), inputs: [x])
+            return MappedNode(op: .onnx(.resize(ResizeAttributes(mode: mode, coordinateTransformation: "asymmetric", nearestMode: "floor",
+                                                           scales: scales, sizes: nil))), inputs: [x])
         }
         let transformation = stringAttribute(node, "coordinate_transformation_mode", "half_pixel")
         guard transformation != "tf_crop_and_resize", intAttribute(node, "antialias", 0) == 0, node.attribute("axes") == nil,
@@ -175,10 +175,10 @@ extension ONNXImportSession {
             sizes = values.map { Int(truncatingIfNeeded: $0) }
         }
         guard (scales == nil) != (sizes == nil) else { return nil }
-        return MappedNode(op: .resize(ResizeAttributes(
+        return MappedNode(op: .onnx(.resize(ResizeAttributes(
             mode: mode, coordinateTransformation: transformation,
             nearestMode: stringAttribute(node, "nearest_mode", "round_prefer_floor"),
             cubicCoefficient: floatAttribute(node, "cubic_coeff_a", -0.75), excludeOutside: intAttribute(node, "exclude_outside", 0) == 1,
-            extrapolationValue: floatAttribute(node, "extrapolation_value", 0), scales: scales, sizes: sizes)), inputs: [x])
+            extrapolationValue: floatAttribute(node, "extrapolation_value", 0), scales: scales, sizes: sizes))), inputs: [x])
     }
 }

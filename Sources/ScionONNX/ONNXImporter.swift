@@ -238,7 +238,7 @@ struct ONNXImportSession {
         if !materialized.contains(name) {
             materialized.insert(name)
             let parameter = try makeParameter(name, role: .value, shape: nil, subject: "constant '\(name)'")
-            let node = Node(name: uniqueNodeName(name), op: .constant(ConstantAttributes(dtype: constant.dtype)), inputs: [],
+            let node = Node(name: uniqueNodeName(name), op: .onnx(.constant(ConstantAttributes(dtype: constant.dtype))), inputs: [],
                             outputs: [name], parameters: [parameter])
             // Not a node of the file: an initializer (or a folded result) that an ordinary operand reads.
             graph.info.nodeTypes[node.name] = constant.fromInitializer ? "Initializer" : "Constant"

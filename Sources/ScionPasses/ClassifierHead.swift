@@ -108,12 +108,10 @@ struct ClassifierHead {
         switch op {
         case .transpose, .permute:
             return true
-        case .dense, .gemm, .matMul, .dropout, .activation, .prelu, .coercedSoftmax, .reshape, .flatten, .squeeze,
-             .unsqueeze, .identity, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .conv,
-             .elementwise, .concatenate, .rescaling, .clip, .unary, .cast, .stochasticDepth, .globalPool, .reduce, .constant,
-             .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding, .cropping, .upSampling, .embedding,
-             .scaledResidual, .layerScale, .comparison, .select, .gather, .slice, .split, .pad, .resize,
-             .localResponseNormalization, .opaque:
+        case .dense, .dropout, .activation, .prelu, .reshape, .flatten, .identity, .batchNormalization,
+             .layerNormalization, .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling,
+             .stochasticDepth, .globalPool, .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding,
+             .cropping, .upSampling, .embedding, .scaledResidual, .layerScale, .opaque, .onnx:
             return false
         }
     }
@@ -124,7 +122,7 @@ struct ClassifierHead {
     }
 
     private func isConstant(_ node: Node) -> Bool {
-        if case .constant = node.op { return true }
+        if case .onnx(.constant) = node.op { return true }
         return false
     }
 
@@ -143,18 +141,20 @@ struct ClassifierHead {
         switch node.op {
         case .globalPool, .flatten:
             return true
-        case .reshape, .squeeze:
+        case .reshape, .onnx(.squeeze):
             return node.outputs.first.flatMap { graph.values[$0]?.shape?.rank }.map { $0 <= 2 } ?? false
-        case .reduce(let a):
+        case .onnx(.reduce(let a)):
             guard a.kind == .mean || a.kind == .maximum, let rank = graph.values[input]?.shape?.rank, let axes = a.axes else { return false }
             let resolved = Set(axes.map { $0 < 0 ? $0 + rank : $0 })
             return resolved.count == rank - 2 && !resolved.contains(0) && resolved.isSubset(of: Set(1..<rank))
         // Ops that neither pool nor flatten a feature map.
-        case .dense, .gemm, .matMul, .dropout, .activation, .prelu, .coercedSoftmax, .unsqueeze, .identity,
-             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .conv, .elementwise, .concatenate,
-             .rescaling, .clip, .unary, .cast, .stochasticDepth, .constant, .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
-             .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .scaledResidual, .layerScale, .comparison,
-             .select, .gather, .slice, .split, .pad, .resize, .localResponseNormalization, .opaque:
+        case .dense, .onnx(.gemm), .onnx(.matMul), .dropout, .activation, .prelu, .onnx(.coercedSoftmax),
+             .onnx(.unsqueeze), .identity, .batchNormalization, .layerNormalization, .groupNormalization,
+             .normalization, .conv, .elementwise, .concatenate, .rescaling, .onnx(.clip), .onnx(.unary), .onnx(.cast),
+             .stochasticDepth, .onnx(.constant), .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
+             .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .scaledResidual, .layerScale,
+             .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.slice), .onnx(.split), .onnx(.pad),
+             .onnx(.resize), .onnx(.localResponseNormalization), .opaque:
             return false
         }
     }
@@ -170,13 +170,14 @@ struct ClassifierHead {
     /// LSTM) never do.
     private func isClassifierOp(_ op: Op) -> Bool {
         switch op {
-        case .dense, .gemm, .matMul, .dropout, .activation, .prelu, .coercedSoftmax, .reshape, .flatten, .squeeze,
-             .unsqueeze, .identity, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .conv, .elementwise,
-             .concatenate, .rescaling, .clip, .unary, .cast, .stochasticDepth, .globalPool, .reduce, .constant:
+        case .dense, .onnx(.gemm), .onnx(.matMul), .dropout, .activation, .prelu, .onnx(.coercedSoftmax), .reshape,
+             .flatten, .onnx(.squeeze), .onnx(.unsqueeze), .identity, .batchNormalization, .layerNormalization,
+             .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling, .onnx(.clip),
+             .onnx(.unary), .onnx(.cast), .stochasticDepth, .globalPool, .onnx(.reduce), .onnx(.constant):
             return true
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .permute, .zeroPadding, .cropping, .upSampling,
-             .embedding, .scaledResidual, .layerScale, .transpose, .comparison, .select, .gather, .slice, .split, .pad,
-             .resize, .localResponseNormalization, .opaque:
+             .embedding, .scaledResidual, .layerScale, .transpose, .onnx(.comparison), .onnx(.select), .onnx(.gather),
+             .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.localResponseNormalization), .opaque:
             return false
         }
     }

@@ -7,7 +7,7 @@ extension KerasPatternRewriter {
     /// leaves some of Keras's ZeroPadding2D on NHWC values).
     mutating func foldPadding(_ position: Int) throws {
         let node = graph.nodes[position]
-        guard case .pad(let a) = node.op, a.mode == .constant, a.value == 0, node.inputs.count == 1 else { return }
+        guard case .onnx(.pad(let a)) = node.op, a.mode == .constant, a.value == 0, node.inputs.count == 1 else { return }
         let rank = a.pads.count / 2
         guard (3...5).contains(rank), a.pads.count == 2 * rank else { return }
         let untouched = { (axis: Int) in a.pads[axis] == 0 && a.pads[rank + axis] == 0 }
@@ -40,7 +40,7 @@ extension KerasPatternRewriter {
             graph.nodes[position].op = .globalPool(a)
             graph.nodes[position].outputs = graph.nodes[reader].outputs
             removed.insert(graph.nodes[reader].name)
-        } else if case .reduce(let a) = node.op, a.kind == .mean || a.kind == .maximum {
+        } else if case .onnx(.reduce(let a)) = node.op, a.kind == .mean || a.kind == .maximum {
             // Over axes 2... of a channels-first value, or axes 1...r-2 of a channels-last one (tf2onnx
             // keeps Keras's NHWC order around a global pooling it does not fuse).
             guard let input = node.inputs.first, let rank = shape(input)?.rank, rank >= 3, let axes = a.axes,
@@ -86,7 +86,7 @@ extension KerasPatternRewriter {
     /// 2... of a channels-first value, or axes 1...r-2 of a channels-last one.
     mutating func foldSlice(_ position: Int) throws {
         let node = graph.nodes[position]
-        guard case .slice(let a) = node.op, let input = node.inputs.first, let inputShape = shape(input),
+        guard case .onnx(.slice(let a)) = node.op, let input = node.inputs.first, let inputShape = shape(input),
               (3...5).contains(inputShape.rank), a.steps.allSatisfy({ $0 == 1 }) else { return }
         let rank = inputShape.rank
         // Axes sliced over their whole length (tf2onnx lists all four) do not count.
@@ -122,7 +122,7 @@ extension KerasPatternRewriter {
     /// with floor; half_pixel with a rounding mode); bilinear matches half-pixel linear sampling.
     mutating func foldResize(_ position: Int) throws {
         let node = graph.nodes[position]
-        guard case .resize(let a) = node.op, let input = node.inputs.first, let inputShape = shape(input),
+        guard case .onnx(.resize(let a)) = node.op, let input = node.inputs.first, let inputShape = shape(input),
               (3...5).contains(inputShape.rank) else { return }
         let rank = inputShape.rank
         var factors: [Int] = []
@@ -163,7 +163,7 @@ extension KerasPatternRewriter {
     /// Whether `node` turns `[N, C, 1, ...]` into `[N, C]`.
     func dropsUnitAxes(_ node: Node, spatialRank: Int) -> Bool {
         guard let output = node.outputs.first, let shape = shape(output), shape.rank == 2 else { return false }
-        if case .squeeze(let a) = node.op {
+        if case .onnx(.squeeze(let a)) = node.op {
             let rank = spatialRank + 2
             return Set(a.axes.map { $0 < 0 ? $0 + rank : $0 }) == Set(2..<rank)
         }
@@ -190,7 +190,7 @@ extension KerasPatternRewriter {
             let rank = squeeze.squeezes ? inputRank : result.rank
             guard !squeeze.axes.axes.contains(where: { $0 == 0 || $0 == -rank }), let lengths = knownSampleLengths(result) else { return }
             graph.nodes[position].op = .reshape(ReshapeAttributes(targetShape: lengths))
-        } else if case .coercedSoftmax(let a) = node.op {
+        } else if case .onnx(.coercedSoftmax(let a)) = node.op {
             guard shape(input)?.rank == 2, a.axis == 1 || a.axis == -1 else { return }
             graph.nodes[position].op = .activation(a.logarithm ? .logSoftmax(axis: -1) : .softmax(axis: -1))
         }
@@ -199,8 +199,8 @@ extension KerasPatternRewriter {
     /// A Squeeze's or Unsqueeze's axes, and whether it squeezes (its axes count in the input's rank
     /// rather than the output's).
     func squeezeAxes(_ op: Op) -> (axes: AxesAttributes, squeezes: Bool)? {
-        if case .squeeze(let a) = op { return (a, true) }
-        if case .unsqueeze(let a) = op { return (a, false) }
+        if case .onnx(.squeeze(let a)) = op { return (a, true) }
+        if case .onnx(.unsqueeze(let a)) = op { return (a, false) }
         return nil
     }
 

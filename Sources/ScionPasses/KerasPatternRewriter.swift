@@ -92,7 +92,7 @@ struct KerasPatternRewriter {
     /// The constant node producing `value`. Constants may feed several nodes (tf2onnx shares one
     /// `3.0` among every hard-swish); a constant nobody reads any more is dropped after each sweep.
     func constant(_ value: String) -> (node: Int, parameter: Parameter)? {
-        guard let position = producers[value], case .constant = graph.nodes[position].op,
+        guard let position = producers[value], case .onnx(.constant) = graph.nodes[position].op,
               let name = graph.nodes[position].parameters.first, let parameter = graph.parameters[name] else { return nil }
         return (position, parameter)
     }
@@ -111,11 +111,11 @@ struct KerasPatternRewriter {
         var used = Set<String>()
         for node in kept {
             read.formUnion(node.inputs)
-            if case .constant = node.op { continue }
+            if case .onnx(.constant) = node.op { continue }
             used.formUnion(node.parameters)
         }
         for node in kept {
-            guard case .constant = node.op, !node.outputs.contains(where: read.contains) else { continue }
+            guard case .onnx(.constant) = node.op, !node.outputs.contains(where: read.contains) else { continue }
             removed.insert(node.name)
             for parameter in node.parameters where !used.contains(parameter) { graph.parameters[parameter] = nil }
         }
@@ -127,7 +127,7 @@ struct KerasPatternRewriter {
         var first: [[String]: Int] = [:]
         for position in graph.nodes.indices where !graph.nodes[position].parameters.isEmpty {
             let node = graph.nodes[position]
-            if case .constant = node.op { continue }
+            if case .onnx(.constant) = node.op { continue }
             if let earlier = first[node.parameters], graph.nodes[earlier].op == node.op {
                 graph.nodes[position].layer = graph.nodes[earlier].layer
             } else if first[node.parameters] == nil {
@@ -171,7 +171,7 @@ struct KerasPatternRewriter {
     /// Gemm with constant weights, and MatMul by a constant rank-2 kernel, are Dense layers.
     mutating func foldDense(_ position: Int) throws {
         let node = graph.nodes[position]
-        if case .gemm(let a) = node.op {
+        if case .onnx(.gemm(let a)) = node.op {
             guard !a.transposeA, a.alpha == 1, a.beta == 1, node.inputs.count == 1,
                   let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 2 else { return }
             let units = a.transposeB ? kernel.shape[0] : kernel.shape[1]
@@ -184,7 +184,7 @@ struct KerasPatternRewriter {
             }
             if let bias { graph.parameters[bias.name]?.shape = [units] }
             graph.nodes[position].op = .dense(DenseAttributes(units: units, useBias: bias != nil))
-        } else if case .matMul = node.op {
+        } else if case .onnx(.matMul) = node.op {
             guard let input = shape(node.inputs[0]), input.rank >= 2 else { return }
             if node.inputs.count == 2, let (_, weight) = constant(node.inputs[1]), weight.shape.count == 2 {
                 // A weight listed as a graph input in old ONNX files reaches MatMul through a node.
@@ -236,7 +236,7 @@ struct KerasPatternRewriter {
     /// or the features of a rank-2 value) are a Rescaling: `x * scale + offset`.
     mutating func foldConstantArithmetic(_ position: Int) throws {
         let node = graph.nodes[position]
-        if case .unary(.negate) = node.op {
+        if case .onnx(.unary(.negate)) = node.op {
             graph.nodes[position].op = .rescaling(RescalingAttributes(scale: [-1], offset: [0]))
             return
         }

@@ -30,14 +30,12 @@ extension LayoutRewriter {
             return a.keepDimensions ? a.rank + 2 : 2
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding, .cropping, .upSampling:
             return node.op.spatialRank.map { $0 + 2 }
-        case .activation, .dropout, .identity, .stochasticDepth, .batchNormalization, .groupNormalization, .elementwise, .concatenate,
-             .rescaling, .normalization, .layerScale, .scaledResidual, .layerNormalization, .prelu:
+        case .activation, .dropout, .identity, .stochasticDepth, .batchNormalization, .groupNormalization, .elementwise,
+             .concatenate, .rescaling, .normalization, .layerScale, .scaledResidual, .layerNormalization, .prelu:
             let inputRanks = node.inputs.map { ranks[$0] }
             guard inputRanks.allSatisfy({ $0 != nil }) else { return nil }
             return inputRanks.compactMap { $0 }.max()
-        case .dense, .flatten, .reshape, .permute, .transpose, .embedding, .opaque,
-             .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
-             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax:
+        case .dense, .flatten, .reshape, .permute, .transpose, .embedding, .opaque, .onnx:
             return nil
         }
     }

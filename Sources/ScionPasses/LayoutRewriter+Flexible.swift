@@ -69,9 +69,7 @@ extension LayoutRewriter {
             return node.op
         // Never flexible (`rule(for:)`): spatial, memory-order and ONNX-only ops.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .flatten, .reshape, .permute, .transpose, .embedding, .opaque,
-             .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
-             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax:
+             .upSampling, .flatten, .reshape, .permute, .transpose, .embedding, .opaque, .onnx:
             return node.op
         }
     }

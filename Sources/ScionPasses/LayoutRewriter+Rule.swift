@@ -160,7 +160,7 @@ extension LayoutRewriter {
         // Ops only ONNX files bring. Going channels-first they never appear in Keras graphs, and
         // when one does it keeps the order it was written for; going channels-last, those left
         // after `KerasPatternRewriter` have no Keras layer.
-        case .constant:
+        case .onnx(.constant):
             guard keras else { return .original }
             guard let output = node.outputs.first else {
                 throw refuse("tensor is read by an op Keras cannot take a constant operand for")
@@ -169,30 +169,31 @@ extension LayoutRewriter {
             let reader = consumers[output]?.first.map { source.nodes[$0] }
             throw failure(reader?.name ?? node.name, "\(reader?.op.typeName ?? "a graph output") reads the constant '\(output)'; "
                 + "Keras layers take no constant operands (only scalar or per-channel arithmetic becomes a Rescaling)")
-        case .gemm:
+        case .onnx(.gemm):
             if keras { throw refuse("with a runtime weight, alpha/beta other than 1 or a transposed input has no Keras layer") }
             return .original
-        case .matMul:
+        case .onnx(.matMul):
             if keras { throw refuse("of two runtime tensors has no Keras layer") }
             return .original
-        case .unary, .comparison, .select, .gather, .cast, .slice, .split, .resize, .localResponseNormalization:
+        case .onnx(.unary), .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.cast), .onnx(.slice),
+             .onnx(.split), .onnx(.resize), .onnx(.localResponseNormalization):
             if keras { throw refuse("has no Keras layer equivalent") }
             return .original
-        case .reduce:
+        case .onnx(.reduce):
             if keras { throw refuse("other than a mean or max over every spatial axis has no Keras layer") }
             return .original
-        case .squeeze, .unsqueeze:
+        case .onnx(.squeeze), .onnx(.unsqueeze):
             if keras { throw refuse("of the batch axis, or of a value of unknown shape, has no Keras layer") }
             return .original
-        case .pad(let a):
+        case .onnx(.pad(let a)):
             guard keras else { return .original }
             throw refuse(a.mode == .constant && a.value == 0 ? "of the batch or channel axes has no Keras layer"
                 : "in mode \(a.mode.rawValue) with value \(a.value) has no Keras layer (Keras pads with zeros only)")
-        case .clip(let a):
+        case .onnx(.clip(let a)):
             guard keras else { return .original }
             throw refuse("to [\(a.minimum.map { "\($0)" } ?? "-inf"), \(a.maximum.map { "\($0)" } ?? "inf")] has no Keras layer "
                 + "(only Clip(0, max) is a ReLU)")
-        case .coercedSoftmax:
+        case .onnx(.coercedSoftmax):
             if keras { throw refuse("of opset < 13 over several axes has no Keras layer") }
             return .original
         }

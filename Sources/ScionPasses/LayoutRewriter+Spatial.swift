@@ -61,11 +61,9 @@ extension LayoutRewriter {
         case .depthwiseConv, .separableConv:
             // `ChannelsFirstLayoutPass` runs `GroupedConvolutionPass` first, and ONNX has neither.
             throw failure(node.name, "a \(node.op.typeName) must be lowered to grouped convolutions first (GroupedConvolutionPass)")
-        case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout, .flatten, .reshape,
-             .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .scaledResidual,
-             .layerScale, .transpose, .stochasticDepth, .identity,
-             .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze,
-             .slice, .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax, .opaque:
+        case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
+             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
+             .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .opaque, .onnx:
             throw failure(node.name, "\(node.op.typeName) is not a spatial op")
         }
         guard let after else {

@@ -155,7 +155,7 @@ struct LayoutRewriter {
     }
 
     func isConstant(_ index: Int) -> Bool {
-        if case .constant = source.nodes[index].op { return true }
+        if case .onnx(.constant) = source.nodes[index].op { return true }
         return false
     }
 

@@ -50,7 +50,7 @@ public enum ONNXSpellings {
             index()
             // Constants nothing reads any more go with the nodes they fed.
             for position in graph.nodes.indices where !removed.contains(position) {
-                if case .constant = graph.nodes[position].op, graph.nodes[position].outputs.allSatisfy({ readers[$0] == nil }),
+                if case .onnx(.constant) = graph.nodes[position].op, graph.nodes[position].outputs.allSatisfy({ readers[$0] == nil }),
                    !graph.nodes[position].outputs.contains(where: graph.outputs.contains) {
                     removed.insert(position)
                 }
@@ -69,7 +69,7 @@ public enum ONNXSpellings {
 
         /// The scalar a constant input holds.
         func scalar(_ value: String) -> Float? {
-            guard let position = producers[value], case .constant = graph.nodes[position].op,
+            guard let position = producers[value], case .onnx(.constant) = graph.nodes[position].op,
                   let name = graph.nodes[position].parameters.first, let parameter = graph.parameters[name],
                   parameter.dtype == .float32, parameter.elementCount == 1,
                   let bytes = try? parameter.storage.bytes(), bytes.count == 4 else { return nil }
@@ -120,7 +120,7 @@ public enum ONNXSpellings {
         func erfChain(_ value: String, x: String) -> [Int]? {
             guard let add = privateProducer(value), case .elementwise(.add) = graph.nodes[add].op,
                   let erfValue = operand(graph.nodes[add], besides: 1), let erf = privateProducer(erfValue),
-                  case .unary(.errorFunction) = graph.nodes[erf].op, let divValue = graph.nodes[erf].inputs.first,
+                  case .onnx(.unary(.errorFunction)) = graph.nodes[erf].op, let divValue = graph.nodes[erf].inputs.first,
                   let divide = privateProducer(divValue) else { return nil }
             let node = graph.nodes[divide]
             let root = Float(2.0.squareRoot())
@@ -155,7 +155,7 @@ public enum ONNXSpellings {
             var select = position
             if case .elementwise(.minimum) = node.op, node.inputs.count == 2 {
                 for (value, cap) in [(node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])] {
-                    if let limit = scalar(cap), let inner = privateProducer(value), case .select = graph.nodes[inner].op {
+                    if let limit = scalar(cap), let inner = privateProducer(value), case .onnx(.select) = graph.nodes[inner].op {
                         maxValue = limit
                         select = inner
                     }
@@ -167,8 +167,8 @@ public enum ONNXSpellings {
             if select == position, let output = node.outputs.first, let reader = readers[output], reader.count == 1,
                case .elementwise(.minimum) = graph.nodes[reader[0]].op,
                graph.nodes[reader[0]].inputs.contains(where: { scalar($0) != nil }) { return false }
-            guard case .select = where_.op, where_.inputs.count == 3,
-                  let test = privateProducer(where_.inputs[0]), case .comparison(.greaterOrEqual) = graph.nodes[test].op,
+            guard case .onnx(.select) = where_.op, where_.inputs.count == 3,
+                  let test = privateProducer(where_.inputs[0]), case .onnx(.comparison(.greaterOrEqual)) = graph.nodes[test].op,
                   graph.nodes[test].inputs.count == 2, let threshold = scalar(graph.nodes[test].inputs[1]) else { return false }
             let x = graph.nodes[test].inputs[0]
             guard where_.inputs[1] == x, let below = privateProducer(where_.inputs[2]),
@@ -185,7 +185,7 @@ public enum ONNXSpellings {
         /// is part of the layer.
         mutating func elideCastBeforeEmbedding(_ position: Int) {
             let node = graph.nodes[position]
-            guard case .cast = node.op, let input = node.inputs.first, let output = node.outputs.first,
+            guard case .onnx(.cast) = node.op, let input = node.inputs.first, let output = node.outputs.first,
                   !graph.outputs.contains(output), let users = readers[output], !users.isEmpty,
                   users.allSatisfy({ if case .embedding = graph.nodes[$0].op { true } else { false } }) else { return }
             for user in users {

@@ -23,14 +23,14 @@ extension Executor {
             return try Kernels.pool(x, a, node: node.name)
         case .globalPool(let a):
             return Kernels.globalPool(x, a)
-        case .reduce(let a):
+        case .onnx(.reduce(let a)):
             return try Kernels.reduce(x, a, node: node.name)
         // Ops/Dense.swift
         case .dense(let a):
             return try dense(node, x, a)
-        case .gemm(let a):
+        case .onnx(.gemm(let a)):
             return try gemm(node, inputs, a)
-        case .matMul:
+        case .onnx(.matMul):
             return try matMul(node, inputs, x)
         case .embedding(let a):
             return try embedding(node, x, a)
@@ -44,7 +44,7 @@ extension Executor {
             return try groupNormalization(node, x, a)
         case .normalization(let a):
             return try normalization(node, x, a)
-        case .localResponseNormalization(let a):
+        case .onnx(.localResponseNormalization(let a)):
             return Kernels.localResponseNormalization(x, a)
         // Ops/Activation.swift
         case .activation(let activation):
@@ -52,11 +52,11 @@ extension Executor {
             return try Kernels.activate(x, activation, node: node.name)
         case .prelu:
             return try prelu(node, x)
-        case .clip(let a):
+        case .onnx(.clip(let a)):
             return clip(x, a)
-        case .unary(let operation):
+        case .onnx(.unary(let operation)):
             return try unary(node, x, operation)
-        case .coercedSoftmax:
+        case .onnx(.coercedSoftmax):
             throw unsupported(node, node.op.typeName)
         // Ops/Elementwise.swift
         case .elementwise(let operation):
@@ -67,16 +67,16 @@ extension Executor {
             return try layerScale(node, x, a)
         case .rescaling(let a):
             return Kernels.rescale(x, a)
-        case .comparison, .select:
+        case .onnx(.comparison), .onnx(.select):
             throw unsupported(node, node.op.typeName)
         // Ops/Shape.swift
         case .flatten(let a):
             return flatten(x, a)
         case .reshape(let a):
             return try Kernels.reshape(x, a, node: node.name)
-        case .squeeze(let a):
+        case .onnx(.squeeze(let a)):
             return try squeeze(node, x, a)
-        case .unsqueeze(let a):
+        case .onnx(.unsqueeze(let a)):
             return unsqueeze(x, a)
         case .transpose(let a):
             return Kernels.transpose(x, a.permutation)
@@ -84,20 +84,20 @@ extension Executor {
             return Kernels.transpose(x, [0] + a.dimensions)
         case .identity:
             return x
-        case .cast:
+        case .onnx(.cast):
             // Values are held as float32; integer casts of shape arithmetic stay exact below 2^24.
             return x
         // Ops/Movement.swift
         case .concatenate(let a):
             return try Kernels.concatenate(inputs, axis: a.axis, node: node.name)
-        case .split:
+        case .onnx(.split):
             // `run` slices a Split itself: it is the one op with several outputs.
             throw RuntimeError(node.name, "Split is evaluated by the run loop, not one output at a time")
-        case .slice(let a):
+        case .onnx(.slice(let a)):
             return try slice(node, x, a)
-        case .gather(let a):
+        case .onnx(.gather(let a)):
             return try gather(node, inputs, a)
-        case .pad(let a):
+        case .onnx(.pad(let a)):
             return try pad(node, x, a)
         case .zeroPadding(let a):
             return zeroPadding(x, a, crop: false)
@@ -105,13 +105,13 @@ extension Executor {
             return zeroPadding(x, a, crop: true)
         case .upSampling(let a):
             return try upSampling(node, x, a)
-        case .resize(let a):
+        case .onnx(.resize(let a)):
             return try resize(node, x, a)
         // Ops/Regularization.swift: identity at inference.
         case .dropout, .stochasticDepth:
             return x
         // Ops/Constant.swift
-        case .constant:
+        case .onnx(.constant):
             return x
         case .opaque(let a):
             return try opaque(node, inputs, a)

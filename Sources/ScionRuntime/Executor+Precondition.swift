@@ -17,16 +17,10 @@ extension Executor {
             case .depthwiseConv, .separableConv:
                 throw RuntimeError(node.name, "is a \(node.op.typeName), which the executor runs only as grouped convolutions: "
                                    + "lower the graph first (GroupedConvolutionPass, or Model.executor())")
-            case .conv, .convTranspose,
-                 .pool, .globalPool, .reduce,
-                 .dense, .gemm, .matMul, .embedding,
-                 .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .localResponseNormalization,
-                 .activation, .prelu, .clip, .unary, .coercedSoftmax,
-                 .elementwise, .scaledResidual, .layerScale, .rescaling, .comparison, .select,
-                 .flatten, .reshape, .squeeze, .unsqueeze, .transpose, .permute, .identity, .cast,
-                 .concatenate, .split, .slice, .gather, .pad, .zeroPadding, .cropping, .upSampling, .resize,
-                 .dropout, .stochasticDepth,
-                 .constant, .opaque:
+            case .conv, .convTranspose, .pool, .globalPool, .dense, .embedding, .batchNormalization,
+                 .layerNormalization, .groupNormalization, .normalization, .activation, .prelu, .elementwise,
+                 .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity,
+                 .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque, .onnx:
                 if node.op.spatialLayout == .channelsLast {
                     throw RuntimeError(node.name, "is a channels-last \(node.op.typeName); the executor runs channels-first graphs: "
                                        + "convert the graph first (ChannelsFirstLayoutPass, or Model.executor())")

@@ -196,7 +196,7 @@ public struct Executor {
                 }
                 return value
             }
-            if case .split(let a) = node.op, let x = arguments.first {
+            if case .onnx(.split(let a)) = node.op, let x = arguments.first {
                 // The one op with several outputs: slices along the axis (Ops/Movement.swift).
                 let parts = try split(node, x, a)
                 guard parts.count == node.outputs.count else { throw RuntimeError(node.name, "makes \(parts.count) parts for \(node.outputs.count) outputs") }

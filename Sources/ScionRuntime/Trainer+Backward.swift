@@ -30,7 +30,7 @@ extension Trainer {
                 return value
             }
             let step: StepGradients
-            if case .split(let a) = node.op, let x = inputs.first {
+            if case .onnx(.split(let a)) = node.op, let x = inputs.first {
                 // The one op with several outputs: its VJP takes every output's gradient.
                 step = try splitBackward(node, a, x, upstream: upstream)
             } else {
@@ -70,13 +70,13 @@ extension Trainer {
         // Ops/Pooling.swift
         case .pool(let a): try poolBackward(node, a, x, dy: dy)
         case .globalPool(let a): globalPoolBackward(a, x, dy: dy)
-        case .reduce(let a): try reduceBackward(a, x, y: y, dy: dy, node: node.name)
+        case .onnx(.reduce(let a)): try reduceBackward(a, x, y: y, dy: dy, node: node.name)
         // Ops/Dense.swift
         case .dense(let a):
             try denseBackward(node, x, dz: throughActivation(a.activation, node, y: y, dy: dy, saved: saved, skip: skipActivation),
                               bias: a.useBias)
-        case .gemm(let a): try gemmBackward(node, a, inputs, x, dy: dy)
-        case .matMul: try matMulBackward(node, inputs, x, dy: dy)
+        case .onnx(.gemm(let a)): try gemmBackward(node, a, inputs, x, dy: dy)
+        case .onnx(.matMul): try matMulBackward(node, inputs, x, dy: dy)
         case .embedding(let a): embeddingBackward(node, a, x, dy: dy)
         // Ops/Normalization.swift
         case .batchNormalization(let a): try batchNormalizationBackward(node, a, x, dy: dy, saved: saved)
@@ -86,33 +86,34 @@ extension Trainer {
         // Ops/Activation.swift
         case .activation(let activation): try activationBackward(node, activation, x, y: y, dy: dy, skip: skipActivation)
         case .prelu: try preluBackward(node, x, dy: dy)
-        case .clip(let a): clipBackward(a, x, dy: dy)
-        case .unary(let operation): unaryBackward(operation, x, y: y, dy: dy)
+        case .onnx(.clip(let a)): clipBackward(a, x, dy: dy)
+        case .onnx(.unary(let operation)): unaryBackward(operation, x, y: y, dy: dy)
         // Ops/Elementwise.swift
         case .elementwise(let operation): StepGradients(inputs: try elementwiseBackward(operation, inputs, dy: dy, node: node.name))
         case .scaledResidual(let a): try scaledResidualBackward(a, inputs, dy: dy)
         case .layerScale(let a): try layerScaleBackward(node, a, x, dy: dy)
         case .rescaling(let a): rescalingBackward(a, dy: dy)
         // Ops/Shape.swift
-        case .flatten, .reshape, .squeeze, .unsqueeze, .identity, .cast: reshapeBackward(x, dy: dy)
+        case .flatten, .reshape, .onnx(.squeeze), .onnx(.unsqueeze), .identity, .onnx(.cast): reshapeBackward(x, dy: dy)
         case .transpose(let a): transposeBackward(a.permutation, dy: dy)
         case .permute(let a): transposeBackward([0] + a.dimensions, dy: dy)
         // Ops/Movement.swift
         case .concatenate(let a): try concatenateBackward(node, a, inputs, x, dy: dy)
-        case .split:
+        case .onnx(.split):
             // `backward` differentiates a Split itself: it is the one op with several outputs.
             throw RuntimeError(node.name, "Split is differentiated by the backward loop, not one output at a time")
         case .zeroPadding(let a): zeroPaddingBackward(a, crop: false, dy: dy)
         case .cropping(let a): zeroPaddingBackward(a, crop: true, dy: dy)
-        case .pad(let a): try padBackward(node, a, inputs, dy: dy)
-        case .slice, .gather, .upSampling, .resize: try movementBackward(node, inputs, dy: dy)
+        case .onnx(.pad(let a)): try padBackward(node, a, inputs, dy: dy)
+        case .onnx(.slice), .onnx(.gather), .upSampling, .onnx(.resize): try movementBackward(node, inputs, dy: dy)
         // Ops/Regularization.swift
         case .dropout: dropoutBackward(x, dy: dy, saved: saved)
         case .stochasticDepth: stochasticDepthBackward(x, dy: dy)
         // Ops/Constant.swift
-        case .constant: constantBackward(node, dy: dy)
+        case .onnx(.constant): constantBackward(node, dy: dy)
         // No gradient yet, whatever the family.
-        case .depthwiseConv, .separableConv, .convTranspose, .localResponseNormalization, .coercedSoftmax, .comparison, .select, .opaque:
+        case .depthwiseConv, .separableConv, .convTranspose, .onnx(.localResponseNormalization), .onnx(.coercedSoftmax),
+             .onnx(.comparison), .onnx(.select), .opaque:
             throw noGradient(node)
         }
         guard let step else { throw noGradient(node) }

@@ -29,7 +29,7 @@ extension Trainer {
                 guard let value = tape.values[name] else { throw RuntimeError(node.name, "reads \(name), which is not computed") }
                 return value
             }
-            if case .split(let a) = node.op, let x = inputs.first {
+            if case .onnx(.split(let a)) = node.op, let x = inputs.first {
                 let parts = try executor.split(node, x, a)
                 for (output, part) in zip(node.outputs, parts) { tape.values[output] = part }
                 continue
@@ -66,16 +66,10 @@ extension Trainer {
         case .stochasticDepth(let a) where training && a.rate > 0:
             return try stochasticDepthTraining(node, a)
         // As at inference, by family.
-        case .conv, .depthwiseConv, .separableConv, .convTranspose,
-             .pool, .globalPool, .reduce,
-             .dense, .gemm, .matMul, .embedding,
-             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .localResponseNormalization,
-             .activation, .prelu, .clip, .unary, .coercedSoftmax,
-             .elementwise, .scaledResidual, .layerScale, .rescaling, .comparison, .select,
-             .flatten, .reshape, .squeeze, .unsqueeze, .transpose, .permute, .identity, .cast,
-             .concatenate, .split, .slice, .gather, .pad, .zeroPadding, .cropping, .upSampling, .resize,
-             .dropout, .stochasticDepth,
-             .constant, .opaque:
+        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
+             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
+             .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
+             .identity, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque, .onnx:
             return (try executor.evaluate(node, inputs), nil)
         }
     }

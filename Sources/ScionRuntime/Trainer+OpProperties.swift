@@ -13,16 +13,10 @@ extension Trainer {
         case .activation(let activation): activation
         case .dense(let a): a.activation
         case .conv(let a): a.activation
-        case .depthwiseConv, .separableConv, .convTranspose,
-             .pool, .globalPool, .reduce,
-             .gemm, .matMul, .embedding,
-             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .localResponseNormalization,
-             .prelu, .clip, .unary, .coercedSoftmax,
-             .elementwise, .scaledResidual, .layerScale, .rescaling, .comparison, .select,
-             .flatten, .reshape, .squeeze, .unsqueeze, .transpose, .permute, .identity, .cast,
-             .concatenate, .split, .slice, .gather, .pad, .zeroPadding, .cropping, .upSampling, .resize,
-             .dropout, .stochasticDepth,
-             .constant, .opaque:
+        case .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .embedding, .batchNormalization,
+             .layerNormalization, .groupNormalization, .normalization, .prelu, .elementwise, .scaledResidual,
+             .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity, .concatenate, .zeroPadding,
+             .cropping, .upSampling, .dropout, .stochasticDepth, .opaque, .onnx:
             nil
         }
     }
@@ -32,15 +26,10 @@ extension Trainer {
     static func isRandomWhileTraining(_ op: Op) -> Bool {
         switch op {
         case .dropout(let a), .stochasticDepth(let a): a.rate > 0
-        case .conv, .depthwiseConv, .separableConv, .convTranspose,
-             .pool, .globalPool, .reduce,
-             .dense, .gemm, .matMul, .embedding,
-             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .localResponseNormalization,
-             .activation, .prelu, .clip, .unary, .coercedSoftmax,
-             .elementwise, .scaledResidual, .layerScale, .rescaling, .comparison, .select,
-             .flatten, .reshape, .squeeze, .unsqueeze, .transpose, .permute, .identity, .cast,
-             .concatenate, .split, .slice, .gather, .pad, .zeroPadding, .cropping, .upSampling, .resize,
-             .constant, .opaque:
+        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
+             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
+             .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
+             .identity, .concatenate, .zeroPadding, .cropping, .upSampling, .opaque, .onnx:
             false
         }
     }

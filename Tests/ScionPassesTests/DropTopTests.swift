@@ -133,7 +133,7 @@ final class DropTopTests: XCTestCase {
         let graph = imageModel { sketch, features in
             sketch.add("to_nhwc", .transpose(TransposeAttributes(permutation: [0, 2, 3, 1])), [features])
             sketch.add("flat", .reshape(ReshapeAttributes(targetShape: [-1, 256], includesBatch: true)), ["to_nhwc"])
-            sketch.add("fc", .matMul, ["flat"], parameters: [("kernel", [256, 3])])
+            sketch.add("fc", .onnx(.matMul), ["flat"], parameters: [("kernel", [256, 3])])
             sketch.outputs = ["fc"]
         }
         XCTAssertEqual(try cutAfter(graph), "features")

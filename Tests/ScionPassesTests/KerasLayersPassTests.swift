@@ -50,7 +50,7 @@ final class KerasLayersPassTests: XCTestCase {
                             [conv], parameters: Ops.batchNormalizationRoles(4))
         let relu = sketch.add("relu", .activation(.plainRelu), [bn])
         let flat = sketch.add("flatten", .flatten(FlattenAttributes(layout: .channelsFirst)), [relu])
-        sketch.add("fc", .gemm(GemmAttributes(transposeB: true)), [flat], parameters: [("kernel", [5, 144]), ("bias", [5])])
+        sketch.add("fc", .onnx(.gemm(GemmAttributes(transposeB: true))), [flat], parameters: [("kernel", [5, 144]), ("bias", [5])])
         sketch.outputs = ["fc"]
         return onnxGraph(sketch)
     }
@@ -152,7 +152,7 @@ final class KerasLayersPassTests: XCTestCase {
 
     func testNodeWithoutKerasLayerIsNamedWithItsOp() throws {
         var sketch = GraphSketch(inputs: [("x", [2, 4])])
-        sketch.add("floor", .unary(.floor), ["x"])
+        sketch.add("floor", .onnx(.unary(.floor)), ["x"])
         sketch.outputs = ["floor"]
         var graph = onnxGraph(sketch)
         XCTAssertThrowsError(try KerasLayersPass().run(&graph)) { error in
@@ -164,8 +164,8 @@ final class KerasLayersPassTests: XCTestCase {
     /// MatMul by a constant, then Add of a constant bias: one Dense with that bias; x·σ(x): swish.
     func testMatMulAddAndSwishPatterns() throws {
         var sketch = GraphSketch(inputs: [("x", [2, 4])])
-        let matmul = sketch.add("matmul", .matMul, ["x"], parameters: [("kernel", [4, 3])])
-        let bias = sketch.add("b", .constant(ConstantAttributes(dtype: .float32)), [], parameters: [("value", [3])])
+        let matmul = sketch.add("matmul", .onnx(.matMul), ["x"], parameters: [("kernel", [4, 3])])
+        let bias = sketch.add("b", .onnx(.constant(ConstantAttributes(dtype: .float32))), [], parameters: [("value", [3])])
         let add = sketch.add("add", .elementwise(.add), [matmul, bias])
         let gate = sketch.add("gate", .activation(.sigmoid), [add])
         sketch.add("swish", .elementwise(.multiply), [add, gate])

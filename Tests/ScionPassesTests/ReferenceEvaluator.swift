@@ -121,7 +121,7 @@ struct ReferenceEvaluator {
                 }
             }
             return activate(Tensor(shape: Array(x.shape.dropLast()) + [a.units], values: values), a.activation, layout: nil)
-        case .gemm(let a) where !a.transposeA && a.alpha == 1 && a.beta == 1:
+        case .onnx(.gemm(let a)) where !a.transposeA && a.alpha == 1 && a.beta == 1:
             // ONNX Gemm with a constant weight `[units, in]` (transB) or `[in, units]`.
             let kernel = try weights(node, "kernel")
             let inner = x.shape[1]

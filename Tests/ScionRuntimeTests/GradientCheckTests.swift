@@ -33,7 +33,7 @@ final class GradientCheckTests: XCTestCase {
         var first = "x"
         if shift {
             table.add(parameter("shift", "value", [1] + input.dropFirst()))
-            nodes.append(node("shift", .constant(ConstantAttributes(dtype: .float32)), [], parameters: ["shift"]))
+            nodes.append(node("shift", .onnx(.constant(ConstantAttributes(dtype: .float32))), [], parameters: ["shift"]))
             nodes.append(node("shifted", .elementwise(.add), ["x", "shift"]))
             first = "shifted"
         }
@@ -117,7 +117,7 @@ final class GradientCheckTests: XCTestCase {
              [parameter("d/kernel", "kernel", [4, 2]), parameter("d/bias", "bias", [2])], "d")
         }
         try check("matmul with a weight", input: [3, 4]) { x in
-            ([node("m", .matMul, [x], parameters: ["m/kernel"])], [parameter("m/kernel", "kernel", [4, 3])], "m")
+            ([node("m", .onnx(.matMul), [x], parameters: ["m/kernel"])], [parameter("m/kernel", "kernel", [4, 3])], "m")
         }
     }
 
@@ -177,12 +177,12 @@ final class GradientCheckTests: XCTestCase {
         for operation in [ElementwiseOperation.add, .subtract, .multiply, .divide, .maximum, .minimum, .average] {
             try check("\(operation) with a broadcast [1, C, 1, 1] weight", input: [2, 3, 2, 2]) { x in
                 let offset: Float = operation == .divide ? 2 : 0
-                return ([node("w", .constant(ConstantAttributes(dtype: .float32)), [], parameters: ["w"]),
+                return ([node("w", .onnx(.constant(ConstantAttributes(dtype: .float32))), [], parameters: ["w"]),
                          node("e", .elementwise(operation), [x, "w"])], [parameter("w", "value", [1, 3, 1, 1], offset: offset)], "e")
             }
         }
         try check("multiply of three, one broadcast", input: [2, 3, 2]) { x in
-            ([node("w", .constant(ConstantAttributes(dtype: .float32)), [], parameters: ["w"]), node("sq", .activation(.sigmoid), [x]),
+            ([node("w", .onnx(.constant(ConstantAttributes(dtype: .float32))), [], parameters: ["w"]), node("sq", .activation(.sigmoid), [x]),
               node("e", .elementwise(.multiply), [x, "w", "sq"])], [parameter("w", "value", [3, 1])], "e")
         }
     }
@@ -192,7 +192,7 @@ final class GradientCheckTests: XCTestCase {
             ([node("t", .activation(.tanh), [x]), node("c", .concatenate(ConcatenateAttributes(axis: 1)), [x, "t", x])], [], "c")
         }
         try check("split into two, the first part unused", input: [2, 5, 2]) { x in
-            ([Node(name: "s", op: .split(SplitAttributes(axis: 1, sizes: [2, 3])), inputs: [x], outputs: ["s0", "s1"]),
+            ([Node(name: "s", op: .onnx(.split(SplitAttributes(axis: 1, sizes: [2, 3]))), inputs: [x], outputs: ["s0", "s1"]),
               node("t", .activation(.tanh), ["s1"])], [], "t")
         }
         try check("zero padding", input: [2, 2, 3, 3]) { x in
@@ -202,7 +202,7 @@ final class GradientCheckTests: XCTestCase {
             ([node("c", .cropping(SpatialPaddingAttributes(padding: [[1, 0], [2, 1]], layout: .channelsFirst)), [x])], [], "c")
         }
         try check("constant pad", input: [2, 2, 3]) { x in
-            ([node("p", .pad(PadAttributes(pads: [0, 1, 2, 0, 0, 1], mode: .constant, value: 0.5)), [x])], [], "p")
+            ([node("p", .onnx(.pad(PadAttributes(pads: [0, 1, 2, 0, 0, 1], mode: .constant, value: 0.5))), [x])], [], "p")
         }
         try check("flatten", input: [2, 3, 2, 2]) { x in ([node("f", .flatten(FlattenAttributes(layout: .channelsFirst, axis: 1)), [x])], [], "f") }
         try check("reshape", input: [2, 3, 4]) { x in ([node("r", .reshape(ReshapeAttributes(targetShape: [4, 3])), [x])], [], "r") }
@@ -214,7 +214,7 @@ final class GradientCheckTests: XCTestCase {
         try check("rescaling per channel", input: [2, 3, 2, 2]) { x in
             ([node("r", .rescaling(RescalingAttributes(scale: [0.5, 2, -1], offset: [1, 1, 1], axis: 1)), [x])], [], "r")
         }
-        try check("clip", input: [2, 6]) { x in ([node("c", .clip(ClipAttributes(minimum: -0.4, maximum: 0.3)), [x])], [], "c") }
+        try check("clip", input: [2, 6]) { x in ([node("c", .onnx(.clip(ClipAttributes(minimum: -0.4, maximum: 0.3))), [x])], [], "c") }
         try check("PReLU per channel", input: [2, 3, 2, 2]) { x in
             ([node("p", .prelu(PReLUAttributes(sharedAxes: [2, 3])), [x], parameters: ["p/alpha"])], [parameter("p/alpha", "alpha", [3, 1, 1])], "p")
         }
@@ -254,16 +254,16 @@ final class GradientCheckTests: XCTestCase {
         }
         for kind in [ReduceKind.mean, .sum, .maximum, .minimum, .sumSquare, .l2, .logSumExp, .l1] {
             try check("Reduce \(kind) over [2, 3]", input: [2, 3, 3, 2]) { x in
-                ([node("r", .reduce(ReduceAttributes(kind: kind, axes: [2, 3], keepDimensions: kind == .mean)), [x])], [], "r")
+                ([node("r", .onnx(.reduce(ReduceAttributes(kind: kind, axes: [2, 3], keepDimensions: kind == .mean))), [x])], [], "r")
             }
         }
         try check("Gemm with a transposed weight and a bias", input: [3, 4]) { x in
-            ([node("g", .gemm(GemmAttributes(alpha: 0.7, beta: 1.3, transposeB: true)), [x], parameters: ["g/kernel", "g/bias"])],
+            ([node("g", .onnx(.gemm(GemmAttributes(alpha: 0.7, beta: 1.3, transposeB: true))), [x], parameters: ["g/kernel", "g/bias"])],
              [parameter("g/kernel", "kernel", [5, 4]), parameter("g/bias", "bias", [5])], "g")
         }
         for operation in [UnaryOperation.negate, .absolute, .squareRoot, .reciprocal, .logarithm, .errorFunction, .sine, .cosine] {
             try check("unary \(operation) (of a positive value)", input: [2, 5]) { x in
-                ([node("e", .activation(.exponential), [x]), node("u", .unary(operation), ["e"])], [], "u")
+                ([node("e", .activation(.exponential), [x]), node("u", .onnx(.unary(operation)), ["e"])], [], "u")
             }
         }
         try check("Normalization (fixed statistics)", input: [2, 3]) { x in
@@ -277,17 +277,17 @@ final class GradientCheckTests: XCTestCase {
 
     func testOpsThatMoveValues() throws {
         try check("slice with a step", input: [2, 3, 7]) { x in
-            ([node("s", .slice(SliceAttributes(starts: [1, 6], ends: [3, 0], axes: [1, 2], steps: [1, -2])), [x])], [], "s")
+            ([node("s", .onnx(.slice(SliceAttributes(starts: [1, 6], ends: [3, 0], axes: [1, 2], steps: [1, -2]))), [x])], [], "s")
         }
         try check("UpSampling nearest", input: [2, 2, 2, 3]) { x in
             ([node("u", .upSampling(UpSamplingAttributes(size: [2, 3], interpolation: "nearest", layout: .channelsFirst)), [x])], [], "u")
         }
         try check("reflect pad", input: [2, 2, 4]) { x in
-            ([node("p", .pad(PadAttributes(pads: [0, 0, 2, 0, 0, 1], mode: .reflect)), [x])], [], "p")
+            ([node("p", .onnx(.pad(PadAttributes(pads: [0, 0, 2, 0, 0, 1], mode: .reflect))), [x])], [], "p")
         }
         try check("Gather with fixed indices", input: [2, 4, 3]) { x in
-            ([node("i", .constant(ConstantAttributes(dtype: .int64)), [], parameters: ["i"], trainable: false),
-              node("g", .gather(GatherAttributes(axis: 1)), [x, "i"])],
+            ([node("i", .onnx(.constant(ConstantAttributes(dtype: .int64))), [], parameters: ["i"], trainable: false),
+              node("g", .onnx(.gather(GatherAttributes(axis: 1))), [x, "i"])],
              [Parameter(name: "i", role: .value, shape: [3], dtype: .float32, trainable: false,
                         storage: TensorStorage(bytes: [Float(3), 0, 3].withUnsafeBytes { Array($0) }))], "g")
         }
@@ -295,7 +295,7 @@ final class GradientCheckTests: XCTestCase {
 
     func testAnOpWithoutGradientIsNamed() throws {
         XCTAssertThrowsError(try check("local response normalization", input: [2, 3, 2, 2]) { x in
-            ([node("lrn", .localResponseNormalization(LocalResponseNormalizationAttributes(size: 3, alpha: 1e-4, beta: 0.75, bias: 1)), [x])], [], "lrn")
+            ([node("lrn", .onnx(.localResponseNormalization(LocalResponseNormalizationAttributes(size: 3, alpha: 1e-4, beta: 0.75, bias: 1))), [x])], [], "lrn")
         }) { error in
             XCTAssertTrue("\(error)".hasPrefix("lrn: LRN has no gradient yet"), "\(error)")
         }

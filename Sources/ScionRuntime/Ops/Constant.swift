@@ -6,7 +6,7 @@ import ScionIR
 extension Executor {
     /// A constant node's tensor (it has no inputs).
     func constantValue(_ node: Node) -> RuntimeTensor? {
-        guard case .constant = node.op, let name = node.parameters.first, let values = weights[name],
+        guard case .onnx(.constant) = node.op, let name = node.parameters.first, let values = weights[name],
               let shape = graph.parameters[name]?.shape else { return nil }
         return RuntimeTensor(shape: shape, data: values)
     }

@@ -118,7 +118,7 @@ extension Trainer {
     /// resizing, reflected or repeated padding, Gather): run the op once more on the input's element
     /// indices, then add each output gradient to the element it was copied from.
     func movementBackward(_ node: Node, _ inputs: [RuntimeTensor], dy: RuntimeTensor) throws -> StepGradients? {
-        if case .pad(let a) = node.op, a.mode == .constant { return nil }
+        if case .onnx(.pad(let a)) = node.op, a.mode == .constant { return nil }
         guard let x = inputs.first else { return nil }
         guard x.count < 1 << 24 else {
             throw RuntimeError(node.name, "\(node.op.typeName) on \(x.count) values is too large to differentiate (16M at most)")
