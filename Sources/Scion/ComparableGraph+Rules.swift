@@ -68,7 +68,7 @@ extension ComparableGraph {
             passes = false
         // Shape ops that move, drop or add numbers.
         case .flatten, .permute, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad),
-             .onnx(.resize), .onnx(.gather):
+             .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape):
             passes = false
         // Merges, arithmetic, constants and layers Scion does not interpret.
         case .elementwise, .concatenate, .scaledResidual, .onnx(.gemm), .onnx(.matMul), .onnx(.unary),
@@ -214,7 +214,8 @@ extension ComparableGraph {
             return nil
         // Shape ops (two transposes in a row are composed instead).
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
-             .onnx(.pad), .onnx(.resize), .onnx(.gather):
+             .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
+             .onnx(.computedReshape):
             return nil
         // Merges and arithmetic, which read other values laid out their own way.
         case .elementwise, .concatenate, .scaledResidual, .onnx(.gemm), .onnx(.matMul), .onnx(.unary),

@@ -135,7 +135,8 @@ extension ComparableGraph {
              .onnx(.clip), .onnx(.unary):
             break
         case .onnx(.constant), .onnx(.gemm), .onnx(.matMul), .onnx(.comparison), .onnx(.select), .onnx(.reduce),
-             .onnx(.gather), .onnx(.cast), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .opaque:
+             .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape), .onnx(.cast),
+             .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .opaque:
             break
         }
     }

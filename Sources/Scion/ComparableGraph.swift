@@ -169,15 +169,16 @@ struct ComparableGraph {
         case .activation, .prelu, .onnx(.clip): "activation"
         case .pool: "pooling"
         case .globalPool: "global pooling"
-        case .flatten, .reshape, .onnx(.squeeze), .onnx(.unsqueeze): "reshape"
+        case .flatten, .reshape, .onnx(.computedReshape), .onnx(.squeeze), .onnx(.unsqueeze): "reshape"
         case .transpose, .permute: "transpose"
         case .rescaling: "rescaling"
         // Families of one op, named by its type.
         case .convTranspose, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
              .onnx(.localResponseNormalization), .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .dropout,
              .stochasticDepth, .identity, .zeroPadding, .cropping, .upSampling, .onnx(.slice), .onnx(.split),
-             .onnx(.pad), .onnx(.resize), .onnx(.gather), .elementwise, .concatenate, .scaledResidual,
-             .onnx(.comparison), .onnx(.select), .onnx(.reduce), .onnx(.constant), .onnx(.cast), .opaque:
+             .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile), .elementwise,
+             .concatenate, .scaledResidual, .onnx(.comparison), .onnx(.select), .onnx(.reduce), .onnx(.constant),
+             .onnx(.cast), .opaque:
             op.typeName
         }
     }

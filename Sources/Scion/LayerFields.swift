@@ -88,8 +88,13 @@ enum LayerFields {
                     LayerField("data_format", format(a.layout))]
         case .upSampling(let a):
             return [LayerField("size", a.size), LayerField("interpolation", a.interpolation), LayerField("data_format", format(a.layout))]
-        case .elementwise, .onnx(.matMul), .onnx(.select), .identity, .onnx(.unary), .onnx(.comparison):
+        case .elementwise, .onnx(.matMul), .onnx(.select), .identity, .onnx(.unary), .onnx(.comparison), .onnx(.expand),
+             .onnx(.tile):
             return []
+        case .onnx(.shape(let a)):
+            return [LayerField("start", a.start), LayerField("end", a.end.map { "\($0)" } ?? "None")]
+        case .onnx(.computedReshape(let a)):
+            return [LayerField("allowzero", a.allowZero)]
         case .concatenate(let a):
             return [LayerField("axis", a.axis)]
         case .rescaling(let a):

@@ -182,8 +182,9 @@ struct LayerMatching {
             false
         // Moves and merges of values; reshapes are walked through by `onlyReshapes`.
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
-             .onnx(.pad), .onnx(.resize), .onnx(.gather), .elementwise, .concatenate, .scaledResidual,
-             .onnx(.comparison), .onnx(.select), .onnx(.reduce):
+             .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
+             .onnx(.computedReshape), .elementwise, .concatenate, .scaledResidual, .onnx(.comparison), .onnx(.select),
+             .onnx(.reduce):
             false
         case .dropout, .stochasticDepth, .identity, .onnx(.constant), .onnx(.cast), .opaque:
             false
@@ -254,8 +255,9 @@ struct LayerMatching {
              .onnx(.unary), .embedding:
             false
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
-             .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.reduce), .dropout, .stochasticDepth, .identity,
-             .onnx(.constant), .onnx(.cast), .opaque:
+             .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
+             .onnx(.computedReshape), .onnx(.reduce), .dropout, .stochasticDepth, .identity, .onnx(.constant),
+             .onnx(.cast), .opaque:
             false
         }
     }

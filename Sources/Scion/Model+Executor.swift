@@ -4,8 +4,9 @@ import ScionPasses
 import ScionRuntime
 
 /// The executor for a loaded model: the graph lowered to the executor's form first, with the ONNX
-/// ops the IR keeps opaque that only shape arithmetic needs (tf2onnx spells some Keras layers with
-/// them): Shape, Expand, and Reshape to a computed shape.
+/// ops the IR keeps opaque in forms its typed ops do not hold: BatchNormalization with statistics
+/// computed at run time (tf2onnx's LayerNormalization), MaxPool with dilations, InstanceNormalization
+/// with a computed scale, and Gemm with old opsets' `broadcast`.
 extension Model {
     /// An executor that runs this model forward. Each layer named in `taps` (full name, nested name
     /// or unique suffix) becomes an extra output; `taps` of the executor maps each name to the value
@@ -49,15 +50,6 @@ extension Model {
         guard case .opaque(let a) = node.op, a.domain.isEmpty || a.domain == "ai.onnx", let x = inputs.first,
               let attributes = ONNXOpaqueNode.numericAttributes(a.configuration) else { return nil }
         switch a.type {
-        case "Shape":
-            let rank = x.rank
-            func resolve(_ bound: Int) -> Int { min(max(bound < 0 ? bound + rank : bound, 0), rank) }
-            let start = resolve(Int(attributes["start"] ?? 0)), end = resolve(Int(attributes["end"] ?? Double(rank)))
-            let lengths = end > start ? x.shape[start..<end].map(Float.init) : []
-            return RuntimeTensor(shape: [lengths.count], data: lengths)
-        case "Expand":
-            guard inputs.count == 2 else { return nil }
-            return try x.expanded(to: inputs[1].data.map { Int($0) }, node: node.name)
         case "BatchNormalization" where inputs.count == 5 && (attributes["training_mode"] ?? 0) == 0:
             // Statistics computed at run time (tf2onnx's LayerNormalization): y = (x - mean) / sqrt(var + eps) · scale + bias
             // along axis 1.
@@ -98,23 +90,6 @@ extension Model {
             return try RuntimeTensor.gemm(x, inputs[1], inputs.count > 2 ? inputs[2] : nil, alpha: Float(attributes["alpha"] ?? 1),
                                           beta: Float(attributes["beta"] ?? 1), transposeA: attributes["transA"] == 1,
                                           transposeB: attributes["transB"] == 1, node: node.name)
-        case "Tile" where inputs.count == 2:
-            let repeats = inputs[1].data.map { Int($0) }
-            guard repeats.count == x.rank, repeats.allSatisfy({ $0 >= 0 }) else { return nil }
-            return x.tiled(repeats)
-        case "Reshape":
-            guard inputs.count == 2, attributes["allowzero"] ?? 0 == 0 else { return nil }
-            var target = inputs[1].data.map { Int($0) }
-            for (axis, length) in target.enumerated() where length == 0 && axis < x.rank { target[axis] = x.shape[axis] }
-            if let unknown = target.firstIndex(of: -1) {
-                let known = target.filter { $0 != -1 }.reduce(1, *)
-                guard known > 0 else { return nil }
-                target[unknown] = x.count / known
-            }
-            guard target.reduce(1, *) == x.count else {
-                throw ScionError(file: node.name, "cannot reshape \(x.shape) to \(inputs[1].data.map { Int($0) })")
-            }
-            return RuntimeTensor(shape: target, data: x.data)
         default:
             return nil
         }

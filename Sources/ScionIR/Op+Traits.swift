@@ -19,8 +19,9 @@ extension Op {
         // Activations are the activation itself, not a fused one.
         case .activation, .prelu, .onnx(.clip), .onnx(.coercedSoftmax): nil
         // Shape and axis ops.
-        case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
-             .onnx(.pad), .onnx(.resize), .onnx(.gather): nil
+        case .flatten, .reshape, .permute, .transpose, .onnx(.shape), .onnx(.expand), .onnx(.tile),
+             .onnx(.computedReshape), .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad),
+             .onnx(.resize), .onnx(.gather): nil
         // Merges and arithmetic.
         case .elementwise, .concatenate, .scaledResidual, .onnx(.gemm), .onnx(.matMul), .onnx(.unary),
              .onnx(.comparison), .onnx(.select), .onnx(.reduce): nil

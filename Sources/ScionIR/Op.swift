@@ -124,6 +124,14 @@ public enum ONNXOperation: Equatable, Sendable {
     case localResponseNormalization(LocalResponseNormalizationAttributes)
     /// Softmax of ONNX before opset 13: over all axes from `axis` on, as one flattened axis.
     case coercedSoftmax(CoercedSoftmaxAttributes)
+    /// The input's lengths (some axes of them) as an int64 vector.
+    case shape(ShapeOfAttributes)
+    /// Numpy broadcasting of `inputs[0]` to the shape held by `inputs[1]` (a computed shape).
+    case expand
+    /// `inputs[0]` repeated `inputs[1][axis]` times along each axis.
+    case tile
+    /// Reshape of `inputs[0]` to the shape `inputs[1]` holds, computed at run time.
+    case computedReshape(ComputedReshapeAttributes)
 
     /// The op's ONNX type name.
     public var typeName: String {
@@ -146,6 +154,10 @@ public enum ONNXOperation: Equatable, Sendable {
         case .resize: "Resize"
         case .localResponseNormalization: "LRN"
         case .coercedSoftmax(let a): a.logarithm ? "LogSoftmax" : "Softmax"
+        case .shape: "Shape"
+        case .expand: "Expand"
+        case .tile: "Tile"
+        case .computedReshape: "Reshape"
         }
     }
 }

@@ -233,3 +233,30 @@ public struct CoercedSoftmaxAttributes: Equatable, Sendable {
     /// Attributes with these values.
     public init(axis: Int, logarithm: Bool) { self.axis = axis; self.logarithm = logarithm }
 }
+
+/// ONNX Shape: the input's lengths from `start` to `end` (negative counts from the end; clamped), as
+/// int64. What exporters compute a shape from when a length is only known at run time (the batch).
+public struct ShapeOfAttributes: Equatable, Sendable {
+    /// First axis reported.
+    public var start: Int
+    /// One past the last axis reported; nil for the last axis.
+    public var end: Int?
+    /// Attributes with these values.
+    public init(start: Int = 0, end: Int? = nil) { self.start = start; self.end = end }
+
+    /// The axes reported for an input of `rank`, clamped as ONNX clamps them.
+    public func range(rank: Int) -> Range<Int> {
+        func clamp(_ value: Int) -> Int { min(max(value < 0 ? value + rank : value, 0), rank) }
+        let lower = clamp(start), upper = clamp(end ?? rank)
+        return lower..<max(lower, upper)
+    }
+}
+
+/// ONNX Reshape whose target is computed at run time (its second input): 0 copies the input's length
+/// unless `allowZero`, one -1 is inferred.
+public struct ComputedReshapeAttributes: Equatable, Sendable {
+    /// ONNX `allowzero=1`: a 0 is an empty dimension rather than "copy the input's".
+    public var allowZero: Bool
+    /// Attributes with these values.
+    public init(allowZero: Bool = false) { self.allowZero = allowZero }
+}

@@ -205,3 +205,48 @@ extension Context {
         }
     }
 }
+
+/// Ops whose lengths come from a tensor computed at run time (an exporter's shape arithmetic): the
+/// rank is known from the operand's length, the lengths are not, except what the input fixes.
+extension Context {
+    /// Shape: a vector with one length per reported axis.
+    func shapeOf(_ a: ShapeOfAttributes) throws -> Shape? {
+        try requireInputs(1)
+        guard let shape = try firstShape() else { return nil }
+        return Shape([a.range(rank: shape.rank).count])
+    }
+
+    /// The length of the vector operand at `position` (a shape or repeats), when known.
+    func operandLength(_ position: Int) throws -> Int? {
+        guard let operand = inputs[position].shape else { return nil }
+        guard operand.rank == 1 else { throw fail("its operand \(position + 1) must be a vector, got shape \(operand)") }
+        return operand[0]
+    }
+
+    /// Expand: numpy broadcasting of the input to the computed shape; a length the input has (not 1)
+    /// survives broadcasting, so it stays known.
+    func expand() throws -> Shape? {
+        try requireInputs(2)
+        guard let shape = try firstShape(), let length = try operandLength(1) else { return nil }
+        let rank = max(shape.rank, length)
+        let aligned = Array(repeating: 1, count: rank - shape.rank) + shape.dimensions
+        return Shape(aligned.map { $0 == 1 ? nil : $0 })
+    }
+
+    /// Tile: the input's rank, each length multiplied by a computed count.
+    func tile() throws -> Shape? {
+        try requireInputs(2)
+        guard let shape = try firstShape() else { return nil }
+        if let length = try operandLength(1), length != shape.rank {
+            throw fail("repeats has \(length) entries for a rank-\(shape.rank) input")
+        }
+        return Shape(Array(repeating: nil, count: shape.rank))
+    }
+
+    /// Reshape to a computed shape: as many axes as the shape operand has entries.
+    func computedReshape() throws -> Shape? {
+        try requireInputs(2)
+        guard let length = try operandLength(1) else { return nil }
+        return Shape(Array(repeating: nil, count: length))
+    }
+}

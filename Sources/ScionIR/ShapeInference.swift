@@ -32,6 +32,7 @@ struct Context {
         case .onnx(.constant(let a)): a.dtype
         case .onnx(.cast(let a)): a.to
         case .onnx(.comparison): .bool
+        case .onnx(.shape): .int64
         case .onnx(.select) where inputs.count > 1: inputs[1].dtype
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
              .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
@@ -39,7 +40,7 @@ struct Context {
              .onnx(.unary), .dropout, .stochasticDepth, .identity, .flatten, .reshape, .permute, .transpose,
              .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
              .onnx(.gather), .elementwise, .scaledResidual, .concatenate, .onnx(.gemm), .onnx(.matMul), .onnx(.reduce),
-             .onnx(.select), .opaque:
+             .onnx(.select), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape), .opaque:
             inputs.first?.dtype ?? .float32
         }
     }
@@ -114,6 +115,10 @@ struct Context {
         case .onnx(.pad(let a)): return [try pad(a)]
         case .onnx(.gather(let a)): return [try gather(a)]
         case .onnx(.resize(let a)): return [try resize(a)]
+        case .onnx(.shape(let a)): return [try shapeOf(a)]
+        case .onnx(.expand): return [try expand()]
+        case .onnx(.tile): return [try tile()]
+        case .onnx(.computedReshape): return [try computedReshape()]
         case .concatenate(let a): return [try concatenate(axis: a.axis)]
         // Ops that compute (ShapeInference+Arithmetic.swift).
         case .dense(let a): return [try dense(a)]

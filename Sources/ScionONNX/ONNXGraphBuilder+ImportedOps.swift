@@ -98,6 +98,29 @@ extension ONNXGraphBuilder {
                                           attributes: [.int("axis", 1)])
             let shape = intermediate("Shape", name: node.name, inputs: [input])
             add("Reshape", name: node.name, inputs: [normalized, shape], output: output)
+        case .shape(let a):
+            guard a.start != 0 || a.end != nil else {
+                add("Shape", name: node.name, inputs: [input], output: output)
+                return
+            }
+            if opset >= 15 {
+                var attributes: [ONNXAttribute] = [.int("start", a.start)]
+                if let end = a.end { attributes.append(.int("end", end)) }
+                add("Shape", name: node.name, inputs: [input], output: output, attributes: attributes)
+            } else {
+                // Shape's start and end arrived in opset 15: before, a Slice of the whole shape.
+                let whole = intermediate("Shape", name: node.name, inputs: [input])
+                let end = Int64(a.end ?? Int(Int64.max))
+                add("Slice", name: "\(node.name)/slice", inputs: [whole, constant("\(node.name)/start", int64s: [Int64(a.start)]),
+                                                                 constant("\(node.name)/end", int64s: [end])], output: output)
+            }
+        case .expand:
+            add("Expand", name: node.name, inputs: node.inputs, output: output)
+        case .tile:
+            add("Tile", name: node.name, inputs: node.inputs, output: output)
+        case .computedReshape(let a):
+            guard !a.allowZero || opset >= 14 else { throw unsupported(node, "Reshape with allowzero needs opset 14 or later") }
+            add("Reshape", name: node.name, inputs: node.inputs, output: output, attributes: a.allowZero ? [.int("allowzero", 1)] : [])
         }
     }
 

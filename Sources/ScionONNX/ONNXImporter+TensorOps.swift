@@ -42,9 +42,24 @@ extension ONNXImportSession {
                 target = try input(node, 1).flatMap { try numbers($0)?.integers.map { Int(truncatingIfNeeded: $0) } }
                     ?? input(node, 1).flatMap { reportedShapes[$0] }.map { $0.dimensions.map { $0 ?? -1 } }
             }
-            guard let target else { return nil }
+            guard let target else {
+                // Lengths computed at run time (a dynamic batch, a sequence length).
+                guard opset >= 5, let shape = input(node, 1) else { return nil }
+                return MappedNode(op: .onnx(.computedReshape(ComputedReshapeAttributes(allowZero: intAttribute(node, "allowzero", 0) == 1))),
+                                  inputs: [x, shape])
+            }
             return single(.reshape(ReshapeAttributes(targetShape: target, includesBatch: true,
                                                      allowZero: intAttribute(node, "allowzero", 0) == 1)))
+        case "Shape":
+            // Shape of a value with an unknown length (folded otherwise, ONNXImporter+Folding).
+            let end: Int? = node.attribute("end") == nil ? nil : intAttribute(node, "end", 0)
+            return single(.onnx(.shape(ShapeOfAttributes(start: intAttribute(node, "start", 0), end: end))))
+        case "Expand":
+            guard let shape = input(node, 1) else { return nil }
+            return MappedNode(op: .onnx(.expand), inputs: [x, shape])
+        case "Tile":
+            guard let repeats = input(node, 1) else { return nil }
+            return MappedNode(op: .onnx(.tile), inputs: [x, repeats])
         case "Transpose":
             if let permutation = intsAttribute(node, "perm") { return single(.transpose(TransposeAttributes(permutation: permutation))) }
             guard let rank = rank(x) else { return nil }

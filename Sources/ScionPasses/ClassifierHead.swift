@@ -141,7 +141,7 @@ struct ClassifierHead {
         switch node.op {
         case .globalPool, .flatten:
             return true
-        case .reshape, .onnx(.squeeze):
+        case .reshape, .onnx(.squeeze), .onnx(.computedReshape):
             return node.outputs.first.flatMap { graph.values[$0]?.shape?.rank }.map { $0 <= 2 } ?? false
         case .onnx(.reduce(let a)):
             guard a.kind == .mean || a.kind == .maximum, let rank = graph.values[input]?.shape?.rank, let axes = a.axes else { return false }
@@ -154,7 +154,7 @@ struct ClassifierHead {
              .stochasticDepth, .onnx(.constant), .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
              .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .scaledResidual, .layerScale,
              .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.slice), .onnx(.split), .onnx(.pad),
-             .onnx(.resize), .onnx(.localResponseNormalization), .opaque:
+             .onnx(.resize), .onnx(.localResponseNormalization), .onnx(.shape), .onnx(.expand), .onnx(.tile), .opaque:
             return false
         }
     }
@@ -173,11 +173,13 @@ struct ClassifierHead {
         case .dense, .onnx(.gemm), .onnx(.matMul), .dropout, .activation, .prelu, .onnx(.coercedSoftmax), .reshape,
              .flatten, .onnx(.squeeze), .onnx(.unsqueeze), .identity, .batchNormalization, .layerNormalization,
              .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling, .onnx(.clip),
-             .onnx(.unary), .onnx(.cast), .stochasticDepth, .globalPool, .onnx(.reduce), .onnx(.constant):
+             .onnx(.unary), .onnx(.cast), .stochasticDepth, .globalPool, .onnx(.reduce), .onnx(.constant),
+             .onnx(.computedReshape):
             return true
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .permute, .zeroPadding, .cropping, .upSampling,
              .embedding, .scaledResidual, .layerScale, .transpose, .onnx(.comparison), .onnx(.select), .onnx(.gather),
-             .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.localResponseNormalization), .opaque:
+             .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.localResponseNormalization),
+             .onnx(.shape), .onnx(.expand), .onnx(.tile), .opaque:
             return false
         }
     }

@@ -87,6 +87,15 @@ extension Executor {
         case .onnx(.cast):
             // Values are held as float32; integer casts of shape arithmetic stay exact below 2^24.
             return x
+        // Ops/ComputedShape.swift
+        case .onnx(.shape(let a)):
+            return shapeOf(x, a)
+        case .onnx(.expand):
+            return try expand(node, inputs)
+        case .onnx(.tile):
+            return try tile(node, inputs)
+        case .onnx(.computedReshape(let a)):
+            return try computedReshape(node, inputs, a)
         // Ops/Movement.swift
         case .concatenate(let a):
             return try Kernels.concatenate(inputs, axis: a.axis, node: node.name)

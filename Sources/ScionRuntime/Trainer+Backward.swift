@@ -106,6 +106,9 @@ extension Trainer {
         case .cropping(let a): zeroPaddingBackward(a, crop: true, dy: dy)
         case .onnx(.pad(let a)): try padBackward(node, a, inputs, dy: dy)
         case .onnx(.slice), .onnx(.gather), .upSampling, .onnx(.resize): try movementBackward(node, inputs, dy: dy)
+        // Ops/ComputedShape.swift
+        case .onnx(.shape): StepGradients(inputs: [nil])
+        case .onnx(.expand), .onnx(.tile), .onnx(.computedReshape): try movementBackward(node, inputs, dy: dy)
         // Ops/Regularization.swift
         case .dropout: dropoutBackward(x, dy: dy, saved: saved)
         case .stochasticDepth: stochasticDepthBackward(x, dy: dy)

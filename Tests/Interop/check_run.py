@@ -2,7 +2,9 @@
 
   --backend   the onnx wheel's pytorch-converted/ and pytorch-operator/ cases: each model run on its
               test_data_set_0 inputs must give the stored outputs within rtol 1e-3 (and atol 1e-5);
-              cases with ops outside the executor's set are listed as skipped with the op.
+              cases with ops outside the executor's set are listed as skipped with the op. Also three
+              small models of exporters' shape arithmetic under a dynamic batch (Shape, Expand, Tile,
+              Reshape to a computed shape), against onnxruntime's outputs.
   --tf2onnx DIR --refs DIR   ONNX files with Keras's reference arrays (full-size applications).
   --keras DIR                Keras files with NAME.input.npy / NAME.output.npy (full-size applications).
 
@@ -56,6 +58,55 @@ def backend_cases():
             yield f"{suite}/{os.path.basename(directory)}", os.path.join(directory, "model.onnx"), inputs, outputs, 1e-3, None
 
 
+def shape_arithmetic_cases(folder):
+    """Exporters' shape arithmetic with lengths known only at run time (a dynamic batch): Shape,
+    Expand, Tile and Reshape whose operands are computed, built with onnx.helper at opset 17 and run
+    by onnxruntime for the expected outputs."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(3)
+    int64 = lambda name, values: helper.make_tensor(name, TensorProto.INT64, [len(values)], values)  # noqa: E731
+    models = {
+        # torch's x.view(x.size(0), -1): Shape -> Gather -> Unsqueeze -> Concat -> Reshape.
+        "reshape_to_batch_by_rest": ([("x", [None, 3, 4, 4])], [
+            helper.make_node("Shape", ["x"], ["s"]),
+            helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+            helper.make_node("Unsqueeze", ["n", "axes"], ["n1"]),
+            helper.make_node("Concat", ["n1", "rest"], ["target"], axis=0),
+            helper.make_node("Reshape", ["x", "target"], ["y"]),
+        ], [helper.make_tensor("zero", TensorProto.INT64, [], [0]), int64("axes", [0]), int64("rest", [-1])], ["batch", 48]),
+        # A mask broadcast to another input's shape.
+        "expand_to_shape_of": ([("x", [None, 3, 1]), ("z", [None, 3, 5])], [
+            helper.make_node("Shape", ["z"], ["s"]),
+            helper.make_node("Expand", ["x", "s"], ["y"]),
+        ], [], ["batch", 3, 5]),
+        # Repeats read off another input's shape; Shape with start and end (opset 15).
+        "tile_by_shape_of": ([("x", [None, 2, 3]), ("r", [1, 2, 3])], [
+            helper.make_node("Shape", ["r"], ["repeats"]),
+            helper.make_node("Tile", ["x", "repeats"], ["t"]),
+            helper.make_node("Shape", ["t"], ["middle"], start=1, end=-1),
+            helper.make_node("Cast", ["middle"], ["m"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceSum", ["t"], ["y0"], keepdims=0),
+            helper.make_node("ReduceSum", ["m"], ["m0"], keepdims=1),
+            helper.make_node("Mul", ["y0", "m0"], ["y"]),
+        ], [], [1]),
+    }
+    for name, (inputs, nodes, initializers, output) in models.items():
+        graph = helper.make_graph(
+            nodes, name,
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch" if d is None else d for d in dims]) for n, dims in inputs],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, output)], initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        path = os.path.join(folder, f"{name}.onnx")
+        onnx.save(model, path)
+        arrays_in = [rng.standard_normal([2 if d is None else d for d in dims]).astype(np.float32) for _, dims in inputs]
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        expected = session.run(None, {n: a for (n, _), a in zip(inputs, arrays_in)})
+        yield f"shape-arithmetic/{name}", path, arrays_in, expected, 1e-5, None
+
+
 def reference_cases(folder, refs, pattern):
     for path in sorted(glob.glob(os.path.join(folder, pattern))):
         name = os.path.basename(path).rsplit(".", 1)[0]
@@ -90,6 +141,8 @@ def main():
         cases += list(reference_cases(args.keras, args.keras, "*.h5")) + list(reference_cases(args.keras, args.keras, "*.keras"))
     counts = {"ok": 0, "fail": 0, "skip": 0}
     with tempfile.TemporaryDirectory() as folder:
+        if args.backend:
+            cases += list(shape_arithmetic_cases(folder))
         for name, model, inputs, expected, tolerance, layer in cases:
             if any(a.dtype not in (np.float32, np.float64, np.int32, np.int64) for a in inputs):
                 status, message = "skip", f"input types {[str(a.dtype) for a in inputs]}"
