@@ -68,7 +68,8 @@ extension ComparableGraph {
             passes = false
         // Shape ops that move, drop or add numbers.
         case .flatten, .permute, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad),
-             .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape):
+             .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape),
+             .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization):
             passes = false
         // Merges, arithmetic, constants and layers Scion does not interpret.
         case .elementwise, .concatenate, .scaledResidual, .onnx(.gemm), .onnx(.matMul), .onnx(.unary),
@@ -216,6 +217,9 @@ extension ComparableGraph {
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
              .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.computedReshape):
+            return nil
+        // Normalizations whose operands are computed in the graph's own layout.
+        case .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization):
             return nil
         // Merges and arithmetic, which read other values laid out their own way.
         case .elementwise, .concatenate, .scaledResidual, .onnx(.gemm), .onnx(.matMul), .onnx(.unary),

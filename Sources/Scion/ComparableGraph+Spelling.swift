@@ -52,7 +52,7 @@ extension ComparableGraph {
             layers[index].op = .separableConv(a)
         case .pool(var a):
             a.padding = Self.explicit(a.padding, input: input, layout: a.layout, kernel: a.poolSize, strides: a.strides,
-                                      dilations: Array(repeating: 1, count: a.rank))
+                                      dilations: a.dilations)
             layers[index].op = .pool(a)
         case .convTranspose(var a):
             if let crop = Self.crop(a, input: input, output: output) {
@@ -135,8 +135,9 @@ extension ComparableGraph {
              .onnx(.clip), .onnx(.unary):
             break
         case .onnx(.constant), .onnx(.gemm), .onnx(.matMul), .onnx(.comparison), .onnx(.select), .onnx(.reduce),
-             .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape), .onnx(.cast),
-             .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .opaque:
+             .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape),
+             .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .onnx(.cast), .onnx(.slice),
+             .onnx(.split), .onnx(.pad), .onnx(.resize), .opaque:
             break
         }
     }

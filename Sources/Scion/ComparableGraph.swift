@@ -176,9 +176,10 @@ struct ComparableGraph {
         case .convTranspose, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
              .onnx(.localResponseNormalization), .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .dropout,
              .stochasticDepth, .identity, .zeroPadding, .cropping, .upSampling, .onnx(.slice), .onnx(.split),
-             .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile), .elementwise,
-             .concatenate, .scaledResidual, .onnx(.comparison), .onnx(.select), .onnx(.reduce), .onnx(.constant),
-             .onnx(.cast), .opaque:
+             .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
+             .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .elementwise, .concatenate,
+             .scaledResidual, .onnx(.comparison), .onnx(.select), .onnx(.reduce), .onnx(.constant), .onnx(.cast),
+             .opaque:
             op.typeName
         }
     }

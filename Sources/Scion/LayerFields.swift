@@ -57,9 +57,9 @@ enum LayerFields {
                     LayerField("activation", activation(a.activation)), LayerField("use_bias", a.useBias)]
         case .pool(let a):
             return [LayerField("pool_size", a.poolSize), LayerField("strides", a.strides),
-                    LayerField("padding", padding(a.padding, input, a.layout, a.poolSize, a.strides, Array(repeating: 1, count: a.rank))),
+                    LayerField("padding", padding(a.padding, input, a.layout, a.poolSize, a.strides, a.dilations)),
                     LayerField("data_format", format(a.layout)), LayerField("count_include_pad", a.countIncludePad),
-                    LayerField("ceil_mode", a.ceilMode)]
+                    LayerField("ceil_mode", a.ceilMode), LayerField("dilations", a.dilations)]
         case .globalPool(let a):
             return [LayerField("data_format", format(a.layout)), LayerField("keepdims", a.keepDimensions)]
         case .batchNormalization(let a):
@@ -93,6 +93,8 @@ enum LayerFields {
             return []
         case .onnx(.shape(let a)):
             return [LayerField("start", a.start), LayerField("end", a.end.map { "\($0)" } ?? "None")]
+        case .onnx(.computedBatchNormalization(let a)), .onnx(.computedInstanceNormalization(let a)):
+            return [LayerField("epsilon", float: a.epsilon)]
         case .onnx(.computedReshape(let a)):
             return [LayerField("allowzero", a.allowZero)]
         case .concatenate(let a):

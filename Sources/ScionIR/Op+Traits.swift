@@ -15,7 +15,8 @@ extension Op {
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling: nil
         // Normalizations and scalings.
         case .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale,
-             .onnx(.localResponseNormalization): nil
+             .onnx(.localResponseNormalization), .onnx(.computedBatchNormalization),
+             .onnx(.computedInstanceNormalization): nil
         // Activations are the activation itself, not a fused one.
         case .activation, .prelu, .onnx(.clip), .onnx(.coercedSoftmax): nil
         // Shape and axis ops.

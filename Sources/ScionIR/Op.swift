@@ -132,6 +132,11 @@ public enum ONNXOperation: Equatable, Sendable {
     case tile
     /// Reshape of `inputs[0]` to the shape `inputs[1]` holds, computed at run time.
     case computedReshape(ComputedReshapeAttributes)
+    /// ONNX BatchNormalization (inference) whose scale, bias, mean and variance are inputs computed at
+    /// run time, channels at axis 1: `(x - mean) / sqrt(variance + epsilon) * scale + bias`.
+    case computedBatchNormalization(ComputedNormalizationAttributes)
+    /// ONNX InstanceNormalization whose scale and bias are inputs computed at run time.
+    case computedInstanceNormalization(ComputedNormalizationAttributes)
 
     /// The op's ONNX type name.
     public var typeName: String {
@@ -158,6 +163,8 @@ public enum ONNXOperation: Equatable, Sendable {
         case .expand: "Expand"
         case .tile: "Tile"
         case .computedReshape: "Reshape"
+        case .computedBatchNormalization: "BatchNormalization"
+        case .computedInstanceNormalization: "InstanceNormalization"
         }
     }
 }

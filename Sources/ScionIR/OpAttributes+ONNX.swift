@@ -260,3 +260,13 @@ public struct ComputedReshapeAttributes: Equatable, Sendable {
     /// Attributes with these values.
     public init(allowZero: Bool = false) { self.allowZero = allowZero }
 }
+
+/// A normalization whose statistics or scale arrive as inputs computed at run time (tf2onnx spells
+/// LayerNormalization as a BatchNormalization of computed moments; an InstanceNormalization may
+/// take a computed scale), rather than as weights.
+public struct ComputedNormalizationAttributes: Equatable, Sendable {
+    /// Added to the variance before its square root.
+    public var epsilon: Float
+    /// Attributes with this epsilon.
+    public init(epsilon: Float) { self.epsilon = epsilon }
+}

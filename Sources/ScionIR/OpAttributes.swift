@@ -160,13 +160,18 @@ public struct PoolAttributes: Equatable, Sendable {
     public var ceilMode: Bool
     /// Where the channel axis is: channels-last from Keras, channels-first from ONNX or after the layout pass.
     public var layout: Layout
+    /// Spacing of the window's cells per spatial axis (ONNX MaxPool's `dilations`; Keras pools have none).
+    public var dilations: [Int]
     /// Number of spatial axes: 1, 2 or 3.
     public var rank: Int { poolSize.count }
-    /// Attributes with these values.
+    /// Whether the window's cells are adjacent (every dilation 1).
+    public var isDense: Bool { dilations.allSatisfy { $0 == 1 } }
+    /// Attributes with these values; no `dilations` means adjacent cells.
     public init(kind: PoolKind, poolSize: [Int], strides: [Int], padding: Padding,
-                countIncludePad: Bool = false, ceilMode: Bool = false, layout: Layout) {
+                countIncludePad: Bool = false, ceilMode: Bool = false, layout: Layout, dilations: [Int]? = nil) {
         self.kind = kind; self.poolSize = poolSize; self.strides = strides; self.padding = padding
         self.countIncludePad = countIncludePad; self.ceilMode = ceilMode; self.layout = layout
+        self.dilations = dilations ?? poolSize.map { _ in 1 }
     }
 }
 

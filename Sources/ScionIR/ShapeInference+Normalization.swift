@@ -14,6 +14,20 @@ extension Context {
         return shape
     }
 
+    /// A normalization whose per-channel operands (scale, bias, and for BatchNormalization mean and
+    /// variance) are inputs: each a vector as long as the channel axis (1).
+    func computedNormalization(operands: Int) throws -> Shape? {
+        try requireInputs(1 + operands)
+        guard let shape = try firstShape(minimumRank: 2) else { return nil }
+        for (position, operand) in inputs.dropFirst().enumerated() {
+            guard let operandShape = operand.shape else { continue }
+            guard operandShape.rank == 1, operandShape[0] == nil || shape[1] == nil || operandShape[0] == shape[1] else {
+                throw fail("operand \(position + 2) has shape \(operandShape), not one value per channel of \(shape)")
+            }
+        }
+        return shape
+    }
+
     /// The channel axis must exist beside the batch and its length split into the groups.
     func groupNormalization(_ a: GroupNormalizationAttributes) throws -> Shape? {
         try requireInputs(1)

@@ -147,13 +147,13 @@ extension Context {
     func pooling(_ a: PoolAttributes) throws -> Shape? {
         try requireInputs(1)
         guard let shape = try firstShape(minimumRank: a.rank + 2) else { return nil }
-        guard a.strides.count == a.rank, shape.rank == a.rank + 2 else {
-            throw fail("pool size \(a.poolSize) and strides \(a.strides) do not fit an input of shape \(shape)")
+        guard a.strides.count == a.rank, a.dilations.count == a.rank, shape.rank == a.rank + 2 else {
+            throw fail("pool size \(a.poolSize), strides \(a.strides) and dilations \(a.dilations) do not fit an input of shape \(shape)")
         }
         var output = shape
         for (offset, axis) in spatialAxes(rank: shape.rank, layout: a.layout).enumerated() {
             output[axis] = try windowOutput(shape[axis], kernel: a.poolSize[offset], stride: a.strides[offset],
-                                            dilation: 1, padding: a.padding, axis: offset, spatialRank: a.rank,
+                                            dilation: a.dilations[offset], padding: a.padding, axis: offset, spatialRank: a.rank,
                                             ceilMode: a.ceilMode)
         }
         return output

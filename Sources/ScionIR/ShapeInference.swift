@@ -40,7 +40,8 @@ struct Context {
              .onnx(.unary), .dropout, .stochasticDepth, .identity, .flatten, .reshape, .permute, .transpose,
              .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
              .onnx(.gather), .elementwise, .scaledResidual, .concatenate, .onnx(.gemm), .onnx(.matMul), .onnx(.reduce),
-             .onnx(.select), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape), .opaque:
+             .onnx(.select), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape), .onnx(.computedBatchNormalization),
+             .onnx(.computedInstanceNormalization), .opaque:
             inputs.first?.dtype ?? .float32
         }
     }
@@ -98,6 +99,8 @@ struct Context {
         case .normalization(let a): return [try normalization(a)]
         case .layerScale(let a): return [try layerScale(a)]
         case .prelu(let a): return [try prelu(a)]
+        case .onnx(.computedBatchNormalization): return [try computedNormalization(operands: 4)]
+        case .onnx(.computedInstanceNormalization): return [try computedNormalization(operands: 2)]
         // One input, its shape unchanged.
         case .activation, .dropout, .stochasticDepth, .identity, .rescaling, .onnx(.unary), .onnx(.cast), .onnx(.clip),
              .onnx(.localResponseNormalization), .onnx(.coercedSoftmax):

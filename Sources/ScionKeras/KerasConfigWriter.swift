@@ -74,8 +74,8 @@ struct KerasConfigWriter {
             }
         case .pool(let a):
             try requireChannelsLast(a.layout)
-            guard !a.countIncludePad || a.padding == .valid, !a.ceilMode else {
-                throw Refusal(reason: "Keras pooling cannot count padding or round up")
+            guard !a.countIncludePad || a.padding == .valid, !a.ceilMode, a.isDense else {
+                throw Refusal(reason: "Keras pooling cannot count padding, round up or space its window's cells (dilations)")
             }
             return [KerasLayerSpecification(className: (a.kind == .max ? "MaxPooling" : "AveragePooling") + "\(a.rank)D", config: [
                 "pool_size": Self.ints(a.poolSize), "strides": Self.ints(a.strides),

@@ -52,7 +52,8 @@ extension ONNXGraphBuilder {
             try requireChannelsFirst(a.layout, node)
             var attributes: [ONNXAttribute] = [.ints("kernel_shape", a.poolSize), .ints("strides", a.strides)]
             attributes += try padding(a.padding, node: node, input: inputShape, kernel: a.poolSize, strides: a.strides,
-                                      dilations: a.poolSize.map { _ in 1 })
+                                      dilations: a.dilations)
+            if !a.isDense { attributes.append(.ints("dilations", a.dilations)) }
             if a.ceilMode { attributes.append(.int("ceil_mode", 1)) }
             if a.kind == .average { attributes.append(.int("count_include_pad", a.countIncludePad ? 1 : 0)) }
             add(a.kind == .max ? "MaxPool" : "AveragePool", name: node.name, inputs: [input], output: output, attributes: attributes)

@@ -114,6 +114,10 @@ extension ONNXGraphBuilder {
                 add("Slice", name: "\(node.name)/slice", inputs: [whole, constant("\(node.name)/start", int64s: [Int64(a.start)]),
                                                                  constant("\(node.name)/end", int64s: [end])], output: output)
             }
+        case .computedBatchNormalization(let a):
+            add("BatchNormalization", name: node.name, inputs: node.inputs, output: output, attributes: [.float("epsilon", a.epsilon)])
+        case .computedInstanceNormalization(let a):
+            add("InstanceNormalization", name: node.name, inputs: node.inputs, output: output, attributes: [.float("epsilon", a.epsilon)])
         case .expand:
             add("Expand", name: node.name, inputs: node.inputs, output: output)
         case .tile:

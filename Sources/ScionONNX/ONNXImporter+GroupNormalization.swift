@@ -5,8 +5,12 @@ import ScionIR
 extension ONNXImportSession {
     /// InstanceNormalization: one group per channel.
     func instanceNormalization(_ node: ONNXNode, _ x: String) -> MappedNode? {
-        guard let scale = input(node, 1), let bias = input(node, 2), isConstant(scale), isConstant(bias),
-              let rank = rank(x), rank >= 2 else { return nil }
+        guard let scale = input(node, 1), let bias = input(node, 2) else { return nil }
+        guard isConstant(scale), isConstant(bias), let rank = rank(x), rank >= 2 else {
+            // A scale or bias computed in the graph: operands, not weights.
+            return MappedNode(op: .onnx(.computedInstanceNormalization(ComputedNormalizationAttributes(
+                epsilon: floatAttribute(node, "epsilon", 1e-5)))), inputs: [x, scale, bias])
+        }
         let attributes = GroupNormalizationAttributes(groups: -1, axis: 1, epsilon: floatAttribute(node, "epsilon", 1e-5))
         return MappedNode(op: .groupNormalization(attributes), inputs: [x], parameters: [(scale, .gamma, nil), (bias, .beta, nil)])
     }

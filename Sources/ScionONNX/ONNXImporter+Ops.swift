@@ -37,8 +37,14 @@ extension ONNXImportSession {
             return single(.globalPool(GlobalPoolAttributes(kind: node.opType == "GlobalMaxPool" ? .max : .average, rank: rank - 2,
                                                            keepDimensions: true, layout: .channelsFirst)))
         case "BatchNormalization":
-            guard node.inputs.count == 5, node.inputs.dropFirst().allSatisfy(isConstant),
-                  intAttribute(node, "spatial", 1) == 1, intAttribute(node, "training_mode", 0) == 0 else { return nil }
+            guard node.inputs.count == 5, intAttribute(node, "spatial", 1) == 1, intAttribute(node, "training_mode", 0) == 0 else {
+                return nil
+            }
+            guard node.inputs.dropFirst().allSatisfy(isConstant) else {
+                // Statistics computed in the graph (tf2onnx's LayerNormalization): operands, not weights.
+                return MappedNode(op: .onnx(.computedBatchNormalization(ComputedNormalizationAttributes(
+                    epsilon: floatAttribute(node, "epsilon", 1e-5)))), inputs: node.inputs)
+            }
             let attributes = BatchNormalizationAttributes(axis: 1, epsilon: floatAttribute(node, "epsilon", 1e-5),
                                                           momentum: floatAttribute(node, "momentum", 0.9), center: true, scale: true)
             return MappedNode(op: .batchNormalization(attributes), inputs: [x], parameters: [
@@ -140,12 +146,15 @@ extension ONNXImportSession {
     func pooling(_ node: ONNXNode, _ x: String) -> MappedNode? {
         guard let size = intsAttribute(node, "kernel_shape") else { return nil }
         let ones = Array(repeating: 1, count: size.count)
-        guard intAttribute(node, "storage_order", 0) == 0, (intsAttribute(node, "dilations") ?? ones) == ones,
+        let dilations = intsAttribute(node, "dilations") ?? ones
+        // Dilated windows: max pooling only (AveragePool's dilations, opset 19, are not run).
+        guard intAttribute(node, "storage_order", 0) == 0, dilations.count == size.count,
+              dilations == ones || node.opType == "MaxPool",
               let padding = windowPadding(node, rank: size.count) else { return nil }
         let attributes = PoolAttributes(
             kind: node.opType == "MaxPool" ? .max : .average, poolSize: size, strides: intsAttribute(node, "strides") ?? ones,
             padding: padding, countIncludePad: intAttribute(node, "count_include_pad", 0) == 1,
-            ceilMode: intAttribute(node, "ceil_mode", 0) == 1, layout: .channelsFirst)
+            ceilMode: intAttribute(node, "ceil_mode", 0) == 1, layout: .channelsFirst, dilations: dilations)
         return MappedNode(op: .pool(attributes), inputs: [x])
     }
 
@@ -167,15 +176,19 @@ extension ONNXImportSession {
     }
 
     func gemm(_ node: ONNXNode, _ x: String) -> MappedNode? {
-        guard let b = input(node, 1), opset >= 7 || intAttribute(node, "broadcast", 0) == 1 || input(node, 2) == nil else { return nil }
+        // Before opset 7 `broadcast=0` required C to have the output's shape, which broadcasting leaves
+        // as it is: the attribute changes nothing the IR's Gemm does.
+        guard let b = input(node, 1) else { return nil }
         let attributes = GemmAttributes(alpha: floatAttribute(node, "alpha", 1), beta: floatAttribute(node, "beta", 1),
                                         transposeA: intAttribute(node, "transA", 0) == 1, transposeB: intAttribute(node, "transB", 0) == 1)
         var mapped = MappedNode(op: .onnx(.gemm(attributes)), inputs: [x])
-        if isConstant(b) { mapped.parameters.append((b, .kernel, nil)) } else { mapped.inputs.append(b) }
-        if let c = input(node, 2) {
-            // A runtime C after a constant B would sit where B's input would be: keep that case opaque.
-            if isConstant(c) { mapped.parameters.append((c, .bias, nil)) } else if isConstant(b) { return nil } else { mapped.inputs.append(c) }
+        if let c = input(node, 2), !isConstant(c) {
+            // A C computed at run time is the third input, so B is an operand too (a constant node).
+            mapped.inputs += [b, c]
+            return mapped
         }
+        if isConstant(b) { mapped.parameters.append((b, .kernel, nil)) } else { mapped.inputs.append(b) }
+        if let c = input(node, 2) { mapped.parameters.append((c, .bias, nil)) }
         return mapped
     }
 

@@ -154,7 +154,8 @@ struct ClassifierHead {
              .stochasticDepth, .onnx(.constant), .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
              .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .scaledResidual, .layerScale,
              .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.slice), .onnx(.split), .onnx(.pad),
-             .onnx(.resize), .onnx(.localResponseNormalization), .onnx(.shape), .onnx(.expand), .onnx(.tile), .opaque:
+             .onnx(.resize), .onnx(.localResponseNormalization), .onnx(.shape), .onnx(.expand), .onnx(.tile),
+             .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .opaque:
             return false
         }
     }
@@ -179,7 +180,8 @@ struct ClassifierHead {
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .permute, .zeroPadding, .cropping, .upSampling,
              .embedding, .scaledResidual, .layerScale, .transpose, .onnx(.comparison), .onnx(.select), .onnx(.gather),
              .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.localResponseNormalization),
-             .onnx(.shape), .onnx(.expand), .onnx(.tile), .opaque:
+             .onnx(.shape), .onnx(.expand), .onnx(.tile),
+             .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .opaque:
             return false
         }
     }

@@ -196,6 +196,10 @@ extension LayoutRewriter {
         case .onnx(.coercedSoftmax):
             if keras { throw refuse("of opset < 13 over several axes has no Keras layer") }
             return .original
+        // Channels at axis 1 with per-channel operands computed in the graph's own order.
+        case .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization):
+            if keras { throw refuse("with statistics or scale computed at run time has no Keras layer") }
+            return .original
         // Shape arithmetic reads lengths in the order the graph was written for.
         case .onnx(.shape), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape):
             if keras { throw refuse("has no Keras layer: Keras layers need their lengths known before run time") }

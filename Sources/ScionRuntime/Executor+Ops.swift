@@ -44,6 +44,10 @@ extension Executor {
             return try groupNormalization(node, x, a)
         case .normalization(let a):
             return try normalization(node, x, a)
+        case .onnx(.computedBatchNormalization(let a)):
+            return try computedBatchNormalization(node, inputs, a)
+        case .onnx(.computedInstanceNormalization(let a)):
+            return try computedInstanceNormalization(node, inputs, a)
         case .onnx(.localResponseNormalization(let a)):
             return Kernels.localResponseNormalization(x, a)
         // Ops/Activation.swift

@@ -18,9 +18,6 @@ public struct Executor {
     let lastUse: [String: Int]
     /// Tapped layer name → the value holding its output (one of the graph's outputs).
     public let taps: [String: String]
-    /// Runs ops the IR keeps opaque (ONNX's dynamic-shape ops: Shape, Expand...), given by the layer
-    /// that can read them (`Model.executor`); nil for none.
-    public var opaqueEvaluator: (@Sendable (Node, [RuntimeTensor]) throws -> RuntimeTensor?)?
     /// BatchNormalization nodes folded into the convolution before them: they pass values through.
     let folded: Set<String>
     /// Biases a folded BatchNormalization gave to convolutions that had none, by node name.

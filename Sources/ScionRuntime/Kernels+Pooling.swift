@@ -48,6 +48,7 @@ extension Kernels {
     /// cells inside the input unless `countIncludePad` (then by the window, padding included, but not
     /// the part past the end that ceil mode adds).
     static func pool(_ x: RuntimeTensor, _ a: PoolAttributes, node: String) throws -> RuntimeTensor {
+        if !a.isDense { return try dilatedMaxPool(x, a, node: node) }
         let g = try PoolGeometry(input: x.shape, a, node: node)
         let (height, width, kh, kw, sh, sw, oh, ow) = (g.height, g.width, g.kh, g.kw, g.sh, g.sw, g.oh, g.ow)
         let (rows, cols) = (g.rows, g.cols)
@@ -79,6 +80,30 @@ extension Kernels {
             }
         }
         return RuntimeTensor(shape: g.outputShape, data: output)
+    }
+
+    /// ONNX MaxPool with dilations (Keras pools have none): `maxPool2D` with the padding made explicit.
+    static func dilatedMaxPool(_ x: RuntimeTensor, _ a: PoolAttributes, node: String) throws -> RuntimeTensor {
+        guard a.kind == .max else { throw RuntimeError(node, "average pooling with dilations is not supported by the executor yet") }
+        guard a.rank == 1 || a.rank == 2, x.rank == a.rank + 2 else {
+            throw RuntimeError(node, "pooling of rank \(a.rank) on \(x.shape) is not supported by the executor yet (ranks 1 and 2 are)")
+        }
+        var pads: [Int]
+        switch a.padding {
+        case .explicit(let explicit) where explicit.count == 2 * a.rank:
+            pads = explicit
+        case .valid, .explicit:
+            pads = Array(repeating: 0, count: 2 * a.rank)
+        case .same, .causal:
+            pads = Array(repeating: 0, count: 2 * a.rank)
+            for axis in 0..<a.rank {
+                let length = x.shape[axis + 2], extent = (a.poolSize[axis] - 1) * a.dilations[axis] + 1
+                let window = Self.window(length: length, kernel: extent, stride: a.strides[axis], padding: a.padding, axis: axis, rank: a.rank)
+                pads[axis] = window.before
+                pads[a.rank + axis] = max((window.output - 1) * a.strides[axis] + extent - length - window.before, 0)
+            }
+        }
+        return x.maxPool2D(kernel: a.poolSize, strides: a.strides, pads: pads, dilations: a.dilations, ceilMode: a.ceilMode)
     }
 
     static func globalPool(_ x: RuntimeTensor, _ a: GlobalPoolAttributes) -> RuntimeTensor {

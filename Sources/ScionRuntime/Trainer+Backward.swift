@@ -82,6 +82,8 @@ extension Trainer {
         case .batchNormalization(let a): try batchNormalizationBackward(node, a, x, dy: dy, saved: saved)
         case .layerNormalization(let a): try layerNormalizationBackward(node, a, x, dy: dy)
         case .groupNormalization(let a): try groupNormalizationBackward(node, a, x, dy: dy)
+        case .onnx(.computedBatchNormalization(let a)): try computedBatchNormalizationBackward(node, a, inputs, dy: dy)
+        case .onnx(.computedInstanceNormalization(let a)): try computedInstanceNormalizationBackward(node, a, inputs, dy: dy)
         case .normalization: try normalizationBackward(node, x, dy: dy)
         // Ops/Activation.swift
         case .activation(let activation): try activationBackward(node, activation, x, y: y, dy: dy, skip: skipActivation)

@@ -48,9 +48,8 @@ public struct Trainer {
     /// Whether the frozen prefix holds layers with weights (else it only reshapes the input).
     public var prefixHasWeights: Bool { prefix?.graph.nodes.contains { !$0.parameters.isEmpty } ?? false }
 
-    /// `model` must be lowered (`Executor.requireLowered`). `opaqueEvaluator` runs the ops the IR
-    /// keeps opaque (see `Executor.opaqueEvaluator`).
-    public init(graph model: Graph, opaqueEvaluator: (@Sendable (Node, [RuntimeTensor]) throws -> RuntimeTensor?)? = nil) throws {
+    /// `model` must be lowered (`Executor.requireLowered`).
+    public init(graph model: Graph) throws {
         var graph = model
         try graph.inferShapes()
         guard graph.outputs.count == 1, let output = graph.outputs.first else {
@@ -71,14 +70,21 @@ public struct Trainer {
             let affine = node.parameters.filter { !(graph.parameters[$0]?.role.isStatistic ?? false) }
             if affine.allSatisfy(trainableSet.contains) { trainingBatchNorms.insert(node.name) }
         }
-        // The frozen, deterministic prefix: nodes whose inputs all come from it (or the input).
+        // The frozen, deterministic prefix: nodes whose inputs all come from it (or the input), whose
+        // outputs are cached per sample. Values that do not depend on the input at all (a constant
+        // shape or operand) are `invariant`: they have no samples to cache by, so every step computes
+        // them again (they are cheap), and the prefix computes those it reads.
         let order = try graph.topologicalOrder()
-        var fixed = Set([input.name])
+        var fixed = Set([input.name]), invariant = Set<String>()
         var steps: [Int] = []
         for index in order {
             let node = graph.nodes[index]
             let frozen = !node.parameters.contains(where: trainableSet.contains) && !trainingBatchNorms.contains(node.name)
-            if frozen && !Self.isRandomWhileTraining(node.op) && node.inputs.allSatisfy(fixed.contains) {
+            let deterministic = frozen && !Self.isRandomWhileTraining(node.op)
+            if deterministic && node.inputs.allSatisfy(invariant.contains) {
+                invariant.formUnion(node.outputs)
+                steps.append(index)
+            } else if deterministic && node.inputs.allSatisfy({ fixed.contains($0) || invariant.contains($0) }) {
                 fixed.formUnion(node.outputs)
             } else {
                 steps.append(index)
@@ -95,13 +101,10 @@ public struct Trainer {
         } else {
             var base = graph
             try base.prune(keepingOutputs: computed)
-            var prefixExecutor = try Executor(graph: base)
-            prefixExecutor.opaqueEvaluator = opaqueEvaluator
-            prefix = prefixExecutor
+            prefix = try Executor(graph: base)
         }
         let stepParameters = Set(steps.flatMap { graph.nodes[$0].parameters })
         executor = try Executor(graph: graph, fusing: false, loading: stepParameters)
-        executor.opaqueEvaluator = opaqueEvaluator
         var written = trainable
         for node in graph.nodes where trainingBatchNorms.contains(node.name) {
             written += node.parameters.filter { graph.parameters[$0]?.role.isStatistic ?? false }

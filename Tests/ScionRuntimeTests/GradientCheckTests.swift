@@ -252,6 +252,34 @@ final class GradientCheckTests: XCTestCase {
                 return ([node("gn", .groupNormalization(a), [x], parameters: names)], parameters, "gn")
             }
         }
+        // Normalizations whose operands are computed (here trainable constants, so each operand's
+        // gradient is checked too), and the computed-shape ops (their operands fixed).
+        func operand(_ name: String, _ values: [Float]? = nil, trainable: Bool = true, offset: Float = 0) -> (Node, Parameter) {
+            var p = values.map { v in
+                Parameter(name: "\(name)/value", role: .value, shape: [v.count], dtype: .float32, trainable: false,
+                          storage: TensorStorage(bytes: v.withUnsafeBytes { Array($0) }))
+            } ?? parameter("\(name)/value", "value", [3], trainable: trainable, offset: offset)
+            p.trainable = trainable && values == nil
+            return (node(name, .onnx(.constant(ConstantAttributes(dtype: .float32))), [], parameters: [p.name], trainable: p.trainable), p)
+        }
+        try check("BatchNormalization of computed moments", input: [2, 3, 2, 2]) { x in
+            let parts = [operand("scale", offset: 1), operand("bias"), operand("mean"), operand("variance", offset: 2)]
+            let bn = node("bn", .onnx(.computedBatchNormalization(ComputedNormalizationAttributes(epsilon: 1e-3))),
+                          [x, "scale", "bias", "mean", "variance"])
+            return (parts.map(\.0) + [bn], parts.map(\.1), "bn")
+        }
+        try check("InstanceNormalization with a computed scale", input: [2, 3, 4]) { x in
+            let parts = [operand("scale", offset: 1), operand("bias")]
+            let instance = node("in", .onnx(.computedInstanceNormalization(ComputedNormalizationAttributes(epsilon: 1e-3))),
+                                [x, "scale", "bias"])
+            return (parts.map(\.0) + [instance], parts.map(\.1), "in")
+        }
+        try check("Expand, Tile and Reshape to computed shapes", input: [2, 3, 1]) { x in
+            let parts = [operand("target", [2, 3, 4]), operand("repeats", [1, 2, 1]), operand("flat", [2, -1])]
+            return (parts.map(\.0) + [node("e", .onnx(.expand), [x, "target"]), node("t", .onnx(.tile), ["e", "repeats"]),
+                                       node("r", .onnx(.computedReshape(ComputedReshapeAttributes())), ["t", "flat"])],
+                    parts.map(\.1), "r")
+        }
         for kind in [ReduceKind.mean, .sum, .maximum, .minimum, .sumSquare, .l2, .logSumExp, .l1] {
             try check("Reduce \(kind) over [2, 3]", input: [2, 3, 3, 2]) { x in
                 ([node("r", .onnx(.reduce(ReduceAttributes(kind: kind, axes: [2, 3], keepDimensions: kind == .mean))), [x])], [], "r")

@@ -1,8 +1,8 @@
 import ScionIR
 
-/// Values the executor does not compute from its inputs: a Constant's tensor (a parameter), and
-/// the ops the IR keeps opaque, handed to `opaqueEvaluator`. A trainable constant (an ONNX
-/// initializer used as a value) gets dy as its gradient; opaque ops have none.
+/// Values the executor does not compute from its inputs: a Constant's tensor (a parameter). Ops the
+/// IR keeps opaque are not run: every op the executor computes is a case of `Op`. A trainable
+/// constant (an ONNX initializer used as a value) gets dy as its gradient.
 extension Executor {
     /// A constant node's tensor (it has no inputs).
     func constantValue(_ node: Node) -> RuntimeTensor? {
@@ -12,8 +12,7 @@ extension Executor {
     }
 
     func opaque(_ node: Node, _ inputs: [RuntimeTensor], _ a: OpaqueAttributes) throws -> RuntimeTensor {
-        guard let result = try opaqueEvaluator?(node, inputs) else { throw unsupported(node, "\(a.domain) \(a.type)") }
-        return result
+        throw unsupported(node, "\(a.domain) \(a.type)")
     }
 }
 

@@ -6,8 +6,10 @@ import ScionIR
 /// (Kernels+Pooling.swift, Kernels+Tensors.swift), called straight from `Executor.evaluate`; the
 /// pooling gradients are in Kernels+Gradients.swift; the reductions' VJP is here.
 extension Trainer {
-    func poolBackward(_ node: Node, _ a: PoolAttributes, _ x: RuntimeTensor, dy: RuntimeTensor) throws -> StepGradients {
-        StepGradients(inputs: [try Kernels.poolBackward(x, a, dy: dy, node: node.name)])
+    /// Dilated windows (ONNX MaxPool only) have no backward kernel yet: nil, which names the node.
+    func poolBackward(_ node: Node, _ a: PoolAttributes, _ x: RuntimeTensor, dy: RuntimeTensor) throws -> StepGradients? {
+        guard a.isDense else { return nil }
+        return StepGradients(inputs: [try Kernels.poolBackward(x, a, dy: dy, node: node.name)])
     }
 
     func globalPoolBackward(_ a: GlobalPoolAttributes, _ x: RuntimeTensor, dy: RuntimeTensor) -> StepGradients {
