@@ -39,7 +39,8 @@ CNN_OPS = {
     "Reciprocal", "Log", "Erf", "Floor", "Ceil", "Round", "Sign", "Not", "Sin", "Cos", "Flatten", "Reshape",
     "Transpose", "Concat", "Squeeze", "Unsqueeze", "Cast", "Slice", "Split", "Pad", "Upsample", "Resize",
     "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp",
-    "ReduceSumSquare", "Constant", "Shape", "ConstantOfShape", "Range",
+    "ReduceSumSquare", "Constant", "Shape", "ConstantOfShape", "Range", "Expand", "Tile", "InstanceNormalization",
+    "GroupNormalization",
 }
 
 
