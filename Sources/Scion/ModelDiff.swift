@@ -9,8 +9,11 @@ import ScionIR
 /// one tensor pair at a time). So a Keras model and its ONNX export, or an ONNX model and its Keras
 /// conversion, diff empty; a changed activation, an edited weight, a removed layer do not.
 public struct ModelDiff: Encodable, Sendable {
+    /// A layer only one model has.
     public struct Layer: Encodable, Sendable, Equatable {
+        /// The layer's name in the model that has it.
         public var name: String
+        /// Its type in Keras's words (`Conv2D`, `Dense`...).
         public var type: String
     }
 
@@ -19,46 +22,67 @@ public struct ModelDiff: Encodable, Sendable {
     /// (a layer matched by structure under another name), `inputs` (what the layer reads), `input
     /// shape` (a model input).
     public struct Change: Encodable, Sendable, Equatable {
+        /// The layer's name in the first model.
         public var layer: String
+        /// The setting, in Keras's words.
         public var field: String
+        /// The setting's value in the first model, as Keras writes it.
         public var before: String
+        /// The setting's value in the second model.
         public var after: String
     }
 
+    /// A weight of a matched layer whose values differ.
     public struct WeightChange: Encodable, Sendable, Equatable {
         /// The weight's name in the first model.
         public var name: String
+        /// The layer it belongs to, in the first model.
         public var layer: String
+        /// What the weight is to its layer (`kernel`, `gamma`...), by which the pair was matched.
         public var role: String
         /// Largest absolute difference of the elements (float tensors); nil when only the bytes
         /// could be compared, or the shapes differ.
         public var maxAbsDelta: Double?
+        /// The weight's shape in the first model.
         public var shapeBefore: [Int]
+        /// Its shape in the second model.
         public var shapeAfter: [Int]
     }
 
+    /// A layer frozen in one model and trainable in the other.
     public struct TrainabilityChange: Encodable, Sendable, Equatable {
+        /// The layer's name in the first model.
         public var name: String
+        /// Whether it trains in the first model.
         public var before: Bool
+        /// Whether it trains in the second.
         public var after: Bool
     }
 
+    /// Layers of the first model the second lacks.
     public var removed: [Layer] = []
+    /// Layers of the second model the first lacks.
     public var added: [Layer] = []
+    /// Settings of matched layers that differ, one per setting.
     public var changed: [Change] = []
     /// Weights of matched layers (same role) whose values differ.
     public var weightsChanged: [WeightChange] = []
     /// Weights of matched layers compared, and how many of those are equal.
     public var weightsCompared = 0
+    /// Of `weightsCompared`, how many are equal.
     public var weightsUnchanged = 0
+    /// Matched layers whose trainable flag differs.
     public var trainabilityChanged: [TrainabilityChange] = []
     /// Weights of matched layers (or, against a weights-only file, tensors by name) only the first
     /// or only the second model has.
     public var weightsRemoved: [String] = []
+    /// Weights only the second model has (see `weightsRemoved`).
     public var weightsAdded: [String] = []
     /// Layers paired between the models, and how.
     public var layersMatched = 0
+    /// Of `layersMatched`, the pairs with the same name.
     public var matchedByName = 0
+    /// Of `layersMatched`, the pairs found by position and computation where names differ.
     public var matchedByStructure = 0
     /// What was not compared, and why (a model that could not be read as Keras layers, Dropout
     /// against ONNX).
@@ -73,11 +97,13 @@ public struct ModelDiff: Encodable, Sendable {
         case weightsRemoved, weightsAdded, weightsOnly, layersMatched, matchedByName, matchedByStructure, notes
     }
 
+    /// True when nothing differs: no layer, setting, weight or trainable flag.
     public var isEmpty: Bool {
         removed.isEmpty && added.isEmpty && changed.isEmpty && weightsChanged.isEmpty && trainabilityChanged.isEmpty
             && weightsRemoved.isEmpty && weightsAdded.isEmpty
     }
 
+    /// Compares `before` with `after`; throws when a model cannot be brought to the normal form.
     public init(_ before: Model, _ after: Model) throws {
         guard before.graph.hasArchitecture, after.graph.hasArchitecture else {
             try compareWeightsByName(before.graph, after.graph)

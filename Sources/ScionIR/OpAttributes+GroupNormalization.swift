@@ -10,10 +10,14 @@ public struct GroupNormalizationAttributes: Equatable, Sendable {
     public var groups: Int
     /// The channel axis: -1 for Keras's channels-last default, 1 once channels-first.
     public var axis: Int
+    /// Added to the variance before its square root.
     public var epsilon: Float
+    /// Whether a learned `beta` is added (Keras's `center`).
     public var center: Bool
+    /// Whether a learned `gamma` multiplies (Keras's `scale`).
     public var scale: Bool
 
+    /// Attributes with these values.
     public init(groups: Int, axis: Int, epsilon: Float, center: Bool = true, scale: Bool = true) {
         self.groups = groups; self.axis = axis; self.epsilon = epsilon; self.center = center; self.scale = scale
     }
