@@ -51,10 +51,14 @@ import ScionIR
 /// A graph marked `layout == .channelsFirst`, or whose spatial ops are all already channels-first,
 /// is left unchanged. Afterwards a converted graph's `layout` is `.channelsFirst`.
 public struct ChannelsFirstLayoutPass: GraphPass {
+    /// `layout-channels-first`.
     public let name = "layout-channels-first"
 
+    /// The pass; it has no options.
     public init() {}
 
+    /// Converts `graph` to channels-first (lowering depthwise and separable convolutions first);
+    /// a graph already channels-first is left as it is.
     public func run(_ graph: inout Graph) throws {
         guard graph.hasArchitecture else {
             throw PassError(pass: name, subject: graph.name, "has no architecture (weights only); nothing to convert")

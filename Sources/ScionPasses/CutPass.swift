@@ -17,16 +17,25 @@ import ScionIR
 /// normalisation, 1x1 convolutions on the pooled map) and keeps everything up to the last layer that
 /// produces features. `ClassifierHead` finds it, and refuses when it cannot tell.
 public struct CutPass: GraphPass {
+    /// Where to cut.
     public enum Point: Equatable, Sendable {
+        /// After the named layer (full scoped name, layer name or a unique suffix), which becomes the
+        /// output.
         case after(String)
+        /// Before the trailing classifier, as `include_top=False` would build the model.
         case dropTop
     }
 
+    /// `cut`.
     public let name = "cut"
+    /// Where the pass cuts.
     public var point: Point
 
+    /// A cut at `point`.
     public init(_ point: Point) { self.point = point }
 
+    /// Makes the layer at `point` the only output and prunes what no longer leads to it. Throws on a
+    /// weights-only graph, a layer with several outputs, or when another model output would be lost.
     public func run(_ graph: inout Graph) throws {
         guard graph.hasArchitecture else {
             throw PassError(pass: name, subject: graph.name, "has no architecture (weights only); nothing to cut")

@@ -17,11 +17,13 @@ import ScionIR
 ///  1 GroupedConvolutionPass   2 ChannelsFirstLayoutPass (a graph read from ONNX is left as it is)
 /// ```
 public struct ExecutorLowering {
+    /// The lowering; it has no options.
     public init() {}
 
     /// The passes, in order.
     public var passes: [any GraphPass] { [GroupedConvolutionPass(), ChannelsFirstLayoutPass()] }
 
+    /// Runs `passes` on `graph`, in order.
     public func run(_ graph: inout Graph) throws {
         for pass in passes { try pass.run(&graph) }
     }

@@ -21,20 +21,31 @@ import ScionIR
 /// Moving statistics (BatchNormalization's moving mean and variance, Normalization's mean, variance
 /// and count) are never trainable. A nested model is trainable when any of its layers is.
 public struct FreezePass: GraphPass {
+    /// `freeze`.
     public let name = "freeze"
+    /// Freezes every layer.
     public var all: Bool
+    /// Freezes this layer and every layer it depends on.
     public var upTo: String?
+    /// Freezes the layers whose name matches this regular expression.
     public var layers: String?
+    /// Makes the layers whose name matches this regular expression trainable again.
     public var unfreeze: String?
+    /// Makes the last N layers of the base trainable again.
     public var unfreezeTop: Int?
+    /// Keeps BatchNormalization layers frozen when `unfreeze` or `unfreezeTop` thaw them.
     public var keepBatchNormFrozen: Bool
 
+    /// The selections, applied in the order the type's comment gives; at least one must be set.
     public init(all: Bool = false, upTo: String? = nil, layers: String? = nil, unfreeze: String? = nil,
                 unfreezeTop: Int? = nil, keepBatchNormFrozen: Bool = false) {
         self.all = all; self.upTo = upTo; self.layers = layers; self.unfreeze = unfreeze
         self.unfreezeTop = unfreezeTop; self.keepBatchNormFrozen = keepBatchNormFrozen
     }
 
+    /// Sets the trainable flags of the selected layers, their weights and their nested models.
+    /// Throws when nothing is selected, a layer is unknown, or an expression is invalid or matches
+    /// nothing.
     public func run(_ graph: inout Graph) throws {
         guard all || upTo != nil || layers != nil || unfreeze != nil || unfreezeTop != nil else {
             throw PassError(pass: name, subject: graph.name,
@@ -70,7 +81,7 @@ public struct FreezePass: GraphPass {
     }
 
     /// The last `count` layers of the base: the layers before the first one with trainable weights.
-    public static func baseTop(_ count: Int, in graph: Graph, pass: String = "freeze") throws -> Set<Int> {
+    package static func baseTop(_ count: Int, in graph: Graph, pass: String = "freeze") throws -> Set<Int> {
         guard count > 0 else { throw PassError(pass: pass, subject: graph.name, "--unfreeze-top needs a positive count, not \(count)") }
         let head = graph.nodes.firstIndex { node in node.parameters.contains { graph.parameters[$0]?.trainable == true } }
         let baseEnd = head ?? graph.nodes.count

@@ -19,17 +19,24 @@ import ScionIR
 /// `dense_1`...), never colliding with an existing name. On a channels-first graph (read from ONNX)
 /// the head is built channels-first, so the model can be written back to ONNX as it is.
 public struct GraftPass: GraphPass {
+    /// `graft`.
     public let name = "graft"
+    /// The layers to append.
     public var head: HeadSpec
+    /// The layer the head reads (the model is cut after it first); nil reads the model's output.
     public var at: String?
+    /// Seeds the new weights' initialisers.
     public var seed: UInt64
 
+    /// A graft of `head`; a nil `seed` picks a random one.
     public init(head: HeadSpec, at: String? = nil, seed: UInt64? = nil) {
         self.head = head
         self.at = at
         self.seed = seed ?? UInt64.random(in: 0...UInt64.max)
     }
 
+    /// Appends the head to the model's one output, or to layer `at` (cutting the model there first);
+    /// the head's last layer becomes the only output.
     public func run(_ graph: inout Graph) throws {
         guard graph.hasArchitecture else {
             throw PassError(pass: name, subject: graph.name, "has no architecture (weights only); nothing to graft onto")

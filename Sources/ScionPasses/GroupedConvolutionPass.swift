@@ -19,12 +19,12 @@ import ScionIR
 /// and parameter names are kept; a separable convolution's depthwise half is `name/depthwise`, writing
 /// `output/depthwise`, and the node writing the original output keeps the original name. Depthwise
 /// ops already channels-first (no reader makes them) are left for the executor to refuse by name.
-public struct GroupedConvolutionPass: GraphPass {
-    public let name = "grouped-convolutions"
+package struct GroupedConvolutionPass: GraphPass {
+    package let name = "grouped-convolutions"
 
-    public init() {}
+    package init() {}
 
-    public func run(_ graph: inout Graph) throws {
+    package func run(_ graph: inout Graph) throws {
         guard graph.nodes.contains(where: Self.lowers) else { return }
         // Roles and shapes are read from the graph as given, so the calls of a shared layer all see
         // the Keras kernels; each kernel is changed once.

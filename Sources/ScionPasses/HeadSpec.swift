@@ -15,16 +15,25 @@ import ScionIR
 ///
 /// `gap,dropout:0.2,dense:5:softmax` is the classic transfer-learning head.
 public struct HeadSpec: Equatable, Sendable {
+    /// One layer of the head, as the list above spells it.
     public enum Layer: Equatable, Sendable {
+        /// `gap`.
         case globalAveragePooling
+        /// `gmp`.
         case globalMaxPooling
+        /// `flatten`.
         case flatten
+        /// `dense:UNITS[:ACTIVATION]` (no activation is `.linear`).
         case dense(units: Int, activation: Activation)
+        /// `dropout:RATE`.
         case dropout(rate: Float)
+        /// `bn`.
         case batchNormalization
+        /// An activation layer (`relu`, `softmax`...).
         case activation(Activation)
     }
 
+    /// The layers, in the order they are appended.
     public var layers: [Layer]
 
     static let activations: [String: Activation] = [
@@ -43,6 +52,7 @@ public struct HeadSpec: Equatable, Sendable {
         layers = try items.enumerated().map { try Self.layer($0.element, position: $0.offset + 1) }
     }
 
+    /// A head of `layers`, built in code.
     public init(layers: [Layer]) { self.layers = layers }
 
     static func layer(_ item: String, position: Int) throws -> Layer {
@@ -88,12 +98,17 @@ public struct HeadSpec: Equatable, Sendable {
 
 /// A head specification that does not parse: which item (1-based) and why.
 public struct HeadSpecError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The item as written.
     public var item: String
+    /// Its position in the list, from 1; 0 when the whole head is at fault.
     public var position: Int
+    /// What is wrong and what would be right.
     public var reason: String
+    /// An error about `item` at `position`.
     public init(item: String, position: Int, _ reason: String) {
         self.item = item; self.position = position; self.reason = reason
     }
+    /// `head item N 'ITEM': reason`, as the command line prints it.
     public var description: String {
         position == 0 ? "head: \(reason)" : "head item \(position) '\(item)': \(reason)"
     }

@@ -30,13 +30,18 @@ import ScionIR
 /// channels-last (`(N, 32, 32, 3)` above) instead of getting a Permute at entry. Graphs that are
 /// not channels-first (read from Keras) are left unchanged.
 public struct KerasLayersPass: GraphPass {
+    /// `keras-layers`.
     public let name = "keras-layers"
+    /// Declares image-like inputs channels-last instead of adding a Permute at entry.
     public var channelsLastInputs: Bool
 
+    /// The pass, with image inputs kept channels-first unless `channelsLastInputs`.
     public init(channelsLastInputs: Bool = false) {
         self.channelsLastInputs = channelsLastInputs
     }
 
+    /// Rewrites `graph` into Keras layers, channels-last; throws naming a node Keras has no layer
+    /// for, and its op. A graph that is not channels-first is left as it is.
     public func run(_ graph: inout Graph) throws {
         guard graph.hasArchitecture else {
             throw PassError(pass: name, subject: graph.name, "has no architecture (weights only); nothing to convert")

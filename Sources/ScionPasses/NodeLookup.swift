@@ -4,17 +4,17 @@ import ScionIR
 /// scoped name (`base/block_16_project`), the Keras layer name of a shared layer (its first call),
 /// or any suffix after a `/` that only one node has (`block_16_project`). An unknown name fails with
 /// the closest names, so a typo costs one more try, not a trip to a model viewer.
-public struct NodeLookup {
+package struct NodeLookup {
     let graph: Graph
     let pass: String
 
-    public init(graph: Graph, pass: String) {
+    package init(graph: Graph, pass: String) {
         self.graph = graph
         self.pass = pass
     }
 
     /// Index in `graph.nodes` of the node `query` names.
-    public func index(of query: String) throws -> Int {
+    package func index(of query: String) throws -> Int {
         if let exact = graph.nodes.firstIndex(where: { $0.name == query }) { return exact }
         // A shared layer's name stands for its first call.
         if let layer = graph.nodes.firstIndex(where: { $0.layer == query }) { return layer }

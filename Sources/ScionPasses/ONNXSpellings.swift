@@ -14,8 +14,8 @@ import ScionIR
 ///  Cast → Embedding                          →  Embedding (Keras casts the ids itself)
 ///  Reshape [0, 8, -1] of (N, 6, 8)           →  Reshape [0, 8, 6] (the -1 known once 0 copies N)
 /// ```
-public enum ONNXSpellings {
-    public static func rewrite(_ graph: inout Graph) {
+package enum ONNXSpellings {
+    package static func rewrite(_ graph: inout Graph) {
         try? graph.inferShapes()
         var folding = Folding(graph: graph)
         folding.run()

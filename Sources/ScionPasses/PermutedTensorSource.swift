@@ -11,16 +11,16 @@ import ScionIR
 ///
 /// `byteRange` limits the permutation to one contiguous part of the tensor (the rows of a Dense
 /// kernel that read one flattened input of a Concatenate); the bytes outside it are kept as they are.
-public final class PermutedTensorSource: TensorSource {
+package final class PermutedTensorSource: TensorSource {
     /// The tensor before the permutation.
-    public let base: TensorStorage
-    public let permutation: TensorPermutation
+    package let base: TensorStorage
+    package let permutation: TensorPermutation
     /// The bytes of `base` the permutation applies to: all of them unless a part was given.
-    public let byteRange: Range<Int>
+    package let byteRange: Range<Int>
 
     /// Throws when `base` does not hold exactly the bytes `permutation` describes (in `byteRange`,
     /// when given).
-    public init(base: TensorStorage, permutation: TensorPermutation, byteRange: Range<Int>? = nil) throws {
+    package init(base: TensorStorage, permutation: TensorPermutation, byteRange: Range<Int>? = nil) throws {
         let range = byteRange ?? 0..<base.byteCount
         guard range.lowerBound >= 0, range.upperBound <= base.byteCount, range.count == permutation.byteCount else {
             throw PassError(pass: "tensor-permutation", subject: base.location,
@@ -32,14 +32,14 @@ public final class PermutedTensorSource: TensorSource {
         self.byteRange = range
     }
 
-    public var byteCount: Int { base.byteCount }
+    package var byteCount: Int { base.byteCount }
 
-    public var location: String {
+    package var location: String {
         let part = byteRange.count == base.byteCount ? "" : " bytes \(byteRange.lowerBound)..<\(byteRange.upperBound)"
         return "\(base.location) (axes \(permutation.shape)\(part) permuted by \(permutation.permutation))"
     }
 
-    public func readBytes() throws -> [UInt8] {
+    package func readBytes() throws -> [UInt8] {
         let bytes = try base.bytes(keep: false)
         guard bytes.count == base.byteCount, byteRange.upperBound <= bytes.count else {
             throw PassError(pass: "tensor-permutation", subject: base.location,

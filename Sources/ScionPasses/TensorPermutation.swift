@@ -7,26 +7,26 @@ import ScionIR
 /// Works on raw bytes with any element size, so weights are permuted without being decoded. Every
 /// size is checked before anything is allocated: the shape's product must not overflow and the
 /// bytes must be exactly `elements × elementSize`.
-public struct TensorPermutation: Equatable, Sendable {
+package struct TensorPermutation: Equatable, Sendable {
     /// Shape of the tensor before the permutation.
-    public let shape: [Int]
-    public let permutation: [Int]
-    public let elementSize: Int
+    package let shape: [Int]
+    package let permutation: [Int]
+    package let elementSize: Int
     /// Number of elements; checked against overflow at creation.
-    public let elementCount: Int
+    package let elementCount: Int
     /// Bytes of the tensor before and after.
-    public let byteCount: Int
+    package let byteCount: Int
 
     /// Shape after the permutation: `shape[permutation[k]]` for each `k`.
-    public var permutedShape: [Int] { permutation.map { shape[$0] } }
+    package var permutedShape: [Int] { permutation.map { shape[$0] } }
 
     /// True when the permutation moves no element (only axes of length 1 move, or none at all).
-    public var isIdentity: Bool {
+    package var isIdentity: Bool {
         let moved = permutation.filter { shape[$0] != 1 }
         return moved == moved.sorted()
     }
 
-    public init(shape: [Int], permutation: [Int], elementSize: Int) throws {
+    package init(shape: [Int], permutation: [Int], elementSize: Int) throws {
         guard permutation.sorted() == Array(0..<shape.count) else {
             throw Self.failure("permutation \(permutation) does not reorder the \(shape.count) axes of \(shape)")
         }
@@ -41,7 +41,7 @@ public struct TensorPermutation: Equatable, Sendable {
     }
 
     /// The permuted bytes. Throws when `bytes` is not exactly the tensor this permutation describes.
-    public func apply(to bytes: [UInt8]) throws -> [UInt8] {
+    package func apply(to bytes: [UInt8]) throws -> [UInt8] {
         guard bytes.count == byteCount else {
             throw Self.failure("got \(bytes.count) bytes for shape \(shape) of \(elementSize)-byte elements (\(byteCount) expected)")
         }

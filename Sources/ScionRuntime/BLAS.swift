@@ -2,7 +2,7 @@ import CBLAS
 import Foundation
 
 /// Matrix products through the system BLAS (OpenBLAS), and the one setting that makes it fast here.
-public enum BLAS {
+package enum BLAS {
     /// `C[m×n] = A[m×k] · B[k×n] (+ C when accumulate)`, row-major; `transposeA`/`transposeB` read A
     /// as `[k×m]` or B as `[n×k]`.
     /// `ldc` is C's row stride when C is a block of columns of a wider matrix.
@@ -15,13 +15,13 @@ public enum BLAS {
     }
 
     /// The kernel OpenBLAS chose when it was loaded (`SkylakeX`, `Haswell`, `Prescott`...).
-    public static var coreName: String {
+    package static var coreName: String {
         guard let name = openblas_get_corename() else { return "unknown" }
         return String(cString: name)
     }
 
     /// One line for verbose output: the kernel and where the choice came from.
-    public static var kernelReport: String {
+    package static var kernelReport: String {
         let environment = ProcessInfo.processInfo.environment
         let source: String
         if environment["SCION_BLAS_REEXEC"] != nil {
@@ -41,7 +41,7 @@ public enum BLAS {
     /// process starts: `reexecIfNeeded` sets `OPENBLAS_CORETYPE` from the CPU's flags and runs the
     /// command again, once. It never overrides a value the user or the system set (some set it to
     /// avoid wrong results on older builds), and does nothing when OpenBLAS already found a fast core.
-    public static func reexecIfNeeded(arguments: [String] = CommandLine.arguments) {
+    package static func reexecIfNeeded(arguments: [String] = CommandLine.arguments) {
         let environment = ProcessInfo.processInfo.environment
         guard environment["OPENBLAS_CORETYPE"] == nil, environment["SCION_BLAS_REEXEC"] == nil,
               let wanted = suitableCore(cpuFlags: cpuFlags()), lesserCores[wanted]?.contains(coreName) == true else { return }

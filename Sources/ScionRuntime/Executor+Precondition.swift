@@ -9,7 +9,7 @@ extension Executor {
     /// so a graph without spatial ops runs the same in either layout. The fix is the same for all:
     /// lower the graph first (`ExecutorLowering` in ScionPasses, which `Model.executor()` and
     /// `FineTuning` run).
-    public static func requireLowered(_ graph: Graph) throws {
+    package static func requireLowered(_ graph: Graph) throws {
         for node in graph.nodes {
             // One exhaustive switch, families in the order of `Executor.evaluate`: a new op must say
             // whether the kernels can run it as the graph has it.

@@ -10,6 +10,7 @@ import ScionIR
 /// Weights are read once; each value is dropped after its last reader (a liveness plan), so peak
 /// memory is about the weights plus the live activations.
 public struct Executor {
+    /// The graph it runs: the one given, with its shapes inferred.
     public let graph: Graph
     let order: [Int]
     /// Every parameter as float32, by name; the trainer replaces the ones it trains.

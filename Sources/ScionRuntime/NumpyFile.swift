@@ -7,6 +7,7 @@ import Foundation
 public enum NumpyFile {
     static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
 
+    /// The array in the `.npy` file at `path`, as float32.
     public static func read(_ path: String) throws -> RuntimeTensor {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw RuntimeError(path, "cannot be read (missing or not a file)")
@@ -14,6 +15,7 @@ public enum NumpyFile {
         return try decode([UInt8](data), file: path)
     }
 
+    /// The array in `bytes`, the contents of a `.npy` file; `file` names it in errors.
     public static func decode(_ bytes: [UInt8], file: String) throws -> RuntimeTensor {
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
             throw RuntimeError(file, "is not a NumPy .npy file (no \\x93NUMPY magic)")

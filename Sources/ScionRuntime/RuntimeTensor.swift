@@ -2,20 +2,26 @@ import ScionIR
 
 /// A dense float32 array in row-major (C) order: the values the executor passes between nodes.
 public struct RuntimeTensor: Equatable, Sendable {
+    /// Length of each axis; the first is the batch (sample) axis.
     public var shape: [Int]
+    /// The values, row-major: as many as the product of `shape`.
     public var data: [Float]
 
+    /// A tensor of `data` in `shape`; the caller keeps the count right.
     public init(shape: [Int], data: [Float]) {
         self.shape = shape
         self.data = data
     }
 
+    /// A tensor of zeros in `shape`.
     public init(zeros shape: [Int]) {
         self.shape = shape
         self.data = [Float](repeating: 0, count: shape.reduce(1, *))
     }
 
+    /// Number of values.
     public var count: Int { data.count }
+    /// Number of axes.
     public var rank: Int { shape.count }
 
     /// The samples (first-axis rows) at `indices`, in that order.
@@ -44,20 +50,24 @@ public struct RuntimeTensor: Equatable, Sendable {
 
 /// Why the executor could not run a model: the node (or value) and what is wrong.
 public struct RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The node, value, input or file at fault; empty when the reason says it all.
     public var subject: String
+    /// What is wrong.
     public var reason: String
 
+    /// An error about `subject`.
     public init(_ subject: String, _ reason: String) {
         self.subject = subject
         self.reason = reason
     }
 
+    /// `subject: reason`, as the command line prints it.
     public var description: String { subject.isEmpty ? reason : "\(subject): \(reason)" }
 }
 
 extension RuntimeTensor {
     /// ONNX Expand: this tensor broadcast (numpy rules) against `shape`, where a 1 keeps its length.
-    public func expanded(to shape: [Int], node: String) throws -> RuntimeTensor {
+    package func expanded(to shape: [Int], node: String) throws -> RuntimeTensor {
         let zeros = RuntimeTensor(zeros: shape.map { max($0, 1) })
         return try Kernels.broadcast(self, zeros, node: node) { value, _ in value }
     }
@@ -67,7 +77,7 @@ extension RuntimeTensor {
     /// ONNX MaxPool of rank 2 with dilations (what Keras layers cannot say): windows of `kernel`
     /// cells `dilations` apart, `strides` apart, over explicit `pads` (begins then ends; padding
     /// never wins), `ceilMode` as ONNX rounds.
-    public func maxPool2D(kernel: [Int], strides: [Int], pads: [Int], dilations: [Int], ceilMode: Bool) -> RuntimeTensor {
+    package func maxPool2D(kernel: [Int], strides: [Int], pads: [Int], dilations: [Int], ceilMode: Bool) -> RuntimeTensor {
         let (height, width) = rank == 4 ? (shape[2], shape[3]) : (1, shape[2])
         let k = rank == 4 ? kernel : [1] + kernel, s = rank == 4 ? strides : [1] + strides
         let d = rank == 4 ? dilations : [1] + dilations
@@ -102,7 +112,7 @@ extension RuntimeTensor {
 
 extension RuntimeTensor {
     /// ONNX Tile: each axis repeated `repeats[axis]` times.
-    public func tiled(_ repeats: [Int]) -> RuntimeTensor {
+    package func tiled(_ repeats: [Int]) -> RuntimeTensor {
         let target = zip(shape, repeats).map { $0 * $1 }
         return Kernels.remap(self, to: target) { axis, index in index % shape[axis] }
     }
@@ -110,7 +120,7 @@ extension RuntimeTensor {
 
 extension RuntimeTensor {
     /// ONNX Gemm of runtime tensors: `alpha · op(A) · op(B) + beta · C`, C broadcast.
-    public static func gemm(_ a: RuntimeTensor, _ b: RuntimeTensor, _ c: RuntimeTensor?, alpha: Float, beta: Float,
+    package static func gemm(_ a: RuntimeTensor, _ b: RuntimeTensor, _ c: RuntimeTensor?, alpha: Float, beta: Float,
                             transposeA: Bool, transposeB: Bool, node: String) throws -> RuntimeTensor {
         let left = transposeA ? Kernels.transpose(a, [1, 0]) : a
         let right = transposeB ? Kernels.transpose(b, [1, 0]) : b

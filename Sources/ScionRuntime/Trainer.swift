@@ -25,6 +25,7 @@ public struct Trainer {
     public let frontier: [String]
     /// Runs the frozen prefix (fused, for speed) up to the frontier; nil when the frontier is the input.
     let prefix: Executor?
+    /// The tensors the optimizer updates, by name: every tensor of the model marked trainable.
     public let trainableParameters: [String]
     /// The same names as a set, for the per-batch lookups.
     let trainable: Set<String>
@@ -39,16 +40,23 @@ public struct Trainer {
     /// The tensors training changes: the trainable ones and the moving statistics of
     /// BatchNormalizations that train.
     public let writtenParameters: [String]
+    /// The name of the model's one input.
     public let inputName: String
+    /// The value holding the model's one output, which the loss compares with the targets.
     public let output: String
 
+    /// The lowered graph it trains, its shapes inferred, with the weights as given (the trained ones
+    /// are in `trainedTensors` and `trainedGraph()`).
     public var graph: Graph { executor.graph }
+    /// Nodes in the frozen prefix, which `features(of:)` runs (see the type's comment).
     public var prefixNodeCount: Int { graph.nodes.count - steps.count }
+    /// Nodes in the trainable part, which every batch runs.
     public var trainedNodeCount: Int { steps.count }
     /// Whether the frozen prefix holds layers with weights (else it only reshapes the input).
     public var prefixHasWeights: Bool { prefix?.graph.nodes.contains { !$0.parameters.isEmpty } ?? false }
 
-    /// `model` must be lowered (`Executor.requireLowered`).
+    /// `model` must be lowered (`ExecutorLowering`; a graph that is not is refused naming the node)
+    /// and have one input and one output.
     public init(graph model: Graph) throws {
         var graph = model
         try graph.inferShapes()
@@ -153,6 +161,7 @@ public struct Trainer {
     public struct Features: Sendable {
         var cached: [String: RuntimeTensor]
         var inputs: RuntimeTensor?
+        /// Number of samples.
         public let count: Int
         /// True when the frozen prefix ran once per sample and training reads its stored outputs.
         public var isCached: Bool { inputs == nil }
