@@ -54,7 +54,7 @@ extension ComparableGraph {
         let passes: Bool
         switch layer.op {
         case .identity, .activation(.linear): passes = true
-        case .dropout, .stochasticDepth: passes = options.inferenceOnly
+        case .dropout, .stochasticDepth, .augmentation: passes = options.inferenceOnly
         case .transpose(let a): passes = a.permutation == Array(a.permutation.indices)
         case .reshape: passes = shape(layer.inputs[0]).map { $0 == shape(layer.output) && $0.rank > 0 } ?? false
         case .rescaling(let a): passes = a.scale.allSatisfy { $0 == 1 } && a.offset.allSatisfy { $0 == 0 }
@@ -206,7 +206,7 @@ extension ComparableGraph {
             guard let axis = moved(a.axis) else { return nil }
             a.axis = axis
             return .rescaling(a)
-        case .dropout, .identity, .stochasticDepth:
+        case .dropout, .identity, .stochasticDepth, .augmentation:
             return op
         // Ops whose result depends on the layout or on axes they do not name: they stop a transpose.
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,

@@ -131,8 +131,8 @@ extension ComparableGraph {
             break
         // Ops with one spelling.
         case .dense, .globalPool, .upSampling, .zeroPadding, .cropping, .prelu, .dropout, .stochasticDepth, .identity,
-             .transpose, .elementwise, .embedding, .onnx(.localResponseNormalization), .onnx(.coercedSoftmax),
-             .onnx(.clip), .onnx(.unary):
+             .augmentation, .transpose, .elementwise, .embedding, .onnx(.localResponseNormalization),
+             .onnx(.coercedSoftmax), .onnx(.clip), .onnx(.unary):
             break
         case .onnx(.constant), .onnx(.gemm), .onnx(.matMul), .onnx(.comparison), .onnx(.select), .onnx(.reduce),
              .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape),

@@ -75,6 +75,9 @@ enum LayerFields {
             return activationLayer(a)
         case .prelu(let a):
             return [LayerField("shared_axes", a.sharedAxes)]
+        case .augmentation(let a):
+            // Its Keras settings, one field each (they only matter to training).
+            return OpaqueConfigFields.fields(a.configuration)
         case .dropout(let a), .stochasticDepth(let a):
             return [LayerField("rate", float: a.rate), LayerField("spatial", a.spatial)]
         case .flatten(let a):

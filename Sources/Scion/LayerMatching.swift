@@ -186,7 +186,7 @@ struct LayerMatching {
              .onnx(.computedReshape), .elementwise, .concatenate, .scaledResidual, .onnx(.comparison), .onnx(.select),
              .onnx(.reduce):
             false
-        case .dropout, .stochasticDepth, .identity, .onnx(.constant), .onnx(.cast), .opaque,
+        case .dropout, .stochasticDepth, .identity, .augmentation, .onnx(.constant), .onnx(.cast), .opaque,
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization):
             false
         }
@@ -258,7 +258,8 @@ struct LayerMatching {
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
              .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.computedReshape), .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization),
-             .onnx(.reduce), .dropout, .stochasticDepth, .identity, .onnx(.constant), .onnx(.cast), .opaque:
+             .onnx(.reduce), .dropout, .stochasticDepth, .identity, .augmentation, .onnx(.constant), .onnx(.cast),
+             .opaque:
             false
         }
     }

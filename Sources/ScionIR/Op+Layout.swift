@@ -17,7 +17,7 @@ extension Op {
         // (Dense on the last axis, ONNX ops on channels-first by definition).
         case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
              .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
-             .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity:
+             .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation:
             nil
         case .opaque, .onnx:
             nil
@@ -37,7 +37,7 @@ extension Op {
         case .upSampling(let a): a.size.count
         case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
              .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
-             .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity:
+             .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation:
             nil
         case .opaque, .onnx:
             nil

@@ -27,7 +27,8 @@ extension Op {
         case .elementwise, .concatenate, .scaledResidual, .onnx(.gemm), .onnx(.matMul), .onnx(.unary),
              .onnx(.comparison), .onnx(.select), .onnx(.reduce): nil
         // Pass-throughs, constants and the rest.
-        case .dropout, .stochasticDepth, .identity, .onnx(.constant), .onnx(.cast), .embedding, .opaque: nil
+        case .dropout, .stochasticDepth, .identity, .augmentation, .onnx(.constant), .onnx(.cast), .embedding,
+             .opaque: nil
         }
     }
 
@@ -43,7 +44,7 @@ extension Op {
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
              .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape,
              .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
-             .embedding, .opaque, .onnx:
+             .augmentation, .embedding, .opaque, .onnx:
             return nil
         }
     }
@@ -60,7 +61,7 @@ extension Op {
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
              .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape,
              .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
-             .embedding, .opaque, .onnx:
+             .augmentation, .embedding, .opaque, .onnx:
             nil
         }
     }
@@ -69,7 +70,7 @@ extension Op {
     /// StochasticDepth): what `diff --inference-only` looks through.
     public var isTrainingOnly: Bool {
         switch self {
-        case .dropout, .stochasticDepth:
+        case .dropout, .stochasticDepth, .augmentation:
             true
         case .identity:
             // Passes through always, not only at inference.

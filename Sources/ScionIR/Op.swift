@@ -41,6 +41,9 @@ public enum Op: Equatable, Sendable {
     case transpose(TransposeAttributes)
     /// Identity at inference; drops whole residual branches during training (ConvNeXt).
     case stochasticDepth(DropoutAttributes)
+    /// Keras's random augmentation and noise layers (RandomFlip, RandomRotation, GaussianNoise...):
+    /// the identity at inference.
+    case augmentation(AugmentationAttributes)
     case identity
     /// An ONNX op Keras has no layer for (Gemm, MatMul, Where, Gather...): one case, so a concern that
     /// only Keras layers have (Keras export, Keras's layer names) handles them together, and a concern
@@ -86,6 +89,7 @@ public enum Op: Equatable, Sendable {
         case .layerScale: "LayerScale"
         case .transpose: "Transpose"
         case .stochasticDepth: "StochasticDepth"
+        case .augmentation(let a): a.kind.rawValue
         case .identity: "Identity"
         case .onnx(let operation): operation.typeName
         case .opaque(let a): a.type

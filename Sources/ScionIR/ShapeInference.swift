@@ -37,8 +37,8 @@ struct Context {
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
              .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
              .prelu, .rescaling, .onnx(.localResponseNormalization), .activation, .onnx(.clip), .onnx(.coercedSoftmax),
-             .onnx(.unary), .dropout, .stochasticDepth, .identity, .flatten, .reshape, .permute, .transpose,
-             .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
+             .onnx(.unary), .dropout, .stochasticDepth, .identity, .augmentation, .flatten, .reshape, .permute,
+             .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
              .onnx(.gather), .elementwise, .scaledResidual, .concatenate, .onnx(.gemm), .onnx(.matMul), .onnx(.reduce),
              .onnx(.select), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape), .onnx(.computedBatchNormalization),
              .onnx(.computedInstanceNormalization), .opaque:
@@ -102,8 +102,8 @@ struct Context {
         case .onnx(.computedBatchNormalization): return [try computedNormalization(operands: 4)]
         case .onnx(.computedInstanceNormalization): return [try computedNormalization(operands: 2)]
         // One input, its shape unchanged.
-        case .activation, .dropout, .stochasticDepth, .identity, .rescaling, .onnx(.unary), .onnx(.cast), .onnx(.clip),
-             .onnx(.localResponseNormalization), .onnx(.coercedSoftmax):
+        case .activation, .dropout, .stochasticDepth, .identity, .augmentation, .rescaling, .onnx(.unary), .onnx(.cast),
+             .onnx(.clip), .onnx(.localResponseNormalization), .onnx(.coercedSoftmax):
             try requireInputs(1)
             return [try firstShape()]
         // Shape ops (ShapeInference+Reshaping.swift).

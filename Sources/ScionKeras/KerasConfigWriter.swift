@@ -168,6 +168,14 @@ struct KerasConfigWriter {
                                             registeredName: "StochasticDepth", config: ["drop_path_rate": Self.number(a.rate)])]
         case .identity:
             return [KerasLayerSpecification(className: "Identity", config: [:])]
+        case .augmentation(let a):
+            // Written back as read: its settings matter to Keras's training only.
+            guard let data = a.configuration.data(using: .utf8), let config = try? JSON.parse(data).object else {
+                throw Refusal(reason: "\(a.kind.rawValue) has a configuration that is not a JSON object")
+            }
+            var kept = KerasOpaqueConfig.forKerasThree(className: a.kind.rawValue, config: config, trainable: node.trainable)
+            for key in ["name", "trainable", "dtype"] { kept[key] = nil }
+            return [KerasLayerSpecification(className: a.kind.rawValue, config: kept)]
         case .opaque(let a):
             guard a.domain == "keras", let data = a.configuration.data(using: .utf8),
                   let config = try? JSON.parse(data).object else {

@@ -107,7 +107,7 @@ extension ONNXGraphBuilder {
             try self.activation(activation, node: node, input: input, output: output, rank: inputShape?.rank)
         case .prelu:
             add("PRelu", name: node.name, inputs: [input, try parameter(.alpha)], output: output)
-        case .dropout, .stochasticDepth, .identity:
+        case .dropout, .stochasticDepth, .identity, .augmentation:
             add("Identity", name: node.name, inputs: [input], output: output)
         case .flatten(let a):
             add("Flatten", name: node.name, inputs: [input], output: output, attributes: [.int("axis", a.axis)])

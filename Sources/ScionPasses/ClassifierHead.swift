@@ -111,7 +111,7 @@ struct ClassifierHead {
         case .dense, .dropout, .activation, .prelu, .reshape, .flatten, .identity, .batchNormalization,
              .layerNormalization, .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling,
              .stochasticDepth, .globalPool, .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding,
-             .cropping, .upSampling, .embedding, .scaledResidual, .layerScale, .opaque, .onnx:
+             .cropping, .upSampling, .embedding, .scaledResidual, .layerScale, .augmentation, .opaque, .onnx:
             return false
         }
     }
@@ -155,7 +155,7 @@ struct ClassifierHead {
              .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .scaledResidual, .layerScale,
              .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.slice), .onnx(.split), .onnx(.pad),
              .onnx(.resize), .onnx(.localResponseNormalization), .onnx(.shape), .onnx(.expand), .onnx(.tile),
-             .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .opaque:
+             .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .augmentation, .opaque:
             return false
         }
     }
@@ -181,7 +181,7 @@ struct ClassifierHead {
              .embedding, .scaledResidual, .layerScale, .transpose, .onnx(.comparison), .onnx(.select), .onnx(.gather),
              .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.localResponseNormalization),
              .onnx(.shape), .onnx(.expand), .onnx(.tile),
-             .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .opaque:
+             .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .augmentation, .opaque:
             return false
         }
     }

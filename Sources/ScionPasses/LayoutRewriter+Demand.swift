@@ -30,8 +30,9 @@ extension LayoutRewriter {
             return a.keepDimensions ? a.rank + 2 : 2
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding, .cropping, .upSampling:
             return node.op.spatialRank.map { $0 + 2 }
-        case .activation, .dropout, .identity, .stochasticDepth, .batchNormalization, .groupNormalization, .elementwise,
-             .concatenate, .rescaling, .normalization, .layerScale, .scaledResidual, .layerNormalization, .prelu:
+        case .activation, .dropout, .identity, .augmentation, .stochasticDepth, .batchNormalization,
+             .groupNormalization, .elementwise, .concatenate, .rescaling, .normalization, .layerScale, .scaledResidual,
+             .layerNormalization, .prelu:
             let inputRanks = node.inputs.map { ranks[$0] }
             guard inputRanks.allSatisfy({ $0 != nil }) else { return nil }
             return inputRanks.compactMap { $0 }.max()

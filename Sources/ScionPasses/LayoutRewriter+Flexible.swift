@@ -65,7 +65,7 @@ extension LayoutRewriter {
             if direction.writesKerasLayers { a.sharedAxes.sort() }
             return .prelu(a)
         // No axis attributes: the same op on either form.
-        case .dropout, .identity, .stochasticDepth, .elementwise, .scaledResidual, .dense:
+        case .dropout, .identity, .augmentation, .stochasticDepth, .elementwise, .scaledResidual, .dense:
             return node.op
         // Never flexible (`rule(for:)`): spatial, memory-order and ONNX-only ops.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,

@@ -107,7 +107,7 @@ extension LayoutRewriter {
         case .elementwise(let operation):
             if keras, operation == .divide || operation == .power { throw refuse("of two runtime tensors has no Keras layer") }
             return follows()
-        case .dropout, .identity:
+        case .dropout, .identity, .augmentation:
             return follows()
         case .concatenate(let a):
             return follows { fits(a.axis, rank: $0) }

@@ -63,7 +63,7 @@ extension LayoutRewriter {
             throw failure(node.name, "a \(node.op.typeName) must be lowered to grouped convolutions first (GroupedConvolutionPass)")
         case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
              .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
-             .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .opaque, .onnx:
+             .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation, .opaque, .onnx:
             throw failure(node.name, "\(node.op.typeName) is not a spatial op")
         }
         guard let after else {

@@ -86,7 +86,7 @@ extension Executor {
             return Kernels.transpose(x, a.permutation)
         case .permute(let a):
             return Kernels.transpose(x, [0] + a.dimensions)
-        case .identity:
+        case .identity, .augmentation:
             return x
         case .onnx(.cast):
             // Values are held as float32; integer casts of shape arithmetic stay exact below 2^24.

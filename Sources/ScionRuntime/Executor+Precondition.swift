@@ -20,7 +20,8 @@ extension Executor {
             case .conv, .convTranspose, .pool, .globalPool, .dense, .embedding, .batchNormalization,
                  .layerNormalization, .groupNormalization, .normalization, .activation, .prelu, .elementwise,
                  .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity,
-                 .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque, .onnx:
+                 .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque,
+                 .onnx:
                 if node.op.spatialLayout == .channelsLast {
                     throw RuntimeError(node.name, "is a channels-last \(node.op.typeName); the executor runs channels-first graphs: "
                                        + "convert the graph first (ChannelsFirstLayoutPass, or Model.executor())")

@@ -96,7 +96,8 @@ extension Trainer {
         case .layerScale(let a): try layerScaleBackward(node, a, x, dy: dy)
         case .rescaling(let a): rescalingBackward(a, dy: dy)
         // Ops/Shape.swift
-        case .flatten, .reshape, .onnx(.squeeze), .onnx(.unsqueeze), .identity, .onnx(.cast): reshapeBackward(x, dy: dy)
+        case .flatten, .reshape, .onnx(.squeeze), .onnx(.unsqueeze), .identity, .augmentation,
+             .onnx(.cast): reshapeBackward(x, dy: dy)
         case .transpose(let a): transposeBackward(a.permutation, dy: dy)
         case .permute(let a): transposeBackward([0] + a.dimensions, dy: dy)
         // Ops/Movement.swift

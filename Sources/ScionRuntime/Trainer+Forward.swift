@@ -69,7 +69,8 @@ extension Trainer {
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
              .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
-             .identity, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque, .onnx:
+             .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth,
+             .opaque, .onnx:
             return (try executor.evaluate(node, inputs), nil)
         }
     }

@@ -15,8 +15,8 @@ extension Trainer {
         case .conv(let a): a.activation
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .embedding, .batchNormalization,
              .layerNormalization, .groupNormalization, .normalization, .prelu, .elementwise, .scaledResidual,
-             .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity, .concatenate, .zeroPadding,
-             .cropping, .upSampling, .dropout, .stochasticDepth, .opaque, .onnx:
+             .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity, .augmentation, .concatenate,
+             .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque, .onnx:
             nil
         }
     }
@@ -29,7 +29,7 @@ extension Trainer {
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
              .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
-             .identity, .concatenate, .zeroPadding, .cropping, .upSampling, .opaque, .onnx:
+             .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .opaque, .onnx:
             false
         }
     }

@@ -21,7 +21,7 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         "teachable_machine": 1, "trained_with_optimizer": 1,
         // Recurrent and attention layers are opaque and stay as they are; attention's sequence
         // is transposed once for its GlobalAveragePooling1D, as embedding's.
-        "text_rnn": 0, "attention": 1, "group_norm": 3,
+        "text_rnn": 0, "attention": 1, "group_norm": 3, "transfer_guide": 1,
     ]
 
     /// The repository's fixtures folder, found from this file's path.

@@ -56,7 +56,7 @@ final class ModelDiffTests: XCTestCase {
             "keras3/weights_only.weights.h5 -> h5", "keras3/weights_only.weights.h5 -> keras", "keras3/weights_only.weights.h5 -> onnx",
             "tf2onnx/misc_zoo.onnx -> h5", "tf2onnx/misc_zoo.onnx -> keras",
         ])
-        XCTAssertEqual(compared, 236)
+        XCTAssertEqual(compared, 245)
     }
 
     /// A Keras model and its ONNX export are matched layer for layer by name, with the weights
@@ -151,6 +151,20 @@ final class ModelDiffTests: XCTestCase {
             let fields = diff.changed.map { "\($0.layer): \($0.field) \($0.before) -> \($0.after)" }
             XCTAssertEqual(fields, name == "same" ? [] : ["group_norm: groups 4 -> 2", "instance_norm: epsilon 1e-05 -> 0.001"], name)
         }
+    }
+
+    /// Augmentation layers are the identity at inference, so an ONNX export diffs empty; a changed
+    /// setting is reported by its Keras name.
+    func testAugmentationSettingsAreCompared() throws {
+        let original = try Model.load(fixture("keras3/transfer_guide.keras"))
+        var changed = original
+        try edit(&changed, "augmentation/random_flip") { op in
+            guard case .augmentation(var a) = op else { return op }
+            a.configuration = a.configuration.replacingOccurrences(of: "\"horizontal\"", with: "\"vertical\"")
+            return .augmentation(a)
+        }
+        let fields = try ModelDiff(original, changed).changed.map { "\($0.layer): \($0.field) \($0.before) -> \($0.after)" }
+        XCTAssertEqual(fields, ["augmentation/random_flip: mode horizontal -> vertical"])
     }
 
     /// A layer taken out of the middle is removed, and the layer after it reads something else.
