@@ -62,17 +62,8 @@ extension ComparableGraph {
             layers[index].op = .convTranspose(a)
         case .batchNormalization(var a):
             a.axis = axis(a.axis, outputRank)
-            if options.inferenceOnly {
-                // ONNX's BatchNormalization always has a scale and a bias: ones and zeros are none.
-                if a.center, floats(layer.parameter(.beta))?.allSatisfy({ $0 == 0 }) == true {
-                    a.center = false
-                    layers[index].parameters.removeAll { $0.role == .beta }
-                }
-                if a.scale, floats(layer.parameter(.gamma))?.allSatisfy({ $0 == 1 }) == true {
-                    a.scale = false
-                    layers[index].parameters.removeAll { $0.role == .gamma }
-                }
-            }
+            // ONNX's BatchNormalization always has a scale and a bias: ones and zeros are none.
+            if options.inferenceOnly { dropIdentityAffine(index, center: &a.center, scale: &a.scale) }
             layers[index].op = .batchNormalization(a)
         case .groupNormalization(var a):
             a.axis = axis(a.axis, outputRank)
@@ -82,16 +73,7 @@ extension ComparableGraph {
                 a.groups = -1
             }
             // ONNX's InstanceNormalization always has a scale and a bias: ones and zeros are none.
-            if options.inferenceOnly {
-                if a.center, floats(layer.parameter(.beta))?.allSatisfy({ $0 == 0 }) == true {
-                    a.center = false
-                    layers[index].parameters.removeAll { $0.role == .beta }
-                }
-                if a.scale, floats(layer.parameter(.gamma))?.allSatisfy({ $0 == 1 }) == true {
-                    a.scale = false
-                    layers[index].parameters.removeAll { $0.role == .gamma }
-                }
-            }
+            if options.inferenceOnly { dropIdentityAffine(index, center: &a.center, scale: &a.scale) }
             layers[index].op = .groupNormalization(a)
         case .concatenate(var a):
             a.axis = axis(a.axis, outputRank)
@@ -250,5 +232,19 @@ extension ComparableGraph {
             ends.append(total - total / 2)
         }
         return begins + ends
+    }
+
+    /// A beta of zeros and a gamma of ones are no beta and no gamma: ONNX's BatchNormalization and
+    /// InstanceNormalization always carry both, Keras layers may have neither.
+    mutating func dropIdentityAffine(_ index: Int, center: inout Bool, scale: inout Bool) {
+        let layer = layers[index]
+        if center, floats(layer.parameter(.beta))?.allSatisfy({ $0 == 0 }) == true {
+            center = false
+            layers[index].parameters.removeAll { $0.role == .beta }
+        }
+        if scale, floats(layer.parameter(.gamma))?.allSatisfy({ $0 == 1 }) == true {
+            scale = false
+            layers[index].parameters.removeAll { $0.role == .gamma }
+        }
     }
 }
