@@ -6,7 +6,7 @@ import ScionIR
 /// `args: [tensor, 2.0]`, `x[:, 1:3]` is `args: [tensor, [slice, slice]]`):
 ///
 /// ```
-///  Matmul(a, b)                    -> MatMul            Transpose axes [0, 2, 1] -> Transpose
+///  Matmul(a, b)                    -> MatMul            Transpose axes [0, 2, 1] -> Permute (2, 1); moving the batch -> Transpose
 ///  Add/Subtract/Multiply/TrueDivide/Maximum/Minimum/Power of two tensors -> elementwise
 ///  x + 1.0, 2.0 * x, 1.0 - x, x / 4 -> Rescaling          1.0 / x -> Reciprocal; 3.0 / x -> Reciprocal, Rescaling
 ///  Maximum(x, c), Minimum(x, c)    -> Clip              x ** 2 -> Multiply(x, x); x ** 0.5 -> Sqrt
@@ -155,6 +155,9 @@ struct KerasOperationReader {
             let rank = try knownRank()
             let axes = try config["axes"].flatMap { $0.isNull ? nil : try axisList($0, rank: rank) } ?? Array((0..<rank).reversed())
             guard axes.sorted() == Array(0..<rank) else { throw Refusal(reason: "axes \(axes) are not a permutation of \(rank) axes") }
+            // Keeping the batch axis it is Keras's Permute (its axes numbered from 1, as here), the
+            // form every Keras writer and tf_keras know; moving it, only keras.ops.transpose.
+            if axes.first == 0, rank >= 2 { return [.permute(PermuteAttributes(dimensions: Array(axes.dropFirst())))] }
             return [.transpose(TransposeAttributes(permutation: axes))]
         case "Reshape": return [try reshape()]
         case "ExpandDims":

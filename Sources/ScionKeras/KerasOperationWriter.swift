@@ -103,7 +103,7 @@ enum KerasOperationWriter {
     /// The GetItem key of a Slice: a `__slice__` per axis up to the last one sliced (`:` for the
     /// others), open ends written as `null`, never an Ellipsis (Keras's .h5 loader cannot read one).
     static func sliceKey(_ a: SliceAttributes, rank: Int) throws -> JSON {
-        var items = [JSON](repeating: sliceItem(start: nil, stop: nil, step: nil), count: 0)
+        var items: [JSON] = []
         var bounds: [Int: (start: Int, end: Int, step: Int)] = [:]
         for (index, axis) in a.axes.enumerated() {
             let resolved = axis < 0 ? axis + rank : axis
@@ -111,7 +111,7 @@ enum KerasOperationWriter {
             bounds[resolved] = (a.starts[index], a.ends[index], a.steps[index])
         }
         for axis in 0...(bounds.keys.max() ?? 0) {
-            guard let bound = bounds[axis] else { items.append(sliceItem(start: nil, stop: nil, step: nil)); continue }
+            guard let bound = bounds[axis] else { items.append(fullSlice); continue }
             // ONNX's "to the end" spellings (INT64_MAX forwards, INT64_MIN backwards) are Python's None.
             let openEnd = bound.step > 0 ? bound.end >= Int(Int32.max) : bound.end <= -Int(Int32.max)
             let openStart = bound.step > 0 ? bound.start == 0 : bound.start == -1 || bound.start >= Int(Int32.max)
@@ -120,6 +120,9 @@ enum KerasOperationWriter {
         }
         return .array(items)
     }
+
+    /// `:`, the whole axis.
+    static let fullSlice = sliceItem(start: nil, stop: nil, step: nil)
 
     private static func sliceItem(start: Int?, stop: Int?, step: Int?) -> JSON {
         func value(_ number: Int?) -> JSON { number.map { .number(Double($0)) } ?? .null }
