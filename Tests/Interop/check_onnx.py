@@ -33,6 +33,9 @@ EXPECTED_UNSUPPORTED = {
     "keras3/text_rnn": "LSTM/GRU/Bidirectional have no ONNX pattern yet",
     "keras2/attention": "MultiHeadAttention has no ONNX pattern yet",
     "keras3/attention": "MultiHeadAttention has no ONNX pattern yet",
+    # A user's layer class and Lambda layers are Python code the file does not hold: never ONNX.
+    "keras2/custom_layer": "custom layer class", "keras3/custom_layer": "custom layer class",
+    "keras2/lambda_layer": "Lambda layer", "keras3/lambda_layer": "Lambda layer",
 }
 
 
