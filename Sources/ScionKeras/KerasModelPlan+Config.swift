@@ -33,7 +33,7 @@ extension KerasModelPlan {
             if let arguments = layer.specification.arguments {
                 // An operation node: Keras 3's form in both files (module kept, so Keras 3's .h5
                 // loader deserializes it as an operation), its config its settings and name only.
-                entry["module"] = .string(layer.specification.module)
+                entry["module"] = layer.specification.module.map(JSON.string) ?? .null
                 entry["registered_name"] = .string(layer.specification.className)
                 entry["inbound_nodes"] = .array(layer.calls.map { operationCall(arguments, inputs: $0) })
                 entry["config"] = .object(config)
