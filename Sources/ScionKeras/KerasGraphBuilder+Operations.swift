@@ -49,7 +49,8 @@ extension KerasGraphBuilder {
                             layer: isLast ? recordName : nodeName, scope: scope, trainable: trainable)
             if isLast, let recordIndex { records[recordIndex].nodeIndices.append(graph.nodes.count) }
             graph.nodes.append(node)
-            graph.info.nodeTypes[nodeName] = className
+            // `ops.Maximum`, not the `Maximum` merge layer the class name also names (inspect shows it).
+            graph.info.nodeTypes[nodeName] = "ops.\(className)"
             current = [nodeName]
         }
         return current
