@@ -5,12 +5,14 @@ extension KerasGraphBuilder {
     /// (`keras.src.ops.numpy`, `.nn`, `.math`, `.core`). Keras 3's legacy `.h5` configs drop the
     /// module, but still write the call in Keras 3's form (`{"args": [...], "kwargs": {...}}`), and
     /// an operation's config holds only its name and settings where every layer's records
-    /// `trainable`.
+    /// `trainable`. A call whose first argument is a list is read as the merge layer of that name
+    /// either way: `keras.ops.concatenate([x, y])` computes what the Concatenate layer does.
     static func isOperationNode(_ layer: JSON) -> Bool {
         if let module = layer["module"]?.string {
             return module.hasPrefix("keras.src.ops") || module.hasPrefix("keras.ops")
         }
-        guard let call = layer["inbound_nodes"]?.array?.first, call["args"]?.array != nil else { return false }
+        guard let call = layer["inbound_nodes"]?.array?.first, let arguments = call["args"]?.array,
+              arguments.first?.array == nil else { return false }
         return layer["config"]?["trainable"] == nil
     }
 
