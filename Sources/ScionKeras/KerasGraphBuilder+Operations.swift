@@ -30,7 +30,7 @@ extension KerasGraphBuilder {
         if let keywords = callData?["kwargs"]?.object, !keywords.isEmpty {
             throw refusal("is called with keyword arguments \(keywords.keys.sorted()), which Scion does not read")
         }
-        let reader = KerasOperationReader(name: name, className: className, config: layer["config"] ?? .object([:]),
+        let reader = KerasOperationReader(className: className, config: layer["config"] ?? .object([:]),
                                           arguments: callData?["args"]?.array ?? [])
         let plan: KerasOperationReader.Plan
         do {

@@ -21,8 +21,6 @@ import ScionIR
 /// Anything else is refused with one line naming the node and the op: an op Scion does not know
 /// would leave every shape after it unknown.
 struct KerasOperationReader {
-    /// The node's name, for messages.
-    let name: String
     let className: String
     let config: JSON
     /// Positional arguments: `__keras_tensor__` objects and constants.

@@ -76,7 +76,7 @@ final class KerasOperationTests: XCTestCase {
 
     func testConstantOperandsBecomeRescalingReciprocalClipAndProducts() throws {
         func ops(_ className: String, _ arguments: String) throws -> [Op] {
-            let reader = KerasOperationReader(name: "n", className: className, config: .object([:]),
+            let reader = KerasOperationReader(className: className, config: .object([:]),
                                               arguments: try JSON.parse(Data("[\(arguments)]".utf8)).array ?? [])
             return try reader.plan().ops
         }
