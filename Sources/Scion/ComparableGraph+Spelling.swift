@@ -12,6 +12,9 @@ import ScionIR
 ///  Normalization(mean, variance)               →  Rescaling(1/σ, -mean/σ) (what it computes)
 ///  a Rescaling of equal values                 →  one value, no axis (-1)
 ///  CustomScaleLayer(scale 1)                   →  Add
+///  Neg                                         →  Rescaling(-1) (keras.ops.negative; ONNX read back as Keras)
+///  ReduceMean/Max over every axis between batch and channels (channels-last) →  GlobalAverage/MaxPooling
+///  Slice with step 1 of those axes only       →  Cropping (what the Keras reader makes of either)
 /// ```
 /// Fields are put back into Keras's words for display (`LayerFields`): explicit pads equal to what
 /// "same" gives print as `same`.
@@ -101,6 +104,15 @@ extension ComparableGraph {
         case .scaledResidual(let a) where a.scale == 1:
             // a + 1·x is an Add (ONNX writes no Mul by one).
             layers[index].op = .elementwise(.add)
+        case .onnx(.unary(.negate)):
+            layers[index].op = .rescaling(RescalingAttributes(scale: [-1], offset: [0]))
+        case .onnx(.reduce(let a)) where a.kind == .mean || a.kind == .maximum:
+            if let rank = input?.rank, (3...5).contains(rank), a.axes == Array(1..<(rank - 1)) {
+                layers[index].op = .globalPool(GlobalPoolAttributes(kind: a.kind == .mean ? .average : .max, rank: rank - 2,
+                                                                    keepDimensions: a.keepDimensions, layout: .channelsLast))
+            }
+        case .onnx(.slice(let a)):
+            if let cropping = Self.cropping(a, input: input) { layers[index].op = .cropping(cropping) }
         case .normalization(let a):
             if let rescaling = normalizationAsRescaling(a, layer: layer, rank: input?.rank) {
                 // The statistics stay as weights: compared when the other model has them too.
@@ -118,7 +130,7 @@ extension ComparableGraph {
             break
         case .onnx(.constant), .onnx(.gemm), .onnx(.matMul), .onnx(.comparison), .onnx(.select), .onnx(.reduce),
              .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape),
-             .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .onnx(.cast), .onnx(.slice),
+             .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .onnx(.cast),
              .onnx(.split), .onnx(.pad), .onnx(.resize), .opaque:
             break
         }
@@ -132,6 +144,22 @@ extension ComparableGraph {
         var result = RescalingAttributes(scale: collapsed(a.scale), offset: collapsed(a.offset), axis: -1)
         if result.scale.count > 1 || result.offset.count > 1 { result.axis = axis }
         return result
+    }
+
+    /// A Slice with step 1 of only the axes between batch and channels of a channels-last value of
+    /// known shape, as the Cropping it is (begin and end counts per spatial axis); nil otherwise.
+    static func cropping(_ a: SliceAttributes, input: Shape?) -> SpatialPaddingAttributes? {
+        guard let input, (3...5).contains(input.rank), a.steps.allSatisfy({ $0 == 1 }) else { return nil }
+        var crops = [[Int]](repeating: [0, 0], count: input.rank - 2)
+        for (position, axis) in a.axes.enumerated() {
+            let resolved = axis < 0 ? axis + input.rank : axis
+            guard (1..<(input.rank - 1)).contains(resolved), let length = input[resolved] else { return nil }
+            func clamped(_ value: Int) -> Int { min(max(value < 0 ? value + length : value, 0), length) }
+            let (start, end) = (clamped(a.starts[position]), clamped(a.ends[position]))
+            guard start < end else { return nil }
+            crops[resolved - 1] = [start, length - end]
+        }
+        return SpatialPaddingAttributes(padding: crops, layout: .channelsLast)
     }
 
     /// A small float32 weight's values (per-channel statistics and scales).

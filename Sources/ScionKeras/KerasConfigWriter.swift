@@ -13,6 +13,12 @@ struct KerasLayerSpecification {
     var inputs: [KerasLayerInput]?
     /// Merge layers take their inputs as one list argument; other layers one tensor per argument.
     var takesList: Bool = false
+    /// An operation node's positional arguments (`KerasOperationWriter`); nil for a layer.
+    var arguments: [KerasCallArgument]?
+
+    /// A Keras 3 operation node (`keras.ops` call) rather than a layer: no weights, and a config of
+    /// its own settings only.
+    var isOperation: Bool { arguments != nil }
 }
 
 enum KerasLayerInput: Equatable {
@@ -110,7 +116,11 @@ struct KerasConfigWriter {
             guard a.axis == 1 else { throw Refusal(reason: "Keras flattens from axis 1 only") }
             return [KerasLayerSpecification(className: "Flatten", config: ["data_format": "channels_last"])]
         case .reshape(let a):
-            guard !a.includesBatch else { throw Refusal(reason: Self.onnxRefusal) }
+            if a.includesBatch {
+                // keras.ops.reshape names the batch axis too; an ONNX 0 ("copy the input's length") has no spelling there.
+                guard a.allowZero || !a.targetShape.contains(0) else { throw Refusal(reason: Self.onnxRefusal) }
+                return [KerasOperationWriter.call("Reshape", config: ["newshape": Self.ints(a.targetShape)])]
+            }
             return [KerasLayerSpecification(className: "Reshape", config: ["target_shape": Self.ints(a.targetShape)])]
         case .permute(let a):
             return [KerasLayerSpecification(className: "Permute", config: ["dims": Self.ints(a.dimensions)])]
@@ -118,7 +128,8 @@ struct KerasConfigWriter {
             // A Transpose that keeps the batch axis is a Permute; Keras numbers the other axes from 1,
             // as the permutation already does.
             guard a.permutation.first == 0, a.permutation.count >= 2 else {
-                throw Refusal(reason: "Transpose \(a.permutation) moves the batch axis; Keras's Permute cannot")
+                // Only keras.ops.transpose moves the batch axis.
+                return [KerasOperationWriter.call("Transpose", config: ["axes": Self.ints(a.permutation)])]
             }
             return [KerasLayerSpecification(className: "Permute", config: ["dims": Self.ints(Array(a.permutation.dropFirst()))])]
         case .zeroPadding(let a), .cropping(let a):
@@ -141,7 +152,8 @@ struct KerasConfigWriter {
             case .add, .subtract, .multiply, .average, .maximum, .minimum:
                 return [KerasLayerSpecification(className: operation.typeName, config: [:], takesList: true)]
             case .divide, .power:
-                throw Refusal(reason: "Keras has no \(operation.typeName) layer")
+                guard node.inputs.count == 2 else { throw Refusal(reason: "Keras has no \(operation.typeName) layer of \(node.inputs.count) inputs") }
+                return [KerasOperationWriter.call(operation == .divide ? "TrueDivide" : "Power", arguments: [.tensor, .tensor])]
             }
         case .concatenate(let a):
             return [KerasLayerSpecification(className: "Concatenate", config: ["axis": .number(Double(a.axis))], takesList: true)]
@@ -191,8 +203,8 @@ struct KerasConfigWriter {
             return [KerasLayerSpecification(className: a.type, module: registration.module,
                                             registeredName: registration.registeredName, config: kept,
                                             takesList: a.takesList)]
-        case .onnx:
-            throw Refusal(reason: "\(node.op.typeName) has no Keras layer equivalent")
+        case .onnx(let operation):
+            return try KerasOperationWriter.layers(for: operation, node: node, inputRanks: inputRanks)
         }
     }
 
@@ -232,6 +244,9 @@ struct KerasConfigWriter {
             return [KerasLayerSpecification(className: "ELU", config: ["alpha": Self.number(alpha)])]
         case .softmax(let axis):
             return [KerasLayerSpecification(className: "Softmax", config: ["axis": .number(Double(axis))])]
+        case .gelu(approximate: true):
+            // Keras 3's `gelu` activation is the exact one; keras.ops.gelu takes the flag.
+            return [KerasOperationWriter.call("Gelu", module: "keras.src.ops.nn", config: ["approximate": .bool(true)])]
         case .hardSigmoid(let alpha, let beta):
             if let name = Self.activationName(activation) {
                 return [KerasLayerSpecification(className: "Activation", config: ["activation": .string(name)])]

@@ -42,6 +42,10 @@ extension KerasGraphBuilder {
                                   recordScope: recordName, objectPath: objectPath, trainable: trainable,
                                   boundInputs: inputs, depth: depth + 1)
         }
+        if Self.isOperationNode(layer) {
+            return try addOperationCall(layer, className: className, inputs: inputs, scope: scope, layer: recordName,
+                                        call: call, trainable: trainable, recordIndex: recordIndex)
+        }
         let op = layerOp(className: className, config: config, inputCount: inputs.count, callArguments: layer)
         var nodeName = Self.scoped(scope, call > 0 ? "\(name)#\(call)" : name)
         while usedNames.contains(nodeName) { nodeName += "'" }
@@ -57,9 +61,6 @@ extension KerasGraphBuilder {
 
     /// The op for a layer, or an opaque op keeping its config when Scion does not interpret it.
     func layerOp(className: String, config: JSON, inputCount: Int, callArguments: JSON) -> Op {
-        if Self.isOperationNode(callArguments) {
-            return operationOp(className: className, config: config, inputCount: inputCount, layer: callArguments)
-        }
         do {
             if let op = try table.op(className: className, config: config) { return op }
             if let op = legacyOp(className: className, config: config, inputCount: inputCount, layer: callArguments) {
@@ -97,52 +98,6 @@ extension KerasGraphBuilder {
             return KerasRegistration(module: module, registeredName: layer["registered_name"]?.string)
         }
         return nil
-    }
-
-    /// An operation node, not a layer: `.keras` configs say so in `module`; legacy `.h5` configs drop
-    /// the module, but an operation is called with its operands as separate arguments
-    /// (`args: [tensor, 3.0]`) where a merge layer gets one list (`args: [[tensor, tensor]]`), and
-    /// its config holds only its name. A layer called with two tensors (MultiHeadAttention's query
-    /// and value) always records `trainable` in its config.
-    static func isOperationNode(_ layer: JSON) -> Bool {
-        if let module = layer["module"]?.string {
-            return module.hasPrefix("keras.src.ops") || module.hasPrefix("keras.ops")
-        }
-        guard let arguments = layer["inbound_nodes"]?.array?.first?["args"]?.array else { return false }
-        return arguments.count == 2 && arguments[0]["class_name"]?.string == "__keras_tensor__"
-            && layer["config"]?["trainable"] == nil
-    }
-
-    /// Keras 3 records Python arithmetic on tensors (`x * (1 / 6)`, `x + y`) as operation nodes, whose
-    /// class names collide with merge layers (`Add`, `Multiply`) and whose constants sit in the call's
-    /// arguments. Arithmetic of two tensors, or of a tensor and a number, is interpreted; anything
-    /// else stays opaque.
-    private func operationOp(className: String, config: JSON, inputCount: Int, layer: JSON) -> Op {
-        let opaque = Op.opaque(OpaqueAttributes(domain: "keras.ops", type: className, configuration: config.serialized))
-        guard let arguments = layer["inbound_nodes"]?.array?.first?["args"]?.array, arguments.count == 2 else { return opaque }
-        let isTensor = arguments.map { $0["class_name"]?.string == "__keras_tensor__" }
-        if inputCount == 2, isTensor == [true, true] {
-            switch className {
-            case "Add": return .elementwise(.add)
-            case "Subtract": return .elementwise(.subtract)
-            case "Multiply": return .elementwise(.multiply)
-            case "Maximum": return .elementwise(.maximum)
-            case "Minimum": return .elementwise(.minimum)
-            default: return opaque
-            }
-        }
-        guard inputCount == 1, let constant = (isTensor[0] ? arguments[1] : arguments[0]).float else { return opaque }
-        let tensorFirst = isTensor[0]
-        switch className {
-        case "Add": return .rescaling(RescalingAttributes(scale: [1], offset: [constant]))
-        case "Multiply": return .rescaling(RescalingAttributes(scale: [constant], offset: [0]))
-        case "Subtract":
-            return tensorFirst ? .rescaling(RescalingAttributes(scale: [1], offset: [-constant]))
-                : .rescaling(RescalingAttributes(scale: [-1], offset: [constant]))
-        case "Divide", "TrueDivide":
-            return tensorFirst && constant != 0 ? .rescaling(RescalingAttributes(scale: [1 / constant], offset: [0])) : opaque
-        default: return opaque
-        }
     }
 
     /// Keras 2 layers that hold Python code, recognised in the forms keras.applications writes:

@@ -30,6 +30,16 @@ extension KerasModelPlan {
                 entry["module"] = layer.specification.module.map(JSON.string) ?? .null
                 entry["registered_name"] = layer.specification.registeredName.map(JSON.string) ?? .null
             }
+            if let arguments = layer.specification.arguments {
+                // An operation node: Keras 3's form in both files (module kept, so Keras 3's .h5
+                // loader deserializes it as an operation), its config its settings and name only.
+                entry["module"] = layer.specification.module.map(JSON.string) ?? .null
+                entry["registered_name"] = .string(layer.specification.className)
+                entry["inbound_nodes"] = .array(layer.calls.map { operationCall(arguments, inputs: $0) })
+                entry["config"] = .object(config)
+                layerList.append(.object(entry))
+                continue
+            }
             if layer.isInput {
                 config[legacy ? "batch_input_shape" : "batch_shape"] = .array(layer.batchShape.map { $0.map { .number(Double($0)) } ?? .null })
                 config["dtype"] = .string(layer.dtype.rawValue)
@@ -72,6 +82,21 @@ extension KerasModelPlan {
         return .object([
             "module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
             "config": body])
+    }
+
+    /// One call of an operation node: its arguments with the call's tensors in place.
+    private func operationCall(_ arguments: [KerasCallArgument], inputs: [String]) -> JSON {
+        var remaining = inputs[...]
+        let values: [JSON] = arguments.map { argument in
+            switch argument {
+            case .tensor: return remaining.popFirst().map(kerasTensor) ?? .null
+            case .tensorList:
+                defer { remaining = [] }
+                return .array(remaining.map(kerasTensor))
+            case .constant(let value): return value
+            }
+        }
+        return .object(["args": .array(values), "kwargs": .object([:])])
     }
 
     /// Keras 2's inbound reference: `[layer name, call index, tensor index, {}]`.

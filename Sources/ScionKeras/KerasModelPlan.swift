@@ -44,7 +44,18 @@ struct KerasModelPlan {
             producers[input.name] = (layers.count - 1, 0)
         }
         let writer = KerasConfigWriter()
-        for node in graph.nodes { try add(node, writer: writer) }
+        // An index the reader split into Slice, Squeeze, Unsqueeze is written as its one GetItem.
+        let chains = KerasIndexingChain.chains(in: graph)
+        let absorbed = Set(chains.values.flatMap { $0.members.dropLast() })
+        for (position, node) in graph.nodes.enumerated() where !absorbed.contains(position) {
+            guard let chain = chains[position] else {
+                try add(node, writer: writer)
+                continue
+            }
+            var indexing = node
+            indexing.inputs = graph.nodes[chain.members[0]].inputs
+            try add(indexing, writer: writer, specifications: [KerasOperationWriter.call("GetItem", arguments: [.tensor, .constant(chain.key)])])
+        }
         for output in graph.outputs where producers[output] == nil {
             throw KerasError(.writeFailed, file: file, subject: output, "is a model output that no layer produces")
         }
@@ -60,11 +71,11 @@ struct KerasModelPlan {
         return usedNames.claim(cleaned.isEmpty ? "layer" : cleaned)
     }
 
-    private mutating func add(_ node: Node, writer: KerasConfigWriter) throws {
+    private mutating func add(_ node: Node, writer: KerasConfigWriter, specifications given: [KerasLayerSpecification]? = nil) throws {
         let inputRanks = node.inputs.map { graph.values[$0]?.shape?.rank }
         let specifications: [KerasLayerSpecification]
         do {
-            specifications = try writer.layers(for: node, inputRanks: inputRanks)
+            specifications = try given ?? writer.layers(for: node, inputRanks: inputRanks)
         } catch let refusal as KerasConfigWriter.Refusal {
             throw KerasError(.writeFailed, file: file, subject: node.name, refusal.reason)
         }

@@ -48,6 +48,8 @@ package enum KerasModelWriter {
             var used: [String: Int] = [:]
             for index in plan.kerasLayerOrder() {
                 let layer = plan.layers[index]
+                // Operations are not layers: Keras 3 neither saves nor numbers them.
+                if layer.specification.isOperation { continue }
                 var groupName = kerasSnakeCase(layer.specification.className)
                 if let count = used[groupName] {
                     used[groupName] = count + 1

@@ -89,6 +89,10 @@ extension KerasPatternRewriter {
         guard case .onnx(.slice(let a)) = node.op, let input = node.inputs.first, let inputShape = shape(input),
               (3...5).contains(inputShape.rank), a.steps.allSatisfy({ $0 == 1 }) else { return }
         let rank = inputShape.rank
+        // A rank-3 value is a sequence only after a spatial op (Conv1D); after a Dense or a MatMul it
+        // is tokens by features (a Keras model's keras.ops slicing, exported), whose Slice Keras
+        // takes as it is (keras.ops indexing) where a Cropping1D would need a Transpose on each side.
+        if rank == 3, let producer = producers[input], graph.nodes[producer].op.spatialLayout == nil { return }
         // Axes sliced over their whole length (tf2onnx lists all four) do not count.
         let cut = a.axes.indices.filter { index in
             let axis = a.axes[index] < 0 ? a.axes[index] + rank : a.axes[index]

@@ -81,7 +81,8 @@ extension LayoutRewriter {
             return .reshape(readsConverted: input.map(direction.hasOnlyChannels) ?? false,
                             writesConverted: output.map(direction.hasOnlyChannels) ?? false)
         case .transpose(let a):
-            if keras, a.permutation.first != 0 { throw refuse("\(a.permutation) moves the batch axis; Keras's Permute cannot") }
+            // Keras's Permute keeps the batch axis; one that moves it is written as keras.ops.transpose.
+            if keras, a.permutation.first != 0 { return .original }
             guard direction.followsLayoutTransposes, let rank = inputRank, rank >= 3 else { return .original }
             if a.permutation == direction.toOriginal(rank: rank) { return .layoutTranspose(readsConverted: false) }
             if a.permutation == direction.toConverted(rank: rank) { return .layoutTranspose(readsConverted: true) }
@@ -104,8 +105,8 @@ extension LayoutRewriter {
             if resolved == 1 { return .convertedOnly }
             throw failure(node.name, "\(activation.displayName) over axis \(axis) of a rank-\(rank) value has no Keras layer "
                 + "(Keras computes it over the last axis only)")
-        case .elementwise(let operation):
-            if keras, operation == .divide || operation == .power { throw refuse("of two runtime tensors has no Keras layer") }
+        case .elementwise:
+            // Division and power of two tensors have no layer: they are written as keras.ops calls.
             return follows()
         case .dropout, .identity, .augmentation:
             return follows()
@@ -172,27 +173,23 @@ extension LayoutRewriter {
         case .onnx(.gemm):
             if keras { throw refuse("with a runtime weight, alpha/beta other than 1 or a transposed input has no Keras layer") }
             return .original
+        // Ops the Keras writer spells as keras.ops calls (KerasOperationWriter): in the order the graph
+        // was written for, attributes untouched.
         case .onnx(.matMul):
-            if keras { throw refuse("of two runtime tensors has no Keras layer") }
+            if keras, !node.parameters.isEmpty { throw refuse("by a constant that is not a Dense kernel has no Keras layer") }
             return .original
-        case .onnx(.unary), .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.cast), .onnx(.slice),
-             .onnx(.split), .onnx(.resize), .onnx(.localResponseNormalization):
+        case .onnx(.unary), .onnx(.cast), .onnx(.slice), .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.clip):
+            return .original
+        case .onnx(.reduce(let a)):
+            if keras, ![.mean, .sum, .maximum, .minimum, .product].contains(a.kind) { throw refuse("has no Keras layer or keras.ops equivalent") }
+            return .original
+        case .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.split), .onnx(.resize), .onnx(.localResponseNormalization):
             if keras { throw refuse("has no Keras layer equivalent") }
-            return .original
-        case .onnx(.reduce):
-            if keras { throw refuse("other than a mean or max over every spatial axis has no Keras layer") }
-            return .original
-        case .onnx(.squeeze), .onnx(.unsqueeze):
-            if keras { throw refuse("of the batch axis, or of a value of unknown shape, has no Keras layer") }
             return .original
         case .onnx(.pad(let a)):
             guard keras else { return .original }
             throw refuse(a.mode == .constant && a.value == 0 ? "of the batch or channel axes has no Keras layer"
                 : "in mode \(a.mode.rawValue) with value \(a.value) has no Keras layer (Keras pads with zeros only)")
-        case .onnx(.clip(let a)):
-            guard keras else { return .original }
-            throw refuse("to [\(a.minimum.map { "\($0)" } ?? "-inf"), \(a.maximum.map { "\($0)" } ?? "inf")] has no Keras layer "
-                + "(only Clip(0, max) is a ReLU)")
         case .onnx(.coercedSoftmax):
             if keras { throw refuse("of opset < 13 over several axes has no Keras layer") }
             return .original

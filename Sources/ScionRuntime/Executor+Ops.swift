@@ -88,9 +88,8 @@ extension Executor {
             return Kernels.transpose(x, [0] + a.dimensions)
         case .identity, .augmentation:
             return x
-        case .onnx(.cast):
-            // Values are held as float32; integer casts of shape arithmetic stay exact below 2^24.
-            return x
+        case .onnx(.cast(let a)):
+            return cast(x, to: a.to)
         // Ops/ComputedShape.swift
         case .onnx(.shape(let a)):
             return shapeOf(x, a)

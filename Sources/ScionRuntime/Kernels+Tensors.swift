@@ -26,26 +26,46 @@ extension Kernels {
         }
     }
 
-    /// numpy matmul of two runtime tensors of rank 2, or batched with equal leading axes.
+    /// numpy matmul of two runtime tensors of rank 2 or more, their leading (batch) axes broadcast
+    /// against each other as numpy does (keras.ops.matmul of `[N, H, T, D]` by `[1, H, D, T]`).
     static func batchedMatmul(_ a: RuntimeTensor, _ b: RuntimeTensor, node: String) throws -> RuntimeTensor {
-        guard a.rank >= 2, b.rank == 2 || b.shape.dropLast(2) == a.shape.dropLast(2), a.shape.last == b.shape[b.rank - 2] else {
+        guard a.rank >= 2, b.rank >= 2, a.shape.last == b.shape[b.rank - 2] else {
             throw RuntimeError(node, "MatMul of \(a.shape) and \(b.shape) is not supported")
         }
         if b.rank == 2 { return matmul(a, b.data, columns: b.shape[1]) }
         let (m, k, n) = (a.shape[a.rank - 2], a.shape[a.rank - 1], b.shape[b.rank - 1])
-        let batches = a.count / (m * k)
+        let rank = max(a.rank, b.rank) - 2
+        let leadingA = Array(repeating: 1, count: rank - (a.rank - 2)) + a.shape.dropLast(2)
+        let leadingB = Array(repeating: 1, count: rank - (b.rank - 2)) + b.shape.dropLast(2)
+        var leading: [Int] = []
+        for (x, y) in zip(leadingA, leadingB) {
+            guard x == y || x == 1 || y == 1 else { throw RuntimeError(node, "MatMul of \(a.shape) and \(b.shape) does not broadcast") }
+            leading.append(max(x, y))
+        }
+        // Each output matrix's source matrices: its batch index taken modulo each operand's lengths.
+        func matrixIndex(_ batch: Int, in lengths: [Int]) -> Int {
+            var remaining = batch, index = 0, size = 1
+            for axis in stride(from: rank - 1, through: 0, by: -1) {
+                let position = remaining % leading[axis]
+                remaining /= leading[axis]
+                index += (lengths[axis] == 1 ? 0 : position) * size
+                size *= lengths[axis]
+            }
+            return index
+        }
+        let batches = leading.reduce(1, *)
         var output = [Float](repeating: 0, count: batches * m * n)
         a.data.withUnsafeBufferPointer { x in
             b.data.withUnsafeBufferPointer { y in
                 output.withUnsafeMutableBufferPointer { z in
                     for i in 0..<batches {
-                        BLAS.gemm(m: m, n: n, k: k, a: x.baseAddress! + i * m * k, b: y.baseAddress! + i * k * n,
-                                  c: z.baseAddress! + i * m * n)
+                        BLAS.gemm(m: m, n: n, k: k, a: x.baseAddress! + matrixIndex(i, in: leadingA) * m * k,
+                                  b: y.baseAddress! + matrixIndex(i, in: leadingB) * k * n, c: z.baseAddress! + i * m * n)
                     }
                 }
             }
         }
-        return RuntimeTensor(shape: Array(a.shape.dropLast()) + [n], data: output)
+        return RuntimeTensor(shape: leading + [m, n], data: output)
     }
 
     /// n-ary elementwise arithmetic with numpy broadcasting.

@@ -88,8 +88,46 @@ def main():
         for ok in deep_cases(args.scion, folder, base, x, y):
             passed += ok
             failed += not ok
+        for ok in keras_ops_cases(args.scion, folder):
+            passed += ok
+            failed += not ok
     print(f"finetune: {passed} passed, {failed} failed, 0 skipped")
     return 1 if failed else 0
+
+
+def keras_ops_cases(scion, folder):
+    """Models whose ops between layers are keras.ops calls, every layer trained, against Keras's
+    fit(): a tiny ViT (attention as matmul, softmax, transpose, reshape, slicing; erf GELU) grafted
+    with a softmax head, and the op zoo (slicing with steps and newaxis, reductions, cast, squeeze,
+    sqrt, maximum...) regressed with mse on its 699 outputs: gradients through every op."""
+    random = np.random.default_rng(1)
+    vit = os.path.join(folder, "vit.keras")
+    subprocess.run([scion, "edit", os.path.join(ROOT, "fixtures", "keras3", "kerasops_vit.keras"), "--drop-top",
+                    "--head", "gap,dense:3:softmax", "--seed", "0", "-o", vit, "--force"], check=True, capture_output=True)
+    cases = [("kerasops_vit + softmax head", vit, random.standard_normal((16, 8, 8, 3)).astype(np.float32),
+              random.integers(0, 3, 16), "sparse_categorical_crossentropy", 0.1),
+             ("kerasops_zoo, mse", os.path.join(ROOT, "fixtures", "keras3", "kerasops_zoo.keras"),
+              random.standard_normal((8, 6, 8)).astype(np.float32), random.standard_normal((8, 699)).astype(np.float32),
+              "mse", 0.01)]
+    for label, start, x, y, loss, rate in cases:
+        data, out = os.path.join(folder, "ops_data.npz"), os.path.join(folder, "ops_out.keras")
+        np.savez(data, x=x, y=y)
+        result = subprocess.run([scion, "finetune", start, "--data", data, "--epochs", "3", "--batch-size", str(len(x)),
+                                 "--learning-rate", str(rate), "--optimizer", "sgd", "--loss", loss, "-o", out, "--force",
+                                 "--json"], capture_output=True, text=True)
+        if result.returncode != 0:
+            print(f"FAIL {label}: {result.stderr.strip()}")
+            yield False
+            continue
+        model = keras.models.load_model(start, compile=False)
+        model.compile(optimizer=keras_optimizer("sgd", rate), loss=loss)
+        history = model.fit(x, y, batch_size=len(x), epochs=3, shuffle=False, verbose=0).history["loss"]
+        losses = relative([e["loss"] for e in json.loads(result.stdout)["history"]], history)
+        worst, _ = compare_all(keras.models.load_model(out, compile=False), model, keras.models.load_model(start, compile=False))
+        ok = worst <= 1e-4 and losses <= 1e-4
+        print(f"{'ok  ' if ok else 'FAIL'} {label}, every layer trained, sgd lr {rate}, 3 full-batch epochs: every tensor "
+              f"vs Keras's fit() relative {worst:.2g}, losses {losses:.2g}", flush=True)
+        yield ok
 
 
 def changed(report):

@@ -49,7 +49,6 @@ EXPECTED_REFUSALS = {
     "test_MaxPool2d_stride_padding_dilation": "MaxPool",
     "test_MaxPool3d_stride_padding": "may be negative",
     "test_PoissonNLLLLoss_no_reduce": "reads the constant",
-    "test_Softsign": "Abs",
     # tf2onnx writes LayerNormalization and Normalization through Shape/Expand/ReduceProd.
     "misc_zoo": "Shape",
 }

@@ -39,6 +39,9 @@ FIXTURES = os.path.join(ROOT, "fixtures")
 KERAS_CASES = [
     ("keras2/mobilenet_v2.h5", "keras2", "mobilenet_v2", "global_average_pooling2d", "out_relu"),
     ("keras3/mobilenet_v2.keras", "keras3", "mobilenet_v2", "global_average_pooling2d", "out_relu"),
+    # A ViT whose attention is keras.ops: its token features end at an operation node (`x + mlp`),
+    # its pooling is `keras.ops.mean` over the tokens.
+    ("keras3/kerasops_vit.keras", "keras3", "kerasops_vit", "mean", "add_2"),
 ]
 APPLICATION_CASES = [
     ("applications/keras2/ResNet50.h5", "applications/keras2", "ResNet50", "avg_pool", "conv5_block3_out"),
@@ -87,6 +90,11 @@ def weight_count(weights):
     return sum(int(np.prod(w.shape)) for w in weights)
 
 
+def node_output(model, name):
+    """The output of a layer or of an operation node (a keras.ops call, which get_layer does not find)."""
+    return next(operation for operation in model.operations if operation.name == name).output
+
+
 def check_keras_case(folder, source, references, name, feature, top):
     results = []
     path = os.path.join(FIXTURES, source)
@@ -101,7 +109,7 @@ def check_keras_case(folder, source, references, name, feature, top):
         scion("convert", path, reference_path)
     original = keras.models.load_model(reference_path, compile=False)
     if feature:
-        expected = keras.Model(original.inputs, original.get_layer(feature).output).predict(x, verbose=0)
+        expected = keras.Model(original.inputs, node_output(original, feature)).predict(x, verbose=0)
         for suffix in ("keras", "onnx"):
             out = os.path.join(folder, f"{name}_cut.{suffix}")
             scion("cut", path, "--after", feature, "-o", out)
@@ -110,10 +118,12 @@ def check_keras_case(folder, source, references, name, feature, top):
             results.append(("ok" if difference <= 1e-4 else "fail",
                             f"{source} cut --after {feature} -> .{suffix}: relative {difference:.2g} vs Keras's feature model"))
     # The recipe in one step, against the same model built in Keras.
-    base = keras.Model(original.inputs, original.get_layer(top).output)
+    base = keras.Model(original.inputs, node_output(original, top))
     features = base.predict(x, verbose=0)
     base.trainable = False
-    pooled = keras.layers.GlobalAveragePooling2D()(base.output)
+    # Images (N, H, W, C) or token sequences (N, T, C): pooled over every axis between.
+    pooling = keras.layers.GlobalAveragePooling2D if features.ndim == 4 else keras.layers.GlobalAveragePooling1D
+    pooled = pooling()(base.output)
     built = keras.Model(base.inputs, keras.layers.Dense(CLASSES, activation="softmax")(pooled))
     grafted_keras = os.path.join(folder, f"{name}_grafted.keras")
     grafted_onnx = os.path.join(folder, f"{name}_grafted.onnx")
@@ -127,7 +137,7 @@ def check_keras_case(folder, source, references, name, feature, top):
                     f"{source} edit --drop-top --head gap,dense:{CLASSES}:softmax --freeze-base: params {counts[0]:,} "
                     f"/ trainable {counts[1]:,}; Keras's own: {expected_counts[0]:,} / {expected_counts[1]:,}"))
     kernel, bias = grafted.layers[-1].get_weights()
-    mean = features.mean(axis=(1, 2))
+    mean = features.mean(axis=tuple(range(1, features.ndim - 1)))
     logits = mean.astype(np.float64) @ kernel + bias
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)

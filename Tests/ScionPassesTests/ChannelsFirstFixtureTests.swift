@@ -22,6 +22,10 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // Recurrent and attention layers are opaque and stay as they are; attention's sequence
         // is transposed once for its GlobalAveragePooling1D, as embedding's.
         "text_rnn": 0, "attention": 1, "group_norm": 3, "transfer_guide": 1,
+        // keras.ops models: the zoo has no spatial op; the ViT one Transpose into its patchify
+        // Conv2D and one out of it for the reshape to tokens (its own keras.ops.transpose calls keep
+        // the batch axis: Permutes).
+        "kerasops_zoo": 0, "kerasops_vit": 2,
         // A user's class computes in Keras's channels-last layout: its image input goes back to NHWC.
         "custom_layer": 3, "lambda_layer": 0,
     ]

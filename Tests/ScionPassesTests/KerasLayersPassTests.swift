@@ -152,12 +152,12 @@ final class KerasLayersPassTests: XCTestCase {
 
     func testNodeWithoutKerasLayerIsNamedWithItsOp() throws {
         var sketch = GraphSketch(inputs: [("x", [2, 4])])
-        sketch.add("floor", .onnx(.unary(.floor)), ["x"])
-        sketch.outputs = ["floor"]
+        sketch.add("greater", .onnx(.comparison(.greater)), ["x", "x"])
+        sketch.outputs = ["greater"]
         var graph = onnxGraph(sketch)
         XCTAssertThrowsError(try KerasLayersPass().run(&graph)) { error in
-            XCTAssertEqual((error as? PassError)?.subject, "floor")
-            XCTAssertTrue("\(error)".contains("Floor has no Keras layer"), "\(error)")
+            XCTAssertEqual((error as? PassError)?.subject, "greater")
+            XCTAssertTrue("\(error)".contains("Greater has no Keras layer"), "\(error)")
         }
     }
 

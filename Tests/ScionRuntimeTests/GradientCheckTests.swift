@@ -121,6 +121,18 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    /// keras.ops.matmul of computed values (attention's q·kᵀ): both operands get gradients, a
+    /// broadcast one summed over the batch axes it was repeated along.
+    func testMatMulOfComputedOperands() throws {
+        try check("matmul of the input and a weight broadcast over the batch", input: [2, 3, 5, 4]) { x in
+            ([node("w", .onnx(.constant(ConstantAttributes(dtype: .float32))), [], parameters: ["w"]),
+              node("m", .onnx(.matMul), [x, "w"])], [parameter("w", "value", [1, 3, 4, 2])], "m")
+        }
+        try check("matmul of a value by its own transpose", input: [2, 4, 3]) { x in
+            ([node("t", .transpose(TransposeAttributes(permutation: [0, 2, 1])), [x]), node("m", .onnx(.matMul), [x, "t"])], [], "m")
+        }
+    }
+
     func testBatchNormalization() throws {
         func bn(_ trainable: Bool) -> (String) -> ([Node], [Parameter], String) {
             { x in

@@ -92,9 +92,19 @@ extension Trainer {
 
     /// MatMul by a `kernel` parameter is Dense without bias; a MatMul of two computed values has no
     /// gradient yet (nil).
+    /// MatMul by a weight is Dense's; of two computed operands (attention's `q · kᵀ`, keras.ops.matmul)
+    /// `dA = dy · Bᵀ` and `dB = Aᵀ · dy` over the last two axes, each summed back over the batch axes
+    /// it was broadcast along. Nil (no gradient yet) for a vector operand.
     func matMulBackward(_ node: Node, _ inputs: [RuntimeTensor], _ x: RuntimeTensor, dy: RuntimeTensor) throws -> StepGradients? {
-        guard inputs.count == 1 else { return nil }
-        return try denseBackward(node, x, dz: dy, bias: false)
+        guard inputs.count == 2 else { return try denseBackward(node, x, dz: dy, bias: false) }
+        let (a, b) = (inputs[0], inputs[1])
+        guard a.rank >= 2, b.rank >= 2 else { return nil }
+        func swapLastAxes(_ t: RuntimeTensor) -> RuntimeTensor {
+            Kernels.transpose(t, Array(0..<(t.rank - 2)) + [t.rank - 1, t.rank - 2])
+        }
+        let dA = try Kernels.batchedMatmul(dy, swapLastAxes(b), node: node.name)
+        let dB = try Kernels.batchedMatmul(swapLastAxes(a), dy, node: node.name)
+        return StepGradients(inputs: [try Kernels.sumToShape(dA, a.shape), try Kernels.sumToShape(dB, b.shape)])
     }
 
     /// ONNX Gemm with its weight and bias as parameters: `y = alpha · op(x) · op(W) + beta · C`. Nil

@@ -45,3 +45,20 @@ extension Trainer {
         return result
     }
 }
+
+extension Executor {
+    /// Values are held as float32, so a cast rounds each one to what the target type can hold (a
+    /// float16 round trip loses what Keras's `cast(x, "float16")` loses; integers truncate toward zero
+    /// as ONNX and numpy do). Integer casts of shape arithmetic stay exact below 2^24.
+    func cast(_ x: RuntimeTensor, to dtype: DType) -> RuntimeTensor {
+        let round: ((Float) -> Float)? = switch dtype {
+        case .float16: { Float(Float16($0)) }
+        case .bfloat16: { Float(bitPattern: ($0.bitPattern &+ 0x7FFF &+ (($0.bitPattern >> 16) & 1)) & 0xFFFF_0000) }
+        case .int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64: { $0.isFinite ? $0.rounded(.towardZero) : $0 }
+        case .bool: { $0 != 0 ? 1 : 0 }
+        case .float32, .float64, .string: nil
+        }
+        guard let round else { return x }
+        return RuntimeTensor(shape: x.shape, data: x.data.map(round))
+    }
+}

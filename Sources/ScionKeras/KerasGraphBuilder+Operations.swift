@@ -1,0 +1,60 @@
+import ScionIR
+
+extension KerasGraphBuilder {
+    /// An operation node (a `keras.ops` call), not a layer. `.keras` configs say so in `module`
+    /// (`keras.src.ops.numpy`, `.nn`, `.math`, `.core`). Keras 3's legacy `.h5` configs drop the
+    /// module, but still write the call in Keras 3's form (`{"args": [...], "kwargs": {...}}`), and
+    /// an operation's config holds only its name and settings where every layer's records
+    /// `trainable`. A call whose first argument is a list is read as the merge layer of that name
+    /// either way: `keras.ops.concatenate([x, y])` computes what the Concatenate layer does.
+    static func isOperationNode(_ layer: JSON) -> Bool {
+        if let module = layer["module"]?.string {
+            return module.hasPrefix("keras.src.ops") || module.hasPrefix("keras.ops")
+        }
+        guard let call = layer["inbound_nodes"]?.array?.first, let arguments = call["args"]?.array,
+              arguments.first?.array == nil else { return false }
+        return layer["config"]?["trainable"] == nil
+    }
+
+    /// Adds one operation node as the IR ops `KerasOperationReader` reads it into; returns its output.
+    /// A node read as several ops (an indexing as Slice, Squeeze, Unsqueeze) names the last one after
+    /// the Keras node, so later references find it, and the others `<name>_slice`, `<name>_squeeze`.
+    mutating func addOperationCall(_ layer: JSON, className: String, inputs: [String], scope: String, layer recordName: String,
+                                   call: Int, trainable: Bool, recordIndex: Int?) throws -> [String] {
+        let name = Self.scoped(scope, call > 0 ? "\(Self.layerName(layer))#\(call)" : Self.layerName(layer))
+        let callData = layer["inbound_nodes"]?.array?[call]
+        let module = layer["module"]?.string ?? "keras.src.ops"
+        func refusal(_ reason: String) -> KerasError {
+            configError(name, "keras.ops operation \(className) (\(module)) \(reason)")
+        }
+        if let keywords = callData?["kwargs"]?.object, !keywords.isEmpty {
+            throw refusal("is called with keyword arguments \(keywords.keys.sorted()), which Scion does not read")
+        }
+        let reader = KerasOperationReader(className: className, config: layer["config"] ?? .object([:]),
+                                          arguments: callData?["args"]?.array ?? [])
+        let plan: KerasOperationReader.Plan
+        do {
+            plan = try reader.plan()
+        } catch let error as KerasOperationReader.Refusal {
+            throw refusal(error.reason)
+        }
+        guard plan.firstInputs.allSatisfy(inputs.indices.contains) else {
+            throw refusal("reads \(plan.firstInputs.count) tensors, the config names \(inputs.count)")
+        }
+        var current = plan.firstInputs.map { inputs[$0] }
+        for (step, op) in plan.ops.enumerated() {
+            let isLast = step == plan.ops.count - 1
+            var nodeName = isLast ? name : "\(name)_\(kerasSnakeCase(op.typeName))"
+            while usedNames.contains(nodeName) { nodeName += "'" }
+            usedNames.insert(nodeName)
+            let node = Node(name: nodeName, op: op, inputs: current, outputs: [nodeName],
+                            layer: isLast ? recordName : nodeName, scope: scope, trainable: trainable)
+            if isLast, let recordIndex { records[recordIndex].nodeIndices.append(graph.nodes.count) }
+            graph.nodes.append(node)
+            // `ops.Maximum`, not the `Maximum` merge layer the class name also names (inspect shows it).
+            graph.info.nodeTypes[nodeName] = "ops.\(className)"
+            current = [nodeName]
+        }
+        return current
+    }
+}

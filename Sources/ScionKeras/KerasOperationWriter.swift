@@ -1,0 +1,131 @@
+import ScionIR
+
+/// One positional argument of an operation node's call, as the model writer spells it in
+/// `inbound_nodes[i].args`: the next of the node's input tensors, all of them as one list
+/// (Concatenate), or a constant (`x * 2.0` is `args: [tensor, 2.0]`).
+enum KerasCallArgument: Equatable {
+    case tensor
+    case tensorList
+    case constant(JSON)
+}
+
+/// IR ops Keras has no layer for, written as the Keras 3 operation nodes (`keras.ops` calls) it
+/// saves for them, the inverse of `KerasOperationReader`: class name, module, settings in
+/// `config`, constants in the call's arguments. Keras 3 reloads them from `.keras` and, because the
+/// entries keep `module`, from `.h5` too; tf_keras has no `keras.ops` and cannot.
+///
+/// ```
+///  MatMul -> Matmul      unary -> Sqrt, Absolute, Erf (keras.src.ops.math)...      Cast -> Cast (core)
+///  ReduceMean/Sum/Max/Min/Prod -> Mean/Sum/Max/Min/Prod      Squeeze -> Squeeze    Unsqueeze -> ExpandDims
+///  Slice -> GetItem with every axis up to the last sliced one spelled out          Clip -> Clip, Maximum, Minimum
+///  Reshape naming the batch -> Reshape      Transpose moving the batch -> Transpose    Div, Pow -> TrueDivide, Power
+/// ```
+enum KerasOperationWriter {
+    typealias Refusal = KerasConfigWriter.Refusal
+
+    static func call(_ className: String, module: String = "keras.src.ops.numpy", config: [String: JSON] = [:],
+                          arguments: [KerasCallArgument] = [.tensor]) -> KerasLayerSpecification {
+        var specification = KerasLayerSpecification(className: className, module: module, registeredName: className, config: config)
+        specification.arguments = arguments
+        return specification
+    }
+
+    static func layers(for operation: ONNXOperation, node: Node, inputRanks: [Int?]) throws -> [KerasLayerSpecification] {
+        let rank = inputRanks.first ?? nil
+        switch operation {
+        case .matMul:
+            guard node.parameters.isEmpty, node.inputs.count == 2 else {
+                throw Refusal(reason: "MatMul with a constant operand has no Keras equivalent (a Dense holds the kernel)")
+            }
+            return [call("Matmul", arguments: [.tensor, .tensor])]
+        case .unary(let unary):
+            return [unaryOperation(unary)]
+        case .reduce(let a):
+            let className: String
+            switch a.kind {
+            case .mean: className = "Mean"
+            case .sum: className = "Sum"
+            case .maximum: className = "Max"
+            case .minimum: className = "Min"
+            case .product: className = "Prod"
+            case .l1, .l2, .logSumExp, .sumSquare: throw Refusal(reason: "\(a.kind.typeName) has no keras.ops equivalent")
+            }
+            return [call(className, config: ["axis": a.axes.map(KerasConfigWriter.ints) ?? .null, "keepdims": .bool(a.keepDimensions)])]
+        case .cast(let a):
+            return [call("Cast", module: "keras.src.ops.core", config: ["dtype": .string(a.to.rawValue)])]
+        case .squeeze(let a):
+            return [call("Squeeze", config: ["axis": KerasConfigWriter.ints(a.axes)])]
+        case .unsqueeze(let a):
+            // One ExpandDims per axis, lowest first: each inserts at its place in the final result.
+            let axes = a.axes.sorted()
+            guard axes.allSatisfy({ $0 >= 0 }) else { throw Refusal(reason: "Unsqueeze at negative axes \(a.axes) is not resolved") }
+            return axes.enumerated().map { step, axis in
+                var specification = call("ExpandDims", config: ["axis": .number(Double(axis))])
+                if step > 0 { specification.inputs = [.step(step - 1)] }
+                return specification
+            }
+        case .slice(let a):
+            guard let rank else { throw Refusal(reason: "Slice of a value of unknown rank cannot be written as an index") }
+            return [call("GetItem", arguments: [.tensor, .constant(try sliceKey(a, rank: rank))])]
+        case .clip(let a):
+            switch (a.minimum, a.maximum) {
+            case (let low?, let high?):
+                return [call("Clip", config: ["x_min": KerasConfigWriter.number(low), "x_max": KerasConfigWriter.number(high)])]
+            case (let low?, nil): return [call("Maximum", arguments: [.tensor, .constant(KerasConfigWriter.number(low))])]
+            case (nil, let high?): return [call("Minimum", arguments: [.tensor, .constant(KerasConfigWriter.number(high))])]
+            case (nil, nil): return [KerasLayerSpecification(className: "Identity", config: [:])]
+            }
+        case .constant, .gemm, .comparison, .select, .gather, .split, .pad, .resize, .localResponseNormalization,
+             .coercedSoftmax, .shape, .expand, .tile, .computedReshape, .computedBatchNormalization,
+             .computedInstanceNormalization:
+            throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent")
+        }
+    }
+
+    private static func unaryOperation(_ unary: UnaryOperation) -> KerasLayerSpecification {
+        switch unary {
+        case .negate: call("Negative")
+        case .absolute: call("Absolute")
+        case .squareRoot: call("Sqrt")
+        case .reciprocal: call("Reciprocal")
+        case .logarithm: call("Log")
+        case .errorFunction: call("Erf", module: "keras.src.ops.math")
+        case .floor: call("Floor")
+        case .ceil: call("Ceil")
+        case .round: call("Round", config: ["decimals": 0])
+        case .sign: call("Sign")
+        case .not: call("LogicalNot")
+        case .sine: call("Sin")
+        case .cosine: call("Cos")
+        }
+    }
+
+    /// The GetItem key of a Slice: a `__slice__` per axis up to the last one sliced (`:` for the
+    /// others), open ends written as `null`, never an Ellipsis (Keras's .h5 loader cannot read one).
+    static func sliceKey(_ a: SliceAttributes, rank: Int) throws -> JSON {
+        var items: [JSON] = []
+        var bounds: [Int: (start: Int, end: Int, step: Int)] = [:]
+        for (index, axis) in a.axes.enumerated() {
+            let resolved = axis < 0 ? axis + rank : axis
+            guard (0..<rank).contains(resolved) else { throw Refusal(reason: "Slice axis \(axis) is outside rank \(rank)") }
+            bounds[resolved] = (a.starts[index], a.ends[index], a.steps[index])
+        }
+        for axis in 0...(bounds.keys.max() ?? 0) {
+            guard let bound = bounds[axis] else { items.append(fullSlice); continue }
+            // ONNX's "to the end" spellings (INT64_MAX forwards, INT64_MIN backwards) are Python's None.
+            let openEnd = bound.step > 0 ? bound.end >= Int(Int32.max) : bound.end <= -Int(Int32.max)
+            let openStart = bound.step > 0 ? bound.start == 0 : bound.start == -1 || bound.start >= Int(Int32.max)
+            items.append(sliceItem(start: openStart ? nil : bound.start, stop: openEnd ? nil : bound.end,
+                                   step: bound.step == 1 ? nil : bound.step))
+        }
+        return .array(items)
+    }
+
+    /// `:`, the whole axis.
+    static let fullSlice = sliceItem(start: nil, stop: nil, step: nil)
+
+    private static func sliceItem(start: Int?, stop: Int?, step: Int?) -> JSON {
+        func value(_ number: Int?) -> JSON { number.map { .number(Double($0)) } ?? .null }
+        return .object(["class_name": "__slice__", "config": .object(["start": value(start), "stop": value(stop), "step": value(step)])])
+    }
+}
