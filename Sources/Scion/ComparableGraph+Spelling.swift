@@ -85,6 +85,9 @@ extension ComparableGraph {
             layers[index].op = .layerNormalization(a)
         case .rescaling(let a):
             layers[index].op = .rescaling(Self.canonical(a, axis: axis(a.axis, outputRank)))
+        case .resizing:
+            // One spelling.
+            break
         case .layerScale(let a):
             // x · gamma: a Rescaling by the learned per-channel gamma (kept as the weight).
             if let gamma = floats(layer.parameter(.gamma)) {

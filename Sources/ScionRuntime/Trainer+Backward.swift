@@ -95,6 +95,8 @@ extension Trainer {
         case .scaledResidual(let a): try scaledResidualBackward(a, inputs, dy: dy)
         case .layerScale(let a): try layerScaleBackward(node, a, x, dy: dy)
         case .rescaling(let a): rescalingBackward(a, dy: dy)
+        // Ops/Resizing.swift
+        case .resizing(let a): try resizingBackward(node, a, x, dy: dy)
         // Ops/Shape.swift
         case .flatten, .reshape, .onnx(.squeeze), .onnx(.unsqueeze), .identity, .augmentation,
              .onnx(.cast): reshapeBackward(x, dy: dy)

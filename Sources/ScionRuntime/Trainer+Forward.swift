@@ -68,8 +68,8 @@ extension Trainer {
         // As at inference, by family.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
-             .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
-             .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth,
+             .elementwise, .scaledResidual, .layerScale, .rescaling, .resizing, .flatten, .reshape, .transpose,
+             .permute, .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth,
              .opaque, .onnx:
             return (try executor.evaluate(node, inputs), nil)
         }

@@ -15,7 +15,7 @@ extension Trainer {
         case .conv(let a): a.activation
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .embedding, .batchNormalization,
              .layerNormalization, .groupNormalization, .normalization, .prelu, .elementwise, .scaledResidual,
-             .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity, .augmentation, .concatenate,
+             .layerScale, .rescaling, .resizing, .flatten, .reshape, .transpose, .permute, .identity, .augmentation, .concatenate,
              .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque, .onnx:
             nil
         }
@@ -28,8 +28,8 @@ extension Trainer {
         case .dropout(let a), .stochasticDepth(let a): a.rate > 0
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
-             .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
-             .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .opaque, .onnx:
+             .elementwise, .scaledResidual, .layerScale, .rescaling, .resizing, .flatten, .reshape, .transpose,
+             .permute, .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .opaque, .onnx:
             false
         }
     }

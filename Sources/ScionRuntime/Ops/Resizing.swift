@@ -1,0 +1,191 @@
+import Foundation
+import ScionIR
+
+/// Keras's Resizing, CenterCrop and RandomCrop (inference), channels-first: the window of
+/// `ResizingAttributes.plan` (a crop, or a padding with the fill value), then a separable resampling
+/// computed as JAX computes it (`jax.image.resize`, which Keras 3 calls; TensorFlow's resize, which
+/// tf.keras calls, agrees for these kernels). Its VJP is the transposed window and resampling.
+extension Executor {
+    func resizing(_ node: Node, _ x: RuntimeTensor, _ a: ResizingAttributes) throws -> RuntimeTensor {
+        guard x.rank == 4 else { throw RuntimeError(node.name, "\(a.kind.rawValue) needs a batch of images (rank 4), got \(x.shape)") }
+        if a.isPassThrough { return x }
+        let plan = a.plan(inputHeight: x.shape[2], inputWidth: x.shape[3])
+        let window = Kernels.pad(x, begins: [0, 0, -plan.top, -plan.left],
+                                 ends: [0, 0, plan.top + plan.windowHeight - x.shape[2], plan.left + plan.windowWidth - x.shape[3]],
+                                 value: a.fillValue)
+        guard plan.resamples else { return window }
+        let rows = ResampleTaps(input: plan.windowHeight, output: plan.outputHeight, a)
+        let columns = ResampleTaps(input: plan.windowWidth, output: plan.outputWidth, a)
+        return ResampleTaps.apply(rows: rows, columns: columns, to: window)
+    }
+}
+
+extension Trainer {
+    func resizingBackward(_ node: Node, _ a: ResizingAttributes, _ x: RuntimeTensor, dy: RuntimeTensor) throws -> StepGradients {
+        guard x.rank == 4 else { throw RuntimeError(node.name, "\(a.kind.rawValue) needs a batch of images (rank 4), got \(x.shape)") }
+        if a.isPassThrough { return StepGradients(inputs: [dy]) }
+        let plan = a.plan(inputHeight: x.shape[2], inputWidth: x.shape[3])
+        var window = dy
+        if plan.resamples {
+            let rows = ResampleTaps(input: plan.windowHeight, output: plan.outputHeight, a)
+            let columns = ResampleTaps(input: plan.windowWidth, output: plan.outputWidth, a)
+            window = ResampleTaps.applyTransposed(rows: rows, columns: columns, to: dy)
+        }
+        // The padded cells were the fill value, not the input: their gradient is dropped.
+        let dx = Kernels.pad(window, begins: [0, 0, plan.top, plan.left],
+                             ends: [0, 0, x.shape[2] - plan.top - plan.windowHeight, x.shape[3] - plan.left - plan.windowWidth],
+                             value: 0)
+        return StepGradients(inputs: [dx])
+    }
+}
+
+/// One axis of a separable resampling: for each output position, the input positions it reads and
+/// their weights.
+struct ResampleTaps {
+    let inputLength: Int
+    let indices: [[Int]]
+    let weights: [[Float]]
+
+    /// JAX's `compute_weight_mat` for the kernels (half-pixel centres; the kernel widened by the
+    /// downscaling factor when antialiasing; weights renormalised over the samples inside the input),
+    /// and its `_resize_nearest` (`floor((i + 0.5) * in / out)` in float32) for nearest.
+    init(input: Int, output: Int, _ a: ResizingAttributes) {
+        inputLength = input
+        let interpolation = a.interpolation, antialias = a.antialias
+        if a.tabulatedCubic && interpolation == .bicubic && !antialias {
+            (indices, weights) = Self.tabulatedCubic(input: input, output: output)
+            return
+        }
+        if interpolation == .nearest {
+            indices = (0..<output).map { i in
+                min(input - 1, Int(((Float(i) + 0.5) * Float(input) / Float(output)).rounded(.down)))
+            }.map { [$0] }
+            weights = Array(repeating: [1], count: output)
+            return
+        }
+        let scale = Double(output) / Double(input), inverse = 1 / scale
+        let kernelScale = antialias ? max(inverse, 1) : 1
+        let radius: Double = switch interpolation {
+        case .bilinear: 1
+        case .bicubic: 2
+        case .lanczos3: 3
+        case .lanczos5: 5
+        case .nearest: 0
+        }
+        var allIndices: [[Int]] = [], allWeights: [[Float]] = []
+        for i in 0..<output {
+            let sample = (Double(i) + 0.5) * inverse - 0.5
+            let reach = radius * kernelScale
+            let first = max(0, Int((sample - reach).rounded(.down))), last = min(input - 1, Int((sample + reach).rounded(.up)))
+            var taps: [Int] = [], values: [Double] = []
+            if first <= last {
+                for j in first...last {
+                    let value = Self.kernel(interpolation, abs(sample - Double(j)) / kernelScale)
+                    if value != 0 { taps.append(j); values.append(value) }
+                }
+            }
+            let total = values.reduce(0, +)
+            let inside = sample >= -0.5 && sample <= Double(input) - 0.5
+            let normalised = abs(total) > 1000 * Double(Float.ulpOfOne) && inside ? values.map { $0 / total } : values.map { _ in 0 }
+            allIndices.append(taps)
+            allWeights.append(normalised.map(Float.init))
+        }
+        indices = allIndices
+        weights = allWeights
+    }
+
+    /// TensorFlow's `resize_bicubic` with half-pixel centres (tf.keras's bicubic): Keys' a = -0.5
+    /// weights from a 1024-step table, samples outside the image dropped and the rest renormalised.
+    static func tabulatedCubic(input: Int, output: Int) -> ([[Int]], [[Float]]) {
+        let steps = 1024, a: Float = -0.5
+        var table = [Float](repeating: 0, count: (steps + 1) * 2)
+        for i in 0...steps {
+            var x = Float(Double(i) / Double(steps))
+            table[i * 2] = ((a + 2) * x - (a + 3)) * x * x + 1
+            x += 1
+            table[i * 2 + 1] = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+        }
+        let scale = Float(input) / Float(output)
+        var allIndices: [[Int]] = [], allWeights: [[Float]] = []
+        for i in 0..<output {
+            let location = (Float(i) + 0.5) * scale - 0.5
+            let floor = Int(location.rounded(.down))
+            let offset = Int((( location - Float(floor)) * Float(steps)).rounded(.toNearestOrEven))
+            let candidates = [(floor - 1, table[offset * 2 + 1]), (floor, table[offset * 2]),
+                              (floor + 1, table[(steps - offset) * 2]), (floor + 2, table[(steps - offset) * 2 + 1])]
+            let inside = candidates.filter { (0..<input).contains($0.0) }
+            let total = inside.reduce(Float(0)) { $0 + $1.1 }
+            allIndices.append(inside.map(\.0))
+            allWeights.append(inside.map { abs(total) >= 1000 * Float.leastNormalMagnitude ? $0.1 / total : $0.1 })
+        }
+        return (allIndices, allWeights)
+    }
+
+    /// JAX's kernels: triangle, Keys cubic with a = -0.5, Lanczos of radius 3 and 5.
+    static func kernel(_ interpolation: ResizeInterpolation, _ x: Double) -> Double {
+        switch interpolation {
+        case .nearest: return x < 0.5 ? 1 : 0
+        case .bilinear: return max(0, 1 - x)
+        case .bicubic:
+            if x >= 2 { return 0 }
+            if x >= 1 { return ((-0.5 * x + 2.5) * x - 4) * x + 2 }
+            return ((1.5 * x - 2.5) * x) * x + 1
+        case .lanczos3, .lanczos5:
+            let radius: Double = interpolation == .lanczos3 ? 3 : 5
+            if x > radius { return 0 }
+            if x <= 1e-3 { return 1 }
+            return radius * sin(Double.pi * x) * sin(Double.pi * x / radius) / (Double.pi * Double.pi * x * x)
+        }
+    }
+
+    /// `y[n, c] = R · x[n, c] · Cᵀ` for an NCHW tensor: rows first, then columns.
+    static func apply(rows: ResampleTaps, columns: ResampleTaps, to x: RuntimeTensor) -> RuntimeTensor {
+        let planes = x.shape[0] * x.shape[1], height = x.shape[2], width = x.shape[3]
+        let outHeight = rows.indices.count, outWidth = columns.indices.count
+        var output = [Float](repeating: 0, count: planes * outHeight * outWidth)
+        var rowsDone = [Float](repeating: 0, count: outHeight * width)
+        for plane in 0..<planes {
+            let base = plane * height * width
+            for i in 0..<outHeight {
+                for w in 0..<width { rowsDone[i * width + w] = 0 }
+                for (tap, weight) in zip(rows.indices[i], rows.weights[i]) {
+                    for w in 0..<width { rowsDone[i * width + w] += weight * x.data[base + tap * width + w] }
+                }
+            }
+            let outBase = plane * outHeight * outWidth
+            for i in 0..<outHeight {
+                for j in 0..<outWidth {
+                    var sum: Float = 0
+                    for (tap, weight) in zip(columns.indices[j], columns.weights[j]) { sum += weight * rowsDone[i * width + tap] }
+                    output[outBase + i * outWidth + j] = sum
+                }
+            }
+        }
+        return RuntimeTensor(shape: [x.shape[0], x.shape[1], outHeight, outWidth], data: output)
+    }
+
+    /// The VJP of `apply`: `dx[n, c] = Rᵀ · dy[n, c] · C`.
+    static func applyTransposed(rows: ResampleTaps, columns: ResampleTaps, to dy: RuntimeTensor) -> RuntimeTensor {
+        let planes = dy.shape[0] * dy.shape[1], outHeight = dy.shape[2], outWidth = dy.shape[3]
+        let height = rows.inputLength, width = columns.inputLength
+        var dx = [Float](repeating: 0, count: planes * height * width)
+        var columnsDone = [Float](repeating: 0, count: outHeight * width)
+        for plane in 0..<planes {
+            for index in columnsDone.indices { columnsDone[index] = 0 }
+            let outBase = plane * outHeight * outWidth
+            for i in 0..<outHeight {
+                for j in 0..<outWidth {
+                    let gradient = dy.data[outBase + i * outWidth + j]
+                    for (tap, weight) in zip(columns.indices[j], columns.weights[j]) { columnsDone[i * width + tap] += weight * gradient }
+                }
+            }
+            let base = plane * height * width
+            for i in 0..<outHeight {
+                for (tap, weight) in zip(rows.indices[i], rows.weights[i]) {
+                    for w in 0..<width { dx[base + tap * width + w] += weight * columnsDone[i * width + w] }
+                }
+            }
+        }
+        return RuntimeTensor(shape: [dy.shape[0], dy.shape[1], height, width], data: dx)
+    }
+}
