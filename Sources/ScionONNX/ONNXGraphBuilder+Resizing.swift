@@ -3,7 +3,7 @@ import ScionIR
 /// Keras's Resizing, CenterCrop and RandomCrop (channels-first here) as ONNX: Pad and/or Slice for the
 /// window, then Resize with the attributes that reproduce Keras's resampling (measured against Keras 3
 /// on JAX with onnxruntime): half_pixel for bilinear and bicubic (Keys' a = -0.5, renormalised at the
-/// border = exclude_outside), tf_half_pixel_for_nn with floor for nearest, antialias from opset 18.
+/// border = exclude_outside), half_pixel rounding halves up for nearest, antialias from opset 18.
 extension ONNXGraphBuilder {
     mutating func emitResizing(_ node: Node, _ a: ResizingAttributes, input: String, output: String, inputShape: Shape?) throws {
         try requireChannelsFirst(a.layout, node)
@@ -53,9 +53,11 @@ extension ONNXGraphBuilder {
         var attributes: [ONNXAttribute]
         switch a.interpolation {
         case .nearest:
-            // Keras (JAX and TensorFlow alike) reads input floor((i + 0.5) * in / out).
-            return [.string("mode", "nearest"), .string("coordinate_transformation_mode", "tf_half_pixel_for_nn"),
-                    .string("nearest_mode", "floor")]
+            // Keras (JAX and TensorFlow alike) reads input floor((i + 0.5) * in / out): half_pixel's
+            // (i + 0.5) * in / out - 0.5 rounded with halves up (tf_half_pixel_for_nn with floor
+            // says the same, but is deprecated since opset 13).
+            return [.string("mode", "nearest"), .string("coordinate_transformation_mode", "half_pixel"),
+                    .string("nearest_mode", "round_prefer_ceil")]
         case .bilinear:
             attributes = [.string("mode", "linear"), .string("coordinate_transformation_mode", "half_pixel")]
         case .bicubic:
@@ -73,6 +75,10 @@ extension ONNXGraphBuilder {
                 throw unsupported(node, "Resizing with antialias needs ONNX Resize's antialias (opset 18 or later; this export is opset \(opset))")
             }
             attributes.append(.int("antialias", 1))
+            // JAX renormalises the weights over the samples inside the image, which onnxruntime's
+            // antialiased linear kernel does only with exclude_outside (measured: 0.2 off without;
+            // onnxruntime refuses it on linear without antialias, where clamping agrees anyway).
+            if a.interpolation == .bilinear { attributes.append(.int("exclude_outside", 1)) }
         }
         return attributes
     }
