@@ -96,8 +96,14 @@ extension Trainer {
         case .layerScale(let a): try layerScaleBackward(node, a, x, dy: dy)
         case .rescaling(let a): rescalingBackward(a, dy: dy)
         // Ops/Resizing.swift
+        case .resizing(let a) where augmenting && a.kind == .randomCrop && (wanted.first ?? false):
+            throw RuntimeError(node.name, "a trainable layer comes before this RandomCrop, and Scion stops the gradient at "
+                               + "augmentation layers while augmenting: freeze the layers before it, or train with augmentation off")
+        case .resizing(let a) where augmenting && a.kind == .randomCrop: StepGradients(inputs: [nil])
         case .resizing(let a): try resizingBackward(node, a, x, dy: dy)
         // Ops/Shape.swift
+        case .augmentation(let a) where augmenting:
+            try augmentationBackward(node, a, x, dy: dy, saved: saved, wanted: wanted.first ?? false)
         case .flatten, .reshape, .onnx(.squeeze), .onnx(.unsqueeze), .identity, .augmentation,
              .onnx(.cast): reshapeBackward(x, dy: dy)
         case .transpose(let a): transposeBackward(a.permutation, dy: dy)

@@ -65,6 +65,11 @@ extension Trainer {
             return try dropoutTraining(node, a, inputs, random: &random)
         case .stochasticDepth(let a) where training && a.rate > 0:
             return try stochasticDepthTraining(node, a)
+        // Ops/Augmentation.swift, Ops/Resizing.swift
+        case .augmentation(let a) where training && augmenting:
+            return try augmentationTraining(node, a, inputs, random: &random)
+        case .resizing(let a) where training && augmenting && a.kind == .randomCrop:
+            return try randomCropTraining(node, a, inputs, random: &random)
         // As at inference, by family.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,

@@ -22,6 +22,7 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // Recurrent and attention layers are opaque and stay as they are; attention's sequence
         // is transposed once for its GlobalAveragePooling1D, as embedding's.
         "text_rnn": 0, "attention": 1, "group_norm": 3, "transfer_guide": 1,
+        "resizing": 1, "resizing_kernels": 1, "resizing_antialias": 1, "cropping_layers": 1,
     ]
 
     /// The repository's fixtures folder, found from this file's path.

@@ -21,6 +21,26 @@ extension Executor {
 }
 
 extension Trainer {
+    /// Keras's RandomCrop while training: one random window of height x width for the whole batch
+    /// (Keras draws one per call) when the image is larger both ways; otherwise Keras 3 resizes the
+    /// whole image (bilinear) and tf.keras crops to the aspect ratio and resizes.
+    func randomCropTraining(_ node: Node, _ a: ResizingAttributes, _ inputs: [RuntimeTensor],
+                            random: inout SplitMix64) throws -> (RuntimeTensor, Saved?) {
+        guard let x = inputs.first else { throw RuntimeError(node.name, "has no input") }
+        guard x.rank == 4 else { throw RuntimeError(node.name, "RandomCrop needs a batch of images (rank 4), got \(x.shape)") }
+        let height = x.shape[2], width = x.shape[3]
+        if height > a.height && width > a.width {
+            let top = min(Int(random.uniform(0, Float(height - a.height + 1))), height - a.height)
+            let left = min(Int(random.uniform(0, Float(width - a.width + 1))), width - a.width)
+            return (Kernels.pad(x, begins: [0, 0, -top, -left], ends: [0, 0, top + a.height - height, left + a.width - width], value: 0), nil)
+        }
+        var resize = a
+        resize.kind = .resizing
+        resize.interpolation = .bilinear
+        resize.cropToAspectRatio = a.randomCropInference == .centerCropAndResize
+        return (try executor.resizing(node, x, resize), nil)
+    }
+
     func resizingBackward(_ node: Node, _ a: ResizingAttributes, _ x: RuntimeTensor, dy: RuntimeTensor) throws -> StepGradients {
         guard x.rank == 4 else { throw RuntimeError(node.name, "\(a.kind.rawValue) needs a batch of images (rank 4), got \(x.shape)") }
         if a.isPassThrough { return StepGradients(inputs: [dy]) }
