@@ -63,6 +63,15 @@ public struct ResizingAttributes: Equatable, Sendable {
 
     /// True when inference passes the input through unchanged whatever its size.
     public var isPassThrough: Bool { kind == .randomCrop && randomCropInference == .passThrough }
+
+    /// The layer Keras 3 names for what this one computes at inference: tf.keras's RandomCrop is
+    /// Resizing(crop_to_aspect_ratio=True) there (how the Keras writer spells it, and how `diff`
+    /// compares it); every other layer is itself.
+    public var inferenceForm: ResizingAttributes {
+        guard kind == .randomCrop && randomCropInference == .centerCropAndResize else { return self }
+        return ResizingAttributes(kind: .resizing, height: height, width: width, interpolation: .bilinear, cropToAspectRatio: true,
+                                  layout: layout)
+    }
 }
 
 /// The deterministic (inference) plan of a Resizing, CenterCrop or RandomCrop on an image of a given

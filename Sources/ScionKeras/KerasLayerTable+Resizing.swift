@@ -17,13 +17,16 @@ extension KerasLayerTable {
         if cropToAspect && padToAspect {
             throw Unsupported(reason: "\(kind.rawValue) both crops and pads to the aspect ratio; Keras allows one")
         }
+        // The typed settings live in the attributes (the writer writes them from there); the rest (a
+        // seed) is kept as read.
         var settings = c.json.object ?? [:]
-        for key in ["name", "trainable", "dtype", "rng_type"] { settings[key] = nil }
+        for key in ["name", "trainable", "dtype", "rng_type", "height", "width", "interpolation", "crop_to_aspect_ratio",
+                    "pad_to_aspect_ratio", "fill_mode", "fill_value", "antialias", "data_format"] { settings[key] = nil }
         return .resizing(ResizingAttributes(
             kind: kind, height: try c.int("height"), width: try c.int("width"), interpolation: interpolation,
             cropToAspectRatio: cropToAspect, padToAspectRatio: padToAspect, fillValue: c.float("fill_value", 0),
             antialias: c.bool("antialias", false), tabulatedCubic: kerasMajorVersion < 3 && interpolation == .bicubic,
-            randomCropInference: kerasMajorVersion >= 3 ? .passThrough : .centerCropAndResize,
+            randomCropInference: kind == .randomCrop && kerasMajorVersion < 3 ? .centerCropAndResize : .passThrough,
             layout: try c.layout(), configuration: JSON.object(settings).serialized))
     }
 }

@@ -39,6 +39,8 @@ final class KerasWriterTests: XCTestCase {
     /// (Keras 2-only keys dropped, `name`/`dtype` written anew, Keras 3's `shared_object_id`s gone):
     /// its class and output shapes must survive; whether Keras 3 builds it is check_keras.py's job.
     private func comparable(_ op: Op) -> String {
+        // tf.keras's RandomCrop is written as the Resizing it computes at inference (its seed with it lost).
+        if case .resizing(let a) = op { return "\(Op.resizing(a.inferenceForm))" }
         guard case .opaque(let a) = op else { return "\(op)" }
         return "opaque \(a.domain) \(a.type) \(a.outputShapes.map { "\($0)" } ?? "?")"
     }
@@ -48,6 +50,13 @@ final class KerasWriterTests: XCTestCase {
         XCTAssertGreaterThan(fixtures.count, 40, "fixtures are missing")
         for (url, _) in fixtures {
             let name = "\(url.deletingLastPathComponent().lastPathComponent)/\(url.lastPathComponent)"
+            if name == "keras2/resizing_kernels.h5" {
+                // tf.keras's tabulated bicubic: Keras 3 cannot compute it, the writers refuse it by layer.
+                XCTAssertThrowsError(try roundTrip(url, archive: archive)) { error in
+                    XCTAssertTrue("\(error)".contains("up_bicubic: tf.keras's bicubic Resizing"), "\(error)")
+                }
+                continue
+            }
             let (original, written) = try roundTrip(url, archive: archive)
             XCTAssertEqual(written.totalParameterCount, original.totalParameterCount, "total params of \(name)")
             XCTAssertEqual(written.trainableParameterCount, original.trainableParameterCount, "trainable params of \(name)")
