@@ -37,16 +37,23 @@ extension ONNXGraphBuilder {
             return
         }
         let attributes = try resizeAttributes(node, a)
-        // Sizes rather than scales: onnxruntime truncates `scale * length`, which can fall one short.
-        // The batch and channel lengths are read at run time (the batch is usually dynamic).
-        let whole = intermediate("Shape", name: "\(node.name)/shape", inputs: [input])
-        let leading = intermediate("Slice", name: "\(node.name)/batch_channels", inputs: [
-            whole, constant("\(node.name)/zero", int64s: [0]), constant("\(node.name)/two", int64s: [2]),
-        ])
-        let sizes = intermediate("Concat", name: "\(node.name)/sizes", inputs: [
-            leading, constant("\(node.name)/height_width", int64s: [Int64(plan.outputHeight), Int64(plan.outputWidth)]),
-        ], attributes: [.int("axis", 0)])
-        add("Resize", name: node.name, inputs: [window, "", "", sizes], output: output, attributes: attributes)
+        // Constant scales (the batch is usually dynamic, so sizes would have to be computed): ONNX
+        // sizes the output floor(length * scale), so a scale whose float32 product falls short of
+        // the wanted length is nudged up by ulps (a change in the sampling positions of ~1e-7).
+        let scales = [Float(1), 1, Self.scale(from: plan.windowHeight, to: plan.outputHeight),
+                      Self.scale(from: plan.windowWidth, to: plan.outputWidth)]
+        add("Resize", name: node.name, inputs: [window, "", constant("\(node.name)/scales", floats: scales, dimensions: [4])],
+            output: output, attributes: attributes)
+    }
+
+    /// `output / input` in float32, at least large enough that `floor(input * scale) == output` whether
+    /// the product is taken in float32 (onnxruntime) or in double (ONNX's shape inference).
+    static func scale(from input: Int, to output: Int) -> Float {
+        var scale = Float(output) / Float(input)
+        while Double(input) * Double(scale) < Double(output) || (Float(input) * scale).rounded(.down) < Float(output) {
+            scale = scale.nextUp
+        }
+        return scale
     }
 
     private func resizeAttributes(_ node: Node, _ a: ResizingAttributes) throws -> [ONNXAttribute] {

@@ -116,6 +116,12 @@ extension Trainer {
         case .zeroPadding(let a): zeroPaddingBackward(a, crop: false, dy: dy)
         case .cropping(let a): zeroPaddingBackward(a, crop: true, dy: dy)
         case .onnx(.pad(let a)): try padBackward(node, a, inputs, dy: dy)
+        case .onnx(.resize(let a)) where executor.resizeByCopying(x, a) == nil:
+            if let resampling = Executor.kerasResampling(of: a, x.shape) {
+                try resizingBackward(node, resampling, x, dy: dy)
+            } else {
+                nil
+            }
         case .onnx(.slice), .onnx(.gather), .upSampling, .onnx(.resize): try movementBackward(node, inputs, dy: dy)
         // Ops/ComputedShape.swift
         case .onnx(.shape): StepGradients(inputs: [nil])

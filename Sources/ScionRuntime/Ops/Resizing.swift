@@ -20,6 +20,37 @@ extension Executor {
     }
 }
 
+extension Executor {
+    /// An ONNX Resize of the spatial axes of an NCHW tensor that computes what Keras's Resizing does
+    /// (the forms the ONNX writer exports it as; torch's bilinear without align_corners too): linear
+    /// with half-pixel centres, cubic with Keys' a = -0.5 renormalised at the border (exclude_outside),
+    /// nearest at floor((i + 0.5) * in / out). Nil for any other Resize.
+    static func kerasResampling(of a: ResizeAttributes, _ shape: [Int]) -> ResizingAttributes? {
+        guard shape.count == 4 else { return nil }
+        let lengths: [Int]
+        if let sizes = a.sizes, sizes.count == 4 {
+            lengths = sizes
+        } else if let scales = a.scales, scales.count == 4 {
+            lengths = zip(shape, scales).map { Int((Float($0) * $1).rounded(.down)) }
+        } else {
+            return nil
+        }
+        guard lengths[0] == shape[0], lengths[1] == shape[1], lengths[2] > 0, lengths[3] > 0 else { return nil }
+        let halfPixel = a.coordinateTransformation == "half_pixel"
+            || (a.coordinateTransformation == "pytorch_half_pixel" && lengths[2] > 1 && lengths[3] > 1)
+        let interpolation: ResizeInterpolation
+        switch a.mode {
+        case "linear" where halfPixel: interpolation = .bilinear
+        case "cubic" where halfPixel && a.cubicCoefficient == -0.5 && a.excludeOutside: interpolation = .bicubic
+        case "nearest" where (halfPixel && a.nearestMode == "round_prefer_ceil")
+            || (a.coordinateTransformation == "tf_half_pixel_for_nn" && a.nearestMode == "floor"): interpolation = .nearest
+        default: return nil
+        }
+        return ResizingAttributes(kind: .resizing, height: lengths[2], width: lengths[3], interpolation: interpolation,
+                                  layout: .channelsFirst)
+    }
+}
+
 extension Trainer {
     /// Keras's RandomCrop while training: one random window of height x width for the whole batch
     /// (Keras draws one per call) when the image is larger both ways; otherwise Keras 3 resizes the
