@@ -322,6 +322,11 @@ final class GradientCheckTests: XCTestCase {
         ] {
             try check(label, input: [2, 2, 4, 5]) { x in ([node("r", .resizing(attributes), [x])], [], "r") }
         }
+        // ONNX Resize in the half-pixel forms Keras's resampling exports to.
+        try check("ONNX Resize linear half_pixel", input: [2, 2, 4, 5]) { x in
+            ([node("r", .onnx(.resize(ResizeAttributes(mode: "linear", coordinateTransformation: "half_pixel", nearestMode: "floor",
+                                                       scales: [1, 1, 1.5, 0.6], sizes: nil))), [x])], [], "r")
+        }
         try check("reflect pad", input: [2, 2, 4]) { x in
             ([node("p", .onnx(.pad(PadAttributes(pads: [0, 0, 2, 0, 0, 1], mode: .reflect))), [x])], [], "p")
         }
