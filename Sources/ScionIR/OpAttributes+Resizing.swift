@@ -11,6 +11,9 @@ public enum ResizingKind: String, CaseIterable, Equatable, Sendable {
 /// input with a kernel whose weights are renormalised over the samples inside the image.
 public enum ResizeInterpolation: String, CaseIterable, Equatable, Sendable {
     case bilinear, nearest, bicubic, lanczos3, lanczos5
+    /// tf.keras only (Keras 3 has no area resize): each output pixel the mean of the input box it
+    /// covers, partly covered pixels weighted by the part covered (TensorFlow's `resize_area`).
+    case area
 }
 
 /// What RandomCrop computes outside training, which differs between the Keras versions: Keras 3

@@ -5,6 +5,9 @@ extension KerasConfigWriter {
     /// from the attributes (what Scion computes), the rest (a seed, a name) from the read config.
     static func resizing(_ a: ResizingAttributes, trainable: Bool) throws -> KerasLayerSpecification {
         guard a.layout == .channelsLast else { throw Refusal(reason: onnxRefusal) }
+        if a.interpolation == .area {
+            throw Refusal(reason: "Resizing with area interpolation (tf.keras) has no Keras 3 equivalent")
+        }
         if a.tabulatedCubic && a.interpolation == .bicubic && !a.antialias {
             throw Refusal(reason: "tf.keras's bicubic Resizing reads its weights from a 1024-step table; Keras 3's bicubic "
                           + "computes them exactly (outputs differ up to ~2e-3), so Keras 3 cannot compute this layer")

@@ -76,6 +76,8 @@ extension ONNXGraphBuilder {
                           .float("cubic_coeff_a", -0.5), .int("exclude_outside", 1)]
         case .lanczos3, .lanczos5:
             throw unsupported(node, "Resizing with \(a.interpolation.rawValue) interpolation: ONNX Resize has no Lanczos kernel")
+        case .area:
+            throw unsupported(node, "Resizing with area interpolation: ONNX Resize has no area kernel")
         }
         if a.antialias {
             guard opset >= 18 else {

@@ -107,6 +107,10 @@ struct ResampleTaps {
             (indices, weights) = Self.tabulatedCubic(input: input, output: output)
             return
         }
+        if interpolation == .area {
+            (indices, weights) = Self.area(input: input, output: output)
+            return
+        }
         if interpolation == .nearest {
             indices = (0..<output).map { i in
                 min(input - 1, Int(((Float(i) + 0.5) * Float(input) / Float(output)).rounded(.down)))
@@ -121,7 +125,7 @@ struct ResampleTaps {
         case .bicubic: 2
         case .lanczos3: 3
         case .lanczos5: 5
-        case .nearest: 0
+        case .nearest, .area: 0
         }
         var allIndices: [[Int]] = [], allWeights: [[Float]] = []
         for i in 0..<output {
@@ -143,6 +147,24 @@ struct ResampleTaps {
         }
         indices = allIndices
         weights = allWeights
+    }
+
+    /// The area kernel: output pixel i covers input [i·in/out, (i+1)·in/out); each input pixel
+    /// weighs the length it shares with that box, over the box's length.
+    static func area(input: Int, output: Int) -> ([[Int]], [[Float]]) {
+        let width = Double(input) / Double(output)
+        var allIndices: [[Int]] = [], allWeights: [[Float]] = []
+        for i in 0..<output {
+            let start = Double(i) * width, end = start + width
+            var taps: [Int] = [], values: [Float] = []
+            for j in max(0, Int(start.rounded(.down)))..<min(input, Int(end.rounded(.up))) {
+                let shared = min(end, Double(j + 1)) - max(start, Double(j))
+                if shared > 0 { taps.append(j); values.append(Float(shared / width)) }
+            }
+            allIndices.append(taps)
+            allWeights.append(values)
+        }
+        return (allIndices, allWeights)
     }
 
     /// TensorFlow's `resize_bicubic` with half-pixel centres (tf.keras's bicubic): Keys' a = -0.5
@@ -175,7 +197,7 @@ struct ResampleTaps {
     /// JAX's kernels: triangle, Keys cubic with a = -0.5, Lanczos of radius 3 and 5.
     static func kernel(_ interpolation: ResizeInterpolation, _ x: Double) -> Double {
         switch interpolation {
-        case .nearest: return x < 0.5 ? 1 : 0
+        case .nearest, .area: return x < 0.5 ? 1 : 0
         case .bilinear: return max(0, 1 - x)
         case .bicubic:
             if x >= 2 { return 0 }
