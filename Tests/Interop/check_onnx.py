@@ -38,6 +38,9 @@ EXPECTED_UNSUPPORTED = {
     "keras3/resizing_kernels": "Lanczos has no ONNX Resize match",
     # Antialiased Resize exists from opset 18; the default export is opset 17 (swept below from 18).
     "keras3/resizing_antialias": "antialias needs opset 18",
+    # A user's layer class and Lambda layers are Python code the file does not hold: never ONNX.
+    "keras2/custom_layer": "custom layer class", "keras3/custom_layer": "custom layer class",
+    "keras2/lambda_layer": "Lambda layer", "keras3/lambda_layer": "Lambda layer",
 }
 
 

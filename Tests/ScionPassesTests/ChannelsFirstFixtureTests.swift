@@ -23,6 +23,8 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // is transposed once for its GlobalAveragePooling1D, as embedding's.
         "text_rnn": 0, "attention": 1, "group_norm": 3, "transfer_guide": 1,
         "resizing": 1, "resizing_kernels": 1, "resizing_antialias": 1, "cropping_layers": 1,
+        // A user's class computes in Keras's channels-last layout: its image input goes back to NHWC.
+        "custom_layer": 3, "lambda_layer": 0,
     ]
 
     /// The repository's fixtures folder, found from this file's path.
