@@ -1,8 +1,8 @@
 """`scion finetune` with Keras's augmentation layers, against Keras 3's fit() (called by check_finetune.py).
 
 The model is the transfer-learning guide's (augmentation layers -> Rescaling -> a small frozen-BN conv
-base -> GlobalAveragePooling2D -> Dropout -> Dense), flat (Scion's Keras writer flattens nested models,
-which its post-training verification then reports as renamed tensors), with a 2-class softmax head.
+base -> GlobalAveragePooling2D -> Dropout -> Dense), built flat (the guide nests its base; flat layers
+let the Keras reference without the augmentation layers take the same weights by name), with a 2-class softmax head.
 
 (a) Augmentation off: Scion's `finetune --no-augment` against Keras fit() on the same model built without
     the augmentation layers (Dropout 0, full batches): every trained tensor within 1e-4 after a few SGD
