@@ -58,6 +58,7 @@ extension ComparableGraph {
         case .transpose(let a): passes = a.permutation == Array(a.permutation.indices)
         case .reshape: passes = shape(layer.inputs[0]).map { $0 == shape(layer.output) && $0.rank > 0 } ?? false
         case .rescaling(let a): passes = a.scale.allSatisfy { $0 == 1 } && a.offset.allSatisfy { $0 == 0 }
+        case .resizing(let a): passes = a.isPassThrough && options.inferenceOnly
         case .onnx(.cast(let a)): passes = graph.values[layer.inputs[0]]?.dtype == a.to
         case .activation: // other than linear
             passes = false
@@ -206,6 +207,9 @@ extension ComparableGraph {
             guard let axis = moved(a.axis) else { return nil }
             a.axis = axis
             return .rescaling(a)
+        case .resizing:
+            // Resamples the spatial axes of its own layout: it stops a transpose.
+            return nil
         case .dropout, .identity, .stochasticDepth, .augmentation:
             return op
         // Ops whose result depends on the layout or on axes they do not name: they stop a transpose.

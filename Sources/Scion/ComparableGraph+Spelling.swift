@@ -88,6 +88,10 @@ extension ComparableGraph {
             layers[index].op = .layerNormalization(a)
         case .rescaling(let a):
             layers[index].op = .rescaling(Self.canonical(a, axis: axis(a.axis, outputRank)))
+        case .resizing(let a):
+            // tf.keras's RandomCrop computes at inference what Resizing(crop_to_aspect_ratio=True)
+            // does, which is how the Keras writer spells it for Keras 3.
+            layers[index].op = .resizing(a.inferenceForm)
         case .layerScale(let a):
             // x · gamma: a Rescaling by the learned per-channel gamma (kept as the weight).
             if let gamma = floats(layer.parameter(.gamma)) {

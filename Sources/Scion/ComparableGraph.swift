@@ -172,6 +172,7 @@ struct ComparableGraph {
         case .flatten, .reshape, .onnx(.computedReshape), .onnx(.squeeze), .onnx(.unsqueeze): "reshape"
         case .transpose, .permute: "transpose"
         case .rescaling: "rescaling"
+        case .resizing: "resizing"
         // Families of one op, named by its type.
         case .convTranspose, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
              .onnx(.localResponseNormalization), .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .dropout,

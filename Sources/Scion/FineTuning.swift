@@ -131,7 +131,7 @@ public struct FineTuning {
         var trainer: Trainer
         let positions: [String: [Int32]?]
         do {
-            trainer = try Trainer(graph: try Model.lowered(model.graph).0)
+            trainer = try Trainer(graph: try Model.lowered(model.graph).0, augmenting: phase.options.augment)
             do {
                 positions = try ExecutorLowering().sourcePositions(of: trainer.writtenParameters, in: model.graph)
             } catch let error as PassError {

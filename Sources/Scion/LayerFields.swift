@@ -107,6 +107,14 @@ enum LayerFields {
                           LayerField("offset", floats: a.offset, list: a.offset.count > 1)]
             if a.scale.count > 1 || a.offset.count > 1 { fields.append(LayerField("axis", a.axis)) }
             return fields
+        case .resizing(let a):
+            var fields = [LayerField("height", a.height), LayerField("width", a.width)]
+            if a.kind == .resizing {
+                fields += [LayerField("interpolation", a.interpolation.rawValue), LayerField("crop_to_aspect_ratio", a.cropToAspectRatio),
+                           LayerField("pad_to_aspect_ratio", a.padToAspectRatio), LayerField("fill_value", float: a.fillValue),
+                           LayerField("antialias", a.antialias)]
+            }
+            return fields + [LayerField("data_format", format(a.layout))]
         case .normalization(let a):
             return [LayerField("axis", a.axes), LayerField("invert", a.invert),
                     LayerField("mean", floats: a.mean ?? []), LayerField("variance", floats: a.variance ?? [])]

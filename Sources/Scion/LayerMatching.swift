@@ -172,6 +172,8 @@ struct LayerMatching {
         switch op {
         case .rescaling, .activation, .batchNormalization, .prelu:
             true
+        case .resizing:
+            false
         // Layers of their own (a bias of their own is `sameWork`'s business).
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .onnx(.gemm), .onnx(.matMul), .embedding,
              .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .layerNormalization, .groupNormalization,
@@ -252,8 +254,8 @@ struct LayerMatching {
             false
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
              .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling,
-             .layerScale, .onnx(.localResponseNormalization), .activation, .prelu, .onnx(.clip), .onnx(.coercedSoftmax),
-             .onnx(.unary), .embedding:
+             .resizing, .layerScale, .onnx(.localResponseNormalization), .activation, .prelu, .onnx(.clip),
+             .onnx(.coercedSoftmax), .onnx(.unary), .embedding:
             false
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
              .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),

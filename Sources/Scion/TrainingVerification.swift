@@ -52,7 +52,11 @@ public struct TrainingVerification: Sendable, Encodable {
             let bytes = try parameter.storage.bytes(keep: false)
             var tensor = Tensor(name: parameter.name, trained: trained.contains(parameter.name), crc32Before: crc32Text(bytes),
                                 crc32After: nil, identical: false, maxAbsDelta: nil)
-            guard let other = after.parameters[parameter.name] else { return tensor }
+            // The Keras writers flatten a nested model's scope (`base/conv1/kernel` is written as layer
+            // `base_conv1`): the same tensor under its flattened name.
+            guard let other = after.parameters[parameter.name] ?? after.parameters[Self.flattenedScope(parameter.name)] else {
+                return tensor
+            }
             let written = try other.storage.bytes(keep: false)
             tensor.crc32After = crc32Text(written)
             tensor.identical = parameter.shape == other.shape && parameter.dtype == other.dtype && bytes == written
@@ -61,6 +65,14 @@ public struct TrainingVerification: Sendable, Encodable {
             }
             return tensor
         }
+    }
+
+    /// `scope/layer/weight` as the Keras writers name it once nested models are flattened:
+    /// `scope_layer/weight`.
+    static func flattenedScope(_ name: String) -> String {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count > 2, let weight = parts.last else { return name }
+        return parts.dropLast().joined(separator: "_") + "/" + weight
     }
 
     /// A verification of tensors computed elsewhere (tests, other front ends).

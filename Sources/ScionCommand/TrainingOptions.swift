@@ -63,8 +63,12 @@ struct TrainingOptions: ParsableArguments {
             completion: .list(Trainer.Loss.allValueStrings))
     var loss: Trainer.Loss?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Seed for shuffling and Dropout.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seed for shuffling, Dropout and the augmentation layers' random transforms.", valueName: "n"))
     var seed: UInt64 = 0
+
+    @Flag(help: ArgumentHelp("Train with the augmentation layers (RandomFlip, RandomRotation, ..., GaussianNoise, RandomCrop) as the "
+                             + "identity, as at inference; by default they transform each batch, as Keras's fit does."))
+    var noAugment = false
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Second phase: make the last N layers of the base trainable (Keras's "
                                                         + "base_model.layers[-N:]).", valueName: "n"))
@@ -134,6 +138,7 @@ struct TrainingOptions: ParsableArguments {
         options.batchSize = batchSize
         options.learningRate = learningRate
         options.seed = seed
+        options.augment = !noAugment
         switch optimizer {
         case .adam: options.optimizer = .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-7)
         case .adamw: options.optimizer = .adamW(beta1: 0.9, beta2: 0.999, epsilon: 1e-7, weightDecay: weightDecay ?? 0.004)
@@ -176,7 +181,7 @@ struct TrainingOptions: ParsableArguments {
         }
         var settings = [("optimizer", optimizer), ("learning rate", Readable.setting(learningRate)), ("schedule", schedule),
                         (hasSecondPhase ? "head epochs" : "epochs", "\(epochs)"), ("batch size", "\(batchSize)"), ("loss", loss.rawValue),
-                        ("seed", "\(seed)")]
+                        ("seed", "\(seed)"), ("augmentation", noAugment ? "off" : "on")]
         if hasSecondPhase {
             let thawed = [unfreezeTop.map { "the top \($0) layers of the base" }, unfreeze.map { "the layers matching \($0)" }].compactMap { $0 }
             settings.append(("fine-tune", thawed.joined(separator: " and ") + " thawed"

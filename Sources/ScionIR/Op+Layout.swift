@@ -13,6 +13,7 @@ extension Op {
         case .globalPool(let a): a.layout
         case .zeroPadding(let a), .cropping(let a): a.layout
         case .upSampling(let a): a.layout
+        case .resizing(let a): a.layout
         // Layout-free: they work on whatever order their input has, or on an order of their own
         // (Dense on the last axis, ONNX ops on channels-first by definition).
         case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
@@ -35,6 +36,7 @@ extension Op {
         case .globalPool(let a): a.rank
         case .zeroPadding(let a), .cropping(let a): a.padding.count
         case .upSampling(let a): a.size.count
+        case .resizing: 2
         case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
              .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
              .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation:

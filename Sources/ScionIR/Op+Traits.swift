@@ -12,7 +12,7 @@ extension Op {
         case .separableConv(let a): a.depthwise.activation
         case .convTranspose(let a): a.activation
         // Convolution-free spatial ops.
-        case .pool, .globalPool, .zeroPadding, .cropping, .upSampling: nil
+        case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .resizing: nil
         // Normalizations and scalings.
         case .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale,
              .onnx(.localResponseNormalization), .onnx(.computedBatchNormalization),
@@ -42,7 +42,7 @@ extension Op {
         case .separableConv(var a): a.depthwise.activation = activation; return .separableConv(a)
         case .convTranspose(var a): a.activation = activation; return .convTranspose(a)
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
-             .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape,
+             .groupNormalization, .normalization, .rescaling, .resizing, .layerScale, .activation, .prelu, .flatten, .reshape,
              .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
              .augmentation, .embedding, .opaque, .onnx:
             return nil
@@ -59,7 +59,7 @@ extension Op {
         case .separableConv(let a): a.depthwise.useBias
         case .convTranspose(let a): a.useBias
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
-             .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape,
+             .groupNormalization, .normalization, .rescaling, .resizing, .layerScale, .activation, .prelu, .flatten, .reshape,
              .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
              .augmentation, .embedding, .opaque, .onnx:
             nil
@@ -72,12 +72,15 @@ extension Op {
         switch self {
         case .dropout, .stochasticDepth, .augmentation:
             true
+        case .resizing(let a):
+            // RandomCrop in Keras 3 crops only while training; the other two resize always.
+            a.isPassThrough
         case .identity:
             // Passes through always, not only at inference.
             false
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
              .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling,
-             .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose, .elementwise, .concatenate,
+             .resizing, .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose, .elementwise, .concatenate,
              .scaledResidual, .embedding, .opaque, .onnx:
             false
         }

@@ -30,6 +30,9 @@ public enum Op: Equatable, Sendable {
     case concatenate(ConcatenateAttributes)
     /// `x * scale + offset`.
     case rescaling(RescalingAttributes)
+    /// Keras's Resizing, CenterCrop and RandomCrop: a window of the image resampled to a fixed size
+    /// (RandomCrop's random window belongs to training).
+    case resizing(ResizingAttributes)
     /// `(x - mean) / sqrt(variance)`, statistics held as parameters (`mean`, `variance`).
     case normalization(NormalizationAttributes)
     case embedding(EmbeddingAttributes)
@@ -83,6 +86,7 @@ public enum Op: Equatable, Sendable {
         case .elementwise(let operation): operation.typeName
         case .concatenate: "Concatenate"
         case .rescaling: "Rescaling"
+        case .resizing(let a): a.kind.rawValue
         case .normalization: "Normalization"
         case .embedding: "Embedding"
         case .scaledResidual: "CustomScaleLayer"

@@ -1,6 +1,7 @@
 /// Keras's random augmentation and noise layers: the identity at inference, which is what the
 /// executor, `run` and the ONNX writer compute (an ONNX Identity). Their randomness belongs to
-/// training in Keras; Scion's trainer runs them as the identity too.
+/// training: Scion's trainer draws each layer's random transform per batch from its seeded
+/// generator, as Keras's `fit` does (Ops/Augmentation.swift), unless augmentation is switched off.
 public enum AugmentationKind: String, CaseIterable, Equatable, Sendable {
     case randomFlip = "RandomFlip"
     case randomRotation = "RandomRotation"
@@ -18,6 +19,12 @@ public struct AugmentationAttributes: Equatable, Sendable {
     public var kind: AugmentationKind
     /// The layer's Keras config, serialized as JSON.
     public var configuration: String
+    /// Where an image's channel axis is in the values the layer reads: channels-last as Keras
+    /// writes them, channels-first after the layout pass (set when it converts the op). Flips,
+    /// rotations and contrast need it while training; inference does not.
+    public var layout: Layout
     /// Attributes with these values.
-    public init(kind: AugmentationKind, configuration: String) { self.kind = kind; self.configuration = configuration }
+    public init(kind: AugmentationKind, configuration: String, layout: Layout = .channelsLast) {
+        self.kind = kind; self.configuration = configuration; self.layout = layout
+    }
 }

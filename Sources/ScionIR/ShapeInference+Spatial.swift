@@ -193,4 +193,18 @@ extension Context {
         }
         return shape
     }
+
+    /// Resizing and CenterCrop give height x width whatever the input; Keras 3's RandomCrop passes
+    /// its input through outside training.
+    func resizing(_ a: ResizingAttributes) throws -> Shape? {
+        try requireInputs(1)
+        guard a.height > 0, a.width > 0 else { throw fail("resizes to \(a.height)x\(a.width); both must be positive") }
+        guard var shape = try firstShape(minimumRank: 4) else { return nil }
+        guard shape.rank == 4 else { throw fail("needs a batch of images (rank 4), got shape \(shape)") }
+        if a.isPassThrough { return shape }
+        let axes = spatialAxes(rank: 4, layout: a.layout)
+        shape[axes[0]] = a.height
+        shape[axes[1]] = a.width
+        return shape
+    }
 }

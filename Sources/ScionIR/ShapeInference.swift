@@ -36,7 +36,7 @@ struct Context {
         case .onnx(.select) where inputs.count > 1: inputs[1].dtype
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
              .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
-             .prelu, .rescaling, .onnx(.localResponseNormalization), .activation, .onnx(.clip), .onnx(.coercedSoftmax),
+             .prelu, .rescaling, .resizing, .onnx(.localResponseNormalization), .activation, .onnx(.clip), .onnx(.coercedSoftmax),
              .onnx(.unary), .dropout, .stochasticDepth, .identity, .augmentation, .flatten, .reshape, .permute,
              .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
              .onnx(.gather), .elementwise, .scaledResidual, .concatenate, .onnx(.gemm), .onnx(.matMul), .onnx(.reduce),
@@ -92,6 +92,7 @@ struct Context {
         case .globalPool(let a): return [try globalPooling(a)]
         case .zeroPadding(let a), .cropping(let a): return [try spatialPadding(a)]
         case .upSampling(let a): return [try upSampling(a)]
+        case .resizing(let a): return [try resizing(a)]
         // Weighted layers that keep their input's shape (ShapeInference+Normalization.swift).
         case .batchNormalization(let a): return [try batchNormalization(a)]
         case .layerNormalization(let a): return [try layerNormalization(a)]

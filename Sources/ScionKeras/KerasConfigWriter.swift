@@ -160,6 +160,8 @@ struct KerasConfigWriter {
         case .rescaling(let a):
             guard a.axis == -1 else { throw Refusal(reason: Self.onnxRefusal) }
             return [Self.rescaling(scale: a.scale, offset: a.offset)]
+        case .resizing(let a):
+            return [try Self.resizing(a, trainable: node.trainable)]
         case .normalization(let a):
             var config: [String: JSON] = ["axis": Self.ints(a.axes), "invert": .bool(a.invert)]
             if let mean = a.mean, let variance = a.variance {

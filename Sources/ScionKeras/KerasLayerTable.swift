@@ -20,6 +20,7 @@ struct KerasLayerTable {
             return .augmentation(AugmentationAttributes(kind: kind, configuration: JSON.object(settings).serialized))
         }
         let c = LayerConfig(json: config, className: className)
+        if let kind = ResizingKind(rawValue: className) { return try resizing(kind, c) }
         switch className {
         case "Dense":
             return .dense(DenseAttributes(units: try c.int("units"), useBias: c.bool("use_bias", true),

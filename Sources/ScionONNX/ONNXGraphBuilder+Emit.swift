@@ -163,6 +163,8 @@ extension ONNXGraphBuilder {
                     scaled, constant("\(node.name)/offset", floats: a.offset, dimensions: broadcastDimensions(a.offset.count, axis: a.axis, rank: rank)),
                 ], output: output)
             }
+        case .resizing(let a):
+            try emitResizing(node, a, input: input, output: output, inputShape: inputShape)
         case .normalization(let a):
             try normalization(a, node: node, parameters: parameters, input: input, output: output, inputShape: inputShape)
         case .embedding:

@@ -110,7 +110,7 @@ struct ClassifierHead {
             return true
         case .dense, .dropout, .activation, .prelu, .reshape, .flatten, .identity, .batchNormalization,
              .layerNormalization, .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling,
-             .stochasticDepth, .globalPool, .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding,
+             .resizing, .stochasticDepth, .globalPool, .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding,
              .cropping, .upSampling, .embedding, .scaledResidual, .layerScale, .augmentation, .opaque, .onnx:
             return false
         }
@@ -150,8 +150,8 @@ struct ClassifierHead {
         // Ops that neither pool nor flatten a feature map.
         case .dense, .onnx(.gemm), .onnx(.matMul), .dropout, .activation, .prelu, .onnx(.coercedSoftmax),
              .onnx(.unsqueeze), .identity, .batchNormalization, .layerNormalization, .groupNormalization,
-             .normalization, .conv, .elementwise, .concatenate, .rescaling, .onnx(.clip), .onnx(.unary), .onnx(.cast),
-             .stochasticDepth, .onnx(.constant), .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
+             .normalization, .conv, .elementwise, .concatenate, .rescaling, .resizing, .onnx(.clip), .onnx(.unary),
+             .onnx(.cast), .stochasticDepth, .onnx(.constant), .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
              .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .scaledResidual, .layerScale,
              .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.slice), .onnx(.split), .onnx(.pad),
              .onnx(.resize), .onnx(.localResponseNormalization), .onnx(.shape), .onnx(.expand), .onnx(.tile),
@@ -177,6 +177,8 @@ struct ClassifierHead {
              .onnx(.unary), .onnx(.cast), .stochasticDepth, .globalPool, .onnx(.reduce), .onnx(.constant),
              .onnx(.computedReshape):
             return true
+        case .resizing:
+            return false
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .permute, .zeroPadding, .cropping, .upSampling,
              .embedding, .scaledResidual, .layerScale, .transpose, .onnx(.comparison), .onnx(.select), .onnx(.gather),
              .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.localResponseNormalization),

@@ -28,7 +28,8 @@ extension LayoutRewriter {
         switch node.op {
         case .globalPool(let a):
             return a.keepDimensions ? a.rank + 2 : 2
-        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding, .cropping, .upSampling:
+        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding, .cropping, .upSampling,
+             .resizing:
             return node.op.spatialRank.map { $0 + 2 }
         case .activation, .dropout, .identity, .augmentation, .stochasticDepth, .batchNormalization,
              .groupNormalization, .elementwise, .concatenate, .rescaling, .normalization, .layerScale, .scaledResidual,

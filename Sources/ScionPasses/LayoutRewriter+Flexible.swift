@@ -65,11 +65,15 @@ extension LayoutRewriter {
             if direction.writesKerasLayers { a.sharedAxes.sort() }
             return .prelu(a)
         // No axis attributes: the same op on either form.
-        case .dropout, .identity, .augmentation, .stochasticDepth, .elementwise, .scaledResidual, .dense:
+        case .dropout, .identity, .stochasticDepth, .elementwise, .scaledResidual, .dense:
             return node.op
+        case .augmentation(var a):
+            // The same op at inference; its training transforms read the image's axes from here.
+            a.layout = direction.targetLayout
+            return .augmentation(a)
         // Never flexible (`rule(for:)`): spatial, memory-order and ONNX-only ops.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .flatten, .reshape, .permute, .transpose, .embedding, .opaque, .onnx:
+             .upSampling, .resizing, .flatten, .reshape, .permute, .transpose, .embedding, .opaque, .onnx:
             return node.op
         }
     }

@@ -61,7 +61,7 @@ extension LayoutRewriter {
         switch node.op {
         // Spatial ops: converted when written in the source layout.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling:
+             .upSampling, .resizing:
             return node.op.spatialLayout == direction.sourceLayout ? .spatial : .original
 
         // Ops that depend on memory order.

@@ -58,6 +58,9 @@ extension LayoutRewriter {
         case .upSampling(var a):
             a.layout = target
             op = .upSampling(a)
+        case .resizing(var a):
+            a.layout = target
+            op = .resizing(a)
         case .depthwiseConv, .separableConv:
             // `ChannelsFirstLayoutPass` runs `GroupedConvolutionPass` first, and ONNX has neither.
             throw failure(node.name, "a \(node.op.typeName) must be lowered to grouped convolutions first (GroupedConvolutionPass)")

@@ -71,6 +71,9 @@ extension Executor {
             return try layerScale(node, x, a)
         case .rescaling(let a):
             return Kernels.rescale(x, a)
+        // Ops/Resizing.swift
+        case .resizing(let a):
+            return try resizing(node, x, a)
         case .onnx(.comparison), .onnx(.select):
             throw unsupported(node, node.op.typeName)
         // Ops/Shape.swift

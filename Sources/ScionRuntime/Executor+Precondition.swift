@@ -19,7 +19,7 @@ extension Executor {
                                    + "lower the graph first (GroupedConvolutionPass, or Model.executor())")
             case .conv, .convTranspose, .pool, .globalPool, .dense, .embedding, .batchNormalization,
                  .layerNormalization, .groupNormalization, .normalization, .activation, .prelu, .elementwise,
-                 .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity,
+                 .scaledResidual, .layerScale, .rescaling, .resizing, .flatten, .reshape, .transpose, .permute, .identity,
                  .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque,
                  .onnx:
                 if node.op.spatialLayout == .channelsLast {

@@ -95,7 +95,15 @@ extension Trainer {
         case .scaledResidual(let a): try scaledResidualBackward(a, inputs, dy: dy)
         case .layerScale(let a): try layerScaleBackward(node, a, x, dy: dy)
         case .rescaling(let a): rescalingBackward(a, dy: dy)
+        // Ops/Resizing.swift
+        case .resizing(let a) where augmenting && a.kind == .randomCrop && (wanted.first ?? false):
+            throw RuntimeError(node.name, "a trainable layer comes before this RandomCrop, and Scion stops the gradient at "
+                               + "augmentation layers while augmenting: freeze the layers before it, or train with augmentation off")
+        case .resizing(let a) where augmenting && a.kind == .randomCrop: StepGradients(inputs: [nil])
+        case .resizing(let a): try resizingBackward(node, a, x, dy: dy)
         // Ops/Shape.swift
+        case .augmentation(let a) where augmenting:
+            try augmentationBackward(node, a, x, dy: dy, saved: saved, wanted: wanted.first ?? false)
         case .flatten, .reshape, .onnx(.squeeze), .onnx(.unsqueeze), .identity, .augmentation,
              .onnx(.cast): reshapeBackward(x, dy: dy)
         case .transpose(let a): transposeBackward(a.permutation, dy: dy)
@@ -108,6 +116,12 @@ extension Trainer {
         case .zeroPadding(let a): zeroPaddingBackward(a, crop: false, dy: dy)
         case .cropping(let a): zeroPaddingBackward(a, crop: true, dy: dy)
         case .onnx(.pad(let a)): try padBackward(node, a, inputs, dy: dy)
+        case .onnx(.resize(let a)) where executor.resizeByCopying(x, a) == nil:
+            if let resampling = Executor.kerasResampling(of: a, x.shape) {
+                try resizingBackward(node, resampling, x, dy: dy)
+            } else {
+                nil
+            }
         case .onnx(.slice), .onnx(.gather), .upSampling, .onnx(.resize): try movementBackward(node, inputs, dy: dy)
         // Ops/ComputedShape.swift
         case .onnx(.shape): StepGradients(inputs: [nil])

@@ -65,11 +65,16 @@ extension Trainer {
             return try dropoutTraining(node, a, inputs, random: &random)
         case .stochasticDepth(let a) where training && a.rate > 0:
             return try stochasticDepthTraining(node, a)
+        // Ops/Augmentation.swift, Ops/Resizing.swift
+        case .augmentation(let a) where training && augmenting:
+            return try augmentationTraining(node, a, inputs, random: &random)
+        case .resizing(let a) where training && augmenting && a.kind == .randomCrop:
+            return try randomCropTraining(node, a, inputs, random: &random)
         // As at inference, by family.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
-             .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
-             .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth,
+             .elementwise, .scaledResidual, .layerScale, .rescaling, .resizing, .flatten, .reshape, .transpose,
+             .permute, .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth,
              .opaque, .onnx:
             return (try executor.evaluate(node, inputs), nil)
         }

@@ -15,7 +15,7 @@ extension Trainer {
         case .conv(let a): a.activation
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .embedding, .batchNormalization,
              .layerNormalization, .groupNormalization, .normalization, .prelu, .elementwise, .scaledResidual,
-             .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity, .augmentation, .concatenate,
+             .layerScale, .rescaling, .resizing, .flatten, .reshape, .transpose, .permute, .identity, .augmentation, .concatenate,
              .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque, .onnx:
             nil
         }
@@ -23,13 +23,15 @@ extension Trainer {
 
     /// Whether an op gives different values from one training step to the next with the same
     /// inputs and weights: such a node never joins the frozen prefix whose outputs are cached.
-    static func isRandomWhileTraining(_ op: Op) -> Bool {
+    static func isRandomWhileTraining(_ op: Op, augmenting: Bool) -> Bool {
         switch op {
         case .dropout(let a), .stochasticDepth(let a): a.rate > 0
+        case .augmentation: augmenting
+        case .resizing(let a): augmenting && a.kind == .randomCrop
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
-             .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
-             .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .opaque, .onnx:
+             .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose,
+             .permute, .identity, .concatenate, .zeroPadding, .cropping, .upSampling, .opaque, .onnx:
             false
         }
     }

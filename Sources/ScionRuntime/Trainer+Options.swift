@@ -63,8 +63,11 @@ extension Trainer {
         public var schedule = Schedule.constant
         /// The loss to minimise.
         public var loss = Loss.sparseCategoricalCrossentropy
-        /// Seeds the shuffling and Dropout.
+        /// Seeds the shuffling, Dropout and the augmentation layers' transforms.
         public var seed: UInt64 = 0
+        /// Whether the augmentation layers transform each batch (Keras's `fit`); off, they are the
+        /// identity while training too. The trainer is built with it (`Trainer(graph:augmenting:)`).
+        public var augment = true
         /// Keras's defaults.
         public init() {}
     }

@@ -44,6 +44,9 @@ public struct Trainer {
     public let inputName: String
     /// The value holding the model's one output, which the loss compares with the targets.
     public let output: String
+    /// Whether the augmentation layers (RandomFlip..., GaussianNoise, RandomCrop) transform their
+    /// input while training, as in Keras's `fit`; off, they are the identity (their inference form).
+    public let augmenting: Bool
 
     /// The lowered graph it trains, its shapes inferred, with the weights as given (the trained ones
     /// are in `trainedTensors` and `trainedGraph()`).
@@ -56,8 +59,9 @@ public struct Trainer {
     public var prefixHasWeights: Bool { prefix?.graph.nodes.contains { !$0.parameters.isEmpty } ?? false }
 
     /// `model` must be lowered (`ExecutorLowering`; a graph that is not is refused naming the node)
-    /// and have one input and one output.
-    public init(graph model: Graph) throws {
+    /// and have one input and one output. `augmenting`: see the property.
+    public init(graph model: Graph, augmenting: Bool = true) throws {
+        self.augmenting = augmenting
         var graph = model
         try graph.inferShapes()
         guard graph.outputs.count == 1, let output = graph.outputs.first else {
@@ -88,7 +92,7 @@ public struct Trainer {
         for index in order {
             let node = graph.nodes[index]
             let frozen = !node.parameters.contains(where: trainableSet.contains) && !trainingBatchNorms.contains(node.name)
-            let deterministic = frozen && !Self.isRandomWhileTraining(node.op)
+            let deterministic = frozen && !Self.isRandomWhileTraining(node.op, augmenting: augmenting)
             if deterministic && node.inputs.allSatisfy(invariant.contains) {
                 invariant.formUnion(node.outputs)
                 steps.append(index)

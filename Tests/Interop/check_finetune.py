@@ -13,6 +13,10 @@ batch statistics), the digits CNN trained from scratch (convolutions, training B
 pooling), and the two-phase recipe (`--unfreeze-top 4 --fine-tune-epochs`) against Keras's
 recompile-and-fit.
 
+Augmentation (finetune_augmentation.py): the transfer-learning guide's model with Keras's augmentation
+layers, with augmentation off (every tensor within 1e-4 of Keras's fit() without the layers) and on
+(validation accuracy averaged over seeds within 2 points of Keras's).
+
 Usage: KERAS_BACKEND=jax /opt/scion-oracle-venv/bin/python Tests/Interop/check_finetune.py [--scion PATH]
 Prints one line per case and "finetune: P passed, F failed, S skipped"; exits 1 on failures.
 """
@@ -26,6 +30,7 @@ import tempfile
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np  # noqa: E402
 import keras  # noqa: E402
+from finetune_augmentation import cases as augmentation_cases  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -88,9 +93,10 @@ def main():
         for ok in deep_cases(args.scion, folder, base, x, y):
             passed += ok
             failed += not ok
-        for ok in keras_ops_cases(args.scion, folder):
-            passed += ok
-            failed += not ok
+        for cases in (keras_ops_cases, augmentation_cases):
+            for ok in cases(args.scion, folder):
+                passed += ok
+                failed += not ok
     print(f"finetune: {passed} passed, {failed} failed, 0 skipped")
     return 1 if failed else 0
 

@@ -33,6 +33,11 @@ EXPECTED_UNSUPPORTED = {
     "keras3/text_rnn": "LSTM/GRU/Bidirectional have no ONNX pattern yet",
     "keras2/attention": "MultiHeadAttention has no ONNX pattern yet",
     "keras3/attention": "MultiHeadAttention has no ONNX pattern yet",
+    # ONNX Resize has no Lanczos kernel, nor TensorFlow's tabulated bicubic (tf.keras).
+    "keras2/resizing_kernels": "Lanczos and tf.keras's bicubic have no ONNX Resize match",
+    "keras3/resizing_kernels": "Lanczos has no ONNX Resize match",
+    # Antialiased Resize exists from opset 18; the default export is opset 17 (swept below from 18).
+    "keras3/resizing_antialias": "antialias needs opset 18",
     # A user's layer class and Lambda layers are Python code the file does not hold: never ONNX.
     "keras2/custom_layer": "custom layer class", "keras3/custom_layer": "custom layer class",
     "keras2/lambda_layer": "Lambda layer", "keras3/lambda_layer": "Lambda layer",
@@ -109,7 +114,9 @@ def run_onnx(path, inputs):
 # kerasops_zoo: Slice, Squeeze, Unsqueeze and Reduce*, whose axes move from attributes to inputs
 # between opsets 13 and 18.
 OPSET_FIXTURES = [("keras3", "convnext_blocks"), ("keras3", "mobilenet_v3_small"), ("keras3", "misc_zoo"), ("keras3", "group_norm"),
-                  ("keras3", "kerasops_zoo")]
+                  ("keras3", "kerasops_zoo"), ("keras3", "resizing"), ("keras3", "resizing_antialias")]
+# Fixtures swept only from the opset that can express them.
+MINIMUM_OPSET = {"keras3/resizing_antialias": 18}
 
 
 def check_fixture(arguments, folder, name, model, opset):
@@ -181,6 +188,8 @@ def main():
     # (LayerNormalization before 17, Gelu from 20, HardSwish from 14, GroupNormalization from 21).
     for opset in range(13, 22):
         for folder, name in OPSET_FIXTURES:
+            if opset < MINIMUM_OPSET.get(f"{folder}/{name}", 0):
+                continue
             model = os.path.join(arguments.fixtures, folder, name + ".keras")
             if os.path.exists(model):
                 jobs.append((folder, name, model, opset))

@@ -85,6 +85,25 @@ final class FinetuneCommandTests: XCTestCase {
         }
     }
 
+    /// Keras's transfer-learning guide model (augmentation layers, a nested frozen base): the head trains
+    /// with the augmentation on and off, and the base, written flattened (`base_conv1`), verifies.
+    func testTheGuidesModelTrainsWithAndWithoutAugmentation() throws {
+        let directory = try temporaryDirectory(self)
+        let data = directory.appendingPathComponent("data.npz").path
+        let x = try NumpyFile.read(Repository.fixture("keras3/transfer_guide.input.npy"))
+        try NumpyArchive.write([("x", x), ("y", RuntimeTensor(shape: [2], data: [0, 1]))], to: data)
+        var losses: [String] = []
+        for extra in [[], ["--no-augment"]] {
+            let output = directory.appendingPathComponent("tuned.keras").path
+            let result = try runScion(["finetune", Repository.fixture("keras3/transfer_guide.keras"), "--data", data, "--epochs", "2",
+                                       "--batch-size", "2", "--loss", "mse", "--seed", "3", "-o", output, "--force"] + extra)
+            XCTAssertEqual(result.status, 0, result.standardError)
+            XCTAssertTrue(result.standardOutput.contains("8 frozen tensors byte-identical to transfer_guide.keras"), result.standardOutput)
+            losses.append(result.standardOutput.components(separatedBy: "\n").filter { $0.hasPrefix("Epoch 2/2") }.joined())
+        }
+        XCTAssertNotEqual(losses[0].prefix(22), losses[1].prefix(22), "augmentation changed nothing: \(losses)")
+    }
+
     /// --json: one object on stdout, nothing else anywhere (stderr is not a terminal here); the report
     /// shows the very checksums the JSON has, one row per frozen tensor, and the same verdict.
     func testJSONAndTheReportShowTheSameVerification() throws {

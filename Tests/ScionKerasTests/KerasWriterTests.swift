@@ -41,6 +41,8 @@ final class KerasWriterTests: XCTestCase {
     /// In `.h5` (Keras 2's schema, which records no tensor shapes) the output shape of a Lambda or a
     /// user's class is known only from a Keras 3 source; it is not compared there.
     private func comparable(_ op: Op, archive: Bool = true) -> String {
+        // tf.keras's RandomCrop is written as the Resizing it computes at inference (its seed with it lost).
+        if case .resizing(let a) = op { return "\(Op.resizing(a.inferenceForm))" }
         guard case .opaque(let a) = op else { return "\(op)" }
         let declaredOnly = a.registration != nil || a.type == "Lambda"
         let shapes = archive || !declaredOnly ? a.outputShapes.map { "\($0)" } ?? "?" : "not compared"
@@ -52,6 +54,13 @@ final class KerasWriterTests: XCTestCase {
         XCTAssertGreaterThan(fixtures.count, 40, "fixtures are missing")
         for (url, _) in fixtures {
             let name = "\(url.deletingLastPathComponent().lastPathComponent)/\(url.lastPathComponent)"
+            if name == "keras2/resizing_kernels.h5" {
+                // tf.keras's tabulated bicubic: Keras 3 cannot compute it, the writers refuse it by layer.
+                XCTAssertThrowsError(try roundTrip(url, archive: archive)) { error in
+                    XCTAssertTrue("\(error)".contains("up_bicubic: tf.keras's bicubic Resizing"), "\(error)")
+                }
+                continue
+            }
             let (original, written) = try roundTrip(url, archive: archive)
             XCTAssertEqual(written.totalParameterCount, original.totalParameterCount, "total params of \(name)")
             XCTAssertEqual(written.trainableParameterCount, original.trainableParameterCount, "trainable params of \(name)")

@@ -26,6 +26,7 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // Conv2D and one out of it for the reshape to tokens (its own keras.ops.transpose calls keep
         // the batch axis: Permutes).
         "kerasops_zoo": 0, "kerasops_vit": 2,
+        "resizing": 1, "resizing_kernels": 1, "resizing_antialias": 1, "cropping_layers": 1,
         // A user's class computes in Keras's channels-last layout: its image input goes back to NHWC.
         "custom_layer": 3, "lambda_layer": 0,
     ]

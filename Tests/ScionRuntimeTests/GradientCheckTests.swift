@@ -322,6 +322,23 @@ final class GradientCheckTests: XCTestCase {
         try check("UpSampling nearest", input: [2, 2, 2, 3]) { x in
             ([node("u", .upSampling(UpSamplingAttributes(size: [2, 3], interpolation: "nearest", layout: .channelsFirst)), [x])], [], "u")
         }
+        // Resizing, CenterCrop and RandomCrop at inference: a window (crop or padding) then a separable resampling.
+        for (label, attributes) in [
+            ("Resizing bicubic up", ResizingAttributes(kind: .resizing, height: 5, width: 7, interpolation: .bicubic, layout: .channelsFirst)),
+            ("Resizing bilinear antialiased down, cropped to the aspect ratio",
+             ResizingAttributes(kind: .resizing, height: 2, width: 3, cropToAspectRatio: true, antialias: true, layout: .channelsFirst)),
+            ("Resizing lanczos3 padded to the aspect ratio",
+             ResizingAttributes(kind: .resizing, height: 3, width: 6, interpolation: .lanczos3, padToAspectRatio: true, fillValue: 0.5,
+                                layout: .channelsFirst)),
+            ("CenterCrop", ResizingAttributes(kind: .centerCrop, height: 2, width: 3, layout: .channelsFirst)),
+        ] {
+            try check(label, input: [2, 2, 4, 5]) { x in ([node("r", .resizing(attributes), [x])], [], "r") }
+        }
+        // ONNX Resize in the half-pixel forms Keras's resampling exports to.
+        try check("ONNX Resize linear half_pixel", input: [2, 2, 4, 5]) { x in
+            ([node("r", .onnx(.resize(ResizeAttributes(mode: "linear", coordinateTransformation: "half_pixel", nearestMode: "floor",
+                                                       scales: [1, 1, 1.5, 0.6], sizes: nil))), [x])], [], "r")
+        }
         try check("reflect pad", input: [2, 2, 4]) { x in
             ([node("p", .onnx(.pad(PadAttributes(pads: [0, 0, 2, 0, 0, 1], mode: .reflect))), [x])], [], "p")
         }

@@ -40,8 +40,10 @@ extension Executor {
     }
 
     func resize(_ node: Node, _ x: RuntimeTensor, _ a: ResizeAttributes) throws -> RuntimeTensor {
-        guard let result = resizeByCopying(x, a) else { throw unsupported(node, "Resize other than whole-factor nearest") }
-        return result
+        if let result = resizeByCopying(x, a) { return result }
+        if let resampling = Self.kerasResampling(of: a, x.shape) { return try resizing(node, x, resampling) }
+        throw unsupported(node, "Resize (\(a.mode), \(a.coordinateTransformation)) other than whole-factor nearest or Keras's "
+                          + "half-pixel resampling")
     }
 
     /// Whole factors with a sampling that copies each cell: the nearest-neighbour cases
