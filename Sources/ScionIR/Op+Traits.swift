@@ -14,7 +14,7 @@ extension Op {
         // Convolution-free spatial ops.
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling: nil
         // Normalizations and scalings.
-        case .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale,
+        case .batchNormalization, .layerNormalization, .multiHeadAttention, .groupNormalization, .normalization, .rescaling, .layerScale,
              .onnx(.localResponseNormalization), .onnx(.computedBatchNormalization),
              .onnx(.computedInstanceNormalization): nil
         // Activations are the activation itself, not a fused one.
@@ -42,9 +42,9 @@ extension Op {
         case .separableConv(var a): a.depthwise.activation = activation; return .separableConv(a)
         case .convTranspose(var a): a.activation = activation; return .convTranspose(a)
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
-             .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape,
-             .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
-             .augmentation, .embedding, .opaque, .onnx:
+             .multiHeadAttention, .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu,
+             .flatten, .reshape, .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout,
+             .stochasticDepth, .identity, .augmentation, .embedding, .opaque, .onnx:
             return nil
         }
     }
@@ -58,6 +58,7 @@ extension Op {
         case .depthwiseConv(let a): a.useBias
         case .separableConv(let a): a.depthwise.useBias
         case .convTranspose(let a): a.useBias
+        case .multiHeadAttention(let a): a.useBias
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
              .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape,
              .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
@@ -76,9 +77,9 @@ extension Op {
             // Passes through always, not only at inference.
             false
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling,
-             .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose, .elementwise, .concatenate,
-             .scaledResidual, .embedding, .opaque, .onnx:
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .groupNormalization,
+             .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose,
+             .elementwise, .concatenate, .scaledResidual, .embedding, .opaque, .onnx:
             false
         }
     }

@@ -13,6 +13,8 @@ public enum Op: Equatable, Sendable {
     case globalPool(GlobalPoolAttributes)
     case batchNormalization(BatchNormalizationAttributes)
     case layerNormalization(LayerNormalizationAttributes)
+    /// Keras MultiHeadAttention (OpAttributes+Attention.swift): query, value, optional key and mask.
+    case multiHeadAttention(MultiHeadAttentionAttributes)
     /// Keras GroupNormalization; ONNX InstanceNormalization is its one-group-per-channel case.
     case groupNormalization(GroupNormalizationAttributes)
     case activation(Activation)
@@ -63,6 +65,7 @@ public enum Op: Equatable, Sendable {
         case .globalPool(let a): (a.kind == .max ? "GlobalMaxPooling" : "GlobalAveragePooling") + "\(a.rank)D"
         case .batchNormalization: "BatchNormalization"
         case .layerNormalization: "LayerNormalization"
+        case .multiHeadAttention: "MultiHeadAttention"
         case .groupNormalization: "GroupNormalization"
         case .activation(let a):
             switch a {

@@ -12,6 +12,11 @@ struct KerasLayerSpecification {
     var inputs: [KerasLayerInput]?
     /// Merge layers take their inputs as one list argument; other layers one tensor per argument.
     var takesList: Bool = false
+    /// Keyword names of the last inputs, passed by keyword instead of position
+    /// (MultiHeadAttention's `key` and `attention_mask`).
+    var keywordInputs: [String] = []
+    /// Other keyword arguments of the call (MultiHeadAttention's `use_causal_mask`).
+    var callKeywords: [String: JSON] = [:]
 }
 
 enum KerasLayerInput: Equatable {
@@ -95,6 +100,8 @@ struct KerasConfigWriter {
         case .layerNormalization(let a):
             return [KerasLayerSpecification(className: "LayerNormalization", config: [
                 "axis": Self.ints(a.axes), "epsilon": Self.number(a.epsilon), "center": .bool(a.center), "scale": .bool(a.scale)])]
+        case .multiHeadAttention(let a):
+            return [KerasAttention.layer(a)]
         case .activation(let activation):
             return try standaloneActivation(activation)
         case .prelu(let a):

@@ -43,9 +43,14 @@ extension KerasModelPlan {
                     if legacy && (layer.specification.takesList || inputs.count == 1) {
                         return .array(inputs.map(legacyReference))
                     }
-                    let tensors = inputs.map(kerasTensor)
+                    var tensors = inputs.map(kerasTensor)
+                    // The last inputs go by keyword when the layer says so (MultiHeadAttention's key).
+                    let keywordNames = layer.specification.keywordInputs.suffix(tensors.count)
+                    var keywords = layer.specification.callKeywords
+                    for (name, tensor) in zip(keywordNames, tensors.suffix(keywordNames.count)) { keywords[name] = tensor }
+                    tensors.removeLast(keywordNames.count)
                     let arguments: [JSON] = layer.specification.takesList ? [.array(tensors)] : tensors
-                    return .object(["args": .array(arguments), "kwargs": .object([:])])
+                    return .object(["args": .array(arguments), "kwargs": .object(keywords)])
                 })
             }
             entry["config"] = .object(config)

@@ -40,6 +40,9 @@ extension Executor {
             return try batchNormalization(node, x, a)
         case .layerNormalization(let a):
             return try layerNormalization(node, x, a)
+        // Ops/Attention.swift
+        case .multiHeadAttention(let a):
+            return try multiHeadAttention(node, inputs, a)
         case .groupNormalization(let a):
             return try groupNormalization(node, x, a)
         case .normalization(let a):

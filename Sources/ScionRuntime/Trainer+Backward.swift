@@ -81,6 +81,8 @@ extension Trainer {
         // Ops/Normalization.swift
         case .batchNormalization(let a): try batchNormalizationBackward(node, a, x, dy: dy, saved: saved)
         case .layerNormalization(let a): try layerNormalizationBackward(node, a, x, dy: dy)
+        // Ops/Attention+Backward.swift
+        case .multiHeadAttention(let a): try multiHeadAttentionBackward(node, a, inputs, dy: dy)
         case .groupNormalization(let a): try groupNormalizationBackward(node, a, x, dy: dy)
         case .onnx(.computedBatchNormalization(let a)): try computedBatchNormalizationBackward(node, a, inputs, dy: dy)
         case .onnx(.computedInstanceNormalization(let a)): try computedInstanceNormalizationBackward(node, a, inputs, dy: dy)

@@ -65,10 +65,14 @@ extension Trainer {
             return try dropoutTraining(node, a, inputs, random: &random)
         case .stochasticDepth(let a) where training && a.rate > 0:
             return try stochasticDepthTraining(node, a)
+        // Ops/Attention.swift: Keras drops attention probabilities while training; not computed yet.
+        case .multiHeadAttention(let a) where training && a.dropout > 0:
+            throw RuntimeError(node.name, "MultiHeadAttention with dropout \(a.dropout) cannot be trained yet (its dropout "
+                + "on the attention probabilities is not implemented); freeze it or set dropout to 0")
         // As at inference, by family.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
-             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
-             .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
+             .batchNormalization, .layerNormalization, .multiHeadAttention, .groupNormalization, .normalization,
+             .activation, .prelu, .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
              .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth,
              .opaque, .onnx:
             return (try executor.evaluate(node, inputs), nil)

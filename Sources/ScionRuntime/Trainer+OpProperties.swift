@@ -14,8 +14,8 @@ extension Trainer {
         case .dense(let a): a.activation
         case .conv(let a): a.activation
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .embedding, .batchNormalization,
-             .layerNormalization, .groupNormalization, .normalization, .prelu, .elementwise, .scaledResidual,
-             .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity, .augmentation, .concatenate,
+             .layerNormalization, .multiHeadAttention, .groupNormalization, .normalization, .prelu, .elementwise,
+             .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity, .augmentation, .concatenate,
              .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque, .onnx:
             nil
         }
@@ -26,6 +26,8 @@ extension Trainer {
     static func isRandomWhileTraining(_ op: Op) -> Bool {
         switch op {
         case .dropout(let a), .stochasticDepth(let a): a.rate > 0
+        // Keras drops attention probabilities while training.
+        case .multiHeadAttention(let a): a.dropout > 0
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
              .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,

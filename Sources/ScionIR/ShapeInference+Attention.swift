@@ -1,0 +1,49 @@
+extension Context {
+    /// MultiHeadAttention: the query's shape with its last axis replaced by `output_shape` (or
+    /// kept); the value and key have the query's rank, the batch and every non-attended axis of the
+    /// query; the projections' kernels have Keras's shapes (`[D, heads, key_dim]`...).
+    func multiHeadAttention(_ a: MultiHeadAttentionAttributes) throws -> Shape? {
+        try requireInputs(a.inputCount)
+        guard a.numHeads > 0, a.keyDim > 0, a.valueDim > 0 else {
+            throw fail("needs positive num_heads, key_dim and value_dim, got \(a.numHeads), \(a.keyDim), \(a.valueDim)")
+        }
+        if let lengths = a.outputShape, lengths.isEmpty || lengths.contains(where: { $0 <= 0 }) {
+            throw fail("output_shape \(lengths) needs positive lengths")
+        }
+        let heads = a.numHeads
+        // Parameters whose shapes do not depend on the inputs' (checked even when those are unknown).
+        if a.useBias {
+            try expectParameter(.sublayer("query_dense", .bias), [heads, a.keyDim])
+            try expectParameter(.sublayer("key_dense", .bias), [heads, a.keyDim])
+            try expectParameter(.sublayer("value_dense", .bias), [heads, a.valueDim])
+        }
+        guard let query = inputs[0].shape else { return nil }
+        guard let axes = a.resolvedAttentionAxes(rank: query.rank) else {
+            throw fail("attention_axes \(a.attentionAxes.map { "\($0)" } ?? "default") do not fit a query of shape \(query)")
+        }
+        let queryLength = query[query.rank - 1]
+        try expectParameter(.sublayer("query_dense", .kernel), [queryLength, heads, a.keyDim])
+        for (role, position, width) in [("value_dense", 1, a.valueDim), ("key_dense", a.keyInput, a.keyDim)] {
+            guard let shape = inputs[position].shape else { continue }
+            guard shape.rank == query.rank else {
+                throw fail("its \(role == "value_dense" ? "value" : "key") has shape \(shape), not the query's rank \(query.rank)")
+            }
+            // Only the attended axes may differ in length from the query's (the keys' positions).
+            for axis in 0..<(query.rank - 1) where !axes.contains(axis) {
+                if let q = query[axis], let k = shape[axis], q != k, axis > 0 {
+                    throw fail("its \(role.dropLast(6)) has shape \(shape) but the query \(query): axis \(axis) is not attended")
+                }
+            }
+            try expectParameter(.sublayer(role, .kernel), [shape[shape.rank - 1], heads, width])
+        }
+        let output = a.outputShape.map { $0.map(Optional.init) } ?? [queryLength]
+        try expectParameter(.sublayer("output_dense", .kernel), [heads, a.valueDim] + output)
+        if a.useBias { try expectParameter(.sublayer("output_dense", .bias), output) }
+        // The scores are [B, other axes..., heads, query positions..., key positions...]; Keras
+        // broadcasts the mask to them after inserting the heads axis.
+        if let mask = a.maskInput, let shape = inputs[mask].shape, shape.rank > query.rank + axes.count - 1 {
+            throw fail("its attention mask has shape \(shape), more axes than the scores it masks")
+        }
+        return Shape(query.dimensions.dropLast() + output)
+    }
+}
