@@ -71,6 +71,13 @@ enum LayerFields {
         case .layerNormalization(let a):
             return [LayerField("axis", a.axes), LayerField("epsilon", float: a.epsilon), LayerField("center", a.center),
                     LayerField("scale", a.scale)]
+        case .multiHeadAttention(let a):
+            return [LayerField("num_heads", a.numHeads), LayerField("key_dim", a.keyDim), LayerField("value_dim", a.valueDim),
+                    LayerField("dropout", float: a.dropout), LayerField("use_bias", a.useBias),
+                    LayerField("output_shape", a.outputShape.map(list) ?? "None"),
+                    LayerField("attention_axes", a.attentionAxes.map(list) ?? "default"),
+                    LayerField("key", a.hasKey ? "given" : "the value"), LayerField("attention_mask", a.hasAttentionMask),
+                    LayerField("use_causal_mask", a.useCausalMask)]
         case .activation(let a):
             return activationLayer(a)
         case .prelu(let a):

@@ -103,6 +103,8 @@ extension ONNXGraphBuilder {
                 add("Transpose", name: "\(node.name)/restore", inputs: [normalized], output: output,
                     attributes: [.ints("perm", inverse)])
             }
+        case .multiHeadAttention(let a):
+            try emitMultiHeadAttention(node, a, parameters: parameters, inputShapes: inputShapes, output: output)
         case .activation(let activation):
             try self.activation(activation, node: node, input: input, output: output, rank: inputShape?.rank)
         case .prelu:
