@@ -101,7 +101,8 @@ def run_onnx(path, inputs):
     return session.run(None, feeds)
 
 
-OPSET_FIXTURES = [("keras3", "convnext_blocks"), ("keras3", "mobilenet_v3_small"), ("keras3", "misc_zoo"), ("keras3", "group_norm")]
+OPSET_FIXTURES = [("keras3", "convnext_blocks"), ("keras3", "mobilenet_v3_small"), ("keras3", "misc_zoo"), ("keras3", "group_norm"),
+                  ("keras3", "attention_variants"), ("keras3", "transformer_block")]
 
 
 def check_fixture(arguments, folder, name, model, opset):
