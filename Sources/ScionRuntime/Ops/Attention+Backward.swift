@@ -16,7 +16,10 @@ extension Trainer {
         let g = pass.geometry
         var step = StepGradients(inputs: Array(repeating: nil, count: inputs.count))
         // Output projection.
-        let dContext = try projectionBackward(node, "output_dense", pass.context, dz: dy, useBias: a.useBias, into: &step)
+        // The output's trailing axes (output_shape) as one, as the projection computed them.
+        let positions = Array(pass.context.shape.dropLast())
+        let flat = RuntimeTensor(shape: positions + [dy.count / max(positions.reduce(1, *), 1)], data: dy.data)
+        let dContext = try projectionBackward(node, "output_dense", pass.context, dz: flat, useBias: a.useBias, into: &step)
         let dHeads = Executor.grouped(dContext, shape: Array(g.queryShape.dropLast()) + [a.valueDim], g,
                                       positions: g.queryPositions)
         // Attention products.
