@@ -71,6 +71,10 @@ enum LayerFields {
         case .layerNormalization(let a):
             return [LayerField("axis", a.axes), LayerField("epsilon", float: a.epsilon), LayerField("center", a.center),
                     LayerField("scale", a.scale)]
+        case .einsumDense(let a):
+            return [LayerField("equation", a.equation),
+                    LayerField("output_shape", "(" + a.outputShape.map { $0.map(String.init) ?? "None" }.joined(separator: ", ") + ")"),
+                    LayerField("bias_axes", a.biasAxes ?? "None"), LayerField("activation", activation(a.activation))]
         case .multiHeadAttention(let a):
             return [LayerField("num_heads", a.numHeads), LayerField("key_dim", a.keyDim), LayerField("value_dim", a.valueDim),
                     LayerField("dropout", float: a.dropout), LayerField("use_bias", a.useBias),

@@ -11,6 +11,7 @@ extension Op {
         case .depthwiseConv(let a): a.activation
         case .separableConv(let a): a.depthwise.activation
         case .convTranspose(let a): a.activation
+        case .einsumDense(let a): a.activation
         // Convolution-free spatial ops.
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling: nil
         // Normalizations and scalings.
@@ -41,6 +42,7 @@ extension Op {
         case .depthwiseConv(var a): a.activation = activation; return .depthwiseConv(a)
         case .separableConv(var a): a.depthwise.activation = activation; return .separableConv(a)
         case .convTranspose(var a): a.activation = activation; return .convTranspose(a)
+        case .einsumDense(var a): a.activation = activation; return .einsumDense(a)
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
              .multiHeadAttention, .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu,
              .flatten, .reshape, .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout,
@@ -59,6 +61,7 @@ extension Op {
         case .separableConv(let a): a.depthwise.useBias
         case .convTranspose(let a): a.useBias
         case .multiHeadAttention(let a): a.useBias
+        case .einsumDense(let a): a.biasAxes != nil
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
              .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape,
              .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
@@ -77,7 +80,7 @@ extension Op {
             // Passes through always, not only at inference.
             false
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .groupNormalization,
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .groupNormalization,
              .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose,
              .elementwise, .concatenate, .scaledResidual, .embedding, .opaque, .onnx:
             false

@@ -15,6 +15,8 @@ public enum Op: Equatable, Sendable {
     case layerNormalization(LayerNormalizationAttributes)
     /// Keras MultiHeadAttention (OpAttributes+Attention.swift): query, value, optional key and mask.
     case multiHeadAttention(MultiHeadAttentionAttributes)
+    /// Keras EinsumDense (OpAttributes+EinsumDense.swift): one weight multiplication as an einsum.
+    case einsumDense(EinsumDenseAttributes)
     /// Keras GroupNormalization; ONNX InstanceNormalization is its one-group-per-channel case.
     case groupNormalization(GroupNormalizationAttributes)
     case activation(Activation)
@@ -66,6 +68,7 @@ public enum Op: Equatable, Sendable {
         case .batchNormalization: "BatchNormalization"
         case .layerNormalization: "LayerNormalization"
         case .multiHeadAttention: "MultiHeadAttention"
+        case .einsumDense: "EinsumDense"
         case .groupNormalization: "GroupNormalization"
         case .activation(let a):
             switch a {

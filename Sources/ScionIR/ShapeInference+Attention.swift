@@ -47,3 +47,38 @@ extension Context {
         return Shape(query.dimensions.dropLast() + output)
     }
 }
+
+extension Context {
+    /// EinsumDense: the output's axes from the input and the kernel as the equation says; Keras's
+    /// `output_shape` must agree where it gives a length; the bias spans the output from its first
+    /// bias axis.
+    func einsumDense(_ a: EinsumDenseAttributes) throws -> Shape? {
+        try requireInputs(1)
+        guard let input = try firstShape(minimumRank: 1) else { return nil }
+        guard let plan = EinsumPlan(a.equation, inputRank: input.rank) else {
+            throw fail("equation '\(a.equation)' is not one product of an input of rank \(input.rank) and a kernel")
+        }
+        guard let kernel = parameterShapes[.kernel] else { throw parameterFailure("is missing its 'kernel' weights") }
+        guard kernel.count == plan.kernel.count else {
+            throw parameterFailure("weight 'kernel' has shape \(kernel) but equation '\(a.equation)' needs \(plan.kernel.count) axes")
+        }
+        for letter in plan.contracted {
+            guard let x = plan.input.firstIndex(of: letter), let w = plan.kernel.firstIndex(of: letter) else { continue }
+            if let length = input[x], length != kernel[w] {
+                throw parameterFailure("weight 'kernel' has shape \(kernel) but the input's axis '\(letter)' has length \(length)")
+            }
+        }
+        let output = plan.outputLengths(input: input.dimensions, kernel: kernel)
+        // Keras's output_shape leaves out the batch; where it names a length, it is the one.
+        if a.outputShape.count == output.count - 1 {
+            for (given, found) in zip(a.outputShape, output.dropFirst()) {
+                if let given, let found, given != found { throw fail("output_shape \(a.outputShape) does not match \(output)") }
+            }
+        }
+        if let axes = a.biasAxes {
+            guard let shape = plan.biasShape(axes, output: output) else { throw fail("bias_axes '\(axes)' are not output axes") }
+            try expectParameter(.bias, shape)
+        }
+        return Shape(output)
+    }
+}

@@ -35,7 +35,7 @@ struct Context {
         case .onnx(.shape): .int64
         case .onnx(.select) where inputs.count > 1: inputs[1].dtype
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .groupNormalization,
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .groupNormalization,
              .normalization, .layerScale, .prelu, .rescaling, .onnx(.localResponseNormalization), .activation, .onnx(.clip), .onnx(.coercedSoftmax),
              .onnx(.unary), .dropout, .stochasticDepth, .identity, .augmentation, .flatten, .reshape, .permute,
              .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
@@ -96,6 +96,7 @@ struct Context {
         case .batchNormalization(let a): return [try batchNormalization(a)]
         case .layerNormalization(let a): return [try layerNormalization(a)]
         case .multiHeadAttention(let a): return [try multiHeadAttention(a)]
+        case .einsumDense(let a): return [try einsumDense(a)]
         case .groupNormalization(let a): return [try groupNormalization(a)]
         case .normalization(let a): return [try normalization(a)]
         case .layerScale(let a): return [try layerScale(a)]

@@ -76,4 +76,19 @@ enum KerasAttention {
         if a.useCausalMask { specification.callKeywords["use_causal_mask"] = .bool(true) }
         return specification
     }
+
+    /// EinsumDense's settings; an equation that is not one product stays opaque (`Unsupported`).
+    static func einsumDense(_ config: JSON, activation: Activation) throws -> EinsumDenseAttributes {
+        guard let equation = config["equation"]?.string else { throw KerasLayerTable.Unsupported(reason: "EinsumDense without an equation") }
+        let shape = config["output_shape"]
+        let lengths: [Int?] = shape?.int.map { [$0] } ?? (shape?.array ?? []).map { $0.int }
+        let biasAxes = config["bias_axes"]?.string
+        return EinsumDenseAttributes(equation: equation, outputShape: lengths, biasAxes: biasAxes, activation: activation)
+    }
+
+    /// EinsumDense's config for the writers.
+    static func einsumDenseConfig(_ a: EinsumDenseAttributes, activation: String) -> [String: JSON] {
+        ["equation": .string(a.equation), "output_shape": .array(a.outputShape.map { $0.map { .number(Double($0)) } ?? .null }),
+         "bias_axes": a.biasAxes.map(JSON.string) ?? .null, "activation": .string(activation)]
+    }
 }

@@ -134,6 +134,8 @@ struct KerasLayerTable {
                 axes: c.json["axis"].flatMap { $0.isNull ? [] : $0.intArray } ?? [-1], invert: c.bool("invert", false),
                 mean: c.json["mean"].flatMap { $0.isNull ? nil : Self.flatFloats($0) },
                 variance: c.json["variance"].flatMap { $0.isNull ? nil : Self.flatFloats($0) }))
+        case "EinsumDense":
+            return .einsumDense(try KerasAttention.einsumDense(config, activation: try activation(c.json["activation"])))
         case "Embedding":
             return .embedding(EmbeddingAttributes(inputDimension: try c.int("input_dim"),
                                                   outputDimension: try c.int("output_dim")))

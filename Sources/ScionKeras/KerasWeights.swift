@@ -58,6 +58,7 @@ enum KerasWeightRoles {
             return scale + center + [.movingMean, .movingVariance]
         case "LayerNormalization", "GroupNormalization":
             return scale + center
+        case "EinsumDense": return [.kernel] + ((config["bias_axes"]?.isNull ?? true) ? [] : [.bias])
         case "PReLU": return [.alpha]
         case "Embedding": return [.embeddings]
         case "LayerScale": return [.gamma]

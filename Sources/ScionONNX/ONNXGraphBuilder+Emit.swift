@@ -105,6 +105,18 @@ extension ONNXGraphBuilder {
             }
         case .multiHeadAttention(let a):
             try emitMultiHeadAttention(node, a, parameters: parameters, inputShapes: inputShapes, output: output)
+        case .einsumDense(let a):
+            // ONNX's Einsum takes Keras's equation as written; the bias broadcasts over the trailing axes.
+            let target = a.activation == .linear ? output : uniqueName("\(node.name)/linear")
+            if a.biasAxes != nil {
+                let product = intermediate("Einsum", name: node.name, inputs: [input, try parameter(.kernel)],
+                                           attributes: [.string("equation", a.equation)])
+                add("Add", name: "\(node.name)/bias", inputs: [product, try parameter(.bias)], output: target)
+            } else {
+                add("Einsum", name: node.name, inputs: [input, try parameter(.kernel)], output: target,
+                    attributes: [.string("equation", a.equation)])
+            }
+            if a.activation != .linear { try activation(a.activation, node: node, input: target, output: output, rank: outputShape?.rank) }
         case .activation(let activation):
             try self.activation(activation, node: node, input: input, output: output, rank: inputShape?.rank)
         case .prelu:

@@ -43,6 +43,9 @@ extension Executor {
         // Ops/Attention.swift
         case .multiHeadAttention(let a):
             return try multiHeadAttention(node, inputs, a)
+        // Ops/EinsumDense.swift
+        case .einsumDense(let a):
+            return try einsumDense(node, x, a)
         case .groupNormalization(let a):
             return try groupNormalization(node, x, a)
         case .normalization(let a):

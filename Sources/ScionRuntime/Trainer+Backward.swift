@@ -83,6 +83,9 @@ extension Trainer {
         case .layerNormalization(let a): try layerNormalizationBackward(node, a, x, dy: dy)
         // Ops/Attention+Backward.swift
         case .multiHeadAttention(let a): try multiHeadAttentionBackward(node, a, inputs, dy: dy)
+        // Ops/EinsumDense.swift
+        case .einsumDense(let a):
+            try einsumDenseBackward(node, a, x, dz: throughActivation(a.activation, node, y: y, dy: dy, saved: saved, skip: skipActivation))
         case .groupNormalization(let a): try groupNormalizationBackward(node, a, x, dy: dy)
         case .onnx(.computedBatchNormalization(let a)): try computedBatchNormalizationBackward(node, a, inputs, dy: dy)
         case .onnx(.computedInstanceNormalization(let a)): try computedInstanceNormalizationBackward(node, a, inputs, dy: dy)

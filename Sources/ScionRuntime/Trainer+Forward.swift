@@ -57,6 +57,10 @@ extension Trainer {
             let activation = a.activation
             a.activation = .linear
             return try forwardKeepingPreActivation(node, inputs, activation, linear: .dense(a))
+        case .einsumDense(var a) where a.activation != .linear:
+            let activation = a.activation
+            a.activation = .linear
+            return try forwardKeepingPreActivation(node, inputs, activation, linear: .einsumDense(a))
         // Ops/Normalization.swift
         case .batchNormalization(let a) where training && trainingBatchNorms.contains(node.name):
             return try batchNormalizationTraining(node, a, inputs)
@@ -71,7 +75,7 @@ extension Trainer {
                 + "on the attention probabilities is not implemented); freeze it or set dropout to 0")
         // As at inference, by family.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
-             .batchNormalization, .layerNormalization, .multiHeadAttention, .groupNormalization, .normalization,
+             .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .groupNormalization, .normalization,
              .activation, .prelu, .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
              .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth,
              .opaque, .onnx:

@@ -13,6 +13,7 @@ extension Trainer {
         case .activation(let activation): activation
         case .dense(let a): a.activation
         case .conv(let a): a.activation
+        case .einsumDense(let a): a.activation
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .embedding, .batchNormalization,
              .layerNormalization, .multiHeadAttention, .groupNormalization, .normalization, .prelu, .elementwise,
              .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity, .augmentation, .concatenate,
@@ -28,7 +29,7 @@ extension Trainer {
         case .dropout(let a), .stochasticDepth(let a): a.rate > 0
         // Keras drops attention probabilities while training.
         case .multiHeadAttention(let a): a.dropout > 0
-        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
+        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .einsumDense, .embedding,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
              .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
              .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .opaque, .onnx:
