@@ -23,7 +23,7 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // Keras wrote (it projects the last axis): each attention's sequence is transposed once
         // for the GlobalAveragePooling that reads it, as embedding's.
         "text_rnn": 0, "attention": 1, "group_norm": 3, "transfer_guide": 1,
-        "transformer_block": 1, "attention_variants": 3,
+        "transformer_block": 1, "attention_variants": 3, "einsum_dense": 1,
     ]
 
     /// The repository's fixtures folder, found from this file's path.

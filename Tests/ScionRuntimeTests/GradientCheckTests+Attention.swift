@@ -60,3 +60,25 @@ extension GradientCheckTests {
         }
     }
 }
+
+/// EinsumDense's VJP in the equations of the fixture: on a sequence with relu, splitting into
+/// heads, merging heads, with an ellipsis and no bias.
+extension GradientCheckTests {
+    func testEinsumDense() throws {
+        let cases: [(String, [Int], [Int], String?, [Int]?, Activation)] = [
+            ("abc,cd->abd", [2, 3, 4], [4, 5], "d", [5], .relu(maxValue: nil, negativeSlope: 0, threshold: 0)),
+            ("abc,cde->abde", [2, 3, 4], [4, 2, 3], "de", [2, 3], .linear),
+            ("abcd,cde->abe", [2, 3, 2, 3], [2, 3, 4], "e", [4], .tanh),
+            ("...b,bc->...c", [2, 3, 4], [4, 3], nil, nil, .linear),
+            ("abc,bd->acd", [2, 3, 4], [3, 2], "c", [4, 1], .linear),
+        ]
+        for (equation, input, kernel, biasAxes, biasShape, activation) in cases {
+            try check("EinsumDense \(equation)", input: input) { x in
+                let a = EinsumDenseAttributes(equation: equation, outputShape: [], biasAxes: biasAxes, activation: activation)
+                var parameters = [parameter("e/kernel", "kernel", kernel, scale: 0.7)]
+                if let biasShape { parameters.append(parameter("e/bias", "bias", biasShape)) }
+                return ([node("e", .einsumDense(a), [x], parameters: parameters.map(\.name))], parameters, "e")
+            }
+        }
+    }
+}
