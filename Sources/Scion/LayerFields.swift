@@ -71,6 +71,8 @@ enum LayerFields {
         case .layerNormalization(let a):
             return [LayerField("axis", a.axes), LayerField("epsilon", float: a.epsilon), LayerField("center", a.center),
                     LayerField("scale", a.scale)]
+        case .unitNormalization(let a):
+            return [LayerField("axis", a.axes)]
         case .einsumDense(let a):
             return [LayerField("equation", a.equation),
                     LayerField("output_shape", "(" + a.outputShape.map { $0.map(String.init) ?? "None" }.joined(separator: ", ") + ")"),

@@ -17,6 +17,8 @@ public enum Op: Equatable, Sendable {
     case multiHeadAttention(MultiHeadAttentionAttributes)
     /// Keras EinsumDense (OpAttributes+EinsumDense.swift): one weight multiplication as an einsum.
     case einsumDense(EinsumDenseAttributes)
+    /// Keras UnitNormalization: unit L2 norm over some axes.
+    case unitNormalization(UnitNormalizationAttributes)
     /// Keras GroupNormalization; ONNX InstanceNormalization is its one-group-per-channel case.
     case groupNormalization(GroupNormalizationAttributes)
     case activation(Activation)
@@ -69,6 +71,7 @@ public enum Op: Equatable, Sendable {
         case .layerNormalization: "LayerNormalization"
         case .multiHeadAttention: "MultiHeadAttention"
         case .einsumDense: "EinsumDense"
+        case .unitNormalization: "UnitNormalization"
         case .groupNormalization: "GroupNormalization"
         case .activation(let a):
             switch a {

@@ -87,3 +87,16 @@ public struct EinsumPlan: Equatable, Sendable {
         return (first..<output.count).map { biasAxes.contains(output[$0]) ? lengths[$0] : 1 }
     }
 }
+
+/// Keras's UnitNormalization: each sample scaled to unit L2 norm over `axes`,
+/// `x / max(sqrt(Σ x²), minimumNorm)`. No parameters.
+public struct UnitNormalizationAttributes: Equatable, Sendable {
+    /// The normalized axes (negative counts from the end).
+    public var axes: [Int]
+    /// The smallest norm divided by: Keras 3's 1e-12; tf.keras's `l2_normalize` floors the squared
+    /// norm at 1e-12, that is the norm at 1e-6.
+    public var minimumNorm: Float
+
+    /// Attributes with these values.
+    public init(axes: [Int], minimumNorm: Float = 1e-12) { self.axes = axes; self.minimumNorm = minimumNorm }
+}

@@ -134,6 +134,13 @@ struct KerasLayerTable {
                 axes: c.json["axis"].flatMap { $0.isNull ? [] : $0.intArray } ?? [-1], invert: c.bool("invert", false),
                 mean: c.json["mean"].flatMap { $0.isNull ? nil : Self.flatFloats($0) },
                 variance: c.json["variance"].flatMap { $0.isNull ? nil : Self.flatFloats($0) }))
+        case "UnitNormalization":
+            let axis = c.json["axis"]
+            guard let axes = axis?.int.map({ [$0] }) ?? axis?.intArray ?? (axis == nil ? [-1] : nil) else {
+                throw Unsupported(reason: "UnitNormalization axis \(axis?.serialized ?? "")")
+            }
+            // tf.keras floors the squared norm at 1e-12 (tf.math.l2_normalize), Keras 3 the norm.
+            return .unitNormalization(UnitNormalizationAttributes(axes: axes, minimumNorm: kerasMajorVersion == 2 ? 1e-6 : 1e-12))
         case "EinsumDense":
             return .einsumDense(try KerasAttention.einsumDense(config, activation: try activation(c.json["activation"])))
         case "Embedding":

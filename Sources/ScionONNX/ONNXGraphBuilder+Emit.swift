@@ -105,6 +105,16 @@ extension ONNXGraphBuilder {
             }
         case .multiHeadAttention(let a):
             try emitMultiHeadAttention(node, a, parameters: parameters, inputShapes: inputShapes, output: output)
+        case .unitNormalization(let a):
+            // x / max(sqrt(ReduceSum(x·x)), floor): ReduceSum takes its axes as an input from opset 13.
+            guard let rank = inputShape?.rank else { throw unsupported(node, "UnitNormalization needs its input's rank") }
+            let axes = a.axes.map { Int64($0 < 0 ? $0 + rank : $0) }
+            let squares = intermediate("Mul", name: "\(node.name)/square", inputs: [input, input])
+            let sum = intermediate("ReduceSum", name: "\(node.name)/sum", inputs: [squares, constant("\(node.name)/axes", int64s: axes)],
+                                   attributes: [.int("keepdims", 1)])
+            let norm = intermediate("Sqrt", name: "\(node.name)/norm", inputs: [sum])
+            let floored = intermediate("Max", name: "\(node.name)/floor", inputs: [norm, scalar("\(node.name)/minimum", a.minimumNorm)])
+            add("Div", name: node.name, inputs: [input, floored], output: output)
         case .einsumDense(let a):
             // ONNX's Einsum takes Keras's equation as written; the bias broadcasts over the trailing axes.
             let target = a.activation == .linear ? output : uniqueName("\(node.name)/linear")

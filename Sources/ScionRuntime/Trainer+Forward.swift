@@ -75,7 +75,7 @@ extension Trainer {
                 + "on the attention probabilities is not implemented); freeze it or set dropout to 0")
         // As at inference, by family.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
-             .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .groupNormalization, .normalization,
+             .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .groupNormalization, .normalization,
              .activation, .prelu, .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
              .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth,
              .opaque, .onnx:

@@ -82,3 +82,14 @@ extension GradientCheckTests {
         }
     }
 }
+
+/// UnitNormalization's VJP over the last axis and over two axes.
+extension GradientCheckTests {
+    func testUnitNormalization() throws {
+        for axes in [[-1], [1, 2]] {
+            try check("UnitNormalization over \(axes)", input: [2, 3, 4]) { x in
+                ([node("u", .unitNormalization(UnitNormalizationAttributes(axes: axes)), [x])], [], "u")
+            }
+        }
+    }
+}

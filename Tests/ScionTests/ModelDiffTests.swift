@@ -62,7 +62,7 @@ final class ModelDiffTests: XCTestCase {
             "keras3/weights_only.weights.h5 -> h5", "keras3/weights_only.weights.h5 -> keras", "keras3/weights_only.weights.h5 -> onnx",
             "tf2onnx/misc_zoo.onnx -> h5", "tf2onnx/misc_zoo.onnx -> keras",
         ])
-        XCTAssertEqual(compared, 263)
+        XCTAssertEqual(compared, 272)
     }
 
     /// A Keras model and its ONNX export are matched layer for layer by name, with the weights
