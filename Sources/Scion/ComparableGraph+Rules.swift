@@ -63,7 +63,7 @@ extension ComparableGraph {
             passes = false
         // Layers that compute something of their own.
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .groupNormalization,
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .groupNormalization,
              .normalization, .layerScale, .onnx(.localResponseNormalization), .prelu, .onnx(.clip), .onnx(.coercedSoftmax),
              .embedding:
             passes = false
@@ -211,7 +211,7 @@ extension ComparableGraph {
             return op
         // Ops whose result depends on the layout or on axes they do not name: they stop a transpose.
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .normalization, .layerScale,
+             .upSampling, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .normalization, .layerScale,
              .onnx(.localResponseNormalization), .prelu, .onnx(.clip), .onnx(.coercedSoftmax), .embedding:
             return nil
         // Shape ops (two transposes in a row are composed instead).

@@ -71,6 +71,9 @@ enum LayerFields {
         case .layerNormalization(let a):
             return [LayerField("axis", a.axes), LayerField("epsilon", float: a.epsilon), LayerField("center", a.center),
                     LayerField("scale", a.scale)]
+        case .attention(let a):
+            return [LayerField("score_mode", a.score.rawValue), LayerField("use_scale", a.useScale), LayerField("dropout", float: a.dropout),
+                    LayerField("key", a.hasKey ? "given" : "the value"), LayerField("use_causal_mask", a.useCausalMask)]
         case .unitNormalization(let a):
             return [LayerField("axis", a.axes)]
         case .einsumDense(let a):

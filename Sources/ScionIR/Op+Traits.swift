@@ -15,7 +15,7 @@ extension Op {
         // Convolution-free spatial ops.
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling: nil
         // Normalizations and scalings.
-        case .batchNormalization, .layerNormalization, .multiHeadAttention, .unitNormalization, .groupNormalization, .normalization,
+        case .batchNormalization, .layerNormalization, .multiHeadAttention, .unitNormalization, .attention, .groupNormalization, .normalization,
              .rescaling, .layerScale,
              .onnx(.localResponseNormalization), .onnx(.computedBatchNormalization),
              .onnx(.computedInstanceNormalization): nil
@@ -45,7 +45,7 @@ extension Op {
         case .convTranspose(var a): a.activation = activation; return .convTranspose(a)
         case .einsumDense(var a): a.activation = activation; return .einsumDense(a)
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
-             .multiHeadAttention, .unitNormalization, .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu,
+             .multiHeadAttention, .unitNormalization, .attention, .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu,
              .flatten, .reshape, .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout,
              .stochasticDepth, .identity, .augmentation, .embedding, .opaque, .onnx:
             return nil
@@ -63,7 +63,7 @@ extension Op {
         case .convTranspose(let a): a.useBias
         case .multiHeadAttention(let a): a.useBias
         case .einsumDense(let a): a.biasAxes != nil
-        case .unitNormalization: nil
+        case .unitNormalization, .attention: nil
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
              .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape,
              .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
@@ -82,7 +82,7 @@ extension Op {
             // Passes through always, not only at inference.
             false
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .groupNormalization,
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .groupNormalization,
              .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose,
              .elementwise, .concatenate, .scaledResidual, .embedding, .opaque, .onnx:
             false

@@ -19,6 +19,8 @@ public enum Op: Equatable, Sendable {
     case einsumDense(EinsumDenseAttributes)
     /// Keras UnitNormalization: unit L2 norm over some axes.
     case unitNormalization(UnitNormalizationAttributes)
+    /// Keras Attention and AdditiveAttention: query, value, optional key.
+    case attention(AttentionAttributes)
     /// Keras GroupNormalization; ONNX InstanceNormalization is its one-group-per-channel case.
     case groupNormalization(GroupNormalizationAttributes)
     case activation(Activation)
@@ -72,6 +74,7 @@ public enum Op: Equatable, Sendable {
         case .multiHeadAttention: "MultiHeadAttention"
         case .einsumDense: "EinsumDense"
         case .unitNormalization: "UnitNormalization"
+        case .attention(let a): a.kerasClass
         case .groupNormalization: "GroupNormalization"
         case .activation(let a):
             switch a {

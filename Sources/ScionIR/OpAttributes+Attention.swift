@@ -74,3 +74,41 @@ public struct MultiHeadAttentionAttributes: Equatable, Sendable {
         }
     }
 }
+
+/// Keras's Attention (Luong-style, `score_mode` "dot" or "concat") and AdditiveAttention
+/// (Bahdanau-style), called with `[query, value]` or `[query, value, key]`:
+///
+/// ```
+///  dot        scores = scale · query · keyᵀ                                   [B, Tq, Tv]
+///  concat     scores = concat_score_weight · Σ_d tanh(scale · (query_d + key_d))
+///  additive   scores = Σ_d scale_d · tanh(query_d + key_d)
+///  output = softmax(scores, masked positions − 1e9) · value                   [B, Tq, dim]
+/// ```
+///
+/// Parameters (each only when used): `scale` (a scalar for Attention, `[dim]` for
+/// AdditiveAttention, when `useScale`), then `concat_score_weight` (a scalar, concat mode).
+public struct AttentionAttributes: Equatable, Sendable {
+    /// How the scores are computed.
+    public enum Score: String, Equatable, Sendable {
+        case dot, concat, additive
+    }
+
+    public var score: Score
+    /// Whether a learned `scale` multiplies (Keras's `use_scale`).
+    public var useScale: Bool
+    /// Dropout rate on the attention distribution: training only.
+    public var dropout: Float
+    /// Whether the call passed a key (the third input); otherwise the value is the key.
+    public var hasKey: Bool
+    /// Whether the call asked for the causal mask (query position t attends to s <= t).
+    public var useCausalMask: Bool
+
+    /// Attributes with these values.
+    public init(score: Score, useScale: Bool, dropout: Float = 0, hasKey: Bool = false, useCausalMask: Bool = false) {
+        self.score = score; self.useScale = useScale; self.dropout = dropout; self.hasKey = hasKey
+        self.useCausalMask = useCausalMask
+    }
+
+    /// The Keras class: AdditiveAttention for additive scores, Attention otherwise.
+    public var kerasClass: String { score == .additive ? "AdditiveAttention" : "Attention" }
+}

@@ -82,3 +82,22 @@ extension Context {
         return Shape(output)
     }
 }
+
+extension Context {
+    /// Attention and AdditiveAttention: `[B, Tq, dim]` query, `[B, Tv, value dim]` value, a key of
+    /// the value's length and the query's dim; the output is `[B, Tq, value dim]`.
+    func attention(_ a: AttentionAttributes) throws -> Shape? {
+        try requireInputs(a.hasKey ? 3 : 2)
+        let dim = inputs[0].shape.flatMap { $0.rank == 3 ? $0[2] : nil }
+        if a.useScale { try expectParameter(.other("scale"), a.score == .additive ? [dim] : []) }
+        if a.score == .concat { try expectParameter(.other("concat_score_weight"), []) }
+        guard let query = inputs[0].shape, let value = inputs[1].shape else { return nil }
+        let key = inputs[a.hasKey ? 2 : 1].shape ?? value
+        guard query.rank == 3, value.rank == 3, key.rank == 3 else {
+            throw fail("needs a query, value and key of rank 3, got \(query), \(value) and \(key)")
+        }
+        if let d = query[2], let k = key[2], d != k { throw fail("query \(query) and key \(key) differ in their last axis") }
+        if let v = value[1], let k = key[1], v != k { throw fail("value \(value) and key \(key) differ in length") }
+        return Shape([query[0], query[1], value[2]])
+    }
+}

@@ -35,7 +35,7 @@ struct Context {
         case .onnx(.shape): .int64
         case .onnx(.select) where inputs.count > 1: inputs[1].dtype
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .groupNormalization,
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .groupNormalization,
              .normalization, .layerScale, .prelu, .rescaling, .onnx(.localResponseNormalization), .activation, .onnx(.clip), .onnx(.coercedSoftmax),
              .onnx(.unary), .dropout, .stochasticDepth, .identity, .augmentation, .flatten, .reshape, .permute,
              .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
@@ -97,6 +97,7 @@ struct Context {
         case .layerNormalization(let a): return [try layerNormalization(a)]
         case .multiHeadAttention(let a): return [try multiHeadAttention(a)]
         case .einsumDense(let a): return [try einsumDense(a)]
+        case .attention(let a): return [try attention(a)]
         case .unitNormalization(let a):
             try requireInputs(1)
             guard let shape = try firstShape(minimumRank: 1) else { return [nil] }

@@ -91,4 +91,39 @@ enum KerasAttention {
         ["equation": .string(a.equation), "output_shape": .array(a.outputShape.map { $0.map { .number(Double($0)) } ?? .null }),
          "bias_axes": a.biasAxes.map(JSON.string) ?? .null, "activation": .string(activation)]
     }
+
+    /// Attention / AdditiveAttention and its first call; nil (opaque) for Keras masks passed to the
+    /// call or attention scores returned.
+    static func attention(className: String, config: JSON, layer: JSON, inputCount: Int) -> Op? {
+        guard inputCount == 2 || inputCount == 3, let call = layer["inbound_nodes"]?.array?.first else { return nil }
+        var keywords: [String: JSON] = call["kwargs"]?.object ?? [:]
+        // tf_keras puts a call's keywords in each input reference's dictionary.
+        for reference in call.array ?? [] {
+            for (key, value) in reference.array?.dropFirst(3).first?.object ?? [:] { keywords[key] = value }
+        }
+        if let mask = keywords["mask"], !mask.isNull { return nil }
+        if keywords["return_attention_scores"]?.bool == true { return nil }
+        let score: AttentionAttributes.Score
+        if className == "AdditiveAttention" {
+            score = .additive
+        } else {
+            guard let mode = AttentionAttributes.Score(rawValue: config["score_mode"]?.string ?? "dot"), mode != .additive else { return nil }
+            score = mode
+        }
+        let useScale = config["use_scale"]?.bool ?? (score == .additive)
+        return .attention(AttentionAttributes(
+            score: score, useScale: useScale, dropout: config["dropout"]?.float ?? 0, hasKey: inputCount == 3,
+            useCausalMask: keywords["use_causal_mask"]?.bool ?? config["causal"]?.bool ?? false))
+    }
+
+    /// Attention's or AdditiveAttention's layer for the writers: its inputs as one list.
+    static func layer(_ a: AttentionAttributes) -> KerasLayerSpecification {
+        var config: [String: JSON] = ["use_scale": .bool(a.useScale), "dropout": .number(Double(a.dropout))]
+        // "dot" is Keras's default, left out: Keras 3's .h5 loader reads the string "dot" as the
+        // function keras.ops.dot and refuses the layer.
+        if a.score == .concat { config["score_mode"] = .string(a.score.rawValue) }
+        var specification = KerasLayerSpecification(className: a.kerasClass, config: config, takesList: true)
+        if a.useCausalMask { specification.callKeywords["use_causal_mask"] = .bool(true) }
+        return specification
+    }
 }

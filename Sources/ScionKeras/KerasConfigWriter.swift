@@ -102,6 +102,8 @@ struct KerasConfigWriter {
                 "axis": Self.ints(a.axes), "epsilon": Self.number(a.epsilon), "center": .bool(a.center), "scale": .bool(a.scale)])]
         case .multiHeadAttention(let a):
             return [KerasAttention.layer(a)]
+        case .attention(let a):
+            return [KerasAttention.layer(a)]
         case .unitNormalization(let a):
             return [KerasLayerSpecification(className: "UnitNormalization", config: ["axis": Self.ints(a.axes)])]
         case .einsumDense(let a):

@@ -63,6 +63,10 @@ extension KerasGraphBuilder {
         if className == "MultiHeadAttention", let op = KerasAttention.multiHeadAttention(config: config, layer: callArguments) {
             return op
         }
+        if className == "Attention" || className == "AdditiveAttention",
+           let op = KerasAttention.attention(className: className, config: config, layer: callArguments, inputCount: inputCount) {
+            return op
+        }
         do {
             if let op = try table.op(className: className, config: config) { return op }
             if let op = legacyOp(className: className, config: config, inputCount: inputCount, layer: callArguments) {

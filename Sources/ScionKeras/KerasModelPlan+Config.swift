@@ -38,9 +38,11 @@ extension KerasModelPlan {
                 entry["inbound_nodes"] = .array(layer.calls.map { inputs in
                     // Keras 2's form passes several inputs as one list, and other arguments only as
                     // keyword values Keras 3 does not resolve: a layer taking separate tensors
-                    // (MultiHeadAttention's query and value) is written in Keras 3's form, which
-                    // Keras 3's .h5 reader reads per layer.
-                    if legacy && (layer.specification.takesList || inputs.count == 1) {
+                    // (MultiHeadAttention's query and value) or a call with keyword arguments
+                    // (`use_causal_mask`) is written in Keras 3's form, which Keras 3's .h5 reader
+                    // reads per layer.
+                    let hasKeywords = !layer.specification.keywordInputs.isEmpty || !layer.specification.callKeywords.isEmpty
+                    if legacy && (layer.specification.takesList || inputs.count == 1) && !hasKeywords {
                         return .array(inputs.map(legacyReference))
                     }
                     var tensors = inputs.map(kerasTensor)

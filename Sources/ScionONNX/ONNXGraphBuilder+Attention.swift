@@ -132,3 +132,47 @@ extension ONNXGraphBuilder {
         return keep
     }
 }
+
+/// Keras's Attention and AdditiveAttention: MatMul of query and transposed key ("dot"), or
+/// Unsqueeze / Add / Tanh / ReduceSum over the feature axis ("concat", additive); the causal mask
+/// as an added constant (-1e9 above the diagonal, as Keras subtracts it); Softmax; MatMul by value.
+extension ONNXGraphBuilder {
+    mutating func emitAttention(_ node: Node, _ a: AttentionAttributes, parameters: [Parameter], inputShapes: [Shape?],
+                                output: String) throws {
+        guard node.inputs.count == (a.hasKey ? 3 : 2) else { throw unsupported(node, "\(a.kerasClass) needs query, value (and key)") }
+        let (query, value) = (node.inputs[0], node.inputs[1])
+        let key = a.hasKey ? node.inputs[2] : value
+        func weight(_ name: String) throws -> String {
+            guard let parameter = parameters.first(where: { $0.role == .other(name) }) else { throw unsupported(node, "has no '\(name)' weight") }
+            return parameter.name
+        }
+        var scores: String
+        if a.score == .dot {
+            let keyT = intermediate("Transpose", name: "\(node.name)/key_t", inputs: [key], attributes: [.ints("perm", [0, 2, 1])])
+            scores = intermediate("MatMul", name: "\(node.name)/scores", inputs: [query, keyT])
+            if a.useScale { scores = intermediate("Mul", name: "\(node.name)/scale", inputs: [scores, try weight("scale")]) }
+        } else {
+            let q = intermediate("Unsqueeze", name: "\(node.name)/query", inputs: [query, constant("\(node.name)/query_axes", int64s: [2])])
+            let k = intermediate("Unsqueeze", name: "\(node.name)/key", inputs: [key, constant("\(node.name)/key_axes", int64s: [1])])
+            var sum = intermediate("Add", name: "\(node.name)/sum", inputs: [q, k])
+            if a.score == .concat, a.useScale { sum = intermediate("Mul", name: "\(node.name)/scale", inputs: [sum, try weight("scale")]) }
+            var terms = intermediate("Tanh", name: "\(node.name)/tanh", inputs: [sum])
+            if a.score == .additive, a.useScale { terms = intermediate("Mul", name: "\(node.name)/scale", inputs: [terms, try weight("scale")]) }
+            scores = intermediate("ReduceSum", name: "\(node.name)/scores", inputs: [terms, constant("\(node.name)/feature_axis", int64s: [-1])],
+                                  attributes: [.int("keepdims", 0)])
+            if a.score == .concat {
+                scores = intermediate("Mul", name: "\(node.name)/concat_score_weight", inputs: [scores, try weight("concat_score_weight")])
+            }
+        }
+        if a.useCausalMask {
+            guard let t = inputShapes[0]?[1], let s = inputShapes[a.hasKey ? 2 : 1]?[1] else {
+                throw unsupported(node, "use_causal_mask needs the query's and key's lengths")
+            }
+            let penalty = constant("\(node.name)/causal", floats: (0..<(t * s)).map { $0 % s > $0 / s ? -1e9 : 0 },
+                                   dimensions: [Int64(t), Int64(s)])
+            scores = intermediate("Add", name: "\(node.name)/causal", inputs: [scores, penalty])
+        }
+        let probabilities = intermediate("Softmax", name: "\(node.name)/softmax", inputs: [scores], attributes: [.int("axis", -1)])
+        add("MatMul", name: node.name, inputs: [probabilities, value], output: output)
+    }
+}

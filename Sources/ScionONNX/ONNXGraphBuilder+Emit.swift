@@ -105,6 +105,8 @@ extension ONNXGraphBuilder {
             }
         case .multiHeadAttention(let a):
             try emitMultiHeadAttention(node, a, parameters: parameters, inputShapes: inputShapes, output: output)
+        case .attention(let a):
+            try emitAttention(node, a, parameters: parameters, inputShapes: inputShapes, output: output)
         case .unitNormalization(let a):
             // x / max(sqrt(ReduceSum(x·x)), floor): ReduceSum takes its axes as an input from opset 13.
             guard let rank = inputShape?.rank else { throw unsupported(node, "UnitNormalization needs its input's rank") }

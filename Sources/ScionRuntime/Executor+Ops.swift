@@ -43,6 +43,9 @@ extension Executor {
         // Ops/Attention.swift
         case .multiHeadAttention(let a):
             return try multiHeadAttention(node, inputs, a)
+        // Ops/DotAttention.swift
+        case .attention(let a):
+            return try dotAttention(node, inputs, a)
         // Ops/UnitNormalization.swift
         case .unitNormalization(let a):
             return try unitNormalization(node, x, a)

@@ -83,6 +83,8 @@ extension Trainer {
         case .layerNormalization(let a): try layerNormalizationBackward(node, a, x, dy: dy)
         // Ops/Attention+Backward.swift
         case .multiHeadAttention(let a): try multiHeadAttentionBackward(node, a, inputs, dy: dy)
+        // Ops/DotAttention.swift
+        case .attention(let a): try dotAttentionBackward(node, a, inputs, dy: dy)
         // Ops/UnitNormalization.swift
         case .unitNormalization(let a): try unitNormalizationBackward(node, a, x, dy: dy)
         // Ops/EinsumDense.swift

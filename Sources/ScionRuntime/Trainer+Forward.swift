@@ -73,9 +73,12 @@ extension Trainer {
         case .multiHeadAttention(let a) where training && a.dropout > 0:
             throw RuntimeError(node.name, "MultiHeadAttention with dropout \(a.dropout) cannot be trained yet (its dropout "
                 + "on the attention probabilities is not implemented); freeze it or set dropout to 0")
+        case .attention(let a) where training && a.dropout > 0:
+            throw RuntimeError(node.name, "\(a.kerasClass) with dropout \(a.dropout) cannot be trained yet (its dropout on the "
+                + "attention distribution is not implemented); freeze it or set dropout to 0")
         // As at inference, by family.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
-             .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .groupNormalization, .normalization,
+             .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .groupNormalization, .normalization,
              .activation, .prelu, .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
              .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth,
              .opaque, .onnx:

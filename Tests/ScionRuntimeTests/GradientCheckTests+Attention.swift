@@ -93,3 +93,30 @@ extension GradientCheckTests {
         }
     }
 }
+
+/// Attention and AdditiveAttention: each score rule, with its learned factors, self-attention
+/// (the value is the key, so both gradients add) and the causal mask.
+extension GradientCheckTests {
+    func testDotAndAdditiveAttention() throws {
+        let cases: [(AttentionAttributes, [(String, [Int])])] = [
+            (AttentionAttributes(score: .dot, useScale: true, useCausalMask: true), [("scale", [])]),
+            (AttentionAttributes(score: .concat, useScale: true), [("scale", []), ("concat_score_weight", [])]),
+            (AttentionAttributes(score: .additive, useScale: true), [("scale", [4])]),
+            (AttentionAttributes(score: .dot, useScale: false, hasKey: true), []),
+        ]
+        for (a, weights) in cases {
+            try check("\(a.kerasClass) \(a.score) causal \(a.useCausalMask) key \(a.hasKey)", input: [2, 3, 4]) { x in
+                let parameters = weights.map { parameter("att/\($0.0)", $0.0, $0.1, offset: 0.5) }
+                var nodes: [Node] = []
+                var inputs = [x, x]
+                if a.hasKey {
+                    nodes.append(node("key", .dense(DenseAttributes(units: 4)), [x], parameters: ["key/kernel", "key/bias"]))
+                    inputs.append("key")
+                }
+                let keyParameters = a.hasKey ? [parameter("key/kernel", "kernel", [4, 4]), parameter("key/bias", "bias", [4])] : []
+                nodes.append(node("att", .attention(a), inputs, parameters: parameters.map(\.name)))
+                return (nodes, keyParameters + parameters, "att")
+            }
+        }
+    }
+}
