@@ -63,8 +63,10 @@ extension ComparableGraph {
             passes = false
         // Layers that compute something of their own.
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .groupNormalization,
-             .normalization, .layerScale, .onnx(.localResponseNormalization), .prelu, .onnx(.clip), .onnx(.coercedSoftmax),
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
+             .unitNormalization, .attention, .groupNormalization,
+             .normalization, .layerScale, .onnx(.localResponseNormalization), .prelu, .onnx(.clip),
+             .onnx(.coercedSoftmax),
              .embedding:
             passes = false
         // Shape ops that move, drop or add numbers.
@@ -211,7 +213,8 @@ extension ComparableGraph {
             return op
         // Ops whose result depends on the layout or on axes they do not name: they stop a transpose.
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .normalization, .layerScale,
+             .upSampling, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention,
+             .normalization, .layerScale,
              .onnx(.localResponseNormalization), .prelu, .onnx(.clip), .onnx(.coercedSoftmax), .embedding:
             return nil
         // Shape ops (two transposes in a row are composed instead).

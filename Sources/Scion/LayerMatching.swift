@@ -174,7 +174,8 @@ struct LayerMatching {
             true
         // Layers of their own (a bias of their own is `sameWork`'s business).
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .onnx(.gemm), .onnx(.matMul), .embedding,
-             .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention,
+             .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .layerNormalization, .multiHeadAttention,
+             .einsumDense, .unitNormalization, .attention,
              .groupNormalization,
              .normalization, .layerScale, .onnx(.localResponseNormalization):
             false
@@ -252,8 +253,10 @@ struct LayerMatching {
         case .onnx(.comparison), .concatenate, .scaledResidual, .onnx(.select), .onnx(.gemm), .onnx(.matMul):
             false
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .groupNormalization,
-             .normalization, .rescaling, .layerScale, .onnx(.localResponseNormalization), .activation, .prelu, .onnx(.clip),
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
+             .unitNormalization, .attention, .groupNormalization,
+             .normalization, .rescaling, .layerScale, .onnx(.localResponseNormalization), .activation, .prelu,
+             .onnx(.clip),
              .onnx(.coercedSoftmax), .onnx(.unary), .embedding:
             false
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),

@@ -15,7 +15,8 @@ extension Op {
         case .upSampling(let a): a.layout
         // Layout-free: they work on whatever order their input has, or on an order of their own
         // (Dense on the last axis, ONNX ops on channels-first by definition).
-        case .dense, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .groupNormalization, .activation, .prelu, .dropout,
+        case .dense, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization,
+             .attention, .groupNormalization, .activation, .prelu, .dropout,
              .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
              .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation:
             nil
@@ -35,7 +36,8 @@ extension Op {
         case .globalPool(let a): a.rank
         case .zeroPadding(let a), .cropping(let a): a.padding.count
         case .upSampling(let a): a.size.count
-        case .dense, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .groupNormalization, .activation, .prelu, .dropout,
+        case .dense, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization,
+             .attention, .groupNormalization, .activation, .prelu, .dropout,
              .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
              .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation:
             nil

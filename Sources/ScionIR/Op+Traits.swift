@@ -15,7 +15,8 @@ extension Op {
         // Convolution-free spatial ops.
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling: nil
         // Normalizations and scalings.
-        case .batchNormalization, .layerNormalization, .multiHeadAttention, .unitNormalization, .attention, .groupNormalization, .normalization,
+        case .batchNormalization, .layerNormalization, .multiHeadAttention, .unitNormalization, .attention,
+             .groupNormalization, .normalization,
              .rescaling, .layerScale,
              .onnx(.localResponseNormalization), .onnx(.computedBatchNormalization),
              .onnx(.computedInstanceNormalization): nil
@@ -45,7 +46,8 @@ extension Op {
         case .convTranspose(var a): a.activation = activation; return .convTranspose(a)
         case .einsumDense(var a): a.activation = activation; return .einsumDense(a)
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
-             .multiHeadAttention, .unitNormalization, .attention, .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu,
+             .multiHeadAttention, .unitNormalization, .attention, .groupNormalization, .normalization, .rescaling,
+             .layerScale, .activation, .prelu,
              .flatten, .reshape, .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout,
              .stochasticDepth, .identity, .augmentation, .embedding, .opaque, .onnx:
             return nil
@@ -82,7 +84,8 @@ extension Op {
             // Passes through always, not only at inference.
             false
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .groupNormalization,
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
+             .unitNormalization, .attention, .groupNormalization,
              .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose,
              .elementwise, .concatenate, .scaledResidual, .embedding, .opaque, .onnx:
             false

@@ -93,8 +93,8 @@ public struct EinsumPlan: Equatable, Sendable {
 public struct UnitNormalizationAttributes: Equatable, Sendable {
     /// The normalized axes (negative counts from the end).
     public var axes: [Int]
-    /// The smallest norm divided by: Keras 3's 1e-12; tf.keras's `l2_normalize` floors the squared
-    /// norm at 1e-12, that is the norm at 1e-6.
+    /// The smallest norm divided by: Keras 3's 1e-12 (tf.keras's `l2_normalize` floors the squared
+    /// norm at 1e-12 instead, the norm at 1e-6: the two differ only for norms below 1e-6).
     public var minimumNorm: Float
 
     /// Attributes with these values.

@@ -35,8 +35,10 @@ struct Context {
         case .onnx(.shape): .int64
         case .onnx(.select) where inputs.count > 1: inputs[1].dtype
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .groupNormalization,
-             .normalization, .layerScale, .prelu, .rescaling, .onnx(.localResponseNormalization), .activation, .onnx(.clip), .onnx(.coercedSoftmax),
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
+             .unitNormalization, .attention, .groupNormalization,
+             .normalization, .layerScale, .prelu, .rescaling, .onnx(.localResponseNormalization), .activation,
+             .onnx(.clip), .onnx(.coercedSoftmax),
              .onnx(.unary), .dropout, .stochasticDepth, .identity, .augmentation, .flatten, .reshape, .permute,
              .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
              .onnx(.gather), .elementwise, .scaledResidual, .concatenate, .onnx(.gemm), .onnx(.matMul), .onnx(.reduce),

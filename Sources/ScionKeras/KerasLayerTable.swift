@@ -139,8 +139,9 @@ struct KerasLayerTable {
             guard let axes = axis?.int.map({ [$0] }) ?? axis?.intArray ?? (axis == nil ? [-1] : nil) else {
                 throw Unsupported(reason: "UnitNormalization axis \(axis?.serialized ?? "")")
             }
-            // tf.keras floors the squared norm at 1e-12 (tf.math.l2_normalize), Keras 3 the norm.
-            return .unitNormalization(UnitNormalizationAttributes(axes: axes, minimumNorm: kerasMajorVersion == 2 ? 1e-6 : 1e-12))
+            // Keras 3's floor on the norm, for tf.keras files too: Keras 3 reads them with it, and
+            // tf.keras's (l2_normalize floors the squared norm at 1e-12) differs only below 1e-6.
+            return .unitNormalization(UnitNormalizationAttributes(axes: axes))
         case "EinsumDense":
             return .einsumDense(try KerasAttention.einsumDense(config, activation: try activation(c.json["activation"])))
         case "Embedding":

@@ -109,7 +109,8 @@ struct ClassifierHead {
         case .transpose, .permute:
             return true
         case .dense, .dropout, .activation, .prelu, .reshape, .flatten, .identity, .batchNormalization,
-             .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling,
+             .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention,
+             .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling,
              .stochasticDepth, .globalPool, .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding,
              .cropping, .upSampling, .embedding, .scaledResidual, .layerScale, .augmentation, .opaque, .onnx:
             return false
@@ -149,8 +150,10 @@ struct ClassifierHead {
             return resolved.count == rank - 2 && !resolved.contains(0) && resolved.isSubset(of: Set(1..<rank))
         // Ops that neither pool nor flatten a feature map.
         case .dense, .onnx(.gemm), .onnx(.matMul), .dropout, .activation, .prelu, .onnx(.coercedSoftmax),
-             .onnx(.unsqueeze), .identity, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention,
-             .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling, .onnx(.clip), .onnx(.unary), .onnx(.cast),
+             .onnx(.unsqueeze), .identity, .batchNormalization, .layerNormalization, .multiHeadAttention,
+             .einsumDense, .unitNormalization, .attention,
+             .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling, .onnx(.clip),
+             .onnx(.unary), .onnx(.cast),
              .stochasticDepth, .onnx(.constant), .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
              .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .scaledResidual, .layerScale,
              .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.slice), .onnx(.split), .onnx(.pad),
@@ -178,7 +181,8 @@ struct ClassifierHead {
              .onnx(.computedReshape):
             return true
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .permute, .zeroPadding, .cropping, .upSampling,
-             .embedding, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .scaledResidual, .layerScale, .transpose, .onnx(.comparison), .onnx(.select), .onnx(.gather),
+             .embedding, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .scaledResidual,
+             .layerScale, .transpose, .onnx(.comparison), .onnx(.select), .onnx(.gather),
              .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.localResponseNormalization),
              .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .augmentation, .opaque:

@@ -78,8 +78,10 @@ extension Trainer {
                 + "attention distribution is not implemented); freeze it or set dropout to 0")
         // As at inference, by family.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
-             .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .groupNormalization, .normalization,
-             .activation, .prelu, .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
+             .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization,
+             .attention, .groupNormalization, .normalization,
+             .activation, .prelu, .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape,
+             .transpose, .permute,
              .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth,
              .opaque, .onnx:
             return (try executor.evaluate(node, inputs), nil)

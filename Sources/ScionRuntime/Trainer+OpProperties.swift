@@ -15,8 +15,10 @@ extension Trainer {
         case .conv(let a): a.activation
         case .einsumDense(let a): a.activation
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .embedding, .batchNormalization,
-             .layerNormalization, .multiHeadAttention, .unitNormalization, .attention, .groupNormalization, .normalization, .prelu, .elementwise,
-             .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity, .augmentation, .concatenate,
+             .layerNormalization, .multiHeadAttention, .unitNormalization, .attention, .groupNormalization,
+             .normalization, .prelu, .elementwise,
+             .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity,
+             .augmentation, .concatenate,
              .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque, .onnx:
             nil
         }
@@ -30,7 +32,8 @@ extension Trainer {
         // Keras drops attention probabilities while training.
         case .multiHeadAttention(let a): a.dropout > 0
         case .attention(let a): a.dropout > 0
-        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .einsumDense, .unitNormalization, .embedding,
+        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .einsumDense,
+             .unitNormalization, .embedding,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
              .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
              .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .opaque, .onnx:
