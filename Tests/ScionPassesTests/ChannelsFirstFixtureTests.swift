@@ -24,7 +24,10 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // for the GlobalAveragePooling that reads it, as embedding's.
         "text_rnn": 0, "attention": 1, "group_norm": 3, "transfer_guide": 1,
         "transformer_block": 1, "attention_variants": 3, "einsum_dense": 1,
-        "unit_norm": 0, "dot_attention": 4,
+        "unit_norm": 0, "dot_attention": 4, 
+        // tiny_vit: the image to channels-first for its patch Conv2D, back for the Reshape to a
+        // sequence, the sequence once for its GlobalAveragePooling1D.
+        "tiny_vit": 3,
     ]
 
     /// The repository's fixtures folder, found from this file's path.
