@@ -64,8 +64,11 @@ extension ComparableGraph {
             passes = false
         // Layers that compute something of their own.
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
-             .onnx(.localResponseNormalization), .prelu, .onnx(.clip), .onnx(.coercedSoftmax), .embedding:
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
+             .unitNormalization, .attention, .groupNormalization,
+             .normalization, .layerScale, .onnx(.localResponseNormalization), .prelu, .onnx(.clip),
+             .onnx(.coercedSoftmax),
+             .embedding:
             passes = false
         // Shape ops that move, drop or add numbers.
         case .flatten, .permute, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad),
@@ -214,8 +217,9 @@ extension ComparableGraph {
             return op
         // Ops whose result depends on the layout or on axes they do not name: they stop a transpose.
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .layerNormalization, .normalization, .layerScale, .onnx(.localResponseNormalization), .prelu,
-             .onnx(.clip), .onnx(.coercedSoftmax), .embedding:
+             .upSampling, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention,
+             .normalization, .layerScale,
+             .onnx(.localResponseNormalization), .prelu, .onnx(.clip), .onnx(.coercedSoftmax), .embedding:
             return nil
         // Shape ops (two transposes in a row are composed instead).
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),

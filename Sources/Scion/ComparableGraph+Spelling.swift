@@ -129,7 +129,8 @@ extension ComparableGraph {
             break
         // Ops with one spelling.
         case .dense, .globalPool, .upSampling, .zeroPadding, .cropping, .prelu, .dropout, .stochasticDepth, .identity,
-             .augmentation, .transpose, .elementwise, .embedding, .onnx(.localResponseNormalization),
+             .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .augmentation, .transpose,
+             .elementwise, .embedding, .onnx(.localResponseNormalization),
              .onnx(.coercedSoftmax), .onnx(.clip), .onnx(.unary):
             break
         case .onnx(.constant), .onnx(.gemm), .onnx(.matMul), .onnx(.comparison), .onnx(.select), .onnx(.reduce),

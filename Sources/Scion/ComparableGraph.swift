@@ -174,7 +174,8 @@ struct ComparableGraph {
         case .rescaling: "rescaling"
         case .resizing: "resizing"
         // Families of one op, named by its type.
-        case .convTranspose, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
+        case .convTranspose, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
+             .unitNormalization, .attention, .groupNormalization, .normalization, .layerScale,
              .onnx(.localResponseNormalization), .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .dropout,
              .stochasticDepth, .identity, .augmentation, .zeroPadding, .cropping, .upSampling, .onnx(.slice),
              .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),

@@ -71,6 +71,22 @@ enum LayerFields {
         case .layerNormalization(let a):
             return [LayerField("axis", a.axes), LayerField("epsilon", float: a.epsilon), LayerField("center", a.center),
                     LayerField("scale", a.scale)]
+        case .attention(let a):
+            return [LayerField("score_mode", a.score.rawValue), LayerField("use_scale", a.useScale), LayerField("dropout", float: a.dropout),
+                    LayerField("key", a.hasKey ? "given" : "the value"), LayerField("use_causal_mask", a.useCausalMask)]
+        case .unitNormalization(let a):
+            return [LayerField("axis", a.axes)]
+        case .einsumDense(let a):
+            return [LayerField("equation", a.equation),
+                    LayerField("output_shape", "(" + a.outputShape.map { $0.map(String.init) ?? "None" }.joined(separator: ", ") + ")"),
+                    LayerField("bias_axes", a.biasAxes ?? "None"), LayerField("activation", activation(a.activation))]
+        case .multiHeadAttention(let a):
+            return [LayerField("num_heads", a.numHeads), LayerField("key_dim", a.keyDim), LayerField("value_dim", a.valueDim),
+                    LayerField("dropout", float: a.dropout), LayerField("use_bias", a.useBias),
+                    LayerField("output_shape", a.outputShape.map(list) ?? "None"),
+                    LayerField("attention_axes", a.attentionAxes.map(list) ?? "default"),
+                    LayerField("key", a.hasKey ? "given" : "the value"), LayerField("attention_mask", a.hasAttentionMask),
+                    LayerField("use_causal_mask", a.useCausalMask)]
         case .activation(let a):
             return activationLayer(a)
         case .prelu(let a):

@@ -176,7 +176,9 @@ struct LayerMatching {
             false
         // Layers of their own (a bias of their own is `sameWork`'s business).
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .onnx(.gemm), .onnx(.matMul), .embedding,
-             .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .layerNormalization, .groupNormalization,
+             .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .layerNormalization, .multiHeadAttention,
+             .einsumDense, .unitNormalization, .attention,
+             .groupNormalization,
              .normalization, .layerScale, .onnx(.localResponseNormalization):
             false
         // Activations ONNX spells as ops of their own are not looked for.
@@ -253,8 +255,10 @@ struct LayerMatching {
         case .onnx(.comparison), .concatenate, .scaledResidual, .onnx(.select), .onnx(.gemm), .onnx(.matMul):
             false
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling,
-             .resizing, .layerScale, .onnx(.localResponseNormalization), .activation, .prelu, .onnx(.clip),
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
+             .unitNormalization, .attention, .groupNormalization,
+             .normalization, .rescaling, .resizing, .layerScale, .onnx(.localResponseNormalization), .activation, .prelu,
+             .onnx(.clip),
              .onnx(.coercedSoftmax), .onnx(.unary), .embedding:
             false
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),

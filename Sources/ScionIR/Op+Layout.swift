@@ -16,7 +16,8 @@ extension Op {
         case .resizing(let a): a.layout
         // Layout-free: they work on whatever order their input has, or on an order of their own
         // (Dense on the last axis, ONNX ops on channels-first by definition).
-        case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
+        case .dense, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization,
+             .attention, .groupNormalization, .activation, .prelu, .dropout,
              .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
              .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation:
             nil
@@ -37,7 +38,8 @@ extension Op {
         case .zeroPadding(let a), .cropping(let a): a.padding.count
         case .upSampling(let a): a.size.count
         case .resizing: 2
-        case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
+        case .dense, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization,
+             .attention, .groupNormalization, .activation, .prelu, .dropout,
              .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
              .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation:
             nil

@@ -11,10 +11,13 @@ extension Op {
         case .depthwiseConv(let a): a.activation
         case .separableConv(let a): a.depthwise.activation
         case .convTranspose(let a): a.activation
+        case .einsumDense(let a): a.activation
         // Convolution-free spatial ops.
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .resizing: nil
         // Normalizations and scalings.
-        case .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling, .layerScale,
+        case .batchNormalization, .layerNormalization, .multiHeadAttention, .unitNormalization, .attention,
+             .groupNormalization, .normalization,
+             .rescaling, .layerScale,
              .onnx(.localResponseNormalization), .onnx(.computedBatchNormalization),
              .onnx(.computedInstanceNormalization): nil
         // Activations are the activation itself, not a fused one.
@@ -41,10 +44,12 @@ extension Op {
         case .depthwiseConv(var a): a.activation = activation; return .depthwiseConv(a)
         case .separableConv(var a): a.depthwise.activation = activation; return .separableConv(a)
         case .convTranspose(var a): a.activation = activation; return .convTranspose(a)
+        case .einsumDense(var a): a.activation = activation; return .einsumDense(a)
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
-             .groupNormalization, .normalization, .rescaling, .resizing, .layerScale, .activation, .prelu, .flatten, .reshape,
-             .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
-             .augmentation, .embedding, .opaque, .onnx:
+             .multiHeadAttention, .unitNormalization, .attention, .groupNormalization, .normalization, .rescaling, .resizing,
+             .layerScale, .activation, .prelu,
+             .flatten, .reshape, .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout,
+             .stochasticDepth, .identity, .augmentation, .embedding, .opaque, .onnx:
             return nil
         }
     }
@@ -58,6 +63,9 @@ extension Op {
         case .depthwiseConv(let a): a.useBias
         case .separableConv(let a): a.depthwise.useBias
         case .convTranspose(let a): a.useBias
+        case .multiHeadAttention(let a): a.useBias
+        case .einsumDense(let a): a.biasAxes != nil
+        case .unitNormalization, .attention: nil
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
              .groupNormalization, .normalization, .rescaling, .resizing, .layerScale, .activation, .prelu, .flatten, .reshape,
              .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
@@ -79,9 +87,10 @@ extension Op {
             // Passes through always, not only at inference.
             false
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling,
-             .resizing, .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose, .elementwise, .concatenate,
-             .scaledResidual, .embedding, .opaque, .onnx:
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
+             .unitNormalization, .attention, .groupNormalization,
+             .normalization, .rescaling, .resizing, .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose,
+             .elementwise, .concatenate, .scaledResidual, .embedding, .opaque, .onnx:
             false
         }
     }

@@ -13,6 +13,14 @@ public enum Op: Equatable, Sendable {
     case globalPool(GlobalPoolAttributes)
     case batchNormalization(BatchNormalizationAttributes)
     case layerNormalization(LayerNormalizationAttributes)
+    /// Keras MultiHeadAttention (OpAttributes+Attention.swift): query, value, optional key and mask.
+    case multiHeadAttention(MultiHeadAttentionAttributes)
+    /// Keras EinsumDense (OpAttributes+EinsumDense.swift): one weight multiplication as an einsum.
+    case einsumDense(EinsumDenseAttributes)
+    /// Keras UnitNormalization: unit L2 norm over some axes.
+    case unitNormalization(UnitNormalizationAttributes)
+    /// Keras Attention and AdditiveAttention: query, value, optional key.
+    case attention(AttentionAttributes)
     /// Keras GroupNormalization; ONNX InstanceNormalization is its one-group-per-channel case.
     case groupNormalization(GroupNormalizationAttributes)
     case activation(Activation)
@@ -66,6 +74,10 @@ public enum Op: Equatable, Sendable {
         case .globalPool(let a): (a.kind == .max ? "GlobalMaxPooling" : "GlobalAveragePooling") + "\(a.rank)D"
         case .batchNormalization: "BatchNormalization"
         case .layerNormalization: "LayerNormalization"
+        case .multiHeadAttention: "MultiHeadAttention"
+        case .einsumDense: "EinsumDense"
+        case .unitNormalization: "UnitNormalization"
+        case .attention(let a): a.kerasClass
         case .groupNormalization: "GroupNormalization"
         case .activation(let a):
             switch a {

@@ -35,8 +35,10 @@ struct Context {
         case .onnx(.shape): .int64
         case .onnx(.select) where inputs.count > 1: inputs[1].dtype
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
-             .prelu, .rescaling, .resizing, .onnx(.localResponseNormalization), .activation, .onnx(.clip), .onnx(.coercedSoftmax),
+             .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
+             .unitNormalization, .attention, .groupNormalization,
+             .normalization, .layerScale, .prelu, .rescaling, .resizing, .onnx(.localResponseNormalization), .activation,
+             .onnx(.clip), .onnx(.coercedSoftmax),
              .onnx(.unary), .dropout, .stochasticDepth, .identity, .augmentation, .flatten, .reshape, .permute,
              .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
              .onnx(.gather), .elementwise, .scaledResidual, .concatenate, .onnx(.gemm), .onnx(.matMul), .onnx(.reduce),
@@ -96,6 +98,16 @@ struct Context {
         // Weighted layers that keep their input's shape (ShapeInference+Normalization.swift).
         case .batchNormalization(let a): return [try batchNormalization(a)]
         case .layerNormalization(let a): return [try layerNormalization(a)]
+        case .multiHeadAttention(let a): return [try multiHeadAttention(a)]
+        case .einsumDense(let a): return [try einsumDense(a)]
+        case .attention(let a): return [try attention(a)]
+        case .unitNormalization(let a):
+            try requireInputs(1)
+            guard let shape = try firstShape(minimumRank: 1) else { return [nil] }
+            for axis in a.axes where shape.normalizedAxis(axis) == nil || shape.normalizedAxis(axis) == 0 {
+                throw fail("axis \(axis) is not a non-batch axis of \(shape)")
+            }
+            return [shape]
         case .groupNormalization(let a): return [try groupNormalization(a)]
         case .normalization(let a): return [try normalization(a)]
         case .layerScale(let a): return [try layerScale(a)]

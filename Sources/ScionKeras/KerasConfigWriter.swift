@@ -19,6 +19,12 @@ struct KerasLayerSpecification {
     /// A Keras 3 operation node (`keras.ops` call) rather than a layer: no weights, and a config of
     /// its own settings only.
     var isOperation: Bool { arguments != nil }
+
+    /// Keyword names of the last inputs, passed by keyword instead of position
+    /// (MultiHeadAttention's `key` and `attention_mask`).
+    var keywordInputs: [String] = []
+    /// Other keyword arguments of the call (MultiHeadAttention's `use_causal_mask`).
+    var callKeywords: [String: JSON] = [:]
 }
 
 enum KerasLayerInput: Equatable {
@@ -102,6 +108,16 @@ struct KerasConfigWriter {
         case .layerNormalization(let a):
             return [KerasLayerSpecification(className: "LayerNormalization", config: [
                 "axis": Self.ints(a.axes), "epsilon": Self.number(a.epsilon), "center": .bool(a.center), "scale": .bool(a.scale)])]
+        case .multiHeadAttention(let a):
+            return [KerasAttention.layer(a)]
+        case .attention(let a):
+            return [KerasAttention.layer(a)]
+        case .unitNormalization(let a):
+            return [KerasLayerSpecification(className: "UnitNormalization", config: ["axis": Self.ints(a.axes)])]
+        case .einsumDense(let a):
+            return try withActivation(a.activation) { name in
+                KerasLayerSpecification(className: "EinsumDense", config: KerasAttention.einsumDenseConfig(a, activation: name))
+            }
         case .activation(let activation):
             return try standaloneActivation(activation)
         case .prelu(let a):

@@ -61,6 +61,13 @@ extension KerasGraphBuilder {
 
     /// The op for a layer, or an opaque op keeping its config when Scion does not interpret it.
     func layerOp(className: String, config: JSON, inputCount: Int, callArguments: JSON) -> Op {
+        if className == "MultiHeadAttention", let op = KerasAttention.multiHeadAttention(config: config, layer: callArguments) {
+            return op
+        }
+        if className == "Attention" || className == "AdditiveAttention",
+           let op = KerasAttention.attention(className: className, config: config, layer: callArguments, inputCount: inputCount) {
+            return op
+        }
         do {
             if let op = try table.op(className: className, config: config) { return op }
             if let op = legacyOp(className: className, config: config, inputCount: inputCount, layer: callArguments) {
@@ -220,7 +227,7 @@ extension KerasGraphBuilder {
                     references.append(try reference(triple, subject: subject, builder: builder))
                     // tf_keras writes MultiHeadAttention(query, value, key) as the query with
                     // `{"value": [name, node, tensor], "key": ...}`: the later operands, in order.
-                    for keyword in ["value", "key"] {
+                    for keyword in ["value"] + KerasAttention.tensorKeywords {
                         guard triple.count >= 4, let operand = triple[3][keyword]?.array, operand.first?.string != nil else { continue }
                         references.append(try reference(operand, subject: subject, builder: builder))
                     }
@@ -229,6 +236,11 @@ extension KerasGraphBuilder {
             }
             var found: [KerasTensorReference] = []
             try collectTensors(call["args"] ?? .null, into: &found, subject: subject, builder: builder, depth: 0)
+            // Tensors passed by keyword (MultiHeadAttention's key and attention mask), in input order.
+            for keyword in KerasAttention.tensorKeywords {
+                guard let tensor = call["kwargs"]?[keyword], tensor["class_name"]?.string == "__keras_tensor__" else { continue }
+                try collectTensors(tensor, into: &found, subject: subject, builder: builder, depth: 0)
+            }
             return found
         }
     }

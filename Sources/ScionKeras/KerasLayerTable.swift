@@ -135,6 +135,16 @@ struct KerasLayerTable {
                 axes: c.json["axis"].flatMap { $0.isNull ? [] : $0.intArray } ?? [-1], invert: c.bool("invert", false),
                 mean: c.json["mean"].flatMap { $0.isNull ? nil : Self.flatFloats($0) },
                 variance: c.json["variance"].flatMap { $0.isNull ? nil : Self.flatFloats($0) }))
+        case "UnitNormalization":
+            let axis = c.json["axis"]
+            guard let axes = axis?.int.map({ [$0] }) ?? axis?.intArray ?? (axis == nil ? [-1] : nil) else {
+                throw Unsupported(reason: "UnitNormalization axis \(axis?.serialized ?? "")")
+            }
+            // Keras 3's floor on the norm, for tf.keras files too: Keras 3 reads them with it, and
+            // tf.keras's (l2_normalize floors the squared norm at 1e-12) differs only below 1e-6.
+            return .unitNormalization(UnitNormalizationAttributes(axes: axes))
+        case "EinsumDense":
+            return .einsumDense(try KerasAttention.einsumDense(config, activation: try activation(c.json["activation"])))
         case "Embedding":
             return .embedding(EmbeddingAttributes(inputDimension: try c.int("input_dim"),
                                                   outputDimension: try c.int("output_dim")))

@@ -51,18 +51,24 @@ extension KerasModelPlan {
                 entry["inbound_nodes"] = .array(layer.calls.map { inputs in
                     // Keras 2's form passes several inputs as one list, and other arguments only as
                     // keyword values Keras 3 does not resolve: a layer taking separate tensors
-                    // (MultiHeadAttention's query and value) is written in Keras 3's form, which
-                    // Keras 3's .h5 reader reads per layer.
-                    // Keras 3 also reads the legacy form in `config.json`, which needs no shapes: the
-                    // form for a tensor whose shape nobody recorded (after a user's layer in a
-                    // Keras 2 file), where Keras 3's form would need a `shape` Scion cannot give.
+                    // (MultiHeadAttention's query and value) or a call with keyword arguments
+                    // (`use_causal_mask`) is written in Keras 3's form, which Keras 3's .h5 reader
+                    // reads per layer. Keras 3 also reads the legacy form in `config.json`, which
+                    // needs no shapes: the form for a tensor whose shape nobody recorded (after a
+                    // user's layer in a Keras 2 file), where Keras 3's form would need a `shape`.
                     let unshaped = inputs.contains { (graph.values[$0] ?? stepValues[$0])?.shape == nil }
-                    if (legacy || unshaped) && (layer.specification.takesList || inputs.count == 1) {
+                    let hasKeywords = !layer.specification.keywordInputs.isEmpty || !layer.specification.callKeywords.isEmpty
+                    if (legacy || unshaped) && (layer.specification.takesList || inputs.count == 1) && !hasKeywords {
                         return .array(inputs.map(legacyReference))
                     }
-                    let tensors = inputs.map(kerasTensor)
+                    var tensors = inputs.map(kerasTensor)
+                    // The last inputs go by keyword when the layer says so (MultiHeadAttention's key).
+                    let keywordNames = layer.specification.keywordInputs.suffix(tensors.count)
+                    var keywords = layer.specification.callKeywords
+                    for (name, tensor) in zip(keywordNames, tensors.suffix(keywordNames.count)) { keywords[name] = tensor }
+                    tensors.removeLast(keywordNames.count)
                     let arguments: [JSON] = layer.specification.takesList ? [.array(tensors)] : tensors
-                    return .object(["args": .array(arguments), "kwargs": .object([:])])
+                    return .object(["args": .array(arguments), "kwargs": .object(keywords)])
                 })
             }
             entry["config"] = .object(config)

@@ -76,7 +76,8 @@ enum KerasNestedWeights {
         switch className {
         case "LSTMCell", "GRUCell", "SimpleRNNCell", "ConvLSTMCell":
             return [.kernel, .recurrentKernel] + bias
-        case "EinsumDense":
+        case "EinsumDense" where config["use_bias"] != nil:
+            // MultiHeadAttention's projections (`sublayers` gives them `use_bias`).
             return [.kernel] + bias
         case "LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Bidirectional", "TimeDistributed",
              "MultiHeadAttention":

@@ -58,6 +58,11 @@ enum KerasWeightRoles {
             return scale + center + [.movingMean, .movingVariance]
         case "LayerNormalization", "GroupNormalization":
             return scale + center
+        case "Attention":
+            return (config["use_scale"]?.bool ?? false ? [.other("scale")] : [])
+                + (config["score_mode"]?.string == "concat" ? [.other("concat_score_weight")] : [])
+        case "AdditiveAttention": return config["use_scale"]?.bool ?? true ? [.other("scale")] : []
+        case "EinsumDense": return [.kernel] + ((config["bias_axes"]?.isNull ?? true) ? [] : [.bias])
         case "PReLU": return [.alpha]
         case "Embedding": return [.embeddings]
         case "LayerScale": return [.gamma]

@@ -103,6 +103,32 @@ extension ONNXGraphBuilder {
                 add("Transpose", name: "\(node.name)/restore", inputs: [normalized], output: output,
                     attributes: [.ints("perm", inverse)])
             }
+        case .multiHeadAttention(let a):
+            try emitMultiHeadAttention(node, a, parameters: parameters, inputShapes: inputShapes, output: output)
+        case .attention(let a):
+            try emitAttention(node, a, parameters: parameters, inputShapes: inputShapes, output: output)
+        case .unitNormalization(let a):
+            // x / max(sqrt(ReduceSum(x·x)), floor): ReduceSum takes its axes as an input from opset 13.
+            guard let rank = inputShape?.rank else { throw unsupported(node, "UnitNormalization needs its input's rank") }
+            let axes = a.axes.map { Int64($0 < 0 ? $0 + rank : $0) }
+            let squares = intermediate("Mul", name: "\(node.name)/square", inputs: [input, input])
+            let sum = intermediate("ReduceSum", name: "\(node.name)/sum", inputs: [squares, constant("\(node.name)/axes", int64s: axes)],
+                                   attributes: [.int("keepdims", 1)])
+            let norm = intermediate("Sqrt", name: "\(node.name)/norm", inputs: [sum])
+            let floored = intermediate("Max", name: "\(node.name)/floor", inputs: [norm, scalar("\(node.name)/minimum", a.minimumNorm)])
+            add("Div", name: node.name, inputs: [input, floored], output: output)
+        case .einsumDense(let a):
+            // ONNX's Einsum takes Keras's equation as written; the bias broadcasts over the trailing axes.
+            let target = a.activation == .linear ? output : uniqueName("\(node.name)/linear")
+            if a.biasAxes != nil {
+                let product = intermediate("Einsum", name: node.name, inputs: [input, try parameter(.kernel)],
+                                           attributes: [.string("equation", a.equation)])
+                add("Add", name: "\(node.name)/bias", inputs: [product, try parameter(.bias)], output: target)
+            } else {
+                add("Einsum", name: node.name, inputs: [input, try parameter(.kernel)], output: target,
+                    attributes: [.string("equation", a.equation)])
+            }
+            if a.activation != .linear { try activation(a.activation, node: node, input: target, output: output, rank: outputShape?.rank) }
         case .activation(let activation):
             try self.activation(activation, node: node, input: input, output: output, rank: inputShape?.rank)
         case .prelu:

@@ -109,8 +109,9 @@ struct ClassifierHead {
         case .transpose, .permute:
             return true
         case .dense, .dropout, .activation, .prelu, .reshape, .flatten, .identity, .batchNormalization,
-             .layerNormalization, .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling,
-             .resizing, .stochasticDepth, .globalPool, .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding,
+             .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention,
+             .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling, .resizing,
+             .stochasticDepth, .globalPool, .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding,
              .cropping, .upSampling, .embedding, .scaledResidual, .layerScale, .augmentation, .opaque, .onnx:
             return false
         }
@@ -149,9 +150,11 @@ struct ClassifierHead {
             return resolved.count == rank - 2 && !resolved.contains(0) && resolved.isSubset(of: Set(1..<rank))
         // Ops that neither pool nor flatten a feature map.
         case .dense, .onnx(.gemm), .onnx(.matMul), .dropout, .activation, .prelu, .onnx(.coercedSoftmax),
-             .onnx(.unsqueeze), .identity, .batchNormalization, .layerNormalization, .groupNormalization,
-             .normalization, .conv, .elementwise, .concatenate, .rescaling, .resizing, .onnx(.clip), .onnx(.unary),
-             .onnx(.cast), .stochasticDepth, .onnx(.constant), .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
+             .onnx(.unsqueeze), .identity, .batchNormalization, .layerNormalization, .multiHeadAttention,
+             .einsumDense, .unitNormalization, .attention,
+             .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling, .resizing, .onnx(.clip),
+             .onnx(.unary), .onnx(.cast),
+             .stochasticDepth, .onnx(.constant), .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
              .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .scaledResidual, .layerScale,
              .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.slice), .onnx(.split), .onnx(.pad),
              .onnx(.resize), .onnx(.localResponseNormalization), .onnx(.shape), .onnx(.expand), .onnx(.tile),
@@ -180,7 +183,8 @@ struct ClassifierHead {
         case .resizing:
             return false
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .permute, .zeroPadding, .cropping, .upSampling,
-             .embedding, .scaledResidual, .layerScale, .transpose, .onnx(.comparison), .onnx(.select), .onnx(.gather),
+             .embedding, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .scaledResidual,
+             .layerScale, .transpose, .onnx(.comparison), .onnx(.select), .onnx(.gather),
              .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.localResponseNormalization),
              .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .augmentation, .opaque:

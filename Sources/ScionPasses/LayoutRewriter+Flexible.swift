@@ -73,7 +73,8 @@ extension LayoutRewriter {
             return .augmentation(a)
         // Never flexible (`rule(for:)`): spatial, memory-order and ONNX-only ops.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .resizing, .flatten, .reshape, .permute, .transpose, .embedding, .opaque, .onnx:
+             .upSampling, .resizing, .flatten, .reshape, .permute, .transpose, .embedding, .multiHeadAttention, .einsumDense,
+             .unitNormalization, .attention, .opaque, .onnx:
             return node.op
         }
     }

@@ -89,6 +89,9 @@ extension LayoutRewriter {
             return .original
         case .permute, .embedding:
             return .original
+        // Projects the last axis and attends over the others: the order the source wrote.
+        case .multiHeadAttention, .einsumDense, .unitNormalization, .attention:
+            return .original
         case .opaque(let a):
             if keras { throw refuse("(\(a.domain.isEmpty ? "ai.onnx" : a.domain)) has no Keras layer equivalent") }
             return .original

@@ -64,8 +64,10 @@ extension LayoutRewriter {
         case .depthwiseConv, .separableConv:
             // `ChannelsFirstLayoutPass` runs `GroupedConvolutionPass` first, and ONNX has neither.
             throw failure(node.name, "a \(node.op.typeName) must be lowered to grouped convolutions first (GroupedConvolutionPass)")
-        case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
-             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
+        case .dense, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization,
+             .attention, .groupNormalization, .activation,
+             .prelu, .dropout, .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization,
+             .embedding,
              .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation, .opaque, .onnx:
             throw failure(node.name, "\(node.op.typeName) is not a spatial op")
         }

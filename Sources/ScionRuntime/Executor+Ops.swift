@@ -40,6 +40,18 @@ extension Executor {
             return try batchNormalization(node, x, a)
         case .layerNormalization(let a):
             return try layerNormalization(node, x, a)
+        // Ops/Attention.swift
+        case .multiHeadAttention(let a):
+            return try multiHeadAttention(node, inputs, a)
+        // Ops/DotAttention.swift
+        case .attention(let a):
+            return try dotAttention(node, inputs, a)
+        // Ops/UnitNormalization.swift
+        case .unitNormalization(let a):
+            return try unitNormalization(node, x, a)
+        // Ops/EinsumDense.swift
+        case .einsumDense(let a):
+            return try einsumDense(node, x, a)
         case .groupNormalization(let a):
             return try groupNormalization(node, x, a)
         case .normalization(let a):

@@ -18,7 +18,8 @@ extension Executor {
                 throw RuntimeError(node.name, "is a \(node.op.typeName), which the executor runs only as grouped convolutions: "
                                    + "lower the graph first (GroupedConvolutionPass, or Model.executor())")
             case .conv, .convTranspose, .pool, .globalPool, .dense, .embedding, .batchNormalization,
-                 .layerNormalization, .groupNormalization, .normalization, .activation, .prelu, .elementwise,
+                 .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention,
+                 .groupNormalization, .normalization, .activation, .prelu, .elementwise,
                  .scaledResidual, .layerScale, .rescaling, .resizing, .flatten, .reshape, .transpose, .permute, .identity,
                  .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque,
                  .onnx:

@@ -81,6 +81,15 @@ extension Trainer {
         // Ops/Normalization.swift
         case .batchNormalization(let a): try batchNormalizationBackward(node, a, x, dy: dy, saved: saved)
         case .layerNormalization(let a): try layerNormalizationBackward(node, a, x, dy: dy)
+        // Ops/Attention+Backward.swift
+        case .multiHeadAttention(let a): try multiHeadAttentionBackward(node, a, inputs, dy: dy)
+        // Ops/DotAttention.swift
+        case .attention(let a): try dotAttentionBackward(node, a, inputs, dy: dy)
+        // Ops/UnitNormalization.swift
+        case .unitNormalization(let a): try unitNormalizationBackward(node, a, x, dy: dy)
+        // Ops/EinsumDense.swift
+        case .einsumDense(let a):
+            try einsumDenseBackward(node, a, x, dz: throughActivation(a.activation, node, y: y, dy: dy, saved: saved, skip: skipActivation))
         case .groupNormalization(let a): try groupNormalizationBackward(node, a, x, dy: dy)
         case .onnx(.computedBatchNormalization(let a)): try computedBatchNormalizationBackward(node, a, inputs, dy: dy)
         case .onnx(.computedInstanceNormalization(let a)): try computedInstanceNormalizationBackward(node, a, inputs, dy: dy)

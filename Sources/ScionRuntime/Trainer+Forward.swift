@@ -57,6 +57,10 @@ extension Trainer {
             let activation = a.activation
             a.activation = .linear
             return try forwardKeepingPreActivation(node, inputs, activation, linear: .dense(a))
+        case .einsumDense(var a) where a.activation != .linear:
+            let activation = a.activation
+            a.activation = .linear
+            return try forwardKeepingPreActivation(node, inputs, activation, linear: .einsumDense(a))
         // Ops/Normalization.swift
         case .batchNormalization(let a) where training && trainingBatchNorms.contains(node.name):
             return try batchNormalizationTraining(node, a, inputs)
@@ -70,11 +74,20 @@ extension Trainer {
             return try augmentationTraining(node, a, inputs, random: &random)
         case .resizing(let a) where training && augmenting && a.kind == .randomCrop:
             return try randomCropTraining(node, a, inputs, random: &random)
+        // Ops/Attention.swift: Keras drops attention probabilities while training; not computed yet.
+        case .multiHeadAttention(let a) where training && a.dropout > 0:
+            throw RuntimeError(node.name, "MultiHeadAttention with dropout \(a.dropout) cannot be trained yet (its dropout "
+                + "on the attention probabilities is not implemented); freeze it or set dropout to 0")
+        case .attention(let a) where training && a.dropout > 0:
+            throw RuntimeError(node.name, "\(a.kerasClass) with dropout \(a.dropout) cannot be trained yet (its dropout on the "
+                + "attention distribution is not implemented); freeze it or set dropout to 0")
         // As at inference, by family.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
-             .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
-             .elementwise, .scaledResidual, .layerScale, .rescaling, .resizing, .flatten, .reshape, .transpose,
-             .permute, .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth,
+             .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization,
+             .attention, .groupNormalization, .normalization,
+             .activation, .prelu, .elementwise, .scaledResidual, .layerScale, .rescaling, .resizing, .flatten, .reshape,
+             .transpose, .permute,
+             .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth,
              .opaque, .onnx:
             return (try executor.evaluate(node, inputs), nil)
         }

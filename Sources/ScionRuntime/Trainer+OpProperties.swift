@@ -13,9 +13,12 @@ extension Trainer {
         case .activation(let activation): activation
         case .dense(let a): a.activation
         case .conv(let a): a.activation
+        case .einsumDense(let a): a.activation
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .embedding, .batchNormalization,
-             .layerNormalization, .groupNormalization, .normalization, .prelu, .elementwise, .scaledResidual,
-             .layerScale, .rescaling, .resizing, .flatten, .reshape, .transpose, .permute, .identity, .augmentation, .concatenate,
+             .layerNormalization, .multiHeadAttention, .unitNormalization, .attention, .groupNormalization,
+             .normalization, .prelu, .elementwise,
+             .scaledResidual, .layerScale, .rescaling, .resizing, .flatten, .reshape, .transpose, .permute, .identity,
+             .augmentation, .concatenate,
              .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque, .onnx:
             nil
         }
@@ -28,7 +31,11 @@ extension Trainer {
         case .dropout(let a), .stochasticDepth(let a): a.rate > 0
         case .augmentation: augmenting
         case .resizing(let a): augmenting && a.kind == .randomCrop
-        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
+        // Keras drops attention probabilities while training.
+        case .multiHeadAttention(let a): a.dropout > 0
+        case .attention(let a): a.dropout > 0
+        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .einsumDense,
+             .unitNormalization, .embedding,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
              .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose,
              .permute, .identity, .concatenate, .zeroPadding, .cropping, .upSampling, .opaque, .onnx:

@@ -10,7 +10,7 @@ Deeper training is compared the same way, every tensor of every layer (weights a
 moving statistics): the top of MobileNetV2's base made trainable (`scion freeze --unfreeze-top`:
 depthwise and 1x1 convolutions, ReLU6, residual additions, BatchNormalization frozen or training with
 batch statistics), the digits CNN trained from scratch (convolutions, training BatchNormalization, max
-pooling), and the two-phase recipe (`--unfreeze-top 4 --fine-tune-epochs`) against Keras's
+pooling), a MultiHeadAttention model trained end to end, and the two-phase recipe (`--unfreeze-top 4 --fine-tune-epochs`) against Keras's
 recompile-and-fit.
 
 Augmentation (finetune_augmentation.py): the transfer-learning guide's model with Keras's augmentation
@@ -194,6 +194,17 @@ def deep_cases(scion, folder, grafted, x, y):
     cases.append(("digits CNN from scratch (conv, BatchNormalization training, max pooling), adam lr 0.001 "
                   "(biases before BatchNormalization not compared)",
                   scratch, digits_data, dx, dy, "adam", 0.001, 3, 1e-3, []))
+    # Attention trained end to end (the embedding frozen): MultiHeadAttention's four projections,
+    # residual, LayerNormalization and a new softmax head.
+    attention = os.path.join(folder, "attention.keras")
+    subprocess.run([scion, "edit", os.path.join(ROOT, "fixtures", "keras3", "attention.keras"), "--after", "pool", "--head",
+                    "dense:3:softmax", "--seed", "1", "-o", attention, "--force"], check=True, capture_output=True)
+    tokens = np.random.default_rng(1).integers(0, 30, (16, 6)).astype(np.int32)
+    labels = np.random.default_rng(2).integers(0, 3, 16)
+    tokens_data = os.path.join(folder, "tokens.npz")
+    np.savez(tokens_data, x=tokens, y=labels)
+    cases.append(("attention: MultiHeadAttention, LayerNormalization and head trained, adam lr 0.01",
+                  attention, tokens_data, tokens, labels, "adam", 0.01, 3, 1e-4, []))
     for label, start, data_file, inputs, targets, optimizer, rate, epochs, tolerance, extra in cases:
         out = os.path.join(folder, "deep_out.keras")
         result = subprocess.run([scion, "finetune", start, "--data", data_file, "--epochs", str(epochs), "--batch-size",

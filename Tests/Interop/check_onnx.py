@@ -27,12 +27,10 @@ TOLERANCE = 1e-4
 # Fixtures holding layers ONNX cannot express in Scion yet, each with the reason.
 EXPECTED_UNSUPPORTED = {
     "keras3/activation_zoo": "sparsemax has no ONNX pattern yet",
-    # Recurrent and attention layers are read (weights, counts, Keras round trips) but not yet
-    # interpreted: issue 11 maps them to ONNX's LSTM/GRU and attention patterns.
+    # Recurrent layers are read (weights, counts, Keras round trips) but not yet interpreted:
+    # issue 11 maps them to ONNX's LSTM/GRU patterns.
     "keras2/text_rnn": "LSTM/GRU/Bidirectional have no ONNX pattern yet",
     "keras3/text_rnn": "LSTM/GRU/Bidirectional have no ONNX pattern yet",
-    "keras2/attention": "MultiHeadAttention has no ONNX pattern yet",
-    "keras3/attention": "MultiHeadAttention has no ONNX pattern yet",
     # ONNX Resize has no Lanczos kernel, nor TensorFlow's tabulated bicubic (tf.keras).
     "keras2/resizing_kernels": "Lanczos and tf.keras's bicubic have no ONNX Resize match",
     "keras3/resizing_kernels": "Lanczos has no ONNX Resize match",
@@ -114,7 +112,8 @@ def run_onnx(path, inputs):
 # kerasops_zoo: Slice, Squeeze, Unsqueeze and Reduce*, whose axes move from attributes to inputs
 # between opsets 13 and 18.
 OPSET_FIXTURES = [("keras3", "convnext_blocks"), ("keras3", "mobilenet_v3_small"), ("keras3", "misc_zoo"), ("keras3", "group_norm"),
-                  ("keras3", "kerasops_zoo"), ("keras3", "resizing"), ("keras3", "resizing_antialias")]
+                  ("keras3", "kerasops_zoo"), ("keras3", "resizing"), ("keras3", "resizing_antialias"),
+                  ("keras3", "attention_variants"), ("keras3", "transformer_block")]
 # Fixtures swept only from the opset that can express them.
 MINIMUM_OPSET = {"keras3/resizing_antialias": 18}
 

@@ -66,9 +66,14 @@ final class KerasFixtureTests: XCTestCase {
                        scoped.hasPrefix("random_crop") {
                         continue
                     }
-                    let shape = graph.values[node.outputs[0]]?.shape?.dimensions
-                    if shape == nil && unknowable.contains(node.name) { continue }
-                    XCTAssertEqual(shape, expected, "\(url.lastPathComponent): \(scoped)")
+                    let found = graph.values[node.outputs[0]]?.shape?.dimensions
+                    if found == nil && unknowable.contains(node.name) { continue }
+                    // A length Keras leaves unknown Scion may know: EinsumDense's `output_shape`
+                    // (None, 4) makes Keras report (None, None, 4) for a sequence of 5.
+                    let known = found.map { dimensions in
+                        zip(dimensions, expected).map { $1 == nil ? nil : $0 } + dimensions.dropFirst(expected.count)
+                    }
+                    XCTAssertEqual(known, expected, "\(url.lastPathComponent): \(scoped)")
                     compared += 1
                 }
             }

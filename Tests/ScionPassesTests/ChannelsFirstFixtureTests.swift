@@ -19,8 +19,9 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         "misc_zoo": 0, "mobilenet": 1, "mobilenet_v2": 1, "mobilenet_v3_small": 1, "multi_io": 1,
         "nested_functional": 1, "nested_transfer": 1, "partly_frozen": 1, "shared_layer": 2,
         "teachable_machine": 1, "trained_with_optimizer": 1,
-        // Recurrent and attention layers are opaque and stay as they are; attention's sequence
-        // is transposed once for its GlobalAveragePooling1D, as embedding's.
+        // Recurrent layers are opaque and stay as they are. MultiHeadAttention keeps the order
+        // Keras wrote (it projects the last axis): each attention's sequence is transposed once
+        // for the GlobalAveragePooling that reads it, as embedding's.
         "text_rnn": 0, "attention": 1, "group_norm": 3, "transfer_guide": 1,
         // keras.ops models: the zoo has no spatial op; the ViT one Transpose into its patchify
         // Conv2D and one out of it for the reshape to tokens (its own keras.ops.transpose calls keep
@@ -29,6 +30,11 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         "resizing": 1, "resizing_kernels": 1, "resizing_antialias": 1, "cropping_layers": 1,
         // A user's class computes in Keras's channels-last layout: its image input goes back to NHWC.
         "custom_layer": 3, "lambda_layer": 0,
+        "transformer_block": 1, "attention_variants": 3, "einsum_dense": 1,
+        "unit_norm": 0, "dot_attention": 4,
+        // tiny_vit: the image to channels-first for its patch Conv2D, back for the Reshape to a
+        // sequence, the sequence once for its GlobalAveragePooling1D.
+        "tiny_vit": 3,
     ]
 
     /// The repository's fixtures folder, found from this file's path.
