@@ -64,7 +64,7 @@ extension ComparableGraph {
         // Layers that compute something of their own.
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
              .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
-             .onnx(.localResponseNormalization), .prelu, .onnx(.clip), .onnx(.coercedSoftmax), .embedding:
+             .onnx(.localResponseNormalization), .prelu, .onnx(.clip), .onnx(.coercedSoftmax), .embedding, .recurrent:
             passes = false
         // Shape ops that move, drop or add numbers.
         case .flatten, .permute, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad),
@@ -211,7 +211,7 @@ extension ComparableGraph {
         // Ops whose result depends on the layout or on axes they do not name: they stop a transpose.
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
              .upSampling, .layerNormalization, .normalization, .layerScale, .onnx(.localResponseNormalization), .prelu,
-             .onnx(.clip), .onnx(.coercedSoftmax), .embedding:
+             .onnx(.clip), .onnx(.coercedSoftmax), .embedding, .recurrent:
             return nil
         // Shape ops (two transposes in a row are composed instead).
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),

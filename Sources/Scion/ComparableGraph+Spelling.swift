@@ -113,7 +113,7 @@ extension ComparableGraph {
             break
         // Ops with one spelling.
         case .dense, .globalPool, .upSampling, .zeroPadding, .cropping, .prelu, .dropout, .stochasticDepth, .identity,
-             .augmentation, .transpose, .elementwise, .embedding, .onnx(.localResponseNormalization),
+             .augmentation, .transpose, .elementwise, .embedding, .recurrent, .onnx(.localResponseNormalization),
              .onnx(.coercedSoftmax), .onnx(.clip), .onnx(.unary):
             break
         case .onnx(.constant), .onnx(.gemm), .onnx(.matMul), .onnx(.comparison), .onnx(.select), .onnx(.reduce),

@@ -174,7 +174,7 @@ struct ComparableGraph {
         case .rescaling: "rescaling"
         // Families of one op, named by its type.
         case .convTranspose, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .layerScale,
-             .onnx(.localResponseNormalization), .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .dropout,
+             .onnx(.localResponseNormalization), .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .recurrent, .dropout,
              .stochasticDepth, .identity, .augmentation, .zeroPadding, .cropping, .upSampling, .onnx(.slice),
              .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .elementwise, .concatenate,

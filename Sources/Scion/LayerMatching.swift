@@ -173,7 +173,7 @@ struct LayerMatching {
         case .rescaling, .activation, .batchNormalization, .prelu:
             true
         // Layers of their own (a bias of their own is `sameWork`'s business).
-        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .onnx(.gemm), .onnx(.matMul), .embedding,
+        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .onnx(.gemm), .onnx(.matMul), .embedding, .recurrent,
              .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .layerNormalization, .groupNormalization,
              .normalization, .layerScale, .onnx(.localResponseNormalization):
             false
@@ -253,7 +253,7 @@ struct LayerMatching {
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
              .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling,
              .layerScale, .onnx(.localResponseNormalization), .activation, .prelu, .onnx(.clip), .onnx(.coercedSoftmax),
-             .onnx(.unary), .embedding:
+             .onnx(.unary), .embedding, .recurrent:
             false
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
              .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),

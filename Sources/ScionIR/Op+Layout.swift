@@ -16,7 +16,7 @@ extension Op {
         // Layout-free: they work on whatever order their input has, or on an order of their own
         // (Dense on the last axis, ONNX ops on channels-first by definition).
         case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
-             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
+             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .recurrent,
              .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation:
             nil
         case .opaque, .onnx:
@@ -36,7 +36,7 @@ extension Op {
         case .zeroPadding(let a), .cropping(let a): a.padding.count
         case .upSampling(let a): a.size.count
         case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
-             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
+             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .recurrent,
              .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation:
             nil
         case .opaque, .onnx:

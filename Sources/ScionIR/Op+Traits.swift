@@ -27,7 +27,7 @@ extension Op {
         case .elementwise, .concatenate, .scaledResidual, .onnx(.gemm), .onnx(.matMul), .onnx(.unary),
              .onnx(.comparison), .onnx(.select), .onnx(.reduce): nil
         // Pass-throughs, constants and the rest.
-        case .dropout, .stochasticDepth, .identity, .augmentation, .onnx(.constant), .onnx(.cast), .embedding,
+        case .dropout, .stochasticDepth, .identity, .augmentation, .onnx(.constant), .onnx(.cast), .embedding, .recurrent,
              .opaque: nil
         }
     }
@@ -44,7 +44,7 @@ extension Op {
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
              .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape,
              .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
-             .augmentation, .embedding, .opaque, .onnx:
+             .augmentation, .embedding, .recurrent, .opaque, .onnx:
             return nil
         }
     }
@@ -61,7 +61,7 @@ extension Op {
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
              .groupNormalization, .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape,
              .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
-             .augmentation, .embedding, .opaque, .onnx:
+             .augmentation, .embedding, .recurrent, .opaque, .onnx:
             nil
         }
     }
@@ -78,7 +78,7 @@ extension Op {
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
              .upSampling, .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .rescaling,
              .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose, .elementwise, .concatenate,
-             .scaledResidual, .embedding, .opaque, .onnx:
+             .scaledResidual, .embedding, .recurrent, .opaque, .onnx:
             false
         }
     }

@@ -12,6 +12,10 @@ struct KerasGraphBuilder {
     var recordIndices: [String: Int] = [:]
     /// Scoped names already used by nodes, to keep them unique.
     var usedNames: Set<String> = []
+    /// Values that carry a Keras mask (from `Embedding(mask_zero=True)` or `Masking`, through the
+    /// layers that pass it on): a recurrent layer reading one skips masked steps, which Scion does
+    /// not run yet, so such a layer stays opaque.
+    var maskedValues: Set<String> = []
 
     init(file: String, kerasMajorVersion: Int, modelName: String) {
         self.file = file

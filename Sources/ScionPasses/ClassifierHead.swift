@@ -111,7 +111,7 @@ struct ClassifierHead {
         case .dense, .dropout, .activation, .prelu, .reshape, .flatten, .identity, .batchNormalization,
              .layerNormalization, .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling,
              .stochasticDepth, .globalPool, .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding,
-             .cropping, .upSampling, .embedding, .scaledResidual, .layerScale, .augmentation, .opaque, .onnx:
+             .cropping, .upSampling, .embedding, .recurrent, .scaledResidual, .layerScale, .augmentation, .opaque, .onnx:
             return false
         }
     }
@@ -152,7 +152,7 @@ struct ClassifierHead {
              .onnx(.unsqueeze), .identity, .batchNormalization, .layerNormalization, .groupNormalization,
              .normalization, .conv, .elementwise, .concatenate, .rescaling, .onnx(.clip), .onnx(.unary), .onnx(.cast),
              .stochasticDepth, .onnx(.constant), .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
-             .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .scaledResidual, .layerScale,
+             .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .recurrent, .scaledResidual, .layerScale,
              .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.slice), .onnx(.split), .onnx(.pad),
              .onnx(.resize), .onnx(.localResponseNormalization), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .augmentation, .opaque:
@@ -178,7 +178,7 @@ struct ClassifierHead {
              .onnx(.computedReshape):
             return true
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .permute, .zeroPadding, .cropping, .upSampling,
-             .embedding, .scaledResidual, .layerScale, .transpose, .onnx(.comparison), .onnx(.select), .onnx(.gather),
+             .embedding, .recurrent, .scaledResidual, .layerScale, .transpose, .onnx(.comparison), .onnx(.select), .onnx(.gather),
              .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.localResponseNormalization),
              .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .augmentation, .opaque:

@@ -36,7 +36,7 @@ extension LayoutRewriter {
             let inputRanks = node.inputs.map { ranks[$0] }
             guard inputRanks.allSatisfy({ $0 != nil }) else { return nil }
             return inputRanks.compactMap { $0 }.max()
-        case .dense, .flatten, .reshape, .permute, .transpose, .embedding, .opaque, .onnx:
+        case .dense, .flatten, .reshape, .permute, .transpose, .embedding, .recurrent, .opaque, .onnx:
             return nil
         }
     }

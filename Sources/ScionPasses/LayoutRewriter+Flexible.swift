@@ -69,7 +69,7 @@ extension LayoutRewriter {
             return node.op
         // Never flexible (`rule(for:)`): spatial, memory-order and ONNX-only ops.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .flatten, .reshape, .permute, .transpose, .embedding, .opaque, .onnx:
+             .upSampling, .flatten, .reshape, .permute, .transpose, .embedding, .recurrent, .opaque, .onnx:
             return node.op
         }
     }

@@ -86,7 +86,7 @@ extension LayoutRewriter {
             if a.permutation == direction.toOriginal(rank: rank) { return .layoutTranspose(readsConverted: false) }
             if a.permutation == direction.toConverted(rank: rank) { return .layoutTranspose(readsConverted: true) }
             return .original
-        case .permute, .embedding:
+        case .permute, .embedding, .recurrent:
             return .original
         case .opaque(let a):
             if keras { throw refuse("(\(a.domain.isEmpty ? "ai.onnx" : a.domain)) has no Keras layer equivalent") }

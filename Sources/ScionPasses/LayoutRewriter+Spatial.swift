@@ -62,7 +62,7 @@ extension LayoutRewriter {
             // `ChannelsFirstLayoutPass` runs `GroupedConvolutionPass` first, and ONNX has neither.
             throw failure(node.name, "a \(node.op.typeName) must be lowered to grouped convolutions first (GroupedConvolutionPass)")
         case .dense, .batchNormalization, .layerNormalization, .groupNormalization, .activation, .prelu, .dropout,
-             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding,
+             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .recurrent,
              .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation, .opaque, .onnx:
             throw failure(node.name, "\(node.op.typeName) is not a spatial op")
         }

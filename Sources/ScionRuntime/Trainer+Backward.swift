@@ -78,6 +78,8 @@ extension Trainer {
         case .onnx(.gemm(let a)): try gemmBackward(node, a, inputs, x, dy: dy)
         case .onnx(.matMul): try matMulBackward(node, inputs, x, dy: dy)
         case .embedding(let a): embeddingBackward(node, a, x, dy: dy)
+        // Ops/Recurrent.swift
+        case .recurrent: throw noGradient(node)
         // Ops/Normalization.swift
         case .batchNormalization(let a): try batchNormalizationBackward(node, a, x, dy: dy, saved: saved)
         case .layerNormalization(let a): try layerNormalizationBackward(node, a, x, dy: dy)

@@ -13,7 +13,7 @@ extension Trainer {
         case .activation(let activation): activation
         case .dense(let a): a.activation
         case .conv(let a): a.activation
-        case .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .embedding, .batchNormalization,
+        case .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .embedding, .recurrent, .batchNormalization,
              .layerNormalization, .groupNormalization, .normalization, .prelu, .elementwise, .scaledResidual,
              .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute, .identity, .augmentation, .concatenate,
              .zeroPadding, .cropping, .upSampling, .dropout, .stochasticDepth, .opaque, .onnx:
@@ -26,7 +26,7 @@ extension Trainer {
     static func isRandomWhileTraining(_ op: Op) -> Bool {
         switch op {
         case .dropout(let a), .stochasticDepth(let a): a.rate > 0
-        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
+        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding, .recurrent,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
              .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose, .permute,
              .identity, .augmentation, .concatenate, .zeroPadding, .cropping, .upSampling, .opaque, .onnx:

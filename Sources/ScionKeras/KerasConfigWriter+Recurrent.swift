@@ -1,0 +1,40 @@
+import ScionIR
+
+/// The recurrent op as Keras 3 layers: SimpleRNN, LSTM, GRU, or Bidirectional wrapping one. The
+/// parameters' roles already are Keras's attribute paths (`forward_layer/cell/kernel`), which the
+/// weight writers follow, so only the config is made here.
+extension KerasConfigWriter {
+    static func recurrent(_ a: RecurrentAttributes) throws -> KerasLayerSpecification {
+        let cell = try recurrentCellConfig(a)
+        guard let merge = a.bidirectional else { return KerasLayerSpecification(className: a.cell.rawValue, config: cell) }
+        // Keras builds the backward layer from the wrapped one (go_backwards flipped), so the wrapped
+        // layer alone says both.
+        var inner = cell
+        inner["name"] = .string(kerasSnakeCase(a.cell.rawValue))
+        let layer: JSON = .object(["module": "keras.layers", "class_name": .string(a.cell.rawValue), "config": .object(inner),
+                                   "registered_name": .null])
+        return KerasLayerSpecification(className: "Bidirectional", config: [
+            "layer": layer, "merge_mode": merge == .separate ? .null : .string(merge.rawValue)])
+    }
+
+    private static func recurrentCellConfig(_ a: RecurrentAttributes) throws -> [String: JSON] {
+        func name(_ activation: Activation) throws -> JSON {
+            guard let name = activationName(activation) else {
+                throw Refusal(reason: "\(a.cell.rawValue) with activation \(activation.displayName) has no Keras 3 equivalent")
+            }
+            return .string(name)
+        }
+        var config: [String: JSON] = [
+            "units": .number(Double(a.units)), "activation": try name(a.activation), "use_bias": .bool(a.useBias),
+            "return_sequences": .bool(a.returnSequences), "return_state": .bool(a.returnState),
+            "go_backwards": .bool(a.goBackwards), "stateful": .bool(false), "unroll": .bool(false)]
+        switch a.cell {
+        case .simpleRNN: break
+        case .lstm: config["recurrent_activation"] = try name(a.recurrentActivation)
+        case .gru:
+            config["recurrent_activation"] = try name(a.recurrentActivation)
+            config["reset_after"] = .bool(a.resetAfter)
+        }
+        return config
+    }
+}

@@ -1,0 +1,80 @@
+import ScionIR
+
+/// Recurrent layers (SimpleRNN, LSTM, GRU, Bidirectional): the forward run of each direction
+/// (`Kernels.recurrentDirection`), merged and arranged into Keras's outputs.
+extension Executor {
+    /// One direction's weights, read by their Keras roles under `path` (`cell`, `forward_layer/cell`).
+    func recurrentWeights(_ node: Node, _ a: RecurrentAttributes, path: String) throws -> RecurrentCellWeights {
+        var weights = RecurrentCellWeights(kernel: try require(node, .sublayer(path, .kernel)),
+                                           recurrentKernel: try require(node, .sublayer(path, .recurrentKernel)))
+        if a.useBias {
+            let bias = try require(node, .sublayer(path, .bias))
+            let width = a.cell.gateCount * a.units
+            guard bias.count == (a.cell == .gru && a.resetAfter ? 2 * width : width) else {
+                throw RuntimeError(node.name, "bias of \(bias.count) values does not fit \(a.units) units")
+            }
+            weights.inputBias = Array(bias[0..<width])
+            if bias.count == 2 * width { weights.recurrentBias = Array(bias[width...]) }
+        }
+        return weights
+    }
+
+    /// Each direction's run: the forward one reads backwards when `goBackwards`, the backward one
+    /// the other way.
+    func recurrentRuns(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes) throws -> [RecurrentDirectionRun] {
+        guard x.rank == 3 else { throw RuntimeError(node.name, "\(node.op.typeName) needs a [batch, time, features] input, got \(x.shape)") }
+        return try a.cellPaths.enumerated().map { direction, path in
+            try Kernels.recurrentDirection(x, try recurrentWeights(node, a, path: path), a,
+                                           reversed: direction == 0 ? a.goBackwards : !a.goBackwards, node: node.name)
+        }
+    }
+
+    /// All of the node's outputs: the (merged) output, then the final states.
+    func recurrent(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes) throws -> [RuntimeTensor] {
+        Self.recurrentOutputs(try recurrentRuns(node, x, a), a)
+    }
+
+    /// Keras's outputs from the directions' runs. Bidirectional flips the backward direction's
+    /// sequence back into time order before merging.
+    static func recurrentOutputs(_ runs: [RecurrentDirectionRun], _ a: RecurrentAttributes) -> [RuntimeTensor] {
+        guard let first = runs.first else { return [] }
+        let (batch, steps, units) = (first.batch, first.steps, first.units)
+        let outputs: [RuntimeTensor] = runs.enumerated().map { direction, run in
+            if a.returnSequences {
+                return RuntimeTensor(shape: [batch, steps, units], data: Kernels.sequence(of: run, flipped: direction == 1))
+            }
+            return RuntimeTensor(shape: [batch, units], data: Array(run.state(after: steps - 1)))
+        }
+        var merged: [RuntimeTensor]
+        switch a.bidirectional {
+        case nil, .separate?:
+            merged = outputs
+        case .concat?:
+            let rows = outputs[0].count / units
+            var data = [Float](repeating: 0, count: rows * 2 * units)
+            for row in 0..<rows {
+                for j in 0..<units {
+                    data[row * 2 * units + j] = outputs[0].data[row * units + j]
+                    data[row * 2 * units + units + j] = outputs[1].data[row * units + j]
+                }
+            }
+            merged = [RuntimeTensor(shape: Array(outputs[0].shape.dropLast()) + [2 * units], data: data)]
+        case .sum?, .mul?, .ave?:
+            let combine: (Float, Float) -> Float = switch a.bidirectional {
+            case .sum?: (+)
+            case .mul?: (*)
+            default: { ($0 + $1) / 2 }
+            }
+            merged = [RuntimeTensor(shape: outputs[0].shape, data: zip(outputs[0].data, outputs[1].data).map(combine))]
+        }
+        guard a.returnState else { return merged }
+        for run in runs {
+            merged.append(RuntimeTensor(shape: [batch, units], data: Array(run.state(after: steps - 1))))
+            if a.cell == .lstm {
+                let size = batch * units
+                merged.append(RuntimeTensor(shape: [batch, units], data: Array(run.cells[(steps * size)..<((steps + 1) * size)])))
+            }
+        }
+        return merged
+    }
+}
