@@ -4,13 +4,15 @@ import ScionIR
 /// parameters' roles already are Keras's attribute paths (`forward_layer/cell/kernel`), which the
 /// weight writers follow, so only the config is made here.
 extension KerasConfigWriter {
-    static func recurrent(_ a: RecurrentAttributes) throws -> KerasLayerSpecification {
+    static func recurrent(_ a: RecurrentAttributes, trainable: Bool) throws -> KerasLayerSpecification {
         let cell = try recurrentCellConfig(a)
         guard let merge = a.bidirectional else { return KerasLayerSpecification(className: a.cell.rawValue, config: cell) }
         // Keras builds the backward layer from the wrapped one (go_backwards flipped), so the wrapped
         // layer alone says both.
         var inner = cell
         inner["name"] = .string(kerasSnakeCase(a.cell.rawValue))
+        // Keras 3 rebuilds the wrapped layers from this config: a frozen wrapper's layers are frozen.
+        inner["trainable"] = .bool(trainable)
         let layer: JSON = .object(["module": "keras.layers", "class_name": .string(a.cell.rawValue), "config": .object(inner),
                                    "registered_name": .null])
         return KerasLayerSpecification(className: "Bidirectional", config: [
