@@ -29,8 +29,6 @@ EXPECTED_UNSUPPORTED = {
     "keras3/activation_zoo": "sparsemax has no ONNX pattern yet",
     # Recurrent and attention layers are read (weights, counts, Keras round trips) but not yet
     # interpreted: issue 11 maps them to ONNX's LSTM/GRU and attention patterns.
-    "keras2/text_rnn": "LSTM/GRU/Bidirectional have no ONNX pattern yet",
-    "keras3/text_rnn": "LSTM/GRU/Bidirectional have no ONNX pattern yet",
     "keras2/attention": "MultiHeadAttention has no ONNX pattern yet",
     "keras3/attention": "MultiHeadAttention has no ONNX pattern yet",
 }
