@@ -61,6 +61,12 @@ public struct RecurrentAttributes: Equatable, Sendable {
     public var resetAfter: Bool
     /// Nil for one direction; for Bidirectional, how the two are merged.
     public var bidirectional: Merge?
+    /// ONNX's form (RNN, LSTM, GRU with layout 0), as the ONNX reader brings it in: the input is
+    /// `[time, batch, features]` and the outputs are ONNX's `Y [time, directions, batch, units]` (each
+    /// direction in time order), `Y_h` and, for LSTM, `Y_c` `[directions, batch, units]`;
+    /// `returnSequences`, `returnState` and the merge mode do not apply. `KerasLayersPass` folds it
+    /// into Keras's form when the Transposes and Reshapes around it are the ones that say so.
+    public var timeMajor: Bool = false
 
     /// Attributes with these values.
     public init(cell: Cell, units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
@@ -77,8 +83,10 @@ public struct RecurrentAttributes: Equatable, Sendable {
         bidirectional == nil ? ["cell"] : ["forward_layer/cell", "backward_layer/cell"]
     }
 
-    /// Number of outputs: the output (two when the directions are not merged) and the states.
+    /// Number of outputs: the output (two when the directions are not merged) and the states;
+    /// in ONNX's form `Y`, `Y_h` (and `Y_c`).
     public var outputCount: Int {
+        if timeMajor { return cell == .lstm ? 3 : 2 }
         let directions = bidirectional == nil ? 1 : 2
         let outputs = bidirectional == .separate ? 2 : 1
         return outputs + (returnState ? cell.stateCount * directions : 0)

@@ -5,6 +5,10 @@ import ScionIR
 /// weight writers follow, so only the config is made here.
 extension KerasConfigWriter {
     static func recurrent(_ a: RecurrentAttributes, trainable: Bool) throws -> KerasLayerSpecification {
+        guard !a.timeMajor else {
+            throw Refusal(reason: "\(a.cell.rawValue) in ONNX's time-major form, without the Transposes around it that "
+                          + "KerasLayersPass folds into a Keras layer")
+        }
         let cell = try recurrentCellConfig(a)
         guard let merge = a.bidirectional else { return KerasLayerSpecification(className: a.cell.rawValue, config: cell) }
         // Keras builds the backward layer from the wrapped one (go_backwards flipped), so the wrapped

@@ -41,11 +41,17 @@ extension ONNXGraphBuilder {
         attributes += try recurrentActivations(node, a, directions: directions)
 
         let name = node.name
-        let sequence = intermediate("Transpose", name: name, inputs: [input], attributes: [.ints("perm", [1, 0, 2])])
+        // ONNX's form reads [time, batch, features] already; Keras's is transposed to it.
+        let sequence = a.timeMajor ? input : intermediate("Transpose", name: name, inputs: [input], attributes: [.ints("perm", [1, 0, 2])])
         let d = Int64(directions), g = Int64(gateWidth)
         let inputs = [sequence, constant("\(name)/W", floats: w, dimensions: [d, g, Int64(features)]),
                       constant("\(name)/R", floats: r, dimensions: [d, g, Int64(units)]),
                       constant("\(name)/B", floats: b, dimensions: [d, 2 * g])]
+        if a.timeMajor {
+            nodes.append(ONNXNode(name: uniqueNodeName(name), opType: ONNXRecurrentMapping.onnxType(cell), inputs: inputs,
+                                  outputs: node.outputs, attributes: attributes))
+            return
+        }
         let (y, yH, yC) = (uniqueName("\(name)/Y"), uniqueName("\(name)/Y_h"), uniqueName("\(name)/Y_c"))
         nodes.append(ONNXNode(name: uniqueNodeName(name), opType: ONNXRecurrentMapping.onnxType(cell), inputs: inputs,
                               outputs: cell == .lstm ? [y, yH, yC] : [y, yH], attributes: attributes))

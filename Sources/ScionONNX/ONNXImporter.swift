@@ -207,7 +207,11 @@ struct ONNXImportSession {
             for parameter in mapped.parameters {
                 parameterNames.append(try makeParameter(parameter.source, role: parameter.role, shape: parameter.shape, subject: subject))
             }
-            let outputs = Array(node.outputs.prefix(mapped.outputCount))
+            // An op with more outputs than the ONNX node names (an LSTM whose Y_c is not asked for)
+            // gets a name for each, unread.
+            let outputs = (0..<mapped.outputCount).map { offset in
+                offset < node.outputs.count && !node.outputs[offset].isEmpty ? node.outputs[offset] : "\(name)#output\(offset)"
+            }
             add(Node(name: name, op: mapped.op, inputs: try mapped.inputs.map { try value($0) }, outputs: outputs,
                      parameters: parameterNames))
         } else {

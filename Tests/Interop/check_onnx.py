@@ -27,8 +27,7 @@ TOLERANCE = 1e-4
 # Fixtures holding layers ONNX cannot express in Scion yet, each with the reason.
 EXPECTED_UNSUPPORTED = {
     "keras3/activation_zoo": "sparsemax has no ONNX pattern yet",
-    # Recurrent and attention layers are read (weights, counts, Keras round trips) but not yet
-    # interpreted: issue 11 maps them to ONNX's LSTM/GRU and attention patterns.
+    # Attention layers are read (weights, counts, Keras round trips) but not yet interpreted.
     "keras2/attention": "MultiHeadAttention has no ONNX pattern yet",
     "keras3/attention": "MultiHeadAttention has no ONNX pattern yet",
 }

@@ -31,7 +31,34 @@ extension Executor {
 
     /// All of the node's outputs: the (merged) output, then the final states.
     func recurrent(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes) throws -> [RuntimeTensor] {
-        Self.recurrentOutputs(try recurrentRuns(node, x, a), a)
+        guard a.timeMajor else { return Self.recurrentOutputs(try recurrentRuns(node, x, a), a) }
+        guard x.rank == 3 else { throw RuntimeError(node.name, "\(node.op.typeName) needs a [time, batch, features] input, got \(x.shape)") }
+        return Self.timeMajorOutputs(try recurrentRuns(node, Kernels.transpose(x, [1, 0, 2]), a), a)
+    }
+
+    /// ONNX's outputs: `Y [time, directions, batch, units]` with every direction in time order, then
+    /// `Y_h` and (LSTM) `Y_c` `[directions, batch, units]`.
+    static func timeMajorOutputs(_ runs: [RecurrentDirectionRun], _ a: RecurrentAttributes) -> [RuntimeTensor] {
+        guard let first = runs.first else { return [] }
+        let (batch, steps, units, directions) = (first.batch, first.steps, first.units, runs.count)
+        var y = [Float](repeating: 0, count: steps * directions * batch * units)
+        var hidden = [Float](), cells = [Float]()
+        for (d, run) in runs.enumerated() {
+            let readsBackwards = d == 0 ? a.goBackwards : !a.goBackwards
+            let sequence = Kernels.sequence(of: run, flipped: readsBackwards)
+            for n in 0..<batch {
+                for t in 0..<steps {
+                    for j in 0..<units { y[((t * directions + d) * batch + n) * units + j] = sequence[(n * steps + t) * units + j] }
+                }
+            }
+            let size = batch * units
+            hidden += run.state(after: steps - 1)
+            if a.cell == .lstm { cells += run.cells[(steps * size)..<((steps + 1) * size)] }
+        }
+        var outputs = [RuntimeTensor(shape: [steps, directions, batch, units], data: y),
+                       RuntimeTensor(shape: [directions, batch, units], data: hidden)]
+        if a.cell == .lstm { outputs.append(RuntimeTensor(shape: [directions, batch, units], data: cells)) }
+        return outputs
     }
 
     /// Keras's outputs from the directions' runs. Bidirectional flips the backward direction's
