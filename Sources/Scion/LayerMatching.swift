@@ -59,6 +59,7 @@ struct LayerMatching {
         pairOfA[pair.a] = pair.b
         pairOfB[pair.b] = pair.a
         values[a.layers[pair.a].output] = b.layers[pair.b].output
+        for (x, y) in zip(a.layers[pair.a].otherOutputs, b.layers[pair.b].otherOutputs) { values[x] = y }
     }
 
     private mutating func matchByName(_ a: ComparableGraph, _ b: ComparableGraph) {

@@ -19,9 +19,11 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         "misc_zoo": 0, "mobilenet": 1, "mobilenet_v2": 1, "mobilenet_v3_small": 1, "multi_io": 1,
         "nested_functional": 1, "nested_transfer": 1, "partly_frozen": 1, "shared_layer": 2,
         "teachable_machine": 1, "trained_with_optimizer": 1,
-        // Recurrent and attention layers are opaque and stay as they are; attention's sequence
-        // is transposed once for its GlobalAveragePooling1D, as embedding's.
+        // Recurrent layers read and write their Keras order (the ONNX writer transposes around its
+        // node itself); attention is opaque, its sequence transposed once for its
+        // GlobalAveragePooling1D, as embedding's.
         "text_rnn": 0, "attention": 1, "group_norm": 3, "transfer_guide": 1,
+        "rnn_simple": 0, "rnn_lstm": 0, "rnn_gru": 0, "rnn_bidirectional": 0, "rnn_states": 0,
     ]
 
     /// The repository's fixtures folder, found from this file's path.

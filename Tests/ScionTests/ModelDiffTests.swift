@@ -47,12 +47,12 @@ final class ModelDiffTests: XCTestCase {
                 compared += 1
             }
         }
-        // Recurrent and attention layers are kept opaque: Keras files carry them, ONNX cannot.
+        // Attention layers are kept opaque: Keras files carry them, ONNX cannot.
         XCTAssertEqual(refused.sorted(), [
-            "keras2/attention.h5 -> onnx", "keras2/text_rnn.h5 -> onnx",
+            "keras2/attention.h5 -> onnx",
             "keras2/weights_only.h5 -> h5", "keras2/weights_only.h5 -> keras", "keras2/weights_only.h5 -> onnx",
             "keras3/activation_zoo.h5 -> onnx", "keras3/activation_zoo.keras -> onnx",
-            "keras3/attention.h5 -> onnx", "keras3/attention.keras -> onnx", "keras3/text_rnn.h5 -> onnx", "keras3/text_rnn.keras -> onnx",
+            "keras3/attention.h5 -> onnx", "keras3/attention.keras -> onnx",
             "keras3/weights_only.weights.h5 -> h5", "keras3/weights_only.weights.h5 -> keras", "keras3/weights_only.weights.h5 -> onnx",
             "tf2onnx/misc_zoo.onnx -> h5", "tf2onnx/misc_zoo.onnx -> keras",
         ])

@@ -1,0 +1,107 @@
+import ScionIR
+
+extension KerasPatternRewriter {
+    /// An ONNX RNN/LSTM/GRU read in its time-major form, with the Transposes and Reshapes that make
+    /// it a Keras layer around it (what Scion's ONNX writer emits), is that Keras layer:
+    ///
+    /// ```
+    ///  x [N, T, F] → Transpose [1, 0, 2] → recurrent (time-major) ─ Y   → Transpose [2, 0, 1, 3] (→ Slice reversing T)
+    ///                                                                    → Reshape [0, 0, -1]        = the sequence
+    ///                                                             ─ Y_h → Transpose [1, 0, 2] → Reshape [0, -1]
+    ///                                                                                                = the last output
+    ///                                                             ─ Y_h, Y_c → Gather (axis 0, direction d) = states
+    ///    →  recurrent (Keras's form, merge concat) on x, return_sequences / return_state as read
+    /// ```
+    ///
+    /// Every value in between must have no other reader; any other arrangement (a sum of the
+    /// directions, ONNX's outputs read directly) is left in ONNX's form, which the Keras writer
+    /// refuses by name.
+    mutating func foldRecurrent(_ position: Int) throws {
+        let node = graph.nodes[position]
+        guard case .recurrent(var a) = node.op, a.timeMajor, let input = node.inputs.first,
+              let transposer = producers[input], soleReader(of: input) == position,
+              case .transpose(let toTimeMajor) = graph.nodes[transposer].op, toTimeMajor.permutation == [1, 0, 2],
+              let x = graph.nodes[transposer].inputs.first, node.outputs.count == a.outputCount else { return }
+        let directions = a.cellPaths.count
+        var folded = [graph.nodes[transposer].name]
+        var output: String? = nil
+        // Y: the whole sequence.
+        let y = node.outputs[0]
+        if consumers[y]?.isEmpty == false || graphOutputs.contains(y) {
+            guard let step = soleReader(of: y), case .transpose(let t) = graph.nodes[step].op, t.permutation == [2, 0, 1, 3],
+                  var last = graph.nodes[step].outputs.first else { return }
+            folded.append(graph.nodes[step].name)
+            if directions == 1 && a.goBackwards {
+                // Keras returns a reversed reader's outputs in the order it computed them.
+                guard let flip = soleReader(of: last), case .onnx(.slice(let s)) = graph.nodes[flip].op, s.axes == [1], s.steps == [-1],
+                      s.starts == [-1], let flipped = graph.nodes[flip].outputs.first else { return }
+                folded.append(graph.nodes[flip].name)
+                last = flipped
+            }
+            guard let reshape = soleReader(of: last), isReshape(graph.nodes[reshape].op, to: [0, 0, -1]),
+                  let sequence = graph.nodes[reshape].outputs.first else { return }
+            folded.append(graph.nodes[reshape].name)
+            output = sequence
+            a.returnSequences = true
+        }
+        // Y_h and Y_c: the last output (through a Transpose and Reshape) and the states (Gathers).
+        var states: [Int: String] = [:]
+        for (slot, value) in node.outputs.enumerated().dropFirst() {
+            if graphOutputs.contains(value) { return }
+            for reader in consumers[value] ?? [] {
+                let readerNode = graph.nodes[reader]
+                if case .transpose(let t) = readerNode.op, slot == 1, output == nil, t.permutation == [1, 0, 2],
+                   let transposed = readerNode.outputs.first, let reshape = soleReader(of: transposed),
+                   isReshape(graph.nodes[reshape].op, to: [0, -1]), let last = graph.nodes[reshape].outputs.first {
+                    folded += [readerNode.name, graph.nodes[reshape].name]
+                    output = last
+                } else if case .onnx(.gather(let g)) = readerNode.op, g.axis == 0, readerNode.inputs.count == 2,
+                          let direction = try constantIndex(readerNode.inputs[1]), (0..<directions).contains(direction),
+                          let state = readerNode.outputs.first, states[direction * a.cell.stateCount + slot - 1] == nil {
+                    folded.append(readerNode.name)
+                    states[direction * a.cell.stateCount + slot - 1] = state
+                } else {
+                    return
+                }
+            }
+        }
+        a.timeMajor = false
+        a.returnState = !states.isEmpty
+        // Outputs nobody reads still get a value each, so the states keep their positions.
+        var outputs = [output ?? "\(node.name)#output"]
+        if a.returnState {
+            outputs += (0..<(a.cell.stateCount * directions)).map { states[$0] ?? "\(node.name)#state\($0)" }
+        }
+        graph.nodes[position].op = .recurrent(a)
+        graph.nodes[position].inputs = [x]
+        graph.nodes[position].outputs = outputs
+        removed.formUnion(folded)
+    }
+
+    /// Scion's ONNX writer casts an Embedding's indices to int64 for Gather; Keras's Embedding takes
+    /// integer indices of any type itself, so a Cast to an integer type read only by Embeddings goes.
+    mutating func foldEmbeddingCast(_ position: Int) {
+        let node = graph.nodes[position]
+        guard case .onnx(.cast(let c)) = node.op, [.int64, .int32].contains(c.to), let input = node.inputs.first,
+              let output = node.outputs.first, !graphOutputs.contains(output), let readers = consumers[output], !readers.isEmpty,
+              readers.allSatisfy({ if case .embedding = graph.nodes[$0].op { true } else { false } }) else { return }
+        rename(output, to: input)
+        removed.insert(node.name)
+    }
+
+    private func isReshape(_ op: Op, to target: [Int]) -> Bool {
+        guard case .reshape(let r) = op else { return false }
+        return r.includesBatch && !r.allowZero && r.targetShape == target
+    }
+
+    /// A scalar or one-element integer constant's value.
+    private func constantIndex(_ value: String) throws -> Int? {
+        guard let (_, parameter) = constant(value), parameter.elementCount == 1 else { return nil }
+        let bytes = try parameter.storage.bytes()
+        switch parameter.dtype {
+        case .int64: return bytes.withUnsafeBytes { Int($0.loadUnaligned(as: Int64.self)) }
+        case .int32: return bytes.withUnsafeBytes { Int($0.loadUnaligned(as: Int32.self)) }
+        default: return nil
+        }
+    }
+}
