@@ -10,7 +10,9 @@ extension KerasPatternRewriter {
     ///                                                             ─ Y_h → Transpose [1, 0, 2] → Reshape [0, -1]
     ///                                                                                                = the last output
     ///                                                             ─ Y_h, Y_c → Gather (axis 0, direction d) = states
-    ///    →  recurrent (Keras's form, merge concat) on x, return_sequences / return_state as read
+    ///    →  recurrent (Keras's form) on x, return_sequences / return_state / merge mode as read
+    ///  (the sum, mul, ave and None merges: a Gather per direction instead of the Reshape, then Add,
+    ///  Mul, Add and Mul by 0.5, or nothing)
     /// ```
     ///
     /// Every value in between must have no other reader; any other arrangement (a sum of the
@@ -24,7 +26,7 @@ extension KerasPatternRewriter {
               let x = graph.nodes[transposer].inputs.first, node.outputs.count == a.outputCount else { return }
         let directions = a.cellPaths.count
         var folded = [graph.nodes[transposer].name]
-        var output: String? = nil
+        var outputs: [String] = []
         // Y: the whole sequence.
         let y = node.outputs[0]
         if consumers[y]?.isEmpty == false || graphOutputs.contains(y) {
@@ -38,10 +40,10 @@ extension KerasPatternRewriter {
                 folded.append(graph.nodes[flip].name)
                 last = flipped
             }
-            guard let reshape = soleReader(of: last), isReshape(graph.nodes[reshape].op, to: [0, 0, -1]),
-                  let sequence = graph.nodes[reshape].outputs.first else { return }
-            folded.append(graph.nodes[reshape].name)
-            output = sequence
+            guard let merged = try mergedDirections(last, axis: 2, flattened: [0, 0, -1], directions: directions) else { return }
+            folded += merged.folded
+            outputs = merged.outputs
+            a.bidirectional = directions == 2 ? merged.merge : nil
             a.returnSequences = true
         }
         // Y_h and Y_c: the last output (through a Transpose and Reshape) and the states (Gathers).
@@ -50,11 +52,12 @@ extension KerasPatternRewriter {
             if graphOutputs.contains(value) { return }
             for reader in consumers[value] ?? [] {
                 let readerNode = graph.nodes[reader]
-                if case .transpose(let t) = readerNode.op, slot == 1, output == nil, t.permutation == [1, 0, 2],
-                   let transposed = readerNode.outputs.first, let reshape = soleReader(of: transposed),
-                   isReshape(graph.nodes[reshape].op, to: [0, -1]), let last = graph.nodes[reshape].outputs.first {
-                    folded += [readerNode.name, graph.nodes[reshape].name]
-                    output = last
+                if case .transpose(let t) = readerNode.op, slot == 1, outputs.isEmpty, t.permutation == [1, 0, 2],
+                   let transposed = readerNode.outputs.first,
+                   let merged = try mergedDirections(transposed, axis: 1, flattened: [0, -1], directions: directions) {
+                    folded += [readerNode.name] + merged.folded
+                    outputs = merged.outputs
+                    a.bidirectional = directions == 2 ? merged.merge : nil
                 } else if case .onnx(.gather(let g)) = readerNode.op, g.axis == 0, readerNode.inputs.count == 2,
                           let direction = try constantIndex(readerNode.inputs[1]), (0..<directions).contains(direction),
                           let state = readerNode.outputs.first, states[direction * a.cell.stateCount + slot - 1] == nil {
@@ -68,7 +71,7 @@ extension KerasPatternRewriter {
         a.timeMajor = false
         a.returnState = !states.isEmpty
         // Outputs nobody reads still get a value each, so the states keep their positions.
-        var outputs = [output ?? "\(node.name)#output"]
+        if outputs.isEmpty { outputs = ["\(node.name)#output"] }
         if a.returnState {
             outputs += (0..<(a.cell.stateCount * directions)).map { states[$0] ?? "\(node.name)#state\($0)" }
         }
@@ -87,6 +90,45 @@ extension KerasPatternRewriter {
               readers.allSatisfy({ if case .embedding = graph.nodes[$0].op { true } else { false } }) else { return }
         rename(output, to: input)
         removed.insert(node.name)
+    }
+
+    /// How the directions along `axis` of `value` are combined: one Reshape merging them with the
+    /// units (`concat`, and the one-direction case); or for two directions a Gather of each, then
+    /// an Add (`sum`), a Mul (`mul`), an Add and a Mul by 0.5 (`ave`), or nothing (`None`: two outputs).
+    private func mergedDirections(_ value: String, axis: Int, flattened: [Int], directions: Int) throws
+        -> (merge: RecurrentAttributes.Merge, outputs: [String], folded: [String])?
+    {
+        if let reshape = soleReader(of: value), isReshape(graph.nodes[reshape].op, to: flattened),
+           let merged = graph.nodes[reshape].outputs.first {
+            return (.concat, [merged], [graph.nodes[reshape].name])
+        }
+        guard directions == 2, !graphOutputs.contains(value), let readers = consumers[value], readers.count == 2 else { return nil }
+        var taken: [Int: (node: String, output: String)] = [:]
+        for reader in readers {
+            let node = graph.nodes[reader]
+            guard case .onnx(.gather(let g)) = node.op, g.axis == axis, node.inputs.count == 2, node.inputs[0] == value,
+                  let direction = try constantIndex(node.inputs[1]), taken[direction] == nil, let output = node.outputs.first else {
+                return nil
+            }
+            taken[direction] = (node.name, output)
+        }
+        guard let forward = taken[0], let backward = taken[1] else { return nil }
+        let gathers = [forward.node, backward.node]
+        // Both read by one Add or Mul: a merged output.
+        if let combiner = soleReader(of: forward.output), soleReader(of: backward.output) == combiner,
+           case .elementwise(let operation) = graph.nodes[combiner].op, graph.nodes[combiner].inputs.count == 2,
+           Set(graph.nodes[combiner].inputs) == [forward.output, backward.output], let combined = graph.nodes[combiner].outputs.first {
+            if operation == .multiply { return (.mul, [combined], gathers + [graph.nodes[combiner].name]) }
+            guard operation == .add else { return nil }
+            if let halver = soleReader(of: combined), case .elementwise(.multiply) = graph.nodes[halver].op,
+               graph.nodes[halver].inputs.count == 2, graph.nodes[halver].inputs[0] == combined,
+               let (_, half) = constant(graph.nodes[halver].inputs[1]), half.elementCount == 1, half.dtype == .float32,
+               try floats(half) == [0.5], let averaged = graph.nodes[halver].outputs.first {
+                return (.ave, [averaged], gathers + [graph.nodes[combiner].name, graph.nodes[halver].name])
+            }
+            return (.sum, [combined], gathers + [graph.nodes[combiner].name])
+        }
+        return (.separate, [forward.output, backward.output], gathers)
     }
 
     private func isReshape(_ op: Op, to target: [Int]) -> Bool {
