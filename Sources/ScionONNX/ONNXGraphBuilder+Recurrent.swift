@@ -41,19 +41,24 @@ extension ONNXGraphBuilder {
         attributes += try recurrentActivations(node, a, directions: directions)
 
         let name = node.name
+        // The recurrent node keeps the layer's name; the nodes around it are named after it.
+        let mainName = uniqueNodeName(name)
         // ONNX's form reads [time, batch, features] already; Keras's is transposed to it.
-        let sequence = a.timeMajor ? input : intermediate("Transpose", name: name, inputs: [input], attributes: [.ints("perm", [1, 0, 2])])
+        let sequence = a.timeMajor ? input
+            : intermediate("Transpose", name: "\(name)/to_time_major", inputs: [input], attributes: [.ints("perm", [1, 0, 2])])
         let d = Int64(directions), g = Int64(gateWidth)
-        let inputs = [sequence, constant("\(name)/W", floats: w, dimensions: [d, g, Int64(features)]),
-                      constant("\(name)/R", floats: r, dimensions: [d, g, Int64(units)]),
-                      constant("\(name)/B", floats: b, dimensions: [d, 2 * g])]
+        var inputs = [sequence, constant("\(name)/W", floats: w, dimensions: [d, g, Int64(features)]),
+                      constant("\(name)/R", floats: r, dimensions: [d, g, Int64(units)])]
+        // B is optional in ONNX (zeros): a layer without bias writes none, and reads back without.
+        if a.useBias { inputs.append(constant("\(name)/B", floats: b, dimensions: [d, 2 * g])) }
+        if parameters.allSatisfy({ !$0.trainable }) { frozenConstants += inputs.dropFirst() }
         if a.timeMajor {
-            nodes.append(ONNXNode(name: uniqueNodeName(name), opType: ONNXRecurrentMapping.onnxType(cell), inputs: inputs,
+            nodes.append(ONNXNode(name: mainName, opType: ONNXRecurrentMapping.onnxType(cell), inputs: inputs,
                                   outputs: node.outputs, attributes: attributes))
             return
         }
         let (y, yH, yC) = (uniqueName("\(name)/Y"), uniqueName("\(name)/Y_h"), uniqueName("\(name)/Y_c"))
-        nodes.append(ONNXNode(name: uniqueNodeName(name), opType: ONNXRecurrentMapping.onnxType(cell), inputs: inputs,
+        nodes.append(ONNXNode(name: mainName, opType: ONNXRecurrentMapping.onnxType(cell), inputs: inputs,
                               outputs: cell == .lstm ? [y, yH, yC] : [y, yH], attributes: attributes))
 
         // Per direction, `[batch, units]` or `[batch, time, units]` in Keras's order.

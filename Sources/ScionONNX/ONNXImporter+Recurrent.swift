@@ -43,18 +43,20 @@ extension ONNXImportSession {
                 let size = gateWidth * rows
                 return ONNXRecurrentMapping.toKeras(Array(values[(d * size)..<((d + 1) * size)]), rows: rows, units: units, cell: cell)
             }
-            parameters.append((addConstant("\(base)/\(path)/kernel", matrix(w.values, rows: features), shape: [features, gateWidth]),
+            parameters.append((addConstant("\(base)/\(path)/kernel", matrix(w.values, rows: features), shape: [features, gateWidth],
+                                           from: wName),
                                .sublayer(path, .kernel), nil))
-            parameters.append((addConstant("\(base)/\(path)/recurrent_kernel", matrix(r.values, rows: units), shape: [units, gateWidth]),
+            parameters.append((addConstant("\(base)/\(path)/recurrent_kernel", matrix(r.values, rows: units), shape: [units, gateWidth],
+                                           from: rName),
                                .sublayer(path, .recurrentKernel), nil))
-            guard let bias else { continue }
+            guard let bias, let bName = input(node, 3) else { continue }
             let row = Array(bias[(d * 2 * gateWidth)..<((d + 1) * 2 * gateWidth)])
             let inputBias = ONNXRecurrentMapping.vectorToKeras(Array(row.prefix(gateWidth)), units: units, cell: cell)
             let recurrentBias = ONNXRecurrentMapping.vectorToKeras(Array(row.suffix(gateWidth)), units: units, cell: cell)
             // Keras adds one bias where ONNX adds Wb + Rb outside any gate product (every case but
             // GRU's candidate with linear_before_reset=1, which keeps the two rows).
             let values = resetAfter ? inputBias + recurrentBias : zip(inputBias, recurrentBias).map(+)
-            parameters.append((addConstant("\(base)/\(path)/bias", values, shape: attributes.biasShape), .sublayer(path, .bias), nil))
+            parameters.append((addConstant("\(base)/\(path)/bias", values, shape: attributes.biasShape, from: bName), .sublayer(path, .bias), nil))
         }
         return MappedNode(op: .recurrent(attributes), inputs: [x], parameters: parameters, outputCount: attributes.outputCount)
     }
@@ -68,11 +70,12 @@ extension ONNXImportSession {
     }
 
     /// A converted weight as a new initializer-like constant, trainable as the ONNX one was.
-    private mutating func addConstant(_ base: String, _ values: [Float], shape: [Int]) -> String {
+    private mutating func addConstant(_ base: String, _ values: [Float], shape: [Int], from source: String) -> String {
         var name = base, counter = 1
         while constants[name] != nil || known[name] != nil { name = "\(base)#\(counter)"; counter += 1 }
         constants[name] = ImportedConstant(dtype: .float32, shape: shape, storage: TensorStorage(bytes: values.withUnsafeBytes { [UInt8]($0) }),
                                            fromInitializer: true)
+        convertedFrom[name] = source
         return name
     }
 

@@ -83,6 +83,9 @@ struct ONNXImportSession {
     var reportedShapes: [String: Shape] = [:]
     /// Values some node or the graph's outputs read: extra outputs nobody reads may be dropped.
     var consumed: Set<String> = []
+    /// Constants made on import from another (a recurrent node's weights in Keras's layout), by the
+    /// constant they came from.
+    var convertedFrom: [String: String] = [:]
     var nodeNames = UniqueNames()
     /// Parameter name by (source, role, shape), so a constant shared by several nodes is one parameter.
     var parameterNames: [String: String] = [:]
@@ -280,7 +283,8 @@ struct ONNXImportSession {
               let data = entry.value.data(using: .utf8),
               let names = (try? JSONSerialization.jsonObject(with: data)) as? [String] else { return }
         let frozen = Set(names)
-        graph.parameters.updateTrainable { !frozen.contains($0.name) }
+        // A weight converted on import (a recurrent node's) is frozen when what it came from was.
+        graph.parameters.updateTrainable { !frozen.contains($0.name) && !(convertedFrom[$0.name].map(frozen.contains) ?? false) }
     }
 
     mutating func recordMetadata() {

@@ -40,7 +40,7 @@ extension KerasPatternRewriter {
                 folded.append(graph.nodes[flip].name)
                 last = flipped
             }
-            guard let merged = try mergedDirections(last, axis: 2, flattened: [0, 0, -1], directions: directions) else { return }
+            guard let merged = try mergedDirections(last, axis: 2, flattened: [0, 0, -1], directions: directions, units: a.units) else { return }
             folded += merged.folded
             outputs = merged.outputs
             a.bidirectional = directions == 2 ? merged.merge : nil
@@ -54,7 +54,7 @@ extension KerasPatternRewriter {
                 let readerNode = graph.nodes[reader]
                 if case .transpose(let t) = readerNode.op, slot == 1, outputs.isEmpty, t.permutation == [1, 0, 2],
                    let transposed = readerNode.outputs.first,
-                   let merged = try mergedDirections(transposed, axis: 1, flattened: [0, -1], directions: directions) {
+                   let merged = try mergedDirections(transposed, axis: 1, flattened: [0, -1], directions: directions, units: a.units) {
                     folded += [readerNode.name] + merged.folded
                     outputs = merged.outputs
                     a.bidirectional = directions == 2 ? merged.merge : nil
@@ -95,10 +95,11 @@ extension KerasPatternRewriter {
     /// How the directions along `axis` of `value` are combined: one Reshape merging them with the
     /// units (`concat`, and the one-direction case); or for two directions a Gather of each, then
     /// an Add (`sum`), a Mul (`mul`), an Add and a Mul by 0.5 (`ave`), or nothing (`None`: two outputs).
-    private func mergedDirections(_ value: String, axis: Int, flattened: [Int], directions: Int) throws
+    private func mergedDirections(_ value: String, axis: Int, flattened: [Int], directions: Int, units: Int) throws
         -> (merge: RecurrentAttributes.Merge, outputs: [String], folded: [String])?
     {
-        if let reshape = soleReader(of: value), isReshape(graph.nodes[reshape].op, to: flattened),
+        if let reshape = soleReader(of: value),
+           isReshape(graph.nodes[reshape].op, to: flattened, input: value, lastLength: directions * units),
            let merged = graph.nodes[reshape].outputs.first {
             return (.concat, [merged], [graph.nodes[reshape].name])
         }
@@ -131,9 +132,16 @@ extension KerasPatternRewriter {
         return (.separate, [forward.output, backward.output], gathers)
     }
 
-    private func isReshape(_ op: Op, to target: [Int]) -> Bool {
-        guard case .reshape(let r) = op else { return false }
-        return r.includesBatch && !r.allowZero && r.targetShape == target
+    /// A Reshape to `target` (`[0, 0, -1]`), or to the lengths it stands for once known (`diff`
+    /// resolves Scion's `[0, 0, -1]` to `[0, 7, 12]`): the last length `lastLength`, the others copied.
+    private func isReshape(_ op: Op, to target: [Int], input: String, lastLength: Int) -> Bool {
+        guard case .reshape(let r) = op, r.includesBatch, !r.allowZero, r.targetShape.count == target.count else { return false }
+        if r.targetShape == target { return true }
+        guard let inputShape = shape(input), inputShape.rank == target.count + 1, r.targetShape.first == 0,
+              r.targetShape.last == lastLength else { return false }
+        let copied: [Int] = Array(r.targetShape[1..<(r.targetShape.count - 1)])
+        let lengths: [Int?] = Array(inputShape.dimensions[1..<(inputShape.rank - 2)])
+        return zip(copied, lengths).allSatisfy { $0 == 0 || $0 == $1 }
     }
 
     /// A scalar or one-element integer constant's value.

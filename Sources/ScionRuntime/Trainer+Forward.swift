@@ -11,6 +11,8 @@ extension Trainer {
         case batchStatistics(Kernels.BatchStatistics)
         /// Dropout's kept-and-scaled mask.
         case mask([Float])
+        /// A recurrent layer's runs, one per direction (every step's gates and states).
+        case recurrentRuns([RecurrentDirectionRun])
     }
 
     /// Every value of one batch's forward pass, and what each step saved.
@@ -32,6 +34,13 @@ extension Trainer {
             if case .onnx(.split(let a)) = node.op, let x = inputs.first {
                 let parts = try executor.split(node, x, a)
                 for (output, part) in zip(node.outputs, parts) { tape.values[output] = part }
+                continue
+            }
+            if case .recurrent(let a) = node.op, let x = inputs.first {
+                // Several outputs, and the runs kept for backprop through time (Ops/Recurrent.swift).
+                let (outputs, saved) = try recurrentForward(node, a, x)
+                for (output, value) in zip(node.outputs, outputs) { tape.values[output] = value }
+                tape.saved[index] = saved
                 continue
             }
             let (result, saved) = try forwardStep(node, inputs, training: training, random: &random)

@@ -105,3 +105,100 @@ extension Executor {
         return merged
     }
 }
+
+extension Trainer {
+    /// Forward while training: every output, and the directions' runs for backprop through time.
+    func recurrentForward(_ node: Node, _ a: RecurrentAttributes, _ x: RuntimeTensor) throws -> ([RuntimeTensor], Saved) {
+        let batchMajor = a.timeMajor ? Kernels.transpose(x, [1, 0, 2]) : x
+        let runs = try executor.recurrentRuns(node, batchMajor, a)
+        let outputs = a.timeMajor ? Executor.timeMajorOutputs(runs, a) : Executor.recurrentOutputs(runs, a)
+        return (outputs, .recurrentRuns(runs))
+    }
+
+    /// Backprop through time: the outputs' gradients split per direction (undoing the merge, the
+    /// backward direction's flip and ONNX's time-major layout), then each direction's VJP.
+    func recurrentBackward(_ node: Node, _ a: RecurrentAttributes, _ input: RuntimeTensor, upstream: [RuntimeTensor?],
+                           saved: Saved?) throws -> StepGradients {
+        guard case .recurrentRuns(let runs)? = saved, let first = runs.first else {
+            throw RuntimeError(node.name, "was not run forward for training")
+        }
+        let x = a.timeMajor ? Kernels.transpose(input, [1, 0, 2]) : input
+        let (batch, steps, units) = (first.batch, first.steps, first.units)
+        let size = batch * units, directions = runs.count
+        let reads = (0..<directions).map { $0 == 0 ? a.goBackwards : !a.goBackwards }
+        // Per direction: each step's output gradient in processing order, the final states'.
+        var stepGradients = Array(repeating: [Float](repeating: 0, count: steps * size), count: directions)
+        var finalHidden = Array(repeating: [Float](repeating: 0, count: size), count: directions)
+        var finalCell = finalHidden
+        /// Adds a `[batch, time, units]` gradient (time order when `timeOrder`) to direction `d`'s steps.
+        func addSequence(_ d: Int, _ g: (Int, Int, Int) -> Float, timeOrder: Bool) {
+            for step in 0..<steps {
+                let position = timeOrder && reads[d] ? steps - 1 - step : step
+                for n in 0..<batch { for j in 0..<units { stepGradients[d][step * size + n * units + j] += g(n, position, j) } }
+            }
+        }
+        if a.timeMajor {
+            if let dy = upstream[0] {
+                for d in 0..<directions {
+                    addSequence(d, { n, t, j in dy.data[((t * directions + d) * batch + n) * units + j] }, timeOrder: true)
+                }
+            }
+            for (slot, target) in [(1, 0), (2, 1)] where slot < upstream.count {
+                guard let dState = upstream[slot] else { continue }
+                for d in 0..<directions {
+                    let part = Array(dState.data[(d * size)..<((d + 1) * size)])
+                    if target == 0 { finalHidden[d] = zip(finalHidden[d], part).map(+) } else { finalCell[d] = part }
+                }
+            }
+        } else {
+            let outputCount = a.bidirectional == .separate ? 2 : 1
+            // The directions' own outputs, for mul's product rule.
+            let own = a.bidirectional == .mul
+                ? Executor.recurrentOutputs(runs, RecurrentAttributes(cell: a.cell, units: units, returnSequences: a.returnSequences,
+                                                                      bidirectional: .separate)) : []
+            for slot in 0..<outputCount {
+                guard let dy = upstream[slot] else { continue }
+                let width = dy.shape.last ?? units
+                for d in 0..<directions {
+                    if a.bidirectional == .separate && d != slot { continue }
+                    let offset = a.bidirectional == .concat && d == 1 ? units : 0
+                    let scale: Float = a.bidirectional == .ave ? 0.5 : 1
+                    func g(_ row: Int, _ j: Int) -> Float {
+                        let value = dy.data[row * width + offset + j] * scale
+                        return a.bidirectional == .mul ? value * own[1 - d].data[row * units + j] : value
+                    }
+                    if a.returnSequences {
+                        addSequence(d, { n, t, j in g(n * steps + t, j) }, timeOrder: d == 1)
+                    } else {
+                        for n in 0..<batch { for j in 0..<units { finalHidden[d][n * units + j] += g(n, j) } }
+                    }
+                }
+            }
+            if a.returnState {
+                var slot = outputCount
+                for d in 0..<directions {
+                    if let dh = upstream[slot] { finalHidden[d] = zip(finalHidden[d], dh.data).map(+) }
+                    slot += 1
+                    if a.cell == .lstm {
+                        if let dc = upstream[slot] { finalCell[d] = dc.data }
+                        slot += 1
+                    }
+                }
+            }
+        }
+        var dx = [Float](repeating: 0, count: x.count)
+        var parameters: [(String, [Float])] = []
+        for (d, path) in a.cellPaths.enumerated() {
+            let weights = try executor.recurrentWeights(node, a, path: path)
+            let gradients = try Kernels.recurrentDirectionBackward(
+                x, weights, a, run: runs[d], reversed: reads[d], stepGradients: stepGradients[d], finalHidden: finalHidden[d],
+                finalCell: finalCell[d], node: node.name)
+            for index in dx.indices { dx[index] += gradients.input[index] }
+            for (role, values) in [(ParameterRole.kernel, gradients.kernel), (.recurrentKernel, gradients.recurrentKernel), (.bias, gradients.bias)] {
+                if let parameter = graph.parameter(of: node, role: .sublayer(path, role)) { parameters.append((parameter.name, values)) }
+            }
+        }
+        let inputGradient = RuntimeTensor(shape: x.shape, data: dx)
+        return StepGradients(inputs: [a.timeMajor ? Kernels.transpose(inputGradient, [1, 0, 2]) : inputGradient], parameters: parameters)
+    }
+}
