@@ -150,6 +150,19 @@ def deep_cases(scion, folder, grafted, x, y):
     cases.append(("digits CNN from scratch (conv, BatchNormalization training, max pooling), adam lr 0.001 "
                   "(biases before BatchNormalization not compared)",
                   scratch, digits_data, dx, dy, "adam", 0.001, 3, 1e-3, []))
+    # Recurrent layers: backprop through time against Keras's fit(), every cell, direction, merge mode
+    # and returned state of the rnn_* fixtures. (text_rnn is left out: its Dropout draws other random
+    # masks in Keras than in Scion.) Tokens in [0, 20), three classes.
+    text_random = np.random.default_rng(1)
+    tokens = text_random.integers(0, 20, (24, 7)).astype(np.int32)
+    labels = text_random.integers(0, 3, 24)
+    text_data = os.path.join(folder, "text.npz")
+    np.savez(text_data, x=tokens, y=labels)
+    for name in ("rnn_simple", "rnn_lstm", "rnn_gru", "rnn_bidirectional", "rnn_states"):
+        for optimizer, rate, tolerance in (("sgd", 0.1, 1e-4), ("adam", 0.01, 1e-3)):
+            cases.append((f"{name} (recurrent, backprop through time), {optimizer} lr {rate}",
+                          os.path.join(ROOT, "fixtures", "keras3", f"{name}.keras"), text_data, tokens, labels, optimizer, rate, 3,
+                          tolerance, []))
     for label, start, data_file, inputs, targets, optimizer, rate, epochs, tolerance, extra in cases:
         out = os.path.join(folder, "deep_out.keras")
         result = subprocess.run([scion, "finetune", start, "--data", data_file, "--epochs", str(epochs), "--batch-size",

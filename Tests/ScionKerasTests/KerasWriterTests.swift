@@ -48,6 +48,13 @@ final class KerasWriterTests: XCTestCase {
         XCTAssertGreaterThan(fixtures.count, 40, "fixtures are missing")
         for (url, _) in fixtures {
             let name = "\(url.deletingLastPathComponent().lastPathComponent)/\(url.lastPathComponent)"
+            if name == "keras2/rnn_lstm.h5" {
+                // Keras 2's hard sigmoid as an LSTM's gates: no Keras 3 spelling, a refusal naming the layer.
+                XCTAssertThrowsError(try roundTrip(url, archive: archive)) { error in
+                    XCTAssertTrue("\(error)".contains("lstm_back: LSTM with activation hard_sigmoid has no Keras 3 equivalent"), "\(error)")
+                }
+                continue
+            }
             let (original, written) = try roundTrip(url, archive: archive)
             XCTAssertEqual(written.totalParameterCount, original.totalParameterCount, "total params of \(name)")
             XCTAssertEqual(written.trainableParameterCount, original.trainableParameterCount, "trainable params of \(name)")
