@@ -13,8 +13,13 @@ extension ONNXImportSession {
         case "LSTM": cell = .lstm
         default: cell = .gru
         }
-        // Initial states, sequence lengths and peepholes have no Keras counterpart.
-        for position in 4..<max(node.inputs.count, 4) where input(node, position) != nil { return nil }
+        // Sequence lengths and peepholes have no Keras counterpart; initial states only when zeros
+        // (torch passes zeros of the batch's size, made by ConstantOfShape), as Keras starts.
+        if input(node, 4) != nil || input(node, 7) != nil { return nil }
+        for position in [5, 6] {
+            if let state = input(node, position), try !isZeros(state) { return nil }
+        }
+        droppedInitialStates.formUnion([5, 6].compactMap { input(node, $0) })
         guard intAttribute(node, "layout", 0) == 0, node.attribute("clip") == nil, intAttribute(node, "input_forget", 0) == 0,
               let wName = input(node, 1), let rName = input(node, 2),
               let w = try floats(wName), let r = try floats(rName), w.shape.count == 3, r.shape.count == 3 else { return nil }
@@ -59,6 +64,32 @@ extension ONNXImportSession {
             parameters.append((addConstant("\(base)/\(path)/bias", values, shape: attributes.biasShape, from: bName), .sublayer(path, .bias), nil))
         }
         return MappedNode(op: .recurrent(attributes), inputs: [x], parameters: parameters, outputCount: attributes.outputCount)
+    }
+
+    /// Removes the nodes that only computed the zero initial states a recurrent node dropped (torch's
+    /// Shape → Gather → Concat → ConstantOfShape), walking back while nothing else reads a value.
+    mutating func removeDroppedInitialStates() {
+        var pending = Array(droppedInitialStates)
+        let outputs = Set(graph.outputs)
+        while let value = pending.popLast() {
+            guard !outputs.contains(value), !graph.nodes.contains(where: { $0.inputs.contains(value) }),
+                  let position = graph.nodes.firstIndex(where: { $0.outputs.contains(value) }),
+                  graph.nodes[position].outputs.allSatisfy({ output in !graph.nodes.contains { $0.inputs.contains(output) } })
+            else { continue }
+            let removed = graph.nodes.remove(at: position)
+            pending += removed.inputs
+        }
+        graph.removeUnusedParameters()
+    }
+
+    /// Whether a value is all zeros: a constant of zeros, or a ConstantOfShape whose fill is zero.
+    private func isZeros(_ value: String) throws -> Bool {
+        if let constant = try floats(value) { return constant.values.allSatisfy { $0 == 0 } }
+        guard let producer = model.graph.nodes.first(where: { $0.outputs.contains(value) }), producer.opType == "ConstantOfShape"
+        else { return false }
+        guard case .tensor(let fill)? = producer.attribute("value") else { return true }
+        if case .raw(let bytes) = fill.data { return bytes.allSatisfy { $0 == 0 } }
+        return false
     }
 
     /// A constant float tensor's values and shape; nil when not a float32 constant.

@@ -86,6 +86,9 @@ struct ONNXImportSession {
     /// Constants made on import from another (a recurrent node's weights in Keras's layout), by the
     /// constant they came from.
     var convertedFrom: [String: String] = [:]
+    /// Zero initial states a recurrent node did not take (Keras starts from zeros): what computed
+    /// them is removed once the graph is read.
+    var droppedInitialStates: Set<String> = []
     var nodeNames = UniqueNames()
     /// Parameter name by (source, role, shape), so a constant shared by several nodes is one parameter.
     var parameterNames: [String: String] = [:]
@@ -130,6 +133,7 @@ struct ONNXImportSession {
             graph.outputs.append(try value(output.name))
         }
         removeUnreadShapeReports()
+        removeDroppedInitialStates()
         applyTrainability()
         recordMetadata()
         recordModelInfo()
