@@ -118,6 +118,7 @@ enum LayerFields {
             fields += [LayerField("use_bias", a.useBias), LayerField("return_sequences", a.returnSequences),
                        LayerField("return_state", a.returnState), LayerField("go_backwards", a.goBackwards)]
             if a.cell == .gru { fields.append(LayerField("reset_after", a.resetAfter)) }
+            fields += [LayerField("dropout", float: a.dropout), LayerField("recurrent_dropout", float: a.recurrentDropout)]
             if let merge = a.bidirectional { fields.append(LayerField("merge_mode", merge == .separate ? "None" : merge.rawValue)) }
             return fields
         case .scaledResidual(let a):

@@ -17,8 +17,11 @@
 public struct RecurrentAttributes: Equatable, Sendable {
     /// The cell run at each step.
     public enum Cell: String, Sendable, CaseIterable {
+        /// `h = activation(x W + h U + b)`; ONNX RNN.
         case simpleRNN = "SimpleRNN"
+        /// Input, forget, candidate and output gates with a cell state; ONNX LSTM.
         case lstm = "LSTM"
+        /// Update, reset and candidate gates; ONNX GRU.
         case gru = "GRU"
 
         /// Gates stacked in the kernels: 1, 4, 3.
@@ -36,11 +39,19 @@ public struct RecurrentAttributes: Equatable, Sendable {
 
     /// How Bidirectional combines the two directions' outputs (Keras's `merge_mode`).
     public enum Merge: String, Sendable, CaseIterable {
-        case concat, sum, mul, ave
+        /// The two outputs side by side along the last axis (Keras's default).
+        case concat
+        /// Their sum.
+        case sum
+        /// Their product.
+        case mul
+        /// Their mean.
+        case ave
         /// `merge_mode=None`: the two directions' outputs are separate outputs.
         case separate = "none"
     }
 
+    /// The cell run at each step.
     public var cell: Cell
     /// State size per direction.
     public var units: Int
@@ -48,6 +59,7 @@ public struct RecurrentAttributes: Equatable, Sendable {
     public var activation: Activation
     /// Applied to the gates (LSTM, GRU); unused by SimpleRNN.
     public var recurrentActivation: Activation
+    /// Whether the cell has a `bias` weight.
     public var useBias: Bool
     /// Whether the whole output sequence is returned, or only the last step's output.
     public var returnSequences: Bool
@@ -59,6 +71,11 @@ public struct RecurrentAttributes: Equatable, Sendable {
     /// GRU only: the reset gate multiplies the recurrent projection after the matmul (Keras 2.x+ and
     /// cuDNN's form, two bias rows) rather than the state before it.
     public var resetAfter: Bool
+    /// Keras's `dropout`: the fraction of the inputs dropped at each step while training (kept so
+    /// files round-trip; inference ignores it, ONNX has no place for it).
+    public var dropout: Float = 0
+    /// Keras's `recurrent_dropout`: the same for the state.
+    public var recurrentDropout: Float = 0
     /// Nil for one direction; for Bidirectional, how the two are merged.
     public var bidirectional: Merge?
     /// ONNX's form (RNN, LSTM, GRU with layout 0), as the ONNX reader brings it in: the input is
@@ -91,9 +108,6 @@ public struct RecurrentAttributes: Equatable, Sendable {
         let outputs = bidirectional == .separate ? 2 : 1
         return outputs + (returnState ? cell.stateCount * directions : 0)
     }
-
-    /// Width of the (merged) output's last axis.
-    public var outputWidth: Int { bidirectional == .concat ? 2 * units : units }
 
     /// Shape of one direction's bias.
     public var biasShape: [Int] {

@@ -33,7 +33,8 @@ extension KerasConfigWriter {
         var config: [String: JSON] = [
             "units": .number(Double(a.units)), "activation": try name(a.activation), "use_bias": .bool(a.useBias),
             "return_sequences": .bool(a.returnSequences), "return_state": .bool(a.returnState),
-            "go_backwards": .bool(a.goBackwards), "stateful": .bool(false), "unroll": .bool(false)]
+            "go_backwards": .bool(a.goBackwards), "stateful": .bool(false), "unroll": .bool(false),
+            "dropout": number(a.dropout), "recurrent_dropout": number(a.recurrentDropout)]
         switch a.cell {
         case .simpleRNN: break
         case .lstm: config["recurrent_activation"] = try name(a.recurrentActivation)

@@ -11,12 +11,15 @@ extension KerasLayerTable {
         let c = LayerConfig(json: config, className: className)
         if c.bool("stateful", false) { throw Unsupported(reason: "\(className) with stateful=True") }
         if c.bool("time_major", false) { throw Unsupported(reason: "\(className) with time_major=True") }
-        return RecurrentAttributes(
+        var attributes = RecurrentAttributes(
             cell: cell, units: try c.int("units"), activation: try activation(c.json["activation"] ?? .string("tanh")),
             recurrentActivation: cell == .simpleRNN ? .sigmoid : try activation(c.json["recurrent_activation"] ?? .string("sigmoid")),
             useBias: c.bool("use_bias", true), returnSequences: c.bool("return_sequences", false),
             returnState: c.bool("return_state", false), goBackwards: c.bool("go_backwards", false),
             resetAfter: cell == .gru ? c.bool("reset_after", true) : true)
+        attributes.dropout = c.float("dropout", 0)
+        attributes.recurrentDropout = c.float("recurrent_dropout", 0)
+        return attributes
     }
 
     /// Bidirectional: the wrapped layer's settings, its merge mode; a `backward_layer` (Keras 3 writes

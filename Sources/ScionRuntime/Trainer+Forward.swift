@@ -38,7 +38,7 @@ extension Trainer {
             }
             if case .recurrent(let a) = node.op, let x = inputs.first {
                 // Several outputs, and the runs kept for backprop through time (Ops/Recurrent.swift).
-                let (outputs, saved) = try recurrentForward(node, a, x)
+                let (outputs, saved) = try recurrentForward(node, a, x, training: training)
                 for (output, value) in zip(node.outputs, outputs) { tape.values[output] = value }
                 tape.saved[index] = saved
                 continue

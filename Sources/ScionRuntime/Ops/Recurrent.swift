@@ -108,7 +108,14 @@ extension Executor {
 
 extension Trainer {
     /// Forward while training: every output, and the directions' runs for backprop through time.
-    func recurrentForward(_ node: Node, _ a: RecurrentAttributes, _ x: RuntimeTensor) throws -> ([RuntimeTensor], Saved) {
+    func recurrentForward(_ node: Node, _ a: RecurrentAttributes, _ x: RuntimeTensor, training: Bool) throws
+        -> ([RuntimeTensor], Saved)
+    {
+        if training && (a.dropout > 0 || a.recurrentDropout > 0) {
+            // Keras drops inputs and states inside the cell while fitting, even in a frozen layer.
+            throw RuntimeError(node.name, "\(node.op.typeName) has dropout \(a.dropout) and recurrent_dropout \(a.recurrentDropout): "
+                               + "Scion does not train through a recurrent layer's dropout yet (set both to 0)")
+        }
         let batchMajor = a.timeMajor ? Kernels.transpose(x, [1, 0, 2]) : x
         let runs = try executor.recurrentRuns(node, batchMajor, a)
         let outputs = a.timeMajor ? Executor.timeMajorOutputs(runs, a) : Executor.recurrentOutputs(runs, a)
