@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "ScionKerasTests", dependencies: ["ScionKeras", "ScionIR", "HDF5", "ScionZip"]),
         .testTarget(name: "ScionONNXTests", dependencies: ["ScionONNX", "ScionIR"], exclude: ["Resources"]),
         .testTarget(name: "ScionPassesTests", dependencies: ["ScionPasses", "ScionIR", "ScionKeras"]),
-        .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR", "ScionRuntime"]),
+        .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR", "ScionRuntime", "ScionKeras"]),
         .testTarget(name: "ScionRuntimeTests", dependencies: ["ScionRuntime", "ScionIR", "ScionPasses", "Scion"]),
         .testTarget(name: "ScionCommandTests", dependencies: ["ScionCommand", "Scion", "ScionRuntime"]),
     ],

@@ -188,9 +188,18 @@ public struct ModelDiff: Encodable, Sendable {
         }
         // A weight one side has and the other lacks (a bias dropped with use_bias) is a difference
         // of its own: nothing is skipped silently.
-        weightsAdded += y.parameters.filter { x.parameter($0.role) == nil && !y.weightsInSettings.contains($0.role) }.map(\.name)
-        for parameter in x.parameters {
-            guard let other = y.parameter(parameter.role) else {
+        // A layer Scion does not interpret has no known roles: a `.keras` archive numbers its
+        // variables (`var0`), an `.h5` names them (`scale`). Such layers pair their weights by position.
+        var positional = false
+        if case .opaque = x.op, case .opaque = y.op { positional = x.parameters.count == y.parameters.count }
+        func counterpart(_ index: Int) -> Parameter? {
+            positional ? y.parameters[index] : y.parameter(x.parameters[index].role)
+        }
+        if !positional {
+            weightsAdded += y.parameters.filter { x.parameter($0.role) == nil && !y.weightsInSettings.contains($0.role) }.map(\.name)
+        }
+        for (index, parameter) in x.parameters.enumerated() {
+            guard let other = counterpart(index) else {
                 if !x.weightsInSettings.contains(parameter.role) { weightsRemoved.append(parameter.name) }
                 continue
             }

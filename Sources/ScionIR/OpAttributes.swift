@@ -409,8 +409,46 @@ public struct OpaqueAttributes: Equatable, Sendable {
     /// Output shapes when the reader knows them (a Keras LSTM's from its `units` and
     /// `return_sequences`), so shape inference, cutting and writers see past the op; nil when unknown.
     public var outputShapes: [Shape?]?
+    /// Where Keras finds a class that is not one of its own: the `module` and `registered_name` a
+    /// `.keras` config gives (`nil` and `"my_package>ScaleBy"` for a class registered with
+    /// `register_keras_serializable`), or `Package>Name` from a `.h5` config's `class_name`. Written
+    /// back as read, so Keras finds the user's class again instead of looking for `keras.layers.ScaleBy`.
+    public var registration: KerasRegistration?
+    /// Whether Keras calls the layer with its inputs as one list (`Lambda(...)([a, b])`) rather than as
+    /// separate arguments: the layer's own code decides which it reads, so the writer must repeat it.
+    public var takesList: Bool
     /// Attributes with these values.
-    public init(domain: String, type: String, configuration: String, outputShapes: [Shape?]? = nil) {
+    public init(domain: String, type: String, configuration: String, outputShapes: [Shape?]? = nil,
+                registration: KerasRegistration? = nil, takesList: Bool = false) {
         self.domain = domain; self.type = type; self.configuration = configuration; self.outputShapes = outputShapes
+        self.registration = registration; self.takesList = takesList
+    }
+}
+
+extension OpaqueAttributes {
+    /// Why Scion cannot compute this op, for the one-line refusals of `run`, `finetune` and the ONNX
+    /// writer: a user's class or a Lambda is Python code the file does not hold (or holds only as
+    /// bytecode), anything else is a layer or op Scion does not interpret yet.
+    public var uninterpretedReason: String {
+        if let registration, domain == "keras" {
+            let named = registration.registeredName ?? [registration.module, type].compactMap { $0 }.joined(separator: ".")
+            return "'\(type)' is a custom layer class (\(named)): its computation is Python code the file does not hold"
+        }
+        if domain == "keras" && type == "Lambda" {
+            return "a Lambda layer's computation is Python bytecode, which Scion does not run"
+        }
+        if domain == "keras" { return "Keras layer type '\(type)' is not interpreted by Scion yet" }
+        return "\(domain.isEmpty ? "ONNX" : domain) op '\(type)' is not interpreted by Scion yet"
+    }
+}
+
+/// How a Keras config names a class Keras does not ship: its module (nil when the class was
+/// registered by name) and its registered name (`package>Name`).
+public struct KerasRegistration: Equatable, Sendable {
+    public var module: String?
+    public var registeredName: String?
+    /// A registration with these names.
+    public init(module: String?, registeredName: String?) {
+        self.module = module; self.registeredName = registeredName
     }
 }

@@ -4,7 +4,8 @@ import ScionIR
 /// config without the common keys (`name`, `trainable`, `dtype`), which the model writer adds.
 struct KerasLayerSpecification {
     var className: String
-    var module: String = "keras.layers"
+    /// Nil for a class registered by name (`registeredName` is then `package>Name`).
+    var module: String? = "keras.layers"
     var registeredName: String?
     var config: [String: JSON]
     /// Which inputs this layer reads: the node's inputs (`.nodeInput`) or an earlier layer of the same
@@ -185,7 +186,13 @@ struct KerasConfigWriter {
             }
             var kept = KerasOpaqueConfig.forKerasThree(className: a.type, config: config, trainable: node.trainable)
             for key in ["name", "trainable", "dtype"] { kept[key] = nil }
-            return [KerasLayerSpecification(className: a.type, config: kept)]
+            guard let registration = a.registration else {
+                return [KerasLayerSpecification(className: a.type, config: kept, takesList: a.takesList)]
+            }
+            // A user's class: named as the file named it, so Keras finds the registered class.
+            return [KerasLayerSpecification(className: a.type, module: registration.module,
+                                            registeredName: registration.registeredName, config: kept,
+                                            takesList: a.takesList)]
         case .onnx:
             throw Refusal(reason: "\(node.op.typeName) has no Keras layer equivalent")
         }

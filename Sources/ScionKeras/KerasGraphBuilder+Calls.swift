@@ -92,7 +92,35 @@ extension KerasGraphBuilder {
         } catch {
             // Known class with values we do not interpret: keep it whole rather than guess.
         }
-        return .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized))
+        return .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized,
+                                        registration: Self.registration(callArguments),
+                                        takesList: Self.passesList(callArguments)))
+    }
+
+    /// Whether the layer's first call passes its inputs as one list: Keras 3 writes the list as the
+    /// first argument; Keras 2 writes one `[name, node, tensor, kwargs]` entry per list element (a
+    /// second tensor given by keyword, as MultiHeadAttention's value, stays inside the one entry).
+    static func passesList(_ layer: JSON) -> Bool {
+        guard let call = layer["inbound_nodes"]?.array?.first else { return false }
+        if let arguments = call["args"]?.array { return arguments.first?.array != nil }
+        return (call.array?.count ?? 0) > 1
+    }
+
+    /// The module and registered name of a class Keras does not ship, as the config gives them:
+    /// `.keras` in `module`/`registered_name`, `.h5` as `Package>Name` in `class_name`. Nil for Keras's
+    /// own classes (module `keras.layers` or `keras.src...`, no package in the name).
+    static func registration(_ layer: JSON) -> KerasRegistration? {
+        let module = layer["module"]?.string
+        if let registered = layer["registered_name"]?.string, registered.contains(">") || module == nil {
+            return KerasRegistration(module: module, registeredName: registered)
+        }
+        if let className = layer["class_name"]?.string, className.contains(">") {
+            return KerasRegistration(module: module, registeredName: className)
+        }
+        if let module, !module.hasPrefix("keras.") && module != "keras" {
+            return KerasRegistration(module: module, registeredName: layer["registered_name"]?.string)
+        }
+        return nil
     }
 
     /// An operation node, not a layer: `.keras` configs say so in `module`; legacy `.h5` configs drop
@@ -271,6 +299,28 @@ extension KerasGraphBuilder {
             var found: [KerasTensorReference] = []
             try collectTensors(call["args"] ?? .null, into: &found, subject: subject, builder: builder, depth: 0)
             return found
+        }
+    }
+
+    /// The shapes Keras 3 records on the `__keras_tensor__` arguments of a layer's calls.
+    static func declaredShapes(_ layer: JSON, into shapes: inout [KerasTensorReference: Shape]) {
+        func visit(_ value: JSON, depth: Int) {
+            guard depth < 16 else { return }
+            if value["class_name"]?.string == "__keras_tensor__", let config = value["config"],
+               let history = config["keras_history"]?.array, history.count >= 3,
+               let layer = history[0].string, let node = history[1].int, let tensor = history[2].int,
+               let lengths = config["shape"]?.array {
+                let dimensions = lengths.map { $0.int.flatMap { $0 >= 0 ? $0 : nil } }
+                shapes[KerasTensorReference(layer: layer, node: node, tensor: tensor)] = Shape(dimensions)
+            } else if let array = value.array {
+                for element in array { visit(element, depth: depth + 1) }
+            } else if let object = value.object {
+                for element in object.values { visit(element, depth: depth + 1) }
+            }
+        }
+        for call in layer["inbound_nodes"]?.array ?? [] where call.object != nil {
+            visit(call["args"] ?? .null, depth: 0)
+            visit(call["kwargs"] ?? .null, depth: 0)
         }
     }
 

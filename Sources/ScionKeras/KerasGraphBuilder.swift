@@ -16,6 +16,9 @@ struct KerasGraphBuilder {
     /// layers that pass it on): a recurrent layer reading one skips masked steps, which Scion does
     /// not run yet, so such a layer stays opaque.
     var maskedValues: Set<String> = []
+    /// Shapes Keras 3 records for the tensors a call reads (`__keras_tensor__` configs), by value:
+    /// the only word on the output shape of a layer Scion does not interpret (a Lambda, a user's class).
+    var declaredShapes: [String: Shape] = [:]
 
     init(file: String, kerasMajorVersion: Int, modelName: String) {
         self.file = file
@@ -40,6 +43,19 @@ struct KerasGraphBuilder {
         let outputs = try buildModel(className: className, config: config, scope: "", objectPath: "",
                                      trainable: config["trainable"]?.bool ?? true, boundInputs: nil, depth: 0)
         graph.outputs = outputs
+        adoptDeclaredShapes()
+    }
+
+    /// Gives opaque layers the output shapes their readers' calls declare, so values after a Lambda or
+    /// a user's layer keep their shapes for inspect, surgery and the writers.
+    private mutating func adoptDeclaredShapes() {
+        for index in graph.nodes.indices {
+            guard case .opaque(var a) = graph.nodes[index].op, a.outputShapes == nil else { continue }
+            let shapes = graph.nodes[index].outputs.map { declaredShapes[$0] }
+            guard shapes.allSatisfy({ $0 != nil }) else { continue }
+            a.outputShapes = shapes
+            graph.nodes[index].op = .opaque(a)
+        }
     }
 
     /// Builds one (possibly nested) model; returns the names of its output values.
@@ -146,10 +162,12 @@ struct KerasGraphBuilder {
         // A call waiting on a tensor is parked under it and retried when it appears, so hostile
         // orderings cost linear time, not quadratic.
         var calls: [(layer: Int, call: Int, inputs: [KerasTensorReference])] = []
+        var declared: [KerasTensorReference: Shape] = [:]
         for (index, layer) in layers.enumerated() where layer["class_name"]?.string != "InputLayer" {
             for (call, references) in try Self.inboundCalls(layer, builder: self).enumerated() {
                 calls.append((index, call, references))
             }
+            Self.declaredShapes(layer, into: &declared)
         }
         let nodeOffsets = Self.nodeIndexOffsets(layers: layers, calls: calls.map { ($0.layer, $0.inputs) },
                                                 outputs: outputReferences)
@@ -178,6 +196,9 @@ struct KerasGraphBuilder {
                     queue.insert(contentsOf: waiting, at: position)
                 }
             }
+        }
+        for (reference, shape) in declared {
+            if let value = tensors[reference] { declaredShapes[value] = shape }
         }
         if emitted < calls.count, let (reference, waiting) = parked.first, let first = waiting.first {
             throw configError(Self.scoped(scope, Self.layerName(layers[calls[first].layer])),

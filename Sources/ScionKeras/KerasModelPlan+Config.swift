@@ -23,8 +23,11 @@ extension KerasModelPlan {
                 config["alpha"] = slope
             }
             var entry: [String: JSON] = ["class_name": .string(layer.specification.className), "name": .string(layer.name)]
-            if !legacy || layer.specification.module != "keras.layers" {
-                entry["module"] = .string(layer.specification.module)
+            if legacy, let registered = layer.specification.registeredName, registered.contains(">") {
+                // The `.h5` schema names a registered class `package>Name` in `class_name` alone.
+                entry["class_name"] = .string(registered)
+            } else if !legacy || layer.specification.module != "keras.layers" {
+                entry["module"] = layer.specification.module.map(JSON.string) ?? .null
                 entry["registered_name"] = layer.specification.registeredName.map(JSON.string) ?? .null
             }
             if layer.isInput {
@@ -40,7 +43,11 @@ extension KerasModelPlan {
                     // keyword values Keras 3 does not resolve: a layer taking separate tensors
                     // (MultiHeadAttention's query and value) is written in Keras 3's form, which
                     // Keras 3's .h5 reader reads per layer.
-                    if legacy && (layer.specification.takesList || inputs.count == 1) {
+                    // Keras 3 also reads the legacy form in `config.json`, which needs no shapes: the
+                    // form for a tensor whose shape nobody recorded (after a user's layer in a
+                    // Keras 2 file), where Keras 3's form would need a `shape` Scion cannot give.
+                    let unshaped = inputs.contains { (graph.values[$0] ?? stepValues[$0])?.shape == nil }
+                    if (legacy || unshaped) && (layer.specification.takesList || inputs.count == 1) {
                         return .array(inputs.map(legacyReference))
                     }
                     let tensors = inputs.map(kerasTensor)

@@ -15,6 +15,7 @@ enum KerasOpaqueConfig {
     static func forKerasThree(className: String, config: [String: JSON], trainable: Bool) -> [String: JSON] {
         var result = config
         for key in kerasTwoOnlyKeys[className] ?? [] { result[key] = nil }
+        if className == "Lambda" { result = lambdaForKerasThree(result) }
         for wrapped in ["layer", "backward_layer"] {
             guard case .object(var inner)? = result[wrapped], let innerClass = inner["class_name"]?.string,
                   let innerConfig = inner["config"]?.object else { continue }
@@ -22,6 +23,20 @@ enum KerasOpaqueConfig {
             if !trainable { innerResult["trainable"] = .bool(false) }
             inner["config"] = .object(innerResult)
             result[wrapped] = .object(inner)
+        }
+        return result
+    }
+
+    /// A tf_keras Lambda names its function's kind in keys Keras 3's constructor refuses, and stores the
+    /// function as `[code, defaults, closure]`; Keras 3 wants `{"class_name": "__lambda__", "config":
+    /// {"code", "defaults", "closure"}}`. The same rewrite Keras 3's legacy `.h5` loader makes, so the
+    /// `.keras` file holds the same function (the bytecode is kept as read).
+    static func lambdaForKerasThree(_ config: [String: JSON]) -> [String: JSON] {
+        var result = config
+        for key in ["module", "function_type", "output_shape_type", "output_shape_module"] { result[key] = nil }
+        if let parts = result["function"]?.array, parts.count == 3 {
+            result["function"] = .object(["class_name": "__lambda__", "config": .object(
+                ["code": parts[0], "defaults": parts[1], "closure": parts[2]])])
         }
         return result
     }

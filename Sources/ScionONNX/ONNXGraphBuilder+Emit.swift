@@ -187,7 +187,7 @@ extension ONNXGraphBuilder {
         case .opaque(let a) where a.domain != "keras" && a.configuration.hasPrefix(ONNXNodePacking.prefix):
             try emitOpaqueONNX(node, a)
         case .opaque(let a):
-            throw unsupported(node, "layer type '\(a.type)' has no ONNX equivalent in Scion")
+            throw unsupported(node, "no ONNX for it: \(a.uninterpretedReason)")
         case .onnx(let operation):
             try emitImported(node, operation, role: role, inputShape: inputShape)
         }

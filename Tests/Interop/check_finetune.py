@@ -26,6 +26,7 @@ import tempfile
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np  # noqa: E402
 import keras  # noqa: E402
+from finetune_sequence_cases import sequence_cases  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -86,6 +87,10 @@ def main():
             print(f"{'ok  ' if ok else 'FAIL'} {optimizer} lr {rate} {schedule}, {epochs} full-batch epochs: head weights vs Keras's fit() "
                   f"relative {weights:.2g}, losses {losses:.2g}, frozen tensors bit-identical: {frozen_same}", flush=True)
         for ok in deep_cases(args.scion, folder, base, x, y):
+            passed += ok
+            failed += not ok
+        # Text classifiers built here by Keras (finetune_sequence_cases.py): backprop through time.
+        for ok in sequence_cases(args.scion, folder):
             passed += ok
             failed += not ok
     print(f"finetune: {passed} passed, {failed} failed, 0 skipped")

@@ -24,6 +24,14 @@ from fixture_arrays import arrays  # noqa: E402
 import keras  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "fixtures"))
+import models_custom  # noqa: E402
+
+# The user's layer class of the custom_layer fixtures, registered as the fixtures made it: Keras finds
+# it by the registered name Scion writes back.
+CUSTOM_OBJECTS = models_custom.register(keras)
+# Fixtures whose files hold Python bytecode (Lambda): Keras loads them only with safe_mode off.
+LAMBDA_FIXTURES = {"lambda_layer"}
 
 # Sources Keras 3 cannot express, with the words Scion's one-line refusal must contain: a refusal
 # naming the reason passes, anything else (a crash, another error, a silent conversion) fails.
@@ -31,8 +39,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # hard_sigmoid is relu6(x + 3) / 6, and a recurrent layer's gates take no layer chain.
 REFUSED = {"keras2/rnn_lstm.h5": "lstm_back: LSTM with activation hard_sigmoid has no Keras 3 equivalent"}
 
+def load(path, name):
+    return keras.models.load_model(path, compile=False, custom_objects=CUSTOM_OBJECTS,
+                                   safe_mode=name not in LAMBDA_FIXTURES)
 
-def check(scion, source, reference, inputs, outputs, out_path, refusal=None):
+
+def check(scion, name, source, reference, inputs, outputs, out_path, refusal=None):
     result = subprocess.run([scion, "convert", source, out_path, "--force"], capture_output=True, text=True)
     if refusal is not None:
         if result.returncode != 0 and refusal in result.stderr:
@@ -41,7 +53,7 @@ def check(scion, source, reference, inputs, outputs, out_path, refusal=None):
     if result.returncode != 0:
         return False, "convert: " + (result.stderr.strip().splitlines() or ["failed"])[-1]
     try:
-        model = keras.models.load_model(out_path, compile=False)
+        model = load(out_path, name)
     except Exception as error:  # noqa: BLE001 - every load failure is a finding
         return False, f"load: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
     predicted = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
@@ -108,12 +120,54 @@ def main():
                                 failed += 1
                                 print(f"FAIL {label} -> .keras (chain): {converted.stderr.strip()}", flush=True)
                                 continue
-                        ok, detail = check(options.scion, origin, reference, inputs, outputs, out_path, refusal)
+                        ok, detail = check(options.scion, name, origin, reference, inputs, outputs, out_path, refusal)
                         passed += ok
                         failed += not ok
                         print(f"{'PASS' if ok else 'FAIL'} {label} -> {extension}: {detail}", flush=True)
+        if not options.names or "custom_layer" in options.names:
+            for ok, detail in custom_layer_surgery(options.scion, scratch):
+                passed += ok
+                failed += not ok
+                print(f"{'PASS' if ok else 'FAIL'} {detail}", flush=True)
     print(f"keras: {passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed else 0
+
+
+def custom_layer_surgery(scion, scratch):
+    """Surgery on a model with a user's layer class: `cut --drop-top` keeps the class (Keras loads the
+    written file and computes the kept layer's output), `cut --after conv` removes every custom layer,
+    and the result converts to ONNX and runs in onnxruntime with Keras's numbers. ONNX conversion and
+    `run` of the whole model refuse with one line naming the layer."""
+    import onnxruntime
+    for source in (os.path.join(ROOT, "fixtures", "keras2", "custom_layer.h5"),
+                   os.path.join(ROOT, "fixtures", "keras3", "custom_layer.keras")):
+        label = os.path.relpath(source, os.path.join(ROOT, "fixtures"))
+        x = np.load(source.rsplit(".", 1)[0] + ".input.npy")
+        original = load(source, "custom_layer")
+        for layer, cut, suffix in (("out", ["--drop-top"], ".keras"), ("out", ["--drop-top"], ".h5"),
+                                   ("conv", ["--after", "conv"], ".onnx")):
+            out = os.path.join(scratch, f"custom_cut{suffix}")
+            made = subprocess.run([scion, "cut", source, *cut, "-o", out, "--force"], capture_output=True, text=True)
+            if made.returncode != 0:
+                yield False, f"{label} cut {' '.join(cut)} -> {suffix}: {made.stderr.strip()}"
+                continue
+            kept = original.get_layer("head_scale" if layer == "out" else "conv").output
+            expected = np.asarray(keras.Model(original.inputs, kept).predict(x, verbose=0), dtype=np.float64)
+            if suffix == ".onnx":
+                session = onnxruntime.InferenceSession(out, providers=["CPUExecutionProvider"])
+                got = session.run(None, {session.get_inputs()[0].name: x})[0]
+            else:
+                got = load(out, "custom_layer").predict(x, verbose=0)
+            worst = float(np.max(np.abs(got - expected))) / (float(np.max(np.abs(expected))) or 1.0)
+            yield worst <= 1e-4, f"{label} cut {' '.join(cut)} -> {suffix}: relative difference {worst:.2g}"
+        for command in (["convert", source, os.path.join(scratch, "custom_whole.onnx"), "--force"],
+                        ["run", source, "--input", source.rsplit(".", 1)[0] + ".input.npy",
+                         "-o", os.path.join(scratch, "custom_whole.npy"), "--force"]):
+            refused = subprocess.run([scion, *command], capture_output=True, text=True)
+            lines = refused.stderr.strip().splitlines()
+            ok = (refused.returncode == 1 and len(lines) == 1 and "base_scale" in lines[0]
+                  and "scion_fixtures>ScaleBy" in lines[0])
+            yield ok, f"{label} {command[0]} refused: {lines[-1] if lines else 'no message'}"
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ EXPECTED_UNSUPPORTED = {
     # Attention layers are read (weights, counts, Keras round trips) but not yet interpreted.
     "keras2/attention": "MultiHeadAttention has no ONNX pattern yet",
     "keras3/attention": "MultiHeadAttention has no ONNX pattern yet",
+    # A user's layer class and Lambda layers are Python code the file does not hold: never ONNX.
+    "keras2/custom_layer": "custom layer class", "keras3/custom_layer": "custom layer class",
+    "keras2/lambda_layer": "Lambda layer", "keras3/lambda_layer": "Lambda layer",
 }
 
 

@@ -45,6 +45,9 @@ final class KerasFixtureTests: XCTestCase {
             let graph = try readKeras(url)
             var byName: [String: Node] = [:]
             for node in graph.nodes where byName[node.layer] == nil { byName[node.layer] = node }
+            // A Keras 2 config records no tensor shapes, so after a user's class or a Lambda (Python
+            // code) nobody can say them: unknown there is the right answer, a wrong shape is not.
+            let unknowable = Self.shapesAfterPythonLayers(graph)
             func check(_ layers: [KerasReference.Layer], scope: String) {
                 for layer in layers {
                     let scoped = scope.isEmpty ? layer.name : "\(scope)/\(layer.name)"
@@ -57,8 +60,9 @@ final class KerasFixtureTests: XCTestCase {
                         XCTFail("\(url.lastPathComponent): no node for layer \(scoped)")
                         continue
                     }
-                    XCTAssertEqual(graph.values[node.outputs[0]]?.shape?.dimensions, expected,
-                                   "\(url.lastPathComponent): \(scoped)")
+                    let shape = graph.values[node.outputs[0]]?.shape?.dimensions
+                    if shape == nil && unknowable.contains(node.name) { continue }
+                    XCTAssertEqual(shape, expected, "\(url.lastPathComponent): \(scoped)")
                     compared += 1
                 }
             }
@@ -172,5 +176,21 @@ final class KerasFixtureTests: XCTestCase {
         XCTAssertEqual(kerasSnakeCase("PReLU"), "p_re_lu")
         XCTAssertEqual(kerasSnakeCase("Conv2DTranspose"), "conv2d_transpose")
         XCTAssertEqual(kerasSnakeCase("GlobalAveragePooling2D"), "global_average_pooling2d")
+    }
+    /// Nodes whose output shape depends on a Lambda's or a user's class's output shape that the file
+    /// does not record.
+    static func shapesAfterPythonLayers(_ graph: Graph) -> Set<String> {
+        var unknown = Set<String>()
+        var unknownValues = Set<String>()
+        for node in ((try? graph.topologicalOrder()) ?? Array(graph.nodes.indices)).map({ graph.nodes[$0] }) {
+            var starts = false
+            if case .opaque(let a) = node.op, a.domain == "keras", a.outputShapes == nil,
+               a.registration != nil || a.type == "Lambda" { starts = true }
+            if starts || node.inputs.contains(where: unknownValues.contains) {
+                unknown.insert(node.name)
+                unknownValues.formUnion(node.outputs)
+            }
+        }
+        return unknown
     }
 }

@@ -38,9 +38,13 @@ final class KerasWriterTests: XCTestCase {
     /// An op as the writers must keep it. An opaque layer's config is Keras's, rewritten on the way
     /// (Keras 2-only keys dropped, `name`/`dtype` written anew, Keras 3's `shared_object_id`s gone):
     /// its class and output shapes must survive; whether Keras 3 builds it is check_keras.py's job.
-    private func comparable(_ op: Op) -> String {
+    /// In `.h5` (Keras 2's schema, which records no tensor shapes) the output shape of a Lambda or a
+    /// user's class is known only from a Keras 3 source; it is not compared there.
+    private func comparable(_ op: Op, archive: Bool = true) -> String {
         guard case .opaque(let a) = op else { return "\(op)" }
-        return "opaque \(a.domain) \(a.type) \(a.outputShapes.map { "\($0)" } ?? "?")"
+        let declaredOnly = a.registration != nil || a.type == "Lambda"
+        let shapes = archive || !declaredOnly ? a.outputShapes.map { "\($0)" } ?? "?" : "not compared"
+        return "opaque \(a.domain) \(a.type) \(shapes)"
     }
 
     private func checkEveryFixture(archive: Bool) throws {
@@ -61,7 +65,8 @@ final class KerasWriterTests: XCTestCase {
             XCTAssertEqual(try weightSummary(written), try weightSummary(original), "weights of \(name)")
             // Keras 2's hard sigmoid has no Keras 3 name: written as Rescaling + ReLU(max 1), two nodes.
             if name != "keras2/activation_zoo.h5" {
-                XCTAssertEqual(written.nodes.map { comparable($0.op) }, original.nodes.map { comparable($0.op) }, "ops of \(name)")
+                XCTAssertEqual(written.nodes.map { comparable($0.op, archive: archive) },
+                               original.nodes.map { comparable($0.op, archive: archive) }, "ops of \(name)")
                 XCTAssertEqual(written.nodes.map(\.trainable), original.nodes.map(\.trainable), "trainable flags of \(name)")
             }
         }

@@ -24,6 +24,8 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // GlobalAveragePooling1D, as embedding's.
         "text_rnn": 0, "attention": 1, "group_norm": 3, "transfer_guide": 1,
         "rnn_simple": 0, "rnn_lstm": 0, "rnn_gru": 0, "rnn_bidirectional": 0, "rnn_states": 0,
+        // A user's class computes in Keras's channels-last layout: its image input goes back to NHWC.
+        "custom_layer": 3, "lambda_layer": 0,
     ]
 
     /// The repository's fixtures folder, found from this file's path.

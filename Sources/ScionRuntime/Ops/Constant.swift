@@ -12,7 +12,7 @@ extension Executor {
     }
 
     func opaque(_ node: Node, _ inputs: [RuntimeTensor], _ a: OpaqueAttributes) throws -> RuntimeTensor {
-        throw unsupported(node, "\(a.domain) \(a.type)")
+        throw RuntimeError(node.name, "cannot run it: \(a.uninterpretedReason)")
     }
 }
 
