@@ -39,6 +39,8 @@ struct ComparableGraph {
         var inputs: [String]
         /// The value holding the layer's result in `graph`.
         var output: String
+        /// Further results of a node with several outputs (a recurrent layer's states), in order.
+        var otherOutputs: [String] = []
         /// The nodes this layer stands for, in order; the last one produces `output`.
         var steps: [Step]
         /// Weights in Keras's order, each with its role in the layer (`kernel`, `bias`, `gamma`...),
@@ -88,6 +90,7 @@ struct ComparableGraph {
             }
             layers.append(Layer(
                 name: node.name, layer: node.layer, op: node.op, inputs: node.inputs, output: node.outputs.first ?? node.name,
+                otherOutputs: Array(node.outputs.dropFirst()),
                 steps: [Step(node: node.name, family: Self.family(node.op), output: node.outputs.first ?? node.name)],
                 parameters: parameters, trainable: node.trainable))
         }
@@ -176,7 +179,7 @@ struct ComparableGraph {
         // Families of one op, named by its type.
         case .convTranspose, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
              .unitNormalization, .attention, .groupNormalization, .normalization, .layerScale,
-             .onnx(.localResponseNormalization), .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .dropout,
+             .onnx(.localResponseNormalization), .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .recurrent, .dropout,
              .stochasticDepth, .identity, .augmentation, .zeroPadding, .cropping, .upSampling, .onnx(.slice),
              .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .elementwise, .concatenate,

@@ -136,6 +136,15 @@ enum LayerFields {
                     LayerField("mean", floats: a.mean ?? []), LayerField("variance", floats: a.variance ?? [])]
         case .embedding(let a):
             return [LayerField("input_dim", a.inputDimension), LayerField("output_dim", a.outputDimension)]
+        case .recurrent(let a):
+            var fields = [LayerField("units", a.units), LayerField("activation", activation(a.activation))]
+            if a.cell != .simpleRNN { fields.append(LayerField("recurrent_activation", activation(a.recurrentActivation))) }
+            fields += [LayerField("use_bias", a.useBias), LayerField("return_sequences", a.returnSequences),
+                       LayerField("return_state", a.returnState), LayerField("go_backwards", a.goBackwards)]
+            if a.cell == .gru { fields.append(LayerField("reset_after", a.resetAfter)) }
+            fields += [LayerField("dropout", float: a.dropout), LayerField("recurrent_dropout", float: a.recurrentDropout)]
+            if let merge = a.bidirectional { fields.append(LayerField("merge_mode", merge == .separate ? "None" : merge.rawValue)) }
+            return fields
         case .scaledResidual(let a):
             return [LayerField("scale", float: a.scale)]
         case .layerScale(let a):

@@ -59,6 +59,7 @@ struct LayerMatching {
         pairOfA[pair.a] = pair.b
         pairOfB[pair.b] = pair.a
         values[a.layers[pair.a].output] = b.layers[pair.b].output
+        for (x, y) in zip(a.layers[pair.a].otherOutputs, b.layers[pair.b].otherOutputs) { values[x] = y }
     }
 
     private mutating func matchByName(_ a: ComparableGraph, _ b: ComparableGraph) {
@@ -175,7 +176,7 @@ struct LayerMatching {
         case .resizing:
             false
         // Layers of their own (a bias of their own is `sameWork`'s business).
-        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .onnx(.gemm), .onnx(.matMul), .embedding,
+        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .onnx(.gemm), .onnx(.matMul), .embedding, .recurrent,
              .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .layerNormalization, .multiHeadAttention,
              .einsumDense, .unitNormalization, .attention,
              .groupNormalization,
@@ -259,7 +260,7 @@ struct LayerMatching {
              .unitNormalization, .attention, .groupNormalization,
              .normalization, .rescaling, .resizing, .layerScale, .onnx(.localResponseNormalization), .activation, .prelu,
              .onnx(.clip),
-             .onnx(.coercedSoftmax), .onnx(.unary), .embedding:
+             .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .recurrent:
             false
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
              .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),

@@ -44,6 +44,8 @@ public enum Op: Equatable, Sendable {
     /// `(x - mean) / sqrt(variance)`, statistics held as parameters (`mean`, `variance`).
     case normalization(NormalizationAttributes)
     case embedding(EmbeddingAttributes)
+    /// SimpleRNN, LSTM, GRU, alone or as Bidirectional; ONNX RNN, LSTM, GRU.
+    case recurrent(RecurrentAttributes)
     /// Inception-ResNet's residual: `inputs[0] + scale * inputs[1]`.
     case scaledResidual(ScaledResidualAttributes)
     /// ConvNeXt's LayerScale: `x * gamma`, gamma a learned per-channel parameter.
@@ -101,6 +103,7 @@ public enum Op: Equatable, Sendable {
         case .resizing(let a): a.kind.rawValue
         case .normalization: "Normalization"
         case .embedding: "Embedding"
+        case .recurrent(let a): a.bidirectional == nil ? a.cell.rawValue : "Bidirectional"
         case .scaledResidual: "CustomScaleLayer"
         case .layerScale: "LayerScale"
         case .transpose: "Transpose"

@@ -28,7 +28,7 @@ struct Context {
     /// The outputs' element type: the first input's unless the op decides it.
     var outputType: DType {
         switch node.op {
-        case .embedding: .float32
+        case .embedding, .recurrent: .float32
         case .onnx(.constant(let a)): a.dtype
         case .onnx(.cast(let a)): a.to
         case .onnx(.comparison): .bool
@@ -152,6 +152,7 @@ struct Context {
             return [try broadcastInputs()]
         case .onnx(.reduce(let a)): return [try reduce(a)]
         case .embedding(let a): return [try embedding(a)]
+        case .recurrent(let a): return try recurrent(a)
         case .onnx(.constant): return [try constant()]
         // Kept as read: the shapes the reader found, or unknown.
         case .opaque(let a):

@@ -187,6 +187,8 @@ struct KerasConfigWriter {
         case .embedding(let a):
             return [KerasLayerSpecification(className: "Embedding", config: [
                 "input_dim": .number(Double(a.inputDimension)), "output_dim": .number(Double(a.outputDimension))])]
+        case .recurrent(let a):
+            return [try Self.recurrent(a, trainable: node.trainable)]
         case .scaledResidual(let a):
             return [KerasLayerSpecification(className: "CustomScaleLayer", module: "keras.src.applications.inception_resnet_v2",
                                             registeredName: "CustomScaleLayer", config: ["scale": Self.number(a.scale)], takesList: true)]

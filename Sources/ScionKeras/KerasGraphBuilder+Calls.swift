@@ -46,17 +46,41 @@ extension KerasGraphBuilder {
             return try addOperationCall(layer, className: className, inputs: inputs, scope: scope, layer: recordName,
                                         call: call, trainable: trainable, recordIndex: recordIndex)
         }
-        let op = layerOp(className: className, config: config, inputCount: inputs.count, callArguments: layer)
+        var op = layerOp(className: className, config: config, inputCount: inputs.count, callArguments: layer)
+        let readsMask = inputs.contains(where: maskedValues.contains)
+        if case .recurrent = op, readsMask {
+            op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized))
+        }
         var nodeName = Self.scoped(scope, call > 0 ? "\(name)#\(call)" : name)
         while usedNames.contains(nodeName) { nodeName += "'" }
         usedNames.insert(nodeName)
-        let node = Node(name: nodeName, op: op, inputs: inputs, outputs: [nodeName], layer: recordName,
+        // A recurrent layer returning its states has one output per tensor Keras returns.
+        var outputs = [nodeName]
+        if case .recurrent(let a) = op { outputs += (1..<max(a.outputCount, 1)).map { "\(nodeName):\($0)" } }
+        if Self.producesMask(className: className, config: config, readsMask: readsMask) { maskedValues.formUnion(outputs) }
+        let node = Node(name: nodeName, op: op, inputs: inputs, outputs: outputs, layer: recordName,
                         scope: scope, trainable: trainable)
         if let recordIndex { records[recordIndex].nodeIndices.append(graph.nodes.count) }
         graph.nodes.append(node)
         // The class the file names (`Activation`, not the `ReLU` Scion reads it as), for inspect.
         graph.info.nodeTypes[nodeName] = className
-        return [nodeName]
+        return outputs
+    }
+
+    /// Whether a layer's output carries a Keras mask: `Embedding(mask_zero=True)` and `Masking` make
+    /// one; a layer reading a masked value passes it on, except a recurrent layer returning only its
+    /// last output and the layers that flatten or pool the time axis away.
+    static func producesMask(className: String, config: JSON, readsMask: Bool) -> Bool {
+        switch className {
+        case "Embedding": return config["mask_zero"]?.bool ?? false
+        case "Masking": return true
+        case "SimpleRNN", "LSTM", "GRU", "Bidirectional":
+            let inner = className == "Bidirectional" ? config["layer"]?["config"] : config
+            return readsMask && (inner?["return_sequences"]?.bool ?? false)
+        case "Flatten", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D":
+            return false
+        default: return readsMask
+        }
     }
 
     /// The op for a layer, or an opaque op keeping its config when Scion does not interpret it.

@@ -12,6 +12,10 @@ struct KerasGraphBuilder {
     var recordIndices: [String: Int] = [:]
     /// Scoped names already used by nodes, to keep them unique.
     var usedNames: Set<String> = []
+    /// Values that carry a Keras mask (from `Embedding(mask_zero=True)` or `Masking`, through the
+    /// layers that pass it on): a recurrent layer reading one skips masked steps, which Scion does
+    /// not run yet, so such a layer stays opaque.
+    var maskedValues: Set<String> = []
     /// Shapes Keras 3 records for the tensors a call reads (`__keras_tensor__` configs), by value:
     /// the only word on the output shape of a layer Scion does not interpret (a Lambda, a user's class).
     var declaredShapes: [String: Shape] = [:]

@@ -148,6 +148,8 @@ struct KerasLayerTable {
         case "Embedding":
             return .embedding(EmbeddingAttributes(inputDimension: try c.int("input_dim"),
                                                   outputDimension: try c.int("output_dim")))
+        case "SimpleRNN", "LSTM", "GRU", "Bidirectional":
+            return try recurrent(className: className, config: config).map(Op.recurrent)
         case "CustomScaleLayer":
             return .scaledResidual(ScaledResidualAttributes(scale: c.float("scale", 1)))
         case "LayerScale":

@@ -114,7 +114,8 @@ extension KerasModelPlan {
 
     private func reference(_ value: String) -> JSON {
         guard let producer = producers[value] else { return .null }
-        return .array([.string(layers[producer.layer].name), .number(Double(producer.call)), 0])
+        return .array([.string(layers[producer.layer].name), .number(Double(producer.call)),
+                       .number(Double(tensorIndices[value] ?? 0))])
     }
 
     private func kerasTensor(_ value: String) -> JSON {

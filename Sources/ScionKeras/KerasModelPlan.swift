@@ -23,6 +23,8 @@ struct KerasModelPlan {
     /// Shapes of the values between the layers of an expanded node (a fused activation written as
     /// its own layer): the node's output shape, since every such step keeps the shape.
     var stepValues: [String: ValueInfo] = [:]
+    /// Which of its layer call's outputs a value is, when not the first.
+    var tensorIndices: [String: Int] = [:]
     private var usedNames = UniqueNames()
     private var layerIndexByIRLayer: [String: Int] = [:]
 
@@ -114,7 +116,14 @@ struct KerasModelPlan {
             recordStepValue(value, of: node)
             stepOutputs.append(value)
         }
-        guard node.outputs.count == 1 else {
+        // A layer with several outputs (a recurrent layer returning its states) is one layer whose
+        // call yields them all, told apart by their tensor index.
+        if node.outputs.count > 1, specifications.count == 1, let last = producers[node.outputs[0]] {
+            for (index, output) in node.outputs.enumerated().dropFirst() {
+                producers[output] = last
+                tensorIndices[output] = index
+            }
+        } else if node.outputs.count != 1 {
             throw KerasError(.writeFailed, file: file, subject: node.name, "Keras layers written by Scion have one output")
         }
     }

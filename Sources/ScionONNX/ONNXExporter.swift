@@ -39,6 +39,7 @@ package enum ONNXExporter {
             inputs: graph.inputs.map { valueInfo($0) },
             outputs: graph.outputs.map { name in valueInfo(graph.values[name] ?? ValueInfo(name: name, shape: nil, dtype: .float32)) })
         let frozen = graph.parameters.all.filter { !$0.trainable && used.contains($0.name) }.map(\.name)
+            + builder.frozenConstants.filter(used.contains)
         var metadata: [(key: String, value: String)] = [(frozenParametersKey, jsonArray(frozen))]
         for key in graph.metadata.keys.sorted() where key.hasPrefix("keras") || key == "format" {
             metadata.append(("scion.source.\(key)", graph.metadata[key] ?? ""))

@@ -7,6 +7,9 @@ struct ONNXGraphBuilder {
     let opset: Int64
     var nodes: [ONNXNode] = []
     var initializers: [ONNXTensor] = []
+    /// Constants made from frozen weights (a frozen recurrent layer's converted W, R, B): listed with
+    /// the frozen parameters so the reader freezes what they become.
+    var frozenConstants: [String] = []
     private var valueNames: UniqueNames
     /// Node names live apart from value names in ONNX, so a node keeps its layer's name even though
     /// its output value has the same one.

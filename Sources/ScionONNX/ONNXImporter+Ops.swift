@@ -92,6 +92,7 @@ extension ONNXImportSession {
             }
             return single(.dropout(DropoutAttributes(rate: rate)))
         case "Identity": return single(.identity)
+        case "RNN", "LSTM", "GRU": return try recurrent(node, x)
         default:
             if let activation = try activation(node, x) { return single(.activation(activation)) }
             return try mapTensorOp(node, x)

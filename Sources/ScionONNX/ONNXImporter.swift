@@ -83,6 +83,12 @@ struct ONNXImportSession {
     var reportedShapes: [String: Shape] = [:]
     /// Values some node or the graph's outputs read: extra outputs nobody reads may be dropped.
     var consumed: Set<String> = []
+    /// Constants made on import from another (a recurrent node's weights in Keras's layout), by the
+    /// constant they came from.
+    var convertedFrom: [String: String] = [:]
+    /// Zero initial states a recurrent node did not take (Keras starts from zeros): what computed
+    /// them is removed once the graph is read.
+    var droppedInitialStates: Set<String> = []
     var nodeNames = UniqueNames()
     /// Parameter name by (source, role, shape), so a constant shared by several nodes is one parameter.
     var parameterNames: [String: String] = [:]
@@ -127,6 +133,7 @@ struct ONNXImportSession {
             graph.outputs.append(try value(output.name))
         }
         removeUnreadShapeReports()
+        removeDroppedInitialStates()
         applyTrainability()
         recordMetadata()
         recordModelInfo()
@@ -207,7 +214,11 @@ struct ONNXImportSession {
             for parameter in mapped.parameters {
                 parameterNames.append(try makeParameter(parameter.source, role: parameter.role, shape: parameter.shape, subject: subject))
             }
-            let outputs = Array(node.outputs.prefix(mapped.outputCount))
+            // An op with more outputs than the ONNX node names (an LSTM whose Y_c is not asked for)
+            // gets a name for each, unread.
+            let outputs = (0..<mapped.outputCount).map { offset in
+                offset < node.outputs.count && !node.outputs[offset].isEmpty ? node.outputs[offset] : "\(name)#output\(offset)"
+            }
             add(Node(name: name, op: mapped.op, inputs: try mapped.inputs.map { try value($0) }, outputs: outputs,
                      parameters: parameterNames))
         } else {
@@ -276,7 +287,8 @@ struct ONNXImportSession {
               let data = entry.value.data(using: .utf8),
               let names = (try? JSONSerialization.jsonObject(with: data)) as? [String] else { return }
         let frozen = Set(names)
-        graph.parameters.updateTrainable { !frozen.contains($0.name) }
+        // A weight converted on import (a recurrent node's) is frozen when what it came from was.
+        graph.parameters.updateTrainable { !frozen.contains($0.name) && !(convertedFrom[$0.name].map(frozen.contains) ?? false) }
     }
 
     mutating func recordMetadata() {

@@ -21,6 +21,8 @@ import ScionIR
 ///  Reshape(N, -1), Squeeze / Unsqueeze / Reshape of a known shape  →  Flatten / Reshape without the batch
 ///  Softmax of opset < 13 on rank 2    →  Softmax over the last axis
 ///  Concat of one input (torchvision's DenseNet)  →  nothing: its readers read the input
+///  Transpose → RNN/LSTM/GRU → Transpose, Reshape / Gather  →  SimpleRNN/LSTM/GRU/Bidirectional
+///  Cast to int64 read only by Embeddings  →  nothing: Keras's Embedding casts its indices itself
 /// ```
 struct KerasPatternRewriter {
     let passName: String
@@ -31,7 +33,7 @@ struct KerasPatternRewriter {
     var producers: [String: Int] = [:]
     var graphOutputs: Set<String>
 
-    enum Sweep: CaseIterable { case singleInputConcat, swish, constantTranspose, dense, denseBias, groupNormalization, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
+    enum Sweep: CaseIterable { case recurrent, embeddingCast, singleInputConcat, swish, constantTranspose, dense, denseBias, groupNormalization, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
 
     init(passName: String, graph: Graph) {
         self.passName = passName
@@ -47,6 +49,8 @@ struct KerasPatternRewriter {
             index()
             for position in graph.nodes.indices where !removed.contains(graph.nodes[position].name) {
                 switch sweep {
+                case .recurrent: try foldRecurrent(position)
+                case .embeddingCast: foldEmbeddingCast(position)
                 case .singleInputConcat: foldSingleInputConcat(position)
                 case .swish: try foldSwish(position)
                 case .constantTranspose: try foldConstantTranspose(position)

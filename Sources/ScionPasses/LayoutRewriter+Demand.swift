@@ -37,7 +37,7 @@ extension LayoutRewriter {
             let inputRanks = node.inputs.map { ranks[$0] }
             guard inputRanks.allSatisfy({ $0 != nil }) else { return nil }
             return inputRanks.compactMap { $0 }.max()
-        case .dense, .flatten, .reshape, .permute, .transpose, .embedding, .multiHeadAttention, .einsumDense,
+        case .dense, .flatten, .reshape, .permute, .transpose, .embedding, .recurrent, .multiHeadAttention, .einsumDense,
              .unitNormalization, .attention, .opaque, .onnx:
             return nil
         }

@@ -87,7 +87,7 @@ extension LayoutRewriter {
             if a.permutation == direction.toOriginal(rank: rank) { return .layoutTranspose(readsConverted: false) }
             if a.permutation == direction.toConverted(rank: rank) { return .layoutTranspose(readsConverted: true) }
             return .original
-        case .permute, .embedding:
+        case .permute, .embedding, .recurrent:
             return .original
         // Projects the last axis and attends over the others: the order the source wrote.
         case .multiHeadAttention, .einsumDense, .unitNormalization, .attention:

@@ -33,6 +33,9 @@ extension Trainer {
             if case .onnx(.split(let a)) = node.op, let x = inputs.first {
                 // The one op with several outputs: its VJP takes every output's gradient.
                 step = try splitBackward(node, a, x, upstream: upstream)
+            } else if case .recurrent(let a) = node.op, let x = inputs.first {
+                // Several outputs too: backprop through time takes each one's gradient.
+                step = try recurrentBackward(node, a, x, upstream: upstream, saved: tape.saved[index])
             } else {
                 guard let dy = upstream[0], let output = node.outputs.first, let y = tape.values[output] else { continue }
                 let skip = skipOutputActivation && output == self.output
@@ -78,6 +81,10 @@ extension Trainer {
         case .onnx(.gemm(let a)): try gemmBackward(node, a, inputs, x, dy: dy)
         case .onnx(.matMul): try matMulBackward(node, inputs, x, dy: dy)
         case .embedding(let a): embeddingBackward(node, a, x, dy: dy)
+        // Ops/Recurrent.swift
+        case .recurrent:
+            // `backward` differentiates it itself: it may have several outputs.
+            throw RuntimeError(node.name, "\(node.op.typeName) is differentiated by the backward loop, not one output at a time")
         // Ops/Normalization.swift
         case .batchNormalization(let a): try batchNormalizationBackward(node, a, x, dy: dy, saved: saved)
         case .layerNormalization(let a): try layerNormalizationBackward(node, a, x, dy: dy)

@@ -11,6 +11,8 @@ extension Trainer {
         case batchStatistics(Kernels.BatchStatistics)
         /// Dropout's kept-and-scaled mask.
         case mask([Float])
+        /// A recurrent layer's runs, one per direction (every step's gates and states).
+        case recurrentRuns([RecurrentDirectionRun])
     }
 
     /// Every value of one batch's forward pass, and what each step saved.
@@ -32,6 +34,13 @@ extension Trainer {
             if case .onnx(.split(let a)) = node.op, let x = inputs.first {
                 let parts = try executor.split(node, x, a)
                 for (output, part) in zip(node.outputs, parts) { tape.values[output] = part }
+                continue
+            }
+            if case .recurrent(let a) = node.op, let x = inputs.first {
+                // Several outputs, and the runs kept for backprop through time (Ops/Recurrent.swift).
+                let (outputs, saved) = try recurrentForward(node, a, x, training: training)
+                for (output, value) in zip(node.outputs, outputs) { tape.values[output] = value }
+                tape.saved[index] = saved
                 continue
             }
             let (result, saved) = try forwardStep(node, inputs, training: training, random: &random)
@@ -82,7 +91,7 @@ extension Trainer {
             throw RuntimeError(node.name, "\(a.kerasClass) with dropout \(a.dropout) cannot be trained yet (its dropout on the "
                 + "attention distribution is not implemented); freeze it or set dropout to 0")
         // As at inference, by family.
-        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding,
+        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding, .recurrent,
              .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization,
              .attention, .groupNormalization, .normalization,
              .activation, .prelu, .elementwise, .scaledResidual, .layerScale, .rescaling, .resizing, .flatten, .reshape,

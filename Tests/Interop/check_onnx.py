@@ -27,10 +27,6 @@ TOLERANCE = 1e-4
 # Fixtures holding layers ONNX cannot express in Scion yet, each with the reason.
 EXPECTED_UNSUPPORTED = {
     "keras3/activation_zoo": "sparsemax has no ONNX pattern yet",
-    # Recurrent layers are read (weights, counts, Keras round trips) but not yet interpreted:
-    # issue 11 maps them to ONNX's LSTM/GRU patterns.
-    "keras2/text_rnn": "LSTM/GRU/Bidirectional have no ONNX pattern yet",
-    "keras3/text_rnn": "LSTM/GRU/Bidirectional have no ONNX pattern yet",
     # ONNX Resize has no Lanczos kernel, nor TensorFlow's tabulated bicubic (tf.keras).
     "keras2/resizing_kernels": "Lanczos and tf.keras's bicubic have no ONNX Resize match",
     "keras3/resizing_kernels": "Lanczos has no ONNX Resize match",

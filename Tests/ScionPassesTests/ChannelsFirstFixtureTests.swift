@@ -19,7 +19,8 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         "misc_zoo": 0, "mobilenet": 1, "mobilenet_v2": 1, "mobilenet_v3_small": 1, "multi_io": 1,
         "nested_functional": 1, "nested_transfer": 1, "partly_frozen": 1, "shared_layer": 2,
         "teachable_machine": 1, "trained_with_optimizer": 1,
-        // Recurrent layers are opaque and stay as they are. MultiHeadAttention keeps the order
+        // Recurrent layers read and write their Keras order (the ONNX writer transposes around its
+        // node itself). MultiHeadAttention keeps the order
         // Keras wrote (it projects the last axis): each attention's sequence is transposed once
         // for the GlobalAveragePooling that reads it, as embedding's.
         "text_rnn": 0, "attention": 1, "group_norm": 3, "transfer_guide": 1,
@@ -28,6 +29,7 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // the batch axis: Permutes).
         "kerasops_zoo": 0, "kerasops_vit": 2,
         "resizing": 1, "resizing_kernels": 1, "resizing_antialias": 1, "cropping_layers": 1,
+        "rnn_simple": 0, "rnn_lstm": 0, "rnn_gru": 0, "rnn_bidirectional": 0, "rnn_states": 0,
         // A user's class computes in Keras's channels-last layout: its image input goes back to NHWC.
         "custom_layer": 3, "lambda_layer": 0,
         "transformer_block": 1, "attention_variants": 3, "einsum_dense": 1,

@@ -13,9 +13,8 @@ final class FixtureRunTests: XCTestCase {
         .deletingLastPathComponent().appendingPathComponent("fixtures")
 
     /// Model → the op it stops at.
-    /// Recurrent layers are kept opaque (read, counted, cut and written, not run).
+    /// Layers kept opaque (read, counted, cut and written, not run).
     static let notYet: [String: String] = [
-        "keras2/text_rnn": "Bidirectional", "keras3/text_rnn": "Bidirectional",
         // A user's class and Lambda layers are Python code: refused by name, never run.
         "keras2/custom_layer": "base_scale: cannot run it: 'ScaleBy' is a custom layer class (scion_fixtures>ScaleBy)",
         "keras3/custom_layer": "base_scale: cannot run it: 'ScaleBy' is a custom layer class (scion_fixtures>ScaleBy)",

@@ -2,8 +2,9 @@ import Foundation
 @testable import Scion
 import XCTest
 
-/// `diff` on layers Scion keeps opaque (LSTM, GRU, Bidirectional, MultiHeadAttention): the same
-/// model in .h5 and .keras, or converted from Keras 2, is the same; a changed setting is one line.
+/// `diff` on layers with sublayers (LSTM, GRU, Bidirectional, typed since issue 15; MultiHeadAttention,
+/// kept opaque): the same model in .h5 and .keras, or converted from Keras 2, is the same; a changed
+/// opaque setting is one line.
 final class OpaqueConfigDiffTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("fixtures")

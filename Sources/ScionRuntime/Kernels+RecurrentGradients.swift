@@ -1,0 +1,146 @@
+import ScionIR
+
+/// One direction's gradients from backprop through time.
+struct RecurrentDirectionGradients {
+    /// `[batch, time, features]`, in the input's time order.
+    var input: [Float]
+    var kernel: [Float]
+    var recurrentKernel: [Float]
+    /// `[G*units]`, or GRU with `resetAfter`: input row then recurrent row, `[2 * 3*units]`.
+    var bias: [Float]
+}
+
+extension Kernels {
+    /// f'(x) as a function of the input and output; linear's is 1.
+    static func derivative(_ activation: Activation, node: String) throws -> (Float, Float) -> Float {
+        if activation == .linear { return { _, _ in 1 } }
+        guard let derivative = elementDerivative(activation) else {
+            throw RuntimeError(node, "activation \(activation.displayName) has no gradient inside a recurrent cell yet")
+        }
+        return derivative
+    }
+
+    /// Backprop through time for one direction, from the run the forward pass kept. `stepGradients`
+    /// is `[steps, batch, units]` in processing order (what each step's output receives), `finalHidden`
+    /// and `finalCell` what the last states receive.
+    static func recurrentDirectionBackward(_ x: RuntimeTensor, _ w: RecurrentCellWeights, _ a: RecurrentAttributes,
+                                           run: RecurrentDirectionRun, reversed: Bool, stepGradients: [Float],
+                                           finalHidden: [Float]?, finalCell: [Float]?, node: String) throws
+        -> RecurrentDirectionGradients
+    {
+        let (batch, time, features) = (x.shape[0], x.shape[1], x.shape[2])
+        let units = a.units, width = a.cell.gateCount * units, size = batch * units
+        let act = try derivative(a.activation, node: node), gate = try derivative(a.recurrentActivation, node: node)
+        let activate = elementFunction(a.activation) ?? { $0 }
+        var dProjected = [Float](repeating: 0, count: batch * time * width)
+        var dRecurrent = [Float](repeating: 0, count: units * width)
+        var dRecurrentBias = [Float](repeating: 0, count: width)
+        var dh = finalHidden ?? [Float](repeating: 0, count: size)
+        var dc = finalCell ?? [Float](repeating: 0, count: size)
+        let gruSplit = a.cell == .gru && !a.resetAfter
+        let zrKernel = gruSplit ? columns(w.recurrentKernel, rows: units, width: width, range: 0..<(2 * units)) : []
+        let hKernel = gruSplit ? columns(w.recurrentKernel, rows: units, width: width, range: (2 * units)..<width) : []
+        var dZ = [Float](repeating: 0, count: batch * width)
+        for step in (0..<time).reversed() {
+            let t = reversed ? time - 1 - step : step
+            let previous = Array(run.state(after: step - 1))
+            let base = step * batch * width
+            for index in 0..<size { dh[index] += stepGradients[step * size + index] }
+            var dPrevious = [Float](repeating: 0, count: size)
+            switch a.cell {
+            case .simpleRNN:
+                for n in 0..<batch {
+                    for j in 0..<units {
+                        let k = n * width + j
+                        dZ[k] = dh[n * units + j] * act(run.preactivations[base + k], run.activations[base + k])
+                    }
+                }
+            case .lstm:
+                for n in 0..<batch {
+                    for j in 0..<units {
+                        let s = n * units + j, k = n * width + j
+                        let (i, f, g, o) = (run.activations[base + k], run.activations[base + k + units],
+                                            run.activations[base + k + 2 * units], run.activations[base + k + 3 * units])
+                        let c = run.cells[(step + 1) * size + s], cPrevious = run.cells[step * size + s], tc = activate(c)
+                        let dcTotal = dc[s] + dh[s] * o * act(c, tc)
+                        dZ[k] = dcTotal * g * gate(run.preactivations[base + k], i)
+                        dZ[k + units] = dcTotal * cPrevious * gate(run.preactivations[base + k + units], f)
+                        dZ[k + 2 * units] = dcTotal * i * act(run.preactivations[base + k + 2 * units], g)
+                        dZ[k + 3 * units] = dh[s] * tc * gate(run.preactivations[base + k + 3 * units], o)
+                        dc[s] = dcTotal * f
+                    }
+                }
+            case .gru:
+                // dZ holds the input projection's gradient; the recurrent product's differs in the
+                // candidate's columns (multiplied by r when the reset comes after the product).
+                var dRecurrentCandidate = [Float](repeating: 0, count: size)
+                for n in 0..<batch {
+                    for j in 0..<units {
+                        let s = n * units + j, k = n * width + j
+                        let (z, r, hh) = (run.activations[base + k], run.activations[base + k + units], run.activations[base + k + 2 * units])
+                        let dCandidate = dh[s] * (1 - z) * act(run.preactivations[base + k + 2 * units], hh)
+                        dPrevious[s] += dh[s] * z
+                        dZ[k] = dh[s] * (previous[s] - hh) * gate(run.preactivations[base + k], z)
+                        dZ[k + 2 * units] = dCandidate
+                        if a.resetAfter {
+                            let recurrentCandidate = run.recurrentCandidate[step * size + s]
+                            dZ[k + units] = dCandidate * recurrentCandidate * gate(run.preactivations[base + k + units], r)
+                            dRecurrentCandidate[s] = dCandidate * r
+                        }
+                    }
+                }
+                if gruSplit {
+                    // candidate = x_h + (r * h) U_h: d(r * h) = dCandidate U_hᵀ.
+                    var candidateGradient = [Float](repeating: 0, count: size), dReset = [Float](repeating: 0, count: size)
+                    for n in 0..<batch { for j in 0..<units { candidateGradient[n * units + j] = dZ[n * width + 2 * units + j] } }
+                    product(candidateGradient, hKernel, m: batch, n: units, k: units, into: &dReset, transposeB: true)
+                    var resetState = [Float](repeating: 0, count: size)
+                    for n in 0..<batch {
+                        for j in 0..<units {
+                            let s = n * units + j, k = n * width + j
+                            let r = run.activations[base + k + units]
+                            resetState[s] = r * previous[s]
+                            dPrevious[s] += dReset[s] * r
+                            dZ[k + units] = dReset[s] * previous[s] * gate(run.preactivations[base + k + units], r)
+                        }
+                    }
+                    // dU_h += (r * h)ᵀ dCandidate, dU_zr += hᵀ d[z, r]; dh += d[z, r] U_zrᵀ.
+                    var dH = [Float](repeating: 0, count: units * units)
+                    product(resetState, candidateGradient, m: units, n: units, k: batch, into: &dH, transposeA: true)
+                    var zr = [Float](repeating: 0, count: batch * 2 * units)
+                    for n in 0..<batch { for j in 0..<(2 * units) { zr[n * 2 * units + j] = dZ[n * width + j] } }
+                    var dZR = [Float](repeating: 0, count: units * 2 * units)
+                    product(previous, zr, m: units, n: 2 * units, k: batch, into: &dZR, transposeA: true)
+                    for row in 0..<units {
+                        for j in 0..<(2 * units) { dRecurrent[row * width + j] += dZR[row * 2 * units + j] }
+                        for j in 0..<units { dRecurrent[row * width + 2 * units + j] += dH[row * units + j] }
+                    }
+                    product(zr, zrKernel, m: batch, n: units, k: 2 * units, into: &dPrevious, transposeB: true, accumulate: true)
+                } else {
+                    var recurrentGradient = dZ
+                    for n in 0..<batch { for j in 0..<units { recurrentGradient[n * width + 2 * units + j] = dRecurrentCandidate[n * units + j] } }
+                    product(previous, recurrentGradient, m: units, n: width, k: batch, into: &dRecurrent, transposeA: true, accumulate: true)
+                    product(recurrentGradient, w.recurrentKernel, m: batch, n: units, k: width, into: &dPrevious, transposeB: true,
+                            accumulate: true)
+                    for n in 0..<batch { for j in 0..<width { dRecurrentBias[j] += recurrentGradient[n * width + j] } }
+                }
+            }
+            if a.cell != .gru {
+                product(previous, dZ, m: units, n: width, k: batch, into: &dRecurrent, transposeA: true, accumulate: true)
+                product(dZ, w.recurrentKernel, m: batch, n: units, k: width, into: &dPrevious, transposeB: true, accumulate: true)
+            }
+            for n in 0..<batch {
+                for j in 0..<width { dProjected[(n * time + t) * width + j] = dZ[n * width + j] }
+            }
+            dh = dPrevious
+        }
+        var dKernel = [Float](repeating: 0, count: features * width)
+        product(x.data, dProjected, m: features, n: width, k: batch * time, into: &dKernel, transposeA: true)
+        var dx = [Float](repeating: 0, count: batch * time * features)
+        product(dProjected, w.kernel, m: batch * time, n: features, k: width, into: &dx, transposeB: true)
+        var dBias = [Float](repeating: 0, count: width)
+        for row in 0..<(batch * time) { for j in 0..<width { dBias[j] += dProjected[row * width + j] } }
+        if w.recurrentBias != nil { dBias += dRecurrentBias }
+        return RecurrentDirectionGradients(input: dx, kernel: dKernel, recurrentKernel: dRecurrent, bias: dBias)
+    }
+}

@@ -1,0 +1,211 @@
+import ScionIR
+
+/// Recurrent layers (SimpleRNN, LSTM, GRU, Bidirectional): the forward run of each direction
+/// (`Kernels.recurrentDirection`), merged and arranged into Keras's outputs.
+extension Executor {
+    /// One direction's weights, read by their Keras roles under `path` (`cell`, `forward_layer/cell`).
+    func recurrentWeights(_ node: Node, _ a: RecurrentAttributes, path: String) throws -> RecurrentCellWeights {
+        var weights = RecurrentCellWeights(kernel: try require(node, .sublayer(path, .kernel)),
+                                           recurrentKernel: try require(node, .sublayer(path, .recurrentKernel)))
+        if a.useBias {
+            let bias = try require(node, .sublayer(path, .bias))
+            let width = a.cell.gateCount * a.units
+            guard bias.count == (a.cell == .gru && a.resetAfter ? 2 * width : width) else {
+                throw RuntimeError(node.name, "bias of \(bias.count) values does not fit \(a.units) units")
+            }
+            weights.inputBias = Array(bias[0..<width])
+            if bias.count == 2 * width { weights.recurrentBias = Array(bias[width...]) }
+        }
+        return weights
+    }
+
+    /// Each direction's run: the forward one reads backwards when `goBackwards`, the backward one
+    /// the other way.
+    func recurrentRuns(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes) throws -> [RecurrentDirectionRun] {
+        guard x.rank == 3 else { throw RuntimeError(node.name, "\(node.op.typeName) needs a [batch, time, features] input, got \(x.shape)") }
+        return try a.cellPaths.enumerated().map { direction, path in
+            try Kernels.recurrentDirection(x, try recurrentWeights(node, a, path: path), a,
+                                           reversed: direction == 0 ? a.goBackwards : !a.goBackwards, node: node.name)
+        }
+    }
+
+    /// All of the node's outputs: the (merged) output, then the final states.
+    func recurrent(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes) throws -> [RuntimeTensor] {
+        guard a.timeMajor else { return Self.recurrentOutputs(try recurrentRuns(node, x, a), a) }
+        guard x.rank == 3 else { throw RuntimeError(node.name, "\(node.op.typeName) needs a [time, batch, features] input, got \(x.shape)") }
+        return Self.timeMajorOutputs(try recurrentRuns(node, Kernels.transpose(x, [1, 0, 2]), a), a)
+    }
+
+    /// ONNX's outputs: `Y [time, directions, batch, units]` with every direction in time order, then
+    /// `Y_h` and (LSTM) `Y_c` `[directions, batch, units]`.
+    static func timeMajorOutputs(_ runs: [RecurrentDirectionRun], _ a: RecurrentAttributes) -> [RuntimeTensor] {
+        guard let first = runs.first else { return [] }
+        let (batch, steps, units, directions) = (first.batch, first.steps, first.units, runs.count)
+        var y = [Float](repeating: 0, count: steps * directions * batch * units)
+        var hidden = [Float](), cells = [Float]()
+        for (d, run) in runs.enumerated() {
+            let readsBackwards = d == 0 ? a.goBackwards : !a.goBackwards
+            let sequence = Kernels.sequence(of: run, flipped: readsBackwards)
+            for n in 0..<batch {
+                for t in 0..<steps {
+                    for j in 0..<units { y[((t * directions + d) * batch + n) * units + j] = sequence[(n * steps + t) * units + j] }
+                }
+            }
+            let size = batch * units
+            hidden += run.state(after: steps - 1)
+            if a.cell == .lstm { cells += run.cells[(steps * size)..<((steps + 1) * size)] }
+        }
+        var outputs = [RuntimeTensor(shape: [steps, directions, batch, units], data: y),
+                       RuntimeTensor(shape: [directions, batch, units], data: hidden)]
+        if a.cell == .lstm { outputs.append(RuntimeTensor(shape: [directions, batch, units], data: cells)) }
+        return outputs
+    }
+
+    /// Keras's outputs from the directions' runs. Bidirectional flips the backward direction's
+    /// sequence back into time order before merging.
+    static func recurrentOutputs(_ runs: [RecurrentDirectionRun], _ a: RecurrentAttributes) -> [RuntimeTensor] {
+        guard let first = runs.first else { return [] }
+        let (batch, steps, units) = (first.batch, first.steps, first.units)
+        let outputs: [RuntimeTensor] = runs.enumerated().map { direction, run in
+            if a.returnSequences {
+                return RuntimeTensor(shape: [batch, steps, units], data: Kernels.sequence(of: run, flipped: direction == 1))
+            }
+            return RuntimeTensor(shape: [batch, units], data: Array(run.state(after: steps - 1)))
+        }
+        var merged: [RuntimeTensor]
+        switch a.bidirectional {
+        case nil, .separate?:
+            merged = outputs
+        case .concat?:
+            let rows = outputs[0].count / units
+            var data = [Float](repeating: 0, count: rows * 2 * units)
+            for row in 0..<rows {
+                for j in 0..<units {
+                    data[row * 2 * units + j] = outputs[0].data[row * units + j]
+                    data[row * 2 * units + units + j] = outputs[1].data[row * units + j]
+                }
+            }
+            merged = [RuntimeTensor(shape: Array(outputs[0].shape.dropLast()) + [2 * units], data: data)]
+        case .sum?, .mul?, .ave?:
+            let combine: (Float, Float) -> Float = switch a.bidirectional {
+            case .sum?: (+)
+            case .mul?: (*)
+            default: { ($0 + $1) / 2 }
+            }
+            merged = [RuntimeTensor(shape: outputs[0].shape, data: zip(outputs[0].data, outputs[1].data).map(combine))]
+        }
+        guard a.returnState else { return merged }
+        for run in runs {
+            merged.append(RuntimeTensor(shape: [batch, units], data: Array(run.state(after: steps - 1))))
+            if a.cell == .lstm {
+                let size = batch * units
+                merged.append(RuntimeTensor(shape: [batch, units], data: Array(run.cells[(steps * size)..<((steps + 1) * size)])))
+            }
+        }
+        return merged
+    }
+}
+
+extension Trainer {
+    /// Forward while training: every output, and the directions' runs for backprop through time.
+    func recurrentForward(_ node: Node, _ a: RecurrentAttributes, _ x: RuntimeTensor, training: Bool) throws
+        -> ([RuntimeTensor], Saved)
+    {
+        if training && (a.dropout > 0 || a.recurrentDropout > 0) {
+            // Keras drops inputs and states inside the cell while fitting, even in a frozen layer.
+            throw RuntimeError(node.name, "\(node.op.typeName) has dropout \(a.dropout) and recurrent_dropout \(a.recurrentDropout): "
+                               + "Scion does not train through a recurrent layer's dropout yet (set both to 0)")
+        }
+        let batchMajor = a.timeMajor ? Kernels.transpose(x, [1, 0, 2]) : x
+        let runs = try executor.recurrentRuns(node, batchMajor, a)
+        let outputs = a.timeMajor ? Executor.timeMajorOutputs(runs, a) : Executor.recurrentOutputs(runs, a)
+        return (outputs, .recurrentRuns(runs))
+    }
+
+    /// Backprop through time: the outputs' gradients split per direction (undoing the merge, the
+    /// backward direction's flip and ONNX's time-major layout), then each direction's VJP.
+    func recurrentBackward(_ node: Node, _ a: RecurrentAttributes, _ input: RuntimeTensor, upstream: [RuntimeTensor?],
+                           saved: Saved?) throws -> StepGradients {
+        guard case .recurrentRuns(let runs)? = saved, let first = runs.first else {
+            throw RuntimeError(node.name, "was not run forward for training")
+        }
+        let x = a.timeMajor ? Kernels.transpose(input, [1, 0, 2]) : input
+        let (batch, steps, units) = (first.batch, first.steps, first.units)
+        let size = batch * units, directions = runs.count
+        let reads = (0..<directions).map { $0 == 0 ? a.goBackwards : !a.goBackwards }
+        // Per direction: each step's output gradient in processing order, the final states'.
+        var stepGradients = Array(repeating: [Float](repeating: 0, count: steps * size), count: directions)
+        var finalHidden = Array(repeating: [Float](repeating: 0, count: size), count: directions)
+        var finalCell = finalHidden
+        /// Adds a `[batch, time, units]` gradient (time order when `timeOrder`) to direction `d`'s steps.
+        func addSequence(_ d: Int, _ g: (Int, Int, Int) -> Float, timeOrder: Bool) {
+            for step in 0..<steps {
+                let position = timeOrder && reads[d] ? steps - 1 - step : step
+                for n in 0..<batch { for j in 0..<units { stepGradients[d][step * size + n * units + j] += g(n, position, j) } }
+            }
+        }
+        if a.timeMajor {
+            if let dy = upstream[0] {
+                for d in 0..<directions {
+                    addSequence(d, { n, t, j in dy.data[((t * directions + d) * batch + n) * units + j] }, timeOrder: true)
+                }
+            }
+            for (slot, target) in [(1, 0), (2, 1)] where slot < upstream.count {
+                guard let dState = upstream[slot] else { continue }
+                for d in 0..<directions {
+                    let part = Array(dState.data[(d * size)..<((d + 1) * size)])
+                    if target == 0 { finalHidden[d] = zip(finalHidden[d], part).map(+) } else { finalCell[d] = part }
+                }
+            }
+        } else {
+            let outputCount = a.bidirectional == .separate ? 2 : 1
+            // The directions' own outputs, for mul's product rule.
+            let own = a.bidirectional == .mul
+                ? Executor.recurrentOutputs(runs, RecurrentAttributes(cell: a.cell, units: units, returnSequences: a.returnSequences,
+                                                                      bidirectional: .separate)) : []
+            for slot in 0..<outputCount {
+                guard let dy = upstream[slot] else { continue }
+                let width = dy.shape.last ?? units
+                for d in 0..<directions {
+                    if a.bidirectional == .separate && d != slot { continue }
+                    let offset = a.bidirectional == .concat && d == 1 ? units : 0
+                    let scale: Float = a.bidirectional == .ave ? 0.5 : 1
+                    func g(_ row: Int, _ j: Int) -> Float {
+                        let value = dy.data[row * width + offset + j] * scale
+                        return a.bidirectional == .mul ? value * own[1 - d].data[row * units + j] : value
+                    }
+                    if a.returnSequences {
+                        addSequence(d, { n, t, j in g(n * steps + t, j) }, timeOrder: d == 1)
+                    } else {
+                        for n in 0..<batch { for j in 0..<units { finalHidden[d][n * units + j] += g(n, j) } }
+                    }
+                }
+            }
+            if a.returnState {
+                var slot = outputCount
+                for d in 0..<directions {
+                    if let dh = upstream[slot] { finalHidden[d] = zip(finalHidden[d], dh.data).map(+) }
+                    slot += 1
+                    if a.cell == .lstm {
+                        if let dc = upstream[slot] { finalCell[d] = dc.data }
+                        slot += 1
+                    }
+                }
+            }
+        }
+        var dx = [Float](repeating: 0, count: x.count)
+        var parameters: [(String, [Float])] = []
+        for (d, path) in a.cellPaths.enumerated() {
+            let weights = try executor.recurrentWeights(node, a, path: path)
+            let gradients = try Kernels.recurrentDirectionBackward(
+                x, weights, a, run: runs[d], reversed: reads[d], stepGradients: stepGradients[d], finalHidden: finalHidden[d],
+                finalCell: finalCell[d], node: node.name)
+            for index in dx.indices { dx[index] += gradients.input[index] }
+            for (role, values) in [(ParameterRole.kernel, gradients.kernel), (.recurrentKernel, gradients.recurrentKernel), (.bias, gradients.bias)] {
+                if let parameter = graph.parameter(of: node, role: .sublayer(path, role)) { parameters.append((parameter.name, values)) }
+            }
+        }
+        let inputGradient = RuntimeTensor(shape: x.shape, data: dx)
+        return StepGradients(inputs: [a.timeMajor ? Kernels.transpose(inputGradient, [1, 0, 2]) : inputGradient], parameters: parameters)
+    }
+}
