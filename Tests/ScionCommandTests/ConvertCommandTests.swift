@@ -31,14 +31,14 @@ final class ConvertCommandTests: XCTestCase {
                     XCTAssertFalse(FileManager.default.fileExists(atPath: output.path), "nothing half-written")
                     continue
                 }
-                if let layer = [
-                                "custom_layer": "base_scale: no ONNX for it: 'ScaleBy' is a custom layer class (scion_fixtures>ScaleBy)",
+                if let layer = ["custom_layer": "base_scale: no ONNX for it: 'ScaleBy' is a custom layer class (scion_fixtures>ScaleBy)",
                                 "lambda_layer": "affine: no ONNX for it: a Lambda layer's computation is Python bytecode",
                                 // ONNX Resize has no Lanczos kernel; antialias needs opset 18 (the default is 17).
                                 "resizing_kernels": "down_lanczos3: Resizing with lanczos3",
                                 "resizing_antialias": "down_antialias: Resizing with antialias needs ONNX Resize's antialias"]
                     .first(where: { file.hasPrefix($0.key + ".") })?.value {
-                    // Layers kept opaque (a user's class and Lambda): no ONNX for them, refused by name.
+                    // What ONNX cannot express (a user's class or a Lambda: Python code; Lanczos; antialias
+                    // below opset 18): refused by name.
                     XCTAssertEqual(result.status, 1)
                     XCTAssertTrue(result.standardError.contains(layer), result.standardError)
                     XCTAssertFalse(FileManager.default.fileExists(atPath: output.path), "nothing half-written")
