@@ -417,11 +417,14 @@ public struct OpaqueAttributes: Equatable, Sendable {
     /// Whether Keras calls the layer with its inputs as one list (`Lambda(...)([a, b])`) rather than as
     /// separate arguments: the layer's own code decides which it reads, so the writer must repeat it.
     public var takesList: Bool
+    /// What the reader could not read in it, when it knows (a `keras.ops` call with arguments it
+    /// does not interpret): the refusals of `run` and the writers repeat it.
+    public var unreadReason: String?
     /// Attributes with these values.
     public init(domain: String, type: String, configuration: String, outputShapes: [Shape?]? = nil,
-                registration: KerasRegistration? = nil, takesList: Bool = false) {
+                registration: KerasRegistration? = nil, takesList: Bool = false, unreadReason: String? = nil) {
         self.domain = domain; self.type = type; self.configuration = configuration; self.outputShapes = outputShapes
-        self.registration = registration; self.takesList = takesList
+        self.registration = registration; self.takesList = takesList; self.unreadReason = unreadReason
     }
 }
 
@@ -438,6 +441,9 @@ extension OpaqueAttributes {
             return "a Lambda layer's computation is Python bytecode, which Scion does not run"
         }
         if domain == "keras" { return "Keras layer type '\(type)' is not interpreted by Scion yet" }
+        if domain == "keras.ops" {
+            return "keras.ops operation \(type) \(unreadReason ?? "is not interpreted by Scion yet")"
+        }
         return "\(domain.isEmpty ? "ONNX" : domain) op '\(type)' is not interpreted by Scion yet"
     }
 }

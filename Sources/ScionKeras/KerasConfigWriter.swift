@@ -210,6 +210,10 @@ struct KerasConfigWriter {
             for key in ["name", "trainable", "dtype"] { kept[key] = nil }
             return [KerasLayerSpecification(className: a.kind.rawValue, config: kept)]
         case .opaque(let a):
+            if a.domain == "keras.ops" {
+                // Its call's arguments were not kept: it cannot be written back as read.
+                throw Refusal(reason: "cannot be written: \(a.uninterpretedReason)")
+            }
             guard a.domain == "keras", let data = a.configuration.data(using: .utf8),
                   let config = try? JSON.parse(data).object else {
                 throw Refusal(reason: "\(a.domain) op '\(a.type)' has no Keras layer equivalent")

@@ -24,11 +24,24 @@ extension KerasGraphBuilder {
         let name = Self.scoped(scope, call > 0 ? "\(Self.layerName(layer))#\(call)" : Self.layerName(layer))
         let callData = layer["inbound_nodes"]?.array?[call]
         let module = layer["module"]?.string ?? "keras.src.ops"
-        func refusal(_ reason: String) -> KerasError {
-            configError(name, "keras.ops operation \(className) (\(module)) \(reason)")
+        // An operation Scion does not read is kept as read, like a layer it does not interpret:
+        // inspect lists it and surgery can cut it away (Keras 3 computes Embedding(mask_zero=True)'s
+        // mask as `ops.not_equal(tokens, 0)`); `run`, ONNX and the Keras writers refuse it by name.
+        func unread(_ reason: String) -> [String] {
+            var nodeName = name
+            while usedNames.contains(nodeName) { nodeName += "'" }
+            usedNames.insert(nodeName)
+            let config = layer["config"] ?? .object([:])
+            let op = Op.opaque(OpaqueAttributes(domain: "keras.ops", type: className, configuration: config.serialized,
+                                                unreadReason: "(\(module)) \(reason)"))
+            if let recordIndex { records[recordIndex].nodeIndices.append(graph.nodes.count) }
+            graph.nodes.append(Node(name: nodeName, op: op, inputs: inputs, outputs: [nodeName], layer: recordName,
+                                    scope: scope, trainable: trainable))
+            graph.info.nodeTypes[nodeName] = "ops.\(className)"
+            return [nodeName]
         }
         if let keywords = callData?["kwargs"]?.object, !keywords.isEmpty {
-            throw refusal("is called with keyword arguments \(keywords.keys.sorted()), which Scion does not read")
+            return unread("is called with keyword arguments \(keywords.keys.sorted()), which Scion does not read")
         }
         let reader = KerasOperationReader(className: className, config: layer["config"] ?? .object([:]),
                                           arguments: callData?["args"]?.array ?? [])
@@ -36,10 +49,10 @@ extension KerasGraphBuilder {
         do {
             plan = try reader.plan()
         } catch let error as KerasOperationReader.Refusal {
-            throw refusal(error.reason)
+            return unread(error.reason)
         }
         guard plan.firstInputs.allSatisfy(inputs.indices.contains) else {
-            throw refusal("reads \(plan.firstInputs.count) tensors, the config names \(inputs.count)")
+            return unread("reads \(plan.firstInputs.count) tensors, the config names \(inputs.count)")
         }
         var current = plan.firstInputs.map { inputs[$0] }
         for (step, op) in plan.ops.enumerated() {
