@@ -214,11 +214,13 @@ def deep_cases(scion, folder, grafted, x, y):
     labels = text_random.integers(0, 3, 24)
     text_data = os.path.join(folder, "text.npz")
     np.savez(text_data, x=tokens, y=labels)
-    for name in ("rnn_simple", "rnn_lstm", "rnn_gru", "rnn_bidirectional", "rnn_states"):
-        for optimizer, rate, tolerance in (("sgd", 0.1, 1e-4), ("adam", 0.01, 1e-3)):
-            cases.append((f"{name} (recurrent, backprop through time), {optimizer} lr {rate}",
-                          os.path.join(ROOT, "fixtures", "keras3", f"{name}.keras"), text_data, tokens, labels, optimizer, rate, 3,
-                          tolerance, []))
+    # One optimizer per fixture, alternating (finetune_sequence_cases.py trains each cell with both).
+    sgd, adam = ("sgd", 0.1, 1e-4), ("adam", 0.01, 1e-3)
+    for name, (optimizer, rate, tolerance) in (("rnn_simple", sgd), ("rnn_lstm", adam), ("rnn_gru", sgd),
+                                               ("rnn_bidirectional", adam), ("rnn_states", sgd)):
+        cases.append((f"{name} (recurrent, backprop through time), {optimizer} lr {rate}",
+                      os.path.join(ROOT, "fixtures", "keras3", f"{name}.keras"), text_data, tokens, labels, optimizer, rate, 3,
+                      tolerance, []))
     for label, start, data_file, inputs, targets, optimizer, rate, epochs, tolerance, extra in cases:
         out = os.path.join(folder, "deep_out.keras")
         result = subprocess.run([scion, "finetune", start, "--data", data_file, "--epochs", str(epochs), "--batch-size",
