@@ -84,6 +84,21 @@ public struct RecurrentAttributes: Equatable, Sendable {
     /// `returnSequences`, `returnState` and the merge mode do not apply. `KerasLayersPass` folds it
     /// into Keras's form when the Transposes and Reshapes around it are the ones that say so.
     public var timeMajor: Bool = false
+    /// Keras's mask (`Embedding(mask_zero=True)` upstream): nil when every step is read. Otherwise
+    /// the node has a second input, the mask source `[batch, time, ...]` (the Embedding's token ids),
+    /// and a step is read only where some value of the source at that step differs from this one.
+    /// At a skipped step the states are carried over unchanged and the output is the carried output
+    /// (zeros before the first read step), or zeros with `zeroOutputsAtMaskedSteps`. Keras does not
+    /// write the mask in Keras 2 files and rebuilds it from the Embedding when Keras 3 reloads a
+    /// file, so the Keras writers write the layer without it (see docs/recurrent.md).
+    public var maskValue: Float? = nil
+    /// Keras's `zero_output_for_mask` as a single layer's config sets it; Bidirectional forces it to
+    /// `return_sequences` (see `zeroOutputsAtMaskedSteps`).
+    public var zeroOutputForMask: Bool = false
+
+    /// Whether a masked step's output is zeros rather than the carried output: Keras's Bidirectional
+    /// sets `zero_output_for_mask = return_sequences` on both its layers.
+    public var zeroOutputsAtMaskedSteps: Bool { bidirectional == nil ? zeroOutputForMask : returnSequences }
 
     /// Attributes with these values.
     public init(cell: Cell, units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,

@@ -384,6 +384,9 @@ public struct EmbeddingAttributes: Equatable, Sendable {
     public var inputDimension: Int
     /// Length of each embedding vector.
     public var outputDimension: Int
+    /// Keras's `mask_zero`: index 0 means padding, and the recurrent layers after it skip those
+    /// steps (`RecurrentAttributes.maskValue`). The embedding's values themselves do not change.
+    public var maskZero: Bool = false
     /// Attributes with these values.
     public init(inputDimension: Int, outputDimension: Int) {
         self.inputDimension = inputDimension; self.outputDimension = outputDimension

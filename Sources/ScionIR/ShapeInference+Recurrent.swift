@@ -2,10 +2,17 @@
 /// and the final states out, each direction's kernels checked against Keras's layout.
 extension Context {
     func recurrent(_ a: RecurrentAttributes) throws -> [Shape?] {
-        try requireInputs(1)
+        // With Keras's mask, the second input is the mask source `[batch, time, ...]` (the tokens).
+        try requireInputs(a.maskValue == nil ? 1 : 2)
         let shape = try firstShape()
         if let shape, shape.rank != 3 {
             throw fail("\(node.op.typeName) needs a [batch, time, features] input, got shape \(shape)")
+        }
+        // Unknown lengths (nil) match anything.
+        func differ(_ x: Int?, _ y: Int?) -> Bool { x != nil && y != nil && x != y }
+        if a.maskValue != nil, let shape, let source = inputs[1].shape,
+           source.rank < 2 || differ(source[0], shape[0]) || differ(source[1], shape[1]) {
+            throw fail("\(node.op.typeName)'s mask source \(source) does not match its input \(shape) in batch and time")
         }
         guard a.units > 0 else { throw fail("\(node.op.typeName) has \(a.units) units") }
         let features = shape?[2]

@@ -35,6 +35,8 @@ extension KerasConfigWriter {
             "return_sequences": .bool(a.returnSequences), "return_state": .bool(a.returnState),
             "go_backwards": .bool(a.goBackwards), "stateful": .bool(false), "unroll": .bool(false),
             "dropout": number(a.dropout), "recurrent_dropout": number(a.recurrentDropout)]
+        // Bidirectional sets its layers' zero_output_for_mask itself.
+        if a.zeroOutputForMask && a.bidirectional == nil { config["zero_output_for_mask"] = .bool(true) }
         switch a.cell {
         case .simpleRNN: break
         case .lstm: config["recurrent_activation"] = try name(a.recurrentActivation)

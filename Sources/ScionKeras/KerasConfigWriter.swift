@@ -186,9 +186,13 @@ struct KerasConfigWriter {
             return [KerasLayerSpecification(className: "Normalization", config: config)]
         case .embedding(let a):
             return [KerasLayerSpecification(className: "Embedding", config: [
-                "input_dim": .number(Double(a.inputDimension)), "output_dim": .number(Double(a.outputDimension))])]
+                "input_dim": .number(Double(a.inputDimension)), "output_dim": .number(Double(a.outputDimension)),
+                "mask_zero": .bool(a.maskZero)])]
         case .recurrent(let a):
-            return [try Self.recurrent(a, trainable: node.trainable)]
+            var specification = try Self.recurrent(a, trainable: node.trainable)
+            // The mask source is not a call argument: Keras rebuilds the mask (KerasModelPlan.checkImpliedMask).
+            if a.maskValue != nil { specification.inputs = [.nodeInput(0)] }
+            return [specification]
         case .scaledResidual(let a):
             return [KerasLayerSpecification(className: "CustomScaleLayer", module: "keras.src.applications.inception_resnet_v2",
                                             registeredName: "CustomScaleLayer", config: ["scale": Self.number(a.scale)], takesList: true)]

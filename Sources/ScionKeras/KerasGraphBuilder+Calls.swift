@@ -48,8 +48,17 @@ extension KerasGraphBuilder {
         }
         var op = layerOp(className: className, config: config, inputCount: inputs.count, callArguments: layer)
         let readsMask = inputs.contains(where: maskedValues.contains)
-        if case .recurrent = op, readsMask {
-            op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized))
+        let maskSource = inputs.compactMap { maskSources[$0] }.first
+        var layerInputs = inputs
+        if case .recurrent(var a) = op, readsMask {
+            // Only `tokens != 0` is run; another mask (Masking's) keeps the layer opaque.
+            if let maskSource, inputs.count == 1, !a.timeMajor {
+                a.maskValue = 0
+                op = .recurrent(a)
+                layerInputs.append(maskSource)
+            } else {
+                op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized))
+            }
         }
         var nodeName = Self.scoped(scope, call > 0 ? "\(name)#\(call)" : name)
         while usedNames.contains(nodeName) { nodeName += "'" }
@@ -57,8 +66,12 @@ extension KerasGraphBuilder {
         // A recurrent layer returning its states has one output per tensor Keras returns.
         var outputs = [nodeName]
         if case .recurrent(let a) = op { outputs += (1..<max(a.outputCount, 1)).map { "\(nodeName):\($0)" } }
-        if Self.producesMask(className: className, config: config, readsMask: readsMask) { maskedValues.formUnion(outputs) }
-        let node = Node(name: nodeName, op: op, inputs: inputs, outputs: outputs, layer: recordName,
+        if Self.producesMask(className: className, config: config, readsMask: readsMask) {
+            maskedValues.formUnion(outputs)
+            let source = className == "Embedding" ? inputs.first : className == "Masking" ? nil : maskSource
+            for output in outputs { maskSources[output] = source }
+        }
+        let node = Node(name: nodeName, op: op, inputs: layerInputs, outputs: outputs, layer: recordName,
                         scope: scope, trainable: trainable)
         if let recordIndex { records[recordIndex].nodeIndices.append(graph.nodes.count) }
         graph.nodes.append(node)

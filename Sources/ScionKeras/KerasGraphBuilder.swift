@@ -13,9 +13,12 @@ struct KerasGraphBuilder {
     /// Scoped names already used by nodes, to keep them unique.
     var usedNames: Set<String> = []
     /// Values that carry a Keras mask (from `Embedding(mask_zero=True)` or `Masking`, through the
-    /// layers that pass it on): a recurrent layer reading one skips masked steps, which Scion does
-    /// not run yet, so such a layer stays opaque.
+    /// layers that pass it on): a recurrent layer reading one skips masked steps.
     var maskedValues: Set<String> = []
+    /// For masked values whose mask is `tokens != 0` (an `Embedding(mask_zero=True)` upstream): the
+    /// token value. A recurrent layer reading such a value reads the tokens as its mask source
+    /// (`RecurrentAttributes.maskValue`); one reading any other mask (`Masking`) stays opaque.
+    var maskSources: [String: String] = [:]
     /// Shapes Keras 3 records for the tensors a call reads (`__keras_tensor__` configs), by value:
     /// the only word on the output shape of a layer Scion does not interpret (a Lambda, a user's class).
     var declaredShapes: [String: Shape] = [:]
@@ -43,7 +46,29 @@ struct KerasGraphBuilder {
         let outputs = try buildModel(className: className, config: config, scope: "", objectPath: "",
                                      trainable: config["trainable"]?.bool ?? true, boundInputs: nil, depth: 0)
         graph.outputs = outputs
+        removeUnreadMaskOperations()
         adoptDeclaredShapes()
+    }
+
+    /// Drops the `keras.ops` nodes Keras 3 writes to compute a mask (`ops.not_equal(tokens, 0)`,
+    /// Masking's `ops.any`) once nothing reads them: Scion reads their only reader, the recurrent
+    /// layer's `mask=` keyword, from the Embedding instead, and Keras 3 rebuilds them on reload.
+    private mutating func removeUnreadMaskOperations() {
+        while true {
+            let read = Set(graph.nodes.flatMap(\.inputs)).union(graph.outputs)
+            let unread = graph.nodes.indices.filter { index in
+                let node = graph.nodes[index]
+                guard case .opaque(let a) = node.op, a.domain == "keras.ops", ["NotEqual", "Any"].contains(a.type) else { return false }
+                return node.outputs.allSatisfy { !read.contains($0) }
+            }
+            guard !unread.isEmpty else { return }
+            let removed = Set(unread)
+            for index in unread { for output in graph.nodes[index].outputs { graph.info.nodeTypes[output] = nil } }
+            var newIndex: [Int: Int] = [:]
+            for index in graph.nodes.indices where !removed.contains(index) { newIndex[index] = newIndex.count }
+            graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+            for record in records.indices { records[record].nodeIndices = records[record].nodeIndices.compactMap { newIndex[$0] } }
+        }
     }
 
     /// Gives opaque layers the output shapes their readers' calls declare, so values after a Lambda or

@@ -19,6 +19,7 @@ extension KerasLayerTable {
             resetAfter: cell == .gru ? c.bool("reset_after", true) : true)
         attributes.dropout = c.float("dropout", 0)
         attributes.recurrentDropout = c.float("recurrent_dropout", 0)
+        attributes.zeroOutputForMask = c.bool("zero_output_for_mask", false)
         return attributes
     }
 
@@ -30,12 +31,15 @@ extension KerasLayerTable {
         guard var forward = try recurrent(className: innerClass, config: innerConfig), forward.bidirectional == nil else {
             return nil
         }
+        // Keras overrides the wrapped layers' zero_output_for_mask (`zeroOutputsAtMaskedSteps`).
+        forward.zeroOutputForMask = false
         if let backward = config["backward_layer"], !backward.isNull {
             guard backward["class_name"]?.string == innerClass, let backwardConfig = backward["config"],
                   var reversed = try recurrent(className: innerClass, config: backwardConfig) else {
                 throw Unsupported(reason: "Bidirectional whose backward layer differs from its forward layer")
             }
             reversed.goBackwards.toggle()
+            reversed.zeroOutputForMask = false
             guard reversed == forward else {
                 throw Unsupported(reason: "Bidirectional whose backward layer differs from its forward layer")
             }

@@ -146,8 +146,9 @@ struct KerasLayerTable {
         case "EinsumDense":
             return .einsumDense(try KerasAttention.einsumDense(config, activation: try activation(c.json["activation"])))
         case "Embedding":
-            return .embedding(EmbeddingAttributes(inputDimension: try c.int("input_dim"),
-                                                  outputDimension: try c.int("output_dim")))
+            var embedding = EmbeddingAttributes(inputDimension: try c.int("input_dim"), outputDimension: try c.int("output_dim"))
+            embedding.maskZero = c.bool("mask_zero", false)
+            return .embedding(embedding)
         case "SimpleRNN", "LSTM", "GRU", "Bidirectional":
             return try recurrent(className: className, config: config).map(Op.recurrent)
         case "CustomScaleLayer":

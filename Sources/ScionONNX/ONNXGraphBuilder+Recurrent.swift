@@ -9,6 +9,10 @@ extension ONNXGraphBuilder {
         if a.bidirectional != nil && a.goBackwards {
             throw unsupported(node, "Bidirectional around a layer with go_backwards=True has no ONNX direction")
         }
+        if a.maskValue != nil {
+            // ONNX's sequence_lens cuts only trailing steps; Keras's mask skips any step, keeping the state.
+            throw unsupported(node, "reads a Keras mask (Embedding mask_zero=True), which ONNX's \(ONNXRecurrentMapping.onnxType(a.cell)) has no input for")
+        }
         func floats(_ role: ParameterRole) throws -> (values: [Float], shape: [Int]) {
             guard let parameter = parameters.first(where: { $0.role == role }), parameter.dtype == .float32 else {
                 throw unsupported(node, "has no float32 '\(role)' weights")

@@ -36,7 +36,7 @@ extension Executor {
             return try embedding(node, x, a)
         // Ops/Recurrent.swift (a node with states as outputs is run whole by `run`; this is its first output)
         case .recurrent(let a):
-            guard let first = try recurrent(node, x, a).first else { throw RuntimeError(node.name, "has no output") }
+            guard let first = try recurrent(node, inputs, a).first else { throw RuntimeError(node.name, "has no output") }
             return first
         // Ops/Normalization.swift
         case .batchNormalization(let a):

@@ -199,9 +199,9 @@ public struct Executor {
                 let parts = try split(node, x, a)
                 guard parts.count == node.outputs.count else { throw RuntimeError(node.name, "makes \(parts.count) parts for \(node.outputs.count) outputs") }
                 for (output, part) in zip(node.outputs, parts) { values[output] = part }
-            } else if case .recurrent(let a) = node.op, a.outputCount > 1, let x = arguments.first {
+            } else if case .recurrent(let a) = node.op, a.outputCount > 1 {
                 // A recurrent layer returning its states (Ops/Recurrent.swift).
-                for (output, value) in zip(node.outputs, try recurrent(node, x, a)) { values[output] = value }
+                for (output, value) in zip(node.outputs, try recurrent(node, arguments, a)) { values[output] = value }
             } else {
                 let result = try evaluate(node, arguments)
                 if let output = node.outputs.first { values[output] = result }

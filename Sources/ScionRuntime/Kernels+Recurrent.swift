@@ -54,8 +54,10 @@ extension Kernels {
 
     /// Runs one direction of a cell over `x` `[batch, time, features]`. The input projection of every
     /// time step is one BLAS product; then each step adds the recurrent product and the gates.
+    /// `kept` (`[batch * time]`, time order; nil: every step) is Keras's mask: at a step not kept
+    /// the states are carried over unchanged.
     static func recurrentDirection(_ x: RuntimeTensor, _ w: RecurrentCellWeights, _ a: RecurrentAttributes,
-                                   reversed: Bool, node: String) throws -> RecurrentDirectionRun {
+                                   reversed: Bool, kept: [Bool]? = nil, node: String) throws -> RecurrentDirectionRun {
         let (batch, time, features) = (x.shape[0], x.shape[1], x.shape[2])
         let units = a.units, gates = a.cell.gateCount, width = gates * units
         guard let act = elementFunction(a.activation) ?? (a.activation == .linear ? { $0 } : nil),
@@ -155,6 +157,14 @@ extension Kernels {
                         let hh = act(pre)
                         run.activations[gateBase + n * width + 2 * units + j] = hh
                         run.hidden[next + n * units + j] = z * previous[n * units + j] + (1 - z) * hh
+                    }
+                }
+            }
+            if let kept {
+                for n in 0..<batch where !kept[n * time + t] {
+                    for j in 0..<units {
+                        run.hidden[next + n * units + j] = previous[n * units + j]
+                        if a.cell == .lstm { run.cells[next + n * units + j] = run.cells[step * size + n * units + j] }
                     }
                 }
             }

@@ -21,17 +21,36 @@ extension Executor {
 
     /// Each direction's run: the forward one reads backwards when `goBackwards`, the backward one
     /// the other way.
-    func recurrentRuns(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes) throws -> [RecurrentDirectionRun] {
+    func recurrentRuns(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes, kept: [Bool]? = nil) throws -> [RecurrentDirectionRun] {
         guard x.rank == 3 else { throw RuntimeError(node.name, "\(node.op.typeName) needs a [batch, time, features] input, got \(x.shape)") }
         return try a.cellPaths.enumerated().map { direction, path in
             try Kernels.recurrentDirection(x, try recurrentWeights(node, a, path: path), a,
-                                           reversed: direction == 0 ? a.goBackwards : !a.goBackwards, node: node.name)
+                                           reversed: direction == 0 ? a.goBackwards : !a.goBackwards, kept: kept, node: node.name)
         }
     }
 
-    /// All of the node's outputs: the (merged) output, then the final states.
-    func recurrent(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes) throws -> [RuntimeTensor] {
-        guard a.timeMajor else { return Self.recurrentOutputs(try recurrentRuns(node, x, a), a) }
+    /// Keras's mask as kept steps `[batch * time]`: a step is kept where some value of the mask
+    /// source (`[batch, time, ...]`) differs from `maskValue`. Nil without a mask.
+    static func keptSteps(_ node: Node, _ x: RuntimeTensor, source: RuntimeTensor?, _ a: RecurrentAttributes) throws -> [Bool]? {
+        guard let value = a.maskValue else { return nil }
+        guard let source, source.rank >= 2, x.rank == 3, source.shape[0] == x.shape[0], source.shape[1] == x.shape[1] else {
+            throw RuntimeError(node.name, "\(node.op.typeName)'s mask source must be [batch, time, ...] like its input \(x.shape), "
+                               + "got \(source.map { "\($0.shape)" } ?? "none")")
+        }
+        let perStep = source.count / (source.shape[0] * source.shape[1])
+        return (0..<(source.shape[0] * source.shape[1])).map { step in
+            source.data[(step * perStep)..<((step + 1) * perStep)].contains { $0 != value }
+        }
+    }
+
+    /// All of the node's outputs: the (merged) output, then the final states. `inputs` are the
+    /// node's: the sequence, then with `maskValue` the mask source.
+    func recurrent(_ node: Node, _ inputs: [RuntimeTensor], _ a: RecurrentAttributes) throws -> [RuntimeTensor] {
+        guard let x = inputs.first else { throw RuntimeError(node.name, "has no input") }
+        guard a.timeMajor else {
+            let kept = try Self.keptSteps(node, x, source: inputs.count > 1 ? inputs[1] : nil, a)
+            return Self.recurrentOutputs(try recurrentRuns(node, x, a, kept: kept), a, kept: kept)
+        }
         guard x.rank == 3 else { throw RuntimeError(node.name, "\(node.op.typeName) needs a [time, batch, features] input, got \(x.shape)") }
         return Self.timeMajorOutputs(try recurrentRuns(node, Kernels.transpose(x, [1, 0, 2]), a), a)
     }
@@ -63,14 +82,32 @@ extension Executor {
 
     /// Keras's outputs from the directions' runs. Bidirectional flips the backward direction's
     /// sequence back into time order before merging.
-    static func recurrentOutputs(_ runs: [RecurrentDirectionRun], _ a: RecurrentAttributes) -> [RuntimeTensor] {
+    /// With a mask (`kept`) and `zeroOutputsAtMaskedSteps`, a skipped step's output is zeros, and so
+    /// is the last output when the last step read was skipped (Keras returns that step's output).
+    static func recurrentOutputs(_ runs: [RecurrentDirectionRun], _ a: RecurrentAttributes, kept: [Bool]? = nil) -> [RuntimeTensor] {
         guard let first = runs.first else { return [] }
         let (batch, steps, units) = (first.batch, first.steps, first.units)
+        let zeroed = a.zeroOutputsAtMaskedSteps ? kept : nil
         let outputs: [RuntimeTensor] = runs.enumerated().map { direction, run in
             if a.returnSequences {
-                return RuntimeTensor(shape: [batch, steps, units], data: Kernels.sequence(of: run, flipped: direction == 1))
+                var sequence = Kernels.sequence(of: run, flipped: direction == 1)
+                if let zeroed {
+                    // In time order here: the forward direction's `goBackwards` order is the one computed.
+                    let readsBackwards = direction == 0 && a.goBackwards
+                    for n in 0..<batch {
+                        for position in 0..<steps where !zeroed[n * steps + (readsBackwards ? steps - 1 - position : position)] {
+                            for j in 0..<units { sequence[(n * steps + position) * units + j] = 0 }
+                        }
+                    }
+                }
+                return RuntimeTensor(shape: [batch, steps, units], data: sequence)
             }
-            return RuntimeTensor(shape: [batch, units], data: Array(run.state(after: steps - 1)))
+            var last = Array(run.state(after: steps - 1))
+            if let zeroed {
+                let lastRead = (direction == 0 ? a.goBackwards : !a.goBackwards) ? 0 : steps - 1
+                for n in 0..<batch where !zeroed[n * steps + lastRead] { for j in 0..<units { last[n * units + j] = 0 } }
+            }
+            return RuntimeTensor(shape: [batch, units], data: last)
         }
         var merged: [RuntimeTensor]
         switch a.bidirectional {
@@ -115,6 +152,10 @@ extension Trainer {
             // Keras drops inputs and states inside the cell while fitting, even in a frozen layer.
             throw RuntimeError(node.name, "\(node.op.typeName) has dropout \(a.dropout) and recurrent_dropout \(a.recurrentDropout): "
                                + "Scion does not train through a recurrent layer's dropout yet (set both to 0)")
+        }
+        if a.maskValue != nil {
+            throw RuntimeError(node.name, "\(node.op.typeName) reads a Keras mask (Embedding mask_zero=True): "
+                               + "Scion runs it but does not train through a mask yet")
         }
         let batchMajor = a.timeMajor ? Kernels.transpose(x, [1, 0, 2]) : x
         let runs = try executor.recurrentRuns(node, batchMajor, a)
