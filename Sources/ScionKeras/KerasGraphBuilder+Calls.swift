@@ -50,6 +50,13 @@ extension KerasGraphBuilder {
         let readsMask = inputs.contains(where: maskedValues.contains)
         let maskSource = inputs.compactMap { maskSources[$0] }.first
         var layerInputs = inputs
+        // Keras 3 writes the mask as the call keyword `mask=`; one Scion did not derive (a mask
+        // passed by hand to an unmasked input) is not run.
+        let calls = layer["inbound_nodes"]?.array ?? []
+        let keywordMask = calls.indices.contains(call) && calls[call]["kwargs"]?["mask"]?["class_name"]?.string == "__keras_tensor__"
+        if case .recurrent = op, keywordMask, !readsMask {
+            op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized))
+        }
         if case .recurrent(var a) = op, readsMask {
             // Only `tokens != 0` is run; another mask (Masking's) keeps the layer opaque.
             if let maskSource, inputs.count == 1, !a.timeMajor {
