@@ -443,7 +443,9 @@ extension OpaqueAttributes {
         if domain == "keras" && type == "Lambda" {
             return "a Lambda layer's computation is Python bytecode, which Scion does not run"
         }
-        if domain == "keras" { return "Keras layer type '\(type)' is not interpreted by Scion yet" }
+        if domain == "keras" {
+            return "Keras layer type '\(type)' \(unreadReason ?? "is not interpreted by Scion yet")"
+        }
         if domain == "keras.ops" {
             return "keras.ops operation \(type) \(unreadReason ?? "is not interpreted by Scion yet")"
         }

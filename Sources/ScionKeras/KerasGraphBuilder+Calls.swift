@@ -67,6 +67,14 @@ extension KerasGraphBuilder {
                 op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized))
             }
         }
+        // Layers whose result Keras's mask changes (GlobalAveragePooling1D averages the unmasked steps;
+        // attention ignores masked keys): Scion does not apply the mask to them yet, so they are kept
+        // as read, and run and ONNX refuse them by name, instead of computing them without it.
+        if readsMask, Self.resultDependsOnMask(op) {
+            op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized,
+                                          unreadReason: "reads a Keras mask (Embedding(mask_zero=True) or Masking), "
+                                              + "which Scion does not apply to it yet"))
+        }
         var nodeName = Self.scoped(scope, call > 0 ? "\(name)#\(call)" : name)
         while usedNames.contains(nodeName) { nodeName += "'" }
         usedNames.insert(nodeName)
@@ -85,6 +93,16 @@ extension KerasGraphBuilder {
         // The class the file names (`Activation`, not the `ReLU` Scion reads it as), for inspect.
         graph.info.nodeTypes[nodeName] = className
         return outputs
+    }
+
+    /// Whether Keras computes this layer differently when its input carries a mask (the recurrent op
+    /// applies the mask itself, above).
+    static func resultDependsOnMask(_ op: Op) -> Bool {
+        switch op {
+        case .globalPool(let a): a.kind == .average
+        case .multiHeadAttention, .attention: true
+        default: false
+        }
     }
 
     /// Whether a layer's output carries a Keras mask: `Embedding(mask_zero=True)` and `Masking` make
