@@ -58,11 +58,11 @@ extension KerasGraphBuilder {
             op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized))
         }
         if case .recurrent(var a) = op, readsMask {
-            // Only `tokens != 0` is run; another mask (Masking's) keeps the layer opaque.
+            // The mask is computed from its source: the step is read where the source differs from the value.
             if let maskSource, inputs.count == 1, !a.timeMajor {
-                a.maskValue = 0
+                a.maskValue = maskSource.value
                 op = .recurrent(a)
-                layerInputs.append(maskSource)
+                layerInputs.append(maskSource.source)
             } else {
                 op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized))
             }
@@ -83,7 +83,11 @@ extension KerasGraphBuilder {
         if case .recurrent(let a) = op { outputs += (1..<max(a.outputCount, 1)).map { "\(nodeName):\($0)" } }
         if Self.producesMask(className: className, config: config, readsMask: readsMask) {
             maskedValues.formUnion(outputs)
-            let source = className == "Embedding" ? inputs.first : className == "Masking" ? nil : maskSource
+            let source: KerasMask? = switch className {
+            case "Embedding": inputs.first.map { KerasMask(source: $0, value: 0) }
+            case "Masking": inputs.first.map { KerasMask(source: $0, value: config["mask_value"]?.float ?? 0) }
+            default: maskSource
+            }
             for output in outputs { maskSources[output] = source }
         }
         let node = Node(name: nodeName, op: op, inputs: layerInputs, outputs: outputs, layer: recordName,

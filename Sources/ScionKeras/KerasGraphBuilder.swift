@@ -15,10 +15,11 @@ struct KerasGraphBuilder {
     /// Values that carry a Keras mask (from `Embedding(mask_zero=True)` or `Masking`, through the
     /// layers that pass it on): a recurrent layer reading one skips masked steps.
     var maskedValues: Set<String> = []
-    /// For masked values whose mask is `tokens != 0` (an `Embedding(mask_zero=True)` upstream): the
-    /// token value. A recurrent layer reading such a value reads the tokens as its mask source
-    /// (`RecurrentAttributes.maskValue`); one reading any other mask (`Masking`) stays opaque.
-    var maskSources: [String: String] = [:]
+    /// For masked values, where their mask comes from: a step is kept where some value of `source`
+    /// at that step differs from `value` (`tokens != 0` after `Embedding(mask_zero=True)`; the input
+    /// against `mask_value` after `Masking`). A recurrent layer reading such a value reads `source` as
+    /// its mask source (`RecurrentAttributes.maskValue`).
+    var maskSources: [String: KerasMask] = [:]
     /// Shapes Keras 3 records for the tensors a call reads (`__keras_tensor__` configs), by value:
     /// the only word on the output shape of a layer Scion does not interpret (a Lambda, a user's class).
     var declaredShapes: [String: Shape] = [:]
@@ -257,4 +258,11 @@ struct KerasGraphBuilder {
     static func layerName(_ layer: JSON) -> String {
         layer["name"]?.string ?? layer["config"]?["name"]?.string ?? "?"
     }
+}
+
+/// A Keras mask Scion can compute: the steps of `source` (`[batch, time, ...]`) where some value
+/// differs from `value`.
+struct KerasMask: Equatable {
+    var source: String
+    var value: Float
 }
