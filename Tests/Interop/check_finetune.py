@@ -229,7 +229,7 @@ def deep_cases(scion, folder, grafted, x, y):
     np.savez(frames_data, x=frames, y=frame_labels)
     cases.append(("time_distributed_frames (TimeDistributed CNN per frame, LSTM), adam lr 0.01",
                   os.path.join(ROOT, "fixtures", "keras3", "time_distributed_frames.keras"), frames_data, frames, frame_labels,
-                  "adam", 0.01, 3, 1e-3, []))
+                  "adam", 0.01, 3, 1e-4, []))
     for label, start, data_file, inputs, targets, optimizer, rate, epochs, tolerance, extra in cases:
         out = os.path.join(folder, "deep_out.keras")
         result = subprocess.run([scion, "finetune", start, "--data", data_file, "--epochs", str(epochs), "--batch-size",
