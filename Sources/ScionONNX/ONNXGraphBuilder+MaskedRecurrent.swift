@@ -17,8 +17,9 @@ import ScionIR
 /// kept step, and the states are taken from the outputs, not from `Y_h`: the output at the last step
 /// Keras reads is the final state, carried over masked steps as Keras carries it. Moving steps is a
 /// product with 0/1 matrices `[batch, time, time]` (exact: one term of each sum is not zero), made
-/// from `Equal(slot, position)`; the slots are counts, made by a product with an upper triangle of
-/// ones. A masked step's output is zeros with `zeroOutputsAtMaskedSteps` (times `kept`). The steps
+/// from `slot == position`; the slots are counts, made by a product with an upper triangle of ones.
+/// Only arithmetic (no Equal, Not, Where) so that Scion's executor, which runs no bool logic, runs
+/// the file read back. A masked step's output is zeros with `zeroOutputsAtMaskedSteps` (times `kept`). The steps
 /// must have a fixed number; an LSTM's final cell state is not an output, so `return_state` of a
 /// masked LSTM is refused.
 extension ONNXGraphBuilder {
@@ -56,11 +57,12 @@ extension ONNXGraphBuilder {
                     intermediate("Sub", name: name, inputs: [keptUpTo, kept]),
                     intermediate("Sub", name: name, inputs: [scalar("\(name)/steps", Float(steps)), count])])
                 : intermediate("Sub", name: name, inputs: [keptUpTo, scalar("\(name)/one", 1)])
-            // [batch, t, slot]: 1 where the output at step t is the one computed at `slot`.
-            let reads = intermediate("Cast", name: name, inputs: [
-                intermediate("Equal", name: name, inputs: [
-                    intermediate("Unsqueeze", name: name, inputs: [slot, constant("\(name)/axis", int64s: [2])]), positions]),
-            ], attributes: [.int("to", Int(ONNXDataType.float.rawValue))])
+            // [batch, t, slot]: 1 where the output at step t is the one computed at `slot`, as
+            // Relu(1 - |slot - position|) on whole numbers.
+            let distance = intermediate("Abs", name: name, inputs: [
+                intermediate("Sub", name: name, inputs: [
+                    intermediate("Unsqueeze", name: name, inputs: [slot, constant("\(name)/axis", int64s: [2])]), positions])])
+            let reads = intermediate("Relu", name: name, inputs: [intermediate("Sub", name: name, inputs: [scalar("\(name)/one", 1), distance])])
             // [batch, slot, t]: the same, kept steps only (a masked step's slot is its kept neighbour's).
             let moves = intermediate("Mul", name: name, inputs: [
                 intermediate("Transpose", name: name, inputs: [reads], attributes: [.ints("perm", [0, 2, 1])]), keptAsRow])
@@ -109,9 +111,10 @@ extension ONNXGraphBuilder {
     /// `maskValue`.
     private mutating func keptSteps(_ name: String, source: String, sourceRank: Int, maskValue: Float) -> String {
         let values = intermediate("Cast", name: name, inputs: [source], attributes: [.int("to", Int(ONNXDataType.float.rawValue))])
-        let differs = intermediate("Cast", name: name, inputs: [
-            intermediate("Not", name: name, inputs: [intermediate("Equal", name: name, inputs: [values, scalar("\(name)/value", maskValue)])]),
-        ], attributes: [.int("to", Int(ONNXDataType.float.rawValue))])
+        // |Sign(value - maskValue)|: 0 exactly where equal (gradual underflow keeps a difference of
+        // two floats nonzero), 1 elsewhere.
+        let differs = intermediate("Abs", name: name, inputs: [
+            intermediate("Sign", name: name, inputs: [intermediate("Sub", name: name, inputs: [values, scalar("\(name)/value", maskValue)])])])
         guard sourceRank > 2 else { return differs }
         // A step's values flattened, then any of them: their sum, at most 1.
         let flat = intermediate("Reshape", name: name, inputs: [differs, constant("\(name)/shape", int64s: [0, 0, -1])])
