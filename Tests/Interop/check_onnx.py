@@ -35,8 +35,6 @@ EXPECTED_UNSUPPORTED = {
     # A user's layer class and Lambda layers are Python code the file does not hold: never ONNX.
     "keras2/custom_layer": "custom layer class", "keras3/custom_layer": "custom layer class",
     "keras2/lambda_layer": "Lambda layer", "keras3/lambda_layer": "Lambda layer",
-    # Keras's mask skips any step keeping the state; ONNX's sequence_lens only cuts trailing steps.
-    "keras2/masked_text": "recurrent layer reading a Keras mask", "keras3/masked_text": "recurrent layer reading a Keras mask",
 }
 
 
