@@ -36,6 +36,35 @@ final class MaskedRecurrentONNXTests: XCTestCase {
         }
     }
 
+    /// A mask source with values per step (`[batch, time, features]`, as `Masking` gives): a step is
+    /// kept where any of them differs from `maskValue`. masked_text with the Embedding's row of token 0
+    /// set to zeros and its output as the first layer's mask source is the same model (only the padding's
+    /// vectors changed, and those are skipped), so Keras's numbers hold for the executor and for the
+    /// ONNX form, which reduces the step's values.
+    func testAMaskSourceWithValuesPerStep() throws {
+        var model = try Model.load(FixtureRunTests.fixtures.appendingPathComponent("keras3/masked_text.keras").path)
+        let embed = try XCTUnwrap(model.graph.nodes.first { $0.name == "embed" })
+        var table = try XCTUnwrap(model.graph.parameters[embed.parameters[0]])
+        var rows = try table.storage.bytes(keep: true).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        for j in 0..<table.shape[1] { rows[j] = 0 }
+        table.storage = TensorStorage(bytes: rows.withUnsafeBytes { [UInt8]($0) })
+        model.graph.parameters[table.name] = table
+        let index = try XCTUnwrap(model.graph.nodes.firstIndex { $0.name == "lstm_seq" })
+        model.graph.nodes[index].inputs[1] = try XCTUnwrap(embed.outputs.first)
+        let base = FixtureRunTests.fixtures.appendingPathComponent("keras3/masked_text").path
+        let tokens = try NumpyFile.read(base + ".input.npy"), want = try NumpyFile.read(base + ".output.npy")
+        let onnx = try temporaryDirectory().appendingPathComponent("m.onnx").path
+        try model.write(to: onnx)
+        XCTAssertTrue(try String(decoding: Data(contentsOf: URL(fileURLWithPath: onnx)), as: UTF8.self).contains("ReduceSum"))
+        for candidate in [model, try Model.load(onnx)] {
+            let executor = try candidate.executor()
+            let results = try executor.run([executor.graph.inputs[0].name: tokens])
+            let got = try XCTUnwrap(candidate.graph.outputs.first.flatMap { results[$0] })
+            let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThanOrEqual(worst, 1e-4 * (want.data.map(abs).max() ?? 1), "\(candidate.format): max |a-b| \(worst)")
+        }
+    }
+
     /// An LSTM's final cell state is not among the ONNX form's outputs (the states are read from
     /// the outputs), so `return_state` is refused rather than written wrong.
     func testAMaskedLSTMsCellStateIsRefusedNamingTheLayer() throws {
