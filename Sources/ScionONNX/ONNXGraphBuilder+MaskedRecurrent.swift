@@ -41,11 +41,11 @@ extension ONNXGraphBuilder {
         // Kept steps up to each step: kept · (ones on and above the diagonal).
         var upper = [Float](repeating: 0, count: steps * steps)
         for row in 0..<steps { for column in row..<steps { upper[row * steps + column] = 1 } }
-        let keptUpTo = intermediate("MatMul", name: name, inputs: [kept, constant("\(name)/upper", floats: upper, dimensions: [t, t])])
+        let keptUpTo = intermediate("MatMul", name: name, inputs: [kept, fixed("\(name)/upper", upper, dimensions: [t, t])])
         let count = intermediate("Slice", name: name, inputs: [
             keptUpTo, constant("\(name)/starts", int64s: [t - 1]), constant("\(name)/ends", int64s: [t]),
             constant("\(name)/axes", int64s: [1])])
-        let positions = constant("\(name)/positions", floats: (0..<steps).map(Float.init), dimensions: [1, 1, t])
+        let positions = fixed("\(name)/positions", (0..<steps).map(Float.init), dimensions: [1, 1, t])
         let keptAsRow = intermediate("Unsqueeze", name: name, inputs: [kept, constant("\(name)/axis", int64s: [1])])
         let keptAsColumn = intermediate("Unsqueeze", name: name, inputs: [kept, constant("\(name)/axis", int64s: [2])])
 
@@ -55,14 +55,14 @@ extension ONNXGraphBuilder {
             let slot = reverse
                 ? intermediate("Add", name: name, inputs: [
                     intermediate("Sub", name: name, inputs: [keptUpTo, kept]),
-                    intermediate("Sub", name: name, inputs: [scalar("\(name)/steps", Float(steps)), count])])
-                : intermediate("Sub", name: name, inputs: [keptUpTo, scalar("\(name)/one", 1)])
+                    intermediate("Sub", name: name, inputs: [fixed("\(name)/steps", [Float(steps)]), count])])
+                : intermediate("Sub", name: name, inputs: [keptUpTo, fixed("\(name)/one", [1])])
             // [batch, t, slot]: 1 where the output at step t is the one computed at `slot`, as
             // Relu(1 - |slot - position|) on whole numbers.
             let distance = intermediate("Abs", name: name, inputs: [
                 intermediate("Sub", name: name, inputs: [
                     intermediate("Unsqueeze", name: name, inputs: [slot, constant("\(name)/axis", int64s: [2])]), positions])])
-            let reads = intermediate("Relu", name: name, inputs: [intermediate("Sub", name: name, inputs: [scalar("\(name)/one", 1), distance])])
+            let reads = intermediate("Relu", name: name, inputs: [intermediate("Sub", name: name, inputs: [fixed("\(name)/one", [1]), distance])])
             // [batch, slot, t]: the same, kept steps only (a masked step's slot is its kept neighbour's).
             let moves = intermediate("Mul", name: name, inputs: [
                 intermediate("Transpose", name: name, inputs: [reads], attributes: [.ints("perm", [0, 2, 1])]), keptAsRow])
@@ -114,12 +114,20 @@ extension ONNXGraphBuilder {
         // |Sign(value - maskValue)|: 0 exactly where equal (gradual underflow keeps a difference of
         // two floats nonzero), 1 elsewhere.
         let differs = intermediate("Abs", name: name, inputs: [
-            intermediate("Sign", name: name, inputs: [intermediate("Sub", name: name, inputs: [values, scalar("\(name)/value", maskValue)])])])
+            intermediate("Sign", name: name, inputs: [intermediate("Sub", name: name, inputs: [values, fixed("\(name)/value", [maskValue])])])])
         guard sourceRank > 2 else { return differs }
         // A step's values flattened, then any of them: their sum, at most 1.
         let flat = intermediate("Reshape", name: name, inputs: [differs, constant("\(name)/shape", int64s: [0, 0, -1])])
         let sum = intermediate("ReduceSum", name: name, inputs: [flat, constant("\(name)/axis", int64s: [2])],
                                attributes: [.int("keepdims", 0)])
-        return intermediate("Min", name: name, inputs: [sum, scalar("\(name)/one", 1)])
+        return intermediate("Min", name: name, inputs: [sum, fixed("\(name)/one", [1])])
+    }
+
+    /// A float constant of the encoding (not a weight): listed with the frozen parameters, so the
+    /// file read back does not train it.
+    private mutating func fixed(_ name: String, _ values: [Float], dimensions: [Int64] = []) -> String {
+        let constant = constant(name, floats: values, dimensions: dimensions)
+        frozenConstants.append(constant)
+        return constant
     }
 }
