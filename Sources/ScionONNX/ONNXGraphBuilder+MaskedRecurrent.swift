@@ -28,10 +28,17 @@ extension ONNXGraphBuilder {
         guard !a.timeMajor, let maskValue = a.maskValue, node.inputs.count == 2 else {
             throw unsupported(node, "reads a Keras mask but has no [batch, time, ...] mask source as its second input")
         }
-        guard inputShapes.count == 2, let sourceShape = inputShapes[1], sourceShape.rank >= 2,
-              let inputShape = inputShapes[0], inputShape.rank == 3, let steps = inputShape[1], steps > 0 else {
+        guard let inputShape = inputShapes.first ?? nil, inputShape.rank == 3, let steps = inputShape[1], steps > 0 else {
             throw unsupported(node, "reads a Keras mask, which ONNX needs a fixed number of time steps for "
                               + "(input \(inputShapes.first.flatMap { $0 }.map { "\($0)" } ?? "of unknown shape"))")
+        }
+        guard inputShapes.count == 2, let sourceShape = inputShapes[1], sourceShape.rank >= 2, sourceShape[1] ?? steps == steps else {
+            throw unsupported(node, "reads a Keras mask whose source is not [batch, \(steps), ...] "
+                              + "(\(inputShapes.count == 2 ? inputShapes[1].map { "\($0)" } ?? "unknown shape" : "none"))")
+        }
+        guard maskValue.isFinite else {
+            // Sign(x - NaN) is NaN, not "differs"; no Keras layer masks on a non-finite value.
+            throw unsupported(node, "reads a Keras mask of value \(maskValue), which its ONNX form does not compare")
         }
         if a.cell == .lstm && a.returnState {
             throw unsupported(node, "returns the final cell state of an LSTM reading a Keras mask, which its ONNX form does not compute")
@@ -48,6 +55,7 @@ extension ONNXGraphBuilder {
         let positions = fixed("\(name)/positions", (0..<steps).map(Float.init), dimensions: [1, 1, t])
         let keptAsRow = intermediate("Unsqueeze", name: name, inputs: [kept, constant("\(name)/axis", int64s: [1])])
         let keptAsColumn = intermediate("Unsqueeze", name: name, inputs: [kept, constant("\(name)/axis", int64s: [2])])
+        let one = fixed("\(name)/one", [1])
 
         var outputs: [String] = [], finalStates: [String] = []
         for (direction, directionWeights) in weights.enumerated() {
@@ -56,14 +64,15 @@ extension ONNXGraphBuilder {
                 ? intermediate("Add", name: name, inputs: [
                     intermediate("Sub", name: name, inputs: [keptUpTo, kept]),
                     intermediate("Sub", name: name, inputs: [fixed("\(name)/steps", [Float(steps)]), count])])
-                : intermediate("Sub", name: name, inputs: [keptUpTo, fixed("\(name)/one", [1])])
+                : intermediate("Sub", name: name, inputs: [keptUpTo, one])
             // [batch, t, slot]: 1 where the output at step t is the one computed at `slot`, as
             // Relu(1 - |slot - position|) on whole numbers.
             let distance = intermediate("Abs", name: name, inputs: [
                 intermediate("Sub", name: name, inputs: [
                     intermediate("Unsqueeze", name: name, inputs: [slot, constant("\(name)/axis", int64s: [2])]), positions])])
-            let reads = intermediate("Relu", name: name, inputs: [intermediate("Sub", name: name, inputs: [fixed("\(name)/one", [1]), distance])])
-            // [batch, slot, t]: the same, kept steps only (a masked step's slot is its kept neighbour's).
+            let reads = intermediate("Relu", name: name, inputs: [intermediate("Sub", name: name, inputs: [one, distance])])
+            // [batch, slot, t]: which step each slot reads, its transpose times `kept` (a masked
+            // step's slot is a kept neighbour's; only that neighbour is moved there).
             let moves = intermediate("Mul", name: name, inputs: [
                 intermediate("Transpose", name: name, inputs: [reads], attributes: [.ints("perm", [0, 2, 1])]), keptAsRow])
             let moved = intermediate("MatMul", name: name, inputs: [moves, node.inputs[0]])
