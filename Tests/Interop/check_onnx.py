@@ -37,6 +37,8 @@ EXPECTED_UNSUPPORTED = {
     "keras2/lambda_layer": "Lambda layer", "keras3/lambda_layer": "Lambda layer",
     # Keras's mask skips any step keeping the state; ONNX's sequence_lens only cuts trailing steps.
     "keras2/masked_text": "recurrent layer reading a Keras mask", "keras3/masked_text": "recurrent layer reading a Keras mask",
+    "keras2/masking_sequence": "recurrent layer reading a Keras mask",
+    "keras3/masking_sequence": "recurrent layer reading a Keras mask",
 }
 
 
@@ -111,7 +113,7 @@ def run_onnx(path, inputs):
 # between opsets 13 and 18.
 OPSET_FIXTURES = [("keras3", "convnext_blocks"), ("keras3", "mobilenet_v3_small"), ("keras3", "misc_zoo"), ("keras3", "group_norm"),
                   ("keras3", "kerasops_zoo"), ("keras3", "resizing"), ("keras3", "resizing_antialias"),
-                  ("keras3", "attention_variants"), ("keras3", "transformer_block")]
+                  ("keras3", "attention_variants"), ("keras3", "transformer_block"), ("keras3", "masking_dense")]
 # Fixtures swept only from the opset that can express them.
 MINIMUM_OPSET = {"keras3/resizing_antialias": 18}
 
