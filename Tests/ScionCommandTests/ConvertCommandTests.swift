@@ -37,7 +37,8 @@ final class ConvertCommandTests: XCTestCase {
                                 "resizing_kernels": "down_lanczos3: Resizing with lanczos3",
                                 "resizing_antialias": "down_antialias: Resizing with antialias needs ONNX Resize's antialias",
                                 // Keras's mask skips any step; ONNX's sequence_lens only cuts trailing ones.
-                                "masked_text": "lstm_seq: reads a Keras mask (Embedding mask_zero=True)"]
+                                "masked_text": "lstm_seq: reads a Keras mask (Embedding mask_zero=True)",
+                                "masking_sequence": "lstm_seq: reads a Keras mask"]
                     .first(where: { file.hasPrefix($0.key + ".") })?.value {
                     // What ONNX cannot express (a user's class or a Lambda: Python code; Lanczos; antialias
                     // below opset 18): refused by name.
