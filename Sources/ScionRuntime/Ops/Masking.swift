@@ -7,13 +7,13 @@ import ScionIR
 /// where kept and is zero where masked.
 extension Executor {
     func masking(_ node: Node, _ x: RuntimeTensor, _ a: MaskingAttributes) throws -> RuntimeTensor {
-        let kept = try Self.keptSteps(node, x, a)
+        let kept = try Self.stepsDifferingFromMaskValue(node, x, a)
         return Self.zeroingMaskedSteps(x, kept: kept)
     }
 
     /// For each step, whether any of its features differs from the mask value (a NaN differs, as in
     /// Keras's `not_equal`).
-    static func keptSteps(_ node: Node, _ x: RuntimeTensor, _ a: MaskingAttributes) throws -> [Bool] {
+    static func stepsDifferingFromMaskValue(_ node: Node, _ x: RuntimeTensor, _ a: MaskingAttributes) throws -> [Bool] {
         guard x.rank >= 2, let features = x.shape.last else {
             throw RuntimeError(node.name, "Masking needs a batch axis and a feature axis, got shape \(x.shape)")
         }
@@ -36,7 +36,7 @@ extension Executor {
 
 extension Trainer {
     func maskingBackward(_ node: Node, _ a: MaskingAttributes, _ x: RuntimeTensor, dy: RuntimeTensor) throws -> StepGradients {
-        let kept = try Executor.keptSteps(node, x, a)
+        let kept = try Executor.stepsDifferingFromMaskValue(node, x, a)
         return StepGradients(inputs: [Executor.zeroingMaskedSteps(dy, kept: kept)])
     }
 }
