@@ -57,3 +57,21 @@ final class MaskingLayerTests: XCTestCase {
         }
     }
 }
+
+/// Scion's ONNX spelling of Masking is read back as the layer, and nothing else is taken for it.
+extension MaskingLayerTests {
+    func testScionsONNXSpellingIsReadBackAsMasking() throws {
+        let original = try model("keras3/masking_dense.keras")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("scion-masking-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("m.onnx").path
+        try original.write(to: path)
+        let read = try Model.load(path).graph
+        let mask = try XCTUnwrap(read.nodes.first { $0.name == "mask" })
+        XCTAssertEqual(mask.op, .masking(MaskingAttributes(maskValue: 0)))
+        XCTAssertEqual(mask.inputs, ["series"])
+        XCTAssertFalse(read.nodes.contains { if case .onnx(.comparison) = $0.op { true } else { false } }, "the chain is gone")
+        XCTAssertFalse(read.nodes.contains { if case .onnx(.constant) = $0.op { true } else { false } }, "and its constants")
+    }
+}
