@@ -136,6 +136,8 @@ enum LayerFields {
                     LayerField("mean", floats: a.mean ?? []), LayerField("variance", floats: a.variance ?? [])]
         case .embedding(let a):
             return [LayerField("input_dim", a.inputDimension), LayerField("output_dim", a.outputDimension)]
+        case .masking(let a):
+            return [LayerField("mask_value", float: a.maskValue)]
         case .recurrent(let a):
             var fields = [LayerField("units", a.units), LayerField("activation", activation(a.activation))]
             if a.cell != .simpleRNN { fields.append(LayerField("recurrent_activation", activation(a.recurrentActivation))) }

@@ -149,6 +149,11 @@ struct KerasLayerTable {
             var embedding = EmbeddingAttributes(inputDimension: try c.int("input_dim"), outputDimension: try c.int("output_dim"))
             embedding.maskZero = c.bool("mask_zero", false)
             return .embedding(embedding)
+        case "Masking":
+            guard let value = Self.maskValue(config) else {
+                throw Unsupported(reason: "Masking mask_value \(config["mask_value"]?.serialized ?? "") is not a number")
+            }
+            return .masking(MaskingAttributes(maskValue: value))
         case "SimpleRNN", "LSTM", "GRU", "Bidirectional":
             return try recurrent(className: className, config: config).map(Op.recurrent)
         case "CustomScaleLayer":
@@ -165,6 +170,13 @@ struct KerasLayerTable {
     }
 
     /// Numbers of a possibly nested JSON array, flattened (Keras writes statistics as nested lists).
+    /// Masking's `mask_value` (0 when absent); nil when the file gives something else than a number
+    /// (Keras 3 accepts a serialized tensor there), which Scion does not interpret.
+    static func maskValue(_ config: JSON) -> Float? {
+        guard let value = config["mask_value"], !value.isNull else { return 0 }
+        return value.float
+    }
+
     static func flatFloats(_ value: JSON, depth: Int = 0) -> [Float]? {
         if let number = value.float { return [number] }
         guard depth < 8, let array = value.array else { return nil }
