@@ -103,7 +103,7 @@ public enum Op: Equatable, Sendable {
         case .resizing(let a): a.kind.rawValue
         case .normalization: "Normalization"
         case .embedding: "Embedding"
-        case .recurrent(let a): a.bidirectional == nil ? a.cell.rawValue : "Bidirectional"
+        case .recurrent(let a): a.bidirectional == nil ? a.layerName : "Bidirectional"
         case .scaledResidual: "CustomScaleLayer"
         case .layerScale: "LayerScale"
         case .transpose: "Transpose"

@@ -149,7 +149,7 @@ struct KerasLayerTable {
             var embedding = EmbeddingAttributes(inputDimension: try c.int("input_dim"), outputDimension: try c.int("output_dim"))
             embedding.maskZero = c.bool("mask_zero", false)
             return .embedding(embedding)
-        case "SimpleRNN", "LSTM", "GRU", "Bidirectional":
+        case "SimpleRNN", "LSTM", "GRU", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D":
             return try recurrent(className: className, config: config).map(Op.recurrent)
         case "CustomScaleLayer":
             return .scaledResidual(ScaledResidualAttributes(scale: c.float("scale", 1)))
