@@ -35,7 +35,7 @@ extension KerasConfigWriter {
     private static func recurrentCellConfig(_ a: RecurrentAttributes) throws -> [String: JSON] {
         func name(_ activation: Activation) throws -> JSON {
             guard let name = activationName(activation) else {
-                throw Refusal(reason: "\(a.cell.rawValue) with activation \(activation.displayName) has no Keras 3 equivalent")
+                throw Refusal(reason: "\(a.layerName) with activation \(activation.displayName) has no Keras 3 equivalent")
             }
             return .string(name)
         }
