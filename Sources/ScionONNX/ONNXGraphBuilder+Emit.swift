@@ -197,7 +197,11 @@ extension ONNXGraphBuilder {
             let indices = intermediate("Cast", name: node.name, inputs: [input], attributes: [.int("to", Int(ONNXDataType.int64.rawValue))])
             add("Gather", name: node.name, inputs: [try parameter(.embeddings), indices], output: output, attributes: [.int("axis", 0)])
         case .recurrent(let a):
-            try recurrent(node, a, parameters: parameters, input: input)
+            if let convolution = a.convolution {
+                try convolutionalRecurrent(node, a, convolution, parameters: parameters, input: input, inputShape: inputShape)
+            } else {
+                try recurrent(node, a, parameters: parameters, input: input)
+            }
         case .scaledResidual(let a):
             let scaled = intermediate("Mul", name: node.name, inputs: [
                 node.inputs[1], constant("\(node.name)/scale", floats: [a.scale], dimensions: []),

@@ -6,9 +6,6 @@ import ScionIR
 /// Keras's outputs after it. Weights are converted once, here (`ONNXRecurrentMapping`).
 extension ONNXGraphBuilder {
     mutating func recurrent(_ node: Node, _ a: RecurrentAttributes, parameters: [Parameter], input: String) throws {
-        if a.convolution != nil {
-            throw unsupported(node, "is a \(a.layerName), which ONNX has no op for (Scion does not unroll it into Conv nodes yet)")
-        }
         if a.bidirectional != nil && a.goBackwards {
             throw unsupported(node, "Bidirectional around a layer with go_backwards=True has no ONNX direction")
         }

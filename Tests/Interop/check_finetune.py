@@ -221,6 +221,15 @@ def deep_cases(scion, folder, grafted, x, y):
         cases.append((f"{name} (recurrent, backprop through time), {optimizer} lr {rate}",
                       os.path.join(ROOT, "fixtures", "keras3", f"{name}.keras"), text_data, tokens, labels, optimizer, rate, 3,
                       tolerance, []))
+    # ConvLSTM2D: backprop through time through the input's and the state's convolutions.
+    video_random = np.random.default_rng(3)
+    frames = video_random.standard_normal((12, 3, 8, 8, 2)).astype(np.float32)
+    frame_labels = video_random.integers(0, 3, 12)
+    video_data = os.path.join(folder, "video.npz")
+    np.savez(video_data, x=frames, y=frame_labels)
+    cases.append(("conv_lstm (ConvLSTM2D, backprop through time), adam lr 0.01",
+                  os.path.join(ROOT, "fixtures", "keras3", "conv_lstm.keras"), video_data, frames, frame_labels, "adam", 0.01, 3,
+                  1e-3, []))
     for label, start, data_file, inputs, targets, optimizer, rate, epochs, tolerance, extra in cases:
         out = os.path.join(folder, "deep_out.keras")
         result = subprocess.run([scion, "finetune", start, "--data", data_file, "--epochs", str(epochs), "--batch-size",
