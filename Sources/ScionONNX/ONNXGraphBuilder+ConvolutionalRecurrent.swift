@@ -7,8 +7,8 @@ import ScionIR
 ///
 /// The layer reads and writes Keras's channels-last order (`[batch, time, spatial..., channels]`):
 /// the input is transposed once to `[time, batch, channels, spatial...]`, each step's frame gathered
-/// from it, and the outputs transposed back. The kernels stay the layer's initializers, in Keras's
-/// `[k..., in, 4*filters]`, each transposed once by a node to ONNX's `[4*filters, in, k...]`.
+/// from it, and the outputs transposed back. The kernels are converted once to ONNX's
+/// `[4*filters, in, k...]` initializers, read by every step; the bias is the layer's own.
 extension ONNXGraphBuilder {
     mutating func convolutionalRecurrent(_ node: Node, _ a: RecurrentAttributes, _ convolution: RecurrentConvolution,
                                          parameters: [Parameter], input: String, inputShape: Shape?) throws {
@@ -20,20 +20,31 @@ extension ONNXGraphBuilder {
         guard a.cell == .lstm, a.bidirectional == nil, !a.timeMajor, a.maskValue == nil else {
             throw unsupported(node, "is a \(a.layerName) Scion writes to ONNX as one LSTM direction without a mask only")
         }
-        func parameterName(_ role: ParameterRole) throws -> String {
-            guard let parameter = parameters.first(where: { $0.role == .sublayer("cell", role) }) else {
-                throw unsupported(node, "has no 'cell/\(role)' weights")
+        // Keras's kernels [k..., in, out] as ONNX's [out, in, k...], converted once here (like the
+        // LSTM's W and R), so every step's Conv reads an initializer.
+        func kernel(_ role: ParameterRole) throws -> String {
+            guard let parameter = parameters.first(where: { $0.role == .sublayer("cell", role) }), parameter.dtype == .float32,
+                  parameter.shape.count == rank + 2 else {
+                throw unsupported(node, "has no float32 'cell/\(role)' kernel of rank \(rank + 2)")
             }
-            return parameter.name
+            let values = try parameter.storage.bytes(keep: false).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            let (inputs, outputs) = (parameter.shape[rank], parameter.shape[rank + 1])
+            let taps = convolution.taps
+            var converted = [Float](repeating: 0, count: values.count)
+            for tap in 0..<taps {
+                for i in 0..<inputs {
+                    for o in 0..<outputs { converted[(o * inputs + i) * taps + tap] = values[(tap * inputs + i) * outputs + o] }
+                }
+            }
+            let name = constant("\(parameter.name)/onnx", floats: converted,
+                                dimensions: [Int64(outputs), Int64(inputs)] + convolution.kernelSize.map(Int64.init))
+            if !parameter.trainable { frozenConstants.append(name) }
+            return name
         }
         let spatialAxes = Array(2..<(rank + 2))
-        // Keras's kernel [k..., in, out] -> ONNX's [out, in, k...].
-        let kernelOrder = [rank + 1, rank] + Array(0..<rank)
-        let inputKernel = intermediate("Transpose", name: "\(name)/kernel", inputs: [try parameterName(.kernel)],
-                                       attributes: [.ints("perm", kernelOrder)])
-        let stateKernel = intermediate("Transpose", name: "\(name)/recurrent_kernel", inputs: [try parameterName(.recurrentKernel)],
-                                       attributes: [.ints("perm", kernelOrder)])
-        let bias = a.useBias ? [try parameterName(.bias)] : []
+        let inputKernel = try kernel(.kernel), stateKernel = try kernel(.recurrentKernel)
+        let bias = try a.useBias ? [parameters.first(where: { $0.role == .sublayer("cell", .bias) }).map(\.name)
+            ?? { throw unsupported(node, "has no 'cell/bias' weights") }()] : []
         let frames = intermediate("Transpose", name: "\(name)/frames", inputs: [input],
                                   attributes: [.ints("perm", [1, 0, rank + 2] + spatialAxes)])
         // Channels-first input and output sizes, for the pads.
