@@ -37,6 +37,8 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // tiny_vit: the image to channels-first for its patch Conv2D, back for the Reshape to a
         // sequence, the sequence once for its GlobalAveragePooling1D.
         "tiny_vit": 3,
+        // ConvLSTM reads and writes Keras's order: its output goes to channels-first once for the pooling.
+        "conv_lstm": 1, "conv_lstm_variants": 1,
     ]
 
     /// The repository's fixtures folder, found from this file's path.
