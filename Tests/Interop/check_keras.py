@@ -41,8 +41,7 @@ LAMBDA_FIXTURES = {"lambda_layer"}
 # tf.keras's Resizing bicubic reads TensorFlow's 1024-step weight table, which Keras 3 does not compute.
 REFUSED = {"keras2/rnn_lstm.h5": "lstm_back: LSTM with activation hard_sigmoid has no Keras 3 equivalent",
            "keras2/resizing_kernels.h5": "up_bicubic: tf.keras's bicubic Resizing",
-           "keras2/conv_lstm.h5": "convlstm_seq: ConvLSTM2D with activation hard_sigmoid has no Keras 3 equivalent",
-           "keras2/conv_lstm_variants.h5": "convlstm_strided: ConvLSTM2D with activation hard_sigmoid has no Keras 3 equivalent"}
+           "keras2/conv_lstm.h5": "convlstm_seq: ConvLSTM2D with activation hard_sigmoid has no Keras 3 equivalent"}
 
 
 def load(path, name):
