@@ -200,7 +200,7 @@ extension ONNXGraphBuilder {
             if let convolution = a.convolution {
                 try convolutionalRecurrent(node, a, convolution, parameters: parameters, input: input, inputShape: inputShape)
             } else {
-                try recurrent(node, a, parameters: parameters, input: input)
+                try recurrent(node, a, parameters: parameters, inputShapes: inputShapes)
             }
         case .scaledResidual(let a):
             let scaled = intermediate("Mul", name: node.name, inputs: [
