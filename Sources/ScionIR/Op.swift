@@ -106,7 +106,7 @@ public enum Op: Equatable, Sendable {
         case .normalization: "Normalization"
         case .embedding: "Embedding"
         case .masking: "Masking"
-        case .recurrent(let a): a.bidirectional == nil ? a.cell.rawValue : "Bidirectional"
+        case .recurrent(let a): a.bidirectional == nil ? a.layerName : "Bidirectional"
         case .scaledResidual: "CustomScaleLayer"
         case .layerScale: "LayerScale"
         case .transpose: "Transpose"

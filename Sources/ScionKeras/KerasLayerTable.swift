@@ -154,7 +154,7 @@ struct KerasLayerTable {
                 throw Unsupported(reason: "Masking mask_value \(config["mask_value"]?.serialized ?? "") is not a number")
             }
             return .masking(MaskingAttributes(maskValue: value))
-        case "SimpleRNN", "LSTM", "GRU", "Bidirectional":
+        case "SimpleRNN", "LSTM", "GRU", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D":
             return try recurrent(className: className, config: config).map(Op.recurrent)
         case "CustomScaleLayer":
             return .scaledResidual(ScaledResidualAttributes(scale: c.float("scale", 1)))

@@ -209,7 +209,11 @@ extension ONNXGraphBuilder {
             let kept = intermediate("Greater", name: "\(node.name)/kept", inputs: [count, scalar("\(node.name)/none", 0)])
             add("Where", name: node.name, inputs: [kept, input, scalar("\(node.name)/zero", 0)], output: output)
         case .recurrent(let a):
-            try recurrent(node, a, parameters: parameters, inputShapes: inputShapes)
+            if let convolution = a.convolution {
+                try convolutionalRecurrent(node, a, convolution, parameters: parameters, input: input, inputShape: inputShape)
+            } else {
+                try recurrent(node, a, parameters: parameters, inputShapes: inputShapes)
+            }
         case .scaledResidual(let a):
             let scaled = intermediate("Mul", name: node.name, inputs: [
                 node.inputs[1], constant("\(node.name)/scale", floats: [a.scale], dimensions: []),

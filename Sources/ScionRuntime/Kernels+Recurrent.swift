@@ -56,8 +56,11 @@ extension Kernels {
     /// time step is one BLAS product; then each step adds the recurrent product and the gates.
     /// `kept` (`[batch * time]`, time order; nil: every step) is Keras's mask: at a step not kept
     /// the states are carried over unchanged.
+    /// With `convolution` (ConvLSTM), `x` is the unfolded input and each row one sample's position;
+    /// the state is unfolded before its recurrent product (`RecurrentConvolutionGeometry`).
     static func recurrentDirection(_ x: RuntimeTensor, _ w: RecurrentCellWeights, _ a: RecurrentAttributes,
-                                   reversed: Bool, kept: [Bool]? = nil, node: String) throws -> RecurrentDirectionRun {
+                                   reversed: Bool, kept: [Bool]? = nil, convolution: RecurrentConvolutionGeometry? = nil,
+                                   node: String) throws -> RecurrentDirectionRun {
         let (batch, time, features) = (x.shape[0], x.shape[1], x.shape[2])
         let units = a.units, gates = a.cell.gateCount, width = gates * units
         guard let act = elementFunction(a.activation) ?? (a.activation == .linear ? { $0 } : nil),
@@ -91,7 +94,8 @@ extension Kernels {
                 product(previous, zrKernel, m: batch, n: 2 * units, k: units, into: &zr)
                 for n in 0..<batch { for j in 0..<(2 * units) { recurrent[n * width + j] = zr[n * 2 * units + j] } }
             } else {
-                product(previous, w.recurrentKernel, m: batch, n: width, k: units, into: &recurrent)
+                let source = convolution?.unfoldState(previous) ?? previous
+                product(source, w.recurrentKernel, m: batch, n: width, k: source.count / batch, into: &recurrent)
                 if let bias = w.recurrentBias {
                     for n in 0..<batch { for j in 0..<width { recurrent[n * width + j] += bias[j] } }
                 }

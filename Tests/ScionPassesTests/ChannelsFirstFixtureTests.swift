@@ -41,6 +41,8 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // order: the per-frame Conv2D and MaxPooling2D each get a Transpose in and out, and the
         // frames' features one for their GlobalAveragePooling1D. The tagger's Dense needs none.
         "time_distributed_frames": 5, "time_distributed_tagger": 0,
+        // ConvLSTM reads and writes Keras's order: its output goes to channels-first once for the pooling.
+        "conv_lstm": 1, "conv_lstm_variants": 1,
     ]
 
     /// The repository's fixtures folder, found from this file's path.
