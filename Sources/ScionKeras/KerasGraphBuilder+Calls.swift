@@ -67,9 +67,21 @@ extension KerasGraphBuilder {
                 op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized))
             }
         }
-        // Layers whose result Keras's mask changes (GlobalAveragePooling1D averages the unmasked steps;
-        // attention ignores masked keys): Scion does not apply the mask to them yet, so they are kept
-        // as read, and run and ONNX refuse them by name, instead of computing them without it.
+        // GlobalAveragePooling1D averages the kept steps: like the recurrent op, it reads the mask source.
+        if case .globalPool(var a) = op, readsMask, a.kind == .average, a.rank == 1, inputs.count == 1, let maskSource {
+            a.maskValue = maskSource.value
+            op = .globalPool(a)
+            layerInputs.append(maskSource.source)
+        }
+        // A mask passed by hand (Keras 3's `mask=` keyword on an input Scion derived none for).
+        if keywordMask, !readsMask, Self.resultDependsOnMask(op) {
+            op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized,
+                                          unreadReason: "is called with a mask Scion did not derive "
+                                              + "(only Embedding(mask_zero=True) and Masking make one)"))
+        }
+        // Layers whose result Keras's mask changes (attention ignores masked keys): Scion does not
+        // apply the mask to them yet, so they are kept as read, and run and ONNX refuse them by name,
+        // instead of computing them without it.
         if readsMask, Self.resultDependsOnMask(op) {
             op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized,
                                           unreadReason: "reads a Keras mask (Embedding(mask_zero=True) or Masking), "
@@ -99,11 +111,11 @@ extension KerasGraphBuilder {
         return outputs
     }
 
-    /// Whether Keras computes this layer differently when its input carries a mask (the recurrent op
-    /// applies the mask itself, above).
+    /// Whether Keras computes this layer differently when its input carries a mask and Scion does
+    /// not apply it (the recurrent op and a masked GlobalAveragePooling1D apply it themselves, above).
     static func resultDependsOnMask(_ op: Op) -> Bool {
         switch op {
-        case .globalPool(let a): a.kind == .average
+        case .globalPool(let a): a.kind == .average && a.maskValue == nil
         case .multiHeadAttention, .attention: true
         default: false
         }

@@ -81,7 +81,8 @@ struct KerasModelPlan {
         } catch let refusal as KerasConfigWriter.Refusal {
             throw KerasError(.writeFailed, file: file, subject: node.name, refusal.reason)
         }
-        if case .recurrent(let a) = node.op, a.maskValue != nil { try checkImpliedMask(node, a) }
+        if case .recurrent(let a) = node.op, let value = a.maskValue { try checkImpliedMask(node, value: value) }
+        if case .globalPool(let a) = node.op, let value = a.maskValue { try checkImpliedMask(node, value: value) }
         for input in node.inputs where producers[input] == nil {
             throw KerasError(.writeFailed, file: file, subject: node.name, "reads \(input), which nothing produces")
         }
@@ -129,19 +130,20 @@ struct KerasModelPlan {
         }
     }
 
-    /// Keras writes no mask for a recurrent layer (tf_keras never; Keras 3's `mask=` keyword is
-    /// rebuilt on reload from the layer before), so the layer is written reading its sequence alone
-    /// and the file says the mask only through `Embedding(mask_zero=True)`. That holds when the
-    /// sequence comes from such an Embedding of the mask source, directly or through Dropout and
-    /// masked recurrent layers returning sequences (which pass the mask on); anything else is refused.
-    private func checkImpliedMask(_ node: Node, _ a: RecurrentAttributes) throws {
+    /// Keras writes no mask for a recurrent layer or a GlobalAveragePooling1D (tf_keras never; Keras
+    /// 3's `mask=` keyword is rebuilt on reload from the layer before), so the layer is written
+    /// reading its sequence alone and the file says the mask only through `Embedding(mask_zero=True)`.
+    /// That holds when the sequence comes from such an Embedding of the mask source, directly or
+    /// through Dropout and masked recurrent layers returning sequences (which pass the mask on);
+    /// anything else is refused.
+    private func checkImpliedMask(_ node: Node, value maskValue: Float) throws {
         let source = node.inputs.count == 2 ? node.inputs[1] : nil
         var value = node.inputs.first
         while let current = value, let producer = graph.nodes.first(where: { $0.outputs.first == current }) {
             switch producer.op {
-            case .embedding(let e) where e.maskZero && a.maskValue == 0 && producer.inputs.first == source:
+            case .embedding(let e) where e.maskZero && maskValue == 0 && producer.inputs.first == source:
                 return
-            case .recurrent(let r) where r.returnSequences && r.maskValue == a.maskValue && r.bidirectional != .separate
+            case .recurrent(let r) where r.returnSequences && r.maskValue == maskValue && r.bidirectional != .separate
                 && producer.inputs.count == 2 && producer.inputs[1] == source:
                 return
             case .dropout:
