@@ -81,8 +81,8 @@ struct KerasModelPlan {
         } catch let refusal as KerasConfigWriter.Refusal {
             throw KerasError(.writeFailed, file: file, subject: node.name, refusal.reason)
         }
-        if case .recurrent(let a) = node.op, let value = a.maskValue { try checkImpliedMask(node, value: value) }
-        if case .globalPool(let a) = node.op, let value = a.maskValue { try checkImpliedMask(node, value: value) }
+        if case .recurrent(let a) = node.op, a.maskValue != nil { try checkImpliedMask(node, a) }
+        if case .globalPool(let a) = node.op, let value = a.maskValue { try checkImpliedPoolingMask(node, value: value) }
         for input in node.inputs where producers[input] == nil {
             throw KerasError(.writeFailed, file: file, subject: node.name, "reads \(input), which nothing produces")
         }
@@ -130,20 +130,19 @@ struct KerasModelPlan {
         }
     }
 
-    /// Keras writes no mask for a recurrent layer or a GlobalAveragePooling1D (tf_keras never; Keras
-    /// 3's `mask=` keyword is rebuilt on reload from the layer before), so the layer is written
-    /// reading its sequence alone and the file says the mask only through `Embedding(mask_zero=True)`.
-    /// That holds when the sequence comes from such an Embedding of the mask source, directly or
-    /// through Dropout and masked recurrent layers returning sequences (which pass the mask on);
-    /// anything else is refused.
-    private func checkImpliedMask(_ node: Node, value maskValue: Float) throws {
+    /// Keras writes no mask for a recurrent layer (tf_keras never; Keras 3's `mask=` keyword is
+    /// rebuilt on reload from the layer before), so the layer is written reading its sequence alone
+    /// and the file says the mask only through `Embedding(mask_zero=True)`. That holds when the
+    /// sequence comes from such an Embedding of the mask source, directly or through Dropout and
+    /// masked recurrent layers returning sequences (which pass the mask on); anything else is refused.
+    private func checkImpliedMask(_ node: Node, _ a: RecurrentAttributes) throws {
         let source = node.inputs.count == 2 ? node.inputs[1] : nil
         var value = node.inputs.first
         while let current = value, let producer = graph.nodes.first(where: { $0.outputs.first == current }) {
             switch producer.op {
-            case .embedding(let e) where e.maskZero && maskValue == 0 && producer.inputs.first == source:
+            case .embedding(let e) where e.maskZero && a.maskValue == 0 && producer.inputs.first == source:
                 return
-            case .recurrent(let r) where r.returnSequences && r.maskValue == maskValue && r.bidirectional != .separate
+            case .recurrent(let r) where r.returnSequences && r.maskValue == a.maskValue && r.bidirectional != .separate
                 && producer.inputs.count == 2 && producer.inputs[1] == source:
                 return
             case .dropout:
@@ -155,6 +154,17 @@ struct KerasModelPlan {
         throw KerasError(.writeFailed, file: file, subject: node.name,
                          "\(node.op.typeName) reads a Keras mask that Keras cannot rebuild: its input does not come from an "
                          + "Embedding(mask_zero=True) of the mask source")
+    }
+
+    /// A masked GlobalAveragePooling1D is written reading its sequence alone, like a recurrent
+    /// layer: Keras must give the sequence the same mask itself (`KerasImpliedMask`).
+    private func checkImpliedPoolingMask(_ node: Node, value: Float) throws {
+        guard node.inputs.count == 2,
+              KerasImpliedMask.holds(in: graph, value: node.inputs[0], source: node.inputs[1], maskValue: value) else {
+            throw KerasError(.writeFailed, file: file, subject: node.name,
+                             "\(node.op.typeName) reads a Keras mask that Keras cannot rebuild: its input does not come from an "
+                             + "Embedding(mask_zero=True) of the mask source")
+        }
     }
 
     private mutating func recordStepValue(_ value: String, of node: Node) {
