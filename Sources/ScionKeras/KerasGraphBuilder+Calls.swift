@@ -78,6 +78,25 @@ extension KerasGraphBuilder {
             op = .globalPool(a)
             layerInputs.append(maskSource.source)
         }
+        // MultiHeadAttention builds Keras's query mask [B, T, 1] and value mask [B, 1, S] into its
+        // attention mask, when Keras (either version) gives them; a masked key passed apart stays opaque.
+        if case .multiHeadAttention(var a) = op, readsMask, inputs.count == a.inputCount {
+            func implied(_ input: String) -> KerasMask? {
+                guard let mask = maskSources[input],
+                      KerasImpliedMask.holds(in: graph, value: input, source: mask.source, maskValue: mask.value) else { return nil }
+                return mask
+            }
+            let (query, value) = (inputs[0], inputs[1])
+            let queryMask = maskedValues.contains(query) ? implied(query) : nil
+            let valueMask = maskedValues.contains(value) ? implied(value) : nil
+            let keyMasked = a.hasKey && maskedValues.contains(inputs[a.keyInput])
+            if !keyMasked, maskedValues.contains(query) == (queryMask != nil), maskedValues.contains(value) == (valueMask != nil) {
+                a.queryMaskValue = queryMask?.value
+                a.valueMaskValue = valueMask?.value
+                op = .multiHeadAttention(a)
+                layerInputs += [queryMask?.source, valueMask?.source].compactMap { $0 }
+            }
+        }
         // A mask Scion did not derive (passed by hand, or through layers KerasImpliedMask does not follow).
         if keywordMask, Self.resultDependsOnMask(op) {
             op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized,
@@ -104,9 +123,11 @@ extension KerasGraphBuilder {
         if case .recurrent(let a) = op { outputs += (1..<max(a.outputCount, 1)).map { "\(nodeName):\($0)" } }
         // Merging layers (Add, Multiply...): Keras 3 passes a mask on only when every input has one (the
         // masks ORed), tf_keras when any has (ANDed); masks from different sources have no one source.
-        let merges = Self.mergingClasses.contains(className)
+        let merges = KerasImpliedMask.mergingClasses.contains(className)
         let mergeDropsMask = merges && table.kerasMajorVersion >= 3 && !inputs.allSatisfy(maskedValues.contains)
-        if !mergeDropsMask, Self.producesMask(className: className, config: config, readsMask: readsMask) {
+        // MultiHeadAttention's output carries the query's mask only.
+        let attentionDropsMask = className == "MultiHeadAttention" && !(inputs.first.map(maskedValues.contains) ?? false)
+        if !mergeDropsMask, !attentionDropsMask, Self.producesMask(className: className, config: config, readsMask: readsMask) {
             maskedValues.formUnion(outputs)
             let masks = inputs.compactMap { maskSources[$0] }
             let source: KerasMask? = switch className {
@@ -125,9 +146,6 @@ extension KerasGraphBuilder {
         return outputs
     }
 
-    /// Keras's merging layers (keras/src/layers/merging/base_merge.py `compute_mask`).
-    static let mergingClasses: Set<String> = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]
-
     /// The masks a masked GlobalAveragePooling1D can read (`KerasImpliedMask`), for refusals.
     static let followedMasks = "Scion follows Embedding(mask_zero=True) through Dropout, Dense, LayerNormalization "
         + "and masked recurrent layers returning sequences"
@@ -137,7 +155,8 @@ extension KerasGraphBuilder {
     static func resultDependsOnMask(_ op: Op) -> Bool {
         switch op {
         case .globalPool(let a): a.kind == .average && a.maskValue == nil
-        case .multiHeadAttention, .attention: true
+        case .multiHeadAttention(let a): a.queryMaskValue == nil && a.valueMaskValue == nil
+        case .attention: true
         default: false
         }
     }

@@ -16,17 +16,7 @@ extension ONNXGraphBuilder {
         }
         let name = node.name
         let float = Int(ONNXDataType.float.rawValue)
-        let source = intermediate("Cast", name: "\(name)/mask_source", inputs: [node.inputs[1]], attributes: [.int("to", float)])
-        let masked = intermediate("Equal", name: "\(name)/masked", inputs: [source, scalar("\(name)/mask_value", value)])
-        var kept = intermediate("Not", name: "\(name)/kept", inputs: [masked])
-        if sourceRank > 2 {
-            // A step is kept where any of its values differs: more than zero differing values.
-            let differing = intermediate("Cast", name: "\(name)/differing", inputs: [kept], attributes: [.int("to", float)])
-            let axes = constant("\(name)/value_axes", int64s: (2..<sourceRank).map { Int64($0) })
-            let count = intermediate("ReduceSum", name: "\(name)/differing_count", inputs: [differing, axes],
-                                     attributes: [.int("keepdims", 0)])
-            kept = intermediate("Greater", name: "\(name)/kept_steps", inputs: [count, scalar("\(name)/none", 0)])
-        }
+        let kept = keptSteps(source: node.inputs[1], sourceRank: sourceRank, value: value, name: name)
         // [batch, time] -> [batch, 1, time], against x's [batch, channels, time].
         let keep = intermediate("Unsqueeze", name: "\(name)/keep", inputs: [kept, constant("\(name)/channel_axis", int64s: [1])])
         let zeroed = intermediate("Where", name: "\(name)/zeroed", inputs: [keep, node.inputs[0], scalar("\(name)/zero", 0)])
@@ -36,5 +26,21 @@ extension ONNXGraphBuilder {
         let keptFloat = intermediate("Cast", name: "\(name)/kept_float", inputs: [keep], attributes: [.int("to", float)])
         let count = intermediate("ReduceSum", name: "\(name)/count", inputs: [keptFloat, timeAxis], attributes: [keepDimensions])
         add("Div", name: name, inputs: [sum, count], output: output)
+    }
+
+    /// Keras's mask as a bool `[batch, time]`: where some value of the source `[batch, time, ...]` at
+    /// that step differs from `value`.
+    mutating func keptSteps(source: String, sourceRank: Int, value: Float, name: String) -> String {
+        let float = Int(ONNXDataType.float.rawValue)
+        let source = intermediate("Cast", name: "\(name)/mask_source", inputs: [source], attributes: [.int("to", float)])
+        let masked = intermediate("Equal", name: "\(name)/masked", inputs: [source, scalar("\(name)/mask_value", value)])
+        let kept = intermediate("Not", name: "\(name)/kept", inputs: [masked])
+        guard sourceRank > 2 else { return kept }
+        // A step is kept where any of its values differs: more than zero differing values.
+        let differing = intermediate("Cast", name: "\(name)/differing", inputs: [kept], attributes: [.int("to", float)])
+        let axes = constant("\(name)/value_axes", int64s: (2..<sourceRank).map { Int64($0) })
+        let count = intermediate("ReduceSum", name: "\(name)/differing_count", inputs: [differing, axes],
+                                 attributes: [.int("keepdims", 0)])
+        return intermediate("Greater", name: "\(name)/kept_steps", inputs: [count, scalar("\(name)/none", 0)])
     }
 }

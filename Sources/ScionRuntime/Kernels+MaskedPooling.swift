@@ -15,16 +15,22 @@ extension Kernels {
             throw RuntimeError(node, "only a GlobalAveragePooling1D of a [batch, channels, time] value reads a Keras mask, got \(x.shape)")
         }
         let (batch, time) = (x.shape[0], x.shape[2])
-        guard let source, source.rank >= 2, source.shape[0] == batch, source.shape[1] == time else {
-            throw RuntimeError(node, "its mask source must be "
-                               + "[batch, time, ...] = [\(batch), \(time), ...], got \(source.map { "\($0.shape)" } ?? "none")")
-        }
-        let perStep = source.count / max(batch * time, 1)
-        let kept = (0..<(batch * time)).map { step in
-            source.data[(step * perStep)..<((step + 1) * perStep)].contains { $0 != value }
-        }
+        guard let source else { throw RuntimeError(node, "has no mask source") }
+        let kept = try keptSteps(source, value: value, batch: batch, time: time, node: node)
         let counts = (0..<batch).map { row in Float(kept[(row * time)..<((row + 1) * time)].filter { $0 }.count) }
         return (kept, counts)
+    }
+
+    /// Keras's mask as kept steps `[batch * time]`: a step is kept where some value of the mask
+    /// source `[batch, time, ...]` differs from `value` (`tokens != 0` after Embedding(mask_zero=True)).
+    static func keptSteps(_ source: RuntimeTensor, value: Float, batch: Int, time: Int, node: String) throws -> [Bool] {
+        guard source.rank >= 2, source.shape[0] == batch, source.shape[1] == time else {
+            throw RuntimeError(node, "its mask source must be [batch, time, ...] = [\(batch), \(time), ...], got \(source.shape)")
+        }
+        let perStep = source.count / max(batch * time, 1)
+        return (0..<(batch * time)).map { step in
+            source.data[(step * perStep)..<((step + 1) * perStep)].contains { $0 != value }
+        }
     }
 
     static func maskedGlobalAverage(_ x: RuntimeTensor, source: RuntimeTensor?, _ a: GlobalPoolAttributes, node: String) throws
