@@ -19,7 +19,7 @@ extension ONNXGraphBuilder {
         let kept = keptSteps(source: node.inputs[1], sourceRank: sourceRank, value: value, name: name)
         // [batch, time] -> [batch, 1, time], against x's [batch, channels, time].
         let keep = intermediate("Unsqueeze", name: "\(name)/keep", inputs: [kept, constant("\(name)/channel_axis", int64s: [1])])
-        let zeroed = intermediate("Where", name: "\(name)/zeroed", inputs: [keep, node.inputs[0], scalar("\(name)/zero", 0)])
+        let zeroed = intermediate("Where", name: "\(name)/zeroed", inputs: [keep, node.inputs[0], maskConstant("\(name)/zero", 0)])
         let timeAxis = constant("\(name)/time_axis", int64s: [2])
         let keepDimensions: ONNXAttribute = .int("keepdims", a.keepDimensions ? 1 : 0)
         let sum = intermediate("ReduceSum", name: "\(name)/sum", inputs: [zeroed, timeAxis], attributes: [keepDimensions])
@@ -28,12 +28,20 @@ extension ONNXGraphBuilder {
         add("Div", name: name, inputs: [sum, count], output: output)
     }
 
+    /// A scalar of the mask's encoding (not a weight): listed with the frozen parameters, so the file
+    /// read back does not train it.
+    mutating func maskConstant(_ name: String, _ value: Float) -> String {
+        let constant = scalar(name, value)
+        frozenConstants.append(constant)
+        return constant
+    }
+
     /// Keras's mask as a bool `[batch, time]`: where some value of the source `[batch, time, ...]` at
     /// that step differs from `value`.
     mutating func keptSteps(source: String, sourceRank: Int, value: Float, name: String) -> String {
         let float = Int(ONNXDataType.float.rawValue)
         let source = intermediate("Cast", name: "\(name)/mask_source", inputs: [source], attributes: [.int("to", float)])
-        let masked = intermediate("Equal", name: "\(name)/masked", inputs: [source, scalar("\(name)/mask_value", value)])
+        let masked = intermediate("Equal", name: "\(name)/masked", inputs: [source, maskConstant("\(name)/mask_value", value)])
         let kept = intermediate("Not", name: "\(name)/kept", inputs: [masked])
         guard sourceRank > 2 else { return kept }
         // A step is kept where any of its values differs: more than zero differing values.
@@ -41,6 +49,6 @@ extension ONNXGraphBuilder {
         let axes = constant("\(name)/value_axes", int64s: (2..<sourceRank).map { Int64($0) })
         let count = intermediate("ReduceSum", name: "\(name)/differing_count", inputs: [differing, axes],
                                  attributes: [.int("keepdims", 0)])
-        return intermediate("Greater", name: "\(name)/kept_steps", inputs: [count, scalar("\(name)/none", 0)])
+        return intermediate("Greater", name: "\(name)/kept_steps", inputs: [count, maskConstant("\(name)/none", 0)])
     }
 }
