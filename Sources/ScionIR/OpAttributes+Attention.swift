@@ -9,7 +9,8 @@
 /// ```
 ///
 /// Inputs, in this order: query, value, then key when the call passes one (otherwise the value is
-/// the key), then the attention mask when the call passes one (`[B, T, S]`, nonzero = attend).
+/// the key), then the attention mask when the call passes one (`[B, T, S]`, nonzero = attend),
+/// then the mask sources of Keras's query and value masks (`queryMaskValue`, `valueMaskValue`).
 /// Parameters with Keras's shapes, in Keras's creation order, as sublayer roles:
 /// `query_dense/kernel` `[D, H, key_dim]`, `query_dense/bias` `[H, key_dim]`, the same for
 /// `key_dense` (`[Dk, H, key_dim]`) and `value_dense` (`[Dv, H, value_dim]`), then
@@ -37,6 +38,13 @@ public struct MultiHeadAttentionAttributes: Equatable, Sendable {
     public var hasAttentionMask: Bool
     /// Whether the call asked for the causal mask: query position t attends to positions s <= t.
     public var useCausalMask: Bool
+    /// Keras's mask of the query (`Embedding(mask_zero=True)` upstream): an input after the
+    /// attention mask is its source `[B, T, ...]`, and query position t attends only where some
+    /// value of the source at t differs from this value (`_compute_attention_mask`). Nil without.
+    public var queryMaskValue: Float? = nil
+    /// Keras's mask of the value (and key, when the value is the key): its source `[B, S, ...]`
+    /// follows the query's; key position s is attended only where the source differs from this value.
+    public var valueMaskValue: Float? = nil
 
     /// Attributes with these values.
     public init(numHeads: Int, keyDim: Int, valueDim: Int? = nil, dropout: Float = 0, useBias: Bool = true,
@@ -48,13 +56,24 @@ public struct MultiHeadAttentionAttributes: Equatable, Sendable {
     }
 
     /// Number of inputs a node with these attributes reads.
-    public var inputCount: Int { 2 + (hasKey ? 1 : 0) + (hasAttentionMask ? 1 : 0) }
+    public var inputCount: Int {
+        2 + (hasKey ? 1 : 0) + (hasAttentionMask ? 1 : 0) + (queryMaskValue != nil ? 1 : 0) + (valueMaskValue != nil ? 1 : 0)
+    }
 
     /// Position of the key among the inputs (the value's when no key is passed).
     public var keyInput: Int { hasKey ? 2 : 1 }
 
     /// Position of the attention mask among the inputs, when there is one.
-    public var maskInput: Int? { hasAttentionMask ? inputCount - 1 : nil }
+    public var maskInput: Int? { hasAttentionMask ? 2 + (hasKey ? 1 : 0) : nil }
+
+    /// Position of the query's mask source, when Keras masks the query.
+    public var queryMaskInput: Int? { queryMaskValue != nil ? 2 + (hasKey ? 1 : 0) + (hasAttentionMask ? 1 : 0) : nil }
+
+    /// Position of the value's mask source, when Keras masks the value.
+    public var valueMaskInput: Int? { valueMaskValue != nil ? inputCount - 1 : nil }
+
+    /// Number of inputs the Keras call reads: without the mask sources (Keras derives those masks).
+    public var kerasInputCount: Int { 2 + (hasKey ? 1 : 0) + (hasAttentionMask ? 1 : 0) }
 
     /// The attended axes for a query of `rank`, sorted and non-negative; nil when they do not fit
     /// (the batch, the last axis or an axis out of range).

@@ -185,9 +185,16 @@ public struct GlobalPoolAttributes: Equatable, Sendable {
     public var keepDimensions: Bool
     /// Where the channel axis is: channels-last from Keras, channels-first from ONNX or after the layout pass.
     public var layout: Layout
+    /// Keras's mask (GlobalAveragePooling1D reading `Embedding(mask_zero=True)` or `Masking`): the
+    /// node's second input is the mask source `[batch, time, ...]`, always in its original order
+    /// (the layout pass leaves it), and a step counts where some value of the source at that step
+    /// differs from `maskValue`. The average is over counted steps only; a row with none is 0/0
+    /// (NaN), as in Keras. Nil without a mask.
+    public var maskValue: Float? = nil
     /// Attributes with these values.
-    public init(kind: PoolKind, rank: Int, keepDimensions: Bool = false, layout: Layout) {
+    public init(kind: PoolKind, rank: Int, keepDimensions: Bool = false, layout: Layout, maskValue: Float? = nil) {
         self.kind = kind; self.rank = rank; self.keepDimensions = keepDimensions; self.layout = layout
+        self.maskValue = maskValue
     }
 }
 

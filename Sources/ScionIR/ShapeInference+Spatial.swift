@@ -174,9 +174,20 @@ extension Context {
     }
 
     func globalPooling(_ a: GlobalPoolAttributes) throws -> Shape? {
-        try requireInputs(1)
+        // With Keras's mask, the second input is the mask source `[batch, time, ...]` (the tokens).
+        try requireInputs(a.maskValue == nil ? 1 : 2)
+        if a.maskValue != nil, a.rank != 1 || a.kind != .average {
+            throw fail("only a GlobalAveragePooling1D reads a Keras mask, not a \(node.op.typeName)")
+        }
         guard let shape = try firstShape(minimumRank: a.rank + 2) else { return nil }
         let channels = a.layout == .channelsLast ? shape[shape.rank - 1] : shape[1]
+        if a.maskValue != nil, let source = inputs[1].shape {
+            let time = a.layout == .channelsLast ? shape[1] : shape[2]
+            func differ(_ x: Int?, _ y: Int?) -> Bool { x != nil && y != nil && x != y }
+            if source.rank < 2 || differ(source[0], shape[0]) || differ(source[1], time) {
+                throw fail("\(node.op.typeName)'s mask source \(source) does not match its input \(shape) in batch and time")
+            }
+        }
         if a.keepDimensions {
             var result = shape
             for axis in spatialAxes(rank: shape.rank, layout: a.layout) { result[axis] = 1 }

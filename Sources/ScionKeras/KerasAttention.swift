@@ -73,6 +73,8 @@ enum KerasAttention {
             "value_dim": .number(Double(a.valueDim)), "dropout": .number(Double(a.dropout)), "use_bias": .bool(a.useBias),
             "output_shape": a.outputShape.map(ints) ?? .null, "attention_axes": a.attentionAxes.map(ints) ?? .null])
         specification.keywordInputs = (a.hasKey ? ["key"] : []) + (a.hasAttentionMask ? ["attention_mask"] : [])
+        // The mask sources are not call arguments: Keras derives the masks (KerasModelPlan checks it can).
+        if a.kerasInputCount < a.inputCount { specification.inputs = (0..<a.kerasInputCount).map { .nodeInput($0) } }
         if a.useCausalMask { specification.callKeywords["use_causal_mask"] = .bool(true) }
         return specification
     }

@@ -95,8 +95,11 @@ struct KerasConfigWriter {
                 "padding": .string(try Self.padding(a.padding)), "data_format": "channels_last"])]
         case .globalPool(let a):
             try requireChannelsLast(a.layout)
-            return [KerasLayerSpecification(className: (a.kind == .max ? "GlobalMaxPooling" : "GlobalAveragePooling") + "\(a.rank)D",
-                                            config: ["keepdims": .bool(a.keepDimensions), "data_format": "channels_last"])]
+            var specification = KerasLayerSpecification(className: (a.kind == .max ? "GlobalMaxPooling" : "GlobalAveragePooling") + "\(a.rank)D",
+                                                         config: ["keepdims": .bool(a.keepDimensions), "data_format": "channels_last"])
+            // The mask source is not a call argument: Keras rebuilds the mask (KerasModelPlan.checkImpliedMask).
+            if a.maskValue != nil { specification.inputs = [.nodeInput(0)] }
+            return [specification]
         case .batchNormalization(let a):
             return [KerasLayerSpecification(className: "BatchNormalization", config: [
                 "axis": .number(Double(a.axis)), "epsilon": Self.number(a.epsilon), "momentum": Self.number(a.momentum),

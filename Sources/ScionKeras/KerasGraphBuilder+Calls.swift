@@ -57,7 +57,10 @@ extension KerasGraphBuilder {
         if case .recurrent = op, keywordMask, !readsMask {
             op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized))
         }
-        if case .recurrent(var a) = op, readsMask {
+        // Keras 3 records the mask its call had, `mask: null` when none reached it (Keras 3 drops masks
+        // more often than tf_keras does; see KerasImpliedMask); tf_keras and Sequential configs record nothing.
+        let keywordNoMask = calls.indices.contains(call) && calls[call]["kwargs"]?["mask"] == .null
+        if case .recurrent(var a) = op, readsMask, !keywordNoMask {
             // The mask is computed from its source: the step is read where the source differs from the value.
             if let maskSource, inputs.count == 1, !a.timeMajor {
                 a.maskValue = maskSource.value
@@ -67,13 +70,50 @@ extension KerasGraphBuilder {
                 op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized))
             }
         }
-        // Layers whose result Keras's mask changes (GlobalAveragePooling1D averages the unmasked steps;
-        // attention ignores masked keys): Scion does not apply the mask to them yet, so they are kept
-        // as read, and run and ONNX refuse them by name, instead of computing them without it.
-        if readsMask, Self.resultDependsOnMask(op) {
+        // GlobalAveragePooling1D averages the kept steps: like the recurrent op, it reads the mask source,
+        // when Keras (either version) gives its input that mask.
+        if case .globalPool(var a) = op, readsMask, !keywordNoMask, a.kind == .average, a.rank == 1, inputs.count == 1,
+           let maskSource, KerasImpliedMask.holds(in: graph, value: inputs[0], source: maskSource.source, maskValue: maskSource.value) {
+            a.maskValue = maskSource.value
+            op = .globalPool(a)
+            layerInputs.append(maskSource.source)
+        }
+        // MultiHeadAttention builds Keras's query mask [B, T, 1] and value mask [B, 1, S] into its
+        // attention mask, when Keras (either version) gives them; a masked key passed apart stays opaque.
+        if case .multiHeadAttention(var a) = op, readsMask, inputs.count == a.inputCount {
+            func implied(_ input: String) -> KerasMask? {
+                guard let mask = maskSources[input],
+                      KerasImpliedMask.holds(in: graph, value: input, source: mask.source, maskValue: mask.value) else { return nil }
+                return mask
+            }
+            let (query, value) = (inputs[0], inputs[1])
+            let queryMask = maskedValues.contains(query) ? implied(query) : nil
+            let valueMask = maskedValues.contains(value) ? implied(value) : nil
+            let keyMasked = a.hasKey && maskedValues.contains(inputs[a.keyInput])
+            if !keyMasked, maskedValues.contains(query) == (queryMask != nil), maskedValues.contains(value) == (valueMask != nil) {
+                a.queryMaskValue = queryMask?.value
+                a.valueMaskValue = valueMask?.value
+                op = .multiHeadAttention(a)
+                layerInputs += [queryMask?.source, valueMask?.source].compactMap { $0 }
+            }
+        }
+        // A mask Scion did not derive (passed by hand, or through layers KerasImpliedMask does not follow).
+        if keywordMask, Self.resultDependsOnMask(op) {
             op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized,
-                                          unreadReason: "reads a Keras mask (Embedding(mask_zero=True) or Masking), "
-                                              + "which Scion does not apply to it yet"))
+                                          unreadReason: "is called with a Keras mask Scion cannot derive "
+                                              + "(\(Self.followedMasks))"))
+        }
+        // Layers whose result Keras's mask changes (attention ignores masked keys): Scion does not
+        // apply the mask to them yet, so they are kept as read, and run and ONNX refuse them by name,
+        // instead of computing them without it.
+        if readsMask, !keywordNoMask, Self.resultDependsOnMask(op) {
+            let reason = if case .globalPool = op {
+                "reads a Keras mask through layers Scion does not follow for masks (\(Self.followedMasks))"
+            } else {
+                "reads a Keras mask (Embedding(mask_zero=True) or Masking), which Scion does not apply to it yet"
+            }
+            op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized,
+                                          unreadReason: reason))
         }
         // TimeDistributed passes the mask to its inner layer one step at a time: kept as read when the
         // inner layer's result depends on it (the reader expands the others, KerasTimeDistributed).
@@ -90,12 +130,19 @@ extension KerasGraphBuilder {
         // A recurrent layer returning its states has one output per tensor Keras returns.
         var outputs = [nodeName]
         if case .recurrent(let a) = op { outputs += (1..<max(a.outputCount, 1)).map { "\(nodeName):\($0)" } }
-        if Self.producesMask(className: className, config: config, readsMask: readsMask) {
+        // Merging layers (Add, Multiply...): Keras 3 passes a mask on only when every input has one (the
+        // masks ORed), tf_keras when any has (ANDed); masks from different sources have no one source.
+        let merges = KerasImpliedMask.mergingClasses.contains(className)
+        let mergeDropsMask = merges && table.kerasMajorVersion >= 3 && !inputs.allSatisfy(maskedValues.contains)
+        // MultiHeadAttention's output carries the query's mask only.
+        let attentionDropsMask = className == "MultiHeadAttention" && !(inputs.first.map(maskedValues.contains) ?? false)
+        if !mergeDropsMask, !attentionDropsMask, Self.producesMask(className: className, config: config, readsMask: readsMask) {
             maskedValues.formUnion(outputs)
+            let masks = inputs.compactMap { maskSources[$0] }
             let source: KerasMask? = switch className {
             case "Embedding": inputs.first.map { KerasMask(source: $0, value: 0) }
             case "Masking": KerasLayerTable.maskValue(config).flatMap { value in inputs.first.map { KerasMask(source: $0, value: value) } }
-            default: maskSource
+            default: merges && masks.contains { $0 != masks.first } ? nil : maskSource
             }
             for output in outputs { maskSources[output] = source }
         }
@@ -108,12 +155,17 @@ extension KerasGraphBuilder {
         return outputs
     }
 
-    /// Whether Keras computes this layer differently when its input carries a mask (the recurrent op
-    /// applies the mask itself, above).
+    /// The masks a masked GlobalAveragePooling1D can read (`KerasImpliedMask`), for refusals.
+    static let followedMasks = "Scion follows Embedding(mask_zero=True) through Dropout, Dense, LayerNormalization "
+        + "and masked recurrent layers returning sequences"
+
+    /// Whether Keras computes this layer differently when its input carries a mask and Scion does
+    /// not apply it (the recurrent op and a masked GlobalAveragePooling1D apply it themselves, above).
     static func resultDependsOnMask(_ op: Op) -> Bool {
         switch op {
-        case .globalPool(let a): a.kind == .average
-        case .multiHeadAttention, .attention: true
+        case .globalPool(let a): a.kind == .average && a.maskValue == nil
+        case .multiHeadAttention(let a): a.queryMaskValue == nil && a.valueMaskValue == nil
+        case .attention: true
         default: false
         }
     }

@@ -52,14 +52,15 @@ struct KerasGraphBuilder {
     }
 
     /// Drops the `keras.ops` nodes Keras 3 writes to compute a mask (`ops.not_equal(tokens, 0)`,
-    /// Masking's `ops.any`) once nothing reads them: Scion reads their only reader, the recurrent
-    /// layer's `mask=` keyword, from the Embedding instead, and Keras 3 rebuilds them on reload.
+    /// Masking's `ops.any`, a merging layer's `ops.logical_or` of its inputs' masks) once nothing
+    /// reads them: Scion reads their only readers, the `mask=` keywords of recurrent layers and
+    /// GlobalAveragePooling1D, from the Embedding instead, and Keras 3 rebuilds them on reload.
     private mutating func removeUnreadMaskOperations() {
         while true {
             let read = Set(graph.nodes.flatMap(\.inputs)).union(graph.outputs)
             let unread = graph.nodes.indices.filter { index in
                 let node = graph.nodes[index]
-                guard case .opaque(let a) = node.op, a.domain == "keras.ops", ["NotEqual", "Any"].contains(a.type) else { return false }
+                guard case .opaque(let a) = node.op, a.domain == "keras.ops", ["NotEqual", "Any", "LogicalOr"].contains(a.type) else { return false }
                 return node.outputs.allSatisfy { !read.contains($0) }
             }
             guard !unread.isEmpty else { return }

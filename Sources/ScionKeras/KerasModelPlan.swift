@@ -94,6 +94,8 @@ struct KerasModelPlan {
             throw KerasError(.writeFailed, file: file, subject: node.name, refusal.reason)
         }
         if case .recurrent(let a) = node.op, a.maskValue != nil { try checkImpliedMask(node, a) }
+        if case .globalPool(let a) = node.op, let value = a.maskValue { try checkImpliedPoolingMask(node, value: value) }
+        if case .multiHeadAttention(let a) = node.op { try checkImpliedAttentionMasks(node, a) }
         for input in node.inputs where producers[input] == nil {
             throw KerasError(.writeFailed, file: file, subject: node.name, "reads \(input), which nothing produces")
         }
@@ -168,6 +170,30 @@ struct KerasModelPlan {
         throw KerasError(.writeFailed, file: file, subject: node.name,
                          "\(node.op.typeName) reads a Keras mask that Keras cannot rebuild: its input does not come from an "
                          + "Embedding(mask_zero=True) or a Masking of the mask source")
+    }
+
+    /// A masked GlobalAveragePooling1D is written reading its sequence alone, like a recurrent
+    /// layer: Keras must give the sequence the same mask itself (`KerasImpliedMask`).
+    private func checkImpliedPoolingMask(_ node: Node, value: Float) throws {
+        guard node.inputs.count == 2,
+              KerasImpliedMask.holds(in: graph, value: node.inputs[0], source: node.inputs[1], maskValue: value) else {
+            throw KerasError(.writeFailed, file: file, subject: node.name,
+                             "\(node.op.typeName) reads a Keras mask that Keras cannot rebuild: its input does not come from an "
+                             + "Embedding(mask_zero=True) of the mask source")
+        }
+    }
+
+    /// MultiHeadAttention's query and value masks likewise: Keras derives them from its inputs.
+    private func checkImpliedAttentionMasks(_ node: Node, _ a: MultiHeadAttentionAttributes) throws {
+        for (input, position, value) in [(0, a.queryMaskInput, a.queryMaskValue), (1, a.valueMaskInput, a.valueMaskValue)] {
+            guard let position, let value else { continue }
+            guard node.inputs.count == a.inputCount,
+                  KerasImpliedMask.holds(in: graph, value: node.inputs[input], source: node.inputs[position], maskValue: value) else {
+                throw KerasError(.writeFailed, file: file, subject: node.name,
+                                 "MultiHeadAttention reads a Keras \(input == 0 ? "query" : "value") mask that Keras cannot rebuild: "
+                                 + "its \(input == 0 ? "query" : "value") does not come from an Embedding(mask_zero=True) of the mask source")
+            }
+        }
     }
 
     private mutating func recordStepValue(_ value: String, of node: Node) {

@@ -18,6 +18,7 @@ extension ONNXGraphBuilder {
               let axes = a.resolvedAttentionAxes(rank: queryShape.rank) else {
             throw unsupported(node, "MultiHeadAttention needs its query's rank and \(a.inputCount) inputs")
         }
+
         let rank = queryShape.rank
         let others = (1..<(rank - 1)).filter { !axes.contains($0) }
         let permutation = [0] + others + [rank - 1] + axes + [rank]
@@ -51,7 +52,7 @@ extension ONNXGraphBuilder {
         var scores = intermediate("MatMul", name: "\(node.name)/scores", inputs: [query, keyT])
         let maskRank = a.maskInput.flatMap { inputShapes[$0]?.rank }
         if let keep = try attentionKeep(node, a, axes: axes, rank: rank, maskRank: maskRank, queryLengths: queryLengths,
-                                        keyLengths: keyLengths) {
+                                        keyLengths: keyLengths, inputShapes: inputShapes) {
             scores = intermediate("Where", name: "\(node.name)/mask", inputs: [keep, scores, scalar("\(node.name)/masked", -1e9)])
         }
         let probabilities = intermediate("Softmax", name: "\(node.name)/softmax", inputs: [scores], attributes: [.int("axis", -1)])
@@ -104,7 +105,7 @@ extension ONNXGraphBuilder {
     /// The boolean of which scores to keep, broadcastable to `[B, n…, H, T, S]`; nil when nothing is
     /// masked. The attention mask gets Keras's heads axis; the causal mask keeps s ≤ t.
     private mutating func attentionKeep(_ node: Node, _ a: MultiHeadAttentionAttributes, axes: [Int], rank: Int, maskRank: Int?,
-                                        queryLengths: [Int?], keyLengths: [Int?]) throws -> String? {
+                                        queryLengths: [Int?], keyLengths: [Int?], inputShapes: [Shape?]) throws -> String? {
         var keep: String?
         if let position = a.maskInput {
             guard axes.count == 1 else { throw unsupported(node, "an attention mask over several attention axes has no ONNX form here yet") }
@@ -119,6 +120,19 @@ extension ONNXGraphBuilder {
                     value, constant("\(node.name)/mask/heads_axes", int64s: (0..<missing).map { at + Int64($0) })])
             }
             keep = value
+        }
+        // Keras's query mask [B, T] -> [B, 1, T, 1] and value mask [B, S] -> [B, 1, 1, S] (heads inserted).
+        for (position, value, axesAdded, role) in [(a.queryMaskInput, a.queryMaskValue, [1, 3], "query"),
+                                                   (a.valueMaskInput, a.valueMaskValue, [1, 2], "value")] {
+            guard let position, let value else { continue }
+            guard axes == [1], rank == 3, let sourceRank = inputShapes[position]?.rank, sourceRank >= 2 else {
+                throw unsupported(node, "Keras's \(role) mask needs one attention axis of a [batch, time, features] query "
+                                  + "and a mask source of known rank")
+            }
+            let name = "\(node.name)/\(role)_mask"
+            let kept = keptSteps(source: node.inputs[position], sourceRank: sourceRank, value: value, name: name)
+            let expanded = intermediate("Unsqueeze", name: name, inputs: [kept, constant("\(name)/axes", int64s: axesAdded.map { Int64($0) })])
+            keep = keep.map { intermediate("And", name: "\(name)/and", inputs: [$0, expanded]) } ?? expanded
         }
         if a.useCausalMask {
             guard axes.count == 1, let t = queryLengths[0], let s = keyLengths[0] else {

@@ -57,6 +57,8 @@ extension ONNXGraphBuilder {
             if a.ceilMode { attributes.append(.int("ceil_mode", 1)) }
             if a.kind == .average { attributes.append(.int("count_include_pad", a.countIncludePad ? 1 : 0)) }
             add(a.kind == .max ? "MaxPool" : "AveragePool", name: node.name, inputs: [input], output: output, attributes: attributes)
+        case .globalPool(let a) where a.maskValue != nil:
+            try emitMaskedGlobalAverage(node, a, sourceRank: inputShapes.count > 1 ? inputShapes[1]?.rank : nil, output: output)
         case .globalPool(let a):
             try requireChannelsFirst(a.layout, node)
             let type = a.kind == .max ? "GlobalMaxPool" : "GlobalAveragePool"

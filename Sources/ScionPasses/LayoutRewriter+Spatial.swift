@@ -10,7 +10,12 @@ import ScionIR
 /// ```
 extension LayoutRewriter {
     mutating func rewriteSpatial(_ node: Node) throws {
-        guard node.inputs.count == 1, let sourceInput = node.inputs.first, node.outputs.count == 1,
+        // A masked GlobalAveragePooling1D also reads its mask source, which keeps its original order.
+        var maskSource: String?
+        if case .globalPool(let a) = node.op, a.maskValue != nil, node.inputs.count == 2 {
+            maskSource = try materialize(node.inputs[1], in: .original)
+        }
+        guard node.inputs.count == (maskSource == nil ? 1 : 2), let sourceInput = node.inputs.first, node.outputs.count == 1,
               let spatialRank = node.op.spatialRank else {
             throw failure(node.name, "a \(node.op.typeName) needs exactly one input and one output")
         }
@@ -49,6 +54,10 @@ extension LayoutRewriter {
         case .globalPool(var a):
             a.layout = target
             op = .globalPool(a)
+            if let maskSource {
+                try emit(node, form: .converted, op: op, inputs: [input, maskSource])
+                return
+            }
         case .zeroPadding(var a):
             a.layout = target
             op = .zeroPadding(a)

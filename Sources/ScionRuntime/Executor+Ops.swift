@@ -21,6 +21,8 @@ extension Executor {
         // Ops/Pooling.swift
         case .pool(let a):
             return try Kernels.pool(x, a, node: node.name)
+        case .globalPool(let a) where a.maskValue != nil:
+            return try Kernels.maskedGlobalAverage(x, source: inputs.count > 1 ? inputs[1] : nil, a, node: node.name)
         case .globalPool(let a):
             return Kernels.globalPool(x, a)
         case .onnx(.reduce(let a)):

@@ -72,7 +72,7 @@ extension Trainer {
                                     inputGradient: wanted.first ?? false)
         // Ops/Pooling.swift
         case .pool(let a): try poolBackward(node, a, x, dy: dy)
-        case .globalPool(let a): globalPoolBackward(a, x, dy: dy)
+        case .globalPool(let a): try globalPoolBackward(node, a, inputs, dy: dy)
         case .onnx(.reduce(let a)): try reduceBackward(a, x, y: y, dy: dy, node: node.name)
         // Ops/Dense.swift
         case .dense(let a):

@@ -41,10 +41,12 @@ final class ModelDiffTests: XCTestCase {
         // Attention as MatMul or Tanh and ReduceSum; EinsumDense as Einsum; UnitNormalization as
         // ReduceSum, Sqrt, Max, Div; a recurrent layer reading a Keras mask as its kept steps moved
         // by MatMul around one ONNX RNN per direction; ConvLSTM, which ONNX has no op for, as its steps
-        // unrolled into Conv, Slice and elementwise nodes), which the ONNX reader does not gather back
-        // into one layer yet: not one model to diff.
+        // unrolled into Conv, Slice and elementwise nodes; a masked GlobalAveragePooling1D as Where,
+        // ReduceSum, Div; attention's Keras masks as Equal, Not, And), which the ONNX reader does not
+        // gather back into one layer yet: not one model to diff.
         let spelledOut = ["attention", "attention_variants", "transformer_block", "einsum_dense", "unit_norm", "dot_attention",
                           "tiny_vit", "masked_text", "masked_variants", "masking_sequence", "conv_lstm", "conv_lstm_variants",
+                          "masked_pooling", "masked_transformer",
                           // TimeDistributed(Conv2D...) as Reshape / Conv / Reshape, not gathered back yet.
                           "time_distributed_frames"]
         for source in sources {

@@ -54,7 +54,8 @@ extension Trainer {
                 step.inputs[position] = dx
             }
         }
-        if let mask = a.maskInput { step.inputs[mask] = nil }
+        // Masks and mask sources: comparisons, no gradient.
+        for position in [a.maskInput, a.queryMaskInput, a.valueMaskInput].compactMap({ $0 }) { step.inputs[position] = nil }
         return step
     }
 

@@ -153,6 +153,29 @@ extension Executor {
             let ones = RuntimeTensor(shape: scoresShape, data: [Float](repeating: 1, count: scoresShape.reduce(1, *)))
             keep = try Kernels.broadcast(ones, mask, node: node.name) { _, m in m != 0 ? 1 : 0 }
         }
+        if a.queryMaskValue != nil || a.valueMaskValue != nil {
+            // Keras's query mask [B, T, 1] and value mask [B, 1, S], a heads axis inserted: [B, 1, T, S].
+            guard axes == [1], query.count == 3 else {
+                throw RuntimeError(node.name, "Keras's query and value masks are applied over one attention axis of a "
+                                   + "[batch, time, features] query here, not over axes \(axes) of \(query)")
+            }
+            let (batch, t, s) = (query[0], query[1], key[1])
+            let queryKept = try a.queryMaskInput.map {
+                try Kernels.keptSteps(inputs[$0], value: a.queryMaskValue ?? 0, batch: batch, time: t, node: node.name)
+            } ?? [Bool](repeating: true, count: batch * t)
+            let valueKept = try a.valueMaskInput.map {
+                try Kernels.keptSteps(inputs[$0], value: a.valueMaskValue ?? 0, batch: batch, time: s, node: node.name)
+            } ?? [Bool](repeating: true, count: batch * s)
+            var data = [Float](repeating: 0, count: batch * t * s)
+            for b in 0..<batch {
+                for i in 0..<t where queryKept[b * t + i] {
+                    for j in 0..<s where valueKept[b * s + j] { data[(b * t + i) * s + j] = 1 }
+                }
+            }
+            let masks = RuntimeTensor(shape: [batch, 1, t, s], data: data)
+            let base = keep ?? RuntimeTensor(shape: scoresShape, data: [Float](repeating: 1, count: scoresShape.reduce(1, *)))
+            keep = try Kernels.broadcast(base, masks, node: node.name) { $0 * $1 }
+        }
         if a.useCausalMask {
             guard axes.count == 1 else {
                 throw RuntimeError(node.name, "use_causal_mask over \(axes.count) attention axes (Keras defines it for one)")

@@ -12,8 +12,13 @@ extension Trainer {
         return StepGradients(inputs: [try Kernels.poolBackward(x, a, dy: dy, node: node.name)])
     }
 
-    func globalPoolBackward(_ a: GlobalPoolAttributes, _ x: RuntimeTensor, dy: RuntimeTensor) -> StepGradients {
-        StepGradients(inputs: [Kernels.globalPoolBackward(x, a, dy: dy)])
+    /// With Keras's mask, the second input is the mask source, which gets no gradient (the mask is a
+    /// comparison).
+    func globalPoolBackward(_ node: Node, _ a: GlobalPoolAttributes, _ inputs: [RuntimeTensor], dy: RuntimeTensor) throws -> StepGradients {
+        guard let x = inputs.first else { throw RuntimeError(node.name, "has no input") }
+        guard a.maskValue != nil else { return StepGradients(inputs: [Kernels.globalPoolBackward(x, a, dy: dy)]) }
+        let source = inputs.count > 1 ? inputs[1] : nil
+        return StepGradients(inputs: [try Kernels.maskedGlobalAverageBackward(x, source: source, a, dy: dy, node: node.name), nil])
     }
 
     /// Each input element's share of its reduced value's gradient (maxima and minima split it among ties).
