@@ -110,4 +110,18 @@ public struct Parameter: Sendable {
     public var elementCount: Int { shape.checkedProduct ?? 0 }
     /// Bytes the elements occupy (0 for a type without a fixed size).
     public var byteCount: Int { elementCount * (dtype.byteSize ?? 0) }
+
+    /// The value of a one-element float32, int64 or int32 weight (ONNX's scalar constants: a
+    /// Where's 0, a Reshape's axis); nil for any other weight or unreadable bytes.
+    public var scalarValue: Double? {
+        guard elementCount == 1, let bytes = try? storage.bytes(), bytes.count == dtype.byteSize else { return nil }
+        return bytes.withUnsafeBytes { raw in
+            switch dtype {
+            case .float32: Double(raw.loadUnaligned(as: Float.self))
+            case .int64: Double(raw.loadUnaligned(as: Int64.self))
+            case .int32: Double(raw.loadUnaligned(as: Int32.self))
+            default: nil
+            }
+        }
+    }
 }

@@ -24,10 +24,9 @@ extension ONNXImportSession {
         }
         func scalar(_ value: String) -> Float? {
             guard let position = producers[value], case .onnx(.constant) = graph.nodes[position].op,
-                  let name = graph.nodes[position].parameters.first, let parameter = graph.parameters[name],
-                  parameter.dtype == .float32, parameter.elementCount == 1,
-                  let bytes = try? parameter.storage.bytes(), bytes.count == 4 else { return nil }
-            return bytes.withUnsafeBytes { $0.load(as: Float.self) }
+                  let name = graph.nodes[position].parameters.first, let parameter = graph.parameters[name], parameter.dtype == .float32,
+                  let value = parameter.scalarValue else { return nil }
+            return Float(value)
         }
         var removed = Set<String>()
         for position in graph.nodes.indices {

@@ -146,12 +146,8 @@ extension KerasPatternRewriter {
 
     /// A scalar or one-element integer constant's value.
     private func constantIndex(_ value: String) throws -> Int? {
-        guard let (_, parameter) = constant(value), parameter.elementCount == 1 else { return nil }
-        let bytes = try parameter.storage.bytes()
-        switch parameter.dtype {
-        case .int64: return bytes.withUnsafeBytes { Int($0.loadUnaligned(as: Int64.self)) }
-        case .int32: return bytes.withUnsafeBytes { Int($0.loadUnaligned(as: Int32.self)) }
-        default: return nil
-        }
+        guard let (_, parameter) = constant(value), parameter.dtype == .int64 || parameter.dtype == .int32,
+              let index = parameter.scalarValue else { return nil }
+        return Int(index)
     }
 }

@@ -70,10 +70,9 @@ package enum ONNXSpellings {
         /// The scalar a constant input holds.
         func scalar(_ value: String) -> Float? {
             guard let position = producers[value], case .onnx(.constant) = graph.nodes[position].op,
-                  let name = graph.nodes[position].parameters.first, let parameter = graph.parameters[name],
-                  parameter.dtype == .float32, parameter.elementCount == 1,
-                  let bytes = try? parameter.storage.bytes(), bytes.count == 4 else { return nil }
-            return bytes.withUnsafeBytes { $0.load(as: Float.self) }
+                  let name = graph.nodes[position].parameters.first, let parameter = graph.parameters[name], parameter.dtype == .float32,
+                  let value = parameter.scalarValue else { return nil }
+            return Float(value)
         }
 
         /// Of a binary node's two inputs, the one that is not the constant `value`, when the other is.
