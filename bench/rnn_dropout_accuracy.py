@@ -7,13 +7,15 @@ Embedding(mask_zero=True) -> LSTM(dropout, recurrent_dropout) -> Dense(softmax) 
 with --cell), the task a learnable one: sequences of 4 to 12 tokens padded with 0 at the end, the
 label the group (tokens 1-9, 10-19, 20-29) that occurs most. Both tools start from the very same
 file (same initial weights), train with Adam, shuffled batches, and are measured by Keras's
-predict() on the same held-out sequences (Scion's output file loaded by Keras).
+predict() on the same held-out sequences (Scion's output file loaded by Keras). The last epoch's
+training loss, which both tools measure with dropout active, shows the dropping itself: it rises
+with the rates, and must rise the same way in both.
 
 Usage (repo root):
   KERAS_BACKEND=jax .build/oracle-venv/bin/python bench/rnn_dropout_accuracy.py
       [--seeds 0,1,2] [--cell lstm] [--dropout 0.2] [--recurrent-dropout 0.2] [--epochs 15]
       [--scion .build/debug/scion]
-Prints one line per seed and the mean accuracies.
+Prints one line per seed and the means.
 """
 import argparse
 import json
@@ -65,7 +67,7 @@ def main():
     random = np.random.default_rng(0)
     x, y = data(400, random)
     test_x, test_y = data(400, random)
-    keras_scores, scion_scores = [], []
+    keras_scores, scion_scores, keras_losses, scion_losses = [], [], [], []
     with tempfile.TemporaryDirectory() as folder:
         train = os.path.join(folder, "train.npz")
         np.savez(train, x=x, y=y)
@@ -78,16 +80,19 @@ def main():
             if result.returncode != 0:
                 print(f"scion finetune failed: {result.stderr.strip()}")
                 return 1
-            json.loads(result.stdout)
+            scion_losses.append(json.loads(result.stdout)["history"][-1]["loss"])
             scion_scores.append(accuracy(keras.models.load_model(out, compile=False), test_x, test_y))
             model = keras.models.load_model(start, compile=False)
             model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="sparse_categorical_crossentropy")
             keras.utils.set_random_seed(seed)
-            model.fit(x, y, batch_size=32, epochs=args.epochs, shuffle=True, verbose=0)
+            history = model.fit(x, y, batch_size=32, epochs=args.epochs, shuffle=True, verbose=0).history["loss"]
+            keras_losses.append(history[-1])
             keras_scores.append(accuracy(model, test_x, test_y))
-            print(f"seed {seed}: test accuracy Keras {keras_scores[-1]:.3f}, Scion {scion_scores[-1]:.3f}", flush=True)
+            print(f"seed {seed}: test accuracy Keras {keras_scores[-1]:.3f}, Scion {scion_scores[-1]:.3f}; last epoch's "
+                  f"training loss Keras {keras_losses[-1]:.4f}, Scion {scion_losses[-1]:.4f}", flush=True)
     print(f"{args.cell} dropout {args.dropout} recurrent_dropout {args.recurrent_dropout}, {args.epochs} epochs, "
-          f"{len(keras_scores)} seeds: mean test accuracy Keras {np.mean(keras_scores):.3f}, Scion {np.mean(scion_scores):.3f}")
+          f"{len(keras_scores)} seeds: mean test accuracy Keras {np.mean(keras_scores):.3f}, Scion {np.mean(scion_scores):.3f}; "
+          f"last epoch's training loss Keras {np.mean(keras_losses):.4f}, Scion {np.mean(scion_losses):.4f}")
     return 0
 
 
