@@ -78,13 +78,14 @@ $(ORACLE_PYTHON): Tests/Interop/requirements.txt
 # the ONNX backend cases' stored outputs (docs/runtime.md); `scion finetune` must train a head as
 # Keras's fit() does (docs/finetune.md).
 interop: build oracle
-	$(ORACLE_PYTHON) Tests/Interop/check_onnx.py --scion $(SCION_DEBUG) --also $(CURDIR)/.build/interop-tests
-	$(ORACLE_PYTHON) Tests/Interop/check_onnx_roundtrip.py --scion $(SCION_DEBUG) --quiet
-	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG)
-	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_onnx_keras.py --h5 --scion $(SCION_DEBUG) --torch --tf2onnx fixtures/tf2onnx --tf2onnx fixtures/torch
-	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_surgery.py --scion $(SCION_DEBUG)
-	$(ORACLE_PYTHON) Tests/Interop/check_run.py --backend --scion $(SCION_DEBUG)
-	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/check_finetune.py --scion $(SCION_DEBUG)
+	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/run_checkers.py \
+	  "$(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG)" \
+	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx_keras.py --h5 --scion $(SCION_DEBUG) --torch --tf2onnx fixtures/tf2onnx --tf2onnx fixtures/torch" \
+	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx_roundtrip.py --scion $(SCION_DEBUG) --quiet" \
+	  "$(ORACLE_PYTHON) Tests/Interop/check_finetune.py --scion $(SCION_DEBUG)" \
+	  "$(ORACLE_PYTHON) Tests/Interop/check_surgery.py --scion $(SCION_DEBUG)" \
+	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx.py --scion $(SCION_DEBUG) --also $(CURDIR)/.build/interop-tests" \
+	  "$(ORACLE_PYTHON) Tests/Interop/check_run.py --backend --scion $(SCION_DEBUG)"
 
 # Scion's main job on the bundled example: transfer learning end to end. A CNN pretrained by Keras on
 # digits 0-4 (shipped with the binary: Sources/ScionCommand/Resources/digits) is cut, grafted with a head

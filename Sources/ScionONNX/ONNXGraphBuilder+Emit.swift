@@ -197,7 +197,7 @@ extension ONNXGraphBuilder {
             let indices = intermediate("Cast", name: node.name, inputs: [input], attributes: [.int("to", Int(ONNXDataType.int64.rawValue))])
             add("Gather", name: node.name, inputs: [try parameter(.embeddings), indices], output: output, attributes: [.int("axis", 0)])
         case .recurrent(let a):
-            try recurrent(node, a, parameters: parameters, input: input)
+            try recurrent(node, a, parameters: parameters, inputShapes: inputShapes)
         case .scaledResidual(let a):
             let scaled = intermediate("Mul", name: node.name, inputs: [
                 node.inputs[1], constant("\(node.name)/scale", floats: [a.scale], dimensions: []),

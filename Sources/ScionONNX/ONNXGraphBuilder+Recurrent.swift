@@ -1,18 +1,22 @@
 import ScionIR
 
+/// One direction's weights in ONNX's layout (`ONNXRecurrentMapping`): `W [G*units, features]`,
+/// `R [G*units, units]`, `B [2*G*units]` (input bias, then recurrent bias).
+struct ONNXRecurrentWeights {
+    var w: [Float], r: [Float], b: [Float]
+}
+
 /// The recurrent op as one ONNX RNN, LSTM or GRU node (`bidirectional` for Bidirectional), in
 /// layout 0 (onnxruntime refuses layout 1): a Transpose to `[time, batch, features]` before it, and
 /// its `Y [time, directions, batch, units]`, `Y_h`, `Y_c [directions, batch, units]` rearranged into
-/// Keras's outputs after it. Weights are converted once, here (`ONNXRecurrentMapping`).
+/// Keras's outputs after it. Weights are converted once, here (`ONNXRecurrentMapping`). A layer
+/// reading a Keras mask is ONNXGraphBuilder+MaskedRecurrent.swift.
 extension ONNXGraphBuilder {
-    mutating func recurrent(_ node: Node, _ a: RecurrentAttributes, parameters: [Parameter], input: String) throws {
+    mutating func recurrent(_ node: Node, _ a: RecurrentAttributes, parameters: [Parameter], inputShapes: [Shape?]) throws {
         if a.bidirectional != nil && a.goBackwards {
             throw unsupported(node, "Bidirectional around a layer with go_backwards=True has no ONNX direction")
         }
-        if a.maskValue != nil {
-            // ONNX's sequence_lens cuts only trailing steps; Keras's mask skips any step, keeping the state.
-            throw unsupported(node, "reads a Keras mask (Embedding mask_zero=True), which ONNX's \(ONNXRecurrentMapping.onnxType(a.cell)) has no input for")
-        }
+        guard let input = node.inputs.first else { throw unsupported(node, "has no input") }
         func floats(_ role: ParameterRole) throws -> (values: [Float], shape: [Int]) {
             guard let parameter = parameters.first(where: { $0.role == role }), parameter.dtype == .float32 else {
                 throw unsupported(node, "has no float32 '\(role)' weights")
@@ -21,49 +25,41 @@ extension ONNXGraphBuilder {
             return (bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }, parameter.shape)
         }
         let units = a.units, cell = a.cell, gateWidth = cell.gateCount * units
-        var (w, r, b) = ([Float](), [Float](), [Float]())
+        var weights: [ONNXRecurrentWeights] = []
         var features = 0
         for path in a.cellPaths {
             let kernel = try floats(.sublayer(path, .kernel))
             features = kernel.shape.first ?? 0
-            w += ONNXRecurrentMapping.toONNX(kernel.values, rows: features, units: units, cell: cell)
-            r += ONNXRecurrentMapping.toONNX(try floats(.sublayer(path, .recurrentKernel)).values, rows: units, units: units, cell: cell)
             var inputBias = [Float](repeating: 0, count: gateWidth), recurrentBias = inputBias
             if a.useBias {
                 let bias = try floats(.sublayer(path, .bias)).values
                 inputBias = Array(bias.prefix(gateWidth))
                 if bias.count == 2 * gateWidth { recurrentBias = Array(bias.suffix(gateWidth)) }
             }
-            b += ONNXRecurrentMapping.vectorToONNX(inputBias, units: units, cell: cell)
-                + ONNXRecurrentMapping.vectorToONNX(recurrentBias, units: units, cell: cell)
+            weights.append(ONNXRecurrentWeights(
+                w: ONNXRecurrentMapping.toONNX(kernel.values, rows: features, units: units, cell: cell),
+                r: ONNXRecurrentMapping.toONNX(try floats(.sublayer(path, .recurrentKernel)).values, rows: units, units: units, cell: cell),
+                b: ONNXRecurrentMapping.vectorToONNX(inputBias, units: units, cell: cell)
+                    + ONNXRecurrentMapping.vectorToONNX(recurrentBias, units: units, cell: cell)))
         }
-        let directions = a.cellPaths.count
-        var attributes: [ONNXAttribute] = [
-            .int("hidden_size", units),
-            .string("direction", directions == 2 ? "bidirectional" : a.goBackwards ? "reverse" : "forward")]
-        if cell == .gru { attributes.append(.int("linear_before_reset", a.resetAfter ? 1 : 0)) }
-        attributes += try recurrentActivations(node, a, directions: directions)
-
+        let frozen = parameters.allSatisfy { !$0.trainable }
+        if a.maskValue != nil {
+            try maskedRecurrent(node, a, weights, features: features, inputShapes: inputShapes, frozen: frozen)
+            return
+        }
+        let directions = weights.count
         let name = node.name
-        // The recurrent node keeps the layer's name; the nodes around it are named after it.
-        let mainName = uniqueNodeName(name)
         // ONNX's form reads [time, batch, features] already; Keras's is transposed to it.
         let sequence = a.timeMajor ? input
             : intermediate("Transpose", name: "\(name)/to_time_major", inputs: [input], attributes: [.ints("perm", [1, 0, 2])])
-        let d = Int64(directions), g = Int64(gateWidth)
-        var inputs = [sequence, constant("\(name)/W", floats: w, dimensions: [d, g, Int64(features)]),
-                      constant("\(name)/R", floats: r, dimensions: [d, g, Int64(units)])]
-        // B is optional in ONNX (zeros): a layer without bias writes none, and reads back without.
-        if a.useBias { inputs.append(constant("\(name)/B", floats: b, dimensions: [d, 2 * g])) }
-        if parameters.allSatisfy({ !$0.trainable }) { frozenConstants += inputs.dropFirst() }
         if a.timeMajor {
-            nodes.append(ONNXNode(name: mainName, opType: ONNXRecurrentMapping.onnxType(cell), inputs: inputs,
-                                  outputs: node.outputs, attributes: attributes))
+            try recurrentNode(node, a, weights, features: features, sequence: sequence, outputs: node.outputs,
+                              direction: directions == 2 ? "bidirectional" : a.goBackwards ? "reverse" : "forward", frozen: frozen)
             return
         }
         let (y, yH, yC) = (uniqueName("\(name)/Y"), uniqueName("\(name)/Y_h"), uniqueName("\(name)/Y_c"))
-        nodes.append(ONNXNode(name: mainName, opType: ONNXRecurrentMapping.onnxType(cell), inputs: inputs,
-                              outputs: cell == .lstm ? [y, yH, yC] : [y, yH], attributes: attributes))
+        try recurrentNode(node, a, weights, features: features, sequence: sequence, outputs: cell == .lstm ? [y, yH, yC] : [y, yH],
+                          direction: directions == 2 ? "bidirectional" : a.goBackwards ? "reverse" : "forward", frozen: frozen)
 
         // Per direction, `[batch, units]` or `[batch, time, units]` in Keras's order.
         var outputs = node.outputs.makeIterator()
@@ -93,9 +89,27 @@ extension ONNXGraphBuilder {
         }
     }
 
+    /// One ONNX RNN, LSTM or GRU node over `sequence` (`[time, batch, features]`) with `weights`
+    /// stacked as its directions; it keeps the layer's name, the nodes around it are named after it.
+    mutating func recurrentNode(_ node: Node, _ a: RecurrentAttributes, _ weights: [ONNXRecurrentWeights], features: Int,
+                                sequence: String, outputs: [String], direction: String, frozen: Bool) throws {
+        let name = node.name, mainName = uniqueNodeName(name)
+        let d = Int64(weights.count), g = Int64(a.cell.gateCount * a.units)
+        var attributes: [ONNXAttribute] = [.int("hidden_size", a.units), .string("direction", direction)]
+        if a.cell == .gru { attributes.append(.int("linear_before_reset", a.resetAfter ? 1 : 0)) }
+        attributes += try recurrentActivations(node, a, directions: weights.count)
+        var inputs = [sequence, constant("\(name)/W", floats: weights.flatMap(\.w), dimensions: [d, g, Int64(features)]),
+                      constant("\(name)/R", floats: weights.flatMap(\.r), dimensions: [d, g, Int64(a.units)])]
+        // B is optional in ONNX (zeros): a layer without bias writes none, and reads back without.
+        if a.useBias { inputs.append(constant("\(name)/B", floats: weights.flatMap(\.b), dimensions: [d, 2 * g])) }
+        if frozen { frozenConstants += inputs.dropFirst() }
+        nodes.append(ONNXNode(name: mainName, opType: ONNXRecurrentMapping.onnxType(a.cell), inputs: inputs,
+                              outputs: outputs, attributes: attributes))
+    }
+
     /// Keras's merge of the directions found along `axis` of `value`: concat by reshaping (the
     /// directions are adjacent to the units), the others one direction at a time.
-    private mutating func mergeDirections(_ node: Node, _ a: RecurrentAttributes, _ value: String, axis: Int, shape: [Int64],
+    mutating func mergeDirections(_ node: Node, _ a: RecurrentAttributes, _ value: String, axis: Int, shape: [Int64],
                                           first: String, second: () -> String?) throws {
         let name = node.name
         func direction(_ index: Int64, output: String? = nil) -> String {

@@ -34,46 +34,43 @@ enum ONNXRecurrentMapping {
         }
     }
 
-    /// Keras `[rows, G*units]` (gates as column blocks) to ONNX `[G*units, rows]`, gates reordered.
-    static func toONNX(_ matrix: [Float], rows: Int, units: Int, cell: RecurrentAttributes.Cell) -> [Float] {
+    /// Where each value of a Keras `[rows, G*units]` matrix (gates as column blocks) sits in ONNX's
+    /// `[G*units, rows]` (gates reordered): `(keras, onnx)` flat index pairs, one per value. Both
+    /// directions of the conversion walk this one map; a bias vector is the one-row case.
+    private static func gateIndexPairs(rows: Int, units: Int, cell: RecurrentAttributes.Cell) -> [(keras: Int, onnx: Int)] {
         let order = onnxGateOrder(cell), width = order.count * units
-        var result = [Float](repeating: 0, count: matrix.count)
+        var pairs: [(keras: Int, onnx: Int)] = []
+        pairs.reserveCapacity(rows * width)
         for (onnxGate, kerasGate) in order.enumerated() {
             for j in 0..<units {
-                for row in 0..<rows {
-                    result[(onnxGate * units + j) * rows + row] = matrix[row * width + kerasGate * units + j]
-                }
+                for row in 0..<rows { pairs.append((row * width + kerasGate * units + j, (onnxGate * units + j) * rows + row)) }
             }
         }
+        return pairs
+    }
+
+    /// Keras `[rows, G*units]` (gates as column blocks) to ONNX `[G*units, rows]`, gates reordered.
+    static func toONNX(_ matrix: [Float], rows: Int, units: Int, cell: RecurrentAttributes.Cell) -> [Float] {
+        var result = [Float](repeating: 0, count: matrix.count)
+        for pair in gateIndexPairs(rows: rows, units: units, cell: cell) { result[pair.onnx] = matrix[pair.keras] }
         return result
     }
 
     /// ONNX `[G*units, rows]` back to Keras `[rows, G*units]`.
     static func toKeras(_ matrix: [Float], rows: Int, units: Int, cell: RecurrentAttributes.Cell) -> [Float] {
-        let order = onnxGateOrder(cell), width = order.count * units
         var result = [Float](repeating: 0, count: matrix.count)
-        for (onnxGate, kerasGate) in order.enumerated() {
-            for j in 0..<units {
-                for row in 0..<rows {
-                    result[row * width + kerasGate * units + j] = matrix[(onnxGate * units + j) * rows + row]
-                }
-            }
-        }
+        for pair in gateIndexPairs(rows: rows, units: units, cell: cell) { result[pair.keras] = matrix[pair.onnx] }
         return result
     }
 
     /// A Keras-ordered bias vector `[G*units]` in ONNX's gate order.
     static func vectorToONNX(_ vector: [Float], units: Int, cell: RecurrentAttributes.Cell) -> [Float] {
-        onnxGateOrder(cell).flatMap { vector[($0 * units)..<(($0 + 1) * units)] }
+        toONNX(vector, rows: 1, units: units, cell: cell)
     }
 
     /// An ONNX-ordered bias vector back in Keras's gate order.
     static func vectorToKeras(_ vector: [Float], units: Int, cell: RecurrentAttributes.Cell) -> [Float] {
-        var result = [Float](repeating: 0, count: vector.count)
-        for (onnxGate, kerasGate) in onnxGateOrder(cell).enumerated() {
-            for j in 0..<units { result[kerasGate * units + j] = vector[onnxGate * units + j] }
-        }
-        return result
+        toKeras(vector, rows: 1, units: units, cell: cell)
     }
 
     /// ONNX's name for an activation inside RNN/LSTM/GRU, with the alpha and beta it consumes from

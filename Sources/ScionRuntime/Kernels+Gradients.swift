@@ -206,4 +206,36 @@ extension Kernels {
         summed.shape = shape
         return summed
     }
+
+    /// The backward of a matrix product `z = x · W` with `x` `[rows, inner]`, `W` `[inner, columns]`:
+    /// `dx = dz · Wᵀ` and `dW = xᵀ · dz`. Dense, EinsumDense (after moving its axes) and attention's
+    /// projections are all this product.
+    static func matrixProductBackward(x: [Float], weights: [Float], dz: [Float], rows: Int, inner: Int, columns: Int)
+        -> (dx: [Float], dWeights: [Float])
+    {
+        var dx = [Float](repeating: 0, count: rows * inner)
+        var dWeights = [Float](repeating: 0, count: inner * columns)
+        x.withUnsafeBufferPointer { input in
+            dz.withUnsafeBufferPointer { g in
+                weights.withUnsafeBufferPointer { w in
+                    dx.withUnsafeMutableBufferPointer { d in
+                        dWeights.withUnsafeMutableBufferPointer { dw in
+                            guard let input = input.baseAddress, let g = g.baseAddress, let w = w.baseAddress,
+                                  let d = d.baseAddress, let dw = dw.baseAddress else { return }
+                            BLAS.gemm(m: rows, n: inner, k: columns, a: g, b: w, transposeB: true, c: d)
+                            BLAS.gemm(m: inner, n: columns, k: rows, a: input, transposeA: true, b: g, c: dw)
+                        }
+                    }
+                }
+            }
+        }
+        return (dx, dWeights)
+    }
+
+    /// A bias's gradient: `dz` summed over every axis but the last (`columns` wide).
+    static func columnSums(_ dz: [Float], columns: Int) -> [Float] {
+        var sums = [Float](repeating: 0, count: columns)
+        for (index, value) in dz.enumerated() { sums[index % columns] += value }
+        return sums
+    }
 }

@@ -35,8 +35,6 @@ EXPECTED_UNSUPPORTED = {
     # A user's layer class and Lambda layers are Python code the file does not hold: never ONNX.
     "keras2/custom_layer": "custom layer class", "keras3/custom_layer": "custom layer class",
     "keras2/lambda_layer": "Lambda layer", "keras3/lambda_layer": "Lambda layer",
-    # Keras's mask skips any step keeping the state; ONNX's sequence_lens only cuts trailing steps.
-    "keras2/masked_text": "recurrent layer reading a Keras mask", "keras3/masked_text": "recurrent layer reading a Keras mask",
 }
 
 
@@ -108,10 +106,10 @@ def run_onnx(path, inputs):
 
 
 # kerasops_zoo: Slice, Squeeze, Unsqueeze and Reduce*, whose axes move from attributes to inputs
-# between opsets 13 and 18.
+# between opsets 13 and 18; masked_variants: the mask's ONNX form (Slice, Squeeze, Unsqueeze with axes inputs).
 OPSET_FIXTURES = [("keras3", "convnext_blocks"), ("keras3", "mobilenet_v3_small"), ("keras3", "misc_zoo"), ("keras3", "group_norm"),
                   ("keras3", "kerasops_zoo"), ("keras3", "resizing"), ("keras3", "resizing_antialias"),
-                  ("keras3", "attention_variants"), ("keras3", "transformer_block")]
+                  ("keras3", "attention_variants"), ("keras3", "transformer_block"), ("keras3", "masked_variants")]
 # Fixtures swept only from the opset that can express them.
 MINIMUM_OPSET = {"keras3/resizing_antialias": 18}
 

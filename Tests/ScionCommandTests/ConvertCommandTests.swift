@@ -35,9 +35,7 @@ final class ConvertCommandTests: XCTestCase {
                                 "lambda_layer": "affine: no ONNX for it: a Lambda layer's computation is Python bytecode",
                                 // ONNX Resize has no Lanczos kernel; antialias needs opset 18 (the default is 17).
                                 "resizing_kernels": "down_lanczos3: Resizing with lanczos3",
-                                "resizing_antialias": "down_antialias: Resizing with antialias needs ONNX Resize's antialias",
-                                // Keras's mask skips any step; ONNX's sequence_lens only cuts trailing ones.
-                                "masked_text": "lstm_seq: reads a Keras mask (Embedding mask_zero=True)"]
+                                "resizing_antialias": "down_antialias: Resizing with antialias needs ONNX Resize's antialias"]
                     .first(where: { file.hasPrefix($0.key + ".") })?.value {
                     // What ONNX cannot express (a user's class or a Lambda: Python code; Lanczos; antialias
                     // below opset 18): refused by name.

@@ -2,6 +2,7 @@ import Foundation
 import Scion
 import ScionIR
 @testable import ScionRuntime
+import ScionTestSupport
 import XCTest
 
 /// The executor against the numbers the real tools produced: every fixture (Keras 2 and 3 models,
@@ -21,17 +22,6 @@ final class FixtureRunTests: XCTestCase {
         "keras2/lambda_layer": "affine: cannot run it: a Lambda layer", "keras3/lambda_layer": "affine: cannot run it: a Lambda layer",
     ]
 
-    func arrays(_ folder: URL, _ name: String, _ kind: String) throws -> [RuntimeTensor] {
-        let single = folder.appendingPathComponent("\(name).\(kind).npy")
-        if FileManager.default.fileExists(atPath: single.path) { return [try NumpyFile.read(single.path)] }
-        var result: [RuntimeTensor] = []
-        while true {
-            let path = folder.appendingPathComponent("\(name).\(kind)_\(result.count).npy").path
-            guard FileManager.default.fileExists(atPath: path) else { return result }
-            result.append(try NumpyFile.read(path))
-        }
-    }
-
     func testEveryFixtureGivesTheRealToolsOutputs() throws {
         var passed: [String] = [], stopped: [String: String] = [:]
         for (folder, suffix, references) in [("keras2", "h5", "keras2"), ("keras3", "keras", "keras3"),
@@ -41,7 +31,7 @@ final class FixtureRunTests: XCTestCase {
             for file in files {
                 let name = String(file.dropLast(suffix.count + 1)), label = "\(folder)/\(name)"
                 let referenceFolder = Self.fixtures.appendingPathComponent(references)
-                let inputs = try arrays(referenceFolder, name, "input"), expected = try arrays(referenceFolder, name, "output")
+                let inputs = try FixtureArrays.read(referenceFolder, name, "input"), expected = try FixtureArrays.read(referenceFolder, name, "output")
                 guard !inputs.isEmpty, !expected.isEmpty else { continue }
                 let model = try Model.load(directory.appendingPathComponent(file).path)
                 let outputs: [RuntimeTensor]

@@ -3,6 +3,7 @@ import Foundation
 import ScionIR
 @testable import ScionKeras
 import ScionRuntime
+import ScionTestSupport
 import XCTest
 
 /// docs/keras-coverage.md is this test's output: one row per layer class Keras 3 exports
@@ -209,19 +210,5 @@ final class KerasCoverageTests: XCTestCase {
         let covered = classes.filter { evidence[$0.key] != nil || $0.value.aliasOf.map { evidence[$0] != nil } == true }.count
         lines += ["", "\(covered) of \(classes.count) classes appear in a fixture.", ""]
         return lines.joined(separator: "\n")
-    }
-}
-
-/// A fixture's stored arrays: NAME.KIND.npy, or NAME.KIND_0.npy, NAME.KIND_1.npy... for several.
-enum FixtureArrays {
-    static func read(_ folder: URL, _ name: String, _ kind: String) throws -> [RuntimeTensor] {
-        let single = folder.appendingPathComponent("\(name).\(kind).npy")
-        if FileManager.default.fileExists(atPath: single.path) { return [try NumpyFile.read(single.path)] }
-        var result: [RuntimeTensor] = []
-        while true {
-            let path = folder.appendingPathComponent("\(name).\(kind)_\(result.count).npy").path
-            guard FileManager.default.fileExists(atPath: path) else { return result }
-            result.append(try NumpyFile.read(path))
-        }
     }
 }

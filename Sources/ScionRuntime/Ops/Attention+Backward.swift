@@ -72,27 +72,10 @@ extension Trainer {
         guard weights.count == inner * columns, dz.count == rows * columns else {
             throw RuntimeError(node.name, "\(sublayer)/kernel does not fit \(x.shape) → \(dz.shape)")
         }
-        var dKernel = [Float](repeating: 0, count: inner * columns)
-        var dx = [Float](repeating: 0, count: rows * inner)
-        x.data.withUnsafeBufferPointer { input in
-            dz.data.withUnsafeBufferPointer { g in
-                weights.withUnsafeBufferPointer { w in
-                    dKernel.withUnsafeMutableBufferPointer { dw in
-                        dx.withUnsafeMutableBufferPointer { d in
-                            guard let input = input.baseAddress, let g = g.baseAddress, let w = w.baseAddress,
-                                  let dw = dw.baseAddress, let d = d.baseAddress else { return }
-                            BLAS.gemm(m: inner, n: columns, k: rows, a: input, transposeA: true, b: g, c: dw)
-                            BLAS.gemm(m: rows, n: inner, k: columns, a: g, b: w, transposeB: true, c: d)
-                        }
-                    }
-                }
-            }
-        }
+        let (dx, dKernel) = Kernels.matrixProductBackward(x: x.data, weights: weights, dz: dz.data, rows: rows, inner: inner, columns: columns)
         step.parameters.append((kernel.name, dKernel))
         if useBias, let bias = graph.parameter(of: node, role: .sublayer(sublayer, .bias)) {
-            var dBias = [Float](repeating: 0, count: columns)
-            for (index, value) in dz.data.enumerated() { dBias[index % columns] += value }
-            step.parameters.append((bias.name, dBias))
+            step.parameters.append((bias.name, Kernels.columnSums(dz.data, columns: columns)))
         }
         return RuntimeTensor(shape: x.shape, data: dx)
     }

@@ -65,27 +65,10 @@ extension Trainer {
         }
         let (inputs, units) = (kernel.shape[0], kernel.shape[1])
         let rows = x.count / max(inputs, 1)
-        var dKernel = [Float](repeating: 0, count: inputs * units)
-        var dx = [Float](repeating: 0, count: rows * inputs)
-        x.data.withUnsafeBufferPointer { input in
-            dz.data.withUnsafeBufferPointer { g in
-                dKernel.withUnsafeMutableBufferPointer { w in
-                    // dW = xᵀ · dz
-                    BLAS.gemm(m: inputs, n: units, k: rows, a: input.baseAddress!, transposeA: true, b: g.baseAddress!, c: w.baseAddress!)
-                }
-                weights.withUnsafeBufferPointer { w in
-                    dx.withUnsafeMutableBufferPointer { d in
-                        // dx = dz · Wᵀ
-                        BLAS.gemm(m: rows, n: inputs, k: units, a: g.baseAddress!, b: w.baseAddress!, transposeB: true, c: d.baseAddress!)
-                    }
-                }
-            }
-        }
+        let (dx, dKernel) = Kernels.matrixProductBackward(x: x.data, weights: weights, dz: dz.data, rows: rows, inner: inputs, columns: units)
         var step = StepGradients(inputs: [RuntimeTensor(shape: x.shape, data: dx)], parameters: [(kernel.name, dKernel)])
         if bias, let biasParameter = graph.parameter(of: node, role: .bias) {
-            var dBias = [Float](repeating: 0, count: units)
-            for (index, value) in dz.data.enumerated() { dBias[index % units] += value }
-            step.parameters.append((biasParameter.name, dBias))
+            step.parameters.append((biasParameter.name, Kernels.columnSums(dz.data, columns: units)))
         }
         return step
     }

@@ -58,22 +58,8 @@ extension Trainer {
         // dz in the product's order (kept, then kernel-own axes) as a [rows, columns] matrix.
         let inverseOutput = (0..<plan.output.count).map { axis in plan.outputPermutation.firstIndex(of: axis) ?? axis }
         let dProduct = Kernels.transpose(dz, inverseOutput)
-        var dMoved = [Float](repeating: 0, count: rows * inner)
-        var dWeights = [Float](repeating: 0, count: inner * columns)
-        moved.data.withUnsafeBufferPointer { input in
-            dProduct.data.withUnsafeBufferPointer { g in
-                weights.data.withUnsafeBufferPointer { w in
-                    dMoved.withUnsafeMutableBufferPointer { dx in
-                        dWeights.withUnsafeMutableBufferPointer { dw in
-                            guard let input = input.baseAddress, let g = g.baseAddress, let w = w.baseAddress,
-                                  let dx = dx.baseAddress, let dw = dw.baseAddress else { return }
-                            BLAS.gemm(m: rows, n: inner, k: columns, a: g, b: w, transposeB: true, c: dx)
-                            BLAS.gemm(m: inner, n: columns, k: rows, a: input, transposeA: true, b: g, c: dw)
-                        }
-                    }
-                }
-            }
-        }
+        let (dMoved, dWeights) = Kernels.matrixProductBackward(x: moved.data, weights: weights.data, dz: dProduct.data,
+                                                               rows: rows, inner: inner, columns: columns)
         let inverse = { (permutation: [Int]) in (0..<permutation.count).map { axis in permutation.firstIndex(of: axis) ?? axis } }
         let dx = Kernels.transpose(RuntimeTensor(shape: moved.shape, data: dMoved), inverse(plan.inputPermutation))
         let dKernel = Kernels.transpose(RuntimeTensor(shape: weights.shape, data: dWeights), inverse(plan.kernelPermutation))
