@@ -81,9 +81,9 @@ interop: build oracle
 	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/run_checkers.py \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG)" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx_keras.py --h5 --scion $(SCION_DEBUG) --torch --tf2onnx fixtures/tf2onnx --tf2onnx fixtures/torch" \
-	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx_roundtrip.py --scion $(SCION_DEBUG) --quiet" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_finetune.py --scion $(SCION_DEBUG)" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_surgery.py --scion $(SCION_DEBUG)" \
+	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx_roundtrip.py --scion $(SCION_DEBUG) --quiet" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx.py --scion $(SCION_DEBUG) --also $(CURDIR)/.build/interop-tests" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_run.py --backend --scion $(SCION_DEBUG)"
 

@@ -75,6 +75,15 @@ extension KerasGraphBuilder {
                                           unreadReason: "reads a Keras mask (Embedding(mask_zero=True) or Masking), "
                                               + "which Scion does not apply to it yet"))
         }
+        // TimeDistributed passes the mask to its inner layer one step at a time: kept as read when the
+        // inner layer's result depends on it (the reader expands the others, KerasTimeDistributed).
+        if readsMask, className == KerasTimeDistributed.className, let inner = KerasTimeDistributed.innerLayer(config),
+           let innerOp = (try? table.op(className: inner.className, config: inner.config)) ?? nil,
+           Self.resultDependsOnMask(innerOp) {
+            op = .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized,
+                                          unreadReason: "reads a Keras mask, which Scion does not apply to its inner "
+                                              + "\(inner.className) yet"))
+        }
         var nodeName = Self.scoped(scope, call > 0 ? "\(name)#\(call)" : name)
         while usedNames.contains(nodeName) { nodeName += "'" }
         usedNames.insert(nodeName)

@@ -75,6 +75,11 @@ package enum KerasModelReader {
         graph.parameters.reorder(first: graph.nodes.flatMap(\.parameters))
         do {
             try KerasOpaqueShapes.fill(&graph)
+            let major = Int((graph.metadata["keras_version"] ?? "2").prefix { $0.isNumber }) ?? 2
+            if graph.nodes.contains(where: { graph.info.nodeTypes[$0.name] == KerasTimeDistributed.className }) {
+                try KerasTimeDistributed.expand(&graph, table: KerasLayerTable(kerasMajorVersion: major))
+                try KerasOpaqueShapes.fill(&graph)
+            }
             try graph.verify()
         } catch let error as IRError {
             throw KerasError(error.kind == .parameter ? .invalidWeights : .invalidConfig, file: file,

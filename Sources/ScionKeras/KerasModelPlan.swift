@@ -48,8 +48,20 @@ struct KerasModelPlan {
         let writer = KerasConfigWriter()
         // An index the reader split into Slice, Squeeze, Unsqueeze is written as its one GetItem.
         let chains = KerasIndexingChain.chains(in: graph)
-        let absorbed = Set(chains.values.flatMap { $0.members.dropLast() })
+        // A TimeDistributed layer the reader expanded is written as the one wrapper it came from.
+        let distributed = KerasTimeDistributedGroup.groups(in: graph)
+        let absorbed = Set(chains.values.flatMap { $0.members.dropLast() } + distributed.values.flatMap { $0.members.dropLast() })
         for (position, node) in graph.nodes.enumerated() where !absorbed.contains(position) {
+            if let group = distributed[position] {
+                let wrapper: (node: Node, specification: KerasLayerSpecification)
+                do {
+                    wrapper = try group.wrapper(in: graph, writer: writer)
+                } catch let refusal as KerasConfigWriter.Refusal {
+                    throw KerasError(.writeFailed, file: file, subject: node.name, "TimeDistributed: \(refusal.reason)")
+                }
+                try add(wrapper.node, writer: writer, specifications: [wrapper.specification])
+                continue
+            }
             guard let chain = chains[position] else {
                 try add(node, writer: writer)
                 continue
@@ -178,7 +190,21 @@ struct KerasModelPlan {
             }
             return parameter
         }
-        guard let roles = KerasWeightRoles.roles(className: className, config: .object(config)) else { return parameters }
+        // The wrapper's weights are its inner layer's, in that layer's order, under its `layer` attribute.
+        if className == KerasTimeDistributed.className, let inner = KerasTimeDistributed.innerLayer(.object(config)) {
+            var unwrapped = parameters
+            for index in unwrapped.indices { unwrapped[index].role = KerasTimeDistributed.innerRole(unwrapped[index].role) }
+            return try ordered(unwrapped, of: node, className: inner.className, config: inner.config).map { parameter in
+                var wrapped = parameter
+                wrapped.role = .sublayer("layer", parameter.role)
+                return wrapped
+            }
+        }
+        return try ordered(parameters, of: node, className: className, config: .object(config))
+    }
+
+    private func ordered(_ parameters: [Parameter], of node: Node, className: String, config: JSON) throws -> [Parameter] {
+        guard let roles = KerasWeightRoles.roles(className: className, config: config) else { return parameters }
         var byRole: [ParameterRole: Parameter] = [:]
         for parameter in parameters { byRole[parameter.role] = parameter }
         let ordered = roles.compactMap { byRole[$0] }

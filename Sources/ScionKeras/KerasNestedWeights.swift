@@ -93,6 +93,17 @@ enum KerasNestedWeights {
     static func role(fromWeightName name: String, layerName: String, className: String, config: JSON) -> ParameterRole {
         let leaf = KerasWeightRoles.role(fromWeightName: name, className: className)
         guard !sublayers(className: className, config: config).isEmpty else { return leaf }
+        // tf.keras names TimeDistributed's inner weights as the wrapper's own (`td/kernel:0`); Keras 3
+        // under the inner layer's name (`td/conv2d/kernel`): both are the attribute `layer`'s.
+        if className == "TimeDistributed" {
+            let role = nestedRole(name, leaf: leaf, layerName: layerName, className: className, config: config)
+            if case .sublayer("layer", _) = role { return role }
+            return .sublayer("layer", role)
+        }
+        return nestedRole(name, leaf: leaf, layerName: layerName, className: className, config: config)
+    }
+
+    private static func nestedRole(_ name: String, leaf: ParameterRole, layerName: String, className: String, config: JSON) -> ParameterRole {
         var parts = name.split(separator: "/").map(String.init)
         if let colon = parts.last?.lastIndex(of: ":"), let last = parts.last { parts[parts.count - 1] = String(last[..<colon]) }
         // The components after the layer's own name (a Sequential puts the model's name first).

@@ -166,7 +166,19 @@ struct ClassifierHead {
     /// A layer a classifier is made of, reading only pooled or flat values.
     private func isHeadLayer(_ node: Node) -> Bool {
         guard isClassifierOp(node.op), node.outputs.count == 1 else { return false }
+        if isPerStepClassifier(node) { return true }
         return layeredInputs(of: node).allSatisfy(isVectorLike)
+    }
+
+    /// Sequence tagging's classifier: Keras's TimeDistributed Dense (with the Dropout and activations
+    /// before it, also TimeDistributed) classifies every step of a sequence, so it is a head whatever
+    /// the rank it reads. The Keras reader marks the layers it expanded from the wrapper.
+    private func isPerStepClassifier(_ node: Node) -> Bool {
+        guard graph.info.nodeTypes[node.name] == "TimeDistributed" else { return false }
+        if case .dense = node.op { return true }
+        if case .dropout = node.op { return true }
+        if case .activation = node.op { return true }
+        return false
     }
 
     /// Ops a classifier uses. Convolutions count only on pooled maps (MobileNet's 1x1 `conv_preds`),

@@ -213,7 +213,15 @@ extension KerasPatternRewriter {
     func keepsBatch(_ a: ReshapeAttributes, input: String) -> Bool {
         guard let first = a.targetShape.first else { return false }
         if first == 0 { return !a.allowZero }
-        if first == -1 { return !a.targetShape.dropFirst().contains(-1) }
+        if first == -1 {
+            // The -1 is the batch only when the other lengths hold a whole sample: `[-1, 16, 16, 3]`
+            // of `(N, 4, 16, 16, 3)` folds the 4 frames into the batch (Keras's TimeDistributed).
+            let rest = Array(a.targetShape.dropFirst())
+            guard !rest.contains(where: { $0 <= 0 }), let sample = shape(input).flatMap({ Shape.product(Array($0.dimensions.dropFirst())) }) else {
+                return false
+            }
+            return rest.reduce(1, *) == sample
+        }
         return shape(input)?.dimensions.first.flatMap { $0 } == first
     }
 

@@ -93,6 +93,7 @@ public struct Trainer {
             let node = graph.nodes[index]
             let frozen = !node.parameters.contains(where: trainableSet.contains) && !trainingBatchNorms.contains(node.name)
             let deterministic = frozen && !Self.isRandomWhileTraining(node.op, augmenting: augmenting)
+                && !Self.movesSamples(node, graph: graph)
             if deterministic && node.inputs.allSatisfy(invariant.contains) {
                 invariant.formUnion(node.outputs)
                 steps.append(index)
@@ -169,6 +170,20 @@ public struct Trainer {
         public let count: Int
         /// True when the frozen prefix ran once per sample and training reads its stored outputs.
         public var isCached: Bool { inputs == nil }
+    }
+
+    /// Whether a node's output rows are not its input's samples (TimeDistributed's Reshape folding the
+    /// steps into the batch): the prefix cache keeps one row per sample, so such a node is computed
+    /// in every step instead of cached.
+    static func movesSamples(_ node: Node, graph: Graph) -> Bool {
+        if case .transpose(let a) = node.op { return a.permutation.first != 0 }
+        guard case .reshape(let a) = node.op, a.includesBatch else { return false }
+        if a.targetShape.first == 0 && !a.allowZero { return false }
+        guard let input = node.inputs.first.flatMap({ graph.values[$0]?.shape }),
+              let output = node.outputs.first.flatMap({ graph.values[$0]?.shape }),
+              let inputSample = Shape.product(Array(input.dimensions.dropFirst())),
+              let outputSample = Shape.product(Array(output.dimensions.dropFirst())) else { return true }
+        return inputSample != outputSample
     }
 
     /// Runs the frozen prefix once over `x` (in batches) and keeps its outputs at the frontier.

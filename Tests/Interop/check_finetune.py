@@ -221,6 +221,15 @@ def deep_cases(scion, folder, grafted, x, y):
         cases.append((f"{name} (recurrent, backprop through time), {optimizer} lr {rate}",
                       os.path.join(ROOT, "fixtures", "keras3", f"{name}.keras"), text_data, tokens, labels, optimizer, rate, 3,
                       tolerance, []))
+    # TimeDistributed(Conv2D / MaxPooling2D / Flatten / Dense) over video frames: the Reshapes folding
+    # the frames into the batch are trained through (and never cached as per-sample features).
+    frames = np.random.default_rng(3).random((8, 4, 16, 16, 3)).astype(np.float32)
+    frame_labels = np.random.default_rng(4).integers(0, 3, 8)
+    frames_data = os.path.join(folder, "frames.npz")
+    np.savez(frames_data, x=frames, y=frame_labels)
+    cases.append(("time_distributed_frames (TimeDistributed CNN per frame, LSTM), adam lr 0.01",
+                  os.path.join(ROOT, "fixtures", "keras3", "time_distributed_frames.keras"), frames_data, frames, frame_labels,
+                  "adam", 0.01, 3, 1e-4, []))
     for label, start, data_file, inputs, targets, optimizer, rate, epochs, tolerance, extra in cases:
         out = os.path.join(folder, "deep_out.keras")
         result = subprocess.run([scion, "finetune", start, "--data", data_file, "--epochs", str(epochs), "--batch-size",

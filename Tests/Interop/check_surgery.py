@@ -196,6 +196,41 @@ def check_onnx_drop_top(folder, source, node):
              f"{source} cut --drop-top: relative {difference:.2g} vs onnxruntime's {node} on the source")]
 
 
+# (source, reference folder) of the sequence tagger: its TimeDistributed Dense is a per-step classifier.
+TAGGER_CASES = [("keras3/time_distributed_tagger.keras", "keras3"), ("keras2/time_distributed_tagger.h5", "keras2")]
+
+
+def check_tagger_case(folder, source, references):
+    """`edit --drop-top --head dense:6:softmax` on a sequence tagger: the TimeDistributed Dropout and
+    Dense go, the new per-step Dense reads the LSTM's sequence; Keras loads it and agrees with its
+    own features through the grafted weights."""
+    path = os.path.join(FIXTURES, source)
+    x = arrays(os.path.join(FIXTURES, references), "time_distributed_tagger", "input")[0]
+    reference_path = os.path.join(folder, "tagger_source.keras")
+    scion("convert", path, reference_path)
+    original = keras.models.load_model(reference_path, compile=False)
+    features = keras.Model(original.inputs, original.get_layer("lstm_seq").output).predict(x, verbose=0)
+    results = []
+    grafted_keras, grafted_onnx = os.path.join(folder, "tagger_grafted.keras"), os.path.join(folder, "tagger_grafted.onnx")
+    for out in (grafted_keras, grafted_onnx):
+        scion("edit", path, "--drop-top", "--head", "dense:6:softmax", "--freeze-base", "--seed", "0", "-o", out)
+    grafted = keras.models.load_model(grafted_keras, compile=False)
+    kernel, bias = grafted.layers[-1].get_weights()
+    logits = features.astype(np.float64) @ kernel + bias
+    probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probabilities /= probabilities.sum(axis=-1, keepdims=True)
+    counts = (grafted.count_params(), weight_count(grafted.trainable_weights))
+    expected = (original.count_params() - 24 + 36, 36)  # the tagger's Dense(4) off, Dense(6) on 5 features
+    results.append(("ok" if counts == expected else "fail",
+                    f"{source} edit --drop-top --head dense:6:softmax --freeze-base: params {counts[0]:,} / trainable "
+                    f"{counts[1]:,} (expected {expected[0]:,} / {expected[1]:,})"))
+    for label, got in (("Keras", grafted.predict(x, verbose=0)), ("onnxruntime", run_onnx(grafted_onnx, x))):
+        difference = relative(got, probabilities)
+        results.append(("ok" if difference <= 1e-4 else "fail",
+                        f"{source} tagger grafted, in {label}: relative {difference:.2g} vs Keras's LSTM sequence through the head"))
+    return results
+
+
 def main():
     global SCION
     parser = argparse.ArgumentParser()
@@ -209,6 +244,7 @@ def main():
         if not args.applications:
             jobs += [(check_onnx_case, case) for case in ONNX_CASES]
             jobs += [(check_onnx_drop_top, case) for case in ONNX_DROP_TOP]
+            jobs += [(check_tagger_case, case) for case in TAGGER_CASES]
         for check, case in jobs:
             try:
                 results = check(folder, *case)

@@ -44,7 +44,8 @@ final class KerasFixtureTests: XCTestCase {
         for (url, reference) in try Repository.fixtureModels() {
             let graph = try readKeras(url)
             var byName: [String: Node] = [:]
-            for node in graph.nodes where byName[node.layer] == nil { byName[node.layer] = node }
+            // A layer read as several nodes (TimeDistributed's fold, step, unfold) ends at the one named after it.
+            for node in graph.nodes where byName[node.layer] == nil || node.name == node.layer { byName[node.layer] = node }
             // A Keras 2 config records no tensor shapes, so after a user's class or a Lambda (Python
             // code) nobody can say them: unknown there is the right answer, a wrong shape is not.
             let unknowable = Self.shapesAfterPythonLayers(graph)

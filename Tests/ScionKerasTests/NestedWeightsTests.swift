@@ -69,6 +69,14 @@ final class NestedWeightsTests: XCTestCase {
         }
         XCTAssertEqual(KerasNestedWeights.role(fromWeightName: "mha/attention_output/kernel:0", layerName: "mha",
                                                className: "MultiHeadAttention", config: .object([:])).rawValue, "output_dense/kernel")
+        // TimeDistributed: tf.keras names the inner weights as the wrapper's, Keras 3 under the inner
+        // layer's name, Scion under the attribute; all three are the attribute `layer`'s.
+        let distributed = try JSON.parse(Data(#"{"layer": {"class_name": "BatchNormalization", "config": {"name": "bn"}}}"#.utf8))
+        for stored in ["td/moving_mean:0", "model/td/moving_mean:0", "td/bn/moving_mean", "td/layer/moving_mean"] {
+            let role = KerasNestedWeights.role(fromWeightName: stored, layerName: "td", className: "TimeDistributed", config: distributed)
+            XCTAssertEqual(role.rawValue, "layer/moving_mean", stored)
+            XCTAssertTrue(KerasNestedWeights.isAlwaysFrozen(role, className: "TimeDistributed", config: distributed), stored)
+        }
         XCTAssertEqual(KerasNestedWeights.role(fromWeightName: "conv1/kernel:0", layerName: "conv1", className: "Conv2D",
                                                config: .object([:])).rawValue, "kernel", "layers without sublayers are unchanged")
     }

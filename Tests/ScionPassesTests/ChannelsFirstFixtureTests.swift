@@ -37,6 +37,10 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // tiny_vit: the image to channels-first for its patch Conv2D, back for the Reshape to a
         // sequence, the sequence once for its GlobalAveragePooling1D.
         "tiny_vit": 3,
+        // TimeDistributed folds time into the batch with Reshapes, which read and write Keras's
+        // order: the per-frame Conv2D and MaxPooling2D each get a Transpose in and out, and the
+        // frames' features one for their GlobalAveragePooling1D. The tagger's Dense needs none.
+        "time_distributed_frames": 5, "time_distributed_tagger": 0,
     ]
 
     /// The repository's fixtures folder, found from this file's path.

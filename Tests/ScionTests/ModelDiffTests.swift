@@ -43,7 +43,9 @@ final class ModelDiffTests: XCTestCase {
         // by MatMul around one ONNX RNN per direction), which the ONNX reader does not gather back
         // into one layer yet: not one model to diff.
         let spelledOut = ["attention", "attention_variants", "transformer_block", "einsum_dense", "unit_norm", "dot_attention",
-                          "tiny_vit", "masked_text", "masked_variants"]
+                          "tiny_vit", "masked_text", "masked_variants",
+                          // TimeDistributed(Conv2D...) as Reshape / Conv / Reshape, not gathered back yet.
+                          "time_distributed_frames"]
         for source in sources {
             let original = try Model.load(fixture(source))
             for format in source.hasSuffix(".onnx") ? ["keras", "h5"] : ["onnx", "keras", "h5"] {
@@ -85,7 +87,7 @@ final class ModelDiffTests: XCTestCase {
             "tf2onnx/misc_zoo.onnx -> h5", "tf2onnx/misc_zoo.onnx -> keras",
             "torch/tiny_recurrent.onnx -> h5", "torch/tiny_recurrent.onnx -> keras",
         ])
-        XCTAssertEqual(compared, 383)
+        XCTAssertEqual(compared, 398)
         XCTAssertEqual(unmatched, notYetMatched.count)
     }
 
