@@ -68,7 +68,7 @@ extension ComparableGraph {
              .unitNormalization, .attention, .groupNormalization,
              .normalization, .layerScale, .onnx(.localResponseNormalization), .prelu, .onnx(.clip),
              .onnx(.coercedSoftmax),
-             .embedding, .recurrent:
+             .embedding, .masking, .recurrent:
             passes = false
         // Shape ops that move, drop or add numbers.
         case .flatten, .permute, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad),
@@ -219,7 +219,7 @@ extension ComparableGraph {
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
              .upSampling, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention,
              .normalization, .layerScale,
-             .onnx(.localResponseNormalization), .prelu, .onnx(.clip), .onnx(.coercedSoftmax), .embedding, .recurrent:
+             .onnx(.localResponseNormalization), .prelu, .onnx(.clip), .onnx(.coercedSoftmax), .embedding, .masking, .recurrent:
             return nil
         // Shape ops (two transposes in a row are composed instead).
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),

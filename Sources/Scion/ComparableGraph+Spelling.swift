@@ -130,7 +130,7 @@ extension ComparableGraph {
         // Ops with one spelling.
         case .dense, .globalPool, .upSampling, .zeroPadding, .cropping, .prelu, .dropout, .stochasticDepth, .identity,
              .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .augmentation, .transpose,
-             .elementwise, .embedding, .recurrent, .onnx(.localResponseNormalization),
+             .elementwise, .embedding, .masking, .recurrent, .onnx(.localResponseNormalization),
              .onnx(.coercedSoftmax), .onnx(.clip), .onnx(.unary):
             break
         case .onnx(.constant), .onnx(.gemm), .onnx(.matMul), .onnx(.comparison), .onnx(.select), .onnx(.reduce),

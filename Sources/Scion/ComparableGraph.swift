@@ -179,7 +179,7 @@ struct ComparableGraph {
         // Families of one op, named by its type.
         case .convTranspose, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
              .unitNormalization, .attention, .groupNormalization, .normalization, .layerScale,
-             .onnx(.localResponseNormalization), .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .recurrent, .dropout,
+             .onnx(.localResponseNormalization), .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .masking, .recurrent, .dropout,
              .stochasticDepth, .identity, .augmentation, .zeroPadding, .cropping, .upSampling, .onnx(.slice),
              .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .elementwise, .concatenate,

@@ -136,8 +136,15 @@ enum LayerFields {
                     LayerField("mean", floats: a.mean ?? []), LayerField("variance", floats: a.variance ?? [])]
         case .embedding(let a):
             return [LayerField("input_dim", a.inputDimension), LayerField("output_dim", a.outputDimension)]
+        case .masking(let a):
+            return [LayerField("mask_value", float: a.maskValue)]
         case .recurrent(let a):
-            var fields = [LayerField("units", a.units), LayerField("activation", activation(a.activation))]
+            var fields = [LayerField(a.convolution == nil ? "units" : "filters", a.units), LayerField("activation", activation(a.activation))]
+            if let convolution = a.convolution {
+                fields += [LayerField("kernel_size", convolution.kernelSize), LayerField("strides", convolution.strides),
+                           LayerField("dilation_rate", convolution.dilations),
+                           LayerField("padding", convolution.padding == .same ? "same" : "valid")]
+            }
             if a.cell != .simpleRNN { fields.append(LayerField("recurrent_activation", activation(a.recurrentActivation))) }
             fields += [LayerField("use_bias", a.useBias), LayerField("return_sequences", a.returnSequences),
                        LayerField("return_state", a.returnState), LayerField("go_backwards", a.goBackwards)]

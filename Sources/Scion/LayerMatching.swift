@@ -176,7 +176,7 @@ struct LayerMatching {
         case .resizing:
             false
         // Layers of their own (a bias of their own is `sameWork`'s business).
-        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .onnx(.gemm), .onnx(.matMul), .embedding, .recurrent,
+        case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .onnx(.gemm), .onnx(.matMul), .embedding, .masking, .recurrent,
              .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .layerNormalization, .multiHeadAttention,
              .einsumDense, .unitNormalization, .attention,
              .groupNormalization,
@@ -260,7 +260,7 @@ struct LayerMatching {
              .unitNormalization, .attention, .groupNormalization,
              .normalization, .rescaling, .resizing, .layerScale, .onnx(.localResponseNormalization), .activation, .prelu,
              .onnx(.clip),
-             .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .recurrent:
+             .onnx(.coercedSoftmax), .onnx(.unary), .embedding, .masking, .recurrent:
             false
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
              .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),

@@ -18,7 +18,7 @@ extension Op {
         // (Dense on the last axis, ONNX ops on channels-first by definition).
         case .dense, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization,
              .attention, .groupNormalization, .activation, .prelu, .dropout,
-             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .recurrent,
+             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .masking, .recurrent,
              .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation:
             nil
         case .opaque, .onnx:
@@ -40,7 +40,7 @@ extension Op {
         case .resizing: 2
         case .dense, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization,
              .attention, .groupNormalization, .activation, .prelu, .dropout,
-             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .recurrent,
+             .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization, .embedding, .masking, .recurrent,
              .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation:
             nil
         case .opaque, .onnx:

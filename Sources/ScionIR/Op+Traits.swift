@@ -30,7 +30,7 @@ extension Op {
         case .elementwise, .concatenate, .scaledResidual, .onnx(.gemm), .onnx(.matMul), .onnx(.unary),
              .onnx(.comparison), .onnx(.select), .onnx(.reduce): nil
         // Pass-throughs, constants and the rest.
-        case .dropout, .stochasticDepth, .identity, .augmentation, .onnx(.constant), .onnx(.cast), .embedding, .recurrent,
+        case .dropout, .stochasticDepth, .identity, .augmentation, .onnx(.constant), .onnx(.cast), .embedding, .masking, .recurrent,
              .opaque: nil
         }
     }
@@ -49,7 +49,7 @@ extension Op {
              .multiHeadAttention, .unitNormalization, .attention, .groupNormalization, .normalization, .rescaling, .resizing,
              .layerScale, .activation, .prelu,
              .flatten, .reshape, .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout,
-             .stochasticDepth, .identity, .augmentation, .embedding, .recurrent, .opaque, .onnx:
+             .stochasticDepth, .identity, .augmentation, .embedding, .masking, .recurrent, .opaque, .onnx:
             return nil
         }
     }
@@ -69,7 +69,7 @@ extension Op {
         case .pool, .globalPool, .zeroPadding, .cropping, .upSampling, .batchNormalization, .layerNormalization,
              .groupNormalization, .normalization, .rescaling, .resizing, .layerScale, .activation, .prelu, .flatten, .reshape,
              .permute, .transpose, .elementwise, .concatenate, .scaledResidual, .dropout, .stochasticDepth, .identity,
-             .augmentation, .embedding, .recurrent, .opaque, .onnx:
+             .augmentation, .embedding, .masking, .recurrent, .opaque, .onnx:
             nil
         }
     }
@@ -90,7 +90,7 @@ extension Op {
              .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
              .unitNormalization, .attention, .groupNormalization,
              .normalization, .rescaling, .resizing, .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose,
-             .elementwise, .concatenate, .scaledResidual, .embedding, .recurrent, .opaque, .onnx:
+             .elementwise, .concatenate, .scaledResidual, .embedding, .masking, .recurrent, .opaque, .onnx:
             false
         }
     }

@@ -44,6 +44,8 @@ public enum Op: Equatable, Sendable {
     /// `(x - mean) / sqrt(variance)`, statistics held as parameters (`mean`, `variance`).
     case normalization(NormalizationAttributes)
     case embedding(EmbeddingAttributes)
+    /// Keras's Masking: zeroes the steps whose features all equal the mask value (OpAttributes+Masking.swift).
+    case masking(MaskingAttributes)
     /// SimpleRNN, LSTM, GRU, alone or as Bidirectional; ONNX RNN, LSTM, GRU.
     case recurrent(RecurrentAttributes)
     /// Inception-ResNet's residual: `inputs[0] + scale * inputs[1]`.
@@ -103,7 +105,8 @@ public enum Op: Equatable, Sendable {
         case .resizing(let a): a.kind.rawValue
         case .normalization: "Normalization"
         case .embedding: "Embedding"
-        case .recurrent(let a): a.bidirectional == nil ? a.cell.rawValue : "Bidirectional"
+        case .masking: "Masking"
+        case .recurrent(let a): a.bidirectional == nil ? a.layerName : "Bidirectional"
         case .scaledResidual: "CustomScaleLayer"
         case .layerScale: "LayerScale"
         case .transpose: "Transpose"

@@ -95,6 +95,12 @@ public struct RecurrentAttributes: Equatable, Sendable {
     /// Keras's `zero_output_for_mask` as a single layer's config sets it; Bidirectional forces it to
     /// `return_sequences` (see `zeroOutputsAtMaskedSteps`).
     public var zeroOutputForMask: Bool = false
+    /// Keras's ConvLSTM1D/2D/3D: nil for a dense cell. Otherwise the cell is an LSTM whose input and
+    /// recurrent transforms are convolutions over `[batch, time, spatial..., channels]` (channels
+    /// last), `units` being Keras's `filters`: the kernel is `[k..., channels, 4*units]`, the recurrent
+    /// kernel `[k..., units, 4*units]`, and the outputs and states are `[batch, (time,) spatial'...,
+    /// units]`. Only LSTM cells, one direction, no mask, Keras's form (see docs/recurrent.md).
+    public var convolution: RecurrentConvolution? = nil
 
     /// Whether a masked step's output is zeros rather than the carried output: Keras's Bidirectional
     /// sets `zero_output_for_mask = return_sequences` on both its layers.
@@ -124,8 +130,50 @@ public struct RecurrentAttributes: Equatable, Sendable {
         return outputs + (returnState ? cell.stateCount * directions : 0)
     }
 
+    /// Keras's class name: the cell's, or `ConvLSTM<rank>D`.
+    public var layerName: String {
+        convolution.map { "ConvLSTM\($0.rank)D" } ?? cell.rawValue
+    }
+
     /// Shape of one direction's bias.
     public var biasShape: [Int] {
         cell == .gru && resetAfter ? [2, 3 * units] : [cell.gateCount * units]
+    }
+}
+
+/// The convolutions of Keras's ConvLSTM cell: the input's, with these settings, and the state's,
+/// with the same kernel size but 'same' padding, stride 1 and no dilation (Keras's `recurrent_conv`),
+/// so the state keeps the input convolution's output size.
+public struct RecurrentConvolution: Equatable, Sendable {
+    /// Kernel length per spatial axis; its count is the rank (1, 2, 3).
+    public var kernelSize: [Int]
+    /// The input convolution's strides.
+    public var strides: [Int]
+    /// The input convolution's dilations.
+    public var dilations: [Int]
+    /// The input convolution's padding: `.valid` or `.same`.
+    public var padding: Padding
+
+    /// Attributes with these values.
+    public init(kernelSize: [Int], strides: [Int], dilations: [Int], padding: Padding) {
+        self.kernelSize = kernelSize; self.strides = strides; self.dilations = dilations; self.padding = padding
+    }
+
+    /// Spatial rank.
+    public var rank: Int { kernelSize.count }
+
+    /// Taps per kernel position: the product of the kernel's lengths.
+    public var taps: Int { kernelSize.reduce(1, *) }
+
+    /// The input convolution's output length along spatial axis `axis` for an input of `length`
+    /// (TensorFlow's 'same': `ceil(length / stride)`), nil when unknown.
+    public func outputLength(_ length: Int?, axis: Int) -> Int? {
+        guard let length else { return nil }
+        switch padding {
+        case .same: return (length + strides[axis] - 1) / strides[axis]
+        default:
+            let span = (kernelSize[axis] - 1) * dilations[axis] + 1
+            return max((length - span) / strides[axis] + 1, 0)
+        }
     }
 }

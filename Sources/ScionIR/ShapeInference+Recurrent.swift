@@ -4,6 +4,7 @@ extension Context {
     func recurrent(_ a: RecurrentAttributes) throws -> [Shape?] {
         // With Keras's mask, the second input is the mask source `[batch, time, ...]` (the tokens).
         try requireInputs(a.maskValue == nil ? 1 : 2)
+        if let convolution = a.convolution { return try convolutionalRecurrent(a, convolution) }
         let shape = try firstShape()
         if let shape, shape.rank != 3 {
             throw fail("\(node.op.typeName) needs a [batch, time, features] input, got shape \(shape)")
@@ -35,5 +36,37 @@ extension Context {
         let stateCount = a.returnState ? a.cell.stateCount * a.cellPaths.count : 0
         let states: [Shape?] = Array(repeating: Shape([batch, a.units]), count: stateCount)
         return outputs + states
+    }
+
+    /// ConvLSTM: `[batch, time, spatial..., channels]` in; the sequence `[batch, time, spatial'..., units]`
+    /// or the last output `[batch, spatial'..., units]` out, then with `returnState` h and c like the
+    /// last output; spatial' is the input convolution's output size.
+    private func convolutionalRecurrent(_ a: RecurrentAttributes, _ convolution: RecurrentConvolution) throws -> [Shape?] {
+        let name = node.op.typeName
+        guard a.cell == .lstm, a.bidirectional == nil, !a.timeMajor, a.maskValue == nil else {
+            throw fail("\(name) is an LSTM over one direction without a mask in Keras's form")
+        }
+        let rank = convolution.rank
+        guard (1...3).contains(rank), convolution.strides.count == rank, convolution.dilations.count == rank,
+              (convolution.kernelSize + convolution.strides + convolution.dilations).allSatisfy({ $0 > 0 }),
+              convolution.padding == .valid || convolution.padding == .same else {
+            throw fail("\(name) has kernel \(convolution.kernelSize), strides \(convolution.strides), dilations "
+                       + "\(convolution.dilations) and padding \(convolution.padding): not a ConvLSTM of rank 1 to 3")
+        }
+        guard a.units > 0 else { throw fail("\(name) has \(a.units) filters") }
+        let shape = try firstShape()
+        if let shape, shape.rank != rank + 3 {
+            throw fail("\(name) needs a [batch, time, \(rank) spatial axes, channels] input, got shape \(shape)")
+        }
+        let channels = shape?[rank + 2]
+        let width = 4 * a.units
+        try expectParameter(.sublayer("cell", .kernel), convolution.kernelSize.map { Int?($0) } + [channels, width])
+        try expectParameter(.sublayer("cell", .recurrentKernel), convolution.kernelSize.map { Int?($0) } + [a.units, width])
+        if a.useBias { try expectParameter(.sublayer("cell", .bias), [width]) }
+        let spatial = (0..<rank).map { convolution.outputLength(shape?[2 + $0], axis: $0) }
+        if spatial.contains(0) { throw fail("\(name)'s kernel does not fit its input \(shape.map { "\($0)" } ?? "")") }
+        let state = Shape([shape?[0]] + spatial + [Int?(a.units)])
+        let output = a.returnSequences ? Shape([shape?[0], shape?[1]] + spatial + [Int?(a.units)]) : state
+        return [output] + (a.returnState ? [state, state] : [])
     }
 }

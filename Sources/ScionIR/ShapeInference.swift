@@ -43,7 +43,7 @@ struct Context {
              .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
              .onnx(.gather), .elementwise, .scaledResidual, .concatenate, .onnx(.gemm), .onnx(.matMul), .onnx(.reduce),
              .onnx(.select), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape), .onnx(.computedBatchNormalization),
-             .onnx(.computedInstanceNormalization), .opaque:
+             .onnx(.computedInstanceNormalization), .opaque, .masking:
             inputs.first?.dtype ?? .float32
         }
     }
@@ -152,6 +152,10 @@ struct Context {
             return [try broadcastInputs()]
         case .onnx(.reduce(let a)): return [try reduce(a)]
         case .embedding(let a): return [try embedding(a)]
+        case .masking:
+            // Keras tests the last axis; a step needs a batch axis beside it.
+            try requireInputs(1)
+            return [try firstShape(minimumRank: 2)]
         case .recurrent(let a): return try recurrent(a)
         case .onnx(.constant): return [try constant()]
         // Kept as read: the shapes the reader found, or unknown.

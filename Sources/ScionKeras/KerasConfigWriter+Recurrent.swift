@@ -9,8 +9,17 @@ extension KerasConfigWriter {
             throw Refusal(reason: "\(a.cell.rawValue) in ONNX's time-major form, without the Transposes around it that "
                           + "KerasLayersPass folds into a Keras layer")
         }
-        let cell = try recurrentCellConfig(a)
-        guard let merge = a.bidirectional else { return KerasLayerSpecification(className: a.cell.rawValue, config: cell) }
+        var cell = try recurrentCellConfig(a)
+        if let convolution = a.convolution {
+            cell["units"] = nil
+            cell["filters"] = .number(Double(a.units))
+            cell["kernel_size"] = ints(convolution.kernelSize)
+            cell["strides"] = ints(convolution.strides)
+            cell["dilation_rate"] = ints(convolution.dilations)
+            cell["padding"] = .string(try padding(convolution.padding))
+            cell["data_format"] = "channels_last"
+        }
+        guard let merge = a.bidirectional else { return KerasLayerSpecification(className: a.layerName, config: cell) }
         // Keras builds the backward layer from the wrapped one (go_backwards flipped), so the wrapped
         // layer alone says both.
         var inner = cell
@@ -26,7 +35,7 @@ extension KerasConfigWriter {
     private static func recurrentCellConfig(_ a: RecurrentAttributes) throws -> [String: JSON] {
         func name(_ activation: Activation) throws -> JSON {
             guard let name = activationName(activation) else {
-                throw Refusal(reason: "\(a.cell.rawValue) with activation \(activation.displayName) has no Keras 3 equivalent")
+                throw Refusal(reason: "\(a.layerName) with activation \(activation.displayName) has no Keras 3 equivalent")
             }
             return .string(name)
         }

@@ -188,6 +188,8 @@ struct KerasConfigWriter {
             return [KerasLayerSpecification(className: "Embedding", config: [
                 "input_dim": .number(Double(a.inputDimension)), "output_dim": .number(Double(a.outputDimension)),
                 "mask_zero": .bool(a.maskZero)])]
+        case .masking(let a):
+            return [KerasLayerSpecification(className: "Masking", config: ["mask_value": Self.number(a.maskValue)])]
         case .recurrent(let a):
             var specification = try Self.recurrent(a, trainable: node.trainable)
             // The mask source is not a call argument: Keras rebuilds the mask (KerasModelPlan.checkImpliedMask).

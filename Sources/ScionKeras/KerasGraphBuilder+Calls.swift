@@ -94,7 +94,7 @@ extension KerasGraphBuilder {
             maskedValues.formUnion(outputs)
             let source: KerasMask? = switch className {
             case "Embedding": inputs.first.map { KerasMask(source: $0, value: 0) }
-            case "Masking": inputs.first.map { KerasMask(source: $0, value: config["mask_value"]?.float ?? 0) }
+            case "Masking": KerasLayerTable.maskValue(config).flatMap { value in inputs.first.map { KerasMask(source: $0, value: value) } }
             default: maskSource
             }
             for output in outputs { maskSources[output] = source }

@@ -7,6 +7,7 @@ import ScionIR
 extension KerasLayerTable {
     func recurrent(className: String, config: JSON) throws -> RecurrentAttributes? {
         if className == "Bidirectional" { return try bidirectional(config) }
+        if className.hasPrefix("ConvLSTM") { return try convolutionalLSTM(className: className, config: config) }
         guard let cell = RecurrentAttributes.Cell(rawValue: className) else { return nil }
         let c = LayerConfig(json: config, className: className)
         if c.bool("stateful", false) { throw Unsupported(reason: "\(className) with stateful=True") }
@@ -23,6 +24,25 @@ extension KerasLayerTable {
         return attributes
     }
 
+    /// ConvLSTM1D/2D/3D: an LSTM's settings (`filters` are its units) and the input convolution's.
+    /// Keras's convolutions are channels-last here; channels_first stays opaque.
+    private func convolutionalLSTM(className: String, config: JSON) throws -> RecurrentAttributes {
+        let c = LayerConfig(json: config, className: className)
+        let rank = try c.rankFromName()
+        guard try c.layout() == .channelsLast else { throw Unsupported(reason: "\(className) with data_format='channels_first'") }
+        var lstm = config.object ?? [:]
+        lstm["units"] = config["filters"]
+        guard var attributes = try recurrent(className: "LSTM", config: .object(lstm)) else {
+            throw Unsupported(reason: "\(className) without filters")
+        }
+        let padding = try c.padding()
+        guard padding != .causal else { throw Unsupported(reason: "\(className) with padding='causal'") }
+        attributes.convolution = RecurrentConvolution(
+            kernelSize: try c.tuple("kernel_size", rank), strides: try c.tuple("strides", rank, default: 1),
+            dilations: try c.tuple("dilation_rate", rank, default: 1), padding: padding)
+        return attributes
+    }
+
     /// Bidirectional: the wrapped layer's settings, its merge mode; a `backward_layer` (Keras 3 writes
     /// one) must be the same layer reading backwards.
     private func bidirectional(_ config: JSON) throws -> RecurrentAttributes? {
@@ -31,6 +51,7 @@ extension KerasLayerTable {
         guard var forward = try recurrent(className: innerClass, config: innerConfig), forward.bidirectional == nil else {
             return nil
         }
+        if forward.convolution != nil { throw Unsupported(reason: "Bidirectional(\(innerClass))") }
         // Keras overrides the wrapped layers' zero_output_for_mask (`zeroOutputsAtMaskedSteps`).
         forward.zeroOutputForMask = false
         if let backward = config["backward_layer"], !backward.isNull {

@@ -149,7 +149,12 @@ struct KerasLayerTable {
             var embedding = EmbeddingAttributes(inputDimension: try c.int("input_dim"), outputDimension: try c.int("output_dim"))
             embedding.maskZero = c.bool("mask_zero", false)
             return .embedding(embedding)
-        case "SimpleRNN", "LSTM", "GRU", "Bidirectional":
+        case "Masking":
+            guard let value = Self.maskValue(config) else {
+                throw Unsupported(reason: "Masking mask_value \(config["mask_value"]?.serialized ?? "") is not a number")
+            }
+            return .masking(MaskingAttributes(maskValue: value))
+        case "SimpleRNN", "LSTM", "GRU", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D":
             return try recurrent(className: className, config: config).map(Op.recurrent)
         case "CustomScaleLayer":
             return .scaledResidual(ScaledResidualAttributes(scale: c.float("scale", 1)))
@@ -165,6 +170,13 @@ struct KerasLayerTable {
     }
 
     /// Numbers of a possibly nested JSON array, flattened (Keras writes statistics as nested lists).
+    /// Masking's `mask_value` (0 when absent); nil when the file gives something else than a number
+    /// (Keras 3 accepts a serialized tensor there), which Scion does not interpret.
+    static func maskValue(_ config: JSON) -> Float? {
+        guard let value = config["mask_value"], !value.isNull else { return 0 }
+        return value.float
+    }
+
     static func flatFloats(_ value: JSON, depth: Int = 0) -> [Float]? {
         if let number = value.float { return [number] }
         guard depth < 8, let array = value.array else { return nil }

@@ -143,15 +143,18 @@ struct KerasModelPlan {
 
     /// Keras writes no mask for a recurrent layer (tf_keras never; Keras 3's `mask=` keyword is
     /// rebuilt on reload from the layer before), so the layer is written reading its sequence alone
-    /// and the file says the mask only through `Embedding(mask_zero=True)`. That holds when the
-    /// sequence comes from such an Embedding of the mask source, directly or through Dropout and
-    /// masked recurrent layers returning sequences (which pass the mask on); anything else is refused.
+    /// and the file says the mask only through `Embedding(mask_zero=True)` or `Masking(mask_value)`.
+    /// That holds when the sequence comes from such an Embedding or Masking of the mask source (with
+    /// the same mask value), directly or through Dropout and masked recurrent layers returning
+    /// sequences (which pass the mask on); anything else is refused.
     private func checkImpliedMask(_ node: Node, _ a: RecurrentAttributes) throws {
         let source = node.inputs.count == 2 ? node.inputs[1] : nil
         var value = node.inputs.first
         while let current = value, let producer = graph.nodes.first(where: { $0.outputs.first == current }) {
             switch producer.op {
             case .embedding(let e) where e.maskZero && a.maskValue == 0 && producer.inputs.first == source:
+                return
+            case .masking(let m) where m.maskValue == a.maskValue && producer.inputs.first == source:
                 return
             case .recurrent(let r) where r.returnSequences && r.maskValue == a.maskValue && r.bidirectional != .separate
                 && producer.inputs.count == 2 && producer.inputs[1] == source:
@@ -164,7 +167,7 @@ struct KerasModelPlan {
         }
         throw KerasError(.writeFailed, file: file, subject: node.name,
                          "\(node.op.typeName) reads a Keras mask that Keras cannot rebuild: its input does not come from an "
-                         + "Embedding(mask_zero=True) of the mask source")
+                         + "Embedding(mask_zero=True) or a Masking of the mask source")
     }
 
     private mutating func recordStepValue(_ value: String, of node: Node) {

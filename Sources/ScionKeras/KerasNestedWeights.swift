@@ -109,6 +109,9 @@ enum KerasNestedWeights {
         // The components after the layer's own name (a Sequential puts the model's name first).
         let own = layerName.split(separator: "/").last.map(String.init) ?? layerName
         guard let position = parts.firstIndex(of: own), position + 1 < parts.count else { return leaf }
+        // tf.keras names a ConvLSTM's variables under the layer alone (`convlstm/kernel:0`), its
+        // cell being no layer of its own there; they are still the cell's.
+        if className.hasPrefix("ConvLSTM"), position + 2 == parts.count { return ParameterRole(rawValue: "cell/" + leaf.rawValue) }
         return ParameterRole(rawValue: attributePath(Array(parts[(position + 1)...]), className: className, config: config))
     }
 

@@ -35,7 +35,7 @@ enum KerasTimeDistributed {
              .zeroPadding, .cropping, .upSampling, .rescaling, .embedding, .einsumDense, .identity:
             return true
         case .batchNormalization, .multiHeadAttention, .attention, .elementwise, .concatenate, .resizing,
-             .normalization, .recurrent, .scaledResidual, .layerScale, .transpose, .stochasticDepth,
+             .normalization, .masking, .recurrent, .scaledResidual, .layerScale, .transpose, .stochasticDepth,
              .augmentation, .onnx, .opaque:
             return false
         }

@@ -196,8 +196,24 @@ extension ONNXGraphBuilder {
         case .embedding:
             let indices = intermediate("Cast", name: node.name, inputs: [input], attributes: [.int("to", Int(ONNXDataType.int64.rawValue))])
             add("Gather", name: node.name, inputs: [try parameter(.embeddings), indices], output: output, attributes: [.int("axis", 0)])
+        case .masking(let a):
+            // Keras's where(any(x != v, axis=-1, keepdims=True), x, 0), the any as a count of differing
+            // features above 0 (ReduceSum takes its axes as an input from opset 13 on, ReduceMax only
+            // from 18). The layout pass keeps Masking's input in Keras's order, so its last axis is Keras's.
+            let equal = intermediate("Equal", name: "\(node.name)/equal", inputs: [input, scalar("\(node.name)/mask_value", a.maskValue)])
+            let differs = intermediate("Not", name: "\(node.name)/differs", inputs: [equal])
+            let counted = intermediate("Cast", name: "\(node.name)/count", inputs: [differs],
+                                       attributes: [.int("to", Int(ONNXDataType.float.rawValue))])
+            let count = intermediate("ReduceSum", name: "\(node.name)/any", inputs: [counted, constant("\(node.name)/axes", int64s: [-1])],
+                                     attributes: [.int("keepdims", 1)])
+            let kept = intermediate("Greater", name: "\(node.name)/kept", inputs: [count, scalar("\(node.name)/none", 0)])
+            add("Where", name: node.name, inputs: [kept, input, scalar("\(node.name)/zero", 0)], output: output)
         case .recurrent(let a):
-            try recurrent(node, a, parameters: parameters, inputShapes: inputShapes)
+            if let convolution = a.convolution {
+                try convolutionalRecurrent(node, a, convolution, parameters: parameters, input: input, inputShape: inputShape)
+            } else {
+                try recurrent(node, a, parameters: parameters, inputShapes: inputShapes)
+            }
         case .scaledResidual(let a):
             let scaled = intermediate("Mul", name: node.name, inputs: [
                 node.inputs[1], constant("\(node.name)/scale", floats: [a.scale], dimensions: []),

@@ -133,6 +133,7 @@ struct ONNXImportSession {
             graph.outputs.append(try value(output.name))
         }
         removeUnreadShapeReports()
+        foldMaskingChains()
         removeDroppedInitialStates()
         applyTrainability()
         recordMetadata()

@@ -112,7 +112,7 @@ struct ClassifierHead {
              .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention,
              .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling, .resizing,
              .stochasticDepth, .globalPool, .depthwiseConv, .separableConv, .convTranspose, .pool, .zeroPadding,
-             .cropping, .upSampling, .embedding, .recurrent, .scaledResidual, .layerScale, .augmentation, .opaque, .onnx:
+             .cropping, .upSampling, .embedding, .masking, .recurrent, .scaledResidual, .layerScale, .augmentation, .opaque, .onnx:
             return false
         }
     }
@@ -155,7 +155,7 @@ struct ClassifierHead {
              .groupNormalization, .normalization, .conv, .elementwise, .concatenate, .rescaling, .resizing, .onnx(.clip),
              .onnx(.unary), .onnx(.cast),
              .stochasticDepth, .onnx(.constant), .depthwiseConv, .separableConv, .convTranspose, .pool, .permute,
-             .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .recurrent, .scaledResidual, .layerScale,
+             .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .masking, .recurrent, .scaledResidual, .layerScale,
              .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.slice), .onnx(.split), .onnx(.pad),
              .onnx(.resize), .onnx(.localResponseNormalization), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .augmentation, .opaque:
@@ -195,7 +195,7 @@ struct ClassifierHead {
         case .resizing:
             return false
         case .depthwiseConv, .separableConv, .convTranspose, .pool, .permute, .zeroPadding, .cropping, .upSampling,
-             .embedding, .recurrent, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .scaledResidual,
+             .embedding, .masking, .recurrent, .multiHeadAttention, .einsumDense, .unitNormalization, .attention, .scaledResidual,
              .layerScale, .transpose, .onnx(.comparison), .onnx(.select), .onnx(.gather),
              .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.localResponseNormalization),
              .onnx(.shape), .onnx(.expand), .onnx(.tile),

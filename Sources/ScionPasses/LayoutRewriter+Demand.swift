@@ -40,6 +40,8 @@ extension LayoutRewriter {
         case .dense, .flatten, .reshape, .permute, .transpose, .embedding, .recurrent, .multiHeadAttention, .einsumDense,
              .unitNormalization, .attention, .opaque, .onnx:
             return nil
+        case .masking:
+            return node.inputs.first.flatMap { ranks[$0] }
         }
     }
 

@@ -73,7 +73,7 @@ extension LayoutRewriter {
             return .augmentation(a)
         // Never flexible (`rule(for:)`): spatial, memory-order and ONNX-only ops.
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
-             .upSampling, .resizing, .flatten, .reshape, .permute, .transpose, .embedding, .recurrent, .multiHeadAttention, .einsumDense,
+             .upSampling, .resizing, .flatten, .reshape, .permute, .transpose, .embedding, .masking, .recurrent, .multiHeadAttention, .einsumDense,
              .unitNormalization, .attention, .opaque, .onnx:
             return node.op
         }

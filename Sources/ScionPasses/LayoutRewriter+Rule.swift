@@ -89,6 +89,9 @@ extension LayoutRewriter {
             return .original
         case .permute, .embedding, .recurrent:
             return .original
+        // Tests the last axis for the mask value: Keras's order.
+        case .masking:
+            return .original
         // Projects the last axis and attends over the others: the order the source wrote.
         case .multiHeadAttention, .einsumDense, .unitNormalization, .attention:
             return .original

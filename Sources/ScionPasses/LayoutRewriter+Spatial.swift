@@ -67,7 +67,7 @@ extension LayoutRewriter {
         case .dense, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization,
              .attention, .groupNormalization, .activation,
              .prelu, .dropout, .flatten, .reshape, .permute, .elementwise, .concatenate, .rescaling, .normalization,
-             .embedding, .recurrent,
+             .embedding, .masking, .recurrent,
              .scaledResidual, .layerScale, .transpose, .stochasticDepth, .identity, .augmentation, .opaque, .onnx:
             throw failure(node.name, "\(node.op.typeName) is not a spatial op")
         }

@@ -34,6 +34,9 @@ extension Executor {
             return try matMul(node, inputs, x)
         case .embedding(let a):
             return try embedding(node, x, a)
+        // Ops/Masking.swift
+        case .masking(let a):
+            return try masking(node, x, a)
         // Ops/Recurrent.swift (a node with states as outputs is run whole by `run`; this is its first output)
         case .recurrent(let a):
             guard let first = try recurrent(node, inputs, a).first else { throw RuntimeError(node.name, "has no output") }

@@ -17,7 +17,7 @@ extension Executor {
             case .depthwiseConv, .separableConv:
                 throw RuntimeError(node.name, "is a \(node.op.typeName), which the executor runs only as grouped convolutions: "
                                    + "lower the graph first (GroupedConvolutionPass, or Model.executor())")
-            case .conv, .convTranspose, .pool, .globalPool, .dense, .embedding, .recurrent, .batchNormalization,
+            case .conv, .convTranspose, .pool, .globalPool, .dense, .embedding, .masking, .recurrent, .batchNormalization,
                  .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization, .attention,
                  .groupNormalization, .normalization, .activation, .prelu, .elementwise,
                  .scaledResidual, .layerScale, .rescaling, .resizing, .flatten, .reshape, .transpose, .permute, .identity,

@@ -61,8 +61,11 @@ extension Kernels {
     /// `kept` (`[batch * time]`, time order; nil: every step) is Keras's mask: at a step not kept
     /// the states are carried over unchanged. `dropout` (training only) drops the input and the
     /// previous state per gate before their products, as Keras's cells do.
+    /// With `convolution` (ConvLSTM), `x` is the unfolded input and each row one sample's position;
+    /// the state is unfolded before its recurrent product (`RecurrentConvolutionGeometry`).
     static func recurrentDirection(_ x: RuntimeTensor, _ w: RecurrentCellWeights, _ a: RecurrentAttributes,
                                    reversed: Bool, kept: [Bool]? = nil, dropout: RecurrentDropout = RecurrentDropout(),
+                                   convolution: RecurrentConvolutionGeometry? = nil,
                                    node: String) throws -> RecurrentDirectionRun {
         let (batch, time, features) = (x.shape[0], x.shape[1], x.shape[2])
         let units = a.units, gates = a.cell.gateCount, width = gates * units
@@ -113,7 +116,8 @@ extension Kernels {
                     recurrent = droppedProduct(previous, masks: masks, rowsPerMask: 1, w.recurrentKernel, rows: batch, inner: units,
                                                units: units, gates: 0..<gates, matrixWidth: width)
                 } else {
-                    product(previous, w.recurrentKernel, m: batch, n: width, k: units, into: &recurrent)
+                    let source = convolution?.unfoldState(previous) ?? previous
+                    product(source, w.recurrentKernel, m: batch, n: width, k: source.count / batch, into: &recurrent)
                 }
                 if let bias = w.recurrentBias {
                     for n in 0..<batch { for j in 0..<width { recurrent[n * width + j] += bias[j] } }

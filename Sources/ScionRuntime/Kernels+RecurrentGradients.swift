@@ -27,7 +27,8 @@ extension Kernels {
     /// (`run.dropout`) the products' gradients go through the same masks.
     static func recurrentDirectionBackward(_ x: RuntimeTensor, _ w: RecurrentCellWeights, _ a: RecurrentAttributes,
                                            run: RecurrentDirectionRun, reversed: Bool, stepGradients: [Float],
-                                           finalHidden: [Float]?, finalCell: [Float]?, node: String) throws
+                                           finalHidden: [Float]?, finalCell: [Float]?,
+                                           convolution: RecurrentConvolutionGeometry? = nil, node: String) throws
         -> RecurrentDirectionGradients
     {
         let (batch, time, features) = (x.shape[0], x.shape[1], x.shape[2])
@@ -35,7 +36,8 @@ extension Kernels {
         let act = try derivative(a.activation, node: node), gate = try derivative(a.recurrentActivation, node: node)
         let activate = elementFunction(a.activation) ?? { $0 }
         var dProjected = [Float](repeating: 0, count: batch * time * width)
-        var dRecurrent = [Float](repeating: 0, count: units * width)
+        // ConvLSTM's recurrent kernel reads a patch of the state: `taps * units` rows.
+        var dRecurrent = [Float](repeating: 0, count: (convolution?.taps ?? 1) * units * width)
         var dRecurrentBias = [Float](repeating: 0, count: width)
         var dh = finalHidden ?? [Float](repeating: 0, count: size)
         var dc = finalCell ?? [Float](repeating: 0, count: size)
@@ -142,7 +144,14 @@ extension Kernels {
                     for n in 0..<batch { for j in 0..<width { dRecurrentBias[j] += recurrentGradient[n * width + j] } }
                 }
             }
-            if a.cell != .gru {
+            if let convolution {
+                // The recurrent product read the state's patches: their gradient folds back onto it.
+                let patches = convolution.unfoldState(previous), depth = convolution.taps * units
+                product(patches, dZ, m: depth, n: width, k: batch, into: &dRecurrent, transposeA: true, accumulate: true)
+                var dPatches = [Float](repeating: 0, count: batch * depth)
+                product(dZ, w.recurrentKernel, m: batch, n: depth, k: width, into: &dPatches, transposeB: true)
+                for (index, value) in convolution.foldState(dPatches).enumerated() { dPrevious[index] += value }
+            } else if a.cell != .gru {
                 recurrentProductBackward(previous, w.recurrentKernel, stateMasks, batch: batch, units: units, width: width,
                                          dResult: dZ, dRecurrent: &dRecurrent, dPrevious: &dPrevious)
             }

@@ -81,6 +81,8 @@ extension Trainer {
         case .onnx(.gemm(let a)): try gemmBackward(node, a, inputs, x, dy: dy)
         case .onnx(.matMul): try matMulBackward(node, inputs, x, dy: dy)
         case .embedding(let a): embeddingBackward(node, a, x, dy: dy)
+        // Ops/Masking.swift
+        case .masking(let a): try maskingBackward(node, a, x, dy: dy)
         // Ops/Recurrent.swift
         case .recurrent:
             // `backward` differentiates it itself: it may have several outputs.

@@ -91,7 +91,7 @@ extension Trainer {
             throw RuntimeError(node.name, "\(a.kerasClass) with dropout \(a.dropout) cannot be trained yet (its dropout on the "
                 + "attention distribution is not implemented); freeze it or set dropout to 0")
         // As at inference, by family.
-        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding, .recurrent,
+        case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .embedding, .masking, .recurrent,
              .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense, .unitNormalization,
              .attention, .groupNormalization, .normalization,
              .activation, .prelu, .elementwise, .scaledResidual, .layerScale, .rescaling, .resizing, .flatten, .reshape,

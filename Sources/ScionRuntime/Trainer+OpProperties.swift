@@ -14,7 +14,7 @@ extension Trainer {
         case .dense(let a): a.activation
         case .conv(let a): a.activation
         case .einsumDense(let a): a.activation
-        case .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .embedding, .recurrent, .batchNormalization,
+        case .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .embedding, .masking, .recurrent, .batchNormalization,
              .layerNormalization, .multiHeadAttention, .unitNormalization, .attention, .groupNormalization,
              .normalization, .prelu, .elementwise,
              .scaledResidual, .layerScale, .rescaling, .resizing, .flatten, .reshape, .transpose, .permute, .identity,
@@ -37,7 +37,7 @@ extension Trainer {
         // Keras drops a recurrent cell's input and state while training, frozen or not.
         case .recurrent(let a): a.dropout > 0 || a.recurrentDropout > 0
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .einsumDense,
-             .unitNormalization, .embedding,
+             .unitNormalization, .embedding, .masking,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
              .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose,
              .permute, .identity, .concatenate, .zeroPadding, .cropping, .upSampling, .opaque, .onnx:

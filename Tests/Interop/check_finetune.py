@@ -230,6 +230,15 @@ def deep_cases(scion, folder, grafted, x, y):
     cases.append(("time_distributed_frames (TimeDistributed CNN per frame, LSTM), adam lr 0.01",
                   os.path.join(ROOT, "fixtures", "keras3", "time_distributed_frames.keras"), frames_data, frames, frame_labels,
                   "adam", 0.01, 3, 1e-4, []))
+    # ConvLSTM2D: backprop through time through the input's and the state's convolutions.
+    video_random = np.random.default_rng(3)
+    clips = video_random.standard_normal((12, 3, 8, 8, 2)).astype(np.float32)
+    clip_labels = video_random.integers(0, 3, 12)
+    video_data = os.path.join(folder, "video.npz")
+    np.savez(video_data, x=clips, y=clip_labels)
+    cases.append(("conv_lstm (ConvLSTM2D, backprop through time), adam lr 0.01",
+                  os.path.join(ROOT, "fixtures", "keras3", "conv_lstm.keras"), video_data, clips, clip_labels, "adam", 0.01, 3,
+                  1e-4, []))
     for label, start, data_file, inputs, targets, optimizer, rate, epochs, tolerance, extra in cases:
         out = os.path.join(folder, "deep_out.keras")
         result = subprocess.run([scion, "finetune", start, "--data", data_file, "--epochs", str(epochs), "--batch-size",

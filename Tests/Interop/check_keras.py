@@ -36,10 +36,12 @@ LAMBDA_FIXTURES = {"lambda_layer"}
 # Sources Keras 3 cannot express, with the words Scion's one-line refusal must contain: a refusal
 # naming the reason passes, anything else (a crash, another error, a silent conversion) fails.
 # Keras 2's hard_sigmoid (clip(0.2x + 0.5)) as an LSTM's recurrent_activation: Keras 3's
-# hard_sigmoid is relu6(x + 3) / 6, and a recurrent layer's gates take no layer chain.
+# hard_sigmoid is relu6(x + 3) / 6, and a recurrent layer's gates take no layer chain (tf.keras's
+# ConvLSTM2D has it by default).
 # tf.keras's Resizing bicubic reads TensorFlow's 1024-step weight table, which Keras 3 does not compute.
 REFUSED = {"keras2/rnn_lstm.h5": "lstm_back: LSTM with activation hard_sigmoid has no Keras 3 equivalent",
-           "keras2/resizing_kernels.h5": "up_bicubic: tf.keras's bicubic Resizing"}
+           "keras2/resizing_kernels.h5": "up_bicubic: tf.keras's bicubic Resizing",
+           "keras2/conv_lstm.h5": "convlstm_seq: ConvLSTM2D with activation hard_sigmoid has no Keras 3 equivalent"}
 
 
 def load(path, name):

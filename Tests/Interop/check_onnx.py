@@ -109,7 +109,8 @@ def run_onnx(path, inputs):
 # between opsets 13 and 18; masked_variants: the mask's ONNX form (Slice, Squeeze, Unsqueeze with axes inputs).
 OPSET_FIXTURES = [("keras3", "convnext_blocks"), ("keras3", "mobilenet_v3_small"), ("keras3", "misc_zoo"), ("keras3", "group_norm"),
                   ("keras3", "kerasops_zoo"), ("keras3", "resizing"), ("keras3", "resizing_antialias"),
-                  ("keras3", "attention_variants"), ("keras3", "transformer_block"), ("keras3", "masked_variants")]
+                  ("keras3", "attention_variants"), ("keras3", "transformer_block"), ("keras3", "masked_variants"),
+                  ("keras3", "masking_dense")]
 # Fixtures swept only from the opset that can express them.
 MINIMUM_OPSET = {"keras3/resizing_antialias": 18}
 

@@ -29,7 +29,7 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // the batch axis: Permutes).
         "kerasops_zoo": 0, "kerasops_vit": 2,
         "resizing": 1, "resizing_kernels": 1, "resizing_antialias": 1, "cropping_layers": 1,
-        "rnn_simple": 0, "rnn_lstm": 0, "rnn_gru": 0, "rnn_bidirectional": 0, "rnn_states": 0, "masked_text": 0, "masked_variants": 0,
+        "rnn_simple": 0, "rnn_lstm": 0, "rnn_gru": 0, "rnn_bidirectional": 0, "rnn_states": 0, "masked_text": 0, "masked_variants": 0, "masking_sequence": 0, "masking_dense": 0,
         // A user's class computes in Keras's channels-last layout: its image input goes back to NHWC.
         "custom_layer": 3, "lambda_layer": 0,
         "transformer_block": 1, "attention_variants": 3, "einsum_dense": 1,
@@ -41,6 +41,8 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // order: the per-frame Conv2D and MaxPooling2D each get a Transpose in and out, and the
         // frames' features one for their GlobalAveragePooling1D. The tagger's Dense needs none.
         "time_distributed_frames": 5, "time_distributed_tagger": 0,
+        // ConvLSTM reads and writes Keras's order: its output goes to channels-first once for the pooling.
+        "conv_lstm": 1, "conv_lstm_variants": 1,
     ]
 
     /// The repository's fixtures folder, found from this file's path.

@@ -21,14 +21,26 @@ extension Executor {
 
     /// Each direction's run: the forward one reads backwards when `goBackwards`, the backward one
     /// the other way. `dropout` (training only): each direction's masks.
+    /// With `convolution` (ConvLSTM), `x` is the unfolded input.
     func recurrentRuns(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes, kept: [Bool]? = nil,
-                       dropout: [RecurrentDropout]? = nil) throws -> [RecurrentDirectionRun] {
+                       dropout: [RecurrentDropout]? = nil, convolution: RecurrentConvolutionGeometry? = nil) throws
+        -> [RecurrentDirectionRun] {
         guard x.rank == 3 else { throw RuntimeError(node.name, "\(node.op.typeName) needs a [batch, time, features] input, got \(x.shape)") }
         return try a.cellPaths.enumerated().map { direction, path in
             try Kernels.recurrentDirection(x, try recurrentWeights(node, a, path: path), a,
                                            reversed: direction == 0 ? a.goBackwards : !a.goBackwards, kept: kept,
-                                           dropout: dropout?[direction] ?? RecurrentDropout(), node: node.name)
+                                           dropout: dropout?[direction] ?? RecurrentDropout(), convolution: convolution,
+                                           node: node.name)
         }
+    }
+
+    /// ConvLSTM's geometry for input `x`; nil for a dense cell.
+    static func convolutionGeometry(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes) throws -> RecurrentConvolutionGeometry? {
+        guard let convolution = a.convolution else { return nil }
+        guard a.cell == .lstm, a.bidirectional == nil, !a.timeMajor, a.maskValue == nil else {
+            throw RuntimeError(node.name, "\(node.op.typeName) runs as one LSTM direction without a mask only")
+        }
+        return try RecurrentConvolutionGeometry(inputShape: x.shape, a, convolution, node: node.name)
     }
 
     /// Keras's mask as kept steps `[batch * time]`: a step is kept where some value of the mask
@@ -49,6 +61,9 @@ extension Executor {
     /// node's: the sequence, then with `maskValue` the mask source.
     func recurrent(_ node: Node, _ inputs: [RuntimeTensor], _ a: RecurrentAttributes) throws -> [RuntimeTensor] {
         guard let x = inputs.first else { throw RuntimeError(node.name, "has no input") }
+        if let geometry = try Self.convolutionGeometry(node, x, a) {
+            return geometry.arrange(Self.recurrentOutputs(try recurrentRuns(node, geometry.unfoldInput(x), a, convolution: geometry), a))
+        }
         guard a.timeMajor else {
             let kept = try Self.keptSteps(node, x, source: inputs.count > 1 ? inputs[1] : nil, a)
             return Self.recurrentOutputs(try recurrentRuns(node, x, a, kept: kept), a, kept: kept)
@@ -153,6 +168,19 @@ extension Trainer {
     func recurrentForward(_ node: Node, _ a: RecurrentAttributes, _ inputs: [RuntimeTensor], training: Bool,
                           random: inout SplitMix64) throws -> ([RuntimeTensor], Saved) {
         guard let x = inputs.first else { throw RuntimeError(node.name, "has no input") }
+        if let geometry = try Executor.convolutionGeometry(node, x, a) {
+            if training && (a.dropout > 0 || a.recurrentDropout > 0) {
+                // Keras's ConvLSTM drops whole input and state channels per sample; not written yet.
+                throw RuntimeError(node.name, "\(node.op.typeName) has dropout \(a.dropout) and recurrent_dropout \(a.recurrentDropout): "
+                                   + "Scion does not train through a convolutional recurrent layer's dropout yet (set both to 0)")
+            }
+            if a.maskValue != nil {
+                throw RuntimeError(node.name, "\(node.op.typeName) reads a Keras mask: Scion does not train a convolutional "
+                                   + "recurrent layer through a mask yet")
+            }
+            let runs = try executor.recurrentRuns(node, geometry.unfoldInput(x), a, convolution: geometry)
+            return (geometry.arrange(Executor.recurrentOutputs(runs, a)), .recurrentRuns(runs))
+        }
         let batchMajor = a.timeMajor ? Kernels.transpose(x, [1, 0, 2]) : x
         guard batchMajor.rank == 3 else {
             throw RuntimeError(node.name, "\(node.op.typeName) needs a [batch, time, features] input, got \(x.shape)")
@@ -176,7 +204,10 @@ extension Trainer {
         guard case .recurrentRuns(let runs)? = saved, let first = runs.first else {
             throw RuntimeError(node.name, "was not run forward for training")
         }
-        let x = a.timeMajor ? Kernels.transpose(input, [1, 0, 2]) : input
+        // ConvLSTM: the dense cell's view, rows being each sample's positions (Kernels+ConvolutionalRecurrent).
+        let geometry = try Executor.convolutionGeometry(node, input, a)
+        let upstream = geometry?.unarrange(upstream) ?? upstream
+        let x = geometry?.unfoldInput(input) ?? (a.timeMajor ? Kernels.transpose(input, [1, 0, 2]) : input)
         let (batch, steps, units) = (first.batch, first.steps, first.units)
         let size = batch * units, directions = runs.count
         let reads = (0..<directions).map { $0 == 0 ? a.goBackwards : !a.goBackwards }
@@ -256,12 +287,13 @@ extension Trainer {
             let weights = try executor.recurrentWeights(node, a, path: path)
             let gradients = try Kernels.recurrentDirectionBackward(
                 x, weights, a, run: runs[d], reversed: reads[d], stepGradients: stepGradients[d], finalHidden: finalHidden[d],
-                finalCell: finalCell[d], node: node.name)
+                finalCell: finalCell[d], convolution: geometry, node: node.name)
             for index in dx.indices { dx[index] += gradients.input[index] }
             for (role, values) in [(ParameterRole.kernel, gradients.kernel), (.recurrentKernel, gradients.recurrentKernel), (.bias, gradients.bias)] {
                 if let parameter = graph.parameter(of: node, role: .sublayer(path, role)) { parameters.append((parameter.name, values)) }
             }
         }
+        if let geometry { return StepGradients(inputs: [geometry.foldInput(dx)], parameters: parameters) }
         let inputGradient = RuntimeTensor(shape: x.shape, data: dx)
         // The mask source (token ids) gets no gradient.
         return StepGradients(inputs: [a.timeMajor ? Kernels.transpose(inputGradient, [1, 0, 2]) : inputGradient]
