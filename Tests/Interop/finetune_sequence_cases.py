@@ -8,7 +8,8 @@ the per-epoch losses. Frozen layers (the Embedding in one case) must come back b
 The masked case trains the `masked_text` fixture (Embedding mask_zero=True -> LSTM returning
 sequences -> Bidirectional GRU -> GRU backwards with zero_output_for_mask -> SimpleRNN -> Dense) on
 tokens with padding at the start, in the middle, at the end and a row of padding only: backprop
-through time through Keras's mask, every cell.
+through time through Keras's mask, every cell. The masking_sequence fixture does the same with a
+Masking layer's mask (float series, mse).
 
 Called by check_finetune.py; `sequence_cases(scion, folder)` yields one bool per case.
 """
@@ -68,9 +69,15 @@ def sequence_cases(scion, folder):
     yield compare(scion, folder, "masked_text (mask_zero: LSTM, Bidirectional GRU, GRU backwards, SimpleRNN), sgd lr 0.5",
                   os.path.join(ROOT, "fixtures", "keras3", "masked_text.keras"), masked_x, masked_y, "sgd", 0.5, 3,
                   trained="lstm_seq")
+    # A Masking layer's mask (mask_value -0.5 on float series) instead of Embedding's, mse.
+    series = random.standard_normal((16, 6, 3)).astype(np.float32)
+    series[0::3, :2], series[1::3, -2:], series[2::3, 3:5], series[-1] = -0.5, -0.5, -0.5, -0.5
+    yield compare(scion, folder, "masking_sequence (Masking -> LSTM, Bidirectional GRU, GRU), sgd lr 0.1, mse",
+                  os.path.join(ROOT, "fixtures", "keras3", "masking_sequence.keras"), series,
+                  random.standard_normal((16, 2)).astype(np.float32), "sgd", 0.1, 3, trained="lstm_seq", loss="mse")
 
 
-def compare(scion, folder, label, start, x, y, optimizer, rate, epochs, trained):
+def compare(scion, folder, label, start, x, y, optimizer, rate, epochs, trained, loss="sparse_categorical_crossentropy"):
     """Fine-tunes `start` with Scion and with Keras's fit() (full batches) and compares every tensor
     and the losses; `trained` names a recurrent layer whose weights must have moved."""
     data = os.path.join(folder, "tokens.npz")
@@ -79,13 +86,13 @@ def compare(scion, folder, label, start, x, y, optimizer, rate, epochs, trained)
     out = os.path.join(folder, f"{name}_tuned.keras")
     result = subprocess.run([scion, "finetune", start, "--data", data, "--epochs", str(epochs), "--batch-size",
                              str(len(x)), "--learning-rate", str(rate), "--optimizer", optimizer, "-o", out,
-                             "--force", "--json"], capture_output=True, text=True)
+                             "--loss", loss, "--force", "--json"], capture_output=True, text=True)
     if result.returncode != 0:
         print(f"FAIL {label}: {result.stderr.strip()}", flush=True)
         return False
     model = keras.models.load_model(start, compile=False)
     chosen = {"sgd": keras.optimizers.SGD(learning_rate=rate), "adam": keras.optimizers.Adam(learning_rate=rate)}[optimizer]
-    model.compile(optimizer=chosen, loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=chosen, loss=loss)
     history = model.fit(x, y, batch_size=len(x), epochs=epochs, shuffle=False, verbose=0).history["loss"]
     report = json.loads(result.stdout)
     mine = np.asarray([e["loss"] for e in report["history"]], np.float64)
