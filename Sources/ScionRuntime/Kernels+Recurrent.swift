@@ -29,6 +29,10 @@ struct RecurrentDirectionRun {
     var activations: [Float]
     /// GRU with `resetAfter`: `[steps, batch, units]`, `h U_h + b_h` before the reset gate.
     var recurrentCandidate: [Float] = []
+    /// Keras's mask as read (`[batch * time]`, time order); nil: every step was read.
+    var kept: [Bool]? = nil
+    /// The dropout masks used while training; empty otherwise.
+    var dropout = RecurrentDropout()
 
     /// The hidden state after step `step` (or the initial one for -1), `[batch, units]`.
     func state(after step: Int) -> ArraySlice<Float> {
@@ -55,11 +59,13 @@ extension Kernels {
     /// Runs one direction of a cell over `x` `[batch, time, features]`. The input projection of every
     /// time step is one BLAS product; then each step adds the recurrent product and the gates.
     /// `kept` (`[batch * time]`, time order; nil: every step) is Keras's mask: at a step not kept
-    /// the states are carried over unchanged.
+    /// the states are carried over unchanged. `dropout` (training only) drops the input and the
+    /// previous state per gate before their products, as Keras's cells do.
     /// With `convolution` (ConvLSTM), `x` is the unfolded input and each row one sample's position;
     /// the state is unfolded before its recurrent product (`RecurrentConvolutionGeometry`).
     static func recurrentDirection(_ x: RuntimeTensor, _ w: RecurrentCellWeights, _ a: RecurrentAttributes,
-                                   reversed: Bool, kept: [Bool]? = nil, convolution: RecurrentConvolutionGeometry? = nil,
+                                   reversed: Bool, kept: [Bool]? = nil, dropout: RecurrentDropout = RecurrentDropout(),
+                                   convolution: RecurrentConvolutionGeometry? = nil,
                                    node: String) throws -> RecurrentDirectionRun {
         let (batch, time, features) = (x.shape[0], x.shape[1], x.shape[2])
         let units = a.units, gates = a.cell.gateCount, width = gates * units
@@ -70,7 +76,12 @@ extension Kernels {
         }
         // Input projection of all steps at once: [batch * time, G*units].
         var projected = [Float](repeating: 0, count: batch * time * width)
-        product(x.data, w.kernel, m: batch * time, n: width, k: features, into: &projected)
+        if let masks = dropout.input {
+            projected = droppedProduct(x.data, masks: masks, rowsPerMask: time, w.kernel, rows: batch * time, inner: features,
+                                       units: units, gates: 0..<gates, matrixWidth: width)
+        } else {
+            product(x.data, w.kernel, m: batch * time, n: width, k: features, into: &projected)
+        }
         if let bias = w.inputBias {
             for row in 0..<(batch * time) { for column in 0..<width { projected[row * width + column] += bias[column] } }
         }
@@ -81,6 +92,8 @@ extension Kernels {
             activations: [Float](repeating: 0, count: time * batch * width))
         if a.cell == .lstm { run.cells = [Float](repeating: 0, count: (time + 1) * size) }
         if a.cell == .gru && a.resetAfter { run.recurrentCandidate = [Float](repeating: 0, count: time * size) }
+        run.kept = kept
+        run.dropout = dropout
         // GRU without resetAfter multiplies the reset state by the candidate's columns alone.
         let gruSplit = a.cell == .gru && !a.resetAfter
         let zrKernel = gruSplit ? columns(w.recurrentKernel, rows: units, width: width, range: 0..<(2 * units)) : []
@@ -91,11 +104,21 @@ extension Kernels {
             let previous = Array(run.state(after: step - 1))
             if gruSplit {
                 var zr = [Float](repeating: 0, count: batch * 2 * units)
-                product(previous, zrKernel, m: batch, n: 2 * units, k: units, into: &zr)
+                if let masks = dropout.state {
+                    zr = droppedProduct(previous, masks: masks, rowsPerMask: 1, w.recurrentKernel, rows: batch, inner: units,
+                                        units: units, gates: 0..<2, matrixWidth: width)
+                } else {
+                    product(previous, zrKernel, m: batch, n: 2 * units, k: units, into: &zr)
+                }
                 for n in 0..<batch { for j in 0..<(2 * units) { recurrent[n * width + j] = zr[n * 2 * units + j] } }
             } else {
-                let source = convolution?.unfoldState(previous) ?? previous
-                product(source, w.recurrentKernel, m: batch, n: width, k: source.count / batch, into: &recurrent)
+                if let masks = dropout.state {
+                    recurrent = droppedProduct(previous, masks: masks, rowsPerMask: 1, w.recurrentKernel, rows: batch, inner: units,
+                                               units: units, gates: 0..<gates, matrixWidth: width)
+                } else {
+                    let source = convolution?.unfoldState(previous) ?? previous
+                    product(source, w.recurrentKernel, m: batch, n: width, k: source.count / batch, into: &recurrent)
+                }
                 if let bias = w.recurrentBias {
                     for n in 0..<batch { for j in 0..<width { recurrent[n * width + j] += bias[j] } }
                 }
@@ -141,7 +164,9 @@ extension Kernels {
                             run.activations[gateBase + n * width + g * units + j] = gate(pre)
                         }
                         if gruSplit {
-                            resetState[n * units + j] = run.activations[gateBase + n * width + units + j] * previous[n * units + j]
+                            // The candidate's own dropped state (Keras's `h_tm1_h`).
+                            let dropped = previous[n * units + j] * (dropout.state?[2][n * units + j] ?? 1)
+                            resetState[n * units + j] = run.activations[gateBase + n * width + units + j] * dropped
                         }
                     }
                 }

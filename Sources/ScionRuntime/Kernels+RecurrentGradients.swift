@@ -22,7 +22,9 @@ extension Kernels {
 
     /// Backprop through time for one direction, from the run the forward pass kept. `stepGradients`
     /// is `[steps, batch, units]` in processing order (what each step's output receives), `finalHidden`
-    /// and `finalCell` what the last states receive.
+    /// and `finalCell` what the last states receive. With a mask (`run.kept`) a skipped step passes
+    /// the states' gradients through unchanged and gives its cell nothing; with dropout
+    /// (`run.dropout`) the products' gradients go through the same masks.
     static func recurrentDirectionBackward(_ x: RuntimeTensor, _ w: RecurrentCellWeights, _ a: RecurrentAttributes,
                                            run: RecurrentDirectionRun, reversed: Bool, stepGradients: [Float],
                                            finalHidden: [Float]?, finalCell: [Float]?,
@@ -43,11 +45,23 @@ extension Kernels {
         let zrKernel = gruSplit ? columns(w.recurrentKernel, rows: units, width: width, range: 0..<(2 * units)) : []
         let hKernel = gruSplit ? columns(w.recurrentKernel, rows: units, width: width, range: (2 * units)..<width) : []
         var dZ = [Float](repeating: 0, count: batch * width)
+        let stateMasks = run.dropout.state
         for step in (0..<time).reversed() {
             let t = reversed ? time - 1 - step : step
             let previous = Array(run.state(after: step - 1))
             let base = step * batch * width
             for index in 0..<size { dh[index] += stepGradients[step * size + index] }
+            // A skipped step carried the states: their gradients bypass the cell, which gets none.
+            let skipped = run.kept.map { kept in (0..<batch).filter { !kept[$0 * time + t] } } ?? []
+            var carriedHidden = [Float](), carriedCell = [Float]()
+            for n in skipped {
+                carriedHidden += dh[(n * units)..<((n + 1) * units)]
+                if a.cell == .lstm { carriedCell += dc[(n * units)..<((n + 1) * units)] }
+                for j in 0..<units {
+                    dh[n * units + j] = 0
+                    if a.cell == .lstm { dc[n * units + j] = 0 }
+                }
+            }
             var dPrevious = [Float](repeating: 0, count: size)
             switch a.cell {
             case .simpleRNN:
@@ -100,10 +114,10 @@ extension Kernels {
                     for n in 0..<batch {
                         for j in 0..<units {
                             let s = n * units + j, k = n * width + j
-                            let r = run.activations[base + k + units]
-                            resetState[s] = r * previous[s]
-                            dPrevious[s] += dReset[s] * r
-                            dZ[k + units] = dReset[s] * previous[s] * gate(run.preactivations[base + k + units], r)
+                            let r = run.activations[base + k + units], mask = stateMasks?[2][s] ?? 1
+                            resetState[s] = r * previous[s] * mask
+                            dPrevious[s] += dReset[s] * r * mask
+                            dZ[k + units] = dReset[s] * previous[s] * mask * gate(run.preactivations[base + k + units], r)
                         }
                     }
                     // dU_h += (r * h)ᵀ dCandidate, dU_zr += hᵀ d[z, r]; dh += d[z, r] U_zrᵀ.
@@ -111,19 +125,22 @@ extension Kernels {
                     product(resetState, candidateGradient, m: units, n: units, k: batch, into: &dH, transposeA: true)
                     var zr = [Float](repeating: 0, count: batch * 2 * units)
                     for n in 0..<batch { for j in 0..<(2 * units) { zr[n * 2 * units + j] = dZ[n * width + j] } }
-                    var dZR = [Float](repeating: 0, count: units * 2 * units)
-                    product(previous, zr, m: units, n: 2 * units, k: batch, into: &dZR, transposeA: true)
-                    for row in 0..<units {
-                        for j in 0..<(2 * units) { dRecurrent[row * width + j] += dZR[row * 2 * units + j] }
-                        for j in 0..<units { dRecurrent[row * width + 2 * units + j] += dH[row * units + j] }
+                    for row in 0..<units { for j in 0..<units { dRecurrent[row * width + 2 * units + j] += dH[row * units + j] } }
+                    if let stateMasks {
+                        droppedProductBackward(previous, masks: stateMasks, rowsPerMask: 1, w.recurrentKernel, rows: batch, inner: units,
+                                               units: units, gates: 0..<2, matrixWidth: width, dResult: zr, dMatrix: &dRecurrent,
+                                               dValue: &dPrevious)
+                    } else {
+                        var dZR = [Float](repeating: 0, count: units * 2 * units)
+                        product(previous, zr, m: units, n: 2 * units, k: batch, into: &dZR, transposeA: true)
+                        for row in 0..<units { for j in 0..<(2 * units) { dRecurrent[row * width + j] += dZR[row * 2 * units + j] } }
+                        product(zr, zrKernel, m: batch, n: units, k: 2 * units, into: &dPrevious, transposeB: true, accumulate: true)
                     }
-                    product(zr, zrKernel, m: batch, n: units, k: 2 * units, into: &dPrevious, transposeB: true, accumulate: true)
                 } else {
                     var recurrentGradient = dZ
                     for n in 0..<batch { for j in 0..<units { recurrentGradient[n * width + 2 * units + j] = dRecurrentCandidate[n * units + j] } }
-                    product(previous, recurrentGradient, m: units, n: width, k: batch, into: &dRecurrent, transposeA: true, accumulate: true)
-                    product(recurrentGradient, w.recurrentKernel, m: batch, n: units, k: width, into: &dPrevious, transposeB: true,
-                            accumulate: true)
+                    recurrentProductBackward(previous, w.recurrentKernel, stateMasks, batch: batch, units: units, width: width,
+                                             dResult: recurrentGradient, dRecurrent: &dRecurrent, dPrevious: &dPrevious)
                     for n in 0..<batch { for j in 0..<width { dRecurrentBias[j] += recurrentGradient[n * width + j] } }
                 }
             }
@@ -135,21 +152,48 @@ extension Kernels {
                 product(dZ, w.recurrentKernel, m: batch, n: depth, k: width, into: &dPatches, transposeB: true)
                 for (index, value) in convolution.foldState(dPatches).enumerated() { dPrevious[index] += value }
             } else if a.cell != .gru {
-                product(previous, dZ, m: units, n: width, k: batch, into: &dRecurrent, transposeA: true, accumulate: true)
-                product(dZ, w.recurrentKernel, m: batch, n: units, k: width, into: &dPrevious, transposeB: true, accumulate: true)
+                recurrentProductBackward(previous, w.recurrentKernel, stateMasks, batch: batch, units: units, width: width,
+                                         dResult: dZ, dRecurrent: &dRecurrent, dPrevious: &dPrevious)
             }
             for n in 0..<batch {
                 for j in 0..<width { dProjected[(n * time + t) * width + j] = dZ[n * width + j] }
             }
+            for (index, n) in skipped.enumerated() {
+                for j in 0..<units {
+                    dPrevious[n * units + j] += carriedHidden[index * units + j]
+                    if a.cell == .lstm { dc[n * units + j] = carriedCell[index * units + j] }
+                }
+            }
             dh = dPrevious
         }
         var dKernel = [Float](repeating: 0, count: features * width)
-        product(x.data, dProjected, m: features, n: width, k: batch * time, into: &dKernel, transposeA: true)
         var dx = [Float](repeating: 0, count: batch * time * features)
-        product(dProjected, w.kernel, m: batch * time, n: features, k: width, into: &dx, transposeB: true)
+        if let inputMasks = run.dropout.input {
+            droppedProductBackward(x.data, masks: inputMasks, rowsPerMask: time, w.kernel, rows: batch * time, inner: features,
+                                   units: units, gates: 0..<a.cell.gateCount, matrixWidth: width, dResult: dProjected,
+                                   dMatrix: &dKernel, dValue: &dx)
+        } else {
+            product(x.data, dProjected, m: features, n: width, k: batch * time, into: &dKernel, transposeA: true)
+            product(dProjected, w.kernel, m: batch * time, n: features, k: width, into: &dx, transposeB: true)
+        }
         var dBias = [Float](repeating: 0, count: width)
         for row in 0..<(batch * time) { for j in 0..<width { dBias[j] += dProjected[row * width + j] } }
         if w.recurrentBias != nil { dBias += dRecurrentBias }
         return RecurrentDirectionGradients(input: dx, kernel: dKernel, recurrentKernel: dRecurrent, bias: dBias)
+    }
+
+    /// The VJP of the recurrent product `previous · U` (each gate's block by its dropout mask when
+    /// `masks`): adds into `dRecurrent` and `dPrevious`.
+    private static func recurrentProductBackward(_ previous: [Float], _ recurrentKernel: [Float], _ masks: [[Float]]?, batch: Int,
+                                                 units: Int, width: Int, dResult: [Float], dRecurrent: inout [Float],
+                                                 dPrevious: inout [Float]) {
+        if let masks {
+            droppedProductBackward(previous, masks: masks, rowsPerMask: 1, recurrentKernel, rows: batch, inner: units, units: units,
+                                   gates: 0..<(width / units), matrixWidth: width, dResult: dResult, dMatrix: &dRecurrent,
+                                   dValue: &dPrevious)
+        } else {
+            product(previous, dResult, m: units, n: width, k: batch, into: &dRecurrent, transposeA: true, accumulate: true)
+            product(dResult, recurrentKernel, m: batch, n: units, k: width, into: &dPrevious, transposeB: true, accumulate: true)
+        }
     }
 }

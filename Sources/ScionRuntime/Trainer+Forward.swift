@@ -36,9 +36,9 @@ extension Trainer {
                 for (output, part) in zip(node.outputs, parts) { tape.values[output] = part }
                 continue
             }
-            if case .recurrent(let a) = node.op, let x = inputs.first {
+            if case .recurrent(let a) = node.op {
                 // Several outputs, and the runs kept for backprop through time (Ops/Recurrent.swift).
-                let (outputs, saved) = try recurrentForward(node, a, x, training: training)
+                let (outputs, saved) = try recurrentForward(node, a, inputs, training: training, random: &random)
                 for (output, value) in zip(node.outputs, outputs) { tape.values[output] = value }
                 tape.saved[index] = saved
                 continue

@@ -34,8 +34,10 @@ extension Trainer {
         // Keras drops attention probabilities while training.
         case .multiHeadAttention(let a): a.dropout > 0
         case .attention(let a): a.dropout > 0
+        // Keras drops a recurrent cell's input and state while training, frozen or not.
+        case .recurrent(let a): a.dropout > 0 || a.recurrentDropout > 0
         case .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .dense, .einsumDense,
-             .unitNormalization, .embedding, .masking, .recurrent,
+             .unitNormalization, .embedding, .masking,
              .batchNormalization, .layerNormalization, .groupNormalization, .normalization, .activation, .prelu,
              .elementwise, .scaledResidual, .layerScale, .rescaling, .flatten, .reshape, .transpose,
              .permute, .identity, .concatenate, .zeroPadding, .cropping, .upSampling, .opaque, .onnx:

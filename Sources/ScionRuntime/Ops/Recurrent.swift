@@ -20,15 +20,17 @@ extension Executor {
     }
 
     /// Each direction's run: the forward one reads backwards when `goBackwards`, the backward one
-    /// the other way.
+    /// the other way. `dropout` (training only): each direction's masks.
     /// With `convolution` (ConvLSTM), `x` is the unfolded input.
     func recurrentRuns(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes, kept: [Bool]? = nil,
-                       convolution: RecurrentConvolutionGeometry? = nil) throws -> [RecurrentDirectionRun] {
+                       dropout: [RecurrentDropout]? = nil, convolution: RecurrentConvolutionGeometry? = nil) throws
+        -> [RecurrentDirectionRun] {
         guard x.rank == 3 else { throw RuntimeError(node.name, "\(node.op.typeName) needs a [batch, time, features] input, got \(x.shape)") }
         return try a.cellPaths.enumerated().map { direction, path in
             try Kernels.recurrentDirection(x, try recurrentWeights(node, a, path: path), a,
                                            reversed: direction == 0 ? a.goBackwards : !a.goBackwards, kept: kept,
-                                           convolution: convolution, node: node.name)
+                                           dropout: dropout?[direction] ?? RecurrentDropout(), convolution: convolution,
+                                           node: node.name)
         }
     }
 
@@ -160,25 +162,38 @@ extension Executor {
 
 extension Trainer {
     /// Forward while training: every output, and the directions' runs for backprop through time.
-    func recurrentForward(_ node: Node, _ a: RecurrentAttributes, _ x: RuntimeTensor, training: Bool) throws
-        -> ([RuntimeTensor], Saved)
-    {
-        if training && (a.dropout > 0 || a.recurrentDropout > 0) {
-            // Keras drops inputs and states inside the cell while fitting, even in a frozen layer.
-            throw RuntimeError(node.name, "\(node.op.typeName) has dropout \(a.dropout) and recurrent_dropout \(a.recurrentDropout): "
-                               + "Scion does not train through a recurrent layer's dropout yet (set both to 0)")
-        }
-        if a.maskValue != nil {
-            throw RuntimeError(node.name, "\(node.op.typeName) reads a Keras mask (Embedding mask_zero=True): "
-                               + "Scion runs it but does not train through a mask yet")
-        }
+    /// `inputs` are the node's (the sequence, then with a mask its source). While `training`, Keras's
+    /// `dropout` and `recurrent_dropout` drop with masks drawn per batch and direction (Keras drops
+    /// inside the cell while fitting even in a frozen layer, so such a layer is never cached).
+    func recurrentForward(_ node: Node, _ a: RecurrentAttributes, _ inputs: [RuntimeTensor], training: Bool,
+                          random: inout SplitMix64) throws -> ([RuntimeTensor], Saved) {
+        guard let x = inputs.first else { throw RuntimeError(node.name, "has no input") }
         if let geometry = try Executor.convolutionGeometry(node, x, a) {
+            if training && (a.dropout > 0 || a.recurrentDropout > 0) {
+                // Keras's ConvLSTM drops whole input and state channels per sample; not written yet.
+                throw RuntimeError(node.name, "\(node.op.typeName) has dropout \(a.dropout) and recurrent_dropout \(a.recurrentDropout): "
+                                   + "Scion does not train through a convolutional recurrent layer's dropout yet (set both to 0)")
+            }
+            if a.maskValue != nil {
+                throw RuntimeError(node.name, "\(node.op.typeName) reads a Keras mask: Scion does not train a convolutional "
+                                   + "recurrent layer through a mask yet")
+            }
             let runs = try executor.recurrentRuns(node, geometry.unfoldInput(x), a, convolution: geometry)
             return (geometry.arrange(Executor.recurrentOutputs(runs, a)), .recurrentRuns(runs))
         }
         let batchMajor = a.timeMajor ? Kernels.transpose(x, [1, 0, 2]) : x
-        let runs = try executor.recurrentRuns(node, batchMajor, a)
-        let outputs = a.timeMajor ? Executor.timeMajorOutputs(runs, a) : Executor.recurrentOutputs(runs, a)
+        guard batchMajor.rank == 3 else {
+            throw RuntimeError(node.name, "\(node.op.typeName) needs a [batch, time, features] input, got \(x.shape)")
+        }
+        let kept = a.timeMajor ? nil : try Executor.keptSteps(node, batchMajor, source: inputs.count > 1 ? inputs[1] : nil, a)
+        var dropout: [RecurrentDropout]?
+        if training && (a.dropout > 0 || a.recurrentDropout > 0) {
+            dropout = a.cellPaths.map { _ in
+                RecurrentDropout.draw(a, batch: batchMajor.shape[0], features: batchMajor.shape[2], random: &random)
+            }
+        }
+        let runs = try executor.recurrentRuns(node, batchMajor, a, kept: kept, dropout: dropout)
+        let outputs = a.timeMajor ? Executor.timeMajorOutputs(runs, a) : Executor.recurrentOutputs(runs, a, kept: kept)
         return (outputs, .recurrentRuns(runs))
     }
 
@@ -196,6 +211,12 @@ extension Trainer {
         let (batch, steps, units) = (first.batch, first.steps, first.units)
         let size = batch * units, directions = runs.count
         let reads = (0..<directions).map { $0 == 0 ? a.goBackwards : !a.goBackwards }
+        // Outputs Keras zeroes at skipped steps get no gradient (`kept` is in time order).
+        let zeroed = a.zeroOutputsAtMaskedSteps ? first.kept : nil
+        func isZeroed(_ d: Int, _ n: Int, step: Int) -> Bool {
+            guard let zeroed else { return false }
+            return !zeroed[n * steps + (reads[d] ? steps - 1 - step : step)]
+        }
         // Per direction: each step's output gradient in processing order, the final states'.
         var stepGradients = Array(repeating: [Float](repeating: 0, count: steps * size), count: directions)
         var finalHidden = Array(repeating: [Float](repeating: 0, count: size), count: directions)
@@ -204,7 +225,9 @@ extension Trainer {
         func addSequence(_ d: Int, _ g: (Int, Int, Int) -> Float, timeOrder: Bool) {
             for step in 0..<steps {
                 let position = timeOrder && reads[d] ? steps - 1 - step : step
-                for n in 0..<batch { for j in 0..<units { stepGradients[d][step * size + n * units + j] += g(n, position, j) } }
+                for n in 0..<batch where !isZeroed(d, n, step: step) {
+                    for j in 0..<units { stepGradients[d][step * size + n * units + j] += g(n, position, j) }
+                }
             }
         }
         if a.timeMajor {
@@ -223,9 +246,9 @@ extension Trainer {
         } else {
             let outputCount = a.bidirectional == .separate ? 2 : 1
             // The directions' own outputs, for mul's product rule.
-            let own = a.bidirectional == .mul
-                ? Executor.recurrentOutputs(runs, RecurrentAttributes(cell: a.cell, units: units, returnSequences: a.returnSequences,
-                                                                      bidirectional: .separate)) : []
+            var separate = a
+            (separate.bidirectional, separate.returnState) = (.separate, false)
+            let own = a.bidirectional == .mul ? Executor.recurrentOutputs(runs, separate, kept: first.kept) : []
             for slot in 0..<outputCount {
                 guard let dy = upstream[slot] else { continue }
                 let width = dy.shape.last ?? units
@@ -240,7 +263,9 @@ extension Trainer {
                     if a.returnSequences {
                         addSequence(d, { n, t, j in g(n * steps + t, j) }, timeOrder: d == 1)
                     } else {
-                        for n in 0..<batch { for j in 0..<units { finalHidden[d][n * units + j] += g(n, j) } }
+                        for n in 0..<batch where !isZeroed(d, n, step: steps - 1) {
+                            for j in 0..<units { finalHidden[d][n * units + j] += g(n, j) }
+                        }
                     }
                 }
             }
@@ -270,6 +295,9 @@ extension Trainer {
         }
         if let geometry { return StepGradients(inputs: [geometry.foldInput(dx)], parameters: parameters) }
         let inputGradient = RuntimeTensor(shape: x.shape, data: dx)
-        return StepGradients(inputs: [a.timeMajor ? Kernels.transpose(inputGradient, [1, 0, 2]) : inputGradient], parameters: parameters)
+        // The mask source (token ids) gets no gradient.
+        return StepGradients(inputs: [a.timeMajor ? Kernels.transpose(inputGradient, [1, 0, 2]) : inputGradient]
+                                 + Array(repeating: nil, count: node.inputs.count - 1),
+                             parameters: parameters)
     }
 }
