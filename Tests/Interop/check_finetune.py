@@ -221,6 +221,14 @@ def deep_cases(scion, folder, grafted, x, y):
         cases.append((f"{name} (recurrent, backprop through time), {optimizer} lr {rate}",
                       os.path.join(ROOT, "fixtures", "keras3", f"{name}.keras"), text_data, tokens, labels, optimizer, rate, 3,
                       tolerance, []))
+    # Attention (dot with use_scale, concat) and AdditiveAttention as self-attention, every layer trained.
+    series = np.random.default_rng(5).standard_normal((16, 6, 4)).astype(np.float32)
+    series_labels = np.random.default_rng(6).integers(0, 3, 16)
+    series_data = os.path.join(folder, "series.npz")
+    np.savez(series_data, x=series, y=series_labels)
+    cases.append(("self_attention (Attention, AdditiveAttention), sgd lr 0.1",
+                  os.path.join(ROOT, "fixtures", "keras3", "self_attention.keras"), series_data, series, series_labels,
+                  "sgd", 0.1, 3, 1e-4, []))
     # TimeDistributed(Conv2D / MaxPooling2D / Flatten / Dense) over video frames: the Reshapes folding
     # the frames into the batch are trained through (and never cached as per-sample features).
     frames = np.random.default_rng(3).random((8, 4, 16, 16, 3)).astype(np.float32)

@@ -34,7 +34,7 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // A user's class computes in Keras's channels-last layout: its image input goes back to NHWC.
         "custom_layer": 3, "lambda_layer": 0,
         "transformer_block": 1, "attention_variants": 3, "einsum_dense": 1,
-        "unit_norm": 0, "dot_attention": 4,
+        "unit_norm": 0, "dot_attention": 4, "self_attention": 3,
         // tiny_vit: the image to channels-first for its patch Conv2D, back for the Reshape to a
         // sequence, the sequence once for its GlobalAveragePooling1D.
         "tiny_vit": 3,
