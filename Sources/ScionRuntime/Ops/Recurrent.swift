@@ -47,14 +47,11 @@ extension Executor {
     /// source (`[batch, time, ...]`) differs from `maskValue`. Nil without a mask.
     static func keptSteps(_ node: Node, _ x: RuntimeTensor, source: RuntimeTensor?, _ a: RecurrentAttributes) throws -> [Bool]? {
         guard let value = a.maskValue else { return nil }
-        guard let source, source.rank >= 2, x.rank == 3, source.shape[0] == x.shape[0], source.shape[1] == x.shape[1] else {
-            throw RuntimeError(node.name, "\(node.op.typeName)'s mask source must be [batch, time, ...] like its input \(x.shape), "
-                               + "got \(source.map { "\($0.shape)" } ?? "none")")
+        guard let source, x.rank == 3 else {
+            throw RuntimeError(node.name, "\(node.op.typeName) reads a Keras mask: it needs a [batch, time, features] input "
+                               + "and a mask source, got \(x.shape) and \(source.map { "\($0.shape)" } ?? "none")")
         }
-        let perStep = source.count / (source.shape[0] * source.shape[1])
-        return (0..<(source.shape[0] * source.shape[1])).map { step in
-            source.data[(step * perStep)..<((step + 1) * perStep)].contains { $0 != value }
-        }
+        return try Kernels.keptSteps(source, value: value, batch: x.shape[0], time: x.shape[1], node: node.name)
     }
 
     /// All of the node's outputs: the (merged) output, then the final states. `inputs` are the
