@@ -77,22 +77,31 @@ struct RecurrentConvolutionGeometry {
         return result
     }
 
+    /// Calls `body(column, image)` for each patch entry of `count` images of `imageSize` positions
+    /// × `depth` values (channels last) that is not padding: `column` starts the entry's `depth`
+    /// values in the unfolded rows (row `image * positions + position`, `taps * depth` wide), `image`
+    /// starts the input values it reads. `unfold` and its VJP `fold` walk the same entries.
+    private func forEachPatchEntry(count: Int, imageSize: Int, depth: Int, sources: [Int], _ body: (_ column: Int, _ image: Int) -> Void) {
+        for image in 0..<count {
+            for position in 0..<positions {
+                let row = (image * positions + position) * taps * depth
+                for tap in 0..<taps {
+                    let source = sources[position * taps + tap]
+                    guard source >= 0 else { continue }
+                    body(row + tap * depth, (image * imageSize + source) * depth)
+                }
+            }
+        }
+    }
+
     /// Copies each patch of `images` (`count` images of `imageSize` positions × `depth` values, channels
     /// last) into rows of `taps * depth`; row `image * positions + position`.
     private func unfold(_ images: [Float], count: Int, imageSize: Int, depth: Int, sources: [Int]) -> [Float] {
         var columns = [Float](repeating: 0, count: count * positions * taps * depth)
         images.withUnsafeBufferPointer { from in
             columns.withUnsafeMutableBufferPointer { to in
-                for image in 0..<count {
-                    for position in 0..<positions {
-                        let row = (image * positions + position) * taps * depth
-                        for tap in 0..<taps {
-                            let source = sources[position * taps + tap]
-                            guard source >= 0 else { continue }
-                            let start = (image * imageSize + source) * depth, target = row + tap * depth
-                            for c in 0..<depth { to[target + c] = from[start + c] }
-                        }
-                    }
+                forEachPatchEntry(count: count, imageSize: imageSize, depth: depth, sources: sources) { column, image in
+                    for c in 0..<depth { to[column + c] = from[image + c] }
                 }
             }
         }
@@ -104,16 +113,8 @@ struct RecurrentConvolutionGeometry {
         var images = [Float](repeating: 0, count: count * imageSize * depth)
         columns.withUnsafeBufferPointer { from in
             images.withUnsafeMutableBufferPointer { to in
-                for image in 0..<count {
-                    for position in 0..<positions {
-                        let row = (image * positions + position) * taps * depth
-                        for tap in 0..<taps {
-                            let source = sources[position * taps + tap]
-                            guard source >= 0 else { continue }
-                            let target = (image * imageSize + source) * depth, start = row + tap * depth
-                            for c in 0..<depth { to[target + c] += from[start + c] }
-                        }
-                    }
+                forEachPatchEntry(count: count, imageSize: imageSize, depth: depth, sources: sources) { column, image in
+                    for c in 0..<depth { to[image + c] += from[column + c] }
                 }
             }
         }
