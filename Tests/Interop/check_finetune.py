@@ -41,6 +41,17 @@ def relative(a, b):
     return float(np.max(np.abs(a - b))) / (float(np.max(np.abs(b))) or 1.0)
 
 
+def saved(folder, name, x, y):
+    """x and y as NAME.npz in folder: the --data file `scion finetune` reads."""
+    path = os.path.join(folder, f"{name}.npz")
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def keras3_fixture(name):
+    return os.path.join(ROOT, "fixtures", "keras3", f"{name}.keras")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--scion", default=os.path.join(ROOT, ".build", "debug", "scion"))
@@ -48,13 +59,12 @@ def main():
     passed = failed = 0
     with tempfile.TemporaryDirectory() as folder:
         base = os.path.join(folder, "grafted.keras")
-        subprocess.run([args.scion, "edit", os.path.join(ROOT, "fixtures", "keras3", "mobilenet_v2.keras"), "--drop-top",
+        subprocess.run([args.scion, "edit", keras3_fixture("mobilenet_v2"), "--drop-top",
                         "--head", "gap,dense:3:softmax", "--freeze-base", "--seed", "0", "-o", base], check=True)
         random = np.random.default_rng(0)
         x = random.random((24, 32, 32, 3), dtype=np.float32)
         y = random.integers(0, 3, 24)
-        data = os.path.join(folder, "data.npz")
-        np.savez(data, x=x, y=y)
+        data = saved(folder, "data", x, y)
         cases = (("sgd", 0.5, 3, "constant"), ("adam", 0.01, 4, "constant"), ("adamw", 0.01, 4, "cosine"),
                  ("sgd", 0.5, 3, "step"))
         for optimizer, rate, epochs, schedule in cases:
@@ -109,16 +119,15 @@ def keras_ops_cases(scion, folder):
     sqrt, maximum...) regressed with mse on its 699 outputs: gradients through every op."""
     random = np.random.default_rng(1)
     vit = os.path.join(folder, "vit.keras")
-    subprocess.run([scion, "edit", os.path.join(ROOT, "fixtures", "keras3", "kerasops_vit.keras"), "--drop-top",
+    subprocess.run([scion, "edit", keras3_fixture("kerasops_vit"), "--drop-top",
                     "--head", "gap,dense:3:softmax", "--seed", "0", "-o", vit, "--force"], check=True, capture_output=True)
     cases = [("kerasops_vit + softmax head", vit, random.standard_normal((16, 8, 8, 3)).astype(np.float32),
               random.integers(0, 3, 16), "sparse_categorical_crossentropy", 0.1),
-             ("kerasops_zoo, mse", os.path.join(ROOT, "fixtures", "keras3", "kerasops_zoo.keras"),
+             ("kerasops_zoo, mse", keras3_fixture("kerasops_zoo"),
               random.standard_normal((8, 6, 8)).astype(np.float32), random.standard_normal((8, 699)).astype(np.float32),
               "mse", 0.01)]
     for label, start, x, y, loss, rate in cases:
-        data, out = os.path.join(folder, "ops_data.npz"), os.path.join(folder, "ops_out.keras")
-        np.savez(data, x=x, y=y)
+        data, out = saved(folder, "ops_data", x, y), os.path.join(folder, "ops_out.keras")
         result = subprocess.run([scion, "finetune", start, "--data", data, "--epochs", "3", "--batch-size", str(len(x)),
                                  "--learning-rate", str(rate), "--optimizer", "sgd", "--loss", loss, "-o", out, "--force",
                                  "--json"], capture_output=True, text=True)
@@ -198,12 +207,11 @@ def deep_cases(scion, folder, grafted, x, y):
     # Attention trained end to end (the embedding frozen): MultiHeadAttention's four projections,
     # residual, LayerNormalization and a new softmax head.
     attention = os.path.join(folder, "attention.keras")
-    subprocess.run([scion, "edit", os.path.join(ROOT, "fixtures", "keras3", "attention.keras"), "--after", "pool", "--head",
+    subprocess.run([scion, "edit", keras3_fixture("attention"), "--after", "pool", "--head",
                     "dense:3:softmax", "--seed", "1", "-o", attention, "--force"], check=True, capture_output=True)
     tokens = np.random.default_rng(1).integers(0, 30, (16, 6)).astype(np.int32)
     labels = np.random.default_rng(2).integers(0, 3, 16)
-    tokens_data = os.path.join(folder, "tokens.npz")
-    np.savez(tokens_data, x=tokens, y=labels)
+    tokens_data = saved(folder, "tokens", tokens, labels)
     cases.append(("attention: MultiHeadAttention, LayerNormalization and head trained, adam lr 0.01",
                   attention, tokens_data, tokens, labels, "adam", 0.01, 3, 1e-4, []))
     # Recurrent layers: backprop through time against Keras's fit(), every cell, direction, merge mode
@@ -212,41 +220,31 @@ def deep_cases(scion, folder, grafted, x, y):
     text_random = np.random.default_rng(1)
     tokens = text_random.integers(0, 20, (24, 7)).astype(np.int32)
     labels = text_random.integers(0, 3, 24)
-    text_data = os.path.join(folder, "text.npz")
-    np.savez(text_data, x=tokens, y=labels)
+    text_data = saved(folder, "text", tokens, labels)
     # One optimizer per fixture, alternating (finetune_sequence_cases.py trains each cell with both).
     sgd, adam = ("sgd", 0.1, 1e-4), ("adam", 0.01, 1e-3)
     for name, (optimizer, rate, tolerance) in (("rnn_simple", sgd), ("rnn_lstm", adam), ("rnn_gru", sgd),
                                                ("rnn_bidirectional", adam), ("rnn_states", sgd)):
         cases.append((f"{name} (recurrent, backprop through time), {optimizer} lr {rate}",
-                      os.path.join(ROOT, "fixtures", "keras3", f"{name}.keras"), text_data, tokens, labels, optimizer, rate, 3,
-                      tolerance, []))
+                      keras3_fixture(name), text_data, tokens, labels, optimizer, rate, 3, tolerance, []))
     # Attention (dot with use_scale, concat) and AdditiveAttention as self-attention, every layer trained.
     series = np.random.default_rng(5).standard_normal((16, 6, 4)).astype(np.float32)
     series_labels = np.random.default_rng(6).integers(0, 3, 16)
-    series_data = os.path.join(folder, "series.npz")
-    np.savez(series_data, x=series, y=series_labels)
-    cases.append(("self_attention (Attention, AdditiveAttention), sgd lr 0.1",
-                  os.path.join(ROOT, "fixtures", "keras3", "self_attention.keras"), series_data, series, series_labels,
-                  "sgd", 0.1, 3, 1e-4, []))
+    cases.append(("self_attention (Attention, AdditiveAttention), sgd lr 0.1", keras3_fixture("self_attention"),
+                  saved(folder, "series", series, series_labels), series, series_labels, "sgd", 0.1, 3, 1e-4, []))
     # TimeDistributed(Conv2D / MaxPooling2D / Flatten / Dense) over video frames: the Reshapes folding
     # the frames into the batch are trained through (and never cached as per-sample features).
     frames = np.random.default_rng(3).random((8, 4, 16, 16, 3)).astype(np.float32)
     frame_labels = np.random.default_rng(4).integers(0, 3, 8)
-    frames_data = os.path.join(folder, "frames.npz")
-    np.savez(frames_data, x=frames, y=frame_labels)
     cases.append(("time_distributed_frames (TimeDistributed CNN per frame, LSTM), adam lr 0.01",
-                  os.path.join(ROOT, "fixtures", "keras3", "time_distributed_frames.keras"), frames_data, frames, frame_labels,
+                  keras3_fixture("time_distributed_frames"), saved(folder, "frames", frames, frame_labels), frames, frame_labels,
                   "adam", 0.01, 3, 1e-4, []))
     # ConvLSTM2D: backprop through time through the input's and the state's convolutions.
     video_random = np.random.default_rng(3)
     clips = video_random.standard_normal((12, 3, 8, 8, 2)).astype(np.float32)
     clip_labels = video_random.integers(0, 3, 12)
-    video_data = os.path.join(folder, "video.npz")
-    np.savez(video_data, x=clips, y=clip_labels)
-    cases.append(("conv_lstm (ConvLSTM2D, backprop through time), adam lr 0.01",
-                  os.path.join(ROOT, "fixtures", "keras3", "conv_lstm.keras"), video_data, clips, clip_labels, "adam", 0.01, 3,
-                  1e-4, []))
+    cases.append(("conv_lstm (ConvLSTM2D, backprop through time), adam lr 0.01", keras3_fixture("conv_lstm"),
+                  saved(folder, "video", clips, clip_labels), clips, clip_labels, "adam", 0.01, 3, 1e-4, []))
     for label, start, data_file, inputs, targets, optimizer, rate, epochs, tolerance, extra in cases:
         out = os.path.join(folder, "deep_out.keras")
         result = subprocess.run([scion, "finetune", start, "--data", data_file, "--epochs", str(epochs), "--batch-size",
