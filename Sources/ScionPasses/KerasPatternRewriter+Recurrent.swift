@@ -59,7 +59,8 @@ extension KerasPatternRewriter {
                     outputs = merged.outputs
                     a.bidirectional = directions == 2 ? merged.merge : nil
                 } else if case .onnx(.gather(let g)) = readerNode.op, g.axis == 0, readerNode.inputs.count == 2,
-                          let direction = try constantIndex(readerNode.inputs[1]), (0..<directions).contains(direction),
+                          let index = try constantIndex(readerNode.inputs[1]), case let direction = index < 0 ? index + directions : index,
+                          (0..<directions).contains(direction),
                           let state = readerNode.outputs.first, states[direction * a.cell.stateCount + slot - 1] == nil {
                     folded.append(readerNode.name)
                     states[direction * a.cell.stateCount + slot - 1] = state
