@@ -140,6 +140,36 @@ def layout1(cell, direction, **attributes):
     save(name, [node], inits, outputs, reference=reference)
 
 
+def torch_stack():
+    """torch's time-major stack for ONNX -> Keras: a bidirectional LSTM whose sequence goes to a GRU
+    time-major (Transpose [0,2,1,3] + Reshape), the GRU's through Squeeze and Transpose back, then
+    the last step (x[:, -1]) plus the GRU's final state (h[-1]): Keras's Bidirectional(LSTM) -> GRU."""
+    lstm_units, gru_units = 3, 4
+    lstm = weights("LSTM", 2, lstm_units, F)
+    for tensor in lstm:
+        tensor.name = "lstm_" + tensor.name
+    gru = weights("GRU", 1, gru_units, 2 * lstm_units)
+    for tensor in gru:
+        tensor.name = "gru_" + tensor.name
+    zeros, zero_inits = zeros_of_batch("zeros", 2, lstm_units, "x", 0)
+    nodes = time_major(zeros + [
+        helper.make_node("LSTM", ["xt", "lstm_W", "lstm_R", "lstm_B", "", "zeros", "zeros"], ["Y1", "", ""],
+                         hidden_size=lstm_units, direction="bidirectional"),
+        helper.make_node("Transpose", ["Y1"], ["Y1t"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["Y1t", "merge"], ["s1"]),
+        helper.make_node("GRU", ["s1", "gru_W", "gru_R", "gru_B"], ["Y2", "Y2_h"], hidden_size=gru_units, linear_before_reset=1),
+        helper.make_node("Squeeze", ["Y2", "axis1"], ["s2"]),
+        helper.make_node("Transpose", ["s2"], ["s2b"], perm=[1, 0, 2]),
+        helper.make_node("Gather", ["s2b", "last"], ["step"], axis=1),
+        helper.make_node("Gather", ["Y2_h", "last"], ["state"], axis=0),
+        helper.make_node("Add", ["step", "state"], ["y"]),
+    ])
+    inits = lstm + gru + zero_inits + [
+        numpy_helper.from_array(np.array([0, 0, -1], np.int64), "merge"), numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        numpy_helper.from_array(np.array(-1, np.int64), "last")]
+    save("torch_stack", nodes, inits, ["y"])
+
+
 def refused():
     """Forms the recurrent op cannot be: a non-zero initial state (a graph input) and sequence
     lengths computed in the graph."""
@@ -172,5 +202,6 @@ if __name__ == "__main__":
     rnn_relu_state_only()
     layout1("GRU", "bidirectional", linear_before_reset=1)
     layout1("LSTM", "forward")
+    torch_stack()
     refused()
     print("written to", HERE)
