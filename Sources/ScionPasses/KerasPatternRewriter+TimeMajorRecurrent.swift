@@ -64,6 +64,7 @@ extension KerasPatternRewriter {
             graph.nodes[position].inputs[0] = toTime.outputs[0]
         }
         guard !inserted.isEmpty else { return }
+        splitConcatenatedStates()
         var nodes: [Node] = []
         for node in graph.nodes {
             let extra = inserted[node.name]
@@ -101,6 +102,54 @@ extension KerasPatternRewriter {
         default:
             return nil
         }
+    }
+
+    /// torch's `h_n` of a stack: the layers' `Y_h` (or `Y_c`) concatenated along axis 0, read by
+    /// Gathers of one entry (`h[-1]`, `h[0]`): each Gather reads the one layer's state instead, the
+    /// index made relative to it, so `foldRecurrent` finds Keras's returned states.
+    private mutating func splitConcatenatedStates() {
+        index()
+        for position in graph.nodes.indices {
+            let node = graph.nodes[position]
+            guard case .concatenate(let c) = node.op, c.axis == 0, let output = node.outputs.first, !graphOutputs.contains(output),
+                  let readers = consumers[output], !readers.isEmpty else { continue }
+            var blocks: [Int] = []
+            for input in node.inputs {
+                guard let producer = producers[input], case .recurrent(let a) = graph.nodes[producer].op, a.timeMajor,
+                      graph.nodes[producer].outputs.dropFirst().contains(input) else { break }
+                blocks.append(a.cellPaths.count)
+            }
+            let total = blocks.reduce(0, +)
+            guard blocks.count == node.inputs.count else { continue }
+            var rewired: [(reader: Int, block: Int, index: Int)] = []
+            for reader in readers {
+                guard case .onnx(.gather(let g)) = graph.nodes[reader].op, g.axis == 0, graph.nodes[reader].inputs.count == 2,
+                      graph.nodes[reader].inputs[0] == output, let (_, parameter) = constant(graph.nodes[reader].inputs[1]),
+                      parameter.shape.isEmpty, let value = parameter.scalarValue.map({ Int($0) }),
+                      case let entry = value < 0 ? value + total : value, (0..<total).contains(entry) else { break }
+                var offset = 0, block = 0
+                while entry >= offset + blocks[block] { offset += blocks[block]; block += 1 }
+                rewired.append((reader, block, entry - offset))
+            }
+            guard rewired.count == readers.count else { continue }
+            for (reader, block, index) in rewired {
+                let name = "\(graph.nodes[reader].name)#state_index"
+                let bytes = withUnsafeBytes(of: Int64(index).littleEndian) { Array($0) }
+                graph.parameters.add(Parameter(name: name, role: .value, shape: [], dtype: .int64, trainable: false,
+                                               storage: TensorStorage(bytes: bytes)))
+                graph.nodes.append(Node(name: name, op: .onnx(.constant(ConstantAttributes(dtype: .int64))), inputs: [], outputs: [name],
+                                        parameters: [name]))
+                graph.nodes[reader].inputs = [node.inputs[block], name]
+            }
+        }
+        // The Concats nothing reads any more go; the constants are placed first, read by later nodes.
+        let read = Set(graph.nodes.flatMap(\.inputs)).union(graphOutputs)
+        graph.nodes.removeAll { node in
+            if case .concatenate = node.op { return node.outputs.allSatisfy { !read.contains($0) } }
+            return false
+        }
+        let constants = graph.nodes.filter { if case .onnx(.constant) = $0.op { true } else { false } }
+        graph.nodes = constants + graph.nodes.filter { if case .onnx(.constant) = $0.op { false } else { true } }
     }
 
     /// A Transpose read by a Transpose that undoes it: the second one's readers read the first one's

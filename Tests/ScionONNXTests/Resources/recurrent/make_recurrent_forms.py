@@ -170,6 +170,30 @@ def torch_stack():
     save("torch_stack", nodes, inits, ["y"])
 
 
+def torch_state_stack():
+    """torch's `h_n` of a 2-layer bidirectional LSTM: the layers' Y_h concatenated along axis 0 and
+    read by h[-2], h[-1] (the last layer's two directions), the last layer's Y unread."""
+    units = 3
+    first, second = weights("LSTM", 2, units, F), weights("LSTM", 2, units, 2 * units)
+    for prefix, tensors in [("l0_", first), ("l1_", second)]:
+        for tensor in tensors:
+            tensor.name = prefix + tensor.name
+    nodes = time_major([
+        helper.make_node("LSTM", ["xt", "l0_W", "l0_R", "l0_B"], ["Y1", "H1"], hidden_size=units, direction="bidirectional"),
+        helper.make_node("Transpose", ["Y1"], ["Y1t"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["Y1t", "merge"], ["s1"]),
+        helper.make_node("LSTM", ["s1", "l1_W", "l1_R", "l1_B"], ["", "H2"], hidden_size=units, direction="bidirectional"),
+        helper.make_node("Concat", ["H1", "H2"], ["h_n"], axis=0),
+        helper.make_node("Gather", ["h_n", "minus2"], ["forward"], axis=0),
+        helper.make_node("Gather", ["h_n", "minus1"], ["backward"], axis=0),
+        helper.make_node("Concat", ["forward", "backward"], ["y"], axis=1),
+    ])
+    inits = first + second + [numpy_helper.from_array(np.array([0, 0, -1], np.int64), "merge"),
+                              numpy_helper.from_array(np.array(-2, np.int64), "minus2"),
+                              numpy_helper.from_array(np.array(-1, np.int64), "minus1")]
+    save("torch_state_stack", nodes, inits, ["y"])
+
+
 def refused():
     """Forms the recurrent op cannot be: a non-zero initial state (a graph input) and sequence
     lengths computed in the graph."""
@@ -197,11 +221,10 @@ def refused():
 
 
 if __name__ == "__main__":
-    lstm_bidirectional_zero_states()
-    gru_reverse_full_lengths()
-    rnn_relu_state_only()
-    layout1("GRU", "bidirectional", linear_before_reset=1)
-    layout1("LSTM", "forward")
-    torch_stack()
-    refused()
+    # Each file draws from its own seed, so adding one leaves the others' bytes as they were.
+    for seed, make in enumerate([lstm_bidirectional_zero_states, gru_reverse_full_lengths, rnn_relu_state_only,
+                                 lambda: layout1("GRU", "bidirectional", linear_before_reset=1), lambda: layout1("LSTM", "forward"),
+                                 torch_stack, torch_state_stack, refused]):
+        rng = np.random.default_rng(7 + seed)
+        make()
     print("written to", HERE)
