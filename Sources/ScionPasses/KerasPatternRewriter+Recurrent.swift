@@ -10,6 +10,7 @@ extension KerasPatternRewriter {
     ///                                                             ─ Y_h → Transpose [1, 0, 2] → Reshape [0, -1]
     ///                                                                                                = the last output
     ///                                                             ─ Y_h, Y_c → Gather (axis 0, direction d) = states
+    ///                                                               (one direction: or Squeeze [0])
     ///    →  recurrent (Keras's form) on x, return_sequences / return_state / merge mode as read
     ///  (the sum, mul, ave and None merges: a Gather per direction instead of the Reshape, then Add,
     ///  Mul, Add and Mul by 0.5, or nothing)
@@ -64,6 +65,11 @@ extension KerasPatternRewriter {
                           let state = readerNode.outputs.first, states[direction * a.cell.stateCount + slot - 1] == nil {
                     folded.append(readerNode.name)
                     states[direction * a.cell.stateCount + slot - 1] = state
+                } else if case .onnx(.squeeze(let s)) = readerNode.op, directions == 1, s.axes == [0],
+                          let state = readerNode.outputs.first, states[slot - 1] == nil {
+                    // One direction's states squeezed (torch's `h_n.squeeze(0)`): that direction's.
+                    folded.append(readerNode.name)
+                    states[slot - 1] = state
                 } else {
                     return
                 }

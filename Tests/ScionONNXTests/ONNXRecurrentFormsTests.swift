@@ -13,7 +13,8 @@ import XCTest
 final class ONNXRecurrentFormsTests: XCTestCase {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/recurrent")
     static let forms = ["lstm_bidirectional_zero_states", "gru_reverse_full_lengths", "rnn_relu_state_only",
-                        "gru_bidirectional_layout1", "lstm_forward_layout1", "torch_stack", "torch_state_stack"]
+                        "gru_bidirectional_layout1", "lstm_forward_layout1", "torch_stack", "torch_state_stack",
+                        "torch_squeezed_states"]
 
     func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("scion-onnx-recurrent-\(UUID().uuidString)")
@@ -94,16 +95,19 @@ final class ONNXRecurrentFormsTests: XCTestCase {
 
     /// torch's `h_n` of a stack (the layers' Y_h concatenated, read by `h[-2]`, `h[-1]`): the last
     /// layer's Keras returned states.
-    func testTorchsConcatenatedFinalStatesAreTheLastLayersReturnedStates() throws {
-        let path = try temporaryDirectory().appendingPathComponent("torch_state_stack.keras").path
-        try Model.load(Self.folder.appendingPathComponent("torch_state_stack.onnx").path).write(to: path)
-        let keras = try Model.load(path)
-        let layers = keras.graph.nodes.compactMap { node -> RecurrentAttributes? in
-            if case .recurrent(let a) = node.op { a } else { nil }
+    /// One direction's `h_n.squeeze(0)` and `c_n[-1]` likewise.
+    func testTorchsFinalStatesAreTheLastLayersReturnedStates() throws {
+        for name in ["torch_state_stack", "torch_squeezed_states"] {
+            let path = try temporaryDirectory().appendingPathComponent("\(name).keras").path
+            try Model.load(Self.folder.appendingPathComponent("\(name).onnx").path).write(to: path)
+            let keras = try Model.load(path)
+            let layers = keras.graph.nodes.compactMap { node -> RecurrentAttributes? in
+                if case .recurrent(let a) = node.op { a } else { nil }
+            }
+            XCTAssertEqual(layers.map(\.returnSequences), [true, false], name)
+            XCTAssertEqual(layers.map(\.returnState), [false, true], name)
+            try assertRunsToOnnxruntime(keras, name)
         }
-        XCTAssertEqual(layers.map(\.returnSequences), [true, false])
-        XCTAssertEqual(layers.map(\.returnState), [false, true])
-        try assertRunsToOnnxruntime(keras, "torch_state_stack")
     }
 
     /// What the recurrent op cannot compute stays opaque, and `run` says why.

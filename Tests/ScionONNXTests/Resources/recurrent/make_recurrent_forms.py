@@ -194,6 +194,27 @@ def torch_state_stack():
     save("torch_state_stack", nodes, inits, ["y"])
 
 
+def torch_squeezed_states():
+    """torch's one-direction states: `h_n.squeeze(0)` (a Squeeze of axis 0) and `c_n[-1]` of an LSTM
+    whose sequence is unread, its input a GRU's sequence turned time-major by Squeeze."""
+    units = 3
+    gru, lstm = weights("GRU", 1, units, F), weights("LSTM", 1, units, units)
+    for prefix, tensors in [("gru_", gru), ("lstm_", lstm)]:
+        for tensor in tensors:
+            tensor.name = prefix + tensor.name
+    nodes = time_major([
+        helper.make_node("GRU", ["xt", "gru_W", "gru_R", "gru_B"], ["Y1"], hidden_size=units, linear_before_reset=1),
+        helper.make_node("Squeeze", ["Y1", "axis1"], ["s1"]),
+        helper.make_node("LSTM", ["s1", "lstm_W", "lstm_R", "lstm_B"], ["", "H", "C"], hidden_size=units),
+        helper.make_node("Squeeze", ["H", "axis0"], ["h"]),
+        helper.make_node("Gather", ["C", "last"], ["c"], axis=0),
+        helper.make_node("Concat", ["h", "c"], ["y"], axis=1),
+    ])
+    inits = gru + lstm + [numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+                          numpy_helper.from_array(np.array([0], np.int64), "axis0"), numpy_helper.from_array(np.array(-1, np.int64), "last")]
+    save("torch_squeezed_states", nodes, inits, ["y"])
+
+
 def refused():
     """Forms the recurrent op cannot be: a non-zero initial state (a graph input) and sequence
     lengths computed in the graph."""
@@ -224,7 +245,7 @@ if __name__ == "__main__":
     # Each file draws from its own seed, so adding one leaves the others' bytes as they were.
     for seed, make in enumerate([lstm_bidirectional_zero_states, gru_reverse_full_lengths, rnn_relu_state_only,
                                  lambda: layout1("GRU", "bidirectional", linear_before_reset=1), lambda: layout1("LSTM", "forward"),
-                                 torch_stack, torch_state_stack, refused]):
+                                 torch_stack, torch_state_stack, refused, torch_squeezed_states]):
         rng = np.random.default_rng(7 + seed)
         make()
     print("written to", HERE)
