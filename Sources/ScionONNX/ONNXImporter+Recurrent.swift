@@ -5,7 +5,7 @@ import ScionIR
 /// and reordered; the biases `Wb + Rb` summed into Keras's one bias except for GRU with
 /// `linear_before_reset=1`, which is Keras's `reset_after=True` with the two rows apart. Layout 1
 /// (batch first) is the same op between Transposes. The optional inputs are read in
-/// ONNXImporter+RecurrentStates.swift (zero states, full lengths). Anything else stays opaque, the
+/// ONNXImporter+RecurrentStates.swift (zero states dropped, others read, full lengths). Anything else stays opaque, the
 /// reason kept for `run` and the writers (`opaqueReason`).
 extension ONNXImportSession {
     mutating func recurrent(_ node: ONNXNode, _ x: String) throws -> MappedNode? {
@@ -25,7 +25,8 @@ extension ONNXImportSession {
             return refuse("weights W and R computed in the graph are not supported: they must be float32 constants")
         }
         let time = shape(x).flatMap { $0.rank == 3 ? $0.dimensions[layout == 0 ? 0 : 1] : nil }
-        if let reason = try recurrentInputsRefusal(node, time: time) { return refuse(reason) }
+        let optional = try recurrentOptionalInputs(node, cell: cell, time: time)
+        if let reason = optional.refusal { return refuse(reason) }
         let (directions, gateWidth, features) = (w.shape[0], w.shape[1], w.shape[2])
         let units = intAttribute(node, "hidden_size", gateWidth / cell.gateCount)
         let direction = stringAttribute(node, "direction", "forward")
@@ -70,7 +71,8 @@ extension ONNXImportSession {
             let values = resetAfter ? inputBias + recurrentBias : zip(inputBias, recurrentBias).map(+)
             parameters.append((addConstant("\(base)/\(path)/bias", values, shape: attributes.biasShape, from: bName), .sublayer(path, .bias), nil))
         }
-        var mapped = MappedNode(op: .recurrent(attributes), inputs: [x], parameters: parameters, outputCount: attributes.outputCount)
+        var mapped = MappedNode(op: .recurrent(attributes), inputs: [x] + optional.states, parameters: parameters,
+                                outputCount: attributes.outputCount)
         if layout == 1 { try batchFirst(node, &mapped, base: base) }
         return mapped
     }
@@ -79,11 +81,13 @@ extension ONNXImportSession {
     /// hidden]`): the time-major op between Transposes, which ONNX → Keras cancels against Keras's
     /// batch-major layer like any other (and the ONNX writer writes as layout 0, which onnxruntime runs).
     private mutating func batchFirst(_ node: ONNXNode, _ mapped: inout MappedNode, base: String) throws {
-        let input = try value(mapped.inputs[0])
-        let timeMajor = uniqueNodeName("\(base)/time_major")
-        add(Node(name: timeMajor, op: .transpose(TransposeAttributes(permutation: [1, 0, 2])), inputs: [input], outputs: [timeMajor]))
-        graph.info.nodeTypes[timeMajor] = "Transpose"
-        mapped.inputs = [timeMajor]
+        mapped.inputs = try mapped.inputs.enumerated().map { position, name in
+            let input = try value(name)
+            let timeMajor = uniqueNodeName("\(base)/time_major\(position == 0 ? "" : "_state\(position)")")
+            add(Node(name: timeMajor, op: .transpose(TransposeAttributes(permutation: [1, 0, 2])), inputs: [input], outputs: [timeMajor]))
+            graph.info.nodeTypes[timeMajor] = "Transpose"
+            return timeMajor
+        }
         var outputs: [String] = []
         for slot in 0..<mapped.outputCount {
             let timeMajorOutput = "\(base)/time_major_output\(slot)"

@@ -1,36 +1,47 @@
 import ScionIR
 
-/// The optional inputs of ONNX's RNN, LSTM and GRU that the recurrent op has no place for, and when
-/// they are what the op computes anyway: initial states of zeros (Keras's start), sequence lengths
-/// that are every row's full length, LSTM peepholes of zeros. Anything else keeps the node opaque
-/// with the reason (`recurrentRefusal`), which `run` and the writers repeat.
+/// The optional inputs of ONNX's RNN, LSTM and GRU: initial states of zeros are dropped (the op
+/// starts from zeros, as Keras's layers do), any other initial states become inputs of the op;
+/// sequence lengths that are every row's full length and LSTM peepholes of zeros are what the op
+/// computes anyway. Anything else keeps the node opaque with the reason (`recurrentRefusal`),
+/// which `run` and the writers repeat.
 extension ONNXImportSession {
-    /// Why the node's optional inputs cannot be the recurrent op, or nil when they are what it
-    /// computes: `sequence_lens` (4), `initial_h` (5), `initial_c` (6), LSTM's peepholes `P` (7).
-    mutating func recurrentInputsRefusal(_ node: ONNXNode, time: Int?) throws -> String? {
+    /// The node's initial states the op must read (none when they are zeros: `initial_h` (5), LSTM's
+    /// `initial_c` (6)), or why the optional inputs cannot be the recurrent op: `sequence_lens` (4),
+    /// peepholes `P` (7).
+    mutating func recurrentOptionalInputs(_ node: ONNXNode, cell: RecurrentAttributes.Cell, time: Int?) throws
+        -> (states: [String], refusal: String?) {
+        func refuse(_ reason: String) -> ([String], String?) { ([], reason) }
         if let lengths = input(node, 4) {
             guard let values = try numbers(lengths)?.integers else {
-                return "sequence_lens computed in the graph (rows of different lengths) is not supported: "
-                    + "the recurrent op reads every step of every row"
+                return refuse("sequence_lens computed in the graph (rows of different lengths) is not supported: "
+                    + "the recurrent op reads every step of every row")
             }
             guard let time, values.allSatisfy({ $0 == Int64(time) }) else {
-                return "sequence_lens \(values.prefix(8)) is not every row's full length\(time.map { " (\($0) steps)" } ?? ""): "
-                    + "the recurrent op reads every step of every row"
+                return refuse("sequence_lens \(values.prefix(8)) is not every row's full length\(time.map { " (\($0) steps)" } ?? ""): "
+                    + "the recurrent op reads every step of every row")
             }
         }
         if let peepholes = input(node, 7), try !isZeros(peepholes) {
-            return "LSTM peepholes (input P) are not supported: Keras's LSTM has none"
+            return refuse("LSTM peepholes (input P) are not supported: Keras's LSTM has none")
         }
-        for (position, name) in [(5, "initial_h"), (6, "initial_c")] {
-            if let state = input(node, position), try !isZeros(state) {
-                return "\(name) that is not zeros is not supported: the recurrent op starts from zero states, as Keras's layers do "
-                    + "when called without initial_state"
-            }
+        let hidden = input(node, 5), cellState = cell == .lstm ? input(node, 6) : nil
+        let zeroHidden = try hidden.map { try isZeros($0) } ?? true
+        let zeroCell = try cellState.map { try isZeros($0) } ?? true
+        // What computed dropped inputs (the constant, torch's ConstantOfShape of the batch's size)
+        // goes once the graph is read, when nothing else reads it.
+        droppedInitialStates.formUnion([4, 7].compactMap { input(node, $0) })
+        if zeroHidden && zeroCell {
+            droppedInitialStates.formUnion([hidden, cellState].compactMap { $0 })
+            return ([], nil)
         }
-        // What computed them (the constant, torch's ConstantOfShape of the batch's size) goes once the
-        // graph is read, when nothing else reads it.
-        droppedInitialStates.formUnion([4, 5, 6, 7].compactMap { input(node, $0) })
-        return nil
+        // States that are not zeros are read as given; the op then reads every state, so an absent
+        // one (zeros by ONNX's rule) has no value to read.
+        guard let hidden, cell != .lstm || cellState != nil else {
+            return refuse("\(hidden == nil ? "initial_h" : "initial_c") absent while the other initial state is not zeros is "
+                + "not supported: give both")
+        }
+        return ([hidden] + (cellState.map { [$0] } ?? []), nil)
     }
 
     /// Whether a value is all zeros, recognised by its structure so that zeros of a symbolic batch

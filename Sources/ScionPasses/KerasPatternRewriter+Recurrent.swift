@@ -21,7 +21,8 @@ extension KerasPatternRewriter {
     /// refuses by name.
     mutating func foldRecurrent(_ position: Int) throws {
         let node = graph.nodes[position]
-        guard case .recurrent(var a) = node.op, a.timeMajor, let input = node.inputs.first,
+        // Initial states (ONNX's initial_h, initial_c) would be Keras's `initial_state` call argument, not written yet.
+        guard case .recurrent(var a) = node.op, a.timeMajor, node.inputs.count == 1, let input = node.inputs.first,
               let transposer = producers[input], soleReader(of: input) == position,
               case .transpose(let toTimeMajor) = graph.nodes[transposer].op, toTimeMajor.permutation == [1, 0, 2],
               let x = graph.nodes[transposer].inputs.first, node.outputs.count == a.outputCount else { return }

@@ -24,7 +24,7 @@ extension KerasPatternRewriter {
         var inserted: [String: (before: [Node], after: [Node])] = [:]
         for position in graph.nodes.indices {
             let node = graph.nodes[position]
-            guard case .recurrent(let a) = node.op, a.timeMajor, let input = node.inputs.first,
+            guard case .recurrent(let a) = node.op, a.timeMajor, node.inputs.count == 1, let input = node.inputs.first,
                   node.outputs.count == a.outputCount else { continue }
             let y = node.outputs[0]
             var after: [Node] = []

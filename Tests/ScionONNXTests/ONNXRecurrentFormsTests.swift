@@ -6,7 +6,8 @@ import ScionTestSupport
 import XCTest
 
 /// ONNX RNN, LSTM and GRU in the forms exporters write (docs/recurrent.md, "The import"): zero
-/// initial states made from the symbolic batch (ConstantOfShape, Slice, Expand), full-length
+/// initial states made from the symbolic batch (ConstantOfShape, Slice, Expand), computed initial
+/// states (inputs of the op), full-length
 /// sequence_lens, layout 1, every direction, Y / Y_h / Y_c read, GRU's linear_before_reset 0 and 1,
 /// activations; run by Scion's executor to onnxruntime's numbers (Resources/recurrent, made by
 /// make_recurrent_forms.py), at batch 2 and 3. Forms the op cannot be stay opaque with the reason.
@@ -14,7 +15,7 @@ final class ONNXRecurrentFormsTests: XCTestCase {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/recurrent")
     static let forms = ["lstm_bidirectional_zero_states", "gru_reverse_full_lengths", "rnn_relu_state_only",
                         "gru_bidirectional_layout1", "lstm_forward_layout1", "torch_stack", "torch_state_stack",
-                        "torch_squeezed_states"]
+                        "torch_squeezed_states", "lstm_computed_initial_state", "gru_layout1_initial_state"]
 
     func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("scion-onnx-recurrent-\(UUID().uuidString)")
@@ -110,9 +111,19 @@ final class ONNXRecurrentFormsTests: XCTestCase {
         }
     }
 
+    /// Initial states are read by `run` and the ONNX writer; the Keras writers and the trainer
+    /// refuse them by name (Keras's `initial_state` call argument and the states' gradients are not written yet).
+    func testInitialStatesAreRefusedByTheKerasWritersByName() throws {
+        let model = try Model.load(Self.folder.appendingPathComponent("lstm_computed_initial_state.onnx").path)
+        let path = try temporaryDirectory().appendingPathComponent("m.keras").path
+        XCTAssertThrowsError(try model.write(to: path)) { error in
+            XCTAssertTrue("\(error)".contains("initial_state call argument is not written yet"), "\(error)")
+        }
+    }
+
     /// What the recurrent op cannot compute stays opaque, and `run` says why.
     func testFormsTheOpCannotBeAreRefusedWithTheReason() throws {
-        for (name, reason) in [("refused_initial_state", "initial_h that is not zeros"),
+        for (name, reason) in [("refused_partial_initial_state", "initial_c absent while the other initial state is not zeros"),
                                ("refused_sequence_lengths", "sequence_lens computed in the graph")] {
             let model = try Model.load(Self.folder.appendingPathComponent("\(name).onnx").path)
             let lstm = try XCTUnwrap(model.graph.nodes.first { model.graph.info.nodeTypes[$0.name] == "LSTM" }, name)

@@ -22,14 +22,21 @@ extension Executor {
     /// Each direction's run: the forward one reads backwards when `goBackwards`, the backward one
     /// the other way. `dropout` (training only): each direction's masks.
     /// With `convolution` (ConvLSTM), `x` is the unfolded input.
+    /// `initialStates` (ONNX's form): `initial_h` and LSTM's `initial_c`, `[directions, batch, units]`.
     func recurrentRuns(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes, kept: [Bool]? = nil,
-                       dropout: [RecurrentDropout]? = nil, convolution: RecurrentConvolutionGeometry? = nil) throws
+                       dropout: [RecurrentDropout]? = nil, convolution: RecurrentConvolutionGeometry? = nil,
+                       initialStates: [RuntimeTensor] = []) throws
         -> [RecurrentDirectionRun] {
         guard x.rank == 3 else { throw RuntimeError(node.name, "\(node.op.typeName) needs a [batch, time, features] input, got \(x.shape)") }
+        let directions = a.cellPaths.count, size = x.shape[0] * a.units
+        for state in initialStates where state.shape != [directions, x.shape[0], a.units] {
+            throw RuntimeError(node.name, "\(node.op.typeName)'s initial state \(state.shape) is not [\(directions), \(x.shape[0]), \(a.units)]")
+        }
         return try a.cellPaths.enumerated().map { direction, path in
             try Kernels.recurrentDirection(x, try recurrentWeights(node, a, path: path), a,
                                            reversed: direction == 0 ? a.goBackwards : !a.goBackwards, kept: kept,
                                            dropout: dropout?[direction] ?? RecurrentDropout(), convolution: convolution,
+                                           initial: initialStates.map { $0.data[(direction * size)..<((direction + 1) * size)] },
                                            node: node.name)
         }
     }
@@ -66,7 +73,7 @@ extension Executor {
             return Self.recurrentOutputs(try recurrentRuns(node, x, a, kept: kept), a, kept: kept)
         }
         guard x.rank == 3 else { throw RuntimeError(node.name, "\(node.op.typeName) needs a [time, batch, features] input, got \(x.shape)") }
-        return Self.timeMajorOutputs(try recurrentRuns(node, Kernels.transpose(x, [1, 0, 2]), a), a)
+        return Self.timeMajorOutputs(try recurrentRuns(node, Kernels.transpose(x, [1, 0, 2]), a, initialStates: Array(inputs.dropFirst())), a)
     }
 
     /// ONNX's outputs: `Y [time, directions, batch, units]` with every direction in time order, then
@@ -177,6 +184,12 @@ extension Trainer {
             }
             let runs = try executor.recurrentRuns(node, geometry.unfoldInput(x), a, convolution: geometry)
             return (geometry.arrange(Executor.recurrentOutputs(runs, a)), .recurrentRuns(runs))
+        }
+        if a.timeMajor && inputs.count > 1 {
+            // The VJP would also owe the initial states their gradient (an encoder's final state
+            // feeding a decoder): not written yet.
+            throw RuntimeError(node.name, "\(node.op.typeName) reads initial states: Scion runs it but does not train through "
+                               + "an ONNX recurrent node's initial states yet")
         }
         let batchMajor = a.timeMajor ? Kernels.transpose(x, [1, 0, 2]) : x
         guard batchMajor.rank == 3 else {

@@ -215,19 +215,58 @@ def torch_squeezed_states():
     save("torch_squeezed_states", nodes, inits, ["y"])
 
 
-def refused():
-    """Forms the recurrent op cannot be: a non-zero initial state (a graph input) and sequence
-    lengths computed in the graph."""
+def computed_initial_state():
+    """An LSTM whose initial_h and initial_c are computed from the input (a decoder fed an
+    encoder's state): read as inputs of the op."""
     units = 2
     inits = weights("LSTM", 1, units, F)
     nodes = time_major([
         helper.make_node("Mul", ["xt", "two"], ["scaled"]),
         helper.make_node("ReduceMean", ["scaled"], ["h0"], axes=[0], keepdims=1),
         helper.make_node("Slice", ["h0", "c0", "c2", "c_axis"], ["state"]),
-        helper.make_node("LSTM", ["xt", "W", "R", "B", "", "state", "state"], ["Y"], hidden_size=units),
+        helper.make_node("Neg", ["state"], ["cell"]),
+        helper.make_node("LSTM", ["xt", "W", "R", "B", "", "state", "cell"], ["Y"], hidden_size=units),
     ])
-    save("refused_initial_state", nodes, inits + [
+    save("lstm_computed_initial_state", nodes, inits + [
         numpy_helper.from_array(np.array(2, np.float32), "two"), numpy_helper.from_array(np.array([0], np.int64), "c0"),
+        numpy_helper.from_array(np.array([units], np.int64), "c2"), numpy_helper.from_array(np.array([2], np.int64), "c_axis")],
+        ["Y"])
+
+
+def layout1_initial_state():
+    """GRU bidirectional in layout 1 with initial_h `[batch, 2, units]` computed from the input."""
+    units = 3
+    inits = weights("GRU", 2, units, F)
+    state = [helper.make_node("ReduceMean", ["x"], ["mean"], axes=[1], keepdims=1),
+             helper.make_node("Concat", ["mean", "mean"], ["h0"], axis=1)]
+    node = helper.make_node("GRU", ["x", "W", "R", "B", "", "h0"], ["Y", "Y_h"], hidden_size=units, direction="bidirectional",
+                            layout=1)
+    ref_nodes = state + [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+                         helper.make_node("Transpose", ["h0"], ["h0t"], perm=[1, 0, 2]),
+                         helper.make_node("GRU", ["xt", "W", "R", "B", "", "h0t"], ["Y_tm", "Y_h_tm"], hidden_size=units,
+                                          direction="bidirectional"),
+                         helper.make_node("Transpose", ["Y_tm"], ["Y"], perm=[2, 0, 1, 3]),
+                         helper.make_node("Transpose", ["Y_h_tm"], ["Y_h"], perm=[1, 0, 2])]
+    reference = helper.make_model(helper.make_graph(
+        ref_nodes, "reference", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", T, F])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in ["Y", "Y_h"]], inits),
+        opset_imports=[helper.make_opsetid("", 17)])
+    reference.ir_version = 8
+    save("gru_layout1_initial_state", state + [node], inits, ["Y", "Y_h"], reference=reference)
+
+
+def refused():
+    """Forms the recurrent op cannot be: initial_h given and initial_c absent (zeros by ONNX's
+    rule, which the op has no value for), and sequence lengths computed in the graph."""
+    units = 2
+    inits = weights("LSTM", 1, units, F)
+    nodes = time_major([
+        helper.make_node("ReduceMean", ["xt"], ["h0"], axes=[0], keepdims=1),
+        helper.make_node("Slice", ["h0", "c0", "c2", "c_axis"], ["state"]),
+        helper.make_node("LSTM", ["xt", "W", "R", "B", "", "state"], ["Y"], hidden_size=units),
+    ])
+    save("refused_partial_initial_state", nodes, inits + [
+        numpy_helper.from_array(np.array([0], np.int64), "c0"),
         numpy_helper.from_array(np.array([units], np.int64), "c2"), numpy_helper.from_array(np.array([2], np.int64), "c_axis")],
         ["Y"], runs=False)
     nodes = time_major([
@@ -245,7 +284,8 @@ if __name__ == "__main__":
     # Each file draws from its own seed, so adding one leaves the others' bytes as they were.
     for seed, make in enumerate([lstm_bidirectional_zero_states, gru_reverse_full_lengths, rnn_relu_state_only,
                                  lambda: layout1("GRU", "bidirectional", linear_before_reset=1), lambda: layout1("LSTM", "forward"),
-                                 torch_stack, torch_state_stack, refused, torch_squeezed_states]):
+                                 torch_stack, torch_state_stack, refused, torch_squeezed_states, computed_initial_state,
+                                 layout1_initial_state]):
         rng = np.random.default_rng(7 + seed)
         make()
     print("written to", HERE)
