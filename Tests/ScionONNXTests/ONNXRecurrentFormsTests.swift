@@ -111,8 +111,8 @@ final class ONNXRecurrentFormsTests: XCTestCase {
         }
     }
 
-    /// Initial states are read by `run` and the ONNX writer; the Keras writers and the trainer
-    /// refuse them by name (Keras's `initial_state` call argument and the states' gradients are not written yet).
+    /// Initial states are read by `run`, the trainer and the ONNX writer; the Keras writers refuse
+    /// them by name (Keras's `initial_state` call argument is not written yet).
     func testInitialStatesAreRefusedByTheKerasWritersByName() throws {
         let model = try Model.load(Self.folder.appendingPathComponent("lstm_computed_initial_state.onnx").path)
         let path = try temporaryDirectory().appendingPathComponent("m.keras").path

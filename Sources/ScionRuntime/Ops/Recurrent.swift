@@ -185,12 +185,6 @@ extension Trainer {
             let runs = try executor.recurrentRuns(node, geometry.unfoldInput(x), a, convolution: geometry)
             return (geometry.arrange(Executor.recurrentOutputs(runs, a)), .recurrentRuns(runs))
         }
-        if a.timeMajor && inputs.count > 1 {
-            // The VJP would also owe the initial states their gradient (an encoder's final state
-            // feeding a decoder): not written yet.
-            throw RuntimeError(node.name, "\(node.op.typeName) reads initial states: Scion runs it but does not train through "
-                               + "an ONNX recurrent node's initial states yet")
-        }
         let batchMajor = a.timeMajor ? Kernels.transpose(x, [1, 0, 2]) : x
         guard batchMajor.rank == 3 else {
             throw RuntimeError(node.name, "\(node.op.typeName) needs a [batch, time, features] input, got \(x.shape)")
@@ -202,7 +196,8 @@ extension Trainer {
                 RecurrentDropout.draw(a, batch: batchMajor.shape[0], features: batchMajor.shape[2], random: &random)
             }
         }
-        let runs = try executor.recurrentRuns(node, batchMajor, a, kept: kept, dropout: dropout)
+        let runs = try executor.recurrentRuns(node, batchMajor, a, kept: kept, dropout: dropout,
+                                              initialStates: a.timeMajor ? Array(inputs.dropFirst()) : [])
         let outputs = a.timeMajor ? Executor.timeMajorOutputs(runs, a) : Executor.recurrentOutputs(runs, a, kept: kept)
         return (outputs, .recurrentRuns(runs))
     }
@@ -292,6 +287,7 @@ extension Trainer {
             }
         }
         var dx = [Float](repeating: 0, count: x.count)
+        var dInitialHidden: [Float] = [], dInitialCell: [Float] = []
         var parameters: [(String, [Float])] = []
         for (d, path) in a.cellPaths.enumerated() {
             let weights = try executor.recurrentWeights(node, a, path: path)
@@ -299,12 +295,21 @@ extension Trainer {
                 x, weights, a, run: runs[d], reversed: reads[d], stepGradients: stepGradients[d], finalHidden: finalHidden[d],
                 finalCell: finalCell[d], convolution: geometry, node: node.name)
             for index in dx.indices { dx[index] += gradients.input[index] }
+            dInitialHidden += gradients.initialHidden
+            dInitialCell += gradients.initialCell
             for (role, values) in [(ParameterRole.kernel, gradients.kernel), (.recurrentKernel, gradients.recurrentKernel), (.bias, gradients.bias)] {
                 if let parameter = graph.parameter(of: node, role: .sublayer(path, role)) { parameters.append((parameter.name, values)) }
             }
         }
         if let geometry { return StepGradients(inputs: [geometry.foldInput(dx)], parameters: parameters) }
         let inputGradient = RuntimeTensor(shape: x.shape, data: dx)
+        if a.timeMajor && node.inputs.count > 1 {
+            // ONNX's initial_h (and initial_c), [directions, batch, units]: what each direction's first state received.
+            let states = [dInitialHidden, dInitialCell].prefix(node.inputs.count - 1).map {
+                RuntimeTensor(shape: [directions, batch, units], data: $0)
+            }
+            return StepGradients(inputs: [Kernels.transpose(inputGradient, [1, 0, 2])] + states, parameters: parameters)
+        }
         // The mask source (token ids) gets no gradient.
         return StepGradients(inputs: [a.timeMajor ? Kernels.transpose(inputGradient, [1, 0, 2]) : inputGradient]
                                  + Array(repeating: nil, count: node.inputs.count - 1),
