@@ -121,6 +121,33 @@ final class ONNXRecurrentFormsTests: XCTestCase {
         }
     }
 
+    /// The trainer trains through the imported ops (`finetune` on a torch export): torch's stack and
+    /// its GRU → LSTM read by their final states fit a target that needs every step (the inputs'
+    /// mean over time), their mean squared error falling to a tenth.
+    func testTrainingGoesThroughTheImportedOps() throws {
+        for (name, outputWidth) in [("torch_stack", 4), ("torch_squeezed_states", 6)] {
+            let model = try Model.load(Self.folder.appendingPathComponent("\(name).onnx").path)
+            var trainer = try Trainer(graph: model.graph)
+            var random = SplitMix64(seed: 3)
+            let samples = 32, steps = 5, features = 3
+            let x = (0..<(samples * steps * features)).map { _ in Float(random.next() % 2000) / 1000 - 1 }
+            var y = [Float](repeating: 0, count: samples * outputWidth)
+            for n in 0..<samples {
+                for j in 0..<outputWidth {
+                    let feature = j % features
+                    let mean = (0..<steps).map { x[(n * steps + $0) * features + feature] }.reduce(0, +) / Float(steps)
+                    y[n * outputWidth + j] = 0.5 * mean
+                }
+            }
+            var options = Trainer.Options()
+            (options.loss, options.epochs, options.batchSize, options.learningRate) = (.meanSquaredError, 40, 8, 0.01)
+            let batches = try trainer.features(of: RuntimeTensor(shape: [samples, steps, features], data: x))
+            let history = try trainer.fit(batches, targets: RuntimeTensor(shape: [samples, outputWidth], data: y), options: options)
+            let (first, last) = (try XCTUnwrap(history.first).loss, try XCTUnwrap(history.last).loss)
+            XCTAssertLessThan(last, 0.1 * first, "\(name): mse \(first) → \(last)")
+        }
+    }
+
     /// What the recurrent op cannot compute stays opaque, and `run` says why.
     func testFormsTheOpCannotBeAreRefusedWithTheReason() throws {
         for (name, reason) in [("refused_partial_initial_state", "initial_c absent while the other initial state is not zeros"),
