@@ -5,8 +5,8 @@ import ScionIR
 /// and reordered; the biases `Wb + Rb` summed into Keras's one bias except for GRU with
 /// `linear_before_reset=1`, which is Keras's `reset_after=True` with the two rows apart. Layout 1
 /// (batch first) is the same op between Transposes. The optional inputs are read in
-/// ONNXImporter+RecurrentStates.swift (zero states dropped, others read, full lengths). Anything else stays opaque, the
-/// reason kept for `run` and the writers (`opaqueReason`).
+/// ONNXImporter+RecurrentStates.swift (zero states dropped, others read, full lengths). Anything
+/// else stays opaque, the reason kept for `run` and the writers (`opaqueReason`).
 extension ONNXImportSession {
     mutating func recurrent(_ node: ONNXNode, _ x: String) throws -> MappedNode? {
         let cell: RecurrentAttributes.Cell

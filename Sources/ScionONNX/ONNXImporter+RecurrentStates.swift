@@ -3,7 +3,7 @@ import ScionIR
 /// The optional inputs of ONNX's RNN, LSTM and GRU: initial states of zeros are dropped (the op
 /// starts from zeros, as Keras's layers do), any other initial states become inputs of the op;
 /// sequence lengths that are every row's full length and LSTM peepholes of zeros are what the op
-/// computes anyway. Anything else keeps the node opaque with the reason (`recurrentRefusal`),
+/// computes anyway. Anything else keeps the node opaque with the reason (`opaqueReason`),
 /// which `run` and the writers repeat.
 extension ONNXImportSession {
     /// The node's initial states the op must read (none when they are zeros: `initial_h` (5), LSTM's

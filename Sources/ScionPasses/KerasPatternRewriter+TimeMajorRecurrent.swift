@@ -17,7 +17,8 @@ extension KerasPatternRewriter {
     /// each Transpose read by one that undoes it cancels, except the one right before a recurrent node
     /// (`foldRecurrent` needs it), so between two layers and at the end only batch-major values stay;
     /// a Gather of one step (`x[:, -1]`) of such a sequence becomes a Slice and a Squeeze, which the
-    /// Keras writer writes as one indexing (`x[:, -1]`). A form not matched is left as it was.
+    /// Keras writer writes as one indexing (`x[:, -1]`); torch's `h_n` of a stack reads each layer's
+    /// own states (`splitConcatenatedStates`). A form not matched is left as it was.
     mutating func foldTimeMajorStacks() throws {
         index()
         var sequences: Set<String> = []
