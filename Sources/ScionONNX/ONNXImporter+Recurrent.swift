@@ -92,7 +92,8 @@ extension ONNXImportSession {
         for slot in 0..<mapped.outputCount {
             let timeMajorOutput = "\(base)/time_major_output\(slot)"
             outputs.append(timeMajorOutput)
-            guard slot < node.outputs.count, !node.outputs[slot].isEmpty else { continue }
+            // Only outputs something reads: an unread Transpose would keep ONNX → Keras from folding the layer.
+            guard slot < node.outputs.count, !node.outputs[slot].isEmpty, consumed.contains(node.outputs[slot]) else { continue }
             let name = uniqueNodeName("\(base)/batch_first_output\(slot)")
             mapped.epilogue.append(Node(name: name, op: .transpose(TransposeAttributes(permutation: slot == 0 ? [2, 0, 1, 3] : [1, 0, 2])),
                                         inputs: [timeMajorOutput], outputs: [node.outputs[slot]]))

@@ -15,7 +15,8 @@ final class ONNXRecurrentFormsTests: XCTestCase {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/recurrent")
     static let forms = ["lstm_bidirectional_zero_states", "gru_reverse_full_lengths", "rnn_relu_state_only",
                         "gru_bidirectional_layout1", "lstm_forward_layout1", "torch_stack", "torch_state_stack",
-                        "torch_squeezed_states", "lstm_computed_initial_state", "gru_layout1_initial_state"]
+                        "torch_squeezed_states", "lstm_computed_initial_state", "gru_layout1_initial_state",
+                        "gru_layout1_merged"]
 
     func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("scion-onnx-recurrent-\(UUID().uuidString)")
@@ -92,6 +93,21 @@ final class ONNXRecurrentFormsTests: XCTestCase {
             XCTAssertFalse(keras.graph.nodes.contains { if case .transpose = $0.op { true } else { false } }, format)
             try assertRunsToOnnxruntime(keras, "torch_stack")
         }
+    }
+
+    /// Layout 1 read batch-first (`Y` reshaped to `[batch, time, 2*units]`) is Keras's Bidirectional
+    /// returning sequences, the importer's Transposes gone.
+    func testLayoutOneConvertsToABidirectionalLayer() throws {
+        let path = try temporaryDirectory().appendingPathComponent("gru_layout1_merged.keras").path
+        try Model.load(Self.folder.appendingPathComponent("gru_layout1_merged.onnx").path).write(to: path)
+        let keras = try Model.load(path)
+        let layers = keras.graph.nodes.compactMap { node -> RecurrentAttributes? in
+            if case .recurrent(let a) = node.op { a } else { nil }
+        }
+        XCTAssertEqual(layers.map(\.bidirectional), [.concat])
+        XCTAssertEqual(layers.map(\.returnSequences), [true])
+        XCTAssertFalse(keras.graph.nodes.contains { if case .transpose = $0.op { true } else { false } })
+        try assertRunsToOnnxruntime(keras, "gru_layout1_merged")
     }
 
     /// torch's `h_n` of a stack (the layers' Y_h concatenated, read by `h[-2]`, `h[-1]`): the last

@@ -215,6 +215,25 @@ def torch_squeezed_states():
     save("torch_squeezed_states", nodes, inits, ["y"])
 
 
+def layout1_merged():
+    """Layout 1 as a batch-first model reads it: Y `[batch, time, 2, units]` reshaped to
+    `[batch, time, 2*units]`, which is Keras's Bidirectional(GRU(return_sequences=True))."""
+    units = 3
+    inits = weights("GRU", 2, units, F) + [numpy_helper.from_array(np.array([0, 0, -1], np.int64), "merge")]
+    node = helper.make_node("GRU", ["x", "W", "R", "B"], ["Y"], hidden_size=units, direction="bidirectional", layout=1,
+                            linear_before_reset=1)
+    merge = helper.make_node("Reshape", ["Y", "merge"], ["sequence"])
+    ref_nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+                 helper.make_node("GRU", ["xt", "W", "R", "B"], ["Y_tm"], hidden_size=units, direction="bidirectional",
+                                  linear_before_reset=1),
+                 helper.make_node("Transpose", ["Y_tm"], ["Y"], perm=[2, 0, 1, 3]), merge]
+    reference = helper.make_model(helper.make_graph(
+        ref_nodes, "reference", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", T, F])],
+        [helper.make_tensor_value_info("sequence", TensorProto.FLOAT, None)], inits), opset_imports=[helper.make_opsetid("", 17)])
+    reference.ir_version = 8
+    save("gru_layout1_merged", [node, merge], inits, ["sequence"], reference=reference)
+
+
 def computed_initial_state():
     """An LSTM whose initial_h and initial_c are computed from the input (a decoder fed an
     encoder's state): read as inputs of the op."""
@@ -285,7 +304,7 @@ if __name__ == "__main__":
     for seed, make in enumerate([lstm_bidirectional_zero_states, gru_reverse_full_lengths, rnn_relu_state_only,
                                  lambda: layout1("GRU", "bidirectional", linear_before_reset=1), lambda: layout1("LSTM", "forward"),
                                  torch_stack, torch_state_stack, refused, torch_squeezed_states, computed_initial_state,
-                                 layout1_initial_state]):
+                                 layout1_initial_state, layout1_merged]):
         rng = np.random.default_rng(7 + seed)
         make()
     print("written to", HERE)
