@@ -82,6 +82,7 @@ interop: build oracle
 	  "$(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG) --folder fixtures/keras3" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx_keras.py --h5 --scion $(SCION_DEBUG) --torch --tf2onnx fixtures/tf2onnx --tf2onnx fixtures/torch" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_finetune.py --scion $(SCION_DEBUG)" \
+	  "$(ORACLE_PYTHON) Tests/Interop/check_torch.py --scion $(SCION_DEBUG)" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG) --folder fixtures/keras2" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_surgery.py --scion $(SCION_DEBUG)" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx_roundtrip.py --scion $(SCION_DEBUG) --quiet" \

@@ -64,7 +64,14 @@ extension ONNXGraphBuilder {
         return attributes
     }
 
-    mutating func scalar(_ name: String, _ value: Float) -> String { constant(name, floats: [value], dimensions: []) }
+    /// A scalar of an op's ONNX spelling (GELU's sqrt(2), a clip's bounds, an epsilon): never a weight, so
+    /// listed with the frozen parameters; else the file read back would train it (`finetune` of a model
+    /// with GELU moved its constants).
+    mutating func scalar(_ name: String, _ value: Float) -> String {
+        let constant = constant(name, floats: [value], dimensions: [])
+        frozenConstants.append(constant)
+        return constant
+    }
 
     mutating func activation(_ activation: Activation, node: Node, input: String, output: String, rank: Int?) throws {
         let name = node.name

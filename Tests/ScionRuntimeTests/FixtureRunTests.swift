@@ -22,6 +22,14 @@ final class FixtureRunTests: XCTestCase {
         "keras2/lambda_layer": "affine: cannot run it: a Lambda layer", "keras3/lambda_layer": "affine: cannot run it: a Lambda layer",
     ]
 
+    /// make_torch_transformers.py exports each model twice (NAME_ts.onnx: TorchScript, NAME_dynamo.onnx:
+    /// dynamo) with one pair of torch's arrays, NAME.input.npy / NAME.output.npy, for both.
+    static func referenceStem(_ name: String, folder: String) -> String {
+        guard folder == "torch" else { return name }
+        for suffix in ["_ts", "_dynamo"] where name.hasSuffix(suffix) { return String(name.dropLast(suffix.count)) }
+        return name
+    }
+
     func testEveryFixtureGivesTheRealToolsOutputs() throws {
         var passed: [String] = [], stopped: [String: String] = [:]
         for (folder, suffix, references) in [("keras2", "h5", "keras2"), ("keras3", "keras", "keras3"),
@@ -31,7 +39,8 @@ final class FixtureRunTests: XCTestCase {
             for file in files {
                 let name = String(file.dropLast(suffix.count + 1)), label = "\(folder)/\(name)"
                 let referenceFolder = Self.fixtures.appendingPathComponent(references)
-                let inputs = try FixtureArrays.read(referenceFolder, name, "input"), expected = try FixtureArrays.read(referenceFolder, name, "output")
+                let stem = Self.referenceStem(name, folder: folder)
+                let inputs = try FixtureArrays.read(referenceFolder, stem, "input"), expected = try FixtureArrays.read(referenceFolder, stem, "output")
                 guard !inputs.isEmpty, !expected.isEmpty else { continue }
                 let model = try Model.load(directory.appendingPathComponent(file).path)
                 let outputs: [RuntimeTensor]
