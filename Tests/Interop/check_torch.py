@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np  # noqa: E402
@@ -189,9 +190,38 @@ class Fixture:
         return f"head after 3 SGD steps: max relative difference {worst:.2g} (training moved it by {moved:.2g})"
 
 
+def outcome(action):
+    try:
+        return True, action()
+    except Failure as failure:
+        return False, str(failure)
+
+
+def executor_checks(path, work, binary):
+    """The fixture and its checks that need no Keras (one `scion` process each): these run side by side."""
+    try:
+        fixture = Fixture(path, work, binary)
+    except Failure as failure:  # the file or its references are wrong: nothing to check Scion on
+        return None, str(failure), []
+    checks = [("run b2", lambda: fixture.run(2)), ("run b3", lambda: fixture.run(3)), ("round trip", fixture.round_trip)]
+    return fixture, None, [(check, outcome(action)) for check, action in checks]
+
+
+def judged(key, ok, message):
+    """The status of one case after NOT_YET: passed, failed or skipped, and the message to print."""
+    if key not in NOT_YET:
+        return ("passed" if ok else "failed"), message
+    if ok:
+        return "failed", f"now passes, remove from NOT_YET ({message})"
+    if NOT_YET[key] in message:
+        return "skipped", f"not yet: {message}"
+    return "failed", f"fails for another reason than NOT_YET's {NOT_YET[key]!r}: {message}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scion", default=os.path.join(ROOT, ".build", "debug", "scion"))
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="fixtures run side by side")
     parser.add_argument("names", nargs="*", help="fixtures to check (default: every NAME_ts / NAME_dynamo)")
     options = parser.parse_args()
     paths = sorted(glob.glob(os.path.join(FOLDER, "*_ts.onnx")) + glob.glob(os.path.join(FOLDER, "*_dynamo.onnx")))
@@ -200,33 +230,19 @@ def main():
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     seen = set()
     with tempfile.TemporaryDirectory() as work:
-        for path in paths:
-            try:
-                fixture = Fixture(path, work, options.scion)
-            except Failure as failure:  # the file or its references are wrong: nothing to check Scion on
-                print(f"FAIL {failure}", flush=True)
+        with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+            prepared = list(pool.map(lambda path: executor_checks(path, work, options.scion), paths))
+        for fixture, problem, results in prepared:
+            if fixture is None:
+                print(f"FAIL {problem}", flush=True)
                 counts["failed"] += 1
                 continue
-            checks = [("run b2", lambda: fixture.run(2)), ("run b3", lambda: fixture.run(3)),
-                      ("round trip", fixture.round_trip), ("keras", fixture.keras)]
-            if fixture.name == "vit_dynamo":
-                checks.append(("finetune", fixture.finetune))
-            for check, action in checks:
+            # Keras (one JAX runtime) and finetune one at a time, after the side-by-side part.
+            later = [("keras", fixture.keras)] + ([("finetune", fixture.finetune)] if fixture.name == "vit_dynamo" else [])
+            for check, result in results + [(check, outcome(action)) for check, action in later]:
                 key = (fixture.name, check)
                 seen.add(key)
-                try:
-                    ok, message = True, action()
-                except Failure as failure:
-                    ok, message = False, str(failure)
-                if key in NOT_YET:
-                    if ok:
-                        status, message = "failed", f"now passes, remove from NOT_YET ({message})"
-                    elif NOT_YET[key] in message:
-                        status, message = "skipped", f"not yet: {message}"
-                    else:
-                        status, message = "failed", f"fails for another reason than NOT_YET's {NOT_YET[key]!r}: {message}"
-                else:
-                    status = "passed" if ok else "failed"
+                status, message = judged(key, *result)
                 counts[status] += 1
                 tag = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}[status]
                 print(f"{tag} {fixture.name} {check}: {message}", flush=True)
