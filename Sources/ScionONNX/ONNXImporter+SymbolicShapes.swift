@@ -102,7 +102,7 @@ extension ONNXImportSession {
             return SymbolicTensor(dtype: .int64, shape: [picked.count], elements: picked)
         }
         // Ops the constant folder leaves to run time are folded here on constants too (small integers).
-        let foldsConstants = ["Mod", "Max", "Min", "Equal", "Where", "ReduceProd", "ReduceSum"].contains(node.opType)
+        let foldsConstants = ["Mod", "Max", "Min", "Equal", "Where", "ReduceProd", "ReduceSum", "Transpose", "Slice", "Expand", "ScatterND", "Not"].contains(node.opType)
         guard foldsConstants || names.contains(where: { symbolic.values[$0] != nil }) else { return nil }
         var operands: [SymbolicTensor] = []
         for name in names {
@@ -132,10 +132,21 @@ extension ONNXImportSession {
         case "Concat":
             return symbolicConcat(node, operands)
         case "Slice":
-            guard first.shape.count == 1, operands.dropFirst().allSatisfy({ $0.constantNumbers != nil }),
-                  let bounds = try sliceBounds(node), bounds.axes.allSatisfy({ $0 == 0 || $0 == -1 }), bounds.starts.count == 1 else { return nil }
-            let picks = Self.sliceIndices(length: first.shape[0], start: bounds.starts[0], end: bounds.ends[0], step: bounds.steps[0])
-            return SymbolicTensor(dtype: first.dtype, shape: [picks.count], elements: picks.map { first.elements[$0] })
+            guard operands.dropFirst().allSatisfy({ $0.constantNumbers != nil }), let bounds = try sliceBounds(node) else { return nil }
+            let rank = first.shape.count
+            var kept = first.shape.map { Array(0..<$0) }
+            for (offset, axis) in bounds.axes.enumerated() {
+                let resolved = axis < 0 ? axis + rank : axis
+                guard (0..<rank).contains(resolved) else { return nil }
+                kept[resolved] = Self.sliceIndices(length: first.shape[resolved], start: bounds.starts[offset], end: bounds.ends[offset],
+                                                   step: bounds.steps[offset])
+            }
+            return Self.picking(first, kept: kept, order: Array(0..<rank))
+        case "Transpose":
+            let rank = first.shape.count
+            let permutation = intsAttribute(node, "perm") ?? Array((0..<rank).reversed())
+            guard permutation.sorted() == Array(0..<rank) else { return nil }
+            return Self.picking(first, kept: first.shape.map { Array(0..<$0) }, order: permutation)
         case "ReduceProd", "ReduceSum":
             guard first.shape.count <= 1, operands.count == 1 || operands[1].constantNumbers != nil,
                   try axesOperand(node).map({ $0.allSatisfy { $0 == 0 || $0 == -1 } }) ?? true else { return nil }
@@ -144,11 +155,60 @@ extension ONNXImportSession {
             }
             let keep = intAttribute(node, "keepdims", 1) == 1 && !first.shape.isEmpty
             return SymbolicTensor(dtype: first.dtype, shape: keep ? [1] : [], elements: [total])
+        case "Not":
+            let truths = first.elements.map { $0.isEqual(to: SymbolicLength(0)).map { SymbolicLength($0 ? 1 : 0) } }
+            guard truths.allSatisfy({ $0 != nil }) else { return nil }
+            return SymbolicTensor(dtype: .bool, shape: first.shape, elements: truths.compactMap { $0 })
+        case "Expand":
+            guard operands.count == 2, operands[1].shape.count == 1, case .integers(let lengths)? = operands[1].constantNumbers,
+                  let target = Self.broadcastPicks([first.shape, lengths.map { Int($0) }]) else { return nil }
+            return SymbolicTensor(dtype: first.dtype, shape: target.shape, elements: target.picks.map { first.elements[$0[0]] })
+        case "ScatterND":
+            return symbolicScatter(node, operands)
         case "Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Equal", "Where":
             return symbolicElementwise(node, operands)
         default:
             return nil
         }
+    }
+
+    /// The entries at the kept indices of each axis, with the axes in `order` (a slice, a transpose).
+    static func picking(_ tensor: SymbolicTensor, kept: [[Int]], order: [Int]) -> SymbolicTensor {
+        let strides = strides(tensor.shape)
+        let shape = order.map { kept[$0].count }
+        var elements: [SymbolicLength] = []
+        let count = shape.checkedProduct ?? 0
+        let outputStrides = Self.strides(shape)
+        for flat in 0..<count {
+            var offset = 0
+            for (position, axis) in order.enumerated() {
+                offset += kept[axis][(flat / outputStrides[position]) % shape[position]] * strides[axis]
+            }
+            elements.append(tensor.elements[offset])
+        }
+        return SymbolicTensor(dtype: tensor.dtype, shape: shape, elements: elements)
+    }
+
+    /// ScatterND without reduction: `updates` written over `data` at the index tuples of `indices`.
+    func symbolicScatter(_ node: ONNXNode, _ operands: [SymbolicTensor]) -> SymbolicTensor? {
+        guard operands.count == 3, node.attribute("reduction") == nil, case .integers(let indices)? = operands[1].constantNumbers,
+              let depth = operands[1].shape.last, depth >= 1, depth <= operands[0].shape.count else { return nil }
+        var result = operands[0]
+        let strides = Self.strides(result.shape)
+        let sliceSize = Array(result.shape[depth...]).checkedProduct ?? 0
+        let tuples = indices.count / depth
+        guard operands[2].elements.count == tuples * sliceSize else { return nil }
+        for tuple in 0..<tuples {
+            var offset = 0
+            for axis in 0..<depth {
+                let length = Int64(result.shape[axis])
+                let index = indices[tuple * depth + axis] < 0 ? indices[tuple * depth + axis] + length : indices[tuple * depth + axis]
+                guard (0..<length).contains(index) else { return nil }
+                offset += Int(index) * strides[axis]
+            }
+            for element in 0..<sliceSize { result.elements[offset + element] = operands[2].elements[tuple * sliceSize + element] }
+        }
+        return result
     }
 
     func symbolicGather(_ node: ONNXNode, data: SymbolicTensor, indices: SymbolicTensor?) -> SymbolicTensor? {
