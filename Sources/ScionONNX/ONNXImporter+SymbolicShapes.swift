@@ -28,6 +28,8 @@ struct SymbolicShapeState {
     var dimensions: [String: [SymbolicLength]] = [:]
     /// Where a symbol can be read at run time: the tensor and axis whose length it is.
     var sources: [String: (value: String, axis: Int)] = [:]
+    /// Deferred values that are all zeros (of a symbolic size): a recurrent node's zero initial state.
+    var zeroFills: Set<String> = []
 }
 
 /// Folding of shape arithmetic whose lengths are symbolic (ONNXImporter+SymbolicDimensions for the
@@ -49,8 +51,9 @@ extension ONNXImportSession {
             }
             // Zeros of a computed size (torch's initial recurrent states): imported only when read, since
             // a recurrent node starting from zeros does not read them.
-            if node.opType == "ConstantOfShape", let shape = input(node, 0), symbolic.values[shape] != nil {
+            if try isZeroFill(node) {
                 symbolic.deferred[output] = (node, index)
+                symbolic.zeroFills.insert(output)
                 return true
             }
             if let rewritten = try withStaticOperands(node) {
@@ -74,6 +77,25 @@ extension ONNXImportSession {
         // A recurrent node's initial states (inputs 5 and 6) are read through `value` only when kept.
         try materializeDeferred(node.inputs.enumerated().filter { !recurrent || $0.offset < 5 }.map(\.element))
         return false
+    }
+
+    /// Whether the node makes zeros whose size depends on a symbolic length: ConstantOfShape (zero fill)
+    /// or Expand of zeros to a symbolic shape, or a piece of such zeros (the state of each layer).
+    func isZeroFill(_ node: ONNXNode) throws -> Bool {
+        guard let first = input(node, 0) else { return false }
+        switch node.opType {
+        case "ConstantOfShape":
+            guard symbolic.values[first] != nil else { return false }
+            guard case .tensor(let fill)? = node.attribute("value") else { return true }
+            return try constant(from: fill, fromInitializer: false).storage.bytes(keep: true).allSatisfy { $0 == 0 }
+        case "Expand":
+            guard let shape = input(node, 1), symbolic.values[shape] != nil, let values = try numbers(first) else { return false }
+            return values.reals.allSatisfy { $0 == 0 }
+        case "Slice", "Gather", "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Identity", "Cast":
+            return symbolic.zeroFills.contains(first) && node.inputs.dropFirst().allSatisfy { $0.isEmpty || constants[$0] != nil }
+        default:
+            return false
+        }
     }
 
     /// A small tensor's entries as lengths: a symbolic value, or a constant of integers (or of integral reals).
@@ -191,7 +213,7 @@ extension ONNXImportSession {
 
     /// ScatterND without reduction: `updates` written over `data` at the index tuples of `indices`.
     func symbolicScatter(_ node: ONNXNode, _ operands: [SymbolicTensor]) -> SymbolicTensor? {
-        guard operands.count == 3, node.attribute("reduction") == nil, case .integers(let indices)? = operands[1].constantNumbers,
+        guard operands.count == 3, stringAttribute(node, "reduction", "none") == "none", case .integers(let indices)? = operands[1].constantNumbers,
               let depth = operands[1].shape.last, depth >= 1, depth <= operands[0].shape.count else { return nil }
         var result = operands[0]
         let strides = Self.strides(result.shape)
