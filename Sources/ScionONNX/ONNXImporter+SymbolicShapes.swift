@@ -124,9 +124,9 @@ extension ONNXImportSession {
             return SymbolicTensor(dtype: .int64, shape: [picked.count], elements: picked)
         }
         // Ops the constant folder leaves to run time are folded here on constants too (small integers).
-        // Transpose and Slice of float weights stay ops: folding would freeze a weight a user may train.
+        // Transpose and Slice of float initializers stay ops: folding would freeze a weight a user may train.
         let foldsConstants = ["Mod", "Max", "Min", "Equal", "Where", "ReduceProd", "ReduceSum", "Expand", "ScatterND", "Not"].contains(node.opType)
-            || ["Transpose", "Slice"].contains(node.opType) && names.first.flatMap { constants[$0] }.map { !$0.dtype.isFloatingPoint } == true
+            || ["Transpose", "Slice"].contains(node.opType) && names.first.flatMap { constants[$0] }.map { !$0.dtype.isFloatingPoint || !$0.fromInitializer } == true
         guard foldsConstants || names.contains(where: { symbolic.values[$0] != nil }) else { return nil }
         var operands: [SymbolicTensor] = []
         for name in names {
