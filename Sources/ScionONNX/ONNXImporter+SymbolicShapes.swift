@@ -262,7 +262,8 @@ extension ONNXImportSession {
         let rank = first.shape.count
         let attribute = intAttribute(node, "axis", 0)
         let axis = attribute < 0 ? attribute + rank : attribute
-        guard (0..<rank).contains(axis), parts.allSatisfy({ $0.shape.count == rank }) else { return nil }
+        func others(_ shape: [Int]) -> [Int] { shape.enumerated().filter { $0.offset != axis }.map(\.element) }
+        guard (0..<rank).contains(axis), parts.allSatisfy({ $0.shape.count == rank && others($0.shape) == others(first.shape) }) else { return nil }
         var shape = first.shape
         shape[axis] = parts.reduce(0) { $0 + $1.shape[axis] }
         let outer = Array(first.shape[..<axis]).checkedProduct ?? 0

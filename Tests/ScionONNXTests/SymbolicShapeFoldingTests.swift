@@ -134,6 +134,28 @@ final class SymbolicShapeFoldingTests: XCTestCase {
         XCTAssertTrue(graph.nodes.contains { if case .onnx(.shape) = $0.op { true } else { false } })
     }
 
+    func testZeroInitialStateOfTheBatchsSizeLeavesNoShapeNode() throws {
+        // torch's LSTM export: h0 = c0 = ConstantOfShape([1, batch, 2]) with batch = Shape(X)[1] (time-major X).
+        let nodes = [
+            ONNXNode(name: "shape", opType: "Shape", inputs: ["X"], outputs: ["s"]),
+            ONNXNode(name: "gather", opType: "Gather", inputs: ["s", "one"], outputs: ["n"], attributes: [ONNXAttribute(name: "axis", value: .int(0))]),
+            ONNXNode(name: "unsqueeze", opType: "Unsqueeze", inputs: ["n", "axes0"], outputs: ["b"]),
+            ONNXNode(name: "concat", opType: "Concat", inputs: ["directions", "b", "hidden"], outputs: ["state_shape"],
+                     attributes: [ONNXAttribute(name: "axis", value: .int(0))]),
+            ONNXNode(name: "zeros", opType: "ConstantOfShape", inputs: ["state_shape"], outputs: ["h0"]),
+            ONNXNode(name: "lstm", opType: "LSTM", inputs: ["X", "W", "R", "B", "", "h0", "h0"], outputs: ["Y", "Y_h"],
+                     attributes: [ONNXAttribute(name: "hidden_size", value: .int(2))]),
+        ]
+        let initializers = indexConstants + [int64s("one", [1], []), int64s("directions", [1]), int64s("hidden", [2]),
+                                             floats("W", Array(repeating: 0.1, count: 24), [1, 8, 3]),
+                                             floats("R", Array(repeating: 0.2, count: 16), [1, 8, 2]),
+                                             floats("B", Array(repeating: 0, count: 16), [1, 16])]
+        let x = ONNXValueInfo(name: "X", elementType: ONNXDataType.float.rawValue, shape: [.value(5), .parameter("batch"), .value(3)])
+        let graph = try importGraph(nodes, initializers: initializers, input: x, outputs: ["Y_h"])
+        XCTAssertEqual(types(graph).filter { ["Shape", "ConstantOfShape", "Gather", "Concat"].contains($0) }, [])
+        XCTAssertTrue(graph.nodes.contains { if case .recurrent = $0.op { true } else { false } }, "\(types(graph))")
+    }
+
     func testLengthArithmetic() {
         let batch = SymbolicLength(symbol: "batch")
         let four = SymbolicLength(4)
