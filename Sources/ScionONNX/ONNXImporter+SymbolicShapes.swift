@@ -149,7 +149,8 @@ extension ONNXImportSession {
             // Only the shape changes; reshapedShape needs the element count alone.
             let placeholder = ImportedConstant(dtype: first.dtype, shape: first.shape, storage: TensorStorage(bytes: []), fromInitializer: false)
             guard node.inputs.count < 2 || symbolic.values[node.inputs[1]] == nil,
-                  let shape = try reshapedShape(node, data: placeholder), shape.checkedProduct == first.elements.count else { return nil }
+                  let shape = try reshapedShape(node, data: placeholder), shape.allSatisfy({ $0 >= 0 }),
+                  shape.checkedProduct == first.elements.count else { return nil }
             return SymbolicTensor(dtype: first.dtype, shape: shape, elements: first.elements)
         case "Gather":
             return symbolicGather(node, data: first, indices: operands.count == 2 ? operands[1] : nil)
@@ -309,6 +310,7 @@ extension ONNXImportSession {
     /// Numpy broadcasting of small shapes: the output shape and, for each output entry, the entry of
     /// each operand it reads.
     static func broadcastPicks(_ shapes: [[Int]]) -> (shape: [Int], picks: [[Int]])? {
+        guard shapes.allSatisfy({ $0.allSatisfy { $0 >= 0 } }) else { return nil }
         let rank = shapes.map(\.count).max() ?? 0
         let aligned = shapes.map { Array(repeating: 1, count: rank - $0.count) + $0 }
         var shape = [Int](repeating: 1, count: rank)

@@ -72,6 +72,8 @@ struct SymbolicLength: Hashable, CustomStringConvertible {
     /// term only when the length is surely not negative (truncation then is the floor). Division by a
     /// symbolic length only when it divides every term (`batch*4 / batch`).
     func divided(by divisor: SymbolicLength) -> SymbolicLength? {
+        // Int64.min / -1 overflows: a hostile file's lengths must not trap.
+        guard !(divisor.terms.values.contains(-1) && terms.values.contains(.min)) else { return nil }
         if let d = divisor.constant {
             guard d != 0 else { return nil }
             if terms.values.allSatisfy({ $0 % d == 0 }) { return SymbolicLength(terms: terms.mapValues { $0 / d }) }
@@ -98,7 +100,7 @@ struct SymbolicLength: Hashable, CustomStringConvertible {
     /// ONNX's integer Mod with fmod=0 (the sign of the divisor, Python's %), by a constant: adding a
     /// multiple of the divisor does not change it, so only the constant term's remainder matters.
     func remainder(dividingBy divisor: SymbolicLength) -> SymbolicLength? {
-        guard let d = divisor.constant, d != 0 else { return nil }
+        guard let d = divisor.constant, d != 0, !(d == -1 && terms.values.contains(.min)) else { return nil }
         guard terms.allSatisfy({ $0.key.isEmpty || $0.value % d == 0 }) else { return nil }
         let r = (terms[[]] ?? 0) % d
         return SymbolicLength(r != 0 && (r < 0) != (d < 0) ? r + d : r)

@@ -173,5 +173,8 @@ final class SymbolicShapeFoldingTests: XCTestCase {
         XCTAssertEqual((batch + SymbolicLength(1)).extremum(with: batch, maximum: false), batch)
         XCTAssertNil(batch.extremum(with: SymbolicLength(5), maximum: true))
         XCTAssertEqual((batch * four).description, "4*batch")
+        // A hostile file's Int64.min / -1 is refused, not trapped on.
+        XCTAssertNil(SymbolicLength(.min).divided(by: SymbolicLength(-1)))
+        XCTAssertNil(SymbolicLength(.min).remainder(dividingBy: SymbolicLength(-1)))
     }
 }
