@@ -242,7 +242,7 @@ extension ONNXGraphBuilder {
     /// ONNX LayerNormalization from opset 17; before it, the same arithmetic spelled out:
     /// `(x - mean) / sqrt(variance + epsilon) * gamma + beta` over the trailing axes from `axis`.
     mutating func layerNormalization(_ inputs: [String], axis: Int, rank: Int, epsilon: Float, name: String, output: String) {
-        if opset >= 17 {
+        if hasNative(17) {
             add("LayerNormalization", name: name, inputs: inputs, output: output,
                 attributes: [.int("axis", axis), .float("epsilon", epsilon)])
             return
