@@ -5,6 +5,8 @@ cases (onnx.backend.test.case.node). This runs them once (about 6 s of CPU) and 
 
     DIR/CASE/model.onnx                 the one-node model (some cases hold a few nodes)
     DIR/CASE/input_J.npy, output_J.npy  its first data set, in the model's input and output order
+    DIR/CASE/constant_operands.onnx     with several inputs: every input but the first made an
+                                        initializer holding input_J (see with_constant_operands)
 
 and DIR/cases.json: {CASE: {"ops": [op types], "opset": N, "generatedOpset": M, "skipped": reason}}
 ("generatedOpset" when the case was restamped to opset 23, see lower_to_newest_read; "skipped" when
@@ -81,8 +83,28 @@ def tensor_arrays(values, declared):
         array = np.asarray(value)
         if array.dtype not in READABLE:
             return None, f"{info.name} is {array.dtype} (the executor reads float32, int32, int64, bool)"
+        declared_shape = [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
+        if info.type.tensor_type.HasField("shape") and None not in declared_shape and list(array.shape) != declared_shape \
+                and int(np.prod(declared_shape)) == array.size:
+            # A few cases pass [1] where the model declares a scalar (CumSum's axis, the windows' size).
+            array = array.reshape(declared_shape)
         arrays.append(array)
     return arrays, None
+
+
+def with_constant_operands(model, inputs):
+    """The model with every input but the first turned into an initializer holding the case's value:
+    the form exported models have (weights, shapes, axes and bounds are initializers), and the one
+    Scion reads as weights and folds."""
+    constant = model.__class__()
+    constant.CopyFrom(model)
+    graph = constant.graph
+    kept = graph.input[:1]
+    for info, array in zip(graph.input[1:], inputs[1:]):
+        graph.initializer.append(onnx.numpy_helper.from_array(array, info.name))
+    del graph.input[1:]
+    assert list(graph.input) == list(kept)
+    return constant
 
 
 def main():
@@ -121,6 +143,9 @@ def main():
         if fed is None or expected is None:
             entry["skipped"] = reason or reason_out
         else:
+            if len(fed) > 1:
+                with open(os.path.join(folder, "constant_operands.onnx"), "wb") as f:
+                    f.write(with_constant_operands(model, fed).SerializeToString())
             for kind, arrays in (("input", fed), ("output", expected)):
                 for position, array in enumerate(arrays):
                     # Booleans as int64: numpy's .npy readers all know that one.
