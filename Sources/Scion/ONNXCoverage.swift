@@ -85,7 +85,9 @@ public struct ONNXCoverage: Sendable {
         do {
             model = try Model.load(item.path)
         } catch {
-            for type in item.subjects { note(.read, type, item.name, .failure(error)) }
+            // What cannot be read is not written, converted or run either.
+            let paths: [Path] = item.inputs == nil ? [.read, .write, .keras] : [.read, .write, .keras, .run]
+            for path in paths { for type in item.subjects { note(path, type, item.name, .failure(error)) } }
             return
         }
         let graph = model.graph
