@@ -116,12 +116,14 @@ final class ConvertCommandTests: XCTestCase {
     }
 
     /// Without --opset, the lowest opset that writes every layer in its own ONNX form: 13 for a CNN,
-    /// 17 for LayerNormalization, 18 for an antialiased Resize, 20 for Gelu, 21 for GroupNormalization.
+    /// 14 for HardSwish, 17 for LayerNormalization, 18 for an antialiased Resize, 20 for Gelu, 21 for
+    /// GroupNormalization.
     /// With --opset, that opset, where it can express the model at all.
     func testDefaultOpsetIsTheLowestThatExpressesTheModel() throws {
         let directory = try temporaryDirectory(self)
-        for (fixture, lowest) in [("keras3/conv2d_zoo.keras", 13), ("keras3/convnext_blocks.keras", 17),
-                                  ("keras3/resizing_antialias.keras", 18), ("keras3/group_norm.keras", 21)] {
+        for (fixture, lowest) in [("keras3/conv2d_zoo.keras", 13), ("keras3/mobilenet_v3_small.keras", 14),
+                                  ("keras3/misc_zoo.keras", 17), ("keras3/resizing_antialias.keras", 18),
+                                  ("keras3/convnext_blocks.keras", 20), ("keras3/group_norm.keras", 21)] {
             let output = directory.appendingPathComponent("lowest.onnx")
             let result = try runScion(["convert", Repository.fixture(fixture), output.path, "--force"])
             XCTAssertEqual(result.status, 0, "\(fixture): \(result.standardError)")
