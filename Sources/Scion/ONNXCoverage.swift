@@ -122,9 +122,22 @@ public struct ONNXCoverage: Sendable {
                          _ name: String) {
         if case .failure(let error) = outcome {
             let message = "\(error)"
-            if let node = graph.nodes.filter({ message.contains("\($0.name): ") }).max(by: { $0.name.count < $1.name.count }) {
-                let reason = message.components(separatedBy: "\(node.name): ").dropFirst().joined(separator: "\(node.name): ")
-                note(path, graph.info.nodeTypes[node.name] ?? node.op.typeName, name, .failure(CoverageRefusal(reason)))
+            // The node the refusal names ("NAME: reason", or "node 'NAME'" from the Keras writer), an
+            // operator's own node first, then the longest name (so `x` does not win over `x/y`).
+            let named = graph.nodes.filter { message.contains("\($0.name): ") || message.contains("node '\($0.name)'") }
+            let own = named.filter { success.contains(graph.info.nodeTypes[$0.name] ?? $0.op.typeName) }
+            if let node = (own.isEmpty ? named : own).max(by: { $0.name.count < $1.name.count }) {
+                let separator = message.contains("\(node.name): ") ? "\(node.name): " : "node '\(node.name)'"
+                var reason = message.components(separatedBy: separator).dropFirst().joined(separator: separator)
+                if separator.hasPrefix("node") { reason = "node '\(node.name)'" + reason }
+                let type = graph.info.nodeTypes[node.name] ?? node.op.typeName
+                // A refusal of an operand (an initializer of a type the executor does not hold) is
+                // the case's operators' own.
+                if success.contains(type) {
+                    note(path, type, name, .failure(CoverageRefusal(reason)))
+                } else {
+                    for owner in failure { note(path, owner, name, .failure(CoverageRefusal("\(node.name): \(reason)"))) }
+                }
                 return
             }
             for type in failure { note(path, type, name, outcome) }
