@@ -128,6 +128,24 @@ final class ONNXImporterTests: XCTestCase {
         }
     }
 
+    /// Written without an opset, a model read from ONNX gets the lowest that expresses it: 13 when
+    /// its ops have forms there, its file's opset when it keeps an opaque node (written unchanged, so
+    /// its meaning is that opset's), 20 for a Gelu read from any opset.
+    func testLowestOpsetKeepsOpaqueNodesInTheirFilesOpset() throws {
+        func lowest(_ opType: String, opset: Int64) throws -> Int64 {
+            let graph = ONNXGraph(name: "g", nodes: [ONNXNode(name: "n", opType: opType, inputs: ["x"], outputs: ["y"])],
+                                  inputs: [input("x", [1, 4])], outputs: [input("y", [1, 4])])
+            let imported = try ONNXImporter.importModel(model(graph, opset: opset), file: "\(opType).onnx", folder: "/tmp")
+            let chosen = try ONNXExporter.lowestOpset(for: imported, file: "out.onnx")
+            XCTAssertEqual(try ONNXExporter.makeModel(from: imported, file: "out.onnx").defaultOpset, chosen)
+            return chosen
+        }
+        XCTAssertEqual(try lowest("Relu", opset: 20), 13)
+        XCTAssertEqual(try lowest("Acosh", opset: 20), 20, "Acosh stays opaque")
+        XCTAssertEqual(try lowest("Acosh", opset: 9), 13, "opaque nodes of older opsets are written into 13")
+        XCTAssertEqual(try lowest("Gelu", opset: 20), 20)
+    }
+
     func testUnsupportedOpsetIsRefused() throws {
         let graph = ONNXGraph(name: "g", inputs: [input("x", [1])], outputs: [input("x", [1])])
         // Opsets 22 and 23 changed no op the reader maps (element types and new ops only).
