@@ -7,13 +7,15 @@ extension ONNXCoverage {
         /// The opset from which it is gone (Upsample 10, Scatter 11), if any.
         public var deprecated: Int?
 
+        /// A listing as the JSON has it.
         public init(sinceVersions: [Int], deprecated: Int?) {
             self.sinceVersions = sinceVersions
             self.deprecated = deprecated
         }
     }
 
-    /// The page, in Markdown.
+    /// The page, in Markdown: `operators` from fixtures/onnx_operators.json, `caseCount` and
+    /// `generator` saying which cases the evidence comes from.
     public func page(operators: [String: Listing], onnxVersion: String, caseCount: Int, generator: String) -> String {
         var lines = [
             "# ONNX operator coverage",

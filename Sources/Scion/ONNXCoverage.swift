@@ -49,18 +49,24 @@ public struct ONNXCoverage: Sendable {
     /// One case: a model file, its operator types (as the file has them), its data when Scion can
     /// feed it, and the tolerance of its comparison.
     public struct Case: Sendable {
+        /// The case's name (`test_conv_with_strides_padding`).
         public var name: String
+        /// Its model file.
         public var path: String
+        /// The op types of its default-domain nodes.
         public var operators: [String]
         /// The operators the case is about: a refusal that names no node (an opset too new, other
         /// numbers) is theirs. An `_expanded` case spells one operator out in others (its function
         /// body): a failure of the whole is the spelled-out operator's, not every helper's.
         public var subjects: [String]
-        /// nil when the case's data has element types the executor does not read (the reason says).
+        /// nil when the case's data has element types the executor does not read (`unfed` says which).
         public var inputs: [RuntimeTensor]?
+        /// The outputs the case expects, in the model's output order; nil as `inputs`.
         public var expected: [RuntimeTensor]?
+        /// Why the case's data cannot be fed, if it cannot.
         public var unfed: String?
 
+        /// A case; `subjects` defaults to every operator in it.
         public init(name: String, path: String, operators: [String], subjects: [String]? = nil, inputs: [RuntimeTensor]?,
                     expected: [RuntimeTensor]?, unfed: String?) {
             self.name = name; self.path = path; self.operators = operators; self.subjects = subjects ?? operators
@@ -72,10 +78,12 @@ public struct ONNXCoverage: Sendable {
     public private(set) var evidence: [String: [Path: Evidence]] = [:]
     /// The cases holding each operator type.
     public private(set) var cases: [String: Set<String>] = [:]
-    /// Comparison tolerances, as onnx's own backend test runner and Tests/Interop/check_run.py use.
+    /// Comparison tolerances, as Tests/Interop/check_run.py uses (numpy's `allclose`).
     public var relativeTolerance: Float = 1e-3
+    /// See `relativeTolerance`.
     public var absoluteTolerance: Float = 1e-5
 
+    /// No evidence yet.
     public init() {}
 
     /// Tries every path on one case, writing scratch files into `scratch`.

@@ -144,6 +144,14 @@ final class ONNXImporterTests: XCTestCase {
         XCTAssertEqual(try lowest("Acosh", opset: 20), 20, "Acosh stays opaque")
         XCTAssertEqual(try lowest("Acosh", opset: 9), 13, "opaque nodes of older opsets are written into 13")
         XCTAssertEqual(try lowest("Gelu", opset: 20), 20)
+        // torch's dynamo sets allowzero on every Reshape; without a 0 in the target it means nothing.
+        let reshape = ONNXGraph(name: "g", nodes: [ONNXNode(name: "r", opType: "Reshape", inputs: ["x", "shape"], outputs: ["y"],
+                                                            attributes: [.int("allowzero", 1)])],
+                                initializers: [int64s("shape", [1, 2, 2])], inputs: [input("x", [1, 4])], outputs: [input("y", [1, 2, 2])])
+        let imported = try ONNXImporter.importModel(model(reshape, opset: 20), file: "reshape.onnx", folder: "/tmp")
+        let written = try ONNXExporter.makeModel(from: imported, file: "out.onnx")
+        XCTAssertEqual(written.defaultOpset, 13)
+        XCTAssertEqual(written.graph.nodes.first { $0.opType == "Reshape" }?.attributes.count, 0)
     }
 
     func testUnsupportedOpsetIsRefused() throws {
