@@ -31,7 +31,8 @@ public struct ONNXCoverage: Sendable {
 
         /// `yes`, `no: reason`, `partly (k of n): reason`, or `not shown`.
         public var cell: String {
-            let reason = refusals.sorted { $0.key < $1.key }.first.map { "\($0.value) (\($0.key))" }.map(Self.short)
+            // The first case's reason, cut short, and the case it comes from.
+            let reason = refusals.sorted { $0.key < $1.key }.first.map { "\(Self.short($0.value)) (\($0.key))" }
             switch (worked.isEmpty, reason) {
             case (false, nil): return "yes"
             case (false, let reason?): return "partly (\(worked.count) of \(worked.count + refusals.count)): \(reason)"
@@ -42,7 +43,7 @@ public struct ONNXCoverage: Sendable {
 
         static func short(_ reason: String) -> String {
             let flat = reason.replacingOccurrences(of: "|", with: "/").replacingOccurrences(of: "\n", with: " ")
-            return flat.count <= 150 ? flat : String(flat.prefix(147)) + "..."
+            return flat.count <= 120 ? flat : String(flat.prefix(117)) + "..."
         }
     }
 
