@@ -99,7 +99,7 @@ extension ONNXGraphBuilder {
         case .hardSigmoid(let alpha, let beta):
             add("HardSigmoid", name: name, inputs: [input], output: output, attributes: [.float("alpha", alpha), .float("beta", beta)])
         case .hardSwish:
-            if opset >= 14 {
+            if hasNative(14) {
                 add("HardSwish", name: name, inputs: [input], output: output)
             } else {
                 let gate = intermediate("HardSigmoid", name: name, inputs: [input],
@@ -110,7 +110,7 @@ extension ONNXGraphBuilder {
             add("Mul", name: name, inputs: [input, intermediate("Sigmoid", name: name, inputs: [input])], output: output)
         case .tanh: add("Tanh", name: name, inputs: [input], output: output)
         case .gelu(let approximate):
-            if opset >= 20 {
+            if hasNative(20) {
                 add("Gelu", name: name, inputs: [input], output: output,
                     attributes: approximate ? [.string("approximate", "tanh")] : [])
             } else if approximate {

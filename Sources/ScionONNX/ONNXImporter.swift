@@ -11,7 +11,7 @@ import ScionIR
 /// becomes a `.constant` node whose one parameter (role `value`) has the constant's own name, so the
 /// writer emits it again as the same initializer.
 package enum ONNXImporter {
-    package static let supportedOpsets: ClosedRange<Int64> = 6...21
+    package static let supportedOpsets: ClosedRange<Int64> = 6...23
 
     package static func importModel(_ model: ONNXModel, file: String, folder: String) throws -> Graph {
         guard model.irVersion >= 3 else {
@@ -19,7 +19,7 @@ package enum ONNXImporter {
         }
         let opset = model.defaultOpset ?? 1
         guard supportedOpsets.contains(opset) else {
-            throw ONNXError(.unsupported, file: file, "opset \(opset) of the default domain is not supported (Scion reads 6 to 21)")
+            throw ONNXError(.unsupported, file: file, "opset \(opset) of the default domain is not supported (Scion reads 6 to 23)")
         }
         var session = ONNXImportSession(model: model, file: file, folder: folder, opset: opset)
         try session.run()
