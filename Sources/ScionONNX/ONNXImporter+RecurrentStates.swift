@@ -54,6 +54,8 @@ extension ONNXImportSession {
             guard constant.dtype.isFloatingPoint || constant.dtype == .int64 || constant.dtype == .int32 else { return false }
             return try constant.storage.bytes(keep: true).allSatisfy { $0 == 0 }
         }
+        // Zeros of a symbolic size the symbolic folding left unimported (ONNXImporter+SymbolicShapes).
+        if symbolic.zeroFills.contains(value) { return true }
         guard depth < 16, let producer = model.graph.nodes.first(where: { $0.outputs.first == value }) else { return false }
         switch producer.opType {
         case "ConstantOfShape":
