@@ -49,14 +49,11 @@ def not_yet(names, checks, reason):
 # (fixture, check) -> a fragment of the reason Scion gives today.
 NOT_YET = {
     # The executor: ops torch's exporters write that Scion does not run yet.
-    **not_yet(["encoder_ts", "swin_ts"], RUNS, "ONNX op 'Mod' is not interpreted"),
-    **not_yet(["vit_ts"], RUNS, "Equal is not supported by the executor"),
-    **not_yet(["shufflenet_ts"], RUNS, "ONNX op 'Slice' is not interpreted"),  # starts/ends computed from Shape
+    **not_yet(["swin_ts", "swin_dynamo"], RUNS, "Equal is not supported by the executor"),
     **not_yet(["convnext_dynamo"], RUNS, "ONNX op 'Range' is not interpreted"),
-    **not_yet(["swin_dynamo"], RUNS, "ONNX op 'ScatterND' is not interpreted"),
-    # Keras: lengths only known at run time, and layers Keras has no equivalent for yet.
-    **not_yet(["convnext_dynamo", "encoder_ts", "shufflenet_ts",
-               "swin_dynamo", "swin_ts", "vit_dynamo", "vit_ts"], ["keras"], SHAPE),
+    # Keras: lengths only known at run time, reshapes across the batch, and layers Keras has no equivalent for yet.
+    **not_yet(["vit_dynamo", "vit_ts"], ["keras"], SHAPE),
+    **not_yet(["convnext_dynamo", "encoder_ts", "swin_dynamo", "swin_ts"], ["keras"], "changes the batch axis"),
     ("encoder_dynamo", "keras"): "changes the batch axis",  # torch's MultiheadAttention reshapes across the batch
     ("googlenet_ts", "keras"): "ceil_mode changes the output length",
     ("googlenet_dynamo", "keras"): "ceil_mode changes the output length",
