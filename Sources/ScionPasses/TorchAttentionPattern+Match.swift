@@ -1,0 +1,247 @@
+import ScionIR
+
+/// A recognised attention block: what replaces it, and the nodes it replaces.
+struct TorchAttentionMatch {
+    var input: String
+    var output: String
+    /// Node positions computing the block (each read only inside it, or by Shape ops).
+    var core: Set<Int>
+    /// Where the MultiHeadAttention node goes: the producer of `output`.
+    var outputProducer: Int
+    var heads: Int, keyDim: Int, valueDim: Int
+    var inputWidth: Int, outputWidth: Int
+    /// Projection columns: (Dense position, first column) for query, key and value.
+    var query: (projection: Int, offset: Int), key: (projection: Int, offset: Int), value: (projection: Int, offset: Int)
+    var outputProjection: Int
+    /// The product of the constant factors on q, kᵀ and the scores (torch's 1/sqrt(hd), however spelled).
+    var scale: Double
+}
+
+/// Which batch row and head each of the G = B·H groups of a MatMul operand holds, and where its
+/// columns start in the projection.
+private struct HeadLayout {
+    var offset: Int
+    var batches: [Int]
+    var heads: [Int]
+}
+
+extension KerasPatternRewriter {
+    func matchTorchAttention(softmax position: Int) throws -> TorchAttentionMatch? {
+        let softmax = graph.nodes[position]
+        guard case .activation(.softmax(let axis)) = softmax.op, let scoresValue = softmax.inputs.first,
+              let probabilities = softmax.outputs.first else { return nil }
+        // Scores: MatMul(q, kᵀ), maybe scaled after the product.
+        var scoreFactors: [(node: Int, factor: String, divides: Bool)] = []
+        var value = scoresValue
+        var scoresProduct: Int?
+        for _ in 0..<4 {
+            guard let producer = producers[value], soleDataReader(of: value) != nil else { return nil }
+            let node = graph.nodes[producer]
+            if case .onnx(.matMul) = node.op, node.inputs.count == 2, node.parameters.isEmpty { scoresProduct = producer; break }
+            guard case .elementwise(let operation) = node.op, operation == .multiply || operation == .divide,
+                  node.inputs.count == 2, isScalarOperand(node.inputs[1]) else { return nil }
+            scoreFactors.append((producer, node.inputs[1], operation == .divide))
+            value = node.inputs[0]
+        }
+        guard let scoresProduct, let contextProduct = soleDataReader(of: probabilities),
+              case .onnx(.matMul) = graph.nodes[contextProduct].op, graph.nodes[contextProduct].inputs.count == 2,
+              graph.nodes[contextProduct].inputs[0] == probabilities, graph.nodes[contextProduct].parameters.isEmpty,
+              let context = graph.nodes[contextProduct].outputs.first else { return nil }
+        let product = graph.nodes[scoresProduct]
+        guard let q = traceOperand(product.inputs[0]), let k = traceOperand(product.inputs[1]),
+              let v = traceOperand(graph.nodes[contextProduct].inputs[1]) else { return nil }
+        let projectionInput = graph.nodes[q.projection].inputs[0]
+        guard graph.nodes[k.projection].inputs[0] == projectionInput, graph.nodes[v.projection].inputs[0] == projectionInput else { return nil }
+
+        // From the heads' context forward to out_proj, then the layout ops back to x's form.
+        var contextNodes: [Int] = []
+        var current = context
+        var outputProjection: Int?
+        for _ in 0..<16 {
+            guard let reader = soleDataReader(of: current) else { return nil }
+            if linearKernel(reader) != nil { outputProjection = reader; break }
+            let node = graph.nodes[reader]
+            guard isLayoutOp(node.op), node.outputs.count == 1, node.inputs.first == current else { return nil }
+            contextNodes.append(reader)
+            current = node.outputs[0]
+        }
+        guard let outputProjection, let projected = graph.nodes[outputProjection].outputs.first else { return nil }
+        var candidates: [(value: String, nodes: [Int])] = [(projected, [])]
+        current = projected
+        for _ in 0..<6 {
+            guard let reader = soleDataReader(of: current), isLayoutOp(graph.nodes[reader].op),
+                  graph.nodes[reader].outputs.count == 1, graph.nodes[reader].inputs.first == current else { break }
+            current = graph.nodes[reader].outputs[0]
+            candidates.append((current, candidates[candidates.count - 1].nodes + [reader]))
+        }
+
+        // x: the projections' input or a value a few layout ops before it (torch's seq-first Transpose).
+        var inputs = [projectionInput]
+        for _ in 0..<3 {
+            guard let producer = producers[inputs[inputs.count - 1]], isLayoutOp(graph.nodes[producer].op),
+                  let source = graph.nodes[producer].inputs.first else { break }
+            inputs.append(source)
+        }
+        let allFactors = q.factors + k.factors + v.factors + scoreFactors
+        let layoutNodes = q.nodes + k.nodes + v.nodes + contextNodes
+        for input in inputs {
+            guard let dimensions = shape(input)?.dimensions, dimensions.count == 3,
+                  let length = dimensions[1], let width = dimensions[2] else { continue }
+            var evaluator = AttentionProbeEvaluator(graph: graph, producers: producers)
+            for factor in allFactors { evaluator.passThrough[factor.node] = graph.nodes[factor.node].inputs[factor.factor == graph.nodes[factor.node].inputs[1] ? 0 : 1] }
+            guard let proven = prove(evaluator: &evaluator, input: input, batch: dimensions[0] ?? Self.probeBatch, length: length,
+                                     width: width, projectionInput: projectionInput, q: q, k: k, v: v,
+                                     scores: graph.nodes[scoresProduct], context: context, outputProjection: outputProjection,
+                                     candidates: candidates, softmaxAxis: axis) else { continue }
+            var scale = 1.0
+            for factor in allFactors {
+                guard let probe = evaluator.evaluate(factor.factor), probe.count == 1, !probe.labels, probe.values[0] != 0 else { return nil }
+                scale *= factor.divides ? 1 / probe.values[0] : probe.values[0]
+            }
+            let core = Set(layoutNodes + allFactors.map(\.node) + [scoresProduct, position, contextProduct, outputProjection]
+                           + candidates[proven.output].nodes)
+            let outputValue = candidates[proven.output].value
+            guard let outputProducer = producers[outputValue] else { return nil }
+            return TorchAttentionMatch(
+                input: input, output: outputValue, core: core, outputProducer: outputProducer,
+                heads: proven.heads, keyDim: proven.keyDim, valueDim: proven.valueDim, inputWidth: width,
+                outputWidth: linearKernel(outputProjection)?.shape[1] ?? 0,
+                query: (q.projection, proven.offsets[0]), key: (k.projection, proven.offsets[1]),
+                value: (v.projection, proven.offsets[2]), outputProjection: outputProjection, scale: scale)
+        }
+        return nil
+    }
+
+    /// Evaluates the block on labelled tensors and checks it computes torch's multi-head attention
+    /// of `input` `[batch, length, width]`: the heads, their widths, the column offsets of q, k and v
+    /// in their projections, and which output candidate holds the result in `input`'s order.
+    private func prove(evaluator: inout AttentionProbeEvaluator, input: String, batch: Int, length: Int, width: Int,
+                       projectionInput: String, q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
+                       scores: Node, context: String, outputProjection: Int, candidates: [(value: String, nodes: [Int])],
+                       softmaxAxis: Int)
+        -> (heads: Int, keyDim: Int, valueDim: Int, offsets: [Int], output: Int)? {
+        evaluator.known[input] = AttentionProbeEvaluator.labelled([batch, length, width]) { $0 }
+        // Rows of the projections' input: which row of x each holds, features in place.
+        guard let projected = evaluator.evaluate(projectionInput), projected.shape.last == width, projected.labels,
+              let rows = Self.rowOrigins(projected, width: width, rowCount: batch * length) else { return nil }
+        var columns: [Int: Int] = [:]
+        for operand in [q, k, v] {
+            guard let kernel = linearKernel(operand.projection), kernel.shape[0] == width,
+                  let output = graph.nodes[operand.projection].outputs.first else { return nil }
+            let n = kernel.shape[1]
+            columns[operand.projection] = n
+            evaluator.known[output] = AttentionProbeEvaluator.labelled(Array(projected.shape.dropLast()) + [n]) { rows[$0 / n] * n + $0 % n }
+        }
+        guard let query = evaluator.evaluate(scores.inputs[0]), let keyT = evaluator.evaluate(scores.inputs[1]),
+              let valueProbe = evaluator.evaluate(graph.nodes[producers[context] ?? 0].inputs[1]),
+              query.shape.count >= 3, keyT.shape.count == query.shape.count, valueProbe.shape.count == query.shape.count,
+              softmaxAxis == -1 || softmaxAxis == query.shape.count - 1 else { return nil }
+        let leading = Array(query.shape.dropLast(2))
+        guard Array(keyT.shape.dropLast(2)) == leading, Array(valueProbe.shape.dropLast(2)) == leading,
+              query.shape[query.shape.count - 2] == length, keyT.shape.last == length,
+              valueProbe.shape[valueProbe.shape.count - 2] == length,
+              let keyDim = query.shape.last, keyT.shape[keyT.shape.count - 2] == keyDim, let valueDim = valueProbe.shape.last,
+              let queryLayout = Self.headLayout(query, positionsFirst: true, columns: columns[q.projection] ?? 0, length: length),
+              let keyLayout = Self.headLayout(keyT, positionsFirst: false, columns: columns[k.projection] ?? 0, length: length),
+              let valueLayout = Self.headLayout(valueProbe, positionsFirst: true, columns: columns[v.projection] ?? 0, length: length),
+              keyLayout.batches == queryLayout.batches, keyLayout.heads == queryLayout.heads,
+              valueLayout.batches == queryLayout.batches, valueLayout.heads == queryLayout.heads else { return nil }
+        let groups = leading.reduce(1, *)
+        let heads = (queryLayout.heads.max() ?? 0) + 1
+        guard groups == batch * heads,
+              Set(zip(queryLayout.batches, queryLayout.heads).map { $0 * heads + $1 }).count == groups,
+              queryLayout.batches.allSatisfy({ $0 < batch }),
+              queryLayout.offset + heads * keyDim <= columns[q.projection] ?? 0,
+              keyLayout.offset + heads * keyDim <= columns[k.projection] ?? 0,
+              valueLayout.offset + heads * valueDim <= columns[v.projection] ?? 0 else { return nil }
+
+        // The heads' context, labelled, to out_proj's input: row = (batch, position), column h·vd + d.
+        guard let kernel = linearKernel(outputProjection), kernel.shape[0] == heads * valueDim else { return nil }
+        let outputWidth = kernel.shape[1]
+        evaluator.known[context] = AttentionProbeEvaluator.labelled(leading + [length, valueDim]) { $0 }
+        guard let merged = evaluator.evaluate(graph.nodes[outputProjection].inputs[0]), merged.shape.last == heads * valueDim,
+              let contextRows = Self.contextRows(merged, layout: queryLayout, length: length, valueDim: valueDim,
+                                                 rowCount: batch * length) else { return nil }
+        let outputValue = graph.nodes[outputProjection].outputs[0]
+        evaluator.known[outputValue] = AttentionProbeEvaluator.labelled(Array(merged.shape.dropLast()) + [outputWidth]) {
+            contextRows[$0 / outputWidth] * outputWidth + $0 % outputWidth
+        }
+        for (index, candidate) in candidates.enumerated() {
+            guard let result = evaluator.evaluate(candidate.value), result.shape == [batch, length, outputWidth],
+                  result.values.enumerated().allSatisfy({ Double($0.offset) == $0.element }) else { continue }
+            return (heads, keyDim, valueDim, [queryLayout.offset, keyLayout.offset, valueLayout.offset], index)
+        }
+        return nil
+    }
+
+    /// For each row of a labelled `[..., width]` probe of x `[rows, width]`, the x row it holds
+    /// (every feature in place); nil when features moved or rows repeat.
+    static func rowOrigins(_ probe: Probe, width: Int, rowCount: Int) -> [Int]? {
+        guard width > 0, probe.count == rowCount * width, let values = probe.integers else { return nil }
+        var rows: [Int] = []
+        for row in 0..<rowCount {
+            let origin = values[row * width] / width
+            guard values[row * width] % width == 0 else { return nil }
+            for feature in 0..<width where values[row * width + feature] != origin * width + feature { return nil }
+            rows.append(origin)
+        }
+        return Set(rows).count == rowCount ? rows : nil
+    }
+
+    /// How a labelled MatMul operand `[..., positions, width]` (`positionsFirst`) or
+    /// `[..., width, positions]` (kᵀ) was cut from a projection of `columns` columns: each group is
+    /// one batch row's positions in order, and one head's `width` consecutive columns.
+    private static func headLayout(_ probe: Probe, positionsFirst: Bool, columns: Int, length: Int) -> HeadLayout? {
+        guard columns > 0, let values = probe.integers else { return nil }
+        let rank = probe.shape.count
+        let (positions, width) = positionsFirst ? (probe.shape[rank - 2], probe.shape[rank - 1]) : (probe.shape[rank - 1], probe.shape[rank - 2])
+        guard positions == length, width > 0 else { return nil }
+        let groups = probe.count / (positions * width)
+        func element(_ group: Int, _ position: Int, _ feature: Int) -> Int {
+            let inner = positionsFirst ? position * width + feature : feature * positions + position
+            return values[group * positions * width + inner]
+        }
+        var batches: [Int] = [], starts: [Int] = []
+        for group in 0..<groups {
+            let first = element(group, 0, 0)
+            let (row, column) = (first / columns, first % columns)
+            guard row % length == 0 else { return nil }
+            batches.append(row / length)
+            starts.append(column)
+        }
+        guard let offset = starts.min() else { return nil }
+        var heads: [Int] = []
+        for group in 0..<groups {
+            guard (starts[group] - offset) % width == 0 else { return nil }
+            heads.append((starts[group] - offset) / width)
+            for position in 0..<positions {
+                for feature in 0..<width where element(group, position, feature)
+                    != (batches[group] * length + position) * columns + starts[group] + feature { return nil }
+            }
+        }
+        return HeadLayout(offset: offset, batches: batches, heads: heads)
+    }
+
+    /// For each row of out_proj's labelled input (labels: positions in the context `[G, L, vd]`),
+    /// the x row it stands for; nil unless each row is one (batch, position) with the heads' values
+    /// at `h·vd + d`.
+    private static func contextRows(_ probe: Probe, layout: HeadLayout, length: Int, valueDim: Int, rowCount: Int) -> [Int]? {
+        let width = layout.heads.count > 0 ? ((layout.heads.max() ?? 0) + 1) * valueDim : 0
+        guard width > 0, probe.count == rowCount * width, let values = probe.integers else { return nil }
+        var rows: [Int] = []
+        for row in 0..<rowCount {
+            var origin: Int?
+            for feature in 0..<width {
+                let label = values[row * width + feature]
+                let group = label / (length * valueDim), position = (label / valueDim) % length, d = label % valueDim
+                guard group < layout.heads.count, feature == layout.heads[group] * valueDim + d else { return nil }
+                let xRow = layout.batches[group] * length + position
+                if let origin, origin != xRow { return nil }
+                origin = xRow
+            }
+            guard let origin else { return nil }
+            rows.append(origin)
+        }
+        return Set(rows).count == rowCount ? rows : nil
+    }
+}
