@@ -39,7 +39,7 @@ extension KerasPatternRewriter {
             let node = graph.nodes[producer]
             if case .onnx(.matMul) = node.op, node.inputs.count == 2, node.parameters.isEmpty { scoresProduct = producer; break }
             guard case .elementwise(let operation) = node.op, operation == .multiply || operation == .divide,
-                  node.inputs.count == 2, isScalarOperand(node.inputs[1]) else { return nil }
+                  node.inputs.count == 2, mayBeScalar(node.inputs[1]) else { return nil }
             scoreFactors.append((producer, node.inputs[1], operation == .divide))
             value = node.inputs[0]
         }

@@ -47,38 +47,38 @@ extension KerasPatternRewriter {
         return kernel
     }
 
-    /// A one-element factor: its graph shape is known to hold one value.
-    func isScalarOperand(_ value: String) -> Bool {
-        guard let shape = shape(value) else { return false }
-        return shape.elementCount == 1
+    /// Whether `value` may be a one-element factor: its shape says so, or is unknown (Shape-computed
+    /// scales; the probe evaluation checks the element count later).
+    func mayBeScalar(_ value: String) -> Bool {
+        guard let shape = shape(value), let count = shape.elementCount else { return true }
+        return count == 1
     }
 
-    /// Follows `start` back through layout ops and scalar Mul/Div to a torch Linear.
-    func traceOperand(_ start: String) -> AttentionOperand? {
+    /// Follows `start` back through layout ops and Mul/Div by factors to a torch Linear.
+    func traceOperand(_ start: String, depth: Int = 0) -> AttentionOperand? {
         var value = start
-        var nodes: [Int] = [], factors: [(node: Int, factor: String, divides: Bool)] = []
+        var nodes: [Int] = []
         for _ in 0..<64 {
             guard let position = producers[value], !removed.contains(graph.nodes[position].name) else { return nil }
             let node = graph.nodes[position]
             if linearKernel(position) != nil {
-                return AttentionOperand(projection: position, nodes: nodes, factors: factors)
+                return AttentionOperand(projection: position, nodes: nodes, factors: [])
             }
             if isLayoutOp(node.op), let input = node.inputs.first {
                 nodes.append(position)
                 value = input
                 continue
             }
-            guard case .elementwise(let operation) = node.op, operation == .multiply || operation == .divide,
+            guard depth < 4, case .elementwise(let operation) = node.op, operation == .multiply || operation == .divide,
                   node.inputs.count == 2 else { return nil }
-            if isScalarOperand(node.inputs[1]) {
-                factors.append((position, node.inputs[1], operation == .divide))
-                value = node.inputs[0]
-            } else if operation == .multiply, isScalarOperand(node.inputs[0]) {
-                factors.append((position, node.inputs[0], false))
-                value = node.inputs[1]
-            } else {
-                return nil
+            // The data operand is the one leading to a projection; the other is the factor.
+            for (data, factor) in operation == .divide ? [(0, 1)] : [(0, 1), (1, 0)] where mayBeScalar(node.inputs[factor]) {
+                guard var rest = traceOperand(node.inputs[data], depth: depth + 1) else { continue }
+                rest.nodes = nodes + rest.nodes
+                rest.factors.insert((position, node.inputs[factor], operation == .divide), at: 0)
+                return rest
             }
+            return nil
         }
         return nil
     }

@@ -14,8 +14,9 @@ struct Probe: Equatable {
 
     /// The values as integers, when they all are.
     var integers: [Int]? {
-        guard values.allSatisfy({ $0 == $0.rounded() && abs($0) < 9.3e18 }) else { return nil }
-        return values.map { Int($0) }
+        guard values.allSatisfy({ $0 == $0.rounded() }) else { return nil }
+        // int64's extremes (ONNX Slice's "to the end") do not survive Double exactly: clamped.
+        return values.map { $0 >= 9.2e18 ? Int.max : $0 <= -9.2e18 ? Int.min : Int($0) }
     }
 }
 
@@ -146,6 +147,14 @@ struct AttentionProbeEvaluator {
             case .average, .maximum, .minimum, .power: return nil
             }
             return Self.broadcast(a, b, integer: integer, combine)
+        case .opaque(let a) where a.type == "Slice" && a.domain.isEmpty && (3...5).contains(node.inputs.count):
+            // Slice whose bounds are computed (torch's Shape arithmetic): evaluated here.
+            let operands = (1..<node.inputs.count).map { input($0) }
+            guard let x = input(0), operands.allSatisfy({ $0 != nil && !$0!.labels }) else { return nil }
+            let bounds = operands.compactMap { $0?.integers }
+            guard bounds.count == operands.count else { return nil }
+            return Self.slice(x, starts: bounds[0], ends: bounds[1], axes: bounds.count > 2 ? bounds[2] : [],
+                              steps: bounds.count > 3 ? bounds[3] : [])
         case .opaque(let a) where a.type == "Mod" && a.domain.isEmpty:
             // ONNX Mod of integers (fmod 0): the result takes the divisor's sign, as Python's %.
             guard node.inputs.count == 2, let a = input(0), let b = input(1), a.integer, b.integer, !a.labels, !b.labels else { return nil }
