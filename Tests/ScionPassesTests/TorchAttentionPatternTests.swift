@@ -1,0 +1,75 @@
+import Foundation
+import Scion
+import ScionIR
+@testable import ScionPasses
+import ScionRuntime
+import ScionTestSupport
+import XCTest
+
+/// torch's exported attention blocks (fixtures/torch_attention, made by
+/// fixtures/make_torch_attention.py) become Keras MultiHeadAttention layers, and the rewritten
+/// graph gives onnxruntime's outputs on the original files (max|a-b| <= 1e-4 * max|b|).
+final class TorchAttentionPatternTests: XCTestCase {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("fixtures/torch_attention")
+
+    func attentionNodes(_ graph: Graph) -> [Node] {
+        graph.nodes.filter { if case .multiHeadAttention = $0.op { true } else { false } }
+    }
+
+    /// Runs `graph` (lowered for the executor as `scion run` does) on the stored inputs of `name`
+    /// (`suffix` "3": the batch-3 arrays) and compares with onnxruntime's stored outputs.
+    func assertMatchesOnnxRuntime(_ graph: Graph, _ name: String, suffix: String = "", file: StaticString = #filePath, line: UInt = #line) throws {
+        let inputs = try FixtureArrays.read(Self.folder, name, "input\(suffix)")
+        let expected = try FixtureArrays.read(Self.folder, name, "output\(suffix)")
+        XCTAssertEqual(inputs.count, 1, file: file, line: line)
+        XCTAssertEqual(expected.count, 1, file: file, line: line)
+        let executor = try Model(graph: graph, format: graph.layout == .channelsFirst ? .onnx : .kerasArchive, path: name).executor()
+        let results = try executor.run([executor.graph.inputs[0].name: inputs[0]])
+        let got = try XCTUnwrap(results[graph.outputs[0]], file: file, line: line)
+        let want = expected[0]
+        XCTAssertEqual(got.shape, want.shape, "\(name)\(suffix)", file: file, line: line)
+        let scale = want.data.map(abs).max() ?? 1
+        let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "\(name)\(suffix): max |a-b| \(worst), max |b| \(scale)", file: file, line: line)
+    }
+
+    /// Two encoder layers (2 heads of 8, then 4 heads of 4, width 16) exported three ways: each
+    /// attention becomes one MultiHeadAttention with torch's weights (4 · (16·16 + 16) parameters),
+    /// every node is a Keras layer, and the numbers are onnxruntime's, for batch 2 and, where the
+    /// export keeps the batch dynamic, batch 3.
+    func testEncoderLayersBecomeMultiHeadAttentionWithOnnxRuntimesNumbers() throws {
+        for (name, suffixes) in [("encoder", [""]), ("encoder_batch", ["", "3"]), ("encoder_dynamo", ["", "3"])] {
+            var graph = try Model.load(Self.folder.appendingPathComponent("\(name).onnx").path).graph
+            try KerasLayersPass().run(&graph)
+            let attention = attentionNodes(graph)
+            XCTAssertEqual(attention.count, 2, name)
+            var shapes: [[Int]] = []
+            for node in attention {
+                guard case .multiHeadAttention(let a) = node.op else { continue }
+                shapes.append([a.numHeads, a.keyDim, a.valueDim])
+                XCTAssertEqual(node.inputs.count, 2, name)
+                XCTAssertEqual(node.inputs[0], node.inputs[1], "\(name): self-attention reads one value twice")
+                XCTAssertEqual(graph.parameters(of: node).reduce(0) { $0 + $1.elementCount }, 4 * (16 * 16 + 16), name)
+            }
+            XCTAssertEqual(shapes, [[2, 8, 8], [4, 4, 4]], name)
+            XCTAssertEqual(graph.nodes.filter { if case .layerNormalization = $0.op { true } else { false } }.count, 4, name)
+            // torch's exact GELU stays Div, Erf (keras.ops.erf), Add, Mul, Mul; nothing else is left as an ONNX op.
+            for node in graph.nodes where node.op != .onnx(.unary(.errorFunction)) {
+                if case .onnx = node.op { XCTFail("\(name): \(node.name) is still ONNX's \(node.op.typeName)") }
+            }
+            for suffix in suffixes { try assertMatchesOnnxRuntime(graph, name, suffix: suffix) }
+        }
+    }
+
+    /// An attention with a mask added to its scores is not torch's plain self-attention: the
+    /// pattern leaves every node of it in place (and the graph still computes onnxruntime's numbers).
+    func testMaskedAttentionIsLeftAlone() throws {
+        let source = try Model.load(Self.folder.appendingPathComponent("masked.onnx").path).graph
+        var rewriter = KerasPatternRewriter(passName: "keras-layers", graph: source)
+        try rewriter.rewrite()
+        XCTAssertTrue(attentionNodes(rewriter.graph).isEmpty)
+        XCTAssertTrue(rewriter.graph.nodes.contains { $0.op == .activation(.softmax(axis: -1)) })
+        try assertMatchesOnnxRuntime(rewriter.graph, "masked")
+    }
+}
