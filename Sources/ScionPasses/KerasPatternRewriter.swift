@@ -10,6 +10,7 @@ import ScionIR
 ///  Gemm(x, W, b) transB=1             →  Dense, kernel Wᵀ (permuted lazily), bias b
 ///  MatMul(x, W) → Add(·, b)           →  Dense, kernel W, bias b
 ///  Mul(x, Sigmoid(x))                 →  swish activation
+///  ReduceMean → Sub → Pow 2 → ReduceMean → Add ε → Sqrt → Div → Mul γ → Add β  →  LayerNormalization
 ///  torch's multi-head self-attention block (TorchAttentionPattern.swift)  →  MultiHeadAttention
 ///  Reshape [0, G, -1] → InstanceNormalization(1, 0) → Reshape back → Mul γ → Add β  →  GroupNormalization
 ///  Add / Sub / Mul / Div with a scalar or per-channel constant, Neg  →  Rescaling (scale, offset)
@@ -36,7 +37,7 @@ struct KerasPatternRewriter {
     /// Gemm weights already transposed to Dense kernels.
     var transposedGemmWeights: Set<String> = []
 
-    enum Sweep: CaseIterable { case recurrent, embeddingCast, singleInputConcat, swish, constantTranspose, dense, denseBias, torchAttention, groupNormalization, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
+    enum Sweep: CaseIterable { case recurrent, embeddingCast, singleInputConcat, swish, constantTranspose, dense, denseBias, layerNormalizationChain, torchAttention, groupNormalization, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
 
     init(passName: String, graph: Graph) {
         self.passName = passName
@@ -59,6 +60,7 @@ struct KerasPatternRewriter {
                 case .constantTranspose: try foldConstantTranspose(position)
                 case .dense: try foldDense(position)
                 case .denseBias: try foldDenseBias(position)
+                case .layerNormalizationChain: try foldLayerNormalizationChain(position)
                 case .torchAttention: try foldTorchAttention(position)
                 case .groupNormalization: try foldGroupNormalization(position)
                 case .constantArithmetic: try foldConstantArithmetic(position)

@@ -34,12 +34,13 @@ final class TorchAttentionPatternTests: XCTestCase {
         XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "\(name)\(suffix): max |a-b| \(worst), max |b| \(scale)", file: file, line: line)
     }
 
-    /// Two encoder layers (2 heads of 8, then 4 heads of 4, width 16) exported three ways: each
+    /// Two encoder layers (2 heads of 8, then 4 heads of 4, width 16) exported four ways: each
     /// attention becomes one MultiHeadAttention with torch's weights (4 · (16·16 + 16) parameters),
-    /// every node is a Keras layer, and the numbers are onnxruntime's, for batch 2 and, where the
-    /// export keeps the batch dynamic, batch 3.
+    /// each LayerNorm one LayerNormalization (at opset 14 from its ReduceMean/Sub/Pow/Sqrt/Div
+    /// spelling), every node is a Keras layer, and the numbers are onnxruntime's, for batch 2 and,
+    /// where the export keeps the batch dynamic, batch 3.
     func testEncoderLayersBecomeMultiHeadAttentionWithOnnxRuntimesNumbers() throws {
-        for (name, suffixes) in [("encoder", [""]), ("encoder_batch", ["", "3"]), ("encoder_dynamo", ["", "3"])] {
+        for (name, suffixes) in [("encoder", [""]), ("encoder_batch", ["", "3"]), ("encoder_dynamo", ["", "3"]), ("encoder_opset14", [""])] {
             var graph = try Model.load(Self.folder.appendingPathComponent("\(name).onnx").path).graph
             try KerasLayersPass().run(&graph)
             let attention = attentionNodes(graph)
