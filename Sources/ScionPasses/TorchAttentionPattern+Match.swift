@@ -91,7 +91,8 @@ extension KerasPatternRewriter {
             for factor in allFactors { evaluator.passThrough[factor.node] = graph.nodes[factor.node].inputs[factor.factor == graph.nodes[factor.node].inputs[1] ? 0 : 1] }
             guard let proven = prove(evaluator: &evaluator, input: input, batch: dimensions[0] ?? Self.probeBatch, length: length,
                                      width: width, projectionInput: projectionInput, q: q, k: k, v: v,
-                                     scores: graph.nodes[scoresProduct], context: context, outputProjection: outputProjection,
+                                     scores: graph.nodes[scoresProduct], values: graph.nodes[contextProduct].inputs[1], context: context,
+                                     outputProjection: outputProjection,
                                      candidates: candidates, softmaxAxis: axis) else { continue }
             var scale = 1.0
             for factor in allFactors {
@@ -117,7 +118,8 @@ extension KerasPatternRewriter {
     /// in their projections, and which output candidate holds the result in `input`'s order.
     private func prove(evaluator: inout AttentionProbeEvaluator, input: String, batch: Int, length: Int, width: Int,
                        projectionInput: String, q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
-                       scores: Node, context: String, outputProjection: Int, candidates: [(value: String, nodes: [Int])],
+                       scores: Node, values: String, context: String, outputProjection: Int,
+                       candidates: [(value: String, nodes: [Int])],
                        softmaxAxis: Int)
         -> (heads: Int, keyDim: Int, valueDim: Int, offsets: [Int], output: Int)? {
         evaluator.known[input] = AttentionProbeEvaluator.labelled([batch, length, width]) { $0 }
@@ -133,7 +135,7 @@ extension KerasPatternRewriter {
             evaluator.known[output] = AttentionProbeEvaluator.labelled(Array(projected.shape.dropLast()) + [n]) { rows[$0 / n] * n + $0 % n }
         }
         guard let query = evaluator.evaluate(scores.inputs[0]), let keyT = evaluator.evaluate(scores.inputs[1]),
-              let valueProbe = evaluator.evaluate(graph.nodes[producers[context] ?? 0].inputs[1]),
+              let valueProbe = evaluator.evaluate(values),
               query.shape.count >= 3, keyT.shape.count == query.shape.count, valueProbe.shape.count == query.shape.count,
               softmaxAxis == -1 || softmaxAxis == query.shape.count - 1 else { return nil }
         let leading = Array(query.shape.dropLast(2))

@@ -63,14 +63,31 @@ final class TorchAttentionPatternTests: XCTestCase {
         }
     }
 
-    /// An attention with a mask added to its scores is not torch's plain self-attention: the
-    /// pattern leaves every node of it in place (and the graph still computes onnxruntime's numbers).
-    func testMaskedAttentionIsLeftAlone() throws {
-        let source = try Model.load(Self.folder.appendingPathComponent("masked.onnx").path).graph
-        var rewriter = KerasPatternRewriter(passName: "keras-layers", graph: source)
-        try rewriter.rewrite()
-        XCTAssertTrue(attentionNodes(rewriter.graph).isEmpty)
-        XCTAssertTrue(rewriter.graph.nodes.contains { $0.op == .activation(.softmax(axis: -1)) })
-        try assertMatchesOnnxRuntime(rewriter.graph, "masked")
+    /// Attention written by hand: three Linear, scores divided by hd (the difference from Keras's
+    /// 1/sqrt(hd) goes into the query kernel), an output Linear to 12 features (`output_shape`).
+    func testHandWrittenAttentionWithOtherScaleAndOutputWidth() throws {
+        var graph = try Model.load(Self.folder.appendingPathComponent("manual.onnx").path).graph
+        try KerasLayersPass().run(&graph)
+        let attention = attentionNodes(graph)
+        XCTAssertEqual(attention.count, 1)
+        guard case .multiHeadAttention(let a) = attention.first?.op else { return XCTFail("no MultiHeadAttention") }
+        XCTAssertEqual([a.numHeads, a.keyDim, a.valueDim], [4, 4, 4])
+        XCTAssertEqual(a.outputShape, [12])
+        XCTAssertEqual(graph.parameters(of: attention[0]).reduce(0) { $0 + $1.elementCount }, 3 * (16 * 16 + 16) + 16 * 12 + 12)
+        for suffix in ["", "3"] { try assertMatchesOnnxRuntime(graph, "manual", suffix: suffix) }
+    }
+
+    /// An attention with a mask added to its scores, or with the key's heads interleaved, is not
+    /// what MultiHeadAttention computes from these weights: the pattern leaves every node in place
+    /// (and the graph still computes onnxruntime's numbers).
+    func testOtherAttentionsAreLeftAlone() throws {
+        for name in ["masked", "interleaved"] {
+            let source = try Model.load(Self.folder.appendingPathComponent("\(name).onnx").path).graph
+            var rewriter = KerasPatternRewriter(passName: "keras-layers", graph: source)
+            try rewriter.rewrite()
+            XCTAssertTrue(attentionNodes(rewriter.graph).isEmpty, name)
+            XCTAssertTrue(rewriter.graph.nodes.contains { $0.op == .activation(.softmax(axis: -1)) }, name)
+            try assertMatchesOnnxRuntime(rewriter.graph, name)
+        }
     }
 }
