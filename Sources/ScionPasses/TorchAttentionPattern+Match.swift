@@ -15,6 +15,8 @@ struct TorchAttentionMatch {
     var outputProjection: Int
     /// The product of the constant factors on q, kᵀ and the scores (torch's 1/sqrt(hd), however spelled).
     var scale: Double
+    /// Whether the scores get torch's causal mask (Keras's `use_causal_mask`).
+    var causal: Bool
 }
 
 /// Which batch row and head each of the G = B·H groups of a MatMul operand holds, and where its
@@ -30,14 +32,21 @@ extension KerasPatternRewriter {
         let softmax = graph.nodes[position]
         guard case .activation(.softmax(let axis)) = softmax.op, let scoresValue = softmax.inputs.first,
               let probabilities = softmax.outputs.first else { return nil }
-        // Scores: MatMul(q, kᵀ), maybe scaled after the product.
+        // Scores: MatMul(q, kᵀ), maybe scaled after the product, maybe plus a constant mask.
         var scoreFactors: [(node: Int, factor: String, divides: Bool)] = []
+        var mask: (node: Int, parameter: Parameter)?
         var value = scoresValue
         var scoresProduct: Int?
-        for _ in 0..<4 {
+        for _ in 0..<5 {
             guard let producer = producers[value], soleDataReader(of: value) != nil else { return nil }
             let node = graph.nodes[producer]
             if case .onnx(.matMul) = node.op, node.inputs.count == 2, node.parameters.isEmpty { scoresProduct = producer; break }
+            if case .elementwise(.add) = node.op, node.inputs.count == 2, mask == nil,
+               let maskPosition = node.inputs.firstIndex(where: { constant($0) != nil }), let (_, parameter) = constant(node.inputs[maskPosition]) {
+                mask = (producer, parameter)
+                value = node.inputs[1 - maskPosition]
+                continue
+            }
             guard case .elementwise(let operation) = node.op, operation == .multiply || operation == .divide,
                   node.inputs.count == 2, mayBeScalar(node.inputs[1]) else { return nil }
             scoreFactors.append((producer, node.inputs[1], operation == .divide))
@@ -99,8 +108,10 @@ extension KerasPatternRewriter {
                 guard let probe = evaluator.evaluate(factor.factor), probe.count == 1, !probe.labels, probe.values[0] != 0 else { return nil }
                 scale *= factor.divides ? 1 / probe.values[0] : probe.values[0]
             }
+            // A mask is taken only when it is torch's causal mask (a negative scale would turn its -inf to +inf).
+            if let mask, try !(scale > 0 && Self.isCausalMask(mask.parameter, length: length)) { return nil }
             let core = Set(layoutNodes + allFactors.map(\.node) + [scoresProduct, position, contextProduct, outputProjection]
-                           + candidates[proven.output].nodes)
+                           + candidates[proven.output].nodes + (mask.map { [$0.node] } ?? []))
             let outputValue = candidates[proven.output].value
             guard let outputProducer = producers[outputValue] else { return nil }
             return TorchAttentionMatch(
@@ -108,7 +119,8 @@ extension KerasPatternRewriter {
                 heads: proven.heads, keyDim: proven.keyDim, valueDim: proven.valueDim, inputWidth: width,
                 outputWidth: linearKernel(outputProjection)?.shape[1] ?? 0,
                 query: (q.projection, proven.offsets[0]), key: (k.projection, proven.offsets[1]),
-                value: (v.projection, proven.offsets[2]), outputProjection: outputProjection, scale: scale)
+                value: (v.projection, proven.offsets[2]), outputProjection: outputProjection, scale: scale,
+                causal: mask != nil)
         }
         return nil
     }
@@ -174,6 +186,22 @@ extension KerasPatternRewriter {
             return (heads, keyDim, valueDim, [queryLayout.offset, keyLayout.offset, valueLayout.offset], index)
         }
         return nil
+    }
+
+    /// torch's causal mask (`nn.Transformer.generate_square_subsequent_mask`, or a boolean mask
+    /// turned to floats) for `length` positions: 0 where key position j <= query position i, and
+    /// -inf (or at most -1e9, what Keras adds) above the diagonal, with leading unit axes only.
+    static func isCausalMask(_ mask: Parameter, length: Int) throws -> Bool {
+        guard mask.dtype == .float32, mask.shape.drop(while: { $0 == 1 }) == [length, length] ||
+                (length == 1 && mask.elementCount == 1) else { return false }
+        let values = try allFloats(mask)
+        for i in 0..<length {
+            for j in 0..<length {
+                let entry = values[i * length + j]
+                if j <= i ? entry != 0 : !(entry <= -1e9) { return false }
+            }
+        }
+        return true
     }
 
     /// For each row of a labelled `[..., width]` probe of x `[rows, width]`, the x row it holds

@@ -45,7 +45,8 @@ extension KerasPatternRewriter {
                 parameterNames.append(parameterName)
             }
         }
-        var attributes = MultiHeadAttentionAttributes(numHeads: heads, keyDim: keyDim, valueDim: valueDim, useBias: true)
+        var attributes = MultiHeadAttentionAttributes(numHeads: heads, keyDim: keyDim, valueDim: valueDim, useBias: true,
+                                                      useCausalMask: match.causal)
         if match.outputWidth != width { attributes.outputShape = [match.outputWidth] }
 
         let replaced = graph.nodes[match.outputProducer]

@@ -77,11 +77,23 @@ final class TorchAttentionPatternTests: XCTestCase {
         for suffix in ["", "3"] { try assertMatchesOnnxRuntime(graph, "manual", suffix: suffix) }
     }
 
-    /// An attention with a mask added to its scores, or with the key's heads interleaved, is not
-    /// what MultiHeadAttention computes from these weights: the pattern leaves every node in place
-    /// (and the graph still computes onnxruntime's numbers).
+    /// torch's causal mask (-inf above the diagonal, added to the scores) is Keras's use_causal_mask.
+    func testCausalMaskBecomesUseCausalMask() throws {
+        var graph = try Model.load(Self.folder.appendingPathComponent("causal.onnx").path).graph
+        try KerasLayersPass().run(&graph)
+        let attention = attentionNodes(graph)
+        XCTAssertEqual(attention.count, 1)
+        guard case .multiHeadAttention(let a) = attention.first?.op else { return XCTFail("no MultiHeadAttention") }
+        XCTAssertTrue(a.useCausalMask)
+        XCTAssertFalse(a.hasAttentionMask)
+        try assertMatchesOnnxRuntime(graph, "causal")
+    }
+
+    /// A mask that is not causal (banded), or the key's heads interleaved, is not what
+    /// MultiHeadAttention computes from these weights: the pattern leaves every node in place (and
+    /// the graph still computes onnxruntime's numbers).
     func testOtherAttentionsAreLeftAlone() throws {
-        for name in ["masked", "interleaved"] {
+        for name in ["banded", "interleaved"] {
             let source = try Model.load(Self.folder.appendingPathComponent("\(name).onnx").path).graph
             var rewriter = KerasPatternRewriter(passName: "keras-layers", graph: source)
             try rewriter.rewrite()
