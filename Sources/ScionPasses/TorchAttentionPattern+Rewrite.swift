@@ -33,6 +33,9 @@ extension KerasPatternRewriter {
         projections.append(("output_dense", outputKernel, outputBias ?? [Float](repeating: 0, count: match.outputWidth),
                             [heads, valueDim, match.outputWidth]))
 
+        // Frozen projections (Scion's own ONNX records them) give a frozen layer.
+        let projectionNodes = [match.query.projection, match.key.projection, match.value.projection, match.outputProjection]
+        let trainable = projectionNodes.allSatisfy { graph.nodes[$0].trainable && graph.parameters(of: graph.nodes[$0]).allSatisfy(\.trainable) }
         var parameterNames: [String] = []
         for projection in projections {
             for (role, values, shape) in [(ParameterRole.kernel, projection.kernel, projection.shape),
@@ -40,7 +43,7 @@ extension KerasPatternRewriter {
                                                                                                           : Array(projection.shape.dropFirst()))] {
                 let parameterName = "\(name)/\(projection.sublayer)/\(role == .kernel ? "kernel" : "bias")"
                 graph.parameters[parameterName] = Parameter(
-                    name: parameterName, role: .sublayer(projection.sublayer, role), shape: shape, dtype: .float32, trainable: true,
+                    name: parameterName, role: .sublayer(projection.sublayer, role), shape: shape, dtype: .float32, trainable: trainable,
                     storage: TensorStorage(bytes: values.withUnsafeBytes { Array($0) }))
                 parameterNames.append(parameterName)
             }
@@ -60,7 +63,8 @@ extension KerasPatternRewriter {
             }
         }
         graph.nodes[match.outputProducer] = Node(name: name, op: .multiHeadAttention(attributes), inputs: [match.input, match.input],
-                                                 outputs: [match.output], parameters: parameterNames, scope: replaced.scope)
+                                                 outputs: [match.output], parameters: parameterNames, scope: replaced.scope,
+                                                 trainable: trainable)
         for position in dropped { removed.insert(graph.nodes[position].name) }
         index()
     }
