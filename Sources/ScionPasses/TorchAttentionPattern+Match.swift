@@ -3,6 +3,8 @@ import ScionIR
 /// A recognised attention block: what replaces it, and the nodes it replaces.
 struct TorchAttentionMatch {
     var input: String
+    /// Where keys and values come from: `input` for self-attention, the memory for cross-attention.
+    var memory: String
     var output: String
     /// Node positions computing the block (each read only inside it, or by Shape ops).
     var core: Set<Int>
@@ -17,6 +19,16 @@ struct TorchAttentionMatch {
     var scale: Double
     /// Whether the scores get torch's causal mask (Keras's `use_causal_mask`).
     var causal: Bool
+}
+
+/// The query's source x (or the memory keys and values come from): `[batch, length, width]`, and the
+/// value the projections read (x itself, or x after torch's Transpose to sequence-first).
+struct AttentionSide {
+    var input: String
+    var projectionInput: String
+    /// Nil when the batch is dynamic.
+    var batch: Int?
+    var length: Int, width: Int
 }
 
 /// Which batch row and head each of the G = B·H groups of a MatMul operand holds, and where its
@@ -59,8 +71,10 @@ extension KerasPatternRewriter {
         let product = graph.nodes[scoresProduct]
         guard let q = traceOperand(product.inputs[0]), let k = traceOperand(product.inputs[1]),
               let v = traceOperand(graph.nodes[contextProduct].inputs[1]) else { return nil }
-        let projectionInput = graph.nodes[q.projection].inputs[0]
-        guard graph.nodes[k.projection].inputs[0] == projectionInput, graph.nodes[v.projection].inputs[0] == projectionInput else { return nil }
+        // Self-attention reads one value three times; cross-attention (torch's decoder) projects the
+        // query from x and the key and value from the memory.
+        let projectionInput = graph.nodes[q.projection].inputs[0], memoryProjectionInput = graph.nodes[k.projection].inputs[0]
+        guard graph.nodes[v.projection].inputs[0] == memoryProjectionInput else { return nil }
 
         // From the heads' context forward to out_proj, then the layout ops back to x's form.
         var contextNodes: [Int] = []
@@ -84,22 +98,31 @@ extension KerasPatternRewriter {
             candidates.append((current, candidates[candidates.count - 1].nodes + [reader]))
         }
 
-        // x: the projections' input or a value a few layout ops before it (torch's seq-first Transpose).
-        var inputs = [projectionInput]
-        for _ in 0..<3 {
-            guard let producer = producers[inputs[inputs.count - 1]], isLayoutOp(graph.nodes[producer].op),
-                  let source = graph.nodes[producer].inputs.first else { break }
-            inputs.append(source)
+        // x (and the memory): the projections' input or a value a few layout ops before it (torch's
+        // seq-first Transpose).
+        func sources(_ projected: String) -> [String] {
+            var values = [projected]
+            for _ in 0..<3 {
+                guard let producer = producers[values[values.count - 1]], isLayoutOp(graph.nodes[producer].op),
+                      let source = graph.nodes[producer].inputs.first else { break }
+                values.append(source)
+            }
+            return values
+        }
+        let selfAttention = projectionInput == memoryProjectionInput
+        let pairs = sources(projectionInput).flatMap { input in
+            selfAttention ? [(input, input)] : sources(memoryProjectionInput).map { (input, $0) }
         }
         let allFactors = q.factors + k.factors + v.factors + scoreFactors
         let layoutNodes = q.nodes + k.nodes + v.nodes + contextNodes
-        for input in inputs {
-            guard let dimensions = shape(input)?.dimensions, dimensions.count == 3,
-                  let length = dimensions[1], let width = dimensions[2] else { continue }
+        for (input, memory) in pairs {
+            guard let query = attentionSide(input, projectionInput), let keys = attentionSide(memory, memoryProjectionInput),
+                  query.batch == keys.batch || query.batch == nil || keys.batch == nil else { continue }
+            let batch = query.batch ?? keys.batch ?? Self.probeBatch
+            let (length, width) = (query.length, query.width)
             var evaluator = AttentionProbeEvaluator(graph: graph, producers: producers)
             for factor in allFactors { evaluator.passThrough[factor.node] = graph.nodes[factor.node].inputs[factor.factor == graph.nodes[factor.node].inputs[1] ? 0 : 1] }
-            guard let proven = prove(evaluator: &evaluator, input: input, batch: dimensions[0] ?? Self.probeBatch, length: length,
-                                     width: width, projectionInput: projectionInput, q: q, k: k, v: v,
+            guard let proven = prove(evaluator: &evaluator, query: query, keys: keys, batch: batch, q: q, k: k, v: v,
                                      scores: graph.nodes[scoresProduct], values: graph.nodes[contextProduct].inputs[1], context: context,
                                      outputProjection: outputProjection,
                                      candidates: candidates, softmaxAxis: axis) else { continue }
@@ -115,7 +138,7 @@ extension KerasPatternRewriter {
             let outputValue = candidates[proven.output].value
             guard let outputProducer = producers[outputValue] else { return nil }
             return TorchAttentionMatch(
-                input: input, output: outputValue, core: core, outputProducer: outputProducer,
+                input: input, memory: memory, output: outputValue, core: core, outputProducer: outputProducer,
                 heads: proven.heads, keyDim: proven.keyDim, valueDim: proven.valueDim, inputWidth: width,
                 outputWidth: linearKernel(outputProjection)?.shape[1] ?? 0,
                 query: (q.projection, proven.offsets[0]), key: (k.projection, proven.offsets[1]),
@@ -125,39 +148,51 @@ extension KerasPatternRewriter {
         return nil
     }
 
+    /// `input` as one side of an attention: rank 3 with known length and width.
+    private func attentionSide(_ input: String, _ projectionInput: String) -> AttentionSide? {
+        guard let dimensions = shape(input)?.dimensions, dimensions.count == 3, let length = dimensions[1],
+              let width = dimensions[2] else { return nil }
+        return AttentionSide(input: input, projectionInput: projectionInput, batch: dimensions[0], length: length, width: width)
+    }
+
     /// Evaluates the block on labelled tensors and checks it computes torch's multi-head attention
     /// of `input` `[batch, length, width]`: the heads, their widths, the column offsets of q, k and v
     /// in their projections, and which output candidate holds the result in `input`'s order.
-    private func prove(evaluator: inout AttentionProbeEvaluator, input: String, batch: Int, length: Int, width: Int,
-                       projectionInput: String, q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
+    private func prove(evaluator: inout AttentionProbeEvaluator, query: AttentionSide, keys: AttentionSide, batch: Int,
+                       q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
                        scores: Node, values: String, context: String, outputProjection: Int,
                        candidates: [(value: String, nodes: [Int])],
                        softmaxAxis: Int)
         -> (heads: Int, keyDim: Int, valueDim: Int, offsets: [Int], output: Int)? {
-        evaluator.known[input] = AttentionProbeEvaluator.labelled([batch, length, width]) { $0 }
-        // Rows of the projections' input: which row of x each holds, features in place.
-        guard let projected = evaluator.evaluate(projectionInput), projected.shape.last == width, projected.labels,
-              let rows = Self.rowOrigins(projected, width: width, rowCount: batch * length) else { return nil }
-        var columns: [Int: Int] = [:]
-        for operand in [q, k, v] {
-            guard let kernel = linearKernel(operand.projection), kernel.shape[0] == width,
-                  let output = graph.nodes[operand.projection].outputs.first else { return nil }
-            let n = kernel.shape[1]
-            columns[operand.projection] = n
-            evaluator.known[output] = AttentionProbeEvaluator.labelled(Array(projected.shape.dropLast()) + [n]) { rows[$0 / n] * n + $0 % n }
+        let (length, keyLength) = (query.length, keys.length)
+        for side in [query, keys] {
+            evaluator.known[side.input] = AttentionProbeEvaluator.labelled([batch, side.length, side.width]) { $0 }
         }
-        guard let query = evaluator.evaluate(scores.inputs[0]), let keyT = evaluator.evaluate(scores.inputs[1]),
+        var columns: [Int: Int] = [:]
+        for (side, operands) in [(query, [q]), (keys, [k, v])] {
+            // Rows of the projections' input: which row of x (or the memory) each holds, features in place.
+            guard let projected = evaluator.evaluate(side.projectionInput), projected.shape.last == side.width, projected.labels,
+                  let rows = Self.rowOrigins(projected, width: side.width, rowCount: batch * side.length) else { return nil }
+            for operand in operands {
+                guard let kernel = linearKernel(operand.projection), kernel.shape[0] == side.width,
+                      let output = graph.nodes[operand.projection].outputs.first else { return nil }
+                let n = kernel.shape[1]
+                columns[operand.projection] = n
+                evaluator.known[output] = AttentionProbeEvaluator.labelled(Array(projected.shape.dropLast()) + [n]) { rows[$0 / n] * n + $0 % n }
+            }
+        }
+        guard let queryProbe = evaluator.evaluate(scores.inputs[0]), let keyT = evaluator.evaluate(scores.inputs[1]),
               let valueProbe = evaluator.evaluate(values),
-              query.shape.count >= 3, keyT.shape.count == query.shape.count, valueProbe.shape.count == query.shape.count,
-              softmaxAxis == -1 || softmaxAxis == query.shape.count - 1 else { return nil }
-        let leading = Array(query.shape.dropLast(2))
+              queryProbe.shape.count >= 3, keyT.shape.count == queryProbe.shape.count, valueProbe.shape.count == queryProbe.shape.count,
+              softmaxAxis == -1 || softmaxAxis == queryProbe.shape.count - 1 else { return nil }
+        let leading = Array(queryProbe.shape.dropLast(2))
         guard Array(keyT.shape.dropLast(2)) == leading, Array(valueProbe.shape.dropLast(2)) == leading,
-              query.shape[query.shape.count - 2] == length, keyT.shape.last == length,
-              valueProbe.shape[valueProbe.shape.count - 2] == length,
-              let keyDim = query.shape.last, keyT.shape[keyT.shape.count - 2] == keyDim, let valueDim = valueProbe.shape.last,
-              let queryLayout = Self.headLayout(query, positionsFirst: true, columns: columns[q.projection] ?? 0, length: length),
-              let keyLayout = Self.headLayout(keyT, positionsFirst: false, columns: columns[k.projection] ?? 0, length: length),
-              let valueLayout = Self.headLayout(valueProbe, positionsFirst: true, columns: columns[v.projection] ?? 0, length: length),
+              queryProbe.shape[queryProbe.shape.count - 2] == length, keyT.shape.last == keyLength,
+              valueProbe.shape[valueProbe.shape.count - 2] == keyLength,
+              let keyDim = queryProbe.shape.last, keyT.shape[keyT.shape.count - 2] == keyDim, let valueDim = valueProbe.shape.last,
+              let queryLayout = Self.headLayout(queryProbe, positionsFirst: true, columns: columns[q.projection] ?? 0, length: length),
+              let keyLayout = Self.headLayout(keyT, positionsFirst: false, columns: columns[k.projection] ?? 0, length: keyLength),
+              let valueLayout = Self.headLayout(valueProbe, positionsFirst: true, columns: columns[v.projection] ?? 0, length: keyLength),
               keyLayout.batches == queryLayout.batches, keyLayout.heads == queryLayout.heads,
               valueLayout.batches == queryLayout.batches, valueLayout.heads == queryLayout.heads else { return nil }
         let groups = leading.reduce(1, *)

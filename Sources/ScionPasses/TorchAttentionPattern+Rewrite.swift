@@ -16,17 +16,19 @@ extension KerasPatternRewriter {
         for (sublayer, projection, offset, columns) in [("query_dense", match.query.projection, match.query.offset, keyDim),
                                                         ("key_dense", match.key.projection, match.key.offset, keyDim),
                                                         ("value_dense", match.value.projection, match.value.offset, valueDim)] {
-            guard let (kernel, bias) = try denseWeights(projection), kernel.count / max(width, 1) >= offset + heads * columns else { return }
-            let n = kernel.count / width
+            // Rows: x's width for the query, the memory's for key and value.
+            guard let rows = linearKernel(projection)?.shape[0], let (kernel, bias) = try denseWeights(projection),
+                  kernel.count / max(rows, 1) >= offset + heads * columns else { return }
+            let n = kernel.count / rows
             var selected = [Float](), selectedBias = [Float]()
-            selected.reserveCapacity(width * heads * columns)
-            for row in 0..<width { selected.append(contentsOf: kernel[(row * n + offset)..<(row * n + offset + heads * columns)]) }
+            selected.reserveCapacity(rows * heads * columns)
+            for row in 0..<rows { selected.append(contentsOf: kernel[(row * n + offset)..<(row * n + offset + heads * columns)]) }
             selectedBias = Array(bias.map { Array($0[offset..<(offset + heads * columns)]) } ?? [Float](repeating: 0, count: heads * columns))
             if sublayer == "query_dense", rescale {
                 selected = selected.map { $0 * queryFactor }
                 selectedBias = selectedBias.map { $0 * queryFactor }
             }
-            projections.append((sublayer, selected, selectedBias, [width, heads, columns]))
+            projections.append((sublayer, selected, selectedBias, [rows, heads, columns]))
         }
         guard let (outputKernel, outputBias) = try denseWeights(match.outputProjection),
               outputKernel.count == heads * valueDim * match.outputWidth else { return }
@@ -62,7 +64,7 @@ extension KerasPatternRewriter {
                 graph.parameters[parameter] = nil
             }
         }
-        graph.nodes[match.outputProducer] = Node(name: name, op: .multiHeadAttention(attributes), inputs: [match.input, match.input],
+        graph.nodes[match.outputProducer] = Node(name: name, op: .multiHeadAttention(attributes), inputs: [match.input, match.memory],
                                                  outputs: [match.output], parameters: parameterNames, scope: replaced.scope,
                                                  trainable: trainable)
         for position in dropped { removed.insert(graph.nodes[position].name) }
@@ -84,7 +86,7 @@ extension KerasPatternRewriter {
         var seen = doomed
         var frontier = Array(doomed)
         while let position = frontier.popLast() {
-            for input in graph.nodes[position].inputs where input != match.input {
+            for input in graph.nodes[position].inputs where input != match.input && input != match.memory {
                 guard let producer = producers[input], !seen.contains(producer), !removed.contains(graph.nodes[producer].name) else { continue }
                 seen.insert(producer)
                 ancestors.append(producer)

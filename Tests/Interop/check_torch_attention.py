@@ -2,7 +2,7 @@
 .keras and Keras 3 loading it, both against onnxruntime on the original ONNX file.
 
   fixtures/torch_attention (fixtures/make_torch_attention.py): each encoder export must become 2
-  MultiHeadAttention and 4 LayerNormalization layers (`manual`, `causal`: 1 and 0) with onnxruntime's
+  MultiHeadAttention and 4 LayerNormalization layers (`manual`, `causal`: 1 and 0; `decoder`: 2 and 3) with onnxruntime's
   outputs (stored) within max|a-b| <= 1e-4 max|b|, at batch 2 and, for dynamic-batch exports, batch 3.
   `banded` (a mask Keras has no flag for) and `interleaved` (the key's heads interleaved) must not
   become a MultiHeadAttention: refused, or converted without one.
@@ -41,9 +41,12 @@ def convert(scion, onnx_path, folder):
 
 
 def scion_run(scion, model, x, folder):
-    source, out = os.path.join(folder, "x.npy"), os.path.join(folder, "y.npy")
-    np.save(source, x)
-    result = subprocess.run([scion, "run", model, "--input", source, "-o", out, "--force", "-q"], capture_output=True, text=True)
+    arrays = x if isinstance(x, list) else [x]
+    sources, out = [os.path.join(folder, f"x{i}.npy") for i in range(len(arrays))], os.path.join(folder, "y.npy")
+    for source, array in zip(sources, arrays):
+        np.save(source, array)
+    inputs = [part for source in sources for part in ("--input", source)]
+    result = subprocess.run([scion, "run", model] + inputs + ["-o", out, "--force", "-q"], capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(result.stderr.strip()[:300])
     return np.load(out)
@@ -93,12 +96,15 @@ def main():
                 failed.append(name)
                 continue
             cases = []
+            if name == "decoder":
+                cases.append(("batch 2", [np.load(os.path.join(FIXTURES, f"{name}.input_{i}.npy")) for i in range(2)],
+                              np.load(os.path.join(FIXTURES, f"{name}.output.npy"))))
             for suffix in ["", "3"]:
                 source = os.path.join(FIXTURES, f"{name}.input{suffix}.npy")
                 if os.path.exists(source):
                     cases.append((f"batch {np.load(source).shape[0]}", np.load(source),
                                   np.load(os.path.join(FIXTURES, f"{name}.output{suffix}.npy"))))
-            failures = compare(options.scion, name, keras_path, cases, folder, (1, 0) if name in ("manual", "causal") else (2, 4))
+            failures = compare(options.scion, name, keras_path, cases, folder, {"manual": (1, 0), "causal": (1, 0), "decoder": (2, 3)}.get(name, (2, 4)))
             failed += failures
             passed += 0 if failures else 1
         for path in sorted(glob.glob(os.path.join(options.survey, "*.onnx"))) if options.survey else []:

@@ -22,10 +22,10 @@ final class TorchAttentionPatternTests: XCTestCase {
     func assertMatchesOnnxRuntime(_ graph: Graph, _ name: String, suffix: String = "", file: StaticString = #filePath, line: UInt = #line) throws {
         let inputs = try FixtureArrays.read(Self.folder, name, "input\(suffix)")
         let expected = try FixtureArrays.read(Self.folder, name, "output\(suffix)")
-        XCTAssertEqual(inputs.count, 1, file: file, line: line)
+        XCTAssertEqual(inputs.count, graph.inputs.count, file: file, line: line)
         XCTAssertEqual(expected.count, 1, file: file, line: line)
         let executor = try Model(graph: graph, format: graph.layout == .channelsFirst ? .onnx : .kerasArchive, path: name).executor()
-        let results = try executor.run([executor.graph.inputs[0].name: inputs[0]])
+        let results = try executor.run(Dictionary(uniqueKeysWithValues: zip(executor.graph.inputs.map(\.name), inputs)))
         let got = try XCTUnwrap(results[graph.outputs[0]], file: file, line: line)
         let want = expected[0]
         XCTAssertEqual(got.shape, want.shape, "\(name)\(suffix)", file: file, line: line)
@@ -87,6 +87,19 @@ final class TorchAttentionPatternTests: XCTestCase {
         XCTAssertTrue(a.useCausalMask)
         XCTAssertFalse(a.hasAttentionMask)
         try assertMatchesOnnxRuntime(graph, "causal")
+    }
+
+    /// torch's decoder layer: causal self-attention on the target (read twice), then cross-attention
+    /// with the query from the target's stream and key and value from the memory (a second input).
+    func testDecoderLayerCrossAttentionReadsTheMemory() throws {
+        var graph = try Model.load(Self.folder.appendingPathComponent("decoder.onnx").path).graph
+        try KerasLayersPass().run(&graph)
+        let attention = attentionNodes(graph)
+        XCTAssertEqual(attention.count, 2)
+        XCTAssertEqual(attention.map { $0.inputs[0] == $0.inputs[1] }, [true, false])
+        XCTAssertEqual(attention.last?.inputs.last, "memory")
+        XCTAssertEqual(attention.map { if case .multiHeadAttention(let a) = $0.op { a.useCausalMask } else { false } }, [true, false])
+        try assertMatchesOnnxRuntime(graph, "decoder")
     }
 
     /// A mask that is not causal (banded), or the key's heads interleaved, is not what
