@@ -92,6 +92,7 @@ interop: build oracle onnx-node-cases
 	  "$(ORACLE_PYTHON) Tests/Interop/check_torch.py --scion $(SCION_DEBUG)" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG) --folder fixtures/keras2" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_surgery.py --scion $(SCION_DEBUG)" \
+	  "$(ORACLE_PYTHON) Tests/Interop/check_torch_attention.py --scion $(SCION_DEBUG)" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx_roundtrip.py --scion $(SCION_DEBUG) --quiet" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx.py --scion $(SCION_DEBUG) --also $(CURDIR)/.build/interop-tests" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_run.py --backend --node-cases $(NODE_CASES) --scion $(SCION_DEBUG)"

@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "ScionZipTests", dependencies: ["ScionZip", "ScionIR"]),
         .testTarget(name: "ScionKerasTests", dependencies: ["ScionKeras", "ScionIR", "HDF5", "ScionZip"]),
         .testTarget(name: "ScionONNXTests", dependencies: ["ScionONNX", "ScionIR", "Scion", "ScionRuntime", "ScionTestSupport"], exclude: ["Resources"]),
-        .testTarget(name: "ScionPassesTests", dependencies: ["ScionPasses", "ScionIR", "ScionKeras"]),
+        .testTarget(name: "ScionPassesTests", dependencies: ["ScionPasses", "ScionIR", "ScionKeras", "Scion", "ScionRuntime", "ScionTestSupport"]),
         // What several test targets share (reading a fixture's stored arrays); not a product.
         .target(name: "ScionTestSupport", dependencies: ["ScionRuntime"], path: "Tests/ScionTestSupport"),
         .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR", "ScionRuntime", "ScionKeras", "ScionTestSupport"]),

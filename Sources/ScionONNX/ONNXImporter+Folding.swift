@@ -110,7 +110,8 @@ extension ONNXImportSession {
             return try foldGather(node, output: output)
         case "Concat" where allConstant:
             return try foldConcat(node, output: output)
-        case "Add" where allConstant, "Sub" where allConstant, "Mul" where allConstant, "Div" where allConstant:
+        case "Add" where allConstant, "Sub" where allConstant, "Mul" where allConstant, "Div" where allConstant,
+             "Mod" where allConstant && intAttribute(node, "fmod", 0) == 0:
             return try foldArithmetic(node, output: output)
         case "Slice" where allConstant:
             return try foldSlice(node, output: output)

@@ -94,6 +94,8 @@ extension ONNXImportSession {
         }
         let result: ConstantNumbers
         if left.dtype.isFloatingPoint {
+            // Mod of reals needs fmod=1 (numpy's fmod); left to the runtime.
+            guard node.opType != "Mod" else { return false }
             let x = a.reals, y = b.reals
             let values = (0..<count).map { flat -> Double in
                 let (p, q) = (x[leftIndex[flat]], y[rightIndex[flat]])
@@ -114,6 +116,11 @@ extension ONNXImportSession {
                 case "Add": values.append(p &+ q)
                 case "Sub": values.append(p &- q)
                 case "Mul": values.append(p &* q)
+                case "Mod":
+                    // torch's exports compute `dim % rank` for Reshape targets; the sign follows the divisor.
+                    guard q != 0 else { return false }
+                    let r = p % q
+                    values.append(r != 0 && (r < 0) != (q < 0) ? r + q : r)
                 default:
                     guard q != 0 else { return false }
                     // ONNX integer Div truncates like C.

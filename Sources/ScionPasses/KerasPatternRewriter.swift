@@ -10,6 +10,8 @@ import ScionIR
 ///  Gemm(x, W, b) transB=1             →  Dense, kernel Wᵀ (permuted lazily), bias b
 ///  MatMul(x, W) → Add(·, b)           →  Dense, kernel W, bias b
 ///  Mul(x, Sigmoid(x))                 →  swish activation
+///  ReduceMean → Sub → Pow 2 → ReduceMean → Add ε → Sqrt → Div → Mul γ → Add β  →  LayerNormalization
+///  torch's multi-head self-attention block (TorchAttentionPattern.swift)  →  MultiHeadAttention
 ///  Reshape [0, G, -1] → InstanceNormalization(1, 0) → Reshape back → Mul γ → Add β  →  GroupNormalization
 ///  Add / Sub / Mul / Div with a scalar or per-channel constant, Neg  →  Rescaling (scale, offset)
 ///  Transpose of a constant          →  the constant, transposed
@@ -33,8 +35,10 @@ struct KerasPatternRewriter {
     var consumers: [String: [Int]] = [:]
     var producers: [String: Int] = [:]
     var graphOutputs: Set<String>
+    /// Gemm weights already transposed to Dense kernels.
+    var transposedGemmWeights: Set<String> = []
 
-    enum Sweep: CaseIterable { case recurrent, embeddingCast, singleInputConcat, swish, constantTranspose, dense, denseBias, groupNormalization, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
+    enum Sweep: CaseIterable { case recurrent, embeddingCast, singleInputConcat, swish, constantTranspose, dense, denseBias, layerNormalizationChain, torchAttention, groupNormalization, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
 
     init(passName: String, graph: Graph) {
         self.passName = passName
@@ -58,6 +62,8 @@ struct KerasPatternRewriter {
                 case .constantTranspose: try foldConstantTranspose(position)
                 case .dense: try foldDense(position)
                 case .denseBias: try foldDenseBias(position)
+                case .layerNormalizationChain: try foldLayerNormalizationChain(position)
+                case .torchAttention: try foldTorchAttention(position)
                 case .groupNormalization: try foldGroupNormalization(position)
                 case .constantArithmetic: try foldConstantArithmetic(position)
                 case .padding: try foldPadding(position)
@@ -180,13 +186,17 @@ struct KerasPatternRewriter {
         if case .onnx(.gemm(let a)) = node.op {
             guard !a.transposeA, a.alpha == 1, a.beta == 1, node.inputs.count == 1,
                   let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 2 else { return }
-            let units = a.transposeB ? kernel.shape[0] : kernel.shape[1]
+            // One weight shared by several Gemms (torch's exporter merges equal tensors) is transposed once.
+            let transposed = transposedGemmWeights.contains(kernel.name)
+            if transposed, !a.transposeB { return }
+            let units = a.transposeB && !transposed ? kernel.shape[0] : kernel.shape[1]
             let bias = graph.parameter(of: node, role: .bias)
             if let bias, bias.shape.reduce(1, *) != units || bias.shape.filter({ $0 != 1 }).count > 1 { return }
-            if a.transposeB {
+            if a.transposeB, !transposed {
                 var changes: [String: String] = [:]
                 _ = try ParameterPermutation(change: "Gemm weight to a Dense kernel", permutation: [1, 0])
                     .apply(to: kernel, in: &graph.parameters, changes: &changes, pass: passName, node: node.name)
+                transposedGemmWeights.insert(kernel.name)
             }
             if let bias { graph.parameters[bias.name]?.shape = [units] }
             graph.nodes[position].op = .dense(DenseAttributes(units: units, useBias: bias != nil))
