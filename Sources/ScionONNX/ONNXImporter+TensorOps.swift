@@ -79,7 +79,7 @@ extension ONNXImportSession {
             guard let target = castTarget(node) else { return nil }
             return single(.onnx(.cast(CastAttributes(to: target))))
         case "Slice":
-            guard let bounds = try sliceBounds(node) else { return nil }
+            guard let bounds = try sliceBounds(node) else { return try computedSlice(node, x) }
             return single(.onnx(.slice(SliceAttributes(starts: bounds.starts, ends: bounds.ends, axes: bounds.axes, steps: bounds.steps))))
         case "Split": return try split(node, x)
         case "Pad": return try pad(node, x)
@@ -93,7 +93,7 @@ extension ONNXImportSession {
             return single(.onnx(.reduce(ReduceAttributes(kind: kind, axes: axes == [] ? nil : axes,
                                                    keepDimensions: intAttribute(node, "keepdims", 1) == 1))))
         default:
-            return nil
+            return try mapIndexingOp(node, x)
         }
     }
 
