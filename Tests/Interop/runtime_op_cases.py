@@ -173,3 +173,54 @@ def round_trip_cases(scion, folder):
         worst = max(float(np.max(np.abs(a - b.astype(np.float64)))) / (float(np.max(np.abs(b))) or 1.0) if b.size else 0.0
                     for a, b in zip(got, expected))
         yield f"{name} (written back)", "ok" if worst <= tolerance else "fail", f"relative {worst:.2g} (tolerance {tolerance:g})"
+
+
+def keras_ops_models(folder):
+    """ONNX models of the runtime ops keras.ops has (comparisons and logic, Where, Mod with fmod 0,
+    Trilu with a constant k, Einsum, GatherElements as TakeAlongAxis), for check_onnx_keras.py:
+    Scion writes them as keras.ops operation nodes that Keras 3 loads and runs. Scalar factors
+    become Rescaling layers; no op reads a constant tensor (Keras layers take none). Returns paths."""
+    def floor_of(value, factor, name, offset=None):
+        nodes = [helper.make_node("Mul", [value, f"{name}_factor"], [f"{name}_scaled"])]
+        inits = [_float(f"{name}_factor", [factor], [])]
+        last = f"{name}_scaled"
+        if offset is not None:
+            nodes.append(helper.make_node("Add", [last, f"{name}_offset"], [f"{name}_shifted"]))
+            inits.append(_float(f"{name}_offset", [offset], []))
+            last = f"{name}_shifted"
+        nodes.append(helper.make_node("Floor", [last], [name]))
+        return nodes, inits
+
+    fx, fx_init = floor_of("x", 2.0, "fx")
+    fz, fz_init = floor_of("z", 2.0, "fz")
+    tens, tens_init = floor_of("x", 10.0, "tens")
+    divisor, divisor_init = floor_of("z", 4.0, "divisor", offset=1.0)
+    rows, rows_init = floor_of("z", 3.0, "rows")
+    nodes = fx + fz + tens + divisor + rows + [
+        helper.make_node("Greater", ["x", "z"], ["gt"]),
+        helper.make_node("Where", ["gt", "x", "z"], ["y0"]),
+        helper.make_node("Less", ["x", "z"], ["lt"]), helper.make_node("Equal", ["fx", "fz"], ["eq"]),
+        helper.make_node("Or", ["lt", "eq"], ["or"]), helper.make_node("Cast", ["or"], ["y1"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["tens"], ["itens"], to=TensorProto.INT64),
+        helper.make_node("Cast", ["divisor"], ["idivisor"], to=TensorProto.INT64),
+        helper.make_node("Mod", ["itens", "idivisor"], ["mod"]), helper.make_node("Cast", ["mod"], ["y2"], to=TensorProto.FLOAT),
+        helper.make_node("Trilu", ["x", "k"], ["y3"], upper=1),
+        helper.make_node("Einsum", ["x", "z"], ["y4"], equation="bij,bkj->bik"),
+        helper.make_node("Cast", ["rows"], ["irows"], to=TensorProto.INT64),
+        helper.make_node("GatherElements", ["x", "irows"], ["y5"], axis=1),
+        helper.make_node("GreaterOrEqual", ["x", "z"], ["ge"]), helper.make_node("Not", ["ge"], ["not"]),
+        helper.make_node("LessOrEqual", ["fx", "fz"], ["le"]), helper.make_node("And", ["not", "le"], ["and"]),
+        helper.make_node("Xor", ["and", "gt"], ["xor"]), helper.make_node("Cast", ["xor"], ["y6"], to=TensorProto.FLOAT),
+        helper.make_node("Trilu", ["z"], ["y7"], upper=0),
+    ]
+    shapes = {"y4": ["batch", 3, 3]}
+    graph = helper.make_graph(
+        nodes, "keras_ops", [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 3, 4]) for n in ("x", "z")],
+        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, shapes.get(f"y{i}", ["batch", 3, 4])) for i in range(8)],
+        fx_init + fz_init + tens_init + divisor_init + rows_init + [helper.make_tensor("k", TensorProto.INT64, [], [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = os.path.join(folder, "runtime_keras_ops.onnx")
+    onnx.save(model, path)
+    return [path]
