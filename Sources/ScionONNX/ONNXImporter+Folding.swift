@@ -114,6 +114,8 @@ extension ONNXImportSession {
             return try foldArithmetic(node, output: output)
         case "Slice" where allConstant:
             return try foldSlice(node, output: output)
+        case "Transpose" where allConstant:
+            return try foldTranspose(node, output: output)
         case "Equal" where allConstant, "Less" where allConstant, "Greater" where allConstant, "LessOrEqual" where allConstant,
              "GreaterOrEqual" where allConstant, "And" where allConstant, "Or" where allConstant, "Xor" where allConstant,
              "Mod" where allConstant:
