@@ -118,6 +118,9 @@ enum LayerFields {
             return [LayerField("value", float: Float(a.value)), LayerField("dtype", a.dtype.rawValue)]
         case .onnx(.trilu(let a)):
             return [LayerField("upper", a.upper), LayerField("k", a.k.map { "\($0)" } ?? "input")]
+        case .onnx(.computedPad(let a)):
+            return [LayerField("mode", a.mode.rawValue), LayerField("value", a.value.map { "\($0)" } ?? "input"),
+                    LayerField("axes", a.axes.map(LayerFields.list) ?? "None")]
         case .onnx(.computedSlice(let a)):
             return [LayerField("axes", a.hasAxes ? "input" : "None"), LayerField("steps", a.hasSteps ? "input" : "None")]
         case .onnx(.scatterND(let a)):

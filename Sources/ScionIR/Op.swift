@@ -166,6 +166,8 @@ public enum ONNXOperation: Equatable, Sendable {
     case trilu(TriluAttributes)
     /// ONNX Slice with bounds computed at run time (inputs data, starts, ends, axes?, steps?).
     case computedSlice(ComputedSliceAttributes)
+    /// ONNX Pad with pads computed at run time (inputs data, pads, then the fill value when computed).
+    case computedPad(ComputedPadAttributes)
     /// ONNX ScatterND: data, indices, updates.
     case scatterND(ScatterNDAttributes)
     /// ONNX GatherElements along `axis`: data and indices of the output's shape.
@@ -209,6 +211,7 @@ public enum ONNXOperation: Equatable, Sendable {
         case .constantOfShape: "ConstantOfShape"
         case .trilu: "Trilu"
         case .computedSlice: "Slice"
+        case .computedPad: "Pad"
         case .scatterND: "ScatterND"
         case .gatherElements: "GatherElements"
         case .einsum: "Einsum"

@@ -103,3 +103,18 @@ public struct EinsumAttributes: Equatable, Sendable {
         return (operands, output)
     }
 }
+
+/// ONNX Pad whose pads arrive as an input computed at run time (torch pads a window to a multiple
+/// of its size this way under a dynamic batch): inputs data and pads (begins, then ends, of the
+/// axes padded), then the fill value when it is computed too.
+public struct ComputedPadAttributes: Equatable, Sendable {
+    /// What fills the padding.
+    public var mode: PadMode
+    /// The fill value for `constant` mode when the file gives it as a constant (or omits it: 0);
+    /// nil when it is the node's third input.
+    public var value: Float?
+    /// The axes the pads are for when the file names them (opset 18); nil for every axis.
+    public var axes: [Int]?
+    /// Attributes with these values.
+    public init(mode: PadMode, value: Float?, axes: [Int]? = nil) { self.mode = mode; self.value = value; self.axes = axes }
+}

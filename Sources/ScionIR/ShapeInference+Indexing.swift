@@ -37,6 +37,19 @@ extension Context {
         return Shape(dimensions)
     }
 
+    /// A Pad with computed pads keeps the rank; the axes it pads (every axis unless named) get
+    /// unknown lengths.
+    func computedPad(_ a: ComputedPadAttributes) throws -> Shape? {
+        try requireInputs(a.value == nil ? 3 : 2)
+        guard let shape = try firstShape() else { return nil }
+        var dimensions = shape.dimensions
+        for axis in a.axes ?? Array(0..<shape.rank) {
+            guard let resolved = shape.normalizedAxis(axis) else { throw fail("pads axis \(axis) of a rank-\(shape.rank) value") }
+            dimensions[resolved] = nil
+        }
+        return Shape(dimensions)
+    }
+
     /// ScatterND: the data's shape; each index row names a slice of the data, updates fill them.
     func scatterND() throws -> Shape? {
         try requireInputs(3)

@@ -44,7 +44,8 @@ struct Context {
              .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
              .onnx(.gather), .elementwise, .scaledResidual, .concatenate, .onnx(.gemm), .onnx(.matMul), .onnx(.reduce),
              .onnx(.select), .onnx(.expand), .onnx(.tile),
-             .onnx(.mod), .onnx(.range), .onnx(.trilu), .onnx(.computedSlice), .onnx(.scatterND), .onnx(.gatherElements),
+             .onnx(.mod), .onnx(.range), .onnx(.trilu), .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND),
+             .onnx(.gatherElements),
              .onnx(.einsum),
              .onnx(.computedReshape), .onnx(.computedBatchNormalization),
              .onnx(.computedInstanceNormalization), .opaque, .masking:
@@ -146,6 +147,7 @@ struct Context {
         case .onnx(.constantOfShape): return [try constantOfShape()]
         case .onnx(.trilu(let a)): return [try trilu(a)]
         case .onnx(.computedSlice(let a)): return [try computedSlice(a)]
+        case .onnx(.computedPad(let a)): return [try computedPad(a)]
         case .onnx(.scatterND): return [try scatterND()]
         case .onnx(.gatherElements(let a)): return [try gatherElements(a)]
         case .onnx(.einsum(let a)): return [try einsum(a)]

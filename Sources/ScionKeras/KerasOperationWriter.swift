@@ -92,7 +92,7 @@ enum KerasOperationWriter {
         case .gatherElements(let a):
             return [call("TakeAlongAxis", config: ["axis": .number(Double(a.axis))], arguments: [.tensor, .tensor])]
         case .constant, .gemm, .gather, .split, .pad, .resize, .localResponseNormalization,
-             .coercedSoftmax, .shape, .expand, .tile, .range, .constantOfShape, .computedSlice, .scatterND,
+             .coercedSoftmax, .shape, .expand, .tile, .range, .constantOfShape, .computedSlice, .computedPad, .scatterND,
              .computedReshape, .computedBatchNormalization,
              .computedInstanceNormalization:
             throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent")

@@ -26,6 +26,20 @@ extension ONNXGraphBuilder {
             if a.hasAxes { inputs.append(node.inputs[3]) } else if a.hasSteps { inputs.append("") }
             if a.hasSteps, let steps = node.inputs.last { inputs.append(steps) }
             add("Slice", name: node.name, inputs: inputs, output: output)
+        case .computedPad(let a):
+            // Inputs: data, pads, the fill value (computed, given or omitted), then the axes.
+            var inputs = Array(node.inputs.prefix(2))
+            if node.inputs.count > 2 {
+                inputs.append(node.inputs[2])
+            } else if let value = a.value, value != 0 {
+                inputs.append(scalar("\(node.name)/value", value))
+            }
+            if let axes = a.axes {
+                guard opset >= 18 else { throw unsupported(node, "Pad with axes needs opset 18 or later") }
+                if inputs.count == 2 { inputs.append("") }
+                inputs.append(constant("\(node.name)/axes", int64s: axes.map { Int64($0) }))
+            }
+            add("Pad", name: node.name, inputs: inputs, output: output, attributes: [.string("mode", a.mode.rawValue)])
         case .scatterND(let a):
             guard a.reduction == .none || opset >= 16 else {
                 throw unsupported(node, "ScatterND with reduction \(a.reduction.rawValue) needs opset 16 or later")

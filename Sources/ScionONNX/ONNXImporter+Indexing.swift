@@ -64,6 +64,23 @@ extension ONNXImportSession {
         return ConstantOfShapeAttributes(value: number, dtype: value.dtype)
     }
 
+    /// A Pad (opset 11+) whose pads are computed: they stay an input, as does a computed fill
+    /// value; constant axes (opset 18) are kept as attributes, computed ones are not supported.
+    func computedPad(_ node: ONNXNode, _ x: String, mode: PadMode) throws -> MappedNode? {
+        guard let pads = input(node, 1) else { return nil }
+        var inputs = [x, pads]
+        var value: Float? = 0
+        if let fill = input(node, 2) {
+            if let number = try numbers(fill)?.reals.first { value = Float(number) } else { value = nil; inputs.append(fill) }
+        }
+        var axes: [Int]? = nil
+        if let axesInput = input(node, 3) {
+            guard let values = try numbers(axesInput)?.integers else { return nil }
+            axes = values.map { Int(truncatingIfNeeded: $0) }
+        }
+        return MappedNode(op: .onnx(.computedPad(ComputedPadAttributes(mode: mode, value: value, axes: axes))), inputs: inputs)
+    }
+
     /// A Slice (opset 10+) whose bounds are not all constant: they stay inputs. Constant axes are
     /// recorded so shape inference keeps the other axes' lengths.
     func computedSlice(_ node: ONNXNode, _ x: String) throws -> MappedNode? {

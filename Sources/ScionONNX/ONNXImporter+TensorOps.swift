@@ -145,7 +145,10 @@ extension ONNXImportSession {
             guard let pads = intsAttribute(node, "pads") ?? intsAttribute(node, "paddings") else { return nil }
             return MappedNode(op: .onnx(.pad(PadAttributes(pads: pads, mode: mode, value: floatAttribute(node, "value", 0)))), inputs: [x])
         }
-        guard let padsInput = input(node, 1), var pads = try numbers(padsInput)?.integers.map({ Int(truncatingIfNeeded: $0) }) else { return nil }
+        guard let padsInput = input(node, 1) else { return nil }
+        guard var pads = try numbers(padsInput)?.integers.map({ Int(truncatingIfNeeded: $0) }) else {
+            return try computedPad(node, x, mode: mode)
+        }
         var value: Float = 0
         if let constantValue = input(node, 2) {
             guard let number = try numbers(constantValue)?.reals.first else { return nil }

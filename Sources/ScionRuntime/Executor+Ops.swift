@@ -135,6 +135,8 @@ extension Executor {
             return try trilu(node, inputs, a)
         case .onnx(.computedSlice(let a)):
             return try computedSlice(node, inputs, a)
+        case .onnx(.computedPad(let a)):
+            return try computedPad(node, inputs, a)
         // Ops/Scatter.swift
         case .onnx(.scatterND(let a)):
             return try scatterND(node, inputs, a)

@@ -149,6 +149,7 @@ extension Trainer {
         case .onnx(.range), .onnx(.constantOfShape): StepGradients(inputs: inputs.map { _ in nil })
         case .onnx(.trilu(let a)): try triluBackward(node, a, inputs, dy: dy)
         case .onnx(.computedSlice): try movementBackward(node, inputs, dy: dy)
+        case .onnx(.computedPad(let a)): try computedPadBackward(node, a, inputs, dy: dy)
         // Ops/Scatter.swift
         case .onnx(.scatterND(let a)): try scatterNDBackward(node, a, inputs, dy: dy)
         case .onnx(.gatherElements): try movementBackward(node, inputs, dy: dy)

@@ -104,6 +104,22 @@ def _models():
             _int64("far_negative", [-1000]), _int64("last", [-1]), _int64("minus_two", [-2]),
             _int64("big2", [INT64_MAX, INT64_MAX]), _int64("axes12", [1, -1]),
         ], [("y0", ["batch", "a", "cols"]), ("y1", ["batch", "len", "b"]), ("y2", ["batch", "c", "d"])]),
+        # Pads computed from a length (torch pads a window to a multiple of its size): constant
+        # with a fill value, reflect and edge over every axis, and negative pads (a crop) on named axes.
+        "computed_pad": ([("x", ["batch", "len", 5])], length_nodes + [
+            helper.make_node("Mod", ["len", "three"], ["rest"]),
+            helper.make_node("Sub", ["three", "rest"], ["grow"]),
+            helper.make_node("Unsqueeze", ["grow", "axis0"], ["grow1"]),
+            helper.make_node("Concat", ["zeros1", "grow1", "zeros1", "zeros1", "grow1", "zeros1"], ["pads"], axis=0),
+            helper.make_node("Pad", ["x", "pads", "fill"], ["y0"], mode="constant"),
+            helper.make_node("Pad", ["x", "pads"], ["y1"], mode="reflect"),
+            helper.make_node("Pad", ["x", "pads"], ["y2"], mode="edge"),
+            helper.make_node("Neg", ["grow1"], ["shrink1"]),
+            helper.make_node("Concat", ["grow1", "shrink1", "shrink1", "grow1"], ["pads2"], axis=0),
+            helper.make_node("Pad", ["x", "pads2", "", "axes12"], ["y3"], mode="constant"),
+        ], length_init + [helper.make_tensor("three", TensorProto.INT64, [], [3]), _int64("axis0", [0]), _int64("zeros1", [0]),
+                          _float("fill", [1.5], []), _int64("axes12", [1, -1])],
+            [(f"y{i}", ["batch", "a", "b"]) for i in range(4)]),
         # ScatterND: slices replaced (torch's in-place mask assignment), added and multiplied,
         # repeated indices where the reduction makes them meaningful.
         "scatter_nd": ([("x", ["batch", 4, 5]), ("u", [3, 5])], [

@@ -2,8 +2,8 @@ import ScionIR
 @testable import ScionRuntime
 import XCTest
 
-/// VJPs of the ops exporters write for masks and index arithmetic (Where, Mod, Trilu, a Slice with
-/// computed bounds, ScatterND, GatherElements, Einsum), against finite differences. Indices and
+/// VJPs of the ops exporters write for masks and index arithmetic (Where, Mod, Trilu, a Slice or
+/// Pad with computed bounds, ScatterND, GatherElements, Einsum), against finite differences. Indices and
 /// bounds are frozen constants (they get no gradient); the values each op reads are the shifted
 /// input and trainable constants, so both of its value operands are checked.
 extension GradientCheckTests {
@@ -66,6 +66,22 @@ extension GradientCheckTests {
             return ([startsNode, endsNode, axesNode, stepsNode,
                      node("s", .onnx(.computedSlice(ComputedSliceAttributes(hasAxes: true, hasSteps: true))), [x, "starts", "ends", "axes", "steps"])],
                     [starts, ends, axes, steps], "s")
+        }
+    }
+
+    func testComputedPad() throws {
+        for mode in [PadMode.constant, .reflect, .edge] {
+            try check("Pad \(mode.rawValue) with computed pads, a crop on the last axis", input: [2, 3, 5]) { x in
+                let (padsNode, pads) = fixed("pads", [6], [0, 2, -1, 0, 1, 1])
+                return ([padsNode, node("p", .onnx(.computedPad(ComputedPadAttributes(mode: mode, value: 0.5))), [x, "pads"])], [pads], "p")
+            }
+        }
+        try check("Pad with computed pads and fill value on named axes", input: [2, 3, 4]) { x in
+            let (padsNode, pads) = fixed("pads", [4], [1, 0, 2, -1])
+            let (fillNode, fill) = fixed("fill", [], [-2])
+            return ([padsNode, fillNode,
+                     node("p", .onnx(.computedPad(ComputedPadAttributes(mode: .constant, value: nil, axes: [-1, 1]))), [x, "pads", "fill"])],
+                    [pads, fill], "p")
         }
     }
 

@@ -1,11 +1,11 @@
 import ScionIR
 
 /// The ONNX ops exporters compute indices and masks with at run time: Range, ConstantOfShape,
-/// Trilu and a Slice whose bounds are computed. Index values are held as float32 (exact below
+/// Trilu, and a Slice or Pad whose bounds are computed. Index values are held as float32 (exact below
 /// 2^24); ONNX's "to the end" bounds (INT64_MAX, INT64_MIN) are far outside that and are clamped
 /// before any conversion to Int. VJPs: Range and ConstantOfShape make values from lengths (no
 /// gradient); Trilu's gradient is dy with the same triangle kept; the Slice copies values
-/// (`movementBackward`).
+/// (`movementBackward`); the Pad takes the constant form's VJP.
 extension Executor {
     /// The most elements Range or ConstantOfShape will make (1 GiB of float32): a larger request
     /// is a mistake in the graph or its input, refused before allocating.
@@ -82,9 +82,49 @@ extension Executor {
         }
         return try slice(node, x, SliceAttributes(starts: starts, ends: ends, axes: axes, steps: steps))
     }
+
+    /// The full pads (begins of every axis, then ends) a computed Pad reads, its fill value, and
+    /// the attributes the constant form's kernel takes.
+    func computedPadding(_ node: Node, _ inputs: [RuntimeTensor], _ a: ComputedPadAttributes) throws -> PadAttributes {
+        let expected = a.value == nil ? 3 : 2
+        guard inputs.count == expected, inputs[1].rank == 1 else {
+            throw RuntimeError(node.name, "Pad needs its data, a vector of pads\(a.value == nil ? " and a fill value" : "")")
+        }
+        let x = inputs[0], given = inputs[1].data.map(Self.integer)
+        let axes = (a.axes ?? Array(0..<x.rank)).map { $0 < 0 ? $0 + x.rank : $0 }
+        guard given.count == 2 * axes.count, axes.allSatisfy({ (0..<x.rank).contains($0) }), Set(axes).count == axes.count,
+              given.allSatisfy({ abs($0) <= 1 << 24 }) else {
+            throw RuntimeError(node.name, "Pad's pads \(given) do not fit a value of shape \(x.shape)")
+        }
+        var pads = [Int](repeating: 0, count: 2 * x.rank)
+        for (position, axis) in axes.enumerated() {
+            pads[axis] = given[position]
+            pads[axis + x.rank] = given[position + axes.count]
+        }
+        for axis in 0..<x.rank where x.shape[axis] + pads[axis] + pads[axis + x.rank] < 0 {
+            throw RuntimeError(node.name, "Pad's pads \(given) crop axis \(axis) of \(x.shape) below nothing")
+        }
+        let value = try a.value ?? { guard inputs[2].count == 1 else { throw RuntimeError(node.name, "Pad's value must be one number") }
+                                     return inputs[2].data[0] }()
+        return PadAttributes(pads: pads, mode: a.mode, value: value)
+    }
+
+    func computedPad(_ node: Node, _ inputs: [RuntimeTensor], _ a: ComputedPadAttributes) throws -> RuntimeTensor {
+        try pad(node, inputs[0], try computedPadding(node, inputs, a))
+    }
 }
 
 extension Trainer {
+    /// Pad with computed pads: the constant form's VJP (a crop of dy, or where each copied value came
+    /// from); pads and fill value get none.
+    func computedPadBackward(_ node: Node, _ a: ComputedPadAttributes, _ inputs: [RuntimeTensor], dy: RuntimeTensor) throws -> StepGradients? {
+        let padding = try executor.computedPadding(node, inputs, a)
+        var constantForm = node
+        constantForm.op = .onnx(.pad(padding))
+        guard let step = try padBackward(constantForm, padding, [inputs[0]], dy: dy) else { return nil }
+        return StepGradients(inputs: [step.inputs.first ?? nil] + inputs.dropFirst().map { _ in nil })
+    }
+
     /// Trilu keeps or zeroes each element: the gradient keeps the same ones.
     func triluBackward(_ node: Node, _ a: TriluAttributes, _ inputs: [RuntimeTensor], dy: RuntimeTensor) throws -> StepGradients {
         let k = try a.k ?? (inputs.count == 2 && inputs[1].count == 1 ? Executor.integer(inputs[1].data[0])
