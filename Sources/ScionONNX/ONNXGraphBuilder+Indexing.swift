@@ -8,15 +8,15 @@ extension ONNXGraphBuilder {
         case .mod(let a):
             add("Mod", name: node.name, inputs: node.inputs, output: output, attributes: [.int("fmod", a.fmod ? 1 : 0)])
         case .range:
-            guard opset >= 11 else { throw unsupported(node, "Range needs opset 11 or later") }
+            guard hasNative(11) else { throw unsupported(node, "Range needs opset 11 or later") }
             add("Range", name: node.name, inputs: node.inputs, output: output)
         case .constantOfShape(let a):
-            guard opset >= 9 else { throw unsupported(node, "ConstantOfShape needs opset 9 or later") }
+            guard hasNative(9) else { throw unsupported(node, "ConstantOfShape needs opset 9 or later") }
             let fill = try fillTensor(node, a)
             add("ConstantOfShape", name: node.name, inputs: node.inputs, output: output,
                 attributes: [ONNXAttribute(name: "value", value: .tensor(fill))])
         case .trilu(let a):
-            guard opset >= 14 else { throw unsupported(node, "Trilu needs opset 14 or later") }
+            guard hasNative(14) else { throw unsupported(node, "Trilu needs opset 14 or later") }
             var inputs = node.inputs
             if let k = a.k, k != 0 { inputs.append(constant("\(node.name)/k", int64s: [Int64(k)], dimensions: [])) }
             add("Trilu", name: node.name, inputs: inputs, output: output, attributes: [.int("upper", a.upper ? 1 : 0)])
@@ -35,13 +35,13 @@ extension ONNXGraphBuilder {
                 inputs.append(scalar("\(node.name)/value", value))
             }
             if let axes = a.axes {
-                guard opset >= 18 else { throw unsupported(node, "Pad with axes needs opset 18 or later") }
+                guard hasNative(18) else { throw unsupported(node, "Pad with axes needs opset 18 or later") }
                 if inputs.count == 2 { inputs.append("") }
                 inputs.append(constant("\(node.name)/axes", int64s: axes.map { Int64($0) }))
             }
             add("Pad", name: node.name, inputs: inputs, output: output, attributes: [.string("mode", a.mode.rawValue)])
         case .scatterND(let a):
-            guard a.reduction == .none || opset >= 16 else {
+            guard a.reduction == .none || hasNative(16) else {
                 throw unsupported(node, "ScatterND with reduction \(a.reduction.rawValue) needs opset 16 or later")
             }
             add("ScatterND", name: node.name, inputs: node.inputs, output: output,
@@ -49,7 +49,7 @@ extension ONNXGraphBuilder {
         case .gatherElements(let a):
             add("GatherElements", name: node.name, inputs: node.inputs, output: output, attributes: [.int("axis", a.axis)])
         case .einsum(let a):
-            guard opset >= 12 else { throw unsupported(node, "Einsum needs opset 12 or later") }
+            guard hasNative(12) else { throw unsupported(node, "Einsum needs opset 12 or later") }
             add("Einsum", name: node.name, inputs: node.inputs, output: output, attributes: [.string("equation", a.equation)])
         case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze, .slice,
              .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax, .shape, .expand, .tile,
