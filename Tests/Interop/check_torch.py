@@ -48,11 +48,9 @@ def not_yet(names, checks, reason):
 
 # (fixture, check) -> a fragment of the reason Scion gives today.
 NOT_YET = {
-    # Keras: lengths only known at run time, and layers Keras has no equivalent for yet.
+    # Keras: lengths only known at run time, reshapes across the batch, and layers Keras has no equivalent for yet.
     **not_yet(["vit_dynamo", "vit_ts"], ["keras"], SHAPE),
-    # Reshapes that merge the batch with another axis, or whose lengths stay unknown.
-    **not_yet(["convnext_dynamo", "encoder_ts", "gru_dynamo", "gru_ts", "lstm_dynamo", "lstm_ts", "swin_dynamo", "swin_ts"], ["keras"],
-              "changes the batch axis"),
+    **not_yet(["convnext_dynamo", "encoder_ts", "swin_dynamo", "swin_ts"], ["keras"], "changes the batch axis"),
     ("encoder_dynamo", "keras"): "changes the batch axis",  # torch's MultiheadAttention reshapes across the batch
     ("googlenet_ts", "keras"): "ceil_mode changes the output length",
     ("googlenet_dynamo", "keras"): "ceil_mode changes the output length",
