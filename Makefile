@@ -87,7 +87,7 @@ onnx-node-cases: oracle
 interop: build oracle onnx-node-cases
 	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/run_checkers.py \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG) --folder fixtures/keras3" \
-	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx_keras.py --h5 --scion $(SCION_DEBUG) --torch --tf2onnx fixtures/tf2onnx --tf2onnx fixtures/torch" \
+	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx_keras.py --h5 --runtime-ops --scion $(SCION_DEBUG) --torch --tf2onnx fixtures/tf2onnx --tf2onnx fixtures/torch" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_finetune.py --scion $(SCION_DEBUG)" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_torch.py --scion $(SCION_DEBUG)" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG) --folder fixtures/keras2" \

@@ -72,7 +72,10 @@ extension ComparableGraph {
             passes = false
         // Shape ops that move, drop or add numbers.
         case .flatten, .permute, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad),
-             .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape),
+             .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
+             .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
+             .onnx(.computedReshape),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization):
             passes = false
         // Merges, arithmetic, constants and layers Scion does not interpret.
@@ -224,6 +227,8 @@ extension ComparableGraph {
         // Shape ops (two transposes in a row are composed instead).
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
              .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
+             .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.computedReshape):
             return nil
         // Normalizations whose operands are computed in the graph's own layout.

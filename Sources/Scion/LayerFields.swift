@@ -110,6 +110,25 @@ enum LayerFields {
         case .elementwise, .onnx(.matMul), .onnx(.select), .identity, .onnx(.unary), .onnx(.comparison), .onnx(.expand),
              .onnx(.tile):
             return []
+        case .onnx(.range):
+            return []
+        case .onnx(.mod(let a)):
+            return [LayerField("fmod", a.fmod)]
+        case .onnx(.constantOfShape(let a)):
+            return [LayerField("value", float: Float(a.value)), LayerField("dtype", a.dtype.rawValue)]
+        case .onnx(.trilu(let a)):
+            return [LayerField("upper", a.upper), LayerField("k", a.k.map { "\($0)" } ?? "input")]
+        case .onnx(.computedPad(let a)):
+            return [LayerField("mode", a.mode.rawValue), LayerField("value", a.value.map { "\($0)" } ?? "input"),
+                    LayerField("axes", a.axes.map(LayerFields.list) ?? "None")]
+        case .onnx(.computedSlice(let a)):
+            return [LayerField("axes", a.hasAxes ? "input" : "None"), LayerField("steps", a.hasSteps ? "input" : "None")]
+        case .onnx(.scatterND(let a)):
+            return [LayerField("reduction", a.reduction.rawValue)]
+        case .onnx(.gatherElements(let a)):
+            return [LayerField("axis", a.axis)]
+        case .onnx(.einsum(let a)):
+            return [LayerField("equation", a.equation)]
         case .onnx(.shape(let a)):
             return [LayerField("start", a.start), LayerField("end", a.end.map { "\($0)" } ?? "None")]
         case .onnx(.computedBatchNormalization(let a)), .onnx(.computedInstanceNormalization(let a)):

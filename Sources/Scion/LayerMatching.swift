@@ -188,6 +188,8 @@ struct LayerMatching {
         // Moves and merges of values; reshapes are walked through by `onlyReshapes`.
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
              .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
+             .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.computedReshape), .elementwise, .concatenate, .scaledResidual, .onnx(.comparison), .onnx(.select),
              .onnx(.reduce):
             false
@@ -264,6 +266,8 @@ struct LayerMatching {
             false
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
              .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
+             .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.computedReshape), .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization),
              .onnx(.reduce), .dropout, .stochasticDepth, .identity, .augmentation, .onnx(.constant), .onnx(.cast),
              .opaque:

@@ -156,6 +156,24 @@ public enum ONNXOperation: Equatable, Sendable {
     case expand
     /// `inputs[0]` repeated `inputs[1][axis]` times along each axis.
     case tile
+    /// ONNX Mod: the remainder of `inputs[0] / inputs[1]`, with broadcasting.
+    case mod(ModAttributes)
+    /// ONNX Range: `start, start + delta, ...` below `limit`, the three scalars computed at run time.
+    case range
+    /// ONNX ConstantOfShape: a tensor of the lengths `inputs[0]` holds, filled with one value.
+    case constantOfShape(ConstantOfShapeAttributes)
+    /// ONNX Trilu: the upper or lower triangle of the last two axes (`inputs[1]` is k when computed).
+    case trilu(TriluAttributes)
+    /// ONNX Slice with bounds computed at run time (inputs data, starts, ends, axes?, steps?).
+    case computedSlice(ComputedSliceAttributes)
+    /// ONNX Pad with pads computed at run time (inputs data, pads, then the fill value when computed).
+    case computedPad(ComputedPadAttributes)
+    /// ONNX ScatterND: data, indices, updates.
+    case scatterND(ScatterNDAttributes)
+    /// ONNX GatherElements along `axis`: data and indices of the output's shape.
+    case gatherElements(GatherAttributes)
+    /// ONNX Einsum of one or two computed operands.
+    case einsum(EinsumAttributes)
     /// Reshape of `inputs[0]` to the shape `inputs[1]` holds, computed at run time.
     case computedReshape(ComputedReshapeAttributes)
     /// ONNX BatchNormalization (inference) whose scale, bias, mean and variance are inputs computed at
@@ -188,6 +206,15 @@ public enum ONNXOperation: Equatable, Sendable {
         case .shape: "Shape"
         case .expand: "Expand"
         case .tile: "Tile"
+        case .mod: "Mod"
+        case .range: "Range"
+        case .constantOfShape: "ConstantOfShape"
+        case .trilu: "Trilu"
+        case .computedSlice: "Slice"
+        case .computedPad: "Pad"
+        case .scatterND: "ScatterND"
+        case .gatherElements: "GatherElements"
+        case .einsum: "Einsum"
         case .computedReshape: "Reshape"
         case .computedBatchNormalization: "BatchNormalization"
         case .computedInstanceNormalization: "InstanceNormalization"

@@ -33,6 +33,7 @@ struct Context {
         case .onnx(.cast(let a)): a.to
         case .onnx(.comparison): .bool
         case .onnx(.shape): .int64
+        case .onnx(.constantOfShape(let a)): a.dtype
         case .onnx(.select) where inputs.count > 1: inputs[1].dtype
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
              .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
@@ -42,7 +43,11 @@ struct Context {
              .onnx(.unary), .dropout, .stochasticDepth, .identity, .augmentation, .flatten, .reshape, .permute,
              .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
              .onnx(.gather), .elementwise, .scaledResidual, .concatenate, .onnx(.gemm), .onnx(.matMul), .onnx(.reduce),
-             .onnx(.select), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape), .onnx(.computedBatchNormalization),
+             .onnx(.select), .onnx(.expand), .onnx(.tile),
+             .onnx(.mod), .onnx(.range), .onnx(.trilu), .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND),
+             .onnx(.gatherElements),
+             .onnx(.einsum),
+             .onnx(.computedReshape), .onnx(.computedBatchNormalization),
              .onnx(.computedInstanceNormalization), .opaque, .masking:
             inputs.first?.dtype ?? .float32
         }
@@ -134,6 +139,18 @@ struct Context {
         case .onnx(.shape(let a)): return [try shapeOf(a)]
         case .onnx(.expand): return [try expand()]
         case .onnx(.tile): return [try tile()]
+        // Index arithmetic, masks, scatter and gather (ShapeInference+Indexing.swift).
+        case .onnx(.mod):
+            try requireInputs(2)
+            return [try broadcastInputs()]
+        case .onnx(.range): return [try range()]
+        case .onnx(.constantOfShape): return [try constantOfShape()]
+        case .onnx(.trilu(let a)): return [try trilu(a)]
+        case .onnx(.computedSlice(let a)): return [try computedSlice(a)]
+        case .onnx(.computedPad(let a)): return [try computedPad(a)]
+        case .onnx(.scatterND): return [try scatterND()]
+        case .onnx(.gatherElements(let a)): return [try gatherElements(a)]
+        case .onnx(.einsum(let a)): return [try einsum(a)]
         case .onnx(.computedReshape): return [try computedReshape()]
         case .concatenate(let a): return [try concatenate(axis: a.axis)]
         // Ops that compute (ShapeInference+Arithmetic.swift).

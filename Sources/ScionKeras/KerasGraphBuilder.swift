@@ -60,8 +60,16 @@ struct KerasGraphBuilder {
             let read = Set(graph.nodes.flatMap(\.inputs)).union(graph.outputs)
             let unread = graph.nodes.indices.filter { index in
                 let node = graph.nodes[index]
-                guard case .opaque(let a) = node.op, a.domain == "keras.ops", ["NotEqual", "Any", "LogicalOr"].contains(a.type) else { return false }
-                return node.outputs.allSatisfy { !read.contains($0) }
+                // Kept opaque (`ops.any`, a comparison with a constant), or read as IR logic (a
+                // LogicalOr of two masks) and recorded under the call's class name.
+                let maskCalls = ["NotEqual", "Any", "LogicalOr"]
+                let isMaskCall: Bool
+                if case .opaque(let a) = node.op {
+                    isMaskCall = a.domain == "keras.ops" && maskCalls.contains(a.type)
+                } else {
+                    isMaskCall = maskCalls.map { "ops.\($0)" }.contains(graph.info.nodeTypes[node.name] ?? "")
+                }
+                return isMaskCall && node.outputs.allSatisfy { !read.contains($0) }
             }
             guard !unread.isEmpty else { return }
             let removed = Set(unread)

@@ -16,6 +16,8 @@ import ScionIR
 ///  Reshape newshape [-1, ...] keeping the batch -> Reshape (Keras's), otherwise the ONNX form
 ///  ExpandDims -> Unsqueeze   Squeeze -> Squeeze         Concatenate axis -> Concatenate
 ///  GetItem x[:, -1, None, 1:5:2, ...] -> Slice, then Squeeze (integer indices), then Unsqueeze (None)
+///  Equal NotEqual Less LessEqual Greater GreaterEqual LogicalAnd/Or/Xor/Not -> comparisons, Not
+///  Where -> Where      Mod -> Mod (fmod 0)      Triu/Tril k -> Trilu      Einsum -> Einsum      TakeAlongAxis -> GatherElements
 /// ```
 ///
 /// Anything else is refused with one line naming the node and the op: an op Scion does not know
@@ -54,6 +56,23 @@ struct KerasOperationReader {
         case "Matmul":
             guard tensorCount == 2, arguments.count == 2 else { throw Refusal(reason: "multiplies a constant; only two tensors are read") }
             return Plan(firstInputs: [0, 1], ops: [.onnx(.matMul)])
+        case "Equal", "NotEqual", "Less", "LessEqual", "Greater", "GreaterEqual", "LogicalAnd", "LogicalOr", "LogicalXor", "Mod":
+            guard tensorCount == 2, arguments.count == 2 else { throw Refusal(reason: "with a constant operand is not supported") }
+            return Plan(firstInputs: [0, 1], ops: try logic())
+        case "Where":
+            guard tensorCount == 3, arguments.count == 3 else { throw Refusal(reason: "with a constant or omitted operand is not supported") }
+            return Plan(firstInputs: [0, 1, 2], ops: [.onnx(.select)])
+        case "Einsum":
+            guard let subscripts = config["subscripts"]?.string, tensorCount == arguments.count,
+                  EinsumAttributes(equation: subscripts).terms?.operands.count == tensorCount else {
+                throw Refusal(reason: "'\(config["subscripts"]?.string ?? "")' is not supported (one or two tensors, explicit output, no ellipsis)")
+            }
+            return Plan(firstInputs: Array(0..<tensorCount), ops: [.onnx(.einsum(EinsumAttributes(equation: subscripts)))])
+        case "TakeAlongAxis":
+            guard tensorCount == 2, arguments.count == 2, let axis = config["axis"]?.int else {
+                throw Refusal(reason: "needs two tensors and one integer axis")
+            }
+            return Plan(firstInputs: [0, 1], ops: [.onnx(.gatherElements(GatherAttributes(axis: axis)))])
         case "Concatenate":
             guard let list = arguments.first?.array, list.allSatisfy(Self.isTensor) else {
                 throw Refusal(reason: "joins constants; only tensors are read")
@@ -116,6 +135,19 @@ struct KerasOperationReader {
         }
     }
 
+    /// Comparisons and logic of two tensors; NotEqual is Equal then Not, as ONNX spells it.
+    private func logic() throws -> [Op] {
+        switch className {
+        case "Mod": return [.onnx(.mod(ModAttributes(fmod: false)))]
+        case "NotEqual": return [.onnx(.comparison(.equal)), .onnx(.unary(.not))]
+        default:
+            guard let comparison = ComparisonOperation.allCases.first(where: { KerasOperationWriter.comparisonClass($0) == className }) else {
+                throw Refusal(reason: "is not supported")
+            }
+            return [.onnx(.comparison(comparison))]
+        }
+    }
+
     // MARK: One tensor
 
     private func unary() throws -> [Op] {
@@ -131,6 +163,8 @@ struct KerasOperationReader {
         case "Sign": return [.onnx(.unary(.sign))]
         case "Sin": return [.onnx(.unary(.sine))]
         case "Cos": return [.onnx(.unary(.cosine))]
+        case "LogicalNot": return [.onnx(.unary(.not))]
+        case "Triu", "Tril": return [.onnx(.trilu(TriluAttributes(upper: className == "Triu", k: try integer("k", default: 0))))]
         case "Square": return [.elementwise(.multiply)]
         case "Exp": return [.activation(.exponential)]
         case "Tanh": return [.activation(.tanh)]

@@ -19,6 +19,8 @@ enum KerasCallArgument: Equatable {
 ///  ReduceMean/Sum/Max/Min/Prod -> Mean/Sum/Max/Min/Prod      Squeeze -> Squeeze    Unsqueeze -> ExpandDims
 ///  Slice -> GetItem with every axis up to the last sliced one spelled out          Clip -> Clip, Maximum, Minimum
 ///  Reshape naming the batch -> Reshape      Transpose moving the batch -> Transpose    Div, Pow -> TrueDivide, Power
+///  Equal/Less/.../And/Or/Xor -> Equal, Less, LessEqual..., LogicalAnd...   Where -> Where   Mod (fmod 0) -> Mod
+///  Trilu with a constant k -> Triu, Tril      Einsum -> Einsum      GatherElements -> TakeAlongAxis
 /// ```
 enum KerasOperationWriter {
     typealias Refusal = KerasConfigWriter.Refusal
@@ -75,10 +77,39 @@ enum KerasOperationWriter {
             case (nil, let high?): return [call("Minimum", arguments: [.tensor, .constant(KerasConfigWriter.number(high))])]
             case (nil, nil): return [KerasLayerSpecification(className: "Identity", config: [:])]
             }
-        case .constant, .gemm, .comparison, .select, .gather, .split, .pad, .resize, .localResponseNormalization,
-             .coercedSoftmax, .shape, .expand, .tile, .computedReshape, .computedBatchNormalization,
+        case .comparison(let comparison):
+            return [call(comparisonClass(comparison), arguments: [.tensor, .tensor])]
+        case .select:
+            return [call("Where", arguments: [.tensor, .tensor, .tensor])]
+        case .mod(let a):
+            guard !a.fmod else { throw Refusal(reason: "Mod with fmod=1 has no keras.ops equivalent (keras.ops.mod takes the divisor's sign)") }
+            return [call("Mod", arguments: [.tensor, .tensor])]
+        case .trilu(let a):
+            guard let k = a.k else { throw Refusal(reason: "Trilu with a diagonal offset computed at run time has no keras.ops equivalent") }
+            return [call(a.upper ? "Triu" : "Tril", config: ["k": .number(Double(k))])]
+        case .einsum(let a):
+            return [call("Einsum", config: ["subscripts": .string(a.equation)], arguments: node.inputs.map { _ in .tensor })]
+        case .gatherElements(let a):
+            return [call("TakeAlongAxis", config: ["axis": .number(Double(a.axis))], arguments: [.tensor, .tensor])]
+        case .constant, .gemm, .gather, .split, .pad, .resize, .localResponseNormalization,
+             .coercedSoftmax, .shape, .expand, .tile, .range, .constantOfShape, .computedSlice, .computedPad, .scatterND,
+             .computedReshape, .computedBatchNormalization,
              .computedInstanceNormalization:
             throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent")
+        }
+    }
+
+    /// keras.ops's class for a comparison or logical operation.
+    static func comparisonClass(_ comparison: ComparisonOperation) -> String {
+        switch comparison {
+        case .equal: "Equal"
+        case .greater: "Greater"
+        case .greaterOrEqual: "GreaterEqual"
+        case .less: "Less"
+        case .lessOrEqual: "LessEqual"
+        case .and: "LogicalAnd"
+        case .or: "LogicalOr"
+        case .xor: "LogicalXor"
         }
     }
 

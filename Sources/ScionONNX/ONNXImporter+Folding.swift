@@ -115,6 +115,16 @@ extension ONNXImportSession {
             return try foldArithmetic(node, output: output)
         case "Slice" where allConstant:
             return try foldSlice(node, output: output)
+        case "Transpose" where allConstant:
+            return try foldTranspose(node, output: output)
+        case "Equal" where allConstant, "Less" where allConstant, "Greater" where allConstant, "LessOrEqual" where allConstant,
+             "GreaterOrEqual" where allConstant, "And" where allConstant, "Or" where allConstant, "Xor" where allConstant,
+             "Mod" where allConstant:
+            return try foldBinaryLogic(node, output: output)
+        case "Where" where allConstant:
+            return try foldWhere(node, output: output)
+        case "Not" where allConstant:
+            return try foldNot(node, output: output)
         case "Range" where allConstant:
             guard inputs.count == 3, let start = try numbers(inputs[0]), let limit = try numbers(inputs[1]),
                   let delta = try numbers(inputs[2]), let type = constants[inputs[0]]?.dtype,

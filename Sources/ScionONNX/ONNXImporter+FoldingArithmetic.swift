@@ -133,15 +133,46 @@ extension ONNXImportSession {
         return true
     }
 
-    /// Slices of 1-D constants (the shape vectors exporters cut up).
+    /// Slices of small constants: the shape vectors exporters cut up, and torch's pads, reversed
+    /// as a `[rank, 2]` table (`Slice` with step -1 along the first axis).
     mutating func foldSlice(_ node: ONNXNode, output: String) throws -> Bool {
-        guard let data = constants[node.inputs[0]], data.shape.count == 1, let values = try numbers(node.inputs[0]),
-              let bounds = try sliceBounds(node), bounds.axes.allSatisfy({ $0 == 0 || $0 == -1 }), bounds.starts.count == 1 else {
+        // A weight stays a parameter (trainable, named) beyond the vectors shape arithmetic cuts up.
+        guard let data = constants[node.inputs[0]], !data.shape.isEmpty, data.shape.count == 1 || !data.fromInitializer,
+              let values = try numbers(node.inputs[0]), let bounds = try sliceBounds(node) else {
             return false
         }
-        let length = data.shape[0]
-        let indices = Self.sliceIndices(length: length, start: bounds.starts[0], end: bounds.ends[0], step: bounds.steps[0])
-        constants[output] = make(values.picking(indices), dtype: data.dtype, shape: [indices.count])
+        let rank = data.shape.count
+        var kept = data.shape.map { Array(0..<$0) }
+        for (position, rawAxis) in bounds.axes.enumerated() {
+            let axis = rawAxis < 0 ? rawAxis + rank : rawAxis
+            guard (0..<rank).contains(axis) else { return false }
+            kept[axis] = Self.sliceIndices(length: data.shape[axis], start: bounds.starts[position], end: bounds.ends[position],
+                                           step: bounds.steps[position])
+        }
+        let strides = Self.strides(data.shape)
+        // Every combination of kept indices, the last axis fastest.
+        var picks = [0]
+        for axis in 0..<rank {
+            picks = picks.flatMap { base in kept[axis].map { base + $0 * strides[axis] } }
+        }
+        constants[output] = make(values.picking(picks), dtype: data.dtype, shape: kept.map(\.count))
+        return true
+    }
+
+    /// Transpose of a small constant (torch's pads, turned from `[rank, 2]` pairs to begins then ends).
+    mutating func foldTranspose(_ node: ONNXNode, output: String) throws -> Bool {
+        // A transposed weight stays a parameter (trainable, named): the op reading it takes it as is.
+        guard let data = constants[node.inputs[0]], !data.fromInitializer, let values = try numbers(node.inputs[0]) else { return false }
+        let rank = data.shape.count
+        let permutation = intsAttribute(node, "perm") ?? Array((0..<rank).reversed())
+        guard permutation.sorted() == Array(0..<rank) else { return false }
+        let strides = Self.strides(data.shape)
+        let shape = permutation.map { data.shape[$0] }
+        var picks = [0]
+        for axis in permutation {
+            picks = picks.flatMap { base in (0..<data.shape[axis]).map { base + $0 * strides[axis] } }
+        }
+        constants[output] = make(values.picking(picks), dtype: data.dtype, shape: shape)
         return true
     }
 

@@ -81,7 +81,7 @@ extension ONNXImportSession {
             guard let target = castTarget(node) else { return nil }
             return single(.onnx(.cast(CastAttributes(to: target))))
         case "Slice":
-            guard let bounds = try sliceBounds(node) else { return nil }
+            guard let bounds = try sliceBounds(node) else { return try computedSlice(node, x) }
             return single(.onnx(.slice(SliceAttributes(starts: bounds.starts, ends: bounds.ends, axes: bounds.axes, steps: bounds.steps))))
         case "Split": return try split(node, x)
         case "Pad": return try pad(node, x)
@@ -95,7 +95,7 @@ extension ONNXImportSession {
             return single(.onnx(.reduce(ReduceAttributes(kind: kind, axes: axes == [] ? nil : axes,
                                                    keepDimensions: intAttribute(node, "keepdims", 1) == 1))))
         default:
-            return nil
+            return try mapIndexingOp(node, x)
         }
     }
 
@@ -147,7 +147,10 @@ extension ONNXImportSession {
             guard let pads = intsAttribute(node, "pads") ?? intsAttribute(node, "paddings") else { return nil }
             return MappedNode(op: .onnx(.pad(PadAttributes(pads: pads, mode: mode, value: floatAttribute(node, "value", 0)))), inputs: [x])
         }
-        guard let padsInput = input(node, 1), var pads = try numbers(padsInput)?.integers.map({ Int(truncatingIfNeeded: $0) }) else { return nil }
+        guard let padsInput = input(node, 1) else { return nil }
+        guard var pads = try numbers(padsInput)?.integers.map({ Int(truncatingIfNeeded: $0) }) else {
+            return try computedPad(node, x, mode: mode)
+        }
         var value: Float = 0
         if let constantValue = input(node, 2) {
             guard let number = try numbers(constantValue)?.reals.first else { return nil }

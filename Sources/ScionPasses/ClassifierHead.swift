@@ -158,6 +158,8 @@ struct ClassifierHead {
              .transpose, .zeroPadding, .cropping, .upSampling, .embedding, .masking, .recurrent, .scaledResidual, .layerScale,
              .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.slice), .onnx(.split), .onnx(.pad),
              .onnx(.resize), .onnx(.localResponseNormalization), .onnx(.shape), .onnx(.expand), .onnx(.tile),
+             .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .augmentation, .opaque:
             return false
         }
@@ -199,6 +201,8 @@ struct ClassifierHead {
              .layerScale, .transpose, .onnx(.comparison), .onnx(.select), .onnx(.gather),
              .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.localResponseNormalization),
              .onnx(.shape), .onnx(.expand), .onnx(.tile),
+             .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .augmentation, .opaque:
             return false
         }

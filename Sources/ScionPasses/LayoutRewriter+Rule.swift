@@ -185,12 +185,13 @@ extension LayoutRewriter {
         case .onnx(.matMul):
             if keras, !node.parameters.isEmpty { throw refuse("by a constant that is not a Dense kernel has no Keras layer") }
             return .original
-        case .onnx(.unary), .onnx(.cast), .onnx(.slice), .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.clip):
+        case .onnx(.unary), .onnx(.cast), .onnx(.slice), .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.clip), .onnx(.comparison),
+             .onnx(.select):
             return .original
         case .onnx(.reduce(let a)):
             if keras, ![.mean, .sum, .maximum, .minimum, .product].contains(a.kind) { throw refuse("has no Keras layer or keras.ops equivalent") }
             return .original
-        case .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.split), .onnx(.resize), .onnx(.localResponseNormalization):
+        case .onnx(.gather), .onnx(.split), .onnx(.resize), .onnx(.localResponseNormalization):
             if keras { throw refuse("has no Keras layer equivalent") }
             return .original
         case .onnx(.pad(let a)):
@@ -207,6 +208,19 @@ extension LayoutRewriter {
         // Shape arithmetic reads lengths in the order the graph was written for.
         case .onnx(.shape), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape):
             if keras { throw refuse("has no Keras layer: Keras layers need their lengths known before run time") }
+            return .original
+        // Index arithmetic with lengths computed at run time: no Keras layer either.
+        case .onnx(.range), .onnx(.constantOfShape), .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND):
+            if keras { throw refuse("has no Keras layer: Keras layers need their lengths known before run time") }
+            return .original
+        // keras.ops calls (KerasOperationWriter), in the order the graph was written for.
+        case .onnx(.mod(let a)):
+            if keras, a.fmod { throw refuse("with fmod=1 (the dividend's sign) has no keras.ops equivalent (keras.ops.mod takes the divisor's)") }
+            return .original
+        case .onnx(.trilu(let a)):
+            if keras, a.k == nil { throw refuse("with a diagonal offset computed at run time has no keras.ops equivalent") }
+            return .original
+        case .onnx(.gatherElements), .onnx(.einsum):
             return .original
         }
     }

@@ -95,8 +95,11 @@ extension Executor {
         // Ops/Resizing.swift
         case .resizing(let a):
             return try resizing(node, x, a)
-        case .onnx(.comparison), .onnx(.select):
-            throw unsupported(node, node.op.typeName)
+        // Ops/Logic.swift
+        case .onnx(.comparison(let operation)):
+            return try comparison(node, inputs, operation)
+        case .onnx(.select):
+            return try select(node, inputs)
         // Ops/Shape.swift
         case .flatten(let a):
             return flatten(x, a)
@@ -121,6 +124,27 @@ extension Executor {
             return try expand(node, inputs)
         case .onnx(.tile):
             return try tile(node, inputs)
+        case .onnx(.mod(let a)):
+            return try mod(node, inputs, a)
+        // Ops/Indexing.swift
+        case .onnx(.range):
+            return try range(node, inputs)
+        case .onnx(.constantOfShape(let a)):
+            return try constantOfShape(node, inputs, a)
+        case .onnx(.trilu(let a)):
+            return try trilu(node, inputs, a)
+        case .onnx(.computedSlice(let a)):
+            return try computedSlice(node, inputs, a)
+        case .onnx(.computedPad(let a)):
+            return try computedPad(node, inputs, a)
+        // Ops/Scatter.swift
+        case .onnx(.scatterND(let a)):
+            return try scatterND(node, inputs, a)
+        case .onnx(.gatherElements(let a)):
+            return try gatherElements(node, inputs, a)
+        // Ops/Einsum.swift
+        case .onnx(.einsum(let a)):
+            return try einsum(node, inputs, a)
         case .onnx(.computedReshape(let a)):
             return try computedReshape(node, inputs, a)
         // Ops/Movement.swift

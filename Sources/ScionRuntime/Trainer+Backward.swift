@@ -144,6 +144,20 @@ extension Trainer {
         // Ops/ComputedShape.swift
         case .onnx(.shape): StepGradients(inputs: [nil])
         case .onnx(.expand), .onnx(.tile), .onnx(.computedReshape): try movementBackward(node, inputs, dy: dy)
+        case .onnx(.mod(let a)): try modBackward(node, a, inputs, dy: dy)
+        // Ops/Indexing.swift: Range and ConstantOfShape make values from lengths.
+        case .onnx(.range), .onnx(.constantOfShape): StepGradients(inputs: inputs.map { _ in nil })
+        case .onnx(.trilu(let a)): try triluBackward(node, a, inputs, dy: dy)
+        case .onnx(.computedSlice): try movementBackward(node, inputs, dy: dy)
+        case .onnx(.computedPad(let a)): try computedPadBackward(node, a, inputs, dy: dy)
+        // Ops/Scatter.swift
+        case .onnx(.scatterND(let a)): try scatterNDBackward(node, a, inputs, dy: dy)
+        case .onnx(.gatherElements): try movementBackward(node, inputs, dy: dy)
+        // Ops/Einsum.swift
+        case .onnx(.einsum(let a)): try einsumBackward(node, a, inputs, dy: dy)
+        // Ops/Logic.swift: comparisons are piecewise constant.
+        case .onnx(.comparison): StepGradients(inputs: inputs.map { _ in nil })
+        case .onnx(.select): try selectBackward(node, inputs, dy: dy)
         // Ops/Regularization.swift
         case .dropout: dropoutBackward(x, dy: dy, saved: saved)
         case .stochasticDepth: stochasticDepthBackward(x, dy: dy)
@@ -151,7 +165,7 @@ extension Trainer {
         case .onnx(.constant): constantBackward(node, dy: dy)
         // No gradient yet, whatever the family.
         case .depthwiseConv, .separableConv, .convTranspose, .onnx(.localResponseNormalization), .onnx(.coercedSoftmax),
-             .onnx(.comparison), .onnx(.select), .opaque:
+             .opaque:
             throw noGradient(node)
         }
         guard let step else { throw noGradient(node) }

@@ -12,6 +12,8 @@ Sources:
   --tf2onnx DIR    NAME.onnx (tf2onnx's, torch's), references NAME.input*.npy / NAME.output*.npy beside
                    them or in --refs (repeatable)
   --files F...     any ONNX files; random inputs (seed 0) for float inputs of known shape
+  --runtime-ops    the models of runtime_op_cases.keras_ops_models (comparisons, Where, Mod, Trilu,
+                   Einsum, GatherElements written as keras.ops nodes); random inputs
 
 Models Keras has no layers for must be refused cleanly: exit 1, one `error:` line naming the node,
 nothing written. EXPECTED_REFUSALS lists them; any other refusal is a failure.
@@ -207,6 +209,7 @@ def main():
     parser.add_argument("--refs", default=os.path.join(ROOT, "fixtures", "keras2"))
     parser.add_argument("--files", nargs="*", default=[])
     parser.add_argument("--h5", action="store_true", help="also write and check .h5")
+    parser.add_argument("--runtime-ops", action="store_true", help="also the keras.ops models of runtime_op_cases.py")
     args = parser.parse_args()
     cases = []
     if args.torch:
@@ -216,6 +219,9 @@ def main():
     cases += list(file_cases(args.files))
     passed = failed = 0
     with tempfile.TemporaryDirectory() as folder:
+        if args.runtime_ops:
+            from runtime_op_cases import keras_ops_models
+            cases += list(file_cases(keras_ops_models(folder)))
         for name, source, feeds, stored, nhwc in cases:
             variants = [("keras", False)] + ([("h5", False)] if args.h5 else []) + ([("keras", True)] if nhwc else [])
             for suffix, channels_last in variants:

@@ -48,10 +48,7 @@ def not_yet(names, checks, reason):
 
 # (fixture, check) -> a fragment of the reason Scion gives today.
 NOT_YET = {
-    # The executor: ops torch's exporters write that Scion does not run yet.
-    **not_yet(["swin_ts", "swin_dynamo"], RUNS, "Equal is not supported by the executor"),
-    **not_yet(["convnext_dynamo"], RUNS, "ONNX op 'Range' is not interpreted"),
-    # Keras: lengths only known at run time, and layers Keras has no equivalent for yet.
+    # Keras: lengths only known at run time, reshapes across the batch, and layers Keras has no equivalent for yet.
     **not_yet(["vit_dynamo", "vit_ts"], ["keras"], SHAPE),
     # A Reshape across the batch: ConvNeXt's and Swin's flattening.
     **not_yet(["convnext_dynamo", "swin_dynamo", "swin_ts"], ["keras"], "changes the batch axis"),

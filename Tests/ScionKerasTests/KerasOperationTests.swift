@@ -44,16 +44,45 @@ final class KerasOperationTests: XCTestCase {
     /// An operation Scion does not read is kept as read (inspect lists it, surgery cuts it), and what
     /// it could not read is the reason every path that needs its meaning gives, naming node and op.
     func testUnknownOperationIsKeptAndItsReasonNamesTheNodeAndTheOp() throws {
-        let path = try model(with: operation("Einsum", name: "contract", config: #", "subscripts": "ij,jk->ik""#,
-                                             arguments: "\(tensor), \(tensor)"), output: "contract")
+        let path = try model(with: operation("Cumsum", name: "running", config: #", "axis": 1"#, arguments: tensor), output: "running")
         let graph = try KerasModelReader.readHDF5(at: path)
-        guard case .opaque(let a) = try XCTUnwrap(graph.node(named: "contract")).op else { return XCTFail("contract is read") }
+        guard case .opaque(let a) = try XCTUnwrap(graph.node(named: "running")).op else { return XCTFail("running is read") }
         XCTAssertEqual(a.domain, "keras.ops")
-        XCTAssertTrue(a.uninterpretedReason.hasPrefix("keras.ops operation Einsum"), a.uninterpretedReason)
+        XCTAssertTrue(a.uninterpretedReason.hasPrefix("keras.ops operation Cumsum"), a.uninterpretedReason)
         XCTAssertFalse(a.uninterpretedReason.contains("\n"))
         XCTAssertThrowsError(try KerasModelWriter.writeArchive(graph, to: path + ".keras", file: path + ".keras")) { error in
-            XCTAssertTrue("\(error)".contains("contract") && "\(error)".contains("keras.ops operation Einsum"), "\(error)")
+            XCTAssertTrue("\(error)".contains("running") && "\(error)".contains("keras.ops operation Cumsum"), "\(error)")
         }
+    }
+
+    /// Comparisons and logic, Where, Mod, Triu/Tril, Einsum and TakeAlongAxis are read as the IR's
+    /// ONNX ops (NotEqual as Equal then Not) and written back as the same calls; an Einsum with an
+    /// ellipsis stays as read. Check_onnx_keras.py --runtime-ops proves their numbers in Keras.
+    func testLogicWhereModTriangleEinsumAndTakeAlongAxisAreRead() throws {
+        let cases: [(String, String, String, [Op])] = [
+            ("Greater", "", "\(tensor), \(tensor)", [.onnx(.comparison(.greater))]),
+            ("LessEqual", "", "\(tensor), \(tensor)", [.onnx(.comparison(.lessOrEqual))]),
+            ("LogicalXor", "", "\(tensor), \(tensor)", [.onnx(.comparison(.xor))]),
+            ("NotEqual", "", "\(tensor), \(tensor)", [.onnx(.comparison(.equal)), .onnx(.unary(.not))]),
+            ("LogicalNot", "", tensor, [.onnx(.unary(.not))]),
+            ("Where", "", "\(tensor), \(tensor), \(tensor)", [.onnx(.select)]),
+            ("Mod", "", "\(tensor), \(tensor)", [.onnx(.mod(ModAttributes(fmod: false)))]),
+            ("Tril", #", "k": -1"#, tensor, [.onnx(.trilu(TriluAttributes(upper: false, k: -1)))]),
+            ("Einsum", #", "subscripts": "bij,bkj->bik""#, "\(tensor), \(tensor)",
+             [.onnx(.einsum(EinsumAttributes(equation: "bij,bkj->bik")))]),
+            ("TakeAlongAxis", #", "axis": 2"#, "\(tensor), \(tensor)", [.onnx(.gatherElements(GatherAttributes(axis: 2)))]),
+        ]
+        for (className, config, arguments, ops) in cases {
+            let graph = try KerasModelReader.readHDF5(at: try model(with: operation(className, name: "op", config: config, arguments: arguments),
+                                                                    output: "op"))
+            XCTAssertEqual(graph.nodes.map(\.op), ops, className)
+        }
+        let ellipsis = try model(with: operation("Einsum", name: "op", config: #", "subscripts": "...j,...j->...""#,
+                                                 arguments: "\(tensor), \(tensor)"), output: "op")
+        guard case .opaque(let a) = try XCTUnwrap(try KerasModelReader.readHDF5(at: ellipsis).node(named: "op")).op else {
+            return XCTFail("an Einsum with an ellipsis is read")
+        }
+        XCTAssertTrue(a.uninterpretedReason.contains("ellipsis"), a.uninterpretedReason)
     }
 
     func testKeywordArgumentsAndNonNumericConstantsAreNotRead() throws {

@@ -132,8 +132,10 @@ final class KerasWriterTests: XCTestCase {
 
     func testChannelsFirstGraphsAreRefused() throws {
         var graph = Graph(name: "onnx", inputs: [ValueInfo(name: "x", shape: Shape([1, 3, 8, 8]), dtype: .float32)], outputs: ["y"])
-        // A comparison has no Keras layer and no keras.ops spelling Scion writes (a MatMul now has).
-        graph.nodes = [Node(name: "y", op: .onnx(.comparison(.greater)), inputs: ["x", "x"], outputs: ["y"])]
+        // LRN has no Keras layer and no keras.ops spelling Scion writes (a MatMul and a comparison now have).
+        graph.nodes = [Node(name: "y", op: .onnx(.localResponseNormalization(LocalResponseNormalizationAttributes(size: 3, alpha: 1e-4,
+                                                                                                                 beta: 0.75, bias: 1))),
+                            inputs: ["x"], outputs: ["y"])]
         graph.layout = .channelsFirst
         XCTAssertThrowsError(try KerasModelWriter.writeArchive(graph, to: temporaryPath("x.keras"), file: "out.keras")) { error in
             XCTAssertEqual((error as? KerasError)?.kind, .writeFailed)

@@ -152,12 +152,13 @@ final class KerasLayersPassTests: XCTestCase {
 
     func testNodeWithoutKerasLayerIsNamedWithItsOp() throws {
         var sketch = GraphSketch(inputs: [("x", [2, 4])])
-        sketch.add("greater", .onnx(.comparison(.greater)), ["x", "x"])
-        sketch.outputs = ["greater"]
+        sketch.add("lrn", .onnx(.localResponseNormalization(LocalResponseNormalizationAttributes(size: 3, alpha: 1e-4, beta: 0.75, bias: 1))),
+                   ["x"])
+        sketch.outputs = ["lrn"]
         var graph = onnxGraph(sketch)
         XCTAssertThrowsError(try KerasLayersPass().run(&graph)) { error in
-            XCTAssertEqual((error as? PassError)?.subject, "greater")
-            XCTAssertTrue("\(error)".contains("Greater has no Keras layer"), "\(error)")
+            XCTAssertEqual((error as? PassError)?.subject, "lrn")
+            XCTAssertTrue("\(error)".contains("LRN has no Keras layer"), "\(error)")
         }
     }
 

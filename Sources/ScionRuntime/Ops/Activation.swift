@@ -22,7 +22,7 @@ extension Executor {
         return RuntimeTensor(shape: x.shape, data: x.data.map(f))
     }
 
-    /// Nil for Not, which is logic on bools, not float math.
+    /// Not is logic on bools held as 0 and 1 (any non-zero value is true).
     static func unaryFunction(_ operation: UnaryOperation) -> ((Float) -> Float)? {
         switch operation {
         case .negate: return { (v: Float) -> Float in -v }
@@ -37,7 +37,7 @@ extension Executor {
         case .sign: return { (v: Float) -> Float in v > 0 ? 1 : v < 0 ? -1 : 0 }
         case .sine: return { (v: Float) -> Float in sin(v) }
         case .cosine: return { (v: Float) -> Float in cos(v) }
-        case .not: return nil
+        case .not: return { (v: Float) -> Float in v == 0 ? 1 : 0 }
         }
     }
 }
@@ -88,6 +88,8 @@ extension Trainer {
 
     /// Nil (no gradient yet) where `unaryDerivative` has none.
     func unaryBackward(_ operation: UnaryOperation, _ x: RuntimeTensor, y: RuntimeTensor, dy: RuntimeTensor) -> StepGradients? {
+        // Not is logic on a mask: nothing flows back through it, as through a comparison.
+        if operation == .not { return StepGradients(inputs: [nil]) }
         guard let derivative = Self.unaryDerivative(operation) else { return nil }
         return StepGradients(inputs: [RuntimeTensor(shape: x.shape, data: (0..<x.count).map { dy.data[$0] * derivative(x.data[$0], y.data[$0]) })])
     }

@@ -1,9 +1,9 @@
 import ScionIR
 
 /// Elementwise combinations and per-channel affine maps: Keras's merge layers (`elementwise`, with
-/// numpy broadcasting), Inception-ResNet's scaled residual, ConvNeXt's LayerScale, Rescaling, and
-/// ONNX's comparisons and Where (not run yet: their values are bools). The broadcasting kernels are
-/// in Kernels+Tensors.swift.
+/// numpy broadcasting), Inception-ResNet's scaled residual, ConvNeXt's LayerScale and Rescaling
+/// (ONNX's comparisons, Where and Mod are in Logic.swift). The broadcasting kernels are in
+/// Kernels+Tensors.swift.
 extension Executor {
     /// A merge, with the ReLU fused into an addition (`fuseReLUs`) applied as it writes its result.
     func elementwise(_ node: Node, _ inputs: [RuntimeTensor], _ operation: ElementwiseOperation) throws -> RuntimeTensor {

@@ -1,0 +1,111 @@
+import ScionIR
+
+/// Folding of the comparisons, logic, Where and Mod that TorchScript exports compute on shape
+/// values (`Equal(shape, -1)` then `Where`, `Mod` of a length): with a static shape every operand is
+/// a constant, and the ops after them (a Reshape, an Expand) need the folded values as attributes.
+extension ONNXImportSession {
+    /// Each output element's source element in every operand, numpy broadcasting; nil when the
+    /// shapes do not broadcast or the result is too large to fold.
+    static func broadcastSources(_ shapes: [[Int]]) -> (shape: [Int], sources: [[Int]])? {
+        let rank = shapes.map(\.count).max() ?? 0
+        let aligned = shapes.map { Array(repeating: 1, count: rank - $0.count) + $0 }
+        var shape = [Int](repeating: 1, count: rank)
+        for operand in aligned {
+            for axis in 0..<rank where operand[axis] != 1 {
+                guard shape[axis] == 1 || shape[axis] == operand[axis] else { return nil }
+                shape[axis] = operand[axis]
+            }
+        }
+        guard let count = shape.checkedProduct, count <= foldingLimit else { return nil }
+        let outputStrides = strides(shape)
+        let sources = aligned.map { operand -> [Int] in
+            let operandStrides = strides(operand)
+            return (0..<count).map { flat in
+                var rest = flat, index = 0
+                for axis in 0..<rank {
+                    let coordinate = rest / outputStrides[axis]
+                    rest %= outputStrides[axis]
+                    if operand[axis] != 1 { index += coordinate * operandStrides[axis] }
+                }
+                return index
+            }
+        }
+        return (shape, sources)
+    }
+
+    /// Equal, Less, Greater, LessOrEqual, GreaterOrEqual, And, Or, Xor and Mod of two constants.
+    mutating func foldBinaryLogic(_ node: ONNXNode, output: String) throws -> Bool {
+        guard node.inputs.count == 2, node.attribute("broadcast") == nil, let left = constants[node.inputs[0]],
+              let right = constants[node.inputs[1]], let a = try numbers(node.inputs[0]), let b = try numbers(node.inputs[1]),
+              let (shape, sources) = Self.broadcastSources([left.shape, right.shape]) else { return false }
+        let count = sources[0].count
+        if node.opType == "Mod" {
+            guard left.dtype == right.dtype else { return false }
+            let remainder = ModAttributes(fmod: intAttribute(node, "fmod", 0) == 1)
+            if left.dtype.isFloatingPoint {
+                let x = a.reals, y = b.reals
+                let values = (0..<count).map { Double(remainder.remainder(Float(x[sources[0][$0]]), Float(y[sources[1][$0]]))) }
+                constants[output] = make(.reals(values), dtype: left.dtype, shape: shape)
+                return true
+            }
+            let x = a.integers, y = b.integers
+            var values: [Int64] = []
+            for flat in 0..<count {
+                let (p, q) = (x[sources[0][flat]], y[sources[1][flat]])
+                guard q != 0 else { return false }
+                let r = p % q
+                // fmod=0 takes the divisor's sign (Python's %); fmod=1 the dividend's (C's).
+                values.append(remainder.fmod || r == 0 || (r < 0) == (q < 0) ? r : r + q)
+            }
+            constants[output] = make(.integers(values), dtype: left.dtype, shape: shape)
+            return true
+        }
+        // Integers compare exactly (INT64_MAX is not a Double).
+        let integral = !left.dtype.isFloatingPoint && !right.dtype.isFloatingPoint
+        let (xi, yi, xr, yr) = (a.integers, b.integers, a.reals, b.reals)
+        let values = (0..<count).map { flat -> Int64 in
+            let i = sources[0][flat], j = sources[1][flat]
+            let order: Int = integral ? (xi[i] < yi[j] ? -1 : (xi[i] == yi[j] ? 0 : 1)) : (xr[i] < yr[j] ? -1 : (xr[i] == yr[j] ? 0 : 1))
+            let p = xr[i] != 0, q = yr[j] != 0
+            let result: Bool = switch node.opType {
+            case "Equal": order == 0
+            case "Less": order < 0
+            case "LessOrEqual": order <= 0
+            case "Greater": order > 0
+            case "GreaterOrEqual": order >= 0
+            case "And": p && q
+            case "Or": p || q
+            default: p != q
+            }
+            return result ? 1 : 0
+        }
+        constants[output] = make(.integers(values), dtype: .bool, shape: shape)
+        return true
+    }
+
+    /// Where of three constants.
+    mutating func foldWhere(_ node: ONNXNode, output: String) throws -> Bool {
+        guard node.inputs.count == 3, let chosen = constants[node.inputs[1]], let other = constants[node.inputs[2]],
+              let condition = constants[node.inputs[0]], chosen.dtype == other.dtype,
+              let test = try numbers(node.inputs[0])?.integers, let x = try numbers(node.inputs[1]), let y = try numbers(node.inputs[2]),
+              let (shape, sources) = Self.broadcastSources([condition.shape, chosen.shape, other.shape]) else { return false }
+        let picks = sources[0].indices.map { test[sources[0][$0]] != 0 }
+        let result: ConstantNumbers
+        if chosen.dtype.isFloatingPoint {
+            let (xr, yr) = (x.reals, y.reals)
+            result = .reals(picks.indices.map { picks[$0] ? xr[sources[1][$0]] : yr[sources[2][$0]] })
+        } else {
+            let (xi, yi) = (x.integers, y.integers)
+            result = .integers(picks.indices.map { picks[$0] ? xi[sources[1][$0]] : yi[sources[2][$0]] })
+        }
+        constants[output] = make(result, dtype: chosen.dtype, shape: shape)
+        return true
+    }
+
+    /// Not of a constant.
+    mutating func foldNot(_ node: ONNXNode, output: String) throws -> Bool {
+        guard let input = constants[node.inputs[0]], let values = try numbers(node.inputs[0])?.integers else { return false }
+        constants[output] = make(.integers(values.map { $0 == 0 ? 1 : 0 }), dtype: .bool, shape: input.shape)
+        return true
+    }
+}
