@@ -19,6 +19,7 @@ package enum ONNXExporter {
         guard graph.hasArchitecture else {
             throw ONNXError(.unsupported, file: file, "a weights-only file has no graph to write")
         }
+        let graph = separatingParameterNames(graph)
         var names = Set(graph.inputs.map(\.name))
         for node in graph.nodes { names.formUnion(node.outputs) }
         names.formUnion(graph.parameters.names)

@@ -32,6 +32,8 @@ struct KerasPatternRewriter {
     var consumers: [String: [Int]] = [:]
     var producers: [String: Int] = [:]
     var graphOutputs: Set<String>
+    /// Weights copied from a shared constant for the layers that fold it (`adopt`), by constant, role and shape.
+    var adoptedCopies: [String: String] = [:]
 
     enum Sweep: CaseIterable { case recurrent, embeddingCast, singleInputConcat, swish, constantTranspose, dense, denseBias, groupNormalization, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
 
@@ -192,9 +194,9 @@ struct KerasPatternRewriter {
             guard let input = shape(node.inputs[0]), input.rank >= 2 else { return }
             if node.inputs.count == 2, let (_, weight) = constant(node.inputs[1]), weight.shape.count == 2 {
                 // A weight listed as a graph input in old ONNX files reaches MatMul through a node.
+                let kernel = adopt(weight, of: node.inputs[1], role: .kernel, shape: weight.shape, layer: node.name)
                 graph.nodes[position].inputs = [node.inputs[0]]
-                graph.nodes[position].parameters = [weight.name]
-                graph.parameters[weight.name]?.role = .kernel
+                graph.nodes[position].parameters = [kernel]
                 graph.nodes[position].op = .dense(DenseAttributes(units: weight.shape[1], useBias: false))
                 return
             }
@@ -227,11 +229,33 @@ struct KerasPatternRewriter {
               bias.elementCount == a.units, bias.shape.filter({ $0 != 1 }).count <= 1, bias.dtype == .float32 else { return }
         a.useBias = true
         graph.nodes[position].op = .dense(a)
-        graph.nodes[position].parameters.append(bias.name)
+        graph.nodes[position].parameters.append(adopt(bias, of: other, role: .bias, shape: [a.units], layer: node.name))
         graph.nodes[position].outputs = add.outputs
-        graph.parameters[bias.name]?.role = .bias
-        graph.parameters[bias.name]?.shape = [a.units]
         removed.insert(add.name)
+    }
+
+    /// The name of `parameter` (a constant node's value, read as `value`) made a layer's weight in
+    /// `role`: the parameter itself when that layer is the constant's only reader, otherwise a copy
+    /// of its own (dynamo shares one zero tensor among every LayerNorm beta and Linear bias, so
+    /// the constant node must keep its `value` weight for its other readers). Layers adopting the same
+    /// constant in the same role share one copy, as they shared the constant.
+    mutating func adopt(_ parameter: Parameter, of value: String, role: ParameterRole, shape: [Int], layer: String) -> String {
+        if soleReader(of: value) != nil {
+            graph.parameters[parameter.name]?.role = role
+            graph.parameters[parameter.name]?.shape = shape
+            return parameter.name
+        }
+        let key = "\(parameter.name)|\(role)|\(shape)"
+        if let made = adoptedCopies[key] { return made }
+        var copy = parameter
+        copy.name = "\(layer)/\(role)"
+        var counter = 1
+        while graph.parameters[copy.name] != nil { copy.name = "\(layer)/\(role)#\(counter)"; counter += 1 }
+        copy.role = role
+        copy.shape = shape
+        graph.parameters.add(copy)
+        adoptedCopies[key] = copy.name
+        return copy.name
     }
 
     // MARK: - Constant arithmetic

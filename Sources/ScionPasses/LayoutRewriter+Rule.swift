@@ -74,7 +74,17 @@ extension LayoutRewriter {
             return .flatten(flattenPlan(for: node))
         case .reshape(let a):
             if keras, a.includesBatch {
-                throw refuse("to \(a.targetShape) changes the batch axis or has unknown lengths; Keras reshapes keep the batch")
+                // Keras's Reshape layer keeps the batch; one that merges or moves it (torch's attention
+                // folding heads into the batch, a flatten to [-1]) is written as keras.ops.reshape over
+                // the whole tensor, in the order the graph was written for. ONNX's 0 ("copy this
+                // length") has no spelling there: the reader resolves it where the length is known.
+                if a.targetShape.contains(0), !a.allowZero {
+                    throw refuse("to \(a.targetShape) copies a length (0) that is not known before run time; keras.ops.reshape cannot say that")
+                }
+                guard a.targetShape.filter({ $0 == -1 }).count <= 1 else {
+                    throw refuse("to \(a.targetShape) leaves more than one length unknown; keras.ops.reshape infers one at most")
+                }
+                return .original
             }
             let input = node.inputs.first.flatMap { shape(of: $0) }
             let output = node.outputs.first.flatMap { shape(of: $0) }
