@@ -19,6 +19,8 @@ enum KerasCallArgument: Equatable {
 ///  ReduceMean/Sum/Max/Min/Prod -> Mean/Sum/Max/Min/Prod      Squeeze -> Squeeze    Unsqueeze -> ExpandDims
 ///  Slice -> GetItem with every axis up to the last sliced one spelled out          Clip -> Clip, Maximum, Minimum
 ///  Reshape naming the batch -> Reshape      Transpose moving the batch -> Transpose    Div, Pow -> TrueDivide, Power
+///  Split -> Split (one layer, one tensor index per output)     Gather -> Take (constant indices in the call)
+///  Expand to a constant shape -> BroadcastTo (the shape in the config)
 /// ```
 enum KerasOperationWriter {
     typealias Refusal = KerasConfigWriter.Refusal
@@ -75,11 +77,37 @@ enum KerasOperationWriter {
             case (nil, let high?): return [call("Minimum", arguments: [.tensor, .constant(KerasConfigWriter.number(high))])]
             case (nil, nil): return [KerasLayerSpecification(className: "Identity", config: [:])]
             }
-        case .constant, .gemm, .comparison, .select, .gather, .split, .pad, .resize, .localResponseNormalization,
-             .coercedSoftmax, .shape, .expand, .tile, .computedReshape, .computedBatchNormalization,
+        case .gather(let a):
+            // Constant indices are written into the call by the model plan (KerasModelPlan+ConstantOperands).
+            guard node.inputs.count == 2 else { throw Refusal(reason: "Gather needs its data and its indices") }
+            return [call("Take", config: ["axis": .number(Double(a.axis))], arguments: [.tensor, .tensor])]
+        case .split(let a):
+            return [try split(a, outputs: node.outputs.count)]
+        case .expand:
+            throw Refusal(reason: "Expand to a shape computed at run time has no Keras equivalent (a constant shape is keras.ops.broadcast_to)")
+        case .constant, .gemm, .comparison, .select, .pad, .resize, .localResponseNormalization,
+             .coercedSoftmax, .shape, .tile, .computedReshape, .computedBatchNormalization,
              .computedInstanceNormalization:
             throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent")
         }
+    }
+
+    /// keras.ops.split: numpy's `indices_or_sections`, the number of equal parts or the offsets where
+    /// each part after the first starts.
+    static func split(_ a: SplitAttributes, outputs: Int) throws -> KerasLayerSpecification {
+        guard a.sizes.count == outputs, outputs >= 1 else {
+            throw Refusal(reason: "Split into \(a.sizes.count) parts for \(outputs) outputs")
+        }
+        let sections: JSON
+        if Set(a.sizes).count == 1 {
+            sections = .number(Double(outputs))
+        } else {
+            var offsets: [Int] = []
+            var offset = 0
+            for size in a.sizes.dropLast() { offset += size; offsets.append(offset) }
+            sections = KerasConfigWriter.ints(offsets)
+        }
+        return call("Split", config: ["indices_or_sections": sections, "axis": .number(Double(a.axis))])
     }
 
     private static func unaryOperation(_ unary: UnaryOperation) -> KerasLayerSpecification {

@@ -34,6 +34,8 @@ struct KerasPatternRewriter {
     var graphOutputs: Set<String>
     /// Weights copied from a shared constant for the layers that fold it (`adopt`), by constant, role and shape.
     var adoptedCopies: [String: String] = [:]
+    /// Gemm weights already transposed into Dense kernels (`foldDense`).
+    var transposedKernels: Set<String> = []
 
     enum Sweep: CaseIterable { case recurrent, embeddingCast, singleInputConcat, swish, constantTranspose, dense, denseBias, groupNormalization, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
 
@@ -180,10 +182,16 @@ struct KerasPatternRewriter {
         if case .onnx(.gemm(let a)) = node.op {
             guard !a.transposeA, a.alpha == 1, a.beta == 1, node.inputs.count == 1,
                   let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 2 else { return }
-            let units = a.transposeB ? kernel.shape[0] : kernel.shape[1]
+            // A weight several Gemms share (dynamo keeps one copy of equal tensors: the deep-copied
+            // layers of an nn.TransformerEncoder) is transposed once, by the first of them.
+            // One reading it untransposed is left a Gemm (refused by the layout pass, not miscomputed).
+            if !a.transposeB, transposedKernels.contains(kernel.name) { return }
+            let transposed = a.transposeB && !transposedKernels.contains(kernel.name)
+            let units = transposed ? kernel.shape[0] : kernel.shape[1]
             let bias = graph.parameter(of: node, role: .bias)
             if let bias, bias.shape.reduce(1, *) != units || bias.shape.filter({ $0 != 1 }).count > 1 { return }
-            if a.transposeB {
+            if transposed {
+                transposedKernels.insert(kernel.name)
                 var changes: [String: String] = [:]
                 _ = try ParameterPermutation(change: "Gemm weight to a Dense kernel", permutation: [1, 0])
                     .apply(to: kernel, in: &graph.parameters, changes: &changes, pass: passName, node: node.name)
