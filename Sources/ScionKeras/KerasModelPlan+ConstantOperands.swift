@@ -58,7 +58,10 @@ enum KerasConstantOperands {
         let target = Array(repeating: 1, count: rank - values.count) + values
         var result: [Int] = []
         for (have, want) in zip(padded, target) {
-            if want == 1 || want == have {
+            if have == -1, want != 1 {
+                // A length known only at run time broadcast to `want` is `want` (or the input is invalid).
+                result.append(want)
+            } else if want == 1 || want == have {
                 guard have != -1 else {
                     throw KerasConfigWriter.Refusal(reason: "Expand keeps a length not known before run time; keras.ops.broadcast_to needs every length")
                 }

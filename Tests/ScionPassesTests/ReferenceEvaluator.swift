@@ -62,7 +62,12 @@ struct ReferenceEvaluator {
             let spatial = channelsLast ? [1, 2] : [2, 3]
             var shape = x.shape
             for (position, axis) in spatial.enumerated() {
-                shape[axis] = (x.shape[axis] + pads[position] + pads[2 + position] - a.poolSize[position]) / a.strides[position] + 1
+                let span = x.shape[axis] + pads[position] + pads[2 + position] - a.poolSize[position]
+                shape[axis] = span / a.strides[position] + 1
+                // ceil_mode (ONNX, torch): one more window where the last runs past the end, unless it
+                // would start in the end padding.
+                if a.ceilMode, span % a.strides[position] != 0,
+                   (shape[axis]) * a.strides[position] < x.shape[axis] + pads[position] { shape[axis] += 1 }
             }
             let values = allIndices(shape).map { index -> Float in
                 var best = -Float.infinity

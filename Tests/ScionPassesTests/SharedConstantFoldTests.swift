@@ -54,3 +54,25 @@ final class SharedConstantFoldTests: XCTestCase {
         XCTAssertEqual(rewriter.graph.parameters["b/value"]?.role, .bias)
     }
 }
+
+/// nn.TransformerEncoder deep-copies its layer, so dynamo's export keeps one copy of each
+/// projection weight, read by one `Gemm(transB=1)` per layer. Each fold used to transpose the shared
+/// weight again: the second put it back, and both Dense layers computed with `Wᵀ`.
+final class SharedGemmWeightTests: XCTestCase {
+    func testAGemmWeightSharedByTwoGemmsIsTransposedOnce() throws {
+        var sketch = GraphSketch(inputs: [("x", [2, 3])])
+        sketch.add("first", .onnx(.gemm(GemmAttributes(transposeB: true))), ["x"], parameters: [("kernel", [3, 3])])
+        sketch.call("second", sharing: "first", ["first"])
+        sketch.outputs = ["second"]
+        var source = sketch.graph
+        source.layout = .channelsFirst
+        var converted = source
+        try KerasLayersPass().run(&converted)
+        try converted.verify()
+        XCTAssertEqual(converted.nodes.map(\.op.typeName), ["Dense", "Dense"])
+        let input = Tensor.random([2, 3], seed: 7)
+        let expected = try ReferenceEvaluator(graph: source).run(["x": input])
+        let got = try ReferenceEvaluator(graph: converted).run(["x": input])
+        XCTAssertLessThanOrEqual(largestDifference(got[0], expected[0]), 1e-5)
+    }
+}
