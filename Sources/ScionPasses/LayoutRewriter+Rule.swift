@@ -79,7 +79,8 @@ extension LayoutRewriter {
                 // the whole tensor, in the order the graph was written for. ONNX's 0 ("copy this
                 // length") has no spelling there: the reader resolves it where the length is known.
                 if a.targetShape.contains(0), !a.allowZero {
-                    throw refuse("to \(a.targetShape) copies a length (0) that is not known before run time; keras.ops.reshape cannot say that")
+                    throw refuse("to \(a.targetShape) copies an input length (0) known only at run time (the batch axis or another dynamic one); "
+                        + "keras.ops.reshape cannot say that")
                 }
                 guard a.targetShape.filter({ $0 == -1 }).count <= 1 else {
                     throw refuse("to \(a.targetShape) leaves more than one length unknown; keras.ops.reshape infers one at most")
