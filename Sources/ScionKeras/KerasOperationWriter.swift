@@ -20,7 +20,7 @@ enum KerasCallArgument: Equatable {
 ///  Slice -> GetItem with every axis up to the last sliced one spelled out          Clip -> Clip, Maximum, Minimum
 ///  Reshape naming the batch -> Reshape      Transpose moving the batch -> Transpose    Div, Pow -> TrueDivide, Power
 ///  Split -> Split (one layer, one tensor index per output)     Gather -> Take (constant indices in the call)
-///  Expand to a constant shape -> BroadcastTo (the shape in the config)
+///  Expand to a constant shape -> BroadcastTo (the shape in the config)     Pad (constant) -> Pad
 /// ```
 enum KerasOperationWriter {
     typealias Refusal = KerasConfigWriter.Refusal
@@ -83,9 +83,18 @@ enum KerasOperationWriter {
             return [call("Take", config: ["axis": .number(Double(a.axis))], arguments: [.tensor, .tensor])]
         case .split(let a):
             return [try split(a, outputs: node.outputs.count)]
+        case .pad(let a):
+            // The layout pass's padding of a max pooling over values that may be negative.
+            let rank = a.pads.count / 2
+            guard a.mode == .constant, a.pads.count == 2 * rank, a.pads.allSatisfy({ $0 >= 0 }) else {
+                throw Refusal(reason: "Pad in mode \(a.mode.rawValue) with pads \(a.pads) has no keras.ops equivalent here")
+            }
+            let widths = (0..<rank).map { KerasConfigWriter.ints([a.pads[$0], a.pads[rank + $0]]) }
+            return [call("Pad", config: ["pad_width": .array(widths), "mode": "constant"],
+                         arguments: [.tensor, .constant(KerasConfigWriter.number(a.value))])]
         case .expand:
             throw Refusal(reason: "Expand to a shape computed at run time has no Keras equivalent (a constant shape is keras.ops.broadcast_to)")
-        case .constant, .gemm, .comparison, .select, .pad, .resize, .localResponseNormalization,
+        case .constant, .gemm, .comparison, .select, .resize, .localResponseNormalization,
              .coercedSoftmax, .shape, .tile, .computedReshape, .computedBatchNormalization,
              .computedInstanceNormalization:
             throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent")

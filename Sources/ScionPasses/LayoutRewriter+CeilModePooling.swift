@@ -9,9 +9,10 @@ import ScionIR
 ///  ceil(((112 - 3) / 2) + 1 = 56, floor gives 55; one more column lets the 56th window fit.
 /// ```
 ///
-/// The padding is zeros (Keras's only padding layer) where ONNX's is -inf, so a max is exact only
-/// over values that cannot be negative (`isNonNegative`: after a ReLU, a concatenation of such...):
-/// every window still holds a real element, and a zero never exceeds the largest of them. An
+/// ONNX pads a max with -inf. Over values that cannot be negative (`isNonNegative`: after a ReLU, a
+/// concatenation of such...) zeros are exact, a ZeroPadding layer; otherwise a keras.ops Pad with
+/// float32's lowest value: every window still holds a real element, which the padding never
+/// exceeds. An
 /// average would divide the last window by its clipped size (ONNX and torch do), which Keras's
 /// average over the padded input does not: refused.
 extension LayoutRewriter {
@@ -50,20 +51,31 @@ extension LayoutRewriter {
         return extended ? pairs : nil
     }
 
+    /// Padding in front of a max pooling: zeros (a ZeroPadding layer) where the input cannot be
+    /// negative, otherwise a keras.ops Pad with float32's lowest value, which no window's largest
+    /// real element is below (every window holds one), so it never wins, as ONNX's -inf never does.
+    /// (JSON has no -inf for the call's constant.)
+    mutating func emitMaxPoolPadding(_ pairs: [[Int]], for node: Node, input: String, converted: String) throws -> String {
+        if isNonNegative(input) { return try emitZeroPadding(pairs, for: node, input: converted) }
+        let output = uniqueValueName("\(node.outputs.first ?? node.name)/padded")
+        // Channels-last: batch, the spatial axes, channels; ONNX's order of all begins, then all ends.
+        let pads = [0] + pairs.map { $0[0] } + [0, 0] + pairs.map { $0[1] } + [0]
+        nodes.append(Node(name: uniqueNodeName("\(node.name)/pad"),
+                          op: .onnx(.pad(PadAttributes(pads: pads, mode: .constant, value: -Float.greatestFiniteMagnitude))),
+                          inputs: [converted], outputs: [output], scope: node.scope, trainable: node.trainable))
+        return output
+    }
+
     /// A ceil-mode pooling that rounding up lengthens: its Keras form, valid pooling after a
     /// ZeroPadding of `pairs`; throws where zeros are not exact.
     mutating func padForCeilMode(_ node: Node, _ a: inout PoolAttributes, pairs: [[Int]], input: String, converted: inout String) throws {
         switch a.kind {
         case .max:
-            guard isNonNegative(input) else {
-                throw failure(node.name, "ceil_mode MaxPool needs padding at the end and its input may be negative "
-                    + "(Keras pads with zeros only; ONNX's padding is -inf)")
-            }
+            converted = try emitMaxPoolPadding(pairs, for: node, input: input, converted: converted)
         case .average:
             throw failure(node.name, "ceil_mode AveragePool divides its last window by the part inside the input, "
                 + "which Keras's average over a padded input does not")
         }
-        converted = try emitZeroPadding(pairs, for: node, input: converted)
         a.padding = .valid
         a.ceilMode = false
         a.countIncludePad = false

@@ -106,14 +106,11 @@ extension LayoutRewriter {
             }
         }
         if let before {
-            if a.kind == .max && !isNonNegative(input) {
-                throw failure(node.name, "MaxPool pads \(a.padding) differ from Keras 'same' and its input may be negative "
-                    + "(Keras can only pad with zeros)")
-            }
             if a.kind == .average && !a.countIncludePad {
                 throw failure(node.name, "AveragePool pads \(a.padding) that excludes the padding from the average differ from Keras 'same'")
             }
-            converted = try emitZeroPadding(before, for: node, input: converted)
+            converted = a.kind == .max ? try emitMaxPoolPadding(before, for: node, input: input, converted: converted)
+                : try emitZeroPadding(before, for: node, input: converted)
         }
         a.padding = padding
         a.ceilMode = false

@@ -2,9 +2,9 @@ import ScionIR
 @testable import ScionPasses
 import XCTest
 
-/// torch's `MaxPool2d(ceil_mode=True)` (GoogLeNet's pools) in Keras: a ZeroPadding at the end lets
-/// floor-mode pooling reach ONNX's rounded-up length, exact for a max over values that cannot be
-/// negative. GoogLeNet exported by torch, converted and run by Keras 3, matches onnxruntime on every
+/// torch's `MaxPool2d(ceil_mode=True)` (GoogLeNet's pools) in Keras: padding at the end lets
+/// floor-mode pooling reach ONNX's rounded-up length (zeros over values that cannot be negative,
+/// float32's lowest value otherwise). GoogLeNet exported by torch, converted and run by Keras 3, matches onnxruntime on every
 /// layer (docs/onnx-to-keras.md).
 final class CeilModePoolingTests: XCTestCase {
     func pool(_ kind: PoolKind = .max, pads: [Int] = [0, 0, 0, 0]) -> Op {
@@ -52,12 +52,20 @@ final class CeilModePoolingTests: XCTestCase {
         }
     }
 
-    func testCeilModeMaxPoolOverValuesThatMayBeNegativeIsRefused() {
-        var converted = graph(relu: false, pool: pool())
-        XCTAssertThrowsError(try KerasLayersPass().run(&converted)) { error in
-            XCTAssertTrue("\(error)".contains("pool"), "\(error)")
-            XCTAssertTrue("\(error)".contains("may be negative"), "\(error)")
-        }
+    /// Without the ReLU the padding is a keras.ops Pad with float32's lowest value, not zeros.
+    func testCeilModeMaxPoolOverValuesThatMayBeNegativeIsPaddedWithTheLowestValue() throws {
+        let source = graph(relu: false, pool: pool())
+        var converted = source
+        try KerasLayersPass().run(&converted)
+        try converted.verify()
+        let padding = try XCTUnwrap(converted.nodes.first { $0.name == "pool/pad" })
+        XCTAssertEqual(padding.op, .onnx(.pad(PadAttributes(pads: [0, 0, 0, 0, 0, 1, 1, 0], mode: .constant,
+                                                             value: -Float.greatestFiniteMagnitude))))
+        let input = Tensor.random([2, 3, 8, 8], seed: 4)
+        let expected = try ReferenceEvaluator(graph: source).run(["image": input])
+        let got = try ReferenceEvaluator(graph: converted).run(["image": input])
+        XCTAssertEqual(got[0].shape, [2, 4, 4, 4])
+        XCTAssertLessThanOrEqual(largestDifference(got[0], expected[0]), 1e-4)
     }
 
     func testCeilModeAverageThatRoundsUpIsRefused() {

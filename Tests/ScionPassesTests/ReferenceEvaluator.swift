@@ -143,6 +143,15 @@ struct ReferenceEvaluator {
                 }
             }
             return Tensor(shape: [x.shape[0], units], values: values)
+        case .onnx(.pad(let a)) where a.mode == .constant && a.pads.allSatisfy({ $0 >= 0 }):
+            let rank = x.shape.count
+            let shape = (0..<rank).map { x.shape[$0] + a.pads[$0] + a.pads[rank + $0] }
+            var result = Tensor(shape: shape, values: [Float](repeating: a.value, count: shape.checkedProduct ?? 0))
+            for index in allIndices(x.shape) {
+                let target = (0..<rank).map { index[$0] + a.pads[$0] }
+                result.values[offset(target, in: shape)] = x.values[offset(index, in: x.shape)]
+            }
+            return result
         case .zeroPadding(let a):
             let spatial = a.layout == .channelsLast ? [1, 2] : [2, 3]
             var shape = x.shape
