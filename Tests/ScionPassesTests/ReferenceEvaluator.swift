@@ -108,6 +108,11 @@ struct ReferenceEvaluator {
             return x
         case .flatten:
             return Tensor(shape: [x.shape[0], x.values.count / x.shape[0]], values: x.values)
+        case .reshape(let a) where a.includesBatch:
+            // The whole tensor (ONNX's form, the batch among the lengths); 0 copies the input's length.
+            let target = a.targetShape.enumerated().map { $0.element == 0 && !a.allowZero ? x.shape[$0.offset] : $0.element }
+            let known = target.filter { $0 != -1 }.reduce(1, *)
+            return Tensor(shape: target.map { $0 == -1 ? x.values.count / known : $0 }, values: x.values)
         case .reshape(let a):
             let known = a.targetShape.filter { $0 != -1 }.reduce(1, *)
             let perSample = x.values.count / x.shape[0]
