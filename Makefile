@@ -9,7 +9,7 @@ DEMO_MODEL := fixtures/keras2/mobilenet_v2.h5
 ORACLE_VENV := .build/oracle-venv
 ORACLE_PYTHON := $(ORACLE_VENV)/bin/python
 
-.PHONY: all deps build release install test unit-test interop fuzz asan-corpus oracle demo bench cli-doc docs clean
+.PHONY: all deps build release install test unit-test interop fuzz asan-corpus oracle onnx-node-cases demo bench cli-doc docs clean
 
 all: build
 
@@ -57,7 +57,7 @@ docs: deps
 
 test: unit-test interop fuzz asan-corpus
 
-unit-test: deps
+unit-test: deps onnx-node-cases
 	$(SWIFT) build --build-tests
 	SCION_INTEROP_DIR=$(CURDIR)/.build/interop-tests $(SWIFT) test --skip-build --disable-swift-testing
 
@@ -69,6 +69,13 @@ $(ORACLE_PYTHON): Tests/Interop/requirements.txt
 	$(ORACLE_VENV)/bin/pip install -q -r Tests/Interop/requirements.txt
 	touch $(ORACLE_PYTHON)
 
+# The onnx wheel's backend node test cases, generated from the wheel's own case generators (it ships
+# no node/ data folder) into .build/onnx-node-cases once per onnx version: ONNXCoverageTests derives
+# docs/onnx-coverage.md from them, check_run.py --node-cases runs the ones that page says Scion runs.
+NODE_CASES := .build/onnx-node-cases
+onnx-node-cases: oracle
+	$(ORACLE_PYTHON) scripts/make_onnx_node_cases.py --out $(NODE_CASES)
+
 # Every fixture converted to ONNX must pass the checker and give Keras's numbers in onnxruntime; every
 # ONNX file the Swift tests wrote must pass the checker and load; the onnx wheel's backend test models
 # read into the IR and written back must give their expected outputs (docs/onnx-conformance.md);
@@ -77,16 +84,17 @@ $(ORACLE_PYTHON): Tests/Interop/requirements.txt
 # grafted models must give Keras's own feature models' numbers (docs/surgery.md); `scion run` must give
 # the ONNX backend cases' stored outputs (docs/runtime.md); `scion finetune` must train a head as
 # Keras's fit() does (docs/finetune.md).
-interop: build oracle
+interop: build oracle onnx-node-cases
 	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/run_checkers.py \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG) --folder fixtures/keras3" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx_keras.py --h5 --scion $(SCION_DEBUG) --torch --tf2onnx fixtures/tf2onnx --tf2onnx fixtures/torch" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_finetune.py --scion $(SCION_DEBUG)" \
+	  "$(ORACLE_PYTHON) Tests/Interop/check_torch.py --scion $(SCION_DEBUG)" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG) --folder fixtures/keras2" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_surgery.py --scion $(SCION_DEBUG)" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx_roundtrip.py --scion $(SCION_DEBUG) --quiet" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx.py --scion $(SCION_DEBUG) --also $(CURDIR)/.build/interop-tests" \
-	  "$(ORACLE_PYTHON) Tests/Interop/check_run.py --backend --scion $(SCION_DEBUG)"
+	  "$(ORACLE_PYTHON) Tests/Interop/check_run.py --backend --node-cases $(NODE_CASES) --scion $(SCION_DEBUG)"
 
 # Scion's main job on the bundled example: transfer learning end to end. A CNN pretrained by Keras on
 # digits 0-4 (shipped with the binary: Sources/ScionCommand/Resources/digits) is cut, grafted with a head

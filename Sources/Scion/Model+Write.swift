@@ -9,8 +9,9 @@ import ScionPasses
 extension Model {
     /// How `write(to:options:)` writes: ONNX opset and external data, replacing, Keras compression.
     public struct WriteOptions: Sendable {
-        /// ONNX opset to write.
-        public var opset: Int64
+        /// ONNX opset to write; nil writes the lowest that expresses the model
+        /// (`ONNXExporter.lowestOpset`: 13, or the opset its ops' native forms need).
+        public var opset: Int64?
         /// Replace an existing file.
         public var force: Bool
         /// ONNX: weights go to `OUT.data` beside the model when they exceed this many bytes (protobuf
@@ -24,11 +25,8 @@ extension Model {
         /// at entry (see `KerasLayersPass`).
         public var channelsLastInputs = false
 
-        /// The opset written when none is asked for (ONNX opset 17, onnxruntime 1.14 and later).
-        public static let defaultOpset: Int64 = ONNXExporter.defaultOpset
-
         /// Options with the given opset, replacing and threshold; `compress` and `channelsLastInputs` off.
-        public init(opset: Int64 = WriteOptions.defaultOpset, force: Bool = false,
+        public init(opset: Int64? = nil, force: Bool = false,
                     externalDataThreshold: Int = WriteOptions.protobufLimit) {
             self.opset = opset; self.force = force; self.externalDataThreshold = externalDataThreshold
         }

@@ -55,7 +55,7 @@ private struct PropertyKey: CodingKey {
 extension ModelSummary {
     enum CodingKeys: String, CodingKey {
         case format, name, kerasVersion, producer, backend, irVersion, opsets, metadata, docString, weightsOnly
-        case inputs, outputs, layers, totalParams, trainableParams, nonTrainableParams, sizeBytes, trainableBytes, weights
+        case inputs, outputs, layers, totalParams, trainableParams, nonTrainableParams, sizeBytes, trainableBytes, constants, weights
     }
     /// Encodes the keys docs/inspect.md lists.
     public func encode(to encoder: any Encoder) throws {
@@ -88,6 +88,7 @@ extension ModelSummary {
         try container.encode(nonTrainableParams, forKey: .nonTrainableParams)
         try container.encode(sizeBytes, forKey: .sizeBytes)
         try container.encode(trainableBytes, forKey: .trainableBytes)
+        try container.encode(constants, forKey: .constants)
         try container.encodeIfPresent(weights, forKey: .weights)
     }
 }

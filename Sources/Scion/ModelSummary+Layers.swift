@@ -10,12 +10,15 @@ import ScionIR
 struct LayerTreeBuilder {
     let graph: Graph
     let vocabulary: ModelSummary.Vocabulary
+    /// Parameters left out of the counts (shape and index constants): their rows show 0.
+    let uncounted: Set<String>
     /// For each value: the node producing it and which of that node's outputs it is.
     private let producers: [String: (node: String, output: Int)]
 
-    init(graph: Graph, vocabulary: ModelSummary.Vocabulary) {
+    init(graph: Graph, vocabulary: ModelSummary.Vocabulary, uncounted: Set<String> = []) {
         self.graph = graph
         self.vocabulary = vocabulary
+        self.uncounted = uncounted
         var producers: [String: (node: String, output: Int)] = [:]
         for node in graph.nodes {
             for (offset, output) in node.outputs.enumerated() { producers[output] = (node.name, offset) }
@@ -33,7 +36,7 @@ struct LayerTreeBuilder {
         var nodeRows: [(scope: String, row: ModelSummary.Layer)] = []
         for node in graph.nodes {
             let fresh = node.parameters.filter { !counted.contains($0) }
-            let params = fresh.compactMap { graph.parameters[$0]?.elementCount }.reduce(0, +)
+            let params = fresh.filter { !uncounted.contains($0) }.compactMap { graph.parameters[$0]?.elementCount }.reduce(0, +)
             let sharedWith = !node.parameters.isEmpty && fresh.isEmpty ? node.layer : nil
             counted.formUnion(node.parameters)
             // The layer's own flag, as Keras reports it (a Normalization layer is trainable even

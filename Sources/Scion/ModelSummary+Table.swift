@@ -32,6 +32,9 @@ extension ModelSummary {
         } else {
             lines.append("Trainable params: unknown (the file does not record it)")
         }
+        if constants > 0 {
+            lines.append("Constants: \(Readable.grouped(constants)) (shape and index values, not counted)")
+        }
         return lines.joined(separator: "\n")
     }
 

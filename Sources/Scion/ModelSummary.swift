@@ -113,6 +113,9 @@ public struct ModelSummary: Encodable, Sendable {
     public var sizeBytes: Int
     /// Bytes of the trainable weights; nil when the file does not say.
     public var trainableBytes: Int?
+    /// Constant operands that are not weights (an ONNX Reshape's target shape, a Gather's index:
+    /// integer or boolean tensors), left out of every count above; 0 when there are none.
+    public var constants: Int
     /// Every weight, when asked for with `includeWeights`; nil otherwise.
     public var weights: [Weight]?
     var vocabulary: Vocabulary
@@ -144,7 +147,9 @@ public struct ModelSummary: Encodable, Sendable {
         }
         inputs = graph.inputs.map { tensor($0.name, $0) }
         outputs = graph.outputs.map { tensor($0, graph.values[$0]) }
-        let all = graph.parameters.all
+        let leftOut = Self.nonWeightConstants(graph)
+        constants = leftOut.count
+        let all = graph.parameters.all.filter { !leftOut.contains($0.name) }
         let trainabilityKnown = graph.metadata["trainability"] != "unknown"
         totalParams = all.reduce(0) { $0 + $1.elementCount }
         sizeBytes = all.reduce(0) { $0 + $1.byteCount }
@@ -154,9 +159,9 @@ public struct ModelSummary: Encodable, Sendable {
             nonTrainableParams = totalParams - trainable
             trainableBytes = all.reduce(0) { $0 + ($1.trainable ? $1.byteCount : 0) }
         }
-        layers = LayerTreeBuilder(graph: graph, vocabulary: vocabulary).build()
+        layers = LayerTreeBuilder(graph: graph, vocabulary: vocabulary, uncounted: leftOut).build()
         if includeWeights || weightsOnly {
-            weights = try all.map { parameter in
+            weights = try graph.parameters.all.map { parameter in
                 var checksum: String?
                 if checksums {
                     checksum = crc32Text(try parameter.storage.bytes(keep: false))
@@ -166,6 +171,21 @@ public struct ModelSummary: Encodable, Sendable {
                               trainable: trainabilityKnown ? parameter.trainable : nil)
             }
         }
+    }
+}
+
+extension ModelSummary {
+    /// The parameters of constant nodes that hold shape and index values rather than weights: what
+    /// an ONNX file feeds a Reshape, a Gather or a Slice as integers (or a Where as booleans). Keras
+    /// counts only weights, and a model's size in parameters should not change with how its exporter
+    /// spelled a reshape. Floating-point constants count: an Add's bias is a weight.
+    static func nonWeightConstants(_ graph: Graph) -> Set<String> {
+        var names = Set<String>()
+        for node in graph.nodes {
+            guard case .onnx(.constant(let attributes)) = node.op, !attributes.dtype.isFloatingPoint else { continue }
+            names.formUnion(node.parameters)
+        }
+        return names
     }
 }
 

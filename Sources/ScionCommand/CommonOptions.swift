@@ -14,7 +14,7 @@ struct ModelOutputOptions: ParsableArguments {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
-    @Option(help: "ONNX output: the opset to write (13 to 21; default 17).")
+    @Option(help: "ONNX output: the opset to write (13 to 23; default: the lowest that expresses the model, 13 or more).")
     var opset: Int64?
 
     @Flag(help: "ONNX output: write the weights to OUTPUT.data beside the model (automatic above 2 GB).")
@@ -49,12 +49,12 @@ struct ModelOutputOptions: ParsableArguments {
             if opset != nil { throw UsageError("--opset applies to ONNX outputs, not to \(path)") }
             if externalData { throw UsageError("--external-data applies to ONNX outputs, not to \(path)") }
         }
-        if let opset, !(13...21).contains(opset) { throw UsageError("--opset \(opset): Scion writes opsets 13 to 21") }
+        if let opset, !(13...23).contains(opset) { throw UsageError("--opset \(opset): Scion writes opsets 13 to 23") }
         return path
     }
 
     var writeOptions: Model.WriteOptions {
-        var options = Model.WriteOptions(opset: opset ?? Model.WriteOptions.defaultOpset, force: force)
+        var options = Model.WriteOptions(opset: opset, force: force)
         if externalData { options.externalDataThreshold = 0 }
         options.compress = compress
         options.channelsLastInputs = channelsLastInput

@@ -5,30 +5,25 @@ import ScionIR
 /// a short fixed pattern, per IR node; fused activations expanded; parameters become initializers whose
 /// bytes are read only when the model is written.
 package enum ONNXExporter {
-    /// Opsets the exporter writes. 13 settled the single-axis Softmax and input-form Squeeze/Clip/Pad.
-    package static let supportedOpsets: ClosedRange<Int64> = 13...21
-    package static let defaultOpset: Int64 = 17
+    /// Opsets the exporter writes. 13 settled the single-axis Softmax and input-form Squeeze/Clip/Pad;
+    /// 22 and 23 changed no op Scion writes (they added element types and new ops).
+    package static let supportedOpsets: ClosedRange<Int64> = 13...23
     /// metadata_props key listing frozen parameters (a JSON array of names), read back by the reader.
     package static let frozenParametersKey = "scion.frozen_parameters"
 
-    package static func makeModel(from graph: Graph, file: String, opset: Int64 = defaultOpset,
+    /// The model at `opset`; with none, at the lowest opset that writes every node in its native
+    /// form (`lowestOpset(for:)`), so older runtimes read it when nothing newer is needed.
+    package static func makeModel(from graph: Graph, file: String, opset requested: Int64? = nil,
                                  producerVersion: String = "0.1.0") throws -> ONNXModel {
+        let opset = try requested ?? lowestOpset(for: graph, file: file)
         guard supportedOpsets.contains(opset) else {
-            throw ONNXError(.unsupported, file: file, "opset \(opset) is not supported for writing (use 13 to 21)")
+            throw ONNXError(.unsupported, file: file, "opset \(opset) is not supported for writing (use 13 to 23)")
         }
         guard graph.hasArchitecture else {
             throw ONNXError(.unsupported, file: file, "a weights-only file has no graph to write")
         }
         let graph = separatingParameterNames(graph)
-        var names = Set(graph.inputs.map(\.name))
-        for node in graph.nodes { names.formUnion(node.outputs) }
-        names.formUnion(graph.parameters.names)
-        var builder = ONNXGraphBuilder(file: file, opset: opset, reservedNames: names)
-        for node in graph.nodes {
-            let inputs = node.inputs.map { graph.values[$0] }
-            try builder.emit(node, parameters: graph.parameters(of: node), inputShapes: inputs.map { $0?.shape },
-                             outputShape: graph.values[node.outputs.first ?? ""]?.shape)
-        }
+        let builder = try emitted(graph, file: file, opset: opset)
         // Only parameters some ONNX node reads (a Normalization's statistics are folded into constants).
         let used = Set(builder.nodes.flatMap(\.inputs))
         let initializers = graph.parameters.all.filter { used.contains($0.name) }.map { parameter in
@@ -57,13 +52,46 @@ package enum ONNXExporter {
                          producerName: "scion", producerVersion: producerVersion, graph: onnxGraph, metadata: metadata)
     }
 
+    /// The lowest opset (13 at least, the oldest Scion writes) whose ONNX has each node's own form:
+    /// LayerNormalization needs 17, Gelu 20, GroupNormalization 21, an antialiased Resize 18. The
+    /// emitter itself says so (`ONNXGraphBuilder.hasNative`) while it writes the graph at the newest
+    /// opset, so this cannot disagree with what it writes. Nodes an ONNX file's reader kept opaque
+    /// are written back as they were, in their file's opset: that opset is the least for them.
+    package static func lowestOpset(for graph: Graph, file: String) throws -> Int64 {
+        guard graph.hasArchitecture else { return supportedOpsets.lowerBound }
+        var lowest = try emitted(graph, file: file, opset: supportedOpsets.upperBound).nativeOpset
+        let keepsDefaultDomainNodes = graph.nodes.contains { node in
+            if case .opaque(let attributes) = node.op { return attributes.domain.isEmpty || attributes.domain == "ai.onnx" }
+            return false
+        }
+        if keepsDefaultDomainNodes, let source = graph.metadata["onnx.opset"].flatMap({ Int64($0) }) {
+            lowest = max(lowest, source)
+        }
+        return min(max(lowest, supportedOpsets.lowerBound), supportedOpsets.upperBound)
+    }
+
+    /// Every node of `graph` as ONNX nodes at `opset` (no weight bytes are read).
+    static func emitted(_ graph: Graph, file: String, opset: Int64) throws -> ONNXGraphBuilder {
+        var names = Set(graph.inputs.map(\.name))
+        for node in graph.nodes { names.formUnion(node.outputs) }
+        names.formUnion(graph.parameters.names)
+        var builder = ONNXGraphBuilder(file: file, opset: opset, reservedNames: names)
+        for node in graph.nodes {
+            let inputs = node.inputs.map { graph.values[$0] }
+            try builder.emit(node, parameters: graph.parameters(of: node), inputShapes: inputs.map { $0?.shape },
+                             outputShape: graph.values[node.outputs.first ?? ""]?.shape)
+        }
+        return builder
+    }
+
     /// The IR version onnx pairs with each opset (onnx.helper.VERSION_TABLE).
     static func irVersion(forOpset opset: Int64) -> Int64 {
         switch opset {
         case ...14: 7
         case 15...18: 8
         case 19...20: 9
-        default: 10
+        case 21...22: 10
+        default: 11
         }
     }
 

@@ -140,9 +140,13 @@ extension ONNXGraphBuilder {
         case .flatten(let a):
             add("Flatten", name: node.name, inputs: [input], output: output, attributes: [.int("axis", a.axis)])
         case .reshape(let a) where a.includesBatch:
+            // allowzero (opset 14) changes only a target holding a 0: torch's dynamo sets it on
+            // every Reshape, and without a 0 the model says the same in opset 13.
+            let allowZero = a.allowZero && a.targetShape.contains(0)
+            guard !allowZero || hasNative(14) else { throw unsupported(node, "Reshape with allowzero needs opset 14 or later") }
             let shape = constant("\(node.name)/shape", int64s: a.targetShape.map { Int64($0) })
             add("Reshape", name: node.name, inputs: [input, shape], output: output,
-                attributes: a.allowZero ? [.int("allowzero", 1)] : [])
+                attributes: allowZero ? [.int("allowzero", 1)] : [])
         case .reshape(let a):
             let shape = constant("\(node.name)/shape", int64s: [0] + a.targetShape.map { Int64($0) })
             add("Reshape", name: node.name, inputs: [input, shape], output: output)
@@ -242,7 +246,7 @@ extension ONNXGraphBuilder {
     /// ONNX LayerNormalization from opset 17; before it, the same arithmetic spelled out:
     /// `(x - mean) / sqrt(variance + epsilon) * gamma + beta` over the trailing axes from `axis`.
     mutating func layerNormalization(_ inputs: [String], axis: Int, rank: Int, epsilon: Float, name: String, output: String) {
-        if opset >= 17 {
+        if hasNative(17) {
             add("LayerNormalization", name: name, inputs: inputs, output: output,
                 attributes: [.int("axis", axis), .float("epsilon", epsilon)])
             return

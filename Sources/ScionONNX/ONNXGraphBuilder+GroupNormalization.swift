@@ -25,7 +25,7 @@ extension ONNXGraphBuilder {
                 attributes: [epsilon])
             return
         }
-        if opset >= 21 {
+        if hasNative(21) {
             add("GroupNormalization", name: node.name, inputs: [input, perChannel(.gamma, 1), perChannel(.beta, 0)], output: output,
                 attributes: [epsilon, .int("num_groups", groups)])
             return

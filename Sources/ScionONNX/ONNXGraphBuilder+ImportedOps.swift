@@ -103,7 +103,7 @@ extension ONNXGraphBuilder {
                 add("Shape", name: node.name, inputs: [input], output: output)
                 return
             }
-            if opset >= 15 {
+            if hasNative(15) {
                 var attributes: [ONNXAttribute] = [.int("start", a.start)]
                 if let end = a.end { attributes.append(.int("end", end)) }
                 add("Shape", name: node.name, inputs: [input], output: output, attributes: attributes)
@@ -123,7 +123,7 @@ extension ONNXGraphBuilder {
         case .tile:
             add("Tile", name: node.name, inputs: node.inputs, output: output)
         case .computedReshape(let a):
-            guard !a.allowZero || opset >= 14 else { throw unsupported(node, "Reshape with allowzero needs opset 14 or later") }
+            guard !a.allowZero || hasNative(14) else { throw unsupported(node, "Reshape with allowzero needs opset 14 or later") }
             add("Reshape", name: node.name, inputs: node.inputs, output: output, attributes: a.allowZero ? [.int("allowzero", 1)] : [])
         }
     }

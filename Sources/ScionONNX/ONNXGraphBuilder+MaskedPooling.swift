@@ -31,9 +31,7 @@ extension ONNXGraphBuilder {
     /// A scalar of the mask's encoding (not a weight): listed with the frozen parameters, so the file
     /// read back does not train it.
     mutating func maskConstant(_ name: String, _ value: Float) -> String {
-        let constant = scalar(name, value)
-        frozenConstants.append(constant)
-        return constant
+        scalar(name, value)  // scalars are listed frozen
     }
 
     /// Keras's mask as a bool `[batch, time]`: where some value of the source `[batch, time, ...]` at

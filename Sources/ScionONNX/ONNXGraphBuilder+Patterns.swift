@@ -64,7 +64,14 @@ extension ONNXGraphBuilder {
         return attributes
     }
 
-    mutating func scalar(_ name: String, _ value: Float) -> String { constant(name, floats: [value], dimensions: []) }
+    /// A scalar of an op's ONNX spelling (GELU's sqrt(2), a clip's bounds, an epsilon): never a weight, so
+    /// listed with the frozen parameters; else the file read back would train it (`finetune` of a model
+    /// with GELU moved its constants).
+    mutating func scalar(_ name: String, _ value: Float) -> String {
+        let constant = constant(name, floats: [value], dimensions: [])
+        frozenConstants.append(constant)
+        return constant
+    }
 
     mutating func activation(_ activation: Activation, node: Node, input: String, output: String, rank: Int?) throws {
         let name = node.name
@@ -92,7 +99,7 @@ extension ONNXGraphBuilder {
         case .hardSigmoid(let alpha, let beta):
             add("HardSigmoid", name: name, inputs: [input], output: output, attributes: [.float("alpha", alpha), .float("beta", beta)])
         case .hardSwish:
-            if opset >= 14 {
+            if hasNative(14) {
                 add("HardSwish", name: name, inputs: [input], output: output)
             } else {
                 let gate = intermediate("HardSigmoid", name: name, inputs: [input],
@@ -103,7 +110,7 @@ extension ONNXGraphBuilder {
             add("Mul", name: name, inputs: [input, intermediate("Sigmoid", name: name, inputs: [input])], output: output)
         case .tanh: add("Tanh", name: name, inputs: [input], output: output)
         case .gelu(let approximate):
-            if opset >= 20 {
+            if hasNative(20) {
                 add("Gelu", name: name, inputs: [input], output: output,
                     attributes: approximate ? [.string("approximate", "tanh")] : [])
             } else if approximate {

@@ -56,7 +56,7 @@ extension ONNXGraphBuilder {
         return scale
     }
 
-    private func resizeAttributes(_ node: Node, _ a: ResizingAttributes) throws -> [ONNXAttribute] {
+    private mutating func resizeAttributes(_ node: Node, _ a: ResizingAttributes) throws -> [ONNXAttribute] {
         var attributes: [ONNXAttribute]
         switch a.interpolation {
         case .nearest:
@@ -80,7 +80,7 @@ extension ONNXGraphBuilder {
             throw unsupported(node, "Resizing with area interpolation: ONNX Resize has no area kernel")
         }
         if a.antialias {
-            guard opset >= 18 else {
+            guard hasNative(18) else {
                 throw unsupported(node, "Resizing with antialias needs ONNX Resize's antialias (opset 18 or later; this export is opset \(opset))")
             }
             attributes.append(.int("antialias", 1))

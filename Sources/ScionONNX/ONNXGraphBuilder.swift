@@ -5,6 +5,10 @@ import ScionIR
 struct ONNXGraphBuilder {
     let file: String
     let opset: Int64
+    /// The lowest opset that writes every node emitted so far in its native form (LayerNormalization
+    /// as one node from 17, Gelu from 20...) or at all (Resize's antialias from 18): what
+    /// `ONNXExporter` writes when no opset is asked for.
+    var nativeOpset: Int64 = ONNXExporter.supportedOpsets.lowerBound
     var nodes: [ONNXNode] = []
     var initializers: [ONNXTensor] = []
     /// Constants made from frozen weights (a frozen recurrent layer's converted W, R, B): listed with
@@ -19,6 +23,13 @@ struct ONNXGraphBuilder {
         self.file = file
         self.opset = opset
         self.valueNames = UniqueNames(taken: reservedNames)
+    }
+
+    /// Whether the opset written has the ONNX form that arrived in `version`, noting that an export
+    /// free to choose would want it.
+    mutating func hasNative(_ version: Int64) -> Bool {
+        nativeOpset = max(nativeOpset, version)
+        return opset >= version
     }
 
     /// A name not used yet, derived from `base`.

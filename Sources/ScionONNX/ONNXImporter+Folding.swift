@@ -178,9 +178,19 @@ extension ONNXImportSession {
         case .uint32: append(numbers.integers.map { UInt32(truncatingIfNeeded: $0) })
         case .uint64: append(numbers.integers.map { UInt64(truncatingIfNeeded: $0) })
         case .uint8, .bool: append(numbers.integers.map { UInt8(truncatingIfNeeded: $0) })
-        default: append(numbers.reals.map { Float($0) })
+        // Two bytes each: a Cast to float16 folded as four-byte floats would not match its dims.
+        case .float16: append(numbers.reals.map { Float16($0).bitPattern })
+        case .bfloat16: append(numbers.reals.map { Self.bfloat16Bits(Float($0)) })
+        case .string: append(numbers.reals.map { Float($0) })
         }
         return ImportedConstant(dtype: dtype, shape: shape, storage: TensorStorage(bytes: bytes), fromInitializer: false)
+    }
+
+    /// bfloat16 is float32's upper half, rounded to nearest even (NaN kept a NaN).
+    static func bfloat16Bits(_ value: Float) -> UInt16 {
+        if value.isNaN { return 0x7FC0 }
+        let bits = value.bitPattern
+        return UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
     }
 
     /// The shape a Reshape, Unsqueeze, Squeeze or Flatten of a constant gives.

@@ -85,6 +85,7 @@ extension ONNXImportSession {
     /// Whether a value is all zeros: a constant of zeros, or a ConstantOfShape whose fill is zero.
     private func isZeros(_ value: String) throws -> Bool {
         if let constant = try floats(value) { return constant.values.allSatisfy { $0 == 0 } }
+        if symbolic.zeroFills.contains(value) { return true }
         guard let producer = model.graph.nodes.first(where: { $0.outputs.contains(value) }), producer.opType == "ConstantOfShape"
         else { return false }
         guard case .tensor(let fill)? = producer.attribute("value") else { return true }

@@ -11,7 +11,7 @@ import ScionIR
 /// becomes a `.constant` node whose one parameter (role `value`) has the constant's own name, so the
 /// writer emits it again as the same initializer.
 package enum ONNXImporter {
-    package static let supportedOpsets: ClosedRange<Int64> = 6...21
+    package static let supportedOpsets: ClosedRange<Int64> = 6...23
 
     package static func importModel(_ model: ONNXModel, file: String, folder: String) throws -> Graph {
         guard model.irVersion >= 3 else {
@@ -19,7 +19,7 @@ package enum ONNXImporter {
         }
         let opset = model.defaultOpset ?? 1
         guard supportedOpsets.contains(opset) else {
-            throw ONNXError(.unsupported, file: file, "opset \(opset) of the default domain is not supported (Scion reads 6 to 21)")
+            throw ONNXError(.unsupported, file: file, "opset \(opset) of the default domain is not supported (Scion reads 6 to 23)")
         }
         var session = ONNXImportSession(model: model, file: file, folder: folder, opset: opset)
         try session.run()
@@ -90,6 +90,8 @@ struct ONNXImportSession {
     /// them is removed once the graph is read.
     var droppedInitialStates: Set<String> = []
     var nodeNames = UniqueNames()
+    /// Lengths a file leaves open (a dynamic batch) as expressions, and the shape vectors computed from them.
+    var symbolic = SymbolicShapeState()
     /// Parameter name by (source, role, shape), so a constant shared by several nodes is one parameter.
     var parameterNames: [String: String] = [:]
 
@@ -126,6 +128,7 @@ struct ONNXImportSession {
         for (index, node) in try topologicallyOrdered(source.nodes).enumerated() {
             try importNode(node, index: index)
         }
+        try materializeDeferred(source.outputs.map(\.name))
         for output in source.outputs {
             guard known[output.name] != nil || constants[output.name] != nil else {
                 throw ONNXError(.invalidGraph, file: file, subject: "output '\(output.name)'", "is a graph output but nothing produces it")
@@ -196,11 +199,12 @@ struct ONNXImportSession {
 
     mutating func importNode(_ node: ONNXNode, index: Int) throws {
         let subject = describe(node, index: index)
-        for input in node.inputs where !input.isEmpty && known[input] == nil && constants[input] == nil {
+        for input in node.inputs where !input.isEmpty && known[input] == nil && constants[input] == nil && symbolic.deferred[input] == nil {
             throw ONNXError(.invalidGraph, file: file, subject: subject, "reads '\(input)', which no node, input or initializer provides")
         }
         let isDefaultDomain = node.domain.isEmpty || node.domain == "ai.onnx"
         if isDefaultDomain, try fold(node, subject: subject) { return }
+        if try foldSymbolically(node, index: index) { return }
         var mapped: MappedNode? = nil
         if isDefaultDomain {
             mapped = try map(node, subject: subject)
@@ -242,10 +246,12 @@ struct ONNXImportSession {
         for (offset, output) in node.outputs.enumerated() {
             known[output] = offset < results.count ? results[offset] : ValueInfo(name: output, shape: nil, dtype: .float32)
         }
+        recordSymbolicDimensions(node, inputs: inputs, parameterShapes: parameterShapes)
     }
 
     /// The value to read for `name`: a constant not yet in the graph becomes a `.constant` node.
     mutating func value(_ name: String) throws -> String {
+        try materializeDeferred([name])
         guard let constant = constants[name], known[name] == nil else { return name }
         if !materialized.contains(name) {
             materialized.insert(name)

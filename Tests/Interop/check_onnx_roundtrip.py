@@ -9,7 +9,7 @@ pseudo-random input and the original model, run by onnxruntime, is the reference
 
 Cases are skipped, with the reason, when onnxruntime itself rejects the original model, when the model
 uses ops outside the CNN op set Scion reads (sequences, control flow, training ops, string ops, ...),
-when its opset is newer than 21, or when it has no test data.
+when its opset is newer than 23, or when it has no test data.
 
 Prints one line per case and "roundtrip: P passed, F failed, S skipped"; exits 1 on failures.
 """
@@ -108,8 +108,8 @@ def check(case, command, workdir, include_opaque=False):
     suite, name, path, data = case
     model = onnx.load(path)
     opset = default_opset(model)
-    if opset > 21:
-        return "skip", f"opset {opset} is newer than 21"
+    if opset > 23:
+        return "skip", f"opset {opset} is newer than 23"
     ops = {node.op_type for node in model.graph.node if node.domain in ("", "ai.onnx")}
     foreign = sorted(ops - CNN_OPS) + sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node if n.domain not in ("", "ai.onnx")})
     if foreign and not include_opaque:

@@ -5,6 +5,13 @@
               cases with ops outside the executor's set are listed as skipped with the op. Also three
               small models of exporters' shape arithmetic under a dynamic batch (Shape, Expand, Tile,
               Reshape to a computed shape), against onnxruntime's outputs.
+  --node-cases DIR  the onnx wheel's backend node cases (scripts/make_onnx_node_cases.py writes them:
+              the wheel ships their generators, not their data): every case whose operators all say
+              `yes` in docs/onnx-coverage.md's run column is run with `scion run` and must give its
+              expected outputs (numpy's allclose, rtol 1e-3, atol 1e-5, as ONNXCoverageTests); one
+              line per operator. Cases with several inputs run as constant_operands.onnx (every input
+              but the first an initializer), as the page was made. float16, float64 and other data
+              the float32 executor cannot take were left out when the cases were written.
   --tf2onnx DIR --refs DIR   ONNX files with Keras's reference arrays (full-size applications).
   --keras DIR                Keras files with NAME.input.npy / NAME.output.npy (full-size applications).
 
@@ -12,12 +19,15 @@ Usage: /opt/scion-oracle-venv/bin/python Tests/Interop/check_run.py --backend [-
 Prints one line per case and "run: P passed, F failed, S skipped"; exits 1 on failures.
 """
 import argparse
+import concurrent.futures
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import onnx
@@ -107,6 +117,76 @@ def shape_arithmetic_cases(folder):
         yield f"shape-arithmetic/{name}", path, arrays_in, expected, 1e-5, None
 
 
+def claimed_runs(page):
+    """Operators whose run column on the coverage page says `yes`."""
+    claimed = set()
+    for line in open(page, encoding="utf-8"):
+        match = re.match(r"\| `([A-Za-z0-9]+)` \|", line)
+        cells = [cell.strip() for cell in line.split("|")]
+        # | operator | versions | read | write | run | train | to Keras | cases |
+        if match and len(cells) >= 9 and cells[5] == "yes":
+            claimed.add(match.group(1))
+    return claimed
+
+
+def check_node_case(scion, folder, entry, scratch):
+    """(ok, message) for one node case run by `scion run`."""
+    constant = os.path.join(folder, "constant_operands.onnx")
+    model = constant if os.path.exists(constant) else os.path.join(folder, "model.onnx")
+    inputs = sorted(glob.glob(os.path.join(folder, "input_*.npy")), key=lambda p: int(p.rsplit("_", 1)[1][:-4]))
+    outputs = sorted(glob.glob(os.path.join(folder, "output_*.npy")), key=lambda p: int(p.rsplit("_", 1)[1][:-4]))
+    if model == constant:
+        inputs = inputs[:1]
+    out = os.path.join(scratch, os.path.basename(folder) + ".npz")
+    command = [scion, "run", model, "--output", out, "--force"] + [part for p in inputs for part in ("--input", p)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        return False, (result.stderr.strip().splitlines() or ["failed"])[-1][-200:]
+    with np.load(out) as archive:
+        got = [archive[name] for name in archive.files]
+    os.remove(out)
+    if len(got) != len(outputs):
+        return False, f"{len(got)} outputs, expected {len(outputs)}"
+    rtol, atol = 1e-3, 1e-5
+    for a, path in zip(got, outputs):
+        b = np.load(path)
+        if a.shape != b.shape:
+            return False, f"shape {a.shape} != {b.shape}"
+        if not np.allclose(a.astype(np.float64), b.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True):
+            return False, f"max |a-b| {float(np.nanmax(np.abs(a.astype(np.float64) - b))):.3g}"
+    return True, ""
+
+
+def node_cases(scion, directory, page):
+    """Runs the claimed node cases; returns (passed, failed, skipped) case counts."""
+    with open(os.path.join(directory, "cases.json")) as f:
+        entries = json.load(f)["cases"]
+    claimed = claimed_runs(page)
+    chosen = {name: e for name, e in entries.items() if "skipped" not in e and e["ops"] and set(e["ops"]) <= claimed}
+    started = time.time()
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch, concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {pool.submit(check_node_case, scion, os.path.join(directory, name), e, scratch): name for name, e in chosen.items()}
+        for future in concurrent.futures.as_completed(futures):
+            results[futures[future]] = future.result()
+    by_operator = {}
+    for name, (ok, message) in results.items():
+        for op in chosen[name]["ops"]:
+            by_operator.setdefault(op, []).append((name, ok, message))
+    for op in sorted(by_operator):
+        cases = by_operator[op]
+        failed = [(n, m) for n, ok, m in sorted(cases) if not ok]
+        detail = "; ".join(f"{n}: {m}" for n, m in failed[:3])
+        print(f"{'FAIL' if failed else 'ok  '} node/{op}: {len(cases) - len(failed)} of {len(cases)} cases" + (f" ({detail})" if failed else ""))
+    unclaimed = sorted(claimed - set(by_operator))
+    if unclaimed:
+        print(f"note node cases: no case with only claimed operators holds {', '.join(unclaimed)}")
+    passed = sum(1 for ok, _ in results.values() if ok)
+    print(f"node cases: {passed} of {len(results)} passed for {len(by_operator)} operators the coverage page says run "
+          f"({len(entries) - len(chosen)} cases hold other operators or data the executor does not take) in {time.time() - started:.0f} s")
+    return passed, len(results) - passed, len(entries) - len(chosen)
+
+
 def reference_cases(folder, refs, pattern):
     for path in sorted(glob.glob(os.path.join(folder, pattern))):
         name = os.path.basename(path).rsplit(".", 1)[0]
@@ -130,6 +210,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--scion", default=os.path.join(ROOT, ".build", "debug", "scion"))
     parser.add_argument("--backend", action="store_true")
+    parser.add_argument("--node-cases", help="folder scripts/make_onnx_node_cases.py wrote")
+    parser.add_argument("--coverage", default=os.path.join(ROOT, "docs", "onnx-coverage.md"),
+                        help="the page whose run column says which operators Scion runs")
     parser.add_argument("--tf2onnx")
     parser.add_argument("--keras")
     parser.add_argument("--refs")
@@ -140,6 +223,10 @@ def main():
     if args.keras:
         cases += list(reference_cases(args.keras, args.keras, "*.h5")) + list(reference_cases(args.keras, args.keras, "*.keras"))
     counts = {"ok": 0, "fail": 0, "skip": 0}
+    if args.node_cases:
+        passed, failed, _ = node_cases(args.scion, args.node_cases, args.coverage)
+        counts["ok"] += passed
+        counts["fail"] += failed
     with tempfile.TemporaryDirectory() as folder:
         if args.backend:
             cases += list(shape_arithmetic_cases(folder))

@@ -33,12 +33,10 @@ final class ConvertCommandTests: XCTestCase {
                 }
                 if let layer = ["custom_layer": "base_scale: no ONNX for it: 'ScaleBy' is a custom layer class (scion_fixtures>ScaleBy)",
                                 "lambda_layer": "affine: no ONNX for it: a Lambda layer's computation is Python bytecode",
-                                // ONNX Resize has no Lanczos kernel; antialias needs opset 18 (the default is 17).
-                                "resizing_kernels": "down_lanczos3: Resizing with lanczos3",
-                                "resizing_antialias": "down_antialias: Resizing with antialias needs ONNX Resize's antialias"]
+                                // ONNX Resize has no Lanczos kernel.
+                                "resizing_kernels": "down_lanczos3: Resizing with lanczos3"]
                     .first(where: { file.hasPrefix($0.key + ".") })?.value {
-                    // What ONNX cannot express (a user's class or a Lambda: Python code; Lanczos; antialias
-                    // below opset 18): refused by name.
+                    // What ONNX cannot express (a user's class or a Lambda: Python code; Lanczos): refused by name.
                     XCTAssertEqual(result.status, 1)
                     XCTAssertTrue(result.standardError.contains(layer), result.standardError)
                     XCTAssertFalse(FileManager.default.fileExists(atPath: output.path), "nothing half-written")
@@ -117,9 +115,32 @@ final class ConvertCommandTests: XCTestCase {
         try FileManager.default.copyItem(at: data, to: target.appendingPathComponent("convnext.onnx.data"))
     }
 
-    func testEveryOpsetFrom13To21Writes() throws {
+    /// Without --opset, the lowest opset that writes every layer in its own ONNX form: 13 for a CNN,
+    /// 14 for HardSwish, 17 for LayerNormalization, 18 for an antialiased Resize, 20 for Gelu, 21 for
+    /// GroupNormalization.
+    /// With --opset, that opset, where it can express the model at all.
+    func testDefaultOpsetIsTheLowestThatExpressesTheModel() throws {
         let directory = try temporaryDirectory(self)
-        for opset in 13...21 {
+        for (fixture, lowest) in [("keras3/conv2d_zoo.keras", 13), ("keras3/mobilenet_v3_small.keras", 14),
+                                  ("keras3/misc_zoo.keras", 17), ("keras3/resizing_antialias.keras", 18),
+                                  ("keras3/convnext_blocks.keras", 20), ("keras3/group_norm.keras", 21)] {
+            let output = directory.appendingPathComponent("lowest.onnx")
+            let result = try runScion(["convert", Repository.fixture(fixture), output.path, "--force"])
+            XCTAssertEqual(result.status, 0, "\(fixture): \(result.standardError)")
+            let summary = try runScion(["inspect", "--json", output.path])
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(summary.standardOutput.utf8)) as? [String: Any])
+            let opsets = try XCTUnwrap(object["opsets"] as? [[String: Any]])
+            XCTAssertEqual(opsets.first?["version"] as? Int, lowest, fixture)
+        }
+        let refused = try runScion(["convert", Repository.fixture("keras3/resizing_antialias.keras"),
+                                    directory.appendingPathComponent("a.onnx").path, "--opset", "17"])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.standardError.contains("antialias needs ONNX Resize's antialias (opset 18"), refused.standardError)
+    }
+
+    func testEveryOpsetFrom13To23Writes() throws {
+        let directory = try temporaryDirectory(self)
+        for opset in 13...23 {
             let output = directory.appendingPathComponent("convnext-\(opset).onnx")
             let result = try runScion(["convert", Repository.fixture("keras3/convnext_blocks.keras"), output.path, "--opset", "\(opset)"])
             XCTAssertEqual(result.status, 0, "opset \(opset): \(result.standardError)")

@@ -128,8 +128,38 @@ final class ONNXImporterTests: XCTestCase {
         }
     }
 
-    func testUnsupportedOpsetIsRefused() {
+    /// Written without an opset, a model read from ONNX gets the lowest that expresses it: 13 when
+    /// its ops have forms there, its file's opset when it keeps an opaque node (written unchanged, so
+    /// its meaning is that opset's), 20 for a Gelu read from any opset.
+    func testLowestOpsetKeepsOpaqueNodesInTheirFilesOpset() throws {
+        func lowest(_ opType: String, opset: Int64) throws -> Int64 {
+            let graph = ONNXGraph(name: "g", nodes: [ONNXNode(name: "n", opType: opType, inputs: ["x"], outputs: ["y"])],
+                                  inputs: [input("x", [1, 4])], outputs: [input("y", [1, 4])])
+            let imported = try ONNXImporter.importModel(model(graph, opset: opset), file: "\(opType).onnx", folder: "/tmp")
+            let chosen = try ONNXExporter.lowestOpset(for: imported, file: "out.onnx")
+            XCTAssertEqual(try ONNXExporter.makeModel(from: imported, file: "out.onnx").defaultOpset, chosen)
+            return chosen
+        }
+        XCTAssertEqual(try lowest("Relu", opset: 20), 13)
+        XCTAssertEqual(try lowest("Acosh", opset: 20), 20, "Acosh stays opaque")
+        XCTAssertEqual(try lowest("Acosh", opset: 9), 13, "opaque nodes of older opsets are written into 13")
+        XCTAssertEqual(try lowest("Gelu", opset: 20), 20)
+        // torch's dynamo sets allowzero on every Reshape; without a 0 in the target it means nothing.
+        let reshape = ONNXGraph(name: "g", nodes: [ONNXNode(name: "r", opType: "Reshape", inputs: ["x", "shape"], outputs: ["y"],
+                                                            attributes: [.int("allowzero", 1)])],
+                                initializers: [int64s("shape", [1, 2, 2])], inputs: [input("x", [1, 4])], outputs: [input("y", [1, 2, 2])])
+        let imported = try ONNXImporter.importModel(model(reshape, opset: 20), file: "reshape.onnx", folder: "/tmp")
+        let written = try ONNXExporter.makeModel(from: imported, file: "out.onnx")
+        XCTAssertEqual(written.defaultOpset, 13)
+        XCTAssertEqual(written.graph.nodes.first { $0.opType == "Reshape" }?.attributes.count, 0)
+    }
+
+    func testUnsupportedOpsetIsRefused() throws {
         let graph = ONNXGraph(name: "g", inputs: [input("x", [1])], outputs: [input("x", [1])])
-        XCTAssertThrowsError(try ONNXImporter.importModel(model(graph, opset: 22), file: "new.onnx", folder: "/tmp"))
+        // Opsets 22 and 23 changed no op the reader maps (element types and new ops only).
+        XCTAssertEqual(try ONNXImporter.importModel(model(graph, opset: 23), file: "23.onnx", folder: "/tmp").metadata["onnx.opset"], "23")
+        XCTAssertThrowsError(try ONNXImporter.importModel(model(graph, opset: 24), file: "new.onnx", folder: "/tmp")) { error in
+            XCTAssertTrue("\(error)".contains("opset 24 of the default domain is not supported (Scion reads 6 to 23)"), "\(error)")
+        }
     }
 }

@@ -24,6 +24,14 @@ final class ModelDiffTests: XCTestCase {
     /// activations, padding and axis spellings, nested scopes, ONNX's spellings of GELU or of a
     /// ReLU with a threshold are one model. The conversions Scion refuses are listed, so a new
     /// refusal or a new difference fails here.
+    /// torch's exports of issue 16 (make_torch_transformers.py) that Scion does not write as Keras yet, as
+    /// Tests/Interop/check_torch.py's NOT_YET has them: lengths computed from Shape at run time (the dynamic
+    /// batch), a Reshape across the batch (encoder_dynamo), ceil_mode pooling (googlenet), Split (shufflenet).
+    static let torchExportsNotYetInKeras = [
+        "convnext_dynamo", "encoder_dynamo", "encoder_ts", "googlenet_dynamo", "googlenet_ts", "gru_dynamo", "gru_ts",
+        "lstm_dynamo", "lstm_ts", "shufflenet_dynamo", "shufflenet_ts", "swin_dynamo", "swin_ts", "vit_dynamo", "vit_ts",
+    ]
+
     func testEveryFixtureDiffsEmptyAgainstItsConversions() throws {
         let directory = try temporaryDirectory()
         let sources = try ["keras2", "keras3", "tf2onnx", "torch"].flatMap { folder in
@@ -35,6 +43,12 @@ final class ModelDiffTests: XCTestCase {
         let notYetMatched: Set<String> = [
             "keras2/cropping_layers.h5 -> onnx", "keras2/resizing.h5 -> onnx", "keras3/cropping_layers.h5 -> onnx",
             "keras3/cropping_layers.keras -> onnx", "keras3/resizing.h5 -> onnx", "keras3/resizing.keras -> onnx",
+            // torch's opset-17 GELU (Div, Erf, Add, Mul, Mul) is written to Keras node by node (Rescaling, Erf,
+            // Multiply) under new names: read back, those layers do not match the ONNX nodes yet.
+            "torch/convnext_ts.onnx -> h5", "torch/convnext_ts.onnx -> keras",
+            // Written at opset 18 by default, where antialias exists; the ONNX reader keeps an
+            // antialiased Resize opaque.
+            "keras3/resizing_antialias.h5 -> onnx", "keras3/resizing_antialias.keras -> onnx",
         ]
         var refused: [String] = [], compared = 0, unmatched = 0
         // Written to ONNX as the standard ops they compute (MultiHeadAttention as MatMul, Softmax...;
@@ -74,7 +88,7 @@ final class ModelDiffTests: XCTestCase {
         }
         // A user's class or a Lambda (Python code) has no ONNX. Keras 2's hard_sigmoid as an LSTM's
         // gates (tf.keras's ConvLSTM2D default) has no Keras 3 spelling (ONNX has: HardSigmoid 0.2, 0.5).
-        XCTAssertEqual(refused.sorted(), [
+        XCTAssertEqual(refused.sorted(), ([
             // tf.keras's ConvLSTM2D gates: its hard_sigmoid by default.
             "keras2/conv_lstm.h5 -> h5", "keras2/conv_lstm.h5 -> keras",
             "keras2/custom_layer.h5 -> onnx", "keras2/lambda_layer.h5 -> onnx",
@@ -85,14 +99,13 @@ final class ModelDiffTests: XCTestCase {
             "keras3/activation_zoo.h5 -> onnx", "keras3/activation_zoo.keras -> onnx",
             "keras3/custom_layer.h5 -> onnx", "keras3/custom_layer.keras -> onnx",
             "keras3/lambda_layer.h5 -> onnx", "keras3/lambda_layer.keras -> onnx",
-            // ONNX Resize: no Lanczos kernel; antialias from opset 18 (the default export is 17).
-            "keras3/resizing_antialias.h5 -> onnx", "keras3/resizing_antialias.keras -> onnx",
+            // ONNX Resize: no Lanczos kernel (antialias writes: the default export picks opset 18 for it).
             "keras3/resizing_kernels.h5 -> onnx", "keras3/resizing_kernels.keras -> onnx",
             "keras3/weights_only.weights.h5 -> h5", "keras3/weights_only.weights.h5 -> keras", "keras3/weights_only.weights.h5 -> onnx",
             "tf2onnx/misc_zoo.onnx -> h5", "tf2onnx/misc_zoo.onnx -> keras",
             "torch/tiny_recurrent.onnx -> h5", "torch/tiny_recurrent.onnx -> keras",
-        ])
-        XCTAssertEqual(compared, 447)
+        ] + Self.torchExportsNotYetInKeras.flatMap { ["torch/\($0).onnx -> h5", "torch/\($0).onnx -> keras"] }).sorted())
+        XCTAssertEqual(compared, 451)
         XCTAssertEqual(unmatched, notYetMatched.count)
     }
 

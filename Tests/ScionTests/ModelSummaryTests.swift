@@ -42,6 +42,27 @@ final class ModelSummaryTests: XCTestCase {
         XCTAssertTrue(table.contains("\nOpsets:    ai.onnx 17\n"), table)
     }
 
+    /// ONNX shape and index constants (torch's Gather indices, tf2onnx's Reshape shapes and axes) are
+    /// not parameters: counts leave them out, rows show 0, a line and the JSON say how many there are.
+    /// Floating-point initializers (tf2onnx's Add biases) still count.
+    func testShapeAndIndexConstantsAreNotCounted() throws {
+        let torch = try summary("torch/tiny_recurrent.onnx")
+        XCTAssertEqual(torch.totalParams, 466, "LSTM 320 + GRU 117 + RNN 21 + Gemm 8")
+        XCTAssertEqual(torch.trainableParams, 466)
+        XCTAssertEqual(torch.constants, 2)
+        XCTAssertEqual(try layer("/Constant_output_0", in: torch).params, 0)
+        XCTAssertTrue(torch.table().hasSuffix("\nConstants: 2 (shape and index values, not counted)"), torch.table())
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(torch)) as? [String: Any])
+        XCTAssertEqual(json["constants"] as? Int, 2)
+        let tf2onnx = try summary("tf2onnx/misc_zoo.onnx")
+        XCTAssertEqual(tf2onnx.totalParams, 168, "tf2onnx's float weights (176 with its 5 integer constants)")
+        XCTAssertEqual(tf2onnx.constants, 5)
+        let keras = try summary("keras3/misc_zoo.keras")
+        XCTAssertEqual(keras.totalParams, 150)
+        XCTAssertEqual(keras.constants, 0)
+        XCTAssertFalse(keras.table().contains("Constants:"))
+    }
+
     /// metadata_props and doc_string, which none of the exporters' fixtures carry, from a file
     /// written here; a symbolic batch dimension keeps its name.
     func testMetadataPropsDocStringAndDimensionNamesAreShown() throws {

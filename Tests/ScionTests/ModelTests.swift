@@ -43,6 +43,22 @@ final class ModelTests: XCTestCase {
         XCTAssertTrue(model.graph.parameters.all.allSatisfy { !$0.storage.isLoaded }, "a summary reads no weights")
     }
 
+    /// Constants Scion's ONNX writer adds to spell an op (GELU's sqrt(2), 1 and 0.5 in torch's ViT) are
+    /// listed frozen: read back, the model trains exactly what it trained before (`finetune` of the
+    /// written file used to move them).
+    func testConstantsOfAnOpsSpellingStayFrozenReadBack() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("scion-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let original = try Model.load(fixtures.appendingPathComponent("torch/vit_dynamo.onnx").path)
+        let path = directory.appendingPathComponent("vit.onnx").path
+        try original.write(to: path)
+        let back = try Model.load(path)
+        let trainable = { (model: Model) in Set(model.graph.parameters.all.filter(\.trainable).map(\.name)) }
+        XCTAssertEqual(trainable(back), trainable(original))
+        XCTAssertTrue(back.graph.parameters.all.contains { $0.name.hasSuffix("/sqrt2") && !$0.trainable })
+    }
+
     func testSharedLayerIsCountedOnce() throws {
         let model = try Model.load(fixtures.appendingPathComponent("keras2/shared_layer.h5").path)
         let summary = try ModelSummary(graph: model.graph, format: model.format.rawValue, includeWeights: false, checksums: false)
