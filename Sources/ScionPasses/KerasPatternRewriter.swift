@@ -46,6 +46,7 @@ struct KerasPatternRewriter {
     }
 
     mutating func rewrite() throws {
+        splitIntoSlices()
         try graph.inferShapes()
         // One sweep per pattern, in an order where each sees the previous ones' results (a Dense
         // exists before its bias Add is folded into it).
