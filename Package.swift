@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"], exclude: ["Resources"]),
         .testTarget(name: "ScionZipTests", dependencies: ["ScionZip", "ScionIR"]),
         .testTarget(name: "ScionKerasTests", dependencies: ["ScionKeras", "ScionIR", "HDF5", "ScionZip"]),
-        .testTarget(name: "ScionONNXTests", dependencies: ["ScionONNX", "ScionIR"], exclude: ["Resources"]),
+        .testTarget(name: "ScionONNXTests", dependencies: ["ScionONNX", "ScionIR", "Scion", "ScionRuntime", "ScionTestSupport"], exclude: ["Resources"]),
         .testTarget(name: "ScionPassesTests", dependencies: ["ScionPasses", "ScionIR", "ScionKeras"]),
         // What several test targets share (reading a fixture's stored arrays); not a product.
         .target(name: "ScionTestSupport", dependencies: ["ScionRuntime"], path: "Tests/ScionTestSupport"),

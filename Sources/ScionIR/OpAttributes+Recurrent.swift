@@ -82,7 +82,9 @@ public struct RecurrentAttributes: Equatable, Sendable {
     /// `[time, batch, features]` and the outputs are ONNX's `Y [time, directions, batch, units]` (each
     /// direction in time order), `Y_h` and, for LSTM, `Y_c` `[directions, batch, units]`;
     /// `returnSequences`, `returnState` and the merge mode do not apply. `KerasLayersPass` folds it
-    /// into Keras's form when the Transposes and Reshapes around it are the ones that say so.
+    /// into Keras's form when the Transposes and Reshapes around it are the ones that say so. The
+    /// node may read initial states after the sequence, ONNX's `initial_h` (and LSTM's `initial_c`)
+    /// `[directions, batch, units]`; without them the states start at zeros, as Keras's do.
     public var timeMajor: Bool = false
     /// Keras's mask (`Embedding(mask_zero=True)` upstream): nil when every step is read. Otherwise
     /// the node has a second input, the mask source `[batch, time, ...]` (the Embedding's token ids),

@@ -456,7 +456,7 @@ extension OpaqueAttributes {
         if domain == "keras.ops" {
             return "keras.ops operation \(type) \(unreadReason ?? "is not interpreted by Scion yet")"
         }
-        return "\(domain.isEmpty ? "ONNX" : domain) op '\(type)' is not interpreted by Scion yet"
+        return "\(domain.isEmpty ? "ONNX" : domain) op '\(type)' \(unreadReason ?? "is not interpreted by Scion yet")"
     }
 }
 

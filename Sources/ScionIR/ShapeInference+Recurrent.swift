@@ -2,8 +2,13 @@
 /// and the final states out, each direction's kernels checked against Keras's layout.
 extension Context {
     func recurrent(_ a: RecurrentAttributes) throws -> [Shape?] {
-        // With Keras's mask, the second input is the mask source `[batch, time, ...]` (the tokens).
-        try requireInputs(a.maskValue == nil ? 1 : 2)
+        // With Keras's mask, the second input is the mask source `[batch, time, ...]` (the tokens);
+        // ONNX's form may read initial states after the sequence (`h0`, and LSTM's `c0`).
+        if a.timeMajor && a.maskValue == nil && inputs.count > 1 {
+            try requireInputs(1 + a.cell.stateCount)
+        } else {
+            try requireInputs(a.maskValue == nil ? 1 : 2)
+        }
         if let convolution = a.convolution { return try convolutionalRecurrent(a, convolution) }
         let shape = try firstShape()
         if let shape, shape.rank != 3 {
@@ -28,6 +33,12 @@ extension Context {
         if a.timeMajor {
             let directions = a.cellPaths.count
             let state = Shape([directions, batch, a.units])
+            for initial in inputs.dropFirst() {
+                if let given = initial.shape, given.rank != 3 || differ(given[0], directions) || differ(given[1], batch)
+                    || differ(given[2], a.units) {
+                    throw fail("\(node.op.typeName)'s initial state \(given) is not [\(directions), batch, \(a.units)]")
+                }
+            }
             return [Shape([time, directions, batch, a.units]), state] + (a.cell == .lstm ? [state] : [])
         }
         let directionOutput: Int = a.bidirectional == .concat ? 2 * a.units : a.units

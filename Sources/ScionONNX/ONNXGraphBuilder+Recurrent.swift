@@ -103,6 +103,11 @@ extension ONNXGraphBuilder {
         // B is optional in ONNX (zeros): a layer without bias writes none, and reads back without.
         if a.useBias { inputs.append(constant("\(name)/B", floats: weights.flatMap(\.b), dimensions: [d, 2 * g])) }
         if frozen { frozenConstants += inputs.dropFirst() }
+        if a.timeMajor && node.inputs.count > 1 {
+            // ONNX's initial_h (and initial_c) read as given: after B (empty when absent) and sequence_lens.
+            if !a.useBias { inputs.append("") }
+            inputs += [""] + node.inputs.dropFirst()
+        }
         nodes.append(ONNXNode(name: mainName, opType: ONNXRecurrentMapping.onnxType(a.cell), inputs: inputs,
                               outputs: outputs, attributes: attributes))
     }

@@ -1,10 +1,12 @@
 import ScionIR
 
-/// ONNX RNN, LSTM and GRU (layout 0, constant weights, zero initial states, full-length sequences)
-/// into the recurrent op in ONNX's time-major form, its weights converted to Keras's layout once
-/// (`ONNXRecurrentMapping`): `W[d]`, `R[d]` transposed and reordered; the biases `Wb + Rb` summed
-/// into Keras's one bias except for GRU with `linear_before_reset=1`, which is Keras's
-/// `reset_after=True` with the two rows apart. Anything else stays opaque.
+/// ONNX RNN, LSTM and GRU with constant weights into the recurrent op in ONNX's time-major form,
+/// its weights converted to Keras's layout once (`ONNXRecurrentMapping`): `W[d]`, `R[d]` transposed
+/// and reordered; the biases `Wb + Rb` summed into Keras's one bias except for GRU with
+/// `linear_before_reset=1`, which is Keras's `reset_after=True` with the two rows apart. Layout 1
+/// (batch first) is the same op between Transposes. The optional inputs are read in
+/// ONNXImporter+RecurrentStates.swift (zero states dropped, others read, full lengths). Anything
+/// else stays opaque, the reason kept for `run` and the writers (`opaqueReason`).
 extension ONNXImportSession {
     mutating func recurrent(_ node: ONNXNode, _ x: String) throws -> MappedNode? {
         let cell: RecurrentAttributes.Cell
@@ -13,25 +15,29 @@ extension ONNXImportSession {
         case "LSTM": cell = .lstm
         default: cell = .gru
         }
-        // Sequence lengths and peepholes have no Keras counterpart; initial states only when zeros
-        // (torch passes zeros of the batch's size, made by ConstantOfShape), as Keras starts.
-        if input(node, 4) != nil || input(node, 7) != nil { return nil }
-        for position in [5, 6] {
-            if let state = input(node, position), try !isZeros(state) { return nil }
+        func refuse(_ reason: String) -> MappedNode? { opaqueReason = reason; return nil }
+        let layout = intAttribute(node, "layout", 0)
+        guard layout == 0 || layout == 1 else { return refuse("layout \(layout) is not ONNX's 0 or 1") }
+        if node.attribute("clip") != nil { return refuse("clip is not supported: Keras's cells do not clip their gates") }
+        if intAttribute(node, "input_forget", 0) != 0 { return refuse("input_forget=1 is not supported: Keras's LSTM has no coupled gates") }
+        guard let wName = input(node, 1), let rName = input(node, 2), let w = try floats(wName), let r = try floats(rName),
+              w.shape.count == 3, r.shape.count == 3 else {
+            return refuse("weights W and R computed in the graph are not supported: they must be float32 constants")
         }
-        droppedInitialStates.formUnion([5, 6].compactMap { input(node, $0) })
-        guard intAttribute(node, "layout", 0) == 0, node.attribute("clip") == nil, intAttribute(node, "input_forget", 0) == 0,
-              let wName = input(node, 1), let rName = input(node, 2),
-              let w = try floats(wName), let r = try floats(rName), w.shape.count == 3, r.shape.count == 3 else { return nil }
+        let time = shape(x).flatMap { $0.rank == 3 ? $0.dimensions[layout == 0 ? 0 : 1] : nil }
+        let optional = try recurrentOptionalInputs(node, cell: cell, time: time)
+        if let reason = optional.refusal { return refuse(reason) }
         let (directions, gateWidth, features) = (w.shape[0], w.shape[1], w.shape[2])
         let units = intAttribute(node, "hidden_size", gateWidth / cell.gateCount)
         let direction = stringAttribute(node, "direction", "forward")
         guard units > 0, gateWidth == cell.gateCount * units, r.shape == [directions, gateWidth, units],
               directions == (direction == "bidirectional" ? 2 : 1), ["forward", "reverse", "bidirectional"].contains(direction)
-        else { return nil }
+        else { return refuse("W \(w.shape), R \(r.shape), hidden_size \(units) and direction '\(direction)' do not agree") }
         var bias: [Float]? = nil
         if let bName = input(node, 3) {
-            guard let b = try floats(bName), b.shape == [directions, 2 * gateWidth] else { return nil }
+            guard let b = try floats(bName), b.shape == [directions, 2 * gateWidth] else {
+                return refuse("bias B must be a float32 constant of shape [\(directions), \(2 * gateWidth)]")
+            }
             bias = b.values
         }
         let resetAfter = cell == .gru && intAttribute(node, "linear_before_reset", 0) == 1
@@ -39,7 +45,9 @@ extension ONNXImportSession {
                                              resetAfter: cell == .gru ? resetAfter : true,
                                              bidirectional: directions == 2 ? .concat : nil)
         attributes.timeMajor = true
-        guard try recurrentActivations(node, into: &attributes) else { return nil }
+        guard try recurrentActivations(node, into: &attributes) else {
+            return refuse("activations \(spelledActivations(node)) have no Keras counterpart (LSTM's g and h must agree, both directions alike)")
+        }
 
         var parameters: [(source: String, role: ParameterRole, shape: [Int]?)] = []
         let base = node.name.isEmpty ? "\(node.opType)_\(wName)" : node.name
@@ -63,7 +71,40 @@ extension ONNXImportSession {
             let values = resetAfter ? inputBias + recurrentBias : zip(inputBias, recurrentBias).map(+)
             parameters.append((addConstant("\(base)/\(path)/bias", values, shape: attributes.biasShape, from: bName), .sublayer(path, .bias), nil))
         }
-        return MappedNode(op: .recurrent(attributes), inputs: [x], parameters: parameters, outputCount: attributes.outputCount)
+        var mapped = MappedNode(op: .recurrent(attributes), inputs: [x] + optional.states, parameters: parameters,
+                                outputCount: attributes.outputCount)
+        if layout == 1 { try batchFirst(node, &mapped, base: base) }
+        return mapped
+    }
+
+    /// Layout 1 (`X [batch, time, features]`, `Y [batch, time, dirs, hidden]`, states `[batch, dirs,
+    /// hidden]`): the time-major op between Transposes, which ONNX → Keras cancels against Keras's
+    /// batch-major layer like any other (and the ONNX writer writes as layout 0, which onnxruntime runs).
+    private mutating func batchFirst(_ node: ONNXNode, _ mapped: inout MappedNode, base: String) throws {
+        mapped.inputs = try mapped.inputs.enumerated().map { position, name in
+            let input = try value(name)
+            let timeMajor = uniqueNodeName("\(base)/time_major\(position == 0 ? "" : "_state\(position)")")
+            add(Node(name: timeMajor, op: .transpose(TransposeAttributes(permutation: [1, 0, 2])), inputs: [input], outputs: [timeMajor]))
+            graph.info.nodeTypes[timeMajor] = "Transpose"
+            return timeMajor
+        }
+        var outputs: [String] = []
+        for slot in 0..<mapped.outputCount {
+            let timeMajorOutput = "\(base)/time_major_output\(slot)"
+            outputs.append(timeMajorOutput)
+            // Only outputs something reads: an unread Transpose would keep ONNX → Keras from folding the layer.
+            guard slot < node.outputs.count, !node.outputs[slot].isEmpty, consumed.contains(node.outputs[slot]) else { continue }
+            let name = uniqueNodeName("\(base)/batch_first_output\(slot)")
+            mapped.epilogue.append(Node(name: name, op: .transpose(TransposeAttributes(permutation: slot == 0 ? [2, 0, 1, 3] : [1, 0, 2])),
+                                        inputs: [timeMajorOutput], outputs: [node.outputs[slot]]))
+        }
+        mapped.outputNames = outputs
+    }
+
+    /// The `activations` attribute as spelled, for a refusal.
+    private func spelledActivations(_ node: ONNXNode) -> [String] {
+        guard case .strings(let spelled)? = node.attribute("activations") else { return [] }
+        return spelled.map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Removes the nodes that only computed the zero initial states a recurrent node dropped (torch's
@@ -80,17 +121,6 @@ extension ONNXImportSession {
             pending += removed.inputs
         }
         graph.removeUnusedParameters()
-    }
-
-    /// Whether a value is all zeros: a constant of zeros, or a ConstantOfShape whose fill is zero.
-    private func isZeros(_ value: String) throws -> Bool {
-        if let constant = try floats(value) { return constant.values.allSatisfy { $0 == 0 } }
-        if symbolic.zeroFills.contains(value) { return true }
-        guard let producer = model.graph.nodes.first(where: { $0.outputs.contains(value) }), producer.opType == "ConstantOfShape"
-        else { return false }
-        guard case .tensor(let fill)? = producer.attribute("value") else { return true }
-        if case .raw(let bytes) = fill.data { return bytes.allSatisfy { $0 == 0 } }
-        return false
     }
 
     /// A constant float tensor's values and shape; nil when not a float32 constant.

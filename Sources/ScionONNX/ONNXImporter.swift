@@ -64,6 +64,11 @@ struct MappedNode {
     var parameters: [(source: String, role: ParameterRole, shape: [Int]?)] = []
     /// How many of the ONNX node's outputs the op produces (the rest must be unused).
     var outputCount = 1
+    /// The op's output names when not the ONNX node's (layout-1 recurrent nodes, whose ONNX outputs
+    /// the `epilogue` computes).
+    var outputNames: [String]? = nil
+    /// Nodes added after the op (the Transposes back to a layout-1 recurrent node's outputs).
+    var epilogue: [Node] = []
 }
 
 struct ONNXImportSession {
@@ -89,6 +94,9 @@ struct ONNXImportSession {
     /// Zero initial states a recurrent node did not take (Keras starts from zeros): what computed
     /// them is removed once the graph is read.
     var droppedInitialStates: Set<String> = []
+    /// Why the node being mapped stays opaque, when the mapping knows (a recurrent node's initial
+    /// states): kept in the opaque op for the refusals of `run` and the writers.
+    var opaqueReason: String? = nil
     var nodeNames = UniqueNames()
     /// Lengths a file leaves open (a dynamic batch) as expressions, and the shape vectors computed from them.
     var symbolic = SymbolicShapeState()
@@ -206,6 +214,7 @@ struct ONNXImportSession {
         if isDefaultDomain, try fold(node, subject: subject) { return }
         if try foldSymbolically(node, index: index) { return }
         var mapped: MappedNode? = nil
+        opaqueReason = nil
         if isDefaultDomain {
             mapped = try map(node, subject: subject)
             if let candidate = mapped, node.outputs.dropFirst(candidate.outputCount).contains(where: { !$0.isEmpty && consumed.contains($0) }) {
@@ -221,14 +230,19 @@ struct ONNXImportSession {
             }
             // An op with more outputs than the ONNX node names (an LSTM whose Y_c is not asked for)
             // gets a name for each, unread.
-            let outputs = (0..<mapped.outputCount).map { offset in
+            let outputs = mapped.outputNames ?? (0..<mapped.outputCount).map { offset in
                 offset < node.outputs.count && !node.outputs[offset].isEmpty ? node.outputs[offset] : "\(name)#output\(offset)"
             }
             add(Node(name: name, op: mapped.op, inputs: try mapped.inputs.map { try value($0) }, outputs: outputs,
                      parameters: parameterNames))
+            for extra in mapped.epilogue {
+                graph.info.nodeTypes[extra.name] = extra.op.typeName
+                add(extra)
+            }
         } else {
             let configuration = try ONNXNodePacking.pack(node, file: file)
-            let op = Op.opaque(OpaqueAttributes(domain: node.domain, type: node.opType, configuration: configuration))
+            let op = Op.opaque(OpaqueAttributes(domain: node.domain, type: node.opType, configuration: configuration,
+                                                unreadReason: opaqueReason.map { "is not interpreted: \($0)" }))
             add(Node(name: name, op: op, inputs: try node.inputs.filter { !$0.isEmpty }.map { try value($0) },
                      outputs: node.outputs.filter { !$0.isEmpty }))
         }

@@ -10,6 +10,7 @@ extension KerasPatternRewriter {
     ///                                                             ─ Y_h → Transpose [1, 0, 2] → Reshape [0, -1]
     ///                                                                                                = the last output
     ///                                                             ─ Y_h, Y_c → Gather (axis 0, direction d) = states
+    ///                                                               (one direction: or Squeeze [0])
     ///    →  recurrent (Keras's form) on x, return_sequences / return_state / merge mode as read
     ///  (the sum, mul, ave and None merges: a Gather per direction instead of the Reshape, then Add,
     ///  Mul, Add and Mul by 0.5, or nothing)
@@ -20,7 +21,8 @@ extension KerasPatternRewriter {
     /// refuses by name.
     mutating func foldRecurrent(_ position: Int) throws {
         let node = graph.nodes[position]
-        guard case .recurrent(var a) = node.op, a.timeMajor, let input = node.inputs.first,
+        // Initial states (ONNX's initial_h, initial_c) would be Keras's `initial_state` call argument, not written yet.
+        guard case .recurrent(var a) = node.op, a.timeMajor, node.inputs.count == 1, let input = node.inputs.first,
               let transposer = producers[input], soleReader(of: input) == position,
               case .transpose(let toTimeMajor) = graph.nodes[transposer].op, toTimeMajor.permutation == [1, 0, 2],
               let x = graph.nodes[transposer].inputs.first, node.outputs.count == a.outputCount else { return }
@@ -59,10 +61,16 @@ extension KerasPatternRewriter {
                     outputs = merged.outputs
                     a.bidirectional = directions == 2 ? merged.merge : nil
                 } else if case .onnx(.gather(let g)) = readerNode.op, g.axis == 0, readerNode.inputs.count == 2,
-                          let direction = try constantIndex(readerNode.inputs[1]), (0..<directions).contains(direction),
+                          let index = try constantIndex(readerNode.inputs[1]), case let direction = index < 0 ? index + directions : index,
+                          (0..<directions).contains(direction),
                           let state = readerNode.outputs.first, states[direction * a.cell.stateCount + slot - 1] == nil {
                     folded.append(readerNode.name)
                     states[direction * a.cell.stateCount + slot - 1] = state
+                } else if case .onnx(.squeeze(let s)) = readerNode.op, directions == 1, s.axes == [0],
+                          let state = readerNode.outputs.first, states[slot - 1] == nil {
+                    // One direction's states squeezed (torch's `h_n.squeeze(0)`): that direction's.
+                    folded.append(readerNode.name)
+                    states[slot - 1] = state
                 } else {
                     return
                 }

@@ -22,6 +22,7 @@ import ScionIR
 ///  Softmax of opset < 13 on rank 2    →  Softmax over the last axis
 ///  Concat of one input (torchvision's DenseNet)  →  nothing: its readers read the input
 ///  Transpose → RNN/LSTM/GRU → Transpose, Reshape / Gather  →  SimpleRNN/LSTM/GRU/Bidirectional
+///  torch's time-major stacks (LSTM → Transpose, Reshape → LSTM)  →  the same, batch-major between layers
 ///  Cast to int64 read only by Embeddings  →  nothing: Keras's Embedding casts its indices itself
 /// ```
 struct KerasPatternRewriter {
@@ -48,6 +49,7 @@ struct KerasPatternRewriter {
     mutating func rewrite() throws {
         splitIntoSlices()
         try graph.inferShapes()
+        try foldTimeMajorStacks()
         // One sweep per pattern, in an order where each sees the previous ones' results (a Dense
         // exists before its bias Add is folded into it).
         for sweep in Sweep.allCases {

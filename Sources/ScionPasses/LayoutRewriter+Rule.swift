@@ -107,7 +107,8 @@ extension LayoutRewriter {
         case .multiHeadAttention, .einsumDense, .unitNormalization, .attention:
             return .original
         case .opaque(let a):
-            if keras { throw refuse("(\(a.domain.isEmpty ? "ai.onnx" : a.domain)) has no Keras layer equivalent") }
+            // The reader's reason when it knows why it kept the node opaque (an ONNX LSTM's initial states).
+            if keras { throw refuse("(\(a.domain.isEmpty ? "ai.onnx" : a.domain)) \(a.unreadReason.map { "has no Keras layer equivalent: it \($0)" } ?? "has no Keras layer equivalent")") }
             return .original
 
         // Elementwise and per-axis ops: follow their inputs, axes rewritten.

@@ -63,9 +63,11 @@ extension Kernels {
     /// previous state per gate before their products, as Keras's cells do.
     /// With `convolution` (ConvLSTM), `x` is the unfolded input and each row one sample's position;
     /// the state is unfolded before its recurrent product (`RecurrentConvolutionGeometry`).
+    /// `initial` (ONNX's `initial_h`, `initial_c` of this direction, `[batch * units]` each) are the
+    /// states before the first step; zeros without.
     static func recurrentDirection(_ x: RuntimeTensor, _ w: RecurrentCellWeights, _ a: RecurrentAttributes,
                                    reversed: Bool, kept: [Bool]? = nil, dropout: RecurrentDropout = RecurrentDropout(),
-                                   convolution: RecurrentConvolutionGeometry? = nil,
+                                   convolution: RecurrentConvolutionGeometry? = nil, initial: [ArraySlice<Float>] = [],
                                    node: String) throws -> RecurrentDirectionRun {
         let (batch, time, features) = (x.shape[0], x.shape[1], x.shape[2])
         let units = a.units, gates = a.cell.gateCount, width = gates * units
@@ -91,6 +93,12 @@ extension Kernels {
             preactivations: [Float](repeating: 0, count: time * batch * width),
             activations: [Float](repeating: 0, count: time * batch * width))
         if a.cell == .lstm { run.cells = [Float](repeating: 0, count: (time + 1) * size) }
+        for (index, state) in initial.enumerated() {
+            guard state.count == size, index < a.cell.stateCount else {
+                throw RuntimeError(node, "initial state \(index) of \(state.count) values does not fit \(batch) rows of \(units) units")
+            }
+            if index == 0 { run.hidden.replaceSubrange(0..<size, with: state) } else { run.cells.replaceSubrange(0..<size, with: state) }
+        }
         if a.cell == .gru && a.resetAfter { run.recurrentCandidate = [Float](repeating: 0, count: time * size) }
         run.kept = kept
         run.dropout = dropout

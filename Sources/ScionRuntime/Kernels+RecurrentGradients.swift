@@ -8,6 +8,10 @@ struct RecurrentDirectionGradients {
     var recurrentKernel: [Float]
     /// `[G*units]`, or GRU with `resetAfter`: input row then recurrent row, `[2 * 3*units]`.
     var bias: [Float]
+    /// What the states before the first step receive, `[batch * units]` each: ONNX's `initial_h`
+    /// and (LSTM) `initial_c` when the node reads them.
+    var initialHidden: [Float] = []
+    var initialCell: [Float] = []
 }
 
 extension Kernels {
@@ -179,7 +183,8 @@ extension Kernels {
         var dBias = [Float](repeating: 0, count: width)
         for row in 0..<(batch * time) { for j in 0..<width { dBias[j] += dProjected[row * width + j] } }
         if w.recurrentBias != nil { dBias += dRecurrentBias }
-        return RecurrentDirectionGradients(input: dx, kernel: dKernel, recurrentKernel: dRecurrent, bias: dBias)
+        return RecurrentDirectionGradients(input: dx, kernel: dKernel, recurrentKernel: dRecurrent, bias: dBias,
+                                           initialHidden: dh, initialCell: a.cell == .lstm ? dc : [])
     }
 
     /// The VJP of the recurrent product `previous · U` (each gate's block by its dropout mask when

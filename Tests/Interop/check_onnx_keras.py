@@ -48,9 +48,6 @@ EXPECTED_REFUSALS = {
     "test_PoissonNLLLLoss_no_reduce": "reads the constant",
     # tf2onnx writes LayerNormalization and Normalization through Shape/Expand/ReduceProd.
     "misc_zoo": "Shape",
-    # torch's nn.LSTM/GRU/RNN stay time-major between layers (the next one reads ONNX's layout):
-    # Scion runs and re-exports them, but folds only the batch-major spelling into Keras layers.
-    "tiny_recurrent": "the batch axis",
 }
 
 

@@ -55,9 +55,6 @@ NOT_YET = {
     **not_yet(["convnext_dynamo", "vit_dynamo", "vit_ts"], ["keras"], SHAPE),
     **not_yet(["swin_dynamo", "swin_ts"], ["keras"], "Equal has no Keras layer"),
     ("encoder_ts", "keras"): "reads the constant",  # the attention scale computed from a folded Shape
-    # torch's recurrent stacks stay time-major between layers (docs/recurrent.md).
-    **not_yet(["lstm_dynamo", "gru_dynamo"], ["keras"], "time-major form"),
-    **not_yet(["lstm_ts", "gru_ts"], ["keras"], "copies an input length (0)"),
 }
 
 

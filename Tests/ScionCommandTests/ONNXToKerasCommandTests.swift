@@ -88,7 +88,7 @@ final class ONNXToKerasCommandTests: XCTestCase {
         let lines = result.standardError.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, result.standardError)
         XCTAssertTrue(result.standardError.contains(source), result.standardError)
-        // The symbolic folding names one length of the Shape (`Shape:0#length0`).
+        // The symbolic folding names the Shape by the length it reports (`Shape:0#length0`).
         XCTAssertTrue(result.standardError.contains("node 'misc_zoo/layer_norm/Shape"), result.standardError)
         XCTAssertTrue(result.standardError.contains("Shape has no Keras layer"), result.standardError)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), [])

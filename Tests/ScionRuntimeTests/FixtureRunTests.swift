@@ -21,8 +21,8 @@ final class FixtureRunTests: XCTestCase {
         "keras3/custom_layer": "base_scale: cannot run it: 'ScaleBy' is a custom layer class (scion_fixtures>ScaleBy)",
         "keras2/lambda_layer": "affine: cannot run it: a Lambda layer", "keras3/lambda_layer": "affine: cannot run it: a Lambda layer",
         // torch's exports of issue 16 (make_torch_transformers.py; Tests/Interop/check_torch.py's NOT_YET).
-        "torch/swin_ts": "Equal is not supported by the executor", "torch/swin_dynamo": "Equal is not supported by the executor",
-        "torch/convnext_dynamo": "ONNX op 'Range' is not interpreted",
+        "torch/swin_ts": "Equal is not supported by the executor", "torch/convnext_dynamo": "ONNX op 'Range' is not interpreted",
+        "torch/swin_dynamo": "Equal is not supported by the executor",
     ]
 
     /// make_torch_transformers.py exports each model twice (NAME_ts.onnx: TorchScript, NAME_dynamo.onnx:

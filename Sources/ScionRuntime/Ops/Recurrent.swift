@@ -22,14 +22,21 @@ extension Executor {
     /// Each direction's run: the forward one reads backwards when `goBackwards`, the backward one
     /// the other way. `dropout` (training only): each direction's masks.
     /// With `convolution` (ConvLSTM), `x` is the unfolded input.
+    /// `initialStates` (ONNX's form): `initial_h` and LSTM's `initial_c`, `[directions, batch, units]`.
     func recurrentRuns(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes, kept: [Bool]? = nil,
-                       dropout: [RecurrentDropout]? = nil, convolution: RecurrentConvolutionGeometry? = nil) throws
+                       dropout: [RecurrentDropout]? = nil, convolution: RecurrentConvolutionGeometry? = nil,
+                       initialStates: [RuntimeTensor] = []) throws
         -> [RecurrentDirectionRun] {
         guard x.rank == 3 else { throw RuntimeError(node.name, "\(node.op.typeName) needs a [batch, time, features] input, got \(x.shape)") }
+        let directions = a.cellPaths.count, size = x.shape[0] * a.units
+        for state in initialStates where state.shape != [directions, x.shape[0], a.units] {
+            throw RuntimeError(node.name, "\(node.op.typeName)'s initial state \(state.shape) is not [\(directions), \(x.shape[0]), \(a.units)]")
+        }
         return try a.cellPaths.enumerated().map { direction, path in
             try Kernels.recurrentDirection(x, try recurrentWeights(node, a, path: path), a,
                                            reversed: direction == 0 ? a.goBackwards : !a.goBackwards, kept: kept,
                                            dropout: dropout?[direction] ?? RecurrentDropout(), convolution: convolution,
+                                           initial: initialStates.map { $0.data[(direction * size)..<((direction + 1) * size)] },
                                            node: node.name)
         }
     }
@@ -66,7 +73,7 @@ extension Executor {
             return Self.recurrentOutputs(try recurrentRuns(node, x, a, kept: kept), a, kept: kept)
         }
         guard x.rank == 3 else { throw RuntimeError(node.name, "\(node.op.typeName) needs a [time, batch, features] input, got \(x.shape)") }
-        return Self.timeMajorOutputs(try recurrentRuns(node, Kernels.transpose(x, [1, 0, 2]), a), a)
+        return Self.timeMajorOutputs(try recurrentRuns(node, Kernels.transpose(x, [1, 0, 2]), a, initialStates: Array(inputs.dropFirst())), a)
     }
 
     /// ONNX's outputs: `Y [time, directions, batch, units]` with every direction in time order, then
@@ -189,7 +196,8 @@ extension Trainer {
                 RecurrentDropout.draw(a, batch: batchMajor.shape[0], features: batchMajor.shape[2], random: &random)
             }
         }
-        let runs = try executor.recurrentRuns(node, batchMajor, a, kept: kept, dropout: dropout)
+        let runs = try executor.recurrentRuns(node, batchMajor, a, kept: kept, dropout: dropout,
+                                              initialStates: a.timeMajor ? Array(inputs.dropFirst()) : [])
         let outputs = a.timeMajor ? Executor.timeMajorOutputs(runs, a) : Executor.recurrentOutputs(runs, a, kept: kept)
         return (outputs, .recurrentRuns(runs))
     }
@@ -279,6 +287,7 @@ extension Trainer {
             }
         }
         var dx = [Float](repeating: 0, count: x.count)
+        var dInitialHidden: [Float] = [], dInitialCell: [Float] = []
         var parameters: [(String, [Float])] = []
         for (d, path) in a.cellPaths.enumerated() {
             let weights = try executor.recurrentWeights(node, a, path: path)
@@ -286,12 +295,21 @@ extension Trainer {
                 x, weights, a, run: runs[d], reversed: reads[d], stepGradients: stepGradients[d], finalHidden: finalHidden[d],
                 finalCell: finalCell[d], convolution: geometry, node: node.name)
             for index in dx.indices { dx[index] += gradients.input[index] }
+            dInitialHidden += gradients.initialHidden
+            dInitialCell += gradients.initialCell
             for (role, values) in [(ParameterRole.kernel, gradients.kernel), (.recurrentKernel, gradients.recurrentKernel), (.bias, gradients.bias)] {
                 if let parameter = graph.parameter(of: node, role: .sublayer(path, role)) { parameters.append((parameter.name, values)) }
             }
         }
         if let geometry { return StepGradients(inputs: [geometry.foldInput(dx)], parameters: parameters) }
         let inputGradient = RuntimeTensor(shape: x.shape, data: dx)
+        if a.timeMajor && node.inputs.count > 1 {
+            // ONNX's initial_h (and initial_c), [directions, batch, units]: what each direction's first state received.
+            let states = [dInitialHidden, dInitialCell].prefix(node.inputs.count - 1).map {
+                RuntimeTensor(shape: [directions, batch, units], data: $0)
+            }
+            return StepGradients(inputs: [Kernels.transpose(inputGradient, [1, 0, 2])] + states, parameters: parameters)
+        }
         // The mask source (token ids) gets no gradient.
         return StepGradients(inputs: [a.timeMajor ? Kernels.transpose(inputGradient, [1, 0, 2]) : inputGradient]
                                  + Array(repeating: nil, count: node.inputs.count - 1),
