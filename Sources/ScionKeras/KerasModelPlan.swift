@@ -51,6 +51,7 @@ struct KerasModelPlan {
         // A TimeDistributed layer the reader expanded is written as the one wrapper it came from.
         let distributed = KerasTimeDistributedGroup.groups(in: graph)
         let absorbed = Set(chains.values.flatMap { $0.members.dropLast() } + distributed.values.flatMap { $0.members.dropLast() })
+            .union(KerasConstantOperands.absorbedConstants(in: graph))
         for (position, node) in graph.nodes.enumerated() where !absorbed.contains(position) {
             if let group = distributed[position] {
                 let wrapper: (node: Node, specification: KerasLayerSpecification)
@@ -60,6 +61,16 @@ struct KerasModelPlan {
                     throw KerasError(.writeFailed, file: file, subject: node.name, "TimeDistributed: \(refusal.reason)")
                 }
                 try add(wrapper.node, writer: writer, specifications: [wrapper.specification])
+                continue
+            }
+            let withConstant: (node: Node, specification: KerasLayerSpecification)?
+            do {
+                withConstant = try KerasConstantOperands.call(for: node, in: graph)
+            } catch let refusal as KerasConfigWriter.Refusal {
+                throw KerasError(.writeFailed, file: file, subject: node.name, refusal.reason)
+            }
+            if let withConstant {
+                try add(withConstant.node, writer: writer, specifications: [withConstant.specification])
                 continue
             }
             guard let chain = chains[position] else {

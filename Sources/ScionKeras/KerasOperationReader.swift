@@ -79,7 +79,7 @@ struct KerasOperationReader {
             }
             return Plan(firstInputs: Array(0..<list.count), ops: [.concatenate(ConcatenateAttributes(axis: try integer("axis", default: 0)))])
         default:
-            guard tensorCount == 1, arguments.count == 1 || className == "GetItem" else {
+            guard tensorCount == 1, arguments.count == 1 || className == "GetItem" || className == "Take" else {
                 throw Refusal(reason: "with these arguments is not supported")
             }
             // Square multiplies its one tensor by itself.
@@ -199,6 +199,7 @@ struct KerasOperationReader {
             return [.onnx(.unsqueeze(AxesAttributes(axes: try axisList(value, rank: rank + count).sorted())))]
         case "Squeeze": return [try squeeze()]
         case "GetItem": return try KerasSliceKey(arguments: arguments, rank: try knownRank()).ops()
+        case "Take": return try take()
         default:
             throw Refusal(reason: "is not supported")
         }
@@ -252,7 +253,7 @@ struct KerasOperationReader {
 
     // MARK: Settings
 
-    private func knownRank() throws -> Int {
+    func knownRank() throws -> Int {
         guard let rank = firstRank else { throw Refusal(reason: "reads a tensor of unknown rank") }
         return rank
     }

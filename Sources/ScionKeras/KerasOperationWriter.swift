@@ -21,6 +21,8 @@ enum KerasCallArgument: Equatable {
 ///  Reshape naming the batch -> Reshape      Transpose moving the batch -> Transpose    Div, Pow -> TrueDivide, Power
 ///  Equal/Less/.../And/Or/Xor -> Equal, Less, LessEqual..., LogicalAnd...   Where -> Where   Mod (fmod 0) -> Mod
 ///  Trilu with a constant k -> Triu, Tril      Einsum -> Einsum      GatherElements -> TakeAlongAxis
+///  Split -> Split (one layer, one tensor index per output)     Gather -> Take (constant indices in the call)
+///  Expand to a constant shape -> BroadcastTo (the shape in the config)     Pad (constant) -> Pad
 /// ```
 enum KerasOperationWriter {
     typealias Refusal = KerasConfigWriter.Refusal
@@ -91,8 +93,25 @@ enum KerasOperationWriter {
             return [call("Einsum", config: ["subscripts": .string(a.equation)], arguments: node.inputs.map { _ in .tensor })]
         case .gatherElements(let a):
             return [call("TakeAlongAxis", config: ["axis": .number(Double(a.axis))], arguments: [.tensor, .tensor])]
-        case .constant, .gemm, .gather, .split, .pad, .resize, .localResponseNormalization,
-             .coercedSoftmax, .shape, .expand, .tile, .range, .constantOfShape, .computedSlice, .computedPad, .scatterND,
+        case .gather(let a):
+            // Constant indices are written into the call by the model plan (KerasModelPlan+ConstantOperands).
+            guard node.inputs.count == 2 else { throw Refusal(reason: "Gather needs its data and its indices") }
+            return [call("Take", config: ["axis": .number(Double(a.axis))], arguments: [.tensor, .tensor])]
+        case .split(let a):
+            return [try split(a, outputs: node.outputs.count)]
+        case .pad(let a):
+            // The layout pass's padding of a max pooling over values that may be negative.
+            let rank = a.pads.count / 2
+            guard a.mode == .constant, a.pads.count == 2 * rank, a.pads.allSatisfy({ $0 >= 0 }) else {
+                throw Refusal(reason: "Pad in mode \(a.mode.rawValue) with pads \(a.pads) has no keras.ops equivalent here")
+            }
+            let widths = (0..<rank).map { KerasConfigWriter.ints([a.pads[$0], a.pads[rank + $0]]) }
+            return [call("Pad", config: ["pad_width": .array(widths), "mode": "constant"],
+                         arguments: [.tensor, .constant(KerasConfigWriter.number(a.value))])]
+        case .expand:
+            throw Refusal(reason: "Expand to a shape computed at run time has no Keras equivalent (a constant shape is keras.ops.broadcast_to)")
+        case .constant, .gemm, .resize, .localResponseNormalization,
+             .coercedSoftmax, .shape, .tile, .range, .constantOfShape, .computedSlice, .computedPad, .scatterND,
              .computedReshape, .computedBatchNormalization,
              .computedInstanceNormalization:
             throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent")
@@ -111,6 +130,24 @@ enum KerasOperationWriter {
         case .or: "LogicalOr"
         case .xor: "LogicalXor"
         }
+    }
+
+    /// keras.ops.split: numpy's `indices_or_sections`, the number of equal parts or the offsets where
+    /// each part after the first starts.
+    static func split(_ a: SplitAttributes, outputs: Int) throws -> KerasLayerSpecification {
+        guard a.sizes.count == outputs, outputs >= 1 else {
+            throw Refusal(reason: "Split into \(a.sizes.count) parts for \(outputs) outputs")
+        }
+        let sections: JSON
+        if Set(a.sizes).count == 1 {
+            sections = .number(Double(outputs))
+        } else {
+            var offsets: [Int] = []
+            var offset = 0
+            for size in a.sizes.dropLast() { offset += size; offsets.append(offset) }
+            sections = KerasConfigWriter.ints(offsets)
+        }
+        return call("Split", config: ["indices_or_sections": sections, "axis": .number(Double(a.axis))])
     }
 
     private static func unaryOperation(_ unary: UnaryOperation) -> KerasLayerSpecification {

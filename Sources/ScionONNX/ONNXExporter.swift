@@ -22,6 +22,7 @@ package enum ONNXExporter {
         guard graph.hasArchitecture else {
             throw ONNXError(.unsupported, file: file, "a weights-only file has no graph to write")
         }
+        let graph = separatingParameterNames(graph)
         let builder = try emitted(graph, file: file, opset: opset)
         // Only parameters some ONNX node reads (a Normalization's statistics are folded into constants).
         let used = Set(builder.nodes.flatMap(\.inputs))

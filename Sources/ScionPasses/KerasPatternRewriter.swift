@@ -35,8 +35,10 @@ struct KerasPatternRewriter {
     var consumers: [String: [Int]] = [:]
     var producers: [String: Int] = [:]
     var graphOutputs: Set<String>
-    /// Gemm weights already transposed to Dense kernels.
-    var transposedGemmWeights: Set<String> = []
+    /// Weights copied from a shared constant for the layers that fold it (`adopt`), by constant, role and shape.
+    var adoptedCopies: [String: String] = [:]
+    /// Gemm weights already transposed into Dense kernels (`foldDense`).
+    var transposedKernels: Set<String> = []
 
     enum Sweep: CaseIterable { case recurrent, embeddingCast, singleInputConcat, swish, constantTranspose, dense, denseBias, layerNormalizationChain, torchAttention, groupNormalization, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
 
@@ -47,6 +49,7 @@ struct KerasPatternRewriter {
     }
 
     mutating func rewrite() throws {
+        splitIntoSlices()
         try graph.inferShapes()
         try foldTimeMajorStacks()
         // One sweep per pattern, in an order where each sees the previous ones' results (a Dense
@@ -186,17 +189,19 @@ struct KerasPatternRewriter {
         if case .onnx(.gemm(let a)) = node.op {
             guard !a.transposeA, a.alpha == 1, a.beta == 1, node.inputs.count == 1,
                   let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 2 else { return }
-            // One weight shared by several Gemms (torch's exporter merges equal tensors) is transposed once.
-            let transposed = transposedGemmWeights.contains(kernel.name)
-            if transposed, !a.transposeB { return }
-            let units = a.transposeB && !transposed ? kernel.shape[0] : kernel.shape[1]
+            // A weight several Gemms share (dynamo keeps one copy of equal tensors: the deep-copied
+            // layers of an nn.TransformerEncoder) is transposed once, by the first of them.
+            // One reading it untransposed is left a Gemm (refused by the layout pass, not miscomputed).
+            if !a.transposeB, transposedKernels.contains(kernel.name) { return }
+            let transposed = a.transposeB && !transposedKernels.contains(kernel.name)
+            let units = transposed ? kernel.shape[0] : kernel.shape[1]
             let bias = graph.parameter(of: node, role: .bias)
             if let bias, bias.shape.reduce(1, *) != units || bias.shape.filter({ $0 != 1 }).count > 1 { return }
-            if a.transposeB, !transposed {
+            if transposed {
+                transposedKernels.insert(kernel.name)
                 var changes: [String: String] = [:]
                 _ = try ParameterPermutation(change: "Gemm weight to a Dense kernel", permutation: [1, 0])
                     .apply(to: kernel, in: &graph.parameters, changes: &changes, pass: passName, node: node.name)
-                transposedGemmWeights.insert(kernel.name)
             }
             if let bias { graph.parameters[bias.name]?.shape = [units] }
             graph.nodes[position].op = .dense(DenseAttributes(units: units, useBias: bias != nil))
@@ -204,9 +209,9 @@ struct KerasPatternRewriter {
             guard let input = shape(node.inputs[0]), input.rank >= 2 else { return }
             if node.inputs.count == 2, let (_, weight) = constant(node.inputs[1]), weight.shape.count == 2 {
                 // A weight listed as a graph input in old ONNX files reaches MatMul through a node.
+                let kernel = adopt(weight, of: node.inputs[1], role: .kernel, shape: weight.shape, layer: node.name)
                 graph.nodes[position].inputs = [node.inputs[0]]
-                graph.nodes[position].parameters = [weight.name]
-                graph.parameters[weight.name]?.role = .kernel
+                graph.nodes[position].parameters = [kernel]
                 graph.nodes[position].op = .dense(DenseAttributes(units: weight.shape[1], useBias: false))
                 return
             }
@@ -239,11 +244,33 @@ struct KerasPatternRewriter {
               bias.elementCount == a.units, bias.shape.filter({ $0 != 1 }).count <= 1, bias.dtype == .float32 else { return }
         a.useBias = true
         graph.nodes[position].op = .dense(a)
-        graph.nodes[position].parameters.append(bias.name)
+        graph.nodes[position].parameters.append(adopt(bias, of: other, role: .bias, shape: [a.units], layer: node.name))
         graph.nodes[position].outputs = add.outputs
-        graph.parameters[bias.name]?.role = .bias
-        graph.parameters[bias.name]?.shape = [a.units]
         removed.insert(add.name)
+    }
+
+    /// The name of `parameter` (a constant node's value, read as `value`) made a layer's weight in
+    /// `role`: the parameter itself when that layer is the constant's only reader, otherwise a copy
+    /// of its own (dynamo shares one zero tensor among every LayerNorm beta and Linear bias, so
+    /// the constant node must keep its `value` weight for its other readers). Layers adopting the same
+    /// constant in the same role share one copy, as they shared the constant.
+    mutating func adopt(_ parameter: Parameter, of value: String, role: ParameterRole, shape: [Int], layer: String) -> String {
+        if soleReader(of: value) != nil {
+            graph.parameters[parameter.name]?.role = role
+            graph.parameters[parameter.name]?.shape = shape
+            return parameter.name
+        }
+        let key = "\(parameter.name)|\(role)|\(shape)"
+        if let made = adoptedCopies[key] { return made }
+        var copy = parameter
+        copy.name = "\(layer)/\(role)"
+        var counter = 1
+        while graph.parameters[copy.name] != nil { copy.name = "\(layer)/\(role)#\(counter)"; counter += 1 }
+        copy.role = role
+        copy.shape = shape
+        graph.parameters.add(copy)
+        adoptedCopies[key] = copy.name
+        return copy.name
     }
 
     // MARK: - Constant arithmetic

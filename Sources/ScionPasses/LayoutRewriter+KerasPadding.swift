@@ -86,6 +86,9 @@ extension LayoutRewriter {
     /// values that cannot be negative (after a ReLU).
     mutating func kerasPoolPadding(_ node: Node, _ a: inout PoolAttributes, input: String, converted: inout String) throws {
         let lengths = shape(of: input).map { Array($0.dimensions.dropFirst(2)) } ?? Array(repeating: nil, count: a.rank)
+        if a.ceilMode, let pairs = try ceilModePadding(node, a, lengths: lengths) {
+            return try padForCeilMode(node, &a, pairs: pairs, input: input, converted: &converted)
+        }
         let countsPadding = a.kind == .average && a.countIncludePad
         let (padding, before) = try kerasPadding(a.padding, lengths: lengths, window: a.poolSize, strides: a.strides,
                                                  node: node, allowSame: !countsPadding)
@@ -103,14 +106,11 @@ extension LayoutRewriter {
             }
         }
         if let before {
-            if a.kind == .max && !isNonNegative(input) {
-                throw failure(node.name, "MaxPool pads \(a.padding) differ from Keras 'same' and its input may be negative "
-                    + "(Keras can only pad with zeros)")
-            }
             if a.kind == .average && !a.countIncludePad {
                 throw failure(node.name, "AveragePool pads \(a.padding) that excludes the padding from the average differ from Keras 'same'")
             }
-            converted = try emitZeroPadding(before, for: node, input: converted)
+            converted = a.kind == .max ? try emitMaxPoolPadding(before, for: node, input: input, converted: converted)
+                : try emitZeroPadding(before, for: node, input: converted)
         }
         a.padding = padding
         a.ceilMode = false
@@ -166,6 +166,8 @@ extension LayoutRewriter {
         let node = source.nodes[producer]
         if case .zeroPadding = node.op { return node.inputs.first.map(isNonNegative) ?? false }
         if case .pool(let a) = node.op, a.kind == .max { return node.inputs.first.map(isNonNegative) ?? false }
+        // GoogLeNet's inception blocks concatenate ReLU branches before the next ceil-mode MaxPool.
+        if case .concatenate = node.op { return !node.inputs.isEmpty && node.inputs.allSatisfy(isNonNegative) }
         let activation: Activation?
         if case .activation(let a) = node.op {
             activation = a

@@ -74,7 +74,18 @@ extension LayoutRewriter {
             return .flatten(flattenPlan(for: node))
         case .reshape(let a):
             if keras, a.includesBatch {
-                throw refuse("to \(a.targetShape) changes the batch axis or has unknown lengths; Keras reshapes keep the batch")
+                // Keras's Reshape layer keeps the batch; one that merges or moves it (torch's attention
+                // folding heads into the batch, a flatten to [-1]) is written as keras.ops.reshape over
+                // the whole tensor, in the order the graph was written for. ONNX's 0 ("copy this
+                // length") has no spelling there: the reader resolves it where the length is known.
+                if a.targetShape.contains(0), !a.allowZero {
+                    throw refuse("to \(a.targetShape) copies an input length (0) known only at run time (the batch axis or another dynamic one); "
+                        + "keras.ops.reshape cannot say that")
+                }
+                guard a.targetShape.filter({ $0 == -1 }).count <= 1 else {
+                    throw refuse("to \(a.targetShape) leaves more than one length unknown; keras.ops.reshape infers one at most")
+                }
+                return .original
             }
             let input = node.inputs.first.flatMap { shape(of: $0) }
             let output = node.outputs.first.flatMap { shape(of: $0) }
@@ -170,6 +181,13 @@ extension LayoutRewriter {
         // after `KerasPatternRewriter` have no Keras layer.
         case .onnx(.constant):
             guard keras else { return .original }
+            // Gather's indices and Expand's shape are written into their keras.ops call.
+            if let output = node.outputs.first, !source.outputs.contains(output), let readers = consumers[output], !readers.isEmpty,
+               readers.allSatisfy({ reader in
+                   source.nodes[reader].inputs.enumerated().allSatisfy { $0.element != output || Graph.takesConstantOperand(source.nodes[reader].op, at: $0.offset) }
+               }), source.constantIntegers(output) != nil {
+                return .original
+            }
             guard let output = node.outputs.first else {
                 throw refuse("tensor is read by an op Keras cannot take a constant operand for")
             }
@@ -191,7 +209,10 @@ extension LayoutRewriter {
         case .onnx(.reduce(let a)):
             if keras, ![.mean, .sum, .maximum, .minimum, .product].contains(a.kind) { throw refuse("has no Keras layer or keras.ops equivalent") }
             return .original
-        case .onnx(.gather), .onnx(.split), .onnx(.resize), .onnx(.localResponseNormalization):
+        // keras.ops take and split, over the whole tensor in the order the graph was written for.
+        case .onnx(.gather), .onnx(.split):
+            return .original
+        case .onnx(.resize), .onnx(.localResponseNormalization):
             if keras { throw refuse("has no Keras layer equivalent") }
             return .original
         case .onnx(.pad(let a)):
@@ -206,7 +227,12 @@ extension LayoutRewriter {
             if keras { throw refuse("with statistics or scale computed at run time has no Keras layer") }
             return .original
         // Shape arithmetic reads lengths in the order the graph was written for.
-        case .onnx(.shape), .onnx(.expand), .onnx(.tile), .onnx(.computedReshape):
+        case .onnx(.expand):
+            // To a shape a constant holds: keras.ops.broadcast_to. A computed one is Shape arithmetic.
+            if keras, node.inputs.count == 2, source.constantIntegers(node.inputs[1]) != nil { return .original }
+            if keras { throw refuse("to a shape computed at run time has no Keras layer: Keras layers need their lengths known before run time") }
+            return .original
+        case .onnx(.shape), .onnx(.tile), .onnx(.computedReshape):
             if keras { throw refuse("has no Keras layer: Keras layers need their lengths known before run time") }
             return .original
         // Index arithmetic with lengths computed at run time: no Keras layer either.

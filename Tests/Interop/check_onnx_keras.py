@@ -45,11 +45,8 @@ EXPECTED_REFUSALS = {
     "test_ConstantPad2d": "pads with zeros only",
     "test_ReflectionPad2d": "mode reflect",
     "test_ReplicationPad2d": "mode edge",
-    "test_GLU": "Split",
-    "test_GLU_dim": "Split",
     "test_MaxPool1d_stride_padding_dilation": "MaxPool",
     "test_MaxPool2d_stride_padding_dilation": "MaxPool",
-    "test_MaxPool3d_stride_padding": "may be negative",
     "test_PoissonNLLLLoss_no_reduce": "reads the constant",
     # tf2onnx writes LayerNormalization and Normalization through Shape/Expand/ReduceProd.
     "misc_zoo": "Shape",

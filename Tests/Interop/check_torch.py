@@ -52,9 +52,6 @@ NOT_YET = {
     **not_yet(["vit_dynamo", "vit_ts"], ["keras"], SHAPE),
     # A Reshape across the batch: ConvNeXt's and Swin's flattening.
     **not_yet(["convnext_dynamo", "swin_dynamo", "swin_ts"], ["keras"], "changes the batch axis"),
-    ("googlenet_ts", "keras"): "ceil_mode changes the output length",
-    ("googlenet_dynamo", "keras"): "ceil_mode changes the output length",
-    ("shufflenet_dynamo", "keras"): "Split has no Keras layer",
 }
 
 

@@ -62,7 +62,12 @@ struct ReferenceEvaluator {
             let spatial = channelsLast ? [1, 2] : [2, 3]
             var shape = x.shape
             for (position, axis) in spatial.enumerated() {
-                shape[axis] = (x.shape[axis] + pads[position] + pads[2 + position] - a.poolSize[position]) / a.strides[position] + 1
+                let span = x.shape[axis] + pads[position] + pads[2 + position] - a.poolSize[position]
+                shape[axis] = span / a.strides[position] + 1
+                // ceil_mode (ONNX, torch): one more window where the last runs past the end, unless it
+                // would start in the end padding.
+                if a.ceilMode, span % a.strides[position] != 0,
+                   (shape[axis]) * a.strides[position] < x.shape[axis] + pads[position] { shape[axis] += 1 }
             }
             let values = allIndices(shape).map { index -> Float in
                 var best = -Float.infinity
@@ -103,6 +108,11 @@ struct ReferenceEvaluator {
             return x
         case .flatten:
             return Tensor(shape: [x.shape[0], x.values.count / x.shape[0]], values: x.values)
+        case .reshape(let a) where a.includesBatch:
+            // The whole tensor (ONNX's form, the batch among the lengths); 0 copies the input's length.
+            let target = a.targetShape.enumerated().map { $0.element == 0 && !a.allowZero ? x.shape[$0.offset] : $0.element }
+            let known = target.filter { $0 != -1 }.reduce(1, *)
+            return Tensor(shape: target.map { $0 == -1 ? x.values.count / known : $0 }, values: x.values)
         case .reshape(let a):
             let known = a.targetShape.filter { $0 != -1 }.reduce(1, *)
             let perSample = x.values.count / x.shape[0]
@@ -138,6 +148,15 @@ struct ReferenceEvaluator {
                 }
             }
             return Tensor(shape: [x.shape[0], units], values: values)
+        case .onnx(.pad(let a)) where a.mode == .constant && a.pads.allSatisfy({ $0 >= 0 }):
+            let rank = x.shape.count
+            let shape = (0..<rank).map { x.shape[$0] + a.pads[$0] + a.pads[rank + $0] }
+            var result = Tensor(shape: shape, values: [Float](repeating: a.value, count: shape.checkedProduct ?? 0))
+            for index in allIndices(x.shape) {
+                let target = (0..<rank).map { index[$0] + a.pads[$0] }
+                result.values[offset(target, in: shape)] = x.values[offset(index, in: x.shape)]
+            }
+            return result
         case .zeroPadding(let a):
             let spatial = a.layout == .channelsLast ? [1, 2] : [2, 3]
             var shape = x.shape
