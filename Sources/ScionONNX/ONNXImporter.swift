@@ -13,7 +13,12 @@ import ScionIR
 package enum ONNXImporter {
     package static let supportedOpsets: ClosedRange<Int64> = 6...23
 
-    package static func importModel(_ model: ONNXModel, file: String, folder: String) throws -> Graph {
+    package static func importModel(_ source: ONNXModel, file: String, folder: String) throws -> Graph {
+        let model = try source.inliningFunctions(file: file)
+        if let node = model.graph.nodes.first(where: { $0.attributes.contains { $0.reference != nil } }) {
+            throw ONNXError(.invalidGraph, file: file, subject: node.name,
+                            "has an attribute that refers to a function's attribute (ref_attr_name) outside a function")
+        }
         guard model.irVersion >= 3 else {
             throw ONNXError(.unsupported, file: file, "IR version \(model.irVersion) is older than 3, which Scion reads")
         }

@@ -112,7 +112,12 @@ package enum ONNXAttributeValue {
 package struct ONNXAttribute {
     package var name: String
     package var value: ONNXAttributeValue
-    package init(name: String, value: ONNXAttributeValue) { self.name = name; self.value = value }
+    /// Inside a function body: the calling node's attribute this one takes its value from
+    /// (`ref_attr_name`); `value` is a placeholder until the call is inlined.
+    package var reference: String?
+    package init(name: String, value: ONNXAttributeValue, reference: String? = nil) {
+        self.name = name; self.value = value; self.reference = reference
+    }
 }
 
 /// `NodeProto`.
@@ -123,10 +128,12 @@ package struct ONNXNode {
     package var inputs: [String]
     package var outputs: [String]
     package var attributes: [ONNXAttribute]
+    /// Which overload of a model-local function the node calls (empty for ordinary ops).
+    package var overload: String
     package init(name: String, opType: String, domain: String = "", inputs: [String], outputs: [String],
-                attributes: [ONNXAttribute] = []) {
+                attributes: [ONNXAttribute] = [], overload: String = "") {
         self.name = name; self.opType = opType; self.domain = domain; self.inputs = inputs
-        self.outputs = outputs; self.attributes = attributes
+        self.outputs = outputs; self.attributes = attributes; self.overload = overload
     }
 
     package func attribute(_ name: String) -> ONNXAttributeValue? { attributes.first { $0.name == name }?.value }
@@ -144,6 +151,28 @@ package struct ONNXGraph {
                 outputs: [ONNXValueInfo] = [], valueInfo: [ONNXValueInfo] = []) {
         self.name = name; self.nodes = nodes; self.initializers = initializers; self.inputs = inputs
         self.outputs = outputs; self.valueInfo = valueInfo
+    }
+}
+
+/// `FunctionProto`: a subgraph that nodes of op type `name` in `domain` call.
+package struct ONNXFunction {
+    package var name: String
+    package var domain: String
+    package var overload: String
+    /// Formal input and output names, in call order.
+    package var inputs: [String]
+    package var outputs: [String]
+    /// Attributes a call may set, and the defaults of those that have one.
+    package var attributeNames: [String]
+    package var attributeDefaults: [ONNXAttribute]
+    package var nodes: [ONNXNode]
+    package var operatorSets: [ONNXOperatorSet]
+    package init(name: String, domain: String, overload: String = "", inputs: [String], outputs: [String],
+                attributeNames: [String] = [], attributeDefaults: [ONNXAttribute] = [], nodes: [ONNXNode],
+                operatorSets: [ONNXOperatorSet] = []) {
+        self.name = name; self.domain = domain; self.overload = overload; self.inputs = inputs; self.outputs = outputs
+        self.attributeNames = attributeNames; self.attributeDefaults = attributeDefaults; self.nodes = nodes
+        self.operatorSets = operatorSets
     }
 }
 
@@ -166,13 +195,17 @@ package struct ONNXModel {
     package var graph: ONNXGraph
     /// `metadata_props`, in order.
     package var metadata: [(key: String, value: String)]
+    /// Model-local functions (`functions`), which the importer inlines.
+    package var functions: [ONNXFunction]
 
     package init(irVersion: Int64, operatorSets: [ONNXOperatorSet], producerName: String = "",
                 producerVersion: String = "", domain: String = "", modelVersion: Int64 = 0,
-                documentation: String = "", graph: ONNXGraph, metadata: [(key: String, value: String)] = []) {
+                documentation: String = "", graph: ONNXGraph, metadata: [(key: String, value: String)] = [],
+                functions: [ONNXFunction] = []) {
         self.irVersion = irVersion; self.operatorSets = operatorSets; self.producerName = producerName
         self.producerVersion = producerVersion; self.domain = domain; self.modelVersion = modelVersion
         self.documentation = documentation; self.graph = graph; self.metadata = metadata
+        self.functions = functions
     }
 
     /// The opset version of the default (`ai.onnx`) domain.

@@ -30,8 +30,31 @@ struct ONNXProtoDecoder {
             modelVersion: message.has_model_version != 0 ? message.model_version : 0,
             documentation: text(message.doc_string),
             graph: try graph(graphProto, depth: 0),
-            metadata: metadata
+            metadata: metadata,
+            functions: try messages(message.functions, message.n_functions).map(function)
         )
+    }
+
+    /// A model-local function; its body's nodes count as one level of nesting, like a subgraph's.
+    func function(_ proto: UnsafeMutablePointer<Onnx__FunctionProto>) throws -> ONNXFunction {
+        let message = proto.pointee
+        let name = text(message.name)
+        var operatorSets: [ONNXOperatorSet] = []
+        for entry in messages(message.opset_import, message.n_opset_import) {
+            operatorSets.append(ONNXOperatorSet(domain: text(entry.pointee.domain),
+                                                version: entry.pointee.has_version != 0 ? entry.pointee.version : 0))
+        }
+        return ONNXFunction(
+            name: name, domain: text(message.domain), overload: text(message.overload),
+            inputs: strings(message.input, message.n_input), outputs: strings(message.output, message.n_output),
+            attributeNames: strings(message.attribute, message.n_attribute),
+            attributeDefaults: try messages(message.attribute_proto, message.n_attribute_proto).map {
+                try attribute($0, node: "function '\(name)'", depth: 1)
+            },
+            nodes: try messages(message.node, message.n_node).enumerated().map { index, node in
+                try self.node(node, index: index, depth: 1)
+            },
+            operatorSets: operatorSets)
     }
 
     /// - Parameter depth: 0 for the model's graph, one more for each attribute it is nested in.
@@ -75,7 +98,8 @@ struct ONNXProtoDecoder {
         let subject = name.isEmpty ? "node #\(index) (\(opType))" : "node '\(name)' (\(opType))"
         var node = ONNXNode(name: name, opType: opType, domain: text(message.domain),
                             inputs: strings(message.input, message.n_input),
-                            outputs: strings(message.output, message.n_output))
+                            outputs: strings(message.output, message.n_output),
+                            overload: text(message.overload))
         for attribute in messages(message.attribute, message.n_attribute) {
             node.attributes.append(try self.attribute(attribute, node: subject, depth: depth))
         }
@@ -87,6 +111,9 @@ struct ONNXProtoDecoder {
         let message = proto.pointee
         let name = text(message.name)
         let subject = "\(node) attribute '\(name)'"
+        // In a function body: the value comes from the call, when the function is inlined.
+        let reference = text(message.ref_attr_name)
+        if !reference.isEmpty { return ONNXAttribute(name: name, value: .ints([]), reference: reference) }
         var type = message.has_type != 0 ? message.type.rawValue : 0
         if type == 0 {
             // Before IR version 3 `type` was optional: the field that is present says it.

@@ -11,7 +11,7 @@
                  with onnxruntime run here; files that do not convert are listed as skipped.
 
 Usage: KERAS_BACKEND=jax .build/oracle-venv/bin/python Tests/Interop/check_torch_attention.py --scion .build/debug/scion
-Prints one line per case and "torch attention: P passed, F failed, S skipped"; exits 1 on failures.
+Prints one line per case and "torch-attention: P passed, F failed, S skipped"; exits 1 on failures.
 """
 import argparse
 import glob
@@ -126,7 +126,7 @@ def main():
             failures = compare(options.scion, name, keras_path, [(f"batch {x.shape[0]}", x, reference)], folder, None)
             failed += failures
             passed += 0 if failures else 1
-    print(f"torch attention: {passed} passed, {len(failed)} failed, {len(skipped)} skipped")
+    print(f"torch-attention: {passed} passed, {len(failed)} failed, {len(skipped)} skipped")
     return 1 if failed else 0
 
 

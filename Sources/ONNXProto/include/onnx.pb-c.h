@@ -16,6 +16,7 @@ PROTOBUF_C__BEGIN_DECLS
 
 
 typedef struct Onnx__ModelProto Onnx__ModelProto;
+typedef struct Onnx__FunctionProto Onnx__FunctionProto;
 typedef struct Onnx__StringStringEntryProto Onnx__StringStringEntryProto;
 typedef struct Onnx__OperatorSetIdProto Onnx__OperatorSetIdProto;
 typedef struct Onnx__GraphProto Onnx__GraphProto;
@@ -115,10 +116,47 @@ struct  Onnx__ModelProto
   Onnx__GraphProto *graph;
   size_t n_metadata_props;
   Onnx__StringStringEntryProto **metadata_props;
+  /*
+   * Model-local functions: the reader inlines every call of one into the graph (what dynamo's
+   * exporter writes when it keeps a module as a function).
+   */
+  size_t n_functions;
+  Onnx__FunctionProto **functions;
 };
 #define ONNX__MODEL_PROTO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&onnx__model_proto__descriptor) \
-    , 0, 0, 0,NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, 0,NULL }
+    , 0, 0, 0,NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, 0,NULL, 0,NULL }
+
+
+/*
+ * A model-local function: a subgraph called by nodes whose (domain, op_type, overload) name it.
+ */
+struct  Onnx__FunctionProto
+{
+  ProtobufCMessage base;
+  char *name;
+  size_t n_input;
+  char **input;
+  size_t n_output;
+  char **output;
+  /*
+   * Attribute names a call may set; attribute_proto gives those with a default value.
+   */
+  size_t n_attribute;
+  char **attribute;
+  size_t n_attribute_proto;
+  Onnx__AttributeProto **attribute_proto;
+  size_t n_node;
+  Onnx__NodeProto **node;
+  char *doc_string;
+  size_t n_opset_import;
+  Onnx__OperatorSetIdProto **opset_import;
+  char *domain;
+  char *overload;
+};
+#define ONNX__FUNCTION_PROTO__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&onnx__function_proto__descriptor) \
+    , NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, NULL, 0,NULL, NULL, NULL }
 
 
 /*
@@ -192,10 +230,14 @@ struct  Onnx__NodeProto
   size_t n_attribute;
   Onnx__AttributeProto **attribute;
   char *doc_string;
+  /*
+   * Which overload of a model-local function the node calls.
+   */
+  char *overload;
 };
 #define ONNX__NODE_PROTO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&onnx__node_proto__descriptor) \
-    , 0,NULL, 0,NULL, NULL, NULL, NULL, 0,NULL, NULL }
+    , 0,NULL, 0,NULL, NULL, NULL, NULL, 0,NULL, NULL, NULL }
 
 
 struct  Onnx__AttributeProto
@@ -223,10 +265,14 @@ struct  Onnx__AttributeProto
   Onnx__TensorProto **tensors;
   size_t n_graphs;
   Onnx__GraphProto **graphs;
+  /*
+   * Inside a function: this attribute takes the value of the calling node's attribute of that name.
+   */
+  char *ref_attr_name;
 };
 #define ONNX__ATTRIBUTE_PROTO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&onnx__attribute_proto__descriptor) \
-    , NULL, NULL, 0, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED, 0, 0, 0, 0, 0, {0,NULL}, NULL, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL }
+    , NULL, NULL, 0, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED, 0, 0, 0, 0, 0, {0,NULL}, NULL, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, NULL }
 
 
 /*
@@ -410,6 +456,25 @@ Onnx__ModelProto *
                       const uint8_t       *data);
 void   onnx__model_proto__free_unpacked
                      (Onnx__ModelProto *message,
+                      ProtobufCAllocator *allocator);
+/* Onnx__FunctionProto methods */
+void   onnx__function_proto__init
+                     (Onnx__FunctionProto         *message);
+size_t onnx__function_proto__get_packed_size
+                     (const Onnx__FunctionProto   *message);
+size_t onnx__function_proto__pack
+                     (const Onnx__FunctionProto   *message,
+                      uint8_t             *out);
+size_t onnx__function_proto__pack_to_buffer
+                     (const Onnx__FunctionProto   *message,
+                      ProtobufCBuffer     *buffer);
+Onnx__FunctionProto *
+       onnx__function_proto__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   onnx__function_proto__free_unpacked
+                     (Onnx__FunctionProto *message,
                       ProtobufCAllocator *allocator);
 /* Onnx__StringStringEntryProto methods */
 void   onnx__string_string_entry_proto__init
@@ -615,6 +680,9 @@ void   onnx__value_info_proto__free_unpacked
 typedef void (*Onnx__ModelProto_Closure)
                  (const Onnx__ModelProto *message,
                   void *closure_data);
+typedef void (*Onnx__FunctionProto_Closure)
+                 (const Onnx__FunctionProto *message,
+                  void *closure_data);
 typedef void (*Onnx__StringStringEntryProto_Closure)
                  (const Onnx__StringStringEntryProto *message,
                   void *closure_data);
@@ -661,6 +729,7 @@ typedef void (*Onnx__ValueInfoProto_Closure)
 /* --- descriptors --- */
 
 extern const ProtobufCMessageDescriptor onnx__model_proto__descriptor;
+extern const ProtobufCMessageDescriptor onnx__function_proto__descriptor;
 extern const ProtobufCMessageDescriptor onnx__string_string_entry_proto__descriptor;
 extern const ProtobufCMessageDescriptor onnx__operator_set_id_proto__descriptor;
 extern const ProtobufCMessageDescriptor onnx__graph_proto__descriptor;
