@@ -210,7 +210,8 @@ struct ONNXImportSession {
         node.name.isEmpty ? "node #\(index) (\(node.opType))" : "node '\(node.name)' (\(node.opType))"
     }
 
-    mutating func importNode(_ node: ONNXNode, index: Int) throws {
+    mutating func importNode(_ source: ONNXNode, index: Int) throws {
+        let node = castLikeAsCast(source)
         let subject = describe(node, index: index)
         for input in node.inputs where !input.isEmpty && known[input] == nil && constants[input] == nil && symbolic.deferred[input] == nil {
             throw ONNXError(.invalidGraph, file: file, subject: subject, "reads '\(input)', which no node, input or initializer provides")
@@ -363,5 +364,16 @@ struct ONNXImportSession {
             throw ONNXError(.unsupported, file: file, subject: subject, "string tensors are not supported as weights")
         }
         return ImportedConstant(dtype: dtype, shape: shape, storage: storage, fromInitializer: fromInitializer)
+    }
+}
+
+extension ONNXImportSession {
+    /// CastLike (opset 15; torch's dynamo exporter writes it unoptimized) is a Cast to its second
+    /// input's element type, which the reader knows once that input is read.
+    func castLikeAsCast(_ node: ONNXNode) -> ONNXNode {
+        guard node.opType == "CastLike", node.domain.isEmpty || node.domain == "ai.onnx", node.inputs.count == 2,
+              let dtype = constants[node.inputs[1]]?.dtype ?? known[node.inputs[1]]?.dtype else { return node }
+        return ONNXNode(name: node.name, opType: "Cast", domain: node.domain, inputs: [node.inputs[0]], outputs: node.outputs,
+                        attributes: [ONNXAttribute(name: "to", value: .int(Int64(ONNXDataType(dtype).rawValue)))])
     }
 }
