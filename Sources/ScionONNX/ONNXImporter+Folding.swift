@@ -63,7 +63,9 @@ extension ONNXImportSession {
             }
             constants[output] = result
         case "Shape":
-            guard let shape = known[inputs[0]]?.shape ?? constants[inputs[0]].map({ Shape($0.shape.map { $0 }) }) else { return false }
+            // A Shape with no input is malformed; the mapping refuses it by name.
+            guard let first = inputs.first,
+                  let shape = known[first]?.shape ?? constants[first].map({ Shape($0.shape.map { $0 }) }) else { return false }
             guard shape.dimensions.allSatisfy({ $0 != nil }) else {
                 if shape.dimensions.count(where: { $0 == nil }) == 1, node.attribute("start") == nil, node.attribute("end") == nil {
                     reportedShapes[output] = shape

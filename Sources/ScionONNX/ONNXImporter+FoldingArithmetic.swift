@@ -142,13 +142,7 @@ extension ONNXImportSession {
             return false
         }
         let rank = data.shape.count
-        var kept = data.shape.map { Array(0..<$0) }
-        for (position, rawAxis) in bounds.axes.enumerated() {
-            let axis = rawAxis < 0 ? rawAxis + rank : rawAxis
-            guard (0..<rank).contains(axis) else { return false }
-            kept[axis] = Self.sliceIndices(length: data.shape[axis], start: bounds.starts[position], end: bounds.ends[position],
-                                           step: bounds.steps[position])
-        }
+        guard let kept = Self.keptIndices(shape: data.shape, bounds) else { return false }
         let strides = Self.strides(data.shape)
         // Every combination of kept indices, the last axis fastest.
         var picks = [0]
@@ -174,6 +168,20 @@ extension ONNXImportSession {
         }
         constants[output] = make(values.picking(picks), dtype: data.dtype, shape: shape)
         return true
+    }
+
+    /// The indices a Slice keeps along each axis of `shape` (every index on axes it does not name);
+    /// nil when it names an axis out of range.
+    static func keptIndices(shape: [Int], _ bounds: (starts: [Int], ends: [Int], axes: [Int], steps: [Int])) -> [[Int]]? {
+        let rank = shape.count
+        var kept = shape.map { Array(0..<$0) }
+        for (position, rawAxis) in bounds.axes.enumerated() {
+            let axis = rawAxis < 0 ? rawAxis + rank : rawAxis
+            guard (0..<rank).contains(axis) else { return nil }
+            kept[axis] = sliceIndices(length: shape[axis], start: bounds.starts[position], end: bounds.ends[position],
+                                      step: bounds.steps[position])
+        }
+        return kept
     }
 
     static func sliceIndices(length: Int, start: Int, end: Int, step: Int) -> [Int] {

@@ -158,15 +158,8 @@ extension ONNXImportSession {
             return symbolicConcat(node, operands)
         case "Slice":
             guard operands.dropFirst().allSatisfy({ $0.constantNumbers != nil }), let bounds = try sliceBounds(node) else { return nil }
-            let rank = first.shape.count
-            var kept = first.shape.map { Array(0..<$0) }
-            for (offset, axis) in bounds.axes.enumerated() {
-                let resolved = axis < 0 ? axis + rank : axis
-                guard (0..<rank).contains(resolved) else { return nil }
-                kept[resolved] = Self.sliceIndices(length: first.shape[resolved], start: bounds.starts[offset], end: bounds.ends[offset],
-                                                   step: bounds.steps[offset])
-            }
-            return Self.picking(first, kept: kept, order: Array(0..<rank))
+            guard let kept = Self.keptIndices(shape: first.shape, bounds) else { return nil }
+            return Self.picking(first, kept: kept, order: Array(0..<first.shape.count))
         case "Transpose":
             let rank = first.shape.count
             let permutation = intsAttribute(node, "perm") ?? Array((0..<rank).reversed())
