@@ -10,18 +10,15 @@ extension ONNXImportSession {
         return result
     }
 
-    mutating func foldGather(_ node: ONNXNode, output: String) throws -> Bool {
-        guard node.inputs.count == 2, let data = constants[node.inputs[0]], let indicesConstant = constants[node.inputs[1]],
-              let values = try numbers(node.inputs[0]), let indices = try numbers(node.inputs[1])?.integers,
-              !data.shape.isEmpty else { return false }
-        let rank = data.shape.count
-        let axis = intAttribute(node, "axis", 0) < 0 ? intAttribute(node, "axis", 0) + rank : intAttribute(node, "axis", 0)
-        guard (0..<rank).contains(axis) else { return false }
-        let length = data.shape[axis]
+    /// The flat positions a Gather along `axis` (already resolved, may be out of range) reads from a
+    /// tensor of `shape`, in the result's order; nil when the axis or an index is out of range.
+    static func gatherPicks(shape: [Int], axis: Int, indices: [Int64]) -> [Int]? {
+        guard (0..<shape.count).contains(axis) else { return nil }
+        let length = shape[axis]
         let resolved = indices.map { Int($0 < 0 ? $0 + Int64(length) : $0) }
-        guard resolved.allSatisfy({ (0..<length).contains($0) }) else { return false }
-        let outer = Array(data.shape[..<axis]).checkedProduct ?? 0
-        let inner = Array(data.shape[(axis + 1)...]).checkedProduct ?? 0
+        guard resolved.allSatisfy({ (0..<length).contains($0) }) else { return nil }
+        let outer = Array(shape[..<axis]).checkedProduct ?? 0
+        let inner = Array(shape[(axis + 1)...]).checkedProduct ?? 0
         var picks: [Int] = []
         for block in 0..<outer {
             for index in resolved {
@@ -29,6 +26,16 @@ extension ONNXImportSession {
                 picks.append(contentsOf: base..<(base + inner))
             }
         }
+        return picks
+    }
+
+    mutating func foldGather(_ node: ONNXNode, output: String) throws -> Bool {
+        guard node.inputs.count == 2, let data = constants[node.inputs[0]], let indicesConstant = constants[node.inputs[1]],
+              let values = try numbers(node.inputs[0]), let indices = try numbers(node.inputs[1])?.integers,
+              !data.shape.isEmpty else { return false }
+        let rank = data.shape.count
+        let axis = intAttribute(node, "axis", 0) < 0 ? intAttribute(node, "axis", 0) + rank : intAttribute(node, "axis", 0)
+        guard let picks = Self.gatherPicks(shape: data.shape, axis: axis, indices: indices) else { return false }
         let shape = Array(data.shape[..<axis]) + indicesConstant.shape + Array(data.shape[(axis + 1)...])
         constants[output] = make(values.picking(picks), dtype: data.dtype, shape: shape)
         return true

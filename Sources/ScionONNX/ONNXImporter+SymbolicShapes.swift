@@ -234,19 +234,8 @@ extension ONNXImportSession {
         let rank = data.shape.count
         let attribute = intAttribute(node, "axis", 0)
         let axis = attribute < 0 ? attribute + rank : attribute
-        guard (0..<rank).contains(axis) else { return nil }
-        let length = data.shape[axis]
-        let resolved = positions.map { Int($0 < 0 ? $0 + Int64(length) : $0) }
-        guard resolved.allSatisfy({ (0..<length).contains($0) }) else { return nil }
-        let outer = Array(data.shape[..<axis]).checkedProduct ?? 0
-        let inner = Array(data.shape[(axis + 1)...]).checkedProduct ?? 0
-        var elements: [SymbolicLength] = []
-        for block in 0..<outer {
-            for index in resolved {
-                let base = (block * length + index) * inner
-                elements += data.elements[base..<(base + inner)]
-            }
-        }
+        guard let picks = Self.gatherPicks(shape: data.shape, axis: axis, indices: positions) else { return nil }
+        let elements = picks.map { data.elements[$0] }
         return SymbolicTensor(dtype: data.dtype, shape: Array(data.shape[..<axis]) + indices.shape + Array(data.shape[(axis + 1)...]),
                               elements: elements)
     }
