@@ -36,6 +36,8 @@ for target in FuzzONNX FuzzKerasConfig FuzzKerasArchive FuzzNumpy; do
     before=$status
     binary="$build/debug/$target"
     options=(-rss_limit_mb=3072 -timeout=20 -artifact_prefix="$build/artifacts/$target-")
+    # CI passes FUZZ_SEED so that a red run can be replayed; by hand each run explores afresh.
+    [ -z "${FUZZ_SEED:-}" ] || options+=(-seed="$FUZZ_SEED")
     files=(${hostile[$target]})
     if [ ${#files[@]} -gt 0 ]; then
         "$binary" "${options[@]}" "${files[@]}" > "$build/$target.hostile.log" 2>&1 || { echo "$target: a hostile corpus file fails (log: $build/$target.hostile.log)"; status=1; }

@@ -128,6 +128,11 @@ package final class HDF5Dataset: HDF5AttributeHolder, Sendable {
 
     // MARK: - Internals
 
+    /// Deflate's greatest possible ratio, rounded up: the most a chunked dataset may expand.
+    static let maximumCompressionRatio = 1100
+    /// A chunked dataset this small is read whatever it stores (fill values cost nothing to check).
+    static let unconditionalChunkedBytes = 16 << 20
+
     private func checkedByteCount() throws -> Int {
         guard let width = elementType.byteWidth else {
             throw fail("holds \(elementType) elements, which cannot be read or written as bytes")
@@ -155,7 +160,15 @@ package final class HDF5Dataset: HDF5AttributeHolder, Sendable {
         let layout = H5Pget_layout(plist)
         switch layout {
         case H5D_CHUNKED:
-            return
+            // Chunks never written read as the fill value, so a damaged shape can declare gigabytes
+            // that the file does not hold; allow what deflate (at most 1032:1) could have packed
+            // into the stored bytes, and small datasets whatever they store.
+            let needed = try checkedByteCount()
+            let present = storageSize
+            guard needed <= Self.unconditionalChunkedBytes
+                    || present <= Int.max / Self.maximumCompressionRatio && needed <= present * Self.maximumCompressionRatio else {
+                throw fail("shape \(shape) of \(elementType) needs \(needed) bytes but the file stores only \(present) for it, more than compression can explain")
+            }
         case H5D_CONTIGUOUS, H5D_COMPACT:
             let fileType = H5Dget_type(objectHandle.id)
             guard fileType >= 0 else { throw libraryFail("cannot read the datatype") }

@@ -48,7 +48,8 @@ def keras_archive(files):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in files.items():
-            archive.writestr(name, data)
+            # A fixed date: the corpus is rebuilt byte for byte.
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
@@ -59,6 +60,31 @@ def h5_bytes(build):
     data = open(path, "rb").read()
     os.remove(path)
     return data
+
+
+def declared_chunked_archive(source):
+    """The digits CNN's archive with its last Dense declaring 2**28 units: the config says so and the
+    kernel is a chunked dataset of that shape with one chunk written (4 GiB declared, a few KB stored)."""
+    units = 1 << 28
+    with zipfile.ZipFile(io.BytesIO(source)) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    dense = [layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense"][-1]
+    dense["config"]["units"] = units
+    files["config.json"] = json.dumps(config).encode()
+    path = os.path.join(HERE, "_scratch.h5")
+    with open(path, "wb") as f:
+        f.write(files["model.weights.h5"])
+    with h5py.File(path, "r+") as f:
+        variables = f["layers"]["dense"]["vars"]   # Keras 3 names the path by class, not by layer name
+        rows = variables["0"].shape[0]
+        del variables["0"], variables["1"]
+        kernel = variables.create_dataset("0", shape=(rows, units), dtype="f4", chunks=(rows, 256))
+        kernel[:, :256] = 1.0
+        variables.create_dataset("1", shape=(units,), dtype="f4", chunks=(256,))
+    files["model.weights.h5"] = open(path, "rb").read()
+    os.remove(path)
+    return keras_archive(files)
 
 
 def npy(array_bytes_header, body=b""):
@@ -114,6 +140,10 @@ def main():
         {"class_name": "Dense", "name": "b", "config": {"name": "b", "units": 2},
          "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": ["a", 0, 0]}}], "kwargs": {}}]}],
         "input_layers": [], "output_layers": [["b", 0, 0]]}}
+    # Found by fuzzing: a chunked weight whose shape declares gigabytes the file never stored (chunks
+    # not written read as the fill value) was allocated in full before reading.
+    write("chunked_declared_huge.keras", declared_chunked_archive(keras), ["convert", "{file}", "{output}.onnx"],
+          "more than compression can explain")
     write("config_cycle.keras", keras_archive({"config.json": json.dumps(cycle).encode(), "model.weights.h5": b""}), inspect, "which no layer in the model produces")
 
     # ONNX: empty, random, truncated, declared-huge and negative dims, escaping external data,
