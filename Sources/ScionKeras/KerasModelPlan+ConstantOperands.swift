@@ -18,12 +18,8 @@ enum KerasConstantOperands {
         var absorbed = Set<Int>()
         for (position, node) in graph.nodes.enumerated() {
             guard case .onnx(.constant) = node.op, node.outputs.count == 1, let output = node.outputs.first,
-                  !outputs.contains(output), let found = readers[output], !found.isEmpty,
-                  graph.constantIntegers(output) != nil else { continue }
-            let onlyOperand = found.allSatisfy { reader in
-                graph.nodes[reader].inputs.enumerated().allSatisfy { $0.element != output || Graph.takesConstantOperand(graph.nodes[reader].op, at: $0.offset) }
-            }
-            if onlyOperand { absorbed.insert(position) }
+                  !outputs.contains(output), let found = readers[output] else { continue }
+            if graph.isWrittenIntoCalls(constant: output, readers: found) { absorbed.insert(position) }
         }
         return absorbed
     }

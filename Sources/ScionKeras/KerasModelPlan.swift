@@ -65,7 +65,7 @@ struct KerasModelPlan {
             }
             let withConstant: (node: Node, specification: KerasLayerSpecification)?
             do {
-                withConstant = try KerasConstantOperands.call(for: node, in: graph)
+                withConstant = try KerasConstantOperands.call(for: node, in: graph) ?? KerasNumpyOperands.call(for: node, in: graph)
             } catch let refusal as KerasConfigWriter.Refusal {
                 throw KerasError(.writeFailed, file: file, subject: node.name, refusal.reason)
             }

@@ -115,6 +115,8 @@ extension ONNXImportSession {
         case "Add" where allConstant, "Sub" where allConstant, "Mul" where allConstant, "Div" where allConstant,
              "Mod" where allConstant && intAttribute(node, "fmod", 0) == 0:
             return try foldArithmetic(node, output: output)
+        case "Pow" where allConstant:
+            return try foldPower(node, output: output)
         case "Slice" where allConstant:
             return try foldSlice(node, output: output)
         case "Transpose" where allConstant:

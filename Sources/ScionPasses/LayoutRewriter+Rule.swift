@@ -181,11 +181,8 @@ extension LayoutRewriter {
         // after `KerasPatternRewriter` have no Keras layer.
         case .onnx(.constant):
             guard keras else { return .original }
-            // Gather's indices and Expand's shape are written into their keras.ops call.
-            if let output = node.outputs.first, !source.outputs.contains(output), let readers = consumers[output], !readers.isEmpty,
-               readers.allSatisfy({ reader in
-                   source.nodes[reader].inputs.enumerated().allSatisfy { $0.element != output || Graph.takesConstantOperand(source.nodes[reader].op, at: $0.offset) }
-               }), source.constantIntegers(output) != nil {
+            // Gather's indices, Expand's shape and elementwise ops' numpy arrays are written into their keras.ops call.
+            if let output = node.outputs.first, let readers = consumers[output], source.isWrittenIntoCalls(constant: output, readers: readers) {
                 return .original
             }
             guard let output = node.outputs.first else {
