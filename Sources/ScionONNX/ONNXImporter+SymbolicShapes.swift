@@ -30,6 +30,8 @@ struct SymbolicShapeState {
     var sources: [String: (value: String, axis: Int)] = [:]
     /// Deferred values that are all zeros (of a symbolic size): a recurrent node's zero initial state.
     var zeroFills: Set<String> = []
+    /// Deferred index tensors over the batch (`Range(0, batch)` arithmetic): ONNXImporter+BatchIndices.
+    var batchIndices: [String: BatchIndexTensor] = [:]
 }
 
 /// Folding of shape arithmetic whose lengths are symbolic (ONNXImporter+SymbolicDimensions for the

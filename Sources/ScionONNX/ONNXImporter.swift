@@ -218,6 +218,7 @@ struct ONNXImportSession {
         }
         let isDefaultDomain = node.domain.isEmpty || node.domain == "ai.onnx"
         if isDefaultDomain, try fold(node, subject: subject) { return }
+        if try foldBatchIndices(node, index: index) { return }
         if try foldSymbolically(node, index: index) { return }
         var mapped: MappedNode? = nil
         opaqueReason = nil

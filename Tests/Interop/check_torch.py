@@ -50,7 +50,7 @@ def not_yet(names, checks, reason):
 NOT_YET = {
     # Keras: lengths only known at run time (a dynamic batch read by Shape: ViT's class token expanded to the
     # batch, dynamo's Range over the batch), and constants read as operands, which Keras layers cannot hold.
-    **not_yet(["convnext_dynamo", "swin_dynamo", "vit_dynamo", "vit_ts"], ["keras"], SHAPE),
+    **not_yet(["vit_dynamo", "vit_ts"], ["keras"], SHAPE),
 }
 
 
