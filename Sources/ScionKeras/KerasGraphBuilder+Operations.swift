@@ -43,8 +43,16 @@ extension KerasGraphBuilder {
         if let keywords = callData?["kwargs"]?.object, !keywords.isEmpty {
             return unread("is called with keyword arguments \(keywords.keys.sorted()), which Scion does not read")
         }
-        let reader = KerasOperationReader(className: className, config: layer["config"] ?? .object([:]),
-                                          arguments: callData?["args"]?.array ?? [])
+        var arguments = callData?["args"]?.array ?? []
+        var inputs = inputs
+        do {
+            if let withArrays = try readingNumpyOperands(arguments, inputs: inputs, className: className, name: name, scope: scope) {
+                (arguments, inputs) = withArrays
+            }
+        } catch let error as KerasOperationReader.Refusal {
+            return unread(error.reason)
+        }
+        let reader = KerasOperationReader(className: className, config: layer["config"] ?? .object([:]), arguments: arguments)
         let plan: KerasOperationReader.Plan
         do {
             plan = try reader.plan()

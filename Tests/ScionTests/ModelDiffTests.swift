@@ -28,7 +28,7 @@ final class ModelDiffTests: XCTestCase {
     /// Tests/Interop/check_torch.py's NOT_YET has them: lengths computed from Shape at run time (the dynamic
     /// batch), a Reshape across the batch (convnext, swin, the recurrent stacks), ceil_mode pooling (googlenet), Split (shufflenet).
     static let torchExportsNotYetInKeras = [
-        "convnext_dynamo", "swin_dynamo", "swin_ts", "vit_dynamo", "vit_ts",
+        "vit_dynamo", "vit_ts",
     ]
 
     func testEveryFixtureDiffsEmptyAgainstItsConversions() throws {

@@ -1,0 +1,58 @@
+import ScionIR
+
+/// A numpy array in an arithmetic keras.ops call (`keras.ops.add(x, np.array(...))`, what Scion writes
+/// for an elementwise op with a constant tensor operand: KerasModelPlan+NumpyConstants) is read as a
+/// constant node the op reads like a tensor. Keras holds no variable for it, so the constant is
+/// frozen: inspect lists it as a non-trainable `Constant` named `<node>/array`.
+extension KerasGraphBuilder {
+    /// Classes whose array operand is read (the arithmetic `KerasOperationReader.binary` reads).
+    static let numpyOperandClasses: Set<String> = ["Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power"]
+
+    /// The call's arguments with its numpy array replaced by a tensor, and the inputs with the new
+    /// constant node's output at its place; nil when the call has no such array.
+    mutating func readingNumpyOperands(_ arguments: [JSON], inputs: [String], className: String, name: String,
+                                       scope: String) throws -> (arguments: [JSON], inputs: [String])? {
+        guard Self.numpyOperandClasses.contains(className), arguments.count == 2,
+              let position = arguments.firstIndex(where: { $0["class_name"]?.string == "__numpy__" }),
+              KerasOperationReader.isTensor(arguments[1 - position]) else { return nil }
+        let config = arguments[position]["config"]
+        guard let dtype = config?["dtype"]?.string.flatMap(DType.init(kerasName:)), dtype == .float32 || dtype == .float64,
+              let value = config?["value"], let (shape, numbers) = Self.flattened(value) else {
+            throw KerasOperationReader.Refusal(reason: "has a numpy operand that is not a rectangular float32 or float64 array")
+        }
+        var constantName = "\(name)/array"
+        while usedNames.contains(constantName) || graph.parameters[constantName] != nil { constantName += "'" }
+        usedNames.insert(constantName)
+        var bytes: [UInt8] = []
+        if dtype == .float32 {
+            numbers.map { Float($0) }.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        } else {
+            numbers.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        }
+        graph.parameters[constantName] = Parameter(name: constantName, role: .value, shape: shape, dtype: dtype, trainable: false,
+                                                   storage: TensorStorage(bytes: bytes))
+        graph.nodes.append(Node(name: constantName, op: .onnx(.constant(ConstantAttributes(dtype: dtype))), inputs: [],
+                                outputs: [constantName], parameters: [constantName], scope: scope, trainable: false))
+        graph.info.nodeTypes[constantName] = "Constant"
+        var rewritten = arguments
+        rewritten[position] = .object(["class_name": "__keras_tensor__",
+                                       "config": .object(["shape": .array(shape.map { .number(Double($0)) }), "dtype": .string(dtype.rawValue)])])
+        var reading = inputs
+        reading.insert(constantName, at: position == 0 ? 0 : min(reading.count, 1))
+        return (rewritten, reading)
+    }
+
+    /// A nested JSON list's shape and numbers, row-major; nil when it is ragged or holds a non-number.
+    static func flattened(_ value: JSON) -> (shape: [Int], numbers: [Double])? {
+        if let number = value.double { return ([], [number]) }
+        guard let items = value.array, !items.isEmpty else { return value.array != nil ? ([0], []) : nil }
+        var innerShape: [Int]? = nil
+        var numbers: [Double] = []
+        for item in items {
+            guard let (shape, values) = flattened(item), innerShape == nil || innerShape == shape else { return nil }
+            innerShape = shape
+            numbers += values
+        }
+        return ([items.count] + (innerShape ?? []), numbers)
+    }
+}
