@@ -3,7 +3,7 @@
 /// operand of an elementwise op that is neither a scalar nor a per-channel vector (those become a
 /// Rescaling). Swin's shifted-window attention mask and its relative position bias (torch folds the
 /// table's gather into one tensor) are such operands. The numbers are frozen in the config: Keras
-/// trains no variable for them, and `KerasModelPlan` says so in the layer's name.
+/// trains no variable for them, and the Keras reader reads them back as non-trainable constants.
 extension Graph {
     /// Elements a numpy operand may hold: the config is JSON text, one number each.
     public static let numpyOperandLimit = 1 << 16

@@ -47,7 +47,6 @@ EXPECTED_REFUSALS = {
     "test_ReplicationPad2d": "mode edge",
     "test_MaxPool1d_stride_padding_dilation": "MaxPool",
     "test_MaxPool2d_stride_padding_dilation": "MaxPool",
-    "test_PoissonNLLLLoss_no_reduce": "reads the constant",
     # tf2onnx writes LayerNormalization and Normalization through Shape/Expand/ReduceProd.
     "misc_zoo": "Shape",
 }

@@ -25,8 +25,8 @@ final class ModelDiffTests: XCTestCase {
     /// ReLU with a threshold are one model. The conversions Scion refuses are listed, so a new
     /// refusal or a new difference fails here.
     /// torch's exports of issue 16 (make_torch_transformers.py) that Scion does not write as Keras yet, as
-    /// Tests/Interop/check_torch.py's NOT_YET has them: lengths computed from Shape at run time (the dynamic
-    /// batch), a Reshape across the batch (convnext, swin, the recurrent stacks), ceil_mode pooling (googlenet), Split (shufflenet).
+    /// Tests/Interop/check_torch.py's NOT_YET has them: lengths computed from Shape at run time (ViT's class
+    /// token expanded to the batch).
     static let torchExportsNotYetInKeras = [
         "vit_dynamo", "vit_ts",
     ]
@@ -45,9 +45,10 @@ final class ModelDiffTests: XCTestCase {
             // torch's opset-17 GELU (Div, Erf, Add, Mul, Mul) is written to Keras node by node (Rescaling, Erf,
             // Multiply) under new names: read back, those layers do not match the ONNX nodes yet.
             "torch/convnext_ts.onnx -> h5", "torch/convnext_ts.onnx -> keras",
-            // Swin's attention: the relative position bias and shifted-window mask, constant tensors the ONNX graph
-            // reads from initializers, are numpy arrays inside the Keras calls, read back as constants of new names
-            // (`<node>/array`); q, k, v picked by a Gather of one index are read back from Keras's Take as Slice, Squeeze.
+            // Swin's attention: the relative position bias and shifted-window mask, tensors the ONNX graph reads
+            // from initializers (weights, to Scion), are numpy arrays inside the Keras calls: read back frozen, as
+            // constants of new names (`<node>/array`), a real difference the diff reports. q, k and v picked by a
+            // Gather of one index are read back from Keras's Take as Slice, Squeeze.
             "torch/swin_dynamo.onnx -> h5", "torch/swin_dynamo.onnx -> keras", "torch/swin_ts.onnx -> h5", "torch/swin_ts.onnx -> keras",
             // Written at opset 18 by default, where antialias exists; the ONNX reader keeps an
             // antialiased Resize opaque.
