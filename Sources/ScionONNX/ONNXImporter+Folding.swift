@@ -41,6 +41,8 @@ enum ConstantNumbers {
 extension ONNXImportSession {
     /// Tensors this small (elements) are decoded for folding.
     static let foldingLimit = 1 << 16
+    /// The most entries a folded tensor of lengths (symbolic or not) may hold: shape values are short.
+    static let symbolicLimit = 1024
     /// ConstantOfShape may make weights (onnx's light models): up to this many bytes.
     static let generatedLimit = 1 << 28
 
