@@ -129,6 +129,14 @@ extension ONNXImportSession {
             return try foldWhere(node, output: output)
         case "Not" where allConstant:
             return try foldNot(node, output: output)
+        case "Expand" where allConstant:
+            return try foldExpand(node, output: output)
+        case "Trilu" where allConstant:
+            return try foldTrilu(node, output: output)
+        case "Sqrt" where allConstant, "Reciprocal" where allConstant, "Neg" where allConstant, "Abs" where allConstant,
+             "Exp" where allConstant, "Log" where allConstant, "Floor" where allConstant, "Ceil" where allConstant,
+             "Sign" where allConstant:
+            return try foldUnary(node, output: output)
         case "Range" where allConstant:
             guard inputs.count == 3, let start = try numbers(inputs[0]), let limit = try numbers(inputs[1]),
                   let delta = try numbers(inputs[2]), let type = constants[inputs[0]]?.dtype,

@@ -1,3 +1,4 @@
+import Foundation
 import ScionIR
 
 /// Folding of the comparisons, logic, Where and Mod that TorchScript exports compute on shape
@@ -74,6 +75,39 @@ extension ONNXImportSession {
     }
 
     /// Not of a constant.
+    /// One-input math on a literal (TorchScript's attention scale is `Sqrt(Cast(length))`): computed
+    /// in double precision and stored in the input's type. A float initializer is a weight, which
+    /// training may change: what is computed from it stays a node.
+    mutating func foldUnary(_ node: ONNXNode, output: String) throws -> Bool {
+        guard let input = constants[node.inputs[0]], !(input.fromInitializer && input.dtype.isFloatingPoint),
+              let values = try numbers(node.inputs[0]) else { return false }
+        if !input.dtype.isFloatingPoint {
+            let integers = values.integers
+            let result: [Int64]
+            switch node.opType {
+            case "Neg": result = integers.map { 0 &- $0 }
+            case "Abs": result = integers.map { $0 == .min ? $0 : Swift.abs($0) }
+            case "Sign": result = integers.map { $0.signum() }
+            default: return false
+            }
+            constants[output] = make(.integers(result), dtype: input.dtype, shape: input.shape)
+            return true
+        }
+        let function: (Double) -> Double = switch node.opType {
+        case "Sqrt": { $0.squareRoot() }
+        case "Reciprocal": { 1 / $0 }
+        case "Neg": { -$0 }
+        case "Abs": { Swift.abs($0) }
+        case "Exp": { Foundation.exp($0) }
+        case "Log": { Foundation.log($0) }
+        case "Floor": { $0.rounded(.down) }
+        case "Ceil": { $0.rounded(.up) }
+        default: { $0 > 0 ? 1 : $0 < 0 ? -1 : $0 }
+        }
+        constants[output] = make(.reals(values.reals.map(function)), dtype: input.dtype, shape: input.shape)
+        return true
+    }
+
     mutating func foldNot(_ node: ONNXNode, output: String) throws -> Bool {
         guard let input = constants[node.inputs[0]], let values = try numbers(node.inputs[0])?.integers else { return false }
         constants[output] = make(.integers(values.map { $0 == 0 ? 1 : 0 }), dtype: .bool, shape: input.shape)
