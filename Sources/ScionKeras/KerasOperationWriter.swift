@@ -102,7 +102,7 @@ enum KerasOperationWriter {
         case .expand:
             throw Refusal(reason: "Expand to a shape computed at run time has no Keras equivalent (a constant shape is keras.ops.broadcast_to)")
         case .constant, .gemm, .resize, .localResponseNormalization,
-             .coercedSoftmax, .shape, .tile, .range, .constantOfShape, .computedSlice, .computedPad, .scatterND,
+             .coercedSoftmax, .shape, .tile, .range, .constantOfShape, .computedSlice, .computedPad, .scatterND, .gatherND,
              .computedReshape, .computedBatchNormalization,
              .computedInstanceNormalization:
             throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent")

@@ -235,7 +235,7 @@ extension LayoutRewriter {
             if keras { throw refuse("has no Keras layer: Keras layers need their lengths known before run time") }
             return .original
         // Index arithmetic with lengths computed at run time: no Keras layer either.
-        case .onnx(.range), .onnx(.constantOfShape), .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND):
+        case .onnx(.range), .onnx(.constantOfShape), .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherND):
             if keras { throw refuse("has no Keras layer: Keras layers need their lengths known before run time") }
             return .original
         // keras.ops calls (KerasOperationWriter), in the order the graph was written for.
