@@ -78,10 +78,10 @@ extension ONNXImportSession {
                 result.offsets = source.offsets.map { $0 &* numbers[0] }
                 return result
             }
-            guard let (shape, picks) = Self.broadcastPicks([[1] + source.rest, aligned]) else { return nil }
+            guard let (shape, sources) = Broadcasting.sources([[1] + source.rest, aligned], limit: Self.foldingLimit) else { return nil }
             var result = source
             result.rest = Array(shape.dropFirst())
-            result.offsets = picks.map { source.offsets[$0[0]] &+ numbers[$0[1]] }
+            result.offsets = zip(sources[0], sources[1]).map { source.offsets[$0] &+ numbers[$1] }
             return result
         default:
             return nil

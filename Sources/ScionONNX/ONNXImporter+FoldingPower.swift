@@ -10,10 +10,10 @@ extension ONNXImportSession {
         guard node.inputs.count == 2, let base = constants[node.inputs[0]], let exponent = constants[node.inputs[1]],
               base.dtype.isFloatingPoint, !base.fromInitializer, !(exponent.fromInitializer && exponent.dtype.isFloatingPoint),
               let x = try numbers(node.inputs[0])?.reals, let y = try numbers(node.inputs[1])?.reals,
-              let (shape, picks) = Self.broadcastPicks([base.shape, exponent.shape]) else { return false }
+              let (shape, sources) = Broadcasting.sources([base.shape, exponent.shape], limit: Self.foldingLimit) else { return false }
         // In the base's precision, as onnxruntime computes it (powf for float32).
-        let values = picks.map { pick -> Double in
-            base.dtype == .float64 ? Foundation.pow(x[pick[0]], y[pick[1]]) : Double(Foundation.powf(Float(x[pick[0]]), Float(y[pick[1]])))
+        let values = zip(sources[0], sources[1]).map { i, j -> Double in
+            base.dtype == .float64 ? Foundation.pow(x[i], y[j]) : Double(Foundation.powf(Float(x[i]), Float(y[j])))
         }
         constants[output] = make(.reals(values), dtype: base.dtype, shape: shape)
         return true
