@@ -174,6 +174,16 @@ public enum ONNXOperation: Equatable, Sendable {
     case gatherElements(GatherAttributes)
     /// ONNX Einsum of one or two computed operands.
     case einsum(EinsumAttributes)
+    /// ONNX Attention (opset 23; OpAttributes+Transformer.swift): Q, K, V, mask?, past key and value?.
+    case scaledDotProductAttention(ScaledDotProductAttentionAttributes)
+    /// ONNX RMSNormalization: the input, and the scale when it is computed (else parameter `gamma`).
+    case rmsNormalization(RMSNormalizationAttributes)
+    /// ONNX RotaryEmbedding: x, cos cache, sin cache, position ids?.
+    case rotaryEmbedding(RotaryEmbeddingAttributes)
+    /// ONNX ArgMax and ArgMin.
+    case argExtreme(ArgExtremeAttributes)
+    /// ONNX CumSum along a constant axis.
+    case cumulativeSum(CumulativeSumAttributes)
     /// Reshape of `inputs[0]` to the shape `inputs[1]` holds, computed at run time.
     case computedReshape(ComputedReshapeAttributes)
     /// ONNX BatchNormalization (inference) whose scale, bias, mean and variance are inputs computed at
@@ -215,6 +225,11 @@ public enum ONNXOperation: Equatable, Sendable {
         case .scatterND: "ScatterND"
         case .gatherElements: "GatherElements"
         case .einsum: "Einsum"
+        case .scaledDotProductAttention: "Attention"
+        case .rmsNormalization: "RMSNormalization"
+        case .rotaryEmbedding: "RotaryEmbedding"
+        case .argExtreme(let a): a.largest ? "ArgMax" : "ArgMin"
+        case .cumulativeSum: "CumSum"
         case .computedReshape: "Reshape"
         case .computedBatchNormalization: "BatchNormalization"
         case .computedInstanceNormalization: "InstanceNormalization"

@@ -163,6 +163,15 @@ struct KerasOperationReader {
         case "Sign": return [.onnx(.unary(.sign))]
         case "Sin": return [.onnx(.unary(.sine))]
         case "Cos": return [.onnx(.unary(.cosine))]
+        case "Tan": return [.onnx(.unary(.tangent))]
+        case "Arcsin": return [.onnx(.unary(.arcsine))]
+        case "Arccos": return [.onnx(.unary(.arccosine))]
+        case "Arctan": return [.onnx(.unary(.arctangent))]
+        case "Sinh": return [.onnx(.unary(.hyperbolicSine))]
+        case "Cosh": return [.onnx(.unary(.hyperbolicCosine))]
+        case "Arcsinh": return [.onnx(.unary(.inverseHyperbolicSine))]
+        case "Arccosh": return [.onnx(.unary(.inverseHyperbolicCosine))]
+        case "Arctanh": return [.onnx(.unary(.inverseHyperbolicTangent))]
         case "LogicalNot": return [.onnx(.unary(.not))]
         case "Triu", "Tril": return [.onnx(.trilu(TriluAttributes(upper: className == "Triu", k: try integer("k", default: 0))))]
         case "Square": return [.elementwise(.multiply)]
@@ -200,6 +209,14 @@ struct KerasOperationReader {
         case "Squeeze": return [try squeeze()]
         case "GetItem": return try KerasSliceKey(arguments: arguments, rank: try knownRank()).ops()
         case "Take": return try take()
+        case "Argmax", "Argmin":
+            // keras.ops.argmax with no axis searches the flattened tensor, which ONNX's ArgMax cannot.
+            guard let axis = config["axis"]?.int else { throw Refusal(reason: "without an axis (over the flattened tensor) is not supported") }
+            return [.onnx(.argExtreme(ArgExtremeAttributes(largest: className == "Argmax", axis: axis,
+                                                           keepDimensions: config["keepdims"]?.bool ?? false)))]
+        case "Cumsum":
+            guard let axis = config["axis"]?.int else { throw Refusal(reason: "without an axis (over the flattened tensor) is not supported") }
+            return [.onnx(.cumulativeSum(CumulativeSumAttributes(axis: axis)))]
         default:
             throw Refusal(reason: "is not supported")
         }

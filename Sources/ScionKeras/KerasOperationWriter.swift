@@ -108,6 +108,17 @@ enum KerasOperationWriter {
             let widths = (0..<rank).map { KerasConfigWriter.ints([a.pads[$0], a.pads[rank + $0]]) }
             return [call("Pad", config: ["pad_width": .array(widths), "mode": "constant"],
                          arguments: [.tensor, .constant(KerasConfigWriter.number(a.value))])]
+        case .argExtreme(let a):
+            // keras.ops.argmax returns the first index among equals, as ONNX's default does.
+            guard !a.selectLastIndex else { throw Refusal(reason: "\(operation.typeName) with select_last_index=1 has no keras.ops equivalent") }
+            return [call(a.largest ? "Argmax" : "Argmin", config: ["axis": .number(Double(a.axis)), "keepdims": .bool(a.keepDimensions)])]
+        case .cumulativeSum(let a):
+            guard !a.exclusive, !a.reverse else {
+                throw Refusal(reason: "CumSum with exclusive or reverse set has no keras.ops equivalent (keras.ops.cumsum sums inclusively, forwards)")
+            }
+            return [call("Cumsum", config: ["axis": .number(Double(a.axis)), "dtype": .null])]
+        case .scaledDotProductAttention, .rmsNormalization, .rotaryEmbedding:
+            throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent yet")
         case .expand:
             throw Refusal(reason: "Expand to a shape computed at run time has no Keras equivalent (a constant shape is keras.ops.broadcast_to)")
         case .constant, .gemm, .resize, .localResponseNormalization,
@@ -165,6 +176,15 @@ enum KerasOperationWriter {
         case .not: call("LogicalNot")
         case .sine: call("Sin")
         case .cosine: call("Cos")
+        case .tangent: call("Tan")
+        case .arcsine: call("Arcsin")
+        case .arccosine: call("Arccos")
+        case .arctangent: call("Arctan")
+        case .hyperbolicSine: call("Sinh")
+        case .hyperbolicCosine: call("Cosh")
+        case .inverseHyperbolicSine: call("Arcsinh")
+        case .inverseHyperbolicCosine: call("Arccosh")
+        case .inverseHyperbolicTangent: call("Arctanh")
         }
     }
 
