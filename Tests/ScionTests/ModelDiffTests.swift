@@ -29,6 +29,8 @@ final class ModelDiffTests: XCTestCase {
     /// batch), a Reshape across the batch (convnext, swin, the recurrent stacks), ceil_mode pooling (googlenet), Split (shufflenet).
     static let torchExportsNotYetInKeras = [
         "convnext_dynamo", "swin_dynamo", "swin_ts", "vit_dynamo", "vit_ts",
+        // make_torch_opset23.py: ONNX Attention with a learned bias (a constant operand), no Keras layer yet.
+        "opset23_block_dynamo",
     ]
 
     func testEveryFixtureDiffsEmptyAgainstItsConversions() throws {
