@@ -143,7 +143,7 @@ enum LayerFields {
         case .onnx(.argExtreme(let a)):
             return [LayerField("axis", a.axis), LayerField("keepdims", a.keepDimensions), LayerField("select_last_index", a.selectLastIndex)]
         case .onnx(.cumulativeSum(let a)):
-            return [LayerField("axis", a.axis), LayerField("exclusive", a.exclusive), LayerField("reverse", a.reverse)]
+            return [LayerField("axis", a.axis.map { "\($0)" } ?? "input"), LayerField("exclusive", a.exclusive), LayerField("reverse", a.reverse)]
         case .onnx(.shape(let a)):
             return [LayerField("start", a.start), LayerField("end", a.end.map { "\($0)" } ?? "None")]
         case .onnx(.computedBatchNormalization(let a)), .onnx(.computedInstanceNormalization(let a)):

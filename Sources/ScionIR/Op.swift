@@ -176,7 +176,7 @@ public enum ONNXOperation: Equatable, Sendable {
     case einsum(EinsumAttributes)
     /// ONNX Attention (opset 23; OpAttributes+Transformer.swift): Q, K, V, mask?, past key and value?.
     case scaledDotProductAttention(ScaledDotProductAttentionAttributes)
-    /// ONNX RMSNormalization: the input, and the scale when it is computed (else parameter `gamma`).
+    /// ONNX RMSNormalization and Keras's layer: the input, and the scale when computed (else parameter `scale`).
     case rmsNormalization(RMSNormalizationAttributes)
     /// ONNX RotaryEmbedding: x, cos cache, sin cache, position ids?.
     case rotaryEmbedding(RotaryEmbeddingAttributes)

@@ -49,8 +49,8 @@ public struct ScaledDotProductAttentionAttributes: Equatable, Sendable {
 }
 
 /// ONNX RMSNormalization (opset 23, Keras's RMSNormalization): `x / sqrt(mean(x²) + epsilon) · scale`,
-/// the mean over the axes from `axis` to the last; scale is the `gamma` parameter when constant,
-/// the second input when computed.
+/// the mean over the axes from `axis` to the last; scale is the `scale` parameter (Keras's weight
+/// name) when constant, the second input when computed.
 public struct RMSNormalizationAttributes: Equatable, Sendable {
     /// The first normalized axis (negative counts from the end).
     public var axis: Int
@@ -95,16 +95,16 @@ public struct ArgExtremeAttributes: Equatable, Sendable {
     }
 }
 
-/// ONNX CumSum along an axis known when reading.
+/// ONNX CumSum: inputs x, then the axis when it is computed at run time.
 public struct CumulativeSumAttributes: Equatable, Sendable {
-    /// The axis summed along (negative counts from the end).
-    public var axis: Int
+    /// The axis summed along (negative counts from the end); nil when the second input holds it.
+    public var axis: Int?
     /// Each sum leaves out its own element.
     public var exclusive: Bool
     /// Sums run from the end of the axis.
     public var reverse: Bool
     /// Attributes with these values.
-    public init(axis: Int, exclusive: Bool = false, reverse: Bool = false) {
+    public init(axis: Int?, exclusive: Bool = false, reverse: Bool = false) {
         self.axis = axis; self.exclusive = exclusive; self.reverse = reverse
     }
 }

@@ -73,9 +73,9 @@ extension Context {
 
     /// CumSum keeps its input's shape.
     func cumulativeSum(_ a: CumulativeSumAttributes) throws -> Shape? {
-        try requireInputs(1)
+        try requireInputs(a.axis == nil ? 2 : 1)
         guard let x = try firstShape() else { return nil }
-        guard x.normalizedAxis(a.axis) != nil else { throw fail("axis \(a.axis) is outside input of shape \(x)") }
+        if let axis = a.axis, x.normalizedAxis(axis) == nil { throw fail("axis \(axis) is outside input of shape \(x)") }
         return x
     }
 }

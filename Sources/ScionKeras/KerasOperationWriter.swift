@@ -113,11 +113,24 @@ enum KerasOperationWriter {
             guard !a.selectLastIndex else { throw Refusal(reason: "\(operation.typeName) with select_last_index=1 has no keras.ops equivalent") }
             return [call(a.largest ? "Argmax" : "Argmin", config: ["axis": .number(Double(a.axis)), "keepdims": .bool(a.keepDimensions)])]
         case .cumulativeSum(let a):
+            guard let axis = a.axis else { throw Refusal(reason: "CumSum along an axis computed at run time has no keras.ops equivalent") }
             guard !a.exclusive, !a.reverse else {
                 throw Refusal(reason: "CumSum with exclusive or reverse set has no keras.ops equivalent (keras.ops.cumsum sums inclusively, forwards)")
             }
-            return [call("Cumsum", config: ["axis": .number(Double(a.axis)), "dtype": .null])]
-        case .scaledDotProductAttention, .rmsNormalization, .rotaryEmbedding:
+            return [call("Cumsum", config: ["axis": .number(Double(axis)), "dtype": .null])]
+        case .rmsNormalization(let a):
+            // Keras's layer normalizes the axes it lists; ONNX's, every axis from `axis` on.
+            guard node.inputs.count == 1 else { throw Refusal(reason: "RMSNormalization with a scale computed at run time has no Keras layer (its scale is a weight)") }
+            let axes: [Int]
+            if a.axis < 0 {
+                axes = Array(a.axis..<0)
+            } else {
+                guard let rank, a.axis < rank else { throw Refusal(reason: "RMSNormalization from axis \(a.axis) of a value of unknown rank") }
+                axes = Array((a.axis - rank)..<0)
+            }
+            return [KerasLayerSpecification(className: "RMSNormalization",
+                                            config: ["axis": KerasConfigWriter.ints(axes), "epsilon": KerasConfigWriter.number(a.epsilon)])]
+        case .scaledDotProductAttention, .rotaryEmbedding:
             throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent yet")
         case .expand:
             throw Refusal(reason: "Expand to a shape computed at run time has no Keras equivalent (a constant shape is keras.ops.broadcast_to)")

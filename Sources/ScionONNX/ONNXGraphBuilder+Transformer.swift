@@ -27,7 +27,7 @@ extension ONNXGraphBuilder {
             nodes.append(ONNXNode(name: uniqueNodeName(node.name), opType: "Attention", inputs: inputs, outputs: node.outputs,
                                   attributes: attributes))
         case .rmsNormalization(let a):
-            guard let scale = role[.gamma] ?? (node.inputs.count > 1 ? node.inputs[1] : nil) else {
+            guard let scale = role[.other("scale")] ?? (node.inputs.count > 1 ? node.inputs[1] : nil) else {
                 throw unsupported(node, "RMSNormalization has no scale")
             }
             if hasNative(23) {
@@ -67,7 +67,7 @@ extension ONNXGraphBuilder {
             if a.selectLastIndex { attributes.append(.int("select_last_index", 1)) }
             add(operation.typeName, name: node.name, inputs: [input], output: output, attributes: attributes)
         case .cumulativeSum(let a):
-            let axis = constant("\(node.name)/axis", int64s: [Int64(a.axis)], dimensions: [])
+            let axis = a.axis.map { constant("\(node.name)/axis", int64s: [Int64($0)], dimensions: []) } ?? node.inputs[1]
             add("CumSum", name: node.name, inputs: [input, axis], output: output,
                 attributes: [.int("exclusive", a.exclusive ? 1 : 0), .int("reverse", a.reverse ? 1 : 0)])
         case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze, .slice,

@@ -11,7 +11,7 @@ extension ONNXImportSession {
             guard let scale = input(node, 1), intAttribute(node, "stash_type", 1) == 1 else { return nil }
             let op = Op.onnx(.rmsNormalization(RMSNormalizationAttributes(axis: intAttribute(node, "axis", -1),
                                                                           epsilon: floatAttribute(node, "epsilon", 1e-5))))
-            if isConstant(scale) { return MappedNode(op: op, inputs: [x], parameters: [(scale, .gamma, nil)]) }
+            if isConstant(scale) { return MappedNode(op: op, inputs: [x], parameters: [(scale, .other("scale"), nil)]) }
             return MappedNode(op: op, inputs: [x, scale])
         case "RotaryEmbedding":
             guard let cosine = input(node, 1), let sine = input(node, 2) else { return nil }
@@ -26,11 +26,13 @@ extension ONNXImportSession {
                                                   selectLastIndex: intAttribute(node, "select_last_index", 0) == 1)
             return MappedNode(op: .onnx(.argExtreme(attributes)), inputs: [x])
         case "CumSum":
-            // An axis computed at run time stays opaque: every exporter writes a constant one.
-            guard let axisInput = input(node, 1), let axis = try numbers(axisInput)?.integers, axis.count == 1 else { return nil }
-            let attributes = CumulativeSumAttributes(axis: Int(truncatingIfNeeded: axis[0]), exclusive: intAttribute(node, "exclusive", 0) == 1,
-                                                     reverse: intAttribute(node, "reverse", 0) == 1)
-            return MappedNode(op: .onnx(.cumulativeSum(attributes)), inputs: [x])
+            // Exporters write a constant axis (an attribute here); one computed at run time is the second input.
+            guard let axisInput = input(node, 1) else { return nil }
+            let constant = try numbers(axisInput)?.integers
+            if let constant, constant.count != 1 { return nil }
+            let attributes = CumulativeSumAttributes(axis: constant.map { Int(truncatingIfNeeded: $0[0]) },
+                                                     exclusive: intAttribute(node, "exclusive", 0) == 1, reverse: intAttribute(node, "reverse", 0) == 1)
+            return MappedNode(op: .onnx(.cumulativeSum(attributes)), inputs: constant == nil ? [x, axisInput] : [x])
         default:
             return nil
         }

@@ -156,7 +156,7 @@ extension Executor {
         case .onnx(.argExtreme(let a)):
             return try argExtreme(node, x, a)
         case .onnx(.cumulativeSum(let a)):
-            return try cumulativeSum(node, x, a)
+            return try cumulativeSum(node, inputs, a)
         case .onnx(.computedReshape(let a)):
             return try computedReshape(node, inputs, a)
         // Ops/Movement.swift

@@ -162,7 +162,7 @@ extension Trainer {
         case .onnx(.scaledDotProductAttention(let a)): try scaledAttentionBackward(node, a, inputs, upstream: [dy])
         case .onnx(.rmsNormalization(let a)): try rmsNormalizationBackward(node, a, inputs, dy: dy)
         case .onnx(.rotaryEmbedding(let a)): try rotaryEmbeddingBackward(node, a, inputs, dy: dy)
-        case .onnx(.cumulativeSum(let a)): try cumulativeSumBackward(node, a, dy: dy)
+        case .onnx(.cumulativeSum(let a)): try cumulativeSumBackward(node, a, inputs, dy: dy)
         // An index is piecewise constant, as a comparison is.
         case .onnx(.argExtreme): StepGradients(inputs: [nil])
         // Ops/Logic.swift: comparisons are piecewise constant.

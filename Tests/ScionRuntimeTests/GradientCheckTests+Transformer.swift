@@ -37,8 +37,8 @@ extension GradientCheckTests {
 
     func testRMSNormalizationAndRotaryEmbedding() throws {
         try check("RMSNormalization over the last two axes, scale a parameter", input: [2, 3, 4]) { x in
-            ([node("n", .onnx(.rmsNormalization(RMSNormalizationAttributes(axis: -2, epsilon: 1e-3))), [x], parameters: ["n/gamma"])],
-             [parameter("n/gamma", "gamma", [3, 4], offset: 1)], "n")
+            ([node("n", .onnx(.rmsNormalization(RMSNormalizationAttributes(axis: -2, epsilon: 1e-3))), [x], parameters: ["n/scale"])],
+             [parameter("n/scale", "scale", [3, 4], offset: 1)], "n")
         }
         try check("RMSNormalization with a computed scale", input: [2, 5]) { x in
             let (scaleNode, scale) = operand("scale", [5], offset: 1)

@@ -5,9 +5,9 @@ import ScionIR
 /// VJPs, computed as onnx's reference does (onnx/reference/ops/op_rms_normalization.py,
 /// op_rotary_embedding.py, op_argmax.py, op_cumsum.py).
 extension Executor {
-    /// The scale: parameter `gamma` when constant, else the second input.
+    /// The scale: parameter `scale` (Keras's weight name) when constant, else the second input.
     func rmsScale(_ node: Node, _ inputs: [RuntimeTensor]) throws -> RuntimeTensor {
-        if let values = parameter(node, .gamma), let shape = parameterShape(node, .gamma) { return RuntimeTensor(shape: shape, data: values) }
+        if let values = parameter(node, .other("scale")), let shape = parameterShape(node, .other("scale")) { return RuntimeTensor(shape: shape, data: values) }
         guard inputs.count > 1 else { throw RuntimeError(node.name, "RMSNormalization has no scale") }
         return inputs[1]
     }
@@ -134,10 +134,18 @@ extension Executor {
         return output
     }
 
-    func cumulativeSum(_ node: Node, _ x: RuntimeTensor, _ a: CumulativeSumAttributes) throws -> RuntimeTensor {
-        guard let axis = Shape(x.shape.map { $0 }).normalizedAxis(a.axis) else {
-            throw RuntimeError(node.name, "CumSum axis \(a.axis) is outside input \(x.shape)")
+    /// CumSum's axis, from the attribute or the second input, resolved against a value of `shape`.
+    func cumulativeSumAxis(_ node: Node, _ inputs: [RuntimeTensor], _ a: CumulativeSumAttributes, shape: [Int]) throws -> Int {
+        guard let axis = a.axis ?? inputs.dropFirst().first.flatMap({ $0.count == 1 ? Int(exactly: $0.data[0]) : nil }),
+              let resolved = Shape(shape.map { $0 }).normalizedAxis(axis) else {
+            throw RuntimeError(node.name, "CumSum's axis \(a.axis.map { "\($0)" } ?? "input") does not name one axis of input \(shape)")
         }
+        return resolved
+    }
+
+    func cumulativeSum(_ node: Node, _ inputs: [RuntimeTensor], _ a: CumulativeSumAttributes) throws -> RuntimeTensor {
+        guard let x = inputs.first else { throw RuntimeError(node.name, "CumSum has no input") }
+        let axis = try cumulativeSumAxis(node, inputs, a, shape: x.shape)
         return Self.cumulativeSum(x, axis: axis, exclusive: a.exclusive, reverse: a.reverse)
     }
 }
@@ -161,8 +169,8 @@ extension Trainer {
             for offset in 0..<inner { dx.data[base + offset] = root * (dn.data[base + offset] - normalized.data[base + offset] * mean) }
         }
         let dScale = try Kernels.sumToShape(RuntimeTensor(shape: x.shape, data: zip(dy.data, normalized.data).map(*)), scale.shape)
-        if let gamma = graph.parameter(of: node, role: .gamma) {
-            return StepGradients(inputs: [dx], parameters: [(gamma.name, dScale.data)])
+        if let weight = graph.parameter(of: node, role: .other("scale")) {
+            return StepGradients(inputs: [dx], parameters: [(weight.name, dScale.data)])
         }
         return StepGradients(inputs: [dx, dScale])
     }
@@ -177,10 +185,12 @@ extension Trainer {
     }
 
     /// CumSum's VJP is the cumulative sum of the gradient run the other way.
-    func cumulativeSumBackward(_ node: Node, _ a: CumulativeSumAttributes, dy: RuntimeTensor) throws -> StepGradients {
-        guard let axis = Shape(dy.shape.map { $0 }).normalizedAxis(a.axis) else {
-            throw RuntimeError(node.name, "CumSum axis \(a.axis) is outside gradient \(dy.shape)")
-        }
-        return StepGradients(inputs: [Executor.cumulativeSum(dy, axis: axis, exclusive: a.exclusive, reverse: !a.reverse)])
+    func cumulativeSumBackward(_ node: Node, _ a: CumulativeSumAttributes, _ inputs: [RuntimeTensor], dy: RuntimeTensor) throws
+        -> StepGradients
+    {
+        let axis = try executor.cumulativeSumAxis(node, inputs, a, shape: dy.shape)
+        // The axis input, when there is one, is an index: no gradient.
+        return StepGradients(inputs: [Executor.cumulativeSum(dy, axis: axis, exclusive: a.exclusive, reverse: !a.reverse)]
+                             + inputs.dropFirst().map { _ in nil })
     }
 }
