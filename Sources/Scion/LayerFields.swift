@@ -134,7 +134,8 @@ enum LayerFields {
                     LayerField("kv_num_heads", a.keyValueHeads.map { "\($0)" } ?? "None"),
                     LayerField("mask", a.mask?.rawValue ?? "None"), LayerField("is_causal", a.isCausal),
                     LayerField("scale", a.scale.map { "\($0)" } ?? "None"), LayerField("softcap", float: a.softcap),
-                    LayerField("past", a.hasPast), LayerField("qk_matmul_output_mode", a.qkOutputMode)]
+                    LayerField("past", a.hasPast), LayerField("qk_matmul_output_mode", a.qkOutputMode),
+                    LayerField("sequence_first", a.sequenceFirst)]
         case .onnx(.rmsNormalization(let a)):
             return [LayerField("axis", a.axis), LayerField("epsilon", float: a.epsilon)]
         case .onnx(.rotaryEmbedding(let a)):

@@ -31,13 +31,17 @@ public struct ScaledDotProductAttentionAttributes: Equatable, Sendable {
     /// ONNX's `softmax_precision` (an element type code) when the file names one; the executor
     /// computes in float32 whatever it says.
     public var softmaxPrecision: Int?
+    /// 4-D inputs and output laid out `[B, S, heads, size]`, as keras.ops.dot_product_attention takes
+    /// them (ONNX's are `[B, heads, S, size]`); such a node has no cache and one output.
+    public var sequenceFirst: Bool
 
     /// Attributes with these values.
     public init(queryHeads: Int? = nil, keyValueHeads: Int? = nil, mask: AttentionMaskKind? = nil, isCausal: Bool = false,
-                scale: Float? = nil, softcap: Float = 0, hasPast: Bool = false, qkOutputMode: Int = 0, softmaxPrecision: Int? = nil) {
+                scale: Float? = nil, softcap: Float = 0, hasPast: Bool = false, qkOutputMode: Int = 0, softmaxPrecision: Int? = nil,
+                sequenceFirst: Bool = false) {
         self.queryHeads = queryHeads; self.keyValueHeads = keyValueHeads; self.mask = mask; self.isCausal = isCausal
         self.scale = scale; self.softcap = softcap; self.hasPast = hasPast; self.qkOutputMode = qkOutputMode
-        self.softmaxPrecision = softmaxPrecision
+        self.softmaxPrecision = softmaxPrecision; self.sequenceFirst = sequenceFirst
     }
 
     /// How many inputs the node reads.

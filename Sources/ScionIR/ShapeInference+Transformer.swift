@@ -7,7 +7,15 @@ extension Context {
         try requireInputs(a.inputCount)
         guard (1...4).contains(node.outputs.count) else { throw fail("has \(node.outputs.count) outputs; Attention has 1 to 4") }
         let unknown = [Shape?](repeating: nil, count: node.outputs.count)
-        guard let q = inputs[0].shape, let k = inputs[1].shape, let v = inputs[2].shape else { return unknown }
+        if a.sequenceFirst, a.hasPast || node.outputs.count > 1 {
+            throw fail("in keras.ops.dot_product_attention's layout has no cache and one output")
+        }
+        guard var q = inputs[0].shape, var k = inputs[1].shape, var v = inputs[2].shape else { return unknown }
+        if a.sequenceFirst {
+            // [B, S, heads, size]: the rule below reads ONNX's [B, heads, S, size].
+            guard q.rank == 4, k.rank == 4, v.rank == 4 else { throw fail("in keras.ops.dot_product_attention's layout needs 4-D Q, K and V, got \(q), \(k) and \(v)") }
+            (q, k, v) = (Shape([q[0], q[2], q[1], q[3]]), Shape([k[0], k[2], k[1], k[3]]), Shape([v[0], v[2], v[1], v[3]]))
+        }
         guard q.rank == k.rank, k.rank == v.rank, q.rank == 3 || q.rank == 4 else {
             throw fail("needs Q, K and V of rank 3 or 4 alike, got \(q), \(k) and \(v)")
         }
@@ -38,7 +46,7 @@ extension Context {
             if let known = totalLength, let cached = inputs[past].shape?[2] { totalLength = known + cached } else { totalLength = nil }
         }
         let y = q.rank == 3 ? Shape([batch, queryLength, Shape.product([queryHeads, valueSize])])
-                            : Shape([batch, queryHeads, queryLength, valueSize])
+            : a.sequenceFirst ? Shape([batch, queryLength, queryHeads, valueSize]) : Shape([batch, queryHeads, queryLength, valueSize])
         let all: [Shape?] = [y, Shape([batch, keyValueHeads, totalLength, keySize]), Shape([batch, keyValueHeads, totalLength, valueSize]),
                              Shape([batch, queryHeads, queryLength, totalLength])]
         return Array(all.prefix(node.outputs.count))

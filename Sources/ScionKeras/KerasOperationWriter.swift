@@ -130,8 +130,10 @@ enum KerasOperationWriter {
             }
             return [KerasLayerSpecification(className: "RMSNormalization",
                                             config: ["axis": KerasConfigWriter.ints(axes), "epsilon": KerasConfigWriter.number(a.epsilon)])]
-        case .scaledDotProductAttention, .rotaryEmbedding:
-            throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent yet")
+        case .scaledDotProductAttention(let a):
+            return try dotProductAttention(a, node: node, rank: rank)
+        case .rotaryEmbedding:
+            throw Refusal(reason: "RotaryEmbedding has no Keras layer equivalent yet")
         case .expand:
             throw Refusal(reason: "Expand to a shape computed at run time has no Keras equivalent (a constant shape is keras.ops.broadcast_to)")
         case .constant, .gemm, .resize, .localResponseNormalization,
@@ -140,6 +142,33 @@ enum KerasOperationWriter {
              .computedInstanceNormalization:
             throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent")
         }
+    }
+
+    /// ONNX Attention as keras.ops.dot_product_attention, which takes `[B, S, heads, size]`: ONNX's
+    /// 4-D `[B, heads, S, size]` goes through a Permute on each side. A bool mask is its `mask`, a
+    /// float one its `bias` (both `[B, heads, Sq, Sk]`, as ONNX's); causal is top-left there, ONNX's
+    /// without a cache.
+    static func dotProductAttention(_ a: ScaledDotProductAttentionAttributes, node: Node, rank: Int?) throws -> [KerasLayerSpecification] {
+        guard !a.hasPast, node.outputs.count == 1 else {
+            throw Refusal(reason: "Attention with a key/value cache or its present or score outputs has no keras.ops equivalent")
+        }
+        guard a.softcap == 0 else {
+            throw Refusal(reason: "Attention's softcap has no keras.ops equivalent (dot_product_attention's soft cap is x / (1 + |x| / c), on TPUs only)")
+        }
+        guard a.sequenceFirst || rank == 4 else {
+            throw Refusal(reason: "Attention on 3-D inputs (heads folded into the features) is not written to Keras yet; 4-D inputs are")
+        }
+        let none = KerasCallArgument.constant(.null)
+        var attention = call("DotProductAttention", module: "keras.src.ops.nn",
+                             config: ["is_causal": .bool(a.isCausal), "flash_attention": .null, "attn_logits_soft_cap": .null],
+                             arguments: [.tensor, .tensor, .tensor, a.mask == .additive ? .tensor : none, a.mask == .boolean ? .tensor : none,
+                                         a.scale.map { .constant(KerasConfigWriter.number($0)) } ?? none])
+        guard !a.sequenceFirst else { return [attention] }
+        let swap = { (input: KerasLayerInput) in
+            KerasLayerSpecification(className: "Permute", config: ["dims": KerasConfigWriter.ints([2, 1, 3])], inputs: [input])
+        }
+        attention.inputs = [.step(0), .step(1), .step(2)] + (a.mask == nil ? [] : [.nodeInput(3)])
+        return [swap(.nodeInput(0)), swap(.nodeInput(1)), swap(.nodeInput(2)), attention, swap(.step(3))]
     }
 
     /// keras.ops's class for a comparison or logical operation.

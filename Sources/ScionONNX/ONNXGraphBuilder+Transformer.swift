@@ -24,8 +24,16 @@ extension ONNXGraphBuilder {
                 if a.mask == nil { inputs.append("") }
                 inputs += [node.inputs[past], node.inputs[past + 1]]
             }
-            nodes.append(ONNXNode(name: uniqueNodeName(node.name), opType: "Attention", inputs: inputs, outputs: node.outputs,
-                                  attributes: attributes))
+            guard a.sequenceFirst else {
+                nodes.append(ONNXNode(name: uniqueNodeName(node.name), opType: "Attention", inputs: inputs, outputs: node.outputs,
+                                      attributes: attributes))
+                return
+            }
+            // keras.ops.dot_product_attention's [B, S, H, D]: ONNX's Attention reads [B, H, S, D].
+            let swap: [ONNXAttribute] = [.ints("perm", [0, 2, 1, 3])]
+            for position in 0..<3 { inputs[position] = intermediate("Transpose", name: node.name, inputs: [inputs[position]], attributes: swap) }
+            let attended = intermediate("Attention", name: node.name, inputs: inputs, attributes: attributes)
+            add("Transpose", name: "\(node.name)/output", inputs: [attended], output: output, attributes: swap)
         case .rmsNormalization(let a):
             guard let scale = role[.other("scale")] ?? (node.inputs.count > 1 ? node.inputs[1] : nil) else {
                 throw unsupported(node, "RMSNormalization has no scale")

@@ -6,6 +6,13 @@ import ScionIR
 extension Trainer {
     func scaledAttentionBackward(_ node: Node, _ a: ScaledDotProductAttentionAttributes, _ inputs: [RuntimeTensor],
                                  upstream: [RuntimeTensor?]) throws -> StepGradients {
+        if a.sequenceFirst {
+            // keras.ops.dot_product_attention's layout: run ONNX's and move the axes of Y's and Q, K, V's gradients.
+            let (moved, headsFirst) = try Executor.headsFirstForm(node, inputs, a)
+            var step = try scaledAttentionBackward(node, headsFirst, moved, upstream: [upstream.first.flatMap { $0.map(Executor.swappedSequence) }])
+            for position in 0..<3 { step.inputs[position] = step.inputs[position].map(Executor.swappedSequence) }
+            return step
+        }
         if upstream.count > 3, upstream[3] != nil {
             throw RuntimeError(node.name, "Attention's qk_matmul_output has no gradient yet; only Y and the present key and value are trained through")
         }

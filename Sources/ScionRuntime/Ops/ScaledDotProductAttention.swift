@@ -40,7 +40,24 @@ struct ScaledAttentionLayout {
 
 extension Executor {
     func scaledDotProductAttention(_ node: Node, _ inputs: [RuntimeTensor], _ a: ScaledDotProductAttentionAttributes) throws -> [RuntimeTensor] {
-        try scaledAttentionPass(node, inputs, a, outputCount: node.outputs.count).outputs
+        guard a.sequenceFirst else { return try scaledAttentionPass(node, inputs, a, outputCount: node.outputs.count).outputs }
+        let (moved, headsFirst) = try Self.headsFirstForm(node, inputs, a)
+        return [Self.swappedSequence(try scaledAttentionPass(node, moved, headsFirst, outputCount: 1).outputs[0])]
+    }
+
+    /// `[B, S, H, D]` <-> `[B, H, S, D]`.
+    static func swappedSequence(_ x: RuntimeTensor) -> RuntimeTensor { Kernels.transpose(x, [0, 2, 1, 3]) }
+
+    /// keras.ops.dot_product_attention's `[B, S, H, D]` inputs as ONNX's 4-D Attention reads them.
+    static func headsFirstForm(_ node: Node, _ inputs: [RuntimeTensor], _ a: ScaledDotProductAttentionAttributes) throws
+        -> ([RuntimeTensor], ScaledDotProductAttentionAttributes)
+    {
+        guard inputs.count >= 3, inputs.prefix(3).allSatisfy({ $0.rank == 4 }) else {
+            throw RuntimeError(node.name, "dot_product_attention needs 4-D query, key and value, got \(inputs.prefix(3).map(\.shape))")
+        }
+        var headsFirst = a
+        headsFirst.sequenceFirst = false
+        return (inputs.prefix(3).map(swappedSequence) + inputs.dropFirst(3), headsFirst)
     }
 
     /// Q, K or V as `[B, heads, S, size]`: 4-D as given, 3-D split into heads.
