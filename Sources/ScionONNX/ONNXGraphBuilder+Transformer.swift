@@ -31,8 +31,12 @@ extension ONNXGraphBuilder {
             }
             // keras.ops.dot_product_attention's [B, S, H, D]: ONNX's Attention reads [B, H, S, D].
             let swap: [ONNXAttribute] = [.ints("perm", [0, 2, 1, 3])]
-            for position in 0..<3 { inputs[position] = intermediate("Transpose", name: node.name, inputs: [inputs[position]], attributes: swap) }
-            let attended = intermediate("Attention", name: node.name, inputs: inputs, attributes: attributes)
+            // The Attention node keeps the layer's name; the Transposes are named after what they move.
+            for (position, operand) in ["query", "key", "value"].enumerated() {
+                inputs[position] = intermediate("Transpose", name: "\(node.name)/\(operand)", inputs: [inputs[position]], attributes: swap)
+            }
+            let attended = add("Attention", name: node.name, inputs: inputs, output: uniqueName("\(node.name)/heads_first"),
+                               attributes: attributes)
             add("Transpose", name: "\(node.name)/output", inputs: [attended], output: output, attributes: swap)
         case .rmsNormalization(let a):
             guard let scale = role[.other("scale")] ?? (node.inputs.count > 1 ? node.inputs[1] : nil) else {

@@ -6,8 +6,10 @@
               small models of exporters' shape arithmetic under a dynamic batch (Shape, Expand, Tile,
               Reshape to a computed shape), and of the ops exporters write for masks and index
               arithmetic (runtime_op_cases.py: comparisons, Where, Mod, Range, ConstantOfShape,
-              Trilu, Slice and Pad with computed bounds, ScatterND, GatherElements, Einsum), against
-              onnxruntime's outputs.
+              Trilu, Slice and Pad with computed bounds, ScatterND, GatherElements, Einsum) and of
+              opset 23's transformer ops (transformer_op_cases.py: Attention, RMSNormalization,
+              RotaryEmbedding, ArgMax/ArgMin, CumSum, the trigonometric functions), against
+              onnxruntime's outputs; each also written back by `scion convert` and run by onnxruntime.
   --node-cases DIR  the onnx wheel's backend node cases (scripts/make_onnx_node_cases.py writes them:
               the wheel ships their generators, not their data): every case whose operators all say
               `yes` in docs/onnx-coverage.md's run column is run with `scion run` and must give its
@@ -38,6 +40,7 @@ from onnx import numpy_helper
 
 from fixture_arrays import arrays
 from runtime_op_cases import round_trip_cases, runtime_op_cases
+from transformer_op_cases import transformer_op_cases, transformer_round_trip_cases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BACKEND = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
@@ -233,7 +236,7 @@ def main():
         counts["fail"] += failed
     with tempfile.TemporaryDirectory() as folder:
         if args.backend:
-            cases += list(shape_arithmetic_cases(folder)) + list(runtime_op_cases(folder))
+            cases += list(shape_arithmetic_cases(folder)) + list(runtime_op_cases(folder)) + list(transformer_op_cases(folder))
         for name, model, inputs, expected, tolerance, layer in cases:
             if any(a.dtype not in (np.float32, np.float64, np.int32, np.int64) for a in inputs):
                 status, message = "skip", f"input types {[str(a.dtype) for a in inputs]}"
@@ -261,7 +264,7 @@ def main():
             counts[status] += 1
             print(f"{ {'ok': 'ok  ', 'fail': 'FAIL', 'skip': 'skip'}[status] } {name}: {message}", flush=True)
         if args.backend:
-            for name, status, message in round_trip_cases(args.scion, folder):
+            for name, status, message in [*round_trip_cases(args.scion, folder), *transformer_round_trip_cases(args.scion, folder)]:
                 counts[status] += 1
                 print(f"{ {'ok': 'ok  ', 'fail': 'FAIL'}[status] } {name}: {message}", flush=True)
     print(f"run: {counts['ok']} passed, {counts['fail']} failed, {counts['skip']} skipped")
