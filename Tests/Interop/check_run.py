@@ -157,6 +157,10 @@ def check_node_case(scion, folder, entry, scratch):
     rtol, atol = 1e-3, 1e-5
     for a, path in zip(got, outputs):
         b = np.load(path)
+        # A few generators store a declared scalar output as one element of shape (1,) (nllloss's
+        # expanded cases); the coverage page's allclose broadcasts it, so one element each is the same.
+        if a.size == b.size == 1:
+            a = a.reshape(b.shape)
         if a.shape != b.shape:
             return False, f"shape {a.shape} != {b.shape}"
         if not np.allclose(a.astype(np.float64), b.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True):
@@ -169,7 +173,10 @@ def node_cases(scion, directory, page):
     with open(os.path.join(directory, "cases.json")) as f:
         entries = json.load(f)["cases"]
     claimed = claimed_runs(page)
-    chosen = {name: e for name, e in entries.items() if "skipped" not in e and e["ops"] and set(e["ops"]) <= claimed}
+    # Cases stamped with an opset Scion does not read (24 and later, when their ops changed there) reach no
+    # run path on the coverage page either.
+    chosen = {name: e for name, e in entries.items()
+              if "skipped" not in e and e["ops"] and set(e["ops"]) <= claimed and e.get("opset", 23) <= 23}
     started = time.time()
     results = {}
     with tempfile.TemporaryDirectory() as scratch, concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
