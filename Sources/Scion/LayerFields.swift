@@ -143,6 +143,8 @@ enum LayerFields {
                     LayerField("num_heads", a.heads)]
         case .onnx(.argExtreme(let a)):
             return [LayerField("axis", a.axis), LayerField("keepdims", a.keepDimensions), LayerField("select_last_index", a.selectLastIndex)]
+        case .onnx(.depthSpace(let a)):
+            return [LayerField("blocksize", a.blockSize), LayerField("mode", a.toDepth ? "None" : a.columnRowDepth ? "CRD" : "DCR")]
         case .onnx(.cumulativeSum(let a)):
             return [LayerField("axis", a.axis.map { "\($0)" } ?? "input"), LayerField("exclusive", a.exclusive), LayerField("reverse", a.reverse)]
         case .onnx(.shape(let a)):

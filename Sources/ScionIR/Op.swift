@@ -184,6 +184,8 @@ public enum ONNXOperation: Equatable, Sendable {
     case argExtreme(ArgExtremeAttributes)
     /// ONNX CumSum along a constant axis.
     case cumulativeSum(CumulativeSumAttributes)
+    /// ONNX DepthToSpace and SpaceToDepth: channel blocks to pixel blocks and back (torch's PixelShuffle).
+    case depthSpace(DepthSpaceAttributes)
     /// Reshape of `inputs[0]` to the shape `inputs[1]` holds, computed at run time.
     case computedReshape(ComputedReshapeAttributes)
     /// ONNX BatchNormalization (inference) whose scale, bias, mean and variance are inputs computed at
@@ -230,6 +232,7 @@ public enum ONNXOperation: Equatable, Sendable {
         case .rotaryEmbedding: "RotaryEmbedding"
         case .argExtreme(let a): a.largest ? "ArgMax" : "ArgMin"
         case .cumulativeSum: "CumSum"
+        case .depthSpace(let a): a.toDepth ? "SpaceToDepth" : "DepthToSpace"
         case .computedReshape: "Reshape"
         case .computedBatchNormalization: "BatchNormalization"
         case .computedInstanceNormalization: "InstanceNormalization"

@@ -112,3 +112,33 @@ public struct CumulativeSumAttributes: Equatable, Sendable {
         self.axis = axis; self.exclusive = exclusive; self.reverse = reverse
     }
 }
+
+/// ONNX DepthToSpace and SpaceToDepth on `[N, C, H, W]`: `blockSize`² channels become a block of
+/// pixels, or the reverse. The shuffle is a reshape to six axes, a transpose, a reshape back.
+public struct DepthSpaceAttributes: Equatable, Sendable {
+    /// SpaceToDepth when true, DepthToSpace when false.
+    public var toDepth: Bool
+    /// The block's side.
+    public var blockSize: Int
+    /// DepthToSpace's CRD mode (channel, then row and column of the block); false is DCR (block first).
+    public var columnRowDepth: Bool
+    /// Attributes with these values.
+    public init(toDepth: Bool, blockSize: Int, columnRowDepth: Bool = false) {
+        self.toDepth = toDepth; self.blockSize = blockSize; self.columnRowDepth = columnRowDepth
+    }
+
+    /// The six-axis view of an input `[n, c, h, w]`, its permutation and the output's shape; nil when
+    /// the lengths do not divide.
+    public func plan(_ input: [Int]) -> (view: [Int], permutation: [Int], output: [Int])? {
+        guard input.count == 4, blockSize > 0 else { return nil }
+        let (n, c, h, w, b) = (input[0], input[1], input[2], input[3], blockSize)
+        if toDepth {
+            guard h % b == 0, w % b == 0 else { return nil }
+            return ([n, c, h / b, b, w / b, b], [0, 3, 5, 1, 2, 4], [n, c * b * b, h / b, w / b])
+        }
+        guard c % (b * b) == 0 else { return nil }
+        let output = [n, c / (b * b), h * b, w * b]
+        return columnRowDepth ? ([n, c / (b * b), b, b, h, w], [0, 1, 4, 2, 5, 3], output)
+                              : ([n, b, b, c / (b * b), h, w], [0, 3, 4, 1, 5, 2], output)
+    }
+}

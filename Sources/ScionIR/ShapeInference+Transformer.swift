@@ -86,4 +86,21 @@ extension Context {
         if let axis = a.axis, x.normalizedAxis(axis) == nil { throw fail("axis \(axis) is outside input of shape \(x)") }
         return x
     }
+
+    /// DepthToSpace/SpaceToDepth: `[N, C, H, W]` with blocks moved between channels and pixels.
+    func depthSpace(_ a: DepthSpaceAttributes) throws -> Shape? {
+        try requireInputs(1)
+        guard let x = try firstShape() else { return nil }
+        guard x.rank == 4 else { throw fail("needs a 4-D [N, C, H, W] input, got \(x)") }
+        let b = a.blockSize
+        guard b > 0 else { throw fail("has blocksize \(b)") }
+        let (c, h, w) = (x[1], x[2], x[3])
+        if a.toDepth {
+            if let h, h % b != 0 { throw fail("height \(h) is not a multiple of blocksize \(b)") }
+            if let w, w % b != 0 { throw fail("width \(w) is not a multiple of blocksize \(b)") }
+            return Shape([x[0], c.map { $0 * b * b }, h.map { $0 / b }, w.map { $0 / b }])
+        }
+        if let c, c % (b * b) != 0 { throw fail("channels \(c) are not a multiple of blocksize² \(b * b)") }
+        return Shape([x[0], c.map { $0 / (b * b) }, h.map { $0 * b }, w.map { $0 * b }])
+    }
 }

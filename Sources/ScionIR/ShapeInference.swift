@@ -47,7 +47,7 @@ struct Context {
              .onnx(.mod), .onnx(.range), .onnx(.trilu), .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND),
              .onnx(.gatherElements),
              .onnx(.einsum),
-             .onnx(.scaledDotProductAttention), .onnx(.rmsNormalization), .onnx(.rotaryEmbedding), .onnx(.cumulativeSum),
+             .onnx(.scaledDotProductAttention), .onnx(.rmsNormalization), .onnx(.rotaryEmbedding), .onnx(.cumulativeSum), .onnx(.depthSpace),
              .onnx(.computedReshape), .onnx(.computedBatchNormalization),
              .onnx(.computedInstanceNormalization), .opaque, .masking:
             inputs.first?.dtype ?? .float32
@@ -158,6 +158,7 @@ struct Context {
         case .onnx(.rotaryEmbedding(let a)): return [try rotaryEmbedding(a)]
         case .onnx(.argExtreme(let a)): return [try argExtreme(a)]
         case .onnx(.cumulativeSum(let a)): return [try cumulativeSum(a)]
+        case .onnx(.depthSpace(let a)): return [try depthSpace(a)]
         case .onnx(.computedReshape): return [try computedReshape()]
         case .concatenate(let a): return [try concatenate(axis: a.axis)]
         // Ops that compute (ShapeInference+Arithmetic.swift).

@@ -132,8 +132,8 @@ enum KerasOperationWriter {
                                             config: ["axis": KerasConfigWriter.ints(axes), "epsilon": KerasConfigWriter.number(a.epsilon)])]
         case .scaledDotProductAttention(let a):
             return try dotProductAttention(a, node: node, rank: rank)
-        case .rotaryEmbedding:
-            throw Refusal(reason: "RotaryEmbedding has no Keras layer equivalent yet")
+        case .rotaryEmbedding, .depthSpace:
+            throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent yet")
         case .expand:
             throw Refusal(reason: "Expand to a shape computed at run time has no Keras equivalent (a constant shape is keras.ops.broadcast_to)")
         case .constant, .gemm, .resize, .localResponseNormalization,

@@ -124,7 +124,7 @@ extension ONNXGraphBuilder {
             add("Tile", name: node.name, inputs: node.inputs, output: output)
         case .mod, .range, .constantOfShape, .trilu, .computedSlice, .computedPad, .scatterND, .gatherElements, .einsum:
             try emitIndexing(node, operation, output: output)
-        case .scaledDotProductAttention, .rmsNormalization, .rotaryEmbedding, .argExtreme, .cumulativeSum:
+        case .scaledDotProductAttention, .rmsNormalization, .rotaryEmbedding, .argExtreme, .cumulativeSum, .depthSpace:
             try emitTransformer(node, operation, role: role, inputShape: inputShape, output: output)
         case .computedReshape(let a):
             guard !a.allowZero || hasNative(14) else { throw unsupported(node, "Reshape with allowzero needs opset 14 or later") }

@@ -54,7 +54,7 @@ extension ONNXGraphBuilder {
         case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze, .slice,
              .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax, .shape, .expand, .tile,
              .computedReshape, .computedBatchNormalization, .computedInstanceNormalization,
-             .scaledDotProductAttention, .rmsNormalization, .rotaryEmbedding, .argExtreme, .cumulativeSum:
+             .scaledDotProductAttention, .rmsNormalization, .rotaryEmbedding, .argExtreme, .cumulativeSum, .depthSpace:
             throw unsupported(node, "\(operation.typeName) is not an indexing op")
         }
     }

@@ -82,6 +82,10 @@ extension ONNXGraphBuilder {
             let axis = a.axis.map { constant("\(node.name)/axis", int64s: [Int64($0)], dimensions: []) } ?? node.inputs[1]
             add("CumSum", name: node.name, inputs: [input, axis], output: output,
                 attributes: [.int("exclusive", a.exclusive ? 1 : 0), .int("reverse", a.reverse ? 1 : 0)])
+        case .depthSpace(let a):
+            var attributes: [ONNXAttribute] = [.int("blocksize", a.blockSize)]
+            if !a.toDepth { attributes.append(.string("mode", a.columnRowDepth ? "CRD" : "DCR")) }
+            add(operation.typeName, name: node.name, inputs: [input], output: output, attributes: attributes)
         case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze, .slice,
              .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax, .shape, .expand, .tile,
              .mod, .range, .constantOfShape, .trilu, .computedSlice, .computedPad, .scatterND, .gatherElements, .einsum,

@@ -33,6 +33,12 @@ extension ONNXImportSession {
             let attributes = CumulativeSumAttributes(axis: constant.map { Int(truncatingIfNeeded: $0[0]) },
                                                      exclusive: intAttribute(node, "exclusive", 0) == 1, reverse: intAttribute(node, "reverse", 0) == 1)
             return MappedNode(op: .onnx(.cumulativeSum(attributes)), inputs: constant == nil ? [x, axisInput] : [x])
+        case "DepthToSpace", "SpaceToDepth":
+            let mode = stringAttribute(node, "mode", "DCR")
+            guard mode == "DCR" || mode == "CRD" else { return nil }
+            return MappedNode(op: .onnx(.depthSpace(DepthSpaceAttributes(toDepth: node.opType == "SpaceToDepth",
+                                                                         blockSize: intAttribute(node, "blocksize", 0),
+                                                                         columnRowDepth: mode == "CRD"))), inputs: [x])
         default:
             return nil
         }

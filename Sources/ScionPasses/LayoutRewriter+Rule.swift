@@ -248,7 +248,7 @@ extension LayoutRewriter {
             return .original
         case .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.scaledDotProductAttention), .onnx(.rmsNormalization), .onnx(.rotaryEmbedding), .onnx(.argExtreme),
-             .onnx(.cumulativeSum):
+             .onnx(.cumulativeSum), .onnx(.depthSpace):
             return .original
         }
     }

@@ -157,6 +157,8 @@ extension Executor {
             return try argExtreme(node, x, a)
         case .onnx(.cumulativeSum(let a)):
             return try cumulativeSum(node, inputs, a)
+        case .onnx(.depthSpace(let a)):
+            return try depthSpace(node, x, a)
         case .onnx(.computedReshape(let a)):
             return try computedReshape(node, inputs, a)
         // Ops/Movement.swift

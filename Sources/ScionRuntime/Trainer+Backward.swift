@@ -163,6 +163,7 @@ extension Trainer {
         case .onnx(.rmsNormalization(let a)): try rmsNormalizationBackward(node, a, inputs, dy: dy)
         case .onnx(.rotaryEmbedding(let a)): try rotaryEmbeddingBackward(node, a, inputs, dy: dy)
         case .onnx(.cumulativeSum(let a)): try cumulativeSumBackward(node, a, inputs, dy: dy)
+        case .onnx(.depthSpace(let a)): try depthSpaceBackward(node, a, x, dy: dy)
         // An index is piecewise constant, as a comparison is.
         case .onnx(.argExtreme): StepGradients(inputs: [nil])
         // Ops/Logic.swift: comparisons are piecewise constant.

@@ -43,7 +43,7 @@ CNN_OPS = {
     "GroupNormalization",
     # Opset 23's transformer ops, the trigonometric functions, index search and cumulative sums.
     "Attention", "RMSNormalization", "RotaryEmbedding", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh",
-    "Atanh", "ArgMax", "ArgMin", "CumSum",
+    "Atanh", "ArgMax", "ArgMin", "CumSum", "DepthToSpace", "SpaceToDepth",
 }
 
 

@@ -8,7 +8,7 @@
               arithmetic (runtime_op_cases.py: comparisons, Where, Mod, Range, ConstantOfShape,
               Trilu, Slice and Pad with computed bounds, ScatterND, GatherElements, Einsum) and of
               opset 23's transformer ops (transformer_op_cases.py: Attention, RMSNormalization,
-              RotaryEmbedding, ArgMax/ArgMin, CumSum, the trigonometric functions), against
+              RotaryEmbedding, DepthToSpace/SpaceToDepth, ArgMax/ArgMin, CumSum, the trigonometric functions), against
               onnxruntime's outputs; each also written back by `scion convert` and run by onnxruntime.
   --node-cases DIR  the onnx wheel's backend node cases (scripts/make_onnx_node_cases.py writes them:
               the wheel ships their generators, not their data): every case whose operators all say

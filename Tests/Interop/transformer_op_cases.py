@@ -1,5 +1,5 @@
 """Small opset-23 ONNX models of the transformer ops (Attention, RMSNormalization, RotaryEmbedding)
-and of ArgMax/ArgMin, CumSum and the trigonometric functions, each run by onnxruntime (1.32 runs
+and of DepthToSpace/SpaceToDepth, ArgMax/ArgMin, CumSum and the trigonometric functions, each run by onnxruntime (1.32 runs
 opset 23) for the expected outputs; used by check_run.py --backend, which also writes each back with
 `scion convert --opset 23` and runs that in onnxruntime.
 
@@ -43,6 +43,11 @@ def _models():
             _float("cos_table", list(np.cos(angles)), [6, 2]), _float("sin_table", list(np.sin(angles)), [6, 2]),
             helper.make_tensor("ids", TensorProto.INT64, [2, 3], [0, 1, 2, 5, 3, 4])],
             [("y0", ["batch", 2, 3, 4]), ("y1", ["batch", 3, 12]), ("y2", ["batch", 3, 12])]),
+        "depth_space": ([("x", ["batch", 8, 2, 3])], [
+            helper.make_node("DepthToSpace", ["x"], ["y0"], blocksize=2),
+            helper.make_node("DepthToSpace", ["x"], ["y1"], blocksize=2, mode="CRD"),
+            helper.make_node("SpaceToDepth", ["y1"], ["y2"], blocksize=2),
+        ], [], [("y0", ["batch", 2, 4, 6]), ("y1", ["batch", 2, 4, 6]), ("y2", ["batch", 8, 2, 3])]),
         "index_math": ([("x", ["batch", 4, 5])], [
             helper.make_node("ArgMax", ["x"], ["amax"], axis=1, keepdims=0, select_last_index=1),
             helper.make_node("Cast", ["amax"], ["y0"], to=TensorProto.FLOAT),

@@ -2,8 +2,9 @@ import ScionIR
 @testable import ScionRuntime
 import XCTest
 
-/// VJPs of ONNX's opset-23 transformer ops (Attention, RMSNormalization, RotaryEmbedding), CumSum and
-/// the inverse and hyperbolic trigonometric functions, against finite differences. Q is the shifted
+/// VJPs of ONNX's opset-23 transformer ops (Attention, RMSNormalization, RotaryEmbedding), CumSum,
+/// DepthToSpace/SpaceToDepth and the inverse and hyperbolic trigonometric functions, against finite
+/// differences. Q is the shifted
 /// input; K, V, an additive mask and the key/value cache are trainable constants, so every value
 /// operand's gradient is checked; bool masks and position ids are frozen.
 extension GradientCheckTests {
@@ -57,6 +58,14 @@ extension GradientCheckTests {
             let (sineNode, sine) = fixed("sin", [2, 3, 2], angles.map { Foundation.sin($0) })
             let a = RotaryEmbeddingAttributes(rotaryDimensions: 4, heads: 2, hasPositionIDs: false)
             return ([cosineNode, sineNode, node("r", .onnx(.rotaryEmbedding(a)), [x, "cos", "sin"])], [cosine, sine], "r")
+        }
+    }
+
+    func testDepthToSpaceAndBack() throws {
+        for (toDepth, crd, input) in [(false, false, [2, 8, 2, 3]), (false, true, [2, 8, 2, 3]), (true, false, [2, 2, 4, 6])] {
+            try check("\(toDepth ? "SpaceToDepth" : "DepthToSpace") blocksize 2\(crd ? " CRD" : "")", input: input) { x in
+                ([node("d", .onnx(.depthSpace(DepthSpaceAttributes(toDepth: toDepth, blockSize: 2, columnRowDepth: crd))), [x])], [], "d")
+            }
         }
     }
 

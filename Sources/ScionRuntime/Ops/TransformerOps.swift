@@ -150,7 +150,27 @@ extension Executor {
     }
 }
 
+extension Executor {
+    /// DepthToSpace/SpaceToDepth: a reshape to six axes, a transpose, a reshape (DepthSpaceAttributes.plan).
+    func depthSpace(_ node: Node, _ x: RuntimeTensor, _ a: DepthSpaceAttributes) throws -> RuntimeTensor {
+        guard let plan = a.plan(x.shape) else {
+            throw RuntimeError(node.name, "\(node.op.typeName) with blocksize \(a.blockSize) does not fit input \(x.shape)")
+        }
+        return RuntimeTensor(shape: plan.output, data: Kernels.transpose(RuntimeTensor(shape: plan.view, data: x.data), plan.permutation).data)
+    }
+}
+
 extension Trainer {
+    /// DepthToSpace/SpaceToDepth move values without changing them: the gradient moves back.
+    func depthSpaceBackward(_ node: Node, _ a: DepthSpaceAttributes, _ x: RuntimeTensor, dy: RuntimeTensor) throws -> StepGradients {
+        guard let plan = a.plan(x.shape) else {
+            throw RuntimeError(node.name, "\(node.op.typeName) with blocksize \(a.blockSize) does not fit input \(x.shape)")
+        }
+        let moved = RuntimeTensor(shape: plan.permutation.map { plan.view[$0] }, data: dy.data)
+        let inverse = plan.permutation.indices.map { axis in plan.permutation.firstIndex(of: axis) ?? axis }
+        return StepGradients(like: x, Kernels.transpose(moved, inverse).data)
+    }
+
     /// RMSNormalization: with n = x·r, dx = r·(dn − n·mean(dn·n)) over each group; the scale's gradient
     /// is Σ dy·n over the axes it broadcast along.
     func rmsNormalizationBackward(_ node: Node, _ a: RMSNormalizationAttributes, _ inputs: [RuntimeTensor], dy: RuntimeTensor) throws
