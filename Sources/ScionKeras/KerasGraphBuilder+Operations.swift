@@ -40,11 +40,15 @@ extension KerasGraphBuilder {
             graph.info.nodeTypes[nodeName] = "ops.\(className)"
             return [nodeName]
         }
+        var arguments = callData?["args"]?.array ?? []
         if let keywords = callData?["kwargs"]?.object, !keywords.isEmpty {
-            return unread("is called with keyword arguments \(keywords.keys.sorted()), which Scion does not read")
+            // keras.ops.dot_product_attention records bias, mask and scale by keyword: its positional 4th to 6th.
+            guard let positional = KerasOperationReader.positionalArguments(className: className, arguments, keywords) else {
+                return unread("is called with keyword arguments \(keywords.keys.sorted()), which Scion does not read")
+            }
+            arguments = positional
         }
-        let reader = KerasOperationReader(className: className, config: layer["config"] ?? .object([:]),
-                                          arguments: callData?["args"]?.array ?? [])
+        let reader = KerasOperationReader(className: className, config: layer["config"] ?? .object([:]), arguments: arguments)
         let plan: KerasOperationReader.Plan
         do {
             plan = try reader.plan()

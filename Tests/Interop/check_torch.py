@@ -52,6 +52,8 @@ NOT_YET = {
     # batch, dynamo's Range over the batch), and constants read as operands, which Keras layers cannot hold.
     **not_yet(["convnext_dynamo", "swin_dynamo", "vit_dynamo", "vit_ts"], ["keras"], SHAPE),
     ("swin_ts", "keras"): "Keras layers take no constant operands",  # the attention's logit scale clamp
+    # opset 23 (make_torch_opset23.py): the learned attention bias is a constant operand of Attention.
+    ("opset23_block_dynamo", "keras"): "Attention reads the constant 'bias'; Keras layers take no constant operands",
 }
 
 
