@@ -48,9 +48,9 @@ def not_yet(names, checks, reason):
 
 # (fixture, check) -> a fragment of the reason Scion gives today.
 NOT_YET = {
-    # Keras: lengths only known at run time (a dynamic batch read by Shape: ViT's class token expanded to the
-    # batch, dynamo's Range over the batch), and constants read as operands, which Keras layers cannot hold.
-    **not_yet(["convnext_dynamo", "swin_dynamo", "vit_dynamo", "vit_ts"], ["keras"], SHAPE),
+    # Keras: lengths only known at run time (a dynamic batch read by Shape: dynamo's Range over the batch),
+    # and constants read as operands, which Keras layers cannot hold.
+    **not_yet(["convnext_dynamo", "swin_dynamo"], ["keras"], SHAPE),
     ("swin_ts", "keras"): "Keras layers take no constant operands",  # the attention's logit scale clamp
 }
 

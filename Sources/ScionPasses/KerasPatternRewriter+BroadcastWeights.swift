@@ -1,0 +1,237 @@
+import ScionIR
+
+/// Weights broadcast over the batch (torchvision ViT's class token and position embedding, DeiT's
+/// distillation token, learned queries and register tokens), as Keras layers that hold them as
+/// their own weights, trainable when the source's were.
+///
+/// Keras has no layer whose output is a weight: every layer maps inputs to outputs, and a functional
+/// model's tensors all carry the batch. So the weight `W` (`[1, d1, ..., dk]`, or without the leading 1)
+/// is made a Dense kernel applied to ones of the batch's length:
+///
+/// ```
+///  before (torch's export)                         after (Keras layers)
+///
+///  x ── Shape[0:1] ─┐                              r ── r[:, 0:1, ..., 0:1]   Slice: (N, 1, ..., 1)
+///  [1, D] ──────────┴ Concat ─┐                      ── 0·r + 1               Rescaling(scale 0, offset 1): ones
+///  W (1, 1, D) ─────────────── Expand (or Tile) ─    ── Dense(D, no bias)     kernel W as (1, D): 1·w = w exactly
+///                                                    ── Reshape (1, D)        only when the lengths differ
+///  v ── Add ── (v + P, P a (1, S, D) weight)       v ── Add(v, the same made of P)
+/// ```
+///
+/// The product of 1 and each weight is the weight exactly, and the kernel's gradient is the sum over
+/// the batch of the output's: the gradient of the broadcast weight. The reference `r` is any value
+/// with the right batch: a Concat partner of the expanded weight (the patch tokens, already in
+/// Keras's order), else the tensor the Shape read; for arithmetic, the other operand. Only the batch
+/// is broadcast: a weight that also broadcasts along a sample axis is left alone (refused later).
+/// The ones come from `0·r + 1`, so a sample holding inf or NaN in the reference's first element
+/// gets NaN where the source would not; the rest of such a model is NaN anyway once tokens mix.
+extension KerasPatternRewriter {
+    /// One weight made by a Dense over ones of the batch, replacing `replaced` (an input of `reader`,
+    /// or the output of a removed Expand/Tile).
+    private struct BatchWeight {
+        var weight: Parameter
+        var weightValue: String
+        /// The lengths of one sample of the broadcast weight.
+        var sample: [Int]
+        var reference: String
+        /// The node the new nodes go before (it reads the reference's producer's result, or comes after it).
+        var anchor: String
+        var output: String
+    }
+
+    /// Expand and Tile of a float weight to `[batch, ...]` and Add / Sub / Mul / Div of a value and a
+    /// weight of one whole sample's lengths, rewritten as above. Runs after the sweeps, so scalar and
+    /// per-channel constants are already Rescalings and Dense biases folded.
+    mutating func foldBatchBroadcastWeights() throws {
+        // Expand and Tile first: the lengths of what they feed (ViT's Concat) are known only after.
+        try foldBatchBroadcastWeights(arithmetic: false)
+        try foldBatchBroadcastWeights(arithmetic: true)
+    }
+
+    private mutating func foldBatchBroadcastWeights(arithmetic: Bool) throws {
+        index()
+        var taken = Set(graph.nodes.map(\.name))
+        var before: [String: [Node]] = [:]
+        var folded: [BatchWeight] = []
+        for position in graph.nodes.indices {
+            let node = graph.nodes[position]
+            switch node.op {
+            case .onnx(.expand), .onnx(.tile):
+                guard !arithmetic, let plan = broadcastOverBatch(position) else { continue }
+                removed.insert(node.name)
+                removeShapeVector(node.inputs[1], readBy: position)
+                folded.append(plan)
+            case .elementwise(let operation) where [.add, .subtract, .multiply, .divide].contains(operation):
+                guard arithmetic, node.inputs.count == 2 else { continue }
+                for weightPosition in [1, 0] {
+                    guard var plan = sampleWeight(node.inputs[weightPosition], other: node.inputs[1 - weightPosition], anchor: node.name)
+                    else { continue }
+                    plan.output = "\(node.inputs[weightPosition])#over_batch_\(node.outputs.first ?? node.name)"
+                    graph.nodes[position].inputs[weightPosition] = plan.output
+                    folded.append(plan)
+                    break
+                }
+            default:
+                continue
+            }
+        }
+        guard !folded.isEmpty else { return }
+        for plan in folded {
+            // A constant only this use read goes, and its Dense takes its name.
+            if soleReader(of: plan.weightValue) != nil, let producer = producers[plan.weightValue] {
+                removed.insert(graph.nodes[producer].name)
+                taken.remove(graph.nodes[producer].name)
+            }
+            before[plan.anchor, default: []] += try weightNodes(plan, taken: &taken)
+        }
+        var nodes: [Node] = []
+        for node in graph.nodes {
+            nodes += before[node.name] ?? []
+            if !removed.contains(node.name) { nodes.append(node) }
+        }
+        graph.nodes = nodes
+        removed = []
+        // The shape vectors' constant pieces, now unread (by name: no new node is named like one).
+        removeUnreadConstants()
+        graph.nodes.removeAll { removed.contains($0.name) }
+        removed = []
+        try graph.inferShapes()
+    }
+
+    /// Expand / Tile of a float weight whose target is `[Shape(x)[0], lengths...]`, broadcasting the
+    /// weight over the batch only.
+    private func broadcastOverBatch(_ position: Int) -> BatchWeight? {
+        let node = graph.nodes[position]
+        guard node.inputs.count == 2, node.outputs.count == 1, let output = node.outputs.first,
+              let (_, weight) = constant(node.inputs[0]), weight.dtype == .float32, !weight.shape.isEmpty,
+              let (source, lengths) = batchLeadingVector(node.inputs[1]) else { return nil }
+        var sample: [Int] = []
+        if case .onnx(.tile) = node.op {
+            // Repeats: the batch's length, then 1 for every other axis.
+            guard lengths.count + 1 == weight.shape.count, weight.shape[0] == 1, lengths.allSatisfy({ $0 == 1 }) else { return nil }
+            sample = Array(weight.shape.dropFirst())
+        } else {
+            // ONNX's Expand broadcasts numpy's way, a 1 in the target keeping the input's length. The
+            // target's first entry must be the output's first axis, so it is at least the weight's rank.
+            let rank = lengths.count + 1
+            guard weight.shape.count <= rank else { return nil }
+            let aligned = Array(repeating: 1, count: rank - weight.shape.count) + weight.shape
+            guard aligned[0] == 1 else { return nil }
+            for (have, want) in zip(aligned.dropFirst(), lengths) {
+                guard want == 1 || want == have else { return nil }
+                sample.append(have)
+            }
+        }
+        // A Concat partner along a sample axis has the same batch and is usually a sequence already
+        // in Keras's order; the Shape's own tensor may be an image still channels-first.
+        var reference = source
+        var anchor = node.name
+        if let reader = soleReader(of: output), case .concatenate(let a) = graph.nodes[reader].op {
+            let concat = graph.nodes[reader]
+            let rank = shape(output)?.rank ?? sample.count + 1
+            let axis = a.axis < 0 ? a.axis + rank : a.axis
+            if axis > 0, let partner = concat.inputs.first(where: { $0 != output && (shape($0)?.rank ?? 0) >= 2 && producers[$0] != nil
+                && !isBatchBroadcastCandidate($0) }) {
+                reference = partner
+                anchor = concat.name
+            }
+        }
+        guard (shape(reference)?.rank ?? 0) >= 2 else { return nil }
+        return BatchWeight(weight: weight, weightValue: node.inputs[0], sample: sample, reference: reference, anchor: anchor, output: output)
+    }
+
+    /// Whether `value` is itself the output of an Expand or Tile this pass may replace (DeiT's class
+    /// and distillation tokens are Concat partners of each other): it is no reference.
+    private func isBatchBroadcastCandidate(_ value: String) -> Bool {
+        guard let producer = producers[value] else { return false }
+        switch graph.nodes[producer].op {
+        case .onnx(.expand), .onnx(.tile): return true
+        default: return false
+        }
+    }
+
+    /// The weight operand of elementwise arithmetic when it has one whole sample's lengths of `other`
+    /// (`[1, S, D]` or `[S, D]` against `(N, S, D)`), so the result has `other`'s shape.
+    private func sampleWeight(_ value: String, other: String, anchor: String) -> BatchWeight? {
+        guard let (_, weight) = constant(value), weight.dtype == .float32, constant(other) == nil,
+              let otherShape = shape(other), otherShape.rank >= 2, weight.shape.count <= otherShape.rank else { return nil }
+        let aligned = Array(repeating: 1, count: otherShape.rank - weight.shape.count) + weight.shape
+        guard aligned[0] == 1 else { return nil }
+        let sample = Array(aligned.dropFirst())
+        for (axis, length) in sample.enumerated() {
+            guard let have = otherShape[axis + 1], have == length else { return nil }
+        }
+        // A weight of one element or one per channel is a Rescaling (foldConstantArithmetic); only
+        // what it left, a weight with two or more axes longer than 1, comes here.
+        guard sample.filter({ $0 != 1 }).count >= 2 else { return nil }
+        return BatchWeight(weight: weight, weightValue: value, sample: sample, reference: other, anchor: anchor, output: "")
+    }
+
+    /// `[Shape(x)[0], c1, ..., ck]` as the reader leaves a symbolic shape vector: a Shape of axis 0,
+    /// alone or first in a Concat whose other inputs are integer constants. `x` and the constants.
+    private func batchLeadingVector(_ value: String) -> (source: String, lengths: [Int])? {
+        guard let producer = producers[value] else { return nil }
+        let node = graph.nodes[producer]
+        if let source = batchLength(node) { return (source, []) }
+        guard case .concatenate(let a) = node.op, a.axis == 0, let first = node.inputs.first,
+              let firstProducer = producers[first], let source = batchLength(graph.nodes[firstProducer]) else { return nil }
+        var lengths: [Int] = []
+        for piece in node.inputs.dropFirst() {
+            guard let (shape, values) = graph.constantIntegers(piece), shape.count == 1 else { return nil }
+            lengths += values
+        }
+        return (source, lengths)
+    }
+
+    /// The tensor whose batch length `node` reads: a Shape of axis 0 alone.
+    private func batchLength(_ node: Node) -> String? {
+        guard case .onnx(.shape(let a)) = node.op, node.inputs.count == 1, let input = node.inputs.first,
+              let rank = shape(input)?.rank, a.range(rank: rank) == 0..<1 else { return nil }
+        return input
+    }
+
+    /// Marks the shape vector an Expand read, and the Shape in it, removed when nothing else reads them.
+    private mutating func removeShapeVector(_ value: String, readBy reader: Int) {
+        guard soleReader(of: value) == reader, let producer = producers[value] else { return }
+        let node = graph.nodes[producer]
+        removed.insert(node.name)
+        guard case .concatenate = node.op else { return }
+        for piece in node.inputs {
+            guard let pieceProducer = producers[piece], case .onnx(.shape) = graph.nodes[pieceProducer].op,
+                  soleReader(of: piece) == producer else { continue }
+            removed.insert(graph.nodes[pieceProducer].name)
+        }
+    }
+
+    /// The nodes computing `plan.output`: the slice of the reference, the ones, the Dense holding the
+    /// weight (named after it), and a Reshape when the Dense's lengths are not the sample's.
+    private mutating func weightNodes(_ plan: BatchWeight, taken: inout Set<String>) throws -> [Node] {
+        func claim(_ base: String) -> String {
+            var name = base
+            var counter = 1
+            while taken.contains(name) { name = "\(base)_\(counter)"; counter += 1 }
+            taken.insert(name)
+            return name
+        }
+        guard let rank = shape(plan.reference)?.rank, let units = Shape.product(plan.sample.map { Optional($0) }), units > 0 else {
+            throw failure(plan.weight.name, "broadcast over the batch: the weight or its reference has no known lengths")
+        }
+        let axes = Array(1..<rank)
+        let base = plan.output
+        let slice = Node(name: claim("\(plan.weight.name)#batch"), op: .onnx(.slice(SliceAttributes(
+            starts: axes.map { _ in 0 }, ends: axes.map { _ in 1 }, axes: axes, steps: axes.map { _ in 1 }))),
+                         inputs: [plan.reference], outputs: ["\(base)#batch"])
+        let ones = Node(name: claim("\(plan.weight.name)#ones"), op: .rescaling(RescalingAttributes(scale: [0], offset: [1])),
+                        inputs: slice.outputs, outputs: ["\(base)#ones"])
+        let denseLengths = Array(repeating: 1, count: rank - 2) + [units]
+        let reshaped = denseLengths != plan.sample
+        let denseName = claim(plan.weight.name)
+        let kernel = adopt(plan.weight, of: plan.weightValue, role: .kernel, shape: [1, units], layer: denseName)
+        let dense = Node(name: denseName, op: .dense(DenseAttributes(units: units, useBias: false)), inputs: ones.outputs,
+                         outputs: [reshaped ? "\(base)#flat" : base], parameters: [kernel], trainable: plan.weight.trainable)
+        guard reshaped else { return [slice, ones, dense] }
+        let reshape = Node(name: claim("\(plan.weight.name)#lengths"), op: .reshape(ReshapeAttributes(targetShape: plan.sample)),
+                           inputs: dense.outputs, outputs: [base])
+        return [slice, ones, dense, reshape]
+    }
+}
