@@ -31,6 +31,8 @@ extension KerasPatternRewriter {
     private struct BatchWeight {
         var weight: Parameter
         var weightValue: String
+        /// Nodes between the weight and its broadcast that pass it on unchanged (removed with the broadcast).
+        var passedThrough: [String] = []
         /// The lengths of one sample of the broadcast weight.
         var sample: [Int]
         var reference: String
@@ -53,13 +55,16 @@ extension KerasPatternRewriter {
         var taken = Set(graph.nodes.map(\.name))
         var before: [String: [Node]] = [:]
         var folded: [BatchWeight] = []
+        // Shape vectors read by folded Expands: removed once nothing reads them (dynamo shares one).
+        var shapeVectors: Set<String> = []
         for position in graph.nodes.indices {
             let node = graph.nodes[position]
             switch node.op {
             case .onnx(.expand), .onnx(.tile):
                 guard !arithmetic, let plan = broadcastOverBatch(position) else { continue }
                 removed.insert(node.name)
-                removeShapeVector(node.inputs[1], readBy: position)
+                removed.formUnion(plan.passedThrough)
+                shapeVectors.insert(node.inputs[1])
                 folded.append(plan)
             case .elementwise(let operation) where [.add, .subtract, .multiply, .divide].contains(operation):
                 guard arithmetic, node.inputs.count == 2 else { continue }
@@ -91,6 +96,7 @@ extension KerasPatternRewriter {
         }
         graph.nodes = nodes
         removed = []
+        removeUnreadShapeVectors(shapeVectors)
         // The shape vectors' constant pieces, now unread (by name: no new node is named like one).
         removeUnreadConstants()
         graph.nodes.removeAll { removed.contains($0.name) }
@@ -103,7 +109,7 @@ extension KerasPatternRewriter {
     private func broadcastOverBatch(_ position: Int) -> BatchWeight? {
         let node = graph.nodes[position]
         guard node.inputs.count == 2, node.outputs.count == 1, let output = node.outputs.first,
-              let (_, weight) = constant(node.inputs[0]), weight.dtype == .float32, !weight.shape.isEmpty,
+              let (weightValue, weight, passedThrough) = weightSource(node.inputs[0]), weight.dtype == .float32, !weight.shape.isEmpty,
               let (source, lengths) = batchLeadingVector(node.inputs[1]) else { return nil }
         var sample: [Int] = []
         if case .onnx(.tile) = node.op {
@@ -137,7 +143,20 @@ extension KerasPatternRewriter {
             }
         }
         guard (shape(reference)?.rank ?? 0) >= 2 else { return nil }
-        return BatchWeight(weight: weight, weightValue: node.inputs[0], sample: sample, reference: reference, anchor: anchor, output: output)
+        return BatchWeight(weight: weight, weightValue: weightValue, passedThrough: passedThrough, sample: sample, reference: reference,
+                           anchor: anchor, output: output)
+    }
+
+    /// The weight `value` holds: a constant's, or one an Expand to constant lengths passes on
+    /// unchanged (TorchScript exports torch's `repeat` as an Expand to `[1, 1, 1]`, then the Tile),
+    /// with the names of such Expands, each read only by the next node.
+    private func weightSource(_ value: String) -> (value: String, weight: Parameter, passedThrough: [String])? {
+        if let (_, weight) = constant(value) { return (value, weight, []) }
+        guard let producer = producers[value], soleReader(of: value) != nil, case .onnx(.expand) = graph.nodes[producer].op,
+              graph.nodes[producer].inputs.count == 2, let (_, weight) = constant(graph.nodes[producer].inputs[0]),
+              let (_, lengths) = graph.constantIntegers(graph.nodes[producer].inputs[1]), lengths.count <= weight.shape.count,
+              lengths.allSatisfy({ $0 == 1 }) else { return nil }
+        return (graph.nodes[producer].inputs[0], weight, [graph.nodes[producer].name])
     }
 
     /// Whether `value` is itself the output of an Expand or Tile this pass may replace (DeiT's class
@@ -190,16 +209,24 @@ extension KerasPatternRewriter {
         return input
     }
 
-    /// Marks the shape vector an Expand read, and the Shape in it, removed when nothing else reads them.
-    private mutating func removeShapeVector(_ value: String, readBy reader: Int) {
-        guard soleReader(of: value) == reader, let producer = producers[value] else { return }
-        let node = graph.nodes[producer]
-        removed.insert(node.name)
-        guard case .concatenate = node.op else { return }
-        for piece in node.inputs {
-            guard let pieceProducer = producers[piece], case .onnx(.shape) = graph.nodes[pieceProducer].op,
-                  soleReader(of: piece) == producer else { continue }
-            removed.insert(graph.nodes[pieceProducer].name)
+    /// Drops the nodes computing `vectors` (a Concat and the Shape in it, or a Shape alone) that no
+    /// node or graph output reads any more.
+    private mutating func removeUnreadShapeVectors(_ vectors: Set<String>) {
+        var candidates = vectors
+        for node in graph.nodes where node.outputs.contains(where: vectors.contains) {
+            if case .concatenate = node.op { candidates.formUnion(node.inputs) }
+        }
+        // Twice: a Concat goes first, then the Shape only it read.
+        for _ in 0..<2 {
+            var read = graphOutputs
+            for node in graph.nodes { read.formUnion(node.inputs) }
+            graph.nodes.removeAll { node in
+                guard node.outputs.count == 1, let output = node.outputs.first, candidates.contains(output), !read.contains(output) else { return false }
+                switch node.op {
+                case .concatenate, .onnx(.shape): return true
+                default: return false
+                }
+            }
         }
     }
 
