@@ -136,13 +136,13 @@ extension KerasPatternRewriter {
             let concat = graph.nodes[reader]
             let rank = shape(output)?.rank ?? sample.count + 1
             let axis = a.axis < 0 ? a.axis + rank : a.axis
-            if axis > 0, let partner = concat.inputs.first(where: { $0 != output && (shape($0)?.rank ?? 0) >= 2 && producers[$0] != nil
+            if axis > 0, let partner = concat.inputs.first(where: { $0 != output && (shape($0)?.rank ?? 0) >= 2 && constant($0) == nil
                 && !isBatchBroadcastCandidate($0) }) {
                 reference = partner
                 anchor = concat.name
             }
         }
-        guard (shape(reference)?.rank ?? 0) >= 2 else { return nil }
+        guard (shape(reference)?.rank ?? 0) >= 2, sample.allSatisfy({ $0 > 0 }) else { return nil }
         return BatchWeight(weight: weight, weightValue: weightValue, passedThrough: passedThrough, sample: sample, reference: reference,
                            anchor: anchor, output: output)
     }
@@ -182,7 +182,7 @@ extension KerasPatternRewriter {
         }
         // A weight of one element or one per channel is a Rescaling (foldConstantArithmetic); only
         // what it left, a weight with two or more axes longer than 1, comes here.
-        guard sample.filter({ $0 != 1 }).count >= 2 else { return nil }
+        guard sample.filter({ $0 != 1 }).count >= 2, sample.allSatisfy({ $0 > 0 }) else { return nil }
         return BatchWeight(weight: weight, weightValue: value, sample: sample, reference: other, anchor: anchor, output: "")
     }
 
@@ -231,7 +231,7 @@ extension KerasPatternRewriter {
     }
 
     /// The nodes computing `plan.output`: the slice of the reference, the ones, the Dense holding the
-    /// weight (named after it), and a Reshape when the Dense's lengths are not the sample's.
+    /// weight (named after the tensor, as the source file names it), and a Reshape when the Dense's lengths are not the sample's.
     private mutating func weightNodes(_ plan: BatchWeight, taken: inout Set<String>) throws -> [Node] {
         func claim(_ base: String) -> String {
             var name = base
@@ -245,19 +245,19 @@ extension KerasPatternRewriter {
         }
         let axes = Array(1..<rank)
         let base = plan.output
-        let slice = Node(name: claim("\(plan.weight.name)#batch"), op: .onnx(.slice(SliceAttributes(
+        let slice = Node(name: claim("\(plan.weightValue)#batch"), op: .onnx(.slice(SliceAttributes(
             starts: axes.map { _ in 0 }, ends: axes.map { _ in 1 }, axes: axes, steps: axes.map { _ in 1 }))),
                          inputs: [plan.reference], outputs: ["\(base)#batch"])
-        let ones = Node(name: claim("\(plan.weight.name)#ones"), op: .rescaling(RescalingAttributes(scale: [0], offset: [1])),
+        let ones = Node(name: claim("\(plan.weightValue)#ones"), op: .rescaling(RescalingAttributes(scale: [0], offset: [1])),
                         inputs: slice.outputs, outputs: ["\(base)#ones"])
         let denseLengths = Array(repeating: 1, count: rank - 2) + [units]
         let reshaped = denseLengths != plan.sample
-        let denseName = claim(plan.weight.name)
+        let denseName = claim(plan.weightValue)
         let kernel = adopt(plan.weight, of: plan.weightValue, role: .kernel, shape: [1, units], layer: denseName)
         let dense = Node(name: denseName, op: .dense(DenseAttributes(units: units, useBias: false)), inputs: ones.outputs,
                          outputs: [reshaped ? "\(base)#flat" : base], parameters: [kernel], trainable: plan.weight.trainable)
         guard reshaped else { return [slice, ones, dense] }
-        let reshape = Node(name: claim("\(plan.weight.name)#lengths"), op: .reshape(ReshapeAttributes(targetShape: plan.sample)),
+        let reshape = Node(name: claim("\(plan.weightValue)#lengths"), op: .reshape(ReshapeAttributes(targetShape: plan.sample)),
                            inputs: dense.outputs, outputs: [base])
         return [slice, ones, dense, reshape]
     }

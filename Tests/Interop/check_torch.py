@@ -5,10 +5,15 @@ opset 17 and its dynamo exporter, both with a dynamic batch axis):
   run b2      `scion run` on the stored batch of 2 (NAME.input.npy) vs onnxruntime and vs torch's own output
   run b3      `scion run` on rows 0, 1, 0 of it (a batch size the exporter never saw) vs onnxruntime
   round trip  `scion convert X.onnx Y.onnx`, Y in onnxruntime at batch 2 and 3 vs X in onnxruntime
-  keras       `scion convert X.onnx Y.keras`, loaded by Keras 3 (compile=False) at batch 2 and 3 vs onnxruntime
+  keras       `scion convert X.onnx Y.keras`, loaded by Keras 3 (compile=False) at batch 2 and 3 vs onnxruntime;
+              `scion inspect Y.keras` must count Keras's parameters, trainable and not, as Keras does
 and once, for vit_dynamo:
   finetune    `scion finetune` of ViT's head alone (plain SGD, lr 0.1, 3 full-batch steps, cross-entropy)
               vs the head torch trained the same way (vit.finetune_*.npy, written by torch)
+and once, for vit_ts:
+  keras finetune  `scion finetune` of the converted .keras, every layer trained (the class token and
+              position embedding, Dense kernels there, too; SGD lr 0.1, 3 full-batch steps, mse to fixed
+              targets) vs Keras's fit() of the same file: every tensor and the losses
 Tolerance: max|a-b| <= 1e-4 * max|b| (also on the values before a final Softmax, when there is one).
 
 NOT_YET lists what Scion cannot do today with a fragment of the reason it prints; such a case counts as
@@ -19,6 +24,7 @@ Prints one line per case and "torch: P passed, F failed, S skipped"; exits 1 on 
 """
 import argparse
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -145,8 +151,46 @@ class Fixture:
             worst = max(worst, compare(f"batch {batch}", got, expected))
             if expected_pre is not None:
                 worst = max(worst, compare(f"batch {batch} before softmax", got_pre, expected_pre))
+        counted = self.inspected_counts(written)
+        keras_counts = (model.count_params(), sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+        if counted != keras_counts:
+            raise Failure(f"scion inspect counts (total, trainable) {counted}, Keras {keras_counts}")
         keras.backend.clear_session()
-        return f"max relative difference {worst:.2g} at batch 2 and 3"
+        return f"max relative difference {worst:.2g} at batch 2 and 3; {counted[0]} parameters, {counted[1]} trainable, as Keras counts"
+
+    def inspected_counts(self, path):
+        result = subprocess.run([self.binary, "inspect", path, "--json"], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise Failure(f"scion inspect: {result.stderr.strip()[-200:]}")
+        report = json.loads(result.stdout)
+        return report["totalParams"], report["trainableParams"]
+
+    def keras_finetune(self):
+        """The converted ViT trained end to end by Scion and by Keras's fit(): the broadcast weights
+        (class token, position embedding) must train as Keras trains them, and move."""
+        start, trained, data = self.output("keras"), self.output("trained.keras"), self.output("finetune.npz")
+        x = np.load(os.path.join(FOLDER, "vit.finetune_x.npy"))
+        y = np.random.default_rng(16).standard_normal((len(x), self.torch_output.shape[-1])).astype(np.float32)
+        np.savez(data, x=x, y=y)
+        scion(self.binary, "finetune", start, "--data", data, "--optimizer", "sgd", "--learning-rate", "0.1", "--epochs", "3",
+              "--batch-size", str(len(x)), "--loss", "mse", "-o", trained, "--force", "-q")
+        model = keras.models.load_model(start, compile=False)
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="mse")
+        model.fit(x, y, batch_size=len(x), epochs=3, shuffle=False, verbose=0)
+        mine, original = keras.models.load_model(trained, compile=False), keras.models.load_model(start, compile=False)
+        worst, moved = 0.0, {}
+        for layer in model.layers:
+            for got, expected, before in zip(*(m.get_layer(layer.name).get_weights() for m in (mine, model, original))):
+                worst = max(worst, float(np.max(np.abs(got - expected))) / max(float(np.max(np.abs(expected))), 1e-3))
+                if layer.name in ("class_token", "encoder.pos_embedding"):
+                    moved[layer.name] = relative(got, before)
+        keras.backend.clear_session()
+        if worst > TOLERANCE:
+            raise Failure(f"every tensor vs Keras's fit(): relative difference {worst:.3g}")
+        if len(moved) != 2 or min(moved.values()) < 100 * TOLERANCE:
+            raise Failure(f"the class token and position embedding did not train: {moved}")
+        return (f"every tensor vs Keras's fit() max relative difference {worst:.2g}; class token moved "
+                f"{moved['class_token']:.2g}, position embedding {moved['encoder.pos_embedding']:.2g}")
 
     def finetune(self):
         """ViT's head trained by Scion as torch trained it (make_torch_transformers.train_vit_head).
@@ -226,7 +270,8 @@ def main():
                 counts["failed"] += 1
                 continue
             # Keras (one JAX runtime) and finetune one at a time, after the side-by-side part.
-            later = [("keras", fixture.keras)] + ([("finetune", fixture.finetune)] if fixture.name == "vit_dynamo" else [])
+            later = [("keras", fixture.keras)] + ([("finetune", fixture.finetune)] if fixture.name == "vit_dynamo" else []) \
+                + ([("keras finetune", fixture.keras_finetune)] if fixture.name == "vit_ts" else [])
             for check, result in results + [(check, outcome(action)) for check, action in later]:
                 key = (fixture.name, check)
                 seen.add(key)
