@@ -21,7 +21,8 @@ import ScionIR
 /// The product of 1 and each weight is the weight exactly, and the kernel's gradient is the sum over
 /// the batch of the output's: the gradient of the broadcast weight. The reference `r` is any value
 /// with the right batch: a Concat partner of the expanded weight (the patch tokens, already in
-/// Keras's order), else the tensor the Shape read; for arithmetic, the other operand. Only the batch
+/// Keras's order), else the tensor the Shape read (a constant target, from an export at a fixed
+/// batch, needs a partner of that batch); for arithmetic, the other operand. Only the batch
 /// is broadcast: a weight that also broadcasts along a sample axis is left alone (refused later).
 /// The ones come from `0·r + 1`, so a sample holding inf or NaN in the reference's first element
 /// gets NaN where the source would not; the rest of such a model is NaN anyway once tokens mix.
@@ -109,8 +110,18 @@ extension KerasPatternRewriter {
     private func broadcastOverBatch(_ position: Int) -> BatchWeight? {
         let node = graph.nodes[position]
         guard node.inputs.count == 2, node.outputs.count == 1, let output = node.outputs.first,
-              let (weightValue, weight, passedThrough) = weightSource(node.inputs[0]), weight.dtype == .float32, !weight.shape.isEmpty,
-              let (source, lengths) = batchLeadingVector(node.inputs[1]) else { return nil }
+              let (weightValue, weight, passedThrough) = weightSource(node.inputs[0]), weight.dtype == .float32, !weight.shape.isEmpty
+        else { return nil }
+        // The target: `[Shape(x)[0], lengths...]` (a dynamic batch), or constant (an export at a fixed
+        // batch, whose length a Concat partner must have).
+        let source: String?, batch: Int?, lengths: [Int]
+        if let (tensor, rest) = batchLeadingVector(node.inputs[1]) {
+            (source, batch, lengths) = (tensor, nil, rest)
+        } else if let (vectorShape, values) = graph.constantIntegers(node.inputs[1]), vectorShape.count == 1, let first = values.first {
+            (source, batch, lengths) = (nil, first, Array(values.dropFirst()))
+        } else {
+            return nil
+        }
         var sample: [Int] = []
         if case .onnx(.tile) = node.op {
             // Repeats: the batch's length, then 1 for every other axis.
@@ -137,12 +148,12 @@ extension KerasPatternRewriter {
             let rank = shape(output)?.rank ?? sample.count + 1
             let axis = a.axis < 0 ? a.axis + rank : a.axis
             if axis > 0, let partner = concat.inputs.first(where: { $0 != output && (shape($0)?.rank ?? 0) >= 2 && constant($0) == nil
-                && !isBatchBroadcastCandidate($0) }) {
+                && !isBatchBroadcastCandidate($0) && (batch == nil || shape($0).flatMap { $0[0] } == batch) }) {
                 reference = partner
                 anchor = concat.name
             }
         }
-        guard (shape(reference)?.rank ?? 0) >= 2, sample.allSatisfy({ $0 > 0 }) else { return nil }
+        guard let reference, (shape(reference)?.rank ?? 0) >= 2, sample.allSatisfy({ $0 > 0 }) else { return nil }
         return BatchWeight(weight: weight, weightValue: weightValue, passedThrough: passedThrough, sample: sample, reference: reference,
                            anchor: anchor, output: output)
     }

@@ -75,6 +75,23 @@ final class BroadcastWeightsTests: XCTestCase {
         XCTAssertTrue(try dense(graph, reading: "class_token/value").node.trainable)
     }
 
+    /// TorchScript at a fixed batch (no dynamic axes) writes the Expand's target as a constant `[2, 1, 8]`:
+    /// the Concat partner, of batch 2, gives the ones.
+    func testAFixedBatchExpandUsesTheConcatPartnersBatch() throws {
+        var source = vitGraph()
+        source.inputs = [ValueInfo(name: "tokens", shape: Shape([2, 4, 8]), dtype: .float32)]
+        source.nodes.removeAll { ["batch", "target"].contains($0.name) }
+        let target = Parameter(name: "target/value", role: .value, shape: [3], dtype: .int64, trainable: false,
+                               storage: TensorStorage(bytes: [2, 1, 8].flatMap { withUnsafeBytes(of: Int64($0).littleEndian, Array.init) }))
+        source.parameters.add(target)
+        source.nodes.insert(Node(name: "target", op: .onnx(.constant(ConstantAttributes(dtype: .int64))), inputs: [], outputs: ["target"],
+                                 parameters: ["target/value"]), at: 0)
+        let graph = try toKeras(source)
+        XCTAssertEqual(try dense(graph, reading: "class_token/value").kernel.shape, [1, 8])
+        XCTAssertFalse(graph.nodes.contains { if case .onnx = $0.op { $0.op.typeName == "Expand" } else { false } })
+        XCTAssertEqual(graph.values["add"]?.shape, Shape([2, 5, 8]))
+    }
+
     /// `class_token.expand(n, 3, -1)` would repeat the token along the sequence too: three copies of
     /// one weight are not one kernel. Left alone, and refused by the layout pass naming the Shape.
     func testAWeightBroadcastAlongASampleAxisIsLeftAlone() throws {
