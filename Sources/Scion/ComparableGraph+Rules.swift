@@ -74,7 +74,7 @@ extension ComparableGraph {
         case .flatten, .permute, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad),
              .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
-             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherND), .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.computedReshape),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization):
             passes = false
@@ -228,7 +228,7 @@ extension ComparableGraph {
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
              .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
-             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherND), .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.computedReshape):
             return nil
         // Normalizations whose operands are computed in the graph's own layout.

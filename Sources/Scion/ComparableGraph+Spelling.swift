@@ -136,7 +136,7 @@ extension ComparableGraph {
         case .onnx(.constant), .onnx(.gemm), .onnx(.matMul), .onnx(.comparison), .onnx(.select), .onnx(.reduce),
              .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
-             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherND), .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.computedReshape),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .onnx(.cast),
              .onnx(.split), .onnx(.pad), .onnx(.resize), .opaque:

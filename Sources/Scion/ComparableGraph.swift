@@ -183,7 +183,7 @@ struct ComparableGraph {
              .stochasticDepth, .identity, .augmentation, .zeroPadding, .cropping, .upSampling, .onnx(.slice),
              .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
-             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherND), .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .elementwise, .concatenate,
              .scaledResidual, .onnx(.comparison), .onnx(.select), .onnx(.reduce), .onnx(.constant), .onnx(.cast),
              .opaque:

@@ -125,6 +125,8 @@ enum LayerFields {
             return [LayerField("axes", a.hasAxes ? "input" : "None"), LayerField("steps", a.hasSteps ? "input" : "None")]
         case .onnx(.scatterND(let a)):
             return [LayerField("reduction", a.reduction.rawValue)]
+        case .onnx(.gatherND(let a)):
+            return [LayerField("batch_dims", a.batchDimensions)]
         case .onnx(.gatherElements(let a)):
             return [LayerField("axis", a.axis)]
         case .onnx(.einsum(let a)):

@@ -189,7 +189,7 @@ struct LayerMatching {
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
              .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
-             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherND), .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.computedReshape), .elementwise, .concatenate, .scaledResidual, .onnx(.comparison), .onnx(.select),
              .onnx(.reduce):
             false
@@ -267,7 +267,7 @@ struct LayerMatching {
         case .flatten, .reshape, .permute, .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split),
              .onnx(.pad), .onnx(.resize), .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
-             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherND), .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.computedReshape), .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization),
              .onnx(.reduce), .dropout, .stochasticDepth, .identity, .augmentation, .onnx(.constant), .onnx(.cast),
              .opaque:

@@ -43,7 +43,7 @@ extension Model {
         case .onnx:
             var graph = self.graph
             if graph.layout != .channelsFirst {
-                try ChannelsFirstLayoutPass().run(&graph)
+                try namingTheSource { try ChannelsFirstLayoutPass().run(&graph) }
             }
             var onnx = try ONNXExporter.makeModel(from: graph, file: path, opset: options.opset)
             let weightBytes = graph.parameters.all.reduce(0) { $0 + $1.byteCount }
@@ -80,12 +80,20 @@ extension Model {
     /// channels-first to channels-last); a Keras one is written as it is.
     func kerasGraph(_ options: WriteOptions) throws -> Graph {
         var graph = self.graph
+        try namingTheSource { try KerasLayersPass(channelsLastInputs: options.channelsLastInputs).run(&graph) }
+        return graph
+    }
+
+    /// Runs a pass over this model; its refusal, or shape inference failing inside it (a rewrite
+    /// that left a node it cannot type), becomes one error naming the file the model was read from.
+    func namingTheSource(_ pass: () throws -> Void) throws {
         do {
-            try KerasLayersPass(channelsLastInputs: options.channelsLastInputs).run(&graph)
+            try pass()
         } catch let error as PassError {
             throw ScionError(file: path, "\(error.subject.isEmpty ? "" : "node '\(error.subject)': ")\(error.reason)")
+        } catch let error as IRError {
+            throw ScionError(file: path, "node '\(error.subject)': \(error.reason)")
         }
-        return graph
     }
 }
 

@@ -33,7 +33,7 @@ extension ModelSummary {
             lines.append("Trainable params: unknown (the file does not record it)")
         }
         if constants > 0 {
-            lines.append("Constants: \(Readable.grouped(constants)) (shape and index values, not counted)")
+            lines.append("Constants: \(Readable.grouped(constants)) (shape, index and literal values, not counted)")
         }
         return lines.joined(separator: "\n")
     }

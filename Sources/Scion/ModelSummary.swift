@@ -175,14 +175,16 @@ public struct ModelSummary: Encodable, Sendable {
 }
 
 extension ModelSummary {
-    /// The parameters of constant nodes that hold shape and index values rather than weights: what
-    /// an ONNX file feeds a Reshape, a Gather or a Slice as integers (or a Where as booleans). Keras
-    /// counts only weights, and a model's size in parameters should not change with how its exporter
-    /// spelled a reshape. Floating-point constants count: an Add's bias is a weight.
+    /// The parameters of constant nodes that hold values rather than weights: the integers (or
+    /// booleans) an ONNX file feeds a Reshape, a Gather, a Slice or a Where, and the literals it
+    /// spells with `Constant` nodes or that folding computed (an epsilon, a scale from a Shape).
+    /// Keras counts only weights, and a model's size in parameters should not change with how its
+    /// exporter spelled a reshape. Floating-point initializers count: an Add's bias is a weight.
     static func nonWeightConstants(_ graph: Graph) -> Set<String> {
         var names = Set<String>()
         for node in graph.nodes {
-            guard case .onnx(.constant(let attributes)) = node.op, !attributes.dtype.isFloatingPoint else { continue }
+            guard case .onnx(.constant(let attributes)) = node.op,
+                  !attributes.dtype.isFloatingPoint || graph.info.nodeTypes[node.name] == "Constant" else { continue }
             names.formUnion(node.parameters)
         }
         return names

@@ -170,6 +170,8 @@ public enum ONNXOperation: Equatable, Sendable {
     case computedPad(ComputedPadAttributes)
     /// ONNX ScatterND: data, indices, updates.
     case scatterND(ScatterNDAttributes)
+    /// ONNX GatherND: index tuples pick slices (swin v2's position-bias table, dynamo's advanced indexing).
+    case gatherND(GatherNDAttributes)
     /// ONNX GatherElements along `axis`: data and indices of the output's shape.
     case gatherElements(GatherAttributes)
     /// ONNX Einsum of one or two computed operands.
@@ -213,6 +215,7 @@ public enum ONNXOperation: Equatable, Sendable {
         case .computedSlice: "Slice"
         case .computedPad: "Pad"
         case .scatterND: "ScatterND"
+        case .gatherND: "GatherND"
         case .gatherElements: "GatherElements"
         case .einsum: "Einsum"
         case .computedReshape: "Reshape"

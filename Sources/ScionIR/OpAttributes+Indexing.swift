@@ -79,6 +79,15 @@ public struct ScatterNDAttributes: Equatable, Sendable {
     public init(reduction: ScatterReduction) { self.reduction = reduction }
 }
 
+/// ONNX GatherND: slices of `inputs[0]` picked by the index tuples in the last axis of `inputs[1]`,
+/// the first `batchDimensions` axes of both walked together.
+public struct GatherNDAttributes: Equatable, Sendable {
+    /// Leading axes shared by data and indices (ONNX `batch_dims`).
+    public var batchDimensions: Int
+    /// Attributes with these batch axes.
+    public init(batchDimensions: Int) { self.batchDimensions = batchDimensions }
+}
+
 /// ONNX Einsum (and keras.ops.einsum): the equation as written, e.g. `bhid,bhjd->bhij`.
 public struct EinsumAttributes: Equatable, Sendable {
     /// The equation, spaces removed.

@@ -65,6 +65,17 @@ extension Context {
         return data
     }
 
+    /// GatherND: the indices' leading axes, then the data's axes after the batch and indexed ones.
+    func gatherND(_ a: GatherNDAttributes) throws -> Shape? {
+        try requireInputs(2)
+        guard let data = try firstShape(minimumRank: 1), let indices = inputs[1].shape else { return nil }
+        let batch = a.batchDimensions
+        guard let depth = indices.dimensions.last ?? nil, batch >= 0, indices.rank >= batch + 1, depth >= 1, data.rank >= batch + depth else {
+            throw fail("indices of shape \(indices) with \(batch) batch axes do not index data of shape \(data)")
+        }
+        return Shape(Array(indices.dimensions.dropLast()) + Array(data.dimensions[(batch + depth)...]))
+    }
+
     /// GatherElements: the indices' shape, of the data's rank.
     func gatherElements(_ a: GatherAttributes) throws -> Shape? {
         try requireInputs(2)

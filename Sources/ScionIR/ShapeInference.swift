@@ -44,7 +44,7 @@ struct Context {
              .transpose, .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize),
              .onnx(.gather), .elementwise, .scaledResidual, .concatenate, .onnx(.gemm), .onnx(.matMul), .onnx(.reduce),
              .onnx(.select), .onnx(.expand), .onnx(.tile),
-             .onnx(.mod), .onnx(.range), .onnx(.trilu), .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND),
+             .onnx(.mod), .onnx(.range), .onnx(.trilu), .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherND),
              .onnx(.gatherElements),
              .onnx(.einsum),
              .onnx(.computedReshape), .onnx(.computedBatchNormalization),
@@ -149,6 +149,7 @@ struct Context {
         case .onnx(.computedSlice(let a)): return [try computedSlice(a)]
         case .onnx(.computedPad(let a)): return [try computedPad(a)]
         case .onnx(.scatterND): return [try scatterND()]
+        case .onnx(.gatherND(let a)): return [try gatherND(a)]
         case .onnx(.gatherElements(let a)): return [try gatherElements(a)]
         case .onnx(.einsum(let a)): return [try einsum(a)]
         case .onnx(.computedReshape): return [try computedReshape()]

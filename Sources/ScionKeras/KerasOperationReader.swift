@@ -177,7 +177,7 @@ struct KerasOperationReader {
         case "Gelu": return [.activation(.gelu(approximate: config["approximate"]?.bool ?? true))]
         case "Softmax": return [.activation(.softmax(axis: try integer("axis", default: -1)))]
         case "LogSoftmax": return [.activation(.logSoftmax(axis: try integer("axis", default: -1)))]
-        case "Mean", "Sum", "Max", "Min", "Prod": return [try reduction()]
+        case "Mean", "Sum", "Max", "Min", "Prod", "Logsumexp": return [try reduction()]
         case "Cast":
             guard let name = config["dtype"]?.string, let dtype = DType(kerasName: name) else {
                 throw Refusal(reason: "to \(config["dtype"]?.serialized ?? "no dtype") is not a known element type")
@@ -211,6 +211,7 @@ struct KerasOperationReader {
         case "Sum": .sum
         case "Max": .maximum
         case "Min": .minimum
+        case "Logsumexp": .logSumExp
         default: .product
         }
         if let initial = config["initial"], !initial.isNull { throw Refusal(reason: "with an initial value is not supported") }

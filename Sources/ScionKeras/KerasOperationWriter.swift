@@ -45,16 +45,7 @@ enum KerasOperationWriter {
         case .unary(let unary):
             return [unaryOperation(unary)]
         case .reduce(let a):
-            let className: String
-            switch a.kind {
-            case .mean: className = "Mean"
-            case .sum: className = "Sum"
-            case .maximum: className = "Max"
-            case .minimum: className = "Min"
-            case .product: className = "Prod"
-            case .l1, .l2, .logSumExp, .sumSquare: throw Refusal(reason: "\(a.kind.typeName) has no keras.ops equivalent")
-            }
-            return [call(className, config: ["axis": a.axes.map(KerasConfigWriter.ints) ?? .null, "keepdims": .bool(a.keepDimensions)])]
+            return reduction(a)
         case .cast(let a):
             return [call("Cast", module: "keras.src.ops.core", config: ["dtype": .string(a.to.rawValue)])]
         case .squeeze(let a):
@@ -111,7 +102,7 @@ enum KerasOperationWriter {
         case .expand:
             throw Refusal(reason: "Expand to a shape computed at run time has no Keras equivalent (a constant shape is keras.ops.broadcast_to)")
         case .constant, .gemm, .resize, .localResponseNormalization,
-             .coercedSoftmax, .shape, .tile, .range, .constantOfShape, .computedSlice, .computedPad, .scatterND,
+             .coercedSoftmax, .shape, .tile, .range, .constantOfShape, .computedSlice, .computedPad, .scatterND, .gatherND,
              .computedReshape, .computedBatchNormalization,
              .computedInstanceNormalization:
             throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent")
@@ -148,6 +139,30 @@ enum KerasOperationWriter {
             sections = KerasConfigWriter.ints(offsets)
         }
         return call("Split", config: ["indices_or_sections": sections, "axis": .number(Double(a.axis))])
+    }
+
+    /// A reduction: keras.ops has mean, sum, max, min, prod and logsumexp over any axes; the norms
+    /// are spelled out (keras.ops.norm over two axes is a matrix norm, not ONNX's over the elements).
+    private static func reduction(_ a: ReduceAttributes) -> [KerasLayerSpecification] {
+        let config: [String: JSON] = ["axis": a.axes.map(KerasConfigWriter.ints) ?? .null, "keepdims": .bool(a.keepDimensions)]
+        func then(_ steps: [KerasLayerSpecification]) -> [KerasLayerSpecification] {
+            steps.enumerated().map { step, specification in
+                var specification = specification
+                if step > 0 { specification.inputs = [.step(step - 1)] }
+                return specification
+            }
+        }
+        switch a.kind {
+        case .mean: return [call("Mean", config: config)]
+        case .sum: return [call("Sum", config: config)]
+        case .maximum: return [call("Max", config: config)]
+        case .minimum: return [call("Min", config: config)]
+        case .product: return [call("Prod", config: config)]
+        case .logSumExp: return [call("Logsumexp", module: "keras.src.ops.math", config: config)]
+        case .sumSquare: return then([call("Square"), call("Sum", config: config)])
+        case .l1: return then([call("Absolute"), call("Sum", config: config)])
+        case .l2: return then([call("Square"), call("Sum", config: config), call("Sqrt")])
+        }
     }
 
     private static func unaryOperation(_ unary: UnaryOperation) -> KerasLayerSpecification {

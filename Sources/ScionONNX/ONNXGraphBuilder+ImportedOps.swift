@@ -122,7 +122,7 @@ extension ONNXGraphBuilder {
             add("Expand", name: node.name, inputs: node.inputs, output: output)
         case .tile:
             add("Tile", name: node.name, inputs: node.inputs, output: output)
-        case .mod, .range, .constantOfShape, .trilu, .computedSlice, .computedPad, .scatterND, .gatherElements, .einsum:
+        case .mod, .range, .constantOfShape, .trilu, .computedSlice, .computedPad, .scatterND, .gatherND, .gatherElements, .einsum:
             try emitIndexing(node, operation, output: output)
         case .computedReshape(let a):
             guard !a.allowZero || hasNative(14) else { throw unsupported(node, "Reshape with allowzero needs opset 14 or later") }

@@ -46,6 +46,10 @@ extension ONNXGraphBuilder {
             }
             add("ScatterND", name: node.name, inputs: node.inputs, output: output,
                 attributes: a.reduction == .none ? [] : [.string("reduction", a.reduction.rawValue)])
+        case .gatherND(let a):
+            guard a.batchDimensions == 0 || hasNative(12) else { throw unsupported(node, "GatherND with batch_dims needs opset 12 or later") }
+            add("GatherND", name: node.name, inputs: node.inputs, output: output,
+                attributes: a.batchDimensions == 0 ? [] : [.int("batch_dims", a.batchDimensions)])
         case .gatherElements(let a):
             add("GatherElements", name: node.name, inputs: node.inputs, output: output, attributes: [.int("axis", a.axis)])
         case .einsum(let a):

@@ -41,6 +41,8 @@ enum ConstantNumbers {
 extension ONNXImportSession {
     /// Tensors this small (elements) are decoded for folding.
     static let foldingLimit = 1 << 16
+    /// The most entries a folded tensor of lengths (symbolic or not) may hold: shape values are short.
+    static let symbolicLimit = 1024
     /// ConstantOfShape may make weights (onnx's light models): up to this many bytes.
     static let generatedLimit = 1 << 28
 
@@ -127,6 +129,14 @@ extension ONNXImportSession {
             return try foldWhere(node, output: output)
         case "Not" where allConstant:
             return try foldNot(node, output: output)
+        case "Expand" where allConstant:
+            return try foldExpand(node, output: output)
+        case "Trilu" where allConstant:
+            return try foldTrilu(node, output: output)
+        case "Sqrt" where allConstant, "Reciprocal" where allConstant, "Neg" where allConstant, "Abs" where allConstant,
+             "Exp" where allConstant, "Log" where allConstant, "Floor" where allConstant, "Ceil" where allConstant,
+             "Sign" where allConstant:
+            return try foldUnary(node, output: output)
         case "Range" where allConstant:
             guard inputs.count == 3, let start = try numbers(inputs[0]), let limit = try numbers(inputs[1]),
                   let delta = try numbers(inputs[2]), let type = constants[inputs[0]]?.dtype,

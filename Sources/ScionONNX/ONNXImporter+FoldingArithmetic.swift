@@ -3,12 +3,7 @@ import ScionIR
 /// Folding of the ops that compute on values: Gather, Concat, Slice and broadcasting arithmetic.
 extension ONNXImportSession {
     /// Strides of a row-major shape.
-    static func strides(_ shape: [Int]) -> [Int] {
-        var result = [Int](repeating: 1, count: shape.count)
-        var step = 1
-        for axis in shape.indices.reversed() { result[axis] = step; step *= shape[axis] }
-        return result
-    }
+    static func strides(_ shape: [Int]) -> [Int] { Broadcasting.strides(shape) }
 
     /// The flat positions a Gather along `axis` (already resolved, may be out of range) reads from a
     /// tensor of `shape`, in the result's order; nil when the axis or an index is out of range.
@@ -76,29 +71,8 @@ extension ONNXImportSession {
         guard node.inputs.count == 2, node.attribute("broadcast") == nil, let left = constants[node.inputs[0]],
               let right = constants[node.inputs[1]], left.dtype == right.dtype,
               let a = try numbers(node.inputs[0]), let b = try numbers(node.inputs[1]) else { return false }
-        let rank = max(left.shape.count, right.shape.count)
-        let leftShape = Array(repeating: 1, count: rank - left.shape.count) + left.shape
-        let rightShape = Array(repeating: 1, count: rank - right.shape.count) + right.shape
-        var shape: [Int] = []
-        for (l, r) in zip(leftShape, rightShape) {
-            guard l == r || l == 1 || r == 1 else { return false }
-            shape.append(l == 1 ? r : l)
-        }
-        guard let count = shape.checkedProduct, count <= Self.foldingLimit else { return false }
-        let outputStrides = Self.strides(shape)
-        let leftStrides = Self.strides(leftShape)
-        let rightStrides = Self.strides(rightShape)
-        var leftIndex = [Int](repeating: 0, count: count)
-        var rightIndex = [Int](repeating: 0, count: count)
-        for flat in 0..<count {
-            var rest = flat
-            for axis in 0..<rank {
-                let coordinate = rest / outputStrides[axis]
-                rest %= outputStrides[axis]
-                if leftShape[axis] != 1 { leftIndex[flat] += coordinate * leftStrides[axis] }
-                if rightShape[axis] != 1 { rightIndex[flat] += coordinate * rightStrides[axis] }
-            }
-        }
+        guard let (shape, sources) = Broadcasting.sources([left.shape, right.shape], limit: Self.foldingLimit) else { return false }
+        let (leftIndex, rightIndex, count) = (sources[0], sources[1], sources[0].count)
         let result: ConstantNumbers
         if left.dtype.isFloatingPoint {
             // Mod of reals needs fmod=1 (numpy's fmod); left to the runtime.

@@ -1,43 +1,15 @@
+import Foundation
 import ScionIR
 
 /// Folding of the comparisons, logic, Where and Mod that TorchScript exports compute on shape
 /// values (`Equal(shape, -1)` then `Where`, `Mod` of a length): with a static shape every operand is
 /// a constant, and the ops after them (a Reshape, an Expand) need the folded values as attributes.
 extension ONNXImportSession {
-    /// Each output element's source element in every operand, numpy broadcasting; nil when the
-    /// shapes do not broadcast or the result is too large to fold.
-    static func broadcastSources(_ shapes: [[Int]]) -> (shape: [Int], sources: [[Int]])? {
-        let rank = shapes.map(\.count).max() ?? 0
-        let aligned = shapes.map { Array(repeating: 1, count: rank - $0.count) + $0 }
-        var shape = [Int](repeating: 1, count: rank)
-        for operand in aligned {
-            for axis in 0..<rank where operand[axis] != 1 {
-                guard shape[axis] == 1 || shape[axis] == operand[axis] else { return nil }
-                shape[axis] = operand[axis]
-            }
-        }
-        guard let count = shape.checkedProduct, count <= foldingLimit else { return nil }
-        let outputStrides = strides(shape)
-        let sources = aligned.map { operand -> [Int] in
-            let operandStrides = strides(operand)
-            return (0..<count).map { flat in
-                var rest = flat, index = 0
-                for axis in 0..<rank {
-                    let coordinate = rest / outputStrides[axis]
-                    rest %= outputStrides[axis]
-                    if operand[axis] != 1 { index += coordinate * operandStrides[axis] }
-                }
-                return index
-            }
-        }
-        return (shape, sources)
-    }
-
     /// Equal, Less, Greater, LessOrEqual, GreaterOrEqual, And, Or, Xor and Mod of two constants.
     mutating func foldBinaryLogic(_ node: ONNXNode, output: String) throws -> Bool {
         guard node.inputs.count == 2, node.attribute("broadcast") == nil, let left = constants[node.inputs[0]],
               let right = constants[node.inputs[1]], let a = try numbers(node.inputs[0]), let b = try numbers(node.inputs[1]),
-              let (shape, sources) = Self.broadcastSources([left.shape, right.shape]) else { return false }
+              let (shape, sources) = Broadcasting.sources([left.shape, right.shape], limit: Self.foldingLimit) else { return false }
         let count = sources[0].count
         if node.opType == "Mod" {
             guard left.dtype == right.dtype else { return false }
@@ -88,7 +60,7 @@ extension ONNXImportSession {
         guard node.inputs.count == 3, let chosen = constants[node.inputs[1]], let other = constants[node.inputs[2]],
               let condition = constants[node.inputs[0]], chosen.dtype == other.dtype,
               let test = try numbers(node.inputs[0])?.integers, let x = try numbers(node.inputs[1]), let y = try numbers(node.inputs[2]),
-              let (shape, sources) = Self.broadcastSources([condition.shape, chosen.shape, other.shape]) else { return false }
+              let (shape, sources) = Broadcasting.sources([condition.shape, chosen.shape, other.shape], limit: Self.foldingLimit) else { return false }
         let picks = sources[0].indices.map { test[sources[0][$0]] != 0 }
         let result: ConstantNumbers
         if chosen.dtype.isFloatingPoint {
@@ -103,6 +75,39 @@ extension ONNXImportSession {
     }
 
     /// Not of a constant.
+    /// One-input math on a literal (TorchScript's attention scale is `Sqrt(Cast(length))`): computed
+    /// in double precision and stored in the input's type. A float initializer is a weight, which
+    /// training may change: what is computed from it stays a node.
+    mutating func foldUnary(_ node: ONNXNode, output: String) throws -> Bool {
+        guard let input = constants[node.inputs[0]], !(input.fromInitializer && input.dtype.isFloatingPoint),
+              let values = try numbers(node.inputs[0]) else { return false }
+        if !input.dtype.isFloatingPoint {
+            let integers = values.integers
+            let result: [Int64]
+            switch node.opType {
+            case "Neg": result = integers.map { 0 &- $0 }
+            case "Abs": result = integers.map { $0 == .min ? $0 : Swift.abs($0) }
+            case "Sign": result = integers.map { $0.signum() }
+            default: return false
+            }
+            constants[output] = make(.integers(result), dtype: input.dtype, shape: input.shape)
+            return true
+        }
+        let function: (Double) -> Double = switch node.opType {
+        case "Sqrt": { $0.squareRoot() }
+        case "Reciprocal": { 1 / $0 }
+        case "Neg": { -$0 }
+        case "Abs": { Swift.abs($0) }
+        case "Exp": { Foundation.exp($0) }
+        case "Log": { Foundation.log($0) }
+        case "Floor": { $0.rounded(.down) }
+        case "Ceil": { $0.rounded(.up) }
+        default: { $0 > 0 ? 1 : $0 < 0 ? -1 : $0 }
+        }
+        constants[output] = make(.reals(values.reals.map(function)), dtype: input.dtype, shape: input.shape)
+        return true
+    }
+
     mutating func foldNot(_ node: ONNXNode, output: String) throws -> Bool {
         guard let input = constants[node.inputs[0]], let values = try numbers(node.inputs[0])?.integers else { return false }
         constants[output] = make(.integers(values.map { $0 == 0 ? 1 : 0 }), dtype: .bool, shape: input.shape)

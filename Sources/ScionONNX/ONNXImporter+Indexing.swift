@@ -29,6 +29,9 @@ extension ONNXImportSession {
         case "ScatterND":
             guard values.count == 3, let reduction = ScatterReduction(rawValue: stringAttribute(node, "reduction", "none")) else { return nil }
             return MappedNode(op: .onnx(.scatterND(ScatterNDAttributes(reduction: reduction))), inputs: values)
+        case "GatherND":
+            guard values.count == 2 else { return nil }
+            return MappedNode(op: .onnx(.gatherND(GatherNDAttributes(batchDimensions: intAttribute(node, "batch_dims", 0)))), inputs: values)
         case "GatherElements":
             guard values.count == 2 else { return nil }
             return MappedNode(op: .onnx(.gatherElements(GatherAttributes(axis: intAttribute(node, "axis", 0)))), inputs: values)

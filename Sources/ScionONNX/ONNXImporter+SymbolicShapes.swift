@@ -179,8 +179,8 @@ extension ONNXImportSession {
             return SymbolicTensor(dtype: .bool, shape: first.shape, elements: truths.compactMap { $0 })
         case "Expand":
             guard operands.count == 2, operands[1].shape.count == 1, case .integers(let lengths)? = operands[1].constantNumbers,
-                  let target = Self.broadcastPicks([first.shape, lengths.map { Int($0) }]) else { return nil }
-            return SymbolicTensor(dtype: first.dtype, shape: target.shape, elements: target.picks.map { first.elements[$0[0]] })
+                  let target = Broadcasting.sources([first.shape, lengths.map { Int($0) }], limit: Self.symbolicLimit) else { return nil }
+            return SymbolicTensor(dtype: first.dtype, shape: target.shape, elements: target.sources[0].map { first.elements[$0] })
         case "ScatterND":
             return symbolicScatter(node, operands)
         case "Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Equal", "Where":
@@ -264,11 +264,12 @@ extension ONNXImportSession {
     /// depends on the symbols' values in a way a polynomial cannot say (`batch / 3`, `batch == 4`).
     func symbolicElementwise(_ node: ONNXNode, _ operands: [SymbolicTensor]) -> SymbolicTensor? {
         guard operands.count == (node.opType == "Where" ? 3 : 2), node.attribute("broadcast") == nil,
-              intAttribute(node, "fmod", 0) == 0, let (shape, picks) = Self.broadcastPicks(operands.map(\.shape)) else { return nil }
+              intAttribute(node, "fmod", 0) == 0,
+              let (shape, sources) = Broadcasting.sources(operands.map(\.shape), limit: Self.symbolicLimit) else { return nil }
         let floating = operands[node.opType == "Where" ? 1 : 0].dtype.isFloatingPoint
         var elements: [SymbolicLength] = []
-        for pick in picks {
-            let values = zip(operands, pick).map { $0.elements[$1] }
+        for element in 0..<(shape.checkedProduct ?? 0) {
+            let values = zip(operands, sources).map { $0.elements[$1[element]] }
             let result: SymbolicLength?
             switch node.opType {
             case "Add": result = values[0] + values[1]
@@ -287,31 +288,5 @@ extension ONNXImportSession {
         }
         let dtype = node.opType == "Equal" ? DType.bool : operands[node.opType == "Where" ? 1 : 0].dtype
         return SymbolicTensor(dtype: dtype, shape: shape, elements: elements)
-    }
-
-    /// Numpy broadcasting of small shapes: the output shape and, for each output entry, the entry of
-    /// each operand it reads.
-    static func broadcastPicks(_ shapes: [[Int]]) -> (shape: [Int], picks: [[Int]])? {
-        guard shapes.allSatisfy({ $0.allSatisfy { $0 >= 0 } }) else { return nil }
-        let rank = shapes.map(\.count).max() ?? 0
-        let aligned = shapes.map { Array(repeating: 1, count: rank - $0.count) + $0 }
-        var shape = [Int](repeating: 1, count: rank)
-        for axis in 0..<rank {
-            for operand in aligned where operand[axis] != 1 {
-                guard shape[axis] == 1 || shape[axis] == operand[axis] else { return nil }
-                shape[axis] = operand[axis]
-            }
-        }
-        guard let count = shape.checkedProduct, count <= 1024 else { return nil }
-        let outputStrides = strides(shape)
-        let operandStrides = aligned.map(strides)
-        let picks = (0..<count).map { flat in
-            aligned.indices.map { operand in
-                (0..<rank).reduce(0) { sum, axis in
-                    aligned[operand][axis] == 1 ? sum : sum + (flat / outputStrides[axis]) % shape[axis] * operandStrides[operand][axis]
-                }
-            }
-        }
-        return (shape, picks)
     }
 }

@@ -159,7 +159,7 @@ struct ClassifierHead {
              .onnx(.comparison), .onnx(.select), .onnx(.gather), .onnx(.slice), .onnx(.split), .onnx(.pad),
              .onnx(.resize), .onnx(.localResponseNormalization), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
-             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherND), .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .augmentation, .opaque:
             return false
         }
@@ -202,7 +202,7 @@ struct ClassifierHead {
              .onnx(.slice), .onnx(.split), .onnx(.pad), .onnx(.resize), .onnx(.localResponseNormalization),
              .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
-             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherElements), .onnx(.einsum),
+             .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherND), .onnx(.gatherElements), .onnx(.einsum),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .augmentation, .opaque:
             return false
         }

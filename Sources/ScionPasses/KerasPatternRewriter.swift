@@ -51,6 +51,7 @@ struct KerasPatternRewriter {
 
     mutating func rewrite() throws {
         splitIntoSlices()
+        runtimeGemmsAsMatMul()
         try graph.inferShapes()
         try foldTimeMajorStacks()
         // One sweep per pattern, in an order where each sees the previous ones' results (a Dense
@@ -190,7 +191,8 @@ struct KerasPatternRewriter {
     mutating func foldDense(_ position: Int) throws {
         let node = graph.nodes[position]
         if case .onnx(.gemm(let a)) = node.op {
-            guard !a.transposeA, a.alpha == 1, a.beta == 1, node.inputs.count == 1,
+            // beta scales C only: without one (tf2onnx writes beta=0 then) any beta is a plain product.
+            guard !a.transposeA, a.alpha == 1, a.beta == 1 || graph.parameter(of: node, role: .bias) == nil, node.inputs.count == 1,
                   let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 2 else { return }
             // A weight several Gemms share (dynamo keeps one copy of equal tensors: the deep-copied
             // layers of an nn.TransformerEncoder) is transposed once, by the first of them.

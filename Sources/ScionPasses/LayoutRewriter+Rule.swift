@@ -206,8 +206,7 @@ extension LayoutRewriter {
         case .onnx(.unary), .onnx(.cast), .onnx(.slice), .onnx(.squeeze), .onnx(.unsqueeze), .onnx(.clip), .onnx(.comparison),
              .onnx(.select):
             return .original
-        case .onnx(.reduce(let a)):
-            if keras, ![.mean, .sum, .maximum, .minimum, .product].contains(a.kind) { throw refuse("has no Keras layer or keras.ops equivalent") }
+        case .onnx(.reduce):
             return .original
         // keras.ops take and split, over the whole tensor in the order the graph was written for.
         case .onnx(.gather), .onnx(.split):
@@ -236,7 +235,7 @@ extension LayoutRewriter {
             if keras { throw refuse("has no Keras layer: Keras layers need their lengths known before run time") }
             return .original
         // Index arithmetic with lengths computed at run time: no Keras layer either.
-        case .onnx(.range), .onnx(.constantOfShape), .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND):
+        case .onnx(.range), .onnx(.constantOfShape), .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherND):
             if keras { throw refuse("has no Keras layer: Keras layers need their lengths known before run time") }
             return .original
         // keras.ops calls (KerasOperationWriter), in the order the graph was written for.

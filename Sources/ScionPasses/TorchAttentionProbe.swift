@@ -218,11 +218,7 @@ struct AttentionProbeEvaluator {
         return reshaped(x, shape)
     }
 
-    static func strides(_ shape: [Int]) -> [Int] {
-        var strides = [Int](repeating: 1, count: shape.count)
-        for axis in stride(from: shape.count - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * shape[axis + 1] }
-        return strides
-    }
+    static func strides(_ shape: [Int]) -> [Int] { Broadcasting.strides(shape) }
 
     /// Calls `body` with each multi-index of `shape` in row-major order and its flat position.
     static func forEachIndex(_ shape: [Int], _ body: ([Int], Int) -> Void) {
@@ -326,25 +322,13 @@ struct AttentionProbeEvaluator {
 
     /// Numpy broadcasting of two probes.
     static func broadcast(_ a: Probe, _ b: Probe, integer: Bool, _ combine: (Double, Double) -> Double?) -> Probe? {
-        let rank = max(a.shape.count, b.shape.count)
-        let left = Array(repeating: 1, count: rank - a.shape.count) + a.shape
-        let right = Array(repeating: 1, count: rank - b.shape.count) + b.shape
-        var shape: [Int] = []
-        for (l, r) in zip(left, right) {
-            guard l == r || l == 1 || r == 1 else { return nil }
-            shape.append(l == 1 ? r : l)
+        guard let (shape, sources) = Broadcasting.sources([a.shape, b.shape], limit: .max) else { return nil }
+        var values: [Double] = []
+        values.reserveCapacity(sources[0].count)
+        for (i, j) in zip(sources[0], sources[1]) {
+            guard let value = combine(a.values[i], b.values[j]) else { return nil }
+            values.append(value)
         }
-        let (leftStrides, rightStrides) = (strides(left), strides(right))
-        var values = [Double](repeating: 0, count: shape.reduce(1, *))
-        var failed = false
-        forEachIndex(shape) { index, flat in
-            var (i, j) = (0, 0)
-            for (axis, position) in index.enumerated() {
-                if left[axis] != 1 { i += position * leftStrides[axis] }
-                if right[axis] != 1 { j += position * rightStrides[axis] }
-            }
-            if let value = combine(a.values[i], b.values[j]) { values[flat] = value } else { failed = true }
-        }
-        return failed ? nil : Probe(shape: shape, values: values, integer: integer, labels: false)
+        return Probe(shape: shape, values: values, integer: integer, labels: false)
     }
 }

@@ -140,6 +140,8 @@ extension Executor {
         // Ops/Scatter.swift
         case .onnx(.scatterND(let a)):
             return try scatterND(node, inputs, a)
+        case .onnx(.gatherND(let a)):
+            return try gatherND(node, inputs, a)
         case .onnx(.gatherElements(let a)):
             return try gatherElements(node, inputs, a)
         // Ops/Einsum.swift

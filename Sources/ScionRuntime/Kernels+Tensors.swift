@@ -93,14 +93,12 @@ extension Kernels {
 
     static func broadcast(_ a: RuntimeTensor, _ b: RuntimeTensor, node: String, _ combine: (Float, Float) -> Float) throws -> RuntimeTensor {
         if a.shape == b.shape { return RuntimeTensor(shape: a.shape, data: zip(a.data, b.data).map(combine)) }
-        let rank = max(a.rank, b.rank)
+        guard let shape = Broadcasting.shape([a.shape, b.shape]) else {
+            throw RuntimeError(node, "cannot broadcast \(a.shape) with \(b.shape)")
+        }
+        let rank = shape.count
         let shapeA = Array(repeating: 1, count: rank - a.rank) + a.shape
         let shapeB = Array(repeating: 1, count: rank - b.rank) + b.shape
-        var shape: [Int] = []
-        for (x, y) in zip(shapeA, shapeB) {
-            guard x == y || x == 1 || y == 1 else { throw RuntimeError(node, "cannot broadcast \(a.shape) with \(b.shape)") }
-            shape.append(max(x, y))
-        }
         let stridesA = broadcastStrides(shapeA), stridesB = broadcastStrides(shapeB)
         let total = shape.reduce(1, *)
         var output = [Float](repeating: 0, count: total)

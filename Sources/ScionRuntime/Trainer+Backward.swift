@@ -152,6 +152,7 @@ extension Trainer {
         case .onnx(.computedPad(let a)): try computedPadBackward(node, a, inputs, dy: dy)
         // Ops/Scatter.swift
         case .onnx(.scatterND(let a)): try scatterNDBackward(node, a, inputs, dy: dy)
+        case .onnx(.gatherND(let a)): try gatherNDBackward(node, a, inputs, dy: dy)
         case .onnx(.gatherElements): try movementBackward(node, inputs, dy: dy)
         // Ops/Einsum.swift
         case .onnx(.einsum(let a)): try einsumBackward(node, a, inputs, dy: dy)

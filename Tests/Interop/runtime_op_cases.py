@@ -193,7 +193,8 @@ def round_trip_cases(scion, folder):
 
 def keras_ops_models(folder):
     """ONNX models of the runtime ops keras.ops has (comparisons and logic, Where, Mod with fmod 0,
-    Trilu with a constant k, Einsum, GatherElements as TakeAlongAxis), for check_onnx_keras.py:
+    Trilu with a constant k, Einsum, GatherElements as TakeAlongAxis, ReduceL1/L2/SumSquare/LogSumExp),
+    for check_onnx_keras.py:
     Scion writes them as keras.ops operation nodes that Keras 3 loads and runs. Scalar factors
     become Rescaling layers; no op reads a constant tensor (Keras layers take none). Returns paths."""
     def floor_of(value, factor, name, offset=None):
@@ -228,12 +229,18 @@ def keras_ops_models(folder):
         helper.make_node("LessOrEqual", ["fx", "fz"], ["le"]), helper.make_node("And", ["not", "le"], ["and"]),
         helper.make_node("Xor", ["and", "gt"], ["xor"]), helper.make_node("Cast", ["xor"], ["y6"], to=TensorProto.FLOAT),
         helper.make_node("Trilu", ["z"], ["y7"], upper=0),
+        # The reductions keras.ops spells out (norms over several axes are not keras.ops.norm's).
+        helper.make_node("ReduceL2", ["x", "last"], ["y8"], keepdims=0),
+        helper.make_node("ReduceL1", ["z", "inner"], ["y9"], keepdims=1),
+        helper.make_node("ReduceSumSquare", ["x", "middle"], ["y10"], keepdims=0),
+        helper.make_node("ReduceLogSumExp", ["z", "inner"], ["y11"], keepdims=0),
     ]
-    shapes = {"y4": ["batch", 3, 3]}
+    shapes = {"y4": ["batch", 3, 3], "y8": ["batch", 3], "y9": ["batch", 1, 1], "y10": ["batch", 4], "y11": ["batch"]}
     graph = helper.make_graph(
         nodes, "keras_ops", [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 3, 4]) for n in ("x", "z")],
-        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, shapes.get(f"y{i}", ["batch", 3, 4])) for i in range(8)],
-        fx_init + fz_init + tens_init + divisor_init + rows_init + [helper.make_tensor("k", TensorProto.INT64, [], [1])])
+        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, shapes.get(f"y{i}", ["batch", 3, 4])) for i in range(12)],
+        fx_init + fz_init + tens_init + divisor_init + rows_init + [helper.make_tensor("k", TensorProto.INT64, [], [1]),
+                                                                    _int64("last", [-1]), _int64("inner", [1, 2]), _int64("middle", [1])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -3,7 +3,7 @@ import ScionIR
 import XCTest
 
 /// VJPs of the ops exporters write for masks and index arithmetic (Where, Mod, Trilu, a Slice or
-/// Pad with computed bounds, ScatterND, GatherElements, Einsum), against finite differences. Indices and
+/// Pad with computed bounds, ScatterND, GatherND, GatherElements, Einsum), against finite differences. Indices and
 /// bounds are frozen constants (they get no gradient); the values each op reads are the shifted
 /// input and trainable constants, so both of its value operands are checked.
 extension GradientCheckTests {
@@ -103,6 +103,18 @@ extension GradientCheckTests {
         try check("GatherElements along axis 1, negative indices", input: [2, 3, 4]) { x in
             let (indicesNode, indices) = fixed("indices", [2, 2, 4], [2, 0, -1, 1, 0, 0, 1, -3, 1, 2, 2, 0, -2, 1, 0, 2])
             return ([indicesNode, node("g", .onnx(.gatherElements(GatherAttributes(axis: 1))), [x, "indices"])], [indices], "g")
+        }
+    }
+
+    func testGatherND() throws {
+        // Index pairs into a [2, 3, 4] value, one read twice (its gradient sums), one negative.
+        try check("GatherND of rows, one read twice", input: [2, 3, 4]) { x in
+            let (indicesNode, indices) = fixed("indices", [2, 2, 2], [0, 2, 1, -1, 0, 2, 1, 0])
+            return ([indicesNode, node("g", .onnx(.gatherND(GatherNDAttributes(batchDimensions: 0))), [x, "indices"])], [indices], "g")
+        }
+        try check("GatherND with one batch axis", input: [2, 3, 4]) { x in
+            let (indicesNode, indices) = fixed("indices", [2, 3, 1], [2, 0, 0, 1, 1, -3])
+            return ([indicesNode, node("g", .onnx(.gatherND(GatherNDAttributes(batchDimensions: 1))), [x, "indices"])], [indices], "g")
         }
     }
 

@@ -40,18 +40,8 @@ extension Executor {
 extension Kernels {
     /// The numpy broadcast of several shapes.
     static func broadcastShape(_ shapes: [[Int]], node: String) throws -> [Int] {
-        let rank = shapes.map(\.count).max() ?? 0
-        var result = [Int](repeating: 1, count: rank)
-        for shape in shapes {
-            let aligned = Array(repeating: 1, count: rank - shape.count) + shape
-            for axis in 0..<rank where aligned[axis] != 1 {
-                guard result[axis] == 1 || result[axis] == aligned[axis] else {
-                    throw RuntimeError(node, "shapes \(shapes) do not broadcast together")
-                }
-                result[axis] = aligned[axis]
-            }
-        }
-        return result
+        guard let shape = Broadcasting.shape(shapes) else { throw RuntimeError(node, "shapes \(shapes) do not broadcast together") }
+        return shape
     }
 }
 
