@@ -137,6 +137,7 @@ extension ComparableGraph {
              .onnx(.gather), .onnx(.shape), .onnx(.expand), .onnx(.tile),
              .onnx(.mod), .onnx(.range), .onnx(.constantOfShape), .onnx(.trilu),
              .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherND), .onnx(.gatherElements), .onnx(.einsum),
+             .onnx(.scaledDotProductAttention), .onnx(.rmsNormalization), .onnx(.rotaryEmbedding), .onnx(.argExtreme), .onnx(.cumulativeSum), .onnx(.depthSpace),
              .onnx(.computedReshape),
              .onnx(.computedBatchNormalization), .onnx(.computedInstanceNormalization), .onnx(.cast),
              .onnx(.split), .onnx(.pad), .onnx(.resize), .opaque:

@@ -131,6 +131,24 @@ enum LayerFields {
             return [LayerField("axis", a.axis)]
         case .onnx(.einsum(let a)):
             return [LayerField("equation", a.equation)]
+        case .onnx(.scaledDotProductAttention(let a)):
+            return [LayerField("q_num_heads", a.queryHeads.map { "\($0)" } ?? "None"),
+                    LayerField("kv_num_heads", a.keyValueHeads.map { "\($0)" } ?? "None"),
+                    LayerField("mask", a.mask?.rawValue ?? "None"), LayerField("is_causal", a.isCausal),
+                    LayerField("scale", a.scale.map { "\($0)" } ?? "None"), LayerField("softcap", float: a.softcap),
+                    LayerField("past", a.hasPast), LayerField("qk_matmul_output_mode", a.qkOutputMode),
+                    LayerField("sequence_first", a.sequenceFirst)]
+        case .onnx(.rmsNormalization(let a)):
+            return [LayerField("axis", a.axis), LayerField("epsilon", float: a.epsilon)]
+        case .onnx(.rotaryEmbedding(let a)):
+            return [LayerField("interleaved", a.interleaved), LayerField("rotary_embedding_dim", a.rotaryDimensions),
+                    LayerField("num_heads", a.heads)]
+        case .onnx(.argExtreme(let a)):
+            return [LayerField("axis", a.axis), LayerField("keepdims", a.keepDimensions), LayerField("select_last_index", a.selectLastIndex)]
+        case .onnx(.depthSpace(let a)):
+            return [LayerField("blocksize", a.blockSize), LayerField("mode", a.toDepth ? "None" : a.columnRowDepth ? "CRD" : "DCR")]
+        case .onnx(.cumulativeSum(let a)):
+            return [LayerField("axis", a.axis.map { "\($0)" } ?? "input"), LayerField("exclusive", a.exclusive), LayerField("reverse", a.reverse)]
         case .onnx(.shape(let a)):
             return [LayerField("start", a.start), LayerField("end", a.end.map { "\($0)" } ?? "None")]
         case .onnx(.computedBatchNormalization(let a)), .onnx(.computedInstanceNormalization(let a)):

@@ -176,6 +176,18 @@ public enum ONNXOperation: Equatable, Sendable {
     case gatherElements(GatherAttributes)
     /// ONNX Einsum of one or two computed operands.
     case einsum(EinsumAttributes)
+    /// ONNX Attention (opset 23; OpAttributes+Transformer.swift): Q, K, V, mask?, past key and value?.
+    case scaledDotProductAttention(ScaledDotProductAttentionAttributes)
+    /// ONNX RMSNormalization and Keras's layer: the input, and the scale when computed (else parameter `scale`).
+    case rmsNormalization(RMSNormalizationAttributes)
+    /// ONNX RotaryEmbedding: x, cos cache, sin cache, position ids?.
+    case rotaryEmbedding(RotaryEmbeddingAttributes)
+    /// ONNX ArgMax and ArgMin.
+    case argExtreme(ArgExtremeAttributes)
+    /// ONNX CumSum along a constant axis.
+    case cumulativeSum(CumulativeSumAttributes)
+    /// ONNX DepthToSpace and SpaceToDepth: channel blocks to pixel blocks and back (torch's PixelShuffle).
+    case depthSpace(DepthSpaceAttributes)
     /// Reshape of `inputs[0]` to the shape `inputs[1]` holds, computed at run time.
     case computedReshape(ComputedReshapeAttributes)
     /// ONNX BatchNormalization (inference) whose scale, bias, mean and variance are inputs computed at
@@ -218,6 +230,12 @@ public enum ONNXOperation: Equatable, Sendable {
         case .gatherND: "GatherND"
         case .gatherElements: "GatherElements"
         case .einsum: "Einsum"
+        case .scaledDotProductAttention: "Attention"
+        case .rmsNormalization: "RMSNormalization"
+        case .rotaryEmbedding: "RotaryEmbedding"
+        case .argExtreme(let a): a.largest ? "ArgMax" : "ArgMin"
+        case .cumulativeSum: "CumSum"
+        case .depthSpace(let a): a.toDepth ? "SpaceToDepth" : "DepthToSpace"
         case .computedReshape: "Reshape"
         case .computedBatchNormalization: "BatchNormalization"
         case .computedInstanceNormalization: "InstanceNormalization"

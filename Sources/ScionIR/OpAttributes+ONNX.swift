@@ -31,6 +31,8 @@ public struct GemmAttributes: Equatable, Sendable {
 public enum UnaryOperation: String, Equatable, Sendable, CaseIterable {
     case negate, absolute, squareRoot, reciprocal, logarithm, errorFunction, floor, ceil, round, sign, not
     case sine, cosine
+    case tangent, arcsine, arccosine, arctangent
+    case hyperbolicSine, hyperbolicCosine, inverseHyperbolicSine, inverseHyperbolicCosine, inverseHyperbolicTangent
 
     /// The ONNX op type, also the name in tables.
     public var typeName: String {
@@ -48,6 +50,15 @@ public enum UnaryOperation: String, Equatable, Sendable, CaseIterable {
         case .not: "Not"
         case .sine: "Sin"
         case .cosine: "Cos"
+        case .tangent: "Tan"
+        case .arcsine: "Asin"
+        case .arccosine: "Acos"
+        case .arctangent: "Atan"
+        case .hyperbolicSine: "Sinh"
+        case .hyperbolicCosine: "Cosh"
+        case .inverseHyperbolicSine: "Asinh"
+        case .inverseHyperbolicCosine: "Acosh"
+        case .inverseHyperbolicTangent: "Atanh"
         }
     }
 }

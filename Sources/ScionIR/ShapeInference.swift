@@ -32,7 +32,7 @@ struct Context {
         case .onnx(.constant(let a)): a.dtype
         case .onnx(.cast(let a)): a.to
         case .onnx(.comparison): .bool
-        case .onnx(.shape): .int64
+        case .onnx(.shape), .onnx(.argExtreme): .int64
         case .onnx(.constantOfShape(let a)): a.dtype
         case .onnx(.select) where inputs.count > 1: inputs[1].dtype
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
@@ -47,6 +47,7 @@ struct Context {
              .onnx(.mod), .onnx(.range), .onnx(.trilu), .onnx(.computedSlice), .onnx(.computedPad), .onnx(.scatterND), .onnx(.gatherND),
              .onnx(.gatherElements),
              .onnx(.einsum),
+             .onnx(.scaledDotProductAttention), .onnx(.rmsNormalization), .onnx(.rotaryEmbedding), .onnx(.cumulativeSum), .onnx(.depthSpace),
              .onnx(.computedReshape), .onnx(.computedBatchNormalization),
              .onnx(.computedInstanceNormalization), .opaque, .masking:
             inputs.first?.dtype ?? .float32
@@ -152,6 +153,13 @@ struct Context {
         case .onnx(.gatherND(let a)): return [try gatherND(a)]
         case .onnx(.gatherElements(let a)): return [try gatherElements(a)]
         case .onnx(.einsum(let a)): return [try einsum(a)]
+        // Transformer ops and index search (ShapeInference+Transformer.swift).
+        case .onnx(.scaledDotProductAttention(let a)): return try scaledDotProductAttention(a)
+        case .onnx(.rmsNormalization): return [try rmsNormalization()]
+        case .onnx(.rotaryEmbedding(let a)): return [try rotaryEmbedding(a)]
+        case .onnx(.argExtreme(let a)): return [try argExtreme(a)]
+        case .onnx(.cumulativeSum(let a)): return [try cumulativeSum(a)]
+        case .onnx(.depthSpace(let a)): return [try depthSpace(a)]
         case .onnx(.computedReshape): return [try computedReshape()]
         case .concatenate(let a): return [try concatenate(axis: a.axis)]
         // Ops that compute (ShapeInference+Arithmetic.swift).

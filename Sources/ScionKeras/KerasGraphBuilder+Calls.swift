@@ -364,7 +364,7 @@ extension KerasGraphBuilder {
             var found: [KerasTensorReference] = []
             try collectTensors(call["args"] ?? .null, into: &found, subject: subject, builder: builder, depth: 0)
             // Tensors passed by keyword (MultiHeadAttention's key and attention mask), in input order.
-            for keyword in KerasAttention.tensorKeywords {
+            for keyword in KerasAttention.tensorKeywords + KerasOperationReader.tensorKeywords(className: layer["class_name"]?.string) {
                 guard let tensor = call["kwargs"]?[keyword], tensor["class_name"]?.string == "__keras_tensor__" else { continue }
                 try collectTensors(tensor, into: &found, subject: subject, builder: builder, depth: 0)
             }

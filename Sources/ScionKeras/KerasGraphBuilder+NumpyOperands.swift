@@ -3,7 +3,8 @@ import ScionIR
 /// A numpy array in an arithmetic keras.ops call (`keras.ops.add(x, np.array(...))`, what Scion writes
 /// for an elementwise op with a constant tensor operand: KerasModelPlan+NumpyConstants) is read as a
 /// constant node the op reads like a tensor. Keras holds no variable for it, so the constant is
-/// frozen: inspect lists it as `<node>/array (numpy (frozen))`, not trainable.
+/// frozen: inspect lists it as a non-trainable `Constant` `<node>/array`, not counted among the
+/// weights (Keras does not count it either).
 extension KerasGraphBuilder {
     /// Classes whose array operand is read (the arithmetic `KerasOperationReader.binary` reads).
     static let numpyOperandClasses: Set<String> = ["Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power"]
@@ -33,8 +34,8 @@ extension KerasGraphBuilder {
                                                    storage: TensorStorage(bytes: bytes))
         graph.nodes.append(Node(name: constantName, op: .onnx(.constant(ConstantAttributes(dtype: dtype))), inputs: [],
                                 outputs: [constantName], parameters: [constantName], scope: scope, trainable: false))
-        // What inspect shows as its type: the numbers are fixed in the config.
-        graph.info.nodeTypes[constantName] = "numpy (frozen)"
+        // A literal of the call, as Keras counts it: inspect lists it among the constants, not the weights.
+        graph.info.nodeTypes[constantName] = "Constant"
         var rewritten = arguments
         rewritten[position] = .object(["class_name": "__keras_tensor__",
                                        "config": .object(["shape": .array(shape.map { .number(Double($0)) }), "dtype": .string(dtype.rawValue)])])

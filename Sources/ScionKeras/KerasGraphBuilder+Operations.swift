@@ -40,10 +40,14 @@ extension KerasGraphBuilder {
             graph.info.nodeTypes[nodeName] = "ops.\(className)"
             return [nodeName]
         }
-        if let keywords = callData?["kwargs"]?.object, !keywords.isEmpty {
-            return unread("is called with keyword arguments \(keywords.keys.sorted()), which Scion does not read")
-        }
         var arguments = callData?["args"]?.array ?? []
+        if let keywords = callData?["kwargs"]?.object, !keywords.isEmpty {
+            // keras.ops.dot_product_attention records bias, mask and scale by keyword: its positional 4th to 6th.
+            guard let positional = KerasOperationReader.positionalArguments(className: className, arguments, keywords) else {
+                return unread("is called with keyword arguments \(keywords.keys.sorted()), which Scion does not read")
+            }
+            arguments = positional
+        }
         var inputs = inputs
         do {
             if let withArrays = try readingNumpyOperands(arguments, inputs: inputs, className: className, name: name, scope: scope) {

@@ -73,6 +73,13 @@ struct KerasLayerTable {
             return .groupNormalization(GroupNormalizationAttributes(
                 groups: c.optionalInt("groups") ?? 32, axis: axes[0], epsilon: c.float("epsilon", 1e-3),
                 center: c.bool("center", true), scale: c.bool("scale", true)))
+        case "RMSNormalization":
+            // Keras lists the normalized axes; ONNX's RMSNormalization takes every axis from one on.
+            let axes = (c.json["axis"]?.intArray ?? c.json["axis"]?.int.map { [$0] } ?? [-1]).sorted()
+            guard let first = axes.first, axes.last == -1, axes == Array(first..<0) else {
+                throw Unsupported(reason: "RMSNormalization over axes \(axes): only trailing axes counted from the end (-1, as by default) are read")
+            }
+            return .onnx(.rmsNormalization(RMSNormalizationAttributes(axis: first, epsilon: c.float("epsilon", 1e-6))))
         case "LayerNormalization":
             return .layerNormalization(LayerNormalizationAttributes(
                 axes: c.json["axis"]?.intArray ?? [-1], epsilon: c.float("epsilon", 1e-3),

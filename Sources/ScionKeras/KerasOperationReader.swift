@@ -73,6 +73,8 @@ struct KerasOperationReader {
                 throw Refusal(reason: "needs two tensors and one integer axis")
             }
             return Plan(firstInputs: [0, 1], ops: [.onnx(.gatherElements(GatherAttributes(axis: axis)))])
+        case "DotProductAttention":
+            return try dotProductAttention()
         case "Concatenate":
             guard let list = arguments.first?.array, list.allSatisfy(Self.isTensor) else {
                 throw Refusal(reason: "joins constants; only tensors are read")
@@ -85,6 +87,42 @@ struct KerasOperationReader {
             // Square multiplies its one tensor by itself.
             return Plan(firstInputs: className == "Square" ? [0, 0] : [0], ops: try unary())
         }
+    }
+
+    /// The keyword arguments an operation's call records that are its later positional ones, in order.
+    static let keywordPositions = ["DotProductAttention": ["bias", "mask", "scale"]]
+
+    /// Tensors an operation's call passes by keyword, in the order of its inputs.
+    static func tensorKeywords(className: String?) -> [String] {
+        className == "DotProductAttention" ? ["bias", "mask"] : []
+    }
+
+    /// The call's arguments with its keyword ones put in their positions; nil when a keyword is not one
+    /// of those (the node is then kept unread).
+    static func positionalArguments(className: String, _ arguments: [JSON], _ keywords: [String: JSON]) -> [JSON]? {
+        guard let names = keywordPositions[className], Set(keywords.keys).isSubset(of: names), arguments.count <= 3 else { return nil }
+        return arguments + names.map { keywords[$0] ?? .null }
+    }
+
+    /// keras.ops.dot_product_attention(query, key, value, bias, mask, scale) on `[B, S, heads, size]`:
+    /// ONNX's Attention in that layout, the bias an additive mask, the mask a bool one.
+    private func dotProductAttention() throws -> Plan {
+        let isTensor = arguments.map(Self.isTensor)
+        guard (3...6).contains(arguments.count), isTensor.prefix(3).allSatisfy({ $0 }) else {
+            throw Refusal(reason: "needs query, key and value as its first three arguments")
+        }
+        let bias = isTensor.count > 3 && isTensor[3], mask = isTensor.count > 4 && isTensor[4]
+        guard !(bias && mask) else { throw Refusal(reason: "with both a bias and a mask is not supported") }
+        guard zip(arguments, isTensor).dropFirst(3).allSatisfy({ $1 || $0.isNull || $0.float != nil }) else {
+            throw Refusal(reason: "with these arguments is not supported")
+        }
+        guard config["attn_logits_soft_cap"]?.isNull ?? true else {
+            throw Refusal(reason: "with attn_logits_soft_cap (a TPU flash-attention setting) is not supported")
+        }
+        let scale = arguments.count > 5 ? arguments[5].float : nil
+        let attributes = ScaledDotProductAttentionAttributes(mask: bias ? .additive : mask ? .boolean : nil,
+                                                             isCausal: config["is_causal"]?.bool ?? false, scale: scale, sequenceFirst: true)
+        return Plan(firstInputs: Array(0..<(bias || mask ? 4 : 3)), ops: [.onnx(.scaledDotProductAttention(attributes))])
     }
 
     // MARK: Arithmetic
@@ -163,6 +201,15 @@ struct KerasOperationReader {
         case "Sign": return [.onnx(.unary(.sign))]
         case "Sin": return [.onnx(.unary(.sine))]
         case "Cos": return [.onnx(.unary(.cosine))]
+        case "Tan": return [.onnx(.unary(.tangent))]
+        case "Arcsin": return [.onnx(.unary(.arcsine))]
+        case "Arccos": return [.onnx(.unary(.arccosine))]
+        case "Arctan": return [.onnx(.unary(.arctangent))]
+        case "Sinh": return [.onnx(.unary(.hyperbolicSine))]
+        case "Cosh": return [.onnx(.unary(.hyperbolicCosine))]
+        case "Arcsinh": return [.onnx(.unary(.inverseHyperbolicSine))]
+        case "Arccosh": return [.onnx(.unary(.inverseHyperbolicCosine))]
+        case "Arctanh": return [.onnx(.unary(.inverseHyperbolicTangent))]
         case "LogicalNot": return [.onnx(.unary(.not))]
         case "Triu", "Tril": return [.onnx(.trilu(TriluAttributes(upper: className == "Triu", k: try integer("k", default: 0))))]
         case "Square": return [.elementwise(.multiply)]
@@ -200,6 +247,14 @@ struct KerasOperationReader {
         case "Squeeze": return [try squeeze()]
         case "GetItem": return try KerasSliceKey(arguments: arguments, rank: try knownRank()).ops()
         case "Take": return try take()
+        case "Argmax", "Argmin":
+            // keras.ops.argmax with no axis searches the flattened tensor, which ONNX's ArgMax cannot.
+            guard let axis = config["axis"]?.int else { throw Refusal(reason: "without an axis (over the flattened tensor) is not supported") }
+            return [.onnx(.argExtreme(ArgExtremeAttributes(largest: className == "Argmax", axis: axis,
+                                                           keepDimensions: config["keepdims"]?.bool ?? false)))]
+        case "Cumsum":
+            guard let axis = config["axis"]?.int else { throw Refusal(reason: "without an axis (over the flattened tensor) is not supported") }
+            return [.onnx(.cumulativeSum(CumulativeSumAttributes(axis: axis)))]
         default:
             throw Refusal(reason: "is not supported")
         }

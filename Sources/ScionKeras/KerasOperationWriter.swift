@@ -99,6 +99,32 @@ enum KerasOperationWriter {
             let widths = (0..<rank).map { KerasConfigWriter.ints([a.pads[$0], a.pads[rank + $0]]) }
             return [call("Pad", config: ["pad_width": .array(widths), "mode": "constant"],
                          arguments: [.tensor, .constant(KerasConfigWriter.number(a.value))])]
+        case .argExtreme(let a):
+            // keras.ops.argmax returns the first index among equals, as ONNX's default does.
+            guard !a.selectLastIndex else { throw Refusal(reason: "\(operation.typeName) with select_last_index=1 has no keras.ops equivalent") }
+            return [call(a.largest ? "Argmax" : "Argmin", config: ["axis": .number(Double(a.axis)), "keepdims": .bool(a.keepDimensions)])]
+        case .cumulativeSum(let a):
+            guard let axis = a.axis else { throw Refusal(reason: "CumSum along an axis computed at run time has no keras.ops equivalent") }
+            guard !a.exclusive, !a.reverse else {
+                throw Refusal(reason: "CumSum with exclusive or reverse set has no keras.ops equivalent (keras.ops.cumsum sums inclusively, forwards)")
+            }
+            return [call("Cumsum", config: ["axis": .number(Double(axis)), "dtype": .null])]
+        case .rmsNormalization(let a):
+            // Keras's layer normalizes the axes it lists; ONNX's, every axis from `axis` on.
+            guard node.inputs.count == 1 else { throw Refusal(reason: "RMSNormalization with a scale computed at run time has no Keras layer (its scale is a weight)") }
+            let axes: [Int]
+            if a.axis < 0 {
+                axes = Array(a.axis..<0)
+            } else {
+                guard let rank, a.axis < rank else { throw Refusal(reason: "RMSNormalization from axis \(a.axis) of a value of unknown rank") }
+                axes = Array((a.axis - rank)..<0)
+            }
+            return [KerasLayerSpecification(className: "RMSNormalization",
+                                            config: ["axis": KerasConfigWriter.ints(axes), "epsilon": KerasConfigWriter.number(a.epsilon)])]
+        case .scaledDotProductAttention(let a):
+            return try dotProductAttention(a, node: node, rank: rank)
+        case .rotaryEmbedding, .depthSpace:
+            throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent yet")
         case .expand:
             throw Refusal(reason: "Expand to a shape computed at run time has no Keras equivalent (a constant shape is keras.ops.broadcast_to)")
         case .constant, .gemm, .resize, .localResponseNormalization,
@@ -107,6 +133,33 @@ enum KerasOperationWriter {
              .computedInstanceNormalization:
             throw Refusal(reason: "\(operation.typeName) has no Keras layer equivalent")
         }
+    }
+
+    /// ONNX Attention as keras.ops.dot_product_attention, which takes `[B, S, heads, size]`: ONNX's
+    /// 4-D `[B, heads, S, size]` goes through a Permute on each side. A bool mask is its `mask`, a
+    /// float one its `bias` (both `[B, heads, Sq, Sk]`, as ONNX's); causal is top-left there, ONNX's
+    /// without a cache.
+    static func dotProductAttention(_ a: ScaledDotProductAttentionAttributes, node: Node, rank: Int?) throws -> [KerasLayerSpecification] {
+        guard !a.hasPast, node.outputs.count == 1 else {
+            throw Refusal(reason: "Attention with a key/value cache or its present or score outputs has no keras.ops equivalent")
+        }
+        guard a.softcap == 0 else {
+            throw Refusal(reason: "Attention's softcap has no keras.ops equivalent (dot_product_attention's soft cap is x / (1 + |x| / c), on TPUs only)")
+        }
+        guard a.sequenceFirst || rank == 4 else {
+            throw Refusal(reason: "Attention on 3-D inputs (heads folded into the features) is not written to Keras yet; 4-D inputs are")
+        }
+        let none = KerasCallArgument.constant(.null)
+        var attention = call("DotProductAttention", module: "keras.src.ops.nn",
+                             config: ["is_causal": .bool(a.isCausal), "flash_attention": .null, "attn_logits_soft_cap": .null],
+                             arguments: [.tensor, .tensor, .tensor, a.mask == .additive ? .tensor : none, a.mask == .boolean ? .tensor : none,
+                                         a.scale.map { .constant(KerasConfigWriter.number($0)) } ?? none])
+        guard !a.sequenceFirst else { return [attention] }
+        let swap = { (input: KerasLayerInput) in
+            KerasLayerSpecification(className: "Permute", config: ["dims": KerasConfigWriter.ints([2, 1, 3])], inputs: [input])
+        }
+        attention.inputs = [.step(0), .step(1), .step(2)] + (a.mask == nil ? [] : [.nodeInput(3)])
+        return [swap(.nodeInput(0)), swap(.nodeInput(1)), swap(.nodeInput(2)), attention, swap(.step(3))]
     }
 
     /// keras.ops's class for a comparison or logical operation.
@@ -180,6 +233,15 @@ enum KerasOperationWriter {
         case .not: call("LogicalNot")
         case .sine: call("Sin")
         case .cosine: call("Cos")
+        case .tangent: call("Tan")
+        case .arcsine: call("Arcsin")
+        case .arccosine: call("Arccos")
+        case .arctangent: call("Arctan")
+        case .hyperbolicSine: call("Sinh")
+        case .hyperbolicCosine: call("Cosh")
+        case .inverseHyperbolicSine: call("Arcsinh")
+        case .inverseHyperbolicCosine: call("Arccosh")
+        case .inverseHyperbolicTangent: call("Arctanh")
         }
     }
 

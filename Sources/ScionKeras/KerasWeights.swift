@@ -66,6 +66,7 @@ enum KerasWeightRoles {
         case "PReLU": return [.alpha]
         case "Embedding": return [.embeddings]
         case "LayerScale": return [.gamma]
+        case "RMSNormalization": return [.other("scale")]
         case "Normalization": return [.mean, .variance, .count]
         default: return nil
         }

@@ -124,6 +124,8 @@ extension ONNXGraphBuilder {
             add("Tile", name: node.name, inputs: node.inputs, output: output)
         case .mod, .range, .constantOfShape, .trilu, .computedSlice, .computedPad, .scatterND, .gatherND, .gatherElements, .einsum:
             try emitIndexing(node, operation, output: output)
+        case .scaledDotProductAttention, .rmsNormalization, .rotaryEmbedding, .argExtreme, .cumulativeSum, .depthSpace:
+            try emitTransformer(node, operation, role: role, inputShape: inputShape, output: output)
         case .computedReshape(let a):
             guard !a.allowZero || hasNative(14) else { throw unsupported(node, "Reshape with allowzero needs opset 14 or later") }
             add("Reshape", name: node.name, inputs: node.inputs, output: output, attributes: a.allowZero ? [.int("allowzero", 1)] : [])

@@ -57,7 +57,8 @@ extension ONNXGraphBuilder {
             add("Einsum", name: node.name, inputs: node.inputs, output: output, attributes: [.string("equation", a.equation)])
         case .constant, .gemm, .matMul, .unary, .comparison, .select, .reduce, .gather, .cast, .squeeze, .unsqueeze, .slice,
              .split, .pad, .clip, .resize, .localResponseNormalization, .coercedSoftmax, .shape, .expand, .tile,
-             .computedReshape, .computedBatchNormalization, .computedInstanceNormalization:
+             .computedReshape, .computedBatchNormalization, .computedInstanceNormalization,
+             .scaledDotProductAttention, .rmsNormalization, .rotaryEmbedding, .argExtreme, .cumulativeSum, .depthSpace:
             throw unsupported(node, "\(operation.typeName) is not an indexing op")
         }
     }

@@ -41,7 +41,7 @@ extension ONNXImportSession {
             guard attributes.terms?.operands.count == values.count else { return nil }
             return MappedNode(op: .onnx(.einsum(attributes)), inputs: values)
         default:
-            return nil
+            return try mapTransformerOp(node, x)
         }
     }
 

@@ -23,7 +23,8 @@ extension ONNXImportSession {
         case "Where":
             guard values.count == 3 else { return nil }
             return MappedNode(op: .onnx(.select), inputs: values)
-        case "Neg", "Abs", "Sqrt", "Reciprocal", "Log", "Erf", "Floor", "Ceil", "Round", "Sign", "Not", "Sin", "Cos":
+        case "Neg", "Abs", "Sqrt", "Reciprocal", "Log", "Erf", "Floor", "Ceil", "Round", "Sign", "Not", "Sin", "Cos",
+             "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh":
             guard let operation = UnaryOperation.allCases.first(where: { $0.typeName == node.opType }) else { return nil }
             return single(.onnx(.unary(operation)))
         case "Clip":

@@ -26,6 +26,7 @@ import ScionIR
 ///  Transpose → RNN/LSTM/GRU → Transpose, Reshape / Gather  →  SimpleRNN/LSTM/GRU/Bidirectional
 ///  torch's time-major stacks (LSTM → Transpose, Reshape → LSTM)  →  the same, batch-major between layers
 ///  Cast to int64 read only by Embeddings  →  nothing: Keras's Embedding casts its indices itself
+///  Expand / Tile of a weight to [batch, ...], arithmetic with a (1, S, D) weight  →  Dense over ones (+BroadcastWeights)
 /// ```
 struct KerasPatternRewriter {
     let passName: String
@@ -82,6 +83,8 @@ struct KerasPatternRewriter {
             removed = []
             try graph.inferShapes()
         }
+        // Needs every sweep's result: scalar and per-channel weights are Rescalings by then.
+        try foldBatchBroadcastWeights()
         shareLayers()
     }
 

@@ -242,7 +242,9 @@ extension LayoutRewriter {
         case .onnx(.trilu(let a)):
             if keras, a.k == nil { throw refuse("with a diagonal offset computed at run time has no keras.ops equivalent") }
             return .original
-        case .onnx(.gatherElements), .onnx(.einsum):
+        case .onnx(.gatherElements), .onnx(.einsum),
+             .onnx(.scaledDotProductAttention), .onnx(.rmsNormalization), .onnx(.rotaryEmbedding), .onnx(.argExtreme),
+             .onnx(.cumulativeSum), .onnx(.depthSpace):
             return .original
         }
     }

@@ -147,6 +147,20 @@ extension Executor {
         // Ops/Einsum.swift
         case .onnx(.einsum(let a)):
             return try einsum(node, inputs, a)
+        // Ops/ScaledDotProductAttention.swift: Y here; `run` takes the present key and value too.
+        case .onnx(.scaledDotProductAttention(let a)):
+            return try scaledDotProductAttention(node, inputs, a)[0]
+        // Ops/TransformerOps.swift
+        case .onnx(.rmsNormalization(let a)):
+            return try rmsNormalization(node, inputs, a)
+        case .onnx(.rotaryEmbedding(let a)):
+            return try rotaryEmbedding(node, inputs, a)
+        case .onnx(.argExtreme(let a)):
+            return try argExtreme(node, x, a)
+        case .onnx(.cumulativeSum(let a)):
+            return try cumulativeSum(node, inputs, a)
+        case .onnx(.depthSpace(let a)):
+            return try depthSpace(node, x, a)
         case .onnx(.computedReshape(let a)):
             return try computedReshape(node, inputs, a)
         // Ops/Movement.swift

@@ -160,6 +160,9 @@ public struct Executor {
                 return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
             case .int32 where bytes.count == count * 4:
                 return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
+            // Bools are held as 0 and 1, as the comparisons make them (a constant attention mask).
+            case .bool where bytes.count == count:
+                return (0..<count).map { raw[$0] == 0 ? 0 : 1 }
             default:
                 throw RuntimeError(parameter.name, "holds \(parameter.dtype) values (\(bytes.count) bytes for shape \(parameter.shape)); the executor runs float32")
             }
@@ -202,6 +205,9 @@ public struct Executor {
             } else if case .recurrent(let a) = node.op, a.outputCount > 1 {
                 // A recurrent layer returning its states (Ops/Recurrent.swift).
                 for (output, value) in zip(node.outputs, try recurrent(node, arguments, a)) { values[output] = value }
+            } else if case .onnx(.scaledDotProductAttention(let a)) = node.op, node.outputs.count > 1 {
+                // Attention's present key and value, and its scores (Ops/ScaledDotProductAttention.swift).
+                for (output, value) in zip(node.outputs, try scaledDotProductAttention(node, arguments, a)) { values[output] = value }
             } else {
                 let result = try evaluate(node, arguments)
                 if let output = node.outputs.first { values[output] = result }

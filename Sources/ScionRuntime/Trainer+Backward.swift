@@ -36,6 +36,9 @@ extension Trainer {
             } else if case .recurrent(let a) = node.op, let x = inputs.first {
                 // Several outputs too: backprop through time takes each one's gradient.
                 step = try recurrentBackward(node, a, x, upstream: upstream, saved: tape.saved[index])
+            } else if case .onnx(.scaledDotProductAttention(let a)) = node.op {
+                // Y and the present key and value: each one's gradient (Ops/ScaledDotProductAttention+Backward.swift).
+                step = try scaledAttentionBackward(node, a, inputs, upstream: upstream)
             } else {
                 guard let dy = upstream[0], let output = node.outputs.first, let y = tape.values[output] else { continue }
                 let skip = skipOutputActivation && output == self.output
@@ -156,6 +159,14 @@ extension Trainer {
         case .onnx(.gatherElements): try movementBackward(node, inputs, dy: dy)
         // Ops/Einsum.swift
         case .onnx(.einsum(let a)): try einsumBackward(node, a, inputs, dy: dy)
+        // Ops/ScaledDotProductAttention+Backward.swift, Ops/TransformerOps.swift
+        case .onnx(.scaledDotProductAttention(let a)): try scaledAttentionBackward(node, a, inputs, upstream: [dy])
+        case .onnx(.rmsNormalization(let a)): try rmsNormalizationBackward(node, a, inputs, dy: dy)
+        case .onnx(.rotaryEmbedding(let a)): try rotaryEmbeddingBackward(node, a, inputs, dy: dy)
+        case .onnx(.cumulativeSum(let a)): try cumulativeSumBackward(node, a, inputs, dy: dy)
+        case .onnx(.depthSpace(let a)): try depthSpaceBackward(node, a, x, dy: dy)
+        // An index is piecewise constant, as a comparison is.
+        case .onnx(.argExtreme): StepGradients(inputs: [nil])
         // Ops/Logic.swift: comparisons are piecewise constant.
         case .onnx(.comparison): StepGradients(inputs: inputs.map { _ in nil })
         case .onnx(.select): try selectBackward(node, inputs, dy: dy)

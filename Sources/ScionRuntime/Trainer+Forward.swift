@@ -43,6 +43,11 @@ extension Trainer {
                 tape.saved[index] = saved
                 continue
             }
+            if case .onnx(.scaledDotProductAttention(let a)) = node.op, node.outputs.count > 1 {
+                // Attention's present key and value, and its scores (Ops/ScaledDotProductAttention.swift).
+                for (output, value) in zip(node.outputs, try executor.scaledDotProductAttention(node, inputs, a)) { tape.values[output] = value }
+                continue
+            }
             let (result, saved) = try forwardStep(node, inputs, training: training, random: &random)
             if let output = node.outputs.first { tape.values[output] = result }
             if let saved { tape.saved[index] = saved }

@@ -41,6 +41,9 @@ CNN_OPS = {
     "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp",
     "ReduceSumSquare", "Constant", "Shape", "ConstantOfShape", "Range", "Expand", "Tile", "InstanceNormalization",
     "GroupNormalization",
+    # Opset 23's transformer ops, the trigonometric functions, index search and cumulative sums.
+    "Attention", "RMSNormalization", "RotaryEmbedding", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh",
+    "Atanh", "ArgMax", "ArgMin", "CumSum", "DepthToSpace", "SpaceToDepth",
 }
 
 

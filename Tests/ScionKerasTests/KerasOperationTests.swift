@@ -44,14 +44,14 @@ final class KerasOperationTests: XCTestCase {
     /// An operation Scion does not read is kept as read (inspect lists it, surgery cuts it), and what
     /// it could not read is the reason every path that needs its meaning gives, naming node and op.
     func testUnknownOperationIsKeptAndItsReasonNamesTheNodeAndTheOp() throws {
-        let path = try model(with: operation("Cumsum", name: "running", config: #", "axis": 1"#, arguments: tensor), output: "running")
+        let path = try model(with: operation("Cumprod", name: "running", config: #", "axis": 1"#, arguments: tensor), output: "running")
         let graph = try KerasModelReader.readHDF5(at: path)
         guard case .opaque(let a) = try XCTUnwrap(graph.node(named: "running")).op else { return XCTFail("running is read") }
         XCTAssertEqual(a.domain, "keras.ops")
-        XCTAssertTrue(a.uninterpretedReason.hasPrefix("keras.ops operation Cumsum"), a.uninterpretedReason)
+        XCTAssertTrue(a.uninterpretedReason.hasPrefix("keras.ops operation Cumprod"), a.uninterpretedReason)
         XCTAssertFalse(a.uninterpretedReason.contains("\n"))
         XCTAssertThrowsError(try KerasModelWriter.writeArchive(graph, to: path + ".keras", file: path + ".keras")) { error in
-            XCTAssertTrue("\(error)".contains("running") && "\(error)".contains("keras.ops operation Cumsum"), "\(error)")
+            XCTAssertTrue("\(error)".contains("running") && "\(error)".contains("keras.ops operation Cumprod"), "\(error)")
         }
     }
 

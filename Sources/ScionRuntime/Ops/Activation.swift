@@ -37,6 +37,15 @@ extension Executor {
         case .sign: return { (v: Float) -> Float in v > 0 ? 1 : v < 0 ? -1 : 0 }
         case .sine: return { (v: Float) -> Float in sin(v) }
         case .cosine: return { (v: Float) -> Float in cos(v) }
+        case .tangent: return { (v: Float) -> Float in tan(v) }
+        case .arcsine: return { (v: Float) -> Float in asin(v) }
+        case .arccosine: return { (v: Float) -> Float in acos(v) }
+        case .arctangent: return { (v: Float) -> Float in atan(v) }
+        case .hyperbolicSine: return { (v: Float) -> Float in sinh(v) }
+        case .hyperbolicCosine: return { (v: Float) -> Float in cosh(v) }
+        case .inverseHyperbolicSine: return { (v: Float) -> Float in asinh(v) }
+        case .inverseHyperbolicCosine: return { (v: Float) -> Float in acosh(v) }
+        case .inverseHyperbolicTangent: return { (v: Float) -> Float in atanh(v) }
         case .not: return { (v: Float) -> Float in v == 0 ? 1 : 0 }
         }
     }
@@ -106,6 +115,15 @@ extension Trainer {
         case .errorFunction: return { x, _ in 1.1283791670955126 * exp(-x * x) }
         case .sine: return { x, _ in cos(x) }
         case .cosine: return { x, _ in -sin(x) }
+        case .tangent: return { _, y in 1 + y * y }
+        case .arcsine: return { x, _ in 1 / (1 - x * x).squareRoot() }
+        case .arccosine: return { x, _ in -1 / (1 - x * x).squareRoot() }
+        case .arctangent: return { x, _ in 1 / (1 + x * x) }
+        case .hyperbolicSine: return { x, _ in cosh(x) }
+        case .hyperbolicCosine: return { x, _ in sinh(x) }
+        case .inverseHyperbolicSine: return { x, _ in 1 / (x * x + 1).squareRoot() }
+        case .inverseHyperbolicCosine: return { x, _ in 1 / (x * x - 1).squareRoot() }
+        case .inverseHyperbolicTangent: return { x, _ in 1 / (1 - x * x) }
         case .floor, .ceil, .round, .sign, .not: return nil
         }
     }
