@@ -81,7 +81,7 @@ enum KerasOperationWriter {
             guard let k = a.k else { throw Refusal(reason: "Trilu with a diagonal offset computed at run time has no keras.ops equivalent") }
             return [call(a.upper ? "Triu" : "Tril", config: ["k": .number(Double(k))])]
         case .einsum(let a):
-            return [call("Einsum", config: ["subscripts": .string(a.equation)], arguments: node.inputs.map { _ in .tensor })]
+            return [call("Einsum", config: ["subscripts": .string(try lowercaseSubscripts(a.equation))], arguments: node.inputs.map { _ in .tensor })]
         case .gatherElements(let a):
             return [call("TakeAlongAxis", config: ["axis": .number(Double(a.axis))], arguments: [.tensor, .tensor])]
         case .gather(let a):
@@ -192,6 +192,21 @@ enum KerasOperationWriter {
             sections = KerasConfigWriter.ints(offsets)
         }
         return call("Split", config: ["indices_or_sections": sections, "axis": .number(Double(a.axis))])
+    }
+
+    /// The equation with its index letters renamed to lower case: Keras's einsum shape inference
+    /// reads only lower-case letters (an upper-case `J`, which torch's exporters write for MaxViT's
+    /// relative attention, fails to load). The renaming keeps distinct letters distinct.
+    static func lowercaseSubscripts(_ equation: String) throws -> String {
+        let letters = Set(equation.filter(\.isLetter))
+        guard letters.contains(where: \.isUppercase) else { return equation }
+        var free = Array("abcdefghijklmnopqrstuvwxyz").filter { !letters.contains($0) }
+        var renamed: [Character: Character] = [:]
+        for letter in letters.sorted() where letter.isUppercase {
+            guard !free.isEmpty else { throw Refusal(reason: "Einsum '\(equation)' uses more than 26 distinct indices; keras.ops.einsum reads only lower-case ones") }
+            renamed[letter] = free.removeFirst()
+        }
+        return String(equation.map { renamed[$0] ?? $0 })
     }
 
     /// A reduction: keras.ops has mean, sum, max, min, prod and logsumexp over any axes; the norms

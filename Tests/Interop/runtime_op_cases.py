@@ -234,11 +234,13 @@ def keras_ops_models(folder):
         helper.make_node("ReduceL1", ["z", "inner"], ["y9"], keepdims=1),
         helper.make_node("ReduceSumSquare", ["x", "middle"], ["y10"], keepdims=0),
         helper.make_node("ReduceLogSumExp", ["z", "inner"], ["y11"], keepdims=0),
+        # Upper-case indices, as torch writes MaxViT's: Keras's einsum reads lower case only.
+        helper.make_node("Einsum", ["x", "z"], ["y12"], equation="bIj,bKj->bKI"),
     ]
-    shapes = {"y4": ["batch", 3, 3], "y8": ["batch", 3], "y9": ["batch", 1, 1], "y10": ["batch", 4], "y11": ["batch"]}
+    shapes = {"y4": ["batch", 3, 3], "y8": ["batch", 3], "y9": ["batch", 1, 1], "y10": ["batch", 4], "y11": ["batch"], "y12": ["batch", 3, 3]}
     graph = helper.make_graph(
         nodes, "keras_ops", [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 3, 4]) for n in ("x", "z")],
-        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, shapes.get(f"y{i}", ["batch", 3, 4])) for i in range(12)],
+        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, shapes.get(f"y{i}", ["batch", 3, 4])) for i in range(13)],
         fx_init + fz_init + tens_init + divisor_init + rows_init + [helper.make_tensor("k", TensorProto.INT64, [], [1]),
                                                                     _int64("last", [-1]), _int64("inner", [1, 2]), _int64("middle", [1])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
