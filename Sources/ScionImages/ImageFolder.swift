@@ -6,6 +6,12 @@ public struct ImageSample: Equatable, Sendable {
     public var path: String
     public var relativePath: String
     public var label: Int
+
+    public init(path: String, relativePath: String, label: Int) {
+        self.path = path
+        self.relativePath = relativePath
+        self.label = label
+    }
 }
 
 /// A folder indexed as Keras's `index_directory` (keras/src/utils/dataset_utils.py) does it with

@@ -21,7 +21,7 @@ enum JPEGDecoder {
         defer { tjDestroy(handle) }
         var width: Int32 = 0, height: Int32 = 0, subsampling: Int32 = 0, colorspace: Int32 = 0
         if tjDecompressHeader3(handle, source, UInt(bytes.count), &width, &height, &subsampling, &colorspace) != 0 {
-            throw failure(handle, file: file)
+            throw markers.endsBeforeScan ? ImageError(file: file, reason: .truncated) : failure(handle, file: file)
         }
         try ImageDecoder.checkSize(width: Int(width), height: Int(height), options: options, file: file)
         let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)

@@ -8,18 +8,21 @@ struct JPEGMarkers {
     var height: Int?
     var hasAdobeSegment = false
     var orientation: Int?
+    /// The segments ran past the end of the bytes before a scan started: the file is cut short.
+    var endsBeforeScan = true
 
     init(_ bytes: UnsafeRawBufferPointer) {
         var position = 2   // after SOI
         while position + 4 <= bytes.count {
-            guard bytes[position] == 0xFF else { return }
+            guard bytes[position] == 0xFF else { endsBeforeScan = false; return }
             let marker = bytes[position + 1]
             if marker == 0xFF { position += 1; continue }   // fill byte
             if marker == 0x01 || (0xD0...0xD8).contains(marker) { position += 2; continue }   // no length
-            if marker == 0xDA || marker == 0xD9 { return }   // start of scan, end of image
+            if marker == 0xDA || marker == 0xD9 { endsBeforeScan = false; return }   // start of scan, end of image
             let length = Int(bytes[position + 2]) << 8 | Int(bytes[position + 3])
             let start = position + 4, end = position + 2 + length
-            guard length >= 2, end <= bytes.count else { return }
+            guard length >= 2 else { endsBeforeScan = false; return }
+            guard end <= bytes.count else { return }
             let segment = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
             switch marker {
             case 0xC0...0xCF where marker != 0xC4 && marker != 0xC8 && marker != 0xCC:

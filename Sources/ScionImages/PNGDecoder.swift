@@ -4,6 +4,12 @@ import CImageCodecs
 enum PNGDecoder {
     static func decode(_ bytes: UnsafeRawBufferPointer, file: String, options: DecodeOptions) throws(ImageError) -> DecodedImage {
         guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { throw ImageError(file: file, reason: .empty) }
+        // IHDR is the first chunk: its size is checked here before libpng reads anything, so a zero or
+        // huge size gets its own reason rather than libpng's "Invalid IHDR data".
+        if bytes.count >= 24, Array(bytes[12..<16]) == Array("IHDR".utf8) {
+            func u32(_ at: Int) -> Int { bytes[at..<(at + 4)].reduce(0) { $0 << 8 | Int($1) } }
+            try ImageDecoder.checkSize(width: u32(16), height: u32(20), options: options, file: file)
+        }
         var message = [CChar](repeating: 0, count: 256)
         var header = scion_png_header()
         if scion_png_read_header(base, bytes.count, &header, &message, message.count) != 0 {
