@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "Scion", dependencies: ["ScionIR", "ScionKeras", "ScionONNX", "ScionPasses", "ScionRuntime", "ScionZip", "CZlib"]),
         .executableTarget(
             name: "ScionCommand",
-            dependencies: ["Scion", "ScionRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Scion", "ScionRuntime", "ScionImages", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             // `scion demo`'s model and data (made by fixtures/make_digits.py): copied next to the binary as
             // Scion_ScionCommand.resources, so the demo runs from any folder.
             resources: [.copy("Resources/digits")]
