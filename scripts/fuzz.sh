@@ -45,7 +45,7 @@ for target in FuzzONNX FuzzKerasConfig FuzzKerasArchive FuzzNumpy FuzzImage; do
         "$binary" "${options[@]}" "${files[@]}" > "$build/$target.hostile.log" 2>&1 || { echo "$target: a hostile corpus file fails (log: $build/$target.hostile.log)"; status=1; }
     fi
     work=$(mktemp -d)
-    # The image decoders are small and fast (about 2,000 inputs/s): half the time keeps CI's budget.
+    # The image decoders are small (about 900 inputs/s here): half the time keeps CI's budget.
     target_seconds=$seconds
     [ "$target" != FuzzImage ] || target_seconds=$(( (seconds + 1) / 2 ))
     if "$binary" "${options[@]}" -max_total_time="$target_seconds" -print_final_stats=1 "$work" "$seeds/$target" > "$build/$target.log" 2>&1; then

@@ -1,9 +1,10 @@
 /// Resizing as Keras 3's image_dataset_from_directory does it: TensorFlow's tf.image.resize with
-/// antialias=False (resize_bilinear and resize_nearest_neighbor with half-pixel centers, resize_area),
+/// antialias=False (resize_bilinear, resize_nearest_neighbor and resize_bicubic with half-pixel centers,
+/// resize_area),
 /// in float32 arithmetic in TensorFlow's order, and Keras's smart_resize crop for
 /// crop_to_aspect_ratio. The result is float32 in 0...255 (Keras does not rescale).
 public enum Interpolation: String, CaseIterable, Sendable {
-    case bilinear, nearest, area
+    case bilinear, nearest, bicubic, area
 }
 
 public struct ResizeOptions: Equatable, Sendable {
@@ -31,6 +32,7 @@ public enum ImageResizer {
         switch options.interpolation {
         case .bilinear: return bilinear(source, options.height, options.width)
         case .nearest: return nearest(source, options.height, options.width)
+        case .bicubic: return bicubic(source, options.height, options.width)
         case .area: return area(source, options.height, options.width)
         }
     }
@@ -94,6 +96,58 @@ public enum ImageResizer {
         for (y, sourceY) in ys.enumerated() {
             for (x, sourceX) in xs.enumerated() {
                 for c in 0..<channels { out[(y * outWidth + x) * channels + c] = source.value(sourceY, sourceX, c) }
+            }
+        }
+        return out
+    }
+
+    /// Keys's cubic (a = -0.5) sampled at 1,025 points as resize_bicubic_op.cc's table: pairs of the
+    /// weights for distances t and 1 + t, t = i / 1024, computed in double and stored in float.
+    static let bicubicTable: [Float] = (0...1024).flatMap { i -> [Float] in
+        let a = -0.5
+        var x = Float(Double(i) * 1.0 / 1024)
+        let near = Float(((a + 2) * Double(x) - (a + 3)) * Double(x) * Double(x) + 1)
+        x = Float(Double(x) + 1.0)
+        let far = Float(((a * Double(x) - 5 * a) * Double(x) + 8 * a) * Double(x) - 4 * a)
+        return [near, far]
+    }
+
+    /// resize_bicubic_op.cc with half-pixel centers (Keys's cubic): four neighbours per axis, those
+    /// outside the image weighted 0 and the rest renormalized; rows interpolated first, then columns.
+    static func bicubic(_ source: Window, _ outHeight: Int, _ outWidth: Int) -> [Float] {
+        func weights(_ outSize: Int, _ inSize: Int) -> [(indices: [Int], weights: [Float])] {
+            let scale = Float(inSize) / Float(outSize), table = bicubicTable
+            return (0..<outSize).map { i in
+                let position = (Float(i) + 0.5) * scale - 0.5
+                let base = Int(position.rounded(.down))
+                let offset = Int(((position - Float(base)) * 1024).rounded(.toNearestOrEven))
+                let wanted = [base - 1, base, base + 1, base + 2]
+                let indices = wanted.map { min(inSize - 1, max(0, $0)) }
+                let raw = [table[offset * 2 + 1], table[offset * 2], table[(1024 - offset) * 2], table[(1024 - offset) * 2 + 1]]
+                var kept = (0..<4).map { indices[$0] == wanted[$0] ? raw[$0] : 0 }
+                let sum = kept[0] + kept[1] + kept[2] + kept[3]
+                if abs(sum) >= 1000 * Float.leastNormalMagnitude {
+                    let inverse = 1 / sum
+                    kept = kept.map { $0 * inverse }
+                }
+                return (indices, kept)
+            }
+        }
+        let ys = weights(outHeight, source.height), xs = weights(outWidth, source.width)
+        let channels = source.channels
+        var out = [Float](repeating: 0, count: outHeight * outWidth * channels)
+        for (y, yw) in ys.enumerated() {
+            for (x, xw) in xs.enumerated() {
+                for c in 0..<channels {
+                    var columns: [Float] = [0, 0, 0, 0]
+                    for j in 0..<4 {
+                        let column = xw.indices[j]
+                        columns[j] = source.value(yw.indices[0], column, c) * yw.weights[0] + source.value(yw.indices[1], column, c) * yw.weights[1]
+                            + source.value(yw.indices[2], column, c) * yw.weights[2] + source.value(yw.indices[3], column, c) * yw.weights[3]
+                    }
+                    out[(y * outWidth + x) * channels + c] = columns[0] * xw.weights[0] + columns[1] * xw.weights[1]
+                        + columns[2] * xw.weights[2] + columns[3] * xw.weights[3]
+                }
             }
         }
         return out

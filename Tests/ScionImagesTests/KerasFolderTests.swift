@@ -40,6 +40,7 @@ final class KerasFolderTests: XCTestCase {
         ("keras_area.npz", 9, 11, .area, false, 3),
         ("keras_bilinear_crop.npz", 12, 10, .bilinear, true, 3),
         ("keras_bilinear_gray.npz", 12, 12, .bilinear, false, 1),
+        ("keras_bicubic.npz", 13, 9, .bicubic, false, 3),
     ]
 
     func testFolderArraysEqualKerasImageDatasetFromDirectory() throws {
