@@ -53,31 +53,46 @@ public struct ImageBatches: Sendable {
 
     public var batchCount: Int { (samples.count + batchSize - 1) / batchSize }
 
-    /// Batch `index` decoded now, its images in parallel.
+    /// Batch `index` decoded now, its images in parallel, each resized straight into the batch's buffer.
     public func batch(_ index: Int) throws(ImageError) -> ImageBatch {
         let range = (index * batchSize)..<min(samples.count, (index + 1) * batchSize)
-        let slots = Slots<Result<[Float], ImageError>>(count: range.count)
+        let size = pipeline.valuesPerImage
+        let failures = Slots<ImageError>(count: range.count)
         let pipeline = pipeline, samples = samples
-        DispatchQueue.concurrentPerform(iterations: range.count) { offset in
-            let path = samples[range.lowerBound + offset].path
-            slots.set(offset, Result { () throws(ImageError) -> [Float] in try pipeline.load(path) })
+        var pixels = [Float](unsafeUninitializedCapacity: range.count * size) { buffer, count in
+            let output = SendableBuffer(buffer)
+            DispatchQueue.concurrentPerform(iterations: range.count) { offset in
+                let slice = UnsafeMutableBufferPointer(rebasing: output.buffer[(offset * size)..<((offset + 1) * size)])
+                do throws(ImageError) {
+                    let image = try ImageDecoder.decode(file: samples[range.lowerBound + offset].path, options: pipeline.decode)
+                    ImageResizer.resize(image, pipeline.resize, into: slice)
+                } catch {
+                    slice.update(repeating: 0)
+                    failures.set(offset, error)
+                }
+            }
+            count = buffer.count
         }
         var batch = ImageBatch(pixels: [], labels: [], files: [], failures: [])
-        batch.pixels.reserveCapacity(range.count * pipeline.valuesPerImage)
-        for (offset, result) in slots.values.enumerated() {
-            let sample = samples[range.lowerBound + offset]
-            switch result {
-            case .success(let pixels)?:
-                batch.pixels += pixels
-                batch.labels.append(sample.label)
-                batch.files.append(sample.path)
-            case .failure(let error)?:
-                if policy == .fail { throw error }
-                batch.failures.append(error)
-            case nil:
-                break
+        var kept = 0
+        for (offset, failure) in failures.values.enumerated() {
+            if let failure {
+                if policy == .fail { throw failure }
+                batch.failures.append(failure)
+                continue
             }
+            // Good images move up over the bad ones' rows.
+            if kept != offset {
+                pixels.withUnsafeMutableBufferPointer { $0.baseAddress.map { base in
+                    (base + kept * size).update(from: base + offset * size, count: size)
+                } }
+            }
+            kept += 1
+            batch.labels.append(samples[range.lowerBound + offset].label)
+            batch.files.append(samples[range.lowerBound + offset].path)
         }
+        pixels.removeLast((range.count - kept) * size)
+        batch.pixels = pixels
         return batch
     }
 
@@ -120,6 +135,12 @@ public final class ImageBatchStream {
             return result ?? .failure(ImageError(file: "", reason: .folder("batch not decoded")))
         }
     }
+}
+
+/// A batch's buffer, written by concurrent tasks at disjoint offsets.
+private struct SendableBuffer: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Float>
+    init(_ buffer: UnsafeMutableBufferPointer<Float>) { self.buffer = buffer }
 }
 
 /// Results written from concurrent tasks, one slot each.

@@ -25,15 +25,28 @@ public struct ResizeOptions: Equatable, Sendable {
 public enum ImageResizer {
     /// `height x width x channels` float32 values, row-major (HWC).
     public static func resize(_ image: DecodedImage, _ options: ResizeOptions) -> [Float] {
+        [Float](unsafeUninitializedCapacity: options.height * options.width * image.channels) { buffer, count in
+            resize(image, options, into: buffer)
+            count = buffer.count
+        }
+    }
+
+    /// Writes the resized image into `output` (exactly `height x width x channels` values): a batch
+    /// fills its own buffer in place, without an array per image.
+    public static func resize(_ image: DecodedImage, _ options: ResizeOptions, into output: UnsafeMutableBufferPointer<Float>) {
+        precondition(output.count == options.height * options.width * image.channels, "resize: output size")
         let box = options.cropToAspectRatio
             ? cropBox(height: image.height, width: image.width, targetHeight: options.height, targetWidth: options.width)
             : (top: 0, left: 0, height: image.height, width: image.width)
-        let source = Window(image: image, top: box.top, left: box.left, height: box.height, width: box.width)
-        switch options.interpolation {
-        case .bilinear: return bilinear(source, options.height, options.width)
-        case .nearest: return nearest(source, options.height, options.width)
-        case .bicubic: return bicubic(source, options.height, options.width)
-        case .area: return area(source, options.height, options.width)
+        image.pixels.withUnsafeBufferPointer { pixels in
+            let source = Window(pixels: pixels, rowLength: image.width, channels: image.channels,
+                                top: box.top, left: box.left, height: box.height, width: box.width)
+            switch options.interpolation {
+            case .bilinear: bilinear(source, options.height, options.width, output)
+            case .nearest: nearest(source, options.height, options.width, output)
+            case .bicubic: bicubic(source, options.height, options.width, output)
+            case .area: area(source, options.height, options.width, output)
+            }
         }
     }
 
@@ -45,20 +58,20 @@ public enum ImageResizer {
         return (Int(Float(height - cropHeight) / 2), Int(Float(width - cropWidth) / 2), cropHeight, cropWidth)
     }
 
-    /// A rectangle of an image, read without copying it.
+    /// A rectangle of an image's samples, read without copying them.
     struct Window {
-        let image: DecodedImage
+        let pixels: UnsafeBufferPointer<UInt8>
+        let rowLength: Int, channels: Int
         let top: Int, left: Int, height: Int, width: Int
-        var channels: Int { image.channels }
 
         func value(_ y: Int, _ x: Int, _ c: Int) -> Float {
-            Float(image.pixels[((top + y) * image.width + left + x) * image.channels + c])
+            Float(pixels[((top + y) * rowLength + left + x) * channels + c])
         }
     }
 
     /// resize_bilinear_op.cc with HalfPixelScaler: in = (out + 0.5) * scale - 0.5, the two
     /// neighbours clamped to the image, lerps in x then y.
-    static func bilinear(_ source: Window, _ outHeight: Int, _ outWidth: Int) -> [Float] {
+    static func bilinear(_ source: Window, _ outHeight: Int, _ outWidth: Int, _ out: UnsafeMutableBufferPointer<Float>) {
         func weights(_ outSize: Int, _ inSize: Int) -> [(lower: Int, upper: Int, lerp: Float)] {
             let scale = Float(inSize) / Float(outSize)
             return (0..<outSize).map { i in
@@ -69,7 +82,6 @@ public enum ImageResizer {
         }
         let ys = weights(outHeight, source.height), xs = weights(outWidth, source.width)
         let channels = source.channels
-        var out = [Float](repeating: 0, count: outHeight * outWidth * channels)
         for (y, yw) in ys.enumerated() {
             for (x, xw) in xs.enumerated() {
                 for c in 0..<channels {
@@ -81,24 +93,21 @@ public enum ImageResizer {
                 }
             }
         }
-        return out
     }
 
     /// resize_nearest_neighbor_op.cc with half-pixel centers: floor((out + 0.5) * scale), clamped.
-    static func nearest(_ source: Window, _ outHeight: Int, _ outWidth: Int) -> [Float] {
+    static func nearest(_ source: Window, _ outHeight: Int, _ outWidth: Int, _ out: UnsafeMutableBufferPointer<Float>) {
         func indices(_ outSize: Int, _ inSize: Int) -> [Int] {
             let scale = Float(inSize) / Float(outSize)
             return (0..<outSize).map { i in max(0, min(Int(((Float(i) + 0.5) * scale).rounded(.down)), inSize - 1)) }
         }
         let ys = indices(outHeight, source.height), xs = indices(outWidth, source.width)
         let channels = source.channels
-        var out = [Float](repeating: 0, count: outHeight * outWidth * channels)
         for (y, sourceY) in ys.enumerated() {
             for (x, sourceX) in xs.enumerated() {
                 for c in 0..<channels { out[(y * outWidth + x) * channels + c] = source.value(sourceY, sourceX, c) }
             }
         }
-        return out
     }
 
     /// Keys's cubic (a = -0.5) sampled at 1,025 points as resize_bicubic_op.cc's table: pairs of the
@@ -114,7 +123,7 @@ public enum ImageResizer {
 
     /// resize_bicubic_op.cc with half-pixel centers (Keys's cubic): four neighbours per axis, those
     /// outside the image weighted 0 and the rest renormalized; rows interpolated first, then columns.
-    static func bicubic(_ source: Window, _ outHeight: Int, _ outWidth: Int) -> [Float] {
+    static func bicubic(_ source: Window, _ outHeight: Int, _ outWidth: Int, _ out: UnsafeMutableBufferPointer<Float>) {
         func weights(_ outSize: Int, _ inSize: Int) -> [(indices: [Int], weights: [Float])] {
             let scale = Float(inSize) / Float(outSize), table = bicubicTable
             return (0..<outSize).map { i in
@@ -135,7 +144,6 @@ public enum ImageResizer {
         }
         let ys = weights(outHeight, source.height), xs = weights(outWidth, source.width)
         let channels = source.channels
-        var out = [Float](repeating: 0, count: outHeight * outWidth * channels)
         for (y, yw) in ys.enumerated() {
             for (x, xw) in xs.enumerated() {
                 for c in 0..<channels {
@@ -150,12 +158,11 @@ public enum ImageResizer {
                 }
             }
         }
-        return out
     }
 
     /// resize_area_op.cc: each output pixel the average of the input area it covers, partly covered
     /// pixels weighted by the covered fraction; float32 sums in its order (x within a row first).
-    static func area(_ source: Window, _ outHeight: Int, _ outWidth: Int) -> [Float] {
+    static func area(_ source: Window, _ outHeight: Int, _ outWidth: Int, _ out: UnsafeMutableBufferPointer<Float>) {
         struct Span { var start: Int; var end: Int; var startScale: Float; var endMinusOneScale: Float }
         func fraction(_ v: Int, _ low: Float, _ high: Float, _ scale: Float) -> Float {
             Float(v) < low ? (Float(v + 1) > high ? scale : Float(v + 1) - low) : (Float(v + 1) > high ? high - Float(v) : 1)
@@ -170,7 +177,6 @@ public enum ImageResizer {
         let scale = Float(1.0 / Double(heightScale * widthScale))
         let channels = source.channels
         func bound(_ v: Int, _ limit: Int) -> Int { min(limit - 1, max(0, v)) }
-        var out = [Float](repeating: 0, count: outHeight * outWidth * channels)
         for y in 0..<outHeight {
             let low = Float(y) * heightScale, high = Float(y + 1) * heightScale
             let rows = Array(Int(low.rounded(.down))..<Int(high.rounded(.up)))
@@ -193,6 +199,5 @@ public enum ImageResizer {
                 }
             }
         }
-        return out
     }
 }
