@@ -68,12 +68,15 @@ struct ImageFolderOptions: ParsableArguments {
         var channelsFirst: Bool
     }
 
-    /// The image size and channel count the model's first input takes, NHWC or (ONNX) NCHW.
+    /// The image size and channel count the model's first input takes, NHWC or NCHW: the axis of 1, 3
+    /// or 4 says which (a Keras model converted to ONNX keeps its NHWC input; a PyTorch export takes
+    /// NCHW); when both could be, the graph's layout decides.
     func inputGeometry(_ model: Model, file: String) throws -> InputGeometry {
         guard let input = model.graph.inputs.first, let dimensions = input.shape?.dimensions, dimensions.count == 4 else {
             throw ScionError(file: file, "is a folder of images, but the model's input is not an image batch (rank 4)")
         }
-        let channelsFirst = model.graph.layout == .channelsFirst
+        func isChannelCount(_ dimension: Int?) -> Bool { dimension.map { [1, 3, 4].contains($0) } ?? false }
+        let channelsFirst = isChannelCount(dimensions[1]) && (!isChannelCount(dimensions[3]) || model.graph.layout == .channelsFirst)
         let (height, width, channels) = channelsFirst ? (dimensions[2], dimensions[3], dimensions[1]) : (dimensions[1], dimensions[2], dimensions[3])
         guard let height, let width, let channels, [1, 3, 4].contains(channels) else {
             throw ScionError(file: file, "is a folder of images, but the model's input '\(input.name)' has shape "

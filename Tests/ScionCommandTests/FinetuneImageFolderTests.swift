@@ -1,4 +1,7 @@
 import Foundation
+import Scion
+@testable import ScionCommand
+import ScionRuntime
 import XCTest
 
 /// `scion finetune --data DIR`: a folder of images (fixtures/images/digits, Keras's layout) read with
@@ -15,6 +18,38 @@ final class FinetuneImageFolderTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.standardError)
         XCTAssertTrue(FileManager.default.fileExists(atPath: output))
         XCTAssertTrue(result.standardOutput.contains("val_accuracy"), result.standardOutput)
+        // A second folder with the same classes as validation data.
+        let separate = try runScion(["finetune", Repository.fixture("digits/digits_cnn.h5"), "--data", folder, "--validation", folder,
+                                     "--epochs", "1", "-o", output, "--force"])
+        XCTAssertEqual(separate.status, 0, separate.standardError)
+        XCTAssertTrue(separate.standardOutput.contains("val_accuracy"), separate.standardOutput)
+    }
+
+    /// A Keras model converted to ONNX keeps its NHWC input; a PyTorch export takes NCHW: the images
+    /// arrive in each model's own layout, the same pixels.
+    func testImagesArriveInTheModelsInputLayout() throws {
+        let directory = try temporaryDirectory(self)
+        let options = try ImageFolderOptions.parse(["--resize", "nearest"])
+        let keras = try Model.load(Repository.fixture("digits/digits_cnn.h5"))
+        let nhwc = try options.load(data: folder, validation: nil, validationSplit: nil, seed: 0, model: keras).training.x
+        XCTAssertEqual(nhwc.shape, [42, 8, 8, 1])
+        let converted = directory.appendingPathComponent("digits.onnx").path
+        XCTAssertEqual(try runScion(["convert", Repository.fixture("digits/digits_cnn.h5"), converted]).status, 0)
+        XCTAssertEqual(try options.load(data: folder, validation: nil, validationSplit: nil, seed: 0, model: try Model.load(converted)).training.x, nhwc)
+
+        let torch = try Model.load(Repository.fixture("torch/tiny_resnet.onnx"))
+        let nchw = try options.load(data: folder, validation: nil, validationSplit: nil, seed: 0, model: torch).training.x
+        XCTAssertEqual(nchw.shape, [42, 3, 16, 16])
+        // NHWC [1, 2, 2, 3] to NCHW [1, 3, 2, 2]: value 100 * y + 10 * x + c lands at [c][y][x].
+        var values: [Float] = []
+        for y in 0..<2 {
+            for x in 0..<2 {
+                for c in 0..<3 { values.append(Float(100 * y + 10 * x + c)) }
+            }
+        }
+        let transposed = RuntimeTensor(shape: [1, 2, 2, 3], data: values).transposedToChannelsFirst()
+        XCTAssertEqual(transposed.shape, [1, 3, 2, 2])
+        XCTAssertEqual(transposed.data, [0, 10, 100, 110, 1, 11, 101, 111, 2, 12, 102, 112])
     }
 
     func testABadImageEndsTheRunOrIsSkippedWithAWarning() throws {
