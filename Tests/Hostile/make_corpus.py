@@ -257,6 +257,7 @@ def write_images():
     write("image_truncated.jpg", jpeg[: (scan + len(jpeg)) // 2], predict, "is truncated")   # cut inside the scan
     write("image_truncated_header.jpg", jpeg[: scan // 2], predict, "is truncated")   # cut before it
     write("image_zero_width.png", png_declaring(0, 16), predict, "no pixels")
+    write("image_zero_height.jpg", jpeg_declaring(jpeg, 30, 0), predict, "no pixels")
     flipped = bytearray(png)
     idat = flipped.index(b"IDAT")
     length = struct.unpack(">I", flipped[idat - 4:idat])[0]
