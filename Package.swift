@@ -18,6 +18,10 @@ let package = Package(
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        // libpng's calls behind setjmp, in C: its errors longjmp, which must never cross a Swift frame.
+        .target(name: "CImageCodecs", dependencies: ["CPNG"]),
 
         .target(name: "HDF5", dependencies: ["CHDF5"]),
         .target(name: "ScionIR"),
@@ -28,13 +32,16 @@ let package = Package(
         .target(name: "ONNXProto", dependencies: ["CProtobufC"]),
         .target(name: "ScionONNX", dependencies: ["ScionIR", "ONNXProto"]),
         .target(name: "ScionPasses", dependencies: ["ScionIR"]),
+        // Image folders read as Keras's image_dataset_from_directory reads them: JPEG and PNG decoded
+        // (libjpeg-turbo, libpng), resized as tf.image.resize, indexed and split as Keras does.
+        .target(name: "ScionImages", dependencies: ["CImageCodecs", "CTurboJPEG"]),
         // The executor: forward pass on the CPU, matrix products through OpenBLAS. It takes graphs
         // already lowered (Scion runs ScionPasses' ExecutorLowering first), so it needs no passes.
         .target(name: "ScionRuntime", dependencies: ["ScionIR", "CBLAS"]),
         .target(name: "Scion", dependencies: ["ScionIR", "ScionKeras", "ScionONNX", "ScionPasses", "ScionRuntime", "ScionZip", "CZlib"]),
         .executableTarget(
             name: "ScionCommand",
-            dependencies: ["Scion", "ScionRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Scion", "ScionRuntime", "ScionImages", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             // `scion demo`'s model and data (made by fixtures/make_digits.py): copied next to the binary as
             // Scion_ScionCommand.resources, so the demo runs from any folder.
             resources: [.copy("Resources/digits")]
@@ -50,6 +57,7 @@ let package = Package(
         .target(name: "ScionTestSupport", dependencies: ["ScionRuntime"], path: "Tests/ScionTestSupport"),
         .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR", "ScionRuntime", "ScionKeras", "ScionTestSupport"]),
         .testTarget(name: "ScionRuntimeTests", dependencies: ["ScionRuntime", "ScionIR", "ScionPasses", "Scion", "ScionTestSupport"]),
+        .testTarget(name: "ScionImagesTests", dependencies: ["ScionImages", "ScionRuntime", "ScionZip"]),
         .testTarget(name: "ScionCommandTests", dependencies: ["ScionCommand", "Scion", "ScionRuntime"]),
     ],
     swiftLanguageModes: [.v6]
@@ -68,6 +76,8 @@ if Context.environment["SCION_FUZZ"] != nil {
                           swiftSettings: entryFromLibFuzzer),
         .executableTarget(name: "FuzzNumpy", dependencies: ["Scion", "ScionRuntime", "FuzzSupport"], path: "Fuzz/Numpy",
                           swiftSettings: entryFromLibFuzzer),
+        .executableTarget(name: "FuzzImage", dependencies: ["ScionImages", "FuzzSupport"], path: "Fuzz/Image",
+                          swiftSettings: entryFromLibFuzzer),
     ]
-    package.products += ["FuzzONNX", "FuzzKerasConfig", "FuzzKerasArchive", "FuzzNumpy"].map { .executable(name: $0, targets: [$0]) }
+    package.products += ["FuzzONNX", "FuzzKerasConfig", "FuzzKerasArchive", "FuzzNumpy", "FuzzImage"].map { .executable(name: $0, targets: [$0]) }
 }

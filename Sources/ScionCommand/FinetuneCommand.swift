@@ -17,7 +17,10 @@ struct FinetuneCommand: ParsableCommand {
             given, else the run fails (exit 1) and the file is removed. A NaN or infinite loss or weight stops training.
 
             Data: an .npz with arrays x and y (--x, --y for other names), an .npy of inputs with --labels Y.npy, or a \
-            numeric .csv (--label-column); targets are class indices or one-hot rows, inputs in the model's layout.
+            numeric .csv (--label-column); targets are class indices or one-hot rows, inputs in the model's layout. \
+            Or a folder of JPEG and PNG images, one sub-folder per class (Keras's image_dataset_from_directory): \
+            decoded and resized to the model's input as Keras does, pixel values 0 to 255, split by Keras's seeded \
+            shuffle with --validation-split (--seed) or read from a --validation folder.
 
             Example: scion finetune grafted.keras --data train.npz --validation-split 0.2 --epochs 10 \
             --unfreeze-top 20 --fine-tune-epochs 10 -o trained.onnx --report report.html
@@ -29,6 +32,8 @@ struct FinetuneCommand: ParsableCommand {
     var model: String
 
     @OptionGroup(title: "Data") var source: TrainingDataOptions
+
+    @OptionGroup(title: "Image folders") var images: ImageFolderOptions
 
     @OptionGroup(title: "Training") var training: TrainingOptions
 
@@ -51,7 +56,14 @@ struct FinetuneCommand: ParsableCommand {
             if let report { try OutputCheck.check(report, force: destination.force, extensions: ["html"], what: "a report") }
             try Self.refuseOverwritingTheInput(model: model, output: output)
             let given = try Model.load(model)
-            let ((inputs, targets), validationPair) = try source.load()
+            let loaded: (training: TrainingDataOptions.Pair, validation: TrainingDataOptions.Pair?)
+            if ImageFolderOptions.isFolder(source.data) {
+                loaded = try images.load(data: source.data, validation: source.validation, validationSplit: source.validationSplit,
+                                         seed: training.seed, model: given)
+            } else {
+                loaded = try source.load()
+            }
+            let ((inputs, targets), validationPair) = loaded
             let classes = try outputUnits(of: given)
             let loss = training.chosenLoss(targets: targets, classes: classes)
             try TrainingOptions.checkInputs(inputs, model: given, file: source.data)

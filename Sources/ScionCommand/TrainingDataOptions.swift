@@ -7,7 +7,7 @@ import ScionRuntime
 /// formats, all known from the command line, so a flag that would be ignored (`--x` with a CSV) is
 /// refused before anything is read.
 struct TrainingDataOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Training data: an .npz of arrays x and y, an .npy of inputs (with --labels), or a numeric .csv.",
+    @Option(help: ArgumentHelp("Training data: an .npz of arrays x and y, an .npy of inputs (with --labels), a numeric .csv, or a folder of images.",
                                valueName: "file"),
             completion: .file(extensions: ["npz", "npy", "csv"]))
     var data: String
@@ -34,6 +34,7 @@ struct TrainingDataOptions: ParsableArguments {
     var y: String?
 
     func validate() throws {
+        if ImageFolderOptions.isFolder(data) { return try validateImageFolder() }
         guard let format = TrainingData.Format(path: data) else {
             throw ValidationError("--data \(data): training data must be an .npz, .npy or .csv file")
         }
@@ -51,6 +52,22 @@ struct TrainingDataOptions: ParsableArguments {
         if !formats.contains(.npz) {
             if x != nil { throw ValidationError("--x applies to .npz data, not to \(data)") }
             if y != nil { throw ValidationError("--y applies to .npz data, not to \(data)") }
+        }
+        if let validationSplit {
+            guard validationSplit > 0 && validationSplit < 1 else {
+                throw ValidationError("--validation-split \(Readable.setting(validationSplit)): must be between 0 and 1 (exclusive)")
+            }
+            if validation != nil { throw ValidationError("give either --validation or --validation-split, not both") }
+        }
+    }
+
+    /// A folder of images takes none of the array options; its validation data is a folder too.
+    func validateImageFolder() throws {
+        for (given, option) in [(labels, "--labels"), (labelColumn, "--label-column"), (x, "--x"), (y, "--y")] where given != nil {
+            throw ValidationError("\(option) applies to array files, not to the image folder \(data)")
+        }
+        if let validation, !ImageFolderOptions.isFolder(validation) {
+            throw ValidationError("--validation \(validation): with an image folder as --data, validation data must be a folder too")
         }
         if let validationSplit {
             guard validationSplit > 0 && validationSplit < 1 else {

@@ -15,6 +15,7 @@ import os
 import random
 import struct
 import zipfile
+import zlib
 
 import h5py
 import numpy as np
@@ -207,10 +208,84 @@ def main():
     write("train_label_range.npz", npz(x=images, y=np.array([0, 1, 2, 9])), tune, "label 9.0 is not a class")
     write("train_wrong_shape.npz", npz(x=np.zeros((4, 8, 8, 3), np.float32), y=np.arange(4)), tune, "samples have shape [8, 8, 3]")
 
+    write_images()
     with open(os.path.join(HERE, "corpus.json"), "w") as f:
         json.dump(entries, f, indent=1)
         f.write("\n")
     print(f"{len(entries)} hostile cases in {HERE}")
+
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_declaring(width, height, idat=b""):
+    """A PNG whose IHDR (valid CRC) declares the size; IDAT holds `idat` (compressed rows) or nothing."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(idat))
+            + png_chunk(b"IEND", b""))
+
+
+def jpeg_declaring(jpeg, width, height):
+    """The JPEG with its frame header (SOFn) declaring another size."""
+    data = bytearray(jpeg)
+    position = 2
+    while position + 4 <= len(data):
+        marker, length = data[position + 1], struct.unpack(">H", data[position + 2:position + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            data[position + 5:position + 9] = struct.pack(">HH", height, width)
+            return bytes(data)
+        position += 2 + length
+    raise ValueError("no frame header")
+
+
+def write_images():
+    """Broken images for the image-folder readers (issue 17). images.json says what each must fail
+    with; ImagesHostileTests (Tests/ScionImagesTests) reads them through the library now, and its
+    `args` are how `scion predict` / `finetune --data` will run them once those commands take images
+    (then the entries join corpus.json)."""
+    global entries
+    kept, entries = entries, []
+    digits = os.path.join(ROOT, "fixtures", "images", "digits")
+    png = open(os.path.join(digits, "one", "one_02.png"), "rb").read()
+    jpeg = open(os.path.join(digits, "one", "one_01.jpg"), "rb").read()
+    predict = ["predict", "fixtures/digits/digits_cnn.h5", "{file}"]
+    write("image_empty.png", b"", predict, "is empty")
+    write("image_not_an_image.jpg", b"these bytes are a note, not a JPEG\n" * 4, predict, "is not an image")
+    write("image_truncated.png", png[: len(png) // 2], predict, "is truncated")
+    scan = jpeg.index(b"\xff\xda")
+    write("image_truncated.jpg", jpeg[: (scan + len(jpeg)) // 2], predict, "is truncated")   # cut inside the scan
+    write("image_truncated_header.jpg", jpeg[: scan // 2], predict, "is truncated")   # cut before it
+    write("image_zero_width.png", png_declaring(0, 16), predict, "no pixels")
+    write("image_zero_height.jpg", jpeg_declaring(jpeg, 30, 0), predict, "no pixels")
+    flipped = bytearray(png)
+    idat = flipped.index(b"IDAT")
+    length = struct.unpack(">I", flipped[idat - 4:idat])[0]
+    flipped[idat + 4 + length] ^= 0xFF   # the first byte of IDAT's CRC
+    write("image_bad_crc.png", bytes(flipped), predict, "CRC error")
+    write("image_huge.png", png_declaring(60000, 60000, b"\0" * 1000), predict, "60000 x 60000")
+    write("image_huge.jpg", jpeg_declaring(jpeg, 60000, 60000), predict, "60000 x 60000")
+    rng = random.Random(17)
+    write("image_random.png", png[:8] + bytes(rng.randrange(256) for _ in range(2048)), predict, "is damaged")
+    # A data folder whose class folder holds one good image and two links out of it: one to a
+    # system file, one to this script (inside the repository, still outside the data folder).
+    folder = os.path.join(HERE, "image_links")
+    if os.path.isdir(folder):
+        import shutil
+        shutil.rmtree(folder)
+    os.makedirs(os.path.join(folder, "digit"))
+    with open(os.path.join(folder, "digit", "good.png"), "wb") as f:
+        f.write(png)
+    os.symlink("/etc/passwd", os.path.join(folder, "digit", "passwd.png"))
+    os.symlink("../../make_corpus.py", os.path.join(folder, "digit", "script.jpg"))
+    with open(os.path.join(HERE, "images.json"), "w") as f:
+        json.dump(entries, f, indent=1)
+        f.write("\n")
+    print(f"{len(entries)} hostile images in {HERE}")
+    entries = kept
+    # `scion finetune --data DIR` reads folders today: this case runs through the command.
+    keep("image_links", ["finetune", "fixtures/digits/digits_cnn.h5", "--data", "{file}", "--follow-links", "--on-bad-image", "fail",
+                         "-o", "{output}.keras"], "outside the data folder")
 
 
 if __name__ == "__main__":

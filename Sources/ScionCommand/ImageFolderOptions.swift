@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import Scion
+import ScionImages
+import ScionRuntime
+
+/// `--data DIR`: a folder of images, one sub-folder per class (Keras's image_dataset_from_directory
+/// layout), read with ScionImages: decoded as TensorFlow decodes them, resized to the model's input
+/// as Keras resizes, split as Keras splits (docs/images.md).
+struct ImageFolderOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("With an image folder: the classes, comma-separated, in label order (default: its sub-folders, sorted).",
+                               valueName: "names"))
+    var classNames: String?
+
+    @Option(help: ArgumentHelp("With an image folder: how images are resized to the model's input (Keras's interpolation).",
+                               valueName: "method"))
+    var resize: Interpolation = .bilinear
+
+    @Flag(help: "With an image folder: crop each image to the input's aspect ratio before resizing (Keras's crop_to_aspect_ratio).")
+    var cropToAspectRatio = false
+
+    @Option(help: ArgumentHelp("With an image folder: a broken image or a symbolic link is reported and skipped, or ends the run.",
+                               valueName: "skip|fail"))
+    var onBadImage: BadImagePolicy = .fail
+
+    @Flag(help: "With an image folder: follow symbolic links that stay inside it.")
+    var followLinks = false
+
+    @Flag(help: "With an image folder: turn JPEGs as their EXIF orientation says (Keras and TensorFlow do not).")
+    var exifOrientation = false
+
+    static func isFolder(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    var names: [String]? { classNames.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } }
+
+    typealias Pair = (x: RuntimeTensor, y: RuntimeTensor)
+
+    /// Training (and validation) arrays from image folders, in the model's input shape: `data`, split
+    /// by Keras's seeded shuffle when `validationSplit` is given, or `validation` (a folder with the same
+    /// classes). Every image is decoded now, in parallel batches: the trainer takes arrays.
+    func load(data: String, validation: String?, validationSplit: Double?, seed: UInt64, model: Model) throws -> (training: Pair, validation: Pair?) {
+        let input = try inputGeometry(model, file: data)
+        let index = try ImageFolderIndex(folder: data, classNames: names, followLinks: followLinks)
+        try report(index.skipped)
+        var training = index.samples, held: [ImageSample]?
+        if let validationSplit {
+            guard let keyed = UInt32(exactly: seed) else {
+                throw ScionError(file: data, "--seed \(seed): a validation split shuffles as numpy's RandomState, whose seeds end at \(UInt32.max)")
+            }
+            (training, held) = try index.split(validationFraction: validationSplit, seed: keyed)
+        } else if let validation {
+            let other = try ImageFolderIndex(folder: validation, classNames: index.classNames, followLinks: followLinks)
+            try report(other.skipped)
+            held = other.samples
+        }
+        let pipeline = ImagePipeline(decode: DecodeOptions(channels: input.channels, applyEXIFOrientation: exifOrientation),
+                                     resize: ResizeOptions(height: input.height, width: input.width, interpolation: resize,
+                                                           cropToAspectRatio: cropToAspectRatio))
+        let trainingPair = try arrays(training, pipeline: pipeline, input: input, folder: data)
+        return (trainingPair, try held.map { try arrays($0, pipeline: pipeline, input: input, folder: validation ?? data) })
+    }
+
+    struct InputGeometry {
+        var height: Int, width: Int, channels: Int
+        var channelsFirst: Bool
+    }
+
+    /// The image size and channel count the model's first input takes, NHWC or NCHW: the axis of 1, 3
+    /// or 4 says which (a Keras model converted to ONNX keeps its NHWC input; a PyTorch export takes
+    /// NCHW); when both could be, the graph's layout decides.
+    func inputGeometry(_ model: Model, file: String) throws -> InputGeometry {
+        guard let input = model.graph.inputs.first, let dimensions = input.shape?.dimensions, dimensions.count == 4 else {
+            throw ScionError(file: file, "is a folder of images, but the model's input is not an image batch (rank 4)")
+        }
+        func isChannelCount(_ dimension: Int?) -> Bool { dimension.map { [1, 3, 4].contains($0) } ?? false }
+        let channelsFirst = isChannelCount(dimensions[1]) && (!isChannelCount(dimensions[3]) || model.graph.layout == .channelsFirst)
+        let (height, width, channels) = channelsFirst ? (dimensions[2], dimensions[3], dimensions[1]) : (dimensions[1], dimensions[2], dimensions[3])
+        guard let height, let width, let channels, [1, 3, 4].contains(channels) else {
+            throw ScionError(file: file, "is a folder of images, but the model's input '\(input.name)' has shape "
+                + "\(dimensions.map { $0.map(String.init) ?? "?" }): a fixed height, width and 1, 3 or 4 channels are needed")
+        }
+        return InputGeometry(height: height, width: width, channels: channels, channelsFirst: channelsFirst)
+    }
+
+    private func report(_ problems: [ImageError]) throws {
+        guard let first = problems.first else { return }
+        if onBadImage == .fail { throw BadImage(error: first) }
+        for problem in problems { FileHandle.standardError.write(Data("warning: \(problem) (skipped)\n".utf8)) }
+    }
+
+    private func arrays(_ samples: [ImageSample], pipeline: ImagePipeline, input: InputGeometry, folder: String) throws -> Pair {
+        let stream = ImageBatches(samples: samples, batchSize: 64, pipeline: pipeline, policy: onBadImage).makeStream()
+        var pixels: [Float] = [], labels: [Float] = []
+        pixels.reserveCapacity(samples.count * pipeline.valuesPerImage)
+        do {
+            while let batch = try stream.next() {
+                try report(batch.failures)
+                pixels += batch.pixels
+                labels += batch.labels.map(Float.init)
+            }
+        } catch let error as ImageError {
+            throw BadImage(error: error)
+        }
+        guard !labels.isEmpty else { throw ScionError(file: folder, "holds no image that could be read") }
+        var x = RuntimeTensor(shape: [labels.count, input.height, input.width, input.channels], data: pixels)
+        if input.channelsFirst { x = x.transposedToChannelsFirst() }
+        return (x, RuntimeTensor(shape: [labels.count], data: labels))
+    }
+
+    /// A bad image ends the run: the one line names it, with a hint when skipping was possible.
+    struct BadImage: Error, CustomStringConvertible {
+        var error: ImageError
+        var description: String { "\(error) (--on-bad-image skip leaves such files out)" }
+    }
+}
+
+extension Interpolation: ExpressibleByArgument {}
+extension BadImagePolicy: ExpressibleByArgument {}
+
+extension RuntimeTensor {
+    /// NHWC to NCHW.
+    func transposedToChannelsFirst() -> RuntimeTensor {
+        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
+        var out = [Float](repeating: 0, count: data.count)
+        for sample in 0..<n {
+            for y in 0..<h {
+                for x in 0..<w {
+                    for channel in 0..<c {
+                        out[((sample * c + channel) * h + y) * w + x] = data[((sample * h + y) * w + x) * c + channel]
+                    }
+                }
+            }
+        }
+        return RuntimeTensor(shape: [n, c, h, w], data: out)
+    }
+}
