@@ -64,8 +64,13 @@ struct ClassNamesOption: ParsableArguments {
     /// The class names for `classifier`: these options' names, else the model's stored ones, else
     /// the indices as text. Names that do not match the class count are refused, naming their source.
     func resolve(for classifier: Classifier) throws -> (names: [String], named: Bool) {
+        try Self.resolve(try names(), for: classifier)
+    }
+
+    /// `resolve(for:)` with the given names (nil: none given).
+    static func resolve(_ given: [String]?, for classifier: Classifier) throws -> (names: [String], named: Bool) {
         let count = classifier.classCount
-        if let given = try names() {
+        if let given {
             guard given.count == count else {
                 throw ScionError(file: classifier.model.path, "has \(count) classes; --class-names gives \(given.count) names")
             }

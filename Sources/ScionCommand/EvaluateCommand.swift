@@ -74,7 +74,7 @@ struct EvaluateCommand: ParsableCommand {
             let model = try Model.load(source.input)
             let samples = try ArraySamples(path: data, labelsPath: labels)
             let (mode, note) = preprocessing.resolve(for: model)
-            let evaluation = try Self.evaluate(model, on: samples, mode: mode, names: names, batchSize: batchSize)
+            let evaluation = try Self.evaluate(model, on: samples, mode: mode, names: try names.names(), batchSize: batchSize)
             if let report {
                 let settings = [("model", source.input), ("data", data), ("preprocessing", mode.rawValue)]
                 try Self.writeReport(evaluation.evaluation, to: report, title: "scion evaluate: \((source.input as NSString).lastPathComponent)",
@@ -94,7 +94,7 @@ struct EvaluateCommand: ParsableCommand {
     }
 
     /// `model` scored on `samples` (which must have labels), batch by batch after `mode`.
-    static func evaluate(_ model: Model, on samples: any SampleSource, mode: InputPreprocessing, names: ClassNamesOption,
+    static func evaluate(_ model: Model, on samples: any SampleSource, mode: InputPreprocessing, names: [String]?,
                          batchSize: Int) throws -> (evaluation: Evaluation, classifier: Classifier) {
         let classifier = try Classifier(model)
         if classifier.kind == .sigmoid && !classifier.isBinary {
@@ -104,7 +104,7 @@ struct EvaluateCommand: ParsableCommand {
         guard samples.hasLabels else {
             throw ScionError(file: samples.origin, "has no labels (an .npz needs an array y; an .npy of inputs needs --labels)")
         }
-        let (classes, _) = try names.resolve(for: classifier)
+        let (classes, _) = try ClassNamesOption.resolve(names, for: classifier)
         try classifier.checkSamples(shape: samples.sampleShape, file: samples.origin)
         var accumulator = Evaluation.Accumulator(classifier: classifier, classes: classes)
         for start in stride(from: 0, to: samples.count, by: batchSize) {

@@ -41,6 +41,8 @@ struct FinetuneCommand: ParsableCommand {
 
     @OptionGroup var printing: ReportOptions
 
+    @OptionGroup(title: "Classes, preprocessing and testing") var extras: FinetuneExtras
+
     func run() throws {
         BLAS.reexecIfNeeded()
         try reportingErrors {
@@ -50,9 +52,10 @@ struct FinetuneCommand: ParsableCommand {
             let output = try destination.check()
             if let report { try OutputCheck.check(report, force: destination.force, extensions: ["html"], what: "a report") }
             try Self.refuseOverwritingTheInput(model: model, output: output)
-            let given = try Model.load(model)
-            let ((inputs, targets), validationPair) = try source.load()
+            var given = try Model.load(model)
+            var ((inputs, targets), validationPair) = try source.load()
             let classes = try outputUnits(of: given)
+            let test = try extras.prepare(&given, classes: classes, inputs: &inputs, validation: &validationPair, file: source.data)
             let loss = training.chosenLoss(targets: targets, classes: classes)
             try TrainingOptions.checkInputs(inputs, model: given, file: source.data)
             try TrainingOptions.checkTargets(targets, loss: loss, classes: classes, file: source.data)
@@ -69,8 +72,10 @@ struct FinetuneCommand: ParsableCommand {
             try tuning.model.write(to: output, options: destination.writeOptions)
             // The one verification: the file as written, read back, against the model given.
             let verification = try TrainingVerification(reference: given, written: try Model.load(output), trained: tuning.mutable)
-            try finish(Outcome(verification: verification, plans: tuning.plans, history: tuning.history, model: tuning.model,
-                               output: output, loss: loss, started: started), progress: progress)
+            var outcome = Outcome(verification: verification, plans: tuning.plans, history: tuning.history, model: tuning.model,
+                                  output: output, loss: loss, started: started)
+            if let test, verification.passed { outcome.test = try extras.evaluate(tuning.model, on: test) }
+            try finish(outcome, progress: progress)
         }
     }
 
@@ -83,6 +88,8 @@ struct FinetuneCommand: ParsableCommand {
         var output: String
         var loss: Trainer.Loss
         var started: Date
+        /// `--test`'s evaluation of the trained model.
+        var test: Evaluation?
     }
 
     /// Shows the verification everywhere from the one value: the report (written either way, it
@@ -104,11 +111,12 @@ struct FinetuneCommand: ParsableCommand {
         let written = WrittenModel(command: "finetune", input: model, output: outcome.output, model: outcome.model, started: outcome.started)
         if printing.json {
             try printJSON(FinetuneResult(written: written, data: source.data, report: report, phases: outcome.plans, history: outcome.history,
-                                         verification: verification))
+                                         verification: verification, test: outcome.test))
         } else if printing.talks {
             progress.say("Verified " + verification.summary)
             progress.say(written.line)
             if let report { progress.say("wrote \(report) (learning curves, verification)") }
+            if let test = outcome.test, let file = extras.test { progress.say("Test on \(file):\n" + test.text()) }
         }
     }
 
@@ -122,8 +130,9 @@ struct FinetuneCommand: ParsableCommand {
         var phases: [FineTuning.PhasePlan]
         var history: [FineTuning.EpochRecord]
         var verification: TrainingVerification
+        var test: Evaluation?
 
-        enum CodingKeys: String, CodingKey { case data, report, phases, history, verification }
+        enum CodingKeys: String, CodingKey { case data, report, phases, history, verification, test }
 
         func encode(to encoder: any Encoder) throws {
             try written.encode(to: encoder)
@@ -133,6 +142,7 @@ struct FinetuneCommand: ParsableCommand {
             try container.encode(phases, forKey: .phases)
             try container.encode(history, forKey: .history)
             try container.encode(verification, forKey: .verification)
+            try container.encodeIfPresent(test, forKey: .test)
         }
     }
 
