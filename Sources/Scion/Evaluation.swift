@@ -34,6 +34,24 @@ public struct Evaluation: Encodable, Sendable {
     /// Samples the source could not read.
     public var skipped: Int
 
+    enum CodingKeys: String, CodingKey {
+        case accuracy, loss, lossFunction, top5Accuracy, classes, perClass, confusionMatrix, samples, skipped
+    }
+
+    /// Every key always present: `top5Accuracy` is null for a binary model.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(accuracy, forKey: .accuracy)
+        try container.encode(loss, forKey: .loss)
+        try container.encode(lossFunction, forKey: .lossFunction)
+        try container.encode(top5Accuracy, forKey: .top5Accuracy)
+        try container.encode(classes, forKey: .classes)
+        try container.encode(perClass, forKey: .perClass)
+        try container.encode(confusionMatrix, forKey: .confusionMatrix)
+        try container.encode(samples, forKey: .samples)
+        try container.encode(skipped, forKey: .skipped)
+    }
+
     /// Running sums while batches are added; `finish` turns them into an `Evaluation`.
     public struct Accumulator {
         let classifier: Classifier

@@ -83,10 +83,17 @@ public enum InputPreprocessing: String, Sendable, CaseIterable {
         return result
     }
 
-    /// Where the colour channels of a model's first input are: axis 1 for a channels-first (ONNX)
-    /// graph's image input, the last axis otherwise.
+    /// Where the colour channels of a model's first input are. Keras models are channels-last. An
+    /// ONNX model is channels-first by convention, but tf2onnx's keep Keras's NHWC input (a Transpose
+    /// inside), so for ONNX the declared input shape decides when exactly one of axis 1 and the last
+    /// axis has 3 (or 1) entries; otherwise the convention does.
     public static func channelAxis(of graph: Graph, rank: Int) -> Int {
-        graph.layout == .channelsFirst && rank >= 3 ? 1 : rank - 1
+        guard graph.layout == .channelsFirst, rank >= 3 else { return rank - 1 }
+        if let dimensions = graph.inputs.first?.shape?.dimensions, dimensions.count == rank {
+            let colour: (Int?) -> Bool = { $0 == 3 || $0 == 1 }
+            if colour(dimensions[rank - 1]) && !colour(dimensions[1]) { return rank - 1 }
+        }
+        return 1
     }
 
     /// The layer near the model's input that already scales pixels (a Rescaling or Normalization,
