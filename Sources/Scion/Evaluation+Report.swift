@@ -15,12 +15,20 @@ extension Evaluation {
         let rows = perClass.map { [Self.printable($0.class), Self.format($0.precision), Self.format($0.recall), Self.format($0.f1), "\($0.support)"] }
         lines += Self.table([header] + rows, rightAligned: 1...4)
         lines.append("")
+        guard classes.count <= Self.largestTextMatrix else {
+            lines.append("confusion matrix: \(classes.count) classes, too wide for a terminal (see --json or --report)")
+            return lines.joined(separator: "\n")
+        }
         lines.append("confusion matrix (rows: true class, columns: predicted)")
         let labels = classes.map(Self.printable)
         let matrixRows = confusionMatrix.enumerated().map { [labels[$0.offset]] + $0.element.map(String.init) }
         lines += Self.table([[""] + labels] + matrixRows, rightAligned: 1...max(1, classes.count))
         return lines.joined(separator: "\n")
     }
+
+    /// The most classes whose confusion matrix is printed as text, and drawn as a heat map (a cell
+    /// per pair: 200 classes make 40,000 cells, a few megabytes of SVG).
+    static let largestTextMatrix = 30, largestHeatMap = 200
 
     /// Columns padded to their widest cell; `rightAligned` columns (numbers) padded on the left.
     static func table(_ rows: [[String]], rightAligned: ClosedRange<Int>) -> [String] {
@@ -70,6 +78,10 @@ extension Evaluation {
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(size)\" height=\"\(size + 20)\" "
             + "viewBox=\"0 0 \(size) \(size + 20)\" font-family=\"sans-serif\" font-size=\"11\">"
         svg += "<title>Confusion matrix: rows are true classes, columns predicted classes</title>"
+        guard count <= Self.largestHeatMap else {
+            return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"30\" font-family=\"sans-serif\" font-size=\"12\">"
+                + "<text x=\"4\" y=\"18\">\(count) classes: more than \(Self.largestHeatMap), not drawn (the matrix is in --json)</text></svg>"
+        }
         svg += "<text x=\"\(margin)\" y=\"\(size + 14)\">predicted class →</text>"
         for (row, counts) in confusionMatrix.enumerated() {
             let total = max(counts.reduce(0, +), 1)

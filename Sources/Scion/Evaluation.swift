@@ -18,6 +18,9 @@ public struct Evaluation: Encodable, Sendable {
         public var support: Int
     }
 
+    /// The most classes an evaluation takes: its confusion matrix holds classes² counts.
+    public static let largestClassCount = 4096
+
     public var accuracy: Double
     /// Mean loss over the samples.
     public var loss: Double

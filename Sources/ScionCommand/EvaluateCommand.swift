@@ -101,6 +101,11 @@ struct EvaluateCommand: ParsableCommand {
             throw ScionError(file: model.path, "ends in \(classifier.units) independent sigmoid units (multi-label); evaluate scores "
                 + "single-label classifiers (softmax, logits, or one sigmoid unit)")
         }
+        // The confusion matrix holds classes² counts: ImageNet's 1,000 classes make 8 MB, 21,000 would make 3.5 GB.
+        guard classifier.classCount <= Evaluation.largestClassCount else {
+            throw ScionError(file: model.path, "has \(classifier.classCount) classes; evaluate's confusion matrix takes at most "
+                + "\(Evaluation.largestClassCount)")
+        }
         guard samples.hasLabels else {
             throw ScionError(file: samples.origin, "has no labels (an .npz needs an array y; an .npy of inputs needs --labels)")
         }
