@@ -374,7 +374,10 @@ def main():
         digits_h5 = fixture("digits", "digits_cnn.h5")
         check_predict_keras(checker, "digits_cnn.h5", digits_h5, digits_x)
         check_evaluate(checker, "digits_cnn.h5 (softmax)", digits_h5, digits_x, digits_y, keras_model=loaded(digits_h5))
-        check_predict_keras(checker, "digits_cnn.keras", os.path.join(DIGITS, "digits_cnn.keras"), digits_x)
+        digits_keras, test = os.path.join(DIGITS, "digits_cnn.keras"), np.load(os.path.join(DIGITS, "test.npz"))
+        check_predict_keras(checker, "digits_cnn.keras", digits_keras, test["x"])
+        check_evaluate(checker, "digits_cnn.keras on test.npz (softmax)", digits_keras, test["x"], test["y"].astype(np.int64),
+                       keras_model=loaded(digits_keras))
         for name, scale in (("group_norm", 1), ("transfer_guide", 255)):  # raw pixels for the guide: it holds its own Rescaling
             path = fixture("keras3", f"{name}.keras")
             model = loaded(path)
