@@ -83,12 +83,14 @@ onnx-node-cases: oracle
 # Keras 3 and predict what its source predicts (docs/keras-writers.md, docs/onnx-to-keras.md); cut and
 # grafted models must give Keras's own feature models' numbers (docs/surgery.md); `scion run` must give
 # the ONNX backend cases' stored outputs (docs/runtime.md); `scion finetune` must train a head as
-# Keras's fit() does (docs/finetune.md).
+# Keras's fit() does (docs/finetune.md); `scion predict` and `evaluate` must give Keras's, onnxruntime's
+# and NumPy's numbers (docs/predict-evaluate.md).
 interop: build oracle onnx-node-cases
 	KERAS_BACKEND=jax $(ORACLE_PYTHON) Tests/Interop/run_checkers.py \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG) --folder fixtures/keras3" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_onnx_keras.py --h5 --runtime-ops --scion $(SCION_DEBUG) --torch --tf2onnx fixtures/tf2onnx --tf2onnx fixtures/torch" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_finetune.py --scion $(SCION_DEBUG)" \
+	  "$(ORACLE_PYTHON) Tests/Interop/check_predict.py --scion $(SCION_DEBUG)" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_torch.py --scion $(SCION_DEBUG)" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_keras.py --h5 --scion $(SCION_DEBUG) --folder fixtures/keras2" \
 	  "$(ORACLE_PYTHON) Tests/Interop/check_surgery.py --scion $(SCION_DEBUG)" \

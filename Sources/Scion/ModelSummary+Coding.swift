@@ -54,7 +54,7 @@ private struct PropertyKey: CodingKey {
 
 extension ModelSummary {
     enum CodingKeys: String, CodingKey {
-        case format, name, kerasVersion, producer, backend, irVersion, opsets, metadata, docString, weightsOnly
+        case format, name, kerasVersion, producer, backend, irVersion, opsets, metadata, docString, classNames, weightsOnly
         case inputs, outputs, layers, totalParams, trainableParams, nonTrainableParams, sizeBytes, trainableBytes, constants, weights
     }
     /// Encodes the keys docs/inspect.md lists.
@@ -79,6 +79,7 @@ extension ModelSummary {
             try container.encodeNil(forKey: .metadata)
         }
         try container.encode(docString, forKey: .docString)
+        try container.encode(classNames, forKey: .classNames)
         try container.encode(weightsOnly, forKey: .weightsOnly)
         try container.encode(inputs, forKey: .inputs)
         try container.encode(outputs, forKey: .outputs)

@@ -70,6 +70,9 @@ extension ModelSummary {
         if let opsets, !opsets.isEmpty {
             facts.append(("Opsets", Cell(opsets.map { "\($0.domain.isEmpty ? "ai.onnx" : $0.domain) \($0.version)" })))
         }
+        if let classNames {
+            facts.append(("Classes", Cell(lead: "\(classNames.count): ", classNames, paths: false)))
+        }
         for property in metadata ?? [] {
             facts.append(("Metadata", Cell(lead: "\(property.key) = ", [property.value], paths: false)))
         }

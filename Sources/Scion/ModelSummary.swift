@@ -95,6 +95,8 @@ public struct ModelSummary: Encodable, Sendable {
     public var metadata: [ModelInfo.Property]?
     /// ONNX `doc_string`; nil when absent.
     public var docString: String?
+    /// The class names the model stores (Graph+ClassNames), in output order; nil when it stores none.
+    public var classNames: [String]?
     /// True for a weights-only file: no layers, inputs or outputs.
     public var weightsOnly: Bool
     /// The graph's inputs.
@@ -126,6 +128,7 @@ public struct ModelSummary: Encodable, Sendable {
         self.format = format
         name = graph.name
         weightsOnly = !graph.hasArchitecture
+        classNames = graph.classNames
         let info = graph.info
         // Only the ONNX reader records an IR version: it marks a model read from ONNX.
         vocabulary = info.irVersion == nil ? .keras : .onnx

@@ -46,6 +46,8 @@ struct FinetuneCommand: ParsableCommand {
 
     @OptionGroup var printing: ReportOptions
 
+    @OptionGroup(title: "Classes, preprocessing and testing") var extras: FinetuneExtras
+
     func run() throws {
         BLAS.reexecIfNeeded()
         try reportingErrors {
@@ -55,16 +57,22 @@ struct FinetuneCommand: ParsableCommand {
             let output = try destination.check()
             if let report { try OutputCheck.check(report, force: destination.force, extensions: ["html"], what: "a report") }
             try Self.refuseOverwritingTheInput(model: model, output: output)
-            let given = try Model.load(model)
+            var given = try Model.load(model)
             let loaded: (training: TrainingDataOptions.Pair, validation: TrainingDataOptions.Pair?)
+            let classes = try outputUnits(of: given)
             if ImageFolderOptions.isFolder(source.data) {
-                loaded = try images.load(data: source.data, validation: source.validation, validationSplit: source.validationSplit,
-                                         seed: training.seed, model: given)
+                let folders = try images.load(data: source.data, validation: source.validation, validationSplit: source.validationSplit,
+                                              seed: training.seed, model: given, names: try extras.names.names())
+                loaded = (folders.training, folders.validation)
+                // The folders name the classes: the written model keeps them (unless --class-names says otherwise).
+                if extras.names.classNames == nil, classes.map({ $0 == 1 ? 2 : $0 }) == folders.classNames.count {
+                    given.graph.classNames = folders.classNames
+                }
             } else {
                 loaded = try source.load()
             }
-            let ((inputs, targets), validationPair) = loaded
-            let classes = try outputUnits(of: given)
+            var ((inputs, targets), validationPair) = loaded
+            let test = try extras.prepare(&given, classes: classes, inputs: &inputs, validation: &validationPair, file: source.data)
             let loss = training.chosenLoss(targets: targets, classes: classes)
             try TrainingOptions.checkInputs(inputs, model: given, file: source.data)
             try TrainingOptions.checkTargets(targets, loss: loss, classes: classes, file: source.data)
@@ -81,8 +89,10 @@ struct FinetuneCommand: ParsableCommand {
             try tuning.model.write(to: output, options: destination.writeOptions)
             // The one verification: the file as written, read back, against the model given.
             let verification = try TrainingVerification(reference: given, written: try Model.load(output), trained: tuning.mutable)
-            try finish(Outcome(verification: verification, plans: tuning.plans, history: tuning.history, model: tuning.model,
-                               output: output, loss: loss, started: started), progress: progress)
+            var outcome = Outcome(verification: verification, plans: tuning.plans, history: tuning.history, model: tuning.model,
+                                  output: output, loss: loss, started: started)
+            if let test, verification.passed { outcome.test = try extras.evaluate(tuning.model, on: test) }
+            try finish(outcome, progress: progress)
         }
     }
 
@@ -95,6 +105,8 @@ struct FinetuneCommand: ParsableCommand {
         var output: String
         var loss: Trainer.Loss
         var started: Date
+        /// `--test`'s evaluation of the trained model.
+        var test: Evaluation?
     }
 
     /// Shows the verification everywhere from the one value: the report (written either way, it
@@ -116,11 +128,12 @@ struct FinetuneCommand: ParsableCommand {
         let written = WrittenModel(command: "finetune", input: model, output: outcome.output, model: outcome.model, started: outcome.started)
         if printing.json {
             try printJSON(FinetuneResult(written: written, data: source.data, report: report, phases: outcome.plans, history: outcome.history,
-                                         verification: verification))
+                                         verification: verification, test: outcome.test))
         } else if printing.talks {
             progress.say("Verified " + verification.summary)
             progress.say(written.line)
             if let report { progress.say("wrote \(report) (learning curves, verification)") }
+            if let test = outcome.test, let file = extras.test { progress.say("Test on \(file):\n" + test.text()) }
         }
     }
 
@@ -134,8 +147,9 @@ struct FinetuneCommand: ParsableCommand {
         var phases: [FineTuning.PhasePlan]
         var history: [FineTuning.EpochRecord]
         var verification: TrainingVerification
+        var test: Evaluation?
 
-        enum CodingKeys: String, CodingKey { case data, report, phases, history, verification }
+        enum CodingKeys: String, CodingKey { case data, report, phases, history, verification, test }
 
         func encode(to encoder: any Encoder) throws {
             try written.encode(to: encoder)
@@ -145,6 +159,7 @@ struct FinetuneCommand: ParsableCommand {
             try container.encode(phases, forKey: .phases)
             try container.encode(history, forKey: .history)
             try container.encode(verification, forKey: .verification)
+            try container.encodeIfPresent(test, forKey: .test)
         }
     }
 

@@ -8,10 +8,6 @@ import ScionRuntime
 /// layout), read with ScionImages: decoded as TensorFlow decodes them, resized to the model's input
 /// as Keras resizes, split as Keras splits (docs/images.md).
 struct ImageFolderOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("With an image folder: the classes, comma-separated, in label order (default: its sub-folders, sorted).",
-                               valueName: "names"))
-    var classNames: String?
-
     @Option(help: ArgumentHelp("With an image folder: how images are resized to the model's input (Keras's interpolation).",
                                valueName: "method"))
     var resize: Interpolation = .bilinear
@@ -34,14 +30,14 @@ struct ImageFolderOptions: ParsableArguments {
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 
-    var names: [String]? { classNames.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } }
-
     typealias Pair = (x: RuntimeTensor, y: RuntimeTensor)
 
     /// Training (and validation) arrays from image folders, in the model's input shape: `data`, split
     /// by Keras's seeded shuffle when `validationSplit` is given, or `validation` (a folder with the same
-    /// classes). Every image is decoded now, in parallel batches: the trainer takes arrays.
-    func load(data: String, validation: String?, validationSplit: Double?, seed: UInt64, model: Model) throws -> (training: Pair, validation: Pair?) {
+    /// classes), and the class names in label order (`names` when given, else the sub-folders, sorted).
+    /// Every image is decoded now, in parallel batches: the trainer takes arrays.
+    func load(data: String, validation: String?, validationSplit: Double?, seed: UInt64, model: Model,
+              names: [String]?) throws -> (training: Pair, validation: Pair?, classNames: [String]) {
         let input = try inputGeometry(model, file: data)
         let index = try ImageFolderIndex(folder: data, classNames: names, followLinks: followLinks)
         try report(index.skipped)
@@ -60,7 +56,7 @@ struct ImageFolderOptions: ParsableArguments {
                                      resize: ResizeOptions(height: input.height, width: input.width, interpolation: resize,
                                                            cropToAspectRatio: cropToAspectRatio))
         let trainingPair = try arrays(training, pipeline: pipeline, input: input, folder: data)
-        return (trainingPair, try held.map { try arrays($0, pipeline: pipeline, input: input, folder: validation ?? data) })
+        return (trainingPair, try held.map { try arrays($0, pipeline: pipeline, input: input, folder: validation ?? data) }, index.classNames)
     }
 
     struct InputGeometry {

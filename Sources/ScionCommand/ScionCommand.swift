@@ -13,7 +13,8 @@ struct ScionCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [InspectCommand.self, ConvertCommand.self, CutCommand.self, GraftCommand.self, FreezeCommand.self,
                       EditCommand.self, DiffCommand.self, RunCommand.self, CompareCommand.self, FinetuneCommand.self,
-                      DemoCommand.self]
+                      DemoCommand.self,
+                      PredictCommand.self, EvaluateCommand.self]
     )
 
     /// ArgumentParser's own entry point, with Scion's exit statuses: its usage errors (exit 64) become

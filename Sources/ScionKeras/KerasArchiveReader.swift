@@ -23,14 +23,20 @@ extension KerasModelReader {
         }
         let configBytes = try archive.contents(of: configEntry, limit: maximumConfigBytes)
         var version = "3"
+        var classNames: [String]?
         if let metadataEntry = archive.entry(named: "metadata.json"),
-           let metadata = try? JSON.parse(Data(archive.contents(of: metadataEntry, limit: 1 << 20))),
-           let recorded = metadata["keras_version"]?.string {
-            version = recorded
+           let metadata = try? JSON.parse(Data(archive.contents(of: metadataEntry, limit: 1 << 20))) {
+            if let recorded = metadata["keras_version"]?.string { version = recorded }
+            // Scion's own note (Graph+ClassNames): a list of strings, else ignored like any foreign key.
+            classNames = metadata[Graph.classNamesKey]?.array.flatMap { entries in
+                let names = entries.compactMap(\.string)
+                return names.count == entries.count ? names : nil
+            }
         }
         let builder = try architecture(configText: Data(configBytes), configName: "config.json",
                                        kerasVersion: version, format: "keras-archive", path: path)
         var graph = builder.graph
+        if let classNames { graph.classNames = classNames }
 
         guard let weightsEntry = archive.entry(named: "model.weights.h5") else {
             throw KerasError(.invalidWeights, file: path, subject: "model.weights.h5", "entry is missing: the archive holds no weights")

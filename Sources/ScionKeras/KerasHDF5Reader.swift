@@ -29,6 +29,7 @@ package enum KerasModelReader {
                                        kerasVersion: version, format: "keras-h5", path: path)
         var graph = builder.graph
         if let backend = try? root.stringAttribute("backend") { graph.metadata["backend"] = backend }
+        if let names = (try? root.stringAttribute(Graph.classNamesKey)).flatMap(Graph.decodeClassNames) { graph.classNames = names }
         if (try? root.kind(of: "model_weights")) == nil {
             throw KerasError(.invalidWeights, file: path, subject: "model_weights", "group is missing: the file holds no weights")
         }

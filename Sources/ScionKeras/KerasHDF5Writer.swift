@@ -19,6 +19,14 @@ extension KerasModelWriter {
             let root = output.root
             try root.setStringAttribute("keras_version", kerasVersion)
             try root.setStringAttribute("backend", "jax")
+            // Keras's legacy loader reads only the attributes it knows: the class names ride along (Graph+ClassNames).
+            if let classNames = graph.metadata[Graph.classNamesKey] {
+                guard classNames.utf8.count <= attributeChunkLimit else {
+                    throw KerasError(.writeFailed, file: file, subject: Graph.classNamesKey,
+                                     "the class names take \(classNames.utf8.count) bytes; an .h5 attribute holds \(attributeChunkLimit) (write .keras)")
+                }
+                try root.setStringAttribute(Graph.classNamesKey, classNames)
+            }
             try root.setStringAttribute("model_config", config.serialized)
             let weights = try root.createGroup("model_weights")
             let order = plan.kerasLayerOrder()

@@ -24,7 +24,10 @@ package enum KerasModelWriter {
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyy-MM-dd@HH:mm:ss"
-        let metadata: JSON = .object(["keras_version": .string(kerasVersion), "date_saved": .string(formatter.string(from: Date()))])
+        var entries: [String: JSON] = ["keras_version": .string(kerasVersion), "date_saved": .string(formatter.string(from: Date()))]
+        // Keras reads only its own keys from metadata.json: the class names ride along (Graph+ClassNames).
+        if let classNames = graph.classNames { entries[Graph.classNamesKey] = .array(classNames.map(JSON.string)) }
+        let metadata: JSON = .object(entries)
         let weightsPath = path + ".weights.h5.tmp"
         defer { try? FileManager.default.removeItem(atPath: weightsPath) }
         try writeWeights(plan, to: weightsPath, file: file, compress: compress)

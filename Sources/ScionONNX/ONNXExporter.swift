@@ -40,6 +40,7 @@ package enum ONNXExporter {
         for key in graph.metadata.keys.sorted() where key.hasPrefix("keras") || key == "format" {
             metadata.append(("scion.source.\(key)", graph.metadata[key] ?? ""))
         }
+        if let classNames = graph.metadata[Graph.classNamesKey] { metadata.append((Graph.classNamesKey, classNames)) }
         // Opaque nodes the ONNX reader kept may belong to other domains: their imports come along.
         var operatorSets = [ONNXOperatorSet(domain: "", version: opset)]
         for entry in (graph.metadata["onnx.opset_imports"] ?? "").split(separator: ",") {

@@ -333,6 +333,11 @@ struct ONNXImportSession {
         for entry in model.metadata where entry.key != ONNXExporter.frozenParametersKey {
             graph.metadata["onnx.metadata.\(entry.key)"] = entry.value
         }
+        // Class names (Graph+ClassNames) under the key every format shares, when well formed.
+        if let entry = model.metadata.first(where: { $0.key == Graph.classNamesKey }),
+           let names = Graph.decodeClassNames(entry.value) {
+            graph.classNames = names
+        }
     }
 
     /// A tensor's bytes, lazily: in-memory bytes as they are, file ranges kept, external data through

@@ -8,7 +8,7 @@ extension Trainer {
     /// its input (`lossValue`: cross-entropy through softmax or sigmoid). Only Dense's and Conv's
     /// fused activations are run apart while training (`forwardStep`); ConvTranspose's is not, and
     /// it has no VJP, so it reports none.
-    static func outputActivation(of op: Op) -> Activation? {
+    package static func outputActivation(of op: Op) -> Activation? {
         switch op {
         case .activation(let activation): activation
         case .dense(let a): a.activation

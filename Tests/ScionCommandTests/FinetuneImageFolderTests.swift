@@ -31,14 +31,14 @@ final class FinetuneImageFolderTests: XCTestCase {
         let directory = try temporaryDirectory(self)
         let options = try ImageFolderOptions.parse(["--resize", "nearest"])
         let keras = try Model.load(Repository.fixture("digits/digits_cnn.h5"))
-        let nhwc = try options.load(data: folder, validation: nil, validationSplit: nil, seed: 0, model: keras).training.x
+        let nhwc = try options.load(data: folder, validation: nil, validationSplit: nil, seed: 0, model: keras, names: nil).training.x
         XCTAssertEqual(nhwc.shape, [42, 8, 8, 1])
         let converted = directory.appendingPathComponent("digits.onnx").path
         XCTAssertEqual(try runScion(["convert", Repository.fixture("digits/digits_cnn.h5"), converted]).status, 0)
-        XCTAssertEqual(try options.load(data: folder, validation: nil, validationSplit: nil, seed: 0, model: try Model.load(converted)).training.x, nhwc)
+        XCTAssertEqual(try options.load(data: folder, validation: nil, validationSplit: nil, seed: 0, model: try Model.load(converted), names: nil).training.x, nhwc)
 
         let torch = try Model.load(Repository.fixture("torch/tiny_resnet.onnx"))
-        let nchw = try options.load(data: folder, validation: nil, validationSplit: nil, seed: 0, model: torch).training.x
+        let nchw = try options.load(data: folder, validation: nil, validationSplit: nil, seed: 0, model: torch, names: nil).training.x
         XCTAssertEqual(nchw.shape, [42, 3, 16, 16])
         // NHWC [1, 2, 2, 3] to NCHW [1, 3, 2, 2]: value 100 * y + 10 * x + c lands at [c][y][x].
         var values: [Float] = []
