@@ -39,6 +39,8 @@ struct EvaluateCommand: ParsableCommand {
 
     @OptionGroup var names: ClassNamesOption
 
+    @OptionGroup(title: "Image inputs") var images: ImageFolderOptions
+
     @OptionGroup var printing: ReportOptions
 
     func validate() throws {
@@ -72,9 +74,22 @@ struct EvaluateCommand: ParsableCommand {
         try reportingErrors {
             if let report { try Self.checkReportFolder(report, force: force) }
             let model = try Model.load(source.input)
-            let samples = try ArraySamples(path: data, labelsPath: labels)
+            // A folder of class folders: labelled in the order of the names given or stored in the model,
+            // else of its sorted sub-folders (which then name the classes).
+            var given = try names.names()
+            let samples: any SampleSource
+            if ImageFolderOptions.isFolder(data) {
+                let folder = try images.samples(at: data, model: model, classNames: given ?? model.graph.classNames, requireLabels: true)
+                if given == nil, model.graph.classNames == nil, let classes = try? Classifier(model).classCount,
+                   folder.classNames?.count == classes {
+                    given = folder.classNames
+                }
+                samples = folder
+            } else {
+                samples = try ArraySamples(path: data, labelsPath: labels)
+            }
             let (mode, note) = preprocessing.resolve(for: model)
-            let evaluation = try Self.evaluate(model, on: samples, mode: mode, names: try names.names(), batchSize: batchSize)
+            let evaluation = try Self.evaluate(model, on: samples, mode: mode, names: given, batchSize: batchSize)
             if let report {
                 let settings = [("model", source.input), ("data", data), ("preprocessing", mode.rawValue)]
                 try Self.writeReport(evaluation.evaluation, to: report, title: "scion evaluate: \((source.input as NSString).lastPathComponent)",

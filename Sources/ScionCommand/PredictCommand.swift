@@ -8,7 +8,9 @@ struct PredictCommand: ParsableCommand {
         commandName: "predict",
         abstract: "Show a classifier's top classes and their probabilities for each input sample.",
         discussion: """
-            Inputs: an .npy of samples, or an .npz (array x, or its only array), in the model's layout. Softmax is \
+            Inputs: an .npy of samples, or an .npz (array x, or its only array), in the model's layout; or images: \
+            a .jpg/.png file, a folder of them, or a folder of class sub-folders, decoded and resized to the model's \
+            input as finetune --data DIR reads them (docs/images.md). Softmax is \
             applied when the model ends in logits (its last layer applies no softmax or sigmoid); a one-unit output is \
             a binary classifier (sigmoid). Class names come from --class-names, else from the model (finetune \
             --class-names stores them), else indices are shown.
@@ -18,8 +20,8 @@ struct PredictCommand: ParsableCommand {
 
     @OptionGroup var source: ModelArgument
 
-    @Argument(help: ArgumentHelp("The samples: an .npy, or an .npz with array x.", valueName: "inputs"),
-              completion: .file(extensions: ["npy", "npz"]))
+    @Argument(help: ArgumentHelp("The samples: an .npy, an .npz with array x, an image, or a folder of images.", valueName: "inputs"),
+              completion: .file(extensions: ["npy", "npz", "jpg", "jpeg", "png"]))
     var inputs: String
 
     @Option(help: "How many classes to show per sample, most probable first.")
@@ -38,6 +40,8 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup var preprocessing: PreprocessOptions
 
     @OptionGroup var names: ClassNamesOption
+
+    @OptionGroup(title: "Image inputs") var images: ImageFolderOptions
 
     @OptionGroup var report: ReportOptions
 
@@ -65,7 +69,9 @@ struct PredictCommand: ParsableCommand {
             let classifier = try Classifier(model)
             let (classes, named) = try names.resolve(for: classifier)
             let (mode, note) = preprocessing.resolve(for: model)
-            let samples: any SampleSource = try ArraySamples(path: inputs)
+            let samples: any SampleSource = ImageSamples.isImageInput(inputs)
+                ? try images.samples(at: inputs, model: model, classNames: nil, requireLabels: false)
+                : try ArraySamples(path: inputs)
             try classifier.checkSamples(shape: samples.sampleShape, file: inputs)
             var results: [SamplePrediction] = []
             for start in stride(from: 0, to: samples.count, by: batchSize) {
