@@ -52,9 +52,7 @@ struct ImageFolderOptions: ParsableArguments {
             try report(other.skipped)
             held = other.samples
         }
-        let pipeline = ImagePipeline(decode: DecodeOptions(channels: input.channels, applyEXIFOrientation: exifOrientation),
-                                     resize: ResizeOptions(height: input.height, width: input.width, interpolation: resize,
-                                                           cropToAspectRatio: cropToAspectRatio))
+        let pipeline = pipeline(for: input)
         let trainingPair = try arrays(training, pipeline: pipeline, input: input, folder: data)
         return (trainingPair, try held.map { try arrays($0, pipeline: pipeline, input: input, folder: validation ?? data) }, index.classNames)
     }
@@ -81,29 +79,55 @@ struct ImageFolderOptions: ParsableArguments {
         return InputGeometry(height: height, width: width, channels: channels, channelsFirst: channelsFirst)
     }
 
-    private func report(_ problems: [ImageError]) throws {
+    /// Decoding and resizing to the model's input, as these options say.
+    func pipeline(for input: InputGeometry) -> ImagePipeline {
+        ImagePipeline(decode: DecodeOptions(channels: input.channels, applyEXIFOrientation: exifOrientation),
+                      resize: ResizeOptions(height: input.height, width: input.width, interpolation: resize, cropToAspectRatio: cropToAspectRatio))
+    }
+
+    /// A broken or skipped file: the run ends on the first (`--on-bad-image fail`), or each is a warning.
+    func report(_ problems: [ImageError]) throws {
         guard let first = problems.first else { return }
         if onBadImage == .fail { throw BadImage(error: first) }
         for problem in problems { FileHandle.standardError.write(Data("warning: \(problem) (skipped)\n".utf8)) }
     }
 
     private func arrays(_ samples: [ImageSample], pipeline: ImagePipeline, input: InputGeometry, folder: String) throws -> Pair {
+        let images = try decoded(samples, pipeline: pipeline, input: input, folder: folder)
+        return (images.x, RuntimeTensor(shape: [images.labels.count], data: images.labels))
+    }
+
+    /// The samples decoded in parallel batches into one tensor in the model's layout, with each
+    /// image's label and path; a file that cannot be decoded is reported (`report`) and left out.
+    func decoded(_ samples: [ImageSample], pipeline: ImagePipeline, input: InputGeometry,
+                 folder: String) throws -> (x: RuntimeTensor, labels: [Float], files: [String], failures: [ImageError]) {
         let stream = ImageBatches(samples: samples, batchSize: 64, pipeline: pipeline, policy: onBadImage).makeStream()
-        var pixels: [Float] = [], labels: [Float] = []
-        pixels.reserveCapacity(samples.count * pipeline.valuesPerImage)
+        let all: (pixels: [Float], labels: [Float], files: [String], failures: [ImageError])
         do {
-            while let batch = try stream.next() {
-                try report(batch.failures)
-                pixels += batch.pixels
-                labels += batch.labels.map(Float.init)
-            }
-        } catch let error as ImageError {
+            all = try Self.decodeAll(stream, count: samples.count * pipeline.valuesPerImage, stopAtFailure: onBadImage == .fail)
+        } catch {
             throw BadImage(error: error)
         }
-        guard !labels.isEmpty else { throw ScionError(file: folder, "holds no image that could be read") }
-        var x = RuntimeTensor(shape: [labels.count, input.height, input.width, input.channels], data: pixels)
+        try report(all.failures)
+        guard !all.labels.isEmpty else { throw ScionError(file: folder, "holds no image that could be read") }
+        var x = RuntimeTensor(shape: [all.labels.count, input.height, input.width, input.channels], data: all.pixels)
         if input.channelsFirst { x = x.transposedToChannelsFirst() }
-        return (x, RuntimeTensor(shape: [labels.count], data: labels))
+        return (x, all.labels, all.files, all.failures)
+    }
+
+    /// Every batch of the stream joined (up to the first failing one with `stopAtFailure`).
+    private static func decodeAll(_ stream: ImageBatchStream, count: Int,
+                                  stopAtFailure: Bool) throws(ImageError) -> (pixels: [Float], labels: [Float], files: [String], failures: [ImageError]) {
+        var pixels: [Float] = [], labels: [Float] = [], files: [String] = [], failures: [ImageError] = []
+        pixels.reserveCapacity(count)
+        while let batch = try stream.next() {
+            failures += batch.failures
+            pixels += batch.pixels
+            labels += batch.labels.map(Float.init)
+            files += batch.files
+            if stopAtFailure && !failures.isEmpty { break }
+        }
+        return (pixels, labels, files, failures)
     }
 
     /// A bad image ends the run: the one line names it, with a hint when skipping was possible.

@@ -40,7 +40,7 @@ extension ImageFolderOptions {
     /// folder of class folders. `requireLabels` (evaluate) refuses a folder without class folders.
     func samples(at path: String, model: Model, classNames: [String]?, requireLabels: Bool) throws -> ImageSamples {
         let input = try inputGeometry(model, file: path)
-        var listed: [ImageSample]
+        let listed: [ImageSample]
         var problems: [ImageError] = []
         var folderClasses: [String]?
         if !ImageFolderOptions.isFolder(path) {
@@ -52,37 +52,11 @@ extension ImageFolderOptions {
             (listed, problems) = Self.flatImages(in: path)
         }
         guard !listed.isEmpty else { throw ScionError(file: path, "holds no image files (.jpg, .jpeg, .png)") }
-        let pipeline = ImagePipeline(decode: DecodeOptions(channels: input.channels, applyEXIFOrientation: exifOrientation),
-                                     resize: ResizeOptions(height: input.height, width: input.width, interpolation: resize,
-                                                           cropToAspectRatio: cropToAspectRatio))
-        let stream = ImageBatches(samples: listed, batchSize: 64, pipeline: pipeline, policy: onBadImage).makeStream()
-        let decoded: (pixels: [Float], labels: [Float], files: [String], failures: [ImageError])
-        do {
-            decoded = try Self.decodeAll(stream)
-        } catch {
-            throw BadImage(error: error)
-        }
-        let (pixels, labels, files) = (decoded.pixels, decoded.labels, decoded.files)
-        problems += decoded.failures
-        if let first = problems.first, onBadImage == .fail { throw BadImage(error: first) }
-        for problem in problems { FileHandle.standardError.write(Data("warning: \(problem) (skipped)\n".utf8)) }
-        guard !files.isEmpty else { throw ScionError(file: path, "holds no image that could be read") }
-        var x = RuntimeTensor(shape: [files.count, input.height, input.width, input.channels], data: pixels)
-        if input.channelsFirst { x = x.transposedToChannelsFirst() }
-        return ImageSamples(origin: path, inputs: x, labels: folderClasses == nil ? nil : labels, names: files,
-                            skipped: problems.map { SkippedSample(name: $0.file, reason: "\($0)") }, classNames: folderClasses)
-    }
-
-    /// Every batch of the stream, joined.
-    static func decodeAll(_ stream: ImageBatchStream) throws(ImageError) -> (pixels: [Float], labels: [Float], files: [String], failures: [ImageError]) {
-        var pixels: [Float] = [], labels: [Float] = [], files: [String] = [], failures: [ImageError] = []
-        while let batch = try stream.next() {
-            failures += batch.failures
-            pixels += batch.pixels
-            labels += batch.labels.map(Float.init)
-            files += batch.files
-        }
-        return (pixels, labels, files, failures)
+        try report(problems)
+        let images = try decoded(listed, pipeline: pipeline(for: input), input: input, folder: path)
+        return ImageSamples(origin: path, inputs: images.x, labels: folderClasses == nil ? nil : images.labels, names: images.files,
+                            skipped: (problems + images.failures).map { SkippedSample(name: $0.file, reason: "\($0)") },
+                            classNames: folderClasses)
     }
 
     /// Whether the folder holds a sub-folder (then it is read as one folder per class).

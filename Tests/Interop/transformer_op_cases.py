@@ -13,6 +13,7 @@ import os
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
+from runtime_op_cases import round_trip_cases
 
 OPSET = 23
 
@@ -84,20 +85,6 @@ def transformer_op_cases(folder):
 
 
 def transformer_round_trip_cases(scion, folder):
-    """The same models written back by `scion convert --opset 23` and run by onnxruntime. Yields
-    (name, status, message) with status "ok" or "fail"."""
-    import subprocess
-
-    import onnxruntime
-    for name, model, inputs, expected, tolerance, _ in transformer_op_cases(folder):
-        written = os.path.join(folder, f"{os.path.basename(name)}.written.onnx")
-        result = subprocess.run([scion, "convert", model, written, "--force", "--opset", str(OPSET)], capture_output=True, text=True)
-        if result.returncode != 0:
-            yield f"{name} (written back)", "fail", (result.stderr.strip().splitlines() or ["failed"])[-1][-200:]
-            continue
-        session = onnxruntime.InferenceSession(written, providers=["CPUExecutionProvider"])
-        got = session.run(None, {i.name: a for i, a in zip(session.get_inputs(), inputs)})
-        worst = max(float(np.max(np.abs(a - b.astype(np.float64)))) / (float(np.max(np.abs(b))) or 1.0) if b.size else 0.0
-                    for a, b in zip(got, expected))
-        ok = len(got) == len(expected) and worst <= tolerance
-        yield f"{name} (written back)", "ok" if ok else "fail", f"relative {worst:.2g} (tolerance {tolerance:g})"
+    """The same models written back by `scion convert --opset 23` and run by onnxruntime, as
+    runtime_op_cases.round_trip_cases checks its own. Yields (name, status, message)."""
+    return round_trip_cases(scion, folder, transformer_op_cases(folder), OPSET)
