@@ -33,31 +33,44 @@ configs "$seeds/hostile-configs" Tests/Hostile/config_*.keras
 declare -A hostile=([FuzzONNX]="Tests/Hostile/*.onnx" [FuzzKerasConfig]="$seeds/hostile-configs/*.json" [FuzzKerasArchive]="Tests/Hostile/*.keras"
                     [FuzzNumpy]="Tests/Hostile/*.npy Tests/Hostile/*.npz" [FuzzImage]="Tests/Hostile/image_*.png Tests/Hostile/image_*.jpg")
 export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan-suppressions.txt:print_suppressions=0"
-status=0 passed=0 failed=0
-for target in FuzzONNX FuzzKerasConfig FuzzKerasArchive FuzzNumpy FuzzImage; do
-    before=$status
-    binary="$build/debug/$target"
-    options=(-rss_limit_mb=3072 -timeout=20 -artifact_prefix="$build/artifacts/$target-")
+# One target per core at a time: the targets share nothing, and each gets its whole FUZZ_SECONDS.
+# Each writes its lines and its verdict to files, printed in order when all are done.
+fuzz_target() {
+    local target=$1 status=0
+    local binary="$build/debug/$target" out="$build/$target.summary"
+    local options=(-rss_limit_mb=3072 -timeout=20 -artifact_prefix="$build/artifacts/$target-")
     # CI passes FUZZ_SEED so that a red run can be replayed; by hand each run explores afresh.
     [ -z "${FUZZ_SEED:-}" ] || options+=(-seed="$FUZZ_SEED")
-    files=(${hostile[$target]})
+    local files=(${hostile[$target]})
+    : > "$out"
     if [ ${#files[@]} -gt 0 ]; then
-        "$binary" "${options[@]}" "${files[@]}" > "$build/$target.hostile.log" 2>&1 || { echo "$target: a hostile corpus file fails (log: $build/$target.hostile.log)"; status=1; }
+        "$binary" "${options[@]}" "${files[@]}" > "$build/$target.hostile.log" 2>&1 || { echo "$target: a hostile corpus file fails (log: $build/$target.hostile.log)" >> "$out"; status=1; }
     fi
-    work=$(mktemp -d)
+    local work; work=$(mktemp -d)
     # The image decoders are small (about 900 inputs/s here): half the time keeps CI's budget.
-    target_seconds=$seconds
+    local target_seconds=$seconds
     [ "$target" != FuzzImage ] || target_seconds=$(( (seconds + 1) / 2 ))
     if "$binary" "${options[@]}" -max_total_time="$target_seconds" -print_final_stats=1 "$work" "$seeds/$target" > "$build/$target.log" 2>&1; then
-        runs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$build/$target.log" | grep -oE "[0-9]+$" || echo "?")
-        echo "fuzz $target: ok, $runs inputs in ${target_seconds} s, ${#files[@]} hostile files"
+        local runs; runs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$build/$target.log" | grep -oE "[0-9]+$" || echo "?")
+        echo "fuzz $target: ok, $runs inputs in ${target_seconds} s, ${#files[@]} hostile files" >> "$out"
     else
-        echo "fuzz $target: FAILED (log: $build/$target.log; input in $build/artifacts)"
-        tail -30 "$build/$target.log"
+        { echo "fuzz $target: FAILED (log: $build/$target.log; input in $build/artifacts)"; tail -30 "$build/$target.log"; } >> "$out"
         status=1
     fi
     rm -rf "$work"
-    if [ $status -eq $before ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    echo $status > "$build/$target.status"
+}
+targets=(FuzzONNX FuzzKerasConfig FuzzKerasArchive FuzzNumpy FuzzImage)
+for target in "${targets[@]}"; do
+    rm -f "$build/$target.status"
+    fuzz_target "$target" &
+    while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do wait -n || true; done
+done
+wait
+status=0 passed=0 failed=0
+for target in "${targets[@]}"; do
+    cat "$build/$target.summary"
+    if [ "$(cat "$build/$target.status" 2>/dev/null)" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 done
 echo "fuzz: $passed passed, $failed failed, 0 skipped"
 exit $status
