@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "ScionPassesTests", dependencies: ["ScionPasses", "ScionIR", "ScionKeras", "Scion", "ScionRuntime", "ScionTestSupport"]),
         // What several test targets share (reading a fixture's stored arrays); not a product.
         .target(name: "ScionTestSupport", dependencies: ["ScionRuntime"], path: "Tests/ScionTestSupport"),
-        .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR", "ScionRuntime", "ScionKeras", "ScionTestSupport", "CGraphviz", "ScionImages", "ScionONNX"]),
+        .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR", "ScionRuntime", "ScionKeras", "ScionTestSupport", "CGraphviz", "ScionImages", "ScionPasses"]),
         .testTarget(name: "ScionRuntimeTests", dependencies: ["ScionRuntime", "ScionIR", "ScionPasses", "Scion", "ScionTestSupport"]),
         .testTarget(name: "ScionImagesTests", dependencies: ["ScionImages", "ScionRuntime", "ScionZip"]),
         .testTarget(name: "ScionCommandTests", dependencies: ["ScionCommand", "Scion", "ScionRuntime"]),

@@ -92,7 +92,7 @@ struct GraphPictureBuilder {
                     }
                     let last = visible[index + run.count * run.length - 1]
                     let params = visible[index..<(index + run.count * run.length)].reduce(0) { $0 + $1.row.params }
-                    let label = "<B>×\(run.count)</B> the same block (\(shortened(first[0].row.name)) … \(shortened(last.row.name)))"
+                    let label = "<B>×\(run.count)</B> blocks wired alike (\(shortened(first[0].row.name)) … \(shortened(last.row.name)))"
                         + "<BR/>\(Readable.grouped(params)) params in all"
                     var cluster = PictureGraph.Cluster(name: "cluster_fold_\(folds)", label: label,
                                                        attributes: [("class", "fold"), ("style", "dashed,rounded"), ("color", "#7a5c00")])

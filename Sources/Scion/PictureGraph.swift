@@ -106,24 +106,25 @@ extension PictureGraph {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// A DOT double-quoted string. Graphviz's scanner reads `\"` as a quote, `\\` + newline as
-    /// nothing (a line continuation) and keeps every other backslash as it is: a backslash is doubled
-    /// where it would otherwise escape the quote after it, and trailing backslashes are followed by a
-    /// line continuation so the closing quote stays a quote.
+    /// A DOT double-quoted string. Graphviz's scanner (2.43) reads `\"` as a quote and keeps every
+    /// other backslash, in pairs, as it is; so an odd run of backslashes right before a quote or at
+    /// the end cannot be spelled: it is written one longer (and reads back one longer). Nothing a
+    /// name holds can end the string early.
     static func quote(_ text: String) -> String {
         var result = "\""
         var pendingBackslashes = 0
-        for scalar in printable(text).unicodeScalars {
-            if scalar == "\\" { pendingBackslashes += 1; continue }
-            if scalar == "\"" {
-                result += String(repeating: "\\", count: pendingBackslashes) + "\\\""
-            } else {
-                result += String(repeating: "\\", count: pendingBackslashes)
-                result.unicodeScalars.append(scalar)
-            }
+        func flush(beforeQuote: Bool) {
+            let count = beforeQuote && pendingBackslashes % 2 == 1 ? pendingBackslashes + 1 : pendingBackslashes
+            result += String(repeating: "\\", count: count)
             pendingBackslashes = 0
         }
-        if pendingBackslashes > 0 { result += String(repeating: "\\", count: pendingBackslashes) + "\\\n" }
+        for scalar in printable(text).unicodeScalars {
+            if scalar == "\\" { pendingBackslashes += 1; continue }
+            flush(beforeQuote: scalar == "\"")
+            if scalar == "\"" { result += "\\" }
+            result.unicodeScalars.append(scalar)
+        }
+        flush(beforeQuote: true)
         return result + "\""
     }
 }

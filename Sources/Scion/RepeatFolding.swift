@@ -1,7 +1,9 @@
 /// Finds runs of structurally identical blocks among the rows of one model level: the same layer
-/// types, output shapes and wiring, one block after another (the identity blocks of a ResNet
-/// stage, a Transformer's layers). Each row becomes a token of its type, shape and where its
-/// inputs come from relative to it; a run is a block of tokens repeated back to back.
+/// types and wiring, one block after another (the identity blocks of a ResNet stage, a
+/// Transformer's layers, a DenseNet dense block's conv blocks). Each row becomes a token of its
+/// type and where its inputs come from relative to it; a run is a block of tokens repeated back to
+/// back. Widths may differ between the blocks (a dense block's concatenations grow), as the
+/// folded picture says.
 struct RepeatFolding {
     struct Run: Equatable {
         /// Index of the first row of the first block.
@@ -33,9 +35,8 @@ struct RepeatFolding {
                     if at != position { sources.append(String(position - at)) }
                 }
             }
-            let shape = entry.row.outputShape.map { "\($0)" } ?? "?"
             let inner = entry.children.map { "\($0.count)" } ?? ""
-            let key = "\(entry.row.type)|\(shape)|\(inner)|\(entry.row.params)|\(sources.sorted().joined(separator: ","))"
+            let key = "\(entry.row.type)|\(inner)|\(sources.sorted().joined(separator: ","))"
             if let id = ids[key] { return id }
             ids[key] = ids.count
             return ids.count - 1
