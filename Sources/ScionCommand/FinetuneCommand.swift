@@ -187,9 +187,11 @@ struct FinetuneCommand: ParsableCommand {
             if let accuracy = last.validationAccuracy { metrics += ", val_accuracy \(Readable.number(accuracy))" }
             settings.append(("final metrics", metrics))
         }
-        let page = TrainingReport(title: "scion finetune: \((model as NSString).lastPathComponent)", settings: settings,
-                                  runs: [TrainingReport.Run(name: "", history: outcome.history)],
-                                  verifications: [outcome.verification]).html()
+        var report = TrainingReport(title: "scion finetune: \((model as NSString).lastPathComponent)", settings: settings,
+                                    runs: [TrainingReport.Run(name: "", history: outcome.history)],
+                                    verifications: [outcome.verification])
+        report.addModelPictures(source: model, trained: outcome.output)
+        let page = report.html()
         try AtomicFile.write(to: path) { try Data(page.utf8).write(to: URL(fileURLWithPath: $0)) }
     }
 }

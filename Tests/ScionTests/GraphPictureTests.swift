@@ -169,3 +169,19 @@ final class GraphPictureTests: XCTestCase {
         XCTAssertTrue(svg.edges.contains { $0.classes.contains("removed") }, "the removed head is wired to gap")
     }
 }
+
+/// The finetune and demo reports embed the pictures inline (no XML prolog inside the HTML).
+final class TrainingReportPictureTests: XCTestCase {
+    func testReportEmbedsTheTrainedModelAndTheDiff() throws {
+        let model = GraphPictureTests.fixtures.appendingPathComponent("keras3/nested_transfer.keras").path
+        var report = TrainingReport(title: "t", settings: [], runs: [], verifications: [])
+        report.addModelPictures(source: model, trained: model)
+        let page = report.html()
+        XCTAssertEqual(page.components(separatedBy: "<svg").count - 1, 2, "the trained model and the diff")
+        XCTAssertFalse(page.contains("<?xml"))
+        XCTAssertTrue(page.contains("<title>base/base_conv1</title>"))
+        report = TrainingReport(title: "t", settings: [], runs: [], verifications: [])
+        report.addModelPictures(source: model, trained: "/nonexistent/model.keras")
+        XCTAssertTrue(report.html().contains("No picture: /nonexistent/model.keras"), "a missing file is a line, not a failed report")
+    }
+}
