@@ -132,6 +132,32 @@ final class GraphPictureTests: XCTestCase {
         return Model(graph: graph, format: .onnx, path: "hostile.onnx")
     }
 
+    /// Four residual blocks wired alike after a stem: drawn once in a ×4 box, the arrows out of the
+    /// fold leaving its one copy.
+    func testFoldRepeatsDrawsIdenticalBlocksOnce() throws {
+        var nodes = [Node(name: "stem", op: .activation(.plainRelu), inputs: ["x"], outputs: ["stem"])]
+        var previous = "stem"
+        for block in 1...4 {
+            nodes.append(Node(name: "b\(block)_a", op: .activation(.plainRelu), inputs: [previous], outputs: ["b\(block)_a"]))
+            nodes.append(Node(name: "b\(block)_b", op: .activation(.plainRelu), inputs: ["b\(block)_a"], outputs: ["b\(block)_b"]))
+            nodes.append(Node(name: "b\(block)_add", op: .elementwise(.add), inputs: [previous, "b\(block)_b"], outputs: ["b\(block)_add"]))
+            previous = "b\(block)_add"
+        }
+        nodes.append(Node(name: "out", op: .activation(.sigmoid), inputs: [previous], outputs: ["out"]))
+        let graph = Graph(name: "residual", inputs: [ValueInfo(name: "x", shape: Shape([nil, 4]), dtype: .float32)],
+                          outputs: ["out"], nodes: nodes, parameters: ParameterTable(), metadata: ["format": "test"])
+        let model = Model(graph: graph, format: .kerasArchive, path: "residual.keras")
+        var options = GraphPictureOptions()
+        options.foldRepeats = true
+        let svg = try XCTUnwrap(RenderedSVG(try model.graphPicture(format: .svg, options: options)))
+        XCTAssertEqual(svg.nodes.filter { $0.classes.contains("layer") }.map(\.id).sorted(), ["b1_a", "b1_add", "b1_b", "out", "stem", "x"])
+        let fold = try XCTUnwrap(svg.clusters.first { $0.classes.contains("fold") })
+        XCTAssertTrue(fold.texts.contains("×4"), "\(fold.texts)")
+        let arrows = Set(svg.edges.map(\.title))
+        XCTAssertTrue(arrows.contains("b1_add&#45;&gt;out") || arrows.contains("b1_add->out"), "\(arrows)")
+        XCTAssertEqual(svg.edges.count, 6, "x→stem, stem→a, a→b, b→add, stem→add, add→out: \(arrows)")
+    }
+
     func testHostileNamesAreEscapedNeverInjected() throws {
         let model = hostileModel()
         let data = try model.graphPicture(format: .svg)
