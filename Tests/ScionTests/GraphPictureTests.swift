@@ -159,7 +159,11 @@ final class GraphPictureTests: XCTestCase {
     }
 
     func testHostileNamesAreEscapedNeverInjected() throws {
-        let model = hostileModel()
+        // Written as an ONNX file and read back: the names as a hostile file would carry them.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-\(UUID().uuidString).onnx").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try hostileModel().write(to: file)
+        let model = try Model.load(file)
         let data = try model.graphPicture(format: .svg)
         let svg = try XCTUnwrap(RenderedSVG(data), "hostile names broke the SVG")
         let drawn = svg.nodes.filter { $0.classes.contains("layer") }
