@@ -1,6 +1,7 @@
 import CGraphviz
 import Foundation
 import Scion
+import Synchronization
 import ScionImages
 import ScionIR
 import ScionPasses
@@ -59,6 +60,22 @@ final class GraphPictureTests: XCTestCase {
         XCTAssertTrue(collapsed.clusters.isEmpty)
         XCTAssertEqual(collapsed.node("base")?.classes.contains("frozen"), true)
         XCTAssertNil(collapsed.node("base/base_conv1"))
+    }
+
+    /// Graphviz keeps global state: renders from several threads at once are serialized, each whole.
+    func testRendersFromSeveralThreadsAtOnce() throws {
+        let model = try Model.load(fixture("keras3/nested_transfer.keras"))
+        let expected = try model.graphPicture(format: .svg)
+        let results = Mutex<[Data?]>(Array(repeating: nil, count: 4))
+        DispatchQueue.concurrentPerform(iterations: 4) { index in
+            let picture = try? model.graphPicture(format: index % 2 == 0 ? .svg : .png)
+            results.withLock { $0[index] = picture }
+        }
+        let pictures = results.withLock { $0 }
+        XCTAssertEqual(pictures[0], expected)
+        XCTAssertEqual(pictures[2], expected)
+        XCTAssertEqual(pictures[1].map { Array($0.prefix(4)) }, [0x89, 0x50, 0x4E, 0x47])
+        XCTAssertEqual(pictures[3]?.count, pictures[1]?.count)
     }
 
     func testFromToKeepsThePathBetween() throws {
