@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Scion
+import ScionPasses
 import ScionRuntime
 
 struct FinetuneCommand: ParsableCommand {
@@ -36,6 +37,8 @@ struct FinetuneCommand: ParsableCommand {
     @OptionGroup(title: "Image folders") var images: ImageFolderOptions
 
     @OptionGroup(title: "Training") var training: TrainingOptions
+
+    @OptionGroup(title: "Augmentation") var augmentation: AugmentOptions
 
     @OptionGroup(title: "Output") var destination: ModelOutputOptions
 
@@ -82,16 +85,23 @@ struct FinetuneCommand: ParsableCommand {
                 try TrainingOptions.checkTargets(validationPair.y, loss: loss, classes: classes, file: file)
             }
             let progress = TrainingProgress.forCommand(printing)
-            var tuning = FineTuning(model: given)
+            // --augment's layers are in the graph that trains, never in the one written.
+            let augmented = try augmentation.prepared(given, noAugment: training.noAugment)
+            let (augmenting, note) = try AugmentOptions.describe(augmented, noAugment: training.noAugment)
+            if let augmenting { progress.say(augmenting) }
+            if let note { FileHandle.standardError.write(Data((note + "\n").utf8)) }
+            var tuning = FineTuning(model: augmented)
             for phase in training.phases(samples: inputs.shape[0], loss: loss) {
                 try tuning.run(phase, data: (inputs, targets), validation: validationPair, events: progress.handle)
             }
-            try tuning.model.write(to: output, options: destination.writeOptions)
+            var trained = tuning.model
+            trained.graph = TrainingAugmentation.removed(from: trained.graph)
+            try trained.write(to: output, options: destination.writeOptions)
             // The one verification: the file as written, read back, against the model given.
             let verification = try TrainingVerification(reference: given, written: try Model.load(output), trained: tuning.mutable)
-            var outcome = Outcome(verification: verification, plans: tuning.plans, history: tuning.history, model: tuning.model,
+            var outcome = Outcome(verification: verification, plans: tuning.plans, history: tuning.history, model: trained,
                                   output: output, loss: loss, started: started)
-            if let test, verification.passed { outcome.test = try extras.evaluate(tuning.model, on: test) }
+            if let test, verification.passed { outcome.test = try extras.evaluate(trained, on: test) }
             try finish(outcome, progress: progress)
         }
     }
@@ -181,6 +191,7 @@ struct FinetuneCommand: ParsableCommand {
     func writeReport(to path: String, _ outcome: Outcome) throws {
         var settings = [("model", model), ("data", source.description), ("output", outcome.output)]
         settings += training.settings(loss: outcome.loss)
+        if let augment = augmentation.augment { settings.append(("augment (training only)", augment)) }
         if let last = outcome.history.last {
             var metrics = "loss \(Readable.number(last.loss))" + (last.accuracy.map { ", accuracy \(Readable.number($0))" } ?? "")
             if let loss = last.validationLoss { metrics += ", val_loss \(Readable.number(loss))" }
