@@ -49,7 +49,7 @@ struct AugmentOptions: ParsableArguments {
                 throw fail("\(name) needs a factor, e.g. \(name):0.1 (\(meaning))")
             }
             guard let number = Float(value), number > above, number <= maximum else {
-                throw fail("the factor must be a number above \(Readable.setting(above)) and at most \(Readable.setting(maximum)) (\(meaning))")
+                throw fail("the factor must be a number above \(Int(above)) and at most \(Int(maximum)) (\(meaning))")
             }
             return number
         }
@@ -86,6 +86,8 @@ struct AugmentOptions: ParsableArguments {
         case "crop":
             let scale = try factor(2, "the image is resized to this many times its size, then cropped back at random", fallback: 1.14, above: 1)
             return step(.resizeAndCrop, ["scale": scale, "fill_mode": "nearest", "interpolation": "bilinear"])
+        case "":
+            throw fail("an empty entry (two commas in a row, or one at an end)")
         default:
             throw fail("unknown transform '\(name)'; the transforms are \(names.joined(separator: ", "))")
         }
@@ -121,8 +123,8 @@ struct AugmentOptions: ParsableArguments {
             + parts.joined(separator: "; ")
         let (before, frozen) = try TrainingAugmentation.augmentationBeforeFrozenLayers(model.graph)
         guard !frozen.isEmpty else { return (line, nil) }
-        let shown = frozen.prefix(3).joined(separator: ", ") + (frozen.count > 3 ? " and \(frozen.count - 3) more" : "")
-        let note = "note: \(before.joined(separator: ", ")) transform the images before frozen layers (\(shown)): their outputs "
+        func shown(_ names: [String]) -> String { names.prefix(3).joined(separator: ", ") + (names.count > 3 ? " and \(names.count - 3) more" : "") }
+        let note = "note: augmentation (\(shown(before))) transforms the images before frozen layers (\(shown(frozen))): their outputs "
             + "change every epoch, so they run for every batch instead of being cached once per image"
         return (line, note)
     }
