@@ -14,12 +14,24 @@ struct AugmentOptions: ParsableArguments {
         flip[:horizontal|vertical|horizontal_and_vertical] (RandomFlip, default both), rotate:F (RandomRotation, \
         F of a full turn either way), zoom:F (RandomZoom, ±F), translate:F (RandomTranslation, ±F of the size), \
         contrast:F (RandomContrast), brightness:F (RandomBrightness, ±F of 0-255), noise:S (GaussianNoise, \
-        stddev S), crop[:S] (resize to S times the size, default 1.14, then a random crop back). Rotation, zoom \
+        stddev S, at most 1 as Keras), crop[:S] (resize to S times the size, default 1.14, then a random crop back). Rotation, zoom \
         and translation fill by reflection, bilinear. Training only: never written into the model.
         """, valueName: "list"))
     var augment: String?
 
-    func validate() throws { _ = try steps() }
+    @Flag(help: ArgumentHelp("Write --augment's layers into the model, first after its input, as Keras layers (RandomFlip, ...) "
+                             + "that Keras 3 loads (the identity at inference; not with crop, which no Keras layer is)."))
+    var augmentIntoModel = false
+
+    func validate() throws {
+        let steps = try steps()
+        guard augmentIntoModel else { return }
+        guard !steps.isEmpty else { throw ValidationError("--augment-into-model writes --augment's layers: give --augment too") }
+        if steps.contains(where: { !$0.kind.isKerasLayer }) {
+            throw ValidationError("--augment-into-model: crop is Scion's training-only resize and crop, not a Keras layer; "
+                                  + "leave it out of --augment or write the model without the layers")
+        }
+    }
 
     /// The transforms given, in order; none without --augment.
     func steps() throws -> [TrainingAugmentation.Step] {
@@ -76,12 +88,14 @@ struct AugmentOptions: ParsableArguments {
             return step(.randomTranslation, affine.merging(["height_factor": f, "width_factor": f]) { $1 })
         case "contrast":
             let f = try factor(1, "RandomContrast: the contrast is drawn from 1 ± factor")
-            return step(.randomContrast, ["factor": f, "value_range": [0, 255]])
+            // As the pair (f, f): Keras 3's RandomContrast(f) keeps (0, f) and so only raises the
+            // contrast, against its own documentation and tf.keras; the pair means 1 ± f in both.
+            return step(.randomContrast, ["factor": [f, f], "value_range": [0, 255]])
         case "brightness":
             let f = try factor(1, "RandomBrightness: factor × 255 is added or taken away")
             return step(.randomBrightness, ["factor": f, "value_range": [0, 255]])
         case "noise":
-            let f = try factor(255, "GaussianNoise: the standard deviation, in pixel values 0 to 255")
+            let f = try factor(1, "GaussianNoise: the standard deviation, in pixel values; Keras takes at most 1")
             return step(.gaussianNoise, ["stddev": f])
         case "crop":
             let scale = try factor(2, "the image is resized to this many times its size, then cropped back at random", fallback: 1.14, above: 1)

@@ -85,7 +85,7 @@ struct FinetuneCommand: ParsableCommand {
                 try TrainingOptions.checkTargets(validationPair.y, loss: loss, classes: classes, file: file)
             }
             let progress = TrainingProgress.forCommand(printing)
-            // --augment's layers are in the graph that trains, never in the one written.
+            // --augment's layers are in the graph that trains, and in the one written only if asked.
             let augmented = try augmentation.prepared(given, noAugment: training.noAugment)
             let (augmenting, note) = try AugmentOptions.describe(augmented, noAugment: training.noAugment)
             if let augmenting { progress.say(augmenting) }
@@ -95,7 +95,8 @@ struct FinetuneCommand: ParsableCommand {
                 try tuning.run(phase, data: (inputs, targets), validation: validationPair, events: progress.handle)
             }
             var trained = tuning.model
-            trained.graph = TrainingAugmentation.removed(from: trained.graph)
+            trained.graph = augmentation.augmentIntoModel ? TrainingAugmentation.kept(in: trained.graph)
+                : TrainingAugmentation.removed(from: trained.graph)
             try trained.write(to: output, options: destination.writeOptions)
             // The one verification: the file as written, read back, against the model given.
             let verification = try TrainingVerification(reference: given, written: try Model.load(output), trained: tuning.mutable)

@@ -80,6 +80,16 @@ public struct TrainingAugmentation: GraphPass {
         return graph
     }
 
+    /// `graph` with the nodes `run` added made the model's own layers (named as their nodes): what
+    /// `--augment-into-model` writes.
+    public static func kept(in graph: Graph) -> Graph {
+        var graph = graph
+        for index in graph.nodes.indices where graph.nodes[index].layer.hasPrefix(layerPrefix) {
+            graph.nodes[index].layer = graph.nodes[index].name
+        }
+        return graph
+    }
+
     /// NHWC or NCHW by the axis that holds 1, 3 or 4 channels (as `finetune --data DIR` decides).
     static func imageLayout(of input: ValueInfo, pass: String) throws -> Layout {
         let dimensions = input.shape?.dimensions ?? []

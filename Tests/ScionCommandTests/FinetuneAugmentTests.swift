@@ -81,8 +81,6 @@ final class FinetuneAugmentTests: XCTestCase {
     }
 
     func testAugmentMistakesAreUsageErrorsNamingTheFlag() throws {
-        let directory = try temporaryDirectory(self)
-        let output = directory.appendingPathComponent("out.keras").path
         let cases: [([String], String)] = [
             (["--augment", "flip,spin:0.1"], "--augment 'spin:0.1': unknown transform 'spin'"),
             (["--augment", "rotate:2"], "--augment 'rotate:2': the factor must be a number above 0 and at most 1"),
@@ -91,14 +89,39 @@ final class FinetuneAugmentTests: XCTestCase {
             (["--augment", "flip:diagonal"], "--augment 'flip:diagonal': flip's mode is horizontal, vertical or horizontal_and_vertical"),
             (["--augment", "zoom:0.1,zoom:0.2"], "'zoom' is given twice"),
             (["--augment", "flip,,rotate:0.1"], "--augment '': an empty entry"),
-            (["--augment", "flip", "--no-augment"], "--augment and --no-augment: give one"),
+            (["--augment-into-model"], "--augment-into-model writes --augment's layers: give --augment too"),
+            (["--augment", "flip,crop", "--augment-into-model"], "--augment-into-model: crop is Scion's training-only resize and crop"),
+            (["--augment", "noise:2"], "--augment 'noise:2': the factor must be a number above 0 and at most 1"),
         ]
-        for (extra, message) in cases {
+        for (arguments, message) in cases {
+            XCTAssertThrowsError(try AugmentOptions.parse(arguments), "\(arguments)") { error in
+                let text = AugmentOptions.message(for: error)
+                XCTAssertTrue(text.contains(message), "\(arguments): \(text)")
+            }
+        }
+        // Through the command: exit 2, one line, nothing written.
+        let directory = try temporaryDirectory(self)
+        let output = directory.appendingPathComponent("out.keras").path
+        for (extra, message) in [(["--augment", "rotate:2"], "--augment 'rotate:2': the factor must be"),
+                                 (["--augment", "flip", "--no-augment"], "--augment and --no-augment: give one")] {
             let result = try runScion(["finetune", model, "--data", folder, "--epochs", "1", "-o", output] + extra)
             XCTAssertEqual(result.status, 2, "\(extra): \(result.standardError)")
-            XCTAssertTrue(result.standardError.contains(message), "\(extra): \(result.standardError)")
+            XCTAssertTrue(result.standardError.hasPrefix("error: " + message), "\(extra): \(result.standardError)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: output))
         }
+    }
+
+    /// --augment-into-model: the layers stay in the written model as the model's own (Keras 3 loading
+    /// them: Tests/Interop/finetune_augmentation.py), named as their nodes.
+    func testAugmentIntoModelKeepsTheLayers() throws {
+        let directory = try temporaryDirectory(self)
+        let output = directory.appendingPathComponent("out.keras").path
+        let result = try runScion(["finetune", model, "--data", folder, "--epochs", "1", "--augment", "flip,rotate:0.1",
+                                   "--augment-into-model", "-o", output])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        let written = try Model.load(output)
+        XCTAssertEqual(Array(written.graph.nodes.prefix(2).map(\.layer)), ["augment_flip", "augment_rotate"])
+        XCTAssertEqual(TrainingAugmentation.modelsOwnAugmentation(written.graph), ["augment_flip (RandomFlip)", "augment_rotate (RandomRotation)"])
     }
 
     /// A PyTorch export takes NCHW: the added layers read its channel axis there, and come out again.
