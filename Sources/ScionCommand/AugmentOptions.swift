@@ -121,6 +121,17 @@ struct AugmentOptions: ParsableArguments {
         return model
     }
 
+    /// contrast, brightness and noise assume pixel values 0 to 255 (their value range and scale);
+    /// `--preprocess` changes the values before the training graph sees them, so they are refused
+    /// with it. The resampling transforms commute with preprocessing's per-channel scale and shift.
+    func checkPixelValues(preprocessing mode: InputPreprocessing) throws {
+        guard mode != .none else { return }
+        let valueTransforms: [AugmentationKind] = [.randomContrast, .randomBrightness, .gaussianNoise]
+        guard let step = try steps().first(where: { valueTransforms.contains($0.kind) }) else { return }
+        throw UsageError("--augment \(step.label) works on pixel values 0 to 255, and --preprocess \(mode.rawValue) changes them "
+                         + "before augmentation: leave \(step.label) out, or give the model its own scaling layer instead of --preprocess")
+    }
+
     /// What will augment the training images, said before training (nil when nothing will), and
     /// the one note when augmentation comes before frozen layers (their features cannot be cached).
     static func describe(_ model: Model, noAugment: Bool) throws -> (line: String?, note: String?) {

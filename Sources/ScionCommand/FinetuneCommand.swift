@@ -61,6 +61,9 @@ struct FinetuneCommand: ParsableCommand {
             if let report { try OutputCheck.check(report, force: destination.force, extensions: ["html"], what: "a report") }
             try Self.refuseOverwritingTheInput(model: model, output: output)
             var given = try Model.load(model)
+            // --augment's mistakes before the data is read (the layers go in after the class names).
+            try augmentation.checkPixelValues(preprocessing: extras.preprocessing.resolve(for: given).mode)
+            _ = try augmentation.prepared(given, noAugment: training.noAugment)
             let loaded: (training: TrainingDataOptions.Pair, validation: TrainingDataOptions.Pair?)
             let classes = try outputUnits(of: given)
             if ImageFolderOptions.isFolder(source.data) {

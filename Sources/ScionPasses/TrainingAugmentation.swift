@@ -95,7 +95,7 @@ public struct TrainingAugmentation: GraphPass {
         let dimensions = input.shape?.dimensions ?? []
         guard dimensions.count == 4 else {
             throw PassError(pass: pass, subject: input.name, "augmentation transforms images (rank 4); the model's input has shape "
-                + (input.shape.map { "\($0.dimensions.map { $0.map(String.init) ?? "?" })" } ?? "unknown"))
+                + (input.shape.map { "[" + $0.dimensions.map { $0.map(String.init) ?? "?" }.joined(separator: ", ") + "]" } ?? "unknown"))
         }
         let channels: Set<Int> = [1, 3, 4]
         if let last = dimensions[3], channels.contains(last) { return .channelsLast }

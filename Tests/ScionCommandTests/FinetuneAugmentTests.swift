@@ -103,7 +103,9 @@ final class FinetuneAugmentTests: XCTestCase {
         let directory = try temporaryDirectory(self)
         let output = directory.appendingPathComponent("out.keras").path
         for (extra, message) in [(["--augment", "rotate:2"], "--augment 'rotate:2': the factor must be"),
-                                 (["--augment", "flip", "--no-augment"], "--augment and --no-augment: give one")] {
+                                 (["--augment", "flip", "--no-augment"], "--augment and --no-augment: give one"),
+                                 (["--augment", "flip,brightness:0.2", "--preprocess", "tf"],
+                                  "--augment brightness works on pixel values 0 to 255, and --preprocess tf changes them")] {
             let result = try runScion(["finetune", model, "--data", folder, "--epochs", "1", "-o", output] + extra)
             XCTAssertEqual(result.status, 2, "\(extra): \(result.standardError)")
             XCTAssertTrue(result.standardError.hasPrefix("error: " + message), "\(extra): \(result.standardError)")
