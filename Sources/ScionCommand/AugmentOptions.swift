@@ -7,15 +7,16 @@ import ScionPasses
 /// `finetune --augment flip,rotate:0.1,zoom:0.1,crop`: Keras's augmentation layers, with Keras's
 /// factor meanings and defaults, put in front of the model for training only (see
 /// `TrainingAugmentation`); validation and test images are never augmented, and the written model
-/// does not hold them.
+/// does not hold them unless `--augment-into-model` asks.
 struct AugmentOptions: ParsableArguments {
     @Option(help: ArgumentHelp("""
         Augment the training images, in this order, with Keras's layers (comma-separated): \
         flip[:horizontal|vertical|horizontal_and_vertical] (RandomFlip, default both), rotate:F (RandomRotation, \
         F of a full turn either way), zoom:F (RandomZoom, ±F), translate:F (RandomTranslation, ±F of the size), \
-        contrast:F (RandomContrast), brightness:F (RandomBrightness, ±F of 0-255), noise:S (GaussianNoise, \
+        contrast:F (RandomContrast, 1 ± F), brightness:F (RandomBrightness, ±F of 0-255), noise:S (GaussianNoise, \
         stddev S, at most 1 as Keras), crop[:S] (resize to S times the size, default 1.14, then a random crop back). Rotation, zoom \
-        and translation fill by reflection, bilinear. Training only: never written into the model.
+        and translation fill by reflection, bilinear. Training images only (never validation or test), and not \
+        written into the model unless --augment-into-model.
         """, valueName: "list"))
     var augment: String?
 
