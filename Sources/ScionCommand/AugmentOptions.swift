@@ -136,7 +136,7 @@ struct AugmentOptions: ParsableArguments {
     /// What will augment the training images, said before training (nil when nothing will), and
     /// the one note when augmentation comes before frozen layers (their features cannot be cached).
     static func describe(_ model: Model, noAugment: Bool) throws -> (line: String?, note: String?) {
-        let added = TrainingAugmentation(steps: []).nodeNames(in: model.graph)
+        let added = TrainingAugmentation.added(in: model.graph)
         let own = TrainingAugmentation.modelsOwnAugmentation(model.graph)
         guard !added.isEmpty || !own.isEmpty else { return (nil, nil) }
         if noAugment {

@@ -32,12 +32,12 @@ public struct TrainingAugmentation: GraphPass {
     /// The transforms `steps`, applied in order.
     public init(steps: [Step]) { self.steps = steps }
 
-    /// Names of the nodes the last `run` added (`augment_flip`, ...), in order.
-    public func nodeNames(in graph: Graph) -> [String] {
-        graph.nodes.filter { node in
-            guard case .augmentation = node.op else { return false }
-            return node.layer.hasPrefix(Self.layerPrefix)
-        }.map(\.name)
+    /// The nodes `run` added, in order: `augment_flip (RandomFlip)`, ...
+    public static func added(in graph: Graph) -> [String] {
+        graph.nodes.compactMap { node in
+            guard node.layer.hasPrefix(layerPrefix), case .augmentation(let a) = node.op else { return nil }
+            return "\(node.name) (\(a.kind.isKerasLayer ? a.kind.rawValue : "Resizing and RandomCrop"))"
+        }
     }
 
     /// Marks the added nodes (their `layer`), so that they can be found again whatever their names.
