@@ -1,9 +1,12 @@
+import ScionIR
+
 /// The broadcasts CNNs make on every image, without the general kernel's index walk per value:
 /// one operand the full shape, the other one value per channel and sample (`[N, C, 1, 1]` against
 /// `[N, C, H, W]`: squeeze-and-excitation's scale) or repeating along the last axes (`[C]` against
 /// `[N, H, W, C]`: a per-channel constant).
 extension Kernels {
     /// nil when neither pattern fits (the caller walks the general way).
+    @inline(__always)
     static func blockBroadcast(_ a: RuntimeTensor, _ b: RuntimeTensor, shape: [Int],
                                _ combine: (Float, Float) -> Float) -> RuntimeTensor? {
         if a.shape == shape, let pattern = pattern(of: b.shape, against: shape) {
@@ -41,6 +44,7 @@ extension Kernels {
         return nil
     }
 
+    @inline(__always)
     static func apply(full: [Float], small: [Float], _ pattern: BroadcastPattern,
                       _ combine: (Float, Float) -> Float) -> [Float] {
         let count = full.count
@@ -68,6 +72,7 @@ extension Kernels {
     }
 
     /// Two operands of one shape, value by value, through pointers (no per-value bounds checks).
+    @inline(__always)
     static func sameShape(_ a: [Float], _ b: [Float], _ combine: (Float, Float) -> Float) -> [Float] {
         let count = min(a.count, b.count)
         return [Float](unsafeUninitializedCapacity: count) { output, initialized in

@@ -82,7 +82,7 @@ extension Kernels {
         case .power: combine = { Float(pow(Double($0), Double($1))) }
         }
         for other in inputs.dropFirst() {
-            result = try broadcast(result, other, node: node, combine)
+            result = try fastElementwise(operation, result, other) ?? broadcast(result, other, node: node, combine)
         }
         if operation == .average, inputs.count > 1 {
             let count = Float(inputs.count)
