@@ -7,8 +7,8 @@ Python process (import onnxruntime and numpy, load, run, np.save), as its users 
 is reported: this machine's environment sets OPENBLAS_CORETYPE=Haswell, which Scion leaves alone; the
 same runs without it show what OpenBLAS picks by itself.
 
-Usage: bench/run_bench.py [--models ResNet50 MobileNetV2] [--batch 2] [--repeat 5]
-(needs fixtures/applications, a release build and /opt/scion-oracle-venv)
+Usage: bench/run_bench.py --folder /work/apps/keras3 [--models ResNet50 MobileNetV2] [--batch 2] [--repeat 5]
+(needs NAME.h5 files in --folder, a release build and the oracle venv at .build/oracle-venv)
 """
 import argparse
 import os
@@ -22,7 +22,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCION = os.path.join(ROOT, ".build", "release", "scion")
-ORACLE = "/opt/scion-oracle-venv/bin/python"
+ORACLE = os.path.join(ROOT, ".build", "oracle-venv", "bin", "python")
 ORT_JOB = """
 import sys, numpy as np, onnxruntime as ort
 session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
@@ -42,6 +42,7 @@ def main():
     parser.add_argument("--models", nargs="*", default=["ResNet50", "MobileNetV2"])
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--folder", default="/work/apps/keras3", help="where NAME.h5 is")
     args = parser.parse_args()
     folder = tempfile.mkdtemp()
     as_set = dict(os.environ)
@@ -49,7 +50,7 @@ def main():
     print(f"| model | batch | scion run .h5 (s) | scion run .onnx (s) | same, OPENBLAS_CORETYPE unset (s) | onnxruntime from Python (s) |")
     print("|---|---|---|---|---|---|")
     for name in args.models:
-        h5 = os.path.join(ROOT, "fixtures", "applications", "keras2", f"{name}.h5")
+        h5 = os.path.join(args.folder, f"{name}.h5")
         onnx_path = os.path.join(folder, f"{name}.onnx")
         subprocess.run([SCION, "convert", h5, onnx_path, "--force"], check=True)
         size = 299 if name.startswith("Inception") else 224

@@ -86,24 +86,28 @@ public struct Executor {
             let bn = graph.nodes[next[0]]
             guard case .batchNormalization(let b) = bn.op, b.axis == 1 || b.axis == -3 && a.rank == 2,
                   let kernelName = graph.parameter(of: node, role: .kernel)?.name,
-                  kernelUses[kernelName] == 1, var kernel = weights[kernelName] else { continue }
+                  kernelUses[kernelName] == 1, let kernelCount = weights[kernelName]?.count else { continue }
             let biasName = a.useBias ? graph.parameter(of: node, role: .bias)?.name : nil
             if a.useBias && (biasName == nil || kernelUses[biasName ?? ""] != 1) { continue }
             var bias = biasName.flatMap { weights[$0] } ?? [Float](repeating: 0, count: a.filters)
             func values(_ role: ParameterRole) -> [Float]? { graph.parameter(of: bn, role: role).flatMap { weights[$0.name] } }
             let filters = bias.count
             guard let mean = values(.movingMean), let variance = values(.movingVariance), mean.count == filters,
-                  variance.count == filters, kernel.count % filters == 0 else { continue }
+                  variance.count == filters, kernelCount % filters == 0 else { continue }
             let gamma = b.scale ? values(.gamma) : [Float](repeating: 1, count: filters)
             let beta = b.center ? values(.beta) : [Float](repeating: 0, count: filters)
             guard let gamma, let beta, gamma.count == filters, beta.count == filters else { continue }
-            let perFilter = kernel.count / filters
-            for f in 0..<filters {
-                let scale = gamma[f] / (variance[f] + b.epsilon).squareRoot()
-                for i in (f * perFilter)..<((f + 1) * perFilter) { kernel[i] *= scale }
-                bias[f] = bias[f] * scale + beta[f] - mean[f] * scale
+            let perFilter = kernelCount / filters
+            let scales = (0..<filters).map { gamma[$0] / (variance[$0] + b.epsilon).squareRoot() }
+            for f in 0..<filters { bias[f] = bias[f] * scales[f] + beta[f] - mean[f] * scales[f] }
+            // Scaled where it lies in the table: taking the array out and putting it back would copy
+            // every kernel once more (most of the model's weights).
+            weights[kernelName]?.withUnsafeMutableBufferPointer { kernel in
+                for f in 0..<filters {
+                    let scale = scales[f]
+                    for i in (f * perFilter)..<((f + 1) * perFilter) { kernel[i] *= scale }
+                }
             }
-            weights[kernelName] = kernel
             if let biasName { weights[biasName] = bias } else { foldedBiases[node.name] = bias }
             folded.insert(bn.name)
         }

@@ -19,6 +19,9 @@ extension Kernels {
                 for index in values.indices { values[index] = min(max(values[index], 0), cap) }
             }
             return RuntimeTensor(shape: x.shape, data: data)
+        case .swish, .sigmoid:
+            // EfficientNet's activation on every layer: a loop with no closure call per value.
+            return RuntimeTensor(shape: x.shape, data: sigmoidLoop(x.data, timesInput: activation.isSwish))
         default:
             guard let f = elementFunction(activation) else {
                 throw RuntimeError(node, "activation \(activation.displayName) is not supported by the executor yet")

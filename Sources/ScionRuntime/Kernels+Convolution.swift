@@ -69,15 +69,19 @@ enum Kernels {
 
     /// Convolution of rank 1 or 2 (rank 1 runs as height 1), grouped, through im2col and GEMM; a
     /// depthwise convolution (one input channel per group) runs as direct loops instead.
+    /// `reluCap`, when given, applies a ReLU capped there (`.infinity`: uncapped) in the same pass
+    /// over the output that adds the bias (the epilogue), instead of a second pass and a copy.
     static func convolution(_ x: RuntimeTensor, kernel: [Float], kernelShape: [Int], bias: [Float]?, attributes a: ConvAttributes,
-                            node: String, samplesSideBySide: Bool = false) throws -> RuntimeTensor {
+                            node: String, samplesSideBySide: Bool = false, reluCap: Float? = nil) throws -> RuntimeTensor {
         let g = try ConvGeometry(input: x.shape, kernelShape: kernelShape, a, node: node)
         let (batch, channels, height, width) = (g.batch, g.channels, g.height, g.width)
         let (kh, kw, sh, sw, dh, dw) = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)
         let (oh, ow, filters, perGroup) = (g.oh, g.ow, g.filters, g.perGroup)
         let rows = Window(output: oh, before: g.top), cols = Window(output: ow, before: g.left)
         let outShape = g.outputShape
-        var output = [Float](repeating: 0, count: batch * filters * oh * ow)
+        // Every path below writes every output value (GEMMs with beta 0, depthwise planes cleared
+        // first), so the buffer is not zero-filled beforehand.
+        var output = [Float](unsafeUninitializedCapacity: batch * filters * oh * ow) { _, count in count = batch * filters * oh * ow }
         let filtersPerGroup = filters / a.groups
         let patch = perGroup * kh * kw
         let plane = oh * ow
@@ -122,14 +126,7 @@ enum Kernels {
                 }
             }
         }
-        if let bias {
-            for n in 0..<batch {
-                for f in 0..<filters {
-                    let start = (n * filters + f) * plane
-                    for i in start..<(start + plane) { output[i] += bias[f] }
-                }
-            }
-        }
+        epilogue(&output, planes: batch * filters, plane: plane, bias: bias, reluCap: reluCap)
         return RuntimeTensor(shape: outShape, data: output)
     }
 

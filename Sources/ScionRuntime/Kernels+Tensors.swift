@@ -82,7 +82,7 @@ extension Kernels {
         case .power: combine = { Float(pow(Double($0), Double($1))) }
         }
         for other in inputs.dropFirst() {
-            result = try broadcast(result, other, node: node, combine)
+            result = try fastElementwise(operation, result, other) ?? broadcast(result, other, node: node, combine)
         }
         if operation == .average, inputs.count > 1 {
             let count = Float(inputs.count)
@@ -92,10 +92,11 @@ extension Kernels {
     }
 
     static func broadcast(_ a: RuntimeTensor, _ b: RuntimeTensor, node: String, _ combine: (Float, Float) -> Float) throws -> RuntimeTensor {
-        if a.shape == b.shape { return RuntimeTensor(shape: a.shape, data: zip(a.data, b.data).map(combine)) }
+        if a.shape == b.shape { return RuntimeTensor(shape: a.shape, data: sameShape(a.data, b.data, combine)) }
         guard let shape = Broadcasting.shape([a.shape, b.shape]) else {
             throw RuntimeError(node, "cannot broadcast \(a.shape) with \(b.shape)")
         }
+        if let blocked = blockBroadcast(a, b, shape: shape, combine) { return blocked }
         let rank = shape.count
         let shapeA = Array(repeating: 1, count: rank - a.rank) + a.shape
         let shapeB = Array(repeating: 1, count: rank - b.rank) + b.shape

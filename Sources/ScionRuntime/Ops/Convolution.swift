@@ -10,9 +10,13 @@ extension Executor {
     func convolution(_ node: Node, _ x: RuntimeTensor, _ a: ConvAttributes) throws -> RuntimeTensor {
         guard a.layout == .channelsFirst else { throw RuntimeError(node.name, "a channels-last convolution is left after the layout pass") }
         let bias = try foldedBiases[node.name] ?? (a.useBias ? require(node, .bias) : nil)
+        let activation = fusedReLUs[node.name] ?? a.activation
+        // A plain or capped ReLU goes into the kernel's epilogue, with the bias; others after it.
+        var reluCap: Float?
+        if case .relu(let cap, 0, 0) = activation { reluCap = cap ?? .infinity }
         let y = try Kernels.convolution(x, kernel: try require(node, .kernel), kernelShape: parameterShape(node, .kernel) ?? [],
-                                        bias: bias, attributes: a, node: node.name, samplesSideBySide: training)
-        return try Kernels.activate(y, fusedReLUs[node.name] ?? a.activation, node: node.name)
+                                        bias: bias, attributes: a, node: node.name, samplesSideBySide: training, reluCap: reluCap)
+        return reluCap == nil ? try Kernels.activate(y, activation, node: node.name) : y
     }
 
     /// ONNX ConvTranspose of rank 2, one group: kernel `[in, out, kh, kw]`. Each input pixel spreads

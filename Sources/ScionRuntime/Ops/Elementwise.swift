@@ -7,8 +7,14 @@ import ScionIR
 extension Executor {
     /// A merge, with the ReLU fused into an addition (`fuseReLUs`) applied as it writes its result.
     func elementwise(_ node: Node, _ inputs: [RuntimeTensor], _ operation: ElementwiseOperation) throws -> RuntimeTensor {
-        let y = try Kernels.elementwise(operation, inputs, node: node.name)
-        return try fusedReLUs[node.name].map { try Kernels.activate(y, $0, node: node.name) } ?? y
+        var y = try Kernels.elementwise(operation, inputs, node: node.name)
+        guard let fused = fusedReLUs[node.name] else { return y }
+        // The sum is this call's own buffer: the ReLU rewrites it rather than copy it.
+        if case .relu(let cap, 0, 0) = fused {
+            Kernels.reluInPlace(&y, cap: cap ?? .infinity)
+            return y
+        }
+        return try Kernels.activate(y, fused, node: node.name)
     }
 
     func scaledResidual(_ node: Node, _ inputs: [RuntimeTensor], _ a: ScaledResidualAttributes) throws -> RuntimeTensor {

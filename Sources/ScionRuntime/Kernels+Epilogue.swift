@@ -1,0 +1,80 @@
+import Foundation
+import ScionIR
+
+/// What a convolution does to its result after the matrix products, in one pass over the values:
+/// the bias per output channel, then a (capped) ReLU. Separate passes cost a full read and write of
+/// the activation each, and the ReLU pass used to copy the buffer it could not prove unshared.
+extension Kernels {
+    /// `values` is `planes` channel planes of `plane` values each, channel `p % bias.count` for plane `p`.
+    static func epilogue(_ values: inout [Float], planes: Int, plane: Int, bias: [Float]?, reluCap: Float?) {
+        guard bias != nil || reluCap != nil, plane > 0 else { return }
+        let channels = bias?.count ?? 1
+        values.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            for p in 0..<planes {
+                let start = base + p * plane
+                let shift = bias?[p % channels] ?? 0
+                if let cap = reluCap {
+                    for i in 0..<plane { start[i] = min(max(start[i] + shift, 0), cap) }
+                } else {
+                    for i in 0..<plane { start[i] += shift }
+                }
+            }
+        }
+    }
+
+    /// A (capped) ReLU applied in place: for results the caller owns alone (an addition's sum).
+    static func reluInPlace(_ tensor: inout RuntimeTensor, cap: Float) {
+        tensor.data.withUnsafeMutableBufferPointer { buffer in
+            for i in buffer.indices { buffer[i] = min(max(buffer[i], 0), cap) }
+        }
+    }
+}
+
+extension Kernels {
+    /// `sigmoid(v)`, or `v · sigmoid(v)` (swish) with `timesInput`, over a whole buffer.
+    static func sigmoidLoop(_ values: [Float], timesInput: Bool) -> [Float] {
+        [Float](unsafeUninitializedCapacity: values.count) { output, initialized in
+            values.withUnsafeBufferPointer { input in
+                if timesInput {
+                    for i in input.indices { output[i] = input[i] / (1 + exp(-input[i])) }
+                } else {
+                    for i in input.indices { output[i] = 1 / (1 + exp(-input[i])) }
+                }
+            }
+            initialized = values.count
+        }
+    }
+
+    /// Addition, subtraction and multiplication of two operands of one shape, or one broadcasting
+    /// as `blockBroadcast` handles, with the operator known inside the loop (a closure call per value
+    /// cost more than the arithmetic). nil: the caller takes the general way.
+    static func fastElementwise(_ operation: ElementwiseOperation, _ a: RuntimeTensor, _ b: RuntimeTensor) -> RuntimeTensor? {
+        switch operation {
+        case .add: return typed(a, b, Add.self)
+        case .subtract: return typed(a, b, Subtract.self)
+        case .multiply: return typed(a, b, Multiply.self)
+        case .average, .maximum, .minimum, .divide, .power: return nil
+        }
+    }
+
+    protocol BinaryArithmetic { static func combine(_ a: Float, _ b: Float) -> Float }
+    enum Add: BinaryArithmetic { static func combine(_ a: Float, _ b: Float) -> Float { a + b } }
+    enum Subtract: BinaryArithmetic { static func combine(_ a: Float, _ b: Float) -> Float { a - b } }
+    enum Multiply: BinaryArithmetic { static func combine(_ a: Float, _ b: Float) -> Float { a * b } }
+
+    static func typed<K: BinaryArithmetic>(_ a: RuntimeTensor, _ b: RuntimeTensor, _ kind: K.Type) -> RuntimeTensor? {
+        if a.shape == b.shape {
+            return RuntimeTensor(shape: a.shape, data: sameShape(a.data, b.data) { K.combine($0, $1) })
+        }
+        guard let shape = Broadcasting.shape([a.shape, b.shape]) else { return nil }
+        return blockBroadcast(a, b, shape: shape) { K.combine($0, $1) }
+    }
+}
+
+extension Activation {
+    var isSwish: Bool {
+        if case .swish = self { return true }
+        return false
+    }
+}
