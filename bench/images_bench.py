@@ -16,7 +16,9 @@ photo sizes 640x480 to 1024x768, both orientations, written by Pillow at quality
   image_size=(224, 224)) mapped through preprocess_input, then model.predict(dataset) of the same base
   loaded from the same .keras file, timed from the loaded model.
 
-Fastest of --repeat runs each, side by side in one run.
+Fastest of --repeat runs each, side by side in one run. The CPU seconds (user + system: Scion's whole
+process, Keras's dataset + predict) are printed too: on a shared machine they say more than the wall
+time about the work each side does.
 
 Usage: /opt/scion-fixtures-venv/bin/python bench/images_bench.py [--images 2000] [--repeat 2]
        [--folder /tmp/scion_images_bench] [--model /work/apps/keras3/MobileNetV2.keras]
@@ -24,6 +26,7 @@ Usage: /opt/scion-fixtures-venv/bin/python bench/images_bench.py [--images 2000]
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -67,26 +70,29 @@ def make_folder(folder, count):
 def scion_run(grafted, folder, work):
     output = os.path.join(work, "out.keras")
     start = time.perf_counter()
-    result = subprocess.run(["/usr/bin/time", "-f", "%M", SCION, "finetune", grafted, "--data", folder, "--epochs", "1",
+    result = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", SCION, "finetune", grafted, "--data", folder, "--epochs", "1",
                              "--preprocess", "mobilenet_v2", "--batch-size", "64", "-o", output, "--force", "--json"],
                             check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     report = json.loads(result.stdout)
-    peak_kb = int(result.stderr.strip().splitlines()[-1])
-    return report["phases"][0]["prefixSeconds"], seconds, peak_kb / 1024, report["phases"][0]["cached"]
+    peak_kb, user, system = result.stderr.strip().splitlines()[-1].split()
+    return report["phases"][0]["prefixSeconds"], seconds, int(peak_kb) / 1024, report["phases"][0]["cached"], float(user) + float(system)
 
 
 def keras_run(base_path, folder):
     import keras
     import tensorflow as tf
     base = keras.models.load_model(base_path, compile=False)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     dataset = keras.utils.image_dataset_from_directory(folder, batch_size=64, image_size=(224, 224), shuffle=False, verbose=False)
     dataset = dataset.map(lambda x, y: keras.applications.mobilenet_v2.preprocess_input(x)).prefetch(tf.data.AUTOTUNE)
     features = base.predict(dataset, verbose=0)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
     keras.backend.clear_session()
-    return seconds, features.shape
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, features.shape, cpu
 
 
 def main():
@@ -114,10 +120,11 @@ def main():
     scion_best, keras_best = None, None
     for _ in range(args.repeat):
         run = scion_run(grafted, folder, work)
-        print(f"scion: features pass {run[0]:.1f} s, whole process {run[1]:.1f} s, peak RSS {run[2]:.0f} MiB, cached {run[3]}", flush=True)
+        print(f"scion: features pass {run[0]:.1f} s, whole process {run[1]:.1f} s (CPU {run[4]:.1f} s), peak RSS {run[2]:.0f} MiB, "
+              f"cached {run[3]}", flush=True)
         scion_best = run if scion_best is None or run[0] < scion_best[0] else scion_best
-        seconds, shape = keras_run(base_path, folder)
-        print(f"keras: image_dataset_from_directory + predict {seconds:.1f} s, features {shape}", flush=True)
+        seconds, shape, cpu = keras_run(base_path, folder)
+        print(f"keras: image_dataset_from_directory + predict {seconds:.1f} s (CPU {cpu:.1f} s), features {shape}", flush=True)
         keras_best = seconds if keras_best is None else min(keras_best, seconds)
     n = args.images
     print()
