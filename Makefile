@@ -1,6 +1,6 @@
 # Scion: build, test and demo. `make demo` and `make test` work on a fresh Debian machine with Swift.
 
-DEBIAN_PACKAGES := libhdf5-dev libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libopenblas-dev libturbojpeg0-dev libpng-dev pkg-config
+DEBIAN_PACKAGES := libhdf5-dev libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libopenblas-dev libturbojpeg0-dev libpng-dev libgraphviz-dev pkg-config
 SWIFT ?= swift
 SCION_DEBUG := .build/debug/scion
 SCION_RELEASE := .build/release/scion

@@ -20,6 +20,8 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        // Graphviz's layout and renderers for `scion graph` (SVG in its core plugin, PNG/PDF in cairo's).
+        .systemLibrary(name: "CGraphviz", pkgConfig: "libgvc", providers: [.apt(["libgraphviz-dev"])]),
         // libpng's calls behind setjmp, in C: its errors longjmp, which must never cross a Swift frame.
         .target(name: "CImageCodecs", dependencies: ["CPNG"]),
 
@@ -38,7 +40,7 @@ let package = Package(
         // The executor: forward pass on the CPU, matrix products through OpenBLAS. It takes graphs
         // already lowered (Scion runs ScionPasses' ExecutorLowering first), so it needs no passes.
         .target(name: "ScionRuntime", dependencies: ["ScionIR", "CBLAS"]),
-        .target(name: "Scion", dependencies: ["ScionIR", "ScionKeras", "ScionONNX", "ScionPasses", "ScionRuntime", "ScionZip", "CZlib"]),
+        .target(name: "Scion", dependencies: ["ScionIR", "ScionKeras", "ScionONNX", "ScionPasses", "ScionRuntime", "ScionZip", "CZlib", "CGraphviz"]),
         .executableTarget(
             name: "ScionCommand",
             dependencies: ["Scion", "ScionRuntime", "ScionImages", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -55,7 +57,7 @@ let package = Package(
         .testTarget(name: "ScionPassesTests", dependencies: ["ScionPasses", "ScionIR", "ScionKeras", "Scion", "ScionRuntime", "ScionTestSupport"]),
         // What several test targets share (reading a fixture's stored arrays); not a product.
         .target(name: "ScionTestSupport", dependencies: ["ScionRuntime"], path: "Tests/ScionTestSupport"),
-        .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR", "ScionRuntime", "ScionKeras", "ScionTestSupport"]),
+        .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR", "ScionRuntime", "ScionKeras", "ScionTestSupport", "CGraphviz", "ScionImages", "ScionPasses"]),
         .testTarget(name: "ScionRuntimeTests", dependencies: ["ScionRuntime", "ScionIR", "ScionPasses", "Scion", "ScionTestSupport"]),
         .testTarget(name: "ScionImagesTests", dependencies: ["ScionImages", "ScionRuntime", "ScionZip"]),
         .testTarget(name: "ScionCommandTests", dependencies: ["ScionCommand", "Scion", "ScionRuntime"]),

@@ -51,6 +51,9 @@ public struct FineTuning {
         public var frontier: [String]
         /// Time spent running the frozen prefix over the data.
         public var prefixSeconds: Double
+        /// Whether the loss reads the output as logits (no softmax or sigmoid makes it), as Keras's
+        /// `from_logits=True` does.
+        public var lossFromLogits = false
     }
 
     /// One epoch's metrics, as Keras's `History` records them.
@@ -164,6 +167,7 @@ public struct FineTuning {
         plan.cached = features.isCached
         plan.frontier = trainer.frontier
         plan.prefixSeconds = Date().timeIntervalSince(started)
+        plan.lossFromLogits = trainer.lossReadsLogits(phase.options.loss)
         plans.append(plan)
         events(.planned(plan))
         let epochs = phase.options.epochs

@@ -25,6 +25,8 @@ package struct TrainingReport {
     /// The verdict lines above the table, one per written file: by default each verification's
     /// summary (the terminal's line); the demo adds its prediction check to each.
     package var verdicts: [(text: String, passed: Bool)]
+    /// Inline SVG pictures of the model (TrainingReport+Pictures.swift), shown after the curves.
+    package var pictures: [(title: String, svg: String)] = []
 
     package init(title: String, settings: [(String, String)], runs: [Run], verifications: [TrainingVerification],
                 validationName: String = "validation") {
@@ -61,6 +63,7 @@ package struct TrainingReport {
         page += "</table>"
         let charts = lossChart() + accuracyChart()
         if !charts.isEmpty { page += "<h2>Learning curves</h2><div class=\"charts\">\(charts)</div>" }
+        page += picturesSection()
         page += verificationSection()
         page += epochTable()
         return page + "</body></html>\n"

@@ -158,6 +158,7 @@ struct DemoCommand: ParsableCommand {
                                          TrainingReport.Run(name: "from scratch", history: result.scratchHistory)],
                                   verifications: result.checks.map(\.verification), validationName: "test images")
         page.verdicts = result.checks.map { ($0.summary, $0.passed) }
+        page.addModelPictures(source: (try locateFixtures() as NSString).appendingPathComponent("digits_cnn.keras"), trained: files[0])
         try AtomicFile.write(to: path) { try Data(page.html().utf8).write(to: URL(fileURLWithPath: $0)) }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Scion
+import ScionPasses
 import ScionRuntime
 
 struct FinetuneCommand: ParsableCommand {
@@ -37,6 +38,8 @@ struct FinetuneCommand: ParsableCommand {
 
     @OptionGroup(title: "Training") var training: TrainingOptions
 
+    @OptionGroup(title: "Augmentation") var augmentation: AugmentOptions
+
     @OptionGroup(title: "Output") var destination: ModelOutputOptions
 
     @Option(help: ArgumentHelp("Also write an HTML report (learning curves, the verification with each tensor's CRC-32) to this .html file.",
@@ -58,6 +61,9 @@ struct FinetuneCommand: ParsableCommand {
             if let report { try OutputCheck.check(report, force: destination.force, extensions: ["html"], what: "a report") }
             try Self.refuseOverwritingTheInput(model: model, output: output)
             var given = try Model.load(model)
+            // --augment's mistakes before the data is read (the layers go in after the class names).
+            try augmentation.checkPixelValues(preprocessing: extras.preprocessing.resolve(for: given).mode)
+            _ = try augmentation.prepared(given, noAugment: training.noAugment)
             let classes = try outputUnits(of: given)
             let test: FinetuneExtras.Prepared?
             let loss: Trainer.Loss, samples: TrainingSamples, validationSamples: TrainingSamples?, sampleCount: Int
@@ -94,16 +100,24 @@ struct FinetuneCommand: ParsableCommand {
                 validationSamples = validationPair.map { .arrays(x: $0.x, y: $0.y) }
             }
             let progress = TrainingProgress.forCommand(printing)
-            var tuning = FineTuning(model: given)
+            // --augment's layers are in the graph that trains, and in the one written only if asked.
+            let augmented = try augmentation.prepared(given, noAugment: training.noAugment)
+            let (augmenting, note) = try AugmentOptions.describe(augmented, noAugment: training.noAugment)
+            if let augmenting { progress.say(augmenting) }
+            if let note { FileHandle.standardError.write(Data((note + "\n").utf8)) }
+            var tuning = FineTuning(model: augmented)
             for phase in training.phases(samples: sampleCount, loss: loss) {
                 try tuning.run(phase, samples: samples, validation: validationSamples, events: progress.handle)
             }
-            try tuning.model.write(to: output, options: destination.writeOptions)
+            var trained = tuning.model
+            trained.graph = augmentation.augmentIntoModel ? TrainingAugmentation.kept(in: trained.graph)
+                : TrainingAugmentation.removed(from: trained.graph)
+            try trained.write(to: output, options: destination.writeOptions)
             // The one verification: the file as written, read back, against the model given.
             let verification = try TrainingVerification(reference: given, written: try Model.load(output), trained: tuning.mutable)
-            var outcome = Outcome(verification: verification, plans: tuning.plans, history: tuning.history, model: tuning.model,
+            var outcome = Outcome(verification: verification, plans: tuning.plans, history: tuning.history, model: trained,
                                   output: output, loss: loss, started: started)
-            if let test, verification.passed { outcome.test = try extras.evaluate(tuning.model, on: test) }
+            if let test, verification.passed { outcome.test = try extras.evaluate(trained, on: test) }
             try finish(outcome, progress: progress)
         }
     }
@@ -193,15 +207,18 @@ struct FinetuneCommand: ParsableCommand {
     func writeReport(to path: String, _ outcome: Outcome) throws {
         var settings = [("model", model), ("data", source.description), ("output", outcome.output)]
         settings += training.settings(loss: outcome.loss)
+        if let augment = augmentation.augment { settings.append(("augment (training only)", augment)) }
         if let last = outcome.history.last {
             var metrics = "loss \(Readable.number(last.loss))" + (last.accuracy.map { ", accuracy \(Readable.number($0))" } ?? "")
             if let loss = last.validationLoss { metrics += ", val_loss \(Readable.number(loss))" }
             if let accuracy = last.validationAccuracy { metrics += ", val_accuracy \(Readable.number(accuracy))" }
             settings.append(("final metrics", metrics))
         }
-        let page = TrainingReport(title: "scion finetune: \((model as NSString).lastPathComponent)", settings: settings,
-                                  runs: [TrainingReport.Run(name: "", history: outcome.history)],
-                                  verifications: [outcome.verification]).html()
+        var report = TrainingReport(title: "scion finetune: \((model as NSString).lastPathComponent)", settings: settings,
+                                    runs: [TrainingReport.Run(name: "", history: outcome.history)],
+                                    verifications: [outcome.verification])
+        report.addModelPictures(source: model, trained: outcome.output)
+        let page = report.html()
         try AtomicFile.write(to: path) { try Data(page.utf8).write(to: URL(fileURLWithPath: $0)) }
     }
 }

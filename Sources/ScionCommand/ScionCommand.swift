@@ -12,7 +12,7 @@ struct ScionCommand: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [InspectCommand.self, ConvertCommand.self, CutCommand.self, GraftCommand.self, FreezeCommand.self,
-                      EditCommand.self, DiffCommand.self, RunCommand.self, CompareCommand.self, FinetuneCommand.self,
+                      EditCommand.self, DiffCommand.self, GraphCommand.self, RunCommand.self, CompareCommand.self, FinetuneCommand.self,
                       DemoCommand.self,
                       PredictCommand.self, EvaluateCommand.self]
     )

@@ -85,6 +85,9 @@ final class TrainingProgress {
         } else {
             text += "; the frozen prefix (\(plan.prefixNodes) nodes) reruns each batch (its outputs would not fit the 2 GiB cache)"
         }
+        if plan.lossFromLogits {
+            text += "; the model ends in logits (no softmax or sigmoid), so the loss reads them as logits (Keras's from_logits=True)"
+        }
         return text + "."
     }
 }

@@ -11,6 +11,14 @@ public enum AugmentationKind: String, CaseIterable, Equatable, Sendable {
     case randomBrightness = "RandomBrightness"
     case gaussianNoise = "GaussianNoise"
     case gaussianDropout = "GaussianDropout"
+    /// `scion finetune --augment crop`: Keras's Resizing (bilinear) to `scale` times the image, then a
+    /// RandomCrop back to the image's size, drawn per image, as one resampling. No Keras layer is
+    /// this one op, so the reader never makes it and the Keras writer refuses it; Scion adds it to
+    /// the training graph only (ScionPasses' `TrainingAugmentation`).
+    case resizeAndCrop = "ScionResizeAndCrop"
+
+    /// Whether a Keras layer of this class name exists (the reader maps class names to kinds).
+    public var isKerasLayer: Bool { self != .resizeAndCrop }
 }
 
 /// One augmentation layer: which one, and its Keras config, written back unchanged.

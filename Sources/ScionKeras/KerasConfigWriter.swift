@@ -212,6 +212,7 @@ struct KerasConfigWriter {
             return [KerasLayerSpecification(className: "Identity", config: [:])]
         case .augmentation(let a):
             // Written back as read: its settings matter to Keras's training only.
+            guard a.kind.isKerasLayer else { throw Refusal(reason: "\(a.kind.rawValue) is Scion's training-only augmentation, not a Keras layer") }
             guard let data = a.configuration.data(using: .utf8), let config = try? JSON.parse(data).object else {
                 throw Refusal(reason: "\(a.kind.rawValue) has a configuration that is not a JSON object")
             }

@@ -12,7 +12,7 @@ struct KerasLayerTable {
     struct Unsupported: Error { let reason: String }
 
     func op(className: String, config: JSON) throws -> Op? {
-        if let kind = AugmentationKind(rawValue: className), var settings = config.object {
+        if let kind = AugmentationKind(rawValue: className), kind.isKerasLayer, var settings = config.object {
             // Identity at inference; the settings are kept for Keras (name, trainable and dtype are
             // the node's, written again by the writer). tf.keras adds `rng_type`, which Keras 3
             // refuses to deserialize.

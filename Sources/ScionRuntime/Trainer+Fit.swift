@@ -133,6 +133,14 @@ extension Trainer {
                     total += Double(difference * difference) / Double(width)
                     gradient[k] = 2 * difference / Float(width * batch)
                 }
+            case .binaryCrossentropy where lossReadsLogits(loss):
+                for k in range {
+                    let (value, slope) = Self.sigmoidCrossEntropy(p.data[k], target: targets[k])
+                    total += value / Double(width)
+                    gradient[k] = slope / Float(width * batch)
+                    // A logit above 0 is a probability above 0.5.
+                    if (p.data[k] > 0) == (targets[k] > 0.5) { correct += 1 / Double(width) }
+                }
             case .binaryCrossentropy:
                 for k in range {
                     let probability = min(max(p.data[k], 1e-7), 1 - 1e-7), target = targets[k]
@@ -145,6 +153,12 @@ extension Trainer {
                 let label = loss == .sparseCategoricalCrossentropy ? Int(targets[row]) : nil
                 let expected = label ?? range.max { targets[$0] < targets[$1] }.map { $0 - row * width } ?? 0
                 if predicted == expected { correct += 1 }
+                if !atLogits && lossReadsLogits(loss) {
+                    let (value, slopes) = Self.softmaxCrossEntropy(p.data[range], label: label, targets: label == nil ? targets[range] : [])
+                    total += value
+                    for k in 0..<width { gradient[row * width + k] = slopes[k] / Float(batch) }
+                    continue
+                }
                 for k in 0..<width {
                     let target: Float = label.map { $0 == k ? 1 : 0 } ?? targets[row * width + k]
                     let probability = min(max(p.data[row * width + k], 1e-7), 1 - 1e-7)

@@ -35,6 +35,9 @@ public struct Trainer {
     /// The activation that produces the output (softmax, sigmoid...), fused or a layer of its own:
     /// it decides whether a loss's gradient can be taken at its input.
     let outputActivation: Activation?
+    /// The activation behind the output once layers that only move values are looked through: when
+    /// it is no softmax or sigmoid, cross-entropy reads the output as logits (Trainer+Logits.swift).
+    let probabilityActivation: Activation?
     /// BatchNormalization nodes (by name) that use batch statistics while training.
     let trainingBatchNorms: Set<String>
     /// The tensors training changes: the trainable ones and the moving statistics of
@@ -137,6 +140,7 @@ public struct Trainer {
         }
         self.needsGradient = needsGradient
         outputActivation = graph.producers[output].flatMap { Self.outputActivation(of: graph.nodes[$0].op) }
+        probabilityActivation = Self.probabilityActivation(graph, output: output)
         inputName = input.name
         self.output = output
     }

@@ -104,7 +104,7 @@ def main():
         for ok in deep_cases(args.scion, folder, base, x, y):
             passed += ok
             failed += not ok
-        for cases in (keras_ops_cases, augmentation_cases, sequence_cases):
+        for cases in (keras_ops_cases, logits_cases, augmentation_cases, sequence_cases):
             for ok in cases(args.scion, folder):
                 passed += ok
                 failed += not ok
@@ -143,6 +143,41 @@ def keras_ops_cases(scion, folder):
         ok = worst <= 1e-4 and losses <= 1e-4
         print(f"{'ok  ' if ok else 'FAIL'} {label}, every layer trained, sgd lr {rate}, 3 full-batch epochs: every tensor "
               f"vs Keras's fit() relative {worst:.2g}, losses {losses:.2g}", flush=True)
+        yield ok
+
+
+def logits_cases(scion, folder):
+    """Heads that end in logits (no softmax or sigmoid, as torch exports them): Scion's loss must read
+    them as Keras's from_logits=True does, for both cross-entropies; read as probabilities, the loss
+    would be ~0 for any score above 1."""
+    random = np.random.default_rng(2)
+    x = random.standard_normal((16, 8, 8, 3)).astype(np.float32)
+    cases = [("dense:3 logits, sparse_categorical_crossentropy", "gap,dense:3", random.integers(0, 3, 16),
+              "sparse_categorical_crossentropy", keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
+             ("dense:1 logit, binary_crossentropy", "gap,dense:1", random.integers(0, 2, (16, 1)).astype(np.float32),
+              "binary_crossentropy", keras.losses.BinaryCrossentropy(from_logits=True))]
+    for label, head, y, loss, keras_loss in cases:
+        start, out = os.path.join(folder, "logits.keras"), os.path.join(folder, "logits_out.keras")
+        subprocess.run([scion, "edit", keras3_fixture("kerasops_vit"), "--drop-top", "--head", head, "--freeze-base",
+                        "--seed", "0", "-o", start, "--force"], check=True, capture_output=True)
+        data = saved(folder, "logits_data", x, y)
+        result = subprocess.run([scion, "finetune", start, "--data", data, "--epochs", "3", "--batch-size", str(len(x)),
+                                 "--learning-rate", "0.5", "--optimizer", "sgd", "--loss", loss, "-o", out, "--force",
+                                 "--json"], capture_output=True, text=True)
+        if result.returncode != 0:
+            print(f"FAIL {label}: {result.stderr.strip()}")
+            yield False
+            continue
+        model = keras.models.load_model(start, compile=False)
+        model.compile(optimizer=keras_optimizer("sgd", 0.5), loss=keras_loss)
+        history = model.fit(x, y, batch_size=len(x), epochs=3, shuffle=False, verbose=0).history["loss"]
+        report = json.loads(result.stdout)
+        losses = relative([e["loss"] for e in report["history"]], history)
+        worst, _ = compare_all(keras.models.load_model(out, compile=False), model, keras.models.load_model(start, compile=False))
+        said = all(phase.get("lossFromLogits") for phase in report["phases"])
+        ok = worst <= 1e-4 and losses <= 1e-4 and said
+        print(f"{'ok  ' if ok else 'FAIL'} {label}: losses vs Keras's fit(from_logits=True) relative {losses:.2g} "
+              f"({history[0]:.3g} first), trained tensors {worst:.2g}, reported as logits: {said}", flush=True)
         yield ok
 
 

@@ -9,11 +9,13 @@ let the Keras reference without the augmentation layers take the same weights by
     and Adam steps. (b) Augmentation on: a separable synthetic image task (stripes, horizontal or
     vertical); final validation accuracy of Scion (seeds 0-2) and Keras (seeds 0-2) averaged, within 2
     points. Augmentation draws are each tool's own (Scion's SplitMix64, JAX's), so only the statistics
-    can agree.
+    can agree. (c) `--augment ... --augment-into-model`: the written .keras and .h5 load in Keras 3 with the
+    layers asked for (see augment_into_model).
 """
 import json
 import os
 import subprocess
+import warnings
 
 import numpy as np
 import keras
@@ -135,6 +137,50 @@ def augmentation_on(scion, folder, seeds=(0, 1, 2, 3), epochs=6):
     yield ok
 
 
+def augment_into_model(scion, folder):
+    """(c) `finetune --augment ... --augment-into-model`: Keras 3 loads the written .keras and .h5 with
+    real RandomFlip, RandomRotation... layers holding the factors asked for, and at inference (0 epochs:
+    the weights as given) the file computes what the model given computes in Keras."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    model = os.path.join(root, "fixtures", "digits", "digits_cnn.h5")
+    spec = "flip:horizontal,rotate:0.1,zoom:0.2,translate:0.1,contrast:0.3,brightness:0.2,noise:0.5"
+    expected = [("RandomFlip", {"mode": "horizontal"}), ("RandomRotation", {"factor": (-0.1, 0.1), "fill_mode": "reflect"}),
+                ("RandomZoom", {"height_factor": 0.2, "width_factor": None, "fill_mode": "reflect"}),
+                ("RandomTranslation", {"height_factor": 0.1, "width_factor": 0.1}), ("RandomContrast", {"factor": (0.3, 0.3)}),
+                ("RandomBrightness", {"factor": (-0.2, 0.2)}), ("GaussianNoise", {"stddev": 0.5})]
+    x = np.random.default_rng(3).uniform(0, 255, (4, 8, 8, 1)).astype(np.float32)
+    data = os.path.join(folder, "augment_into.npz")
+    np.savez(data, x=x, y=np.array([0, 1, 2, 3]))
+    given = np.asarray(keras.models.load_model(model, compile=False)(x, training=False))
+    for name in ("into.keras", "into.h5"):
+        out = os.path.join(folder, "augment_" + name)
+        result = subprocess.run([scion, "finetune", model, "--data", data, "--epochs", "0", "--augment", spec, "--augment-into-model",
+                                 "-o", out, "--force", "--json"], capture_output=True, text=True)
+        if result.returncode != 0:
+            print(f"FAIL --augment-into-model ({name}): {result.stderr.strip()}")
+            yield False
+            continue
+        loaded = keras.models.load_model(out, compile=False)
+        found = [(type(layer).__name__, {key: _plain(layer.get_config().get(key)) for key in settings})
+                 for layer, (_, settings) in zip(loaded.layers[1:], expected)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras's note that an .h5 model's input structure is a list
+            distance = relative(np.asarray(loaded(x, training=False)), given)
+        ok = found == [(cls, {k: _plain(v) for k, v in settings.items()}) for cls, settings in expected] and distance <= 1e-6
+        print(f"{'ok  ' if ok else 'FAIL'} --augment {spec} --augment-into-model ({name}): Keras 3 loads "
+              f"{[cls for cls, _ in found]} with the factors asked for; at inference the model given's output "
+              f"(relative {distance:.2g})" + ("" if ok else f": {found}"), flush=True)
+        yield ok
+
+
+def _plain(value):
+    """Config values compared as Python numbers and tuples (Keras keeps floats and lists or tuples)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(round(float(v), 6) for v in value)
+    return round(float(value), 6) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
 def cases(scion, folder):
     yield from augmentation_off(scion, folder)
     yield from augmentation_on(scion, folder)
+    yield from augment_into_model(scion, folder)

@@ -23,7 +23,7 @@ final class CLIReferenceTests: XCTestCase {
 
     func testCLIPageIsEveryCommandsHelp() throws {
         let commands = try subcommands()
-        XCTAssertEqual(commands.count, 13, "\(commands)")
+        XCTAssertEqual(commands.count, 14, "\(commands)")
         var expected = ""
         for command in [nil] + commands.map(Optional.some) {
             expected += "\n## scion\(command.map { " " + $0 } ?? "")\n\n```text\n" + (try help(command)) + "```\n"

@@ -27,32 +27,20 @@ extension Trainer {
             return (RuntimeTensor(shape: x.shape, data: zip(x.data, multipliers).map(*)), .mask(multipliers))
         case .randomBrightness:
             let (low, high) = settings.range("factor", symmetric: true)
-            let (minimum, maximum) = settings.valueRange()
+            let range = settings.valueRange()
             var y = x
             let image = try ImageAxes(x, a.layout, node: node.name)
             for n in 0..<image.batch {
-                let delta = random.uniform(low, high) * (maximum - minimum)
-                for index in image.range(of: n) { y.data[index] = min(max(x.data[index] + delta, minimum), maximum) }
+                PixelTransforms.brighten(x, into: &y, image: image, sample: n, delta: random.uniform(low, high) * (range.1 - range.0), range: range)
             }
             return (y, nil)
         case .randomContrast:
             let factor = settings.range("factor", symmetric: false)
-            let (minimum, maximum) = settings.valueRange()
+            let range = settings.valueRange()
             let image = try ImageAxes(x, a.layout, node: node.name)
             var y = x
             for n in 0..<image.batch {
-                let contrast = random.uniform(1 - factor.0, 1 + factor.1)
-                for c in 0..<image.channels {
-                    var sum: Float = 0
-                    for row in 0..<image.height { for column in 0..<image.width { sum += x.data[image.offset(n, c, row, column)] } }
-                    let mean = sum / Float(image.height * image.width)
-                    for row in 0..<image.height {
-                        for column in 0..<image.width {
-                            let index = image.offset(n, c, row, column)
-                            y.data[index] = min(max((x.data[index] - mean) * contrast + mean, minimum), maximum)
-                        }
-                    }
-                }
+                PixelTransforms.contrast(x, into: &y, image: image, sample: n, factor: random.uniform(1 - factor.0, 1 + factor.1), range: range)
             }
             return (y, nil)
         case .randomFlip:
@@ -60,22 +48,14 @@ extension Trainer {
             let image = try ImageAxes(x, a.layout, node: node.name)
             var y = x
             for n in 0..<image.batch {
-                // Keras draws one flip per image and direction, each with probability one half.
-                let horizontal = mode.contains("horizontal") && random.unit() < 0.5
-                let vertical = mode.contains("vertical") && random.unit() < 0.5
-                guard horizontal || vertical else { continue }
-                for c in 0..<image.channels {
-                    for row in 0..<image.height {
-                        for column in 0..<image.width {
-                            let source = image.offset(n, c, vertical ? image.height - 1 - row : row,
-                                                      horizontal ? image.width - 1 - column : column)
-                            y.data[image.offset(n, c, row, column)] = x.data[source]
-                        }
-                    }
-                }
+                // Keras 3 draws one coin per image (probability one half) and, in
+                // horizontal_and_vertical mode, flips both directions on it together.
+                guard random.unit() < 0.5 else { continue }
+                PixelTransforms.flip(x, into: &y, image: image, sample: n,
+                                     horizontal: mode.contains("horizontal"), vertical: mode.contains("vertical"))
             }
             return (y, nil)
-        case .randomRotation, .randomZoom, .randomTranslation:
+        case .randomRotation, .randomZoom, .randomTranslation, .resizeAndCrop:
             let image = try ImageAxes(x, a.layout, node: node.name)
             let sampler = try AffineSampler(settings, node: node.name)
             var y = x
@@ -97,9 +77,47 @@ extension Trainer {
         case .gaussianDropout:
             if case .mask(let multipliers) = saved { return StepGradients(like: x, zip(dy.data, multipliers).map(*)) }
             return StepGradients(like: x, dy.data)
-        case .randomFlip, .randomRotation, .randomZoom, .randomTranslation, .randomContrast:
+        case .randomFlip, .randomRotation, .randomZoom, .randomTranslation, .randomContrast, .resizeAndCrop:
             throw RuntimeError(node.name, "a trainable layer comes before this \(a.kind.rawValue), and Scion stops the gradient at "
                                + "augmentation layers while augmenting: freeze the layers before it, or train with augmentation off")
+        }
+    }
+}
+
+/// The transforms that move or change pixel values without resampling, for one image with its
+/// parameters given (Keras 3's `transform_images`): tests compare each with Keras's output.
+enum PixelTransforms {
+    /// RandomBrightness: `delta` added to every value, clipped to `range`.
+    static func brighten(_ x: RuntimeTensor, into y: inout RuntimeTensor, image: ImageAxes, sample n: Int, delta: Float, range: (Float, Float)) {
+        for index in image.range(of: n) { y.data[index] = min(max(x.data[index] + delta, range.0), range.1) }
+    }
+
+    /// RandomContrast: each channel's values moved away from (or toward) the channel's mean over the
+    /// image by `factor`, clipped to `range`.
+    static func contrast(_ x: RuntimeTensor, into y: inout RuntimeTensor, image: ImageAxes, sample n: Int, factor: Float, range: (Float, Float)) {
+        for c in 0..<image.channels {
+            var sum: Float = 0
+            for row in 0..<image.height { for column in 0..<image.width { sum += x.data[image.offset(n, c, row, column)] } }
+            let mean = sum / Float(image.height * image.width)
+            for row in 0..<image.height {
+                for column in 0..<image.width {
+                    let index = image.offset(n, c, row, column)
+                    y.data[index] = min(max((x.data[index] - mean) * factor + mean, range.0), range.1)
+                }
+            }
+        }
+    }
+
+    /// RandomFlip: the image mirrored left-right and/or upside down.
+    static func flip(_ x: RuntimeTensor, into y: inout RuntimeTensor, image: ImageAxes, sample n: Int, horizontal: Bool, vertical: Bool) {
+        for c in 0..<image.channels {
+            for row in 0..<image.height {
+                for column in 0..<image.width {
+                    let source = image.offset(n, c, vertical ? image.height - 1 - row : row,
+                                              horizontal ? image.width - 1 - column : column)
+                    y.data[image.offset(n, c, row, column)] = x.data[source]
+                }
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import ScionIR
 
-/// RandomRotation, RandomZoom and RandomTranslation while training: a random affine map per image
+/// RandomRotation, RandomZoom, RandomTranslation (and `--augment crop`) while training: a random affine map per image
 /// from output pixels to input positions (Keras 3's matrices: rotation and zoom about the image's
 /// centre, translation by a fraction of its size), sampled bilinearly or at the nearest pixel, with
 /// Keras's fill modes for positions outside the image.
@@ -29,13 +29,10 @@ struct AffineSampler {
     /// `b0·x + b1·y + b2` for output column x and row y.
     func draw(_ kind: AugmentationKind, _ settings: AugmentationSettings, height: Int, width: Int,
               random: inout SplitMix64) -> [Float] {
-        let centreX = Float(width - 1) / 2, centreY = Float(height - 1) / 2
         switch kind {
         case .randomRotation:
             let (low, high) = settings.range("factor", symmetric: true)
-            let angle = random.uniform(low, high) * 2 * Float.pi
-            let (c, s) = (cos(angle), sin(angle))
-            return [c, -s, centreX - c * centreX + s * centreY, s, c, centreY - s * centreX - c * centreY]
+            return Self.rotation(angle: random.uniform(low, high) * 2 * Float.pi, height: height, width: width)
         case .randomZoom:
             let (low, high) = settings.range("height_factor", symmetric: true)
             let zoomY = 1 + random.uniform(low, high)
@@ -44,15 +41,49 @@ struct AffineSampler {
                 let (wLow, wHigh) = settings.range("width_factor", symmetric: true)
                 zoomX = 1 + random.uniform(wLow, wHigh)
             }
-            return [zoomX, 0, centreX * (1 - zoomX), 0, zoomY, centreY * (1 - zoomY)]
+            return Self.zoom(x: zoomX, y: zoomY, height: height, width: width)
         case .randomTranslation:
             let (low, high) = settings.range("height_factor", symmetric: true)
             let (wLow, wHigh) = settings.range("width_factor", symmetric: true)
             let shiftY = random.uniform(low, high) * Float(height), shiftX = random.uniform(wLow, wHigh) * Float(width)
-            return [1, 0, -shiftX, 0, 1, -shiftY]
+            return Self.translation(x: shiftX, y: shiftY)
+        case .resizeAndCrop:
+            let resized = Self.resizedSize(height: height, width: width, scale: settings.float("scale", 1.14))
+            // Keras's RandomCrop: each offset uniform over the integers that keep the window inside.
+            let top = min(Int(random.unit() * Float(resized.height - height + 1)), resized.height - height)
+            let left = min(Int(random.unit() * Float(resized.width - width + 1)), resized.width - width)
+            return Self.crop(top: top, left: left, resized: resized, height: height, width: width)
         case .randomFlip, .randomContrast, .randomBrightness, .gaussianNoise, .gaussianDropout:
             return [1, 0, 0, 0, 1, 0]
         }
+    }
+
+    /// Keras 3's rotation by `angle` radians about the image's centre (`_compute_affine_matrix`).
+    static func rotation(angle: Float, height: Int, width: Int) -> [Float] {
+        let centreX = Float(width - 1) / 2, centreY = Float(height - 1) / 2
+        let (c, s) = (cos(angle), sin(angle))
+        return [c, -s, centreX - c * centreX + s * centreY, s, c, centreY - s * centreX - c * centreY]
+    }
+
+    /// Keras 3's zoom matrix (`RandomZoom._get_zoom_matrix`): `x`, `y` are 1 + the drawn factors.
+    static func zoom(x: Float, y: Float, height: Int, width: Int) -> [Float] {
+        [x, 0, Float(width - 1) / 2 * (1 - x), 0, y, Float(height - 1) / 2 * (1 - y)]
+    }
+
+    /// Keras 3's translation by `x`, `y` pixels (`RandomTranslation`'s matrix).
+    static func translation(x: Float, y: Float) -> [Float] { [1, 0, -x, 0, 1, -y] }
+
+    /// The size `crop` resizes to first: `scale` times each side, rounded, at least the side.
+    static func resizedSize(height: Int, width: Int, scale: Float) -> (height: Int, width: Int) {
+        (max(Int((Float(height) * scale).rounded()), height), max(Int((Float(width) * scale).rounded()), width))
+    }
+
+    /// The window at (`top`, `left`) of the image resized bilinearly to `resized` (TensorFlow's and
+    /// Keras's half-pixel centres, edge taps clamped: the `nearest` fill), as one map of the
+    /// original: output row y reads row `(top + y + 0.5) · height / resized.height - 0.5`.
+    static func crop(top: Int, left: Int, resized: (height: Int, width: Int), height: Int, width: Int) -> [Float] {
+        let scaleY = Float(height) / Float(resized.height), scaleX = Float(width) / Float(resized.width)
+        return [scaleX, 0, (Float(left) + 0.5) * scaleX - 0.5, 0, scaleY, (Float(top) + 0.5) * scaleY - 0.5]
     }
 
     /// Image `n` of `x` resampled through `map` into `y`.

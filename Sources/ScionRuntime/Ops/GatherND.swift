@@ -10,22 +10,29 @@ extension Executor {
               Array(indices.shape.prefix(batch)) == Array(data.prefix(batch)) else {
             throw RuntimeError(node.name, "GatherND indices of shape \(indices.shape) with \(batch) batch axes do not index data of shape \(data)")
         }
-        let strides = Broadcasting.strides(data)
         let size = data[(batch + depth)...].reduce(1, *)
+        return (try indexedOffsets(node, "GatherND", data: data, indices: indices, batch: batch), size)
+    }
+
+    /// The flat offset in `data` where each index row's slice starts: the row's tuple read through the
+    /// data's strides from axis `batch` on, plus the start of its batch block. Shared by GatherND and
+    /// ScatterND (which has no batch axes); `op` names the operator in errors.
+    static func indexedOffsets(_ node: Node, _ op: String, data: [Int], indices: RuntimeTensor, batch: Int) throws -> [Int] {
+        let depth = indices.shape[indices.rank - 1]
+        let strides = Broadcasting.strides(data)
         let block = data[batch...].reduce(1, *)
         let rows = indices.shape.dropLast().reduce(1, *)
         let rowsPerBatch = indices.shape[batch..<(indices.rank - 1)].reduce(1, *)
-        let offsets = try (0..<rows).map { row in
+        return try (0..<rows).map { row in
             try (0..<depth).reduce((row / max(rowsPerBatch, 1)) * block) { offset, step in
                 let axis = batch + step
                 let raw = indices.data[row * depth + step]
                 guard let value = Int(exactly: raw), (-data[axis]..<data[axis]).contains(value) else {
-                    throw RuntimeError(node.name, "GatherND index \(raw) is outside axis \(axis) of length \(data[axis])")
+                    throw RuntimeError(node.name, "\(op) index \(raw) is outside axis \(axis) of length \(data[axis])")
                 }
                 return offset + (value < 0 ? value + data[axis] : value) * strides[axis]
             }
         }
-        return (offsets, size)
     }
 
     func gatherND(_ node: Node, _ inputs: [RuntimeTensor], _ a: GatherNDAttributes) throws -> RuntimeTensor {

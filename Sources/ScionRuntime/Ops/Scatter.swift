@@ -11,22 +11,11 @@ extension Executor {
         guard let depth = indices.shape.last, indices.rank >= 1, depth <= data.count else {
             throw RuntimeError(node.name, "ScatterND indices of shape \(indices.shape) do not index data of shape \(data)")
         }
-        let rows = indices.shape.dropLast().reduce(1, *), size = data[depth...].reduce(1, *)
+        let size = data[depth...].reduce(1, *)
         guard updates == Array(indices.shape.dropLast()) + data[depth...] else {
             throw RuntimeError(node.name, "ScatterND updates of shape \(updates) do not fit indices \(indices.shape) into data \(data)")
         }
-        var strides = [Int](repeating: 1, count: data.count)
-        for axis in stride(from: data.count - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * data[axis + 1] }
-        let offsets = try (0..<rows).map { row in
-            try (0..<depth).reduce(0) { offset, axis in
-                let raw = indices.data[row * depth + axis]
-                guard let value = Int(exactly: raw), (-data[axis]..<data[axis]).contains(value) else {
-                    throw RuntimeError(node.name, "ScatterND index \(raw) is outside axis \(axis) of length \(data[axis])")
-                }
-                return offset + (value < 0 ? value + data[axis] : value) * strides[axis]
-            }
-        }
-        return (offsets, size)
+        return (try indexedOffsets(node, "ScatterND", data: data, indices: indices, batch: 0), size)
     }
 
     func scatterND(_ node: Node, _ inputs: [RuntimeTensor], _ a: ScatterNDAttributes) throws -> RuntimeTensor {
