@@ -114,6 +114,12 @@ public struct FineTuning {
     /// Runs one phase on (x, y), with optional validation data.
     public mutating func run(_ phase: Phase, data: (x: RuntimeTensor, y: RuntimeTensor), validation: (x: RuntimeTensor, y: RuntimeTensor)?,
                              events: (Event) -> Void = { _ in }) throws {
+        try run(phase, samples: .arrays(x: data.x, y: data.y), validation: validation.map { .arrays(x: $0.x, y: $0.y) }, events: events)
+    }
+
+    /// Runs one phase on `samples` (arrays, or streamed: a folder of images read batch by batch).
+    public mutating func run(_ phase: Phase, samples: TrainingSamples, validation: TrainingSamples?,
+                             events: (Event) -> Void = { _ in }) throws {
         var plan = PhasePlan(phase: phase.name, unfrozen: [], batchNormKeptFrozen: [], trainableTensors: 0, trainableValues: 0,
                              prefixNodes: 0, prefixHasWeights: false, trainedNodes: 0, cached: false, frontier: [], prefixSeconds: 0)
         if let unfreeze = phase.unfreeze {
@@ -145,9 +151,11 @@ public struct FineTuning {
         }
         let started = Date()
         let features: Trainer.Features, validationFeatures: Trainer.Features?
+        let targets: RuntimeTensor, validationTargets: RuntimeTensor?
         do {
-            features = try trainer.features(of: data.x)
-            validationFeatures = try validation.map { try trainer.features(of: $0.x) }
+            (features, targets) = try samples.features(trainer)
+            let held = try validation.map { try $0.features(trainer) }
+            (validationFeatures, validationTargets) = (held?.0, held?.1)
         } catch let error as RuntimeError {
             throw ScionError(file: model.path, error.description)
         }
@@ -165,11 +173,11 @@ public struct FineTuning {
         let epochs = phase.options.epochs
         var records: [EpochRecord] = []
         do {
-            _ = try trainer.fit(features, targets: data.y, options: phase.options, onBatch: { events(.batch(phase.name, $0)) }) { epoch, current in
+            _ = try trainer.fit(features, targets: targets, options: phase.options, onBatch: { events(.batch(phase.name, $0)) }) { epoch, current in
                 var record = EpochRecord(phase: phase.name, epoch: epoch.epoch, epochs: epochs, loss: epoch.loss, accuracy: epoch.accuracy,
                                          seconds: epoch.seconds)
-                if let validationFeatures, let validation, epoch.epoch % phase.validationInterval == 0 || epoch.epoch == epochs {
-                    let result = try current.evaluate(validationFeatures, targets: validation.y, loss: phase.options.loss)
+                if let validationFeatures, let validationTargets, epoch.epoch % phase.validationInterval == 0 || epoch.epoch == epochs {
+                    let result = try current.evaluate(validationFeatures, targets: validationTargets, loss: phase.options.loss)
                     (record.validationLoss, record.validationAccuracy) = (result.loss, result.accuracy)
                 }
                 records.append(record)
@@ -192,5 +200,23 @@ public struct FineTuning {
         after.nodes.filter { node in
             node.parameters.contains { after.parameters[$0]?.trainable == true && before.parameters[$0]?.trainable != true }
         }.map(\.name)
+    }
+}
+
+/// Training or validation samples for `FineTuning.run`: arrays in memory, or streamed (a folder of
+/// images decoded batch by batch; the frozen prefix's outputs are what stays in memory).
+public enum TrainingSamples {
+    case arrays(x: RuntimeTensor, y: RuntimeTensor)
+    case streamed(any StreamedSamples)
+
+    /// The trainer's features of these samples, and the targets of those it kept.
+    func features(_ trainer: Trainer) throws -> (Trainer.Features, RuntimeTensor) {
+        switch self {
+        case .arrays(let x, let y):
+            return (try trainer.features(of: x), y)
+        case .streamed(let source):
+            let features = try trainer.features(streaming: source)
+            return (features, source.targets)
+        }
     }
 }

@@ -17,7 +17,20 @@ public protocol SampleSource {
     /// The samples in `range` (within `0..<count`).
     func batch(_ range: Range<Int>) throws -> SampleBatch
     /// Samples the source could not read, by name with the reason (broken images); empty for arrays.
+    /// A streamed source knows them once `forEachBatch` has gone through it.
     var skipped: [SkippedSample] { get }
+    /// Every sample in order, `size` at a time (the last batch may be smaller). A streamed source
+    /// (a folder of images) decodes each batch only now, so memory holds a few batches, not the data.
+    func forEachBatch(size: Int, _ body: (SampleBatch) throws -> Void) throws
+}
+
+extension SampleSource {
+    /// Batches of `batch(_:)` over `0..<count`: what an in-memory source serves.
+    public func forEachBatch(size: Int, _ body: (SampleBatch) throws -> Void) throws {
+        for start in stride(from: 0, to: count, by: max(1, size)) {
+            try body(try batch(start..<min(start + size, count)))
+        }
+    }
 }
 
 /// A run of samples: `inputs` is `[names.count, sampleShape...]`.

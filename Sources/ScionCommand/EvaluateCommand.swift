@@ -127,8 +127,7 @@ struct EvaluateCommand: ParsableCommand {
         let (classes, _) = try ClassNamesOption.resolve(names, for: classifier)
         try classifier.checkSamples(shape: samples.sampleShape, file: samples.origin)
         var accumulator = Evaluation.Accumulator(classifier: classifier, classes: classes)
-        for start in stride(from: 0, to: samples.count, by: batchSize) {
-            let batch = try samples.batch(start..<min(start + batchSize, samples.count))
+        try samples.forEachBatch(size: batchSize) { batch in
             let x = try PreprocessOptions.apply(mode, to: batch.inputs, model: model, file: samples.origin)
             try accumulator.add(scores: try classifier.scores(x), labels: batch.labels ?? [], names: batch.names, file: samples.origin)
         }

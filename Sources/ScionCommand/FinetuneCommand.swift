@@ -64,28 +64,40 @@ struct FinetuneCommand: ParsableCommand {
             // --augment's mistakes before the data is read (the layers go in after the class names).
             try augmentation.checkPixelValues(preprocessing: extras.preprocessing.resolve(for: given).mode)
             _ = try augmentation.prepared(given, noAugment: training.noAugment)
-            let loaded: (training: TrainingDataOptions.Pair, validation: TrainingDataOptions.Pair?)
             let classes = try outputUnits(of: given)
+            let test: FinetuneExtras.Prepared?
+            let loss: Trainer.Loss, samples: TrainingSamples, validationSamples: TrainingSamples?, sampleCount: Int
             if ImageFolderOptions.isFolder(source.data) {
-                let folders = try images.load(data: source.data, validation: source.validation, validationSplit: source.validationSplit,
-                                              seed: training.seed, model: given, names: try extras.names.names())
-                loaded = (folders.training, folders.validation)
+                // Streamed: batches decoded as training reads them; only the frozen prefix's features stay.
+                let input = try images.inputGeometry(given, file: source.data)
+                let lists = try images.lists(data: source.data, validation: source.validation, validationSplit: source.validationSplit,
+                                             seed: training.seed, names: try extras.names.names())
                 // The folders name the classes: the written model keeps them (unless --class-names says otherwise).
-                if extras.names.classNames == nil, classes.map({ $0 == 1 ? 2 : $0 }) == folders.classNames.count {
-                    given.graph.classNames = folders.classNames
+                if extras.names.classNames == nil, classes.map({ $0 == 1 ? 2 : $0 }) == lists.classNames.count {
+                    given.graph.classNames = lists.classNames
+                }
+                let mode = try extras.prepareModel(&given, classes: classes)
+                test = try extras.prepareTest(given, classes: classes, mode: mode, images: images)
+                let stream = StreamedImages(folder: source.data, samples: lists.training, options: images, input: input, mode: mode, model: given)
+                loss = training.chosenLoss(targets: stream.listedTargets, classes: classes)
+                try TrainingOptions.checkTargets(stream.listedTargets, loss: loss, classes: classes, file: source.data)
+                (samples, sampleCount) = (.streamed(stream), lists.training.count)
+                validationSamples = lists.validation.map {
+                    .streamed(StreamedImages(folder: source.validation ?? source.data, samples: $0, options: images, input: input, mode: mode, model: given))
                 }
             } else {
-                loaded = try source.load()
-            }
-            var ((inputs, targets), validationPair) = loaded
-            let test = try extras.prepare(&given, classes: classes, inputs: &inputs, validation: &validationPair, file: source.data)
-            let loss = training.chosenLoss(targets: targets, classes: classes)
-            try TrainingOptions.checkInputs(inputs, model: given, file: source.data)
-            try TrainingOptions.checkTargets(targets, loss: loss, classes: classes, file: source.data)
-            if let validationPair {
-                let file = source.validation ?? source.data
-                try TrainingOptions.checkInputs(validationPair.x, model: given, file: file)
-                try TrainingOptions.checkTargets(validationPair.y, loss: loss, classes: classes, file: file)
+                var ((inputs, targets), validationPair) = try source.load()
+                test = try extras.prepare(&given, classes: classes, inputs: &inputs, validation: &validationPair, file: source.data, images: images)
+                loss = training.chosenLoss(targets: targets, classes: classes)
+                try TrainingOptions.checkInputs(inputs, model: given, file: source.data)
+                try TrainingOptions.checkTargets(targets, loss: loss, classes: classes, file: source.data)
+                if let validationPair {
+                    let file = source.validation ?? source.data
+                    try TrainingOptions.checkInputs(validationPair.x, model: given, file: file)
+                    try TrainingOptions.checkTargets(validationPair.y, loss: loss, classes: classes, file: file)
+                }
+                (samples, sampleCount) = (.arrays(x: inputs, y: targets), inputs.shape[0])
+                validationSamples = validationPair.map { .arrays(x: $0.x, y: $0.y) }
             }
             let progress = TrainingProgress.forCommand(printing)
             // --augment's layers are in the graph that trains, and in the one written only if asked.
@@ -94,8 +106,8 @@ struct FinetuneCommand: ParsableCommand {
             if let augmenting { progress.say(augmenting) }
             if let note { FileHandle.standardError.write(Data((note + "\n").utf8)) }
             var tuning = FineTuning(model: augmented)
-            for phase in training.phases(samples: inputs.shape[0], loss: loss) {
-                try tuning.run(phase, data: (inputs, targets), validation: validationPair, events: progress.handle)
+            for phase in training.phases(samples: sampleCount, loss: loss) {
+                try tuning.run(phase, samples: samples, validation: validationSamples, events: progress.handle)
             }
             var trained = tuning.model
             trained.graph = augmentation.augmentIntoModel ? TrainingAugmentation.kept(in: trained.graph)

@@ -39,22 +39,10 @@ struct ImageFolderOptions: ParsableArguments {
     func load(data: String, validation: String?, validationSplit: Double?, seed: UInt64, model: Model,
               names: [String]?) throws -> (training: Pair, validation: Pair?, classNames: [String]) {
         let input = try inputGeometry(model, file: data)
-        let index = try ImageFolderIndex(folder: data, classNames: names, followLinks: followLinks)
-        try report(index.skipped)
-        var training = index.samples, held: [ImageSample]?
-        if let validationSplit {
-            guard let keyed = UInt32(exactly: seed) else {
-                throw ScionError(file: data, "--seed \(seed): a validation split shuffles as numpy's RandomState, whose seeds end at \(UInt32.max)")
-            }
-            (training, held) = try index.split(validationFraction: validationSplit, seed: keyed)
-        } else if let validation {
-            let other = try ImageFolderIndex(folder: validation, classNames: index.classNames, followLinks: followLinks)
-            try report(other.skipped)
-            held = other.samples
-        }
+        let (training, held, classNames) = try lists(data: data, validation: validation, validationSplit: validationSplit, seed: seed, names: names)
         let pipeline = pipeline(for: input)
         let trainingPair = try arrays(training, pipeline: pipeline, input: input, folder: data)
-        return (trainingPair, try held.map { try arrays($0, pipeline: pipeline, input: input, folder: validation ?? data) }, index.classNames)
+        return (trainingPair, try held.map { try arrays($0, pipeline: pipeline, input: input, folder: validation ?? data) }, classNames)
     }
 
     struct InputGeometry {
@@ -128,6 +116,23 @@ struct ImageFolderOptions: ParsableArguments {
             if stopAtFailure && !failures.isEmpty { break }
         }
         return (pixels, labels, files, failures)
+    }
+
+    /// `samples` decoded `size` at a time (a few batches ahead, in the background) and handed to
+    /// `body` in the model's layout with their labels and paths; the failures of each batch are
+    /// reported (`report`: a warning, or the end of the run) before the batch is handed on.
+    func streamBatches(_ samples: [ImageSample], size: Int, pipeline: ImagePipeline, input: InputGeometry, reporting: Bool = true,
+                       _ body: (_ x: RuntimeTensor, _ labels: [Float], _ files: [String], _ failures: [ImageError]) throws -> Void) throws {
+        let stream = ImageBatches(samples: samples, batchSize: size, pipeline: pipeline, policy: onBadImage).makeStream()
+        while true {
+            let next: ImageBatch?
+            do { next = try stream.next() } catch { throw BadImage(error: error) }
+            guard let batch = next else { break }
+            if reporting { try report(batch.failures) }
+            var x = RuntimeTensor(shape: [batch.count, input.height, input.width, input.channels], data: batch.pixels)
+            if input.channelsFirst { x = x.transposedToChannelsFirst() }
+            try body(x, batch.labels.map(Float.init), batch.files, batch.failures)
+        }
     }
 
     /// A bad image ends the run: the one line names it, with a hint when skipping was possible.

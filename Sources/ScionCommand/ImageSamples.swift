@@ -6,24 +6,45 @@ import ScionRuntime
 /// Images as `predict` and `evaluate` samples: one image file; a folder of class sub-folders
 /// (labels from the folders, Keras's image_dataset_from_directory rules, or the model's stored
 /// class names when it has them); or, for `predict`, a folder of images without sub-folders (no
-/// labels). Decoded and resized to the model's input as `finetune --data DIR` does, all at once in
-/// parallel batches; each sample is named by its path.
-struct ImageSamples: SampleSource {
+/// labels). Decoded and resized to the model's input as `finetune --data DIR` does, streamed: each
+/// batch is decoded (in parallel, a few batches ahead) only when `forEachBatch` reaches it, so a
+/// folder larger than memory is read in a few batches' worth. Each sample is named by its path.
+final class ImageSamples: SampleSource {
     let origin: String
-    let inputs: RuntimeTensor
-    let labels: [Float]?
-    let names: [String]
-    let skipped: [SkippedSample]
+    let listed: [ImageSample]
+    let pipeline: ImagePipeline
+    let input: ImageFolderOptions.InputGeometry
+    let options: ImageFolderOptions
     /// The class folders in label order; nil for unlabelled images.
     let classNames: [String]?
-    var count: Int { names.count }
-    var sampleShape: [Int] { Array(inputs.shape.dropFirst()) }
-    var hasLabels: Bool { labels != nil }
+    /// Files the listing or the decoding left out (the decoding's once `forEachBatch` has run).
+    private(set) var skipped: [SkippedSample]
+    /// The listed images: those that fail to decode are left out of the batches (and counted in `skipped`).
+    var count: Int { listed.count }
+    var sampleShape: [Int] { input.channelsFirst ? [input.channels, input.height, input.width] : [input.height, input.width, input.channels] }
+    var hasLabels: Bool { classNames != nil }
+
+    init(origin: String, listed: [ImageSample], pipeline: ImagePipeline, input: ImageFolderOptions.InputGeometry,
+         options: ImageFolderOptions, classNames: [String]?, skipped: [SkippedSample]) {
+        self.origin = origin; self.listed = listed; self.pipeline = pipeline; self.input = input
+        self.options = options; self.classNames = classNames; self.skipped = skipped
+    }
 
     func batch(_ range: Range<Int>) throws -> SampleBatch {
-        let size = sampleShape.reduce(1, *)
-        return SampleBatch(inputs: RuntimeTensor(shape: [range.count] + sampleShape, data: Array(inputs.data[(range.lowerBound * size)..<(range.upperBound * size)])),
-                           labels: labels.map { Array($0[range]) }, names: Array(names[range]))
+        var result: SampleBatch?
+        try ImageSamples(origin: origin, listed: Array(listed[range]), pipeline: pipeline, input: input, options: options,
+                         classNames: classNames, skipped: []).forEachBatch(size: range.count) { result = $0 }
+        return result ?? SampleBatch(inputs: RuntimeTensor(shape: [0] + sampleShape, data: []), labels: hasLabels ? [] : nil, names: [])
+    }
+
+    func forEachBatch(size: Int, _ body: (SampleBatch) throws -> Void) throws {
+        var decoded = 0
+        try options.streamBatches(listed, size: size, pipeline: pipeline, input: input) { x, labels, files, failures in
+            skipped += failures.map { SkippedSample(name: $0.file, reason: "\($0)") }
+            decoded += files.count
+            if !files.isEmpty { try body(SampleBatch(inputs: x, labels: hasLabels ? labels : nil, names: files)) }
+        }
+        guard decoded > 0 else { throw ScionError(file: origin, "holds no image that could be read") }
     }
 
     /// Whether `path` names images rather than NumPy arrays: a folder, or a file with an image extension.
@@ -53,10 +74,8 @@ extension ImageFolderOptions {
         }
         guard !listed.isEmpty else { throw ScionError(file: path, "holds no image files (.jpg, .jpeg, .png)") }
         try report(problems)
-        let images = try decoded(listed, pipeline: pipeline(for: input), input: input, folder: path)
-        return ImageSamples(origin: path, inputs: images.x, labels: folderClasses == nil ? nil : images.labels, names: images.files,
-                            skipped: (problems + images.failures).map { SkippedSample(name: $0.file, reason: "\($0)") },
-                            classNames: folderClasses)
+        return ImageSamples(origin: path, listed: listed, pipeline: pipeline(for: input), input: input, options: self,
+                            classNames: folderClasses, skipped: problems.map { SkippedSample(name: $0.file, reason: "\($0)") })
     }
 
     /// Whether the folder holds a sub-folder (then it is read as one folder per class).

@@ -74,8 +74,7 @@ struct PredictCommand: ParsableCommand {
                 : try ArraySamples(path: inputs)
             try classifier.checkSamples(shape: samples.sampleShape, file: inputs)
             var results: [SamplePrediction] = []
-            for start in stride(from: 0, to: samples.count, by: batchSize) {
-                let batch = try samples.batch(start..<min(start + batchSize, samples.count))
+            try samples.forEachBatch(size: batchSize) { batch in
                 let x = try PreprocessOptions.apply(mode, to: batch.inputs, model: model, file: inputs)
                 let probabilities = classifier.probabilities(fromScores: try classifier.scores(x))
                 for (name, row) in zip(batch.names, probabilities) {

@@ -96,24 +96,31 @@ public struct ImageBatches: Sendable {
         return batch
     }
 
-    public func makeStream() -> ImageBatchStream { ImageBatchStream(batches: self) }
+    /// The batches in order, `ahead` of them decoding in the background while the caller works.
+    public func makeStream(ahead: Int = 2) -> ImageBatchStream { ImageBatchStream(batches: self, ahead: ahead) }
 }
 
-/// Batches in order, the next one prefetched. `next()` returns nil after the last.
+/// Batches in order, the next `ahead` prefetched (a bounded queue: at most `ahead` batches of pixels
+/// wait besides the caller's, however large the folder). `next()` returns nil after the last.
 public final class ImageBatchStream {
     private let batches: ImageBatches
+    private let ahead: Int
     private var nextIndex = 0
-    private var pending: Pending?
+    private var queued: [Pending] = []
 
-    init(batches: ImageBatches) {
+    init(batches: ImageBatches, ahead: Int) {
         self.batches = batches
+        self.ahead = max(1, ahead)
     }
 
     public func next() throws(ImageError) -> ImageBatch? {
         guard nextIndex < batches.batchCount else { return nil }
-        let current = pending ?? Pending(batches, nextIndex)
+        // Keep the queue full: this batch and up to `ahead` after it are decoding.
+        while queued.count <= ahead, nextIndex + queued.count < batches.batchCount {
+            queued.append(Pending(batches, nextIndex + queued.count))
+        }
+        let current = queued.removeFirst()
         nextIndex += 1
-        pending = nextIndex < batches.batchCount ? Pending(batches, nextIndex) : nil
         return try current.wait().get()
     }
 

@@ -170,10 +170,12 @@ public struct Trainer {
     public struct Features: Sendable {
         var cached: [String: RuntimeTensor]
         var inputs: RuntimeTensor?
+        /// Streamed samples to read each step's rows from again (`features(streaming:)`).
+        var source: (any StreamedSamples)? = nil
         /// Number of samples.
         public let count: Int
         /// True when the frozen prefix ran once per sample and training reads its stored outputs.
-        public var isCached: Bool { inputs == nil }
+        public var isCached: Bool { inputs == nil && source == nil }
     }
 
     /// Whether a node's output rows are not its input's samples (TimeDistributed's Reshape folding the
@@ -213,6 +215,10 @@ public struct Trainer {
     /// The frontier values of the samples `rows`.
     func frontierBatch(_ features: Features, rows: [Int]) throws -> [String: RuntimeTensor] {
         if let inputs = features.inputs, let prefix { return try prefixValues(prefix, inputs.rows(rows)) }
+        if let source = features.source {
+            let x = try source.rows(rows)
+            return try prefix.map { try prefixValues($0, x) } ?? [inputName: x]
+        }
         return features.cached.mapValues { $0.rows(rows) }
     }
 

@@ -32,10 +32,12 @@ func scionExecutable() throws -> URL {
 }
 
 /// `executable` runs another copy of scion (a binary moved elsewhere); `directory` is its working folder.
-func runScion(_ arguments: [String], timeout: TimeInterval = 60, executable: URL? = nil, in directory: URL? = nil) throws -> CommandResult {
+func runScion(_ arguments: [String], timeout: TimeInterval = 60, executable: URL? = nil, in directory: URL? = nil,
+              environment: [String: String] = [:]) throws -> CommandResult {
     let process = Process()
     process.executableURL = try executable ?? scionExecutable()
     process.arguments = arguments
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     if let directory { process.currentDirectoryURL = directory }
     let output = Pipe()
     let error = Pipe()
