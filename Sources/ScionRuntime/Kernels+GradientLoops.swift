@@ -56,4 +56,12 @@ extension Kernels {
         }
         return dx
     }
+
+    /// The output columns `ox` of a convolution row whose input column `ox · stride + offset` lies in
+    /// `0..<width` (the rest read padding): the same set the per-element bounds test keeps, in order.
+    static func validColumns(offset: Int, stride: Int, outputs: Int, width: Int) -> Range<Int> {
+        let first = offset >= 0 ? 0 : (stride - 1 - offset) / stride
+        let last = width - offset <= 0 ? 0 : min(outputs, (width - offset + stride - 1) / stride)
+        return first < last ? first..<last : 0..<0
+    }
 }
