@@ -12,9 +12,9 @@ of the base made trainable too (`scion freeze --unfreeze-top N`, BatchNormalizat
 that file, so the same layers train in both), trained the same way: backprop through those layers,
 with the frozen rest of the base cached by Scion and recomputed every batch by Keras.
 
-Usage: KERAS_BACKEND=jax /opt/scion-oracle-venv/bin/python bench/finetune_bench.py [--model MobileNetV2]
-       [--samples 256] [--epochs 10] [--repeat 3] [--unfreeze-top N]
-       (needs fixtures/applications and a release build)
+Usage: KERAS_BACKEND=jax .build/oracle-venv/bin/python bench/finetune_bench.py [--model MobileNetV2]
+       [--folder /work/apps/keras3] [--samples 256] [--epochs 10] [--repeat 3] [--unfreeze-top N]
+       (needs a release build and the full-size keras.applications files, NAME.keras, in --folder)
 """
 import argparse
 import os
@@ -35,13 +35,14 @@ SCION = os.path.join(ROOT, ".build", "release", "scion")
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="MobileNetV2")
+    parser.add_argument("--folder", default="/work/apps/keras3", help="where the keras.applications NAME.keras files are")
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--unfreeze-top", type=int, help="also train the last N layers of the base")
     args = parser.parse_args()
     folder = tempfile.mkdtemp()
-    source = os.path.join(ROOT, "fixtures", "applications", "keras3", f"{args.model}.keras")
+    source = os.path.join(args.folder, f"{args.model}.keras")
     grafted = os.path.join(folder, "grafted.keras")
     subprocess.run([SCION, "edit", source, "--drop-top", "--head", "gap,dense:5:softmax", "--freeze-base", "--seed", "0",
                     "-o", grafted, "--force"], check=True)

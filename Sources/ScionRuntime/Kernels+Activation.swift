@@ -150,6 +150,9 @@ extension Kernels {
                 }
             }
             return dx
+        case .relu(let maxValue, let slope, let threshold) where x.count == dy.count:
+            // The most common one, on every training step: a loop without a closure call (Kernels+GradientLoops.swift).
+            return reluGradient(x: x.data, dy: dy, maxValue: maxValue, slope: slope, threshold: threshold)
         default:
             guard let derivative = elementDerivative(activation) else {
                 throw RuntimeError(node, "activation \(activation.displayName) has no gradient yet")

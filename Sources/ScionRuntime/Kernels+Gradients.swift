@@ -127,14 +127,16 @@ extension Kernels {
                                                     for oy in 0..<g.oh {
                                                         let y = oy * g.sh + ky * g.dh - g.top
                                                         guard y >= 0 && y < g.height else { continue }
-                                                        for ox in 0..<g.ow {
-                                                            let xx = ox * g.sw + kx * g.dw - g.left
-                                                            guard xx >= 0 && xx < g.width else { continue }
-                                                            let upstreamValue = plane[oy * g.ow + ox]
-                                                            sum += upstreamValue * image[y * g.width + xx]
-                                                            if inputGradient, let base = inputGradientBase {
-                                                                base[(n * g.channels + c) * area + y * g.width + xx] += upstreamValue * weight
-                                                            }
+                                                        // The columns whose tap lands inside the row, found once per row
+                                                        // rather than tested per element (Kernels+GradientLoops.swift).
+                                                        let offset = kx * g.dw - g.left
+                                                        let columns = validColumns(offset: offset, stride: g.sw, outputs: g.ow, width: g.width)
+                                                        guard !columns.isEmpty else { continue }
+                                                        let row = plane + oy * g.ow, pixels = image + y * g.width + offset
+                                                        for ox in columns { sum += row[ox] * pixels[ox * g.sw] }
+                                                        if inputGradient, let base = inputGradientBase {
+                                                            let cells = base + (n * g.channels + c) * area + y * g.width + offset
+                                                            for ox in columns { cells[ox * g.sw] += row[ox] * weight }
                                                         }
                                                     }
                                                     kernelGradient[tap] += sum

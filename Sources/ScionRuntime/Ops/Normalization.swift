@@ -125,21 +125,17 @@ extension Trainer {
             (dx, dGamma, dBeta) = Kernels.batchNormalizationTrainingBackward(dy, axis: axis, gamma: gamma, statistics)
         } else {
             // Inference mode: y = gamma · (x - mean) / sqrt(variance + epsilon) + beta, statistics fixed.
+            // A frozen layer's (the usual case: Keras keeps fine-tuned BatchNormalization in inference
+            // mode) gamma and beta need no gradient.
             let mean = try executor.require(node, .movingMean), variance = try executor.require(node, .movingVariance)
             let inverse = variance.map { 1 / ($0 + a.epsilon).squareRoot() }
-            dx = Kernels.perAxis(dy, axis: axis, scale: (0..<channels).map { gamma[$0] * inverse[$0] }, shift: [Float](repeating: 0, count: channels))
-            var g = [Float](repeating: 0, count: channels), b = [Float](repeating: 0, count: channels)
-            let inner = x.shape[(axis + 1)...].reduce(1, *)
-            for index in x.data.indices {
-                let c = (index / inner) % channels
-                g[c] += dy.data[index] * (x.data[index] - mean[c]) * inverse[c]
-                b[c] += dy.data[index]
-            }
-            (dGamma, dBeta) = (g, b)
+            let wanted = [names.gamma, names.beta].contains { $0.map(trainable.contains) ?? false }
+            (dx, dGamma, dBeta) = Kernels.frozenBatchNormalizationBackward(x, dy: dy, axis: axis, gamma: gamma, mean: mean,
+                                                                            inverse: inverse, parameterGradients: wanted)
         }
         var step = StepGradients(inputs: [dx])
-        if let name = names.gamma { step.parameters.append((name, dGamma)) }
-        if let name = names.beta { step.parameters.append((name, dBeta)) }
+        if let name = names.gamma, !dGamma.isEmpty { step.parameters.append((name, dGamma)) }
+        if let name = names.beta, !dBeta.isEmpty { step.parameters.append((name, dBeta)) }
         return step
     }
 
