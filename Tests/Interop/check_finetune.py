@@ -127,23 +127,34 @@ def keras_ops_cases(scion, folder):
               random.standard_normal((8, 6, 8)).astype(np.float32), random.standard_normal((8, 699)).astype(np.float32),
               "mse", 0.01)]
     for label, start, x, y, loss, rate in cases:
-        data, out = saved(folder, "ops_data", x, y), os.path.join(folder, "ops_out.keras")
-        result = subprocess.run([scion, "finetune", start, "--data", data, "--epochs", "3", "--batch-size", str(len(x)),
-                                 "--learning-rate", str(rate), "--optimizer", "sgd", "--loss", loss, "-o", out, "--force",
-                                 "--json"], capture_output=True, text=True)
-        if result.returncode != 0:
-            print(f"FAIL {label}: {result.stderr.strip()}")
+        error, _, losses, worst, _ = three_sgd_epochs(scion, folder, "ops", start, x, y, loss, loss, rate)
+        if error:
+            print(f"FAIL {label}: {error}")
             yield False
             continue
-        model = keras.models.load_model(start, compile=False)
-        model.compile(optimizer=keras_optimizer("sgd", rate), loss=loss)
-        history = model.fit(x, y, batch_size=len(x), epochs=3, shuffle=False, verbose=0).history["loss"]
-        losses = relative([e["loss"] for e in json.loads(result.stdout)["history"]], history)
-        worst, _ = compare_all(keras.models.load_model(out, compile=False), model, keras.models.load_model(start, compile=False))
         ok = worst <= 1e-4 and losses <= 1e-4
         print(f"{'ok  ' if ok else 'FAIL'} {label}, every layer trained, sgd lr {rate}, 3 full-batch epochs: every tensor "
               f"vs Keras's fit() relative {worst:.2g}, losses {losses:.2g}", flush=True)
         yield ok
+
+
+def three_sgd_epochs(scion, folder, name, start, x, y, loss, keras_loss, rate):
+    """Trains `start` on (x, y) for 3 full-batch SGD epochs with `scion finetune --loss loss` and with
+    Keras's fit() (`keras_loss`). Returns Scion's error (None when it trained), its --json report, the
+    per-epoch losses' relative difference, every tensor's (compare_all) and Keras's losses."""
+    data, out = saved(folder, f"{name}_data", x, y), os.path.join(folder, f"{name}_out.keras")
+    result = subprocess.run([scion, "finetune", start, "--data", data, "--epochs", "3", "--batch-size", str(len(x)),
+                             "--learning-rate", str(rate), "--optimizer", "sgd", "--loss", loss, "-o", out, "--force",
+                             "--json"], capture_output=True, text=True)
+    if result.returncode != 0:
+        return result.stderr.strip(), None, None, None, None
+    model = keras.models.load_model(start, compile=False)
+    model.compile(optimizer=keras_optimizer("sgd", rate), loss=keras_loss)
+    history = model.fit(x, y, batch_size=len(x), epochs=3, shuffle=False, verbose=0).history["loss"]
+    report = json.loads(result.stdout)
+    losses = relative([e["loss"] for e in report["history"]], history)
+    worst, _ = compare_all(keras.models.load_model(out, compile=False), model, keras.models.load_model(start, compile=False))
+    return None, report, losses, worst, history
 
 
 def logits_cases(scion, folder):
@@ -157,23 +168,14 @@ def logits_cases(scion, folder):
              ("dense:1 logit, binary_crossentropy", "gap,dense:1", random.integers(0, 2, (16, 1)).astype(np.float32),
               "binary_crossentropy", keras.losses.BinaryCrossentropy(from_logits=True))]
     for label, head, y, loss, keras_loss in cases:
-        start, out = os.path.join(folder, "logits.keras"), os.path.join(folder, "logits_out.keras")
+        start = os.path.join(folder, "logits.keras")
         subprocess.run([scion, "edit", keras3_fixture("kerasops_vit"), "--drop-top", "--head", head, "--freeze-base",
                         "--seed", "0", "-o", start, "--force"], check=True, capture_output=True)
-        data = saved(folder, "logits_data", x, y)
-        result = subprocess.run([scion, "finetune", start, "--data", data, "--epochs", "3", "--batch-size", str(len(x)),
-                                 "--learning-rate", "0.5", "--optimizer", "sgd", "--loss", loss, "-o", out, "--force",
-                                 "--json"], capture_output=True, text=True)
-        if result.returncode != 0:
-            print(f"FAIL {label}: {result.stderr.strip()}")
+        error, report, losses, worst, history = three_sgd_epochs(scion, folder, "logits", start, x, y, loss, keras_loss, 0.5)
+        if error:
+            print(f"FAIL {label}: {error}")
             yield False
             continue
-        model = keras.models.load_model(start, compile=False)
-        model.compile(optimizer=keras_optimizer("sgd", 0.5), loss=keras_loss)
-        history = model.fit(x, y, batch_size=len(x), epochs=3, shuffle=False, verbose=0).history["loss"]
-        report = json.loads(result.stdout)
-        losses = relative([e["loss"] for e in report["history"]], history)
-        worst, _ = compare_all(keras.models.load_model(out, compile=False), model, keras.models.load_model(start, compile=False))
         said = all(phase.get("lossFromLogits") for phase in report["phases"])
         ok = worst <= 1e-4 and losses <= 1e-4 and said
         print(f"{'ok  ' if ok else 'FAIL'} {label}: losses vs Keras's fit(from_logits=True) relative {losses:.2g} "
