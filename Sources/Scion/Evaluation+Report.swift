@@ -51,21 +51,9 @@ extension Evaluation {
     /// `text` for XML and HTML: markup characters escaped, characters XML 1.0 forbids (controls
     /// other than tab and newline) replaced by U+FFFD.
     public static func xmlEscaped(_ text: String) -> String {
-        var result = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": result += "&amp;"
-            case "<": result += "&lt;"
-            case ">": result += "&gt;"
-            case "\"": result += "&quot;"
-            case "'": result += "&apos;"
-            case "\t", "\n": result.unicodeScalars.append(scalar)
-            default:
-                let forbidden = scalar.value < 0x20 || (0xFFFE...0xFFFF).contains(scalar.value)
-                result.unicodeScalars.append(forbidden ? "\u{FFFD}" : scalar)
-            }
+        Markup.escaped(text) { scalar in
+            scalar == "\t" || scalar == "\n" || !(scalar.value < 0x20 || (0xFFFE...0xFFFF).contains(scalar.value))
         }
-        return result
     }
 
     /// The confusion matrix as an SVG heat map: each cell's colour is its share of its row (the true

@@ -43,19 +43,7 @@ struct PictureGraph {
     /// Text for an HTML-like label: markup characters escaped, control characters (which neither
     /// Graphviz's label parser nor XML accepts) replaced.
     static func html(_ text: String) -> String {
-        var result = ""
-        result.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": result += "&amp;"
-            case "<": result += "&lt;"
-            case ">": result += "&gt;"
-            case "\"": result += "&quot;"
-            case "'": result += "&#39;"
-            default: result.unicodeScalars.append(isPrintable(scalar) ? scalar : "\u{FFFD}")
-            }
-        }
-        return result
+        Markup.escaped(text, keeping: isPrintable)
     }
 
     /// XML 1.0 allows no control character but tab, newline and carriage return; an SVG id or
