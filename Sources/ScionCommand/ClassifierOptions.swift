@@ -85,3 +85,20 @@ struct ClassNamesOption: ParsableArguments {
         return ((0..<count).map(String.init), false)
     }
 }
+
+/// What `predict` and `evaluate` both read their samples with: the batch size, the preprocessing,
+/// the class names and the image options.
+struct ClassifierInputOptions: ParsableArguments {
+    @Option(help: "Samples run through the model at once.")
+    var batchSize: Int = 32
+
+    @OptionGroup var preprocessing: PreprocessOptions
+
+    @OptionGroup var names: ClassNamesOption
+
+    @OptionGroup(title: "Image inputs") var images: ImageFolderOptions
+
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be 1 or more") }
+    }
+}

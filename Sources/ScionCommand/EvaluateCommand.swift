@@ -24,8 +24,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("With an .npy of inputs: the .npy of labels.", valueName: "file"), completion: .file(extensions: ["npy"]))
     var labels: String?
 
-    @Option(help: "Samples run through the model at once.")
-    var batchSize: Int = 32
+    @OptionGroup var reading: ClassifierInputOptions
 
     @Option(help: ArgumentHelp("Also write an HTML report (index.html, with the confusion matrix as an SVG heat map, also in "
                                + "confusion_matrix.svg) into this folder.", valueName: "folder"),
@@ -35,17 +34,7 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "Replace the report's files if they exist.")
     var force = false
 
-    @OptionGroup var preprocessing: PreprocessOptions
-
-    @OptionGroup var names: ClassNamesOption
-
-    @OptionGroup(title: "Image inputs") var images: ImageFolderOptions
-
     @OptionGroup var printing: ReportOptions
-
-    func validate() throws {
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be 1 or more") }
-    }
 
     /// The `--json` object: the evaluation's keys, plus what was evaluated.
     struct Result: Encodable {
@@ -76,10 +65,10 @@ struct EvaluateCommand: ParsableCommand {
             let model = try Model.load(source.input)
             // A folder of class folders: labelled in the order of the names given or stored in the model,
             // else of its sorted sub-folders (which then name the classes).
-            var given = try names.names()
+            var given = try reading.names.names()
             let samples: any SampleSource
             if ImageFolderOptions.isFolder(data) {
-                let folder = try images.samples(at: data, model: model, classNames: given ?? model.graph.classNames, requireLabels: true)
+                let folder = try reading.images.samples(at: data, model: model, classNames: given ?? model.graph.classNames, requireLabels: true)
                 if given == nil, model.graph.classNames == nil, let classes = try? Classifier(model).classCount,
                    folder.classNames?.count == classes {
                     given = folder.classNames
@@ -88,8 +77,8 @@ struct EvaluateCommand: ParsableCommand {
             } else {
                 samples = try ArraySamples(path: data, labelsPath: labels)
             }
-            let (mode, note) = preprocessing.resolve(for: model)
-            let evaluation = try Self.evaluate(model, on: samples, mode: mode, names: given, batchSize: batchSize)
+            let (mode, note) = reading.preprocessing.resolve(for: model)
+            let evaluation = try Self.evaluate(model, on: samples, mode: mode, names: given, batchSize: reading.batchSize)
             if let report {
                 let settings = [("model", source.input), ("data", data), ("preprocessing", mode.rawValue)]
                 try Self.writeReport(evaluation.evaluation, to: report, title: "scion evaluate: \((source.input as NSString).lastPathComponent)",

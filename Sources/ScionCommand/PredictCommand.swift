@@ -27,8 +27,7 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "How many classes to show per sample, most probable first.")
     var top: Int = 5
 
-    @Option(help: "Samples run through the model at once.")
-    var batchSize: Int = 32
+    @OptionGroup var reading: ClassifierInputOptions
 
     @Option(help: ArgumentHelp("Also write the predictions to this .csv file (file, rank, class, index, probability).", valueName: "file"),
             completion: .file(extensions: ["csv"]))
@@ -37,17 +36,10 @@ struct PredictCommand: ParsableCommand {
     @Flag(help: "Replace the --output file if it exists.")
     var force = false
 
-    @OptionGroup var preprocessing: PreprocessOptions
-
-    @OptionGroup var names: ClassNamesOption
-
-    @OptionGroup(title: "Image inputs") var images: ImageFolderOptions
-
     @OptionGroup var report: ReportOptions
 
     func validate() throws {
         guard top >= 1 else { throw ValidationError("--top must be 1 or more") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be 1 or more") }
     }
 
     /// One sample's answer: the `--json` list holds one per input sample.
@@ -67,14 +59,14 @@ struct PredictCommand: ParsableCommand {
             if let output { try OutputCheck.check(output, force: force, extensions: ["csv"], what: "predictions") }
             let model = try Model.load(source.input)
             let classifier = try Classifier(model)
-            let (classes, named) = try names.resolve(for: classifier)
-            let (mode, note) = preprocessing.resolve(for: model)
+            let (classes, named) = try reading.names.resolve(for: classifier)
+            let (mode, note) = reading.preprocessing.resolve(for: model)
             let samples: any SampleSource = ImageSamples.isImageInput(inputs)
-                ? try images.samples(at: inputs, model: model, classNames: nil, requireLabels: false)
+                ? try reading.images.samples(at: inputs, model: model, classNames: nil, requireLabels: false)
                 : try ArraySamples(path: inputs)
             try classifier.checkSamples(shape: samples.sampleShape, file: inputs)
             var results: [SamplePrediction] = []
-            try samples.forEachBatch(size: batchSize) { batch in
+            try samples.forEachBatch(size: reading.batchSize) { batch in
                 let x = try PreprocessOptions.apply(mode, to: batch.inputs, model: model, file: inputs)
                 let probabilities = classifier.probabilities(fromScores: try classifier.scores(x))
                 for (name, row) in zip(batch.names, probabilities) {
