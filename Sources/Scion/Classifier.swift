@@ -80,23 +80,15 @@ public struct Classifier {
     /// The last layer and its activation, looking through layers that only move values (a Reshape
     /// or Flatten after the softmax, as MobileNet has).
     static func outputKind(_ graph: Graph, output: String) -> (String, OutputKind) {
-        var value = output
-        var last = output
-        while let index = graph.producers[value] {
-            let node = graph.nodes[index]
-            if last == output { last = node.name }
-            let movesOnly: Bool
-            if case .reshape = node.op { movesOnly = true } else if case .flatten = node.op { movesOnly = true }
-            else if case .identity = node.op { movesOnly = true } else if case .dropout = node.op { movesOnly = true } else { movesOnly = false }
-            if movesOnly, let next = node.inputs.first { value = next; continue }
-            switch Trainer.outputActivation(of: node.op) {
-            case .softmax: return (node.name, .softmax)
-            case .sigmoid: return (node.name, .sigmoid)
-            case .logSoftmax: return (node.name, .logSoftmax)
-            default: return (node.name, .logits)
-            }
+        guard let node = Trainer.outputMaker(graph, output: output) else {
+            return (graph.producers[output].map { graph.nodes[$0].name } ?? output, .logits)
         }
-        return (last, .logits)
+        switch Trainer.outputActivation(of: node.op) {
+        case .softmax: return (node.name, .softmax)
+        case .sigmoid: return (node.name, .sigmoid)
+        case .logSoftmax: return (node.name, .logSoftmax)
+        default: return (node.name, .logits)
+        }
     }
 
     /// Checks that samples of `shape` fit the model's input, naming `file` and the input otherwise.

@@ -7,22 +7,31 @@ import ScionIR
 /// any score above 1, whatever the labels. Such outputs are read as Keras's `from_logits=True` does:
 /// log-softmax (sigmoid for binary cross-entropy) inside the loss, gradient `p - y` at the output.
 extension Trainer {
-    /// The activation that makes the output, looking through layers that only move values (a Reshape
-    /// or Flatten after MobileNet's softmax): a softmax or sigmoid there means the output already holds
-    /// probabilities.
-    static func probabilityActivation(_ graph: Graph, output: String) -> Activation? {
+    /// The node that makes `output` once layers that only move values are looked through (a Reshape
+    /// or Flatten after MobileNet's softmax); nil when that walk reaches a graph input. Its activation
+    /// says whether the output holds probabilities, for the loss here and for `predict`'s softmax.
+    package static func outputMaker(_ graph: Graph, output: String) -> Node? {
         var value = output
         while let index = graph.producers[value] {
             let node = graph.nodes[index]
-            switch node.op {
-            case .reshape, .flatten, .identity, .dropout:
-                guard let next = node.inputs.first else { return nil }
-                value = next
-            default:
-                return outputActivation(of: node.op)
-            }
+            guard movesValuesOnly(node.op), let next = node.inputs.first else { return node }
+            value = next
         }
         return nil
+    }
+
+    static func movesValuesOnly(_ op: Op) -> Bool {
+        if case .reshape = op { return true }
+        if case .flatten = op { return true }
+        if case .identity = op { return true }
+        if case .dropout = op { return true }
+        return false
+    }
+
+    /// The activation `outputMaker` applies last: a softmax or sigmoid means the output already holds
+    /// probabilities.
+    static func probabilityActivation(_ graph: Graph, output: String) -> Activation? {
+        outputMaker(graph, output: output).flatMap { outputActivation(of: $0.op) }
     }
 
     /// Whether `loss` reads the model's output as logits: cross-entropy on an output that no softmax
