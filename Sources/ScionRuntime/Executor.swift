@@ -1,3 +1,4 @@
+import Foundation
 import ScionIR
 
 /// Runs a model forward on the CPU, float32, any batch size.
@@ -30,6 +31,9 @@ public struct Executor {
     /// The trainer's executor (unfused): its convolutions on small images put the batch's samples
     /// side by side in one GEMM (see `Kernels.smallImageConvolution`).
     let training: Bool
+    /// Nodes that run on channels-last values, and those values (Executor+ChannelsLast.swift);
+    /// empty for the trainer's executor, whose VJPs are channels-first.
+    let channelsLast: ChannelsLastPlan
 
     /// `graph` must be lowered (see the type's comment). `taps` maps layer names to the values that
     /// hold their outputs, which the caller made graph outputs before lowering, so they come back in
@@ -57,6 +61,14 @@ public struct Executor {
         var foldedBiases: [String: [Float]] = [:]
         training = !fusing
         if fusing { Self.foldBatchNormalization(graph, &weights, &folded, &foldedBiases) }
+        // SCION_LAYOUT=channels-first turns the channels-last plan off (to compare the two).
+        let planned = fusing && ProcessInfo.processInfo.environment["SCION_LAYOUT"] != "channels-first"
+        channelsLast = planned ? ChannelsLastPlan(graph, order: order) : ChannelsLastPlan()
+        Self.prepareChannelsLast(graph, channelsLast, &weights)
+        if ProcessInfo.processInfo.environment["SCION_DEBUG_PLAN"] != nil {
+            let plan = channelsLast
+            for index in order { FileHandle.standardError.write("\(plan.nodes.contains(index) ? "L" : "F") \(graph.nodes[index].name) \(graph.nodes[index].op) -> \(graph.nodes[index].outputs.map { plan.values.contains($0) ? "L" : "F" })\n".data(using: .utf8)!) }
+        }
         self.weights = weights
         self.folded = folded
         self.foldedBiases = foldedBiases
@@ -199,7 +211,7 @@ public struct Executor {
                 guard let value = lastRead ? values.removeValue(forKey: name) : values[name] else {
                     throw RuntimeError(node.name, "reads \(name), which is not computed")
                 }
-                return value
+                return reading(value, named: name, by: index)
             }
             if case .onnx(.split(let a)) = node.op, let x = arguments.first {
                 // The one op with several outputs: slices along the axis (Ops/Movement.swift).
@@ -213,13 +225,14 @@ public struct Executor {
                 // Attention's present key and value, and its scores (Ops/ScaledDotProductAttention.swift).
                 for (output, value) in zip(node.outputs, try scaledDotProductAttention(node, arguments, a)) { values[output] = value }
             } else {
-                let result = try evaluate(node, arguments)
+                let result = try channelsLast.nodes.contains(index) ? evaluateChannelsLast(node, arguments) : evaluate(node, arguments)
                 if let output = node.outputs.first { values[output] = result }
+                if ProcessInfo.processInfo.environment["SCION_DEBUG_PLAN"] != nil { FileHandle.standardError.write("\(node.name) \(arguments.map(\.shape)) -> \(result.shape)\n".data(using: .utf8)!) }
             }
             for input in node.inputs where (lastUse[input] ?? 0) <= step { values[input] = nil }
         }
         var results: [String: RuntimeTensor] = [:]
-        for output in graph.outputs { results[output] = values[output] }
+        for output in graph.outputs { results[output] = values[output].map { delivered($0, named: output) } }
         return results
     }
 

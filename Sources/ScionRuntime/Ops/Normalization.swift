@@ -8,17 +8,21 @@ extension Executor {
     func batchNormalization(_ node: Node, _ x: RuntimeTensor, _ a: BatchNormalizationAttributes) throws -> RuntimeTensor {
         let axis = a.axis < 0 ? a.axis + x.rank : a.axis
         guard (0..<x.rank).contains(axis) else { throw RuntimeError(node.name, "axis \(a.axis) is outside rank \(x.rank)") }
-        let channels = x.shape[axis]
+        let (scale, shift) = try batchNormalizationAffine(node, a, channels: x.shape[axis])
+        return Kernels.perAxis(x, axis: axis, scale: scale, shift: shift)
+    }
+
+    /// Inference-mode BatchNormalization as `y = x * scale + shift` per channel.
+    func batchNormalizationAffine(_ node: Node, _ a: BatchNormalizationAttributes, channels: Int) throws -> (scale: [Float], shift: [Float]) {
         let mean = try require(node, .movingMean), variance = try require(node, .movingVariance)
         let gamma = a.scale ? try require(node, .gamma) : [Float](repeating: 1, count: channels)
         let beta = a.center ? try require(node, .beta) : [Float](repeating: 0, count: channels)
         guard [mean.count, variance.count, gamma.count, beta.count].allSatisfy({ $0 == channels }) else {
             throw RuntimeError(node.name, "statistics do not have \(channels) values")
         }
-        // y = x * scale + shift, per channel.
         let scale = (0..<channels).map { gamma[$0] / (variance[$0] + a.epsilon).squareRoot() }
         let shift = (0..<channels).map { beta[$0] - mean[$0] * scale[$0] }
-        return Kernels.perAxis(x, axis: axis, scale: scale, shift: shift)
+        return (scale, shift)
     }
 
     /// GroupNormalization (and ONNX InstanceNormalization): statistics per sample and group of channels.

@@ -1,0 +1,224 @@
+import Foundation
+import ScionIR
+
+/// Channels-last execution: the graph stays channels-first (as ONNX defines the ops), but the
+/// convolutions and the per-channel ops around them keep their rank-4 values in memory as
+/// `[N, H, W, C]`. There a convolution is one GEMM over every output pixel of the batch (a 1x1
+/// convolution multiplies its input as it lies), and depthwise convolutions and pooling run over
+/// contiguous channels. Keras models are channels-last to begin with: the Transpose the lowering
+/// put at their input costs nothing here (its input already has this order).
+///
+/// The plan is decided once per graph, in order: a convolution the channels-last kernels support
+/// runs channels-last (`anchor`); an op that works on either order (`follower`: activations,
+/// BatchNormalization, additions, concatenation along the channels...) runs channels-last when one
+/// of its rank-4 inputs is; a global pooling (`sink`) reads channels-last and writes `[N, C, 1, 1]`,
+/// the same bytes in both orders. Every other op reads channels-first values: a channels-last input
+/// is reordered for it (`Kernels.relayout`), and so are graph outputs.
+struct ChannelsLastPlan {
+    /// Indices (into `graph.nodes`) of the nodes that run on channels-last values.
+    var nodes: Set<Int> = []
+    /// Values held channels-last.
+    var values: Set<String> = []
+
+    /// How an op takes part; one exhaustive switch (no `default:`), so a new op is placed here.
+    enum Role { case anchor, follower, sink, none }
+
+    /// `kernelUses`: how many nodes read each parameter; a convolution's kernel is reordered for
+    /// the channels-last kernels where it lies, so a shared one keeps its node channels-first.
+    static func role(of node: Node, _ graph: Graph, kernelUses: [String: Int]) -> Role {
+        switch node.op {
+        case .conv(let a):
+            guard a.rank == 2, a.layout == .channelsFirst, !a.activation.hasAxis,
+                  let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 4,
+                  kernelUses[kernel.name] == 1 else { return .none }
+            let (filters, perGroup) = (kernel.shape[0], kernel.shape[1])
+            if a.groups == 1 { return .anchor }
+            // Depthwise with one filter per channel: the channels-last window kernel.
+            return perGroup == 1 && filters == a.groups ? .anchor : .none
+        case .transpose(let a):
+            // A Keras model's input reordered channels-first: channels-last, it is the input as it is.
+            return a.permutation == [0, 3, 1, 2] ? .anchor : .none
+        case .batchNormalization(let a):
+            return a.axis == 1 || a.axis == -3 ? .follower : .none
+        case .activation(let activation):
+            return activation.hasAxis ? .none : .follower
+        case .onnx(.clip), .onnx(.unary), .identity, .dropout, .stochasticDepth:
+            return .follower
+        case .elementwise, .concatenate:
+            return .follower
+        case .rescaling(let a):
+            return a.axis == 1 || a.axis == -3 || (a.scale.count <= 1 && a.offset.count <= 1) ? .follower : .none
+        case .zeroPadding(let a), .cropping(let a):
+            return a.padding.count == 2 && a.layout == .channelsFirst ? .follower : .none
+        case .onnx(.pad(let a)):
+            // Constant padding of the spatial axes only.
+            return a.mode == .constant && a.pads.count == 8 && [0, 1, 4, 5].allSatisfy({ a.pads[$0] == 0 }) ? .follower : .none
+        case .pool(let a):
+            return a.rank == 2 && a.layout == .channelsFirst && Kernels.poolRunsChannelsLast(a) ? .follower : .none
+        case .globalPool(let a):
+            return a.rank == 2 && a.maskValue == nil && a.layout == .channelsFirst ? .sink : .none
+        case .dense, .depthwiseConv, .separableConv, .convTranspose, .layerNormalization, .multiHeadAttention, .einsumDense,
+             .unitNormalization, .attention, .groupNormalization, .prelu, .flatten, .reshape, .permute, .upSampling,
+             .resizing, .normalization, .embedding, .masking, .recurrent, .scaledResidual, .layerScale, .augmentation,
+             .onnx, .opaque:
+            return .none
+        }
+    }
+
+    /// No node channels-last.
+    init() {}
+
+    /// The plan for `graph` (shapes inferred), in topological `order`.
+    init(_ graph: Graph, order: [Int]) {
+        var kernelUses: [String: Int] = [:]
+        for node in graph.nodes { for parameter in node.parameters { kernelUses[parameter, default: 0] += 1 } }
+        var ranks: [String: Int] = [:]
+        for input in graph.inputs { ranks[input.name] = input.shape?.rank }
+        for (name, info) in graph.values { if let rank = info.shape?.rank { ranks[name] = rank } }
+        for index in order {
+            let node = graph.nodes[index]
+            guard let output = node.outputs.first, node.outputs.count == 1, ranks[output] == 4 else { continue }
+            let dataInputs = node.inputs.filter { ranks[$0] == 4 }
+            let anyChannelsLast = dataInputs.contains { values.contains($0) }
+            switch Self.role(of: node, graph, kernelUses: kernelUses) {
+            case .anchor:
+                if case .transpose = node.op, dataInputs.count != 1 || anyChannelsLast { continue }
+                if case .conv = node.op, node.inputs.count != 1 || dataInputs.count != 1 { continue }
+                nodes.insert(index)
+                values.insert(output)
+            case .follower:
+                guard anyChannelsLast else { continue }
+                nodes.insert(index)
+                values.insert(output)
+            case .sink, .none:
+                continue
+            }
+        }
+        // Global poolings read channels-last inputs in place; their output is channels-first.
+        for index in order {
+            let node = graph.nodes[index]
+            guard Self.role(of: node, graph, kernelUses: kernelUses) == .sink, let input = node.inputs.first, node.inputs.count == 1,
+                  values.contains(input) else { continue }
+            nodes.insert(index)
+        }
+    }
+}
+
+extension Activation {
+    /// Softmax-like activations work along an axis, so they depend on where the channels are.
+    var hasAxis: Bool {
+        switch self {
+        case .softmax, .logSoftmax, .sparsemax: true
+        case .linear, .relu, .leakyRelu, .elu, .selu, .sigmoid, .hardSigmoid, .hardSwish, .swish, .tanh, .gelu, .softplus,
+             .softsign, .exponential, .mish, .celu, .squareplus, .sparsePlus, .sparseSigmoid, .tanhShrink, .softShrink,
+             .hardShrink, .hardTanh, .logSigmoid:
+            false
+        }
+    }
+}
+
+extension Executor {
+    /// Kernels of the channels-last convolutions in the order their kernels read (`[F, kh, kw, C]`,
+    /// depthwise `[kh, kw, C]`), replacing the channels-first ones in `weights` (after BatchNormalization
+    /// folding, which scales filters in either order). The plan only takes convolutions whose kernel
+    /// no other node reads.
+    static func prepareChannelsLast(_ graph: Graph, _ plan: ChannelsLastPlan, _ weights: inout [String: [Float]]) {
+        for index in plan.nodes {
+            let node = graph.nodes[index]
+            guard case .conv(let a) = node.op, let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 4,
+                  let values = weights[kernel.name], values.count == kernel.shape.reduce(1, *) else { continue }
+            let (filters, perGroup, taps) = (kernel.shape[0], kernel.shape[1], kernel.shape[2] * kernel.shape[3])
+            weights[kernel.name] = a.groups == 1
+                ? Kernels.filtersChannelsLast(values, filters: filters, channels: perGroup, taps: taps)
+                : Kernels.depthwiseChannelsLastKernel(values, channels: filters, taps: taps)
+        }
+    }
+
+    /// The node at `index` and its inputs as it reads them: channels-last values reordered for a
+    /// node that runs channels-first. A channels-last node gets them as they are (`evaluateChannelsLast`
+    /// reorders what it needs).
+    func reading(_ value: RuntimeTensor, named name: String, by index: Int) -> RuntimeTensor {
+        guard channelsLast.values.contains(name), !channelsLast.nodes.contains(index) else { return value }
+        return Kernels.relayout(value, toChannelsLast: false)
+    }
+
+    /// A graph output as the caller expects it: channels-first.
+    func delivered(_ value: RuntimeTensor, named name: String) -> RuntimeTensor {
+        channelsLast.values.contains(name) ? Kernels.relayout(value, toChannelsLast: false) : value
+    }
+
+    /// Runs a node of the channels-last plan. `inputs` are as stored; `node.inputs` names them.
+    func evaluateChannelsLast(_ node: Node, _ inputs: [RuntimeTensor]) throws -> RuntimeTensor {
+        // Channels-first from channels-last input: the input as it lies (the plan checked the permutation).
+        if case .transpose = node.op, let x = inputs.first { return x }
+        // Rank-4 channels-first inputs (a constant, a value from a channels-first op) are reordered.
+        let arguments = zip(node.inputs, inputs).map { name, value in
+            channelsLast.values.contains(name) || value.rank != 4 ? value : Kernels.relayout(value, toChannelsLast: true)
+        }
+        guard let x = arguments.first else { throw RuntimeError(node.name, "has no input") }
+        switch node.op {
+        case .conv(let a):
+            let logical = [x.shape[0], x.shape[3], x.shape[1], x.shape[2]]
+            let g = try Kernels.ConvGeometry(input: logical, kernelShape: parameterShape(node, .kernel) ?? [], a, node: node.name)
+            let bias = try foldedBiases[node.name] ?? (a.useBias ? require(node, .bias) : nil)
+            let activation = fusedReLUs[node.name] ?? a.activation
+            var reluCap: Float?
+            if case .relu(let cap, 0, 0) = activation { reluCap = cap ?? .infinity }
+            let kernel = try require(node, .kernel)
+            let y: RuntimeTensor
+            if g.isDepthwise {
+                y = Kernels.depthwiseConvolutionChannelsLast(x, kernel: kernel, g, bias: bias, reluCap: reluCap)
+            } else {
+                y = Kernels.convolutionChannelsLast(x, kernel: kernel, g, bias: bias, reluCap: reluCap)
+            }
+            return reluCap == nil ? try Kernels.activate(y, activation, node: node.name) : y
+        case .transpose:
+            return x  // returned above, before its input could be reordered
+        case .batchNormalization(let a):
+            if folded.contains(node.name) { return x }
+            let (scale, shift) = try batchNormalizationAffine(node, a, channels: x.shape[3])
+            return Kernels.channelsLastAffine(x, scale: scale, shift: shift)
+        case .rescaling(let a):
+            if a.scale.count <= 1 && a.offset.count <= 1 { return Kernels.rescale(x, a) }
+            var moved = a
+            moved.axis = 3
+            return Kernels.rescale(x, moved)
+        case .elementwise(let operation):
+            // Lower-rank operands broadcast from the right: as rank-4 channels-first shapes, reordered.
+            let operands = zip(node.inputs, arguments).map { name, value -> RuntimeTensor in
+                guard value.rank < 4, !channelsLast.values.contains(name) else { return value }
+                let padded = RuntimeTensor(shape: Array(repeating: 1, count: 4 - value.rank) + value.shape, data: value.data)
+                return Kernels.relayout(padded, toChannelsLast: true)
+            }
+            return try elementwise(node, operands, operation)
+        case .concatenate(let a):
+            guard a.axis == 1 || a.axis == -3, arguments.allSatisfy({ $0.rank == 4 }) else {
+                throw RuntimeError(node.name, "concatenates along axis \(a.axis) in the channels-last plan")
+            }
+            return Kernels.concatenateChannelsLast(arguments)
+        case .zeroPadding(let a), .cropping(let a):
+            let sign = node.op.typeName.hasPrefix("Cropping") ? -1 : 1
+            return Kernels.padChannelsLast(x, top: sign * a.padding[0][0], bottom: sign * a.padding[0][1],
+                                           left: sign * a.padding[1][0], right: sign * a.padding[1][1], value: 0)
+        case .onnx(.pad(let a)):
+            return Kernels.padChannelsLast(x, top: a.pads[2], bottom: a.pads[6], left: a.pads[3], right: a.pads[7], value: a.value)
+        case .pool(let a):
+            let logical = [x.shape[0], x.shape[3], x.shape[1], x.shape[2]]
+            let g = try Kernels.PoolGeometry(input: logical, a, node: node.name)
+            return RuntimeTensor(shape: [g.batch, g.oh, g.ow, g.channels],
+                                 data: try Kernels.poolChannelsLast(x.data, logical: logical, a, node: node.name))
+        case .globalPool(let a):
+            let logical = [x.shape[0], x.shape[3], x.shape[1], x.shape[2]]
+            let data = Kernels.globalPoolChannelsLast(x.data, logical: logical, kind: a.kind)
+            return RuntimeTensor(shape: a.keepDimensions ? [logical[0], logical[1], 1, 1] : [logical[0], logical[1]], data: data)
+        case .activation, .onnx(.clip), .onnx(.unary), .identity, .dropout, .stochasticDepth:
+            // Value by value: the order does not matter.
+            return try evaluate(node, [x])
+        case .dense, .depthwiseConv, .separableConv, .convTranspose, .layerNormalization, .multiHeadAttention, .einsumDense,
+             .unitNormalization, .attention, .groupNormalization, .prelu, .flatten, .reshape, .permute, .upSampling,
+             .resizing, .normalization, .embedding, .masking, .recurrent, .scaledResidual, .layerScale, .augmentation,
+             .onnx, .opaque:
+            throw RuntimeError(node.name, "\(node.op.typeName) has no channels-last kernel (internal: the plan placed it)")
+        }
+    }
+}
