@@ -46,6 +46,8 @@ struct ChannelsLastPlan {
             return .follower
         case .elementwise, .concatenate:
             return .follower
+        case .normalization(let a):
+            return a.axes.count <= 1 && a.axes.allSatisfy({ $0 == 1 || $0 == -3 }) ? .follower : .none
         case .rescaling(let a):
             return a.axis == 1 || a.axis == -3 || (a.scale.count <= 1 && a.offset.count <= 1) ? .follower : .none
         case .zeroPadding(let a), .cropping(let a):
@@ -59,7 +61,7 @@ struct ChannelsLastPlan {
             return a.rank == 2 && a.maskValue == nil && a.layout == .channelsFirst ? .sink : .none
         case .dense, .depthwiseConv, .separableConv, .convTranspose, .layerNormalization, .multiHeadAttention, .einsumDense,
              .unitNormalization, .attention, .groupNormalization, .prelu, .flatten, .reshape, .permute, .upSampling,
-             .resizing, .normalization, .embedding, .masking, .recurrent, .scaledResidual, .layerScale, .augmentation,
+             .resizing, .embedding, .masking, .recurrent, .scaledResidual, .layerScale, .augmentation,
              .onnx, .opaque:
             return .none
         }
@@ -183,6 +185,10 @@ extension Executor {
             var moved = a
             moved.axis = 3
             return Kernels.rescale(x, moved)
+        case .normalization(let a):
+            var moved = a
+            moved.axes = a.axes.map { _ in 3 }
+            return try normalization(node, x, moved)
         case .elementwise(let operation):
             // Lower-rank operands broadcast from the right: as rank-4 channels-first shapes, reordered.
             let operands = zip(node.inputs, arguments).map { name, value -> RuntimeTensor in
@@ -216,7 +222,7 @@ extension Executor {
             return try evaluate(node, [x])
         case .dense, .depthwiseConv, .separableConv, .convTranspose, .layerNormalization, .multiHeadAttention, .einsumDense,
              .unitNormalization, .attention, .groupNormalization, .prelu, .flatten, .reshape, .permute, .upSampling,
-             .resizing, .normalization, .embedding, .masking, .recurrent, .scaledResidual, .layerScale, .augmentation,
+             .resizing, .embedding, .masking, .recurrent, .scaledResidual, .layerScale, .augmentation,
              .onnx, .opaque:
             throw RuntimeError(node.name, "\(node.op.typeName) has no channels-last kernel (internal: the plan placed it)")
         }

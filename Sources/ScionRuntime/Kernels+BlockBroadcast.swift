@@ -3,7 +3,8 @@ import ScionIR
 /// The broadcasts CNNs make on every image, without the general kernel's index walk per value:
 /// one operand the full shape, the other one value per channel and sample (`[N, C, 1, 1]` against
 /// `[N, C, H, W]`: squeeze-and-excitation's scale) or repeating along the last axes (`[C]` against
-/// `[N, H, W, C]`: a per-channel constant).
+/// `[N, H, W, C]`: a per-channel constant), or both (`[N, 1, 1, C]` against `[N, H, W, C]`: the same
+/// scale on channels-last values).
 extension Kernels {
     /// nil when neither pattern fits (the caller walks the general way).
     @inline(__always)
@@ -23,6 +24,8 @@ extension Kernels {
     enum BroadcastPattern {
         case perBlock(inner: Int)
         case cyclic
+        /// Block `b` of `inner` values repeats the small operand's `b`-th run of `period` values.
+        case cyclicPerBlock(inner: Int, period: Int)
     }
 
     static func pattern(of small: [Int], against full: [Int]) -> BroadcastPattern? {
@@ -41,6 +44,12 @@ extension Kernels {
         }), split < full.count {
             return .cyclic
         }
+        // Leading axes equal, then ones, then trailing axes equal.
+        for k in 1..<full.count where padded[..<k] == full[..<k] && padded[k] == 1 && full[k] != 1 {
+            guard let end = (k...full.count).first(where: { $0 == full.count || padded[$0] != 1 }),
+                  end < full.count, padded[end...] == full[end...] else { return nil }
+            return .cyclicPerBlock(inner: full[k...].reduce(1, *), period: full[end...].reduce(1, *))
+        }
         return nil
     }
 
@@ -56,6 +65,16 @@ extension Kernels {
                         for block in 0..<(inner == 0 ? 0 : count / inner) {
                             let value = s[block], start = block * inner
                             for i in start..<(start + inner) { output[i] = combine(f[i], value) }
+                        }
+                    case .cyclicPerBlock(let inner, let period):
+                        guard let small = s.baseAddress else { break }
+                        for block in 0..<(inner == 0 ? 0 : count / inner) {
+                            let values = small + block * period
+                            var i = block * inner
+                            while i < (block + 1) * inner {
+                                for j in 0..<period { output[i + j] = combine(f[i + j], values[j]) }
+                                i += period
+                            }
                         }
                     case .cyclic:
                         let period = s.count

@@ -32,20 +32,6 @@ extension Kernels {
 }
 
 extension Kernels {
-    /// `sigmoid(v)`, or `v · sigmoid(v)` (swish) with `timesInput`, over a whole buffer.
-    static func sigmoidLoop(_ values: [Float], timesInput: Bool) -> [Float] {
-        [Float](unsafeUninitializedCapacity: values.count) { output, initialized in
-            values.withUnsafeBufferPointer { input in
-                if timesInput {
-                    for i in input.indices { output[i] = input[i] / (1 + exp(-input[i])) }
-                } else {
-                    for i in input.indices { output[i] = 1 / (1 + exp(-input[i])) }
-                }
-            }
-            initialized = values.count
-        }
-    }
-
     /// Addition, subtraction and multiplication of two operands of one shape, or one broadcasting
     /// as `blockBroadcast` handles, with the operator known inside the loop (a closure call per value
     /// cost more than the arithmetic). nil: the caller takes the general way.
