@@ -149,15 +149,22 @@ extension Executor {
         channelsLast.values.contains(name) ? Kernels.relayout(value, toChannelsLast: false) : value
     }
 
-    /// Runs a node of the channels-last plan. `inputs` are as stored; `node.inputs` names them.
-    func evaluateChannelsLast(_ node: Node, _ inputs: [RuntimeTensor]) throws -> RuntimeTensor {
-        // Channels-first from channels-last input: the input as it lies (the plan checked the permutation).
-        if case .transpose = node.op, let x = inputs.first { return x }
-        // Rank-4 channels-first inputs (a constant, a value from a channels-first op) are reordered.
-        let arguments = zip(node.inputs, inputs).map { name, value in
-            channelsLast.values.contains(name) || value.rank != 4 ? value : Kernels.relayout(value, toChannelsLast: true)
+    /// Runs a node of the channels-last plan. `inputs` are as stored (`node.inputs` names them) and
+    /// are taken: a value read for the last time is then this call's alone, and the value-by-value
+    /// ops (BatchNormalization, activations, additions) write their result into its buffer.
+    func evaluateChannelsLast(_ node: Node, _ inputs: inout [RuntimeTensor]) throws -> RuntimeTensor {
+        var arguments: [RuntimeTensor] = []
+        for (position, name) in node.inputs.enumerated() where position < inputs.count {
+            let value = inputs[position]
+            inputs[position] = RuntimeTensor(shape: [0], data: [])
+            // Channels-first from channels-last input: the input as it lies (the plan checked the permutation).
+            if case .transpose = node.op { return value }
+            // Rank-4 channels-first inputs (a constant, a value from a channels-first op) are reordered.
+            arguments.append(channelsLast.values.contains(name) || value.rank != 4 ? value : Kernels.relayout(value, toChannelsLast: true))
         }
-        guard let x = arguments.first else { throw RuntimeError(node.name, "has no input") }
+        guard var x = arguments.first else { throw RuntimeError(node.name, "has no input") }
+        // x is held here only (when its value was read for the last time): kernels below may reuse its buffer.
+        arguments[0] = RuntimeTensor(shape: [0], data: [])
         switch node.op {
         case .conv(let a):
             let logical = [x.shape[0], x.shape[3], x.shape[1], x.shape[2]]
@@ -179,7 +186,10 @@ extension Executor {
         case .batchNormalization(let a):
             if folded.contains(node.name) { return x }
             let (scale, shift) = try batchNormalizationAffine(node, a, channels: x.shape[3])
-            return Kernels.channelsLastAffine(x, scale: scale, shift: shift)
+            var reluCap: Float?
+            if case .relu(let cap, 0, 0) = fusedReLUs[node.name] { reluCap = cap ?? .infinity }
+            Kernels.channelsLastAffine(&x, scale: scale, shift: shift, reluCap: reluCap)
+            return x
         case .rescaling(let a):
             if a.scale.count <= 1 && a.offset.count <= 1 { return Kernels.rescale(x, a) }
             var moved = a
@@ -191,17 +201,32 @@ extension Executor {
             return try normalization(node, x, moved)
         case .elementwise(let operation):
             // Lower-rank operands broadcast from the right: as rank-4 channels-first shapes, reordered.
-            let operands = zip(node.inputs, arguments).map { name, value -> RuntimeTensor in
+            arguments[0] = x
+            x = RuntimeTensor(shape: [0], data: [])
+            var operands = zip(node.inputs, arguments).map { name, value -> RuntimeTensor in
                 guard value.rank < 4, !channelsLast.values.contains(name) else { return value }
                 let padded = RuntimeTensor(shape: Array(repeating: 1, count: 4 - value.rank) + value.shape, data: value.data)
                 return Kernels.relayout(padded, toChannelsLast: true)
             }
+            arguments = []
+            if operation == .add, operands.count == 2, operands[0].shape == operands[1].shape {
+                // A residual sum: into the first operand's buffer, the fused ReLU in the same pass.
+                var sum = operands[0]
+                operands[0] = RuntimeTensor(shape: [0], data: [])
+                var reluCap: Float?
+                if case .relu(let cap, 0, 0) = fusedReLUs[node.name] { reluCap = cap ?? .infinity }
+                if reluCap != nil || fusedReLUs[node.name] == nil {
+                    Kernels.addInPlace(&sum, operands[1], reluCap: reluCap)
+                    return sum
+                }
+            }
             return try elementwise(node, operands, operation)
         case .concatenate(let a):
-            guard a.axis == 1 || a.axis == -3, arguments.allSatisfy({ $0.rank == 4 }) else {
+            let parts = [x] + arguments.dropFirst()
+            guard a.axis == 1 || a.axis == -3, parts.allSatisfy({ $0.rank == 4 }) else {
                 throw RuntimeError(node.name, "concatenates along axis \(a.axis) in the channels-last plan")
             }
-            return Kernels.concatenateChannelsLast(arguments)
+            return Kernels.concatenateChannelsLast(parts)
         case .zeroPadding(let a), .cropping(let a):
             let sign = node.op.typeName.hasPrefix("Cropping") ? -1 : 1
             return Kernels.padChannelsLast(x, top: sign * a.padding[0][0], bottom: sign * a.padding[0][1],
@@ -217,6 +242,10 @@ extension Executor {
             let logical = [x.shape[0], x.shape[3], x.shape[1], x.shape[2]]
             let data = Kernels.globalPoolChannelsLast(x.data, logical: logical, kind: a.kind)
             return RuntimeTensor(shape: a.keepDimensions ? [logical[0], logical[1], 1, 1] : [logical[0], logical[1]], data: data)
+        case .activation(.relu(let cap, 0, 0)):
+            if passThrough.contains(node.name) { return x }
+            Kernels.reluInPlace(&x, cap: cap ?? .infinity)
+            return x
         case .activation, .onnx(.clip), .onnx(.unary), .identity, .dropout, .stochasticDepth:
             // Value by value: the order does not matter.
             return try evaluate(node, [x])

@@ -42,7 +42,11 @@ public struct Executor {
     /// changes their weights between steps. `loading` limits the weights read to those parameters
     /// (the trainer's executor runs only the trainable part; the frozen prefix has its own); nil
     /// reads them all.
-    public init(graph source: Graph, taps: [String: String] = [:], fusing: Bool = true, loading: Set<String>? = nil) throws {
+    /// `channelsLastPlan: false` runs every node channels-first (also `SCION_LAYOUT=channels-first`
+    /// in the environment, to compare the two from the command line).
+    public init(graph source: Graph, taps: [String: String] = [:], fusing: Bool = true, loading: Set<String>? = nil,
+                channelsLastPlan: Bool = true) throws {
+        _ = Self.heapTuned
         guard source.hasArchitecture else { throw RuntimeError(source.name, "has no architecture (weights only); nothing to run") }
         try Self.requireLowered(source)
         for (name, value) in taps where !source.outputs.contains(value) {
@@ -62,7 +66,7 @@ public struct Executor {
         training = !fusing
         if fusing { Self.foldBatchNormalization(graph, &weights, &folded, &foldedBiases) }
         // SCION_LAYOUT=channels-first turns the channels-last plan off (to compare the two).
-        let planned = fusing && ProcessInfo.processInfo.environment["SCION_LAYOUT"] != "channels-first"
+        let planned = fusing && channelsLastPlan && ProcessInfo.processInfo.environment["SCION_LAYOUT"] != "channels-first"
         channelsLast = planned ? ChannelsLastPlan(graph, order: order) : ChannelsLastPlan()
         Self.prepareChannelsLast(graph, channelsLast, &weights)
         if ProcessInfo.processInfo.environment["SCION_DEBUG_PLAN"] != nil {
@@ -154,13 +158,28 @@ public struct Executor {
     }
 
     /// Whether the op's kernel applies `fusedReLUs` as it writes its result: a linear convolution
-    /// (`convolution`) and an addition (`elementwise`), the two that read it. An optimisation those
+    /// (`convolution`), an addition (`elementwise`) and an unfolded BatchNormalization, which read it. An optimisation those
     /// kernels opt into, not a per-op concern: any other op keeps its ReLU node, which is exact.
     static func absorbsReLU(_ op: Op) -> Bool {
         if case .conv(let a) = op { return a.activation == .linear }
         if case .elementwise(.add) = op { return true }
+        // DenseNet's BatchNormalization → ReLU before each convolution (nothing to fold it into).
+        if case .batchNormalization = op { return true }
         return false
     }
+
+    /// Activations of a batch run to hundreds of megabytes, allocated and freed op after op. glibc
+    /// maps every block above its threshold (at most 32 MB) afresh with mmap, so each op page-faulted
+    /// and zeroed its output's memory again (about 8% of ResNet50's batch-32 pass); with these
+    /// settings freed blocks stay in the heap for the next op. Set once, when the first executor is made.
+    static let heapTuned: Bool = {
+        #if os(Linux)
+        // <malloc.h>'s M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (Glibc's module map leaves the header out).
+        _ = glibcMallopt(-3, 1 << 30)
+        _ = glibcMallopt(-1, 1 << 30)
+        #endif
+        return true
+    }()
 
     /// A parameter's values as float32 (integer constants converted).
     static func floats(_ parameter: Parameter) throws -> [Float] {
@@ -206,7 +225,7 @@ public struct Executor {
             let node = graph.nodes[index]
             // A value read for the last time is moved out of the table, so the kernel holds the only
             // reference and can write its result into the same buffer (ReLU, BatchNormalization...).
-            let arguments = try node.inputs.map { name -> RuntimeTensor in
+            var arguments = try node.inputs.map { name -> RuntimeTensor in
                 let lastRead = (lastUse[name] ?? 0) <= step && node.inputs.filter({ $0 == name }).count == 1
                 guard let value = lastRead ? values.removeValue(forKey: name) : values[name] else {
                     throw RuntimeError(node.name, "reads \(name), which is not computed")
@@ -225,9 +244,8 @@ public struct Executor {
                 // Attention's present key and value, and its scores (Ops/ScaledDotProductAttention.swift).
                 for (output, value) in zip(node.outputs, try scaledDotProductAttention(node, arguments, a)) { values[output] = value }
             } else {
-                let result = try channelsLast.nodes.contains(index) ? evaluateChannelsLast(node, arguments) : evaluate(node, arguments)
+                let result = try channelsLast.nodes.contains(index) ? evaluateChannelsLast(node, &arguments) : evaluate(node, arguments)
                 if let output = node.outputs.first { values[output] = result }
-                if ProcessInfo.processInfo.environment["SCION_DEBUG_PLAN"] != nil { FileHandle.standardError.write("\(node.name) \(arguments.map(\.shape)) -> \(result.shape)\n".data(using: .utf8)!) }
             }
             for input in node.inputs where (lastUse[input] ?? 0) <= step { values[input] = nil }
         }
@@ -247,3 +265,8 @@ public struct Executor {
         return values
     }
 }
+
+#if os(Linux)
+@_silgen_name("mallopt")
+private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif

@@ -161,23 +161,41 @@ extension Kernels {
         }
     }
 
-    /// `x · scale + shift` per channel of a channels-last tensor (BatchNormalization in inference,
-    /// per-channel Rescaling): the channel is the innermost index, so no division per value.
-    static func channelsLastAffine(_ x: RuntimeTensor, scale: [Float], shift: [Float]) -> RuntimeTensor {
+    /// `x · scale + shift` per channel of a channels-last tensor (BatchNormalization in inference),
+    /// then a (capped) ReLU when `reluCap` is given, in place: the channel is the innermost index,
+    /// so no division per value.
+    static func channelsLastAffine(_ x: inout RuntimeTensor, scale: [Float], shift: [Float], reluCap: Float? = nil) {
         let channels = scale.count
-        var data = x.data
-        data.withUnsafeMutableBufferPointer { values in
+        x.data.withUnsafeMutableBufferPointer { values in
             scale.withUnsafeBufferPointer { s in
                 shift.withUnsafeBufferPointer { t in
                     guard let base = values.baseAddress, channels > 0 else { return }
                     for r in 0..<(values.count / channels) {
                         let row = base + r * channels
-                        for c in 0..<channels { row[c] = row[c] * s[c] + t[c] }
+                        if let cap = reluCap {
+                            for c in 0..<channels { row[c] = min(max(row[c] * s[c] + t[c], 0), cap) }
+                        } else {
+                            for c in 0..<channels { row[c] = row[c] * s[c] + t[c] }
+                        }
                     }
                 }
             }
         }
-        return RuntimeTensor(shape: x.shape, data: data)
+    }
+
+    /// `sum += other` value by value (same shapes), then a (capped) ReLU when `reluCap` is given.
+    static func addInPlace(_ sum: inout RuntimeTensor, _ other: RuntimeTensor, reluCap: Float?) {
+        sum.data.withUnsafeMutableBufferPointer { target in
+            other.data.withUnsafeBufferPointer { source in
+                let count = min(target.count, source.count)
+                guard let to = target.baseAddress, let from = source.baseAddress else { return }
+                if let cap = reluCap {
+                    for i in 0..<count { to[i] = min(max(to[i] + from[i], 0), cap) }
+                } else {
+                    for i in 0..<count { to[i] += from[i] }
+                }
+            }
+        }
     }
 
     /// Concatenation along the channels of channels-last tensors (`[N, H, W, Ci]` → `[N, H, W, ΣCi]`):
