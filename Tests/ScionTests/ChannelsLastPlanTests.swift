@@ -1,0 +1,89 @@
+import Foundation
+import ScionIR
+import ScionTestSupport
+import XCTest
+@testable import Scion
+@testable import ScionRuntime
+
+/// The executor's channels-last plan (Executor+ChannelsLast.swift) against its channels-first path,
+/// on every fixture the real exporters made (Keras 3, tf_keras, tf2onnx, both torch exporters): the
+/// same outputs, and the plan really taken where the models have convolutions.
+final class ChannelsLastPlanTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../fixtures").standardized
+
+    /// (model file, folder of its NAME.input*.npy, NAME).
+    static func cases() -> [(URL, URL, String)] {
+        var result: [(URL, URL, String)] = []
+        let manager = FileManager.default
+        func add(_ folder: String, _ suffix: String, inputs: String, trim: [String] = []) {
+            let directory = fixtures.appendingPathComponent(folder)
+            for file in ((try? manager.contentsOfDirectory(atPath: directory.path)) ?? []).sorted() where file.hasSuffix(suffix) {
+                var name = String(file.dropLast(suffix.count))
+                for ending in trim where name.hasSuffix(ending) { name = String(name.dropLast(ending.count)) }
+                result.append((directory.appendingPathComponent(file), fixtures.appendingPathComponent(inputs), name))
+            }
+        }
+        add("keras3", ".keras", inputs: "keras3")
+        add("keras2", ".h5", inputs: "keras2")
+        add("tf2onnx", ".onnx", inputs: "keras2")
+        add("torch", ".onnx", inputs: "torch", trim: ["_dynamo", "_ts"])
+        return result
+    }
+
+    func testEveryFixtureGivesTheSameOutputsInBothLayouts() throws {
+        var planned: [String: Int] = [:], compared = 0
+        for (file, inputFolder, name) in Self.cases() {
+            let inputs = try FixtureArrays.read(inputFolder, name, "input")
+            guard let model = try? Model.load(file.path), model.graph.hasArchitecture, !inputs.isEmpty,
+                  inputs.count == model.graph.inputs.count, let (lowered, _) = try? Model.lowered(model.graph) else { continue }
+            let channelsFirst = try Executor(graph: lowered, channelsLastPlan: false)
+            let feed = Dictionary(uniqueKeysWithValues: zip(channelsFirst.graph.inputs.map(\.name), inputs))
+            // Models the executor cannot run at all are other tests' business.
+            guard let expected = try? channelsFirst.run(feed) else { continue }
+            let channelsLast = try Executor(graph: lowered)
+            let actual = try channelsLast.run(feed)
+            compared += 1
+            planned[file.lastPathComponent] = channelsLast.channelsLast.nodes.count
+            for (output, reference) in expected {
+                let value = try XCTUnwrap(actual[output], "\(file.lastPathComponent): \(output) missing")
+                XCTAssertEqual(value.shape, reference.shape, "\(file.lastPathComponent): \(output)")
+                let scale = reference.data.map(abs).max() ?? 0
+                let difference = zip(value.data, reference.data).map { abs($0 - $1) }.max() ?? 0
+                XCTAssertLessThanOrEqual(difference, 1e-5 * scale + 1e-7, "\(file.lastPathComponent): \(output)")
+            }
+        }
+        XCTAssertGreaterThan(compared, 100, "fixtures compared")
+        // The plan must be taken where the models are convolutional, or this test shows nothing.
+        for file in ["conv2d_zoo.keras", "mobilenet_v2.h5", "efficientnet_blocks.keras", "mobilenet_v2.onnx", "googlenet_ts.onnx",
+                     "squeezenet_dynamo.onnx", "convnext_blocks.keras"] {
+            XCTAssertGreaterThan(planned[file] ?? 0, 3, "\(file): nodes run channels-last")
+        }
+    }
+
+    func testRelayoutRoundTripsAndSkipsSingleCells() {
+        let x = RuntimeTensor(shape: [2, 3, 4, 5], data: (0..<120).map(Float.init))
+        let last = Kernels.relayout(x, toChannelsLast: true)
+        XCTAssertEqual(last.shape, [2, 4, 5, 3])
+        XCTAssertEqual(last.data, Kernels.transpose(x, [0, 2, 3, 1]).data)
+        XCTAssertEqual(Kernels.relayout(last, toChannelsLast: false), x)
+        let cell = RuntimeTensor(shape: [2, 7, 1, 1], data: (0..<14).map(Float.init))
+        XCTAssertEqual(Kernels.relayout(cell, toChannelsLast: true).shape, [2, 1, 1, 7])
+        XCTAssertEqual(Kernels.relayout(cell, toChannelsLast: true).data, cell.data)
+    }
+
+    func testVectorExponentialMatchesLibm() {
+        var worst: Double = 0
+        for start in stride(from: Float(-87), to: 88, by: 0.37) {
+            let v = SIMD8<Float>((0..<8).map { start + Float($0) * 0.041 })
+            let e = Kernels.exponential(v)
+            for lane in 0..<8 {
+                let reference = Foundation.exp(Double(v[lane]))
+                worst = max(worst, abs(Double(e[lane]) - reference) / reference)
+            }
+        }
+        XCTAssertLessThan(worst, 5e-7)
+        let swish = Kernels.sigmoidLoop([-100, -3, 0, 0.5, 4, 100, 7, 1, -1], timesInput: true)
+        let expected: [Float] = [-100, -3, 0, 0.5, 4, 100, 7, 1, -1].map { $0 / (1 + Foundation.exp(-$0)) }
+        for (a, b) in zip(swish, expected) { XCTAssertEqual(a, b, accuracy: 1e-6 * max(abs(b), 1)) }
+    }
+}
