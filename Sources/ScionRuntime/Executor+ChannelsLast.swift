@@ -246,6 +246,8 @@ extension Executor {
             if passThrough.contains(node.name) { return x }
             Kernels.reluInPlace(&x, cap: cap ?? .infinity)
             return x
+        case .activation(let activation) where activation == .swish || activation == .sigmoid:
+            return RuntimeTensor(shape: x.shape, data: Kernels.sigmoidLoop(x.data, timesInput: activation == .swish))
         case .activation, .onnx(.clip), .onnx(.unary), .identity, .dropout, .stochasticDepth:
             // Value by value: the order does not matter.
             return try evaluate(node, [x])

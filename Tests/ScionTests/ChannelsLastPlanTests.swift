@@ -73,13 +73,9 @@ final class ChannelsLastPlanTests: XCTestCase {
 
     func testVectorExponentialMatchesLibm() {
         var worst: Double = 0
-        for start in stride(from: Float(-87), to: 88, by: 0.37) {
-            let v = SIMD8<Float>((0..<8).map { start + Float($0) * 0.041 })
-            let e = Kernels.exponential(v)
-            for lane in 0..<8 {
-                let reference = Foundation.exp(Double(v[lane]))
-                worst = max(worst, abs(Double(e[lane]) - reference) / reference)
-            }
+        for v in stride(from: Float(-87), to: 88, by: 0.0137) {
+            let reference = Foundation.exp(Double(v))
+            worst = max(worst, abs(Double(Kernels.exponential(v)) - reference) / reference)
         }
         XCTAssertLessThan(worst, 5e-7)
         let swish = Kernels.sigmoidLoop([-100, -3, 0, 0.5, 4, 100, 7, 1, -1], timesInput: true)
