@@ -8,6 +8,8 @@ import ScionIR
 /// `Scion` library's `Model.executor()` runs `ExecutorLowering` first: the same conversion the ONNX
 /// writer uses, so Scion runs a Keras model exactly as its ONNX export runs) and refuses any other,
 /// naming the node (`requireLowered`), rather than read a channels-last value as channels-first.
+/// At inference the convolutions and the ops around them hold their values channels-last in memory
+/// (`ChannelsLastPlan`, Executor+ChannelsLast.swift); what the graph means does not change.
 /// Weights are read once; each value is dropped after its last reader (a liveness plan), so peak
 /// memory is about the weights plus the live activations.
 public struct Executor {
@@ -69,10 +71,6 @@ public struct Executor {
         let planned = fusing && channelsLastPlan && ProcessInfo.processInfo.environment["SCION_LAYOUT"] != "channels-first"
         channelsLast = planned ? ChannelsLastPlan(graph, order: order) : ChannelsLastPlan()
         Self.prepareChannelsLast(graph, channelsLast, &weights)
-        if ProcessInfo.processInfo.environment["SCION_DEBUG_PLAN"] != nil {
-            let plan = channelsLast
-            for index in order { FileHandle.standardError.write("\(plan.nodes.contains(index) ? "L" : "F") \(graph.nodes[index].name) \(graph.nodes[index].op) -> \(graph.nodes[index].outputs.map { plan.values.contains($0) ? "L" : "F" })\n".data(using: .utf8)!) }
-        }
         self.weights = weights
         self.folded = folded
         self.foldedBiases = foldedBiases
