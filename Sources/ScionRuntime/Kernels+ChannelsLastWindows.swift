@@ -1,41 +1,270 @@
 import Foundation
 import ScionIR
 
-// Placeholder versions of the channels-last window kernels (the s11-windows branch brings the fast ones).
+/// The window kernels of the channels-last plan: depthwise convolution, pooling and global pooling
+/// on physical NHWC data (`[N, H, W, C]`), reproducing the channels-first kernels' results (same
+/// taps, same summation order per value, so the same bits). The inner loops run over a block of
+/// contiguous channels with SIMD vectors (16, then 4 wide, then one at a time for the remainder);
+/// the window's valid taps are found once per output row and column, never per value; output rows
+/// (and, when there are few, blocks of channels) are spread over the cores.
 extension Kernels {
+    /// Depthwise convolution, channels-last: `x` is `[g.batch, g.height, g.width, g.channels]`,
+    /// `kernel` is `[kh, kw, g.filters]` (tap-major, filters contiguous), the output is
+    /// `[g.batch, g.oh, g.ow, g.filters]`, with no bias and no activation. Output channel `c · m + j`
+    /// reads input channel `c`, `m` being `g.filtersPerGroup` (the channel multiplier, usually 1).
+    /// `g` is the geometry of the logical NCHW shapes (kernel `[filters, 1, kh, kw]`).
     static func depthwiseChannelsLast(_ x: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
                                       into output: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        let c = g.channels
-        for n in 0..<g.batch {
-            for oy in 0..<g.oh {
-                for ox in 0..<g.ow {
-                    let out = output + ((n * g.oh + oy) * g.ow + ox) * c
-                    out.update(repeating: 0, count: c)
-                    for ky in 0..<g.kh {
-                        let y = oy * g.sh + ky * g.dh - g.top
-                        if y < 0 || y >= g.height { continue }
-                        for kx in 0..<g.kw {
-                            let xx = ox * g.sw + kx * g.dw - g.left
-                            if xx < 0 || xx >= g.width { continue }
-                            let input = x + ((n * g.height + y) * g.width + xx) * c
-                            let w = kernel + (ky * g.kw + kx) * c
-                            for ch in 0..<c { out[ch] += w[ch] * input[ch] }
+        let multiplier = g.filtersPerGroup
+        guard multiplier > 1 else { return depthwiseOnePerChannel(x, kernel: kernel, into: output, g) }
+        // Each input channel repeated m times makes a multiplier-1 convolution over g.filters
+        // channels: the fast loop stays one load per filter and tap instead of a gather.
+        let pixels = g.batch * g.height * g.width
+        let repeated = [Float](unsafeUninitializedCapacity: pixels * g.filters) { buffer, count in
+            guard let target = buffer.baseAddress else { return }
+            for pixel in 0..<pixels {
+                let source = x + pixel * g.channels, row = target + pixel * g.filters
+                for c in 0..<g.channels { (row + c * multiplier).initialize(repeating: source[c], count: multiplier) }
+            }
+            count = pixels * g.filters
+        }
+        var expanded = g
+        (expanded.channels, expanded.perGroup, expanded.groups) = (g.filters, 1, g.filters)
+        repeated.withUnsafeBufferPointer { source in
+            guard let base = source.baseAddress else { return }
+            depthwiseOnePerChannel(base, kernel: kernel, into: output, expanded)
+        }
+    }
+
+    /// Multiplier 1 (`g.filters == g.channels`). Each output value sums its valid taps kx-major then
+    /// ky, as `depthwise` does (a tap's product added to the running sum, starting from zero). One
+    /// output pixel at a time, all its channels (the kernel, kh · kw · C floats, stays in cache along
+    /// the row): blocking four pixels per weight load with unrolled 3x3/5x5 taps was measured and
+    /// dropped: up to 1.3x faster at batch 1 on some shapes, but 1.5-2x slower at batch 32.
+    private static func depthwiseOnePerChannel(_ x: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
+                                               into output: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let rows = TapRanges(outputs: g.oh, stride: g.sh, dilation: g.dh, before: g.top, kernel: g.kh, length: g.height)
+        let cols = TapRanges(outputs: g.ow, stride: g.sw, dilation: g.dw, before: g.left, kernel: g.kw, length: g.width)
+        let channels = g.channels
+        let addresses = (Int(bitPattern: x), Int(bitPattern: kernel), Int(bitPattern: output))
+        spreadOverCores(rows: g.batch * g.oh, channels: channels, work: g.ow * channels * g.kh * g.kw) { row, first, last in
+            guard let x = UnsafePointer<Float>(bitPattern: addresses.0), let kernel = UnsafePointer<Float>(bitPattern: addresses.1),
+                  let output = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
+            let (n, oy) = row.quotientAndRemainder(dividingBy: g.oh)
+            let (kyLow, kyHigh) = (rows.low[oy], rows.high[oy])
+            // Input row of tap ky: image + (rowStart + ky · dh) · width · channels.
+            let image = x + n * g.height * g.width * channels, rowStart = oy * g.sh - g.top
+            let rowStride = g.dh * g.width * channels, tapStride = g.dw * channels
+            for ox in 0..<g.ow {
+                let (kxLow, kxHigh) = (cols.low[ox], cols.high[ox])
+                let target = output + (row * g.ow + ox) * channels
+                // Tap (ky, kx) of this pixel: window + ky · rowStride + kx · tapStride.
+                let window = image + (rowStart * g.width + ox * g.sw - g.left) * channels
+                @inline(__always) func block<V: SIMD>(_: V.Type, _ c: Int) where V.Scalar == Float {
+                    var sum = V()
+                    for kx in kxLow..<kxHigh {
+                        var tap = window + kyLow * rowStride + kx * tapStride + c
+                        var weight = kernel + (kyLow * g.kw + kx) * channels + c
+                        for _ in kyLow..<kyHigh {
+                            sum += load(V.self, weight) * load(V.self, tap)
+                            tap += rowStride
+                            weight += g.kw * channels
                         }
                     }
+                    store(sum, target + c)
+                }
+                var c = first
+                while c + 16 <= last { block(SIMD16<Float>.self, c); c += 16 }
+                while c + 4 <= last { block(SIMD4<Float>.self, c); c += 4 }
+                while c < last {
+                    var sum: Float = 0
+                    for kx in kxLow..<kxHigh {
+                        for ky in kyLow..<kyHigh {
+                            sum += kernel[(ky * g.kw + kx) * channels + c] * window[ky * rowStride + kx * tapStride + c]
+                        }
+                    }
+                    target[c] = sum
+                    c += 1
                 }
             }
         }
     }
 
-    static func poolRunsChannelsLast(_ a: PoolAttributes) -> Bool { a.isDense }
+    /// Whether `poolChannelsLast` runs this pooling: rank 2 with adjacent cells (dilated max pooling,
+    /// ONNX only, keeps the channels-first path).
+    static func poolRunsChannelsLast(_ a: PoolAttributes) -> Bool { a.rank == 2 && a.isDense }
 
+    /// Max or average pooling of rank 2, channels-last: `x` is physical NHWC with the logical shape
+    /// `logical` (`[N, C, H, W]`); returns physical NHWC `[N, OH, OW, C]`, with `pool`'s semantics:
+    /// padding never wins a max (a window wholly in padding gives -infinity, as there), an average
+    /// divides by `PoolGeometry.divisor`, sums run over the window's rows then columns.
     static func poolChannelsLast(_ x: [Float], logical: [Int], _ a: PoolAttributes, node: String) throws -> [Float] {
-        let t = RuntimeTensor(shape: logical, data: relayout(RuntimeTensor(shape: [logical[0], logical[2], logical[3], logical[1]], data: x), toChannelsLast: false).data)
-        return relayout(try pool(t, a, node: node), toChannelsLast: true).data
+        guard poolRunsChannelsLast(a) else {
+            throw RuntimeError(node, a.isDense ? "pooling of rank \(a.rank) does not run channels-last (rank 2 does)"
+                                               : "dilated pooling (dilations \(a.dilations)) does not run channels-last")
+        }
+        let g = try PoolGeometry(input: logical, a, node: node)
+        guard logical.allSatisfy({ $0 >= 0 }), logical.reduce(1, *) == x.count else {
+            throw RuntimeError(node, "pooling input has \(x.count) values, not the \(logical.reduce(1, *)) of its shape \(logical)")
+        }
+        let channels = g.channels, count = g.batch * g.oh * g.ow * channels
+        let rows = TapRanges(outputs: g.oh, stride: g.sh, dilation: 1, before: g.rows.before, kernel: g.kh, length: g.height)
+        let cols = TapRanges(outputs: g.ow, stride: g.sw, dilation: 1, before: g.cols.before, kernel: g.kw, length: g.width)
+        let isMax = a.kind == .max
+        return x.withUnsafeBufferPointer { input in
+            [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                let addresses = (Int(bitPattern: input.baseAddress), Int(bitPattern: buffer.baseAddress))
+                spreadOverCores(rows: g.batch * g.oh, channels: channels, work: g.ow * channels * g.kh * g.kw) { row, first, last in
+                    guard let x = UnsafePointer<Float>(bitPattern: addresses.0),
+                          let output = UnsafeMutablePointer<Float>(bitPattern: addresses.1) else { return }
+                    let (n, oy) = row.quotientAndRemainder(dividingBy: g.oh)
+                    let y0 = oy * g.sh - g.rows.before
+                    let (yLow, yHigh) = (y0 + rows.low[oy], y0 + rows.high[oy])
+                    let image = x + n * g.height * g.width * channels
+                    for ox in 0..<g.ow {
+                        let x0 = ox * g.sw - g.cols.before
+                        let (xLow, xHigh) = (x0 + cols.low[ox], x0 + cols.high[ox])
+                        let target = output + (row * g.ow + ox) * channels
+                        let divisor = Float(g.divisor(a, y0: y0, x0: x0, inside: (yHigh - yLow) * (xHigh - xLow)))
+                        @inline(__always) func block<V: SIMD>(_: V.Type, _ c: Int) where V.Scalar == Float {
+                            var best = V(repeating: -.infinity), sum = V()
+                            for y in yLow..<yHigh {
+                                var cell = image + (y * g.width + xLow) * channels + c
+                                for _ in xLow..<xHigh {
+                                    let value = load(V.self, cell)
+                                    if isMax { best = larger(best, value, takingEqual: true) } else { sum += value }
+                                    cell += channels
+                                }
+                            }
+                            store(isMax ? best : sum / V(repeating: divisor), target + c)
+                        }
+                        var c = first
+                        while c + 16 <= last { block(SIMD16<Float>.self, c); c += 16 }
+                        while c + 4 <= last { block(SIMD4<Float>.self, c); c += 4 }
+                        while c < last {
+                            var best = -Float.infinity, sum: Float = 0
+                            for y in yLow..<yHigh {
+                                for xx in xLow..<xHigh {
+                                    let value = image[(y * g.width + xx) * channels + c]
+                                    best = max(best, value)
+                                    sum += value
+                                }
+                            }
+                            target[c] = isMax ? best : sum / divisor
+                            c += 1
+                        }
+                    }
+                }
+                initialized = count
+            }
+        }
     }
 
+    /// Global max or average pooling, channels-last: `x` is physical `[N, spatial..., C]` with the
+    /// logical shape `logical` (`[N, C, spatial...]`); returns the `N · C` values in `[N, C]` order
+    /// (the bytes of channels-first `[N, C, 1, 1]`), as `globalPool` computes them: the sum in
+    /// spatial order divided by the area, or the first largest value (0 for an empty area).
     static func globalPoolChannelsLast(_ x: [Float], logical: [Int], kind: PoolKind) -> [Float] {
-        let t = RuntimeTensor(shape: logical, data: relayout(RuntimeTensor(shape: [logical[0], logical[2], logical[3], logical[1]], data: x), toChannelsLast: false).data)
-        return globalPool(t, GlobalPoolAttributes(kind: kind, rank: 2, keepDimensions: true, layout: .channelsFirst)).data
+        let (batch, channels) = (logical[0], logical[1])
+        let area = logical.dropFirst(2).reduce(1, *)
+        let count = batch * channels
+        guard area > 0 else { return [Float](repeating: 0, count: count) }
+        let isMax = kind == .max, scale = Float(area)
+        return x.withUnsafeBufferPointer { input in
+            [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                let addresses = (Int(bitPattern: input.baseAddress), Int(bitPattern: buffer.baseAddress))
+                spreadOverCores(rows: batch, channels: channels, work: area * channels) { n, first, last in
+                    guard let x = UnsafePointer<Float>(bitPattern: addresses.0),
+                          let output = UnsafeMutablePointer<Float>(bitPattern: addresses.1) else { return }
+                    let image = x + n * area * channels, target = output + n * channels
+                    @inline(__always) func block<V: SIMD>(_: V.Type, _ c: Int) where V.Scalar == Float {
+                        var cell = image + c
+                        // Sequence.max() keeps its first value and takes a later one only when larger.
+                        var best = load(V.self, cell), sum = V()
+                        for _ in 0..<area {
+                            let value = load(V.self, cell)
+                            if isMax { best = larger(best, value, takingEqual: false) } else { sum += value }
+                            cell += channels
+                        }
+                        store(isMax ? best : sum / V(repeating: scale), target + c)
+                    }
+                    var c = first
+                    while c + 16 <= last { block(SIMD16<Float>.self, c); c += 16 }
+                    while c + 4 <= last { block(SIMD4<Float>.self, c); c += 4 }
+                    while c < last {
+                        var best = image[c], sum: Float = 0
+                        for p in 0..<area {
+                            let value = image[p * channels + c]
+                            if best < value { best = value }
+                            sum += value
+                        }
+                        target[c] = isMax ? best : sum / scale
+                        c += 1
+                    }
+                }
+                initialized = count
+            }
+        }
+    }
+
+    /// For each output position along one axis, the kernel taps `low..<high` whose input position
+    /// `o · stride + t · dilation - before` falls inside `0..<length`: found once per call, so the
+    /// inner loops never test a position.
+    struct TapRanges {
+        var low: [Int], high: [Int]
+
+        init(outputs: Int, stride: Int, dilation: Int, before: Int, kernel: Int, length: Int) {
+            (low, high) = ([], [])
+            for o in 0..<outputs {
+                let start = o * stride - before
+                let first = start >= 0 ? 0 : min((-start + dilation - 1) / dilation, kernel)
+                let end = length - 1 - start < 0 ? 0 : min((length - 1 - start) / dilation + 1, kernel)
+                low.append(first)
+                high.append(max(end, first))
+            }
+        }
+    }
+
+    /// Runs `body(row, firstChannel, lastChannel)` over `rows` output rows of `channels` channels,
+    /// `work` multiply-adds (or loads) per row: inline when the whole is small (threads cost more
+    /// than they save), otherwise over the cores, a task per row, or per row and block of channels
+    /// when rows are too few to keep every core busy (7x7 maps at batch 1). Blocks are multiples of
+    /// 16 channels, so only the last block of a row has a remainder.
+    static func spreadOverCores(rows: Int, channels: Int, work: Int, _ body: @Sendable (Int, Int, Int) -> Void) {
+        let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        if workers == 1 || rows * work < 1 << 15 {
+            for row in 0..<rows { body(row, 0, channels) }
+            return
+        }
+        let wanted = 8 * workers
+        let splits = rows >= wanted ? 1 : max(1, min((wanted + rows - 1) / rows, channels / 32))
+        let block = ((channels + splits - 1) / splits + 15) / 16 * 16
+        let blocks = (channels + block - 1) / block
+        DispatchQueue.concurrentPerform(iterations: rows * blocks) { task in
+            let (row, part) = task.quotientAndRemainder(dividingBy: blocks)
+            body(row, part * block, min((part + 1) * block, channels))
+        }
+    }
+
+    /// The larger of `best` and `value` lane by lane, as one select per lane: the compiler makes it a
+    /// vector compare and blend, where SIMD's `replace(with:where:)` ran lane by lane with branches
+    /// (3x slower than the channels-first loop, measured). `takingEqual` takes `value` when equal too,
+    /// as `Swift.max(best, value)` does (`pool`); without, as `Sequence.max()` (`globalPool`); the
+    /// two differ only for zeros of opposite signs.
+    @inline(__always) private static func larger<V: SIMD>(_ best: V, _ value: V, takingEqual: Bool) -> V where V.Scalar == Float {
+        var result = best
+        for lane in 0..<V.scalarCount {
+            let wins = takingEqual ? value[lane] >= best[lane] : value[lane] > best[lane]
+            result[lane] = wins ? value[lane] : best[lane]
+        }
+        return result
+    }
+
+    @inline(__always) private static func load<V: SIMD>(_: V.Type, _ address: UnsafePointer<Float>) -> V where V.Scalar == Float {
+        UnsafeRawPointer(address).loadUnaligned(as: V.self)
+    }
+
+    @inline(__always) private static func store<V: SIMD>(_ value: V, _ address: UnsafeMutablePointer<Float>) where V.Scalar == Float {
+        UnsafeMutableRawPointer(address).storeBytes(of: value, as: V.self)
     }
 }
