@@ -247,8 +247,8 @@ extension Kernels {
     }
 
     /// The larger of `best` and `value` lane by lane, as one select per lane: the compiler makes it a
-    /// vector compare and blend, where SIMD's `replace(with:where:)` ran lane by lane with branches
-    /// (3x slower than the channels-first loop, measured). `takingEqual` takes `value` when equal too,
+    /// vector compare and blend, where SIMD's `replace(with:where:)` measured 3x slower than the
+    /// channels-first loop. `takingEqual` takes `value` when equal too,
     /// as `Swift.max(best, value)` does (`pool`); without, as `Sequence.max()` (`globalPool`); the
     /// two differ only for zeros of opposite signs.
     @inline(__always) private static func larger<V: SIMD>(_ best: V, _ value: V, takingEqual: Bool) -> V where V.Scalar == Float {
