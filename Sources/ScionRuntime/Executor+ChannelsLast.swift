@@ -31,10 +31,9 @@ struct ChannelsLastPlan {
             guard a.rank == 2, a.layout == .channelsFirst, !a.activation.hasAxis,
                   let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 4,
                   kernelUses[kernel.name] == 1 else { return .none }
-            let (filters, perGroup) = (kernel.shape[0], kernel.shape[1])
             if a.groups == 1 { return .anchor }
-            // Depthwise with one filter per channel: the channels-last window kernel.
-            return perGroup == 1 && filters == a.groups ? .anchor : .none
+            // Depthwise (each filter reads one channel): the channels-last window kernel.
+            return kernel.shape[1] == 1 && kernel.shape[0] % a.groups == 0 ? .anchor : .none
         case .transpose(let a):
             // A Keras model's input reordered channels-first: channels-last, it is the input as it is.
             return a.permutation == [0, 3, 1, 2] ? .anchor : .none

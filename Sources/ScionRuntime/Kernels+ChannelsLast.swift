@@ -55,7 +55,7 @@ extension Kernels {
         return result
     }
 
-    /// A depthwise kernel `[C, 1, kh, kw]` reordered `[kh, kw, C]` (channels contiguous per tap).
+    /// A depthwise kernel `[F, 1, kh, kw]` (F = C·multiplier) reordered `[kh, kw, F]` (filters contiguous per tap).
     static func depthwiseChannelsLastKernel(_ kernel: [Float], channels: Int, taps: Int) -> [Float] {
         var result = [Float](repeating: 0, count: kernel.count)
         for c in 0..<channels {
@@ -248,21 +248,22 @@ extension Kernels {
 }
 
 extension Kernels {
-    /// Depthwise convolution (one filter per channel) on a channels-last input, kernel from
-    /// `depthwiseChannelsLastKernel`, then the bias and a (capped) ReLU in one pass.
+    /// Depthwise convolution (each filter reads one channel; `g.filtersPerGroup` filters per channel)
+    /// on a channels-last input, kernel from `depthwiseChannelsLastKernel`, then the bias and a
+    /// (capped) ReLU in one pass.
     static func depthwiseConvolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], _ g: ConvGeometry, bias: [Float]?,
                                                  reluCap: Float?) -> RuntimeTensor {
-        let count = g.batch * g.oh * g.ow * g.channels
+        let count = g.batch * g.oh * g.ow * g.filters
         var output = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
         x.data.withUnsafeBufferPointer { input in
             kernel.withUnsafeBufferPointer { k in
                 output.withUnsafeMutableBufferPointer { out in
                     guard let source = input.baseAddress, let weights = k.baseAddress, let target = out.baseAddress else { return }
                     depthwiseChannelsLast(source, kernel: weights, into: target, g)
-                    channelsLastEpilogue(target, rows: g.batch * g.oh * g.ow, channels: g.channels, bias: bias, reluCap: reluCap)
+                    channelsLastEpilogue(target, rows: g.batch * g.oh * g.ow, channels: g.filters, bias: bias, reluCap: reluCap)
                 }
             }
         }
-        return RuntimeTensor(shape: [g.batch, g.oh, g.ow, g.channels], data: output)
+        return RuntimeTensor(shape: [g.batch, g.oh, g.ow, g.filters], data: output)
     }
 }

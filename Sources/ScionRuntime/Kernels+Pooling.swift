@@ -62,8 +62,10 @@ extension Kernels {
                     for ox in 0..<ow {
                         let x0 = ox * sw - cols.before
                         var best = -Float.infinity, sum: Float = 0, inside = 0
-                        for y in max(y0, 0)..<min(y0 + kh, height) {
-                            for xx in max(x0, 0)..<min(x0 + kw, width) {
+                        // A window wholly in explicit padding (pads as large as the window) has no
+                        // cells: the ranges are empty, not reversed.
+                        for y in max(y0, 0)..<max(min(y0 + kh, height), max(y0, 0)) {
+                            for xx in max(x0, 0)..<max(min(x0 + kw, width), max(x0, 0)) {
                                 let value = input[source + y * width + xx]
                                 best = max(best, value)
                                 sum += value

@@ -83,3 +83,19 @@ final class ChannelsLastPlanTests: XCTestCase {
         for (a, b) in zip(swish, expected) { XCTAssertEqual(a, b, accuracy: 1e-6 * max(abs(b), 1)) }
     }
 }
+
+extension ChannelsLastPlanTests {
+    /// Explicit pads as large as the window leave windows with no cell of the input (an ONNX file may
+    /// say so): both kernels give the max of nothing (-infinity) and an average of zero, no crash.
+    func testPoolingWindowsWhollyInPadding() throws {
+        let x = RuntimeTensor(shape: [1, 2, 3, 3], data: (0..<18).map { Float($0) - 9 })
+        for kind in [PoolKind.max, .average] {
+            let a = PoolAttributes(kind: kind, poolSize: [2, 2], strides: [1, 1], padding: .explicit([3, 2, 3, 2]), layout: .channelsFirst)
+            let first = try Kernels.pool(x, a, node: "pool")
+            XCTAssertEqual(first.shape, [1, 2, 8, 6])
+            XCTAssertEqual(first.data[0], kind == .max ? -.infinity : 0)
+            let last = try Kernels.poolChannelsLast(Kernels.relayout(x, toChannelsLast: true).data, logical: x.shape, a, node: "pool")
+            XCTAssertEqual(Kernels.relayout(RuntimeTensor(shape: [1, 8, 6, 2], data: last), toChannelsLast: false).data, first.data)
+        }
+    }
+}
