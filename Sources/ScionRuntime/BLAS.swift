@@ -76,3 +76,35 @@ package enum BLAS {
         return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
     }
 }
+
+extension BLAS {
+    /// `C[m×n] = A[m×k] · Bᵀ` (B held as `[n×k]`), the work split over the cores by Scion: the rows
+    /// of C in one part per core (or, with few rows, its columns), each part one OpenBLAS call on
+    /// the calling thread. OpenBLAS's own threads spin for a while after each product (sched_yield
+    /// loops: a fifth of the CPU time of a ResNet50 batch-32 pass went there, and they took the core
+    /// the executor's other loops wanted); one thread per call has nothing to wait for.
+    static func splitGemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, bTransposed b: UnsafePointer<Float>,
+                          c: UnsafeMutablePointer<Float>) {
+        let cores = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        let byRows = m >= 64 * cores, byColumns = !byRows && n >= 32 * cores
+        guard cores > 1, byRows || byColumns else {
+            gemm(m: m, n: n, k: k, a: a, b: b, transposeB: true, c: c)
+            return
+        }
+        let previous = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(previous) }
+        let addresses = (Int(bitPattern: a), Int(bitPattern: b), Int(bitPattern: c))
+        DispatchQueue.concurrentPerform(iterations: cores) { part in
+            guard let a = UnsafePointer<Float>(bitPattern: addresses.0), let b = UnsafePointer<Float>(bitPattern: addresses.1),
+                  let c = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
+            if byRows {
+                let first = m * part / cores, last = m * (part + 1) / cores
+                gemm(m: last - first, n: n, k: k, a: a + first * k, b: b, transposeB: true, c: c + first * n)
+            } else {
+                let first = n * part / cores, last = n * (part + 1) / cores
+                gemm(m: m, n: last - first, k: k, a: a, b: b + first * k, transposeB: true, c: c + first, ldc: n)
+            }
+        }
+    }
+}
