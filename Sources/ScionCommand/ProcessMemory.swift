@@ -8,8 +8,28 @@ import Glibc
 /// glibc maps large blocks separately and returns them to the system when freed, but it raises the
 /// size it counts as large to that of each mapped block freed (up to 32 MB): after reading a model,
 /// freeing its buffers lets later activations of up to that size come from the heap, where freed
-/// ones stay in the process as holes. ResNet50 from ONNX at batch 32 peaked 50 MB higher that way.
+/// ones stay in the process as holes (ResNet50 at batch 32: 17 MiB more peak from its .h5, 56 MiB from ONNX).
 enum ProcessMemory {
+    /// Before reading a model: an ONNX file is decoded whole (protobuf-c copies every tensor, then
+    /// Swift copies it again), and with the adjusting threshold those copies land on the heap and
+    /// leave holes there that `malloc_trim` did not give back (ResNet50 at batch 32: 505 MiB peak,
+    /// 449 MiB with large blocks mapped separately from the start). A Keras file's weights are read
+    /// one at a time, and there the adjusting threshold is what lets each kernel's scratch buffer
+    /// reuse the last one's pages: fixed from the start, a ResNet50 `.h5` run took about 10% more
+    /// CPU time (page faults), for no memory saved. So only for ONNX files.
+    static func prepareToRead(_ path: String) {
+        if path.lowercased().hasSuffix(".onnx") { mapLargeBlocksSeparately() }
+    }
+
+    /// Once the model is read and its buffers freed: those pages back to the system, and large
+    /// blocks mapped on their own from here on, so the pass's large activations go back to the
+    /// system as soon as they are dropped.
+    static func settleBeforeThePass() {
+        returnFreedPages()
+        mapLargeBlocksSeparately()
+    }
+
+
     /// Blocks from this size up are mapped on their own (and freed to the system at once), whatever
     /// was freed before: glibc's `mallopt(M_MMAP_THRESHOLD, ...)`, which also turns the adjustment
     /// off. 4 MiB keeps a small batch's activations on the heap, where reusing them costs no page

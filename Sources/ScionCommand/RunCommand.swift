@@ -56,11 +56,11 @@ struct RunCommand: ParsableCommand {
         BLAS.reexecIfNeeded()
         try reportingErrors {
             try OutputCheck.check(output, force: force, extensions: ["npy", "npz"], what: "arrays")
-            ProcessMemory.mapLargeBlocksSeparately()
+            ProcessMemory.prepareToRead(source.input)
             let start = Date()
             var loadedAt = start
             let (executor, modelOutputs) = try prepareExecutor(loadedAt: &loadedAt)
-            ProcessMemory.returnFreedPages()
+            ProcessMemory.settleBeforeThePass()
             var feeds: [String: RuntimeTensor]? = try readInputs(inputs, for: executor.graph.inputs.map(\.name), model: source.input)
             var results: [String: RuntimeTensor] = [:]
             let preparedAt = Date()

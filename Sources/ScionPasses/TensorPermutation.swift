@@ -126,19 +126,15 @@ package struct TensorPermutation: Equatable, Sendable {
             let strides = plan.inputStrides.map { $0 / 4 }
             let lengths = axes == 3 ? plan.outputLengths : [1] + plan.outputLengths
             let words = axes == 3 ? strides : [0] + strides
-            if strides[0] == 1 {
-                // The outermost output axis is the input's contiguous one (HWIO → OIHW, and a 1x1
-                // kernel's plain transpose, `[in, out]` → `[out, in]`, as one with a middle axis of
-                // length 1): walk it in tiles of 16, so each input cache line is read once and 16
-                // output rows fill in order. (Reading the input down a column instead, one cache
-                // line per element, made these permutations most of a Keras model's preparation.)
-                let (l0, l1, l2) = axes == 3 ? (lengths[0], lengths[1], lengths[2]) : (plan.outputLengths[0], 1, plan.outputLengths[1])
-                let (w1, w2) = axes == 3 ? (words[1], words[2]) : (0, strides[1])
+            if strides[0] == 1 && axes == 3 {
+                // The outermost output axis is the input's contiguous one (HWIO → OIHW): walk it in
+                // tiles of 16, so each input cache line is read once and 16 output rows fill in order.
+                let (l0, l1, l2) = (lengths[0], lengths[1], lengths[2])
                 for tile in stride(from: 0, to: l0, by: 16) {
                     let end = min(tile + 16, l0)
                     for b in 0..<l1 {
                         for c in 0..<l2 {
-                            let base = b * w1 + c * w2
+                            let base = b * words[1] + c * words[2]
                             for a in tile..<end { output[(a * l1 + b) * l2 + c] = input[base + a] }
                         }
                     }

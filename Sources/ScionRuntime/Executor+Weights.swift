@@ -12,15 +12,30 @@ extension Executor {
     /// model go. The trainer's executor keeps its storages: it writes the untrained ones back as
     /// they are (`Trainer.trainedGraph`).
     static func loadWeights(_ graph: inout Graph, loading: Set<String>?, releasing: Bool) throws -> [String: [Float]] {
-        var weights: [String: [Float]] = [:]
+        try loadWeights(&graph, loading: loading, releasing: releasing, inFileOrder: []).values
+    }
+
+    /// The same, with the parameters named in `inFileOrder` read in the order the file holds them
+    /// when the lowering reordered them (`floatsInFileOrder`: the HWIO kernels of convolutions an
+    /// executor runs channels-last), with no permutation at all. `fileShapes` names those that were,
+    /// with the file's shape; the others in `inFileOrder` (an ONNX file's kernels, never reordered)
+    /// come in the lowered graph's order as usual.
+    static func loadWeights(_ graph: inout Graph, loading: Set<String>?, releasing: Bool,
+                            inFileOrder: Set<String>) throws -> (values: [String: [Float]], fileShapes: [String: [Int]]) {
+        var weights: [String: [Float]] = [:], fileShapes: [String: [Int]] = [:]
         for parameter in graph.parameters.all where loading?.contains(parameter.name) ?? true {
-            weights[parameter.name] = try floats(parameter)
+            if inFileOrder.contains(parameter.name), let (values, shape, _) = try floatsInFileOrder(parameter) {
+                weights[parameter.name] = values
+                fileShapes[parameter.name] = shape
+            } else {
+                weights[parameter.name] = try floats(parameter)
+            }
             guard releasing else { continue }
             var released = parameter
             released.storage = TensorStorage(source: HeldByExecutor(name: parameter.name, byteCount: parameter.storage.byteCount))
             graph.parameters[parameter.name] = released
         }
-        return weights
+        return (weights, fileShapes)
     }
 
     /// A parameter's values as float32 (integer constants converted). float32 data is read from the

@@ -66,5 +66,12 @@ final class ExecutorWeightsTests: XCTestCase {
         let oihw = try TensorPermutation(shape: shape, permutation: permutation, elementSize: 4)
         XCTAssertEqual(try oihw.apply(to: values.withUnsafeBytes { Array($0) }), try kernel.storage.bytes(keep: false))
         XCTAssertNil(try Executor.floatsInFileOrder(try XCTUnwrap(lowered.parameters["conv/bias"])), "a bias is not reordered")
+        // Through the loader: asked-for kernels in the file's order, the rest as lowered, all released.
+        var held = lowered
+        let (weights, fileShapes) = try Executor.loadWeights(&held, loading: nil, releasing: true, inFileOrder: ["conv/kernel", "conv/bias"])
+        XCTAssertEqual(fileShapes, ["conv/kernel": [3, 3, 2, 4]])
+        XCTAssertEqual(weights["conv/kernel"], values)
+        XCTAssertEqual(weights["conv/bias"], try floats(try XCTUnwrap(lowered.parameters["conv/bias"]).storage))
+        XCTAssertThrowsError(try held.parameters["conv/kernel"]?.storage.bytes())
     }
 }
