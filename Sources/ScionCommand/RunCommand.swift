@@ -56,31 +56,30 @@ struct RunCommand: ParsableCommand {
         BLAS.reexecIfNeeded()
         try reportingErrors {
             try OutputCheck.check(output, force: force, extensions: ["npy", "npz"], what: "arrays")
+            ProcessMemory.prepareToRead(source.input)
             let start = Date()
-            let loaded = try Model.load(source.input)
-            let loadedAt = Date()
-            let executor: Executor
-            do {
-                executor = try loaded.executor(taps: layers)
-            } catch let error as RuntimeError {
-                throw ScionError(file: source.input, error.description)
-            }
-            let feeds = try readInputs(inputs, for: executor.graph.inputs.map(\.name), model: source.input)
+            var loadedAt = start
+            let (executor, modelOutputs) = try prepareExecutor(loadedAt: &loadedAt)
+            ProcessMemory.settleBeforeThePass()
+            var feeds: [String: RuntimeTensor]? = try readInputs(inputs, for: executor.graph.inputs.map(\.name), model: source.input)
             var results: [String: RuntimeTensor] = [:]
             let preparedAt = Date()
             var fastest = Double.infinity, leastCPU = Double.infinity
-            for _ in 0..<repetitions {
+            for repetition in 0..<repetitions {
                 let started = Date(), startedCPU = Self.processCPUSeconds()
                 do {
-                    results = try executor.run(feeds)
+                    // The last pass is given the arrays themselves: each input is freed once the
+                    // first op that reads it is done, rather than held here for the whole pass.
+                    results = try executor.run(repetition == repetitions - 1 ? feeds.take() ?? [:] : feeds ?? [:])
                 } catch let error as RuntimeError {
                     throw ScionError(file: source.input, error.description)
                 }
                 fastest = min(fastest, Date().timeIntervalSince(started))
                 leastCPU = min(leastCPU, Self.processCPUSeconds() - startedCPU)
+                if repetition == 0 && repetitions > 1 { ProcessMemory.keepFreedBlocks() }
             }
             // Outputs under their value names, then each tap under the name it was asked by.
-            let entries = loaded.graph.outputs.map { ($0, $0) } + layers.compactMap { layer in executor.taps[layer].map { (layer, $0) } }
+            let entries = modelOutputs.map { ($0, $0) } + layers.compactMap { layer in executor.taps[layer].map { (layer, $0) } }
             let names = entries.map(\.0)
             let arrays = try entries.map { name, value -> (name: String, tensor: RuntimeTensor) in
                 guard let tensor = results[value] else { throw ScionError(file: source.input, "\(value): not computed") }
@@ -108,6 +107,19 @@ struct RunCommand: ParsableCommand {
             }
             let shapes = result.arrays.map { "\($0.name) \($0.shape)" }.joined(separator: ", ")
             try report.finish(result, line: "wrote \(output) (\(shapes)) in \(Readable.seconds(Date().timeIntervalSince(start)))")
+        }
+    }
+
+    /// The executor for the model and the model's output names. The model itself lives only in
+    /// here: once the executor has read the weights, nothing else holds them while it runs (an
+    /// ONNX file's bytes, a `.keras` archive's mapped pages are freed when this returns).
+    func prepareExecutor(loadedAt: inout Date) throws -> (Executor, [String]) {
+        let loaded = try Model.load(source.input)
+        loadedAt = Date()
+        do {
+            return (try loaded.executor(taps: layers), loaded.graph.outputs)
+        } catch let error as RuntimeError {
+            throw ScionError(file: source.input, error.description)
         }
     }
 

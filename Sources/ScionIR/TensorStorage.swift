@@ -12,6 +12,28 @@ public protocol TensorSource: AnyObject, Sendable {
     var location: String { get }
     /// Reads the tensor's bytes, little-endian, in row-major order.
     func readBytes() throws -> [UInt8]
+    /// The same bytes written straight into `buffer` (exactly `byteCount` of them), so a reader that
+    /// wants them in memory it owns (the executor's float32 weights) gets no intermediate copy.
+    /// The default goes through `readBytes()`; sources that can do better implement it.
+    func readBytes(into buffer: UnsafeMutableRawBufferPointer) throws
+}
+
+extension TensorSource {
+    public func readBytes(into buffer: UnsafeMutableRawBufferPointer) throws {
+        let bytes = try readBytes()
+        try TensorStorage.copy(bytes, into: buffer, from: location)
+    }
+}
+
+/// A source whose bytes are another storage's with the axes reordered (the layout passes' kernels,
+/// HWIO to OIHW). Readers that want the tensor in its original order (an executor running
+/// convolutions channels-last wants Keras's HWIO, exactly as the file holds it) read `base` and skip
+/// the permutation both ways (`TensorStorage.reordering`).
+public protocol ReorderedTensorSource: TensorSource {
+    /// The tensor before the reordering, and its shape.
+    var original: (storage: TensorStorage, shape: [Int])? { get }
+    /// Output axis `k` is axis `permutation[k]` of the original (numpy's `transpose`).
+    var axisPermutation: [Int] { get }
 }
 
 /// Where a parameter's bytes are. A reference type so that a layer shared by several nodes and every
@@ -78,6 +100,38 @@ public final class TensorStorage: Sendable {
                 return bytes
             }
         }
+    }
+
+    /// The bytes written into `buffer` (exactly `byteCount` of them), from memory when loaded, else
+    /// straight from the source; never kept (the caller holds them now).
+    public func readBytes(into buffer: UnsafeMutableRawBufferPointer) throws {
+        if case .memory(let bytes) = current { return try Self.copy(bytes, into: buffer, from: location) }
+        try reading.withLock { _ throws in
+            switch current {
+            case .memory(let bytes): try Self.copy(bytes, into: buffer, from: location)
+            case .source(let source):
+                guard buffer.count == source.byteCount else { throw Self.sizeMismatch(buffer.count, source.byteCount, source.location) }
+                try source.readBytes(into: buffer)
+            }
+        }
+    }
+
+    /// When the bytes are a whole-tensor reordering of another storage's (a lowered kernel), that
+    /// storage, its shape and the permutation that makes these bytes from it; nil otherwise (bytes in
+    /// memory, a plain file tensor, a reordering of part of a tensor).
+    public var reordering: (original: TensorStorage, shape: [Int], permutation: [Int])? {
+        guard case .source(let source) = current, let reordered = source as? any ReorderedTensorSource,
+              let original = reordered.original else { return nil }
+        return (original.storage, original.shape, reordered.axisPermutation)
+    }
+
+    static func copy(_ bytes: [UInt8], into buffer: UnsafeMutableRawBufferPointer, from location: String) throws {
+        guard bytes.count == buffer.count else { throw sizeMismatch(buffer.count, bytes.count, location) }
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+    }
+
+    static func sizeMismatch(_ wanted: Int, _ held: Int, _ location: String) -> IRError {
+        IRError(location, "holds \(held) bytes, \(wanted) were asked for", kind: .parameter)
     }
 
     /// Replaces the contents (after training, for example).

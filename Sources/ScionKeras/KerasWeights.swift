@@ -35,6 +35,14 @@ final class HDF5TensorSource: TensorSource {
         }
         return bytes
     }
+
+    /// Straight into the caller's memory (`H5Dread` into it): no intermediate array.
+    func readBytes(into buffer: UnsafeMutableRawBufferPointer) throws {
+        guard buffer.count == byteCount else {
+            throw HDF5Error(file: dataset.file.path, object: dataset.path, reason: "needs \(byteCount) bytes, \(buffer.count) were given")
+        }
+        try Self.readLock.withLock { _ throws in try dataset.read(into: buffer) }
+    }
 }
 
 /// Which weights each layer class has, in the order Keras creates them, and which of them are never

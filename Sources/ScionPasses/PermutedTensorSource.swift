@@ -11,7 +11,7 @@ import ScionIR
 ///
 /// `byteRange` limits the permutation to one contiguous part of the tensor (the rows of a Dense
 /// kernel that read one flattened input of a Concatenate); the bytes outside it are kept as they are.
-package final class PermutedTensorSource: TensorSource {
+package final class PermutedTensorSource: ReorderedTensorSource {
     /// The tensor before the permutation.
     package let base: TensorStorage
     package let permutation: TensorPermutation
@@ -37,6 +37,27 @@ package final class PermutedTensorSource: TensorSource {
     package var location: String {
         let part = byteRange.count == base.byteCount ? "" : " bytes \(byteRange.lowerBound)..<\(byteRange.upperBound)"
         return "\(base.location) (axes \(permutation.shape)\(part) permuted by \(permutation.permutation))"
+    }
+
+    /// The original and its shape when the whole tensor is permuted (not a part of it).
+    package var original: (storage: TensorStorage, shape: [Int])? {
+        byteRange.count == base.byteCount ? (base, permutation.shape) : nil
+    }
+
+    package var axisPermutation: [Int] { permutation.permutation }
+
+    /// The original read once into a scratch array and permuted straight into `buffer`.
+    package func readBytes(into buffer: UnsafeMutableRawBufferPointer) throws {
+        let bytes = try base.bytes(keep: false)
+        guard bytes.count == base.byteCount, buffer.count == bytes.count, byteRange.upperBound <= bytes.count else {
+            throw PassError(pass: "tensor-permutation", subject: base.location,
+                            "read \(bytes.count) bytes into \(buffer.count), expected \(base.byteCount)")
+        }
+        try bytes.withUnsafeBytes { source in
+            if byteRange.count != bytes.count { buffer.copyMemory(from: source) }
+            try permutation.apply(from: UnsafeRawBufferPointer(rebasing: source[byteRange]),
+                                  into: UnsafeMutableRawBufferPointer(rebasing: buffer[byteRange]))
+        }
     }
 
     package func readBytes() throws -> [UInt8] {

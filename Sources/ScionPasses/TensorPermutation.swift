@@ -56,6 +56,16 @@ package struct TensorPermutation: Equatable, Sendable {
         return result
     }
 
+    /// The permuted bytes of `source` written into `destination` (both exactly `byteCount`): for a
+    /// reader that permutes into memory it owns, without the zero-filled array `apply(to:)` makes.
+    package func apply(from source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) throws {
+        guard source.count == byteCount, destination.count == byteCount else {
+            throw Self.failure("got \(source.count) bytes into \(destination.count) for shape \(shape) of \(elementSize)-byte elements (\(byteCount) expected)")
+        }
+        if isIdentity || byteCount == 0 { return destination.copyMemory(from: source) }
+        Self.copy(from: source, to: destination, plan: collapsedAxes())
+    }
+
     /// The same permutation with runs of axes that stay adjacent merged into one and axes of length 1
     /// dropped: `[kh, kw, in, out]` by `[3, 2, 0, 1]` becomes `[kh·kw, in, out]` by `[2, 1, 0]`. Fewer
     /// axes make the copy loop shorter; when the last axis stays last its rows are copied whole.

@@ -48,7 +48,6 @@ public struct Executor {
     /// in the environment, to compare the two from the command line).
     public init(graph source: Graph, taps: [String: String] = [:], fusing: Bool = true, loading: Set<String>? = nil,
                 channelsLastPlan: Bool = true) throws {
-        _ = Self.heapTuned
         guard source.hasArchitecture else { throw RuntimeError(source.name, "has no architecture (weights only); nothing to run") }
         try Self.requireLowered(source)
         for (name, value) in taps where !source.outputs.contains(value) {
@@ -56,13 +55,11 @@ public struct Executor {
         }
         var graph = source
         try graph.inferShapes()
+        // Executor+Weights.swift: an inference executor becomes the only holder of the weights.
+        var weights = try Self.loadWeights(&graph, loading: loading, releasing: fusing)
         self.graph = graph
         self.taps = taps
         order = try graph.topologicalOrder()
-        var weights: [String: [Float]] = [:]
-        for parameter in graph.parameters.all where loading?.contains(parameter.name) ?? true {
-            weights[parameter.name] = try Self.floats(parameter)
-        }
         var folded = Set<String>()
         var foldedBiases: [String: [Float]] = [:]
         training = !fusing
@@ -166,44 +163,9 @@ public struct Executor {
         return false
     }
 
-    /// Activations of a batch run to hundreds of megabytes, allocated and freed op after op. glibc
-    /// maps every block above its threshold (at most 32 MB) afresh with mmap, so each op page-faulted
-    /// and zeroed its output's memory again (about 8% of ResNet50's batch-32 pass); with these
-    /// settings freed blocks stay in the heap for the next op. Set once, when the first executor is made.
-    static let heapTuned: Bool = {
-        #if os(Linux)
-        // <malloc.h>'s M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (Glibc's module map leaves the header out).
-        _ = glibcMallopt(-3, 1 << 30)
-        _ = glibcMallopt(-1, 1 << 30)
-        #endif
-        return true
-    }()
-
-    /// A parameter's values as float32 (integer constants converted).
-    static func floats(_ parameter: Parameter) throws -> [Float] {
-        let bytes = try parameter.storage.bytes(keep: false)
-        let count = parameter.elementCount
-        return try bytes.withUnsafeBytes { raw -> [Float] in
-            switch parameter.dtype {
-            case .float32 where bytes.count == count * 4:
-                return Array(raw.bindMemory(to: Float.self).prefix(count))
-            case .float64 where bytes.count == count * 8:
-                return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self)) }
-            case .int64 where bytes.count == count * 8:
-                return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
-            case .int32 where bytes.count == count * 4:
-                return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
-            // Bools are held as 0 and 1, as the comparisons make them (a constant attention mask).
-            case .bool where bytes.count == count:
-                return (0..<count).map { raw[$0] == 0 ? 0 : 1 }
-            default:
-                throw RuntimeError(parameter.name, "holds \(parameter.dtype) values (\(bytes.count) bytes for shape \(parameter.shape)); the executor runs float32")
-            }
-        }
-    }
-
     /// Runs the model: `inputs` by input name; returns every graph output and tap by value name.
-    public func run(_ inputs: [String: RuntimeTensor]) throws -> [String: RuntimeTensor] {
+    /// `inputs` is consumed: an input no later step reads is freed as soon as the first op has it.
+    public func run(_ inputs: consuming [String: RuntimeTensor]) throws -> [String: RuntimeTensor] {
         var values: [String: RuntimeTensor] = [:]
         for input in graph.inputs {
             guard let tensor = inputs[input.name] else {
@@ -219,6 +181,7 @@ public struct Executor {
             }
             values[input.name] = tensor
         }
+        _ = consume inputs
         for (step, index) in order.enumerated() {
             let node = graph.nodes[index]
             // A value read for the last time is moved out of the table, so the kernel holds the only
@@ -264,7 +227,3 @@ public struct Executor {
     }
 }
 
-#if os(Linux)
-@_silgen_name("mallopt")
-private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-#endif

@@ -1,0 +1,73 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// glibc allocator settings for a command that runs a model once: its peak memory is what the
+/// executor holds (weights, live activations), not what the allocator kept after frees.
+///
+/// glibc maps large blocks separately and returns them to the system when freed, but it raises the
+/// size it counts as large to that of each mapped block freed (up to 32 MB): after reading a model,
+/// freeing its buffers lets later activations of up to that size come from the heap, where freed
+/// ones stay in the process as holes (ResNet50 at batch 32: 17 MiB more peak from its .h5, 56 MiB from ONNX).
+enum ProcessMemory {
+    /// Before reading a model: an ONNX file is decoded whole (protobuf-c copies every tensor, then
+    /// Swift copies it again), and with the adjusting threshold those copies land on the heap and
+    /// leave holes there that `malloc_trim` did not give back (ResNet50 at batch 32: 505 MiB peak,
+    /// 449 MiB with large blocks mapped separately from the start). A Keras file's weights are read
+    /// one at a time, and there the adjusting threshold is what lets each kernel's scratch buffer
+    /// reuse the last one's pages: fixed from the start, a ResNet50 `.h5` run took about 10% more
+    /// CPU time (page faults), for no memory saved. So only for ONNX files.
+    static func prepareToRead(_ path: String) {
+        if path.lowercased().hasSuffix(".onnx") { mapLargeBlocksSeparately() }
+    }
+
+    /// Once the model is read and its buffers freed: those pages back to the system, and large
+    /// blocks mapped on their own from here on, so the pass's large activations go back to the
+    /// system as soon as they are dropped.
+    static func settleBeforeThePass() {
+        returnFreedPages()
+        mapLargeBlocksSeparately()
+    }
+
+
+    /// Blocks from this size up are mapped on their own (and freed to the system at once), whatever
+    /// was freed before: glibc's `mallopt(M_MMAP_THRESHOLD, ...)`, which also turns the adjustment
+    /// off. 4 MiB keeps a small batch's activations on the heap, where reusing them costs no page
+    /// faults (a batch-2 ResNet50 pass took the same CPU time with it as without).
+    static func mapLargeBlocksSeparately(from bytes: Int32 = 4 << 20) {
+        #if canImport(Glibc)
+        typealias SetOption = @convention(c) (Int32, Int32) -> Int32
+        let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD in malloc.h
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {  // RTLD_DEFAULT
+            _ = unsafeBitCast(symbol, to: SetOption.self)(mmapThreshold, bytes)
+        }
+        #endif
+    }
+
+    /// For repeated passes (`run --repeat`, benchmarks): freed blocks of any size stay in the heap,
+    /// so each pass reuses the last one's pages instead of mapping and zeroing its activations again
+    /// (page faults were about 8% of a ResNet50 batch-32 pass). The first pass has set the peak; the
+    /// passes after it fit in what it freed.
+    static func keepFreedBlocks() {
+        #if canImport(Glibc)
+        typealias SetOption = @convention(c) (Int32, Int32) -> Int32
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {  // RTLD_DEFAULT
+            let setOption = unsafeBitCast(symbol, to: SetOption.self)
+            _ = setOption(-3, 1 << 30)  // M_MMAP_THRESHOLD
+            _ = setOption(-1, 1 << 30)  // M_TRIM_THRESHOLD
+        }
+        #endif
+    }
+
+    /// Gives the heap's free pages back to the system (glibc's `malloc_trim(0)`), after the model's
+    /// reading freed its buffers and before the pass. Neither function is in Swift's Glibc module
+    /// (malloc.h), hence `dlsym`.
+    static func returnFreedPages() {
+        #if canImport(Glibc)
+        typealias Trim = @convention(c) (Int) -> Int32
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
+            _ = unsafeBitCast(symbol, to: Trim.self)(0)
+        }
+        #endif
+    }
+}
