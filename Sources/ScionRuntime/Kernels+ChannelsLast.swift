@@ -45,14 +45,18 @@ extension Kernels {
     /// the same bytes either way.
     static func filtersChannelsLast(_ kernel: [Float], filters: Int, channels: Int, taps: Int) -> [Float] {
         guard taps > 1, channels > 1 else { return kernel }
-        var result = [Float](repeating: 0, count: kernel.count)
-        for f in 0..<filters {
-            let base = f * channels * taps
-            for c in 0..<channels {
-                for t in 0..<taps { result[base + t * channels + c] = kernel[base + c * taps + t] }
+        return [Float](unsafeUninitializedCapacity: kernel.count) { result, initialized in
+            kernel.withUnsafeBufferPointer { source in
+                guard let from = source.baseAddress, let to = result.baseAddress else { return }
+                for f in 0..<(kernel.count / (channels * taps)) {
+                    let input = from + f * channels * taps, output = to + f * channels * taps
+                    for c in 0..<channels {
+                        for t in 0..<taps { output[t * channels + c] = input[c * taps + t] }
+                    }
+                }
             }
+            initialized = kernel.count
         }
-        return result
     }
 
     /// A depthwise kernel `[F, 1, kh, kw]` (F = C·multiplier) reordered `[kh, kw, F]` (filters contiguous per tap).
