@@ -51,10 +51,12 @@ extension Kernels {
     @inline(__always)
     static func chainOutput(_ z: UnsafePointer<Float>, stride: Int, _ y: UnsafeMutablePointer<Float>, count: Int,
                             scale: Float, shift: Float, cap: Float?) {
-        if let cap {
-            for i in 0..<count { y[i] = min(max(z[i * stride] * scale + shift, 0), cap) }
-        } else {
-            for i in 0..<count { y[i] = z[i * stride] * scale + shift }
+        // The contiguous case written apart, so that it vectorises.
+        switch (cap, stride) {
+        case (let cap?, 1): for i in 0..<count { y[i] = min(max(z[i] * scale + shift, 0), cap) }
+        case (let cap?, _): for i in 0..<count { y[i] = min(max(z[i * stride] * scale + shift, 0), cap) }
+        case (nil, 1): for i in 0..<count { y[i] = z[i] * scale + shift }
+        case (nil, _): for i in 0..<count { y[i] = z[i * stride] * scale + shift }
         }
     }
 
@@ -62,10 +64,11 @@ extension Kernels {
     @inline(__always)
     static func chainGradient(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, stride: Int,
                               count: Int, scale: Float, cap: Float?) {
-        if let cap {
-            for i in 0..<count { g[i * stride] = y[i] > 0 && y[i] < cap ? dy[i] * scale : 0 }
-        } else {
-            for i in 0..<count { g[i * stride] = dy[i] * scale }
+        switch (cap, stride) {
+        case (let cap?, 1): for i in 0..<count { g[i] = (y[i] > 0) && (y[i] < cap) ? dy[i] * scale : 0 }
+        case (let cap?, _): for i in 0..<count { g[i * stride] = (y[i] > 0) && (y[i] < cap) ? dy[i] * scale : 0 }
+        case (nil, 1): for i in 0..<count { g[i] = dy[i] * scale }
+        case (nil, _): for i in 0..<count { g[i * stride] = dy[i] * scale }
         }
     }
 

@@ -51,8 +51,12 @@ extension GradientCheckTests {
              ConvAttributes(filters: 4, kernelSize: [3, 3], strides: [2, 2], dilations: [1, 1], padding: .same, layout: .channelsFirst),
              [4, 3, 3, 3], .some(0.5)),
         ]
+        // (Finite differences are only as good as the values are far from the ReLUs' kinks: these
+        // draws are; the forward checks come after them so as not to change them.)
         for (name, input, attributes, kernelShape, cap) in cases {
             try check(name, input: input, chain(attributes, kernelShape: kernelShape, cap: cap))
+        }
+        for (name, input, attributes, kernelShape, cap) in cases {
             try checkForwardAgainstExecutor(name, input: input, chain(attributes, kernelShape: kernelShape, cap: cap))
         }
     }
