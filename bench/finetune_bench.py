@@ -40,15 +40,17 @@ def main():
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--unfreeze-top", type=int, help="also train the last N layers of the base")
+    parser.add_argument("--scion", default=SCION, help="the scion binary (default: this checkout's release build)")
     args = parser.parse_args()
+    binary = args.scion
     folder = tempfile.mkdtemp()
     source = os.path.join(args.folder, f"{args.model}.keras")
     grafted = os.path.join(folder, "grafted.keras")
-    subprocess.run([SCION, "edit", source, "--drop-top", "--head", "gap,dense:5:softmax", "--freeze-base", "--seed", "0",
+    subprocess.run([binary, "edit", source, "--drop-top", "--head", "gap,dense:5:softmax", "--freeze-base", "--seed", "0",
                     "-o", grafted, "--force"], check=True)
     if args.unfreeze_top:
         thawed = os.path.join(folder, "thawed.keras")
-        subprocess.run([SCION, "freeze", grafted, "--unfreeze-top", str(args.unfreeze_top),
+        subprocess.run([binary, "freeze", grafted, "--unfreeze-top", str(args.unfreeze_top),
                         "-o", thawed, "--force"], check=True)
         grafted = thawed
     size = 299 if args.model.startswith(("Inception", "Xception")) else 224
@@ -60,7 +62,7 @@ def main():
     scion_times, keras_times = [], []
     for _ in range(args.repeat):
         start = time.perf_counter()
-        subprocess.run([SCION, "finetune", grafted, "--data", data, "--epochs", str(args.epochs), "--batch-size", "32",
+        subprocess.run([binary, "finetune", grafted, "--data", data, "--epochs", str(args.epochs), "--batch-size", "32",
                         "-o", os.path.join(folder, "out.keras"), "--force"], check=True, capture_output=True)
         scion_times.append(time.perf_counter() - start)
         model = keras.models.load_model(grafted, compile=False)

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import ScionRuntime
 
 /// glibc allocator settings for a command that runs a model once: its peak memory is what the
 /// executor holds (weights, live activations), not what the allocator kept after frees.
@@ -35,13 +33,7 @@ enum ProcessMemory {
     /// off. 4 MiB keeps a small batch's activations on the heap, where reusing them costs no page
     /// faults (a batch-2 ResNet50 pass took the same CPU time with it as without).
     static func mapLargeBlocksSeparately(from bytes: Int32 = 4 << 20) {
-        #if canImport(Glibc)
-        typealias SetOption = @convention(c) (Int32, Int32) -> Int32
-        let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD in malloc.h
-        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {  // RTLD_DEFAULT
-            _ = unsafeBitCast(symbol, to: SetOption.self)(mmapThreshold, bytes)
-        }
-        #endif
+        Allocator.mapBlocksSeparately(from: bytes)
     }
 
     /// For repeated passes (`run --repeat`, benchmarks): freed blocks of any size stay in the heap,
@@ -49,25 +41,12 @@ enum ProcessMemory {
     /// (page faults were about 8% of a ResNet50 batch-32 pass). The first pass has set the peak; the
     /// passes after it fit in what it freed.
     static func keepFreedBlocks() {
-        #if canImport(Glibc)
-        typealias SetOption = @convention(c) (Int32, Int32) -> Int32
-        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {  // RTLD_DEFAULT
-            let setOption = unsafeBitCast(symbol, to: SetOption.self)
-            _ = setOption(-3, 1 << 30)  // M_MMAP_THRESHOLD
-            _ = setOption(-1, 1 << 30)  // M_TRIM_THRESHOLD
-        }
-        #endif
+        Allocator.keepFreedBlocks(below: 1 << 30, trimAbove: 1 << 30)
     }
 
     /// Gives the heap's free pages back to the system (glibc's `malloc_trim(0)`), after the model's
-    /// reading freed its buffers and before the pass. Neither function is in Swift's Glibc module
-    /// (malloc.h), hence `dlsym`.
+    /// reading freed its buffers and before the pass.
     static func returnFreedPages() {
-        #if canImport(Glibc)
-        typealias Trim = @convention(c) (Int) -> Int32
-        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
-            _ = unsafeBitCast(symbol, to: Trim.self)(0)
-        }
-        #endif
+        Allocator.returnFreedPages()
     }
 }

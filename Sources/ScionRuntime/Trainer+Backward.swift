@@ -18,9 +18,10 @@ extension Trainer {
     func backward(_ tape: Tape, outputGradient: RuntimeTensor, skipOutputActivation: Bool) throws -> [String: [Float]] {
         var gradients: [String: RuntimeTensor] = [output: outputGradient]
         var result: [String: [Float]] = [:]
-        for index in steps.reversed() {
+        for index in steps.reversed() where !absorbed.contains(index) {
             let node = graph.nodes[index]
-            let upstream = node.outputs.map { gradients.removeValue(forKey: $0) }
+            let chain = chains[index]
+            let upstream = (chain.map { [$0.output] } ?? node.outputs).map { gradients.removeValue(forKey: $0) }
             guard upstream.contains(where: { $0 != nil }) else { continue }
             let wanted = node.inputs.map { needsGradient.contains($0) }
             let ownsTrainable = node.parameters.contains(where: trainable.contains)
@@ -30,7 +31,9 @@ extension Trainer {
                 return value
             }
             let step: StepGradients
-            if case .onnx(.split(let a)) = node.op, let x = inputs.first {
+            if let chain, let x = inputs.first, let dy = upstream[0], let y = tape.values[chain.output] {
+                step = try chainBackward(chain, x, y: y, dy: dy, saved: tape.saved[index], inputGradient: wanted.first ?? false)
+            } else if case .onnx(.split(let a)) = node.op, let x = inputs.first {
                 // The one op with several outputs: its VJP takes every output's gradient.
                 step = try splitBackward(node, a, x, upstream: upstream)
             } else if case .recurrent(let a) = node.op, let x = inputs.first {

@@ -21,6 +21,7 @@ extension Trainer {
         guard samples > 0, y.shape.first == samples, options.batchSize > 0, options.epochs >= 0 else {
             throw RuntimeError("data", "has \(samples) samples and \(y.shape.first ?? 0) targets")
         }
+        Self.keepFreedBuffersForReuse()
         var random = SplitMix64(seed: options.seed)
         var slots: [String: Slots] = [:]
         var step = 0
@@ -175,32 +176,42 @@ extension Trainer {
         // `step` counts this update from 1; Keras evaluates the schedule at the updates made before it.
         let rate = options.schedule.rate(options.learningRate, iterations: step - 1)
         for name in trainableParameters {
-            guard let gradient = gradients[name], var weights = executor.weights[name], weights.count == gradient.count else { continue }
-            var slot = slots[name] ?? Slots(first: [Float](repeating: 0, count: weights.count), second: [Float](repeating: 0, count: weights.count))
-            switch options.optimizer {
-            case .sgd(let momentum, let nesterov):
-                for i in weights.indices {
-                    if momentum == 0 {
-                        weights[i] -= rate * gradient[i]
-                    } else {
-                        slot.first[i] = momentum * slot.first[i] - rate * gradient[i]
-                        weights[i] += nesterov ? momentum * slot.first[i] - rate * gradient[i] : slot.first[i]
+            guard let gradient = gradients[name], let count = executor.weights[name]?.count, count == gradient.count else { continue }
+            // The weights and slots are updated in place, over raw buffers (no copy of a tensor per
+            // step, no uniqueness check per element); the formulas are the same, value for value.
+            var slot = slots.removeValue(forKey: name)
+                ?? Slots(first: [Float](repeating: 0, count: count), second: [Float](repeating: 0, count: count))
+            executor.weights[name]!.withUnsafeMutableBufferPointer { weights in
+                slot.first.withUnsafeMutableBufferPointer { first in
+                    slot.second.withUnsafeMutableBufferPointer { second in
+                        gradient.withUnsafeBufferPointer { gradient in
+                            switch options.optimizer {
+                            case .sgd(let momentum, let nesterov):
+                                for i in 0..<count {
+                                    if momentum == 0 {
+                                        weights[i] -= rate * gradient[i]
+                                    } else {
+                                        first[i] = momentum * first[i] - rate * gradient[i]
+                                        weights[i] += nesterov ? momentum * first[i] - rate * gradient[i] : first[i]
+                                    }
+                                }
+                            case .adam(let beta1, let beta2, let epsilon), .adamW(let beta1, let beta2, let epsilon, _):
+                                if case .adamW(_, _, _, let decay) = options.optimizer, decay > 0 {
+                                    for i in 0..<count { weights[i] -= weights[i] * decay * rate }
+                                }
+                                let t = Float(step)
+                                let corrected = rate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
+                                for i in 0..<count {
+                                    first[i] += (gradient[i] - first[i]) * (1 - beta1)
+                                    second[i] += (gradient[i] * gradient[i] - second[i]) * (1 - beta2)
+                                    weights[i] -= corrected * first[i] / (second[i].squareRoot() + epsilon)
+                                }
+                            }
+                        }
                     }
-                }
-            case .adam(let beta1, let beta2, let epsilon), .adamW(let beta1, let beta2, let epsilon, _):
-                if case .adamW(_, _, _, let decay) = options.optimizer, decay > 0 {
-                    for i in weights.indices { weights[i] -= weights[i] * decay * rate }
-                }
-                let t = Float(step)
-                let corrected = rate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
-                for i in weights.indices {
-                    slot.first[i] += (gradient[i] - slot.first[i]) * (1 - beta1)
-                    slot.second[i] += (gradient[i] * gradient[i] - slot.second[i]) * (1 - beta2)
-                    weights[i] -= corrected * slot.first[i] / (slot.second[i].squareRoot() + epsilon)
                 }
             }
             slots[name] = slot
-            executor.weights[name] = weights
         }
     }
 }

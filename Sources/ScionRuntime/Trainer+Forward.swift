@@ -13,6 +13,9 @@ extension Trainer {
         case mask([Float])
         /// A recurrent layer's runs, one per direction (every step's gates and states).
         case recurrentRuns([RecurrentDirectionRun])
+        /// A convolution chain's input as its kernel laid it out (the batch side by side, or
+        /// channels innermost): Trainer+ConvolutionChains.swift.
+        case chainInput([Float])
     }
 
     /// Every value of one batch's forward pass, and what each step saved.
@@ -25,11 +28,18 @@ extension Trainer {
     /// and trainable BatchNormalizations normalize with the batch's statistics.
     func forward(_ frontierValues: [String: RuntimeTensor], training: Bool, random: inout SplitMix64) throws -> Tape {
         var tape = Tape(values: frontierValues)
-        for index in steps {
+        for index in steps where !absorbed.contains(index) {
             let node = graph.nodes[index]
             let inputs = try node.inputs.map { name -> RuntimeTensor in
                 guard let value = tape.values[name] else { throw RuntimeError(node.name, "reads \(name), which is not computed") }
                 return value
+            }
+            if let chain = chains[index], let x = inputs.first {
+                // The convolution with its frozen BatchNormalization and ReLU (Trainer+ConvolutionChains.swift).
+                let (result, saved) = try chainForward(chain, x)
+                tape.values[chain.output] = result
+                if let saved { tape.saved[index] = saved }
+                continue
             }
             if case .onnx(.split(let a)) = node.op, let x = inputs.first {
                 let parts = try executor.split(node, x, a)

@@ -43,6 +43,10 @@ public struct Trainer {
     /// The tensors training changes: the trainable ones and the moving statistics of
     /// BatchNormalizations that train.
     public let writtenParameters: [String]
+    /// Convolutions trained with the frozen BatchNormalization and ReLU after them, by the
+    /// convolution's node index, and the nodes they absorb (Trainer+ConvolutionChains.swift).
+    let chains: [Int: ConvolutionChain]
+    let absorbed: Set<Int>
     /// The name of the model's one input.
     public let inputName: String
     /// The value holding the model's one output, which the loss compares with the targets.
@@ -139,6 +143,7 @@ public struct Trainer {
             }
         }
         self.needsGradient = needsGradient
+        (chains, absorbed) = Self.convolutionChains(graph, steps: steps, trainable: trainableSet, trainingBatchNorms: trainingBatchNorms)
         outputActivation = graph.producers[output].flatMap { Self.outputActivation(of: graph.nodes[$0].op) }
         probabilityActivation = Self.probabilityActivation(graph, output: output)
         inputName = input.name

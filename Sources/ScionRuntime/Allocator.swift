@@ -1,0 +1,34 @@
+import CBLAS
+
+/// glibc's allocator settings, the one place Scion calls them (`mallopt`, `malloc_trim` from
+/// <malloc.h>, which the CBLAS shim includes: Swift's Glibc module leaves that header out). Who
+/// sets what, and why, is up to the caller: the run command keeps its peak low
+/// (ScionCommand's ProcessMemory), the trainer and repeated passes reuse freed blocks
+/// (`Trainer.keepFreedBuffersForReuse`). No effect on other platforms.
+package enum Allocator {
+    /// Blocks from `bytes` up are mapped on their own and given back to the system when freed;
+    /// also stops glibc from raising that size after each such free.
+    package static func mapBlocksSeparately(from bytes: Int32) {
+        #if os(Linux)
+        _ = mallopt(M_MMAP_THRESHOLD, bytes)
+        #endif
+    }
+
+    /// Freed blocks below `mapped` bytes stay in the heap for the next allocation, and the heap's
+    /// top is given back only past `trim` free bytes. True when glibc took both.
+    @discardableResult
+    package static func keepFreedBlocks(below mapped: Int32, trimAbove trim: Int32) -> Bool {
+        #if os(Linux)
+        return mallopt(M_MMAP_THRESHOLD, mapped) == 1 && mallopt(M_TRIM_THRESHOLD, trim) == 1
+        #else
+        return false
+        #endif
+    }
+
+    /// Gives the heap's free pages back to the system.
+    package static func returnFreedPages() {
+        #if os(Linux)
+        _ = malloc_trim(0)
+        #endif
+    }
+}

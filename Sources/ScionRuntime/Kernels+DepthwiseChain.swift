@@ -1,0 +1,174 @@
+import Foundation
+import ScionIR
+
+/// Depthwise convolutions (one input channel and one filter per group) in a training chain, with
+/// channels innermost: on the small planes at the top of a CNN (7x7 in MobileNetV2) a plane's rows
+/// are too short to vectorise, while a run over the channels is hundreds long. The input is laid out
+/// `[N, H·W, C]` once per forward pass and kept for the backward pass; every loop below runs over a
+/// contiguous range of channels. See Kernels+ConvolutionChain.swift for the epilogue.
+extension Kernels {
+    /// `[N, C, P]` as `[N, P, C]` (or back, with `inverse`), spread over the cores by sample.
+    static func channelsInnermost(_ x: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int, inverse: Bool = false) -> [Float] {
+        var result = uninitialized(batch * channels * plane)
+        result.withUnsafeMutableBufferPointer { buffer in
+            let (source, target) = (SharedFloats(base: UnsafeMutablePointer(mutating: x)), SharedFloats(base: buffer.baseAddress!))
+            splitOverCores(batch) { range in
+                for n in range {
+                    let from = source.base + n * channels * plane, to = target.base + n * channels * plane
+                    for c in 0..<channels {
+                        for p in 0..<plane {
+                            if inverse { to[c * plane + p] = from[p * channels + c] } else { to[p * channels + c] = from[c * plane + p] }
+                        }
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    /// The depthwise kernel `[C, 1, kh, kw]` as `[kh·kw, C]` (or back, with `inverse`).
+    static func tapsOuter(_ kernel: [Float], channels: Int, taps: Int, inverse: Bool = false) -> [Float] {
+        var result = uninitialized(kernel.count)
+        for c in 0..<channels {
+            for tap in 0..<taps {
+                if inverse { result[c * taps + tap] = kernel[tap * channels + c] } else { result[tap * channels + c] = kernel[c * taps + tap] }
+            }
+        }
+        return result
+    }
+
+    /// The input cell a tap of an output cell reads, or nil in the padding: `(iy, ix)` flattened.
+    @inline(__always)
+    static func tapSource(_ g: ConvGeometry, oy: Int, ox: Int, ky: Int, kx: Int) -> Int? {
+        let iy = oy * g.sh + ky * g.dh - g.top, ix = ox * g.sw + kx * g.dw - g.left
+        guard iy >= 0 && iy < g.height && ix >= 0 && ix < g.width else { return nil }
+        return iy * g.width + ix
+    }
+
+    /// The forward pass and its epilogue; returns `y` channels-first and the input channels innermost
+    /// (for the backward pass).
+    static func depthwiseChainForward(_ x: RuntimeTensor, kernel: [Float], _ g: ConvGeometry, _ e: ChainEpilogue)
+        -> (y: RuntimeTensor, input: [Float])
+    {
+        let (channels, area, plane, taps) = (g.channels, g.height * g.width, g.plane, g.kh * g.kw)
+        let input = x.data.withUnsafeBufferPointer { channelsInnermost($0.baseAddress!, batch: g.batch, channels: channels, plane: area) }
+        let weights = tapsOuter(kernel, channels: channels, taps: taps)
+        var z = uninitialized(g.batch * plane * channels)
+        input.withUnsafeBufferPointer { source in
+            weights.withUnsafeBufferPointer { w in
+                z.withUnsafeMutableBufferPointer { product in
+                    let (xs, ws, zs) = (SharedFloats(base: UnsafeMutablePointer(mutating: source.baseAddress!)),
+                                        SharedFloats(base: UnsafeMutablePointer(mutating: w.baseAddress!)), SharedFloats(base: product.baseAddress!))
+                    splitOverCores(g.batch * g.oh) { range in
+                        for row in range {
+                            let (n, oy) = (row / g.oh, row % g.oh)
+                            for ox in 0..<g.ow {
+                                let out = zs.base + ((n * g.oh + oy) * g.ow + ox) * channels
+                                out.update(repeating: 0, count: channels)
+                                for ky in 0..<g.kh {
+                                    for kx in 0..<g.kw {
+                                        guard let cell = tapSource(g, oy: oy, ox: ox, ky: ky, kx: kx) else { continue }
+                                        let pixel = xs.base + (n * area + cell) * channels, tap = ws.base + (ky * g.kw + kx) * channels
+                                        for c in 0..<channels { out[c] += tap[c] * pixel[c] }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        var y = uninitialized(g.batch * channels * plane)
+        z.withUnsafeBufferPointer { product in
+            y.withUnsafeMutableBufferPointer { output in
+                let (zs, ys) = (SharedFloats(base: UnsafeMutablePointer(mutating: product.baseAddress!)), SharedFloats(base: output.baseAddress!))
+                splitOverCores(g.batch * channels) { range in
+                    for p in range {
+                        let (n, c) = (p / channels, p % channels)
+                        chainOutput(zs.base + n * plane * channels + c, stride: channels, ys.base + p * plane, count: plane,
+                                    scale: e.scale[c], shift: e.shift[c], cap: e.cap)
+                    }
+                }
+            }
+        }
+        return (RuntimeTensor(shape: g.outputShape, data: y), input)
+    }
+
+    /// The VJP from the saved channels-innermost input: dL/dz laid out channels innermost as it is
+    /// computed, then the kernel's and input's gradients accumulated tap by tap, each core owning a
+    /// range of channels (so no two write the same cell).
+    static func depthwiseChainBackward(input: [Float], kernel: [Float], y: RuntimeTensor, dy: RuntimeTensor, _ g: ConvGeometry,
+                                       _ e: ChainEpilogue, inputGradient: Bool, biasGradient: Bool)
+        -> (dx: [Float]?, dKernel: [Float], dBias: [Float])
+    {
+        let (channels, area, plane, taps) = (g.channels, g.height * g.width, g.plane, g.kh * g.kw)
+        var gradient = uninitialized(g.batch * plane * channels)
+        y.data.withUnsafeBufferPointer { output in
+            dy.data.withUnsafeBufferPointer { upstream in
+                gradient.withUnsafeMutableBufferPointer { target in
+                    let (ys, dys) = (SharedFloats(base: UnsafeMutablePointer(mutating: output.baseAddress!)),
+                                     SharedFloats(base: UnsafeMutablePointer(mutating: upstream.baseAddress!)))
+                    let gs = SharedFloats(base: target.baseAddress!)
+                    splitOverCores(g.batch * channels) { range in
+                        for p in range {
+                            let (n, c) = (p / channels, p % channels)
+                            chainGradient(ys.base + p * plane, dys.base + p * plane, gs.base + n * plane * channels + c, stride: channels,
+                                          count: plane, scale: e.scale[c], cap: e.cap)
+                        }
+                    }
+                }
+            }
+        }
+        let weights = tapsOuter(kernel, channels: channels, taps: taps)
+        var dWeights = [Float](repeating: 0, count: kernel.count)
+        var dInput = [Float](repeating: 0, count: inputGradient ? input.count : 0)
+        var dBias = [Float](repeating: 0, count: biasGradient ? channels : 0)
+        input.withUnsafeBufferPointer { source in
+            weights.withUnsafeBufferPointer { w in
+                gradient.withUnsafeBufferPointer { upstream in
+                    dWeights.withUnsafeMutableBufferPointer { dw in
+                        dInput.withUnsafeMutableBufferPointer { dxBuffer in
+                            dBias.withUnsafeMutableBufferPointer { db in
+                                let xs = SharedFloats(base: UnsafeMutablePointer(mutating: source.baseAddress!))
+                                let ws = SharedFloats(base: UnsafeMutablePointer(mutating: w.baseAddress!))
+                                let gs = SharedFloats(base: UnsafeMutablePointer(mutating: upstream.baseAddress!))
+                                let dws = SharedFloats(base: dw.baseAddress!)
+                                let dxs = inputGradient ? dxBuffer.baseAddress.map { SharedFloats(base: $0) } : nil
+                                let dbs = biasGradient ? db.baseAddress.map { SharedFloats(base: $0) } : nil
+                                // Ranges of whole groups of 8 channels, so each core's loops stay vector-aligned.
+                                let blocks = (channels + 7) / 8
+                                splitOverCores(blocks) { range in
+                                    let first = range.lowerBound * 8, last = min(range.upperBound * 8, channels)
+                                    for n in 0..<g.batch {
+                                        for oy in 0..<g.oh {
+                                            for ox in 0..<g.ow {
+                                                let d = gs.base + ((n * g.oh + oy) * g.ow + ox) * channels
+                                                if let dbs { for c in first..<last { dbs.base[c] += d[c] } }
+                                                for ky in 0..<g.kh {
+                                                    for kx in 0..<g.kw {
+                                                        guard let cell = tapSource(g, oy: oy, ox: ox, ky: ky, kx: kx) else { continue }
+                                                        let tap = ky * g.kw + kx, pixel = (n * area + cell) * channels
+                                                        let dk = dws.base + tap * channels, xv = xs.base + pixel
+                                                        for c in first..<last { dk[c] += d[c] * xv[c] }
+                                                        if let dxs {
+                                                            let dxv = dxs.base + pixel, wv = ws.base + tap * channels
+                                                            for c in first..<last { dxv[c] += d[c] * wv[c] }
+                                                        }
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let dx = inputGradient
+            ? dInput.withUnsafeBufferPointer { channelsInnermost($0.baseAddress!, batch: g.batch, channels: channels, plane: area, inverse: true) }
+            : nil
+        return (dx, tapsOuter(dWeights, channels: channels, taps: taps, inverse: true), dBias)
+    }
+}
