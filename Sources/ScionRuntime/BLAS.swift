@@ -6,11 +6,12 @@ package enum BLAS {
     /// `C[m×n] = A[m×k] · B[k×n] (+ C when accumulate)`, row-major; `transposeA`/`transposeB` read A
     /// as `[k×m]` or B as `[n×k]`.
     /// `ldc` is C's row stride when C is a block of columns of a wider matrix.
+    /// `lda`/`ldb` are A's and B's row strides when they are blocks of wider matrices.
     static func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, transposeA: Bool = false,
                      b: UnsafePointer<Float>, transposeB: Bool = false, c: UnsafeMutablePointer<Float>, accumulate: Bool = false,
-                     ldc: Int? = nil) {
+                     lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil) {
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), 1, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n),
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(lda ?? (transposeA ? m : k)), b, Int32(ldb ?? (transposeB ? k : n)),
                     accumulate ? 1 : 0, c, Int32(ldc ?? n))
     }
 
@@ -78,32 +79,35 @@ package enum BLAS {
 }
 
 extension BLAS {
-    /// `C[m×n] = A[m×k] · Bᵀ` (B held as `[n×k]`), the work split over the cores by Scion: the rows
-    /// of C in one part per core (or, with few rows, its columns), each part one OpenBLAS call on
-    /// the calling thread. OpenBLAS's own threads spin for a while after each product (sched_yield
-    /// loops: a fifth of the CPU time of a ResNet50 batch-32 pass went there, and they took the core
-    /// the executor's other loops wanted); one thread per call has nothing to wait for.
-    static func splitGemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, bTransposed b: UnsafePointer<Float>,
-                          c: UnsafeMutablePointer<Float>) {
+    /// `gemm` with the work split over the cores by Scion: C's rows in one part per core (or, with
+    /// few rows, its columns), each part one OpenBLAS call on its own thread, OpenBLAS itself held
+    /// to one thread meanwhile. OpenBLAS's own threads spin for a while after each product
+    /// (sched_yield loops: a fifth of the CPU time of a ResNet50 batch-32 pass, and at batch 1 more
+    /// than the products on MobileNetV2), taking the core the executor's other loops wanted.
+    static func splitGemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, transposeA: Bool = false,
+                          b: UnsafePointer<Float>, transposeB: Bool = false, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
         let cores = max(ProcessInfo.processInfo.activeProcessorCount, 1)
         let byRows = m >= 64 * cores, byColumns = !byRows && n >= 32 * cores
-        guard cores > 1, byRows || byColumns else {
-            gemm(m: m, n: n, k: k, a: a, b: b, transposeB: true, c: c)
+        let previous = openblas_get_num_threads()
+        if previous != 1 { openblas_set_num_threads(1) }
+        defer { if previous != 1 { openblas_set_num_threads(previous) } }
+        let (lda, ldb, rowStride) = (transposeA ? m : k, transposeB ? k : n, ldc ?? n)
+        guard cores > 1, byRows || byColumns, m * n * k >= 1 << 18 else {
+            gemm(m: m, n: n, k: k, a: a, transposeA: transposeA, b: b, transposeB: transposeB, c: c, ldc: rowStride)
             return
         }
-        let previous = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(previous) }
         let addresses = (Int(bitPattern: a), Int(bitPattern: b), Int(bitPattern: c))
         DispatchQueue.concurrentPerform(iterations: cores) { part in
             guard let a = UnsafePointer<Float>(bitPattern: addresses.0), let b = UnsafePointer<Float>(bitPattern: addresses.1),
                   let c = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
+            let length = byRows ? m : n
+            let first = length * part / cores, count = length * (part + 1) / cores - first
             if byRows {
-                let first = m * part / cores, last = m * (part + 1) / cores
-                gemm(m: last - first, n: n, k: k, a: a + first * k, b: b, transposeB: true, c: c + first * n)
+                gemm(m: count, n: n, k: k, a: a + (transposeA ? first : first * k), transposeA: transposeA, b: b, transposeB: transposeB,
+                     c: c + first * rowStride, lda: lda, ldb: ldb, ldc: rowStride)
             } else {
-                let first = n * part / cores, last = n * (part + 1) / cores
-                gemm(m: m, n: last - first, k: k, a: a, b: b + first * k, transposeB: true, c: c + first, ldc: n)
+                gemm(m: m, n: count, k: k, a: a, transposeA: transposeA, b: b + (transposeB ? first * k : first), transposeB: transposeB,
+                     c: c + first, lda: lda, ldb: ldb, ldc: rowStride)
             }
         }
     }

@@ -86,7 +86,7 @@ extension Kernels {
                 if pointwise {
                     x.data.withUnsafeBufferPointer { input in
                         guard let source = input.baseAddress else { return }
-                        BLAS.splitGemm(m: pixels, n: filters, k: channels, a: source, bTransposed: weights, c: target)
+                        BLAS.splitGemm(m: pixels, n: filters, k: channels, a: source, b: weights, transposeB: true, c: target)
                     }
                     channelsLastEpilogue(target, rows: pixels, channels: filters, bias: bias, reluCap: reluCap)
                     return
@@ -100,7 +100,7 @@ extension Kernels {
                     for first in stride(from: 0, to: pixels, by: block) {
                         let count = min(block, pixels - first)
                         unfoldChannelsLast(x, g, firstPixel: first, pixelCount: count, into: rows)
-                        BLAS.splitGemm(m: count, n: filters, k: patch, a: rows, bTransposed: weights, c: target + first * filters)
+                        BLAS.splitGemm(m: count, n: filters, k: patch, a: rows, b: weights, transposeB: true, c: target + first * filters)
                         channelsLastEpilogue(target + first * filters, rows: count, channels: filters, bias: bias, reluCap: reluCap)
                     }
                 }

@@ -104,8 +104,8 @@ enum Kernels {
                             let weights = k.baseAddress! + group * filtersPerGroup * patch
                             if direct {
                                 x.data.withUnsafeBufferPointer { input in
-                                    BLAS.gemm(m: filtersPerGroup, n: plane, k: patch, a: weights, b: input.baseAddress! + inputOffset,
-                                              c: out.baseAddress! + outputOffset)
+                                    BLAS.splitGemm(m: filtersPerGroup, n: plane, k: patch, a: weights, b: input.baseAddress! + inputOffset,
+                                                   c: out.baseAddress! + outputOffset)
                                 }
                             } else {
                                 // Output rows in blocks whose unfolded columns stay in cache (about 2 MB)
@@ -116,8 +116,8 @@ enum Kernels {
                                            kh: kh, kw: kw, sh: sh, sw: sw, dh: dh, dw: dw, top: rows.before, left: cols.before,
                                            firstRow: first, rowCount: count, ow: ow)
                                     columns.withUnsafeBufferPointer { c in
-                                        BLAS.gemm(m: filtersPerGroup, n: count * ow, k: patch, a: weights, b: c.baseAddress!,
-                                                  c: out.baseAddress! + outputOffset + first * ow, ldc: plane)
+                                        BLAS.splitGemm(m: filtersPerGroup, n: count * ow, k: patch, a: weights, b: c.baseAddress!,
+                                                       c: out.baseAddress! + outputOffset + first * ow, ldc: plane)
                                     }
                                 }
                             }
