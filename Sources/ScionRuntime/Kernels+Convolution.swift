@@ -153,7 +153,7 @@ enum Kernels {
                 kernel.withUnsafeBufferPointer { k in
                     columns.withUnsafeBufferPointer { c in
                         result.withUnsafeMutableBufferPointer { r in
-                            BLAS.gemm(m: fpg, n: span, k: patch, a: k.baseAddress! + group * fpg * patch, b: c.baseAddress!, c: r.baseAddress!)
+                            BLAS.splitGemm(m: fpg, n: span, k: patch, a: k.baseAddress! + group * fpg * patch, b: c.baseAddress!, c: r.baseAddress!)
                         }
                     }
                 }

@@ -153,7 +153,7 @@ extension Kernels {
         kernel.withUnsafeBufferPointer { w in
             columns.withUnsafeBufferPointer { c in
                 z.withUnsafeMutableBufferPointer { product in
-                    BLAS.gemm(m: filters, n: span, k: channels, a: w.baseAddress!, b: c.baseAddress!, c: product.baseAddress!)
+                    BLAS.splitGemm(m: filters, n: span, k: channels, a: w.baseAddress!, b: c.baseAddress!, c: product.baseAddress!)
                 }
             }
         }
@@ -205,15 +205,15 @@ extension Kernels {
         g.withUnsafeBufferPointer { gradient in
             columns.withUnsafeBufferPointer { c in
                 dKernel.withUnsafeMutableBufferPointer { dw in
-                    BLAS.gemm(m: filters, n: channels, k: span, a: gradient.baseAddress!, b: c.baseAddress!, transposeB: true,
-                              c: dw.baseAddress!)
+                    BLAS.splitGemm(m: filters, n: channels, k: span, a: gradient.baseAddress!, b: c.baseAddress!, transposeB: true,
+                                   c: dw.baseAddress!)
                 }
             }
             guard inputGradient else { return }
             kernel.withUnsafeBufferPointer { w in
                 dColumns.withUnsafeMutableBufferPointer { d in
-                    BLAS.gemm(m: channels, n: span, k: filters, a: w.baseAddress!, transposeA: true, b: gradient.baseAddress!,
-                              c: d.baseAddress!)
+                    BLAS.splitGemm(m: channels, n: span, k: filters, a: w.baseAddress!, transposeA: true, b: gradient.baseAddress!,
+                                   c: d.baseAddress!)
                 }
             }
         }

@@ -55,8 +55,8 @@ extension Kernels {
                     if inputGradient {
                         kernel.withUnsafeBufferPointer { w in
                             dColumns.withUnsafeMutableBufferPointer { d in
-                                BLAS.gemm(m: patch, n: span, k: fpg, a: w.baseAddress! + group * fpg * patch, transposeA: true,
-                                          b: gradient.baseAddress!, c: d.baseAddress!)
+                                BLAS.splitGemm(m: patch, n: span, k: fpg, a: w.baseAddress! + group * fpg * patch, transposeA: true,
+                                               b: gradient.baseAddress!, c: d.baseAddress!)
                             }
                         }
                     }
