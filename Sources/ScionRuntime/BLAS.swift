@@ -97,11 +97,10 @@ extension BLAS {
             return
         }
         let addresses = (Int(bitPattern: a), Int(bitPattern: b), Int(bitPattern: c))
-        DispatchQueue.concurrentPerform(iterations: cores) { part in
+        Kernels.splitOverCores(byRows ? m : n) { range in
             guard let a = UnsafePointer<Float>(bitPattern: addresses.0), let b = UnsafePointer<Float>(bitPattern: addresses.1),
                   let c = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
-            let length = byRows ? m : n
-            let first = length * part / cores, count = length * (part + 1) / cores - first
+            let (first, count) = (range.lowerBound, range.count)
             if byRows {
                 gemm(m: count, n: n, k: k, a: a + (transposeA ? first : first * k), transposeA: transposeA, b: b, transposeB: transposeB,
                      c: c + first * rowStride, lda: lda, ldb: ldb, ldc: rowStride)

@@ -78,29 +78,25 @@ struct ChannelsLastPlan {
         for (name, info) in graph.values { if let rank = info.shape?.rank { ranks[name] = rank } }
         for index in order {
             let node = graph.nodes[index]
-            guard let output = node.outputs.first, node.outputs.count == 1, ranks[output] == 4 else { continue }
+            guard let output = node.outputs.first, node.outputs.count == 1 else { continue }
             let dataInputs = node.inputs.filter { ranks[$0] == 4 }
             let anyChannelsLast = dataInputs.contains { values.contains($0) }
             switch Self.role(of: node, graph, kernelUses: kernelUses) {
-            case .anchor:
+            case .anchor where ranks[output] == 4:
                 if case .transpose = node.op, dataInputs.count != 1 || anyChannelsLast { continue }
                 if case .conv = node.op, node.inputs.count != 1 || dataInputs.count != 1 { continue }
                 nodes.insert(index)
                 values.insert(output)
-            case .follower:
+            case .follower where ranks[output] == 4:
                 guard anyChannelsLast else { continue }
                 nodes.insert(index)
                 values.insert(output)
-            case .sink, .none:
+            case .sink:
+                // A global pooling reads its channels-last input in place; its output is channels-first.
+                if node.inputs.count == 1, anyChannelsLast { nodes.insert(index) }
+            case .anchor, .follower, .none:
                 continue
             }
-        }
-        // Global poolings read channels-last inputs in place; their output is channels-first.
-        for index in order {
-            let node = graph.nodes[index]
-            guard Self.role(of: node, graph, kernelUses: kernelUses) == .sink, let input = node.inputs.first, node.inputs.count == 1,
-                  values.contains(input) else { continue }
-            nodes.insert(index)
         }
     }
 }
@@ -130,7 +126,7 @@ extension Executor {
                   let values = weights[kernel.name], values.count == kernel.shape.reduce(1, *) else { continue }
             let (filters, perGroup, taps) = (kernel.shape[0], kernel.shape[1], kernel.shape[2] * kernel.shape[3])
             weights[kernel.name] = a.groups == 1
-                ? Kernels.filtersChannelsLast(values, filters: filters, channels: perGroup, taps: taps)
+                ? Kernels.filtersChannelsLast(values, channels: perGroup, taps: taps)
                 : Kernels.depthwiseChannelsLastKernel(values, channels: filters, taps: taps)
         }
     }
@@ -187,7 +183,7 @@ extension Executor {
             let (scale, shift) = try batchNormalizationAffine(node, a, channels: x.shape[3])
             var reluCap: Float?
             if case .relu(let cap, 0, 0) = fusedReLUs[node.name] { reluCap = cap ?? .infinity }
-            Kernels.channelsLastAffine(&x, scale: scale, shift: shift, reluCap: reluCap)
+            Kernels.perAxisInPlace(&x, axis: 3, scale: scale, shift: shift, reluCap: reluCap)
             return x
         case .rescaling(let a):
             if a.scale.count <= 1 && a.offset.count <= 1 { return Kernels.rescale(x, a) }

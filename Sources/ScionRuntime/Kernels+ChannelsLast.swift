@@ -43,7 +43,7 @@ extension Kernels {
     /// A channels-first convolution kernel `[F, C, kh, kw]` reordered `[F, kh, kw, C]`: each filter's
     /// row then matches a channels-last unfolded window (taps outer, channels inner). 1x1 kernels are
     /// the same bytes either way.
-    static func filtersChannelsLast(_ kernel: [Float], filters: Int, channels: Int, taps: Int) -> [Float] {
+    static func filtersChannelsLast(_ kernel: [Float], channels: Int, taps: Int) -> [Float] {
         guard taps > 1, channels > 1 else { return kernel }
         return [Float](unsafeUninitializedCapacity: kernel.count) { result, initialized in
             kernel.withUnsafeBufferPointer { source in
@@ -77,7 +77,7 @@ extension Kernels {
                                         reluCap: Float?) -> RuntimeTensor {
         let (channels, filters) = (g.channels, g.filters)
         let pixels = g.batch * g.oh * g.ow, patch = g.kh * g.kw * channels
-        var output = [Float](unsafeUninitializedCapacity: pixels * filters) { _, count in count = pixels * filters }
+        var output = uninitialized(pixels * filters)
         let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.top == 0 && g.left == 0
             && g.oh == g.height && g.ow == g.width
         kernel.withUnsafeBufferPointer { k in
@@ -94,7 +94,7 @@ extension Kernels {
                 // Blocks of output pixels whose unfolded rows take about 8 MB: big enough for an
                 // efficient GEMM, small enough not to hold a whole batch's unfolding.
                 let block = max(16, min(pixels, (1 << 21) / max(patch, 1)))
-                var columns = [Float](unsafeUninitializedCapacity: block * patch) { _, count in count = block * patch }
+                var columns = uninitialized(block * patch)
                 columns.withUnsafeMutableBufferPointer { buffer in
                     guard let rows = buffer.baseAddress else { return }
                     for first in stride(from: 0, to: pixels, by: block) {
@@ -165,28 +165,6 @@ extension Kernels {
         }
     }
 
-    /// `x · scale + shift` per channel of a channels-last tensor (BatchNormalization in inference),
-    /// then a (capped) ReLU when `reluCap` is given, in place: the channel is the innermost index,
-    /// so no division per value.
-    static func channelsLastAffine(_ x: inout RuntimeTensor, scale: [Float], shift: [Float], reluCap: Float? = nil) {
-        let channels = scale.count
-        x.data.withUnsafeMutableBufferPointer { values in
-            scale.withUnsafeBufferPointer { s in
-                shift.withUnsafeBufferPointer { t in
-                    guard let base = values.baseAddress, channels > 0 else { return }
-                    for r in 0..<(values.count / channels) {
-                        let row = base + r * channels
-                        if let cap = reluCap {
-                            for c in 0..<channels { row[c] = min(max(row[c] * s[c] + t[c], 0), cap) }
-                        } else {
-                            for c in 0..<channels { row[c] = row[c] * s[c] + t[c] }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// `sum += other` value by value (same shapes), then a (capped) ReLU when `reluCap` is given.
     static func addInPlace(_ sum: inout RuntimeTensor, _ other: RuntimeTensor, reluCap: Float?) {
         sum.data.withUnsafeMutableBufferPointer { target in
@@ -208,7 +186,7 @@ extension Kernels {
         guard let first = inputs.first else { return RuntimeTensor(shape: [0], data: []) }
         let pixels = first.count / max(first.shape[3], 1)
         let total = inputs.reduce(0) { $0 + $1.shape[3] }
-        var output = [Float](unsafeUninitializedCapacity: pixels * total) { _, count in count = pixels * total }
+        var output = uninitialized(pixels * total)
         output.withUnsafeMutableBufferPointer { out in
             guard let target = out.baseAddress else { return }
             var offset = 0
@@ -257,8 +235,7 @@ extension Kernels {
     /// (capped) ReLU in one pass.
     static func depthwiseConvolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], _ g: ConvGeometry, bias: [Float]?,
                                                  reluCap: Float?) -> RuntimeTensor {
-        let count = g.batch * g.oh * g.ow * g.filters
-        var output = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        var output = uninitialized(g.batch * g.oh * g.ow * g.filters)
         x.data.withUnsafeBufferPointer { input in
             kernel.withUnsafeBufferPointer { k in
                 output.withUnsafeMutableBufferPointer { out in

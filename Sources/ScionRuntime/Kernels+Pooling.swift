@@ -144,15 +144,44 @@ extension Kernels {
 
     /// `x * scale[c] + shift[c]` along `axis`.
     static func perAxis(_ x: RuntimeTensor, axis: Int, scale: [Float], shift: [Float]) -> RuntimeTensor {
+        var y = x
+        perAxisInPlace(&y, axis: axis, scale: scale, shift: shift)
+        return y
+    }
+
+    /// The same in `x`'s own buffer (no copy when the caller holds the only reference), then a
+    /// (capped) ReLU when `reluCap` is given: a BatchNormalization with the ReLU after it fused.
+    /// Blocks of `inner` values share a channel, so there is no index division per value; with the
+    /// channels last (`inner` 1) the loop runs over contiguous channels.
+    static func perAxisInPlace(_ x: inout RuntimeTensor, axis: Int, scale: [Float], shift: [Float], reluCap: Float? = nil) {
         let inner = x.shape[(axis + 1)...].reduce(1, *), length = x.shape[axis]
-        var data = x.data
-        data.withUnsafeMutableBufferPointer { values in
-            for index in 0..<values.count {
-                let c = (index / inner) % length
-                values[index] = values[index] * scale[c] + shift[c]
+        guard inner > 0, length > 0 else { return }
+        x.data.withUnsafeMutableBufferPointer { values in
+            scale.withUnsafeBufferPointer { s in
+                shift.withUnsafeBufferPointer { t in
+                    guard let base = values.baseAddress else { return }
+                    for block in 0..<(values.count / (inner * length)) {
+                        let row = base + block * inner * length
+                        if inner == 1 {
+                            if let cap = reluCap {
+                                for c in 0..<length { row[c] = min(max(row[c] * s[c] + t[c], 0), cap) }
+                            } else {
+                                for c in 0..<length { row[c] = row[c] * s[c] + t[c] }
+                            }
+                            continue
+                        }
+                        for c in 0..<length {
+                            let values = row + c * inner, (scale, shift) = (s[c], t[c])
+                            if let cap = reluCap {
+                                for i in 0..<inner { values[i] = min(max(values[i] * scale + shift, 0), cap) }
+                            } else {
+                                for i in 0..<inner { values[i] = values[i] * scale + shift }
+                            }
+                        }
+                    }
+                }
             }
         }
-        return RuntimeTensor(shape: x.shape, data: data)
     }
 
     static func rescale(_ x: RuntimeTensor, _ a: RescalingAttributes) -> RuntimeTensor {

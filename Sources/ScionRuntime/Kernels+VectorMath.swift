@@ -44,17 +44,22 @@ extension Kernels {
     /// `source` and `target` must not overlap: written in place, the loop is not vectorised (the
     /// compiler's overlap check sends it to the scalar loop).
     static func sigmoid(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int, timesInput: Bool) {
-        let workers = count >= 1 << 16 ? 2 : 1
+        // Small buffers on this thread: handing them out costs more than the loop.
+        guard count >= 1 << 16 else { return sigmoidRun(source, target, 0..<count, timesInput: timesInput) }
         let addresses = (Int(bitPattern: source), Int(bitPattern: target))
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        splitOverCores(count) { range in
             guard let input = UnsafePointer<Float>(bitPattern: addresses.0),
                   let output = UnsafeMutablePointer<Float>(bitPattern: addresses.1) else { return }
-            let first = count * worker / workers, last = count * (worker + 1) / workers
-            if timesInput {
-                for i in first..<last { let v = input[i]; output[i] = v / (1 + exponential(-v)) }
-            } else {
-                for i in first..<last { output[i] = 1 / (1 + exponential(-input[i])) }
-            }
+            sigmoidRun(input, output, range, timesInput: timesInput)
+        }
+    }
+
+    @inline(__always)
+    static func sigmoidRun(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ range: Range<Int>, timesInput: Bool) {
+        if timesInput {
+            for i in range { let v = input[i]; output[i] = v / (1 + exponential(-v)) }
+        } else {
+            for i in range { output[i] = 1 / (1 + exponential(-input[i])) }
         }
     }
 }

@@ -9,12 +9,11 @@ extension Executor {
         let axis = a.axis < 0 ? a.axis + x.rank : a.axis
         guard (0..<x.rank).contains(axis) else { throw RuntimeError(node.name, "axis \(a.axis) is outside rank \(x.rank)") }
         let (scale, shift) = try batchNormalizationAffine(node, a, channels: x.shape[axis])
-        var y = Kernels.perAxis(x, axis: axis, scale: scale, shift: shift)
-        // A ReLU after it that nothing else reads (`fuseReLUs`), on this call's own buffer.
-        if let fused = fusedReLUs[node.name] {
-            guard case .relu(let cap, 0, 0) = fused else { return try Kernels.activate(y, fused, node: node.name) }
-            Kernels.reluInPlace(&y, cap: cap ?? .infinity)
-        }
+        // A ReLU after it that nothing else reads (`fuseReLUs`: always a plain or capped one), in the same pass.
+        var reluCap: Float?
+        if case .relu(let cap, 0, 0) = fusedReLUs[node.name] { reluCap = cap ?? .infinity }
+        var y = x
+        Kernels.perAxisInPlace(&y, axis: axis, scale: scale, shift: shift, reluCap: reluCap)
         return y
     }
 
