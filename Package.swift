@@ -24,6 +24,9 @@ let package = Package(
         .systemLibrary(name: "CGraphviz", pkgConfig: "libgvc", providers: [.apt(["libgraphviz-dev"])]),
         // libpng's calls behind setjmp, in C: its errors longjmp, which must never cross a Swift frame.
         .target(name: "CImageCodecs", dependencies: ["CPNG"]),
+        // The executor's per-value loops in AVX-512, AVX2 and SSE2, chosen at run time (Swift compiles
+        // for baseline x86-64; a per-function target needs C).
+        .target(name: "CVectorKernels"),
 
         .target(name: "HDF5", dependencies: ["CHDF5"]),
         .target(name: "ScionIR"),
@@ -39,7 +42,7 @@ let package = Package(
         .target(name: "ScionImages", dependencies: ["CImageCodecs", "CTurboJPEG"]),
         // The executor: forward pass on the CPU, matrix products through OpenBLAS. It takes graphs
         // already lowered (Scion runs ScionPasses' ExecutorLowering first), so it needs no passes.
-        .target(name: "ScionRuntime", dependencies: ["ScionIR", "CBLAS"]),
+        .target(name: "ScionRuntime", dependencies: ["ScionIR", "CBLAS", "CVectorKernels"]),
         .target(name: "Scion", dependencies: ["ScionIR", "ScionKeras", "ScionONNX", "ScionPasses", "ScionRuntime", "ScionZip", "CZlib", "CGraphviz"]),
         .executableTarget(
             name: "ScionCommand",

@@ -88,16 +88,12 @@ extension BLAS {
                           b: UnsafePointer<Float>, transposeB: Bool = false, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
         let cores = max(ProcessInfo.processInfo.activeProcessorCount, 1)
         let byRows = m >= 64 * cores, byColumns = !byRows && n >= 32 * cores
-        let previous = openblas_get_num_threads()
-        if previous != 1 { openblas_set_num_threads(1) }
-        defer { if previous != 1 { openblas_set_num_threads(previous) } }
         let (lda, ldb, rowStride) = (transposeA ? m : k, transposeB ? k : n, ldc ?? n)
         guard cores > 1, byRows || byColumns, m * n * k >= 1 << 18 else {
-            gemm(m: m, n: n, k: k, a: a, transposeA: transposeA, b: b, transposeB: transposeB, c: c, ldc: rowStride)
-            return
+            return singleThreaded { gemm(m: m, n: n, k: k, a: a, transposeA: transposeA, b: b, transposeB: transposeB, c: c, ldc: rowStride) }
         }
         let addresses = (Int(bitPattern: a), Int(bitPattern: b), Int(bitPattern: c))
-        Kernels.splitOverCores(byRows ? m : n) { range in
+        singleThreaded { Kernels.splitOverCores(byRows ? m : n) { range in
             guard let a = UnsafePointer<Float>(bitPattern: addresses.0), let b = UnsafePointer<Float>(bitPattern: addresses.1),
                   let c = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
             let (first, count) = (range.lowerBound, range.count)
@@ -108,6 +104,14 @@ extension BLAS {
                 gemm(m: m, n: count, k: k, a: a, transposeA: transposeA, b: b + (transposeB ? first * k : first), transposeB: transposeB,
                      c: c + first, lda: lda, ldb: ldb, ldc: rowStride)
             }
-        }
+        } }
+    }
+
+    /// Runs `body` with OpenBLAS held to one thread (for products Scion splits over the cores itself).
+    static func singleThreaded<Result>(_ body: () throws -> Result) rethrows -> Result {
+        let previous = openblas_get_num_threads()
+        if previous != 1 { openblas_set_num_threads(1) }
+        defer { if previous != 1 { openblas_set_num_threads(previous) } }
+        return try body()
     }
 }

@@ -165,24 +165,22 @@ extension Executor {
             let logical = [x.shape[0], x.shape[3], x.shape[1], x.shape[2]]
             let g = try Kernels.ConvGeometry(input: logical, kernelShape: parameterShape(node, .kernel) ?? [], a, node: node.name)
             let bias = try foldedBiases[node.name] ?? (a.useBias ? require(node, .bias) : nil)
-            let activation = fusedReLUs[node.name] ?? a.activation
-            var reluCap: Float?
-            if case .relu(let cap, 0, 0) = activation { reluCap = cap ?? .infinity }
+            let epilogue = ConvolutionEpilogue(bias: bias, activation: fusedActivations[node.name] ?? a.activation)
             let kernel = try require(node, .kernel)
             let y: RuntimeTensor
             if g.isDepthwise {
-                y = Kernels.depthwiseConvolutionChannelsLast(x, kernel: kernel, g, bias: bias, reluCap: reluCap)
+                y = Kernels.depthwiseConvolutionChannelsLast(x, kernel: kernel, g, epilogue: epilogue)
             } else {
-                y = Kernels.convolutionChannelsLast(x, kernel: kernel, g, bias: bias, reluCap: reluCap)
+                y = Kernels.convolutionChannelsLast(x, kernel: kernel, g, epilogue: epilogue)
             }
-            return reluCap == nil ? try Kernels.activate(y, activation, node: node.name) : y
+            return try Kernels.activate(y, epilogue.remaining, node: node.name)
         case .transpose:
             return x  // returned above, before its input could be reordered
         case .batchNormalization(let a):
             if folded.contains(node.name) { return x }
             let (scale, shift) = try batchNormalizationAffine(node, a, channels: x.shape[3])
             var reluCap: Float?
-            if case .relu(let cap, 0, 0) = fusedReLUs[node.name] { reluCap = cap ?? .infinity }
+            if case .relu(let cap, 0, 0) = fusedActivations[node.name] { reluCap = cap ?? .infinity }
             Kernels.perAxisInPlace(&x, axis: 3, scale: scale, shift: shift, reluCap: reluCap)
             return x
         case .rescaling(let a):
@@ -209,8 +207,8 @@ extension Executor {
                 var sum = operands[0]
                 operands[0] = RuntimeTensor(shape: [0], data: [])
                 var reluCap: Float?
-                if case .relu(let cap, 0, 0) = fusedReLUs[node.name] { reluCap = cap ?? .infinity }
-                if reluCap != nil || fusedReLUs[node.name] == nil {
+                if case .relu(let cap, 0, 0) = fusedActivations[node.name] { reluCap = cap ?? .infinity }
+                if reluCap != nil || fusedActivations[node.name] == nil {
                     Kernels.addInPlace(&sum, operands[1], reluCap: reluCap)
                     return sum
                 }
@@ -242,7 +240,10 @@ extension Executor {
             Kernels.reluInPlace(&x, cap: cap ?? .infinity)
             return x
         case .activation(let activation) where activation == .swish || activation == .sigmoid:
-            return RuntimeTensor(shape: x.shape, data: Kernels.sigmoidLoop(x.data, timesInput: activation == .swish))
+            if passThrough.contains(node.name) { return x }
+            // In place: x is held here only when this was its last reader (else the array copies once).
+            ConvolutionEpilogue(bias: nil, activation: activation).applyToAll(&x.data)
+            return x
         case .activation, .onnx(.clip), .onnx(.unary), .identity, .dropout, .stochasticDepth:
             // Value by value: the order does not matter.
             return try evaluate(node, [x])

@@ -26,9 +26,9 @@ public struct Executor {
     let folded: Set<String>
     /// Biases a folded BatchNormalization gave to convolutions that had none, by node name.
     let foldedBiases: [String: [Float]]
-    /// ReLUs computed by the convolution or addition before them (in the same pass over the values),
-    /// by that node's name; the ReLU nodes themselves pass values through.
-    let fusedReLUs: [String: Activation]
+    /// Activations computed by the node before them (in the same pass over the values, `absorbs`),
+    /// by that node's name; the activation nodes themselves pass values through.
+    let fusedActivations: [String: Activation]
     let passThrough: Set<String>
     /// The trainer's executor (unfused): its convolutions on small images put the batch's samples
     /// side by side in one GEMM (see `Kernels.smallImageConvolution`).
@@ -55,6 +55,7 @@ public struct Executor {
         }
         var graph = source
         try graph.inferShapes()
+        if fusing { Self.fuseInferencePatterns(&graph) }
         // Executor+Weights.swift: an inference executor becomes the only holder of the weights.
         var weights = try Self.loadWeights(&graph, loading: loading, releasing: fusing)
         self.graph = graph
@@ -71,7 +72,7 @@ public struct Executor {
         self.weights = weights
         self.folded = folded
         self.foldedBiases = foldedBiases
-        (fusedReLUs, passThrough) = fusing ? Self.fuseReLUs(graph, folded: folded) : ([:], [])
+        (fusedActivations, passThrough) = fusing ? Self.fuseActivations(graph, folded: folded) : ([:], [])
         var lastUse: [String: Int] = [:]
         for (step, index) in order.enumerated() {
             for input in graph.nodes[index].inputs { lastUse[input] = step }
@@ -124,17 +125,17 @@ public struct Executor {
         }
     }
 
-    /// A ReLU (capped or not) whose input comes from a convolution or an addition (through folded
-    /// BatchNormalizations) that nothing else reads is applied by that node as it writes its result:
-    /// one pass over the values fewer. Graph outputs and taps keep their own values.
-    static func fuseReLUs(_ graph: Graph, folded: Set<String>) -> ([String: Activation], Set<String>) {
+    /// An activation whose input comes (through folded BatchNormalizations) from a node that nothing
+    /// else reads and that `absorbs` it, is applied by that node as it writes its result: one pass
+    /// over the values fewer. Graph outputs and taps keep their own values.
+    static func fuseActivations(_ graph: Graph, folded: Set<String>) -> ([String: Activation], Set<String>) {
         var readers: [String: Int] = [:]
         for node in graph.nodes { for input in node.inputs { readers[input, default: 0] += 1 } }
         let outputs = Set(graph.outputs)
         let producers = graph.producers
         var fused: [String: Activation] = [:], through = Set<String>()
         for node in graph.nodes {
-            guard case .activation(let activation) = node.op, case .relu(_, 0, 0) = activation, let input = node.inputs.first else { continue }
+            guard case .activation(let activation) = node.op, let input = node.inputs.first else { continue }
             // Walk back through folded BatchNormalizations; every value on the way must have no
             // other reader, or fusing would change what that reader sees.
             let privateValue = { (value: String) in readers[value] == 1 && !outputs.contains(value) }
@@ -145,22 +146,24 @@ public struct Executor {
             }
             guard passable, let index = producers[value], privateValue(value) else { continue }
             let producer = graph.nodes[index]
-            guard absorbsReLU(producer.op) else { continue }
+            guard absorbs(activation, into: producer.op) else { continue }
             fused[producer.name] = activation
             through.insert(node.name)
         }
         return (fused, through)
     }
 
-    /// Whether the op's kernel applies `fusedReLUs` as it writes its result: a linear convolution
-    /// (`convolution`), an addition (`elementwise`) and an unfolded BatchNormalization, which read it. An optimisation those
-    /// kernels opt into, not a per-op concern: any other op keeps its ReLU node, which is exact.
-    static func absorbsReLU(_ op: Op) -> Bool {
-        if case .conv(let a) = op { return a.activation == .linear }
-        if case .elementwise(.add) = op { return true }
-        // DenseNet's BatchNormalization → ReLU before each convolution (nothing to fold it into).
-        if case .batchNormalization = op { return true }
-        return false
+    /// Whether the op's kernel applies `activation` (from `fusedActivations`) as it writes its result: a
+    /// linear convolution any ReLU, swish or sigmoid (its epilogue, `ConvolutionEpilogue`); an
+    /// addition (`elementwise`) and an unfolded BatchNormalization (DenseNet's BatchNormalization →
+    /// ReLU before each convolution, nothing to fold it into) a ReLU. An optimisation those kernels
+    /// opt into, not a per-op concern: any other pair keeps its activation node, which is exact.
+    static func absorbs(_ activation: Activation, into op: Op) -> Bool {
+        switch (activation, op) {
+        case (.relu(_, 0, 0), .conv(let a)), (.swish, .conv(let a)), (.sigmoid, .conv(let a)): return a.activation == .linear
+        case (.relu(_, 0, 0), .elementwise(.add)), (.relu(_, 0, 0), .batchNormalization): return true
+        default: return false
+        }
     }
 
     /// Runs the model: `inputs` by input name; returns every graph output and tap by value name.

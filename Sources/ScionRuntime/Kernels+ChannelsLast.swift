@@ -69,39 +69,55 @@ extension Kernels {
     }
 
     /// Convolution with one group on a channels-last input, kernel from `filtersChannelsLast`:
-    /// windows unfolded into rows `(ky, kx, c)` of a block of output pixels, then one GEMM per block
-    /// against the filters (read transposed: `[F, K]`), written straight into the channels-last
-    /// output; a 1x1 convolution with stride 1 and no padding multiplies the input itself. The bias
-    /// and a (capped) ReLU are applied in the same pass over each block (`reluCap`).
-    static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], _ g: ConvGeometry, bias: [Float]?,
-                                        reluCap: Float?) -> RuntimeTensor {
+    /// each core takes a share of the output pixels and, a block of rows at a time, unfolds their
+    /// windows into rows `(ky, kx, c)`, multiplies them by the filters (read transposed: `[F, K]`)
+    /// straight into the channels-last output, and applies `epilogue` to the block while it is
+    /// still in the core's cache. A 1x1 convolution with stride 1 and no padding multiplies the
+    /// input itself (no unfolding).
+    static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], _ g: ConvGeometry,
+                                        epilogue: ConvolutionEpilogue) -> RuntimeTensor {
         let (channels, filters) = (g.channels, g.filters)
         let pixels = g.batch * g.oh * g.ow, patch = g.kh * g.kw * channels
         var output = uninitialized(pixels * filters)
         let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.top == 0 && g.left == 0
             && g.oh == g.height && g.ow == g.width
+        let cores = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        // Rows per GEMM call: the block's output (at most about 1 MB) stays cached for the epilogue;
+        // unfolded windows at most 4 MB; never under 128 rows, as OpenBLAS packs the filters again
+        // on every call.
+        let blockRows = max(128, min((1 << 18) / max(filters, 1), pointwise ? Int.max : (1 << 20) / max(patch, 1)))
         kernel.withUnsafeBufferPointer { k in
-            output.withUnsafeMutableBufferPointer { out in
-                guard let weights = k.baseAddress, let target = out.baseAddress else { return }
-                if pointwise {
-                    x.data.withUnsafeBufferPointer { input in
-                        guard let source = input.baseAddress else { return }
-                        BLAS.splitGemm(m: pixels, n: filters, k: channels, a: source, b: weights, transposeB: true, c: target)
+            x.data.withUnsafeBufferPointer { input in
+                output.withUnsafeMutableBufferPointer { out in
+                    guard let weights = k.baseAddress, let source = input.baseAddress, let target = out.baseAddress else { return }
+                    // Few rows (the top of a network at batch 1): the product split by columns, the
+                    // epilogue after it (a small output).
+                    guard pixels >= 64 * cores || cores == 1 else {
+                        let a = pointwise ? source : unfoldedCopy(source, g, pixels: pixels)
+                        defer { if !pointwise { a.deallocate() } }
+                        BLAS.splitGemm(m: pixels, n: filters, k: patch, a: a, b: weights, transposeB: true, c: target)
+                        epilogue.apply(target, rows: pixels, channels: filters)
+                        return
                     }
-                    channelsLastEpilogue(target, rows: pixels, channels: filters, bias: bias, reluCap: reluCap)
-                    return
-                }
-                // Blocks of output pixels whose unfolded rows take about 8 MB: big enough for an
-                // efficient GEMM, small enough not to hold a whole batch's unfolding.
-                let block = max(16, min(pixels, (1 << 21) / max(patch, 1)))
-                var columns = uninitialized(block * patch)
-                columns.withUnsafeMutableBufferPointer { buffer in
-                    guard let rows = buffer.baseAddress else { return }
-                    for first in stride(from: 0, to: pixels, by: block) {
-                        let count = min(block, pixels - first)
-                        unfoldChannelsLast(x, g, firstPixel: first, pixelCount: count, into: rows)
-                        BLAS.splitGemm(m: count, n: filters, k: patch, a: rows, b: weights, transposeB: true, c: target + first * filters)
-                        channelsLastEpilogue(target + first * filters, rows: count, channels: filters, bias: bias, reluCap: reluCap)
+                    let addresses = (Int(bitPattern: source), Int(bitPattern: weights), Int(bitPattern: target))
+                    BLAS.singleThreaded {
+                        splitOverCores(pixels) { share in
+                            guard let source = UnsafePointer<Float>(bitPattern: addresses.0),
+                                  let weights = UnsafePointer<Float>(bitPattern: addresses.1),
+                                  let target = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
+                            let scratch = pointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: min(blockRows, share.count) * patch)
+                            defer { scratch?.deallocate() }
+                            for first in stride(from: share.lowerBound, to: share.upperBound, by: blockRows) {
+                                let count = min(blockRows, share.upperBound - first)
+                                var rows = source + first * channels
+                                if let scratch {
+                                    unfoldChannelsLast(source, g, firstPixel: first, pixelCount: count, into: scratch)
+                                    rows = UnsafePointer(scratch)
+                                }
+                                BLAS.gemm(m: count, n: filters, k: patch, a: rows, b: weights, transposeB: true, c: target + first * filters)
+                                epilogue.apply(target + first * filters, rows: count, channels: filters)
+                            }
+                        }
                     }
                 }
             }
@@ -109,57 +125,39 @@ extension Kernels {
         return RuntimeTensor(shape: [g.batch, g.oh, g.ow, filters], data: output)
     }
 
-    /// Unfolds the windows of output pixels `firstPixel ..< firstPixel + pixelCount` (row-major over
-    /// `[N, OH, OW]`) into rows of `kh·kw·C` values: each tap's `C` channels are one contiguous copy,
-    /// padding reads as zeros. Rows are spread over the cores.
-    static func unfoldChannelsLast(_ x: RuntimeTensor, _ g: ConvGeometry, firstPixel: Int, pixelCount: Int,
-                                   into rows: UnsafeMutablePointer<Float>) {
-        let channels = g.channels, patch = g.kh * g.kw * g.channels
-        let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), max(pixelCount / 64, 1))
-        x.data.withUnsafeBufferPointer { input in
-            let addresses = (Int(bitPattern: input.baseAddress), Int(bitPattern: rows))
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                guard let source = UnsafePointer<Float>(bitPattern: addresses.0),
-                      let target = UnsafeMutablePointer<Float>(bitPattern: addresses.1) else { return }
-                for local in (pixelCount * worker / workers)..<(pixelCount * (worker + 1) / workers) {
-                    let pixel = firstPixel + local
-                    let ox = pixel % g.ow, oy = (pixel / g.ow) % g.oh, n = pixel / (g.ow * g.oh)
-                    var row = target + local * patch
-                    for ky in 0..<g.kh {
-                        let y = oy * g.sh + ky * g.dh - g.top
-                        if y < 0 || y >= g.height {
-                            row.update(repeating: 0, count: g.kw * channels)
-                            row += g.kw * channels
-                            continue
-                        }
-                        let line = source + ((n * g.height + y) * g.width) * channels
-                        for kx in 0..<g.kw {
-                            let xx = ox * g.sw + kx * g.dw - g.left
-                            if xx < 0 || xx >= g.width {
-                                row.update(repeating: 0, count: channels)
-                            } else {
-                                row.update(from: line + xx * channels, count: channels)
-                            }
-                            row += channels
-                        }
-                    }
-                }
-            }
-        }
+    /// Every output pixel's window unfolded (`unfoldChannelsLast`) into a new buffer the caller deallocates.
+    private static func unfoldedCopy(_ source: UnsafePointer<Float>, _ g: ConvGeometry, pixels: Int) -> UnsafePointer<Float> {
+        let rows = UnsafeMutablePointer<Float>.allocate(capacity: pixels * g.kh * g.kw * g.channels)
+        unfoldChannelsLast(source, g, firstPixel: 0, pixelCount: pixels, into: rows)
+        return UnsafePointer(rows)
     }
 
-    /// Bias per channel (the last axis) and a (capped) ReLU, in place over `rows` rows of `channels`.
-    static func channelsLastEpilogue(_ values: UnsafeMutablePointer<Float>, rows: Int, channels: Int, bias: [Float]?, reluCap: Float?) {
-        guard bias != nil || reluCap != nil else { return }
-        let zeros = [Float](repeating: 0, count: bias == nil ? channels : 0)
-        (bias ?? zeros).withUnsafeBufferPointer { shifts in
-            guard let shift = shifts.baseAddress else { return }
-            for r in 0..<rows {
-                let row = values + r * channels
-                if let cap = reluCap {
-                    for c in 0..<channels { row[c] = min(max(row[c] + shift[c], 0), cap) }
-                } else {
-                    for c in 0..<channels { row[c] += shift[c] }
+    /// Unfolds the windows of output pixels `firstPixel ..< firstPixel + pixelCount` (row-major over
+    /// `[N, OH, OW]`) into rows of `kh·kw·C` values: each tap's `C` channels are one contiguous copy,
+    /// padding reads as zeros. On the calling thread.
+    static func unfoldChannelsLast(_ source: UnsafePointer<Float>, _ g: ConvGeometry, firstPixel: Int, pixelCount: Int,
+                                   into target: UnsafeMutablePointer<Float>) {
+        let channels = g.channels, patch = g.kh * g.kw * g.channels
+        for local in 0..<pixelCount {
+            let pixel = firstPixel + local
+            let ox = pixel % g.ow, oy = (pixel / g.ow) % g.oh, n = pixel / (g.ow * g.oh)
+            var row = target + local * patch
+            for ky in 0..<g.kh {
+                let y = oy * g.sh + ky * g.dh - g.top
+                if y < 0 || y >= g.height {
+                    row.update(repeating: 0, count: g.kw * channels)
+                    row += g.kw * channels
+                    continue
+                }
+                let line = source + ((n * g.height + y) * g.width) * channels
+                for kx in 0..<g.kw {
+                    let xx = ox * g.sw + kx * g.dw - g.left
+                    if xx < 0 || xx >= g.width {
+                        row.update(repeating: 0, count: channels)
+                    } else {
+                        row.update(from: line + xx * channels, count: channels)
+                    }
+                    row += channels
                 }
             }
         }
@@ -231,17 +229,16 @@ extension Kernels {
 
 extension Kernels {
     /// Depthwise convolution (each filter reads one channel; `g.filtersPerGroup` filters per channel)
-    /// on a channels-last input, kernel from `depthwiseChannelsLastKernel`, then the bias and a
-    /// (capped) ReLU in one pass.
-    static func depthwiseConvolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], _ g: ConvGeometry, bias: [Float]?,
-                                                 reluCap: Float?) -> RuntimeTensor {
+    /// on a channels-last input, kernel from `depthwiseChannelsLastKernel`, `epilogue` applied to
+    /// each output row as it is written.
+    static func depthwiseConvolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], _ g: ConvGeometry,
+                                                 epilogue: ConvolutionEpilogue) -> RuntimeTensor {
         var output = uninitialized(g.batch * g.oh * g.ow * g.filters)
         x.data.withUnsafeBufferPointer { input in
             kernel.withUnsafeBufferPointer { k in
                 output.withUnsafeMutableBufferPointer { out in
                     guard let source = input.baseAddress, let weights = k.baseAddress, let target = out.baseAddress else { return }
-                    depthwiseChannelsLast(source, kernel: weights, into: target, g)
-                    channelsLastEpilogue(target, rows: g.batch * g.oh * g.ow, channels: g.filters, bias: bias, reluCap: reluCap)
+                    depthwiseChannelsLast(source, kernel: weights, into: target, g, epilogue: epilogue)
                 }
             }
         }

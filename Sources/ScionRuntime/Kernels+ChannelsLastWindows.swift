@@ -1,3 +1,4 @@
+import CVectorKernels
 import Foundation
 import ScionIR
 
@@ -10,13 +11,15 @@ import ScionIR
 extension Kernels {
     /// Depthwise convolution, channels-last: `x` is `[g.batch, g.height, g.width, g.channels]`,
     /// `kernel` is `[kh, kw, g.filters]` (tap-major, filters contiguous), the output is
-    /// `[g.batch, g.oh, g.ow, g.filters]`, with no bias and no activation. Output channel `c · m + j`
+    /// `[g.batch, g.oh, g.ow, g.filters]`, `epilogue` applied to each pixel's values as they are
+    /// written (cached). Output channel `c · m + j`
     /// reads input channel `c`, `m` being `g.filtersPerGroup` (the channel multiplier, usually 1).
     /// `g` is the geometry of the logical NCHW shapes (kernel `[filters, 1, kh, kw]`).
     static func depthwiseChannelsLast(_ x: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
-                                      into output: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+                                      into output: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
+                                      epilogue: ConvolutionEpilogue = ConvolutionEpilogue(bias: nil, activation: .linear)) {
         let multiplier = g.filtersPerGroup
-        guard multiplier > 1 else { return depthwiseOnePerChannel(x, kernel: kernel, into: output, g) }
+        guard multiplier > 1 else { return depthwiseOnePerChannel(x, kernel: kernel, into: output, g, epilogue: epilogue) }
         // Each input channel repeated m times makes a multiplier-1 convolution over g.filters
         // channels: the fast loop stays one load per filter and tap instead of a gather.
         let pixels = g.batch * g.height * g.width
@@ -32,59 +35,39 @@ extension Kernels {
         (expanded.channels, expanded.perGroup, expanded.groups) = (g.filters, 1, g.filters)
         repeated.withUnsafeBufferPointer { source in
             guard let base = source.baseAddress else { return }
-            depthwiseOnePerChannel(base, kernel: kernel, into: output, expanded)
+            depthwiseOnePerChannel(base, kernel: kernel, into: output, expanded, epilogue: epilogue)
         }
     }
 
     /// Multiplier 1 (`g.filters == g.channels`). Each output value sums its valid taps kx-major then
     /// ky, as `depthwise` does (a tap's product added to the running sum, starting from zero). One
-    /// output pixel at a time, all its channels (the kernel, kh · kw · C floats, stays in cache along
-    /// the row): blocking four pixels per weight load with unrolled 3x3/5x5 taps was measured and
+    /// output row of a block of channels per task, in CVectorKernels (`scion_depthwise_row`: 16
+    /// channels to a vector, AVX-512 where the CPU has it), the epilogue applied to the row while it
+    /// is cached. Blocking four pixels per weight load with unrolled 3x3/5x5 taps was measured and
     /// dropped: up to 1.3x faster at batch 1 on some shapes, but 1.5-2x slower at batch 32.
     private static func depthwiseOnePerChannel(_ x: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
-                                               into output: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+                                               into output: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
+                                               epilogue: ConvolutionEpilogue) {
         let rows = TapRanges(outputs: g.oh, stride: g.sh, dilation: g.dh, before: g.top, kernel: g.kh, length: g.height)
         let cols = TapRanges(outputs: g.ow, stride: g.sw, dilation: g.dw, before: g.left, kernel: g.kw, length: g.width)
         let channels = g.channels
         let addresses = (Int(bitPattern: x), Int(bitPattern: kernel), Int(bitPattern: output))
-        spreadOverCores(rows: g.batch * g.oh, channels: channels, work: g.ow * channels * g.kh * g.kw) { row, first, last in
-            guard let x = UnsafePointer<Float>(bitPattern: addresses.0), let kernel = UnsafePointer<Float>(bitPattern: addresses.1),
-                  let output = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
-            let (n, oy) = row.quotientAndRemainder(dividingBy: g.oh)
-            let (kyLow, kyHigh) = (rows.low[oy], rows.high[oy])
-            // Input row of tap ky: image + (rowStart + ky · dh) · width · channels.
-            let image = x + n * g.height * g.width * channels, rowStart = oy * g.sh - g.top
-            let rowStride = g.dh * g.width * channels, tapStride = g.dw * channels
-            for ox in 0..<g.ow {
-                let (kxLow, kxHigh) = (cols.low[ox], cols.high[ox])
-                let target = output + (row * g.ow + ox) * channels
-                // Tap (ky, kx) of this pixel: window + ky · rowStride + kx · tapStride.
-                let window = image + (rowStart * g.width + ox * g.sw - g.left) * channels
-                @inline(__always) func block<V: SIMD>(_: V.Type, _ c: Int) where V.Scalar == Float {
-                    var sum = V()
-                    for kx in kxLow..<kxHigh {
-                        var tap = window + kyLow * rowStride + kx * tapStride + c
-                        var weight = kernel + (kyLow * g.kw + kx) * channels + c
-                        for _ in kyLow..<kyHigh {
-                            sum += load(V.self, weight) * load(V.self, tap)
-                            tap += rowStride
-                            weight += g.kw * channels
-                        }
-                    }
-                    store(sum, target + c)
-                }
-                var c = first
-                while c + 16 <= last { block(SIMD16<Float>.self, c); c += 16 }
-                while c + 4 <= last { block(SIMD4<Float>.self, c); c += 4 }
-                while c < last {
-                    var sum: Float = 0
-                    for kx in kxLow..<kxHigh {
-                        for ky in kyLow..<kyHigh {
-                            sum += kernel[(ky * g.kw + kx) * channels + c] * window[ky * rowStride + kx * tapStride + c]
-                        }
-                    }
-                    target[c] = sum
-                    c += 1
+        cols.low.withUnsafeBufferPointer { kxLow in
+            cols.high.withUnsafeBufferPointer { kxHigh in
+                let columnAddresses = (Int(bitPattern: kxLow.baseAddress), Int(bitPattern: kxHigh.baseAddress))
+                spreadOverCores(rows: g.batch * g.oh, channels: channels, work: g.ow * channels * g.kh * g.kw) { row, first, last in
+                    let (n, oy) = row.quotientAndRemainder(dividingBy: g.oh)
+                    guard let image = UnsafePointer<Float>(bitPattern: addresses.0).map({ $0 + n * g.height * g.width * channels }),
+                          let target = UnsafeMutablePointer<Float>(bitPattern: addresses.2).map({ $0 + row * g.ow * channels }) else { return }
+                    var arguments = scion_depthwise_row_arguments(
+                        image: image, kernel: UnsafePointer<Float>(bitPattern: addresses.1), output: target,
+                        channels: channels, width: g.width, output_width: g.ow, stride: g.sw, left: g.left, kernel_width: g.kw,
+                        row_start: oy * g.sh - g.top, row_stride: g.dh * g.width * channels, tap_stride: g.dw * channels,
+                        ky_low: rows.low[oy], ky_high: rows.high[oy],
+                        kx_low: UnsafePointer<Int>(bitPattern: columnAddresses.0), kx_high: UnsafePointer<Int>(bitPattern: columnAddresses.1),
+                        first: first, last: last)
+                    scion_depthwise_row(&arguments)
+                    for ox in 0..<g.ow { epilogue.apply(target + ox * channels + first, firstChannel: first, count: last - first) }
                 }
             }
         }

@@ -43,8 +43,14 @@ extension Kernels {
     }
 
     /// An uninitialised buffer every element of which the caller writes (no zero-filling pass).
+    /// Large buffers are backed by huge pages where the system allows (`Allocator.preferHugePages`).
     static func uninitialized(_ count: Int) -> [Float] {
-        [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if count >= Allocator.hugePageWorthy, let base = buffer.baseAddress {
+                Allocator.preferHugePages(UnsafeMutableRawPointer(base), bytes: count * MemoryLayout<Float>.stride)
+            }
+            initialized = count
+        }
     }
 
     /// `y[i] = relu(s · z[i] + t)` over one filter's run of `count` values `stride` apart in `z`.

@@ -6,11 +6,11 @@ import ScionIR
 /// Kernels+Convolution.swift and Kernels+Gradients.swift; ConvTranspose has no VJP yet.
 extension Executor {
     /// A grouped convolution, with the bias a folded BatchNormalization gave it and the ReLU fused
-    /// into it (`fuseReLUs`) applied as it writes its result.
+    /// into it (`fuseActivations`) applied as it writes its result.
     func convolution(_ node: Node, _ x: RuntimeTensor, _ a: ConvAttributes) throws -> RuntimeTensor {
         guard a.layout == .channelsFirst else { throw RuntimeError(node.name, "a channels-last convolution is left after the layout pass") }
         let bias = try foldedBiases[node.name] ?? (a.useBias ? require(node, .bias) : nil)
-        let activation = fusedReLUs[node.name] ?? a.activation
+        let activation = fusedActivations[node.name] ?? a.activation
         // A plain or capped ReLU goes into the kernel's epilogue, with the bias; others after it.
         var reluCap: Float?
         if case .relu(let cap, 0, 0) = activation { reluCap = cap ?? .infinity }

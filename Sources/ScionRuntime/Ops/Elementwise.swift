@@ -5,10 +5,10 @@ import ScionIR
 /// (ONNX's comparisons, Where and Mod are in Logic.swift). The broadcasting kernels are in
 /// Kernels+Tensors.swift.
 extension Executor {
-    /// A merge, with the ReLU fused into an addition (`fuseReLUs`) applied as it writes its result.
+    /// A merge, with the ReLU fused into an addition (`fuseActivations`) applied as it writes its result.
     func elementwise(_ node: Node, _ inputs: [RuntimeTensor], _ operation: ElementwiseOperation) throws -> RuntimeTensor {
         var y = try Kernels.elementwise(operation, inputs, node: node.name)
-        guard let fused = fusedReLUs[node.name] else { return y }
+        guard let fused = fusedActivations[node.name] else { return y }
         // The sum is this call's own buffer: the ReLU rewrites it rather than copy it.
         if case .relu(let cap, 0, 0) = fused {
             Kernels.reluInPlace(&y, cap: cap ?? .infinity)

@@ -1,0 +1,105 @@
+import CVectorKernels
+import ScionIR
+
+/// What a channels-last convolution does to its values as it writes them: the bias per channel,
+/// then an activation (a ReLU, capped or not, swish or sigmoid: the ones the models put after
+/// their convolutions). The kernels apply it to each block of output rows right after computing
+/// it, on the core that computed it, while the block is still in that core's cache: applied as a
+/// separate pass over a whole batch-32 activation it read and wrote each value from memory again,
+/// on one thread (a swish after every convolution was a fifth of EfficientNetB0's pass).
+///
+/// The arithmetic is the unfused ops' own (`x + b`, then `min(max(·, 0), cap)` or
+/// `v / (1 + e^-v)` with `Kernels.exponential`), so fusing changes no value.
+struct ConvolutionEpilogue: Sendable {
+    enum Function: Equatable, Sendable { case linear, relu(cap: Float), swish, sigmoid }
+
+    let bias: [Float]?
+    let function: Function
+    /// The part of the activation asked for that this epilogue does not apply (`.linear` when it
+    /// applies all of it): the caller runs it after the kernel, as its own pass.
+    let remaining: Activation
+
+    init(bias: [Float]?, activation: Activation) {
+        self.bias = bias
+        switch activation {
+        case .relu(let cap, 0, 0): (function, remaining) = (.relu(cap: cap ?? .infinity), .linear)
+        case .swish: (function, remaining) = (.swish, .linear)
+        case .sigmoid: (function, remaining) = (.sigmoid, .linear)
+        default: (function, remaining) = (.linear, activation)
+        }
+    }
+
+    /// Whether applying it changes nothing (no bias, no activation).
+    var isIdentity: Bool { bias == nil && function == .linear }
+
+    /// Over `rows` whole rows of `channels` values each.
+    func apply(_ values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
+        guard !isIdentity else { return }
+        if let exponential = exponentialFunction {
+            return withBias(from: 0) { scion_activate_rows(values, rows, channels, channels, $0, exponential) }
+        }
+        for r in 0..<rows { apply(values + r * channels, firstChannel: 0, count: channels) }
+    }
+
+    /// Swish and sigmoid run in CVectorKernels (AVX-512 where the CPU has it: 16 lanes, against the
+    /// 4 of Swift's baseline build; the same bits).
+    private var exponentialFunction: scion_activation? {
+        switch function {
+        case .swish: return SCION_ACTIVATION_SWISH
+        case .sigmoid: return SCION_ACTIVATION_SIGMOID
+        case .linear, .relu: return nil
+        }
+    }
+
+    /// `body` with the bias from channel `first` on (nil without a bias).
+    private func withBias(from first: Int, _ body: (UnsafePointer<Float>?) -> Void) {
+        guard let bias else { return body(nil) }
+        bias.withUnsafeBufferPointer { body($0.baseAddress.map { $0 + first }) }
+    }
+
+    /// Over every value of `values` (no bias: an activation node's own pass), in place, on both
+    /// cores when there are many.
+    func applyToAll(_ values: inout [Float]) {
+        guard bias == nil, !isIdentity else { return }
+        let count = values.count
+        values.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            guard count >= 1 << 16 else { return activate(base, count: count) }
+            let address = Int(bitPattern: base)
+            Kernels.splitOverCores(count) { range in
+                guard let base = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
+                activate(base + range.lowerBound, count: range.count)
+            }
+        }
+    }
+
+    /// Over one row's channels `firstChannel ..< firstChannel + count`, `values` pointing at the first.
+    func apply(_ values: UnsafeMutablePointer<Float>, firstChannel: Int, count: Int) {
+        guard !isIdentity else { return }
+        if let exponential = exponentialFunction {
+            return withBias(from: firstChannel) { scion_activate_rows(values, 1, count, count, $0, exponential) }
+        }
+        guard let bias else { return activate(values, count: count) }
+        bias.withUnsafeBufferPointer { shifts in
+            guard let shift = shifts.baseAddress.map({ $0 + firstChannel }) else { return }
+            // One loop per function, so that each vectorises.
+            switch function {
+            case .linear: for i in 0..<count { values[i] += shift[i] }
+            case .relu(let cap): for i in 0..<count { values[i] = min(max(values[i] + shift[i], 0), cap) }
+            case .swish, .sigmoid: break  // CVectorKernels, above
+            }
+        }
+    }
+
+    /// The activation alone, in place: one pointer read and written at the same index, which the
+    /// compiler vectorises (two pointers that may overlap are checked at run time, and exact overlap
+    /// sends the loop to its scalar version).
+    private func activate(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        switch function {
+        case .linear: return
+        case .relu(let cap): for i in 0..<count { values[i] = min(max(values[i], 0), cap) }
+        case .swish: scion_activate_rows(values, 1, count, count, nil, SCION_ACTIVATION_SWISH)
+        case .sigmoid: scion_activate_rows(values, 1, count, count, nil, SCION_ACTIVATION_SIGMOID)
+        }
+    }
+}
