@@ -61,7 +61,7 @@ let package = Package(
         // What several test targets share (reading a fixture's stored arrays); not a product.
         .target(name: "ScionTestSupport", dependencies: ["ScionRuntime"], path: "Tests/ScionTestSupport"),
         .testTarget(name: "ScionTests", dependencies: ["Scion", "ScionIR", "ScionRuntime", "ScionKeras", "ScionTestSupport", "CGraphviz", "ScionImages", "ScionPasses"]),
-        .testTarget(name: "ScionRuntimeTests", dependencies: ["ScionRuntime", "ScionIR", "ScionPasses", "Scion", "ScionTestSupport"]),
+        .testTarget(name: "ScionRuntimeTests", dependencies: ["ScionRuntime", "CVectorKernels", "ScionIR", "ScionPasses", "Scion", "ScionTestSupport"]),
         .testTarget(name: "ScionImagesTests", dependencies: ["ScionImages", "ScionRuntime", "ScionZip"]),
         .testTarget(name: "ScionCommandTests", dependencies: ["ScionCommand", "Scion", "ScionRuntime"]),
     ],
