@@ -3,15 +3,18 @@ import ScionIR
 
 /// Matrix products, broadcasting arithmetic and shape ops.
 extension Kernels {
-    /// `x[..., k] · w[k, columns]` over the last axis, through BLAS.
+    /// `x[..., k] · w[k, columns]` over the last axis, through BLAS, split over the cores by Scion
+    /// (`splitGemm`): a product handed to OpenBLAS's own threads leaves them spinning in
+    /// `sched_yield` long after it (half the CPU time of a batch-2 MobileNetV2 pass went there,
+    /// woken once per pass by its classifier).
     static func matmul(_ x: RuntimeTensor, _ w: [Float], columns: Int) -> RuntimeTensor {
         let inner = x.shape.last ?? 1
         let rows = x.count / max(inner, 1)
-        var output = [Float](repeating: 0, count: rows * columns)
+        var output = uninitialized(rows * columns)
         x.data.withUnsafeBufferPointer { a in
             w.withUnsafeBufferPointer { b in
                 output.withUnsafeMutableBufferPointer { c in
-                    BLAS.gemm(m: rows, n: columns, k: inner, a: a.baseAddress!, b: b.baseAddress!, c: c.baseAddress!)
+                    BLAS.splitGemm(m: rows, n: columns, k: inner, a: a.baseAddress!, b: b.baseAddress!, c: c.baseAddress!)
                 }
             }
         }
