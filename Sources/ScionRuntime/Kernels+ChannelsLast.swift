@@ -168,11 +168,15 @@ extension Kernels {
         sum.data.withUnsafeMutableBufferPointer { target in
             other.data.withUnsafeBufferPointer { source in
                 let count = min(target.count, source.count)
-                guard let to = target.baseAddress, let from = source.baseAddress else { return }
-                if let cap = reluCap {
-                    for i in 0..<count { to[i] = min(max(to[i] + from[i], 0), cap) }
-                } else {
-                    for i in 0..<count { to[i] += from[i] }
+                let addresses = (Int(bitPattern: target.baseAddress), Int(bitPattern: source.baseAddress))
+                overCoresWhenLarge(count, valuesEach: 1) { range in
+                    guard let to = UnsafeMutablePointer<Float>(bitPattern: addresses.0),
+                          let from = UnsafePointer<Float>(bitPattern: addresses.1) else { return }
+                    if let cap = reluCap {
+                        for i in range { to[i] = min(max(to[i] + from[i], 0), cap) }
+                    } else {
+                        for i in range { to[i] += from[i] }
+                    }
                 }
             }
         }
@@ -185,16 +189,26 @@ extension Kernels {
         let pixels = first.count / max(first.shape[3], 1)
         let total = inputs.reduce(0) { $0 + $1.shape[3] }
         var output = uninitialized(pixels * total)
-        output.withUnsafeMutableBufferPointer { out in
-            guard let target = out.baseAddress else { return }
-            var offset = 0
-            for input in inputs {
-                let width = input.shape[3]
-                input.data.withUnsafeBufferPointer { source in
-                    guard let from = source.baseAddress else { return }
-                    for p in 0..<pixels { (target + p * total + offset).update(from: from + p * width, count: width) }
+        // Each output pixel written whole, one input's channels after the other, pixels split over
+        // the cores (DenseNet concatenates its growing feature maps after every layer).
+        let widths = inputs.map { $0.shape[3] }
+        // The arrays' storage stays where it is while `inputs` holds them (withExtendedLifetime below).
+        let sources = inputs.map { input in input.data.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) } }
+        withExtendedLifetime(inputs) {
+            output.withUnsafeMutableBufferPointer { out in
+                let target = Int(bitPattern: out.baseAddress)
+                let copy = { @Sendable (range: Range<Int>) in
+                    guard let target = UnsafeMutablePointer<Float>(bitPattern: target) else { return }
+                    for p in range {
+                        var offset = p * total
+                        for (source, width) in zip(sources, widths) {
+                            guard let from = UnsafePointer<Float>(bitPattern: source) else { continue }
+                            (target + offset).update(from: from + p * width, count: width)
+                            offset += width
+                        }
+                    }
                 }
-                offset += width
+                if pixels * total < 1 << 16 { copy(0..<pixels) } else { splitOverCores(pixels, copy) }
             }
         }
         return RuntimeTensor(shape: [first.shape[0], first.shape[1], first.shape[2], total], data: output)

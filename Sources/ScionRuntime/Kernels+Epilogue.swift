@@ -26,7 +26,11 @@ extension Kernels {
     /// A (capped) ReLU applied in place: for results the caller owns alone (an addition's sum).
     static func reluInPlace(_ tensor: inout RuntimeTensor, cap: Float) {
         tensor.data.withUnsafeMutableBufferPointer { buffer in
-            for i in buffer.indices { buffer[i] = min(max(buffer[i], 0), cap) }
+            let address = Int(bitPattern: buffer.baseAddress)
+            overCoresWhenLarge(buffer.count, valuesEach: 1) { range in
+                guard let values = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
+                for i in range { values[i] = min(max(values[i], 0), cap) }
+            }
         }
     }
 }

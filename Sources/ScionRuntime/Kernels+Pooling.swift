@@ -156,32 +156,46 @@ extension Kernels {
     static func perAxisInPlace(_ x: inout RuntimeTensor, axis: Int, scale: [Float], shift: [Float], reluCap: Float? = nil) {
         let inner = x.shape[(axis + 1)...].reduce(1, *), length = x.shape[axis]
         guard inner > 0, length > 0 else { return }
+        let blocks = x.count / (inner * length)
         x.data.withUnsafeMutableBufferPointer { values in
             scale.withUnsafeBufferPointer { s in
                 shift.withUnsafeBufferPointer { t in
-                    guard let base = values.baseAddress else { return }
-                    for block in 0..<(values.count / (inner * length)) {
-                        let row = base + block * inner * length
-                        if inner == 1 {
-                            if let cap = reluCap {
-                                for c in 0..<length { row[c] = min(max(row[c] * s[c] + t[c], 0), cap) }
-                            } else {
-                                for c in 0..<length { row[c] = row[c] * s[c] + t[c] }
+                    guard let base = values.baseAddress, let s = s.baseAddress, let t = t.baseAddress else { return }
+                    let addresses = (Int(bitPattern: base), Int(bitPattern: s), Int(bitPattern: t))
+                    // Large tensors over the cores: one core alone does not reach the memory's speed.
+                    overCoresWhenLarge(blocks, valuesEach: inner * length) { range in
+                        guard let base = UnsafeMutablePointer<Float>(bitPattern: addresses.0),
+                              let s = UnsafePointer<Float>(bitPattern: addresses.1),
+                              let t = UnsafePointer<Float>(bitPattern: addresses.2) else { return }
+                        for block in range {
+                            let row = base + block * inner * length
+                            if inner == 1 {
+                                if let cap = reluCap {
+                                    for c in 0..<length { row[c] = min(max(row[c] * s[c] + t[c], 0), cap) }
+                                } else {
+                                    for c in 0..<length { row[c] = row[c] * s[c] + t[c] }
+                                }
+                                continue
                             }
-                            continue
-                        }
-                        for c in 0..<length {
-                            let values = row + c * inner, (scale, shift) = (s[c], t[c])
-                            if let cap = reluCap {
-                                for i in 0..<inner { values[i] = min(max(values[i] * scale + shift, 0), cap) }
-                            } else {
-                                for i in 0..<inner { values[i] = values[i] * scale + shift }
+                            for c in 0..<length {
+                                let values = row + c * inner, (scale, shift) = (s[c], t[c])
+                                if let cap = reluCap {
+                                    for i in 0..<inner { values[i] = min(max(values[i] * scale + shift, 0), cap) }
+                                } else {
+                                    for i in 0..<inner { values[i] = values[i] * scale + shift }
+                                }
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// `body` over `0..<count` items of `valuesEach` values: on this thread when the whole is small
+    /// (handing work out costs more than it saves), otherwise split over the cores.
+    static func overCoresWhenLarge(_ count: Int, valuesEach: Int, _ body: @Sendable (Range<Int>) -> Void) {
+        if count * valuesEach < 1 << 17 { body(0..<count) } else { splitOverCores(count, body) }
     }
 
     static func rescale(_ x: RuntimeTensor, _ a: RescalingAttributes) -> RuntimeTensor {
