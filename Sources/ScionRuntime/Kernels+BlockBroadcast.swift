@@ -104,3 +104,50 @@ extension Kernels {
         }
     }
 }
+
+extension Kernels {
+    /// `blockBroadcast` for large operands, in runs of values that read the small operand the same
+    /// way, split over the cores (EfficientNet's squeeze-and-excitation scale multiplies a whole
+    /// batch-32 activation: one core alone does not reach the memory's speed). nil when no pattern
+    /// fits or the operands are small.
+    static func blockBroadcastOverCores<K: BinaryArithmetic>(_ a: RuntimeTensor, _ b: RuntimeTensor, shape: [Int],
+                                                             _: K.Type) -> RuntimeTensor? {
+        let swapped = a.shape != shape
+        let (full, small) = swapped ? (b, a) : (a, b)
+        guard full.shape == shape, full.count >= 1 << 17, let pattern = pattern(of: small.shape, against: shape) else { return nil }
+        // Each run: `length` full values against the small operand's values from `start(run)`, one
+        // value for the whole run when `stride` is 0.
+        let length: Int, stride: Int, start: @Sendable (Int) -> Int
+        switch pattern {
+        case .perBlock(let inner): (length, stride, start) = (inner, 0, { $0 })
+        case .cyclic: (length, stride, start) = (small.count, 1, { _ in 0 })
+        case .cyclicPerBlock(let inner, let period): (length, stride, start) = (period, 1, { $0 * period / inner * period })
+        }
+        guard length > 0 else { return nil }
+        var output = uninitialized(full.count)
+        full.data.withUnsafeBufferPointer { f in
+            small.data.withUnsafeBufferPointer { s in
+                output.withUnsafeMutableBufferPointer { o in
+                    let addresses = (Int(bitPattern: f.baseAddress), Int(bitPattern: s.baseAddress), Int(bitPattern: o.baseAddress))
+                    splitOverCores(full.count / length) { runs in
+                        guard let f = UnsafePointer<Float>(bitPattern: addresses.0), let s = UnsafePointer<Float>(bitPattern: addresses.1),
+                              let o = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
+                        for run in runs {
+                            let (x, y, values) = (f + run * length, o + run * length, s + start(run))
+                            if stride == 0 {
+                                let value = values[0]
+                                if swapped { for i in 0..<length { y[i] = K.combine(value, x[i]) } }
+                                else { for i in 0..<length { y[i] = K.combine(x[i], value) } }
+                            } else if swapped {
+                                for i in 0..<length { y[i] = K.combine(values[i], x[i]) }
+                            } else {
+                                for i in 0..<length { y[i] = K.combine(x[i], values[i]) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return RuntimeTensor(shape: shape, data: output)
+    }
+}

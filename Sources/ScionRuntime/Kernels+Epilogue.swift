@@ -58,7 +58,7 @@ extension Kernels {
             return RuntimeTensor(shape: a.shape, data: sameShape(a.data, b.data) { K.combine($0, $1) })
         }
         guard let shape = Broadcasting.shape([a.shape, b.shape]) else { return nil }
-        return blockBroadcast(a, b, shape: shape) { K.combine($0, $1) }
+        return blockBroadcastOverCores(a, b, shape: shape, K.self) ?? blockBroadcast(a, b, shape: shape) { K.combine($0, $1) }
     }
 }
 

@@ -144,4 +144,22 @@ final class InferenceFusionTests: XCTestCase {
         }
         XCTAssertTrue(["avx512", "avx2", "sse2"].contains(String(cString: scion_vector_level())))
     }
+
+    /// The broadcasts split over the cores give the one-thread loop's values, for each pattern and
+    /// with the small operand on either side.
+    func testBroadcastOverTheCoresMatchesOneThread() throws {
+        var random = SplitMix64(seed: 51)
+        let full = [3, 40, 37, 31]
+        let x = RuntimeTensor(shape: full, data: (0..<full.reduce(1, *)).map { _ in random.uniform(-2, 2) })
+        for smallShape in [[3, 1, 1, 31], [3, 40, 1, 1], [31], [1], [37, 31]] {
+            let small = RuntimeTensor(shape: smallShape, data: (0..<smallShape.reduce(1, *)).map { _ in random.uniform(-2, 2) })
+            for (a, b) in [(x, small), (small, x)] {
+                let split = try XCTUnwrap(Kernels.blockBroadcastOverCores(a, b, shape: full, Kernels.Subtract.self), "\(smallShape)")
+                let single = try XCTUnwrap(Kernels.blockBroadcast(a, b, shape: full) { $0 - $1 })
+                XCTAssertEqual(split.data, single.data, "\(a.shape) - \(b.shape)")
+            }
+        }
+        XCTAssertNil(Kernels.blockBroadcastOverCores(RuntimeTensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6]), RuntimeTensor(shape: [3], data: [1, 2, 3]),
+                                                     shape: [2, 3], Kernels.Add.self), "small operands stay on one thread")
+    }
 }
