@@ -99,6 +99,84 @@ static void depthwise_row_avx2(const scion_depthwise_row_arguments *a) { DEPTHWI
 
 static void depthwise_row_sse2(const scion_depthwise_row_arguments *a) { DEPTHWISE_ROW_BODY }
 
+// ---- Narrow matrix products (scion_gemm_narrow) ----
+// Accumulators: ROWS rows x VECTORS vectors of 16 columns, all in registers (at most 24 of the 32
+// zmm registers; on AVX2 each v16 is two ymm and the compiler spills some, still far ahead of the
+// packing it replaces). The fused multiply-add is wanted here (contraction on in these functions).
+
+#define NARROW_TILE(ROWS, VECTORS)                                                                \
+    {                                                                                             \
+        _Pragma("clang fp contract(fast)")                                                        \
+        v16 sum[ROWS][VECTORS];                                                                   \
+        for (int r = 0; r < ROWS; r++) for (int v = 0; v < VECTORS; v++) sum[r][v] = (v16){0};    \
+        const float *row = a + m * lda;                                                           \
+        for (ptrdiff_t k = 0; k < depth; k++) {                                                   \
+            const float *packed = b + k * padded;                                                 \
+            v16 w[VECTORS];                                                                       \
+            for (int v = 0; v < VECTORS; v++) w[v] = *(const v16 *)(packed + 16 * v);             \
+            for (int r = 0; r < ROWS; r++) {                                                      \
+                const float x = row[r * lda + k];                                                 \
+                for (int v = 0; v < VECTORS; v++) sum[r][v] += x * w[v];                          \
+            }                                                                                     \
+        }                                                                                         \
+        for (int r = 0; r < ROWS; r++) {                                                          \
+            float *target = c + (m + r) * ldc;                                                    \
+            for (int v = 0; v < VECTORS; v++) {                                                   \
+                if (16 * (v + 1) <= columns) { *(v16 *)(target + 16 * v) = sum[r][v]; continue; } \
+                float lanes[16];                                                                  \
+                memcpy(lanes, &sum[r][v], sizeof lanes);                                          \
+                memcpy(target + 16 * v, lanes, sizeof(float) * (size_t)(columns - 16 * v));       \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+#define NARROW_ROWS(VECTORS, BLOCK)                                                               \
+    {                                                                                             \
+        ptrdiff_t m = 0;                                                                          \
+        for (; m + BLOCK <= rows; m += BLOCK) NARROW_TILE(BLOCK, VECTORS)                         \
+        for (; m < rows; m++) NARROW_TILE(1, VECTORS)                                             \
+    }
+
+#define NARROW_BODY                                                                               \
+    const ptrdiff_t padded = scion_narrow_padded(columns);                                        \
+    switch (padded / 16) {                                                                        \
+    case 1: NARROW_ROWS(1, 8) break;                                                              \
+    case 2: NARROW_ROWS(2, 8) break;                                                              \
+    case 3: NARROW_ROWS(3, 6) break;                                                              \
+    default: NARROW_ROWS(4, 4) break;                                                             \
+    }
+
+#define NARROW_PARAMETERS                                                                         \
+    const float *restrict a, ptrdiff_t lda, const float *restrict b, float *restrict c, ptrdiff_t ldc, \
+    ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t depth
+
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma")))
+static void gemm_narrow_avx512(NARROW_PARAMETERS) { NARROW_BODY }
+
+__attribute__((target("avx2,fma")))
+static void gemm_narrow_avx2(NARROW_PARAMETERS) { NARROW_BODY }
+
+ptrdiff_t scion_narrow_padded(ptrdiff_t columns) { return (columns + 15) / 16 * 16; }
+
+void scion_pack_narrow(const float *b, ptrdiff_t columns, ptrdiff_t depth, float *packed) {
+    const ptrdiff_t padded = scion_narrow_padded(columns);
+    for (ptrdiff_t k = 0; k < depth; k++) {
+        for (ptrdiff_t n = 0; n < padded; n++) packed[k * padded + n] = n < columns ? b[n * depth + k] : 0.0f;
+    }
+}
+
+static int chosen_level(void);
+
+int scion_gemm_narrow(const float *a, ptrdiff_t lda, const float *b, float *c, ptrdiff_t ldc,
+                      ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t depth) {
+    if (columns < 1 || columns > 64) return -1;
+    switch (chosen_level()) {
+    case 3: gemm_narrow_avx512(a, lda, b, c, ldc, rows, columns, depth); return 0;
+    case 2: gemm_narrow_avx2(a, lda, b, c, ldc, rows, columns, depth); return 0;
+    default: return -1;
+    }
+}
+
 // 0: not chosen yet; then 1 sse2, 2 avx2, 3 avx512. A race between threads writes the same value.
 static int level;
 

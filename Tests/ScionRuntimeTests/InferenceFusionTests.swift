@@ -162,4 +162,29 @@ final class InferenceFusionTests: XCTestCase {
         XCTAssertNil(Kernels.blockBroadcastOverCores(RuntimeTensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6]), RuntimeTensor(shape: [3], data: [1, 2, 3]),
                                                      shape: [2, 3], Kernels.Add.self), "small operands stay on one thread")
     }
+
+    /// The narrow product (at most 64 columns, CVectorKernels) against OpenBLAS, every column count
+    /// that ends a vector early or fills it, rows that end a block early; refused past 64 columns.
+    func testNarrowProductMatchesBLAS() throws {
+        var random = SplitMix64(seed: 61)
+        guard String(cString: scion_vector_level()) != "sse2" else { throw XCTSkip("no AVX2 here: the product is OpenBLAS's") }
+        for (rows, columns, depth) in [(19, 5, 7), (8, 16, 33), (13, 17, 1), (30, 33, 64), (9, 48, 20), (21, 64, 150)] {
+            let a = (0..<(rows * depth)).map { _ in random.uniform(-1, 1) }
+            let filters = (0..<(columns * depth)).map { _ in random.uniform(-1, 1) }
+            var expected = [Float](repeating: 0, count: rows * columns), result = [Float](repeating: .nan, count: rows * columns)
+            a.withUnsafeBufferPointer { x in
+                filters.withUnsafeBufferPointer { w in
+                    expected.withUnsafeMutableBufferPointer { c in
+                        BLAS.gemm(m: rows, n: columns, k: depth, a: x.baseAddress!, b: w.baseAddress!, transposeB: true, c: c.baseAddress!)
+                    }
+                    result.withUnsafeMutableBufferPointer { c in
+                        XCTAssertNotNil(NarrowProduct(filters: filters, columns: columns, depth: depth)?.multiply(x.baseAddress!, rows: rows, into: c.baseAddress!))
+                    }
+                }
+            }
+            let worst = zip(result, expected).map { abs($0 - $1) }.max() ?? .nan
+            XCTAssertLessThanOrEqual(worst, 1e-5, "\(rows)x\(depth) by \(depth)x\(columns)")
+        }
+        XCTAssertNil(NarrowProduct(filters: [Float](repeating: 1, count: 65 * 2), columns: 65, depth: 2))
+    }
 }

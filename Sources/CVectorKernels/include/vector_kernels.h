@@ -38,6 +38,23 @@ typedef struct {
 
 void scion_depthwise_row(const scion_depthwise_row_arguments *arguments);
 
+/// `c[m·ldc + n] = Σ_k a[m·lda + k] · b[k·columns_padded + n]` for `m < rows`, `n < columns`, with
+/// `columns` at most 64 and `b` packed by `scion_pack_narrow` (`[k][columns_padded]`, zeros past
+/// `columns`). A matrix product with few columns (a convolution with at most 64 filters) where
+/// OpenBLAS spends most of its time packing the many rows (`rows` pixels): here each row of `a` is
+/// read where it lies, 8 rows at a time against the whole packed `b` held in registers' reach.
+/// Sums run over k in order with fused multiply-adds. Returns 0, or -1 when this CPU has no
+/// AVX2/AVX-512 (the caller uses its BLAS then) or `columns` is out of range.
+int scion_gemm_narrow(const float *a, ptrdiff_t lda, const float *b, float *c, ptrdiff_t ldc,
+                      ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t depth);
+
+/// `b` (`[columns][depth]`, a convolution's filters row by row) packed for `scion_gemm_narrow` into
+/// `packed` (`depth · scion_narrow_padded(columns)` floats).
+void scion_pack_narrow(const float *b, ptrdiff_t columns, ptrdiff_t depth, float *packed);
+
+/// `columns` rounded up to a multiple of 16.
+ptrdiff_t scion_narrow_padded(ptrdiff_t columns);
+
 /// The instruction set chosen: "avx512", "avx2" or "sse2" (for reports and tests).
 const char *scion_vector_level(void);
 
