@@ -182,6 +182,7 @@ final class InferenceFusionTests: XCTestCase {
                     }
                 }
             }
+            XCTAssertTrue(result.allSatisfy(\.isFinite), "every value written")
             let worst = zip(result, expected).map { abs($0 - $1) }.max() ?? .nan
             XCTAssertLessThanOrEqual(worst, 1e-5, "\(rows)x\(depth) by \(depth)x\(columns)")
         }
