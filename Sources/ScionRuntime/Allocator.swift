@@ -19,13 +19,10 @@ package enum Allocator {
 
     /// Freed blocks below `mapped` bytes stay in the heap for the next allocation, and the heap's
     /// top is given back only past `trim` free bytes. True when glibc took both.
-    /// glibc refuses a threshold above 32 MiB (half its heap size on 64-bit): for a larger `mapped`,
-    /// no block is mapped on its own at all (`M_MMAP_MAX` 0).
     @discardableResult
     package static func keepFreedBlocks(below mapped: Int32, trimAbove trim: Int32) -> Bool {
         #if os(Linux)
-        let kept = mapped > 32 << 20 ? mallopt(M_MMAP_MAX, 0) : mallopt(M_MMAP_THRESHOLD, mapped)
-        return kept == 1 && mallopt(M_TRIM_THRESHOLD, trim) == 1
+        return mallopt(M_MMAP_THRESHOLD, mapped) == 1 && mallopt(M_TRIM_THRESHOLD, trim) == 1
         #else
         return false
         #endif
