@@ -83,6 +83,37 @@ public enum InputPreprocessing: String, Sendable, CaseIterable {
         return result
     }
 
+    /// `apply(to:channelAxis:what:)` on one channels-last image in place (`channels` values a pixel,
+    /// 3 for caffe and torch: check with `apply` on an empty batch first): the same float32
+    /// operations in the same order, so the same bits. An image folder's decoding tasks run it on
+    /// each image as it is resized, in parallel, instead of one pass over each batch that copies it.
+    public func applyInPlace(channelsLast values: UnsafeMutableBufferPointer<Float>, channels: Int) {
+        switch self {
+        case .none:
+            return
+        case .tf:
+            let divisor = Float(127.5 as Double)
+            for index in values.indices { values[index] = values[index] / divisor - 1 }
+        case .caffe:
+            precondition(channels == 3, "caffe preprocessing needs 3 channels")
+            let mean = Self.caffeMean
+            for pixel in stride(from: 0, to: values.count, by: 3) {
+                // RGB to BGR, each less its mean.
+                let red = values[pixel]
+                values[pixel] = values[pixel + 2] - mean[0]
+                values[pixel + 1] = values[pixel + 1] - mean[1]
+                values[pixel + 2] = red - mean[2]
+            }
+        case .torch:
+            precondition(channels == 3, "torch preprocessing needs 3 channels")
+            let scale = Float(255.0 as Double), mean = Self.torchMean, deviation = Self.torchStandardDeviation
+            for index in values.indices {
+                let channel = index % 3
+                values[index] = (values[index] / scale - mean[channel]) / deviation[channel]
+            }
+        }
+    }
+
     /// Where the colour channels of a model's first input are. Keras models are channels-last. An
     /// ONNX model is channels-first by convention, but tf2onnx's keep Keras's NHWC input (a Transpose
     /// inside), so for ONNX the declared input shape decides when exactly one of axis 1 and the last

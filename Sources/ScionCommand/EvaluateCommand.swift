@@ -60,6 +60,7 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         BLAS.reexecIfNeeded()
+        ProcessMemory.runningBatchAfterBatch()
         try reportingErrors {
             if let report { try Self.checkReportFolder(report, force: force) }
             let model = try Model.load(source.input)

@@ -53,6 +53,7 @@ struct FinetuneCommand: ParsableCommand {
 
     func run() throws {
         BLAS.reexecIfNeeded()
+        ProcessMemory.runningBatchAfterBatch()
         try reportingErrors {
             let started = Date()
             // Every output is checked before anything is read: a run must not fail at its end for a

@@ -67,10 +67,17 @@ struct ImageFolderOptions: ParsableArguments {
         return InputGeometry(height: height, width: width, channels: channels, channelsFirst: channelsFirst)
     }
 
-    /// Decoding and resizing to the model's input, as these options say.
-    func pipeline(for input: InputGeometry) -> ImagePipeline {
+    /// Decoding and resizing to the model's input, as these options say, in its layout; `transform`
+    /// (preprocessing) runs on each image as it is decoded.
+    func pipeline(for input: InputGeometry, transform: PixelTransform? = nil) -> ImagePipeline {
         ImagePipeline(decode: DecodeOptions(channels: input.channels, applyEXIFOrientation: exifOrientation),
-                      resize: ResizeOptions(height: input.height, width: input.width, interpolation: resize, cropToAspectRatio: cropToAspectRatio))
+                      resize: ResizeOptions(height: input.height, width: input.width, interpolation: resize, cropToAspectRatio: cropToAspectRatio),
+                      transform: transform, channelsFirst: input.channelsFirst)
+    }
+
+    /// Images in the model's layout: what the pipeline's batches hold.
+    static func shape(_ count: Int, _ input: InputGeometry) -> [Int] {
+        input.channelsFirst ? [count, input.channels, input.height, input.width] : [count, input.height, input.width, input.channels]
     }
 
     /// A broken or skipped file: the run ends on the first (`--on-bad-image fail`), or each is a warning.
@@ -98,9 +105,7 @@ struct ImageFolderOptions: ParsableArguments {
         }
         try report(all.failures)
         guard !all.labels.isEmpty else { throw ScionError(file: folder, "holds no image that could be read") }
-        var x = RuntimeTensor(shape: [all.labels.count, input.height, input.width, input.channels], data: all.pixels)
-        if input.channelsFirst { x = x.transposedToChannelsFirst() }
-        return (x, all.labels, all.files, all.failures)
+        return (RuntimeTensor(shape: Self.shape(all.labels.count, input), data: all.pixels), all.labels, all.files, all.failures)
     }
 
     /// Every batch of the stream joined (up to the first failing one with `stopAtFailure`).
@@ -108,9 +113,12 @@ struct ImageFolderOptions: ParsableArguments {
                                   stopAtFailure: Bool) throws(ImageError) -> (pixels: [Float], labels: [Float], files: [String], failures: [ImageError]) {
         var pixels: [Float] = [], labels: [Float] = [], files: [String] = [], failures: [ImageError] = []
         pixels.reserveCapacity(count)
-        while let batch = try stream.next() {
+        while var batch = try stream.next() {
             failures += batch.failures
-            pixels += batch.pixels
+            let batchPixels = batch.pixels
+            batch.pixels = []
+            pixels += batchPixels
+            stream.recycle(consume batchPixels)
             labels += batch.labels.map(Float.init)
             files += batch.files
             if stopAtFailure && !failures.isEmpty { break }
@@ -127,11 +135,13 @@ struct ImageFolderOptions: ParsableArguments {
         while true {
             let next: ImageBatch?
             do { next = try stream.next() } catch { throw BadImage(error: error) }
-            guard let batch = next else { break }
+            guard var batch = next else { break }
             if reporting { try report(batch.failures) }
-            var x = RuntimeTensor(shape: [batch.count, input.height, input.width, input.channels], data: batch.pixels)
-            if input.channelsFirst { x = x.transposedToChannelsFirst() }
-            try body(x, batch.labels.map(Float.init), batch.files, batch.failures)
+            let pixels = batch.pixels
+            batch.pixels = []
+            try body(RuntimeTensor(shape: Self.shape(batch.count, input), data: pixels), batch.labels.map(Float.init), batch.files, batch.failures)
+            // The tensor is gone (unless `body` kept it: then the stream copies rather than overwrite it).
+            stream.recycle(consume pixels)
         }
     }
 
@@ -144,21 +154,3 @@ struct ImageFolderOptions: ParsableArguments {
 
 extension Interpolation: ExpressibleByArgument {}
 extension BadImagePolicy: ExpressibleByArgument {}
-
-extension RuntimeTensor {
-    /// NHWC to NCHW.
-    func transposedToChannelsFirst() -> RuntimeTensor {
-        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
-        var out = [Float](repeating: 0, count: data.count)
-        for sample in 0..<n {
-            for y in 0..<h {
-                for x in 0..<w {
-                    for channel in 0..<c {
-                        out[((sample * c + channel) * h + y) * w + x] = data[((sample * h + y) * w + x) * c + channel]
-                    }
-                }
-            }
-        }
-        return RuntimeTensor(shape: [n, c, h, w], data: out)
-    }
-}

@@ -5,8 +5,8 @@ import ScionRuntime
 
 /// Images as `predict` and `evaluate` samples: one image file; a folder of class sub-folders
 /// (labels from the folders, Keras's image_dataset_from_directory rules, or the model's stored
-/// class names when it has them); or, for `predict`, a folder of images without sub-folders (no
-/// labels). Decoded and resized to the model's input as `finetune --data DIR` does, streamed: each
+/// class names when it has them); or, for `predict`, a folder without class folders (no labels;
+/// listed as Keras's labels=None lists it, with the same link rules as class folders). Decoded and resized to the model's input as `finetune --data DIR` does, streamed: each
 /// batch is decoded (in parallel, a few batches ahead) only when `forEachBatch` reaches it, so a
 /// folder larger than memory is read in a few batches' worth. Each sample is named by its path.
 final class ImageSamples: SampleSource {
@@ -66,44 +66,15 @@ extension ImageFolderOptions {
         var folderClasses: [String]?
         if !ImageFolderOptions.isFolder(path) {
             listed = [ImageSample(path: path, relativePath: (path as NSString).lastPathComponent, label: 0)]
-        } else if Self.hasSubfolders(path) || requireLabels {
+        } else if ImageFolderIndex.hasClassFolders(path, followLinks: followLinks) || requireLabels {
             let index = try ImageFolderIndex(folder: path, classNames: classNames, followLinks: followLinks)
             (listed, problems, folderClasses) = (index.samples, index.skipped, index.classNames)
         } else {
-            (listed, problems) = Self.flatImages(in: path)
+            (listed, problems) = try ImageFolderIndex.unlabelled(folder: path, followLinks: followLinks)
         }
         guard !listed.isEmpty else { throw ScionError(file: path, "holds no image files (.jpg, .jpeg, .png)") }
         try report(problems)
         return ImageSamples(origin: path, listed: listed, pipeline: pipeline(for: input), input: input, options: self,
                             classNames: folderClasses, skipped: problems.map { SkippedSample(name: $0.file, reason: "\($0)") })
-    }
-
-    /// Whether the folder holds a sub-folder (then it is read as one folder per class).
-    static func hasSubfolders(_ path: String) -> Bool {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        return entries.contains { name in
-            guard !name.hasPrefix(".") else { return false }
-            var isDirectory: ObjCBool = false
-            let entry = (path as NSString).appendingPathComponent(name)
-            let attributes = try? FileManager.default.attributesOfItem(atPath: entry)
-            return attributes?[.type] as? FileAttributeType != .typeSymbolicLink
-                && FileManager.default.fileExists(atPath: entry, isDirectory: &isDirectory) && isDirectory.boolValue
-        }
-    }
-
-    /// The image files directly in `path`, sorted; symbolic links are reported, not followed.
-    static func flatImages(in path: String) -> ([ImageSample], [ImageError]) {
-        var samples: [ImageSample] = [], problems: [ImageError] = []
-        for name in ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() where !name.hasPrefix(".") {
-            guard ImageSamples.imageExtensions.contains((name as NSString).pathExtension.lowercased()) else { continue }
-            let entry = (path as NSString).appendingPathComponent(name)
-            if let attributes = try? FileManager.default.attributesOfItem(atPath: entry), attributes[.type] as? FileAttributeType == .typeSymbolicLink {
-                let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: entry)) ?? "?"
-                problems.append(ImageError(file: entry, reason: .symbolicLink(target: target)))
-                continue
-            }
-            samples.append(ImageSample(path: entry, relativePath: name, label: 0))
-        }
-        return (samples, problems)
     }
 }

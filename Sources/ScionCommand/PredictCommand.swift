@@ -55,6 +55,7 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         BLAS.reexecIfNeeded()
+        ProcessMemory.runningBatchAfterBatch()
         try reportingErrors {
             if let output { try OutputCheck.check(output, force: force, extensions: ["csv"], what: "predictions") }
             let model = try Model.load(source.input)

@@ -4,7 +4,7 @@ import ScionImages
 import ScionRuntime
 
 /// A folder's images as training samples that are never all in memory: each pass decodes them in
-/// order, a few batches ahead and in parallel, and preprocesses each batch as it arrives; an epoch's
+/// order, a few batches ahead and in parallel, each image preprocessed by the task that decoded it; an epoch's
 /// shuffled rows are decoded again only when the trainer keeps neither features nor pixels
 /// (`Trainer.features(streaming:)`). Images that fail to decode (`--on-bad-image skip`) are left
 /// out from the first pass on; the warnings are printed once.
@@ -15,6 +15,8 @@ final class StreamedImages: StreamedSamples, @unchecked Sendable {
     let pipeline: ImagePipeline
     let input: ImageFolderOptions.InputGeometry
     let mode: InputPreprocessing
+    /// What is left to apply to each batch: none when the decoding tasks preprocess each image.
+    let batchMode: InputPreprocessing
     let model: Model
     /// Indices in `samples` of the images the last full pass decoded.
     private var kept: [Int]
@@ -25,7 +27,15 @@ final class StreamedImages: StreamedSamples, @unchecked Sendable {
          mode: InputPreprocessing, model: Model) {
         self.folder = folder; self.samples = samples; self.options = options; self.input = input
         self.mode = mode; self.model = model
-        pipeline = options.pipeline(for: input)
+        // Preprocessing each image as it is decoded (in parallel, in place) gives the same bits as a
+        // pass over the batch; done so whenever the mode's channel axis is the batch's. A mode the
+        // input cannot take (caffe on gray images) stays on the batch, which reports it.
+        let channelAxis = InputPreprocessing.channelAxis(of: model.graph, rank: 4)
+        let perImage = mode != .none && (mode == .tf || input.channels == 3) && channelAxis == (input.channelsFirst ? 1 : 3)
+        let channels = input.channels
+        let preprocess: PixelTransform = { pixels in mode.applyInPlace(channelsLast: pixels, channels: channels) }
+        pipeline = options.pipeline(for: input, transform: perImage ? preprocess : nil)
+        batchMode = perImage ? .none : mode
         kept = Array(samples.indices)
         indexOfPath = Dictionary(samples.enumerated().map { ($1.path, $0) }, uniquingKeysWith: { first, _ in first })
     }
@@ -41,7 +51,7 @@ final class StreamedImages: StreamedSamples, @unchecked Sendable {
         var keptNow: [Int] = []
         try options.streamBatches(samples, size: size, pipeline: pipeline, input: input, reporting: !reported) { x, _, files, _ in
             keptNow += files.compactMap { indexOfPath[$0] }
-            try body(try PreprocessOptions.apply(mode, to: x, model: model, file: folder))
+            try body(try PreprocessOptions.apply(batchMode, to: x, model: model, file: folder))
         }
         reported = true
         kept = keptNow
@@ -56,9 +66,8 @@ final class StreamedImages: StreamedSamples, @unchecked Sendable {
         } catch {
             throw ImageFolderOptions.BadImage(error: error)
         }
-        var x = RuntimeTensor(shape: [batch.count, input.height, input.width, input.channels], data: batch.pixels)
-        if input.channelsFirst { x = x.transposedToChannelsFirst() }
-        return try PreprocessOptions.apply(mode, to: x, model: model, file: folder)
+        let x = RuntimeTensor(shape: ImageFolderOptions.shape(batch.count, input), data: batch.pixels)
+        return try PreprocessOptions.apply(batchMode, to: x, model: model, file: folder)
     }
 }
 

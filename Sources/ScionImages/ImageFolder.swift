@@ -66,6 +66,28 @@ public struct ImageFolderIndex: Sendable {
         skipped = walker.skipped
     }
 
+    /// Whether `folder` holds a class folder (a sub-folder whose name does not start with ".", a
+    /// linked one only when `followLinks` and it stays inside): then it reads as one folder per class.
+    public static func hasClassFolders(_ folder: String, followLinks: Bool = false) -> Bool {
+        var walker = Walker(folder: folder, followLinks: followLinks, formats: kerasFormats)
+        let names = (try? walker.entries(of: folder)) ?? []
+        return names.contains { !$0.hasPrefix(".") && walker.classFolder(folder + "/" + $0) }
+    }
+
+    /// The images of a folder read without labels, as Keras's image_dataset_from_directory(labels=None)
+    /// indexes it (the whole folder walked as one class folder is: sub-folders too, Keras's order and
+    /// formats), with the same link rules as class folders; every label 0. Skipped links in `skipped`.
+    public static func unlabelled(folder: String, followLinks: Bool = false,
+                                  formats: [String] = kerasFormats) throws(ImageError) -> (samples: [ImageSample], skipped: [ImageError]) {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+            throw ImageError(file: folder, reason: .folder("is not a folder"))
+        }
+        var walker = Walker(folder: folder, followLinks: followLinks, formats: formats)
+        let samples = try walker.files(in: "").map { ImageSample(path: folder + "/" + $0, relativePath: $0, label: 0) }
+        return (samples, walker.skipped)
+    }
+
     /// Keras's order: with `seed`, numpy's RandomState(seed).shuffle of the file list (and, with the
     /// same seed, of the labels: the same permutation); without, the index order.
     public func ordered(seed: UInt32?) -> [ImageSample] {
@@ -163,16 +185,19 @@ private struct Walker {
         return formats.contains { lowered.hasSuffix($0) }
     }
 
-    /// The class folder's image files, relative to the data folder, in Keras's order.
+    /// `name` inside `relative` ("" is the data folder itself).
+    private func joined(_ relative: String, _ name: String) -> String { relative.isEmpty ? name : relative + "/" + name }
+
+    /// The class folder's image files ("": the data folder's own), relative to the data folder, in Keras's order.
     mutating func files(in className: String) throws(ImageError) -> [String] {
         var folders: [(path: String, files: [String])] = []
         try walk(className, into: &folders)
         folders.sort { pythonOrder($0.path, $1.path) }
-        return folders.flatMap { folder in folder.files.map { folder.path + "/" + $0 } }
+        return folders.flatMap { folder in folder.files.map { joined(folder.path, $0) } }
     }
 
     private mutating func walk(_ relative: String, into folders: inout [(path: String, files: [String])]) throws(ImageError) {
-        let path = folder + "/" + relative
+        let path = relative.isEmpty ? folder : folder + "/" + relative
         let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
         guard visited.insert(real).inserted else { return }   // a linked loop
         var files: [String] = []
@@ -194,7 +219,7 @@ private struct Walker {
             }
         }
         folders.append((relative, files))
-        for name in subfolders { try walk(relative + "/" + name, into: &folders) }
+        for name in subfolders { try walk(joined(relative, name), into: &folders) }
     }
 }
 

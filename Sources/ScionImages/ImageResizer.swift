@@ -70,28 +70,83 @@ public enum ImageResizer {
     }
 
     /// resize_bilinear_op.cc with HalfPixelScaler: in = (out + 0.5) * scale - 0.5, the two
-    /// neighbours clamped to the image, lerps in x then y.
+    /// neighbours clamped to the image, lerps in x then y. Each output value reads its 2x2 source
+    /// samples straight from the 8-bit image (no float copy of the whole image, which at phone sizes
+    /// would be 10 to 20 times the output); the float arithmetic is TensorFlow's, in its order.
     static func bilinear(_ source: Window, _ outHeight: Int, _ outWidth: Int, _ out: UnsafeMutableBufferPointer<Float>) {
-        func weights(_ outSize: Int, _ inSize: Int) -> [(lower: Int, upper: Int, lerp: Float)] {
-            let scale = Float(inSize) / Float(outSize)
-            return (0..<outSize).map { i in
-                let position = (Float(i) + 0.5) * scale - 0.5
-                let floorPosition = position.rounded(.down)
-                return (max(Int(floorPosition), 0), min(Int(position.rounded(.up)), inSize - 1), position - floorPosition)
-            }
-        }
-        let ys = weights(outHeight, source.height), xs = weights(outWidth, source.width)
+        let ys = bilinearTaps(outHeight, source.height), xs = bilinearTaps(outWidth, source.width)
         let channels = source.channels
-        for (y, yw) in ys.enumerated() {
-            for (x, xw) in xs.enumerated() {
-                for c in 0..<channels {
-                    let topLeft = source.value(yw.lower, xw.lower, c), topRight = source.value(yw.lower, xw.upper, c)
-                    let bottomLeft = source.value(yw.upper, xw.lower, c), bottomRight = source.value(yw.upper, xw.upper, c)
-                    let top = topLeft + (topRight - topLeft) * xw.lerp
-                    let bottom = bottomLeft + (bottomRight - bottomLeft) * xw.lerp
-                    out[(y * outWidth + x) * channels + c] = top + (bottom - top) * yw.lerp
+        // Where each output column's left and right neighbours start within a source row.
+        let leftColumns = xs.map { (source.left + $0.lower) * channels }, rightColumns = xs.map { (source.left + $0.upper) * channels }
+        let columnLerps = xs.map(\.lerp)
+        // Columns whose four-lane reads stay inside their row and whose four-lane write is followed
+        // by another pixel's (the right neighbour grows with x, so they come first).
+        let rowBytes = source.rowLength * channels
+        let vectorColumns = min(outWidth - 1, rightColumns.firstIndex { $0 + 4 > rowBytes } ?? outWidth)
+        guard let pixels = source.pixels.baseAddress, let output = out.baseAddress else { return }
+        leftColumns.withUnsafeBufferPointer { lefts in
+            rightColumns.withUnsafeBufferPointer { rights in
+                columnLerps.withUnsafeBufferPointer { lerps in
+                    for (y, row) in ys.enumerated() {
+                        let upper = pixels + (source.top + row.lower) * source.rowLength * channels
+                        let lower = pixels + (source.top + row.upper) * source.rowLength * channels
+                        let rowLerp = row.lerp
+                        var target = output + y * outWidth * channels
+                        var x = 0
+                        if channels == 3 {
+                            // RGB, the common case: a pixel's three values at once, as four lanes (the
+                            // fourth reads the next sample and writes a value the next pixel overwrites).
+                            let rowLerps = SIMD4<Float>(repeating: rowLerp)
+                            while x < vectorColumns {
+                                let lerp = SIMD4<Float>(repeating: lerps[x])
+                                let topLeft = lanes(upper + lefts[x]), topRight = lanes(upper + rights[x])
+                                let bottomLeft = lanes(lower + lefts[x]), bottomRight = lanes(lower + rights[x])
+                                let top = topLeft + (topRight - topLeft) * lerp
+                                let bottom = bottomLeft + (bottomRight - bottomLeft) * lerp
+                                UnsafeMutableRawPointer(target).storeBytes(of: top + (bottom - top) * rowLerps, as: SIMD4<Float>.self)
+                                target += 3
+                                x += 1
+                            }
+                        }
+                        while x < outWidth {
+                            let left = lefts[x], right = rights[x], lerp = lerps[x]
+                            for c in 0..<channels { target[c] = blend(upper + c, lower + c, left, right, lerp, rowLerp) }
+                            target += channels
+                            x += 1
+                        }
+                    }
                 }
             }
+        }
+    }
+
+    /// Four consecutive 8-bit samples as floats.
+    @inline(__always)
+    private static func lanes(_ samples: UnsafePointer<UInt8>) -> SIMD4<Float> {
+        let bytes = UnsafeRawPointer(samples).loadUnaligned(as: SIMD4<UInt8>.self)
+        return SIMD4<Float>(SIMD4<Int32>(truncatingIfNeeded: bytes))
+    }
+
+    /// One output value of `bilinear`: `top + (bottom - top) * rowLerp`, each of top and bottom a
+    /// lerp between the left and right samples of its row (resize_bilinear_op.cc's compute_lerp).
+    @inline(__always)
+    private static func blend(_ upper: UnsafePointer<UInt8>, _ lower: UnsafePointer<UInt8>, _ left: Int, _ right: Int,
+                              _ lerp: Float, _ rowLerp: Float) -> Float {
+        let topLeft = Float(upper[left]), topRight = Float(upper[right])
+        let bottomLeft = Float(lower[left]), bottomRight = Float(lower[right])
+        let top = topLeft + (topRight - topLeft) * lerp
+        let bottom = bottomLeft + (bottomRight - bottomLeft) * lerp
+        return top + (bottom - top) * rowLerp
+    }
+
+    /// For each output index along one axis: the two source indices it reads (clamped to the image)
+    /// and the weight of the second, as resize_bilinear_op.cc's compute_interpolation_weights.
+    static func bilinearTaps(_ outSize: Int, _ inSize: Int) -> [(lower: Int, upper: Int, lerp: Float)] {
+        let scale = Float(inSize) / Float(outSize)
+        return (0..<outSize).map { i in
+            let position = (Float(i) + 0.5) * scale - 0.5
+            let floorPosition = position.rounded(.down)
+            return (max(Int(floorPosition), 0), min(Int(position.rounded(.up)), inSize - 1), position - floorPosition)
         }
     }
 
@@ -101,11 +156,17 @@ public enum ImageResizer {
             let scale = Float(inSize) / Float(outSize)
             return (0..<outSize).map { i in max(0, min(Int(((Float(i) + 0.5) * scale).rounded(.down)), inSize - 1)) }
         }
-        let ys = indices(outHeight, source.height), xs = indices(outWidth, source.width)
         let channels = source.channels
-        for (y, sourceY) in ys.enumerated() {
-            for (x, sourceX) in xs.enumerated() {
-                for c in 0..<channels { out[(y * outWidth + x) * channels + c] = source.value(sourceY, sourceX, c) }
+        let columns = indices(outWidth, source.width).map { (source.left + $0) * channels }
+        guard let pixels = source.pixels.baseAddress, let output = out.baseAddress else { return }
+        columns.withUnsafeBufferPointer { columns in
+            for (y, sourceY) in indices(outHeight, source.height).enumerated() {
+                let row = pixels + (source.top + sourceY) * source.rowLength * channels
+                var target = output + y * outWidth * channels
+                for x in 0..<outWidth {
+                    for c in 0..<channels { target[c] = Float(row[columns[x] + c]) }
+                    target += channels
+                }
             }
         }
     }

@@ -27,7 +27,9 @@ enum JPEGDecoder {
         let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
         let decodedChannels = isCMYK ? 4 : options.channels
         let format: TJPF = isCMYK ? TJPF_CMYK : options.channels == 1 ? TJPF_GRAY : options.channels == 3 ? TJPF_RGB : TJPF_RGBA
-        var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * decodedChannels)
+        // Not cleared first: tjDecompress2 writes every row unless it fails, and then the pixels are dropped.
+        let count = Int(width) * Int(height) * decodedChannels
+        var pixels = [UInt8](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
         let flags = options.jpegDCT == .fast ? TJFLAG_FASTDCT : TJFLAG_ACCURATEDCT
         let status = pixels.withUnsafeMutableBufferPointer { output in
             tjDecompress2(handle, source, UInt(bytes.count), output.baseAddress, width, 0, height, Int32(format.rawValue), flags)

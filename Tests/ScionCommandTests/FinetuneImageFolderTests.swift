@@ -1,6 +1,7 @@
 import Foundation
 import Scion
 @testable import ScionCommand
+import ScionImages
 import ScionRuntime
 import XCTest
 
@@ -40,16 +41,16 @@ final class FinetuneImageFolderTests: XCTestCase {
         let torch = try Model.load(Repository.fixture("torch/tiny_resnet.onnx"))
         let nchw = try options.load(data: folder, validation: nil, validationSplit: nil, seed: 0, model: torch, names: nil).training.x
         XCTAssertEqual(nchw.shape, [42, 3, 16, 16])
-        // NHWC [1, 2, 2, 3] to NCHW [1, 3, 2, 2]: value 100 * y + 10 * x + c lands at [c][y][x].
-        var values: [Float] = []
-        for y in 0..<2 {
-            for x in 0..<2 {
-                for c in 0..<3 { values.append(Float(100 * y + 10 * x + c)) }
-            }
+        // The same images channels-last, each channel gathered into its plane, are the NCHW batch.
+        let geometry = ImageFolderOptions.InputGeometry(height: 16, width: 16, channels: 3, channelsFirst: false)
+        let samples = try ImageFolderIndex(folder: folder).samples
+        let lastBatch = try ImageBatches(samples: samples, batchSize: samples.count, pipeline: options.pipeline(for: geometry)).batch(0)
+        var gathered = [Float](repeating: .nan, count: lastBatch.pixels.count)
+        for (index, value) in lastBatch.pixels.enumerated() {
+            let (image, pixel, channel) = (index / 768, index % 768 / 3, index % 3)
+            gathered[image * 768 + channel * 256 + pixel] = value
         }
-        let transposed = RuntimeTensor(shape: [1, 2, 2, 3], data: values).transposedToChannelsFirst()
-        XCTAssertEqual(transposed.shape, [1, 3, 2, 2])
-        XCTAssertEqual(transposed.data, [0, 10, 100, 110, 1, 11, 101, 111, 2, 12, 102, 112])
+        XCTAssertEqual(nchw.data, gathered)
     }
 
     func testABadImageEndsTheRunOrIsSkippedWithAWarning() throws {

@@ -98,6 +98,21 @@ final class PredictEvaluateCommandTests: XCTestCase {
         XCTAssertThrowsError(try InputPreprocessing.caffe.apply(to: RuntimeTensor(shape: [1, 2, 2, 1], data: [1, 2, 3, 4]), channelAxis: 3, what: "x"))
     }
 
+    /// The in-place form an image folder's decoding tasks use is `apply`'s arithmetic, bit for bit.
+    func testPreprocessingInPlaceEqualsTheBatchForm() throws {
+        var state: UInt32 = 12345
+        let values = (0..<(5 * 7 * 3)).map { _ -> Float in
+            state = state &* 1664525 &+ 1013904223
+            return Float(state >> 8) / Float(1 << 24) * 255
+        }
+        let x = RuntimeTensor(shape: [1, 5, 7, 3], data: values)
+        for mode in InputPreprocessing.allCases {
+            var inPlace = values
+            inPlace.withUnsafeMutableBufferPointer { mode.applyInPlace(channelsLast: $0, channels: 3) }
+            XCTAssertEqual(inPlace.map(\.bitPattern), try mode.apply(to: x, channelAxis: 3, what: "x").data.map(\.bitPattern), "\(mode)")
+        }
+    }
+
     func testRefusalsAreOneLine() throws {
         let directory = try temporaryDirectory(self)
         let wrong = directory.appendingPathComponent("wrong.npy").path

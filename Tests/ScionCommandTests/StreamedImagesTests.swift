@@ -1,5 +1,8 @@
 import Foundation
+import Scion
 @testable import ScionCommand
+import ScionImages
+import ScionRuntime
 import XCTest
 
 /// Image folders stream into `finetune`: batches decoded as training reads them, the frozen prefix's
@@ -37,6 +40,32 @@ final class StreamedImagesTests: XCTestCase {
         XCTAssertFalse(streamedCached)
         XCTAssertEqual(keptHistory.count, 3)
         XCTAssertEqual(keptHistory, streamedHistory)
+    }
+
+    /// Each image preprocessed by the task that decoded it gives the bits one pass over the batch
+    /// gives, channels-last (a Keras model) and channels-first (a PyTorch export); a mode the images
+    /// cannot take stays on the batch, which refuses it.
+    func testImagesPreprocessedAsTheyAreDecodedEqualTheBatchPass() throws {
+        let options = try ImageFolderOptions.parse([])
+        let samples = try ImageFolderIndex(folder: folder).samples
+        for (path, modes) in [(model, [InputPreprocessing.tf]), (Repository.fixture("torch/tiny_resnet.onnx"), [.tf, .caffe, .torch])] {
+            let loaded = try Model.load(path)
+            let input = try options.inputGeometry(loaded, file: folder)
+            let raw = try options.load(data: folder, validation: nil, validationSplit: nil, seed: 0, model: loaded, names: nil).training.x
+            for mode in modes {
+                let stream = StreamedImages(folder: folder, samples: samples, options: options, input: input, mode: mode, model: loaded)
+                XCTAssertEqual(stream.batchMode, InputPreprocessing.none, "\(path) \(mode)")
+                var streamed: [Float] = []
+                try stream.forEachBatch(size: 16) { streamed += $0.data }
+                let expected = try PreprocessOptions.apply(mode, to: raw, model: loaded, file: folder)
+                XCTAssertEqual(streamed.map(\.bitPattern), expected.data.map(\.bitPattern), "\(path) \(mode)")
+            }
+        }
+        let digits = try Model.load(model)
+        let gray = StreamedImages(folder: folder, samples: samples, options: options, input: try options.inputGeometry(digits, file: folder),
+                                  mode: .caffe, model: digits)
+        XCTAssertEqual(gray.batchMode, .caffe)
+        XCTAssertThrowsError(try gray.forEachBatch(size: 16) { _ in }) { XCTAssertTrue("\($0)".contains("needs 3 colour channels"), "\($0)") }
     }
 
     /// `finetune --test DIR` prints and stores what `scion evaluate` gives for the written model.

@@ -53,6 +53,34 @@ final class HostileImageTests: XCTestCase {
         XCTAssertEqual(try ImageFolderIndex(folder: folder.path, followLinks: true).samples.map(\.relativePath), ["cls/a.png", "cls/b.png"])
     }
 
+    /// A folder read without labels (predict on a folder of images) follows the class folders' rules:
+    /// Keras's labels=None listing (sub-folders and hidden files too), links reported unless followed.
+    func testUnlabelledFoldersFollowTheClassFoldersRules() throws {
+        let links = Self.folder.appendingPathComponent("image_links").path
+        XCTAssertTrue(ImageFolderIndex.hasClassFolders(links))
+        let asOneFolder = try ImageFolderIndex.unlabelled(folder: links + "/digit")
+        XCTAssertEqual(asOneFolder.samples.map(\.relativePath), ["good.png"])
+        XCTAssertEqual(asOneFolder.skipped.map(\.file), [links + "/digit/passwd.png", links + "/digit/script.jpg"])
+
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("scion-unlabelled-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let hidden = folder.appendingPathComponent(".thumbnails")
+        try FileManager.default.createDirectory(at: hidden, withIntermediateDirectories: true)
+        for name in ["b.png", ".a.png", "notes.txt", ".thumbnails/c.PNG"] {
+            try FileManager.default.copyItem(atPath: ImageFixtures.folder + "/one/one_00.png", toPath: folder.appendingPathComponent(name).path)
+        }
+        try FileManager.default.createSymbolicLink(atPath: folder.appendingPathComponent("linked").path, withDestinationPath: ".thumbnails")
+        // Neither a hidden folder nor an unfollowed link makes a class folder.
+        XCTAssertFalse(ImageFolderIndex.hasClassFolders(folder.path))
+        XCTAssertTrue(ImageFolderIndex.hasClassFolders(folder.path, followLinks: true))
+        let listed = try ImageFolderIndex.unlabelled(folder: folder.path)
+        XCTAssertEqual(listed.samples.map(\.relativePath), [".a.png", "b.png", ".thumbnails/c.PNG"])
+        XCTAssertEqual(listed.samples.map(\.path), listed.samples.map { folder.path + "/" + $0.relativePath })
+        XCTAssertEqual(Set(listed.samples.map(\.label)), [0])
+        XCTAssertEqual(listed.skipped.map(\.file), [folder.path + "/linked"])
+        XCTAssertThrowsError(try ImageFolderIndex.unlabelled(folder: folder.path + "/b.png"))
+    }
+
     func testBadImagesAreSkippedOrFatalInBatches() throws {
         let good = ImageSample(path: ImageFixtures.folder + "/one/one_00.png", relativePath: "one/one_00.png", label: 0)
         let bad = ImageSample(path: Self.folder.appendingPathComponent("image_truncated.jpg").path, relativePath: "x", label: 1)
