@@ -73,10 +73,34 @@ typedef float v4 __attribute__((vector_size(16), aligned(4)));
         *(V *)(target + c) = sum;                                                                 \
     }
 
-#define DEPTHWISE_ROW_BODY                                                                        \
-    for (ptrdiff_t ox = 0; ox < a->output_width; ox++) {                                          \
-        const ptrdiff_t kx_low = a->kx_low[ox], kx_high = a->kx_high[ox];                         \
-        const ptrdiff_t base = (a->row_start * a->width + ox * a->stride - a->left) * a->channels; \
+// Four neighbouring output pixels with the same valid taps (away from the edges): each weight
+// vector loaded once for the four, whose windows are `stride` columns apart.
+#define DEPTHWISE_BLOCK4(V)                                                                       \
+    {                                                                                             \
+        V sum0 = {0}, sum1 = {0}, sum2 = {0}, sum3 = {0};                                         \
+        const ptrdiff_t step = a->stride * a->channels;                                           \
+        for (ptrdiff_t kx = kx_low; kx < kx_high; kx++) {                                         \
+            const float *tap = a->image + base + a->ky_low * a->row_stride + kx * a->tap_stride + c; \
+            const float *weight = a->kernel + (a->ky_low * a->kernel_width + kx) * a->channels + c; \
+            for (ptrdiff_t ky = a->ky_low; ky < a->ky_high; ky++) {                               \
+                const V w = *(const V *)weight;                                                   \
+                sum0 += w * *(const V *)tap;                                                      \
+                sum1 += w * *(const V *)(tap + step);                                             \
+                sum2 += w * *(const V *)(tap + 2 * step);                                         \
+                sum3 += w * *(const V *)(tap + 3 * step);                                         \
+                tap += a->row_stride;                                                             \
+                weight += a->kernel_width * a->channels;                                          \
+            }                                                                                     \
+        }                                                                                         \
+        *(V *)(target + c) = sum0;                                                                \
+        *(V *)(target + a->channels + c) = sum1;                                                  \
+        *(V *)(target + 2 * a->channels + c) = sum2;                                              \
+        *(V *)(target + 3 * a->channels + c) = sum3;                                              \
+    }
+
+// One output pixel, every channel of the block (16, then 4, then one at a time).
+#define DEPTHWISE_PIXEL                                                                           \
+    {                                                                                             \
         float *target = a->output + ox * a->channels;                                             \
         ptrdiff_t c = a->first;                                                                   \
         for (; c + 16 <= a->last; c += 16) DEPTHWISE_BLOCK(v16)                                   \
@@ -88,6 +112,28 @@ typedef float v4 __attribute__((vector_size(16), aligned(4)));
                     sum += a->kernel[(ky * a->kernel_width + kx) * a->channels + c]               \
                          * a->image[base + ky * a->row_stride + kx * a->tap_stride + c];          \
             target[c] = sum;                                                                      \
+        }                                                                                         \
+    }
+
+// Pixels four at a time where the four share their valid taps and the block's channels are a
+// multiple of 4 (the interior of every MobileNet/EfficientNet row), else one at a time.
+#define DEPTHWISE_ROW_BODY                                                                        \
+    const int quads = (a->last - a->first) % 4 == 0;                                              \
+    for (ptrdiff_t ox = 0; ox < a->output_width;) {                                               \
+        const ptrdiff_t kx_low = a->kx_low[ox], kx_high = a->kx_high[ox];                         \
+        const ptrdiff_t base = (a->row_start * a->width + ox * a->stride - a->left) * a->channels; \
+        if (quads && ox + 4 <= a->output_width                                                    \
+            && a->kx_low[ox + 1] == kx_low && a->kx_high[ox + 1] == kx_high                       \
+            && a->kx_low[ox + 2] == kx_low && a->kx_high[ox + 2] == kx_high                       \
+            && a->kx_low[ox + 3] == kx_low && a->kx_high[ox + 3] == kx_high) {                    \
+            float *target = a->output + ox * a->channels;                                         \
+            ptrdiff_t c = a->first;                                                               \
+            for (; c + 16 <= a->last; c += 16) DEPTHWISE_BLOCK4(v16)                              \
+            for (; c + 4 <= a->last; c += 4) DEPTHWISE_BLOCK4(v4)                                 \
+            ox += 4;                                                                              \
+        } else {                                                                                  \
+            DEPTHWISE_PIXEL                                                                       \
+            ox += 1;                                                                              \
         }                                                                                         \
     }
 

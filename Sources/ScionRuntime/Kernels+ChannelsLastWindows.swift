@@ -67,7 +67,7 @@ extension Kernels {
                         kx_low: UnsafePointer<Int>(bitPattern: columnAddresses.0), kx_high: UnsafePointer<Int>(bitPattern: columnAddresses.1),
                         first: first, last: last)
                     scion_depthwise_row(&arguments)
-                    for ox in 0..<g.ow { epilogue.apply(target + ox * channels + first, firstChannel: first, count: last - first) }
+                    epilogue.apply(target + first, rows: g.ow, stride: channels, firstChannel: first, count: last - first)
                 }
             }
         }

@@ -34,11 +34,17 @@ struct ConvolutionEpilogue: Sendable {
 
     /// Over `rows` whole rows of `channels` values each.
     func apply(_ values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
+        apply(values, rows: rows, stride: channels, firstChannel: 0, count: channels)
+    }
+
+    /// Over channels `firstChannel ..< firstChannel + count` of `rows` rows `stride` values apart,
+    /// `values` pointing at the first row's first one (a depthwise output row's block of channels).
+    func apply(_ values: UnsafeMutablePointer<Float>, rows: Int, stride: Int, firstChannel: Int, count: Int) {
         guard !isIdentity else { return }
         if let exponential = exponentialFunction {
-            return withBias(from: 0) { scion_activate_rows(values, rows, channels, channels, $0, exponential) }
+            return withBias(from: firstChannel) { scion_activate_rows(values, rows, count, stride, $0, exponential) }
         }
-        for r in 0..<rows { apply(values + r * channels, firstChannel: 0, count: channels) }
+        for r in 0..<rows { apply(values + r * stride, firstChannel: firstChannel, count: count) }
     }
 
     /// Swish and sigmoid run in CVectorKernels (AVX-512 where the CPU has it: 16 lanes, against the
