@@ -40,43 +40,17 @@ extension Kernels {
         return RuntimeTensor(shape: shape, data: data)
     }
 
-    /// A channels-first convolution kernel `[F, C, kh, kw]` reordered `[F, kh, kw, C]`: each filter's
-    /// row then matches a channels-last unfolded window (taps outer, channels inner). 1x1 kernels are
-    /// the same bytes either way.
-    static func filtersChannelsLast(_ kernel: [Float], channels: Int, taps: Int) -> [Float] {
-        guard taps > 1, channels > 1 else { return kernel }
-        return [Float](unsafeUninitializedCapacity: kernel.count) { result, initialized in
-            kernel.withUnsafeBufferPointer { source in
-                guard let from = source.baseAddress, let to = result.baseAddress else { return }
-                for f in 0..<(kernel.count / (channels * taps)) {
-                    let input = from + f * channels * taps, output = to + f * channels * taps
-                    for c in 0..<channels {
-                        for t in 0..<taps { output[t * channels + c] = input[c * taps + t] }
-                    }
-                }
-            }
-            initialized = kernel.count
-        }
-    }
-
-    /// A depthwise kernel `[F, 1, kh, kw]` (F = C·multiplier) reordered `[kh, kw, F]` (filters contiguous per tap).
-    static func depthwiseChannelsLastKernel(_ kernel: [Float], channels: Int, taps: Int) -> [Float] {
-        var result = [Float](repeating: 0, count: kernel.count)
-        for c in 0..<channels {
-            for t in 0..<taps { result[t * channels + c] = kernel[c * taps + t] }
-        }
-        return result
-    }
-
-    /// Convolution with one group on a channels-last input, kernel from `filtersChannelsLast`:
-    /// windows unfolded into rows `(ky, kx, c)` of a block of output pixels, then one GEMM per block
-    /// against the filters (read transposed: `[F, K]`), written straight into the channels-last
-    /// output; a 1x1 convolution with stride 1 and no padding multiplies the input itself. The bias
-    /// and a (capped) ReLU are applied in the same pass over each block (`reluCap`).
-    static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], _ g: ConvGeometry, bias: [Float]?,
+    /// Convolution with one group on a channels-last input: windows unfolded into rows `(ky, kx, c)`
+    /// of a block of output pixels, then one GEMM per block against the filter matrix, `[K, F]`
+    /// (`order` `filtersLast`) or read transposed from `[F, K]` (`filtersFirst`; Kernels+KernelLayout.swift),
+    /// written straight into the channels-last output; a 1x1 convolution with stride 1 and no padding
+    /// multiplies the input itself. The bias and a (capped) ReLU are applied in the same pass over
+    /// each block (`reluCap`).
+    static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], order: FilterOrder, _ g: ConvGeometry, bias: [Float]?,
                                         reluCap: Float?) -> RuntimeTensor {
         let (channels, filters) = (g.channels, g.filters)
         let pixels = g.batch * g.oh * g.ow, patch = g.kh * g.kw * channels
+        let transposeB = order == .filtersFirst
         var output = uninitialized(pixels * filters)
         let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.top == 0 && g.left == 0
             && g.oh == g.height && g.ow == g.width
@@ -86,7 +60,7 @@ extension Kernels {
                 if pointwise {
                     x.data.withUnsafeBufferPointer { input in
                         guard let source = input.baseAddress else { return }
-                        BLAS.splitGemm(m: pixels, n: filters, k: channels, a: source, b: weights, transposeB: true, c: target)
+                        BLAS.splitGemm(m: pixels, n: filters, k: channels, a: source, b: weights, transposeB: transposeB, c: target)
                     }
                     channelsLastEpilogue(target, rows: pixels, channels: filters, bias: bias, reluCap: reluCap)
                     return
@@ -100,7 +74,7 @@ extension Kernels {
                     for first in stride(from: 0, to: pixels, by: block) {
                         let count = min(block, pixels - first)
                         unfoldChannelsLast(x, g, firstPixel: first, pixelCount: count, into: rows)
-                        BLAS.splitGemm(m: count, n: filters, k: patch, a: rows, b: weights, transposeB: true, c: target + first * filters)
+                        BLAS.splitGemm(m: count, n: filters, k: patch, a: rows, b: weights, transposeB: transposeB, c: target + first * filters)
                         channelsLastEpilogue(target + first * filters, rows: count, channels: filters, bias: bias, reluCap: reluCap)
                     }
                 }
@@ -231,7 +205,7 @@ extension Kernels {
 
 extension Kernels {
     /// Depthwise convolution (each filter reads one channel; `g.filtersPerGroup` filters per channel)
-    /// on a channels-last input, kernel from `depthwiseChannelsLastKernel`, then the bias and a
+    /// on a channels-last input, kernel `[kh, kw, F]` (Kernels+KernelLayout.swift), then the bias and a
     /// (capped) ReLU in one pass.
     static func depthwiseConvolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], _ g: ConvGeometry, bias: [Float]?,
                                                  reluCap: Float?) -> RuntimeTensor {
