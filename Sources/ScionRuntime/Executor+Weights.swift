@@ -177,9 +177,12 @@ extension Executor {
         return try converted(parameter.storage.bytes(keep: false), parameter)
     }
 
-    /// A fresh array of `count` floats, every one of which `fill` writes.
+    /// A fresh array of `count` floats, every one of which `fill` writes, asked to sit in huge pages
+    /// (`Allocator.preferHugePages`): page faults were most of the time a large model's weights took
+    /// to load, one per 4 KiB written.
     static func weightArray(_ count: Int, _ fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows -> [Float] {
         try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            Allocator.preferHugePages(UnsafeMutableRawBufferPointer(buffer))
             try fill(buffer)
             initialized = count
         }

@@ -168,4 +168,13 @@ final class ExecutorPreparationTests: XCTestCase {
                        (0..<24).map { oihw[$0] * scales[$0 / 8] })
         XCTAssertThrowsError(try Executor.convolutionKernel(parameter("odd", .kernel, [0, 2]), .channelsFirst, scales: nil))
     }
+
+    func testHugePagesAreAskedOnlyForWholePages() {
+        let small = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { small.deallocate() }
+        XCTAssertFalse(Allocator.preferHugePages(small), "1 MiB holds no whole 2 MiB page")
+        let values = Executor.weightArray(3 << 20) { buffer in for i in buffer.indices { buffer[i] = Float(i % 7) } }
+        XCTAssertEqual(values.count, 3 << 20)
+        XCTAssertEqual(values[(3 << 20) - 1], Float(((3 << 20) - 1) % 7))
+    }
 }
