@@ -53,4 +53,11 @@ package enum Allocator {
         return false
         #endif
     }
+
+    /// Writes one byte of every page of `buffer` (its contents are then undefined), so that the
+    /// page faults of fresh memory are taken now, by this thread.
+    package static func touchPages(_ buffer: UnsafeMutableRawBufferPointer) {
+        guard let base = buffer.baseAddress else { return }
+        for offset in stride(from: 0, to: buffer.count, by: 4096) { base.storeBytes(of: 0, toByteOffset: offset, as: UInt8.self) }
+    }
 }

@@ -1,4 +1,7 @@
+import Dispatch
+import Foundation
 import ScionIR
+import Synchronization
 
 /// How weights get from the file into the executor: each parameter read once, float32 values
 /// straight into the array the executor keeps (no byte array beside it), convolution kernels in
@@ -54,15 +57,16 @@ extension Executor {
         }
         let foldedKernels = Set(folds.map(\.kernel))
         var prepared = PreparedWeights()
-        var kernels: [Parameter] = []
+        var plain: [Parameter] = [], kernels: [Parameter] = []
         for parameter in graph.parameters.all where wanted(parameter.name) {
             if forms[parameter.name] != nil || foldedKernels.contains(parameter.name) {
                 kernels.append(parameter)
-                continue
+            } else {
+                plain.append(parameter)
             }
-            prepared.values[parameter.name] = try floats(parameter)
-            if releasing { release(parameter, in: &graph) }
         }
+        let plainValues = try concurrently(plain.map { parameter in (parameter.elementCount, { try floats(parameter) }) })
+        for (parameter, values) in zip(plain, plainValues) { prepared.values[parameter.name] = values }
         // Statistics and biases are read: each fold's scales, then each kernel in its final form.
         var scales: [String: [Float]] = [:]
         for fold in folds where wanted(fold.kernel) {
@@ -71,13 +75,42 @@ extension Executor {
             if let name = fold.bias { prepared.values[name] = bias } else { prepared.foldedBiases[fold.convolution] = bias }
             prepared.folded.insert(fold.normalization.name)
         }
-        for kernel in kernels {
-            let form = forms[kernel.name] ?? .channelsFirst
-            prepared.values[kernel.name] = try convolutionKernel(kernel, form, scales: scales[kernel.name])
-            if form == .matrix(.filtersLast), let node = formNodes[kernel.name] { prepared.filtersLast.insert(node) }
-            if releasing { release(kernel, in: &graph) }
+        let kernelValues = try concurrently(kernels.map { kernel in
+            let (form, kernelScales) = (forms[kernel.name] ?? .channelsFirst, scales[kernel.name])
+            return (kernel.elementCount, { try convolutionKernel(kernel, form, scales: kernelScales) })
+        })
+        for (kernel, values) in zip(kernels, kernelValues) {
+            prepared.values[kernel.name] = values
+            if forms[kernel.name] == .matrix(.filtersLast), let node = formNodes[kernel.name] { prepared.filtersLast.insert(node) }
         }
+        if releasing { for parameter in plain + kernels { release(parameter, in: &graph) } }
         return prepared
+    }
+
+    /// Runs `jobs` on every core, the largest first so that the cores finish together, and returns
+    /// their results in the jobs' order (or throws the error of the first one, in that order, that
+    /// failed). Loading weights is mostly writing fresh memory, page faults and copies, which two
+    /// cores do in little more than half the time one takes. Reads from an HDF5 file still take
+    /// turns (`HDF5TensorSource`'s lock); the page faults do not (`weightArray` takes them first).
+    static func concurrently(_ jobs: [(size: Int, run: @Sendable () throws -> [Float])]) throws -> [[Float]] {
+        let workers = min(ProcessInfo.processInfo.activeProcessorCount, jobs.count)
+        guard workers > 1 else { return try jobs.map { try $0.run() } }
+        let order = jobs.indices.sorted { jobs[$0].size > jobs[$1].size }
+        let state = Mutex((next: 0, results: [Result<[Float], any Error>?](repeating: nil, count: jobs.count)))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while let index = state.withLock({ s -> Int? in
+                guard s.next < order.count else { return nil }
+                s.next += 1
+                return order[s.next - 1]
+            }) {
+                let result = Result { try jobs[index].run() }
+                state.withLock { $0.results[index] = result }
+            }
+        }
+        return try state.withLock { $0.results }.map { result in
+            guard let result else { throw RuntimeError("weights", "were not all read (internal)") }
+            return try result.get()
+        }
     }
 
     /// The form each channels-last convolution's kernel takes, with the node and kernel names. A
@@ -183,6 +216,8 @@ extension Executor {
     static func weightArray(_ count: Int, _ fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows -> [Float] {
         try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             Allocator.preferHugePages(UnsafeMutableRawBufferPointer(buffer))
+            // Its page faults here, on this core, rather than inside a reader holding a lock.
+            Allocator.touchPages(UnsafeMutableRawBufferPointer(buffer))
             try fill(buffer)
             initialized = count
         }

@@ -177,4 +177,18 @@ final class ExecutorPreparationTests: XCTestCase {
         XCTAssertEqual(values.count, 3 << 20)
         XCTAssertEqual(values[(3 << 20) - 1], Float(((3 << 20) - 1) % 7))
     }
+
+    func testConcurrentLoadingKeepsTheJobsOrder() throws {
+        // Sizes out of order, so the largest-first schedule differs from the jobs' order.
+        let jobs = (0..<9).map { i in (size: (i * 5) % 9, run: { @Sendable () throws -> [Float] in [Float(i), Float(i * i)] }) }
+        XCTAssertEqual(try Executor.concurrently(jobs), (0..<9).map { [Float($0), Float($0 * $0)] })
+        let failing = (0..<6).map { i in
+            (size: i, run: { @Sendable () throws -> [Float] in
+                if i >= 2 { throw RuntimeError("job \(i)", "failed") }
+                return [Float(i)]
+            })
+        }
+        XCTAssertThrowsError(try Executor.concurrently(failing)) { XCTAssertTrue("\($0)".contains("job 2"), "\($0)") }
+        XCTAssertEqual(try Executor.concurrently([]), [])
+    }
 }
