@@ -1,5 +1,5 @@
 import CBLAS
-#if os(Linux)
+#if canImport(Glibc)
 import Glibc
 #endif
 
@@ -28,28 +28,41 @@ package enum Allocator {
         #endif
     }
 
-    /// Buffers from this many floats up are worth `preferHugePages` (several 2 MB pages).
+    /// Buffers from this many floats (4 MB) up are worth `preferHugePages`: a fresh batch-32
+    /// activation was otherwise faulted in and zeroed 4 KB at a time (page faults took a third of
+    /// the CPU time of a whole `scion run` of DenseNet121 or EfficientNetB0).
     static let hugePageWorthy = 1 << 20
-
-    /// Asks the kernel to back the whole 2 MB pages inside `bytes` from `start` with transparent huge
-    /// pages (`madvise(MADV_HUGEPAGE)`, before the first write). A fresh batch-32 activation is
-    /// otherwise faulted in and zeroed 4 KB at a time: page faults took a third of the CPU time of a
-    /// whole `scion run` of DenseNet121 or EfficientNetB0 (the kernel's time, not the executor's). Only
-    /// a hint: where huge pages are off (`never`) or already `always`, nothing changes.
-    static func preferHugePages(_ start: UnsafeMutableRawPointer, bytes: Int) {
-        #if os(Linux)
-        let huge = 2 << 20
-        let first = (Int(bitPattern: start) + huge - 1) & ~(huge - 1)
-        let end = (Int(bitPattern: start) + bytes) & ~(huge - 1)
-        guard end > first, let aligned = UnsafeMutableRawPointer(bitPattern: first) else { return }
-        _ = madvise(aligned, end - first, MADV_HUGEPAGE)
-        #endif
-    }
 
     /// Gives the heap's free pages back to the system.
     package static func returnFreedPages() {
         #if os(Linux)
         _ = malloc_trim(0)
         #endif
+    }
+
+    /// Asks the system to back the whole 2 MiB pages inside `buffer` with transparent huge pages
+    /// (`madvise(MADV_HUGEPAGE)`), before anything is written there: touching fresh memory then
+    /// costs one page fault per 2 MiB instead of one per 4 KiB. A request only: where huge pages are
+    /// off, or for memory already touched, nothing changes. Worth it for large buffers written once
+    /// and kept (the executor's weights); returns whether the system took the request.
+    @discardableResult
+    package static func preferHugePages(_ buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        #if os(Linux)
+        let hugePage = 2 << 20
+        guard let base = buffer.baseAddress else { return false }
+        let start = (Int(bitPattern: base) + hugePage - 1) & ~(hugePage - 1)
+        let end = (Int(bitPattern: base) + buffer.count) & ~(hugePage - 1)
+        guard end > start, let first = UnsafeMutableRawPointer(bitPattern: start) else { return false }
+        return madvise(first, end - start, MADV_HUGEPAGE) == 0
+        #else
+        return false
+        #endif
+    }
+
+    /// Writes one byte of every page of `buffer` (its contents are then undefined), so that the
+    /// page faults of fresh memory are taken now, by this thread.
+    package static func touchPages(_ buffer: UnsafeMutableRawBufferPointer) {
+        guard let base = buffer.baseAddress else { return }
+        for offset in stride(from: 0, to: buffer.count, by: 4096) { base.storeBytes(of: 0, toByteOffset: offset, as: UInt8.self) }
     }
 }

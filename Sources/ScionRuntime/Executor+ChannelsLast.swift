@@ -115,22 +115,6 @@ extension Activation {
 }
 
 extension Executor {
-    /// Kernels of the channels-last convolutions in the order their kernels read (`[F, kh, kw, C]`,
-    /// depthwise `[kh, kw, C]`), replacing the channels-first ones in `weights` (after BatchNormalization
-    /// folding, which scales filters in either order). The plan only takes convolutions whose kernel
-    /// no other node reads.
-    static func prepareChannelsLast(_ graph: Graph, _ plan: ChannelsLastPlan, _ weights: inout [String: [Float]]) {
-        for index in plan.nodes {
-            let node = graph.nodes[index]
-            guard case .conv(let a) = node.op, let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 4,
-                  let values = weights[kernel.name], values.count == kernel.shape.reduce(1, *) else { continue }
-            let (filters, perGroup, taps) = (kernel.shape[0], kernel.shape[1], kernel.shape[2] * kernel.shape[3])
-            weights[kernel.name] = a.groups == 1
-                ? Kernels.filtersChannelsLast(values, channels: perGroup, taps: taps)
-                : Kernels.depthwiseChannelsLastKernel(values, channels: filters, taps: taps)
-        }
-    }
-
     /// The node at `index` and its inputs as it reads them: channels-last values reordered for a
     /// node that runs channels-first. A channels-last node gets them as they are (`evaluateChannelsLast`
     /// reorders what it needs).
@@ -171,7 +155,8 @@ extension Executor {
             if g.isDepthwise {
                 y = Kernels.depthwiseConvolutionChannelsLast(x, kernel: kernel, g, epilogue: epilogue)
             } else {
-                y = Kernels.convolutionChannelsLast(x, kernel: kernel, g, epilogue: epilogue)
+                let order: Kernels.FilterOrder = filtersLast.contains(node.name) ? .filtersLast : .filtersFirst
+                y = Kernels.convolutionChannelsLast(x, kernel: kernel, order: order, g, epilogue: epilogue)
             }
             return try Kernels.activate(y, epilogue.remaining, node: node.name)
         case .transpose:

@@ -1,41 +1,203 @@
+import Dispatch
+import Foundation
 import ScionIR
+import Synchronization
 
 /// How weights get from the file into the executor: each parameter read once, float32 values
-/// straight into the array the executor keeps (no byte array beside it), and, for an inference
-/// executor, the graph's hold on the file's bytes let go once it has them, so the executor is the
-/// only holder of the weights while it runs.
+/// straight into the array the executor keeps (no byte array beside it), convolution kernels in
+/// their final order and folded in that same pass, and, for an inference executor, the graph's hold
+/// on the file's bytes let go once it has them, so the executor is the only holder of the weights
+/// while it runs.
 extension Executor {
-    /// Every parameter the executor reads (those in `loading`, or all) as float32, by name. With
-    /// `releasing`, each one read is replaced in `graph` by a storage that says the executor holds
-    /// it (`HeldByExecutor`): the graph keeps shapes and names but no bytes, so the model's own copy
-    /// (an ONNX file's bytes, a `.keras` archive's mapped pages) is freed once its owner lets the
-    /// model go. The trainer's executor keeps its storages: it writes the untrained ones back as
-    /// they are (`Trainer.trainedGraph`).
-    static func loadWeights(_ graph: inout Graph, loading: Set<String>?, releasing: Bool) throws -> [String: [Float]] {
-        try loadWeights(&graph, loading: loading, releasing: releasing, inFileOrder: []).values
+    /// What preparing the weights leaves the executor: every parameter it reads as float32, by name,
+    /// convolution kernels already in the order their kernels read and scaled by the
+    /// BatchNormalizations folded into them.
+    struct PreparedWeights {
+        var values: [String: [Float]] = [:]
+        /// BatchNormalization nodes folded into the convolution before them.
+        var folded: Set<String> = []
+        /// Biases a folded BatchNormalization gave to convolutions that had none, by node name.
+        var foldedBiases: [String: [Float]] = [:]
+        /// Channels-last convolutions (node names) whose filter matrix is `filtersLast`; the others
+        /// with one group are `filtersFirst` (Kernels+KernelLayout.swift).
+        var filtersLast: Set<String> = []
     }
 
-    /// The same, with the parameters named in `inFileOrder` read in the order the file holds them
-    /// when the lowering reordered them (`floatsInFileOrder`: the HWIO kernels of convolutions an
-    /// executor runs channels-last), with no permutation at all. `fileShapes` names those that were,
-    /// with the file's shape; the others in `inFileOrder` (an ONNX file's kernels, never reordered)
-    /// come in the lowered graph's order as usual.
+    /// How a convolution kernel is held.
+    enum KernelForm: Equatable {
+        /// As the lowered graph has it, OIHW: for the channels-first kernels.
+        case channelsFirst
+        /// A channels-last convolution with one group: the GEMM's filter matrix in this order.
+        case matrix(Kernels.FilterOrder)
+        /// A channels-last depthwise convolution: `[kh, kw, F]`.
+        case depthwise
+    }
+
+    /// Every parameter the executor reads (those in `loading`, or all) as float32, by name.
+    ///
+    /// The kernels of the convolutions in `plan` come in the order their channels-last kernels read
+    /// (`kernelForms`), and those of `folds` scaled per filter, each in the one pass that writes the
+    /// array the executor keeps: a Keras kernel is read from the file as it lies (its HWIO order is
+    /// the GEMM's right matrix) and scaled in place; an ONNX kernel, already in memory, is scaled
+    /// and reordered on its way from the file's bytes. Everything else is read as it is.
+    ///
+    /// With `releasing`, each parameter read is replaced in `graph` by a storage that says the
+    /// executor holds it (`HeldByExecutor`): the graph keeps shapes and names but no bytes, so the
+    /// model's own copy (an ONNX file's bytes, a `.keras` archive's mapped pages) is freed once its
+    /// owner lets the model go. The trainer's executor keeps its storages: it writes the untrained
+    /// ones back as they are (`Trainer.trainedGraph`).
     static func loadWeights(_ graph: inout Graph, loading: Set<String>?, releasing: Bool,
-                            inFileOrder: Set<String>) throws -> (values: [String: [Float]], fileShapes: [String: [Int]]) {
-        var weights: [String: [Float]] = [:], fileShapes: [String: [Int]] = [:]
-        for parameter in graph.parameters.all where loading?.contains(parameter.name) ?? true {
-            if inFileOrder.contains(parameter.name), let (values, shape, _) = try floatsInFileOrder(parameter) {
-                weights[parameter.name] = values
-                fileShapes[parameter.name] = shape
-            } else {
-                weights[parameter.name] = try floats(parameter)
-            }
-            guard releasing else { continue }
-            var released = parameter
-            released.storage = TensorStorage(source: HeldByExecutor(name: parameter.name, byteCount: parameter.storage.byteCount))
-            graph.parameters[parameter.name] = released
+                            channelsLast plan: ChannelsLastPlan = ChannelsLastPlan(),
+                            folds: [BatchNormalizationFold] = []) throws -> PreparedWeights {
+        let wanted = { (name: String) in loading?.contains(name) ?? true }
+        var forms: [String: KernelForm] = [:], formNodes: [String: String] = [:]
+        for (node, kernel, form) in kernelForms(graph, plan) {
+            forms[kernel] = form
+            formNodes[kernel] = node
         }
-        return (weights, fileShapes)
+        let foldedKernels = Set(folds.map(\.kernel))
+        var prepared = PreparedWeights()
+        var plain: [Parameter] = [], kernels: [Parameter] = []
+        for parameter in graph.parameters.all where wanted(parameter.name) {
+            if forms[parameter.name] != nil || foldedKernels.contains(parameter.name) {
+                kernels.append(parameter)
+            } else {
+                plain.append(parameter)
+            }
+        }
+        let plainValues = try concurrently(plain.map { parameter in (parameter.elementCount, { try floats(parameter) }) })
+        for (parameter, values) in zip(plain, plainValues) { prepared.values[parameter.name] = values }
+        // Statistics and biases are read: each fold's scales, then each kernel in its final form.
+        var scales: [String: [Float]] = [:]
+        for fold in folds where wanted(fold.kernel) {
+            guard let (filterScales, bias) = fold.scalesAndBias(graph, prepared.values) else { continue }
+            scales[fold.kernel] = filterScales
+            if let name = fold.bias { prepared.values[name] = bias } else { prepared.foldedBiases[fold.convolution] = bias }
+            prepared.folded.insert(fold.normalization.name)
+        }
+        let kernelValues = try concurrently(kernels.map { kernel in
+            let (form, kernelScales) = (forms[kernel.name] ?? .channelsFirst, scales[kernel.name])
+            return (kernel.elementCount, { try convolutionKernel(kernel, form, scales: kernelScales) })
+        })
+        for (kernel, values) in zip(kernels, kernelValues) {
+            prepared.values[kernel.name] = values
+            if forms[kernel.name] == .matrix(.filtersLast), let node = formNodes[kernel.name] { prepared.filtersLast.insert(node) }
+        }
+        if releasing { for parameter in plain + kernels { release(parameter, in: &graph) } }
+        return prepared
+    }
+
+    /// Runs `jobs` on every core, the largest first so that the cores finish together, and returns
+    /// their results in the jobs' order (or throws the error of the first one, in that order, that
+    /// failed). Loading weights is mostly writing fresh memory, page faults and copies, which two
+    /// cores do in little more than half the time one takes. Reads from an HDF5 file still take
+    /// turns (`HDF5TensorSource`'s lock); the page faults do not (`weightArray` takes them first).
+    static func concurrently(_ jobs: [(size: Int, run: @Sendable () throws -> [Float])]) throws -> [[Float]] {
+        let workers = min(ProcessInfo.processInfo.activeProcessorCount, jobs.count)
+        guard workers > 1 else { return try jobs.map { try $0.run() } }
+        let order = jobs.indices.sorted { jobs[$0].size > jobs[$1].size }
+        let state = Mutex((next: 0, results: [Result<[Float], any Error>?](repeating: nil, count: jobs.count)))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while let index = state.withLock({ s -> Int? in
+                guard s.next < order.count else { return nil }
+                s.next += 1
+                return order[s.next - 1]
+            }) {
+                let result = Result { try jobs[index].run() }
+                state.withLock { $0.results[index] = result }
+            }
+        }
+        return try state.withLock { $0.results }.map { result in
+            guard let result else { throw RuntimeError("weights", "were not all read (internal)") }
+            return try result.get()
+        }
+    }
+
+    /// The form each channels-last convolution's kernel takes, with the node and kernel names. A
+    /// kernel with one group is `filtersLast` when the file holds it so (a Keras kernel,
+    /// `storedFiltersLast`), else `filtersFirst`, whose 1x1 case is ONNX's OIHW as it is: neither
+    /// needs a permutation for a 1x1 kernel, and a Keras one never.
+    static func kernelForms(_ graph: Graph, _ plan: ChannelsLastPlan) -> [(node: String, kernel: String, form: KernelForm)] {
+        plan.nodes.sorted().compactMap { index in
+            let node = graph.nodes[index]
+            guard case .conv(let a) = node.op, let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 4 else { return nil }
+            if a.groups > 1 { return (node.name, kernel.name, .depthwise) }
+            return (node.name, kernel.name, .matrix(storedFiltersLast(kernel) == nil ? .filtersFirst : .filtersLast))
+        }
+    }
+
+    /// The storage that holds the lowered (OIHW) `kernel` in Keras's HWIO order, when the lowering
+    /// reordered a Keras kernel: those bytes already are `[kh, kw, C, F]` (depthwise `[kh, kw, 1, F]`).
+    static func storedFiltersLast(_ kernel: Parameter) -> TensorStorage? {
+        let s = kernel.shape
+        guard kernel.dtype == .float32, s.count == 4, let (original, shape, permutation) = kernel.storage.reordering,
+              permutation == [3, 2, 0, 1], shape == [s[2], s[3], s[1], s[0]],
+              original.byteCount == kernel.elementCount * 4 else { return nil }
+        return original
+    }
+
+    /// A convolution kernel (OIHW in the lowered graph) in `form`, filter `f` times `scales[f]`
+    /// when given, written once into the array returned.
+    static func convolutionKernel(_ kernel: Parameter, _ form: KernelForm, scales: [Float]?) throws -> [Float] {
+        let count = kernel.elementCount, filters = kernel.shape.first ?? 0
+        let channels = kernel.shape.count > 1 ? kernel.shape[1] : 1, taps = count / max(filters * channels, 1)
+        guard filters > 0, filters * channels * taps == count else {
+            throw RuntimeError(kernel.name, "kernel of shape \(kernel.shape) has no whole filters")
+        }
+        let sameOrder: Bool  // the target order is the lowered graph's OIHW
+        switch form {
+        case .channelsFirst: sameOrder = true
+        case .matrix(.filtersFirst): sameOrder = taps == 1 || channels == 1
+        case .matrix(.filtersLast), .depthwise:
+            // Keras's file order is the target: read as it lies, folded filters scaled in place.
+            if let original = storedFiltersLast(kernel) {
+                return try weightArray(count) { buffer in
+                    try original.readBytes(into: UnsafeMutableRawBufferPointer(buffer))
+                    if let scales { Kernels.scaleColumns(buffer, scales) }
+                }
+            }
+            sameOrder = false
+        }
+        if sameOrder && !kernel.storage.isLoaded {
+            // From a file (external data, a permuted Keras kernel run channels-first): read into place, scale there.
+            var values = try floats(kernel)
+            if let scales { values.withUnsafeMutableBufferPointer { Kernels.scaleRows($0, scales) } }
+            return values
+        }
+        return try withStoredFloats(kernel) { oihw in
+            weightArray(count) { buffer in
+                if form == .matrix(.filtersLast) || form == .depthwise {
+                    Kernels.filtersLast(from: oihw, into: buffer, filters: filters, channels: channels, taps: taps, scales: scales)
+                } else {
+                    // OIHW kept (a scaled copy) or each filter's channels moved inside it.
+                    Kernels.filtersFirst(from: oihw, into: buffer, filters: filters, channels: sameOrder ? 1 : channels,
+                                         taps: sameOrder ? channels * taps : taps, scales: scales)
+                }
+            }
+        }
+    }
+
+    /// The parameter's float32 values, read where they lie when its bytes are in memory already (an
+    /// ONNX file's tensors), so the caller's own copy is the only one.
+    static func withStoredFloats<R>(_ parameter: Parameter, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        let count = parameter.elementCount
+        if parameter.dtype == .float32, parameter.storage.isLoaded {
+            let bytes = try parameter.storage.bytes()
+            let inPlace = try bytes.withUnsafeBytes { raw -> R? in
+                guard raw.count == count * 4, let base = raw.baseAddress,
+                      Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else { return nil }
+                return try raw.withMemoryRebound(to: Float.self) { try body($0) }
+            }
+            if let inPlace { return inPlace }
+        }
+        return try floats(parameter).withUnsafeBufferPointer(body)
+    }
+
+    /// `parameter` in `graph` replaced by one whose storage says the executor holds the values.
+    private static func release(_ parameter: Parameter, in graph: inout Graph) {
+        var released = parameter
+        released.storage = TensorStorage(source: HeldByExecutor(name: parameter.name, byteCount: parameter.storage.byteCount))
+        graph.parameters[parameter.name] = released
     }
 
     /// A parameter's values as float32 (integer constants converted). float32 data is read from the
@@ -43,31 +205,22 @@ extension Executor {
     static func floats(_ parameter: Parameter) throws -> [Float] {
         let count = parameter.elementCount
         if parameter.dtype == .float32 && parameter.storage.byteCount == count * 4 {
-            return try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                try parameter.storage.readBytes(into: UnsafeMutableRawBufferPointer(buffer))
-                initialized = count
-            }
+            return try weightArray(count) { try parameter.storage.readBytes(into: UnsafeMutableRawBufferPointer($0)) }
         }
         return try converted(parameter.storage.bytes(keep: false), parameter)
     }
 
-    /// The float32 values of a parameter the lowering reordered (a Keras kernel, HWIO in the file,
-    /// OIHW in the lowered graph) in the file's own order, without permuting anything: `shape` is the
-    /// file's, and `permutation` takes these values to the lowered parameter's (output axis `k` is
-    /// axis `permutation[k]` of `shape`). nil when the parameter is not a whole-tensor reordering
-    /// (ONNX weights, biases, a permuted part of a Dense kernel): read `floats` then.
-    ///
-    /// For an executor that runs some convolutions channels-last: their kernels are wanted HWIO,
-    /// exactly what Keras wrote, so reading them here skips the HWIO→OIHW→HWIO round trip.
-    static func floatsInFileOrder(_ parameter: Parameter) throws -> (values: [Float], shape: [Int], permutation: [Int])? {
-        guard parameter.dtype == .float32, let (original, shape, permutation) = parameter.storage.reordering,
-              shape.checkedProduct == parameter.elementCount, original.byteCount == parameter.elementCount * 4 else { return nil }
-        let count = parameter.elementCount
-        let values = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            try original.readBytes(into: UnsafeMutableRawBufferPointer(buffer))
+    /// A fresh array of `count` floats, every one of which `fill` writes, asked to sit in huge pages
+    /// (`Allocator.preferHugePages`): page faults were most of the time a large model's weights took
+    /// to load, one per 4 KiB written.
+    static func weightArray(_ count: Int, _ fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows -> [Float] {
+        try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            Allocator.preferHugePages(UnsafeMutableRawBufferPointer(buffer))
+            // Its page faults here, on this core, rather than inside a reader holding a lock.
+            Allocator.touchPages(UnsafeMutableRawBufferPointer(buffer))
+            try fill(buffer)
             initialized = count
         }
-        return (values, shape, permutation)
     }
 
     /// Bytes of another element type converted to float32.

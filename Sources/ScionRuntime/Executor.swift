@@ -16,7 +16,8 @@ public struct Executor {
     /// The graph it runs: the one given, with its shapes inferred.
     public let graph: Graph
     let order: [Int]
-    /// Every parameter as float32, by name; the trainer replaces the ones it trains.
+    /// Every parameter as float32, by name; the trainer replaces the ones it trains. Kernels of
+    /// channels-last convolutions are in the order their kernels read (`filtersLast`), and folded.
     var weights: [String: [Float]]
     /// Index in `order` of each value's last reader; graph outputs are never dropped.
     let lastUse: [String: Int]
@@ -36,6 +37,9 @@ public struct Executor {
     /// Nodes that run on channels-last values, and those values (Executor+ChannelsLast.swift);
     /// empty for the trainer's executor, whose VJPs are channels-first.
     let channelsLast: ChannelsLastPlan
+    /// Channels-last convolutions whose kernel is held `[kh, kw, C, F]` (Keras's own order, the GEMM's
+    /// right matrix as it lies); the others with one group hold `[F, kh, kw, C]` (Kernels+KernelLayout.swift).
+    let filtersLast: Set<String>
 
     /// `graph` must be lowered (see the type's comment). `taps` maps layer names to the values that
     /// hold their outputs, which the caller made graph outputs before lowering, so they come back in
@@ -56,22 +60,21 @@ public struct Executor {
         var graph = source
         try graph.inferShapes()
         if fusing { Self.fuseInferencePatterns(&graph) }
-        // Executor+Weights.swift: an inference executor becomes the only holder of the weights.
-        var weights = try Self.loadWeights(&graph, loading: loading, releasing: fusing)
-        self.graph = graph
-        self.taps = taps
         order = try graph.topologicalOrder()
-        var folded = Set<String>()
-        var foldedBiases: [String: [Float]] = [:]
         training = !fusing
-        if fusing { Self.foldBatchNormalization(graph, &weights, &folded, &foldedBiases) }
         // SCION_LAYOUT=channels-first turns the channels-last plan off (to compare the two).
         let planned = fusing && channelsLastPlan && ProcessInfo.processInfo.environment["SCION_LAYOUT"] != "channels-first"
         channelsLast = planned ? ChannelsLastPlan(graph, order: order) : ChannelsLastPlan()
-        Self.prepareChannelsLast(graph, channelsLast, &weights)
-        self.weights = weights
-        self.folded = folded
-        self.foldedBiases = foldedBiases
+        // Executor+Weights.swift: kernels in the order the plan's kernels read, BatchNormalizations
+        // folded into them (Executor+Folding.swift), and an inference executor the only holder of the weights.
+        let prepared = try Self.loadWeights(&graph, loading: loading, releasing: fusing, channelsLast: channelsLast,
+                                            folds: fusing ? BatchNormalizationFold.candidates(in: graph) : [])
+        self.graph = graph
+        self.taps = taps
+        weights = prepared.values
+        folded = prepared.folded
+        foldedBiases = prepared.foldedBiases
+        filtersLast = prepared.filtersLast
         (fusedActivations, passThrough) = fusing ? Self.fuseActivations(graph, folded: folded) : ([:], [])
         var lastUse: [String: Int] = [:]
         for (step, index) in order.enumerated() {
@@ -79,50 +82,6 @@ public struct Executor {
         }
         for output in graph.outputs { lastUse[output] = Int.max }
         self.lastUse = lastUse
-    }
-
-    /// Inference-time folding, exact up to float rounding: a BatchNormalization over the channels
-    /// of a convolution's output that nothing else reads (and that is not a requested output)
-    /// scales the convolution's kernel and bias instead: `W' = W · s`, `b' = b · s + t` per filter,
-    /// with `s = gamma / sqrt(variance + epsilon)`, `t = beta - mean · s`.
-    static func foldBatchNormalization(_ graph: Graph, _ weights: inout [String: [Float]], _ folded: inout Set<String>,
-                                       _ foldedBiases: inout [String: [Float]]) {
-        var readers: [String: [Int]] = [:]
-        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { readers[input, default: []].append(index) } }
-        let outputs = Set(graph.outputs)
-        var kernelUses: [String: Int] = [:]
-        for node in graph.nodes { for parameter in node.parameters { kernelUses[parameter, default: 0] += 1 } }
-        for node in graph.nodes {
-            guard case .conv(let a) = node.op, a.activation == .linear, let output = node.outputs.first,
-                  !outputs.contains(output), let next = readers[output], next.count == 1 else { continue }
-            let bn = graph.nodes[next[0]]
-            guard case .batchNormalization(let b) = bn.op, b.axis == 1 || b.axis == -3 && a.rank == 2,
-                  let kernelName = graph.parameter(of: node, role: .kernel)?.name,
-                  kernelUses[kernelName] == 1, let kernelCount = weights[kernelName]?.count else { continue }
-            let biasName = a.useBias ? graph.parameter(of: node, role: .bias)?.name : nil
-            if a.useBias && (biasName == nil || kernelUses[biasName ?? ""] != 1) { continue }
-            var bias = biasName.flatMap { weights[$0] } ?? [Float](repeating: 0, count: a.filters)
-            func values(_ role: ParameterRole) -> [Float]? { graph.parameter(of: bn, role: role).flatMap { weights[$0.name] } }
-            let filters = bias.count
-            guard let mean = values(.movingMean), let variance = values(.movingVariance), mean.count == filters,
-                  variance.count == filters, kernelCount % filters == 0 else { continue }
-            let gamma = b.scale ? values(.gamma) : [Float](repeating: 1, count: filters)
-            let beta = b.center ? values(.beta) : [Float](repeating: 0, count: filters)
-            guard let gamma, let beta, gamma.count == filters, beta.count == filters else { continue }
-            let perFilter = kernelCount / filters
-            let scales = (0..<filters).map { gamma[$0] / (variance[$0] + b.epsilon).squareRoot() }
-            for f in 0..<filters { bias[f] = bias[f] * scales[f] + beta[f] - mean[f] * scales[f] }
-            // Scaled where it lies in the table: taking the array out and putting it back would copy
-            // every kernel once more (most of the model's weights).
-            weights[kernelName]?.withUnsafeMutableBufferPointer { kernel in
-                for f in 0..<filters {
-                    let scale = scales[f]
-                    for i in (f * perFilter)..<((f + 1) * perFilter) { kernel[i] *= scale }
-                }
-            }
-            if let biasName { weights[biasName] = bias } else { foldedBiases[node.name] = bias }
-            folded.insert(bn.name)
-        }
     }
 
     /// An activation whose input comes (through folded BatchNormalizations) from a node that nothing

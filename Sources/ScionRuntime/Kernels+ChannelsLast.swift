@@ -40,44 +40,17 @@ extension Kernels {
         return RuntimeTensor(shape: shape, data: data)
     }
 
-    /// A channels-first convolution kernel `[F, C, kh, kw]` reordered `[F, kh, kw, C]`: each filter's
-    /// row then matches a channels-last unfolded window (taps outer, channels inner). 1x1 kernels are
-    /// the same bytes either way.
-    static func filtersChannelsLast(_ kernel: [Float], channels: Int, taps: Int) -> [Float] {
-        guard taps > 1, channels > 1 else { return kernel }
-        return [Float](unsafeUninitializedCapacity: kernel.count) { result, initialized in
-            kernel.withUnsafeBufferPointer { source in
-                guard let from = source.baseAddress, let to = result.baseAddress else { return }
-                for f in 0..<(kernel.count / (channels * taps)) {
-                    let input = from + f * channels * taps, output = to + f * channels * taps
-                    for c in 0..<channels {
-                        for t in 0..<taps { output[t * channels + c] = input[c * taps + t] }
-                    }
-                }
-            }
-            initialized = kernel.count
-        }
-    }
-
-    /// A depthwise kernel `[F, 1, kh, kw]` (F = C·multiplier) reordered `[kh, kw, F]` (filters contiguous per tap).
-    static func depthwiseChannelsLastKernel(_ kernel: [Float], channels: Int, taps: Int) -> [Float] {
-        var result = [Float](repeating: 0, count: kernel.count)
-        for c in 0..<channels {
-            for t in 0..<taps { result[t * channels + c] = kernel[c * taps + t] }
-        }
-        return result
-    }
-
-    /// Convolution with one group on a channels-last input, kernel from `filtersChannelsLast`:
-    /// each core takes a share of the output pixels and, a block of rows at a time, unfolds their
-    /// windows into rows `(ky, kx, c)`, multiplies them by the filters (read transposed: `[F, K]`)
-    /// straight into the channels-last output, and applies `epilogue` to the block while it is
-    /// still in the core's cache. A 1x1 convolution with stride 1 and no padding multiplies the
-    /// input itself (no unfolding).
-    static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], _ g: ConvGeometry,
+    /// Convolution with one group on a channels-last input: each core takes a share of the output
+    /// pixels and, a block of rows at a time, unfolds their windows into rows `(ky, kx, c)`,
+    /// multiplies them by the filter matrix, `[K, F]` (`order` `filtersLast`) or read transposed
+    /// from `[F, K]` (`filtersFirst`; Kernels+KernelLayout.swift), straight into the channels-last
+    /// output, and applies `epilogue` to the block while it is still in the core's cache. A 1x1
+    /// convolution with stride 1 and no padding multiplies the input itself (no unfolding).
+    static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], order: FilterOrder, _ g: ConvGeometry,
                                         epilogue: ConvolutionEpilogue) -> RuntimeTensor {
         let (channels, filters) = (g.channels, g.filters)
         let pixels = g.batch * g.oh * g.ow, patch = g.kh * g.kw * channels
+        let transposeB = order == .filtersFirst
         var output = uninitialized(pixels * filters)
         let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.top == 0 && g.left == 0
             && g.oh == g.height && g.ow == g.width
@@ -88,7 +61,7 @@ extension Kernels {
         let blockRows = max(128, min((1 << 18) / max(filters, 1), pointwise ? Int.max : (1 << 20) / max(patch, 1)))
         // At most 64 filters: CVectorKernels' narrow product (1.1-1.9x OpenBLAS there, which spends
         // most of such a product packing the pixels' rows), its filters packed once per call.
-        let narrow = NarrowProduct(filters: kernel, columns: filters, depth: patch)
+        let narrow = NarrowProduct(filters: kernel, order: order, columns: filters, depth: patch)
         kernel.withUnsafeBufferPointer { k in
             x.data.withUnsafeBufferPointer { input in
                 output.withUnsafeMutableBufferPointer { out in
@@ -99,7 +72,7 @@ extension Kernels {
                         let a = pointwise ? source : unfoldedCopy(source, g, pixels: pixels)
                         defer { if !pointwise { a.deallocate() } }
                         if narrow?.multiply(a, rows: pixels, into: target) == nil {
-                            BLAS.splitGemm(m: pixels, n: filters, k: patch, a: a, b: weights, transposeB: true, c: target)
+                            BLAS.splitGemm(m: pixels, n: filters, k: patch, a: a, b: weights, transposeB: transposeB, c: target)
                         }
                         epilogue.apply(target, rows: pixels, channels: filters)
                         return
@@ -120,7 +93,7 @@ extension Kernels {
                                     rows = UnsafePointer(scratch)
                                 }
                                 if narrow?.multiply(rows, rows: count, into: target + first * filters) == nil {
-                                    BLAS.gemm(m: count, n: filters, k: patch, a: rows, b: weights, transposeB: true, c: target + first * filters)
+                                    BLAS.gemm(m: count, n: filters, k: patch, a: rows, b: weights, transposeB: transposeB, c: target + first * filters)
                                 }
                                 epilogue.apply(target + first * filters, rows: count, channels: filters)
                             }
@@ -250,8 +223,8 @@ extension Kernels {
 
 extension Kernels {
     /// Depthwise convolution (each filter reads one channel; `g.filtersPerGroup` filters per channel)
-    /// on a channels-last input, kernel from `depthwiseChannelsLastKernel`, `epilogue` applied to
-    /// each output row as it is written.
+    /// on a channels-last input, kernel `[kh, kw, F]` (Kernels+KernelLayout.swift), `epilogue`
+    /// applied to each output row as it is written.
     static func depthwiseConvolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], _ g: ConvGeometry,
                                                  epilogue: ConvolutionEpilogue) -> RuntimeTensor {
         var output = uninitialized(g.batch * g.oh * g.ow * g.filters)

@@ -47,7 +47,7 @@ extension Kernels {
     static func uninitialized(_ count: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             if count >= Allocator.hugePageWorthy, let base = buffer.baseAddress {
-                Allocator.preferHugePages(UnsafeMutableRawPointer(base), bytes: count * MemoryLayout<Float>.stride)
+                Allocator.preferHugePages(UnsafeMutableRawBufferPointer(start: base, count: count * MemoryLayout<Float>.stride))
             }
             initialized = count
         }

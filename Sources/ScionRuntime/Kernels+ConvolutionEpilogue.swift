@@ -118,15 +118,25 @@ final class NarrowProduct: @unchecked Sendable {
     let columns: Int, depth: Int
     private let packed: [Float]
 
-    /// `filters`: `[columns][depth]` row by row (a convolution's `[F, kh·kw·C]`).
-    init?(filters: [Float], columns: Int, depth: Int) {
+    /// `filters`: `[columns][depth]` row by row (`order` `filtersFirst`: a convolution's
+    /// `[F, kh·kw·C]`), or `[depth][columns]` (`filtersLast`: Keras's HWIO kernel).
+    init?(filters: [Float], order: Kernels.FilterOrder = .filtersFirst, columns: Int, depth: Int) {
         guard (1...64).contains(columns), depth > 0, filters.count == columns * depth,
               String(cString: scion_vector_level()) != "sse2" else { return nil }
         (self.columns, self.depth) = (columns, depth)
         let padded = scion_narrow_padded(columns)
         packed = [Float](unsafeUninitializedCapacity: depth * padded) { buffer, count in
             filters.withUnsafeBufferPointer { source in
-                if let target = buffer.baseAddress, let from = source.baseAddress { scion_pack_narrow(from, columns, depth, target) }
+                guard let target = buffer.baseAddress, let from = source.baseAddress else { return }
+                switch order {
+                case .filtersFirst: scion_pack_narrow(from, columns, depth, target)
+                case .filtersLast:
+                    // Already `[depth][columns]`: each row padded with zeros to the vector width.
+                    for k in 0..<depth {
+                        (target + k * padded).update(from: from + k * columns, count: columns)
+                        (target + k * padded + columns).update(repeating: 0, count: padded - columns)
+                    }
+                }
             }
             count = depth * padded
         }

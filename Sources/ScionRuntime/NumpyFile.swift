@@ -12,11 +12,16 @@ public enum NumpyFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw RuntimeError(path, "cannot be read (missing or not a file)")
         }
-        return try decode([UInt8](data), file: path)
+        // Decoded where the file's bytes lie: no [UInt8] copy of them first.
+        return try data.withUnsafeBytes { try decode($0, file: path) }
     }
 
     /// The array in `bytes`, the contents of a `.npy` file; `file` names it in errors.
     public static func decode(_ bytes: [UInt8], file: String) throws -> RuntimeTensor {
+        try bytes.withUnsafeBytes { try decode($0, file: file) }
+    }
+
+    static func decode(_ bytes: UnsafeRawBufferPointer, file: String) throws -> RuntimeTensor {
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
             throw RuntimeError(file, "is not a NumPy .npy file (no \\x93NUMPY magic)")
         }
@@ -61,12 +66,17 @@ public enum NumpyFile {
         guard !overflow, bytes.count - start == needed else {
             throw RuntimeError(file, "declares shape \(shape) of \(type) (\(elementCount) values) but holds \(bytes.count - start) data bytes")
         }
-        let values: [Float] = bytes[start...].withUnsafeBytes { raw in
-            switch type {
-            case "<f8": return (0..<elementCount).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self)) }
-            case "<i4": return (0..<elementCount).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
-            case "<i8": return (0..<elementCount).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
-            default: return (0..<elementCount).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        let raw = UnsafeRawBufferPointer(rebasing: bytes[start...])
+        let values: [Float]
+        switch type {
+        case "<f8": values = (0..<elementCount).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self)) }
+        case "<i4": values = (0..<elementCount).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
+        case "<i8": values = (0..<elementCount).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+        default:
+            // float32 little endian: the bytes as they are, one copy.
+            values = [Float](unsafeUninitializedCapacity: elementCount) { buffer, initialized in
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw)
+                initialized = elementCount
             }
         }
         return RuntimeTensor(shape: shape, data: values)

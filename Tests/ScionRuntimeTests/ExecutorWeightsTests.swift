@@ -62,18 +62,21 @@ final class ExecutorWeightsTests: XCTestCase {
         try ExecutorLowering().run(&lowered)
         let kernel = try XCTUnwrap(lowered.parameters["conv/kernel"])
         XCTAssertEqual(kernel.shape, [4, 2, 3, 3])
-        let (values, shape, permutation) = try XCTUnwrap(try Executor.floatsInFileOrder(kernel))
-        XCTAssertEqual(shape, [3, 3, 2, 4])
-        XCTAssertEqual(values, try floats(try XCTUnwrap(graph.parameters["conv/kernel"]).storage), "exactly the HWIO values as given")
-        let oihw = try TensorPermutation(shape: shape, permutation: permutation, elementSize: 4)
-        XCTAssertEqual(try oihw.apply(to: values.withUnsafeBytes { Array($0) }), try kernel.storage.bytes(keep: false))
-        XCTAssertNil(try Executor.floatsInFileOrder(try XCTUnwrap(lowered.parameters["conv/bias"])), "a bias is not reordered")
-        // Through the loader: asked-for kernels in the file's order, the rest as lowered, all released.
+        let original = try XCTUnwrap(Executor.storedFiltersLast(kernel))
+        XCTAssertEqual(try floats(original), try floats(try XCTUnwrap(graph.parameters["conv/kernel"]).storage), "exactly the HWIO values as given")
+        XCTAssertNil(Executor.storedFiltersLast(try XCTUnwrap(lowered.parameters["conv/bias"])), "a bias is not reordered")
+        // Through the loader: the channels-last convolution's kernel in the file's order, the rest as lowered, all released.
         var held = lowered
-        let (weights, fileShapes) = try Executor.loadWeights(&held, loading: nil, releasing: true, inFileOrder: ["conv/kernel", "conv/bias"])
-        XCTAssertEqual(fileShapes, ["conv/kernel": [3, 3, 2, 4]])
-        XCTAssertEqual(weights["conv/kernel"], values)
-        XCTAssertEqual(weights["conv/bias"], try floats(try XCTUnwrap(lowered.parameters["conv/bias"]).storage))
+        try held.inferShapes()
+        let plan = ChannelsLastPlan(held, order: try held.topologicalOrder())
+        let prepared = try Executor.loadWeights(&held, loading: nil, releasing: true, channelsLast: plan)
+        XCTAssertEqual(prepared.filtersLast, ["conv"])
+        XCTAssertEqual(prepared.values["conv/kernel"], try floats(original))
+        XCTAssertEqual(prepared.values["conv/bias"], try floats(try XCTUnwrap(lowered.parameters["conv/bias"]).storage))
         XCTAssertThrowsError(try held.parameters["conv/kernel"]?.storage.bytes())
+        // Channels-first, the same kernel is the lowered OIHW one.
+        var channelsFirst = lowered
+        let oihw = try Executor.loadWeights(&channelsFirst, loading: nil, releasing: false)
+        XCTAssertEqual(oihw.values["conv/kernel"], try floats(kernel.storage))
     }
 }

@@ -105,8 +105,14 @@ final class InferenceFusionTests: XCTestCase {
                                                                             attributes: a, node: "conv"), activation, node: "conv")
                 let g = try Kernels.ConvGeometry(input: x.shape, kernelShape: kernelShape, a, node: "conv")
                 let epilogue = ConvolutionEpilogue(bias: bias, activation: activation)
-                let filtersLast = Kernels.filtersChannelsLast(kernel, channels: channels, taps: size * size)
-                let y = Kernels.convolutionChannelsLast(Kernels.relayout(x, toChannelsLast: true), kernel: filtersLast, g, epilogue: epilogue)
+                var filtersFirst = [Float](repeating: .nan, count: kernel.count)
+                kernel.withUnsafeBufferPointer { oihw in
+                    filtersFirst.withUnsafeMutableBufferPointer { target in
+                        Kernels.filtersFirst(from: oihw, into: target, filters: filters, channels: channels, taps: size * size, scales: nil)
+                    }
+                }
+                let y = Kernels.convolutionChannelsLast(Kernels.relayout(x, toChannelsLast: true), kernel: filtersFirst, order: .filtersFirst,
+                                                        g, epilogue: epilogue)
                 let result = try Kernels.activate(Kernels.relayout(y, toChannelsLast: false), epilogue.remaining, node: "conv")
                 let scale = expected.data.map { abs($0) }.max() ?? 1
                 let worst = zip(result.data, expected.data).map { abs($0 - $1) }.max() ?? 0
@@ -182,6 +188,16 @@ final class InferenceFusionTests: XCTestCase {
                     }
                 }
             }
+            // The same filters stored `[depth][columns]` (Keras's HWIO order) give the same bits.
+            let transposed = (0..<(depth * columns)).map { filters[($0 % columns) * depth + $0 / columns] }
+            var fromLast = [Float](repeating: .nan, count: rows * columns)
+            a.withUnsafeBufferPointer { x in
+                fromLast.withUnsafeMutableBufferPointer { c in
+                    _ = NarrowProduct(filters: transposed, order: .filtersLast, columns: columns, depth: depth)?
+                        .multiply(x.baseAddress!, rows: rows, into: c.baseAddress!)
+                }
+            }
+            XCTAssertEqual(fromLast, result, "filters last")
             XCTAssertTrue(result.allSatisfy(\.isFinite), "every value written")
             let worst = zip(result, expected).map { abs($0 - $1) }.max() ?? .nan
             XCTAssertLessThanOrEqual(worst, 1e-5, "\(rows)x\(depth) by \(depth)x\(columns)")
