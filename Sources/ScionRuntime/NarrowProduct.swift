@@ -1,0 +1,41 @@
+import CVectorKernels
+
+/// A product by a matrix of at most 64 columns (a convolution's filters) through CVectorKernels'
+/// `scion_gemm_narrow`: the filters packed once (`[depth][columns rounded up to 16]`), then any
+/// number of row blocks multiplied against them, on any thread. nil where the CPU has neither AVX2
+/// nor AVX-512 or there are more columns: the caller's BLAS does it then.
+final class NarrowProduct: @unchecked Sendable {
+    let columns: Int, depth: Int
+    private let packed: [Float]
+
+    /// `filters`: `[columns][depth]` row by row (`order` `filtersFirst`: a convolution's
+    /// `[F, kh·kw·C]`), or `[depth][columns]` (`filtersLast`: Keras's HWIO kernel).
+    init?(filters: [Float], order: Kernels.FilterOrder = .filtersFirst, columns: Int, depth: Int) {
+        guard (1...64).contains(columns), depth > 0, filters.count == columns * depth,
+              String(cString: scion_vector_level()) != "sse2" else { return nil }
+        (self.columns, self.depth) = (columns, depth)
+        let padded = scion_narrow_padded(columns)
+        packed = [Float](unsafeUninitializedCapacity: depth * padded) { buffer, count in
+            filters.withUnsafeBufferPointer { source in
+                guard let target = buffer.baseAddress, let from = source.baseAddress else { return }
+                switch order {
+                case .filtersFirst: scion_pack_narrow(from, columns, depth, target)
+                case .filtersLast:
+                    // Already `[depth][columns]`: each row padded with zeros to the vector width.
+                    for k in 0..<depth {
+                        (target + k * padded).update(from: from + k * columns, count: columns)
+                        (target + k * padded + columns).update(repeating: 0, count: padded - columns)
+                    }
+                }
+            }
+            count = depth * padded
+        }
+    }
+
+    /// `c[rows][columns] = a[rows][depth] · filtersᵀ`, rows contiguous. nil when the kernel refused.
+    func multiply(_ a: UnsafePointer<Float>, rows: Int, into c: UnsafeMutablePointer<Float>) -> Void? {
+        packed.withUnsafeBufferPointer { b in
+            scion_gemm_narrow(a, depth, b.baseAddress, c, columns, rows, columns, depth) == 0 ? () : nil
+        }
+    }
+}
