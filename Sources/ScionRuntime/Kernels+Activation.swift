@@ -13,12 +13,9 @@ extension Kernels {
         case .sparsemax(let axis): return sparsemax(x, axis: axis)
         case .relu(let maxValue, 0, 0):
             // The common case without a closure call per value.
-            let cap = maxValue ?? .infinity
-            var data = x.data
-            data.withUnsafeMutableBufferPointer { values in
-                for index in values.indices { values[index] = min(max(values[index], 0), cap) }
-            }
-            return RuntimeTensor(shape: x.shape, data: data)
+            var y = x
+            reluInPlace(&y, cap: maxValue ?? .infinity)
+            return y
         case .swish, .sigmoid:
             // EfficientNet's activation on every layer: a loop with no closure call per value.
             return RuntimeTensor(shape: x.shape, data: sigmoidLoop(x.data, timesInput: activation.isSwish))

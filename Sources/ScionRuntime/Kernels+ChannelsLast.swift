@@ -60,7 +60,8 @@ extension Kernels {
         // on every call.
         let blockRows = max(128, min((1 << 18) / max(filters, 1), pointwise ? Int.max : (1 << 20) / max(patch, 1)))
         // At most 64 filters: CVectorKernels' narrow product (1.1-1.9x OpenBLAS there, which spends
-        // most of such a product packing the pixels' rows), its filters packed once per call.
+        // most of such a product packing the pixels' rows), its filters packed once per call (a
+        // Keras kernel of 16, 32, 48 or 64 filters needs no packing).
         let narrow = NarrowProduct(filters: kernel, order: order, columns: filters, depth: patch)
         kernel.withUnsafeBufferPointer { k in
             x.data.withUnsafeBufferPointer { input in

@@ -41,19 +41,27 @@ struct ConvolutionEpilogue: Sendable {
     /// `values` pointing at the first row's first one (a depthwise output row's block of channels).
     func apply(_ values: UnsafeMutablePointer<Float>, rows: Int, stride: Int, firstChannel: Int, count: Int) {
         guard !isIdentity else { return }
-        if let exponential = exponentialFunction {
-            return withBias(from: firstChannel) { scion_activate_rows(values, rows, count, stride, $0, exponential) }
+        withBias(from: firstChannel) { shift in
+            switch function {
+            // Swish and sigmoid run in CVectorKernels (AVX-512 where the CPU has it: 16 lanes,
+            // against the 4 of Swift's baseline build; the same bits).
+            case .swish: scion_activate_rows(values, rows, count, stride, shift, SCION_ACTIVATION_SWISH)
+            case .sigmoid: scion_activate_rows(values, rows, count, stride, shift, SCION_ACTIVATION_SIGMOID)
+            case .linear, .relu: for r in 0..<rows { addAndClamp(values + r * stride, shift, count: count) }
+            }
         }
-        for r in 0..<rows { apply(values + r * stride, firstChannel: firstChannel, count: count) }
     }
 
-    /// Swish and sigmoid run in CVectorKernels (AVX-512 where the CPU has it: 16 lanes, against the
-    /// 4 of Swift's baseline build; the same bits).
-    private var exponentialFunction: scion_activation? {
-        switch function {
-        case .swish: return SCION_ACTIVATION_SWISH
-        case .sigmoid: return SCION_ACTIVATION_SIGMOID
-        case .linear, .relu: return nil
+    /// Over every value of `values` (no bias: an activation node's own pass), in place, on both
+    /// cores when there are many.
+    func applyToAll(_ values: inout [Float]) {
+        guard bias == nil, !isIdentity else { return }
+        values.withUnsafeMutableBufferPointer { buffer in
+            let address = Int(bitPattern: buffer.baseAddress)
+            Kernels.overCoresWhenLarge(buffer.count, valuesEach: 1) { range in
+                guard let base = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
+                apply(base + range.lowerBound, rows: 1, stride: range.count, firstChannel: 0, count: range.count)
+            }
         }
     }
 
@@ -63,49 +71,15 @@ struct ConvolutionEpilogue: Sendable {
         bias.withUnsafeBufferPointer { body($0.baseAddress.map { $0 + first }) }
     }
 
-    /// Over every value of `values` (no bias: an activation node's own pass), in place, on both
-    /// cores when there are many.
-    func applyToAll(_ values: inout [Float]) {
-        guard bias == nil, !isIdentity else { return }
-        let count = values.count
-        values.withUnsafeMutableBufferPointer { buffer in
-            guard let base = buffer.baseAddress else { return }
-            guard count >= 1 << 16 else { return activate(base, count: count) }
-            let address = Int(bitPattern: base)
-            Kernels.splitOverCores(count) { range in
-                guard let base = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
-                activate(base + range.lowerBound, count: range.count)
-            }
-        }
-    }
-
-    /// Over one row's channels `firstChannel ..< firstChannel + count`, `values` pointing at the first.
-    func apply(_ values: UnsafeMutablePointer<Float>, firstChannel: Int, count: Int) {
-        guard !isIdentity else { return }
-        if let exponential = exponentialFunction {
-            return withBias(from: firstChannel) { scion_activate_rows(values, 1, count, count, $0, exponential) }
-        }
-        guard let bias else { return activate(values, count: count) }
-        bias.withUnsafeBufferPointer { shifts in
-            guard let shift = shifts.baseAddress.map({ $0 + firstChannel }) else { return }
-            // One loop per function, so that each vectorises.
-            switch function {
-            case .linear: for i in 0..<count { values[i] += shift[i] }
-            case .relu(let cap): for i in 0..<count { values[i] = min(max(values[i] + shift[i], 0), cap) }
-            case .swish, .sigmoid: break  // CVectorKernels, above
-            }
-        }
-    }
-
-    /// The activation alone, in place: one pointer read and written at the same index, which the
-    /// compiler vectorises (two pointers that may overlap are checked at run time, and exact overlap
-    /// sends the loop to its scalar version).
-    private func activate(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        switch function {
-        case .linear: return
-        case .relu(let cap): for i in 0..<count { values[i] = min(max(values[i], 0), cap) }
-        case .swish: scion_activate_rows(values, 1, count, count, nil, SCION_ACTIVATION_SWISH)
-        case .sigmoid: scion_activate_rows(values, 1, count, count, nil, SCION_ACTIVATION_SIGMOID)
+    /// The bias (when given), then the (capped) ReLU, over one run of `count` values in place: one
+    /// loop per case, so that each vectorises (a single pointer read and written at the same index,
+    /// or two that the compiler checks for overlap at run time).
+    private func addAndClamp(_ values: UnsafeMutablePointer<Float>, _ shift: UnsafePointer<Float>?, count: Int) {
+        switch (function, shift) {
+        case (.linear, let shift?): for i in 0..<count { values[i] += shift[i] }
+        case (.relu(let cap), let shift?): for i in 0..<count { values[i] = min(max(values[i] + shift[i], 0), cap) }
+        case (.relu(let cap), nil): for i in 0..<count { values[i] = min(max(values[i], 0), cap) }
+        case (.linear, nil), (.swish, _), (.sigmoid, _): return
         }
     }
 }

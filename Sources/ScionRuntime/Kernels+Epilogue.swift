@@ -25,13 +25,7 @@ extension Kernels {
 
     /// A (capped) ReLU applied in place: for results the caller owns alone (an addition's sum).
     static func reluInPlace(_ tensor: inout RuntimeTensor, cap: Float) {
-        tensor.data.withUnsafeMutableBufferPointer { buffer in
-            let address = Int(bitPattern: buffer.baseAddress)
-            overCoresWhenLarge(buffer.count, valuesEach: 1) { range in
-                guard let values = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
-                for i in range { values[i] = min(max(values[i], 0), cap) }
-            }
-        }
+        ConvolutionEpilogue(bias: nil, activation: .relu(maxValue: cap, negativeSlope: 0, threshold: 0)).applyToAll(&tensor.data)
     }
 }
 
@@ -48,7 +42,7 @@ extension Kernels {
         }
     }
 
-    protocol BinaryArithmetic { static func combine(_ a: Float, _ b: Float) -> Float }
+    protocol BinaryArithmetic: SendableMetatype { static func combine(_ a: Float, _ b: Float) -> Float }
     enum Add: BinaryArithmetic { static func combine(_ a: Float, _ b: Float) -> Float { a + b } }
     enum Subtract: BinaryArithmetic { static func combine(_ a: Float, _ b: Float) -> Float { a - b } }
     enum Multiply: BinaryArithmetic { static func combine(_ a: Float, _ b: Float) -> Float { a * b } }

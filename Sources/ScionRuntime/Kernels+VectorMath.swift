@@ -1,13 +1,12 @@
 import Foundation
 import ScionIR
 
-/// The exponential as a plain function of one value that the compiler vectorises in a loop, for the
-/// activations that call it on every value (EfficientNet's swish after every convolution: `expf`,
-/// one call per value, was a tenth of its forward pass; this runs about ten times faster). Cephes's
-/// single-precision method: `x = n·ln2 + r` with `|r| <= ln2/2`, a degree-6 polynomial for `e^r`
-/// (relative error under 1e-7, as libm's), and `2^n` put into the exponent bits. Written on scalars
-/// with `min`/`max`, not with `SIMD8`: the standard library's generic SIMD `pointwiseMin` and
-/// float-to-integer conversions were not inlined across modules and cost more than the arithmetic.
+/// The exponential of swish and sigmoid, stated in Swift: Cephes's single-precision method, `x =
+/// n·ln2 + r` with `|r| <= ln2/2`, a degree-6 polynomial for `e^r` (relative error under 1e-7, as
+/// libm's), and `2^n` put into the exponent bits. The loops that run it on every value are C
+/// (CVectorKernels' `exponential`, for the CPU's full vector width); this is the statement they
+/// follow operation for operation, and the tests hold them to it bit for bit
+/// (`InferenceFusionTests`) and it to libm (`ChannelsLastPlanTests`).
 extension Kernels {
     @inline(__always)
     static func exponential(_ x: Float) -> Float {
@@ -29,37 +28,11 @@ extension Kernels {
     }
 
     /// `sigmoid(v)`, or `v · sigmoid(v)` (swish) with `timesInput`, over a whole buffer, on both
-    /// cores when it is large.
+    /// cores when it is large: CVectorKernels' loop (`ConvolutionEpilogue.applyToAll`), which
+    /// computes this function's values bit for bit at the CPU's vector width.
     static func sigmoidLoop(_ values: [Float], timesInput: Bool) -> [Float] {
-        [Float](unsafeUninitializedCapacity: values.count) { output, initialized in
-            values.withUnsafeBufferPointer { input in
-                if let source = input.baseAddress, let target = output.baseAddress {
-                    sigmoid(source, into: target, count: values.count, timesInput: timesInput)
-                }
-            }
-            initialized = values.count
-        }
-    }
-
-    /// `source` and `target` must not overlap: written in place, the loop is not vectorised (the
-    /// compiler's overlap check sends it to the scalar loop).
-    static func sigmoid(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int, timesInput: Bool) {
-        // Small buffers on this thread: handing them out costs more than the loop.
-        guard count >= 1 << 16 else { return sigmoidRun(source, target, 0..<count, timesInput: timesInput) }
-        let addresses = (Int(bitPattern: source), Int(bitPattern: target))
-        splitOverCores(count) { range in
-            guard let input = UnsafePointer<Float>(bitPattern: addresses.0),
-                  let output = UnsafeMutablePointer<Float>(bitPattern: addresses.1) else { return }
-            sigmoidRun(input, output, range, timesInput: timesInput)
-        }
-    }
-
-    @inline(__always)
-    static func sigmoidRun(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ range: Range<Int>, timesInput: Bool) {
-        if timesInput {
-            for i in range { let v = input[i]; output[i] = v / (1 + exponential(-v)) }
-        } else {
-            for i in range { output[i] = 1 / (1 + exponential(-input[i])) }
-        }
+        var result = values
+        ConvolutionEpilogue(bias: nil, activation: timesInput ? .swish : .sigmoid).applyToAll(&result)
+        return result
     }
 }

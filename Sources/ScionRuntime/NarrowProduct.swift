@@ -11,10 +11,14 @@ final class NarrowProduct: @unchecked Sendable {
     /// `filters`: `[columns][depth]` row by row (`order` `filtersFirst`: a convolution's
     /// `[F, kh·kw·C]`), or `[depth][columns]` (`filtersLast`: Keras's HWIO kernel).
     init?(filters: [Float], order: Kernels.FilterOrder = .filtersFirst, columns: Int, depth: Int) {
-        guard (1...64).contains(columns), depth > 0, filters.count == columns * depth,
-              String(cString: scion_vector_level()) != "sse2" else { return nil }
+        guard Self.available, (1...64).contains(columns), depth > 0, filters.count == columns * depth else { return nil }
         (self.columns, self.depth) = (columns, depth)
         let padded = scion_narrow_padded(columns)
+        // Keras's kernel with a multiple of 16 filters already is the packed form: no copy.
+        if order == .filtersLast && padded == columns {
+            packed = filters
+            return
+        }
         packed = [Float](unsafeUninitializedCapacity: depth * padded) { buffer, count in
             filters.withUnsafeBufferPointer { source in
                 guard let target = buffer.baseAddress, let from = source.baseAddress else { return }
@@ -31,6 +35,9 @@ final class NarrowProduct: @unchecked Sendable {
             count = depth * padded
         }
     }
+
+    /// Whether this CPU runs the narrow kernel (AVX2 or AVX-512), asked once.
+    private static let available = String(cString: scion_vector_level()) != "sse2"
 
     /// `c[rows][columns] = a[rows][depth] · filtersᵀ`, rows contiguous. nil when the kernel refused.
     func multiply(_ a: UnsafePointer<Float>, rows: Int, into c: UnsafeMutablePointer<Float>) -> Void? {
