@@ -154,6 +154,8 @@ extension Executor {
             let y: RuntimeTensor
             if g.isDepthwise {
                 y = Kernels.depthwiseConvolutionChannelsLast(x, kernel: kernel, g, epilogue: epilogue)
+            } else if let tile = winogradTiles[node.name] {
+                y = try Kernels.winogradConvolution(x, weights: kernel, tile: tile, g, epilogue: epilogue, node: node.name)
             } else {
                 let order: Kernels.FilterOrder = filtersLast.contains(node.name) ? .filtersLast : .filtersFirst
                 y = Kernels.convolutionChannelsLast(x, kernel: kernel, order: order, g, epilogue: epilogue)

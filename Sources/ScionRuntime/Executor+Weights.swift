@@ -21,6 +21,9 @@ extension Executor {
         /// Channels-last convolutions (node names) whose filter matrix is `filtersLast`; the others
         /// with one group are `filtersFirst` (Kernels+KernelLayout.swift).
         var filtersLast: Set<String> = []
+        /// Channels-last 3x3 convolutions (node names) whose kernel is held transformed for
+        /// Winograd's F(m×m, 3×3), with their m (Kernels+Winograd.swift).
+        var winogradTiles: [String: Int] = [:]
     }
 
     /// How a convolution kernel is held.
@@ -31,6 +34,8 @@ extension Executor {
         case matrix(Kernels.FilterOrder)
         /// A channels-last depthwise convolution: `[kh, kw, F]`.
         case depthwise
+        /// A channels-last 3x3 convolution with stride 1: transformed for F(m×m, 3×3), m = `tile`.
+        case winograd(tile: Int)
     }
 
     /// Every parameter the executor reads (those in `loading`, or all) as float32, by name.
@@ -81,7 +86,12 @@ extension Executor {
         })
         for (kernel, values) in zip(kernels, kernelValues) {
             prepared.values[kernel.name] = values
-            if forms[kernel.name] == .matrix(.filtersLast), let node = formNodes[kernel.name] { prepared.filtersLast.insert(node) }
+            guard let node = formNodes[kernel.name] else { continue }
+            switch forms[kernel.name] {
+            case .matrix(.filtersLast): prepared.filtersLast.insert(node)
+            case .winograd(let tile): prepared.winogradTiles[node] = tile
+            default: break
+            }
         }
         if releasing { for parameter in plain + kernels { release(parameter, in: &graph) } }
         return prepared
@@ -122,6 +132,9 @@ extension Executor {
             let node = graph.nodes[index]
             guard case .conv(let a) = node.op, let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 4 else { return nil }
             if a.groups > 1 { return (node.name, kernel.name, .depthwise) }
+            if let tile = Kernels.winogradTile, Kernels.runsWinograd(a, kernelShape: kernel.shape) {
+                return (node.name, kernel.name, .winograd(tile: tile))
+            }
             return (node.name, kernel.name, .matrix(storedFiltersLast(kernel) == nil ? .filtersFirst : .filtersLast))
         }
     }
@@ -146,6 +159,23 @@ extension Executor {
         }
         let sameOrder: Bool  // the target order is the lowered graph's OIHW
         switch form {
+        case .winograd(let tile):
+            // Transformed straight from the stored order, scales applied on the way.
+            let transformed = Kernels.winogradWeightCount(tile: tile, channels: channels, filters: filters)
+            if let original = storedFiltersLast(kernel) {
+                let hwio = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    try original.readBytes(into: UnsafeMutableRawBufferPointer(buffer))
+                    initialized = count
+                }
+                return hwio.withUnsafeBufferPointer { source in
+                    weightArray(transformed) { Kernels.winogradWeights(source, order: .filtersLast, tile: tile, channels: channels,
+                                                                       filters: filters, scales: scales, into: $0) }
+                }
+            }
+            return try withStoredFloats(kernel) { oihw in
+                weightArray(transformed) { Kernels.winogradWeights(oihw, order: .filtersFirst, tile: tile, channels: channels,
+                                                                   filters: filters, scales: scales, into: $0) }
+            }
         case .channelsFirst: sameOrder = true
         case .matrix(.filtersFirst): sameOrder = taps == 1 || channels == 1
         case .matrix(.filtersLast), .depthwise:

@@ -40,6 +40,8 @@ public struct Executor {
     /// Channels-last convolutions whose kernel is held `[kh, kw, C, F]` (Keras's own order, the GEMM's
     /// right matrix as it lies); the others with one group hold `[F, kh, kw, C]` (Kernels+KernelLayout.swift).
     let filtersLast: Set<String>
+    /// Channels-last 3x3 convolutions run by Winograd's F(m×m, 3×3): node name → m.
+    let winogradTiles: [String: Int]
 
     /// `graph` must be lowered (see the type's comment). `taps` maps layer names to the values that
     /// hold their outputs, which the caller made graph outputs before lowering, so they come back in
@@ -75,6 +77,7 @@ public struct Executor {
         folded = prepared.folded
         foldedBiases = prepared.foldedBiases
         filtersLast = prepared.filtersLast
+        winogradTiles = prepared.winogradTiles
         (fusedActivations, passThrough) = fusing ? Self.fuseActivations(graph, folded: folded) : ([:], [])
         var lastUse: [String: Int] = [:]
         for (step, index) in order.enumerated() {

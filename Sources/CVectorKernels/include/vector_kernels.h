@@ -55,6 +55,41 @@ void scion_pack_narrow(const float *b, ptrdiff_t columns, ptrdiff_t depth, float
 /// `columns` rounded up to a multiple of 16.
 ptrdiff_t scion_narrow_padded(ptrdiff_t columns);
 
+/// Winograd's F(m×m, 3×3) for a channels-last 3x3 convolution with stride 1, no dilation, one group
+/// (winograd.c): `tile` m is 2 or 4. Any padding: `top` and `left` are the padding before the
+/// rows and columns, `output_height`/`output_width` the output's size (cells past the input read
+/// as zeros).
+typedef struct {
+    const float *input;      ///< `[N, H, W, C]`
+    const float *weights;    ///< made by `scion_winograd_transform_weights`
+    float *output;           ///< `[N, OH, OW, F]`
+    ptrdiff_t batch, height, width, channels, filters, top, left, output_height, output_width;
+    int tile;
+} scion_winograd_arguments;
+
+/// How many floats `scion_winograd_transform_weights` writes: `(m+2)² · C · F` rounded up to 16 filters.
+size_t scion_winograd_weights_count(int tile, ptrdiff_t channels, ptrdiff_t filters);
+
+/// A 3x3 kernel transformed (`G g Gᵀ` per filter and channel), filter `f` scaled by `scales[f]`
+/// first when `scales` is not NULL, and laid out for the products: per position `[panel of 64
+/// filters][C][panel width rounded up to 16]`. Tap `t` (`ky·3 + kx`) of channel `c` and filter `f`
+/// is `kernel[t·tap_stride + c·channel_stride + f·filter_stride]`: Keras's HWIO `[3, 3, C, F]` is
+/// strides `(C·F, F, 1)`, ONNX's OIHW `[F, C, 3, 3]` is `(1, 9, 9·C)`.
+void scion_winograd_transform_weights(int tile, const float *kernel, ptrdiff_t tap_stride, ptrdiff_t channel_stride,
+                                      ptrdiff_t filter_stride, ptrdiff_t channels, ptrdiff_t filters,
+                                      const float *scales, float *weights);
+
+/// Rows of output tiles over the batch (`N · ⌈OH / m⌉`): the unit the work is split in.
+ptrdiff_t scion_winograd_tile_rows(const scion_winograd_arguments *arguments);
+
+/// Floats of scratch `scion_winograd_rows` needs for `tile_rows` rows.
+size_t scion_winograd_scratch_count(const scion_winograd_arguments *arguments, ptrdiff_t tile_rows);
+
+/// The output rows of tile rows `first_row ..< first_row + tile_rows` (output rows `first_row·m`
+/// on, in `[N·OH]` order, clipped at each sample's bottom). Returns 0, or -1 without AVX2/AVX-512
+/// (the caller convolves otherwise).
+int scion_winograd_rows(const scion_winograd_arguments *arguments, ptrdiff_t first_row, ptrdiff_t tile_rows, float *scratch);
+
 /// The instruction set chosen: "avx512", "avx2" or "sse2" (for reports and tests).
 const char *scion_vector_level(void);
 
