@@ -211,6 +211,35 @@ void scion_pack_narrow(const float *b, ptrdiff_t columns, ptrdiff_t depth, float
     }
 }
 
+size_t scion_panels_count(ptrdiff_t columns, ptrdiff_t depth) { return (size_t)(depth * scion_narrow_padded(columns)); }
+
+void scion_pack_panels(const float *kernel, ptrdiff_t taps, ptrdiff_t channels, ptrdiff_t filters, ptrdiff_t tap_stride,
+                       ptrdiff_t channel_stride, ptrdiff_t filter_stride, const float *scales, float *packed) {
+    const ptrdiff_t depth = taps * channels;
+    for (ptrdiff_t first = 0; first < filters; first += 64) {
+        const ptrdiff_t width = filters - first < 64 ? filters - first : 64, padded = scion_narrow_padded(width);
+        float *panel = packed + depth * first;
+        for (ptrdiff_t t = 0; t < taps; t++) {
+            for (ptrdiff_t c = 0; c < channels; c++) {
+                float *row = panel + (t * channels + c) * padded;
+                const float *from = kernel + t * tap_stride + c * channel_stride + first * filter_stride;
+                for (ptrdiff_t n = 0; n < width; n++) row[n] = from[n * filter_stride] * (scales ? scales[first + n] : 1.0f);
+                for (ptrdiff_t n = width; n < padded; n++) row[n] = 0.0f;
+            }
+        }
+    }
+}
+
+int scion_gemm_panels(const float *a, ptrdiff_t lda, const float *packed, float *c, ptrdiff_t ldc, ptrdiff_t rows,
+                      ptrdiff_t columns, ptrdiff_t depth, ptrdiff_t first_panel, ptrdiff_t panel_count) {
+    for (ptrdiff_t p = first_panel; p < first_panel + panel_count; p++) {
+        const ptrdiff_t first = p * 64, width = columns - first < 64 ? columns - first : 64;
+        if (width < 1) break;
+        if (scion_gemm_narrow(a, lda, packed + depth * first, c + first, ldc, rows, width, depth)) return -1;
+    }
+    return 0;
+}
+
 static int chosen_level(void);
 
 int scion_gemm_narrow(const float *a, ptrdiff_t lda, const float *b, float *c, ptrdiff_t ldc,

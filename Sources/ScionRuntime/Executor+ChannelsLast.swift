@@ -157,7 +157,8 @@ extension Executor {
             } else if let tile = winogradTiles[node.name] {
                 y = try Kernels.winogradConvolution(x, weights: kernel, tile: tile, g, epilogue: epilogue, node: node.name)
             } else {
-                let order: Kernels.FilterOrder = filtersLast.contains(node.name) ? .filtersLast : .filtersFirst
+                let order: Kernels.FilterOrder = filtersLast.contains(node.name) ? .filtersLast
+                    : panelled.contains(node.name) ? .panels : .filtersFirst
                 y = Kernels.convolutionChannelsLast(x, kernel: kernel, order: order, g, epilogue: epilogue)
             }
             return try Kernels.activate(y, epilogue.remaining, node: node.name)

@@ -24,6 +24,8 @@ extension Executor {
         /// Channels-last 3x3 convolutions (node names) whose kernel is held transformed for
         /// Winograd's F(m×m, 3×3), with their m (Kernels+Winograd.swift).
         var winogradTiles: [String: Int] = [:]
+        /// Channels-last convolutions (node names) whose filter matrix is held in `panels`.
+        var panelled: Set<String> = []
     }
 
     /// How a convolution kernel is held.
@@ -89,6 +91,7 @@ extension Executor {
             guard let node = formNodes[kernel.name] else { continue }
             switch forms[kernel.name] {
             case .matrix(.filtersLast): prepared.filtersLast.insert(node)
+            case .matrix(.panels): prepared.panelled.insert(node)
             case .winograd(let tile): prepared.winogradTiles[node] = tile
             default: break
             }
@@ -135,6 +138,9 @@ extension Executor {
             if let tile = Kernels.winogradTile, Kernels.runsWinograd(a, kernelShape: kernel.shape) {
                 return (node.name, kernel.name, .winograd(tile: tile))
             }
+            if Kernels.runsOnPanels(filters: kernel.shape[0], depth: kernel.elementCount / max(kernel.shape[0], 1)) {
+                return (node.name, kernel.name, .matrix(.panels))
+            }
             return (node.name, kernel.name, .matrix(storedFiltersLast(kernel) == nil ? .filtersFirst : .filtersLast))
         }
     }
@@ -160,21 +166,12 @@ extension Executor {
         let sameOrder: Bool  // the target order is the lowered graph's OIHW
         switch form {
         case .winograd(let tile):
-            // Transformed straight from the stored order, scales applied on the way.
-            let transformed = Kernels.winogradWeightCount(tile: tile, channels: channels, filters: filters)
-            if let original = storedFiltersLast(kernel) {
-                let hwio = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                    try original.readBytes(into: UnsafeMutableRawBufferPointer(buffer))
-                    initialized = count
-                }
-                return hwio.withUnsafeBufferPointer { source in
-                    weightArray(transformed) { Kernels.winogradWeights(source, order: .filtersLast, tile: tile, channels: channels,
-                                                                       filters: filters, scales: scales, into: $0) }
-                }
+            return try fromStoredOrder(kernel, count: Kernels.winogradWeightCount(tile: tile, channels: channels, filters: filters)) {
+                Kernels.winogradWeights($0, stored: $1, tile: tile, channels: channels, filters: filters, scales: scales, into: $2)
             }
-            return try withStoredFloats(kernel) { oihw in
-                weightArray(transformed) { Kernels.winogradWeights(oihw, order: .filtersFirst, tile: tile, channels: channels,
-                                                                   filters: filters, scales: scales, into: $0) }
+        case .matrix(.panels):
+            return try fromStoredOrder(kernel, count: Kernels.panelCount(filters: filters, depth: channels * taps)) {
+                Kernels.panels($0, stored: $1, taps: taps, channels: channels, filters: filters, scales: scales, into: $2)
             }
         case .channelsFirst: sameOrder = true
         case .matrix(.filtersFirst): sameOrder = taps == 1 || channels == 1
@@ -205,6 +202,21 @@ extension Executor {
                 }
             }
         }
+    }
+
+    /// A kernel rewritten by `write` (source, its stored order, target) into a fresh weight array
+    /// of `count` floats, straight from the stored values: Keras's HWIO read from the file into a
+    /// temporary buffer, the lowered OIHW where it lies when in memory.
+    static func fromStoredOrder(_ kernel: Parameter, count: Int,
+                                _ write: (UnsafeBufferPointer<Float>, Kernels.StoredKernel, UnsafeMutableBufferPointer<Float>) -> Void) throws -> [Float] {
+        if let original = storedFiltersLast(kernel) {
+            let hwio = try [Float](unsafeUninitializedCapacity: kernel.elementCount) { buffer, initialized in
+                try original.readBytes(into: UnsafeMutableRawBufferPointer(buffer))
+                initialized = buffer.count
+            }
+            return hwio.withUnsafeBufferPointer { source in weightArray(count) { write(source, .hwio, $0) } }
+        }
+        return try withStoredFloats(kernel) { oihw in weightArray(count) { write(oihw, .oihw, $0) } }
     }
 
     /// The parameter's float32 values, read where they lie when its bytes are in memory already (an

@@ -42,6 +42,8 @@ public struct Executor {
     let filtersLast: Set<String>
     /// Channels-last 3x3 convolutions run by Winograd's F(m×m, 3×3): node name → m.
     let winogradTiles: [String: Int]
+    /// Channels-last convolutions whose filter matrix is held in panels (`Kernels.FilterOrder.panels`).
+    let panelled: Set<String>
 
     /// `graph` must be lowered (see the type's comment). `taps` maps layer names to the values that
     /// hold their outputs, which the caller made graph outputs before lowering, so they come back in
@@ -78,6 +80,7 @@ public struct Executor {
         foldedBiases = prepared.foldedBiases
         filtersLast = prepared.filtersLast
         winogradTiles = prepared.winogradTiles
+        panelled = prepared.panelled
         (fusedActivations, passThrough) = fusing ? Self.fuseActivations(graph, folded: folded) : ([:], [])
         var lastUse: [String: Int] = [:]
         for (step, index) in order.enumerated() {

@@ -1,3 +1,4 @@
+import CVectorKernels
 import Foundation
 import ScionIR
 
@@ -62,7 +63,8 @@ extension Kernels {
         // At most 64 filters: CVectorKernels' narrow product (1.1-1.9x OpenBLAS there, which spends
         // most of such a product packing the pixels' rows), its filters packed once per call (a
         // Keras kernel of 16, 32, 48 or 64 filters needs no packing).
-        let narrow = NarrowProduct(filters: kernel, order: order, columns: filters, depth: patch)
+        let narrow = order == .panels ? nil : NarrowProduct(filters: kernel, order: order, columns: filters, depth: patch)
+        let panels = order == .panels
         kernel.withUnsafeBufferPointer { k in
             x.data.withUnsafeBufferPointer { input in
                 output.withUnsafeMutableBufferPointer { out in
@@ -72,7 +74,15 @@ extension Kernels {
                     guard pixels >= 64 * cores || cores == 1 else {
                         let a = pointwise ? source : unfoldedCopy(source, g, pixels: pixels)
                         defer { if !pointwise { a.deallocate() } }
-                        if narrow?.multiply(a, rows: pixels, into: target) == nil {
+                        if panels {
+                            // The panels shared out between the cores.
+                            let addresses = (Int(bitPattern: a), Int(bitPattern: weights), Int(bitPattern: target))
+                            splitOverCores((filters + 63) / 64) { share in
+                                scion_gemm_panels(UnsafePointer(bitPattern: addresses.0), patch, UnsafePointer(bitPattern: addresses.1),
+                                                  UnsafeMutablePointer(bitPattern: addresses.2), filters, pixels, filters, patch,
+                                                  share.lowerBound, share.count)
+                            }
+                        } else if narrow?.multiply(a, rows: pixels, into: target) == nil {
                             BLAS.splitGemm(m: pixels, n: filters, k: patch, a: a, b: weights, transposeB: transposeB, c: target)
                         }
                         epilogue.apply(target, rows: pixels, channels: filters)
@@ -93,7 +103,9 @@ extension Kernels {
                                     unfoldChannelsLast(source, g, firstPixel: first, pixelCount: count, into: scratch)
                                     rows = UnsafePointer(scratch)
                                 }
-                                if narrow?.multiply(rows, rows: count, into: target + first * filters) == nil {
+                                if panels {
+                                    scion_gemm_panels(rows, patch, weights, target + first * filters, filters, count, filters, patch, 0, (filters + 63) / 64)
+                                } else if narrow?.multiply(rows, rows: count, into: target + first * filters) == nil {
                                     BLAS.gemm(m: count, n: filters, k: patch, a: rows, b: weights, transposeB: transposeB, c: target + first * filters)
                                 }
                                 epilogue.apply(target + first * filters, rows: count, channels: filters)

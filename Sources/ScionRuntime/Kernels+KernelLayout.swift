@@ -1,3 +1,6 @@
+import CVectorKernels
+import Foundation
+
 /// Convolution kernels in the order the executor's kernels read them, made in one pass from the
 /// stored values with a folded BatchNormalization's per-filter scale applied on the way
 /// (Executor+Weights.swift decides which form each kernel takes).
@@ -18,6 +21,56 @@ extension Kernels {
         case filtersLast
         /// `[F, kh, kw, C]`: the right matrix transposed (from ONNX's OIHW).
         case filtersFirst
+        /// `[K, F]` in panels of 64 filters, each `[K, width rounded up to 16]` (`scion_pack_panels`),
+        /// for CVectorKernels' narrow product; only for more than 64 filters (`runsOnPanels`).
+        case panels
+    }
+
+    /// How a kernel is stored before preparation: Keras's HWIO `[kh, kw, C, F]` (the file's order,
+    /// `Executor.storedFiltersLast`) or the lowered graph's OIHW `[F, C, kh, kw]`.
+    enum StoredKernel: Sendable {
+        case hwio, oihw
+
+        /// The strides of tap `t`, channel `c` and filter `f` in a kernel of `taps` taps stored so.
+        func strides(taps: Int, channels: Int, filters: Int) -> (tap: Int, channel: Int, filter: Int) {
+            switch self {
+            case .hwio: (channels * filters, filters, 1)
+            case .oihw: (1, taps, channels * taps)
+            }
+        }
+    }
+
+    /// Whether this CPU runs CVectorKernels' narrow products (AVX2 or AVX-512), asked once.
+    static let narrowProductsRun = String(cString: scion_vector_level()) != "sse2"
+
+    /// Whether a convolution's filter matrix (`depth` = kh·kw·C rows, `filters` columns) is held
+    /// in `panels`: more than 64 filters (at most 64 take the narrow product anyway) and a depth
+    /// of at least 128. Single thread (bench/panel_gemm_bench.c): 1.1-1.4x OpenBLAS's sgemm, which
+    /// packs the filters again on every call; with a shallower depth OpenBLAS wins (K=64, F=256: 0.87x).
+    static func runsOnPanels(filters: Int, depth: Int) -> Bool {
+        panelsAllowed && filters > 64 && depth >= 128
+    }
+
+    /// `SCION_PANELS=off` keeps every wide filter matrix for OpenBLAS (to compare).
+    private static let panelsAllowed = narrowProductsRun && ProcessInfo.processInfo.environment["SCION_PANELS"] != "off"
+
+    static func panelCount(filters: Int, depth: Int) -> Int { scion_panels_count(filters, depth) }
+
+    /// `kernel` (stored as `stored`) packed into `target` (`panelCount` floats) as `panels`, filter
+    /// `f` times `scales[f]` when given.
+    static func panels(_ kernel: UnsafeBufferPointer<Float>, stored: StoredKernel, taps: Int, channels: Int, filters: Int,
+                       scales: [Float]?, into target: UnsafeMutableBufferPointer<Float>) {
+        precondition(kernel.count == taps * channels * filters && target.count == panelCount(filters: filters, depth: taps * channels),
+                     "panels of \(target.count) values for a kernel of \(kernel.count)")
+        guard let from = kernel.baseAddress, let to = target.baseAddress else { return }
+        let s = stored.strides(taps: taps, channels: channels, filters: filters)
+        withOptionalPointer(scales) { scion_pack_panels(from, taps, channels, filters, s.tap, s.channel, s.filter, $0, to) }
+    }
+
+    /// `body` with the array's first element's address, or nil.
+    static func withOptionalPointer<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let values else { return body(nil) }
+        return values.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 
     /// `oihw` (`[F, C, taps]`, row-major) written to `target` as `[F, taps, C]`, filter `f` times

@@ -35,22 +35,15 @@ extension Kernels {
             && a.strides == [1, 1] && a.dilations == [1, 1]
     }
 
-    /// A 3x3 kernel transformed for `winogradConvolution` into `target`, filter `f` times
-    /// `scales[f]` when given (a folded BatchNormalization). `order` `filtersLast`: Keras's HWIO
-    /// `[3, 3, C, F]`; `filtersFirst`: the lowered graph's OIHW `[F, C, 3, 3]`.
-    static func winogradWeights(_ kernel: UnsafeBufferPointer<Float>, order: FilterOrder, tile: Int, channels: Int, filters: Int,
+    /// A 3x3 kernel (stored as `stored`) transformed for `winogradConvolution` into `target`,
+    /// filter `f` times `scales[f]` when given (a folded BatchNormalization).
+    static func winogradWeights(_ kernel: UnsafeBufferPointer<Float>, stored: StoredKernel, tile: Int, channels: Int, filters: Int,
                                 scales: [Float]?, into target: UnsafeMutableBufferPointer<Float>) {
         precondition(kernel.count == 9 * channels * filters && target.count == winogradWeightCount(tile: tile, channels: channels, filters: filters)
                      && (scales?.count ?? filters) == filters, "Winograd weights of \(target.count) values for a 3x3 kernel of \(kernel.count)")
         guard let from = kernel.baseAddress, let to = target.baseAddress else { return }
-        let (tapStride, channelStride, filterStride) = order == .filtersLast ? (channels * filters, filters, 1) : (1, 9, 9 * channels)
-        if let scales {
-            scales.withUnsafeBufferPointer {
-                scion_winograd_transform_weights(Int32(tile), from, tapStride, channelStride, filterStride, channels, filters, $0.baseAddress, to)
-            }
-        } else {
-            scion_winograd_transform_weights(Int32(tile), from, tapStride, channelStride, filterStride, channels, filters, nil, to)
-        }
+        let s = stored.strides(taps: 9, channels: channels, filters: filters)
+        withOptionalPointer(scales) { scion_winograd_transform_weights(Int32(tile), from, s.tap, s.channel, s.filter, channels, filters, $0, to) }
     }
 
     static func winogradWeightCount(tile: Int, channels: Int, filters: Int) -> Int {

@@ -11,11 +11,12 @@ final class NarrowProduct: @unchecked Sendable {
     /// `filters`: `[columns][depth]` row by row (`order` `filtersFirst`: a convolution's
     /// `[F, kh·kw·C]`), or `[depth][columns]` (`filtersLast`: Keras's HWIO kernel).
     init?(filters: [Float], order: Kernels.FilterOrder = .filtersFirst, columns: Int, depth: Int) {
-        guard Self.available, (1...64).contains(columns), depth > 0, filters.count == columns * depth else { return nil }
-        (self.columns, self.depth) = (columns, depth)
         let padded = scion_narrow_padded(columns)
-        // Keras's kernel with a multiple of 16 filters already is the packed form: no copy.
-        if order == .filtersLast && padded == columns {
+        guard Kernels.narrowProductsRun, (1...64).contains(columns), depth > 0,
+              filters.count == (order == .panels ? padded : columns) * depth else { return nil }
+        (self.columns, self.depth) = (columns, depth)
+        // Panels (one, here) and Keras's kernel with a multiple of 16 filters already are the packed form: no copy.
+        if order == .panels || (order == .filtersLast && padded == columns) {
             packed = filters
             return
         }
@@ -24,7 +25,7 @@ final class NarrowProduct: @unchecked Sendable {
                 guard let target = buffer.baseAddress, let from = source.baseAddress else { return }
                 switch order {
                 case .filtersFirst: scion_pack_narrow(from, columns, depth, target)
-                case .filtersLast:
+                case .filtersLast, .panels:
                     // Already `[depth][columns]`: each row padded with zeros to the vector width.
                     for k in 0..<depth {
                         (target + k * padded).update(from: from + k * columns, count: columns)
@@ -35,9 +36,6 @@ final class NarrowProduct: @unchecked Sendable {
             count = depth * padded
         }
     }
-
-    /// Whether this CPU runs the narrow kernel (AVX2 or AVX-512), asked once.
-    private static let available = String(cString: scion_vector_level()) != "sse2"
 
     /// `c[rows][columns] = a[rows][depth] · filtersᵀ`, rows contiguous. nil when the kernel refused.
     func multiply(_ a: UnsafePointer<Float>, rows: Int, into c: UnsafeMutablePointer<Float>) -> Void? {

@@ -46,11 +46,11 @@ final class WinogradTests: XCTestCase {
             let g = try Kernels.ConvGeometry(input: x.shape, kernelShape: kernelShape, a, node: "winograd")
             let input = Kernels.relayout(x, toChannelsLast: true)
             for tile in [2, 4] {
-                for (order, stored) in [(Kernels.FilterOrder.filtersFirst, oihw), (.filtersLast, hwio)] {
+                for (order, stored) in [(Kernels.StoredKernel.oihw, oihw), (.hwio, hwio)] {
                     var weights = [Float](repeating: .nan, count: Kernels.winogradWeightCount(tile: tile, channels: c.channels, filters: c.filters))
                     stored.withUnsafeBufferPointer { source in
                         weights.withUnsafeMutableBufferPointer {
-                            Kernels.winogradWeights(source, order: order, tile: tile, channels: c.channels, filters: c.filters, scales: scales, into: $0)
+                            Kernels.winogradWeights(source, stored: order, tile: tile, channels: c.channels, filters: c.filters, scales: scales, into: $0)
                         }
                     }
                     let y = try Kernels.winogradConvolution(input, weights: weights, tile: tile, g,

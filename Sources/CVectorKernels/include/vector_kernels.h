@@ -52,6 +52,23 @@ int scion_gemm_narrow(const float *a, ptrdiff_t lda, const float *b, float *c, p
 /// `packed` (`depth · scion_narrow_padded(columns)` floats).
 void scion_pack_narrow(const float *b, ptrdiff_t columns, ptrdiff_t depth, float *packed);
 
+/// A convolution's filters packed once for `scion_gemm_panels`: panels of 64 filters (the last
+/// narrower), each `[depth][width rounded up to 16]` with zeros past the last filter, panel `p` at
+/// `packed + depth·64·p`; `scion_panels_count` floats in all. Row `k = t·channels + c` of the
+/// filter matrix (tap `t`, channel `c`: the order channels-last windows are unfolded in) and
+/// filter `f` is `kernel[t·tap_stride + c·channel_stride + f·filter_stride]` times `scales[f]`
+/// (when `scales` is not NULL): Keras's HWIO is strides `(C·F, F, 1)`, ONNX's OIHW `(1, taps, C·taps)`.
+void scion_pack_panels(const float *kernel, ptrdiff_t taps, ptrdiff_t channels, ptrdiff_t filters, ptrdiff_t tap_stride,
+                       ptrdiff_t channel_stride, ptrdiff_t filter_stride, const float *scales, float *packed);
+
+size_t scion_panels_count(ptrdiff_t columns, ptrdiff_t depth);
+
+/// `c[m·ldc + n] = Σ_k a[m·lda + k] · filter[k][n]` for the columns of panels `first_panel ..<
+/// first_panel + panel_count`, by `scion_gemm_narrow` per panel against `packed`
+/// (`scion_pack_panels`). Returns 0, or -1 without AVX2/AVX-512.
+int scion_gemm_panels(const float *a, ptrdiff_t lda, const float *packed, float *c, ptrdiff_t ldc, ptrdiff_t rows,
+                      ptrdiff_t columns, ptrdiff_t depth, ptrdiff_t first_panel, ptrdiff_t panel_count);
+
 /// `columns` rounded up to a multiple of 16.
 ptrdiff_t scion_narrow_padded(ptrdiff_t columns);
 
