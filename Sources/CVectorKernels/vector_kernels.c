@@ -219,12 +219,33 @@ void scion_pack_panels(const float *kernel, ptrdiff_t taps, ptrdiff_t channels, 
     for (ptrdiff_t first = 0; first < filters; first += 64) {
         const ptrdiff_t width = filters - first < 64 ? filters - first : 64, padded = scion_narrow_padded(width);
         float *panel = packed + depth * first;
-        for (ptrdiff_t t = 0; t < taps; t++) {
-            for (ptrdiff_t c = 0; c < channels; c++) {
-                float *row = panel + (t * channels + c) * padded;
-                const float *from = kernel + t * tap_stride + c * channel_stride + first * filter_stride;
-                for (ptrdiff_t n = 0; n < width; n++) row[n] = from[n * filter_stride] * (scales ? scales[first + n] : 1.0f);
-                for (ptrdiff_t n = width; n < padded; n++) row[n] = 0.0f;
+        for (ptrdiff_t k = 0; k < depth; k++) {
+            for (ptrdiff_t n = width; n < padded; n++) panel[k * padded + n] = 0.0f;
+        }
+        if (filter_stride == 1) {
+            // HWIO: each row of the panel is a contiguous run of the kernel.
+            for (ptrdiff_t t = 0; t < taps; t++) {
+                for (ptrdiff_t c = 0; c < channels; c++) {
+                    float *row = panel + (t * channels + c) * padded;
+                    const float *from = kernel + t * tap_stride + c * channel_stride + first;
+                    for (ptrdiff_t n = 0; n < width; n++) row[n] = from[n] * (scales ? scales[first + n] : 1.0f);
+                }
+            }
+        } else {
+            // OIHW: 16 filters at a time, each read along its values (16 sequential streams), each
+            // panel row's 16 columns written together.
+            for (ptrdiff_t block = 0; block < width; block += 16) {
+                const ptrdiff_t count = width - block < 16 ? width - block : 16;
+                float scale[16];
+                for (ptrdiff_t j = 0; j < count; j++) scale[j] = scales ? scales[first + block + j] : 1.0f;
+                const float *filters_here = kernel + (first + block) * filter_stride;
+                for (ptrdiff_t t = 0; t < taps; t++) {
+                    for (ptrdiff_t c = 0; c < channels; c++) {
+                        float *row = panel + (t * channels + c) * padded + block;
+                        const float *value = filters_here + t * tap_stride + c * channel_stride;
+                        for (ptrdiff_t j = 0; j < count; j++) row[j] = value[j * filter_stride] * scale[j];
+                    }
+                }
             }
         }
     }
