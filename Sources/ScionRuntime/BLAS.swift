@@ -42,7 +42,10 @@ package enum BLAS {
     /// process starts: `reexecIfNeeded` sets `OPENBLAS_CORETYPE` from the CPU's flags and runs the
     /// command again, once. It never overrides a value the user or the system set (some set it to
     /// avoid wrong results on older builds), and does nothing when OpenBLAS already found a fast core.
+    /// Whichever way this returns (not by running the command again), OpenBLAS's idle threads are
+    /// stopped (`stopIdleThreads`).
     package static func reexecIfNeeded(arguments: [String] = CommandLine.arguments) {
+        defer { stopIdleThreads() }
         let environment = ProcessInfo.processInfo.environment
         guard environment["OPENBLAS_CORETYPE"] == nil, environment["SCION_BLAS_REEXEC"] == nil,
               let wanted = suitableCore(cpuFlags: cpuFlags()), lesserCores[wanted]?.contains(coreName) == true else { return }
@@ -105,6 +108,16 @@ extension BLAS {
                      c: c + first, lda: lda, ldb: ldb, ldc: rowStride)
             }
         } }
+    }
+
+    /// OpenBLAS starts its worker threads when it loads, and each spins in `sched_yield` for about
+    /// 2^28 cycles (a tenth of a second) waiting for work before it sleeps: in a `scion` process that
+    /// was one of the two cores taken from reading, preparing and the first pass (a whole batch-2
+    /// MobileNetV2 `scion run`: 175 → 113 ms of CPU, 0.15 → 0.115 s). Inference never hands
+    /// OpenBLAS a multi-threaded product (`splitGemm`), so the commands stop them at start;
+    /// OpenBLAS starts them again by itself for the first product that wants them.
+    package static func stopIdleThreads() {
+        _ = blas_thread_shutdown_()
     }
 
     /// Runs `body` with OpenBLAS held to one thread (for products Scion splits over the cores itself).

@@ -18,7 +18,7 @@ extension Kernels {
     /// The output tile side Scion uses (m of F(m×m, 3×3)); nil where the CPU has neither AVX2 nor
     /// AVX-512 (the narrow products need them) or `SCION_WINOGRAD=off` asks for the unfolded GEMM.
     static let winogradTile: Int? = {
-        guard String(cString: scion_vector_level()) != "sse2" else { return nil }
+        guard narrowProductsRun else { return nil }
         switch ProcessInfo.processInfo.environment["SCION_WINOGRAD"] {
         case "off": return nil
         case "4": return 4
@@ -28,8 +28,8 @@ extension Kernels {
 
     /// Whether a convolution (kernel OIHW `kernelShape`) runs through Winograd's F(m×m, 3×3): 3x3,
     /// stride 1, no dilation, one group, any padding, and at least 16 input channels. With fewer
-    /// the transforms' cost is not paid back (an RGB input's 3 channels: 0.6x the unfolded GEMM;
-    /// 8 channels: even; 16: 2.2x).
+    /// the transforms' cost is not paid back (an RGB input's 3 channels: 0.5x the unfolded GEMM;
+    /// 8 channels: 1.1x; 16: 1.8x).
     static func runsWinograd(_ a: ConvAttributes, kernelShape: [Int]) -> Bool {
         a.rank == 2 && a.groups == 1 && kernelShape.count == 4 && kernelShape[1] >= 16 && kernelShape[2] == 3 && kernelShape[3] == 3
             && a.strides == [1, 1] && a.dilations == [1, 1]
