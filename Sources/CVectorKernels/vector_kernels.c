@@ -253,10 +253,17 @@ void scion_pack_panels(const float *kernel, ptrdiff_t taps, ptrdiff_t channels, 
 
 int scion_gemm_panels(const float *a, ptrdiff_t lda, const float *packed, float *c, ptrdiff_t ldc, ptrdiff_t rows,
                       ptrdiff_t columns, ptrdiff_t depth, ptrdiff_t first_panel, ptrdiff_t panel_count) {
-    for (ptrdiff_t p = first_panel; p < first_panel + panel_count; p++) {
-        const ptrdiff_t first = p * 64, width = columns - first < 64 ? columns - first : 64;
-        if (width < 1) break;
-        if (scion_gemm_narrow(a, lda, packed + depth * first, c + first, ldc, rows, width, depth)) return -1;
+    // Rows a chunk at a time (about 128 KB of them), every panel against the chunk while it is in
+    // the core's cache: a panel at a time over all the rows read the rows from memory once per panel.
+    ptrdiff_t chunk = (32768 / (depth > 0 ? depth : 1)) / 8 * 8;
+    if (chunk < 8) chunk = 8;
+    for (ptrdiff_t r = 0; r < rows; r += chunk) {
+        const ptrdiff_t count = rows - r < chunk ? rows - r : chunk;
+        for (ptrdiff_t p = first_panel; p < first_panel + panel_count; p++) {
+            const ptrdiff_t first = p * 64, width = columns - first < 64 ? columns - first : 64;
+            if (width < 1) break;
+            if (scion_gemm_narrow(a + r * lda, lda, packed + depth * first, c + r * ldc + first, ldc, count, width, depth)) return -1;
+        }
     }
     return 0;
 }

@@ -7,14 +7,15 @@ import XCTest
 /// Filter matrices packed once into panels of 64 filters (`Kernels.FilterOrder.panels`,
 /// `scion_pack_panels`, `scion_gemm_panels`) against OpenBLAS's product of the same filters read
 /// from the OIHW kernel: filter counts that end a panel and a vector early, rows few enough for the
-/// single-block path and many enough for the per-core blocks, unfolded windows and 1x1, both
+/// single-block path and many enough for the per-core blocks and several cached chunks of rows
+/// within each, unfolded windows and 1x1, both
 /// stored orders, folded scales.
 final class PanelProductTests: XCTestCase {
     func testPanelsMatchOpenBLASOnTheSameFilters() throws {
         guard Kernels.narrowProductsRun else { throw XCTSkip("no AVX2 here: every product is OpenBLAS's") }
         var random = SplitMix64(seed: 77)
         // batch, channels, size, filters, kernel side
-        for (batch, channels, size, filters, side) in [(1, 130, 3, 65, 1), (2, 128, 9, 200, 1), (1, 20, 6, 100, 3), (3, 16, 11, 129, 3)] {
+        for (batch, channels, size, filters, side) in [(1, 130, 3, 65, 1), (2, 128, 9, 200, 1), (1, 20, 6, 100, 3), (3, 16, 11, 129, 3), (2, 600, 20, 70, 1)] {
             let a = ConvAttributes(filters: filters, kernelSize: [side, side], strides: [1, 1], dilations: [1, 1], padding: .same,
                                    layout: .channelsFirst)
             let kernelShape = [filters, channels, side, side], taps = side * side, depth = taps * channels
