@@ -16,8 +16,6 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));
 
 enum { PANEL = 64, LANES = 16 };
 
-static ptrdiff_t padded16(ptrdiff_t n) { return (n + LANES - 1) / LANES * LANES; }
-
 // Through pointers: a v16 passed by value would change the calling convention between targets.
 static inline void load_lanes(v16 *v, const float *p, ptrdiff_t width) {
     if (width == LANES) { *v = *(const v16 *)p; return; }
@@ -87,7 +85,7 @@ static inline void filter_1d_4(const v16 *g, v16 *u, ptrdiff_t step) {
 
 size_t scion_winograd_weights_count(int tile, ptrdiff_t channels, ptrdiff_t filters) {
     const ptrdiff_t alpha = tile + 2;
-    return (size_t)(alpha * alpha * channels * padded16(filters));
+    return (size_t)(alpha * alpha * channels * scion_narrow_padded(filters));
 }
 
 // U = G g Gᵀ for 16 filters `f ..< f + 16` of channel `c`: each kernel row's 3 taps to alpha
@@ -97,7 +95,7 @@ size_t scion_winograd_weights_count(int tile, ptrdiff_t channels, ptrdiff_t filt
     {                                                                                                  \
         const ptrdiff_t width = filters - f < LANES ? filters - f : LANES;                             \
         const ptrdiff_t panel = f / PANEL, in_panel = filters - panel * PANEL;                         \
-        const ptrdiff_t panel_width = padded16(in_panel < PANEL ? in_panel : PANEL);                   \
+        const ptrdiff_t panel_width = scion_narrow_padded(in_panel < PANEL ? in_panel : PANEL);        \
         v16 scale = {0}, g[3][3], rows[3][ALPHA], u[ALPHA][ALPHA];                                     \
         if (scales) load_lanes(&scale, scales + f, width);                                             \
         for (int tap = 0; tap < 9; tap++) {                                                            \
@@ -120,7 +118,7 @@ size_t scion_winograd_weights_count(int tile, ptrdiff_t channels, ptrdiff_t filt
 // Reading along the kernel's contiguous axis: the filters (HWIO) innermost, or the channels (OIHW).
 #define WEIGHTS_BODY(TILE)                                                                             \
     enum { ALPHA = TILE + 2 };                                                                         \
-    const ptrdiff_t matrix = channels * padded16(filters);                                             \
+    const ptrdiff_t matrix = channels * scion_narrow_padded(filters);                                  \
     if (filter_stride == 1) {                                                                          \
         for (ptrdiff_t c = 0; c < channels; c++)                                                       \
             for (ptrdiff_t f = 0; f < filters; f += LANES) WEIGHTS_BLOCK(TILE)                         \
@@ -243,7 +241,7 @@ int scion_winograd_rows(const scion_winograd_arguments *a, ptrdiff_t first_row, 
     float *v = scratch, *m = scratch + alpha * alpha * tiles * a->channels;
     if (a->tile == 2) (wide ? input_2_avx512 : input_2_avx2)(a, first_row, tile_rows, v);
     else (wide ? input_4_avx512 : input_4_avx2)(a, first_row, tile_rows, v);
-    const ptrdiff_t matrix = a->channels * padded16(a->filters);
+    const ptrdiff_t matrix = a->channels * scion_narrow_padded(a->filters);
     for (ptrdiff_t p = 0; p < alpha * alpha; p++) {
         for (ptrdiff_t first = 0; first < a->filters; first += PANEL) {
             const ptrdiff_t width = a->filters - first < PANEL ? a->filters - first : PANEL;

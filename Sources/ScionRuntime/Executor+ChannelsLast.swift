@@ -152,14 +152,15 @@ extension Executor {
             let epilogue = ConvolutionEpilogue(bias: bias, activation: fusedActivations[node.name] ?? a.activation)
             let kernel = try require(node, .kernel)
             let y: RuntimeTensor
-            if g.isDepthwise {
+            switch g.isDepthwise ? .depthwise : convolutionForms[node.name] {
+            case .depthwise:
                 y = Kernels.depthwiseConvolutionChannelsLast(x, kernel: kernel, g, epilogue: epilogue)
-            } else if let tile = winogradTiles[node.name] {
+            case .winograd(let tile):
                 y = try Kernels.winogradConvolution(x, weights: kernel, tile: tile, g, epilogue: epilogue, node: node.name)
-            } else {
-                let order: Kernels.FilterOrder = filtersLast.contains(node.name) ? .filtersLast
-                    : panelled.contains(node.name) ? .panels : .filtersFirst
+            case .matrix(let order):
                 y = Kernels.convolutionChannelsLast(x, kernel: kernel, order: order, g, epilogue: epilogue)
+            case .channelsFirst, nil:
+                throw RuntimeError(node.name, "has no channels-last kernel (internal: the plan placed it, its weights were not prepared for it)")
             }
             return try Kernels.activate(y, epilogue.remaining, node: node.name)
         case .transpose:

@@ -18,14 +18,8 @@ extension Executor {
         var folded: Set<String> = []
         /// Biases a folded BatchNormalization gave to convolutions that had none, by node name.
         var foldedBiases: [String: [Float]] = [:]
-        /// Channels-last convolutions (node names) whose filter matrix is `filtersLast`; the others
-        /// with one group are `filtersFirst` (Kernels+KernelLayout.swift).
-        var filtersLast: Set<String> = []
-        /// Channels-last 3x3 convolutions (node names) whose kernel is held transformed for
-        /// Winograd's F(m×m, 3×3), with their m (Kernels+Winograd.swift).
-        var winogradTiles: [String: Int] = [:]
-        /// Channels-last convolutions (node names) whose filter matrix is held in `panels`.
-        var panelled: Set<String> = []
+        /// How each channels-last convolution's kernel is held, by node name.
+        var convolutionForms: [String: KernelForm] = [:]
     }
 
     /// How a convolution kernel is held.
@@ -88,13 +82,7 @@ extension Executor {
         })
         for (kernel, values) in zip(kernels, kernelValues) {
             prepared.values[kernel.name] = values
-            guard let node = formNodes[kernel.name] else { continue }
-            switch forms[kernel.name] {
-            case .matrix(.filtersLast): prepared.filtersLast.insert(node)
-            case .matrix(.panels): prepared.panelled.insert(node)
-            case .winograd(let tile): prepared.winogradTiles[node] = tile
-            default: break
-            }
+            if let node = formNodes[kernel.name] { prepared.convolutionForms[node] = forms[kernel.name] }
         }
         if releasing { for parameter in plain + kernels { release(parameter, in: &graph) } }
         return prepared

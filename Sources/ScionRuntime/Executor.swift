@@ -37,13 +37,10 @@ public struct Executor {
     /// Nodes that run on channels-last values, and those values (Executor+ChannelsLast.swift);
     /// empty for the trainer's executor, whose VJPs are channels-first.
     let channelsLast: ChannelsLastPlan
-    /// Channels-last convolutions whose kernel is held `[kh, kw, C, F]` (Keras's own order, the GEMM's
-    /// right matrix as it lies); the others with one group hold `[F, kh, kw, C]` (Kernels+KernelLayout.swift).
-    let filtersLast: Set<String>
-    /// Channels-last 3x3 convolutions run by Winograd's F(m×m, 3×3): node name → m.
-    let winogradTiles: [String: Int]
-    /// Channels-last convolutions whose filter matrix is held in panels (`Kernels.FilterOrder.panels`).
-    let panelled: Set<String>
+    /// How each channels-last convolution's kernel is held, by node name: a filter matrix in one of
+    /// the `Kernels.FilterOrder`s (Kernels+KernelLayout.swift), transformed for Winograd
+    /// (Kernels+Winograd.swift), or depthwise.
+    let convolutionForms: [String: KernelForm]
 
     /// `graph` must be lowered (see the type's comment). `taps` maps layer names to the values that
     /// hold their outputs, which the caller made graph outputs before lowering, so they come back in
@@ -78,9 +75,7 @@ public struct Executor {
         weights = prepared.values
         folded = prepared.folded
         foldedBiases = prepared.foldedBiases
-        filtersLast = prepared.filtersLast
-        winogradTiles = prepared.winogradTiles
-        panelled = prepared.panelled
+        convolutionForms = prepared.convolutionForms
         (fusedActivations, passThrough) = fusing ? Self.fuseActivations(graph, folded: folded) : ([:], [])
         var lastUse: [String: Int] = [:]
         for (step, index) in order.enumerated() {

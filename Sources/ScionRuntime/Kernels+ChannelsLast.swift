@@ -63,7 +63,7 @@ extension Kernels {
         // At most 64 filters: CVectorKernels' narrow product (1.1-1.9x OpenBLAS there, which spends
         // most of such a product packing the pixels' rows), its filters packed once per call (a
         // Keras kernel of 16, 32, 48 or 64 filters needs no packing).
-        let narrow = order == .panels ? nil : NarrowProduct(filters: kernel, order: order, columns: filters, depth: patch)
+        let narrow = NarrowProduct(filters: kernel, order: order, columns: filters, depth: patch)
         let panels = order == .panels
         kernel.withUnsafeBufferPointer { k in
             x.data.withUnsafeBufferPointer { input in

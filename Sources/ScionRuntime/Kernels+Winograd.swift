@@ -56,7 +56,6 @@ extension Kernels {
                                     epilogue: ConvolutionEpilogue, node: String) throws -> RuntimeTensor {
         let filters = g.filters
         var output = uninitialized(g.batch * g.oh * g.ow * filters)
-        var failed = false
         let failures = Mutex(0)
         x.data.withUnsafeBufferPointer { input in
             weights.withUnsafeBufferPointer { w in
@@ -93,11 +92,10 @@ extension Kernels {
                             epilogue.apply(target + firstRow * g.ow * filters, rows: rows * g.ow, channels: filters)
                         }
                     }
-                    failed = failures.withLock { $0 } > 0
                 }
             }
         }
-        guard !failed else { throw RuntimeError(node, "Winograd convolution refused by CVectorKernels (internal: it needs AVX2)") }
+        guard failures.withLock({ $0 }) == 0 else { throw RuntimeError(node, "Winograd convolution refused by CVectorKernels (internal: it needs AVX2)") }
         return RuntimeTensor(shape: [g.batch, g.oh, g.ow, filters], data: output)
     }
 

@@ -83,7 +83,7 @@ final class ExecutorPreparationTests: XCTestCase {
         var lowered = graph
         try ExecutorLowering().run(&lowered)
         let executor = try Executor(graph: lowered)
-        XCTAssertEqual(executor.filtersLast, ["conv", "pw"])
+        XCTAssertEqual(executor.convolutionForms, ["conv": .matrix(.filtersLast), "dw": .depthwise, "pw": .matrix(.filtersLast)])
         XCTAssertEqual(executor.folded, ["bn", "bn2"])
         // HWIO [3, 3, 3, 4] as stored, column f (filter f) times its scale: no permutation.
         let hwio = try floats(graph.parameters["conv/kernel"]), s = try scales("bn", graph)
@@ -124,7 +124,8 @@ final class ExecutorPreparationTests: XCTestCase {
     func testONNXKernelsAreReorderedAndScaledInOnePass() throws {
         let graph = onnxModel()
         let executor = try Executor(graph: graph)
-        XCTAssertEqual(executor.filtersLast, [], "OIHW kernels are held filters first")
+        XCTAssertEqual(executor.convolutionForms, ["c1": .matrix(.filtersFirst), "c2": .matrix(.filtersFirst), "dw": .depthwise],
+                       "OIHW kernels are held filters first")
         XCTAssertEqual(executor.folded, ["bn", "bn2"])
         // [F, C, kh, kw] → [F, kh, kw, C], filter f times its scale.
         let oihw = try floats(graph.parameters["c1/kernel"]), s = try scales("bn", graph)

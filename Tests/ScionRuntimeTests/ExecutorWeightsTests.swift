@@ -70,7 +70,7 @@ final class ExecutorWeightsTests: XCTestCase {
         try held.inferShapes()
         let plan = ChannelsLastPlan(held, order: try held.topologicalOrder())
         let prepared = try Executor.loadWeights(&held, loading: nil, releasing: true, channelsLast: plan)
-        XCTAssertEqual(prepared.filtersLast, ["conv"])
+        XCTAssertEqual(prepared.convolutionForms, ["conv": .matrix(.filtersLast)])
         XCTAssertEqual(prepared.values["conv/kernel"], try floats(original))
         XCTAssertEqual(prepared.values["conv/bias"], try floats(try XCTUnwrap(lowered.parameters["conv/bias"]).storage))
         XCTAssertThrowsError(try held.parameters["conv/kernel"]?.storage.bytes())

@@ -88,7 +88,8 @@ final class WinogradTests: XCTestCase {
                           parameters: parameters)
         let x = RuntimeTensor(shape: [2, 16, 10, 10], data: (0..<3200).map { _ in random.uniform(-1, 1) })
         let fused = try Executor(graph: graph)
-        XCTAssertEqual(fused.winogradTiles, Kernels.winogradTile.map { ["a": $0] } ?? [:])
+        XCTAssertEqual(fused.convolutionForms["a"], Kernels.winogradTile.map { .winograd(tile: $0) } ?? .matrix(.filtersFirst))
+        XCTAssertEqual(fused.convolutionForms["b"], .matrix(.filtersFirst), "stride 2")
         let expected = try XCTUnwrap(Executor(graph: graph, fusing: false).run(["x": x])["y"])
         let result = try XCTUnwrap(fused.run(["x": x])["y"])
         let scale = expected.data.map(abs).max() ?? 0
