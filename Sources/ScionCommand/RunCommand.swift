@@ -104,6 +104,7 @@ struct RunCommand: ParsableCommand {
                       + "\(Readable.seconds(fastest))\(repetitions > 1 ? " (fastest of \(repetitions))" : ""), "
                       + "CPU \(Readable.seconds(leastCPU)) per pass (all threads)")
                 print("BLAS: \(BLAS.kernelReport)")
+                print("plan: \(executor.planSummary)")
             }
             let shapes = result.arrays.map { "\($0.name) \($0.shape)" }.joined(separator: ", ")
             try report.finish(result, line: "wrote \(output) (\(shapes)) in \(Readable.seconds(Date().timeIntervalSince(start)))")

@@ -49,10 +49,10 @@ extension Executor {
     /// ones back as they are (`Trainer.trainedGraph`).
     static func loadWeights(_ graph: inout Graph, loading: Set<String>?, releasing: Bool,
                             channelsLast plan: ChannelsLastPlan = ChannelsLastPlan(),
-                            folds: [BatchNormalizationFold] = []) throws -> PreparedWeights {
+                            folds: [BatchNormalizationFold] = [], panelled: Set<String> = []) throws -> PreparedWeights {
         let wanted = { (name: String) in loading?.contains(name) ?? true }
         var forms: [String: KernelForm] = [:], formNodes: [String: String] = [:]
-        for (node, kernel, form) in kernelForms(graph, plan) {
+        for (node, kernel, form) in kernelForms(graph, plan, panelled: panelled) {
             forms[kernel] = form
             formNodes[kernel] = node
         }
@@ -117,8 +117,10 @@ extension Executor {
     /// The form each channels-last convolution's kernel takes, with the node and kernel names. A
     /// kernel with one group is `filtersLast` when the file holds it so (a Keras kernel,
     /// `storedFiltersLast`), else `filtersFirst`, whose 1x1 case is ONNX's OIHW as it is: neither
-    /// needs a permutation for a 1x1 kernel, and a Keras one never.
-    static func kernelForms(_ graph: Graph, _ plan: ChannelsLastPlan) -> [(node: String, kernel: String, form: KernelForm)] {
+    /// needs a permutation for a 1x1 kernel, and a Keras one never. The nodes named in `panelled`
+    /// (the depthwise blocks' 1x1 convolutions, whose kernel multiplies by panels) are panels.
+    static func kernelForms(_ graph: Graph, _ plan: ChannelsLastPlan, panelled: Set<String> = [])
+        -> [(node: String, kernel: String, form: KernelForm)] {
         plan.nodes.sorted().compactMap { index in
             let node = graph.nodes[index]
             guard case .conv(let a) = node.op, let kernel = graph.parameter(of: node, role: .kernel), kernel.shape.count == 4 else { return nil }
@@ -126,7 +128,7 @@ extension Executor {
             if let tile = Kernels.winogradTile, Kernels.runsWinograd(a, kernelShape: kernel.shape) {
                 return (node.name, kernel.name, .winograd(tile: tile))
             }
-            if Kernels.runsOnPanels(filters: kernel.shape[0], depth: kernel.elementCount / max(kernel.shape[0], 1)) {
+            if panelled.contains(node.name) || Kernels.runsOnPanels(filters: kernel.shape[0], depth: kernel.elementCount / max(kernel.shape[0], 1)) {
                 return (node.name, kernel.name, .matrix(.panels))
             }
             return (node.name, kernel.name, .matrix(storedFiltersLast(kernel) == nil ? .filtersFirst : .filtersLast))

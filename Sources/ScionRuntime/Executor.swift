@@ -41,6 +41,9 @@ public struct Executor {
     /// the `Kernels.FilterOrder`s (Kernels+KernelLayout.swift), transformed for Winograd
     /// (Kernels+Winograd.swift), or depthwise.
     let convolutionForms: [String: KernelForm]
+    /// Depthwise convolutions run with the 1x1 convolutions around them, band by band
+    /// (Executor+DepthwiseBlocks.swift); empty for the trainer's executor.
+    let depthwiseBlocks: DepthwiseBlockPlan
 
     /// `graph` must be lowered (see the type's comment). `taps` maps layer names to the values that
     /// hold their outputs, which the caller made graph outputs before lowering, so they come back in
@@ -66,10 +69,12 @@ public struct Executor {
         // SCION_LAYOUT=channels-first turns the channels-last plan off (to compare the two).
         let planned = fusing && channelsLastPlan && ProcessInfo.processInfo.environment["SCION_LAYOUT"] != "channels-first"
         channelsLast = planned ? ChannelsLastPlan(graph, order: order) : ChannelsLastPlan()
+        let blocks = planned ? DepthwiseBlockPlan(graph, plan: channelsLast, order: order) : DepthwiseBlockPlan()
         // Executor+Weights.swift: kernels in the order the plan's kernels read, BatchNormalizations
         // folded into them (Executor+Folding.swift), and an inference executor the only holder of the weights.
         let prepared = try Self.loadWeights(&graph, loading: loading, releasing: fusing, channelsLast: channelsLast,
-                                            folds: fusing ? BatchNormalizationFold.candidates(in: graph) : [])
+                                            folds: fusing ? BatchNormalizationFold.candidates(in: graph) : [],
+                                            panelled: blocks.pointwiseNodes)
         self.graph = graph
         self.taps = taps
         weights = prepared.values
@@ -77,6 +82,7 @@ public struct Executor {
         foldedBiases = prepared.foldedBiases
         convolutionForms = prepared.convolutionForms
         (fusedActivations, passThrough) = fusing ? Self.fuseActivations(graph, folded: folded) : ([:], [])
+        depthwiseBlocks = blocks.confirmed(graph, folded: folded, passThrough: passThrough, fused: fusedActivations)
         var lastUse: [String: Int] = [:]
         for (step, index) in order.enumerated() {
             for input in graph.nodes[index].inputs { lastUse[input] = step }
@@ -147,6 +153,11 @@ public struct Executor {
         _ = consume inputs
         for (step, index) in order.enumerated() {
             let node = graph.nodes[index]
+            // A node whose work a depthwise block did: only its inputs' lifetimes end here.
+            if depthwiseBlocks.skipped.contains(index) {
+                for input in node.inputs where (lastUse[input] ?? 0) <= step { values[input] = nil }
+                continue
+            }
             // A value read for the last time is moved out of the table, so the kernel holds the only
             // reference and can write its result into the same buffer (ReLU, BatchNormalization...).
             var arguments = try node.inputs.map { name -> RuntimeTensor in
@@ -167,6 +178,8 @@ public struct Executor {
             } else if case .onnx(.scaledDotProductAttention(let a)) = node.op, node.outputs.count > 1 {
                 // Attention's present key and value, and its scores (Ops/ScaledDotProductAttention.swift).
                 for (output, value) in zip(node.outputs, try scaledDotProductAttention(node, arguments, a)) { values[output] = value }
+            } else if let block = depthwiseBlocks.blocks[index], arguments.count == 1 {
+                values[block.output] = try evaluateDepthwiseBlock(block, arguments.removeFirst())
             } else {
                 let result = try channelsLast.nodes.contains(index) ? evaluateChannelsLast(node, &arguments) : evaluate(node, arguments)
                 if let output = node.outputs.first { values[output] = result }

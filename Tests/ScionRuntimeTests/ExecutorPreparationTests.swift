@@ -124,7 +124,9 @@ final class ExecutorPreparationTests: XCTestCase {
     func testONNXKernelsAreReorderedAndScaledInOnePass() throws {
         let graph = onnxModel()
         let executor = try Executor(graph: graph)
-        XCTAssertEqual(executor.convolutionForms, ["c1": .matrix(.filtersFirst), "c2": .matrix(.filtersFirst), "dw": .depthwise],
+        // c2 → dw is a depthwise block (its expansion held as panels) where the CPU runs the narrow products.
+        let blocked = !executor.depthwiseBlocks.blocks.isEmpty
+        XCTAssertEqual(executor.convolutionForms, ["c1": .matrix(.filtersFirst), "c2": .matrix(blocked ? .panels : .filtersFirst), "dw": .depthwise],
                        "OIHW kernels are held filters first")
         XCTAssertEqual(executor.folded, ["bn", "bn2"])
         // [F, C, kh, kw] → [F, kh, kw, C], filter f times its scale.
@@ -132,7 +134,15 @@ final class ExecutorPreparationTests: XCTestCase {
         var expected = [Float](repeating: 0, count: oihw.count)
         for f in 0..<4 { for c in 0..<2 { for t in 0..<9 { expected[(f * 9 + t) * 2 + c] = oihw[(f * 2 + c) * 9 + t] * s[f] } } }
         XCTAssertEqual(executor.weights["c1/kernel"], expected)
-        XCTAssertEqual(executor.weights["c2/kernel"], try floats(graph.parameters["c2/kernel"]), "a 1x1 OIHW kernel is [F, C] as stored")
+        let pointwise = try floats(graph.parameters["c2/kernel"])
+        if blocked {
+            // One panel, [C][16]: filter f of channel c at c·16 + f, zeros past the 5 filters.
+            var panel = [Float](repeating: 0, count: 4 * 16)
+            for f in 0..<5 { for c in 0..<4 { panel[c * 16 + f] = pointwise[f * 4 + c] } }
+            XCTAssertEqual(executor.weights["c2/kernel"], panel, "a block's 1x1 kernel is packed as a panel")
+        } else {
+            XCTAssertEqual(executor.weights["c2/kernel"], pointwise, "a 1x1 OIHW kernel is [F, C] as stored")
+        }
         // Depthwise [F, 1, kh, kw] → [kh, kw, F], scaled.
         let depthwise = try floats(graph.parameters["dw/kernel"]), s2 = try scales("bn2", graph)
         var taps = [Float](repeating: 0, count: 45)
