@@ -42,6 +42,34 @@ static inline float exponential(float x) {
         }                                                                                         \
     }
 
+// The bias, then (with `relu`) the ReLU capped at `cap`, written as Swift's max and min are
+// (`y >= x ? y : x`, `y < x ? y : x`): a NaN stays NaN, -0 becomes +0, as in the Swift loops.
+#define CLAMP_ROWS_BODY                                                                           \
+    for (size_t row = 0; row < rows; row++) {                                                     \
+        float *v = values + row * stride;                                                         \
+        if (!relu) { if (bias) { for (size_t i = 0; i < count; i++) v[i] += bias[i]; } continue; } \
+        if (bias) {                                                                               \
+            for (size_t i = 0; i < count; i++) {                                                  \
+                float x = v[i] + bias[i]; x = 0.0f >= x ? 0.0f : x; v[i] = cap < x ? cap : x;     \
+            }                                                                                     \
+        } else {                                                                                  \
+            for (size_t i = 0; i < count; i++) {                                                  \
+                float x = v[i]; x = 0.0f >= x ? 0.0f : x; v[i] = cap < x ? cap : x;               \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+#define CLAMP_ROWS_PARAMETERS \
+    float *restrict values, size_t rows, size_t count, size_t stride, const float *restrict bias, int relu, float cap
+
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
+static void clamp_rows_avx512(CLAMP_ROWS_PARAMETERS) { CLAMP_ROWS_BODY }
+
+__attribute__((target("avx2")))
+static void clamp_rows_avx2(CLAMP_ROWS_PARAMETERS) { CLAMP_ROWS_BODY }
+
+static void clamp_rows_sse2(CLAMP_ROWS_PARAMETERS) { CLAMP_ROWS_BODY }
+
 #define ACTIVATE_ROWS_PARAMETERS \
     float *restrict values, size_t rows, size_t count, size_t stride, const float *restrict bias, scion_activation activation
 
@@ -299,6 +327,14 @@ void scion_activate_rows(float *values, size_t rows, size_t count, size_t stride
     case 3: activate_rows_avx512(values, rows, count, stride, bias, activation); break;
     case 2: activate_rows_avx2(values, rows, count, stride, bias, activation); break;
     default: activate_rows_sse2(values, rows, count, stride, bias, activation); break;
+    }
+}
+
+void scion_clamp_rows(float *values, size_t rows, size_t count, size_t stride, const float *bias, int relu, float cap) {
+    switch (chosen_level()) {
+    case 3: clamp_rows_avx512(values, rows, count, stride, bias, relu, cap); break;
+    case 2: clamp_rows_avx2(values, rows, count, stride, bias, relu, cap); break;
+    default: clamp_rows_sse2(values, rows, count, stride, bias, relu, cap); break;
     }
 }
 

@@ -47,7 +47,8 @@ struct ConvolutionEpilogue: Sendable {
             // against the 4 of Swift's baseline build; the same bits).
             case .swish: scion_activate_rows(values, rows, count, stride, shift, SCION_ACTIVATION_SWISH)
             case .sigmoid: scion_activate_rows(values, rows, count, stride, shift, SCION_ACTIVATION_SIGMOID)
-            case .linear, .relu: for r in 0..<rows { addAndClamp(values + r * stride, shift, count: count) }
+            case .linear: scion_clamp_rows(values, rows, count, stride, shift, 0, .infinity)
+            case .relu(let cap): scion_clamp_rows(values, rows, count, stride, shift, 1, cap)
             }
         }
     }
@@ -69,17 +70,5 @@ struct ConvolutionEpilogue: Sendable {
     private func withBias(from first: Int, _ body: (UnsafePointer<Float>?) -> Void) {
         guard let bias else { return body(nil) }
         bias.withUnsafeBufferPointer { body($0.baseAddress.map { $0 + first }) }
-    }
-
-    /// The bias (when given), then the (capped) ReLU, over one run of `count` values in place: one
-    /// loop per case, so that each vectorises (a single pointer read and written at the same index,
-    /// or two that the compiler checks for overlap at run time).
-    private func addAndClamp(_ values: UnsafeMutablePointer<Float>, _ shift: UnsafePointer<Float>?, count: Int) {
-        switch (function, shift) {
-        case (.linear, let shift?): for i in 0..<count { values[i] += shift[i] }
-        case (.relu(let cap), let shift?): for i in 0..<count { values[i] = min(max(values[i] + shift[i], 0), cap) }
-        case (.relu(let cap), nil): for i in 0..<count { values[i] = min(max(values[i], 0), cap) }
-        case (.linear, nil), (.swish, _), (.sigmoid, _): return
-        }
     }
 }

@@ -195,12 +195,10 @@ extension Kernels {
             project.epilogue.apply(target, rows: pixels, channels: outputChannels)
             guard block.residual else { return }
             // Stride 1 and the same size (the plan checked): output pixel p adds input pixel p.
-            let addend = input + first * inputChannels, count = pixels * outputChannels
-            if let cap = block.residualCap {
-                for i in 0..<count { target[i] = min(max(target[i] + addend[i], 0), cap) }
-            } else {
-                for i in 0..<count { target[i] += addend[i] }
-            }
+            // The input's rows as a "bias" over one long row: the sum, then the ReLU when asked.
+            let count = pixels * outputChannels
+            scion_clamp_rows(target, 1, count, count, input + first * inputChannels, block.residualCap == nil ? 0 : 1,
+                             block.residualCap ?? .infinity)
         }
     }
 }

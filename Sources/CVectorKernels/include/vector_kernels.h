@@ -20,6 +20,11 @@ typedef enum {
 void scion_activate_rows(float *values, size_t rows, size_t count, size_t stride, const float *bias,
                          scion_activation activation);
 
+/// In place over `rows` rows of `count` values `stride` floats apart: `values[r·stride + i] +=
+/// bias[i]` (bias optional), then with `relu` `min(max(·, 0), cap)` (`cap` infinity: uncapped), in
+/// the order of Swift's `min` and `max` (a NaN stays NaN).
+void scion_clamp_rows(float *values, size_t rows, size_t count, size_t stride, const float *bias, int relu, float cap);
+
 /// One output row of a channels-last depthwise convolution with one filter per channel, channels
 /// `first ..< last`: `output[ox·channels + c] = Σ_kx Σ_ky kernel[(ky·kw + kx)·channels + c] ·
 /// image[base(ox) + ky·row_stride + kx·tap_stride + c]` over the valid taps `kx_low[ox] ..<
