@@ -38,8 +38,6 @@ def main():
     parser.add_argument("--baseline", help="another scion binary to measure beside --scion")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        inputs = os.path.join(work, "x.npy")
-        np.save(inputs, np.random.default_rng(0).random((arguments.batch, 224, 224, 3), dtype=np.float32))
         output = os.path.join(work, "out.npy")
         header = "| model | file | weights (MiB) | peak RSS (MiB) |" + (" baseline peak RSS (MiB) |" if arguments.baseline else "")
         print(header)
@@ -51,6 +49,10 @@ def main():
             summary = json.loads(subprocess.run([arguments.scion, "inspect", h5, "--json"], check=True, capture_output=True,
                                                 text=True).stdout)
             weights = summary["totalParams"] * 4 / MIB
+            # A batch of random images of the model's own input size (InceptionV3's 299x299).
+            size = [d for d in summary["inputs"][0]["shape"][1:]]
+            inputs = os.path.join(work, name + ".x.npy")
+            np.save(inputs, np.random.default_rng(0).random([arguments.batch] + size, dtype=np.float32))
             for model in [h5, os.path.join(arguments.folder, name + ".keras"), onnx]:
                 row = f"| {name} | {os.path.splitext(model)[1]} | {weights:.1f} | {peak_mib(arguments.scion, model, inputs, output):.0f} |"
                 if arguments.baseline:

@@ -27,6 +27,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Also print the BLAS kernel in use and the time of each stage.")
     var verbose = false
 
+    @Flag(help: "Also print where the forward pass spends its time: per op type and the slowest nodes.")
+    var profile = false
+
     @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Run the forward pass this many times (benchmarks); the time reported is the fastest.")
     var repetitions: Int = 1
 
@@ -50,6 +53,9 @@ struct RunCommand: ParsableCommand {
         var runCPUSeconds: Double
         var repetitions: Int
         var blas: String
+        /// With --profile: each node's time per pass, in the order the nodes ran.
+        var profile: [ProfiledNode]?
+        struct ProfiledNode: Encodable { var node: String; var op: String; var milliseconds: Double }
     }
 
     func run() throws {
@@ -65,12 +71,13 @@ struct RunCommand: ParsableCommand {
             var results: [String: RuntimeTensor] = [:]
             let preparedAt = Date()
             var fastest = Double.infinity, leastCPU = Double.infinity
+            let timings = profile ? ExecutorProfile() : nil
             for repetition in 0..<repetitions {
                 let started = Date(), startedCPU = Self.processCPUSeconds()
                 do {
                     // The last pass is given the arrays themselves: each input is freed once the
                     // first op that reads it is done, rather than held here for the whole pass.
-                    results = try executor.run(repetition == repetitions - 1 ? feeds.take() ?? [:] : feeds ?? [:])
+                    results = try executor.run(repetition == repetitions - 1 ? feeds.take() ?? [:] : feeds ?? [:], profile: timings)
                 } catch let error as RuntimeError {
                     throw ScionError(file: source.input, error.description)
                 }
@@ -97,7 +104,8 @@ struct RunCommand: ParsableCommand {
             }
             let result = Result(input: source.input, output: output, arrays: arrays.map { .init(name: $0.name, shape: $0.tensor.shape) },
                                 readSeconds: loadedAt.timeIntervalSince(start), prepareSeconds: preparedAt.timeIntervalSince(loadedAt),
-                                runSeconds: fastest, runCPUSeconds: leastCPU, repetitions: repetitions, blas: BLAS.kernelReport)
+                                runSeconds: fastest, runCPUSeconds: leastCPU, repetitions: repetitions, blas: BLAS.kernelReport,
+                                profile: timings?.nodes.map { .init(node: $0.node, op: $0.op, milliseconds: $0.seconds * 1000 / Double(repetitions)) })
             if verbose && report.talks {
                 for array in result.arrays { print("\(array.name): \(array.shape)") }
                 print("read \(Readable.seconds(result.readSeconds)), prepare \(Readable.seconds(result.prepareSeconds)), run "
@@ -106,6 +114,7 @@ struct RunCommand: ParsableCommand {
                 print("BLAS: \(BLAS.kernelReport)")
                 print("plan: \(executor.planSummary)")
             }
+            if let timings, report.talks { print(timings.table(passes: repetitions)) }
             let shapes = result.arrays.map { "\($0.name) \($0.shape)" }.joined(separator: ", ")
             try report.finish(result, line: "wrote \(output) (\(shapes)) in \(Readable.seconds(Date().timeIntervalSince(start)))")
         }

@@ -134,7 +134,8 @@ public struct Executor {
 
     /// Runs the model: `inputs` by input name; returns every graph output and tap by value name.
     /// `inputs` is consumed: an input no later step reads is freed as soon as the first op has it.
-    public func run(_ inputs: consuming [String: RuntimeTensor]) throws -> [String: RuntimeTensor] {
+    /// `profile`, when given, gets each node's time (`ExecutorProfile`).
+    public func run(_ inputs: consuming [String: RuntimeTensor], profile: ExecutorProfile? = nil) throws -> [String: RuntimeTensor] {
         var values: [String: RuntimeTensor] = [:]
         for input in graph.inputs {
             guard let tensor = inputs[input.name] else {
@@ -158,6 +159,7 @@ public struct Executor {
                 for input in node.inputs where (lastUse[input] ?? 0) <= step { values[input] = nil }
                 continue
             }
+            let started = profile == nil ? nil : DispatchTime.now()
             // A value read for the last time is moved out of the table, so the kernel holds the only
             // reference and can write its result into the same buffer (ReLU, BatchNormalization...).
             var arguments = try node.inputs.map { name -> RuntimeTensor in
@@ -185,6 +187,9 @@ public struct Executor {
                 if let output = node.outputs.first { values[output] = result }
             }
             for input in node.inputs where (lastUse[input] ?? 0) <= step { values[input] = nil }
+            if let profile, let started {
+                profile.record(node: node.name, op: depthwiseBlocks.blocks[index] == nil ? node.op.typeName : "DepthwiseBlock", since: started)
+            }
         }
         var results: [String: RuntimeTensor] = [:]
         for output in graph.outputs { results[output] = values[output].map { delivered($0, named: output) } }

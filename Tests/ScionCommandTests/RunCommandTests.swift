@@ -24,6 +24,34 @@ final class RunCommandTests: XCTestCase {
         XCTAssertTrue(several.standardError.contains("give -o OUT.npz"), several.standardError)
     }
 
+    /// `--verbose` says what the executor chose; `--profile` where the pass went: MobileNetV2's
+    /// inverted residuals run as depthwise blocks, and the nodes they stand for take no time.
+    func testVerboseAndProfileShowThePlanAndTheNodesTimes() throws {
+        let directory = try temporaryDirectory(self)
+        let output = directory.appendingPathComponent("out.npy").path
+        let model = Repository.fixture("keras2/mobilenet_v2.h5"), input = Repository.fixture("keras2/mobilenet_v2.input.npy")
+        let text = try runScion(["run", model, "--input", input, "--output", output, "--verbose", "--profile"])
+        XCTAssertEqual(text.status, 0, text.standardError)
+        XCTAssertTrue(text.standardOutput.contains("plan: "), text.standardOutput)
+        XCTAssertTrue(text.standardOutput.contains("time per pass by op (1 pass):"), text.standardOutput)
+        let json = try runScion(["run", model, "--input", input, "--output", output, "--force", "--profile", "--repeat", "2", "--json"])
+        XCTAssertEqual(json.status, 0, json.standardError)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
+        let nodes = try XCTUnwrap(report["profile"] as? [[String: Any]])
+        let ops = Set(nodes.compactMap { $0["op"] as? String })
+        XCTAssertTrue(ops.contains("Conv2D"), "\(ops)")
+        // The plan's block count (0 only on a CPU without AVX2) is what the profile shows.
+        let blocks = text.standardOutput.split(separator: "\n").first { $0.hasPrefix("plan: ") }?
+            .split(separator: ";").last?.split(separator: " ").first.flatMap { Int($0) }
+        XCTAssertEqual(ops.contains("DepthwiseBlock"), (blocks ?? 0) > 0, "\(ops) against \(text.standardOutput)")
+        XCTAssertEqual(nodes.filter { $0["op"] as? String == "DepthwiseBlock" }.count, blocks)
+        let total = nodes.compactMap { $0["milliseconds"] as? Double }.reduce(0, +)
+        let pass = try XCTUnwrap(report["runSeconds"] as? Double) * 1000
+        // Per pass: the nodes' sum is about one pass (the fastest of two), never several.
+        XCTAssertGreaterThan(total, 0)
+        XCTAssertLessThan(total, 3 * pass + 5, "\(total) ms of nodes against a \(pass) ms pass")
+    }
+
     func testBadInputsFailWithOneLine() throws {
         let directory = try temporaryDirectory(self)
         let output = directory.appendingPathComponent("out.npy").path
