@@ -143,6 +143,14 @@ extension Kernels {
                     continue
                 }
                 let line = source + ((n * g.height + y) * g.width) * channels
+                // The window's row wholly inside the image, taps adjacent: its kw·C values are one
+                // run in the input (an RGB stem's 3x3 window: one copy of 9 values, not three of 3).
+                let first = ox * g.sw - g.left
+                if g.dw == 1 && first >= 0 && first + g.kw <= g.width {
+                    row.update(from: line + first * channels, count: g.kw * channels)
+                    row += g.kw * channels
+                    continue
+                }
                 for kx in 0..<g.kw {
                     let xx = ox * g.sw + kx * g.dw - g.left
                     if xx < 0 || xx >= g.width {
