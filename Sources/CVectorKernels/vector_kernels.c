@@ -174,6 +174,19 @@ static void depthwise_row_avx2(const scion_depthwise_row_arguments *a) { DEPTHWI
 static void depthwise_row_sse2(const scion_depthwise_row_arguments *a) { DEPTHWISE_ROW_BODY }
 
 // ---- Narrow matrix products (scion_gemm_narrow) ----
+typedef int32_t v16i __attribute__((vector_size(64), aligned(4)));
+
+// min(max(x, 0), cap) lane by lane as Swift's min and max order it (`0 >= x ? 0 : x`, then
+// `cap < y ? cap : y`: a NaN stays NaN, -0 becomes +0), as bit masks: C has no vector `?:`. A
+// macro, as a function taking a 64-byte vector changes the ABI outside AVX-512.
+#define CLAMPED(x, cap)                                                                           \
+    ({                                                                                            \
+        const v16 zero_ = {0}, top_ = zero_ + (cap);                                              \
+        const v16 y_ = (v16)((v16i)(x) & ~(v16i)(zero_ >= (x)));                                  \
+        const v16i capped_ = (v16i)(top_ < y_);                                                   \
+        (v16)(((v16i)top_ & capped_) | ((v16i)y_ & ~capped_));                                    \
+    })
+
 // Accumulators: ROWS rows x VECTORS vectors of 16 columns, all in registers (at most 24 of the 32
 // zmm registers; on AVX2 each v16 is two ymm and the compiler spills some, still far ahead of the
 // packing it replaces). The fused multiply-add is wanted here (contraction on in these functions).
@@ -196,10 +209,21 @@ static void depthwise_row_sse2(const scion_depthwise_row_arguments *a) { DEPTHWI
         for (int r = 0; r < ROWS; r++) {                                                          \
             float *target = c + (m + r) * ldc;                                                    \
             for (int v = 0; v < VECTORS; v++) {                                                   \
-                if (16 * (v + 1) <= columns) { *(v16 *)(target + 16 * v) = sum[r][v]; continue; } \
+                v16 value = sum[r][v];                                                            \
+                if (16 * (v + 1) <= columns) {                                                    \
+                    if (bias) value += *(const v16 *)(bias + 16 * v);                             \
+                    if (relu) value = CLAMPED(value, cap);                                        \
+                    *(v16 *)(target + 16 * v) = value;                                            \
+                    continue;                                                                     \
+                }                                                                                 \
+                const int count = (int)(columns - 16 * v);                                        \
                 float lanes[16];                                                                  \
-                memcpy(lanes, &sum[r][v], sizeof lanes);                                          \
-                memcpy(target + 16 * v, lanes, sizeof(float) * (size_t)(columns - 16 * v));       \
+                memcpy(lanes, &value, sizeof lanes);                                              \
+                for (int i = 0; bias && i < count; i++) lanes[i] += bias[16 * v + i];             \
+                for (int i = 0; relu && i < count; i++) {                                         \
+                    float x = 0.0f >= lanes[i] ? 0.0f : lanes[i]; lanes[i] = cap < x ? cap : x;   \
+                }                                                                                 \
+                memcpy(target + 16 * v, lanes, sizeof(float) * (size_t)count);                    \
             }                                                                                     \
         }                                                                                         \
     }
@@ -222,7 +246,7 @@ static void depthwise_row_sse2(const scion_depthwise_row_arguments *a) { DEPTHWI
 
 #define NARROW_PARAMETERS                                                                         \
     const float *restrict a, ptrdiff_t lda, const float *restrict b, float *restrict c, ptrdiff_t ldc, \
-    ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t depth
+    ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t depth, const float *restrict bias, int relu, float cap
 
 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma")))
 static void gemm_narrow_avx512(NARROW_PARAMETERS) { NARROW_BODY }
@@ -279,8 +303,17 @@ void scion_pack_panels(const float *kernel, ptrdiff_t taps, ptrdiff_t channels, 
     }
 }
 
+static int gemm_narrow_then(const float *a, ptrdiff_t lda, const float *b, float *c, ptrdiff_t ldc, ptrdiff_t rows,
+                            ptrdiff_t columns, ptrdiff_t depth, const float *bias, int relu, float cap);
+
 int scion_gemm_panels(const float *a, ptrdiff_t lda, const float *packed, float *c, ptrdiff_t ldc, ptrdiff_t rows,
                       ptrdiff_t columns, ptrdiff_t depth, ptrdiff_t first_panel, ptrdiff_t panel_count) {
+    return scion_gemm_panels_then(a, lda, packed, c, ldc, rows, columns, depth, first_panel, panel_count, NULL, 0, 0.0f);
+}
+
+int scion_gemm_panels_then(const float *a, ptrdiff_t lda, const float *packed, float *c, ptrdiff_t ldc, ptrdiff_t rows,
+                           ptrdiff_t columns, ptrdiff_t depth, ptrdiff_t first_panel, ptrdiff_t panel_count,
+                           const float *bias, int relu, float cap) {
     // Rows a chunk at a time (about 128 KB of them), every panel against the chunk while it is in
     // the core's cache: a panel at a time over all the rows read the rows from memory once per panel.
     ptrdiff_t chunk = (32768 / (depth > 0 ? depth : 1)) / 8 * 8;
@@ -290,7 +323,8 @@ int scion_gemm_panels(const float *a, ptrdiff_t lda, const float *packed, float 
         for (ptrdiff_t p = first_panel; p < first_panel + panel_count; p++) {
             const ptrdiff_t first = p * 64, width = columns - first < 64 ? columns - first : 64;
             if (width < 1) break;
-            if (scion_gemm_narrow(a + r * lda, lda, packed + depth * first, c + r * ldc + first, ldc, count, width, depth)) return -1;
+            if (gemm_narrow_then(a + r * lda, lda, packed + depth * first, c + r * ldc + first, ldc, count, width, depth,
+                                 bias ? bias + first : NULL, relu, cap)) return -1;
         }
     }
     return 0;
@@ -300,10 +334,15 @@ static int chosen_level(void);
 
 int scion_gemm_narrow(const float *a, ptrdiff_t lda, const float *b, float *c, ptrdiff_t ldc,
                       ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t depth) {
+    return gemm_narrow_then(a, lda, b, c, ldc, rows, columns, depth, NULL, 0, 0.0f);
+}
+
+static int gemm_narrow_then(const float *a, ptrdiff_t lda, const float *b, float *c, ptrdiff_t ldc, ptrdiff_t rows,
+                            ptrdiff_t columns, ptrdiff_t depth, const float *bias, int relu, float cap) {
     if (columns < 1 || columns > 64) return -1;
     switch (chosen_level()) {
-    case 3: gemm_narrow_avx512(a, lda, b, c, ldc, rows, columns, depth); return 0;
-    case 2: gemm_narrow_avx2(a, lda, b, c, ldc, rows, columns, depth); return 0;
+    case 3: gemm_narrow_avx512(a, lda, b, c, ldc, rows, columns, depth, bias, relu, cap); return 0;
+    case 2: gemm_narrow_avx2(a, lda, b, c, ldc, rows, columns, depth, bias, relu, cap); return 0;
     default: return -1;
     }
 }

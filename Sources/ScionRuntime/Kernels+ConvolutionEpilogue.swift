@@ -32,6 +32,16 @@ struct ConvolutionEpilogue: Sendable {
     /// Whether applying it changes nothing (no bias, no activation).
     var isIdentity: Bool { bias == nil && function == .linear }
 
+    /// Whether a product kernel can apply it to its values in registers before storing them
+    /// (`scion_gemm_panels_then`: the bias and a capped ReLU; not swish or sigmoid), and the cap.
+    var inRegisters: (relu: Bool, cap: Float)? {
+        switch function {
+        case .linear: (false, 0)
+        case .relu(let cap): (true, cap)
+        case .swish, .sigmoid: nil
+        }
+    }
+
     /// Over `rows` whole rows of `channels` values each.
     func apply(_ values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
         apply(values, rows: rows, stride: channels, firstChannel: 0, count: channels)

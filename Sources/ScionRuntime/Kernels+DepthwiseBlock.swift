@@ -25,6 +25,24 @@ extension Kernels {
         let panels: [Float]
         let depth: Int, filters: Int
         let epilogue: ConvolutionEpilogue
+
+        /// `rows` rows of `depth` values (`lda` apart) times the filters into `target` (rows
+        /// `filters` apart), the epilogue applied: in registers as the products are stored when
+        /// it is a bias and a ReLU, else over the stored rows while they are cached.
+        func multiply(_ rows: UnsafePointer<Float>, lda: Int, count: Int, into target: UnsafeMutablePointer<Float>) {
+            let panelCount = (filters + 63) / 64
+            panels.withUnsafeBufferPointer { panels in
+                guard let (relu, cap) = epilogue.inRegisters else {
+                    _ = scion_gemm_panels(rows, lda, panels.baseAddress, target, filters, count, filters, depth, 0, panelCount)
+                    epilogue.apply(target, rows: count, channels: filters)
+                    return
+                }
+                Kernels.withOptionalPointer(epilogue.bias) { bias in
+                    _ = scion_gemm_panels_then(rows, lda, panels.baseAddress, target, filters, count, filters, depth, 0, panelCount,
+                                               bias, relu ? 1 : 0, cap)
+                }
+            }
+        }
     }
 
     /// The block's stages; `expand` or `project` (or both) present.
@@ -155,12 +173,7 @@ extension Kernels {
             if fresh > 0 {
                 let pixels = fresh * g.width
                 let from = input + ((sample * g.height + needed.lowerBound + reused) * g.width) * inputChannels
-                let into = expanded + reused * rowFloats
-                expand.panels.withUnsafeBufferPointer { panels in
-                    _ = scion_gemm_panels(from, inputChannels, panels.baseAddress, into, g.channels, pixels, g.channels,
-                                          inputChannels, 0, (g.channels + 63) / 64)
-                }
-                expand.epilogue.apply(into, rows: pixels, channels: g.channels)
+                expand.multiply(from, lda: inputChannels, count: pixels, into: expanded + reused * rowFloats)
             }
             kept = needed
             return (UnsafePointer(expanded), needed.lowerBound)
@@ -188,11 +201,7 @@ extension Kernels {
         private func projection(_ project: PointwiseStage, sample: Int, outputRows: Range<Int>) {
             let pixels = outputRows.count * g.ow, first = (sample * g.oh + outputRows.lowerBound) * g.ow
             let target = output + first * outputChannels
-            project.panels.withUnsafeBufferPointer { panels in
-                _ = scion_gemm_panels(banded, g.channels, panels.baseAddress, target, outputChannels, pixels, outputChannels,
-                                      g.channels, 0, (outputChannels + 63) / 64)
-            }
-            project.epilogue.apply(target, rows: pixels, channels: outputChannels)
+            project.multiply(banded, lda: g.channels, count: pixels, into: target)
             guard block.residual else { return }
             // Stride 1 and the same size (the plan checked): output pixel p adds input pixel p.
             // The input's rows as a "bias" over one long row: the sum, then the ReLU when asked.

@@ -59,4 +59,35 @@ final class PanelProductTests: XCTestCase {
         XCTAssertFalse(Kernels.runsOnPanels(filters: 64, depth: 4096), "at most 64 filters: the narrow product")
         XCTAssertFalse(Kernels.runsOnPanels(filters: 256, depth: 64), "shallow: OpenBLAS")
     }
+
+    /// `scion_gemm_panels_then` applies the bias and the capped ReLU in registers: the same bits as
+    /// the product stored, then `scion_clamp_rows` over it; NaN stays NaN, -0 becomes +0, a filter
+    /// count that ends inside a vector keeps the columns past it untouched.
+    func testEpilogueInRegistersIsTheSeparatePassBitForBit() throws {
+        guard Kernels.narrowProductsRun else { throw XCTSkip("no AVX2 here: every product is OpenBLAS's") }
+        var random = SplitMix64(seed: 5)
+        for (rows, depth, filters) in [(37, 24, 144), (9, 16, 70), (64, 96, 24), (5, 3, 1)] {
+            var a = (0..<(rows * depth)).map { _ in random.uniform(-1, 1) }
+            a[0] = .nan  // row 0: every product NaN
+            let kernel = (0..<(filters * depth)).map { _ in random.uniform(-0.5, 0.5) }
+            let bias = (0..<filters).map { _ in random.uniform(-0.3, 0.3) }
+            var packed = [Float](repeating: 0, count: Kernels.panelCount(filters: filters, depth: depth))
+            kernel.withUnsafeBufferPointer { k in
+                packed.withUnsafeMutableBufferPointer { scion_pack_panels(k.baseAddress, 1, depth, filters, 0, 1, depth, nil, $0.baseAddress) }
+            }
+            let panels = (filters + 63) / 64, ldc = filters + 3
+            for (relu, cap) in [(0, Float(0)), (1, Float(6)), (1, Float.infinity)] {
+                for withBias in [false, true] {
+                    var expected = [Float](repeating: 7, count: rows * ldc), fused = expected
+                    XCTAssertEqual(scion_gemm_panels(a, depth, packed, &expected, ldc, rows, filters, depth, 0, panels), 0)
+                    scion_clamp_rows(&expected, rows, filters, ldc, withBias ? bias : nil, Int32(relu), cap)
+                    XCTAssertEqual(scion_gemm_panels_then(a, depth, packed, &fused, ldc, rows, filters, depth, 0, panels,
+                                                          withBias ? bias : nil, Int32(relu), cap), 0)
+                    let same = zip(fused, expected).allSatisfy { $0.bitPattern == $1.bitPattern }
+                    XCTAssertTrue(same, "\(rows)x\(depth)x\(filters) relu \(relu) cap \(cap) bias \(withBias)")
+                    XCTAssertTrue(fused[0].isNaN && fused[filters] == 7, "NaN kept; the padding past the filters untouched")
+                }
+            }
+        }
+    }
 }

@@ -74,6 +74,13 @@ size_t scion_panels_count(ptrdiff_t columns, ptrdiff_t depth);
 int scion_gemm_panels(const float *a, ptrdiff_t lda, const float *packed, float *c, ptrdiff_t ldc, ptrdiff_t rows,
                       ptrdiff_t columns, ptrdiff_t depth, ptrdiff_t first_panel, ptrdiff_t panel_count);
 
+/// `scion_gemm_panels`, then each product value's bias (`bias[n]`, when not NULL) and, with `relu`,
+/// `min(max(·, 0), cap)` applied in registers before the store: what `scion_clamp_rows` would do
+/// to the stored values after, the same bits, without reading them back.
+int scion_gemm_panels_then(const float *a, ptrdiff_t lda, const float *packed, float *c, ptrdiff_t ldc, ptrdiff_t rows,
+                           ptrdiff_t columns, ptrdiff_t depth, ptrdiff_t first_panel, ptrdiff_t panel_count,
+                           const float *bias, int relu, float cap);
+
 /// `columns` rounded up to a multiple of 16.
 ptrdiff_t scion_narrow_padded(ptrdiff_t columns);
 
