@@ -70,6 +70,31 @@ static void clamp_rows_avx2(CLAMP_ROWS_PARAMETERS) { CLAMP_ROWS_BODY }
 
 static void clamp_rows_sse2(CLAMP_ROWS_PARAMETERS) { CLAMP_ROWS_BODY }
 
+// `x · scale + shift` per column (two roundings, as the Swift loop), then the ReLU as above.
+#define AFFINE_ROWS_BODY                                                                          \
+    for (size_t row = 0; row < rows; row++) {                                                     \
+        float *v = values + row * stride;                                                         \
+        if (relu) {                                                                               \
+            for (size_t i = 0; i < count; i++) {                                                  \
+                float x = v[i] * scale[i] + shift[i]; x = 0.0f >= x ? 0.0f : x; v[i] = cap < x ? cap : x; \
+            }                                                                                     \
+        } else {                                                                                  \
+            for (size_t i = 0; i < count; i++) v[i] = v[i] * scale[i] + shift[i];                \
+        }                                                                                         \
+    }
+
+#define AFFINE_ROWS_PARAMETERS \
+    float *restrict values, size_t rows, size_t count, size_t stride, const float *restrict scale, \
+    const float *restrict shift, int relu, float cap
+
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
+static void affine_rows_avx512(AFFINE_ROWS_PARAMETERS) { AFFINE_ROWS_BODY }
+
+__attribute__((target("avx2")))
+static void affine_rows_avx2(AFFINE_ROWS_PARAMETERS) { AFFINE_ROWS_BODY }
+
+static void affine_rows_sse2(AFFINE_ROWS_PARAMETERS) { AFFINE_ROWS_BODY }
+
 #define ACTIVATE_ROWS_PARAMETERS \
     float *restrict values, size_t rows, size_t count, size_t stride, const float *restrict bias, scion_activation activation
 
@@ -374,6 +399,15 @@ void scion_clamp_rows(float *values, size_t rows, size_t count, size_t stride, c
     case 3: clamp_rows_avx512(values, rows, count, stride, bias, relu, cap); break;
     case 2: clamp_rows_avx2(values, rows, count, stride, bias, relu, cap); break;
     default: clamp_rows_sse2(values, rows, count, stride, bias, relu, cap); break;
+    }
+}
+
+void scion_affine_rows(float *values, size_t rows, size_t count, size_t stride, const float *scale, const float *shift,
+                       int relu, float cap) {
+    switch (chosen_level()) {
+    case 3: affine_rows_avx512(values, rows, count, stride, scale, shift, relu, cap); break;
+    case 2: affine_rows_avx2(values, rows, count, stride, scale, shift, relu, cap); break;
+    default: affine_rows_sse2(values, rows, count, stride, scale, shift, relu, cap); break;
     }
 }
 

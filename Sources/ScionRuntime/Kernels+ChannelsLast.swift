@@ -173,11 +173,9 @@ extension Kernels {
                 overCoresWhenLarge(count, valuesEach: 1) { range in
                     guard let to = UnsafeMutablePointer<Float>(bitPattern: addresses.0),
                           let from = UnsafePointer<Float>(bitPattern: addresses.1) else { return }
-                    if let cap = reluCap {
-                        for i in range { to[i] = min(max(to[i] + from[i], 0), cap) }
-                    } else {
-                        for i in range { to[i] += from[i] }
-                    }
+                    // The other operand as a "bias" over one long row (CVectorKernels: 16 lanes).
+                    scion_clamp_rows(to + range.lowerBound, 1, range.count, range.count, from + range.lowerBound,
+                                     reluCap == nil ? 0 : 1, reluCap ?? .infinity)
                 }
             }
         }

@@ -1,3 +1,4 @@
+import CVectorKernels
 import Foundation
 import ScionIR
 
@@ -167,16 +168,14 @@ extension Kernels {
                         guard let base = UnsafeMutablePointer<Float>(bitPattern: addresses.0),
                               let s = UnsafePointer<Float>(bitPattern: addresses.1),
                               let t = UnsafePointer<Float>(bitPattern: addresses.2) else { return }
+                        // Channels last (one value per channel per block): CVectorKernels' loop, 16 lanes.
+                        if inner == 1 {
+                            scion_affine_rows(base + range.lowerBound * length, range.count, length, length, s, t,
+                                              reluCap == nil ? 0 : 1, reluCap ?? .infinity)
+                            return
+                        }
                         for block in range {
                             let row = base + block * inner * length
-                            if inner == 1 {
-                                if let cap = reluCap {
-                                    for c in 0..<length { row[c] = min(max(row[c] * s[c] + t[c], 0), cap) }
-                                } else {
-                                    for c in 0..<length { row[c] = row[c] * s[c] + t[c] }
-                                }
-                                continue
-                            }
                             for c in 0..<length {
                                 let values = row + c * inner, (scale, shift) = (s[c], t[c])
                                 if let cap = reluCap {

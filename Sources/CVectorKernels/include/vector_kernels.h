@@ -25,6 +25,12 @@ void scion_activate_rows(float *values, size_t rows, size_t count, size_t stride
 /// the order of Swift's `min` and `max` (a NaN stays NaN).
 void scion_clamp_rows(float *values, size_t rows, size_t count, size_t stride, const float *bias, int relu, float cap);
 
+/// In place over `rows` rows of `count` values `stride` floats apart: `values[r·stride + i] =
+/// values[r·stride + i] · scale[i] + shift[i]` (a BatchNormalization channels-last), then with
+/// `relu` the ReLU of `scion_clamp_rows`.
+void scion_affine_rows(float *values, size_t rows, size_t count, size_t stride, const float *scale, const float *shift,
+                       int relu, float cap);
+
 /// One output row of a channels-last depthwise convolution with one filter per channel, channels
 /// `first ..< last`: `output[ox·channels + c] = Σ_kx Σ_ky kernel[(ky·kw + kx)·channels + c] ·
 /// image[base(ox) + ky·row_stride + kx·tap_stride + c]` over the valid taps `kx_low[ox] ..<
