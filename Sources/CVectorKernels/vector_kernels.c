@@ -70,6 +70,23 @@ static void clamp_rows_avx2(CLAMP_ROWS_PARAMETERS) { CLAMP_ROWS_BODY }
 
 static void clamp_rows_sse2(CLAMP_ROWS_PARAMETERS) { CLAMP_ROWS_BODY }
 
+// `x · scale` per column (a squeeze-and-excitation's gate).
+#define SCALE_ROWS_BODY                                                                           \
+    for (size_t row = 0; row < rows; row++) {                                                     \
+        float *v = values + row * stride;                                                         \
+        for (size_t i = 0; i < count; i++) v[i] = v[i] * scale[i];                                \
+    }
+
+#define SCALE_ROWS_PARAMETERS float *restrict values, size_t rows, size_t count, size_t stride, const float *restrict scale
+
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
+static void scale_rows_avx512(SCALE_ROWS_PARAMETERS) { SCALE_ROWS_BODY }
+
+__attribute__((target("avx2")))
+static void scale_rows_avx2(SCALE_ROWS_PARAMETERS) { SCALE_ROWS_BODY }
+
+static void scale_rows_sse2(SCALE_ROWS_PARAMETERS) { SCALE_ROWS_BODY }
+
 // `x · scale + shift` per column (two roundings, as the Swift loop), then the ReLU as above.
 #define AFFINE_ROWS_BODY                                                                          \
     for (size_t row = 0; row < rows; row++) {                                                     \
@@ -408,6 +425,14 @@ void scion_affine_rows(float *values, size_t rows, size_t count, size_t stride, 
     case 3: affine_rows_avx512(values, rows, count, stride, scale, shift, relu, cap); break;
     case 2: affine_rows_avx2(values, rows, count, stride, scale, shift, relu, cap); break;
     default: affine_rows_sse2(values, rows, count, stride, scale, shift, relu, cap); break;
+    }
+}
+
+void scion_scale_rows(float *values, size_t rows, size_t count, size_t stride, const float *scale) {
+    switch (chosen_level()) {
+    case 3: scale_rows_avx512(values, rows, count, stride, scale); break;
+    case 2: scale_rows_avx2(values, rows, count, stride, scale); break;
+    default: scale_rows_sse2(values, rows, count, stride, scale); break;
     }
 }
 

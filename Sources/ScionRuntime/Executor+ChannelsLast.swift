@@ -191,6 +191,10 @@ extension Executor {
                 return Kernels.relayout(padded, toChannelsLast: true)
             }
             arguments = []
+            if operation == .multiply, operands.count == 2, let gated = Kernels.gateChannelsLast(&operands) {
+                // A squeeze-and-excitation's gate: each sample's pixels times its channels' weights.
+                return gated
+            }
             if operation == .add, operands.count == 2, operands[0].shape == operands[1].shape {
                 // A residual sum: into the first operand's buffer, the fused ReLU in the same pass.
                 var sum = operands[0]

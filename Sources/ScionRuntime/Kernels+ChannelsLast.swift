@@ -181,6 +181,37 @@ extension Kernels {
         }
     }
 
+    /// `x · s` for a channels-last `x` `[N, H, W, C]` and `s` `[N, 1, 1, C]` (either order in
+    /// `operands`): each sample's pixels times that sample's per-channel weights, written into `x`'s
+    /// buffer (its only holder when this multiplication reads it last). nil for any other shapes.
+    static func gateChannelsLast(_ operands: inout [RuntimeTensor]) -> RuntimeTensor? {
+        guard operands.count == 2, operands.allSatisfy({ $0.rank == 4 }) else { return nil }
+        let gateFirst = operands[0].count < operands[1].count
+        let (xShape, gateShape) = gateFirst ? (operands[1].shape, operands[0].shape) : (operands[0].shape, operands[1].shape)
+        guard gateShape == [xShape[0], 1, 1, xShape[3]], xShape[1] * xShape[2] > 1 else { return nil }
+        var x = operands[gateFirst ? 1 : 0]
+        let gate = operands[gateFirst ? 0 : 1]
+        operands = []
+        let (samples, pixels, channels) = (xShape[0], xShape[1] * xShape[2], xShape[3])
+        x.data.withUnsafeMutableBufferPointer { values in
+            gate.data.withUnsafeBufferPointer { weights in
+                let addresses = (Int(bitPattern: values.baseAddress), Int(bitPattern: weights.baseAddress))
+                overCoresWhenLarge(samples * pixels, valuesEach: channels) { range in
+                    guard let values = UnsafeMutablePointer<Float>(bitPattern: addresses.0),
+                          let weights = UnsafePointer<Float>(bitPattern: addresses.1) else { return }
+                    // The range's pixels, a sample's run at a time (each with its own weights).
+                    var pixel = range.lowerBound
+                    while pixel < range.upperBound {
+                        let sample = pixel / pixels, end = min(range.upperBound, (sample + 1) * pixels)
+                        scion_scale_rows(values + pixel * channels, end - pixel, channels, channels, weights + sample * channels)
+                        pixel = end
+                    }
+                }
+            }
+        }
+        return x
+    }
+
     /// Concatenation along the channels of channels-last tensors (`[N, H, W, Ci]` → `[N, H, W, ΣCi]`):
     /// each pixel's channels are copied input after input.
     static func concatenateChannelsLast(_ inputs: [RuntimeTensor]) -> RuntimeTensor {

@@ -25,6 +25,10 @@ void scion_activate_rows(float *values, size_t rows, size_t count, size_t stride
 /// the order of Swift's `min` and `max` (a NaN stays NaN).
 void scion_clamp_rows(float *values, size_t rows, size_t count, size_t stride, const float *bias, int relu, float cap);
 
+/// In place over `rows` rows of `count` values `stride` floats apart: `values[r·stride + i] *=
+/// scale[i]` (a squeeze-and-excitation's per-channel gate over a sample's pixels).
+void scion_scale_rows(float *values, size_t rows, size_t count, size_t stride, const float *scale);
+
 /// In place over `rows` rows of `count` values `stride` floats apart: `values[r·stride + i] =
 /// values[r·stride + i] · scale[i] + shift[i]` (a BatchNormalization channels-last), then with
 /// `relu` the ReLU of `scion_clamp_rows`.
