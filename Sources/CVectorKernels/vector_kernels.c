@@ -451,3 +451,9 @@ const char *scion_vector_level(void) {
     default: return "sse2";
     }
 }
+
+void scion_spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    for (int i = 0; i < 4; i++) __builtin_ia32_pause();
+#endif
+}

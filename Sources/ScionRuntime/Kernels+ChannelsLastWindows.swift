@@ -223,7 +223,7 @@ extension Kernels {
         let splits = rows >= wanted ? 1 : max(1, min((wanted + rows - 1) / rows, channels / 32))
         let block = ((channels + splits - 1) / splits + 15) / 16 * 16
         let blocks = (channels + block - 1) / block
-        DispatchQueue.concurrentPerform(iterations: rows * blocks) { task in
+        CorePool.shared.run(count: rows * blocks) { task in
             let (row, part) = task.quotientAndRemainder(dividingBy: blocks)
             body(row, part * block, min((part + 1) * block, channels))
         }

@@ -182,7 +182,7 @@ enum Kernels {
             columns.withUnsafeMutableBufferPointer { target in
                 // Addresses cross into the workers as integers: each writes its own channels' rows only.
                 let inputAddress = Int(bitPattern: source.baseAddress), outputAddress = Int(bitPattern: target.baseAddress)
-                DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                CorePool.shared.run(count: workers) { worker in
                     guard let input = UnsafePointer<Float>(bitPattern: inputAddress),
                           let output = UnsafeMutablePointer<Float>(bitPattern: outputAddress) else { return }
                     let first = channels * worker / workers, last = channels * (worker + 1) / workers
@@ -232,7 +232,7 @@ enum Kernels {
             kernel.withUnsafeBufferPointer { k in
                 output.withUnsafeMutableBufferPointer { out in
                     let addresses = (Int(bitPattern: input.baseAddress), Int(bitPattern: k.baseAddress), Int(bitPattern: out.baseAddress))
-                    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                    CorePool.shared.run(count: workers) { worker in
                         guard let source = UnsafePointer<Float>(bitPattern: addresses.0),
                               let weights = UnsafePointer<Float>(bitPattern: addresses.1),
                               let target = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }

@@ -37,7 +37,7 @@ extension Kernels {
             if count > 0 { body(0..<count) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        CorePool.shared.run(count: workers) { worker in
             body((count * worker / workers)..<(count * (worker + 1) / workers))
         }
     }

@@ -107,7 +107,7 @@ extension Kernels {
                         dx.withUnsafeMutableBufferPointer { d in
                             let addresses = (Int(bitPattern: input.baseAddress), Int(bitPattern: k.baseAddress), Int(bitPattern: gradient.baseAddress),
                                              Int(bitPattern: dk.baseAddress), Int(bitPattern: d.baseAddress))
-                            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                            CorePool.shared.run(count: workers) { worker in
                                 guard let source = UnsafePointer<Float>(bitPattern: addresses.0),
                                       let weights = UnsafePointer<Float>(bitPattern: addresses.1),
                                       let upstream = UnsafePointer<Float>(bitPattern: addresses.2),

@@ -129,6 +129,10 @@ size_t scion_winograd_scratch_count(const scion_winograd_arguments *arguments, p
 /// (the caller convolves otherwise).
 int scion_winograd_rows(const scion_winograd_arguments *arguments, ptrdiff_t first_row, ptrdiff_t tile_rows, float *scratch);
 
+/// A few `pause` instructions (about 0.1 µs): the wait in a spinning loop (`CorePool`), which lets
+/// the core's other hyperthread run and saves power.
+void scion_spin_pause(void);
+
 /// The instruction set chosen: "avx512", "avx2" or "sse2" (for reports and tests).
 const char *scion_vector_level(void);
 
