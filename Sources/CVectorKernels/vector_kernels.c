@@ -29,7 +29,30 @@ static inline float exponential(float x) {
     return y * scale;
 }
 
-// One body, instantiated per instruction set; the compiler vectorises the inner loops.
+// The ReLU capped at `cap`, written as Swift's max and min are (`y >= x ? y : x`, `y < x ? y : x`):
+// a NaN stays NaN, -0 becomes +0, as in the Swift loops these replaced.
+static inline __attribute__((always_inline)) float relu_capped(float x, float cap) {
+    x = 0.0f >= x ? 0.0f : x;
+    return cap < x ? cap : x;
+}
+
+static int chosen_level(void);
+
+// Each per-value loop below is one body compiled three times, for AVX-512, AVX2 and baseline SSE2
+// (the compiler vectorises its inner loops for each), and one entry point that calls the version
+// this CPU runs.
+#define PER_INSTRUCTION_SET(NAME, PARAMETERS, BODY)                                               \
+    __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) static void NAME##_avx512(PARAMETERS) { BODY } \
+    __attribute__((target("avx2"))) static void NAME##_avx2(PARAMETERS) { BODY }                 \
+    static void NAME##_sse2(PARAMETERS) { BODY }
+
+#define CALL_CHOSEN(NAME, ...)                                                                    \
+    switch (chosen_level()) {                                                                     \
+    case 3: NAME##_avx512(__VA_ARGS__); break;                                                    \
+    case 2: NAME##_avx2(__VA_ARGS__); break;                                                      \
+    default: NAME##_sse2(__VA_ARGS__); break;                                                     \
+    }
+
 #define ACTIVATE_ROWS_BODY                                                                        \
     for (size_t row = 0; row < rows; row++) {                                                     \
         float *v = values + row * stride;                                                         \
@@ -42,33 +65,19 @@ static inline float exponential(float x) {
         }                                                                                         \
     }
 
-// The bias, then (with `relu`) the ReLU capped at `cap`, written as Swift's max and min are
-// (`y >= x ? y : x`, `y < x ? y : x`): a NaN stays NaN, -0 becomes +0, as in the Swift loops.
+// The bias, then (with `relu`) `relu_capped`.
 #define CLAMP_ROWS_BODY                                                                           \
     for (size_t row = 0; row < rows; row++) {                                                     \
         float *v = values + row * stride;                                                         \
         if (!relu) { if (bias) { for (size_t i = 0; i < count; i++) v[i] += bias[i]; } continue; } \
-        if (bias) {                                                                               \
-            for (size_t i = 0; i < count; i++) {                                                  \
-                float x = v[i] + bias[i]; x = 0.0f >= x ? 0.0f : x; v[i] = cap < x ? cap : x;     \
-            }                                                                                     \
-        } else {                                                                                  \
-            for (size_t i = 0; i < count; i++) {                                                  \
-                float x = v[i]; x = 0.0f >= x ? 0.0f : x; v[i] = cap < x ? cap : x;               \
-            }                                                                                     \
-        }                                                                                         \
+        if (bias) { for (size_t i = 0; i < count; i++) v[i] = relu_capped(v[i] + bias[i], cap); } \
+        else { for (size_t i = 0; i < count; i++) v[i] = relu_capped(v[i], cap); }               \
     }
 
 #define CLAMP_ROWS_PARAMETERS \
     float *restrict values, size_t rows, size_t count, size_t stride, const float *restrict bias, int relu, float cap
 
-__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
-static void clamp_rows_avx512(CLAMP_ROWS_PARAMETERS) { CLAMP_ROWS_BODY }
-
-__attribute__((target("avx2")))
-static void clamp_rows_avx2(CLAMP_ROWS_PARAMETERS) { CLAMP_ROWS_BODY }
-
-static void clamp_rows_sse2(CLAMP_ROWS_PARAMETERS) { CLAMP_ROWS_BODY }
+PER_INSTRUCTION_SET(clamp_rows, CLAMP_ROWS_PARAMETERS, CLAMP_ROWS_BODY)
 
 // `x · scale` per column (a squeeze-and-excitation's gate).
 #define SCALE_ROWS_BODY                                                                           \
@@ -79,21 +88,15 @@ static void clamp_rows_sse2(CLAMP_ROWS_PARAMETERS) { CLAMP_ROWS_BODY }
 
 #define SCALE_ROWS_PARAMETERS float *restrict values, size_t rows, size_t count, size_t stride, const float *restrict scale
 
-__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
-static void scale_rows_avx512(SCALE_ROWS_PARAMETERS) { SCALE_ROWS_BODY }
+PER_INSTRUCTION_SET(scale_rows, SCALE_ROWS_PARAMETERS, SCALE_ROWS_BODY)
 
-__attribute__((target("avx2")))
-static void scale_rows_avx2(SCALE_ROWS_PARAMETERS) { SCALE_ROWS_BODY }
-
-static void scale_rows_sse2(SCALE_ROWS_PARAMETERS) { SCALE_ROWS_BODY }
-
-// `x · scale + shift` per column (two roundings, as the Swift loop), then the ReLU as above.
+// `x · scale + shift` per column (two roundings, as the Swift loop), then with `relu` `relu_capped`.
 #define AFFINE_ROWS_BODY                                                                          \
     for (size_t row = 0; row < rows; row++) {                                                     \
         float *v = values + row * stride;                                                         \
         if (relu) {                                                                               \
             for (size_t i = 0; i < count; i++) {                                                  \
-                float x = v[i] * scale[i] + shift[i]; x = 0.0f >= x ? 0.0f : x; v[i] = cap < x ? cap : x; \
+                v[i] = relu_capped(v[i] * scale[i] + shift[i], cap);                              \
             }                                                                                     \
         } else {                                                                                  \
             for (size_t i = 0; i < count; i++) v[i] = v[i] * scale[i] + shift[i];                \
@@ -104,24 +107,12 @@ static void scale_rows_sse2(SCALE_ROWS_PARAMETERS) { SCALE_ROWS_BODY }
     float *restrict values, size_t rows, size_t count, size_t stride, const float *restrict scale, \
     const float *restrict shift, int relu, float cap
 
-__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
-static void affine_rows_avx512(AFFINE_ROWS_PARAMETERS) { AFFINE_ROWS_BODY }
-
-__attribute__((target("avx2")))
-static void affine_rows_avx2(AFFINE_ROWS_PARAMETERS) { AFFINE_ROWS_BODY }
-
-static void affine_rows_sse2(AFFINE_ROWS_PARAMETERS) { AFFINE_ROWS_BODY }
+PER_INSTRUCTION_SET(affine_rows, AFFINE_ROWS_PARAMETERS, AFFINE_ROWS_BODY)
 
 #define ACTIVATE_ROWS_PARAMETERS \
     float *restrict values, size_t rows, size_t count, size_t stride, const float *restrict bias, scion_activation activation
 
-__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
-static void activate_rows_avx512(ACTIVATE_ROWS_PARAMETERS) { ACTIVATE_ROWS_BODY }
-
-__attribute__((target("avx2")))
-static void activate_rows_avx2(ACTIVATE_ROWS_PARAMETERS) { ACTIVATE_ROWS_BODY }
-
-static void activate_rows_sse2(ACTIVATE_ROWS_PARAMETERS) { ACTIVATE_ROWS_BODY }
+PER_INSTRUCTION_SET(activate_rows, ACTIVATE_ROWS_PARAMETERS, ACTIVATE_ROWS_BODY)
 
 // Vectors of 16 and 4 floats that may sit at any float's address; in each target's function the
 // compiler lowers them to one zmm, two ymm or four xmm registers.
@@ -207,20 +198,13 @@ typedef float v4 __attribute__((vector_size(16), aligned(4)));
         }                                                                                         \
     }
 
-__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
-static void depthwise_row_avx512(const scion_depthwise_row_arguments *a) { DEPTHWISE_ROW_BODY }
-
-__attribute__((target("avx2")))
-static void depthwise_row_avx2(const scion_depthwise_row_arguments *a) { DEPTHWISE_ROW_BODY }
-
-static void depthwise_row_sse2(const scion_depthwise_row_arguments *a) { DEPTHWISE_ROW_BODY }
+PER_INSTRUCTION_SET(depthwise_row, const scion_depthwise_row_arguments *a, DEPTHWISE_ROW_BODY)
 
 // ---- Narrow matrix products (scion_gemm_narrow) ----
 typedef int32_t v16i __attribute__((vector_size(64), aligned(4)));
 
-// min(max(x, 0), cap) lane by lane as Swift's min and max order it (`0 >= x ? 0 : x`, then
-// `cap < y ? cap : y`: a NaN stays NaN, -0 becomes +0), as bit masks: C has no vector `?:`. A
-// macro, as a function taking a 64-byte vector changes the ABI outside AVX-512.
+// `relu_capped` lane by lane, as bit masks: C has no vector `?:`. A macro, as a function taking a
+// 64-byte vector changes the ABI outside AVX-512.
 #define CLAMPED(x, cap)                                                                           \
     ({                                                                                            \
         const v16 zero_ = {0}, top_ = zero_ + (cap);                                              \
@@ -262,9 +246,7 @@ typedef int32_t v16i __attribute__((vector_size(64), aligned(4)));
                 float lanes[16];                                                                  \
                 memcpy(lanes, &value, sizeof lanes);                                              \
                 for (int i = 0; bias && i < count; i++) lanes[i] += bias[16 * v + i];             \
-                for (int i = 0; relu && i < count; i++) {                                         \
-                    float x = 0.0f >= lanes[i] ? 0.0f : lanes[i]; lanes[i] = cap < x ? cap : x;   \
-                }                                                                                 \
+                for (int i = 0; relu && i < count; i++) lanes[i] = relu_capped(lanes[i], cap);    \
                 memcpy(target + 16 * v, lanes, sizeof(float) * (size_t)count);                    \
             }                                                                                     \
         }                                                                                         \
@@ -372,8 +354,6 @@ int scion_gemm_panels_then(const float *a, ptrdiff_t lda, const float *packed, f
     return 0;
 }
 
-static int chosen_level(void);
-
 int scion_gemm_narrow(const float *a, ptrdiff_t lda, const float *b, float *c, ptrdiff_t ldc,
                       ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t depth) {
     return gemm_narrow_then(a, lda, b, c, ldc, rows, columns, depth, NULL, 0, 0.0f);
@@ -404,44 +384,24 @@ static int chosen_level(void) {
 
 void scion_activate_rows(float *values, size_t rows, size_t count, size_t stride, const float *bias,
                          scion_activation activation) {
-    switch (chosen_level()) {
-    case 3: activate_rows_avx512(values, rows, count, stride, bias, activation); break;
-    case 2: activate_rows_avx2(values, rows, count, stride, bias, activation); break;
-    default: activate_rows_sse2(values, rows, count, stride, bias, activation); break;
-    }
+    CALL_CHOSEN(activate_rows, values, rows, count, stride, bias, activation)
 }
 
 void scion_clamp_rows(float *values, size_t rows, size_t count, size_t stride, const float *bias, int relu, float cap) {
-    switch (chosen_level()) {
-    case 3: clamp_rows_avx512(values, rows, count, stride, bias, relu, cap); break;
-    case 2: clamp_rows_avx2(values, rows, count, stride, bias, relu, cap); break;
-    default: clamp_rows_sse2(values, rows, count, stride, bias, relu, cap); break;
-    }
+    CALL_CHOSEN(clamp_rows, values, rows, count, stride, bias, relu, cap)
 }
 
 void scion_affine_rows(float *values, size_t rows, size_t count, size_t stride, const float *scale, const float *shift,
                        int relu, float cap) {
-    switch (chosen_level()) {
-    case 3: affine_rows_avx512(values, rows, count, stride, scale, shift, relu, cap); break;
-    case 2: affine_rows_avx2(values, rows, count, stride, scale, shift, relu, cap); break;
-    default: affine_rows_sse2(values, rows, count, stride, scale, shift, relu, cap); break;
-    }
+    CALL_CHOSEN(affine_rows, values, rows, count, stride, scale, shift, relu, cap)
 }
 
 void scion_scale_rows(float *values, size_t rows, size_t count, size_t stride, const float *scale) {
-    switch (chosen_level()) {
-    case 3: scale_rows_avx512(values, rows, count, stride, scale); break;
-    case 2: scale_rows_avx2(values, rows, count, stride, scale); break;
-    default: scale_rows_sse2(values, rows, count, stride, scale); break;
-    }
+    CALL_CHOSEN(scale_rows, values, rows, count, stride, scale)
 }
 
 void scion_depthwise_row(const scion_depthwise_row_arguments *arguments) {
-    switch (chosen_level()) {
-    case 3: depthwise_row_avx512(arguments); break;
-    case 2: depthwise_row_avx2(arguments); break;
-    default: depthwise_row_sse2(arguments); break;
-    }
+    CALL_CHOSEN(depthwise_row, arguments)
 }
 
 const char *scion_vector_level(void) {
