@@ -16,12 +16,11 @@ import Synchronization
 final class CorePool: @unchecked Sendable {
     static let shared = CorePool(workers: max(ProcessInfo.processInfo.activeProcessorCount, 1) - 1)
 
-    /// One parallel call: its tasks, the next unclaimed index and how many are done.
+    /// One parallel call: its tasks and the next unclaimed index.
     private final class Job: @unchecked Sendable {
         let count: Int
         let body: (Int) -> Void
         let next = Atomic<Int>(0)
-        let done = Atomic<Int>(0)
 
         init(count: Int, body: @escaping (Int) -> Void) { (self.count, self.body) = (count, body) }
 
@@ -31,7 +30,6 @@ final class CorePool: @unchecked Sendable {
                 let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
                 guard index < count else { return }
                 body(index)
-                done.add(1, ordering: .releasing)
             }
         }
     }
@@ -69,8 +67,8 @@ final class CorePool: @unchecked Sendable {
             generation.add(1, ordering: .sequentiallyConsistent)
             for _ in 0..<min(sleepers.load(ordering: .sequentiallyConsistent), workers) { wake.signal() }
             job.work()
-            while job.done.load(ordering: .acquiring) < count { Self.pause() }
-            // No worker may still hold the job when its closure goes out of scope.
+            // Every task is claimed; those still running are the workers' that hold the job. Once
+            // none does, every task is done (and its writes seen), and the closure may go out of scope.
             current.store(0, ordering: .sequentiallyConsistent)
             while holding.load(ordering: .sequentiallyConsistent) > 0 { Self.pause() }
         }
