@@ -30,17 +30,29 @@ struct DepthwiseBlockPlan {
     }
 
     /// By the index of the node that runs the block.
-    private(set) var blocks: [Int: Block] = [:]
-    /// The nodes whose work a block does.
-    private(set) var skipped: Set<Int> = []
+    let blocks: [Int: Block]
+    /// The nodes whose work a block does (kept apart from `blocks`: the run loop asks for every node).
+    let skipped: Set<Int>
     /// The names of the blocks' 1x1 convolutions: held as filter panels whatever their size.
-    private(set) var pointwiseNodes: Set<String> = []
+    let pointwiseNodes: Set<String>
 
-    init() {}
+    /// No blocks.
+    init() { (blocks, skipped, pointwiseNodes) = ([:], [], []) }
+
+    /// `blocks`, and what follows from them.
+    private init(blocks: [Int: Block], graph: Graph) {
+        self.blocks = blocks
+        skipped = Set(blocks.values.flatMap { $0.members.dropFirst() })
+        pointwiseNodes = Set(blocks.values.flatMap { [$0.expand, $0.project].compactMap { $0 }.map { graph.nodes[$0].name } })
+    }
 
     /// The blocks of the channels-last `plan` in `graph` (shapes inferred, inference patterns fused).
     init(_ graph: Graph, plan: ChannelsLastPlan, order: [Int]) {
-        guard Kernels.narrowProductsRun, ProcessInfo.processInfo.environment["SCION_BLOCKS"] != "off" else { return }
+        guard Kernels.narrowProductsRun, ProcessInfo.processInfo.environment["SCION_BLOCKS"] != "off" else {
+            self.init()
+            return
+        }
+        var blocks: [Int: Block] = [:]
         var readers: [String: [Int]] = [:]
         for (index, node) in graph.nodes.enumerated() { for input in node.inputs { readers[input, default: []].append(index) } }
         let outputs = Set(graph.outputs), producers = graph.producers
@@ -114,15 +126,14 @@ struct DepthwiseBlockPlan {
             blocks[head] = block
             claimed.formUnion(block.members)
         }
-        skipped = Set(blocks.values.flatMap { $0.members.dropFirst() })
-        pointwiseNodes = Set(blocks.values.flatMap { [$0.expand, $0.project].compactMap { $0 }.map { graph.nodes[$0].name } })
+        self.init(blocks: blocks, graph: graph)
     }
 
     /// The blocks whose BatchNormalizations were all folded, whose activations were all fused into
     /// the node before them (`folded`, `passThrough`), and whose convolutions' activations
     /// (`fused` or their own) their epilogues apply.
     func confirmed(_ graph: Graph, folded: Set<String>, passThrough: Set<String>, fused: [String: Activation]) -> DepthwiseBlockPlan {
-        var kept = DepthwiseBlockPlan()
+        var kept: [Int: Block] = [:]
         for (head, block) in blocks {
             let passed = block.passing.allSatisfy { index in
                 let name = graph.nodes[index].name
@@ -135,10 +146,9 @@ struct DepthwiseBlockPlan {
                 return ConvolutionEpilogue(bias: nil, activation: fused[name] ?? a.activation).remaining == .linear
             }
             guard passed, applied else { continue }
-            kept.blocks[head] = block
+            kept[head] = block
         }
-        kept.skipped = Set(kept.blocks.values.flatMap { $0.members.dropFirst() })
-        return kept
+        return DepthwiseBlockPlan(blocks: kept, graph: graph)
     }
 
     /// A convolution with one filter per input channel (multiplier 1).
@@ -209,25 +219,5 @@ extension Executor {
             throw RuntimeError(node.name, "ends in \(epilogue.remaining), which a depthwise block cannot apply (internal: the block plan placed it)")
         }
         return epilogue
-    }
-}
-
-extension Executor {
-    /// What the executor chose for this graph, in one line (`scion run --verbose`): nodes run
-    /// channels-last, convolutions by kernel, depthwise blocks.
-    public var planSummary: String {
-        var kinds: [String: Int] = [:]
-        for form in convolutionForms.values {
-            switch form {
-            case .channelsFirst: kinds["channels-first", default: 0] += 1
-            case .matrix(.panels): kinds["panels", default: 0] += 1
-            case .matrix: kinds["GEMM", default: 0] += 1
-            case .depthwise: kinds["depthwise", default: 0] += 1
-            case .winograd: kinds["Winograd", default: 0] += 1
-            }
-        }
-        let convolutions = kinds.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-        return "\(channelsLast.nodes.count) of \(graph.nodes.count) nodes channels-last; convolutions: "
-            + "\(convolutions.isEmpty ? "none" : convolutions); \(depthwiseBlocks.blocks.count) depthwise blocks"
     }
 }

@@ -50,3 +50,23 @@ public final class ExecutorProfile: @unchecked Sendable {
         return lines.joined(separator: "\n")
     }
 }
+
+extension Executor {
+    /// What the executor chose for this graph, in one line (`scion run --verbose`): nodes run
+    /// channels-last, convolutions by kernel, depthwise blocks.
+    public var planSummary: String {
+        var kinds: [String: Int] = [:]
+        for form in convolutionForms.values {
+            switch form {
+            case .channelsFirst: kinds["channels-first", default: 0] += 1
+            case .matrix(.panels): kinds["panels", default: 0] += 1
+            case .matrix: kinds["GEMM", default: 0] += 1
+            case .depthwise: kinds["depthwise", default: 0] += 1
+            case .winograd: kinds["Winograd", default: 0] += 1
+            }
+        }
+        let convolutions = kinds.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        return "\(channelsLast.nodes.count) of \(graph.nodes.count) nodes channels-last; convolutions: "
+            + "\(convolutions.isEmpty ? "none" : convolutions); \(depthwiseBlocks.blocks.count) depthwise blocks"
+    }
+}

@@ -131,14 +131,6 @@ extension Kernels {
         let inputChannels: Int, outputChannels: Int
         var kept = 0..<0
 
-        init(block: DepthwiseBlock, g: ConvGeometry, rows: TapRanges, kxLow: UnsafePointer<Int>, kxHigh: UnsafePointer<Int>,
-             input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, expanded: UnsafeMutablePointer<Float>,
-             banded: UnsafeMutablePointer<Float>, inputChannels: Int, outputChannels: Int) {
-            (self.block, self.g, self.rows, self.kxLow, self.kxHigh) = (block, g, rows, kxLow, kxHigh)
-            (self.input, self.output, self.expanded, self.banded) = (input, output, expanded, banded)
-            (self.inputChannels, self.outputChannels) = (inputChannels, outputChannels)
-        }
-
         mutating func run(sample: Int, rows range: Range<Int>, band: Int) {
             kept = 0..<0
             for first in stride(from: range.lowerBound, to: range.upperBound, by: band) {
