@@ -10,7 +10,10 @@ how much work each engine does per pass. Outputs are compared (max|a-b| / max|b|
 
 Run it with the oracle venv's Python (it imports onnxruntime):
   .build/oracle-venv/bin/python bench/engine_bench.py --folder /work/apps/keras3 \
-      [--models ResNet50 MobileNetV2] [--batches 1 2 32] [--repeat 5] [--blas both|set|unset]
+      [--models ResNet50 MobileNetV2] [--batches 1 2 32] [--repeat 5] [--blas both|set|unset] \
+      [--onnx /work/apps/torch/vit_b_16_ts.onnx ...]
+`--onnx` adds ONNX files run as they are (torch's ViT and ConvNeXt exports, bench/make_transformer_models.py;
+`--models` with no names runs only those).
 
 OpenBLAS's kernel matters: this machine's environment may set OPENBLAS_CORETYPE=Haswell, which Scion
 leaves alone; unset, Scion picks SkylakeX itself. `--blas both` runs Scion under each.
@@ -68,6 +71,8 @@ def main():
                         help="Scion with OPENBLAS_CORETYPE=Haswell (set), without it (unset), or both")
     parser.add_argument("--no-keras", action="store_true", help="skip Scion on the .keras file")
     parser.add_argument("--scion", default=SCION[0], help="the scion binary (another build, to compare)")
+    parser.add_argument("--onnx", nargs="*", default=[],
+                        help="ONNX files run as they are (torch's exports: bench/make_transformer_models.py), after --models")
     args = parser.parse_args()
     SCION[0] = args.scion
     scratch = tempfile.mkdtemp(prefix="engine_bench_")
@@ -78,18 +83,25 @@ def main():
     print("| model | batch | BLAS | Scion .onnx run (s) | Scion .keras run (s) | onnxruntime run (s) | ratio (.onnx) "
           "| CPU s per pass: Scion / onnxruntime | CPU ratio | Scion read / prepare (s) | prepare / batch-2 run | max rel. diff |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name in args.models:
-        source = os.path.join(args.folder, f"{name}.h5")
-        keras_file = os.path.join(args.folder, f"{name}.keras")
-        onnx_path = os.path.join(scratch, f"{name}.onnx")
-        subprocess.run([SCION[0], "convert", source, onnx_path, "--force", "--quiet"], check=True, env=unset)
+    # (name, ONNX file, Keras file or None): the Keras models converted by Scion, then ONNX files as given.
+    runs = [(name, os.path.join(scratch, f"{name}.onnx"), os.path.join(args.folder, f"{name}.keras")) for name in args.models]
+    runs += [(os.path.basename(path).removesuffix(".onnx"), path, None) for path in args.onnx]
+    for name, onnx_path, keras_file in runs:
+        if keras_file:
+            source = os.path.join(args.folder, f"{name}.h5")
+            subprocess.run([SCION[0], "convert", source, onnx_path, "--force", "--quiet"], check=True, env=unset)
         session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-        size = session.get_inputs()[0].shape[1]
-        size = size if isinstance(size, int) else 224
+        # One sample's shape: Keras's NHWC (size from axis 1), or an ONNX file's own (torch: NCHW).
+        declared = session.get_inputs()[0].shape[1:]
+        if keras_file:
+            size = declared[0] if isinstance(declared[0], int) else 224
+            sample = (size, size, 3)
+        else:
+            sample = tuple(d if isinstance(d, int) else 224 for d in declared)
         batch2_run = {}
         for batch in args.batches:
             repeat = min(args.repeat, 3) if batch >= 16 else args.repeat
-            x = np.random.default_rng(batch).random((batch, size, size, 3), dtype=np.float32)
+            x = np.random.default_rng(batch).random((batch,) + sample, dtype=np.float32)
             x_path = os.path.join(scratch, "x.npy")
             out_path = os.path.join(scratch, "out.npy")
             np.save(x_path, x)
@@ -98,7 +110,7 @@ def main():
                 read, prepare, run, cpu, _ = scion_run(onnx_path, x_path, out_path, repeat, settings[setting])
                 difference = relative(np.load(out_path), expected)
                 keras_run = float("nan")
-                if not args.no_keras:
+                if not args.no_keras and keras_file:
                     _, _, keras_run, _, _ = scion_run(keras_file, x_path, out_path, repeat, settings[setting])
                     difference = max(difference, relative(np.load(out_path), expected))
                 if batch == 2:

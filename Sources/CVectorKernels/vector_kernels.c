@@ -53,15 +53,68 @@ static int chosen_level(void);
     default: NAME##_sse2(__VA_ARGS__); break;                                                     \
     }
 
+// erf(x): for |x| < 0.5 its Taylor series to x^13 (truncation under 1e-8 relative); beyond, Abramowitz
+// and Stegun's 7.1.26, 1 - t·P(t)·e^(-x²) with t = 1 / (1 + 0.3275911·|x|), absolute error under
+// 1.5e-7 where erf is over 0.52. `tail` receives t·P(t)·e^(-x²) = 1 - erf(|x|) (for |x| >= 0.5), so a
+// GELU can form 1 + erf(x) of a negative x without cancelling.
+static inline __attribute__((always_inline)) float error_function(float x, float *tail) {
+    float a = x < 0 ? -x : x;
+    float s = a * a;
+    float series = 1.0f / 9360.0f;
+    series = series * s - 1.0f / 1320.0f;
+    series = series * s + 1.0f / 216.0f;
+    series = series * s - 1.0f / 42.0f;
+    series = series * s + 1.0f / 10.0f;
+    series = series * s - 1.0f / 3.0f;
+    series = series * s + 1.0f;
+    series = series * a * 1.12837916709551257f;
+    float t = 1.0f / (1.0f + 0.3275911f * a);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    float q = p * t * exponential(-s);
+    *tail = q;
+    float magnitude = a < 0.5f ? series : 1.0f - q;
+    return x < 0 ? -magnitude : magnitude;
+}
+
+// 0.5·x·(1 + erf(x/√2)); for x/√2 <= -0.5, 1 + erf is the tail itself (no 1 - (1 - q)).
+static inline __attribute__((always_inline)) float gelu_exact(float x) {
+    float tail;
+    float erf = error_function(x * 0.707106781186547524f, &tail);
+    float onePlus = x * 0.707106781186547524f <= -0.5f ? tail : 1.0f + erf;
+    return 0.5f * x * onePlus;
+}
+
 #define ACTIVATE_ROWS_BODY                                                                        \
     for (size_t row = 0; row < rows; row++) {                                                     \
         float *v = values + row * stride;                                                         \
-        if (activation == SCION_ACTIVATION_SWISH) {                                               \
+        switch (activation) {                                                                     \
+        case SCION_ACTIVATION_SWISH:                                                              \
             if (bias) { for (size_t i = 0; i < count; i++) { float x = v[i] + bias[i]; v[i] = x / (1.0f + exponential(-x)); } } \
             else { for (size_t i = 0; i < count; i++) { float x = v[i]; v[i] = x / (1.0f + exponential(-x)); } } \
-        } else {                                                                                  \
+            break;                                                                                \
+        case SCION_ACTIVATION_SIGMOID:                                                            \
             if (bias) { for (size_t i = 0; i < count; i++) { v[i] = 1.0f / (1.0f + exponential(-(v[i] + bias[i]))); } } \
             else { for (size_t i = 0; i < count; i++) { v[i] = 1.0f / (1.0f + exponential(-v[i])); } } \
+            break;                                                                                \
+        case SCION_ACTIVATION_GELU:                                                               \
+            if (bias) { for (size_t i = 0; i < count; i++) v[i] = gelu_exact(v[i] + bias[i]); }   \
+            else { for (size_t i = 0; i < count; i++) v[i] = gelu_exact(v[i]); }                  \
+            break;                                                                                \
+        case SCION_ACTIVATION_GELU_TANH:                                                          \
+            /* 0.5·x·(1 + tanh(u)) = x / (1 + e^(-2u)), u = √(2/π)·(x + 0.044715·x³) */            \
+            for (size_t i = 0; i < count; i++) {                                                  \
+                float x = bias ? v[i] + bias[i] : v[i];                                           \
+                float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);                      \
+                v[i] = x / (1.0f + exponential(-2.0f * u));                                       \
+            }                                                                                     \
+            break;                                                                                \
+        case SCION_ACTIVATION_ERF:                                                                \
+            for (size_t i = 0; i < count; i++) { float tail; v[i] = error_function(bias ? v[i] + bias[i] : v[i], &tail); } \
+            break;                                                                                \
         }                                                                                         \
     }
 
@@ -108,6 +161,85 @@ PER_INSTRUCTION_SET(scale_rows, SCALE_ROWS_PARAMETERS, SCALE_ROWS_BODY)
     const float *restrict shift, int relu, float cap
 
 PER_INSTRUCTION_SET(affine_rows, AFFINE_ROWS_PARAMETERS, AFFINE_ROWS_BODY)
+
+// Sums of `count` values in sixteen running sums added in a fixed order: every instruction set
+// vectorises the lanes alike (no reassociation), so the results are the same bits on each.
+static inline __attribute__((always_inline)) float lane_sum(const float *restrict v, size_t count) {
+    float lanes[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        for (size_t k = 0; k < 16; k++) lanes[k] += v[i + k];
+    }
+    float total = 0;
+    for (size_t k = 0; k < 16; k++) total += lanes[k];
+    for (; i < count; i++) total += v[i];
+    return total;
+}
+
+static inline __attribute__((always_inline)) float lane_squared_deviation(const float *restrict v, size_t count, float mean) {
+    float lanes[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        for (size_t k = 0; k < 16; k++) { float d = v[i + k] - mean; lanes[k] += d * d; }
+    }
+    float total = 0;
+    for (size_t k = 0; k < 16; k++) total += lanes[k];
+    for (; i < count; i++) { float d = v[i] - mean; total += d * d; }
+    return total;
+}
+
+// Each row normalised over its `count` values: the mean, then the mean squared deviation from it
+// (two passes: no cancellation when the mean is large), then `(x - mean) · inverse · gamma + beta`.
+#define LAYER_NORM_ROWS_BODY                                                                      \
+    for (size_t row = 0; row < rows; row++) {                                                     \
+        float *v = values + row * count;                                                          \
+        float mean = lane_sum(v, count) / (float)count;                                           \
+        float variance = lane_squared_deviation(v, count, mean) / (float)count;                   \
+        float inverse = 1.0f / __builtin_sqrtf(variance + epsilon);                               \
+        for (size_t i = 0; i < count; i++) v[i] = (v[i] - mean) * inverse * gamma[i] + beta[i];   \
+    }
+
+#define LAYER_NORM_ROWS_PARAMETERS \
+    float *restrict values, size_t rows, size_t count, const float *restrict gamma, const float *restrict beta, float epsilon
+
+PER_INSTRUCTION_SET(layer_norm_rows, LAYER_NORM_ROWS_PARAMETERS, LAYER_NORM_ROWS_BODY)
+
+// Each row's softmax (or log-softmax): its maximum over sixteen lanes, e^(x - max) in place and
+// their sum in sixteen running sums added in a fixed order, then a scale by 1 / sum (or x - max -
+// log(sum)). The same bits on every instruction set.
+#define SOFTMAX_ROWS_BODY                                                                         \
+    for (size_t row = 0; row < rows; row++) {                                                     \
+        float *v = values + row * count;                                                          \
+        float lanes[16];                                                                          \
+        for (size_t k = 0; k < 16; k++) lanes[k] = -__builtin_inff();                             \
+        size_t i = 0;                                                                             \
+        for (; i + 16 <= count; i += 16) {                                                        \
+            for (size_t k = 0; k < 16; k++) lanes[k] = v[i + k] > lanes[k] ? v[i + k] : lanes[k];  \
+        }                                                                                         \
+        float peak = -__builtin_inff();                                                           \
+        for (size_t k = 0; k < 16; k++) peak = lanes[k] > peak ? lanes[k] : peak;                 \
+        for (; i < count; i++) peak = v[i] > peak ? v[i] : peak;                                 \
+        if (logarithm) {                                                                          \
+            float total = 0;                                                                      \
+            float sums[16] = {0};                                                                 \
+            size_t j = 0;                                                                         \
+            for (; j + 16 <= count; j += 16) {                                                    \
+                for (size_t k = 0; k < 16; k++) sums[k] += exponential(v[j + k] - peak);          \
+            }                                                                                     \
+            for (size_t k = 0; k < 16; k++) total += sums[k];                                     \
+            for (; j < count; j++) total += exponential(v[j] - peak);                             \
+            float offset = peak + __builtin_logf(total);                                          \
+            for (size_t k = 0; k < count; k++) v[k] = v[k] - offset;                              \
+        } else {                                                                                  \
+            for (size_t k = 0; k < count; k++) v[k] = exponential(v[k] - peak);                   \
+            float reciprocal = 1.0f / lane_sum(v, count);                                         \
+            for (size_t k = 0; k < count; k++) v[k] = v[k] * reciprocal;                          \
+        }                                                                                         \
+    }
+
+#define SOFTMAX_ROWS_PARAMETERS float *restrict values, size_t rows, size_t count, int logarithm
+
+PER_INSTRUCTION_SET(softmax_rows, SOFTMAX_ROWS_PARAMETERS, SOFTMAX_ROWS_BODY)
 
 #define ACTIVATE_ROWS_PARAMETERS \
     float *restrict values, size_t rows, size_t count, size_t stride, const float *restrict bias, scion_activation activation
@@ -398,6 +530,29 @@ void scion_affine_rows(float *values, size_t rows, size_t count, size_t stride, 
 
 void scion_scale_rows(float *values, size_t rows, size_t count, size_t stride, const float *scale) {
     CALL_CHOSEN(scale_rows, values, rows, count, stride, scale)
+}
+
+void scion_transpose_block(const float *source, ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t source_stride, float *target,
+                           ptrdiff_t target_stride) {
+    // Tiles of 16 x 16: a tile's 16 source rows and 16 target rows stay in L1 while it is moved.
+    for (ptrdiff_t r0 = 0; r0 < rows; r0 += 16) {
+        const ptrdiff_t r1 = r0 + 16 < rows ? r0 + 16 : rows;
+        for (ptrdiff_t c0 = 0; c0 < columns; c0 += 16) {
+            const ptrdiff_t c1 = c0 + 16 < columns ? c0 + 16 : columns;
+            for (ptrdiff_t c = c0; c < c1; c++) {
+                float *to = target + c * target_stride;
+                for (ptrdiff_t r = r0; r < r1; r++) to[r] = source[r * source_stride + c];
+            }
+        }
+    }
+}
+
+void scion_softmax_rows(float *values, size_t rows, size_t count, int logarithm) {
+    CALL_CHOSEN(softmax_rows, values, rows, count, logarithm)
+}
+
+void scion_layer_norm_rows(float *values, size_t rows, size_t count, const float *gamma, const float *beta, float epsilon) {
+    CALL_CHOSEN(layer_norm_rows, values, rows, count, gamma, beta, epsilon)
 }
 
 void scion_depthwise_row(const scion_depthwise_row_arguments *arguments) {

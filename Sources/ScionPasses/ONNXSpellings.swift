@@ -69,18 +69,7 @@ package enum ONNXSpellings {
 
         /// The scalar a constant input holds.
         func scalar(_ value: String) -> Float? {
-            guard let position = producers[value], case .onnx(.constant) = graph.nodes[position].op,
-                  let name = graph.nodes[position].parameters.first, let parameter = graph.parameters[name], parameter.dtype == .float32,
-                  let value = parameter.scalarValue else { return nil }
-            return Float(value)
-        }
-
-        /// Of a binary node's two inputs, the one that is not the constant `value`, when the other is.
-        func operand(_ node: Node, besides value: Float) -> String? {
-            guard node.inputs.count == 2 else { return nil }
-            if scalar(node.inputs[1]) == value { return node.inputs[0] }
-            if scalar(node.inputs[0]) == value { return node.inputs[1] }
-            return nil
+            producers[value].flatMap(graph.scalarConstant(at:))
         }
 
         mutating func replace(_ position: Int, with activation: Activation, input: String, removing nodes: [Int]) {
@@ -90,46 +79,11 @@ package enum ONNXSpellings {
             removed.formUnion(nodes)
         }
 
-        /// `x · 0.5 · (1 + erf(x / √2))`, the two products in either order.
+        /// `x · 0.5 · (1 + erf(x / √2))`, the two products in either order (`Graph.geluSpelling`).
         mutating func foldGelu(_ position: Int) -> Bool {
-            let node = graph.nodes[position]
-            guard case .elementwise(.multiply) = node.op, node.inputs.count == 2 else { return false }
-            for (left, right) in [(node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])] {
-                // (x · 0.5) · (1 + erf(x/√2))  or  (x · (1 + erf(x/√2))) · 0.5
-                if let half = privateProducer(left), case .elementwise(.multiply) = graph.nodes[half].op,
-                   let x = operand(graph.nodes[half], besides: 0.5), let chain = erfChain(right, x: x) {
-                    replace(position, with: .gelu(approximate: false), input: x, removing: [half] + chain)
-                    return true
-                }
-                if scalar(right) == 0.5, let product = privateProducer(left), case .elementwise(.multiply) = graph.nodes[product].op,
-                   graph.nodes[product].inputs.count == 2 {
-                    let inputs = graph.nodes[product].inputs
-                    for (x, other) in [(inputs[0], inputs[1]), (inputs[1], inputs[0])] {
-                        if let chain = erfChain(other, x: x) {
-                            replace(position, with: .gelu(approximate: false), input: x, removing: [product] + chain)
-                            return true
-                        }
-                    }
-                }
-            }
-            return false
-        }
-
-        /// The nodes of `1 + erf(x / √2)` producing `value`, from the Add back.
-        func erfChain(_ value: String, x: String) -> [Int]? {
-            guard let add = privateProducer(value), case .elementwise(.add) = graph.nodes[add].op,
-                  let erfValue = operand(graph.nodes[add], besides: 1), let erf = privateProducer(erfValue),
-                  case .onnx(.unary(.errorFunction)) = graph.nodes[erf].op, let divValue = graph.nodes[erf].inputs.first,
-                  let divide = privateProducer(divValue) else { return nil }
-            let node = graph.nodes[divide]
-            let root = Float(2.0.squareRoot())
-            if case .elementwise(.divide) = node.op, node.inputs.count == 2, node.inputs[0] == x, scalar(node.inputs[1]) == root {
-                return [add, erf, divide]
-            }
-            if case .elementwise(.multiply) = node.op, operand(node, besides: 1 / root) == x {
-                return [add, erf, divide]
-            }
-            return nil
+            guard let spelling = graph.geluSpelling(at: position, privateProducer: privateProducer, scalar: scalar) else { return false }
+            replace(position, with: .gelu(approximate: false), input: spelling.input, removing: spelling.nodes)
+            return true
         }
 
         /// `x · tanh(softplus(x))`.

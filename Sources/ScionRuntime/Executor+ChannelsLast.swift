@@ -35,8 +35,12 @@ struct ChannelsLastPlan {
             // Depthwise (each filter reads one channel): the channels-last window kernel.
             return kernel.shape[1] == 1 && kernel.shape[0] % a.groups == 0 ? .anchor : .none
         case .transpose(let a):
-            // A Keras model's input reordered channels-first: channels-last, it is the input as it is.
-            return a.permutation == [0, 3, 1, 2] ? .anchor : .none
+            // A Keras model's input reordered channels-first (and ConvNeXt's blocks ending in torch's
+            // permute back): channels-last, it is the input as it is. The other way (ConvNeXt's
+            // permute to channels-last before its LayerNormalization and dense layers), a
+            // channels-last value already is the output, as it lies.
+            if a.permutation == [0, 3, 1, 2] { return .anchor }
+            return a.permutation == [0, 2, 3, 1] ? .sink : .none
         case .batchNormalization(let a):
             return a.axis == 1 || a.axis == -3 ? .follower : .none
         case .activation(let activation):
@@ -93,6 +97,7 @@ struct ChannelsLastPlan {
                 values.insert(output)
             case .sink:
                 // A global pooling reads its channels-last input in place; its output is channels-first.
+                // A Transpose to `[N, H, W, C]` outputs its channels-last input's bytes as they are.
                 if node.inputs.count == 1, anyChannelsLast { nodes.insert(index) }
             case .anchor, .follower, .none:
                 continue
@@ -136,7 +141,8 @@ extension Executor {
         for (position, name) in node.inputs.enumerated() where position < inputs.count {
             let value = inputs[position]
             inputs[position] = RuntimeTensor(shape: [0], data: [])
-            // Channels-first from channels-last input: the input as it lies (the plan checked the permutation).
+            // Channels-first from channels-last input, or `[N, H, W, C]` from channels-last: the input
+            // as it lies (the plan checked the permutation).
             if case .transpose = node.op { return value }
             // Rank-4 channels-first inputs (a constant, a value from a channels-first op) are reordered.
             arguments.append(channelsLast.values.contains(name) || value.rank != 4 ? value : Kernels.relayout(value, toChannelsLast: true))
@@ -159,7 +165,7 @@ extension Executor {
                 y = try Kernels.winogradConvolution(x, weights: kernel, tile: tile, g, epilogue: epilogue, node: node.name)
             case .matrix(let order):
                 y = Kernels.convolutionChannelsLast(x, kernel: kernel, order: order, g, epilogue: epilogue)
-            case .channelsFirst, nil:
+            case .channelsFirst, .productPanels, nil:
                 throw RuntimeError(node.name, "has no channels-last kernel (internal: the plan placed it, its weights were not prepared for it)")
             }
             return try Kernels.activate(y, epilogue.remaining, node: node.name)

@@ -6,6 +6,8 @@ import ScionIR
 ///
 /// ```
 ///  Sigmoid(x) → Mul(x, ·)                     →  swish activation of x (ONNX exporters' SiLU)
+///  x · 0.5 · (1 + erf(x / √2))                →  gelu activation of x (`Graph.geluSpelling`)
+///  MatMul(x, W) → Add(·, constant b[N])        →  Dense(x; W, b)
 ///  ZeroPadding / Pad(constant 0, spatial) → Conv  →  Conv with the pads added to its own
 /// ```
 ///
@@ -26,12 +28,37 @@ extension Executor {
             let node = graph.nodes[position]
             switch node.op {
             case .elementwise(.multiply) where node.inputs.count == 2:
+                if let gelu = graph.geluSpelling(at: position, privateProducer: privateProducer,
+                                                 scalar: { producers[$0].flatMap(graph.scalarConstant(at:)) }) {
+                    graph.nodes[position].op = .activation(.gelu(approximate: false))
+                    graph.nodes[position].inputs = [gelu.input]
+                    graph.nodes[position].parameters = []
+                    removed.formUnion(gelu.nodes)
+                    continue
+                }
                 for (x, gate) in [(node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])] {
                     guard let sigmoid = privateProducer(gate), case .activation(.sigmoid) = graph.nodes[sigmoid].op,
                           graph.nodes[sigmoid].inputs == [x] else { continue }
                     graph.nodes[position].op = .activation(.swish)
                     graph.nodes[position].inputs = [x]
                     removed.insert(sigmoid)
+                    break
+                }
+            case .elementwise(.add) where node.inputs.count == 2:
+                // MatMul by a weight, then a constant vector added per column: a Dense with a bias
+                // (the product's epilogue adds it, and can take the activation after it).
+                for (product, vector) in [(node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])] {
+                    guard let matMul = privateProducer(product), case .onnx(.matMul) = graph.nodes[matMul].op,
+                          graph.nodes[matMul].inputs.count == 1, let kernel = graph.parameter(of: graph.nodes[matMul], role: .kernel),
+                          kernel.shape.count == 2, let constant = privateProducer(vector), case .onnx(.constant) = graph.nodes[constant].op,
+                          let biasName = graph.nodes[constant].parameters.first, var bias = graph.parameters[biasName],
+                          bias.dtype == .float32, bias.shape == [kernel.shape[1]] else { continue }
+                    bias.role = .bias
+                    graph.parameters[biasName] = bias
+                    graph.nodes[position].op = .dense(DenseAttributes(units: kernel.shape[1], useBias: true, activation: .linear))
+                    graph.nodes[position].inputs = graph.nodes[matMul].inputs
+                    graph.nodes[position].parameters = [kernel.name, biasName]
+                    removed.formUnion([matMul, constant])
                     break
                 }
             case .conv(var a) where a.layout == .channelsFirst:

@@ -74,7 +74,7 @@ public struct Executor {
         // folded into them (Executor+Folding.swift), and an inference executor the only holder of the weights.
         let prepared = try Self.loadWeights(&graph, loading: loading, releasing: fusing, channelsLast: channelsLast,
                                             folds: fusing ? BatchNormalizationFold.candidates(in: graph) : [],
-                                            panelled: blocks.pointwiseNodes)
+                                            panelled: blocks.pointwiseNodes, packProducts: fusing)
         self.graph = graph
         self.taps = taps
         weights = prepared.values
@@ -126,7 +126,11 @@ public struct Executor {
     /// opt into, not a per-op concern: any other pair keeps its activation node, which is exact.
     static func absorbs(_ activation: Activation, into op: Op) -> Bool {
         switch (activation, op) {
-        case (.relu(_, 0, 0), .conv(let a)), (.swish, .conv(let a)), (.sigmoid, .conv(let a)): return a.activation == .linear
+        case (.relu(_, 0, 0), .conv(let a)), (.swish, .conv(let a)), (.sigmoid, .conv(let a)), (.gelu, .conv(let a)):
+            return a.activation == .linear
+        // A dense layer (and a MatMul and its bias, `fuseInferencePatterns`): the transformers' GELU.
+        case (.relu(_, 0, 0), .dense(let a)), (.swish, .dense(let a)), (.sigmoid, .dense(let a)), (.gelu, .dense(let a)):
+            return a.activation == .linear
         case (.relu(_, 0, 0), .elementwise(.add)), (.relu(_, 0, 0), .batchNormalization): return true
         default: return false
         }
@@ -183,7 +187,8 @@ public struct Executor {
             } else if let block = depthwiseBlocks.blocks[index], arguments.count == 1 {
                 values[block.output] = try evaluateDepthwiseBlock(block, arguments.removeFirst())
             } else {
-                let result = try channelsLast.nodes.contains(index) ? evaluateChannelsLast(node, &arguments) : evaluate(node, arguments)
+                let result = try channelsLast.nodes.contains(index) ? evaluateChannelsLast(node, &arguments)
+                    : evaluateInPlace(node, &arguments) ?? evaluate(node, arguments)
                 if let output = node.outputs.first { values[output] = result }
             }
             for input in node.inputs where (lastUse[input] ?? 0) <= step { values[input] = nil }

@@ -53,11 +53,12 @@ public final class ExecutorProfile: @unchecked Sendable {
 
 extension Executor {
     /// What the executor chose for this graph, in one line (`scion run --verbose`): nodes run
-    /// channels-last, convolutions by kernel, depthwise blocks.
+    /// channels-last, convolutions by kernel, depthwise blocks, dense products on packed weights.
     public var planSummary: String {
-        var kinds: [String: Int] = [:]
+        var kinds: [String: Int] = [:], products = 0
         for form in convolutionForms.values {
             switch form {
+            case .productPanels: products += 1
             case .channelsFirst: kinds["channels-first", default: 0] += 1
             case .matrix(.panels): kinds["panels", default: 0] += 1
             case .matrix: kinds["GEMM", default: 0] += 1
@@ -68,5 +69,6 @@ extension Executor {
         let convolutions = kinds.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         return "\(channelsLast.nodes.count) of \(graph.nodes.count) nodes channels-last; convolutions: "
             + "\(convolutions.isEmpty ? "none" : convolutions); \(depthwiseBlocks.blocks.count) depthwise blocks"
+            + (products > 0 ? "; \(products) dense products on packed panels" : "")
     }
 }

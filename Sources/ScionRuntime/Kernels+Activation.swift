@@ -1,3 +1,4 @@
+import CVectorKernels
 import Foundation
 import ScionIR
 
@@ -16,9 +17,12 @@ extension Kernels {
             var y = x
             reluInPlace(&y, cap: maxValue ?? .infinity)
             return y
-        case .swish, .sigmoid:
-            // EfficientNet's activation on every layer: a loop with no closure call per value.
-            return RuntimeTensor(shape: x.shape, data: sigmoidLoop(x.data, timesInput: activation.isSwish))
+        case .swish, .sigmoid, .gelu:
+            // EfficientNet's and the transformers' activations on every layer: CVectorKernels' loops
+            // (16 lanes, over the cores when large), no closure call per value.
+            var y = x
+            ConvolutionEpilogue(bias: nil, activation: activation).applyToAll(&y.data)
+            return y
         default:
             guard let f = elementFunction(activation) else {
                 throw RuntimeError(node, "activation \(activation.displayName) is not supported by the executor yet")
@@ -107,6 +111,18 @@ extension Kernels {
         let length = x.shape[resolved], inner = x.shape[(resolved + 1)...].reduce(1, *)
         let outer = x.count / max(length * inner, 1)
         var data = x.data
+        if inner == 1 && length > 0 {
+            // Over the last axis (attention's scores, a classifier's logits): contiguous rows,
+            // CVectorKernels' 16-lane loop, the rows over the cores when there are many.
+            data.withUnsafeMutableBufferPointer { buffer in
+                let address = Int(bitPattern: buffer.baseAddress)
+                overCoresWhenLarge(outer, valuesEach: length) { range in
+                    guard let base = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
+                    scion_softmax_rows(base + range.lowerBound * length, range.count, length, logarithm ? 1 : 0)
+                }
+            }
+            return RuntimeTensor(shape: x.shape, data: data)
+        }
         for o in 0..<outer {
             for i in 0..<inner {
                 let base = o * length * inner + i

@@ -45,6 +45,13 @@ enum Kernels {
         var outputShape: [Int] { oneD ? [batch, filters, ow] : [batch, filters, oh, ow] }
         var isDepthwise: Bool { perGroup == 1 && groups > 1 }
 
+        /// A matrix product `[rows, depth] · [depth, columns]` as a 1x1 convolution of `rows` one-pixel images.
+        init(pointwiseRows rows: Int, depth: Int, columns: Int) {
+            (batch, channels, height, width, kh, kw, sh, sw, dh, dw) = (rows, depth, 1, 1, 1, 1, 1, 1, 1, 1)
+            (top, left, oh, ow) = (0, 0, 1, 1)
+            (filters, perGroup, groups, oneD) = (columns, depth, 1, false)
+        }
+
         init(input shape: [Int], kernelShape: [Int], _ a: ConvAttributes, node: String) throws {
             guard a.rank == 1 || a.rank == 2, shape.count == a.rank + 2, kernelShape.count == a.rank + 2 else {
                 throw RuntimeError(node, "convolution of rank \(a.rank) on \(shape) is not supported by the executor yet (ranks 1 and 2 are)")

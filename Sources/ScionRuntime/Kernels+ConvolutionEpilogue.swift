@@ -2,8 +2,8 @@ import CVectorKernels
 import ScionIR
 
 /// What a channels-last convolution does to its values as it writes them: the bias per channel,
-/// then an activation (a ReLU, capped or not, swish or sigmoid: the ones the models put after
-/// their convolutions). The kernels apply it to each block of output rows right after computing
+/// then an activation (a ReLU, capped or not, swish, sigmoid or GELU: the ones the models put after
+/// their convolutions and dense layers). The kernels apply it to each block of output rows right after computing
 /// it, on the core that computed it, while the block is still in that core's cache: applied as a
 /// separate pass over a whole batch-32 activation it read and wrote each value from memory again,
 /// on one thread (a swish after every convolution was a fifth of EfficientNetB0's pass).
@@ -11,7 +11,7 @@ import ScionIR
 /// The arithmetic is the unfused ops' own (`x + b`, then `min(max(·, 0), cap)` or
 /// `v / (1 + e^-v)` with `Kernels.exponential`), so fusing changes no value.
 struct ConvolutionEpilogue: Sendable {
-    enum Function: Equatable, Sendable { case linear, relu(cap: Float), swish, sigmoid }
+    enum Function: Equatable, Sendable { case linear, relu(cap: Float), swish, sigmoid, gelu(approximate: Bool) }
 
     let bias: [Float]?
     let function: Function
@@ -25,6 +25,7 @@ struct ConvolutionEpilogue: Sendable {
         case .relu(let cap, 0, 0): (function, remaining) = (.relu(cap: cap ?? .infinity), .linear)
         case .swish: (function, remaining) = (.swish, .linear)
         case .sigmoid: (function, remaining) = (.sigmoid, .linear)
+        case .gelu(let approximate): (function, remaining) = (.gelu(approximate: approximate), .linear)
         default: (function, remaining) = (.linear, activation)
         }
     }
@@ -38,7 +39,7 @@ struct ConvolutionEpilogue: Sendable {
         switch function {
         case .linear: (false, 0)
         case .relu(let cap): (true, cap)
-        case .swish, .sigmoid: nil
+        case .swish, .sigmoid, .gelu: nil
         }
     }
 
@@ -57,6 +58,8 @@ struct ConvolutionEpilogue: Sendable {
             // against the 4 of Swift's baseline build; the same bits).
             case .swish: scion_activate_rows(values, rows, count, stride, shift, SCION_ACTIVATION_SWISH)
             case .sigmoid: scion_activate_rows(values, rows, count, stride, shift, SCION_ACTIVATION_SIGMOID)
+            case .gelu(let approximate):
+                scion_activate_rows(values, rows, count, stride, shift, approximate ? SCION_ACTIVATION_GELU_TANH : SCION_ACTIVATION_GELU)
             case .linear: scion_clamp_rows(values, rows, count, stride, shift, 0, .infinity)
             case .relu(let cap): scion_clamp_rows(values, rows, count, stride, shift, 1, cap)
             }
@@ -72,6 +75,18 @@ struct ConvolutionEpilogue: Sendable {
             Kernels.overCoresWhenLarge(buffer.count, valuesEach: 1) { range in
                 guard let base = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
                 apply(base + range.lowerBound, rows: 1, stride: range.count, firstChannel: 0, count: range.count)
+            }
+        }
+    }
+
+    /// Over every row of `width` values of `values`, in place, rows on both cores when there are many.
+    func applyToRows(_ values: inout [Float], width: Int) {
+        guard !isIdentity, width > 0 else { return }
+        values.withUnsafeMutableBufferPointer { buffer in
+            let address = Int(bitPattern: buffer.baseAddress)
+            Kernels.overCoresWhenLarge(buffer.count / width, valuesEach: width) { range in
+                guard let base = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
+                apply(base + range.lowerBound * width, rows: range.count, channels: width)
             }
         }
     }

@@ -1,6 +1,7 @@
+import CVectorKernels
 import ScionIR
 
-/// Group normalization (Keras GroupNormalization, ONNX InstanceNormalization and GroupNormalization)
+/// Layer normalization over trailing axes (CVectorKernels' 16-lane rows) and group normalization (Keras GroupNormalization, ONNX InstanceNormalization and GroupNormalization)
 /// forward and backward. Both take channels at `axis` and move them to axis 1 when they are elsewhere,
 /// so the work is on contiguous blocks: with `[N, C, positions...]`, sample n's group g is the run of
 /// `C / groups * positions` values starting at channel `g * C / groups`.
@@ -108,5 +109,26 @@ extension Kernels {
         for i in start..<(start + count) { let d = Double(values[i]) - mean; squares += d * d }
         let variance = squares / Double(count)
         return (Float(mean), Float(1 / (variance + Double(epsilon)).squareRoot()))
+    }
+
+    /// Each run of `count` values normalised by its own mean and variance, then `· gamma + beta`
+    /// (LayerNormalization over the trailing axes), in place; rows over the cores when large.
+    static func layerNormalizeRows(_ values: inout [Float], count: Int, gamma: [Float], beta: [Float], epsilon: Float) {
+        guard count > 0 else { return }
+        let rows = values.count / count
+        values.withUnsafeMutableBufferPointer { values in
+            gamma.withUnsafeBufferPointer { g in
+                beta.withUnsafeBufferPointer { b in
+                    guard let base = values.baseAddress, let g = g.baseAddress, let b = b.baseAddress else { return }
+                    let addresses = (Int(bitPattern: base), Int(bitPattern: g), Int(bitPattern: b))
+                    overCoresWhenLarge(rows, valuesEach: count) { range in
+                        guard let base = UnsafeMutablePointer<Float>(bitPattern: addresses.0),
+                              let g = UnsafePointer<Float>(bitPattern: addresses.1),
+                              let b = UnsafePointer<Float>(bitPattern: addresses.2) else { return }
+                        scion_layer_norm_rows(base + range.lowerBound * count, range.count, count, g, b, epsilon)
+                    }
+                }
+            }
+        }
     }
 }

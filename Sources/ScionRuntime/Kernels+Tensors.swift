@@ -1,3 +1,4 @@
+import CVectorKernels
 import Foundation
 import ScionIR
 
@@ -24,9 +25,25 @@ extension Kernels {
     /// Adds `bias` to every row (the last axis).
     static func addRows(_ x: inout RuntimeTensor, _ bias: [Float]) {
         let width = bias.count
+        guard width > 0 else { return }
         x.data.withUnsafeMutableBufferPointer { values in
-            for index in 0..<values.count { values[index] += bias[index % width] }
+            bias.withUnsafeBufferPointer { b in
+                scion_clamp_rows(values.baseAddress, values.count / width, width, width, b.baseAddress, 0, .infinity)
+            }
         }
+    }
+
+    /// `x[..., K] · W` with W packed in panels (`Executor.KernelForm.productPanels`), the epilogue
+    /// (bias, activation) applied to each block of rows while it is cached; rows over the cores.
+    static func panelProduct(_ x: RuntimeTensor, panels: [Float], columns: Int, epilogue: ConvolutionEpilogue,
+                             node: String) throws -> RuntimeTensor {
+        let depth = x.shape.last ?? 1, rows = x.count / max(depth, 1)
+        guard panels.count == panelCount(filters: columns, depth: depth) else {
+            throw RuntimeError(node, "input \(x.shape) does not fit its weight of \(columns) columns")
+        }
+        let geometry = ConvGeometry(pointwiseRows: rows, depth: depth, columns: columns)
+        let y = convolutionChannelsLast(x, kernel: panels, order: .panels, geometry, epilogue: epilogue)
+        return RuntimeTensor(shape: Array(x.shape.dropLast()) + [columns], data: y.data)
     }
 
     /// numpy matmul of two runtime tensors of rank 2 or more, their leading (batch) axes broadcast
@@ -57,13 +74,25 @@ extension Kernels {
             return index
         }
         let batches = leading.reduce(1, *)
-        var output = [Float](repeating: 0, count: batches * m * n)
+        if batches == 1, k > 0 {
+            return RuntimeTensor(shape: leading + [m, n], data: matmul(RuntimeTensor(shape: [m, k], data: a.data), b.data, columns: n).data)
+        }
+        var output = k > 0 ? uninitialized(batches * m * n) : [Float](repeating: 0, count: batches * m * n)
+        let sources = (0..<batches).map { (matrixIndex($0, in: leadingA) * m * k, matrixIndex($0, in: leadingB) * k * n) }
         a.data.withUnsafeBufferPointer { x in
             b.data.withUnsafeBufferPointer { y in
                 output.withUnsafeMutableBufferPointer { z in
-                    for i in 0..<batches {
-                        BLAS.gemm(m: m, n: n, k: k, a: x.baseAddress! + matrixIndex(i, in: leadingA) * m * k,
-                                  b: y.baseAddress! + matrixIndex(i, in: leadingB) * k * n, c: z.baseAddress! + i * m * n)
+                    let addresses = (Int(bitPattern: x.baseAddress), Int(bitPattern: y.baseAddress), Int(bitPattern: z.baseAddress))
+                    // Attention's products (`[N·H, T, D] · [N·H, D, T]`): the matrices shared out between
+                    // the cores, each product on one thread (OpenBLAS's own threads would spin after each).
+                    BLAS.singleThreaded {
+                        overCoresWhenLarge(batches, valuesEach: m * n * k / 8) { range in
+                            guard let x = UnsafePointer<Float>(bitPattern: addresses.0), let y = UnsafePointer<Float>(bitPattern: addresses.1),
+                                  let z = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
+                            for i in range {
+                                BLAS.gemm(m: m, n: n, k: k, a: x + sources[i].0, b: y + sources[i].1, c: z + i * m * n)
+                            }
+                        }
                     }
                 }
             }
@@ -169,29 +198,6 @@ extension Kernels {
         }
         guard target.reduce(1, *) == x.count else { throw RuntimeError(node, "cannot reshape \(x.shape) to \(a.targetShape)") }
         return RuntimeTensor(shape: target, data: x.data)
-    }
-
-    /// Output axis `i` is input axis `permutation[i]`.
-    static func transpose(_ x: RuntimeTensor, _ permutation: [Int]) -> RuntimeTensor {
-        let shape = permutation.map { x.shape[$0] }
-        let sourceStrides = x.strides
-        let strides = permutation.map { sourceStrides[$0] }
-        var output = [Float](repeating: 0, count: x.count)
-        var index = [Int](repeating: 0, count: shape.count)
-        var offset = 0
-        for position in 0..<x.count {
-            output[position] = x.data[offset]
-            var axis = shape.count - 1
-            while axis >= 0 {
-                index[axis] += 1
-                offset += strides[axis]
-                if index[axis] < shape[axis] { break }
-                offset -= strides[axis] * shape[axis]
-                index[axis] = 0
-                axis -= 1
-            }
-        }
-        return RuntimeTensor(shape: shape, data: output)
     }
 
     /// A tensor of `shape` whose element at index `(i0, i1, ...)` is `x` at `(source(0, i0), source(1, i1), ...)`:

@@ -12,6 +12,9 @@
 typedef enum {
     SCION_ACTIVATION_SWISH = 0,     ///< v / (1 + e^-v)
     SCION_ACTIVATION_SIGMOID = 1,   ///< 1 / (1 + e^-v)
+    SCION_ACTIVATION_GELU = 2,      ///< 0.5·v·(1 + erf(v/√2)), erf within 1.5e-7 (absolute)
+    SCION_ACTIVATION_GELU_TANH = 3, ///< 0.5·v·(1 + tanh(√(2/π)·(v + 0.044715·v³)))
+    SCION_ACTIVATION_ERF = 4,       ///< erf(v): a Taylor series below 0.5, Abramowitz and Stegun 7.1.26 beyond
 } scion_activation;
 
 /// In place over `rows` rows of `count` values `stride` floats apart: `values[r·stride + i] =
@@ -34,6 +37,20 @@ void scion_scale_rows(float *values, size_t rows, size_t count, size_t stride, c
 /// `relu` the ReLU of `scion_clamp_rows`.
 void scion_affine_rows(float *values, size_t rows, size_t count, size_t stride, const float *scale, const float *shift,
                        int relu, float cap);
+
+/// `target[c·target_stride + r] = source[r·source_stride + c]` for `r < rows`, `c < columns`: one
+/// matrix transposed, in tiles that stay in L1.
+void scion_transpose_block(const float *source, ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t source_stride, float *target,
+                           ptrdiff_t target_stride);
+
+/// In place over `rows` contiguous rows of `count` values: each row's softmax, or with `logarithm`
+/// its log-softmax (the maximum subtracted first). The same bits on every instruction set.
+void scion_softmax_rows(float *values, size_t rows, size_t count, int logarithm);
+
+/// In place over `rows` contiguous rows of `count` values: each row normalised by its own mean and
+/// variance, `(x - mean) / sqrt(variance + epsilon) · gamma[i] + beta[i]` (a LayerNormalization over
+/// the trailing axes). The same bits on every instruction set.
+void scion_layer_norm_rows(float *values, size_t rows, size_t count, const float *gamma, const float *beta, float epsilon);
 
 /// One output row of a channels-last depthwise convolution with one filter per channel, channels
 /// `first ..< last`: `output[ox·channels + c] = Σ_kx Σ_ky kernel[(ky·kw + kx)·channels + c] ·

@@ -18,6 +18,12 @@ extension Executor {
     }
 
     func unary(_ node: Node, _ x: RuntimeTensor, _ operation: UnaryOperation) throws -> RuntimeTensor {
+        if operation == .errorFunction {
+            // A GELU's erf where the executor did not see the GELU (`fuseInferencePatterns`): CVectorKernels' loop.
+            var y = x
+            Kernels.errorFunctionInPlace(&y.data)
+            return y
+        }
         guard let f = Self.unaryFunction(operation) else { throw unsupported(node, "\(node.op.typeName)") }
         return RuntimeTensor(shape: x.shape, data: x.data.map(f))
     }

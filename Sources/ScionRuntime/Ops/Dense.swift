@@ -6,19 +6,44 @@ import ScionIR
 extension Executor {
     func dense(_ node: Node, _ x: RuntimeTensor, _ a: DenseAttributes) throws -> RuntimeTensor {
         let kernel = try require(node, .kernel)
+        // An activation after it that nothing else reads (`fuseActivations`), when its own is linear.
+        let activation = fusedActivations[node.name] ?? a.activation
+        let bias = a.useBias ? try require(node, .bias) : nil
+        if case .productPanels = convolutionForms[node.name] {
+            return try Kernels.panelProduct(x, panels: kernel, columns: a.units, epilogue: ConvolutionEpilogue(bias: bias, activation: activation),
+                                            node: node.name)
+        }
         var y = Kernels.matmul(x, kernel, columns: a.units)
-        if a.useBias { Kernels.addRows(&y, try require(node, .bias)) }
-        return try Kernels.activate(y, a.activation, node: node.name)
+        // The bias and the activation in one pass over the product (in its own buffer), where they can be.
+        let epilogue = ConvolutionEpilogue(bias: bias, activation: activation)
+        epilogue.applyToRows(&y.data, width: a.units)
+        return try Kernels.activate(y, epilogue.remaining, node: node.name)
     }
 
     func matMul(_ node: Node, _ inputs: [RuntimeTensor], _ x: RuntimeTensor) throws -> RuntimeTensor {
         if inputs.count == 2 { return try Kernels.batchedMatmul(inputs[0], inputs[1], node: node.name) }
         let kernel = try require(node, .kernel)
         guard let shape = parameterShape(node, .kernel), shape.count == 2 else { throw RuntimeError(node.name, "needs a rank-2 kernel") }
+        if case .productPanels = convolutionForms[node.name] {
+            return try Kernels.panelProduct(x, panels: kernel, columns: shape[1], epilogue: ConvolutionEpilogue(bias: nil, activation: .linear),
+                                            node: node.name)
+        }
         return Kernels.matmul(x, kernel, columns: shape[1])
     }
 
     func gemm(_ node: Node, _ inputs: [RuntimeTensor], _ a: GemmAttributes) throws -> RuntimeTensor {
+        if case .productPanels = convolutionForms[node.name], inputs.count == 1, let shape = parameterShape(node, .kernel) {
+            // Packed (`productForms`: alpha 1, A as it is); a bias of one value per column is the epilogue's.
+            let columns = a.transposeB ? shape[0] : shape[1]
+            let bias = parameterShape(node, .bias).flatMap { $0.reduce(1, *) == columns && a.beta == 1 ? parameter(node, .bias) : nil }
+            var y = try Kernels.panelProduct(inputs[0], panels: try require(node, .kernel), columns: columns,
+                                             epilogue: ConvolutionEpilogue(bias: bias, activation: .linear), node: node.name)
+            if bias == nil, let shape = parameterShape(node, .bias) {
+                let c = RuntimeTensor(shape: shape, data: try require(node, .bias))
+                y = try Kernels.elementwise(.add, [y, a.beta == 1 ? c : RuntimeTensor(shape: c.shape, data: c.data.map { $0 * a.beta })], node: node.name)
+            }
+            return y
+        }
         var x = inputs[0]
         if a.transposeA { x = Kernels.transpose(x, [1, 0]) }
         var b: RuntimeTensor

@@ -50,19 +50,18 @@ extension Executor {
             moved.axes = Array((x.rank - axes.count)..<x.rank)
             return Kernels.transpose(try layerNormalization(node, Kernels.transpose(x, permutation), moved), inverse)
         }
+        var y = x
+        try layerNormalizeTrailing(node, &y, from: first, a)
+        return y
+    }
+
+    /// LayerNormalization over the axes from `first` to the last, in place.
+    func layerNormalizeTrailing(_ node: Node, _ x: inout RuntimeTensor, from first: Int, _ a: LayerNormalizationAttributes) throws {
         let inner = x.shape[first...].reduce(1, *)
         let gamma = a.scale ? try require(node, .gamma) : [Float](repeating: 1, count: inner)
         let beta = a.center ? try require(node, .beta) : [Float](repeating: 0, count: inner)
         guard gamma.count == inner, beta.count == inner else { throw RuntimeError(node.name, "gamma/beta do not have \(inner) values") }
-        var data = x.data
-        for start in stride(from: 0, to: x.count, by: inner) {
-            let slice = data[start..<(start + inner)]
-            let mean = slice.reduce(0, +) / Float(inner)
-            let variance = slice.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(inner)
-            let scale = 1 / (variance + a.epsilon).squareRoot()
-            for i in 0..<inner { data[start + i] = (data[start + i] - mean) * scale * gamma[i] + beta[i] }
-        }
-        return RuntimeTensor(shape: x.shape, data: data)
+        Kernels.layerNormalizeRows(&x.data, count: inner, gamma: gamma, beta: beta, epsilon: a.epsilon)
     }
 
     /// Keras's Normalization: `(x - mean) / max(sqrt(variance), 1e-7)` along the kept axis (or its

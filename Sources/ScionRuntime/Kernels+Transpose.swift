@@ -1,0 +1,89 @@
+import CVectorKernels
+import ScionIR
+
+/// Transpose (ONNX Transpose, Keras Permute, the layout changes around attention and ConvNeXt's
+/// blocks). Source axes that stay side by side are merged first, so every transpose is one of two
+/// moves repeated over the remaining axes: runs of contiguous values copied whole (the last axis
+/// stays last: attention's `[N, T, H, D] → [N, H, T, D]` moves runs of D), or a matrix transposed in
+/// tiles (`[N, C, H·W] → [N, H·W, C]`). Large tensors are split over the cores.
+extension Kernels {
+    /// Output axis `i` is input axis `permutation[i]`.
+    static func transpose(_ x: RuntimeTensor, _ permutation: [Int]) -> RuntimeTensor {
+        let shape = permutation.map { x.shape[$0] }
+        let (lengths, order) = mergedAxes(x.shape, permutation)
+        if order == Array(order.indices) { return RuntimeTensor(shape: shape, data: x.data) }
+        var output = uninitialized(x.count)
+        let rank = lengths.count, last = rank - 1
+        let sourceStrides = rowMajorStrides(lengths)
+        let outputLengths = order.map { lengths[$0] }
+        let outputStrides = rowMajorStrides(outputLengths)
+        // Each output axis's stride in the source.
+        let strideInSource = order.map { sourceStrides[$0] }
+        // The move repeated: a run (the source's last axis stays last) or a tile (the source's last
+        // axis and the output's last one are transposed); the other axes are walked by `outer`.
+        let runs = order[last] == last
+        let tiled: Set<Int> = runs ? [last] : [last, order.firstIndex(of: last) ?? last]
+        let outerAxes = (0..<rank).filter { !tiled.contains($0) }  // output axes
+        let outerCount = outerAxes.reduce(1) { $0 * outputLengths[$1] }
+        let runLength = outputLengths[last]
+        let block = runs ? (0, 0, 0, 0) : {
+            let across = order.firstIndex(of: last) ?? last  // the output axis the source's last one became
+            // rows: the output's last axis (strided in the source); columns: the source's last axis.
+            return (outputLengths[last], lengths[last], strideInSource[last], outputStrides[across])
+        }()
+        x.data.withUnsafeBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { target in
+                let addresses = (Int(bitPattern: source.baseAddress), Int(bitPattern: target.baseAddress))
+                overCoresWhenLarge(outerCount, valuesEach: x.count / max(outerCount, 1)) { range in
+                    guard let from = UnsafePointer<Float>(bitPattern: addresses.0),
+                          let to = UnsafeMutablePointer<Float>(bitPattern: addresses.1) else { return }
+                    for item in range {
+                        // The item's index along each outer axis, and its offsets in source and output.
+                        var remaining = item, sourceOffset = 0, outputOffset = 0
+                        for axis in outerAxes.reversed() {
+                            let index = remaining % outputLengths[axis]
+                            remaining /= outputLengths[axis]
+                            sourceOffset += index * strideInSource[axis]
+                            outputOffset += index * outputStrides[axis]
+                        }
+                        if runs {
+                            (to + outputOffset).update(from: from + sourceOffset, count: runLength)
+                        } else {
+                            scion_transpose_block(from + sourceOffset, block.0, block.1, block.2, to + outputOffset, block.3)
+                        }
+                    }
+                }
+            }
+        }
+        return RuntimeTensor(shape: shape, data: output)
+    }
+
+    /// `shape` and `permutation` with every group of source axes that stays together and in order
+    /// merged into one axis (axes of length 1 dropped), so `[N, T, H, D]` by `[0, 2, 1, 3]` stays
+    /// rank 4 but `[N, C, H, W]` by `[0, 2, 3, 1]` is `[N, C, H·W]` by `[0, 2, 1]`.
+    static func mergedAxes(_ shape: [Int], _ permutation: [Int]) -> (lengths: [Int], order: [Int]) {
+        let kept = permutation.filter { shape[$0] != 1 }
+        guard !kept.isEmpty else { return ([1], [0]) }
+        // Groups of consecutive source axes, in output order.
+        var groups: [[Int]] = []
+        for axis in kept {
+            if let previous = groups.last?.last, axis == previous + 1 || (previous < axis && (previous + 1..<axis).allSatisfy { shape[$0] == 1 }) {
+                groups[groups.count - 1].append(axis)
+            } else {
+                groups.append([axis])
+            }
+        }
+        // Number the groups by their position in the source.
+        let bySource = groups.indices.sorted { groups[$0][0] < groups[$1][0] }
+        let lengths = bySource.map { groups[$0].reduce(1) { $0 * shape[$1] } }
+        let order = groups.indices.map { group in bySource.firstIndex(of: group) ?? 0 }
+        return (lengths, order)
+    }
+
+    /// Each axis's stride in a row-major array of these lengths.
+    static func rowMajorStrides(_ lengths: [Int]) -> [Int] {
+        var strides = [Int](repeating: 1, count: lengths.count)
+        for axis in stride(from: lengths.count - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * lengths[axis + 1] }
+        return strides
+    }
+}
