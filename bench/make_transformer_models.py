@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Full-size transformer-era vision models for the engine bench (issue 18: "the transformer models of the
-ONNX issue once they run"): torchvision's ViT-B/16 and ConvNeXt-Tiny, random weights (nothing is
+ONNX issue once they run"): torchvision's ViT-B/16, ConvNeXt-Tiny and Swin-T, random weights (nothing is
 downloaded), each exported with both of torch's ONNX exporters as users export them, batch axis dynamic.
 
 Run in the fixtures venv (torch 2.13 CPU, torchvision 0.28, onnxscript: fixtures/requirements-torch.txt):
@@ -20,10 +20,10 @@ import torch
 _library = torch.library.Library("torchvision", "DEF")
 _library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
 _library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-from torchvision.models import convnext_tiny, vit_b_16  # noqa: E402
+from torchvision.models import convnext_tiny, swin_t, vit_b_16  # noqa: E402
 
 warnings.filterwarnings("ignore")
-MODELS = {"vit_b_16": vit_b_16, "convnext_tiny": convnext_tiny}
+MODELS = {"vit_b_16": vit_b_16, "convnext_tiny": convnext_tiny, "swin_t": swin_t}
 
 
 def randomised(model, seed):

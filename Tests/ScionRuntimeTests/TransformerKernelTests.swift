@@ -142,6 +142,28 @@ final class TransformerKernelTests: XCTestCase {
         try assertSameOutputs(shared, try Executor(graph: mlp(sharedBias: true), fusing: false), input)
     }
 
+    /// A Keras Dense on panels with each kind of activation: the epilogue's own (bias, ReLU, GELU),
+    /// and the ones it leaves to a pass after the product (a classifier's softmax, tanh).
+    func testDenseOnPanelsAppliesEveryActivation() throws {
+        for activation: Activation in [.linear, .softmax(axis: -1), .tanh, .relu(maxValue: nil, negativeSlope: 0, threshold: 0), .gelu(approximate: true)] {
+            var builder = GraphBuilder(seed: 5)
+            builder.weight("kernel", .kernel, [200, 100])
+            builder.weight("bias", .bias, [100])
+            let graph = Graph(name: "dense", inputs: [ValueInfo(name: "x", shape: Shape([nil, 200]), dtype: .float32)], outputs: ["y"],
+                              nodes: [Node(name: "dense", op: .dense(DenseAttributes(units: 100, useBias: true, activation: activation)),
+                                           inputs: ["x"], outputs: ["y"], parameters: ["kernel", "bias"])],
+                              parameters: builder.parameters)
+            let fused = try Executor(graph: graph)
+            XCTAssertEqual(fused.convolutionForms["dense"], .productPanels(transposed: false))
+            let input = ["x": randomTensor([3, 200], seed: 6)]
+            try assertSameOutputs(fused, try Executor(graph: graph, fusing: false), input)
+            if case .softmax = activation {
+                let y = try XCTUnwrap(try fused.run(input)["y"])
+                for row in 0..<3 { XCTAssertEqual(y.data[(row * 100)..<((row + 1) * 100)].reduce(0, +), 1, accuracy: 1e-5) }
+            }
+        }
+    }
+
     func testGemmWithTransposedWeightAndBiasOnPanels() throws {
         var builder = GraphBuilder(seed: 8)
         builder.weight("w", .kernel, [300, 256])  // transB: [N, K]

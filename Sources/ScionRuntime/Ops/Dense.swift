@@ -10,8 +10,10 @@ extension Executor {
         let activation = fusedActivations[node.name] ?? a.activation
         let bias = a.useBias ? try require(node, .bias) : nil
         if case .productPanels = convolutionForms[node.name] {
-            return try Kernels.panelProduct(x, panels: kernel, columns: a.units, epilogue: ConvolutionEpilogue(bias: bias, activation: activation),
-                                            node: node.name)
+            // The epilogue takes the bias and an elementwise activation; a softmax (a classifier's) runs after.
+            let epilogue = ConvolutionEpilogue(bias: bias, activation: activation)
+            let y = try Kernels.panelProduct(x, panels: kernel, columns: a.units, epilogue: epilogue, node: node.name)
+            return try Kernels.activate(y, epilogue.remaining, node: node.name)
         }
         var y = Kernels.matmul(x, kernel, columns: a.units)
         // The bias and the activation in one pass over the product (in its own buffer), where they can be.

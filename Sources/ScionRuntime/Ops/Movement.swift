@@ -77,7 +77,7 @@ extension Executor {
             steps[axis] = step
             lengths[axis] = max(0, step > 0 ? (end - start + step - 1) / step : (start - end - step - 1) / -step)
         }
-        return Kernels.remap(x, to: lengths) { axis, index in starts[axis] + index * steps[axis] }
+        return x.rank == 0 ? x : Kernels.stridedSlice(x, starts: starts, steps: steps, lengths: lengths)
     }
 
     /// Each spatial cell repeated `size` times along its axis.

@@ -1,6 +1,8 @@
 import CVectorKernels
 import ScionIR
 
+/// Moving values without arithmetic: strided slices (ONNX Slice: Swin's cyclic shifts, patch
+/// merging's `x[:, 0::2, 1::2]`, a fused projection's parts) as runs of the last axis, and
 /// Transpose (ONNX Transpose, Keras Permute, the layout changes around attention and ConvNeXt's
 /// blocks). Source axes that stay side by side are merged first, so every transpose is one of two
 /// moves repeated over the remaining axes: runs of contiguous values copied whole (the last axis
@@ -85,5 +87,41 @@ extension Kernels {
         var strides = [Int](repeating: 1, count: lengths.count)
         for axis in stride(from: lengths.count - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * lengths[axis + 1] }
         return strides
+    }
+
+    /// `x[starts[0] :: steps[0], ...]` taking `lengths[axis]` values along each axis (steps may be
+    /// negative): every run along the last axis copied at once (a gather when its step is not 1),
+    /// the runs shared out between the cores when large.
+    static func stridedSlice(_ x: RuntimeTensor, starts: [Int], steps: [Int], lengths: [Int]) -> RuntimeTensor {
+        let count = lengths.reduce(1, *)
+        guard count > 0, let last = lengths.indices.last else { return RuntimeTensor(shape: lengths, data: []) }
+        var output = uninitialized(count)
+        let strides = rowMajorStrides(x.shape)
+        let origin = zip(starts, strides).reduce(0) { $0 + $1.0 * $1.1 }
+        let runLength = lengths[last], runStep = steps[last]
+        let outer = count / runLength
+        x.data.withUnsafeBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { target in
+                let addresses = (Int(bitPattern: source.baseAddress), Int(bitPattern: target.baseAddress))
+                overCoresWhenLarge(outer, valuesEach: runLength) { range in
+                    guard let from = UnsafePointer<Float>(bitPattern: addresses.0),
+                          let to = UnsafeMutablePointer<Float>(bitPattern: addresses.1) else { return }
+                    for run in range {
+                        var remaining = run, offset = origin
+                        for axis in stride(from: last - 1, through: 0, by: -1) {
+                            offset += (remaining % lengths[axis]) * steps[axis] * strides[axis]
+                            remaining /= lengths[axis]
+                        }
+                        let destination = to + run * runLength
+                        if runStep == 1 {
+                            destination.update(from: from + offset, count: runLength)
+                        } else {
+                            for i in 0..<runLength { destination[i] = from[offset + i * runStep] }
+                        }
+                    }
+                }
+            }
+        }
+        return RuntimeTensor(shape: lengths, data: output)
     }
 }
