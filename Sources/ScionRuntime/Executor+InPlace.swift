@@ -1,7 +1,8 @@
 import ScionIR
 
 /// Channels-first ops that write their result into their input's buffer when the run loop hands
-/// them that input to own (its last reader): a transformer's LayerNormalizations and activations
+/// them that input to own (its last reader): a transformer's LayerNormalizations, activations and
+/// layer scales
 /// copied each activation once before (`var y = x` on a shared array), a tenth of a small
 /// ConvNeXt pass in memmove.
 extension Executor {
@@ -21,6 +22,17 @@ extension Executor {
             guard epilogue.remaining == .linear else { return nil }
             var x = take(&arguments)
             epilogue.applyToAll(&x.data)
+            return x
+        case .layerScale(let a):
+            // Keras's ConvNeXt: gamma along the channels (the last axis, or 1 once laid out channels-first).
+            let gamma = try require(node, .gamma), axis = a.axis < 0 ? a.axis + arguments[0].rank : a.axis
+            guard (0..<arguments[0].rank).contains(axis), arguments[0].shape[axis] == gamma.count else { return nil }
+            var x = take(&arguments)
+            if axis == x.rank - 1 {
+                Kernels.scaleRowsInPlace(&x.data, gamma)
+            } else {
+                Kernels.perAxisInPlace(&x, axis: axis, scale: gamma, shift: [Float](repeating: 0, count: gamma.count), reluCap: nil)
+            }
             return x
         default:
             return nil

@@ -47,4 +47,20 @@ extension Kernels {
             }
         }
     }
+
+    /// Each row of `scale.count` values times `scale`, in place (`scion_scale_rows`), rows over the cores when many.
+    static func scaleRowsInPlace(_ values: inout [Float], _ scale: [Float]) {
+        let width = scale.count
+        guard width > 0 else { return }
+        values.withUnsafeMutableBufferPointer { buffer in
+            scale.withUnsafeBufferPointer { s in
+                let addresses = (Int(bitPattern: buffer.baseAddress), Int(bitPattern: s.baseAddress))
+                overCoresWhenLarge(buffer.count / width, valuesEach: width) { range in
+                    guard let base = UnsafeMutablePointer<Float>(bitPattern: addresses.0),
+                          let s = UnsafePointer<Float>(bitPattern: addresses.1) else { return }
+                    scion_scale_rows(base + range.lowerBound * width, range.count, width, width, s)
+                }
+            }
+        }
+    }
 }
