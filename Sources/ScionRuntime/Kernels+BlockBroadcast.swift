@@ -151,3 +151,51 @@ extension Kernels {
         return RuntimeTensor(shape: shape, data: output)
     }
 }
+
+extension Kernels {
+    /// A broadcast whose last axes are whole in both operands (Swin's attention mask `[1, W, 1, T, T]`
+    /// on scores `[N, W, H, T, T]`): each run of those axes combined at once, the operands' offsets
+    /// found once per run rather than per value; runs over the cores when many. nil when the shared
+    /// run is shorter than 16 values.
+    static func runBroadcast<K: BinaryArithmetic>(_ a: RuntimeTensor, _ b: RuntimeTensor, shape: [Int], _ kind: K.Type) -> RuntimeTensor? {
+        let rank = shape.count
+        let shapeA = Array(repeating: 1, count: rank - a.rank) + a.shape
+        let shapeB = Array(repeating: 1, count: rank - b.rank) + b.shape
+        var whole = rank
+        while whole > 0, shapeA[whole - 1] == shape[whole - 1], shapeB[whole - 1] == shape[whole - 1] { whole -= 1 }
+        let split = whole  // the first axis of the shared run
+        let run = shape[split...].reduce(1, *), total = shape.reduce(1, *)
+        guard run >= 16, split > 0, total > 0 else { return nil }
+        // Each operand's stride per outer axis; 0 along the axes it repeats over.
+        func strides(_ lengths: [Int]) -> [Int] {
+            let full = rowMajorStrides(lengths)
+            return (0..<split).map { lengths[$0] == 1 ? 0 : full[$0] }
+        }
+        let (stridesA, stridesB) = (strides(shapeA), strides(shapeB))
+        let outer = total / run
+        var output = uninitialized(total)
+        a.data.withUnsafeBufferPointer { x in
+            b.data.withUnsafeBufferPointer { y in
+                output.withUnsafeMutableBufferPointer { z in
+                    let addresses = (Int(bitPattern: x.baseAddress), Int(bitPattern: y.baseAddress), Int(bitPattern: z.baseAddress))
+                    overCoresWhenLarge(outer, valuesEach: run) { range in
+                        guard let x = UnsafePointer<Float>(bitPattern: addresses.0), let y = UnsafePointer<Float>(bitPattern: addresses.1),
+                              let z = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
+                        for item in range {
+                            var remaining = item, offsetA = 0, offsetB = 0
+                            for axis in stride(from: split - 1, through: 0, by: -1) {
+                                let index = remaining % shape[axis]
+                                remaining /= shape[axis]
+                                offsetA += index * stridesA[axis]
+                                offsetB += index * stridesB[axis]
+                            }
+                            let (p, q, r) = (x + offsetA, y + offsetB, z + item * run)
+                            for i in 0..<run { r[i] = K.combine(p[i], q[i]) }
+                        }
+                    }
+                }
+            }
+        }
+        return RuntimeTensor(shape: shape, data: output)
+    }
+}

@@ -53,6 +53,7 @@ extension Kernels {
         }
         guard let shape = Broadcasting.shape([a.shape, b.shape]) else { return nil }
         return blockBroadcastOverCores(a, b, shape: shape, K.self) ?? blockBroadcast(a, b, shape: shape) { K.combine($0, $1) }
+            ?? runBroadcast(a, b, shape: shape, K.self)
     }
 }
 

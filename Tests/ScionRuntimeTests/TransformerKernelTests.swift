@@ -206,6 +206,31 @@ final class TransformerKernelTests: XCTestCase {
         try assertSameOutputs(try Executor(graph: graph, channelsLastPlan: false), try Executor(graph: graph, fusing: false), input)
     }
 
+    /// Swin's mask and position-bias additions: broadcasts along middle axes, the last axes whole.
+    func testRunBroadcastMatchesTheIndexDefinition() throws {
+        let cases: [([Int], [Int])] = [([2, 4, 3, 7, 7], [1, 4, 1, 7, 7]), ([1, 4, 1, 7, 7], [2, 4, 3, 7, 7]), ([3, 1, 5, 16], [2, 1, 16]),
+                                       ([6, 3, 49, 49], [3, 49, 49]), ([2, 5, 33], [2, 1, 33])]
+        for (shapeA, shapeB) in cases {
+            let a = randomTensor(shapeA, seed: 1), b = randomTensor(shapeB, seed: 2)
+            let shape = try XCTUnwrap(Broadcasting.shape([shapeA, shapeB]))
+            XCTAssertNotNil(Kernels.runBroadcast(a, b, shape: shape, Kernels.Subtract.self), "\(shapeA) and \(shapeB)")
+            let y = try Kernels.elementwise(.subtract, [a, b], node: "sub")
+            XCTAssertEqual(y.shape, shape)
+            let strides = Kernels.rowMajorStrides(shape)
+            for position in 0..<y.count {
+                // The source of each operand: its index along each axis, 0 where it repeats.
+                func value(_ t: RuntimeTensor) -> Float {
+                    let padded = Array(repeating: 1, count: shape.count - t.rank) + t.shape
+                    let own = Kernels.rowMajorStrides(padded)
+                    var offset = 0
+                    for axis in shape.indices where padded[axis] != 1 { offset += (position / strides[axis] % shape[axis]) * own[axis] }
+                    return t.data[offset]
+                }
+                XCTAssertEqual(y.data[position], value(a) - value(b), "\(shapeA) - \(shapeB) at \(position)")
+            }
+        }
+    }
+
     // MARK: helpers
 
     func assertSameOutputs(_ executor: Executor, _ reference: Executor, _ inputs: [String: RuntimeTensor],
