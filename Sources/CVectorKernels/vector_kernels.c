@@ -241,6 +241,45 @@ PER_INSTRUCTION_SET(layer_norm_rows, LAYER_NORM_ROWS_PARAMETERS, LAYER_NORM_ROWS
 
 PER_INSTRUCTION_SET(softmax_rows, SOFTMAX_ROWS_PARAMETERS, SOFTMAX_ROWS_BODY)
 
+// A depthwise convolution's backward pass over channels `first ..< last`, every array channels
+// innermost: for each output pixel and tap inside the image, dK[tap][c] += dZ[c]·x[c] and (with an
+// input gradient) dX[c] += dZ[c]·w[tap][c]; dB[c] += dZ[c]. One rounding per product and per sum,
+// in the Swift loop's order, so the same bits.
+#define DEPTHWISE_BACKWARD_BODY                                                                   \
+    const scion_depthwise_backward_arguments *g = a;                                              \
+    const ptrdiff_t first = g->first, last = g->last, channels = g->channels;                     \
+    for (ptrdiff_t n = 0; n < g->batch; n++) {                                                    \
+        for (ptrdiff_t oy = 0; oy < g->oh; oy++) {                                                \
+            for (ptrdiff_t ox = 0; ox < g->ow; ox++) {                                            \
+                const float *restrict d = g->gradient + ((n * g->oh + oy) * g->ow + ox) * channels; \
+                if (g->bias_gradient) {                                                           \
+                    float *restrict db = g->bias_gradient;                                        \
+                    for (ptrdiff_t c = first; c < last; c++) db[c] = db[c] + d[c];                \
+                }                                                                                 \
+                for (ptrdiff_t ky = 0; ky < g->kh; ky++) {                                        \
+                    const ptrdiff_t iy = oy * g->sh + ky * g->dh - g->top;                        \
+                    if (iy < 0 || iy >= g->height) continue;                                      \
+                    for (ptrdiff_t kx = 0; kx < g->kw; kx++) {                                    \
+                        const ptrdiff_t ix = ox * g->sw + kx * g->dw - g->left;                   \
+                        if (ix < 0 || ix >= g->width) continue;                                   \
+                        const ptrdiff_t tap = ky * g->kw + kx;                                    \
+                        const ptrdiff_t pixel = (n * g->height * g->width + iy * g->width + ix) * channels; \
+                        float *restrict dk = g->kernel_gradient + tap * channels;                 \
+                        const float *restrict xv = g->input + pixel;                              \
+                        for (ptrdiff_t c = first; c < last; c++) dk[c] = dk[c] + d[c] * xv[c];    \
+                        if (g->input_gradient) {                                                  \
+                            float *restrict dx = g->input_gradient + pixel;                       \
+                            const float *restrict wv = g->weights + tap * channels;               \
+                            for (ptrdiff_t c = first; c < last; c++) dx[c] = dx[c] + d[c] * wv[c]; \
+                        }                                                                         \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+PER_INSTRUCTION_SET(depthwise_backward, const scion_depthwise_backward_arguments *a, DEPTHWISE_BACKWARD_BODY)
+
 #define ACTIVATE_ROWS_PARAMETERS \
     float *restrict values, size_t rows, size_t count, size_t stride, const float *restrict bias, scion_activation activation
 
@@ -549,6 +588,10 @@ void scion_transpose_block(const float *source, ptrdiff_t rows, ptrdiff_t column
 
 void scion_softmax_rows(float *values, size_t rows, size_t count, int logarithm) {
     CALL_CHOSEN(softmax_rows, values, rows, count, logarithm)
+}
+
+void scion_depthwise_backward(const scion_depthwise_backward_arguments *arguments) {
+    CALL_CHOSEN(depthwise_backward, arguments)
 }
 
 void scion_layer_norm_rows(float *values, size_t rows, size_t count, const float *gamma, const float *beta, float epsilon) {

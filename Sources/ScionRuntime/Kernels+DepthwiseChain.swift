@@ -1,3 +1,4 @@
+import CVectorKernels
 import Foundation
 import ScionIR
 
@@ -137,28 +138,16 @@ extension Kernels {
                                 let dbs = biasGradient ? db.baseAddress.map { SharedFloats(base: $0) } : nil
                                 // Ranges of whole groups of 8 channels, so each core's loops stay vector-aligned.
                                 let blocks = (channels + 7) / 8
+                                // CVectorKernels' loop (16 lanes where the CPU has them; Swift's build has 4), the same bits.
                                 splitOverCores(blocks) { range in
-                                    let first = range.lowerBound * 8, last = min(range.upperBound * 8, channels)
-                                    for n in 0..<g.batch {
-                                        for oy in 0..<g.oh {
-                                            for ox in 0..<g.ow {
-                                                let d = gs.base + ((n * g.oh + oy) * g.ow + ox) * channels
-                                                if let dbs { for c in first..<last { dbs.base[c] += d[c] } }
-                                                for ky in 0..<g.kh {
-                                                    for kx in 0..<g.kw {
-                                                        guard let cell = tapSource(g, oy: oy, ox: ox, ky: ky, kx: kx) else { continue }
-                                                        let tap = ky * g.kw + kx, pixel = (n * area + cell) * channels
-                                                        let dk = dws.base + tap * channels, xv = xs.base + pixel
-                                                        for c in first..<last { dk[c] += d[c] * xv[c] }
-                                                        if let dxs {
-                                                            let dxv = dxs.base + pixel, wv = ws.base + tap * channels
-                                                            for c in first..<last { dxv[c] += d[c] * wv[c] }
-                                                        }
-                                                    }
-                                                }
-                                            }
-                                        }
-                                    }
+                                    var arguments = scion_depthwise_backward_arguments(
+                                        input: UnsafePointer(xs.base), weights: UnsafePointer(ws.base), gradient: UnsafePointer(gs.base),
+                                        kernel_gradient: dws.base,
+                                        input_gradient: dxs?.base, bias_gradient: dbs?.base, batch: g.batch, height: g.height,
+                                        width: g.width, channels: channels, kh: g.kh, kw: g.kw, sh: g.sh, sw: g.sw, dh: g.dh, dw: g.dw,
+                                        top: g.top, left: g.left, oh: g.oh, ow: g.ow,
+                                        first: range.lowerBound * 8, last: min(range.upperBound * 8, channels))
+                                    scion_depthwise_backward(&arguments)
                                 }
                             }
                         }

@@ -43,6 +43,18 @@ void scion_affine_rows(float *values, size_t rows, size_t count, size_t stride, 
 void scion_transpose_block(const float *source, ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t source_stride, float *target,
                            ptrdiff_t target_stride);
 
+/// A depthwise convolution's backward pass (the trainer's depthwise chains) over channels `first
+/// ..< last`; every array is channels innermost (`[N, H·W, C]`, the kernel `[taps, C]`). Adds into
+/// `kernel_gradient`, `input_gradient` and `bias_gradient` (each may be NULL but the first).
+typedef struct {
+    const float *input, *weights, *gradient;
+    float *kernel_gradient, *input_gradient, *bias_gradient;
+    ptrdiff_t batch, height, width, channels, kh, kw, sh, sw, dh, dw, top, left, oh, ow;
+    ptrdiff_t first, last;
+} scion_depthwise_backward_arguments;
+
+void scion_depthwise_backward(const scion_depthwise_backward_arguments *arguments);
+
 /// In place over `rows` contiguous rows of `count` values: each row's softmax, or with `logarithm`
 /// its log-softmax (the maximum subtracted first). The same bits on every instruction set.
 void scion_softmax_rows(float *values, size_t rows, size_t count, int logarithm);
