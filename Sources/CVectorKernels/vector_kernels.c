@@ -280,6 +280,21 @@ PER_INSTRUCTION_SET(softmax_rows, SOFTMAX_ROWS_PARAMETERS, SOFTMAX_ROWS_BODY)
 
 PER_INSTRUCTION_SET(depthwise_backward, const scion_depthwise_backward_arguments *a, DEPTHWISE_BACKWARD_BODY)
 
+// A training chain's gradient through its frozen BatchNormalization and ReLU: dL/dz = dy · scale
+// where the output y lies strictly between 0 and the cap (`capped`), 0 elsewhere; without a ReLU
+// dy · scale everywhere. One product per value, as the Swift loop it replaced.
+static inline __attribute__((always_inline)) float chain_gradient(float y, float dy, float scale, int capped, float cap) {
+    return (!capped || (y > 0 && y < cap)) ? dy * scale : 0.0f;
+}
+
+#define CHAIN_GRADIENT_ROWS_BODY                                                                  \
+    for (size_t i = 0; i < count; i++) gradient[i] = chain_gradient(y[i], dy[i], scale, capped, cap);
+
+#define CHAIN_GRADIENT_ROWS_PARAMETERS \
+    const float *restrict y, const float *restrict dy, float *restrict gradient, size_t count, float scale, int capped, float cap
+
+PER_INSTRUCTION_SET(chain_gradient_rows, CHAIN_GRADIENT_ROWS_PARAMETERS, CHAIN_GRADIENT_ROWS_BODY)
+
 #define ACTIVATE_ROWS_PARAMETERS \
     float *restrict values, size_t rows, size_t count, size_t stride, const float *restrict bias, scion_activation activation
 
@@ -592,6 +607,10 @@ void scion_softmax_rows(float *values, size_t rows, size_t count, int logarithm)
 
 void scion_depthwise_backward(const scion_depthwise_backward_arguments *arguments) {
     CALL_CHOSEN(depthwise_backward, arguments)
+}
+
+void scion_chain_gradient_rows(const float *y, const float *dy, float *gradient, size_t count, float scale, int capped, float cap) {
+    CALL_CHOSEN(chain_gradient_rows, y, dy, gradient, count, scale, capped, cap)
 }
 
 void scion_layer_norm_rows(float *values, size_t rows, size_t count, const float *gamma, const float *beta, float epsilon) {

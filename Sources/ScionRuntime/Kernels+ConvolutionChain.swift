@@ -1,3 +1,4 @@
+import CVectorKernels
 import Foundation
 import ScionIR
 
@@ -71,9 +72,8 @@ extension Kernels {
     static func chainGradient(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, stride: Int,
                               count: Int, scale: Float, cap: Float?) {
         switch (cap, stride) {
-        case (let cap?, 1): for i in 0..<count { g[i] = (y[i] > 0) && (y[i] < cap) ? dy[i] * scale : 0 }
+        case (_, 1): scion_chain_gradient_rows(y, dy, g, count, scale, cap == nil ? 0 : 1, cap ?? .infinity)
         case (let cap?, _): for i in 0..<count { g[i * stride] = (y[i] > 0) && (y[i] < cap) ? dy[i] * scale : 0 }
-        case (nil, 1): for i in 0..<count { g[i] = dy[i] * scale }
         case (nil, _): for i in 0..<count { g[i * stride] = dy[i] * scale }
         }
     }

@@ -43,6 +43,10 @@ void scion_affine_rows(float *values, size_t rows, size_t count, size_t stride, 
 void scion_transpose_block(const float *source, ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t source_stride, float *target,
                            ptrdiff_t target_stride);
 
+/// A training chain's dL/dz from its output `y` and dL/dy over `count` values: `dy · scale` where
+/// `0 < y < cap` (with `capped`), 0 elsewhere; `dy · scale` everywhere without a ReLU.
+void scion_chain_gradient_rows(const float *y, const float *dy, float *gradient, size_t count, float scale, int capped, float cap);
+
 /// A depthwise convolution's backward pass (the trainer's depthwise chains) over channels `first
 /// ..< last`; every array is channels innermost (`[N, H·W, C]`, the kernel `[taps, C]`). Adds into
 /// `kernel_gradient`, `input_gradient` and `bias_gradient` (each may be NULL but the first).
