@@ -188,6 +188,18 @@ static inline __attribute__((always_inline)) float lane_squared_deviation(const 
     return total;
 }
 
+static inline __attribute__((always_inline)) float lane_exponential_sum(const float *restrict v, size_t count, float peak) {
+    float lanes[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        for (size_t k = 0; k < 16; k++) lanes[k] += exponential(v[i + k] - peak);
+    }
+    float total = 0;
+    for (size_t k = 0; k < 16; k++) total += lanes[k];
+    for (; i < count; i++) total += exponential(v[i] - peak);
+    return total;
+}
+
 // Each row normalised over its `count` values: the mean, then the mean squared deviation from it
 // (two passes: no cancellation when the mean is large), then `(x - mean) · inverse · gamma + beta`.
 #define LAYER_NORM_ROWS_BODY                                                                      \
@@ -220,15 +232,7 @@ PER_INSTRUCTION_SET(layer_norm_rows, LAYER_NORM_ROWS_PARAMETERS, LAYER_NORM_ROWS
         for (size_t k = 0; k < 16; k++) peak = lanes[k] > peak ? lanes[k] : peak;                 \
         for (; i < count; i++) peak = v[i] > peak ? v[i] : peak;                                 \
         if (logarithm) {                                                                          \
-            float total = 0;                                                                      \
-            float sums[16] = {0};                                                                 \
-            size_t j = 0;                                                                         \
-            for (; j + 16 <= count; j += 16) {                                                    \
-                for (size_t k = 0; k < 16; k++) sums[k] += exponential(v[j + k] - peak);          \
-            }                                                                                     \
-            for (size_t k = 0; k < 16; k++) total += sums[k];                                     \
-            for (; j < count; j++) total += exponential(v[j] - peak);                             \
-            float offset = peak + __builtin_logf(total);                                          \
+            float offset = peak + __builtin_logf(lane_exponential_sum(v, count, peak));           \
             for (size_t k = 0; k < count; k++) v[k] = v[k] - offset;                              \
         } else {                                                                                  \
             for (size_t k = 0; k < count; k++) v[k] = exponential(v[k] - peak);                   \

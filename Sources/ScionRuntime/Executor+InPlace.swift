@@ -1,10 +1,9 @@
 import ScionIR
 
 /// Channels-first ops that write their result into their input's buffer when the run loop hands
-/// them that input to own (its last reader): a transformer's LayerNormalizations, activations and
-/// layer scales
-/// copied each activation once before (`var y = x` on a shared array), a tenth of a small
-/// ConvNeXt pass in memmove.
+/// them that input to own (its last reader). A transformer's LayerNormalizations, activations and
+/// layer scales each copied their input once before (`var y = x` on a shared array): a tenth of a
+/// small ConvNeXt pass in memmove.
 extension Executor {
     /// The result of `node` computed in the buffer of `arguments[0]` (taken from the array), or nil
     /// (arguments untouched) when the op is not one of these.
@@ -27,12 +26,9 @@ extension Executor {
             // Keras's ConvNeXt: gamma along the channels (the last axis, or 1 once laid out channels-first).
             let gamma = try require(node, .gamma), axis = a.axis < 0 ? a.axis + arguments[0].rank : a.axis
             guard (0..<arguments[0].rank).contains(axis), arguments[0].shape[axis] == gamma.count else { return nil }
+            // `Kernels.perAxis`'s arithmetic (`layerScale`), in the input's buffer.
             var x = take(&arguments)
-            if axis == x.rank - 1 {
-                Kernels.scaleRowsInPlace(&x.data, gamma)
-            } else {
-                Kernels.perAxisInPlace(&x, axis: axis, scale: gamma, shift: [Float](repeating: 0, count: gamma.count), reluCap: nil)
-            }
+            Kernels.perAxisInPlace(&x, axis: axis, scale: gamma, shift: [Float](repeating: 0, count: gamma.count))
             return x
         default:
             return nil

@@ -175,7 +175,6 @@ extension Executor {
     /// A convolution kernel (OIHW in the lowered graph) in `form`, filter `f` times `scales[f]`
     /// when given, written once into the array returned.
     static func convolutionKernel(_ kernel: Parameter, _ form: KernelForm, scales: [Float]?) throws -> [Float] {
-        if case .productPanels(let transposed) = form { return try productPanels(kernel, transposed: transposed) }
         let count = kernel.elementCount, filters = kernel.shape.first ?? 0
         let channels = kernel.shape.count > 1 ? kernel.shape[1] : 1, taps = count / max(filters * channels, 1)
         guard filters > 0, filters * channels * taps == count else {
@@ -191,7 +190,9 @@ extension Executor {
             return try fromStoredOrder(kernel, count: Kernels.panelCount(filters: filters, depth: channels * taps)) {
                 Kernels.panels($0, stored: $1, taps: taps, channels: channels, filters: filters, scales: scales, into: $2)
             }
-        case .channelsFirst, .productPanels: sameOrder = true  // (product panels returned above)
+        case .productPanels(let transposed):
+            return try productPanels(kernel, transposed: transposed)
+        case .channelsFirst: sameOrder = true
         case .matrix(.filtersFirst): sameOrder = taps == 1 || channels == 1
         case .matrix(.filtersLast), .depthwise:
             // Keras's file order is the target: read as it lies, folded filters scaled in place.

@@ -161,17 +161,12 @@ extension Kernels {
         let rank = shape.count
         let shapeA = Array(repeating: 1, count: rank - a.rank) + a.shape
         let shapeB = Array(repeating: 1, count: rank - b.rank) + b.shape
-        var whole = rank
-        while whole > 0, shapeA[whole - 1] == shape[whole - 1], shapeB[whole - 1] == shape[whole - 1] { whole -= 1 }
-        let split = whole  // the first axis of the shared run
+        // The first axis of the shared run: every axis after it whole in both operands.
+        let split = (0..<rank).last { shapeA[$0] != shape[$0] || shapeB[$0] != shape[$0] }.map { $0 + 1 } ?? 0
         let run = shape[split...].reduce(1, *), total = shape.reduce(1, *)
         guard run >= 16, split > 0, total > 0 else { return nil }
-        // Each operand's stride per outer axis; 0 along the axes it repeats over.
-        func strides(_ lengths: [Int]) -> [Int] {
-            let full = rowMajorStrides(lengths)
-            return (0..<split).map { lengths[$0] == 1 ? 0 : full[$0] }
-        }
-        let (stridesA, stridesB) = (strides(shapeA), strides(shapeB))
+        // Each operand's strides, 0 along the axes it repeats over.
+        let (stridesA, stridesB) = (broadcastStrides(shapeA), broadcastStrides(shapeB))
         let outer = total / run
         var output = uninitialized(total)
         a.data.withUnsafeBufferPointer { x in

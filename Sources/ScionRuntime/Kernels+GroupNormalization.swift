@@ -1,8 +1,8 @@
 import CVectorKernels
 import ScionIR
 
-/// Layer normalization over trailing axes (CVectorKernels' 16-lane rows) and group normalization (Keras GroupNormalization, ONNX InstanceNormalization and GroupNormalization)
-/// forward and backward. Both take channels at `axis` and move them to axis 1 when they are elsewhere,
+/// Layer normalization over trailing axes (CVectorKernels' 16-lane rows), and group normalization
+/// (Keras GroupNormalization, ONNX InstanceNormalization and GroupNormalization) forward and backward. Both take channels at `axis` and move them to axis 1 when they are elsewhere,
 /// so the work is on contiguous blocks: with `[N, C, positions...]`, sample n's group g is the run of
 /// `C / groups * positions` values starting at channel `g * C / groups`.
 extension Kernels {

@@ -24,15 +24,12 @@ extension Kernels {
         // The move repeated: a run (the source's last axis stays last) or a tile (the source's last
         // axis and the output's last one are transposed); the other axes are walked by `outer`.
         let runs = order[last] == last
-        let tiled: Set<Int> = runs ? [last] : [last, order.firstIndex(of: last) ?? last]
-        let outerAxes = (0..<rank).filter { !tiled.contains($0) }  // output axes
+        let across = order.firstIndex(of: last) ?? last  // the output axis the source's last one became
+        let outerAxes = (0..<rank).filter { $0 != last && $0 != across }  // output axes
         let outerCount = outerAxes.reduce(1) { $0 * outputLengths[$1] }
         let runLength = outputLengths[last]
-        let block = runs ? (0, 0, 0, 0) : {
-            let across = order.firstIndex(of: last) ?? last  // the output axis the source's last one became
-            // rows: the output's last axis (strided in the source); columns: the source's last axis.
-            return (outputLengths[last], lengths[last], strideInSource[last], outputStrides[across])
-        }()
+        // A tile's rows: the output's last axis (strided in the source); its columns: the source's last axis.
+        let block = (outputLengths[last], lengths[last], strideInSource[last], outputStrides[across])
         x.data.withUnsafeBufferPointer { source in
             output.withUnsafeMutableBufferPointer { target in
                 let addresses = (Int(bitPattern: source.baseAddress), Int(bitPattern: target.baseAddress))
@@ -69,7 +66,8 @@ extension Kernels {
         // Groups of consecutive source axes, in output order.
         var groups: [[Int]] = []
         for axis in kept {
-            if let previous = groups.last?.last, axis == previous + 1 || (previous < axis && (previous + 1..<axis).allSatisfy { shape[$0] == 1 }) {
+            // Next in the source, or only axes of length 1 between.
+            if let previous = groups.last?.last, previous < axis, (previous + 1..<axis).allSatisfy({ shape[$0] == 1 }) {
                 groups[groups.count - 1].append(axis)
             } else {
                 groups.append([axis])
@@ -96,7 +94,7 @@ extension Kernels {
         let count = lengths.reduce(1, *)
         guard count > 0, let last = lengths.indices.last else { return RuntimeTensor(shape: lengths, data: []) }
         var output = uninitialized(count)
-        let strides = rowMajorStrides(x.shape)
+        let strides = x.strides
         let origin = zip(starts, strides).reduce(0) { $0 + $1.0 * $1.1 }
         let runLength = lengths[last], runStep = steps[last]
         let outer = count / runLength

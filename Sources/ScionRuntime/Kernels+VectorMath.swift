@@ -28,15 +28,6 @@ extension Kernels {
         return y * Float(bitPattern: (shifted.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
     }
 
-    /// `sigmoid(v)`, or `v · sigmoid(v)` (swish) with `timesInput`, over a whole buffer, on both
-    /// cores when it is large: CVectorKernels' loop (`ConvolutionEpilogue.applyToAll`), which
-    /// computes this function's values bit for bit at the CPU's vector width.
-    static func sigmoidLoop(_ values: [Float], timesInput: Bool) -> [Float] {
-        var result = values
-        ConvolutionEpilogue(bias: nil, activation: timesInput ? .swish : .sigmoid).applyToAll(&result)
-        return result
-    }
-
     /// erf of every value, in place (`SCION_ACTIVATION_ERF`: within 1.5e-7), on both cores when many.
     static func errorFunctionInPlace(_ values: inout [Float]) {
         values.withUnsafeMutableBufferPointer { buffer in
@@ -44,22 +35,6 @@ extension Kernels {
             overCoresWhenLarge(buffer.count, valuesEach: 1) { range in
                 guard let base = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
                 scion_activate_rows(base + range.lowerBound, 1, range.count, range.count, nil, SCION_ACTIVATION_ERF)
-            }
-        }
-    }
-
-    /// Each row of `scale.count` values times `scale`, in place (`scion_scale_rows`), rows over the cores when many.
-    static func scaleRowsInPlace(_ values: inout [Float], _ scale: [Float]) {
-        let width = scale.count
-        guard width > 0 else { return }
-        values.withUnsafeMutableBufferPointer { buffer in
-            scale.withUnsafeBufferPointer { s in
-                let addresses = (Int(bitPattern: buffer.baseAddress), Int(bitPattern: s.baseAddress))
-                overCoresWhenLarge(buffer.count / width, valuesEach: width) { range in
-                    guard let base = UnsafeMutablePointer<Float>(bitPattern: addresses.0),
-                          let s = UnsafePointer<Float>(bitPattern: addresses.1) else { return }
-                    scion_scale_rows(base + range.lowerBound * width, range.count, width, width, s)
-                }
             }
         }
     }

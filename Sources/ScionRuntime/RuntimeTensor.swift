@@ -37,15 +37,7 @@ public struct RuntimeTensor: Equatable, Sendable {
     public func rows(_ range: Range<Int>) -> RuntimeTensor { rows(Array(range)) }
 
     /// Row-major strides.
-    var strides: [Int] {
-        var result = [Int](repeating: 1, count: shape.count)
-        var stride = 1
-        for axis in shape.indices.reversed() {
-            result[axis] = stride
-            stride *= shape[axis]
-        }
-        return result
-    }
+    var strides: [Int] { Kernels.rowMajorStrides(shape) }
 }
 
 /// Why the executor could not run a model: the node (or value) and what is wrong.

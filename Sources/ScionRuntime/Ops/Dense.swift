@@ -8,17 +8,16 @@ extension Executor {
         let kernel = try require(node, .kernel)
         // An activation after it that nothing else reads (`fuseActivations`), when its own is linear.
         let activation = fusedActivations[node.name] ?? a.activation
-        let bias = a.useBias ? try require(node, .bias) : nil
+        // The bias and an elementwise activation in one pass over the product, on the packed panels
+        // as each block is stored; what the epilogue leaves (a classifier's softmax) runs after.
+        let epilogue = ConvolutionEpilogue(bias: a.useBias ? try require(node, .bias) : nil, activation: activation)
+        var y: RuntimeTensor
         if case .productPanels = convolutionForms[node.name] {
-            // The epilogue takes the bias and an elementwise activation; a softmax (a classifier's) runs after.
-            let epilogue = ConvolutionEpilogue(bias: bias, activation: activation)
-            let y = try Kernels.panelProduct(x, panels: kernel, columns: a.units, epilogue: epilogue, node: node.name)
-            return try Kernels.activate(y, epilogue.remaining, node: node.name)
+            y = try Kernels.panelProduct(x, panels: kernel, columns: a.units, epilogue: epilogue, node: node.name)
+        } else {
+            y = Kernels.matmul(x, kernel, columns: a.units)
+            epilogue.applyToRows(&y.data, width: a.units)
         }
-        var y = Kernels.matmul(x, kernel, columns: a.units)
-        // The bias and the activation in one pass over the product (in its own buffer), where they can be.
-        let epilogue = ConvolutionEpilogue(bias: bias, activation: activation)
-        epilogue.applyToRows(&y.data, width: a.units)
         return try Kernels.activate(y, epilogue.remaining, node: node.name)
     }
 
@@ -35,16 +34,13 @@ extension Executor {
 
     func gemm(_ node: Node, _ inputs: [RuntimeTensor], _ a: GemmAttributes) throws -> RuntimeTensor {
         if case .productPanels = convolutionForms[node.name], inputs.count == 1, let shape = parameterShape(node, .kernel) {
-            // Packed (`productForms`: alpha 1, A as it is); a bias of one value per column is the epilogue's.
+            // Packed (`productForms`: alpha 1, A as it is); a bias of one value per column is the
+            // epilogue's, any other C is added below.
             let columns = a.transposeB ? shape[0] : shape[1]
             let bias = parameterShape(node, .bias).flatMap { $0.reduce(1, *) == columns && a.beta == 1 ? parameter(node, .bias) : nil }
-            var y = try Kernels.panelProduct(inputs[0], panels: try require(node, .kernel), columns: columns,
+            let y = try Kernels.panelProduct(inputs[0], panels: try require(node, .kernel), columns: columns,
                                              epilogue: ConvolutionEpilogue(bias: bias, activation: .linear), node: node.name)
-            if bias == nil, let shape = parameterShape(node, .bias) {
-                let c = RuntimeTensor(shape: shape, data: try require(node, .bias))
-                y = try Kernels.elementwise(.add, [y, a.beta == 1 ? c : RuntimeTensor(shape: c.shape, data: c.data.map { $0 * a.beta })], node: node.name)
-            }
-            return y
+            return bias == nil ? try addingC(y, node, inputs, a) : y
         }
         var x = inputs[0]
         if a.transposeA { x = Kernels.transpose(x, [1, 0]) }
@@ -61,12 +57,15 @@ extension Executor {
         }
         var y = Kernels.matmul(x, b.data, columns: b.shape[1])
         if a.alpha != 1 { y.data = y.data.map { $0 * a.alpha } }
+        return try addingC(y, node, inputs, a)
+    }
+
+    /// Gemm's `beta · C` (a third input or a bias weight) added to the product, broadcast; none, the product.
+    private func addingC(_ y: RuntimeTensor, _ node: Node, _ inputs: [RuntimeTensor], _ a: GemmAttributes) throws -> RuntimeTensor {
         let c = inputs.count >= 3 ? inputs[2] : parameterShape(node, .bias).map { RuntimeTensor(shape: $0, data: parameter(node, .bias) ?? []) }
-        if let c {
-            let scaled = a.beta == 1 ? c : RuntimeTensor(shape: c.shape, data: c.data.map { $0 * a.beta })
-            y = try Kernels.elementwise(.add, [y, scaled], node: node.name)
-        }
-        return y
+        guard let c else { return y }
+        let scaled = a.beta == 1 ? c : RuntimeTensor(shape: c.shape, data: c.data.map { $0 * a.beta })
+        return try Kernels.elementwise(.add, [y, scaled], node: node.name)
     }
 
     func embedding(_ node: Node, _ x: RuntimeTensor, _ a: EmbeddingAttributes) throws -> RuntimeTensor {
