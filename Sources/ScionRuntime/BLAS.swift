@@ -89,7 +89,7 @@ extension BLAS {
     /// than the products on MobileNetV2), taking the core the executor's other loops wanted.
     static func splitGemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, transposeA: Bool = false,
                           b: UnsafePointer<Float>, transposeB: Bool = false, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
-        let cores = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        let cores = CorePool.cores
         let byRows = m >= 64 * cores, byColumns = !byRows && n >= 32 * cores
         let (lda, ldb, rowStride) = (transposeA ? m : k, transposeB ? k : n, ldc ?? n)
         guard cores > 1, byRows || byColumns, m * n * k >= 1 << 18 else {

@@ -14,7 +14,12 @@ import Synchronization
 /// One job at a time: a call made while a job runs (from inside a task, or from another thread)
 /// runs its tasks itself, in order, which is what nesting needs and what any caller may get.
 final class CorePool: @unchecked Sendable {
-    static let shared = CorePool(workers: max(ProcessInfo.processInfo.activeProcessorCount, 1) - 1)
+    static let shared = CorePool(workers: cores - 1)
+
+    /// The cores this process may use, read once: Foundation's `activeProcessorCount` reads the
+    /// cgroup's CPU quota from files on every call (an `openat` and a read: about 5% of a batch-1
+    /// EfficientNetB0 pass when every kernel asked).
+    static let cores = max(ProcessInfo.processInfo.activeProcessorCount, 1)
 
     /// One parallel call: its tasks and the next unclaimed index.
     private final class Job: @unchecked Sendable {

@@ -99,7 +99,7 @@ extension Executor {
     /// cores do in little more than half the time one takes. Reads from an HDF5 file still take
     /// turns (`HDF5TensorSource`'s lock); the page faults do not (`weightArray` takes them first).
     static func concurrently(_ jobs: [(size: Int, run: @Sendable () throws -> [Float])]) throws -> [[Float]] {
-        let workers = min(ProcessInfo.processInfo.activeProcessorCount, jobs.count)
+        let workers = min(CorePool.cores, jobs.count)
         guard workers > 1 else { return try jobs.map { try $0.run() } }
         let order = jobs.indices.sorted { jobs[$0].size > jobs[$1].size }
         let state = Mutex((next: 0, results: [Result<[Float], any Error>?](repeating: nil, count: jobs.count)))
@@ -123,7 +123,9 @@ extension Executor {
     /// kernel with one group is `filtersLast` when the file holds it so (a Keras kernel,
     /// `storedFiltersLast`), else `filtersFirst`, whose 1x1 case is ONNX's OIHW as it is: neither
     /// needs a permutation for a 1x1 kernel, and a Keras one never. The nodes named in `panelled`
-    /// (the depthwise blocks' 1x1 convolutions, whose kernel multiplies by panels) are panels.
+    /// (the depthwise blocks' 1x1 convolutions, whose kernel multiplies by panels) are panels, as are
+    /// the wide filter matrices (`Kernels.runsOnPanels`) and the deep narrow ones (one panel) where
+    /// the CPU runs CVectorKernels' products.
     static func kernelForms(_ graph: Graph, _ plan: ChannelsLastPlan, panelled: Set<String> = [])
         -> [(node: String, kernel: String, form: KernelForm)] {
         plan.nodes.sorted().compactMap { index in
@@ -133,7 +135,12 @@ extension Executor {
             if let tile = Kernels.winogradTile, Kernels.runsWinograd(a, kernelShape: kernel.shape) {
                 return (node.name, kernel.name, .winograd(tile: tile))
             }
-            if panelled.contains(node.name) || Kernels.runsOnPanels(filters: kernel.shape[0], depth: kernel.elementCount / max(kernel.shape[0], 1)) {
+            let (filters, depth) = (kernel.shape[0], kernel.elementCount / max(kernel.shape[0], 1))
+            // At most 64 filters and deep: one panel, packed here once rather than by
+            // `NarrowProduct` on every call (EfficientNet's squeeze-and-excitation convolutions,
+            // 1152 deep: 0.03-0.19 ms a call).
+            if panelled.contains(node.name) || Kernels.runsOnPanels(filters: filters, depth: depth)
+                || (Kernels.narrowProductsRun && filters <= 64 && depth >= 128) {
                 return (node.name, kernel.name, .matrix(.panels))
             }
             return (node.name, kernel.name, .matrix(storedFiltersLast(kernel) == nil ? .filtersFirst : .filtersLast))

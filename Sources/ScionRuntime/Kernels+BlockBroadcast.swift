@@ -118,15 +118,22 @@ extension Kernels {
         // Each run: `length` full values against the small operand's values from `start(run)`, one
         // value for the whole run when `stride` is 0.
         let length: Int, stride: Int, start: @Sendable (Int) -> Int
+        var smallValues = small.data
         switch pattern {
         case .perBlock(let inner): (length, stride, start) = (inner, 0, { $0 })
-        case .cyclic: (length, stride, start) = (small.count, 1, { _ in 0 })
+        case .cyclic:
+            // A short operand (a per-channel constant on an RGB image: 3 values) repeated into runs
+            // of up to 256 values, as many as divide the whole: runs of 3 cost a loop each.
+            let period = max(small.count, 1), periods = full.count / period
+            let repeats = (1...max(1, 256 / period)).last { periods % $0 == 0 } ?? 1
+            if repeats > 1 { smallValues = Array((0..<repeats).map { _ in small.data }.joined()) }
+            (length, stride, start) = (period * repeats, 1, { _ in 0 })
         case .cyclicPerBlock(let inner, let period): (length, stride, start) = (period, 1, { $0 * period / inner * period })
         }
         guard length > 0 else { return nil }
         var output = uninitialized(full.count)
         full.data.withUnsafeBufferPointer { f in
-            small.data.withUnsafeBufferPointer { s in
+            smallValues.withUnsafeBufferPointer { s in
                 output.withUnsafeMutableBufferPointer { o in
                     let addresses = (Int(bitPattern: f.baseAddress), Int(bitPattern: s.baseAddress), Int(bitPattern: o.baseAddress))
                     splitOverCores(full.count / length) { runs in

@@ -55,7 +55,7 @@ extension Kernels {
         var output = uninitialized(pixels * filters)
         let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.top == 0 && g.left == 0
             && g.oh == g.height && g.ow == g.width
-        let cores = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        let cores = CorePool.cores
         // Rows per GEMM call: the block's output (at most about 1 MB) stays cached for the epilogue;
         // unfolded windows at most 4 MB; never under 128 rows, as OpenBLAS packs the filters again
         // on every call.
@@ -75,14 +75,10 @@ extension Kernels {
                         let a = pointwise ? source : unfoldedCopy(source, g, pixels: pixels)
                         defer { if !pointwise { a.deallocate() } }
                         if panels {
-                            // The panels shared out between the cores.
-                            let addresses = (Int(bitPattern: a), Int(bitPattern: weights), Int(bitPattern: target))
-                            splitOverCores((filters + 63) / 64) { share in
-                                scion_gemm_panels(UnsafePointer(bitPattern: addresses.0), patch, UnsafePointer(bitPattern: addresses.1),
-                                                  UnsafeMutablePointer(bitPattern: addresses.2), filters, pixels, filters, patch,
-                                                  share.lowerBound, share.count)
-                            }
-                        } else if narrow?.multiply(a, rows: pixels, into: target) == nil {
+                            fewRowsOnPanels(a, weights, target, rows: pixels, depth: patch, filters: filters, cores: cores, epilogue: epilogue)
+                            return
+                        }
+                        if narrow?.multiply(a, rows: pixels, into: target) == nil {
                             BLAS.splitGemm(m: pixels, n: filters, k: patch, a: a, b: weights, transposeB: transposeB, c: target)
                         }
                         epilogue.apply(target, rows: pixels, channels: filters)
@@ -116,6 +112,42 @@ extension Kernels {
             }
         }
         return RuntimeTensor(shape: [g.batch, g.oh, g.ow, filters], data: output)
+    }
+
+    /// A product of few rows (a 7x7 image's 49 pixels, a squeeze-and-excitation's one) on filter
+    /// panels, each core taking whole units of one panel times one part of the rows, the epilogue
+    /// applied to each unit as it is computed. The rows are cut into as many parts as balance the
+    /// units between the cores: three panels on two cores as panels alone kept one core waiting for
+    /// the other's second panel (a third of the product).
+    private static func fewRowsOnPanels(_ a: UnsafePointer<Float>, _ weights: UnsafePointer<Float>, _ target: UnsafeMutablePointer<Float>,
+                                        rows: Int, depth: Int, filters: Int, cores: Int, epilogue: ConvolutionEpilogue) {
+        let panelCount = (filters + 63) / 64
+        let parts = balancedParts(units: panelCount, rows: rows, cores: cores)
+        let addresses = (Int(bitPattern: a), Int(bitPattern: weights), Int(bitPattern: target))
+        splitOverCores(panelCount * parts) { units in
+            guard let a = UnsafePointer<Float>(bitPattern: addresses.0), let weights = UnsafePointer<Float>(bitPattern: addresses.1),
+                  let target = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
+            for unit in units {
+                let (part, panel) = unit.quotientAndRemainder(dividingBy: panelCount)
+                let first = part * rows / parts, count = (part + 1) * rows / parts - first
+                let column = panel * 64, width = min(64, filters - column)
+                guard count > 0 else { continue }
+                scion_gemm_panels(a + first * depth, depth, weights, target + first * filters, filters, count, filters, depth, panel, 1)
+                epilogue.apply(target + first * filters + column, rows: count, stride: filters, firstChannel: column, count: width)
+            }
+        }
+    }
+
+    /// Into how many parts to cut `rows` so that `units` units of work per part share out evenly
+    /// between `cores` (the fewest parts within an eighth of even; parts of at least 8 rows).
+    static func balancedParts(units: Int, rows: Int, cores: Int) -> Int {
+        let most = max(1, min(cores * 2, rows / 8))
+        let even = Double(units) / Double(cores)
+        for parts in 1...most {
+            let heaviest = Double((units * parts + cores - 1) / cores) / Double(parts)
+            if heaviest <= even * 1.125 { return parts }
+        }
+        return most
     }
 
     /// Every output pixel's window unfolded (`unfoldChannelsLast`) into a new buffer the caller deallocates.

@@ -214,7 +214,7 @@ extension Kernels {
     /// when rows are too few to keep every core busy (7x7 maps at batch 1). Blocks are multiples of
     /// 16 channels, so only the last block of a row has a remainder.
     static func spreadOverCores(rows: Int, channels: Int, work: Int, _ body: @Sendable (Int, Int, Int) -> Void) {
-        let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        let workers = CorePool.cores
         if workers == 1 || rows * work < 1 << 15 {
             for row in 0..<rows { body(row, 0, channels) }
             return

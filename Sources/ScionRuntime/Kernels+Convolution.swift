@@ -184,7 +184,7 @@ enum Kernels {
         let stride = rowStride ?? rowCount * ow
         // Channels are independent: spread them over the cores (the GEMM after it is threaded by
         // OpenBLAS; unfolding alone would otherwise leave all but one core idle).
-        let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), channels)
+        let workers = min(CorePool.cores, channels)
         data.withUnsafeBufferPointer { source in
             columns.withUnsafeMutableBufferPointer { target in
                 // Addresses cross into the workers as integers: each writes its own channels' rows only.
@@ -234,7 +234,7 @@ enum Kernels {
                           height: Int, width: Int, kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int,
                           top: Int, left: Int, oh: Int, ow: Int) {
         let planes = batch * channels * multiplier
-        let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), planes)
+        let workers = min(CorePool.cores, planes)
         x.withUnsafeBufferPointer { input in
             kernel.withUnsafeBufferPointer { k in
                 output.withUnsafeMutableBufferPointer { out in

@@ -33,7 +33,7 @@ extension Kernels {
 
     /// Runs `body` on `count` items split into one contiguous range per core.
     static func splitOverCores(_ count: Int, _ body: @Sendable (Range<Int>) -> Void) {
-        let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), count)
+        let workers = min(CorePool.cores, count)
         guard workers > 1 else {
             if count > 0 { body(0..<count) }
             return

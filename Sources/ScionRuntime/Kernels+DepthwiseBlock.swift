@@ -79,7 +79,7 @@ extension Kernels {
         // Whole samples to each core when they divide evenly between the cores; otherwise (one
         // sample, three on two cores) each sample's rows are shared out too, so that no core waits
         // (the rows at a share's edge that both read are expanded twice).
-        let cores = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        let cores = CorePool.cores
         let shares = g.batch % cores == 0 ? 1 : max(1, min(cores, g.oh))
         let expandedCapacity = block.expand == nil ? 0 : span(band) * width * channels
         let bandCapacity = block.project == nil ? 0 : band * g.ow * channels

@@ -30,7 +30,7 @@ extension Kernels {
 }
 
 extension Kernels {
-    /// Addition, subtraction and multiplication of two operands of one shape, or one broadcasting
+    /// Addition, subtraction, multiplication and division of two operands of one shape, or one broadcasting
     /// as `blockBroadcast` handles, with the operator known inside the loop (a closure call per value
     /// cost more than the arithmetic). nil: the caller takes the general way.
     static func fastElementwise(_ operation: ElementwiseOperation, _ a: RuntimeTensor, _ b: RuntimeTensor) -> RuntimeTensor? {
@@ -38,7 +38,8 @@ extension Kernels {
         case .add: return typed(a, b, Add.self)
         case .subtract: return typed(a, b, Subtract.self)
         case .multiply: return typed(a, b, Multiply.self)
-        case .average, .maximum, .minimum, .divide, .power: return nil
+        case .divide: return typed(a, b, Divide.self)
+        case .average, .maximum, .minimum, .power: return nil
         }
     }
 
@@ -46,6 +47,7 @@ extension Kernels {
     enum Add: BinaryArithmetic { static func combine(_ a: Float, _ b: Float) -> Float { a + b } }
     enum Subtract: BinaryArithmetic { static func combine(_ a: Float, _ b: Float) -> Float { a - b } }
     enum Multiply: BinaryArithmetic { static func combine(_ a: Float, _ b: Float) -> Float { a * b } }
+    enum Divide: BinaryArithmetic { static func combine(_ a: Float, _ b: Float) -> Float { a / b } }
 
     static func typed<K: BinaryArithmetic>(_ a: RuntimeTensor, _ b: RuntimeTensor, _ kind: K.Type) -> RuntimeTensor? {
         if a.shape == b.shape {

@@ -99,7 +99,7 @@ extension Kernels {
     static func depthwiseBackward(_ x: [Float], _ kernel: [Float], _ dz: [Float], _ dKernel: inout [Float], _ dx: inout [Float],
                                   _ g: ConvGeometry, inputGradient: Bool) {
         let multiplier = g.filtersPerGroup, area = g.height * g.width, taps = g.kh * g.kw
-        let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), g.channels)
+        let workers = min(CorePool.cores, g.channels)
         x.withUnsafeBufferPointer { input in
             kernel.withUnsafeBufferPointer { k in
                 dz.withUnsafeBufferPointer { gradient in

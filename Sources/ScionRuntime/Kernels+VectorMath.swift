@@ -4,8 +4,8 @@ import ScionIR
 
 /// The exponential of swish and sigmoid, stated in Swift: Cephes's single-precision method, `x =
 /// n·ln2 + r` with `|r| <= ln2/2`, a degree-6 polynomial for `e^r` (relative error under 1e-7, as
-/// libm's), and `2^n` put into the exponent bits. The loops that run it on every value are C
-/// (CVectorKernels' `exponential`, for the CPU's full vector width); this is the statement they
+/// libm's) in fused multiply-adds, and `2^n` put into the exponent bits. The loops that run it on
+/// every value are C (CVectorKernels' `exponential`, for the CPU's full vector width); this is the statement they
 /// follow operation for operation, and the tests hold them to it bit for bit
 /// (`InferenceFusionTests`) and it to libm (`ChannelsLastPlanTests`).
 extension Kernels {
@@ -14,17 +14,18 @@ extension Kernels {
         // Beyond these e^x is not a normal float; clamping keeps 2^n's exponent bits valid.
         let clamped = min(max(x, -87.3), 88.3)
         // Adding 1.5·2^23 rounds x·log2(e) to an integer n held in the float's low mantissa bits.
-        let shifted = clamped * 1.44269504088896341 + 12_582_912
+        // Each step one fused multiply-add (`addingProduct`: one rounding), as the C loops.
+        let shifted = Float(12_582_912).addingProduct(clamped, 1.44269504088896341)
         let n = shifted - 12_582_912
         // ln 2 in two parts, so n·ln2 is subtracted without losing r's low bits.
-        let r = clamped - n * 0.693359375 + n * 2.12194440e-4
+        let r = clamped.addingProduct(n, -0.693359375).addingProduct(n, 2.12194440e-4)
         var p: Float = 1.9875691500e-4
-        p = p * r + 1.3981999507e-3
-        p = p * r + 8.3334519073e-3
-        p = p * r + 4.1665795894e-2
-        p = p * r + 1.6666665459e-1
-        p = p * r + 5.0000001201e-1
-        let y = p * r * r + r + 1
+        p = Float(1.3981999507e-3).addingProduct(p, r)
+        p = Float(8.3334519073e-3).addingProduct(p, r)
+        p = Float(4.1665795894e-2).addingProduct(p, r)
+        p = Float(1.6666665459e-1).addingProduct(p, r)
+        p = Float(5.0000001201e-1).addingProduct(p, r)
+        let y = r.addingProduct(p * r, r) + 1
         return y * Float(bitPattern: (shifted.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
     }
 

@@ -169,6 +169,22 @@ final class InferenceFusionTests: XCTestCase {
                                                      shape: [2, 3], Kernels.Add.self), "small operands stay on one thread")
     }
 
+    /// A per-channel constant on an RGB image (3 values repeating: a model's own normalization) runs
+    /// in tiled runs of 192, over the cores, with the one-thread loop's values; division too.
+    func testShortRepeatsRunTiledWithTheSameValues() throws {
+        var random = SplitMix64(seed: 53)
+        let full = [1, 224, 224, 3]
+        let x = RuntimeTensor(shape: full, data: (0..<full.reduce(1, *)).map { _ in random.uniform(0, 255) })
+        let mean = RuntimeTensor(shape: [3], data: [123.68, 116.78, 103.94]), deviation = RuntimeTensor(shape: [3], data: [58.4, 57.1, 57.4])
+        let centred = try XCTUnwrap(Kernels.blockBroadcastOverCores(x, mean, shape: full, Kernels.Subtract.self))
+        XCTAssertEqual(centred.data, try XCTUnwrap(Kernels.blockBroadcast(x, mean, shape: full) { $0 - $1 }).data)
+        let scaled = try XCTUnwrap(Kernels.fastElementwise(.divide, centred, deviation))
+        XCTAssertEqual(scaled.data, try XCTUnwrap(Kernels.blockBroadcast(centred, deviation, shape: full) { $0 / $1 }).data)
+        XCTAssertEqual(scaled.data[4], (x.data[4] - 116.78) / 57.1)
+        let inverted = try XCTUnwrap(Kernels.fastElementwise(.divide, deviation, centred))
+        XCTAssertEqual(inverted.data[5], 57.4 / centred.data[5])
+    }
+
     /// The narrow product (at most 64 columns, CVectorKernels) against OpenBLAS, every column count
     /// that ends a vector early or fills it, rows that end a block early; refused past 64 columns.
     func testNarrowProductMatchesBLAS() throws {
