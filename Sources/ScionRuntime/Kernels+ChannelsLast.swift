@@ -159,41 +159,14 @@ extension Kernels {
 
     /// Unfolds the windows of output pixels `firstPixel ..< firstPixel + pixelCount` (row-major over
     /// `[N, OH, OW]`) into rows of `kh·kw·C` values: each tap's `C` channels are one contiguous copy,
-    /// padding reads as zeros. On the calling thread.
+    /// padding reads as zeros (CVectorKernels' `scion_unfold_rows`). On the calling thread.
     static func unfoldChannelsLast(_ source: UnsafePointer<Float>, _ g: ConvGeometry, firstPixel: Int, pixelCount: Int,
                                    into target: UnsafeMutablePointer<Float>) {
-        let channels = g.channels, patch = g.kh * g.kw * g.channels
-        for local in 0..<pixelCount {
-            let pixel = firstPixel + local
-            let ox = pixel % g.ow, oy = (pixel / g.ow) % g.oh, n = pixel / (g.ow * g.oh)
-            var row = target + local * patch
-            for ky in 0..<g.kh {
-                let y = oy * g.sh + ky * g.dh - g.top
-                if y < 0 || y >= g.height {
-                    row.update(repeating: 0, count: g.kw * channels)
-                    row += g.kw * channels
-                    continue
-                }
-                let line = source + ((n * g.height + y) * g.width) * channels
-                // The window's row wholly inside the image, taps adjacent: its kw·C values are one
-                // run in the input (an RGB stem's 3x3 window: one copy of 9 values, not three of 3).
-                let first = ox * g.sw - g.left
-                if g.dw == 1 && first >= 0 && first + g.kw <= g.width {
-                    row.update(from: line + first * channels, count: g.kw * channels)
-                    row += g.kw * channels
-                    continue
-                }
-                for kx in 0..<g.kw {
-                    let xx = ox * g.sw + kx * g.dw - g.left
-                    if xx < 0 || xx >= g.width {
-                        row.update(repeating: 0, count: channels)
-                    } else {
-                        row.update(from: line + xx * channels, count: channels)
-                    }
-                    row += channels
-                }
-            }
-        }
+        var arguments = scion_unfold_arguments(
+            source: source, target: target, height: g.height, width: g.width, channels: g.channels, kh: g.kh, kw: g.kw,
+            sh: g.sh, sw: g.sw, dh: g.dh, dw: g.dw, top: g.top, left: g.left, oh: g.oh, ow: g.ow,
+            first_pixel: firstPixel, pixel_count: pixelCount)
+        scion_unfold_rows(&arguments)
     }
 
     /// `sum += other` value by value (same shapes), then a (capped) ReLU when `reluCap` is given.

@@ -166,6 +166,20 @@ int scion_winograd_rows(const scion_winograd_arguments *arguments, ptrdiff_t fir
 /// the core's other hyperthread run and saves power.
 void scion_spin_pause(void);
 
+/// A convolution's windows unfolded into rows, channels-last: for each of the output pixels
+/// `first_pixel ..< first_pixel + pixel_count` (row-major over `[N, OH, OW]`), `kh·kw·channels` values
+/// (taps row by row, each tap's channels together) written to `target`, a row after another;
+/// taps in the padding read zeros. The input is `[N, height, width, channels]`.
+typedef struct {
+    const float *source;
+    float *target;
+    ptrdiff_t height, width, channels;
+    ptrdiff_t kh, kw, sh, sw, dh, dw, top, left, oh, ow;
+    ptrdiff_t first_pixel, pixel_count;
+} scion_unfold_arguments;
+
+void scion_unfold_rows(const scion_unfold_arguments *arguments);
+
 /// The instruction set chosen: "avx512", "avx2" or "sse2" (for reports and tests).
 const char *scion_vector_level(void);
 
