@@ -1,5 +1,6 @@
 import CBLAS
 import Foundation
+import Synchronization
 
 /// Matrix products through the system BLAS (OpenBLAS), and the one setting that makes it fast here.
 package enum BLAS {
@@ -10,6 +11,11 @@ package enum BLAS {
     static func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, transposeA: Bool = false,
                      b: UnsafePointer<Float>, transposeB: Bool = false, c: UnsafeMutablePointer<Float>, accumulate: Bool = false,
                      lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil) {
+        // Outside `singleThreaded`, OpenBLAS may use every core for this product (its threads start
+        // now if they were stopped: this product wants them).
+        if heldToOneThread.load(ordering: .relaxed) == 0 && openblas_get_num_threads() != CorePool.cores {
+            openblas_set_num_threads(Int32(CorePool.cores))
+        }
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), 1, a, Int32(lda ?? (transposeA ? m : k)), b, Int32(ldb ?? (transposeB ? k : n)),
                     accumulate ? 1 : 0, c, Int32(ldc ?? n))
@@ -116,15 +122,26 @@ extension BLAS {
     /// MobileNetV2 `scion run`: 175 → 113 ms of CPU, 0.15 → 0.115 s). Inference never hands
     /// OpenBLAS a multi-threaded product (`splitGemm`), so the commands stop them at start;
     /// OpenBLAS starts them again by itself for the first product that wants them.
+    ///
+    /// They are held to one first: once stopped, any change of the count starts them again
+    /// (`openblas_set_num_threads` → `blas_thread_init`), and `singleThreaded`'s own change did so on
+    /// the first convolution, a whole `scion run` long (a quarter of a batch-2 MobileNetV2 run's
+    /// samples in `sched_yield`). From then on the count is changed only where a product wants
+    /// more (`gemm`, outside `singleThreaded`).
     package static func stopIdleThreads() {
+        openblas_set_num_threads(1)
         _ = blas_thread_shutdown_()
     }
 
+    /// Callers inside `singleThreaded` (any thread): while there is one, `gemm` leaves OpenBLAS at one thread.
+    private static let heldToOneThread = Atomic<Int>(0)
+
     /// Runs `body` with OpenBLAS held to one thread (for products Scion splits over the cores itself).
+    /// The count stays at one afterwards; the next product outside asks for the cores again.
     static func singleThreaded<Result>(_ body: () throws -> Result) rethrows -> Result {
-        let previous = openblas_get_num_threads()
-        if previous != 1 { openblas_set_num_threads(1) }
-        defer { if previous != 1 { openblas_set_num_threads(previous) } }
+        heldToOneThread.add(1, ordering: .relaxed)
+        defer { heldToOneThread.subtract(1, ordering: .relaxed) }
+        if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
         return try body()
     }
 }
