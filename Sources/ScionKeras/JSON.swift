@@ -10,10 +10,6 @@ package enum JSON: Equatable, Sendable {
     case bool(Bool)
     case null
 
-    package static func parse(_ data: Data) throws -> JSON {
-        try JSONDecoder().decode(JSON.self, from: data)
-    }
-
     package subscript(key: String) -> JSON? {
         if case .object(let dictionary) = self { return dictionary[key] }
         return nil
@@ -91,17 +87,5 @@ package enum JSON: Equatable, Sendable {
             }
         }
         return result + "\""
-    }
-}
-
-extension JSON: Decodable {
-    package init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSON].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSON].self)) }
     }
 }

@@ -60,7 +60,7 @@ package enum KerasModelReader {
         do {
             config = try JSON.parse(configText)
         } catch {
-            throw KerasError(.invalidConfig, file: path, subject: configName, "is not valid JSON")
+            throw KerasError(.invalidConfig, file: path, subject: configName, "is not valid JSON (\(error))")
         }
         let major = Int(kerasVersion.prefix { $0.isNumber }) ?? 2
         var builder = KerasGraphBuilder(file: path, kerasMajorVersion: major, modelName: "model")
