@@ -627,19 +627,20 @@ void scion_layer_norm_rows(float *values, size_t rows, size_t count, const float
 }
 
 // `count` floats copied in vectors: a window's run is a few dozen values (an RGB 3x3 window's row:
-// 9), for which a call to memmove per run cost more than the copy.
-static inline void copy_run(float *restrict to, const float *restrict from, ptrdiff_t count) {
+// 9), for which a call to memmove per run cost more than the copy (no_builtin: the compiler would
+// turn these loops back into memcpy and memset calls).
+__attribute__((no_builtin("memcpy"), no_builtin("memset"), always_inline)) static inline void copy_run(float *restrict to, const float *restrict from, ptrdiff_t count) {
     ptrdiff_t i = 0;
     for (; i + 16 <= count; i += 16) *(v16 *)(to + i) = *(const v16 *)(from + i);
     for (; i + 4 <= count; i += 4) *(v4 *)(to + i) = *(const v4 *)(from + i);
     for (; i < count; i++) to[i] = from[i];
 }
 
-static inline void zero_run(float *restrict to, ptrdiff_t count) {
+__attribute__((no_builtin("memcpy"), no_builtin("memset"), always_inline)) static inline void zero_run(float *restrict to, ptrdiff_t count) {
     for (ptrdiff_t i = 0; i < count; i++) to[i] = 0.0f;
 }
 
-void scion_unfold_rows(const scion_unfold_arguments *a) {
+__attribute__((no_builtin("memcpy"), no_builtin("memset"))) void scion_unfold_rows(const scion_unfold_arguments *a) {
     const ptrdiff_t channels = a->channels, run = a->kw * channels;
     // The first pixel's coordinates, then each next one by a step (no division per pixel).
     ptrdiff_t ox = a->first_pixel % a->ow, oy = (a->first_pixel / a->ow) % a->oh, n = a->first_pixel / (a->ow * a->oh);

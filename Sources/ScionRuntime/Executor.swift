@@ -140,6 +140,7 @@ public struct Executor {
     /// `inputs` is consumed: an input no later step reads is freed as soon as the first op has it.
     /// `profile`, when given, gets each node's time (`ExecutorProfile`).
     public func run(_ inputs: consuming [String: RuntimeTensor], profile: ExecutorProfile? = nil) throws -> [String: RuntimeTensor] {
+        CorePool.shared.wakeSleepers()
         var values: [String: RuntimeTensor] = [:]
         for input in graph.inputs {
             guard let tensor = inputs[input.name] else {
@@ -150,7 +151,7 @@ public struct Executor {
                 guard fits else { throw RuntimeError(input.name, "expects shape \(shape), got \(tensor.shape)") }
             }
             // A NaN or infinity in the input spreads through every layer: name it instead.
-            if let bad = tensor.data.firstIndex(where: { !$0.isFinite }) {
+            if let bad = Kernels.firstNonFinite(tensor.data) {
                 throw RuntimeError(input.name, "holds \(tensor.data[bad]) at flat index \(bad); inputs must be finite")
             }
             values[input.name] = tensor

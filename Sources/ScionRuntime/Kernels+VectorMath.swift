@@ -40,3 +40,23 @@ extension Kernels {
         }
     }
 }
+
+extension Kernels {
+    /// The index of the first NaN or infinity in `values`, nil when every value is finite. One pass
+    /// 16 lanes wide first (`x · 0` is 0 for every finite `x` and NaN otherwise, and a NaN stays in
+    /// a sum): a closure per value took a tenth of a batch-1 stem convolution's pass.
+    static func firstNonFinite(_ values: [Float]) -> Int? {
+        let clean = values.withUnsafeBufferPointer { buffer -> Bool in
+            guard let base = buffer.baseAddress else { return true }
+            var lanes = SIMD16<Float>(), index = 0
+            while index + 16 <= buffer.count {
+                lanes += UnsafeRawPointer(base + index).loadUnaligned(as: SIMD16<Float>.self) * 0
+                index += 16
+            }
+            var tail: Float = 0
+            while index < buffer.count { tail += base[index] * 0; index += 1 }
+            return (lanes.sum() + tail).isFinite
+        }
+        return clean ? nil : values.firstIndex { !$0.isFinite }
+    }
+}

@@ -185,6 +185,23 @@ final class InferenceFusionTests: XCTestCase {
         XCTAssertEqual(inverted.data[5], 57.4 / centred.data[5])
     }
 
+    /// The input check's vectorised scan finds the first NaN or infinity wherever it lies (in the
+    /// 16-lane body or the tail), and nothing in finite values however large.
+    func testFirstNonFiniteValueIsFoundWhereverItLies() {
+        var values = (0..<53).map { Float($0) * 6e36 - 1e38 }
+        XCTAssertNil(Kernels.firstNonFinite(values))
+        XCTAssertNil(Kernels.firstNonFinite([]))
+        for (index, bad) in [(0, Float.nan), (17, .infinity), (47, -.infinity), (52, .nan), (31, .signalingNaN)] {
+            let kept = values[index]
+            values[index] = bad
+            XCTAssertEqual(Kernels.firstNonFinite(values), index, "\(bad) at \(index)")
+            values[index] = kept
+        }
+        values[40] = .nan
+        values[20] = .infinity
+        XCTAssertEqual(Kernels.firstNonFinite(values), 20)
+    }
+
     /// The narrow product (at most 64 columns, CVectorKernels) against OpenBLAS, every column count
     /// that ends a vector early or fills it, rows that end a block early; refused past 64 columns.
     func testNarrowProductMatchesBLAS() throws {
