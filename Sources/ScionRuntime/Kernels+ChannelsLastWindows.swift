@@ -162,14 +162,32 @@ extension Kernels {
                     let image = x + n * area * channels, target = output + n * channels
                     @inline(__always) func block<V: SIMD>(_: V.Type, _ c: Int) where V.Scalar == Float {
                         var cell = image + c
-                        // Sequence.max() keeps its first value and takes a later one only when larger.
-                        var best = load(V.self, cell), sum = V()
-                        for _ in 0..<area {
-                            let value = load(V.self, cell)
-                            if isMax { best = larger(best, value, takingEqual: false) } else { sum += value }
-                            cell += channels
+                        if isMax {
+                            // Sequence.max() keeps its first value and takes a later one only when larger.
+                            var best = load(V.self, cell)
+                            for _ in 0..<area {
+                                best = larger(best, load(V.self, cell), takingEqual: false)
+                                cell += channels
+                            }
+                            return store(best, target + c)
                         }
-                        store(isMax ? best : sum / V(repeating: scale), target + c)
+                        // Four running sums, pixels taken in turn: one sum waited on each addition
+                        // before the next (EfficientNet's squeeze at batch 32: 6% of the pass).
+                        var sums = (V(), V(), V(), V()), pixel = 0
+                        while pixel + 4 <= area {
+                            sums.0 += load(V.self, cell)
+                            sums.1 += load(V.self, cell + channels)
+                            sums.2 += load(V.self, cell + 2 * channels)
+                            sums.3 += load(V.self, cell + 3 * channels)
+                            cell += 4 * channels
+                            pixel += 4
+                        }
+                        while pixel < area {
+                            sums.0 += load(V.self, cell)
+                            cell += channels
+                            pixel += 1
+                        }
+                        store(((sums.0 + sums.1) + (sums.2 + sums.3)) / V(repeating: scale), target + c)
                     }
                     var c = first
                     while c + 16 <= last { block(SIMD16<Float>.self, c); c += 16 }
