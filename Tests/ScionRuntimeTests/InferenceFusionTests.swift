@@ -185,6 +185,18 @@ final class InferenceFusionTests: XCTestCase {
         XCTAssertEqual(inverted.data[5], 57.4 / centred.data[5])
     }
 
+    /// The executor's cores are those the process may run on (`taskset`, a cpuset) and within the
+    /// CPU quota, never more: a worker per CPU the process cannot use only took turns with the caller.
+    func testCoresAreThoseTheProcessMayRunOn() {
+        let allowed = Int(scion_allowed_cpus())
+        #if os(Linux)
+        XCTAssertGreaterThan(allowed, 0)
+        #endif
+        if allowed > 0 { XCTAssertLessThanOrEqual(CorePool.cores, allowed) }
+        XCTAssertLessThanOrEqual(CorePool.cores, max(ProcessInfo.processInfo.activeProcessorCount, 1))
+        XCTAssertGreaterThanOrEqual(CorePool.cores, 1)
+    }
+
     /// The input check's vectorised scan finds the first NaN or infinity wherever it lies (in the
     /// 16-lane body or the tail), and nothing in finite values however large.
     func testFirstNonFiniteValueIsFoundWhereverItLies() {

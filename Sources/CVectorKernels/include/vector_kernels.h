@@ -180,6 +180,10 @@ typedef struct {
 
 void scion_unfold_rows(const scion_unfold_arguments *arguments);
 
+/// The CPUs this process may run on (`sched_getaffinity`: `taskset`, a container's cpuset), or 0
+/// where that cannot be known.
+int scion_allowed_cpus(void);
+
 /// The instruction set chosen: "avx512", "avx2" or "sse2" (for reports and tests).
 const char *scion_vector_level(void);
 
