@@ -30,16 +30,22 @@ extension Kernels {
         /// `filters` apart), the epilogue applied: in registers as the products are stored when
         /// it is a bias and a ReLU, else over the stored rows while they are cached.
         func multiply(_ rows: UnsafePointer<Float>, lda: Int, count: Int, into target: UnsafeMutablePointer<Float>) {
-            let panelCount = (filters + 63) / 64
+            multiply(rows, lda: lda, count: count, into: target, panels: 0..<((filters + 63) / 64))
+        }
+
+        /// The same for the filters of `panels` (64 each) only, into their columns of `target`.
+        func multiply(_ rows: UnsafePointer<Float>, lda: Int, count: Int, into target: UnsafeMutablePointer<Float>, panels range: Range<Int>) {
+            let first = range.lowerBound * 64, width = min(filters, range.upperBound * 64) - first
+            guard width > 0 else { return }
             panels.withUnsafeBufferPointer { panels in
                 guard let (relu, cap) = epilogue.inRegisters else {
-                    _ = scion_gemm_panels(rows, lda, panels.baseAddress, target, filters, count, filters, depth, 0, panelCount)
-                    epilogue.apply(target, rows: count, channels: filters)
+                    _ = scion_gemm_panels(rows, lda, panels.baseAddress, target, filters, count, filters, depth, range.lowerBound, range.count)
+                    epilogue.apply(target + first, rows: count, stride: filters, firstChannel: first, count: width)
                     return
                 }
                 Kernels.withOptionalPointer(epilogue.bias) { bias in
-                    _ = scion_gemm_panels_then(rows, lda, panels.baseAddress, target, filters, count, filters, depth, 0, panelCount,
-                                               bias, relu ? 1 : 0, cap)
+                    _ = scion_gemm_panels_then(rows, lda, panels.baseAddress, target, filters, count, filters, depth, range.lowerBound,
+                                               range.count, bias, relu ? 1 : 0, cap)
                 }
             }
         }
@@ -78,8 +84,19 @@ extension Kernels {
         let band = (1...max(g.oh, 1)).last { $0 == 1 || bandFloats($0) <= depthwiseBlockBandFloats } ?? 1
         // Whole samples to each core when they divide evenly between the cores; otherwise (one
         // sample, three on two cores) each sample's rows are shared out too, so that no core waits
-        // (the rows at a share's edge that both read are expanded twice).
+        // (the rows at a share's edge that both read are expanded twice; on small images, where
+        // those rows are a large part, the cores share the channels instead:
+        // Kernels+DepthwiseBlockChannels.swift).
         let cores = CorePool.cores
+        if depthwiseBlockRunsByChannels(block, g, cores: cores) {
+            x.data.withUnsafeBufferPointer { input in
+                output.withUnsafeMutableBufferPointer { out in
+                    guard let source = input.baseAddress, let target = out.baseAddress else { return }
+                    depthwiseBlockByChannels(source, block, g, into: target, cores: cores)
+                }
+            }
+            return RuntimeTensor(shape: [g.batch, g.oh, g.ow, outputChannels], data: output)
+        }
         let shares = g.batch % cores == 0 ? 1 : max(1, min(cores, g.oh))
         let expandedCapacity = block.expand == nil ? 0 : span(band) * width * channels
         let bandCapacity = block.project == nil ? 0 : band * g.ow * channels

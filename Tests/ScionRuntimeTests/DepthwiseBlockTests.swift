@@ -40,6 +40,12 @@ final class DepthwiseBlockTests: XCTestCase {
              projectionActivation: .relu(maxValue: 6, negativeSlope: 0, threshold: 0)),
         // EfficientNet's expansion and depthwise with swish, dilated 5x5, no projection.
         Case(batch: 2, channels: 16, height: 21, width: 19, expansion: 100, kernel: 5, dilation: 2, projection: nil, activation: .swish),
+        // One sample on a small image, no projection: the cores share the expansion's panels and the depthwise
+        // channels (Kernels+DepthwiseBlockChannels.swift): four panels, the last of 48 filters; then
+        // three, split one and two, at stride 2 with Keras's one-sided padding.
+        Case(batch: 1, channels: 40, height: 7, width: 7, expansion: 240, kernel: 5, projection: nil, activation: .swish),
+        Case(batch: 1, channels: 24, height: 14, width: 13, expansion: 144, kernel: 5, stride: 2, padding: .explicit([1, 1, 2, 2]),
+             projection: nil, activation: .swish),
         // MobileNet's chain depthwise → 1x1 → depthwise → 1x1 → depthwise → 1x1: three pairs, not
         // blocks overlapping on the 1x1 convolutions.
         Case(batch: 2, channels: 16, height: 12, width: 12, expansion: nil, projection: 16,
