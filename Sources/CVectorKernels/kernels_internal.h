@@ -1,6 +1,7 @@
 #ifndef SCION_KERNELS_INTERNAL_H
 #define SCION_KERNELS_INTERNAL_H
-// What CVectorKernels' C files share and do not export: the vector types and the capped ReLU.
+// What CVectorKernels' C files share and do not export: the vector types, the capped ReLU and the
+// instruction set chosen for this CPU.
 #include <stdint.h>
 
 // Vectors of 16 and 4 floats that may sit at any float's address; in each target's function the
@@ -14,5 +15,8 @@ static inline __attribute__((always_inline)) float relu_capped(float x, float ca
     x = 0.0f >= x ? 0.0f : x;
     return cap < x ? cap : x;
 }
+
+// 3: AVX-512 (with FMA), 2: AVX2 (with FMA), 1: neither; read from the CPU once (vector_kernels.c).
+int scion_chosen_level(void);
 
 #endif

@@ -138,17 +138,6 @@ void scion_pack_panels(const float *kernel, ptrdiff_t taps, ptrdiff_t channels, 
 static int gemm_narrow_then(const float *a, ptrdiff_t lda, const float *b, float *c, ptrdiff_t ldc, ptrdiff_t rows,
                             ptrdiff_t columns, ptrdiff_t depth, const float *bias, int relu, float cap);
 
-// The instruction set vector_kernels.c chose (3: AVX-512, 2: AVX2, 1: neither), read once.
-static int narrow_level(void) {
-    static int level;
-    int current = __atomic_load_n(&level, __ATOMIC_RELAXED);
-    if (current) return current;
-    const char *name = scion_vector_level();
-    current = strcmp(name, "avx512") == 0 ? 3 : strcmp(name, "avx2") == 0 ? 2 : 1;
-    __atomic_store_n(&level, current, __ATOMIC_RELAXED);
-    return current;
-}
-
 int scion_gemm_panels(const float *a, ptrdiff_t lda, const float *packed, float *c, ptrdiff_t ldc, ptrdiff_t rows,
                       ptrdiff_t columns, ptrdiff_t depth, ptrdiff_t first_panel, ptrdiff_t panel_count) {
     return scion_gemm_panels_then(a, lda, packed, c, ldc, rows, columns, depth, first_panel, panel_count, NULL, 0, 0.0f);
@@ -181,7 +170,7 @@ int scion_gemm_narrow(const float *a, ptrdiff_t lda, const float *b, float *c, p
 static int gemm_narrow_then(const float *a, ptrdiff_t lda, const float *b, float *c, ptrdiff_t ldc, ptrdiff_t rows,
                             ptrdiff_t columns, ptrdiff_t depth, const float *bias, int relu, float cap) {
     if (columns < 1 || columns > 64) return -1;
-    switch (narrow_level()) {
+    switch (scion_chosen_level()) {
     case 3: gemm_narrow_avx512(a, lda, b, c, ldc, rows, columns, depth, bias, relu, cap); return 0;
     case 2: gemm_narrow_avx2(a, lda, b, c, ldc, rows, columns, depth, bias, relu, cap); return 0;
     default: return -1;

@@ -33,7 +33,6 @@ static inline __attribute__((always_inline)) float exponential(float x) {
     return y * scale;
 }
 
-static int chosen_level(void);
 
 // Each per-value loop below is one body compiled three times, for AVX-512, AVX2 and baseline SSE2
 // (the compiler vectorises its inner loops for each), and one entry point that calls the version
@@ -45,7 +44,7 @@ static int chosen_level(void);
     static void NAME##_sse2(PARAMETERS) { BODY }
 
 #define CALL_CHOSEN(NAME, ...)                                                                    \
-    switch (chosen_level()) {                                                                     \
+    switch (scion_chosen_level()) {                                                              \
     case 3: NAME##_avx512(__VA_ARGS__); break;                                                    \
     case 2: NAME##_avx2(__VA_ARGS__); break;                                                      \
     default: NAME##_sse2(__VA_ARGS__); break;                                                     \
@@ -386,7 +385,7 @@ PER_INSTRUCTION_SET(depthwise_row, const scion_depthwise_row_arguments *a, DEPTH
 
 static int level;
 
-static int chosen_level(void) {
+int scion_chosen_level(void) {
     int current = __atomic_load_n(&level, __ATOMIC_RELAXED);
     if (current) return current;
     __builtin_cpu_init();
@@ -451,7 +450,7 @@ void scion_depthwise_row(const scion_depthwise_row_arguments *arguments) {
 }
 
 const char *scion_vector_level(void) {
-    switch (chosen_level()) {
+    switch (scion_chosen_level()) {
     case 3: return "avx512";
     case 2: return "avx2";
     default: return "sse2";
