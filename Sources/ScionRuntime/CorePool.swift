@@ -86,13 +86,6 @@ final class CorePool: @unchecked Sendable {
         busy.store(false, ordering: .releasing)
     }
 
-    /// Wakes the workers that sleep, so that they spin, ready, when the next job comes: a pass
-    /// calls it before its first op. Woken by that job instead, a sleeping worker arrived after the
-    /// caller had done both halves of a batch-1 stem convolution itself (0.36 ms on one core).
-    func wakeSleepers() {
-        for _ in 0..<min(sleepers.load(ordering: .sequentiallyConsistent), workers) { wake.signal() }
-    }
-
     /// A worker's life: wait for a new job (spinning, then asleep), help with it, again.
     private func serve() {
         var seen = generation.load(ordering: .sequentiallyConsistent)

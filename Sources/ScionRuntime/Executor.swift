@@ -140,7 +140,6 @@ public struct Executor {
     /// `inputs` is consumed: an input no later step reads is freed as soon as the first op has it.
     /// `profile`, when given, gets each node's time (`ExecutorProfile`).
     public func run(_ inputs: consuming [String: RuntimeTensor], profile: ExecutorProfile? = nil) throws -> [String: RuntimeTensor] {
-        CorePool.shared.wakeSleepers()
         var values: [String: RuntimeTensor] = [:]
         for input in graph.inputs {
             guard let tensor = inputs[input.name] else {
