@@ -59,18 +59,29 @@ extension Kernels {
                     let (n, oy) = row.quotientAndRemainder(dividingBy: g.oh)
                     guard let image = UnsafePointer<Float>(bitPattern: addresses.0).map({ $0 + n * g.height * g.width * channels }),
                           let target = UnsafeMutablePointer<Float>(bitPattern: addresses.2).map({ $0 + row * g.ow * channels }) else { return }
-                    var arguments = scion_depthwise_row_arguments(
-                        image: image, kernel: UnsafePointer<Float>(bitPattern: addresses.1), output: target,
-                        channels: channels, width: g.width, output_width: g.ow, stride: g.sw, left: g.left, kernel_width: g.kw,
-                        row_start: oy * g.sh - g.top, row_stride: g.dh * g.width * channels, tap_stride: g.dw * channels,
-                        ky_low: rows.low[oy], ky_high: rows.high[oy],
-                        kx_low: UnsafePointer<Int>(bitPattern: columnAddresses.0), kx_high: UnsafePointer<Int>(bitPattern: columnAddresses.1),
-                        first: first, last: last)
-                    scion_depthwise_row(&arguments)
+                    depthwiseRow(image, kernel: UnsafePointer(bitPattern: addresses.1), into: target, g, oy: oy, rows: rows,
+                                 kxLow: UnsafePointer(bitPattern: columnAddresses.0), kxHigh: UnsafePointer(bitPattern: columnAddresses.1),
+                                 channels: first..<last)
                     epilogue.apply(target + first, rows: g.ow, stride: channels, firstChannel: first, count: last - first)
                 }
             }
         }
+    }
+
+    /// Output row `oy` of a channels-last depthwise convolution with one filter per channel
+    /// (`kernel` `[kh, kw, C]`), channels `channels` only, through CVectorKernels'
+    /// `scion_depthwise_row`: `image` holds one sample's input from its row `firstRow` on, `kxLow`
+    /// and `kxHigh` each output column's valid taps (`TapRanges`). The epilogue is the caller's.
+    static func depthwiseRow(_ image: UnsafePointer<Float>, firstRow: Int = 0, kernel: UnsafePointer<Float>?,
+                             into row: UnsafeMutablePointer<Float>, _ g: ConvGeometry, oy: Int, rows: TapRanges,
+                             kxLow: UnsafePointer<Int>?, kxHigh: UnsafePointer<Int>?, channels: Range<Int>) {
+        var arguments = scion_depthwise_row_arguments(
+            image: image, kernel: kernel, output: row,
+            channels: g.channels, width: g.width, output_width: g.ow, stride: g.sw, left: g.left, kernel_width: g.kw,
+            row_start: oy * g.sh - g.top - firstRow, row_stride: g.dh * g.width * g.channels, tap_stride: g.dw * g.channels,
+            ky_low: rows.low[oy], ky_high: rows.high[oy], kx_low: kxLow, kx_high: kxHigh,
+            first: channels.lowerBound, last: channels.upperBound)
+        scion_depthwise_row(&arguments)
     }
 
     /// Whether `poolChannelsLast` runs this pooling: rank 2 with adjacent cells (dilated max pooling,

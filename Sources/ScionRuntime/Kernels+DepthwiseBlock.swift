@@ -194,12 +194,8 @@ extension Kernels {
             block.depthwise.withUnsafeBufferPointer { kernel in
                 for oy in outputRows {
                     let row = target + (oy - outputRows.lowerBound) * g.ow * channels
-                    var arguments = scion_depthwise_row_arguments(
-                        image: image, kernel: kernel.baseAddress, output: row,
-                        channels: channels, width: g.width, output_width: g.ow, stride: g.sw, left: g.left, kernel_width: g.kw,
-                        row_start: oy * g.sh - g.top - firstRow, row_stride: g.dh * g.width * channels, tap_stride: g.dw * channels,
-                        ky_low: rows.low[oy], ky_high: rows.high[oy], kx_low: kxLow, kx_high: kxHigh, first: 0, last: channels)
-                    scion_depthwise_row(&arguments)
+                    Kernels.depthwiseRow(image, firstRow: firstRow, kernel: kernel.baseAddress, into: row, g, oy: oy, rows: rows,
+                                         kxLow: kxLow, kxHigh: kxHigh, channels: 0..<channels)
                 }
             }
             block.depthwiseEpilogue.apply(target, rows: outputRows.count * g.ow, channels: channels)

@@ -62,14 +62,9 @@ extension Kernels {
                                 }
                                 for oy in 0..<g.oh {
                                     let row = target + oy * g.ow * channels
-                                    var arguments = scion_depthwise_row_arguments(
-                                        image: depthwiseInput, kernel: UnsafePointer(bitPattern: pointers.kernel), output: row,
-                                        channels: channels, width: g.width, output_width: g.ow, stride: g.sw, left: g.left,
-                                        kernel_width: g.kw, row_start: oy * g.sh - g.top, row_stride: g.dh * g.width * channels,
-                                        tap_stride: g.dw * channels, ky_low: rows.low[oy], ky_high: rows.high[oy],
-                                        kx_low: UnsafePointer(bitPattern: pointers.low), kx_high: UnsafePointer(bitPattern: pointers.high),
-                                        first: first, last: last)
-                                    scion_depthwise_row(&arguments)
+                                    depthwiseRow(depthwiseInput, kernel: UnsafePointer(bitPattern: pointers.kernel), into: row, g,
+                                                 oy: oy, rows: rows, kxLow: UnsafePointer(bitPattern: pointers.low),
+                                                 kxHigh: UnsafePointer(bitPattern: pointers.high), channels: first..<last)
                                     block.depthwiseEpilogue.apply(row + first, rows: g.ow, stride: channels, firstChannel: first,
                                                                   count: last - first)
                                 }
