@@ -123,7 +123,10 @@ private struct JSONParser {
             }
             if byte < 0x20 { throw failure("a control character inside a string") }
             guard byte == UInt8(ascii: "\\") else { position += 1; continue }
+            // Taken out of `escaped` first, so that appending never copies what was gathered
+            // (a copy per escape made a string of many escapes quadratic).
             var text = escaped ?? []
+            escaped = nil
             text.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<position]))
             position += 1
             guard let code = current else { throw failure("a string that never ends") }

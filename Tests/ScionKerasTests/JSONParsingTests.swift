@@ -24,6 +24,13 @@ final class JSONParsingTests: XCTestCase {
         XCTAssertEqual(try parse(#""plain""#).string, "plain")
     }
 
+    /// A long string of escapes (a hostile config's) reads whole: each escape appends to one buffer.
+    func testManyEscapesInOneString() throws {
+        let text = try parse("\"" + String(repeating: #"a\n"#, count: 200_000) + "\"").string
+        XCTAssertEqual(text?.utf8.count, 400_000)
+        XCTAssertEqual(text?.prefix(4), "a\na\n")
+    }
+
     func testPythonsNonFiniteNumbers() throws {
         let json = try parse(#"[NaN, Infinity, -Infinity]"#)
         XCTAssertEqual(json.array?.count, 3)
