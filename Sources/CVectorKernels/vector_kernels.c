@@ -159,6 +159,24 @@ PER_INSTRUCTION_SET(scale_rows, SCALE_ROWS_PARAMETERS, SCALE_ROWS_BODY)
 
 PER_INSTRUCTION_SET(affine_rows, AFFINE_ROWS_PARAMETERS, AFFINE_ROWS_BODY)
 
+// `affine_rows` from one buffer into another (the same expression, so the same bits).
+#define AFFINE_ROWS_INTO_BODY                                                                     \
+    for (size_t row = 0; row < rows; row++) {                                                     \
+        const float *v = source + row * stride;                                                   \
+        float *out = target + row * count;                                                        \
+        if (relu) {                                                                               \
+            for (size_t i = 0; i < count; i++) out[i] = relu_capped(v[i] * scale[i] + shift[i], cap); \
+        } else {                                                                                  \
+            for (size_t i = 0; i < count; i++) out[i] = v[i] * scale[i] + shift[i];               \
+        }                                                                                         \
+    }
+
+#define AFFINE_ROWS_INTO_PARAMETERS \
+    const float *restrict source, size_t stride, float *restrict target, size_t rows, size_t count, \
+    const float *restrict scale, const float *restrict shift, int relu, float cap
+
+PER_INSTRUCTION_SET(affine_rows_into, AFFINE_ROWS_INTO_PARAMETERS, AFFINE_ROWS_INTO_BODY)
+
 // Sums of `count` values in sixteen running sums added in a fixed order: every instruction set
 // vectorises the lanes alike (no reassociation), so the results are the same bits on each.
 static inline __attribute__((always_inline)) float lane_sum(const float *restrict v, size_t count) {
@@ -408,6 +426,11 @@ void scion_clamp_rows(float *values, size_t rows, size_t count, size_t stride, c
 void scion_affine_rows(float *values, size_t rows, size_t count, size_t stride, const float *scale, const float *shift,
                        int relu, float cap) {
     CALL_CHOSEN(affine_rows, values, rows, count, stride, scale, shift, relu, cap)
+}
+
+void scion_affine_rows_into(const float *source, size_t stride, float *target, size_t rows, size_t count, const float *scale,
+                            const float *shift, int relu, float cap) {
+    CALL_CHOSEN(affine_rows_into, source, stride, target, rows, count, scale, shift, relu, cap)
 }
 
 void scion_scale_rows(float *values, size_t rows, size_t count, size_t stride, const float *scale) {

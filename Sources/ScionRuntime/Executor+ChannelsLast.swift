@@ -164,7 +164,8 @@ extension Executor {
             case .winograd(let tile):
                 y = try Kernels.winogradConvolution(x, weights: kernel, tile: tile, g, epilogue: epilogue, node: node.name)
             case .matrix(let order):
-                y = Kernels.convolutionChannelsLast(x, kernel: kernel, order: order, g, epilogue: epilogue)
+                y = Kernels.convolutionChannelsLast(x, kernel: kernel, order: order, g, prologue: try inputAffine(of: node, channels: g.channels),
+                                                    epilogue: epilogue)
             case .channelsFirst, .productPanels, nil:
                 throw RuntimeError(node.name, "has no channels-last kernel (internal: the plan placed it, its weights were not prepared for it)")
             }
@@ -229,7 +230,8 @@ extension Executor {
             let logical = [x.shape[0], x.shape[3], x.shape[1], x.shape[2]]
             let g = try Kernels.PoolGeometry(input: logical, a, node: node.name)
             return RuntimeTensor(shape: [g.batch, g.oh, g.ow, g.channels],
-                                 data: try Kernels.poolChannelsLast(x.data, logical: logical, a, node: node.name))
+                                 data: try Kernels.poolChannelsLast(x.data, logical: logical, a,
+                                                                    paddingIsZero: zeroPaddedPools.contains(node.name), node: node.name))
         case .globalPool(let a):
             let logical = [x.shape[0], x.shape[3], x.shape[1], x.shape[2]]
             let data = Kernels.globalPoolChannelsLast(x.data, logical: logical, kind: a.kind)

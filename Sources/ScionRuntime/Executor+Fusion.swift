@@ -9,11 +9,17 @@ import ScionIR
 ///  x · 0.5 · (1 + erf(x / √2))                →  gelu activation of x (`Graph.geluSpelling`)
 ///  MatMul(x, W) → Add(·, constant b[N])        →  Dense(x; W, b)
 ///  ZeroPadding / Pad(constant 0, spatial) → Conv  →  Conv with the pads added to its own
+///  ZeroPadding / Pad(constant 0, spatial) → Pool  →  Pool with the pads, padded cells zeros
 /// ```
 ///
 /// A value that is a graph output (a tap too), or that another node reads, is never fused away.
 extension Executor {
-    static func fuseInferencePatterns(_ graph: inout Graph) {
+    /// Returns the max poolings whose padding now counts as zeros (`Kernels.pool`'s
+    /// `paddingIsZero`): a max over a zero-padded window is at least 0, where a pooling's own
+    /// padding never wins. An average pooling says the same with `countIncludePad`.
+    @discardableResult
+    static func fuseInferencePatterns(_ graph: inout Graph) -> Set<String> {
+        var zeroPadded = Set<String>()
         var readers: [String: Int] = [:]
         for node in graph.nodes { for input in node.inputs { readers[input, default: 0] += 1 } }
         let outputs = Set(graph.outputs)
@@ -75,13 +81,30 @@ extension Executor {
                 graph.nodes[position].op = .conv(a)
                 graph.nodes[position].inputs[0] = padded
                 removed.insert(pad)
+            case .pool(var a) where a.layout == .channelsFirst && a.rank == 2 && a.isDense && !a.ceilMode:
+                // Keras's ResNet and DenseNet stems: ZeroPadding2D, then MaxPooling2D: the padded
+                // copy of the stem's output was the largest buffer of their runs.
+                guard let input = node.inputs.first, let pad = privateProducer(input),
+                      let padded = graph.nodes[pad].inputs.first,
+                      let added = spatialZeroPads(graph.nodes[pad].op, rank: 2) else { continue }
+                switch a.padding {
+                case .valid: break
+                case .explicit(let pads) where pads.allSatisfy({ $0 == 0 }): break
+                default: continue  // the pooling's own padding never wins a max: not the same as zeros
+                }
+                if a.kind == .max { zeroPadded.insert(node.name) } else { a.countIncludePad = true }
+                a.padding = .explicit(added)
+                graph.nodes[position].op = .pool(a)
+                graph.nodes[position].inputs[0] = padded
+                removed.insert(pad)
             default:
                 continue
             }
         }
-        guard !removed.isEmpty else { return }
+        guard !removed.isEmpty else { return zeroPadded }
         let names = Set(removed.map { graph.nodes[$0].name })
         graph.nodes.removeAll { names.contains($0.name) }
+        return zeroPadded
     }
 
     /// The pads `[begins..., ends...]` over the `rank` spatial axes of a channels-first padding with

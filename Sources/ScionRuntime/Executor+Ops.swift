@@ -20,7 +20,7 @@ extension Executor {
             throw RuntimeError(node.name, "is a \(node.op.typeName): lower the graph to grouped convolutions first (ExecutorLowering)")
         // Ops/Pooling.swift
         case .pool(let a):
-            return try Kernels.pool(x, a, node: node.name)
+            return try Kernels.pool(x, a, paddingIsZero: zeroPaddedPools.contains(node.name), node: node.name)
         case .globalPool(let a) where a.maskValue != nil:
             return try Kernels.maskedGlobalAverage(x, source: inputs.count > 1 ? inputs[1] : nil, a, node: node.name)
         case .globalPool(let a):

@@ -31,6 +31,9 @@ public struct Executor {
     /// by that node's name; the activation nodes themselves pass values through.
     let fusedActivations: [String: Activation]
     let passThrough: Set<String>
+    /// Max poolings that took over a zero padding before them (`fuseInferencePatterns`): their
+    /// padded cells are zeros.
+    let zeroPaddedPools: Set<String>
     /// The trainer's executor (unfused): its convolutions on small images put the batch's samples
     /// side by side in one GEMM (see `Kernels.smallImageConvolution`).
     let training: Bool
@@ -44,6 +47,12 @@ public struct Executor {
     /// Depthwise convolutions run with the 1x1 convolutions around them, band by band
     /// (Executor+DepthwiseBlocks.swift); empty for the trainer's executor.
     let depthwiseBlocks: DepthwiseBlockPlan
+    /// Residual sums the convolution before them does, into the other operand's buffer
+    /// (Executor+ResidualConvolutions.swift); empty for the trainer's executor.
+    let residualConvolutions: ResidualConvolutionPlan
+    /// BatchNormalizations their 1x1 convolution applies as it reads its input
+    /// (Executor+NormalizedInputs.swift); empty for the trainer's executor.
+    let normalizedInputs: NormalizedInputPlan
 
     /// `graph` must be lowered (see the type's comment). `taps` maps layer names to the values that
     /// hold their outputs, which the caller made graph outputs before lowering, so they come back in
@@ -63,7 +72,7 @@ public struct Executor {
         }
         var graph = source
         try graph.inferShapes()
-        if fusing { Self.fuseInferencePatterns(&graph) }
+        zeroPaddedPools = fusing ? Self.fuseInferencePatterns(&graph) : []
         order = try graph.topologicalOrder()
         training = !fusing
         // SCION_LAYOUT=channels-first turns the channels-last plan off (to compare the two).
@@ -75,7 +84,6 @@ public struct Executor {
         let prepared = try Self.loadWeights(&graph, loading: loading, releasing: fusing, channelsLast: channelsLast,
                                             folds: fusing ? BatchNormalizationFold.candidates(in: graph) : [],
                                             panelled: blocks.pointwiseNodes, packProducts: fusing)
-        self.graph = graph
         self.taps = taps
         weights = prepared.values
         folded = prepared.folded
@@ -83,6 +91,13 @@ public struct Executor {
         convolutionForms = prepared.convolutionForms
         (fusedActivations, passThrough) = fusing ? Self.fuseActivations(graph, folded: folded) : ([:], [])
         depthwiseBlocks = blocks.confirmed(graph, folded: folded, passThrough: passThrough, fused: fusedActivations)
+        // Changes which value its convolutions read: before the residual sums are found and lifetimes planned.
+        normalizedInputs = planned ? NormalizedInputPlan(&graph, plan: channelsLast, forms: convolutionForms, folded: folded,
+                                                         passThrough: passThrough, blocks: depthwiseBlocks) : NormalizedInputPlan()
+        self.graph = graph
+        residualConvolutions = planned ? ResidualConvolutionPlan(graph, order: order, plan: channelsLast, forms: convolutionForms,
+                                                                 folded: folded, fusedActivations: fusedActivations,
+                                                                 blocks: depthwiseBlocks) : ResidualConvolutionPlan()
         var lastUse: [String: Int] = [:]
         for (step, index) in order.enumerated() {
             for input in graph.nodes[index].inputs { lastUse[input] = step }
@@ -158,8 +173,9 @@ public struct Executor {
         _ = consume inputs
         for (step, index) in order.enumerated() {
             let node = graph.nodes[index]
-            // A node whose work a depthwise block did: only its inputs' lifetimes end here.
-            if depthwiseBlocks.skipped.contains(index) {
+            // A node whose work a depthwise block or a convolution did: only its inputs' lifetimes end here.
+            if depthwiseBlocks.skipped.contains(index) || residualConvolutions.skipped.contains(index)
+                || normalizedInputs.skipped.contains(index) {
                 for input in node.inputs where (lastUse[input] ?? 0) <= step { values[input] = nil }
                 continue
             }
@@ -184,6 +200,9 @@ public struct Executor {
             } else if case .onnx(.scaledDotProductAttention(let a)) = node.op, node.outputs.count > 1 {
                 // Attention's present key and value, and its scores (Ops/ScaledDotProductAttention.swift).
                 for (output, value) in zip(node.outputs, try scaledDotProductAttention(node, arguments, a)) { values[output] = value }
+            } else if let fusion = residualConvolutions.fusions[index], arguments.count == 1,
+                      let residual = values.removeValue(forKey: fusion.residual) {
+                values[fusion.output] = try evaluateResidualConvolution(node, fusion, arguments.removeFirst(), residual: residual)
             } else if let block = depthwiseBlocks.blocks[index], arguments.count == 1 {
                 values[block.output] = try evaluateDepthwiseBlock(block, arguments.removeFirst())
             } else {
@@ -193,7 +212,8 @@ public struct Executor {
             }
             for input in node.inputs where (lastUse[input] ?? 0) <= step { values[input] = nil }
             if let profile, let started {
-                profile.record(node: node.name, op: depthwiseBlocks.blocks[index] == nil ? node.op.typeName : "DepthwiseBlock", since: started)
+                let op = depthwiseBlocks.blocks[index] != nil ? "DepthwiseBlock" : residualConvolutions.fusions[index] != nil ? "Conv+Add" : node.op.typeName
+                profile.record(node: node.name, op: op, since: started)
             }
         }
         var results: [String: RuntimeTensor] = [:]

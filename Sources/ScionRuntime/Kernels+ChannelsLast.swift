@@ -47,19 +47,50 @@ extension Kernels {
     /// from `[F, K]` (`filtersFirst`; Kernels+KernelLayout.swift), straight into the channels-last
     /// output, and applies `epilogue` to the block while it is still in the core's cache. A 1x1
     /// convolution with stride 1 and no padding multiplies the input itself (no unfolding).
+    /// `prologue`: a normalization applied to the input as it is read (1x1 convolutions only).
     static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], order: FilterOrder, _ g: ConvGeometry,
-                                        epilogue: ConvolutionEpilogue) -> RuntimeTensor {
+                                        prologue: InputAffine? = nil, epilogue: ConvolutionEpilogue) -> RuntimeTensor {
+        var output = uninitialized(g.batch * g.oh * g.ow * g.filters)
+        output.withUnsafeMutableBufferPointer { out in
+            guard let target = out.baseAddress else { return }
+            convolveChannelsLast(x, kernel: kernel, order: order, g, prologue: prologue, epilogue: epilogue, into: target, residual: nil)
+        }
+        return RuntimeTensor(shape: [g.batch, g.oh, g.ow, g.filters], data: output)
+    }
+
+    /// `convolutionChannelsLast` with a residual sum: the result is `sum`'s values plus the
+    /// convolution's (after its epilogue, which must be linear), then `residual`'s ReLU, written
+    /// into `sum`'s buffer (no buffer of the output's size is made when the caller holds `sum` alone).
+    static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], order: FilterOrder, _ g: ConvGeometry,
+                                        prologue: InputAffine? = nil, epilogue: ConvolutionEpilogue,
+                                        adding residual: ResidualAddition, into sum: inout RuntimeTensor) {
+        precondition(sum.count == g.batch * g.oh * g.ow * g.filters, "a residual of \(sum.shape) for a convolution's \(g.filters) filters")
+        sum.data.withUnsafeMutableBufferPointer { out in
+            guard let target = out.baseAddress else { return }
+            convolveChannelsLast(x, kernel: kernel, order: order, g, prologue: prologue, epilogue: epilogue, into: target, residual: residual)
+        }
+        sum.shape = [g.batch, g.oh, g.ow, g.filters]
+    }
+
+    /// The two above: `target` holds `residual`'s other operand on entry when it is given.
+    private static func convolveChannelsLast(_ x: RuntimeTensor, kernel: [Float], order: FilterOrder, _ g: ConvGeometry,
+                                             prologue: InputAffine?, epilogue: ConvolutionEpilogue,
+                                             into target: UnsafeMutablePointer<Float>, residual: ResidualAddition?) {
         let (channels, filters) = (g.channels, g.filters)
         let pixels = g.batch * g.oh * g.ow, patch = g.kh * g.kw * channels
         let transposeB = order == .filtersFirst
-        var output = uninitialized(pixels * filters)
         let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.top == 0 && g.left == 0
             && g.oh == g.height && g.ow == g.width
         let cores = CorePool.cores
+        precondition(prologue == nil || pointwise, "an input normalization for a convolution that unfolds its input")
         // Rows per GEMM call: the block's output (at most about 1 MB) stays cached for the epilogue;
         // unfolded windows at most 4 MB; never under 128 rows, as OpenBLAS packs the filters again
-        // on every call.
-        let blockRows = max(128, min((1 << 18) / max(filters, 1), pointwise ? Int.max : (1 << 20) / max(patch, 1)))
+        // on every call. Input rows normalized by `prologue` for filter panels (packed once: short
+        // blocks cost no packing) at most 256 KB, still in the core's cache when the product reads them.
+        let copied = !pointwise || prologue != nil
+        let blockRows = prologue != nil && order == .panels
+            ? max(16, min((1 << 18) / max(filters, 1), (1 << 16) / max(patch, 1)))
+            : max(128, min((1 << 18) / max(filters, 1), copied ? (1 << 20) / max(patch, 1) : Int.max))
         // At most 64 filters: CVectorKernels' narrow product (1.1-1.9x OpenBLAS there, which spends
         // most of such a product packing the pixels' rows), its filters packed once per call (a
         // Keras kernel of 16, 32, 48 or 64 filters needs no packing).
@@ -67,51 +98,60 @@ extension Kernels {
         let panels = order == .panels
         kernel.withUnsafeBufferPointer { k in
             x.data.withUnsafeBufferPointer { input in
-                output.withUnsafeMutableBufferPointer { out in
-                    guard let weights = k.baseAddress, let source = input.baseAddress, let target = out.baseAddress else { return }
-                    // Few rows (the top of a network at batch 1): the product split by columns, the
-                    // epilogue after it (a small output).
-                    guard pixels >= 64 * cores || cores == 1 else {
-                        let a = pointwise ? source : unfoldedCopy(source, g, pixels: pixels)
-                        defer { if !pointwise { a.deallocate() } }
-                        if panels {
-                            fewRowsOnPanels(a, weights, target, rows: pixels, depth: patch, filters: filters, cores: cores, epilogue: epilogue)
-                            return
-                        }
+                guard let weights = k.baseAddress, let source = input.baseAddress else { return }
+                // Few rows (the top of a network at batch 1): the product split by columns, the
+                // epilogue after it (a small output).
+                guard pixels >= 64 * cores || cores == 1 else {
+                    let a = copied ? copiedRows(source, g, pixels: pixels, prologue: prologue) : source
+                    defer { if copied { a.deallocate() } }
+                    let saved = residual.map { _ in ResidualAddition.setAside(target, count: pixels * filters) }
+                    defer { saved?.deallocate() }
+                    if panels {
+                        fewRowsOnPanels(a, weights, target, rows: pixels, depth: patch, filters: filters, cores: cores, epilogue: epilogue)
+                    } else {
                         if narrow?.multiply(a, rows: pixels, into: target) == nil {
                             BLAS.splitGemm(m: pixels, n: filters, k: patch, a: a, b: weights, transposeB: transposeB, c: target)
                         }
                         epilogue.apply(target, rows: pixels, channels: filters)
-                        return
                     }
-                    let addresses = (Int(bitPattern: source), Int(bitPattern: weights), Int(bitPattern: target))
-                    BLAS.singleThreaded {
-                        splitOverCores(pixels) { share in
-                            guard let source = UnsafePointer<Float>(bitPattern: addresses.0),
-                                  let weights = UnsafePointer<Float>(bitPattern: addresses.1),
-                                  let target = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
-                            let scratch = pointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: min(blockRows, share.count) * patch)
-                            defer { scratch?.deallocate() }
-                            for first in stride(from: share.lowerBound, to: share.upperBound, by: blockRows) {
-                                let count = min(blockRows, share.upperBound - first)
-                                var rows = source + first * channels
-                                if let scratch {
-                                    unfoldChannelsLast(source, g, firstPixel: first, pixelCount: count, into: scratch)
-                                    rows = UnsafePointer(scratch)
-                                }
-                                if panels {
-                                    scion_gemm_panels(rows, patch, weights, target + first * filters, filters, count, filters, patch, 0, (filters + 63) / 64)
-                                } else if narrow?.multiply(rows, rows: count, into: target + first * filters) == nil {
-                                    BLAS.gemm(m: count, n: filters, k: patch, a: rows, b: weights, transposeB: transposeB, c: target + first * filters)
-                                }
-                                epilogue.apply(target + first * filters, rows: count, channels: filters)
+                    if let residual, let saved { residual.apply(target, adding: saved, count: pixels * filters) }
+                    return
+                }
+                let addresses = (Int(bitPattern: source), Int(bitPattern: weights), Int(bitPattern: target))
+                BLAS.singleThreaded {
+                    splitOverCores(pixels) { share in
+                        guard let source = UnsafePointer<Float>(bitPattern: addresses.0),
+                              let weights = UnsafePointer<Float>(bitPattern: addresses.1),
+                              let target = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
+                        let scratch = copied ? UnsafeMutablePointer<Float>.allocate(capacity: min(blockRows, share.count) * patch) : nil
+                        defer { scratch?.deallocate() }
+                        // The residual's rows of one block, set aside before the product overwrites them.
+                        let saved = residual.map { _ in UnsafeMutablePointer<Float>.allocate(capacity: min(blockRows, share.count) * filters) }
+                        defer { saved?.deallocate() }
+                        for first in stride(from: share.lowerBound, to: share.upperBound, by: blockRows) {
+                            let count = min(blockRows, share.upperBound - first)
+                            let out = target + first * filters
+                            var rows = source + first * channels
+                            if let scratch, let prologue {
+                                prologue.apply(rows, into: scratch, rows: count, channels: channels)
+                                rows = UnsafePointer(scratch)
+                            } else if let scratch {
+                                unfoldChannelsLast(source, g, firstPixel: first, pixelCount: count, into: scratch)
+                                rows = UnsafePointer(scratch)
                             }
+                            saved?.update(from: out, count: count * filters)
+                            if panels {
+                                scion_gemm_panels(rows, patch, weights, out, filters, count, filters, patch, 0, (filters + 63) / 64)
+                            } else if narrow?.multiply(rows, rows: count, into: out) == nil {
+                                BLAS.gemm(m: count, n: filters, k: patch, a: rows, b: weights, transposeB: transposeB, c: out)
+                            }
+                            epilogue.apply(out, rows: count, channels: filters)
+                            if let residual, let saved { residual.apply(out, adding: saved, count: count * filters) }
                         }
                     }
                 }
             }
         }
-        return RuntimeTensor(shape: [g.batch, g.oh, g.ow, filters], data: output)
     }
 
     /// A product of few rows (a 7x7 image's 49 pixels, a squeeze-and-excitation's one) on filter
@@ -151,9 +191,16 @@ extension Kernels {
     }
 
     /// Every output pixel's window unfolded (`unfoldChannelsLast`) into a new buffer the caller deallocates.
-    private static func unfoldedCopy(_ source: UnsafePointer<Float>, _ g: ConvGeometry, pixels: Int) -> UnsafePointer<Float> {
+    /// The product's left matrix for all `pixels` in a fresh buffer (the caller frees it): the
+    /// input normalized by `prologue` (a 1x1 convolution), or its windows unfolded.
+    private static func copiedRows(_ source: UnsafePointer<Float>, _ g: ConvGeometry, pixels: Int,
+                                   prologue: InputAffine?) -> UnsafePointer<Float> {
         let rows = UnsafeMutablePointer<Float>.allocate(capacity: pixels * g.kh * g.kw * g.channels)
-        unfoldChannelsLast(source, g, firstPixel: 0, pixelCount: pixels, into: rows)
+        if let prologue {
+            prologue.apply(source, into: rows, rows: pixels, channels: g.channels)
+        } else {
+            unfoldChannelsLast(source, g, firstPixel: 0, pixelCount: pixels, into: rows)
+        }
         return UnsafePointer(rows)
     }
 

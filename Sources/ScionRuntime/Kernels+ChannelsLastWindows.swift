@@ -91,8 +91,10 @@ extension Kernels {
     /// Max or average pooling of rank 2, channels-last: `x` is physical NHWC with the logical shape
     /// `logical` (`[N, C, H, W]`); returns physical NHWC `[N, OH, OW, C]`, with `pool`'s semantics:
     /// padding never wins a max (a window wholly in padding gives -infinity, as there), an average
-    /// divides by `PoolGeometry.divisor`, sums run over the window's rows then columns.
-    static func poolChannelsLast(_ x: [Float], logical: [Int], _ a: PoolAttributes, node: String) throws -> [Float] {
+    /// divides by `PoolGeometry.divisor`, sums run over the window's rows then columns. With
+    /// `paddingIsZero` padded cells are zeros (`Kernels.pool`'s).
+    static func poolChannelsLast(_ x: [Float], logical: [Int], _ a: PoolAttributes, paddingIsZero: Bool = false,
+                                 node: String) throws -> [Float] {
         guard poolRunsChannelsLast(a) else {
             throw RuntimeError(node, a.isDense ? "pooling of rank \(a.rank) does not run channels-last (rank 2 does)"
                                                : "dilated pooling (dilations \(a.dilations)) does not run channels-last")
@@ -119,9 +121,12 @@ extension Kernels {
                         let x0 = ox * g.sw - g.cols.before
                         let (xLow, xHigh) = (x0 + cols.low[ox], x0 + cols.high[ox])
                         let target = output + (row * g.ow + ox) * channels
-                        let divisor = Float(g.divisor(a, y0: y0, x0: x0, inside: (yHigh - yLow) * (xHigh - xLow)))
+                        let inside = (yHigh - yLow) * (xHigh - xLow)
+                        let divisor = Float(g.divisor(a, y0: y0, x0: x0, inside: inside))
+                        // A max whose window holds zero-padded cells starts from their zero.
+                        let start: Float = paddingIsZero && inside < g.kh * g.kw ? 0 : -.infinity
                         @inline(__always) func block<V: SIMD>(_: V.Type, _ c: Int) where V.Scalar == Float {
-                            var best = V(repeating: -.infinity), sum = V()
+                            var best = V(repeating: start), sum = V()
                             for y in yLow..<yHigh {
                                 var cell = image + (y * g.width + xLow) * channels + c
                                 for _ in xLow..<xHigh {
@@ -136,7 +141,7 @@ extension Kernels {
                         while c + 16 <= last { block(SIMD16<Float>.self, c); c += 16 }
                         while c + 4 <= last { block(SIMD4<Float>.self, c); c += 4 }
                         while c < last {
-                            var best = -Float.infinity, sum: Float = 0
+                            var best = start, sum: Float = 0
                             for y in yLow..<yHigh {
                                 for xx in xLow..<xHigh {
                                     let value = image[(y * g.width + xx) * channels + c]

@@ -97,3 +97,46 @@ struct ConvolutionEpilogue: Sendable {
         bias.withUnsafeBufferPointer { body($0.baseAddress.map { $0 + first }) }
     }
 }
+
+/// A residual sum done by the convolution before it (Executor+ResidualConvolutions.swift): the
+/// output buffer holds the sum's other operand on entry; each block of it is set aside before the
+/// product overwrites the block, and added back after the convolution's own (linear) epilogue, the
+/// sum's ReLU in the same pass. `(conv + bias) + residual`: the bits the separate addition gave.
+struct ResidualAddition: Sendable {
+    /// The sum's fused ReLU: its cap (`.infinity` uncapped), nil for none.
+    let reluCap: Float?
+
+    /// `target[i] = relu(target[i] + saved[i])` for `count` values (the ReLU when there is one).
+    func apply(_ target: UnsafeMutablePointer<Float>, adding saved: UnsafePointer<Float>, count: Int) {
+        // One row of `count` values whose "bias" is the saved block: the sum value by value.
+        scion_clamp_rows(target, 1, count, count, saved, reluCap == nil ? 0 : 1, reluCap ?? .infinity)
+    }
+
+    /// A copy of `count` values from `values`, for `apply` after they are overwritten.
+    static func setAside(_ values: UnsafePointer<Float>, count: Int) -> UnsafeMutablePointer<Float> {
+        let copy = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        copy.update(from: values, count: count)
+        return copy
+    }
+}
+
+/// A BatchNormalization (and its fused ReLU) a 1x1 convolution applies to its input as it reads it
+/// (Executor+NormalizedInputs.swift): each block of input rows is normalized into the core's
+/// scratch, with the BatchNormalization's own arithmetic (`scion_affine_rows`'s).
+struct InputAffine: Sendable {
+    let scale: [Float]
+    let shift: [Float]
+    /// The fused ReLU's cap (`.infinity` uncapped), nil for none.
+    let reluCap: Float?
+
+    /// `rows` rows of `channels` values from `source`, normalized, into `target`.
+    func apply(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
+        precondition(scale.count == channels && shift.count == channels, "a normalization of \(scale.count) channels for \(channels)")
+        scale.withUnsafeBufferPointer { s in
+            shift.withUnsafeBufferPointer { t in
+                scion_affine_rows_into(source, channels, target, rows, channels, s.baseAddress, t.baseAddress, reluCap == nil ? 0 : 1,
+                                       reluCap ?? .infinity)
+            }
+        }
+    }
+}

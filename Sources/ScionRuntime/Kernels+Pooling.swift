@@ -45,10 +45,11 @@ extension Kernels {
         }
     }
 
-    /// Max or average pooling of rank 1 or 2. Padding never wins a max; an average divides by the
-    /// cells inside the input unless `countIncludePad` (then by the window, padding included, but not
-    /// the part past the end that ceil mode adds).
-    static func pool(_ x: RuntimeTensor, _ a: PoolAttributes, node: String) throws -> RuntimeTensor {
+    /// Max or average pooling of rank 1 or 2. Padding never wins a max (unless `paddingIsZero`: then
+    /// padded cells are zeros, as a ZeroPadding before the pooling made them); an average divides by
+    /// the cells inside the input unless `countIncludePad` (then by the window, padding included, but
+    /// not the part past the end that ceil mode adds).
+    static func pool(_ x: RuntimeTensor, _ a: PoolAttributes, paddingIsZero: Bool = false, node: String) throws -> RuntimeTensor {
         if !a.isDense { return try dilatedMaxPool(x, a, node: node) }
         let g = try PoolGeometry(input: x.shape, a, node: node)
         let (height, width, kh, kw, sh, sw, oh, ow) = (g.height, g.width, g.kh, g.kw, g.sh, g.sw, g.oh, g.ow)
@@ -74,7 +75,7 @@ extension Kernels {
                             }
                         }
                         if isMax {
-                            output[target + oy * ow + ox] = best
+                            output[target + oy * ow + ox] = paddingIsZero && inside < kh * kw ? max(best, 0) : best
                         } else {
                             output[target + oy * ow + ox] = sum / Float(g.divisor(a, y0: y0, x0: x0, inside: inside))
                         }

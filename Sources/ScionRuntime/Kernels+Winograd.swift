@@ -54,8 +54,24 @@ extension Kernels {
     /// `winogradWeights`, `epilogue` applied.
     static func winogradConvolution(_ x: RuntimeTensor, weights: [Float], tile: Int, _ g: ConvGeometry,
                                     epilogue: ConvolutionEpilogue, node: String) throws -> RuntimeTensor {
+        var output = uninitialized(g.batch * g.oh * g.ow * g.filters)
+        try winograd(x, weights: weights, tile: tile, g, epilogue: epilogue, into: &output, residual: nil, node: node)
+        return RuntimeTensor(shape: [g.batch, g.oh, g.ow, g.filters], data: output)
+    }
+
+    /// `winogradConvolution` with a residual sum (`ResidualAddition`), written into `sum`'s buffer.
+    static func winogradConvolution(_ x: RuntimeTensor, weights: [Float], tile: Int, _ g: ConvGeometry,
+                                    epilogue: ConvolutionEpilogue, adding residual: ResidualAddition,
+                                    into sum: inout RuntimeTensor, node: String) throws {
+        precondition(sum.count == g.batch * g.oh * g.ow * g.filters, "a residual of \(sum.shape) for a convolution's \(g.filters) filters")
+        try winograd(x, weights: weights, tile: tile, g, epilogue: epilogue, into: &sum.data, residual: residual, node: node)
+        sum.shape = [g.batch, g.oh, g.ow, g.filters]
+    }
+
+    /// The two above: `output` holds `residual`'s other operand on entry when it is given.
+    private static func winograd(_ x: RuntimeTensor, weights: [Float], tile: Int, _ g: ConvGeometry, epilogue: ConvolutionEpilogue,
+                                 into output: inout [Float], residual: ResidualAddition?, node: String) throws {
         let filters = g.filters
-        var output = uninitialized(g.batch * g.oh * g.ow * filters)
         let failures = Mutex(0)
         x.data.withUnsafeBufferPointer { input in
             weights.withUnsafeBufferPointer { w in
@@ -81,22 +97,30 @@ extension Kernels {
                         guard let target = local.output else { return }
                         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: min(blockRows, share.count) * perRow)
                         defer { scratch.deallocate() }
+                        // The residual's rows of one block (at most `tile` output rows a tile row),
+                        // set aside before the output transform overwrites them.
+                        let saved = residual.map { _ in
+                            UnsafeMutablePointer<Float>.allocate(capacity: min(blockRows, share.count) * tile * g.ow * filters)
+                        }
+                        defer { saved?.deallocate() }
                         for first in stride(from: share.lowerBound, to: share.upperBound, by: blockRows) {
                             let count = min(blockRows, share.upperBound - first)
+                            // The block's output rows, consecutive in [N·OH] order.
+                            let (rows, firstRow) = outputRows(ofTileRows: first..<(first + count), tile: tile, g)
+                            let out = target + firstRow * g.ow * filters
+                            saved?.update(from: out, count: rows * g.ow * filters)
                             guard scion_winograd_rows(&local, first, count, scratch) == 0 else {
                                 failures.withLock { $0 += 1 }
                                 return
                             }
-                            // The block's output rows, consecutive in [N·OH] order.
-                            let (rows, firstRow) = outputRows(ofTileRows: first..<(first + count), tile: tile, g)
-                            epilogue.apply(target + firstRow * g.ow * filters, rows: rows * g.ow, channels: filters)
+                            epilogue.apply(out, rows: rows * g.ow, channels: filters)
+                            if let residual, let saved { residual.apply(out, adding: saved, count: rows * g.ow * filters) }
                         }
                     }
                 }
             }
         }
         guard failures.withLock({ $0 }) == 0 else { throw RuntimeError(node, "Winograd convolution refused by CVectorKernels (internal: it needs AVX2)") }
-        return RuntimeTensor(shape: [g.batch, g.oh, g.ow, filters], data: output)
     }
 
     /// The output rows (how many, and the first in `[N·OH]` order) that tile rows `range` (over

@@ -42,7 +42,7 @@ final class RunCommandTests: XCTestCase {
         XCTAssertTrue(ops.contains("Conv2D"), "\(ops)")
         // The plan's block count (0 only on a CPU without AVX2) is what the profile shows.
         let blocks = text.standardOutput.split(separator: "\n").first { $0.hasPrefix("plan: ") }?
-            .split(separator: ";").last?.split(separator: " ").first.flatMap { Int($0) }
+            .split(separator: ";").first { $0.hasSuffix(" depthwise blocks") }?.split(separator: " ").first.flatMap { Int($0) }
         XCTAssertEqual(ops.contains("DepthwiseBlock"), (blocks ?? 0) > 0, "\(ops) against \(text.standardOutput)")
         XCTAssertEqual(nodes.filter { $0["op"] as? String == "DepthwiseBlock" }.count, blocks)
         let total = nodes.compactMap { $0["milliseconds"] as? Double }.reduce(0, +)

@@ -38,6 +38,11 @@ void scion_scale_rows(float *values, size_t rows, size_t count, size_t stride, c
 void scion_affine_rows(float *values, size_t rows, size_t count, size_t stride, const float *scale, const float *shift,
                        int relu, float cap);
 
+/// `scion_affine_rows` of `rows` rows of `count` values `stride` floats apart in `source`, written
+/// into `target` as rows of `count` values (a 1x1 convolution's input normalized block by block).
+void scion_affine_rows_into(const float *source, size_t stride, float *target, size_t rows, size_t count, const float *scale,
+                            const float *shift, int relu, float cap);
+
 /// `target[c·target_stride + r] = source[r·source_stride + c]` for `r < rows`, `c < columns`: one
 /// matrix transposed, in tiles that stay in L1.
 void scion_transpose_block(const float *source, ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t source_stride, float *target,

@@ -1,0 +1,223 @@
+import Foundation
+import ScionIR
+@testable import ScionRuntime
+import XCTest
+
+/// The work convolutions and poolings take over from the nodes around them at inference: residual
+/// sums written into the other operand's buffer (Executor+ResidualConvolutions.swift), a
+/// BatchNormalization and ReLU applied to a 1x1 convolution's input as it is read
+/// (Executor+NormalizedInputs.swift), a zero padding taken into the pooling after it
+/// (Executor+Fusion.swift). Each case runs the fused executor (channels-last and channels-first
+/// plans) against the trainer's unfused one, node by node, and checks that the fusions happened.
+final class ConvolutionFusionTests: XCTestCase {
+    /// Builds graphs channels-first, as the lowering leaves them, with random weights.
+    struct Builder {
+        var random: SplitMix64
+        var nodes: [Node] = []
+        var parameters = ParameterTable()
+
+        init(seed: UInt64) { random = SplitMix64(seed: seed) }
+
+        mutating func parameter(_ name: String, _ role: ParameterRole, _ shape: [Int], _ low: Float, _ high: Float) -> String {
+            let values = (0..<shape.reduce(1, *)).map { _ in random.uniform(low, high) }
+            parameters.add(Parameter(name: "\(name)/\(role.rawValue)", role: role, shape: shape, dtype: .float32, trainable: true,
+                                     storage: TensorStorage(bytes: values.withUnsafeBytes { Array($0) })))
+            return "\(name)/\(role.rawValue)"
+        }
+
+        mutating func conv(_ name: String, _ input: String, _ channels: Int, _ filters: Int, kernel: Int = 1) -> String {
+            let a = ConvAttributes(filters: filters, kernelSize: [kernel, kernel], strides: [1, 1], dilations: [1, 1],
+                                   padding: kernel == 1 ? .valid : .same, groups: 1, useBias: true, layout: .channelsFirst)
+            let scale = 1 / Float(channels * kernel * kernel).squareRoot()
+            let weights = [parameter(name, .kernel, [filters, channels, kernel, kernel], -scale, scale),
+                           parameter(name, .bias, [filters], -0.3, 0.1)]
+            nodes.append(Node(name: name, op: .conv(a), inputs: [input], outputs: [name], parameters: weights))
+            return name
+        }
+
+        mutating func normalize(_ name: String, _ input: String, _ channels: Int) -> String {
+            let b = BatchNormalizationAttributes(axis: 1, epsilon: 1e-3, momentum: 0.99, center: true, scale: true)
+            let weights = [parameter(name, .gamma, [channels], 0.5, 1.5), parameter(name, .beta, [channels], -0.3, 0.3),
+                           parameter(name, .movingMean, [channels], -0.2, 0.2), parameter(name, .movingVariance, [channels], 0.5, 2)]
+            nodes.append(Node(name: name, op: .batchNormalization(b), inputs: [input], outputs: [name], parameters: weights))
+            return name
+        }
+
+        mutating func node(_ name: String, _ op: Op, _ inputs: [String]) -> String {
+            nodes.append(Node(name: name, op: op, inputs: inputs, outputs: [name], parameters: []))
+            return name
+        }
+
+        mutating func relu(_ name: String, _ input: String) -> String {
+            node(name, .activation(.relu(maxValue: nil, negativeSlope: 0, threshold: 0)), [input])
+        }
+
+        /// The graph from `x` `[N, channels, H, W]` to a global average pooling of `last` (and `taps`).
+        func graph(channels: Int, last: String, taps: [String] = []) -> Graph {
+            var nodes = self.nodes
+            let pooled = GlobalPoolAttributes(kind: .average, rank: 2, keepDimensions: false, layout: .channelsFirst)
+            nodes.append(Node(name: "pool", op: .globalPool(pooled), inputs: [last], outputs: ["pooled"], parameters: []))
+            return Graph(name: "fusions", inputs: [ValueInfo(name: "x", shape: Shape([nil, channels, nil, nil]), dtype: .float32)],
+                         outputs: [last, "pooled"] + taps, nodes: nodes, parameters: parameters)
+        }
+    }
+
+    /// The fused executors' outputs against the unfused executor's; returns the channels-last executor.
+    @discardableResult
+    func checkAgainstUnfused(_ graph: Graph, batch: Int, channels: Int, size: Int, file: StaticString = #filePath,
+                             line: UInt = #line) throws -> Executor {
+        var random = SplitMix64(seed: 3)
+        let count = batch * channels * size * size
+        let x = RuntimeTensor(shape: [batch, channels, size, size], data: (0..<count).map { _ in random.uniform(-2, 2) })
+        let expected = try Executor(graph: graph, fusing: false).run(["x": x])
+        let fused = try Executor(graph: graph)
+        for executor in [fused, try Executor(graph: graph, channelsLastPlan: false)] {
+            let outputs = try executor.run(["x": x])
+            for (name, want) in expected {
+                let got = try XCTUnwrap(outputs[name], name, file: file, line: line)
+                XCTAssertEqual(got.shape, want.shape, name, file: file, line: line)
+                let scale = want.data.map(abs).max() ?? 0
+                let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .infinity
+                XCTAssertLessThanOrEqual(worst, 1e-5 * max(scale, 1), "\(name) at batch \(batch), \(size)x\(size): off by \(worst)",
+                                         file: file, line: line)
+            }
+        }
+        return fused
+    }
+
+    static func enabled(_ variable: String) -> Bool { ProcessInfo.processInfo.environment[variable] != "off" }
+
+    /// A ResNet50 projection block as Keras orders it (the shortcut convolution before the branch's
+    /// last, its BatchNormalization after), an identity block (a Dropout before its sum, as
+    /// EfficientNet's), and ResNet18's basic block (two 3x3 convolutions: the sum in a Winograd
+    /// convolution); `shortcutLast` orders the projection block as torch's export does (the shortcut
+    /// after the branch: the sum goes into the shortcut's convolution).
+    static func residualNetwork(shortcutLast: Bool = false, tapShortcut: Bool = false) -> Graph {
+        var b = Builder(seed: 11)
+        let stem = b.relu("stem_relu", b.normalize("stem_bn", b.conv("stem", "x", 3, 16, kernel: 3), 16))
+        var branch = b.relu("b1_relu", b.normalize("b1_bn", b.conv("b1", stem, 16, 8), 8))
+        branch = b.relu("b2_relu", b.normalize("b2_bn", b.conv("b2", branch, 8, 16, kernel: 3), 16))
+        let shortcut: String, last: String
+        if shortcutLast {
+            last = b.normalize("b3_bn", b.conv("b3", branch, 16, 32), 32)
+            shortcut = b.normalize("s_bn", b.conv("s", stem, 16, 32), 32)
+        } else {
+            let s = b.conv("s", stem, 16, 32), b3 = b.conv("b3", branch, 16, 32)
+            shortcut = b.normalize("s_bn", s, 32)
+            last = b.normalize("b3_bn", b3, 32)
+        }
+        var out = b.relu("block1", b.node("add1", .elementwise(.add), [shortcut, last]))
+        var identity = b.relu("c1_relu", b.normalize("c1_bn", b.conv("c1", out, 32, 16), 16))
+        identity = b.relu("c2_relu", b.normalize("c2_bn", b.conv("c2", identity, 16, 16, kernel: 3), 16))
+        // EfficientNet's Dropout between the BatchNormalization and the sum (identity at inference).
+        let dropped = b.node("c3_drop", .dropout(DropoutAttributes(rate: 0.2)), [b.normalize("c3_bn", b.conv("c3", identity, 16, 32), 32)])
+        out = b.relu("block2", b.node("add2", .elementwise(.add), [out, dropped]))
+        let basic = b.relu("d1_relu", b.normalize("d1_bn", b.conv("d1", out, 32, 32, kernel: 3), 32))
+        out = b.relu("block3", b.node("add3", .elementwise(.add), [b.normalize("d2_bn", b.conv("d2", basic, 32, 32, kernel: 3), 32), out]))
+        return b.graph(channels: 3, last: out, taps: tapShortcut ? [shortcut] : [])
+    }
+
+    func testResidualSumsAreDoneByTheConvolutionBeforeThem() throws {
+        for shortcutLast in [false, true] {
+            // 12x12 at batch 2: blocks of rows on each core; 4x4 at batch 1: the few-rows products.
+            for (batch, size) in [(2, 12), (1, 4)] {
+                let executor = try checkAgainstUnfused(Self.residualNetwork(shortcutLast: shortcutLast), batch: batch, channels: 3, size: size)
+                let fused = executor.residualConvolutions.fusions.values.map { executor.graph.nodes[$0.sum].name }.sorted()
+                XCTAssertEqual(fused, Self.enabled("SCION_RESIDUALS") ? ["add1", "add2", "add3"] : [], "shortcut last: \(shortcutLast)")
+                // ResNet18's sum is done by a Winograd convolution, the bottlenecks' by products.
+                if Self.enabled("SCION_RESIDUALS"), let d2 = executor.graph.nodes.firstIndex(where: { $0.name == "d2" }) {
+                    XCTAssertNotNil(executor.residualConvolutions.fusions[d2])
+                    if case .winograd = executor.convolutionForms["d2"] {} else { XCTFail("d2 is \(String(describing: executor.convolutionForms["d2"]))") }
+                }
+            }
+        }
+    }
+
+    /// A sum whose other operand is also a graph output keeps its own node: its buffer cannot become the result.
+    func testAResidualReadElsewhereIsNotOverwritten() throws {
+        let executor = try checkAgainstUnfused(Self.residualNetwork(tapShortcut: true), batch: 2, channels: 3, size: 12)
+        let fused = executor.residualConvolutions.fusions.values.map { executor.graph.nodes[$0.sum].name }
+        XCTAssertFalse(fused.contains("add1"))
+    }
+
+    /// The comparison above sees a convolution that skipped the sum: the network without it differs.
+    func testTheComparisonSeesAMissingSum() throws {
+        var random = SplitMix64(seed: 3)
+        let x = RuntimeTensor(shape: [2, 3, 12, 12], data: (0..<(2 * 3 * 144)).map { _ in random.uniform(-2, 2) })
+        var withoutSum = Self.residualNetwork()
+        let sum = try XCTUnwrap(withoutSum.nodes.firstIndex { $0.name == "add3" })
+        withoutSum.nodes[sum].op = .identity
+        withoutSum.nodes[sum].inputs = ["d2_bn"]
+        let a = try XCTUnwrap(Executor(graph: Self.residualNetwork()).run(["x": x])["pooled"])
+        let b = try XCTUnwrap(Executor(graph: withoutSum, fusing: false).run(["x": x])["pooled"])
+        let worst = zip(a.data, b.data).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertGreaterThan(worst, 1e-2 * (b.data.map(abs).max() ?? 0))
+    }
+
+    /// Two DenseNet layers (BatchNormalization → ReLU → 1x1 → 3x3, concatenated to their input, which
+    /// the next concatenation reads again) and a transition (BatchNormalization → ReLU → 1x1 → average
+    /// pooling), and a BatchNormalization with no ReLU before a 1x1 convolution.
+    static func denseNetwork(tapNormalized: Bool = false) -> Graph {
+        var b = Builder(seed: 12)
+        var features = b.relu("stem_relu", b.normalize("stem_bn", b.conv("stem", "x", 3, 16, kernel: 3), 16))
+        var channels = 16
+        for layer in 1...2 {
+            let name = "layer\(layer)"
+            var y = b.relu("\(name)_relu0", b.normalize("\(name)_bn0", features, channels))
+            y = b.relu("\(name)_relu1", b.normalize("\(name)_bn1", b.conv("\(name)_conv1", y, channels, 32), 32))
+            y = b.conv("\(name)_conv2", y, 32, 8, kernel: 3)
+            features = b.node("\(name)_concat", .concatenate(ConcatenateAttributes(axis: 1)), [features, y])
+            channels += 8
+        }
+        var y = b.relu("transition_relu", b.normalize("transition_bn", features, channels))
+        y = b.conv("transition_conv", y, channels, 16)
+        let average = PoolAttributes(kind: .average, poolSize: [2, 2], strides: [2, 2], padding: .valid, layout: .channelsFirst)
+        y = b.node("transition_pool", .pool(average), [y])
+        let plain = b.normalize("plain_bn", y, 16)
+        let last = b.conv("plain_conv", plain, 16, 8)
+        return b.graph(channels: 3, last: last, taps: tapNormalized ? ["layer2_relu0"] : [])
+    }
+
+    func testBatchNormalizationsAreAppliedByTheConvolutionAfterThem() throws {
+        for (batch, size) in [(2, 12), (1, 4)] {
+            let executor = try checkAgainstUnfused(Self.denseNetwork(), batch: batch, channels: 3, size: size)
+            let normalized = executor.normalizedInputs.normalizations.keys.sorted()
+            XCTAssertEqual(normalized, Self.enabled("SCION_NORMALIZED_INPUTS")
+                ? ["layer1_conv1", "layer2_conv1", "plain_conv", "transition_conv"] : [])
+        }
+        // The normalized values are a graph output: that layer's normalization stays a node.
+        let executor = try checkAgainstUnfused(Self.denseNetwork(tapNormalized: true), batch: 2, channels: 3, size: 12)
+        XCTAssertNil(executor.normalizedInputs.normalizations["layer2_conv1"])
+    }
+
+    /// Keras's ResNet and DenseNet stems: ZeroPadding2D then a valid MaxPooling2D, and an average
+    /// pooling after a zero padding; the padded cells must count as zeros, which a pooling's own
+    /// padding does not (a max over negative values and padding is 0 here, not the largest value).
+    static func paddedPools(ownPadding: Bool = false) -> Graph {
+        var b = Builder(seed: 13)
+        // Linear, with a negative bias: most values below zero, so padded zeros win many border maxima.
+        let stem = b.conv("stem", "x", 3, 8, kernel: 3)
+        let pad = SpatialPaddingAttributes(padding: [[1, 1], [1, 1]], layout: .channelsFirst)
+        let padding: Padding = ownPadding ? .explicit([1, 1, 1, 1]) : .valid
+        let maximum = PoolAttributes(kind: .max, poolSize: [3, 3], strides: [2, 2], padding: padding, layout: .channelsFirst)
+        let pooled = b.node("max_pool", .pool(maximum), [ownPadding ? stem : b.node("pad", .zeroPadding(pad), [stem])])
+        let average = PoolAttributes(kind: .average, poolSize: [2, 2], strides: [1, 1], padding: .valid, layout: .channelsFirst)
+        let onnxPad = Op.onnx(.pad(PadAttributes(pads: [0, 0, 1, 0, 0, 0, 0, 1], mode: .constant)))
+        let averaged = b.node("average_pool", .pool(average), [b.node("pad2", onnxPad, [pooled])])
+        return b.graph(channels: 3, last: averaged)
+    }
+
+    func testZeroPaddingIsTakenIntoThePoolingAfterIt() throws {
+        for (batch, size) in [(2, 13), (1, 6)] {
+            let executor = try checkAgainstUnfused(Self.paddedPools(), batch: batch, channels: 3, size: size)
+            XCTAssertEqual(executor.graph.nodes.map(\.name), ["stem", "max_pool", "average_pool", "pool"])
+            XCTAssertEqual(executor.zeroPaddedPools, ["max_pool"])
+        }
+        // A pooling's own padding is not zeros: the same network with it gives other values.
+        var random = SplitMix64(seed: 3)
+        let x = RuntimeTensor(shape: [2, 3, 13, 13], data: (0..<(2 * 3 * 169)).map { _ in random.uniform(-2, 2) })
+        let zeros = try XCTUnwrap(Executor(graph: Self.paddedPools()).run(["x": x])["average_pool"])
+        let own = try XCTUnwrap(Executor(graph: Self.paddedPools(ownPadding: true)).run(["x": x])["average_pool"])
+        XCTAssertGreaterThan(zip(zeros.data, own.data).map { abs($0 - $1) }.max() ?? 0, 1e-3)
+    }
+}
