@@ -135,7 +135,7 @@ extension Executor {
         let sumNode = graph.nodes[fusion.sum]
         guard sum.shape == [g.batch, g.oh, g.ow, g.filters] else {
             // Not the shape the plan saw (a batch the shapes left open): the nodes one by one.
-            var arguments = [input]
+            var arguments = [x]  // as stored: evaluateChannelsLast reorders what it needs
             var operands = [try evaluateChannelsLast(node, &arguments), sum]
             if fusion.residualFirst { operands.reverse() }
             return try evaluateChannelsLast(sumNode, &operands)

@@ -140,6 +140,26 @@ final class ConvolutionFusionTests: XCTestCase {
         XCTAssertFalse(fused.contains("add1"))
     }
 
+    /// A sum whose operands' shapes agree only up to a batch the graph leaves open is planned, and at
+    /// run time, given a batch of 1 against 2 (the sum broadcasts), falls back to the nodes one by one.
+    func testASumThatBroadcastsAtRunTimeRunsNodeByNode() throws {
+        var b = Builder(seed: 14)
+        let left = b.conv("left", "x", 3, 16), right = b.conv("right", "y", 3, 16)
+        let sum = b.node("sum", .elementwise(.add), [left, right])
+        var graph = b.graph(channels: 3, last: sum)
+        graph.inputs.append(ValueInfo(name: "y", shape: Shape([nil, 3, nil, nil]), dtype: .float32))
+        var random = SplitMix64(seed: 4)
+        let x = RuntimeTensor(shape: [2, 3, 5, 5], data: (0..<150).map { _ in random.uniform(-2, 2) })
+        let y = RuntimeTensor(shape: [1, 3, 5, 5], data: (0..<75).map { _ in random.uniform(-2, 2) })
+        let fused = try Executor(graph: graph)
+        XCTAssertEqual(fused.residualConvolutions.fusions.count, Self.enabled("SCION_RESIDUALS") ? 1 : 0)
+        let want = try XCTUnwrap(Executor(graph: graph, fusing: false).run(["x": x, "y": y])["sum"])
+        let got = try XCTUnwrap(fused.run(["x": x, "y": y])["sum"])
+        XCTAssertEqual(got.shape, [2, 16, 5, 5])
+        let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThanOrEqual(worst, 1e-5 * (want.data.map(abs).max() ?? 0))
+    }
+
     /// The comparison above sees a convolution that skipped the sum: the network without it differs.
     func testTheComparisonSeesAMissingSum() throws {
         var random = SplitMix64(seed: 3)
