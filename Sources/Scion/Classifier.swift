@@ -104,7 +104,7 @@ public struct Classifier {
     /// The model's raw output for `inputs` (`[N, units]`).
     public func scores(_ inputs: RuntimeTensor) throws -> RuntimeTensor {
         do {
-            guard let result = try executor.run([inputName: inputs])[outputName] else {
+            guard let result = try executor.runInBatches(inputName, inputs)[outputName] else {
                 throw ScionError(file: model.path, "output '\(outputName)' was not computed")
             }
             return result

@@ -162,7 +162,14 @@ public struct Executor {
             }
             if let shape = input.shape {
                 let fits = shape.rank == tensor.rank && zip(shape.dimensions, tensor.shape).allSatisfy { $0 == nil || $0 == $1 }
-                guard fits else { throw RuntimeError(input.name, "expects shape \(shape), got \(tensor.shape)") }
+                guard fits else {
+                    let batchOnly = shape.rank == tensor.rank && zip(shape.dimensions, tensor.shape).dropFirst().allSatisfy { $0 == nil || $0 == $1 }
+                    if batchOnly, let batch = shape.dimensions.first ?? nil {
+                        throw RuntimeError(input.name, "expects shape \(shape), got \(tensor.shape): the model fixes its batch at \(batch) "
+                                           + "(an export without a dynamic batch); give \(batch) samples at a time")
+                    }
+                    throw RuntimeError(input.name, "expects shape \(shape), got \(tensor.shape)")
+                }
             }
             // A NaN or infinity in the input spreads through every layer: name it instead.
             if let bad = Kernels.firstNonFinite(tensor.data) {

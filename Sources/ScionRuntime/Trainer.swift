@@ -228,7 +228,7 @@ public struct Trainer {
     }
 
     func prefixValues(_ prefix: Executor, _ x: RuntimeTensor) throws -> [String: RuntimeTensor] {
-        var values = try prefix.run([inputName: x])
+        var values = try prefix.runInBatches(inputName, x)
         if frontier.contains(inputName) { values[inputName] = x }
         return values
     }

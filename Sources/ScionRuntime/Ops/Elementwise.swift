@@ -8,6 +8,13 @@ extension Executor {
     /// A merge, with the ReLU fused into an addition (`fuseActivations`) applied as it writes its result.
     func elementwise(_ node: Node, _ inputs: [RuntimeTensor], _ operation: ElementwiseOperation) throws -> RuntimeTensor {
         var y = try Kernels.elementwise(operation, inputs, node: node.name)
+        // Integers (held as floats) divide as ONNX and onnxruntime do, truncating toward zero:
+        // torch's dynamo exporter writes a dynamic shape's `//` as an int64 Div (a length of 33
+        // halved is 16, not 16.5).
+        if operation == .divide, let output = node.outputs.first, let dtype = graph.values[output]?.dtype,
+           !dtype.isFloatingPoint, dtype != .bool, dtype != .string {
+            y.data = y.data.map { $0.isFinite ? $0.rounded(.towardZero) : $0 }
+        }
         guard let fused = fusedActivations[node.name] else { return y }
         // The sum is this call's own buffer: the ReLU rewrites it rather than copy it.
         if case .relu(let cap, 0, 0) = fused {
