@@ -135,7 +135,8 @@ extension ONNXImportSession {
             guard let operand = try symbolicOperand(name) else { return nil }
             operands.append(operand)
         }
-        let first = operands[0]
+        // A node with no operand at all (a hostile file's Mod or Not) has nothing to fold.
+        guard let first = operands.first else { return nil }
         switch node.opType {
         case "Identity":
             return first
