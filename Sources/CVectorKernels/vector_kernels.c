@@ -140,18 +140,21 @@ PER_INSTRUCTION_SET(clamp_rows, CLAMP_ROWS_PARAMETERS, CLAMP_ROWS_BODY)
 
 PER_INSTRUCTION_SET(scale_rows, SCALE_ROWS_PARAMETERS, SCALE_ROWS_BODY)
 
-// `x · scale + shift` per column (two roundings, as the Swift loop), then with `relu` `relu_capped`.
-#define AFFINE_ROWS_BODY                                                                          \
+// `x · scale + shift` per column (two roundings, as the Swift loop), then with `relu` `relu_capped`,
+// row by row from IN(row) into OUT(row): the one expression of the in-place and the copying forms.
+#define AFFINE_LOOP(IN, OUT)                                                                      \
     for (size_t row = 0; row < rows; row++) {                                                     \
-        float *v = values + row * stride;                                                         \
+        const float *v = IN(row);                                                                 \
+        float *out = OUT(row);                                                                    \
         if (relu) {                                                                               \
-            for (size_t i = 0; i < count; i++) {                                                  \
-                v[i] = relu_capped(v[i] * scale[i] + shift[i], cap);                              \
-            }                                                                                     \
+            for (size_t i = 0; i < count; i++) out[i] = relu_capped(v[i] * scale[i] + shift[i], cap); \
         } else {                                                                                  \
-            for (size_t i = 0; i < count; i++) v[i] = v[i] * scale[i] + shift[i];                \
+            for (size_t i = 0; i < count; i++) out[i] = v[i] * scale[i] + shift[i];               \
         }                                                                                         \
     }
+
+#define AFFINE_VALUES_ROW(row) (values + (row) * stride)
+#define AFFINE_ROWS_BODY AFFINE_LOOP(AFFINE_VALUES_ROW, AFFINE_VALUES_ROW)
 
 #define AFFINE_ROWS_PARAMETERS \
     float *restrict values, size_t rows, size_t count, size_t stride, const float *restrict scale, \
@@ -159,17 +162,10 @@ PER_INSTRUCTION_SET(scale_rows, SCALE_ROWS_PARAMETERS, SCALE_ROWS_BODY)
 
 PER_INSTRUCTION_SET(affine_rows, AFFINE_ROWS_PARAMETERS, AFFINE_ROWS_BODY)
 
-// `affine_rows` from one buffer into another (the same expression, so the same bits).
-#define AFFINE_ROWS_INTO_BODY                                                                     \
-    for (size_t row = 0; row < rows; row++) {                                                     \
-        const float *v = source + row * stride;                                                   \
-        float *out = target + row * count;                                                        \
-        if (relu) {                                                                               \
-            for (size_t i = 0; i < count; i++) out[i] = relu_capped(v[i] * scale[i] + shift[i], cap); \
-        } else {                                                                                  \
-            for (size_t i = 0; i < count; i++) out[i] = v[i] * scale[i] + shift[i];               \
-        }                                                                                         \
-    }
+// `affine_rows` from one buffer into another, rows packed `count` apart.
+#define AFFINE_SOURCE_ROW(row) (source + (row) * stride)
+#define AFFINE_TARGET_ROW(row) (target + (row) * count)
+#define AFFINE_ROWS_INTO_BODY AFFINE_LOOP(AFFINE_SOURCE_ROW, AFFINE_TARGET_ROW)
 
 #define AFFINE_ROWS_INTO_PARAMETERS \
     const float *restrict source, size_t stride, float *restrict target, size_t rows, size_t count, \

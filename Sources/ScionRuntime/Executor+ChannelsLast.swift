@@ -120,6 +120,15 @@ extension Activation {
 }
 
 extension Executor {
+    /// A channels-last convolution's geometry, from its `[N, H, W, C]` input, and its bias (the one
+    /// a folded BatchNormalization gave it when it had none).
+    func channelsLastConvolution(_ node: Node, _ a: ConvAttributes, input x: RuntimeTensor) throws
+        -> (geometry: Kernels.ConvGeometry, bias: [Float]?) {
+        let logical = [x.shape[0], x.shape[3], x.shape[1], x.shape[2]]
+        let g = try Kernels.ConvGeometry(input: logical, kernelShape: parameterShape(node, .kernel) ?? [], a, node: node.name)
+        return (g, try foldedBiases[node.name] ?? (a.useBias ? require(node, .bias) : nil))
+    }
+
     /// The node at `index` and its inputs as it reads them: channels-last values reordered for a
     /// node that runs channels-first. A channels-last node gets them as they are (`evaluateChannelsLast`
     /// reorders what it needs).
@@ -152,9 +161,7 @@ extension Executor {
         arguments[0] = RuntimeTensor(shape: [0], data: [])
         switch node.op {
         case .conv(let a):
-            let logical = [x.shape[0], x.shape[3], x.shape[1], x.shape[2]]
-            let g = try Kernels.ConvGeometry(input: logical, kernelShape: parameterShape(node, .kernel) ?? [], a, node: node.name)
-            let bias = try foldedBiases[node.name] ?? (a.useBias ? require(node, .bias) : nil)
+            let (g, bias) = try channelsLastConvolution(node, a, input: x)
             let epilogue = ConvolutionEpilogue(bias: bias, activation: fusedActivations[node.name] ?? a.activation)
             let kernel = try require(node, .kernel)
             let y: RuntimeTensor
@@ -175,9 +182,7 @@ extension Executor {
         case .batchNormalization(let a):
             if folded.contains(node.name) { return x }
             let (scale, shift) = try batchNormalizationAffine(node, a, channels: x.shape[3])
-            var reluCap: Float?
-            if case .relu(let cap, 0, 0) = fusedActivations[node.name] { reluCap = cap ?? .infinity }
-            Kernels.perAxisInPlace(&x, axis: 3, scale: scale, shift: shift, reluCap: reluCap)
+            Kernels.perAxisInPlace(&x, axis: 3, scale: scale, shift: shift, reluCap: fusedReLUCap(of: node.name))
             return x
         case .rescaling(let a):
             if a.scale.count <= 1 && a.offset.count <= 1 { return Kernels.rescale(x, a) }
@@ -206,8 +211,7 @@ extension Executor {
                 // A residual sum: into the first operand's buffer, the fused ReLU in the same pass.
                 var sum = operands[0]
                 operands[0] = RuntimeTensor(shape: [0], data: [])
-                var reluCap: Float?
-                if case .relu(let cap, 0, 0) = fusedActivations[node.name] { reluCap = cap ?? .infinity }
+                let reluCap = fusedReLUCap(of: node.name)
                 if reluCap != nil || fusedActivations[node.name] == nil {
                     Kernels.addInPlace(&sum, operands[1], reluCap: reluCap)
                     return sum

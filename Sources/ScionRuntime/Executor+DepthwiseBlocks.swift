@@ -191,7 +191,7 @@ extension Executor {
             guard g.oh == g.height, g.ow == g.width, project?.filters == x.shape[3] else {
                 throw RuntimeError(sum.name, "adds \(x.shape) to a block output of \(g.oh)x\(g.ow)x\(project?.filters ?? channels) (internal: the block plan placed it)")
             }
-            if case .relu(let cap, 0, 0) = fusedActivations[sum.name] { residualCap = cap ?? .infinity }
+            residualCap = fusedReLUCap(of: sum.name)
         }
         guard convolutionForms[depthwise.name] == .depthwise else {
             throw RuntimeError(depthwise.name, "has no depthwise kernel (internal: its weights were not prepared for the block)")

@@ -29,6 +29,13 @@ extension Executor {
             guard readers[value] == 1, !outputs.contains(value) else { return nil }
             return producers[value]
         }
+        // A zero padding of the `rank` spatial axes before `node`, read by it alone: the padding's
+        // node, the value it pads and its pads (`spatialZeroPads`).
+        func zeroPadding(_ node: Node, _ rank: Int) -> (node: Int, padded: String, pads: [Int])? {
+            guard let input = node.inputs.first, let pad = privateProducer(input), let padded = graph.nodes[pad].inputs.first,
+                  let pads = spatialZeroPads(graph.nodes[pad].op, rank: rank) else { return nil }
+            return (pad, padded, pads)
+        }
         var removed = Set<Int>()
         for position in graph.nodes.indices {
             let node = graph.nodes[position]
@@ -68,9 +75,7 @@ extension Executor {
                     break
                 }
             case .conv(var a) where a.layout == .channelsFirst:
-                guard let input = node.inputs.first, let pad = privateProducer(input),
-                      let padded = graph.nodes[pad].inputs.first,
-                      let added = spatialZeroPads(graph.nodes[pad].op, rank: a.rank) else { continue }
+                guard let (pad, padded, added) = zeroPadding(node, a.rank) else { continue }
                 let own: [Int]
                 switch a.padding {
                 case .valid: own = Array(repeating: 0, count: 2 * a.rank)
@@ -84,9 +89,7 @@ extension Executor {
             case .pool(var a) where a.layout == .channelsFirst && a.rank == 2 && a.isDense && !a.ceilMode:
                 // Keras's ResNet and DenseNet stems: ZeroPadding2D, then MaxPooling2D: the padded
                 // copy of the stem's output was the largest buffer of their runs.
-                guard let input = node.inputs.first, let pad = privateProducer(input),
-                      let padded = graph.nodes[pad].inputs.first,
-                      let added = spatialZeroPads(graph.nodes[pad].op, rank: 2) else { continue }
+                guard let (pad, padded, added) = zeroPadding(node, 2) else { continue }
                 switch a.padding {
                 case .valid: break
                 case .explicit(let pads) where pads.allSatisfy({ $0 == 0 }): break

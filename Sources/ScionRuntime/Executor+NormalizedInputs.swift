@@ -74,8 +74,6 @@ extension Executor {
         let normalization = graph.nodes[index]
         guard case .batchNormalization(let a) = normalization.op else { return nil }
         let (scale, shift) = try batchNormalizationAffine(normalization, a, channels: channels)
-        var reluCap: Float?
-        if case .relu(let cap, 0, 0) = fusedActivations[normalization.name] { reluCap = cap ?? .infinity }
-        return InputAffine(scale: scale, shift: shift, reluCap: reluCap)
+        return InputAffine(scale: scale, shift: shift, reluCap: fusedReLUCap(of: normalization.name))
     }
 }

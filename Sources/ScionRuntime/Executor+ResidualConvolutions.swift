@@ -129,8 +129,7 @@ extension Executor {
                                      residual: consuming RuntimeTensor) throws -> RuntimeTensor {
         guard case .conv(let a) = node.op, let name = node.inputs.first else { throw RuntimeError(node.name, "is not a convolution") }
         let input = channelsLast.values.contains(name) || x.rank != 4 ? x : Kernels.relayout(x, toChannelsLast: true)
-        let logical = [input.shape[0], input.shape[3], input.shape[1], input.shape[2]]
-        let g = try Kernels.ConvGeometry(input: logical, kernelShape: parameterShape(node, .kernel) ?? [], a, node: node.name)
+        let (g, bias) = try channelsLastConvolution(node, a, input: input)
         var sum = consume residual
         let sumNode = graph.nodes[fusion.sum]
         guard sum.shape == [g.batch, g.oh, g.ow, g.filters] else {
@@ -140,11 +139,8 @@ extension Executor {
             if fusion.residualFirst { operands.reverse() }
             return try evaluateChannelsLast(sumNode, &operands)
         }
-        let bias = try foldedBiases[node.name] ?? (a.useBias ? require(node, .bias) : nil)
         let epilogue = ConvolutionEpilogue(bias: bias, activation: .linear)
-        var reluCap: Float?
-        if case .relu(let cap, 0, 0) = fusedActivations[sumNode.name] { reluCap = cap ?? .infinity }
-        let addition = ResidualAddition(reluCap: reluCap)
+        let addition = ResidualAddition(reluCap: fusedReLUCap(of: sumNode.name))
         let kernel = try require(node, .kernel)
         switch convolutionForms[node.name] {
         case .winograd(let tile):

@@ -151,6 +151,13 @@ public struct Executor {
         }
     }
 
+    /// The cap of the ReLU `fuseActivations` gave the node named `node` (`.infinity` uncapped), nil
+    /// when it applies none: the form the kernels that fuse only a ReLU take.
+    func fusedReLUCap(of node: String) -> Float? {
+        guard case .relu(let cap, 0, 0) = fusedActivations[node] else { return nil }
+        return cap ?? .infinity
+    }
+
     /// Runs the model: `inputs` by input name; returns every graph output and tap by value name.
     /// `inputs` is consumed: an input no later step reads is freed as soon as the first op has it.
     /// `profile`, when given, gets each node's time (`ExecutorProfile`).

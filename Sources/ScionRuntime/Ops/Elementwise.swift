@@ -11,9 +11,10 @@ extension Executor {
         // Integers (held as floats) divide as ONNX and onnxruntime do, truncating toward zero:
         // torch's dynamo exporter writes a dynamic shape's `//` as an int64 Div (a length of 33
         // halved is 16, not 16.5).
+        // `cast`'s rounding to an integer type is that truncation.
         if operation == .divide, let output = node.outputs.first, let dtype = graph.values[output]?.dtype,
-           !dtype.isFloatingPoint, dtype != .bool, dtype != .string {
-            y.data = y.data.map { $0.isFinite ? $0.rounded(.towardZero) : $0 }
+           !dtype.isFloatingPoint, dtype != .bool {
+            y = cast(y, to: dtype)
         }
         guard let fused = fusedActivations[node.name] else { return y }
         // The sum is this call's own buffer: the ReLU rewrites it rather than copy it.

@@ -10,10 +10,8 @@ extension Executor {
         guard (0..<x.rank).contains(axis) else { throw RuntimeError(node.name, "axis \(a.axis) is outside rank \(x.rank)") }
         let (scale, shift) = try batchNormalizationAffine(node, a, channels: x.shape[axis])
         // A ReLU after it that nothing else reads (`fuseActivations`: always a plain or capped one), in the same pass.
-        var reluCap: Float?
-        if case .relu(let cap, 0, 0) = fusedActivations[node.name] { reluCap = cap ?? .infinity }
         var y = x
-        Kernels.perAxisInPlace(&y, axis: axis, scale: scale, shift: shift, reluCap: reluCap)
+        Kernels.perAxisInPlace(&y, axis: axis, scale: scale, shift: shift, reluCap: fusedReLUCap(of: node.name))
         return y
     }
 
