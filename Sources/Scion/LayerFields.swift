@@ -213,7 +213,7 @@ enum LayerFields {
         case .onnx(.slice(let a)):
             return [LayerField("starts", a.starts), LayerField("ends", a.ends), LayerField("axes", a.axes), LayerField("steps", a.steps)]
         case .onnx(.split(let a)):
-            return [LayerField("axis", a.axis), LayerField("split", a.sizes)]
+            return [LayerField("axis", a.axis), a.sizes.isEmpty ? LayerField("num_outputs", a.parts) : LayerField("split", a.sizes)]
         case .onnx(.pad(let a)):
             return [LayerField("pads", a.pads), LayerField("mode", a.mode.rawValue), LayerField("value", float: a.value)]
         case .onnx(.clip(let a)):

@@ -157,14 +157,28 @@ public struct SliceAttributes: Equatable, Sendable {
     }
 }
 
-/// Splits one input into consecutive parts along `axis`.
+/// Splits one input into consecutive parts along `axis`: of given lengths, or `parts` equal ones
+/// when the axis's length is known only at run time (ONNX's `num_outputs`, torch's `chunk` on a
+/// dynamic shape).
 public struct SplitAttributes: Equatable, Sendable {
     /// The axis split.
     public var axis: Int
-    /// Length of each output along `axis`.
+    /// Length of each output along `axis`; empty when the parts are equal and sized at run time.
     public var sizes: [Int]
-    /// Attributes with these values.
-    public init(axis: Int, sizes: [Int]) { self.axis = axis; self.sizes = sizes }
+    /// Number of outputs.
+    public var parts: Int
+    /// Parts of these lengths.
+    public init(axis: Int, sizes: [Int]) { self.axis = axis; self.sizes = sizes; parts = sizes.count }
+    /// `parts` equal parts of a length known at run time.
+    public init(axis: Int, equalParts parts: Int) { self.axis = axis; sizes = []; self.parts = parts }
+
+    /// The lengths of the parts of an axis of `length`: `sizes` when given, else ONNX's rule for
+    /// `num_outputs`: each part `ceil(length / parts)` long, the last what remains.
+    public func sizes(alongLength length: Int) -> [Int] {
+        guard sizes.isEmpty, parts > 0 else { return sizes }
+        let chunk = (length + parts - 1) / parts
+        return (0..<parts).map { Swift.min(chunk, Swift.max(length - $0 * chunk, 0)) }
+    }
 }
 
 /// What fills the padding of an ONNX Pad: a constant, a reflection, the edge value, or wrap-around.

@@ -132,12 +132,13 @@ extension Context {
 
     func split(_ a: SplitAttributes) throws -> [Shape?] {
         try requireInputs(1)
-        guard let shape = try firstShape() else { return a.sizes.map { _ in nil } }
+        guard let shape = try firstShape() else { return Array(repeating: nil, count: a.parts) }
         guard let axis = shape.normalizedAxis(a.axis) else { throw fail("axis \(a.axis) is outside \(shape)") }
-        if let length = shape[axis], a.sizes.reduce(0, +) != length {
+        if let length = shape[axis], a.sizes.reduce(0, +) != length, !a.sizes.isEmpty {
             throw fail("split sizes \(a.sizes) do not add up to \(length)")
         }
-        return a.sizes.map { size in
+        let sizes: [Int?] = shape[axis].map { a.sizes(alongLength: $0) } ?? (a.sizes.isEmpty ? Array(repeating: nil, count: a.parts) : a.sizes)
+        return sizes.map { size in
             var part = shape
             part[axis] = size
             return part

@@ -179,11 +179,11 @@ enum KerasOperationWriter {
     /// keras.ops.split: numpy's `indices_or_sections`, the number of equal parts or the offsets where
     /// each part after the first starts.
     static func split(_ a: SplitAttributes, outputs: Int) throws -> KerasLayerSpecification {
-        guard a.sizes.count == outputs, outputs >= 1 else {
-            throw Refusal(reason: "Split into \(a.sizes.count) parts for \(outputs) outputs")
+        guard a.parts == outputs, outputs >= 1 else {
+            throw Refusal(reason: "Split into \(a.parts) parts for \(outputs) outputs")
         }
         let sections: JSON
-        if Set(a.sizes).count == 1 {
+        if Set(a.sizes).count <= 1 {  // equal parts, of a known length or one known at run time
             sections = .number(Double(outputs))
         } else {
             var offsets: [Int] = []

@@ -60,6 +60,12 @@ extension ONNXGraphBuilder {
                           constant("\(node.name)/axes", int64s: a.axes.map { Int64($0) }),
                           constant("\(node.name)/steps", int64s: a.steps.map { Int64($0) })]
             add("Slice", name: node.name, inputs: inputs, output: output)
+        case .split(let a) where a.sizes.isEmpty:
+            // Equal parts of a length known at run time: `num_outputs` (opset 18) also sizes uneven
+            // parts as the IR does; before it, ONNX splits into equal parts only.
+            let attributes: [ONNXAttribute] = hasNative(18) ? [.int("axis", a.axis), .int("num_outputs", a.parts)] : [.int("axis", a.axis)]
+            nodes.append(ONNXNode(name: uniqueNodeName(node.name), opType: "Split", inputs: [input], outputs: node.outputs,
+                                  attributes: attributes))
         case .split(let a):
             let sizes = constant("\(node.name)/split", int64s: a.sizes.map { Int64($0) })
             nodes.append(ONNXNode(name: uniqueNodeName(node.name), opType: "Split", inputs: [input, sizes], outputs: node.outputs,

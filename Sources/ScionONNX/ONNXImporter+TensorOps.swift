@@ -130,14 +130,17 @@ extension ONNXImportSession {
             guard let values = try numbers(operand)?.integers else { return nil }
             sizes = values.map { Int(truncatingIfNeeded: $0) }
         }
-        if sizes == nil {
-            guard let shape = shape(x), let resolved = shape.normalizedAxis(axis), let length = shape[resolved], outputs > 0 else { return nil }
-            let chunk = (length + outputs - 1) / outputs
-            sizes = (0..<outputs).map { min(chunk, max(length - $0 * chunk, 0)) }
+        guard outputs > 0, !node.outputs.contains("") else { return nil }
+        var attributes = SplitAttributes(axis: axis, equalParts: outputs)
+        if let sizes {
+            guard sizes.count == outputs else { return nil }
+            attributes = SplitAttributes(axis: axis, sizes: sizes)
+        } else if let shape = shape(x), let resolved = shape.normalizedAxis(axis), let length = shape[resolved] {
+            // Before opset 18 (no `num_outputs`) the parts must be equal.
             if node.attribute("num_outputs") == nil, length % outputs != 0 { return nil }
+            attributes = SplitAttributes(axis: axis, sizes: attributes.sizes(alongLength: length))
         }
-        guard let sizes, sizes.count == outputs, !node.outputs.contains("") else { return nil }
-        var mapped = MappedNode(op: .onnx(.split(SplitAttributes(axis: axis, sizes: sizes))), inputs: [x])
+        var mapped = MappedNode(op: .onnx(.split(attributes)), inputs: [x])
         mapped.outputCount = outputs
         return mapped
     }

@@ -211,7 +211,8 @@ extension KerasPatternRewriter {
     /// An ONNX reshape target whose first entry keeps the batch: 0 (copy), -1 with every other length
     /// given, or the input's own batch length.
     func keepsBatch(_ a: ReshapeAttributes, input: String) -> Bool {
-        guard let first = a.targetShape.first else { return false }
+        // A scalar has no batch to keep (shape arithmetic's Reshape of a length to `[-1]`).
+        guard let first = a.targetShape.first, (shape(input)?.rank ?? 1) >= 1 else { return false }
         if first == 0 { return !a.allowZero }
         if first == -1 {
             // The -1 is the batch only when the other lengths hold a whole sample: `[-1, 16, 16, 3]`

@@ -12,12 +12,13 @@ extension KerasPatternRewriter {
         var taken = Set(graph.nodes.map(\.name))
         var result: [Node] = []
         for node in graph.nodes {
-            guard case .onnx(.split(let a)) = node.op, node.outputs.count == a.sizes.count, node.inputs.count == 1 else {
+            guard case .onnx(.split(let a)) = node.op, node.outputs.count == a.parts, node.inputs.count == 1,
+                  let sizes = knownSizes(a, of: node.inputs[0]) else {
                 result.append(node)
                 continue
             }
             var start = 0
-            for (index, (output, size)) in zip(node.outputs, a.sizes).enumerated() {
+            for (index, (output, size)) in zip(node.outputs, sizes).enumerated() {
                 var name = index == 0 ? node.name : "\(node.name)/\(index)"
                 while index > 0 && taken.contains(name) { name += "'" }
                 taken.insert(name)
@@ -27,5 +28,12 @@ extension KerasPatternRewriter {
             }
         }
         graph.nodes = result
+    }
+
+    /// The parts' lengths, also of equal parts once the axis's length is known here.
+    private func knownSizes(_ a: SplitAttributes, of input: String) -> [Int]? {
+        guard a.sizes.isEmpty else { return a.sizes }
+        guard let shape = shape(input), let axis = shape.normalizedAxis(a.axis), let length = shape[axis] else { return nil }
+        return a.sizes(alongLength: length)
     }
 }

@@ -110,10 +110,12 @@ struct AttentionProbeEvaluator {
             guard let x = input(0), node.inputs.count == 1 else { return nil }
             return Self.slice(x, starts: a.starts, ends: a.ends, axes: a.axes, steps: a.steps)
         case .onnx(.split(let a)):
-            guard let x = input(0), output < a.sizes.count else { return nil }
+            guard let x = input(0), output < a.parts else { return nil }
             let axis = a.axis < 0 ? a.axis + x.shape.count : a.axis
-            let start = a.sizes.prefix(output).reduce(0, +)
-            return Self.slice(x, starts: [start], ends: [start + a.sizes[output]], axes: [axis], steps: [1])
+            guard x.shape.indices.contains(axis) else { return nil }
+            let sizes = a.sizes(alongLength: x.shape[axis])
+            let start = sizes.prefix(output).reduce(0, +)
+            return Self.slice(x, starts: [start], ends: [start + sizes[output]], axes: [axis], steps: [1])
         case .onnx(.shape(let a)):
             guard let lengths = lengths(node.inputs[0]) else { return nil }
             let rank = lengths.count

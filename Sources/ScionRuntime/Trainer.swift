@@ -92,9 +92,11 @@ public struct Trainer {
         // The frozen, deterministic prefix: nodes whose inputs all come from it (or the input), whose
         // outputs are cached per sample. Values that do not depend on the input at all (a constant
         // shape or operand) are `invariant`: they have no samples to cache by, so every step computes
-        // them again (they are cheap), and the prefix computes those it reads.
+        // them again (they are cheap), and the prefix computes those it reads. Values computed from a
+        // tensor's lengths (Shape, and the arithmetic on it: a dynamic export's Reshape targets) have
+        // no samples either, and change with the batch: every step computes them too, from its rows.
         let order = try graph.topologicalOrder()
-        var fixed = Set([input.name]), invariant = Set<String>()
+        var fixed = Set([input.name]), invariant = Set<String>(), lengths = Set<String>()
         var steps: [Int] = []
         for index in order {
             let node = graph.nodes[index]
@@ -103,6 +105,12 @@ public struct Trainer {
                 && !Self.movesSamples(node, graph: graph)
             if deterministic && node.inputs.allSatisfy(invariant.contains) {
                 invariant.formUnion(node.outputs)
+                steps.append(index)
+            } else if case .onnx(.shape) = node.op {
+                lengths.formUnion(node.outputs)
+                steps.append(index)
+            } else if deterministic && node.inputs.allSatisfy({ lengths.contains($0) || invariant.contains($0) }) {
+                lengths.formUnion(node.outputs)
                 steps.append(index)
             } else if deterministic && node.inputs.allSatisfy({ fixed.contains($0) || invariant.contains($0) }) {
                 fixed.formUnion(node.outputs)

@@ -40,25 +40,32 @@ final class FixtureRunTests: XCTestCase {
                 let name = String(file.dropLast(suffix.count + 1)), label = "\(folder)/\(name)"
                 let referenceFolder = Self.fixtures.appendingPathComponent(references)
                 let stem = Self.referenceStem(name, folder: folder)
-                let inputs = try FixtureArrays.read(referenceFolder, stem, "input"), expected = try FixtureArrays.read(referenceFolder, stem, "output")
-                guard !inputs.isEmpty, !expected.isEmpty else { continue }
+                // NAME.input_size / NAME.output_size: another image size, for a model whose height and width are dynamic.
+                let cases = try [("input", "output"), ("input_size", "output_size")].map { input, output in
+                    (try FixtureArrays.read(referenceFolder, stem, input), try FixtureArrays.read(referenceFolder, stem, output))
+                }.filter { !$0.0.isEmpty && !$0.1.isEmpty }
+                guard !cases.isEmpty else { continue }
                 let model = try Model.load(directory.appendingPathComponent(file).path)
-                let outputs: [RuntimeTensor]
+                var results: [(outputs: [RuntimeTensor], expected: [RuntimeTensor])] = []
                 do {
                     let executor = try model.executor()
-                    let feeds = Dictionary(uniqueKeysWithValues: zip(executor.graph.inputs.map(\.name), inputs))
-                    let results = try executor.run(feeds)
-                    outputs = model.graph.outputs.compactMap { results[$0] }
+                    for (inputs, expected) in cases {
+                        let feeds = Dictionary(uniqueKeysWithValues: zip(executor.graph.inputs.map(\.name), inputs))
+                        let values = try executor.run(feeds)
+                        results.append((model.graph.outputs.compactMap { values[$0] }, expected))
+                    }
                 } catch let error as RuntimeError {
                     stopped[label] = error.description
                     continue
                 }
-                XCTAssertEqual(outputs.count, expected.count, label)
-                for (got, want) in zip(outputs, expected) {
-                    XCTAssertEqual(got.shape, want.shape, label)
-                    let scale = want.data.map(abs).max() ?? 1
-                    let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? 0
-                    XCTAssertLessThanOrEqual(worst, 1e-4 * max(scale, 1e-12), "\(label): max |a-b| \(worst), max |b| \(scale)")
+                for (outputs, expected) in results {
+                    XCTAssertEqual(outputs.count, expected.count, label)
+                    for (got, want) in zip(outputs, expected) {
+                        XCTAssertEqual(got.shape, want.shape, label)
+                        let scale = want.data.map(abs).max() ?? 1
+                        let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? 0
+                        XCTAssertLessThanOrEqual(worst, 1e-4 * max(scale, 1e-12), "\(label) \(got.shape): max |a-b| \(worst), max |b| \(scale)")
+                    }
                 }
                 passed.append(label)
             }

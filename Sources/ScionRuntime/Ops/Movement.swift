@@ -6,7 +6,13 @@ import ScionIR
 extension Executor {
     /// Split is the one op with several outputs: `run` (and the trainer's forward) store its parts.
     func split(_ node: Node, _ x: RuntimeTensor, _ a: SplitAttributes) throws -> [RuntimeTensor] {
-        try Kernels.split(x, axis: a.axis, sizes: a.sizes, node: node.name)
+        try Kernels.split(x, axis: a.axis, sizes: Self.splitSizes(a, x), node: node.name)
+    }
+
+    /// The parts' lengths for this input (equal parts are sized by its axis's length).
+    static func splitSizes(_ a: SplitAttributes, _ x: RuntimeTensor) -> [Int] {
+        let axis = a.axis < 0 ? a.axis + x.rank : a.axis
+        return (0..<x.rank).contains(axis) ? a.sizes(alongLength: x.shape[axis]) : a.sizes
     }
 
     func gather(_ node: Node, _ inputs: [RuntimeTensor], _ a: GatherAttributes) throws -> RuntimeTensor {
@@ -91,7 +97,7 @@ extension Trainer {
     /// Split's gradient is its parts' gradients side by side (zeros for unused parts); called by
     /// `backward` itself, since Split has several outputs.
     func splitBackward(_ node: Node, _ a: SplitAttributes, _ x: RuntimeTensor, upstream: [RuntimeTensor?]) throws -> StepGradients {
-        let parts = try zip(upstream, Kernels.split(x, axis: a.axis, sizes: a.sizes, node: node.name)).map { $0 ?? RuntimeTensor(zeros: $1.shape) }
+        let parts = try zip(upstream, Kernels.split(x, axis: a.axis, sizes: Executor.splitSizes(a, x), node: node.name)).map { $0 ?? RuntimeTensor(zeros: $1.shape) }
         return StepGradients(inputs: [try Kernels.concatenate(parts, axis: a.axis, node: node.name)])
     }
 
