@@ -41,7 +41,7 @@ struct KerasPatternRewriter {
     /// Gemm weights already transposed into Dense kernels (`foldDense`).
     var transposedKernels: Set<String> = []
 
-    enum Sweep: CaseIterable { case recurrent, embeddingCast, singleInputConcat, swish, constantTranspose, dense, denseBias, layerNormalizationChain, torchAttention, groupNormalization, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
+    enum Sweep: CaseIterable { case recurrent, embeddingCast, singleInputConcat, swish, constantTranspose, constantReshape, dense, denseBias, layerNormalizationChain, torchAttention, groupNormalization, constantArithmetic, padding, slice, resize, globalPooling, reshapes }
 
     init(passName: String, graph: Graph) {
         self.passName = passName
@@ -65,6 +65,7 @@ struct KerasPatternRewriter {
                 case .singleInputConcat: foldSingleInputConcat(position)
                 case .swish: try foldSwish(position)
                 case .constantTranspose: try foldConstantTranspose(position)
+                case .constantReshape: try foldConstantReshape(position)
                 case .dense: try foldDense(position)
                 case .denseBias: try foldDenseBias(position)
                 case .layerNormalizationChain: try foldLayerNormalizationChain(position)

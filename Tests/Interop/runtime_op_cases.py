@@ -250,4 +250,37 @@ def keras_ops_models(folder):
     onnx.checker.check_model(model)
     path = os.path.join(folder, "runtime_keras_ops.onnx")
     onnx.save(model, path)
-    return [path]
+    return [path, constant_operands_model(folder)]
+
+
+def constant_operands_model(folder):
+    """Weights reshaped, transposed, sliced or expanded before an Add reads them, as torch's dynamo
+    exporter writes MaxViT's relative position bias (`Unsqueeze(Transpose(Reshape(table)))` added to
+    the scores): Scion folds each chain into one weight of the Add's shape. Returns the path."""
+    rng = np.random.default_rng(7)
+    table = rng.standard_normal(36 * 4).astype(np.float32)
+    wide = rng.standard_normal((1, 8, 6, 6)).astype(np.float32)
+    row = rng.standard_normal((1, 1, 6, 6)).astype(np.float32)
+    nodes = [
+        helper.make_node("Reshape", ["table", "table_shape"], ["table_hwc"]),
+        helper.make_node("Transpose", ["table_hwc"], ["table_chw"], perm=[2, 0, 1]),
+        helper.make_node("Unsqueeze", ["table_chw", "first"], ["bias"]),
+        helper.make_node("Add", ["x", "bias"], ["y0"]),
+        helper.make_node("Slice", ["wide", "starts", "ends", "channels"], ["sliced"]),
+        helper.make_node("Add", ["x", "sliced"], ["y1"]),
+        helper.make_node("Expand", ["row", "full"], ["expanded"]),
+        helper.make_node("Add", ["expanded", "x"], ["y2"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "constant_operands", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 6, 6])],
+        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, ["batch", 4, 6, 6]) for i in range(3)],
+        [_float("table", table.tolist(), [144]), _int64("table_shape", [6, 6, 4]), _int64("first", [0]),
+         helper.make_tensor("wide", TensorProto.FLOAT, [1, 8, 6, 6], wide.ravel().tolist()), _int64("starts", [2]),
+         _int64("ends", [6]), _int64("channels", [1]),
+         helper.make_tensor("row", TensorProto.FLOAT, [1, 1, 6, 6], row.ravel().tolist()), _int64("full", [1, 4, 6, 6])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = os.path.join(folder, "runtime_constant_operands.onnx")
+    onnx.save(model, path)
+    return path

@@ -1,0 +1,94 @@
+import ScionIR
+
+extension KerasPatternRewriter {
+    /// A Reshape, Squeeze, Unsqueeze, Slice or Expand of a constant is a constant of the output's
+    /// shape: Keras layers take no constant operands, but a constant is written as a weight (or into
+    /// the keras.ops call that reads it). Dynamo's relative position bias is one:
+    /// `Unsqueeze(Transpose(Reshape(table)))` added to attention scores, once its Transpose is folded
+    /// (`foldConstantTranspose`). The importer keeps a weight's Slice and Expand as nodes (training
+    /// reaches the whole weight through them); written to Keras, the constant becomes the part used,
+    /// which is all that trains when nothing else reads the weight.
+    mutating func foldConstantReshape(_ position: Int) throws {
+        let node = graph.nodes[position]
+        guard node.outputs.count == 1, let output = node.outputs.first, let input = node.inputs.first,
+              let (constant, parameter) = privateConstant(input),
+              graph.nodes.filter({ $0.parameters.contains(parameter.name) }).count == 1,
+              let outputShape = try knownShape(output, of: node, operand: parameter.shape) else { return }
+        guard let count = outputShape.checkedProduct, let size = parameter.dtype.byteSize, count <= Self.foldedElementLimit else { return }
+        let picks: [Int]?
+        switch node.op {
+        case .onnx(.unsqueeze), .onnx(.squeeze):
+            picks = nil
+        case .reshape(let a) where a.includesBatch && node.inputs.count == 1:
+            picks = nil
+        case .onnx(.slice(let a)) where node.inputs.count == 1:
+            guard let kept = Self.slicedIndices(parameter.shape, a), kept.map(\.count) == outputShape else { return }
+            picks = Self.flatPositions(kept, shape: parameter.shape)
+        case .onnx(.expand) where node.inputs.count == 2:
+            guard let (_, sources) = Broadcasting.sources([parameter.shape, outputShape], limit: count), sources[0].count == count else { return }
+            picks = sources[0]
+        default:
+            return
+        }
+        if let picks {
+            let bytes = try parameter.storage.bytes()
+            guard bytes.count == parameter.elementCount * size else { return }
+            var picked = [UInt8](repeating: 0, count: count * size)
+            for (target, source) in picks.enumerated() {
+                picked[(target * size)..<((target + 1) * size)] = bytes[(source * size)..<((source + 1) * size)]
+            }
+            graph.parameters[parameter.name]?.storage = TensorStorage(bytes: picked)
+        } else if count != parameter.elementCount {
+            return
+        }
+        graph.parameters[parameter.name]?.shape = outputShape
+        graph.nodes[constant].outputs = node.outputs
+        removed.insert(node.name)
+    }
+
+    /// The output's lengths when all are known; an Expand's from its constant shape operand (shape
+    /// inference leaves the lengths of a shape given as a tensor unknown).
+    func knownShape(_ output: String, of node: Node, operand: [Int]) throws -> [Int]? {
+        if let dimensions = shape(output)?.dimensions, dimensions.allSatisfy({ $0 != nil }) { return dimensions.compactMap { $0 } }
+        guard case .onnx(.expand) = node.op, node.inputs.count == 2, let (_, target) = constant(node.inputs[1]),
+              target.dtype == .int64, target.shape.count == 1 else { return nil }
+        let bytes = try target.storage.bytes()
+        guard bytes.count == target.elementCount * 8 else { return nil }
+        let lengths = bytes.withUnsafeBytes { raw in (0..<target.elementCount).map { Int(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) } }
+        return Broadcasting.shape([operand, lengths])
+    }
+
+    /// Folding makes the values it writes: a bound on what one node may expand a constant into.
+    static let foldedElementLimit = 1 << 24
+
+    /// The indices a Slice keeps along each axis of `shape`, as ONNX clamps its bounds.
+    static func slicedIndices(_ shape: [Int], _ a: SliceAttributes) -> [[Int]]? {
+        var kept = shape.map { Array(0..<$0) }
+        for (index, rawAxis) in a.axes.enumerated() {
+            let axis = rawAxis < 0 ? rawAxis + shape.count : rawAxis
+            guard shape.indices.contains(axis), index < a.starts.count, index < a.ends.count, index < a.steps.count,
+                  a.steps[index] != 0 else { return nil }
+            let (length, step) = (shape[axis], a.steps[index])
+            var start = a.starts[index] < 0 ? a.starts[index] + length : a.starts[index]
+            var end = a.ends[index] < 0 ? a.ends[index] + length : a.ends[index]
+            if step > 0 {
+                start = min(max(start, 0), length); end = min(max(end, 0), length)
+                kept[axis] = Array(stride(from: start, to: end, by: step))
+            } else {
+                start = min(max(start, 0), length - 1); end = min(max(end, -1), length - 1)
+                kept[axis] = Array(stride(from: start, to: end, by: step))
+            }
+        }
+        return kept
+    }
+
+    /// Row-major positions in `shape` of every combination of `kept` indices, in row-major order.
+    static func flatPositions(_ kept: [[Int]], shape: [Int]) -> [Int] {
+        let strides = Broadcasting.strides(shape)
+        var positions = [0]
+        for (axis, indices) in kept.enumerated() {
+            positions = positions.flatMap { base in indices.map { base + $0 * strides[axis] } }
+        }
+        return positions
+    }
+}
