@@ -103,6 +103,15 @@ public struct RecurrentAttributes: Equatable, Sendable {
     /// kernel `[k..., units, 4*units]`, and the outputs and states are `[batch, (time,) spatial'...,
     /// units]`. Only LSTM cells, one direction, no mask, Keras's form (see docs/recurrent.md).
     public var convolution: RecurrentConvolution? = nil
+    /// Keras's `initial_state` call argument (an encoder's final states starting a decoder): the node
+    /// reads the states its cells start from, after the sequence (and the mask source), each
+    /// `[batch, units]`, in Keras's order: `h` (and LSTM's `c`) of the forward direction, then the
+    /// backward one's. Without them the states start at zeros. Keras's form only (ONNX's form reads
+    /// `initial_h`, `initial_c` by position).
+    public var readsInitialStates: Bool = false
+
+    /// Number of initial states the node reads in Keras's form.
+    public var initialStateCount: Int { readsInitialStates && !timeMajor ? cell.stateCount * cellPaths.count : 0 }
 
     /// Whether a masked step's output is zeros rather than the carried output: Keras's Bidirectional
     /// sets `zero_output_for_mask = return_sequences` on both its layers.

@@ -6,8 +6,11 @@ extension Context {
         // ONNX's form may read initial states after the sequence (`h0`, and LSTM's `c0`).
         if a.timeMajor && a.maskValue == nil && inputs.count > 1 {
             try requireInputs(1 + a.cell.stateCount)
-        } else {
-            try requireInputs(a.maskValue == nil ? 1 : 2)
+        } else if inputs.count != (a.maskValue == nil ? 1 : 2) + a.initialStateCount {
+            // Keras's initial_state: the states after the sequence (and the mask source).
+            let states = a.initialStateCount > 0 ? " and \(a.initialStateCount) initial states" : ""
+            throw fail("needs the sequence\(a.maskValue == nil ? "" : ", the mask source")\(states) as inputs, got \(inputs.count) "
+                       + "(an initial_state of \(a.cell.stateCount * a.cellPaths.count) states: \(a.cell == .lstm ? "h and c" : "h") per direction)")
         }
         if let convolution = a.convolution { return try convolutionalRecurrent(a, convolution) }
         let shape = try firstShape()
@@ -40,6 +43,11 @@ extension Context {
                 }
             }
             return [Shape([time, directions, batch, a.units]), state] + (a.cell == .lstm ? [state] : [])
+        }
+        for initial in inputs.suffix(a.initialStateCount) {
+            if let given = initial.shape, given.rank != 2 || differ(given[0], batch) || differ(given[1], a.units) {
+                throw fail("\(node.op.typeName)'s initial state \(given) is not [batch, \(a.units)]")
+            }
         }
         let directionOutput: Int = a.bidirectional == .concat ? 2 * a.units : a.units
         let output = a.returnSequences ? Shape([batch, time, directionOutput]) : Shape([batch, directionOutput])

@@ -25,6 +25,8 @@ struct KerasLayerSpecification {
     var keywordInputs: [String] = []
     /// Other keyword arguments of the call (MultiHeadAttention's `use_causal_mask`).
     var callKeywords: [String: JSON] = [:]
+    /// The keyword taking the inputs after the first as one list (a recurrent layer's `initial_state`).
+    var listKeywordInput: String? = nil
 }
 
 enum KerasLayerInput: Equatable {
@@ -196,7 +198,10 @@ struct KerasConfigWriter {
         case .recurrent(let a):
             var specification = try Self.recurrent(a, trainable: node.trainable)
             // The mask source is not a call argument: Keras rebuilds the mask (KerasModelPlan.checkImpliedMask).
-            if a.maskValue != nil { specification.inputs = [.nodeInput(0)] }
+            // Initial states go as the call's `initial_state` list.
+            let states = (node.inputs.count - a.initialStateCount)..<node.inputs.count
+            if a.maskValue != nil || a.initialStateCount > 0 { specification.inputs = [.nodeInput(0)] + states.map { .nodeInput($0) } }
+            if a.initialStateCount > 0 { specification.listKeywordInput = "initial_state" }
             return [specification]
         case .scaledResidual(let a):
             return [KerasLayerSpecification(className: "CustomScaleLayer", module: "keras.src.applications.inception_resnet_v2",

@@ -47,9 +47,21 @@ extension KerasGraphBuilder {
                                         call: call, trainable: trainable, recordIndex: recordIndex)
         }
         var op = layerOp(className: className, config: config, inputCount: inputs.count, callArguments: layer)
-        let readsMask = inputs.contains(where: maskedValues.contains)
-        let maskSource = inputs.compactMap { maskSources[$0] }.first
-        var layerInputs = inputs
+        // Keras's initial_state (an encoder's states starting a decoder) follows the sequence: Keras 2
+        // lists the states after it, Keras 3 passes them by keyword (collected last by `inboundCalls`).
+        var initialStates: [String] = []
+        if case .recurrent(var a) = op, inputs.count > 1 {
+            initialStates = Array(inputs.dropFirst())
+            a.readsInitialStates = true
+            op = initialStates.count == a.initialStateCount && a.convolution == nil && !a.timeMajor ? .recurrent(a)
+                : .opaque(OpaqueAttributes(domain: "keras", type: className, configuration: config.serialized,
+                                           unreadReason: "is called with \(initialStates.count) initial states (Scion reads "
+                                               + "\(a.cell == .lstm ? "h and c" : "h") per direction of a dense cell)"))
+        }
+        let sequenceInputs = initialStates.isEmpty ? inputs : [inputs[0]]
+        let readsMask = sequenceInputs.contains(where: maskedValues.contains)
+        let maskSource = sequenceInputs.compactMap { maskSources[$0] }.first
+        var layerInputs = sequenceInputs
         // Keras 3 writes the mask as the call keyword `mask=`; one Scion did not derive (a mask
         // passed by hand to an unmasked input) is not run.
         let calls = layer["inbound_nodes"]?.array ?? []
@@ -62,7 +74,7 @@ extension KerasGraphBuilder {
         let keywordNoMask = calls.indices.contains(call) && calls[call]["kwargs"]?["mask"] == .null
         if case .recurrent(var a) = op, readsMask, !keywordNoMask {
             // The mask is computed from its source: the step is read where the source differs from the value.
-            if let maskSource, inputs.count == 1, !a.timeMajor {
+            if let maskSource, sequenceInputs.count == 1, !a.timeMajor {
                 a.maskValue = maskSource.value
                 op = .recurrent(a)
                 layerInputs.append(maskSource.source)
@@ -124,6 +136,7 @@ extension KerasGraphBuilder {
                                           unreadReason: "reads a Keras mask, which Scion does not apply to its inner "
                                               + "\(inner.className) yet"))
         }
+        if case .recurrent = op { layerInputs += initialStates } else if !initialStates.isEmpty { layerInputs = inputs }
         var nodeName = Self.scoped(scope, call > 0 ? "\(name)#\(call)" : name)
         while usedNames.contains(nodeName) { nodeName += "'" }
         usedNames.insert(nodeName)
@@ -364,8 +377,11 @@ extension KerasGraphBuilder {
             var found: [KerasTensorReference] = []
             try collectTensors(call["args"] ?? .null, into: &found, subject: subject, builder: builder, depth: 0)
             // Tensors passed by keyword (MultiHeadAttention's key and attention mask), in input order.
-            for keyword in KerasAttention.tensorKeywords + KerasOperationReader.tensorKeywords(className: layer["class_name"]?.string) {
-                guard let tensor = call["kwargs"]?[keyword], tensor["class_name"]?.string == "__keras_tensor__" else { continue }
+            for keyword in KerasAttention.tensorKeywords + KerasOperationReader.tensorKeywords(className: layer["class_name"]?.string)
+                + ["initial_state"] {
+                // A recurrent layer's initial_state is a list of tensors.
+                guard let tensor = call["kwargs"]?[keyword],
+                      tensor["class_name"]?.string == "__keras_tensor__" || (keyword == "initial_state" && tensor.array != nil) else { continue }
                 try collectTensors(tensor, into: &found, subject: subject, builder: builder, depth: 0)
             }
             return found

@@ -58,6 +58,7 @@ extension KerasModelPlan {
                     // user's layer in a Keras 2 file), where Keras 3's form would need a `shape`.
                     let unshaped = inputs.contains { (graph.values[$0] ?? stepValues[$0])?.shape == nil }
                     let hasKeywords = !layer.specification.keywordInputs.isEmpty || !layer.specification.callKeywords.isEmpty
+                        || layer.specification.listKeywordInput != nil
                     if (legacy || unshaped) && (layer.specification.takesList || inputs.count == 1) && !hasKeywords {
                         return .array(inputs.map(legacyReference))
                     }
@@ -67,6 +68,10 @@ extension KerasModelPlan {
                     var keywords = layer.specification.callKeywords
                     for (name, tensor) in zip(keywordNames, tensors.suffix(keywordNames.count)) { keywords[name] = tensor }
                     tensors.removeLast(keywordNames.count)
+                    if let listKeyword = layer.specification.listKeywordInput, tensors.count > 1 {
+                        keywords[listKeyword] = .array(Array(tensors.dropFirst()))
+                        tensors = [tensors[0]]
+                    }
                     let arguments: [JSON] = layer.specification.takesList ? [.array(tensors)] : tensors
                     return .object(["args": .array(arguments), "kwargs": .object(keywords)])
                 })

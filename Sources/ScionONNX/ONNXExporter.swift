@@ -30,10 +30,13 @@ package enum ONNXExporter {
             ONNXTensor(name: parameter.name, dimensions: parameter.shape.map { Int64($0) },
                        dataType: ONNXDataType(parameter.dtype).rawValue, data: .storage(parameter.storage))
         }
+        var dimensionNames: Set<String> = []
         let onnxGraph = ONNXGraph(
             name: graph.name, nodes: builder.nodes, initializers: initializers + builder.initializers,
-            inputs: graph.inputs.map { valueInfo($0) },
-            outputs: graph.outputs.map { name in valueInfo(graph.values[name] ?? ValueInfo(name: name, shape: nil, dtype: .float32)) })
+            inputs: graph.inputs.map { valueInfo($0, taken: &dimensionNames) },
+            outputs: graph.outputs.map { name in
+                valueInfo(graph.values[name] ?? ValueInfo(name: name, shape: nil, dtype: .float32), taken: &dimensionNames)
+            })
         let frozen = graph.parameters.all.filter { !$0.trainable && used.contains($0.name) }.map(\.name)
             + builder.frozenConstants.filter(used.contains)
         var metadata: [(key: String, value: String)] = [(frozenParametersKey, jsonArray(frozen))]
@@ -96,14 +99,23 @@ package enum ONNXExporter {
         }
     }
 
-    /// Unknown dimensions become named ones: `batch` for the first, `dim_N` for the others.
-    static func valueInfo(_ value: ValueInfo) -> ONNXValueInfo {
+    /// Unknown dimensions become named ones: `batch` for the first, `dim_N` for the others. ONNX
+    /// reads one name as one length: a name already given to another value (`taken`) is not reused
+    /// (a seq2seq model's encoder and decoder sequences differ), the value's own name prefixes it.
+    static func valueInfo(_ value: ValueInfo, taken: inout Set<String>) -> ONNXValueInfo {
+        var named: Set<String> = []
         let shape = value.shape.map { shape in
             shape.dimensions.enumerated().map { index, dimension -> ONNXDimension in
                 if let dimension { return .value(Int64(dimension)) }
-                return .parameter(index == 0 ? "batch" : "dim_\(index)")
+                if index == 0 { return .parameter("batch") }
+                var name = "dim_\(index)"
+                if taken.contains(name) { name = "\(value.name)_dim_\(index)" }
+                while taken.contains(name) { name += "_" }
+                named.insert(name)
+                return .parameter(name)
             }
         }
+        taken.formUnion(named)
         return ONNXValueInfo(name: value.name, elementType: ONNXDataType(value.dtype).rawValue, shape: shape)
     }
 

@@ -44,6 +44,9 @@ extension ONNXGraphBuilder {
         }
         let frozen = parameters.allSatisfy { !$0.trainable }
         if a.maskValue != nil {
+            guard a.initialStateCount == 0 else {
+                throw unsupported(node, "a masked \(a.cell.rawValue) with Keras's initial_state is not written to ONNX yet")
+            }
             try maskedRecurrent(node, a, weights, features: features, inputShapes: inputShapes, frozen: frozen)
             return
         }
@@ -58,8 +61,19 @@ extension ONNXGraphBuilder {
             return
         }
         let (y, yH, yC) = (uniqueName("\(name)/Y"), uniqueName("\(name)/Y_h"), uniqueName("\(name)/Y_c"))
+        // Keras's initial_state, h (and c) `[batch, units]` per direction: ONNX's initial_h (and
+        // initial_c) stack the directions, `[directions, batch, units]`.
+        let states = node.inputs.suffix(a.initialStateCount)
+        let initialStates: [String] = (0..<(states.isEmpty ? 0 : cell.stateCount)).map { kind in
+            let parts = (0..<directions).map { direction in
+                intermediate("Unsqueeze", name: "\(name)/initial_state", inputs: [
+                    states[states.startIndex + direction * cell.stateCount + kind], constant("\(name)/initial_state/axes", int64s: [0])])
+            }
+            return parts.count == 1 ? parts[0] : intermediate("Concat", name: "\(name)/initial_state", inputs: parts, attributes: [.int("axis", 0)])
+        }
         try recurrentNode(node, a, weights, features: features, sequence: sequence, outputs: cell == .lstm ? [y, yH, yC] : [y, yH],
-                          direction: directions == 2 ? "bidirectional" : a.goBackwards ? "reverse" : "forward", frozen: frozen)
+                          direction: directions == 2 ? "bidirectional" : a.goBackwards ? "reverse" : "forward", frozen: frozen,
+                          initialStates: initialStates)
 
         // Per direction, `[batch, units]` or `[batch, time, units]` in Keras's order.
         var outputs = node.outputs.makeIterator()
@@ -92,7 +106,8 @@ extension ONNXGraphBuilder {
     /// One ONNX RNN, LSTM or GRU node over `sequence` (`[time, batch, features]`) with `weights`
     /// stacked as its directions; it keeps the layer's name, the nodes around it are named after it.
     mutating func recurrentNode(_ node: Node, _ a: RecurrentAttributes, _ weights: [ONNXRecurrentWeights], features: Int,
-                                sequence: String, outputs: [String], direction: String, frozen: Bool) throws {
+                                sequence: String, outputs: [String], direction: String, frozen: Bool,
+                                initialStates: [String]? = nil) throws {
         let name = node.name, mainName = uniqueNodeName(name)
         let d = Int64(weights.count), g = Int64(a.cell.gateCount * a.units)
         var attributes: [ONNXAttribute] = [.int("hidden_size", a.units), .string("direction", direction)]
@@ -103,10 +118,12 @@ extension ONNXGraphBuilder {
         // B is optional in ONNX (zeros): a layer without bias writes none, and reads back without.
         if a.useBias { inputs.append(constant("\(name)/B", floats: weights.flatMap(\.b), dimensions: [d, 2 * g])) }
         if frozen { frozenConstants += inputs.dropFirst() }
-        if a.timeMajor && node.inputs.count > 1 {
-            // ONNX's initial_h (and initial_c) read as given: after B (empty when absent) and sequence_lens.
+        // ONNX's initial_h (and initial_c), after B (empty when absent) and sequence_lens: in ONNX's
+        // form read as given, in Keras's stacked from its initial_state.
+        let initial = initialStates ?? (a.timeMajor ? Array(node.inputs.dropFirst()) : [])
+        if !initial.isEmpty {
             if !a.useBias { inputs.append("") }
-            inputs += [""] + node.inputs.dropFirst()
+            inputs += [""] + initial
         }
         nodes.append(ONNXNode(name: mainName, opType: ONNXRecurrentMapping.onnxType(a.cell), inputs: inputs,
                               outputs: outputs, attributes: attributes))

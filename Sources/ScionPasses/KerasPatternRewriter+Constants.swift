@@ -25,7 +25,10 @@ extension KerasPatternRewriter {
             guard let kept = Self.slicedIndices(parameter.shape, a), kept.map(\.count) == outputShape else { return }
             picks = Self.flatPositions(kept, shape: parameter.shape)
         case .onnx(.expand) where node.inputs.count == 2:
-            guard let (_, sources) = Broadcasting.sources([parameter.shape, outputShape], limit: count), sources[0].count == count else { return }
+            // An Expand over the batch axis (torch's class token, `expand(n, -1, -1)`) is a weight
+            // broadcast over the batch: `foldBatchBroadcastWeights` writes it as one.
+            guard outputShape.count == parameter.shape.count, outputShape.first == parameter.shape.first,
+                  let (_, sources) = Broadcasting.sources([parameter.shape, outputShape], limit: count), sources[0].count == count else { return }
             picks = sources[0]
         default:
             return
@@ -43,6 +46,8 @@ extension KerasPatternRewriter {
         }
         graph.parameters[parameter.name]?.shape = outputShape
         graph.nodes[constant].outputs = node.outputs
+        // Its reader, later in this sweep, finds the constant: chains fold in one sweep.
+        producers[output] = constant
         removed.insert(node.name)
     }
 

@@ -21,14 +21,27 @@ extension KerasPatternRewriter {
     /// refuses by name.
     mutating func foldRecurrent(_ position: Int) throws {
         let node = graph.nodes[position]
-        // Initial states (ONNX's initial_h, initial_c) would be Keras's `initial_state` call argument, not written yet.
-        guard case .recurrent(var a) = node.op, a.timeMajor, node.inputs.count == 1, let input = node.inputs.first,
+        guard case .recurrent(var a) = node.op, a.timeMajor, let input = node.inputs.first,
               let transposer = producers[input], soleReader(of: input) == position,
               case .transpose(let toTimeMajor) = graph.nodes[transposer].op, toTimeMajor.permutation == [1, 0, 2],
               let x = graph.nodes[transposer].inputs.first, node.outputs.count == a.outputCount else { return }
         let directions = a.cellPaths.count
         var folded = [graph.nodes[transposer].name]
         var outputs: [String] = []
+        // Initial states (ONNX's initial_h, initial_c) become Keras's initial_state when they stack
+        // `[batch, units]` values (what Scion's ONNX writer emits); any other form stays ONNX's.
+        var initialStates: [String] = []
+        if node.inputs.count > 1 {
+            guard node.inputs.count == 1 + a.cell.stateCount else { return }
+            var byKind: [[String]] = []
+            for value in node.inputs.dropFirst() {
+                guard let stacked = stackedDirections(value, directions: directions) else { return }
+                byKind.append(stacked.values)
+                folded += stacked.folded
+            }
+            initialStates = (0..<directions).flatMap { direction in byKind.map { $0[direction] } }
+            a.readsInitialStates = true
+        }
         // Y: the whole sequence.
         let y = node.outputs[0]
         if consumers[y]?.isEmpty == false || graphOutputs.contains(y) {
@@ -84,9 +97,62 @@ extension KerasPatternRewriter {
             outputs += (0..<(a.cell.stateCount * directions)).map { states[$0] ?? "\(node.name)#state\($0)" }
         }
         graph.nodes[position].op = .recurrent(a)
-        graph.nodes[position].inputs = [x]
+        graph.nodes[position].inputs = [x] + initialStates
         graph.nodes[position].outputs = outputs
         removed.formUnion(folded)
+    }
+
+    /// torch's encoder–decoder (`decoder(y, encoder_states)`): a one-direction layer's initial states
+    /// are another's `Y_h` (and `Y_c`) `[1, batch, units]` as they are. Spelled here as Scion's ONNX
+    /// writer spells Keras's `initial_state`, the same numbers: the encoder's state squeezed to
+    /// `[batch, units]` (its Keras state, `foldRecurrent` folds the Squeeze) and unsqueezed again
+    /// for the decoder (`stackedDirections` folds that into the decoder's `initial_state`).
+    /// True when it rewrote any.
+    mutating func unsqueezePassedStates() -> Bool {
+        index()
+        var nodes: [Node] = [], changed = false
+        for node in graph.nodes {
+            guard case .recurrent(let a) = node.op, a.timeMajor, a.cellPaths.count == 1, node.inputs.count == 1 + a.cell.stateCount else {
+                nodes.append(node)
+                continue
+            }
+            var rewritten = node
+            for (slot, state) in node.inputs.enumerated().dropFirst() {
+                guard let producer = producers[state], case .recurrent(let source) = graph.nodes[producer].op, source.timeMajor,
+                      source.cellPaths.count == 1, graph.nodes[producer].outputs.dropFirst().contains(state),
+                      soleReader(of: state) != nil, !graphOutputs.contains(state) else { continue }
+                let squeezed = "\(state)#keras_state", stacked = "\(state)#initial_state"
+                nodes.append(Node(name: squeezed, op: .onnx(.squeeze(AxesAttributes(axes: [0]))), inputs: [state], outputs: [squeezed]))
+                nodes.append(Node(name: stacked, op: .onnx(.unsqueeze(AxesAttributes(axes: [0]))), inputs: [squeezed], outputs: [stacked]))
+                rewritten.inputs[slot] = stacked
+                changed = true
+            }
+            nodes.append(rewritten)
+        }
+        graph.nodes = nodes
+        return changed
+    }
+
+    /// The `[batch, units]` values an initial state `[directions, batch, units]` stacks: each
+    /// direction's `Unsqueeze(axes [0])`, the two concatenated on axis 0. Nil for any other form.
+    private func stackedDirections(_ value: String, directions: Int) -> (values: [String], folded: [String])? {
+        guard !graphOutputs.contains(value), soleReader(of: value) != nil, let producer = producers[value] else { return nil }
+        func unsqueezed(_ position: Int) -> String? {
+            guard case .onnx(.unsqueeze(let u)) = graph.nodes[position].op, u.axes == [0], graph.nodes[position].inputs.count == 1 else { return nil }
+            return graph.nodes[position].inputs[0]
+        }
+        if directions == 1 {
+            return unsqueezed(producer).map { ([$0], [graph.nodes[producer].name]) }
+        }
+        guard case .concatenate(let c) = graph.nodes[producer].op, c.axis == 0, graph.nodes[producer].inputs.count == directions else { return nil }
+        var values: [String] = [], folded = [graph.nodes[producer].name]
+        for part in graph.nodes[producer].inputs {
+            guard !graphOutputs.contains(part), soleReader(of: part) == producer, let position = producers[part],
+                  let state = unsqueezed(position) else { return nil }
+            values.append(state)
+            folded.append(graph.nodes[position].name)
+        }
+        return (values, folded)
     }
 
     /// Scion's ONNX writer casts an Embedding's indices to int64 for Gather; Keras's Embedding takes

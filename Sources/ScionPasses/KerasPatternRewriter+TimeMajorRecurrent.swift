@@ -25,7 +25,9 @@ extension KerasPatternRewriter {
         var inserted: [String: (before: [Node], after: [Node])] = [:]
         for position in graph.nodes.indices {
             let node = graph.nodes[position]
-            guard case .recurrent(let a) = node.op, a.timeMajor, node.inputs.count == 1, let input = node.inputs.first,
+            // Initial states (after the sequence) stay as they are read.
+            guard case .recurrent(let a) = node.op, a.timeMajor, node.inputs.count == 1 || node.inputs.count == 1 + a.cell.stateCount,
+                  let input = node.inputs.first,
                   node.outputs.count == a.outputCount else { continue }
             let y = node.outputs[0]
             var after: [Node] = []

@@ -53,6 +53,7 @@ struct KerasPatternRewriter {
         splitIntoSlices()
         runtimeGemmsAsMatMul()
         try graph.inferShapes()
+        if unsqueezePassedStates() { try graph.inferShapes() }
         try foldTimeMajorStacks()
         // One sweep per pattern, in an order where each sees the previous ones' results (a Dense
         // exists before its bias Add is folded into it).

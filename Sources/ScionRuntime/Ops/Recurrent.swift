@@ -41,6 +41,23 @@ extension Executor {
         }
     }
 
+    /// Keras's `initial_state` inputs (`[batch, units]` each: h (and c) per direction) in the form
+    /// `recurrentRuns` takes, ONNX's: h, then c, each `[directions, batch, units]`. Empty without.
+    static func kerasInitialStates(_ node: Node, _ inputs: [RuntimeTensor], _ a: RecurrentAttributes) throws -> [RuntimeTensor] {
+        let count = a.initialStateCount
+        guard count > 0 else { return [] }
+        guard inputs.count > count, let batch = inputs.first?.shape.first else {
+            throw RuntimeError(node.name, "\(node.op.typeName) reads \(count) initial states, got \(inputs.count - 1) inputs after the sequence")
+        }
+        let states = Array(inputs.suffix(count)), directions = a.cellPaths.count, kinds = a.cell.stateCount
+        for state in states where state.shape != [batch, a.units] {
+            throw RuntimeError(node.name, "\(node.op.typeName)'s initial state \(state.shape) is not [\(batch), \(a.units)]")
+        }
+        return (0..<kinds).map { kind in
+            RuntimeTensor(shape: [directions, batch, a.units], data: (0..<directions).flatMap { states[$0 * kinds + kind].data })
+        }
+    }
+
     /// ConvLSTM's geometry for input `x`; nil for a dense cell.
     static func convolutionGeometry(_ node: Node, _ x: RuntimeTensor, _ a: RecurrentAttributes) throws -> RecurrentConvolutionGeometry? {
         guard let convolution = a.convolution else { return nil }
@@ -70,7 +87,8 @@ extension Executor {
         }
         guard a.timeMajor else {
             let kept = try Self.keptSteps(node, x, source: inputs.count > 1 ? inputs[1] : nil, a)
-            return Self.recurrentOutputs(try recurrentRuns(node, x, a, kept: kept), a, kept: kept)
+            let initial = try Self.kerasInitialStates(node, inputs, a)
+            return Self.recurrentOutputs(try recurrentRuns(node, x, a, kept: kept, initialStates: initial), a, kept: kept)
         }
         guard x.rank == 3 else { throw RuntimeError(node.name, "\(node.op.typeName) needs a [time, batch, features] input, got \(x.shape)") }
         return Self.timeMajorOutputs(try recurrentRuns(node, Kernels.transpose(x, [1, 0, 2]), a, initialStates: Array(inputs.dropFirst())), a)
@@ -197,7 +215,8 @@ extension Trainer {
             }
         }
         let runs = try executor.recurrentRuns(node, batchMajor, a, kept: kept, dropout: dropout,
-                                              initialStates: a.timeMajor ? Array(inputs.dropFirst()) : [])
+                                              initialStates: a.timeMajor ? Array(inputs.dropFirst())
+                                                  : try Executor.kerasInitialStates(node, inputs, a))
         let outputs = a.timeMajor ? Executor.timeMajorOutputs(runs, a) : Executor.recurrentOutputs(runs, a, kept: kept)
         return (outputs, .recurrentRuns(runs))
     }
@@ -309,6 +328,17 @@ extension Trainer {
                 RuntimeTensor(shape: [directions, batch, units], data: $0)
             }
             return StepGradients(inputs: [Kernels.transpose(inputGradient, [1, 0, 2])] + states, parameters: parameters)
+        }
+        if a.initialStateCount > 0 {
+            // Keras's initial_state, h (and c) per direction: what each direction's first states received.
+            let kinds = a.cell.stateCount
+            let states: [RuntimeTensor?] = (0..<a.initialStateCount).map { index in
+                let (direction, kind) = (index / kinds, index % kinds)
+                let received = kind == 0 ? dInitialHidden : dInitialCell
+                return RuntimeTensor(shape: [batch, units], data: Array(received[(direction * size)..<((direction + 1) * size)]))
+            }
+            let others = node.inputs.count - 1 - a.initialStateCount  // the mask source: no gradient
+            return StepGradients(inputs: [inputGradient] + Array(repeating: nil, count: others) + states, parameters: parameters)
         }
         // The mask source (token ids) gets no gradient.
         return StepGradients(inputs: [a.timeMajor ? Kernels.transpose(inputGradient, [1, 0, 2]) : inputGradient]
