@@ -48,7 +48,9 @@ struct KerasConfigWriter {
     /// ONNX graph (`Model.write` runs it).
     static let onnxRefusal = "the graph is channels-first (read from ONNX); KerasLayersPass must convert it before a Keras writer"
 
-    func layers(for node: Node, inputRanks: [Int?]) throws -> [KerasLayerSpecification] {
+    /// `inputShapes`: each input's shape, nil where unknown.
+    func layers(for node: Node, inputShapes: [[Int?]?]) throws -> [KerasLayerSpecification] {
+        let inputRanks = inputShapes.map { $0?.count }
         switch node.op {
         case .dense(let a):
             return try withActivation(a.activation) { name in
@@ -171,7 +173,13 @@ struct KerasConfigWriter {
         case .elementwise(let operation):
             switch operation {
             case .add, .subtract, .multiply, .average, .maximum, .minimum:
-                return [KerasLayerSpecification(className: operation.typeName, config: [:], takesList: true)]
+                // Unknown shapes keep the layer: Keras checks it on load, and a file read from Keras
+                // (a Lambda before the merge) is written back as it was.
+                let known = inputShapes.compactMap { $0 }
+                guard known.count == inputShapes.count, !KerasMergeShapes.layerComputesBroadcast(known) else {
+                    return [KerasLayerSpecification(className: operation.typeName, config: [:], takesList: true)]
+                }
+                return try KerasOperationWriter.broadcastingMerge(operation, shapes: known)
             case .divide, .power:
                 guard node.inputs.count == 2 else { throw Refusal(reason: "Keras has no \(operation.typeName) layer of \(node.inputs.count) inputs") }
                 return [KerasOperationWriter.call(operation == .divide ? "TrueDivide" : "Power", arguments: [.tensor, .tensor])]

@@ -47,7 +47,10 @@ package enum KerasModelReader {
     package static func readArchitecture(configJSON: Data, kerasVersion: String = "3", file: String) throws -> Graph {
         var graph = try architecture(configText: configJSON, configName: "config", kerasVersion: kerasVersion,
                                      format: "keras-config", path: file).graph
-        do { try graph.inferShapes() } catch let error as IRError {
+        do {
+            try KerasMergeShapes.readAsKeras(&graph, file: file)
+            try graph.inferShapes()
+        } catch let error as IRError {
             throw KerasError(.invalidConfig, file: file, subject: error.subject, error.reason)
         }
         return graph
@@ -81,6 +84,7 @@ package enum KerasModelReader {
                 try KerasTimeDistributed.expand(&graph, table: KerasLayerTable(kerasMajorVersion: major))
                 try KerasOpaqueShapes.fill(&graph)
             }
+            try KerasMergeShapes.readAsKeras(&graph, file: file)
             try graph.verify()
         } catch let error as IRError {
             throw KerasError(error.kind == .parameter ? .invalidWeights : .invalidConfig, file: file,

@@ -58,7 +58,7 @@ struct KerasTimeDistributedGroup {
         let last = graph.nodes[members[members.count - 1]]
         let inner: [KerasLayerSpecification]
         do {
-            inner = try writer.layers(for: step, inputRanks: step.inputs.map { graph.values[$0]?.shape?.rank })
+            inner = try writer.layers(for: step, inputShapes: step.inputs.map { graph.values[$0]?.shape?.dimensions })
         } catch let refusal as KerasConfigWriter.Refusal {
             throw KerasConfigWriter.Refusal(reason: "its inner layer: \(refusal.reason)")
         }

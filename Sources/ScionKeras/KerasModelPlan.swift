@@ -97,14 +97,13 @@ struct KerasModelPlan {
     }
 
     private mutating func add(_ node: Node, writer: KerasConfigWriter, specifications given: [KerasLayerSpecification]? = nil) throws {
-        let inputRanks = node.inputs.map { graph.values[$0]?.shape?.rank }
         if case .recurrent(let a) = node.op, a.timeMajor, a.maskValue == nil, node.inputs.count > 1 {
             throw KerasError(.writeFailed, file: file, subject: node.name, "\(a.cell.rawValue) reads initial states (ONNX's "
                              + "initial_h, initial_c): Keras's initial_state call argument is not written yet")
         }
         let specifications: [KerasLayerSpecification]
         do {
-            specifications = try given ?? writer.layers(for: node, inputRanks: inputRanks)
+            specifications = try given ?? writer.layers(for: node, inputShapes: node.inputs.map { graph.values[$0]?.shape?.dimensions })
         } catch let refusal as KerasConfigWriter.Refusal {
             throw KerasError(.writeFailed, file: file, subject: node.name, refusal.reason)
         }

@@ -233,6 +233,48 @@ enum KerasOperationWriter {
         }
     }
 
+    /// Add, Subtract, Multiply, Maximum, Minimum or Average of inputs a Keras merge layer would not
+    /// broadcast as numpy does (`KerasMergeShapes`): keras.ops calls of two tensors, which broadcast
+    /// as numpy does, chained over the inputs (`((a + b) + c)`, Average then divided by the count, as
+    /// Keras's Average computes it). Refused when the shapes do not broadcast at all.
+    static func broadcastingMerge(_ operation: ElementwiseOperation, shapes: [[Int?]]) throws -> [KerasLayerSpecification] {
+        let rank = shapes.map(\.count).max() ?? 0
+        for axis in 0..<rank {
+            // Lined up from the end, as numpy does; a missing axis is 1.
+            let lengths = Set(shapes.compactMap { shape in
+                let index = axis - (rank - shape.count)
+                return index < 0 ? 1 : shape[index]
+            })
+            guard lengths.subtracting([1]).count <= 1 else {
+                throw Refusal(reason: "\(operation.typeName) of shapes \(shapes.map(KerasMergeShapes.spelled).joined(separator: " and ")) does not broadcast")
+            }
+        }
+        let className: String
+        switch operation {
+        case .add, .average: className = "Add"
+        case .subtract where shapes.count == 2: className = "Subtract"
+        case .multiply: className = "Multiply"
+        case .maximum: className = "Maximum"
+        case .minimum: className = "Minimum"
+        default: throw Refusal(reason: "Keras has no \(operation.typeName) of \(shapes.count) inputs")
+        }
+        guard shapes.count >= 2 else {
+            throw Refusal(reason: "\(operation.typeName) of one input of rank 0: a Keras merge layer needs a batch axis")
+        }
+        var steps: [KerasLayerSpecification] = []
+        for next in 1..<shapes.count {
+            var step = call(className, arguments: [.tensor, .tensor])
+            step.inputs = [next == 1 ? .nodeInput(0) : .step(next - 2), .nodeInput(next)]
+            steps.append(step)
+        }
+        if operation == .average {
+            var divide = call("TrueDivide", arguments: [.tensor, .constant(.number(Double(shapes.count)))])
+            divide.inputs = [.step(steps.count - 1)]
+            steps.append(divide)
+        }
+        return steps
+    }
+
     private static func unaryOperation(_ unary: UnaryOperation) -> KerasLayerSpecification {
         switch unary {
         case .negate: call("Negative")

@@ -250,7 +250,7 @@ def keras_ops_models(folder):
     onnx.checker.check_model(model)
     path = os.path.join(folder, "runtime_keras_ops.onnx")
     onnx.save(model, path)
-    return [path, constant_operands_model(folder)]
+    return [path, constant_operands_model(folder)] + broadcast_merges_models(folder)
 
 
 def constant_operands_model(folder):
@@ -284,3 +284,42 @@ def constant_operands_model(folder):
     path = os.path.join(folder, "runtime_constant_operands.onnx")
     onnx.save(model, path)
     return path
+
+
+def broadcast_merges_models(folder):
+    """torch's dynamo export of `nn.RNN` adds a `[1, B, H]` state to a `[B, H]` input projection: Add,
+    Sub, Mul, Max, Min and Mean whose operands broadcast across the batch axis, which Keras's merge
+    layers refuse ("Cannot merge tensors with different batch sizes") or line up differently; Scion
+    writes them as keras.ops calls. A same-shape Add stays a keras.layers.Add. One model of a symbolic
+    batch, one of dynamo's static batch of 2. Returns the paths."""
+    rng = np.random.default_rng(11)
+    kernel = rng.standard_normal((6, 6)).astype(np.float32)
+    bias = rng.standard_normal(6).astype(np.float32)
+    paths = []
+    for batch, name in (("batch", "runtime_broadcast_merges"), (2, "runtime_broadcast_merges_batch2")):
+        nodes = [
+            helper.make_node("Tanh", ["x"], ["state_source"]),
+            helper.make_node("Unsqueeze", ["state_source", "first"], ["state"]),        # [1, B, 6]
+            helper.make_node("MatMul", ["state", "kernel"], ["projected"]),
+            helper.make_node("Add", ["projected", "bias"], ["linear"]),                 # dynamo's linear_k
+            helper.make_node("Add", ["linear", "x"], ["sum"]),                          # [1, B, 6] + [B, 6]
+            helper.make_node("Sub", ["x", "state"], ["difference"]),
+            helper.make_node("Mul", ["state", "x"], ["product"]),
+            helper.make_node("Max", ["x", "state"], ["largest"]),
+            helper.make_node("Min", ["state", "x"], ["smallest"]),
+            helper.make_node("Mean", ["state", "x", "x"], ["mean"]),
+            helper.make_node("Add", ["x", "state_source"], ["y6"]),                     # same shape: keras.layers.Add
+        ]
+        broadcast = ["sum", "difference", "product", "largest", "smallest", "mean"]
+        nodes += [helper.make_node("Squeeze", [value, "first"], [f"y{i}"]) for i, value in enumerate(broadcast)]
+        graph = helper.make_graph(
+            nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 6])],
+            [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, [batch, 6]) for i in range(7)],
+            [_int64("first", [0]), _float("kernel", kernel.ravel().tolist(), [6, 6]), _float("bias", bias.tolist(), [6])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        path = os.path.join(folder, f"{name}.onnx")
+        onnx.save(model, path)
+        paths.append(path)
+    return paths
