@@ -86,7 +86,18 @@ struct ClassifierHead {
                             "the output layer (\(node.op.typeName)\(shape)) is not a classifier layer (Dense, global pooling, "
                                 + "Flatten...): nothing to drop; cut with --after LAYER")
         }
+        try requireBatchFirst(value, producer: producer)
         return producer
+    }
+
+    /// The cut's output becomes the input of a new head, which pools and projects per sample: in a
+    /// graph read from ONNX its batch must be axis 0 (a time-major value cannot be the cut).
+    private func requireBatchFirst(_ value: String, producer: Int) throws {
+        guard graph.layout == .channelsFirst, let shape = graph.values[value]?.shape, shape.rank >= 3,
+              let roles = AxisRoles.of(value, in: graph), roles.batch != 0 else { return }
+        throw PassError(pass: pass, subject: graph.nodes[producer].name,
+                        "the classifier's input \(shape) is time-major (its batch is axis \(roles.batch), not 0), so no head can "
+                            + "read it; cut with --after LAYER at a layer whose output has the batch first")
     }
 
     // MARK: - Which layers belong to a head
@@ -96,11 +107,19 @@ struct ClassifierHead {
     }
 
     /// tf2onnx flattens an NHWC Keras feature map as a Transpose then a Reshape: the Transpose
-    /// belongs to the flattening when entries alone read it.
+    /// belongs to the flattening when entries alone read it. One that moves the batch axis does not:
+    /// torch's `(steps, N, F)` → `(N, steps, F)` after a recurrent layer makes the features a head can
+    /// read, and cutting before it would leave a time-major output.
     private func isReorderBeforeEntry(_ node: Node) -> Bool {
-        guard isAxisReorder(node.op), let output = node.outputs.first, let readers = consumers[output], !readers.isEmpty,
-              !graph.outputs.contains(output) else { return false }
+        guard isAxisReorder(node.op), !movesBatchAxis(node.op), let output = node.outputs.first,
+              let readers = consumers[output], !readers.isEmpty, !graph.outputs.contains(output) else { return false }
         return readers.allSatisfy { isEntry(graph.nodes[$0]) }
+    }
+
+    /// A Transpose whose output's first axis is not its input's (Keras's Permute never moves it).
+    private func movesBatchAxis(_ op: Op) -> Bool {
+        if case .transpose(let a) = op { return a.permutation.first != 0 }
+        return false
     }
 
     /// Ops that only reorder axes.

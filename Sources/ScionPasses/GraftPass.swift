@@ -17,7 +17,9 @@ import ScionIR
 /// + fan_out))), zero biases, BatchNormalization gamma 1, beta 0, moving mean 0, moving variance 1.
 /// The same `seed` gives the same weights. New layers are named as Keras names them (`dense`,
 /// `dense_1`...), never colliding with an existing name. On a channels-first graph (read from ONNX)
-/// the head is built channels-first, so the model can be written back to ONNX as it is.
+/// the head is built channels-first, so the model can be written back to ONNX as it is; a sequence
+/// there, `(N, steps, features)` by the layers producing it (`AxisRoles`), is pooled over the steps
+/// and projected on its features, and a value whose batch is not axis 0 is refused.
 public struct GraftPass: GraphPass {
     /// `graft`.
     public let name = "graft"
@@ -99,8 +101,6 @@ struct HeadBuilder {
             throw failure(input, "has an unknown shape; the head needs it")
         }
         let rank = shape.rank
-        let layout: Layout = channelsFirst ? .channelsFirst : .channelsLast
-        let channelAxis = channelsFirst && rank >= 3 ? 1 : rank - 1
         let item = "head item \(position)"
         switch layer {
         case .globalAveragePooling, .globalMaxPooling:
@@ -108,19 +108,24 @@ struct HeadBuilder {
                 throw failure(item, "global pooling needs a spatial input, but '\(input)' is \(shape) already; "
                     + "drop it from the head, or cut earlier (--drop-top)")
             }
-            let average = layer == .globalAveragePooling
-            let op = Op.globalPool(GlobalPoolAttributes(kind: average ? .average : .max, rank: rank - 2, layout: layout))
-            return add(average ? "global_average_pooling\(rank - 2)d" : "global_max_pooling\(rank - 2)d", op, input)
+            let layout = try layout(of: input, shape: shape, item: item)
+            return appendGlobalPooling(average: layer == .globalAveragePooling, input: input, shape: shape, layout: layout)
         case .flatten:
-            return add("flatten", .flatten(FlattenAttributes(layout: layout)), input)
+            try requireBatchFirst(input, shape: shape, item: item)
+            return add("flatten", .flatten(FlattenAttributes(layout: channelsFirst ? .channelsFirst : .channelsLast)), input)
         case .dropout(let rate):
             return add("dropout", .dropout(DropoutAttributes(rate: rate)), input)
         case .activation(let activation):
             var chosen = activation
-            if case .softmax = activation { chosen = .softmax(axis: channelAxis == rank - 1 ? -1 : channelAxis) }
+            if case .softmax = activation {
+                let channelAxis = try layout(of: input, shape: shape, item: item).featureAxis(rank: rank)
+                chosen = .softmax(axis: channelAxis == rank - 1 ? -1 : channelAxis)
+            }
             return add("activation", .activation(chosen), input)
         case .dense(let units, let activation):
-            guard !channelsFirst || rank == 2 else {
+            // A Dense multiplies the last axis: the features of a sequence (Keras's Dense on
+            // (N, steps, features), one projection per step), but a spatial axis of channels-first data.
+            guard try layout(of: input, shape: shape, item: item) != .channelsFirst else {
                 throw failure(item, "a Dense on '\(input)' \(shape) would mix the spatial axes of channels-first data; "
                     + "put gap, gmp or flatten before it")
             }
@@ -135,6 +140,12 @@ struct HeadBuilder {
             let op = Op.dense(DenseAttributes(units: units, useBias: true, activation: activation))
             return add(layerName, op, input, parameters: parameters, claimed: true)
         case .batchNormalization:
+            let layout = try layout(of: input, shape: shape, item: item)
+            guard layout != .featuresLast else {
+                throw failure(item, "BatchNormalization over the features of the sequence '\(input)' \(shape) has no ONNX form "
+                    + "(ONNX normalises axis 1); put gap, gmp or flatten before it")
+            }
+            let channelAxis = layout.featureAxis(rank: rank)
             guard let channels = shape.dimensions[channelAxis] else {
                 throw failure(item, "'\(input)' has an unknown channel axis; BatchNormalization needs its length")
             }

@@ -10,7 +10,8 @@ Keras models (fixtures, or the full-size keras.applications with --applications)
      outputs, in Keras and in onnxruntime, must equal softmax(mean(features) @ W + b) computed from
      Keras's TOP features and the head's written weights (the pooled features compared too).
 ONNX models (tf2onnx's, torch's): cut at a node name and graft a head; the cut must give what
-onnxruntime gives for that node's output on the source, in onnxruntime and in Keras.
+onnxruntime gives for that node's output on the source, in onnxruntime and in Keras. torch's text
+encoders: `edit --drop-top --head gap,...` must pool their (batch, steps, features) over the steps.
 `--drop-top` against keras.applications (check_drop_top.py, run in a child process with Keras's numpy
 backend, which builds the models about 6x faster than JAX): every family's include_top=True model cut
 by Scion must keep exactly the layers of its include_top=False model; also a text model and a refusal.
@@ -196,6 +197,46 @@ def check_onnx_drop_top(folder, source, node):
              f"{source} cut --drop-top: relative {difference:.2g} vs onnxruntime's {node} on the source")]
 
 
+# (source, name of its stored arrays) of torch TransformerEncoder(batch_first=True) exports: their
+# features are (batch, steps, features), which `gap` must pool over the steps.
+SEQUENCE_CASES = [("torch/encoder_ts.onnx", "encoder"), ("torch/encoder_dynamo.onnx", "encoder")]
+
+
+def check_onnx_sequence(folder, source, name):
+    """`edit --drop-top --head gap,dense:3:softmax --freeze-base` on a torch text encoder: the head
+    reads the encoder's (batch, steps, features) output averaged over the steps (torch's x.mean(1),
+    Keras's GlobalAveragePooling1D), in Keras and in onnxruntime, from onnxruntime's features."""
+    path = os.path.join(FIXTURES, source)
+    x = arrays(os.path.dirname(path), name, "input")[0]
+    cut = os.path.join(folder, f"{name}_sequence_top.onnx")
+    scion("cut", path, "--drop-top", "-o", cut)
+    value = onnx.load(cut).graph.output[0].name
+    features = run_onnx(path, x, extra_output=value).astype(np.float64)
+    grafted = {}
+    for suffix in ("onnx", "keras"):
+        grafted[suffix] = os.path.join(folder, f"{name}_sequence_grafted.{suffix}")
+        scion("edit", path, "--drop-top", "--head", f"gap,dense:{CLASSES}:softmax", "--freeze-base", "--seed", "0",
+              "-o", grafted[suffix])
+    model = keras.models.load_model(grafted["keras"], compile=False)
+    kernel, bias = model.get_layer("dense").get_weights()
+    logits = features.mean(axis=1) @ kernel + bias
+    probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probabilities /= probabilities.sum(axis=-1, keepdims=True)
+    head = CLASSES * (features.shape[-1] + 1)
+    # Counted by layer: Keras 3 leaves a loaded frozen MultiHeadAttention's query/key/value sublayers
+    # in model.trainable_weights (built after `trainable: false` is applied), which Scion cannot change.
+    trainable = sum(weight_count(layer.weights) for layer in model.layers if layer.trainable and layer.weights)
+    results = [("ok" if trainable == head else "fail",
+                f"{source} edit --drop-top --head gap,dense:{CLASSES}:softmax: trainable {trainable} (head on "
+                f"{features.shape[-1]} features: {head}), cut at {value} {features.shape}")]
+    for label, got in (("Keras", model.predict(x, verbose=0)), ("onnxruntime", run_onnx(grafted["onnx"], x))):
+        difference = relative(got, probabilities)
+        results.append(("ok" if difference <= 1e-4 else "fail",
+                        f"{source} sequence grafted, in {label}: relative {difference:.2g} vs softmax(mean over the steps "
+                        f"of onnxruntime's features @ W + b)"))
+    return results
+
+
 # (source, reference folder) of the sequence tagger: its TimeDistributed Dense is a per-step classifier.
 TAGGER_CASES = [("keras3/time_distributed_tagger.keras", "keras3"), ("keras2/time_distributed_tagger.h5", "keras2")]
 
@@ -245,6 +286,7 @@ def main():
             jobs += [(check_onnx_case, case) for case in ONNX_CASES]
             jobs += [(check_onnx_drop_top, case) for case in ONNX_DROP_TOP]
             jobs += [(check_tagger_case, case) for case in TAGGER_CASES]
+            jobs += [(check_onnx_sequence, case) for case in SEQUENCE_CASES]
         for check, case in jobs:
             try:
                 results = check(folder, *case)
