@@ -10,8 +10,16 @@ extension Graph {
 
     /// Whether `op` reads its input at `position` as a numpy array written into its keras.ops call.
     public static func takesNumpyOperand(_ op: Op, at position: Int) -> Bool {
+        if case .onnx(.comparison) = op { return position < 2 }
         guard case .elementwise(let operation) = op else { return false }
         return operation != .average && position < 2
+    }
+
+    /// Whether `op` also takes an integer array that way: a comparison (`keras.ops.not_equal(tokens, 0)`,
+    /// a padding mask).
+    public static func takesIntegerNumpyOperand(_ op: Op) -> Bool {
+        if case .onnx(.comparison) = op { return true }
+        return false
     }
 
     /// The float numbers (row-major, as Double) and shape of the constant node producing `value`,
@@ -42,7 +50,8 @@ extension Graph {
                 guard input == value else { return true }
                 if integral, Self.takesConstantOperand(node.op, at: position) { return true }
                 // One constant per call: the other operand is the tensor.
-                return real && node.inputs.count == 2 && node.inputs[1 - position] != value && Self.takesNumpyOperand(node.op, at: position)
+                return (real || (integral && Self.takesIntegerNumpyOperand(node.op))) && node.inputs.count == 2
+                    && node.inputs[1 - position] != value && Self.takesNumpyOperand(node.op, at: position)
             }
         }
     }

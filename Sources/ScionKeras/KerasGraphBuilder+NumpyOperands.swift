@@ -7,28 +7,47 @@ import ScionIR
 /// weights (Keras does not count it either).
 extension KerasGraphBuilder {
     /// Classes whose array operand is read (the arithmetic `KerasOperationReader.binary` reads).
-    static let numpyOperandClasses: Set<String> = ["Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power"]
+    static let numpyOperandClasses = Set(["Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power"])
+        .union(comparisonClasses)
+    /// Comparisons: their constant may also be integers or a plain number (`keras.ops.not_equal(tokens, 0)`,
+    /// a padding mask), read as a constant too (an arithmetic number is a Rescaling instead).
+    static let comparisonClasses: Set<String> = ["Equal", "NotEqual", "Less", "LessEqual", "Greater", "GreaterEqual"]
+
+    /// How Keras 3 saves a constant array operand: a numpy array, or a backend tensor (a value
+    /// computed when the model was built, `Embedding(...)(keras.ops.arange(n))`), both as
+    /// `{"value": nested lists, "dtype": ...}`.
+    static let arrayClassNames: Set<String> = ["__numpy__", "__tensor__"]
 
     /// The call's arguments with its numpy array replaced by a tensor, and the inputs with the new
     /// constant node's output at its place; nil when the call has no such array.
     mutating func readingNumpyOperands(_ arguments: [JSON], inputs: [String], className: String, name: String,
                                        scope: String) throws -> (arguments: [JSON], inputs: [String])? {
+        let comparison = Self.comparisonClasses.contains(className)
         guard Self.numpyOperandClasses.contains(className), arguments.count == 2,
-              let position = arguments.firstIndex(where: { $0["class_name"]?.string == "__numpy__" }),
+              let position = arguments.firstIndex(where: { Self.arrayClassNames.contains($0["class_name"]?.string ?? "")
+                  || (comparison && $0.double != nil) }),
               KerasOperationReader.isTensor(arguments[1 - position]) else { return nil }
         let config = arguments[position]["config"]
-        guard let dtype = config?["dtype"]?.string.flatMap(DType.init(kerasName:)), dtype == .float32 || dtype == .float64,
-              let value = config?["value"], let (shape, numbers) = Self.flattened(value) else {
-            throw KerasOperationReader.Refusal(reason: "has a numpy operand that is not a rectangular float32 or float64 array")
+        let allowed: Set<DType> = comparison ? [.float32, .float64, .int32, .int64] : [.float32, .float64]
+        // A plain number takes the other operand's type (ONNX compares tensors of one type).
+        let tensorType = arguments[1 - position]["config"]?["dtype"]?.string.flatMap(DType.init(kerasName:))
+        let dtype = arguments[position].double != nil ? tensorType.flatMap { allowed.contains($0) ? $0 : nil } ?? .float32
+            : config?["dtype"]?.string.flatMap(DType.init(kerasName:))
+        guard let dtype, allowed.contains(dtype), let value = arguments[position].double.map(JSON.number) ?? config?["value"],
+              let (shape, numbers) = Self.flattened(value),
+              dtype.isFloatingPoint || numbers.allSatisfy({ $0 == $0.rounded() && abs($0) < 9.0e15 }) else {
+            throw KerasOperationReader.Refusal(reason: "has a numpy operand that is not a rectangular "
+                                               + (comparison ? "number array" : "float32 or float64 array"))
         }
         var constantName = "\(name)/array"
         while usedNames.contains(constantName) || graph.parameters[constantName] != nil { constantName += "'" }
         usedNames.insert(constantName)
         var bytes: [UInt8] = []
-        if dtype == .float32 {
-            numbers.map { Float($0) }.withUnsafeBytes { bytes.append(contentsOf: $0) }
-        } else {
-            numbers.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        switch dtype {
+        case .float32: numbers.map { Float($0) }.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        case .int64: numbers.map { Int64($0) }.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        case .int32: numbers.map { Int32($0) }.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        default: numbers.withUnsafeBytes { bytes.append(contentsOf: $0) }
         }
         graph.parameters[constantName] = Parameter(name: constantName, role: .value, shape: shape, dtype: dtype, trainable: false,
                                                    storage: TensorStorage(bytes: bytes))

@@ -50,7 +50,10 @@ extension KerasGraphBuilder {
         }
         var inputs = inputs
         do {
-            if let withArrays = try readingNumpyOperands(arguments, inputs: inputs, className: className, name: name, scope: scope) {
+            // The literal is named after the node that reads it: NotEqual is read as Equal then Not,
+            // and the Equal (`<name>_equal`) is what the writer writes with the array.
+            let reading = className == "NotEqual" ? "\(name)_\(kerasSnakeCase(Op.onnx(.comparison(.equal)).typeName))" : name
+            if let withArrays = try readingNumpyOperands(arguments, inputs: inputs, className: className, name: reading, scope: scope) {
                 (arguments, inputs) = withArrays
             }
         } catch let error as KerasOperationReader.Refusal {

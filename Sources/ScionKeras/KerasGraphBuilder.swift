@@ -69,10 +69,20 @@ struct KerasGraphBuilder {
                 } else {
                     isMaskCall = maskCalls.map { "ops.\($0)" }.contains(graph.info.nodeTypes[node.name] ?? "")
                 }
-                return isMaskCall && node.outputs.allSatisfy { !read.contains($0) }
+                // A call's literal made a constant (`not_equal(tokens, 0)`'s 0: KerasGraphBuilder+NumpyOperands)
+                // goes with the call.
+                var isLiteral = false
+                if case .onnx(.constant) = node.op { isLiteral = graph.info.nodeTypes[node.name] == "Constant" }
+                return (isMaskCall || isLiteral) && node.outputs.allSatisfy { !read.contains($0) }
             }
             guard !unread.isEmpty else { return }
             let removed = Set(unread)
+            for index in unread {
+                if case .onnx(.constant) = graph.nodes[index].op {
+                    for parameter in graph.nodes[index].parameters { graph.parameters[parameter] = nil }
+                    graph.info.nodeTypes[graph.nodes[index].name] = nil
+                }
+            }
             for index in unread { for output in graph.nodes[index].outputs { graph.info.nodeTypes[output] = nil } }
             var newIndex: [Int: Int] = [:]
             for index in graph.nodes.indices where !removed.contains(index) { newIndex[index] = newIndex.count }

@@ -14,32 +14,37 @@ enum KerasNumpyOperands {
     /// The call for an elementwise `node` one operand of which a constant node holds, reading only its
     /// tensor; nil when `node` is not one.
     static func call(for node: Node, in graph: Graph) throws -> (node: Node, specification: KerasLayerSpecification)? {
-        guard node.inputs.count == 2, case .elementwise(let operation) = node.op else { return nil }
-        let constantPosition: Int
-        if graph.constantReals(node.inputs[1]) != nil, Graph.takesNumpyOperand(node.op, at: 1) {
-            constantPosition = 1
-        } else if graph.constantReals(node.inputs[0]) != nil, Graph.takesNumpyOperand(node.op, at: 0) {
-            constantPosition = 0
-        } else {
-            return nil
-        }
-        guard let (shape, dtype, values) = graph.constantReals(node.inputs[constantPosition]) else { return nil }
+        guard node.inputs.count == 2 else { return nil }
         let className: String
-        switch operation {
-        case .add: className = "Add"
-        case .subtract: className = "Subtract"
-        case .multiply: className = "Multiply"
-        case .divide: className = "TrueDivide"
-        case .power: className = "Power"
-        case .maximum: className = "Maximum"
-        case .minimum: className = "Minimum"
-        case .average: return nil
+        switch node.op {
+        case .elementwise(.add): className = "Add"
+        case .elementwise(.subtract): className = "Subtract"
+        case .elementwise(.multiply): className = "Multiply"
+        case .elementwise(.divide): className = "TrueDivide"
+        case .elementwise(.power): className = "Power"
+        case .elementwise(.maximum): className = "Maximum"
+        case .elementwise(.minimum): className = "Minimum"
+        case .onnx(.comparison(let comparison)): className = KerasOperationWriter.comparisonClass(comparison)
+        default: return nil
         }
+        guard let constantPosition = [1, 0].first(where: { array(node.inputs[$0], for: node.op, in: graph) != nil && Graph.takesNumpyOperand(node.op, at: $0) }),
+              let (shape, dtype, values) = array(node.inputs[constantPosition], for: node.op, in: graph) else { return nil }
         var reading = node
         reading.inputs = [node.inputs[1 - constantPosition]]
-        let array = numpy(values, shape: shape, dtype: dtype)
-        let arguments: [KerasCallArgument] = constantPosition == 1 ? [.tensor, .constant(array)] : [.constant(array), .tensor]
+        // A comparison's scalar stays an array: the reader makes a constant of it (an arithmetic scalar is a Rescaling).
+        let written: JSON = Graph.takesIntegerNumpyOperand(node.op) && shape.isEmpty
+            ? .object(["class_name": "__numpy__", "config": .object(["value": .number(values.first ?? 0), "dtype": .string(dtype.rawValue)])])
+            : numpy(values, shape: shape, dtype: dtype)
+        let arguments: [KerasCallArgument] = constantPosition == 1 ? [.tensor, .constant(written)] : [.constant(written), .tensor]
         return (reading, KerasOperationWriter.call(className, arguments: arguments))
+    }
+
+    /// The constant's numbers when `op` takes it as an array: floats, or for a comparison also integers.
+    static func array(_ value: String, for op: Op, in graph: Graph) -> (shape: [Int], dtype: DType, values: [Double])? {
+        if let reals = graph.constantReals(value) { return reals }
+        guard Graph.takesIntegerNumpyOperand(op), let (shape, integers) = graph.constantIntegers(value), integers.count <= Graph.numpyOperandLimit,
+              let position = graph.producers[value], let parameter = graph.parameter(of: graph.nodes[position], role: .value) else { return nil }
+        return (shape, parameter.dtype, integers.map(Double.init))
     }
 
     /// Keras 3's serialization of a numpy array; a scalar is a plain number, as Keras writes it.

@@ -27,6 +27,8 @@ struct KerasModelPlan {
     var tensorIndices: [String: Int] = [:]
     private var usedNames = UniqueNames()
     private var layerIndexByIRLayer: [String: Int] = [:]
+    /// What the first call of each IR layer was written as: a later call shares the Keras layer only when written alike.
+    private var firstSpecifications: [String: [KerasLayerSpecification]] = [:]
 
     init(graph: Graph, file: String) throws {
         self.graph = graph
@@ -113,8 +115,11 @@ struct KerasModelPlan {
         for input in node.inputs where producers[input] == nil {
             throw KerasError(.writeFailed, file: file, subject: node.name, "reads \(input), which nothing produces")
         }
-        // A later call of a shared layer: one more call of the same Keras layers.
-        if let first = layerIndexByIRLayer[node.layer], layers[first].specification.className == specifications.first?.className {
+        // A later call of a shared layer: one more call of the same Keras layers, when it is written
+        // the same way (two ONNX nodes reading one initializer, dynamo's dedup, may have been laid out
+        // apart: a channels-first BatchNormalization beside a channels-last one is a layer of its own).
+        if let first = layerIndexByIRLayer[node.layer], layers[first].specification.className == specifications.first?.className,
+           firstSpecifications[node.layer].map({ $0.map(\.config) }) == specifications.map(\.config) {
             var stepOutputs: [String] = []
             for (step, specification) in specifications.enumerated() {
                 let layerIndex = first + step
@@ -139,7 +144,7 @@ struct KerasModelPlan {
             let inputs = resolve(specification.inputs, node: node, stepOutputs: stepOutputs)
             layers.append(PlannedLayer(name: name, specification: specification, trainable: node.trainable,
                                        parameters: step == 0 ? parameters : [], calls: [inputs], isInput: false))
-            if step == 0 { layerIndexByIRLayer[node.layer] = layers.count - 1 }
+            if step == 0 { layerIndexByIRLayer[node.layer] = layers.count - 1; firstSpecifications[node.layer] = specifications }
             let value = step == specifications.count - 1 ? node.outputs.first ?? node.name : "\(node.name)#step\(step)"
             producers[value] = (layers.count - 1, 0)
             recordStepValue(value, of: node)

@@ -144,7 +144,9 @@ struct KerasOperationReader {
         }
         let tensorFirst = isTensor[0]
         guard isTensor.contains(true), let constant = arguments[tensorFirst ? 1 : 0].float else {
-            throw Refusal(reason: "has a constant operand that is not a number (\(arguments[tensorFirst ? 1 : 0].serialized))")
+            // The operand may be a whole array: the message shows its start.
+            let operand = arguments[tensorFirst ? 1 : 0].serialized
+            throw Refusal(reason: "has a constant operand that is not a number (\(operand.count > 120 ? operand.prefix(120) + "…" : operand))")
         }
         func rescaling(_ scale: Float, _ offset: Float) -> Op { .rescaling(RescalingAttributes(scale: [scale], offset: [offset])) }
         switch className {

@@ -45,9 +45,15 @@ extension KerasPatternRewriter {
             return
         }
         graph.parameters[parameter.name]?.shape = outputShape
-        graph.nodes[constant].outputs = node.outputs
-        // Its reader, later in this sweep, finds the constant: chains fold in one sweep.
-        producers[output] = constant
+        // The readers, later in this sweep, find the constant: chains fold in one sweep. It keeps its
+        // own name (a weight's, torch's `registers`), which the layers made of it are named after.
+        if graphOutputs.contains(output) {
+            graph.nodes[constant].outputs = node.outputs
+            producers[output] = constant
+        } else {
+            rename(output, to: input)
+            consumers[input] = consumers[output]
+        }
         removed.insert(node.name)
     }
 

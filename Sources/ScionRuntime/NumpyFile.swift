@@ -58,8 +58,9 @@ public enum NumpyFile {
         case "<f8": size = 8
         case "<i4": size = 4
         case "<i8": size = 8
+        case "|b1", "|u1", "|i1": size = 1  // bool (a Keras attention mask), uint8 (image bytes), int8
         default:
-            throw RuntimeError(file, "holds \(type) values; float32, float64, int32 and int64 (little endian) are supported")
+            throw RuntimeError(file, "holds \(type) values; float32, float64, int32, int64 (little endian), bool, uint8 and int8 are supported")
         }
         let start = headerStart + headerLength
         let (needed, overflow) = elementCount.multipliedReportingOverflow(by: size)
@@ -72,6 +73,9 @@ public enum NumpyFile {
         case "<f8": values = (0..<elementCount).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self)) }
         case "<i4": values = (0..<elementCount).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
         case "<i8": values = (0..<elementCount).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+        case "|b1": values = (0..<elementCount).map { raw[$0] != 0 ? 1 : 0 }
+        case "|u1": values = (0..<elementCount).map { Float(raw[$0]) }
+        case "|i1": values = (0..<elementCount).map { Float(Int8(bitPattern: raw[$0])) }
         default:
             // float32 little endian: the bytes as they are, one copy.
             values = [Float](unsafeUninitializedCapacity: elementCount) { buffer, initialized in

@@ -146,6 +146,8 @@ extension Trainer {
             } else {
                 nil
             }
+        case .upSampling(let a) where Executor.bilinearUpSampling(a, x.shape) != nil:
+            try resizingBackward(node, Executor.bilinearUpSampling(a, x.shape)!, x, dy: dy)
         case .onnx(.slice), .onnx(.gather), .upSampling, .onnx(.resize): try movementBackward(node, inputs, dy: dy)
         // Ops/ComputedShape.swift
         case .onnx(.shape): StepGradients(inputs: [nil])

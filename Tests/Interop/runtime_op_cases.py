@@ -256,7 +256,8 @@ def keras_ops_models(folder):
 def constant_operands_model(folder):
     """Weights reshaped, transposed, sliced or expanded before an Add reads them, as torch's dynamo
     exporter writes MaxViT's relative position bias (`Unsqueeze(Transpose(Reshape(table)))` added to
-    the scores): Scion folds each chain into one weight of the Add's shape. Returns the path."""
+    the scores): Scion folds each chain into one weight of the Add's shape. And comparisons with a
+    constant scalar or array (keras.ops calls with the number or a numpy array). Returns the path."""
     rng = np.random.default_rng(7)
     table = rng.standard_normal(36 * 4).astype(np.float32)
     wide = rng.standard_normal((1, 8, 6, 6)).astype(np.float32)
@@ -270,14 +271,21 @@ def constant_operands_model(folder):
         helper.make_node("Add", ["x", "sliced"], ["y1"]),
         helper.make_node("Expand", ["row", "full"], ["expanded"]),
         helper.make_node("Add", ["expanded", "x"], ["y2"]),
+        # Comparisons with a constant (a padding mask's `x != 0`, a threshold), either side.
+        helper.make_node("Greater", ["x", "half"], ["above"]),
+        helper.make_node("Cast", ["above"], ["y3"], to=TensorProto.FLOAT),
+        helper.make_node("Less", ["threshold", "x"], ["below"]),
+        helper.make_node("Not", ["below"], ["not_below"]),
+        helper.make_node("Cast", ["not_below"], ["y4"], to=TensorProto.FLOAT),
     ]
     graph = helper.make_graph(
         nodes, "constant_operands", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 6, 6])],
-        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, ["batch", 4, 6, 6]) for i in range(3)],
+        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, ["batch", 4, 6, 6]) for i in range(5)],
         [_float("table", table.tolist(), [144]), _int64("table_shape", [6, 6, 4]), _int64("first", [0]),
          helper.make_tensor("wide", TensorProto.FLOAT, [1, 8, 6, 6], wide.ravel().tolist()), _int64("starts", [2]),
          _int64("ends", [6]), _int64("channels", [1]),
-         helper.make_tensor("row", TensorProto.FLOAT, [1, 1, 6, 6], row.ravel().tolist()), _int64("full", [1, 4, 6, 6])])
+         helper.make_tensor("row", TensorProto.FLOAT, [1, 1, 6, 6], row.ravel().tolist()), _int64("full", [1, 4, 6, 6]),
+         _float("half", [0.5], []), helper.make_tensor("threshold", TensorProto.FLOAT, [1, 1, 6, 6], (row * 0.5).ravel().tolist())])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
     onnx.checker.check_model(model)

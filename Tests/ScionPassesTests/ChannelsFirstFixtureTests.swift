@@ -27,7 +27,7 @@ final class ChannelsFirstFixtureTests: XCTestCase {
         // keras.ops models: the zoo has no spatial op; the ViT one Transpose into its patchify
         // Conv2D and one out of it for the reshape to tokens (its own keras.ops.transpose calls keep
         // the batch axis: Permutes).
-        "kerasops_zoo": 0, "kerasops_vit": 2, "transformer_ops": 0,
+        "kerasops_zoo": 0, "kerasops_vit": 2, "kerasops_text": 0, "upsampling_bilinear": 2, "transformer_ops": 0,
         "resizing": 1, "resizing_kernels": 1, "resizing_antialias": 1, "cropping_layers": 1,
         "rnn_simple": 0, "rnn_lstm": 0, "rnn_gru": 0, "rnn_bidirectional": 0, "rnn_states": 0, "rnn_seq2seq": 0, "masked_text": 0, "masked_variants": 0, "masking_sequence": 0, "masking_dense": 0,
         "masked_pooling": 2, "masked_pooling_dropped": 1, "masked_transformer": 1,

@@ -322,6 +322,9 @@ final class GradientCheckTests: XCTestCase {
         try check("UpSampling nearest", input: [2, 2, 2, 3]) { x in
             ([node("u", .upSampling(UpSamplingAttributes(size: [2, 3], interpolation: "nearest", layout: .channelsFirst)), [x])], [], "u")
         }
+        try check("UpSampling bilinear", input: [2, 2, 2, 3]) { x in
+            ([node("u", .upSampling(UpSamplingAttributes(size: [2, 3], interpolation: "bilinear", layout: .channelsFirst)), [x])], [], "u")
+        }
         // Resizing, CenterCrop and RandomCrop at inference: a window (crop or padding) then a separable resampling.
         for (label, attributes) in [
             ("Resizing bicubic up", ResizingAttributes(kind: .resizing, height: 5, width: 7, interpolation: .bicubic, layout: .channelsFirst)),

@@ -28,4 +28,17 @@ final class NumpyFileTests: XCTestCase {
             }
         }
     }
+
+    /// One-byte types as NumPy writes them: a bool mask (a Keras attention mask input), uint8 pixels
+    /// and int8, read as the numbers they hold.
+    func testBoolAndByteArraysAreRead() throws {
+        let float32 = NumpyFile.encode(RuntimeTensor(shape: [4], data: [0, 0, 0, 0]))
+        let headerEnd = float32.count - 16
+        for (descr, data, want) in [("|b1", [UInt8]([1, 0, 0, 1]), [Float(1), 0, 0, 1]), ("|u1", [0, 7, 200, 255], [0, 7, 200, 255]),
+                                    ("|i1", [0, 7, 200, 255], [0, 7, -56, -1])] {
+            let header = String(decoding: float32[10..<headerEnd], as: UTF8.self).replacingOccurrences(of: "<f4", with: descr)
+            let bytes = Array(float32[0..<10]) + Array(header.utf8) + data
+            XCTAssertEqual(try NumpyFile.decode(bytes, file: "mask.npy"), RuntimeTensor(shape: [4], data: want), descr)
+        }
+    }
 }

@@ -39,10 +39,20 @@ extension Executor {
     }
 
     func upSampling(_ node: Node, _ x: RuntimeTensor, _ a: UpSamplingAttributes) throws -> RuntimeTensor {
+        if let resampling = Self.bilinearUpSampling(a, x.shape) { return try resizing(node, x, resampling) }
         guard a.interpolation == "nearest", x.rank == a.size.count + 2 else {
             throw unsupported(node, "UpSampling with \(a.interpolation) interpolation")
         }
         return upsampleNearest(x, a.size)
+    }
+
+    /// Keras's UpSampling2D(interpolation="bilinear") is a resize of the image to its size times the
+    /// factors (Keras 3's `ops.image.resize`, tf.keras's `tf.image.resize`): half-pixel centres, which
+    /// is Keras's Resizing (bilinear) computed the same way. Nil for any other UpSampling.
+    static func bilinearUpSampling(_ a: UpSamplingAttributes, _ shape: [Int]) -> ResizingAttributes? {
+        guard a.interpolation == "bilinear", a.size.count == 2, shape.count == 4 else { return nil }
+        return ResizingAttributes(kind: .resizing, height: shape[2] * a.size[0], width: shape[3] * a.size[1],
+                                  interpolation: .bilinear, layout: .channelsFirst)
     }
 
     func resize(_ node: Node, _ x: RuntimeTensor, _ a: ResizeAttributes) throws -> RuntimeTensor {
