@@ -62,6 +62,11 @@ struct FinetuneCommand: ParsableCommand {
             if let report { try OutputCheck.check(report, force: destination.force, extensions: ["html"], what: "a report") }
             try Self.refuseOverwritingTheInput(model: model, output: output)
             var given = try Model.load(model)
+            // Before the data is read: a model of several inputs would otherwise fail on the data's array names.
+            guard given.graph.inputs.count == 1 else {
+                throw ScionError(file: model, "finetune trains a model with one input; this one has \(given.graph.inputs.count) "
+                                 + "(\(given.graph.inputs.map(\.name).joined(separator: ", ")))")
+            }
             // --augment's mistakes before the data is read (the layers go in after the class names).
             try augmentation.checkPixelValues(preprocessing: extras.preprocessing.resolve(for: given).mode)
             _ = try augmentation.prepared(given, noAugment: training.noAugment)

@@ -60,6 +60,8 @@ final class FinetuneCommandTests: XCTestCase {
              "sparse_categorical_crossentropy takes one class index per sample", false),
             (["finetune", model, "--data", data, "--x", "images", "--y", "labels", "--validation-split", "0.1", "-o", output],
              "--validation-split 0.1 would hold out 0 and keep 2", false),
+            (["finetune", Repository.fixture("keras3/rnn_seq2seq.keras"), "--data", data, "-o", output],
+             "finetune trains a model with one input; this one has 2 (encoder_input, decoder_input)", false),
         ]
         for (arguments, expected, usage) in cases {
             try assertOneLineFailure(arguments, mentions: expected, usage: usage)
