@@ -87,6 +87,7 @@ struct FinetuneCommand: ParsableCommand {
                 let stream = StreamedImages(folder: source.data, samples: lists.training, options: images, input: input, mode: mode, model: given)
                 loss = training.chosenLoss(targets: stream.listedTargets, classes: classes)
                 try TrainingOptions.checkTargets(stream.listedTargets, loss: loss, classes: classes, file: source.data)
+                try Self.checkOutputPerSample(given, loss: loss, targets: stream.listedTargets, file: source.data)
                 (samples, sampleCount) = (.streamed(stream), lists.training.count)
                 validationSamples = lists.validation.map {
                     .streamed(StreamedImages(folder: source.validation ?? source.data, samples: $0, options: images, input: input, mode: mode, model: given))
@@ -97,6 +98,7 @@ struct FinetuneCommand: ParsableCommand {
                 loss = training.chosenLoss(targets: targets, classes: classes)
                 try TrainingOptions.checkInputs(inputs, model: given, file: source.data)
                 try TrainingOptions.checkTargets(targets, loss: loss, classes: classes, file: source.data)
+                try Self.checkOutputPerSample(given, loss: loss, targets: targets, file: source.data)
                 if let validationPair {
                     let file = source.validation ?? source.data
                     try TrainingOptions.checkInputs(validationPair.x, model: given, file: file)
@@ -204,6 +206,29 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     /// Units of the model's output (the classes of a classifier), from its inferred shape.
+    /// An output of more than one axis per sample (a value per step or position: a Dense on a
+    /// sequence) is scored as one flat row: right for mse and binary cross-entropy with a target per
+    /// value (Keras's mean over every axis), wrong for cross-entropy's one class per sample, which
+    /// would score the first step's columns. Refused then, before training, rather than trained on
+    /// the wrong columns.
+    static func checkOutputPerSample(_ model: Model, loss: Trainer.Loss, targets: RuntimeTensor, file: String) throws {
+        var graph = model.graph
+        try graph.inferShapes()
+        guard let output = graph.outputs.first, let dimensions = graph.values[output]?.shape?.dimensions.dropFirst(),
+              dimensions.count > 1 else { return }
+        let described = "[" + dimensions.map { $0.map(String.init) ?? "?" }.joined(separator: ", ") + "]"
+        switch loss {
+        case .sparseCategoricalCrossentropy, .categoricalCrossentropy:
+            throw ScionError(file: file, "the model outputs \(described) per sample (a value per step or position); \(loss.rawValue) "
+                             + "scores one class per sample, and per-step targets are not supported yet (pool the steps first: --head gap,...)")
+        case .meanSquaredError, .binaryCrossentropy:
+            let perSample = targets.count / max(targets.shape.first ?? 1, 1)
+            if let elements = Shape.product(Array(dimensions)), elements != perSample {
+                throw ScionError(file: file, "targets hold \(perSample) values per sample; the model outputs \(described) (\(elements)) per sample")
+            }
+        }
+    }
+
     func outputUnits(of model: Model) throws -> Int? {
         var graph = model.graph
         try graph.inferShapes()

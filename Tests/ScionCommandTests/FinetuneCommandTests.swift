@@ -42,6 +42,10 @@ final class FinetuneCommandTests: XCTestCase {
         try NumpyArchive.write([("x", poisoned), ("y", RuntimeTensor(shape: [2], data: [0, 1]))], to: withNaN)
         let oneHotAsSparse = directory.appendingPathComponent("onehot.npz").path
         try NumpyArchive.write([("x", x), ("y", RuntimeTensor(shape: [2, 3], data: [1, 0, 0, 0, 0, 1]))], to: oneHotAsSparse)
+        // One label per sample for a tagger's output, a class per step: not trained on the first step's columns.
+        let perSample = directory.appendingPathComponent("tags.npz").path
+        try NumpyArchive.write([("x", RuntimeTensor(shape: [2, 7], data: (0..<14).map { Float($0 % 20) })),
+                                ("y", RuntimeTensor(shape: [2], data: [0, 3]))], to: perSample)
         let cases: [([String], String, Bool)] = [
             (["finetune", model, "--data", data, "-o", output], "needs arrays 'x' and 'y'", false),
             (["finetune", model, "--data", miscounted, "-o", output], "has 2 input samples and 3 targets", false),
@@ -62,6 +66,8 @@ final class FinetuneCommandTests: XCTestCase {
              "--validation-split 0.1 would hold out 0 and keep 2", false),
             (["finetune", Repository.fixture("keras3/rnn_seq2seq.keras"), "--data", data, "-o", output],
              "finetune trains a model with one input; this one has 2 (encoder_input, decoder_input)", false),
+            (["finetune", Repository.fixture("keras3/time_distributed_tagger.keras"), "--data", perSample, "-o", output],
+             "the model outputs [7, 4] per sample (a value per step or position)", false),
         ]
         for (arguments, expected, usage) in cases {
             try assertOneLineFailure(arguments, mentions: expected, usage: usage)
