@@ -110,17 +110,26 @@ extension KerasPatternRewriter {
     /// True when it rewrote any.
     mutating func unsqueezePassedStates() -> Bool {
         index()
-        var nodes: [Node] = [], changed = false
+        var nodes: [Node] = [], changed = false, bypassed: Set<String> = []
         for node in graph.nodes {
             guard case .recurrent(let a) = node.op, a.timeMajor, a.cellPaths.count == 1, node.inputs.count == 1 + a.cell.stateCount else {
                 nodes.append(node)
                 continue
             }
             var rewritten = node
-            for (slot, state) in node.inputs.enumerated().dropFirst() {
+            for (slot, given) in node.inputs.enumerated().dropFirst() {
+                // dynamo takes a one-layer state through a Slice of all of it (`h_n[0:1]`): read past it.
+                var state = given, slice: String? = nil
+                if let position = producers[given], case .onnx(.slice(let s)) = graph.nodes[position].op, graph.nodes[position].inputs.count == 1,
+                   s.axes == [0], s.starts == [0], s.steps == [1], (s.ends.first ?? 0) >= 1, soleReader(of: given) != nil,
+                   !graphOutputs.contains(given) {
+                    state = graph.nodes[position].inputs[0]
+                    slice = graph.nodes[position].name
+                }
                 guard let producer = producers[state], case .recurrent(let source) = graph.nodes[producer].op, source.timeMajor,
                       source.cellPaths.count == 1, graph.nodes[producer].outputs.dropFirst().contains(state),
                       soleReader(of: state) != nil, !graphOutputs.contains(state) else { continue }
+                if let slice { bypassed.insert(slice) }
                 let squeezed = "\(state)#keras_state", stacked = "\(state)#initial_state"
                 nodes.append(Node(name: squeezed, op: .onnx(.squeeze(AxesAttributes(axes: [0]))), inputs: [state], outputs: [squeezed]))
                 nodes.append(Node(name: stacked, op: .onnx(.unsqueeze(AxesAttributes(axes: [0]))), inputs: [squeezed], outputs: [stacked]))
@@ -129,7 +138,7 @@ extension KerasPatternRewriter {
             }
             nodes.append(rewritten)
         }
-        graph.nodes = nodes
+        graph.nodes = nodes.filter { !bypassed.contains($0.name) }
         return changed
     }
 
