@@ -122,15 +122,9 @@ extension ONNXImportSession {
               let values = try numbers(node.inputs[0]), let bounds = try sliceBounds(node) else {
             return false
         }
-        let rank = data.shape.count
         guard let kept = Self.keptIndices(shape: data.shape, bounds) else { return false }
-        let strides = Self.strides(data.shape)
-        // Every combination of kept indices, the last axis fastest.
-        var picks = [0]
-        for axis in 0..<rank {
-            picks = picks.flatMap { base in kept[axis].map { base + $0 * strides[axis] } }
-        }
-        constants[output] = make(values.picking(picks), dtype: data.dtype, shape: kept.map(\.count))
+        constants[output] = make(values.picking(ElementSelection.positions(kept: kept, shape: data.shape)), dtype: data.dtype,
+                                 shape: kept.map(\.count))
         return true
     }
 
@@ -141,40 +135,15 @@ extension ONNXImportSession {
         let rank = data.shape.count
         let permutation = intsAttribute(node, "perm") ?? Array((0..<rank).reversed())
         guard permutation.sorted() == Array(0..<rank) else { return false }
-        let strides = Self.strides(data.shape)
-        let shape = permutation.map { data.shape[$0] }
-        var picks = [0]
-        for axis in permutation {
-            picks = picks.flatMap { base in (0..<data.shape[axis]).map { base + $0 * strides[axis] } }
-        }
-        constants[output] = make(values.picking(picks), dtype: data.dtype, shape: shape)
+        let picks = ElementSelection.positions(kept: data.shape.map { Array(0..<$0) }, shape: data.shape, order: permutation)
+        constants[output] = make(values.picking(picks), dtype: data.dtype, shape: permutation.map { data.shape[$0] })
         return true
     }
 
     /// The indices a Slice keeps along each axis of `shape` (every index on axes it does not name);
     /// nil when it names an axis out of range.
     static func keptIndices(shape: [Int], _ bounds: (starts: [Int], ends: [Int], axes: [Int], steps: [Int])) -> [[Int]]? {
-        let rank = shape.count
-        var kept = shape.map { Array(0..<$0) }
-        for (position, rawAxis) in bounds.axes.enumerated() {
-            let axis = rawAxis < 0 ? rawAxis + rank : rawAxis
-            guard (0..<rank).contains(axis) else { return nil }
-            kept[axis] = sliceIndices(length: shape[axis], start: bounds.starts[position], end: bounds.ends[position],
-                                      step: bounds.steps[position])
-        }
-        return kept
-    }
-
-    static func sliceIndices(length: Int, start: Int, end: Int, step: Int) -> [Int] {
-        guard step != 0 else { return [] }
-        var first = start < 0 ? start + length : start
-        var last = end < 0 ? end + length : end
-        if step > 0 {
-            first = min(max(first, 0), length); last = min(max(last, 0), length)
-            return Array(stride(from: first, to: last, by: step))
-        }
-        first = min(max(first, 0), length - 1); last = min(max(last, -1), length - 1)
-        return Array(stride(from: first, to: last, by: step))
+        ElementSelection.keptIndices(shape: shape, starts: bounds.starts, ends: bounds.ends, axes: bounds.axes, steps: bounds.steps)
     }
 
     /// Slice's starts, ends, axes and steps: attributes before opset 10, constant inputs after.

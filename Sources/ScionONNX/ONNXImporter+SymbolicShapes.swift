@@ -195,19 +195,8 @@ extension ONNXImportSession {
 
     /// The entries at the kept indices of each axis, with the axes in `order` (a slice, a transpose).
     static func picking(_ tensor: SymbolicTensor, kept: [[Int]], order: [Int]) -> SymbolicTensor {
-        let strides = strides(tensor.shape)
-        let shape = order.map { kept[$0].count }
-        var elements: [SymbolicLength] = []
-        let count = shape.checkedProduct ?? 0
-        let outputStrides = Self.strides(shape)
-        for flat in 0..<count {
-            var offset = 0
-            for (position, axis) in order.enumerated() {
-                offset += kept[axis][(flat / outputStrides[position]) % shape[position]] * strides[axis]
-            }
-            elements.append(tensor.elements[offset])
-        }
-        return SymbolicTensor(dtype: tensor.dtype, shape: shape, elements: elements)
+        let positions = ElementSelection.positions(kept: kept, shape: tensor.shape, order: order)
+        return SymbolicTensor(dtype: tensor.dtype, shape: order.map { kept[$0].count }, elements: positions.map { tensor.elements[$0] })
     }
 
     /// ScatterND without reduction: `updates` written over `data` at the index tuples of `indices`.

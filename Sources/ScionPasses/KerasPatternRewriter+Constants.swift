@@ -22,8 +22,9 @@ extension KerasPatternRewriter {
         case .reshape(let a) where a.includesBatch && node.inputs.count == 1:
             picks = nil
         case .onnx(.slice(let a)) where node.inputs.count == 1:
-            guard let kept = Self.slicedIndices(parameter.shape, a), kept.map(\.count) == outputShape else { return }
-            picks = Self.flatPositions(kept, shape: parameter.shape)
+            guard let kept = ElementSelection.keptIndices(shape: parameter.shape, starts: a.starts, ends: a.ends, axes: a.axes, steps: a.steps),
+                  kept.map(\.count) == outputShape else { return }
+            picks = ElementSelection.positions(kept: kept, shape: parameter.shape)
         case .onnx(.expand) where node.inputs.count == 2:
             // An Expand over the batch axis (torch's class token, `expand(n, -1, -1)`) is a weight
             // broadcast over the batch: `foldBatchBroadcastWeights` writes it as one.
@@ -71,35 +72,4 @@ extension KerasPatternRewriter {
 
     /// Folding makes the values it writes: a bound on what one node may expand a constant into.
     static let foldedElementLimit = 1 << 24
-
-    /// The indices a Slice keeps along each axis of `shape`, as ONNX clamps its bounds.
-    static func slicedIndices(_ shape: [Int], _ a: SliceAttributes) -> [[Int]]? {
-        var kept = shape.map { Array(0..<$0) }
-        for (index, rawAxis) in a.axes.enumerated() {
-            let axis = rawAxis < 0 ? rawAxis + shape.count : rawAxis
-            guard shape.indices.contains(axis), index < a.starts.count, index < a.ends.count, index < a.steps.count,
-                  a.steps[index] != 0 else { return nil }
-            let (length, step) = (shape[axis], a.steps[index])
-            var start = a.starts[index] < 0 ? a.starts[index] + length : a.starts[index]
-            var end = a.ends[index] < 0 ? a.ends[index] + length : a.ends[index]
-            if step > 0 {
-                start = min(max(start, 0), length); end = min(max(end, 0), length)
-                kept[axis] = Array(stride(from: start, to: end, by: step))
-            } else {
-                start = min(max(start, 0), length - 1); end = min(max(end, -1), length - 1)
-                kept[axis] = Array(stride(from: start, to: end, by: step))
-            }
-        }
-        return kept
-    }
-
-    /// Row-major positions in `shape` of every combination of `kept` indices, in row-major order.
-    static func flatPositions(_ kept: [[Int]], shape: [Int]) -> [Int] {
-        let strides = Broadcasting.strides(shape)
-        var positions = [0]
-        for (axis, indices) in kept.enumerated() {
-            positions = positions.flatMap { base in indices.map { base + $0 * strides[axis] } }
-        }
-        return positions
-    }
 }

@@ -281,26 +281,10 @@ struct AttentionProbeEvaluator {
             let axis = rawAxis < 0 ? rawAxis + rank : rawAxis
             let step = k < steps.count ? steps[k] : 1
             guard axis >= 0, axis < rank, step != 0 else { return nil }
-            let length = x.shape[axis]
-            func clamp(_ value: Int, _ low: Int, _ high: Int) -> Int { min(max(value, low), high) }
-            var start = starts[k] < 0 ? starts[k] + length : starts[k]
-            var end = ends[k] < 0 ? ends[k] + length : ends[k]
-            if ends[k] >= Int(Int32.max) { end = length }
-            if ends[k] <= Int(Int32.min) { end = -1 }
-            if step > 0 { start = clamp(start, 0, length); end = clamp(end, 0, length) } else {
-                start = clamp(start, 0, length - 1); end = clamp(end, -1, length - 1)
-            }
-            ranges[axis] = Array(stride(from: start, to: end, by: step))
+            ranges[axis] = ElementSelection.sliceIndices(length: x.shape[axis], start: starts[k], end: ends[k], step: step)
         }
-        let shape = ranges.map(\.count)
-        let sourceStrides = strides(x.shape)
-        var values = [Double](repeating: 0, count: shape.reduce(1, *))
-        forEachIndex(shape) { index, flat in
-            var source = 0
-            for (axis, position) in index.enumerated() { source += ranges[axis][position] * sourceStrides[axis] }
-            values[flat] = x.values[source]
-        }
-        return Probe(shape: shape, values: values, integer: x.integer, labels: x.labels)
+        let values = ElementSelection.positions(kept: ranges, shape: x.shape).map { x.values[$0] }
+        return Probe(shape: ranges.map(\.count), values: values, integer: x.integer, labels: x.labels)
     }
 
     static func concatenate(_ parts: [Probe], axis: Int) -> Probe? {
