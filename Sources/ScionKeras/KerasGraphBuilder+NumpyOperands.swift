@@ -18,10 +18,21 @@ extension KerasGraphBuilder {
     /// `{"value": nested lists, "dtype": ...}`.
     static let arrayClassNames: Set<String> = ["__numpy__", "__tensor__"]
 
-    /// The call's arguments with its numpy array replaced by a tensor, and the inputs with the new
-    /// constant node's output at its place; nil when the call has no such array.
-    mutating func readingNumpyOperands(_ arguments: [JSON], inputs: [String], className: String, name: String,
-                                       scope: String) throws -> (arguments: [JSON], inputs: [String])? {
+    /// A call's constant array operand, read: where it is among the arguments, what stands there in
+    /// its place (a tensor of its shape and type), and its values.
+    struct NumpyLiteral {
+        let position: Int
+        let dtype: DType
+        let shape: [Int]
+        let numbers: [Double]
+        var placeholder: JSON {
+            .object(["class_name": "__keras_tensor__",
+                     "config": .object(["shape": .array(shape.map { .number(Double($0)) }), "dtype": .string(dtype.rawValue)])])
+        }
+    }
+
+    /// The call's numpy array (or a comparison's number) beside its one tensor; nil when it has none.
+    func numpyOperand(_ arguments: [JSON], className: String) throws -> NumpyLiteral? {
         let comparison = Self.comparisonClasses.contains(className)
         guard Self.numpyOperandClasses.contains(className), arguments.count == 2,
               let position = arguments.firstIndex(where: { Self.arrayClassNames.contains($0["class_name"]?.string ?? "")
@@ -39,28 +50,31 @@ extension KerasGraphBuilder {
             throw KerasOperationReader.Refusal(reason: "has a numpy operand that is not a rectangular "
                                                + (comparison ? "number array" : "float32 or float64 array"))
         }
-        var constantName = "\(name)/array"
+        return NumpyLiteral(position: position, dtype: dtype, shape: shape, numbers: numbers)
+    }
+
+    /// The literal as a constant node `<reader>/array`; returns the call's inputs with its output at
+    /// the literal's place.
+    mutating func addLiteral(_ literal: NumpyLiteral, readBy reader: String, inputs: [String], scope: String) -> [String] {
+        var constantName = "\(reader)/array"
         while usedNames.contains(constantName) || graph.parameters[constantName] != nil { constantName += "'" }
         usedNames.insert(constantName)
         var bytes: [UInt8] = []
-        switch dtype {
-        case .float32: numbers.map { Float($0) }.withUnsafeBytes { bytes.append(contentsOf: $0) }
-        case .int64: numbers.map { Int64($0) }.withUnsafeBytes { bytes.append(contentsOf: $0) }
-        case .int32: numbers.map { Int32($0) }.withUnsafeBytes { bytes.append(contentsOf: $0) }
-        default: numbers.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        switch literal.dtype {
+        case .float32: literal.numbers.map { Float($0) }.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        case .int64: literal.numbers.map { Int64($0) }.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        case .int32: literal.numbers.map { Int32($0) }.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        default: literal.numbers.withUnsafeBytes { bytes.append(contentsOf: $0) }
         }
-        graph.parameters[constantName] = Parameter(name: constantName, role: .value, shape: shape, dtype: dtype, trainable: false,
-                                                   storage: TensorStorage(bytes: bytes))
-        graph.nodes.append(Node(name: constantName, op: .onnx(.constant(ConstantAttributes(dtype: dtype))), inputs: [],
+        graph.parameters[constantName] = Parameter(name: constantName, role: .value, shape: literal.shape, dtype: literal.dtype,
+                                                   trainable: false, storage: TensorStorage(bytes: bytes))
+        graph.nodes.append(Node(name: constantName, op: .onnx(.constant(ConstantAttributes(dtype: literal.dtype))), inputs: [],
                                 outputs: [constantName], parameters: [constantName], scope: scope, trainable: false))
         // A literal of the call, as Keras counts it: inspect lists it among the constants, not the weights.
         graph.info.nodeTypes[constantName] = "Constant"
-        var rewritten = arguments
-        rewritten[position] = .object(["class_name": "__keras_tensor__",
-                                       "config": .object(["shape": .array(shape.map { .number(Double($0)) }), "dtype": .string(dtype.rawValue)])])
         var reading = inputs
-        reading.insert(constantName, at: position == 0 ? 0 : min(reading.count, 1))
-        return (rewritten, reading)
+        reading.insert(constantName, at: literal.position == 0 ? 0 : min(reading.count, 1))
+        return reading
     }
 
     /// A nested JSON list's shape and numbers, row-major; nil when it is ragged or holds a non-number.

@@ -49,22 +49,19 @@ extension KerasGraphBuilder {
             arguments = positional
         }
         var inputs = inputs
+        let literal: NumpyLiteral?
+        let plan: KerasOperationReader.Plan
         do {
-            // The literal is named after the node that reads it: NotEqual is read as Equal then Not,
-            // and the Equal (`<name>_equal`) is what the writer writes with the array.
-            let reading = className == "NotEqual" ? "\(name)_\(kerasSnakeCase(Op.onnx(.comparison(.equal)).typeName))" : name
-            if let withArrays = try readingNumpyOperands(arguments, inputs: inputs, className: className, name: reading, scope: scope) {
-                (arguments, inputs) = withArrays
-            }
+            literal = try numpyOperand(arguments, className: className)
+            if let literal { arguments[literal.position] = literal.placeholder }
+            plan = try KerasOperationReader(className: className, config: layer["config"] ?? .object([:]), arguments: arguments).plan()
         } catch let error as KerasOperationReader.Refusal {
             return unread(error.reason)
         }
-        let reader = KerasOperationReader(className: className, config: layer["config"] ?? .object([:]), arguments: arguments)
-        let plan: KerasOperationReader.Plan
-        do {
-            plan = try reader.plan()
-        } catch let error as KerasOperationReader.Refusal {
-            return unread(error.reason)
+        // The literal is named after the node that reads it, the plan's first (NotEqual is read as
+        // Equal then Not: `<name>_equal`, which the writer writes with the array).
+        if let literal, let first = plan.ops.first {
+            inputs = addLiteral(literal, readBy: Self.stepName(name, first, isLast: plan.ops.count == 1), inputs: inputs, scope: scope)
         }
         guard plan.firstInputs.allSatisfy(inputs.indices.contains) else {
             return unread("reads \(plan.firstInputs.count) tensors, the config names \(inputs.count)")
@@ -72,7 +69,7 @@ extension KerasGraphBuilder {
         var current = plan.firstInputs.map { inputs[$0] }
         for (step, op) in plan.ops.enumerated() {
             let isLast = step == plan.ops.count - 1
-            var nodeName = isLast ? name : "\(name)_\(kerasSnakeCase(op.typeName))"
+            var nodeName = Self.stepName(name, op, isLast: isLast)
             while usedNames.contains(nodeName) { nodeName += "'" }
             usedNames.insert(nodeName)
             let node = Node(name: nodeName, op: op, inputs: current, outputs: [nodeName],
@@ -84,5 +81,11 @@ extension KerasGraphBuilder {
             current = [nodeName]
         }
         return current
+    }
+
+    /// The IR node of one op of a call's plan: the last named after the Keras node, so later
+    /// references find it, the others `<name>_<op>`.
+    static func stepName(_ name: String, _ op: Op, isLast: Bool) -> String {
+        isLast ? name : "\(name)_\(kerasSnakeCase(op.typeName))"
     }
 }

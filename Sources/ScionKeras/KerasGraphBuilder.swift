@@ -78,12 +78,12 @@ struct KerasGraphBuilder {
             guard !unread.isEmpty else { return }
             let removed = Set(unread)
             for index in unread {
+                for output in graph.nodes[index].outputs { graph.info.nodeTypes[output] = nil }
                 if case .onnx(.constant) = graph.nodes[index].op {
                     for parameter in graph.nodes[index].parameters { graph.parameters[parameter] = nil }
                     graph.info.nodeTypes[graph.nodes[index].name] = nil
                 }
             }
-            for index in unread { for output in graph.nodes[index].outputs { graph.info.nodeTypes[output] = nil } }
             var newIndex: [Int: Int] = [:]
             for index in graph.nodes.indices where !removed.contains(index) { newIndex[index] = newIndex.count }
             graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)

@@ -32,9 +32,7 @@ enum KerasNumpyOperands {
         var reading = node
         reading.inputs = [node.inputs[1 - constantPosition]]
         // A comparison's scalar stays an array: the reader makes a constant of it (an arithmetic scalar is a Rescaling).
-        let written: JSON = Graph.takesIntegerNumpyOperand(node.op) && shape.isEmpty
-            ? .object(["class_name": "__numpy__", "config": .object(["value": .number(values.first ?? 0), "dtype": .string(dtype.rawValue)])])
-            : numpy(values, shape: shape, dtype: dtype)
+        let written = numpy(values, shape: shape, dtype: dtype, scalarAsArray: Graph.takesIntegerNumpyOperand(node.op))
         let arguments: [KerasCallArgument] = constantPosition == 1 ? [.tensor, .constant(written)] : [.constant(written), .tensor]
         return (reading, KerasOperationWriter.call(className, arguments: arguments))
     }
@@ -47,9 +45,10 @@ enum KerasNumpyOperands {
         return (shape, parameter.dtype, integers.map(Double.init))
     }
 
-    /// Keras 3's serialization of a numpy array; a scalar is a plain number, as Keras writes it.
-    static func numpy(_ values: [Double], shape: [Int], dtype: DType) -> JSON {
-        guard !shape.isEmpty else { return .number(values.first ?? 0) }
+    /// Keras 3's serialization of a numpy array; a scalar is a plain number, as Keras writes it,
+    /// unless `scalarAsArray`.
+    static func numpy(_ values: [Double], shape: [Int], dtype: DType, scalarAsArray: Bool = false) -> JSON {
+        guard !shape.isEmpty || scalarAsArray else { return .number(values.first ?? 0) }
         return .object(["class_name": "__numpy__", "config": .object(["value": nested(values, shape: shape), "dtype": .string(dtype.rawValue)])])
     }
 

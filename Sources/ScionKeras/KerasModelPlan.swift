@@ -100,8 +100,10 @@ struct KerasModelPlan {
 
     private mutating func add(_ node: Node, writer: KerasConfigWriter, specifications given: [KerasLayerSpecification]? = nil) throws {
         if case .recurrent(let a) = node.op, a.timeMajor, a.maskValue == nil, node.inputs.count > 1 {
+            // KerasLayersPass folds the forms Keras's initial_state can say (docs/recurrent.md); this is another.
             throw KerasError(.writeFailed, file: file, subject: node.name, "\(a.cell.rawValue) reads initial states (ONNX's "
-                             + "initial_h, initial_c): Keras's initial_state call argument is not written yet")
+                             + "initial_h, initial_c) that are not [batch, units] values stacked per direction: Keras's "
+                             + "initial_state takes one such tensor per state")
         }
         let specifications: [KerasLayerSpecification]
         do {
@@ -118,8 +120,8 @@ struct KerasModelPlan {
         // A later call of a shared layer: one more call of the same Keras layers, when it is written
         // the same way (two ONNX nodes reading one initializer, dynamo's dedup, may have been laid out
         // apart: a channels-first BatchNormalization beside a channels-last one is a layer of its own).
-        if let first = layerIndexByIRLayer[node.layer], layers[first].specification.className == specifications.first?.className,
-           firstSpecifications[node.layer].map({ $0.map(\.config) }) == specifications.map(\.config) {
+        if let first = layerIndexByIRLayer[node.layer], let earlier = firstSpecifications[node.layer],
+           earlier.map(\.className) == specifications.map(\.className), earlier.map(\.config) == specifications.map(\.config) {
             var stepOutputs: [String] = []
             for (step, specification) in specifications.enumerated() {
                 let layerIndex = first + step
