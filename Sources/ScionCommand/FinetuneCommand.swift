@@ -70,7 +70,8 @@ struct FinetuneCommand: ParsableCommand {
             // --augment's mistakes before the data is read (the layers go in after the class names).
             try augmentation.checkPixelValues(preprocessing: extras.preprocessing.resolve(for: given).mode)
             _ = try augmentation.prepared(given, noAugment: training.noAugment)
-            let classes = try outputUnits(of: given)
+            let outputShape = try Self.outputShape(of: given)
+            let classes = outputShape?.last ?? nil
             let test: FinetuneExtras.Prepared?
             let loss: Trainer.Loss, samples: TrainingSamples, validationSamples: TrainingSamples?, sampleCount: Int
             if ImageFolderOptions.isFolder(source.data) {
@@ -87,7 +88,7 @@ struct FinetuneCommand: ParsableCommand {
                 let stream = StreamedImages(folder: source.data, samples: lists.training, options: images, input: input, mode: mode, model: given)
                 loss = training.chosenLoss(targets: stream.listedTargets, classes: classes)
                 try TrainingOptions.checkTargets(stream.listedTargets, loss: loss, classes: classes, file: source.data)
-                try Self.checkOutputPerSample(given, loss: loss, targets: stream.listedTargets, file: source.data)
+                try Self.checkOutputPerSample(outputShape, loss: loss, targets: stream.listedTargets, file: source.data)
                 (samples, sampleCount) = (.streamed(stream), lists.training.count)
                 validationSamples = lists.validation.map {
                     .streamed(StreamedImages(folder: source.validation ?? source.data, samples: $0, options: images, input: input, mode: mode, model: given))
@@ -98,7 +99,7 @@ struct FinetuneCommand: ParsableCommand {
                 loss = training.chosenLoss(targets: targets, classes: classes)
                 try TrainingOptions.checkInputs(inputs, model: given, file: source.data)
                 try TrainingOptions.checkTargets(targets, loss: loss, classes: classes, file: source.data)
-                try Self.checkOutputPerSample(given, loss: loss, targets: targets, file: source.data)
+                try Self.checkOutputPerSample(outputShape, loss: loss, targets: targets, file: source.data)
                 if let validationPair {
                     let file = source.validation ?? source.data
                     try TrainingOptions.checkInputs(validationPair.x, model: given, file: file)
@@ -205,34 +206,32 @@ struct FinetuneCommand: ParsableCommand {
         if a == b { throw UsageError("-o \(output) is the model being trained; write the result to another file") }
     }
 
-    /// Units of the model's output (the classes of a classifier), from its inferred shape.
+    /// The lengths of the model's output, from its inferred shape (the last: the classes of a
+    /// classifier); nil when its rank is unknown.
+    static func outputShape(of model: Model) throws -> [Int?]? {
+        var graph = model.graph
+        try graph.inferShapes()
+        return graph.outputs.first.flatMap { graph.values[$0]?.shape?.dimensions }
+    }
+
     /// An output of more than one axis per sample (a value per step or position: a Dense on a
     /// sequence) is scored as one flat row: right for mse and binary cross-entropy with a target per
     /// value (Keras's mean over every axis), wrong for cross-entropy's one class per sample, which
     /// would score the first step's columns. Refused then, before training, rather than trained on
     /// the wrong columns.
-    static func checkOutputPerSample(_ model: Model, loss: Trainer.Loss, targets: RuntimeTensor, file: String) throws {
-        var graph = model.graph
-        try graph.inferShapes()
-        guard let output = graph.outputs.first, let dimensions = graph.values[output]?.shape?.dimensions.dropFirst(),
-              dimensions.count > 1 else { return }
-        let described = "[" + dimensions.map { $0.map(String.init) ?? "?" }.joined(separator: ", ") + "]"
+    static func checkOutputPerSample(_ output: [Int?]?, loss: Trainer.Loss, targets: RuntimeTensor, file: String) throws {
+        guard let sample = output?.dropFirst(), sample.count > 1 else { return }
+        let described = "[" + sample.map { $0.map(String.init) ?? "?" }.joined(separator: ", ") + "]"
         switch loss {
         case .sparseCategoricalCrossentropy, .categoricalCrossentropy:
             throw ScionError(file: file, "the model outputs \(described) per sample (a value per step or position); \(loss.rawValue) "
                              + "scores one class per sample, and per-step targets are not supported yet (pool the steps first: --head gap,...)")
         case .meanSquaredError, .binaryCrossentropy:
             let perSample = targets.count / max(targets.shape.first ?? 1, 1)
-            if let elements = Shape.product(Array(dimensions)), elements != perSample {
+            if let elements = Shape.product(Array(sample)), elements != perSample {
                 throw ScionError(file: file, "targets hold \(perSample) values per sample; the model outputs \(described) (\(elements)) per sample")
             }
         }
-    }
-
-    func outputUnits(of model: Model) throws -> Int? {
-        var graph = model.graph
-        try graph.inferShapes()
-        return graph.outputs.first.flatMap { graph.values[$0]?.shape?.dimensions.last ?? nil }
     }
 
     func writeReport(to path: String, _ outcome: Outcome) throws {

@@ -103,7 +103,6 @@ package enum ONNXExporter {
     /// reads one name as one length: a name already given to another value (`taken`) is not reused
     /// (a seq2seq model's encoder and decoder sequences differ), the value's own name prefixes it.
     static func valueInfo(_ value: ValueInfo, taken: inout Set<String>) -> ONNXValueInfo {
-        var named: Set<String> = []
         let shape = value.shape.map { shape in
             shape.dimensions.enumerated().map { index, dimension -> ONNXDimension in
                 if let dimension { return .value(Int64(dimension)) }
@@ -111,11 +110,10 @@ package enum ONNXExporter {
                 var name = "dim_\(index)"
                 if taken.contains(name) { name = "\(value.name)_dim_\(index)" }
                 while taken.contains(name) { name += "_" }
-                named.insert(name)
+                taken.insert(name)
                 return .parameter(name)
             }
         }
-        taken.formUnion(named)
         return ONNXValueInfo(name: value.name, elementType: ONNXDataType(value.dtype).rawValue, shape: shape)
     }
 
