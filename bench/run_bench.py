@@ -7,6 +7,9 @@ Python process (import onnxruntime and numpy, load, run, np.save), as its users 
 is reported: this machine's environment sets OPENBLAS_CORETYPE=Haswell, which Scion leaves alone; the
 same runs without it show what OpenBLAS picks by itself.
 
+The `cached` columns run `scion run --weights-cache DIR` after one run that filled DIR: the prepared
+weights mapped from the cache instead of prepared again (issue #18).
+
 Usage: bench/run_bench.py --folder /work/apps/keras3 [--models ResNet50 MobileNetV2] [--batch 2] [--repeat 5]
 (needs NAME.h5 files in --folder, a release build and the oracle venv at .build/oracle-venv)
 """
@@ -47,8 +50,9 @@ def main():
     folder = tempfile.mkdtemp()
     as_set = dict(os.environ)
     unset = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    print(f"| model | batch | scion run .h5 (s) | scion run .onnx (s) | same, OPENBLAS_CORETYPE unset (s) | onnxruntime from Python (s) |")
-    print("|---|---|---|---|---|---|")
+    print(f"| model | batch | scion run .h5 (s) | scion run .onnx (s) | same, OPENBLAS_CORETYPE unset (s) | .h5 cached (s) | .onnx cached (s) "
+          f"| onnxruntime from Python (s) | ratio .h5 / .onnx / .h5 cached / .onnx cached |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in args.models:
         h5 = os.path.join(args.folder, f"{name}.h5")
         onnx_path = os.path.join(folder, f"{name}.onnx")
@@ -58,15 +62,21 @@ def main():
         x_path = os.path.join(folder, "x.npy")
         np.save(x_path, x)
         out = os.path.join(folder, "out.npy")
+        cache = os.path.join(folder, "cache")
         jobs = {
             "h5": ([SCION, "run", h5, "--input", x_path, "--output", out, "--force"], as_set),
             "onnx": ([SCION, "run", onnx_path, "--input", x_path, "--output", out, "--force"], as_set),
             "onnx-unset": ([SCION, "run", onnx_path, "--input", x_path, "--output", out, "--force"], unset),
+            "h5-cached": ([SCION, "run", h5, "--input", x_path, "--output", out, "--force", "--weights-cache", cache], as_set),
+            "onnx-cached": ([SCION, "run", onnx_path, "--input", x_path, "--output", out, "--force", "--weights-cache", cache], as_set),
             "ort": ([ORACLE, "-c", ORT_JOB, onnx_path, x_path, out], as_set),
         }
+        for key in ["h5-cached", "onnx-cached"]:
+            timed(*jobs[key])  # fills the cache
         medians = {key: statistics.median(timed(command, env) for _ in range(args.repeat)) for key, (command, env) in jobs.items()}
-        print(f"| {name} | {args.batch} | {medians['h5']:.2f} | {medians['onnx']:.2f} | {medians['onnx-unset']:.2f} | {medians['ort']:.2f} |",
-              flush=True)
+        ratios = " / ".join(f"{medians[key] / medians['ort']:.2f}x" for key in ["h5", "onnx", "h5-cached", "onnx-cached"])
+        print(f"| {name} | {args.batch} | {medians['h5']:.2f} | {medians['onnx']:.2f} | {medians['onnx-unset']:.2f} | {medians['h5-cached']:.2f} "
+              f"| {medians['onnx-cached']:.2f} | {medians['ort']:.2f} | {ratios} |", flush=True)
     return 0
 
 

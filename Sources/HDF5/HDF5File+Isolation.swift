@@ -21,8 +21,12 @@ extension HDF5File {
     }
 
     /// Walks the open file `id` in a child process; a crash or a hang there is an error naming the
-    /// last object the walk reached.
-    static func walk(_ id: hid_t, path: String, fileSize: Int) throws -> WalkedStrings {
+    /// last object the walk reached. With `record`, the stored answer when it is this file's, and a
+    /// new walk that ends well is stored there.
+    static func walk(_ id: hid_t, path: String, fileSize: Int, record: HDF5WalkRecords? = nil) throws -> WalkedStrings {
+        if let answer = record?.answer() {
+            return answer.withUnsafeBytes { parse($0).0 }
+        }
         var output: UnsafeMutablePointer<CChar>?
         var size = 0
         var signal: Int32 = 0
@@ -31,6 +35,9 @@ extension HDF5File {
         defer { free(output) }
         let (strings, lastObject) = parse(UnsafeRawBufferPointer(start: output, count: output == nil ? 0 : size))
         try check(status, signal: signal, timeout: timeout, file: path, object: lastObject ?? "/", reading: "walking its objects")
+        if status == SCION_ISOLATED_OK, let record {
+            record.store(UnsafeRawBufferPointer(start: output, count: output == nil ? 0 : size))
+        }
         return strings
     }
 

@@ -35,7 +35,8 @@ package final class HDF5File: Sendable {
     /// carries the HDF5 signature at offset 0, 512, 1024, 2048, ... (after a user block),
     /// so that the common mistakes get a clear message. Wraps `H5Fis_hdf5` and `H5Fopen`
     /// (with `H5F_CLOSE_STRONG`, so closing the file really closes it).
-    package convenience init(readingFrom path: String) throws {
+    /// `walkRecord`: where the walk of this file is stored, and taken from when the file is unchanged.
+    package convenience init(readingFrom path: String, walkRecord: HDF5WalkRecords? = nil) throws {
         HDF5Library.silence()
         try Self.checkFileOnDisk(path)
         let isHDF5 = H5Fis_hdf5(path)
@@ -53,7 +54,7 @@ package final class HDF5File: Sendable {
         guard id >= 0 else { throw HDF5Error.library(file: path, object: "", "cannot open HDF5 file") }
         let strings: WalkedStrings
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        do { strings = try Self.walk(id, path: path, fileSize: size) } catch {
+        do { strings = try Self.walk(id, path: path, fileSize: size, record: walkRecord) } catch {
             H5Fclose(id)
             throw error
         }
@@ -69,7 +70,8 @@ package final class HDF5File: Sendable {
     ///
     /// Wraps `H5LTopen_file_image` with `H5LT_FILE_IMAGE_DONT_COPY |
     /// H5LT_FILE_IMAGE_DONT_RELEASE` (and without `H5LT_FILE_IMAGE_OPEN_RW`).
-    package init(readingImage bytes: UnsafeRawBufferPointer, name: String) throws {
+    /// `walkRecord`: as for a file on disk (the identity of the file that holds the image).
+    package init(readingImage bytes: UnsafeRawBufferPointer, name: String, walkRecord: HDF5WalkRecords? = nil) throws {
         HDF5Library.silence()
         guard let base = bytes.baseAddress, !bytes.isEmpty else {
             throw HDF5Error(file: name, object: "", reason: "the file is empty")
@@ -91,7 +93,7 @@ package final class HDF5File: Sendable {
         guard id >= 0 else {
             throw HDF5Error(file: name, object: "", reason: "cannot open HDF5 file image" + (detail.map { ": \($0)" } ?? ""))
         }
-        do { walkedStrings = try Self.walk(id, path: name, fileSize: bytes.count) } catch {
+        do { walkedStrings = try Self.walk(id, path: name, fileSize: bytes.count, record: walkRecord) } catch {
             H5Fclose(id)
             throw error
         }

@@ -9,14 +9,16 @@ extension Model {
     /// An executor that runs this model forward. Each layer named in `taps` (full name, nested name
     /// or unique suffix) becomes an extra output; `taps` of the executor maps each name to the value
     /// that holds it.
-    public func executor(taps: [String] = []) throws -> Executor {
-        try Self.executor(for: graph, taps: taps)
+    /// `weightsCache`: a folder where the executor keeps this model file's prepared weights
+    /// between runs (`WeightsCache`); only for a model run as it was read from `path`.
+    public func executor(taps: [String] = [], weightsCache: String? = nil) throws -> Executor {
+        try Self.executor(for: graph, taps: taps, weightsCache: weightsCache.map { WeightsCache(directory: $0, source: path) })
     }
 
     /// An executor for any graph (a model's, or a view of it).
-    static func executor(for graph: Graph, taps: [String]) throws -> Executor {
+    static func executor(for graph: Graph, taps: [String], weightsCache: WeightsCache? = nil) throws -> Executor {
         let (lowered, tapped) = try lowered(graph, tapping: taps)
-        return try Executor(graph: lowered, taps: tapped)
+        return try Executor(graph: lowered, taps: tapped, weightsCache: weightsCache)
     }
 
     /// `graph` in the executor's form (`ExecutorLowering`), the layers named in `taps` made outputs

@@ -23,13 +23,16 @@ public struct Model: Sendable {
     }
 
     /// Reads a model, telling the format by its first bytes (and by extension when they say nothing).
-    /// Reads no weight bytes: parameters load when first used.
-    public static func load(_ path: String) throws -> Model {
+    /// Reads no weight bytes: parameters load when first used. `cache`: a folder where the check of
+    /// a Keras file's HDF5 structures (a walk in a child process) is kept for the next reading of the
+    /// same unchanged file (`HDF5WalkRecords`); the executor keeps prepared weights there too
+    /// (`executor(weightsCache:)`).
+    public static func load(_ path: String, cache: String? = nil) throws -> Model {
         let format = try ModelFormat.detect(path: path)
         let graph: Graph
         switch format {
-        case .kerasHDF5: graph = try KerasModelReader.readHDF5(at: path)
-        case .kerasArchive: graph = try KerasModelReader.readArchive(at: path)
+        case .kerasHDF5: graph = try KerasModelReader.readHDF5(at: path, walkRecordsIn: cache)
+        case .kerasArchive: graph = try KerasModelReader.readArchive(at: path, walkRecordsIn: cache)
         case .onnx:
             let onnx = try ONNXProtoCodec.decode(contentsOf: path)
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path

@@ -30,6 +30,11 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Also print where the forward pass spends its time: per op type and the slowest nodes.")
     var profile = false
 
+    @Option(name: .customLong("weights-cache"), help: ArgumentHelp(
+        "Keep the model's prepared weights (and the check of a Keras file's structure) in this folder and use them on the next run of the same unchanged file (also SCION_WEIGHTS_CACHE).",
+        valueName: "dir"), completion: .directory)
+    var weightsCache: String?
+
     @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Run the forward pass this many times (benchmarks); the time reported is the fastest.")
     var repetitions: Int = 1
 
@@ -53,6 +58,8 @@ struct RunCommand: ParsableCommand {
         var runCPUSeconds: Double
         var repetitions: Int
         var blas: String
+        /// With a weights cache: "used", "written" or "not written: why", and the cache file.
+        var weightsCache: String?
         /// With --profile: each node's time per pass, in the order the nodes ran.
         var profile: [ProfiledNode]?
         struct ProfiledNode: Encodable { var node: String; var op: String; var milliseconds: Double }
@@ -66,8 +73,9 @@ struct RunCommand: ParsableCommand {
             let start = Date()
             var loadedAt = start
             let (executor, modelOutputs) = try prepareExecutor(loadedAt: &loadedAt)
-            ProcessMemory.settleBeforeThePass()
             var feeds: [String: RuntimeTensor]? = try readInputs(inputs, for: executor.graph.inputs.map(\.name), model: source.input)
+            let batch = feeds?.values.first?.shape.first ?? 1
+            ProcessMemory.settleBeforeThePass(largestValues: executor.twoLargestValueBytes(batch: batch))
             var results: [String: RuntimeTensor] = [:]
             let preparedAt = Date()
             var fastest = Double.infinity, leastCPU = Double.infinity
@@ -105,6 +113,7 @@ struct RunCommand: ParsableCommand {
             let result = Result(input: source.input, output: output, arrays: arrays.map { .init(name: $0.name, shape: $0.tensor.shape) },
                                 readSeconds: loadedAt.timeIntervalSince(start), prepareSeconds: preparedAt.timeIntervalSince(loadedAt),
                                 runSeconds: fastest, runCPUSeconds: leastCPU, repetitions: repetitions, blas: BLAS.kernelReport,
+                                weightsCache: executor.weightsCacheOutcome.map(Self.describe),
                                 profile: timings?.nodes.map { .init(node: $0.node, op: $0.op, milliseconds: $0.seconds * 1000 / Double(repetitions)) })
             if verbose && report.talks {
                 for array in result.arrays { print("\(array.name): \(array.shape)") }
@@ -112,6 +121,7 @@ struct RunCommand: ParsableCommand {
                       + "\(Readable.seconds(fastest))\(repetitions > 1 ? " (fastest of \(repetitions))" : ""), "
                       + "CPU \(Readable.seconds(leastCPU)) per pass (all threads)")
                 print("BLAS: \(BLAS.kernelReport)")
+                if let cache = result.weightsCache { print("weights cache: \(cache)") }
                 print("plan: \(executor.planSummary)")
             }
             if let timings, report.talks { print(timings.table(passes: repetitions)) }
@@ -122,14 +132,32 @@ struct RunCommand: ParsableCommand {
 
     /// The executor for the model and the model's output names. The model itself lives only in
     /// here: once the executor has read the weights, nothing else holds them while it runs (an
-    /// ONNX file's bytes, a `.keras` archive's mapped pages are freed when this returns).
+    /// ONNX file's bytes, a `.keras` archive's mapped pages are freed when this returns). A model
+    /// that holds no weight bytes is left to the process's exit instead: an `.h5` file's (its
+    /// datasets are read into the executor's own arrays), and a `.keras` archive's whose prepared
+    /// weights came from the cache (its mapped pages never touched). Closing an HDF5 file's
+    /// hundreds of datasets took 10 ms of DenseNet121's preparation, work the exit does for nothing.
     func prepareExecutor(loadedAt: inout Date) throws -> (Executor, [String]) {
-        let loaded = try Model.load(source.input)
+        let cache = weightsCache ?? ProcessInfo.processInfo.environment["SCION_WEIGHTS_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
+        let loaded = try Model.load(source.input, cache: cache)
         loadedAt = Date()
         do {
-            return (try loaded.executor(taps: layers), loaded.graph.outputs)
+            let executor = try loaded.executor(taps: layers, weightsCache: cache)
+            if loaded.format == .kerasHDF5 || (loaded.format == .kerasArchive && executor.weightsCacheOutcome?.isUsed == true) {
+                ProcessMemory.leaveToExit(loaded)
+            }
+            return (executor, loaded.graph.outputs)
         } catch let error as RuntimeError {
             throw ScionError(file: source.input, error.description)
+        }
+    }
+
+    /// The weights cache's outcome as `run` reports it.
+    static func describe(_ outcome: WeightsCache.Outcome) -> String {
+        switch outcome {
+        case .used(let path): return "used \(path)"
+        case .written(let path): return "written \(path)"
+        case .notWritten(let reason): return "not written: \(reason)"
         }
     }
 

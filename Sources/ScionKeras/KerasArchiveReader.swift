@@ -12,11 +12,12 @@ extension KerasModelReader {
     /// A compressed weights file has to be inflated into memory; refuse beyond this.
     static let maximumInflatedWeightsBytes = 16 << 30
 
-    package static func readArchive(at path: String) throws -> Graph {
-        try KerasError.fromZip { try readArchiveEntries(at: path) }
+    /// `walkRecordsIn`: a folder where the walk of its weights file is kept (`HDF5WalkRecords`).
+    package static func readArchive(at path: String, walkRecordsIn folder: String? = nil) throws -> Graph {
+        try KerasError.fromZip { try readArchiveEntries(at: path, walkRecord: walkRecord(in: folder, for: path, inner: "model.weights.h5")) }
     }
 
-    private static func readArchiveEntries(at path: String) throws -> Graph {
+    private static func readArchiveEntries(at path: String, walkRecord: HDF5WalkRecords?) throws -> Graph {
         let archive = try ZipArchive(path: path)
         guard let configEntry = archive.entry(named: "config.json") else {
             throw KerasError(.notAKerasFile, file: path, "a zip archive without config.json: not a .keras model")
@@ -41,7 +42,7 @@ extension KerasModelReader {
         guard let weightsEntry = archive.entry(named: "model.weights.h5") else {
             throw KerasError(.invalidWeights, file: path, subject: "model.weights.h5", "entry is missing: the archive holds no weights")
         }
-        let (weightsFile, memory) = try openWeights(weightsEntry, in: archive, path: path)
+        let (weightsFile, memory) = try openWeights(weightsEntry, in: archive, path: path, walkRecord: walkRecord)
         let binder = KerasObjectPathWeightBinder(file: path, records: builder.records, backingMemory: memory)
         try binder.bind(from: weightsFile.root, into: &graph)
         try finish(&graph, file: path)
@@ -50,13 +51,16 @@ extension KerasModelReader {
 
     /// Opens the archive's weights file without copying it when stored, inflating it otherwise.
     /// Returns the object that owns the memory the file lives in.
-    private static func openWeights(_ entry: ZipEntry, in archive: ZipArchive, path: String) throws -> (HDF5File, AnyObject) {
+    private static func openWeights(_ entry: ZipEntry, in archive: ZipArchive, path: String,
+                                    walkRecord: HDF5WalkRecords?) throws -> (HDF5File, AnyObject) {
         let name = "\(path)/model.weights.h5"
         if let stored = try archive.storedBytes(of: entry, verifyingChecksum: false) {
-            return (try wrapping(name) { try HDF5File(readingImage: stored, name: name) }, archive)
+            return (try wrapping(name) { try HDF5File(readingImage: stored, name: name, walkRecord: walkRecord) }, archive)
         }
         let inflated = OwnedBytes(try archive.contents(of: entry, limit: maximumInflatedWeightsBytes))
-        let file = try wrapping(name) { try HDF5File(readingImage: UnsafeRawBufferPointer(inflated.buffer), name: name) }
+        let file = try wrapping(name) {
+            try HDF5File(readingImage: UnsafeRawBufferPointer(inflated.buffer), name: name, walkRecord: walkRecord)
+        }
         return (file, inflated)
     }
 }

@@ -6,8 +6,10 @@ import ScionIR
 /// `.h5` saver, and weights-only files from `save_weights`.
 package enum KerasModelReader {
     /// Reads a `.h5` model or weights file. Reads no weight bytes: parameters load on first use.
-    package static func readHDF5(at path: String) throws -> Graph {
-        let file = try wrapping(path) { try HDF5File(readingFrom: path) }
+    /// `walkRecordsIn`: a folder where the walk of the file is kept (`HDF5WalkRecords`).
+    package static func readHDF5(at path: String, walkRecordsIn folder: String? = nil) throws -> Graph {
+        let record = walkRecord(in: folder, for: path)
+        let file = try wrapping(path) { try HDF5File(readingFrom: path, walkRecord: record) }
         let root = file.root
         if root.hasAttribute("model_config") {
             return try readModel(root: root, path: path)
@@ -20,6 +22,14 @@ package enum KerasModelReader {
         }
         throw KerasError(.notAKerasFile, file: path,
                          "an HDF5 file, but not a Keras model: no model_config attribute and no Keras weights")
+    }
+
+    /// The record of the walk of the file at `path` (of `inner` inside it) in `folder`; nil without
+    /// a folder, or when the file or the program cannot be looked at.
+    static func walkRecord(in folder: String?, for path: String, inner: String? = nil) -> HDF5WalkRecords? {
+        guard let folder, let file = FileIdentity.of(path), let program = FileIdentity.program else { return nil }
+        return HDF5WalkRecords(identity: "file \(file)\(inner.map { " inner \($0)" } ?? "")\n\(program)",
+                               file: FileIdentity.cacheFile(for: path, inner: inner, in: folder, suffix: "walk"))
     }
 
     private static func readModel(root: HDF5Group, path: String) throws -> Graph {

@@ -163,7 +163,7 @@ extension Executor {
         case .conv(let a):
             let (g, bias) = try channelsLastConvolution(node, a, input: x)
             let epilogue = ConvolutionEpilogue(bias: bias, activation: fusedActivations[node.name] ?? a.activation)
-            let kernel = try require(node, .kernel)
+            let kernel = try preparedKernel(node)
             let y: RuntimeTensor
             switch g.isDepthwise ? .depthwise : convolutionForms[node.name] {
             case .depthwise:

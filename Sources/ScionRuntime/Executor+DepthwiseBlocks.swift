@@ -196,7 +196,7 @@ extension Executor {
         guard convolutionForms[depthwise.name] == .depthwise else {
             throw RuntimeError(depthwise.name, "has no depthwise kernel (internal: its weights were not prepared for the block)")
         }
-        let kernels = Kernels.DepthwiseBlock(expand: expand, depthwise: try require(depthwise, .kernel), depthwiseEpilogue: depthwiseEpilogue,
+        let kernels = Kernels.DepthwiseBlock(expand: expand, depthwise: try preparedKernel(depthwise), depthwiseEpilogue: depthwiseEpilogue,
                                              project: project, residual: block.residual != nil, residualCap: residualCap)
         return Kernels.depthwiseBlock(x, kernels, g)
     }
@@ -207,7 +207,7 @@ extension Executor {
               let shape = parameterShape(node, .kernel), shape.count == 4, shape[1] == depth else {
             throw RuntimeError(node.name, "is not a 1x1 convolution held as panels of depth \(depth) (internal: the block plan placed it)")
         }
-        return Kernels.PointwiseStage(panels: try require(node, .kernel), depth: depth, filters: shape[0], epilogue: try epilogue(of: node, a))
+        return Kernels.PointwiseStage(panels: try preparedKernel(node), depth: depth, filters: shape[0], epilogue: try epilogue(of: node, a))
     }
 
     /// The convolution's bias (its own, or a folded BatchNormalization's) and the activation fused

@@ -141,7 +141,7 @@ extension Executor {
         }
         let epilogue = ConvolutionEpilogue(bias: bias, activation: .linear)
         let addition = ResidualAddition(reluCap: fusedReLUCap(of: sumNode.name))
-        let kernel = try require(node, .kernel)
+        let kernel = try preparedKernel(node)
         switch convolutionForms[node.name] {
         case .winograd(let tile):
             try Kernels.winogradConvolution(input, weights: kernel, tile: tile, g, epilogue: epilogue, adding: addition,

@@ -14,12 +14,17 @@ extension Executor {
     /// BatchNormalizations folded into them.
     struct PreparedWeights {
         var values: [String: [Float]] = [:]
+        /// Kernels in a channels-last form (`KernelForm`, all but `channelsFirst`), by parameter name:
+        /// read only by the kernels of their nodes, and mapped from a weights cache when there is one.
+        var kernels: [String: WeightValues] = [:]
         /// BatchNormalization nodes folded into the convolution before them.
         var folded: Set<String> = []
         /// Biases a folded BatchNormalization gave to convolutions that had none, by node name.
         var foldedBiases: [String: [Float]] = [:]
         /// How each channels-last convolution's kernel is held, by node name.
         var convolutionForms: [String: KernelForm] = [:]
+        /// What was done with the weights cache, when one was given.
+        var cacheOutcome: WeightsCache.Outcome?
     }
 
     /// How a convolution kernel is held.
@@ -54,12 +59,20 @@ extension Executor {
     static func loadWeights(_ graph: inout Graph, loading: Set<String>?, releasing: Bool,
                             channelsLast plan: ChannelsLastPlan = ChannelsLastPlan(),
                             folds: [BatchNormalizationFold] = [], panelled: Set<String> = [],
-                            packProducts: Bool = false) throws -> PreparedWeights {
+                            packProducts: Bool = false, cache: WeightsCache? = nil) throws -> PreparedWeights {
         let wanted = { (name: String) in loading?.contains(name) ?? true }
         var forms: [String: KernelForm] = [:], formNodes: [String: String] = [:]
         for (node, kernel, form) in kernelForms(graph, plan, panelled: panelled) + (packProducts ? productForms(graph) : []) {
             forms[kernel] = form
             formNodes[kernel] = node
+        }
+        // A cache only for an inference executor of the whole graph: a trainer changes its weights.
+        let cached = cache.flatMap { cache in releasing && loading == nil ? cache.key(for: graph).map { (cache, $0.key, $0.path) } : nil }
+        if let (_, key, path) = cached, let contents = WeightsCache.read(path, key: key),
+           var prepared = PreparedWeights(contents, expecting: forms, nodes: formNodes, in: graph) {
+            prepared.cacheOutcome = .used(path)
+            for parameter in graph.parameters.all { release(parameter, in: &graph) }
+            return prepared
         }
         let foldedKernels = Set(folds.map(\.kernel))
         var prepared = PreparedWeights()
@@ -86,10 +99,22 @@ extension Executor {
             return (kernel.elementCount, { try convolutionKernel(kernel, form, scales: kernelScales) })
         })
         for (kernel, values) in zip(kernels, kernelValues) {
-            prepared.values[kernel.name] = values
+            if let form = forms[kernel.name], form != .channelsFirst {
+                prepared.kernels[kernel.name] = WeightValues(values)
+            } else {
+                prepared.values[kernel.name] = values
+            }
             if let node = formNodes[kernel.name] { prepared.convolutionForms[node] = forms[kernel.name] }
         }
         if releasing { for parameter in plain + kernels { release(parameter, in: &graph) } }
+        if let (_, key, path) = cached {
+            do {
+                try WeightsCache.write(prepared.cacheContents(forms), key: key, to: path)
+                prepared.cacheOutcome = .written(path)
+            } catch {
+                prepared.cacheOutcome = .notWritten("\(error)")
+            }
+        }
         return prepared
     }
 

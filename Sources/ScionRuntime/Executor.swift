@@ -16,9 +16,14 @@ public struct Executor {
     /// The graph it runs: the one given, with its shapes inferred.
     public let graph: Graph
     let order: [Int]
-    /// Every parameter as float32, by name; the trainer replaces the ones it trains. Kernels of
-    /// channels-last convolutions are in the order their kernels read (`filtersLast`), and folded.
+    /// Every parameter as float32, by name, but the `preparedKernels`; the trainer replaces the
+    /// ones it trains. A folded convolution's kernel here (one run channels-first) is folded.
     var weights: [String: [Float]]
+    /// Kernels of the channels-last plan's convolutions and the packed products, in their
+    /// `convolutionForms` (not in `weights`): made here, or mapped from a weights cache.
+    let preparedKernels: [String: WeightValues]
+    /// What was done with the weights cache, when one was given.
+    public let weightsCacheOutcome: WeightsCache.Outcome?
     /// Index in `order` of each value's last reader; graph outputs are never dropped.
     let lastUse: [String: Int]
     /// Tapped layer name → the value holding its output (one of the graph's outputs).
@@ -64,7 +69,7 @@ public struct Executor {
     /// `channelsLastPlan: false` runs every node channels-first (also `SCION_LAYOUT=channels-first`
     /// in the environment, to compare the two from the command line).
     public init(graph source: Graph, taps: [String: String] = [:], fusing: Bool = true, loading: Set<String>? = nil,
-                channelsLastPlan: Bool = true) throws {
+                channelsLastPlan: Bool = true, weightsCache: WeightsCache? = nil) throws {
         guard source.hasArchitecture else { throw RuntimeError(source.name, "has no architecture (weights only); nothing to run") }
         try Self.requireLowered(source)
         for (name, value) in taps where !source.outputs.contains(value) {
@@ -83,9 +88,11 @@ public struct Executor {
         // folded into them (Executor+Folding.swift), and an inference executor the only holder of the weights.
         let prepared = try Self.loadWeights(&graph, loading: loading, releasing: fusing, channelsLast: channelsLast,
                                             folds: fusing ? BatchNormalizationFold.candidates(in: graph) : [],
-                                            panelled: blocks.pointwiseNodes, packProducts: fusing)
+                                            panelled: blocks.pointwiseNodes, packProducts: fusing, cache: weightsCache)
         self.taps = taps
         weights = prepared.values
+        preparedKernels = prepared.kernels
+        weightsCacheOutcome = prepared.cacheOutcome
         folded = prepared.folded
         foldedBiases = prepared.foldedBiases
         convolutionForms = prepared.convolutionForms
@@ -237,6 +244,34 @@ public struct Executor {
 
     func parameter(_ node: Node, _ role: ParameterRole) -> [Float]? {
         graph.parameter(of: node, role: role).flatMap { weights[$0.name] }
+    }
+
+    /// The bytes of the two largest values a pass on `batch` samples makes, from the inferred shapes
+    /// (a leading unknown axis is the batch); nil when another axis is unknown.
+    public func twoLargestValueBytes(batch: Int) -> Int? {
+        var largest = (0, 0)
+        for info in graph.values.values {
+            guard let dimensions = info.shape?.dimensions else { continue }
+            var count = 1
+            for (axis, dimension) in dimensions.enumerated() {
+                guard let size = dimension ?? (axis == 0 ? batch : nil) else { return nil }
+                count = count.multipliedReportingOverflow(by: max(size, 0)).partialValue
+            }
+            let bytes = count * 4
+            if bytes > largest.0 { largest = (bytes, largest.0) } else if bytes > largest.1 { largest.1 = bytes }
+        }
+        return largest.0 + largest.1
+    }
+
+    /// A parameter's values as the executor holds them, prepared kernels included (a copy of those).
+    func values(of name: String) -> [Float]? { preparedKernels[name]?.array ?? weights[name] }
+
+    /// The kernel of a node of the channels-last plan or a packed product, in its `convolutionForms`.
+    func preparedKernel(_ node: Node) throws -> WeightValues {
+        guard let kernel = graph.parameter(of: node, role: .kernel), let values = preparedKernels[kernel.name] else {
+            throw RuntimeError(node.name, "has no prepared kernel (internal: the plan placed it, its weights were not prepared for it)")
+        }
+        return values
     }
 
     func parameterShape(_ node: Node, _ role: ParameterRole) -> [Int]? { graph.parameter(of: node, role: role)?.shape }

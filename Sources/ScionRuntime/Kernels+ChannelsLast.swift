@@ -48,7 +48,7 @@ extension Kernels {
     /// output, and applies `epilogue` to the block while it is still in the core's cache. A 1x1
     /// convolution with stride 1 and no padding multiplies the input itself (no unfolding).
     /// `prologue`: a normalization applied to the input as it is read (1x1 convolutions only).
-    static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], order: FilterOrder, _ g: ConvGeometry,
+    static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: WeightValues, order: FilterOrder, _ g: ConvGeometry,
                                         prologue: InputAffine? = nil, epilogue: ConvolutionEpilogue) -> RuntimeTensor {
         var output = uninitialized(g.batch * g.oh * g.ow * g.filters)
         output.withUnsafeMutableBufferPointer { out in
@@ -61,7 +61,7 @@ extension Kernels {
     /// `convolutionChannelsLast` with a residual sum: the result is `sum`'s values plus the
     /// convolution's (after its epilogue, which must be linear), then `residual`'s ReLU, written
     /// into `sum`'s buffer (no buffer of the output's size is made when the caller holds `sum` alone).
-    static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], order: FilterOrder, _ g: ConvGeometry,
+    static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: WeightValues, order: FilterOrder, _ g: ConvGeometry,
                                         prologue: InputAffine? = nil, epilogue: ConvolutionEpilogue,
                                         adding residual: ResidualAddition, into sum: inout RuntimeTensor) {
         precondition(sum.count == g.batch * g.oh * g.ow * g.filters, "a residual of \(sum.shape) for a convolution's \(g.filters) filters")
@@ -73,7 +73,7 @@ extension Kernels {
     }
 
     /// The two above: `target` holds `residual`'s other operand on entry when it is given.
-    private static func convolveChannelsLast(_ x: RuntimeTensor, kernel: [Float], order: FilterOrder, _ g: ConvGeometry,
+    private static func convolveChannelsLast(_ x: RuntimeTensor, kernel: WeightValues, order: FilterOrder, _ g: ConvGeometry,
                                              prologue: InputAffine?, epilogue: ConvolutionEpilogue,
                                              into target: UnsafeMutablePointer<Float>, residual: ResidualAddition?) {
         let (channels, filters) = (g.channels, g.filters)
@@ -327,7 +327,7 @@ extension Kernels {
     /// Depthwise convolution (each filter reads one channel; `g.filtersPerGroup` filters per channel)
     /// on a channels-last input, kernel `[kh, kw, F]` (Kernels+KernelLayout.swift), `epilogue`
     /// applied to each output row as it is written.
-    static func depthwiseConvolutionChannelsLast(_ x: RuntimeTensor, kernel: [Float], _ g: ConvGeometry,
+    static func depthwiseConvolutionChannelsLast(_ x: RuntimeTensor, kernel: WeightValues, _ g: ConvGeometry,
                                                  epilogue: ConvolutionEpilogue) -> RuntimeTensor {
         var output = uninitialized(g.batch * g.oh * g.ow * g.filters)
         x.data.withUnsafeBufferPointer { input in

@@ -22,7 +22,7 @@ extension Kernels {
     /// A 1x1 convolution of a block: its filters packed as panels (`FilterOrder.panels`), what
     /// follows it applied to each band as it is written.
     struct PointwiseStage {
-        let panels: [Float]
+        let panels: WeightValues
         let depth: Int, filters: Int
         let epilogue: ConvolutionEpilogue
 
@@ -55,7 +55,7 @@ extension Kernels {
     struct DepthwiseBlock {
         let expand: PointwiseStage?
         /// `[kh, kw, C]` (the channels-last depthwise order), one filter per channel.
-        let depthwise: [Float]
+        let depthwise: WeightValues
         let depthwiseEpilogue: ConvolutionEpilogue
         let project: PointwiseStage?
         /// The block's input added to the projection's output (same shape), then a ReLU capped

@@ -43,6 +43,15 @@ extension Kernels {
     /// Whether this CPU runs CVectorKernels' narrow products (AVX2 or AVX-512), asked once.
     static let narrowProductsRun = String(cString: scion_vector_level()) != "sse2"
 
+    /// What the prepared kernels' layouts depend on besides the program: the CPU's vector level
+    /// and the switches that choose forms (`WeightsCache` keys its files on it).
+    static let kernelLevel: String = {
+        let environment = ProcessInfo.processInfo.environment
+        return [String(cString: scion_vector_level()), "winograd \(winogradTile.map(String.init) ?? "off")",
+                "panels \(panelsAllowed)", "layout \(environment["SCION_LAYOUT"] ?? "default")",
+                "blocks \(environment["SCION_BLOCKS"] ?? "default")"].joined(separator: ", ")
+    }()
+
     /// Whether a convolution's filter matrix (`depth` = kh·kw·C rows, `filters` columns) is held
     /// in `panels`: more than 64 filters (at most 64 take the narrow product anyway) and a depth
     /// of at least 128. Single thread (bench/panel_gemm_bench.c): 1.1-1.4x OpenBLAS's sgemm, which

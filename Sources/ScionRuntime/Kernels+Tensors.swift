@@ -35,7 +35,7 @@ extension Kernels {
 
     /// `x[..., K] · W` with W packed in panels (`Executor.KernelForm.productPanels`), the epilogue
     /// (bias, activation) applied to each block of rows while it is cached; rows over the cores.
-    static func panelProduct(_ x: RuntimeTensor, panels: [Float], columns: Int, epilogue: ConvolutionEpilogue,
+    static func panelProduct(_ x: RuntimeTensor, panels: WeightValues, columns: Int, epilogue: ConvolutionEpilogue,
                              node: String) throws -> RuntimeTensor {
         let depth = x.shape.last ?? 1, rows = x.count / max(depth, 1)
         guard panels.count == panelCount(filters: columns, depth: depth) else {

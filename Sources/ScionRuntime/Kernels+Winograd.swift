@@ -52,7 +52,7 @@ extension Kernels {
 
     /// The convolution `g` (3x3, stride 1, one group) of channels-last `x` with `weights` from
     /// `winogradWeights`, `epilogue` applied.
-    static func winogradConvolution(_ x: RuntimeTensor, weights: [Float], tile: Int, _ g: ConvGeometry,
+    static func winogradConvolution(_ x: RuntimeTensor, weights: WeightValues, tile: Int, _ g: ConvGeometry,
                                     epilogue: ConvolutionEpilogue, node: String) throws -> RuntimeTensor {
         var output = uninitialized(g.batch * g.oh * g.ow * g.filters)
         try winograd(x, weights: weights, tile: tile, g, epilogue: epilogue, into: &output, residual: nil, node: node)
@@ -60,7 +60,7 @@ extension Kernels {
     }
 
     /// `winogradConvolution` with a residual sum (`ResidualAddition`), written into `sum`'s buffer.
-    static func winogradConvolution(_ x: RuntimeTensor, weights: [Float], tile: Int, _ g: ConvGeometry,
+    static func winogradConvolution(_ x: RuntimeTensor, weights: WeightValues, tile: Int, _ g: ConvGeometry,
                                     epilogue: ConvolutionEpilogue, adding residual: ResidualAddition,
                                     into sum: inout RuntimeTensor, node: String) throws {
         precondition(sum.count == g.batch * g.oh * g.ow * g.filters, "a residual of \(sum.shape) for a convolution's \(g.filters) filters")
@@ -69,7 +69,7 @@ extension Kernels {
     }
 
     /// The two above: `output` holds `residual`'s other operand on entry when it is given.
-    private static func winograd(_ x: RuntimeTensor, weights: [Float], tile: Int, _ g: ConvGeometry, epilogue: ConvolutionEpilogue,
+    private static func winograd(_ x: RuntimeTensor, weights: WeightValues, tile: Int, _ g: ConvGeometry, epilogue: ConvolutionEpilogue,
                                  into output: inout [Float], residual: ResidualAddition?, node: String) throws {
         let filters = g.filters
         let failures = Mutex(0)

@@ -6,11 +6,11 @@ import CVectorKernels
 /// nor AVX-512 or there are more columns: the caller's BLAS does it then.
 final class NarrowProduct: @unchecked Sendable {
     let columns: Int, depth: Int
-    private let packed: [Float]
+    private let packed: WeightValues
 
     /// `filters`: `[columns][depth]` row by row (`order` `filtersFirst`: a convolution's
     /// `[F, kh·kw·C]`), or `[depth][columns]` (`filtersLast`: Keras's HWIO kernel).
-    init?(filters: [Float], order: Kernels.FilterOrder = .filtersFirst, columns: Int, depth: Int) {
+    init?(filters: WeightValues, order: Kernels.FilterOrder = .filtersFirst, columns: Int, depth: Int) {
         let padded = scion_narrow_padded(columns)
         guard Kernels.narrowProductsRun, (1...64).contains(columns), depth > 0,
               filters.count == (order == .panels ? padded : columns) * depth else { return nil }
@@ -20,7 +20,7 @@ final class NarrowProduct: @unchecked Sendable {
             packed = filters
             return
         }
-        packed = [Float](unsafeUninitializedCapacity: depth * padded) { buffer, count in
+        packed = WeightValues([Float](unsafeUninitializedCapacity: depth * padded) { buffer, count in
             filters.withUnsafeBufferPointer { source in
                 guard let target = buffer.baseAddress, let from = source.baseAddress else { return }
                 switch order {
@@ -34,7 +34,7 @@ final class NarrowProduct: @unchecked Sendable {
                 }
             }
             count = depth * padded
-        }
+        })
     }
 
     /// `c[rows][columns] = a[rows][depth] · filtersᵀ`, rows contiguous. nil when the kernel refused.

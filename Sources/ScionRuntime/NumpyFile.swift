@@ -9,6 +9,10 @@ public enum NumpyFile {
 
     /// The array in the `.npy` file at `path`, as float32.
     public static func read(_ path: String) throws -> RuntimeTensor {
+        // A regular file is decoded from its pages in the page cache: no copy of it in fresh memory.
+        if let mapped = MappedFile(path: path) {
+            return try decode(UnsafeRawBufferPointer(start: mapped.base, count: mapped.byteCount), file: path)
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw RuntimeError(path, "cannot be read (missing or not a file)")
         }

@@ -52,6 +52,29 @@ final class RunCommandTests: XCTestCase {
         XCTAssertLessThan(total, 3 * pass + 5, "\(total) ms of nodes against a \(pass) ms pass")
     }
 
+    /// `--weights-cache`: the first run writes the prepared weights, the next maps them, with the
+    /// same output bytes; the report says which happened (`SCION_WEIGHTS_CACHE` does the same).
+    func testWeightsCacheIsWrittenThenUsedWithTheSameOutput() throws {
+        let directory = try temporaryDirectory(self)
+        let cache = directory.appendingPathComponent("cache").path
+        let model = Repository.fixture("keras2/mobilenet_v2.h5"), input = Repository.fixture("keras2/mobilenet_v2.input.npy")
+        var outputs: [Data] = []
+        for (index, expected) in ["weights cache: written ", "weights cache: used "].enumerated() {
+            let output = directory.appendingPathComponent("out\(index).npy").path
+            let result = try runScion(["run", model, "--input", input, "--output", output, "--verbose", "--weights-cache", cache])
+            XCTAssertEqual(result.status, 0, result.standardError)
+            XCTAssertTrue(result.standardOutput.contains(expected + cache + "/mobilenet_v2.h5."), result.standardOutput)
+            outputs.append(try Data(contentsOf: URL(fileURLWithPath: output)))
+        }
+        let plain = directory.appendingPathComponent("plain.npy").path
+        let result = try runScion(["run", model, "--input", input, "--output", plain, "--verbose"])
+        XCTAssertFalse(result.standardOutput.contains("weights cache"), result.standardOutput)
+        XCTAssertEqual(outputs, [Data](repeating: try Data(contentsOf: URL(fileURLWithPath: plain)), count: 2))
+        let json = try runScion(["run", model, "--input", input, "--output", plain, "--force", "--json"], environment: ["SCION_WEIGHTS_CACHE": cache])
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
+        XCTAssertTrue((report["weightsCache"] as? String)?.hasPrefix("used ") == true, json.standardOutput)
+    }
+
     func testBadInputsFailWithOneLine() throws {
         let directory = try temporaryDirectory(self)
         let output = directory.appendingPathComponent("out.npy").path

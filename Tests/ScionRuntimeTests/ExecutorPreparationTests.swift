@@ -87,11 +87,11 @@ final class ExecutorPreparationTests: XCTestCase {
         XCTAssertEqual(executor.folded, ["bn", "bn2"])
         // HWIO [3, 3, 3, 4] as stored, column f (filter f) times its scale: no permutation.
         let hwio = try floats(graph.parameters["conv/kernel"]), s = try scales("bn", graph)
-        XCTAssertEqual(executor.weights["conv/kernel"], hwio.enumerated().map { $1 * s[$0 % 4] })
+        XCTAssertEqual(executor.values(of: "conv/kernel"), hwio.enumerated().map { $1 * s[$0 % 4] })
         let pointwise = try floats(graph.parameters["pw/kernel"]), s2 = try scales("bn2", graph)
-        XCTAssertEqual(executor.weights["pw/kernel"], pointwise.enumerated().map { $1 * s2[$0 % 5] })
+        XCTAssertEqual(executor.values(of: "pw/kernel"), pointwise.enumerated().map { $1 * s2[$0 % 5] })
         // Keras's depthwise [3, 3, 4, 2] is [kh, kw, F] already, filter c·2 + m.
-        XCTAssertEqual(executor.weights["dw/kernel"], try floats(graph.parameters["dw/kernel"]))
+        XCTAssertEqual(executor.values(of: "dw/kernel"), try floats(graph.parameters["dw/kernel"]))
         try assertLayoutsAgree(lowered, input: RuntimeTensor(shape: [2, 6, 6, 3], data: values(216)))
     }
 
@@ -133,21 +133,21 @@ final class ExecutorPreparationTests: XCTestCase {
         let oihw = try floats(graph.parameters["c1/kernel"]), s = try scales("bn", graph)
         var expected = [Float](repeating: 0, count: oihw.count)
         for f in 0..<4 { for c in 0..<2 { for t in 0..<9 { expected[(f * 9 + t) * 2 + c] = oihw[(f * 2 + c) * 9 + t] * s[f] } } }
-        XCTAssertEqual(executor.weights["c1/kernel"], expected)
+        XCTAssertEqual(executor.values(of: "c1/kernel"), expected)
         let pointwise = try floats(graph.parameters["c2/kernel"])
         if blocked {
             // One panel, [C][16]: filter f of channel c at c·16 + f, zeros past the 5 filters.
             var panel = [Float](repeating: 0, count: 4 * 16)
             for f in 0..<5 { for c in 0..<4 { panel[c * 16 + f] = pointwise[f * 4 + c] } }
-            XCTAssertEqual(executor.weights["c2/kernel"], panel, "a block's 1x1 kernel is packed as a panel")
+            XCTAssertEqual(executor.values(of: "c2/kernel"), panel, "a block's 1x1 kernel is packed as a panel")
         } else {
-            XCTAssertEqual(executor.weights["c2/kernel"], pointwise, "a 1x1 OIHW kernel is [F, C] as stored")
+            XCTAssertEqual(executor.values(of: "c2/kernel"), pointwise, "a 1x1 OIHW kernel is [F, C] as stored")
         }
         // Depthwise [F, 1, kh, kw] → [kh, kw, F], scaled.
         let depthwise = try floats(graph.parameters["dw/kernel"]), s2 = try scales("bn2", graph)
         var taps = [Float](repeating: 0, count: 45)
         for f in 0..<5 { for t in 0..<9 { taps[t * 5 + f] = depthwise[f * 9 + t] * s2[f] } }
-        XCTAssertEqual(executor.weights["dw/kernel"], taps)
+        XCTAssertEqual(executor.values(of: "dw/kernel"), taps)
         try assertLayoutsAgree(graph, input: RuntimeTensor(shape: [2, 2, 6, 6], data: values(144)))
     }
 

@@ -71,7 +71,7 @@ final class ExecutorWeightsTests: XCTestCase {
         let plan = ChannelsLastPlan(held, order: try held.topologicalOrder())
         let prepared = try Executor.loadWeights(&held, loading: nil, releasing: true, channelsLast: plan)
         XCTAssertEqual(prepared.convolutionForms, ["conv": .matrix(.filtersLast)])
-        XCTAssertEqual(prepared.values["conv/kernel"], try floats(original))
+        XCTAssertEqual(prepared.kernels["conv/kernel"]?.array, try floats(original))
         XCTAssertEqual(prepared.values["conv/bias"], try floats(try XCTUnwrap(lowered.parameters["conv/bias"]).storage))
         XCTAssertThrowsError(try held.parameters["conv/kernel"]?.storage.bytes())
         // Channels-first, the same kernel is the lowered OIHW one.

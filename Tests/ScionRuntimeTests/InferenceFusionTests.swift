@@ -111,7 +111,7 @@ final class InferenceFusionTests: XCTestCase {
                         Kernels.filtersFirst(from: oihw, into: target, filters: filters, channels: channels, taps: size * size, scales: nil)
                     }
                 }
-                let y = Kernels.convolutionChannelsLast(Kernels.relayout(x, toChannelsLast: true), kernel: filtersFirst, order: .filtersFirst,
+                let y = Kernels.convolutionChannelsLast(Kernels.relayout(x, toChannelsLast: true), kernel: WeightValues(filtersFirst), order: .filtersFirst,
                                                         g, epilogue: epilogue)
                 let result = try Kernels.activate(Kernels.relayout(y, toChannelsLast: false), epilogue.remaining, node: "conv")
                 let scale = expected.data.map { abs($0) }.max() ?? 1
@@ -229,7 +229,7 @@ final class InferenceFusionTests: XCTestCase {
                         BLAS.gemm(m: rows, n: columns, k: depth, a: x.baseAddress!, b: w.baseAddress!, transposeB: true, c: c.baseAddress!)
                     }
                     result.withUnsafeMutableBufferPointer { c in
-                        XCTAssertNotNil(NarrowProduct(filters: filters, columns: columns, depth: depth)?.multiply(x.baseAddress!, rows: rows, into: c.baseAddress!))
+                        XCTAssertNotNil(NarrowProduct(filters: WeightValues(filters), columns: columns, depth: depth)?.multiply(x.baseAddress!, rows: rows, into: c.baseAddress!))
                     }
                 }
             }
@@ -238,7 +238,7 @@ final class InferenceFusionTests: XCTestCase {
             var fromLast = [Float](repeating: .nan, count: rows * columns)
             a.withUnsafeBufferPointer { x in
                 fromLast.withUnsafeMutableBufferPointer { c in
-                    _ = NarrowProduct(filters: transposed, order: .filtersLast, columns: columns, depth: depth)?
+                    _ = NarrowProduct(filters: WeightValues(transposed), order: .filtersLast, columns: columns, depth: depth)?
                         .multiply(x.baseAddress!, rows: rows, into: c.baseAddress!)
                 }
             }
@@ -247,6 +247,6 @@ final class InferenceFusionTests: XCTestCase {
             let worst = zip(result, expected).map { abs($0 - $1) }.max() ?? .nan
             XCTAssertLessThanOrEqual(worst, 1e-5, "\(rows)x\(depth) by \(depth)x\(columns)")
         }
-        XCTAssertNil(NarrowProduct(filters: [Float](repeating: 1, count: 65 * 2), columns: 65, depth: 2))
+        XCTAssertNil(NarrowProduct(filters: WeightValues([Float](repeating: 1, count: 65 * 2)), columns: 65, depth: 2))
     }
 }

@@ -33,7 +33,7 @@ final class PanelProductTests: XCTestCase {
                 }
             }
             let identity = ConvolutionEpilogue(bias: nil, activation: .linear)
-            let expected = Kernels.convolutionChannelsLast(input, kernel: filtersFirst, order: .filtersFirst, g, epilogue: identity)
+            let expected = Kernels.convolutionChannelsLast(input, kernel: WeightValues(filtersFirst), order: .filtersFirst, g, epilogue: identity)
             var hwio = [Float](repeating: 0, count: oihw.count)
             oihw.withUnsafeBufferPointer { source in
                 hwio.withUnsafeMutableBufferPointer { Kernels.filtersLast(from: source, into: $0, filters: filters, channels: channels, taps: taps, scales: nil) }
@@ -48,7 +48,7 @@ final class PanelProductTests: XCTestCase {
                 }
                 XCTAssertTrue(packed.allSatisfy(\.isFinite), "every panel value written, padding included")
                 packedFromEach.append(packed)
-                let result = Kernels.convolutionChannelsLast(input, kernel: packed, order: .panels, g, epilogue: identity)
+                let result = Kernels.convolutionChannelsLast(input, kernel: WeightValues(packed), order: .panels, g, epilogue: identity)
                 XCTAssertEqual(result.shape, expected.shape)
                 let scale = expected.data.map(abs).max() ?? 0
                 let worst = zip(result.data, expected.data).map { abs($0 - $1) }.max() ?? .infinity

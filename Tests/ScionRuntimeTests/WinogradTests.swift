@@ -53,7 +53,7 @@ final class WinogradTests: XCTestCase {
                             Kernels.winogradWeights(source, stored: order, tile: tile, channels: c.channels, filters: c.filters, scales: scales, into: $0)
                         }
                     }
-                    let y = try Kernels.winogradConvolution(input, weights: weights, tile: tile, g,
+                    let y = try Kernels.winogradConvolution(input, weights: WeightValues(weights), tile: tile, g,
                                                             epilogue: ConvolutionEpilogue(bias: bias, activation: .relu(maxValue: nil, negativeSlope: 0, threshold: 0)),
                                                             node: "winograd")
                     let result = Kernels.relayout(y, toChannelsLast: false)

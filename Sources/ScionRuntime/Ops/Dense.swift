@@ -5,7 +5,6 @@ import ScionIR
 /// itself is `Kernels.matmul` / `BLAS.gemm`.
 extension Executor {
     func dense(_ node: Node, _ x: RuntimeTensor, _ a: DenseAttributes) throws -> RuntimeTensor {
-        let kernel = try require(node, .kernel)
         // An activation after it that nothing else reads (`fuseActivations`), when its own is linear.
         let activation = fusedActivations[node.name] ?? a.activation
         // The bias and an elementwise activation in one pass over the product, on the packed panels
@@ -13,9 +12,9 @@ extension Executor {
         let epilogue = ConvolutionEpilogue(bias: a.useBias ? try require(node, .bias) : nil, activation: activation)
         var y: RuntimeTensor
         if case .productPanels = convolutionForms[node.name] {
-            y = try Kernels.panelProduct(x, panels: kernel, columns: a.units, epilogue: epilogue, node: node.name)
+            y = try Kernels.panelProduct(x, panels: try preparedKernel(node), columns: a.units, epilogue: epilogue, node: node.name)
         } else {
-            y = Kernels.matmul(x, kernel, columns: a.units)
+            y = Kernels.matmul(x, try require(node, .kernel), columns: a.units)
             epilogue.applyToRows(&y.data, width: a.units)
         }
         return try Kernels.activate(y, epilogue.remaining, node: node.name)
@@ -23,13 +22,12 @@ extension Executor {
 
     func matMul(_ node: Node, _ inputs: [RuntimeTensor], _ x: RuntimeTensor) throws -> RuntimeTensor {
         if inputs.count == 2 { return try Kernels.batchedMatmul(inputs[0], inputs[1], node: node.name) }
-        let kernel = try require(node, .kernel)
         guard let shape = parameterShape(node, .kernel), shape.count == 2 else { throw RuntimeError(node.name, "needs a rank-2 kernel") }
         if case .productPanels = convolutionForms[node.name] {
-            return try Kernels.panelProduct(x, panels: kernel, columns: shape[1], epilogue: ConvolutionEpilogue(bias: nil, activation: .linear),
+            return try Kernels.panelProduct(x, panels: try preparedKernel(node), columns: shape[1], epilogue: ConvolutionEpilogue(bias: nil, activation: .linear),
                                             node: node.name)
         }
-        return Kernels.matmul(x, kernel, columns: shape[1])
+        return Kernels.matmul(x, try require(node, .kernel), columns: shape[1])
     }
 
     func gemm(_ node: Node, _ inputs: [RuntimeTensor], _ a: GemmAttributes) throws -> RuntimeTensor {
@@ -38,7 +36,7 @@ extension Executor {
             // epilogue's, any other C is added below.
             let columns = a.transposeB ? shape[0] : shape[1]
             let bias = parameterShape(node, .bias).flatMap { $0.reduce(1, *) == columns && a.beta == 1 ? parameter(node, .bias) : nil }
-            let y = try Kernels.panelProduct(inputs[0], panels: try require(node, .kernel), columns: columns,
+            let y = try Kernels.panelProduct(inputs[0], panels: try preparedKernel(node), columns: columns,
                                              epilogue: ConvolutionEpilogue(bias: bias, activation: .linear), node: node.name)
             return bias == nil ? try addingC(y, node, inputs, a) : y
         }
