@@ -25,6 +25,15 @@ extension TensorSource {
     }
 }
 
+/// A source whose bytes already lie in memory it maps (a range of an ONNX file): a reader that only
+/// looks at them (the executor reordering a kernel into its own array) uses them where they are
+/// instead of a copy in fresh pages first.
+public protocol MappedTensorSource: TensorSource {
+    /// Calls `body` with the bytes where they lie; the source may drop its pages from the process
+    /// afterwards (they stay in the page cache for a later read).
+    func withMappedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
+}
+
 /// A source whose bytes are another storage's with the axes reordered (the layout passes' kernels,
 /// HWIO to OIHW). Readers that want the tensor in its original order (an executor running
 /// convolutions channels-last wants Keras's HWIO, exactly as the file holds it) read `base` and skip
@@ -114,6 +123,13 @@ public final class TensorStorage: Sendable {
                 try source.readBytes(into: buffer)
             }
         }
+    }
+
+    /// `body` on the bytes where the source maps them (`MappedTensorSource`); nil, without calling
+    /// it, for bytes in memory or any other source.
+    public func withMappedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        guard case .source(let source) = current, let mapped = source as? any MappedTensorSource else { return nil }
+        return try mapped.withMappedBytes(body)
     }
 
     /// When the bytes are a whole-tensor reordering of another storage's (a lowered kernel), that

@@ -23,6 +23,12 @@ package enum ONNXProtoCodec {
     ///   - bytes: the serialized model; only read during the call.
     ///   - file: how errors name the model (usually its path).
     package static func decode(_ bytes: UnsafeRawBufferPointer, file: String) throws -> ONNXModel {
+        try decode(bytes, file: file, payloads: nil)
+    }
+
+    /// `payloads`: the mapped file the large `raw_data` payloads were taken out of (`bytes` holding
+    /// markers in their place), or nil.
+    static func decode(_ bytes: UnsafeRawBufferPointer, file: String, payloads: ONNXMappedPayloads?) throws -> ONNXModel {
         guard bytes.count > 0, let base = bytes.baseAddress else {
             throw ONNXError(.invalidProtobuf, file: file, "the file is empty, not an ONNX model")
         }
@@ -44,11 +50,12 @@ package enum ONNXProtoCodec {
             throw ONNXError(.invalidProtobuf, file: file, "not an ONNX model (protobuf parse failed)")
         }
         defer { onnx__model_proto__free_unpacked(message, &allocator) }
-        return try ONNXProtoDecoder(file: file).model(message)
+        return try ONNXProtoDecoder(file: file, payloads: payloads).model(message)
     }
 
     /// Decodes the model in the file at `path`, memory-mapping it rather than reading it into an
-    /// array, so a 2 GB model costs address space and page cache rather than a second copy.
+    /// array, so a 2 GB model costs address space and page cache rather than a second copy. The main
+    /// graph's large initializers stay there: lazy ranges of the mapping (`ONNXMappedPayloads`).
     package static func decode(contentsOf path: String) throws -> ONNXModel {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
@@ -75,8 +82,11 @@ package enum ONNXProtoCodec {
         guard let mapping, mapping != MAP_FAILED else {
             throw ONNXError(.invalidProtobuf, file: path, "cannot be mapped into memory: \(systemErrorDescription())")
         }
-        defer { munmap(mapping, size) }
-        return try decode(UnsafeRawBufferPointer(start: mapping, count: size), file: path)
+        let payloads = ONNXMappedPayloads(mapping: UnsafeRawPointer(mapping), byteCount: size)
+        if let stripped = payloads.stripped() {
+            return try stripped.withUnsafeBytes { try decode($0, file: path, payloads: payloads) }
+        }
+        return try decode(UnsafeRawBufferPointer(start: mapping, count: size), file: path, payloads: nil)
     }
 
     /// Writes `model` to `path` (created or truncated), streaming the main graph's initializers one

@@ -5,6 +5,8 @@ import ONNXProto
 /// caller can free the C tree as soon as this returns.
 struct ONNXProtoDecoder {
     let file: String
+    /// The mapped file whose large initializer payloads were replaced by markers, when they were.
+    var payloads: ONNXMappedPayloads? = nil
 
     func model(_ proto: UnsafeMutablePointer<Onnx__ModelProto>) throws -> ONNXModel {
         let message = proto.pointee

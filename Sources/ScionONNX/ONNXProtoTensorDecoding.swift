@@ -5,6 +5,7 @@ import Darwin
 #endif
 import CProtobufC
 import ONNXProto
+import ScionIR
 
 /// The size a tensor's values take, from its dims and ONNX data type. Reader and writer both check
 /// byte counts against it before trusting them: a file's dims are only numbers until they agree
@@ -99,7 +100,9 @@ extension ONNXProtoDecoder {
     private func tensorData(_ message: Onnx__TensorProto, dataType: Int32, layout: ONNXTensorLayout,
                             subject: String) throws -> ONNXTensorData {
         var fields: [String] = []
-        if message.has_raw_data != 0 { fields.append("raw_data") }
+        // A payload left in the mapped file (`ONNXMappedPayloads`) is this tensor's raw_data.
+        let mapped = payloads?.range(of: message.base)
+        if message.has_raw_data != 0 || mapped != nil { fields.append("raw_data") }
         if message.n_float_data > 0 { fields.append("float_data") }
         if message.n_int32_data > 0 { fields.append("int32_data") }
         if message.n_string_data > 0 { fields.append("string_data") }
@@ -162,10 +165,15 @@ extension ONNXProtoDecoder {
             }
             return .raw([])
         case "raw_data":
-            guard message.raw_data.len == byteCount else {
+            let length = mapped?.count ?? message.raw_data.len
+            guard length == byteCount else {
                 throw ONNXError(.invalidTensor, file: file, subject: subject,
-                                "has \(message.raw_data.len) bytes of raw_data but dims "
+                                "has \(length) bytes of raw_data but dims "
                                     + "\(scalars(message.dims, message.n_dims)) of \(typeName) need \(byteCount)")
+            }
+            if let mapped, let payloads {
+                let source = ONNXMappedTensorSource(payloads: payloads, range: mapped, location: "\(file): \(subject)")
+                return .storage(TensorStorage(source: source))
             }
             return .raw(binary(message.raw_data))
         case "float_data":

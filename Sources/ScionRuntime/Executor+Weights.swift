@@ -281,10 +281,16 @@ extension Executor {
         return try withStoredFloats(kernel) { oihw in weightArray(count) { write(oihw, .oihw, $0) } }
     }
 
-    /// The parameter's float32 values, read where they lie when its bytes are in memory already (an
-    /// ONNX file's tensors), so the caller's own copy is the only one.
+    /// The parameter's float32 values, read where they lie when its bytes are in memory already (a
+    /// tensor held in memory, or a range of a mapped ONNX file), so the caller's own copy is the only one.
     static func withStoredFloats<R>(_ parameter: Parameter, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
         let count = parameter.elementCount
+        if parameter.dtype == .float32, let mapped = try parameter.storage.withMappedBytes({ raw -> R? in
+            guard raw.count == count * 4, let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else { return nil }
+            return try raw.withMemoryRebound(to: Float.self) { try body($0) }
+        }), let result = mapped {
+            return result
+        }
         if parameter.dtype == .float32, parameter.storage.isLoaded {
             let bytes = try parameter.storage.bytes()
             let inPlace = try bytes.withUnsafeBytes { raw -> R? in

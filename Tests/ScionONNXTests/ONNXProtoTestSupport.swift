@@ -82,9 +82,13 @@ enum ONNXProtoTestSupport {
     }
 
     /// The raw bytes of a tensor held in memory.
+    /// A tensor's bytes, held or (a large initializer of a file read from disk) read from the file.
     static func bytes(_ tensor: ONNXTensor?) -> [UInt8]? {
-        guard let tensor, case .raw(let bytes) = tensor.data else { return nil }
-        return bytes
+        switch tensor?.data {
+        case .raw(let bytes): return bytes
+        case .storage(let storage): return try? storage.bytes(keep: false)
+        default: return nil
+        }
     }
 
     static func littleEndian(_ value: Float) -> [UInt8] {
