@@ -67,8 +67,8 @@ extension Executor {
             formNodes[kernel] = node
         }
         // A cache only for an inference executor of the whole graph: a trainer changes its weights.
-        let cached = cache.flatMap { cache in releasing && loading == nil ? cache.key(for: graph).map { (cache, $0.key, $0.path) } : nil }
-        if let (_, key, path) = cached, let contents = WeightsCache.read(path, key: key),
+        let cached = releasing && loading == nil ? cache?.key(for: graph) : nil
+        if let (key, path) = cached, let contents = WeightsCache.read(path, key: key),
            var prepared = PreparedWeights(contents, expecting: forms, nodes: formNodes, in: graph) {
             prepared.cacheOutcome = .used(path)
             for parameter in graph.parameters.all { release(parameter, in: &graph) }
@@ -107,7 +107,7 @@ extension Executor {
             if let node = formNodes[kernel.name] { prepared.convolutionForms[node] = forms[kernel.name] }
         }
         if releasing { for parameter in plain + kernels { release(parameter, in: &graph) } }
-        if let (_, key, path) = cached {
+        if let (key, path) = cached {
             do {
                 try WeightsCache.write(prepared.cacheContents(forms), key: key, to: path)
                 prepared.cacheOutcome = .written(path)

@@ -41,11 +41,6 @@ public struct WeightValues: @unchecked Sendable {
         }
     }
 
-    public subscript(index: Int) -> Float {
-        precondition(index >= 0 && index < count, "index \(index) of \(count) weights")
-        return withUnsafeBufferPointer { $0[index] }
-    }
-
     /// The values as an array (a copy when they are mapped).
     var array: [Float] {
         if case .array(let values) = storage { return values }
