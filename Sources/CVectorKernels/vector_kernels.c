@@ -140,6 +140,20 @@ PER_INSTRUCTION_SET(clamp_rows, CLAMP_ROWS_PARAMETERS, CLAMP_ROWS_BODY)
 
 PER_INSTRUCTION_SET(scale_rows, SCALE_ROWS_PARAMETERS, SCALE_ROWS_BODY)
 
+// `scale_rows` from one buffer into another, rows packed `count` apart (a 1x1 convolution's input
+// gated block by block): the same product per value.
+#define SCALE_ROWS_INTO_BODY                                                                      \
+    for (size_t row = 0; row < rows; row++) {                                                     \
+        const float *v = source + row * stride;                                                   \
+        float *out = target + row * count;                                                        \
+        for (size_t i = 0; i < count; i++) out[i] = v[i] * scale[i];                              \
+    }
+
+#define SCALE_ROWS_INTO_PARAMETERS \
+    const float *restrict source, size_t stride, float *restrict target, size_t rows, size_t count, const float *restrict scale
+
+PER_INSTRUCTION_SET(scale_rows_into, SCALE_ROWS_INTO_PARAMETERS, SCALE_ROWS_INTO_BODY)
+
 // `x · scale + shift` per column (two roundings, as the Swift loop), then with `relu` `relu_capped`,
 // row by row from IN(row) into OUT(row): the one expression of the in-place and the copying forms.
 #define AFFINE_LOOP(IN, OUT)                                                                      \
@@ -431,6 +445,10 @@ void scion_affine_rows_into(const float *source, size_t stride, float *target, s
 
 void scion_scale_rows(float *values, size_t rows, size_t count, size_t stride, const float *scale) {
     CALL_CHOSEN(scale_rows, values, rows, count, stride, scale)
+}
+
+void scion_scale_rows_into(const float *source, size_t stride, float *target, size_t rows, size_t count, const float *scale) {
+    CALL_CHOSEN(scale_rows_into, source, stride, target, rows, count, scale)
 }
 
 void scion_transpose_block(const float *source, ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t source_stride, float *target,

@@ -145,7 +145,8 @@ extension Executor {
     /// Runs a node of the channels-last plan. `inputs` are as stored (`node.inputs` names them) and
     /// are taken: a value read for the last time is then this call's alone, and the value-by-value
     /// ops (BatchNormalization, activations, additions) write their result into its buffer.
-    func evaluateChannelsLast(_ node: Node, _ inputs: inout [RuntimeTensor]) throws -> RuntimeTensor {
+    /// `gate`: the squeeze-and-excitation gate a 1x1 convolution applies to its input (`GatedInputPlan`).
+    func evaluateChannelsLast(_ node: Node, _ inputs: inout [RuntimeTensor], gate: RuntimeTensor? = nil) throws -> RuntimeTensor {
         var arguments: [RuntimeTensor] = []
         for (position, name) in node.inputs.enumerated() where position < inputs.count {
             let value = inputs[position]
@@ -171,8 +172,8 @@ extension Executor {
             case .winograd(let tile):
                 y = try Kernels.winogradConvolution(x, weights: kernel, tile: tile, g, epilogue: epilogue, node: node.name)
             case .matrix(let order):
-                y = Kernels.convolutionChannelsLast(x, kernel: kernel, order: order, g, prologue: try inputAffine(of: node, channels: g.channels),
-                                                    epilogue: epilogue)
+                let (input, prologue) = try convolutionInput(node, x, gate: gate)
+                y = Kernels.convolutionChannelsLast(input, kernel: kernel, order: order, g, prologue: prologue, epilogue: epilogue)
             case .channelsFirst, .productPanels, nil:
                 throw RuntimeError(node.name, "has no channels-last kernel (internal: the plan placed it, its weights were not prepared for it)")
             }

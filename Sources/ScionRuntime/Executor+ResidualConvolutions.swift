@@ -126,7 +126,7 @@ extension Executor {
     /// The convolution at `node` and the residual sum `fusion`: `x` (the convolution's input, as
     /// stored) and `residual` (the sum's other operand, taken from the table: its buffer becomes the result).
     func evaluateResidualConvolution(_ node: Node, _ fusion: ResidualConvolutionPlan.Fusion, _ x: RuntimeTensor,
-                                     residual: consuming RuntimeTensor) throws -> RuntimeTensor {
+                                     residual: consuming RuntimeTensor, gate: RuntimeTensor? = nil) throws -> RuntimeTensor {
         guard case .conv(let a) = node.op, let name = node.inputs.first else { throw RuntimeError(node.name, "is not a convolution") }
         let input = channelsLast.values.contains(name) || x.rank != 4 ? x : Kernels.relayout(x, toChannelsLast: true)
         let (g, bias) = try channelsLastConvolution(node, a, input: input)
@@ -135,7 +135,7 @@ extension Executor {
         guard sum.shape == [g.batch, g.oh, g.ow, g.filters] else {
             // Not the shape the plan saw (a batch the shapes left open): the nodes one by one.
             var arguments = [x]  // as stored: evaluateChannelsLast reorders what it needs
-            var operands = [try evaluateChannelsLast(node, &arguments), sum]
+            var operands = [try evaluateChannelsLast(node, &arguments, gate: gate), sum]
             if fusion.residualFirst { operands.reverse() }
             return try evaluateChannelsLast(sumNode, &operands)
         }
@@ -147,8 +147,9 @@ extension Executor {
             try Kernels.winogradConvolution(input, weights: kernel, tile: tile, g, epilogue: epilogue, adding: addition,
                                             into: &sum, node: node.name)
         case .matrix(let order):
-            Kernels.convolutionChannelsLast(input, kernel: kernel, order: order, g, prologue: try inputAffine(of: node, channels: g.channels),
-                                            epilogue: epilogue, adding: addition, into: &sum)
+            let (gated, prologue) = try convolutionInput(node, input, gate: gate)
+            Kernels.convolutionChannelsLast(gated, kernel: kernel, order: order, g, prologue: prologue, epilogue: epilogue,
+                                            adding: addition, into: &sum)
         case .channelsFirst, .depthwise, .productPanels, nil:
             throw RuntimeError(node.name, "has no residual kernel (internal: the plan fused a convolution of another form)")
         }

@@ -58,6 +58,9 @@ public struct Executor {
     /// BatchNormalizations their 1x1 convolution applies as it reads its input
     /// (Executor+NormalizedInputs.swift); empty for the trainer's executor.
     let normalizedInputs: NormalizedInputPlan
+    /// Squeeze-and-excitation gates their 1x1 convolution applies as it reads its input
+    /// (Executor+GatedInputs.swift); empty for the trainer's executor.
+    let gatedInputs: GatedInputPlan
 
     /// `graph` must be lowered (see the type's comment). `taps` maps layer names to the values that
     /// hold their outputs, which the caller made graph outputs before lowering, so they come back in
@@ -101,6 +104,8 @@ public struct Executor {
         // Changes which value its convolutions read: before the residual sums are found and lifetimes planned.
         normalizedInputs = planned ? NormalizedInputPlan(&graph, plan: channelsLast, forms: convolutionForms, folded: folded,
                                                          passThrough: passThrough, blocks: depthwiseBlocks) : NormalizedInputPlan()
+        gatedInputs = planned ? GatedInputPlan(&graph, plan: channelsLast, forms: convolutionForms, blocks: depthwiseBlocks,
+                                               normalized: normalizedInputs) : GatedInputPlan()
         self.graph = graph
         residualConvolutions = planned ? ResidualConvolutionPlan(graph, order: order, plan: channelsLast, forms: convolutionForms,
                                                                  folded: folded, fusedActivations: fusedActivations,
@@ -110,6 +115,10 @@ public struct Executor {
             for input in graph.nodes[index].inputs { lastUse[input] = step }
         }
         for output in graph.outputs { lastUse[output] = Int.max }
+        // A gate lives until the convolution that applies it.
+        for (step, index) in order.enumerated() {
+            if let gate = gatedInputs.gates[index] { lastUse[gate.value] = max(lastUse[gate.value] ?? 0, step) }
+        }
         self.lastUse = lastUse
     }
 
@@ -192,11 +201,17 @@ public struct Executor {
             values[input.name] = tensor
         }
         _ = consume inputs
+        // The gate a convolution applies to its input (`GatedInputPlan`), kept in the table until then.
+        func gate(of index: Int) throws -> RuntimeTensor? {
+            guard let gate = gatedInputs.gates[index] else { return nil }
+            guard let value = values[gate.value] else { throw RuntimeError(graph.nodes[index].name, "reads the gate \(gate.value), which is not computed") }
+            return value
+        }
         for (step, index) in order.enumerated() {
             let node = graph.nodes[index]
             // A node whose work a depthwise block or a convolution did: only its inputs' lifetimes end here.
             if depthwiseBlocks.skipped.contains(index) || residualConvolutions.skipped.contains(index)
-                || normalizedInputs.skipped.contains(index) {
+                || normalizedInputs.skipped.contains(index) || gatedInputs.skipped.contains(index) {
                 for input in node.inputs where (lastUse[input] ?? 0) <= step { values[input] = nil }
                 continue
             }
@@ -223,15 +238,17 @@ public struct Executor {
                 for (output, value) in zip(node.outputs, try scaledDotProductAttention(node, arguments, a)) { values[output] = value }
             } else if let fusion = residualConvolutions.fusions[index], arguments.count == 1,
                       let residual = values.removeValue(forKey: fusion.residual) {
-                values[fusion.output] = try evaluateResidualConvolution(node, fusion, arguments.removeFirst(), residual: residual)
+                values[fusion.output] = try evaluateResidualConvolution(node, fusion, arguments.removeFirst(), residual: residual,
+                                                                        gate: try gate(of: index))
             } else if let block = depthwiseBlocks.blocks[index], arguments.count == 1 {
                 values[block.output] = try evaluateDepthwiseBlock(block, arguments.removeFirst())
             } else {
-                let result = try channelsLast.nodes.contains(index) ? evaluateChannelsLast(node, &arguments)
+                let result = try channelsLast.nodes.contains(index) ? evaluateChannelsLast(node, &arguments, gate: try gate(of: index))
                     : evaluateInPlace(node, &arguments) ?? evaluate(node, arguments)
                 if let output = node.outputs.first { values[output] = result }
             }
             for input in node.inputs where (lastUse[input] ?? 0) <= step { values[input] = nil }
+            if let gate = gatedInputs.gates[index], (lastUse[gate.value] ?? 0) <= step { values[gate.value] = nil }
             if let profile, let started {
                 let op = depthwiseBlocks.blocks[index] != nil ? "DepthwiseBlock" : residualConvolutions.fusions[index] != nil ? "Conv+Add" : node.op.typeName
                 profile.record(node: node.name, op: op, since: started)

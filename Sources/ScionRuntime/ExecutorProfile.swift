@@ -69,7 +69,8 @@ extension Executor {
         let convolutions = kinds.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         return "\(channelsLast.nodes.count) of \(graph.nodes.count) nodes channels-last; convolutions: "
             + "\(convolutions.isEmpty ? "none" : convolutions); \(depthwiseBlocks.blocks.count) depthwise blocks; "
-            + "\(residualConvolutions.fusions.count) residual sums and \(normalizedInputs.normalizations.count) input normalizations in convolutions"
+            + "\(residualConvolutions.fusions.count) residual sums, \(normalizedInputs.normalizations.count) input normalizations and "
+            + "\(gatedInputs.gates.count) squeeze-and-excitation gates in convolutions"
             + (products > 0 ? "; \(products) dense products on packed panels" : "")
     }
 }

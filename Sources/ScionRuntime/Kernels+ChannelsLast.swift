@@ -49,7 +49,7 @@ extension Kernels {
     /// convolution with stride 1 and no padding multiplies the input itself (no unfolding).
     /// `prologue`: a normalization applied to the input as it is read (1x1 convolutions only).
     static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: WeightValues, order: FilterOrder, _ g: ConvGeometry,
-                                        prologue: InputAffine? = nil, epilogue: ConvolutionEpilogue) -> RuntimeTensor {
+                                        prologue: InputPrologue? = nil, epilogue: ConvolutionEpilogue) -> RuntimeTensor {
         var output = uninitialized(g.batch * g.oh * g.ow * g.filters)
         output.withUnsafeMutableBufferPointer { out in
             guard let target = out.baseAddress else { return }
@@ -62,7 +62,7 @@ extension Kernels {
     /// convolution's (after its epilogue, which must be linear), then `residual`'s ReLU, written
     /// into `sum`'s buffer (no buffer of the output's size is made when the caller holds `sum` alone).
     static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: WeightValues, order: FilterOrder, _ g: ConvGeometry,
-                                        prologue: InputAffine? = nil, epilogue: ConvolutionEpilogue,
+                                        prologue: InputPrologue? = nil, epilogue: ConvolutionEpilogue,
                                         adding residual: ResidualAddition, into sum: inout RuntimeTensor) {
         precondition(sum.count == g.batch * g.oh * g.ow * g.filters, "a residual of \(sum.shape) for a convolution's \(g.filters) filters")
         sum.data.withUnsafeMutableBufferPointer { out in
@@ -74,7 +74,29 @@ extension Kernels {
 
     /// The two above: `target` holds `residual`'s other operand on entry when it is given.
     private static func convolveChannelsLast(_ x: RuntimeTensor, kernel: WeightValues, order: FilterOrder, _ g: ConvGeometry,
-                                             prologue: InputAffine?, epilogue: ConvolutionEpilogue,
+                                             prologue: InputPrologue?, epilogue: ConvolutionEpilogue,
+                                             into target: UnsafeMutablePointer<Float>, residual: ResidualAddition?) {
+        x.data.withUnsafeBufferPointer { input in
+            guard let source = input.baseAddress else { return }
+            guard case .gate(let gate)? = prologue, gate.scalesFilters(filters: g.filters) else {
+                convolveChannelsLast(source, kernel: kernel, order: order, g, prologue: prologue, epilogue: epilogue, into: target, residual: residual)
+                return
+            }
+            // The gate carried by the filters: each sample multiplied by its own scaled copy.
+            var sample = g
+            sample.batch = 1
+            let (inputs, outputs) = (g.height * g.width * g.channels, g.oh * g.ow * g.filters)
+            for n in 0..<g.batch {
+                let scaled = gate.filters(for: n, kernel: kernel, order: order, depth: g.channels, filters: g.filters)
+                convolveChannelsLast(source + n * inputs, kernel: scaled, order: order, sample, prologue: nil, epilogue: epilogue,
+                                     into: target + n * outputs, residual: residual)
+            }
+        }
+    }
+
+    /// The one above on `source`, `g.batch` samples of `[H, W, C]`.
+    private static func convolveChannelsLast(_ source: UnsafePointer<Float>, kernel: WeightValues, order: FilterOrder, _ g: ConvGeometry,
+                                             prologue: InputPrologue?, epilogue: ConvolutionEpilogue,
                                              into target: UnsafeMutablePointer<Float>, residual: ResidualAddition?) {
         let (channels, filters) = (g.channels, g.filters)
         let pixels = g.batch * g.oh * g.ow, patch = g.kh * g.kw * channels
@@ -97,57 +119,55 @@ extension Kernels {
         let narrow = NarrowProduct(filters: kernel, order: order, columns: filters, depth: patch)
         let panels = order == .panels
         kernel.withUnsafeBufferPointer { k in
-            x.data.withUnsafeBufferPointer { input in
-                guard let weights = k.baseAddress, let source = input.baseAddress else { return }
-                // Few rows (the top of a network at batch 1): the product split by columns, the
-                // epilogue after it (a small output).
-                guard pixels >= 64 * cores || cores == 1 else {
-                    let a = copied ? copiedRows(source, g, pixels: pixels, prologue: prologue) : source
-                    defer { if copied { a.deallocate() } }
-                    let saved = residual.map { _ in ResidualAddition.setAside(target, count: pixels * filters) }
-                    defer { saved?.deallocate() }
-                    if panels {
-                        fewRowsOnPanels(a, weights, target, rows: pixels, depth: patch, filters: filters, cores: cores, epilogue: epilogue)
-                    } else {
-                        if narrow?.multiply(a, rows: pixels, into: target) == nil {
-                            BLAS.splitGemm(m: pixels, n: filters, k: patch, a: a, b: weights, transposeB: transposeB, c: target)
-                        }
-                        epilogue.apply(target, rows: pixels, channels: filters)
+            guard let weights = k.baseAddress else { return }
+            // Few rows (the top of a network at batch 1): the product split by columns, the
+            // epilogue after it (a small output).
+            guard pixels >= 64 * cores || cores == 1 else {
+                let a = copied ? copiedRows(source, g, pixels: pixels, prologue: prologue) : source
+                defer { if copied { a.deallocate() } }
+                let saved = residual.map { _ in ResidualAddition.setAside(target, count: pixels * filters) }
+                defer { saved?.deallocate() }
+                if panels {
+                    fewRowsOnPanels(a, weights, target, rows: pixels, depth: patch, filters: filters, cores: cores, epilogue: epilogue)
+                } else {
+                    if narrow?.multiply(a, rows: pixels, into: target) == nil {
+                        BLAS.splitGemm(m: pixels, n: filters, k: patch, a: a, b: weights, transposeB: transposeB, c: target)
                     }
-                    if let residual, let saved { residual.apply(target, adding: saved, count: pixels * filters) }
-                    return
+                    epilogue.apply(target, rows: pixels, channels: filters)
                 }
-                let addresses = (Int(bitPattern: source), Int(bitPattern: weights), Int(bitPattern: target))
-                BLAS.singleThreaded {
-                    splitOverCores(pixels) { share in
-                        guard let source = UnsafePointer<Float>(bitPattern: addresses.0),
-                              let weights = UnsafePointer<Float>(bitPattern: addresses.1),
-                              let target = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
-                        let scratch = copied ? UnsafeMutablePointer<Float>.allocate(capacity: min(blockRows, share.count) * patch) : nil
-                        defer { scratch?.deallocate() }
-                        // The residual's rows of one block, set aside before the product overwrites them.
-                        let saved = residual.map { _ in UnsafeMutablePointer<Float>.allocate(capacity: min(blockRows, share.count) * filters) }
-                        defer { saved?.deallocate() }
-                        for first in stride(from: share.lowerBound, to: share.upperBound, by: blockRows) {
-                            let count = min(blockRows, share.upperBound - first)
-                            let out = target + first * filters
-                            var rows = source + first * channels
-                            if let scratch, let prologue {
-                                prologue.apply(rows, into: scratch, rows: count, channels: channels)
-                                rows = UnsafePointer(scratch)
-                            } else if let scratch {
-                                unfoldChannelsLast(source, g, firstPixel: first, pixelCount: count, into: scratch)
-                                rows = UnsafePointer(scratch)
-                            }
-                            saved?.update(from: out, count: count * filters)
-                            if panels {
-                                scion_gemm_panels(rows, patch, weights, out, filters, count, filters, patch, 0, (filters + 63) / 64)
-                            } else if narrow?.multiply(rows, rows: count, into: out) == nil {
-                                BLAS.gemm(m: count, n: filters, k: patch, a: rows, b: weights, transposeB: transposeB, c: out)
-                            }
-                            epilogue.apply(out, rows: count, channels: filters)
-                            if let residual, let saved { residual.apply(out, adding: saved, count: count * filters) }
+                if let residual, let saved { residual.apply(target, adding: saved, count: pixels * filters) }
+                return
+            }
+            let addresses = (Int(bitPattern: source), Int(bitPattern: weights), Int(bitPattern: target))
+            BLAS.singleThreaded {
+                splitOverCores(pixels) { share in
+                    guard let source = UnsafePointer<Float>(bitPattern: addresses.0),
+                          let weights = UnsafePointer<Float>(bitPattern: addresses.1),
+                          let target = UnsafeMutablePointer<Float>(bitPattern: addresses.2) else { return }
+                    let scratch = copied ? UnsafeMutablePointer<Float>.allocate(capacity: min(blockRows, share.count) * patch) : nil
+                    defer { scratch?.deallocate() }
+                    // The residual's rows of one block, set aside before the product overwrites them.
+                    let saved = residual.map { _ in UnsafeMutablePointer<Float>.allocate(capacity: min(blockRows, share.count) * filters) }
+                    defer { saved?.deallocate() }
+                    for first in stride(from: share.lowerBound, to: share.upperBound, by: blockRows) {
+                        let count = min(blockRows, share.upperBound - first)
+                        let out = target + first * filters
+                        var rows = source + first * channels
+                        if let scratch, let prologue {
+                            prologue.apply(rows, into: scratch, first: first, rows: count, channels: channels)
+                            rows = UnsafePointer(scratch)
+                        } else if let scratch {
+                            unfoldChannelsLast(source, g, firstPixel: first, pixelCount: count, into: scratch)
+                            rows = UnsafePointer(scratch)
                         }
+                        saved?.update(from: out, count: count * filters)
+                        if panels {
+                            scion_gemm_panels(rows, patch, weights, out, filters, count, filters, patch, 0, (filters + 63) / 64)
+                        } else if narrow?.multiply(rows, rows: count, into: out) == nil {
+                            BLAS.gemm(m: count, n: filters, k: patch, a: rows, b: weights, transposeB: transposeB, c: out)
+                        }
+                        epilogue.apply(out, rows: count, channels: filters)
+                        if let residual, let saved { residual.apply(out, adding: saved, count: count * filters) }
                     }
                 }
             }
@@ -194,10 +214,10 @@ extension Kernels {
     /// The product's left matrix for all `pixels` in a fresh buffer (the caller frees it): the
     /// input normalized by `prologue` (a 1x1 convolution), or its windows unfolded.
     private static func copiedRows(_ source: UnsafePointer<Float>, _ g: ConvGeometry, pixels: Int,
-                                   prologue: InputAffine?) -> UnsafePointer<Float> {
+                                   prologue: InputPrologue?) -> UnsafePointer<Float> {
         let rows = UnsafeMutablePointer<Float>.allocate(capacity: pixels * g.kh * g.kw * g.channels)
         if let prologue {
-            prologue.apply(source, into: rows, rows: pixels, channels: g.channels)
+            prologue.apply(source, into: rows, first: 0, rows: pixels, channels: g.channels)
         } else {
             unfoldChannelsLast(source, g, firstPixel: 0, pixelCount: pixels, into: rows)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import CVectorKernels
 import ScionIR
 @testable import ScionRuntime
 import XCTest
@@ -208,6 +209,107 @@ final class ConvolutionFusionTests: XCTestCase {
         // The normalized values are a graph output: that layer's normalization stays a node.
         let executor = try checkAgainstUnfused(Self.denseNetwork(tapNormalized: true), batch: 2, channels: 3, size: 12)
         XCTAssertNil(executor.normalizedInputs.normalizations["layer2_conv1"])
+    }
+
+    /// EfficientNet's squeeze-and-excitation twice: the gate's product projected to 8 filters and
+    /// summed with the block's input (the gate carried by the filters: 16 of them for 144 pixels a
+    /// sample, or 16 at 4x4), then, gate first, to 80 filters (carried by the input rows).
+    static func gatedNetwork(tapProduct: Bool = false) -> Graph {
+        var b = Builder(seed: 13)
+        let stem = b.relu("stem_relu", b.conv("stem", "x", 3, 8, kernel: 3))
+        func gate(_ name: String, _ input: String, _ channels: Int) -> String {
+            let squeezed = b.node("\(name)_squeeze", .globalPool(GlobalPoolAttributes(kind: .average, rank: 2, keepDimensions: true,
+                                                                                      layout: .channelsFirst)), [input])
+            let reduced = b.relu("\(name)_reduce_relu", b.conv("\(name)_reduce", squeezed, channels, 4))
+            return b.node("\(name)_sigmoid", .activation(.sigmoid), [b.conv("\(name)_expand", reduced, 4, channels)])
+        }
+        let expanded = b.relu("e1_relu", b.conv("e1", stem, 8, 24))
+        let product = b.node("excite1", .elementwise(.multiply), [expanded, gate("se1", expanded, 24)])
+        let sum = b.node("add1", .elementwise(.add), [stem, b.conv("project1", product, 24, 8)])
+        let expanded2 = b.relu("e2_relu", b.conv("e2", sum, 8, 48))
+        let last = b.conv("project2", b.node("excite2", .elementwise(.multiply), [gate("se2", expanded2, 48), expanded2]), 48, 80)
+        return b.graph(channels: 3, last: last, taps: tapProduct ? ["excite1"] : [])
+    }
+
+    func testSqueezeAndExcitationGatesAreAppliedByTheConvolutionAfterThem() throws {
+        for (batch, size) in [(2, 12), (1, 4), (3, 9)] {
+            let executor = try checkAgainstUnfused(Self.gatedNetwork(), batch: batch, channels: 3, size: size)
+            let gated = executor.gatedInputs.gates.keys.map { executor.graph.nodes[$0].name }.sorted()
+            XCTAssertEqual(gated, Self.enabled("SCION_GATED_INPUTS") ? ["project1", "project2"] : [])
+            // The first projection also does the residual sum, with the gate.
+            let project1 = try XCTUnwrap(executor.graph.nodes.firstIndex { $0.name == "project1" })
+            XCTAssertEqual(executor.residualConvolutions.fusions[project1] != nil, Self.enabled("SCION_RESIDUALS"))
+        }
+        // The product is a graph output: that multiplication stays a node.
+        let executor = try checkAgainstUnfused(Self.gatedNetwork(tapProduct: true), batch: 2, channels: 3, size: 12)
+        XCTAssertEqual(executor.gatedInputs.gates.keys.map { executor.graph.nodes[$0].name }, Self.enabled("SCION_GATED_INPUTS") ? ["project2"] : [])
+    }
+
+    /// Either side carries the gate to the same values, in every filter order: the filters scaled
+    /// per sample (12x12: 144 pixels a sample) or the input rows (3x3), against the product of the
+    /// gated input.
+    func testAGateOnTheFiltersAgreesWithTheGateOnTheRows() throws {
+        var random = SplitMix64(seed: 5)
+        let (batch, channels) = (2, 20)
+        for size in [12, 3] {
+            let x = RuntimeTensor(shape: [batch, size, size, channels], data: (0..<(batch * size * size * channels)).map { _ in random.uniform(-2, 2) })
+            let weights = (0..<(batch * channels)).map { _ in random.uniform(0, 1) }
+            let gated = RuntimeTensor(shape: x.shape, data: x.data.indices.map { x.data[$0] * weights[$0 / (size * size * channels) * channels + $0 % channels] })
+            let gate = SampleGate(weights: weights, pixelsPerSample: size * size)
+            for filters in [8, 40, 70] {
+                // `[F, C]`, and the same filters as `[C, F]` and in panels.
+                let kernel = (0..<(filters * channels)).map { _ in random.uniform(-0.5, 0.5) }
+                let transposed = (0..<(filters * channels)).map { kernel[($0 % filters) * channels + $0 / filters] }
+                var panels = [Float](repeating: 0, count: scion_panels_count(filters, channels))
+                scion_pack_panels(kernel, 1, channels, filters, 1, 1, channels, nil, &panels)
+                var g = Kernels.ConvGeometry(pointwiseRows: 1, depth: channels, columns: filters)
+                (g.batch, g.height, g.width, g.oh, g.ow) = (batch, size, size, size, size)
+                let epilogue = ConvolutionEpilogue(bias: nil, activation: .linear)
+                let want = Kernels.convolutionChannelsLast(gated, kernel: WeightValues(kernel), order: .filtersFirst, g, epilogue: epilogue)
+                XCTAssertEqual(gate.scalesFilters(filters: filters), size == 12)
+                for (order, values) in [(Kernels.FilterOrder.filtersFirst, kernel), (.filtersLast, transposed), (.panels, panels)] {
+                    let got = Kernels.convolutionChannelsLast(x, kernel: WeightValues(values), order: order, g, prologue: .gate(gate),
+                                                              epilogue: epilogue)
+                    let scale = want.data.map(abs).max() ?? 0
+                    let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .infinity
+                    XCTAssertLessThanOrEqual(worst, 1e-5 * scale, "\(filters) filters \(order) at \(size)x\(size): off by \(worst)")
+                }
+            }
+        }
+    }
+
+    /// A gate from another input, one sample for two (it broadcasts over the batch): planned, and at
+    /// run time multiplied as its own node.
+    func testAGateThatBroadcastsAtRunTimeIsMultipliedAsItsOwnNode() throws {
+        var b = Builder(seed: 15)
+        let features = b.conv("features", "x", 3, 16)
+        let last = b.conv("project", b.node("excite", .elementwise(.multiply), [features, "s"]), 16, 8)
+        var graph = b.graph(channels: 3, last: last)
+        graph.inputs.append(ValueInfo(name: "s", shape: Shape([nil, 16, 1, 1]), dtype: .float32))
+        var random = SplitMix64(seed: 6)
+        let x = RuntimeTensor(shape: [2, 3, 5, 5], data: (0..<150).map { _ in random.uniform(-2, 2) })
+        let s = RuntimeTensor(shape: [1, 16, 1, 1], data: (0..<16).map { _ in random.uniform(0, 1) })
+        let fused = try Executor(graph: graph)
+        XCTAssertEqual(fused.gatedInputs.gates.count, Self.enabled("SCION_GATED_INPUTS") ? 1 : 0)
+        let want = try XCTUnwrap(Executor(graph: graph, fusing: false).run(["x": x, "s": s])["project"])
+        let got = try XCTUnwrap(fused.run(["x": x, "s": s])["project"])
+        XCTAssertEqual(got.shape, [2, 8, 5, 5])
+        let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThanOrEqual(worst, 1e-5 * (want.data.map(abs).max() ?? 0))
+    }
+
+    /// The comparison above sees a convolution that dropped its gate: the network without it differs.
+    func testTheComparisonSeesAMissingGate() throws {
+        var random = SplitMix64(seed: 3)
+        let x = RuntimeTensor(shape: [2, 3, 12, 12], data: (0..<(2 * 3 * 144)).map { _ in random.uniform(-2, 2) })
+        var withoutGate = Self.gatedNetwork()
+        let excite = try XCTUnwrap(withoutGate.nodes.firstIndex { $0.name == "excite2" })
+        withoutGate.nodes[excite].op = .identity
+        withoutGate.nodes[excite].inputs = ["e2_relu"]
+        let a = try XCTUnwrap(Executor(graph: Self.gatedNetwork()).run(["x": x])["pooled"])
+        let b = try XCTUnwrap(Executor(graph: withoutGate, fusing: false).run(["x": x])["pooled"])
+        let worst = zip(a.data, b.data).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertGreaterThan(worst, 1e-2 * (b.data.map(abs).max() ?? 0))
     }
 
     /// Keras's ResNet and DenseNet stems: ZeroPadding2D then a valid MaxPooling2D, and an average

@@ -32,6 +32,10 @@ void scion_clamp_rows(float *values, size_t rows, size_t count, size_t stride, c
 /// scale[i]` (a squeeze-and-excitation's per-channel gate over a sample's pixels).
 void scion_scale_rows(float *values, size_t rows, size_t count, size_t stride, const float *scale);
 
+/// `scion_scale_rows` of `rows` rows of `count` values `stride` floats apart in `source`, written
+/// into `target` as rows of `count` values (a 1x1 convolution's input gated block by block).
+void scion_scale_rows_into(const float *source, size_t stride, float *target, size_t rows, size_t count, const float *scale);
+
 /// In place over `rows` rows of `count` values `stride` floats apart: `values[r·stride + i] =
 /// values[r·stride + i] · scale[i] + shift[i]` (a BatchNormalization channels-last), then with
 /// `relu` the ReLU of `scion_clamp_rows`.
