@@ -47,7 +47,9 @@ extension Kernels {
     /// from `[F, K]` (`filtersFirst`; Kernels+KernelLayout.swift), straight into the channels-last
     /// output, and applies `epilogue` to the block while it is still in the core's cache. A 1x1
     /// convolution with stride 1 and no padding multiplies the input itself (no unfolding).
-    /// `prologue`: a normalization applied to the input as it is read (1x1 convolutions only).
+    /// `prologue` (1x1 convolutions only): a normalization applied to the input as it is read, or a
+    /// squeeze-and-excitation gate, applied to the input rows or carried by each sample's filters
+    /// (`SampleGate.scalesFilters`).
     static func convolutionChannelsLast(_ x: RuntimeTensor, kernel: WeightValues, order: FilterOrder, _ g: ConvGeometry,
                                         prologue: InputPrologue? = nil, epilogue: ConvolutionEpilogue) -> RuntimeTensor {
         var output = uninitialized(g.batch * g.oh * g.ow * g.filters)
