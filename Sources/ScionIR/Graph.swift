@@ -55,6 +55,15 @@ public struct Graph: Sendable {
         node.parameters.lazy.compactMap { parameters[$0] }.first { $0.role == role }
     }
 
+    /// How many node inputs read each value (a node reading a value twice counts twice).
+    public var readerCounts: [String: Int] {
+        var result: [String: Int] = [:]
+        for node in nodes {
+            for input in node.inputs { result[input, default: 0] += 1 }
+        }
+        return result
+    }
+
     /// The node producing each value.
     public var producers: [String: Int] {
         var result: [String: Int] = [:]

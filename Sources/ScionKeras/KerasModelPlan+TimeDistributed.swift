@@ -24,8 +24,7 @@ struct KerasTimeDistributedGroup {
             if case .opaque = node.op { continue }
             byLayer[node.layer, default: []].append(position)
         }
-        var readers: [String: Int] = [:]
-        for node in graph.nodes { for input in node.inputs { readers[input, default: 0] += 1 } }
+        let readers = graph.readerCounts
         let outputs = Set(graph.outputs)
         /// A member's output that only the next member reads.
         func feedsOnlyNext(_ position: Int, next: Int) -> Bool {

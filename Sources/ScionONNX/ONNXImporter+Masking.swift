@@ -11,11 +11,7 @@ import ScionIR
 /// that differs in any node, constant or reader is left as read.
 extension ONNXImportSession {
     mutating func foldMaskingChains() {
-        var producers: [String: Int] = [:], readers: [String: Int] = [:]
-        for (position, node) in graph.nodes.enumerated() {
-            for output in node.outputs { producers[output] = position }
-            for input in node.inputs { readers[input, default: 0] += 1 }
-        }
+        let (producers, readers) = (graph.producers, graph.readerCounts)
         let outputs = Set(graph.outputs)
         /// The node producing `value` when it is `value`'s only reader's business (one reader, not an output).
         func privateProducer(_ value: String) -> Node? {

@@ -20,8 +20,7 @@ extension Executor {
     @discardableResult
     static func fuseInferencePatterns(_ graph: inout Graph) -> Set<String> {
         var zeroPadded = Set<String>()
-        var readers: [String: Int] = [:]
-        for node in graph.nodes { for input in node.inputs { readers[input, default: 0] += 1 } }
+        let readers = graph.readerCounts
         let outputs = Set(graph.outputs)
         let producers = graph.producers
         // The producer of `value` when `value` is read once and is not a graph output.

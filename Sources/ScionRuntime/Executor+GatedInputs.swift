@@ -45,8 +45,7 @@ struct GatedInputPlan {
             self.init()
             return
         }
-        var readers: [String: Int] = [:]
-        for node in graph.nodes { for input in node.inputs { readers[input, default: 0] += 1 } }
+        let readers = graph.readerCounts
         let outputs = Set(graph.outputs), producers = graph.producers
         var gates: [Int: Gate] = [:]
         for index in graph.nodes.indices where plan.nodes.contains(index) && DepthwiseBlockPlan.isPointwise(graph, index) {

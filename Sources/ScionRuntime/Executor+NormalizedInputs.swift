@@ -39,8 +39,7 @@ struct NormalizedInputPlan {
             self.init()
             return
         }
-        var readers: [String: Int] = [:]
-        for node in graph.nodes { for input in node.inputs { readers[input, default: 0] += 1 } }
+        let readers = graph.readerCounts
         let outputs = Set(graph.outputs), producers = graph.producers
         let isPrivate = { (value: String) in readers[value] == 1 && !outputs.contains(value) }
         var normalizations: [String: Int] = [:], skipped = Set<Int>()

@@ -126,8 +126,7 @@ public struct Executor {
     /// else reads and that `absorbs` it, is applied by that node as it writes its result: one pass
     /// over the values fewer. Graph outputs and taps keep their own values.
     static func fuseActivations(_ graph: Graph, folded: Set<String>) -> ([String: Activation], Set<String>) {
-        var readers: [String: Int] = [:]
-        for node in graph.nodes { for input in node.inputs { readers[input, default: 0] += 1 } }
+        let readers = graph.readerCounts
         let outputs = Set(graph.outputs)
         let producers = graph.producers
         var fused: [String: Activation] = [:], through = Set<String>()
