@@ -146,7 +146,7 @@ extension Executor {
     /// are taken: a value read for the last time is then this call's alone, and the value-by-value
     /// ops (BatchNormalization, activations, additions) write their result into its buffer.
     /// `gate`: the squeeze-and-excitation gate a 1x1 convolution applies to its input (`GatedInputPlan`).
-    func evaluateChannelsLast(_ node: Node, _ inputs: inout [RuntimeTensor], gate: RuntimeTensor? = nil) throws -> RuntimeTensor {
+    func evaluateChannelsLast(_ node: Node, _ inputs: inout [RuntimeTensor], gate: GatedInputPlan.Input? = nil) throws -> RuntimeTensor {
         var arguments: [RuntimeTensor] = []
         for (position, name) in node.inputs.enumerated() where position < inputs.count {
             let value = inputs[position]

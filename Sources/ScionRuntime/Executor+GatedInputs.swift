@@ -28,6 +28,9 @@ struct GatedInputPlan {
         let value: String
     }
 
+    /// A gate's values at run time, with the fusion that applies them.
+    typealias Input = (values: RuntimeTensor, gate: Gate)
+
     /// By the convolution's node index.
     let gates: [Int: Gate]
     /// The Multiplies whose work the convolutions do.
@@ -75,14 +78,11 @@ extension Executor {
     /// of `NormalizedInputPlan`, or nothing. A gate that is not one weight per sample and channel
     /// of `x` (shapes the plan saw only in part) is multiplied here as its own node, and the result
     /// is the input then.
-    func convolutionInput(_ node: Node, _ x: RuntimeTensor, gate: RuntimeTensor?) throws -> (RuntimeTensor, InputPrologue?) {
-        guard let gate else { return (x, try inputAffine(of: node, channels: x.shape.last ?? 0).map { .affine($0) }) }
+    func convolutionInput(_ node: Node, _ x: RuntimeTensor, gate input: GatedInputPlan.Input?) throws -> (RuntimeTensor, InputPrologue?) {
+        guard let (gate, fusion) = input else { return (x, try inputAffine(of: node, channels: x.shape.last ?? 0).map { .affine($0) }) }
         if x.rank == 4, gate.rank == 4, gate.shape[0] == x.shape[0], gate.count == x.shape[0] * x.shape[3],
            gate.shape[1] * gate.shape[2] * gate.shape[3] == x.shape[3] {
             return (x, .gate(SampleGate(weights: gate.data, pixelsPerSample: x.shape[1] * x.shape[2])))
-        }
-        guard let fusion = gatedInputs.gates.first(where: { graph.nodes[$0.key].name == node.name })?.value else {
-            throw RuntimeError(node.name, "has a gate but no gated-input fusion (internal)")
         }
         let multiply = graph.nodes[fusion.multiply]
         var operands = multiply.inputs.map { $0 == fusion.value ? gate : x }

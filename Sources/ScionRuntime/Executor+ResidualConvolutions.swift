@@ -126,7 +126,7 @@ extension Executor {
     /// The convolution at `node` and the residual sum `fusion`: `x` (the convolution's input, as
     /// stored) and `residual` (the sum's other operand, taken from the table: its buffer becomes the result).
     func evaluateResidualConvolution(_ node: Node, _ fusion: ResidualConvolutionPlan.Fusion, _ x: RuntimeTensor,
-                                     residual: consuming RuntimeTensor, gate: RuntimeTensor? = nil) throws -> RuntimeTensor {
+                                     residual: consuming RuntimeTensor, gate: GatedInputPlan.Input? = nil) throws -> RuntimeTensor {
         guard case .conv(let a) = node.op, let name = node.inputs.first else { throw RuntimeError(node.name, "is not a convolution") }
         let input = channelsLast.values.contains(name) || x.rank != 4 ? x : Kernels.relayout(x, toChannelsLast: true)
         let (g, bias) = try channelsLastConvolution(node, a, input: input)

@@ -201,10 +201,10 @@ public struct Executor {
         }
         _ = consume inputs
         // The gate a convolution applies to its input (`GatedInputPlan`), kept in the table until then.
-        func gate(of index: Int) throws -> RuntimeTensor? {
+        func gate(of index: Int) throws -> GatedInputPlan.Input? {
             guard let gate = gatedInputs.gates[index] else { return nil }
             guard let value = values[gate.value] else { throw RuntimeError(graph.nodes[index].name, "reads the gate \(gate.value), which is not computed") }
-            return value
+            return (value, gate)
         }
         for (step, index) in order.enumerated() {
             let node = graph.nodes[index]

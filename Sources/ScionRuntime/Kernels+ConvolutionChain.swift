@@ -54,28 +54,23 @@ extension Kernels {
         }
     }
 
-    /// `y[i] = relu(s · z[i] + t)` over one filter's run of `count` values `stride` apart in `z`.
+    /// `y[i] = relu(s · z[i] + t)` over one filter's run of `count` contiguous values.
     @inline(__always)
-    static func chainOutput(_ z: UnsafePointer<Float>, stride: Int, _ y: UnsafeMutablePointer<Float>, count: Int,
+    static func chainOutput(_ z: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
                             scale: Float, shift: Float, cap: Float?) {
-        // The contiguous case written apart, so that it vectorises.
-        switch (cap, stride) {
-        case (let cap?, 1): for i in 0..<count { y[i] = min(max(z[i] * scale + shift, 0), cap) }
-        case (let cap?, _): for i in 0..<count { y[i] = min(max(z[i * stride] * scale + shift, 0), cap) }
-        case (nil, 1): for i in 0..<count { y[i] = z[i] * scale + shift }
-        case (nil, _): for i in 0..<count { y[i] = z[i * stride] * scale + shift }
+        // Each case a loop of its own, so that it vectorises.
+        if let cap {
+            for i in 0..<count { y[i] = min(max(z[i] * scale + shift, 0), cap) }
+        } else {
+            for i in 0..<count { y[i] = z[i] * scale + shift }
         }
     }
 
-    /// `g[i · stride] = dy[i] · s` where the ReLU passed `y[i]`, 0 where it did not: dL/dz for one run.
+    /// `g[i] = dy[i] · s` where the ReLU passed `y[i]`, 0 where it did not: dL/dz for one run.
     @inline(__always)
-    static func chainGradient(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, stride: Int,
+    static func chainGradient(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>,
                               count: Int, scale: Float, cap: Float?) {
-        switch (cap, stride) {
-        case (_, 1): scion_chain_gradient_rows(y, dy, g, count, scale, cap == nil ? 0 : 1, cap ?? .infinity)
-        case (let cap?, _): for i in 0..<count { g[i * stride] = (y[i] > 0) && (y[i] < cap) ? dy[i] * scale : 0 }
-        case (nil, _): for i in 0..<count { g[i * stride] = dy[i] * scale }
-        }
+        scion_chain_gradient_rows(y, dy, g, count, scale, cap == nil ? 0 : 1, cap ?? .infinity)
     }
 
     /// The epilogue in place on a channels-first result of the generic convolution kernel.
@@ -86,7 +81,7 @@ extension Kernels {
             splitOverCores(planes) { range in
                 for p in range {
                     let f = p % filters, run = values.base + p * plane
-                    chainOutput(run, stride: 1, run, count: plane, scale: e.scale[f], shift: e.shift[f], cap: e.cap)
+                    chainOutput(run, run, count: plane, scale: e.scale[f], shift: e.shift[f], cap: e.cap)
                 }
             }
         }
@@ -104,7 +99,7 @@ extension Kernels {
                     let target = SharedFloats(base: gradient.baseAddress!)
                     splitOverCores(planes) { range in
                         for p in range {
-                            chainGradient(yBase.base + p * plane, dyBase.base + p * plane, target.base + p * plane, stride: 1,
+                            chainGradient(yBase.base + p * plane, dyBase.base + p * plane, target.base + p * plane,
                                           count: plane, scale: e.scale[p % filters], cap: e.cap)
                         }
                     }
@@ -170,7 +165,7 @@ extension Kernels {
                 splitOverCores(filters) { range in
                     for f in range {
                         for n in 0..<batch {
-                            chainOutput(source.base + f * span + n * run, stride: 1, target.base + (n * filters + f) * run, count: run,
+                            chainOutput(source.base + f * span + n * run, target.base + (n * filters + f) * run, count: run,
                                         scale: e.scale[f], shift: e.shift[f], cap: e.cap)
                         }
                     }
@@ -198,7 +193,7 @@ extension Kernels {
                         for f in range {
                             for n in 0..<batch {
                                 let at = (n * filters + f) * run
-                                chainGradient(yBase.base + at, dyBase.base + at, target.base + f * span + n * run, stride: 1,
+                                chainGradient(yBase.base + at, dyBase.base + at, target.base + f * span + n * run,
                                               count: run, scale: e.scale[f], cap: e.cap)
                             }
                         }

@@ -40,14 +40,6 @@ extension Kernels {
         return result
     }
 
-    /// The input cell a tap of an output cell reads, or nil in the padding: `(iy, ix)` flattened.
-    @inline(__always)
-    static func tapSource(_ g: ConvGeometry, oy: Int, ox: Int, ky: Int, kx: Int) -> Int? {
-        let iy = oy * g.sh + ky * g.dh - g.top, ix = ox * g.sw + kx * g.dw - g.left
-        guard iy >= 0 && iy < g.height && ix >= 0 && ix < g.width else { return nil }
-        return iy * g.width + ix
-    }
-
     /// The forward pass and its epilogue; returns `y` channels-first and the input channels innermost
     /// (for the backward pass).
     static func depthwiseChainForward(_ x: RuntimeTensor, kernel: [Float], _ g: ConvGeometry, _ e: ChainEpilogue)

@@ -59,7 +59,7 @@ struct SampleGate: Sendable {
     /// channel `k`'s weights times sample `sample`'s gate weight `k`, in the same order.
     func filters(for sample: Int, kernel: WeightValues, order: Kernels.FilterOrder, depth: Int, filters: Int) -> WeightValues {
         precondition((sample + 1) * depth <= weights.count, "a gate of \(weights.count) weights for sample \(sample) of \(depth) channels")
-        let expected = order == .panels ? depth * (filters / 64 * 64 + scion_narrow_padded(filters % 64)) : depth * filters
+        let expected = order == .panels ? scion_panels_count(filters, depth) : depth * filters
         precondition(kernel.count == expected, "a kernel of \(kernel.count) values for \(depth) channels and \(filters) filters")
         let scaled = [Float](unsafeUninitializedCapacity: kernel.count) { buffer, initialized in
             kernel.withUnsafeBufferPointer { source in

@@ -163,16 +163,23 @@ final class ConvolutionFusionTests: XCTestCase {
 
     /// The comparison above sees a convolution that skipped the sum: the network without it differs.
     func testTheComparisonSeesAMissingSum() throws {
+        try assertDiffersWithout("add3", passing: "d2_bn", in: Self.residualNetwork())
+    }
+
+    /// The fused `graph`'s pooled output against the unfused one's with node `name` replaced by an
+    /// identity of `input`: they must differ, or the comparisons above could not see that work skipped.
+    func assertDiffersWithout(_ name: String, passing input: String, in graph: Graph, file: StaticString = #filePath,
+                              line: UInt = #line) throws {
         var random = SplitMix64(seed: 3)
         let x = RuntimeTensor(shape: [2, 3, 12, 12], data: (0..<(2 * 3 * 144)).map { _ in random.uniform(-2, 2) })
-        var withoutSum = Self.residualNetwork()
-        let sum = try XCTUnwrap(withoutSum.nodes.firstIndex { $0.name == "add3" })
-        withoutSum.nodes[sum].op = .identity
-        withoutSum.nodes[sum].inputs = ["d2_bn"]
-        let a = try XCTUnwrap(Executor(graph: Self.residualNetwork()).run(["x": x])["pooled"])
-        let b = try XCTUnwrap(Executor(graph: withoutSum, fusing: false).run(["x": x])["pooled"])
+        var without = graph
+        let index = try XCTUnwrap(without.nodes.firstIndex { $0.name == name }, file: file, line: line)
+        without.nodes[index].op = .identity
+        without.nodes[index].inputs = [input]
+        let a = try XCTUnwrap(Executor(graph: graph).run(["x": x])["pooled"], file: file, line: line)
+        let b = try XCTUnwrap(Executor(graph: without, fusing: false).run(["x": x])["pooled"], file: file, line: line)
         let worst = zip(a.data, b.data).map { abs($0 - $1) }.max() ?? 0
-        XCTAssertGreaterThan(worst, 1e-2 * (b.data.map(abs).max() ?? 0))
+        XCTAssertGreaterThan(worst, 1e-2 * (b.data.map(abs).max() ?? 0), "without \(name)", file: file, line: line)
     }
 
     /// Two DenseNet layers (BatchNormalization → ReLU → 1x1 → 3x3, concatenated to their input, which
@@ -300,16 +307,7 @@ final class ConvolutionFusionTests: XCTestCase {
 
     /// The comparison above sees a convolution that dropped its gate: the network without it differs.
     func testTheComparisonSeesAMissingGate() throws {
-        var random = SplitMix64(seed: 3)
-        let x = RuntimeTensor(shape: [2, 3, 12, 12], data: (0..<(2 * 3 * 144)).map { _ in random.uniform(-2, 2) })
-        var withoutGate = Self.gatedNetwork()
-        let excite = try XCTUnwrap(withoutGate.nodes.firstIndex { $0.name == "excite2" })
-        withoutGate.nodes[excite].op = .identity
-        withoutGate.nodes[excite].inputs = ["e2_relu"]
-        let a = try XCTUnwrap(Executor(graph: Self.gatedNetwork()).run(["x": x])["pooled"])
-        let b = try XCTUnwrap(Executor(graph: withoutGate, fusing: false).run(["x": x])["pooled"])
-        let worst = zip(a.data, b.data).map { abs($0 - $1) }.max() ?? 0
-        XCTAssertGreaterThan(worst, 1e-2 * (b.data.map(abs).max() ?? 0))
+        try assertDiffersWithout("excite2", passing: "e2_relu", in: Self.gatedNetwork())
     }
 
     /// Keras's ResNet and DenseNet stems: ZeroPadding2D then a valid MaxPooling2D, and an average
