@@ -52,5 +52,6 @@ static inline hid_t scion_H5P_LINK_ACCESS(void) { return H5P_LINK_ACCESS; }
 static inline hid_t scion_H5P_ATTRIBUTE_CREATE(void) { return H5P_ATTRIBUTE_CREATE; }
 static inline hid_t scion_H5I_INVALID_HID(void) { return H5I_INVALID_HID; }
 static inline unsigned scion_H5O_INFO_BASIC(void) { return H5O_INFO_BASIC; }
+static inline haddr_t scion_HADDR_UNDEF(void) { return HADDR_UNDEF; }
 
 #endif

@@ -62,6 +62,14 @@ package final class HDF5Dataset: HDF5AttributeHolder, Sendable {
         return Checked.int(H5Dget_storage_size(objectHandle.id)) ?? Int.max
     }
 
+    /// Where the dataset's raw data starts in the file, when it is stored there in one piece
+    /// (contiguous layout, allocated); nil for chunked, compact or unwritten data. Wraps `H5Dget_offset`.
+    package var contiguousOffset: Int? {
+        HDF5Library.silence()
+        let offset = H5Dget_offset(objectHandle.id)
+        return offset == scion_HADDR_UNDEF() ? nil : Checked.int(hsize_t(offset))
+    }
+
     /// `elementCount * elementType.byteWidth`: bytes that `readBytes` returns and `write`
     /// expects; nil for strings, other types, or on overflow.
     package var byteCount: Int? {

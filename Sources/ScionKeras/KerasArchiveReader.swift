@@ -50,18 +50,18 @@ extension KerasModelReader {
     }
 
     /// Opens the archive's weights file without copying it when stored, inflating it otherwise.
-    /// Returns the object that owns the memory the file lives in.
+    /// Returns the memory the file lives in, which its datasets keep.
     private static func openWeights(_ entry: ZipEntry, in archive: ZipArchive, path: String,
-                                    walkRecord: HDF5WalkRecords?) throws -> (HDF5File, AnyObject) {
+                                    walkRecord: HDF5WalkRecords?) throws -> (HDF5File, WeightsFileImage) {
         let name = "\(path)/model.weights.h5"
         if let stored = try archive.storedBytes(of: entry, verifyingChecksum: false) {
-            return (try wrapping(name) { try HDF5File(readingImage: stored, name: name, walkRecord: walkRecord) }, archive)
+            let file = try wrapping(name) { try HDF5File(readingImage: stored, name: name, walkRecord: walkRecord) }
+            return (file, WeightsFileImage(bytes: stored, owner: archive, isFileMapping: true))
         }
         let inflated = OwnedBytes(try archive.contents(of: entry, limit: maximumInflatedWeightsBytes))
-        let file = try wrapping(name) {
-            try HDF5File(readingImage: UnsafeRawBufferPointer(inflated.buffer), name: name, walkRecord: walkRecord)
-        }
-        return (file, inflated)
+        let image = UnsafeRawBufferPointer(inflated.buffer)
+        let file = try wrapping(name) { try HDF5File(readingImage: image, name: name, walkRecord: walkRecord) }
+        return (file, WeightsFileImage(bytes: image, owner: inflated, isFileMapping: false))
     }
 }
 
@@ -84,7 +84,7 @@ final class OwnedBytes {
 struct KerasObjectPathWeightBinder {
     let file: String
     let records: [KerasLayerRecord]
-    let backingMemory: AnyObject
+    let backingMemory: WeightsFileImage
     /// Sublayers nest a few levels (Bidirectional > LSTM > cell); a deeper file is hostile.
     static let maximumNesting = 8
 

@@ -8,9 +8,8 @@ final class HDF5TensorSource: TensorSource {
     let byteCount: Int
     let location: String
     /// Memory the HDF5 file lives in, for files opened from an archive: must outlive the dataset.
-    /// Only held, never read or changed here (libhdf5 reads it through its own pointer), so sharing
-    /// the reference between tasks is safe whatever its type.
-    nonisolated(unsafe) let backingMemory: AnyObject?
+    /// libhdf5 reads it through its own pointer; here its pages are only dropped once read.
+    let backingMemory: WeightsFileImage?
 
     /// Serialises every lazy weight read, whichever file it comes from. `TensorStorage` is Sendable, so
     /// tasks may ask for weights at once; libhdf5 is only safe for that when built thread-safe (Debian's
@@ -20,7 +19,7 @@ final class HDF5TensorSource: TensorSource {
     /// such a build.)
     private static let readLock = Mutex(())
 
-    init(dataset: HDF5Dataset, byteCount: Int, location: String, backingMemory: AnyObject?) {
+    init(dataset: HDF5Dataset, byteCount: Int, location: String, backingMemory: WeightsFileImage?) {
         self.dataset = dataset
         self.byteCount = byteCount
         self.location = location
@@ -28,7 +27,10 @@ final class HDF5TensorSource: TensorSource {
     }
 
     func readBytes() throws -> [UInt8] {
-        let bytes = try Self.readLock.withLock { _ throws -> [UInt8] in try dataset.readBytes(limit: byteCount) }
+        let bytes = try Self.readLock.withLock { _ throws -> [UInt8] in
+            defer { releaseImagePages() }
+            return try dataset.readBytes(limit: byteCount)
+        }
         guard bytes.count == byteCount else {
             throw HDF5Error(file: dataset.file.path, object: dataset.path,
                             reason: "read \(bytes.count) bytes, expected \(byteCount)")
@@ -41,7 +43,19 @@ final class HDF5TensorSource: TensorSource {
         guard buffer.count == byteCount else {
             throw HDF5Error(file: dataset.file.path, object: dataset.path, reason: "needs \(byteCount) bytes, \(buffer.count) were given")
         }
-        try Self.readLock.withLock { _ throws in try dataset.read(into: buffer) }
+        try Self.readLock.withLock { _ throws in
+            defer { releaseImagePages() }
+            try dataset.read(into: buffer)
+        }
+    }
+
+    /// Drops the pages of an archive's mapping that held this dataset, now that the reader has its
+    /// own copy (`WeightsFileImage.release`). Called under `readLock`, as every libhdf5 call here.
+    private func releaseImagePages() {
+        guard let image = backingMemory, let offset = dataset.contiguousOffset else { return }
+        let (end, overflow) = offset.addingReportingOverflow(dataset.storageSize)
+        guard !overflow else { return }
+        image.release(offset..<end)
     }
 }
 
@@ -126,7 +140,7 @@ extension HDF5ElementType {
 
 /// Makes a parameter for one stored dataset, checking its size before anything is read.
 func makeParameter(name: String, role: ParameterRole, dataset: HDF5Dataset, trainable: Bool, file: String,
-                   backingMemory: AnyObject? = nil) throws -> Parameter {
+                   backingMemory: WeightsFileImage? = nil) throws -> Parameter {
     guard let dtype = DType(dataset.elementType), let width = dtype.byteSize else {
         throw KerasError(.invalidWeights, file: file, subject: name, "stored as \(dataset.elementType), not a numeric tensor")
     }
