@@ -186,14 +186,22 @@ extension Executor {
             Kernels.perAxisInPlace(&x, axis: 3, scale: scale, shift: shift, reluCap: fusedReLUCap(of: node.name))
             return x
         case .rescaling(let a):
-            if a.scale.count <= 1 && a.offset.count <= 1 { return Kernels.rescale(x, a) }
-            var moved = a
-            moved.axis = 3
-            return Kernels.rescale(x, moved)
+            // In place, 16 channels at a time: a new array for the model's input image (EfficientNet's
+            // Rescaling and Normalization, 150,528 values each at batch 1) took 0.13-0.20 ms a node.
+            let channels = x.shape[3]
+            let scale = a.scale.count == channels ? a.scale : Array(repeating: a.scale.first ?? 1, count: channels)
+            let offset = a.offset.count == channels ? a.offset : Array(repeating: a.offset.first ?? 0, count: channels)
+            Kernels.perAxisInPlace(&x, axis: 3, scale: scale, shift: offset)
+            return x
         case .normalization(let a):
-            var moved = a
-            moved.axes = a.axes.map { _ in 3 }
-            return try normalization(node, x, moved)
+            var (scale, shift) = try normalizationAffine(node, a)
+            let channels = x.shape[3]
+            if scale.count == 1 { (scale, shift) = (Array(repeating: scale[0], count: channels), Array(repeating: shift[0], count: channels)) }
+            guard scale.count == channels else {
+                throw RuntimeError(node.name, "Normalization has \(scale.count) statistics for \(channels) channels")
+            }
+            Kernels.perAxisInPlace(&x, axis: 3, scale: scale, shift: shift)
+            return x
         case .elementwise(let operation):
             // Lower-rank operands broadcast from the right: as rank-4 channels-first shapes, reordered.
             arguments[0] = x

@@ -63,4 +63,24 @@ final class ForwardKernelTests: XCTestCase {
             XCTAssertEqual(fused, expected, "cap \(String(describing: cap))")
         }
     }
+
+    /// A per-channel affine with the channels last, against the value-by-value definition: few
+    /// channels are widened to rows of several pixels when the pixels divide evenly (3 channels: 16
+    /// pixels a row), and stay one pixel a row when they do not.
+    func testChannelsLastAffineWithFewChannelsIsTheDefinition() {
+        for (channels, pixels) in [(3, 64), (3, 50), (5, 48), (12, 8), (1, 33), (16, 5), (24, 6), (48, 4), (70, 3)] {
+            let scale = (0..<channels).map { Float($0) * 0.25 - 1 }, shift = (0..<channels).map { Float($0 % 4) - 1.5 }
+            let values = (0..<(pixels * channels)).map { Float(($0 * 7) % 13) - 6 }
+            for cap in [nil, 6] as [Float?] {
+                var x = RuntimeTensor(shape: [1, pixels, 1, channels], data: values)
+                Kernels.perAxisInPlace(&x, axis: 3, scale: scale, shift: shift, reluCap: cap)
+                let expected = values.indices.map { i -> Float in
+                    let y = values[i] * scale[i % channels] + shift[i % channels]
+                    return cap.map { min(max(y, 0), $0) } ?? y
+                }
+                XCTAssertEqual(x.shape, [1, pixels, 1, channels])
+                XCTAssertEqual(x.data, expected, "\(channels) channels, \(pixels) pixels, cap \(String(describing: cap))")
+            }
+        }
+    }
 }

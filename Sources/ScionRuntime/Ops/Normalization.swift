@@ -65,18 +65,25 @@ extension Executor {
     /// Keras's Normalization: `(x - mean) / max(sqrt(variance), 1e-7)` along the kept axis (or its
     /// inverse).
     func normalization(_ node: Node, _ x: RuntimeTensor, _ a: NormalizationAttributes) throws -> RuntimeTensor {
-        let mean = try a.mean ?? require(node, .mean), variance = try a.variance ?? require(node, .variance)
-        let deviation = variance.map { max($0.squareRoot(), 1e-7) }
+        let (scale, shift) = try normalizationAffine(node, a)
         let axes = a.axes.map { $0 < 0 ? $0 + x.rank : $0 }
-        let scale = a.invert ? deviation : deviation.map { 1 / $0 }
-        let shift = a.invert ? mean : zip(mean, deviation).map { -$0 / $1 }
-        if axes.isEmpty || mean.count == 1 {
+        if axes.isEmpty || scale.count == 1 {
             return RuntimeTensor(shape: x.shape, data: x.data.map { $0 * scale[0] + shift[0] })
         }
-        guard axes.count == 1, x.shape[axes[0]] == mean.count else {
-            throw RuntimeError(node.name, "Normalization over axes \(a.axes) with \(mean.count) statistics is not supported")
+        guard axes.count == 1, x.shape[axes[0]] == scale.count else {
+            throw RuntimeError(node.name, "Normalization over axes \(a.axes) with \(scale.count) statistics is not supported")
         }
         return Kernels.perAxis(x, axis: axes[0], scale: scale, shift: shift)
+    }
+
+    /// A Normalization as `x * scale + shift`, one pair per statistic.
+    func normalizationAffine(_ node: Node, _ a: NormalizationAttributes) throws -> (scale: [Float], shift: [Float]) {
+        let mean = try a.mean ?? require(node, .mean), variance = try a.variance ?? require(node, .variance)
+        guard mean.count == variance.count else {
+            throw RuntimeError(node.name, "Normalization has \(mean.count) means and \(variance.count) variances")
+        }
+        let deviation = variance.map { max($0.squareRoot(), 1e-7) }
+        return a.invert ? (deviation, mean) : (deviation.map { 1 / $0 }, zip(mean, deviation).map { -$0 / $1 })
     }
 }
 
