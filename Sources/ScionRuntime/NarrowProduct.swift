@@ -37,6 +37,11 @@ final class NarrowProduct: @unchecked Sendable {
         })
     }
 
+    /// `body` with the packed filters, `[depth][columns rounded up to 16]`.
+    func withPackedFilters<R>(_ body: (UnsafePointer<Float>) -> R) -> R? {
+        packed.withUnsafeBufferPointer { $0.baseAddress.map(body) }
+    }
+
     /// `c[rows][columns] = a[rows][depth] · filtersᵀ`, rows contiguous. nil when the kernel refused.
     func multiply(_ a: UnsafePointer<Float>, rows: Int, into c: UnsafeMutablePointer<Float>) -> Void? {
         packed.withUnsafeBufferPointer { b in

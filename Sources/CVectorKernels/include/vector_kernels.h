@@ -105,6 +105,14 @@ void scion_depthwise_row(const scion_depthwise_row_arguments *arguments);
 int scion_gemm_narrow(const float *a, ptrdiff_t lda, const float *b, float *c, ptrdiff_t ldc,
                       ptrdiff_t rows, ptrdiff_t columns, ptrdiff_t depth);
 
+/// `scion_gemm_narrow` of a convolution's windows read where they lie, without unfolding them: row `m`
+/// is `segments` runs of `run` values, run `s` at `a + m·lda + s·segment_stride` (a channels-last
+/// image: the window's rows `ky`, each `kw·C` adjacent values, `lda` the step between the output
+/// pixels of one output row), `depth` `segments·run`. The runs in order are exactly the row
+/// `scion_unfold_rows` writes, so the same bits as unfolding then `scion_gemm_narrow`.
+int scion_gemm_narrow_windows(const float *a, ptrdiff_t lda, ptrdiff_t segments, ptrdiff_t run, ptrdiff_t segment_stride,
+                              const float *b, float *c, ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t columns);
+
 /// `b` (`[columns][depth]`, a convolution's filters row by row) packed for `scion_gemm_narrow` into
 /// `packed` (`depth · scion_narrow_padded(columns)` floats).
 void scion_pack_narrow(const float *b, ptrdiff_t columns, ptrdiff_t depth, float *packed);
