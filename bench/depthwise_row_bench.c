@@ -10,6 +10,8 @@
  *   git show REV:Sources/CVectorKernels/vector_kernels.c > /tmp/vector_kernels_rev.c
  *   clang -O2 bench/depthwise_row_bench.c /tmp/vector_kernels_rev.c Sources/CVectorKernels/cpus.c \
  *         -ISources/CVectorKernels/include -ISources/CVectorKernels -o .build/depthwise_row_bench_rev -lm
+ *   # the input and output moved off 64-byte alignment by 16 bytes (as a Swift array's storage can be; session 21):
+ *   clang -O2 -DOFFSET=16 bench/depthwise_row_bench.c ... -o .build/depthwise_row_bench_16 -lm
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +19,10 @@
 #include <string.h>
 #include <time.h>
 #include "vector_kernels.h"
+
+#ifndef OFFSET
+#define OFFSET 0 /* bytes past a 64-byte boundary where the input and output start */
+#endif
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 
@@ -43,7 +49,8 @@ int main(void) {
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int size = shapes[s][0], channels = shapes[s][1], kernel = shapes[s][2];
         const size_t values = (size_t)size * size * channels;
-        float *input = aligned_alloc(64, values * sizeof(float)), *output = aligned_alloc(64, values * sizeof(float));
+        char *inputBlock = aligned_alloc(64, values * sizeof(float) + 64), *outputBlock = aligned_alloc(64, values * sizeof(float) + 64);
+        float *input = (float *)(inputBlock + OFFSET), *output = (float *)(outputBlock + OFFSET);
         float *weights = aligned_alloc(64, (size_t)kernel * kernel * channels * sizeof(float));
         ptrdiff_t *low = malloc(sizeof(ptrdiff_t) * size), *high = malloc(sizeof(ptrdiff_t) * size);
         for (size_t i = 0; i < values; i++) input[i] = (float)((i * 7919) % 23) * 0.05f - 0.5f;
@@ -62,7 +69,7 @@ int main(void) {
         }
         printf("%3dx%-3d x %4d  %dx%d  %7.1f us  %5.1f MAC/ns  bits %016llx\n", size, size, channels, kernel, kernel, best * 1e6,
                (double)values * kernel * kernel / best * 1e-9, (unsigned long long)hash);
-        free(input); free(output); free(weights); free(low); free(high);
+        free(inputBlock); free(outputBlock); free(weights); free(low); free(high);
     }
     return 0;
 }
