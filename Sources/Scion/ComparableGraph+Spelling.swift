@@ -123,9 +123,9 @@ extension ComparableGraph {
                 layers[index].op = .rescaling(rescaling)
                 layers[index].weightsInSettings = [.mean, .variance, .count]
             }
-        // Already canonical: a grouped Conv not one group per channel, an activation without an
-        // axis, a Flatten from a later axis, a CustomScaleLayer scaling by other than 1.
-        case .conv, .activation, .flatten, .scaledResidual:
+        // Already canonical: an activation without an axis, a Flatten from a later axis, a
+        // CustomScaleLayer scaling by other than 1. (Every Conv has its padding made explicit above.)
+        case .activation, .flatten, .scaledResidual:
             break
         // Ops with one spelling.
         case .dense, .globalPool, .upSampling, .zeroPadding, .cropping, .prelu, .dropout, .stochasticDepth, .identity,
