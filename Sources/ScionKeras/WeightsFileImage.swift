@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import ScionIR
 
 /// The memory a `.keras` archive's weights file lives in while libhdf5 reads it as a file image: a
 /// range of the archive's read-only mapping when the entry is stored, else an inflated copy. libhdf5
@@ -22,16 +18,12 @@ final class WeightsFileImage: @unchecked Sendable {
     }
 
     /// Drops the whole pages inside `range` (offsets in the image) from this process's memory, once a
-    /// reader has its own copy of a weight. Without it, running a `.keras` model counted its weights
-    /// twice at the peak: the archive's pages, mapped, and the executor's arrays (ResNet50 at batch 2:
-    /// 276 MiB against 195 from its `.h5`). A later read of the same bytes maps them again.
+    /// reader has its own copy of a weight (`MappedPages.release`): without it a `.keras` run counted
+    /// its weights twice at the peak (ResNet50 at batch 2: 276 MiB against 195 from its `.h5`). Only
+    /// for a file mapping.
     func release(_ range: Range<Int>) {
         guard isFileMapping, let base = bytes.baseAddress else { return }
         let clipped = range.clamped(to: 0..<bytes.count)
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (Int(bitPattern: base) + clipped.lowerBound + page - 1) / page * page
-        let end = (Int(bitPattern: base) + clipped.upperBound) / page * page
-        guard end > start, let first = UnsafeMutableRawPointer(bitPattern: start) else { return }
-        madvise(first, end - start, MADV_DONTNEED)
+        MappedPages.release(UnsafeRawBufferPointer(start: base + clipped.lowerBound, count: clipped.count))
     }
 }

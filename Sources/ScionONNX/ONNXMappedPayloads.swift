@@ -41,15 +41,9 @@ final class ONNXMappedPayloads: @unchecked Sendable {
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), byteCount) }
 
     /// Drops the whole pages inside `range` from this process's memory once a reader has its own
-    /// copy (the executor's float32 weights): they stay in the page cache, and a later read maps
-    /// them again. Without it, reading a model counted its weights twice in the peak (the file's
-    /// pages and the executor's arrays).
+    /// copy (the executor's float32 weights): `MappedPages.release`.
     func release(_ range: Range<Int>) {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (Int(bitPattern: base) + range.lowerBound + page - 1) / page * page
-        let end = (Int(bitPattern: base) + range.upperBound) / page * page
-        guard end > start, let first = UnsafeMutableRawPointer(bitPattern: start) else { return }
-        madvise(first, end - start, MADV_DONTNEED)
+        MappedPages.release(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
     }
 
     /// The model's bytes with the main graph's large `raw_data` payloads replaced by markers; nil when
