@@ -123,11 +123,14 @@ extension Kernels {
         kernel.withUnsafeBufferPointer { k in
             guard let weights = k.baseAddress else { return }
             // Windows of short runs (an RGB stem's) multiplied where they lie, not unfolded.
-            if prologue == nil, pixels >= 64 * cores, readsWindowsInPlace(g), panels || narrow != nil {
-                let read: Void? = panels
-                    ? convolveWindows(source, packed: weights, g, epilogue: epilogue, into: target, residual: residual)
-                    : narrow?.withPackedFilters { convolveWindows(source, packed: $0, g, epilogue: epilogue, into: target, residual: residual) }
-                if read != nil { return }
+            if prologue == nil, pixels >= 64 * cores, readsWindowsInPlace(g) {
+                if panels {
+                    return convolveWindows(source, packed: weights, g, epilogue: epilogue, into: target, residual: residual)
+                }
+                let multiplied = narrow?.withPackedFilters {
+                    convolveWindows(source, packed: $0, g, epilogue: epilogue, into: target, residual: residual)
+                }
+                if multiplied == true { return }
             }
             // Few rows (the top of a network at batch 1): the product split by columns, the
             // epilogue after it (a small output).

@@ -10,8 +10,8 @@ import CVectorKernels
 /// the padding (a border pixel or row) are unfolded as before. The runs are read in the order
 /// they are unfolded, so the products are the same bits either way.
 extension Kernels {
-    /// Whether `convolveWindows` takes a convolution of `filters` (with one group): a window larger
-    /// than 1x1 whose rows are short adjacent runs (`kw·C` at most 32 values, dilation 1 across).
+    /// Whether `convolveWindows` takes a convolution (with one group): a window larger than 1x1 whose
+    /// rows are short adjacent runs (`kw·C` at most 32 values, dilation 1 across), at most 64 filters.
     static func readsWindowsInPlace(_ g: ConvGeometry) -> Bool {
         narrowProductsRun && !(g.kh == 1 && g.kw == 1) && g.dw == 1 && g.kw * g.channels <= 32 && (1...64).contains(g.filters)
     }

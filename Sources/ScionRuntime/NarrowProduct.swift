@@ -37,9 +37,9 @@ final class NarrowProduct: @unchecked Sendable {
         })
     }
 
-    /// `body` with the packed filters, `[depth][columns rounded up to 16]`.
-    func withPackedFilters<R>(_ body: (UnsafePointer<Float>) -> R) -> R? {
-        packed.withUnsafeBufferPointer { $0.baseAddress.map(body) }
+    /// `body` with the packed filters, `[depth][columns rounded up to 16]`; false when there are none.
+    func withPackedFilters(_ body: (UnsafePointer<Float>) -> Void) -> Bool {
+        packed.withUnsafeBufferPointer { $0.baseAddress.map(body) != nil }
     }
 
     /// `c[rows][columns] = a[rows][depth] · filtersᵀ`, rows contiguous. nil when the kernel refused.
