@@ -92,7 +92,7 @@ extension Op {
         case .dense, .conv, .depthwiseConv, .separableConv, .convTranspose, .pool, .globalPool, .zeroPadding, .cropping,
              .upSampling, .batchNormalization, .layerNormalization, .multiHeadAttention, .einsumDense,
              .unitNormalization, .attention, .groupNormalization,
-             .normalization, .rescaling, .resizing, .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose,
+             .normalization, .rescaling, .layerScale, .activation, .prelu, .flatten, .reshape, .permute, .transpose,
              .elementwise, .concatenate, .scaledResidual, .embedding, .masking, .recurrent, .opaque, .onnx:
             false
         }
